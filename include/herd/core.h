@@ -1,0 +1,120 @@
+/* herd core: status codes and error messages, arena, counter-based RNG, thread pool.
+ * Every library function that can fail because of a user or the world returns a
+ * herd_status and fills a herd_error; bugs in herd itself trip HERD_ASSERT. */
+#ifndef HERD_CORE_H
+#define HERD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum herd_status {
+    HERD_OK = 0,
+    HERD_EIO = -1,          /* file missing, unreadable, short read, write failed */
+    HERD_EFORMAT = -2,      /* a data or weights file is malformed */
+    HERD_ESPEC = -3,        /* model spec syntax or semantics */
+    HERD_ESHAPE = -4,       /* tensor shapes do not fit together */
+    HERD_ENOMEM = -5,       /* allocation failed or a planned arena is exhausted */
+    HERD_EARG = -6,         /* bad argument or option value */
+    HERD_EUNSUPPORTED = -7, /* valid request that this build cannot do */
+    HERD_ENUMERIC = -8,     /* NaN/Inf where a finite number is required */
+    HERD_EINTERNAL = -9     /* an invariant broke; report as a bug */
+} herd_status;
+
+/* Filled by any failing call; msg is one line without a trailing newline. */
+typedef struct herd_error {
+    herd_status status;
+    char msg[1024];
+} herd_error;
+
+/* Short fixed name of a status ("I/O error", "bad format", ...). */
+const char *herd_status_str(herd_status st);
+
+/* Formats msg into err (err may be NULL) and returns st, so callers write
+ * `return herd_fail(err, HERD_EIO, "%s: cannot open", path);`. */
+herd_status herd_fail(herd_error *err, herd_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Prefixes an existing message: "<prefix>: <old message>". */
+herd_status herd_fail_prefix(herd_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* For bugs in herd only (never for bad input): prints file:line and aborts. */
+void herd_assert_fail(const char *expr, const char *file, int line);
+#define HERD_ASSERT(c) ((c) ? (void)0 : herd_assert_fail(#c, __FILE__, __LINE__))
+
+/* Checked allocation helpers: NULL on failure or on size overflow. */
+void *herd_malloc_array(size_t count, size_t size);
+void *herd_calloc_array(size_t count, size_t size);
+/* 64-byte aligned, free with herd_aligned_free. */
+void *herd_aligned_alloc(size_t bytes);
+void herd_aligned_free(void *p);
+/* a*b into *out; returns 0 on overflow. */
+int herd_mul_size(size_t a, size_t b, size_t *out);
+
+/* ---- arena: one block planned once, bump-allocated, reset per use ----
+ * An arena created with capacity 0 and plan=1 only measures: alloc returns a
+ * non-NULL dummy pointer and adds to `used`, so the same code path that will
+ * allocate can first compute the size to plan. */
+typedef struct herd_arena herd_arena;
+herd_status herd_arena_create(herd_arena **out, size_t capacity, herd_error *err);
+herd_arena *herd_arena_create_planner(void);
+/* 64-byte aligned; NULL when the arena is exhausted (never mallocs). */
+void *herd_arena_alloc(herd_arena *a, size_t bytes);
+/* Same, as a float array of n elements. */
+float *herd_arena_floats(herd_arena *a, size_t n);
+void herd_arena_reset(herd_arena *a);
+size_t herd_arena_used(const herd_arena *a);
+size_t herd_arena_capacity(const herd_arena *a);
+void herd_arena_destroy(herd_arena *a);
+
+/* ---- counter-based RNG (Philox4x32-10) ----
+ * The state is just (key, counter): streams for different purposes are
+ * independent keys derived from one seed, and a state is trivially saved. */
+typedef struct herd_rng {
+    uint64_t key;
+    uint64_t counter;
+} herd_rng;
+
+/* key = hash(seed, stream); counter = 0. */
+void herd_rng_init(herd_rng *r, uint64_t seed, uint64_t stream);
+uint32_t herd_rng_u32(herd_rng *r);
+/* Uniform in [0, 1). */
+float herd_rng_uniform(herd_rng *r);
+/* Standard normal (Box-Muller). */
+float herd_rng_normal(herd_rng *r);
+/* Uniform integer in [0, n), n > 0, unbiased. */
+uint32_t herd_rng_below(herd_rng *r, uint32_t n);
+/* Philox4x32-10 block function: 4 words for (key, counter). */
+void herd_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
+
+/* ---- thread pool: a blocking parallel-for with static, deterministic partition ---- */
+typedef struct herd_pool herd_pool;
+/* n_threads >= 1 counts the calling thread; n_threads - 1 workers are started. */
+herd_status herd_pool_create(herd_pool **out, int n_threads, herd_error *err);
+void herd_pool_destroy(herd_pool *p);
+int herd_pool_threads(const herd_pool *p);
+/* fn(ctx, begin, end, thread) is called on contiguous ranges covering [0, n);
+ * thread t always gets the same range for the same (n, threads). Blocks until
+ * all are done. p may be NULL (runs inline). Not reentrant. */
+typedef void (*herd_range_fn)(void *ctx, int64_t begin, int64_t end, int thread);
+void herd_pool_for(herd_pool *p, int64_t n, herd_range_fn fn, void *ctx);
+
+/* Number of online CPUs (>= 1). */
+int herd_cpu_count(void);
+/* Monotonic seconds. */
+double herd_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

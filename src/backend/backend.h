@@ -1,0 +1,63 @@
+/* Backends: one table of operator entry points per implementation, chosen at run time.
+ * "ref" wraps the reference ops (src/ops) and is always present; "cpu" is the fast path.
+ * Every entry has the reference op's contract (ops.h): same layouts, backward accumulates. */
+#ifndef HERD_BACKEND_H
+#define HERD_BACKEND_H
+
+#include <stddef.h>
+
+#include "../ops/ops.h"
+#include "herd/core.h"
+
+/* What a fast op may use: the pool (NULL = one thread) and a scratch block
+ * planned once from the *_workspace queries below (never allocated per call). */
+typedef struct herd_exec {
+    herd_pool *pool;
+    float *workspace;
+    size_t workspace_floats;
+} herd_exec;
+
+typedef struct herd_backend {
+    const char *name;
+    /* floats of workspace the conv ops need for these dims with this many threads. */
+    size_t (*conv2d_workspace)(const conv2d_dims *d, int threads);
+    /* NULL if supported, else a short reason; the model then uses ref for that layer and logs it. */
+    const char *(*conv2d_unsupported)(const conv2d_dims *d);
+    void (*conv2d_forward)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                           const conv2d_dims *d);
+    void (*conv2d_backward)(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, const conv2d_dims *d);
+    void (*dense_forward)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
+                          int IN, int OUT);
+    void (*dense_backward)(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, int B, int IN, int OUT);
+    void (*maxpool2d_forward)(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d);
+    void (*maxpool2d_backward)(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
+                               const pool2d_dims *d);
+    void (*avgpool2d_forward)(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
+    void (*avgpool2d_backward)(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
+    void (*batchnorm_forward_train)(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
+                                    float *running_var, const float *in, const float *gamma, const float *beta, int B,
+                                    int C, int HW, float momentum, float eps);
+    void (*batchnorm_forward_eval)(const herd_exec *ex, float *out, const float *in, const float *gamma,
+                                   const float *beta, const float *running_mean, const float *running_var, int B,
+                                   int C, int HW, float eps);
+    void (*batchnorm_backward)(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+                               const float *in, const float *mean, const float *rstd, const float *gamma, int B,
+                               int C, int HW);
+    void (*act_forward)(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
+    void (*act_backward)(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
+                         int64_t n, herd_act act, float alpha);
+} herd_backend;
+
+extern const herd_backend herd_backend_ref;
+extern const herd_backend herd_backend_cpu;
+
+/* "ref" or "cpu"; NULL if unknown. */
+const herd_backend *herd_backend_find(const char *name);
+
+/* Called once before training with the thread count: sets the libraries' own
+ * thread counts (OpenBLAS) so they do not oversubscribe herd's pool. */
+void herd_backend_set_threads(int threads);
+
+#endif

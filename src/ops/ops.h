@@ -1,0 +1,103 @@
+/* Reference operators: plain C, single-threaded, the oracle every fast path is checked against.
+ * Layout is PyTorch's: activations NCHW, conv weights OIHW, dense weights [out, in].
+ * Argument order: outputs, saved-for-backward buffers, inputs, weights, sizes.
+ * Every backward ACCUMULATES (+=) into din and into parameter gradients, so one
+ * explicit zeroing per step serves residual branches too. A NULL din (or dweight,
+ * dbias) means "not needed" and is skipped. */
+#ifndef HERD_OPS_H
+#define HERD_OPS_H
+
+#include <stdint.h>
+
+#include "herd/core.h"
+
+typedef struct conv2d_dims {
+    int B, C, H, W;     /* input */
+    int OC, KH, KW;     /* weight is (OC, C, KH, KW) */
+    int SH, SW, PH, PW; /* stride, zero padding */
+    int OH, OW;         /* output, = (H + 2PH - KH) / SH + 1 */
+} conv2d_dims;
+
+typedef struct pool2d_dims {
+    int B, C, H, W;
+    int KH, KW, SH, SW, PH, PW;
+    int OH, OW;
+} pool2d_dims;
+
+typedef enum herd_act {
+    HERD_ACT_NONE = 0,
+    HERD_ACT_RELU,
+    HERD_ACT_LEAKY_RELU, /* alpha = negative slope */
+    HERD_ACT_SIGMOID,
+    HERD_ACT_TANH,
+    HERD_ACT_GELU        /* exact (erf) form, PyTorch's default */
+} herd_act;
+
+/* Fills OH/OW from the rest; returns 0 when the output would be empty or sizes overflow. */
+int conv2d_dims_finish(conv2d_dims *d);
+int pool2d_dims_finish(pool2d_dims *d);
+
+/* conv2d: out (B,OC,OH,OW), in (B,C,H,W), w (OC,C,KH,KW), b (OC) or NULL. */
+void ref_conv2d_forward(float *out, const float *in, const float *w, const float *b, const conv2d_dims *d);
+void ref_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                         const conv2d_dims *d);
+
+/* maxpool2d: out (B,C,OH,OW); argmax (B,C,OH,OW) holds the index h*W+w of the max
+ * within its (b,c) plane (padding never wins; ties go to the first). */
+void ref_maxpool2d_forward(float *out, int32_t *argmax, const float *in, const pool2d_dims *d);
+void ref_maxpool2d_backward(float *din, const float *dout, const int32_t *argmax, const pool2d_dims *d);
+
+/* avgpool2d, count_include_pad = true (PyTorch's default). */
+void ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d);
+void ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d);
+
+/* global average pool: out (B,C), in (B,C,HW). */
+void ref_gap_forward(float *out, const float *in, int B, int C, int HW);
+void ref_gap_backward(float *din, const float *dout, int B, int C, int HW);
+
+/* dense: out (B,OUT), in (B,IN), w (OUT,IN), b (OUT) or NULL. */
+void ref_dense_forward(float *out, const float *in, const float *w, const float *b, int B, int IN, int OUT);
+void ref_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int B,
+                        int IN, int OUT);
+
+/* inverted dropout: mask[i] is 0 or 1/(1-p), drawn from rng; out = in * mask. */
+void ref_dropout_forward(float *out, float *mask, const float *in, int64_t n, float p, herd_rng *rng);
+void ref_dropout_backward(float *din, const float *dout, const float *mask, int64_t n);
+
+/* batch norm over (B, C, HW) per channel C (HW = 1 after a dense layer).
+ * Train: normalises with the batch mean and biased variance, saves mean and
+ * rstd = 1/sqrt(var + eps) (C each), and updates the running stats as PyTorch
+ * does: r = (1 - momentum) r + momentum x, with the unbiased variance. */
+void ref_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                                 const float *in, const float *gamma, const float *beta, int B, int C, int HW,
+                                 float momentum, float eps);
+void ref_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
+                                const float *running_mean, const float *running_var, int B, int C, int HW, float eps);
+void ref_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *mean, const float *rstd, const float *gamma, int B, int C, int HW);
+
+/* elementwise activations; backward gets both in and out (each kind uses what it needs). */
+void ref_act_forward(float *out, const float *in, int64_t n, herd_act act, float alpha);
+void ref_act_backward(float *din, const float *dout, const float *in, const float *out, int64_t n, herd_act act,
+                      float alpha);
+
+/* softmax over the last dimension K of (B, K). */
+void ref_softmax_forward(float *out, const float *in, int B, int K);
+void ref_softmax_backward(float *din, const float *dout, const float *out, int B, int K);
+
+/* residual add: out = a + b (backward is dout accumulated into both). */
+void ref_add_forward(float *out, const float *a, const float *b, int64_t n);
+/* din += dout */
+void ref_accumulate(float *din, const float *dout, int64_t n);
+
+/* fused, stable softmax cross-entropy: logits (B,K), labels in [0,K).
+ * Writes probs (B,K), returns the mean loss over B. Backward: dlogits += (probs - onehot) * scale
+ * where scale is usually 1/B. */
+float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int B, int K);
+void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int K, float scale);
+
+/* mean squared error over n elements: returns mean((pred-target)^2); backward dpred += 2(pred-target)/n * scale. */
+float ref_mse_forward(const float *pred, const float *target, int64_t n);
+void ref_mse_backward(float *dpred, const float *pred, const float *target, int64_t n, float scale);
+
+#endif

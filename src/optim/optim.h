@@ -1,0 +1,71 @@
+/* Optimizers over flat parameter/gradient buffers, learning-rate schedules and
+ * global-norm gradient clipping. All state is flat too (one buffer per moment),
+ * so a checkpoint or a parameter-server shard is a range [begin, end). */
+#ifndef HERD_OPTIM_H
+#define HERD_OPTIM_H
+
+#include <stdint.h>
+
+#include "herd/core.h"
+
+typedef enum herd_opt_kind {
+    HERD_OPT_SGD = 0,
+    HERD_OPT_MOMENTUM, /* heavy ball, PyTorch's SGD(momentum=m) */
+    HERD_OPT_NESTEROV, /* PyTorch's SGD(momentum=m, nesterov=True) */
+    HERD_OPT_ADAM,     /* weight_decay is L2 added to the gradient (torch.optim.Adam) */
+    HERD_OPT_ADAMW     /* decoupled weight decay (torch.optim.AdamW) */
+} herd_opt_kind;
+
+typedef struct herd_optim_config {
+    herd_opt_kind kind;
+    float momentum;     /* default 0.9 */
+    float beta1, beta2; /* default 0.9, 0.999 */
+    float eps;          /* default 1e-8 */
+    float weight_decay; /* default 0 */
+} herd_optim_config;
+
+/* Defaults as in PyTorch for the kind. */
+herd_optim_config herd_optim_defaults(herd_opt_kind kind);
+/* "sgd", "momentum", "nesterov", "adam", "adamw"; returns 0 if unknown. */
+int herd_opt_kind_parse(const char *name, herd_opt_kind *out);
+const char *herd_opt_kind_name(herd_opt_kind kind);
+
+typedef struct herd_optimizer {
+    herd_optim_config cfg;
+    int64_t n;
+    int64_t t;  /* steps taken */
+    float *m;   /* momentum / first moment (NULL for plain SGD) */
+    float *v;   /* second moment (Adam/AdamW only) */
+} herd_optimizer;
+
+herd_status herd_optimizer_init(herd_optimizer *o, const herd_optim_config *cfg, int64_t n, herd_error *err);
+void herd_optimizer_free(herd_optimizer *o);
+/* One update of params[begin,end) with lr; `t` is the 1-based step number used for
+ * Adam's bias correction (callers updating several ranges in one step pass the same t). */
+void herd_optimizer_update_range(herd_optimizer *o, float *params, const float *grads, int64_t begin, int64_t end,
+                                 float lr, int64_t t);
+/* Whole buffer: increments o->t and updates [0, n). */
+void herd_optimizer_step(herd_optimizer *o, float *params, const float *grads, float lr);
+
+typedef enum herd_sched_kind { HERD_SCHED_CONSTANT = 0, HERD_SCHED_STEP, HERD_SCHED_COSINE } herd_sched_kind;
+
+typedef struct herd_schedule {
+    herd_sched_kind kind;
+    float base_lr;
+    int64_t warmup_steps; /* linear warm-up from base_lr/warmup.. to base_lr over these steps (0 = none) */
+    int64_t step_size;    /* STEP: multiply by gamma every step_size steps */
+    float gamma;
+    int64_t total_steps;  /* COSINE: anneal to min_lr at total_steps (after warm-up) */
+    float min_lr;
+} herd_schedule;
+
+/* "constant", "step", "cosine"; 0 if unknown. */
+int herd_sched_kind_parse(const char *name, herd_sched_kind *out);
+/* LR for 0-based step number `step`. */
+float herd_schedule_lr(const herd_schedule *s, int64_t step);
+
+/* Scales grads so their global L2 norm is at most max_norm (no-op if max_norm <= 0);
+ * returns the norm before clipping (computed in double). */
+double herd_clip_grad_norm(float *grads, int64_t n, float max_norm);
+
+#endif
