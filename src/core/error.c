@@ -47,7 +47,14 @@ herd_status herd_fail_prefix(herd_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    size_t k = strlen(prefix);
+    if (k > sizeof err->msg - 3) k = sizeof err->msg - 3;
+    memcpy(err->msg, prefix, k);
+    memcpy(err->msg + k, ": ", 2);
+    size_t room = sizeof err->msg - k - 3, olen = strnlen(old, sizeof old - 1);
+    if (olen > room) olen = room;
+    memcpy(err->msg + k + 2, old, olen);
+    err->msg[k + 2 + olen] = '\0';
     strip_newlines(err->msg);
     return err->status;
 }
