@@ -93,6 +93,11 @@ typedef struct herd_layer_info {
 
 int herd_model_layer_count(const herd_model *m);
 void herd_model_layer(const herd_model *m, int i, herd_layer_info *info);
+/* Per-layer timing: when enabled, forward/backward accumulate seconds per layer. */
+void herd_model_profile(herd_model *m, int enable);
+/* Accumulated seconds of layer i since profiling was enabled. */
+void herd_model_layer_times(const herd_model *m, int i, double *forward, double *backward);
+
 /* Bytes planned by the last prepare (activations, gradients, workspace). */
 size_t herd_model_planned_bytes(const herd_model *m);
 

@@ -49,6 +49,21 @@ typedef struct herd_train_callbacks {
     void (*epoch_end)(void *user, const herd_epoch_stats *stats);
 } herd_train_callbacks;
 
+/* One training step at a time, for callers that drive their own loop (herd bench,
+ * embedding programs); herd_train is built on it. */
+typedef struct herd_trainer herd_trainer;
+/* steps_per_epoch sizes the LR schedule (step decay, cosine length). */
+herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
+                                int64_t steps_per_epoch, herd_error *err);
+/* Loads samples idx[0..B) of ds, runs forward, loss, backward, clipping and the update.
+ * Returns the batch's mean loss and correct count. HERD_ENUMERIC names the first
+ * layer that went non-finite. */
+herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B, float *loss,
+                              int *correct, herd_error *err);
+/* Learning rate used by the last step. */
+float herd_trainer_lr(const herd_trainer *t);
+void herd_trainer_destroy(herd_trainer *t);
+
 /* Trains m (already prepared with herd_model_prepare) on train, validating on val
  * (may be NULL) after each epoch. cb may be NULL. Stops with HERD_ENUMERIC, naming the
  * first layer that went non-finite, if the loss becomes NaN/Inf. */

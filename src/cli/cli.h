@@ -10,6 +10,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Loads a spec, initialises it from seed, loads weights (if not NULL) and prepares it for
  * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */

@@ -14,6 +14,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate trained weights on a dataset"},
     {"predict", cmd_predict, "print the predicted class and probability of each image in an IDX file"},
     {"summary", cmd_summary, "print the layers, output shapes, parameters, FLOPs and planned memory of a model"},
+    {"bench", cmd_bench, "measure training or inference throughput, optionally per layer"},
 };
 
 static void print_help(FILE *f) {
@@ -38,6 +39,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
-    cli_error("unknown command '%s' (expected train, eval, predict or summary; see herd --help)", argv[1]);
+    cli_error("unknown command '%s' (expected train, eval, predict, summary or bench; see herd --help)", argv[1]);
     return 2;
 }

@@ -232,6 +232,7 @@ herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *e
         const herd_backend *be = n->be;
         const float *in = input_of(m, n->in);
         int64_t numel = (int64_t)B * node_numel(n);
+        double t0 = m->profile ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
@@ -274,6 +275,7 @@ herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *e
         case NODE_SOFTMAX: ref_softmax_forward(n->out, in, B, n->c); break;
         case NODE_ADD: ref_add_forward(n->out, in, m->nodes[n->in2].out, numel); break;
         }
+        if (m->profile) n->t_forward += herd_now() - t0;
     }
     return HERD_OK;
 }
@@ -316,6 +318,7 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
         const float *in = input_of(m, n->in);
         float *din = n->in < 0 ? NULL : m->nodes[n->in].dout;
         int64_t numel = (int64_t)B * node_numel(n);
+        double t0 = m->profile ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
@@ -362,7 +365,18 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
             ref_accumulate(m->nodes[n->in2].dout, n->dout, numel);
             break;
         }
+        if (m->profile) n->t_backward += herd_now() - t0;
     }
+}
+
+void herd_model_profile(herd_model *m, int enable) {
+    m->profile = enable;
+    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].t_forward = m->nodes[i].t_backward = 0;
+}
+
+void herd_model_layer_times(const herd_model *m, int i, double *forward, double *backward) {
+    *forward = m->nodes[i].t_forward;
+    *backward = m->nodes[i].t_backward;
 }
 
 static int all_finite(const float *x, int64_t n) {

@@ -50,6 +50,7 @@ typedef struct node {
     float *save_a, *save_b;   /* dropout mask | batch-norm mean, rstd */
     int32_t *argmax;          /* maxpool */
     const herd_backend *be;
+    double t_forward, t_backward; /* profiling */
 } node;
 
 typedef struct param_entry {
@@ -78,6 +79,7 @@ struct herd_model {
     float *probs;             /* softmax probabilities for the loss */
     herd_rng dropout_rng;
     char notes[1024];
+    int profile;
 };
 
 /* Adds a registry entry; returns its index or -1 when full. */

@@ -7,6 +7,16 @@
 #include "herd/train.h"
 #include "optim/optim.h"
 
+struct herd_trainer {
+    herd_model *m;
+    herd_train_config cfg;
+    herd_optimizer opt;
+    herd_schedule sched;
+    int32_t *labels;
+    int64_t step; /* global, 0-based */
+    float lr;
+};
+
 herd_train_config herd_train_defaults(void) {
     herd_train_config c;
     memset(&c, 0, sizeof c);
@@ -33,15 +43,93 @@ static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_
     return HERD_OK;
 }
 
-static herd_status nonfinite_error(herd_model *m, int B, int64_t step, herd_error *err) {
-    int at = herd_model_first_nonfinite(m, B, 0);
-    herd_layer_info info;
-    if (at >= 0) {
-        herd_model_layer(m, at, &info);
-        return herd_fail(err, HERD_ENUMERIC, "step %lld: the output of layer '%s' became non-finite (NaN/Inf); "
-                         "try a lower learning rate or gradient clipping", (long long)step, info.name);
+herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
+                                int64_t steps_per_epoch, herd_error *err) {
+    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
+    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return herd_fail(err, HERD_EARG, "learning rate must be positive");
+    herd_opt_kind kind;
+    if (!herd_opt_kind_parse(cfg->optimizer, &kind))
+        return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
+                         cfg->optimizer);
+    herd_trainer *t = calloc(1, sizeof *t);
+    if (!t) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    t->m = m;
+    t->cfg = *cfg;
+    herd_schedule *s = &t->sched;
+    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind)) {
+        free(t);
+        return herd_fail(err, HERD_EARG, "unknown LR schedule '%s' (expected constant, step, cosine)", cfg->schedule);
     }
-    return herd_fail(err, HERD_ENUMERIC, "step %lld: the loss became non-finite (NaN/Inf)", (long long)step);
+    s->base_lr = cfg->lr;
+    s->warmup_steps = cfg->warmup_steps;
+    s->step_size = (int64_t)(cfg->lr_step_epochs > 0 ? cfg->lr_step_epochs : 1) * steps_per_epoch;
+    s->gamma = cfg->lr_gamma;
+    s->total_steps = steps_per_epoch * cfg->epochs - cfg->warmup_steps;
+    if (s->total_steps < 1) s->total_steps = 1;
+    s->min_lr = cfg->min_lr;
+    t->lr = cfg->lr;
+
+    herd_optim_config oc = herd_optim_defaults(kind);
+    oc.weight_decay = cfg->weight_decay;
+    if (cfg->momentum > 0) oc.momentum = cfg->momentum;
+    int64_t n_params;
+    herd_model_params(m, &n_params);
+    herd_status st = herd_optimizer_init(&t->opt, &oc, n_params, err);
+    if (st) {
+        free(t);
+        return st;
+    }
+    t->labels = malloc((size_t)cfg->batch * sizeof *t->labels);
+    if (!t->labels) {
+        herd_trainer_destroy(t);
+        return herd_fail(err, HERD_ENOMEM, "out of memory");
+    }
+    *out = t;
+    return HERD_OK;
+}
+
+void herd_trainer_destroy(herd_trainer *t) {
+    if (!t) return;
+    herd_optimizer_free(&t->opt);
+    free(t->labels);
+    free(t);
+}
+
+float herd_trainer_lr(const herd_trainer *t) { return t->lr; }
+
+static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads, herd_error *err) {
+    int at = herd_model_first_nonfinite(m, B, grads);
+    if (at >= 0) {
+        herd_layer_info info;
+        herd_model_layer(m, at, &info);
+        return herd_fail(err, HERD_ENUMERIC, "step %lld: the %s of layer '%s' became non-finite (NaN/Inf); "
+                         "try a lower learning rate or gradient clipping", (long long)step,
+                         grads ? "gradient" : "output", info.name);
+    }
+    return herd_fail(err, HERD_ENUMERIC, "step %lld: the %s became non-finite (NaN/Inf)", (long long)step,
+                     grads ? "gradient norm" : "loss");
+}
+
+herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B, float *loss,
+                              int *correct, herd_error *err) {
+    herd_model *m = t->m;
+    herd_status st;
+    if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
+    if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), t->labels, err))) return st;
+    if ((st = herd_model_forward(m, B, 1, err))) return st;
+    *loss = herd_model_loss(m, t->labels, B, correct);
+    if (!isfinite(*loss)) return nonfinite_error(m, B, t->step, 0, err);
+    herd_model_backward(m, t->labels, B, 1.0f);
+    int64_t n_params;
+    float *params = herd_model_params(m, &n_params);
+    float *grads = herd_model_grads(m);
+    if (t->cfg.clip_norm > 0 && !isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm)))
+        return nonfinite_error(m, B, t->step, 1, err);
+    t->lr = herd_schedule_lr(&t->sched, t->step);
+    herd_optimizer_step(&t->opt, params, grads, t->lr);
+    t->step++;
+    return HERD_OK;
 }
 
 herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, double *loss, double *accuracy,
@@ -79,68 +167,26 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     herd_status st;
     if ((st = check_data(m, train, err))) return st;
     if (val && (st = check_data(m, val, err))) return st;
-    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
     if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
-    herd_opt_kind kind;
-    if (!herd_opt_kind_parse(cfg->optimizer, &kind))
-        return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
-                         cfg->optimizer);
-    herd_schedule sched;
-    memset(&sched, 0, sizeof sched);
-    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &sched.kind))
-        return herd_fail(err, HERD_EARG, "unknown LR schedule '%s' (expected constant, step, cosine)", cfg->schedule);
-    if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return herd_fail(err, HERD_EARG, "learning rate must be positive");
-
     int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
-    sched.base_lr = cfg->lr;
-    sched.warmup_steps = cfg->warmup_steps;
-    sched.step_size = (int64_t)(cfg->lr_step_epochs > 0 ? cfg->lr_step_epochs : 1) * steps_per_epoch;
-    sched.gamma = cfg->lr_gamma;
-    sched.total_steps = steps_per_epoch * cfg->epochs - cfg->warmup_steps;
-    if (sched.total_steps < 1) sched.total_steps = 1;
-    sched.min_lr = cfg->min_lr;
-
-    herd_optim_config oc = herd_optim_defaults(kind);
-    oc.weight_decay = cfg->weight_decay;
-    if (cfg->momentum > 0) oc.momentum = cfg->momentum;
-    int64_t n_params;
-    float *params = herd_model_params(m, &n_params);
-    float *grads = herd_model_grads(m);
-    herd_optimizer opt;
-    if ((st = herd_optimizer_init(&opt, &oc, n_params, err))) return st;
+    herd_trainer *t = NULL;
+    if ((st = herd_trainer_create(&t, m, cfg, steps_per_epoch, err))) return st;
     herd_sampler sampler;
     if ((st = herd_sampler_init(&sampler, train->n, cfg->seed, 1, err))) {
-        herd_optimizer_free(&opt);
+        herd_trainer_destroy(t);
         return st;
     }
-    int32_t *labels = malloc((size_t)cfg->batch * sizeof *labels);
-    if (!labels) {
-        st = herd_fail(err, HERD_ENOMEM, "out of memory");
-        goto done;
-    }
-
-    int64_t global_step = 0;
     for (int epoch = 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
         double t0 = herd_now(), loss_sum = 0;
         int64_t hits = 0, seen = 0;
-        float lr = cfg->lr;
-        for (int64_t s = 0; s < steps_per_epoch; s++, global_step++) {
+        for (int64_t s = 0; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
-            if ((st = herd_dataset_batch(train, sampler.perm + off, B, herd_model_input(m), labels, err))) break;
-            if ((st = herd_model_forward(m, B, 1, err))) break;
+            float loss;
             int correct;
-            float loss = herd_model_loss(m, labels, B, &correct);
-            if (!isfinite(loss)) {
-                st = nonfinite_error(m, B, global_step, err);
-                break;
-            }
-            herd_model_backward(m, labels, B, 1.0f);
-            if (cfg->clip_norm > 0) herd_clip_grad_norm(grads, n_params, cfg->clip_norm);
-            lr = herd_schedule_lr(&sched, global_step);
-            herd_optimizer_step(&opt, params, grads, lr);
+            if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &loss, &correct, err))) break;
             loss_sum += (double)loss * B;
             hits += correct;
             seen += B;
@@ -153,14 +199,12 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.loss = loss_sum / (double)seen;
         es.accuracy = (double)hits / (double)seen;
         es.images_per_second = (double)seen / (es.seconds > 0 ? es.seconds : 1e-9);
-        es.lr = lr;
+        es.lr = herd_trainer_lr(t);
         es.val_loss = es.val_accuracy = -1;
         if (val && (st = herd_evaluate(m, val, cfg->batch, &es.val_loss, &es.val_accuracy, err))) break;
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
-done:
-    free(labels);
     herd_sampler_free(&sampler);
-    herd_optimizer_free(&opt);
+    herd_trainer_destroy(t);
     return st;
 }
