@@ -122,7 +122,6 @@ int cmd_bench(int argc, char **argv) {
             printf("%-20s %12.3f %12.3f %7.1f%%\n", li.name, 1e3 * f / steps, 1e3 * b / steps,
                    total > 0 ? 100 * (f + b) / total : 0);
         }
-        printf("%-20s %12s %12s %8s\n", "layers total", "", "", "");
         printf("  %.3f ms of %.3f ms per step in layers (rest: data, loss, optimizer)\n", 1e3 * total / steps,
                1e3 * secs / steps);
     }
