@@ -14,6 +14,11 @@ typedef struct train_ui {
     progress bar;
     FILE *json;
     int show;
+    /* --test-each-epoch */
+    herd_model *m;
+    herd_dataset *test;
+    int batch;
+    double elapsed; /* training seconds so far, without evaluation */
 } train_ui;
 
 static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
@@ -28,17 +33,29 @@ static void on_step(void *user, int64_t step, double loss, double acc) {
 
 static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     train_ui *ui = user;
+    ui->elapsed += s->seconds;
     if (ui->show)
         progress_end_epoch(&ui->bar, s->loss, s->accuracy, s->val_loss, s->val_accuracy, s->seconds,
                            s->images_per_second);
+    char test[96] = "";
+    if (ui->test) {
+        double loss, acc;
+        herd_error err = {0};
+        if (herd_evaluate(ui->m, ui->test, ui->batch, &loss, &acc, &err) == HERD_OK) {
+            snprintf(test, sizeof test, ", \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f", loss,
+                     acc, ui->elapsed);
+            if (ui->show) printf("epoch %d test accuracy: %.4f (loss %.4f) after %.1f s of training\n", s->epoch, acc,
+                                 loss, ui->elapsed);
+        }
+    }
     if (ui->json) {
         char vl[32] = "null", va[32] = "null";
         if (s->val_loss >= 0) snprintf(vl, sizeof vl, "%.6f", s->val_loss);
         if (s->val_accuracy >= 0) snprintf(va, sizeof va, "%.6f", s->val_accuracy);
         fprintf(ui->json,
                 "{\"epoch\": %d, \"loss\": %.6f, \"accuracy\": %.6f, \"val_loss\": %s, \"val_accuracy\": %s, "
-                "\"seconds\": %.3f, \"images_per_second\": %.1f, \"lr\": %.6g}\n",
-                s->epoch, s->loss, s->accuracy, vl, va, s->seconds, s->images_per_second, s->lr);
+                "\"seconds\": %.3f, \"images_per_second\": %.1f, \"lr\": %.6g%s}\n",
+                s->epoch, s->loss, s->accuracy, vl, va, s->seconds, s->images_per_second, s->lr, test);
         fflush(ui->json);
     }
 }
@@ -46,7 +63,7 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
 int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
-    int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0;
+    int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
     uint64_t seed = 0;
     cli_option opts[] = {
@@ -71,6 +88,7 @@ int cmd_train(int argc, char **argv) {
         {"--save", OPT_STR, &save, 0, 0, "FILE", "write the trained weights (safetensors) to FILE", 0},
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
         {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
+        {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {0},
     };
@@ -127,6 +145,7 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     ui.show = !quiet && strcmp(progress_mode, "none") != 0;
+    if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = batch;
     int tty = !strcmp(progress_mode, "bar") || (!strcmp(progress_mode, "auto") && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
     if (!quiet)
