@@ -1,5 +1,6 @@
 """herd's optimizers, LR schedules and gradient clipping against torch.optim /
-torch.optim.lr_scheduler / torch.nn.utils.clip_grad_norm_ (float32, 20 steps)."""
+torch.optim.lr_scheduler / torch.nn.utils.clip_grad_norm_ (float32, 20 steps).
+SHOW_ERR=1 prints every comparison's worst error as a fraction of its tolerance."""
 import math
 import os
 import subprocess
@@ -36,7 +37,8 @@ def compare(what, got, want, rtol, atol):
     global passed, failed
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if os.environ.get("SHOW_ERR") and got.shape == want.shape:
-        print(f"{np.max((np.abs(got - want) - atol) / (rtol * np.abs(want) + 1e-30)):8.3f} {what}")
+        ratio = np.max(np.abs(got - want) / (atol + rtol * np.abs(want) + 1e-300))
+        print(f"{ratio:8.3f} {what}")
     if got.shape == want.shape and np.all(np.abs(got - want) <= atol + rtol * np.abs(want)):
         passed += 1
         return
