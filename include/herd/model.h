@@ -60,6 +60,16 @@ float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct)
 /* Zeroes gradients and back-propagates the loss of the last forward/loss call
  * (mean over the batch, times grad_scale: data-parallel callers pass local/global). */
 void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale);
+/* Called during backward each time the gradients of params[ready_from, n_params) are
+ * final (after each layer), so data-parallel training can start reducing them while
+ * backward goes on. fn = NULL removes the hook. */
+typedef void (*herd_grad_ready_fn)(void *user, int64_t ready_from);
+void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
+
+/* Re-keys the dropout generator: masks become a pure function of (seed, stream), so
+ * distributed training can make them independent of how a batch is split. */
+void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream);
+
 /* Index of the first layer whose output (after forward) or input gradient (after
  * backward) holds a non-finite value, or -1. */
 int herd_model_first_nonfinite(const herd_model *m, int B, int grads);

@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+/* A distribution strategy (src/dist/strategy.h): data-parallel over MPI ranks. NULL
+ * everywhere below means one process. */
+typedef struct herd_strategy herd_strategy;
+
 typedef struct herd_train_config {
     int epochs;              /* >= 1 */
     int batch;               /* <= the batch the model was prepared for */
@@ -28,6 +32,7 @@ typedef struct herd_train_config {
     float min_lr;            /* cosine floor */
     float clip_norm;         /* global-norm clipping; <= 0 = off */
     uint64_t seed;           /* shuffling and dropout (the model's init uses its own call) */
+    herd_strategy *strategy; /* NULL: one process; else this rank computes its share of each batch */
 } herd_train_config;
 
 /* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */
@@ -55,11 +60,18 @@ typedef struct herd_trainer herd_trainer;
 /* steps_per_epoch sizes the LR schedule (step decay, cosine length). */
 herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
                                 int64_t steps_per_epoch, herd_error *err);
-/* Loads samples idx[0..B) of ds, runs forward, loss, backward, clipping and the update.
- * Returns the batch's mean loss and correct count. HERD_ENUMERIC names the first
- * layer that went non-finite. */
-herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B, float *loss,
-                              int *correct, herd_error *err);
+/* What one step saw on this rank (its share of the global batch). */
+typedef struct herd_step_result {
+    double loss_sum; /* sum of per-sample losses */
+    int correct;
+    int samples;
+} herd_step_result;
+
+/* One step on the global batch idx[0..B) of ds: this rank loads its share, runs forward,
+ * loss and backward, the strategy combines gradients, then clipping and the update.
+ * HERD_ENUMERIC names the first layer that went non-finite. */
+herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
+                              herd_step_result *res, herd_error *err);
 /* Learning rate used by the last step. */
 float herd_trainer_lr(const herd_trainer *t);
 void herd_trainer_destroy(herd_trainer *t);
@@ -70,9 +82,10 @@ void herd_trainer_destroy(herd_trainer *t);
 herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
                        const herd_train_callbacks *cb, herd_error *err);
 
-/* Mean loss and accuracy of m on ds, in batches of `batch` (<= the prepared batch). */
-herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, double *loss, double *accuracy,
-                          herd_error *err);
+/* Mean loss and accuracy of m on ds, in batches of `batch` (<= the prepared batch).
+ * With a strategy each rank evaluates its contiguous share and the sums are combined. */
+herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
+                          double *accuracy, herd_error *err);
 
 #ifdef __cplusplus
 }

@@ -86,9 +86,8 @@ int cmd_bench(int argc, char **argv) {
         }
         for (int b = 0; b < batch; b++) idx[b] = (int64_t)herd_rng_below(&rng, (uint32_t)ds->n);
         if (train_mode) {
-            float loss;
-            int correct;
-            if (herd_trainer_step(t, ds, idx, batch, &loss, &correct, &err)) goto fail;
+            herd_step_result res;
+            if (herd_trainer_step(t, ds, idx, batch, &res, &err)) goto fail;
         } else {
             if (herd_dataset_batch(ds, idx, batch, herd_model_input(m), labels, &err)) goto fail;
             if (herd_model_forward(m, batch, 0, &err)) goto fail;

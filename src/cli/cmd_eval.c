@@ -46,7 +46,7 @@ int cmd_eval(int argc, char **argv) {
         goto fail;
     }
     double loss, acc, t0 = herd_now();
-    if (herd_evaluate(m, ds, batch, &loss, &acc, &err)) goto fail;
+    if (herd_evaluate(m, ds, batch, NULL, &loss, &acc, &err)) goto fail;
     double secs = herd_now() - t0;
     printf("accuracy: %.4f  loss: %.4f  (%lld images of %s, %.0f images/s)\n", acc, loss, (long long)ds->n,
            ds->source, ds->n / (secs > 0 ? secs : 1e-9));

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "cli/progress.h"
+#include "dist/strategy.h"
 #include "herd/data.h"
 #include "herd/train.h"
 
@@ -17,6 +18,7 @@ typedef struct train_ui {
     /* --test-each-epoch */
     herd_model *m;
     herd_dataset *test;
+    herd_strategy *strategy;
     int batch;
     double elapsed; /* training seconds so far, without evaluation */
 } train_ui;
@@ -41,7 +43,7 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     if (ui->test) {
         double loss, acc;
         herd_error err = {0};
-        if (herd_evaluate(ui->m, ui->test, ui->batch, &loss, &acc, &err) == HERD_OK) {
+        if (herd_evaluate(ui->m, ui->test, ui->batch, ui->strategy, &loss, &acc, &err) == HERD_OK) {
             snprintf(test, sizeof test, ", \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f", loss,
                      acc, ui->elapsed);
             if (ui->show) printf("epoch %d test accuracy: %.4f (loss %.4f) after %.1f s of training\n", s->epoch, acc,
@@ -64,6 +66,9 @@ int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
+    int workers = 1, deterministic = 0, det_groups = 4;
+    float bucket_mb = 25, timeout = 60;
+    const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
     uint64_t seed = 0;
     cli_option opts[] = {
@@ -90,6 +95,12 @@ int cmd_train(int argc, char **argv) {
         {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
         {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
+        {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
+        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0.001, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default 25)", 0},
+        {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
+        {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
+        {"--det-groups", OPT_INT, &det_groups, 1, 4096, "G", "--deterministic: micro-groups per batch; the world size must divide G (default 4)", 0},
+        {"--timeout", OPT_FLOAT, &timeout, 1, 86400, "S", "data parallel: fail when a rank gives no answer within S seconds (default 60)", 0},
         {0},
     };
     static const cli_command cmd = {"train", "herd train MODEL.spec [--data SRC] [options]",
@@ -98,8 +109,19 @@ int cmd_train(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
 
+    if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
+        cli_error("--grad-compress expects none or bf16, found '%s'", compress);
+        return 2;
+    }
+    if (workers > 1 && !herd_comm_launched()) {
+        int per = herd_cpu_count() / workers;
+        return cli_launch_local(argc, argv, workers, per > 0 ? per : 1);
+    }
+
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL;
+    herd_comm *comm = NULL;
+    herd_strategy *strategy = NULL;
     train_ui ui = {0};
     herd_error err = {0};
     int rc = 1;
@@ -125,9 +147,25 @@ int cmd_train(int argc, char **argv) {
         cli_error("--progress expects auto, bar, plain or none, found '%s'", progress_mode);
         return 2;
     }
-    threads = cli_threads(threads);
-    if ((rc = cli_open_model(pos[0], weights, backend, batch, threads, seed, &m))) return rc;
+    if (herd_comm_open(&comm, timeout, &err)) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
+    if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
+    threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
+    int groups = deterministic ? det_groups : world;
+    if (batch < groups) {
+        herd_fail(&err, HERD_EARG, "--batch %d is smaller than the %d %s", batch, groups,
+                  deterministic ? "deterministic groups" : "ranks");
+        goto fail;
+    }
+    int local_batch = (batch + groups - 1) / groups;
+    if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed, &m))) goto fail_quiet;
     rc = 1;
+    herd_strategy_config scfg = {bucket_mb, strcmp(compress, "bf16") == 0, deterministic, det_groups};
+    if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
+    if (herd_strategy_sync_params(strategy, &err)) goto fail;
     if (herd_data_open(data, &train, &test, &err)) goto fail;
     fit = train;
     if (val_split > 0) {
@@ -145,18 +183,20 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     ui.show = !quiet && strcmp(progress_mode, "none") != 0;
-    if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = batch;
+    if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
     int tty = !strcmp(progress_mode, "bar") || (!strcmp(progress_mode, "auto") && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
     if (!quiet)
-        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d thread%s, %s backend)\n", pos[0],
-               train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr, threads,
-               threads == 1 ? "" : "s", backend);
+        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s)\n",
+               pos[0], train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr, world,
+               world == 1 ? "" : "s", threads, threads == 1 ? "" : "s", backend,
+               deterministic ? ", deterministic" : "");
 
     herd_train_config cfg = herd_train_defaults();
     cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
     cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;
+    cfg.strategy = strategy; /* one process is the strategy with one rank */
     herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;
@@ -164,19 +204,27 @@ int cmd_train(int argc, char **argv) {
     if (save && herd_model_save(m, save, &err)) goto fail;
     if (test) {
         double loss, acc;
-        if (herd_evaluate(m, test, batch, &loss, &acc, &err)) goto fail;
-        printf("test accuracy: %.4f (loss %.4f, %lld images; trained %d epochs in %.1f s)\n", acc, loss,
+        if (herd_evaluate(m, test, local_batch, cfg.strategy, &loss, &acc, &err)) goto fail;
+        if (rank == 0)
+            printf("test accuracy: %.4f (loss %.4f, %lld images; trained %d epochs in %.1f s)\n", acc, loss,
                (long long)test->n, epochs, train_seconds);
     }
     if (save && !quiet) printf("saved weights to %s\n", save);
     rc = 0;
 fail:
-    if (rc) cli_error("%s", err.msg);
+    if (rc) {
+        if (world > 1) cli_error("rank %d: %s", rank, err.msg);
+        else cli_error("%s", err.msg);
+    }
+fail_quiet:
+    if (rc && world > 1) herd_comm_abort(comm, rc); /* one rank's exit would leave the others waiting */
     if (ui.json) fclose(ui.json);
     if (val) herd_dataset_close(val);
     if (fit && fit != train) herd_dataset_close(fit);
     if (train) herd_dataset_close(train);
     if (test) herd_dataset_close(test);
+    herd_strategy_destroy(strategy);
     herd_model_destroy(m);
+    herd_comm_close(comm);
     return rc;
 }

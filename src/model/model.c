@@ -45,6 +45,15 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
             return herd_fail(err, HERD_ESPEC, "%s: the model has more than 2^31 parameters", m->source);
     }
     m->n_params = np, m->n_buffers = nb;
+    int64_t ready = np;
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        const node *n = &m->nodes[i];
+        const int idx[2] = {n->p_weight, n->p_bias};
+        for (int k = 0; k < 2; k++)
+            if (idx[k] >= 0 && m->params_reg[idx[k]].info.trainable && m->params_reg[idx[k]].info.offset < ready)
+                ready = m->params_reg[idx[k]].info.offset;
+        m->grad_ready[i] = ready;
+    }
     m->params = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
     m->grads = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
     m->buffers = herd_aligned_alloc((size_t)(nb ? nb : 1) * sizeof(float));
@@ -366,7 +375,18 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
             break;
         }
         if (m->profile) n->t_backward += herd_now() - t0;
+        if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_params))
+            m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
     }
+}
+
+void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) {
+    m->grad_hook = fn;
+    m->grad_hook_user = user;
+}
+
+void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream) {
+    herd_rng_init(&m->dropout_rng, seed, stream);
 }
 
 void herd_model_profile(herd_model *m, int enable) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/strategy.h"
 #include "herd/train.h"
 #include "optim/optim.h"
 
@@ -111,19 +112,39 @@ static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads
                      grads ? "gradient norm" : "loss");
 }
 
-herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B, float *loss,
-                              int *correct, herd_error *err) {
+herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
+                              herd_step_result *res, herd_error *err) {
     herd_model *m = t->m;
+    herd_strategy *s = t->cfg.strategy;
     herd_status st;
-    if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
-    if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), t->labels, err))) return st;
-    if ((st = herd_model_forward(m, B, 1, err))) return st;
-    *loss = herd_model_loss(m, t->labels, B, correct);
-    if (!isfinite(*loss)) return nonfinite_error(m, B, t->step, 0, err);
-    herd_model_backward(m, t->labels, B, 1.0f);
     int64_t n_params;
     float *params = herd_model_params(m, &n_params);
     float *grads = herd_model_grads(m);
+    if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
+    memset(res, 0, sizeof *res);
+    int groups = s ? herd_strategy_groups(s) : 1;
+    if (s) herd_strategy_begin_step(s);
+    for (int g = 0; g < groups; g++) {
+        int lo = 0, count = B, id = 0;
+        if (s) herd_strategy_group(s, B, g, &lo, &count, &id);
+        if (count == 0) { /* more groups than samples in a short last batch */
+            memset(grads, 0, (size_t)n_params * sizeof(float));
+        } else {
+            /* dropout masks depend on (step, group), never on which rank computes the group */
+            if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
+            if ((st = herd_dataset_batch(ds, idx + lo, count, herd_model_input(m), t->labels, err))) return st;
+            if ((st = herd_model_forward(m, count, 1, err))) return st;
+            int correct;
+            float loss = herd_model_loss(m, t->labels, count, &correct);
+            if (!isfinite(loss)) return nonfinite_error(m, count, t->step, 0, err);
+            herd_model_backward(m, t->labels, count, (float)count / (float)B);
+            res->loss_sum += (double)loss * count;
+            res->correct += correct;
+            res->samples += count;
+        }
+        if (s && (st = herd_strategy_group_done(s, g, err))) return st;
+    }
+    if (s && (st = herd_strategy_finish_step(s, err))) return st;
     if (t->cfg.clip_norm > 0 && !isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm)))
         return nonfinite_error(m, B, t->step, 1, err);
     t->lr = herd_schedule_lr(&t->sched, t->step);
@@ -132,10 +153,12 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
     return HERD_OK;
 }
 
-herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, double *loss, double *accuracy,
-                          herd_error *err) {
+herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
+                          double *accuracy, herd_error *err) {
     herd_status st = check_data(m, ds, err);
     if (st) return st;
+    int rank = strategy ? herd_strategy_rank(strategy) : 0, world = strategy ? herd_strategy_world(strategy) : 1;
+    int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
     if (!labels || !idx) {
@@ -143,22 +166,22 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, double *lo
         free(idx);
         return herd_fail(err, HERD_ENOMEM, "out of memory");
     }
-    double total_loss = 0;
-    int64_t hits = 0;
-    for (int64_t off = 0; off < ds->n && !st; off += batch) {
-        int B = (int)(ds->n - off < batch ? ds->n - off : batch);
+    double sums[2] = {0, 0}; /* loss, hits */
+    for (int64_t off = first; off < last && !st; off += batch) {
+        int B = (int)(last - off < batch ? last - off : batch);
         for (int b = 0; b < B; b++) idx[b] = off + b;
         if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), labels, err))) break;
         if ((st = herd_model_forward(m, B, 0, err))) break;
         int correct;
-        total_loss += (double)herd_model_loss(m, labels, B, &correct) * B;
-        hits += correct;
+        sums[0] += (double)herd_model_loss(m, labels, B, &correct) * B;
+        sums[1] += correct;
     }
     free(labels);
     free(idx);
     if (st) return st;
-    *loss = total_loss / (double)ds->n;
-    *accuracy = (double)hits / (double)ds->n;
+    if (strategy && (st = herd_strategy_reduce(strategy, sums, 2, err))) return st;
+    *loss = sums[0] / (double)ds->n;
+    *accuracy = sums[1] / (double)ds->n;
     return HERD_OK;
 }
 
@@ -179,29 +202,28 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     for (int epoch = 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
-        double t0 = herd_now(), loss_sum = 0;
-        int64_t hits = 0, seen = 0;
+        double t0 = herd_now();
+        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank */
         for (int64_t s = 0; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
-            float loss;
-            int correct;
-            if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &loss, &correct, err))) break;
-            loss_sum += (double)loss * B;
-            hits += correct;
-            seen += B;
-            if (cb && cb->step) cb->step(cb->user, s + 1, loss_sum / (double)seen, (double)hits / (double)seen);
+            herd_step_result r;
+            if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
+            sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
+            if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
         }
         if (st) break;
         herd_epoch_stats es;
         es.epoch = epoch;
         es.seconds = herd_now() - t0;
-        es.loss = loss_sum / (double)seen;
-        es.accuracy = (double)hits / (double)seen;
-        es.images_per_second = (double)seen / (es.seconds > 0 ? es.seconds : 1e-9);
+        if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, sums, 3, err))) break;
+        es.loss = sums[0] / sums[2];
+        es.accuracy = sums[1] / sums[2];
+        es.images_per_second = sums[2] / (es.seconds > 0 ? es.seconds : 1e-9);
         es.lr = herd_trainer_lr(t);
         es.val_loss = es.val_accuracy = -1;
-        if (val && (st = herd_evaluate(m, val, cfg->batch, &es.val_loss, &es.val_accuracy, err))) break;
+        if (val && (st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &es.val_loss, &es.val_accuracy, err)))
+            break;
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
     herd_sampler_free(&sampler);
