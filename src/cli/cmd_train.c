@@ -1,6 +1,8 @@
 /* herd train: options → model → data → training loop with progress → test accuracy → save. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@ typedef struct train_ui {
     herd_dataset *test;
     herd_strategy *strategy;
     int batch;
+    int rank;
     double elapsed; /* training seconds so far, without evaluation */
 } train_ui;
 
@@ -28,8 +31,23 @@ static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
 }
 
+/* Test-only fault injection for the distributed tests: HERD_TEST_FAULT="kill|hang:RANK:STEP"
+ * makes that rank kill itself with SIGKILL (as kill -9 would) or stop answering at that step. */
+static void inject_fault(const train_ui *ui, int64_t step) {
+    const char *f = getenv("HERD_TEST_FAULT");
+    char kind[8];
+    int rank;
+    long long at;
+    if (!f || sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3 || rank != ui->rank || step != at) return;
+    fflush(NULL);
+    if (!strcmp(kind, "kill")) raise(SIGKILL);
+    if (!strcmp(kind, "hang"))
+        for (;;) pause();
+}
+
 static void on_step(void *user, int64_t step, double loss, double acc) {
     train_ui *ui = user;
+    inject_fault(ui, step);
     if (ui->show) progress_update(&ui->bar, step, loss, acc);
 }
 
@@ -152,6 +170,7 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
+    ui.rank = rank;
     if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
     threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
     int groups = deterministic ? det_groups : world;
