@@ -1,0 +1,90 @@
+/* cpu elementwise activations: contiguous chunks per thread; exact per element, so
+ * results match for any split. */
+#include <math.h>
+
+#include "cpu_internal.h"
+
+typedef struct act_job {
+    float *out, *din;
+    const float *in, *dout, *out_in;
+    herd_act act;
+    float alpha;
+} act_job;
+
+/* How many times dearer than a ReLU each kind is, to size the parallel threshold. */
+static int64_t act_cost(herd_act act) {
+    return act == HERD_ACT_RELU || act == HERD_ACT_LEAKY_RELU || act == HERD_ACT_NONE ? 1 : 20;
+}
+
+static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+    (void)thread;
+    const act_job *j = ctx;
+    const float *x = j->in;
+    float *y = j->out;
+    const float a = j->alpha;
+    switch (j->act) {
+    case HERD_ACT_NONE:
+        for (int64_t i = i0; i < i1; i++) y[i] = x[i];
+        break;
+    case HERD_ACT_RELU:
+        for (int64_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case HERD_ACT_LEAKY_RELU:
+        for (int64_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+        break;
+    case HERD_ACT_SIGMOID:
+        for (int64_t i = i0; i < i1; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case HERD_ACT_TANH:
+        for (int64_t i = i0; i < i1; i++) y[i] = tanhf(x[i]);
+        break;
+    case HERD_ACT_GELU:
+        for (int64_t i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        break;
+    }
+}
+
+void cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha) {
+    act_job j = {.out = out, .in = in, .act = act, .alpha = alpha};
+    cpu_for(ex, n, n * act_cost(act), act_forward_range, &j);
+}
+
+static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+    (void)thread;
+    const act_job *j = ctx;
+    const float *x = j->in, *y = j->out_in, *g = j->dout;
+    float *dx = j->din;
+    const float a = j->alpha;
+    switch (j->act) {
+    case HERD_ACT_NONE:
+        for (int64_t i = i0; i < i1; i++) dx[i] += g[i];
+        break;
+    case HERD_ACT_RELU:
+        for (int64_t i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? g[i] : 0.0f;
+        break;
+    case HERD_ACT_LEAKY_RELU:
+        for (int64_t i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? g[i] : a * g[i];
+        break;
+    case HERD_ACT_SIGMOID:
+        for (int64_t i = i0; i < i1; i++) dx[i] += g[i] * y[i] * (1.0f - y[i]);
+        break;
+    case HERD_ACT_TANH:
+        for (int64_t i = i0; i < i1; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
+        break;
+    case HERD_ACT_GELU:
+        for (int64_t i = i0; i < i1; i++) {
+            float v = x[i];
+            float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
+            float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+            dx[i] += g[i] * (cdf + v * pdf);
+        }
+        break;
+    }
+}
+
+void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
+                      int64_t n, herd_act act, float alpha) {
+    if (!din) return;
+    act_job j = {.din = din, .dout = dout, .in = in, .out_in = out, .act = act, .alpha = alpha};
+    cpu_for(ex, n, n * act_cost(act), act_backward_range, &j);
+}

@@ -1,0 +1,121 @@
+/* cpu batch norm: one channel per work item, statistics accumulated in double in a fixed
+ * (b, hw) order, so results do not depend on the thread count at all. */
+#include <math.h>
+
+#include "cpu_internal.h"
+
+typedef struct bn_job {
+    float *out, *din, *mean, *rstd, *running_mean, *running_var, *dgamma, *dbeta;
+    const float *in, *gamma, *beta, *dout, *mean_in, *rstd_in, *rmean_in, *rvar_in;
+    int B, C, HW;
+    float momentum, eps;
+} bn_job;
+
+static void bn_train_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    const size_t CHW = (size_t)j->C * j->HW;
+    const double n = (double)j->B * j->HW;
+    for (int64_t c = c0; c < c1; c++) {
+        double s = 0.0;
+        for (int b = 0; b < j->B; b++) {
+            const float *x = j->in + b * CHW + (size_t)c * j->HW;
+            for (int i = 0; i < j->HW; i++) s += x[i];
+        }
+        double m = s / n, ss = 0.0;
+        for (int b = 0; b < j->B; b++) {
+            const float *x = j->in + b * CHW + (size_t)c * j->HW;
+            for (int i = 0; i < j->HW; i++) {
+                double t = x[i] - m;
+                ss += t * t;
+            }
+        }
+        double var = ss / n;
+        float rs = (float)(1.0 / sqrt(var + j->eps));
+        float g = j->gamma ? j->gamma[c] : 1.0f, be = j->beta ? j->beta[c] : 0.0f;
+        float mf = (float)m, scale = g * rs, shift = be - mf * scale;
+        for (int b = 0; b < j->B; b++) {
+            const float *x = j->in + b * CHW + (size_t)c * j->HW;
+            float *y = j->out + b * CHW + (size_t)c * j->HW;
+            for (int i = 0; i < j->HW; i++) y[i] = x[i] * scale + shift;
+        }
+        if (j->mean) j->mean[c] = mf;
+        if (j->rstd) j->rstd[c] = rs;
+        if (j->running_mean) j->running_mean[c] = (1.0f - j->momentum) * j->running_mean[c] + j->momentum * mf;
+        if (j->running_var) {
+            double unbiased = n > 1 ? ss / (n - 1) : var;
+            j->running_var[c] = (1.0f - j->momentum) * j->running_var[c] + j->momentum * (float)unbiased;
+        }
+    }
+}
+
+void cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *in, const float *gamma, const float *beta, int B,
+                                 int C, int HW, float momentum, float eps) {
+    bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
+                .in = in, .gamma = gamma, .beta = beta, .B = B, .C = C, .HW = HW, .momentum = momentum, .eps = eps};
+    cpu_for(ex, C, (int64_t)4 * B * C * HW, bn_train_channels, &j);
+}
+
+static void bn_eval_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    const size_t CHW = (size_t)j->C * j->HW;
+    for (int64_t c = c0; c < c1; c++) {
+        float rs = 1.0f / sqrtf(j->rvar_in[c] + j->eps);
+        float g = j->gamma ? j->gamma[c] : 1.0f, be = j->beta ? j->beta[c] : 0.0f;
+        float scale = g * rs, shift = be - j->rmean_in[c] * scale;
+        for (int b = 0; b < j->B; b++) {
+            const float *x = j->in + b * CHW + (size_t)c * j->HW;
+            float *y = j->out + b * CHW + (size_t)c * j->HW;
+            for (int i = 0; i < j->HW; i++) y[i] = x[i] * scale + shift;
+        }
+    }
+}
+
+void cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
+                                const float *beta, const float *running_mean, const float *running_var, int B, int C,
+                                int HW, float eps) {
+    bn_job j = {.out = out, .in = in, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
+                .rvar_in = running_var, .B = B, .C = C, .HW = HW, .eps = eps};
+    cpu_for(ex, C, (int64_t)B * C * HW, bn_eval_channels, &j);
+}
+
+/* din += gamma*rstd * (dout - mean(dout) - xhat * mean(dout*xhat)); dbeta += sum dout; dgamma += sum dout*xhat. */
+static void bn_backward_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    const size_t CHW = (size_t)j->C * j->HW;
+    const double n = (double)j->B * j->HW;
+    for (int64_t c = c0; c < c1; c++) {
+        const float m = j->mean_in[c], rs = j->rstd_in[c];
+        double sg = 0.0, sgx = 0.0;
+        for (int b = 0; b < j->B; b++) {
+            const float *x = j->in + b * CHW + (size_t)c * j->HW;
+            const float *g = j->dout + b * CHW + (size_t)c * j->HW;
+            for (int i = 0; i < j->HW; i++) {
+                sg += g[i];
+                sgx += (double)g[i] * ((x[i] - m) * rs);
+            }
+        }
+        if (j->dbeta) j->dbeta[c] += (float)sg;
+        if (j->dgamma) j->dgamma[c] += (float)sgx;
+        if (!j->din) continue;
+        float gm = j->gamma ? j->gamma[c] : 1.0f;
+        float k = gm * rs, mg = (float)(sg / n), mgx = (float)(sgx / n);
+        for (int b = 0; b < j->B; b++) {
+            const float *x = j->in + b * CHW + (size_t)c * j->HW;
+            const float *g = j->dout + b * CHW + (size_t)c * j->HW;
+            float *dx = j->din + b * CHW + (size_t)c * j->HW;
+            for (int i = 0; i < j->HW; i++) dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx);
+        }
+    }
+}
+
+void cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+                            const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
+                            int HW) {
+    bn_job j = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean_in = mean,
+                .rstd_in = rstd, .gamma = gamma, .B = B, .C = C, .HW = HW};
+    cpu_for(ex, C, (int64_t)5 * B * C * HW, bn_backward_channels, &j);
+}

@@ -1,0 +1,264 @@
+/* cpu conv2d: per-image im2col + single-threaded sgemm, with the batch split into fixed
+ * slots run on herd's pool; dw/db reduce through per-slot partials summed in slot order. */
+#include <string.h>
+
+#include <cblas.h>
+
+#include "cpu_internal.h"
+
+/* Keeps every workspace slice on its own cache lines (64 bytes). */
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* 1x1, stride 1, no padding: the image itself is the column matrix. */
+static int is_pointwise(const conv2d_dims *d) {
+    return d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PH == 0 && d->PW == 0;
+}
+
+static size_t col_floats(const conv2d_dims *d) {
+    if (is_pointwise(d)) return 0;
+    return round16((size_t)d->C * d->KH * d->KW * (size_t)d->OH * d->OW);
+}
+
+static size_t partial_floats(const conv2d_dims *d) {
+    return round16((size_t)d->OC * d->C * d->KH * d->KW + (size_t)d->OC);
+}
+
+size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
+    size_t t = threads < 1 ? 1 : (size_t)threads;
+    return t * col_floats(d) + (t - 1) * partial_floats(d);
+}
+
+const char *cpu_conv2d_unsupported(const conv2d_dims *d) {
+    (void)d;
+    return NULL;
+}
+
+/* Slots = images handled by one sgemm stream each: as many as the pool has threads,
+ * no more than images, and no more than the workspace holds. 0 = workspace too small. */
+static int conv_slots(const herd_exec *ex, const conv2d_dims *d, int backward) {
+    int t = cpu_threads(ex);
+    if (t > d->B) t = d->B;
+    size_t have = ex ? ex->workspace_floats : 0;
+    for (; t >= 1; t--) {
+        size_t need = (size_t)t * col_floats(d) + (backward ? (size_t)(t - 1) * partial_floats(d) : 0);
+        if (need <= have) return t;
+    }
+    return 0;
+}
+
+/* Range [ow0, ow1) of output columns whose input column ow*SW - PW + kw lies inside [0, W). */
+static void valid_range(int kw, int SW, int PW, int W, int OW, int *lo, int *hi) {
+    int a = PW - kw;
+    int ow0 = a > 0 ? (a + SW - 1) / SW : 0;
+    int top = W - 1 + PW - kw;
+    int ow1 = top >= 0 ? top / SW + 1 : 0;
+    if (ow1 > OW) ow1 = OW;
+    if (ow1 < ow0) ow1 = ow0;
+    *lo = ow0;
+    *hi = ow1;
+}
+
+/* col (C*KH*KW, OH*OW) from one image (C, H, W), zeros where the window hits padding. */
+static void im2col(float *col, const float *in, const conv2d_dims *d) {
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW, SH = d->SH, SW = d->SW;
+    for (int c = 0; c < d->C; c++) {
+        const float *plane = in + (size_t)c * H * W;
+        for (int kh = 0; kh < d->KH; kh++) {
+            for (int kw = 0; kw < d->KW; kw++) {
+                float *row = col + ((size_t)(c * d->KH + kh) * d->KW + kw) * OH * OW;
+                int ow0, ow1;
+                valid_range(kw, SW, d->PW, W, OW, &ow0, &ow1);
+                for (int oh = 0; oh < OH; oh++) {
+                    float *r = row + (size_t)oh * OW;
+                    int ih = oh * SH - d->PH + kh;
+                    if (ih < 0 || ih >= H) {
+                        memset(r, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    const float *src = plane + (size_t)ih * W;
+                    int off = kw - d->PW;
+                    for (int ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
+                    if (SW == 1) {
+                        if (ow1 > ow0) memcpy(r + ow0, src + ow0 + off, sizeof(float) * (size_t)(ow1 - ow0));
+                    } else {
+                        for (int ow = ow0; ow < ow1; ow++) r[ow] = src[ow * SW + off];
+                    }
+                    for (int ow = ow1; ow < OW; ow++) r[ow] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* din (C, H, W) += the columns of col scattered back to where im2col read them. */
+static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW, SH = d->SH, SW = d->SW;
+    for (int c = 0; c < d->C; c++) {
+        float *plane = din + (size_t)c * H * W;
+        for (int kh = 0; kh < d->KH; kh++) {
+            for (int kw = 0; kw < d->KW; kw++) {
+                const float *row = col + ((size_t)(c * d->KH + kh) * d->KW + kw) * OH * OW;
+                int ow0, ow1;
+                valid_range(kw, SW, d->PW, W, OW, &ow0, &ow1);
+                int off = kw - d->PW;
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * SH - d->PH + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *r = row + (size_t)oh * OW;
+                    float *dst = plane + (size_t)ih * W;
+                    if (SW == 1) {
+                        float *dd = dst + off;
+                        for (int ow = ow0; ow < ow1; ow++) dd[ow] += r[ow];
+                    } else {
+                        for (int ow = ow0; ow < ow1; ow++) dst[ow * SW + off] += r[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Sum of n floats with 8 independent accumulators: vectorisable without fast-math,
+ * and the order is fixed, so the result is reproducible. */
+static float sum_floats(const float *x, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+typedef struct conv_job {
+    const herd_exec *ex;
+    const conv2d_dims *d;
+    int slots;
+    float *out, *din, *dw, *db;
+    const float *in, *w, *b, *dout;
+} conv_job;
+
+static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
+    const int pointwise = is_pointwise(d);
+    for (int64_t s = s0; s < s1; s++) {
+        float *col = j->ex->workspace + (size_t)s * col_floats(d);
+        int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
+        for (int b = b0; b < b1; b++) {
+            const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+            float *outb = j->out + (size_t)b * d->OC * N;
+            const float *cols = inb;
+            if (!pointwise) {
+                im2col(col, inb, d);
+                cols = col;
+            }
+            float beta = 0.0f;
+            if (j->b) {
+                /* bias first, then sgemm accumulates on top: one pass over out instead of two */
+                for (int oc = 0; oc < d->OC; oc++) {
+                    float *o = outb + (size_t)oc * N, v = j->b[oc];
+                    for (int i = 0; i < N; i++) o[i] = v;
+                }
+                beta = 1.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->OC, N, K, 1.0f, j->w, K, cols, N, beta, outb,
+                        N);
+        }
+    }
+}
+
+void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                        const conv2d_dims *d) {
+    int slots = conv_slots(ex, d, 0);
+    if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
+        ref_conv2d_forward(out, in, w, b, d);
+        return;
+    }
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .out = out, .in = in, .w = w, .b = b};
+    int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
+    cpu_for(ex, slots, work, conv_forward_slots, &j);
+}
+
+static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    const int pointwise = is_pointwise(d);
+    for (int64_t s = s0; s < s1; s++) {
+        float *col = j->ex->workspace + (size_t)s * col_floats(d);
+        /* slot 0 accumulates straight into dw/db; the others into their partials */
+        float *pw = j->dw, *pb = j->db;
+        if (s > 0) {
+            pw = j->ex->workspace + (size_t)j->slots * col_floats(d) + (size_t)(s - 1) * partial_floats(d);
+            pb = pw + (size_t)OC * K;
+        }
+        int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
+        for (int b = b0; b < b1; b++) {
+            const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+            const float *doutb = j->dout + (size_t)b * OC * N;
+            int fresh = s > 0 && b == b0; /* a partial's first image overwrites it */
+            if (j->dw) {
+                const float *cols = inb;
+                if (!pointwise) {
+                    im2col(col, inb, d);
+                    cols = col;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, N, 1.0f, doutb, N, cols, N,
+                            fresh ? 0.0f : 1.0f, pw, K);
+            }
+            if (j->db)
+                for (int oc = 0; oc < OC; oc++) {
+                    float v = sum_floats(doutb + (size_t)oc * N, N);
+                    pb[oc] = fresh ? v : pb[oc] + v;
+                }
+            if (j->din) {
+                float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
+                if (pointwise) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 1.0f,
+                                dinb, N);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 0.0f,
+                                col, N);
+                    col2im_add(dinb, col, d);
+                }
+            }
+        }
+    }
+}
+
+/* dw[i] += partial_1[i] + partial_2[i] + ... in slot order, whatever thread runs it. */
+static void conv_reduce_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+    (void)thread;
+    const conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const size_t K = (size_t)d->C * d->KH * d->KW, nw = (size_t)d->OC * K;
+    const float *parts = j->ex->workspace + (size_t)j->slots * col_floats(d);
+    for (int64_t i = i0; i < i1; i++) {
+        float *dst = (size_t)i < nw ? (j->dw ? j->dw + i : NULL) : (j->db ? j->db + (i - nw) : NULL);
+        if (!dst) continue;
+        float acc = *dst;
+        for (int s = 1; s < j->slots; s++) acc += parts[(size_t)(s - 1) * partial_floats(d) + (size_t)i];
+        *dst = acc;
+    }
+}
+
+void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, const conv2d_dims *d) {
+    if (!din && !dw && !db) return;
+    int slots = conv_slots(ex, d, 1);
+    if (slots == 0) {
+        ref_conv2d_backward(din, dw, db, dout, in, w, d);
+        return;
+    }
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w};
+    int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
+    cpu_for(ex, slots, work, conv_backward_slots, &j);
+    if (slots > 1 && (dw || db)) {
+        int64_t n = (int64_t)d->OC * d->C * d->KH * d->KW + d->OC;
+        cpu_for(ex, n, n * (slots - 1), conv_reduce_range, &j);
+    }
+}

@@ -1,0 +1,163 @@
+/* cpu max/avg pooling: one (b, c) plane per work item, a branch-light path for the
+ * common 2x2 stride-2 unpadded window; planes are disjoint so any split is exact. */
+#include <math.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+typedef struct pool_job {
+    const pool2d_dims *d;
+    float *out, *din;
+    int32_t *argmax;
+    const int32_t *argmax_in;
+    const float *in, *dout;
+} pool_job;
+
+static int is_2x2s2(const pool2d_dims *d) {
+    return d->KH == 2 && d->KW == 2 && d->SH == 2 && d->SW == 2 && d->PH == 0 && d->PW == 0;
+}
+
+static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
+    (void)thread;
+    const pool_job *j = ctx;
+    const pool2d_dims *d = j->d;
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->in + (size_t)p * H * W;
+        float *y = j->out + (size_t)p * OH * OW;
+        int32_t *am = j->argmax + (size_t)p * OH * OW;
+        if (is_2x2s2(d)) {
+            for (int oh = 0; oh < OH; oh++) {
+                const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+                int base = 2 * oh * W;
+                for (int ow = 0; ow < OW; ow++) {
+                    /* same visiting order as the general loop: ties keep the first */
+                    float best = r0[2 * ow];
+                    int idx = base + 2 * ow;
+                    float v = r0[2 * ow + 1];
+                    if (v > best || isnan(v)) best = v, idx = base + 2 * ow + 1;
+                    v = r1[2 * ow];
+                    if (v > best || isnan(v)) best = v, idx = base + W + 2 * ow;
+                    v = r1[2 * ow + 1];
+                    if (v > best || isnan(v)) best = v, idx = base + W + 2 * ow + 1;
+                    y[oh * OW + ow] = best;
+                    am[oh * OW + ow] = idx;
+                }
+            }
+            continue;
+        }
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * d->SH - d->PH, h1 = h0 + d->KH;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * d->SW - d->PW, w1 = w0 + d->KW;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                float best = -INFINITY;
+                int idx = -1;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) {
+                        float v = x[h * W + w];
+                        if (idx < 0 || v > best || isnan(v)) best = v, idx = h * W + w;
+                    }
+                y[oh * OW + ow] = best;
+                am[oh * OW + ow] = idx;
+            }
+        }
+    }
+}
+
+void cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
+    pool_job j = {.d = d, .out = out, .argmax = argmax, .in = in};
+    int64_t planes = (int64_t)d->B * d->C;
+    cpu_for(ex, planes, planes * d->OH * d->OW * d->KH * d->KW, maxpool_forward_planes, &j);
+}
+
+static void maxpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
+    (void)thread;
+    const pool_job *j = ctx;
+    const pool2d_dims *d = j->d;
+    const size_t HW = (size_t)d->H * d->W, OHW = (size_t)d->OH * d->OW;
+    for (int64_t p = p0; p < p1; p++) {
+        float *dx = j->din + (size_t)p * HW;
+        const float *g = j->dout + (size_t)p * OHW;
+        const int32_t *am = j->argmax_in + (size_t)p * OHW;
+        for (size_t i = 0; i < OHW; i++)
+            if (am[i] >= 0) dx[am[i]] += g[i];
+    }
+}
+
+void cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
+                            const pool2d_dims *d) {
+    if (!din) return;
+    pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout};
+    int64_t planes = (int64_t)d->B * d->C;
+    cpu_for(ex, planes, planes * d->OH * d->OW, maxpool_backward_planes, &j);
+}
+
+/* count_include_pad: the divisor is always KH*KW (a floor-mode window never reaches
+ * past the padded border, so PyTorch's clipped window size equals it). */
+static void avgpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
+    (void)thread;
+    const pool_job *j = ctx;
+    const pool2d_dims *d = j->d;
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+    const float scale = 1.0f / (float)(d->KH * d->KW);
+    for (int64_t p = p0; p < p1; p++) {
+        const float *x = j->in + (size_t)p * H * W;
+        float *y = j->out + (size_t)p * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * d->SH - d->PH, h1 = h0 + d->KH;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * d->SW - d->PW, w1 = w0 + d->KW;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                float s = 0.0f;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) s += x[h * W + w];
+                y[oh * OW + ow] = s * scale;
+            }
+        }
+    }
+}
+
+void cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d) {
+    pool_job j = {.d = d, .out = out, .in = in};
+    int64_t planes = (int64_t)d->B * d->C;
+    cpu_for(ex, planes, planes * d->OH * d->OW * d->KH * d->KW, avgpool_forward_planes, &j);
+}
+
+static void avgpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
+    (void)thread;
+    const pool_job *j = ctx;
+    const pool2d_dims *d = j->d;
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+    const float scale = 1.0f / (float)(d->KH * d->KW);
+    for (int64_t p = p0; p < p1; p++) {
+        float *dx = j->din + (size_t)p * H * W;
+        const float *g = j->dout + (size_t)p * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * d->SH - d->PH, h1 = h0 + d->KH;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * d->SW - d->PW, w1 = w0 + d->KW;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                float v = g[oh * OW + ow] * scale;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) dx[h * W + w] += v;
+            }
+        }
+    }
+}
+
+void cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d) {
+    if (!din) return;
+    pool_job j = {.d = d, .din = din, .dout = dout};
+    int64_t planes = (int64_t)d->B * d->C;
+    cpu_for(ex, planes, planes * d->OH * d->OW * d->KH * d->KW, avgpool_backward_planes, &j);
+}
