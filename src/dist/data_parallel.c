@@ -54,9 +54,10 @@ herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *
     herd_model_params(m, &s->n_params);
     if (cfg->deterministic) {
         if (cfg->groups < 1 || cfg->groups % s->world != 0) {
+            int world = s->world;
             free(s);
             return herd_fail(err, HERD_EARG, "--deterministic needs the world size (%d) to divide the %d groups",
-                             s->world, cfg->groups);
+                             world, cfg->groups);
         }
         s->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)s->n_params * sizeof(float));
         if (!s->slots) goto nomem;

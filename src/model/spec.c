@@ -252,7 +252,7 @@ static herd_status need_positional(line_ctx *L, int i, const char *what, token *
 }
 
 static herd_status parse_conv(line_ctx *L) {
-    int c, h, w, oc, kh, kw, sh = 1, sw = 1, ph = 0, pw = 0, bias = 1;
+    int c, h, w, oc = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, bias = 1;
     tip_shape(L->m, &c, &h, &w);
     token *t;
     herd_status st;
@@ -286,7 +286,7 @@ static herd_status parse_conv(line_ctx *L) {
 }
 
 static herd_status parse_pool(line_ctx *L, node_kind kind) {
-    int c, h, w, kh, kw, sh, sw, ph = 0, pw = 0;
+    int c, h, w, kh = 0, kw = 0, sh, sw, ph = 0, pw = 0;
     tip_shape(L->m, &c, &h, &w);
     token *t;
     herd_status st;
@@ -325,7 +325,7 @@ static herd_status parse_flatten(line_ctx *L) {
 }
 
 static herd_status parse_dense(line_ctx *L) {
-    int c, h, w, units, bias = 1;
+    int c, h, w, units = 0, bias = 1;
     tip_shape(L->m, &c, &h, &w);
     token *t;
     herd_status st;
@@ -344,7 +344,7 @@ static herd_status parse_dense(line_ctx *L) {
 
 static herd_status parse_dropout(line_ctx *L) {
     token *t;
-    float p;
+    float p = 0;
     herd_status st;
     if ((st = need_positional(L, 0, "drop probability", &t))) return st;
     if ((st = parse_float(L, t, t->text, "drop probability", 0.0, 0.99, &p))) return st;
@@ -373,7 +373,7 @@ static herd_status parse_batchnorm(line_ctx *L) {
 }
 
 static herd_status parse_act_layer(line_ctx *L) {
-    herd_act act;
+    herd_act act = HERD_ACT_NONE;
     is_activation(L->tok[0].text, &act);
     node *n = push_node(L, NODE_ACT, act);
     if (!n) return HERD_ESPEC;
