@@ -315,7 +315,7 @@ static herd_status parse_entry(const herd_json *doc, const herd_json_node *e, co
                                herd_tensor_ref *t, int64_t *begin, int64_t *end, herd_error *err) {
     const char *name = e->key;
     if (e->type != HERD_JSON_OBJECT)
-        return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': entry is a %s, expected an object", path, name,
+        return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': entry must be an object, found %s", path, name,
                          herd_json_type_name(e->type));
     const herd_json_node *dt = NULL, *shape = NULL, *offs = NULL;
     for (const herd_json_node *m = herd_json_at(doc, e->first); m; m = herd_json_at(doc, m->next)) {
@@ -379,13 +379,13 @@ static herd_status parse_entry(const herd_json *doc, const herd_json_node *e, co
 
 static herd_status parse_metadata(herd_safetensors *s, const herd_json_node *m, herd_error *err) {
     if (m->type != HERD_JSON_OBJECT)
-        return herd_fail(err, HERD_EFORMAT, "%s: %s is a %s, expected an object of strings", s->path, META_KEY,
+        return herd_fail(err, HERD_EFORMAT, "%s: %s must be an object of strings, found %s", s->path, META_KEY,
                          herd_json_type_name(m->type));
     s->meta = herd_calloc_array((size_t)m->count * 2 + 1, sizeof *s->meta);
     if (!s->meta) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", s->path);
     for (const herd_json_node *v = herd_json_at(s->doc, m->first); v; v = herd_json_at(s->doc, v->next)) {
         if (v->type != HERD_JSON_STRING)
-            return herd_fail(err, HERD_EFORMAT, "%s: %s['%s'] is a %s, expected a string", s->path, META_KEY, v->key,
+            return herd_fail(err, HERD_EFORMAT, "%s: %s['%s'] must be a string, found %s", s->path, META_KEY, v->key,
                              herd_json_type_name(v->type));
         s->meta[2 * s->n_meta] = v->key;
         s->meta[2 * s->n_meta + 1] = v->str;
@@ -461,7 +461,7 @@ herd_status herd_safetensors_open(herd_safetensors **out, const char *path, herd
     }
     const herd_json_node *root = herd_json_root(s->doc);
     if (root->type != HERD_JSON_OBJECT) {
-        st = herd_fail(err, HERD_EFORMAT, "%s: header is a JSON %s, expected an object", path,
+        st = herd_fail(err, HERD_EFORMAT, "%s: header must be a JSON object, found %s", path,
                        herd_json_type_name(root->type));
         goto fail;
     }
