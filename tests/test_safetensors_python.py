@@ -103,11 +103,10 @@ def python_to_herd(tmp):
     check(meta == {"format": "pt", "note": "ünïcode \"quoted\""}, f"metadata {meta}")
     print(f"python -> herd: {len(tensors)} tensors of a torch state_dict compared")
 
-    # herd rejects a file the plain writer corrupts: a gap between tensors.
+    # herd rejects the same file with bytes appended that no tensor covers.
     bad = os.path.join(tmp, "bad.safetensors")
     with open(path, "rb") as f:
         raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
     with open(bad, "wb") as f:
         f.write(raw + b"\0\0\0\0")
     r = subprocess.run([TOOL, "dump", bad], capture_output=True, text=True)
