@@ -11,7 +11,8 @@
 #include "herd/data.h"
 #include "herd/io.h"
 
-#define ITERS 400
+/* HERD_FUZZ_ITERS raises the count for a longer soak than the default suite affords. */
+static int ITERS = 400;
 
 static char dir[256], path[512];
 
@@ -144,7 +145,7 @@ static void fuzz_cifar(void) {
     herd_rng r;
     herd_rng_init(&r, 5, 5);
     const char *paths[1] = {path};
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < ITERS / 4; i++) {
         size_t m = mutate(&r, seed, sizeof seed, buf, sizeof buf);
         write_raw(buf, m);
         herd_error err = {0};
@@ -161,6 +162,8 @@ static void fuzz_cifar(void) {
 }
 
 int main(void) {
+    const char *it = getenv("HERD_FUZZ_ITERS");
+    if (it && atoi(it) > 0) ITERS = atoi(it);
     snprintf(dir, sizeof dir, "/tmp/herd_fuzz_XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
