@@ -172,6 +172,9 @@ static void test_replace(void) {
     herd_tensor_ref reserved = {"__metadata__", HERD_F32, 1, {2}, a};
     CHECK(herd_safetensors_write(path, &reserved, 1, NULL, 0, &err) == HERD_EARG, "reserved name refused: %s",
           err.msg);
+    const char *dupmeta[] = {"k", "1", "k", "2"};
+    CHECK(herd_safetensors_write(path, &ta, 1, dupmeta, 2, &err) == HERD_EARG && strstr(err.msg, "duplicate metadata"),
+          "duplicate metadata keys refused: %s", err.msg);
     herd_tensor_ref negshape = {"n", HERD_F32, 1, {-1}, a};
     CHECK(herd_safetensors_write(path, &negshape, 1, NULL, 0, &err) == HERD_EARG, "negative dim refused: %s", err.msg);
     const char *nodir = path_in("no/such/dir/x.safetensors");
@@ -232,6 +235,8 @@ static void test_bad_files(void) {
     bad_header("entrynotobj", "{\"a\":[1]}", 0, HERD_EFORMAT, "must be an object, found array");
     bad_header("metanotstr", "{\"__metadata__\":{\"k\":1}}", 0, HERD_EFORMAT, "must be a string");
     bad_header("metanotobj", "{\"__metadata__\":[]}", 0, HERD_EFORMAT, "__metadata__");
+    bad_header("metadup", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, HERD_EFORMAT, "duplicate __metadata__ key 'k'");
+    bad_header("metatwice", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, HERD_EFORMAT, "duplicate __metadata__");
     bad_header("nulname", "{\"a\\u0000b\":{}}", 0, HERD_EFORMAT, "NUL");
 
     /* Valid by the spec though not what herd writes: unpadded header, metadata last,

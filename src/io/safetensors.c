@@ -37,6 +37,14 @@ static const dtype_info dtypes[] = {
 static const char *const other_dtypes[] = {"BOOL", "I8", "U16", "I16", "F16", "BF16", "U32", "U64",
                                            "F8_E4M3", "F8_E5M2", "C64"};
 
+typedef struct meta_pair {
+    const char *key, *value;
+} meta_pair;
+
+static int cmp_meta(const void *a, const void *b) {
+    return strcmp(((const meta_pair *)a)->key, ((const meta_pair *)b)->key);
+}
+
 struct herd_safetensors {
     char *path;
     uint8_t *block; /* the allocation holding the file */
@@ -45,7 +53,7 @@ struct herd_safetensors {
     herd_tensor_ref *tensors;
     int n;
     const herd_tensor_ref **by_name; /* sorted by name, for find and the duplicate check */
-    const char **meta; /* n_meta key/value pairs */
+    meta_pair *meta; /* sorted by key, for lookup and the duplicate check */
     int n_meta;
     void **copies; /* tensors whose offset was not a multiple of their element size */
     int n_copies;
@@ -216,6 +224,13 @@ herd_status herd_safetensors_write(const char *path, const herd_tensor_ref *tens
         st = check_name(meta_kv[i], i % 2 ? "metadata value" : "metadata key", path, err);
         if (st != HERD_OK) goto fail;
     }
+    /* Quadratic, but metadata is a handful of pairs written by herd itself. */
+    for (int i = 0; i < n_meta; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(meta_kv[2 * i], meta_kv[2 * j]) == 0) {
+                st = herd_fail(err, HERD_EARG, "%s: duplicate metadata key '%s'", path, meta_kv[2 * i]);
+                goto fail;
+            }
     st = build_header(&w, tensors, n, bytes, meta_kv, n_meta, path, err);
     if (st != HERD_OK) goto fail;
 
@@ -381,16 +396,24 @@ static herd_status parse_metadata(herd_safetensors *s, const herd_json_node *m, 
     if (m->type != HERD_JSON_OBJECT)
         return herd_fail(err, HERD_EFORMAT, "%s: %s must be an object of strings, found %s", s->path, META_KEY,
                          herd_json_type_name(m->type));
-    s->meta = herd_calloc_array((size_t)m->count * 2 + 1, sizeof *s->meta);
+    s->meta = herd_calloc_array((size_t)m->count, sizeof *s->meta);
     if (!s->meta) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", s->path);
     for (const herd_json_node *v = herd_json_at(s->doc, m->first); v; v = herd_json_at(s->doc, v->next)) {
         if (v->type != HERD_JSON_STRING)
             return herd_fail(err, HERD_EFORMAT, "%s: %s['%s'] must be a string, found %s", s->path, META_KEY, v->key,
                              herd_json_type_name(v->type));
-        s->meta[2 * s->n_meta] = v->key;
-        s->meta[2 * s->n_meta + 1] = v->str;
+        if (v->key_len != strlen(v->key) || v->str_len != strlen(v->str))
+            return herd_fail(err, HERD_EFORMAT, "%s: %s['%s']: NUL character in key or value", s->path, META_KEY,
+                             v->key);
+        s->meta[s->n_meta].key = v->key;
+        s->meta[s->n_meta].value = v->str;
         s->n_meta++;
     }
+    /* JSON readers disagree on which duplicate wins, so a duplicate is an error. */
+    qsort(s->meta, (size_t)s->n_meta, sizeof *s->meta, cmp_meta);
+    for (int i = 1; i < s->n_meta; i++)
+        if (strcmp(s->meta[i - 1].key, s->meta[i].key) == 0)
+            return herd_fail(err, HERD_EFORMAT, "%s: duplicate %s key '%s'", s->path, META_KEY, s->meta[i].key);
     return HERD_OK;
 }
 
@@ -581,9 +604,9 @@ const herd_tensor_ref *herd_safetensors_find(const herd_safetensors *st, const c
 }
 
 const char *herd_safetensors_meta(const herd_safetensors *st, const char *key) {
-    for (int i = 0; i < st->n_meta; i++)
-        if (strcmp(st->meta[2 * i], key) == 0) return st->meta[2 * i + 1];
-    return NULL;
+    meta_pair want = {key, NULL};
+    const meta_pair *m = st->n_meta ? bsearch(&want, st->meta, (size_t)st->n_meta, sizeof want, cmp_meta) : NULL;
+    return m ? m->value : NULL;
 }
 
 const char *herd_safetensors_path(const herd_safetensors *st) { return st->path; }
