@@ -42,7 +42,8 @@ int main(void) {
         CHECK(v->type == HERD_JSON_NULL, "null");
         v = herd_json_at(doc, v->next);
         CHECK(v->type == HERD_JSON_STRING && strcmp(v->str, "s") == 0 && v->next == -1, "last string");
-        CHECK(herd_json_get(doc, root, "b")->count == 0 && herd_json_get(doc, root, "c")->count == 0, "empty containers");
+        CHECK(herd_json_get(doc, root, "b")->count == 0 && herd_json_get(doc, root, "c")->count == 0,
+              "empty containers");
         CHECK(herd_json_get(doc, root, "zz") == NULL, "absent key");
         CHECK(v->parent >= 0 && herd_json_at(doc, v->parent) == a, "parent link");
     }

@@ -77,13 +77,10 @@ static void test_round_trip(void) {
     double dbl[4] = {3.141592653589793, -0.5, 1e300, 2.0};
     float none[1] = {0};
     herd_tensor_ref t[] = {
-        {"layer.0.weight", HERD_F32, 2, {2, 3}, w},
-        {"idx", HERD_I64, 1, {4}, idx},
-        {"scalar", HERD_I32, 0, {0}, &scalar},
-        {"bytes", HERD_U8, 1, {5}, bytes},
+        {"layer.0.weight", HERD_F32, 2, {2, 3}, w}, {"idx", HERD_I64, 1, {4}, idx},
+        {"scalar", HERD_I32, 0, {0}, &scalar},      {"bytes", HERD_U8, 1, {5}, bytes},
         {"dbl", HERD_F64, 2, {2, 2}, dbl}, /* lands at an offset that is not a multiple of 8 */
-        {"empty", HERD_F32, 2, {0, 3}, none},
-        {"ünï \"quoted\"", HERD_F32, 1, {1}, w},
+        {"empty", HERD_F32, 2, {0, 3}, none},       {"ünï \"quoted\"", HERD_F32, 1, {1}, w},
     };
     int n = (int)(sizeof t / sizeof t[0]);
     const char *meta[] = {"format", "pt", "note", "line1\nline2 \"q\" \\ tab\t"};
@@ -152,8 +149,7 @@ static void test_replace(void) {
     herd_tensor_ref ta = {"a", HERD_F32, 1, {2}, a}, tb = {"b", HERD_F32, 1, {3}, b};
     herd_error err = {0};
     CHECK(herd_safetensors_write(path, &ta, 1, NULL, 0, &err) == HERD_OK, "write over garbage: %s", err.msg);
-    CHECK(herd_safetensors_write(path, &tb, 1, NULL, 0, &err) == HERD_OK, "write over a safetensors file: %s",
-          err.msg);
+    CHECK(herd_safetensors_write(path, &tb, 1, NULL, 0, &err) == HERD_OK, "write over a safetensors file: %s", err.msg);
     herd_safetensors *st = NULL;
     CHECK(herd_safetensors_open(&st, path, &err) == HERD_OK, "reopen: %s", err.msg);
     if (st) {
@@ -170,8 +166,7 @@ static void test_replace(void) {
     CHECK(herd_safetensors_write(path, dup, 2, NULL, 0, &err) == HERD_EARG && strstr(err.msg, "duplicate"),
           "duplicate names refused: %s", err.msg);
     herd_tensor_ref reserved = {"__metadata__", HERD_F32, 1, {2}, a};
-    CHECK(herd_safetensors_write(path, &reserved, 1, NULL, 0, &err) == HERD_EARG, "reserved name refused: %s",
-          err.msg);
+    CHECK(herd_safetensors_write(path, &reserved, 1, NULL, 0, &err) == HERD_EARG, "reserved name refused: %s", err.msg);
     const char *dupmeta[] = {"k", "1", "k", "2"};
     CHECK(herd_safetensors_write(path, &ta, 1, dupmeta, 2, &err) == HERD_EARG && strstr(err.msg, "duplicate metadata"),
           "duplicate metadata keys refused: %s", err.msg);
@@ -186,7 +181,8 @@ static void test_replace(void) {
     herd_safetensors_close(st);
 }
 
-#define E(name, dtype, shape, b, e) "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
+#define E(name, dtype, shape, b, e)                                                                                    \
+    "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
 
 static void test_bad_files(void) {
     expect_bad_file("missing.safetensors", HERD_EIO, "cannot open");
@@ -202,7 +198,8 @@ static void test_bad_files(void) {
     write_st(path_in("absurd"), "{}", 0, (uint64_t)1 << 60);
     expect_bad_file("absurd", HERD_EFORMAT, "exceeds");
 
-    bad_header("datashort", "{" E("w", "F32", "[2,3]", 0, 24) "}", 20, HERD_EFORMAT, "outside the 20-byte data section");
+    bad_header("datashort", "{" E("w", "F32", "[2,3]", 0, 24) "}", 20, HERD_EFORMAT,
+               "outside the 20-byte data section");
     bad_header("badjson", "{\"w\":{\"dtype\":\"F32\",", 0, HERD_EFORMAT, "JSON byte");
     bad_header("badjson2", "{\"w\" {}}", 0, HERD_EFORMAT, "JSON byte 5");
     bad_header("trailingcomma", "{" E("w", "F32", "[2]", 0, 8) ",}", 8, HERD_EFORMAT, "JSON byte");
@@ -221,9 +218,8 @@ static void test_bad_files(void) {
                "duplicate tensor name 'a'");
     bad_header("array", "[1,2]", 0, HERD_EFORMAT, "must be a JSON object, found array");
     bad_header("string", "\"x\"", 0, HERD_EFORMAT, "must be a JSON object, found string");
-    bad_header("unknownkey",
-               "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}", 8, HERD_EFORMAT,
-               "unknown key 'extra'");
+    bad_header("unknownkey", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}", 8,
+               HERD_EFORMAT, "unknown key 'extra'");
     bad_header("nodtype", "{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, HERD_EFORMAT, "missing 'dtype'");
     bad_header("negdim", "{" E("a", "F32", "[-2]", 0, 8) "}", 8, HERD_EFORMAT, "non-negative integer");
     bad_header("fracdim", "{" E("a", "F32", "[2.0]", 0, 8) "}", 8, HERD_EFORMAT, "non-negative integer");
@@ -235,15 +231,16 @@ static void test_bad_files(void) {
     bad_header("entrynotobj", "{\"a\":[1]}", 0, HERD_EFORMAT, "must be an object, found array");
     bad_header("metanotstr", "{\"__metadata__\":{\"k\":1}}", 0, HERD_EFORMAT, "must be a string");
     bad_header("metanotobj", "{\"__metadata__\":[]}", 0, HERD_EFORMAT, "__metadata__");
-    bad_header("metadup", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, HERD_EFORMAT, "duplicate __metadata__ key 'k'");
+    bad_header("metadup", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, HERD_EFORMAT,
+               "duplicate __metadata__ key 'k'");
     bad_header("metatwice", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, HERD_EFORMAT, "duplicate __metadata__");
     bad_header("nulname", "{\"a\\u0000b\":{}}", 0, HERD_EFORMAT, "NUL");
 
     /* Valid by the spec though not what herd writes: unpadded header, metadata last,
      * zero-size tensors anywhere, whitespace around the JSON. */
     write_st(path_in("odd"),
-             " {" E("z", "I32", "[0]", 0, 0) "," E("b", "U8", "[3]", 0, 3) "," E("a", "I32", "[2]", 3, 11)
-             ",\"__metadata__\":{}} \n",
+             " {" E("z", "I32", "[0]", 0, 0) "," E("b", "U8", "[3]", 0, 3) "," E("a", "I32", "[2]", 3,
+                                                                                 11) ",\"__metadata__\":{}} \n",
              11, 0);
     herd_error err = {0};
     herd_safetensors *st = NULL;

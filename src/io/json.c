@@ -50,7 +50,8 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
     if (c < 0x80) return 1;
     size_t k;
     unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) k = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         k = 3;
         if (c == 0xE0) lo = 0xA0;
@@ -111,8 +112,10 @@ static void attach(parser *p, int32_t child, const char *key, size_t key_len) {
     nodes[child].parent = par;
     nodes[child].key = key;
     nodes[child].key_len = key_len;
-    if (nodes[par].last < 0) nodes[par].first = child;
-    else nodes[nodes[par].last].next = child;
+    if (nodes[par].last < 0)
+        nodes[par].first = child;
+    else
+        nodes[nodes[par].last].next = child;
     nodes[par].last = child;
     nodes[par].count++;
 }
@@ -121,10 +124,14 @@ static int hex4(const unsigned char *s, unsigned *out) {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         unsigned c = s[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return 0;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return 0;
         v = v << 4 | d;
     }
     *out = v;
@@ -132,7 +139,8 @@ static int hex4(const unsigned char *s, unsigned *out) {
 }
 
 static char *put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) *o++ = (char)cp;
+    if (cp < 0x80)
+        *o++ = (char)cp;
     else if (cp < 0x800) {
         *o++ = (char)(0xC0 | cp >> 6);
         *o++ = (char)(0x80 | (cp & 0x3F));
@@ -214,7 +222,8 @@ static herd_status parse_number(parser *p, herd_json_node *nd) {
         i++;
     }
     if (i >= p->len || !is_digit(s[i])) return parse_fail(p, start, "invalid number");
-    if (s[i] == '0') i++;
+    if (s[i] == '0')
+        i++;
     else
         while (i < p->len && is_digit(s[i])) i++;
     if (i < p->len && s[i] == '.') {
@@ -271,8 +280,7 @@ static herd_status parse_doc(parser *p) {
     for (;;) {
         skip_ws(p);
         if (state == EXPECT_KEY) {
-            if (p->pos >= p->len || p->s[p->pos] != '"')
-                return parse_fail(p, p->pos, "expected a string key");
+            if (p->pos >= p->len || p->s[p->pos] != '"') return parse_fail(p, p->pos, "expected a string key");
             st = parse_string(p, &key, &key_len);
             if (st != HERD_OK) return st;
             skip_ws(p);
@@ -287,9 +295,12 @@ static herd_status parse_doc(parser *p) {
             char close = top->type == HERD_JSON_ARRAY ? ']' : '}';
             if (p->pos >= p->len) return parse_fail(p, p->pos, "unexpected end of input, expected ',' or '%c'", close);
             unsigned char c = p->s[p->pos++];
-            if (c == ',') state = top->type == HERD_JSON_ARRAY ? EXPECT_VALUE : EXPECT_KEY;
-            else if (c == close) p->depth--;
-            else return parse_fail(p, p->pos - 1, "expected ',' or '%c'", close);
+            if (c == ',')
+                state = top->type == HERD_JSON_ARRAY ? EXPECT_VALUE : EXPECT_KEY;
+            else if (c == close)
+                p->depth--;
+            else
+                return parse_fail(p, p->pos - 1, "expected ',' or '%c'", close);
             continue;
         }
         /* EXPECT_VALUE */
@@ -297,13 +308,20 @@ static herd_status parse_doc(parser *p) {
         size_t at = p->pos;
         unsigned char c = p->s[at];
         herd_json_type t;
-        if (c == '{') t = HERD_JSON_OBJECT;
-        else if (c == '[') t = HERD_JSON_ARRAY;
-        else if (c == '"') t = HERD_JSON_STRING;
-        else if (c == '-' || is_digit(c)) t = HERD_JSON_NUMBER;
-        else if (c == 't' || c == 'f') t = HERD_JSON_BOOL;
-        else if (c == 'n') t = HERD_JSON_NULL;
-        else return parse_fail(p, at, "unexpected character '%c', expected a value", c >= 0x20 && c < 0x7F ? c : '?');
+        if (c == '{')
+            t = HERD_JSON_OBJECT;
+        else if (c == '[')
+            t = HERD_JSON_ARRAY;
+        else if (c == '"')
+            t = HERD_JSON_STRING;
+        else if (c == '-' || is_digit(c))
+            t = HERD_JSON_NUMBER;
+        else if (c == 't' || c == 'f')
+            t = HERD_JSON_BOOL;
+        else if (c == 'n')
+            t = HERD_JSON_NULL;
+        else
+            return parse_fail(p, at, "unexpected character '%c', expected a value", c >= 0x20 && c < 0x7F ? c : '?');
         int32_t idx = new_node(p, t, at);
         if (idx == -2) return parse_fail(p, at, "more than %ld values", (long)p->max_nodes);
         if (idx < 0) return herd_fail(p->err, HERD_ENOMEM, "JSON byte %zu: out of memory", at);

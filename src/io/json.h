@@ -29,19 +29,19 @@ typedef struct herd_json_node {
     size_t key_len;      /* may be less than strlen(key) if the key held \u0000 */
     const char *str;     /* STRING: decoded, NUL-terminated */
     size_t str_len;
-    double num;          /* NUMBER */
-    int is_int;          /* NUMBER written without fraction/exponent and fits int64 */
-    int64_t ival;        /* valid when is_int */
-    int bval;            /* BOOL */
+    double num;   /* NUMBER */
+    int is_int;   /* NUMBER written without fraction/exponent and fits int64 */
+    int64_t ival; /* valid when is_int */
+    int bval;     /* BOOL */
 } herd_json_node;
 
 typedef struct herd_json herd_json;
 
 /* Parses text[0..len) (need not be NUL-terminated). Nesting deeper than max_depth
  * containers is an error, and so is more than max_nodes values (a node costs ~100
- * bytes, so this caps memory for hostile input; max_nodes <= 0: no cap). Strings must be valid UTF-8; \u escapes (surrogate pairs
- * included) are decoded. Duplicate object keys are kept (callers decide). On error
- * the message is "JSON byte <offset>: <what>" so that callers prefix their file name. */
+ * bytes, so this caps memory for hostile input; max_nodes <= 0: no cap). Strings must be valid UTF-8; \u escapes
+ * (surrogate pairs included) are decoded. Duplicate object keys are kept (callers decide). On error the message is
+ * "JSON byte <offset>: <what>" so that callers prefix their file name. */
 herd_status herd_json_parse(herd_json **out, const char *text, size_t len, int max_depth, int32_t max_nodes,
                             herd_error *err);
 void herd_json_free(herd_json *doc);

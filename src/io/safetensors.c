@@ -34,8 +34,8 @@ static const dtype_info dtypes[] = {
 
 /* Valid in the format but not representable in herd_dtype: reported as unsupported,
  * not as a malformed file. */
-static const char *const other_dtypes[] = {"BOOL", "I8", "U16", "I16", "F16", "BF16", "U32", "U64",
-                                           "F8_E4M3", "F8_E5M2", "C64"};
+static const char *const other_dtypes[] = {"BOOL", "I8",  "U16",     "I16",     "F16", "BF16",
+                                           "U32",  "U64", "F8_E4M3", "F8_E5M2", "C64"};
 
 typedef struct meta_pair {
     const char *key, *value;
@@ -53,7 +53,7 @@ struct herd_safetensors {
     herd_tensor_ref *tensors;
     int n;
     const herd_tensor_ref **by_name; /* sorted by name, for find and the duplicate check */
-    meta_pair *meta; /* sorted by key, for lookup and the duplicate check */
+    meta_pair *meta;                 /* sorted by key, for lookup and the duplicate check */
     int n_meta;
     void **copies; /* tensors whose offset was not a multiple of their element size */
     int n_copies;
@@ -104,9 +104,7 @@ static herd_status tensor_bytes(const herd_tensor_ref *t, const char *path, size
     return HERD_OK;
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
+static int cmp_names(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 static herd_status check_name(const char *s, const char *what, const char *path, herd_error *err) {
     if (!s) return herd_fail(err, HERD_EARG, "%s: %s is NULL", path, what);
@@ -161,8 +159,10 @@ static herd_status build_header(herd_json_writer *w, const herd_tensor_ref *t, i
 static herd_status fsync_parent_dir(const char *path, herd_error *err) {
     char dir[4096];
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
     else {
         size_t k = (size_t)(slash - path);
         if (k >= sizeof dir) return herd_fail(err, HERD_EIO, "%s: directory path too long", path);
@@ -302,8 +302,8 @@ static herd_status read_all(int fd, void *buf, size_t n, const char *path, herd_
 }
 
 /* A non-negative JSON integer, or an error naming the tensor and field. */
-static herd_status get_u64(const herd_json_node *v, const char *path, const char *name, const char *what,
-                           int64_t *out, herd_error *err) {
+static herd_status get_u64(const herd_json_node *v, const char *path, const char *name, const char *what, int64_t *out,
+                           herd_error *err) {
     if (!v || v->type != HERD_JSON_NUMBER || !v->is_int || v->ival < 0)
         return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': %s must be a non-negative integer", path, name, what);
     *out = v->ival;
@@ -334,10 +334,10 @@ static herd_status parse_entry(const herd_json *doc, const herd_json_node *e, co
                          herd_json_type_name(e->type));
     const herd_json_node *dt = NULL, *shape = NULL, *offs = NULL;
     for (const herd_json_node *m = herd_json_at(doc, e->first); m; m = herd_json_at(doc, m->next)) {
-        const herd_json_node **slot = strcmp(m->key, "dtype") == 0           ? &dt
-                                      : strcmp(m->key, "shape") == 0         ? &shape
+        const herd_json_node **slot = strcmp(m->key, "dtype") == 0          ? &dt
+                                      : strcmp(m->key, "shape") == 0        ? &shape
                                       : strcmp(m->key, "data_offsets") == 0 ? &offs
-                                                                              : NULL;
+                                                                            : NULL;
         if (!slot || m->key_len != strlen(m->key))
             return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': unknown key '%s'", path, name, m->key);
         if (*slot) return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': duplicate key '%s'", path, name, m->key);
@@ -345,7 +345,9 @@ static herd_status parse_entry(const herd_json *doc, const herd_json_node *e, co
     }
     if (!dt || !shape || !offs)
         return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': missing '%s'", path, name,
-                         !dt ? "dtype" : !shape ? "shape" : "data_offsets");
+                         !dt      ? "dtype"
+                         : !shape ? "shape"
+                                  : "data_offsets");
 
     if (dt->type != HERD_JSON_STRING)
         return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': dtype must be a string", path, name);
@@ -383,8 +385,9 @@ static herd_status parse_entry(const herd_json *doc, const herd_json_node *e, co
     if (st == HERD_OK) st = get_u64(herd_json_at(doc, b->next), path, name, "data_offsets[1]", end, err);
     if (st != HERD_OK) return st;
     if (*begin > *end || (uint64_t)*end > data_len)
-        return herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] outside the %zu-byte data section",
-                         path, name, (long long)*begin, (long long)*end, data_len);
+        return herd_fail(err, HERD_EFORMAT,
+                         "%s: tensor '%s': data_offsets [%lld, %lld] outside the %zu-byte data section", path, name,
+                         (long long)*begin, (long long)*end, data_len);
     if ((uint64_t)(*end - *begin) != nbytes)
         return herd_fail(err, HERD_EFORMAT,
                          "%s: tensor '%s': data_offsets span %lld bytes but dtype %s and shape need %zu", path, name,
@@ -535,8 +538,7 @@ herd_status herd_safetensors_open(herd_safetensors **out, const char *path, herd
         const char *name = s->tensors[spans[i].idx].name;
         if (spans[i].begin < covered) {
             st = herd_fail(err, HERD_EFORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] overlap tensor '%s'", path,
-                           name, (long long)spans[i].begin, (long long)spans[i].end,
-                           s->tensors[spans[i - 1].idx].name);
+                           name, (long long)spans[i].begin, (long long)spans[i].end, s->tensors[spans[i - 1].idx].name);
             goto fail;
         }
         if (spans[i].begin > covered) {
@@ -597,8 +599,10 @@ const herd_tensor_ref *herd_safetensors_find(const herd_safetensors *st, const c
         const herd_tensor_ref *t = st->by_name[mid];
         int c = strcmp(t->name, name);
         if (c == 0) return t;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
