@@ -10,8 +10,10 @@ static int is_permutation(const int64_t *p, int64_t n) {
     char *seen = calloc((size_t)n + 1, 1);
     int ok = 1;
     for (int64_t i = 0; i < n && ok; i++) {
-        if (p[i] < 0 || p[i] >= n || seen[p[i]]) ok = 0;
-        else seen[p[i]] = 1;
+        if (p[i] < 0 || p[i] >= n || seen[p[i]])
+            ok = 0;
+        else
+            seen[p[i]] = 1;
     }
     free(seen);
     return ok;
@@ -57,7 +59,8 @@ int main(void) {
         for (int k = 0; k < 4; k++)
             if (s.perm[k] == 0) counts[k]++;
     }
-    for (int k = 0; k < 4; k++) CHECK(counts[k] > 850 && counts[k] < 1150, "slot %d holds index 0 %d/4000 times", k, counts[k]);
+    for (int k = 0; k < 4; k++)
+        CHECK(counts[k] > 850 && counts[k] < 1150, "slot %d holds index 0 %d/4000 times", k, counts[k]);
     herd_sampler_free(&s);
 
     CHECK(herd_sampler_init(&s, n, 42, 0, &err) == HERD_OK, "init: %s", err.msg);

@@ -33,7 +33,8 @@ static herd_status cifar_read_file(const char *path, int64_t records, uint8_t *i
     herd_status st = HERD_OK;
     for (int64_t r = 0; r < records; r++) {
         uint8_t label;
-        if (fread(&label, 1, 1, f) != 1 || fread(images + (size_t)r * CIFAR_PIXELS, 1, CIFAR_PIXELS, f) != CIFAR_PIXELS) {
+        if (fread(&label, 1, 1, f) != 1 ||
+            fread(images + (size_t)r * CIFAR_PIXELS, 1, CIFAR_PIXELS, f) != CIFAR_PIXELS) {
             st = herd_fail(err, ferror(f) ? HERD_EIO : HERD_EFORMAT, "%s: short read in record %lld (file changed?)",
                            path, (long long)r);
             break;

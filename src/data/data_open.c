@@ -26,7 +26,9 @@ static const char *const cifar_train[5] = {"data_batch_1.bin", "data_batch_2.bin
                                            "data_batch_4.bin", "data_batch_5.bin"};
 static const char *const cifar_test[1] = {"test_batch.bin"};
 
-#define IDX_LIST "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]"
+#define IDX_LIST                                                                                                       \
+    "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "                        \
+    "t10k-labels-idx1-ubyte[.gz]"
 #define CIFAR_LIST "data_batch_1.bin .. data_batch_5.bin, test_batch.bin"
 
 static int is_dir(const char *p) {
@@ -68,10 +70,8 @@ static int has_any_cifar(const char *dir) {
 
 static herd_status open_idx_pair(const char *dir, const char *const names[2], herd_dataset **out, herd_error *err) {
     char images[PATH_CAP], labels[PATH_CAP];
-    if (!find_idx(images, dir, names[0]))
-        return herd_fail(err, HERD_EIO, "%s: missing %s[.gz]", dir, names[0]);
-    if (!find_idx(labels, dir, names[1]))
-        return herd_fail(err, HERD_EIO, "%s: missing %s[.gz]", dir, names[1]);
+    if (!find_idx(images, dir, names[0])) return herd_fail(err, HERD_EIO, "%s: missing %s[.gz]", dir, names[0]);
+    if (!find_idx(labels, dir, names[1])) return herd_fail(err, HERD_EIO, "%s: missing %s[.gz]", dir, names[1]);
     return herd_idx_open(out, images, labels, err);
 }
 
@@ -82,7 +82,8 @@ static herd_status open_cifar_set(const char *dir, const char *const *names, int
     for (int i = 0; i < n; i++) {
         herd_status st = join(paths[i], dir, names[i], "", err);
         if (st != HERD_OK) return st;
-        if (!is_file(paths[i])) return herd_fail(err, HERD_EIO, "%s: missing %s (CIFAR-10 binary directory)", dir, names[i]);
+        if (!is_file(paths[i]))
+            return herd_fail(err, HERD_EIO, "%s: missing %s (CIFAR-10 binary directory)", dir, names[i]);
         ptrs[i] = paths[i];
     }
     return herd_cifar10_open(out, ptrs, n, err);
@@ -120,8 +121,9 @@ static herd_status open_named(const named_dataset *nd, herd_dataset **train, her
         if (st != HERD_OK) return st;
         if (is_dir(dir) && has_any_idx(dir)) return open_dir(dir, 0, train, test, err);
         if (has_any_idx(env)) return open_dir(env, 0, train, test, err);
-        return herd_fail(err, HERD_EIO, "%s: HERD_DATA_DIR holds no %s IDX files (looked in %s and %s for " IDX_LIST ")",
-                         env, nd->name, dir, env);
+        return herd_fail(err, HERD_EIO,
+                         "%s: HERD_DATA_DIR holds no %s IDX files (looked in %s and %s for " IDX_LIST ")", env,
+                         nd->name, dir, env);
     }
     st = join(dir, SYSTEM_DATASETS, nd->name, "", err);
     if (st != HERD_OK) return st;
@@ -144,9 +146,12 @@ herd_status herd_data_open(const char *spec, herd_dataset **train, herd_dataset 
         char sub[PATH_CAP];
         if (join(sub, spec, "cifar-10-batches-bin", "", NULL) == HERD_OK && is_dir(sub) && has_any_cifar(sub))
             return open_dir(sub, 1, train, test, err);
-        return herd_fail(err, HERD_EIO, "%s: directory holds neither IDX files (" IDX_LIST
-                         ") nor CIFAR-10 binaries (" CIFAR_LIST ")", spec);
+        return herd_fail(err, HERD_EIO,
+                         "%s: directory holds neither IDX files (" IDX_LIST ") nor CIFAR-10 binaries (" CIFAR_LIST ")",
+                         spec);
     }
-    return herd_fail(err, HERD_EARG, "%s: not a dataset name (fashion-mnist, mnist) nor a directory with IDX files ("
-                     IDX_LIST ") or CIFAR-10 binaries (" CIFAR_LIST ")", spec);
+    return herd_fail(err, HERD_EARG,
+                     "%s: not a dataset name (fashion-mnist, mnist) nor a directory with IDX files (" IDX_LIST
+                     ") or CIFAR-10 binaries (" CIFAR_LIST ")",
+                     spec);
 }

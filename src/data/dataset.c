@@ -50,8 +50,8 @@ static void set_source(herd_dataset *ds, const char *source) {
     snprintf(ds->source, sizeof ds->source, "%s", source ? source : "(memory)");
 }
 
-herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h,
-                                 int w, int num_classes, const char *source, herd_error *err) {
+herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h, int w,
+                                 int num_classes, const char *source, herd_error *err) {
     herd_dataset *ds = NULL;
     u8_impl *im = NULL;
     herd_status st;

@@ -42,10 +42,9 @@ static herd_status gz_read_full(gzFile gz, const char *path, void *buf, size_t n
     int errnum = Z_OK;
     const char *zmsg = gzerror(gz, &errnum);
     if (errnum == Z_BUF_ERROR)
-        return herd_fail(err, HERD_EFORMAT, "%s: truncated gzip stream: expected %zu bytes of %s, found %zu", path,
-                         n, what, *got);
-    if (errnum == Z_ERRNO)
-        return herd_fail(err, HERD_EIO, "%s: read error: %s", path, strerror(errno));
+        return herd_fail(err, HERD_EFORMAT, "%s: truncated gzip stream: expected %zu bytes of %s, found %zu", path, n,
+                         what, *got);
+    if (errnum == Z_ERRNO) return herd_fail(err, HERD_EIO, "%s: read error: %s", path, strerror(errno));
     if (errnum != Z_OK)
         return herd_fail(err, HERD_EFORMAT, "%s: corrupt gzip data: %s", path, zmsg ? zmsg : "unknown error");
     return HERD_OK;
