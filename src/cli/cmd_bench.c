@@ -58,7 +58,7 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
 int cmd_bench(int argc, char **argv) {
     const char *backend = "cpu", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
     int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1;
-    float bucket_mb = 25;
+    float bucket_mb = 0;
     cli_option opts[] = {
         {"--mode", OPT_STR, &mode, 0, 0, "MODE", "train (forward, backward, update; default), eval (forward only) or allreduce (gradient exchange only)", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size per rank (default 32)", 0},
@@ -70,7 +70,7 @@ int cmd_bench(int argc, char **argv) {
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), any --data source, or synthetic", 0},
         {"--profile", OPT_FLAG, &profile, 0, 0, NULL, "print forward/backward time per layer", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: local data-parallel ranks (herd runs mpirun)", 0},
-        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0.001, 4096, "MB", "data parallel: gradient bucket size (default 25)", 0},
+        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none or bf16", 0},
         {0},
     };
