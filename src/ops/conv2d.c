@@ -55,9 +55,9 @@ void ref_conv2d_forward(float *out, const float *in, const float *w, const float
                         const float *in_c = in_n + (int64_t)c * H * W;
                         const float *w_c = w_oc + (int64_t)c * KH * KW;
                         for (int kh = kh0; kh < kh1; kh++) {
-                            const float *in_row = in_c + (int64_t)(ih0 + kh) * W + iw0;
+                            const float *in_row = in_c + (int64_t)(ih0 + kh) * W;
                             const float *w_row = w_c + kh * KW;
-                            for (int kw = kw0; kw < kw1; kw++) acc += (double)in_row[kw] * w_row[kw];
+                            for (int kw = kw0; kw < kw1; kw++) acc += (double)in_row[iw0 + kw] * w_row[kw];
                         }
                     }
                     out_p[oh * OW + ow] = (float)acc;
