@@ -1,5 +1,7 @@
-/* cpu conv2d: per-image im2col + single-threaded sgemm, with the batch split into fixed
- * slots run on herd's pool; dw/db reduce through per-slot partials summed in slot order. */
+/* cpu conv2d: per-image im2col + single-threaded sgemm on herd's pool. Images are handed
+ * out dynamically (each is computed the same way whoever takes it); dw/db use a fixed split
+ * into slots whose partials are summed in slot order, so results are reproducible. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -78,8 +80,8 @@ static void im2col(float *col, const float *in, const conv2d_dims *d) {
                     const float *src = plane + (size_t)ih * W;
                     int off = kw - d->PW;
                     for (int ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
-                    if (SW == 1) {
-                        if (ow1 > ow0) memcpy(r + ow0, src + ow0 + off, sizeof(float) * (size_t)(ow1 - ow0));
+                    if (SW == 1) { /* rows are short (7..28): a loop beats a memcpy call */
+                        for (int ow = ow0; ow < ow1; ow++) r[ow] = src[ow + off];
                     } else {
                         for (int ow = ow0; ow < ow1; ow++) r[ow] = src[ow * SW + off];
                     }
@@ -107,8 +109,7 @@ static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
                     const float *r = row + (size_t)oh * OW;
                     float *dst = plane + (size_t)ih * W;
                     if (SW == 1) {
-                        float *dd = dst + off;
-                        for (int ow = ow0; ow < ow1; ow++) dd[ow] += r[ow];
+                        for (int ow = ow0; ow < ow1; ow++) dst[ow + off] += r[ow];
                     } else {
                         for (int ow = ow0; ow < ow1; ow++) dst[ow * SW + off] += r[ow];
                     }
@@ -134,39 +135,39 @@ typedef struct conv_job {
     const herd_exec *ex;
     const conv2d_dims *d;
     int slots;
+    atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
 } conv_job;
 
 static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
-    const conv_job *j = ctx;
+    (void)s1;
+    conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
     const int pointwise = is_pointwise(d);
-    for (int64_t s = s0; s < s1; s++) {
-        float *col = j->ex->workspace + (size_t)s * col_floats(d);
-        int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
-        for (int b = b0; b < b1; b++) {
-            const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
-            float *outb = j->out + (size_t)b * d->OC * N;
-            const float *cols = inb;
-            if (!pointwise) {
-                im2col(col, inb, d);
-                cols = col;
-            }
-            float beta = 0.0f;
-            if (j->b) {
-                /* bias first, then sgemm accumulates on top: one pass over out instead of two */
-                for (int oc = 0; oc < d->OC; oc++) {
-                    float *o = outb + (size_t)oc * N, v = j->b[oc];
-                    for (int i = 0; i < N; i++) o[i] = v;
-                }
-                beta = 1.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->OC, N, K, 1.0f, j->w, K, cols, N, beta, outb,
-                        N);
+    float *col = j->ex->workspace + (size_t)s0 * col_floats(d);
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= d->B) break;
+        const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+        float *outb = j->out + (size_t)b * d->OC * N;
+        const float *cols = inb;
+        if (!pointwise) {
+            im2col(col, inb, d);
+            cols = col;
         }
+        float beta = 0.0f;
+        if (j->b) {
+            /* bias first, then sgemm accumulates on top: one pass over out instead of two */
+            for (int oc = 0; oc < d->OC; oc++) {
+                float *o = outb + (size_t)oc * N, v = j->b[oc];
+                for (int i = 0; i < N; i++) o[i] = v;
+            }
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->OC, N, K, 1.0f, j->w, K, cols, N, beta, outb, N);
     }
 }
 
@@ -178,17 +179,21 @@ void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const 
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .out = out, .in = in, .w = w, .b = b};
+    atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    cpu_for(ex, slots, work, conv_forward_slots, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_forward_slots, &j);
 }
 
+/* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the
+ * summation order must not depend on timing), then din image by image, handed out
+ * dynamically so the thread that finished its slot first takes more. */
 static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
-    const conv_job *j = ctx;
+    conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
     const int pointwise = is_pointwise(d);
-    for (int64_t s = s0; s < s1; s++) {
+    for (int64_t s = s0; s < s1 && (j->dw || j->db); s++) {
         float *col = j->ex->workspace + (size_t)s * col_floats(d);
         /* slot 0 accumulates straight into dw/db; the others into their partials */
         float *pw = j->dw, *pb = j->db;
@@ -215,17 +220,20 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
                     float v = sum_floats(doutb + (size_t)oc * N, N);
                     pb[oc] = fresh ? v : pb[oc] + v;
                 }
-            if (j->din) {
-                float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
-                if (pointwise) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 1.0f,
-                                dinb, N);
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 0.0f,
-                                col, N);
-                    col2im_add(dinb, col, d);
-                }
-            }
+        }
+    }
+    if (!j->din) return;
+    float *col = j->ex->workspace + (size_t)s0 * col_floats(d);
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= d->B) break;
+        const float *doutb = j->dout + (size_t)b * OC * N;
+        float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
+        if (pointwise) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 1.0f, dinb, N);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 0.0f, col, N);
+            col2im_add(dinb, col, d);
         }
     }
 }
@@ -255,10 +263,11 @@ void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, 
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w};
+    atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    cpu_for(ex, slots, work, conv_backward_slots, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
     if (slots > 1 && (dw || db)) {
         int64_t n = (int64_t)d->OC * d->C * d->KH * d->KW + d->OC;
-        cpu_for(ex, n, n * (slots - 1), conv_reduce_range, &j);
+        cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * (slots - 1)), conv_reduce_range, &j);
     }
 }

@@ -7,17 +7,23 @@
 
 #include "backend.h"
 
-/* Below this many elementary operations, waking the pool's workers (a condvar
- * round trip, tens of microseconds) costs more than it saves; such calls run inline. */
-#define CPU_MIN_PARALLEL_WORK 32768
+/* Waking the pool's workers is a condvar round trip: an empty herd_pool_for costs ~60 us
+ * on the 2-core dev VM (tests/helpers/bench_backend.c). With 2 threads a split saves
+ * est/2 - 60 us, so only calls estimated above CPU_PARALLEL_MIN_NS single-threaded go
+ * to the pool. Callers estimate with the per-unit costs below (measured on Zen 5 with
+ * OpenBLAS's Haswell kernels; only their order of magnitude matters). */
+#define CPU_PARALLEL_MIN_NS 150000
+#define CPU_NS_PER_MAC(macs) ((macs) / 32)       /* sgemm-bound: ~80 GFLOP/s per core */
+#define CPU_NS_PER_STREAM_ELEM(n) ((n) / 8)       /* one pass over cached floats */
 
 static inline int cpu_threads(const herd_exec *ex) { return ex ? herd_pool_threads(ex->pool) : 1; }
 
-/* herd_pool_for over [0, n) on ex's pool when `work` is big enough, else inline as thread 0.
- * Partitions depend only on (n, threads, work), so results stay deterministic. */
-static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t work, herd_range_fn fn, void *ctx) {
+/* herd_pool_for over [0, n) on ex's pool when the call's estimated single-thread time
+ * est_ns is big enough, else inline as thread 0. Every cpu op makes its result independent
+ * of which thread runs which range, so this choice never changes the numbers. */
+static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t est_ns, herd_range_fn fn, void *ctx) {
     if (n <= 0) return;
-    if (!ex || !ex->pool || cpu_threads(ex) == 1 || work < CPU_MIN_PARALLEL_WORK)
+    if (!ex || !ex->pool || cpu_threads(ex) == 1 || est_ns < CPU_PARALLEL_MIN_NS)
         fn(ctx, 0, n, 0);
     else
         herd_pool_for(ex->pool, n, fn, ctx);

@@ -71,7 +71,8 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
 void cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
     pool_job j = {.d = d, .out = out, .argmax = argmax, .in = in};
     int64_t planes = (int64_t)d->B * d->C;
-    cpu_for(ex, planes, planes * d->OH * d->OW * d->KH * d->KW, maxpool_forward_planes, &j);
+    int64_t reads = planes * d->OH * d->OW * d->KH * d->KW;
+    cpu_for(ex, planes, CPU_NS_PER_STREAM_ELEM(reads), maxpool_forward_planes, &j);
 }
 
 static void maxpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
@@ -93,7 +94,7 @@ void cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, 
     if (!din) return;
     pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout};
     int64_t planes = (int64_t)d->B * d->C;
-    cpu_for(ex, planes, planes * d->OH * d->OW, maxpool_backward_planes, &j);
+    cpu_for(ex, planes, CPU_NS_PER_STREAM_ELEM(planes * d->OH * d->OW), maxpool_backward_planes, &j);
 }
 
 /* count_include_pad: the divisor is always KH*KW (a floor-mode window never reaches
@@ -127,7 +128,8 @@ static void avgpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
 void cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d) {
     pool_job j = {.d = d, .out = out, .in = in};
     int64_t planes = (int64_t)d->B * d->C;
-    cpu_for(ex, planes, planes * d->OH * d->OW * d->KH * d->KW, avgpool_forward_planes, &j);
+    int64_t reads = planes * d->OH * d->OW * d->KH * d->KW;
+    cpu_for(ex, planes, CPU_NS_PER_STREAM_ELEM(reads), avgpool_forward_planes, &j);
 }
 
 static void avgpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
@@ -159,5 +161,6 @@ void cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, 
     if (!din) return;
     pool_job j = {.d = d, .din = din, .dout = dout};
     int64_t planes = (int64_t)d->B * d->C;
-    cpu_for(ex, planes, planes * d->OH * d->OW * d->KH * d->KW, avgpool_backward_planes, &j);
+    int64_t writes = planes * d->OH * d->OW * d->KH * d->KW;
+    cpu_for(ex, planes, CPU_NS_PER_STREAM_ELEM(writes), avgpool_backward_planes, &j);
 }
