@@ -16,6 +16,7 @@ typedef struct herd_dataset herd_dataset;
 typedef struct herd_dataset_ops {
     /* x: c*h*w floats (NCHW, one sample), y: class label. Errors name the source and sample. */
     herd_status (*get)(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err);
+    /* Releases ds->impl only; herd_dataset_close then frees ds itself. */
     void (*close)(herd_dataset *ds);
 } herd_dataset_ops;
 
@@ -36,6 +37,7 @@ herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *l
 /* A view of samples [begin, end) of base (base must outlive it): used for --val-split. */
 herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t begin, int64_t end, herd_error *err);
 
+/* Calls ops->close, then frees ds; NULL is a no-op. */
 void herd_dataset_close(herd_dataset *ds);
 
 /* Fills x (B*c*h*w floats) and y (B) with samples idx[0..B). */

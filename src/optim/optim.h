@@ -41,7 +41,12 @@ typedef struct herd_optimizer {
 herd_status herd_optimizer_init(herd_optimizer *o, const herd_optim_config *cfg, int64_t n, herd_error *err);
 void herd_optimizer_free(herd_optimizer *o);
 /* One update of params[begin,end) with lr; `t` is the 1-based step number used for
- * Adam's bias correction (callers updating several ranges in one step pass the same t). */
+ * Adam's bias correction (callers updating several ranges in one step pass the same t).
+ * Follows torch.optim 1.13 (dampening 0): SGD d = g + wd*p; momentum b = mu*b + d
+ * (b starts at 0, so step 1 gives b = d as torch's clone); p -= lr*b, or
+ * p -= lr*(d + mu*b) for Nesterov. Adam: g += wd*p; AdamW: p *= 1 - lr*wd first;
+ * m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+ * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). Allocates nothing. */
 void herd_optimizer_update_range(herd_optimizer *o, float *params, const float *grads, int64_t begin, int64_t end,
                                  float lr, int64_t t);
 /* Whole buffer: increments o->t and updates [0, n). */
@@ -52,7 +57,7 @@ typedef enum herd_sched_kind { HERD_SCHED_CONSTANT = 0, HERD_SCHED_STEP, HERD_SC
 typedef struct herd_schedule {
     herd_sched_kind kind;
     float base_lr;
-    int64_t warmup_steps; /* linear warm-up from base_lr/warmup.. to base_lr over these steps (0 = none) */
+    int64_t warmup_steps; /* linear warm-up: base_lr*(step+1)/warmup_steps for step < warmup_steps (0 = none) */
     int64_t step_size;    /* STEP: multiply by gamma every step_size steps */
     float gamma;
     int64_t total_steps;  /* COSINE: anneal to min_lr at total_steps (after warm-up) */
@@ -61,11 +66,19 @@ typedef struct herd_schedule {
 
 /* "constant", "step", "cosine"; 0 if unknown. */
 int herd_sched_kind_parse(const char *name, herd_sched_kind *out);
-/* LR for 0-based step number `step`. */
+/* LR for 0-based step number `step` (negative counts as 0). With W = warmup_steps:
+ * step < W gives base_lr*(step+1)/W (torch LinearLR(start_factor=1/W, total_iters=W-1));
+ * afterwards s = step - W feeds the main schedule, which starts at base_lr:
+ * CONSTANT base_lr; STEP base_lr*gamma^floor(s/step_size) (step_size <= 0: base_lr);
+ * COSINE min_lr + (base_lr-min_lr)*(1+cos(pi*s/T))/2 with T = total_steps and s
+ * clamped to T (torch's closed form would rise again past T; T <= 0: base_lr).
+ * Computed in double, rounded to float. */
 float herd_schedule_lr(const herd_schedule *s, int64_t step);
 
 /* Scales grads so their global L2 norm is at most max_norm (no-op if max_norm <= 0);
- * returns the norm before clipping (computed in double). */
+ * returns the norm before clipping (computed in double). As torch's clip_grad_norm_:
+ * coef = max_norm/(norm + 1e-6), grads *= coef only when coef < 1. A NaN norm is
+ * returned with grads untouched (torch would fill them with NaN); Inf scales by 0. */
 double herd_clip_grad_norm(float *grads, int64_t n, float max_norm);
 
 #endif

@@ -1,0 +1,122 @@
+/* herd model: a graph of layers built from a spec file (or string), with all
+ * parameters named in one registry over one contiguous buffer (gradients likewise).
+ * Layouts are PyTorch's: activations NCHW, conv weights OIHW, dense weights [out, in],
+ * flatten in C*H*W order, so state_dicts map one to one. */
+#ifndef HERD_MODEL_H
+#define HERD_MODEL_H
+
+#include <stdint.h>
+
+#include "herd/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct herd_model herd_model;
+
+/* Training defaults a spec may carry on a `train` line; 0 / NULL = not set. */
+typedef struct herd_spec_train {
+    char optimizer[16];
+    float lr;
+    int batch;
+    int epochs;
+    float weight_decay;
+} herd_spec_train;
+
+/* Parses spec text; `filename` is used in messages ("file:line:col: ..."). */
+herd_status herd_model_parse(herd_model **out, const char *text, const char *filename, herd_error *err);
+/* Reads and parses a spec file. */
+herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error *err);
+void herd_model_destroy(herd_model *m);
+
+const herd_spec_train *herd_model_spec_train(const herd_model *m);
+
+/* Initialises all parameters deterministically from seed (He-normal for layers
+ * followed by a ReLU-family activation, Glorot-uniform otherwise; biases 0,
+ * batch-norm gamma 1, beta 0, running mean 0, var 1). Also seeds dropout. */
+void herd_model_init_params(herd_model *m, uint64_t seed);
+
+/* Plans activations, gradients and workspace for batches up to max_batch on backend
+ * "ref" or "cpu" with `threads` threads (one arena; nothing allocated per step).
+ * May be called again to re-plan. Fallbacks to ref are reported by herd_model_notes. */
+herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err);
+/* Lines describing per-layer backend fallbacks decided by prepare ("" if none). */
+const char *herd_model_notes(const herd_model *m);
+
+void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w);
+int herd_model_output_size(const herd_model *m);
+/* Input buffer for up to max_batch samples (NCHW), filled by the caller before forward. */
+float *herd_model_input(herd_model *m);
+/* Forward pass over the first B samples of the input buffer; training enables dropout
+ * and batch statistics. */
+herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err);
+/* (B, output_size) result of the last forward. */
+const float *herd_model_output(const herd_model *m);
+
+/* Loss of the last forward against labels (softmax cross-entropy, or MSE against
+ * one-hot targets if the spec says `loss mse`); *correct counts argmax hits. */
+float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct);
+/* Zeroes gradients and back-propagates the loss of the last forward/loss call
+ * (mean over the batch, times grad_scale: data-parallel callers pass local/global). */
+void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale);
+/* Called during backward each time the gradients of params[ready_from, n_params) are
+ * final (after each layer), so data-parallel training can start reducing them while
+ * backward goes on. fn = NULL removes the hook. */
+typedef void (*herd_grad_ready_fn)(void *user, int64_t ready_from);
+void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
+
+/* Re-keys the dropout generator: masks become a pure function of (seed, stream), so
+ * distributed training can make them independent of how a batch is split. */
+void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream);
+
+/* Index of the first layer whose output (after forward) or input gradient (after
+ * backward) holds a non-finite value, or -1. */
+int herd_model_first_nonfinite(const herd_model *m, int B, int grads);
+
+/* ---- the parameter registry ---- */
+typedef struct herd_param_info {
+    const char *name;   /* "conv1.weight" */
+    int trainable;      /* 1: slice of params/grads; 0: buffer (batch-norm running stats) */
+    int64_t offset;     /* in floats, into params (trainable) or buffers */
+    int64_t numel;
+    int ndim;
+    int64_t shape[4];
+} herd_param_info;
+
+int herd_model_param_count(const herd_model *m);
+const herd_param_info *herd_model_param(const herd_model *m, int i);
+/* Flat buffers: n_params trainable floats (params and grads), n_buffers non-trainable. */
+float *herd_model_params(herd_model *m, int64_t *n_params);
+float *herd_model_grads(herd_model *m);
+float *herd_model_buffers(herd_model *m, int64_t *n_buffers);
+
+/* ---- description, for summaries ---- */
+typedef struct herd_layer_info {
+    const char *name;   /* "conv1" */
+    const char *kind;   /* "conv2d" */
+    char detail[96];    /* "32 3x3 s1 p1" */
+    int c, h, w;        /* output shape per sample (h = w = 1 for vectors) */
+    int64_t params;     /* trainable parameters */
+    int64_t flops;      /* forward FLOPs per sample (multiply-add = 2) */
+} herd_layer_info;
+
+int herd_model_layer_count(const herd_model *m);
+void herd_model_layer(const herd_model *m, int i, herd_layer_info *info);
+/* Per-layer timing: when enabled, forward/backward accumulate seconds per layer. */
+void herd_model_profile(herd_model *m, int enable);
+/* Accumulated seconds of layer i since profiling was enabled. */
+void herd_model_layer_times(const herd_model *m, int i, double *forward, double *backward);
+
+/* Bytes planned by the last prepare (activations, gradients, workspace). */
+size_t herd_model_planned_bytes(const herd_model *m);
+
+/* ---- weights files (safetensors, names from the registry) ---- */
+herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err);
+/* Every registry tensor must be present with the same shape; extra tensors are an error. */
+herd_status herd_model_load(herd_model *m, const char *path, herd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,93 @@
+/* herd train: the training loop (sampler → batch → forward → loss → backward → clip →
+ * optimizer → schedule) and evaluation. The library never prints: progress reaches the
+ * caller through callbacks. */
+#ifndef HERD_TRAIN_H
+#define HERD_TRAIN_H
+
+#include <stdint.h>
+
+#include "herd/core.h"
+#include "herd/data.h"
+#include "herd/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A distribution strategy (src/dist/strategy.h): data-parallel over MPI ranks. NULL
+ * everywhere below means one process. */
+typedef struct herd_strategy herd_strategy;
+
+typedef struct herd_train_config {
+    int epochs;              /* >= 1 */
+    int batch;               /* <= the batch the model was prepared for */
+    const char *optimizer;   /* sgd | momentum | nesterov | adam | adamw */
+    float lr;
+    float momentum;          /* momentum/nesterov; <= 0 = default 0.9 */
+    float weight_decay;
+    const char *schedule;    /* constant | step | cosine (NULL = constant) */
+    int64_t warmup_steps;    /* linear warm-up steps (0 = none) */
+    int lr_step_epochs;      /* step schedule: decay every this many epochs */
+    float lr_gamma;          /* step schedule factor */
+    float min_lr;            /* cosine floor */
+    float clip_norm;         /* global-norm clipping; <= 0 = off */
+    uint64_t seed;           /* shuffling and dropout (the model's init uses its own call) */
+    herd_strategy *strategy; /* NULL: one process; else this rank computes its share of each batch */
+} herd_train_config;
+
+/* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */
+herd_train_config herd_train_defaults(void);
+
+typedef struct herd_epoch_stats {
+    int epoch;               /* 1-based */
+    double loss, accuracy;   /* means over the epoch's training samples */
+    double val_loss, val_accuracy; /* -1 when there is no validation set */
+    double seconds;          /* training time of the epoch (excluding validation) */
+    double images_per_second;
+    double lr;               /* learning rate at the end of the epoch */
+} herd_epoch_stats;
+
+typedef struct herd_train_callbacks {
+    void *user;
+    void (*epoch_begin)(void *user, int epoch, int epochs, int64_t steps);
+    void (*step)(void *user, int64_t step, double running_loss, double running_accuracy);
+    void (*epoch_end)(void *user, const herd_epoch_stats *stats);
+} herd_train_callbacks;
+
+/* One training step at a time, for callers that drive their own loop (herd bench,
+ * embedding programs); herd_train is built on it. */
+typedef struct herd_trainer herd_trainer;
+/* steps_per_epoch sizes the LR schedule (step decay, cosine length). */
+herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
+                                int64_t steps_per_epoch, herd_error *err);
+/* What one step saw on this rank (its share of the global batch). */
+typedef struct herd_step_result {
+    double loss_sum; /* sum of per-sample losses */
+    int correct;
+    int samples;
+} herd_step_result;
+
+/* One step on the global batch idx[0..B) of ds: this rank loads its share, runs forward,
+ * loss and backward, the strategy combines gradients, then clipping and the update.
+ * HERD_ENUMERIC names the first layer that went non-finite. */
+herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
+                              herd_step_result *res, herd_error *err);
+/* Learning rate used by the last step. */
+float herd_trainer_lr(const herd_trainer *t);
+void herd_trainer_destroy(herd_trainer *t);
+
+/* Trains m (already prepared with herd_model_prepare) on train, validating on val
+ * (may be NULL) after each epoch. cb may be NULL. Stops with HERD_ENUMERIC, naming the
+ * first layer that went non-finite, if the loss becomes NaN/Inf. */
+herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
+                       const herd_train_callbacks *cb, herd_error *err);
+
+/* Mean loss and accuracy of m on ds, in batches of `batch` (<= the prepared batch).
+ * With a strategy each rank evaluates its contiguous share and the sums are combined. */
+herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
+                          double *accuracy, herd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+/* The herd command's subcommands and the steps they share. */
+#ifndef HERD_CLI_H
+#define HERD_CLI_H
+
+#include <stdint.h>
+
+#include "herd/model.h"
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Re-executes this command under `mpirun -np workers` (only returns on failure, with an exit code). */
+int cli_launch_local(int argc, char **argv, int workers, int threads_per_rank);
+
+/* Loads a spec, initialises it from seed, loads weights (if not NULL) and prepares it for
+ * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */
+int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,
+                   herd_model **out);
+
+#endif

@@ -1,0 +1,60 @@
+/* herd eval: accuracy and loss of trained weights on a dataset's test (or train) split. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+#include "herd/data.h"
+#include "herd/train.h"
+
+int cmd_eval(int argc, char **argv) {
+    const char *data = "fashion-mnist", *weights = NULL, *split = "test", *backend = "cpu";
+    int batch = 1000, threads = 0;
+    cli_option opts[] = {
+        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required)", 0},
+        {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, an IDX or CIFAR-10 directory", 0},
+        {"--split", OPT_STR, &split, 0, 0, "NAME", "test (default) or train", 0},
+        {"--batch", OPT_INT, &batch, 1, 65536, "N", "evaluation batch size (default 1000)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
+        {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
+        {0},
+    };
+    static const cli_command cmd = {"eval", "herd eval MODEL.spec --weights FILE [--data SRC] [options]",
+                                    "Print the loss and accuracy of trained weights on a dataset.", 1, NULL};
+    const char *pos[1];
+    int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
+    if (r) return r == 1 ? 0 : r;
+    if (!weights) {
+        cli_error("eval needs --weights FILE (usage: %s)", cmd.usage);
+        return 2;
+    }
+    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
+        cli_error("--split expects test or train, found '%s'", split);
+        return 2;
+    }
+    herd_model *m = NULL;
+    herd_dataset *train = NULL, *test = NULL;
+    herd_error err = {0};
+    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads), 0, &m);
+    if (rc) return rc;
+    rc = 1;
+    int want_test = strcmp(split, "test") == 0;
+    if (herd_data_open(data, want_test ? NULL : &train, want_test ? &test : NULL, &err)) goto fail;
+    herd_dataset *ds = want_test ? test : train;
+    if (!ds) {
+        herd_fail(&err, HERD_EIO, "%s: no %s split found", data, split);
+        goto fail;
+    }
+    double loss, acc, t0 = herd_now();
+    if (herd_evaluate(m, ds, batch, NULL, &loss, &acc, &err)) goto fail;
+    double secs = herd_now() - t0;
+    printf("accuracy: %.4f  loss: %.4f  (%lld images of %s, %.0f images/s)\n", acc, loss, (long long)ds->n,
+           ds->source, ds->n / (secs > 0 ? secs : 1e-9));
+    rc = 0;
+fail:
+    if (rc) cli_error("%s", err.msg);
+    if (train) herd_dataset_close(train);
+    if (test) herd_dataset_close(test);
+    herd_model_destroy(m);
+    return rc;
+}

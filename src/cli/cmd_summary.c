@@ -1,0 +1,65 @@
+/* herd summary: a Keras-like table of layers, output shapes, parameters and FLOPs, and the planned memory. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+
+static void human(char *buf, size_t size, double x) {
+    const char *unit[] = {"", "K", "M", "G", "T"};
+    int u = 0;
+    while (x >= 1000 && u < 4) x /= 1000, u++;
+    snprintf(buf, size, u ? "%.2f %s" : "%.0f%s", x, unit[u]);
+}
+
+int cmd_summary(int argc, char **argv) {
+    const char *backend = "cpu";
+    int batch = 32, threads = 0;
+    cli_option opts[] = {
+        {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size to plan memory for (default 32)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads to plan workspace for (default: all cores)", 0},
+        {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
+        {0},
+    };
+    static const cli_command cmd = {"summary", "herd summary MODEL.spec [--batch N]",
+                                    "Print each layer's output shape, parameters and forward FLOPs, and the memory "
+                                    "planned for training at a batch size.", 1, NULL};
+    const char *pos[1];
+    int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
+    if (r) return r == 1 ? 0 : r;
+    herd_model *m = NULL;
+    int rc = cli_open_model(pos[0], NULL, backend, batch, cli_threads(threads), 0, &m);
+    if (rc) return rc;
+    int c, h, w;
+    herd_model_input_shape(m, &c, &h, &w);
+    printf("Model: %s (input %dx%dx%d)\n", pos[0], c, h, w);
+    printf("%-28s %-16s %-14s %12s %12s\n", "Layer (type)", "Config", "Output shape", "Params", "FLOPs");
+    printf("==========================================================================================\n");
+    int64_t total_params = 0, total_flops = 0;
+    for (int i = 0; i < herd_model_layer_count(m); i++) {
+        herd_layer_info li;
+        herd_model_layer(m, i, &li);
+        char name[64], shape[32], fl[32];
+        snprintf(name, sizeof name, "%s (%s)", li.name, li.kind);
+        if (li.h == 1 && li.w == 1) snprintf(shape, sizeof shape, "%d", li.c);
+        else snprintf(shape, sizeof shape, "%dx%dx%d", li.c, li.h, li.w);
+        human(fl, sizeof fl, (double)li.flops);
+        printf("%-28s %-16s %-14s %12lld %12s\n", name, li.detail, shape, (long long)li.params, fl);
+        total_params += li.params;
+        total_flops += li.flops;
+    }
+    printf("==========================================================================================\n");
+    int64_t n_params, n_buffers;
+    herd_model_params(m, &n_params);
+    herd_model_buffers(m, &n_buffers);
+    char fl[32];
+    human(fl, sizeof fl, (double)total_flops);
+    printf("Total params: %lld (%.2f MiB)", (long long)total_params, total_params * 4.0 / 1048576.0);
+    if (n_buffers) printf(" + %lld buffer values", (long long)n_buffers);
+    printf("\nForward FLOPs per sample: %s (a training step is about 3x)\n", fl);
+    double weights_mib = (2.0 * n_params + n_buffers) * 4.0 / 1048576.0;
+    printf("Planned memory at batch %d (%s backend): activations, gradients and workspace %.2f MiB; "
+           "parameters and gradients %.2f MiB (+ optimizer state: 2x parameters for Adam)\n",
+           batch, backend, herd_model_planned_bytes(m) / 1048576.0, weights_mib);
+    herd_model_destroy(m);
+    return 0;
+}

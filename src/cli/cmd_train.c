@@ -1,0 +1,249 @@
+/* herd train: options → model → data → training loop with progress → test accuracy → save. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+#include "cli/progress.h"
+#include "dist/strategy.h"
+#include "herd/data.h"
+#include "herd/train.h"
+
+typedef struct train_ui {
+    progress bar;
+    FILE *json;
+    int show;
+    /* --test-each-epoch */
+    herd_model *m;
+    herd_dataset *test;
+    herd_strategy *strategy;
+    int batch;
+    int rank;
+    double elapsed; /* training seconds so far, without evaluation */
+} train_ui;
+
+static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
+    train_ui *ui = user;
+    if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
+}
+
+/* Test-only fault injection for the distributed tests: HERD_TEST_FAULT="kill|hang:RANK:STEP"
+ * makes that rank kill itself with SIGKILL (as kill -9 would) or stop answering at that step. */
+static void inject_fault(const train_ui *ui, int64_t step) {
+    const char *f = getenv("HERD_TEST_FAULT");
+    char kind[8];
+    int rank;
+    long long at;
+    if (!f || sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3 || rank != ui->rank || step != at) return;
+    fflush(NULL);
+    if (!strcmp(kind, "kill")) raise(SIGKILL);
+    if (!strcmp(kind, "hang"))
+        for (;;) pause();
+}
+
+static void on_step(void *user, int64_t step, double loss, double acc) {
+    train_ui *ui = user;
+    inject_fault(ui, step);
+    if (ui->show) progress_update(&ui->bar, step, loss, acc);
+}
+
+static void on_epoch_end(void *user, const herd_epoch_stats *s) {
+    train_ui *ui = user;
+    ui->elapsed += s->seconds;
+    if (ui->show)
+        progress_end_epoch(&ui->bar, s->loss, s->accuracy, s->val_loss, s->val_accuracy, s->seconds,
+                           s->images_per_second);
+    char test[96] = "";
+    if (ui->test) {
+        double loss, acc;
+        herd_error err = {0};
+        if (herd_evaluate(ui->m, ui->test, ui->batch, ui->strategy, &loss, &acc, &err) == HERD_OK) {
+            snprintf(test, sizeof test, ", \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f", loss,
+                     acc, ui->elapsed);
+            if (ui->show) printf("epoch %d test accuracy: %.4f (loss %.4f) after %.1f s of training\n", s->epoch, acc,
+                                 loss, ui->elapsed);
+        }
+    }
+    if (ui->json) {
+        char vl[32] = "null", va[32] = "null";
+        if (s->val_loss >= 0) snprintf(vl, sizeof vl, "%.6f", s->val_loss);
+        if (s->val_accuracy >= 0) snprintf(va, sizeof va, "%.6f", s->val_accuracy);
+        fprintf(ui->json,
+                "{\"epoch\": %d, \"loss\": %.6f, \"accuracy\": %.6f, \"val_loss\": %s, \"val_accuracy\": %s, "
+                "\"seconds\": %.3f, \"images_per_second\": %.1f, \"lr\": %.6g%s}\n",
+                s->epoch, s->loss, s->accuracy, vl, va, s->seconds, s->images_per_second, s->lr, test);
+        fflush(ui->json);
+    }
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
+    const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
+    int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
+    int workers = 1, deterministic = 0, det_groups = 4;
+    float bucket_mb = 25, timeout = 60;
+    const char *compress = "none";
+    float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
+    uint64_t seed = 0;
+    cli_option opts[] = {
+        {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, an IDX directory or a CIFAR-10 binary directory", 0},
+        {"--epochs", OPT_INT, &epochs, 1, 1e6, "N", "passes over the training set (default 5, or the spec's train line)", 0},
+        {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size (default 32, or the spec's)", 0},
+        {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate (default 1e-3, or the spec's)", 0},
+        {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
+        {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
+        {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
+        {"--schedule", OPT_STR, &schedule, 0, 0, "NAME", "learning-rate schedule: constant | step | cosine", 0},
+        {"--warmup", OPT_INT, &warmup, 0, 1e9, "STEPS", "linear learning-rate warm-up steps (default 0)", 0},
+        {"--lr-step", OPT_INT, &lr_step, 1, 1e6, "EPOCHS", "step schedule: decay every EPOCHS epochs (default 1)", 0},
+        {"--lr-gamma", OPT_FLOAT, &lr_gamma, 0, 1, "X", "step schedule: decay factor (default 0.1)", 0},
+        {"--min-lr", OPT_FLOAT, &min_lr, 0, 1e3, "X", "cosine schedule: final learning rate (default 0)", 0},
+        {"--clip-norm", OPT_FLOAT, &clip, 0, 1e9, "X", "clip gradients to this global L2 norm (default off)", 0},
+        {"--seed", OPT_U64, &seed, 0, 0, "N", "seed for init, shuffling and dropout (default 0)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
+        {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (fast, default) | ref (reference C, slow)", 0},
+        {"--val-split", OPT_FLOAT, &val_split, 0, 0.9, "F", "hold out the last fraction F of the training set for validation", 0},
+        {"--log-json", OPT_STR, &log_json, 0, 0, "FILE", "append one JSON object per epoch to FILE", 0},
+        {"--save", OPT_STR, &save, 0, 0, "FILE", "write the trained weights (safetensors) to FILE", 0},
+        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
+        {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
+        {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
+        {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
+        {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
+        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0.001, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default 25)", 0},
+        {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
+        {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
+        {"--det-groups", OPT_INT, &det_groups, 1, 4096, "G", "--deterministic: micro-groups per batch; the world size must divide G (default 4)", 0},
+        {"--timeout", OPT_FLOAT, &timeout, 1, 86400, "S", "data parallel: fail when a rank gives no answer within S seconds (default 60)", 0},
+        {0},
+    };
+    static const cli_command cmd = {"train", "herd train MODEL.spec [--data SRC] [options]",
+                                    "Train the model described by MODEL.spec, then print its test accuracy.", 1, NULL};
+    const char *pos[1];
+    int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
+    if (r) return r == 1 ? 0 : r;
+
+    if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
+        cli_error("--grad-compress expects none or bf16, found '%s'", compress);
+        return 2;
+    }
+    if (workers > 1 && !herd_comm_launched()) {
+        int per = herd_cpu_count() / workers;
+        return cli_launch_local(argc, argv, workers, per > 0 ? per : 1);
+    }
+
+    herd_model *m = NULL;
+    herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL;
+    herd_comm *comm = NULL;
+    herd_strategy *strategy = NULL;
+    train_ui ui = {0};
+    herd_error err = {0};
+    int rc = 1;
+    /* the spec's train line gives defaults; explicit options win */
+    herd_model *probe = NULL;
+    if (herd_model_load_spec(&probe, pos[0], &err)) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    const herd_spec_train *st = herd_model_spec_train(probe);
+    char spec_opt[16];
+    snprintf(spec_opt, sizeof spec_opt, "%s", st->optimizer);
+    if (!cli_find(opts, "--optimizer")->seen && st->optimizer[0]) optimizer = spec_opt;
+    if (!cli_find(opts, "--lr")->seen && st->lr > 0) lr = st->lr;
+    if (!cli_find(opts, "--batch")->seen && st->batch > 0) batch = st->batch;
+    if (!cli_find(opts, "--epochs")->seen && st->epochs > 0) epochs = st->epochs;
+    if (!cli_find(opts, "--weight-decay")->seen && st->weight_decay > 0) weight_decay = st->weight_decay;
+    herd_model_destroy(probe);
+
+    int mode_ok = !strcmp(progress_mode, "auto") || !strcmp(progress_mode, "bar") || !strcmp(progress_mode, "plain") ||
+                  !strcmp(progress_mode, "none");
+    if (!mode_ok) {
+        cli_error("--progress expects auto, bar, plain or none, found '%s'", progress_mode);
+        return 2;
+    }
+    if (herd_comm_open(&comm, timeout, &err)) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
+    ui.rank = rank;
+    if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
+    threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
+    int groups = deterministic ? det_groups : world;
+    if (batch < groups) {
+        herd_fail(&err, HERD_EARG, "--batch %d is smaller than the %d %s", batch, groups,
+                  deterministic ? "deterministic groups" : "ranks");
+        goto fail;
+    }
+    int local_batch = (batch + groups - 1) / groups;
+    if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed, &m))) goto fail_quiet;
+    rc = 1;
+    herd_strategy_config scfg = {bucket_mb, strcmp(compress, "bf16") == 0, deterministic, det_groups};
+    if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
+    if (herd_strategy_sync_params(strategy, &err)) goto fail;
+    if (herd_data_open(data, &train, &test, &err)) goto fail;
+    fit = train;
+    if (val_split > 0) {
+        int64_t n_val = (int64_t)(train->n * (double)val_split);
+        if (n_val < 1 || n_val >= train->n) {
+            herd_fail(&err, HERD_EARG, "--val-split %g leaves no training or no validation samples of %lld",
+                      val_split, (long long)train->n);
+            goto fail;
+        }
+        if (herd_dataset_slice(&fit, train, 0, train->n - n_val, &err)) goto fail;
+        if (herd_dataset_slice(&val, train, train->n - n_val, train->n, &err)) goto fail;
+    }
+    if (log_json && !(ui.json = fopen(log_json, "a"))) {
+        herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
+        goto fail;
+    }
+    ui.show = !quiet && strcmp(progress_mode, "none") != 0;
+    if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
+    int tty = !strcmp(progress_mode, "bar") || (!strcmp(progress_mode, "auto") && isatty(STDOUT_FILENO));
+    progress_init(&ui.bar, stdout, tty);
+    if (!quiet)
+        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s)\n",
+               pos[0], train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr, world,
+               world == 1 ? "" : "s", threads, threads == 1 ? "" : "s", backend,
+               deterministic ? ", deterministic" : "");
+
+    herd_train_config cfg = herd_train_defaults();
+    cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
+    cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
+    cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;
+    cfg.strategy = strategy; /* one process is the strategy with one rank */
+    herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
+    double t0 = herd_now();
+    if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;
+    double train_seconds = herd_now() - t0;
+    if (save && herd_model_save(m, save, &err)) goto fail;
+    if (test) {
+        double loss, acc;
+        if (herd_evaluate(m, test, local_batch, cfg.strategy, &loss, &acc, &err)) goto fail;
+        if (rank == 0)
+            printf("test accuracy: %.4f (loss %.4f, %lld images; trained %d epochs in %.1f s)\n", acc, loss,
+               (long long)test->n, epochs, train_seconds);
+    }
+    if (save && !quiet) printf("saved weights to %s\n", save);
+    rc = 0;
+fail:
+    if (rc) {
+        if (world > 1) cli_error("rank %d: %s", rank, err.msg);
+        else cli_error("%s", err.msg);
+    }
+fail_quiet:
+    if (rc && world > 1) herd_comm_abort(comm, rc); /* one rank's exit would leave the others waiting */
+    if (ui.json) fclose(ui.json);
+    if (val) herd_dataset_close(val);
+    if (fit && fit != train) herd_dataset_close(fit);
+    if (train) herd_dataset_close(train);
+    if (test) herd_dataset_close(test);
+    herd_strategy_destroy(strategy);
+    herd_model_destroy(m);
+    herd_comm_close(comm);
+    return rc;
+}

@@ -1,0 +1,159 @@
+/* Datasets behind one interface: the in-memory 8-bit dataset every reader builds,
+ * slices of a dataset (validation splits), and batch assembly. */
+#include "herd/data.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct u8_impl {
+    uint8_t *images; /* n * c*h*w bytes, NCHW */
+    int32_t *labels; /* n */
+    size_t sample_bytes;
+} u8_impl;
+
+typedef struct slice_impl {
+    herd_dataset *base;
+    int64_t begin;
+} slice_impl;
+
+static herd_status check_index(const herd_dataset *ds, int64_t i, herd_error *err) {
+    if (i < 0 || i >= ds->n)
+        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
+                         (long long)ds->n);
+    return HERD_OK;
+}
+
+static herd_status u8_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+    herd_status st = check_index(ds, i, err);
+    if (st != HERD_OK) return st;
+    const u8_impl *im = ds->impl;
+    const uint8_t *src = im->images + (size_t)i * im->sample_bytes;
+    /* Dividing (not multiplying by 1/255) keeps 255 at exactly 1.0f. */
+    for (size_t k = 0; k < im->sample_bytes; k++) x[k] = (float)src[k] / 255.0f;
+    *y = im->labels[i];
+    return HERD_OK;
+}
+
+static void u8_close(herd_dataset *ds) {
+    u8_impl *im = ds->impl;
+    if (!im) return;
+    free(im->images);
+    free(im->labels);
+    free(im);
+    ds->impl = NULL;
+}
+
+static const herd_dataset_ops u8_ops = {u8_get, u8_close};
+
+static void set_source(herd_dataset *ds, const char *source) {
+    snprintf(ds->source, sizeof ds->source, "%s", source ? source : "(memory)");
+}
+
+herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h, int w,
+                                 int num_classes, const char *source, herd_error *err) {
+    herd_dataset *ds = NULL;
+    u8_impl *im = NULL;
+    herd_status st;
+    *out = NULL;
+    size_t sample = 0, total = 0;
+    if (n < 0 || c <= 0 || h <= 0 || w <= 0 || num_classes <= 0 || !herd_mul_size((size_t)c, (size_t)h, &sample) ||
+        !herd_mul_size(sample, (size_t)w, &sample) || !herd_mul_size(sample, (size_t)n, &total)) {
+        st = herd_fail(err, HERD_EARG, "%s: bad dataset shape n=%lld c=%d h=%d w=%d classes=%d",
+                       source ? source : "(memory)", (long long)n, c, h, w, num_classes);
+        goto fail;
+    }
+    if (n > 0 && (!images || !labels)) {
+        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without image or label buffer",
+                       source ? source : "(memory)", (long long)n);
+        goto fail;
+    }
+    ds = calloc(1, sizeof *ds);
+    im = calloc(1, sizeof *im);
+    if (!ds || !im) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for dataset", source ? source : "(memory)");
+        goto fail;
+    }
+    im->images = images;
+    im->labels = labels;
+    im->sample_bytes = sample;
+    ds->ops = &u8_ops;
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->num_classes = num_classes;
+    set_source(ds, source);
+    ds->impl = im;
+    *out = ds;
+    return HERD_OK;
+fail:
+    /* Ownership was handed over, so the buffers are released on failure too. */
+    free(images);
+    free(labels);
+    free(im);
+    free(ds);
+    return st;
+}
+
+static herd_status slice_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+    herd_status st = check_index(ds, i, err);
+    if (st != HERD_OK) return st;
+    const slice_impl *sl = ds->impl;
+    return sl->base->ops->get(sl->base, sl->begin + i, x, y, err);
+}
+
+static void slice_close(herd_dataset *ds) {
+    free(ds->impl);
+    ds->impl = NULL;
+}
+
+static const herd_dataset_ops slice_ops = {slice_get, slice_close};
+
+herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t begin, int64_t end, herd_error *err) {
+    herd_dataset *ds = NULL;
+    slice_impl *sl = NULL;
+    herd_status st;
+    *out = NULL;
+    if (!base || begin < 0 || end < begin || end > base->n) {
+        st = herd_fail(err, HERD_EARG, "%s: slice [%lld, %lld) outside [0, %lld)", base ? base->source : "(null)",
+                       (long long)begin, (long long)end, base ? (long long)base->n : 0LL);
+        goto fail;
+    }
+    ds = calloc(1, sizeof *ds);
+    sl = calloc(1, sizeof *sl);
+    if (!ds || !sl) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for slice", base->source);
+        goto fail;
+    }
+    sl->base = base;
+    sl->begin = begin;
+    *ds = *base;
+    ds->ops = &slice_ops;
+    ds->n = end - begin;
+    snprintf(ds->source, sizeof ds->source, "%.480s[%lld:%lld]", base->source, (long long)begin, (long long)end);
+    ds->impl = sl;
+    *out = ds;
+    return HERD_OK;
+fail:
+    free(sl);
+    free(ds);
+    return st;
+}
+
+void herd_dataset_close(herd_dataset *ds) {
+    if (!ds) return;
+    if (ds->ops && ds->ops->close) ds->ops->close(ds);
+    free(ds);
+}
+
+herd_status herd_dataset_batch(const herd_dataset *ds, const int64_t *idx, int B, float *x, int32_t *y,
+                               herd_error *err) {
+    if (B < 0) return herd_fail(err, HERD_EARG, "%s: negative batch size %d", ds->source, B);
+    size_t sample = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    for (int b = 0; b < B; b++) {
+        herd_status st = ds->ops->get(ds, idx[b], x + (size_t)b * sample, y + b, err);
+        if (st != HERD_OK) return st;
+    }
+    return HERD_OK;
+}

@@ -1,0 +1,49 @@
+/* The communicator: how ranks exchange parameters, gradients and metrics. Two builds behind
+ * one set of names: comm_mpi.c (OpenMPI: mpirun, srun, or herd's own launcher) and
+ * comm_local.c (one process), so the core and its tests build and run without MPI.
+ * Every blocking wait has a deadline: a rank that died or hangs becomes an error naming
+ * what was being waited for, never a silent hang. */
+#ifndef HERD_COMM_H
+#define HERD_COMM_H
+
+#include <stdint.h>
+
+#include "herd/core.h"
+
+typedef struct herd_comm herd_comm;
+typedef struct herd_comm_request herd_comm_request;
+
+/* Joins the job if this process was started by an MPI launcher (mpirun, srun), else
+ * returns a one-rank communicator. timeout_s bounds every wait (<= 0: 60 s default). */
+herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err);
+void herd_comm_close(herd_comm *c);
+int herd_comm_rank(const herd_comm *c);
+int herd_comm_size(const herd_comm *c);
+/* 1 when herd was built with MPI. */
+int herd_comm_has_mpi(void);
+/* 1 when this process looks started by an MPI launcher (environment variables). */
+int herd_comm_launched(void);
+
+/* buf[0..n) from root to everyone. */
+herd_status herd_comm_broadcast(herd_comm *c, float *buf, int64_t n, int root, herd_error *err);
+/* In-place sum across ranks of n doubles (metrics), blocking. */
+herd_status herd_comm_allreduce_f64(herd_comm *c, double *buf, int n, herd_error *err);
+/* Gathers n floats from every rank into out (size * n, rank order). */
+herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64_t n, herd_error *err);
+
+/* Starts an in-place sum of buf[0..n) across ranks; buf must not be touched until the
+ * request completes. With bf16_scratch (n values, caller-owned) the values travel as
+ * bfloat16 (rounded to nearest even), each pairwise sum done in float and rounded back. */
+herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch,
+                                 herd_comm_request **req, herd_error *err);
+/* Lets MPI move outstanding requests forward (non-blocking). */
+void herd_comm_poll(herd_comm *c);
+/* Waits for req (and frees it), up to the communicator's deadline. */
+herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err);
+
+/* Ends the whole job with code (MPI_Abort under MPI) and does not return there: the CLI's
+ * way out on error, since one rank's exit() would leave the others hanging. With one
+ * process it returns and the caller exits as usual. */
+void herd_comm_abort(herd_comm *c, int code);
+
+#endif

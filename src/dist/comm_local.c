@@ -1,0 +1,70 @@
+/* The one-process communicator, used when herd is built without MPI: every collective
+ * is the identity (bf16 compression still rounds, so results match a 1-rank MPI run). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist/bf16.h"
+#include "dist/comm.h"
+
+struct herd_comm {
+    int unused;
+};
+
+struct herd_comm_request {
+    float *buf;
+    int64_t n;
+    uint16_t *scratch;
+};
+
+static herd_comm_request local_request;
+
+int herd_comm_has_mpi(void) { return 0; }
+int herd_comm_launched(void) { return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK"); }
+
+herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
+    (void)timeout_s;
+    if (herd_comm_launched())
+        return herd_fail(err, HERD_EUNSUPPORTED, "started by an MPI launcher, but this herd was built without MPI "
+                         "(install libopenmpi-dev and rebuild)");
+    *out = calloc(1, sizeof(herd_comm));
+    return *out ? HERD_OK : herd_fail(err, HERD_ENOMEM, "out of memory");
+}
+
+void herd_comm_close(herd_comm *c) { free(c); }
+int herd_comm_rank(const herd_comm *c) { return (void)c, 0; }
+int herd_comm_size(const herd_comm *c) { return (void)c, 1; }
+
+herd_status herd_comm_broadcast(herd_comm *c, float *buf, int64_t n, int root, herd_error *err) {
+    (void)c, (void)buf, (void)n, (void)root, (void)err;
+    return HERD_OK;
+}
+
+herd_status herd_comm_allreduce_f64(herd_comm *c, double *buf, int n, herd_error *err) {
+    (void)c, (void)buf, (void)n, (void)err;
+    return HERD_OK;
+}
+
+herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64_t n, herd_error *err) {
+    (void)c, (void)err;
+    memmove(out, in, (size_t)n * sizeof(float));
+    return HERD_OK;
+}
+
+herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch,
+                                 herd_comm_request **req, herd_error *err) {
+    (void)c, (void)err;
+    local_request = (herd_comm_request){buf, n, bf16_scratch};
+    *req = &local_request;
+    return HERD_OK;
+}
+
+void herd_comm_poll(herd_comm *c) { (void)c; }
+
+herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err) {
+    (void)c, (void)err;
+    if (req->scratch)
+        for (int64_t i = 0; i < req->n; i++) req->buf[i] = herd_bf16_to_f32(herd_f32_to_bf16(req->buf[i]));
+    return HERD_OK;
+}
+
+void herd_comm_abort(herd_comm *c, int code) { (void)c, (void)code; /* one process: the caller's exit ends the job */ }

@@ -1,0 +1,172 @@
+/* Synchronous data parallelism. Gradients live in one flat buffer whose tail is produced
+ * first by backward; buckets are cut from the tail and each is reduced with a non-blocking
+ * allreduce as soon as the model's hook says it is final, polled after every layer so
+ * communication overlaps the rest of backward. The deterministic mode instead gathers one
+ * gradient per fixed micro-group and sums them in group order, which makes the result
+ * independent of how many ranks computed the groups. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist/strategy.h"
+
+#define MAX_BUCKETS 256
+
+typedef struct bucket {
+    int64_t lo, hi; /* [lo, hi) of the flat gradient buffer */
+    herd_comm_request *req;
+    int started;
+} bucket;
+
+struct herd_strategy {
+    herd_comm *comm;
+    herd_model *m;
+    herd_strategy_config cfg;
+    int rank, world;
+    int64_t n_params;
+    bucket buckets[MAX_BUCKETS];
+    int n_buckets;
+    uint16_t *bf16; /* scratch for compressed buckets */
+    float *slots;   /* deterministic: one gradient per group, groups * n_params */
+    herd_status hook_status;
+    herd_error hook_err;
+    double wait_seconds;
+};
+
+static void on_grads_ready(void *user, int64_t ready_from) {
+    herd_strategy *s = user;
+    if (s->hook_status) return;
+    for (int k = 0; k < s->n_buckets; k++) {
+        bucket *b = &s->buckets[k];
+        if (b->started || b->lo < ready_from) continue;
+        s->hook_status = herd_comm_iallreduce(s->comm, herd_model_grads(s->m) + b->lo, b->hi - b->lo,
+                                              s->bf16 ? s->bf16 + b->lo : NULL, &b->req, &s->hook_err);
+        b->started = 1;
+    }
+    herd_comm_poll(s->comm);
+}
+
+herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *m, const herd_strategy_config *cfg,
+                                 herd_error *err) {
+    herd_strategy *s = calloc(1, sizeof *s);
+    if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    s->comm = c, s->m = m, s->cfg = *cfg;
+    s->rank = herd_comm_rank(c), s->world = herd_comm_size(c);
+    herd_model_params(m, &s->n_params);
+    if (cfg->deterministic) {
+        if (cfg->groups < 1 || cfg->groups % s->world != 0) {
+            int world = s->world;
+            free(s);
+            return herd_fail(err, HERD_EARG, "--deterministic needs the world size (%d) to divide the %d groups",
+                             world, cfg->groups);
+        }
+        s->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)s->n_params * sizeof(float));
+        if (!s->slots) goto nomem;
+    } else if (s->world > 1) {
+        double mb = cfg->bucket_mb > 0 ? cfg->bucket_mb : 25;
+        int64_t per = (int64_t)(mb * 1048576.0 / sizeof(float));
+        if (per < 1) per = 1;
+        if ((s->n_params + per - 1) / per > MAX_BUCKETS) per = (s->n_params + MAX_BUCKETS - 1) / MAX_BUCKETS;
+        for (int64_t hi = s->n_params; hi > 0; hi -= per) {
+            bucket *b = &s->buckets[s->n_buckets++];
+            b->hi = hi;
+            b->lo = hi - per > 0 ? hi - per : 0;
+        }
+        if (cfg->bf16 && !(s->bf16 = malloc((size_t)s->n_params * sizeof(uint16_t)))) goto nomem;
+    }
+    *out = s;
+    return HERD_OK;
+nomem:
+    herd_strategy_destroy(s);
+    return herd_fail(err, HERD_ENOMEM, "out of memory for gradient exchange buffers");
+}
+
+void herd_strategy_destroy(herd_strategy *s) {
+    if (!s) return;
+    herd_model_set_grad_hook(s->m, NULL, NULL);
+    free(s->bf16);
+    herd_aligned_free(s->slots);
+    free(s);
+}
+
+int herd_strategy_rank(const herd_strategy *s) { return s->rank; }
+int herd_strategy_world(const herd_strategy *s) { return s->world; }
+int herd_strategy_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups / s->world : 1; }
+
+static int total_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups : s->world; }
+
+int herd_strategy_max_group(const herd_strategy *s, int B) {
+    int G = total_groups(s);
+    return (B + G - 1) / G;
+}
+
+void herd_strategy_group(const herd_strategy *s, int B, int g, int *lo, int *count, int *id) {
+    int G = total_groups(s);
+    int gid = s->rank * herd_strategy_groups(s) + g;
+    /* the same split whatever the world size: group gid gets [gid*B/G, (gid+1)*B/G) */
+    int64_t a = (int64_t)gid * B / G, b = (int64_t)(gid + 1) * B / G;
+    *lo = (int)a, *count = (int)(b - a), *id = gid;
+}
+
+void herd_strategy_begin_step(herd_strategy *s) {
+    for (int k = 0; k < s->n_buckets; k++) s->buckets[k].started = 0, s->buckets[k].req = NULL;
+    s->hook_status = HERD_OK;
+    herd_model_set_grad_hook(s->m, s->n_buckets ? on_grads_ready : NULL, s);
+}
+
+herd_status herd_strategy_group_done(herd_strategy *s, int g, herd_error *err) {
+    (void)err;
+    if (s->cfg.deterministic) {
+        int gid = s->rank * herd_strategy_groups(s) + g;
+        memcpy(s->slots + (size_t)gid * s->n_params, herd_model_grads(s->m), (size_t)s->n_params * sizeof(float));
+    }
+    return HERD_OK;
+}
+
+herd_status herd_strategy_finish_step(herd_strategy *s, herd_error *err) {
+    float *grads = herd_model_grads(s->m);
+    double t0 = herd_now();
+    herd_status st = HERD_OK;
+    if (s->cfg.deterministic) {
+        int mine = herd_strategy_groups(s);
+        size_t per = (size_t)mine * (size_t)s->n_params;
+        if (s->world > 1)
+            st = herd_comm_allgather(s->comm, s->slots + (size_t)s->rank * per, s->slots, (int64_t)per, err);
+        if (st == HERD_OK) {
+            /* fixed order: group 0 + group 1 + ... whatever rank computed them */
+            memcpy(grads, s->slots, (size_t)s->n_params * sizeof(float));
+            for (int g = 1; g < s->cfg.groups; g++) {
+                const float *src = s->slots + (size_t)g * s->n_params;
+                for (int64_t i = 0; i < s->n_params; i++) grads[i] += src[i];
+            }
+        }
+    } else if (s->n_buckets) {
+        herd_model_set_grad_hook(s->m, NULL, NULL);
+        if (s->hook_status) st = herd_fail(err, s->hook_status, "%s", s->hook_err.msg);
+        on_grads_ready(s, 0); /* anything not yet started */
+        for (int k = 0; k < s->n_buckets; k++) {
+            bucket *b = &s->buckets[k];
+            if (!b->req) continue;
+            herd_status w = herd_comm_wait(s->comm, b->req, err);
+            b->req = NULL;
+            if (st == HERD_OK) st = w;
+        }
+    }
+    s->wait_seconds += herd_now() - t0;
+    return st;
+}
+
+herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err) {
+    if (s->world == 1) return HERD_OK;
+    int64_t np, nb;
+    float *p = herd_model_params(s->m, &np);
+    float *b = herd_model_buffers(s->m, &nb);
+    herd_status st = herd_comm_broadcast(s->comm, p, np, 0, err);
+    if (st == HERD_OK && nb) st = herd_comm_broadcast(s->comm, b, nb, 0, err);
+    return st;
+}
+
+herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error *err) {
+    return s->world == 1 ? HERD_OK : herd_comm_allreduce_f64(s->comm, v, n, err);
+}
+
+double herd_strategy_wait_seconds(const herd_strategy *s) { return s->wait_seconds; }

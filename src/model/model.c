@@ -1,0 +1,489 @@
+/* The graph executor: parameter registry, deterministic init, the one-time memory plan,
+ * and forward / loss / backward over the nodes in order, each op on the node's backend. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_internal.h"
+
+int model_add_param(herd_model *m, const char *layer, const char *suffix, int trainable, int ndim,
+                    const int64_t *shape) {
+    if (m->n_reg >= HERD_MAX_PARAMS) return -1;
+    param_entry *e = &m->params_reg[m->n_reg];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s.%s", layer, suffix);
+    e->info.name = e->name;
+    e->info.trainable = trainable;
+    e->info.ndim = ndim;
+    e->info.numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        e->info.shape[d] = shape[d];
+        e->info.numel *= shape[d]; /* bounded by the parser's limits: no overflow */
+    }
+    return m->n_reg++;
+}
+
+herd_status model_alloc_params(herd_model *m, herd_error *err) {
+    /* Registry names follow the node names, which the spec may have changed after the
+     * parameters were added (name=...): refresh them here, once the graph is final. */
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        int idx[4] = {n->p_weight, n->p_bias, n->p_mean, n->p_var};
+        const char *suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+        for (int k = 0; k < 4; k++)
+            if (idx[k] >= 0) snprintf(m->params_reg[idx[k]].name, sizeof m->params_reg[idx[k]].name, "%s.%s", n->name,
+                                      suffix[k]);
+    }
+    int64_t np = 0, nb = 0;
+    for (int i = 0; i < m->n_reg; i++) {
+        herd_param_info *p = &m->params_reg[i].info;
+        int64_t *total = p->trainable ? &np : &nb;
+        p->offset = *total;
+        *total += p->numel;
+        if (*total > ((int64_t)1 << 31))
+            return herd_fail(err, HERD_ESPEC, "%s: the model has more than 2^31 parameters", m->source);
+    }
+    m->n_params = np, m->n_buffers = nb;
+    int64_t ready = np;
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        const node *n = &m->nodes[i];
+        const int idx[2] = {n->p_weight, n->p_bias};
+        for (int k = 0; k < 2; k++)
+            if (idx[k] >= 0 && m->params_reg[idx[k]].info.trainable && m->params_reg[idx[k]].info.offset < ready)
+                ready = m->params_reg[idx[k]].info.offset;
+        m->grad_ready[i] = ready;
+    }
+    m->params = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
+    m->grads = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
+    m->buffers = herd_aligned_alloc((size_t)(nb ? nb : 1) * sizeof(float));
+    if (!m->params || !m->grads || !m->buffers)
+        return herd_fail(err, HERD_ENOMEM, "%s: cannot allocate %lld parameters", m->source, (long long)np);
+    memset(m->params, 0, (size_t)np * sizeof(float));
+    memset(m->grads, 0, (size_t)np * sizeof(float));
+    memset(m->buffers, 0, (size_t)nb * sizeof(float));
+    return HERD_OK;
+}
+
+float *model_param_data(herd_model *m, int i) {
+    const herd_param_info *p = &m->params_reg[i].info;
+    return (p->trainable ? m->params : m->buffers) + p->offset;
+}
+
+static float *grad_of(herd_model *m, int i) { return i < 0 ? NULL : m->grads + m->params_reg[i].info.offset; }
+static float *data_of(herd_model *m, int i) { return i < 0 ? NULL : model_param_data(m, i); }
+
+void herd_model_destroy(herd_model *m) {
+    if (!m) return;
+    herd_pool_destroy(m->pool);
+    herd_arena_destroy(m->arena);
+    herd_aligned_free(m->params);
+    herd_aligned_free(m->grads);
+    herd_aligned_free(m->buffers);
+    free(m);
+}
+
+const herd_spec_train *herd_model_spec_train(const herd_model *m) { return &m->train; }
+
+void herd_model_init_params(herd_model *m, uint64_t seed) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        if (n->kind == NODE_CONV || n->kind == NODE_DENSE) {
+            int64_t fan_in, fan_out;
+            if (n->kind == NODE_CONV) {
+                fan_in = (int64_t)n->conv.C * n->conv.KH * n->conv.KW;
+                fan_out = (int64_t)n->conv.OC * n->conv.KH * n->conv.KW;
+            } else {
+                fan_in = n->dense_in, fan_out = n->dense_out;
+            }
+            float *w = data_of(m, n->p_weight);
+            int64_t numel = m->params_reg[n->p_weight].info.numel;
+            herd_rng r;
+            herd_rng_init(&r, seed, 1000 + (uint64_t)n->p_weight); /* one stream per tensor */
+            if (n->he_init) {
+                float std = sqrtf(2.0f / (float)fan_in);
+                for (int64_t k = 0; k < numel; k++) w[k] = std * herd_rng_normal(&r);
+            } else {
+                float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
+                for (int64_t k = 0; k < numel; k++) w[k] = limit * (2.0f * herd_rng_uniform(&r) - 1.0f);
+            }
+            if (n->p_bias >= 0) memset(data_of(m, n->p_bias), 0, (size_t)n->c * sizeof(float));
+        } else if (n->kind == NODE_BATCHNORM) {
+            for (int c = 0; c < n->c; c++) {
+                data_of(m, n->p_weight)[c] = 1.0f;
+                data_of(m, n->p_bias)[c] = 0.0f;
+                data_of(m, n->p_mean)[c] = 0.0f;
+                data_of(m, n->p_var)[c] = 1.0f;
+            }
+        }
+    }
+    herd_rng_init(&m->dropout_rng, seed, 1);
+}
+
+static int64_t node_numel(const node *n) { return (int64_t)n->c * n->h * n->w; }
+
+/* Carves every buffer out of `a`; with a planner arena it only measures. */
+static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
+    int64_t in_numel = (int64_t)m->in_c * m->in_h * m->in_w;
+    size_t ws = 0;
+    int threads = herd_pool_threads(m->pool);
+#define TAKE(dst, count)                                  \
+    do {                                                  \
+        (dst) = herd_arena_floats(a, (size_t)(count));    \
+        if (!(dst)) return HERD_ENOMEM;                   \
+    } while (0)
+    TAKE(m->input, (int64_t)B * in_numel);
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        int64_t numel = (int64_t)B * node_numel(n);
+        n->save_a = n->save_b = NULL;
+        n->argmax = NULL;
+        if (n->kind == NODE_FLATTEN) { /* a view: same memory as its input */
+            n->out = n->in < 0 ? m->input : m->nodes[n->in].out;
+            n->dout = n->in < 0 ? NULL : m->nodes[n->in].dout;
+            continue;
+        }
+        TAKE(n->out, numel);
+        TAKE(n->dout, numel);
+        switch (n->kind) {
+        case NODE_DROPOUT: TAKE(n->save_a, numel); break;
+        case NODE_BATCHNORM:
+            TAKE(n->save_a, n->c);
+            TAKE(n->save_b, n->c);
+            break;
+        case NODE_MAXPOOL:
+            n->argmax = herd_arena_alloc(a, (size_t)numel * sizeof(int32_t));
+            if (!n->argmax) return HERD_ENOMEM;
+            break;
+        case NODE_CONV: {
+            conv2d_dims d = n->conv;
+            d.B = B;
+            size_t w = n->be->conv2d_workspace ? n->be->conv2d_workspace(&d, threads) : 0;
+            if (w > ws) ws = w;
+            break;
+        }
+        default: break;
+        }
+    }
+    TAKE(m->probs, (int64_t)B * herd_model_output_size(m));
+    if (ws) TAKE(m->ex.workspace, ws);
+    else m->ex.workspace = NULL;
+    m->ex.workspace_floats = ws;
+#undef TAKE
+    return HERD_OK;
+}
+
+herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err) {
+    const herd_backend *be = herd_backend_find(backend);
+    if (!be) return herd_fail(err, HERD_EARG, "unknown backend '%s' (expected ref or cpu)", backend);
+    if (max_batch < 1 || max_batch > (1 << 20))
+        return herd_fail(err, HERD_EARG, "batch size %d is out of range 1..%d", max_batch, 1 << 20);
+    herd_pool_destroy(m->pool);
+    m->pool = NULL;
+    herd_arena_destroy(m->arena);
+    m->arena = NULL;
+    herd_status st = herd_pool_create(&m->pool, threads, err);
+    if (st) return st;
+    herd_backend_set_threads(threads);
+    m->be = be;
+    m->ex.pool = m->pool;
+    m->notes[0] = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        n->be = be;
+        const char *why = NULL;
+        if (n->kind == NODE_CONV && be->conv2d_unsupported && (why = be->conv2d_unsupported(&n->conv))) {
+            n->be = &herd_backend_ref;
+            size_t len = strlen(m->notes);
+            snprintf(m->notes + len, sizeof m->notes - len, "%s: %s backend cannot run it (%s); using ref\n", n->name,
+                     be->name, why);
+        }
+    }
+    herd_arena *planner = herd_arena_create_planner();
+    if (!planner) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    st = plan_buffers(m, planner, max_batch);
+    size_t need = herd_arena_used(planner);
+    herd_arena_destroy(planner);
+    if (st) return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
+    if ((st = herd_arena_create(&m->arena, need, err)))
+        return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
+    if (plan_buffers(m, m->arena, max_batch) != HERD_OK)
+        return herd_fail(err, HERD_EINTERNAL, "%s: the memory plan of %zu bytes does not fit its own arena", m->source,
+                         need);
+    m->max_batch = max_batch;
+    return HERD_OK;
+}
+
+const char *herd_model_notes(const herd_model *m) { return m->notes; }
+
+void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
+    *c = m->in_c, *h = m->in_h, *w = m->in_w;
+}
+
+int herd_model_output_size(const herd_model *m) { return m->nodes[m->n_nodes - 1].c; }
+float *herd_model_input(herd_model *m) { return m->input; }
+const float *herd_model_output(const herd_model *m) { return m->nodes[m->n_nodes - 1].out; }
+
+static const float *input_of(const herd_model *m, int in) { return in < 0 ? m->input : m->nodes[in].out; }
+
+/* Spatial size of a node's input. */
+static int input_hw(const herd_model *m, const node *n) {
+    return n->in < 0 ? m->in_h * m->in_w : m->nodes[n->in].h * m->nodes[n->in].w;
+}
+
+herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
+    if (!m->arena) return herd_fail(err, HERD_EARG, "%s: forward before prepare", m->source);
+    if (B < 1 || B > m->max_batch)
+        return herd_fail(err, HERD_EARG, "%s: batch %d exceeds the planned %d", m->source, B, m->max_batch);
+    const herd_exec *ex = &m->ex;
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        const herd_backend *be = n->be;
+        const float *in = input_of(m, n->in);
+        int64_t numel = (int64_t)B * node_numel(n);
+        double t0 = m->profile ? herd_now() : 0;
+        switch (n->kind) {
+        case NODE_CONV: {
+            conv2d_dims d = n->conv;
+            d.B = B;
+            be->conv2d_forward(ex, n->out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
+            break;
+        }
+        case NODE_MAXPOOL: {
+            pool2d_dims d = n->pool;
+            d.B = B;
+            be->maxpool2d_forward(ex, n->out, n->argmax, in, &d);
+            break;
+        }
+        case NODE_AVGPOOL: {
+            pool2d_dims d = n->pool;
+            d.B = B;
+            be->avgpool2d_forward(ex, n->out, in, &d);
+            break;
+        }
+        case NODE_GAP: ref_gap_forward(n->out, in, B, n->c, input_hw(m, n)); break;
+        case NODE_DENSE:
+            be->dense_forward(ex, n->out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), B, n->dense_in,
+                              n->dense_out);
+            break;
+        case NODE_FLATTEN: break;
+        case NODE_DROPOUT:
+            if (training) ref_dropout_forward(n->out, n->save_a, in, numel, n->p, &m->dropout_rng);
+            else memcpy(n->out, in, (size_t)numel * sizeof(float));
+            break;
+        case NODE_BATCHNORM:
+            if (training)
+                be->batchnorm_forward_train(ex, n->out, n->save_a, n->save_b, data_of(m, n->p_mean),
+                                            data_of(m, n->p_var), in, data_of(m, n->p_weight), data_of(m, n->p_bias),
+                                            B, n->c, n->h * n->w, n->momentum, n->eps);
+            else
+                be->batchnorm_forward_eval(ex, n->out, in, data_of(m, n->p_weight), data_of(m, n->p_bias),
+                                           data_of(m, n->p_mean), data_of(m, n->p_var), B, n->c, n->h * n->w, n->eps);
+            break;
+        case NODE_ACT: be->act_forward(ex, n->out, in, numel, n->act, n->alpha); break;
+        case NODE_SOFTMAX: ref_softmax_forward(n->out, in, B, n->c); break;
+        case NODE_ADD: ref_add_forward(n->out, in, m->nodes[n->in2].out, numel); break;
+        }
+        if (m->profile) n->t_forward += herd_now() - t0;
+    }
+    return HERD_OK;
+}
+
+float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct) {
+    const node *last = &m->nodes[m->n_nodes - 1];
+    int K = last->c;
+    const float *y = last->out;
+    int hits = 0;
+    for (int b = 0; b < B; b++) {
+        const float *row = y + (int64_t)b * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (row[k] > row[best]) best = k;
+        hits += best == labels[b];
+    }
+    if (correct) *correct = hits;
+    if (m->loss == LOSS_XENT) return ref_softmax_xent_forward(m->probs, y, labels, B, K);
+    /* MSE against one-hot targets, kept in the probs buffer for backward */
+    memset(m->probs, 0, (size_t)B * K * sizeof(float));
+    for (int b = 0; b < B; b++) m->probs[(int64_t)b * K + labels[b]] = 1.0f;
+    return ref_mse_forward(y, m->probs, (int64_t)B * K);
+}
+
+void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale) {
+    (void)labels; /* the loss call kept what backward needs (probs or targets) */
+    const herd_exec *ex = &m->ex;
+    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        if (n->kind != NODE_FLATTEN) memset(n->dout, 0, (size_t)B * node_numel(n) * sizeof(float));
+    }
+    node *last = &m->nodes[m->n_nodes - 1];
+    int K = last->c;
+    if (m->loss == LOSS_XENT) ref_softmax_xent_backward(last->dout, m->probs, labels, B, K, grad_scale / (float)B);
+    else ref_mse_backward(last->dout, last->out, m->probs, (int64_t)B * K, grad_scale);
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        node *n = &m->nodes[i];
+        const herd_backend *be = n->be;
+        const float *in = input_of(m, n->in);
+        float *din = n->in < 0 ? NULL : m->nodes[n->in].dout;
+        int64_t numel = (int64_t)B * node_numel(n);
+        double t0 = m->profile ? herd_now() : 0;
+        switch (n->kind) {
+        case NODE_CONV: {
+            conv2d_dims d = n->conv;
+            d.B = B;
+            be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), n->dout, in,
+                                data_of(m, n->p_weight), &d);
+            break;
+        }
+        case NODE_MAXPOOL: {
+            pool2d_dims d = n->pool;
+            d.B = B;
+            if (din) be->maxpool2d_backward(ex, din, n->dout, n->argmax, &d);
+            break;
+        }
+        case NODE_AVGPOOL: {
+            pool2d_dims d = n->pool;
+            d.B = B;
+            if (din) be->avgpool2d_backward(ex, din, n->dout, &d);
+            break;
+        }
+        case NODE_GAP:
+            if (din) ref_gap_backward(din, n->dout, B, n->c, input_hw(m, n));
+            break;
+        case NODE_DENSE:
+            be->dense_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), n->dout, in,
+                               data_of(m, n->p_weight), B, n->dense_in, n->dense_out);
+            break;
+        case NODE_FLATTEN: break; /* dout is its input's dout */
+        case NODE_DROPOUT:
+            if (din) ref_dropout_backward(din, n->dout, n->save_a, numel);
+            break;
+        case NODE_BATCHNORM:
+            be->batchnorm_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), n->dout, in, n->save_a,
+                                   n->save_b, data_of(m, n->p_weight), B, n->c, n->h * n->w);
+            break;
+        case NODE_ACT:
+            if (din) be->act_backward(ex, din, n->dout, in, n->out, numel, n->act, n->alpha);
+            break;
+        case NODE_SOFTMAX:
+            if (din) ref_softmax_backward(din, n->dout, n->out, B, n->c);
+            break;
+        case NODE_ADD:
+            if (din) ref_accumulate(din, n->dout, numel);
+            ref_accumulate(m->nodes[n->in2].dout, n->dout, numel);
+            break;
+        }
+        if (m->profile) n->t_backward += herd_now() - t0;
+        if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_params))
+            m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
+    }
+}
+
+void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) {
+    m->grad_hook = fn;
+    m->grad_hook_user = user;
+}
+
+void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream) {
+    herd_rng_init(&m->dropout_rng, seed, stream);
+}
+
+void herd_model_profile(herd_model *m, int enable) {
+    m->profile = enable;
+    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].t_forward = m->nodes[i].t_backward = 0;
+}
+
+void herd_model_layer_times(const herd_model *m, int i, double *forward, double *backward) {
+    *forward = m->nodes[i].t_forward;
+    *backward = m->nodes[i].t_backward;
+}
+
+static int all_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+int herd_model_first_nonfinite(const herd_model *m, int B, int grads) {
+    if (!grads) {
+        for (int i = 0; i < m->n_nodes; i++)
+            if (!all_finite(m->nodes[i].out, (int64_t)B * node_numel(&m->nodes[i]))) return i;
+        return -1;
+    }
+    for (int i = m->n_nodes - 1; i >= 0; i--) {
+        const node *n = &m->nodes[i];
+        if (n->dout && !all_finite(n->dout, (int64_t)B * node_numel(n))) return i;
+        const int idx[2] = {n->p_weight, n->p_bias};
+        for (int k = 0; k < 2; k++) {
+            const herd_param_info *p = idx[k] >= 0 ? &m->params_reg[idx[k]].info : NULL;
+            if (p && p->trainable && !all_finite(m->grads + p->offset, p->numel)) return i;
+        }
+    }
+    return -1;
+}
+
+int herd_model_param_count(const herd_model *m) { return m->n_reg; }
+const herd_param_info *herd_model_param(const herd_model *m, int i) { return &m->params_reg[i].info; }
+
+float *herd_model_params(herd_model *m, int64_t *n_params) {
+    if (n_params) *n_params = m->n_params;
+    return m->params;
+}
+
+float *herd_model_grads(herd_model *m) { return m->grads; }
+
+float *herd_model_buffers(herd_model *m, int64_t *n_buffers) {
+    if (n_buffers) *n_buffers = m->n_buffers;
+    return m->buffers;
+}
+
+int herd_model_layer_count(const herd_model *m) { return m->n_nodes; }
+
+void herd_model_layer(const herd_model *m, int i, herd_layer_info *info) {
+    const node *n = &m->nodes[i];
+    static const char *names[] = {"conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "dense", "flatten",
+                                  "dropout", "batchnorm", "activation", "softmax", "add"};
+    memset(info, 0, sizeof *info);
+    info->name = n->name;
+    info->kind = names[n->kind];
+    info->c = n->c, info->h = n->h, info->w = n->w;
+    int64_t out = node_numel(n);
+    for (int k = 0; k < m->n_reg; k++) {
+        const herd_param_info *p = &m->params_reg[k].info;
+        if (p->trainable && (k == n->p_weight || k == n->p_bias)) info->params += p->numel;
+    }
+    switch (n->kind) {
+    case NODE_CONV:
+        snprintf(info->detail, sizeof info->detail, "%d %dx%d s%d p%d", n->conv.OC, n->conv.KH, n->conv.KW, n->conv.SH,
+                 n->conv.PH);
+        info->flops = 2 * out * n->conv.C * n->conv.KH * n->conv.KW + (n->has_bias ? out : 0);
+        break;
+    case NODE_MAXPOOL:
+    case NODE_AVGPOOL:
+        snprintf(info->detail, sizeof info->detail, "%dx%d s%d", n->pool.KH, n->pool.KW, n->pool.SH);
+        info->flops = out * n->pool.KH * n->pool.KW;
+        break;
+    case NODE_DENSE:
+        snprintf(info->detail, sizeof info->detail, "%d", n->dense_out);
+        info->flops = 2 * (int64_t)n->dense_in * n->dense_out + (n->has_bias ? out : 0);
+        break;
+    case NODE_DROPOUT: snprintf(info->detail, sizeof info->detail, "p=%g", n->p); break;
+    case NODE_ACT: {
+        static const char *acts[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
+        snprintf(info->detail, sizeof info->detail, "%s", acts[n->act]);
+        info->flops = out;
+        break;
+    }
+    case NODE_ADD:
+        snprintf(info->detail, sizeof info->detail, "+ %s", m->nodes[n->in2].name);
+        info->flops = out;
+        break;
+    case NODE_BATCHNORM: info->flops = 2 * out; break;
+    case NODE_GAP: info->flops = (int64_t)n->c * input_hw(m, n); break;
+    case NODE_SOFTMAX: info->flops = 3 * out; break;
+    case NODE_FLATTEN: break;
+    }
+}
+
+size_t herd_model_planned_bytes(const herd_model *m) { return m->arena ? herd_arena_capacity(m->arena) : 0; }

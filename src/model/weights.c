@@ -1,0 +1,73 @@
+/* Weights files: the registry written to and read from safetensors by name, so files
+ * map one to one onto PyTorch state_dicts (OIHW conv weights, [out, in] dense weights). */
+#include <stdio.h>
+#include <string.h>
+
+#include "herd/io.h"
+#include "model/model_internal.h"
+
+herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err) {
+    herd_tensor_ref refs[HERD_MAX_PARAMS];
+    for (int i = 0; i < m->n_reg; i++) {
+        const herd_param_info *p = &m->params_reg[i].info;
+        refs[i] = (herd_tensor_ref){.name = p->name, .dtype = HERD_F32, .ndim = p->ndim};
+        for (int d = 0; d < p->ndim; d++) refs[i].shape[d] = p->shape[d];
+        refs[i].data = (p->trainable ? m->params : m->buffers) + p->offset;
+    }
+    const char *meta[] = {"format", "herd", "model", m->source};
+    return herd_safetensors_write(path, refs, m->n_reg, meta, 2, err);
+}
+
+static int same_shape(const herd_param_info *p, const herd_tensor_ref *t) {
+    if (p->ndim != t->ndim) return 0;
+    for (int d = 0; d < p->ndim; d++)
+        if (p->shape[d] != t->shape[d]) return 0;
+    return 1;
+}
+
+static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape) {
+    size_t len = 0;
+    buf[0] = 0;
+    len += (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < ndim && len < size; d++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (len < size) snprintf(buf + len, size - len, "]");
+}
+
+herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
+    herd_safetensors *st = NULL;
+    herd_status s = herd_safetensors_open(&st, path, err);
+    if (s) return s;
+    /* validate everything before touching the model, so a bad file changes nothing */
+    for (int i = 0; i < m->n_reg && !s; i++) {
+        const herd_param_info *p = &m->params_reg[i].info;
+        const herd_tensor_ref *t = herd_safetensors_find(st, p->name);
+        char a[96], b[96];
+        if (!t) {
+            s = herd_fail(err, HERD_EFORMAT, "%s: tensor '%s' is missing (the model %s needs it)", path, p->name,
+                          m->source);
+        } else if (t->dtype != HERD_F32) {
+            s = herd_fail(err, HERD_EFORMAT, "%s: tensor '%s' is not F32", path, p->name);
+        } else if (!same_shape(p, t)) {
+            shape_str(a, sizeof a, t->ndim, t->shape);
+            shape_str(b, sizeof b, p->ndim, p->shape);
+            s = herd_fail(err, HERD_ESHAPE, "%s: tensor '%s' has shape %s but the model needs %s", path, p->name, a, b);
+        }
+    }
+    int n = herd_safetensors_count(st);
+    for (int i = 0; i < n && !s; i++) {
+        const herd_tensor_ref *t = herd_safetensors_get(st, i);
+        size_t len = strlen(t->name), suf = strlen(".num_batches_tracked");
+        if (len > suf && strcmp(t->name + len - suf, ".num_batches_tracked") == 0) continue; /* PyTorch bookkeeping */
+        int known = 0;
+        for (int k = 0; k < m->n_reg && !known; k++) known = strcmp(m->params_reg[k].info.name, t->name) == 0;
+        if (!known) s = herd_fail(err, HERD_EFORMAT, "%s: tensor '%s' is not part of the model %s", path, t->name, m->source);
+    }
+    for (int i = 0; i < m->n_reg && !s; i++) {
+        const herd_param_info *p = &m->params_reg[i].info;
+        const herd_tensor_ref *t = herd_safetensors_find(st, p->name);
+        memcpy(model_param_data(m, i), t->data, (size_t)p->numel * sizeof(float));
+    }
+    herd_safetensors_close(st);
+    return s;
+}

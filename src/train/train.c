@@ -1,0 +1,232 @@
+/* The training loop and evaluation. One step reads top to bottom: batch, forward, loss,
+ * backward, clip, update; nothing is allocated inside it. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist/strategy.h"
+#include "herd/train.h"
+#include "optim/optim.h"
+
+struct herd_trainer {
+    herd_model *m;
+    herd_train_config cfg;
+    herd_optimizer opt;
+    herd_schedule sched;
+    int32_t *labels;
+    int64_t step; /* global, 0-based */
+    float lr;
+};
+
+herd_train_config herd_train_defaults(void) {
+    herd_train_config c;
+    memset(&c, 0, sizeof c);
+    c.epochs = 1;
+    c.batch = 32;
+    c.optimizer = "adam";
+    c.lr = 1e-3f;
+    c.schedule = "constant";
+    c.lr_step_epochs = 1;
+    c.lr_gamma = 0.1f;
+    return c;
+}
+
+static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_error *err) {
+    int c, h, w;
+    herd_model_input_shape(m, &c, &h, &w);
+    if (ds->c != c || ds->h != h || ds->w != w)
+        return herd_fail(err, HERD_ESHAPE, "%s: samples are %dx%dx%d but the model's input is %dx%dx%d", ds->source,
+                         ds->c, ds->h, ds->w, c, h, w);
+    if (ds->num_classes > herd_model_output_size(m))
+        return herd_fail(err, HERD_ESHAPE, "%s: labels go up to %d but the model has only %d outputs", ds->source,
+                         ds->num_classes - 1, herd_model_output_size(m));
+    if (ds->n < 1) return herd_fail(err, HERD_EFORMAT, "%s: the dataset is empty", ds->source);
+    return HERD_OK;
+}
+
+herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
+                                int64_t steps_per_epoch, herd_error *err) {
+    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
+    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return herd_fail(err, HERD_EARG, "learning rate must be positive");
+    herd_opt_kind kind;
+    if (!herd_opt_kind_parse(cfg->optimizer, &kind))
+        return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
+                         cfg->optimizer);
+    herd_trainer *t = calloc(1, sizeof *t);
+    if (!t) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    t->m = m;
+    t->cfg = *cfg;
+    herd_schedule *s = &t->sched;
+    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind)) {
+        free(t);
+        return herd_fail(err, HERD_EARG, "unknown LR schedule '%s' (expected constant, step, cosine)", cfg->schedule);
+    }
+    s->base_lr = cfg->lr;
+    s->warmup_steps = cfg->warmup_steps;
+    s->step_size = (int64_t)(cfg->lr_step_epochs > 0 ? cfg->lr_step_epochs : 1) * steps_per_epoch;
+    s->gamma = cfg->lr_gamma;
+    s->total_steps = steps_per_epoch * cfg->epochs - cfg->warmup_steps;
+    if (s->total_steps < 1) s->total_steps = 1;
+    s->min_lr = cfg->min_lr;
+    t->lr = cfg->lr;
+
+    herd_optim_config oc = herd_optim_defaults(kind);
+    oc.weight_decay = cfg->weight_decay;
+    if (cfg->momentum > 0) oc.momentum = cfg->momentum;
+    int64_t n_params;
+    herd_model_params(m, &n_params);
+    herd_status st = herd_optimizer_init(&t->opt, &oc, n_params, err);
+    if (st) {
+        free(t);
+        return st;
+    }
+    t->labels = malloc((size_t)cfg->batch * sizeof *t->labels);
+    if (!t->labels) {
+        herd_trainer_destroy(t);
+        return herd_fail(err, HERD_ENOMEM, "out of memory");
+    }
+    *out = t;
+    return HERD_OK;
+}
+
+void herd_trainer_destroy(herd_trainer *t) {
+    if (!t) return;
+    herd_optimizer_free(&t->opt);
+    free(t->labels);
+    free(t);
+}
+
+float herd_trainer_lr(const herd_trainer *t) { return t->lr; }
+
+static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads, herd_error *err) {
+    int at = herd_model_first_nonfinite(m, B, grads);
+    if (at >= 0) {
+        herd_layer_info info;
+        herd_model_layer(m, at, &info);
+        return herd_fail(err, HERD_ENUMERIC, "step %lld: the %s of layer '%s' became non-finite (NaN/Inf); "
+                         "try a lower learning rate or gradient clipping", (long long)step,
+                         grads ? "gradient" : "output", info.name);
+    }
+    return herd_fail(err, HERD_ENUMERIC, "step %lld: the %s became non-finite (NaN/Inf)", (long long)step,
+                     grads ? "gradient norm" : "loss");
+}
+
+herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
+                              herd_step_result *res, herd_error *err) {
+    herd_model *m = t->m;
+    herd_strategy *s = t->cfg.strategy;
+    herd_status st;
+    int64_t n_params;
+    float *params = herd_model_params(m, &n_params);
+    float *grads = herd_model_grads(m);
+    if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
+    memset(res, 0, sizeof *res);
+    int groups = s ? herd_strategy_groups(s) : 1;
+    if (s) herd_strategy_begin_step(s);
+    for (int g = 0; g < groups; g++) {
+        int lo = 0, count = B, id = 0;
+        if (s) herd_strategy_group(s, B, g, &lo, &count, &id);
+        if (count == 0) { /* more groups than samples in a short last batch */
+            memset(grads, 0, (size_t)n_params * sizeof(float));
+        } else {
+            /* dropout masks depend on (step, group), never on which rank computes the group */
+            if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
+            if ((st = herd_dataset_batch(ds, idx + lo, count, herd_model_input(m), t->labels, err))) return st;
+            if ((st = herd_model_forward(m, count, 1, err))) return st;
+            int correct;
+            float loss = herd_model_loss(m, t->labels, count, &correct);
+            if (!isfinite(loss)) return nonfinite_error(m, count, t->step, 0, err);
+            herd_model_backward(m, t->labels, count, (float)count / (float)B);
+            res->loss_sum += (double)loss * count;
+            res->correct += correct;
+            res->samples += count;
+        }
+        if (s && (st = herd_strategy_group_done(s, g, err))) return st;
+    }
+    if (s && (st = herd_strategy_finish_step(s, err))) return st;
+    if (t->cfg.clip_norm > 0 && !isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm)))
+        return nonfinite_error(m, B, t->step, 1, err);
+    t->lr = herd_schedule_lr(&t->sched, t->step);
+    herd_optimizer_step(&t->opt, params, grads, t->lr);
+    t->step++;
+    return HERD_OK;
+}
+
+herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
+                          double *accuracy, herd_error *err) {
+    herd_status st = check_data(m, ds, err);
+    if (st) return st;
+    int rank = strategy ? herd_strategy_rank(strategy) : 0, world = strategy ? herd_strategy_world(strategy) : 1;
+    int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
+    int32_t *labels = malloc((size_t)batch * sizeof *labels);
+    int64_t *idx = malloc((size_t)batch * sizeof *idx);
+    if (!labels || !idx) {
+        free(labels);
+        free(idx);
+        return herd_fail(err, HERD_ENOMEM, "out of memory");
+    }
+    double sums[2] = {0, 0}; /* loss, hits */
+    for (int64_t off = first; off < last && !st; off += batch) {
+        int B = (int)(last - off < batch ? last - off : batch);
+        for (int b = 0; b < B; b++) idx[b] = off + b;
+        if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), labels, err))) break;
+        if ((st = herd_model_forward(m, B, 0, err))) break;
+        int correct;
+        sums[0] += (double)herd_model_loss(m, labels, B, &correct) * B;
+        sums[1] += correct;
+    }
+    free(labels);
+    free(idx);
+    if (st) return st;
+    if (strategy && (st = herd_strategy_reduce(strategy, sums, 2, err))) return st;
+    *loss = sums[0] / (double)ds->n;
+    *accuracy = sums[1] / (double)ds->n;
+    return HERD_OK;
+}
+
+herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
+                       const herd_train_callbacks *cb, herd_error *err) {
+    herd_status st;
+    if ((st = check_data(m, train, err))) return st;
+    if (val && (st = check_data(m, val, err))) return st;
+    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+    int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
+    herd_trainer *t = NULL;
+    if ((st = herd_trainer_create(&t, m, cfg, steps_per_epoch, err))) return st;
+    herd_sampler sampler;
+    if ((st = herd_sampler_init(&sampler, train->n, cfg->seed, 1, err))) {
+        herd_trainer_destroy(t);
+        return st;
+    }
+    for (int epoch = 1; epoch <= cfg->epochs && !st; epoch++) {
+        herd_sampler_set_epoch(&sampler, epoch - 1);
+        if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
+        double t0 = herd_now();
+        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank */
+        for (int64_t s = 0; s < steps_per_epoch; s++) {
+            int64_t off = s * cfg->batch;
+            int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
+            herd_step_result r;
+            if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
+            sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
+            if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
+        }
+        if (st) break;
+        herd_epoch_stats es;
+        es.epoch = epoch;
+        es.seconds = herd_now() - t0;
+        if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, sums, 3, err))) break;
+        es.loss = sums[0] / sums[2];
+        es.accuracy = sums[1] / sums[2];
+        es.images_per_second = sums[2] / (es.seconds > 0 ? es.seconds : 1e-9);
+        es.lr = herd_trainer_lr(t);
+        es.val_loss = es.val_accuracy = -1;
+        if (val && (st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &es.val_loss, &es.val_accuracy, err)))
+            break;
+        if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
+    }
+    herd_sampler_free(&sampler);
+    herd_trainer_destroy(t);
+    return st;
+}

@@ -1,0 +1,57 @@
+# Shared by the shell tests: counters, checks and the summary line CTest logs.
+set -u
+HERD=${HERD_BIN:?HERD_BIN not set (run through ctest)}
+SRC=${HERD_SOURCE_DIR:?}
+PASSED=0
+FAILED=0
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+pass() { PASSED=$((PASSED + 1)); }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*" >&2; }
+
+# expect_exit CODE DESCRIPTION -- command...   (stdout/stderr kept in $TMP/out, $TMP/err)
+expect_exit() {
+    local want=$1 what=$2
+    shift 3
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local got=$?
+    if [ "$got" = "$want" ]; then pass; else fail "$what: exit $got, expected $want; stderr: $(head -c 400 "$TMP/err")"; fi
+}
+
+# stderr must be exactly one line containing the pattern
+expect_err_line() {
+    local what=$1 pattern=$2
+    local n
+    n=$(wc -l <"$TMP/err")
+    if [ "$n" = 1 ] && grep -qF -- "$pattern" "$TMP/err"; then pass; else
+        fail "$what: stderr should be one line containing '$pattern', got $n line(s): $(head -c 400 "$TMP/err")"; fi
+}
+
+expect_out() {
+    local what=$1 pattern=$2
+    if grep -qE -- "$pattern" "$TMP/out"; then pass; else fail "$what: stdout lacks /$pattern/: $(head -c 400 "$TMP/out")"; fi
+}
+
+# Makes an IDX directory with the first N train and M test samples of Fashion-MNIST.
+make_subset() {
+    local dir=$1 ntrain=$2 ntest=$3
+    mkdir -p "$dir"
+    /usr/bin/python3 - "$dir" "$ntrain" "$ntest" <<'PY'
+import gzip, struct, sys
+d, ntr, nte = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+src = "/usr/share/datasets/fashion-mnist/"
+for split, n in (("train", ntr), ("t10k", nte)):
+    img = gzip.open(src + split + "-images-idx3-ubyte.gz").read()
+    lab = gzip.open(src + split + "-labels-idx1-ubyte.gz").read()
+    with open(f"{d}/{split}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + img[16:16 + n * 784])
+    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + lab[8:8 + n])
+PY
+}
+
+summary() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
+}

@@ -1,0 +1,121 @@
+/* Core utilities: error formatting, arena planning, Philox RNG, thread pool partitioning. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "herd/core.h"
+
+static void test_errors(void) {
+    herd_error err = {0};
+    CHECK(herd_fail(&err, HERD_EIO, "%s: cannot open\nsecond", "a.idx") == HERD_EIO, "returns status");
+    CHECK(err.status == HERD_EIO && strcmp(err.msg, "a.idx: cannot open second") == 0, "'%s'", err.msg);
+    herd_fail_prefix(&err, "loading %d", 3);
+    CHECK(strcmp(err.msg, "loading 3: a.idx: cannot open second") == 0, "'%s'", err.msg);
+    CHECK(strcmp(herd_status_str(HERD_ESPEC), "bad model spec") == 0, "status name");
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    herd_fail(&err, HERD_EARG, "%s", big);
+    CHECK(strlen(err.msg) == sizeof err.msg - 1, "long messages are truncated");
+    herd_fail_prefix(&err, "%s", big);
+    CHECK(strlen(err.msg) <= sizeof err.msg - 1, "prefix of a long message stays bounded");
+    size_t out;
+    CHECK(!herd_mul_size(SIZE_MAX / 2, 3, &out), "overflow detected");
+    CHECK(herd_mul_size(1000, 1000, &out) && out == 1000000, "product");
+    CHECK(herd_malloc_array(SIZE_MAX / 4, 8) == NULL, "overflowing allocation refused");
+}
+
+static void test_arena(void) {
+    herd_arena *plan = herd_arena_create_planner();
+    CHECK(herd_arena_alloc(plan, 10) != NULL && herd_arena_alloc(plan, 100) != NULL, "planner hands out pointers");
+    CHECK(herd_arena_used(plan) == 64 + 128, "planner counts aligned sizes: %zu", herd_arena_used(plan));
+    size_t need = herd_arena_used(plan);
+    herd_arena_destroy(plan);
+    herd_arena *a = NULL;
+    herd_error err = {0};
+    CHECK(herd_arena_create(&a, need, &err) == HERD_OK, "%s", err.msg);
+    char *p = herd_arena_alloc(a, 10), *q = herd_arena_alloc(a, 100);
+    CHECK(p && q && ((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0 && q - p == 64, "aligned bump");
+    CHECK(herd_arena_alloc(a, 1) == NULL, "exhausted arena returns NULL");
+    herd_arena_reset(a);
+    CHECK(herd_arena_alloc(a, 10) == p, "reset reuses");
+    herd_arena_destroy(a);
+    CHECK(herd_arena_create(&a, SIZE_MAX / 2, &err) == HERD_ENOMEM && strstr(err.msg, "planned"), "%s", err.msg);
+}
+
+static void test_rng(void) {
+    /* Philox4x32-10 known-answer test (Random123 kat_vectors: counter 0, key 0) */
+    uint32_t w[4];
+    herd_philox(0, 0, w);
+    CHECK(w[0] == 0x6627e8d5u && w[1] == 0xe169c58du && w[2] == 0xbc57ac4cu && w[3] == 0x9b00dbd8u,
+          "philox kat: %08x %08x %08x %08x", w[0], w[1], w[2], w[3]);
+    herd_rng a, b;
+    herd_rng_init(&a, 42, 1);
+    herd_rng_init(&b, 42, 1);
+    int same = 1;
+    for (int i = 0; i < 1000; i++) same &= herd_rng_u32(&a) == herd_rng_u32(&b);
+    CHECK(same, "same seed and stream, same sequence");
+    herd_rng_init(&b, 42, 2);
+    herd_rng_init(&a, 42, 1);
+    int diff = 0;
+    for (int i = 0; i < 100; i++) diff += herd_rng_u32(&a) != herd_rng_u32(&b);
+    CHECK(diff > 95, "streams differ (%d of 100)", diff);
+    double sum = 0, sq = 0;
+    int n = 200000, below[10] = {0};
+    herd_rng_init(&a, 7, 0);
+    for (int i = 0; i < n; i++) {
+        float u = herd_rng_uniform(&a);
+        CHECK(u >= 0 && u < 1, "uniform in [0,1): %g", u);
+        if (!(u >= 0 && u < 1)) break;
+        below[herd_rng_below(&a, 10)]++;
+        float z = herd_rng_normal(&a);
+        sum += z, sq += (double)z * z;
+    }
+    CHECK(fabs(sum / n) < 0.01 && fabs(sq / n - 1) < 0.02, "normal mean %g var %g", sum / n, sq / n);
+    for (int k = 0; k < 10; k++) CHECK(abs(below[k] - n / 10) < n / 100, "below(10) bucket %d: %d", k, below[k]);
+}
+
+typedef struct {
+    int64_t hits[1000];
+    int owner[1000];
+} pool_ctx;
+
+static void mark(void *ctx, int64_t begin, int64_t end, int thread) {
+    pool_ctx *c = ctx;
+    for (int64_t i = begin; i < end; i++) {
+        c->hits[i]++;
+        c->owner[i] = thread;
+    }
+}
+
+static void test_pool(void) {
+    for (int threads = 1; threads <= 4; threads++) {
+        herd_pool *p = NULL;
+        herd_error err = {0};
+        CHECK(herd_pool_create(&p, threads, &err) == HERD_OK, "%s", err.msg);
+        for (int n = 1; n <= 1000; n += 333) {
+            for (int rep = 0; rep < 50; rep++) {
+                pool_ctx *c = calloc(1, sizeof *c);
+                herd_pool_for(p, n, mark, c);
+                int ok = 1;
+                for (int i = 0; i < n; i++) ok &= c->hits[i] == 1;
+                for (int i = 1; i < n; i++) ok &= c->owner[i] >= c->owner[i - 1]; /* contiguous ranges in thread order */
+                CHECK(ok, "threads %d n %d: every index once, contiguous", threads, n);
+                free(c);
+            }
+        }
+        herd_pool_destroy(p);
+    }
+    herd_pool *p = NULL;
+    herd_error err = {0};
+    CHECK(herd_pool_create(&p, 0, &err) == HERD_EARG, "0 threads refused");
+    CHECK(herd_cpu_count() >= 1, "cpu count");
+}
+
+int main(void) {
+    test_errors();
+    test_arena();
+    test_rng();
+    test_pool();
+    return check_summary();
+}

@@ -1,0 +1,84 @@
+"""Whole models against PyTorch 1.13: herd's helper runs one training step (forward in
+training mode, loss, backward, one optimizer step) and dumps everything; PyTorch redoes it
+from the same weights, input and dropout masks. Checks logits, loss, every parameter
+gradient, batch-norm running stats and the parameters after one Adam/SGD step."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(__file__))
+import spec_torch  # noqa: E402
+
+torch.set_num_threads(1)
+SRC = os.environ.get("HERD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
+BIN = os.environ["HERD_TEST_BIN_DIR"]
+passed = failed = 0
+
+
+def check(what, got, want, atol, rtol):
+    global passed, failed
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        print(f"FAIL {what}: shape {got.shape} vs {want.shape}")
+        failed += 1
+        return
+    err = np.abs(got - want)
+    bad = err > atol + rtol * np.abs(want)
+    if bad.any():
+        i = np.unravel_index(np.argmax(err - rtol * np.abs(want)), err.shape)
+        print(f"FAIL {what}: {bad.sum()} of {bad.size} differ; worst at {i}: herd {got[i]:.9g} torch {want[i]:.9g} "
+              f"(atol {atol} rtol {rtol})")
+        failed += 1
+    else:
+        passed += 1
+
+
+def run_case(spec, backend, batch, optimizer):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "dump.safetensors")
+        subprocess.run([os.path.join(BIN, "model_dump"), spec, out, backend, str(batch), optimizer], check=True)
+        t = spec_torch.read_safetensors(out)
+    tag = f"{os.path.basename(spec)}[{backend},B={batch},{optimizer}]"
+    steps = spec_torch.build(spec)
+    pnames = [k for k in t if not k.startswith(("grad.", "after.", "mask.")) and k not in ("input", "labels", "logits", "loss")]
+    params = {k: torch.tensor(t[k], dtype=torch.float64, requires_grad=True)
+              for k in pnames if not k.endswith(("running_mean", "running_var"))}
+    buffers = {k: torch.tensor(t[k], dtype=torch.float64) for k in pnames if k.endswith(("running_mean", "running_var"))}
+    masks = {k: torch.tensor(v, dtype=torch.float64) for k, v in t.items() if k.startswith("mask.")}
+    x = torch.tensor(t["input"], dtype=torch.float64)
+    y = torch.tensor(t["labels"], dtype=torch.int64)
+    logits = spec_torch.forward(steps, x, params, masks, buffers)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    # float64 PyTorch is the truth; herd computes in float32
+    check(tag + " logits", t["logits"], logits.detach().numpy(), 1e-4, 1e-3)
+    check(tag + " loss", t["loss"], loss.item(), 1e-5, 1e-4)
+    for k, p in params.items():
+        scale = float(np.abs(p.grad.numpy()).max()) + 1e-12
+        check(f"{tag} grad.{k}", t["grad." + k], p.grad.numpy(), 2e-4 * scale + 1e-7, 1e-3)
+    for k, b in buffers.items():
+        check(f"{tag} {k} after the step", t["after." + k], b.numpy(), 1e-5, 1e-4)
+    # one optimizer step, in float32 as herd does, from herd's own gradients
+    p32 = {k: torch.tensor(t[k], requires_grad=True) for k in params}
+    for k, p in p32.items():
+        p.grad = torch.tensor(t["grad." + k])
+    opt = {"adam": lambda ps: torch.optim.Adam(ps, lr=1e-3), "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-3),
+           "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-3)}[optimizer](list(p32.values()))
+    opt.step()
+    for k, p in p32.items():
+        check(f"{tag} after.{k}", t["after." + k], p.detach().numpy(), 1e-7, 1e-5)
+
+
+specs = [os.path.join(SRC, "examples", "fashion_cnn.spec"), os.path.join(SRC, "tests", "data", "residual_bn.spec")]
+for spec in specs:
+    for backend in ("ref", "cpu"):
+        run_case(spec, backend, 4, "adam")
+run_case(specs[0], "cpu", 1, "sgd")
+run_case(specs[1], "cpu", 7, "adamw")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
