@@ -13,6 +13,10 @@ typedef struct pool_job {
     const float *in, *dout;
 } pool_job;
 
+/* v replaces best when larger, or when it is the window's first NaN: NaN propagates as in
+ * PyTorch, and the first one is kept, as ref does. */
+static inline int takes_over(float v, float best) { return v > best || (isnan(v) && !isnan(best)); }
+
 static int is_2x2s2(const pool2d_dims *d) {
     return d->KH == 2 && d->KW == 2 && d->SH == 2 && d->SW == 2 && d->PH == 0 && d->PW == 0;
 }
@@ -35,11 +39,11 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
                     float best = r0[2 * ow];
                     int idx = base + 2 * ow;
                     float v = r0[2 * ow + 1];
-                    if (v > best || isnan(v)) best = v, idx = base + 2 * ow + 1;
+                    if (takes_over(v, best)) best = v, idx = base + 2 * ow + 1;
                     v = r1[2 * ow];
-                    if (v > best || isnan(v)) best = v, idx = base + W + 2 * ow;
+                    if (takes_over(v, best)) best = v, idx = base + W + 2 * ow;
                     v = r1[2 * ow + 1];
-                    if (v > best || isnan(v)) best = v, idx = base + W + 2 * ow + 1;
+                    if (takes_over(v, best)) best = v, idx = base + W + 2 * ow + 1;
                     y[oh * OW + ow] = best;
                     am[oh * OW + ow] = idx;
                 }
@@ -59,7 +63,7 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++) {
                         float v = x[h * W + w];
-                        if (idx < 0 || v > best || isnan(v)) best = v, idx = h * W + w;
+                        if (idx < 0 || takes_over(v, best)) best = v, idx = h * W + w;
                     }
                 y[oh * OW + ow] = best;
                 am[oh * OW + ow] = idx;
