@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu_internal.h"
 #include "check.h"
 
 static herd_rng rng;
@@ -365,11 +366,19 @@ int main(void) {
     CHECK(herd_backend_find("gpu") == NULL, "unknown name gives NULL");
     CHECK(herd_backend_find(NULL) == NULL, "NULL name gives NULL");
     herd_backend_set_threads(2);
+    printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
     test_conv();
     test_dense();
     test_pool();
     test_batchnorm();
     test_act();
+    /* conv's gemm has an AVX-512 kernel and an OpenBLAS fallback: cover the other one too */
+    if (strcmp(cpu_gemm_kernel(), "openblas") != 0) {
+        cpu_gemm_select(0);
+        printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+        test_conv();
+        cpu_gemm_select(1);
+    }
     for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);
     return check_summary();
 }

@@ -1,4 +1,5 @@
-/* cpu conv2d: per-image im2col + single-threaded sgemm on herd's pool. Images are handed
+/* cpu conv2d: per-image im2col + single-threaded gemm on herd's pool (cpu_gemm for out and
+ * din, OpenBLAS for dw). Images are handed
  * out dynamically (each is computed the same way whoever takes it); dw/db use a fixed split
  * into slots whose partials are summed in slot order, so results are reproducible. */
 #include <stdatomic.h>
@@ -158,16 +159,14 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             im2col(col, inb, d);
             cols = col;
         }
-        float beta = 0.0f;
         if (j->b) {
             /* bias first, then sgemm accumulates on top: one pass over out instead of two */
             for (int oc = 0; oc < d->OC; oc++) {
                 float *o = outb + (size_t)oc * N, v = j->b[oc];
                 for (int i = 0; i < N; i++) o[i] = v;
             }
-            beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->OC, N, K, 1.0f, j->w, K, cols, N, beta, outb, N);
+        cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
     }
 }
 
@@ -230,9 +229,9 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         const float *doutb = j->dout + (size_t)b * OC * N;
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
         if (pointwise) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 1.0f, dinb, N);
+            cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 1, dinb, N); /* w read transposed */
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 0.0f, col, N);
+            cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 0, col, N);
             col2im_add(dinb, col, d);
         }
     }

@@ -3,6 +3,7 @@
 #ifndef HERD_CPU_INTERNAL_H
 #define HERD_CPU_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -28,6 +29,16 @@ static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t est_ns, herd_
     else
         herd_pool_for(ex->pool, n, fn, ctx);
 }
+
+/* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
+ * ars or acs equal to 1 (A stored either way round); B and C row-major with ldb, ldc.
+ * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
+void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+              int accumulate, float *C, int ldc);
+/* Which kernel cpu_gemm uses: "avx512" or "openblas". cpu_gemm_select(0) forces OpenBLAS
+ * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice. */
+const char *cpu_gemm_kernel(void);
+void cpu_gemm_select(int allow_avx512);
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
 const char *cpu_conv2d_unsupported(const conv2d_dims *d);
