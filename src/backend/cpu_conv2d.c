@@ -1,11 +1,8 @@
-/* cpu conv2d: per-image im2col + single-threaded gemm on herd's pool (cpu_gemm for out and
- * din, OpenBLAS for dw). Images are handed
+/* cpu conv2d: per-image im2col + single-threaded cpu_gemm on herd's pool. Images are handed
  * out dynamically (each is computed the same way whoever takes it); dw/db use a fixed split
  * into slots whose partials are summed in slot order, so results are reproducible. */
 #include <stdatomic.h>
 #include <string.h>
-
-#include <cblas.h>
 
 #include "cpu_internal.h"
 
@@ -22,13 +19,22 @@ static size_t col_floats(const conv2d_dims *d) {
     return round16((size_t)d->C * d->KH * d->KW * (size_t)d->OH * d->OW);
 }
 
+/* dout of one image transposed, (OH*OW, OC): see conv_backward_slots. */
+static size_t doutT_floats(const conv2d_dims *d) { return round16((size_t)d->OH * d->OW * d->OC); }
+
+/* A slot's dw partial, transposed (C*KH*KW, OC), then its db partial (OC). */
 static size_t partial_floats(const conv2d_dims *d) {
     return round16((size_t)d->OC * d->C * d->KH * d->KW + (size_t)d->OC);
 }
 
+/* Per slot: [col | doutT | partial]; forward uses only col. */
+static size_t slot_floats(const conv2d_dims *d, int backward) {
+    return col_floats(d) + (backward ? doutT_floats(d) + partial_floats(d) : 0);
+}
+
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
     size_t t = threads < 1 ? 1 : (size_t)threads;
-    return t * col_floats(d) + (t - 1) * partial_floats(d);
+    return t * slot_floats(d, 1);
 }
 
 const char *cpu_conv2d_unsupported(const conv2d_dims *d) {
@@ -42,10 +48,8 @@ static int conv_slots(const herd_exec *ex, const conv2d_dims *d, int backward) {
     int t = cpu_threads(ex);
     if (t > d->B) t = d->B;
     size_t have = ex ? ex->workspace_floats : 0;
-    for (; t >= 1; t--) {
-        size_t need = (size_t)t * col_floats(d) + (backward ? (size_t)(t - 1) * partial_floats(d) : 0);
-        if (need <= have) return t;
-    }
+    for (; t >= 1; t--)
+        if ((size_t)t * slot_floats(d, backward) <= have) return t;
     return 0;
 }
 
@@ -148,7 +152,7 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
     const int pointwise = is_pointwise(d);
-    float *col = j->ex->workspace + (size_t)s0 * col_floats(d);
+    float *col = j->ex->workspace + (size_t)s0 * slot_floats(d, 0);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
@@ -185,7 +189,10 @@ void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const 
 
 /* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the
  * summation order must not depend on timing), then din image by image, handed out
- * dynamically so the thread that finished its slot first takes more. */
+ * dynamically so the thread that finished its slot first takes more.
+ * dw is computed transposed, dwT (K, OC) += col (K, N) * doutT (N, OC), because that is the
+ * product cpu_gemm's kernel runs fast (both B and C contiguous along their rows); the
+ * transposes of dout (OC*N floats) and of the partial cost far less than the product. */
 static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
     conv_job *j = ctx;
@@ -193,26 +200,23 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
     const int pointwise = is_pointwise(d);
     for (int64_t s = s0; s < s1 && (j->dw || j->db); s++) {
-        float *col = j->ex->workspace + (size_t)s * col_floats(d);
-        /* slot 0 accumulates straight into dw/db; the others into their partials */
-        float *pw = j->dw, *pb = j->db;
-        if (s > 0) {
-            pw = j->ex->workspace + (size_t)j->slots * col_floats(d) + (size_t)(s - 1) * partial_floats(d);
-            pb = pw + (size_t)OC * K;
-        }
+        float *col = j->ex->workspace + (size_t)s * slot_floats(d, 1);
+        float *doutT = col + col_floats(d);
+        float *pw = doutT + doutT_floats(d), *pb = pw + (size_t)OC * K;
         int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
         for (int b = b0; b < b1; b++) {
             const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
             const float *doutb = j->dout + (size_t)b * OC * N;
-            int fresh = s > 0 && b == b0; /* a partial's first image overwrites it */
+            int fresh = b == b0; /* a slot's first image overwrites its partial */
             if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
                     im2col(col, inb, d);
                     cols = col;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, N, 1.0f, doutb, N, cols, N,
-                            fresh ? 0.0f : 1.0f, pw, K);
+                for (int oc = 0; oc < OC; oc++)
+                    for (int n = 0; n < N; n++) doutT[(size_t)n * OC + oc] = doutb[(size_t)oc * N + n];
+                cpu_gemm(K, OC, N, cols, N, 1, doutT, OC, !fresh, pw, OC);
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
@@ -222,7 +226,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         }
     }
     if (!j->din) return;
-    float *col = j->ex->workspace + (size_t)s0 * col_floats(d);
+    float *col = j->ex->workspace + (size_t)s0 * slot_floats(d, 1);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
@@ -237,19 +241,27 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     }
 }
 
-/* dw[i] += partial_1[i] + partial_2[i] + ... in slot order, whatever thread runs it. */
-static void conv_reduce_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+/* dw[oc][k] += partial_0[k][oc] + partial_1[k][oc] + ... in slot order (db likewise),
+ * whatever thread runs which rows. */
+static void conv_reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     (void)thread;
     const conv_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const size_t K = (size_t)d->C * d->KH * d->KW, nw = (size_t)d->OC * K;
-    const float *parts = j->ex->workspace + (size_t)j->slots * col_floats(d);
-    for (int64_t i = i0; i < i1; i++) {
-        float *dst = (size_t)i < nw ? (j->dw ? j->dw + i : NULL) : (j->db ? j->db + (i - nw) : NULL);
-        if (!dst) continue;
-        float acc = *dst;
-        for (int s = 1; s < j->slots; s++) acc += parts[(size_t)(s - 1) * partial_floats(d) + (size_t)i];
-        *dst = acc;
+    const int K = d->C * d->KH * d->KW, OC = d->OC;
+    const size_t stride = slot_floats(d, 1);
+    const float *part0 = j->ex->workspace + col_floats(d) + doutT_floats(d);
+    for (int64_t oc = r0; oc < r1; oc++) {
+        if (j->dw)
+            for (int k = 0; k < K; k++) {
+                float acc = j->dw[(size_t)oc * K + k];
+                for (int s = 0; s < j->slots; s++) acc += part0[s * stride + (size_t)k * OC + (size_t)oc];
+                j->dw[(size_t)oc * K + k] = acc;
+            }
+        if (j->db) {
+            float acc = j->db[oc];
+            for (int s = 0; s < j->slots; s++) acc += part0[s * stride + (size_t)OC * K + (size_t)oc];
+            j->db[oc] = acc;
+        }
     }
 }
 
@@ -265,8 +277,8 @@ void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, 
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
-    if (slots > 1 && (dw || db)) {
-        int64_t n = (int64_t)d->OC * d->C * d->KH * d->KW + d->OC;
-        cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * (slots - 1)), conv_reduce_range, &j);
+    if (dw || db) {
+        int64_t n = ((int64_t)d->C * d->KH * d->KW + 1) * d->OC * slots;
+        cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(n), conv_reduce_rows, &j);
     }
 }
