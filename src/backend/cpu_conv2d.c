@@ -214,8 +214,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
                     im2col(col, inb, d);
                     cols = col;
                 }
-                for (int oc = 0; oc < OC; oc++)
-                    for (int n = 0; n < N; n++) doutT[(size_t)n * OC + oc] = doutb[(size_t)oc * N + n];
+                cpu_transpose(doutT, doutb, OC, N);
                 cpu_gemm(K, OC, N, cols, N, 1, doutT, OC, !fresh, pw, OC);
             }
             if (j->db)

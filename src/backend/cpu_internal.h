@@ -35,6 +35,8 @@ static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t est_ns, herd_
  * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
 void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc);
+/* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when cpu_gemm uses that kernel. */
+void cpu_transpose(float *dst, const float *src, int rows, int cols);
 /* Which kernel cpu_gemm uses: "avx512" or "openblas". cpu_gemm_select(0) forces OpenBLAS
  * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice. */
 const char *cpu_gemm_kernel(void);
