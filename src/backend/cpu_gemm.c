@@ -7,11 +7,8 @@
 
 #include "cpu_internal.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_AVX512_KERNEL 1
+#ifdef HAVE_AVX512_KERNEL
 #include <immintrin.h>
-
-#define TARGET_AVX512 __attribute__((target("avx512f")))
 
 /* One tile: mr (<= 8) rows by up to 32 columns of C, the whole reduction in registers.
  * A(i, p) = A[i*ars + p*acs] is broadcast, so A may be stored either way round; B rows
@@ -117,6 +114,15 @@ void cpu_gemm_select(int allow_avx512) {
     (void)allow_avx512;
 #endif
     atomic_store(&use_avx512, ok);
+}
+
+int cpu_avx512_enabled(void) {
+    int v = atomic_load_explicit(&use_avx512, memory_order_relaxed);
+    if (v < 0) {
+        cpu_gemm_select(1);
+        v = atomic_load(&use_avx512);
+    }
+    return v;
 }
 
 const char *cpu_gemm_kernel(void) {

@@ -8,6 +8,12 @@
 
 #include "backend.h"
 
+/* AVX-512 code paths (GCC/Clang target attributes, chosen at run time by CPUID). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX512_KERNEL 1
+#define TARGET_AVX512 __attribute__((target("avx512f")))
+#endif
+
 /* Waking the pool's workers is a condvar round trip: an empty herd_pool_for costs ~60 us
  * on the 2-core dev VM (tests/helpers/bench_backend.c). With 2 threads a split saves
  * est/2 - 60 us, so only calls estimated above CPU_PARALLEL_MIN_NS single-threaded go
@@ -40,6 +46,8 @@ void cpu_transpose(float *dst, const float *src, int rows, int cols);
 /* Which kernel cpu_gemm uses: "avx512" or "openblas". cpu_gemm_select(0) forces OpenBLAS
  * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice. */
 const char *cpu_gemm_kernel(void);
+/* 1 when the AVX-512 paths are in use (same switch as cpu_gemm's kernel). */
+int cpu_avx512_enabled(void);
 void cpu_gemm_select(int allow_avx512);
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
