@@ -227,8 +227,10 @@ static void pool_case_nan(pool2d_dims d, int with_nans) {
              d.SW, d.PH, d.PW);
     size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.C * d.OH * d.OW;
     float *in = randv(nin), *dout = randv(nout), *din0 = randv(nin);
-    if (with_nans) /* NaN must propagate and pick the same argmax as ref */
+    if (with_nans == 1) /* NaN must propagate and pick the same argmax as ref */
         for (size_t i = 0; i < nin; i += 3) in[i] = NAN;
+    if (with_nans == 2) /* values in {-1, 0, 1}: ties everywhere, the first must win as in ref */
+        for (size_t i = 0; i < nin; i++) in[i] = roundf(in[i]);
     herd_exec none = {0};
     float *mo_r = nanv(nout), *ao_r = nanv(nout), *mdin_r = copyv(din0, nin), *adin_r = copyv(din0, nin);
     int32_t *am_r = malloc(nout * sizeof(int32_t));
@@ -260,7 +262,8 @@ static void test_pool(void) {
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 8, .W = 8, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
     /* 2x2/2 rows of 18 outputs: the vector path's full and partial chunks, odd width */
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 7, .W = 37, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
-    pool_case_nan((pool2d_dims){.B = 1, .C = 2, .H = 6, .W = 66, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 0);
+    pool_case_nan((pool2d_dims){.B = 1, .C = 2, .H = 6, .W = 66, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 2);
+    pool_case_nan((pool2d_dims){.B = 2, .C = 2, .H = 9, .W = 9, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}, 2);
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 9, .W = 7, .KH = 3, .KW = 3, .SH = 1, .SW = 2, .PH = 1}, 1);
     pool_case((pool2d_dims){.B = 32, .C = 32, .H = 28, .W = 28, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
     pool_case((pool2d_dims){.B = 3, .C = 5, .H = 7, .W = 9, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
