@@ -60,6 +60,16 @@ static TARGET_AVX512 void maxpool_2x2_plane(float *y, int32_t *am, const float *
 }
 #endif
 
+/* Rows narrower than 8 outputs: the vector path's setup outweighs its gain. */
+static int use_vector_2x2(const pool2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    return is_2x2s2(d) && d->OW >= 8 && cpu_avx512_enabled();
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
     (void)thread;
     const pool_job *j = ctx;
@@ -70,7 +80,7 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
         float *y = j->out + (size_t)p * OH * OW;
         int32_t *am = j->argmax + (size_t)p * OH * OW;
 #ifdef HAVE_AVX512_KERNEL
-        if (is_2x2s2(d) && OW >= 8 && cpu_avx512_enabled()) { /* narrower rows: setup outweighs the gain */
+        if (use_vector_2x2(d)) {
             maxpool_2x2_plane(y, am, x, W, OH, OW);
             continue;
         }
@@ -123,8 +133,7 @@ void cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, con
     int64_t reads = planes * d->OH * d->OW * d->KH * d->KW;
     /* the scalar loops cost ~3x a streaming pass per element, the AVX-512 2x2 path ~1x
      * (bench_backend: pool1 at batch 32, 0.24 vs 0.10 ms) */
-    int vector = is_2x2s2(d) && d->OW >= 8 && cpu_avx512_enabled();
-    cpu_for(ex, planes, (vector ? 1 : 3) * CPU_NS_PER_STREAM_ELEM(reads), maxpool_forward_planes, &j);
+    cpu_for(ex, planes, (use_vector_2x2(d) ? 1 : 3) * CPU_NS_PER_STREAM_ELEM(reads), maxpool_forward_planes, &j);
 }
 
 static void maxpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int thread) {
