@@ -163,9 +163,12 @@ static void test_conv(void) {
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
     for (int i = 0; i < 24; i++) {
-        conv2d_dims d = {.B = irand(1, 5), .C = irand(1, 7), .H = irand(1, 13), .W = irand(1, 13),
-                         .OC = irand(1, 9), .KH = irand(1, 5), .KW = irand(1, 5), .SH = irand(1, 3),
-                         .SW = irand(1, 3), .PH = irand(0, 2), .PW = irand(0, 2)};
+        /* one draw per statement: initializer order is unspecified, and the shapes must not
+         * depend on the compiler */
+        conv2d_dims d = {0};
+        d.B = irand(1, 5), d.C = irand(1, 7), d.H = irand(1, 13), d.W = irand(1, 13), d.OC = irand(1, 9);
+        d.KH = irand(1, 5), d.KW = irand(1, 5), d.SH = irand(1, 3), d.SW = irand(1, 3);
+        d.PH = irand(0, 2), d.PW = irand(0, 2);
         conv_case(d, i % 3 != 0);
     }
 }
@@ -215,7 +218,10 @@ static void test_dense(void) {
     dense_case(1, 7, 3, 1);
     dense_case(5, 1, 1, 0);
     dense_case(64, 128, 10, 1);
-    for (int i = 0; i < 12; i++) dense_case(irand(1, 9), irand(1, 40), irand(1, 20), i % 2);
+    for (int i = 0; i < 12; i++) {
+        int B = irand(1, 9), IN = irand(1, 40), OUT = irand(1, 20); /* sequenced draws */
+        dense_case(B, IN, OUT, i % 2);
+    }
 }
 
 /* ---------------- pooling ---------------- */
@@ -269,8 +275,9 @@ static void test_pool(void) {
     pool_case((pool2d_dims){.B = 3, .C = 5, .H = 7, .W = 9, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
     pool_case((pool2d_dims){.B = 1, .C = 3, .H = 8, .W = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 1, .PH = 1, .PW = 1});
     for (int i = 0; i < 16; i++) {
-        pool2d_dims d = {.B = irand(1, 4), .C = irand(1, 6), .H = irand(1, 12), .W = irand(1, 12), .KH = irand(1, 4),
-                         .KW = irand(1, 4), .SH = irand(1, 3), .SW = irand(1, 3)};
+        pool2d_dims d = {0};
+        d.B = irand(1, 4), d.C = irand(1, 6), d.H = irand(1, 12), d.W = irand(1, 12);
+        d.KH = irand(1, 4), d.KW = irand(1, 4), d.SH = irand(1, 3), d.SW = irand(1, 3);
         d.PH = irand(0, d.KH / 2); /* PyTorch's limit: padding at most half the window */
         d.PW = irand(0, d.KW / 2);
         pool_case(d);
@@ -325,7 +332,10 @@ static void test_batchnorm(void) {
     bn_case(32, 64, 196);
     bn_case(7, 128, 1);
     bn_case(2, 3, 5);
-    for (int i = 0; i < 6; i++) bn_case(irand(2, 6), irand(1, 9), irand(1, 30));
+    for (int i = 0; i < 6; i++) {
+        int B = irand(2, 6), C = irand(1, 9), HW = irand(1, 30);
+        bn_case(B, C, HW);
+    }
 }
 
 /* ---------------- activations ---------------- */
