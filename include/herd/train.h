@@ -41,6 +41,9 @@ typedef struct herd_train_config {
     int64_t checkpoint_every;
     int keep_checkpoints;
     int resume;
+    /* a NaN/Inf loss or gradient: 0 stops with HERD_ENUMERIC naming the first layer that went
+     * non-finite (the last checkpoint stays the one before it); 1 skips that step's update */
+    int skip_nonfinite;
 } herd_train_config;
 
 /* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */
@@ -53,6 +56,7 @@ typedef struct herd_epoch_stats {
     double seconds;          /* training time of the epoch (excluding validation) */
     double images_per_second;
     double lr;               /* learning rate at the end of the epoch */
+    int64_t skipped_steps;   /* updates skipped for non-finite gradients (skip_nonfinite) */
 } herd_epoch_stats;
 
 typedef struct herd_train_callbacks {
@@ -73,6 +77,7 @@ typedef struct herd_step_result {
     double loss_sum; /* sum of per-sample losses */
     int correct;
     int samples;
+    int skipped;     /* 1: non-finite gradients, the update was skipped (skip_nonfinite) */
 } herd_step_result;
 
 /* One step on the global batch idx[0..B) of ds: this rank loads its share, runs forward,

@@ -56,6 +56,9 @@ static void on_step(void *user, int64_t step, double loss, double acc) {
 static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     train_ui *ui = user;
     ui->elapsed += s->seconds;
+    if (s->skipped_steps && ui->rank == 0)
+        fprintf(stderr, "herd: warning: epoch %d: %lld step(s) skipped for non-finite gradients (--on-nan skip-step)\n",
+                s->epoch, (long long)s->skipped_steps);
     if (ui->show)
         progress_end_epoch(&ui->bar, s->loss, s->accuracy, s->val_loss, s->val_accuracy, s->seconds,
                            s->images_per_second);
@@ -87,7 +90,7 @@ int cmd_train(int argc, char **argv) {
     const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3;
-    const char *ckpt_dir = NULL, *resume = NULL;
+    const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop";
     float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
@@ -119,6 +122,7 @@ int cmd_train(int argc, char **argv) {
         {"--checkpoint-every", OPT_INT, &ckpt_every, 1, 1e9, "STEPS", "checkpoint every STEPS steps (default: once per epoch when --checkpoint-dir is given)", 0},
         {"--keep-checkpoints", OPT_INT, &keep_ckpt, 0, 1e6, "K", "keep the newest K checkpoints (default 3, 0 = all)", 0},
         {"--resume", OPT_STR, &resume, 0, 0, "DIR", "continue exactly from the newest checkpoint in DIR (also checkpoints there)", 0},
+        {"--on-nan", OPT_STR, &on_nan, 0, 0, "MODE", "a NaN/Inf loss or gradient: stop (default; names the first layer that went non-finite) or skip-step", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
@@ -134,6 +138,10 @@ int cmd_train(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
 
+    if (strcmp(on_nan, "stop") != 0 && strcmp(on_nan, "skip-step") != 0) {
+        cli_error("--on-nan expects stop or skip-step, found '%s'", on_nan);
+        return 2;
+    }
     if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
         cli_error("--grad-compress expects none or bf16, found '%s'", compress);
         return 2;
@@ -232,6 +240,7 @@ int cmd_train(int argc, char **argv) {
     cfg.checkpoint_every = ckpt_dir ? (ckpt_every > 0 ? ckpt_every : (fit->n + batch - 1) / batch) : 0;
     cfg.keep_checkpoints = keep_ckpt;
     cfg.resume = resume != NULL;
+    cfg.skip_nonfinite = strcmp(on_nan, "skip-step") == 0;
     herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;

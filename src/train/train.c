@@ -126,7 +126,8 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
             if ((st = herd_model_forward(m, count, 1, err))) return st;
             int correct;
             float loss = herd_model_loss(m, t->labels, count, &correct);
-            if (!isfinite(loss)) return nonfinite_error(m, count, t->step, 0, err);
+            /* skip mode goes on to backward: the non-finite gradients then skip the step on every rank alike */
+            if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, count, t->step, 0, err);
             herd_model_backward(m, t->labels, count, (float)count / (float)B);
             res->loss_sum += (double)loss * count;
             res->correct += correct;
@@ -135,8 +136,13 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
         if (s && (st = herd_strategy_group_done(s, g, err))) return st;
     }
     if (s && (st = herd_strategy_finish_step(s, err))) return st;
-    if (t->cfg.clip_norm > 0 && !isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm)))
-        return nonfinite_error(m, B, t->step, 1, err);
+    /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
+    if (!isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm))) {
+        if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
+        res->skipped = 1; /* no update; the step still counts, so schedules and resume stay aligned */
+        t->step++;
+        return HERD_OK;
+    }
     t->lr = herd_schedule_lr(&t->sched, t->step);
     herd_optimizer_step(&t->opt, params, grads, t->lr);
     t->step++;
@@ -198,13 +204,18 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
         double t0 = herd_now();
         double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank (from the resume point on) */
+        int64_t skipped = 0;
         int64_t first = epoch == start.epoch + 1 ? start.step_in_epoch : 0;
         for (int64_t s = first; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
             herd_step_result r;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
-            sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
+            if (r.skipped) {
+                skipped++;
+            } else {
+                sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
+            }
             if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
             if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0 &&
                 rank == 0) {
@@ -221,6 +232,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
         es.images_per_second = sums[2] / (es.seconds > 0 ? es.seconds : 1e-9);
         es.lr = herd_trainer_lr(t);
+        es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = -1;
         if (val && (st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &es.val_loss, &es.val_accuracy, err)))
             break;
