@@ -95,6 +95,12 @@ void herd_trainer_destroy(herd_trainer *t);
 herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
                        const herd_train_callbacks *cb, herd_error *err);
 
+/* On a parameter-server server rank (cfg->strategy): applies the workers' gradients with
+ * the optimizer and schedule cfg asks for until every worker is done. train sizes the
+ * schedule. */
+herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const herd_train_config *cfg,
+                             herd_error *err);
+
 /* Mean loss and accuracy of m on ds, in batches of `batch` (<= the prepared batch).
  * With a strategy each rank evaluates its contiguous share and the sums are combined. */
 herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,

@@ -41,8 +41,7 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
     for (int round = 0; round < 2 && !st; round++) { /* round 0 warms up */
         double t0 = herd_now();
         for (int i = 0; i < steps && !st; i++) {
-            herd_strategy_begin_step(s);
-            st = herd_strategy_finish_step(s, err);
+            if (!(st = herd_strategy_begin_step(s, i, err))) st = herd_strategy_finish_step(s, 1, err);
         }
         *bucketed = (herd_now() - t0) / steps;
         t0 = herd_now();
@@ -111,7 +110,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, &m);
     if (rc) goto fail_quiet;
     rc = 1;
-    herd_strategy_config scfg = {bucket_mb, !strcmp(compress, "bf16"), 0, 0};
+    herd_strategy_config scfg = {.kind = HERD_STRATEGY_DP, .bucket_mb = bucket_mb, .bf16 = !strcmp(compress, "bf16")};
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (allreduce_mode) {
         double bucketed, single;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -36,6 +37,13 @@ static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
  * itself with SIGKILL (as kill -9 would) or stop answering after the STEP-th step this
  * process has run (counted from 1, across epochs). */
 static void inject_fault(const train_ui *ui, int64_t step) {
+    /* HERD_TEST_DELAY="RANK:MS": a straggler, that rank sleeps MS milliseconds every step */
+    const char *d = getenv("HERD_TEST_DELAY");
+    int slow_rank, ms;
+    if (d && sscanf(d, "%d:%d", &slow_rank, &ms) == 2 && slow_rank == ui->rank && ms > 0) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     const char *f = getenv("HERD_TEST_FAULT");
     char kind[8];
     int rank;
@@ -90,7 +98,8 @@ int cmd_train(int argc, char **argv) {
     const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3;
-    const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop";
+    const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
+    int servers = 1;
     float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
@@ -125,6 +134,9 @@ int cmd_train(int argc, char **argv) {
         {"--on-nan", OPT_STR, &on_nan, 0, 0, "MODE", "a NaN/Inf loss or gradient: stop (default; names the first layer that went non-finite) or skip-step", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
+        {"--strategy", OPT_STR, &strategy_name, 0, 0, "NAME", "dp: data parallel, synchronous allreduce (default); ps: parameter server", 0},
+        {"--servers", OPT_INT, &servers, 1, 4096, "S", "ps: the last S ranks hold the parameters and optimizer state (default 1)", 0},
+        {"--staleness", OPT_STR, &staleness_s, 0, 0, "K", "ps: a worker may run K steps ahead of the slowest (0 = synchronous, inf = asynchronous; default 0)", 0},
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
         {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
@@ -138,6 +150,20 @@ int cmd_train(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
 
+    int ps = !strcmp(strategy_name, "ps"), staleness = -1;
+    if (!ps && strcmp(strategy_name, "dp") != 0) {
+        cli_error("--strategy expects dp or ps, found '%s'", strategy_name);
+        return 2;
+    }
+    if (strcmp(staleness_s, "inf") != 0) {
+        char *end;
+        long k = strtol(staleness_s, &end, 10);
+        if (!*staleness_s || *end || k < 0 || k > 1000000) {
+            cli_error("--staleness expects a number of steps (0..1000000) or inf, found '%s'", staleness_s);
+            return 2;
+        }
+        staleness = (int)k;
+    }
     if (strcmp(on_nan, "stop") != 0 && strcmp(on_nan, "skip-step") != 0) {
         cli_error("--on-nan expects stop or skip-step, found '%s'", on_nan);
         return 2;
@@ -188,7 +214,12 @@ int cmd_train(int argc, char **argv) {
     ui.rank = rank;
     if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
     threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
-    int groups = deterministic ? det_groups : world;
+    int groups = deterministic ? det_groups : ps ? world - servers : world;
+    if (ps && (world <= servers || ckpt_dir || resume)) {
+        herd_fail(&err, HERD_EARG, world <= servers ? "--strategy ps needs more ranks (-n) than --servers"
+                                                    : "checkpoints are not supported with --strategy ps yet");
+        goto fail;
+    }
     if (batch < groups) {
         herd_fail(&err, HERD_EARG, "--batch %d is smaller than the %d %s", batch, groups,
                   deterministic ? "deterministic groups" : "ranks");
@@ -197,7 +228,8 @@ int cmd_train(int argc, char **argv) {
     int local_batch = (batch + groups - 1) / groups;
     if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed, &m))) goto fail_quiet;
     rc = 1;
-    herd_strategy_config scfg = {bucket_mb, strcmp(compress, "bf16") == 0, deterministic, det_groups};
+    herd_strategy_config scfg = {ps ? HERD_STRATEGY_PS : HERD_STRATEGY_DP, servers, staleness, bucket_mb,
+                                 strcmp(compress, "bf16") == 0, deterministic, det_groups};
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (herd_strategy_sync_params(strategy, &err)) goto fail;
     if (herd_data_open(data, &train, &test, &err)) goto fail;
@@ -241,6 +273,11 @@ int cmd_train(int argc, char **argv) {
     cfg.keep_checkpoints = keep_ckpt;
     cfg.resume = resume != NULL;
     cfg.skip_nonfinite = strcmp(on_nan, "skip-step") == 0;
+    if (herd_strategy_is_server(strategy)) { /* a parameter server: apply updates until the workers are done */
+        if (herd_train_serve(m, fit, &cfg, &err)) goto fail;
+        rc = 0;
+        goto fail;
+    }
     herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;

@@ -34,24 +34,18 @@ static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_
     return HERD_OK;
 }
 
-herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
-                                int64_t steps_per_epoch, herd_error *err) {
-    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
-    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+/* The optimizer and LR schedule a training config asks for (shared by the trainer and
+ * parameter-server servers, which apply the updates there). */
+static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_per_epoch, herd_optim_config *oc,
+                                  herd_schedule *s, herd_error *err) {
     if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return herd_fail(err, HERD_EARG, "learning rate must be positive");
     herd_opt_kind kind;
     if (!herd_opt_kind_parse(cfg->optimizer, &kind))
         return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
                          cfg->optimizer);
-    herd_trainer *t = calloc(1, sizeof *t);
-    if (!t) return herd_fail(err, HERD_ENOMEM, "out of memory");
-    t->m = m;
-    t->cfg = *cfg;
-    herd_schedule *s = &t->sched;
-    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind)) {
-        free(t);
+    memset(s, 0, sizeof *s);
+    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind))
         return herd_fail(err, HERD_EARG, "unknown LR schedule '%s' (expected constant, step, cosine)", cfg->schedule);
-    }
     s->base_lr = cfg->lr;
     s->warmup_steps = cfg->warmup_steps;
     s->step_size = (int64_t)(cfg->lr_step_epochs > 0 ? cfg->lr_step_epochs : 1) * steps_per_epoch;
@@ -59,14 +53,40 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     s->total_steps = steps_per_epoch * cfg->epochs - cfg->warmup_steps;
     if (s->total_steps < 1) s->total_steps = 1;
     s->min_lr = cfg->min_lr;
-    t->lr = cfg->lr;
+    *oc = herd_optim_defaults(kind);
+    oc->weight_decay = cfg->weight_decay;
+    if (cfg->momentum > 0) oc->momentum = cfg->momentum;
+    return HERD_OK;
+}
 
-    herd_optim_config oc = herd_optim_defaults(kind);
-    oc.weight_decay = cfg->weight_decay;
-    if (cfg->momentum > 0) oc.momentum = cfg->momentum;
+herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const herd_train_config *cfg,
+                             herd_error *err) {
+    (void)m;
+    if (!cfg->strategy || !herd_strategy_is_server(cfg->strategy))
+        return herd_fail(err, HERD_EINTERNAL, "herd_train_serve on a rank that is not a parameter server");
+    herd_optim_config oc;
+    herd_schedule sched;
+    int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
+    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &sched, err);
+    return st ? st : herd_strategy_serve(cfg->strategy, &oc, &sched, err);
+}
+
+herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
+                                int64_t steps_per_epoch, herd_error *err) {
+    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
+    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+    herd_trainer *t = calloc(1, sizeof *t);
+    if (!t) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    t->m = m;
+    t->cfg = *cfg;
+    t->lr = cfg->lr;
+    herd_optim_config oc;
+    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &t->sched, err);
     int64_t n_params;
     herd_model_params(m, &n_params);
-    herd_status st = herd_optimizer_init(&t->opt, &oc, n_params, err);
+    /* a parameter-server worker keeps no optimizer state: the servers apply the updates */
+    int local = !(cfg->strategy && herd_strategy_applies_update(cfg->strategy));
+    if (!st) st = herd_optimizer_init(&t->opt, &oc, local ? n_params : 0, err);
     if (st) {
         free(t);
         return st;
@@ -113,7 +133,7 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
     if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
     memset(res, 0, sizeof *res);
     int groups = s ? herd_strategy_groups(s) : 1;
-    if (s) herd_strategy_begin_step(s);
+    if (s && (st = herd_strategy_begin_step(s, t->step, err))) return st;
     for (int g = 0; g < groups; g++) {
         int lo = 0, count = B, id = 0;
         if (s) herd_strategy_group(s, B, g, &lo, &count, &id);
@@ -128,25 +148,31 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
             float loss = herd_model_loss(m, t->labels, count, &correct);
             /* skip mode goes on to backward: the non-finite gradients then skip the step on every rank alike */
             if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, count, t->step, 0, err);
-            herd_model_backward(m, t->labels, count, (float)count / (float)B);
+            herd_model_backward(m, t->labels, count, s ? herd_strategy_grad_scale(s, count, B) : 1.0f);
             res->loss_sum += (double)loss * count;
             res->correct += correct;
             res->samples += count;
         }
         if (s && (st = herd_strategy_group_done(s, g, err))) return st;
     }
-    if (s && (st = herd_strategy_finish_step(s, err))) return st;
+    int remote = s && herd_strategy_applies_update(s);
+    if (s && !remote && (st = herd_strategy_finish_step(s, res->samples, err))) return st; /* gradient exchange */
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
+    t->lr = herd_schedule_lr(&t->sched, t->step);
     if (!isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm))) {
         if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
         res->skipped = 1; /* no update; the step still counts, so schedules and resume stay aligned */
+        if (remote) { /* the servers still wait for this step: an empty push */
+            memset(grads, 0, (size_t)n_params * sizeof(float));
+            if ((st = herd_strategy_finish_step(s, 0, err))) return st;
+        }
         t->step++;
         return HERD_OK;
     }
-    t->lr = herd_schedule_lr(&t->sched, t->step);
-    herd_optimizer_step(&t->opt, params, grads, t->lr);
+    if (remote) st = herd_strategy_finish_step(s, res->samples, err); /* the servers apply it */
+    else herd_optimizer_step(&t->opt, params, grads, t->lr);
     t->step++;
-    return HERD_OK;
+    return st;
 }
 
 herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
@@ -234,10 +260,13 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.lr = herd_trainer_lr(t);
         es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = -1;
+        if (cfg->strategy && (st = herd_strategy_sync_model(cfg->strategy, t->step, err))) break;
         if (val && (st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &es.val_loss, &es.val_accuracy, err)))
             break;
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
+    if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);
+    if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
 done:
     herd_sampler_free(&sampler);
     herd_trainer_destroy(t);
