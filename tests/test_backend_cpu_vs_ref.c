@@ -137,6 +137,21 @@ static void conv_case(conv2d_dims d, int with_bias) {
         for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
         free(dw2), free(db2), free(din3);
     }
+    /* workspace planned for 1 thread, pool of 3: the op must use only what it was given */
+    {
+        ws wsp;
+        herd_exec ex = make_exec(1, cpu->conv2d_workspace(&d, 1), &wsp);
+        ex.pool = pools[3];
+        float *o = nanv(nout), *di = copyv(din0, nin), *dwx = copyv(dw0, nw), *dbx = copyv(db0, d.OC);
+        cpu->conv2d_forward(&ex, o, in, w, b, &d);
+        cpu->conv2d_backward(&ex, di, dwx, dbx, dout, in, w, &d);
+        compare("conv out (1-thread workspace, 3 threads)", shape, o, out_r, nout, kf);
+        compare("conv din (1-thread workspace, 3 threads)", shape, di, din_r, nin, kd);
+        compare("conv dw (1-thread workspace, 3 threads)", shape, dwx, dw_r, nw, kw_len);
+        compare("conv db (1-thread workspace, 3 threads)", shape, dbx, db_r, d.OC, kw_len);
+        free_ws(&wsp, shape);
+        free(o), free(di), free(dwx), free(dbx);
+    }
     /* too small a workspace must still give the right answer */
     {
         herd_exec ex = {.pool = pools[2], .workspace = NULL, .workspace_floats = 0};
