@@ -50,8 +50,9 @@ static TARGET_AVX512 void maxpool_2x2_plane(float *y, int32_t *am, const float *
             __m512i at = idx;
             for (int k = 0; k < 3; k++) {
                 __m512 v = cand[k];
-                __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                                 (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & ~_mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q));
+                __mmask16 v_nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+                __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | (v_nan & ~best_nan);
                 best = _mm512_mask_mov_ps(best, take, v);
                 at = _mm512_mask_mov_epi32(at, take, _mm512_add_epi32(idx, _mm512_set1_epi32(step[k])));
             }
