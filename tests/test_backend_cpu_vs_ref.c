@@ -1,12 +1,14 @@
 /* The cpu backend against the ref backend: every table op on random shapes (batch 1, odd
- * sizes, non-square, stride 2, padding, 1x1), forward and accumulating backward, on pools
- * of 1, 2 and 3 threads, plus bit-identical reruns at a fixed thread count.
+ * sizes, non-square, stride 2, padding, 1x1), forward and accumulating backward (grad buffers
+ * pre-filled with non-zero values; NULL din/dw/db), on pools of 1, 2 and 3 threads, with the
+ * AVX-512 and the portable paths, plus bit-identical reruns at a fixed thread count.
  *
  * Tolerance: |cpu - ref| <= 1e-5 * sqrt(K) * (1 + |ref|), K = the length of the reduction
- * behind the element (C*KH*KW for conv out and din... see reduction_len). With inputs in
- * [-1, 1], float32 rounding of a K-term sum differs between summation orders by about
- * eps * sqrt(K) * rms(partial sums) ~ 6e-8 * K / 3, below the bound for K < ~250000, while
- * any indexing bug shows up as an O(1) error. Elementwise ops use K = 1 (1e-5 relative). */
+ * behind the element: conv out C*KH*KW, conv din OC*KH*KW, conv dw/db B*OH*OW, dense out IN,
+ * dense din OUT, dense dw/db B, batch norm B*HW, avgpool KH*KW, elementwise ops 1. With data
+ * in [-1, 1], two summation orders of a K-term float32 sum differ by about
+ * eps * sqrt(K) * rms(partial sums) ~ 6e-8 * K / 3, under the bound for K < ~250000, while
+ * an indexing bug shows up as an O(1) error. */
 #include <stdlib.h>
 #include <string.h>
 
