@@ -38,14 +38,21 @@ static float *nanv(size_t n) {
 
 static int irand(int lo, int hi) { return lo + (int)herd_rng_below(&rng, (uint32_t)(hi - lo + 1)); }
 
+static double worst_ratio; /* largest |cpu - ref| / bound seen, printed at the end */
+static char worst_what[160];
+
 static void compare(const char *what, const char *shape, const float *got, const float *want, size_t n,
                     double reduction_len) {
     double tol = 1e-5 * sqrt(reduction_len < 1 ? 1 : reduction_len);
     size_t bad = 0, first = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(got[i]) && isnan(want[i])) continue; /* NaN in, NaN out, in both */
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= tol * (1.0 + fabs(want[i])))) {
+        double d = fabs((double)got[i] - want[i]), bound = tol * (1.0 + fabs(want[i]));
+        if (d / bound > worst_ratio) {
+            worst_ratio = d / bound;
+            snprintf(worst_what, sizeof worst_what, "%s [%s]", what, shape);
+        }
+        if (!(d <= bound)) {
             if (!bad) first = i;
             bad++;
         }
@@ -415,5 +422,6 @@ int main(void) {
         cpu_gemm_select(1);
     }
     for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);
+    printf("worst error / tolerance: %.3f (%s)\n", worst_ratio, worst_what);
     return check_summary();
 }
