@@ -66,7 +66,11 @@ def build(path):
         if kw in ("input", "train", "loss"):
             continue
         prefix = {"batchnorm": "bn"}.get(kw, kw)
-        name = new_name(prefix)
+        if "name" in o and not act:  # the line's name goes to its last step: this one
+            name = o["name"]
+            names.add(name)
+        else:
+            name = new_name(prefix)
         if kw == "conv":
             k = pair(pos[1])
             s = pair(o.get("stride", "1"))
@@ -106,13 +110,9 @@ def build(path):
         else:
             raise ValueError("spec_torch: unsupported layer " + kw)
         if act:
-            aname = new_name(act)
+            aname = o["name"] if "name" in o else new_name(act)
+            names.add(aname)
             steps.append((aname, act_fn(act, float(o.get("alpha", "0.01")))))
-        if "name" in o:  # the line's name goes to its last step
-            last = steps[-1]
-            names.discard(last[0])
-            names.add(o["name"])
-            steps[-1] = (o["name"], last[1])
     return steps
 
 

@@ -57,10 +57,11 @@ herd_status herd_idx_open(herd_dataset **out, const char *images_path, const cha
 herd_status herd_cifar10_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
 /* Resolves --data: "fashion-mnist" or "mnist" (Debian's dataset packages under
- * /usr/share/datasets, or $HERD_DATA_DIR), a directory holding IDX files
+ * /usr/share/datasets/<name>; when $HERD_DATA_DIR is set, $HERD_DATA_DIR/<name> or else
+ * $HERD_DATA_DIR itself), a directory holding IDX files
  * (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-*), or a
  * CIFAR-10 binary directory (data_batch_1..5.bin, test_batch.bin). Either output may
- * be NULL when not wanted. */
+ * be NULL when not wanted; on failure neither is left open. */
 herd_status herd_data_open(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err);
 
 /* Seeded shuffling sampler: the order of epoch e is a pure function of (seed, e). */

@@ -30,10 +30,12 @@ herd_status herd_safetensors_write(const char *path, const herd_tensor_ref *tens
 typedef struct herd_safetensors herd_safetensors;
 
 /* Reads and validates the whole file: header length bounded by the file size, JSON
- * well-formed, dtypes known, offsets in range, non-overlapping and covering the data. */
+ * well-formed, dtypes known, offsets in range, non-overlapping and covering the data.
+ * HERD_EFORMAT for a malformed file; HERD_EUNSUPPORTED for valid dtypes herd lacks (F16...). */
 herd_status herd_safetensors_open(herd_safetensors **out, const char *path, herd_error *err);
 int herd_safetensors_count(const herd_safetensors *st);
-/* i-th tensor in file order; data points into the loaded file. */
+/* i-th tensor in header order; data points into the loaded file, aligned for its dtype
+ * (a tensor another writer left misaligned is copied). Valid until close. */
 const herd_tensor_ref *herd_safetensors_get(const herd_safetensors *st, int i);
 /* By name; NULL if absent. */
 const herd_tensor_ref *herd_safetensors_find(const herd_safetensors *st, const char *name);

@@ -33,6 +33,14 @@ typedef struct herd_train_config {
     float clip_norm;         /* global-norm clipping; <= 0 = off */
     uint64_t seed;           /* shuffling and dropout (the model's init uses its own call) */
     herd_strategy *strategy; /* NULL: one process; else this rank computes its share of each batch */
+    /* checkpoints: every `checkpoint_every` steps (0 = never) rank 0 writes
+     * checkpoint_dir/ckpt-<step>.safetensors atomically, keeping the newest keep_checkpoints
+     * (0 = all); resume = 1 continues exactly from the newest one there (any world size,
+     * same global batch). */
+    const char *checkpoint_dir;
+    int64_t checkpoint_every;
+    int keep_checkpoints;
+    int resume;
 } herd_train_config;
 
 /* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */

@@ -1,11 +1,14 @@
 /* herd bench: training-step or inference throughput of a model, with an optional
- * per-layer forward/backward profile. Figures come from the same code herd train runs. */
+ * per-layer forward/backward profile; under MPI (-n N, mpirun, srun) the data-parallel
+ * step with its exposed communication time, and a bucketed-vs-single allreduce timing.
+ * Figures come from the same code herd train runs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/strategy.h"
 #include "herd/data.h"
 #include "herd/train.h"
 
@@ -28,49 +31,109 @@ static herd_status synthetic_dataset(herd_dataset **out, const herd_model *m, in
     return herd_dataset_from_u8(out, images, labels, n, c, h, w, K, "synthetic", err);
 }
 
+/* Times reducing the whole gradient buffer: herd's buckets against one allreduce of the same bytes. */
+static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m, int steps, double *bucketed,
+                                   double *single, herd_error *err) {
+    int64_t n;
+    herd_model_params(m, &n);
+    float *g = herd_model_grads(m);
+    herd_status st = HERD_OK;
+    for (int round = 0; round < 2 && !st; round++) { /* round 0 warms up */
+        double t0 = herd_now();
+        for (int i = 0; i < steps && !st; i++) {
+            herd_strategy_begin_step(s);
+            st = herd_strategy_finish_step(s, err);
+        }
+        *bucketed = (herd_now() - t0) / steps;
+        t0 = herd_now();
+        for (int i = 0; i < steps && !st; i++) {
+            herd_comm_request *req;
+            if (!(st = herd_comm_iallreduce(c, g, n, NULL, &req, err))) st = herd_comm_wait(c, req, err);
+        }
+        *single = (herd_now() - t0) / steps;
+    }
+    return st;
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *backend = "cpu", *mode = "train", *data = "fashion-mnist", *optimizer = "adam";
-    int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0;
+    const char *backend = "cpu", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
+    int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1;
+    float bucket_mb = 0;
     cli_option opts[] = {
-        {"--mode", OPT_STR, &mode, 0, 0, "MODE", "train (forward, backward, update; default) or eval (forward only)", 0},
-        {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size (default 32)", 0},
+        {"--mode", OPT_STR, &mode, 0, 0, "MODE", "train (forward, backward, update; default), eval (forward only) or allreduce (gradient exchange only)", 0},
+        {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size per rank (default 32)", 0},
         {"--steps", OPT_INT, &steps, 1, 1e7, "N", "timed steps (default: about 20000 images' worth)", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1e6, "N", "untimed steps first (default 5)", 0},
-        {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads per rank (default: all cores / ranks)", 0},
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "optimizer for train mode (default adam)", 0},
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), any --data source, or synthetic", 0},
         {"--profile", OPT_FLAG, &profile, 0, 0, NULL, "print forward/backward time per layer", 0},
+        {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: local data-parallel ranks (herd runs mpirun)", 0},
+        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
+        {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none or bf16", 0},
         {0},
     };
-    static const cli_command cmd = {"bench", "herd bench MODEL.spec [--mode train|eval] [--batch N] [options]",
-                                    "Measure images/s of training steps or inference, optionally per layer.", 1, NULL};
+    static const cli_command cmd = {"bench", "herd bench MODEL.spec [--mode train|eval|allreduce] [--batch N] [options]",
+                                    "Measure images/s of training steps or inference (per layer with --profile); "
+                                    "under MPI, data-parallel steps with their exposed communication time.", 1, NULL};
     const char *pos[1];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
-    int train_mode = strcmp(mode, "train") == 0;
-    if (!train_mode && strcmp(mode, "eval") != 0) {
-        cli_error("--mode expects train or eval, found '%s'", mode);
+    int train_mode = !strcmp(mode, "train"), allreduce_mode = !strcmp(mode, "allreduce");
+    if (!train_mode && !allreduce_mode && strcmp(mode, "eval") != 0) {
+        cli_error("--mode expects train, eval or allreduce, found '%s'", mode);
         return 2;
     }
-    threads = cli_threads(threads);
-    if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
+    if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
+        cli_error("--grad-compress expects none or bf16, found '%s'", compress);
+        return 2;
+    }
+    if (workers > 1 && !herd_comm_launched()) {
+        int per = herd_cpu_count() / workers;
+        return cli_launch_local(argc, argv, workers, per > 0 ? per : 1);
+    }
     herd_model *m = NULL;
     herd_dataset *ds = NULL;
     herd_trainer *t = NULL;
+    herd_comm *comm = NULL;
+    herd_strategy *strategy = NULL;
     int64_t *idx = NULL;
     int32_t *labels = NULL;
     herd_error err = {0};
+    if (herd_comm_open(&comm, 60, &err)) {
+        cli_error("%s", err.msg);
+        return 1;
+    }
+    int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
+    threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
+    if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
     int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, &m);
-    if (rc) return rc;
+    if (rc) goto fail_quiet;
     rc = 1;
+    herd_strategy_config scfg = {bucket_mb, !strcmp(compress, "bf16"), 0, 0};
+    if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
+    if (allreduce_mode) {
+        double bucketed, single;
+        if (bench_allreduce(strategy, comm, m, steps, &bucketed, &single, &err)) goto fail;
+        int64_t n;
+        herd_model_params(m, &n);
+        if (rank == 0)
+            printf("bench: mode=allreduce ranks=%d floats=%lld bucket_mb=%g bucketed_ms=%.3f single_allreduce_ms=%.3f "
+                   "overhead=%.1f%%\n", world, (long long)n, bucket_mb, 1e3 * bucketed, 1e3 * single,
+                   100.0 * (bucketed / single - 1.0));
+        rc = 0;
+        goto fail;
+    }
     if (strcmp(data, "synthetic") == 0 ? synthetic_dataset(&ds, m, 8192, &err) : herd_data_open(data, &ds, NULL, &err))
         goto fail;
+    int global = batch * world; /* weak scaling: every rank computes `batch` samples per step */
     herd_train_config cfg = herd_train_defaults();
-    cfg.batch = batch;
+    cfg.batch = global;
     cfg.optimizer = optimizer;
+    cfg.strategy = strategy;
     if (train_mode && herd_trainer_create(&t, m, &cfg, 1000, &err)) goto fail;
-    idx = malloc((size_t)batch * sizeof *idx);
+    idx = malloc((size_t)global * sizeof *idx);
     labels = malloc((size_t)batch * sizeof *labels);
     if (!idx || !labels) {
         herd_fail(&err, HERD_ENOMEM, "out of memory");
@@ -78,34 +141,40 @@ int cmd_bench(int argc, char **argv) {
     }
     herd_rng rng;
     herd_rng_init(&rng, 5, 0);
-    double t0 = 0;
+    double t0 = 0, wait0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             herd_model_profile(m, profile);
             t0 = herd_now();
+            wait0 = herd_strategy_wait_seconds(strategy);
         }
-        for (int b = 0; b < batch; b++) idx[b] = (int64_t)herd_rng_below(&rng, (uint32_t)ds->n);
+        for (int b = 0; b < global; b++) idx[b] = (int64_t)herd_rng_below(&rng, (uint32_t)ds->n);
         if (train_mode) {
             herd_step_result res;
-            if (herd_trainer_step(t, ds, idx, batch, &res, &err)) goto fail;
+            if (herd_trainer_step(t, ds, idx, global, &res, &err)) goto fail;
         } else {
-            if (herd_dataset_batch(ds, idx, batch, herd_model_input(m), labels, &err)) goto fail;
+            if (herd_dataset_batch(ds, idx + (int64_t)rank * batch, batch, herd_model_input(m), labels, &err))
+                goto fail;
             if (herd_model_forward(m, batch, 0, &err)) goto fail;
         }
     }
-    double secs = herd_now() - t0;
+    double secs = herd_now() - t0, wait = herd_strategy_wait_seconds(strategy) - wait0;
     int64_t flops = 0;
     for (int i = 0; i < herd_model_layer_count(m); i++) {
         herd_layer_info li;
         herd_model_layer(m, i, &li);
         flops += li.flops;
     }
-    double step_flops = (double)flops * batch * (train_mode ? 3.0 : 1.0);
-    printf("bench: mode=%s batch=%d threads=%d backend=%s steps=%d images_per_second=%.1f ms_per_step=%.3f "
-           "gflops=%.2f\n",
-           mode, batch, threads, backend, steps, steps * (double)batch / secs, 1e3 * secs / steps,
-           step_flops * steps / secs * 1e-9);
-    if (profile) {
+    double step_flops = (double)flops * global * (train_mode ? 3.0 : 1.0);
+    if (rank == 0) {
+        printf("bench: mode=%s ranks=%d batch=%d threads=%d backend=%s steps=%d images_per_second=%.1f "
+               "ms_per_step=%.3f gflops=%.2f",
+               mode, world, batch, threads, backend, steps, steps * (double)global / secs, 1e3 * secs / steps,
+               step_flops * steps / secs * 1e-9);
+        if (world > 1) printf(" comm_wait_ms_per_step=%.3f", 1e3 * wait / steps);
+        printf("\n");
+    }
+    if (profile && rank == 0) {
         printf("%-20s %12s %12s %8s\n", "layer", "forward ms", "backward ms", "share");
         double total = 0;
         for (int i = 0; i < herd_model_layer_count(m); i++) {
@@ -121,16 +190,20 @@ int cmd_bench(int argc, char **argv) {
             printf("%-20s %12.3f %12.3f %7.1f%%\n", li.name, 1e3 * f / steps, 1e3 * b / steps,
                    total > 0 ? 100 * (f + b) / total : 0);
         }
-        printf("  %.3f ms of %.3f ms per step in layers (rest: data, loss, optimizer)\n", 1e3 * total / steps,
-               1e3 * secs / steps);
+        printf("  %.3f ms of %.3f ms per step in layers (rest: data, loss, gradient exchange, optimizer)\n",
+               1e3 * total / steps, 1e3 * secs / steps);
     }
     rc = 0;
 fail:
-    if (rc) cli_error("%s", err.msg);
+    if (rc) cli_error(world > 1 ? "rank %d: %s" : "%.0d%s", world > 1 ? rank : 0, err.msg);
+fail_quiet:
+    if (rc && world > 1) herd_comm_abort(comm, rc);
     free(idx);
     free(labels);
     herd_trainer_destroy(t);
     if (ds) herd_dataset_close(ds);
+    herd_strategy_destroy(strategy);
     herd_model_destroy(m);
+    herd_comm_close(comm);
     return rc;
 }

@@ -23,6 +23,7 @@ typedef struct train_ui {
     herd_strategy *strategy;
     int batch;
     int rank;
+    int64_t steps_run;
     double elapsed; /* training seconds so far, without evaluation */
 } train_ui;
 
@@ -31,8 +32,9 @@ static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
 }
 
-/* Test-only fault injection for the distributed tests: HERD_TEST_FAULT="kill|hang:RANK:STEP"
- * makes that rank kill itself with SIGKILL (as kill -9 would) or stop answering at that step. */
+/* Test-only fault injection: HERD_TEST_FAULT="kill|hang:RANK:STEP" makes that rank kill
+ * itself with SIGKILL (as kill -9 would) or stop answering after the STEP-th step this
+ * process has run (counted from 1, across epochs). */
 static void inject_fault(const train_ui *ui, int64_t step) {
     const char *f = getenv("HERD_TEST_FAULT");
     char kind[8];
@@ -47,7 +49,7 @@ static void inject_fault(const train_ui *ui, int64_t step) {
 
 static void on_step(void *user, int64_t step, double loss, double acc) {
     train_ui *ui = user;
-    inject_fault(ui, step);
+    inject_fault(ui, ++ui->steps_run);
     if (ui->show) progress_update(&ui->bar, step, loss, acc);
 }
 
@@ -84,8 +86,9 @@ int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
-    int workers = 1, deterministic = 0, det_groups = 4;
-    float bucket_mb = 25, timeout = 60;
+    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3;
+    const char *ckpt_dir = NULL, *resume = NULL;
+    float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
     uint64_t seed = 0;
@@ -112,9 +115,13 @@ int cmd_train(int argc, char **argv) {
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
         {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
         {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
+        {"--checkpoint-dir", OPT_STR, &ckpt_dir, 0, 0, "DIR", "write checkpoints (safetensors: weights, optimizer state, position) into DIR", 0},
+        {"--checkpoint-every", OPT_INT, &ckpt_every, 1, 1e9, "STEPS", "checkpoint every STEPS steps (default: once per epoch when --checkpoint-dir is given)", 0},
+        {"--keep-checkpoints", OPT_INT, &keep_ckpt, 0, 1e6, "K", "keep the newest K checkpoints (default 3, 0 = all)", 0},
+        {"--resume", OPT_STR, &resume, 0, 0, "DIR", "continue exactly from the newest checkpoint in DIR (also checkpoints there)", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
-        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0.001, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default 25)", 0},
+        {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
         {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
         {"--det-groups", OPT_INT, &det_groups, 1, 4096, "G", "--deterministic: micro-groups per batch; the world size must divide G (default 4)", 0},
@@ -216,6 +223,15 @@ int cmd_train(int argc, char **argv) {
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
     cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;
     cfg.strategy = strategy; /* one process is the strategy with one rank */
+    if (resume && !ckpt_dir) ckpt_dir = resume;
+    if (resume && strcmp(resume, ckpt_dir) != 0) {
+        herd_fail(&err, HERD_EARG, "--resume %s and --checkpoint-dir %s differ; give one directory", resume, ckpt_dir);
+        goto fail;
+    }
+    cfg.checkpoint_dir = ckpt_dir;
+    cfg.checkpoint_every = ckpt_dir ? (ckpt_every > 0 ? ckpt_every : (fit->n + batch - 1) / batch) : 0;
+    cfg.keep_checkpoints = keep_ckpt;
+    cfg.resume = resume != NULL;
     herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;

@@ -40,7 +40,7 @@ int cli_launch_local(int argc, char **argv, int workers, int threads_per_rank) {
     args[k++] = "btl";
     args[k++] = "self,vader,tcp";
     args[k++] = self;
-    int have_threads = 0;
+    int have_threads = 0, have_progress = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--workers")) {
             i++; /* the workers must not launch again */
@@ -48,11 +48,17 @@ int cli_launch_local(int argc, char **argv, int workers, int threads_per_rank) {
         }
         if (!strncmp(argv[i], "--workers=", 10)) continue;
         if (!strcmp(argv[i], "--threads") || !strncmp(argv[i], "--threads=", 10)) have_threads = 1;
+        if (!strcmp(argv[i], "--progress") || !strncmp(argv[i], "--progress=", 11)) have_progress = 1;
         args[k++] = argv[i];
     }
     if (!have_threads) {
         args[k++] = "--threads";
         args[k++] = th;
+    }
+    /* mpirun gives ranks a pseudo-terminal, so decide bar or plain lines from our own stdout */
+    if (!have_progress && !isatty(STDOUT_FILENO) && !strcmp(argv[1], "train")) {
+        args[k++] = "--progress";
+        args[k++] = "plain";
     }
     args[k] = NULL;
     /* OpenMPI refuses to run as root unless told; the user asked for local workers, so we tell it here only */

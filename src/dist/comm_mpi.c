@@ -1,6 +1,7 @@
 /* The MPI communicator (OpenMPI from Debian). Collectives are non-blocking underneath so
  * every wait can poll with a deadline instead of hanging on a dead or stuck rank. */
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,7 @@ struct herd_comm_request {
 struct herd_comm {
     int mpi; /* 0: not launched by MPI, a one-rank communicator */
     MPI_Comm comm;
+    MPI_Comm alive; /* a separate channel for naming silent ranks after a timeout */
     int rank, size;
     double timeout;
     MPI_Op bf16_sum;
@@ -62,6 +64,8 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         MPI_Comm_dup(MPI_COMM_WORLD, &c->comm);
         MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
+        MPI_Comm_dup(MPI_COMM_WORLD, &c->alive);
+        MPI_Comm_set_errhandler(c->alive, MPI_ERRORS_RETURN);
         MPI_Comm_rank(c->comm, &c->rank);
         MPI_Comm_size(c->comm, &c->size);
         MPI_Op_create(bf16_sum_fn, 1, &c->bf16_sum);
@@ -75,6 +79,7 @@ void herd_comm_close(herd_comm *c) {
     if (!c) return;
     if (c->mpi) {
         MPI_Op_free(&c->bf16_sum);
+        MPI_Comm_free(&c->alive);
         MPI_Comm_free(&c->comm);
         MPI_Finalize();
     }
@@ -96,6 +101,42 @@ static herd_comm_request *take_request(herd_comm *c, const char *what) {
     return NULL;
 }
 
+/* After a timeout: every live rank is stuck in the same collective and times out at about
+ * the same moment, so each sends "alive" to every peer and listens for a few seconds; the
+ * peers not heard from are the dead or hung ones. Writes their list into out. */
+static void name_silent_ranks(herd_comm *c, char *out, size_t size) {
+    int n = c->size, me = c->rank, token = me;
+    MPI_Request *sends = calloc((size_t)n, sizeof *sends), *recvs = calloc((size_t)n, sizeof *recvs);
+    int *got = calloc((size_t)n, sizeof *got), *heard = calloc((size_t)n, sizeof *heard);
+    snprintf(out, size, "unknown");
+    if (!sends || !recvs || !got || !heard) goto done;
+    for (int p = 0; p < n; p++) {
+        sends[p] = recvs[p] = MPI_REQUEST_NULL;
+        if (p == me) continue;
+        MPI_Isend(&token, 1, MPI_INT, p, 77, c->alive, &sends[p]);
+        MPI_Irecv(&got[p], 1, MPI_INT, p, 77, c->alive, &recvs[p]);
+    }
+    double until = herd_now() + (c->timeout < 6 ? c->timeout / 2 : 3);
+    int pending = n - 1;
+    while (pending > 0 && herd_now() < until) {
+        for (int p = 0; p < n; p++) {
+            int done = 0;
+            if (p == me || heard[p]) continue;
+            MPI_Test(&recvs[p], &done, MPI_STATUS_IGNORE);
+            if (done) heard[p] = 1, pending--;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    size_t len = 0;
+    out[0] = 0;
+    for (int p = 0; p < n && len < size; p++)
+        if (p != me && !heard[p]) len += (size_t)snprintf(out + len, size - len, "%s%d", len ? ", " : "", p);
+    if (!out[0]) snprintf(out, size, "none found (all answered the check)");
+done:
+    free(sends), free(recvs), free(got), free(heard); /* the job is aborted next; requests are abandoned */
+}
+
 herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err) {
     herd_status st = HERD_OK;
     if (c->mpi) {
@@ -109,8 +150,10 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
             }
             if (done) break;
             if (herd_now() > deadline) {
-                st = herd_fail(err, HERD_EIO, "rank %d: no answer within %.0f s to %s of %lld values: another rank "
-                               "died or hangs", c->rank, c->timeout, req->what, (long long)req->n);
+                char silent[256];
+                name_silent_ranks(c, silent, sizeof silent);
+                st = herd_fail(err, HERD_EIO, "no answer within %.0f s to %s of %lld values; silent rank(s): %s "
+                               "(died or hangs)", c->timeout, req->what, (long long)req->n, silent);
                 break;
             }
             if (++polls > 1000) { /* spin briefly, then stop burning the core */

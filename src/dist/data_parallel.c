@@ -62,7 +62,11 @@ herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *
         s->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)s->n_params * sizeof(float));
         if (!s->slots) goto nomem;
     } else if (s->world > 1) {
+        /* auto (<= 0): PyTorch DDP's 25 MiB, but at most a quarter of the model, so a small
+         * model still gets several buckets and its last layers' reduction starts early */
         double mb = cfg->bucket_mb > 0 ? cfg->bucket_mb : 25;
+        if (cfg->bucket_mb <= 0 && mb * 1048576.0 / sizeof(float) > s->n_params / 4.0)
+            mb = s->n_params / 4.0 * sizeof(float) / 1048576.0;
         int64_t per = (int64_t)(mb * 1048576.0 / sizeof(float));
         if (per < 1) per = 1;
         if ((s->n_params + per - 1) / per > MAX_BUCKETS) per = (s->n_params + MAX_BUCKETS - 1) / MAX_BUCKETS;

@@ -9,7 +9,7 @@
 #include "herd/model.h"
 
 typedef struct herd_strategy_config {
-    double bucket_mb;  /* gradient bucket size in MiB (PyTorch DDP's default is 25) */
+    double bucket_mb;  /* gradient bucket size in MiB; <= 0: auto, min(25 as PyTorch DDP, a quarter of the model) */
     int bf16;          /* send gradients as bfloat16 */
     int deterministic; /* fixed-order reduction: bit-identical weights for any world size dividing `groups` */
     int groups;        /* deterministic: fixed micro-groups per global batch */

@@ -262,6 +262,7 @@ herd_status herd_safetensors_write(const char *path, const herd_tensor_ref *tens
         st = herd_fail(err, HERD_EIO, "%s: close failed: %s", tmp, strerror(errno));
         goto fail;
     }
+    herd_fault_point("safetensors.before_rename"); /* tests: a kill -9 here must leave the old file intact */
     if (rename(tmp, path) != 0) {
         st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
         goto fail;

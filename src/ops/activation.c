@@ -1,58 +1,76 @@
-/* Reference element-wise activations and softmax over the last dimension. */
-#include <math.h>
-
+/* Reference elementwise activations (relu, leaky relu, sigmoid, tanh, exact gelu) and a
+ * numerically stable softmax over the last dimension. */
 #include "ops/ops.h"
 
-void ref_act_forward(float *out, const float *in, int64_t n, herd_act act, float alpha) {
-    for (int64_t i = 0; i < n; i++) {
-        float x = in[i];
-        switch (act) {
-        case HERD_ACT_NONE: out[i] = x; break;
-        case HERD_ACT_RELU: out[i] = x > 0 ? x : 0; break;
-        case HERD_ACT_LEAKY_RELU: out[i] = x > 0 ? x : alpha * x; break;
-        case HERD_ACT_SIGMOID: out[i] = 1.0f / (1.0f + expf(-x)); break;
-        case HERD_ACT_TANH: out[i] = tanhf(x); break;
-        case HERD_ACT_GELU: out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); break;
-        }
+#include <math.h>
+
+static double act_value(double x, herd_act act, double alpha) {
+    switch (act) {
+    case HERD_ACT_RELU: return x > 0.0 ? x : 0.0;
+    case HERD_ACT_LEAKY_RELU: return x > 0.0 ? x : alpha * x;
+    case HERD_ACT_SIGMOID: {
+        /* exp of a non-positive argument only, so neither branch overflows */
+        if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+        double e = exp(x);
+        return e / (1.0 + e);
     }
+    case HERD_ACT_TANH: return tanh(x);
+    case HERD_ACT_GELU: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440));
+    case HERD_ACT_NONE: break;
+    }
+    return x;
+}
+
+/* d act / d x at x, given y = act(x) where the derivative is cheaper from y. */
+static double act_slope(double x, double y, herd_act act, double alpha) {
+    switch (act) {
+    /* at exactly 0 the slope is 0 for relu and alpha for leaky relu, as in PyTorch */
+    case HERD_ACT_RELU: return x > 0.0 ? 1.0 : 0.0;
+    case HERD_ACT_LEAKY_RELU: return x > 0.0 ? 1.0 : alpha;
+    case HERD_ACT_SIGMOID: return y * (1.0 - y);
+    case HERD_ACT_TANH: return 1.0 - y * y;
+    case HERD_ACT_GELU: {
+        /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
+        double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+        double pdf = exp(-0.5 * x * x) * 0.39894228040143267794;
+        return cdf + x * pdf;
+    }
+    case HERD_ACT_NONE: break;
+    }
+    return 1.0;
+}
+
+void ref_act_forward(float *out, const float *in, int64_t n, herd_act act, float alpha) {
+    for (int64_t i = 0; i < n; i++) out[i] = (float)act_value(in[i], act, alpha);
 }
 
 void ref_act_backward(float *din, const float *dout, const float *in, const float *out, int64_t n, herd_act act,
                       float alpha) {
-    for (int64_t i = 0; i < n; i++) {
-        float x = in[i], y = out[i], d;
-        switch (act) {
-        case HERD_ACT_RELU: d = x > 0 ? 1.0f : 0.0f; break;
-        case HERD_ACT_LEAKY_RELU: d = x > 0 ? 1.0f : alpha; break;
-        case HERD_ACT_SIGMOID: d = y * (1.0f - y); break;
-        case HERD_ACT_TANH: d = 1.0f - y * y; break;
-        case HERD_ACT_GELU: /* d/dx x*Phi(x) = Phi(x) + x*phi(x) */
-            d = 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
-            break;
-        default: d = 1.0f; break;
-        }
-        din[i] += dout[i] * d;
-    }
+    if (!din) return;
+    for (int64_t i = 0; i < n; i++) din[i] += (float)(dout[i] * act_slope(in[i], out[i], act, alpha));
 }
 
 void ref_softmax_forward(float *out, const float *in, int B, int K) {
-    for (int b = 0; b < B; b++) {
-        const float *x = in + (int64_t)b * K;
-        float *y = out + (int64_t)b * K;
+    for (int n = 0; n < B; n++) {
+        const float *x = in + (int64_t)n * K;
+        float *y = out + (int64_t)n * K;
+        /* subtracting the max keeps every exp in (0, 1] */
         float mx = x[0];
-        for (int k = 1; k < K; k++)
-            if (x[k] > mx) mx = x[k];
-        double sum = 0;
-        for (int k = 0; k < K; k++) sum += (y[k] = expf(x[k] - mx));
-        for (int k = 0; k < K; k++) y[k] = (float)(y[k] / sum);
+        for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+        double sum = 0.0;
+        for (int k = 0; k < K; k++) sum += exp((double)x[k] - mx);
+        for (int k = 0; k < K; k++) y[k] = (float)(exp((double)x[k] - mx) / sum);
     }
 }
 
+/* din_k += y_k * (dout_k - sum_j dout_j y_j) */
 void ref_softmax_backward(float *din, const float *dout, const float *out, int B, int K) {
-    for (int b = 0; b < B; b++) {
-        const float *g = dout + (int64_t)b * K, *y = out + (int64_t)b * K;
-        double dot = 0;
+    if (!din) return;
+    for (int n = 0; n < B; n++) {
+        const float *g = dout + (int64_t)n * K;
+        const float *y = out + (int64_t)n * K;
+        double dot = 0.0;
         for (int k = 0; k < K; k++) dot += (double)g[k] * y[k];
-        for (int k = 0; k < K; k++) din[(int64_t)b * K + k] += y[k] * (float)(g[k] - dot);
+        for (int k = 0; k < K; k++) din[(int64_t)n * K + k] += (float)(y[k] * (g[k] - dot));
     }
 }

@@ -1,70 +1,145 @@
-/* Reference 2-D convolution (cross-correlation, as PyTorch): direct loops, the oracle
- * for the fast paths. in (B,C,H,W), w (OC,C,KH,KW), out (B,OC,OH,OW). */
-#include <limits.h>
-
+/* Reference 2-D convolution (NCHW input, OIHW weight, zero padding, stride), forward and backward.
+ * Every output and every gradient element is one dot product summed in double, so this is the oracle. */
 #include "ops/ops.h"
 
+#include <stdint.h>
+
+/* Product of positive sizes, 0 when it would pass INT64_MAX (so callers can index with int64_t). */
+static int64_t mul_or_zero(int64_t a, int64_t b) {
+    if (a <= 0 || b <= 0 || a > INT64_MAX / b) return 0;
+    return a * b;
+}
+
 int conv2d_dims_finish(conv2d_dims *d) {
-    if (d->B < 1 || d->C < 1 || d->H < 1 || d->W < 1 || d->OC < 1 || d->KH < 1 || d->KW < 1 || d->SH < 1 ||
-        d->SW < 1 || d->PH < 0 || d->PW < 0)
-        return 0;
+    if (d->B <= 0 || d->C <= 0 || d->H <= 0 || d->W <= 0 || d->OC <= 0 || d->KH <= 0 || d->KW <= 0) return 0;
+    if (d->SH <= 0 || d->SW <= 0 || d->PH < 0 || d->PW < 0) return 0;
+    /* padded extents in int64 so 2*P cannot overflow int */
     int64_t hp = (int64_t)d->H + 2 * (int64_t)d->PH, wp = (int64_t)d->W + 2 * (int64_t)d->PW;
-    if (hp < d->KH || wp < d->KW || hp > INT_MAX || wp > INT_MAX) return 0;
-    d->OH = (int)((hp - d->KH) / d->SH + 1);
-    d->OW = (int)((wp - d->KW) / d->SW + 1);
-    int64_t out = (int64_t)d->B * d->OC * d->OH * d->OW, in = (int64_t)d->B * d->C * d->H * d->W;
-    return out < ((int64_t)1 << 40) && in < ((int64_t)1 << 40);
+    if (hp > INT32_MAX || wp > INT32_MAX) return 0;
+    if (d->KH > hp || d->KW > wp) return 0;
+    int64_t oh = (hp - d->KH) / d->SH + 1, ow = (wp - d->KW) / d->SW + 1;
+    /* every tensor's element count must be indexable */
+    if (!mul_or_zero(mul_or_zero(mul_or_zero(d->B, d->C), d->H), d->W)) return 0;
+    if (!mul_or_zero(mul_or_zero(mul_or_zero(d->B, d->OC), oh), ow)) return 0;
+    if (!mul_or_zero(mul_or_zero(mul_or_zero(d->OC, d->C), d->KH), d->KW)) return 0;
+    d->OH = (int)oh;
+    d->OW = (int)ow;
+    return 1;
+}
+
+/* Kernel taps k in [*k0, *k1) that land inside [0, n) for output position o:
+ * i = o*s - p + k, so 0 <= i < n  <=>  p - o*s <= k < n + p - o*s. */
+static void valid_taps(int o, int s, int p, int n, int K, int *k0, int *k1) {
+    int lo = p - o * s, hi = n + p - o * s;
+    *k0 = lo > 0 ? lo : 0;
+    *k1 = hi < K ? hi : K;
 }
 
 void ref_conv2d_forward(float *out, const float *in, const float *w, const float *b, const conv2d_dims *d) {
-    for (int n = 0; n < d->B; n++)
-        for (int oc = 0; oc < d->OC; oc++) {
-            float *o = out + ((int64_t)n * d->OC + oc) * d->OH * d->OW;
-            for (int oh = 0; oh < d->OH; oh++)
-                for (int ow = 0; ow < d->OW; ow++) {
-                    float acc = b ? b[oc] : 0.0f;
-                    for (int c = 0; c < d->C; c++) {
-                        const float *x = in + ((int64_t)n * d->C + c) * d->H * d->W;
-                        const float *k = w + ((int64_t)oc * d->C + c) * d->KH * d->KW;
-                        for (int kh = 0; kh < d->KH; kh++) {
-                            int ih = oh * d->SH - d->PH + kh;
-                            if (ih < 0 || ih >= d->H) continue;
-                            for (int kw = 0; kw < d->KW; kw++) {
-                                int iw = ow * d->SW - d->PW + kw;
-                                if (iw < 0 || iw >= d->W) continue;
-                                acc += x[ih * d->W + iw] * k[kh * d->KW + kw];
+    const int C = d->C, H = d->H, W = d->W, OC = d->OC, KH = d->KH, KW = d->KW, OH = d->OH, OW = d->OW;
+    for (int n = 0; n < d->B; n++) {
+        const float *in_n = in + (int64_t)n * C * H * W;
+        for (int oc = 0; oc < OC; oc++) {
+            const float *w_oc = w + (int64_t)oc * C * KH * KW;
+            float *out_p = out + ((int64_t)n * OC + oc) * OH * OW;
+            for (int oh = 0; oh < OH; oh++) {
+                int kh0, kh1;
+                valid_taps(oh, d->SH, d->PH, H, KH, &kh0, &kh1);
+                int ih0 = oh * d->SH - d->PH;
+                for (int ow = 0; ow < OW; ow++) {
+                    int kw0, kw1;
+                    valid_taps(ow, d->SW, d->PW, W, KW, &kw0, &kw1);
+                    int iw0 = ow * d->SW - d->PW;
+                    double acc = b ? b[oc] : 0.0;
+                    for (int c = 0; c < C; c++) {
+                        const float *in_c = in_n + (int64_t)c * H * W;
+                        const float *w_c = w_oc + (int64_t)c * KH * KW;
+                        for (int kh = kh0; kh < kh1; kh++) {
+                            const float *in_row = in_c + (int64_t)(ih0 + kh) * W;
+                            const float *w_row = w_c + kh * KW;
+                            for (int kw = kw0; kw < kw1; kw++) acc += (double)in_row[iw0 + kw] * w_row[kw];
+                        }
+                    }
+                    out_p[oh * OW + ow] = (float)acc;
+                }
+            }
+        }
+    }
+}
+
+/* din: each input pixel gathers from the outputs whose window covers it, so the sum stays in double
+ * (a scatter would round once per contribution). */
+static void conv2d_backward_input(float *din, const float *dout, const float *w, const conv2d_dims *d) {
+    const int C = d->C, H = d->H, W = d->W, OC = d->OC, KH = d->KH, KW = d->KW, OH = d->OH, OW = d->OW;
+    for (int n = 0; n < d->B; n++) {
+        const float *dout_n = dout + (int64_t)n * OC * OH * OW;
+        for (int c = 0; c < C; c++) {
+            float *din_c = din + ((int64_t)n * C + c) * H * W;
+            for (int ih = 0; ih < H; ih++) {
+                for (int iw = 0; iw < W; iw++) {
+                    double acc = 0.0;
+                    for (int kh = 0; kh < KH; kh++) {
+                        int th = ih + d->PH - kh; /* = oh * SH when tap kh of output row oh hits ih */
+                        if (th < 0 || th % d->SH != 0 || th / d->SH >= OH) continue;
+                        int oh = th / d->SH;
+                        for (int kw = 0; kw < KW; kw++) {
+                            int tw = iw + d->PW - kw;
+                            if (tw < 0 || tw % d->SW != 0 || tw / d->SW >= OW) continue;
+                            int ow = tw / d->SW;
+                            for (int oc = 0; oc < OC; oc++) {
+                                acc += (double)dout_n[((int64_t)oc * OH + oh) * OW + ow] *
+                                       w[(((int64_t)oc * C + c) * KH + kh) * KW + kw];
                             }
                         }
                     }
-                    o[oh * d->OW + ow] = acc;
+                    din_c[ih * W + iw] += (float)acc;
                 }
+            }
         }
+    }
+}
+
+/* dw[oc,c,kh,kw] = sum over batch and output positions whose tap (kh,kw) lands inside the input. */
+static void conv2d_backward_weight(float *dw, const float *dout, const float *in, const conv2d_dims *d) {
+    const int C = d->C, H = d->H, W = d->W, OC = d->OC, KH = d->KH, KW = d->KW, OH = d->OH, OW = d->OW;
+    for (int oc = 0; oc < OC; oc++) {
+        for (int c = 0; c < C; c++) {
+            for (int kh = 0; kh < KH; kh++) {
+                for (int kw = 0; kw < KW; kw++) {
+                    double acc = 0.0;
+                    for (int n = 0; n < d->B; n++) {
+                        const float *dout_p = dout + ((int64_t)n * OC + oc) * OH * OW;
+                        const float *in_c = in + ((int64_t)n * C + c) * H * W;
+                        for (int oh = 0; oh < OH; oh++) {
+                            int ih = oh * d->SH - d->PH + kh;
+                            if (ih < 0 || ih >= H) continue;
+                            for (int ow = 0; ow < OW; ow++) {
+                                int iw = ow * d->SW - d->PW + kw;
+                                if (iw < 0 || iw >= W) continue;
+                                acc += (double)dout_p[oh * OW + ow] * in_c[ih * W + iw];
+                            }
+                        }
+                    }
+                    dw[(((int64_t)oc * C + c) * KH + kh) * KW + kw] += (float)acc;
+                }
+            }
+        }
+    }
 }
 
 void ref_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                          const conv2d_dims *d) {
-    for (int n = 0; n < d->B; n++)
+    const int64_t plane = (int64_t)d->OH * d->OW;
+    if (db) {
         for (int oc = 0; oc < d->OC; oc++) {
-            const float *g = dout + ((int64_t)n * d->OC + oc) * d->OH * d->OW;
-            for (int oh = 0; oh < d->OH; oh++)
-                for (int ow = 0; ow < d->OW; ow++) {
-                    float go = g[oh * d->OW + ow];
-                    if (db) db[oc] += go;
-                    for (int c = 0; c < d->C; c++) {
-                        int64_t plane = ((int64_t)n * d->C + c) * d->H * d->W;
-                        int64_t kbase = ((int64_t)oc * d->C + c) * d->KH * d->KW;
-                        for (int kh = 0; kh < d->KH; kh++) {
-                            int ih = oh * d->SH - d->PH + kh;
-                            if (ih < 0 || ih >= d->H) continue;
-                            for (int kw = 0; kw < d->KW; kw++) {
-                                int iw = ow * d->SW - d->PW + kw;
-                                if (iw < 0 || iw >= d->W) continue;
-                                int64_t xi = plane + ih * d->W + iw, ki = kbase + kh * d->KW + kw;
-                                if (dw) dw[ki] += go * in[xi];
-                                if (din) din[xi] += go * w[ki];
-                            }
-                        }
-                    }
-                }
+            double acc = 0.0;
+            for (int n = 0; n < d->B; n++) {
+                const float *dout_p = dout + ((int64_t)n * d->OC + oc) * plane;
+                for (int64_t i = 0; i < plane; i++) acc += dout_p[i];
+            }
+            db[oc] += (float)acc;
         }
+    }
+    if (dw) conv2d_backward_weight(dw, dout, in, d);
+    if (din) conv2d_backward_input(din, dout, w, d);
 }

@@ -1,38 +1,54 @@
-/* Reference losses: fused, stable softmax cross-entropy (log-sum-exp with the max
- * subtracted) and mean squared error. */
-#include <math.h>
-
+/* Reference losses: fused, stable softmax cross-entropy (returns the mean over the batch, keeps the
+ * probabilities for backward) and mean squared error. Sums run in double. */
 #include "ops/ops.h"
 
+#include <math.h>
+
 float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int B, int K) {
-    double total = 0;
-    for (int b = 0; b < B; b++) {
-        const float *x = logits + (int64_t)b * K;
-        float *p = probs + (int64_t)b * K;
+    double total = 0.0;
+    for (int n = 0; n < B; n++) {
+        const float *x = logits + (int64_t)n * K;
+        float *p = probs + (int64_t)n * K;
         float mx = x[0];
-        for (int k = 1; k < K; k++)
-            if (x[k] > mx) mx = x[k];
-        double sum = 0;
+        for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+        double sum = 0.0;
         for (int k = 0; k < K; k++) sum += exp((double)x[k] - mx);
         for (int k = 0; k < K; k++) p[k] = (float)(exp((double)x[k] - mx) / sum);
-        total += log(sum) + mx - x[labels[b]];
+        /* -log softmax[label] = log(sum exp(x - mx)) - (x[label] - mx), never log(0) */
+        int32_t y = labels[n];
+        if (y < 0 || y >= K) {
+            /* the contract says labels are in range; a bad one poisons the loss instead of reading out of bounds */
+            total = NAN;
+            continue;
+        }
+        total += log(sum) - ((double)x[y] - mx);
     }
-    return (float)(total / B);
+    return B > 0 ? (float)(total / B) : 0.0f;
 }
 
 void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int K, float scale) {
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < K; k++)
-            dlogits[(int64_t)b * K + k] += (probs[(int64_t)b * K + k] - (k == labels[b] ? 1.0f : 0.0f)) * scale;
+    if (!dlogits) return;
+    for (int n = 0; n < B; n++) {
+        const float *p = probs + (int64_t)n * K;
+        float *g = dlogits + (int64_t)n * K;
+        int32_t y = labels[n];
+        for (int k = 0; k < K; k++) {
+            double onehot = k == y ? 1.0 : 0.0; /* an out-of-range label matches no class */
+            g[k] += (float)(((double)p[k] - onehot) * scale);
+        }
+    }
 }
 
 float ref_mse_forward(const float *pred, const float *target, int64_t n) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) acc += ((double)pred[i] - target[i]) * ((double)pred[i] - target[i]);
-    return (float)(acc / n);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)pred[i] - target[i];
+        sum += e * e;
+    }
+    return n > 0 ? (float)(sum / (double)n) : 0.0f;
 }
 
 void ref_mse_backward(float *dpred, const float *pred, const float *target, int64_t n, float scale) {
-    float k = 2.0f * scale / (float)n;
-    for (int64_t i = 0; i < n; i++) dpred[i] += k * (pred[i] - target[i]);
+    if (!dpred) return;
+    for (int64_t i = 0; i < n; i++) dpred[i] += (float)(2.0 * ((double)pred[i] - target[i]) / (double)n * scale);
 }

@@ -1,106 +1,149 @@
-/* Reference pooling: max (with argmax for backward), average (count_include_pad, as
- * PyTorch's default) and global average. */
-#include <float.h>
-#include <limits.h>
-
+/* Reference pooling over NCHW: max pool (with argmax for backward), average pool with
+ * count_include_pad = true, and global average pool; PyTorch semantics, floor output size. */
 #include "ops/ops.h"
 
-int pool2d_dims_finish(pool2d_dims *d) {
-    if (d->B < 1 || d->C < 1 || d->H < 1 || d->W < 1 || d->KH < 1 || d->KW < 1 || d->SH < 1 || d->SW < 1 ||
-        d->PH < 0 || d->PW < 0)
-        return 0;
-    int64_t hp = (int64_t)d->H + 2 * (int64_t)d->PH, wp = (int64_t)d->W + 2 * (int64_t)d->PW;
-    if (hp < d->KH || wp < d->KW || hp > INT_MAX || wp > INT_MAX) return 0;
-    d->OH = (int)((hp - d->KH) / d->SH + 1);
-    d->OW = (int)((wp - d->KW) / d->SW + 1);
-    return (int64_t)d->B * d->C * d->H * d->W < ((int64_t)1 << 40);
+#include <math.h>
+#include <stdint.h>
+
+static int64_t mul_or_zero(int64_t a, int64_t b) {
+    if (a <= 0 || b <= 0 || a > INT64_MAX / b) return 0;
+    return a * b;
 }
 
+int pool2d_dims_finish(pool2d_dims *d) {
+    if (d->B <= 0 || d->C <= 0 || d->H <= 0 || d->W <= 0 || d->KH <= 0 || d->KW <= 0) return 0;
+    if (d->SH <= 0 || d->SW <= 0 || d->PH < 0 || d->PW < 0) return 0;
+    /* PyTorch's rule: padding at most half the kernel, so no window is all padding
+     * (a max over padding only would have no argmax). */
+    if (2 * (int64_t)d->PH > d->KH || 2 * (int64_t)d->PW > d->KW) return 0;
+    int64_t hp = (int64_t)d->H + 2 * (int64_t)d->PH, wp = (int64_t)d->W + 2 * (int64_t)d->PW;
+    if (hp > INT32_MAX || wp > INT32_MAX) return 0;
+    if (d->KH > hp || d->KW > wp) return 0;
+    /* argmax stores h*W+w in int32 */
+    if ((int64_t)d->H * d->W > INT32_MAX) return 0;
+    int64_t oh = (hp - d->KH) / d->SH + 1, ow = (wp - d->KW) / d->SW + 1;
+    if (!mul_or_zero(mul_or_zero(mul_or_zero(d->B, d->C), d->H), d->W)) return 0;
+    if (!mul_or_zero(mul_or_zero(mul_or_zero(d->B, d->C), oh), ow)) return 0;
+    d->OH = (int)oh;
+    d->OW = (int)ow;
+    return 1;
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+static int imin(int a, int b) { return a < b ? a : b; }
+
 void ref_maxpool2d_forward(float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
-    for (int64_t p = 0; p < (int64_t)d->B * d->C; p++) {
-        const float *x = in + p * d->H * d->W;
-        for (int oh = 0; oh < d->OH; oh++)
-            for (int ow = 0; ow < d->OW; ow++) {
-                float best = -FLT_MAX;
-                int32_t at = -1;
-                for (int kh = 0; kh < d->KH; kh++) {
-                    int ih = oh * d->SH - d->PH + kh;
-                    if (ih < 0 || ih >= d->H) continue;
-                    for (int kw = 0; kw < d->KW; kw++) {
-                        int iw = ow * d->SW - d->PW + kw;
-                        if (iw < 0 || iw >= d->W) continue;
-                        float v = x[ih * d->W + iw];
-                        if (at < 0 || v > best || v != v) { /* NaN propagates, as in PyTorch */
-                            best = v;
-                            at = ih * d->W + iw;
-                            if (v != v) goto found;
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+    const int64_t planes = (int64_t)d->B * d->C;
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in_p = in + p * H * W;
+        float *out_p = out + p * OH * OW;
+        int32_t *arg_p = argmax + p * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            /* clipping the window to the input is what makes padding never win */
+            int h0 = oh * d->SH - d->PH, h1 = imin(h0 + d->KH, H);
+            h0 = imax(h0, 0);
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * d->SW - d->PW, w1 = imin(w0 + d->KW, W);
+                w0 = imax(w0, 0);
+                int best = h0 * W + w0;
+                float best_v = in_p[best];
+                for (int h = h0; h < h1; h++) {
+                    for (int w = w0; w < w1; w++) {
+                        float v = in_p[h * W + w];
+                        /* strict > keeps the first of equal values; a NaN wins (as in PyTorch) so it propagates */
+                        if (v > best_v || (isnan(v) && !isnan(best_v))) {
+                            best_v = v;
+                            best = h * W + w;
                         }
                     }
                 }
-            found:
-                out[(p * d->OH + oh) * d->OW + ow] = best;
-                argmax[(p * d->OH + oh) * d->OW + ow] = at;
+                out_p[oh * OW + ow] = best_v;
+                arg_p[oh * OW + ow] = best;
             }
+        }
     }
 }
 
 void ref_maxpool2d_backward(float *din, const float *dout, const int32_t *argmax, const pool2d_dims *d) {
-    int64_t per = (int64_t)d->OH * d->OW;
-    for (int64_t p = 0; p < (int64_t)d->B * d->C; p++)
-        for (int64_t i = 0; i < per; i++)
-            if (argmax[p * per + i] >= 0) din[p * d->H * d->W + argmax[p * per + i]] += dout[p * per + i];
-}
-
-void ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d) {
-    float scale = 1.0f / (float)(d->KH * d->KW);
-    for (int64_t p = 0; p < (int64_t)d->B * d->C; p++) {
-        const float *x = in + p * d->H * d->W;
-        for (int oh = 0; oh < d->OH; oh++)
-            for (int ow = 0; ow < d->OW; ow++) {
-                float acc = 0;
-                for (int kh = 0; kh < d->KH; kh++) {
-                    int ih = oh * d->SH - d->PH + kh;
-                    if (ih < 0 || ih >= d->H) continue;
-                    for (int kw = 0; kw < d->KW; kw++) {
-                        int iw = ow * d->SW - d->PW + kw;
-                        if (iw >= 0 && iw < d->W) acc += x[ih * d->W + iw];
-                    }
-                }
-                out[(p * d->OH + oh) * d->OW + ow] = acc * scale;
-            }
+    if (!din) return;
+    const int64_t in_plane = (int64_t)d->H * d->W, out_plane = (int64_t)d->OH * d->OW;
+    const int64_t planes = (int64_t)d->B * d->C;
+    for (int64_t p = 0; p < planes; p++) {
+        for (int64_t o = 0; o < out_plane; o++) din[p * in_plane + argmax[p * out_plane + o]] += dout[p * out_plane + o];
     }
 }
 
-void ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d) {
-    float scale = 1.0f / (float)(d->KH * d->KW);
-    for (int64_t p = 0; p < (int64_t)d->B * d->C; p++) {
-        float *dx = din + p * d->H * d->W;
-        for (int oh = 0; oh < d->OH; oh++)
-            for (int ow = 0; ow < d->OW; ow++) {
-                float g = dout[(p * d->OH + oh) * d->OW + ow] * scale;
-                for (int kh = 0; kh < d->KH; kh++) {
-                    int ih = oh * d->SH - d->PH + kh;
-                    if (ih < 0 || ih >= d->H) continue;
-                    for (int kw = 0; kw < d->KW; kw++) {
-                        int iw = ow * d->SW - d->PW + kw;
-                        if (iw >= 0 && iw < d->W) dx[ih * d->W + iw] += g;
-                    }
+void ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d) {
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+    /* count_include_pad: with floor sizing every window lies inside the padded input, so the divisor is the kernel area */
+    const double inv_area = 1.0 / ((double)d->KH * d->KW);
+    const int64_t planes = (int64_t)d->B * d->C;
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in_p = in + p * H * W;
+        float *out_p = out + p * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * d->SH - d->PH, h1 = imin(h0 + d->KH, H);
+            h0 = imax(h0, 0);
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * d->SW - d->PW, w1 = imin(w0 + d->KW, W);
+                w0 = imax(w0, 0);
+                double acc = 0.0;
+                for (int h = h0; h < h1; h++) {
+                    for (int w = w0; w < w1; w++) acc += in_p[h * W + w];
                 }
+                out_p[oh * OW + ow] = (float)(acc * inv_area);
             }
+        }
+    }
+}
+
+/* Output positions o in [*o0, *o1) whose window [o*s - p, o*s - p + k) contains input index i. */
+static void covering_windows(int i, int s, int p, int k, int n_out, int *o0, int *o1) {
+    int t = i + p - k; /* window o contains i  <=>  t < o*s <= i + p */
+    *o0 = t < 0 ? 0 : t / s + 1;
+    *o1 = imin((i + p) / s + 1, n_out);
+}
+
+void ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d) {
+    if (!din) return;
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
+    const double inv_area = 1.0 / ((double)d->KH * d->KW);
+    const int64_t planes = (int64_t)d->B * d->C;
+    for (int64_t p = 0; p < planes; p++) {
+        float *din_p = din + p * H * W;
+        const float *dout_p = dout + p * OH * OW;
+        /* gather per input pixel so overlapping windows are summed once, in double */
+        for (int h = 0; h < H; h++) {
+            int oh0, oh1;
+            covering_windows(h, d->SH, d->PH, d->KH, OH, &oh0, &oh1);
+            for (int w = 0; w < W; w++) {
+                int ow0, ow1;
+                covering_windows(w, d->SW, d->PW, d->KW, OW, &ow0, &ow1);
+                double acc = 0.0;
+                for (int oh = oh0; oh < oh1; oh++) {
+                    for (int ow = ow0; ow < ow1; ow++) acc += dout_p[oh * OW + ow];
+                }
+                din_p[h * W + w] += (float)(acc * inv_area);
+            }
+        }
     }
 }
 
 void ref_gap_forward(float *out, const float *in, int B, int C, int HW) {
     for (int64_t p = 0; p < (int64_t)B * C; p++) {
-        double acc = 0;
-        for (int i = 0; i < HW; i++) acc += in[p * HW + i];
+        const float *in_p = in + p * HW;
+        double acc = 0.0;
+        for (int i = 0; i < HW; i++) acc += in_p[i];
         out[p] = (float)(acc / HW);
     }
 }
 
 void ref_gap_backward(float *din, const float *dout, int B, int C, int HW) {
+    if (!din) return;
     for (int64_t p = 0; p < (int64_t)B * C; p++) {
-        float g = dout[p] / (float)HW;
-        for (int i = 0; i < HW; i++) din[p * HW + i] += g;
+        float g = (float)((double)dout[p] / HW);
+        float *din_p = din + p * HW;
+        for (int i = 0; i < HW; i++) din_p[i] += g;
     }
 }

@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "dist/strategy.h"
-#include "herd/train.h"
-#include "optim/optim.h"
-
-struct herd_trainer {
-    herd_model *m;
-    herd_train_config cfg;
-    herd_optimizer opt;
-    herd_schedule sched;
-    int32_t *labels;
-    int64_t step; /* global, 0-based */
-    float lr;
-};
+#include "train/trainer_internal.h"
 
 herd_train_config herd_train_defaults(void) {
     herd_train_config c;
@@ -28,6 +17,7 @@ herd_train_config herd_train_defaults(void) {
     c.schedule = "constant";
     c.lr_step_epochs = 1;
     c.lr_gamma = 0.1f;
+    c.keep_checkpoints = 3;
     return c;
 }
 
@@ -199,26 +189,36 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         herd_trainer_destroy(t);
         return st;
     }
-    for (int epoch = 1; epoch <= cfg->epochs && !st; epoch++) {
+    train_position start = {0, 0};
+    if (cfg->resume && (st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, err))) goto done;
+    if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
+    int rank = cfg->strategy ? herd_strategy_rank(cfg->strategy) : 0;
+    for (int epoch = (int)start.epoch + 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
         double t0 = herd_now();
-        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank */
-        for (int64_t s = 0; s < steps_per_epoch; s++) {
+        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank (from the resume point on) */
+        int64_t first = epoch == start.epoch + 1 ? start.step_in_epoch : 0;
+        for (int64_t s = first; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
             herd_step_result r;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
             sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
             if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
+            if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0 &&
+                rank == 0) {
+                train_position pos = {epoch - 1, s + 1};
+                if ((st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, err))) break;
+            }
         }
         if (st) break;
         herd_epoch_stats es;
         es.epoch = epoch;
         es.seconds = herd_now() - t0;
         if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, sums, 3, err))) break;
-        es.loss = sums[0] / sums[2];
-        es.accuracy = sums[1] / sums[2];
+        es.loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
+        es.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
         es.images_per_second = sums[2] / (es.seconds > 0 ? es.seconds : 1e-9);
         es.lr = herd_trainer_lr(t);
         es.val_loss = es.val_accuracy = -1;
@@ -226,6 +226,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             break;
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
+done:
     herd_sampler_free(&sampler);
     herd_trainer_destroy(t);
     return st;

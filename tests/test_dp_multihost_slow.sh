@@ -1,0 +1,37 @@
+# Data parallel across "hosts": network namespaces joined by a bridge, OpenMPI's TCP
+# transport between them (see netns_hosts.sh). The same herd command runs unchanged under
+# mpirun; 2 hosts must give the weights of 1 process (deterministic mode: bit-identical),
+# and a rank killed on a remote host must stop the job with an error within 10 s.
+. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/netns_hosts.sh"
+if ! command -v mpirun >/dev/null; then
+    echo "SKIP: mpirun not installed (openmpi-bin)"
+    echo "0 passed, 0 failed (skipped)"
+    exit 77
+fi
+if ! why=$(netns_available); then
+    echo "SKIP: $why; multi-host tests not run"
+    echo "0 passed, 0 failed (skipped)"
+    exit 77
+fi
+trap 'netns_down; rm -rf "$TMP"' EXIT
+make_subset "$TMP/d" 640 200
+FASHION=$SRC/examples/fashion_cnn.spec
+common=(--data "$TMP/d" --epochs 1 --batch 64 --seed 5 --threads 1 --quiet --deterministic)
+
+expect_exit 0 "1 process" -- "$HERD" train "$FASHION" "${common[@]}" --save "$TMP/one.st"
+netns_up 2 1gbit
+netns_mpirun -np 2 "$HERD" train "$FASHION" "${common[@]}" --save "$TMP/two.st" >"$TMP/out" 2>"$TMP/err" && pass ||
+    fail "mpirun on 2 hosts: $(tail -c 600 "$TMP/err")"
+cmp -s "$TMP/one.st" "$TMP/two.st" && pass || fail "2 hosts not bit-identical to 1 process"
+grep -q "^test accuracy" "$TMP/out" && pass || fail "no result printed"
+
+start=$(date +%s)
+HERD_TEST_FAULT=kill:1:3 netns_mpirun -x HERD_TEST_FAULT -np 2 "$HERD" train "$FASHION" "${common[@]}" --timeout 5 \
+    >"$TMP/out" 2>"$TMP/err"
+rc=$?
+took=$(( $(date +%s) - start ))
+[ $rc != 0 ] && pass || fail "killed remote rank: exit 0"
+[ $took -le 10 ] && pass || fail "killed remote rank: took $took s"
+grep -qi "rank 1" "$TMP/err" && pass || fail "killed rank not named: $(head -c 400 "$TMP/err")"
+summary
