@@ -1,12 +1,14 @@
 /* The cpu backend against the ref backend: every table op on random shapes (batch 1, odd
- * sizes, non-square, stride 2, padding, 1x1), forward and accumulating backward, on pools
- * of 1, 2 and 3 threads, plus bit-identical reruns at a fixed thread count.
+ * sizes, non-square, stride 2, padding, 1x1), forward and accumulating backward (grad buffers
+ * pre-filled with non-zero values; NULL din/dw/db), on pools of 1, 2 and 3 threads, with the
+ * AVX-512 and the portable paths, plus bit-identical reruns at a fixed thread count.
  *
  * Tolerance: |cpu - ref| <= 1e-5 * sqrt(K) * (1 + |ref|), K = the length of the reduction
- * behind the element (C*KH*KW for conv out and din... see reduction_len). With inputs in
- * [-1, 1], float32 rounding of a K-term sum differs between summation orders by about
- * eps * sqrt(K) * rms(partial sums) ~ 6e-8 * K / 3, below the bound for K < ~250000, while
- * any indexing bug shows up as an O(1) error. Elementwise ops use K = 1 (1e-5 relative). */
+ * behind the element: conv out C*KH*KW, conv din OC*KH*KW, conv dw/db B*OH*OW, dense out IN,
+ * dense din OUT, dense dw/db B, batch norm B*HW, avgpool KH*KW, elementwise ops 1. With data
+ * in [-1, 1], two summation orders of a K-term float32 sum differ by about
+ * eps * sqrt(K) * rms(partial sums) ~ 6e-8 * K / 3, under the bound for K < ~250000, while
+ * an indexing bug shows up as an O(1) error. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,14 +38,21 @@ static float *nanv(size_t n) {
 
 static int irand(int lo, int hi) { return lo + (int)herd_rng_below(&rng, (uint32_t)(hi - lo + 1)); }
 
+static double worst_ratio; /* largest |cpu - ref| / bound seen, printed at the end */
+static char worst_what[160];
+
 static void compare(const char *what, const char *shape, const float *got, const float *want, size_t n,
                     double reduction_len) {
     double tol = 1e-5 * sqrt(reduction_len < 1 ? 1 : reduction_len);
     size_t bad = 0, first = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(got[i]) && isnan(want[i])) continue; /* NaN in, NaN out, in both */
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= tol * (1.0 + fabs(want[i])))) {
+        double d = fabs((double)got[i] - want[i]), bound = tol * (1.0 + fabs(want[i]));
+        if (d / bound > worst_ratio) {
+            worst_ratio = d / bound;
+            snprintf(worst_what, sizeof worst_what, "%s [%s]", what, shape);
+        }
+        if (!(d <= bound)) {
             if (!bad) first = i;
             bad++;
         }
@@ -136,6 +145,21 @@ static void conv_case(conv2d_dims d, int with_bias) {
         free_ws(&wsp, shape);
         for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
         free(dw2), free(db2), free(din3);
+    }
+    /* workspace planned for 1 thread, pool of 3: the op must use only what it was given */
+    {
+        ws wsp;
+        herd_exec ex = make_exec(1, cpu->conv2d_workspace(&d, 1), &wsp);
+        ex.pool = pools[3];
+        float *o = nanv(nout), *di = copyv(din0, nin), *dwx = copyv(dw0, nw), *dbx = copyv(db0, d.OC);
+        cpu->conv2d_forward(&ex, o, in, w, b, &d);
+        cpu->conv2d_backward(&ex, di, dwx, dbx, dout, in, w, &d);
+        compare("conv out (1-thread workspace, 3 threads)", shape, o, out_r, nout, kf);
+        compare("conv din (1-thread workspace, 3 threads)", shape, di, din_r, nin, kd);
+        compare("conv dw (1-thread workspace, 3 threads)", shape, dwx, dw_r, nw, kw_len);
+        compare("conv db (1-thread workspace, 3 threads)", shape, dbx, db_r, d.OC, kw_len);
+        free_ws(&wsp, shape);
+        free(o), free(di), free(dwx), free(dbx);
     }
     /* too small a workspace must still give the right answer */
     {
@@ -269,7 +293,8 @@ static void test_pool(void) {
     /* 2x2/2 rows of 18 outputs: the vector path's full and partial chunks, odd width */
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 7, .W = 37, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
     pool_case_nan((pool2d_dims){.B = 1, .C = 2, .H = 6, .W = 66, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 2);
-    pool_case_nan((pool2d_dims){.B = 2, .C = 2, .H = 9, .W = 9, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}, 2);
+    pool_case_nan((pool2d_dims){.B = 2, .C = 2, .H = 9, .W = 9, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+                  2);
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 9, .W = 7, .KH = 3, .KW = 3, .SH = 1, .SW = 2, .PH = 1}, 1);
     pool_case((pool2d_dims){.B = 32, .C = 32, .H = 28, .W = 28, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
     pool_case((pool2d_dims){.B = 3, .C = 5, .H = 7, .W = 9, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
@@ -397,5 +422,6 @@ int main(void) {
         cpu_gemm_select(1);
     }
     for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);
+    printf("worst error / tolerance: %.3f (%s)\n", worst_ratio, worst_what);
     return check_summary();
 }

@@ -49,7 +49,8 @@ static TARGET_AVX512 void gemm_avx512(int M, int N, int K, const float *A, ptrdi
         const float *b = B + j0;
         float *c = C + j0;
         int i = 0;
-        for (; i + 8 <= M; i += 8) tile(8, K, A + i * ars, ars, acs, b, ldb, c + (size_t)i * ldc, ldc, m0, m1, accumulate);
+        for (; i + 8 <= M; i += 8)
+            tile(8, K, A + i * ars, ars, acs, b, ldb, c + (size_t)i * ldc, ldc, m0, m1, accumulate);
         switch (M - i) { /* constant row counts so each tile keeps its accumulators in registers */
         case 7: tile(7, K, A + i * ars, ars, acs, b, ldb, c + (size_t)i * ldc, ldc, m0, m1, accumulate); break;
         case 6: tile(6, K, A + i * ars, ars, acs, b, ldb, c + (size_t)i * ldc, ldc, m0, m1, accumulate); break;

@@ -1,12 +1,15 @@
 /* Microbenchmark (not a test): forward and backward of each layer of the MNIST target
  * model for the ref and cpu backends, batch 32 and 256, with herd's pool and OpenBLAS
  * at 1 or 2 threads; prints ms per call, GFLOP/s and the whole-step img/s.
- * usage: bench_backend [--no-ref] [--batch N] [--min-ms M] [--rounds R] */
+ * usage: bench_backend [--no-ref] [--batch N] [--min-ms M] [--rounds R] [--openblas]
+ * --openblas: conv's gemm on OpenBLAS instead of the AVX-512 kernel (the "pool1 blas2"
+ * column then shows OpenBLAS's own threading against herd's pool for conv too). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu_internal.h"
 
 void openblas_set_num_threads(int num_threads); /* from OpenBLAS, which herd links */
 
@@ -168,8 +171,10 @@ int main(int argc, char **argv) {
             min_ms = atof(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--openblas"))
+            cpu_gemm_select(0);
         else {
-            fprintf(stderr, "usage: %s [--no-ref] [--batch N] [--min-ms M] [--rounds R]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--no-ref] [--batch N] [--min-ms M] [--rounds R] [--openblas]\n", argv[0]);
             return 2;
         }
     }
@@ -183,6 +188,7 @@ int main(int argc, char **argv) {
         {"cpu pool2 blas1", &herd_backend_cpu, 2, 1},
         {"cpu pool1 blas2", &herd_backend_cpu, 1, 2},
     };
+    printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
     const int batches[2] = {32, 256};
     for (int bi = 0; bi < 2; bi++) {
         int B = batches[bi];
