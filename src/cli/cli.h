@@ -15,6 +15,10 @@ int cmd_bench(int argc, char **argv);
 /* Re-executes this command under `mpirun -np workers` (only returns on failure, with an exit code). */
 int cli_launch_local(int argc, char **argv, int workers, int threads_per_rank);
 
+/* Pipeline cut points (last layer of each stage but the last) from --split names or balanced by FLOPs. */
+herd_status cli_pipeline_cuts(const herd_model *m, int stages, const char *split, int microbatches, int *cuts,
+                              herd_error *err);
+
 /* Loads a spec, initialises it from seed, loads weights (if not NULL) and prepares it for
  * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */
 int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,

@@ -99,7 +99,8 @@ int cmd_train(int argc, char **argv) {
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
-    int servers = 1;
+    int servers = 1, stages = 2, microbatches = 4;
+    const char *pipe_schedule = "1f1b", *split = NULL;
     float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
@@ -112,7 +113,7 @@ int cmd_train(int argc, char **argv) {
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
-        {"--schedule", OPT_STR, &schedule, 0, 0, "NAME", "learning-rate schedule: constant | step | cosine", 0},
+        {"--lr-schedule", OPT_STR, &schedule, 0, 0, "NAME", "learning-rate schedule: constant | step | cosine", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1e9, "STEPS", "linear learning-rate warm-up steps (default 0)", 0},
         {"--lr-step", OPT_INT, &lr_step, 1, 1e6, "EPOCHS", "step schedule: decay every EPOCHS epochs (default 1)", 0},
         {"--lr-gamma", OPT_FLOAT, &lr_gamma, 0, 1, "X", "step schedule: decay factor (default 0.1)", 0},
@@ -134,7 +135,11 @@ int cmd_train(int argc, char **argv) {
         {"--on-nan", OPT_STR, &on_nan, 0, 0, "MODE", "a NaN/Inf loss or gradient: stop (default; names the first layer that went non-finite) or skip-step", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
-        {"--strategy", OPT_STR, &strategy_name, 0, 0, "NAME", "dp: data parallel, synchronous allreduce (default); ps: parameter server", 0},
+        {"--strategy", OPT_STR, &strategy_name, 0, 0, "NAME", "dp: data parallel, synchronous allreduce (default); ps: parameter server; pipeline: layers cut into stages", 0},
+        {"--stages", OPT_INT, &stages, 2, 64, "P", "pipeline: stages per pipeline; -n N --stages P runs N/P pipelines side by side (default 2)", 0},
+        {"--microbatches", OPT_INT, &microbatches, 1, 512, "M", "pipeline: micro-batches per batch (default 4)", 0},
+        {"--schedule", OPT_STR, &pipe_schedule, 0, 0, "NAME", "pipeline: gpipe (all forwards, then all backwards) or 1f1b (default)", 0},
+        {"--split", OPT_STR, &split, 0, 0, "A,B,..", "pipeline: cut after these layers (names from herd summary); default: balanced by FLOPs", 0},
         {"--servers", OPT_INT, &servers, 1, 4096, "S", "ps: the last S ranks hold the parameters and optimizer state (default 1)", 0},
         {"--staleness", OPT_STR, &staleness_s, 0, 0, "K", "ps: a worker may run K steps ahead of the slowest (0 = synchronous, inf = asynchronous; default 0)", 0},
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
@@ -150,9 +155,13 @@ int cmd_train(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
 
-    int ps = !strcmp(strategy_name, "ps"), staleness = -1;
-    if (!ps && strcmp(strategy_name, "dp") != 0) {
-        cli_error("--strategy expects dp or ps, found '%s'", strategy_name);
+    int ps = !strcmp(strategy_name, "ps"), pipeline = !strcmp(strategy_name, "pipeline"), staleness = -1;
+    if (!ps && !pipeline && strcmp(strategy_name, "dp") != 0) {
+        cli_error("--strategy expects dp, ps or pipeline, found '%s'", strategy_name);
+        return 2;
+    }
+    if (strcmp(pipe_schedule, "gpipe") != 0 && strcmp(pipe_schedule, "1f1b") != 0) {
+        cli_error("--schedule expects gpipe or 1f1b, found '%s'", pipe_schedule);
         return 2;
     }
     if (strcmp(staleness_s, "inf") != 0) {
@@ -214,12 +223,18 @@ int cmd_train(int argc, char **argv) {
     ui.rank = rank;
     if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
     threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
-    int groups = deterministic ? det_groups : ps ? world - servers : world;
+    int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
     if (ps && (world <= servers || ckpt_dir || resume)) {
         herd_fail(&err, HERD_EARG, world <= servers ? "--strategy ps needs more ranks (-n) than --servers"
                                                     : "checkpoints are not supported with --strategy ps yet");
         goto fail;
     }
+    if (pipeline && (world % stages != 0 || ckpt_dir || resume)) {
+        herd_fail(&err, HERD_EARG, world % stages ? "--strategy pipeline needs a number of ranks (-n) that --stages divides"
+                                                  : "checkpoints are not supported with --strategy pipeline yet");
+        goto fail;
+    }
+    if (groups < 1) groups = 1;
     if (batch < groups) {
         herd_fail(&err, HERD_EARG, "--batch %d is smaller than the %d %s", batch, groups,
                   deterministic ? "deterministic groups" : "ranks");
@@ -228,8 +243,12 @@ int cmd_train(int argc, char **argv) {
     int local_batch = (batch + groups - 1) / groups;
     if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed, &m))) goto fail_quiet;
     rc = 1;
-    herd_strategy_config scfg = {ps ? HERD_STRATEGY_PS : HERD_STRATEGY_DP, servers, staleness, bucket_mb,
-                                 strcmp(compress, "bf16") == 0, deterministic, det_groups};
+    herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
+                                 .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,
+                                 .bf16 = strcmp(compress, "bf16") == 0, .deterministic = deterministic,
+                                 .groups = det_groups, .stages = stages, .microbatches = microbatches,
+                                 .one_f_one_b = strcmp(pipe_schedule, "1f1b") == 0};
+    if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (herd_strategy_sync_params(strategy, &err)) goto fail;
     if (herd_data_open(data, &train, &test, &err)) goto fail;
@@ -282,6 +301,15 @@ int cmd_train(int argc, char **argv) {
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;
     double train_seconds = herd_now() - t0;
+    if (pipeline) { /* time each stage spent waiting for its neighbours, against the GPipe/1F1B theory */
+        double times[2];
+        herd_strategy_pipeline_times(strategy, &times[0], &times[1]);
+        if (herd_strategy_reduce(strategy, times, 2, &err)) goto fail;
+        if (rank == 0)
+            printf("pipeline bubble: measured %.3f of step time waiting (mean over %d ranks); theory (P-1)/(M+P-1) = "
+                   "%.3f\n", times[1] > 0 ? times[0] / times[1] : 0.0, world,
+                   (double)(stages - 1) / (microbatches + stages - 1));
+    }
     if (save && herd_model_save(m, save, &err)) goto fail;
     if (test) {
         double loss, acc;

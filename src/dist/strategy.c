@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dist/param_server.h"
+#include "dist/pipeline.h"
 #include "dist/strategy.h"
 
 #define MAX_BUCKETS 256
@@ -33,6 +34,7 @@ struct herd_strategy {
     herd_error hook_err;
     double wait_seconds;
     ps_state *ps;       /* parameter server */
+    pipe_state *pipe;   /* pipeline */
     herd_comm *workers; /* PS: the workers' own communicator, for metrics */
     int64_t step;       /* PS: the step in progress */
 };
@@ -75,6 +77,20 @@ herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *
         *out = s;
         return HERD_OK;
     }
+    if (cfg->kind == HERD_STRATEGY_PIPELINE) {
+        herd_status st;
+        if (cfg->deterministic || cfg->bf16) {
+            free(s);
+            return herd_fail(err, HERD_EARG, "--deterministic and --grad-compress are for --strategy dp");
+        }
+        if ((st = pipe_create(&s->pipe, c, m, cfg->stages, cfg->cuts, cfg->microbatches, cfg->one_f_one_b, err))) {
+            free(s);
+            return st;
+        }
+        s->rank = pipe_replica(s->pipe), s->world = pipe_replicas(s->pipe);
+        *out = s;
+        return HERD_OK;
+    }
     if (cfg->deterministic) {
         if (cfg->groups < 1 || cfg->groups % s->world != 0) {
             int world = s->world;
@@ -113,6 +129,7 @@ void herd_strategy_destroy(herd_strategy *s) {
     free(s->bf16);
     herd_aligned_free(s->slots);
     ps_destroy(s->ps);
+    pipe_destroy(s->pipe);
     herd_comm_close(s->workers);
     free(s);
 }
@@ -126,7 +143,29 @@ float herd_strategy_grad_scale(const herd_strategy *s, int count, int B) {
 }
 
 herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
+    if (s->pipe) return pipe_gather_params(s->pipe, err);
     return s->ps ? ps_pull(s->ps, t, 1, err) : HERD_OK;
+}
+
+void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world) {
+    if (s->pipe) { /* after sync_model every rank holds the whole model */
+        *rank = herd_comm_rank(s->comm), *world = herd_comm_size(s->comm);
+    } else {
+        *rank = s->rank, *world = s->world;
+    }
+}
+
+int herd_strategy_is_pipeline(const herd_strategy *s) { return s->pipe != NULL; }
+
+herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
+                                        herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
+                                        double *loss_sum, int *correct, int *samples, herd_error *err) {
+    return pipe_step(s->pipe, count, B, labels, load, user, seed, step, loss_sum, correct, samples, err);
+}
+
+void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total) {
+    if (s->pipe) pipe_times(s->pipe, wait, total);
+    else *wait = *total = 0;
 }
 
 herd_status herd_strategy_finish(herd_strategy *s, herd_error *err) { return s->ps ? ps_done(s->ps, err) : HERD_OK; }
@@ -222,7 +261,9 @@ herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err) {
 }
 
 herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error *err) {
-    return s->world == 1 ? HERD_OK : herd_comm_allreduce_f64(s->ps ? s->workers : s->comm, v, n, err);
+    /* pipelines: every stage takes part; only the last ones carry loss figures */
+    herd_comm *c = s->ps ? s->workers : s->comm;
+    return herd_comm_size(c) == 1 ? HERD_OK : herd_comm_allreduce_f64(c, v, n, err);
 }
 
 double herd_strategy_wait_seconds(const herd_strategy *s) { return s->wait_seconds; }

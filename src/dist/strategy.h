@@ -10,7 +10,7 @@
 #include "dist/comm.h"
 #include "herd/model.h"
 
-typedef enum herd_strategy_kind { HERD_STRATEGY_DP = 0, HERD_STRATEGY_PS } herd_strategy_kind;
+typedef enum herd_strategy_kind { HERD_STRATEGY_DP = 0, HERD_STRATEGY_PS, HERD_STRATEGY_PIPELINE } herd_strategy_kind;
 
 typedef struct herd_strategy_config {
     herd_strategy_kind kind;
@@ -20,6 +20,10 @@ typedef struct herd_strategy_config {
     int bf16;          /* send gradients as bfloat16 */
     int deterministic; /* fixed-order reduction: bit-identical weights for any world size dividing `groups` */
     int groups;        /* deterministic: fixed micro-groups per global batch */
+    int stages;        /* pipeline: stages per pipeline (the world holds world/stages replicas) */
+    int microbatches;  /* pipeline: micro-batches per step */
+    int one_f_one_b;   /* pipeline: 1F1B schedule instead of GPipe */
+    int cuts[64];      /* pipeline: last layer of each stage but the last */
 } herd_strategy_config;
 
 typedef struct herd_strategy herd_strategy;
@@ -36,6 +40,17 @@ int herd_strategy_world(const herd_strategy *s);
 int herd_strategy_is_server(const herd_strategy *s);
 /* 1 when the strategy applies updates itself (the trainer must not step its optimizer). */
 int herd_strategy_applies_update(const herd_strategy *s);
+/* Evaluation: this rank's share of a dataset (every rank holds the whole model then). */
+void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
+/* Pipeline: 1 when the trainer must hand its step to herd_strategy_pipeline_step. */
+int herd_strategy_is_pipeline(const herd_strategy *s);
+typedef herd_status (*herd_load_rows_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
+/* Pipeline: one step over this replica's `count` samples of a global batch of B (see pipeline.h). */
+herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
+                                        herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
+                                        double *loss_sum, int *correct, int *samples, herd_error *err);
+/* Pipeline: seconds waiting for neighbours and seconds in steps, on this rank. */
+void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total);
 /* Scale for the loss gradient of a group of `count` samples of a global batch of B. */
 float herd_strategy_grad_scale(const herd_strategy *s, int count, int B);
 /* Largest number of samples one group of a global batch of B can hold (plan the model for it). */

@@ -422,6 +422,11 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
     }
 }
 
+void herd_model_layer_inputs(const herd_model *m, int i, int *in, int *in2) {
+    *in = m->nodes[i].in;
+    *in2 = m->nodes[i].in2;
+}
+
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
     *out = m->nodes[i].out;
     *dout = m->nodes[i].dout;

@@ -122,16 +122,42 @@ static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads
                      grads ? "gradient norm" : "loss");
 }
 
+static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_error *err);
+
+/* Pipeline stages load micro-batches themselves, through this. */
+typedef struct pipe_load {
+    herd_trainer *t;
+    const herd_dataset *ds;
+    const int64_t *idx;
+} pipe_load;
+
+static herd_status load_rows(void *user, int64_t row0, int first, int count, herd_error *err) {
+    pipe_load *c = user;
+    int ch, h, w;
+    herd_model_input_shape(c->t->m, &ch, &h, &w);
+    return herd_dataset_batch(c->ds, c->idx + first, count, herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w,
+                              c->t->labels + row0, err);
+}
+
 herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
                               herd_step_result *res, herd_error *err) {
     herd_model *m = t->m;
     herd_strategy *s = t->cfg.strategy;
     herd_status st;
     int64_t n_params;
-    float *params = herd_model_params(m, &n_params);
+    herd_model_params(m, &n_params);
     float *grads = herd_model_grads(m);
     if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
     memset(res, 0, sizeof *res);
+    if (s && herd_strategy_is_pipeline(s)) {
+        int lo, count, id;
+        herd_strategy_group(s, B, 0, &lo, &count, &id); /* this pipeline's share of the batch */
+        pipe_load ctx = {t, ds, idx + lo};
+        if ((st = herd_strategy_pipeline_step(s, count, B, t->labels, load_rows, &ctx, t->cfg.seed, t->step,
+                                              &res->loss_sum, &res->correct, &res->samples, err)))
+            return st;
+        return finish_update(t, res, err);
+    }
     int groups = s ? herd_strategy_groups(s) : 1;
     if (s && (st = herd_strategy_begin_step(s, t->step, err))) return st;
     for (int g = 0; g < groups; g++) {
@@ -157,6 +183,18 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
     }
     int remote = s && herd_strategy_applies_update(s);
     if (s && !remote && (st = herd_strategy_finish_step(s, res->samples, err))) return st; /* gradient exchange */
+    return finish_update(t, res, err);
+}
+
+/* After the gradients are complete: finiteness check and clipping, then the update. */
+static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_error *err) {
+    herd_model *m = t->m;
+    herd_strategy *s = t->cfg.strategy;
+    herd_status st = HERD_OK;
+    int64_t n_params;
+    float *params = herd_model_params(m, &n_params);
+    float *grads = herd_model_grads(m);
+    int remote = s && herd_strategy_applies_update(s);
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
     if (!isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm))) {
@@ -179,7 +217,8 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
                           double *accuracy, herd_error *err) {
     herd_status st = check_data(m, ds, err);
     if (st) return st;
-    int rank = strategy ? herd_strategy_rank(strategy) : 0, world = strategy ? herd_strategy_world(strategy) : 1;
+    int rank = 0, world = 1;
+    if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
     int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
