@@ -155,15 +155,14 @@ int cmd_train(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
 
-    int ps = !strcmp(strategy_name, "ps"), pipeline = !strcmp(strategy_name, "pipeline"), staleness = -1;
-    if (!ps && !pipeline && strcmp(strategy_name, "dp") != 0) {
-        cli_error("--strategy expects dp, ps or pipeline, found '%s'", strategy_name);
-        return 2;
-    }
-    if (strcmp(pipe_schedule, "gpipe") != 0 && strcmp(pipe_schedule, "1f1b") != 0) {
-        cli_error("--schedule expects gpipe or 1f1b, found '%s'", pipe_schedule);
-        return 2;
-    }
+    static const char *const strategies[] = {"dp", "ps", "pipeline", NULL}, *const schedules[] = {"gpipe", "1f1b", NULL},
+                             *const on_nans[] = {"stop", "skip-step", NULL}, *const compressions[] = {"none", "bf16", NULL},
+                             *const modes[] = {"auto", "bar", "plain", "none", NULL};
+    int strat = cli_choice("--strategy", strategy_name, strategies), sched = cli_choice("--schedule", pipe_schedule, schedules);
+    int nan_mode = cli_choice("--on-nan", on_nan, on_nans), bf16 = cli_choice("--grad-compress", compress, compressions);
+    int mode = cli_choice("--progress", progress_mode, modes);
+    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0) return 2;
+    int ps = strat == 1, pipeline = strat == 2, staleness = -1;
     if (strcmp(staleness_s, "inf") != 0) {
         char *end;
         long k = strtol(staleness_s, &end, 10);
@@ -173,18 +172,7 @@ int cmd_train(int argc, char **argv) {
         }
         staleness = (int)k;
     }
-    if (strcmp(on_nan, "stop") != 0 && strcmp(on_nan, "skip-step") != 0) {
-        cli_error("--on-nan expects stop or skip-step, found '%s'", on_nan);
-        return 2;
-    }
-    if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
-        cli_error("--grad-compress expects none or bf16, found '%s'", compress);
-        return 2;
-    }
-    if (workers > 1 && !herd_comm_launched()) {
-        int per = herd_cpu_count() / workers;
-        return cli_launch_local(argc, argv, workers, per > 0 ? per : 1);
-    }
+    if (cli_launch_local(argc, argv, workers, &r)) return r;
 
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL;
@@ -209,12 +197,6 @@ int cmd_train(int argc, char **argv) {
     if (!cli_find(opts, "--weight-decay")->seen && st->weight_decay > 0) weight_decay = st->weight_decay;
     herd_model_destroy(probe);
 
-    int mode_ok = !strcmp(progress_mode, "auto") || !strcmp(progress_mode, "bar") || !strcmp(progress_mode, "plain") ||
-                  !strcmp(progress_mode, "none");
-    if (!mode_ok) {
-        cli_error("--progress expects auto, bar, plain or none, found '%s'", progress_mode);
-        return 2;
-    }
     if (herd_comm_open(&comm, timeout, &err)) {
         cli_error("%s", err.msg);
         return 1;
@@ -222,7 +204,7 @@ int cmd_train(int argc, char **argv) {
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
     ui.rank = rank;
     if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
-    threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
+    threads = cli_threads(threads, rank);
     int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
     if (ps && (world <= servers || ckpt_dir || resume)) {
         herd_fail(&err, HERD_EARG, world <= servers ? "--strategy ps needs more ranks (-n) than --servers"
@@ -245,9 +227,9 @@ int cmd_train(int argc, char **argv) {
     rc = 1;
     herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
                                  .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,
-                                 .bf16 = strcmp(compress, "bf16") == 0, .deterministic = deterministic,
+                                 .bf16 = bf16 == 1, .deterministic = deterministic,
                                  .groups = det_groups, .stages = stages, .microbatches = microbatches,
-                                 .one_f_one_b = strcmp(pipe_schedule, "1f1b") == 0};
+                                 .one_f_one_b = sched == 1};
     if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (herd_strategy_sync_params(strategy, &err)) goto fail;
@@ -267,9 +249,9 @@ int cmd_train(int argc, char **argv) {
         herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
         goto fail;
     }
-    ui.show = !quiet && strcmp(progress_mode, "none") != 0;
+    ui.show = !quiet && mode != 3;
     if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
-    int tty = !strcmp(progress_mode, "bar") || (!strcmp(progress_mode, "auto") && isatty(STDOUT_FILENO));
+    int tty = mode == 1 || (mode == 0 && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
     if (!quiet)
         printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s)\n",
@@ -291,7 +273,7 @@ int cmd_train(int argc, char **argv) {
     cfg.checkpoint_every = ckpt_dir ? (ckpt_every > 0 ? ckpt_every : (fit->n + batch - 1) / batch) : 0;
     cfg.keep_checkpoints = keep_ckpt;
     cfg.resume = resume != NULL;
-    cfg.skip_nonfinite = strcmp(on_nan, "skip-step") == 0;
+    cfg.skip_nonfinite = nan_mode == 1;
     if (herd_strategy_is_server(strategy)) { /* a parameter server: apply updates until the workers are done */
         if (herd_train_serve(m, fit, &cfg, &err)) goto fail;
         rc = 0;
