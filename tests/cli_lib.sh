@@ -51,6 +51,30 @@ for split, n in (("train", ntr), ("t10k", nte)):
 PY
 }
 
+# compare_weights A B ATOL: max abs difference over all tensors of two safetensors files
+compare_weights() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["HERD_SOURCE_DIR"] + "/tests")
+import numpy as np, spec_torch
+a, b = spec_torch.read_safetensors(sys.argv[1]), spec_torch.read_safetensors(sys.argv[2])
+assert a.keys() == b.keys(), (sorted(a), sorted(b))
+worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+print(f"max abs weight difference {worst:.3g} (tolerance {sys.argv[3]})")
+sys.exit(0 if worst <= float(sys.argv[3]) else 1)
+PY
+}
+
+# require_mpi WHAT: skip (exit 77, reason printed) without mpirun; else allow root runs
+require_mpi() {
+    if ! command -v mpirun >/dev/null; then
+        echo "SKIP: mpirun not installed (openmpi-bin); $1 not run"
+        echo "0 passed, 0 failed (skipped)"
+        exit 77
+    fi
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp
+}
+
 summary() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]

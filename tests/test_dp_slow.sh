@@ -3,38 +3,21 @@
 # 4 ranks (with dropout); bf16 compression stays close; a killed or hung rank stops the
 # job with a clear error within 10 s.
 . "$(dirname "$0")/cli_lib.sh"
-if ! command -v mpirun >/dev/null; then
-    echo "SKIP: mpirun not installed (openmpi-bin); data-parallel tests not run"
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp
+require_mpi "data-parallel tests"
 make_subset "$TMP/d" 640 200
 SMALL=$SRC/tests/data/small_cnn_nodrop.spec
 FASHION=$SRC/examples/fashion_cnn.spec
 common=(--data "$TMP/d" --epochs 1 --batch 64 --seed 5 --threads 1 --quiet)
 
-compare() { # compare A B ATOL: max abs difference of all tensors
-    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
-import sys
-sys.path.insert(0, __import__("os").environ["HERD_SOURCE_DIR"] + "/tests")
-import numpy as np, spec_torch
-a, b = spec_torch.read_safetensors(sys.argv[1]), spec_torch.read_safetensors(sys.argv[2])
-assert a.keys() == b.keys()
-worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
-print(f"max abs weight difference {worst:.3g} (tolerance {sys.argv[3]})")
-sys.exit(0 if worst <= float(sys.argv[3]) else 1)
-PY
-}
 
 # 1 rank vs 2 and 4 ranks, same global batch: equal to float tolerance after 10 steps
 expect_exit 0 "1 rank" -- "$HERD" train "$SMALL" "${common[@]}" --save "$TMP/r1.st"
 expect_exit 0 "2 ranks" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --save "$TMP/r2.st"
 expect_out "2 ranks print the result once" "^test accuracy"
 [ "$(grep -c '^test accuracy' "$TMP/out")" = 1 ] && pass || fail "only rank 0 prints"
-compare "$TMP/r1.st" "$TMP/r2.st" 2e-4 && pass || fail "2 ranks differ from 1 rank"
+compare_weights "$TMP/r1.st" "$TMP/r2.st" 2e-4 && pass || fail "2 ranks differ from 1 rank"
 expect_exit 0 "4 ranks" -- "$HERD" train "$SMALL" "${common[@]}" -n 4 --bucket-mb 0.01 --save "$TMP/r4.st"
-compare "$TMP/r1.st" "$TMP/r4.st" 2e-4 && pass || fail "4 ranks (small buckets) differ from 1 rank"
+compare_weights "$TMP/r1.st" "$TMP/r4.st" 2e-4 && pass || fail "4 ranks (small buckets) differ from 1 rank"
 
 # deterministic: bit-identical for 1, 2, 4 ranks, dropout included
 for n in 1 2 4; do
@@ -47,7 +30,7 @@ grep -q "world size (3) to divide" "$TMP/err" && pass || fail "3 ranks with 4 gr
 
 # bf16 gradient compression: close to fp32
 expect_exit 0 "bf16" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --grad-compress bf16 --save "$TMP/bf.st"
-compare "$TMP/r2.st" "$TMP/bf.st" 5e-2 && pass || fail "bf16 weights too far from fp32"
+compare_weights "$TMP/r2.st" "$TMP/bf.st" 5e-2 && pass || fail "bf16 weights too far from fp32"
 
 # faults: a killed rank and a hung rank stop everyone, non-zero, within 10 s
 start=$(date +%s)

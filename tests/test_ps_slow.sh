@@ -2,33 +2,17 @@
 # --strategy dp to float tolerance); bounded and unbounded staleness train; a straggler
 # does not stall K=inf; a killed server stops the job within 10 s, naming it.
 . "$(dirname "$0")/cli_lib.sh"
-if ! command -v mpirun >/dev/null; then
-    echo "SKIP: mpirun not installed (openmpi-bin); parameter-server tests not run"
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp
+require_mpi "parameter-server tests"
 make_subset "$TMP/d" 640 200
 SMALL=$SRC/tests/data/small_cnn_nodrop.spec
 common=(--data "$TMP/d" --epochs 2 --batch 64 --seed 5 --threads 1 --quiet)
-compare() {
-    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
-import os, sys
-sys.path.insert(0, os.environ["HERD_SOURCE_DIR"] + "/tests")
-import numpy as np, spec_torch
-a, b = spec_torch.read_safetensors(sys.argv[1]), spec_torch.read_safetensors(sys.argv[2])
-worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
-print(f"max abs weight difference {worst:.3g} (tolerance {sys.argv[3]})")
-sys.exit(0 if worst <= float(sys.argv[3]) else 1)
-PY
-}
 expect_exit 0 "dp, 2 ranks" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --save "$TMP/dp.st"
 expect_exit 0 "ps K=0: 1 server + 2 workers" -- "$HERD" train "$SMALL" "${common[@]}" -n 3 --strategy ps --staleness 0 \
     --save "$TMP/ps0.st"
-compare "$TMP/dp.st" "$TMP/ps0.st" 1e-5 && pass || fail "ps K=0 differs from data parallel"
+compare_weights "$TMP/dp.st" "$TMP/ps0.st" 1e-5 && pass || fail "ps K=0 differs from data parallel"
 expect_exit 0 "ps K=0, 2 servers" -- "$HERD" train "$SMALL" "${common[@]}" -n 4 --strategy ps --servers 2 \
     --save "$TMP/ps0s2.st"
-compare "$TMP/dp.st" "$TMP/ps0s2.st" 1e-5 && pass || fail "ps K=0 with 2 servers differs from data parallel"
+compare_weights "$TMP/dp.st" "$TMP/ps0s2.st" 1e-5 && pass || fail "ps K=0 with 2 servers differs from data parallel"
 for k in 2 inf; do
     expect_exit 0 "ps K=$k with a straggler" -- env HERD_TEST_DELAY=1:30 "$HERD" train "$SMALL" "${common[@]}" -n 3 \
         --strategy ps --staleness $k --save "$TMP/ps$k.st"

@@ -3,7 +3,7 @@
 # usable; checkpoints written by 2 ranks resume on 1 and the other way round (elastic,
 # --deterministic: bit-identical); bad resumes fail with one clear line.
 . "$(dirname "$0")/cli_lib.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp
+require_mpi "resume tests"
 make_subset "$TMP/d" 640 200
 SPEC=$SRC/examples/fashion_cnn.spec       # dropout included: its masks must resume exactly too
 common=(--data "$TMP/d" --epochs 2 --batch 64 --seed 3 --threads 1 --quiet)   # 10 steps per epoch

@@ -118,7 +118,7 @@ static void name_silent_ranks(herd_comm *c, char *out, size_t size) {
         MPI_Isend(&token, 1, MPI_INT, p, 77, c->alive, &sends[p]);
         MPI_Irecv(&got[p], 1, MPI_INT, p, 77, c->alive, &recvs[p]);
     }
-    double until = herd_now() + (c->timeout < 6 ? c->timeout / 2 : 3);
+    double until = herd_now() + (c->timeout < 4 ? c->timeout / 2 : 2);
     int pending = n - 1;
     while (pending > 0 && herd_now() < until) {
         for (int p = 0; p < n; p++) {

@@ -42,6 +42,7 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
     int size = herd_comm_size(world);
     if (servers < 1 || servers >= size)
         return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (%d) than --servers (%d)", size, servers);
+    if (servers > 64) return herd_fail(err, HERD_EARG, "--servers %d: at most 64", servers);
     ps_state *p = calloc(1, sizeof *p);
     if (!p) return herd_fail(err, HERD_ENOMEM, "out of memory");
     p->comm = world, p->m = m, p->servers = servers, p->workers = size - servers, p->staleness = staleness;
@@ -104,13 +105,10 @@ herd_status ps_pull(ps_state *p, int64_t t, int exact, herd_error *err) {
         msg[s][0] = t, msg[s][1] = exact;
         st = herd_comm_isend(p->comm, msg[s], sizeof msg[s], p->workers + s, TAG_PULL, &send[s], err);
         posted = s + 1;
-        if (st) herd_comm_wait(p->comm, recv[s], NULL), posted = s;
     }
-    for (int s = 0; s < posted; s++) {
-        herd_status a = herd_comm_wait(p->comm, send[s], err);
-        herd_status b = herd_comm_wait(p->comm, recv[s], st || a ? NULL : err);
-        if (!st) st = a ? a : b;
-    }
+    /* the first failure ends the job: the remaining requests are abandoned, not waited for */
+    for (int s = 0; s < posted && !st; s++)
+        if (!(st = herd_comm_wait(p->comm, send[s], err))) st = herd_comm_wait(p->comm, recv[s], err);
     return st;
 }
 
@@ -127,10 +125,7 @@ herd_status ps_push(ps_state *p, int64_t t, int samples, herd_error *err) {
                              p->workers + s, TAG_PUSH, &req[s], err);
         if (!st) posted = s + 1;
     }
-    for (int s = 0; s < posted; s++) {
-        herd_status w = herd_comm_wait(p->comm, req[s], st ? NULL : err);
-        if (!st) st = w;
-    }
+    for (int s = 0; s < posted && !st; s++) st = herd_comm_wait(p->comm, req[s], err);
     return st;
 }
 

@@ -223,10 +223,7 @@ herd_status pipe_step(pipe_state *p, int count, int B, const int32_t *labels, pi
         }
         while (b < M && !st) st = backward_micro(&c, b++, err);
     }
-    for (int i = 0; i < p->n_sends; i++) {
-        herd_status w = wait_timed(p, p->pipeline, p->sends[i], st ? NULL : err);
-        if (!st) st = w;
-    }
+    for (int i = 0; i < p->n_sends && !st; i++) st = wait_timed(p, p->pipeline, p->sends[i], err); /* else abandoned */
     p->n_sends = 0;
     /* replicas of this stage: sum the stage's gradients (scaled n/B, so the sum is the global mean) */
     if (!st && p->n_replicas > 1 && p->phi > p->plo) {

@@ -238,12 +238,12 @@ herd_status herd_strategy_finish_step(herd_strategy *s, int samples, herd_error 
         herd_model_set_grad_hook(s->m, NULL, NULL);
         if (s->hook_status) st = herd_fail(err, s->hook_status, "%s", s->hook_err.msg);
         on_grads_ready(s, 0); /* anything not yet started */
-        for (int k = 0; k < s->n_buckets; k++) {
+        /* after a failure the job ends: the other buckets are abandoned, not waited for again */
+        for (int k = 0; k < s->n_buckets && !st; k++) {
             bucket *b = &s->buckets[k];
             if (!b->req) continue;
-            herd_status w = herd_comm_wait(s->comm, b->req, err);
+            st = herd_comm_wait(s->comm, b->req, err);
             b->req = NULL;
-            if (st == HERD_OK) st = w;
         }
     }
     s->wait_seconds += herd_now() - t0;
