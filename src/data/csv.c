@@ -72,6 +72,15 @@ static int csv_at_end(const csv_parser *cp) {
     return 1;
 }
 
+/* Names and values in messages: at most cap-1 bytes, control characters (a newline inside
+ * quotes) shown as spaces so that the message stays one line. */
+static const char *printable(const char *s, char *buf, size_t cap) {
+    size_t n = 0;
+    for (; s[n] && n + 1 < cap; n++) buf[n] = (unsigned char)s[n] < 0x20 ? ' ' : s[n];
+    buf[n] = 0;
+    return buf;
+}
+
 static herd_status read_file(const char *path, char **text, size_t *len, herd_error *err) {
     struct stat sb;
     *text = NULL;
@@ -99,7 +108,7 @@ static herd_status read_file(const char *path, char **text, size_t *len, herd_er
 }
 
 herd_status herd_csv_open(herd_dataset **out, const char *path, const char *label_column, herd_error *err) {
-    char *text = NULL, **names = NULL;
+    char *text = NULL, **names = NULL, **fields = NULL, nbuf[101], vbuf[41];
     size_t len = 0;
     row_table t;
     row_table_init(&t, 1);
@@ -127,7 +136,8 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
         if ((st = csv_field(&cp, &names[ncols], &last, err)) != HERD_OK) goto fail;
         if (strcmp(names[ncols], label_column) == 0) {
             if (label_at >= 0) {
-                st = herd_fail(err, HERD_EFORMAT, "%s:1: label column '%s' appears twice", path, label_column);
+                st = herd_fail(err, HERD_EFORMAT, "%s:1: label column '%s' appears twice", path,
+                               printable(label_column, nbuf, sizeof nbuf));
                 goto fail;
             }
             label_at = (int)ncols;
@@ -138,7 +148,8 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
         }
     }
     if (label_at < 0) {
-        st = herd_fail(err, HERD_EFORMAT, "%s:1: no label column '%s' in the header", path, label_column);
+        st = herd_fail(err, HERD_EFORMAT, "%s:1: no label column '%s' in the header", path,
+                       printable(label_column, nbuf, sizeof nbuf));
         goto fail;
     }
     if (ncols < 2) {
@@ -146,6 +157,10 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
         goto fail;
     }
     row_table_init(&t, (int)ncols - 1);
+    if (!(fields = herd_malloc_array(ncols, sizeof *fields))) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
+        goto fail;
+    }
     while (!csv_at_end(&cp)) {
         long line = cp.line;
         int32_t label = 0;
@@ -154,27 +169,13 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
             st = herd_fail(err, HERD_ENOMEM, "%s:%ld: out of memory for %lld rows", path, line, (long long)t.n);
             goto fail;
         }
+        /* the whole record first, so that a short row is reported as ragged, not as a bad value */
         size_t col = 0;
-        int f = 0;
         last = 0;
         while (!last) {
             char *field;
             if ((st = csv_field(&cp, &field, &last, err)) != HERD_OK) goto fail;
-            if (col >= ncols) {
-                col++;
-                continue; /* counted for the message below */
-            }
-            if ((int)col == label_at) {
-                if (!row_parse_label(field, &label)) {
-                    st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%.40s' is not a class id (an integer >= 0)",
-                                   path, line, field);
-                    goto fail;
-                }
-            } else if (!row_parse_feature(field, &row[f++])) {
-                st = herd_fail(err, HERD_EFORMAT, "%s:%ld: column '%.100s': '%.40s' is not a finite number", path,
-                               line, names[col], field);
-                goto fail;
-            }
+            if (col < ncols) fields[col] = field;
             col++;
         }
         if (col != ncols) {
@@ -182,14 +183,29 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
                            col == 1 ? "" : "s", ncols);
             goto fail;
         }
+        for (size_t k = 0, f = 0; k < ncols; k++) {
+            if ((int)k == label_at) {
+                if (!row_parse_label(fields[k], &label)) {
+                    st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%s' is not a class id (an integer >= 0)",
+                                   path, line, printable(fields[k], vbuf, sizeof vbuf));
+                    goto fail;
+                }
+            } else if (!row_parse_feature(fields[k], &row[f++])) {
+                st = herd_fail(err, HERD_EFORMAT, "%s:%ld: column '%s': '%s' is not a finite number", path, line,
+                               printable(names[k], nbuf, sizeof nbuf), printable(fields[k], vbuf, sizeof vbuf));
+                goto fail;
+            }
+        }
         t.y[t.n - 1] = label;
         if (label > t.max_label) t.max_label = label;
     }
+    free(fields);
     free(names);
     free(text);
     return row_table_finish(&t, out, path, err);
 fail:
     row_table_free(&t);
+    free(fields);
     free(names);
     free(text);
     return st;
