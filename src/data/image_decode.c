@@ -1,6 +1,6 @@
-/* PNG and JPEG decoding for the image readers: libpng's simplified API (which keeps its
- * setjmp inside libpng) and libjpeg with an error manager that longjmps back here instead
- * of the default exit(); then channel conversion, bilinear scaling and a center crop. */
+/* PNG and JPEG decoding for the image readers: libpng and libjpeg with error handlers that
+ * longjmp back here (instead of libpng's abort and libjpeg's exit()), strict about corrupt
+ * data; then channel conversion, bilinear scaling and a center crop. */
 #include "data/image_decode.h"
 
 #include <setjmp.h>
@@ -31,31 +31,82 @@ static herd_status check_pixels(size_t w, size_t h, size_t c, size_t len, const 
     return HERD_OK;
 }
 
+/* libpng's error callback longjmps back into decode_png (its default would abort the
+ * process when no jmp_buf is set); warnings are dropped, a library does not print. */
+typedef struct png_fail {
+    jmp_buf jump;
+    char msg[200];
+} png_fail;
+
+typedef struct png_source {
+    const uint8_t *p;
+    size_t left;
+} png_source;
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    png_fail *f = png_get_error_ptr(png);
+    snprintf(f->msg, sizeof f->msg, "%s", msg);
+    longjmp(f->jump, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+static void png_read_memory(png_structp png, png_bytep out, size_t n) {
+    png_source *s = png_get_io_ptr(png);
+    if (n > s->left) png_error(png, "truncated PNG data");
+    memcpy(out, s->p, n);
+    s->p += n;
+    s->left -= n;
+}
+
 static herd_status decode_png(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&im, buf, len))
-        return herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %s", what, im.message);
-    img->c = (im.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
-    im.format = img->c == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    size_t bytes;
-    herd_status st = check_pixels(im.width, im.height, (size_t)img->c, len, what, &bytes, err);
+    png_fail fail;
+    png_source src = {buf, len};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *volatile pix = NULL; /* assigned after setjmp and needed after a longjmp */
+    png_bytep *volatile rows = NULL;
+    if (!info) {
+        png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for the PNG decoder", what);
+    }
+    if (setjmp(fail.jump)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(pix);
+        free(rows);
+        return herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %s", what, fail.msg);
+    }
+    png_set_read_fn(png, &src, png_read_memory);
+    png_set_benign_errors(png, 0); /* e.g. a CRC error or extra image data: corrupt, not usable */
+    png_read_info(png, info);
+    png_set_scale_16(png);
+    png_set_expand(png); /* palette to RGB, gray below 8 bits to 8, tRNS to alpha */
+    png_set_strip_alpha(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    size_t w = png_get_image_width(png, info), h = png_get_image_height(png, info), bytes;
+    int c = png_get_channels(png, info);
+    herd_status st = check_pixels(w, h, (size_t)c, len, what, &bytes, err);
+    if (st == HERD_OK && ((c != 1 && c != 3) || png_get_rowbytes(png, info) != w * (size_t)c))
+        st = herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %d channels after conversion", what, c);
+    if (st == HERD_OK && (!(pix = malloc(bytes)) || !(rows = herd_malloc_array(h, sizeof *rows))))
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
     if (st != HERD_OK) {
-        png_image_free(&im);
+        png_destroy_read_struct(&png, &info, NULL);
+        free(pix);
+        free(rows);
         return st;
     }
-    img->pix = malloc(bytes);
-    if (!img->pix) {
-        png_image_free(&im);
-        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
-    }
-    if (!png_image_finish_read(&im, NULL, img->pix, 0, NULL)) { /* frees im's state either way */
-        free(img->pix);
-        img->pix = NULL;
-        return herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %s", what, im.message);
-    }
-    img->w = (int)im.width, img->h = (int)im.height;
+    for (size_t y = 0; y < h; y++) rows[y] = pix + y * w * (size_t)c;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    img->pix = pix;
+    img->w = (int)w, img->h = (int)h, img->c = c;
     return HERD_OK;
 }
 
