@@ -9,8 +9,13 @@
 
 #include "data/row_table.h"
 
-/* sqlite3_errmsg is one line already; the source is "sqlite:FILE". */
+/* sqlite3_errmsg is one line already; the source is "sqlite:FILE". A damaged file is a
+ * format error, a failing disk an I/O error, anything else the query's fault. */
 static herd_status sql_fail(sqlite3 *db, const char *path, herd_status st, const char *what, herd_error *err) {
+    int code = db ? sqlite3_errcode(db) & 0xFF : SQLITE_NOMEM;
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) st = HERD_EFORMAT;
+    if (code == SQLITE_IOERR || code == SQLITE_CANTOPEN) st = HERD_EIO;
+    if (code == SQLITE_NOMEM) st = HERD_ENOMEM;
     return herd_fail(err, st, "sqlite:%s: %s: %s", path, what, db ? sqlite3_errmsg(db) : "out of memory");
 }
 
@@ -29,9 +34,8 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
     }
     const char *tail = NULL;
     if (sqlite3_prepare_v2(db, query, -1, &stmt, &tail) != SQLITE_OK || !stmt) {
-        st = stmt ? sql_fail(db, db_path, HERD_EARG, "query", err)
-                  : herd_fail(err, HERD_EARG, "sqlite:%s: query: %s", db_path,
-                              sqlite3_errcode(db) == SQLITE_OK ? "empty query" : sqlite3_errmsg(db));
+        st = stmt || sqlite3_errcode(db) != SQLITE_OK ? sql_fail(db, db_path, HERD_EARG, "query", err)
+                                                      : herd_fail(err, HERD_EARG, "sqlite:%s: query: empty query", db_path);
         goto done;
     }
     while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';')) tail++;
@@ -96,7 +100,7 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
         if (label > t.max_label) t.max_label = label;
     }
     if (rc != SQLITE_DONE) {
-        st = sql_fail(db, db_path, HERD_EIO, "query", err);
+        st = sql_fail(db, db_path, HERD_EARG, "query", err);
         goto done;
     }
     char source[512];
