@@ -35,7 +35,7 @@ if ! "${AS[@]}" "$PGBIN/pg_ctl" -D "$TMP/pg/data" -l "$TMP/pg/log" -w -t 60 \
     exit 77
 fi
 PSQL=(/usr/bin/psql -X -q -v ON_ERROR_STOP=1 -h "$TMP/sock" -p "$PORT" -U herd -d postgres)
-"${PSQL[@]}" <<'SQL' && pass || fail "creating the table"
+"${PSQL[@]}" >/dev/null <<'SQL' && pass || fail "creating the table"
 SELECT setseed(0.25);
 CREATE TABLE pts AS
   SELECT a, b, c, d, (CASE WHEN a >= b AND a >= c THEN 0 WHEN b >= c THEN 1 ELSE 2 END) AS label
