@@ -84,7 +84,7 @@ typedef struct herd_image_options {
 } herd_image_options;
 
 /* TFRecord files of tf.train.Example. Open reads every record once, checking both CRCs and
- * parsing the Example for its label (kept, 4 bytes a record) and offset; get() decodes the
+ * parsing the Example for its label and offset (an index of 32 bytes a record); get() decodes the
  * image. The image feature is a bytes_list of PNG/JPEG bytes or raw uint8 c*h*w bytes (shape
  * from int64 features height/width/channels when present), or a float_list of c*h*w values
  * (kept as they are; (F,1,1) without a model shape). The label feature is an int64_list.
