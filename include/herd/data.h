@@ -1,5 +1,5 @@
-/* herd data: datasets behind one interface (length, get(i)), readers for IDX
- * (MNIST/Fashion-MNIST, plain or gzip) and CIFAR-10 binary, and the seeded sampler. */
+/* herd data: datasets behind one interface (length, get(i)); readers for IDX, CIFAR-10,
+ * CSV, NumPy .npy, TFRecord, image folders and SQL queries (SQLite, PostgreSQL); the sampler. */
 #ifndef HERD_DATA_H
 #define HERD_DATA_H
 
@@ -34,6 +34,10 @@ struct herd_dataset {
 herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h,
                                  int w, int num_classes, const char *source, herd_error *err);
 
+/* Same for float samples (x: n*c*h*w floats, NCHW), returned by get() as they are. */
+herd_status herd_dataset_from_f32(herd_dataset **out, float *x, int32_t *labels, int64_t n, int c, int h, int w,
+                                  int num_classes, const char *source, herd_error *err);
+
 /* A view of samples [begin, end) of base (base must outlive it): used for --val-split. */
 herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t begin, int64_t end, herd_error *err);
 
@@ -56,12 +60,78 @@ herd_status herd_idx_open(herd_dataset **out, const char *images_path, const cha
 /* CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (3x32x32). */
 herd_status herd_cifar10_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
-/* Resolves --data: "fashion-mnist" or "mnist" (Debian's dataset packages under
- * /usr/share/datasets/<name>; when $HERD_DATA_DIR is set, $HERD_DATA_DIR/<name> or else
- * $HERD_DATA_DIR itself), a directory holding IDX files
- * (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-*), or a
- * CIFAR-10 binary directory (data_batch_1..5.bin, test_batch.bin). Either output may
- * be NULL when not wanted; on failure neither is left open. */
+/* CSV with a header row (RFC 4180: quoted fields, "" escapes, CRLF). Every column but
+ * label_column (NULL: "label") is a numeric feature, so samples are (F,1,1); labels are
+ * integers >= 0. Loaded into memory as float32. Errors name path:line and the column. */
+herd_status herd_csv_open(herd_dataset **out, const char *path, const char *label_column, herd_error *err);
+
+/* NumPy .npy (format 1.0/2.0/3.0, C order, little-endian <f4 <f8 |u1 |i1 <i4 <i8) features
+ * x_path of shape (N,C,H,W), (N,H,W) -> (1,H,W), (N,F) -> (F,1,1) or (N,) -> (1,1,1), and
+ * integer labels y_path of shape (N,) or (N,1). Features are mapped, not read: open reads the
+ * headers and the labels only. uint8 features are scaled to [0,1] like images; other dtypes
+ * are converted to float as they are. */
+herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err);
+
+/* What a reader of encoded or variable-size images produces. c, h, w: the model's input
+ * (0: take them from the first sample). Images are converted to c channels (1 = luma
+ * 0.299R+0.587G+0.114B, 3 = RGB; gray is replicated), scaled (bilinear, half-pixel centers)
+ * so that they cover h x w with the aspect ratio kept, then center-cropped to h x w; an image
+ * already h x w passes unchanged. Pixels are scaled to [0,1]. */
+typedef struct herd_image_options {
+    int c, h, w;
+    const char *image_key; /* TFRecord feature names; NULL: "image" and "label" */
+    const char *label_key;
+} herd_image_options;
+
+/* TFRecord files of tf.train.Example. Open reads every record once, checking both CRCs and
+ * parsing the Example for its label and offset (an index of 32 bytes a record); get() decodes the
+ * image. The image feature is a bytes_list of PNG/JPEG bytes or raw uint8 c*h*w bytes (shape
+ * from int64 features height/width/channels when present), or a float_list of c*h*w values
+ * (kept as they are; (F,1,1) without a model shape). The label feature is an int64_list.
+ * Errors name the file and the record index. */
+herd_status herd_tfrecord_open(herd_dataset **out, const char *const *paths, int npaths,
+                               const herd_image_options *opt, herd_error *err);
+
+/* root/<class>/<file>.png|.jpg|.jpeg: classes sorted by name (strcmp) are ids 0..K-1, files
+ * sorted within a class (like torchvision's ImageFolder); other files are ignored. Open lists
+ * the files; get() decodes one (see herd_image_options for the conversion). */
+herd_status herd_imagefolder_open(herd_dataset **out, const char *root, const herd_image_options *opt,
+                                  herd_error *err);
+
+/* SQL query results: every column but label_column (NULL: "label") is a numeric feature
+ * ((F,1,1) samples); the label column holds integers >= 0; NULLs are errors. Rows are streamed
+ * (sqlite3_step; a server-side cursor fetched in chunks of 1000 for PostgreSQL) into one float32
+ * array, so the result must fit in memory once, but never twice. conninfo is a libpq
+ * connection string or URI. Server errors come back as one line naming the source. */
+herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char *query, const char *label_column,
+                             herd_error *err);
+herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const char *query,
+                               const char *label_column, herd_error *err);
+
+/* Resolves --data (docs/DATA.md), trying in order:
+ *  - "fashion-mnist" or "mnist" (Debian's dataset packages under /usr/share/datasets/<name>;
+ *    when $HERD_DATA_DIR is set, $HERD_DATA_DIR/<name> or else $HERD_DATA_DIR itself);
+ *  - "sqlite:FILE.db?[label=COL&]query=SELECT ..." and
+ *    "postgresql://user@host:port/db?[label=COL&][libpq params&]query=SELECT ..." (also
+ *    postgres://): query= must be the last parameter and the rest of the string is the SQL,
+ *    verbatim; train split only;
+ *  - a file source, optionally followed by "?key=value&...": label=COL (CSV), image=NAME and
+ *    label=NAME (TFRecord):
+ *      FILE.csv;
+ *      FILEx.npy or FILEX.npy (features) with the labels in FILEy.npy / FILEY.npy beside it;
+ *      FILE.tfrecord, a glob (data/train-*.tfrecord) or a comma list of .tfrecord shards;
+ *    when the file name holds "train", the same spec with the last "train" of each name
+ *    replaced by "test" is the test split if that file exists (train.csv -> test.csv,
+ *    train_x.npy -> test_x.npy, train-*.tfrecord -> test-*.tfrecord);
+ *  - a directory holding IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+ *    t10k-*), CIFAR-10 binaries (data_batch_1..5.bin, test_batch.bin), train_x.npy +
+ *    train_y.npy (and test_x.npy + test_y.npy), or an image folder: train/ and test/
+ *    subdirectories of class folders, or class folders directly (train split only).
+ * opt (may be NULL) gives the model's input shape for image sources. Either output may be
+ * NULL when not wanted; on failure neither is left open. */
+herd_status herd_data_open_with(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                                herd_dataset **test, herd_error *err);
+/* herd_data_open_with(spec, NULL, ...) */
 herd_status herd_data_open(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err);
 
 /* Seeded shuffling sampler: the order of epoch e is a pure function of (seed, e). */

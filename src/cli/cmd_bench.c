@@ -116,7 +116,10 @@ int cmd_bench(int argc, char **argv) {
         rc = 0;
         goto fail;
     }
-    if (strcmp(data, "synthetic") == 0 ? synthetic_dataset(&ds, m, 8192, &err) : herd_data_open(data, &ds, NULL, &err))
+    herd_image_options shape = {0}; /* image sources decode to the model's input */
+    herd_model_input_shape(m, &shape.c, &shape.h, &shape.w);
+    if (strcmp(data, "synthetic") == 0 ? synthetic_dataset(&ds, m, 8192, &err)
+                                       : herd_data_open_with(data, &shape, &ds, NULL, &err))
         goto fail;
     int global = batch * world; /* weak scaling: every rank computes `batch` samples per step */
     herd_train_config cfg = herd_train_defaults();

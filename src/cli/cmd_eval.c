@@ -12,7 +12,7 @@ int cmd_eval(int argc, char **argv) {
     int batch = 1000, threads = 0;
     cli_option opts[] = {
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required)", 0},
-        {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, an IDX or CIFAR-10 directory", 0},
+        {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, or a directory, file or SQL query (docs/DATA.md)", 0},
         {"--split", OPT_STR, &split, 0, 0, "NAME", "test (default) or train", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "evaluation batch size (default 1000)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
@@ -37,7 +37,9 @@ int cmd_eval(int argc, char **argv) {
     if (rc) return rc;
     rc = 1;
     int want_test = strcmp(split, "test") == 0;
-    if (herd_data_open(data, want_test ? NULL : &train, want_test ? &test : NULL, &err)) goto fail;
+    herd_image_options shape = {0}; /* image sources decode to the model's input */
+    herd_model_input_shape(m, &shape.c, &shape.h, &shape.w);
+    if (herd_data_open_with(data, &shape, want_test ? NULL : &train, want_test ? &test : NULL, &err)) goto fail;
     herd_dataset *ds = want_test ? test : train;
     if (!ds) {
         herd_fail(&err, HERD_EIO, "%s: no %s split found", data, split);

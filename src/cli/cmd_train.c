@@ -106,7 +106,7 @@ int cmd_train(int argc, char **argv) {
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
     uint64_t seed = 0;
     cli_option opts[] = {
-        {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, an IDX directory or a CIFAR-10 binary directory", 0},
+        {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, or a directory, file or SQL query (docs/DATA.md)", 0},
         {"--epochs", OPT_INT, &epochs, 1, 1e6, "N", "passes over the training set (default 5, or the spec's train line)", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size (default 32, or the spec's)", 0},
         {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate (default 1e-3, or the spec's)", 0},
@@ -233,7 +233,9 @@ int cmd_train(int argc, char **argv) {
     if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (herd_strategy_sync_params(strategy, &err)) goto fail;
-    if (herd_data_open(data, &train, &test, &err)) goto fail;
+    herd_image_options shape = {0}; /* image sources decode to the model's input */
+    herd_model_input_shape(m, &shape.c, &shape.h, &shape.w);
+    if (herd_data_open_with(data, &shape, &train, &test, &err)) goto fail;
     fit = train;
     if (val_split > 0) {
         int64_t n_val = (int64_t)(train->n * (double)val_split);

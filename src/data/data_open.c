@@ -1,7 +1,8 @@
-/* Resolves a --data argument (a dataset name or a directory) to train/test datasets,
- * so the CLI and tests share one notion of where data lives. */
+/* Resolves a --data argument (a dataset name, a query URL, a file or a directory) to
+ * train/test datasets, so the CLI and tests share one notion of where data lives. */
 #include "herd/data.h"
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,12 +134,335 @@ static herd_status open_named(const named_dataset *nd, herd_dataset **train, her
     return open_dir(dir, 0, train, test, err);
 }
 
-herd_status herd_data_open(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err) {
+/* ---- sources named by a prefix: SQL queries ---- */
+
+/* Splits "...?[label=COL&]...query=SQL" into the part before '?', the label and the SQL
+ * (the rest of the string, verbatim); other parameters stay in conn for libpq. */
+static herd_status split_query(const char *spec, char *conn, char *label, herd_error *err, const char **sql) {
+    const char *q = strchr(spec, '?');
+    const char *at = q ? strstr(q, "query=") : NULL;
+    while (at && at[-1] != '?' && at[-1] != '&') at = strstr(at + 1, "query=");
+    if (!at) return herd_fail(err, HERD_EARG, "%s: no query= parameter (it comes last: ...?query=SELECT ...)", spec);
+    *sql = at + 6;
+    label[0] = 0;
+    size_t n = (size_t)(q - spec);
+    if (n >= PATH_CAP) return herd_fail(err, HERD_EARG, "%.200s: connection part too long", spec);
+    memcpy(conn, spec, n);
+    conn[n] = 0;
+    /* parameters between '?' and query=: label= is ours, the rest go to libpq */
+    char sep = '?';
+    for (const char *p = q + 1; p < at - 1;) {
+        const char *end = memchr(p, '&', (size_t)(at - 1 - p));
+        if (!end) end = at - 1;
+        size_t len = (size_t)(end - p);
+        if (len > 6 && strncmp(p, "label=", 6) == 0) {
+            if (len - 6 >= 128) return herd_fail(err, HERD_EARG, "%.200s: label name too long", spec);
+            memcpy(label, p + 6, len - 6);
+            label[len - 6] = 0;
+        } else if (len) {
+            size_t k = strlen(conn);
+            if (k + 1 + len >= PATH_CAP) return herd_fail(err, HERD_EARG, "%.200s: connection part too long", spec);
+            conn[k] = sep;
+            memcpy(conn + k + 1, p, len);
+            conn[k + 1 + len] = 0;
+            sep = '&';
+        }
+        p = end + 1;
+    }
+    if (!**sql) return herd_fail(err, HERD_EARG, "%s: empty query", spec);
+    return HERD_OK;
+}
+
+static herd_status open_sqlite(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err) {
+    char conn[PATH_CAP], label[128];
+    const char *sql;
+    herd_status st = split_query(spec, conn, label, err, &sql);
+    if (st != HERD_OK) return st;
+    if (test && !train) return herd_fail(err, HERD_EARG, "%s: SQL sources have no test split", conn);
+    return train ? herd_sqlite_open(train, conn + strlen("sqlite:"), sql, label[0] ? label : NULL, err) : HERD_OK;
+}
+
+static herd_status open_postgres(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err) {
+    char conn[PATH_CAP], label[128];
+    const char *sql;
+    herd_status st = split_query(spec, conn, label, err, &sql);
+    if (st != HERD_OK) return st;
+    if (test && !train) return herd_fail(err, HERD_EARG, "%s: SQL sources have no test split", conn);
+    return train ? herd_postgres_open(train, conn, sql, label[0] ? label : NULL, err) : HERD_OK;
+}
+
+typedef struct url_source {
+    const char *prefix;
+    herd_status (*open)(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err);
+} url_source;
+
+static const url_source url_sources[] = {
+    {"sqlite:", open_sqlite},
+    {"postgresql://", open_postgres},
+    {"postgres://", open_postgres},
+};
+
+/* ---- sources named by a file suffix: CSV, NPY, TFRecord ---- */
+
+typedef struct file_params {
+    const char *label, *image; /* NULL: the reader's default */
+} file_params;
+
+typedef herd_status (*file_open_fn)(const char *path, const file_params *fp, const herd_image_options *opt,
+                                    herd_dataset **out, herd_error *err);
+
+static herd_status open_csv(const char *path, const file_params *fp, const herd_image_options *opt,
+                            herd_dataset **out, herd_error *err) {
+    (void)opt;
+    return herd_csv_open(out, path, fp->label, err);
+}
+
+/* FILEx.npy / FILEX.npy -> FILEy.npy / FILEY.npy */
+static int npy_labels_path(const char *x, char *y) {
+    size_t n = strlen(x);
+    if (n < 5 || n >= PATH_CAP || (x[n - 5] != 'x' && x[n - 5] != 'X')) return 0;
+    memcpy(y, x, n + 1);
+    y[n - 5] = x[n - 5] == 'x' ? 'y' : 'Y';
+    return 1;
+}
+
+static herd_status open_npy(const char *path, const file_params *fp, const herd_image_options *opt,
+                            herd_dataset **out, herd_error *err) {
+    (void)fp, (void)opt;
+    char y[PATH_CAP];
+    if (!npy_labels_path(path, y))
+        return herd_fail(err, HERD_EARG,
+                         "%s: name the features FILEx.npy (or FILEX.npy) and put the labels in FILEy.npy beside it",
+                         path);
+    return herd_npy_open(out, path, y, err);
+}
+
+/* A comma list of files or globs, each expanded (sorted) into one list of paths. */
+static herd_status expand_shards(const char *spec, glob_t *g, herd_error *err) {
+    char item[PATH_CAP];
+    memset(g, 0, sizeof *g);
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len >= PATH_CAP) {
+            globfree(g);
+            return herd_fail(err, HERD_EARG, "%.200s: path too long", spec);
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        int rc = len ? glob(item, GLOB_NOCHECK | (g->gl_pathc ? GLOB_APPEND : 0), NULL, g) : 0;
+        if (rc != 0) {
+            globfree(g);
+            return herd_fail(err, HERD_ENOMEM, "%s: cannot expand the pattern", item);
+        }
+        p += len + (p[len] == ',');
+    }
+    if (g->gl_pathc == 0 || g->gl_pathc > 1000000) {
+        globfree(g);
+        return herd_fail(err, HERD_EARG, "%s: no TFRecord files", spec);
+    }
+    return HERD_OK;
+}
+
+static herd_status open_tfrecord(const char *path, const file_params *fp, const herd_image_options *opt,
+                                 herd_dataset **out, herd_error *err) {
+    glob_t g;
+    herd_status st = expand_shards(path, &g, err);
+    if (st != HERD_OK) return st;
+    herd_image_options o = {0, 0, 0, fp->image, fp->label};
+    if (opt) o.c = opt->c, o.h = opt->h, o.w = opt->w;
+    st = herd_tfrecord_open(out, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
+    globfree(&g);
+    return st;
+}
+
+/* Does the test counterpart exist? (each of a comma list; globs must match something) */
+static int file_source_exists(const char *spec, file_open_fn fn) {
+    char item[PATH_CAP], y[PATH_CAP];
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= PATH_CAP) return 0;
+        memcpy(item, p, len);
+        item[len] = 0;
+        glob_t g;
+        int found = glob(item, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+        globfree(&g);
+        if (!found) return 0;
+        if (fn == open_npy && (!npy_labels_path(item, y) || !is_file(y))) return 0;
+        p += len + (p[len] == ',');
+    }
+    return 1;
+}
+
+/* The same spec with the last "train" in each file name (after the last '/') made "test";
+ * 0 when no name holds "train". */
+static int test_counterpart(const char *spec, char *out) {
+    size_t o = 0;
+    int swapped = 0;
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *base = p, *hit = NULL;
+        for (const char *q = p; q < p + len; q++)
+            if (*q == '/') base = q + 1;
+        for (const char *q = base; q + 5 <= p + len; q++)
+            if (strncmp(q, "train", 5) == 0) hit = q;
+        size_t need = len - (hit ? 1 : 0) + 1;
+        if (o + need >= PATH_CAP) return 0;
+        if (hit) {
+            memcpy(out + o, p, (size_t)(hit - p));
+            o += (size_t)(hit - p);
+            memcpy(out + o, "test", 4);
+            o += 4;
+            memcpy(out + o, hit + 5, (size_t)(p + len - hit - 5));
+            o += (size_t)(p + len - hit - 5);
+            swapped = 1;
+        } else {
+            memcpy(out + o, p, len);
+            o += len;
+        }
+        if (p[len] == ',') out[o++] = ',';
+        p += len + (p[len] == ',');
+    }
+    out[o] = 0;
+    return swapped;
+}
+
+typedef struct file_source {
+    const char *suffix;
+    file_open_fn open;
+} file_source;
+
+static const file_source file_sources[] = {
+    {".csv", open_csv},
+    {".npy", open_npy},
+    {".tfrecord", open_tfrecord},
+    {".tfrecords", open_tfrecord},
+};
+
+/* Train (and, when wanted and present, test) of one kind of source; the test split gets the
+ * train split's sample shape so that both fit one model. */
+static herd_status open_pair(file_open_fn fn, const char *train_spec, const char *test_spec, const file_params *fp,
+                             const herd_image_options *opt, herd_dataset **train, herd_dataset **test,
+                             herd_error *err) {
+    herd_dataset *tr = NULL, *te = NULL;
+    herd_status st = HERD_OK;
+    herd_image_options o = {0};
+    if (opt) o = *opt;
+    if (train) {
+        if ((st = fn(train_spec, fp, &o, &tr, err)) != HERD_OK) goto fail;
+        if (o.c <= 0 || o.h <= 0 || o.w <= 0) o.c = tr->c, o.h = tr->h, o.w = tr->w;
+    }
+    if (test && test_spec && (st = fn(test_spec, fp, &o, &te, err)) != HERD_OK) goto fail;
+    if (train) *train = tr;
+    if (test) *test = te;
+    return HERD_OK;
+fail:
+    herd_dataset_close(tr);
+    herd_dataset_close(te);
+    return st;
+}
+
+/* "PATH?label=y&image=img": the options a file source takes after its name. */
+static herd_status split_file_params(const char *spec, char *path, char *params, file_params *fp, herd_error *err) {
+    const char *q = strrchr(spec, '?');
+    size_t n = strlen(spec);
+    if (n >= PATH_CAP) return herd_fail(err, HERD_EARG, "%.200s: path too long", spec);
+    memcpy(path, spec, n + 1);
+    fp->label = fp->image = NULL;
+    if (!q || !strchr(q, '=')) return HERD_OK; /* a '?' glob, not options */
+    path[q - spec] = 0;
+    memcpy(params, q + 1, strlen(q + 1) + 1);
+    for (char *p = params; p && *p;) {
+        char *amp = strchr(p, '&');
+        if (amp) *amp = 0;
+        if (strncmp(p, "label=", 6) == 0 && p[6])
+            fp->label = p + 6;
+        else if (strncmp(p, "image=", 6) == 0 && p[6])
+            fp->image = p + 6;
+        else
+            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME)", spec, p);
+        p = amp ? amp + 1 : NULL;
+    }
+    return HERD_OK;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static const file_source *find_file_source(const char *path) {
+    for (size_t i = 0; i < sizeof file_sources / sizeof file_sources[0]; i++)
+        if (ends_with(path, file_sources[i].suffix)) return &file_sources[i];
+    return NULL;
+}
+
+static herd_status open_file_source(const file_source *fs, const char *path, const file_params *fp,
+                                    const herd_image_options *opt, herd_dataset **train, herd_dataset **test,
+                                    herd_error *err) {
+    char test_spec[PATH_CAP];
+    int has_test = test_counterpart(path, test_spec) && file_source_exists(test_spec, fs->open);
+    return open_pair(fs->open, path, has_test ? test_spec : NULL, fp, opt, train, test, err);
+}
+
+/* ---- directories of NPY pairs and image folders ---- */
+
+static herd_status open_folder(const char *root, const file_params *fp, const herd_image_options *opt,
+                               herd_dataset **out, herd_error *err) {
+    (void)fp;
+    return herd_imagefolder_open(out, root, opt, err);
+}
+
+/* A subdirectory holding an image: class folders directly under dir. */
+static int has_class_folder(const char *dir) {
+    static const char *const patterns[] = {"*/*.png", "*/*.jpg", "*/*.jpeg", "*/*.PNG", "*/*.JPG", "*/*.JPEG"};
+    char pat[PATH_CAP];
+    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
+        glob_t g;
+        if (join(pat, dir, patterns[i], "", NULL) != HERD_OK) return 0;
+        int found = glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+        globfree(&g);
+        if (found) return 1;
+    }
+    return 0;
+}
+
+static herd_status open_other_dir(const char *dir, const herd_image_options *opt, herd_dataset **train,
+                                  herd_dataset **test, herd_error *err, int *handled) {
+    char a[PATH_CAP], b[PATH_CAP];
+    file_params fp = {NULL, NULL};
+    herd_status st;
+    *handled = 1;
+    if ((st = join(a, dir, "train_x.npy", "", err)) != HERD_OK) return st;
+    if (is_file(a)) {
+        int has_test = join(b, dir, "test_x.npy", "", NULL) == HERD_OK && file_source_exists(b, open_npy);
+        return open_pair(open_npy, a, has_test ? b : NULL, &fp, opt, train, test, err);
+    }
+    if ((st = join(a, dir, "train", "", err)) != HERD_OK) return st;
+    if (is_dir(a)) {
+        int has_test = join(b, dir, "test", "", NULL) == HERD_OK && is_dir(b);
+        return open_pair(open_folder, a, has_test ? b : NULL, &fp, opt, train, test, err);
+    }
+    if (has_class_folder(dir)) return open_pair(open_folder, dir, NULL, &fp, opt, train, test, err);
+    *handled = 0;
+    return HERD_OK;
+}
+
+herd_status herd_data_open_with(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                                herd_dataset **test, herd_error *err) {
     if (train) *train = NULL;
     if (test) *test = NULL;
     if (!spec || !*spec) return herd_fail(err, HERD_EARG, "(empty): no dataset given");
     for (size_t i = 0; i < sizeof named_datasets / sizeof named_datasets[0]; i++)
         if (strcmp(spec, named_datasets[i].name) == 0) return open_named(&named_datasets[i], train, test, err);
+    for (size_t i = 0; i < sizeof url_sources / sizeof url_sources[0]; i++)
+        if (strncmp(spec, url_sources[i].prefix, strlen(url_sources[i].prefix)) == 0)
+            return url_sources[i].open(spec, train, test, err);
+    char path[PATH_CAP], params[PATH_CAP];
+    file_params fp;
+    herd_status st = split_file_params(spec, path, params, &fp, err);
+    if (st != HERD_OK) return st;
+    const file_source *fs = find_file_source(path);
+    if (fs) return open_file_source(fs, path, &fp, opt, train, test, err);
     if (is_dir(spec)) {
         if (has_any_idx(spec)) return open_dir(spec, 0, train, test, err);
         if (has_any_cifar(spec)) return open_dir(spec, 1, train, test, err);
@@ -146,12 +470,21 @@ herd_status herd_data_open(const char *spec, herd_dataset **train, herd_dataset 
         char sub[PATH_CAP];
         if (join(sub, spec, "cifar-10-batches-bin", "", NULL) == HERD_OK && is_dir(sub) && has_any_cifar(sub))
             return open_dir(sub, 1, train, test, err);
+        int handled;
+        st = open_other_dir(spec, opt, train, test, err, &handled);
+        if (handled) return st;
         return herd_fail(err, HERD_EIO,
-                         "%s: directory holds neither IDX files (" IDX_LIST ") nor CIFAR-10 binaries (" CIFAR_LIST ")",
+                         "%s: directory holds neither IDX files (" IDX_LIST ") nor CIFAR-10 binaries (" CIFAR_LIST
+                         ") nor train_x.npy nor image class folders",
                          spec);
     }
     return herd_fail(err, HERD_EARG,
-                     "%s: not a dataset name (fashion-mnist, mnist) nor a directory with IDX files (" IDX_LIST
-                     ") or CIFAR-10 binaries (" CIFAR_LIST ")",
+                     "%s: not a dataset name (fashion-mnist, mnist), a sqlite:/postgresql:// query, a .csv, .npy or "
+                     ".tfrecord file, nor a directory with IDX files (" IDX_LIST ") or CIFAR-10 binaries (" CIFAR_LIST
+                     ") (see docs/DATA.md)",
                      spec);
+}
+
+herd_status herd_data_open(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err) {
+    return herd_data_open_with(spec, NULL, train, test, err);
 }

@@ -1,4 +1,4 @@
-/* Datasets behind one interface: the in-memory 8-bit dataset every reader builds,
+/* Datasets behind one interface: the in-memory 8-bit and float datasets readers build,
  * slices of a dataset (validation splits), and batch assembly. */
 #include "herd/data.h"
 
@@ -90,6 +90,77 @@ herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *l
 fail:
     /* Ownership was handed over, so the buffers are released on failure too. */
     free(images);
+    free(labels);
+    free(im);
+    free(ds);
+    return st;
+}
+
+typedef struct f32_impl {
+    float *x;        /* n * c*h*w floats, NCHW */
+    int32_t *labels; /* n */
+    size_t sample;   /* floats per sample */
+} f32_impl;
+
+static herd_status f32_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+    herd_status st = check_index(ds, i, err);
+    if (st != HERD_OK) return st;
+    const f32_impl *im = ds->impl;
+    memcpy(x, im->x + (size_t)i * im->sample, im->sample * sizeof *x);
+    *y = im->labels[i];
+    return HERD_OK;
+}
+
+static void f32_close(herd_dataset *ds) {
+    f32_impl *im = ds->impl;
+    if (!im) return;
+    free(im->x);
+    free(im->labels);
+    free(im);
+    ds->impl = NULL;
+}
+
+static const herd_dataset_ops f32_ops = {f32_get, f32_close};
+
+herd_status herd_dataset_from_f32(herd_dataset **out, float *x, int32_t *labels, int64_t n, int c, int h, int w,
+                                  int num_classes, const char *source, herd_error *err) {
+    herd_dataset *ds = NULL;
+    f32_impl *im = NULL;
+    herd_status st;
+    *out = NULL;
+    size_t sample = 0, total = 0;
+    if (n < 0 || c <= 0 || h <= 0 || w <= 0 || num_classes <= 0 || !herd_mul_size((size_t)c, (size_t)h, &sample) ||
+        !herd_mul_size(sample, (size_t)w, &sample) || !herd_mul_size(sample, (size_t)n, &total)) {
+        st = herd_fail(err, HERD_EARG, "%s: bad dataset shape n=%lld c=%d h=%d w=%d classes=%d",
+                       source ? source : "(memory)", (long long)n, c, h, w, num_classes);
+        goto fail;
+    }
+    if (n > 0 && (!x || !labels)) {
+        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without feature or label buffer",
+                       source ? source : "(memory)", (long long)n);
+        goto fail;
+    }
+    ds = calloc(1, sizeof *ds);
+    im = calloc(1, sizeof *im);
+    if (!ds || !im) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for dataset", source ? source : "(memory)");
+        goto fail;
+    }
+    im->x = x;
+    im->labels = labels;
+    im->sample = sample;
+    ds->ops = &f32_ops;
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->num_classes = num_classes;
+    set_source(ds, source);
+    ds->impl = im;
+    *out = ds;
+    return HERD_OK;
+fail:
+    free(x);
     free(labels);
     free(im);
     free(ds);

@@ -1,0 +1,228 @@
+/* PNG and JPEG decoding for the image readers: libpng and libjpeg with error handlers that
+ * longjmp back here (instead of libpng's abort and libjpeg's exit()), strict about corrupt
+ * data; then channel conversion, bilinear scaling and a center crop. */
+#include "data/image_decode.h"
+
+#include <setjmp.h>
+#include <stdio.h> /* before jpeglib.h, which uses FILE */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+/* Deflate (PNG) expands at most ~1032:1 and JPEG's smallest code is ~1 bit per 8x8 block
+ * and component, so more pixel bytes than this cannot come from len bytes. */
+#define IMAGE_MAX_RATIO 4096u
+#define IMAGE_MAX_BYTES ((size_t)1 << 30)
+
+int herd_image_is_encoded(const uint8_t *buf, size_t len) {
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return 1;
+    return len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF;
+}
+
+static herd_status check_pixels(size_t w, size_t h, size_t c, size_t len, const char *what, size_t *bytes,
+                                herd_error *err) {
+    size_t limit = len > (IMAGE_MAX_BYTES - 65536) / IMAGE_MAX_RATIO ? IMAGE_MAX_BYTES : len * IMAGE_MAX_RATIO + 65536;
+    if (w == 0 || h == 0 || !herd_mul_size(w, h, bytes) || !herd_mul_size(*bytes, c, bytes) || *bytes > limit)
+        return herd_fail(err, HERD_EFORMAT, "%s: image of %zux%zu pixels cannot come from %zu bytes", what, w, h,
+                         len);
+    return HERD_OK;
+}
+
+/* libpng's error callback longjmps back into decode_png (its default would abort the
+ * process when no jmp_buf is set); warnings are dropped, a library does not print. */
+typedef struct png_fail {
+    jmp_buf jump;
+    char msg[200];
+} png_fail;
+
+typedef struct png_source {
+    const uint8_t *p;
+    size_t left;
+} png_source;
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    png_fail *f = png_get_error_ptr(png);
+    snprintf(f->msg, sizeof f->msg, "%s", msg);
+    longjmp(f->jump, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+static void png_read_memory(png_structp png, png_bytep out, size_t n) {
+    png_source *s = png_get_io_ptr(png);
+    if (n > s->left) png_error(png, "truncated PNG data");
+    memcpy(out, s->p, n);
+    s->p += n;
+    s->left -= n;
+}
+
+static herd_status decode_png(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
+    png_fail fail;
+    png_source src = {buf, len};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *volatile pix = NULL; /* assigned after setjmp and needed after a longjmp */
+    png_bytep *volatile rows = NULL;
+    if (!info) {
+        png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for the PNG decoder", what);
+    }
+    if (setjmp(fail.jump)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(pix);
+        free(rows);
+        return herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %s", what, fail.msg);
+    }
+    png_set_read_fn(png, &src, png_read_memory);
+    png_set_benign_errors(png, 0); /* e.g. a CRC error or extra image data: corrupt, not usable */
+    png_read_info(png, info);
+    png_set_scale_16(png);
+    png_set_expand(png); /* palette to RGB, gray below 8 bits to 8, tRNS to alpha */
+    png_set_strip_alpha(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    size_t w = png_get_image_width(png, info), h = png_get_image_height(png, info), bytes;
+    int c = png_get_channels(png, info);
+    herd_status st = check_pixels(w, h, (size_t)c, len, what, &bytes, err);
+    if (st == HERD_OK && ((c != 1 && c != 3) || png_get_rowbytes(png, info) != w * (size_t)c))
+        st = herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %d channels after conversion", what, c);
+    if (st == HERD_OK && (!(pix = malloc(bytes)) || !(rows = herd_malloc_array(h, sizeof *rows))))
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
+    if (st != HERD_OK) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(pix);
+        free(rows);
+        return st;
+    }
+    for (size_t y = 0; y < h; y++) rows[y] = pix + y * w * (size_t)c;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    img->pix = pix;
+    img->w = (int)w, img->h = (int)h, img->c = c;
+    return HERD_OK;
+}
+
+typedef struct jpeg_fail {
+    struct jpeg_error_mgr mgr; /* first, so that cinfo->err points at the whole struct */
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_fail;
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+    jpeg_fail *f = (jpeg_fail *)cinfo->err;
+    f->mgr.format_message(cinfo, f->msg);
+    longjmp(f->jump, 1);
+}
+
+/* Warnings (level -1) mean corrupt data that libjpeg would paper over: fail instead.
+ * Trace messages (level >= 0) are dropped: a library does not print. */
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    if (level < 0) jpeg_on_error(cinfo);
+}
+
+static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
+    struct jpeg_decompress_struct ci;
+    jpeg_fail fail;
+    uint8_t *volatile pix = NULL; /* assigned after setjmp and needed after a longjmp */
+    memset(&ci, 0, sizeof ci);
+    ci.err = jpeg_std_error(&fail.mgr);
+    fail.mgr.error_exit = jpeg_on_error;
+    fail.mgr.emit_message = jpeg_on_message;
+    if (setjmp(fail.jump)) {
+        jpeg_destroy_decompress(&ci);
+        free(pix);
+        return herd_fail(err, HERD_EFORMAT, "%s: bad JPEG: %s", what, fail.msg);
+    }
+    jpeg_create_decompress(&ci);
+    jpeg_mem_src(&ci, buf, (unsigned long)len);
+    jpeg_read_header(&ci, TRUE);
+    if (ci.num_components != 1 && ci.num_components != 3) {
+        jpeg_destroy_decompress(&ci);
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: JPEG with %d components (gray and RGB are supported)", what,
+                         ci.num_components);
+    }
+    ci.out_color_space = ci.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    size_t bytes;
+    herd_status st = check_pixels(ci.image_width, ci.image_height, (size_t)ci.num_components, len, what, &bytes, err);
+    if (st != HERD_OK) {
+        jpeg_destroy_decompress(&ci);
+        return st;
+    }
+    jpeg_start_decompress(&ci);
+    size_t stride = (size_t)ci.output_width * (size_t)ci.output_components;
+    st = check_pixels(ci.output_width, ci.output_height, (size_t)ci.output_components, len, what, &bytes, err);
+    if (st == HERD_OK && !(pix = malloc(bytes)))
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
+    if (st != HERD_OK) {
+        jpeg_destroy_decompress(&ci);
+        return st;
+    }
+    while (ci.output_scanline < ci.output_height) {
+        JSAMPROW row = pix + (size_t)ci.output_scanline * stride;
+        jpeg_read_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_decompress(&ci);
+    img->pix = pix;
+    img->w = (int)ci.output_width, img->h = (int)ci.output_height, img->c = ci.output_components;
+    jpeg_destroy_decompress(&ci);
+    return HERD_OK;
+}
+
+herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
+    memset(img, 0, sizeof *img);
+    if (len >= 8 && buf[0] == 0x89 && buf[1] == 'P') return decode_png(buf, len, what, img, err);
+    if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8) return decode_jpeg(buf, len, what, img, err);
+    return herd_fail(err, HERD_EFORMAT, "%s: neither a PNG nor a JPEG image", what);
+}
+
+void herd_image_free(herd_image *img) {
+    free(img->pix);
+    img->pix = NULL;
+}
+
+/* Channel k of the target at source pixel p (c = target channels). */
+static float pixel_channel(const herd_image *img, const uint8_t *p, int c, int k) {
+    if (img->c == c) return p[k];
+    if (c == 1) return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+    return p[0]; /* gray to RGB */
+}
+
+void herd_image_to_tensor(const herd_image *img, int c, int h, int w, float *out) {
+    double scale = (double)h / img->h > (double)w / img->w ? (double)h / img->h : (double)w / img->w;
+    long rh = (long)(img->h * scale + 0.5), rw = (long)(img->w * scale + 0.5);
+    if (rh < h) rh = h;
+    if (rw < w) rw = w;
+    long oy = (rh - h) / 2, ox = (rw - w) / 2;
+    for (int y = 0; y < h; y++) {
+        /* half-pixel centers: an unscaled image maps each pixel onto itself exactly */
+        double sy = (y + oy + 0.5) * img->h / (double)rh - 0.5;
+        if (sy < 0) sy = 0;
+        if (sy > img->h - 1) sy = img->h - 1;
+        int y0 = (int)sy, y1 = y0 + 1 < img->h ? y0 + 1 : y0;
+        float fy = (float)(sy - y0);
+        for (int x = 0; x < w; x++) {
+            double sx = (x + ox + 0.5) * img->w / (double)rw - 0.5;
+            if (sx < 0) sx = 0;
+            if (sx > img->w - 1) sx = img->w - 1;
+            int x0 = (int)sx, x1 = x0 + 1 < img->w ? x0 + 1 : x0;
+            float fx = (float)(sx - x0);
+            const uint8_t *p00 = img->pix + ((size_t)y0 * img->w + x0) * img->c;
+            const uint8_t *p01 = img->pix + ((size_t)y0 * img->w + x1) * img->c;
+            const uint8_t *p10 = img->pix + ((size_t)y1 * img->w + x0) * img->c;
+            const uint8_t *p11 = img->pix + ((size_t)y1 * img->w + x1) * img->c;
+            for (int k = 0; k < c; k++) {
+                float top = pixel_channel(img, p00, c, k) * (1 - fx) + pixel_channel(img, p01, c, k) * fx;
+                float bot = pixel_channel(img, p10, c, k) * (1 - fx) + pixel_channel(img, p11, c, k) * fx;
+                out[((size_t)k * h + y) * w + x] = (top * (1 - fy) + bot * fy) / 255.0f;
+            }
+        }
+    }
+}

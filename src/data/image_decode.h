@@ -1,0 +1,26 @@
+/* PNG (libpng) and JPEG (libjpeg-turbo) decoding from memory, and the conversion of a
+ * decoded image to a model's c x h x w input (see herd_image_options in herd/data.h). */
+#ifndef HERD_DATA_IMAGE_DECODE_H
+#define HERD_DATA_IMAGE_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd/core.h"
+
+typedef struct herd_image {
+    uint8_t *pix; /* h*w*c bytes, interleaved (HWC), malloc'd */
+    int w, h, c;  /* c is 1 (gray) or 3 (RGB); alpha is dropped */
+} herd_image;
+
+/* 1 if buf starts like a PNG or a JPEG file. */
+int herd_image_is_encoded(const uint8_t *buf, size_t len);
+/* Decodes a PNG or JPEG (by signature). Corrupt or truncated data (JPEG warnings included)
+ * is an error "<what>: ..."; the pixel count is bounded by what len bytes can encode. */
+herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err);
+void herd_image_free(herd_image *img);
+/* Writes c*h*w floats in [0,1] (NCHW): channel conversion, bilinear scaling to cover h x w,
+ * center crop. c must be 1 or 3. */
+void herd_image_to_tensor(const herd_image *img, int c, int h, int w, float *out);
+
+#endif

@@ -1,0 +1,383 @@
+/* NumPy .npy reader: features are mapped (mmap), so open costs the same for any size and
+ * get() converts one sample; labels (N integers) are read and checked at open. */
+#include "herd/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NPY_MAX_DIMS 8
+
+typedef enum npy_kind { NPY_F4, NPY_F8, NPY_U1, NPY_I1, NPY_I4, NPY_I8 } npy_kind;
+
+typedef struct npy_dtype {
+    const char *descr;
+    npy_kind kind;
+    size_t size;
+} npy_dtype;
+
+static const npy_dtype npy_dtypes[] = {
+    {"<f4", NPY_F4, 4}, {"<f8", NPY_F8, 8}, {"|u1", NPY_U1, 1}, {"<u1", NPY_U1, 1}, {"|b1", NPY_U1, 1},
+    {"|i1", NPY_I1, 1}, {"<i1", NPY_I1, 1}, {"<i4", NPY_I4, 4}, {"<i8", NPY_I8, 8},
+};
+
+typedef struct npy_array {
+    void *map;
+    size_t map_len;
+    const uint8_t *data; /* inside map, possibly unaligned: read with memcpy */
+    const npy_dtype *dtype;
+    int ndim;
+    int64_t dims[NPY_MAX_DIMS];
+} npy_array;
+
+typedef struct npy_impl {
+    npy_array x;
+    int32_t *labels;
+    size_t sample; /* elements per sample */
+} npy_impl;
+
+static void npy_unmap(npy_array *a) {
+    if (a->map) munmap(a->map, a->map_len);
+    a->map = NULL;
+}
+
+typedef struct dict_parser {
+    const char *p, *end, *path;
+    herd_error *err;
+} dict_parser;
+
+static void dict_ws(dict_parser *d) {
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r')) d->p++;
+}
+
+static herd_status dict_bad(dict_parser *d, const char *what) {
+    return herd_fail(d->err, HERD_EFORMAT, "%s: bad header dict: %s", d->path, what);
+}
+
+static herd_status dict_expect(dict_parser *d, char c, const char *what) {
+    dict_ws(d);
+    if (d->p >= d->end || *d->p != c) return dict_bad(d, what);
+    d->p++;
+    return HERD_OK;
+}
+
+static herd_status dict_string(dict_parser *d, char *out, size_t cap) {
+    dict_ws(d);
+    if (d->p >= d->end || (*d->p != '\'' && *d->p != '"')) return dict_bad(d, "expected a quoted string");
+    char q = *d->p++;
+    size_t n = 0;
+    while (d->p < d->end && *d->p != q) {
+        if (n + 1 >= cap) return dict_bad(d, "string too long");
+        out[n++] = *d->p++;
+    }
+    if (d->p >= d->end) return dict_bad(d, "unterminated string");
+    d->p++;
+    out[n] = 0;
+    return HERD_OK;
+}
+
+static herd_status dict_shape(dict_parser *d, npy_array *a) {
+    herd_status st = dict_expect(d, '(', "shape is not a tuple");
+    if (st != HERD_OK) return st;
+    a->ndim = 0;
+    for (;;) {
+        dict_ws(d);
+        if (d->p < d->end && *d->p == ')') break;
+        if (a->ndim == NPY_MAX_DIMS) return dict_bad(d, "shape has more than 8 dimensions");
+        if (d->p >= d->end || *d->p < '0' || *d->p > '9') return dict_bad(d, "shape holds a non-integer");
+        int64_t v = 0;
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') {
+            if (v > (INT64_MAX - 9) / 10) return dict_bad(d, "shape dimension too large");
+            v = v * 10 + (*d->p++ - '0');
+        }
+        a->dims[a->ndim++] = v;
+        dict_ws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p >= d->end || *d->p != ')') return dict_bad(d, "expected ',' or ')' in shape");
+    }
+    d->p++;
+    return HERD_OK;
+}
+
+/* The header is a Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), } */
+static herd_status npy_parse_dict(const char *path, const char *text, size_t len, npy_array *a, herd_error *err) {
+    dict_parser d = {text, text + len, path, err};
+    char key[32], descr[32] = "";
+    int seen = 0, fortran = 0;
+    herd_status st = dict_expect(&d, '{', "does not start with '{'");
+    if (st != HERD_OK) return st;
+    for (;;) {
+        dict_ws(&d);
+        if (d.p < d.end && *d.p == '}') break;
+        if ((st = dict_string(&d, key, sizeof key)) != HERD_OK) return st;
+        if ((st = dict_expect(&d, ':', "expected ':' after a key")) != HERD_OK) return st;
+        if (strcmp(key, "descr") == 0) {
+            st = dict_string(&d, descr, sizeof descr);
+            seen |= 1;
+        } else if (strcmp(key, "fortran_order") == 0) {
+            dict_ws(&d);
+            if ((size_t)(d.end - d.p) >= 4 && memcmp(d.p, "True", 4) == 0)
+                fortran = 1, d.p += 4;
+            else if ((size_t)(d.end - d.p) >= 5 && memcmp(d.p, "False", 5) == 0)
+                d.p += 5;
+            else
+                return dict_bad(&d, "fortran_order is neither True nor False");
+            seen |= 2;
+        } else if (strcmp(key, "shape") == 0) {
+            st = dict_shape(&d, a);
+            seen |= 4;
+        } else {
+            return herd_fail(err, HERD_EFORMAT, "%s: bad header dict: unknown key '%s'", path, key);
+        }
+        if (st != HERD_OK) return st;
+        dict_ws(&d);
+        if (d.p < d.end && *d.p == ',') {
+            d.p++;
+            continue;
+        }
+        if (d.p >= d.end || *d.p != '}') return dict_bad(&d, "expected ',' or '}'");
+    }
+    d.p++;
+    dict_ws(&d);
+    if (d.p != d.end) return dict_bad(&d, "text after the closing '}'");
+    if (seen != 7) return dict_bad(&d, "needs descr, fortran_order and shape");
+    if (fortran)
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: fortran_order True is not supported (save a C-order array)",
+                         path);
+    if (descr[0] == '>')
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: dtype '%s' big-endian is not supported", path, descr);
+    a->dtype = NULL;
+    for (size_t i = 0; i < sizeof npy_dtypes / sizeof npy_dtypes[0]; i++)
+        if (strcmp(descr, npy_dtypes[i].descr) == 0) a->dtype = &npy_dtypes[i];
+    if (!a->dtype)
+        return herd_fail(err, HERD_EUNSUPPORTED,
+                         "%s: dtype '%s' is not supported (<f4 <f8 |u1 |i1 <i4 <i8 are)", path, descr);
+    return HERD_OK;
+}
+
+static void shape_text(const npy_array *a, char *buf, size_t cap) {
+    size_t k = (size_t)snprintf(buf, cap, "(");
+    for (int i = 0; i < a->ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)a->dims[i]);
+    if (k < cap) snprintf(buf + k, cap - k, ")");
+}
+
+static herd_status npy_map(const char *path, npy_array *a, herd_error *err) {
+    struct stat sb;
+    herd_status st;
+    memset(a, 0, sizeof *a);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return herd_fail(err, HERD_EIO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 10) {
+        close(fd);
+        return herd_fail(err, HERD_EFORMAT, "%s: %lld bytes is too short for a .npy header", path,
+                         (long long)sb.st_size);
+    }
+    a->map_len = (size_t)sb.st_size;
+    a->map = mmap(NULL, a->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (a->map == MAP_FAILED) {
+        a->map = NULL;
+        return herd_fail(err, HERD_EIO, "%s: cannot map: %s", path, strerror(errno));
+    }
+    const uint8_t *b = a->map;
+    if (memcmp(b, "\x93NUMPY", 6) != 0) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: bad magic (expected \\x93NUMPY)", path);
+        goto fail;
+    }
+    size_t hdr_at, hdr_len;
+    if (b[6] == 1) {
+        hdr_at = 10;
+        hdr_len = (size_t)b[8] | (size_t)b[9] << 8;
+    } else if (b[6] == 2 || b[6] == 3) {
+        if (a->map_len < 12) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: truncated version %d header", path, b[6]);
+            goto fail;
+        }
+        hdr_at = 12;
+        hdr_len = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
+    } else {
+        st = herd_fail(err, HERD_EUNSUPPORTED, "%s: format version %d.%d is not supported (1.0, 2.0, 3.0 are)", path,
+                       b[6], b[7]);
+        goto fail;
+    }
+    if (hdr_len > a->map_len - hdr_at) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: header of %zu bytes runs past the end of the file", path, hdr_len);
+        goto fail;
+    }
+    if ((st = npy_parse_dict(path, (const char *)b + hdr_at, hdr_len, a, err)) != HERD_OK) goto fail;
+    size_t count = 1, bytes;
+    for (int i = 0; i < a->ndim; i++)
+        if (!herd_mul_size(count, (size_t)a->dims[i], &count)) count = (size_t)-1;
+    char shape[160];
+    shape_text(a, shape, sizeof shape);
+    size_t have = a->map_len - hdr_at - hdr_len;
+    if (count == (size_t)-1 || !herd_mul_size(count, a->dtype->size, &bytes) || bytes != have) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: shape %s of %s needs %s%zu bytes of data, the file has %zu", path,
+                       shape, a->dtype->descr, count == (size_t)-1 ? "more than " : "",
+                       count == (size_t)-1 ? (size_t)-1 : count * a->dtype->size, have);
+        goto fail;
+    }
+    a->data = b + hdr_at + hdr_len;
+    return HERD_OK;
+fail:
+    npy_unmap(a);
+    return st;
+}
+
+static double npy_value(const npy_array *a, size_t k) {
+    const uint8_t *p = a->data + k * a->dtype->size;
+    switch (a->dtype->kind) {
+    case NPY_F4: {
+        float v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case NPY_F8: {
+        double v;
+        memcpy(&v, p, 8);
+        return v;
+    }
+    case NPY_U1: return *p;
+    case NPY_I1: return (int8_t)*p;
+    case NPY_I4: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case NPY_I8: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        return (double)v;
+    }
+    }
+    return 0;
+}
+
+static herd_status npy_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+    const npy_impl *im = ds->impl;
+    if (i < 0 || i >= ds->n)
+        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
+                         (long long)ds->n);
+    size_t base = (size_t)i * im->sample;
+    if (im->x.dtype->kind == NPY_U1)
+        for (size_t k = 0; k < im->sample; k++) x[k] = (float)im->x.data[base + k] / 255.0f;
+    else if (im->x.dtype->kind == NPY_F4)
+        memcpy(x, im->x.data + base * 4, im->sample * 4);
+    else
+        for (size_t k = 0; k < im->sample; k++) x[k] = (float)npy_value(&im->x, base + k);
+    *y = im->labels[i];
+    return HERD_OK;
+}
+
+static void npy_close(herd_dataset *ds) {
+    npy_impl *im = ds->impl;
+    if (!im) return;
+    npy_unmap(&im->x);
+    free(im->labels);
+    free(im);
+    ds->impl = NULL;
+}
+
+static const herd_dataset_ops npy_ops = {npy_get, npy_close};
+
+herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err) {
+    npy_impl *im = NULL;
+    npy_array y = {0};
+    herd_dataset *ds = NULL;
+    herd_status st;
+    *out = NULL;
+    im = calloc(1, sizeof *im);
+    ds = calloc(1, sizeof *ds);
+    if (!im || !ds) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", x_path);
+        goto fail;
+    }
+    if ((st = npy_map(x_path, &im->x, err)) != HERD_OK) goto fail;
+    const npy_array *x = &im->x;
+    int64_t d[3] = {1, 1, 1};
+    switch (x->ndim) {
+    case 1: break;
+    case 2: d[0] = x->dims[1]; break;
+    case 3: d[1] = x->dims[1], d[2] = x->dims[2]; break;
+    case 4: d[0] = x->dims[1], d[1] = x->dims[2], d[2] = x->dims[3]; break;
+    default:
+        st = herd_fail(err, HERD_EFORMAT, "%s: features of %d dimensions (expected (N,), (N,F), (N,H,W) or (N,C,H,W))",
+                       x_path, x->ndim);
+        goto fail;
+    }
+    if (x->dims[0] == 0) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: no samples (N = 0)", x_path);
+        goto fail;
+    }
+    for (int k = 0; k < 3; k++)
+        if (d[k] <= 0 || d[k] > INT32_MAX) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: sample dimension %lld is empty or too large", x_path,
+                           (long long)d[k]);
+            goto fail;
+        }
+    im->sample = (size_t)(d[0] * d[1]) * (size_t)d[2]; /* bounded by the mapped size */
+    if ((st = npy_map(y_path, &y, err)) != HERD_OK) goto fail;
+    char shape[160];
+    shape_text(&y, shape, sizeof shape);
+    if (y.ndim < 1 || y.ndim > 2 || (y.ndim == 2 && y.dims[1] != 1)) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: labels of shape %s (expected (N,) or (N, 1))", y_path, shape);
+        goto fail;
+    }
+    if (y.dtype->kind == NPY_F4 || y.dtype->kind == NPY_F8) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: labels of dtype %s (expected an integer dtype)", y_path,
+                       y.dtype->descr);
+        goto fail;
+    }
+    if (y.dims[0] != x->dims[0]) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: %lld labels for %lld samples in %s", y_path, (long long)y.dims[0],
+                       (long long)x->dims[0], x_path);
+        goto fail;
+    }
+    im->labels = herd_malloc_array((size_t)y.dims[0], sizeof *im->labels);
+    if (!im->labels) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld labels", y_path, (long long)y.dims[0]);
+        goto fail;
+    }
+    int64_t max_label = 1;
+    for (int64_t i = 0; i < y.dims[0]; i++) {
+        double v = npy_value(&y, (size_t)i);
+        if (v < 0 || v >= INT32_MAX) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: label %lld of sample %lld is not a class id (an integer >= 0)",
+                           y_path, (long long)v, (long long)i);
+            goto fail;
+        }
+        im->labels[i] = (int32_t)v;
+        if (v > max_label) max_label = (int64_t)v;
+    }
+    npy_unmap(&y);
+    ds->ops = &npy_ops;
+    ds->n = x->dims[0];
+    ds->c = (int)d[0], ds->h = (int)d[1], ds->w = (int)d[2];
+    ds->num_classes = (int)max_label + 1;
+    snprintf(ds->source, sizeof ds->source, "%s", x_path);
+    ds->impl = im;
+    *out = ds;
+    return HERD_OK;
+fail:
+    npy_unmap(&y);
+    if (im) {
+        npy_unmap(&im->x);
+        free(im->labels);
+    }
+    free(im);
+    free(ds);
+    return st;
+}

@@ -1,0 +1,82 @@
+/* The growing row table behind the CSV and SQL readers (row_table.h): doubling growth with
+ * overflow checks, and strict parsing of feature and label text. */
+#include "data/row_table.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void row_table_init(row_table *t, int features) {
+    memset(t, 0, sizeof *t);
+    t->features = features;
+    t->max_label = -1;
+}
+
+float *row_table_push(row_table *t, int32_t label) {
+    if (t->n == t->cap) {
+        int64_t cap = t->cap ? t->cap * 2 : 256;
+        size_t xbytes;
+        if (!herd_mul_size((size_t)cap, (size_t)t->features, &xbytes) || !herd_mul_size(xbytes, sizeof(float), &xbytes))
+            return NULL;
+        float *x = realloc(t->x, xbytes);
+        if (!x) return NULL;
+        t->x = x;
+        int32_t *y = herd_malloc_array((size_t)cap, sizeof *y);
+        if (!y) return NULL;
+        if (t->n) memcpy(y, t->y, (size_t)t->n * sizeof *y);
+        free(t->y);
+        t->y = y;
+        t->cap = cap;
+    }
+    t->y[t->n] = label;
+    if (label > t->max_label) t->max_label = label;
+    return t->x + (size_t)t->n++ * (size_t)t->features;
+}
+
+herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, herd_error *err) {
+    *out = NULL;
+    if (t->n == 0) {
+        row_table_free(t);
+        return herd_fail(err, HERD_EFORMAT, "%s: no data rows", source);
+    }
+    int classes = t->max_label + 1 < 2 ? 2 : t->max_label + 1;
+    herd_status st = herd_dataset_from_f32(out, t->x, t->y, t->n, t->features, 1, 1, classes, source, err);
+    t->x = NULL, t->y = NULL; /* owned by the dataset now, or freed by it on failure */
+    row_table_free(t);
+    return st;
+}
+
+void row_table_free(row_table *t) {
+    free(t->x);
+    free(t->y);
+    int f = t->features;
+    row_table_init(t, f);
+}
+
+static int only_blanks(const char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    return *s == 0;
+}
+
+int row_parse_feature(const char *s, float *out) {
+    char *end;
+    while (*s == ' ' || *s == '\t') s++;
+    if (!*s) return 0;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || !only_blanks(end) || !isfinite(v) || fabs(v) > 3.4028234663852886e38) return 0;
+    *out = (float)v;
+    return 1;
+}
+
+int row_parse_label(const char *s, int32_t *out) {
+    char *end;
+    while (*s == ' ' || *s == '\t') s++;
+    if (*s < '0' || *s > '9') return 0; /* no sign, no blank: a class id */
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !only_blanks(end) || v >= INT32_MAX) return 0;
+    *out = (int32_t)v;
+    return 1;
+}

@@ -1,0 +1,32 @@
+/* A growing float32 table of labelled rows that the CSV and SQL readers fill row by row
+ * and then hand over as an in-memory dataset; plus the text-to-number rules they share. */
+#ifndef HERD_DATA_ROW_TABLE_H
+#define HERD_DATA_ROW_TABLE_H
+
+#include <stdint.h>
+
+#include "herd/data.h"
+
+typedef struct row_table {
+    float *x;          /* n * features */
+    int32_t *y;        /* n */
+    int64_t n, cap;    /* rows used, rows allocated */
+    int features;      /* floats per row, >= 1 */
+    int32_t max_label; /* -1 while empty */
+} row_table;
+
+void row_table_init(row_table *t, int features);
+/* Room for one more row: the caller writes `features` floats at the returned pointer.
+ * NULL when memory (or size_t) runs out. */
+float *row_table_push(row_table *t, int32_t label);
+/* Hands x and y to herd_dataset_from_f32 ((F,1,1) samples, num_classes = max label + 1,
+ * at least 2) and leaves t empty; zero rows is an error naming source. */
+herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, herd_error *err);
+void row_table_free(row_table *t);
+
+/* s (NUL-terminated, surrounding blanks allowed) is a finite float32: 1, else 0. */
+int row_parse_feature(const char *s, float *out);
+/* s is a decimal integer in [0, INT32_MAX): 1, else 0. */
+int row_parse_label(const char *s, int32_t *out);
+
+#endif

@@ -1,0 +1,114 @@
+/* SQLite query reader: sqlite3_step streams the rows of a read-only connection into a
+ * float32 table (numeric feature columns and an integer label column chosen by name). */
+#include "herd/data.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "data/row_table.h"
+
+/* sqlite3_errmsg is one line already; the source is "sqlite:FILE". A damaged file is a
+ * format error, a failing disk an I/O error, anything else the query's fault. */
+static herd_status sql_fail(sqlite3 *db, const char *path, herd_status st, const char *what, herd_error *err) {
+    int code = db ? sqlite3_errcode(db) & 0xFF : SQLITE_NOMEM;
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) st = HERD_EFORMAT;
+    if (code == SQLITE_IOERR || code == SQLITE_CANTOPEN) st = HERD_EIO;
+    if (code == SQLITE_NOMEM) st = HERD_ENOMEM;
+    return herd_fail(err, st, "sqlite:%s: %s: %s", path, what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char *query, const char *label_column,
+                             herd_error *err) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    row_table t;
+    row_table_init(&t, 1);
+    herd_status st = HERD_OK;
+    *out = NULL;
+    if (!label_column || !*label_column) label_column = "label";
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        st = sql_fail(db, db_path, HERD_EIO, "cannot open", err);
+        goto done;
+    }
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(db, query, -1, &stmt, &tail) != SQLITE_OK || !stmt) {
+        st = stmt || sqlite3_errcode(db) != SQLITE_OK ? sql_fail(db, db_path, HERD_EARG, "query", err)
+                                                      : herd_fail(err, HERD_EARG, "sqlite:%s: query: empty query", db_path);
+        goto done;
+    }
+    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';')) tail++;
+    if (tail && *tail) {
+        st = herd_fail(err, HERD_EARG, "sqlite:%s: query: only one statement is allowed", db_path);
+        goto done;
+    }
+    int ncols = sqlite3_column_count(stmt), label_at = -1;
+    for (int i = 0; i < ncols; i++)
+        if (strcmp(sqlite3_column_name(stmt, i), label_column) == 0) label_at = i;
+    if (label_at < 0) {
+        st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: query returns no column named '%s'", db_path, label_column);
+        goto done;
+    }
+    if (ncols < 2) {
+        st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: query returns only the label column, no features", db_path);
+        goto done;
+    }
+    row_table_init(&t, ncols - 1);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        long long row = (long long)t.n + 1;
+        int32_t label = 0;
+        float *x = row_table_push(&t, 0);
+        if (!x) {
+            st = herd_fail(err, HERD_ENOMEM, "sqlite:%s: out of memory at row %lld", db_path, row);
+            goto done;
+        }
+        for (int i = 0, f = 0; i < ncols; i++) {
+            int type = sqlite3_column_type(stmt, i);
+            const char *name = sqlite3_column_name(stmt, i);
+            if (type == SQLITE_NULL || type == SQLITE_BLOB) {
+                st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld column '%s' is %s", db_path, row, name,
+                               type == SQLITE_NULL ? "NULL" : "a blob");
+                goto done;
+            }
+            if (i == label_at) {
+                const char *text = (const char *)sqlite3_column_text(stmt, i);
+                if (!text || !row_parse_label(text, &label)) {
+                    st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld label '%.40s' is not a class id (an integer >= 0)",
+                                   db_path, row, text ? text : "");
+                    goto done;
+                }
+            } else if (type == SQLITE_TEXT) {
+                const char *text = (const char *)sqlite3_column_text(stmt, i);
+                if (!text || !row_parse_feature(text, &x[f++])) {
+                    st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld column '%s': '%.40s' is not a finite number",
+                                   db_path, row, name, text ? text : "");
+                    goto done;
+                }
+            } else {
+                double v = sqlite3_column_double(stmt, i);
+                if (!isfinite(v) || fabs(v) > 3.4028234663852886e38) {
+                    st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld column '%s': %g is not a finite float",
+                                   db_path, row, name, v);
+                    goto done;
+                }
+                x[f++] = (float)v;
+            }
+        }
+        t.y[t.n - 1] = label;
+        if (label > t.max_label) t.max_label = label;
+    }
+    if (rc != SQLITE_DONE) {
+        st = sql_fail(db, db_path, HERD_EARG, "query", err);
+        goto done;
+    }
+    char source[512];
+    snprintf(source, sizeof source, "sqlite:%.480s", db_path);
+    st = row_table_finish(&t, out, source, err);
+done:
+    row_table_free(&t);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return st;
+}
