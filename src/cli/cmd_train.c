@@ -145,7 +145,7 @@ int cmd_train(int argc, char **argv) {
     int rc = 1;
     /* the spec's train line gives defaults; explicit options win */
     herd_model *probe = NULL;
-    if (herd_model_load_spec(&probe, pos[0], &err)) {
+    if (cli_load_model(pos[0], seed, &probe, &err)) {
         cli_error("%s", err.msg);
         return 1;
     }
