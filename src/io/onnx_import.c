@@ -78,6 +78,7 @@ typedef struct value {
     int layer;  /* V_LAYER / V_GELU base: the producing layer, -1 = the model input */
     int tensor; /* V_CONST: index into tensors */
     int flags;  /* V_GELU: which parts of x * 0.5 * (1 + erf(x / sqrt 2)) are present */
+    int pad_h, pad_w; /* V_LAYER: zero padding from a Pad node, for the next Conv/AveragePool */
 } value;
 
 typedef struct layer {
@@ -485,7 +486,7 @@ static herd_status set_value(importer *im, str name, value v) {
 static const char *const supported_ops[] = {
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Relu",
     "LeakyRelu", "Sigmoid", "Tanh", "Div", "Erf", "Mul", "BatchNormalization", "Dropout", "Identity", "Softmax",
-    "Constant",
+    "Constant", "Pad",
 };
 
 static herd_status check_ops(importer *im) {
@@ -524,7 +525,12 @@ static layer *new_layer(importer *im, const onnx_node *n, const char *kw) {
 
 /* The layer output a node's data input refers to: it must be the current tip, since a
  * herd spec is a chain (residual edges only through add). */
-static herd_status tip_input(importer *im, const onnx_node *n, int i) {
+static herd_status tip_input_padded(importer *im, const onnx_node *n, int i, int *pad_h, int *pad_w);
+
+static herd_status tip_input(importer *im, const onnx_node *n, int i) { return tip_input_padded(im, n, i, NULL, NULL); }
+
+/* Same, and takes a preceding Pad's zero padding (pad_h NULL: none allowed). */
+static herd_status tip_input_padded(importer *im, const onnx_node *n, int i, int *pad_h, int *pad_w) {
     if (i >= n->n_in || n->in[i].n == 0) return fail(im, HERD_EFORMAT, "node '%s' (%s) lacks input %d", SHOW(n->name), SHOW(n->op), i);
     value *v = find_value(im, n->in[i]);
     if (!v) return fail(im, HERD_EFORMAT, "node '%s' (%s) reads '%s', which nothing produces", SHOW(n->name), SHOW(n->op), SHOW(n->in[i]));
@@ -533,6 +539,10 @@ static herd_status tip_input(importer *im, const onnx_node *n, int i) {
     if (v->layer != im->n_layers - 1)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) reads '%s', which is not the previous layer's output "
                     "(herd models are chains with residual adds)", SHOW(n->name), SHOW(n->op), SHOW(n->in[i]));
+    if ((v->pad_h || v->pad_w) && !pad_h)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) reads a padded tensor; Pad is supported before Conv and "
+                    "AveragePool only", SHOW(n->name), SHOW(n->op));
+    if (pad_h) *pad_h = v->pad_h, *pad_w = v->pad_w;
     return HERD_OK;
 }
 
@@ -569,9 +579,9 @@ static herd_status bad_shape(importer *im, const onnx_node *n, int t, const char
 }
 
 /* kernel_shape / strides / pads / dilations of Conv and the pools, checked against what herd has;
- * kh_w, kw_w: the conv weight's kernel size, or -1 for a pool. */
-static herd_status spatial(importer *im, const onnx_node *n, int kh_w, int kw_w, char *out, size_t size, int *kh,
-                           int *kw, int *sh, int *sw, int *ph, int *pw) {
+ * kh_w, kw_w: the conv weight's kernel size, or -1 for a pool; xh, xw: zero padding of a preceding Pad. */
+static herd_status spatial(importer *im, const onnx_node *n, int kh_w, int kw_w, int xh, int xw, char *out, size_t size,
+                           int *kh, int *kw, int *sh, int *sw, int *ph, int *pw) {
     const onnx_attr *k = attr(n, "kernel_shape"), *s = attr(n, "strides"), *p = attr(n, "pads"), *d = attr(n, "dilations");
     *kh = kh_w, *kw = kw_w, *sh = *sw = 1, *ph = *pw = 0;
     if (k && k->n_ints == 2) *kh = (int)k->ints[0], *kw = (int)k->ints[1];
@@ -585,6 +595,7 @@ static herd_status spatial(importer *im, const onnx_node *n, int kh_w, int kw_w,
     } else if (p) {
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): pads must have 4 values", SHOW(n->name), SHOW(n->op));
     }
+    *ph += xh, *pw += xw;
     if (d) for (int i = 0; i < d->n_ints; i++)
         if (d->ints[i] != 1) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): dilations other than 1", SHOW(n->name), SHOW(n->op));
     if (*kh < 1 || *kw < 1 || *kh > 4096 || *kw > 4096 || *sh < 1 || *sw < 1 || *sh > 4096 || *sw > 4096 || *ph < 0 ||
@@ -633,8 +644,8 @@ static void cand_from_weight(importer *im, layer *L) {
 
 static herd_status tr_conv(importer *im, const onnx_node *n) {
     herd_status st;
-    int tw, tb = -1;
-    if ((st = tip_input(im, n, 0)) || (st = need_const(im, n, 1, "weight", &tw))) return st;
+    int tw, tb = -1, xh, xw;
+    if ((st = tip_input_padded(im, n, 0, &xh, &xw)) || (st = need_const(im, n, 1, "weight", &tw))) return st;
     if (n->n_in > 2 && n->in[2].n && (st = need_const(im, n, 2, "bias", &tb))) return st;
     layer *L = new_layer(im, n, "conv");
     const onnx_tensor *W = &im->tensors[tw];
@@ -645,7 +656,8 @@ static herd_status tr_conv(importer *im, const onnx_node *n) {
     if (auto_pad_set(n)) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Conv): auto_pad (write explicit pads)", SHOW(n->name));
     int kh, kw, sh, sw, ph, pw;
     char sp[96];
-    if ((st = spatial(im, n, (int)W->dims[2], (int)W->dims[3], sp, sizeof sp, &kh, &kw, &sh, &sw, &ph, &pw))) return st;
+    if ((st = spatial(im, n, (int)W->dims[2], (int)W->dims[3], xh, xw, sp, sizeof sp, &kh, &kw, &sh, &sw, &ph, &pw)))
+        return st;
     if (kh != W->dims[2] || kw != W->dims[3]) return bad_shape(im, n, tw, "kernel_shape says otherwise");
     if (tb >= 0 && (im->tensors[tb].numel != W->dims[0])) return bad_shape(im, n, tb, "the bias needs one value per filter");
     snprintf(L->args, sizeof L->args, "%lld %s%s", (long long)W->dims[0], sp, tb >= 0 ? "" : " bias=0");
@@ -660,8 +672,8 @@ static herd_status tr_conv(importer *im, const onnx_node *n) {
 
 static herd_status tr_pool(importer *im, const onnx_node *n) {
     herd_status st;
-    if ((st = tip_input(im, n, 0))) return st;
-    int is_max = str_eq(n->op, "MaxPool");
+    int is_max = str_eq(n->op, "MaxPool"), xh = 0, xw = 0;
+    if ((st = is_max ? tip_input(im, n, 0) : tip_input_padded(im, n, 0, &xh, &xw))) return st;
     layer *L = new_layer(im, n, is_max ? "maxpool" : "avgpool");
     if (L->flat) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) on a flat tensor", SHOW(n->name), SHOW(n->op));
     if (auto_pad_set(n) || attr_i(n, "ceil_mode", 0) != 0 || attr_i(n, "storage_order", 0) != 0 || n->n_out > 1)
@@ -669,8 +681,8 @@ static herd_status tr_pool(importer *im, const onnx_node *n) {
                     SHOW(n->name), SHOW(n->op));
     int kh, kw, sh, sw, ph, pw;
     char sp[96];
-    if ((st = spatial(im, n, -1, -1, sp, sizeof sp, &kh, &kw, &sh, &sw, &ph, &pw))) return st;
-    if (!is_max && (ph || pw) && attr_i(n, "count_include_pad", 0) != 1)
+    if ((st = spatial(im, n, -1, -1, xh, xw, sp, sizeof sp, &kh, &kw, &sh, &sw, &ph, &pw))) return st;
+    if (!is_max && (ph > xh || pw > xw) && attr_i(n, "count_include_pad", 0) != 1)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (AveragePool): padding with count_include_pad=0 (herd counts the padding)", SHOW(n->name));
     if (ph * 2 > kh || pw * 2 > kw || L->h + 2 * ph < kh || L->w + 2 * pw < kw)
         return fail(im, HERD_ESHAPE, "node '%s' (%s): the pool does not fit the input", SHOW(n->name), SHOW(n->op));
@@ -920,6 +932,28 @@ static herd_status tr_constant(importer *im, const onnx_node *n) {
     return set_value(im, n->out[0], (value){.kind = V_CONST, .tensor = idx});
 }
 
+/* Pad with zeros, symmetric over H and W only: folded into the next Conv or AveragePool
+ * (PyTorch writes AvgPool2d as Pad + AveragePool); all-zero pads are an identity. */
+static herd_status tr_pad(importer *im, const onnx_node *n) {
+    herd_status st;
+    int tp, tv = -1;
+    if ((st = tip_input(im, n, 0)) || (st = need_const(im, n, 1, "pads", &tp))) return st;
+    if (n->n_in > 2 && n->in[2].n && (st = need_const(im, n, 2, "constant value", &tv))) return st;
+    const onnx_attr *mode = attr(n, "mode");
+    double pads[8] = {0}, cv = 0;
+    if (mode && !(mode->has_s && str_eq(mode->s, "constant")))
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only constant padding", SHOW(n->name));
+    if (im->tensors[tp].numel != 8) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only 4-D padding", SHOW(n->name));
+    if ((st = tensor_values(im, &im->tensors[tp], NULL, pads))) return st;
+    if (tv >= 0 && (st = scalar_of(im, tv, &cv))) return st;
+    if (cv != 0 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[6] || pads[3] != pads[7] || pads[2] < 0 ||
+        pads[3] < 0 || pads[2] > 4096 || pads[3] > 4096)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only symmetric zero padding of H and W", SHOW(n->name));
+    if (n->n_out < 1) return fail(im, HERD_EFORMAT, "node '%s' (Pad) has no output", SHOW(n->name));
+    return set_value(im, n->out[0], (value){.kind = V_LAYER, .layer = im->n_layers - 1, .pad_h = (int)pads[2],
+                                            .pad_w = (int)pads[3]});
+}
+
 typedef herd_status (*op_fn)(importer *im, const onnx_node *n);
 static herd_status tr_relu(importer *im, const onnx_node *n) { return tr_act(im, n, "relu"); }
 static herd_status tr_leaky(importer *im, const onnx_node *n) { return tr_act(im, n, "leaky_relu"); }
@@ -937,7 +971,7 @@ static const struct {
     {"Add", tr_add},           {"Relu", tr_relu},          {"LeakyRelu", tr_leaky},    {"Sigmoid", tr_sigmoid},
     {"Tanh", tr_tanh},         {"Div", tr_gelu_part},      {"Mul", tr_gelu_part},      {"Erf", tr_erf},
     {"BatchNormalization", tr_batchnorm}, {"Dropout", tr_identity}, {"Identity", tr_identity},
-    {"Softmax", tr_softmax},   {"Constant", tr_constant},
+    {"Softmax", tr_softmax},   {"Constant", tr_constant},  {"Pad", tr_pad},
 };
 
 static herd_status find_input(importer *im) {
