@@ -18,7 +18,6 @@
 #define MAX_FILE_BYTES ((size_t)2 << 30) /* protobuf's own 2 GiB message limit */
 #define MAX_NODES 8192
 #define MAX_TENSORS 8192
-#define MAX_VALUES (4 * MAX_NODES)
 #define MAX_NODE_IO 16
 #define MAX_ATTRS 32
 #define MAX_ATTR_INTS 8
@@ -100,7 +99,7 @@ typedef struct importer {
     onnx_node *nodes;
     int n_nodes;
     onnx_tensor *tensors;
-    int n_tensors, n_initializers;
+    int n_tensors, n_initializers, cap_tensors, cap_values;
     graph_io inputs[64], outputs[64];
     int n_inputs, n_outputs;
     value *values;
@@ -286,7 +285,7 @@ static herd_status tensor_values(importer *im, const onnx_tensor *t, float *fout
 }
 
 static herd_status add_tensor(importer *im, const uint8_t *data, size_t len, int *idx) {
-    if (im->n_tensors >= MAX_TENSORS) return fail(im, HERD_EUNSUPPORTED, "more than %d tensors", MAX_TENSORS);
+    if (im->n_tensors >= im->cap_tensors) return fail(im, HERD_EUNSUPPORTED, "more than %d tensors", MAX_TENSORS);
     herd_status st = parse_tensor(im, data, len, &im->tensors[im->n_tensors]);
     if (st == HERD_OK) *idx = im->n_tensors++;
     return st;
@@ -398,16 +397,41 @@ static herd_status parse_io(importer *im, const pb_field *fv, graph_io *io) {
     return HERD_OK;
 }
 
+/* Counts nodes and initializers first so the tables are sized to the file, within bounds. */
+static herd_status alloc_tables(importer *im, const uint8_t *data, size_t len) {
+    pb_reader r = pb_reader_of(data, len);
+    pb_field f;
+    const char *why = NULL;
+    int k;
+    int64_t nodes = 0, inits = 0;
+    while ((k = pb_next(&r, &f, &why)) == 1) {
+        nodes += f.number == GRAPH_NODE;
+        inits += f.number == GRAPH_INITIALIZER;
+    }
+    if (k < 0) return malformed(im, "graph", why);
+    if (nodes > MAX_NODES) return fail(im, HERD_EUNSUPPORTED, "%lld nodes (herd reads at most %d)", (long long)nodes, MAX_NODES);
+    if (inits + nodes > MAX_TENSORS)
+        return fail(im, HERD_EUNSUPPORTED, "%lld initializers (herd reads at most %d)", (long long)inits, MAX_TENSORS);
+    im->cap_tensors = (int)(inits + nodes); /* every Constant node adds one */
+    im->cap_values = (int)(inits + nodes * MAX_NODE_IO + 1);
+    im->nodes = herd_calloc_array((size_t)nodes + 1, sizeof *im->nodes);
+    im->tensors = herd_calloc_array((size_t)im->cap_tensors + 1, sizeof *im->tensors);
+    im->values = herd_calloc_array((size_t)im->cap_values, sizeof *im->values);
+    im->layers = herd_calloc_array((size_t)nodes + 1, sizeof *im->layers);
+    if (!im->nodes || !im->tensors || !im->values || !im->layers) return fail(im, HERD_ENOMEM, "out of memory");
+    return HERD_OK;
+}
+
 static herd_status parse_graph(importer *im, const uint8_t *data, size_t len) {
     pb_reader r = pb_reader_of(data, len);
     pb_field f;
     const char *why = NULL;
     int k;
-    herd_status st = HERD_OK;
+    herd_status st = alloc_tables(im, data, len);
+    if (st) return st;
     while ((k = pb_next(&r, &f, &why)) == 1 && st == HERD_OK) {
         if (f.wire != PB_LEN) continue;
         if (f.number == GRAPH_NODE) {
-            if (im->n_nodes >= MAX_NODES) return fail(im, HERD_EUNSUPPORTED, "more than %d nodes", MAX_NODES);
             st = parse_node(im, &f, &im->nodes[im->n_nodes++]);
         } else if (f.number == GRAPH_INITIALIZER) {
             int idx;
@@ -477,7 +501,7 @@ static value *find_value(importer *im, str name) {
 }
 
 static herd_status set_value(importer *im, str name, value v) {
-    if (im->n_values >= MAX_VALUES) return fail(im, HERD_EUNSUPPORTED, "more than %d tensors in the graph", MAX_VALUES);
+    if (im->n_values >= im->cap_values) return fail(im, HERD_EINTERNAL, "more than %d tensors in the graph", im->cap_values);
     v.name = name;
     im->values[im->n_values++] = v;
     return HERD_OK;
@@ -707,6 +731,8 @@ static herd_status tr_gap(importer *im, const onnx_node *n) {
  * Flatten/Reshape of an (N, C, 1, 1) tensor, which herd already treats as flat). */
 static herd_status alias(importer *im, const onnx_node *n, int flatten) {
     herd_status st;
+    value *c = n->n_in >= 1 && n->n_out >= 1 && !flatten ? find_value(im, n->in[0]) : NULL;
+    if (c && c->kind == V_CONST) return set_value(im, n->out[0], *c); /* Identity of a weight (PyTorch shares them so) */
     if ((st = tip_input(im, n, 0))) return st;
     if (n->n_out < 1) return fail(im, HERD_EFORMAT, "node '%s' (%s) has no output", SHOW(n->name), SHOW(n->op));
     if (im->n_layers > 0) {
@@ -925,7 +951,7 @@ static herd_status tr_constant(importer *im, const onnx_node *n) {
     const onnx_attr *a = attr(n, "value");
     if (!a || !a->has_t || n->n_out < 1)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (Constant): only a tensor 'value' is supported", SHOW(n->name));
-    int idx;
+    int idx = -1;
     herd_status st = add_tensor(im, a->t, a->t_len, &idx);
     if (st) return st;
     im->tensors[idx].name = n->out[0];
@@ -1106,11 +1132,6 @@ static herd_status import_spec(importer *im, const char *path, herd_error *err, 
     im->path = path, im->err = err;
     herd_status st = read_file(im);
     if (st) return st;
-    im->nodes = calloc(MAX_NODES, sizeof *im->nodes);
-    im->tensors = calloc(MAX_TENSORS, sizeof *im->tensors);
-    im->values = calloc(MAX_VALUES, sizeof *im->values);
-    im->layers = calloc(MAX_NODES, sizeof *im->layers);
-    if (!im->nodes || !im->tensors || !im->values || !im->layers) return fail(im, HERD_ENOMEM, "out of memory");
     if ((st = parse_model(im)) || (st = translate(im))) return st;
     return render(im, text);
 }
