@@ -248,6 +248,21 @@ int main(void) {
     hand_built();
     fuzz(good, n);
     free(good);
+    /* a PyTorch export (Identity-shared weights, Constant, Pad, the GELU formula, BatchNormalization on
+     * (N, C)) as a second seed; made by torch.onnx.export(opset_version=13), see tests/data/README.md */
+    const char *src = getenv("HERD_SOURCE_DIR");
+    char torch_path[512];
+    snprintf(torch_path, sizeof torch_path, "%s/tests/data/torch_small.onnx", src ? src : ".");
+    if (access(torch_path, R_OK) == 0) {
+        uint8_t *t = slurp(torch_path, &n);
+        snprintf(path, sizeof path, "%s", torch_path);
+        CHECK(herd_model_import_onnx(&m, torch_path, &err) == HERD_OK, "PyTorch seed: %s", err.msg);
+        herd_model_destroy(m);
+        fuzz(t, n);
+        free(t);
+    } else {
+        printf("note: %s not found (HERD_SOURCE_DIR unset?): PyTorch seed not fuzzed\n", torch_path);
+    }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

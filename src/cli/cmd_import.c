@@ -11,7 +11,7 @@
 int cmd_import(int argc, char **argv) {
     const char *spec_out = NULL, *weights_out = NULL;
     cli_option opts[] = {
-        {"--spec-out", OPT_STR, &spec_out, 0, 0, "FILE", "write the equivalent model spec here", 0},
+        {"--spec-out", OPT_STR, &spec_out, 0, 0, "FILE", "write the equivalent model spec here (- for stdout)", 0},
         {"--weights-out", OPT_STR, &weights_out, 0, 0, "FILE", "write the weights (safetensors) here", 0},
         {0},
     };
@@ -35,8 +35,12 @@ int cmd_import(int argc, char **argv) {
         if (herd_onnx_to_spec(pos[0], &text, &err)) goto fail;
         const void *chunk = text;
         size_t len = strlen(text);
-        if (io_write_file_atomic(spec_out, &chunk, &len, 1, &err)) goto fail;
-        printf("wrote %s\n", spec_out);
+        if (strcmp(spec_out, "-") == 0) {
+            fputs(text, stdout);
+        } else {
+            if (io_write_file_atomic(spec_out, &chunk, &len, 1, &err)) goto fail;
+            printf("wrote %s\n", spec_out);
+        }
     }
     if (weights_out) {
         if (herd_model_save(m, weights_out, &err)) goto fail;

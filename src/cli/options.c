@@ -136,6 +136,8 @@ void cli_print_help(FILE *f, const cli_command *cmd, const cli_option *opts) {
         snprintf(left, sizeof left, "%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
         fprintf(f, "  %-26s %s\n", left, o->help);
     }
+    if (cmd->n_positional >= 1 && !cli_find((cli_option *)opts, "--model"))
+        fprintf(f, "  %-26s %s\n", "--model FILE", "the model (a spec, or an .onnx file with its weights) in place of the first argument");
     fprintf(f, "  %-26s %s\n", "--help", "show this help");
 }
 
