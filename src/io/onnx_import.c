@@ -740,7 +740,8 @@ static herd_status alias(importer *im, const onnx_node *n, int flatten) {
         if (flatten) L->flat = 1;
         int is_output = 0;
         for (int i = 0; i < im->n_outputs; i++) is_output |= str_same(im->outputs[i].name, n->out[0]);
-        if (L->t[0] < 0 && !is_output) set_cand(L, n->out[0]);
+        /* herd's gap is ONNX's GlobalAveragePool + Flatten: the pair's output names the layer */
+        if (flatten && !strcmp(L->kw, "gap") && !is_output) set_cand(L, n->out[0]);
     }
     return set_value(im, n->out[0], (value){.kind = V_LAYER, .layer = im->n_layers - 1});
 }
