@@ -79,8 +79,10 @@ static void io(pb_writer *g, int field, const char *name, const int64_t *dims, i
     pb_writer shape = {0};
     for (int i = 0; i < nd; i++) {
         pb_writer d = {0};
-        if (i == 0) pb_put_string(&d, DIM_PARAM, "N");
-        else pb_put_varint(&d, DIM_VALUE, (uint64_t)dims[i]);
+        if (i == 0)
+            pb_put_string(&d, DIM_PARAM, "N");
+        else
+            pb_put_varint(&d, DIM_VALUE, (uint64_t)dims[i]);
         pb_put_message(&shape, SHAPE_DIM, &d);
     }
     pb_writer tt = {0}, type = {0}, vi = {0};
@@ -207,7 +209,8 @@ static void fuzz(const uint8_t *seed, size_t n) {
         CHECK(st == HERD_OK || st == HERD_EFORMAT || st == HERD_EUNSUPPORTED || st == HERD_ESHAPE || st == HERD_ESPEC,
               "fuzz iteration %d: unexpected status %d: %s", i, st, err.msg);
         if (st != HERD_OK)
-            CHECK(strncmp(err.msg, path, strlen(path)) == 0, "fuzz iteration %d: message without the file: %s", i, err.msg);
+            CHECK(strncmp(err.msg, path, strlen(path)) == 0, "fuzz iteration %d: message without the file: %s", i,
+                  err.msg);
         else
             ok++;
         herd_model_destroy(model);

@@ -9,7 +9,8 @@ int cmd_export(int argc, char **argv) {
     const char *weights = NULL, *onnx = NULL;
     uint64_t seed = 0;
     cli_option opts[] = {
-        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "weights (safetensors) to export; default: random init from --seed", 0},
+        {"--weights", OPT_STR, &weights, 0, 0, "FILE",
+         "weights (safetensors) to export; default: random init from --seed", 0},
         {"--onnx", OPT_STR, &onnx, 0, 0, "FILE", "the ONNX file to write (required)", 0},
         {"--seed", OPT_U64, &seed, 0, 0, "N", "seed for the random init when no --weights are given (default 0)", 0},
         {0},

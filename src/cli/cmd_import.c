@@ -15,9 +15,9 @@ int cmd_import(int argc, char **argv) {
         {"--weights-out", OPT_STR, &weights_out, 0, 0, "FILE", "write the weights (safetensors) here", 0},
         {0},
     };
-    static const cli_command cmd = {"import", "herd import MODEL.onnx --spec-out MODEL.spec --weights-out W.safetensors",
-                                    "Translate an ONNX model into a herd spec and a weights file (either may be left out).",
-                                    1, NULL};
+    static const cli_command cmd = {
+        "import", "herd import MODEL.onnx --spec-out MODEL.spec --weights-out W.safetensors",
+        "Translate an ONNX model into a herd spec and a weights file (either may be left out).", 1, NULL};
     const char *pos[1];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;

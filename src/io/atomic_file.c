@@ -48,14 +48,13 @@ static herd_status fsync_parent_dir(const char *path, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
-                                 herd_error *err) {
+herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n, herd_error *err) {
     herd_status st = HERD_OK;
     struct stat sb;
     /* rename() would put a regular file in place of a device or pipe (/dev/stdout) */
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return herd_fail(err, HERD_EIO, "%s: exists and is not a regular file (herd replaces files atomically, by rename)",
-                         path);
+        return herd_fail(err, HERD_EIO,
+                         "%s: exists and is not a regular file (herd replaces files atomically, by rename)", path);
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);

@@ -57,8 +57,7 @@ static pb_writer node_begin(const char *op, const char *name, const char *out, c
 
 static void node_end(exporter *x, pb_writer *n) { pb_put_message(&x->graph, GRAPH_NODE, n); }
 
-static void simple_node(exporter *x, const char *op, const char *name, const char *out, const char *a,
-                        const char *b) {
+static void simple_node(exporter *x, const char *op, const char *name, const char *out, const char *a, const char *b) {
     pb_writer n = node_begin(op, name, out, a, b, NULL, NULL, NULL);
     node_end(x, &n);
 }
@@ -215,8 +214,8 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
     }
     case NODE_DROPOUT: tname[i] = in; break; /* identity at inference */
     case NODE_BATCHNORM: {
-        pb_writer w = node_begin("BatchNormalization", n->name, n->name, in, pw, pb,
-                                 m->params_reg[n->p_mean].info.name, m->params_reg[n->p_var].info.name);
+        pb_writer w = node_begin("BatchNormalization", n->name, n->name, in, pw, pb, m->params_reg[n->p_mean].info.name,
+                                 m->params_reg[n->p_var].info.name);
         attr_float(&w, "epsilon", n->eps);
         attr_float(&w, "momentum", 1.0f - n->momentum); /* ONNX weighs the running value, PyTorch the new one */
         node_end(x, &w);

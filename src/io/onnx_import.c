@@ -74,9 +74,9 @@ enum { G_DIV = 1, G_ERF = 2, G_ERF1 = 4, G_X = 8, G_HALF = 16 };
 typedef struct value {
     str name;
     value_kind kind;
-    int layer;  /* V_LAYER / V_GELU base: the producing layer, -1 = the model input */
-    int tensor; /* V_CONST: index into tensors */
-    int flags;  /* V_GELU: which parts of x * 0.5 * (1 + erf(x / sqrt 2)) are present */
+    int layer;        /* V_LAYER / V_GELU base: the producing layer, -1 = the model input */
+    int tensor;       /* V_CONST: index into tensors */
+    int flags;        /* V_GELU: which parts of x * 0.5 * (1 + erf(x / sqrt 2)) are present */
     int pad_h, pad_w; /* V_LAYER: zero padding from a Pad node, for the next Conv/AveragePool */
 } value;
 
@@ -201,8 +201,10 @@ static herd_status parse_tensor(importer *im, const uint8_t *data, size_t len, o
 
 static size_t dtype_size(int dtype) {
     switch (dtype) {
-    case ONNX_FLOAT: case ONNX_INT32: return 4;
-    case ONNX_INT64: case ONNX_DOUBLE: return 8;
+    case ONNX_FLOAT:
+    case ONNX_INT32: return 4;
+    case ONNX_INT64:
+    case ONNX_DOUBLE: return 8;
     default: return 0;
     }
 }
@@ -211,12 +213,15 @@ static size_t dtype_size(int dtype) {
  * (little-endian) or the typed repeated field, whose count must match the shape. */
 static herd_status tensor_values(importer *im, const onnx_tensor *t, float *fout, double *dout) {
     size_t es = dtype_size(t->dtype);
-    if (t->external) return fail(im, HERD_EUNSUPPORTED, "tensor '%s' keeps its data in an external file", SHOW(t->name));
+    if (t->external)
+        return fail(im, HERD_EUNSUPPORTED, "tensor '%s' keeps its data in an external file", SHOW(t->name));
     if (!es || (fout && t->dtype != ONNX_FLOAT))
         return fail(im, HERD_EUNSUPPORTED, "tensor '%s' has data type %d (herd reads float32 weights)", SHOW(t->name),
                     t->dtype);
-    int typed_field = t->dtype == ONNX_FLOAT ? TENSOR_FLOAT_DATA : t->dtype == ONNX_INT32 ? TENSOR_INT32_DATA
-                      : t->dtype == ONNX_INT64 ? TENSOR_INT64_DATA : TENSOR_DOUBLE_DATA;
+    int typed_field = t->dtype == ONNX_FLOAT   ? TENSOR_FLOAT_DATA
+                      : t->dtype == ONNX_INT32 ? TENSOR_INT32_DATA
+                      : t->dtype == ONNX_INT64 ? TENSOR_INT64_DATA
+                                               : TENSOR_DOUBLE_DATA;
     pb_reader r = pb_reader_of(t->msg, t->msg_len);
     pb_field f;
     const char *why = NULL;
@@ -267,8 +272,10 @@ static herd_status tensor_values(importer *im, const onnx_tensor *t, float *fout
                         return malformed(im, "tensor data", "truncated packed varint");
                     }
                 }
-                x = t->dtype == ONNX_FLOAT ? pb_as_float(&e) : t->dtype == ONNX_DOUBLE ? pb_as_double(&e)
-                    : t->dtype == ONNX_INT32 ? (double)(int32_t)(uint32_t)e.u : (double)(int64_t)e.u;
+                x = t->dtype == ONNX_FLOAT    ? pb_as_float(&e)
+                    : t->dtype == ONNX_DOUBLE ? pb_as_double(&e)
+                    : t->dtype == ONNX_INT32  ? (double)(int32_t)(uint32_t)e.u
+                                              : (double)(int64_t)e.u;
                 if (got >= t->numel)
                     return fail(im, HERD_EFORMAT, "tensor '%s' holds more values than its shape", SHOW(t->name));
                 if (fout) fout[got] = (float)x;
@@ -330,7 +337,8 @@ static herd_status parse_node(importer *im, const pb_field *fn, onnx_node *n) {
         case NODE_INPUT:
         case NODE_OUTPUT: {
             int *cnt = f.number == NODE_INPUT ? &n->n_in : &n->n_out;
-            if (*cnt >= MAX_NODE_IO) return fail(im, HERD_EUNSUPPORTED, "a node has more than %d inputs or outputs", MAX_NODE_IO);
+            if (*cnt >= MAX_NODE_IO)
+                return fail(im, HERD_EUNSUPPORTED, "a node has more than %d inputs or outputs", MAX_NODE_IO);
             st = get_str(im, &f, "node input/output", f.number == NODE_INPUT ? &n->in[n->n_in] : &n->out[n->n_out]);
             (*cnt)++;
             break;
@@ -340,7 +348,8 @@ static herd_status parse_node(importer *im, const pb_field *fn, onnx_node *n) {
         case NODE_DOMAIN: st = get_str(im, &f, "node domain", &n->domain); break;
         case NODE_ATTRIBUTE:
             if (f.wire != PB_LEN) return malformed(im, "node attribute", "expected a message");
-            if (n->n_attr >= MAX_ATTRS) return fail(im, HERD_EUNSUPPORTED, "a node has more than %d attributes", MAX_ATTRS);
+            if (n->n_attr >= MAX_ATTRS)
+                return fail(im, HERD_EUNSUPPORTED, "a node has more than %d attributes", MAX_ATTRS);
             st = parse_attr(im, &f, &n->attr[n->n_attr++]);
             break;
         default: break;
@@ -377,7 +386,8 @@ static herd_status parse_io(importer *im, const pb_field *fv, graph_io *io) {
                     pb_field sf;
                     while ((k = pb_next(&sr, &sf, &why)) == 1) {
                         if (sf.number != SHAPE_DIM || sf.wire != PB_LEN) continue;
-                        if (io->ndim >= MAX_DIMS) return fail(im, HERD_EUNSUPPORTED, "a graph input has more than %d dimensions", MAX_DIMS);
+                        if (io->ndim >= MAX_DIMS)
+                            return fail(im, HERD_EUNSUPPORTED, "a graph input has more than %d dimensions", MAX_DIMS);
                         int64_t d = -1;
                         pb_reader dr = pb_reader_of(sf.data, sf.len);
                         pb_field df;
@@ -409,7 +419,8 @@ static herd_status alloc_tables(importer *im, const uint8_t *data, size_t len) {
         inits += f.number == GRAPH_INITIALIZER;
     }
     if (k < 0) return malformed(im, "graph", why);
-    if (nodes > MAX_NODES) return fail(im, HERD_EUNSUPPORTED, "%lld nodes (herd reads at most %d)", (long long)nodes, MAX_NODES);
+    if (nodes > MAX_NODES)
+        return fail(im, HERD_EUNSUPPORTED, "%lld nodes (herd reads at most %d)", (long long)nodes, MAX_NODES);
     if (inits + nodes > MAX_TENSORS)
         return fail(im, HERD_EUNSUPPORTED, "%lld initializers (herd reads at most %d)", (long long)inits, MAX_TENSORS);
     im->cap_tensors = (int)(inits + nodes); /* every Constant node adds one */
@@ -468,7 +479,8 @@ static herd_status parse_model(importer *im) {
             }
             if (k < 0) return malformed(im, "opset_import", why);
             if ((domain.n == 0 || str_eq(domain, "ai.onnx")) && (version < 7 || version > 21))
-                return fail(im, HERD_EUNSUPPORTED, "opset %llu (herd reads opsets 7 to 21)", (unsigned long long)version);
+                return fail(im, HERD_EUNSUPPORTED, "opset %llu (herd reads opsets 7 to 21)",
+                            (unsigned long long)version);
         }
     }
     if (k < 0) return malformed(im, "model", why);
@@ -501,16 +513,36 @@ static value *find_value(importer *im, str name) {
 }
 
 static herd_status set_value(importer *im, str name, value v) {
-    if (im->n_values >= im->cap_values) return fail(im, HERD_EINTERNAL, "more than %d tensors in the graph", im->cap_values);
+    if (im->n_values >= im->cap_values)
+        return fail(im, HERD_EINTERNAL, "more than %d tensors in the graph", im->cap_values);
     v.name = name;
     im->values[im->n_values++] = v;
     return HERD_OK;
 }
 
 static const char *const supported_ops[] = {
-    "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Relu",
-    "LeakyRelu", "Sigmoid", "Tanh", "Div", "Erf", "Mul", "BatchNormalization", "Dropout", "Identity", "Softmax",
-    "Constant", "Pad",
+    "Conv",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "Tanh",
+    "Div",
+    "Erf",
+    "Mul",
+    "BatchNormalization",
+    "Dropout",
+    "Identity",
+    "Softmax",
+    "Constant",
+    "Pad",
 };
 
 static herd_status check_ops(importer *im) {
@@ -525,7 +557,8 @@ static herd_status check_ops(importer *im) {
             known = str_eq(n->op, supported_ops[k]);
         if (known) continue;
         int seen = 0;
-        for (int j = 0; j < i && !seen; j++) seen = str_same(im->nodes[j].op, n->op) && str_same(im->nodes[j].domain, n->domain);
+        for (int j = 0; j < i && !seen; j++)
+            seen = str_same(im->nodes[j].op, n->op) && str_same(im->nodes[j].domain, n->domain);
         if (seen) continue;
         if (len < sizeof list - 1)
             len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", n_bad ? ", " : "", SHOW(n->op));
@@ -535,40 +568,55 @@ static herd_status check_ops(importer *im) {
     return HERD_OK;
 }
 
-static layer *new_layer(importer *im, const onnx_node *n, const char *kw) {
-    layer *L = &im->layers[im->n_layers++]; /* n_layers <= n_nodes: layers was sized for it */
+/* Shape of the current tip: the last layer's output, or the model input. */
+static void tip_shape(const importer *im, int *c, int *h, int *w, int *flat) {
+    if (im->n_layers > 0) {
+        const layer *L = &im->layers[im->n_layers - 1];
+        *c = L->c, *h = L->h, *w = L->w, *flat = L->flat;
+    } else {
+        *c = im->in_c, *h = im->in_h, *w = im->in_w, *flat = im->in_h == 1 && im->in_w == 1;
+    }
+}
+
+/* Appends a layer reading the tip, with the tip's shape until the caller sets its own. */
+static layer *new_layer(importer *im, const char *kw) {
+    layer *L = &im->layers[im->n_layers]; /* n_layers <= n_nodes: layers was sized for it */
     memset(L, 0, sizeof *L);
+    tip_shape(im, &L->c, &L->h, &L->w, &L->flat);
+    im->n_layers++;
     snprintf(L->kw, sizeof L->kw, "%s", kw);
     L->t[0] = L->t[1] = L->t[2] = L->t[3] = -1;
-    const layer *prev = im->n_layers > 1 ? &im->layers[im->n_layers - 2] : NULL;
-    if (prev) L->c = prev->c, L->h = prev->h, L->w = prev->w, L->flat = prev->flat;
-    else L->c = im->in_c, L->h = im->in_h, L->w = im->in_w, L->flat = im->in_h == 1 && im->in_w == 1;
-    (void)n;
     return L;
 }
 
 /* The layer output a node's data input refers to: it must be the current tip, since a
- * herd spec is a chain (residual edges only through add). */
-static herd_status tip_input_padded(importer *im, const onnx_node *n, int i, int *pad_h, int *pad_w);
-
-static herd_status tip_input(importer *im, const onnx_node *n, int i) { return tip_input_padded(im, n, i, NULL, NULL); }
-
-/* Same, and takes a preceding Pad's zero padding (pad_h NULL: none allowed). */
+ * herd spec is a chain (residual edges only through add). Takes a preceding Pad's zero
+ * padding into pad_h, pad_w (NULL: none allowed). */
 static herd_status tip_input_padded(importer *im, const onnx_node *n, int i, int *pad_h, int *pad_w) {
-    if (i >= n->n_in || n->in[i].n == 0) return fail(im, HERD_EFORMAT, "node '%s' (%s) lacks input %d", SHOW(n->name), SHOW(n->op), i);
+    if (i >= n->n_in || n->in[i].n == 0)
+        return fail(im, HERD_EFORMAT, "node '%s' (%s) lacks input %d", SHOW(n->name), SHOW(n->op), i);
     value *v = find_value(im, n->in[i]);
-    if (!v) return fail(im, HERD_EFORMAT, "node '%s' (%s) reads '%s', which nothing produces", SHOW(n->name), SHOW(n->op), SHOW(n->in[i]));
+    if (!v)
+        return fail(im, HERD_EFORMAT, "node '%s' (%s) reads '%s', which nothing produces", SHOW(n->name), SHOW(n->op),
+                    SHOW(n->in[i]));
     if (v->kind != V_LAYER)
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): input '%s' is not a layer output", SHOW(n->name), SHOW(n->op), SHOW(n->in[i]));
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): input '%s' is not a layer output", SHOW(n->name),
+                    SHOW(n->op), SHOW(n->in[i]));
     if (v->layer != im->n_layers - 1)
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) reads '%s', which is not the previous layer's output "
-                    "(herd models are chains with residual adds)", SHOW(n->name), SHOW(n->op), SHOW(n->in[i]));
+        return fail(im, HERD_EUNSUPPORTED,
+                    "node '%s' (%s) reads '%s', which is not the previous layer's output "
+                    "(herd models are chains with residual adds)",
+                    SHOW(n->name), SHOW(n->op), SHOW(n->in[i]));
     if ((v->pad_h || v->pad_w) && !pad_h)
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) reads a padded tensor; Pad is supported before Conv and "
-                    "AveragePool only", SHOW(n->name), SHOW(n->op));
+        return fail(im, HERD_EUNSUPPORTED,
+                    "node '%s' (%s) reads a padded tensor; Pad is supported before Conv and "
+                    "AveragePool only",
+                    SHOW(n->name), SHOW(n->op));
     if (pad_h) *pad_h = v->pad_h, *pad_w = v->pad_w;
     return HERD_OK;
 }
+
+static herd_status tip_input(importer *im, const onnx_node *n, int i) { return tip_input_padded(im, n, i, NULL, NULL); }
 
 /* A constant input (initializer or Constant node): its tensor index. */
 static int const_input(importer *im, const onnx_node *n, int i) {
@@ -579,12 +627,15 @@ static int const_input(importer *im, const onnx_node *n, int i) {
 
 static herd_status need_const(importer *im, const onnx_node *n, int i, const char *what, int *t) {
     *t = const_input(im, n, i);
-    if (*t < 0) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): the %s must be an initializer", SHOW(n->name), SHOW(n->op), what);
+    if (*t < 0)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): the %s must be an initializer", SHOW(n->name), SHOW(n->op),
+                    what);
     return HERD_OK;
 }
 
 static herd_status scalar_of(importer *im, int t, double *out) {
-    if (im->tensors[t].numel != 1) return fail(im, HERD_EUNSUPPORTED, "tensor '%s' should be a scalar", SHOW(im->tensors[t].name));
+    if (im->tensors[t].numel != 1)
+        return fail(im, HERD_EUNSUPPORTED, "tensor '%s' should be a scalar", SHOW(im->tensors[t].name));
     return tensor_values(im, &im->tensors[t], NULL, out);
 }
 
@@ -606,25 +657,35 @@ static herd_status bad_shape(importer *im, const onnx_node *n, int t, const char
  * kh_w, kw_w: the conv weight's kernel size, or -1 for a pool; xh, xw: zero padding of a preceding Pad. */
 static herd_status spatial(importer *im, const onnx_node *n, int kh_w, int kw_w, int xh, int xw, char *out, size_t size,
                            int *kh, int *kw, int *sh, int *sw, int *ph, int *pw) {
-    const onnx_attr *k = attr(n, "kernel_shape"), *s = attr(n, "strides"), *p = attr(n, "pads"), *d = attr(n, "dilations");
+    const onnx_attr *k = attr(n, "kernel_shape"), *s = attr(n, "strides"), *p = attr(n, "pads"),
+                    *d = attr(n, "dilations");
     *kh = kh_w, *kw = kw_w, *sh = *sw = 1, *ph = *pw = 0;
-    if (k && k->n_ints == 2) *kh = (int)k->ints[0], *kw = (int)k->ints[1];
-    else if (k || kh_w <= 0) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): needs a 2-D kernel_shape", SHOW(n->name), SHOW(n->op));
-    if (s && s->n_ints == 2) *sh = (int)s->ints[0], *sw = (int)s->ints[1];
-    else if (s) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): strides must have 2 values", SHOW(n->name), SHOW(n->op));
+    if (k && k->n_ints == 2)
+        *kh = (int)k->ints[0], *kw = (int)k->ints[1];
+    else if (k || kh_w <= 0)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): needs a 2-D kernel_shape", SHOW(n->name), SHOW(n->op));
+    if (s && s->n_ints == 2)
+        *sh = (int)s->ints[0], *sw = (int)s->ints[1];
+    else if (s)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): strides must have 2 values", SHOW(n->name), SHOW(n->op));
     if (p && p->n_ints == 4) {
         if (p->ints[0] != p->ints[2] || p->ints[1] != p->ints[3])
-            return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): asymmetric pads are not supported", SHOW(n->name), SHOW(n->op));
+            return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): asymmetric pads are not supported", SHOW(n->name),
+                        SHOW(n->op));
         *ph = (int)p->ints[0], *pw = (int)p->ints[1];
     } else if (p) {
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): pads must have 4 values", SHOW(n->name), SHOW(n->op));
     }
     *ph += xh, *pw += xw;
-    if (d) for (int i = 0; i < d->n_ints; i++)
-        if (d->ints[i] != 1) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): dilations other than 1", SHOW(n->name), SHOW(n->op));
+    if (d)
+        for (int i = 0; i < d->n_ints; i++)
+            if (d->ints[i] != 1)
+                return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): dilations other than 1", SHOW(n->name),
+                            SHOW(n->op));
     if (*kh < 1 || *kw < 1 || *kh > 4096 || *kw > 4096 || *sh < 1 || *sw < 1 || *sh > 4096 || *sw > 4096 || *ph < 0 ||
         *pw < 0 || *ph > 4096 || *pw > 4096)
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): kernel, stride or padding out of range", SHOW(n->name), SHOW(n->op));
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): kernel, stride or padding out of range", SHOW(n->name),
+                    SHOW(n->op));
     /* written as a person would: defaults left out (conv stride 1, pool stride = size, pad 0) */
     size_t len = (size_t)(*kh == *kw ? snprintf(out, size, "%d", *kh) : snprintf(out, size, "%dx%d", *kh, *kw));
     int dsh = kh_w < 0 ? *kh : 1, dsw = kh_w < 0 ? *kw : 1;
@@ -652,7 +713,8 @@ static void set_cand(layer *L, str s) {
     if (s.n == 0 || s.n >= HERD_NAME_MAX) return;
     int ok = (s.p[0] >= 'a' && s.p[0] <= 'z') || (s.p[0] >= 'A' && s.p[0] <= 'Z') || s.p[0] == '_';
     for (size_t i = 0; ok && i < s.n; i++)
-        ok = (s.p[i] >= 'a' && s.p[i] <= 'z') || (s.p[i] >= 'A' && s.p[i] <= 'Z') || (s.p[i] >= '0' && s.p[i] <= '9') || s.p[i] == '_';
+        ok = (s.p[i] >= 'a' && s.p[i] <= 'z') || (s.p[i] >= 'A' && s.p[i] <= 'Z') || (s.p[i] >= '0' && s.p[i] <= '9') ||
+             s.p[i] == '_';
     if (ok) {
         memcpy(L->cand, s.p, s.n);
         L->cand[s.n] = 0;
@@ -671,24 +733,29 @@ static herd_status tr_conv(importer *im, const onnx_node *n) {
     int tw, tb = -1, xh, xw;
     if ((st = tip_input_padded(im, n, 0, &xh, &xw)) || (st = need_const(im, n, 1, "weight", &tw))) return st;
     if (n->n_in > 2 && n->in[2].n && (st = need_const(im, n, 2, "bias", &tb))) return st;
-    layer *L = new_layer(im, n, "conv");
+    layer *L = new_layer(im, "conv");
     const onnx_tensor *W = &im->tensors[tw];
     char need[128];
     snprintf(need, sizeof need, "the input has %d channels (expected [out, %d, kh, kw])", L->c, L->c);
-    if (L->flat || W->ndim != 4 || W->dims[1] != L->c || W->dims[0] < 1 || W->dims[0] > 65536) return bad_shape(im, n, tw, need);
-    if (attr_i(n, "group", 1) != 1) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Conv): grouped convolutions", SHOW(n->name));
-    if (auto_pad_set(n)) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Conv): auto_pad (write explicit pads)", SHOW(n->name));
+    if (L->flat || W->ndim != 4 || W->dims[1] != L->c || W->dims[0] < 1 || W->dims[0] > 65536)
+        return bad_shape(im, n, tw, need);
+    if (attr_i(n, "group", 1) != 1)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Conv): grouped convolutions", SHOW(n->name));
+    if (auto_pad_set(n))
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Conv): auto_pad (write explicit pads)", SHOW(n->name));
     int kh, kw, sh, sw, ph, pw;
     char sp[96];
     if ((st = spatial(im, n, (int)W->dims[2], (int)W->dims[3], xh, xw, sp, sizeof sp, &kh, &kw, &sh, &sw, &ph, &pw)))
         return st;
     if (kh != W->dims[2] || kw != W->dims[3]) return bad_shape(im, n, tw, "kernel_shape says otherwise");
-    if (tb >= 0 && (im->tensors[tb].numel != W->dims[0])) return bad_shape(im, n, tb, "the bias needs one value per filter");
+    if (tb >= 0 && (im->tensors[tb].numel != W->dims[0]))
+        return bad_shape(im, n, tb, "the bias needs one value per filter");
     snprintf(L->args, sizeof L->args, "%lld %s%s", (long long)W->dims[0], sp, tb >= 0 ? "" : " bias=0");
     L->t[0] = tw, L->t[1] = tb;
     L->c = (int)W->dims[0];
     int64_t oh = ((int64_t)L->h + 2 * ph - kh) / sh + 1, ow = ((int64_t)L->w + 2 * pw - kw) / sw + 1;
-    if (L->h + 2 * ph < kh || L->w + 2 * pw < kw) return fail(im, HERD_ESHAPE, "node '%s' (Conv): the kernel does not fit the input", SHOW(n->name));
+    if (L->h + 2 * ph < kh || L->w + 2 * pw < kw)
+        return fail(im, HERD_ESHAPE, "node '%s' (Conv): the kernel does not fit the input", SHOW(n->name));
     L->h = (int)oh, L->w = (int)ow;
     cand_from_weight(im, L);
     return out_layer(im, n);
@@ -698,7 +765,7 @@ static herd_status tr_pool(importer *im, const onnx_node *n) {
     herd_status st;
     int is_max = str_eq(n->op, "MaxPool"), xh = 0, xw = 0;
     if ((st = is_max ? tip_input(im, n, 0) : tip_input_padded(im, n, 0, &xh, &xw))) return st;
-    layer *L = new_layer(im, n, is_max ? "maxpool" : "avgpool");
+    layer *L = new_layer(im, is_max ? "maxpool" : "avgpool");
     if (L->flat) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) on a flat tensor", SHOW(n->name), SHOW(n->op));
     if (auto_pad_set(n) || attr_i(n, "ceil_mode", 0) != 0 || attr_i(n, "storage_order", 0) != 0 || n->n_out > 1)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): auto_pad, ceil_mode, storage_order or an indices output",
@@ -707,7 +774,9 @@ static herd_status tr_pool(importer *im, const onnx_node *n) {
     char sp[96];
     if ((st = spatial(im, n, -1, -1, xh, xw, sp, sizeof sp, &kh, &kw, &sh, &sw, &ph, &pw))) return st;
     if (!is_max && (ph > xh || pw > xw) && attr_i(n, "count_include_pad", 0) != 1)
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (AveragePool): padding with count_include_pad=0 (herd counts the padding)", SHOW(n->name));
+        return fail(im, HERD_EUNSUPPORTED,
+                    "node '%s' (AveragePool): padding with count_include_pad=0 (herd counts the padding)",
+                    SHOW(n->name));
     if (ph * 2 > kh || pw * 2 > kw || L->h + 2 * ph < kh || L->w + 2 * pw < kw)
         return fail(im, HERD_ESHAPE, "node '%s' (%s): the pool does not fit the input", SHOW(n->name), SHOW(n->op));
     snprintf(L->args, sizeof L->args, "%s", sp);
@@ -719,7 +788,7 @@ static herd_status tr_pool(importer *im, const onnx_node *n) {
 static herd_status tr_gap(importer *im, const onnx_node *n) {
     herd_status st;
     if ((st = tip_input(im, n, 0))) return st;
-    layer *L = new_layer(im, n, "gap");
+    layer *L = new_layer(im, "gap");
     if (L->flat) return fail(im, HERD_EUNSUPPORTED, "node '%s' (GlobalAveragePool) on a flat tensor", SHOW(n->name));
     L->h = L->w = 1;
     /* flat stays 0: ONNX keeps (N, C, 1, 1) until a Flatten/Reshape, which is then an alias */
@@ -732,7 +801,8 @@ static herd_status tr_gap(importer *im, const onnx_node *n) {
 static herd_status alias(importer *im, const onnx_node *n, int flatten) {
     herd_status st;
     value *c = n->n_in >= 1 && n->n_out >= 1 && !flatten ? find_value(im, n->in[0]) : NULL;
-    if (c && c->kind == V_CONST) return set_value(im, n->out[0], *c); /* Identity of a weight (PyTorch shares them so) */
+    if (c && c->kind == V_CONST)
+        return set_value(im, n->out[0], *c); /* Identity of a weight (PyTorch shares them so) */
     if ((st = tip_input(im, n, 0))) return st;
     if (n->n_out < 1) return fail(im, HERD_EFORMAT, "node '%s' (%s) has no output", SHOW(n->name), SHOW(n->op));
     if (im->n_layers > 0) {
@@ -749,13 +819,12 @@ static herd_status alias(importer *im, const onnx_node *n, int flatten) {
 static herd_status tr_flatten(importer *im, const onnx_node *n) {
     herd_status st;
     if ((st = tip_input(im, n, 0))) return st;
-    if (attr_i(n, "axis", 1) != 1) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Flatten): axis other than 1", SHOW(n->name));
+    if (attr_i(n, "axis", 1) != 1)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Flatten): axis other than 1", SHOW(n->name));
     int c, h, w, flat;
-    if (im->n_layers) c = im->layers[im->n_layers - 1].c, h = im->layers[im->n_layers - 1].h, w = im->layers[im->n_layers - 1].w, flat = im->layers[im->n_layers - 1].flat;
-    else c = im->in_c, h = im->in_h, w = im->in_w, flat = h == 1 && w == 1;
-    (void)c;
-    if (flat || (h == 1 && w == 1 && im->n_layers > 0)) return alias(im, n, 1);
-    layer *L = new_layer(im, n, "flatten");
+    tip_shape(im, &c, &h, &w, &flat);
+    if (flat || (h == 1 && w == 1)) return alias(im, n, 1); /* herd treats C x 1 x 1 as flat already */
+    layer *L = new_layer(im, "flatten");
     L->c = L->c * L->h * L->w, L->h = L->w = 1, L->flat = 1;
     set_cand(L, n->out[0]);
     return out_layer(im, n);
@@ -769,14 +838,15 @@ static herd_status tr_reshape(importer *im, const onnx_node *n) {
     const onnx_tensor *S = &im->tensors[ts];
     double v[2];
     if (S->numel != 2 || (S->dtype != ONNX_INT64 && S->dtype != ONNX_INT32))
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Reshape): only reshapes to (N, features) are supported", SHOW(n->name));
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Reshape): only reshapes to (N, features) are supported",
+                    SHOW(n->name));
     if ((st = tensor_values(im, S, NULL, v))) return st;
-    int c, h, w;
-    if (im->n_layers) c = im->layers[im->n_layers - 1].c, h = im->layers[im->n_layers - 1].h, w = im->layers[im->n_layers - 1].w;
-    else c = im->in_c, h = im->in_h, w = im->in_w;
+    int c, h, w, flat;
+    tip_shape(im, &c, &h, &w, &flat);
     int64_t feat = (int64_t)c * h * w;
     if (!((v[0] == 0 || v[0] == -1 || v[0] >= 1) && (v[1] == -1 || v[1] == (double)feat)) || (v[0] == -1 && v[1] == -1))
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Reshape): only reshapes to (N, %lld) are supported", SHOW(n->name), (long long)feat);
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Reshape): only reshapes to (N, %lld) are supported",
+                    SHOW(n->name), (long long)feat);
     onnx_node f = *n;
     f.n_attr = 0;
     f.n_in = 1;
@@ -784,14 +854,18 @@ static herd_status tr_reshape(importer *im, const onnx_node *n) {
 }
 
 static herd_status dense_from(importer *im, const onnx_node *n, int tw, int tb, int transposed) {
-    layer *L = new_layer(im, n, "dense");
+    layer *L = new_layer(im, "dense");
     const onnx_tensor *W = &im->tensors[tw];
     int in_dim = transposed ? 0 : 1, out_dim = transposed ? 1 : 0;
     char need[128];
     snprintf(need, sizeof need, "the input has %d features", L->c * L->h * L->w);
-    if (!L->flat && (L->h != 1 || L->w != 1)) return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) on an NCHW tensor; flatten first", SHOW(n->name), SHOW(n->op));
-    if (W->ndim != 2 || W->dims[in_dim] != L->c || W->dims[out_dim] < 1 || W->dims[out_dim] > (1 << 24)) return bad_shape(im, n, tw, need);
-    if (tb >= 0 && im->tensors[tb].numel != W->dims[out_dim]) return bad_shape(im, n, tb, "the bias needs one value per unit");
+    if (!L->flat && (L->h != 1 || L->w != 1))
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s) on an NCHW tensor; flatten first", SHOW(n->name),
+                    SHOW(n->op));
+    if (W->ndim != 2 || W->dims[in_dim] != L->c || W->dims[out_dim] < 1 || W->dims[out_dim] > (1 << 24))
+        return bad_shape(im, n, tw, need);
+    if (tb >= 0 && im->tensors[tb].numel != W->dims[out_dim])
+        return bad_shape(im, n, tb, "the bias needs one value per unit");
     L->t[0] = tw, L->t[1] = tb, L->transpose_w = transposed;
     L->c = (int)W->dims[out_dim], L->h = L->w = 1, L->flat = 1;
     cand_from_weight(im, L);
@@ -804,7 +878,8 @@ static herd_status tr_gemm(importer *im, const onnx_node *n) {
     if ((st = tip_input(im, n, 0)) || (st = need_const(im, n, 1, "weight", &tw))) return st;
     if (n->n_in > 2 && n->in[2].n && (st = need_const(im, n, 2, "bias", &tb))) return st;
     if (attr_i(n, "transA", 0) != 0 || attr_f(n, "alpha", 1) != 1 || (tb >= 0 && attr_f(n, "beta", 1) != 1))
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Gemm): transA, alpha or beta other than the defaults", SHOW(n->name));
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Gemm): transA, alpha or beta other than the defaults",
+                    SHOW(n->name));
     return dense_from(im, n, tw, tb, attr_i(n, "transB", 0) == 0);
 }
 
@@ -823,12 +898,13 @@ static herd_status tr_batchnorm(importer *im, const onnx_node *n) {
         if ((st = need_const(im, n, i + 1, "scale, bias, mean and var", &t[i]))) return st;
     if (attr_i(n, "training_mode", 0) != 0 || n->n_out > 1)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (BatchNormalization) in training mode", SHOW(n->name));
-    layer *L = new_layer(im, n, "batchnorm");
+    layer *L = new_layer(im, "batchnorm");
     for (int i = 0; i < 4; i++)
         if (im->tensors[t[i]].numel != L->c) return bad_shape(im, n, t[i], "batch norm needs one value per channel");
     float eps = attr_f(n, "epsilon", 1e-5f), mom = attr_f(n, "momentum", 0.9f);
     if (!(eps >= 1e-12f && eps <= 1) || !(mom >= 0 && mom <= 1))
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (BatchNormalization): epsilon or momentum out of range", SHOW(n->name));
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (BatchNormalization): epsilon or momentum out of range",
+                    SHOW(n->name));
     snprintf(L->args, sizeof L->args, "eps=%g momentum=%g", eps, 1.0 - mom);
     memcpy(L->t, t, sizeof t);
     cand_from_weight(im, L);
@@ -838,7 +914,7 @@ static herd_status tr_batchnorm(importer *im, const onnx_node *n) {
 static herd_status tr_act(importer *im, const onnx_node *n, const char *kw) {
     herd_status st;
     if ((st = tip_input(im, n, 0))) return st;
-    layer *L = new_layer(im, n, kw);
+    layer *L = new_layer(im, kw);
     if (str_eq(n->op, "LeakyRelu")) {
         /* the shortest decimal that reads back as the same float */
         float alpha = attr_f(n, "alpha", 0.01f);
@@ -850,7 +926,8 @@ static herd_status tr_act(importer *im, const onnx_node *n, const char *kw) {
     if (str_eq(n->op, "Softmax")) {
         int64_t axis = attr_i(n, "axis", -1);
         if (!L->flat || (axis != 1 && axis != -1))
-            return fail(im, HERD_EUNSUPPORTED, "node '%s' (Softmax): only over the features of an (N, K) tensor", SHOW(n->name));
+            return fail(im, HERD_EUNSUPPORTED, "node '%s' (Softmax): only over the features of an (N, K) tensor",
+                        SHOW(n->name));
     }
     set_cand(L, n->out[0]);
     return out_layer(im, n);
@@ -861,12 +938,17 @@ static herd_status tr_add(importer *im, const onnx_node *n) {
     if (n->n_in != 2) return fail(im, HERD_EFORMAT, "node '%s' (Add) needs 2 inputs", SHOW(n->name));
     value *a = find_value(im, n->in[0]), *b = find_value(im, n->in[1]);
     if (!a || !b) return fail(im, HERD_EFORMAT, "node '%s' (Add) reads a tensor nothing produces", SHOW(n->name));
-    if (a->kind == V_CONST) { value *t = a; a = b; b = t; }
+    if (a->kind == V_CONST) {
+        value *t = a;
+        a = b;
+        b = t;
+    }
     if (a->kind == V_GELU && b->kind == V_CONST && a->flags == G_ERF) {
         double one;
         herd_status st = scalar_of(im, b->tensor, &one);
         if (st) return st;
-        if (fabs(one - 1) > 1e-6) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): not part of a GELU", SHOW(n->name));
+        if (fabs(one - 1) > 1e-6)
+            return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): not part of a GELU", SHOW(n->name));
         value v = *a;
         v.flags = G_ERF1;
         return set_value(im, n->out[0], v);
@@ -874,25 +956,34 @@ static herd_status tr_add(importer *im, const onnx_node *n) {
     if (a->kind == V_LAYER && b->kind == V_CONST) {
         layer *L = a->layer >= 0 ? &im->layers[a->layer] : NULL;
         if (!L || a->layer != im->n_layers - 1 || strcmp(L->kw, "dense") || L->t[1] >= 0)
-            return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): adding a constant is only supported as a MatMul's bias", SHOW(n->name));
-        if (im->tensors[b->tensor].numel != L->c) return bad_shape(im, n, b->tensor, "the bias needs one value per unit");
+            return fail(im, HERD_EUNSUPPORTED,
+                        "node '%s' (Add): adding a constant is only supported as a MatMul's bias", SHOW(n->name));
+        if (im->tensors[b->tensor].numel != L->c)
+            return bad_shape(im, n, b->tensor, "the bias needs one value per unit");
         L->t[1] = b->tensor;
         return set_value(im, n->out[0], *a);
     }
     if (a->kind != V_LAYER || b->kind != V_LAYER)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): unsupported inputs", SHOW(n->name));
-    if (b->layer == im->n_layers - 1) { value *t = a; a = b; b = t; }
+    if (b->layer == im->n_layers - 1) {
+        value *t = a;
+        a = b;
+        b = t;
+    }
     if (a->layer != im->n_layers - 1 || b->layer == a->layer)
-        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): one input must be the previous layer's output and the other "
-                    "an earlier layer's", SHOW(n->name));
-    if (b->layer < 0) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): adding the model input is not supported", SHOW(n->name));
+        return fail(im, HERD_EUNSUPPORTED,
+                    "node '%s' (Add): one input must be the previous layer's output and the other "
+                    "an earlier layer's",
+                    SHOW(n->name));
+    if (b->layer < 0)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Add): adding the model input is not supported", SHOW(n->name));
     layer *src = &im->layers[b->layer];
     const layer *tip = &im->layers[a->layer];
     if (src->c != tip->c || src->h != tip->h || src->w != tip->w)
         return fail(im, HERD_ESHAPE, "node '%s' (Add): the inputs have different shapes", SHOW(n->name));
     src->add_target = 1;
     int src_idx = b->layer;
-    layer *L = new_layer(im, n, "add");
+    layer *L = new_layer(im, "add");
     snprintf(L->args, sizeof L->args, "@%d", src_idx); /* resolved to the name when rendering */
     set_cand(L, n->out[0]);
     return out_layer(im, n);
@@ -901,26 +992,40 @@ static herd_status tr_add(importer *im, const onnx_node *n) {
 /* Mul and Div only appear inside x * 0.5 * (1 + erf(x / sqrt 2)). */
 static herd_status tr_gelu_part(importer *im, const onnx_node *n) {
     herd_status st;
-    if (n->n_in != 2 || n->n_out < 1) return fail(im, HERD_EFORMAT, "node '%s' (%s) needs 2 inputs", SHOW(n->name), SHOW(n->op));
+    if (n->n_in != 2 || n->n_out < 1)
+        return fail(im, HERD_EFORMAT, "node '%s' (%s) needs 2 inputs", SHOW(n->name), SHOW(n->op));
     value *a = find_value(im, n->in[0]), *b = find_value(im, n->in[1]);
-    if (!a || !b) return fail(im, HERD_EFORMAT, "node '%s' (%s) reads a tensor nothing produces", SHOW(n->name), SHOW(n->op));
+    if (!a || !b)
+        return fail(im, HERD_EFORMAT, "node '%s' (%s) reads a tensor nothing produces", SHOW(n->name), SHOW(n->op));
     int is_div = str_eq(n->op, "Div");
-    if (!is_div && a->kind == V_CONST) { value *t = a; a = b; b = t; }
+    if (!is_div && a->kind == V_CONST) {
+        value *t = a;
+        a = b;
+        b = t;
+    }
     value v = {.kind = V_GELU};
     double c = 0;
     if (b->kind == V_CONST && (st = scalar_of(im, b->tensor, &c))) return st;
-    if (is_div && a->kind == V_LAYER && b->kind == V_CONST && fabs(c - sqrt(2.0)) < 1e-5 && a->layer == im->n_layers - 1) {
+    if (is_div && a->kind == V_LAYER && b->kind == V_CONST && fabs(c - sqrt(2.0)) < 1e-5 &&
+        a->layer == im->n_layers - 1) {
         v.layer = a->layer, v.flags = G_DIV;
-    } else if (!is_div && b->kind == V_CONST && fabs(c - 0.5) < 1e-7 && a->kind == V_LAYER && a->layer == im->n_layers - 1) {
+    } else if (!is_div && b->kind == V_CONST && fabs(c - 0.5) < 1e-7 && a->kind == V_LAYER &&
+               a->layer == im->n_layers - 1) {
         v.layer = a->layer, v.flags = G_X | G_HALF;
-    } else if (!is_div && b->kind == V_CONST && fabs(c - 0.5) < 1e-7 && a->kind == V_GELU && !(a->flags & (G_HALF | G_DIV | G_ERF))) {
+    } else if (!is_div && b->kind == V_CONST && fabs(c - 0.5) < 1e-7 && a->kind == V_GELU &&
+               !(a->flags & (G_HALF | G_DIV | G_ERF))) {
         v = *a, v.flags |= G_HALF;
     } else if (!is_div && a->kind != V_CONST && b->kind != V_CONST) {
-        if (a->kind == V_LAYER) { value *t = a; a = b; b = t; }
+        if (a->kind == V_LAYER) {
+            value *t = a;
+            a = b;
+            b = t;
+        }
         if (a->kind != V_GELU || (a->flags & (G_DIV | G_ERF))) goto unsupported;
         if (b->kind == V_LAYER && b->layer == a->layer && !(a->flags & G_X)) {
             v = *a, v.flags |= G_X;
-        } else if (b->kind == V_GELU && b->layer == a->layer && !(a->flags & b->flags) && !(b->flags & (G_DIV | G_ERF))) {
+        } else if (b->kind == V_GELU && b->layer == a->layer && !(a->flags & b->flags) &&
+                   !(b->flags & (G_DIV | G_ERF))) {
             v = *a, v.flags |= b->flags;
         } else {
             goto unsupported;
@@ -930,13 +1035,14 @@ static herd_status tr_gelu_part(importer *im, const onnx_node *n) {
     }
     if (v.flags == (G_ERF1 | G_X | G_HALF)) {
         if (v.layer != im->n_layers - 1) goto unsupported;
-        layer *L = new_layer(im, n, "gelu");
+        layer *L = new_layer(im, "gelu");
         set_cand(L, n->out[0]);
         return out_layer(im, n);
     }
     return set_value(im, n->out[0], v);
 unsupported:
-    return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): Mul and Div are only supported as parts of GELU", SHOW(n->name), SHOW(n->op));
+    return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): Mul and Div are only supported as parts of GELU", SHOW(n->name),
+                SHOW(n->op));
 }
 
 static herd_status tr_erf(importer *im, const onnx_node *n) {
@@ -970,15 +1076,16 @@ static herd_status tr_pad(importer *im, const onnx_node *n) {
     double pads[8] = {0}, cv = 0;
     if (mode && !(mode->has_s && str_eq(mode->s, "constant")))
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only constant padding", SHOW(n->name));
-    if (im->tensors[tp].numel != 8) return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only 4-D padding", SHOW(n->name));
+    if (im->tensors[tp].numel != 8)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only 4-D padding", SHOW(n->name));
     if ((st = tensor_values(im, &im->tensors[tp], NULL, pads))) return st;
     if (tv >= 0 && (st = scalar_of(im, tv, &cv))) return st;
-    if (cv != 0 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[6] || pads[3] != pads[7] || pads[2] < 0 ||
-        pads[3] < 0 || pads[2] > 4096 || pads[3] > 4096)
+    if (cv != 0 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[6] || pads[3] != pads[7] ||
+        pads[2] < 0 || pads[3] < 0 || pads[2] > 4096 || pads[3] > 4096)
         return fail(im, HERD_EUNSUPPORTED, "node '%s' (Pad): only symmetric zero padding of H and W", SHOW(n->name));
     if (n->n_out < 1) return fail(im, HERD_EFORMAT, "node '%s' (Pad) has no output", SHOW(n->name));
-    return set_value(im, n->out[0], (value){.kind = V_LAYER, .layer = im->n_layers - 1, .pad_h = (int)pads[2],
-                                            .pad_w = (int)pads[3]});
+    return set_value(im, n->out[0],
+                     (value){.kind = V_LAYER, .layer = im->n_layers - 1, .pad_h = (int)pads[2], .pad_w = (int)pads[3]});
 }
 
 typedef herd_status (*op_fn)(importer *im, const onnx_node *n);
@@ -993,34 +1100,53 @@ static const struct {
     const char *op;
     op_fn fn;
 } op_table[] = {
-    {"Conv", tr_conv},         {"MaxPool", tr_pool},       {"AveragePool", tr_pool},   {"GlobalAveragePool", tr_gap},
-    {"Flatten", tr_flatten},   {"Reshape", tr_reshape},    {"Gemm", tr_gemm},          {"MatMul", tr_matmul},
-    {"Add", tr_add},           {"Relu", tr_relu},          {"LeakyRelu", tr_leaky},    {"Sigmoid", tr_sigmoid},
-    {"Tanh", tr_tanh},         {"Div", tr_gelu_part},      {"Mul", tr_gelu_part},      {"Erf", tr_erf},
-    {"BatchNormalization", tr_batchnorm}, {"Dropout", tr_identity}, {"Identity", tr_identity},
-    {"Softmax", tr_softmax},   {"Constant", tr_constant},  {"Pad", tr_pad},
+    {"Conv", tr_conv},
+    {"MaxPool", tr_pool},
+    {"AveragePool", tr_pool},
+    {"GlobalAveragePool", tr_gap},
+    {"Flatten", tr_flatten},
+    {"Reshape", tr_reshape},
+    {"Gemm", tr_gemm},
+    {"MatMul", tr_matmul},
+    {"Add", tr_add},
+    {"Relu", tr_relu},
+    {"LeakyRelu", tr_leaky},
+    {"Sigmoid", tr_sigmoid},
+    {"Tanh", tr_tanh},
+    {"Div", tr_gelu_part},
+    {"Mul", tr_gelu_part},
+    {"Erf", tr_erf},
+    {"BatchNormalization", tr_batchnorm},
+    {"Dropout", tr_identity},
+    {"Identity", tr_identity},
+    {"Softmax", tr_softmax},
+    {"Constant", tr_constant},
+    {"Pad", tr_pad},
 };
 
 static herd_status find_input(importer *im) {
     const graph_io *in = NULL;
     for (int i = 0; i < im->n_inputs; i++) {
         int is_init = 0;
-        for (int t = 0; t < im->n_initializers && !is_init; t++) is_init = str_same(im->tensors[t].name, im->inputs[i].name);
+        for (int t = 0; t < im->n_initializers && !is_init; t++)
+            is_init = str_same(im->tensors[t].name, im->inputs[i].name);
         if (is_init) continue;
         if (in) return fail(im, HERD_EUNSUPPORTED, "the graph has several inputs; herd models have one");
         in = &im->inputs[i];
     }
     if (!in) return fail(im, HERD_EFORMAT, "the graph has no input");
     if (in->elem_type != ONNX_FLOAT)
-        return fail(im, HERD_EUNSUPPORTED, "input '%s' has element type %d (herd takes float32)", SHOW(in->name), in->elem_type);
+        return fail(im, HERD_EUNSUPPORTED, "input '%s' has element type %d (herd takes float32)", SHOW(in->name),
+                    in->elem_type);
     const int64_t *d = in->dims + 1;
-    if (in->ndim == 4 && d[0] > 0 && d[1] > 0 && d[2] > 0 && d[0] <= (1 << 20) && d[1] <= (1 << 20) && d[2] <= (1 << 20) &&
-        d[0] * d[1] * d[2] <= (1 << 26)) {
+    if (in->ndim == 4 && d[0] > 0 && d[1] > 0 && d[2] > 0 && d[0] <= (1 << 20) && d[1] <= (1 << 20) &&
+        d[2] <= (1 << 20) && d[0] * d[1] * d[2] <= (1 << 26)) {
         im->in_c = (int)d[0], im->in_h = (int)d[1], im->in_w = (int)d[2];
     } else if (in->ndim == 2 && d[0] > 0 && d[0] <= (1 << 26)) {
         im->in_c = (int)d[0], im->in_h = im->in_w = 1;
     } else {
-        return fail(im, HERD_EUNSUPPORTED, "input '%s' must be [N, C, H, W] or [N, features] with fixed C, H, W", SHOW(in->name));
+        return fail(im, HERD_EUNSUPPORTED, "input '%s' must be [N, C, H, W] or [N, features] with fixed C, H, W",
+                    SHOW(in->name));
     }
     return set_value(im, in->name, (value){.kind = V_LAYER, .layer = -1});
 }
@@ -1038,10 +1164,12 @@ static herd_status translate(importer *im) {
             if (str_eq(n->op, op_table[k].op)) fn = op_table[k].fn;
         if ((st = fn(im, n))) return st;
     }
-    if (im->n_outputs != 1) return fail(im, HERD_EUNSUPPORTED, "the graph has %d outputs; herd models have one", im->n_outputs);
+    if (im->n_outputs != 1)
+        return fail(im, HERD_EUNSUPPORTED, "the graph has %d outputs; herd models have one", im->n_outputs);
     value *out = find_value(im, im->outputs[0].name);
     if (!out || out->kind != V_LAYER || out->layer != im->n_layers - 1 || im->n_layers == 0)
-        return fail(im, HERD_EUNSUPPORTED, "the graph output '%s' is not the last layer's output", SHOW(im->outputs[0].name));
+        return fail(im, HERD_EUNSUPPORTED, "the graph output '%s' is not the last layer's output",
+                    SHOW(im->outputs[0].name));
     /* herd's cross-entropy applies softmax to the logits itself: a final Softmax is dropped */
     if (!strcmp(im->layers[im->n_layers - 1].kw, "softmax") && im->n_layers > 1) im->n_layers--, im->drop_softmax = 1;
     const layer *last = &im->layers[im->n_layers - 1];
@@ -1063,11 +1191,15 @@ static herd_status render(importer *im, char **out) {
     char *s = malloc(cap);
     if (!s) return fail(im, HERD_ENOMEM, "out of memory");
     size_t len = 0;
-    len += (size_t)snprintf(s + len, cap - len, "# translated by herd from %s\n", SHOW(((str){im->path, strlen(im->path)})));
+    len += (size_t)snprintf(s + len, cap - len, "# translated by herd from %s\n",
+                            SHOW(((str){im->path, strlen(im->path)})));
     if (im->drop_softmax)
-        len += (size_t)snprintf(s + len, cap - len, "# the graph's final Softmax is left out: herd's loss applies it to the logits\n");
-    if (im->in_h == 1 && im->in_w == 1) len += (size_t)snprintf(s + len, cap - len, "input %d\n", im->in_c);
-    else len += (size_t)snprintf(s + len, cap - len, "input %dx%dx%d\n", im->in_c, im->in_h, im->in_w);
+        len += (size_t)snprintf(s + len, cap - len,
+                                "# the graph's final Softmax is left out: herd's loss applies it to the logits\n");
+    if (im->in_h == 1 && im->in_w == 1)
+        len += (size_t)snprintf(s + len, cap - len, "input %d\n", im->in_c);
+    else
+        len += (size_t)snprintf(s + len, cap - len, "input %dx%dx%d\n", im->in_c, im->in_h, im->in_w);
     for (int i = 0; i < im->n_layers; i++) {
         layer *L = &im->layers[i];
         char dflt[HERD_NAME_MAX];
@@ -1078,8 +1210,10 @@ static herd_status render(importer *im, char **out) {
         int explicit_name = L->cand[0] && !name_used(im, i, L->cand) && strcmp(L->cand, dflt) != 0;
         snprintf(L->name, sizeof L->name, "%s", explicit_name ? L->cand : dflt);
         char args[HERD_NAME_MAX + 192];
-        if (L->args[0] == '@') snprintf(args, sizeof args, "%s", im->layers[atoi(L->args + 1)].name);
-        else snprintf(args, sizeof args, "%s", L->args);
+        if (L->args[0] == '@')
+            snprintf(args, sizeof args, "%s", im->layers[atoi(L->args + 1)].name);
+        else
+            snprintf(args, sizeof args, "%s", L->args);
         if (!strcmp(L->kw, "dense")) snprintf(args, sizeof args, "%d%s", L->c, L->t[1] >= 0 ? "" : " bias=0");
         len += (size_t)snprintf(s + len, cap - len, "%s%s%s%s%s\n", L->kw, args[0] ? " " : "", args,
                                 explicit_name ? " name=" : "", explicit_name ? L->name : "");
@@ -1160,8 +1294,8 @@ static herd_status load_layer(importer *im, herd_model *m, const layer *L) {
         if (p->numel != t->numel) {
             char s[96];
             shape_str(s, sizeof s, t);
-            return fail(im, HERD_ESHAPE, "initializer '%s' has shape %s, %lld values, but %s needs %lld", SHOW(t->name), s,
-                        (long long)t->numel, name, (long long)p->numel);
+            return fail(im, HERD_ESHAPE, "initializer '%s' has shape %s, %lld values, but %s needs %lld", SHOW(t->name),
+                        s, (long long)t->numel, name, (long long)p->numel);
         }
         float *dst = model_param_data(m, idx);
         herd_status st;

@@ -47,7 +47,9 @@ void pb_put_varint_raw(pb_writer *w, uint64_t v) {
     pb_put_raw(w, b, n);
 }
 
-static void put_tag(pb_writer *w, int field, int wire) { pb_put_varint_raw(w, ((uint64_t)field << 3) | (uint64_t)wire); }
+static void put_tag(pb_writer *w, int field, int wire) {
+    pb_put_varint_raw(w, ((uint64_t)field << 3) | (uint64_t)wire);
+}
 
 void pb_put_varint(pb_writer *w, int field, uint64_t v) {
     put_tag(w, field, PB_VARINT);
@@ -91,8 +93,10 @@ void pb_put_bytes(pb_writer *w, int field, const void *data, size_t n) {
 void pb_put_string(pb_writer *w, int field, const char *s) { pb_put_bytes(w, field, s, strlen(s)); }
 
 void pb_put_message(pb_writer *w, int field, pb_writer *sub) {
-    if (sub->failed) w->failed = 1;
-    else pb_put_bytes(w, field, sub->buf, sub->len);
+    if (sub->failed)
+        w->failed = 1;
+    else
+        pb_put_bytes(w, field, sub->buf, sub->len);
     pb_writer_free(sub);
 }
 

@@ -18,7 +18,7 @@ typedef struct pb_writer {
 
 void pb_put_raw(pb_writer *w, const void *data, size_t n);
 void pb_put_varint_raw(pb_writer *w, uint64_t v);
-void pb_put_varint(pb_writer *w, int field, uint64_t v);   /* int32/int64/uint64/bool/enum */
+void pb_put_varint(pb_writer *w, int field, uint64_t v); /* int32/int64/uint64/bool/enum */
 void pb_put_fixed32(pb_writer *w, int field, uint32_t v);
 void pb_put_fixed64(pb_writer *w, int field, uint64_t v);
 void pb_put_float(pb_writer *w, int field, float v);
@@ -38,8 +38,8 @@ typedef struct pb_reader {
 
 typedef struct pb_field {
     uint32_t number;
-    int wire;           /* PB_VARINT, PB_FIXED64, PB_LEN or PB_FIXED32 */
-    uint64_t u;         /* varint or fixed value */
+    int wire;            /* PB_VARINT, PB_FIXED64, PB_LEN or PB_FIXED32 */
+    uint64_t u;          /* varint or fixed value */
     const uint8_t *data; /* PB_LEN: the payload, len bytes, inside the reader's buffer */
     size_t len;
 } pb_field;

@@ -48,7 +48,8 @@ static herd_status write_record(herd_tb_writer *w, const pb_writer *ev, herd_err
     le(head, ev->len, 8);
     le(head + 8, masked_crc(head, 8), 4);
     le(tail, masked_crc(ev->buf, ev->len), 4);
-    if (fwrite(head, 1, 12, w->f) != 12 || fwrite(ev->buf, 1, ev->len, w->f) != ev->len || fwrite(tail, 1, 4, w->f) != 4)
+    if (fwrite(head, 1, 12, w->f) != 12 || fwrite(ev->buf, 1, ev->len, w->f) != ev->len ||
+        fwrite(tail, 1, 4, w->f) != 4)
         return herd_fail(err, HERD_EIO, "%s: write failed: %s", w->path, strerror(errno));
     return HERD_OK;
 }
@@ -121,7 +122,8 @@ const char *herd_tb_path(const herd_tb_writer *w) { return w->path; }
 herd_status herd_tb_close(herd_tb_writer *w, herd_error *err) {
     if (!w) return HERD_OK;
     herd_status st = herd_tb_flush(w, err);
-    if (fclose(w->f) != 0 && st == HERD_OK) st = herd_fail(err, HERD_EIO, "%s: close failed: %s", w->path, strerror(errno));
+    if (fclose(w->f) != 0 && st == HERD_OK)
+        st = herd_fail(err, HERD_EIO, "%s: close failed: %s", w->path, strerror(errno));
     free(w->path);
     free(w);
     return st;

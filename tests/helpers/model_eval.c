@@ -23,7 +23,8 @@ int main(int argc, char **argv) {
     herd_model *m = NULL;
     herd_safetensors *in = NULL;
     int rc = 1;
-    if (is_onnx(argv[1]) ? herd_model_import_onnx(&m, argv[1], &err) : herd_model_load_spec(&m, argv[1], &err)) goto fail;
+    if (is_onnx(argv[1]) ? herd_model_import_onnx(&m, argv[1], &err) : herd_model_load_spec(&m, argv[1], &err))
+        goto fail;
     if (strcmp(argv[2], "-") != 0 && herd_model_load(m, argv[2], &err)) goto fail;
     if (herd_safetensors_open(&in, argv[3], &err)) goto fail;
     const herd_tensor_ref *x = herd_safetensors_find(in, "input");
@@ -37,14 +38,16 @@ int main(int argc, char **argv) {
     int64_t per = 1;
     for (int d = 1; d < x->ndim; d++) per *= x->shape[d];
     if (per != (int64_t)c * h * w) {
-        fprintf(stderr, "model_eval: input has %lld values per sample, the model takes %d\n", (long long)per, c * h * w);
+        fprintf(stderr, "model_eval: input has %lld values per sample, the model takes %d\n", (long long)per,
+                c * h * w);
         goto out;
     }
     if (herd_model_prepare(m, "ref", B, 1, &err)) goto fail;
     memcpy(herd_model_input(m), x->data, (size_t)B * (size_t)per * sizeof(float));
     if (herd_model_forward(m, B, 0, &err)) goto fail;
     int K = herd_model_output_size(m);
-    herd_tensor_ref out = {.name = "logits", .dtype = HERD_F32, .ndim = 2, .shape = {B, K}, .data = herd_model_output(m)};
+    herd_tensor_ref out = {
+        .name = "logits", .dtype = HERD_F32, .ndim = 2, .shape = {B, K}, .data = herd_model_output(m)};
     if (herd_safetensors_write(argv[4], &out, 1, NULL, 0, &err)) goto fail;
     rc = 0;
     goto out;
