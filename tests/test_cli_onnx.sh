@@ -43,6 +43,12 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     [ "$(wc -l <"$TMP/out")" = 4 ] && pass || fail "predict x.onnx: expected a header and 3 lines, got $(cat "$TMP/out")"
 fi
 
+# a convolution after global pooling reads an (N, C) tensor in ONNX: refused, nothing written
+printf 'input 3x4x4\ngap\nconv 2 1\nflatten\ndense 3\n' >"$TMP/flatconv.spec"
+expect_exit 1 "export of a conv on a flat tensor" -- "$HERD" export "$TMP/flatconv.spec" --onnx "$TMP/flatconv.onnx"
+expect_err_line "export of a conv on a flat tensor" "$TMP/flatconv.onnx: layer 'conv1' reads a flat tensor"
+[ ! -e "$TMP/flatconv.onnx" ] && pass || fail "a file was written for a failed export"
+
 printf 'not protobuf at all\n' >"$TMP/bad.onnx"
 expect_exit 1 "bad .onnx" -- "$HERD" summary "$TMP/bad.onnx"
 expect_err_line "bad .onnx" "$TMP/bad.onnx: not a valid ONNX file"

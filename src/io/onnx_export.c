@@ -1,6 +1,7 @@
 /* ONNX export: the node list walked once into a ModelProto (opset 13) with every registry
  * tensor as a raw little-endian float initializer under its registry name. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "herd/onnx.h"
@@ -15,6 +16,7 @@ typedef struct exporter {
     const char *path;
     herd_error *err;
     int gelu_consts; /* the three GELU scalars were added */
+    char out[HERD_MAX_NODES][HERD_NAME_MAX + 8]; /* each node's output tensor: its name, unless that is taken */
 } exporter;
 
 /* ---- small builders over the ONNX field numbers (io/onnx_proto.h) ---- */
@@ -121,7 +123,7 @@ static const char *gelu_const(exporter *x, int which) {
 }
 
 /* gelu(x) = x * (1 + erf(x / sqrt 2)) * 0.5, the graph PyTorch exports for F.gelu */
-static void emit_gelu(exporter *x, const node *n, const char *in) {
+static void emit_gelu(exporter *x, const node *n, const char *in, const char *out) {
     char t_div[HERD_NAME_MAX + 8], t_erf[HERD_NAME_MAX + 8], t_add[HERD_NAME_MAX + 8], t_mul[HERD_NAME_MAX + 8];
     snprintf(t_div, sizeof t_div, "%s_div", n->name);
     snprintf(t_erf, sizeof t_erf, "%s_erf", n->name);
@@ -131,13 +133,13 @@ static void emit_gelu(exporter *x, const node *n, const char *in) {
     simple_node(x, "Erf", t_erf, t_erf, t_div, NULL);
     simple_node(x, "Add", t_add, t_add, t_erf, gelu_const(x, 1));
     simple_node(x, "Mul", t_mul, t_mul, in, t_add);
-    simple_node(x, "Mul", n->name, n->name, t_mul, gelu_const(x, 2));
+    simple_node(x, "Mul", n->name, out, t_mul, gelu_const(x, 2));
 }
 
-static void emit_pool(exporter *x, const node *n, const char *op, const char *in) {
+static void emit_pool(exporter *x, const node *n, const char *op, const char *in, const char *out) {
     const pool2d_dims *p = &n->pool;
     int64_t k[2] = {p->KH, p->KW}, s[2] = {p->SH, p->SW}, pads[4] = {p->PH, p->PW, p->PH, p->PW};
-    pb_writer w = node_begin(op, n->name, n->name, in, NULL, NULL, NULL, NULL);
+    pb_writer w = node_begin(op, n->name, out, in, NULL, NULL, NULL, NULL);
     attr_ints(&w, "kernel_shape", k, 2);
     attr_ints(&w, "strides", s, 2);
     attr_ints(&w, "pads", pads, 4);
@@ -152,7 +154,8 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
     int in4 = n->in < 0 ? (m->in_h != 1 || m->in_w != 1) : rank4[n->in];
     const char *pw = n->p_weight >= 0 ? m->params_reg[n->p_weight].info.name : NULL;
     const char *pb = n->p_bias >= 0 ? m->params_reg[n->p_bias].info.name : NULL;
-    tname[i] = n->name;
+    const char *out = x->out[i];
+    tname[i] = out;
     rank4[i] = in4;
     if (!in4 && (n->kind == NODE_CONV || n->kind == NODE_MAXPOOL || n->kind == NODE_AVGPOOL || n->kind == NODE_GAP))
         return herd_fail(x->err, HERD_EUNSUPPORTED, "%s: layer '%s' reads a flat tensor; ONNX export needs NCHW there",
@@ -166,7 +169,7 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
         const conv2d_dims *c = &n->conv;
         int64_t k[2] = {c->KH, c->KW}, s[2] = {c->SH, c->SW}, pads[4] = {c->PH, c->PW, c->PH, c->PW};
         int64_t one[2] = {1, 1};
-        pb_writer w = node_begin("Conv", n->name, n->name, in, pw, pb, NULL, NULL);
+        pb_writer w = node_begin("Conv", n->name, out, in, pw, pb, NULL, NULL);
         attr_ints(&w, "kernel_shape", k, 2);
         attr_ints(&w, "strides", s, 2);
         attr_ints(&w, "pads", pads, 4);
@@ -175,21 +178,21 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
         node_end(x, &w);
         break;
     }
-    case NODE_MAXPOOL: emit_pool(x, n, "MaxPool", in); break;
-    case NODE_AVGPOOL: emit_pool(x, n, "AveragePool", in); break;
+    case NODE_MAXPOOL: emit_pool(x, n, "MaxPool", in, out); break;
+    case NODE_AVGPOOL: emit_pool(x, n, "AveragePool", in, out); break;
     case NODE_GAP: {
         /* herd's gap yields (B, C); ONNX's keeps (N, C, 1, 1) */
         char pooled[HERD_NAME_MAX + 8];
         snprintf(pooled, sizeof pooled, "%s_pool", n->name);
         simple_node(x, "GlobalAveragePool", pooled, pooled, in, NULL);
-        pb_writer w = node_begin("Flatten", n->name, n->name, pooled, NULL, NULL, NULL, NULL);
+        pb_writer w = node_begin("Flatten", n->name, out, pooled, NULL, NULL, NULL, NULL);
         attr_int(&w, "axis", 1);
         node_end(x, &w);
         rank4[i] = 0;
         break;
     }
     case NODE_FLATTEN: {
-        pb_writer w = node_begin("Flatten", n->name, n->name, in, NULL, NULL, NULL, NULL);
+        pb_writer w = node_begin("Flatten", n->name, out, in, NULL, NULL, NULL, NULL);
         attr_int(&w, "axis", 1);
         node_end(x, &w);
         rank4[i] = 0;
@@ -204,7 +207,7 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
             node_end(x, &f);
             in = flat;
         }
-        pb_writer w = node_begin("Gemm", n->name, n->name, in, pw, pb, NULL, NULL);
+        pb_writer w = node_begin("Gemm", n->name, out, in, pw, pb, NULL, NULL);
         attr_float(&w, "alpha", 1.0f);
         attr_float(&w, "beta", 1.0f);
         attr_int(&w, "transB", 1);
@@ -214,7 +217,7 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
     }
     case NODE_DROPOUT: tname[i] = in; break; /* identity at inference */
     case NODE_BATCHNORM: {
-        pb_writer w = node_begin("BatchNormalization", n->name, n->name, in, pw, pb, m->params_reg[n->p_mean].info.name,
+        pb_writer w = node_begin("BatchNormalization", n->name, out, in, pw, pb, m->params_reg[n->p_mean].info.name,
                                  m->params_reg[n->p_var].info.name);
         attr_float(&w, "epsilon", n->eps);
         attr_float(&w, "momentum", 1.0f - n->momentum); /* ONNX weighs the running value, PyTorch the new one */
@@ -223,12 +226,12 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
     }
     case NODE_ACT:
         switch (n->act) {
-        case HERD_ACT_RELU: simple_node(x, "Relu", n->name, n->name, in, NULL); break;
-        case HERD_ACT_SIGMOID: simple_node(x, "Sigmoid", n->name, n->name, in, NULL); break;
-        case HERD_ACT_TANH: simple_node(x, "Tanh", n->name, n->name, in, NULL); break;
-        case HERD_ACT_GELU: emit_gelu(x, n, in); break;
+        case HERD_ACT_RELU: simple_node(x, "Relu", n->name, out, in, NULL); break;
+        case HERD_ACT_SIGMOID: simple_node(x, "Sigmoid", n->name, out, in, NULL); break;
+        case HERD_ACT_TANH: simple_node(x, "Tanh", n->name, out, in, NULL); break;
+        case HERD_ACT_GELU: emit_gelu(x, n, in, out); break;
         case HERD_ACT_LEAKY_RELU: {
-            pb_writer w = node_begin("LeakyRelu", n->name, n->name, in, NULL, NULL, NULL, NULL);
+            pb_writer w = node_begin("LeakyRelu", n->name, out, in, NULL, NULL, NULL, NULL);
             attr_float(&w, "alpha", n->alpha);
             node_end(x, &w);
             break;
@@ -237,7 +240,7 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
         }
         break;
     case NODE_SOFTMAX: {
-        pb_writer w = node_begin("Softmax", n->name, n->name, in, NULL, NULL, NULL, NULL);
+        pb_writer w = node_begin("Softmax", n->name, out, in, NULL, NULL, NULL, NULL);
         attr_int(&w, "axis", 1);
         node_end(x, &w);
         break;
@@ -246,29 +249,37 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
         if (rank4[n->in2] != in4)
             return herd_fail(x->err, HERD_EUNSUPPORTED, "%s: add '%s' sums a flat and an NCHW tensor", x->path,
                              n->name);
-        simple_node(x, "Add", n->name, n->name, in, tname[n->in2]);
+        simple_node(x, "Add", n->name, out, in, tname[n->in2]);
         break;
     }
     }
     return HERD_OK;
 }
 
-herd_status herd_model_export_onnx(const herd_model *m, const char *path, herd_error *err) {
-    exporter x = {.m = m, .path = path, .err = err};
+/* Node outputs are named after the layers, except a layer called "input" (the graph's input)
+ * or "logits" before the last layer (the graph's output), which gets "_out" appended. */
+static herd_status export_graph(exporter *x, const herd_model *m, const char *path, herd_error *err) {
+    x->m = m, x->path = path, x->err = err;
     const char *tname[HERD_MAX_NODES];
     int rank4[HERD_MAX_NODES];
     herd_status st = HERD_OK;
-    pb_put_string(&x.graph, GRAPH_NAME, "herd");
-    for (int i = 0; i < m->n_nodes && st == HERD_OK; i++) st = emit_node(&x, i, tname, rank4);
+    for (int i = 0; i < m->n_nodes; i++) {
+        const char *name = m->nodes[i].name;
+        int taken = !strcmp(name, "input") || (!strcmp(name, "logits") && i != m->n_nodes - 1);
+        snprintf(x->out[i], sizeof x->out[i], "%s%s", name, taken ? "_out" : "");
+    }
+    pb_put_string(&x->graph, GRAPH_NAME, "herd");
+    for (int i = 0; i < m->n_nodes && st == HERD_OK; i++) st = emit_node(x, i, tname, rank4);
     if (st != HERD_OK) {
-        pb_writer_free(&x.graph);
+        pb_writer_free(&x->graph);
         return st;
     }
     const node *last = &m->nodes[m->n_nodes - 1];
-    simple_node(&x, "Identity", "output", "logits", tname[m->n_nodes - 1], NULL);
+    if (strcmp(tname[m->n_nodes - 1], "logits") != 0) /* a last layer named logits is the output itself */
+        simple_node(x, "Identity", "output", "logits", tname[m->n_nodes - 1], NULL);
     int64_t in_dims[3] = {m->in_c, m->in_h, m->in_w}, out_dims[1] = {last->c};
-    value_info(&x.graph, GRAPH_INPUT, "input", in_dims, m->in_h == 1 && m->in_w == 1 ? 1 : 3);
-    value_info(&x.graph, GRAPH_OUTPUT, "logits", out_dims, 1);
+    value_info(&x->graph, GRAPH_INPUT, "input", in_dims, m->in_h == 1 && m->in_w == 1 ? 1 : 3);
+    value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, 1);
 
     pb_writer model = {0};
     pb_put_varint(&model, MODEL_IR_VERSION, 8);
@@ -278,7 +289,7 @@ herd_status herd_model_export_onnx(const herd_model *m, const char *path, herd_e
     pb_put_string(&opset, OPSET_DOMAIN, "");
     pb_put_varint(&opset, OPSET_VERSION, 13);
     pb_put_message(&model, MODEL_OPSET_IMPORT, &opset);
-    pb_put_message(&model, MODEL_GRAPH, &x.graph);
+    pb_put_message(&model, MODEL_GRAPH, &x->graph);
     if (model.failed) {
         pb_writer_free(&model);
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory building the ONNX model", path);
@@ -286,5 +297,13 @@ herd_status herd_model_export_onnx(const herd_model *m, const char *path, herd_e
     const void *chunk = model.buf;
     st = io_write_file_atomic(path, &chunk, &model.len, 1, err);
     pb_writer_free(&model);
+    return st;
+}
+
+herd_status herd_model_export_onnx(const herd_model *m, const char *path, herd_error *err) {
+    exporter *xp = calloc(1, sizeof *xp);
+    if (!xp) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    herd_status st = export_graph(xp, m, path, err);
+    free(xp);
     return st;
 }
