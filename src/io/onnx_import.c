@@ -125,8 +125,9 @@ static herd_status fail(importer *im, herd_status st, const char *fmt, ...) {
     return herd_fail(im->err, st, "%s: %s", im->path, msg);
 }
 
-static int str_eq(str s, const char *c) { return s.n == strlen(c) && memcmp(s.p, c, s.n) == 0; }
-static int str_same(str a, str b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
+/* memcmp of 0 bytes still needs valid pointers, and an absent string has p = NULL */
+static int str_eq(str s, const char *c) { return s.n == strlen(c) && (s.n == 0 || memcmp(s.p, c, s.n) == 0); }
+static int str_same(str a, str b) { return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0); }
 /* For messages: at most 80 bytes, printable. */
 static const char *show(str s, char *buf, size_t size) {
     size_t n = s.n < size - 1 ? s.n : size - 1;
