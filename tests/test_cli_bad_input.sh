@@ -11,7 +11,8 @@ for c in train eval predict summary; do
 done
 "$HERD" train --help >"$TMP/out"
 for o in --data --epochs --batch --lr --optimizer --weight-decay --seed --threads --val-split --log-json --save \
-         --backend --schedule --warmup --clip-norm; do
+         --backend --lr-schedule --warmup --clip-norm --strategy --stages --microbatches --schedule --split --servers --staleness \
+         --checkpoint-dir --checkpoint-every --resume --on-nan --workers --bucket-mb --grad-compress --deterministic; do
     grep -q -- "$o" "$TMP/out" && pass || fail "train --help lacks $o"
 done
 

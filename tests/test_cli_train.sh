@@ -44,7 +44,7 @@ expect_exit 0 "train other seed" -- "$HERD" train "$SPEC" --data "$TMP/d" --epoc
 cmp -s "$TMP/w1.safetensors" "$TMP/w3.safetensors" && fail "different seeds gave identical weights" || pass
 
 # other optimizers and schedules run and learn something
-for opt in "sgd --lr 0.05" "momentum --lr 0.01 --schedule step" "nesterov --lr 0.01 --schedule cosine --warmup 20" \
+for opt in "sgd --lr 0.05" "momentum --lr 0.01 --lr-schedule step" "nesterov --lr 0.01 --lr-schedule cosine --warmup 20" \
            "adamw --weight-decay 0.01 --clip-norm 1"; do
     expect_exit 0 "train --optimizer $opt" -- "$HERD" train "$SPEC" --data "$TMP/d" --epochs 1 --optimizer $opt --quiet
     acc=$(sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p' "$TMP/out")

@@ -59,10 +59,11 @@ def run_case(spec, backend, batch, optimizer):
     check(tag + " logits", t["logits"], logits.detach().numpy(), 1e-4, 1e-3)
     check(tag + " loss", t["loss"], loss.item(), 1e-5, 1e-4)
     for k, p in params.items():
-        # float32 noise: relative to the tensor's largest gradient; 2e-6 absolute for gradients that are exactly 0
+        # float32 noise, relative to the tensor's largest gradient (5e-4: batch norm over 4 samples of a dense layer
+        # amplifies rounding differences ~20x on the way back); 2e-6 absolute for gradients that are exactly 0
         # in theory (a bias right before batch norm)
         scale = float(np.abs(p.grad.numpy()).max())
-        check(f"{tag} grad.{k}", t["grad." + k], p.grad.numpy(), 2e-4 * scale + 2e-6, 1e-3)
+        check(f"{tag} grad.{k}", t["grad." + k], p.grad.numpy(), 5e-4 * scale + 2e-6, 1e-3)
     for k, b in buffers.items():
         check(f"{tag} {k} after the step", t["after." + k], b.numpy(), 1e-5, 1e-4)
     # one optimizer step, in float32 as herd does, from herd's own gradients

@@ -109,6 +109,10 @@ int herd_pool_threads(const herd_pool *p);
 typedef void (*herd_range_fn)(void *ctx, int64_t begin, int64_t end, int thread);
 void herd_pool_for(herd_pool *p, int64_t n, herd_range_fn fn, void *ctx);
 
+/* Test-only fault injection: with HERD_TEST_FAULT="crash:NAME:K" the K-th call with this
+ * NAME kills the process (SIGKILL). A no-op otherwise. */
+void herd_fault_point(const char *name);
+
 /* Number of online CPUs (>= 1). */
 int herd_cpu_count(void);
 /* Monotonic seconds. */

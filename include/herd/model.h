@@ -60,6 +60,24 @@ float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct)
 /* Zeroes gradients and back-propagates the loss of the last forward/loss call
  * (mean over the batch, times grad_scale: data-parallel callers pass local/global). */
 void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale);
+/* ---- pieces of a step, for pipeline stages and micro-batches ----
+ * Rows [row0, row0 + B) of the planned batch hold one micro-batch; layers [first, last]
+ * are one stage. herd_model_forward/loss/backward are these over everything. */
+herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
+                                     herd_error *err);
+float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, int B, int *correct);
+/* Zeroes the activation gradients of layers [first-1, last] in those rows (not the parameter grads). */
+void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B);
+/* Adds the loss gradient (mean over B, times grad_scale) to the last layer's output gradient. */
+void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *labels, int B, float grad_scale);
+/* Back-propagates layers last..first, accumulating into the parameter grads and into the
+ * output gradient of layer first-1. */
+void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B);
+/* The layers feeding layer i (-1: the model input; in2 = -1 unless it is an add). */
+void herd_model_layer_inputs(const herd_model *m, int i, int *in, int *in2);
+/* Layer i's output and output-gradient buffers (planned batch) and floats per sample. */
+void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample);
+
 /* Called during backward each time the gradients of params[ready_from, n_params) are
  * final (after each layer), so data-parallel training can start reducing them while
  * backward goes on. fn = NULL removes the hook. */

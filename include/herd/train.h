@@ -33,6 +33,17 @@ typedef struct herd_train_config {
     float clip_norm;         /* global-norm clipping; <= 0 = off */
     uint64_t seed;           /* shuffling and dropout (the model's init uses its own call) */
     herd_strategy *strategy; /* NULL: one process; else this rank computes its share of each batch */
+    /* checkpoints: every `checkpoint_every` steps (0 = never) rank 0 writes
+     * checkpoint_dir/ckpt-<step>.safetensors atomically, keeping the newest keep_checkpoints
+     * (0 = all); resume = 1 continues exactly from the newest one there (any world size,
+     * same global batch). */
+    const char *checkpoint_dir;
+    int64_t checkpoint_every;
+    int keep_checkpoints;
+    int resume;
+    /* a NaN/Inf loss or gradient: 0 stops with HERD_ENUMERIC naming the first layer that went
+     * non-finite (the last checkpoint stays the one before it); 1 skips that step's update */
+    int skip_nonfinite;
 } herd_train_config;
 
 /* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */
@@ -45,6 +56,7 @@ typedef struct herd_epoch_stats {
     double seconds;          /* training time of the epoch (excluding validation) */
     double images_per_second;
     double lr;               /* learning rate at the end of the epoch */
+    int64_t skipped_steps;   /* updates skipped for non-finite gradients (skip_nonfinite) */
 } herd_epoch_stats;
 
 typedef struct herd_train_callbacks {
@@ -65,6 +77,7 @@ typedef struct herd_step_result {
     double loss_sum; /* sum of per-sample losses */
     int correct;
     int samples;
+    int skipped;     /* 1: non-finite gradients, the update was skipped (skip_nonfinite) */
 } herd_step_result;
 
 /* One step on the global batch idx[0..B) of ds: this rank loads its share, runs forward,
@@ -81,6 +94,12 @@ void herd_trainer_destroy(herd_trainer *t);
  * first layer that went non-finite, if the loss becomes NaN/Inf. */
 herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
                        const herd_train_callbacks *cb, herd_error *err);
+
+/* On a parameter-server server rank (cfg->strategy): applies the workers' gradients with
+ * the optimizer and schedule cfg asks for until every worker is done. train sizes the
+ * schedule. */
+herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const herd_train_config *cfg,
+                             herd_error *err);
 
 /* Mean loss and accuracy of m on ds, in batches of `batch` (<= the prepared batch).
  * With a strategy each rank evaluates its contiguous share and the sums are combined. */

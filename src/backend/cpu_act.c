@@ -46,7 +46,7 @@ static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
 
 void cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha) {
     act_job j = {.out = out, .in = in, .act = act, .alpha = alpha};
-    cpu_for(ex, n, n * act_cost(act), act_forward_range, &j);
+    cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * act_cost(act)), act_forward_range, &j);
 }
 
 static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
@@ -59,11 +59,19 @@ static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     case HERD_ACT_NONE:
         for (int64_t i = i0; i < i1; i++) dx[i] += g[i];
         break;
+    /* loads hoisted out of the ?: so the compiler emits a blend, not a branch
+     * that mispredicts on every other element (measured 10x slower) */
     case HERD_ACT_RELU:
-        for (int64_t i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? g[i] : 0.0f;
+        for (int64_t i = i0; i < i1; i++) {
+            float gi = g[i];
+            dx[i] += x[i] > 0.0f ? gi : 0.0f;
+        }
         break;
     case HERD_ACT_LEAKY_RELU:
-        for (int64_t i = i0; i < i1; i++) dx[i] += x[i] > 0.0f ? g[i] : a * g[i];
+        for (int64_t i = i0; i < i1; i++) {
+            float gi = g[i];
+            dx[i] += x[i] > 0.0f ? gi : a * gi;
+        }
         break;
     case HERD_ACT_SIGMOID:
         for (int64_t i = i0; i < i1; i++) dx[i] += g[i] * y[i] * (1.0f - y[i]);
@@ -86,5 +94,5 @@ void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const 
                       int64_t n, herd_act act, float alpha) {
     if (!din) return;
     act_job j = {.din = din, .dout = dout, .in = in, .out_in = out, .act = act, .alpha = alpha};
-    cpu_for(ex, n, n * act_cost(act), act_backward_range, &j);
+    cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * act_cost(act)), act_backward_range, &j);
 }

@@ -54,7 +54,7 @@ void cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, f
                                  int C, int HW, float momentum, float eps) {
     bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
                 .in = in, .gamma = gamma, .beta = beta, .B = B, .C = C, .HW = HW, .momentum = momentum, .eps = eps};
-    cpu_for(ex, C, (int64_t)4 * B * C * HW, bn_train_channels, &j);
+    cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)4 * B * C * HW), bn_train_channels, &j);
 }
 
 static void bn_eval_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
@@ -78,7 +78,7 @@ void cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in
                                 int HW, float eps) {
     bn_job j = {.out = out, .in = in, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
                 .rvar_in = running_var, .B = B, .C = C, .HW = HW, .eps = eps};
-    cpu_for(ex, C, (int64_t)B * C * HW, bn_eval_channels, &j);
+    cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW), bn_eval_channels, &j);
 }
 
 /* din += gamma*rstd * (dout - mean(dout) - xhat * mean(dout*xhat)); dbeta += sum dout; dgamma += sum dout*xhat. */
@@ -117,5 +117,5 @@ void cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, floa
                             int HW) {
     bn_job j = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean_in = mean,
                 .rstd_in = rstd, .gamma = gamma, .B = B, .C = C, .HW = HW};
-    cpu_for(ex, C, (int64_t)5 * B * C * HW, bn_backward_channels, &j);
+    cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)5 * B * C * HW), bn_backward_channels, &j);
 }

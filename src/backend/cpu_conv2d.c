@@ -1,10 +1,14 @@
-/* cpu conv2d: per-image im2col + single-threaded sgemm, with the batch split into fixed
- * slots run on herd's pool; dw/db reduce through per-slot partials summed in slot order. */
+/* cpu conv2d: per-image im2col + single-threaded cpu_gemm on herd's pool. Images are handed
+ * out dynamically (each is computed the same way whoever takes it); dw/db use a fixed split
+ * into slots whose partials are summed in slot order, so results are reproducible. */
+#include <stdatomic.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "cpu_internal.h"
+
+#ifdef HAVE_AVX512_KERNEL
+#include <immintrin.h>
+#endif
 
 /* Keeps every workspace slice on its own cache lines (64 bytes). */
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -19,13 +23,29 @@ static size_t col_floats(const conv2d_dims *d) {
     return round16((size_t)d->C * d->KH * d->KW * (size_t)d->OH * d->OW);
 }
 
+/* dout of one image transposed, (OH*OW, OC): see conv_backward_slots. */
+static size_t doutT_floats(const conv2d_dims *d) { return round16((size_t)d->OH * d->OW * d->OC); }
+
+/* A slot's dw partial, transposed (C*KH*KW, OC), then its db partial (OC). */
 static size_t partial_floats(const conv2d_dims *d) {
     return round16((size_t)d->OC * d->C * d->KH * d->KW + (size_t)d->OC);
 }
 
+/* One image zero-padded, (C, H+2PH, W+2PW): the AVX-512 im2col/col2im work on it so that
+ * every row they move is in bounds and needs no edge logic. */
+static size_t padded_floats(const conv2d_dims *d) {
+    if (is_pointwise(d)) return 0;
+    return round16((size_t)d->C * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW));
+}
+
+/* Per slot: [col | padded | doutT | partial]; forward uses only col and padded. */
+static size_t slot_floats(const conv2d_dims *d, int backward) {
+    return col_floats(d) + padded_floats(d) + (backward ? doutT_floats(d) + partial_floats(d) : 0);
+}
+
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
     size_t t = threads < 1 ? 1 : (size_t)threads;
-    return t * col_floats(d) + (t - 1) * partial_floats(d);
+    return t * slot_floats(d, 1);
 }
 
 const char *cpu_conv2d_unsupported(const conv2d_dims *d) {
@@ -39,10 +59,8 @@ static int conv_slots(const herd_exec *ex, const conv2d_dims *d, int backward) {
     int t = cpu_threads(ex);
     if (t > d->B) t = d->B;
     size_t have = ex ? ex->workspace_floats : 0;
-    for (; t >= 1; t--) {
-        size_t need = (size_t)t * col_floats(d) + (backward ? (size_t)(t - 1) * partial_floats(d) : 0);
-        if (need <= have) return t;
-    }
+    for (; t >= 1; t--)
+        if ((size_t)t * slot_floats(d, backward) <= have) return t;
     return 0;
 }
 
@@ -78,8 +96,8 @@ static void im2col(float *col, const float *in, const conv2d_dims *d) {
                     const float *src = plane + (size_t)ih * W;
                     int off = kw - d->PW;
                     for (int ow = 0; ow < ow0; ow++) r[ow] = 0.0f;
-                    if (SW == 1) {
-                        if (ow1 > ow0) memcpy(r + ow0, src + ow0 + off, sizeof(float) * (size_t)(ow1 - ow0));
+                    if (SW == 1) { /* rows are short (7..28): a loop beats a memcpy call */
+                        for (int ow = ow0; ow < ow1; ow++) r[ow] = src[ow + off];
                     } else {
                         for (int ow = ow0; ow < ow1; ow++) r[ow] = src[ow * SW + off];
                     }
@@ -107,8 +125,7 @@ static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
                     const float *r = row + (size_t)oh * OW;
                     float *dst = plane + (size_t)ih * W;
                     if (SW == 1) {
-                        float *dd = dst + off;
-                        for (int ow = ow0; ow < ow1; ow++) dd[ow] += r[ow];
+                        for (int ow = ow0; ow < ow1; ow++) dst[ow + off] += r[ow];
                     } else {
                         for (int ow = ow0; ow < ow1; ow++) dst[ow * SW + off] += r[ow];
                     }
@@ -116,6 +133,102 @@ static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
             }
         }
     }
+}
+
+#ifdef HAVE_AVX512_KERNEL
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* im2col for stride-1 rows from the zero-padded image P: each output row is OW contiguous
+ * floats of P, moved 16 at a time with masked loads/stores (3x faster than the scalar
+ * loops, which spend their time on edge logic for 7..28-float rows). */
+static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW;
+    float *r = col;
+    for (int c = 0; c < d->C; c++)
+        for (int kh = 0; kh < d->KH; kh++)
+            for (int kw = 0; kw < d->KW; kw++) {
+                const float *base = P + ((size_t)c * Hp + kh) * Wp + kw;
+                for (int oh = 0; oh < OH; oh++, r += OW) {
+                    const float *src = base + (size_t)oh * d->SH * Wp;
+                    for (int o = 0; o < OW; o += 16) {
+                        __mmask16 m = lanes(OW - o);
+                        _mm512_mask_storeu_ps(r + o, m, _mm512_maskz_loadu_ps(m, src + o));
+                    }
+                }
+            }
+}
+
+/* P (zeroed by the caller) += the columns of col at the places im2col_padded read them. */
+static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW;
+    const float *r = col;
+    for (int c = 0; c < d->C; c++)
+        for (int kh = 0; kh < d->KH; kh++)
+            for (int kw = 0; kw < d->KW; kw++) {
+                float *base = P + ((size_t)c * Hp + kh) * Wp + kw;
+                for (int oh = 0; oh < OH; oh++, r += OW) {
+                    float *dst = base + (size_t)oh * d->SH * Wp;
+                    for (int o = 0; o < OW; o += 16) {
+                        __mmask16 m = lanes(OW - o);
+                        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + o), _mm512_maskz_loadu_ps(m, r + o));
+                        _mm512_mask_storeu_ps(dst + o, m, v);
+                    }
+                }
+            }
+}
+#endif
+
+/* P = the image zero-padded by (PH, PW). */
+static void pad_image(float *P, const float *in, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
+    memset(P, 0, sizeof(float) * (size_t)d->C * Hp * Wp);
+    for (int c = 0; c < d->C; c++)
+        for (int h = 0; h < d->H; h++)
+            memcpy(P + ((size_t)c * Hp + h + d->PH) * Wp + d->PW, in + ((size_t)c * d->H + h) * d->W,
+                   sizeof(float) * (size_t)d->W);
+}
+
+/* The vector paths need unit column stride; others use the scalar loops. */
+static int use_padded(const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    return d->SW == 1 && cpu_avx512_enabled();
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
+/* col = im2col(image); pad is the slot's padded-image scratch. */
+static void image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    if (use_padded(d)) {
+        pad_image(pad, in, d);
+        im2col_padded(col, pad, d);
+        return;
+    }
+#endif
+    (void)pad;
+    im2col(col, in, d);
+}
+
+/* din (one image) += col2im(col). */
+static void col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    if (use_padded(d)) {
+        const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
+        memset(pad, 0, sizeof(float) * (size_t)d->C * Hp * Wp);
+        col2im_padded(pad, col, d);
+        for (int c = 0; c < d->C; c++)
+            for (int h = 0; h < d->H; h++) {
+                const float *s = pad + ((size_t)c * Hp + h + d->PH) * Wp + d->PW;
+                float *t = din + ((size_t)c * d->H + h) * d->W;
+                for (int w = 0; w < d->W; w++) t[w] += s[w];
+            }
+        return;
+    }
+#endif
+    (void)pad;
+    col2im_add(din, col, d);
 }
 
 /* Sum of n floats with 8 independent accumulators: vectorisable without fast-math,
@@ -134,39 +247,37 @@ typedef struct conv_job {
     const herd_exec *ex;
     const conv2d_dims *d;
     int slots;
+    atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
 } conv_job;
 
 static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
-    const conv_job *j = ctx;
+    (void)s1;
+    conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
     const int pointwise = is_pointwise(d);
-    for (int64_t s = s0; s < s1; s++) {
-        float *col = j->ex->workspace + (size_t)s * col_floats(d);
-        int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
-        for (int b = b0; b < b1; b++) {
-            const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
-            float *outb = j->out + (size_t)b * d->OC * N;
-            const float *cols = inb;
-            if (!pointwise) {
-                im2col(col, inb, d);
-                cols = col;
-            }
-            float beta = 0.0f;
-            if (j->b) {
-                /* bias first, then sgemm accumulates on top: one pass over out instead of two */
-                for (int oc = 0; oc < d->OC; oc++) {
-                    float *o = outb + (size_t)oc * N, v = j->b[oc];
-                    for (int i = 0; i < N; i++) o[i] = v;
-                }
-                beta = 1.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->OC, N, K, 1.0f, j->w, K, cols, N, beta, outb,
-                        N);
+    float *col = j->ex->workspace + (size_t)s0 * slot_floats(d, 0);
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= d->B) break;
+        const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+        float *outb = j->out + (size_t)b * d->OC * N;
+        const float *cols = inb;
+        if (!pointwise) {
+            image_to_col(col, col + col_floats(d), inb, d);
+            cols = col;
         }
+        if (j->b) {
+            /* bias first, then sgemm accumulates on top: one pass over out instead of two */
+            for (int oc = 0; oc < d->OC; oc++) {
+                float *o = outb + (size_t)oc * N, v = j->b[oc];
+                for (int i = 0; i < N; i++) o[i] = v;
+            }
+        }
+        cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
     }
 }
 
@@ -178,71 +289,85 @@ void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const 
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .out = out, .in = in, .w = w, .b = b};
+    atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    cpu_for(ex, slots, work, conv_forward_slots, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_forward_slots, &j);
 }
 
+/* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the
+ * summation order must not depend on timing), then din image by image, handed out
+ * dynamically so the thread that finished its slot first takes more.
+ * dw is computed transposed, dwT (K, OC) += col (K, N) * doutT (N, OC), because that is the
+ * product cpu_gemm's kernel runs fast (both B and C contiguous along their rows); the
+ * transposes of dout (OC*N floats) and of the partial cost far less than the product. */
 static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
-    const conv_job *j = ctx;
+    conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
     const int pointwise = is_pointwise(d);
-    for (int64_t s = s0; s < s1; s++) {
-        float *col = j->ex->workspace + (size_t)s * col_floats(d);
-        /* slot 0 accumulates straight into dw/db; the others into their partials */
-        float *pw = j->dw, *pb = j->db;
-        if (s > 0) {
-            pw = j->ex->workspace + (size_t)j->slots * col_floats(d) + (size_t)(s - 1) * partial_floats(d);
-            pb = pw + (size_t)OC * K;
-        }
+    for (int64_t s = s0; s < s1 && (j->dw || j->db); s++) {
+        float *col = j->ex->workspace + (size_t)s * slot_floats(d, 1);
+        float *doutT = col + col_floats(d) + padded_floats(d);
+        float *pw = doutT + doutT_floats(d), *pb = pw + (size_t)OC * K;
         int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
         for (int b = b0; b < b1; b++) {
             const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
             const float *doutb = j->dout + (size_t)b * OC * N;
-            int fresh = s > 0 && b == b0; /* a partial's first image overwrites it */
+            int fresh = b == b0; /* a slot's first image overwrites its partial */
             if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
-                    im2col(col, inb, d);
+                    image_to_col(col, col + col_floats(d), inb, d);
                     cols = col;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, N, 1.0f, doutb, N, cols, N,
-                            fresh ? 0.0f : 1.0f, pw, K);
+                cpu_transpose(doutT, doutb, OC, N);
+                cpu_gemm(K, OC, N, cols, N, 1, doutT, OC, !fresh, pw, OC);
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
                     float v = sum_floats(doutb + (size_t)oc * N, N);
                     pb[oc] = fresh ? v : pb[oc] + v;
                 }
-            if (j->din) {
-                float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
-                if (pointwise) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 1.0f,
-                                dinb, N);
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, OC, 1.0f, j->w, K, doutb, N, 0.0f,
-                                col, N);
-                    col2im_add(dinb, col, d);
-                }
-            }
+        }
+    }
+    if (!j->din) return;
+    float *col = j->ex->workspace + (size_t)s0 * slot_floats(d, 1);
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= d->B) break;
+        const float *doutb = j->dout + (size_t)b * OC * N;
+        float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
+        if (pointwise) {
+            cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 1, dinb, N); /* w read transposed */
+        } else {
+            cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 0, col, N);
+            col_to_image_add(dinb, col + col_floats(d), col, d);
         }
     }
 }
 
-/* dw[i] += partial_1[i] + partial_2[i] + ... in slot order, whatever thread runs it. */
-static void conv_reduce_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+/* dw[oc][k] += partial_0[k][oc] + partial_1[k][oc] + ... in slot order (db likewise),
+ * whatever thread runs which rows. */
+static void conv_reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     (void)thread;
     const conv_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const size_t K = (size_t)d->C * d->KH * d->KW, nw = (size_t)d->OC * K;
-    const float *parts = j->ex->workspace + (size_t)j->slots * col_floats(d);
-    for (int64_t i = i0; i < i1; i++) {
-        float *dst = (size_t)i < nw ? (j->dw ? j->dw + i : NULL) : (j->db ? j->db + (i - nw) : NULL);
-        if (!dst) continue;
-        float acc = *dst;
-        for (int s = 1; s < j->slots; s++) acc += parts[(size_t)(s - 1) * partial_floats(d) + (size_t)i];
-        *dst = acc;
+    const int K = d->C * d->KH * d->KW, OC = d->OC;
+    const size_t stride = slot_floats(d, 1);
+    const float *part0 = j->ex->workspace + col_floats(d) + padded_floats(d) + doutT_floats(d);
+    for (int64_t oc = r0; oc < r1; oc++) {
+        if (j->dw)
+            for (int k = 0; k < K; k++) {
+                float acc = j->dw[(size_t)oc * K + k];
+                for (int s = 0; s < j->slots; s++) acc += part0[s * stride + (size_t)k * OC + (size_t)oc];
+                j->dw[(size_t)oc * K + k] = acc;
+            }
+        if (j->db) {
+            float acc = j->db[oc];
+            for (int s = 0; s < j->slots; s++) acc += part0[s * stride + (size_t)OC * K + (size_t)oc];
+            j->db[oc] = acc;
+        }
     }
 }
 
@@ -255,10 +380,11 @@ void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, 
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w};
+    atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    cpu_for(ex, slots, work, conv_backward_slots, &j);
-    if (slots > 1 && (dw || db)) {
-        int64_t n = (int64_t)d->OC * d->C * d->KH * d->KW + d->OC;
-        cpu_for(ex, n, n * (slots - 1), conv_reduce_range, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
+    if (dw || db) {
+        int64_t n = ((int64_t)d->C * d->KH * d->KW + 1) * d->OC * slots;
+        cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(n), conv_reduce_rows, &j);
     }
 }

@@ -45,7 +45,7 @@ void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const f
     int longest = OUT >= B ? OUT : B;
     int slots = cpu_threads(ex) < longest ? cpu_threads(ex) : longest;
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .out = out, .in = in, .w = w, .b = b};
-    cpu_for(ex, slots, (int64_t)B * IN * OUT, dense_forward_slots, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC((int64_t)B * IN * OUT), dense_forward_slots, &j);
 }
 
 static void dense_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
@@ -78,5 +78,5 @@ void cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, c
     int slots = cpu_threads(ex) < longest ? cpu_threads(ex) : longest;
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .din = din, .dw = dw, .db = db, .dout = dout,
                    .in = in, .w = w};
-    cpu_for(ex, slots, (int64_t)2 * B * IN * OUT, dense_backward_slots, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC((int64_t)2 * B * IN * OUT), dense_backward_slots, &j);
 }

@@ -3,25 +3,55 @@
 #ifndef HERD_CPU_INTERNAL_H
 #define HERD_CPU_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
 
-/* Below this many elementary operations, waking the pool's workers (a condvar
- * round trip, tens of microseconds) costs more than it saves; such calls run inline. */
-#define CPU_MIN_PARALLEL_WORK 32768
+/* AVX-512 code paths (GCC/Clang target attributes, chosen at run time by CPUID). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX512_KERNEL 1
+#define TARGET_AVX512 __attribute__((target("avx512f")))
+#endif
+
+/* Waking the pool's workers is a condvar round trip: an empty herd_pool_for costs ~60 us
+ * on the 2-core dev VM (tests/helpers/bench_backend.c). With 2 threads a split saves
+ * est/2 - 60 us, so only calls estimated above CPU_PARALLEL_MIN_NS single-threaded go
+ * to the pool. Callers estimate with the per-unit costs below (measured on the Zen 5 dev
+ * VM; only their order of magnitude matters). A pool that spins before sleeping would
+ * make this ~0.1 us and the threshold could drop to a few us. */
+#define CPU_PARALLEL_MIN_NS 150000
+/* gemm-bound ops: 64 GFLOP/s per core, the low end of what conv1 (K=9) and dense reach */
+#define CPU_NS_PER_MAC(macs) ((macs) / 32)
+/* one pass over floats coming from L3: a training step finds activations there, not in L1/L2 */
+#define CPU_NS_PER_STREAM_ELEM(n) ((n) / 4)
 
 static inline int cpu_threads(const herd_exec *ex) { return ex ? herd_pool_threads(ex->pool) : 1; }
 
-/* herd_pool_for over [0, n) on ex's pool when `work` is big enough, else inline as thread 0.
- * Partitions depend only on (n, threads, work), so results stay deterministic. */
-static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t work, herd_range_fn fn, void *ctx) {
+/* herd_pool_for over [0, n) on ex's pool when the call's estimated single-thread time
+ * est_ns is big enough, else inline as thread 0. Every cpu op makes its result independent
+ * of which thread runs which range, so this choice never changes the numbers. */
+static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t est_ns, herd_range_fn fn, void *ctx) {
     if (n <= 0) return;
-    if (!ex || !ex->pool || cpu_threads(ex) == 1 || work < CPU_MIN_PARALLEL_WORK)
+    if (!ex || !ex->pool || cpu_threads(ex) == 1 || est_ns < CPU_PARALLEL_MIN_NS)
         fn(ctx, 0, n, 0);
     else
         herd_pool_for(ex->pool, n, fn, ctx);
 }
+
+/* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
+ * ars or acs equal to 1 (A stored either way round); B and C row-major with ldb, ldc.
+ * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
+void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+              int accumulate, float *C, int ldc);
+/* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when cpu_gemm uses that kernel. */
+void cpu_transpose(float *dst, const float *src, int rows, int cols);
+/* Which kernel cpu_gemm uses: "avx512" or "openblas". cpu_gemm_select(0) forces OpenBLAS
+ * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice. */
+const char *cpu_gemm_kernel(void);
+/* 1 when the AVX-512 paths are in use (same switch as cpu_gemm's kernel). */
+int cpu_avx512_enabled(void);
+void cpu_gemm_select(int allow_avx512);
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
 const char *cpu_conv2d_unsupported(const conv2d_dims *d);

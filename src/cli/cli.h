@@ -14,8 +14,14 @@ int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 
-/* Re-executes this command under `mpirun -np workers` (only returns on failure, with an exit code). */
-int cli_launch_local(int argc, char **argv, int workers, int threads_per_rank);
+/* With workers > 1 and no MPI launcher around us: re-executes this command under
+ * `mpirun -np workers` and never returns, except on failure with an exit code in *rc.
+ * Returns 0 when this process should go on itself. */
+int cli_launch_local(int argc, char **argv, int workers, int *rc);
+
+/* Pipeline cut points (last layer of each stage but the last) from --split names or balanced by FLOPs. */
+herd_status cli_pipeline_cuts(const herd_model *m, int stages, const char *split, int microbatches, int *cuts,
+                              herd_error *err);
 
 /* 1 if path names an ONNX model (ends in .onnx), which every command takes in place of a spec. */
 int cli_is_onnx(const char *path);

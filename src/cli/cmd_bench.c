@@ -41,8 +41,7 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
     for (int round = 0; round < 2 && !st; round++) { /* round 0 warms up */
         double t0 = herd_now();
         for (int i = 0; i < steps && !st; i++) {
-            herd_strategy_begin_step(s);
-            st = herd_strategy_finish_step(s, err);
+            if (!(st = herd_strategy_begin_step(s, i, err))) st = herd_strategy_finish_step(s, 1, err);
         }
         *bucketed = (herd_now() - t0) / steps;
         t0 = herd_now();
@@ -80,19 +79,11 @@ int cmd_bench(int argc, char **argv) {
     const char *pos[1];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
-    int train_mode = !strcmp(mode, "train"), allreduce_mode = !strcmp(mode, "allreduce");
-    if (!train_mode && !allreduce_mode && strcmp(mode, "eval") != 0) {
-        cli_error("--mode expects train, eval or allreduce, found '%s'", mode);
-        return 2;
-    }
-    if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
-        cli_error("--grad-compress expects none or bf16, found '%s'", compress);
-        return 2;
-    }
-    if (workers > 1 && !herd_comm_launched()) {
-        int per = herd_cpu_count() / workers;
-        return cli_launch_local(argc, argv, workers, per > 0 ? per : 1);
-    }
+    static const char *const modes[] = {"train", "eval", "allreduce", NULL}, *const compressions[] = {"none", "bf16", NULL};
+    int mode_i = cli_choice("--mode", mode, modes), bf16 = cli_choice("--grad-compress", compress, compressions);
+    if (mode_i < 0 || bf16 < 0) return 2;
+    int train_mode = mode_i == 0, allreduce_mode = mode_i == 2;
+    if (cli_launch_local(argc, argv, workers, &r)) return r;
     herd_model *m = NULL;
     herd_dataset *ds = NULL;
     herd_trainer *t = NULL;
@@ -106,12 +97,12 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
-    threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
+    threads = cli_threads(threads, rank);
     if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
     int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, &m);
     if (rc) goto fail_quiet;
     rc = 1;
-    herd_strategy_config scfg = {bucket_mb, !strcmp(compress, "bf16"), 0, 0};
+    herd_strategy_config scfg = {.kind = HERD_STRATEGY_DP, .bucket_mb = bucket_mb, .bf16 = bf16 == 1};
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (allreduce_mode) {
         double bucketed, single;

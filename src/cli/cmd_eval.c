@@ -28,14 +28,12 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval needs --weights FILE (usage: %s)", cmd.usage);
         return 2;
     }
-    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
-        cli_error("--split expects test or train, found '%s'", split);
-        return 2;
-    }
+    static const char *const splits[] = {"test", "train", NULL};
+    if (cli_choice("--split", split, splits) < 0) return 2;
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL;
     herd_error err = {0};
-    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads), 0, &m);
+    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0), 0, &m);
     if (rc) return rc;
     rc = 1;
     int want_test = strcmp(split, "test") == 0;

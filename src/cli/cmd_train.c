@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -28,6 +29,7 @@ typedef struct train_ui {
     herd_strategy *strategy;
     int batch;
     int rank;
+    int64_t steps_run;
     double elapsed; /* training seconds so far, without evaluation */
 } train_ui;
 
@@ -45,9 +47,17 @@ static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
 }
 
-/* Test-only fault injection for the distributed tests: HERD_TEST_FAULT="kill|hang:RANK:STEP"
- * makes that rank kill itself with SIGKILL (as kill -9 would) or stop answering at that step. */
+/* Test-only fault injection: HERD_TEST_FAULT="kill|hang:RANK:STEP" makes that rank kill
+ * itself with SIGKILL (as kill -9 would) or stop answering after the STEP-th step this
+ * process has run (counted from 1, across epochs). */
 static void inject_fault(const train_ui *ui, int64_t step) {
+    /* HERD_TEST_DELAY="RANK:MS": a straggler, that rank sleeps MS milliseconds every step */
+    const char *d = getenv("HERD_TEST_DELAY");
+    int slow_rank, ms;
+    if (d && sscanf(d, "%d:%d", &slow_rank, &ms) == 2 && slow_rank == ui->rank && ms > 0) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     const char *f = getenv("HERD_TEST_FAULT");
     char kind[8];
     int rank;
@@ -61,7 +71,7 @@ static void inject_fault(const train_ui *ui, int64_t step) {
 
 static void on_step(void *user, int64_t step, double loss, double acc) {
     train_ui *ui = user;
-    inject_fault(ui, step);
+    inject_fault(ui, ++ui->steps_run);
     if (ui->tb && ui->tb_every > 0 && step % ui->tb_every == 0) {
         herd_error err = {0};
         tb_check(ui, herd_tb_scalar(ui->tb, "train/running_loss", (ui->epoch - 1) * ui->tb_steps + step, (float)loss, 0,
@@ -73,6 +83,9 @@ static void on_step(void *user, int64_t step, double loss, double acc) {
 static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     train_ui *ui = user;
     ui->elapsed += s->seconds;
+    if (s->skipped_steps && ui->rank == 0)
+        fprintf(stderr, "herd: warning: epoch %d: %lld step(s) skipped for non-finite gradients (--on-nan skip-step)\n",
+                s->epoch, (long long)s->skipped_steps);
     if (ui->show)
         progress_end_epoch(&ui->bar, s->loss, s->accuracy, s->val_loss, s->val_accuracy, s->seconds,
                            s->images_per_second);
@@ -119,7 +132,10 @@ int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
-    int workers = 1, deterministic = 0, det_groups = 4, tb_every = 0;
+    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0;
+    const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
+    int servers = 1, stages = 2, microbatches = 4;
+    const char *pipe_schedule = "1f1b", *split = NULL;
     float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
@@ -132,7 +148,7 @@ int cmd_train(int argc, char **argv) {
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
-        {"--schedule", OPT_STR, &schedule, 0, 0, "NAME", "learning-rate schedule: constant | step | cosine", 0},
+        {"--lr-schedule", OPT_STR, &schedule, 0, 0, "NAME", "learning-rate schedule: constant | step | cosine", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1e9, "STEPS", "linear learning-rate warm-up steps (default 0)", 0},
         {"--lr-step", OPT_INT, &lr_step, 1, 1e6, "EPOCHS", "step schedule: decay every EPOCHS epochs (default 1)", 0},
         {"--lr-gamma", OPT_FLOAT, &lr_gamma, 0, 1, "X", "step schedule: decay factor (default 0.1)", 0},
@@ -149,8 +165,20 @@ int cmd_train(int argc, char **argv) {
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
         {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
         {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
+        {"--checkpoint-dir", OPT_STR, &ckpt_dir, 0, 0, "DIR", "write checkpoints (safetensors: weights, optimizer state, position) into DIR", 0},
+        {"--checkpoint-every", OPT_INT, &ckpt_every, 1, 1e9, "STEPS", "checkpoint every STEPS steps (default: once per epoch when --checkpoint-dir is given)", 0},
+        {"--keep-checkpoints", OPT_INT, &keep_ckpt, 0, 1e6, "K", "keep the newest K checkpoints (default 3, 0 = all)", 0},
+        {"--resume", OPT_STR, &resume, 0, 0, "DIR", "continue exactly from the newest checkpoint in DIR (also checkpoints there)", 0},
+        {"--on-nan", OPT_STR, &on_nan, 0, 0, "MODE", "a NaN/Inf loss or gradient: stop (default; names the first layer that went non-finite) or skip-step", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
+        {"--strategy", OPT_STR, &strategy_name, 0, 0, "NAME", "dp: data parallel, synchronous allreduce (default); ps: parameter server; pipeline: layers cut into stages", 0},
+        {"--stages", OPT_INT, &stages, 2, 64, "P", "pipeline: stages per pipeline; -n N --stages P runs N/P pipelines side by side (default 2)", 0},
+        {"--microbatches", OPT_INT, &microbatches, 1, 512, "M", "pipeline: micro-batches per batch (default 4)", 0},
+        {"--schedule", OPT_STR, &pipe_schedule, 0, 0, "NAME", "pipeline: gpipe (all forwards, then all backwards) or 1f1b (default)", 0},
+        {"--split", OPT_STR, &split, 0, 0, "A,B,..", "pipeline: cut after these layers (names from herd summary); default: balanced by FLOPs", 0},
+        {"--servers", OPT_INT, &servers, 1, 4096, "S", "ps: the last S ranks hold the parameters and optimizer state (default 1)", 0},
+        {"--staleness", OPT_STR, &staleness_s, 0, 0, "K", "ps: a worker may run K steps ahead of the slowest (0 = synchronous, inf = asynchronous; default 0)", 0},
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
         {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
@@ -164,14 +192,24 @@ int cmd_train(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
 
-    if (strcmp(compress, "none") != 0 && strcmp(compress, "bf16") != 0) {
-        cli_error("--grad-compress expects none or bf16, found '%s'", compress);
-        return 2;
+    static const char *const strategies[] = {"dp", "ps", "pipeline", NULL}, *const schedules[] = {"gpipe", "1f1b", NULL},
+                             *const on_nans[] = {"stop", "skip-step", NULL}, *const compressions[] = {"none", "bf16", NULL},
+                             *const modes[] = {"auto", "bar", "plain", "none", NULL};
+    int strat = cli_choice("--strategy", strategy_name, strategies), sched = cli_choice("--schedule", pipe_schedule, schedules);
+    int nan_mode = cli_choice("--on-nan", on_nan, on_nans), bf16 = cli_choice("--grad-compress", compress, compressions);
+    int mode = cli_choice("--progress", progress_mode, modes);
+    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0) return 2;
+    int ps = strat == 1, pipeline = strat == 2, staleness = -1;
+    if (strcmp(staleness_s, "inf") != 0) {
+        char *end;
+        long k = strtol(staleness_s, &end, 10);
+        if (!*staleness_s || *end || k < 0 || k > 1000000) {
+            cli_error("--staleness expects a number of steps (0..1000000) or inf, found '%s'", staleness_s);
+            return 2;
+        }
+        staleness = (int)k;
     }
-    if (workers > 1 && !herd_comm_launched()) {
-        int per = herd_cpu_count() / workers;
-        return cli_launch_local(argc, argv, workers, per > 0 ? per : 1);
-    }
+    if (cli_launch_local(argc, argv, workers, &r)) return r;
 
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL;
@@ -196,12 +234,6 @@ int cmd_train(int argc, char **argv) {
     if (!cli_find(opts, "--weight-decay")->seen && st->weight_decay > 0) weight_decay = st->weight_decay;
     herd_model_destroy(probe);
 
-    int mode_ok = !strcmp(progress_mode, "auto") || !strcmp(progress_mode, "bar") || !strcmp(progress_mode, "plain") ||
-                  !strcmp(progress_mode, "none");
-    if (!mode_ok) {
-        cli_error("--progress expects auto, bar, plain or none, found '%s'", progress_mode);
-        return 2;
-    }
     if (herd_comm_open(&comm, timeout, &err)) {
         cli_error("%s", err.msg);
         return 1;
@@ -209,8 +241,19 @@ int cmd_train(int argc, char **argv) {
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
     ui.rank = rank;
     if (rank != 0) quiet = 1, log_json = NULL, tensorboard = NULL, save = NULL; /* rank 0 prints and writes files */
-    threads = rank == 0 ? cli_threads(threads) : (threads > 0 ? threads : herd_cpu_count());
-    int groups = deterministic ? det_groups : world;
+    threads = cli_threads(threads, rank);
+    int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
+    if (ps && (world <= servers || ckpt_dir || resume)) {
+        herd_fail(&err, HERD_EARG, world <= servers ? "--strategy ps needs more ranks (-n) than --servers"
+                                                    : "checkpoints are not supported with --strategy ps yet");
+        goto fail;
+    }
+    if (pipeline && (world % stages != 0 || ckpt_dir || resume)) {
+        herd_fail(&err, HERD_EARG, world % stages ? "--strategy pipeline needs a number of ranks (-n) that --stages divides"
+                                                  : "checkpoints are not supported with --strategy pipeline yet");
+        goto fail;
+    }
+    if (groups < 1) groups = 1;
     if (batch < groups) {
         herd_fail(&err, HERD_EARG, "--batch %d is smaller than the %d %s", batch, groups,
                   deterministic ? "deterministic groups" : "ranks");
@@ -219,7 +262,12 @@ int cmd_train(int argc, char **argv) {
     int local_batch = (batch + groups - 1) / groups;
     if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed, &m))) goto fail_quiet;
     rc = 1;
-    herd_strategy_config scfg = {bucket_mb, strcmp(compress, "bf16") == 0, deterministic, det_groups};
+    herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
+                                 .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,
+                                 .bf16 = bf16 == 1, .deterministic = deterministic,
+                                 .groups = det_groups, .stages = stages, .microbatches = microbatches,
+                                 .one_f_one_b = sched == 1};
+    if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (herd_strategy_sync_params(strategy, &err)) goto fail;
     if (herd_data_open(data, &train, &test, &err)) goto fail;
@@ -240,9 +288,9 @@ int cmd_train(int argc, char **argv) {
     }
     if (tensorboard && herd_tb_open(&ui.tb, tensorboard, &err)) goto fail;
     ui.tb_every = tb_every;
-    ui.show = !quiet && strcmp(progress_mode, "none") != 0;
+    ui.show = !quiet && mode != 3;
     if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
-    int tty = !strcmp(progress_mode, "bar") || (!strcmp(progress_mode, "auto") && isatty(STDOUT_FILENO));
+    int tty = mode == 1 || (mode == 0 && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
     if (!quiet)
         printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s)\n",
@@ -255,10 +303,34 @@ int cmd_train(int argc, char **argv) {
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
     cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;
     cfg.strategy = strategy; /* one process is the strategy with one rank */
+    if (resume && !ckpt_dir) ckpt_dir = resume;
+    if (resume && strcmp(resume, ckpt_dir) != 0) {
+        herd_fail(&err, HERD_EARG, "--resume %s and --checkpoint-dir %s differ; give one directory", resume, ckpt_dir);
+        goto fail;
+    }
+    cfg.checkpoint_dir = ckpt_dir;
+    cfg.checkpoint_every = ckpt_dir ? (ckpt_every > 0 ? ckpt_every : (fit->n + batch - 1) / batch) : 0;
+    cfg.keep_checkpoints = keep_ckpt;
+    cfg.resume = resume != NULL;
+    cfg.skip_nonfinite = nan_mode == 1;
+    if (herd_strategy_is_server(strategy)) { /* a parameter server: apply updates until the workers are done */
+        if (herd_train_serve(m, fit, &cfg, &err)) goto fail;
+        rc = 0;
+        goto fail;
+    }
     herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;
     double train_seconds = herd_now() - t0;
+    if (pipeline) { /* time each stage spent waiting for its neighbours, against the GPipe/1F1B theory */
+        double times[2];
+        herd_strategy_pipeline_times(strategy, &times[0], &times[1]);
+        if (herd_strategy_reduce(strategy, times, 2, &err)) goto fail;
+        if (rank == 0)
+            printf("pipeline bubble: measured %.3f of step time waiting (mean over %d ranks); theory (P-1)/(M+P-1) = "
+                   "%.3f\n", times[1] > 0 ? times[0] / times[1] : 0.0, world,
+                   (double)(stages - 1) / (microbatches + stages - 1));
+    }
     if (save && herd_model_save(m, save, &err)) goto fail;
     if (test) {
         double loss, acc;

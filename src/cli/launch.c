@@ -11,7 +11,10 @@
 #include "cli/options.h"
 #include "dist/comm.h"
 
-int cli_launch_local(int argc, char **argv, int workers, int threads_per_rank) {
+int cli_launch_local(int argc, char **argv, int workers, int *rc) {
+    if (workers <= 1 || herd_comm_launched()) return 0;
+    *rc = 1;
+    int threads_per_rank = herd_cpu_count() / workers > 0 ? herd_cpu_count() / workers : 1;
     if (!herd_comm_has_mpi()) {
         cli_error("-n %d needs MPI, but this herd was built without it (install libopenmpi-dev openmpi-bin and "
                   "rebuild)", workers);

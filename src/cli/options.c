@@ -141,10 +141,23 @@ void cli_print_help(FILE *f, const cli_command *cmd, const cli_option *opts) {
     fprintf(f, "  %-26s %s\n", "--help", "show this help");
 }
 
-int cli_threads(int requested) {
+int cli_choice(const char *option, const char *value, const char *const *choices) {
+    int n = 0;
+    for (; choices[n]; n++)
+        if (!strcmp(value, choices[n])) return n;
+    char list[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                                choices[i]);
+    cli_error("%s expects %s, found '%s'", option, list, value);
+    return -1;
+}
+
+int cli_threads(int requested, int rank) {
     int cores = herd_cpu_count();
     if (requested <= 0) return cores;
-    if (requested > cores)
+    if (requested > cores && rank == 0)
         fprintf(stderr, "herd: warning: --threads %d exceeds the %d online cores; expect slowdown\n", requested, cores);
     return requested;
 }

@@ -40,7 +40,11 @@ void cli_error(const char *fmt, ...)
 #endif
     ;
 
-/* Default thread count: all online cores; warns on stderr when n exceeds them. */
-int cli_threads(int requested);
+/* Default thread count: all online cores; warns on stderr (rank 0 only) when n exceeds them. */
+int cli_threads(int requested, int rank);
+
+/* Index of value in the NULL-terminated choices; else prints "OPTION expects a, b or c,
+ * found 'value'" and returns -1 (the caller exits 2). */
+int cli_choice(const char *option, const char *value, const char *const *choices);
 
 #endif

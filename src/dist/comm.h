@@ -41,6 +41,18 @@ void herd_comm_poll(herd_comm *c);
 /* Waits for req (and frees it), up to the communicator's deadline. */
 herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err);
 
+/* ---- point to point (parameter server) ---- */
+/* Sub-communicator of the ranks passing the same color, ordered by rank. */
+herd_status herd_comm_split(herd_comm *c, int color, herd_comm **out, herd_error *err);
+herd_status herd_comm_isend(herd_comm *c, const void *buf, int64_t bytes, int dest, int tag, herd_comm_request **req,
+                            herd_error *err);
+herd_status herd_comm_irecv(herd_comm *c, void *buf, int64_t bytes, int src, int tag, herd_comm_request **req,
+                            herd_error *err);
+/* Is a message waiting (any source, any tag)? Non-blocking; fills src, tag, bytes when *found. */
+herd_status herd_comm_probe(herd_comm *c, int *found, int *src, int *tag, int64_t *bytes, herd_error *err);
+/* Seconds every wait may take before it fails (the --timeout). */
+double herd_comm_timeout(const herd_comm *c);
+
 /* Ends the whole job with code (MPI_Abort under MPI) and does not return there: the CLI's
  * way out on error, since one rank's exit() would leave the others hanging. With one
  * process it returns and the caller exits as usual. */

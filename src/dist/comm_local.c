@@ -67,4 +67,29 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
     return HERD_OK;
 }
 
+double herd_comm_timeout(const herd_comm *c) { return (void)c, 60; }
+
+herd_status herd_comm_split(herd_comm *c, int color, herd_comm **out, herd_error *err) {
+    (void)c, (void)color;
+    return herd_comm_open(out, 0, err);
+}
+
+herd_status herd_comm_isend(herd_comm *c, const void *buf, int64_t bytes, int dest, int tag, herd_comm_request **req,
+                            herd_error *err) {
+    (void)c, (void)buf, (void)bytes, (void)dest, (void)tag, (void)req;
+    return herd_fail(err, HERD_EUNSUPPORTED, "point-to-point messages need MPI");
+}
+
+herd_status herd_comm_irecv(herd_comm *c, void *buf, int64_t bytes, int src, int tag, herd_comm_request **req,
+                            herd_error *err) {
+    (void)c, (void)buf, (void)bytes, (void)src, (void)tag, (void)req;
+    return herd_fail(err, HERD_EUNSUPPORTED, "point-to-point messages need MPI");
+}
+
+herd_status herd_comm_probe(herd_comm *c, int *found, int *src, int *tag, int64_t *bytes, herd_error *err) {
+    (void)c, (void)src, (void)tag, (void)bytes, (void)err;
+    *found = 0;
+    return HERD_OK;
+}
+
 void herd_comm_abort(herd_comm *c, int code) { (void)c, (void)code; /* one process: the caller's exit ends the job */ }

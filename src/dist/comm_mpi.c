@@ -18,10 +18,11 @@ struct herd_comm_request {
     uint16_t *scratch;
     int in_use;
     const char *what;
+    int peer; /* point to point: the other rank; -1 for collectives */
 };
 
 struct herd_comm {
-    int mpi; /* 0: not launched by MPI, a one-rank communicator */
+    int mpi; /* 0: not launched by MPI, a one-rank communicator; 1: the world; 2: a split of it */
     MPI_Comm comm;
     MPI_Comm alive; /* a separate channel for naming silent ranks after a timeout */
     int rank, size;
@@ -81,7 +82,7 @@ void herd_comm_close(herd_comm *c) {
         MPI_Op_free(&c->bf16_sum);
         MPI_Comm_free(&c->alive);
         MPI_Comm_free(&c->comm);
-        MPI_Finalize();
+        if (c->mpi == 1) MPI_Finalize();
     }
     free(c);
 }
@@ -96,6 +97,7 @@ static herd_comm_request *take_request(herd_comm *c, const char *what) {
             memset(r, 0, sizeof *r);
             r->in_use = 1;
             r->what = what;
+            r->peer = -1;
             return r;
         }
     return NULL;
@@ -149,6 +151,11 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
                 break;
             }
             if (done) break;
+            if (herd_now() > deadline && req->peer >= 0) {
+                st = herd_fail(err, HERD_EIO, "rank %d gave no answer within %.0f s to a %s of %lld bytes (died or "
+                               "hangs)", req->peer, c->timeout, req->what, (long long)req->n);
+                break;
+            }
             if (herd_now() > deadline) {
                 char silent[256];
                 name_silent_ranks(c, silent, sizeof silent);
@@ -238,6 +245,69 @@ herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64
         return mpi_fail(err, rc, "allgather");
     }
     return herd_comm_wait(c, r, err);
+}
+
+double herd_comm_timeout(const herd_comm *c) { return c->timeout; }
+
+herd_status herd_comm_split(herd_comm *c, int color, herd_comm **out, herd_error *err) {
+    herd_comm *s = calloc(1, sizeof *s);
+    if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    s->timeout = c->timeout;
+    s->size = 1;
+    if (c->mpi) {
+        int rc = MPI_Comm_split(c->comm, color, c->rank, &s->comm);
+        if (rc != MPI_SUCCESS) {
+            free(s);
+            return mpi_fail(err, rc, "communicator split");
+        }
+        MPI_Comm_set_errhandler(s->comm, MPI_ERRORS_RETURN);
+        MPI_Comm_dup(s->comm, &s->alive);
+        MPI_Comm_rank(s->comm, &s->rank);
+        MPI_Comm_size(s->comm, &s->size);
+        MPI_Op_create(bf16_sum_fn, 1, &s->bf16_sum);
+        s->mpi = 2; /* a sub-communicator: freed, but MPI is finalized by its parent */
+    }
+    *out = s;
+    return HERD_OK;
+}
+
+static herd_status p2p_start(herd_comm *c, void *buf, int64_t bytes, int peer, int tag, int send,
+                             herd_comm_request **req, herd_error *err) {
+    if (bytes > 0x7fffffff) return herd_fail(err, HERD_EARG, "message of %lld bytes is too large", (long long)bytes);
+    herd_comm_request *r = take_request(c, send ? "send" : "receive");
+    if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
+    r->n = bytes;
+    r->peer = peer;
+    int rc = send ? MPI_Isend(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &r->r)
+                  : MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, tag, c->comm, &r->r);
+    if (rc != MPI_SUCCESS) {
+        r->in_use = 0;
+        return mpi_fail(err, rc, send ? "send" : "receive");
+    }
+    *req = r;
+    return HERD_OK;
+}
+
+herd_status herd_comm_isend(herd_comm *c, const void *buf, int64_t bytes, int dest, int tag, herd_comm_request **req,
+                            herd_error *err) {
+    return p2p_start(c, (void *)buf, bytes, dest, tag, 1, req, err);
+}
+
+herd_status herd_comm_irecv(herd_comm *c, void *buf, int64_t bytes, int src, int tag, herd_comm_request **req,
+                            herd_error *err) {
+    return p2p_start(c, buf, bytes, src, tag, 0, req, err);
+}
+
+herd_status herd_comm_probe(herd_comm *c, int *found, int *src, int *tag, int64_t *bytes, herd_error *err) {
+    MPI_Status status;
+    int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->comm, found, &status);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "probe");
+    if (*found) {
+        int count;
+        MPI_Get_count(&status, MPI_BYTE, &count);
+        *src = status.MPI_SOURCE, *tag = status.MPI_TAG, *bytes = count;
+    }
+    return HERD_OK;
 }
 
 void herd_comm_abort(herd_comm *c, int code) {

@@ -1,18 +1,29 @@
-/* Data-parallel training as a strategy the training loop calls at fixed points: which part
- * of the global batch this rank computes, gradient exchange overlapped with backward
- * (buckets reduced as soon as backward has produced them), and metric reduction.
- * Single-process training is the same strategy with one rank (no communication). */
+/* Distribution strategies the training loop calls at fixed points: which part of the global
+ * batch this rank computes, what happens to gradients after backward, where the update is
+ * applied, and metric reduction. Data parallel: gradient exchange overlapped with backward
+ * (buckets reduced as soon as backward has produced them), every rank applies the same
+ * update. Parameter server: workers pull parameters and push gradients, servers apply the
+ * updates. Single-process training is data parallel with one rank (no communication). */
 #ifndef HERD_STRATEGY_H
 #define HERD_STRATEGY_H
 
 #include "dist/comm.h"
 #include "herd/model.h"
 
+typedef enum herd_strategy_kind { HERD_STRATEGY_DP = 0, HERD_STRATEGY_PS, HERD_STRATEGY_PIPELINE } herd_strategy_kind;
+
 typedef struct herd_strategy_config {
+    herd_strategy_kind kind;
+    int servers;       /* PS: the last `servers` ranks hold the parameters */
+    int staleness;     /* PS: steps a worker may run ahead of the slowest; < 0 = unbounded */
     double bucket_mb;  /* gradient bucket size in MiB; <= 0: auto, min(25 as PyTorch DDP, a quarter of the model) */
     int bf16;          /* send gradients as bfloat16 */
     int deterministic; /* fixed-order reduction: bit-identical weights for any world size dividing `groups` */
     int groups;        /* deterministic: fixed micro-groups per global batch */
+    int stages;        /* pipeline: stages per pipeline (the world holds world/stages replicas) */
+    int microbatches;  /* pipeline: micro-batches per step */
+    int one_f_one_b;   /* pipeline: 1F1B schedule instead of GPipe */
+    int cuts[64];      /* pipeline: last layer of each stage but the last */
 } herd_strategy_config;
 
 typedef struct herd_strategy herd_strategy;
@@ -21,8 +32,27 @@ herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *
                                  herd_error *err);
 void herd_strategy_destroy(herd_strategy *s);
 
+/* This rank's index and count among the ranks that compute gradients (all ranks for data
+ * parallel, the workers for a parameter server). */
 int herd_strategy_rank(const herd_strategy *s);
 int herd_strategy_world(const herd_strategy *s);
+/* 1 on parameter-server server ranks: they run herd_strategy_serve instead of training. */
+int herd_strategy_is_server(const herd_strategy *s);
+/* 1 when the strategy applies updates itself (the trainer must not step its optimizer). */
+int herd_strategy_applies_update(const herd_strategy *s);
+/* Evaluation: this rank's share of a dataset (every rank holds the whole model then). */
+void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
+/* Pipeline: 1 when the trainer must hand its step to herd_strategy_pipeline_step. */
+int herd_strategy_is_pipeline(const herd_strategy *s);
+typedef herd_status (*herd_load_rows_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
+/* Pipeline: one step over this replica's `count` samples of a global batch of B (see pipeline.h). */
+herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
+                                        herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
+                                        double *loss_sum, int *correct, int *samples, herd_error *err);
+/* Pipeline: seconds waiting for neighbours and seconds in steps, on this rank. */
+void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total);
+/* Scale for the loss gradient of a group of `count` samples of a global batch of B. */
+float herd_strategy_grad_scale(const herd_strategy *s, int count, int B);
 /* Largest number of samples one group of a global batch of B can hold (plan the model for it). */
 int herd_strategy_max_group(const herd_strategy *s, int B);
 /* Number of groups this rank computes per step (1 unless deterministic). */
@@ -31,12 +61,25 @@ int herd_strategy_groups(const herd_strategy *s);
  * *id is its global index (for dropout streams). count may be 0 when B < groups. */
 void herd_strategy_group(const herd_strategy *s, int B, int g, int *lo, int *count, int *id);
 
-/* Start of a step: arms the backward hook that starts bucket reductions. */
-void herd_strategy_begin_step(herd_strategy *s);
+/* Start of step t (global, 0-based): arms the backward hook that starts bucket reductions;
+ * a parameter-server worker pulls the parameters for step t. */
+herd_status herd_strategy_begin_step(herd_strategy *s, int64_t t, herd_error *err);
 /* After group g's backward (gradients scaled by count/B are in the model's grads). */
 herd_status herd_strategy_group_done(herd_strategy *s, int g, herd_error *err);
-/* After the last group: the model's grads hold the sum over the global batch on every rank. */
-herd_status herd_strategy_finish_step(herd_strategy *s, herd_error *err);
+/* After the last group (samples: this rank's samples in the step): data parallel leaves the
+ * global batch's gradient in the model's grads on every rank; a parameter-server worker
+ * pushes its gradients. */
+herd_status herd_strategy_finish_step(herd_strategy *s, int samples, herd_error *err);
+/* Makes the model's parameters current before evaluation or saving at step t (a PS worker
+ * pulls every update up to t); nothing for data parallel. */
+herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *err);
+/* End of training on a worker (a PS worker tells the servers). */
+herd_status herd_strategy_finish(herd_strategy *s, herd_error *err);
+/* Parameter-server server ranks: apply pushed gradients until every worker is done. */
+struct herd_optim_config;
+struct herd_schedule;
+herd_status herd_strategy_serve(herd_strategy *s, const struct herd_optim_config *oc,
+                                const struct herd_schedule *sched, herd_error *err);
 
 /* Copies rank 0's parameters and buffers to every rank. */
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err);

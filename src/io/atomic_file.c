@@ -48,7 +48,8 @@ static herd_status fsync_parent_dir(const char *path, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n, herd_error *err) {
+herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
+                                 const char *fault_point, herd_error *err) {
     herd_status st = HERD_OK;
     struct stat sb;
     /* rename() would put a regular file in place of a device or pipe (/dev/stdout) */
@@ -68,6 +69,7 @@ herd_status io_write_file_atomic(const char *path, const void *const *data, cons
     for (int i = 0; i < n && st == HERD_OK; i++) st = write_all(fd, data[i], len[i], tmp, err);
     if (st == HERD_OK && fsync(fd) != 0) st = herd_fail(err, HERD_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && st == HERD_OK) st = herd_fail(err, HERD_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == HERD_OK && fault_point) herd_fault_point(fault_point); /* tests: a kill -9 here keeps the old file */
     if (st == HERD_OK && rename(tmp, path) != 0)
         st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     if (st != HERD_OK) {

@@ -8,8 +8,9 @@
 #include "herd/core.h"
 
 /* Writes the n chunks (data[i], len[i] bytes) in order to path atomically. On failure
- * the temp file is removed and the old file (if any) is untouched. */
+ * the temp file is removed and the old file (if any) is untouched. fault_point (or NULL)
+ * names the herd_fault_point reached just before the rename, for crash tests. */
 herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
-                                 herd_error *err);
+                                 const char *fault_point, herd_error *err);
 
 #endif

@@ -295,7 +295,7 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory building the ONNX model", path);
     }
     const void *chunk = model.buf;
-    st = io_write_file_atomic(path, &chunk, &model.len, 1, err);
+    st = io_write_file_atomic(path, &chunk, &model.len, 1, "onnx.before_rename", err);
     pb_writer_free(&model);
     return st;
 }

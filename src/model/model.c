@@ -224,65 +224,88 @@ int herd_model_output_size(const herd_model *m) { return m->nodes[m->n_nodes - 1
 float *herd_model_input(herd_model *m) { return m->input; }
 const float *herd_model_output(const herd_model *m) { return m->nodes[m->n_nodes - 1].out; }
 
-static const float *input_of(const herd_model *m, int in) { return in < 0 ? m->input : m->nodes[in].out; }
-
 /* Spatial size of a node's input. */
 static int input_hw(const herd_model *m, const node *n) {
     return n->in < 0 ? m->in_h * m->in_w : m->nodes[n->in].h * m->nodes[n->in].w;
 }
 
-herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
+/* Buffers of rows [row0, row0 + B) of the planned batch: micro-batches of a pipeline stage
+ * live side by side in the same planned buffers. */
+static float *rows(float *base, const node *n, int64_t row0) { return base ? base + row0 * node_numel(n) : NULL; }
+
+static const float *input_rows(const herd_model *m, const node *n, int64_t row0) {
+    if (n->in >= 0) return rows(m->nodes[n->in].out, &m->nodes[n->in], row0);
+    return m->input + row0 * (int64_t)m->in_c * m->in_h * m->in_w;
+}
+
+static herd_status check_range(const herd_model *m, int first, int last, int64_t row0, int B, herd_error *err) {
     if (!m->arena) return herd_fail(err, HERD_EARG, "%s: forward before prepare", m->source);
-    if (B < 1 || B > m->max_batch)
-        return herd_fail(err, HERD_EARG, "%s: batch %d exceeds the planned %d", m->source, B, m->max_batch);
+    if (B < 1 || row0 < 0 || row0 + B > m->max_batch)
+        return herd_fail(err, HERD_EARG, "%s: rows %lld..%lld exceed the planned batch %d", m->source,
+                         (long long)row0, (long long)(row0 + B), m->max_batch);
+    if (first < 0 || last >= m->n_nodes || first > last)
+        return herd_fail(err, HERD_EARG, "%s: layer range %d..%d is out of 0..%d", m->source, first, last,
+                         m->n_nodes - 1);
+    return HERD_OK;
+}
+
+herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
+    return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
+}
+
+herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
+                                     herd_error *err) {
+    herd_status st = check_range(m, first, last, row0, B, err);
+    if (st) return st;
     const herd_exec *ex = &m->ex;
-    for (int i = 0; i < m->n_nodes; i++) {
+    for (int i = first; i <= last; i++) {
         node *n = &m->nodes[i];
         const herd_backend *be = n->be;
-        const float *in = input_of(m, n->in);
+        const float *in = input_rows(m, n, row0);
+        float *out = rows(n->out, n, row0);
         int64_t numel = (int64_t)B * node_numel(n);
         double t0 = m->profile ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
             d.B = B;
-            be->conv2d_forward(ex, n->out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
+            be->conv2d_forward(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
             break;
         }
         case NODE_MAXPOOL: {
             pool2d_dims d = n->pool;
             d.B = B;
-            be->maxpool2d_forward(ex, n->out, n->argmax, in, &d);
+            be->maxpool2d_forward(ex, out, n->argmax + row0 * node_numel(n), in, &d);
             break;
         }
         case NODE_AVGPOOL: {
             pool2d_dims d = n->pool;
             d.B = B;
-            be->avgpool2d_forward(ex, n->out, in, &d);
+            be->avgpool2d_forward(ex, out, in, &d);
             break;
         }
-        case NODE_GAP: ref_gap_forward(n->out, in, B, n->c, input_hw(m, n)); break;
+        case NODE_GAP: ref_gap_forward(out, in, B, n->c, input_hw(m, n)); break;
         case NODE_DENSE:
-            be->dense_forward(ex, n->out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), B, n->dense_in,
+            be->dense_forward(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), B, n->dense_in,
                               n->dense_out);
             break;
         case NODE_FLATTEN: break;
         case NODE_DROPOUT:
-            if (training) ref_dropout_forward(n->out, n->save_a, in, numel, n->p, &m->dropout_rng);
-            else memcpy(n->out, in, (size_t)numel * sizeof(float));
+            if (training) ref_dropout_forward(out, rows(n->save_a, n, row0), in, numel, n->p, &m->dropout_rng);
+            else memcpy(out, in, (size_t)numel * sizeof(float));
             break;
         case NODE_BATCHNORM:
             if (training)
-                be->batchnorm_forward_train(ex, n->out, n->save_a, n->save_b, data_of(m, n->p_mean),
+                be->batchnorm_forward_train(ex, out, n->save_a, n->save_b, data_of(m, n->p_mean),
                                             data_of(m, n->p_var), in, data_of(m, n->p_weight), data_of(m, n->p_bias),
                                             B, n->c, n->h * n->w, n->momentum, n->eps);
             else
-                be->batchnorm_forward_eval(ex, n->out, in, data_of(m, n->p_weight), data_of(m, n->p_bias),
+                be->batchnorm_forward_eval(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias),
                                            data_of(m, n->p_mean), data_of(m, n->p_var), B, n->c, n->h * n->w, n->eps);
             break;
-        case NODE_ACT: be->act_forward(ex, n->out, in, numel, n->act, n->alpha); break;
-        case NODE_SOFTMAX: ref_softmax_forward(n->out, in, B, n->c); break;
-        case NODE_ADD: ref_add_forward(n->out, in, m->nodes[n->in2].out, numel); break;
+        case NODE_ACT: be->act_forward(ex, out, in, numel, n->act, n->alpha); break;
+        case NODE_SOFTMAX: ref_softmax_forward(out, in, B, n->c); break;
+        case NODE_ADD: ref_add_forward(out, in, rows(m->nodes[n->in2].out, &m->nodes[n->in2], row0), numel); break;
         }
         if (m->profile) n->t_forward += herd_now() - t0;
     }
@@ -290,9 +313,14 @@ herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *e
 }
 
 float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct) {
+    return herd_model_loss_rows(m, 0, labels, B, correct);
+}
+
+float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, int B, int *correct) {
     const node *last = &m->nodes[m->n_nodes - 1];
     int K = last->c;
-    const float *y = last->out;
+    const float *y = last->out + row0 * K;
+    float *probs = m->probs + row0 * K;
     int hits = 0;
     for (int b = 0; b < B; b++) {
         const float *row = y + (int64_t)b * K;
@@ -302,82 +330,107 @@ float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct)
         hits += best == labels[b];
     }
     if (correct) *correct = hits;
-    if (m->loss == LOSS_XENT) return ref_softmax_xent_forward(m->probs, y, labels, B, K);
+    if (m->loss == LOSS_XENT) return ref_softmax_xent_forward(probs, y, labels, B, K);
     /* MSE against one-hot targets, kept in the probs buffer for backward */
-    memset(m->probs, 0, (size_t)B * K * sizeof(float));
-    for (int b = 0; b < B; b++) m->probs[(int64_t)b * K + labels[b]] = 1.0f;
-    return ref_mse_forward(y, m->probs, (int64_t)B * K);
+    memset(probs, 0, (size_t)B * K * sizeof(float));
+    for (int b = 0; b < B; b++) probs[(int64_t)b * K + labels[b]] = 1.0f;
+    return ref_mse_forward(y, probs, (int64_t)B * K);
 }
 
 void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale) {
-    (void)labels; /* the loss call kept what backward needs (probs or targets) */
-    const herd_exec *ex = &m->ex;
     memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
-    for (int i = 0; i < m->n_nodes; i++) {
+    herd_model_zero_dout_rows(m, 0, m->n_nodes - 1, 0, B);
+    herd_model_seed_loss_grad(m, 0, labels, B, grad_scale);
+    herd_model_backward_range(m, 0, m->n_nodes - 1, 0, B);
+}
+
+void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B) {
+    for (int i = (first > 0 ? first - 1 : 0); i <= last; i++) { /* first - 1: the gradient this range sends back */
         node *n = &m->nodes[i];
-        if (n->kind != NODE_FLATTEN) memset(n->dout, 0, (size_t)B * node_numel(n) * sizeof(float));
+        if (n->kind != NODE_FLATTEN && n->dout) memset(rows(n->dout, n, row0), 0, (size_t)B * node_numel(n) * sizeof(float));
     }
+}
+
+void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *labels, int B, float grad_scale) {
     node *last = &m->nodes[m->n_nodes - 1];
     int K = last->c;
-    if (m->loss == LOSS_XENT) ref_softmax_xent_backward(last->dout, m->probs, labels, B, K, grad_scale / (float)B);
-    else ref_mse_backward(last->dout, last->out, m->probs, (int64_t)B * K, grad_scale);
-    for (int i = m->n_nodes - 1; i >= 0; i--) {
+    float *dlast = last->dout + row0 * K, *probs = m->probs + row0 * K;
+    if (m->loss == LOSS_XENT) ref_softmax_xent_backward(dlast, probs, labels, B, K, grad_scale / (float)B);
+    else ref_mse_backward(dlast, last->out + row0 * K, probs, (int64_t)B * K, grad_scale);
+}
+
+void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {
+    const herd_exec *ex = &m->ex;
+    for (int i = last; i >= first; i--) {
         node *n = &m->nodes[i];
         const herd_backend *be = n->be;
-        const float *in = input_of(m, n->in);
-        float *din = n->in < 0 ? NULL : m->nodes[n->in].dout;
+        const float *in = input_rows(m, n, row0);
+        float *din = n->in < 0 ? NULL : rows(m->nodes[n->in].dout, &m->nodes[n->in], row0);
+        float *dout = rows(n->dout, n, row0);
+        const float *out = rows(n->out, n, row0);
         int64_t numel = (int64_t)B * node_numel(n);
         double t0 = m->profile ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
             d.B = B;
-            be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), n->dout, in,
+            be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
                                 data_of(m, n->p_weight), &d);
             break;
         }
         case NODE_MAXPOOL: {
             pool2d_dims d = n->pool;
             d.B = B;
-            if (din) be->maxpool2d_backward(ex, din, n->dout, n->argmax, &d);
+            if (din) be->maxpool2d_backward(ex, din, dout, n->argmax + row0 * node_numel(n), &d);
             break;
         }
         case NODE_AVGPOOL: {
             pool2d_dims d = n->pool;
             d.B = B;
-            if (din) be->avgpool2d_backward(ex, din, n->dout, &d);
+            if (din) be->avgpool2d_backward(ex, din, dout, &d);
             break;
         }
         case NODE_GAP:
-            if (din) ref_gap_backward(din, n->dout, B, n->c, input_hw(m, n));
+            if (din) ref_gap_backward(din, dout, B, n->c, input_hw(m, n));
             break;
         case NODE_DENSE:
-            be->dense_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), n->dout, in,
+            be->dense_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
                                data_of(m, n->p_weight), B, n->dense_in, n->dense_out);
             break;
         case NODE_FLATTEN: break; /* dout is its input's dout */
         case NODE_DROPOUT:
-            if (din) ref_dropout_backward(din, n->dout, n->save_a, numel);
+            if (din) ref_dropout_backward(din, dout, rows(n->save_a, n, row0), numel);
             break;
         case NODE_BATCHNORM:
-            be->batchnorm_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), n->dout, in, n->save_a,
+            be->batchnorm_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in, n->save_a,
                                    n->save_b, data_of(m, n->p_weight), B, n->c, n->h * n->w);
             break;
         case NODE_ACT:
-            if (din) be->act_backward(ex, din, n->dout, in, n->out, numel, n->act, n->alpha);
+            if (din) be->act_backward(ex, din, dout, in, out, numel, n->act, n->alpha);
             break;
         case NODE_SOFTMAX:
-            if (din) ref_softmax_backward(din, n->dout, n->out, B, n->c);
+            if (din) ref_softmax_backward(din, dout, out, B, n->c);
             break;
         case NODE_ADD:
-            if (din) ref_accumulate(din, n->dout, numel);
-            ref_accumulate(m->nodes[n->in2].dout, n->dout, numel);
+            if (din) ref_accumulate(din, dout, numel);
+            ref_accumulate(rows(m->nodes[n->in2].dout, &m->nodes[n->in2], row0), dout, numel);
             break;
         }
         if (m->profile) n->t_backward += herd_now() - t0;
         if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_params))
             m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
     }
+}
+
+void herd_model_layer_inputs(const herd_model *m, int i, int *in, int *in2) {
+    *in = m->nodes[i].in;
+    *in2 = m->nodes[i].in2;
+}
+
+void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
+    *out = m->nodes[i].out;
+    *dout = m->nodes[i].dout;
+    *per_sample = node_numel(&m->nodes[i]);
 }
 
 void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) {

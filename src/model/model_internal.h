@@ -90,6 +90,15 @@ int model_add_param(herd_model *m, const char *layer, const char *suffix, int tr
                     const int64_t *shape);
 /* Allocates params/grads/buffers once the graph is complete. */
 herd_status model_alloc_params(herd_model *m, herd_error *err);
+/* Fills refs[0..n_reg) with the registry tensors (names, shapes, data) and returns n_reg. */
+struct herd_tensor_ref;
+int model_registry_refs(const herd_model *m, struct herd_tensor_ref *refs);
+/* Copies every registry tensor from an open safetensors file after validating names, dtypes
+ * and shapes (nothing changes on error). Tensors named own_prefix* belong to the caller and
+ * are skipped; any other unknown tensor is an error. */
+struct herd_safetensors;
+herd_status model_load_tensors(herd_model *m, const struct herd_safetensors *st, const char *own_prefix,
+                               herd_error *err);
 /* Pointer to registry entry i's data. */
 float *model_param_data(herd_model *m, int i);
 

@@ -8,14 +8,9 @@
 
 herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err) {
     herd_tensor_ref refs[HERD_MAX_PARAMS];
-    for (int i = 0; i < m->n_reg; i++) {
-        const herd_param_info *p = &m->params_reg[i].info;
-        refs[i] = (herd_tensor_ref){.name = p->name, .dtype = HERD_F32, .ndim = p->ndim};
-        for (int d = 0; d < p->ndim; d++) refs[i].shape[d] = p->shape[d];
-        refs[i].data = (p->trainable ? m->params : m->buffers) + p->offset;
-    }
+    int n = model_registry_refs(m, refs);
     const char *meta[] = {"format", "herd", "model", m->source};
-    return herd_safetensors_write(path, refs, m->n_reg, meta, 2, err);
+    return herd_safetensors_write(path, refs, n, meta, 2, err);
 }
 
 static int same_shape(const herd_param_info *p, const herd_tensor_ref *t) {
@@ -34,10 +29,19 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape) {
     if (len < size) snprintf(buf + len, size - len, "]");
 }
 
-herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
-    herd_safetensors *st = NULL;
-    herd_status s = herd_safetensors_open(&st, path, err);
-    if (s) return s;
+int model_registry_refs(const herd_model *m, herd_tensor_ref *refs) {
+    for (int i = 0; i < m->n_reg; i++) {
+        const herd_param_info *p = &m->params_reg[i].info;
+        refs[i] = (herd_tensor_ref){.name = p->name, .dtype = HERD_F32, .ndim = p->ndim};
+        for (int d = 0; d < p->ndim; d++) refs[i].shape[d] = p->shape[d];
+        refs[i].data = (p->trainable ? m->params : m->buffers) + p->offset;
+    }
+    return m->n_reg;
+}
+
+herd_status model_load_tensors(herd_model *m, const herd_safetensors *st, const char *own_prefix, herd_error *err) {
+    const char *path = herd_safetensors_path(st);
+    herd_status s = HERD_OK;
     /* validate everything before touching the model, so a bad file changes nothing */
     for (int i = 0; i < m->n_reg && !s; i++) {
         const herd_param_info *p = &m->params_reg[i].info;
@@ -59,6 +63,7 @@ herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
         const herd_tensor_ref *t = herd_safetensors_get(st, i);
         size_t len = strlen(t->name), suf = strlen(".num_batches_tracked");
         if (len > suf && strcmp(t->name + len - suf, ".num_batches_tracked") == 0) continue; /* PyTorch bookkeeping */
+        if (own_prefix && strncmp(t->name, own_prefix, strlen(own_prefix)) == 0) continue; /* the caller's */
         int known = 0;
         for (int k = 0; k < m->n_reg && !known; k++) known = strcmp(m->params_reg[k].info.name, t->name) == 0;
         if (!known) s = herd_fail(err, HERD_EFORMAT, "%s: tensor '%s' is not part of the model %s", path, t->name, m->source);
@@ -68,6 +73,14 @@ herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
         const herd_tensor_ref *t = herd_safetensors_find(st, p->name);
         memcpy(model_param_data(m, i), t->data, (size_t)p->numel * sizeof(float));
     }
+    return s;
+}
+
+herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
+    herd_safetensors *st = NULL;
+    herd_status s = herd_safetensors_open(&st, path, err);
+    if (s) return s;
+    s = model_load_tensors(m, st, NULL, err);
     herd_safetensors_close(st);
     return s;
 }

@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "dist/strategy.h"
-#include "herd/train.h"
-#include "optim/optim.h"
-
-struct herd_trainer {
-    herd_model *m;
-    herd_train_config cfg;
-    herd_optimizer opt;
-    herd_schedule sched;
-    int32_t *labels;
-    int64_t step; /* global, 0-based */
-    float lr;
-};
+#include "train/trainer_internal.h"
 
 herd_train_config herd_train_defaults(void) {
     herd_train_config c;
@@ -28,6 +17,7 @@ herd_train_config herd_train_defaults(void) {
     c.schedule = "constant";
     c.lr_step_epochs = 1;
     c.lr_gamma = 0.1f;
+    c.keep_checkpoints = 3;
     return c;
 }
 
@@ -44,24 +34,18 @@ static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_
     return HERD_OK;
 }
 
-herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
-                                int64_t steps_per_epoch, herd_error *err) {
-    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
-    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+/* The optimizer and LR schedule a training config asks for (shared by the trainer and
+ * parameter-server servers, which apply the updates there). */
+static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_per_epoch, herd_optim_config *oc,
+                                  herd_schedule *s, herd_error *err) {
     if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return herd_fail(err, HERD_EARG, "learning rate must be positive");
     herd_opt_kind kind;
     if (!herd_opt_kind_parse(cfg->optimizer, &kind))
         return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
                          cfg->optimizer);
-    herd_trainer *t = calloc(1, sizeof *t);
-    if (!t) return herd_fail(err, HERD_ENOMEM, "out of memory");
-    t->m = m;
-    t->cfg = *cfg;
-    herd_schedule *s = &t->sched;
-    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind)) {
-        free(t);
+    memset(s, 0, sizeof *s);
+    if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind))
         return herd_fail(err, HERD_EARG, "unknown LR schedule '%s' (expected constant, step, cosine)", cfg->schedule);
-    }
     s->base_lr = cfg->lr;
     s->warmup_steps = cfg->warmup_steps;
     s->step_size = (int64_t)(cfg->lr_step_epochs > 0 ? cfg->lr_step_epochs : 1) * steps_per_epoch;
@@ -69,14 +53,40 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     s->total_steps = steps_per_epoch * cfg->epochs - cfg->warmup_steps;
     if (s->total_steps < 1) s->total_steps = 1;
     s->min_lr = cfg->min_lr;
-    t->lr = cfg->lr;
+    *oc = herd_optim_defaults(kind);
+    oc->weight_decay = cfg->weight_decay;
+    if (cfg->momentum > 0) oc->momentum = cfg->momentum;
+    return HERD_OK;
+}
 
-    herd_optim_config oc = herd_optim_defaults(kind);
-    oc.weight_decay = cfg->weight_decay;
-    if (cfg->momentum > 0) oc.momentum = cfg->momentum;
+herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const herd_train_config *cfg,
+                             herd_error *err) {
+    (void)m;
+    if (!cfg->strategy || !herd_strategy_is_server(cfg->strategy))
+        return herd_fail(err, HERD_EINTERNAL, "herd_train_serve on a rank that is not a parameter server");
+    herd_optim_config oc;
+    herd_schedule sched;
+    int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
+    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &sched, err);
+    return st ? st : herd_strategy_serve(cfg->strategy, &oc, &sched, err);
+}
+
+herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
+                                int64_t steps_per_epoch, herd_error *err) {
+    if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
+    if (cfg->batch < 1) return herd_fail(err, HERD_EARG, "batch must be at least 1");
+    herd_trainer *t = calloc(1, sizeof *t);
+    if (!t) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    t->m = m;
+    t->cfg = *cfg;
+    t->lr = cfg->lr;
+    herd_optim_config oc;
+    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &t->sched, err);
     int64_t n_params;
     herd_model_params(m, &n_params);
-    herd_status st = herd_optimizer_init(&t->opt, &oc, n_params, err);
+    /* a parameter-server worker keeps no optimizer state: the servers apply the updates */
+    int local = !(cfg->strategy && herd_strategy_applies_update(cfg->strategy));
+    if (!st) st = herd_optimizer_init(&t->opt, &oc, local ? n_params : 0, err);
     if (st) {
         free(t);
         return st;
@@ -112,18 +122,44 @@ static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads
                      grads ? "gradient norm" : "loss");
 }
 
+static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_error *err);
+
+/* Pipeline stages load micro-batches themselves, through this. */
+typedef struct pipe_load {
+    herd_trainer *t;
+    const herd_dataset *ds;
+    const int64_t *idx;
+} pipe_load;
+
+static herd_status load_rows(void *user, int64_t row0, int first, int count, herd_error *err) {
+    pipe_load *c = user;
+    int ch, h, w;
+    herd_model_input_shape(c->t->m, &ch, &h, &w);
+    return herd_dataset_batch(c->ds, c->idx + first, count, herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w,
+                              c->t->labels + row0, err);
+}
+
 herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
                               herd_step_result *res, herd_error *err) {
     herd_model *m = t->m;
     herd_strategy *s = t->cfg.strategy;
     herd_status st;
     int64_t n_params;
-    float *params = herd_model_params(m, &n_params);
+    herd_model_params(m, &n_params);
     float *grads = herd_model_grads(m);
     if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
     memset(res, 0, sizeof *res);
+    if (s && herd_strategy_is_pipeline(s)) {
+        int lo, count, id;
+        herd_strategy_group(s, B, 0, &lo, &count, &id); /* this pipeline's share of the batch */
+        pipe_load ctx = {t, ds, idx + lo};
+        if ((st = herd_strategy_pipeline_step(s, count, B, t->labels, load_rows, &ctx, t->cfg.seed, t->step,
+                                              &res->loss_sum, &res->correct, &res->samples, err)))
+            return st;
+        return finish_update(t, res, err);
+    }
     int groups = s ? herd_strategy_groups(s) : 1;
-    if (s) herd_strategy_begin_step(s);
+    if (s && (st = herd_strategy_begin_step(s, t->step, err))) return st;
     for (int g = 0; g < groups; g++) {
         int lo = 0, count = B, id = 0;
         if (s) herd_strategy_group(s, B, g, &lo, &count, &id);
@@ -136,28 +172,53 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
             if ((st = herd_model_forward(m, count, 1, err))) return st;
             int correct;
             float loss = herd_model_loss(m, t->labels, count, &correct);
-            if (!isfinite(loss)) return nonfinite_error(m, count, t->step, 0, err);
-            herd_model_backward(m, t->labels, count, (float)count / (float)B);
+            /* skip mode goes on to backward: the non-finite gradients then skip the step on every rank alike */
+            if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, count, t->step, 0, err);
+            herd_model_backward(m, t->labels, count, s ? herd_strategy_grad_scale(s, count, B) : 1.0f);
             res->loss_sum += (double)loss * count;
             res->correct += correct;
             res->samples += count;
         }
         if (s && (st = herd_strategy_group_done(s, g, err))) return st;
     }
-    if (s && (st = herd_strategy_finish_step(s, err))) return st;
-    if (t->cfg.clip_norm > 0 && !isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm)))
-        return nonfinite_error(m, B, t->step, 1, err);
+    int remote = s && herd_strategy_applies_update(s);
+    if (s && !remote && (st = herd_strategy_finish_step(s, res->samples, err))) return st; /* gradient exchange */
+    return finish_update(t, res, err);
+}
+
+/* After the gradients are complete: finiteness check and clipping, then the update. */
+static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_error *err) {
+    herd_model *m = t->m;
+    herd_strategy *s = t->cfg.strategy;
+    herd_status st = HERD_OK;
+    int64_t n_params;
+    float *params = herd_model_params(m, &n_params);
+    float *grads = herd_model_grads(m);
+    int remote = s && herd_strategy_applies_update(s);
+    /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
-    herd_optimizer_step(&t->opt, params, grads, t->lr);
+    if (!isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm))) {
+        if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
+        res->skipped = 1; /* no update; the step still counts, so schedules and resume stay aligned */
+        if (remote) { /* the servers still wait for this step: an empty push */
+            memset(grads, 0, (size_t)n_params * sizeof(float));
+            if ((st = herd_strategy_finish_step(s, 0, err))) return st;
+        }
+        t->step++;
+        return HERD_OK;
+    }
+    if (remote) st = herd_strategy_finish_step(s, res->samples, err); /* the servers apply it */
+    else herd_optimizer_step(&t->opt, params, grads, t->lr);
     t->step++;
-    return HERD_OK;
+    return st;
 }
 
 herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
                           double *accuracy, herd_error *err) {
     herd_status st = check_data(m, ds, err);
     if (st) return st;
-    int rank = strategy ? herd_strategy_rank(strategy) : 0, world = strategy ? herd_strategy_world(strategy) : 1;
+    int rank = 0, world = 1;
+    if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
     int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
@@ -199,33 +260,53 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         herd_trainer_destroy(t);
         return st;
     }
-    for (int epoch = 1; epoch <= cfg->epochs && !st; epoch++) {
+    train_position start = {0, 0};
+    if (cfg->resume && (st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, err))) goto done;
+    if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
+    int rank = cfg->strategy ? herd_strategy_rank(cfg->strategy) : 0;
+    for (int epoch = (int)start.epoch + 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
         double t0 = herd_now();
-        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank */
-        for (int64_t s = 0; s < steps_per_epoch; s++) {
+        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank (from the resume point on) */
+        int64_t skipped = 0;
+        int64_t first = epoch == start.epoch + 1 ? start.step_in_epoch : 0;
+        for (int64_t s = first; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
             herd_step_result r;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
-            sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
+            if (r.skipped) {
+                skipped++;
+            } else {
+                sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
+            }
             if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
+            if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0 &&
+                rank == 0) {
+                train_position pos = {epoch - 1, s + 1};
+                if ((st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, err))) break;
+            }
         }
         if (st) break;
         herd_epoch_stats es;
         es.epoch = epoch;
         es.seconds = herd_now() - t0;
         if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, sums, 3, err))) break;
-        es.loss = sums[0] / sums[2];
-        es.accuracy = sums[1] / sums[2];
+        es.loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
+        es.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
         es.images_per_second = sums[2] / (es.seconds > 0 ? es.seconds : 1e-9);
         es.lr = herd_trainer_lr(t);
+        es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = -1;
+        if (cfg->strategy && (st = herd_strategy_sync_model(cfg->strategy, t->step, err))) break;
         if (val && (st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &es.val_loss, &es.val_accuracy, err)))
             break;
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
+    if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);
+    if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
+done:
     herd_sampler_free(&sampler);
     herd_trainer_destroy(t);
     return st;

@@ -1,4 +1,5 @@
-/* Synchronous data parallelism. Gradients live in one flat buffer whose tail is produced
+/* The strategies behind strategy.h. Data parallelism (here) and the parameter server
+ * (param_server.c, reached through the same calls). Gradients live in one flat buffer whose tail is produced
  * first by backward; buckets are cut from the tail and each is reduced with a non-blocking
  * allreduce as soon as the model's hook says it is final, polled after every layer so
  * communication overlaps the rest of backward. The deterministic mode instead gathers one
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/param_server.h"
+#include "dist/pipeline.h"
 #include "dist/strategy.h"
 
 #define MAX_BUCKETS 256
@@ -30,6 +33,10 @@ struct herd_strategy {
     herd_status hook_status;
     herd_error hook_err;
     double wait_seconds;
+    ps_state *ps;       /* parameter server */
+    pipe_state *pipe;   /* pipeline */
+    herd_comm *workers; /* PS: the workers' own communicator, for metrics */
+    int64_t step;       /* PS: the step in progress */
 };
 
 static void on_grads_ready(void *user, int64_t ready_from) {
@@ -52,6 +59,38 @@ herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *
     s->comm = c, s->m = m, s->cfg = *cfg;
     s->rank = herd_comm_rank(c), s->world = herd_comm_size(c);
     herd_model_params(m, &s->n_params);
+    if (cfg->kind == HERD_STRATEGY_PS) {
+        herd_status st;
+        if (cfg->deterministic) {
+            free(s);
+            return herd_fail(err, HERD_EARG, "--deterministic is for --strategy dp, not ps");
+        }
+        if ((st = ps_create(&s->ps, c, m, cfg->servers, cfg->staleness, err))) {
+            free(s);
+            return st;
+        }
+        if ((st = herd_comm_split(c, ps_is_server(s->ps), &s->workers, err))) {
+            herd_strategy_destroy(s);
+            return st;
+        }
+        s->rank = herd_comm_rank(s->workers), s->world = herd_comm_size(s->workers);
+        *out = s;
+        return HERD_OK;
+    }
+    if (cfg->kind == HERD_STRATEGY_PIPELINE) {
+        herd_status st;
+        if (cfg->deterministic || cfg->bf16) {
+            free(s);
+            return herd_fail(err, HERD_EARG, "--deterministic and --grad-compress are for --strategy dp");
+        }
+        if ((st = pipe_create(&s->pipe, c, m, cfg->stages, cfg->cuts, cfg->microbatches, cfg->one_f_one_b, err))) {
+            free(s);
+            return st;
+        }
+        s->rank = pipe_replica(s->pipe), s->world = pipe_replicas(s->pipe);
+        *out = s;
+        return HERD_OK;
+    }
     if (cfg->deterministic) {
         if (cfg->groups < 1 || cfg->groups % s->world != 0) {
             int world = s->world;
@@ -89,7 +128,52 @@ void herd_strategy_destroy(herd_strategy *s) {
     herd_model_set_grad_hook(s->m, NULL, NULL);
     free(s->bf16);
     herd_aligned_free(s->slots);
+    ps_destroy(s->ps);
+    pipe_destroy(s->pipe);
+    herd_comm_close(s->workers);
     free(s);
+}
+
+int herd_strategy_is_server(const herd_strategy *s) { return s->ps && ps_is_server(s->ps); }
+int herd_strategy_applies_update(const herd_strategy *s) { return s->ps != NULL; }
+
+float herd_strategy_grad_scale(const herd_strategy *s, int count, int B) {
+    /* a PS worker pushes its local mean; the server weighs workers by their sample counts */
+    return s->ps ? 1.0f : (float)count / (float)B;
+}
+
+herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
+    if (s->pipe) return pipe_gather_params(s->pipe, err);
+    return s->ps ? ps_pull(s->ps, t, 1, err) : HERD_OK;
+}
+
+void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world) {
+    if (s->pipe) { /* after sync_model every rank holds the whole model */
+        *rank = herd_comm_rank(s->comm), *world = herd_comm_size(s->comm);
+    } else {
+        *rank = s->rank, *world = s->world;
+    }
+}
+
+int herd_strategy_is_pipeline(const herd_strategy *s) { return s->pipe != NULL; }
+
+herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
+                                        herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
+                                        double *loss_sum, int *correct, int *samples, herd_error *err) {
+    return pipe_step(s->pipe, count, B, labels, load, user, seed, step, loss_sum, correct, samples, err);
+}
+
+void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total) {
+    if (s->pipe) pipe_times(s->pipe, wait, total);
+    else *wait = *total = 0;
+}
+
+herd_status herd_strategy_finish(herd_strategy *s, herd_error *err) { return s->ps ? ps_done(s->ps, err) : HERD_OK; }
+
+herd_status herd_strategy_serve(herd_strategy *s, const struct herd_optim_config *oc,
+                                const struct herd_schedule *sched, herd_error *err) {
+    if (!herd_strategy_is_server(s)) return herd_fail(err, HERD_EINTERNAL, "serve called on a worker");
+    return ps_serve(s->ps, oc, sched, err);
 }
 
 int herd_strategy_rank(const herd_strategy *s) { return s->rank; }
@@ -111,10 +195,15 @@ void herd_strategy_group(const herd_strategy *s, int B, int g, int *lo, int *cou
     *lo = (int)a, *count = (int)(b - a), *id = gid;
 }
 
-void herd_strategy_begin_step(herd_strategy *s) {
+herd_status herd_strategy_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
+    if (s->ps) {
+        s->step = t;
+        return ps_pull(s->ps, t, 0, err);
+    }
     for (int k = 0; k < s->n_buckets; k++) s->buckets[k].started = 0, s->buckets[k].req = NULL;
     s->hook_status = HERD_OK;
     herd_model_set_grad_hook(s->m, s->n_buckets ? on_grads_ready : NULL, s);
+    return HERD_OK;
 }
 
 herd_status herd_strategy_group_done(herd_strategy *s, int g, herd_error *err) {
@@ -126,11 +215,13 @@ herd_status herd_strategy_group_done(herd_strategy *s, int g, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status herd_strategy_finish_step(herd_strategy *s, herd_error *err) {
+herd_status herd_strategy_finish_step(herd_strategy *s, int samples, herd_error *err) {
     float *grads = herd_model_grads(s->m);
     double t0 = herd_now();
     herd_status st = HERD_OK;
-    if (s->cfg.deterministic) {
+    if (s->ps) {
+        st = ps_push(s->ps, s->step, samples, err);
+    } else if (s->cfg.deterministic) {
         int mine = herd_strategy_groups(s);
         size_t per = (size_t)mine * (size_t)s->n_params;
         if (s->world > 1)
@@ -160,7 +251,7 @@ herd_status herd_strategy_finish_step(herd_strategy *s, herd_error *err) {
 }
 
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err) {
-    if (s->world == 1) return HERD_OK;
+    if (herd_comm_size(s->comm) == 1) return HERD_OK;
     int64_t np, nb;
     float *p = herd_model_params(s->m, &np);
     float *b = herd_model_buffers(s->m, &nb);
@@ -170,7 +261,9 @@ herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err) {
 }
 
 herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error *err) {
-    return s->world == 1 ? HERD_OK : herd_comm_allreduce_f64(s->comm, v, n, err);
+    /* pipelines: every stage takes part; only the last ones carry loss figures */
+    herd_comm *c = s->ps ? s->workers : s->comm;
+    return herd_comm_size(c) == 1 ? HERD_OK : herd_comm_allreduce_f64(c, v, n, err);
 }
 
 double herd_strategy_wait_seconds(const herd_strategy *s) { return s->wait_seconds; }

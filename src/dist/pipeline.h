@@ -1,0 +1,34 @@
+/* Pipeline (model) parallelism internals used by the strategy: stage assignment and the
+ * micro-batch schedules (GPipe, 1F1B) of one step. */
+#ifndef HERD_PIPELINE_H
+#define HERD_PIPELINE_H
+
+#include "dist/comm.h"
+#include "herd/model.h"
+
+typedef struct pipe_state pipe_state;
+
+/* Loads the samples [first, first + count) of the step's local batch into rows
+ * [row0, row0 + count) of the model input and labels[row0..]. */
+typedef herd_status (*pipe_load_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
+
+/* world = stages x replicas; rank r is stage r % stages of pipeline r / stages.
+ * cuts[0..stages-2]: index of the last layer of each stage but the last. */
+herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int stages, const int *cuts,
+                        int microbatches, int one_f_one_b, herd_error *err);
+void pipe_destroy(pipe_state *p);
+int pipe_replica(const pipe_state *p);
+int pipe_replicas(const pipe_state *p);
+int pipe_stage(const pipe_state *p);
+/* One step over this pipeline's `count` samples (of a global batch of B): forward and
+ * backward of every micro-batch in the schedule's order, activations and gradients
+ * exchanged with the neighbouring stages, then the stage's gradients summed over replicas.
+ * Loss figures (last stage only) go to *loss_sum, *correct, *samples. */
+herd_status pipe_step(pipe_state *p, int count, int B, const int32_t *labels, pipe_load_fn load, void *user,
+                      uint64_t seed, int64_t step, double *loss_sum, int *correct, int *samples, herd_error *err);
+/* Every rank gets the whole model's parameters and buffers (each stage contributes its own). */
+herd_status pipe_gather_params(pipe_state *p, herd_error *err);
+/* Seconds spent waiting for neighbours, and in steps, since creation (bubble measurement). */
+void pipe_times(const pipe_state *p, double *wait, double *total);
+
+#endif

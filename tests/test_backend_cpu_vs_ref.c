@@ -1,0 +1,427 @@
+/* The cpu backend against the ref backend: every table op on random shapes (batch 1, odd
+ * sizes, non-square, stride 2, padding, 1x1), forward and accumulating backward (grad buffers
+ * pre-filled with non-zero values; NULL din/dw/db), on pools of 1, 2 and 3 threads, with the
+ * AVX-512 and the portable paths, plus bit-identical reruns at a fixed thread count.
+ *
+ * Tolerance: |cpu - ref| <= 1e-5 * sqrt(K) * (1 + |ref|), K = the length of the reduction
+ * behind the element: conv out C*KH*KW, conv din OC*KH*KW, conv dw/db B*OH*OW, dense out IN,
+ * dense din OUT, dense dw/db B, batch norm B*HW, avgpool KH*KW, elementwise ops 1. With data
+ * in [-1, 1], two summation orders of a K-term float32 sum differ by about
+ * eps * sqrt(K) * rms(partial sums) ~ 6e-8 * K / 3, under the bound for K < ~250000, while
+ * an indexing bug shows up as an O(1) error. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cpu_internal.h"
+#include "check.h"
+
+static herd_rng rng;
+
+static float *randv(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = 2.0f * herd_rng_uniform(&rng) - 1.0f;
+    return p;
+}
+
+static float *copyv(const float *a, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    memcpy(p, a, n * sizeof(float));
+    return p;
+}
+
+static float *nanv(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+static int irand(int lo, int hi) { return lo + (int)herd_rng_below(&rng, (uint32_t)(hi - lo + 1)); }
+
+static double worst_ratio; /* largest |cpu - ref| / bound seen, printed at the end */
+static char worst_what[160];
+
+static void compare(const char *what, const char *shape, const float *got, const float *want, size_t n,
+                    double reduction_len) {
+    double tol = 1e-5 * sqrt(reduction_len < 1 ? 1 : reduction_len);
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(got[i]) && isnan(want[i])) continue; /* NaN in, NaN out, in both */
+        double d = fabs((double)got[i] - want[i]), bound = tol * (1.0 + fabs(want[i]));
+        if (d / bound > worst_ratio) {
+            worst_ratio = d / bound;
+            snprintf(worst_what, sizeof worst_what, "%s [%s]", what, shape);
+        }
+        if (!(d <= bound)) {
+            if (!bad) first = i;
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "%s [%s]: %zu of %zu differ, first at %zu: got %.9g expected %.9g (tol %g*(1+|ref|))", what,
+          shape, bad, n, first, bad ? got[first] : 0.0, bad ? want[first] : 0.0, tol);
+}
+
+static void same_bits(const char *what, const char *shape, const float *a, const float *b, size_t n) {
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s [%s]: two runs with the same thread count differ", what, shape);
+}
+
+static herd_pool *pools[4];
+static const int thread_counts[] = {1, 2, 3};
+#define N_TC 3
+
+/* Workspace of exactly the size the backend asked for, with a guard tail that must survive. */
+typedef struct ws {
+    float *p;
+    size_t n;
+} ws;
+
+static herd_exec make_exec(int threads, size_t floats, ws *w) {
+    w->n = floats;
+    w->p = malloc((floats + 16) * sizeof(float));
+    for (int i = 0; i < 16; i++) w->p[floats + i] = 12345.0f;
+    herd_exec ex = {.pool = pools[threads], .workspace = w->p, .workspace_floats = floats};
+    return ex;
+}
+
+static void free_ws(ws *w, const char *shape) {
+    int ok = 1;
+    for (int i = 0; i < 16; i++) ok &= w->p[w->n + i] == 12345.0f;
+    CHECK(ok, "[%s]: wrote past the workspace it asked for", shape);
+    free(w->p);
+}
+
+/* ---------------- conv2d ---------------- */
+static void conv_case(conv2d_dims d, int with_bias) {
+    const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
+    if (!conv2d_dims_finish(&d)) return;
+    CHECK(cpu->conv2d_unsupported(&d) == NULL, "cpu must support every conv");
+    char shape[160];
+    snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d%s", d.B, d.C, d.H, d.W, d.OC, d.KH,
+             d.KW, d.SH, d.SW, d.PH, d.PW, with_bias ? " bias" : "");
+    size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.OC * d.OH * d.OW;
+    size_t nw = (size_t)d.OC * d.C * d.KH * d.KW;
+    double kf = (double)d.C * d.KH * d.KW, kw_len = (double)d.B * d.OH * d.OW, kd = (double)d.OC * d.KH * d.KW;
+    float *in = randv(nin), *w = randv(nw), *b = with_bias ? randv(d.OC) : NULL, *dout = randv(nout);
+    float *din0 = randv(nin), *dw0 = randv(nw), *db0 = randv(d.OC);
+
+    float *out_r = nanv(nout), *din_r = copyv(din0, nin), *dw_r = copyv(dw0, nw), *db_r = copyv(db0, d.OC);
+    herd_exec none = {0};
+    ref->conv2d_forward(&none, out_r, in, w, b, &d);
+    ref->conv2d_backward(&none, din_r, dw_r, db_r, dout, in, w, &d);
+    /* params-only backward (din NULL), as for a first layer */
+    float *dw_r2 = copyv(dw0, nw), *db_r2 = copyv(db0, d.OC);
+    ref->conv2d_backward(&none, NULL, dw_r2, db_r2, dout, in, w, &d);
+
+    for (int t = 0; t < N_TC; t++) {
+        int T = thread_counts[t];
+        ws wsp;
+        herd_exec ex = make_exec(T, cpu->conv2d_workspace(&d, T), &wsp);
+        float *out[2], *din[2], *dw[2], *db[2];
+        for (int run = 0; run < 2; run++) {
+            out[run] = nanv(nout);
+            din[run] = copyv(din0, nin);
+            dw[run] = copyv(dw0, nw);
+            db[run] = copyv(db0, d.OC);
+            cpu->conv2d_forward(&ex, out[run], in, w, b, &d);
+            cpu->conv2d_backward(&ex, din[run], dw[run], db[run], dout, in, w, &d);
+        }
+        compare("conv out", shape, out[0], out_r, nout, kf);
+        compare("conv din", shape, din[0], din_r, nin, kd);
+        compare("conv dw", shape, dw[0], dw_r, nw, kw_len);
+        compare("conv db", shape, db[0], db_r, d.OC, kw_len);
+        same_bits("conv out", shape, out[0], out[1], nout);
+        same_bits("conv din", shape, din[0], din[1], nin);
+        same_bits("conv dw", shape, dw[0], dw[1], nw);
+        same_bits("conv db", shape, db[0], db[1], d.OC);
+
+        float *dw2 = copyv(dw0, nw), *db2 = copyv(db0, d.OC);
+        cpu->conv2d_backward(&ex, NULL, dw2, db2, dout, in, w, &d);
+        compare("conv dw (din NULL)", shape, dw2, dw_r2, nw, kw_len);
+        compare("conv db (din NULL)", shape, db2, db_r2, d.OC, kw_len);
+        /* din only: dw/db NULL must leave the rest alone */
+        float *din3 = copyv(din0, nin);
+        cpu->conv2d_backward(&ex, din3, NULL, NULL, dout, in, w, &d);
+        compare("conv din (dw, db NULL)", shape, din3, din_r, nin, kd);
+        free_ws(&wsp, shape);
+        for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
+        free(dw2), free(db2), free(din3);
+    }
+    /* workspace planned for 1 thread, pool of 3: the op must use only what it was given */
+    {
+        ws wsp;
+        herd_exec ex = make_exec(1, cpu->conv2d_workspace(&d, 1), &wsp);
+        ex.pool = pools[3];
+        float *o = nanv(nout), *di = copyv(din0, nin), *dwx = copyv(dw0, nw), *dbx = copyv(db0, d.OC);
+        cpu->conv2d_forward(&ex, o, in, w, b, &d);
+        cpu->conv2d_backward(&ex, di, dwx, dbx, dout, in, w, &d);
+        compare("conv out (1-thread workspace, 3 threads)", shape, o, out_r, nout, kf);
+        compare("conv din (1-thread workspace, 3 threads)", shape, di, din_r, nin, kd);
+        compare("conv dw (1-thread workspace, 3 threads)", shape, dwx, dw_r, nw, kw_len);
+        compare("conv db (1-thread workspace, 3 threads)", shape, dbx, db_r, d.OC, kw_len);
+        free_ws(&wsp, shape);
+        free(o), free(di), free(dwx), free(dbx);
+    }
+    /* too small a workspace must still give the right answer */
+    {
+        herd_exec ex = {.pool = pools[2], .workspace = NULL, .workspace_floats = 0};
+        float *o = nanv(nout), *di = copyv(din0, nin);
+        cpu->conv2d_forward(&ex, o, in, w, b, &d);
+        cpu->conv2d_backward(&ex, di, NULL, NULL, dout, in, w, &d);
+        compare("conv out (no workspace)", shape, o, out_r, nout, kf);
+        compare("conv din (no workspace)", shape, di, din_r, nin, kd);
+        free(o), free(di);
+    }
+    free(in), free(w), free(b), free(dout), free(din0), free(dw0), free(db0);
+    free(out_r), free(din_r), free(dw_r), free(db_r), free(dw_r2), free(db_r2);
+}
+
+static void test_conv(void) {
+    conv2d_dims fixed[] = {
+        {.B = 3, .C = 1, .H = 28, .W = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 2, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 5, .H = 7, .W = 9, .OC = 3, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 4, .C = 6, .H = 9, .W = 8, .OC = 7, .KH = 1, .KW = 1, .SH = 2, .SW = 2, .PH = 0, .PW = 0},
+        {.B = 3, .C = 3, .H = 11, .W = 6, .OC = 5, .KH = 2, .KW = 5, .SH = 2, .SW = 1, .PH = 0, .PW = 2},
+        {.B = 5, .C = 2, .H = 5, .W = 5, .OC = 4, .KH = 5, .KW = 5, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
+        {.B = 2, .C = 3, .H = 4, .W = 4, .OC = 2, .KH = 3, .KW = 3, .SH = 3, .SW = 3, .PH = 2, .PW = 2},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
+    for (int i = 0; i < 24; i++) {
+        /* one draw per statement: initializer order is unspecified, and the shapes must not
+         * depend on the compiler */
+        conv2d_dims d = {0};
+        d.B = irand(1, 5), d.C = irand(1, 7), d.H = irand(1, 13), d.W = irand(1, 13), d.OC = irand(1, 9);
+        d.KH = irand(1, 5), d.KW = irand(1, 5), d.SH = irand(1, 3), d.SW = irand(1, 3);
+        d.PH = irand(0, 2), d.PW = irand(0, 2);
+        conv_case(d, i % 3 != 0);
+    }
+}
+
+/* ---------------- dense ---------------- */
+static void dense_case(int B, int IN, int OUT, int with_bias) {
+    const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
+    char shape[96];
+    snprintf(shape, sizeof shape, "dense B%d IN%d OUT%d%s", B, IN, OUT, with_bias ? " bias" : "");
+    size_t nin = (size_t)B * IN, nout = (size_t)B * OUT, nw = (size_t)OUT * IN;
+    float *in = randv(nin), *w = randv(nw), *b = with_bias ? randv(OUT) : NULL, *dout = randv(nout);
+    float *din0 = randv(nin), *dw0 = randv(nw), *db0 = randv(OUT);
+    float *out_r = nanv(nout), *din_r = copyv(din0, nin), *dw_r = copyv(dw0, nw), *db_r = copyv(db0, OUT);
+    herd_exec none = {0};
+    ref->dense_forward(&none, out_r, in, w, b, B, IN, OUT);
+    ref->dense_backward(&none, din_r, dw_r, db_r, dout, in, w, B, IN, OUT);
+    for (int t = 0; t < N_TC; t++) {
+        herd_exec ex = {.pool = pools[thread_counts[t]]};
+        float *out[2], *din[2], *dw[2], *db[2];
+        for (int run = 0; run < 2; run++) {
+            out[run] = nanv(nout);
+            din[run] = copyv(din0, nin);
+            dw[run] = copyv(dw0, nw);
+            db[run] = copyv(db0, OUT);
+            cpu->dense_forward(&ex, out[run], in, w, b, B, IN, OUT);
+            cpu->dense_backward(&ex, din[run], dw[run], db[run], dout, in, w, B, IN, OUT);
+        }
+        compare("dense out", shape, out[0], out_r, nout, IN);
+        compare("dense din", shape, din[0], din_r, nin, OUT);
+        compare("dense dw", shape, dw[0], dw_r, nw, B);
+        compare("dense db", shape, db[0], db_r, OUT, B);
+        same_bits("dense out", shape, out[0], out[1], nout);
+        same_bits("dense dw", shape, dw[0], dw[1], nw);
+        float *dw2 = copyv(dw0, nw), *db2 = copyv(db0, OUT);
+        cpu->dense_backward(&ex, NULL, dw2, db2, dout, in, w, B, IN, OUT);
+        compare("dense dw (din NULL)", shape, dw2, dw_r, nw, B);
+        compare("dense db (din NULL)", shape, db2, db_r, OUT, B);
+        for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
+        free(dw2), free(db2);
+    }
+    free(in), free(w), free(b), free(dout), free(din0), free(dw0), free(db0);
+    free(out_r), free(din_r), free(dw_r), free(db_r);
+}
+
+static void test_dense(void) {
+    dense_case(32, 1152, 128, 1);
+    dense_case(1, 7, 3, 1);
+    dense_case(5, 1, 1, 0);
+    dense_case(64, 128, 10, 1);
+    for (int i = 0; i < 12; i++) {
+        int B = irand(1, 9), IN = irand(1, 40), OUT = irand(1, 20); /* sequenced draws */
+        dense_case(B, IN, OUT, i % 2);
+    }
+}
+
+/* ---------------- pooling ---------------- */
+static void pool_case_nan(pool2d_dims d, int with_nans) {
+    const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
+    if (!pool2d_dims_finish(&d)) return;
+    char shape[128];
+    snprintf(shape, sizeof shape, "pool B%d C%d %dx%d k%dx%d s%d,%d p%d,%d", d.B, d.C, d.H, d.W, d.KH, d.KW, d.SH,
+             d.SW, d.PH, d.PW);
+    size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.C * d.OH * d.OW;
+    float *in = randv(nin), *dout = randv(nout), *din0 = randv(nin);
+    if (with_nans == 1) /* NaN must propagate and pick the same argmax as ref */
+        for (size_t i = 0; i < nin; i += 3) in[i] = NAN;
+    if (with_nans == 2) /* values in {-1, 0, 1}: ties everywhere, the first must win as in ref */
+        for (size_t i = 0; i < nin; i++) in[i] = roundf(in[i]);
+    herd_exec none = {0};
+    float *mo_r = nanv(nout), *ao_r = nanv(nout), *mdin_r = copyv(din0, nin), *adin_r = copyv(din0, nin);
+    int32_t *am_r = malloc(nout * sizeof(int32_t));
+    ref->maxpool2d_forward(&none, mo_r, am_r, in, &d);
+    ref->maxpool2d_backward(&none, mdin_r, dout, am_r, &d);
+    ref->avgpool2d_forward(&none, ao_r, in, &d);
+    ref->avgpool2d_backward(&none, adin_r, dout, &d);
+    for (int t = 0; t < N_TC; t++) {
+        herd_exec ex = {.pool = pools[thread_counts[t]]};
+        float *mo = nanv(nout), *ao = nanv(nout), *mdin = copyv(din0, nin), *adin = copyv(din0, nin);
+        int32_t *am = malloc(nout * sizeof(int32_t));
+        cpu->maxpool2d_forward(&ex, mo, am, in, &d);
+        cpu->maxpool2d_backward(&ex, mdin, dout, am, &d);
+        cpu->avgpool2d_forward(&ex, ao, in, &d);
+        cpu->avgpool2d_backward(&ex, adin, dout, &d);
+        compare("maxpool out", shape, mo, mo_r, nout, 1);
+        CHECK(memcmp(am, am_r, nout * sizeof(int32_t)) == 0, "maxpool argmax [%s] differs from ref", shape);
+        compare("maxpool din", shape, mdin, mdin_r, nin, 1);
+        compare("avgpool out", shape, ao, ao_r, nout, (double)d.KH * d.KW);
+        compare("avgpool din", shape, adin, adin_r, nin, (double)d.KH * d.KW);
+        free(mo), free(ao), free(mdin), free(adin), free(am);
+    }
+    free(in), free(dout), free(din0), free(mo_r), free(ao_r), free(mdin_r), free(adin_r), free(am_r);
+}
+
+static void pool_case(pool2d_dims d) { pool_case_nan(d, 0); }
+
+static void test_pool(void) {
+    pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 8, .W = 8, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
+    /* 2x2/2 rows of 18 outputs: the vector path's full and partial chunks, odd width */
+    pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 7, .W = 37, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
+    pool_case_nan((pool2d_dims){.B = 1, .C = 2, .H = 6, .W = 66, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 2);
+    pool_case_nan((pool2d_dims){.B = 2, .C = 2, .H = 9, .W = 9, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+                  2);
+    pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 9, .W = 7, .KH = 3, .KW = 3, .SH = 1, .SW = 2, .PH = 1}, 1);
+    pool_case((pool2d_dims){.B = 32, .C = 32, .H = 28, .W = 28, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
+    pool_case((pool2d_dims){.B = 3, .C = 5, .H = 7, .W = 9, .KH = 2, .KW = 2, .SH = 2, .SW = 2});
+    pool_case((pool2d_dims){.B = 1, .C = 3, .H = 8, .W = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 1, .PH = 1, .PW = 1});
+    for (int i = 0; i < 16; i++) {
+        pool2d_dims d = {0};
+        d.B = irand(1, 4), d.C = irand(1, 6), d.H = irand(1, 12), d.W = irand(1, 12);
+        d.KH = irand(1, 4), d.KW = irand(1, 4), d.SH = irand(1, 3), d.SW = irand(1, 3);
+        d.PH = irand(0, d.KH / 2); /* PyTorch's limit: padding at most half the window */
+        d.PW = irand(0, d.KW / 2);
+        pool_case(d);
+    }
+}
+
+/* ---------------- batch norm ---------------- */
+static void bn_case(int B, int C, int HW) {
+    const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
+    char shape[64];
+    snprintf(shape, sizeof shape, "batchnorm B%d C%d HW%d", B, C, HW);
+    size_t n = (size_t)B * C * HW;
+    double len = (double)B * HW;
+    float *in = randv(n), *gamma = randv(C), *beta = randv(C), *dout = randv(n), *din0 = randv(n);
+    float *rm0 = randv(C), *rv0 = malloc(C * sizeof(float)), *dg0 = randv(C), *dbe0 = randv(C);
+    for (int c = 0; c < C; c++) rv0[c] = 0.5f + herd_rng_uniform(&rng);
+    for (size_t i = 0; i < n; i++) in[i] = 3.0f * in[i] + 0.5f; /* a mean and spread away from (0, 1) */
+    herd_exec none = {0};
+    float *o_r = nanv(n), *m_r = nanv(C), *rs_r = nanv(C), *rm_r = copyv(rm0, C), *rv_r = copyv(rv0, C);
+    float *e_r = nanv(n), *din_r = copyv(din0, n), *dg_r = copyv(dg0, C), *dbe_r = copyv(dbe0, C);
+    ref->batchnorm_forward_train(&none, o_r, m_r, rs_r, rm_r, rv_r, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+    ref->batchnorm_forward_eval(&none, e_r, in, gamma, beta, rm0, rv0, B, C, HW, 1e-5f);
+    ref->batchnorm_backward(&none, din_r, dg_r, dbe_r, dout, in, m_r, rs_r, gamma, B, C, HW);
+    for (int t = 0; t < N_TC; t++) {
+        herd_exec ex = {.pool = pools[thread_counts[t]]};
+        float *o = nanv(n), *m = nanv(C), *rs = nanv(C), *rm = copyv(rm0, C), *rv = copyv(rv0, C);
+        float *e = nanv(n), *din = copyv(din0, n), *dg = copyv(dg0, C), *dbe = copyv(dbe0, C);
+        cpu->batchnorm_forward_train(&ex, o, m, rs, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+        cpu->batchnorm_forward_eval(&ex, e, in, gamma, beta, rm0, rv0, B, C, HW, 1e-5f);
+        /* backward from ref's saved stats so only the backward itself is compared */
+        cpu->batchnorm_backward(&ex, din, dg, dbe, dout, in, m_r, rs_r, gamma, B, C, HW);
+        compare("bn out", shape, o, o_r, n, len);
+        compare("bn mean", shape, m, m_r, C, len);
+        compare("bn rstd", shape, rs, rs_r, C, len);
+        compare("bn running_mean", shape, rm, rm_r, C, len);
+        compare("bn running_var", shape, rv, rv_r, C, len);
+        compare("bn eval out", shape, e, e_r, n, 1);
+        compare("bn din", shape, din, din_r, n, len);
+        compare("bn dgamma", shape, dg, dg_r, C, len);
+        compare("bn dbeta", shape, dbe, dbe_r, C, len);
+        float *dg2 = copyv(dg0, C), *dbe2 = copyv(dbe0, C);
+        cpu->batchnorm_backward(&ex, NULL, dg2, dbe2, dout, in, m_r, rs_r, gamma, B, C, HW);
+        compare("bn dgamma (din NULL)", shape, dg2, dg_r, C, len);
+        compare("bn dbeta (din NULL)", shape, dbe2, dbe_r, C, len);
+        free(o), free(m), free(rs), free(rm), free(rv), free(e), free(din), free(dg), free(dbe), free(dg2), free(dbe2);
+    }
+    free(in), free(gamma), free(beta), free(dout), free(din0), free(rm0), free(rv0), free(dg0), free(dbe0);
+    free(o_r), free(m_r), free(rs_r), free(rm_r), free(rv_r), free(e_r), free(din_r), free(dg_r), free(dbe_r);
+}
+
+static void test_batchnorm(void) {
+    bn_case(32, 64, 196);
+    bn_case(7, 128, 1);
+    bn_case(2, 3, 5);
+    for (int i = 0; i < 6; i++) {
+        int B = irand(2, 6), C = irand(1, 9), HW = irand(1, 30);
+        bn_case(B, C, HW);
+    }
+}
+
+/* ---------------- activations ---------------- */
+static void test_act(void) {
+    const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
+    const herd_act kinds[] = {HERD_ACT_NONE, HERD_ACT_RELU, HERD_ACT_LEAKY_RELU, HERD_ACT_SIGMOID, HERD_ACT_TANH,
+                              HERD_ACT_GELU};
+    const int64_t sizes[] = {1, 37, 100003};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        for (size_t s = 0; s < 3; s++) {
+            int64_t n = sizes[s];
+            char shape[64];
+            snprintf(shape, sizeof shape, "act %d n%lld", (int)kinds[k], (long long)n);
+            float *in = randv(n), *dout = randv(n), *din0 = randv(n);
+            for (int64_t i = 0; i < n; i++) in[i] *= 4.0f;
+            herd_exec none = {0};
+            float *o_r = nanv(n), *d_r = copyv(din0, n);
+            ref->act_forward(&none, o_r, in, n, kinds[k], 0.1f);
+            ref->act_backward(&none, d_r, dout, in, o_r, n, kinds[k], 0.1f);
+            for (int t = 0; t < N_TC; t++) {
+                herd_exec ex = {.pool = pools[thread_counts[t]]};
+                float *o = nanv(n), *d = copyv(din0, n);
+                cpu->act_forward(&ex, o, in, n, kinds[k], 0.1f);
+                cpu->act_backward(&ex, d, dout, in, o_r, n, kinds[k], 0.1f);
+                compare("act out", shape, o, o_r, n, 1);
+                compare("act din", shape, d, d_r, n, 1);
+                free(o), free(d);
+            }
+            free(in), free(dout), free(din0), free(o_r), free(d_r);
+        }
+}
+
+int main(void) {
+    herd_rng_init(&rng, 20261123, 7);
+    for (int t = 1; t <= 3; t++) {
+        herd_error err;
+        if (herd_pool_create(&pools[t], t, &err) != HERD_OK) {
+            fprintf(stderr, "pool: %s\n", err.msg);
+            return 1;
+        }
+    }
+    CHECK(herd_backend_find("ref") == &herd_backend_ref, "find ref");
+    CHECK(herd_backend_find("cpu") == &herd_backend_cpu, "find cpu");
+    CHECK(herd_backend_find("gpu") == NULL, "unknown name gives NULL");
+    CHECK(herd_backend_find(NULL) == NULL, "NULL name gives NULL");
+    herd_backend_set_threads(2);
+    printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+    test_conv();
+    test_dense();
+    test_pool();
+    test_batchnorm();
+    test_act();
+    /* conv and maxpool have AVX-512 paths and portable fallbacks: cover the other one too */
+    if (cpu_avx512_enabled()) {
+        cpu_gemm_select(0);
+        printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+        test_conv();
+        test_pool();
+        cpu_gemm_select(1);
+    }
+    for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);
+    printf("worst error / tolerance: %.3f (%s)\n", worst_ratio, worst_what);
+    return check_summary();
+}

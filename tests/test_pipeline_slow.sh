@@ -1,0 +1,61 @@
+# Pipeline parallelism: P = 2 and 3 stages with M = 1 and 4 micro-batches, GPipe and 1F1B,
+# and 2 pipelines of 2 stages (-n 4) train to the weights of the unsplit model (float
+# tolerance); --split by name; cuts inside a residual block and other misuse are refused;
+# a killed stage rank stops the job within 10 s.
+. "$(dirname "$0")/cli_lib.sh"
+if ! command -v mpirun >/dev/null; then
+    echo "SKIP: mpirun not installed (openmpi-bin); pipeline tests not run"
+    echo "0 passed, 0 failed (skipped)"
+    exit 77
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp
+make_subset "$TMP/d" 640 200
+SPEC=$SRC/tests/data/small_cnn_nodrop.spec   # no dropout: masks depend on how a batch is cut into micro-batches
+common=(--data "$TMP/d" --epochs 1 --batch 64 --seed 5 --threads 1 --quiet --optimizer adam)
+compare() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["HERD_SOURCE_DIR"] + "/tests")
+import numpy as np, spec_torch
+a, b = spec_torch.read_safetensors(sys.argv[1]), spec_torch.read_safetensors(sys.argv[2])
+worst = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+print(f"max abs weight difference {worst:.3g} (tolerance {sys.argv[3]})")
+sys.exit(0 if worst <= float(sys.argv[3]) else 1)
+PY
+}
+expect_exit 0 "unsplit" -- "$HERD" train "$SPEC" "${common[@]}" --save "$TMP/one.st"
+for cfg in "2 1 gpipe" "2 4 gpipe" "2 4 1f1b" "3 1 1f1b" "3 4 gpipe" "3 4 1f1b"; do
+    set -- $cfg
+    expect_exit 0 "P=$1 M=$2 $3" -- "$HERD" train "$SPEC" "${common[@]}" -n $1 --strategy pipeline --stages $1 \
+        --microbatches $2 --schedule $3 --save "$TMP/p.st"
+    grep -q "^pipeline bubble: measured" "$TMP/out" && pass || fail "no bubble figure"
+    compare "$TMP/one.st" "$TMP/p.st" 1e-5 && pass || fail "P=$1 M=$2 $3 differs from the unsplit model"
+done
+expect_exit 0 "2 pipelines x 2 stages" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline --stages 2 \
+    --save "$TMP/p4.st"
+compare "$TMP/one.st" "$TMP/p4.st" 1e-5 && pass || fail "pipeline + data parallel differs"
+expect_exit 0 "--split by name" -- "$HERD" train "$SPEC" "${common[@]}" -n 2 --strategy pipeline --stages 2 \
+    --split maxpool1 --save "$TMP/ps.st"
+compare "$TMP/one.st" "$TMP/ps.st" 1e-5 && pass || fail "--split maxpool1 differs"
+
+expect_exit 1 "unknown split layer" -- "$HERD" train "$SPEC" "${common[@]}" -n 2 --strategy pipeline --split convv
+grep -q "no layer named 'convv'" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+expect_exit 1 "stages must divide ranks" -- "$HERD" train "$SPEC" "${common[@]}" -n 3 --strategy pipeline --stages 2
+grep -q "that --stages divides" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+expect_exit 1 "cut inside a residual block" -- "$HERD" train "$SRC/tests/data/residual_bn.spec" --data "$TMP/d" \
+    --epochs 1 --quiet -n 2 --strategy pipeline --split conv1 --microbatches 1
+grep -q "splits a residual block" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+expect_exit 1 "batch norm with micro-batches" -- "$HERD" train "$SRC/tests/data/residual_bn.spec" --data "$TMP/d" \
+    --epochs 1 --quiet -n 2 --strategy pipeline --microbatches 4
+grep -q "batch norm with --microbatches > 1" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+expect_exit 2 "bad schedule" -- "$HERD" train "$SPEC" --strategy pipeline --schedule zigzag
+
+# a stage rank killed mid-step: everyone stops, non-zero, within 10 s, and it is named
+start=$(date +%s)
+HERD_TEST_FAULT=kill:1:3 "$HERD" train "$SPEC" "${common[@]}" -n 2 --strategy pipeline --timeout 5 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+took=$(( $(date +%s) - start ))
+[ $rc != 0 ] && pass || fail "killed stage: exit 0"
+[ $took -le 10 ] && pass || fail "killed stage: took $took s"
+grep -qi "rank 1" "$TMP/err" && pass || fail "killed stage not named: $(head -c 400 "$TMP/err")"
+summary
