@@ -126,7 +126,7 @@ with tempfile.TemporaryDirectory() as d:
     t0 = time.time()
     r = subprocess.run([HERD, "train", spec, "--data", d, "--epochs", "2", "--batch", "32", "--val-split", "0.25",
                         "--tensorboard", tb, "--tb-every", "2", "--log-json", js, "--test-each-epoch",
-                        "--schedule", "cosine", "--lr", "0.01", "--threads", "1", "--progress", "none"],
+                        "--lr-schedule", "cosine", "--lr", "0.01", "--threads", "1", "--progress", "none"],
                        capture_output=True, text=True)
     t1 = time.time()
     ok(r.returncode == 0, f"herd train --tensorboard: exit {r.returncode}: {r.stderr[:400]}")
