@@ -32,6 +32,13 @@ cmp -s "$TMP/a" "$TMP/c" && pass || fail "summary of the .onnx differs: $(diff "
 expect_exit 0 "re-export" -- "$HERD" export "$TMP/r.spec" --weights "$TMP/r.safetensors" --onnx "$TMP/r2.onnx"
 cmp -s "$TMP/r.onnx" "$TMP/r2.onnx" && pass || fail "export -> import -> export is not byte-identical"
 ls "$TMP"/*.tmp.* >/dev/null 2>&1 && fail "a temp file was left behind" || pass
+# kill -9 after the temp file is complete, before the rename: the old file stays whole
+cp "$TMP/r.onnx" "$TMP/keep.onnx"
+(HERD_TEST_FAULT=crash:onnx.before_rename:1 "$HERD" export "$SRC/examples/fashion_cnn.spec" --onnx "$TMP/r.onnx" \
+    >/dev/null 2>&1) 2>/dev/null
+[ $? = 137 ] && pass || fail "the crash fault in the ONNX writer did not fire"
+cmp -s "$TMP/r.onnx" "$TMP/keep.onnx" && pass || fail "a crash before the rename changed the old file"
+rm -f "$TMP"/r.onnx.tmp.*
 
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     make_subset "$TMP/fm" 64 32
