@@ -34,9 +34,9 @@ cmp -s "$TMP/r.onnx" "$TMP/r2.onnx" && pass || fail "export -> import -> export 
 ls "$TMP"/*.tmp.* >/dev/null 2>&1 && fail "a temp file was left behind" || pass
 # kill -9 after the temp file is complete, before the rename: the old file stays whole
 cp "$TMP/r.onnx" "$TMP/keep.onnx"
-(HERD_TEST_FAULT=crash:onnx.before_rename:1 "$HERD" export "$SRC/examples/fashion_cnn.spec" --onnx "$TMP/r.onnx" \
-    >/dev/null 2>&1) 2>/dev/null
-[ $? = 137 ] && pass || fail "the crash fault in the ONNX writer did not fire"
+rc=$( (HERD_TEST_FAULT=crash:onnx.before_rename:1 "$HERD" export "$SRC/examples/fashion_cnn.spec" \
+    --onnx "$TMP/r.onnx" >/dev/null 2>&1; echo $?) 2>/dev/null)
+[ "$rc" = 137 ] && pass || fail "the crash fault in the ONNX writer did not fire (exit $rc)"
 cmp -s "$TMP/r.onnx" "$TMP/keep.onnx" && pass || fail "a crash before the rename changed the old file"
 rm -f "$TMP"/r.onnx.tmp.*
 
