@@ -90,14 +90,15 @@ def build(path):
         elif kw == "dense":
             steps.append((name, lambda x, P, n=name, **_: F.linear(x, P[n + ".weight"], P.get(n + ".bias"))))
         elif kw == "dropout":
-            steps.append((name, lambda x, P, n=name, masks=None, **_: x * masks["mask." + n].reshape(x.shape)))
+            steps.append((name, lambda x, P, n=name, masks=None, training=True, **_:
+                          x * masks["mask." + n].reshape(x.shape) if training else x))
         elif kw == "batchnorm":
             eps = float(o.get("eps", "1e-5"))
             mom = float(o.get("momentum", "0.1"))
 
-            def bn(x, P, n=name, eps=eps, mom=mom, buffers=None, **_):
+            def bn(x, P, n=name, eps=eps, mom=mom, buffers=None, training=True, **_):
                 rm, rv = buffers[n + ".running_mean"], buffers[n + ".running_var"]
-                return F.batch_norm(x, rm, rv, P[n + ".weight"], P[n + ".bias"], True, mom, eps)
+                return F.batch_norm(x, rm, rv, P[n + ".weight"], P[n + ".bias"], training, mom, eps)
             steps.append((name, bn))
         elif kw in ACTS:
             act = None
@@ -126,9 +127,10 @@ def act_fn(kind, alpha):
     }[kind]
 
 
-def forward(steps, x, params, masks, buffers):
+def forward(steps, x, params, masks, buffers, training=True):
+    """training=False: inference (batch norm on running statistics, dropout as identity)."""
     outs = {}
     for name, fn in steps:
-        x = fn(x, params, masks=masks, outs=outs, buffers=buffers)
+        x = fn(x, params, masks=masks, outs=outs, buffers=buffers, training=training)
         outs[name] = x
     return x

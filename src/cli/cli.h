@@ -11,6 +11,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* With workers > 1 and no MPI launcher around us: re-executes this command under
  * `mpirun -np workers` and never returns, except on failure with an exit code in *rc.
@@ -21,7 +23,12 @@ int cli_launch_local(int argc, char **argv, int workers, int *rc);
 herd_status cli_pipeline_cuts(const herd_model *m, int stages, const char *split, int microbatches, int *cuts,
                               herd_error *err);
 
-/* Loads a spec, initialises it from seed, loads weights (if not NULL) and prepares it for
+/* 1 if path names an ONNX model (ends in .onnx), which every command takes in place of a spec. */
+int cli_is_onnx(const char *path);
+/* A spec initialised from seed, or an ONNX model with its weights. */
+herd_status cli_load_model(const char *path, uint64_t seed, herd_model **out, herd_error *err);
+
+/* Loads a spec (or an ONNX model, weights included), initialises it from seed, loads weights (if not NULL) and prepares it for
  * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */
 int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,
                    herd_model **out);

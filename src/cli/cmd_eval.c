@@ -11,7 +11,7 @@ int cmd_eval(int argc, char **argv) {
     const char *data = "fashion-mnist", *weights = NULL, *split = "test", *backend = "cpu";
     int batch = 1000, threads = 0;
     cli_option opts[] = {
-        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required)", 0},
+        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required unless the model is an .onnx file)", 0},
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, or a directory, file or SQL query (docs/DATA.md)", 0},
         {"--split", OPT_STR, &split, 0, 0, "NAME", "test (default) or train", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "evaluation batch size (default 1000)", 0},
@@ -24,7 +24,7 @@ int cmd_eval(int argc, char **argv) {
     const char *pos[1];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
-    if (!weights) {
+    if (!weights && !cli_is_onnx(pos[0])) {
         cli_error("eval needs --weights FILE (usage: %s)", cmd.usage);
         return 2;
     }

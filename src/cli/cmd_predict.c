@@ -15,7 +15,7 @@ int cmd_predict(int argc, char **argv) {
     const char *weights = NULL, *images = NULL, *backend = "cpu", *names = NULL;
     int batch = 256, threads = 0, limit = 0;
     cli_option opts[] = {
-        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required)", 0},
+        {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required unless the model is an .onnx file)", 0},
         {"--images", OPT_STR, &images, 0, 0, "FILE", "IDX images file, plain or .gz (required)", 0},
         {"--limit", OPT_INT, &limit, 1, 1e9, "N", "predict only the first N images", 0},
         {"--class-names", OPT_STR, &names, 0, 0, "LIST", "fashion-mnist, or comma-separated names to print", 0},
@@ -30,7 +30,7 @@ int cmd_predict(int argc, char **argv) {
     const char *pos[1];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
-    if (!weights || !images) {
+    if ((!weights && !cli_is_onnx(pos[0])) || !images) {
         cli_error("predict needs --weights FILE and --images FILE (usage: %s)", cmd.usage);
         return 2;
     }

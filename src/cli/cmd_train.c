@@ -12,11 +12,16 @@
 #include "cli/progress.h"
 #include "dist/strategy.h"
 #include "herd/data.h"
+#include "herd/tensorboard.h"
 #include "herd/train.h"
 
 typedef struct train_ui {
     progress bar;
     FILE *json;
+    herd_tb_writer *tb;  /* --tensorboard: scalars per epoch (and per --tb-every steps) */
+    int tb_every;
+    int64_t tb_steps;    /* steps per epoch, for the global step of per-step scalars */
+    int epoch;
     int show;
     /* --test-each-epoch */
     herd_model *m;
@@ -28,8 +33,17 @@ typedef struct train_ui {
     double elapsed; /* training seconds so far, without evaluation */
 } train_ui;
 
+/* A failed event write warns once and stops TensorBoard logging; training goes on. */
+static void tb_check(train_ui *ui, herd_status st, const herd_error *err) {
+    if (st == HERD_OK) return;
+    cli_error("warning: TensorBoard logging stopped: %s", err->msg);
+    herd_tb_close(ui->tb, NULL);
+    ui->tb = NULL;
+}
+
 static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     train_ui *ui = user;
+    ui->epoch = epoch, ui->tb_steps = steps;
     if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
 }
 
@@ -58,6 +72,11 @@ static void inject_fault(const train_ui *ui, int64_t step) {
 static void on_step(void *user, int64_t step, double loss, double acc) {
     train_ui *ui = user;
     inject_fault(ui, ++ui->steps_run);
+    if (ui->tb && ui->tb_every > 0 && step % ui->tb_every == 0) {
+        herd_error err = {0};
+        tb_check(ui, herd_tb_scalar(ui->tb, "train/running_loss", (ui->epoch - 1) * ui->tb_steps + step, (float)loss, 0,
+                                    &err), &err);
+    }
     if (ui->show) progress_update(&ui->bar, step, loss, acc);
 }
 
@@ -71,10 +90,12 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
         progress_end_epoch(&ui->bar, s->loss, s->accuracy, s->val_loss, s->val_accuracy, s->seconds,
                            s->images_per_second);
     char test[96] = "";
+    double test_loss = -1, test_acc = -1;
     if (ui->test) {
         double loss, acc;
         herd_error err = {0};
         if (herd_evaluate(ui->m, ui->test, ui->batch, ui->strategy, &loss, &acc, &err) == HERD_OK) {
+            test_loss = loss, test_acc = acc;
             snprintf(test, sizeof test, ", \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f", loss,
                      acc, ui->elapsed);
             if (ui->show) printf("epoch %d test accuracy: %.4f (loss %.4f) after %.1f s of training\n", s->epoch, acc,
@@ -91,13 +112,27 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
                 s->epoch, s->loss, s->accuracy, vl, va, s->seconds, s->images_per_second, s->lr, test);
         fflush(ui->json);
     }
+    if (ui->tb) {
+        const struct {
+            const char *tag;
+            double v;
+        } scalars[] = {{"train/loss", s->loss},       {"train/accuracy", s->accuracy}, {"val/loss", s->val_loss},
+                       {"val/accuracy", s->val_accuracy}, {"test/loss", test_loss},    {"test/accuracy", test_acc},
+                       {"lr", s->lr},                 {"images_per_second", s->images_per_second}};
+        herd_error err = {0};
+        herd_status st = HERD_OK;
+        for (size_t i = 0; i < sizeof scalars / sizeof scalars[0] && st == HERD_OK; i++)
+            if (scalars[i].v >= 0) st = herd_tb_scalar(ui->tb, scalars[i].tag, s->epoch, (float)scalars[i].v, 0, &err);
+        if (st == HERD_OK) st = herd_tb_flush(ui->tb, &err);
+        tb_check(ui, st, &err);
+    }
 }
 
 int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
-    const char *log_json = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
+    const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
-    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3;
+    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
     const char *pipe_schedule = "1f1b", *split = NULL;
@@ -124,6 +159,8 @@ int cmd_train(int argc, char **argv) {
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (fast, default) | ref (reference C, slow)", 0},
         {"--val-split", OPT_FLOAT, &val_split, 0, 0.9, "F", "hold out the last fraction F of the training set for validation", 0},
         {"--log-json", OPT_STR, &log_json, 0, 0, "FILE", "append one JSON object per epoch to FILE", 0},
+        {"--tensorboard", OPT_STR, &tensorboard, 0, 0, "DIR", "write TensorBoard scalars per epoch (train/val/test loss and accuracy, lr, images_per_second) to an event file in DIR", 0},
+        {"--tb-every", OPT_INT, &tb_every, 0, 1e9, "STEPS", "--tensorboard: also log train/running_loss (the epoch's running mean) every STEPS steps (default 0: off)", 0},
         {"--save", OPT_STR, &save, 0, 0, "FILE", "write the trained weights (safetensors) to FILE", 0},
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
         {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
@@ -183,7 +220,7 @@ int cmd_train(int argc, char **argv) {
     int rc = 1;
     /* the spec's train line gives defaults; explicit options win */
     herd_model *probe = NULL;
-    if (herd_model_load_spec(&probe, pos[0], &err)) {
+    if (cli_load_model(pos[0], seed, &probe, &err)) {
         cli_error("%s", err.msg);
         return 1;
     }
@@ -203,7 +240,7 @@ int cmd_train(int argc, char **argv) {
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
     ui.rank = rank;
-    if (rank != 0) quiet = 1, log_json = NULL, save = NULL; /* rank 0 prints and writes files */
+    if (rank != 0) quiet = 1, log_json = NULL, tensorboard = NULL, save = NULL; /* rank 0 prints and writes files */
     threads = cli_threads(threads, rank);
     int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
     if (ps && (world <= servers || ckpt_dir || resume)) {
@@ -251,6 +288,8 @@ int cmd_train(int argc, char **argv) {
         herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
         goto fail;
     }
+    if (tensorboard && herd_tb_open(&ui.tb, tensorboard, &err)) goto fail;
+    ui.tb_every = tb_every;
     ui.show = !quiet && mode != 3;
     if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
     int tty = mode == 1 || (mode == 0 && isatty(STDOUT_FILENO));
@@ -312,6 +351,10 @@ fail:
 fail_quiet:
     if (rc && world > 1) herd_comm_abort(comm, rc); /* one rank's exit would leave the others waiting */
     if (ui.json) fclose(ui.json);
+    if (ui.tb) {
+        herd_error tb_err = {0};
+        if (herd_tb_close(ui.tb, &tb_err)) cli_error("warning: %s", tb_err.msg);
+    }
     if (val) herd_dataset_close(val);
     if (fit && fit != train) herd_dataset_close(fit);
     if (train) herd_dataset_close(train);

@@ -15,6 +15,8 @@ static const struct {
     {"predict", cmd_predict, "print the predicted class and probability of each image in an IDX file"},
     {"summary", cmd_summary, "print the layers, output shapes, parameters, FLOPs and planned memory of a model"},
     {"bench", cmd_bench, "measure training or inference throughput, optionally per layer"},
+    {"export", cmd_export, "write a model and its weights as an ONNX file"},
+    {"import", cmd_import, "translate an ONNX file into a model spec and a weights file"},
 };
 
 static void print_help(FILE *f) {
@@ -39,6 +41,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
-    cli_error("unknown command '%s' (expected train, eval, predict, summary or bench; see herd --help)", argv[1]);
+    cli_error("unknown command '%s' (expected train, eval, predict, summary, bench, export or import; see herd --help)", argv[1]);
     return 2;
 }

@@ -91,6 +91,14 @@ int cli_parse(int argc, char **argv, int first, cli_option *opts, const cli_comm
             memcpy(name, a, len);
             name[len] = 0;
             cli_option *o = cli_find(opts, name);
+            if (!o && strcmp(name, "--model") == 0 && cmd->n_positional >= 1) {
+                /* --model FILE names the model (spec or .onnx) wherever it is the first positional */
+                const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+                if (!v || !*v) return usage_error(cmd, "%s needs a value%s", name, "");
+                if (npos >= cmd->n_positional) return usage_error(cmd, "unexpected argument '%s'%s", v, "");
+                positional[npos++] = v;
+                continue;
+            }
             if (!o) return usage_error(cmd, "unknown option '%s'%s", name, "");
             const char *v;
             if (o->type == OPT_FLAG) {
@@ -128,6 +136,8 @@ void cli_print_help(FILE *f, const cli_command *cmd, const cli_option *opts) {
         snprintf(left, sizeof left, "%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
         fprintf(f, "  %-26s %s\n", left, o->help);
     }
+    if (cmd->n_positional >= 1 && !cli_find((cli_option *)opts, "--model"))
+        fprintf(f, "  %-26s %s\n", "--model FILE", "the model (a spec, or an .onnx file with its weights) in place of the first argument");
     fprintf(f, "  %-26s %s\n", "--help", "show this help");
 }
 

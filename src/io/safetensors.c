@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "io/json.h"
 
 /* The reference implementation's cap on the JSON header. */
@@ -71,20 +72,6 @@ static int host_little_endian(void) {
 }
 
 /* ------------------------------------------------------------------ writer */
-
-static herd_status write_all(int fd, const void *buf, size_t n, const char *path, herd_error *err) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return herd_fail(err, HERD_EIO, "%s: write failed: %s", path, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return HERD_OK;
-}
 
 static herd_status tensor_bytes(const herd_tensor_ref *t, const char *path, size_t *bytes, herd_error *err) {
     const dtype_info *di = dtype_by_enum(t->dtype);
@@ -156,37 +143,13 @@ static herd_status build_header(herd_json_writer *w, const herd_tensor_ref *t, i
     return HERD_OK;
 }
 
-static herd_status fsync_parent_dir(const char *path, herd_error *err) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else {
-        size_t k = (size_t)(slash - path);
-        if (k >= sizeof dir) return herd_fail(err, HERD_EIO, "%s: directory path too long", path);
-        memcpy(dir, path, k);
-        dir[k] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open directory %s to sync: %s", path, dir, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    /* Some filesystems cannot fsync directories; the rename itself has happened. */
-    if (rc != 0 && e != EINVAL && e != ENOTSUP)
-        return herd_fail(err, HERD_EIO, "%s: fsync of directory %s failed: %s", path, dir, strerror(e));
-    return HERD_OK;
-}
-
 herd_status herd_safetensors_write(const char *path, const herd_tensor_ref *tensors, int n, const char *const *meta_kv,
                                    int n_meta, herd_error *err) {
     herd_json_writer w = {0};
     size_t *bytes = NULL;
     const char **names = NULL;
-    char *tmp = NULL;
-    int fd = -1;
+    const void **chunks = NULL;
+    size_t *lens = NULL;
     herd_status st;
 
     if (!host_little_endian()) {
@@ -234,51 +197,30 @@ herd_status herd_safetensors_write(const char *path, const herd_tensor_ref *tens
     st = build_header(&w, tensors, n, bytes, meta_kv, n_meta, path, err);
     if (st != HERD_OK) goto fail;
 
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 32);
-    if (!tmp) {
-        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-        goto fail;
+    {
+        uint8_t le[8];
+        for (int k = 0; k < 8; k++) le[k] = (uint8_t)((uint64_t)w.len >> (8 * k));
+        chunks = herd_calloc_array((size_t)n + 2, sizeof *chunks);
+        lens = herd_calloc_array((size_t)n + 2, sizeof *lens);
+        if (!chunks || !lens) {
+            st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        chunks[0] = le, lens[0] = 8;
+        chunks[1] = w.buf, lens[1] = w.len;
+        for (int i = 0; i < n; i++) chunks[i + 2] = tensors[i].data, lens[i + 2] = bytes[i];
+        st = io_write_file_atomic(path, chunks, lens, n + 2, "safetensors.before_rename", err);
+        if (st != HERD_OK) goto fail;
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        st = herd_fail(err, HERD_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    uint8_t le[8];
-    for (int k = 0; k < 8; k++) le[k] = (uint8_t)((uint64_t)w.len >> (8 * k));
-    st = write_all(fd, le, 8, tmp, err);
-    if (st == HERD_OK) st = write_all(fd, w.buf, w.len, tmp, err);
-    for (int i = 0; i < n && st == HERD_OK; i++) st = write_all(fd, tensors[i].data, bytes[i], tmp, err);
-    if (st != HERD_OK) goto fail;
-    if (fsync(fd) != 0) {
-        st = herd_fail(err, HERD_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0) {
-        st = herd_fail(err, HERD_EIO, "%s: close failed: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    herd_fault_point("safetensors.before_rename"); /* tests: a kill -9 here must leave the old file intact */
-    if (rename(tmp, path) != 0) {
-        st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    free(tmp);
-    tmp = NULL;
-    st = fsync_parent_dir(path, err);
-    if (st != HERD_OK) goto fail;
     herd_json_writer_free(&w);
     free(bytes);
     free(names);
+    free(chunks);
+    free(lens);
     return HERD_OK;
 fail:
-    if (fd >= 0) close(fd);
-    if (tmp) unlink(tmp); /* never leave a half-written file beside the target */
-    free(tmp);
+    free(chunks);
+    free(lens);
     herd_json_writer_free(&w);
     free(bytes);
     free(names);

@@ -1,0 +1,82 @@
+/* Atomic file replacement shared by every writer of whole files (safetensors, ONNX):
+ * temp file beside the target, fsync, rename, fsync of the directory. */
+#include "io/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static herd_status write_all(int fd, const void *buf, size_t n, const char *path, herd_error *err) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return herd_fail(err, HERD_EIO, "%s: write failed: %s", path, strerror(errno));
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return HERD_OK;
+}
+
+static herd_status fsync_parent_dir(const char *path, herd_error *err) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else {
+        size_t k = (size_t)(slash - path);
+        if (k >= sizeof dir) return herd_fail(err, HERD_EIO, "%s: directory path too long", path);
+        memcpy(dir, path, k);
+        dir[k] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open directory %s to sync: %s", path, dir, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    /* Some filesystems cannot fsync directories; the rename itself has happened. */
+    if (rc != 0 && e != EINVAL && e != ENOTSUP)
+        return herd_fail(err, HERD_EIO, "%s: fsync of directory %s failed: %s", path, dir, strerror(e));
+    return HERD_OK;
+}
+
+herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
+                                 const char *fault_point, herd_error *err) {
+    herd_status st = HERD_OK;
+    struct stat sb;
+    /* rename() would put a regular file in place of a device or pipe (/dev/stdout) */
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return herd_fail(err, HERD_EIO,
+                         "%s: exists and is not a regular file (herd replaces files atomically, by rename)", path);
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        st = herd_fail(err, HERD_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    for (int i = 0; i < n && st == HERD_OK; i++) st = write_all(fd, data[i], len[i], tmp, err);
+    if (st == HERD_OK && fsync(fd) != 0) st = herd_fail(err, HERD_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && st == HERD_OK) st = herd_fail(err, HERD_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (st == HERD_OK && fault_point) herd_fault_point(fault_point); /* tests: a kill -9 here keeps the old file */
+    if (st == HERD_OK && rename(tmp, path) != 0)
+        st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    if (st != HERD_OK) {
+        unlink(tmp); /* never leave a half-written file beside the target */
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    return fsync_parent_dir(path, err);
+}
