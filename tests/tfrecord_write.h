@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "data/crc32c.h"
+#include "io/crc32c.h"
 
 typedef struct pbuf {
     uint8_t b[1 << 16];

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data/crc32c.h"
+#include "io/crc32c.h"
 #include "data/image_decode.h"
-#include "io/protobuf.h"
+#include "io/pb_wire.h"
 
 enum { FEATURE_BYTES = 1, FEATURE_FLOAT = 2, FEATURE_INT64 = 3 };
 
@@ -49,43 +49,63 @@ static uint64_t load_le(const uint8_t *p, int bytes) {
 #define REC_FAIL(err, st, path, k, fmt, ...) \
     herd_fail(err, st, "%s: record %lld: " fmt, path, (long long)(k), __VA_ARGS__)
 
-static herd_status pb_bad(const herd_pb_reader *r, const char *what, const char *path, int64_t k, herd_error *err) {
-    return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf in %s at byte %zu: %s", what, r->error_at, r->error);
+/* pb_wire's reader plus where it failed, for messages. */
+typedef struct tf_reader {
+    pb_reader r;
+    const uint8_t *start;
+    const char *why;
+    size_t at;
+} tf_reader;
+
+static void tf_init(tf_reader *t, const uint8_t *buf, size_t len) {
+    t->r = pb_reader_of(buf, len);
+    t->start = buf, t->why = "", t->at = 0;
+}
+
+static int tf_next(tf_reader *t, pb_field *f) {
+    const uint8_t *at = t->r.p;
+    int r = pb_next(&t->r, f, &t->why);
+    if (r < 0) t->at = (size_t)(at - t->start);
+    return r;
+}
+
+static herd_status pb_bad(const tf_reader *r, const char *what, const char *path, int64_t k, herd_error *err) {
+    return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf in %s at byte %zu: %s", what, r->at, r->why);
 }
 
 /* Looks up feature `name` in a serialized Example (Example.features = 1, Features.feature = 1
  * map entries of key = 1, value = 2; Feature: bytes_list = 1, float_list = 2, int64_list = 3). */
 static herd_status example_feature(const uint8_t *buf, size_t len, const char *name, tfr_feature *out,
                                    const char *path, int64_t k, herd_error *err) {
-    herd_pb_reader ex, fs, en, ft;
-    herd_pb_field f, g, h;
+    tf_reader ex, fs, en, ft;
+    pb_field f, g, h;
     size_t name_len = strlen(name);
     int r;
     memset(out, 0, sizeof *out);
-    herd_pb_init(&ex, buf, len);
-    while ((r = herd_pb_next(&ex, &f)) == 1) {
+    tf_init(&ex, buf, len);
+    while ((r = tf_next(&ex, &f)) == 1) {
         if (f.number != 1) continue;
-        if (f.wire != HERD_PB_LEN)
+        if (f.wire != PB_LEN)
             return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf: Example.features has wire type %d", f.wire);
-        herd_pb_init(&fs, f.data, f.len);
-        while ((r = herd_pb_next(&fs, &g)) == 1) {
+        tf_init(&fs, f.data, f.len);
+        while ((r = tf_next(&fs, &g)) == 1) {
             if (g.number != 1) continue;
-            if (g.wire != HERD_PB_LEN)
+            if (g.wire != PB_LEN)
                 return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf: Features.feature has wire type %d", g.wire);
             const uint8_t *key = NULL, *value = NULL;
             size_t key_len = 0, value_len = 0;
-            herd_pb_init(&en, g.data, g.len);
-            while ((r = herd_pb_next(&en, &h)) == 1) {
-                if (h.wire != HERD_PB_LEN) continue;
+            tf_init(&en, g.data, g.len);
+            while ((r = tf_next(&en, &h)) == 1) {
+                if (h.wire != PB_LEN) continue;
                 if (h.number == 1) key = h.data, key_len = h.len;
                 if (h.number == 2) value = h.data, value_len = h.len;
             }
             if (r < 0) return pb_bad(&en, "a feature map entry", path, k, err);
             if (!key || key_len != name_len || memcmp(key, name, name_len) != 0) continue;
             memset(out, 0, sizeof *out); /* a later duplicate key wins, as in protobuf maps */
-            herd_pb_init(&ft, value, value_len);
-            while ((r = herd_pb_next(&ft, &h)) == 1)
-                if (h.number >= 1 && h.number <= 3 && h.wire == HERD_PB_LEN)
+            tf_init(&ft, value, value_len);
+            while ((r = tf_next(&ft, &h)) == 1)
+                if (h.number >= 1 && h.number <= 3 && h.wire == PB_LEN)
                     out->kind = (int)h.number, out->list = h.data, out->len = h.len;
             if (r < 0) return pb_bad(&ft, "a Feature", path, k, err);
         }
@@ -98,21 +118,21 @@ static herd_status example_feature(const uint8_t *buf, size_t len, const char *n
 /* Values of an int64_list (packed or not): the first up to cap into v, all counted. */
 static herd_status int64_values(const tfr_feature *ft, int64_t *v, size_t cap, size_t *count, const char *path,
                                 int64_t k, herd_error *err) {
-    herd_pb_reader r;
-    herd_pb_field f;
+    tf_reader r;
+    pb_field f;
     int got;
     *count = 0;
-    herd_pb_init(&r, ft->list, ft->len);
-    while ((got = herd_pb_next(&r, &f)) == 1) {
+    tf_init(&r, ft->list, ft->len);
+    while ((got = tf_next(&r, &f)) == 1) {
         if (f.number != 1) continue;
-        if (f.wire == HERD_PB_VARINT) {
-            if (*count < cap) v[*count] = (int64_t)f.value;
+        if (f.wire == PB_VARINT) {
+            if (*count < cap) v[*count] = (int64_t)f.u;
             ++*count;
-        } else if (f.wire == HERD_PB_LEN) {
-            const uint8_t *p = f.data, *end = f.data + f.len;
-            while (p < end) {
+        } else if (f.wire == PB_LEN) {
+            pb_reader packed = pb_reader_of(f.data, f.len);
+            while (packed.p < packed.end) {
                 uint64_t x;
-                if (!herd_pb_varint(&p, end, &x))
+                if (!pb_read_varint(&packed, &x))
                     return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf: %s", "truncated packed int64 value");
                 if (*count < cap) v[*count] = (int64_t)x;
                 ++*count;
@@ -126,21 +146,24 @@ static herd_status int64_values(const tfr_feature *ft, int64_t *v, size_t cap, s
 /* Values of a float_list (packed or not) into v when v is not NULL; *count counts all. */
 static herd_status float_values(const tfr_feature *ft, float *v, size_t cap, size_t *count, const char *path,
                                 int64_t k, herd_error *err) {
-    herd_pb_reader r;
-    herd_pb_field f;
+    tf_reader r;
+    pb_field f;
     int got;
     *count = 0;
-    herd_pb_init(&r, ft->list, ft->len);
-    while ((got = herd_pb_next(&r, &f)) == 1) {
+    tf_init(&r, ft->list, ft->len);
+    while ((got = tf_next(&r, &f)) == 1) {
         if (f.number != 1) continue;
-        if (f.wire == HERD_PB_FIXED32) {
-            if (v && *count < cap) v[*count] = herd_pb_float(f.value);
+        if (f.wire == PB_FIXED32) {
+            if (v && *count < cap) v[*count] = pb_as_float(&f);
             ++*count;
-        } else if (f.wire == HERD_PB_LEN) {
+        } else if (f.wire == PB_LEN) {
             if (f.len % 4)
                 return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf: packed floats of %zu bytes", f.len);
             for (size_t i = 0; i < f.len; i += 4, ++*count)
-                if (v && *count < cap) v[*count] = herd_pb_float(load_le(f.data + i, 4));
+                if (v && *count < cap) {
+                    pb_field one = {.number = 1, .wire = PB_FIXED32, .u = load_le(f.data + i, 4)};
+                    v[*count] = pb_as_float(&one);
+                }
         }
     }
     if (got < 0) return pb_bad(&r, "a FloatList", path, k, err);
@@ -150,12 +173,12 @@ static herd_status float_values(const tfr_feature *ft, float *v, size_t cap, siz
 /* The first value of a bytes_list. */
 static herd_status first_bytes(const tfr_feature *ft, const uint8_t **data, size_t *len, const char *name,
                                const char *path, int64_t k, herd_error *err) {
-    herd_pb_reader r;
-    herd_pb_field f;
+    tf_reader r;
+    pb_field f;
     int got;
-    herd_pb_init(&r, ft->list, ft->len);
-    while ((got = herd_pb_next(&r, &f)) == 1)
-        if (f.number == 1 && f.wire == HERD_PB_LEN) {
+    tf_init(&r, ft->list, ft->len);
+    while ((got = tf_next(&r, &f)) == 1)
+        if (f.number == 1 && f.wire == PB_LEN) {
             *data = f.data, *len = f.len;
             return HERD_OK;
         }

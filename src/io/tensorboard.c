@@ -1,6 +1,7 @@
 /* TensorBoard event files: each Event proto framed as a TFRecord (u64 length, masked
  * CRC32C of the length, data, masked CRC32C of the data), all little-endian. */
 #include "herd/tensorboard.h"
+#include "io/crc32c.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,22 +22,8 @@ struct herd_tb_writer {
     char *path;
 };
 
-/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit: events are tens of
- * bytes, and no table means no shared state between threads. */
-static uint32_t crc32c(const uint8_t *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-
-/* TFRecord's masking, so that a CRC of data that holds CRCs stays well distributed. */
-static uint32_t masked_crc(const uint8_t *p, size_t n) {
-    uint32_t c = crc32c(p, n);
-    return ((c >> 15) | (c << 17)) + 0xa282ead8u;
-}
+/* TFRecord framing's masked CRC32C, shared with the TFRecord reader. */
+static uint32_t masked_crc(const uint8_t *p, size_t n) { return herd_crc32c_mask(herd_crc32c(0, p, n)); }
 
 static void le(uint8_t *b, uint64_t v, int n) {
     for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));

@@ -1,6 +1,6 @@
 /* CRC-32C (Castagnoli), as TFRecord framing uses it, and TFRecord's masking of it. */
-#ifndef HERD_DATA_CRC32C_H
-#define HERD_DATA_CRC32C_H
+#ifndef HERD_IO_CRC32C_H
+#define HERD_IO_CRC32C_H
 
 #include <stddef.h>
 #include <stdint.h>

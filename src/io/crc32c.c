@@ -1,6 +1,6 @@
 /* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing by one byte with a table
  * built once on first use; enough for the TFRecord framing, which is I/O bound. */
-#include "data/crc32c.h"
+#include "io/crc32c.h"
 
 #include <pthread.h>
 
