@@ -45,6 +45,8 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
 const char *herd_model_notes(const herd_model *m);
 
 void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w);
+/* The batch size the last herd_model_prepare planned for (0 before any). */
+int herd_model_max_batch(const herd_model *m);
 int herd_model_output_size(const herd_model *m);
 /* Input buffer for up to max_batch samples (NCHW), filled by the caller before forward. */
 float *herd_model_input(herd_model *m);

@@ -220,6 +220,8 @@ void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
     *c = m->in_c, *h = m->in_h, *w = m->in_w;
 }
 
+int herd_model_max_batch(const herd_model *m) { return m->arena ? m->max_batch : 0; }
+
 int herd_model_output_size(const herd_model *m) { return m->nodes[m->n_nodes - 1].c; }
 float *herd_model_input(herd_model *m) { return m->input; }
 const float *herd_model_output(const herd_model *m) { return m->nodes[m->n_nodes - 1].out; }

@@ -1,0 +1,40 @@
+/* herd.h: the public C API, one include for programs that embed herd. Handles are opaque
+ * (herd_model, herd_dataset, herd_trainer, ...); every call that can fail returns a
+ * herd_status and fills a herd_error with one line saying what went wrong. Link with
+ * `pkg-config --libs herd`. The sub-headers document each module; this file adds the
+ * shortest path from arrays in memory to a trained model and its predictions. */
+#ifndef HERD_HERD_H
+#define HERD_HERD_H
+
+#include "herd/core.h"
+#include "herd/data.h"
+#include "herd/io.h"
+#include "herd/model.h"
+#include "herd/onnx.h"
+#include "herd/tensorboard.h"
+#include "herd/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HERD_VERSION "0.1.0"
+
+/* A model from spec text (see README "Model specs"), initialised from seed and planned for
+ * batches up to max_batch on the fast cpu backend with `threads` threads (0 = all cores). */
+herd_status herd_model_create(herd_model **out, const char *spec_text, int max_batch, int threads, uint64_t seed,
+                              herd_error *err);
+
+/* Trains m in this process on n samples: x holds n * C*H*W floats (NCHW, the model's input
+ * shape), y n class ids in [0, outputs). The arrays are copied; cfg->batch must not exceed
+ * the model's max_batch; cb may be NULL. */
+herd_status herd_fit(herd_model *m, const float *x, const int32_t *y, int64_t n, const herd_train_config *cfg,
+                     const herd_train_callbacks *cb, herd_error *err);
+
+/* Class probabilities (softmax of the outputs) of n samples x into probs (n * outputs floats). */
+herd_status herd_predict(herd_model *m, const float *x, int64_t n, float *probs, herd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,18 @@
+# The C API as a user meets it: `cmake --install` into a prefix, build examples/embed.c with
+# pkg-config alone, run it (it trains a small MLP on arrays in memory and predicts), and
+# load the weights it saved with the herd command.
+. "$(dirname "$0")/cli_lib.sh"
+BUILD=${HERD_BUILD_DIR:?}
+expect_exit 0 "cmake --install" -- cmake --install "$BUILD" --prefix "$TMP/prefix"
+pc=$(find "$TMP/prefix" -name herd.pc | head -1)
+[ -n "$pc" ] && pass || fail "herd.pc not installed"
+[ -f "$TMP/prefix/include/herd/herd.h" ] && pass || fail "herd.h not installed"
+export PKG_CONFIG_PATH=$(dirname "$pc")
+expect_exit 0 "pkg-config" -- pkg-config --cflags --libs herd
+expect_exit 0 "compile embed.c" -- sh -c "cc -std=c11 -Wall -Wextra -Werror '$SRC/examples/embed.c' \$(pkg-config --cflags --libs herd) -o '$TMP/embed'"
+[ "$(wc -l <"$SRC/examples/embed.c")" -lt 60 ] && pass || fail "examples/embed.c is not under 60 lines"
+(cd "$TMP" && ./embed) >"$TMP/out" 2>"$TMP/err" && pass || fail "embed failed: $(cat "$TMP/out" "$TMP/err")"
+expect_out "embed prints its accuracy" "^training accuracy: 0\.9[0-9]+|^training accuracy: 1\.000"
+printf 'input 2\ndense 32 relu\ndense 32 relu\ndense 2\n' >"$TMP/m.spec"
+expect_exit 0 "herd summary of the installed command" -- "$TMP/prefix/bin/herd" summary "$TMP/m.spec"
+summary
