@@ -123,6 +123,10 @@ typedef struct herd_layer_info {
 
 int herd_model_layer_count(const herd_model *m);
 void herd_model_layer(const herd_model *m, int i, herd_layer_info *info);
+/* Records every layer's forward and backward into t (herd/trace.h); NULL stops. */
+struct herd_trace;
+void herd_model_set_trace(herd_model *m, struct herd_trace *t);
+
 /* Per-layer timing: when enabled, forward/backward accumulate seconds per layer. */
 void herd_model_profile(herd_model *m, int enable);
 /* Accumulated seconds of layer i since profiling was enabled. */

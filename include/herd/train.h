@@ -18,6 +18,15 @@ extern "C" {
  * everywhere below means one process. */
 typedef struct herd_strategy herd_strategy;
 
+/* Where a training run's time went, summed over its steps (this rank). */
+typedef struct herd_train_phases {
+    double data;     /* loading batches */
+    double compute;  /* forward, loss, backward (pipeline: the whole micro-batch schedule) */
+    double exchange; /* waiting for gradient exchange or parameter-server pushes */
+    double update;   /* clipping and the optimizer */
+    int64_t steps, samples;
+} herd_train_phases;
+
 typedef struct herd_train_config {
     int epochs;              /* >= 1 */
     int batch;               /* <= the batch the model was prepared for */
@@ -44,7 +53,12 @@ typedef struct herd_train_config {
     /* a NaN/Inf loss or gradient: 0 stops with HERD_ENUMERIC naming the first layer that went
      * non-finite (the last checkpoint stays the one before it); 1 skips that step's update */
     int skip_nonfinite;
+    /* when set, data loading, loss and optimizer steps are recorded there (herd/trace.h) */
+    struct herd_trace *trace;
+    /* when set, filled with the run's time per phase when herd_train returns */
+    herd_train_phases *phases;
 } herd_train_config;
+
 
 /* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */
 herd_train_config herd_train_defaults(void);

@@ -28,6 +28,11 @@ int cli_is_onnx(const char *path);
 /* A spec initialised from seed, or an ONNX model with its weights. */
 herd_status cli_load_model(const char *path, uint64_t seed, herd_model **out, herd_error *err);
 
+/* Gathers every rank's trace on rank 0 and writes it to path (a collective: all ranks call it). */
+struct herd_trace;
+struct herd_comm;
+herd_status cli_write_trace(const char *path, struct herd_trace *t, struct herd_comm *c, herd_error *err);
+
 /* Loads a spec (or an ONNX model, weights included), initialises it from seed, loads weights (if not NULL) and prepares it for
  * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */
 int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,

@@ -1,6 +1,7 @@
 /* herd train: options → model → data → training loop with progress → test accuracy → save. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "dist/strategy.h"
 #include "herd/data.h"
 #include "herd/tensorboard.h"
+#include "herd/trace.h"
 #include "herd/train.h"
 
 typedef struct train_ui {
@@ -128,11 +130,26 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     }
 }
 
+/* The one-screen summary at the end: where the time went, throughput, memory (rank 0's view). */
+static void print_run_summary(const herd_train_phases *p, double seconds, int world, const herd_model *m) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double total = p->data + p->compute + p->exchange + p->update;
+    if (total <= 0) return;
+    printf("run summary (rank 0): %lld steps, %.1f s training, %.0f images/s over %d rank%s\n", (long long)p->steps,
+           seconds, seconds > 0 ? (double)p->samples * world / seconds : 0.0, world, world == 1 ? "" : "s");
+    printf("  data %5.1f%%  compute %5.1f%%  gradient exchange %5.1f%%  optimizer %5.1f%%  (of %.1f s in steps)\n",
+           100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
+    printf("  peak memory %.1f MiB (planned activations %.1f MiB)\n", ru.ru_maxrss / 1024.0,
+           herd_model_planned_bytes(m) / 1048576.0);
+}
+
 int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0;
+    const char *trace_path = NULL;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
     const char *pipe_schedule = "1f1b", *split = NULL;
@@ -170,6 +187,7 @@ int cmd_train(int argc, char **argv) {
         {"--keep-checkpoints", OPT_INT, &keep_ckpt, 0, 1e6, "K", "keep the newest K checkpoints (default 3, 0 = all)", 0},
         {"--resume", OPT_STR, &resume, 0, 0, "DIR", "continue exactly from the newest checkpoint in DIR (also checkpoints there)", 0},
         {"--on-nan", OPT_STR, &on_nan, 0, 0, "MODE", "a NaN/Inf loss or gradient: stop (default; names the first layer that went non-finite) or skip-step", 0},
+        {"--trace", OPT_STR, &trace_path, 0, 0, "FILE", "write a Chrome/Perfetto timeline of every rank (layers, data, optimizer, gradient exchange)", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "print only the final result", 0},
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: train with N local worker processes (herd runs mpirun); under mpirun/srun the job's ranks are used", 0},
         {"--strategy", OPT_STR, &strategy_name, 0, 0, "NAME", "dp: data parallel, synchronous allreduce (default); ps: parameter server; pipeline: layers cut into stages", 0},
@@ -215,6 +233,7 @@ int cmd_train(int argc, char **argv) {
     herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL;
     herd_comm *comm = NULL;
     herd_strategy *strategy = NULL;
+    herd_trace *trace = NULL;
     train_ui ui = {0};
     herd_error err = {0};
     int rc = 1;
@@ -270,6 +289,12 @@ int cmd_train(int argc, char **argv) {
     if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (herd_strategy_sync_params(strategy, &err)) goto fail;
+    if (trace_path) {
+        if (herd_trace_create(&trace, (size_t)1 << 20, &err)) goto fail;
+        herd_trace_start(trace, herd_now()); /* right after a broadcast: ranks start together */
+        herd_model_set_trace(m, trace);
+        herd_strategy_set_trace(strategy, trace);
+    }
     herd_image_options shape = {0}; /* image sources decode to the model's input */
     herd_model_input_shape(m, &shape.c, &shape.h, &shape.w);
     if (herd_data_open_with(data, &shape, &train, &test, &err)) goto fail;
@@ -315,6 +340,9 @@ int cmd_train(int argc, char **argv) {
     cfg.keep_checkpoints = keep_ckpt;
     cfg.resume = resume != NULL;
     cfg.skip_nonfinite = nan_mode == 1;
+    cfg.trace = trace;
+    herd_train_phases phases = {0};
+    cfg.phases = &phases;
     if (herd_strategy_is_server(strategy)) { /* a parameter server: apply updates until the workers are done */
         if (herd_train_serve(m, fit, &cfg, &err)) goto fail;
         rc = 0;
@@ -324,6 +352,12 @@ int cmd_train(int argc, char **argv) {
     double t0 = herd_now();
     if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;
     double train_seconds = herd_now() - t0;
+    if (trace) {
+        herd_model_set_trace(m, NULL); /* the test evaluation below is not part of the timeline */
+        if (cli_write_trace(trace_path, trace, comm, &err)) goto fail;
+        if (rank == 0 && !quiet)
+            printf("trace written to %s (%zu events dropped: buffer full)\n", trace_path, herd_trace_dropped(trace));
+    }
     if (pipeline) { /* time each stage spent waiting for its neighbours, against the GPipe/1F1B theory */
         double times[2];
         herd_strategy_pipeline_times(strategy, &times[0], &times[1]);
@@ -342,6 +376,7 @@ int cmd_train(int argc, char **argv) {
                (long long)test->n, epochs, train_seconds);
     }
     if (save && !quiet) printf("saved weights to %s\n", save);
+    if (!quiet) print_run_summary(&phases, train_seconds, world, m);
     rc = 0;
 fail:
     if (rc) {
@@ -361,6 +396,7 @@ fail_quiet:
     if (test) herd_dataset_close(test);
     herd_strategy_destroy(strategy);
     herd_model_destroy(m);
+    herd_trace_destroy(trace);
     herd_comm_close(comm);
     return rc;
 }

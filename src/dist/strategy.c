@@ -11,6 +11,7 @@
 #include "dist/param_server.h"
 #include "dist/pipeline.h"
 #include "dist/strategy.h"
+#include "herd/trace.h"
 
 #define MAX_BUCKETS 256
 
@@ -18,6 +19,7 @@ typedef struct bucket {
     int64_t lo, hi; /* [lo, hi) of the flat gradient buffer */
     herd_comm_request *req;
     int started;
+    double t_start; /* for the trace */
 } bucket;
 
 struct herd_strategy {
@@ -37,6 +39,7 @@ struct herd_strategy {
     pipe_state *pipe;   /* pipeline */
     herd_comm *workers; /* PS: the workers' own communicator, for metrics */
     int64_t step;       /* PS: the step in progress */
+    herd_trace *trace;
 };
 
 static void on_grads_ready(void *user, int64_t ready_from) {
@@ -48,6 +51,7 @@ static void on_grads_ready(void *user, int64_t ready_from) {
         s->hook_status = herd_comm_iallreduce(s->comm, herd_model_grads(s->m) + b->lo, b->hi - b->lo,
                                               s->bf16 ? s->bf16 + b->lo : NULL, &b->req, &s->hook_err);
         b->started = 1;
+        b->t_start = herd_now();
     }
     herd_comm_poll(s->comm);
 }
@@ -133,6 +137,8 @@ void herd_strategy_destroy(herd_strategy *s) {
     herd_comm_close(s->workers);
     free(s);
 }
+
+void herd_strategy_set_trace(herd_strategy *s, herd_trace *t) { s->trace = t; }
 
 int herd_strategy_is_server(const herd_strategy *s) { return s->ps && ps_is_server(s->ps); }
 int herd_strategy_applies_update(const herd_strategy *s) { return s->ps != NULL; }
@@ -244,6 +250,8 @@ herd_status herd_strategy_finish_step(herd_strategy *s, int samples, herd_error 
             if (!b->req) continue;
             st = herd_comm_wait(s->comm, b->req, err);
             b->req = NULL;
+            /* done at the latest when the wait returns: the bar shows how long it was in flight */
+            herd_trace_add(s->trace, "allreduce bucket", "comm", HERD_TRACE_COMM, b->t_start, herd_now());
         }
     }
     s->wait_seconds += herd_now() - t0;

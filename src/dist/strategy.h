@@ -86,6 +86,10 @@ herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err);
 /* Sums v[0..n) across ranks. */
 herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error *err);
 
+/* Records each gradient bucket's exchange into t (herd/trace.h); NULL stops. */
+struct herd_trace;
+void herd_strategy_set_trace(herd_strategy *s, struct herd_trace *t);
+
 /* Seconds spent waiting for gradient exchange after backward, since creation. */
 double herd_strategy_wait_seconds(const herd_strategy *s);
 

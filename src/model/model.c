@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herd/trace.h"
 #include "model/model_internal.h"
 
 int model_add_param(herd_model *m, const char *layer, const char *suffix, int trainable, int ndim,
@@ -266,7 +267,7 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
         const float *in = input_rows(m, n, row0);
         float *out = rows(n->out, n, row0);
         int64_t numel = (int64_t)B * node_numel(n);
-        double t0 = m->profile ? herd_now() : 0;
+        double t0 = m->profile || m->trace ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
@@ -310,6 +311,7 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
         case NODE_ADD: ref_add_forward(out, in, rows(m->nodes[n->in2].out, &m->nodes[n->in2], row0), numel); break;
         }
         if (m->profile) n->t_forward += herd_now() - t0;
+        if (m->trace) herd_trace_add(m->trace, n->name, "forward", HERD_TRACE_COMPUTE, t0, herd_now());
     }
     return HERD_OK;
 }
@@ -371,7 +373,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
         float *dout = rows(n->dout, n, row0);
         const float *out = rows(n->out, n, row0);
         int64_t numel = (int64_t)B * node_numel(n);
-        double t0 = m->profile ? herd_now() : 0;
+        double t0 = m->profile || m->trace ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
@@ -419,6 +421,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
             break;
         }
         if (m->profile) n->t_backward += herd_now() - t0;
+        if (m->trace) herd_trace_add(m->trace, n->name, "backward", HERD_TRACE_COMPUTE, t0, herd_now());
         if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_params))
             m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
     }
@@ -443,6 +446,8 @@ void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) 
 void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream) {
     herd_rng_init(&m->dropout_rng, seed, stream);
 }
+
+void herd_model_set_trace(herd_model *m, struct herd_trace *t) { m->trace = t; }
 
 void herd_model_profile(herd_model *m, int enable) {
     m->profile = enable;

@@ -80,6 +80,7 @@ struct herd_model {
     herd_rng dropout_rng;
     char notes[1024];
     int profile;
+    struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
     void *grad_hook_user;
     int64_t grad_ready[HERD_MAX_NODES]; /* params[grad_ready[i], n) are final once node i's backward ran */

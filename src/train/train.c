@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dist/strategy.h"
+#include "herd/trace.h"
 #include "train/trainer_internal.h"
 
 herd_train_config herd_train_defaults(void) {
@@ -139,7 +140,23 @@ static herd_status load_rows(void *user, int64_t row0, int first, int count, her
                               c->t->labels + row0, err);
 }
 
+static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
+                              herd_step_result *res, herd_error *err);
+
 herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
+                              herd_step_result *res, herd_error *err) {
+    /* phases: data, exchange and update are timed where they happen; compute is the rest */
+    herd_train_phases *p = &t->phases, before = *p;
+    double t0 = herd_now();
+    herd_status st = step_inner(t, ds, idx, B, res, err);
+    double others = (p->data - before.data) + (p->exchange - before.exchange) + (p->update - before.update);
+    p->compute += herd_now() - t0 - others;
+    p->steps++;
+    p->samples += res->samples;
+    return st;
+}
+
+static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
                               herd_step_result *res, herd_error *err) {
     herd_model *m = t->m;
     herd_strategy *s = t->cfg.strategy;
@@ -168,7 +185,11 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
         } else {
             /* dropout masks depend on (step, group), never on which rank computes the group */
             if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
+            double t0 = herd_now();
             if ((st = herd_dataset_batch(ds, idx + lo, count, herd_model_input(m), t->labels, err))) return st;
+            double t1 = herd_now();
+            t->phases.data += t1 - t0;
+            herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
             if ((st = herd_model_forward(m, count, 1, err))) return st;
             int correct;
             float loss = herd_model_loss(m, t->labels, count, &correct);
@@ -182,7 +203,12 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
         if (s && (st = herd_strategy_group_done(s, g, err))) return st;
     }
     int remote = s && herd_strategy_applies_update(s);
-    if (s && !remote && (st = herd_strategy_finish_step(s, res->samples, err))) return st; /* gradient exchange */
+    if (s && !remote) { /* gradient exchange */
+        double t0 = herd_now();
+        st = herd_strategy_finish_step(s, res->samples, err);
+        t->phases.exchange += herd_now() - t0;
+        if (st) return st;
+    }
     return finish_update(t, res, err);
 }
 
@@ -197,7 +223,10 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     int remote = s && herd_strategy_applies_update(s);
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
-    if (!isfinite(herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm))) {
+    double t0 = herd_now();
+    double norm = herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm);
+    t->phases.update += herd_now() - t0;
+    if (!isfinite(norm)) {
         if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
         res->skipped = 1; /* no update; the step still counts, so schedules and resume stay aligned */
         if (remote) { /* the servers still wait for this step: an empty push */
@@ -207,8 +236,13 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
         t->step++;
         return HERD_OK;
     }
+    t0 = herd_now();
     if (remote) st = herd_strategy_finish_step(s, res->samples, err); /* the servers apply it */
     else herd_optimizer_step(&t->opt, params, grads, t->lr);
+    double t1 = herd_now();
+    *(remote ? &t->phases.exchange : &t->phases.update) += t1 - t0;
+    herd_trace_add(t->cfg.trace, remote ? "push gradients" : "optimizer", remote ? "comm" : "optimizer",
+                   remote ? HERD_TRACE_COMM : HERD_TRACE_COMPUTE, t0, t1);
     t->step++;
     return st;
 }
@@ -306,6 +340,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     }
     if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);
     if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
+    if (cfg->phases) *cfg->phases = t->phases;
 done:
     herd_sampler_free(&sampler);
     herd_trainer_destroy(t);

@@ -13,6 +13,7 @@ struct herd_trainer {
     int32_t *labels;
     int64_t step; /* global, 0-based: steps taken so far */
     float lr;
+    herd_train_phases phases;
 };
 
 /* Where training stands: the next step to run is step_in_epoch of epoch (both 0-based). */
