@@ -59,6 +59,7 @@ herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *
 }
 
 void herd_comm_poll(herd_comm *c) { (void)c; }
+void herd_comm_progress(herd_comm *c, int on) { (void)c, (void)on; }
 
 herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err) {
     (void)c, (void)err;

@@ -1,6 +1,8 @@
 /* The MPI communicator (OpenMPI from Debian). Collectives are non-blocking underneath so
  * every wait can poll with a deadline instead of hanging on a dead or stuck rank. */
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,14 @@ struct herd_comm {
     int mpi; /* 0: not launched by MPI, a one-rank communicator; 1: the world; 2: a split of it */
     MPI_Comm comm;
     MPI_Comm alive; /* a separate channel for naming silent ranks after a timeout */
+    /* progress thread (world communicator only, with MPI_THREAD_MULTIPLE) */
+    int threads_ok;
+    MPI_Comm progress_comm;
+    pthread_t progress_thread;
+    pthread_mutex_t progress_mu;
+    pthread_cond_t progress_cv;
+    atomic_int progress_on, progress_quit;
+    int progress_started;
     int rank, size;
     double timeout;
     MPI_Op bf16_sum;
@@ -58,7 +68,7 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
     c->size = 1;
     if (herd_comm_launched()) {
         int provided, rc;
-        if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided)) != MPI_SUCCESS) {
+        if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided)) != MPI_SUCCESS) {
             free(c);
             return mpi_fail(err, rc, "init");
         }
@@ -71,13 +81,64 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
         MPI_Comm_size(c->comm, &c->size);
         MPI_Op_create(bf16_sum_fn, 1, &c->bf16_sum);
         c->mpi = 1;
+        c->threads_ok = provided >= MPI_THREAD_MULTIPLE;
     }
     *out = c;
     return HERD_OK;
 }
 
+static void *progress_main(void *arg) {
+    herd_comm *c = arg;
+    pthread_mutex_lock(&c->progress_mu);
+    while (!atomic_load(&c->progress_quit)) {
+        if (!atomic_load(&c->progress_on)) {
+            pthread_cond_wait(&c->progress_cv, &c->progress_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&c->progress_mu);
+        while (atomic_load(&c->progress_on) && !atomic_load(&c->progress_quit)) {
+            int flag;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->progress_comm, &flag, MPI_STATUS_IGNORE);
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&c->progress_mu);
+    }
+    pthread_mutex_unlock(&c->progress_mu);
+    return NULL;
+}
+
+void herd_comm_progress(herd_comm *c, int on) {
+    if (c->mpi != 1 || !c->threads_ok || c->size == 1) return;
+    if (!c->progress_started) {
+        if (!on) return;
+        MPI_Comm_dup(c->comm, &c->progress_comm);
+        pthread_mutex_init(&c->progress_mu, NULL);
+        pthread_cond_init(&c->progress_cv, NULL);
+        atomic_init(&c->progress_on, 0);
+        atomic_init(&c->progress_quit, 0);
+        if (pthread_create(&c->progress_thread, NULL, progress_main, c) != 0) {
+            c->threads_ok = 0; /* fall back to polling between layers */
+            return;
+        }
+        c->progress_started = 1;
+    }
+    pthread_mutex_lock(&c->progress_mu);
+    atomic_store(&c->progress_on, on);
+    pthread_cond_signal(&c->progress_cv);
+    pthread_mutex_unlock(&c->progress_mu);
+}
+
 void herd_comm_close(herd_comm *c) {
     if (!c) return;
+    if (c->progress_started) {
+        pthread_mutex_lock(&c->progress_mu);
+        atomic_store(&c->progress_quit, 1);
+        pthread_cond_signal(&c->progress_cv);
+        pthread_mutex_unlock(&c->progress_mu);
+        pthread_join(c->progress_thread, NULL);
+        MPI_Comm_free(&c->progress_comm);
+    }
     if (c->mpi) {
         MPI_Op_free(&c->bf16_sum);
         MPI_Comm_free(&c->alive);

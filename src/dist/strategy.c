@@ -112,12 +112,19 @@ herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *
             mb = s->n_params / 4.0 * sizeof(float) / 1048576.0;
         int64_t per = (int64_t)(mb * 1048576.0 / sizeof(float));
         if (per < 1) per = 1;
-        if ((s->n_params + per - 1) / per > MAX_BUCKETS) per = (s->n_params + MAX_BUCKETS - 1) / MAX_BUCKETS;
-        for (int64_t hi = s->n_params; hi > 0; hi -= per) {
-            bucket *b = &s->buckets[s->n_buckets++];
-            b->hi = hi;
-            b->lo = hi - per > 0 ? hi - per : 0;
+        /* cut at parameter-tensor boundaries, walking back from the tail that backward finishes
+         * first, so each bucket starts the moment its last layer's backward is done */
+        int64_t hi = s->n_params, size = 0;
+        for (int i = herd_model_param_count(m) - 1; i >= 0; i--) {
+            const herd_param_info *p = herd_model_param(m, i);
+            if (!p->trainable) continue;
+            size = hi - p->offset;
+            if (size >= per && s->n_buckets < MAX_BUCKETS - 1) {
+                s->buckets[s->n_buckets++] = (bucket){.lo = p->offset, .hi = hi};
+                hi = p->offset;
+            }
         }
+        if (hi > 0) s->buckets[s->n_buckets++] = (bucket){.lo = 0, .hi = hi};
         if (cfg->bf16 && !(s->bf16 = malloc((size_t)s->n_params * sizeof(uint16_t)))) goto nomem;
     }
     *out = s;
@@ -209,6 +216,7 @@ herd_status herd_strategy_begin_step(herd_strategy *s, int64_t t, herd_error *er
     for (int k = 0; k < s->n_buckets; k++) s->buckets[k].started = 0, s->buckets[k].req = NULL;
     s->hook_status = HERD_OK;
     herd_model_set_grad_hook(s->m, s->n_buckets ? on_grads_ready : NULL, s);
+    if (s->n_buckets) herd_comm_progress(s->comm, 1); /* keeps buckets moving during long layers */
     return HERD_OK;
 }
 
@@ -244,6 +252,7 @@ herd_status herd_strategy_finish_step(herd_strategy *s, int samples, herd_error 
         herd_model_set_grad_hook(s->m, NULL, NULL);
         if (s->hook_status) st = herd_fail(err, s->hook_status, "%s", s->hook_err.msg);
         on_grads_ready(s, 0); /* anything not yet started */
+        herd_comm_progress(s->comm, 0); /* from here this thread waits on them itself */
         /* after a failure the job ends: the other buckets are abandoned, not waited for again */
         for (int k = 0; k < s->n_buckets && !st; k++) {
             bucket *b = &s->buckets[k];
