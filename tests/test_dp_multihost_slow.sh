@@ -26,6 +26,20 @@ netns_mpirun -np 2 "$HERD" train "$FASHION" "${common[@]}" --save "$TMP/two.st" 
 cmp -s "$TMP/one.st" "$TMP/two.st" && pass || fail "2 hosts not bit-identical to 1 process"
 grep -q "^test accuracy" "$TMP/out" && pass || fail "no result printed"
 
+# the other strategies across the same hosts: parameter server (1 server + 2 workers on 3
+# hosts, K=0 equals data parallel) and a 2-stage pipeline (equals the unsplit model)
+netns_down
+netns_up 3 1gbit
+SMALL=$SRC/tests/data/small_cnn_nodrop.spec
+plain=(--data "$TMP/d" --epochs 1 --batch 64 --seed 5 --threads 1 --quiet)
+expect_exit 0 "1 process, small model" -- "$HERD" train "$SMALL" "${plain[@]}" --save "$TMP/small1.st"
+netns_mpirun -np 3 "$HERD" train "$SMALL" "${plain[@]}" --strategy ps --save "$TMP/ps.st" >"$TMP/out" 2>"$TMP/err" &&
+    pass || fail "ps on 3 hosts: $(tail -c 600 "$TMP/err")"
+compare_weights "$TMP/small1.st" "$TMP/ps.st" 1e-5 && pass || fail "ps on 3 hosts differs from 1 process"
+netns_mpirun -np 2 "$HERD" train "$SMALL" "${plain[@]}" --strategy pipeline --microbatches 4 --save "$TMP/pp.st" \
+    >"$TMP/out" 2>"$TMP/err" && pass || fail "pipeline on 2 hosts: $(tail -c 600 "$TMP/err")"
+compare_weights "$TMP/small1.st" "$TMP/pp.st" 1e-5 && pass || fail "pipeline on 2 hosts differs from 1 process"
+
 start=$(date +%s)
 HERD_TEST_FAULT=kill:1:3 netns_mpirun -x HERD_TEST_FAULT -np 2 "$HERD" train "$FASHION" "${common[@]}" --timeout 5 \
     >"$TMP/out" 2>"$TMP/err"
