@@ -160,7 +160,7 @@ int cmd_train(int argc, char **argv) {
     cli_option opts[] = {
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, or a directory, file or SQL query (docs/DATA.md)", 0},
         {"--epochs", OPT_INT, &epochs, 1, 1e6, "N", "passes over the training set (default 5, or the spec's train line)", 0},
-        {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size (default 32, or the spec's)", 0},
+        {"--batch", OPT_INT, &batch, 1, 65536, "N", "global batch size, split across ranks (default 32, or the spec's)", 0},
         {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate (default 1e-3, or the spec's)", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
