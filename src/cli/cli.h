@@ -13,6 +13,11 @@ int cmd_summary(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+/* herd_sum_fn over a herd_comm (ctx): herd_comm_allreduce_f64, for map-reduces like stats. */
+herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err);
 
 /* With workers > 1 and no MPI launcher around us: re-executes this command under
  * `mpirun -np workers` and never returns, except on failure with an exit code in *rc.

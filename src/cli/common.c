@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/comm.h"
 #include "herd/onnx.h"
 
 int cli_is_onnx(const char *path) {
@@ -33,4 +34,8 @@ fail:
     cli_error("%s", err.msg);
     herd_model_destroy(m);
     return 1;
+}
+
+herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err) {
+    return herd_comm_allreduce_f64(ctx, buf, n, err);
 }
