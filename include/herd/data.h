@@ -152,6 +152,41 @@ void herd_data_stats_free(herd_data_stats *s);
 herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, const double *mean, const double *std,
                                    herd_error *err);
 
+/* ---- the loader: batches of an epoch prepared ahead in background threads ---- */
+typedef struct herd_loader herd_loader;
+enum { HERD_AUGMENT_CROP = 1, HERD_AUGMENT_FLIP = 2 };
+
+typedef struct herd_loader_config {
+    int prefetch;       /* batches prepared ahead by background threads; 0 = load in the caller's thread */
+    int threads;        /* background threads when prefetch > 0 (0 = 1) */
+    size_t cache_bytes; /* decoded samples kept in memory, index included (0 = no cache); the first
+                           samples loaded stay until the budget is spent (no eviction) */
+    int augment;        /* HERD_AUGMENT_CROP (random crop, zero padding 4) | HERD_AUGMENT_FLIP (horizontal) */
+    uint64_t seed;      /* augmentation draws depend on (seed, epoch, sample index) only */
+} herd_loader_config;
+
+/* This caller's rows [*lo, *hi) of a global batch of B samples (e.g. an MPI rank's share). */
+typedef void (*herd_rows_fn)(void *ctx, int B, int *lo, int *hi);
+
+/* A loader over ds (which must outlive it) for batches of up to `batch` samples; rows NULL =
+ * every row. The batches are identical for any prefetch and thread count. */
+herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int batch, const herd_loader_config *cfg,
+                               herd_rows_fn rows, void *rows_ctx, herd_error *err);
+/* Starts epoch `epoch` over order[0..n) (copied) in batches of `batch`, from step first_step:
+ * background threads begin preparing steps first_step .. first_step + prefetch. */
+herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
+                                    int64_t first_step, herd_error *err);
+/* Rows [first, first + count) (positions in the global batch, within this caller's rows) of
+ * batch `step` into x (count samples) and y. Steps are asked in order; asking step k lets the
+ * threads reuse the buffers of the steps before k. A sample's read error comes back here. */
+herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, int32_t *y,
+                             herd_error *err);
+/* Bytes the sample cache allocated (<= cache_bytes) and samples it holds. */
+size_t herd_loader_cache_bytes(const herd_loader *l);
+int64_t herd_loader_cached_samples(const herd_loader *l);
+/* Stops the threads and frees; NULL is a no-op. */
+void herd_loader_destroy(herd_loader *l);
+
 /* Resolves --data (docs/DATA.md), trying in order:
  *  - "fashion-mnist" or "mnist" (Debian's dataset packages under /usr/share/datasets/<name>;
  *    when $HERD_DATA_DIR is set, $HERD_DATA_DIR/<name> or else $HERD_DATA_DIR itself);

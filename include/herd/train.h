@@ -44,6 +44,9 @@ typedef struct herd_train_config {
     /* a NaN/Inf loss or gradient: 0 stops with HERD_ENUMERIC naming the first layer that went
      * non-finite (the last checkpoint stays the one before it); 1 skips that step's update */
     int skip_nonfinite;
+    /* herd_train reads batches through a loader (include/herd/data.h): prefetch threads,
+     * cache, augmentation; the defaults (all 0) load each batch in the training thread */
+    herd_loader_config loader;
 } herd_train_config;
 
 /* Defaults: 1 epoch, batch 32, adam, lr 1e-3, constant schedule, no clipping, seed 0. */
