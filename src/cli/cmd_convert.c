@@ -37,7 +37,13 @@ int cmd_convert(int argc, char **argv) {
     int rc = 1;
     int dt = kind == 1 ? HERD_SHARD_U8 : kind == 2 ? HERD_SHARD_F32 : 0;
     double t0 = herd_now();
-    if (herd_data_open_with(pos[0], shape_s ? &shape : NULL, &train, &test, &err)) goto fail;
+    const herd_image_options *opt = shape_s ? &shape : NULL;
+    if (herd_data_open_with(pos[0], opt, &train, &test, &err)) {
+        /* a test split that is missing or broken leaves the train split to convert */
+        herd_error test_err = err;
+        if (herd_data_open_with(pos[0], opt, &train, NULL, &err)) goto fail;
+        printf("herd: note: converting the train split only (%s)\n", test_err.msg);
+    }
     if (herd_shards_write(train, pos[1], "train", shards, dt, &err)) goto fail;
     if (test && herd_shards_write(test, pos[1], "test", test_shards ? test_shards : shards, dt, &err)) goto fail;
     printf("herd: wrote %lld train records (%dx%dx%d, %d classes) to %s/train-*.herd%s in %.1f s\n",
