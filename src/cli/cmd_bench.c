@@ -161,7 +161,10 @@ int cmd_bench(int argc, char **argv) {
         herd_loader_config lc = {.prefetch = prefetch, .threads = loader_threads, .augment = augment_bits,
                                  .cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0, .seed = 1};
         double ips;
-        if (!(labels = malloc((size_t)batch * sizeof *labels))) goto fail;
+        if (!(labels = malloc((size_t)batch * sizeof *labels))) {
+            herd_fail(&err, HERD_ENOMEM, "out of memory");
+            goto fail;
+        }
         if (bench_loader(ds, batch, steps, warmup, &lc, herd_model_input(m), labels, &ips, &err)) goto fail;
         if (rank == 0)
             printf("bench: mode=loader source=%s batch=%d prefetch=%d loader_threads=%d cache=%d augment=%s steps=%d "
