@@ -1,5 +1,6 @@
 /* herd data: datasets behind one interface (length, get(i)); readers for IDX, CIFAR-10,
- * CSV, NumPy .npy, TFRecord, image folders and SQL queries (SQLite, PostgreSQL); the sampler. */
+ * CSV, NumPy .npy, TFRecord, image folders, SQL queries and herd shards; the sampler; stats;
+ * the loader (prefetch threads, cache, augmentation). */
 #ifndef HERD_DATA_H
 #define HERD_DATA_H
 
@@ -108,6 +109,84 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
 herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const char *query,
                                const char *label_column, herd_error *err);
 
+/* ---- herd's shard format (.herd, docs/DATA.md): header, index, records ready to train ---- */
+enum { HERD_SHARD_U8 = 1, HERD_SHARD_F32 = 2 };
+
+/* Writes samples [begin, end) of ds to one shard file, atomically. dtype HERD_SHARD_U8 stores
+ * round(x*255) (exact for 8-bit sources), HERD_SHARD_F32 the floats as they are, 0 picks u8
+ * when every value is exactly k/255, else f32. The shard is built in memory before writing. */
+herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end, int dtype,
+                             herd_error *err);
+/* dir/<split>-00000-of-0000N.herd ... (dir is created): shard k holds the contiguous range
+ * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. */
+herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards, int dtype,
+                              herd_error *err);
+/* Shard files, concatenated in the given order. Each is memory-mapped; open checks every
+ * header (magic, version, CRC) and index (CRC, offsets, lengths, labels) but reads no record,
+ * so it costs the index only. get() checks the record's CRC32C: errors name the file and the
+ * record. All shards must share the sample shape; num_classes is the largest of theirs. */
+herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
+
+/* ---- statistics (herd stats, --normalize auto) ---- */
+typedef struct herd_data_stats {
+    int channels, num_classes;
+    int64_t count;              /* samples */
+    double *mean, *std;         /* per channel (population std) */
+    double *min, *max;          /* per channel */
+    int64_t *class_count;       /* num_classes */
+} herd_data_stats;
+
+/* Sums n doubles in place across the callers of a map-reduce (e.g. MPI ranks). */
+typedef herd_status (*herd_sum_fn)(void *ctx, double *buf, int n, herd_error *err);
+
+/* Per-channel mean/std/min/max and class counts of ds. This caller (part `part` of `parts`)
+ * maps a contiguous share of a fixed set of blocks of records; sum (NULL with parts == 1)
+ * adds up the per-block partials, which every caller then combines in block order, so the
+ * numbers are bit-identical whatever `parts` is. Free with herd_data_stats_free. */
+herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds, int part, int parts, herd_sum_fn sum,
+                                    void *sum_ctx, herd_error *err);
+void herd_data_stats_free(herd_data_stats *s);
+
+/* A view of base whose samples are (x - mean[c]) / std[c] per channel (base must outlive it;
+ * mean and std, ds->c values each, are copied). A std of 0 divides by 1. */
+herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, const double *mean, const double *std,
+                                   herd_error *err);
+
+/* ---- the loader: batches of an epoch prepared ahead in background threads ---- */
+typedef struct herd_loader herd_loader;
+enum { HERD_AUGMENT_CROP = 1, HERD_AUGMENT_FLIP = 2 };
+
+typedef struct herd_loader_config {
+    int prefetch;       /* batches prepared ahead by background threads; 0 = load in the caller's thread */
+    int threads;        /* background threads when prefetch > 0 (0 = 1) */
+    size_t cache_bytes; /* decoded samples kept in memory, index included (0 = no cache); the first
+                           samples loaded stay until the budget is spent (no eviction) */
+    int augment;        /* HERD_AUGMENT_CROP (random crop, zero padding 4) | HERD_AUGMENT_FLIP (horizontal) */
+    uint64_t seed;      /* augmentation draws depend on (seed, epoch, sample index) only */
+} herd_loader_config;
+
+/* This caller's rows [*lo, *hi) of a global batch of B samples (e.g. an MPI rank's share). */
+typedef void (*herd_rows_fn)(void *ctx, int B, int *lo, int *hi);
+
+/* A loader over ds (which must outlive it) for batches of up to `batch` samples; rows NULL =
+ * every row. The batches are identical for any prefetch and thread count. */
+herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int batch, const herd_loader_config *cfg,
+                               herd_rows_fn rows, void *rows_ctx, herd_error *err);
+/* Starts epoch `epoch` over order[0..n) (copied) in batches of `batch`, from step first_step:
+ * background threads begin preparing steps first_step .. first_step + prefetch. */
+herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
+                                    int64_t first_step, herd_error *err);
+/* Rows [first, first + count) (positions in the global batch, within this caller's rows) of
+ * batch `step` into x (count samples) and y. Steps are asked in order; asking step k lets the
+ * threads reuse the buffers of the steps before k. A sample's read error comes back here. */
+herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, int32_t *y,
+                             herd_error *err);
+/* Bytes the sample cache allocated (<= cache_bytes) and samples it holds. */
+size_t herd_loader_cache_bytes(const herd_loader *l);
+int64_t herd_loader_cached_samples(const herd_loader *l);
+/* Stops the threads and frees; NULL is a no-op. */
+void herd_loader_destroy(herd_loader *l);
+
 /* Resolves --data (docs/DATA.md), trying in order:
  *  - "fashion-mnist" or "mnist" (Debian's dataset packages under /usr/share/datasets/<name>;
  *    when $HERD_DATA_DIR is set, $HERD_DATA_DIR/<name> or else $HERD_DATA_DIR itself);
@@ -126,7 +205,9 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
  *  - a directory holding IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
  *    t10k-*), CIFAR-10 binaries (data_batch_1..5.bin, test_batch.bin), train_x.npy +
  *    train_y.npy (and test_x.npy + test_y.npy), or an image folder: train/ and test/
- *    subdirectories of class folders, or class folders directly (train split only).
+ *    subdirectories of class folders, or class folders directly (train split only);
+ *  - herd shards: FILE.herd, a glob or comma list of them, or a directory of *.herd files
+ *    (train-*.herd, with test-*.herd as the test split; else every *.herd is the train split).
  * opt (may be NULL) gives the model's input shape for image sources. Either output may be
  * NULL when not wanted; on failure neither is left open. */
 herd_status herd_data_open_with(const char *spec, const herd_image_options *opt, herd_dataset **train,

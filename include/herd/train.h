@@ -57,6 +57,9 @@ typedef struct herd_train_config {
     struct herd_trace *trace;
     /* when set, filled with the run's time per phase when herd_train returns */
     herd_train_phases *phases;
+    /* herd_train reads batches through a loader (include/herd/data.h): prefetch threads,
+     * cache, augmentation; the defaults (all 0) load each batch in the training thread */
+    herd_loader_config loader;
 } herd_train_config;
 
 

@@ -13,6 +13,22 @@ int cmd_summary(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+/* herd_sum_fn over a herd_comm (ctx): herd_comm_allreduce_f64, for map-reduces like stats. */
+herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err);
+
+/* --augment LIST (none, crop, flip, comma-separated) as HERD_AUGMENT_* bits; -1 after printing
+ * the usage error. */
+int cli_augment(const char *list);
+
+/* --normalize auto: per-channel stats of *sets[0] (the training data) over the ranks of comm
+ * (a herd_comm), then every non-NULL *sets[i] becomes a normalised view; its base goes to
+ * base[i] (close the view, then the base). Prints the stats on rank 0 unless quiet. */
+struct herd_dataset;
+herd_status cli_normalize(struct herd_dataset **const *sets, struct herd_dataset **base, int n, int rank, int world,
+                          void *comm, int quiet, herd_error *err);
 
 /* With workers > 1 and no MPI launcher around us: re-executes this command under
  * `mpirun -np workers` and never returns, except on failure with an exit code in *rc.

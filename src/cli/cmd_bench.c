@@ -1,4 +1,4 @@
-/* herd bench: training-step or inference throughput of a model, with an optional
+/* herd bench: training-step, inference or data-loader throughput of a model, with an optional
  * per-layer forward/backward profile; under MPI (-n N, mpirun, srun) the data-parallel
  * step with its exposed communication time, and a bucketed-vs-single allreduce timing.
  * Figures come from the same code herd train runs. */
@@ -54,12 +54,41 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
     return st;
 }
 
+/* Images/s of the loader alone: `steps` batches of a seeded shuffle, copied out as training would. */
+static herd_status bench_loader(const herd_dataset *ds, int batch, int steps, int warmup,
+                                const herd_loader_config *lc, float *x, int32_t *y, double *ips, herd_error *err) {
+    herd_loader *l = NULL;
+    herd_sampler smp;
+    herd_status st = herd_sampler_init(&smp, ds->n, 1, 1, err);
+    if (st) return st;
+    if (batch > ds->n) batch = (int)ds->n;
+    int64_t per_epoch = (ds->n + batch - 1) / batch, done = 0;
+    double t0 = herd_now();
+    if (!(st = herd_loader_create(&l, ds, batch, lc, NULL, NULL, err))) {
+        for (int64_t e = 0; done < warmup + steps && !st; e++) {
+            herd_sampler_set_epoch(&smp, e);
+            if ((st = herd_loader_start_epoch(l, e, smp.perm, ds->n, batch, 0, err))) break;
+            for (int64_t k = 0; k < per_epoch && done < warmup + steps && !st; k++, done++) {
+                if (done == warmup) t0 = herd_now();
+                int B = (int)(ds->n - k * batch < batch ? ds->n - k * batch : batch);
+                st = herd_loader_rows(l, k, 0, B, x, y, err);
+            }
+        }
+    }
+    *ips = (double)steps * batch / (herd_now() - t0);
+    herd_loader_destroy(l);
+    herd_sampler_free(&smp);
+    return st;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *backend = "cpu", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
     int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1;
-    float bucket_mb = 0;
+    float bucket_mb = 0, cache_mb = 1024;
+    int prefetch = 2, loader_threads = 1, cache = 0;
+    const char *augment = "none";
     cli_option opts[] = {
-        {"--mode", OPT_STR, &mode, 0, 0, "MODE", "train (forward, backward, update; default), eval (forward only) or allreduce (gradient exchange only)", 0},
+        {"--mode", OPT_STR, &mode, 0, 0, "MODE", "train (forward, backward, update; default), eval (forward only), allreduce (gradient exchange only) or loader (reading, decoding, augmenting batches only)", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size per rank (default 32)", 0},
         {"--steps", OPT_INT, &steps, 1, 1e7, "N", "timed steps (default: about 20000 images' worth)", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1e6, "N", "untimed steps first (default 5)", 0},
@@ -71,17 +100,24 @@ int cmd_bench(int argc, char **argv) {
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: local data-parallel ranks (herd runs mpirun)", 0},
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none or bf16", 0},
+        {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "loader mode: batches prepared ahead (default 2; 0 = in this thread)", 0},
+        {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader mode: loader threads (default 1)", 0},
+        {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "loader mode: cache decoded samples", 0},
+        {"--cache-mb", OPT_FLOAT, &cache_mb, 1, 1e7, "MB", "loader mode: cache bound (default 1024)", 0},
+        {"--augment", OPT_STR, &augment, 0, 0, "LIST", "loader mode: none, crop, flip or crop,flip", 0},
         {0},
     };
-    static const cli_command cmd = {"bench", "herd bench MODEL.spec [--mode train|eval|allreduce] [--batch N] [options]",
+    static const cli_command cmd = {"bench", "herd bench MODEL.spec [--mode train|eval|allreduce|loader] [--batch N] [options]",
                                     "Measure images/s of training steps or inference (per layer with --profile); "
                                     "under MPI, data-parallel steps with their exposed communication time.", 1, NULL};
     const char *pos[1];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
-    static const char *const modes[] = {"train", "eval", "allreduce", NULL}, *const compressions[] = {"none", "bf16", NULL};
+    static const char *const modes[] = {"train", "eval", "allreduce", "loader", NULL},
+                             *const compressions[] = {"none", "bf16", NULL};
     int mode_i = cli_choice("--mode", mode, modes), bf16 = cli_choice("--grad-compress", compress, compressions);
-    if (mode_i < 0 || bf16 < 0) return 2;
+    int augment_bits = cli_augment(augment);
+    if (mode_i < 0 || bf16 < 0 || augment_bits < 0) return 2;
     int train_mode = mode_i == 0, allreduce_mode = mode_i == 2;
     if (cli_launch_local(argc, argv, workers, &r)) return r;
     herd_model *m = NULL;
@@ -121,6 +157,22 @@ int cmd_bench(int argc, char **argv) {
     if (strcmp(data, "synthetic") == 0 ? synthetic_dataset(&ds, m, 8192, &err)
                                        : herd_data_open_with(data, &shape, &ds, NULL, &err))
         goto fail;
+    if (mode_i == 3) {
+        herd_loader_config lc = {.prefetch = prefetch, .threads = loader_threads, .augment = augment_bits,
+                                 .cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0, .seed = 1};
+        double ips;
+        if (!(labels = malloc((size_t)batch * sizeof *labels))) {
+            herd_fail(&err, HERD_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (bench_loader(ds, batch, steps, warmup, &lc, herd_model_input(m), labels, &ips, &err)) goto fail;
+        if (rank == 0)
+            printf("bench: mode=loader source=%s batch=%d prefetch=%d loader_threads=%d cache=%d augment=%s steps=%d "
+                   "images_per_second=%.1f\n", ds->source, batch, prefetch, prefetch ? loader_threads : 0, cache,
+                   augment, steps, ips);
+        rc = 0;
+        goto fail;
+    }
     int global = batch * world; /* weak scaling: every rank computes `batch` samples per step */
     herd_train_config cfg = herd_train_defaults();
     cfg.batch = global;

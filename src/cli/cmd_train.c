@@ -157,6 +157,9 @@ int cmd_train(int argc, char **argv) {
     const char *compress = "none";
     float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
     uint64_t seed = 0;
+    int prefetch = 2, loader_threads = 1, cache = 0;
+    float cache_mb = 1024;
+    const char *augment = "none", *normalize = "none";
     cli_option opts[] = {
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, or a directory, file or SQL query (docs/DATA.md)", 0},
         {"--epochs", OPT_INT, &epochs, 1, 1e6, "N", "passes over the training set (default 5, or the spec's train line)", 0},
@@ -202,6 +205,12 @@ int cmd_train(int argc, char **argv) {
         {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
         {"--det-groups", OPT_INT, &det_groups, 1, 4096, "G", "--deterministic: micro-groups per batch; the world size must divide G (default 4)", 0},
         {"--timeout", OPT_FLOAT, &timeout, 1, 86400, "S", "data parallel: fail when a rank gives no answer within S seconds (default 60)", 0},
+        {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "batches prepared ahead by loader threads (default 2; 0 = load in the training thread)", 0},
+        {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader threads when --prefetch > 0 (default 1)", 0},
+        {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "keep decoded samples in memory (for sources whose reads are expensive: PNG/JPEG, TFRecord, shards)", 0},
+        {"--cache-mb", OPT_FLOAT, &cache_mb, 1, 1e7, "MB", "--cache: memory bound in MiB (default 1024); samples beyond it are read each time", 0},
+        {"--augment", OPT_STR, &augment, 0, 0, "LIST", "training augmentation: none (default), crop (random crop, zero padding 4), flip (horizontal), or crop,flip; seeded by --seed, epoch and sample", 0},
+        {"--normalize", OPT_STR, &normalize, 0, 0, "MODE", "none (default) or auto: (x - mean) / std per channel, from the training data's stats (computed once at start; also applied to validation and test)", 0},
         {0},
     };
     static const cli_command cmd = {"train", "herd train MODEL.spec [--data SRC] [options]",
@@ -216,7 +225,9 @@ int cmd_train(int argc, char **argv) {
     int strat = cli_choice("--strategy", strategy_name, strategies), sched = cli_choice("--schedule", pipe_schedule, schedules);
     int nan_mode = cli_choice("--on-nan", on_nan, on_nans), bf16 = cli_choice("--grad-compress", compress, compressions);
     int mode = cli_choice("--progress", progress_mode, modes);
-    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0) return 2;
+    static const char *const norms[] = {"none", "auto", NULL};
+    int norm = cli_choice("--normalize", normalize, norms), augment_bits = cli_augment(augment);
+    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0 || norm < 0 || augment_bits < 0) return 2;
     int ps = strat == 1, pipeline = strat == 2, staleness = -1;
     if (strcmp(staleness_s, "inf") != 0) {
         char *end;
@@ -230,7 +241,7 @@ int cmd_train(int argc, char **argv) {
     if (cli_launch_local(argc, argv, workers, &r)) return r;
 
     herd_model *m = NULL;
-    herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL;
+    herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL, *norm_base[3] = {NULL, NULL, NULL};
     herd_comm *comm = NULL;
     herd_strategy *strategy = NULL;
     herd_trace *trace = NULL;
@@ -309,6 +320,8 @@ int cmd_train(int argc, char **argv) {
         if (herd_dataset_slice(&fit, train, 0, train->n - n_val, &err)) goto fail;
         if (herd_dataset_slice(&val, train, train->n - n_val, train->n, &err)) goto fail;
     }
+    herd_dataset **normalized[3] = {&fit, &val, &test}; /* views over these bases, restored at the end */
+    if (norm == 1 && cli_normalize(normalized, norm_base, 3, rank, world, comm, quiet, &err)) goto fail;
     if (log_json && !(ui.json = fopen(log_json, "a"))) {
         herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
         goto fail;
@@ -343,6 +356,8 @@ int cmd_train(int argc, char **argv) {
     cfg.trace = trace;
     herd_train_phases phases = {0};
     cfg.phases = &phases;
+    cfg.loader = (herd_loader_config){.prefetch = prefetch, .threads = loader_threads, .augment = augment_bits,
+                                      .cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0, .seed = seed};
     if (herd_strategy_is_server(strategy)) { /* a parameter server: apply updates until the workers are done */
         if (herd_train_serve(m, fit, &cfg, &err)) goto fail;
         rc = 0;
@@ -390,6 +405,9 @@ fail_quiet:
         herd_error tb_err = {0};
         if (herd_tb_close(ui.tb, &tb_err)) cli_error("warning: %s", tb_err.msg);
     }
+    herd_dataset **views[3] = {&fit, &val, &test};
+    for (int i = 0; i < 3; i++)
+        if (norm_base[i]) herd_dataset_close(*views[i]), *views[i] = norm_base[i];
     if (val) herd_dataset_close(val);
     if (fit && fit != train) herd_dataset_close(fit);
     if (train) herd_dataset_close(train);

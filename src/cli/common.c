@@ -4,6 +4,8 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/comm.h"
+#include "herd/data.h"
 #include "herd/onnx.h"
 
 int cli_is_onnx(const char *path) {
@@ -33,4 +35,50 @@ fail:
     cli_error("%s", err.msg);
     herd_model_destroy(m);
     return 1;
+}
+
+herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err) {
+    return herd_comm_allreduce_f64(ctx, buf, n, err);
+}
+
+int cli_augment(const char *list) {
+    static const struct {
+        const char *name;
+        int bit;
+    } kinds[] = {{"none", 0}, {"crop", HERD_AUGMENT_CROP}, {"flip", HERD_AUGMENT_FLIP}};
+    int bits = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ","), i;
+        for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (strlen(kinds[i].name) == len && strncmp(p, kinds[i].name, len) == 0) break;
+        if (i == sizeof kinds / sizeof kinds[0]) {
+            cli_error("--augment expects none, crop, flip or crop,flip, found '%s'", list);
+            return -1;
+        }
+        bits |= kinds[i].bit;
+        p += len + (p[len] == ',');
+    }
+    return bits;
+}
+
+herd_status cli_normalize(herd_dataset **const *sets, herd_dataset **base, int n, int rank, int world, void *comm,
+                          int quiet, herd_error *err) {
+    herd_data_stats s;
+    herd_status st = herd_data_stats_compute(&s, *sets[0], rank, world, cli_comm_sum, comm, err);
+    if (st) return st;
+    if (rank == 0 && !quiet) {
+        printf("herd: normalising inputs by the training data's stats:");
+        for (int c = 0; c < s.channels && c < 8; c++) printf(" mean %.6g std %.6g%s", s.mean[c], s.std[c],
+                                                             c + 1 < s.channels ? "," : "");
+        printf("%s\n", s.channels > 8 ? " ..." : "");
+    }
+    for (int i = 0; i < n && !st; i++) {
+        if (!*sets[i]) continue;
+        herd_dataset *view;
+        if ((st = herd_dataset_normalize(&view, *sets[i], s.mean, s.std, err))) break;
+        base[i] = *sets[i];
+        *sets[i] = view;
+    }
+    herd_data_stats_free(&s);
+    return st;
 }

@@ -17,6 +17,8 @@ static const struct {
     {"bench", cmd_bench, "measure training or inference throughput, optionally per layer"},
     {"export", cmd_export, "write a model and its weights as an ONNX file"},
     {"import", cmd_import, "translate an ONNX file into a model spec and a weights file"},
+    {"convert", cmd_convert, "write a dataset as herd shards (memory-mapped, checksummed, ready to train)"},
+    {"stats", cmd_stats, "print per-channel mean/std/min/max and class counts of a dataset"},
 };
 
 static void print_help(FILE *f) {
@@ -41,6 +43,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
-    cli_error("unknown command '%s' (expected train, eval, predict, summary, bench, export or import; see herd --help)", argv[1]);
+    cli_error("unknown command '%s' (expected train, eval, predict, summary, bench, export, import, convert or stats; see herd --help)", argv[1]);
     return 2;
 }

@@ -258,7 +258,7 @@ static herd_status expand_shards(const char *spec, glob_t *g, herd_error *err) {
     }
     if (g->gl_pathc == 0 || g->gl_pathc > 1000000) {
         globfree(g);
-        return herd_fail(err, HERD_EARG, "%s: no TFRecord files", spec);
+        return herd_fail(err, HERD_EARG, "%s: no files", spec);
     }
     return HERD_OK;
 }
@@ -271,6 +271,17 @@ static herd_status open_tfrecord(const char *path, const file_params *fp, const 
     herd_image_options o = {0, 0, 0, fp->image, fp->label};
     if (opt) o.c = opt->c, o.h = opt->h, o.w = opt->w;
     st = herd_tfrecord_open(out, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
+    globfree(&g);
+    return st;
+}
+
+static herd_status open_herd_shards(const char *path, const file_params *fp, const herd_image_options *opt,
+                                    herd_dataset **out, herd_error *err) {
+    (void)fp, (void)opt;
+    glob_t g;
+    herd_status st = expand_shards(path, &g, err);
+    if (st != HERD_OK) return st;
+    st = herd_shards_open(out, (const char *const *)g.gl_pathv, (int)g.gl_pathc, err);
     globfree(&g);
     return st;
 }
@@ -336,6 +347,7 @@ static const file_source file_sources[] = {
     {".npy", open_npy},
     {".tfrecord", open_tfrecord},
     {".tfrecords", open_tfrecord},
+    {".herd", open_herd_shards},
 };
 
 /* Train (and, when wanted and present, test) of one kind of source; the test split gets the
@@ -437,6 +449,14 @@ static herd_status open_other_dir(const char *dir, const herd_image_options *opt
         int has_test = join(b, dir, "test_x.npy", "", NULL) == HERD_OK && file_source_exists(b, open_npy);
         return open_pair(open_npy, a, has_test ? b : NULL, &fp, opt, train, test, err);
     }
+    /* herd shards: train-*.herd (+ test-*.herd), else every *.herd is the train split */
+    if ((st = join(a, dir, "train-*.herd", "", err)) != HERD_OK) return st;
+    if (file_source_exists(a, open_herd_shards)) {
+        int has_test = join(b, dir, "test-*.herd", "", NULL) == HERD_OK && file_source_exists(b, open_herd_shards);
+        return open_pair(open_herd_shards, a, has_test ? b : NULL, &fp, opt, train, test, err);
+    }
+    if ((st = join(a, dir, "*.herd", "", err)) != HERD_OK) return st;
+    if (file_source_exists(a, open_herd_shards)) return open_pair(open_herd_shards, a, NULL, &fp, opt, train, test, err);
     if ((st = join(a, dir, "train", "", err)) != HERD_OK) return st;
     if (is_dir(a)) {
         int has_test = join(b, dir, "test", "", NULL) == HERD_OK && is_dir(b);
@@ -475,12 +495,12 @@ herd_status herd_data_open_with(const char *spec, const herd_image_options *opt,
         if (handled) return st;
         return herd_fail(err, HERD_EIO,
                          "%s: directory holds neither IDX files (" IDX_LIST ") nor CIFAR-10 binaries (" CIFAR_LIST
-                         ") nor train_x.npy nor image class folders",
+                         ") nor train_x.npy nor *.herd shards nor image class folders",
                          spec);
     }
     return herd_fail(err, HERD_EARG,
                      "%s: not a dataset name (fashion-mnist, mnist), a sqlite:/postgresql:// query, a .csv, .npy or "
-                     ".tfrecord file, nor a directory with IDX files (" IDX_LIST ") or CIFAR-10 binaries (" CIFAR_LIST
+                     ".tfrecord file, .herd shards, nor a directory with IDX files (" IDX_LIST ") or CIFAR-10 binaries (" CIFAR_LIST
                      ") (see docs/DATA.md)",
                      spec);
 }

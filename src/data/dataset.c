@@ -1,5 +1,5 @@
 /* Datasets behind one interface: the in-memory 8-bit and float datasets readers build,
- * slices of a dataset (validation splits), and batch assembly. */
+ * slices of a dataset (validation splits), normalised views, and batch assembly. */
 #include "herd/data.h"
 
 #include <stdio.h>
@@ -210,6 +210,56 @@ fail:
     free(sl);
     free(ds);
     return st;
+}
+
+typedef struct norm_impl {
+    herd_dataset *base;
+    float *shift, *scale; /* per channel: x' = (x - shift) * scale */
+} norm_impl;
+
+static herd_status norm_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+    const norm_impl *nm = ds->impl;
+    herd_status st = nm->base->ops->get(nm->base, i, x, y, err);
+    if (st != HERD_OK) return st;
+    size_t plane = (size_t)ds->h * ds->w;
+    for (int c = 0; c < ds->c; c++)
+        for (size_t k = 0; k < plane; k++) x[c * plane + k] = (x[c * plane + k] - nm->shift[c]) * nm->scale[c];
+    return HERD_OK;
+}
+
+static void norm_close(herd_dataset *ds) {
+    norm_impl *nm = ds->impl;
+    if (!nm) return;
+    free(nm->shift);
+    free(nm->scale);
+    free(nm);
+    ds->impl = NULL;
+}
+
+static const herd_dataset_ops norm_ops = {norm_get, norm_close};
+
+herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, const double *mean, const double *std,
+                                   herd_error *err) {
+    herd_dataset *ds = calloc(1, sizeof *ds);
+    norm_impl *nm = calloc(1, sizeof *nm);
+    *out = NULL;
+    if (!ds || !nm || !(nm->shift = herd_malloc_array((size_t)base->c, sizeof(float))) ||
+        !(nm->scale = herd_malloc_array((size_t)base->c, sizeof(float)))) {
+        if (nm) free(nm->shift);
+        free(nm);
+        free(ds);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for a normalised view", base->source);
+    }
+    nm->base = base;
+    for (int c = 0; c < base->c; c++) {
+        nm->shift[c] = (float)mean[c];
+        nm->scale[c] = std[c] > 0 ? (float)(1.0 / std[c]) : 1.0f;
+    }
+    *ds = *base;
+    ds->ops = &norm_ops;
+    ds->impl = nm;
+    *out = ds;
+    return HERD_OK;
 }
 
 void herd_dataset_close(herd_dataset *ds) {

@@ -125,19 +125,44 @@ static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads
 
 static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_error *err);
 
+/* ---- data loading: the loader's rows when herd_train runs one, else read here ---- */
+
+/* Rows [first, first + count) of the global batch idx into x, y. */
+static herd_status load_batch(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int first, int count,
+                              float *x, int32_t *y, herd_error *err) {
+    if (t->loader) return herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
+    return herd_dataset_batch(ds, idx + first, count, x, y, err);
+}
+
+/* This rank's rows of a global batch of B (what the loader prepares): its groups' span, or
+ * its pipeline's share. */
+static void rank_rows(void *ctx, int B, int *lo, int *hi) {
+    const herd_strategy *s = ctx;
+    int groups = herd_strategy_is_pipeline(s) ? 1 : herd_strategy_groups(s);
+    *lo = B, *hi = 0;
+    for (int g = 0; g < groups; g++) {
+        int l, count, id;
+        herd_strategy_group(s, B, g, &l, &count, &id);
+        if (count > 0 && l < *lo) *lo = l;
+        if (count > 0 && l + count > *hi) *hi = l + count;
+    }
+    if (*hi < *lo) *lo = *hi = 0;
+}
+
 /* Pipeline stages load micro-batches themselves, through this. */
 typedef struct pipe_load {
     herd_trainer *t;
     const herd_dataset *ds;
     const int64_t *idx;
+    int lo; /* the pipeline's first row of the global batch */
 } pipe_load;
 
 static herd_status load_rows(void *user, int64_t row0, int first, int count, herd_error *err) {
     pipe_load *c = user;
     int ch, h, w;
     herd_model_input_shape(c->t->m, &ch, &h, &w);
-    return herd_dataset_batch(c->ds, c->idx + first, count, herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w,
-                              c->t->labels + row0, err);
+    return load_batch(c->t, c->ds, c->idx, c->lo + first, count,
+                      herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w, c->t->labels + row0, err);
 }
 
 static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
@@ -169,7 +194,7 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
     if (s && herd_strategy_is_pipeline(s)) {
         int lo, count, id;
         herd_strategy_group(s, B, 0, &lo, &count, &id); /* this pipeline's share of the batch */
-        pipe_load ctx = {t, ds, idx + lo};
+        pipe_load ctx = {t, ds, idx, lo};
         if ((st = herd_strategy_pipeline_step(s, count, B, t->labels, load_rows, &ctx, t->cfg.seed, t->step,
                                               &res->loss_sum, &res->correct, &res->samples, err)))
             return st;
@@ -186,7 +211,7 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
             /* dropout masks depend on (step, group), never on which rank computes the group */
             if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
             double t0 = herd_now();
-            if ((st = herd_dataset_batch(ds, idx + lo, count, herd_model_input(m), t->labels, err))) return st;
+            if ((st = load_batch(t, ds, idx, lo, count, herd_model_input(m), t->labels, err))) return st;
             double t1 = herd_now();
             t->phases.data += t1 - t0;
             herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
@@ -295,6 +320,11 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         return st;
     }
     train_position start = {0, 0};
+    herd_loader *loader = NULL;
+    if ((st = herd_loader_create(&loader, train, cfg->batch, &cfg->loader, cfg->strategy ? rank_rows : NULL,
+                                 cfg->strategy, err)))
+        goto done;
+    t->loader = loader;
     if (cfg->resume && (st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, err))) goto done;
     if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
     int rank = cfg->strategy ? herd_strategy_rank(cfg->strategy) : 0;
@@ -305,10 +335,12 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank (from the resume point on) */
         int64_t skipped = 0;
         int64_t first = epoch == start.epoch + 1 ? start.step_in_epoch : 0;
+        if ((st = herd_loader_start_epoch(loader, epoch - 1, sampler.perm, train->n, cfg->batch, first, err))) break;
         for (int64_t s = first; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
             herd_step_result r;
+            t->load_step = s;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
             if (r.skipped) {
                 skipped++;
@@ -342,6 +374,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
     if (cfg->phases) *cfg->phases = t->phases;
 done:
+    herd_loader_destroy(loader);
     herd_sampler_free(&sampler);
     herd_trainer_destroy(t);
     return st;

@@ -12,6 +12,8 @@ struct herd_trainer {
     herd_schedule sched;
     int32_t *labels;
     int64_t step; /* global, 0-based: steps taken so far */
+    herd_loader *loader; /* herd_train's: batches come from it (step load_step of the epoch) */
+    int64_t load_step;
     float lr;
     herd_train_phases phases;
 };

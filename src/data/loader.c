@@ -1,0 +1,324 @@
+/* The loader: prepares this caller's rows of each batch of an epoch's order, in background
+ * threads a bounded number of batches ahead (or in the caller's thread), through an optional
+ * cache of decoded samples, with seeded augmentation that depends only on (seed, epoch,
+ * sample index), so the batches are the same whatever the number of threads. */
+#include "herd/data.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keeps augmentation draws apart from other users of the same seed ("AUGM"). */
+#define AUGMENT_TAG 0x4155474DULL
+#define CROP_PAD 4
+
+typedef struct loader_slot {
+    float *x;
+    int32_t *y;
+    int64_t ready_step; /* the step whose rows are in x/y, -1 for none */
+    herd_status status;
+    herd_error err;
+} loader_slot;
+
+/* Samples cached in the order they are first loaded until the budget is spent, never
+ * evicted: an epoch visits every sample once, so LRU would hit nothing once the data is larger
+ * than the cache, while a fixed set hits its share every epoch. */
+typedef struct sample_cache {
+    atomic_int *slot_of; /* n: -1 absent, -2 being filled, else the entry */
+    atomic_int used;
+    int capacity;
+    float *x;            /* capacity samples */
+    int32_t *y;
+    size_t bytes;        /* what the cache allocated */
+} sample_cache;
+
+struct herd_loader {
+    const herd_dataset *ds;
+    herd_loader_config cfg;
+    herd_rows_fn rows;
+    void *rows_ctx;
+    size_t sample;       /* floats per sample */
+    int max_rows;
+    /* the epoch */
+    int64_t epoch, steps, n;
+    int batch;
+    int64_t *order;
+    int full_lo, full_hi, last_lo, last_hi; /* this caller's rows of a full and of the last batch */
+    /* the queue: steps [cur, cur + prefetch] may be loaded, step k into slot k % nslots */
+    loader_slot *slots;
+    int nslots;
+    int64_t cur, next_claim;
+    int active, stop, busy, started;
+    pthread_mutex_t mu;
+    pthread_cond_t work, ready;
+    pthread_t *threads;
+    int nthreads;
+    float *scratch;      /* one sample per thread + one for the caller's thread */
+    sample_cache cache;
+};
+
+size_t herd_loader_cache_bytes(const herd_loader *l) { return l->cache.bytes; }
+
+int64_t herd_loader_cached_samples(const herd_loader *l) {
+    int used = atomic_load(&l->cache.used);
+    return used < l->cache.capacity ? used : l->cache.capacity;
+}
+
+static int cache_get(sample_cache *c, int64_t i, float *x, int32_t *y, size_t sample) {
+    if (!c->slot_of) return 0;
+    int s = atomic_load_explicit(&c->slot_of[i], memory_order_acquire);
+    if (s < 0) return 0;
+    memcpy(x, c->x + (size_t)s * sample, sample * sizeof *x);
+    *y = c->y[s];
+    return 1;
+}
+
+static void cache_put(sample_cache *c, int64_t i, const float *x, int32_t y, size_t sample) {
+    if (!c->slot_of || atomic_load_explicit(&c->used, memory_order_relaxed) >= c->capacity) return;
+    int expected = -1;
+    if (!atomic_compare_exchange_strong(&c->slot_of[i], &expected, -2)) return; /* another thread has it */
+    int s = atomic_fetch_add(&c->used, 1);
+    if (s >= c->capacity) {
+        atomic_store(&c->slot_of[i], -1);
+        return;
+    }
+    memcpy(c->x + (size_t)s * sample, x, sample * sizeof *x);
+    c->y[s] = y;
+    atomic_store_explicit(&c->slot_of[i], s, memory_order_release);
+}
+
+/* Random crop (zero padding CROP_PAD) and horizontal flip of one sample, drawn from a
+ * counter-based stream keyed by (seed, epoch, index): any thread computes the same. */
+static void augment(const herd_loader *l, int64_t i, float *x, float *tmp) {
+    const herd_dataset *ds = l->ds;
+    herd_rng r;
+    herd_rng_init(&r, l->cfg.seed ^ (AUGMENT_TAG << 32), ((uint64_t)l->epoch << 32) ^ (uint64_t)i);
+    /* always the same draws in the same order, so crop alone and flip alone agree with both */
+    int dy = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
+    int dx = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
+    int flip = (int)herd_rng_below(&r, 2);
+    if (!(l->cfg.augment & HERD_AUGMENT_CROP)) dx = dy = 0;
+    if (!(l->cfg.augment & HERD_AUGMENT_FLIP)) flip = 0;
+    if (!dx && !dy && !flip) return;
+    int H = ds->h, W = ds->w;
+    memcpy(tmp, x, l->sample * sizeof *x);
+    for (int c = 0; c < ds->c; c++)
+        for (int y = 0; y < H; y++)
+            for (int xx = 0; xx < W; xx++) {
+                int sy = y + dy, sx = (flip ? W - 1 - xx : xx) + dx;
+                size_t o = ((size_t)c * H + y) * W + xx;
+                x[o] = sy >= 0 && sy < H && sx >= 0 && sx < W ? tmp[((size_t)c * H + sy) * W + sx] : 0.0f;
+            }
+}
+
+/* This caller's rows of batch `step` into slot (a pure function of the epoch and step). */
+static herd_status load_step(herd_loader *l, int64_t step, loader_slot *slot, float *tmp, herd_error *err) {
+    int64_t off = step * l->batch;
+    int B = (int)(l->n - off < l->batch ? l->n - off : l->batch);
+    int last = step == l->steps - 1;
+    int lo = last ? l->last_lo : l->full_lo, hi = last ? l->last_hi : l->full_hi;
+    for (int r = lo; r < hi && r < B; r++) {
+        int64_t i = l->order[off + r];
+        float *x = slot->x + (size_t)(r - lo) * l->sample;
+        int32_t *y = slot->y + (r - lo);
+        if (!cache_get(&l->cache, i, x, y, l->sample)) {
+            herd_status st = l->ds->ops->get(l->ds, i, x, y, err);
+            if (st != HERD_OK) return st;
+            cache_put(&l->cache, i, x, *y, l->sample);
+        }
+        if (l->cfg.augment) augment(l, i, x, tmp);
+    }
+    return HERD_OK;
+}
+
+static void *worker_main(void *arg) {
+    herd_loader *l = arg;
+    pthread_mutex_lock(&l->mu);
+    int id = l->started++; /* its scratch sample */
+    float *tmp = l->scratch + (size_t)(id + 1) * l->sample;
+    while (!l->stop) {
+        if (l->active && l->next_claim < l->steps && l->next_claim <= l->cur + l->cfg.prefetch) {
+            int64_t k = l->next_claim++;
+            loader_slot *slot = &l->slots[k % l->nslots];
+            l->busy++;
+            pthread_mutex_unlock(&l->mu);
+            herd_error err = {0};
+            herd_status st = load_step(l, k, slot, tmp, &err);
+            pthread_mutex_lock(&l->mu);
+            slot->status = st;
+            if (st) slot->err = err;
+            slot->ready_step = k;
+            l->busy--;
+            pthread_cond_broadcast(&l->ready);
+            continue;
+        }
+        pthread_cond_wait(&l->work, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static herd_status cache_init(herd_loader *l, herd_error *err) {
+    sample_cache *c = &l->cache;
+    size_t budget = l->cfg.cache_bytes, index = (size_t)l->ds->n * sizeof(atomic_int);
+    size_t entry = l->sample * sizeof(float) + sizeof(int32_t);
+    if (budget == 0 || budget <= index) return HERD_OK; /* no room for any sample: no cache */
+    size_t cap = (budget - index) / entry;
+    if (cap > (size_t)l->ds->n) cap = (size_t)l->ds->n;
+    if (cap > INT32_MAX / 2) cap = INT32_MAX / 2;
+    if (cap == 0) return HERD_OK;
+    c->slot_of = herd_malloc_array((size_t)l->ds->n, sizeof *c->slot_of);
+    c->x = herd_malloc_array(cap, l->sample * sizeof(float));
+    c->y = herd_malloc_array(cap, sizeof *c->y);
+    if (!c->slot_of || !c->x || !c->y)
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for a %zu-byte sample cache", l->ds->source, budget);
+    for (int64_t i = 0; i < l->ds->n; i++) atomic_init(&c->slot_of[i], -1);
+    atomic_init(&c->used, 0);
+    c->capacity = (int)cap;
+    c->bytes = index + cap * entry;
+    return HERD_OK;
+}
+
+void herd_loader_destroy(herd_loader *l) {
+    if (!l) return;
+    if (l->threads) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->work);
+        pthread_mutex_unlock(&l->mu);
+        for (int i = 0; i < l->nthreads; i++) pthread_join(l->threads[i], NULL);
+        free(l->threads);
+    }
+    if (l->slots)
+        for (int i = 0; i < l->nslots; i++) free(l->slots[i].x), free(l->slots[i].y);
+    free(l->slots);
+    free(l->order);
+    free(l->scratch);
+    free(l->cache.slot_of);
+    free(l->cache.x);
+    free(l->cache.y);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->work);
+    pthread_cond_destroy(&l->ready);
+    free(l);
+}
+
+herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int batch, const herd_loader_config *cfg,
+                               herd_rows_fn rows, void *rows_ctx, herd_error *err) {
+    *out = NULL;
+    if (batch < 1 || cfg->prefetch < 0 || cfg->prefetch > 1024 || cfg->threads < 0 || cfg->threads > 256 ||
+        (cfg->augment & ~(HERD_AUGMENT_CROP | HERD_AUGMENT_FLIP)))
+        return herd_fail(err, HERD_EARG, "loader: batch %d, prefetch %d, threads %d, augment %#x out of range", batch,
+                         cfg->prefetch, cfg->threads, (unsigned)cfg->augment);
+    herd_loader *l = calloc(1, sizeof *l);
+    if (!l) return herd_fail(err, HERD_ENOMEM, "loader: out of memory");
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->work, NULL);
+    pthread_cond_init(&l->ready, NULL);
+    herd_status st = HERD_OK;
+    l->ds = ds;
+    l->cfg = *cfg;
+    l->rows = rows, l->rows_ctx = rows_ctx;
+    l->sample = (size_t)ds->c * ds->h * ds->w;
+    l->max_rows = batch;
+    l->nslots = cfg->prefetch + 1;
+    l->nthreads = cfg->prefetch > 0 ? (cfg->threads > 0 ? cfg->threads : 1) : 0;
+    l->slots = calloc((size_t)l->nslots, sizeof *l->slots);
+    l->order = herd_malloc_array(ds->n > 0 ? (size_t)ds->n : 1, sizeof *l->order);
+    l->scratch = herd_malloc_array((size_t)(l->nthreads + 1), l->sample * sizeof(float));
+    if (!l->slots || !l->order || !l->scratch) goto oom;
+    for (int i = 0; i < l->nslots; i++) {
+        l->slots[i].ready_step = -1;
+        l->slots[i].x = herd_malloc_array((size_t)batch, l->sample * sizeof(float));
+        l->slots[i].y = herd_malloc_array((size_t)batch, sizeof(int32_t));
+        if (!l->slots[i].x || !l->slots[i].y) goto oom;
+    }
+    if ((st = cache_init(l, err))) goto fail;
+    if (l->nthreads) {
+        if (!(l->threads = calloc((size_t)l->nthreads, sizeof *l->threads))) goto oom;
+        for (int i = 0; i < l->nthreads; i++)
+            if (pthread_create(&l->threads[i], NULL, worker_main, l) != 0) {
+                l->nthreads = i;
+                st = herd_fail(err, HERD_ENOMEM, "loader: cannot start thread %d", i);
+                goto fail;
+            }
+    }
+    *out = l;
+    return HERD_OK;
+oom:
+    st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for the loader (batch %d, prefetch %d)", ds->source, batch,
+                   cfg->prefetch);
+fail:
+    herd_loader_destroy(l);
+    return st;
+}
+
+/* Waits until no thread is loading (the caller holds mu). */
+static void quiesce(herd_loader *l) {
+    l->active = 0;
+    while (l->busy > 0) pthread_cond_wait(&l->ready, &l->mu);
+}
+
+herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
+                                    int64_t first_step, herd_error *err) {
+    if (n < 0 || n > l->ds->n || batch < 1 || batch > l->max_rows || first_step < 0)
+        return herd_fail(err, HERD_EARG, "loader: epoch of %lld samples in batches of %d (at most %lld, %d)",
+                         (long long)n, batch, (long long)l->ds->n, l->max_rows);
+    pthread_mutex_lock(&l->mu);
+    quiesce(l);
+    memcpy(l->order, order, (size_t)n * sizeof *order);
+    l->epoch = epoch, l->n = n, l->batch = batch;
+    l->steps = (n + batch - 1) / batch;
+    int last_b = (int)(n - (l->steps - 1) * batch);
+    l->full_lo = 0, l->full_hi = batch, l->last_lo = 0, l->last_hi = last_b;
+    if (l->rows) {
+        l->rows(l->rows_ctx, batch, &l->full_lo, &l->full_hi);
+        l->rows(l->rows_ctx, last_b, &l->last_lo, &l->last_hi);
+    }
+    for (int i = 0; i < l->nslots; i++) l->slots[i].ready_step = -1;
+    l->cur = l->next_claim = first_step;
+    l->active = 1;
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->mu);
+    return HERD_OK;
+}
+
+herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, int32_t *y,
+                             herd_error *err) {
+    if (step < 0 || step >= l->steps)
+        return herd_fail(err, HERD_EARG, "loader: step %lld outside the epoch's %lld", (long long)step,
+                         (long long)l->steps);
+    int last = step == l->steps - 1;
+    int lo = last ? l->last_lo : l->full_lo, hi = last ? l->last_hi : l->full_hi;
+    if (first < lo || count < 0 || first + count > hi)
+        return herd_fail(err, HERD_EINTERNAL, "loader: rows [%d, %d) outside this rank's [%d, %d) of step %lld", first,
+                         first + count, lo, hi, (long long)step);
+    loader_slot *slot = &l->slots[step % l->nslots];
+    if (!l->nthreads) { /* --prefetch 0: the same load, in this thread */
+        if (slot->ready_step != step) {
+            slot->ready_step = -1;
+            if ((slot->status = load_step(l, step, slot, l->scratch, &slot->err)) == HERD_OK) slot->ready_step = step;
+            else return *err = slot->err, slot->status;
+        }
+    } else {
+        pthread_mutex_lock(&l->mu);
+        if (step != l->cur) { /* the previous step's slot may now be refilled */
+            if (step < l->cur || step > l->next_claim) {
+                pthread_mutex_unlock(&l->mu);
+                return herd_fail(err, HERD_EINTERNAL, "loader: step %lld asked after step %lld", (long long)step,
+                                 (long long)l->cur);
+            }
+            l->cur = step;
+            pthread_cond_broadcast(&l->work);
+        }
+        while (slot->ready_step != step) pthread_cond_wait(&l->ready, &l->mu);
+        herd_status st = slot->status;
+        if (st) *err = slot->err;
+        pthread_mutex_unlock(&l->mu);
+        if (st) return st;
+    }
+    memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
+    memcpy(y, slot->y + (first - lo), (size_t)count * sizeof *y);
+    return HERD_OK;
+}

@@ -1,0 +1,306 @@
+/* herd's shard format (.herd): a fixed header, an index of (offset, length, label, CRC32C) per
+ * record, then records stored ready to train (u8 or f32 NCHW). Shards are memory-mapped; open
+ * checks the header and the index only, get() checks one record's CRC. */
+#include "herd/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/atomic_file.h"
+#include "io/crc32c.h"
+
+#define SHARD_MAGIC "HERDSHD1"
+#define SHARD_VERSION 1u
+#define HEADER_BYTES 64u
+#define ENTRY_BYTES 24u
+
+/* Little-endian fields, written and read byte by byte so the format is the same on any host. */
+static void put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* ---- writing ---- */
+
+/* 1 when every value is exactly k/255 for an integer k in [0, 255] (what u8 readers produce). */
+static int exact_u8(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float k = nearbyintf(x[i] * 255.0f);
+        if (!(k >= 0.0f && k <= 255.0f) || k / 255.0f != x[i]) return 0;
+    }
+    return 1;
+}
+
+herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end, int dtype,
+                             herd_error *err) {
+    if (begin < 0 || end < begin || end > ds->n)
+        return herd_fail(err, HERD_EARG, "%s: records [%lld, %lld) outside [0, %lld)", path, (long long)begin,
+                         (long long)end, (long long)ds->n);
+    size_t sample = (size_t)ds->c * ds->h * ds->w, count = (size_t)(end - begin), values;
+    float *x = NULL;
+    int32_t *y = NULL;
+    uint8_t *head = NULL, *body = NULL;
+    herd_status st = HERD_OK;
+    if (!herd_mul_size(sample, count, &values) || !(x = herd_malloc_array(values ? values : 1, sizeof *x)) ||
+        !(y = herd_malloc_array(count ? count : 1, sizeof *y))) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu records", path, count);
+        goto done;
+    }
+    for (size_t r = 0; r < count; r++)
+        if ((st = ds->ops->get(ds, begin + (int64_t)r, x + r * sample, y + r, err))) goto done;
+    if (dtype == 0) dtype = exact_u8(x, values) ? HERD_SHARD_U8 : HERD_SHARD_F32;
+    size_t rec_bytes = sample * (dtype == HERD_SHARD_U8 ? 1 : 4);
+    size_t head_bytes = HEADER_BYTES + ENTRY_BYTES * count, body_bytes = rec_bytes * count;
+    head = calloc(1, head_bytes);
+    body = malloc(body_bytes ? body_bytes : 1);
+    if (!head || !body) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu records", path, count);
+        goto done;
+    }
+    for (size_t r = 0; r < count; r++) {
+        uint8_t *rec = body + r * rec_bytes, *e = head + HEADER_BYTES + r * ENTRY_BYTES;
+        const float *v = x + r * sample;
+        if (dtype == HERD_SHARD_U8) {
+            for (size_t k = 0; k < sample; k++) {
+                float q = nearbyintf(v[k] * 255.0f);
+                rec[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q); /* --dtype u8 quantises on request */
+            }
+        } else {
+            memcpy(rec, v, rec_bytes); /* records are native float32: the reader maps them as they are */
+        }
+        put_le(e, head_bytes + r * rec_bytes, 8);
+        put_le(e + 8, rec_bytes, 4);
+        put_le(e + 12, (uint32_t)y[r], 4);
+        put_le(e + 16, herd_crc32c(0, rec, rec_bytes), 4);
+    }
+    memcpy(head, SHARD_MAGIC, 8);
+    put_le(head + 8, SHARD_VERSION, 4);
+    put_le(head + 12, (uint32_t)dtype, 4);
+    put_le(head + 16, count, 8);
+    put_le(head + 24, (uint32_t)ds->c, 4);
+    put_le(head + 28, (uint32_t)ds->h, 4);
+    put_le(head + 32, (uint32_t)ds->w, 4);
+    put_le(head + 36, (uint32_t)ds->num_classes, 4);
+    put_le(head + 40, HEADER_BYTES, 8);
+    put_le(head + 48, head_bytes, 8);
+    put_le(head + 56, herd_crc32c(0, head + HEADER_BYTES, ENTRY_BYTES * count), 4);
+    put_le(head + 60, herd_crc32c(0, head, 60), 4);
+    const void *chunks[2] = {head, body};
+    size_t lens[2] = {head_bytes, body_bytes};
+    st = io_write_file_atomic(path, chunks, lens, 2, NULL, err);
+done:
+    free(x);
+    free(y);
+    free(head);
+    free(body);
+    return st;
+}
+
+herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards, int dtype,
+                              herd_error *err) {
+    if (nshards < 1 || nshards > 99999)
+        return herd_fail(err, HERD_EARG, "%s: %d shards (expected 1..99999)", dir, nshards);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return herd_fail(err, HERD_EIO, "%s: cannot create the directory: %s", dir, strerror(errno));
+    for (int k = 0; k < nshards; k++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s-%05d-of-%05d.herd", dir, split, k, nshards) >= (int)sizeof path)
+            return herd_fail(err, HERD_EARG, "%s: path too long", dir);
+        /* contiguous ranges: shards concatenated in name order are the source, in its order */
+        herd_status st = herd_shard_write(path, ds, ds->n * k / nshards, ds->n * (k + 1) / nshards, dtype, err);
+        if (st) return st;
+    }
+    return HERD_OK;
+}
+
+/* ---- reading ---- */
+
+typedef struct shard_file {
+    char *path;
+    uint8_t *map;
+    size_t map_len;
+    const uint8_t *index;
+    int64_t first; /* global index of its record 0 */
+    int64_t count;
+    int dtype;
+} shard_file;
+
+typedef struct shard_impl {
+    shard_file *files;
+    int nfiles;
+    size_t sample;
+} shard_impl;
+
+static void shard_impl_free(shard_impl *im) {
+    if (!im) return;
+    for (int i = 0; i < im->nfiles; i++) {
+        if (im->files[i].map) munmap(im->files[i].map, im->files[i].map_len);
+        free(im->files[i].path);
+    }
+    free(im->files);
+    free(im);
+}
+
+/* Maps one shard and checks its header and index (never its records). */
+static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd_error *err) {
+    struct stat sb;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return herd_fail(err, HERD_EIO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < (off_t)HEADER_BYTES) {
+        close(fd);
+        return herd_fail(err, HERD_EFORMAT, "%s: %lld bytes is too short for a shard header (%u)", path,
+                         (long long)sb.st_size, HEADER_BYTES);
+    }
+    f->map_len = (size_t)sb.st_size;
+    void *map = mmap(NULL, f->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return herd_fail(err, HERD_EIO, "%s: cannot map: %s", path, strerror(errno));
+    f->map = map;
+    const uint8_t *h = f->map;
+    if (memcmp(h, SHARD_MAGIC, 8) != 0)
+        return herd_fail(err, HERD_EFORMAT, "%s: bad magic '%.8s' (expected %s: not a herd shard)", path,
+                         (const char *)h, SHARD_MAGIC);
+    uint32_t crc = herd_crc32c(0, h, 60);
+    if (crc != (uint32_t)get_le(h + 60, 4))
+        return herd_fail(err, HERD_EFORMAT, "%s: header CRC mismatch (stored %08x, computed %08x)", path,
+                         (unsigned)get_le(h + 60, 4), (unsigned)crc);
+    if (get_le(h + 8, 4) != SHARD_VERSION)
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: shard version %u (expected %u)", path,
+                         (unsigned)get_le(h + 8, 4), SHARD_VERSION);
+    int dtype = (int)get_le(h + 12, 4);
+    uint64_t count = get_le(h + 16, 8), index_at = get_le(h + 40, 8), data_at = get_le(h + 48, 8);
+    int c = (int)get_le(h + 24, 4), hh = (int)get_le(h + 28, 4), w = (int)get_le(h + 32, 4);
+    int classes = (int)get_le(h + 36, 4);
+    if (dtype != HERD_SHARD_U8 && dtype != HERD_SHARD_F32)
+        return herd_fail(err, HERD_EFORMAT, "%s: dtype %d (expected 1 = u8 or 2 = f32)", path, dtype);
+    if (c <= 0 || hh <= 0 || w <= 0 || classes <= 0 || (uint64_t)c * hh * w > (f->map_len - HEADER_BYTES))
+        return herd_fail(err, HERD_EFORMAT, "%s: bad sample shape %dx%dx%d or %d classes", path, c, hh, w, classes);
+    size_t rec_bytes = (size_t)c * hh * w * (dtype == HERD_SHARD_U8 ? 1 : 4);
+    /* every length from the file is bounded by the file size before it is trusted */
+    if (index_at != HEADER_BYTES || count > (f->map_len - HEADER_BYTES) / ENTRY_BYTES ||
+        data_at != HEADER_BYTES + count * ENTRY_BYTES)
+        return herd_fail(err, HERD_EFORMAT, "%s: truncated index: %llu records need %llu bytes, the file has %zu",
+                         path, (unsigned long long)count, (unsigned long long)(HEADER_BYTES + count * ENTRY_BYTES),
+                         f->map_len);
+    f->index = h + HEADER_BYTES;
+    crc = herd_crc32c(0, f->index, (size_t)count * ENTRY_BYTES);
+    if (crc != (uint32_t)get_le(h + 56, 4))
+        return herd_fail(err, HERD_EFORMAT, "%s: index CRC mismatch (stored %08x, computed %08x)", path,
+                         (unsigned)get_le(h + 56, 4), (unsigned)crc);
+    for (uint64_t r = 0; r < count; r++) {
+        const uint8_t *e = f->index + r * ENTRY_BYTES;
+        uint64_t off = get_le(e, 8), len = get_le(e + 8, 4), label = get_le(e + 12, 4);
+        if (len != rec_bytes || off < data_at || off > f->map_len || len > f->map_len - off)
+            return herd_fail(err, HERD_EFORMAT, "%s: record %llu: %llu bytes at %llu (expected %zu within %zu bytes)",
+                             path, (unsigned long long)r, (unsigned long long)len, (unsigned long long)off, rec_bytes,
+                             f->map_len);
+        if (label >= (uint64_t)classes)
+            return herd_fail(err, HERD_EFORMAT, "%s: record %llu: label %llu outside [0, %d)", path,
+                             (unsigned long long)r, (unsigned long long)label, classes);
+    }
+    f->count = (int64_t)count;
+    f->dtype = dtype;
+    shape[0] = c, shape[1] = hh, shape[2] = w, shape[3] = classes;
+    return HERD_OK;
+}
+
+static herd_status shard_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+    const shard_impl *im = ds->impl;
+    if (i < 0 || i >= ds->n)
+        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
+                         (long long)ds->n);
+    int lo = 0, hi = im->nfiles - 1; /* the last file whose first record is <= i */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (im->files[mid].first <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    const shard_file *f = &im->files[lo];
+    int64_t r = i - f->first;
+    const uint8_t *e = f->index + (size_t)r * ENTRY_BYTES;
+    const uint8_t *rec = f->map + get_le(e, 8);
+    size_t len = (size_t)get_le(e + 8, 4);
+    uint32_t crc = herd_crc32c(0, rec, len);
+    if (crc != (uint32_t)get_le(e + 16, 4))
+        return herd_fail(err, HERD_EFORMAT, "%s: record %lld: CRC mismatch (stored %08x, computed %08x)", f->path,
+                         (long long)r, (unsigned)get_le(e + 16, 4), (unsigned)crc);
+    if (f->dtype == HERD_SHARD_U8)
+        for (size_t k = 0; k < im->sample; k++) x[k] = (float)rec[k] / 255.0f; /* as the u8 readers scale */
+    else
+        memcpy(x, rec, len);
+    *y = (int32_t)get_le(e + 12, 4);
+    return HERD_OK;
+}
+
+static void shard_close(herd_dataset *ds) {
+    shard_impl_free(ds->impl);
+    ds->impl = NULL;
+}
+
+static const herd_dataset_ops shard_ops = {shard_get, shard_close};
+
+herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err) {
+    herd_status st;
+    herd_dataset *ds = NULL;
+    shard_impl *im = calloc(1, sizeof *im);
+    *out = NULL;
+    if (npaths < 1) {
+        free(im);
+        return herd_fail(err, HERD_EARG, "no shard files given");
+    }
+    if (!im || !(im->files = calloc((size_t)npaths, sizeof *im->files)) || !(ds = calloc(1, sizeof *ds))) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", paths[0]);
+        goto fail;
+    }
+    int64_t total = 0;
+    int first_shape[4] = {0, 0, 0, 0};
+    for (int i = 0; i < npaths; i++) {
+        shard_file *f = &im->files[i];
+        int shape[4];
+        im->nfiles = i + 1;
+        if (!(f->path = strdup(paths[i]))) {
+            st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", paths[i]);
+            goto fail;
+        }
+        if ((st = shard_map(f, paths[i], shape, err))) goto fail;
+        if (i == 0) memcpy(first_shape, shape, sizeof shape);
+        if (memcmp(shape, first_shape, 3 * sizeof(int)) != 0) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: samples are %dx%dx%d but %s has %dx%dx%d", paths[i], shape[0],
+                           shape[1], shape[2], paths[0], first_shape[0], first_shape[1], first_shape[2]);
+            goto fail;
+        }
+        if (shape[3] > first_shape[3]) first_shape[3] = shape[3];
+        f->first = total;
+        total += f->count;
+    }
+    im->sample = (size_t)first_shape[0] * first_shape[1] * first_shape[2];
+    ds->ops = &shard_ops;
+    ds->n = total;
+    ds->c = first_shape[0], ds->h = first_shape[1], ds->w = first_shape[2];
+    ds->num_classes = first_shape[3];
+    if (npaths == 1) snprintf(ds->source, sizeof ds->source, "%s", paths[0]);
+    else snprintf(ds->source, sizeof ds->source, "%.400s (+%d shards)", paths[0], npaths - 1);
+    ds->impl = im;
+    *out = ds;
+    return HERD_OK;
+fail:
+    shard_impl_free(im);
+    free(ds);
+    return st;
+}

@@ -1,0 +1,118 @@
+/* Mutation fuzz of the herd shard reader (as test_readers_fuzz2.c does for the other readers):
+ * seeded bit flips, truncations and splices of valid u8 and f32 shards must give OK or a
+ * one-line error naming the file, never a crash or an unbounded allocation (run under
+ * HERD_SANITIZE=ON for full value). Every record of an accepted shard is read too. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "herd/data.h"
+
+static int ITERS = 400;
+
+static size_t slurp(const char *p, uint8_t *buf, size_t cap) {
+    FILE *f = fopen(p, "rb");
+    if (!f) exit(2);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+static void write_raw(const char *p, const uint8_t *buf, size_t n) {
+    FILE *f = fopen(p, "wb");
+    if (!f || (n && fwrite(buf, 1, n, f) != n)) exit(2);
+    fclose(f);
+}
+
+/* One to four edits: flip a bit, set a byte to an extreme, truncate, or duplicate a span. */
+static size_t mutate(herd_rng *r, const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
+    memcpy(dst, src, n);
+    int edits = 1 + (int)herd_rng_below(r, 4);
+    for (int e = 0; e < edits && n > 0; e++) {
+        size_t at = herd_rng_below(r, (uint32_t)n);
+        switch (herd_rng_below(r, 4)) {
+        case 0: dst[at] ^= (uint8_t)(1u << herd_rng_below(r, 8)); break;
+        case 1: dst[at] = (uint8_t)(herd_rng_below(r, 2) ? 0xFF : 0x00); break;
+        case 2: n = at; break;
+        default: {
+            size_t len = 1 + herd_rng_below(r, 16);
+            if (at + len > n) len = n - at;
+            if (n + len > cap) break;
+            memmove(dst + at + len, dst + at, n - at);
+            n += len;
+        }
+        }
+    }
+    return n;
+}
+
+static void fuzz(const char *what, const char *good, const char *p, uint64_t key) {
+    static uint8_t seed[1 << 14], buf[1 << 15];
+    size_t n = slurp(good, seed, sizeof seed);
+    herd_rng r;
+    herd_rng_init(&r, 2026, key);
+    int opened = 0, record_errors = 0;
+    for (int i = 0; i < ITERS; i++) {
+        write_raw(p, buf, mutate(&r, seed, n, buf, sizeof buf));
+        const char *paths[1] = {p};
+        herd_dataset *ds = NULL;
+        herd_error err = {0};
+        herd_status st = herd_shards_open(&ds, paths, 1, &err);
+        if (st == HERD_OK) {
+            opened++;
+            size_t per = (size_t)ds->c * ds->h * ds->w;
+            float *x = malloc(per * sizeof *x);
+            for (int64_t k = 0; k < ds->n; k++) {
+                int32_t y;
+                herd_error e2 = {0};
+                herd_status s2 = ds->ops->get(ds, k, x, &y, &e2);
+                record_errors += s2 != HERD_OK;
+                CHECK(s2 == HERD_OK || (s2 == HERD_EFORMAT && strstr(e2.msg, p) && strstr(e2.msg, "record ")),
+                      "%s iteration %d: get %lld: %d %s", what, i, (long long)k, s2, e2.msg);
+                if (s2 == HERD_OK) CHECK(y >= 0 && y < ds->num_classes, "%s iteration %d: label %d", what, i, y);
+            }
+            free(x);
+            herd_dataset_close(ds);
+        } else {
+            CHECK((st == HERD_EFORMAT || st == HERD_EUNSUPPORTED || st == HERD_EIO) &&
+                      strncmp(err.msg, p, strlen(p)) == 0 && !strchr(err.msg, '\n'),
+                  "%s iteration %d: status %d: %s", what, i, st, err.msg);
+        }
+    }
+    printf("%s: %d mutations, %d opened, %d record errors\n", what, ITERS, opened, record_errors);
+}
+
+int main(void) {
+    const char *it = getenv("HERD_FUZZ_ITERS");
+    if (it && atoi(it) > 0) ITERS = atoi(it);
+    char dir[64], p[300], good[300];
+    snprintf(dir, sizeof dir, "/tmp/herd_shardfuzz_XXXXXX");
+    if (!mkdtemp(dir)) return 2;
+    herd_error err = {0};
+    /* u8: 12 samples of 1x4x4; f32: 6 samples of 2x2x3 */
+    uint8_t *img = malloc(12 * 16);
+    int32_t *lab = malloc(12 * sizeof *lab);
+    for (int i = 0; i < 12 * 16; i++) img[i] = (uint8_t)(i * 29);
+    for (int i = 0; i < 12; i++) lab[i] = i % 5;
+    herd_dataset *u8, *f32;
+    herd_dataset_from_u8(&u8, img, lab, 12, 1, 4, 4, 5, "u8", &err);
+    float *x = malloc(6 * 12 * sizeof *x);
+    int32_t *lab2 = malloc(6 * sizeof *lab2);
+    for (int i = 0; i < 72; i++) x[i] = (float)i * 0.1f - 2;
+    for (int i = 0; i < 6; i++) lab2[i] = i % 3;
+    herd_dataset_from_f32(&f32, x, lab2, 6, 2, 2, 3, 3, "f32", &err);
+    snprintf(p, sizeof p, "%s/fuzz.herd", dir);
+    snprintf(good, sizeof good, "%s/good-u8.herd", dir);
+    CHECK(herd_shard_write(good, u8, 0, 12, 0, &err) == HERD_OK, "write: %s", err.msg);
+    fuzz("shard u8", good, p, 1);
+    snprintf(good, sizeof good, "%s/good-f32.herd", dir);
+    CHECK(herd_shard_write(good, f32, 0, 6, 0, &err) == HERD_OK, "write: %s", err.msg);
+    fuzz("shard f32", good, p, 2);
+    herd_dataset_close(u8);
+    herd_dataset_close(f32);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_summary();
+}
