@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct u8_impl {
-    uint8_t *images; /* n * c*h*w bytes, NCHW */
+/* An in-memory dataset: n samples of c*h*w values, 8-bit (scaled to [0,1] by get) or float. */
+typedef struct memory_impl {
+    void *data;      /* n * sample values, NCHW */
     int32_t *labels; /* n */
-    size_t sample_bytes;
-} u8_impl;
+    size_t sample;   /* values per sample */
+    int is_u8;
+} memory_impl;
 
 typedef struct slice_impl {
     herd_dataset *base;
@@ -24,36 +26,41 @@ static herd_status check_index(const herd_dataset *ds, int64_t i, herd_error *er
     return HERD_OK;
 }
 
-static herd_status u8_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+static herd_status memory_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
     herd_status st = check_index(ds, i, err);
     if (st != HERD_OK) return st;
-    const u8_impl *im = ds->impl;
-    const uint8_t *src = im->images + (size_t)i * im->sample_bytes;
-    /* Dividing (not multiplying by 1/255) keeps 255 at exactly 1.0f. */
-    for (size_t k = 0; k < im->sample_bytes; k++) x[k] = (float)src[k] / 255.0f;
+    const memory_impl *im = ds->impl;
+    if (im->is_u8) {
+        const uint8_t *src = (const uint8_t *)im->data + (size_t)i * im->sample;
+        /* Dividing (not multiplying by 1/255) keeps 255 at exactly 1.0f. */
+        for (size_t k = 0; k < im->sample; k++) x[k] = (float)src[k] / 255.0f;
+    } else {
+        memcpy(x, (const float *)im->data + (size_t)i * im->sample, im->sample * sizeof *x);
+    }
     *y = im->labels[i];
     return HERD_OK;
 }
 
-static void u8_close(herd_dataset *ds) {
-    u8_impl *im = ds->impl;
+static void memory_close(herd_dataset *ds) {
+    memory_impl *im = ds->impl;
     if (!im) return;
-    free(im->images);
+    free(im->data);
     free(im->labels);
     free(im);
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops u8_ops = {u8_get, u8_close};
+static const herd_dataset_ops memory_ops = {memory_get, memory_close};
 
 static void set_source(herd_dataset *ds, const char *source) {
     snprintf(ds->source, sizeof ds->source, "%s", source ? source : "(memory)");
 }
 
-herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h, int w,
-                                 int num_classes, const char *source, herd_error *err) {
+/* Takes ownership of data and labels, also on failure. */
+static herd_status memory_dataset(herd_dataset **out, void *data, int is_u8, int32_t *labels, int64_t n, int c, int h,
+                                  int w, int num_classes, const char *source, herd_error *err) {
     herd_dataset *ds = NULL;
-    u8_impl *im = NULL;
+    memory_impl *im = NULL;
     herd_status st;
     *out = NULL;
     size_t sample = 0, total = 0;
@@ -63,9 +70,9 @@ herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *l
                        source ? source : "(memory)", (long long)n, c, h, w, num_classes);
         goto fail;
     }
-    if (n > 0 && (!images || !labels)) {
-        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without image or label buffer",
-                       source ? source : "(memory)", (long long)n);
+    if (n > 0 && (!data || !labels)) {
+        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without %s or label buffer",
+                       source ? source : "(memory)", (long long)n, is_u8 ? "image" : "feature");
         goto fail;
     }
     ds = calloc(1, sizeof *ds);
@@ -74,10 +81,8 @@ herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *l
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for dataset", source ? source : "(memory)");
         goto fail;
     }
-    im->images = images;
-    im->labels = labels;
-    im->sample_bytes = sample;
-    ds->ops = &u8_ops;
+    *im = (memory_impl){data, labels, sample, is_u8};
+    ds->ops = &memory_ops;
     ds->n = n;
     ds->c = c;
     ds->h = h;
@@ -88,83 +93,21 @@ herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *l
     *out = ds;
     return HERD_OK;
 fail:
-    /* Ownership was handed over, so the buffers are released on failure too. */
-    free(images);
+    free(data);
     free(labels);
     free(im);
     free(ds);
     return st;
 }
 
-typedef struct f32_impl {
-    float *x;        /* n * c*h*w floats, NCHW */
-    int32_t *labels; /* n */
-    size_t sample;   /* floats per sample */
-} f32_impl;
-
-static herd_status f32_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
-    herd_status st = check_index(ds, i, err);
-    if (st != HERD_OK) return st;
-    const f32_impl *im = ds->impl;
-    memcpy(x, im->x + (size_t)i * im->sample, im->sample * sizeof *x);
-    *y = im->labels[i];
-    return HERD_OK;
+herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h, int w,
+                                 int num_classes, const char *source, herd_error *err) {
+    return memory_dataset(out, images, 1, labels, n, c, h, w, num_classes, source, err);
 }
-
-static void f32_close(herd_dataset *ds) {
-    f32_impl *im = ds->impl;
-    if (!im) return;
-    free(im->x);
-    free(im->labels);
-    free(im);
-    ds->impl = NULL;
-}
-
-static const herd_dataset_ops f32_ops = {f32_get, f32_close};
 
 herd_status herd_dataset_from_f32(herd_dataset **out, float *x, int32_t *labels, int64_t n, int c, int h, int w,
                                   int num_classes, const char *source, herd_error *err) {
-    herd_dataset *ds = NULL;
-    f32_impl *im = NULL;
-    herd_status st;
-    *out = NULL;
-    size_t sample = 0, total = 0;
-    if (n < 0 || c <= 0 || h <= 0 || w <= 0 || num_classes <= 0 || !herd_mul_size((size_t)c, (size_t)h, &sample) ||
-        !herd_mul_size(sample, (size_t)w, &sample) || !herd_mul_size(sample, (size_t)n, &total)) {
-        st = herd_fail(err, HERD_EARG, "%s: bad dataset shape n=%lld c=%d h=%d w=%d classes=%d",
-                       source ? source : "(memory)", (long long)n, c, h, w, num_classes);
-        goto fail;
-    }
-    if (n > 0 && (!x || !labels)) {
-        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without feature or label buffer",
-                       source ? source : "(memory)", (long long)n);
-        goto fail;
-    }
-    ds = calloc(1, sizeof *ds);
-    im = calloc(1, sizeof *im);
-    if (!ds || !im) {
-        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for dataset", source ? source : "(memory)");
-        goto fail;
-    }
-    im->x = x;
-    im->labels = labels;
-    im->sample = sample;
-    ds->ops = &f32_ops;
-    ds->n = n;
-    ds->c = c;
-    ds->h = h;
-    ds->w = w;
-    ds->num_classes = num_classes;
-    set_source(ds, source);
-    ds->impl = im;
-    *out = ds;
-    return HERD_OK;
-fail:
-    free(x);
-    free(labels);
-    free(im);
-    free(ds);
-    return st;
+    return memory_dataset(out, x, 0, labels, n, c, h, w, num_classes, source, err);
 }
 
 static herd_status slice_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
