@@ -139,11 +139,13 @@ int fuzz_spec(const uint8_t *data, size_t size) {
         flops += info.flops;
     }
     const int B = 2;
-    if (n_params <= (1 << 20)) herd_model_init_params(m, 7);
+    /* the compute is kept small (under the fuzzer's instrumentation it dominates otherwise):
+     * what is fuzzed is the shape logic, not the arithmetic */
+    if (n_params <= (1 << 16)) herd_model_init_params(m, 7);
     st = herd_model_prepare(m, (size & 1) ? "cpu" : "ref", B, 1, &err);
     check_error(st, &err, "fuzz.spec", "prepare");
     /* one forward/backward when it is cheap: the executor on shapes no test wrote */
-    if (st == HERD_OK && n_params <= (1 << 20) && flops <= 4000000 && herd_model_planned_bytes(m) <= (16u << 20)) {
+    if (st == HERD_OK && n_params <= (1 << 16) && flops <= 200000 && herd_model_planned_bytes(m) <= (1u << 20)) {
         int c, h, w;
         herd_model_input_shape(m, &c, &h, &w);
         float *x = herd_model_input(m);
