@@ -435,6 +435,19 @@ int fuzz_cli(const uint8_t *data, size_t size) {
         if (!(lr >= 1e-12f && lr <= 1e3f) || !(split >= 0 && split <= 0.9f)) fuzz_fail("cli: float out of its range");
         if ((str && (str < buf || str > buf + size || !*str)) || (str2 && (str2 < buf || str2 > buf + size || !*str2)))
             fuzz_fail("cli: string value not from argv or empty");
+        /* an accepted --seed was written as digits only (no sign, no blanks) */
+        for (int i = 2; i < argc; i++) { /* the parser's walk: a value-taking option consumes the next word */
+            const char *a = argv[i], *v = NULL;
+            if (strncmp(a, "--seed=", 7) == 0) {
+                v = a + 7;
+            } else if (strcmp(a, "-n") == 0 || (a[0] == '-' && a[1] == '-' && !strchr(a, '=') && cli_find(opts, a) &&
+                                                cli_find(opts, a)->type != OPT_FLAG)) {
+                if (i + 1 < argc && strcmp(a, "--seed") == 0) v = argv[i + 1];
+                i++;
+            }
+            for (const char *p = v; p && *p; p++)
+                if (*p < '0' || *p > '9') fuzz_fail("cli: --seed '%s' accepted", v);
+        }
     }
     free(buf);
     return 0;
