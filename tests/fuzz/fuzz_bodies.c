@@ -19,7 +19,7 @@
 #include "io/json.h"
 #include "train/trainer_internal.h"
 
-/* Under AddressSanitizer (libFuzzer or HERD_SANITIZE), an allocation above 1 GiB returns
+/* Under AddressSanitizer (libFuzzer or HERD_SANITIZE), an allocation above 256 MiB returns
  * NULL instead of being made, so hostile sizes exercise herd's out-of-memory errors rather
  * than the machine's swap. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -31,7 +31,7 @@
 #endif
 #ifdef FUZZ_ASAN
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=1024"; }
+const char *__asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=256"; }
 #endif
 
 /* A broken promise is a finding: say what, then abort so libFuzzer (or CTest) reports it. */
