@@ -25,6 +25,8 @@ expect_exit 2 "bad number" -- "$HERD" train "$SPEC" --epochs three
 expect_err_line "bad number" "--epochs expects an integer"
 expect_exit 2 "out of range" -- "$HERD" train "$SPEC" --lr -1
 expect_err_line "out of range" "--lr expects a number in"
+expect_exit 2 "negative seed behind a blank" -- "$HERD" train "$SPEC" --seed " -1"
+expect_err_line "negative seed behind a blank" "--seed expects a non-negative integer"
 expect_exit 2 "missing value" -- "$HERD" train "$SPEC" --batch
 expect_err_line "missing value" "--batch needs a value"
 expect_exit 2 "missing spec" -- "$HERD" train

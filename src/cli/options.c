@@ -50,7 +50,9 @@ static int set_value(cli_option *o, const char *v, const cli_command *cmd) {
     }
     case OPT_U64: {
         unsigned long long x = strtoull(v, &end, 10);
-        if (!*v || *end || errno || *v == '-') return usage_error(cmd, "%s expects %s", o->name, "a non-negative integer");
+        /* digits only: strtoull skips blanks and negates "-1" (" -1" would become 2^64-1) */
+        if (*v < '0' || *v > '9' || *end || errno)
+            return usage_error(cmd, "%s expects %s", o->name, "a non-negative integer");
         *(uint64_t *)o->dest = (uint64_t)x;
         break;
     }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,7 +321,11 @@ static herd_status parse_gap(line_ctx *L) {
 static herd_status parse_flatten(line_ctx *L) {
     node *n = push_node(L, NODE_FLATTEN, HERD_ACT_NONE);
     if (!n) return HERD_ESPEC;
-    n->c = n->c * n->h * n->w, n->h = n->w = 1;
+    int64_t flat = (int64_t)n->c * n->h * n->w; /* each factor fits an int, the product need not */
+    if (flat > INT32_MAX)
+        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: flatten: %dx%dx%d is more than 2^31-1 values", L->file,
+                         L->line, n->col, n->c, n->h, n->w);
+    n->c = (int)flat, n->h = n->w = 1;
     return finish_line(L, n, 0);
 }
 

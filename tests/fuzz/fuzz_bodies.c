@@ -1,0 +1,461 @@
+/* The fuzz target bodies (see fuzz_bodies.h). Beyond "no crash, no sanitizer report",
+ * each checks what herd promises about bad input: an error is one line that names the
+ * file, and whatever a parser accepts is self-consistent enough to use. */
+#include "fuzz_bodies.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "cli/options.h"
+#include "herd/data.h"
+#include "herd/io.h"
+#include "herd/model.h"
+#include "herd/train.h"
+#include "io/json.h"
+#include "train/trainer_internal.h"
+
+/* Under AddressSanitizer (libFuzzer or HERD_SANITIZE), an allocation above 256 MiB returns
+ * NULL instead of being made, so hostile sizes exercise herd's out-of-memory errors rather
+ * than the machine's swap. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FUZZ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#ifdef FUZZ_ASAN
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=256"; }
+#endif
+
+/* A broken promise is a finding: say what, then abort so libFuzzer (or CTest) reports it. */
+static void fuzz_fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+int fuzz_report_fd = 2;
+
+static void fuzz_fail(const char *fmt, ...) {
+    char msg[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    dprintf(fuzz_report_fd, "fuzz invariant broken: %s\n", msg);
+    abort();
+}
+
+/* ---- scratch files: one directory per process, in /dev/shm when there is one ---- */
+
+static char scratch_dir[256];
+
+static void scratch_cleanup(void) {
+    static const char *const names[] = {"fuzz.idx", "fuzz.idx.gz", "fuzz_batch.bin", "fuzz.safetensors",
+                                        "ckpt/ckpt-0000000001.safetensors", "ckpt", NULL};
+    char p[512];
+    for (int i = 0; names[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", scratch_dir, names[i]);
+        remove(p);
+    }
+    rmdir(scratch_dir);
+}
+
+static const char *scratch_path(const char *name) {
+    static char p[512];
+    if (!scratch_dir[0]) {
+        snprintf(scratch_dir, sizeof scratch_dir, "%s", access("/dev/shm", W_OK) == 0 ? "/dev/shm/herd_fuzz_XXXXXX"
+                                                                                     : "/tmp/herd_fuzz_XXXXXX");
+        if (!mkdtemp(scratch_dir)) fuzz_fail("cannot create a scratch directory %s", scratch_dir);
+        atexit(scratch_cleanup);
+    }
+    snprintf(p, sizeof p, "%s/%s", scratch_dir, name);
+    return p;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) fuzz_fail("cannot write %s", path);
+}
+
+/* herd's promise for every failure: a known status and one line that starts with `prefix`. */
+static void check_error(herd_status st, const herd_error *err, const char *prefix, const char *what) {
+    if (st == HERD_OK) return;
+    if (st > 0 || st < HERD_EINTERNAL) fuzz_fail("%s: status %d is not a herd_status", what, st);
+    if (st == HERD_EINTERNAL) fuzz_fail("%s: internal error: %s", what, err->msg);
+    if (!err->msg[0]) fuzz_fail("%s: status %d without a message", what, st);
+    if (strchr(err->msg, '\n')) fuzz_fail("%s: message spans lines: %s", what, err->msg);
+    if (prefix && strncmp(err->msg, prefix, strlen(prefix)) != 0)
+        fuzz_fail("%s: message does not start with '%s': %s", what, prefix, err->msg);
+}
+
+/* Reads every byte, so AddressSanitizer checks the size a parser claims. */
+static unsigned touch(const void *p, size_t n) {
+    const volatile uint8_t *b = p;
+    unsigned s = 0;
+    for (size_t i = 0; i < n; i++) s += b[i];
+    return s;
+}
+
+/* ---- model spec: parse, then plan (and for small models run one training step) ---- */
+
+int fuzz_spec(const uint8_t *data, size_t size) {
+    if (size > (1 << 16)) return 0;
+    char *text = malloc(size + 1);
+    if (!text) return 0;
+    memcpy(text, data, size);
+    text[size] = 0; /* an embedded NUL ends the text early, as herd_model_load_spec refuses it */
+    herd_model *m = NULL;
+    herd_error err = {0};
+    herd_status st = herd_model_parse(&m, text, "fuzz.spec", &err);
+    free(text);
+    check_error(st, &err, "fuzz.spec", "spec parse");
+    if (st != HERD_OK) return 0;
+
+    int64_t n_params, n_buffers, flops = 0;
+    herd_model_params(m, &n_params);
+    herd_model_buffers(m, &n_buffers);
+    int64_t reg = 0;
+    for (int i = 0; i < herd_model_param_count(m); i++) {
+        const herd_param_info *p = herd_model_param(m, i);
+        int64_t numel = 1;
+        for (int d = 0; d < p->ndim; d++) numel *= p->shape[d];
+        if (numel != p->numel || p->offset < 0 || p->offset + p->numel > (p->trainable ? n_params : n_buffers))
+            fuzz_fail("parameter %s: numel %lld, offset %lld outside its buffer", p->name, (long long)p->numel,
+                      (long long)p->offset);
+        reg += p->trainable ? p->numel : 0;
+    }
+    if (reg != n_params) fuzz_fail("registry holds %lld trainable floats, buffer %lld", (long long)reg, (long long)n_params);
+    for (int i = 0; i < herd_model_layer_count(m); i++) {
+        herd_layer_info info;
+        herd_model_layer(m, i, &info);
+        if (info.c < 1 || info.h < 1 || info.w < 1) fuzz_fail("layer %s has shape %dx%dx%d", info.name, info.c, info.h, info.w);
+        flops += info.flops;
+    }
+    const int B = 2;
+    /* the compute is kept small (under the fuzzer's instrumentation it dominates otherwise):
+     * what is fuzzed is the shape logic, not the arithmetic */
+    if (n_params <= (1 << 16)) herd_model_init_params(m, 7);
+    st = herd_model_prepare(m, (size & 1) ? "cpu" : "ref", B, 1, &err);
+    check_error(st, &err, "fuzz.spec", "prepare");
+    /* one forward/backward when it is cheap: the executor on shapes no test wrote */
+    if (st == HERD_OK && n_params <= (1 << 16) && flops <= 200000 && herd_model_planned_bytes(m) <= (1u << 20)) {
+        int c, h, w;
+        herd_model_input_shape(m, &c, &h, &w);
+        float *x = herd_model_input(m);
+        for (int64_t i = 0; i < (int64_t)B * c * h * w; i++) x[i] = (float)((i * 7919) % 255) / 255.0f;
+        st = herd_model_forward(m, B, 1, &err);
+        check_error(st, &err, "fuzz.spec", "forward");
+        if (st == HERD_OK) {
+            int out = herd_model_output_size(m), correct;
+            int32_t labels[2] = {0, (int32_t)(1 % out)};
+            touch(herd_model_output(m), (size_t)B * (size_t)out * sizeof(float));
+            herd_model_loss(m, labels, B, &correct);
+            herd_model_backward(m, labels, B, 1.0f);
+            if (correct < 0 || correct > B) fuzz_fail("%d of %d correct", correct, B);
+        }
+    }
+    herd_model_destroy(m);
+    return 0;
+}
+
+/* ---- IDX: the bytes as a plain file, and the same bytes gzip-compressed ---- */
+
+static herd_status idx_read_checked(const char *path, uint8_t **out, int *nd, int64_t dims[4], const char *what) {
+    herd_error err = {0};
+    herd_status st = herd_idx_read(path, out, nd, dims, &err);
+    check_error(st, &err, path, what);
+    if (st == HERD_OK) {
+        if (*nd < 1 || *nd > 4) fuzz_fail("%s: %d dimensions accepted", what, *nd);
+        size_t total = 1;
+        for (int k = 0; k < *nd; k++) total *= (size_t)dims[k];
+        touch(*out, total);
+    } else if (*out) {
+        fuzz_fail("%s: failed but left data", what);
+    }
+    return st;
+}
+
+int fuzz_idx(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *plain = scratch_path("fuzz.idx");
+    char plain_path[512];
+    snprintf(plain_path, sizeof plain_path, "%s", plain);
+    write_file(plain_path, data, size);
+    uint8_t *a = NULL, *b = NULL;
+    int nda = 0, ndb = 0;
+    int64_t da[4], db[4];
+    herd_status sa = idx_read_checked(plain_path, &a, &nda, da, "idx");
+
+    const char *gz_path = scratch_path("fuzz.idx.gz");
+    gzFile g = gzopen(gz_path, "wb1");
+    if (!g || (size && gzwrite(g, data, (unsigned)size) != (int)size) || gzclose(g) != Z_OK)
+        fuzz_fail("cannot write %s", gz_path);
+    herd_status sb = idx_read_checked(gz_path, &b, &ndb, db, "idx.gz");
+    /* the same content plain or compressed must read the same (unless it was gzip already) */
+    int was_gzip = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+    if (!was_gzip) {
+        if ((sa == HERD_OK) != (sb == HERD_OK)) fuzz_fail("plain read status %d but gzip read status %d", sa, sb);
+        if (sa == HERD_OK) {
+            size_t total = 1;
+            for (int k = 0; k < nda; k++) total *= (size_t)da[k];
+            if (nda != ndb || memcmp(da, db, sizeof(int64_t) * (size_t)nda) != 0 || memcmp(a, b, total) != 0)
+                fuzz_fail("plain and gzip reads of the same bytes differ");
+        }
+    }
+    free(a);
+    free(b);
+    return 0;
+}
+
+/* ---- CIFAR-10 binary: one file, and the same file twice ---- */
+
+int fuzz_cifar(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz_batch.bin");
+    write_file(path, data, size);
+    const char *paths[2] = {path, path};
+    for (int npaths = 1; npaths <= 2; npaths++) {
+        herd_dataset *ds = NULL;
+        herd_error err = {0};
+        herd_status st = herd_cifar10_open(&ds, paths, npaths, &err);
+        check_error(st, &err, path, "cifar");
+        if (st != HERD_OK) {
+            if (ds) fuzz_fail("cifar: failed but returned a dataset");
+            continue;
+        }
+        if (ds->c != 3 || ds->h != 32 || ds->w != 32 || ds->n < 1) fuzz_fail("cifar: dataset of %lld", (long long)ds->n);
+        static float x[3072];
+        for (int64_t i = 0; i < ds->n; i++) {
+            int32_t y = -1;
+            st = ds->ops->get(ds, i, x, &y, &err);
+            if (st != HERD_OK || y < 0 || y >= ds->num_classes) fuzz_fail("cifar: sample %lld label %d", (long long)i, y);
+            for (int k = 0; k < 3072; k++)
+                if (!(x[k] >= 0 && x[k] <= 1)) fuzz_fail("cifar: pixel %g outside [0, 1]", x[k]);
+        }
+        herd_dataset_close(ds);
+    }
+    return 0;
+}
+
+/* ---- JSON: parse, walk the whole tree checking links, re-encode strings ---- */
+
+int fuzz_json(const uint8_t *data, size_t size) {
+    herd_json *doc = NULL;
+    herd_error err = {0};
+    herd_status st = herd_json_parse(&doc, (const char *)data, size, 32, 1 << 16, &err);
+    check_error(st, &err, "JSON byte ", "json");
+    if (st != HERD_OK) {
+        if (doc) fuzz_fail("json: failed but returned a document");
+        return 0;
+    }
+    const herd_json_node *root = herd_json_root(doc);
+    if (!root || root->parent != -1) fuzz_fail("json: bad root");
+    /* iterative pre-order walk over first/next/parent */
+    int32_t idx = 0, visited = 0;
+    while (idx >= 0) {
+        const herd_json_node *n = herd_json_at(doc, idx);
+        if (!n) fuzz_fail("json: dangling index %d", idx);
+        if (++visited > (1 << 16)) fuzz_fail("json: walk does not end");
+        if (n->offset > size) fuzz_fail("json: offset %zu past the input", n->offset);
+        const herd_json_node *parent = herd_json_at(doc, n->parent);
+        if (parent && parent->type == HERD_JSON_OBJECT) {
+            if (!n->key || strlen(n->key) > n->key_len) fuzz_fail("json: member without a proper key");
+            const herd_json_node *found = herd_json_get(doc, parent, n->key);
+            if (!found || !found->key || strcmp(found->key, n->key) != 0) fuzz_fail("json: get('%s') misses", n->key);
+        }
+        if (n->type == HERD_JSON_STRING) {
+            if (!n->str || !herd_json_utf8_valid(n->str, n->str_len) || n->str[n->str_len] != 0)
+                fuzz_fail("json: string node not valid NUL-terminated UTF-8");
+            if (strlen(n->str) == n->str_len) { /* round trip through the writer */
+                herd_json_writer w = {0};
+                herd_json_put_string(&w, n->str);
+                herd_json *back = NULL;
+                herd_error e2 = {0};
+                if (w.failed || herd_json_parse(&back, w.buf, w.len, 4, 4, &e2) != HERD_OK)
+                    fuzz_fail("json: re-encoded string does not parse: %s", e2.msg);
+                const herd_json_node *r = herd_json_root(back);
+                if (r->type != HERD_JSON_STRING || r->str_len != n->str_len || memcmp(r->str, n->str, n->str_len))
+                    fuzz_fail("json: string changed in a round trip");
+                herd_json_free(back);
+                herd_json_writer_free(&w);
+            }
+        }
+        if (n->type == HERD_JSON_ARRAY || n->type == HERD_JSON_OBJECT) {
+            int32_t count = 0;
+            for (int32_t c = n->first; c >= 0; c = herd_json_at(doc, c)->next) {
+                const herd_json_node *child = herd_json_at(doc, c);
+                if (!child || child->parent != idx) fuzz_fail("json: child %d of %d has parent %d", c, idx,
+                                                              child ? child->parent : -2);
+                if (++count > n->count) break;
+            }
+            if (count != n->count) fuzz_fail("json: node %d says %d children, has %d", idx, n->count, count);
+        }
+        /* next in pre-order */
+        if ((n->type == HERD_JSON_ARRAY || n->type == HERD_JSON_OBJECT) && n->first >= 0) {
+            idx = n->first;
+            continue;
+        }
+        while (idx >= 0 && herd_json_at(doc, idx)->next < 0) idx = herd_json_at(doc, idx)->parent;
+        if (idx >= 0) idx = herd_json_at(doc, idx)->next;
+    }
+    herd_json_free(doc);
+    return 0;
+}
+
+/* ---- safetensors ---- */
+
+static size_t dtype_size(herd_dtype t) {
+    switch (t) {
+    case HERD_F32: case HERD_I32: return 4;
+    case HERD_I64: case HERD_F64: return 8;
+    case HERD_U8: return 1;
+    }
+    fuzz_fail("safetensors: dtype %d", (int)t);
+    return 0;
+}
+
+static void walk_safetensors(const herd_safetensors *st) {
+    for (int k = 0; k < herd_safetensors_count(st); k++) {
+        const herd_tensor_ref *t = herd_safetensors_get(st, k);
+        if (herd_safetensors_find(st, t->name) != t) fuzz_fail("safetensors: find('%s') is another tensor", t->name);
+        if (t->ndim < 0 || t->ndim > 8) fuzz_fail("safetensors: %d dimensions", t->ndim);
+        size_t bytes = dtype_size(t->dtype);
+        for (int d = 0; d < t->ndim; d++) {
+            if (t->shape[d] < 0) fuzz_fail("safetensors: negative dimension");
+            bytes *= (size_t)t->shape[d];
+        }
+        if (bytes && ((uintptr_t)t->data % dtype_size(t->dtype)) != 0) fuzz_fail("safetensors: misaligned '%s'", t->name);
+        touch(t->data, bytes);
+    }
+    const char *v = herd_safetensors_meta(st, "format");
+    if (v) touch(v, strlen(v));
+}
+
+int fuzz_safetensors(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.safetensors");
+    write_file(path, data, size);
+    herd_safetensors *st = NULL;
+    herd_error err = {0};
+    herd_status s = herd_safetensors_open(&st, path, &err);
+    check_error(s, &err, path, "safetensors");
+    if (s == HERD_OK) walk_safetensors(st);
+    else if (st) fuzz_fail("safetensors: failed but returned a handle");
+    herd_safetensors_close(st);
+    return 0;
+}
+
+/* ---- checkpoint: the bytes as the newest checkpoint of a tiny model trained with Adam ---- */
+
+static const char CKPT_SPEC[] = "input 2x4x4\nconv 2 3 pad=1\nbatchnorm relu\nflatten\ndense 3\n";
+static herd_model *ckpt_model;
+static herd_trainer *ckpt_trainer;
+
+static void ckpt_teardown(void) {
+    herd_trainer_destroy(ckpt_trainer);
+    herd_model_destroy(ckpt_model);
+}
+
+int fuzz_checkpoint(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    herd_error err = {0};
+    if (!ckpt_model) {
+        herd_train_config cfg = herd_train_defaults();
+        cfg.optimizer = "adam";
+        cfg.batch = 4;
+        if (herd_model_parse(&ckpt_model, CKPT_SPEC, "fuzz_ckpt.spec", &err) ||
+            herd_model_prepare(ckpt_model, "ref", 4, 1, &err) ||
+            herd_trainer_create(&ckpt_trainer, ckpt_model, &cfg, 10, &err))
+            fuzz_fail("checkpoint: cannot set up the model: %s", err.msg);
+        atexit(ckpt_teardown);
+    }
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s", scratch_path("ckpt"));
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/ckpt-0000000001.safetensors", dir);
+    write_file(path, data, size);
+
+    /* as weights (herd eval --weights, herd train --weights) */
+    herd_status st = herd_model_load(ckpt_model, path, &err);
+    check_error(st, &err, path, "model load");
+    /* as the checkpoint to resume from (herd train --resume) */
+    train_position pos = {-1, -1};
+    st = checkpoint_load_latest(dir, ckpt_trainer, &pos, &err);
+    check_error(st, &err, dir, "checkpoint load");
+    if (st == HERD_OK && (pos.epoch < 0 || pos.step_in_epoch < 0 || ckpt_trainer->step < 0 || ckpt_trainer->opt.t < 0))
+        fuzz_fail("checkpoint: negative position accepted");
+    return 0;
+}
+
+/* ---- command line: NUL-separated arguments after `herd train`, against train's table ---- */
+
+int fuzz_cli(const uint8_t *data, size_t size) {
+    enum { MAX_ARGS = 64 };
+    if (size > 4096) return 0;
+    char *buf = malloc(size + 1);
+    if (!buf) return 0;
+    memcpy(buf, data, size);
+    buf[size] = 0;
+    char *argv[MAX_ARGS + 3] = {"herd", "train"};
+    int argc = 2;
+    for (char *p = buf; p <= buf + size && argc < MAX_ARGS + 2; p += strlen(p) + 1) argv[argc++] = p;
+    argv[argc] = NULL;
+
+    const char *str = NULL, *str2 = NULL;
+    int epochs = 5, batch = 32, flag = 0, workers = 1;
+    float lr = 1e-3f, split = 0;
+    uint64_t seed = 0;
+    cli_option opts[] = {
+        {"--data", OPT_STR, &str, 0, 0, "SRC", "data", 0},
+        {"--epochs", OPT_INT, &epochs, 1, 1e6, "N", "epochs", 0},
+        {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch", 0},
+        {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate", 0},
+        {"--val-split", OPT_FLOAT, &split, 0, 0.9, "F", "validation split", 0},
+        {"--seed", OPT_U64, &seed, 0, 0, "N", "seed", 0},
+        {"--save", OPT_STR, &str2, 0, 0, "FILE", "save", 0},
+        {"--quiet", OPT_FLAG, &flag, 0, 0, NULL, "quiet", 0},
+        {"--workers", OPT_INT, &workers, 1, 4096, "N", "workers", 0},
+        {0},
+    };
+    const cli_command cmd = {"train", "herd train MODEL.spec [options]", "fuzz", 1, NULL};
+    const char *positional[1] = {NULL};
+    int r = cli_parse(argc, argv, 2, opts, &cmd, positional);
+    if (r != 0 && r != 1 && r != 2) fuzz_fail("cli_parse returned %d", r);
+    if (r == 0) {
+        if (!positional[0] || positional[0] < buf || positional[0] > buf + size) fuzz_fail("cli: positional not from argv");
+        if (epochs < 1 || epochs > 1000000 || batch < 1 || batch > 65536 || workers < 1 || workers > 4096)
+            fuzz_fail("cli: integer out of its range: epochs %d batch %d workers %d", epochs, batch, workers);
+        if (!(lr >= 1e-12f && lr <= 1e3f) || !(split >= 0 && split <= 0.9f)) fuzz_fail("cli: float out of its range");
+        if ((str && (str < buf || str > buf + size || !*str)) || (str2 && (str2 < buf || str2 > buf + size || !*str2)))
+            fuzz_fail("cli: string value not from argv or empty");
+        /* an accepted --seed was written as digits only (no sign, no blanks) */
+        for (int i = 2; i < argc; i++) { /* the parser's walk: a value-taking option consumes the next word */
+            const char *a = argv[i], *v = NULL;
+            if (strncmp(a, "--seed=", 7) == 0) {
+                v = a + 7;
+            } else if (strcmp(a, "-n") == 0 || (a[0] == '-' && a[1] == '-' && !strchr(a, '=') && cli_find(opts, a) &&
+                                                cli_find(opts, a)->type != OPT_FLAG)) {
+                if (i + 1 < argc && strcmp(a, "--seed") == 0) v = argv[i + 1];
+                i++;
+            }
+            for (const char *p = v; p && *p; p++)
+                if (*p < '0' || *p > '9') fuzz_fail("cli: --seed '%s' accepted", v);
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+const fuzz_target fuzz_targets[] = {
+    {"spec", fuzz_spec},           {"idx", fuzz_idx},
+    {"cifar", fuzz_cifar},         {"json", fuzz_json},
+    {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint},
+    {"cli", fuzz_cli},             {NULL, NULL},
+};
