@@ -105,14 +105,15 @@ herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_
     return HERD_OK;
 }
 
-static herd_status meta_int(const herd_safetensors *st, const char *key, int64_t *out, herd_error *err) {
+/* A count from the metadata, at most max (a file may say anything; the loop adds to these). */
+static herd_status meta_int(const herd_safetensors *st, const char *key, int64_t max, int64_t *out, herd_error *err) {
     const char *v = herd_safetensors_meta(st, key);
     char *end;
     errno = 0;
     long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < 0)
-        return herd_fail(err, HERD_EFORMAT, "%s: checkpoint metadata '%s' is missing or not a count",
-                         herd_safetensors_path(st), key);
+    if (!v || !*v || *end || errno || x < 0 || x > max)
+        return herd_fail(err, HERD_EFORMAT, "%s: checkpoint metadata '%s' is missing or not a count in 0..%lld",
+                         herd_safetensors_path(st), key, (long long)max);
     *out = x;
     return HERD_OK;
 }
@@ -150,11 +151,12 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
     if (!fmt || strcmp(fmt, "herd-checkpoint-1") != 0)
         s = herd_fail(err, HERD_EFORMAT, "%s: not a herd checkpoint (format '%s', expected 'herd-checkpoint-1')", path,
                       fmt ? fmt : "none");
-    if (!s) s = meta_int(st, "epoch", &epoch, err);
-    if (!s) s = meta_int(st, "step_in_epoch", &in_epoch, err);
-    if (!s) s = meta_int(st, "global_step", &global, err);
-    if (!s) s = meta_int(st, "optimizer_t", &opt_t, err);
-    if (!s) s = meta_int(st, "batch", &batch, err);
+    const int64_t big = (int64_t)1 << 50;
+    if (!s) s = meta_int(st, "epoch", 1 << 20, &epoch, err); /* herd train takes at most 2^20 epochs */
+    if (!s) s = meta_int(st, "step_in_epoch", big, &in_epoch, err);
+    if (!s) s = meta_int(st, "global_step", big, &global, err);
+    if (!s) s = meta_int(st, "optimizer_t", big, &opt_t, err);
+    if (!s) s = meta_int(st, "batch", 1 << 20, &batch, err);
     if (!s && batch != t->cfg.batch)
         s = herd_fail(err, HERD_EARG, "%s: written with --batch %" PRId64 ", resumed with %d; the global batch must "
                       "stay the same (the number of ranks may change)", path, batch, t->cfg.batch);
