@@ -73,6 +73,10 @@ require_mpi() {
         exit 77
     fi
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp
+    # under ASan: OpenMPI's components, unloaded at MPI_Finalize, leave allocations LeakSanitizer
+    # reports from "<unknown module>" (no suppression can name them); herd's own leaks are
+    # checked by every non-MPI test and test_leaks_slow
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0"
 }
 
 summary() {

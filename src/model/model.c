@@ -139,9 +139,14 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
         int64_t numel = (int64_t)B * node_numel(n);
         n->save_a = n->save_b = NULL;
         n->argmax = NULL;
-        if (n->kind == NODE_FLATTEN) { /* a view: same memory as its input */
-            n->out = n->in < 0 ? m->input : m->nodes[n->in].out;
-            n->dout = n->in < 0 ? NULL : m->nodes[n->in].dout;
+        if (n->kind == NODE_FLATTEN && n->in >= 0) { /* a view: same memory as its input */
+            n->out = m->nodes[n->in].out;
+            n->dout = m->nodes[n->in].dout;
+            continue;
+        }
+        if (n->kind == NODE_FLATTEN) { /* of the model input: its output is the input, its gradient its own */
+            n->out = m->input;
+            TAKE(n->dout, numel);
             continue;
         }
         TAKE(n->out, numel);
@@ -351,7 +356,7 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
 void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B) {
     for (int i = (first > 0 ? first - 1 : 0); i <= last; i++) { /* first - 1: the gradient this range sends back */
         node *n = &m->nodes[i];
-        if (n->kind != NODE_FLATTEN && n->dout) memset(rows(n->dout, n, row0), 0, (size_t)B * node_numel(n) * sizeof(float));
+        if ((n->kind != NODE_FLATTEN || n->in < 0) && n->dout) memset(rows(n->dout, n, row0), 0, (size_t)B * node_numel(n) * sizeof(float));
     }
 }
 
