@@ -243,11 +243,20 @@ static float sum_floats(const float *x, int n) {
     return s;
 }
 
+/* x = max(x, 0) as ReLU defines it (NaN -> 0, like the act op); vectorises as a blend. */
+static void relu_inplace(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
 typedef struct conv_job {
     const herd_exec *ex;
     const conv2d_dims *d;
     int slots;
     atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
+    int relu;              /* forward: ReLU each image's output while it is in L2 */
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
 } conv_job;
@@ -278,20 +287,32 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             }
         }
         cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
+        if (j->relu) relu_inplace(outb, (int64_t)d->OC * N);
     }
+}
+
+static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                         const conv2d_dims *d, int relu) {
+    int slots = conv_slots(ex, d, 0);
+    if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
+        ref_conv2d_forward(out, in, w, b, d);
+        if (relu) relu_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW);
+        return;
+    }
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .relu = relu, .out = out, .in = in, .w = w, .b = b};
+    atomic_init(&j.next_image, 0);
+    int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_forward_slots, &j);
 }
 
 void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d) {
-    int slots = conv_slots(ex, d, 0);
-    if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
-        ref_conv2d_forward(out, in, w, b, d);
-        return;
-    }
-    conv_job j = {.ex = ex, .d = d, .slots = slots, .out = out, .in = in, .w = w, .b = b};
-    atomic_init(&j.next_image, 0);
-    int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_forward_slots, &j);
+    conv_forward(ex, out, in, w, b, d, 0);
+}
+
+void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                             const conv2d_dims *d) {
+    conv_forward(ex, out, in, w, b, d, 1);
 }
 
 /* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the
