@@ -21,4 +21,5 @@ const herd_backend herd_backend_cpu = {
     .act_backward = cpu_act_backward,
     .conv2d_forward_relu = cpu_conv2d_forward_relu,
     .relu_backward_inplace = cpu_relu_backward_inplace,
+    .conv2d_backward_relu = cpu_conv2d_backward_relu,
 };

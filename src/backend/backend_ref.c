@@ -117,4 +117,5 @@ const herd_backend herd_backend_ref = {
     .act_backward = ref_be_act_backward,
     .conv2d_forward_relu = NULL,
     .relu_backward_inplace = ref_be_relu_backward_inplace,
+    .conv2d_backward_relu = NULL,
 };

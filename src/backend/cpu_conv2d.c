@@ -251,12 +251,23 @@ static void relu_inplace(float *x, int64_t n) {
     }
 }
 
+/* g = relu_out > 0 ? g : 0 (the ReLU's backward, in place; see relu_backward_inplace). */
+static void relu_mask_inplace(float *g, const float *relu_out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        g[i] = relu_out[i] > 0.0f ? gi : 0.0f;
+    }
+}
+
 typedef struct conv_job {
     const herd_exec *ex;
     const conv2d_dims *d;
     int slots;
     atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
     int relu;              /* forward: ReLU each image's output while it is in L2 */
+    float *mask_dout;      /* backward: dout to mask in place by relu_out > 0 first (fused ReLU), or NULL */
+    const float *relu_out;
+    int skip_din;          /* backward: leave din to a second pass (it must wait for every mask) */
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
 } conv_job;
@@ -327,7 +338,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
     const int pointwise = is_pointwise(d);
-    for (int64_t s = s0; s < s1 && (j->dw || j->db); s++) {
+    for (int64_t s = s0; s < s1 && (j->dw || j->db || j->mask_dout); s++) {
         float *col = j->ex->workspace + (size_t)s * slot_floats(d, 1);
         float *doutT = col + col_floats(d) + padded_floats(d);
         float *pw = doutT + doutT_floats(d), *pb = pw + (size_t)OC * K;
@@ -336,6 +347,9 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
             const float *doutb = j->dout + (size_t)b * OC * N;
             int fresh = b == b0; /* a slot's first image overwrites its partial */
+            if (j->mask_dout)
+                relu_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                                  (int64_t)OC * N);
             if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
@@ -352,7 +366,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
                 }
         }
     }
-    if (!j->din) return;
+    if (!j->din || j->skip_din) return;
     float *col = j->ex->workspace + (size_t)s0 * slot_floats(d, 1);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
@@ -392,20 +406,38 @@ static void conv_reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     }
 }
 
-void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
-                         const float *w, const conv2d_dims *d) {
+static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+                          float *mask_dout, const float *relu_out, const float *in, const float *w,
+                          const conv2d_dims *d) {
     if (!din && !dw && !db) return;
     int slots = conv_slots(ex, d, 1);
     if (slots == 0) {
+        if (mask_dout) relu_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW);
         ref_conv2d_backward(din, dw, db, dout, in, w, d);
         return;
     }
-    conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w};
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w,
+                  .mask_dout = mask_dout, .relu_out = relu_out, .skip_din = mask_dout != NULL};
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
+    if (mask_dout && din) { /* every image is masked now: din alone */
+        conv_job k = {.ex = ex, .d = d, .slots = slots, .din = din, .dout = dout, .w = w};
+        atomic_init(&k.next_image, 0);
+        cpu_for(ex, slots, CPU_NS_PER_MAC(work) / 2, conv_backward_slots, &k);
+    }
     if (dw || db) {
         int64_t n = ((int64_t)d->C * d->KH * d->KW + 1) * d->OC * slots;
         cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(n), conv_reduce_rows, &j);
     }
+}
+
+void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, const conv2d_dims *d) {
+    conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
+}
+
+void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                              const float *in, const float *w, const conv2d_dims *d) {
+    conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
 }

@@ -60,6 +60,8 @@ void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const 
 void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                              const conv2d_dims *d);
 void cpu_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n);
+void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                              const float *in, const float *w, const conv2d_dims *d);
 void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d);
 void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,

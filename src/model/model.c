@@ -393,6 +393,15 @@ void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *label
     else ref_mse_backward(dlast, last->out + row0 * K, probs, (int64_t)B * K, grad_scale);
 }
 
+/* Whether node i is an in-place ReLU whose conv producer is in [first, i) and can run the
+ * ReLU's backward inside its own (conv2d_backward_relu). */
+static int relu_fused_into_conv_backward(const herd_model *m, int i, int first) {
+    const node *n = &m->nodes[i];
+    if (!n->inplace || n->in < first || n->in != i - 1) return 0;
+    const node *p = &m->nodes[n->in];
+    return p->kind == NODE_CONV && p->be == n->be && p->be->conv2d_backward_relu;
+}
+
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {
     const herd_exec *ex = &m->ex;
     for (int i = last; i >= first; i--) {
@@ -408,8 +417,12 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
         case NODE_CONV: {
             conv2d_dims d = n->conv;
             d.B = B;
-            be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
-                                data_of(m, n->p_weight), &d);
+            if (i + 1 <= last && relu_fused_into_conv_backward(m, i + 1, first))
+                be->conv2d_backward_relu(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, out, in,
+                                         data_of(m, n->p_weight), &d);
+            else
+                be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
+                                    data_of(m, n->p_weight), &d);
             break;
         }
         case NODE_MAXPOOL: {
@@ -440,6 +453,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
                                    n->save_b, data_of(m, n->p_weight), B, n->c, n->h * n->w);
             break;
         case NODE_ACT:
+            if (relu_fused_into_conv_backward(m, i, first)) break; /* the conv masks dout itself */
             if (n->inplace) be->relu_backward_inplace(ex, dout, out, numel); /* dout is din */
             else if (din) be->act_backward(ex, din, dout, in, out, numel, n->act, n->alpha);
             break;
