@@ -537,6 +537,7 @@ float *herd_model_params(herd_model *m, int64_t *n_params) {
 }
 
 float *herd_model_grads(herd_model *m) { return m->grads; }
+herd_pool *herd_model_pool(herd_model *m) { return m->pool; }
 
 float *herd_model_buffers(herd_model *m, int64_t *n_buffers) {
     if (n_buffers) *n_buffers = m->n_buffers;
