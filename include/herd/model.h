@@ -109,6 +109,9 @@ const herd_param_info *herd_model_param(const herd_model *m, int i);
 /* Flat buffers: n_params trainable floats (params and grads), n_buffers non-trainable. */
 float *herd_model_params(herd_model *m, int64_t *n_params);
 float *herd_model_grads(herd_model *m);
+/* The model's thread pool (made by herd_model_prepare; NULL before it), for work between
+ * steps that should use the same threads, such as the optimizer. */
+herd_pool *herd_model_pool(herd_model *m);
 float *herd_model_buffers(herd_model *m, int64_t *n_buffers);
 
 /* ---- description, for summaries ---- */

@@ -48,6 +48,18 @@ typedef struct herd_backend {
     void (*act_forward)(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
     void (*act_backward)(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                          int64_t n, herd_act act, float alpha);
+    /* conv2d_forward then out = max(out, 0), each image while it is still in cache: the
+     * executor's fused conv + ReLU. NULL = not offered (the executor runs the two apart). */
+    void (*conv2d_forward_relu)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                                const conv2d_dims *d);
+    /* ReLU backward for a ReLU computed in place (out aliases in, dout aliases din):
+     * g[i] = out[i] > 0 ? g[i] : 0. Overwrites, as the buffer is the producer's dout and
+     * the ReLU is its only consumer; out > 0 exactly where the pre-activation was > 0. */
+    void (*relu_backward_inplace)(const herd_exec *ex, float *g, const float *out, int64_t n);
+    /* relu_backward_inplace(dout, out) then conv2d_backward, each image masked while it is in
+     * cache: the backward of the fused conv + ReLU. NULL = not offered. */
+    void (*conv2d_backward_relu)(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                                 const float *in, const float *w, const conv2d_dims *d);
 } herd_backend;
 
 extern const herd_backend herd_backend_ref;

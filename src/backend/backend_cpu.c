@@ -19,4 +19,7 @@ const herd_backend herd_backend_cpu = {
     .batchnorm_backward = cpu_batchnorm_backward,
     .act_forward = cpu_act_forward,
     .act_backward = cpu_act_backward,
+    .conv2d_forward_relu = cpu_conv2d_forward_relu,
+    .relu_backward_inplace = cpu_relu_backward_inplace,
+    .conv2d_backward_relu = cpu_conv2d_backward_relu,
 };

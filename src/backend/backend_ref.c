@@ -93,6 +93,11 @@ static void ref_be_act_backward(const herd_exec *ex, float *din, const float *do
     ref_act_backward(din, dout, in, out, n, act, alpha);
 }
 
+static void ref_be_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n) {
+    (void)ex;
+    for (int64_t i = 0; i < n; i++) g[i] = out[i] > 0.0f ? g[i] : 0.0f;
+}
+
 const herd_backend herd_backend_ref = {
     .name = "ref",
     .conv2d_workspace = ref_conv2d_workspace,
@@ -110,4 +115,7 @@ const herd_backend herd_backend_ref = {
     .batchnorm_backward = ref_be_batchnorm_backward,
     .act_forward = ref_be_act_forward,
     .act_backward = ref_be_act_backward,
+    .conv2d_forward_relu = NULL,
+    .relu_backward_inplace = ref_be_relu_backward_inplace,
+    .conv2d_backward_relu = NULL,
 };

@@ -96,3 +96,19 @@ void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const 
     act_job j = {.din = din, .dout = dout, .in = in, .out_in = out, .act = act, .alpha = alpha};
     cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * act_cost(act)), act_backward_range, &j);
 }
+
+static void relu_backward_inplace_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+    (void)thread;
+    const act_job *j = ctx;
+    float *g = j->din;
+    const float *y = j->out_in;
+    for (int64_t i = i0; i < i1; i++) {
+        float gi = g[i];
+        g[i] = y[i] > 0.0f ? gi : 0.0f;
+    }
+}
+
+void cpu_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n) {
+    act_job j = {.din = g, .out_in = out};
+    cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n), relu_backward_inplace_range, &j);
+}

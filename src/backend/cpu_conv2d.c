@@ -38,14 +38,40 @@ static size_t padded_floats(const conv2d_dims *d) {
     return round16((size_t)d->C * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW));
 }
 
-/* Per slot: [col | padded | doutT | partial]; forward uses only col and padded. */
+static int64_t ceil_to(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/* Whether forward and the din product run transposed, with the spatial size N = OH*OW as
+ * the gemm's rows: the kernel's tiles are 8 rows by 32 columns, so out (OC, N) wastes the
+ * lanes of a partial last column panel (N = 49: 49 of 64 used; N = 196: 196 of 224), while
+ * outT (N, OC) with OC a multiple of 32 wastes only part of one row tile. Same products in
+ * the same order either way, so the results are bit-identical; only the AVX-512 kernel
+ * (whose tile shape this is about) takes this path. */
+static int shape_prefers_T(const conv2d_dims *d) {
+    if (is_pointwise(d)) return 0;
+    int64_t N = (int64_t)d->OH * d->OW;
+    return ceil_to(N, 8) * ceil_to(d->OC, 32) * 20 < ceil_to(d->OC, 8) * ceil_to(N, 32) * 19;
+}
+
+static int use_T(const conv2d_dims *d) { return shape_prefers_T(d) && cpu_avx512_enabled(); }
+
+/* colT (OH*OW, C*KH*KW): the transposed din product's output, before it is turned into col. */
+static size_t colT_floats(const conv2d_dims *d) { return shape_prefers_T(d) ? col_floats(d) : 0; }
+
+/* Per slot: [col | padded | doutT | partial | colT]; forward uses col, padded and doutT
+ * (as outT (OH*OW, OC) when transposed). */
 static size_t slot_floats(const conv2d_dims *d, int backward) {
-    return col_floats(d) + padded_floats(d) + (backward ? doutT_floats(d) + partial_floats(d) : 0);
+    (void)backward;
+    return col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d) + colT_floats(d);
+}
+
+/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call. */
+static size_t shared_floats(const conv2d_dims *d) {
+    return shape_prefers_T(d) ? round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
 }
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
     size_t t = threads < 1 ? 1 : (size_t)threads;
-    return t * slot_floats(d, 1);
+    return t * slot_floats(d, 1) + shared_floats(d);
 }
 
 const char *cpu_conv2d_unsupported(const conv2d_dims *d) {
@@ -60,7 +86,7 @@ static int conv_slots(const herd_exec *ex, const conv2d_dims *d, int backward) {
     if (t > d->B) t = d->B;
     size_t have = ex ? ex->workspace_floats : 0;
     for (; t >= 1; t--)
-        if ((size_t)t * slot_floats(d, backward) <= have) return t;
+        if ((size_t)t * slot_floats(d, backward) + shared_floats(d) <= have) return t;
     return 0;
 }
 
@@ -243,13 +269,34 @@ static float sum_floats(const float *x, int n) {
     return s;
 }
 
+/* x = max(x, 0) as ReLU defines it (NaN -> 0, like the act op); vectorises as a blend. */
+static void relu_inplace(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
+/* g = relu_out > 0 ? g : 0 (the ReLU's backward, in place; see relu_backward_inplace). */
+static void relu_mask_inplace(float *g, const float *relu_out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        g[i] = relu_out[i] > 0.0f ? gi : 0.0f;
+    }
+}
+
 typedef struct conv_job {
     const herd_exec *ex;
     const conv2d_dims *d;
     int slots;
     atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
+    int relu;              /* forward: ReLU each image's output while it is in L2 */
+    float *mask_dout;      /* backward: dout to mask in place by relu_out > 0 first (fused ReLU), or NULL */
+    const float *relu_out;
+    int skip_din;          /* backward: leave din to a second pass (it must wait for every mask) */
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
+    float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
 } conv_job;
 
 static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
@@ -270,28 +317,51 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             image_to_col(col, col + col_floats(d), inb, d);
             cols = col;
         }
-        if (j->b) {
-            /* bias first, then sgemm accumulates on top: one pass over out instead of two */
-            for (int oc = 0; oc < d->OC; oc++) {
-                float *o = outb + (size_t)oc * N, v = j->b[oc];
-                for (int i = 0; i < N; i++) o[i] = v;
+        if (j->wT) { /* outT (N, OC) = colT * wT, bias rows first; then out = outT^T */
+            float *outT = col + col_floats(d) + padded_floats(d);
+            for (int i = 0; i < N && j->b; i++) memcpy(outT + (size_t)i * d->OC, j->b, sizeof(float) * d->OC);
+            cpu_gemm(N, d->OC, K, cols, 1, N, j->wT, d->OC, j->b != NULL, outT, d->OC);
+            cpu_transpose(outb, outT, N, d->OC);
+        } else {
+            if (j->b) {
+                /* bias first, then sgemm accumulates on top: one pass over out instead of two */
+                for (int oc = 0; oc < d->OC; oc++) {
+                    float *o = outb + (size_t)oc * N, v = j->b[oc];
+                    for (int i = 0; i < N; i++) o[i] = v;
+                }
             }
+            cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
         }
-        cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
+        if (j->relu) relu_inplace(outb, (int64_t)d->OC * N);
     }
+}
+
+static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                         const conv2d_dims *d, int relu) {
+    int slots = conv_slots(ex, d, 0);
+    if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
+        ref_conv2d_forward(out, in, w, b, d);
+        if (relu) relu_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW);
+        return;
+    }
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .relu = relu, .out = out, .in = in, .w = w, .b = b};
+    if (use_T(d)) { /* once per call, before the images: every slot reads it */
+        j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
+        cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
+    }
+    atomic_init(&j.next_image, 0);
+    int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_forward_slots, &j);
 }
 
 void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d) {
-    int slots = conv_slots(ex, d, 0);
-    if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
-        ref_conv2d_forward(out, in, w, b, d);
-        return;
-    }
-    conv_job j = {.ex = ex, .d = d, .slots = slots, .out = out, .in = in, .w = w, .b = b};
-    atomic_init(&j.next_image, 0);
-    int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_forward_slots, &j);
+    conv_forward(ex, out, in, w, b, d, 0);
+}
+
+void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                             const conv2d_dims *d) {
+    conv_forward(ex, out, in, w, b, d, 1);
 }
 
 /* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the
@@ -306,7 +376,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
     const int pointwise = is_pointwise(d);
-    for (int64_t s = s0; s < s1 && (j->dw || j->db); s++) {
+    for (int64_t s = s0; s < s1 && (j->dw || j->db || j->mask_dout); s++) {
         float *col = j->ex->workspace + (size_t)s * slot_floats(d, 1);
         float *doutT = col + col_floats(d) + padded_floats(d);
         float *pw = doutT + doutT_floats(d), *pb = pw + (size_t)OC * K;
@@ -315,6 +385,9 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
             const float *doutb = j->dout + (size_t)b * OC * N;
             int fresh = b == b0; /* a slot's first image overwrites its partial */
+            if (j->mask_dout)
+                relu_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                                  (int64_t)OC * N);
             if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
@@ -331,7 +404,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
                 }
         }
     }
-    if (!j->din) return;
+    if (!j->din || j->skip_din) return;
     float *col = j->ex->workspace + (size_t)s0 * slot_floats(d, 1);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
@@ -340,6 +413,11 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
         if (pointwise) {
             cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 1, dinb, N); /* w read transposed */
+        } else if (use_T(d)) { /* colT (N, K) = doutb^T * w, read in place; then col = colT^T */
+            float *colT = col + col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d);
+            cpu_gemm(N, K, OC, doutb, 1, N, j->w, K, 0, colT, K);
+            cpu_transpose(col, colT, N, K);
+            col_to_image_add(dinb, col + col_floats(d), col, d);
         } else {
             cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 0, col, N);
             col_to_image_add(dinb, col + col_floats(d), col, d);
@@ -371,20 +449,38 @@ static void conv_reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     }
 }
 
-void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
-                         const float *w, const conv2d_dims *d) {
+static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+                          float *mask_dout, const float *relu_out, const float *in, const float *w,
+                          const conv2d_dims *d) {
     if (!din && !dw && !db) return;
     int slots = conv_slots(ex, d, 1);
     if (slots == 0) {
+        if (mask_dout) relu_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW);
         ref_conv2d_backward(din, dw, db, dout, in, w, d);
         return;
     }
-    conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w};
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w,
+                  .mask_dout = mask_dout, .relu_out = relu_out, .skip_din = mask_dout != NULL};
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
+    if (mask_dout && din) { /* every image is masked now: din alone */
+        conv_job k = {.ex = ex, .d = d, .slots = slots, .din = din, .dout = dout, .w = w};
+        atomic_init(&k.next_image, 0);
+        cpu_for(ex, slots, CPU_NS_PER_MAC(work) / 2, conv_backward_slots, &k);
+    }
     if (dw || db) {
         int64_t n = ((int64_t)d->C * d->KH * d->KW + 1) * d->OC * slots;
         cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(n), conv_reduce_rows, &j);
     }
+}
+
+void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, const conv2d_dims *d) {
+    conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
+}
+
+void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                              const float *in, const float *w, const conv2d_dims *d) {
+    conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
 }

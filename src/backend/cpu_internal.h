@@ -14,13 +14,12 @@
 #define TARGET_AVX512 __attribute__((target("avx512f")))
 #endif
 
-/* Waking the pool's workers is a condvar round trip: an empty herd_pool_for costs ~60 us
- * on the 2-core dev VM (tests/helpers/bench_backend.c). With 2 threads a split saves
- * est/2 - 60 us, so only calls estimated above CPU_PARALLEL_MIN_NS single-threaded go
- * to the pool. Callers estimate with the per-unit costs below (measured on the Zen 5 dev
- * VM; only their order of magnitude matters). A pool that spins before sleeping would
- * make this ~0.1 us and the threshold could drop to a few us. */
-#define CPU_PARALLEL_MIN_NS 150000
+/* The pool's workers spin ~100 us on an atomic before they sleep (src/core/pool.c), and ops
+ * come back to back within a step, so a hand-off costs microseconds, not the ~60 us of a
+ * condvar wake-up this threshold was first sized for. Calls estimated above
+ * CPU_PARALLEL_MIN_NS single-threaded go to the pool. Callers estimate with the per-unit
+ * costs below (measured on the Zen 5 dev VM; only their order of magnitude matters). */
+#define CPU_PARALLEL_MIN_NS 20000
 /* gemm-bound ops: 64 GFLOP/s per core, the low end of what conv1 (K=9) and dense reach */
 #define CPU_NS_PER_MAC(macs) ((macs) / 32)
 /* one pass over floats coming from L3: a training step finds activations there, not in L1/L2 */
@@ -57,6 +56,11 @@ size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
 const char *cpu_conv2d_unsupported(const conv2d_dims *d);
 void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d);
+void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                             const conv2d_dims *d);
+void cpu_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n);
+void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                              const float *in, const float *w, const conv2d_dims *d);
 void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d);
 void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,

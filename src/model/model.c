@@ -123,6 +123,25 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
 
 static int64_t node_numel(const node *n) { return (int64_t)n->c * n->h * n->w; }
 
+/* Marks the ReLUs that can run in place on their producer's buffers: the producer is a conv
+ * or dense layer whose output nothing else reads (its own backward needs only its input).
+ * That saves two activation-sized buffers per pair, a zeroing pass and, for conv, the ReLU's
+ * own pass over memory (the cpu backend applies it per image while the image is in cache). */
+static void mark_inplace_relus(herd_model *m) {
+    int consumers[HERD_MAX_NODES] = {0};
+    for (int i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        if (n->in >= 0) consumers[n->in]++;
+        if (n->kind == NODE_ADD && n->in2 >= 0) consumers[n->in2]++;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        const node *p = n->in >= 0 ? &m->nodes[n->in] : NULL;
+        n->inplace = n->kind == NODE_ACT && n->act == HERD_ACT_RELU && p && consumers[n->in] == 1 &&
+                     (p->kind == NODE_CONV || p->kind == NODE_DENSE);
+    }
+}
+
 /* Carves every buffer out of `a`; with a planner arena it only measures. */
 static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
     int64_t in_numel = (int64_t)m->in_c * m->in_h * m->in_w;
@@ -139,7 +158,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
         int64_t numel = (int64_t)B * node_numel(n);
         n->save_a = n->save_b = NULL;
         n->argmax = NULL;
-        if (n->kind == NODE_FLATTEN && n->in >= 0) { /* a view: same memory as its input */
+        if ((n->kind == NODE_FLATTEN || n->inplace) && n->in >= 0) { /* a view: same memory as its input */
             n->out = m->nodes[n->in].out;
             n->dout = m->nodes[n->in].dout;
             continue;
@@ -205,6 +224,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
                      be->name, why);
         }
     }
+    mark_inplace_relus(m);
     herd_arena *planner = herd_arena_create_planner();
     if (!planner) return herd_fail(err, HERD_ENOMEM, "out of memory");
     st = plan_buffers(m, planner, max_batch);
@@ -257,8 +277,19 @@ static herd_status check_range(const herd_model *m, int first, int last, int64_t
     return HERD_OK;
 }
 
+/* Inference runs a large batch through the whole network EVAL_CHUNK rows at a time: every
+ * eval op is per sample, and each layer then reads its input while the previous layer's
+ * few MB are still in L2/L3 (at batch 1000 conv1's output alone is 100 MB, a round trip
+ * through DRAM per layer). Rows keep their planned places, so outputs are unchanged. */
+#define EVAL_CHUNK 32
+
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
-    return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
+    if (training || B <= EVAL_CHUNK) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
+    for (int r = 0; r < B; r += EVAL_CHUNK) {
+        herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < EVAL_CHUNK ? B - r : EVAL_CHUNK, 0, err);
+        if (st) return st;
+    }
+    return HERD_OK;
 }
 
 herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
@@ -266,18 +297,26 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
     herd_status st = check_range(m, first, last, row0, B, err);
     if (st) return st;
     const herd_exec *ex = &m->ex;
+    int fused = -1; /* a ReLU already applied inside its conv */
     for (int i = first; i <= last; i++) {
         node *n = &m->nodes[i];
         const herd_backend *be = n->be;
         const float *in = input_rows(m, n, row0);
         float *out = rows(n->out, n, row0);
         int64_t numel = (int64_t)B * node_numel(n);
+        if (i == fused) continue;
         double t0 = m->profile || m->trace ? herd_now() : 0;
         switch (n->kind) {
         case NODE_CONV: {
             conv2d_dims d = n->conv;
             d.B = B;
-            be->conv2d_forward(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
+            const node *next = i + 1 <= last ? &m->nodes[i + 1] : NULL;
+            if (next && next->inplace && next->in == i && next->be == be && be->conv2d_forward_relu) {
+                be->conv2d_forward_relu(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
+                fused = i + 1; /* the ReLU's buffers are these: nothing left for it to do */
+            } else {
+                be->conv2d_forward(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
+            }
             break;
         }
         case NODE_MAXPOOL: {
@@ -311,7 +350,7 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
                 be->batchnorm_forward_eval(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias),
                                            data_of(m, n->p_mean), data_of(m, n->p_var), B, n->c, n->h * n->w, n->eps);
             break;
-        case NODE_ACT: be->act_forward(ex, out, in, numel, n->act, n->alpha); break;
+        case NODE_ACT: be->act_forward(ex, out, in, numel, n->act, n->alpha); break; /* in == out if inplace */
         case NODE_SOFTMAX: ref_softmax_forward(out, in, B, n->c); break;
         case NODE_ADD: ref_add_forward(out, in, rows(m->nodes[n->in2].out, &m->nodes[n->in2], row0), numel); break;
         }
@@ -354,8 +393,10 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
 }
 
 void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B) {
-    for (int i = (first > 0 ? first - 1 : 0); i <= last; i++) { /* first - 1: the gradient this range sends back */
+    int lo = first > 0 ? first - 1 : 0; /* first - 1: the gradient this range sends back */
+    for (int i = lo; i <= last; i++) {
         node *n = &m->nodes[i];
+        if (n->inplace && n->in >= lo) continue; /* its producer's dout, zeroed there */
         if ((n->kind != NODE_FLATTEN || n->in < 0) && n->dout) memset(rows(n->dout, n, row0), 0, (size_t)B * node_numel(n) * sizeof(float));
     }
 }
@@ -366,6 +407,15 @@ void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *label
     float *dlast = last->dout + row0 * K, *probs = m->probs + row0 * K;
     if (m->loss == LOSS_XENT) ref_softmax_xent_backward(dlast, probs, labels, B, K, grad_scale / (float)B);
     else ref_mse_backward(dlast, last->out + row0 * K, probs, (int64_t)B * K, grad_scale);
+}
+
+/* Whether node i is an in-place ReLU whose conv producer is in [first, i) and can run the
+ * ReLU's backward inside its own (conv2d_backward_relu). */
+static int relu_fused_into_conv_backward(const herd_model *m, int i, int first) {
+    const node *n = &m->nodes[i];
+    if (!n->inplace || n->in < first || n->in != i - 1) return 0;
+    const node *p = &m->nodes[n->in];
+    return p->kind == NODE_CONV && p->be == n->be && p->be->conv2d_backward_relu;
 }
 
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {
@@ -383,8 +433,12 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
         case NODE_CONV: {
             conv2d_dims d = n->conv;
             d.B = B;
-            be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
-                                data_of(m, n->p_weight), &d);
+            if (i + 1 <= last && relu_fused_into_conv_backward(m, i + 1, first))
+                be->conv2d_backward_relu(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, out, in,
+                                         data_of(m, n->p_weight), &d);
+            else
+                be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
+                                    data_of(m, n->p_weight), &d);
             break;
         }
         case NODE_MAXPOOL: {
@@ -415,7 +469,9 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
                                    n->save_b, data_of(m, n->p_weight), B, n->c, n->h * n->w);
             break;
         case NODE_ACT:
-            if (din) be->act_backward(ex, din, dout, in, out, numel, n->act, n->alpha);
+            if (relu_fused_into_conv_backward(m, i, first)) break; /* the conv masks dout itself */
+            if (n->inplace) be->relu_backward_inplace(ex, dout, out, numel); /* dout is din */
+            else if (din) be->act_backward(ex, din, dout, in, out, numel, n->act, n->alpha);
             break;
         case NODE_SOFTMAX:
             if (din) ref_softmax_backward(din, dout, out, B, n->c);
@@ -497,6 +553,7 @@ float *herd_model_params(herd_model *m, int64_t *n_params) {
 }
 
 float *herd_model_grads(herd_model *m) { return m->grads; }
+herd_pool *herd_model_pool(herd_model *m) { return m->pool; }
 
 float *herd_model_buffers(herd_model *m, int64_t *n_buffers) {
     if (n_buffers) *n_buffers = m->n_buffers;

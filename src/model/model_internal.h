@@ -46,7 +46,9 @@ typedef struct node {
     /* registry indices (-1 = none) */
     int p_weight, p_bias, p_mean, p_var;
     /* planned buffers for max_batch samples */
-    float *out, *dout;        /* flatten aliases its input's buffers */
+    float *out, *dout;        /* flatten and in-place ReLUs alias their input's buffers */
+    int inplace;              /* a ReLU that is its conv/dense producer's only consumer: it runs on the
+                                 producer's buffers (or inside the conv, fused) */
     float *save_a, *save_b;   /* dropout mask | batch-norm mean, rstd */
     int32_t *argmax;          /* maxpool */
     const herd_backend *be;

@@ -51,6 +51,9 @@ void herd_optimizer_update_range(herd_optimizer *o, float *params, const float *
                                  float lr, int64_t t);
 /* Whole buffer: increments o->t and updates [0, n). */
 void herd_optimizer_step(herd_optimizer *o, float *params, const float *grads, float lr);
+/* herd_optimizer_step split over the pool's threads in 64-byte-aligned ranges (NULL pool =
+ * one thread); every element's update is independent, so the result is the same. */
+void herd_optimizer_step_pool(herd_optimizer *o, float *params, const float *grads, float lr, herd_pool *pool);
 
 typedef enum herd_sched_kind { HERD_SCHED_CONSTANT = 0, HERD_SCHED_STEP, HERD_SCHED_COSINE } herd_sched_kind;
 

@@ -189,3 +189,29 @@ void herd_optimizer_step(herd_optimizer *o, float *params, const float *grads, f
     o->t++;
     herd_optimizer_update_range(o, params, grads, 0, o->n, lr, o->t);
 }
+
+typedef struct step_job {
+    herd_optimizer *o;
+    float *params;
+    const float *grads;
+    float lr;
+} step_job;
+
+/* Chunks of 16 floats, so no two threads share a cache line of p, m or v. */
+static void step_chunks(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    step_job *j = ctx;
+    int64_t end = c1 * 16 < j->o->n ? c1 * 16 : j->o->n;
+    herd_optimizer_update_range(j->o, j->params, j->grads, c0 * 16, end, j->lr, j->o->t);
+}
+
+void herd_optimizer_step_pool(herd_optimizer *o, float *params, const float *grads, float lr, herd_pool *pool) {
+    /* below ~64k floats the pool's wake-up costs more than the split saves */
+    if (!pool || herd_pool_threads(pool) == 1 || o->n < 65536) {
+        herd_optimizer_step(o, params, grads, lr);
+        return;
+    }
+    o->t++;
+    step_job j = {.o = o, .params = params, .grads = grads, .lr = lr};
+    herd_pool_for(pool, (o->n + 15) / 16, step_chunks, &j);
+}

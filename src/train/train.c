@@ -263,7 +263,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     }
     t0 = herd_now();
     if (remote) st = herd_strategy_finish_step(s, res->samples, err); /* the servers apply it */
-    else herd_optimizer_step(&t->opt, params, grads, t->lr);
+    else herd_optimizer_step_pool(&t->opt, params, grads, t->lr, herd_model_pool(m));
     double t1 = herd_now();
     *(remote ? &t->phases.exchange : &t->phases.update) += t1 - t0;
     herd_trace_add(t->cfg.trace, remote ? "push gradients" : "optimizer", remote ? "comm" : "optimizer",
