@@ -35,6 +35,7 @@ struct herd_comm {
     pthread_cond_t progress_cv;
     atomic_int progress_on, progress_quit;
     int progress_started;
+    long progress_ns; /* polling interval */
     int rank, size;
     double timeout;
     MPI_Op bf16_sum;
@@ -99,7 +100,7 @@ static void *progress_main(void *arg) {
         while (atomic_load(&c->progress_on) && !atomic_load(&c->progress_quit)) {
             int flag;
             MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->progress_comm, &flag, MPI_STATUS_IGNORE);
-            struct timespec ts = {0, 50000};
+            struct timespec ts = {0, c->progress_ns};
             nanosleep(&ts, NULL);
         }
         pthread_mutex_lock(&c->progress_mu);
@@ -112,6 +113,12 @@ void herd_comm_progress(herd_comm *c, int on) {
     if (c->mpi != 1 || !c->threads_ok || c->size == 1) return;
     if (!c->progress_started) {
         if (!on) return;
+        const char *us = getenv("HERD_PROGRESS_US"); /* tuning knob; 0 turns the thread off */
+        c->progress_ns = us ? atol(us) * 1000L : 500000L; /* 0.5 ms: measured, see README */
+        if (c->progress_ns <= 0 || c->progress_ns >= 1000000000L) {
+            c->threads_ok = 0;
+            return;
+        }
         MPI_Comm_dup(c->comm, &c->progress_comm);
         pthread_mutex_init(&c->progress_mu, NULL);
         pthread_cond_init(&c->progress_cv, NULL);
