@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "mutate.h"
 #include "herd/model.h"
 #include "herd/onnx.h"
 #include "io/onnx_proto.h"
@@ -171,27 +172,6 @@ static void bad_files(const uint8_t *good, size_t n) {
     expect_fail("a spec file named .onnx", HERD_EFORMAT, "not a valid ONNX file");
 }
 
-/* One to four edits: flip a bit, set a byte to an extreme, truncate, or duplicate a span. */
-static size_t mutate(herd_rng *r, const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
-    memcpy(dst, src, n);
-    int edits = 1 + (int)herd_rng_below(r, 4);
-    for (int e = 0; e < edits && n > 0; e++) {
-        size_t at = herd_rng_below(r, (uint32_t)n);
-        switch (herd_rng_below(r, 4)) {
-        case 0: dst[at] ^= (uint8_t)(1u << herd_rng_below(r, 8)); break;
-        case 1: dst[at] = (uint8_t)(herd_rng_below(r, 2) ? 0xFF : 0x00); break;
-        case 2: n = at; break;
-        default: {
-            size_t len = 1 + herd_rng_below(r, 16);
-            if (at + len > n) len = n - at;
-            if (n + len > cap) break;
-            memmove(dst + at + len, dst + at, n - at);
-            n += len;
-        }
-        }
-    }
-    return n;
-}
 
 static void fuzz(const uint8_t *seed, size_t n) {
     size_t cap = n + 64;
@@ -201,7 +181,7 @@ static void fuzz(const uint8_t *seed, size_t n) {
     snprintf(path, sizeof path, "%s/fuzz.onnx", dir);
     int ok = 0;
     for (int i = 0; i < ITERS; i++) {
-        size_t m = mutate(&r, seed, n, buf, cap);
+        size_t m = fuzz_mutate(&r, seed, n, buf, cap);
         write_raw(buf, m);
         herd_error err = {0};
         herd_model *model = NULL;

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "mutate.h"
 #include "herd/data.h"
 #include "herd/io.h"
 
@@ -25,38 +26,7 @@ static void write_raw(const uint8_t *buf, size_t n) {
     fclose(f);
 }
 
-static size_t slurp(const char *p, uint8_t *buf, size_t cap) {
-    FILE *f = fopen(p, "rb");
-    if (!f) {
-        perror(p);
-        exit(2);
-    }
-    size_t n = fread(buf, 1, cap, f);
-    fclose(f);
-    return n;
-}
 
-/* One to four edits: flip a bit, set a byte to an extreme, truncate, or duplicate a span. */
-static size_t mutate(herd_rng *r, const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
-    memcpy(dst, src, n);
-    int edits = 1 + (int)herd_rng_below(r, 4);
-    for (int e = 0; e < edits && n > 0; e++) {
-        size_t at = herd_rng_below(r, (uint32_t)n);
-        switch (herd_rng_below(r, 4)) {
-        case 0: dst[at] ^= (uint8_t)(1u << herd_rng_below(r, 8)); break;
-        case 1: dst[at] = (uint8_t)(herd_rng_below(r, 2) ? 0xFF : 0x00); break;
-        case 2: n = at; break;
-        default: {
-            size_t len = 1 + herd_rng_below(r, 16);
-            if (at + len > n) len = n - at;
-            if (n + len > cap) break;
-            memmove(dst + at + len, dst + at, n - at);
-            n += len;
-        }
-        }
-    }
-    return n;
-}
 
 static void check_result(herd_status st, const herd_error *err, const char *what, int i) {
     CHECK(st == HERD_OK || st == HERD_EFORMAT || st == HERD_EUNSUPPORTED || st == HERD_EIO,
@@ -76,12 +46,12 @@ static void fuzz_safetensors(void) {
     herd_error err = {0};
     snprintf(path, sizeof path, "%s/fuzz.safetensors", dir);
     CHECK(herd_safetensors_write(path, t, 3, meta, 1, &err) == HERD_OK, "seed file: %s", err.msg);
-    size_t n = slurp(path, seed, sizeof seed);
+    size_t n = fuzz_slurp(path, seed, sizeof seed);
     herd_rng r;
     herd_rng_init(&r, 1234, 1);
     int ok = 0;
     for (int i = 0; i < ITERS; i++) {
-        size_t m = mutate(&r, seed, n, buf, sizeof buf);
+        size_t m = fuzz_mutate(&r, seed, n, buf, sizeof buf);
         write_raw(buf, m);
         herd_safetensors *st = NULL;
         herd_status s = herd_safetensors_open(&st, path, &err);
@@ -111,13 +81,13 @@ static void fuzz_idx(int gz) {
         gzFile g = gzopen(path, "wb");
         gzwrite(g, seed, (unsigned)n);
         gzclose(g);
-        n = slurp(path, seed, sizeof seed);
+        n = fuzz_slurp(path, seed, sizeof seed);
     }
     herd_rng r;
     herd_rng_init(&r, 99, (uint64_t)gz);
     int ok = 0;
     for (int i = 0; i < ITERS; i++) {
-        size_t m = mutate(&r, seed, n, buf, sizeof buf);
+        size_t m = fuzz_mutate(&r, seed, n, buf, sizeof buf);
         write_raw(buf, m);
         herd_error err = {0};
         uint8_t *data = NULL;
@@ -146,7 +116,7 @@ static void fuzz_cifar(void) {
     herd_rng_init(&r, 5, 5);
     const char *paths[1] = {path};
     for (int i = 0; i < ITERS / 4; i++) {
-        size_t m = mutate(&r, seed, sizeof seed, buf, sizeof buf);
+        size_t m = fuzz_mutate(&r, seed, sizeof seed, buf, sizeof buf);
         write_raw(buf, m);
         herd_error err = {0};
         herd_dataset *ds = NULL;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "mutate.h"
 #include "herd/data.h"
 #include "image_files.h"
 #include "tfrecord_write.h"
@@ -29,38 +30,7 @@ static void write_raw(const char *p, const uint8_t *buf, size_t n) {
     fclose(f);
 }
 
-static size_t slurp(const char *p, uint8_t *buf, size_t cap) {
-    FILE *f = fopen(p, "rb");
-    if (!f) {
-        perror(p);
-        exit(2);
-    }
-    size_t n = fread(buf, 1, cap, f);
-    fclose(f);
-    return n;
-}
 
-/* One to four edits: flip a bit, set a byte to an extreme, truncate, or duplicate a span. */
-static size_t mutate(herd_rng *r, const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
-    memcpy(dst, src, n);
-    int edits = 1 + (int)herd_rng_below(r, 4);
-    for (int e = 0; e < edits && n > 0; e++) {
-        size_t at = herd_rng_below(r, (uint32_t)n);
-        switch (herd_rng_below(r, 4)) {
-        case 0: dst[at] ^= (uint8_t)(1u << herd_rng_below(r, 8)); break;
-        case 1: dst[at] = (uint8_t)(herd_rng_below(r, 2) ? 0xFF : 0x00); break;
-        case 2: n = at; break;
-        default: {
-            size_t len = 1 + herd_rng_below(r, 16);
-            if (at + len > n) len = n - at;
-            if (n + len > cap) break;
-            memmove(dst + at + len, dst + at, n - at);
-            n += len;
-        }
-        }
-    }
-    return n;
-}
 
 /* OK, or a format/I/O/unsupported error whose message starts with prefix and is one line. */
 static void check_result(herd_status st, const herd_error *err, const char *prefix, const char *what, int i) {
@@ -100,7 +70,7 @@ static void fuzz_file(const char *what, const char *p, const uint8_t *seed, size
     herd_rng_init(&r, 2026, key);
     int ok = 0, get_errors = 0;
     for (int i = 0; i < iters; i++) {
-        size_t m = mutate(&r, seed, n, buf, sizeof buf);
+        size_t m = fuzz_mutate(&r, seed, n, buf, sizeof buf);
         write_raw(p, buf, m);
         herd_dataset *ds = NULL;
         herd_error err = {0};
@@ -225,7 +195,7 @@ int main(void) {
     }
     fclose(f);
     static uint8_t seed[1 << 16];
-    size_t n = slurp(path, seed, sizeof seed);
+    size_t n = fuzz_slurp(path, seed, sizeof seed);
     fuzz_file("tfrecord", path, seed, n, open_tfr, 5, ITERS);
     fuzz_file("tfrecord without a model shape", path, seed, n, open_tfr_noshape, 6, ITERS / 2);
     /* the same, with the framing CRCs made right again, so that mutations reach the protobuf and image decoders */
@@ -240,7 +210,7 @@ int main(void) {
             while (at + 12 <= n) { /* mutate each record's data, reframe it */
                 uint64_t len = 0;
                 for (int k = 0; k < 8; k++) len |= (uint64_t)seed[at + k] << (8 * k);
-                size_t m = mutate(&r, seed + at + 12, (size_t)len, buf, sizeof buf);
+                size_t m = fuzz_mutate(&r, seed + at + 12, (size_t)len, buf, sizeof buf);
                 if (herd_rng_below(&r, 2)) m = len, memcpy(buf, seed + at + 12, len);
                 tfr_write(f, buf, m);
                 at += 12 + len + 4;
@@ -283,7 +253,7 @@ int main(void) {
                      NULL, NULL, NULL) != SQLITE_OK)
         return 2;
     sqlite3_close(h);
-    n = slurp(sql_db, seed, sizeof seed);
+    n = fuzz_slurp(sql_db, seed, sizeof seed);
     snprintf(path, sizeof path, "sqlite:%s", sql_db);
     query_errors_ok = 1;
     fuzz_file("sqlite", sql_db, seed, n, open_sqlite, 10, ITERS / 3);

@@ -7,17 +7,10 @@
 #include <string.h>
 
 #include "check.h"
+#include "mutate.h"
 #include "herd/data.h"
 
 static int ITERS = 400;
-
-static size_t slurp(const char *p, uint8_t *buf, size_t cap) {
-    FILE *f = fopen(p, "rb");
-    if (!f) exit(2);
-    size_t n = fread(buf, 1, cap, f);
-    fclose(f);
-    return n;
-}
 
 static void write_raw(const char *p, const uint8_t *buf, size_t n) {
     FILE *f = fopen(p, "wb");
@@ -25,36 +18,14 @@ static void write_raw(const char *p, const uint8_t *buf, size_t n) {
     fclose(f);
 }
 
-/* One to four edits: flip a bit, set a byte to an extreme, truncate, or duplicate a span. */
-static size_t mutate(herd_rng *r, const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
-    memcpy(dst, src, n);
-    int edits = 1 + (int)herd_rng_below(r, 4);
-    for (int e = 0; e < edits && n > 0; e++) {
-        size_t at = herd_rng_below(r, (uint32_t)n);
-        switch (herd_rng_below(r, 4)) {
-        case 0: dst[at] ^= (uint8_t)(1u << herd_rng_below(r, 8)); break;
-        case 1: dst[at] = (uint8_t)(herd_rng_below(r, 2) ? 0xFF : 0x00); break;
-        case 2: n = at; break;
-        default: {
-            size_t len = 1 + herd_rng_below(r, 16);
-            if (at + len > n) len = n - at;
-            if (n + len > cap) break;
-            memmove(dst + at + len, dst + at, n - at);
-            n += len;
-        }
-        }
-    }
-    return n;
-}
-
 static void fuzz(const char *what, const char *good, const char *p, uint64_t key) {
     static uint8_t seed[1 << 14], buf[1 << 15];
-    size_t n = slurp(good, seed, sizeof seed);
+    size_t n = fuzz_slurp(good, seed, sizeof seed);
     herd_rng r;
     herd_rng_init(&r, 2026, key);
     int opened = 0, record_errors = 0;
     for (int i = 0; i < ITERS; i++) {
-        write_raw(p, buf, mutate(&r, seed, n, buf, sizeof buf));
+        write_raw(p, buf, fuzz_mutate(&r, seed, n, buf, sizeof buf));
         const char *paths[1] = {p};
         herd_dataset *ds = NULL;
         herd_error err = {0};
