@@ -1,5 +1,5 @@
 /* PNG and JPEG decoding for the image readers: libpng and libjpeg with error handlers that
- * longjmp back here (instead of libpng's abort and libjpeg's exit()), strict about corrupt
+ * longjmp back here (instead of the libraries' default of ending the process), strict about corrupt
  * data; then channel conversion, bilinear scaling and a center crop. */
 #include "data/image_decode.h"
 
