@@ -440,8 +440,9 @@ int fuzz_cli(const uint8_t *data, size_t size) {
             const char *a = argv[i], *v = NULL;
             if (strncmp(a, "--seed=", 7) == 0) {
                 v = a + 7;
-            } else if (strcmp(a, "-n") == 0 || (a[0] == '-' && a[1] == '-' && !strchr(a, '=') && cli_find(opts, a) &&
-                                                cli_find(opts, a)->type != OPT_FLAG)) {
+            } else if (strcmp(a, "-n") == 0 || strcmp(a, "--model") == 0 || /* --model: the parser's own, takes a word */
+                       (a[0] == '-' && a[1] == '-' && !strchr(a, '=') && cli_find(opts, a) &&
+                        cli_find(opts, a)->type != OPT_FLAG)) {
                 if (i + 1 < argc && strcmp(a, "--seed") == 0) v = argv[i + 1];
                 i++;
             }
