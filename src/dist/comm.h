@@ -41,8 +41,9 @@ void herd_comm_poll(herd_comm *c);
 /* on = 1: a background thread drives MPI's progress engine while
  * non-blocking collectives are in flight, so they advance while this thread computes
  * (OpenMPI moves large messages only inside MPI calls). on = 0 pauses it. HERD_PROGRESS_US
- * sets the polling interval (default 500; 0 = no thread). A no-op when
- * MPI lacks MPI_THREAD_MULTIPLE or in one process. */
+ * sets the polling interval in microseconds (default 500 when ranks span hosts, no thread when
+ * all ranks share one host; 0 = no thread). A no-op when MPI lacks MPI_THREAD_MULTIPLE or in
+ * one process. */
 void herd_comm_progress(herd_comm *c, int on);
 /* Waits for req (and frees it), up to the communicator's deadline. */
 herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err);
