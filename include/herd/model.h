@@ -62,6 +62,15 @@ float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct)
 /* Zeroes gradients and back-propagates the loss of the last forward/loss call
  * (mean over the batch, times grad_scale: data-parallel callers pass local/global). */
 void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale);
+/* One training pass: zeroes the gradients, then forward, loss and backward over the first B
+ * samples, in chunks of herd_model_train_chunk rows so that each chunk's backward finds its
+ * activations still in cache. The gradients are those of forward + loss + backward on the
+ * whole batch (up to float summation order); the grad hook runs during the last chunk only.
+ * *loss is the mean loss, *correct counts argmax hits. */
+herd_status herd_model_forward_backward(herd_model *m, const int32_t *labels, int B, float grad_scale, float *loss,
+                                        int *correct, herd_error *err);
+/* Rows per chunk of herd_model_forward_backward (0: never cut, as with batch norm). */
+int herd_model_train_chunk(const herd_model *m);
 /* ---- pieces of a step, for pipeline stages and micro-batches ----
  * Rows [row0, row0 + B) of the planned batch hold one micro-batch; layers [first, last]
  * are one stage. herd_model_forward/loss/backward are these over everything. */

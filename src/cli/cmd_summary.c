@@ -60,6 +60,9 @@ int cmd_summary(int argc, char **argv) {
     printf("Planned memory at batch %d (%s backend): activations, gradients and workspace %.2f MiB; "
            "parameters and gradients %.2f MiB (+ optimizer state: 2x parameters for Adam)\n",
            batch, backend, herd_model_planned_bytes(m) / 1048576.0, weights_mib);
+    int chunk = herd_model_train_chunk(m);
+    if (chunk == 0) printf("Training runs each batch as one piece (batch norm needs its statistics)\n");
+    else printf("Training runs forward and backward %d samples at a time, while they are in cache\n", chunk);
     herd_model_destroy(m);
     return 0;
 }

@@ -198,6 +198,34 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
     return HERD_OK;
 }
 
+/* Bytes plan_buffers takes for batch B (measured with a planner arena). */
+static herd_status planned_bytes(herd_model *m, int B, size_t *bytes) {
+    herd_arena *planner = herd_arena_create_planner();
+    if (!planner) return HERD_ENOMEM;
+    herd_status st = plan_buffers(m, planner, B);
+    *bytes = herd_arena_used(planner);
+    herd_arena_destroy(planner);
+    return st;
+}
+
+/* Training runs a batch through forward and backward TRAIN_CHUNK_BYTES of activations at a
+ * time (herd_model_forward_backward): each chunk's backward then reads the activations its
+ * forward just left in L2/L3 instead of fetching the whole batch back from DRAM. Measured on
+ * the example CNN (480 KB per sample) at batch 256, 2 threads: chunks of 16-32 rows train
+ * 5-15% faster than the whole batch, chunks of 64 (30 MB) no faster. Batch norm needs the
+ * statistics of the whole batch, so a model with it is never cut. */
+#define TRAIN_CHUNK_BYTES (16u << 20)
+
+static int train_chunk(const herd_model *m, size_t per_sample) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].kind == NODE_BATCHNORM) return 0;
+    const char *knob = getenv("HERD_TRAIN_CHUNK"); /* tuning knob: rows per chunk, 0 = whole batch */
+    if (knob) return atoi(knob) > 0 ? atoi(knob) : 0;
+    size_t rows = per_sample ? TRAIN_CHUNK_BYTES / per_sample : 0;
+    if (rows > (1u << 20)) rows = 1u << 20;
+    return rows < 8 ? 8 : (int)(rows / 8 * 8);
+}
+
 herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err) {
     const herd_backend *be = herd_backend_find(backend);
     if (!be) return herd_fail(err, HERD_EARG, "unknown backend '%s' (expected ref or cpu)", backend);
@@ -225,12 +253,10 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
         }
     }
     mark_inplace_relus(m);
-    herd_arena *planner = herd_arena_create_planner();
-    if (!planner) return herd_fail(err, HERD_ENOMEM, "out of memory");
-    st = plan_buffers(m, planner, max_batch);
-    size_t need = herd_arena_used(planner);
-    herd_arena_destroy(planner);
-    if (st) return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
+    size_t need = 0, one = 0, two = 0;
+    if (planned_bytes(m, 1, &one) || planned_bytes(m, 2, &two) || planned_bytes(m, max_batch, &need))
+        return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
+    m->train_chunk = train_chunk(m, two - one);
     if ((st = herd_arena_create(&m->arena, need, err)))
         return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
     if (plan_buffers(m, m->arena, max_batch) != HERD_OK)
@@ -384,6 +410,34 @@ float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, i
     for (int b = 0; b < B; b++) probs[(int64_t)b * K + labels[b]] = 1.0f;
     return ref_mse_forward(y, probs, (int64_t)B * K);
 }
+
+herd_status herd_model_forward_backward(herd_model *m, const int32_t *labels, int B, float grad_scale, float *loss,
+                                        int *correct, herd_error *err) {
+    int chunk = m->train_chunk > 0 && m->train_chunk < B ? m->train_chunk : B, last = m->n_nodes - 1;
+    herd_grad_ready_fn hook = m->grad_hook;
+    double loss_sum = 0;
+    *correct = 0;
+    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    for (int r = 0; r < B; r += chunk) {
+        int n = B - r < chunk ? B - r : chunk, hits;
+        herd_status st = herd_model_forward_range(m, 0, last, r, n, 1, err);
+        if (st) {
+            m->grad_hook = hook;
+            return st;
+        }
+        loss_sum += (double)herd_model_loss_rows(m, r, labels + r, n, &hits) * n;
+        *correct += hits;
+        herd_model_zero_dout_rows(m, 0, last, r, n);
+        herd_model_seed_loss_grad(m, r, labels + r, n, grad_scale * (float)n / (float)B);
+        m->grad_hook = r + n < B ? NULL : hook; /* gradients are final only in the last chunk */
+        herd_model_backward_range(m, 0, last, r, n);
+    }
+    m->grad_hook = hook;
+    *loss = (float)(loss_sum / B);
+    return HERD_OK;
+}
+
+int herd_model_train_chunk(const herd_model *m) { return m->train_chunk; }
 
 void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale) {
     memset(m->grads, 0, (size_t)m->n_params * sizeof(float));

@@ -77,6 +77,7 @@ struct herd_model {
     herd_arena *arena;
     herd_exec ex;
     int max_batch;
+    int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
     float *input;
     float *probs;             /* softmax probabilities for the loss */
     herd_rng dropout_rng;

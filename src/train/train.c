@@ -215,12 +215,13 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
             double t1 = herd_now();
             t->phases.data += t1 - t0;
             herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
-            if ((st = herd_model_forward(m, count, 1, err))) return st;
             int correct;
-            float loss = herd_model_loss(m, t->labels, count, &correct);
-            /* skip mode goes on to backward: the non-finite gradients then skip the step on every rank alike */
+            float loss;
+            if ((st = herd_model_forward_backward(m, t->labels, count, s ? herd_strategy_grad_scale(s, count, B) : 1.0f,
+                                                  &loss, &correct, err)))
+                return st;
+            /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
             if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, count, t->step, 0, err);
-            herd_model_backward(m, t->labels, count, s ? herd_strategy_grad_scale(s, count, B) : 1.0f);
             res->loss_sum += (double)loss * count;
             res->correct += correct;
             res->samples += count;
