@@ -34,6 +34,57 @@ expect_exit 0 "augment prefetch 2 threads 2 cache" -- "$HERD" train "$SPEC" --da
 compare_weights "$TMP/a0.safetensors" "$TMP/a2.safetensors" 0 && pass || fail "prefetch 2 x 2 threads differs from prefetch 0"
 cmp -s "$TMP/a0.safetensors" "$TMP/p0.safetensors" && fail "augmentation changed nothing" || pass
 
+# --normalize auto travels with the weights (safetensors metadata input_mean / input_std) and
+# herd eval, predict, export and import apply it: the same test accuracy as training printed
+expect_exit 0 "normalize only" -- "$HERD" train "$SPEC" --data "$TMP/d" "${RUN[@]}" --normalize auto --save "$TMP/n.st"
+acc_n=$(sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p' "$TMP/out")
+stats=$(sed -n "s/^herd: normalising inputs by the training data's stats: mean \([0-9.]*\) std \([0-9.]*\)$/\1 \2/p" "$TMP/out")
+meta=$(/usr/bin/python3 -c "
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; m = json.loads(b[8:8 + n])['__metadata__']
+print('%.6g %.6g' % (float(m['input_mean']), float(m['input_std'])))" "$TMP/n.st")
+[ -n "$stats" ] && [ "$meta" = "$stats" ] && pass || fail "metadata '$meta' is not the printed stats '$stats'"
+expect_exit 0 "eval normalised weights" -- "$HERD" eval "$SPEC" --weights "$TMP/n.st" --data "$TMP/d" --threads 1
+expect_out "eval applies the normalisation" "^accuracy: $acc_n "
+grep -q "normalising inputs as the weights were trained" "$TMP/err" && pass || fail "eval does not say it normalises"
+# the same weights without the metadata evaluate differently (the check above can fail)
+/usr/bin/python3 - "$TMP/n.st" "$TMP/plain.st" "$TMP/badmeta.st" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+def write(path, meta):
+    h['__metadata__'] = meta
+    t = json.dumps(h).encode(); t += b' ' * (-len(t) % 8)
+    open(path, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
+m = dict(h['__metadata__'])
+write(sys.argv[2], {k: v for k, v in m.items() if not k.startswith('input_')})
+write(sys.argv[3], dict(m, input_std='0.35,x'))
+PY
+expect_exit 0 "eval without the metadata" -- "$HERD" eval "$SPEC" --weights "$TMP/plain.st" --data "$TMP/d" --threads 1
+grep -q "^accuracy: $acc_n " "$TMP/out" && fail "the normalisation made no difference" || pass
+expect_exit 1 "damaged normalisation metadata" -- "$HERD" eval "$SPEC" --weights "$TMP/badmeta.st" --data "$TMP/d"
+expect_err_line "damaged metadata message" "badmeta.st: metadata input_std must be 1 comma-separated finite numbers >= 0"
+# predict normalises too: its classes match those of the exported ONNX model and of its import
+T10K=$TMP/d/t10k-images-idx3-ubyte
+expect_exit 0 "predict normalised" -- "$HERD" predict "$SPEC" --weights "$TMP/n.st" --images "$T10K" --limit 20 --threads 1
+cp "$TMP/out" "$TMP/pred_st"
+expect_exit 0 "predict without the metadata" -- "$HERD" predict "$SPEC" --weights "$TMP/plain.st" --images "$T10K" \
+    --limit 20 --threads 1
+cmp -s "$TMP/out" "$TMP/pred_st" && fail "predict ignores the normalisation" || pass
+expect_exit 0 "export normalised" -- "$HERD" export "$SPEC" --weights "$TMP/n.st" --onnx "$TMP/n.onnx"
+expect_exit 0 "eval exported" -- "$HERD" eval "$TMP/n.onnx" --data "$TMP/d" --threads 1
+expect_out "the ONNX graph normalises" "^accuracy: $acc_n "
+expect_exit 0 "predict exported" -- "$HERD" predict "$TMP/n.onnx" --images "$T10K" --limit 20 --threads 1
+cmp -s "$TMP/out" "$TMP/pred_st" && pass || fail "predictions of the ONNX model differ: $(diff "$TMP/out" "$TMP/pred_st" | head -4)"
+expect_exit 0 "import normalised" -- "$HERD" import "$TMP/n.onnx" --spec-out "$TMP/n.spec" --weights-out "$TMP/n2.st"
+expect_exit 0 "eval imported" -- "$HERD" eval "$TMP/n.spec" --weights "$TMP/n2.st" --data "$TMP/d" --threads 1
+expect_out "import keeps the normalisation" "^accuracy: $acc_n "
+# fine-tuning from such weights trains on inputs normalised the same way, and keeps the stats
+expect_exit 0 "fine-tune normalised weights" -- "$HERD" train "$SPEC" --data "$TMP/d" "${RUN[@]}" --epochs 1 \
+    --weights "$TMP/n.st" --save "$TMP/n3.st"
+grep -q "normalising inputs as the weights were trained" "$TMP/err" && pass || fail "fine-tuning ignores the stats"
+expect_exit 0 "eval fine-tuned" -- "$HERD" eval "$SPEC" --weights "$TMP/n3.st" --data "$TMP/d" --threads 1
+grep -q "normalising inputs as the weights were trained" "$TMP/err" && pass || fail "fine-tuned weights lost the stats"
+
 # herd stats
 expect_exit 0 "stats" -- "$HERD" stats "$TMP/sh"
 expect_out "stats mean" "^channel 0: mean 0\.[0-9]+ std 0\.[0-9]+ min 0 max 1$"

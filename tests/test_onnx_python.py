@@ -59,8 +59,8 @@ def close(what, got, want, atol=1e-4, rtol=1e-4):
     ok(worst <= atol, f"{what}: worst |difference| beyond tolerance {worst:.3g} (atol {atol}, rtol {rtol})")
 
 
-def write_safetensors(path, tensors):
-    header, data, off = {}, b"", 0
+def write_safetensors(path, tensors, meta=None):
+    header, data, off = ({"__metadata__": meta} if meta else {}), b"", 0
     for name, a in tensors.items():
         a = np.ascontiguousarray(a, np.float32)
         header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
@@ -118,6 +118,7 @@ def onnx_by_torch(model, x):
             y = {"Relu": lambda: F.relu(i[0]), "Sigmoid": lambda: torch.sigmoid(i[0]), "Tanh": lambda: torch.tanh(i[0]),
                  "LeakyRelu": lambda: F.leaky_relu(i[0], a.get("alpha", 0.01)), "Erf": lambda: torch.erf(i[0]),
                  "Div": lambda: i[0] / i[1], "Mul": lambda: i[0] * i[1], "Add": lambda: i[0] + i[1],
+                 "Sub": lambda: i[0] - i[1],
                  "Identity": lambda: i[0], "Softmax": lambda: F.softmax(i[0], a.get("axis", -1))}[op]()
         env[n.output[0]] = y
     return env[model.graph.output[0].name].numpy()
@@ -138,8 +139,9 @@ def fashion_subset(d, ntrain, ntest):
 
 
 # ---------------------------------------------------------------- herd → ONNX
-def export_case(spec, d):
-    tag = os.path.basename(spec)
+def export_case(spec, d, norm=None):
+    """norm = (means, stds): the weights carry an input normalisation (herd train --normalize)."""
+    tag = os.path.basename(spec) + (" normalised" if norm else "")
     probe = os.path.join(d, "probe.onnx")
     run(HERD, "export", spec, "--onnx", probe, "--seed", "5")
     # random weights with non-trivial batch-norm statistics, named as herd's registry
@@ -156,7 +158,8 @@ def export_case(spec, d):
             fan = int(np.prod(shape[1:])) if len(shape) > 1 else 4
             w[t.name] = rng.normal(0, 1.0 / np.sqrt(fan), shape)
     wpath, opath = os.path.join(d, "w.safetensors"), os.path.join(d, tag + ".onnx")
-    write_safetensors(wpath, w)
+    meta = {"input_mean": ",".join(map(repr, norm[0])), "input_std": ",".join(map(repr, norm[1]))} if norm else None
+    write_safetensors(wpath, w, meta)
     run(HERD, "export", "--model", spec, "--weights", wpath, "--onnx", opath)
     m = onnx.load(opath)
     try:
@@ -181,7 +184,11 @@ def export_case(spec, d):
     via_spec = herd_forward(spec, wpath, x, d)
     steps = spec_torch.build(spec)
     P = {k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()}
-    want = spec_torch.forward(steps, torch.tensor(x, dtype=torch.float64), P, {}, P, training=False).numpy()
+    xt = torch.tensor(x, dtype=torch.float64)
+    if norm:
+        shape = (1, -1) + (1,) * (xt.dim() - 2)
+        xt = (xt - torch.tensor(norm[0], dtype=torch.float64).view(shape)) / torch.tensor(norm[1], dtype=torch.float64).view(shape)
+    want = spec_torch.forward(steps, xt, P, {}, P, training=False).numpy()
     by_torch_onnx = onnx_by_torch(m, x)
     close(f"{tag}: exported graph (torch interpreter) vs PyTorch on the spec", by_torch_onnx, want, 1e-6, 1e-6)
     if via_import is not None and via_spec is not None:
@@ -191,6 +198,11 @@ def export_case(spec, d):
     sp = os.path.join(d, "back.spec")
     run(HERD, "import", opath, "--spec-out", sp, "--weights-out", os.path.join(d, "back.safetensors"))
     back = spec_torch.read_safetensors(os.path.join(d, "back.safetensors"))
+    if norm:
+        raw = open(os.path.join(d, "back.safetensors"), "rb").read()
+        bmeta = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]]).get("__metadata__", {})
+        got = [float(v) for v in bmeta.get("input_std", "nan").split(",")]
+        ok(np.allclose(got, norm[1], rtol=1e-6), f"{tag}: import keeps the input normalisation ({bmeta})")
     ok(sorted(back) == sorted(w), f"{tag}: imported registry names {sorted(back)} vs {sorted(w)}")
     for k in w:
         ok(k in back and np.array_equal(back[k], w[k].astype(np.float32)), f"{tag}: imported {k}")
@@ -212,6 +224,20 @@ class Residual(nn.Module):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Normalized(nn.Module):
+    """torchvision-style input normalisation inside the model: exported as Sub then Div."""
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.49, 0.48, 0.45]).view(3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.25, 0.24, 0.26]).view(3, 1, 1))
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        return self.head(torch.flatten(F.relu(self.conv(x)), 1))
+
+
 def torch_models():
     cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 6 * 6, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -221,7 +247,7 @@ def torch_models():
                        nn.Linear(16, 5))
     mlp = nn.Sequential(nn.Linear(20, 30), nn.Tanh(), nn.Linear(30, 3), nn.Softmax(dim=1))
     return [("cnn", cnn, (1, 28, 28)), ("bn_gelu", bn, (3, 12, 10)), ("residual", Residual(), (3, 8, 8)),
-            ("mlp", mlp, (20,))]
+            ("mlp", mlp, (20,)), ("normalized", Normalized(), (3, 8, 8))]
 
 
 def import_case(name, model, shape, d):
@@ -297,6 +323,7 @@ def matmul_case(d):
 with tempfile.TemporaryDirectory() as d:
     for spec in (os.path.join(SRC, "examples", "fashion_cnn.spec"), os.path.join(SRC, "tests", "data", "residual_bn.spec")):
         export_case(spec, d)
+    export_case(os.path.join(SRC, "examples", "fashion_cnn.spec"), d, norm=([0.286], [0.353]))
     paths = {name: import_case(name, m, shape, d) for name, m, shape in torch_models()}
     finetune(paths["cnn"], d)
     unsupported_case(d)

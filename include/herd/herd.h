@@ -27,7 +27,8 @@ herd_status herd_model_create(herd_model **out, const char *spec_text, int max_b
 
 /* Trains m in this process on n samples: x holds n * C*H*W floats (NCHW, the model's input
  * shape), y n class ids in [0, outputs). The arrays are copied; cfg->batch must not exceed
- * the model's max_batch; cb may be NULL. */
+ * the model's max_batch; cb may be NULL. Inputs are raw: a model whose weights carry an input
+ * normalisation (herd_model_input_norm) has it applied here and in herd_predict. */
 herd_status herd_fit(herd_model *m, const float *x, const int32_t *y, int64_t n, const herd_train_config *cfg,
                      const herd_train_callbacks *cb, herd_error *err);
 

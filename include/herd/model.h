@@ -147,9 +147,21 @@ void herd_model_layer_times(const herd_model *m, int i, double *forward, double 
 /* Bytes planned by the last prepare (activations, gradients, workspace). */
 size_t herd_model_planned_bytes(const herd_model *m);
 
+/* ---- input normalisation the weights were trained with ----
+ * (x - mean[c]) / std[c] per input channel (a std of 0 divides by 1), as `herd train
+ * --normalize auto` trains. The model only carries the numbers: herd_model_save writes them as
+ * safetensors metadata (input_mean, input_std), herd_model_load reads them back, and whoever
+ * feeds raw data applies them (herd eval and predict, herd_predict). mean = std = NULL clears. */
+herd_status herd_model_set_input_norm(herd_model *m, const double *mean, const double *std, herd_error *err);
+/* in_c means then in_c stds, or NULL when the model has none. */
+const double *herd_model_input_norm(const herd_model *m);
+/* Normalises the first B samples of the input buffer in place (nothing when there is none). */
+void herd_model_normalize_input(herd_model *m, int B);
+
 /* ---- weights files (safetensors, names from the registry) ---- */
 herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err);
-/* Every registry tensor must be present with the same shape; extra tensors are an error. */
+/* Every registry tensor must be present with the same shape; extra tensors are an error.
+ * The file's input normalisation (or its absence) replaces the model's. */
 herd_status herd_model_load(herd_model *m, const char *path, herd_error *err);
 
 #ifdef __cplusplus

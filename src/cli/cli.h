@@ -25,10 +25,16 @@ int cli_augment(const char *list);
 
 /* --normalize auto: per-channel stats of *sets[0] (the training data) over the ranks of comm
  * (a herd_comm), then every non-NULL *sets[i] becomes a normalised view; its base goes to
- * base[i] (close the view, then the base). Prints the stats on rank 0 unless quiet. */
+ * base[i] (close the view, then the base). Prints the stats on rank 0 unless quiet. The stats
+ * also become m's input normalisation, saved with its weights. */
 struct herd_dataset;
-herd_status cli_normalize(struct herd_dataset **const *sets, struct herd_dataset **base, int n, int rank, int world,
-                          void *comm, int quiet, herd_error *err);
+herd_status cli_normalize(herd_model *m, struct herd_dataset **const *sets, struct herd_dataset **base, int n,
+                          int rank, int world, void *comm, int quiet, herd_error *err);
+/* When m has an input normalisation (from its weights, or set by cli_normalize): every
+ * non-NULL *sets[i] becomes a normalised view, its base going to base[i], and unless quiet a
+ * note says so on stderr; otherwise nothing changes. */
+herd_status cli_apply_model_norm(herd_model *m, struct herd_dataset **const *sets, struct herd_dataset **base, int n,
+                                 int quiet, herd_error *err);
 
 /* With workers > 1 and no MPI launcher around us: re-executes this command under
  * `mpirun -np workers` and never returns, except on failure with an exit code in *rc.

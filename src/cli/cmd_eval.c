@@ -31,7 +31,7 @@ int cmd_eval(int argc, char **argv) {
     static const char *const splits[] = {"test", "train", NULL};
     if (cli_choice("--split", split, splits) < 0) return 2;
     herd_model *m = NULL;
-    herd_dataset *train = NULL, *test = NULL;
+    herd_dataset *train = NULL, *test = NULL, *raw = NULL;
     herd_error err = {0};
     int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0), 0, &m);
     if (rc) return rc;
@@ -45,6 +45,8 @@ int cmd_eval(int argc, char **argv) {
         herd_fail(&err, HERD_EIO, "%s: no %s split found", data, split);
         goto fail;
     }
+    herd_dataset **sets[1] = {&ds};
+    if (cli_apply_model_norm(m, sets, &raw, 1, 0, &err)) goto fail;
     double loss, acc, t0 = herd_now();
     if (herd_evaluate(m, ds, batch, NULL, &loss, &acc, &err)) goto fail;
     double secs = herd_now() - t0;
@@ -53,6 +55,7 @@ int cmd_eval(int argc, char **argv) {
     rc = 0;
 fail:
     if (rc) cli_error("%s", err.msg);
+    if (raw) herd_dataset_close(ds); /* the normalised view; its base is train or test */
     if (train) herd_dataset_close(train);
     if (test) herd_dataset_close(test);
     herd_model_destroy(m);

@@ -73,6 +73,7 @@ int cmd_predict(int argc, char **argv) {
         int B = (int)(n - off < batch ? n - off : batch);
         float *x = herd_model_input(m);
         for (int64_t i = 0; i < (int64_t)B * per; i++) x[i] = pixels[off * per + i] * (1.0f / 255.0f);
+        herd_model_normalize_input(m, B); /* as the weights were trained, if they say so */
         if (herd_model_forward(m, B, 0, &err)) goto fail;
         const float *y = herd_model_output(m);
         for (int b = 0; b < B; b++) {

@@ -321,7 +321,9 @@ int cmd_train(int argc, char **argv) {
         if (herd_dataset_slice(&val, train, train->n - n_val, train->n, &err)) goto fail;
     }
     herd_dataset **normalized[3] = {&fit, &val, &test}; /* views over these bases, restored at the end */
-    if (norm == 1 && cli_normalize(normalized, norm_base, 3, rank, world, comm, quiet, &err)) goto fail;
+    if (norm == 1 ? cli_normalize(m, normalized, norm_base, 3, rank, world, comm, quiet, &err)
+                  : cli_apply_model_norm(m, normalized, norm_base, 3, quiet, &err)) /* --weights with stats */
+        goto fail;
     if (log_json && !(ui.json = fopen(log_json, "a"))) {
         herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
         goto fail;

@@ -61,24 +61,42 @@ int cli_augment(const char *list) {
     return bits;
 }
 
-herd_status cli_normalize(herd_dataset **const *sets, herd_dataset **base, int n, int rank, int world, void *comm,
-                          int quiet, herd_error *err) {
+herd_status cli_apply_model_norm(herd_model *m, herd_dataset **const *sets, herd_dataset **base, int n, int quiet,
+                                 herd_error *err) {
+    const double *norm = herd_model_input_norm(m);
+    if (!norm) return HERD_OK;
+    int c, h, w;
+    herd_model_input_shape(m, &c, &h, &w);
+    herd_status st = HERD_OK;
+    for (int i = 0; i < n && !st; i++) {
+        if (!*sets[i]) continue;
+        herd_dataset *view;
+        if ((st = herd_dataset_normalize(&view, *sets[i], norm, norm + c, err))) break;
+        base[i] = *sets[i];
+        *sets[i] = view;
+    }
+    if (!st && !quiet)
+        fprintf(stderr, "herd: normalising inputs as the weights were trained (mean %.6g, std %.6g%s)\n", norm[0],
+                norm[c], c > 1 ? " for channel 0" : "");
+    return st;
+}
+
+herd_status cli_normalize(herd_model *m, herd_dataset **const *sets, herd_dataset **base, int n, int rank, int world,
+                          void *comm, int quiet, herd_error *err) {
     herd_data_stats s;
     herd_status st = herd_data_stats_compute(&s, *sets[0], rank, world, cli_comm_sum, comm, err);
     if (st) return st;
+    if ((st = herd_model_set_input_norm(m, s.mean, s.std, err))) { /* saved with the weights */
+        herd_data_stats_free(&s);
+        return st;
+    }
     if (rank == 0 && !quiet) {
         printf("herd: normalising inputs by the training data's stats:");
         for (int c = 0; c < s.channels && c < 8; c++) printf(" mean %.6g std %.6g%s", s.mean[c], s.std[c],
                                                              c + 1 < s.channels ? "," : "");
         printf("%s\n", s.channels > 8 ? " ..." : "");
     }
-    for (int i = 0; i < n && !st; i++) {
-        if (!*sets[i]) continue;
-        herd_dataset *view;
-        if ((st = herd_dataset_normalize(&view, *sets[i], s.mean, s.std, err))) break;
-        base[i] = *sets[i];
-        *sets[i] = view;
-    }
+    st = cli_apply_model_norm(m, sets, base, n, 1, err);
     herd_data_stats_free(&s);
     return st;
 }

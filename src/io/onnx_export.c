@@ -16,6 +16,7 @@ typedef struct exporter {
     const char *path;
     herd_error *err;
     int gelu_consts; /* the three GELU scalars were added */
+    const char *input; /* what the first layers read: "input", or "input_normalized" */
     char out[HERD_MAX_NODES][HERD_NAME_MAX + 8]; /* each node's output tensor: its name, unless that is taken */
 } exporter;
 
@@ -150,7 +151,7 @@ static void emit_pool(exporter *x, const node *n, const char *op, const char *in
 static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4) {
     const herd_model *m = x->m;
     const node *n = &m->nodes[i];
-    const char *in = n->in < 0 ? "input" : tname[n->in];
+    const char *in = n->in < 0 ? x->input : tname[n->in];
     int in4 = n->in < 0 ? (m->in_h != 1 || m->in_w != 1) : rank4[n->in];
     const char *pw = n->p_weight >= 0 ? m->params_reg[n->p_weight].info.name : NULL;
     const char *pb = n->p_bias >= 0 ? m->params_reg[n->p_bias].info.name : NULL;
@@ -256,8 +257,9 @@ static herd_status emit_node(exporter *x, int i, const char **tname, int *rank4)
     return HERD_OK;
 }
 
-/* Node outputs are named after the layers, except a layer called "input" (the graph's input)
- * or "logits" before the last layer (the graph's output), which gets "_out" appended. */
+/* Node outputs are named after the layers, except a layer called "input" (the graph's input),
+ * "logits" before the last layer (the graph's output) or one of the input normalisation's
+ * names, which gets "_out" appended. */
 static herd_status export_graph(exporter *x, const herd_model *m, const char *path, herd_error *err) {
     x->m = m, x->path = path, x->err = err;
     const char *tname[HERD_MAX_NODES];
@@ -265,10 +267,33 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     herd_status st = HERD_OK;
     for (int i = 0; i < m->n_nodes; i++) {
         const char *name = m->nodes[i].name;
-        int taken = !strcmp(name, "input") || (!strcmp(name, "logits") && i != m->n_nodes - 1);
+        int taken = !strcmp(name, "input") || (!strcmp(name, "logits") && i != m->n_nodes - 1) ||
+                    (m->input_norm && (!strcmp(name, "input_mean") || !strcmp(name, "input_inv_std") ||
+                                       !strcmp(name, "input_centered") || !strcmp(name, "input_normalized")));
         snprintf(x->out[i], sizeof x->out[i], "%s%s", name, taken ? "_out" : "");
     }
     pb_put_string(&x->graph, GRAPH_NAME, "herd");
+    x->input = "input";
+    if (m->input_norm) { /* the weights' input normalisation, as herd applies it: (x - mean) * (1 / std) */
+        float *v = malloc(2 * (size_t)m->in_c * sizeof *v);
+        if (!v) {
+            pb_writer_free(&x->graph);
+            return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+        }
+        for (int c = 0; c < m->in_c; c++) {
+            double sd = m->input_norm[m->in_c + c];
+            v[c] = (float)m->input_norm[c];
+            v[m->in_c + c] = sd > 0 ? (float)(1.0 / sd) : 1.0f;
+        }
+        int flat = m->in_h == 1 && m->in_w == 1;
+        int64_t dims[3] = {m->in_c, 1, 1};
+        initializer(x, "input_mean", flat ? 1 : 3, dims, v, m->in_c);
+        initializer(x, "input_inv_std", flat ? 1 : 3, dims, v + m->in_c, m->in_c);
+        free(v);
+        simple_node(x, "Sub", "input_centered", "input_centered", "input", "input_mean");
+        simple_node(x, "Mul", "input_normalized", "input_normalized", "input_centered", "input_inv_std");
+        x->input = "input_normalized";
+    }
     for (int i = 0; i < m->n_nodes && st == HERD_OK; i++) st = emit_node(x, i, tname, rank4);
     if (st != HERD_OK) {
         pb_writer_free(&x->graph);

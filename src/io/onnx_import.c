@@ -68,14 +68,14 @@ typedef struct graph_io {
 } graph_io;
 
 /* What an ONNX tensor name stands for during translation. */
-typedef enum value_kind { V_LAYER, V_CONST, V_GELU } value_kind;
+typedef enum value_kind { V_LAYER, V_CONST, V_GELU, V_CENTERED } value_kind;
 enum { G_DIV = 1, G_ERF = 2, G_ERF1 = 4, G_X = 8, G_HALF = 16 };
 
 typedef struct value {
     str name;
     value_kind kind;
     int layer;        /* V_LAYER / V_GELU base: the producing layer, -1 = the model input */
-    int tensor;       /* V_CONST: index into tensors */
+    int tensor;       /* V_CONST: index into tensors; V_CENTERED: the mean subtracted from the input */
     int flags;        /* V_GELU: which parts of x * 0.5 * (1 + erf(x / sqrt 2)) are present */
     int pad_h, pad_w; /* V_LAYER: zero padding from a Pad node, for the next Conv/AveragePool */
 } value;
@@ -108,6 +108,7 @@ typedef struct importer {
     int n_layers;
     int in_c, in_h, in_w;
     int drop_softmax;
+    double *norm; /* input normalisation (in_c means, in_c stds) when the graph starts with one */
 } importer;
 
 static herd_status fail(importer *im, herd_status st, const char *fmt, ...)
@@ -538,6 +539,7 @@ static const char *const supported_ops[] = {
     "Div",
     "Erf",
     "Mul",
+    "Sub",
     "BatchNormalization",
     "Dropout",
     "Identity",
@@ -991,8 +993,67 @@ static herd_status tr_add(importer *im, const onnx_node *n) {
 }
 
 /* Mul and Div only appear inside x * 0.5 * (1 + erf(x / sqrt 2)). */
+/* ---- input normalisation: Sub(input, mean) then Div(., std) or Mul(., 1 / std), each constant
+ * with one value per input channel (shape [C], [C,1,1] or [1,C,1,1]), before any layer: it
+ * becomes the model's input normalisation (herd_model_input_norm), as herd exports it. ---- */
+
+static herd_status per_channel(importer *im, const onnx_node *n, int t, double *out) {
+    const onnx_tensor *x = &im->tensors[t];
+    int64_t ones = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->dims[d] != im->in_c) ones *= x->dims[d];
+    if (x->numel != im->in_c || ones != 1)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): input normalisation needs %d values (one per input channel)",
+                    SHOW(n->name), SHOW(n->op), im->in_c);
+    return tensor_values(im, x, NULL, out);
+}
+
+static herd_status tr_sub(importer *im, const onnx_node *n) {
+    value *a = n->n_in == 2 ? find_value(im, n->in[0]) : NULL;
+    int t = n->n_in == 2 ? const_input(im, n, 1) : -1;
+    if (!a || a->kind != V_LAYER || a->layer != -1 || im->n_layers || im->norm || t < 0 || n->n_out < 1)
+        return fail(im, HERD_EUNSUPPORTED,
+                    "node '%s' (Sub): Sub is only supported as the input normalisation (graph input minus a "
+                    "per-channel constant, first)", SHOW(n->name));
+    double *mean = malloc(sizeof(double) * (size_t)im->in_c);
+    if (!mean) return fail(im, HERD_ENOMEM, "out of memory");
+    herd_status st = per_channel(im, n, t, mean);
+    free(mean); /* read again when the scale comes */
+    return st ? st : set_value(im, n->out[0], (value){.kind = V_CENTERED, .tensor = t});
+}
+
+/* Div(centered, std) or Mul(centered, inv_std): the model input, normalised. */
+static herd_status tr_input_scale(importer *im, const onnx_node *n, const value *centered, int t, int is_div) {
+    im->norm = malloc(2 * sizeof(double) * (size_t)im->in_c);
+    if (!im->norm) return fail(im, HERD_ENOMEM, "out of memory");
+    double *mean = im->norm, *std = im->norm + im->in_c;
+    herd_status st = per_channel(im, n, centered->tensor, mean);
+    if (!st) st = per_channel(im, n, t, std);
+    for (int c = 0; c < im->in_c && !st; c++) {
+        double s = is_div ? std[c] : 1.0 / std[c];
+        if (!isfinite(mean[c]) || !isfinite(s) || s <= 0)
+            return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): input normalisation of channel %d is not finite and "
+                        "positive", SHOW(n->name), SHOW(n->op), c);
+        std[c] = s;
+    }
+    return st ? st : set_value(im, n->out[0], (value){.kind = V_LAYER, .layer = -1});
+}
+
 static herd_status tr_gelu_part(importer *im, const onnx_node *n) {
     herd_status st;
+    if (n->n_in == 2 && n->n_out >= 1) {
+        value *a = find_value(im, n->in[0]), *b = find_value(im, n->in[1]);
+        int is_div = str_eq(n->op, "Div");
+        if (a && b && !is_div && b->kind == V_CENTERED) {
+            value *t = a;
+            a = b;
+            b = t;
+        }
+        if (a && b && a->kind == V_CENTERED && b->kind == V_CONST) return tr_input_scale(im, n, a, b->tensor, is_div);
+        if (a && b && (a->kind == V_CENTERED || b->kind == V_CENTERED))
+            return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): the centred input must be scaled by a constant",
+                        SHOW(n->name), SHOW(n->op));
+    }
     if (n->n_in != 2 || n->n_out < 1)
         return fail(im, HERD_EFORMAT, "node '%s' (%s) needs 2 inputs", SHOW(n->name), SHOW(n->op));
     value *a = find_value(im, n->in[0]), *b = find_value(im, n->in[1]);
@@ -1042,8 +1103,9 @@ static herd_status tr_gelu_part(importer *im, const onnx_node *n) {
     }
     return set_value(im, n->out[0], v);
 unsupported:
-    return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): Mul and Div are only supported as parts of GELU", SHOW(n->name),
-                SHOW(n->op));
+    return fail(im, HERD_EUNSUPPORTED,
+                "node '%s' (%s): Mul and Div are only supported as parts of GELU or of the input normalisation",
+                SHOW(n->name), SHOW(n->op));
 }
 
 static herd_status tr_erf(importer *im, const onnx_node *n) {
@@ -1116,6 +1178,7 @@ static const struct {
     {"Tanh", tr_tanh},
     {"Div", tr_gelu_part},
     {"Mul", tr_gelu_part},
+    {"Sub", tr_sub},
     {"Erf", tr_erf},
     {"BatchNormalization", tr_batchnorm},
     {"Dropout", tr_identity},
@@ -1235,6 +1298,7 @@ static void importer_free(importer *im) {
     free(im->tensors);
     free(im->values);
     free(im->layers);
+    free(im->norm);
 }
 
 static herd_status read_file(importer *im) {
@@ -1332,6 +1396,7 @@ herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_erro
         herd_model_init_params(m, 0); /* every tensor is overwritten; this sets the rest (dropout seed) */
         for (int i = 0; i < im.n_layers && st == HERD_OK; i++) st = load_layer(&im, m, &im.layers[i]);
     }
+    if (st == HERD_OK && im.norm) st = herd_model_set_input_norm(m, im.norm, im.norm + im.in_c, err);
     if (st == HERD_OK) snprintf(m->source, sizeof m->source, "%s", path);
     free(text);
     importer_free(&im);

@@ -81,7 +81,40 @@ void herd_model_destroy(herd_model *m) {
     herd_aligned_free(m->params);
     herd_aligned_free(m->grads);
     herd_aligned_free(m->buffers);
+    free(m->input_norm);
     free(m);
+}
+
+herd_status herd_model_set_input_norm(herd_model *m, const double *mean, const double *std, herd_error *err) {
+    if (!mean || !std) {
+        free(m->input_norm);
+        m->input_norm = NULL;
+        return HERD_OK;
+    }
+    for (int c = 0; c < m->in_c; c++)
+        if (!isfinite(mean[c]) || !isfinite(std[c]) || std[c] < 0)
+            return herd_fail(err, HERD_EARG, "input normalisation of channel %d: mean %g, std %g (finite, std >= 0)",
+                             c, mean[c], std[c]);
+    double *v = m->input_norm ? m->input_norm : malloc(2 * (size_t)m->in_c * sizeof *v);
+    if (!v) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    memcpy(v, mean, (size_t)m->in_c * sizeof *v);
+    memcpy(v + m->in_c, std, (size_t)m->in_c * sizeof *v);
+    m->input_norm = v;
+    return HERD_OK;
+}
+
+const double *herd_model_input_norm(const herd_model *m) { return m->input_norm; }
+
+void herd_model_normalize_input(herd_model *m, int B) {
+    if (!m->input_norm) return;
+    int64_t plane = (int64_t)m->in_h * m->in_w;
+    for (int64_t b = 0; b < B; b++)
+        for (int c = 0; c < m->in_c; c++) {
+            float *x = m->input + (b * m->in_c + c) * plane;
+            double sd = m->input_norm[m->in_c + c];
+            float mean = (float)m->input_norm[c], inv = (float)(1.0 / (sd > 0 ? sd : 1.0));
+            for (int64_t i = 0; i < plane; i++) x[i] = (x[i] - mean) * inv;
+        }
 }
 
 const herd_spec_train *herd_model_spec_train(const herd_model *m) { return &m->train; }

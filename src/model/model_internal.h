@@ -78,6 +78,7 @@ struct herd_model {
     herd_exec ex;
     int max_batch;
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
+    double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;
     float *probs;             /* softmax probabilities for the loss */
     herd_rng dropout_rng;

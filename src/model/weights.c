@@ -1,16 +1,76 @@
 /* Weights files: the registry written to and read from safetensors by name, so files
  * map one to one onto PyTorch state_dicts (OIHW conv weights, [out, in] dense weights). */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "herd/io.h"
 #include "model/model_internal.h"
 
+/* in_c numbers as "a,b,c" (%.17g: they read back exactly); NULL when out of memory. */
+static char *format_numbers(const double *v, int n) {
+    size_t size = (size_t)n * 26 + 1, len = 0;
+    char *s = malloc(size);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (int i = 0; i < n; i++) len += (size_t)snprintf(s + len, size - len, "%s%.17g", i ? "," : "", v[i]);
+    return s;
+}
+
 herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err) {
     herd_tensor_ref refs[HERD_MAX_PARAMS];
     int n = model_registry_refs(m, refs);
-    const char *meta[] = {"format", "herd", "model", m->source};
-    return herd_safetensors_write(path, refs, n, meta, 2, err);
+    char *mean = NULL, *std = NULL;
+    const char *meta[8] = {"format", "herd", "model", m->source};
+    int n_meta = 2;
+    if (m->input_norm) {
+        mean = format_numbers(m->input_norm, m->in_c);
+        std = format_numbers(m->input_norm + m->in_c, m->in_c);
+        if (!mean || !std) {
+            free(mean);
+            free(std);
+            return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+        }
+        meta[4] = "input_mean", meta[5] = mean, meta[6] = "input_std", meta[7] = std;
+        n_meta = 4;
+    }
+    herd_status st = herd_safetensors_write(path, refs, n, meta, n_meta, err);
+    free(mean);
+    free(std);
+    return st;
+}
+
+/* Metadata value `key`: exactly n comma-separated finite numbers (stds also >= 0) into v. */
+static herd_status parse_numbers(const herd_safetensors *st, const char *key, int n, int nonneg, double *v,
+                                 herd_error *err) {
+    const char *s = herd_safetensors_meta(st, key), *path = herd_safetensors_path(st);
+    for (int i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        v[i] = strtod(s, &end);
+        if (end == s || errno || !isfinite(v[i]) || (nonneg && v[i] < 0) || *end != (i + 1 < n ? ',' : 0))
+            return herd_fail(err, HERD_EFORMAT,
+                             "%s: metadata %s must be %d comma-separated finite numbers%s (one per input channel); "
+                             "number %d is not",
+                             path, key, n, nonneg ? " >= 0" : "", i + 1);
+        s = end + 1;
+    }
+    return HERD_OK;
+}
+
+/* The file's input normalisation into norm (2 * in_c values); *has = 0 when it has none. */
+static herd_status read_input_norm(const herd_model *m, const herd_safetensors *st, double *norm, int *has,
+                                   herd_error *err) {
+    const char *mean = herd_safetensors_meta(st, "input_mean"), *std = herd_safetensors_meta(st, "input_std");
+    *has = mean || std;
+    if (!*has) return HERD_OK;
+    if (!mean || !std)
+        return herd_fail(err, HERD_EFORMAT, "%s: metadata has %s without %s", herd_safetensors_path(st),
+                         mean ? "input_mean" : "input_std", mean ? "input_std" : "input_mean");
+    herd_status s = parse_numbers(st, "input_mean", m->in_c, 0, norm, err);
+    return s ? s : parse_numbers(st, "input_std", m->in_c, 1, norm + m->in_c, err);
 }
 
 static int same_shape(const herd_param_info *p, const herd_tensor_ref *t) {
@@ -80,7 +140,13 @@ herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
     herd_safetensors *st = NULL;
     herd_status s = herd_safetensors_open(&st, path, err);
     if (s) return s;
-    s = model_load_tensors(m, st, NULL, err);
+    double *norm = malloc(2 * (size_t)m->in_c * sizeof *norm);
+    int has = 0;
+    if (!norm) s = herd_fail(err, HERD_ENOMEM, "out of memory");
+    if (!s) s = read_input_norm(m, st, norm, &has, err); /* checked before anything changes */
+    if (!s) s = model_load_tensors(m, st, NULL, err);
+    if (!s) s = herd_model_set_input_norm(m, has ? norm : NULL, has ? norm + m->in_c : NULL, err);
+    free(norm);
     herd_safetensors_close(st);
     return s;
 }

@@ -46,7 +46,11 @@ herd_status herd_fit(herd_model *m, const float *x, const int32_t *y, int64_t n,
     herd_dataset *ds = NULL;
     herd_status st = herd_dataset_from_f32(&ds, xc, yc, n, c, h, w, classes < 2 ? 2 : classes, "arrays", err);
     if (st) return st; /* the dataset owns xc and yc from here, also on failure */
-    st = herd_train(m, ds, NULL, cfg, cb, err);
+    const double *norm = herd_model_input_norm(m); /* weights trained on normalised inputs keep them */
+    herd_dataset *view = NULL;
+    if (norm) st = herd_dataset_normalize(&view, ds, norm, norm + c, err);
+    if (!st) st = herd_train(m, view ? view : ds, NULL, cfg, cb, err);
+    if (view) herd_dataset_close(view);
     herd_dataset_close(ds);
     return st;
 }
@@ -60,6 +64,7 @@ herd_status herd_predict(herd_model *m, const float *x, int64_t n, float *probs,
     for (int64_t off = 0; off < n; off += max_batch) {
         int B = (int)(n - off < max_batch ? n - off : max_batch);
         memcpy(herd_model_input(m), x + off * per, (size_t)B * per * sizeof(float));
+        herd_model_normalize_input(m, B);
         herd_status st = herd_model_forward(m, B, 0, err);
         if (st) return st;
         const float *y = herd_model_output(m);

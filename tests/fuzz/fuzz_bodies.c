@@ -4,6 +4,7 @@
 #include "fuzz_bodies.h"
 
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +345,10 @@ static void walk_safetensors(const herd_safetensors *st) {
     if (v) touch(v, strlen(v));
 }
 
+static const char ST_SPEC[] = "input 2x2x2\nflatten\ndense 3\n"; /* fc1-like names: dense1.weight [3, 8] */
+static herd_model *st_model;
+static void st_teardown(void) { herd_model_destroy(st_model); }
+
 int fuzz_safetensors(const uint8_t *data, size_t size) {
     if (size > (1 << 20)) return 0;
     const char *path = scratch_path("fuzz.safetensors");
@@ -355,6 +360,16 @@ int fuzz_safetensors(const uint8_t *data, size_t size) {
     if (s == HERD_OK) walk_safetensors(st);
     else if (st) fuzz_fail("safetensors: failed but returned a handle");
     herd_safetensors_close(st);
+    if (s == HERD_OK) { /* as the weights of a small model: tensors, and metadata such as input_mean/input_std */
+        if (!st_model && (herd_model_parse(&st_model, ST_SPEC, "fuzz_st.spec", &err) == HERD_OK))
+            atexit(st_teardown);
+        if (!st_model) fuzz_fail("safetensors: cannot set up the model: %s", err.msg);
+        herd_status l = herd_model_load(st_model, path, &err);
+        check_error(l, &err, path, "safetensors load");
+        const double *norm = herd_model_input_norm(st_model);
+        for (int c = 0; l == HERD_OK && norm && c < 4; c++)
+            if (!isfinite(norm[c]) || (c >= 2 && norm[c] < 0)) fuzz_fail("safetensors: loaded a bad normalisation");
+    }
     return 0;
 }
 

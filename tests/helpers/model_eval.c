@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
     }
     if (herd_model_prepare(m, "ref", B, 1, &err)) goto fail;
     memcpy(herd_model_input(m), x->data, (size_t)B * (size_t)per * sizeof(float));
+    herd_model_normalize_input(m, B); /* raw inputs, as herd_predict takes them */
     if (herd_model_forward(m, B, 0, &err)) goto fail;
     int K = herd_model_output_size(m);
     herd_tensor_ref out = {
