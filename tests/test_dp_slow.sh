@@ -47,4 +47,13 @@ took=$(( $(date +%s) - start ))
 [ $rc != 0 ] && [ $rc != 124 ] && pass || fail "hung rank: exit $rc"
 [ $took -le 10 ] && pass || fail "hung rank: took $took s"
 grep -q "no answer within 5 s.*silent rank(s): 1 " "$TMP/err" && pass || fail "hung rank message: $(head -c 400 "$TMP/err")"
+# a whole rank stopped (SIGSTOP, as kill -STOP or a frozen machine): found by the liveness
+# check with the default --timeout (60 s), named, within 10 s
+start=$(date +%s)
+HERD_TEST_FAULT=stop:1:3 timeout 60 "$HERD" train "$SMALL" "${common[@]}" -n 2 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+took=$(( $(date +%s) - start ))
+[ $rc != 0 ] && [ $rc != 124 ] && pass || fail "stopped rank: exit $rc"
+[ $took -le 10 ] && pass || fail "stopped rank: took $took s"
+grep -q "rank(s) 1 stopped responding" "$TMP/err" && pass || fail "stopped rank message: $(head -c 400 "$TMP/err")"
 summary

@@ -49,8 +49,9 @@ static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
 }
 
-/* Test-only fault injection: HERD_TEST_FAULT="kill|hang:RANK:STEP" makes that rank kill
- * itself with SIGKILL (as kill -9 would) or stop answering after the STEP-th step this
+/* Test-only fault injection: HERD_TEST_FAULT="kill|hang|stop:RANK:STEP" makes that rank kill
+ * itself with SIGKILL (as kill -9 would), stop answering in its main thread (its other threads
+ * go on), or stop as a whole with SIGSTOP (as kill -STOP would) after the STEP-th step this
  * process has run (counted from 1, across epochs). */
 static void inject_fault(const train_ui *ui, int64_t step) {
     /* HERD_TEST_DELAY="RANK:MS": a straggler, that rank sleeps MS milliseconds every step */
@@ -67,6 +68,7 @@ static void inject_fault(const train_ui *ui, int64_t step) {
     if (!f || sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3 || rank != ui->rank || step != at) return;
     fflush(NULL);
     if (!strcmp(kind, "kill")) raise(SIGKILL);
+    if (!strcmp(kind, "stop")) raise(SIGSTOP);
     if (!strcmp(kind, "hang"))
         for (;;) pause();
 }

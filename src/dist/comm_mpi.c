@@ -13,6 +13,121 @@
 
 #define MAX_REQUESTS 256
 
+/* Liveness: every process of the world runs a responder thread that answers pings on its own
+ * communicator (it polls every 50 ms: a blocking MPI_Recv would spin a core). A wait that has
+ * gone on for PING_AFTER_S pings every other process and gives them PING_WINDOW_S to answer:
+ * one that cannot answer at all (stopped, swapped out for good, its whole process stuck) is
+ * named within about 5 s, whatever --timeout says; one that answers is only slow, and the
+ * wait goes on to the deadline (a rank whose main thread alone is stuck is named there). */
+#define PING_AFTER_S 3.0
+#define PING_WINDOW_S 2.0
+enum { TAG_PING = 91, TAG_PONG = 92 };
+
+typedef struct watch {
+    MPI_Comm comm; /* a dup of the world, for pings and pongs only */
+    pthread_t thread;
+    int started, rank, size, round;
+} watch;
+static watch g_watch; /* one per process: the world's */
+
+static void *watch_main(void *arg) {
+    watch *w = arg;
+    for (;;) {
+        int token = 0, done = 0;
+        MPI_Request r;
+        MPI_Status s;
+        MPI_Irecv(&token, 1, MPI_INT, MPI_ANY_SOURCE, TAG_PING, w->comm, &r);
+        while (!done) {
+            if (MPI_Test(&r, &done, &s) != MPI_SUCCESS) return NULL;
+            if (!done) {
+                struct timespec ts = {0, 50000000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (s.MPI_SOURCE == w->rank && token < 0) return NULL; /* herd_comm_close says quit */
+        MPI_Send(&token, 1, MPI_INT, s.MPI_SOURCE, TAG_PONG, w->comm); /* 4 bytes: sent eagerly */
+    }
+}
+
+static void watch_start(MPI_Comm world, int rank, int size) {
+    if (size < 2 || MPI_Comm_dup(world, &g_watch.comm) != MPI_SUCCESS) return;
+    MPI_Comm_set_errhandler(g_watch.comm, MPI_ERRORS_RETURN);
+    g_watch.rank = rank, g_watch.size = size;
+    if (pthread_create(&g_watch.thread, NULL, watch_main, &g_watch) == 0) g_watch.started = 1;
+    else MPI_Comm_free(&g_watch.comm);
+}
+
+static void watch_stop(void) {
+    if (!g_watch.started) return;
+    int quit = -1;
+    MPI_Send(&quit, 1, MPI_INT, g_watch.rank, TAG_PING, g_watch.comm);
+    pthread_join(g_watch.thread, NULL);
+    MPI_Comm_free(&g_watch.comm);
+    g_watch.started = 0;
+}
+
+/* A liveness check in flight: pings sent to every other process, pongs awaited. */
+typedef struct ping_round {
+    int active, round, *tokens, *answered;
+    MPI_Request *recvs;
+    double until;
+} ping_round;
+
+static void ping_start(ping_round *p) {
+    int n = g_watch.size;
+    memset(p, 0, sizeof *p);
+    p->tokens = calloc((size_t)n, sizeof *p->tokens);
+    p->answered = calloc((size_t)n, sizeof *p->answered);
+    p->recvs = calloc((size_t)n, sizeof *p->recvs);
+    if (!p->tokens || !p->answered || !p->recvs) { /* no check this time; the deadline still holds */
+        free(p->tokens), free(p->answered), free(p->recvs);
+        memset(p, 0, sizeof *p);
+        return;
+    }
+    p->round = ++g_watch.round;
+    for (int q = 0; q < n; q++) {
+        p->recvs[q] = MPI_REQUEST_NULL;
+        if (q == g_watch.rank) continue;
+        MPI_Request s;
+        MPI_Isend(&g_watch.round, 1, MPI_INT, q, TAG_PING, g_watch.comm, &s); /* a buffer that outlives this wait */
+        MPI_Request_free(&s);
+        MPI_Irecv(&p->tokens[q], 1, MPI_INT, q, TAG_PONG, g_watch.comm, &p->recvs[q]);
+    }
+    p->until = herd_now() + PING_WINDOW_S;
+    p->active = 1;
+}
+
+/* Collects pongs (an earlier round's late answer is read and waited past). Returns 1 once
+ * every process answered, -1 when the window closed with some silent (listed in out), else 0. */
+static int ping_poll(ping_round *p, char *out, size_t size) {
+    int pending = 0;
+    for (int q = 0; q < g_watch.size; q++) {
+        if (q == g_watch.rank || p->answered[q]) continue;
+        int done = 0;
+        MPI_Test(&p->recvs[q], &done, MPI_STATUS_IGNORE);
+        if (done && p->tokens[q] == p->round) p->answered[q] = 1;
+        else if (done) MPI_Irecv(&p->tokens[q], 1, MPI_INT, q, TAG_PONG, g_watch.comm, &p->recvs[q]);
+        else pending++;
+    }
+    if (!pending) return 1;
+    if (herd_now() < p->until) return 0;
+    size_t len = 0;
+    out[0] = 0;
+    for (int q = 0; q < g_watch.size && len < size; q++)
+        if (q != g_watch.rank && !p->answered[q]) len += (size_t)snprintf(out + len, size - len, "%s%d", len ? ", " : "", q);
+    return -1;
+}
+
+static void ping_end(ping_round *p) { /* receives still open are cancelled (and completed) before their buffers go */
+    for (int q = 0; p->recvs && q < g_watch.size; q++)
+        if (p->recvs[q] != MPI_REQUEST_NULL) {
+            MPI_Cancel(&p->recvs[q]);
+            MPI_Wait(&p->recvs[q], MPI_STATUS_IGNORE);
+        }
+    free(p->tokens), free(p->answered), free(p->recvs);
+    memset(p, 0, sizeof *p);
+}
+
 struct herd_comm_request {
     MPI_Request r;
     float *buf;
@@ -91,6 +206,7 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
             c->one_host = node_size == c->size;
             MPI_Comm_free(&node);
         }
+        if (c->threads_ok) watch_start(c->comm, c->rank, c->size);
     }
     *out = c;
     return HERD_OK;
@@ -158,6 +274,7 @@ void herd_comm_close(herd_comm *c) {
         pthread_join(c->progress_thread, NULL);
         MPI_Comm_free(&c->progress_comm);
     }
+    if (c->mpi == 1) watch_stop();
     if (c->mpi) {
         MPI_Op_free(&c->bf16_sum);
         MPI_Comm_free(&c->alive);
@@ -222,8 +339,9 @@ done:
 herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err) {
     herd_status st = HERD_OK;
     if (c->mpi) {
-        double deadline = herd_now() + c->timeout;
+        double deadline = herd_now() + c->timeout, next_ping = herd_now() + PING_AFTER_S;
         int done = 0, polls = 0;
+        ping_round ping = {0};
         while (!done) {
             int rc = MPI_Test(&req->r, &done, MPI_STATUS_IGNORE);
             if (rc != MPI_SUCCESS) {
@@ -231,6 +349,21 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
                 break;
             }
             if (done) break;
+            if (g_watch.started && !ping.active && herd_now() > next_ping) ping_start(&ping);
+            if (ping.active) {
+                char silent[256];
+                int r = ping_poll(&ping, silent, sizeof silent);
+                if (r < 0) {
+                    st = herd_fail(err, HERD_EIO, "rank(s) %s stopped responding: no answer to a liveness check "
+                                   "within %.0f s, while waiting %.0f s for %s (process stopped, killed or stuck)",
+                                   silent, PING_WINDOW_S, herd_now() - (deadline - c->timeout), req->what);
+                    break;
+                }
+                if (r > 0) {
+                    ping_end(&ping);
+                    next_ping = herd_now() + PING_AFTER_S;
+                }
+            }
             if (herd_now() > deadline && req->peer >= 0) {
                 st = herd_fail(err, HERD_EIO, "rank %d gave no answer within %.0f s to a %s of %lld bytes (died or "
                                "hangs)", req->peer, c->timeout, req->what, (long long)req->n);
@@ -248,6 +381,7 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
                 nanosleep(&ts, NULL);
             }
         }
+        if (ping.active) ping_end(&ping);
     }
     if (st == HERD_OK && req->scratch)
         for (int64_t i = 0; i < req->n; i++) req->buf[i] = herd_bf16_to_f32(req->scratch[i]);
