@@ -49,4 +49,19 @@ took=$(( $(date +%s) - start ))
 [ $rc != 0 ] && pass || fail "killed remote rank: exit 0"
 [ $took -le 10 ] && pass || fail "killed remote rank: took $took s"
 grep -qi "rank 1" "$TMP/err" && pass || fail "killed rank not named: $(head -c 400 "$TMP/err")"
+# A remote rank stopped as a whole (SIGSTOP): the liveness check names it within 10 s, default --timeout.
+start=$(date +%s)
+HERD_TEST_FAULT=stop:1:3 netns_mpirun -x HERD_TEST_FAULT -np 2 "$HERD" train "$FASHION" "${common[@]}" \
+    >"$TMP/out" 2>"$TMP/err" &
+job=$!
+( sleep 60 && kill -9 $job ) >/dev/null 2>&1 & # never a hung test, whatever happens
+dog=$!
+wait $job
+rc=$?
+pkill -P $dog sleep 2>/dev/null
+kill $dog 2>/dev/null
+took=$(( $(date +%s) - start ))
+[ $rc != 0 ] && pass || fail "stopped remote rank: exit 0"
+[ $took -le 10 ] && pass || fail "stopped remote rank: took $took s"
+grep -q "rank(s) 1 stopped responding" "$TMP/err" && pass || fail "stopped rank not named: $(head -c 400 "$TMP/err")"
 summary
