@@ -32,28 +32,22 @@ grep -q "world size (3) to divide" "$TMP/err" && pass || fail "3 ranks with 4 gr
 expect_exit 0 "bf16" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --grad-compress bf16 --save "$TMP/bf.st"
 compare_weights "$TMP/r2.st" "$TMP/bf.st" 5e-2 && pass || fail "bf16 weights too far from fp32"
 
-# faults: a killed rank and a hung rank stop everyone, non-zero, within 10 s
-start=$(date +%s)
-HERD_TEST_FAULT=kill:1:3 timeout 60 "$HERD" train "$SMALL" "${common[@]}" -n 2 >"$TMP/out" 2>"$TMP/err"
-rc=$?
-took=$(( $(date +%s) - start ))
-[ $rc != 0 ] && [ $rc != 124 ] && pass || fail "killed rank: exit $rc"
-[ $took -le 10 ] && pass || fail "killed rank: took $took s"
-grep -qi "rank 1" "$TMP/err" && pass || fail "killed rank not named: $(head -c 400 "$TMP/err")"
-start=$(date +%s)
-HERD_TEST_FAULT=hang:1:3 timeout 60 "$HERD" train "$SMALL" "${common[@]}" -n 2 --timeout 5 >"$TMP/out" 2>"$TMP/err"
-rc=$?
-took=$(( $(date +%s) - start ))
-[ $rc != 0 ] && [ $rc != 124 ] && pass || fail "hung rank: exit $rc"
-[ $took -le 10 ] && pass || fail "hung rank: took $took s"
-grep -q "no answer within 5 s.*silent rank(s): 1 " "$TMP/err" && pass || fail "hung rank message: $(head -c 400 "$TMP/err")"
-# a whole rank stopped (SIGSTOP, as kill -STOP or a frozen machine): found by the liveness
-# check with the default --timeout (60 s), named, within 10 s
-start=$(date +%s)
-HERD_TEST_FAULT=stop:1:3 timeout 60 "$HERD" train "$SMALL" "${common[@]}" -n 2 >"$TMP/out" 2>"$TMP/err"
-rc=$?
-took=$(( $(date +%s) - start ))
-[ $rc != 0 ] && [ $rc != 124 ] && pass || fail "stopped rank: exit $rc"
-[ $took -le 10 ] && pass || fail "stopped rank: took $took s"
-grep -q "rank(s) 1 stopped responding" "$TMP/err" && pass || fail "stopped rank message: $(head -c 400 "$TMP/err")"
+# faults: a rank killed (kill -9), hung in its main thread (with --timeout 5), or stopped as a
+# whole (SIGSTOP, as kill -STOP or a frozen machine: found by the liveness check with the
+# default --timeout of 60 s) stops everyone, non-zero, within 10 s, naming the rank.
+#   fault_case WHAT FAULT PATTERN [extra train options]
+fault_case() {
+    local what=$1 fault=$2 pattern=$3 start rc took
+    shift 3
+    start=$(date +%s)
+    HERD_TEST_FAULT=$fault timeout 60 "$HERD" train "$SMALL" "${common[@]}" -n 2 "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    took=$(( $(date +%s) - start ))
+    [ $rc != 0 ] && [ $rc != 124 ] && pass || fail "$what: exit $rc"
+    [ $took -le 10 ] && pass || fail "$what: took $took s"
+    grep -qiE "$pattern" "$TMP/err" && pass || fail "$what: message lacks /$pattern/: $(head -c 400 "$TMP/err")"
+}
+fault_case "killed rank" kill:1:3 "rank 1"
+fault_case "hung rank" hang:1:3 "no answer within 5 s.*silent rank\(s\): 1 " --timeout 5
+fault_case "stopped rank" stop:1:3 "rank\(s\) 1 stopped responding"
 summary
