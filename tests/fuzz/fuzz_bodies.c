@@ -16,6 +16,7 @@
 #include "herd/data.h"
 #include "herd/io.h"
 #include "herd/model.h"
+#include "herd/onnx.h"
 #include "herd/train.h"
 #include "io/json.h"
 #include "train/trainer_internal.h"
@@ -373,6 +374,33 @@ int fuzz_safetensors(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---- onnx: the bytes as an ONNX model file, imported as `herd eval x.onnx` would ---- */
+
+int fuzz_onnx(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.onnx");
+    write_file(path, data, size);
+    herd_model *m = NULL;
+    herd_error err = {0};
+    herd_status s = herd_model_import_onnx(&m, path, &err);
+    check_error(s, &err, path, "onnx");
+    if (s != HERD_OK) {
+        if (m) fuzz_fail("onnx: failed but returned a model");
+        return 0;
+    }
+    if (!m) fuzz_fail("onnx: succeeded without a model");
+    int64_t n;
+    const float *p = herd_model_params(m, &n);
+    touch(p, (size_t)n * sizeof(float)); /* every weight it claims is there */
+    const double *norm = herd_model_input_norm(m);
+    int c, h, w;
+    herd_model_input_shape(m, &c, &h, &w);
+    for (int i = 0; norm && i < 2 * c; i++)
+        if (!isfinite(norm[i]) || (i >= c && norm[i] <= 0)) fuzz_fail("onnx: imported a bad input normalisation");
+    herd_model_destroy(m);
+    return 0;
+}
+
 /* ---- checkpoint: the bytes as the newest checkpoint of a tiny model trained with Adam ---- */
 
 static const char CKPT_SPEC[] = "input 2x4x4\nconv 2 3 pad=1\nbatchnorm relu\nflatten\ndense 3\n";
@@ -478,6 +506,6 @@ int fuzz_cli(const uint8_t *data, size_t size) {
 const fuzz_target fuzz_targets[] = {
     {"spec", fuzz_spec},           {"idx", fuzz_idx},
     {"cifar", fuzz_cifar},         {"json", fuzz_json},
-    {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint},
+    {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint}, {"onnx", fuzz_onnx},
     {"cli", fuzz_cli},             {NULL, NULL},
 };

@@ -15,6 +15,7 @@ int fuzz_cifar(const uint8_t *data, size_t size);
 int fuzz_json(const uint8_t *data, size_t size);
 int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_checkpoint(const uint8_t *data, size_t size);
+int fuzz_onnx(const uint8_t *data, size_t size);
 int fuzz_cli(const uint8_t *data, size_t size);
 
 typedef struct fuzz_target {
