@@ -162,6 +162,42 @@ with tempfile.TemporaryDirectory() as d:
         for ep, j in enumerate(logs, 1):
             last = [v for s, v in run if s == 6 * ep]
             ok(last and abs(last[0] - j["loss"]) <= 1e-5, f"epoch {ep}: last running loss {last} = epoch loss {j['loss']}")
+    # --tb-grad-norms, checked independently: one plain SGD step (lr 0.5, 32 samples, batch 32)
+    # moves each layer's weights by lr * its gradient, so grad_norm/LAYER = |w1 - w0| / lr
+    g = os.path.join(d, "g")
+    os.makedirs(g)
+    subset(g, 32, 32)
+    w0, w1, tbg = os.path.join(d, "w0.st"), os.path.join(d, "w1.st"), os.path.join(d, "tbg")
+    common = ["--data", g, "--epochs", "1", "--batch", "32", "--optimizer", "sgd", "--threads", "1", "--progress", "none"]
+    r0 = subprocess.run([HERD, "train", spec, *common, "--lr", "0.01", "--save", w0], capture_output=True, text=True)
+    r1 = subprocess.run([HERD, "train", spec, *common, "--lr", "0.5", "--weights", w0, "--save", w1, "--tensorboard",
+                         tbg, "--tb-every", "1", "--tb-grad-norms"], capture_output=True, text=True)
+    ok(r0.returncode == 0 and r1.returncode == 0, f"--tb-grad-norms runs: {r0.stderr[:200]} {r1.stderr[:200]}")
+    if r1.returncode == 0:
+        ev = read_events(os.path.join(tbg, os.listdir(tbg)[0]))
+        norms = {e["tag"][len("grad_norm/"):]: (e["step"], e["value"]) for e in ev if e.get("tag", "").startswith("grad_norm/")}
+        ok(sorted(norms) == ["conv1", "dense1", "total"], f"grad_norm tags: {sorted(norms)}")
+
+        def tensors(path):
+            b = open(path, "rb").read()
+            n = struct.unpack("<Q", b[:8])[0]
+            h = json.loads(b[8:8 + n])
+            return {k: struct.unpack(f"<{(v['data_offsets'][1] - v['data_offsets'][0]) // 4}f",
+                                     b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+                    for k, v in h.items() if k != "__metadata__"}
+        a, b = tensors(w0), tensors(w1)
+        total = 0.0
+        for layer in ("conv1", "dense1"):
+            sq = sum((y - x) ** 2 for k in a if k.startswith(layer + ".") for x, y in zip(a[k], b[k]))
+            total += sq
+            want = sq ** 0.5 / 0.5
+            step, got = norms.get(layer, (None, float("nan")))
+            ok(step == 1 and abs(got - want) <= 1e-3 * want, f"grad_norm/{layer} {got} at step {step} vs |dw|/lr {want}")
+        got = norms.get("total", (0, float("nan")))[1]
+        ok(abs(got - total ** 0.5 / 0.5) <= 1e-3 * got, f"grad_norm/total {got} vs {total ** 0.5 / 0.5}")
+    r = subprocess.run([HERD, "train", spec, "--data", g, "--tb-grad-norms", "--tensorboard", tbg], capture_output=True,
+                       text=True)
+    ok(r.returncode == 2 and "--tb-grad-norms needs --tb-every" in r.stderr, f"--tb-grad-norms without --tb-every: {r.stderr!r}")
     # an unwritable directory is one error line naming it, before any training
     bad = os.path.join(d, "log.json", "tb")
     r = subprocess.run([HERD, "train", spec, "--data", d, "--epochs", "1", "--tensorboard", bad, "--progress", "none"],

@@ -1,5 +1,6 @@
 /* herd train: options → model → data → training loop with progress → test accuracy → save. */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ typedef struct train_ui {
     FILE *json;
     herd_tb_writer *tb;  /* --tensorboard: scalars per epoch (and per --tb-every steps) */
     int tb_every;
+    herd_model *tb_grads; /* --tb-grad-norms: the model whose gradient norms go with each --tb-every step */
     int64_t tb_steps;    /* steps per epoch, for the global step of per-step scalars */
     int epoch;
     int show;
@@ -41,6 +43,32 @@ static void tb_check(train_ui *ui, herd_status st, const herd_error *err) {
     cli_error("warning: TensorBoard logging stopped: %s", err->msg);
     herd_tb_close(ui->tb, NULL);
     ui->tb = NULL;
+}
+
+/* grad_norm/LAYER (the L2 norm of all of that layer's parameter gradients) for every layer with
+ * parameters, in registry order, then grad_norm/total: the step's gradients as the optimizer
+ * took them (after the exchange between ranks). */
+static herd_status tb_grad_norms(herd_tb_writer *tb, herd_model *m, int64_t step, herd_error *err) {
+    const float *g = herd_model_grads(m);
+    double total = 0, layer = 0;
+    herd_status st = HERD_OK;
+    int n = herd_model_param_count(m);
+    for (int i = 0; i < n && !st; i++) {
+        const herd_param_info *p = herd_model_param(m, i);
+        if (!p->trainable) continue;
+        for (int64_t k = 0; k < p->numel; k++) layer += (double)g[p->offset + k] * g[p->offset + k];
+        const char *dot = strrchr(p->name, '.');
+        size_t len = dot ? (size_t)(dot - p->name) : strlen(p->name);
+        int next = i + 1; /* the layer ends where the next trainable tensor has another prefix */
+        while (next < n && !herd_model_param(m, next)->trainable) next++;
+        if (next < n && !strncmp(herd_model_param(m, next)->name, p->name, len + 1)) continue;
+        char tag[160];
+        snprintf(tag, sizeof tag, "grad_norm/%.*s", (int)len, p->name);
+        st = herd_tb_scalar(tb, tag, step, (float)sqrt(layer), 0, err);
+        total += layer;
+        layer = 0;
+    }
+    return st ? st : herd_tb_scalar(tb, "grad_norm/total", step, (float)sqrt(total), 0, err);
 }
 
 static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
@@ -78,8 +106,10 @@ static void on_step(void *user, int64_t step, double loss, double acc) {
     inject_fault(ui, ++ui->steps_run);
     if (ui->tb && ui->tb_every > 0 && step % ui->tb_every == 0) {
         herd_error err = {0};
-        tb_check(ui, herd_tb_scalar(ui->tb, "train/running_loss", (ui->epoch - 1) * ui->tb_steps + step, (float)loss, 0,
-                                    &err), &err);
+        int64_t global = (ui->epoch - 1) * ui->tb_steps + step;
+        herd_status st = herd_tb_scalar(ui->tb, "train/running_loss", global, (float)loss, 0, &err);
+        if (!st && ui->tb_grads) st = tb_grad_norms(ui->tb, ui->tb_grads, global, &err);
+        tb_check(ui, st, &err);
     }
     if (ui->show) progress_update(&ui->bar, step, loss, acc);
 }
@@ -150,7 +180,7 @@ int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
-    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0;
+    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0;
     const char *trace_path = NULL;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
@@ -183,6 +213,7 @@ int cmd_train(int argc, char **argv) {
         {"--log-json", OPT_STR, &log_json, 0, 0, "FILE", "append one JSON object per epoch to FILE", 0},
         {"--tensorboard", OPT_STR, &tensorboard, 0, 0, "DIR", "write TensorBoard scalars per epoch (train/val/test loss and accuracy, lr, images_per_second) to an event file in DIR", 0},
         {"--tb-every", OPT_INT, &tb_every, 0, 1e9, "STEPS", "--tensorboard: also log train/running_loss (the epoch's running mean) every STEPS steps (default 0: off)", 0},
+        {"--tb-grad-norms", OPT_FLAG, &tb_grad_norms_on, 0, 0, NULL, "--tensorboard --tb-every: also log grad_norm/LAYER (L2 norm of each layer's parameter gradients) and grad_norm/total at those steps", 0},
         {"--save", OPT_STR, &save, 0, 0, "FILE", "write the trained weights (safetensors) to FILE", 0},
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
         {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
@@ -239,6 +270,14 @@ int cmd_train(int argc, char **argv) {
             return 2;
         }
         staleness = (int)k;
+    }
+    if ((tb_every > 0 || tb_grad_norms_on) && !tensorboard) {
+        cli_error("%s needs --tensorboard DIR", tb_grad_norms_on ? "--tb-grad-norms" : "--tb-every");
+        return 2;
+    }
+    if (tb_grad_norms_on && tb_every <= 0) {
+        cli_error("--tb-grad-norms needs --tb-every STEPS (the steps at which the norms are logged)");
+        return 2;
     }
     if (cli_launch_local(argc, argv, workers, &r)) return r;
 
@@ -332,6 +371,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (tensorboard && herd_tb_open(&ui.tb, tensorboard, &err)) goto fail;
     ui.tb_every = tb_every;
+    if (tb_grad_norms_on) ui.tb_grads = m;
     ui.show = !quiet && mode != 3;
     if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
     int tty = mode == 1 || (mode == 0 && isatty(STDOUT_FILENO));
