@@ -36,7 +36,8 @@ cmp -s "$TMP/a0.safetensors" "$TMP/p0.safetensors" && fail "augmentation changed
 
 # --normalize auto travels with the weights (safetensors metadata input_mean / input_std) and
 # herd eval, predict, export and import apply it: the same test accuracy as training printed
-expect_exit 0 "normalize only" -- "$HERD" train "$SPEC" --data "$TMP/d" "${RUN[@]}" --normalize auto --save "$TMP/n.st"
+expect_exit 0 "normalize only" -- "$HERD" train "$SPEC" --data "$TMP/d" "${RUN[@]}" --normalize auto --save "$TMP/n.st" \
+    --checkpoint-dir "$TMP/nck"
 acc_n=$(sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p' "$TMP/out")
 stats=$(sed -n "s/^herd: normalising inputs by the training data's stats: mean \([0-9.]*\) std \([0-9.]*\)$/\1 \2/p" "$TMP/out")
 meta=$(/usr/bin/python3 -c "
@@ -44,6 +45,11 @@ import json, struct, sys
 b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; m = json.loads(b[8:8 + n])['__metadata__']
 print('%.6g %.6g' % (float(m['input_mean']), float(m['input_std'])))" "$TMP/n.st")
 [ -n "$stats" ] && [ "$meta" = "$stats" ] && pass || fail "metadata '$meta' is not the printed stats '$stats'"
+# a checkpoint serves as --weights too, normalisation included
+last_ck=$(ls "$TMP"/nck/*.safetensors | tail -1)
+expect_exit 0 "eval a checkpoint of normalised training" -- "$HERD" eval "$SPEC" --weights "$last_ck" --data "$TMP/d" \
+    --threads 1
+expect_out "a checkpoint carries the normalisation" "^accuracy: $acc_n "
 expect_exit 0 "eval normalised weights" -- "$HERD" eval "$SPEC" --weights "$TMP/n.st" --data "$TMP/d" --threads 1
 expect_out "eval applies the normalisation" "^accuracy: $acc_n "
 grep -q "normalising inputs as the weights were trained" "$TMP/err" && pass || fail "eval does not say it normalises"

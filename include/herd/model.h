@@ -160,8 +160,9 @@ void herd_model_normalize_input(herd_model *m, int B);
 
 /* ---- weights files (safetensors, names from the registry) ---- */
 herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err);
-/* Every registry tensor must be present with the same shape; extra tensors are an error.
- * The file's input normalisation (or its absence) replaces the model's. */
+/* Every registry tensor must be present with the same shape; extra tensors are an error
+ * (except the optimizer state of a herd checkpoint, which loads as weights too). The file's
+ * input normalisation (or its absence) replaces the model's. */
 herd_status herd_model_load(herd_model *m, const char *path, herd_error *err);
 
 #ifdef __cplusplus

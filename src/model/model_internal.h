@@ -104,6 +104,9 @@ int model_registry_refs(const herd_model *m, struct herd_tensor_ref *refs);
 struct herd_safetensors;
 herd_status model_load_tensors(herd_model *m, const struct herd_safetensors *st, const char *own_prefix,
                                herd_error *err);
+/* The input normalisation as safetensors metadata pairs: writes 4 strings (2 pairs) into meta
+ * and returns 2, 0 when the model has none, -1 out of memory; free owned[0] and owned[1]. */
+int model_norm_meta(const herd_model *m, const char **meta, char **owned);
 /* Pointer to registry entry i's data. */
 float *model_param_data(herd_model *m, int i);
 

@@ -19,26 +19,29 @@ static char *format_numbers(const double *v, int n) {
     return s;
 }
 
+int model_norm_meta(const herd_model *m, const char **meta, char **owned) {
+    owned[0] = owned[1] = NULL;
+    if (!m->input_norm) return 0;
+    owned[0] = format_numbers(m->input_norm, m->in_c);
+    owned[1] = format_numbers(m->input_norm + m->in_c, m->in_c);
+    if (!owned[0] || !owned[1]) {
+        free(owned[0]), free(owned[1]);
+        owned[0] = owned[1] = NULL;
+        return -1;
+    }
+    meta[0] = "input_mean", meta[1] = owned[0], meta[2] = "input_std", meta[3] = owned[1];
+    return 2;
+}
+
 herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err) {
     herd_tensor_ref refs[HERD_MAX_PARAMS];
     int n = model_registry_refs(m, refs);
-    char *mean = NULL, *std = NULL;
+    char *owned[2];
     const char *meta[8] = {"format", "herd", "model", m->source};
-    int n_meta = 2;
-    if (m->input_norm) {
-        mean = format_numbers(m->input_norm, m->in_c);
-        std = format_numbers(m->input_norm + m->in_c, m->in_c);
-        if (!mean || !std) {
-            free(mean);
-            free(std);
-            return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-        }
-        meta[4] = "input_mean", meta[5] = mean, meta[6] = "input_std", meta[7] = std;
-        n_meta = 4;
-    }
-    herd_status st = herd_safetensors_write(path, refs, n, meta, n_meta, err);
-    free(mean);
-    free(std);
+    int extra = model_norm_meta(m, meta + 4, owned);
+    if (extra < 0) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    herd_status st = herd_safetensors_write(path, refs, n, meta, 2 + extra, err);
+    free(owned[0]), free(owned[1]);
     return st;
 }
 
@@ -144,7 +147,9 @@ herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
     int has = 0;
     if (!norm) s = herd_fail(err, HERD_ENOMEM, "out of memory");
     if (!s) s = read_input_norm(m, st, norm, &has, err); /* checked before anything changes */
-    if (!s) s = model_load_tensors(m, st, NULL, err);
+    const char *format = herd_safetensors_meta(st, "format");
+    int checkpoint = format && !strcmp(format, "herd-checkpoint-1"); /* its optimizer state is not the model's */
+    if (!s) s = model_load_tensors(m, st, checkpoint ? "optimizer." : NULL, err);
     if (!s) s = herd_model_set_input_norm(m, has ? norm : NULL, has ? norm + m->in_c : NULL, err);
     free(norm);
     herd_safetensors_close(st);

@@ -85,12 +85,15 @@ herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_
     snprintf(opt_t, sizeof opt_t, "%" PRId64, t->opt.t);
     snprintf(batch, sizeof batch, "%d", t->cfg.batch);
     snprintf(seed, sizeof seed, "%" PRIu64, t->cfg.seed);
-    const char *meta[] = {"format", "herd-checkpoint-1", "model", m->source, "epoch", epoch,
-                          "step_in_epoch", step_in_epoch, "global_step", global, "optimizer", t->cfg.optimizer,
-                          "optimizer_t", opt_t, "batch", batch, "seed", seed};
-    char path[4096];
+    const char *meta[22] = {"format", "herd-checkpoint-1", "model", m->source, "epoch", epoch,
+                            "step_in_epoch", step_in_epoch, "global_step", global, "optimizer", t->cfg.optimizer,
+                            "optimizer_t", opt_t, "batch", batch, "seed", seed};
+    char *owned[2], path[4096];
+    int extra = model_norm_meta(m, meta + 18, owned); /* so the file also serves as --weights for eval */
+    if (extra < 0) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
     ckpt_path(path, sizeof path, dir, t->step);
-    herd_status st = herd_safetensors_write(path, refs, n, meta, (int)(sizeof meta / sizeof meta[0] / 2), err);
+    herd_status st = herd_safetensors_write(path, refs, n, meta, 9 + extra, err);
+    free(owned[0]), free(owned[1]);
     if (st) return st;
     /* keep the newest `keep`: only files herd named, never anything else in the directory */
     int64_t *steps;
