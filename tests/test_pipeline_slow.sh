@@ -18,6 +18,15 @@ done
 expect_exit 0 "2 pipelines x 2 stages" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline --stages 2 \
     --save "$TMP/p4.st"
 compare_weights "$TMP/one.st" "$TMP/p4.st" 1e-5 && pass || fail "pipeline + data parallel differs"
+# --clip-norm clips by the whole model's gradient norm, not each stage's own
+expect_exit 0 "unsplit, clipped" -- "$HERD" train "$SPEC" "${common[@]}" --clip-norm 0.05 --save "$TMP/one_c.st"
+expect_exit 0 "P=3, clipped" -- "$HERD" train "$SPEC" "${common[@]}" -n 3 --strategy pipeline --stages 3 --clip-norm 0.05 \
+    --save "$TMP/p_c.st"
+compare_weights "$TMP/one_c.st" "$TMP/p_c.st" 1e-5 && pass || fail "clipped pipeline differs from the clipped unsplit model"
+compare_weights "$TMP/one.st" "$TMP/one_c.st" 1e-3 && fail "--clip-norm 0.05 clipped nothing" || pass
+expect_exit 0 "2 pipelines x 2 stages, clipped" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline \
+    --stages 2 --clip-norm 0.05 --save "$TMP/p4_c.st"
+compare_weights "$TMP/one_c.st" "$TMP/p4_c.st" 1e-5 && pass || fail "clipped pipeline + data parallel differs"
 expect_exit 0 "--split by name" -- "$HERD" train "$SPEC" "${common[@]}" -n 2 --strategy pipeline --stages 2 \
     --split maxpool1 --save "$TMP/ps.st"
 compare_weights "$TMP/one.st" "$TMP/ps.st" 1e-5 && pass || fail "--split maxpool1 differs"

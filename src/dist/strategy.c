@@ -170,6 +170,13 @@ void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world) {
 
 int herd_strategy_is_pipeline(const herd_strategy *s) { return s->pipe != NULL; }
 
+herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err) {
+    if (!s->pipe || herd_comm_size(s->comm) == 1) return HERD_OK;
+    herd_status st = herd_comm_allreduce_f64(s->comm, sq, 1, err); /* every rank: stages x replicas */
+    if (st == HERD_OK) *sq /= pipe_replicas(s->pipe);          /* replicas of a stage hold the same */
+    return st;
+}
+
 herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
                                         herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
                                         double *loss_sum, int *correct, int *samples, herd_error *err) {

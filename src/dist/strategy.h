@@ -44,6 +44,9 @@ int herd_strategy_applies_update(const herd_strategy *s);
 void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
 /* Pipeline: 1 when the trainer must hand its step to herd_strategy_pipeline_step. */
 int herd_strategy_is_pipeline(const herd_strategy *s);
+/* Pipeline: *sq (this stage's sum of squared gradients, the same on every replica of the
+ * stage) becomes the whole model's, summed over the stages; elsewhere unchanged. */
+herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err);
 typedef herd_status (*herd_load_rows_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
 /* Pipeline: one step over this replica's `count` samples of a global batch of B (see pipeline.h). */
 herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,

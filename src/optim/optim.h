@@ -83,5 +83,9 @@ float herd_schedule_lr(const herd_schedule *s, int64_t step);
  * coef = max_norm/(norm + 1e-6), grads *= coef only when coef < 1. A NaN norm is
  * returned with grads untouched (torch would fill them with NaN); Inf scales by 0. */
 double herd_clip_grad_norm(float *grads, int64_t n, float max_norm);
+/* The two halves of it, for gradients spread over processes (pipeline stages): the sum of
+ * squares of this part (fixed order, double), and the scaling by a norm found elsewhere. */
+double herd_grad_sq_sum(const float *grads, int64_t n);
+void herd_clip_scale(float *grads, int64_t n, double norm, float max_norm);
 
 #endif

@@ -250,7 +250,12 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
     double t0 = herd_now();
-    double norm = herd_clip_grad_norm(grads, n_params, t->cfg.clip_norm);
+    /* pipeline stages hold disjoint parts of the gradient: the norm is the whole model's, so
+     * every stage clips by the same factor and takes the same non-finite decision */
+    double sq = herd_grad_sq_sum(grads, n_params);
+    if (s && (st = herd_strategy_grad_sq_total(s, &sq, err))) return st;
+    double norm = sqrt(sq);
+    herd_clip_scale(grads, n_params, norm, t->cfg.clip_norm);
     t->phases.update += herd_now() - t0;
     if (!isfinite(norm)) {
         if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
