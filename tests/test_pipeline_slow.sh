@@ -18,6 +18,30 @@ done
 expect_exit 0 "2 pipelines x 2 stages" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline --stages 2 \
     --save "$TMP/p4.st"
 compare_weights "$TMP/one.st" "$TMP/p4.st" 1e-5 && pass || fail "pipeline + data parallel differs"
+# checkpoints: 2 epochs straight = 1 epoch, stop, --resume for the second (bit-identical, P=2 M=4
+# 1F1B, and 2 pipelines x 2 stages); a pipeline's checkpoint resumes in one process (elastic)
+# to the unsplit model's weights within float tolerance
+PIPE=(-n 2 --strategy pipeline --stages 2 --microbatches 4 --schedule 1f1b)
+expect_exit 0 "pipeline, 2 epochs straight" -- "$HERD" train "$SPEC" "${common[@]}" "${PIPE[@]}" --epochs 2 \
+    --save "$TMP/straight.st"
+expect_exit 0 "pipeline, 1 epoch with checkpoints" -- "$HERD" train "$SPEC" "${common[@]}" "${PIPE[@]}" --epochs 1 \
+    --checkpoint-dir "$TMP/pck" --checkpoint-every 4
+cp -r "$TMP/pck" "$TMP/pck1"
+expect_exit 0 "pipeline, resumed for epoch 2" -- "$HERD" train "$SPEC" "${common[@]}" "${PIPE[@]}" --epochs 2 \
+    --resume "$TMP/pck" --save "$TMP/resumed.st"
+cmp -s "$TMP/straight.st" "$TMP/resumed.st" && pass || fail "pipeline resume is not bit-identical to the straight run"
+expect_exit 0 "2x2, 2 epochs straight" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline --stages 2 \
+    --epochs 2 --save "$TMP/straight4.st"
+expect_exit 0 "2x2, 1 epoch with checkpoints" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline \
+    --stages 2 --epochs 1 --checkpoint-dir "$TMP/pck4"
+expect_exit 0 "2x2, resumed" -- "$HERD" train "$SPEC" "${common[@]}" -n 4 --strategy pipeline --stages 2 --epochs 2 \
+    --resume "$TMP/pck4" --save "$TMP/resumed4.st"
+cmp -s "$TMP/straight4.st" "$TMP/resumed4.st" && pass || fail "2x2 pipeline resume is not bit-identical"
+expect_exit 0 "unsplit, 2 epochs" -- "$HERD" train "$SPEC" "${common[@]}" --epochs 2 --save "$TMP/one2.st"
+expect_exit 0 "pipeline checkpoint resumed in one process" -- "$HERD" train "$SPEC" "${common[@]}" --epochs 2 \
+    --resume "$TMP/pck1" --save "$TMP/elastic.st"
+compare_weights "$TMP/one2.st" "$TMP/elastic.st" 1e-5 && pass || fail "elastic resume of a pipeline checkpoint differs"
+
 # --clip-norm clips by the whole model's gradient norm, not each stage's own
 expect_exit 0 "unsplit, clipped" -- "$HERD" train "$SPEC" "${common[@]}" --clip-norm 0.05 --save "$TMP/one_c.st"
 expect_exit 0 "P=3, clipped" -- "$HERD" train "$SPEC" "${common[@]}" -n 3 --strategy pipeline --stages 3 --clip-norm 0.05 \

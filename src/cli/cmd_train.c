@@ -319,9 +319,8 @@ int cmd_train(int argc, char **argv) {
                                                     : "checkpoints are not supported with --strategy ps yet");
         goto fail;
     }
-    if (pipeline && (world % stages != 0 || ckpt_dir || resume)) {
-        herd_fail(&err, HERD_EARG, world % stages ? "--strategy pipeline needs a number of ranks (-n) that --stages divides"
-                                                  : "checkpoints are not supported with --strategy pipeline yet");
+    if (pipeline && world % stages != 0) {
+        herd_fail(&err, HERD_EARG, "--strategy pipeline needs a number of ranks (-n) that --stages divides");
         goto fail;
     }
     if (groups < 1) groups = 1;

@@ -255,3 +255,12 @@ herd_status pipe_gather_params(pipe_state *p, herd_error *err) {
     herd_status st = gather_range(p, params, np, p->plo, p->phi, err);
     return st ? st : gather_range(p, buffers, nb, p->blo, p->bhi, err);
 }
+
+herd_status pipe_gather_state(pipe_state *p, float *m, float *v, herd_error *err) {
+    int64_t np;
+    herd_model_params(p->m, &np);
+    herd_status st = pipe_gather_params(p, err);
+    if (!st && m) st = gather_range(p, m, np, p->plo, p->phi, err);
+    if (!st && v) st = gather_range(p, v, np, p->plo, p->phi, err);
+    return st;
+}

@@ -28,6 +28,9 @@ herd_status pipe_step(pipe_state *p, int count, int B, const int32_t *labels, pi
                       uint64_t seed, int64_t step, double *loss_sum, int *correct, int *samples, herd_error *err);
 /* Every rank gets the whole model's parameters and buffers (each stage contributes its own). */
 herd_status pipe_gather_params(pipe_state *p, herd_error *err);
+/* pipe_gather_params, plus the optimizer's moments m and v (NULL: none) over the parameter
+ * ranges: after it every stage holds the whole training state (for a checkpoint). */
+herd_status pipe_gather_state(pipe_state *p, float *m, float *v, herd_error *err);
 /* Seconds spent waiting for neighbours, and in steps, since creation (bubble measurement). */
 void pipe_times(const pipe_state *p, double *wait, double *total);
 

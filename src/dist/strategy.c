@@ -170,6 +170,12 @@ void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world) {
 
 int herd_strategy_is_pipeline(const herd_strategy *s) { return s->pipe != NULL; }
 
+herd_status herd_strategy_sync_checkpoint(herd_strategy *s, float *m, float *v, herd_error *err) {
+    return s->pipe ? pipe_gather_state(s->pipe, m, v, err) : HERD_OK;
+}
+
+int herd_strategy_writer(const herd_strategy *s) { return herd_comm_rank(s->comm) == 0; }
+
 herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err) {
     if (!s->pipe || herd_comm_size(s->comm) == 1) return HERD_OK;
     herd_status st = herd_comm_allreduce_f64(s->comm, sq, 1, err); /* every rank: stages x replicas */

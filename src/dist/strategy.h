@@ -44,6 +44,12 @@ int herd_strategy_applies_update(const herd_strategy *s);
 void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
 /* Pipeline: 1 when the trainer must hand its step to herd_strategy_pipeline_step. */
 int herd_strategy_is_pipeline(const herd_strategy *s);
+/* Before a checkpoint, on every rank: gathers what the file needs onto the writer (pipeline:
+ * every stage's parameters, buffers and optimizer moments m, v; NULL when the optimizer has
+ * none). Data parallel: nothing to do. */
+herd_status herd_strategy_sync_checkpoint(herd_strategy *s, float *m, float *v, herd_error *err);
+/* 1 on the one rank that writes files (world rank 0). */
+int herd_strategy_writer(const herd_strategy *s);
 /* Pipeline: *sq (this stage's sum of squared gradients, the same on every replica of the
  * stage) becomes the whole model's, summed over the stages; elsewhere unchanged. */
 herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err);

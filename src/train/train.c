@@ -333,7 +333,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     t->loader = loader;
     if (cfg->resume && (st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, err))) goto done;
     if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
-    int rank = cfg->strategy ? herd_strategy_rank(cfg->strategy) : 0;
+    int writer = !cfg->strategy || herd_strategy_writer(cfg->strategy);
     for (int epoch = (int)start.epoch + 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
@@ -354,10 +354,11 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                 sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
             }
             if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
-            if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0 &&
-                rank == 0) {
+            if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0) {
                 train_position pos = {epoch - 1, s + 1};
-                if ((st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, err))) break;
+                if (cfg->strategy && (st = herd_strategy_sync_checkpoint(cfg->strategy, t->opt.m, t->opt.v, err)))
+                    break;
+                if (writer && (st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, err))) break;
             }
         }
         if (st) break;
