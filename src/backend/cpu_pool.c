@@ -23,6 +23,14 @@ typedef struct pool_job {
  * and branches on it mispredicted half the time (~3 ns per output). */
 static inline int takes_over(float v, float best) { return (v > best) | ((v != v) & (best == best)); }
 
+/* Input rows (or columns) [*lo, *hi) under output o's window, clipped to [0, n). */
+static inline void window(int o, int stride, int pad, int k, int n, int *lo, int *hi) {
+    *lo = o * stride - pad;
+    *hi = *lo + k;
+    if (*lo < 0) *lo = 0;
+    if (*hi > n) *hi = n;
+}
+
 static int is_2x2s2(const pool2d_dims *d) {
     return d->KH == 2 && d->KW == 2 && d->SH == 2 && d->SW == 2 && d->PH == 0 && d->PW == 0;
 }
@@ -178,13 +186,11 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
             continue;
         }
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * d->SH - d->PH, h1 = h0 + d->KH;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int h0, h1;
+            window(oh, d->SH, d->PH, d->KH, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * d->SW - d->PW, w1 = w0 + d->KW;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                int w0, w1;
+                window(ow, d->SW, d->PW, d->KW, W, &w0, &w1);
                 float best = -INFINITY;
                 int idx = -1;
                 for (int h = h0; h < h1; h++)
@@ -245,13 +251,11 @@ static void avgpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
         const float *x = j->in + (size_t)p * H * W;
         float *y = j->out + (size_t)p * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * d->SH - d->PH, h1 = h0 + d->KH;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int h0, h1;
+            window(oh, d->SH, d->PH, d->KH, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * d->SW - d->PW, w1 = w0 + d->KW;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                int w0, w1;
+                window(ow, d->SW, d->PW, d->KW, W, &w0, &w1);
                 float s = 0.0f;
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++) s += x[h * W + w];
@@ -278,13 +282,11 @@ static void avgpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int threa
         float *dx = j->din + (size_t)p * H * W;
         const float *g = j->dout + (size_t)p * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
-            int h0 = oh * d->SH - d->PH, h1 = h0 + d->KH;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int h0, h1;
+            window(oh, d->SH, d->PH, d->KH, H, &h0, &h1);
             for (int ow = 0; ow < OW; ow++) {
-                int w0 = ow * d->SW - d->PW, w1 = w0 + d->KW;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                int w0, w1;
+                window(ow, d->SW, d->PW, d->KW, W, &w0, &w1);
                 float v = g[oh * OW + ow] * scale;
                 for (int h = h0; h < h1; h++)
                     for (int w = w0; w < w1; w++) dx[h * W + w] += v;
