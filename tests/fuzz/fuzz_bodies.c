@@ -17,6 +17,7 @@
 #include "herd/io.h"
 #include "herd/model.h"
 #include "herd/onnx.h"
+#include "data/image_decode.h"
 #include "herd/train.h"
 #include "io/json.h"
 #include "train/trainer_internal.h"
@@ -242,6 +243,125 @@ int fuzz_cifar(const uint8_t *data, size_t size) {
                 if (!(x[k] >= 0 && x[k] <= 1)) fuzz_fail("cifar: pixel %g outside [0, 1]", x[k]);
         }
         herd_dataset_close(ds);
+    }
+    return 0;
+}
+
+/* ---- the dataset readers: open, then read up to 64 samples the way training does ---- */
+
+/* After an open that returned st: a failure is a well-formed error; an accepted dataset has
+ * a sane shape and every sample read back is a sample or a well-formed error. */
+static void check_dataset(herd_status st, herd_dataset *ds, herd_error *err, const char *prefix, const char *what) {
+    check_error(st, err, prefix, what);
+    if (st != HERD_OK) {
+        if (ds) fuzz_fail("%s: failed but returned a dataset", what);
+        return;
+    }
+    if (!ds || ds->n < 0 || ds->c < 1 || ds->h < 1 || ds->w < 1 || ds->num_classes < 1)
+        fuzz_fail("%s: accepted a dataset of shape %dx%dx%d, %lld samples", what, ds ? ds->c : 0, ds ? ds->h : 0,
+                  ds ? ds->w : 0, ds ? (long long)ds->n : 0LL);
+    size_t sample = (size_t)ds->c * ds->h * ds->w;
+    if (sample > ((size_t)1 << 26)) fuzz_fail("%s: a sample of %zu floats from a small file", what, sample);
+    float *x = malloc(sample * sizeof *x);
+    if (!x) fuzz_fail("%s: no memory for one sample", what);
+    for (int64_t i = 0; i < ds->n && i < 64; i++) {
+        int32_t y = -1;
+        herd_error e2 = {0};
+        herd_status g = ds->ops->get(ds, i, x, &y, &e2);
+        check_error(g, &e2, prefix, what);
+        if (g == HERD_OK && (y < 0 || y >= ds->num_classes))
+            fuzz_fail("%s: sample %lld has label %d of %d classes", what, (long long)i, y, ds->num_classes);
+    }
+    free(x);
+    herd_dataset_close(ds);
+}
+
+int fuzz_csv(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.csv");
+    write_file(path, data, size);
+    herd_dataset *ds = NULL;
+    herd_error err = {0};
+    herd_status st = herd_csv_open(&ds, path, NULL, &err);
+    check_dataset(st, ds, &err, path, "csv");
+    return 0;
+}
+
+/* The input is a features file and a labels file: 2 bytes (little-endian) give the length of
+ * the features part, the rest is the labels. */
+int fuzz_npy(const uint8_t *data, size_t size) {
+    if (size < 2 || size > (1 << 20)) return 0;
+    size_t nx = (size_t)data[0] | (size_t)data[1] << 8;
+    if (nx > size - 2) nx = size - 2;
+    char xp[600], yp[600];
+    snprintf(xp, sizeof xp, "%s", scratch_path("fuzz_x.npy"));
+    snprintf(yp, sizeof yp, "%s", scratch_path("fuzz_y.npy"));
+    write_file(xp, data + 2, nx);
+    write_file(yp, data + 2 + nx, size - 2 - nx);
+    herd_dataset *ds = NULL;
+    herd_error err = {0};
+    herd_status st = herd_npy_open(&ds, xp, yp, &err);
+    /* a message names whichever of the two files is wrong */
+    if (st != HERD_OK && strncmp(err.msg, xp, strlen(xp)) && strncmp(err.msg, yp, strlen(yp)))
+        fuzz_fail("npy: message names neither file: %s", err.msg);
+    check_dataset(st, ds, &err, NULL, "npy");
+    return 0;
+}
+
+/* TFRecord of tf.train.Example, opened with a model's input shape (images converted to 1x4x4)
+ * and without one (the shape of the first sample). */
+int fuzz_tfrecord(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.tfrecord");
+    write_file(path, data, size);
+    const char *paths[1] = {path};
+    const herd_image_options shape = {1, 4, 4, NULL, NULL};
+    for (int with_shape = 0; with_shape < 2; with_shape++) {
+        herd_dataset *ds = NULL;
+        herd_error err = {0};
+        herd_status st = herd_tfrecord_open(&ds, paths, 1, with_shape ? &shape : NULL, &err);
+        check_dataset(st, ds, &err, path, "tfrecord");
+    }
+    return 0;
+}
+
+/* The image decoding path of image folders and TFRecord: PNG or JPEG bytes decoded, then
+ * converted to 1x5x3 and 3x8x8 inputs. */
+int fuzz_image(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    herd_image img = {0};
+    herd_error err = {0};
+    herd_status st = herd_image_decode(data, size, "fuzz.img", &img, &err);
+    check_error(st, &err, "fuzz.img", "image");
+    if (st != HERD_OK) {
+        if (img.pix) fuzz_fail("image: failed but returned pixels");
+        return 0;
+    }
+    if (!img.pix || img.w < 1 || img.h < 1 || (img.c != 1 && img.c != 3))
+        fuzz_fail("image: decoded %dx%dx%d", img.w, img.h, img.c);
+    touch(img.pix, (size_t)img.w * img.h * img.c);
+    float small[15], big[192];
+    herd_image_to_tensor(&img, 1, 5, 3, small);
+    herd_image_to_tensor(&img, 3, 8, 8, big);
+    for (int i = 0; i < 15; i++)
+        if (!(small[i] >= 0 && small[i] <= 1)) fuzz_fail("image: pixel %g outside [0, 1]", small[i]);
+    for (int i = 0; i < 192; i++)
+        if (!(big[i] >= 0 && big[i] <= 1)) fuzz_fail("image: pixel %g outside [0, 1]", big[i]);
+    herd_image_free(&img);
+    return 0;
+}
+
+/* herd's own shard format, one file and the same file twice (concatenated shards). */
+int fuzz_shard(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.herd");
+    write_file(path, data, size);
+    const char *paths[2] = {path, path};
+    for (int n = 1; n <= 2; n++) {
+        herd_dataset *ds = NULL;
+        herd_error err = {0};
+        herd_status st = herd_shards_open(&ds, paths, n, &err);
+        check_dataset(st, ds, &err, path, "shard");
     }
     return 0;
 }
@@ -507,5 +627,8 @@ const fuzz_target fuzz_targets[] = {
     {"spec", fuzz_spec},           {"idx", fuzz_idx},
     {"cifar", fuzz_cifar},         {"json", fuzz_json},
     {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint}, {"onnx", fuzz_onnx},
+    {"csv", fuzz_csv},             {"npy", fuzz_npy},
+    {"tfrecord", fuzz_tfrecord},   {"image", fuzz_image},
+    {"shard", fuzz_shard},
     {"cli", fuzz_cli},             {NULL, NULL},
 };

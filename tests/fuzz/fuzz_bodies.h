@@ -16,6 +16,11 @@ int fuzz_json(const uint8_t *data, size_t size);
 int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_checkpoint(const uint8_t *data, size_t size);
 int fuzz_onnx(const uint8_t *data, size_t size);
+int fuzz_csv(const uint8_t *data, size_t size);
+int fuzz_npy(const uint8_t *data, size_t size);
+int fuzz_tfrecord(const uint8_t *data, size_t size);
+int fuzz_image(const uint8_t *data, size_t size);
+int fuzz_shard(const uint8_t *data, size_t size);
 int fuzz_cli(const uint8_t *data, size_t size);
 
 typedef struct fuzz_target {

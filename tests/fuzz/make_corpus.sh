@@ -2,14 +2,14 @@
 # Writes the seed corpora tests/fuzz/corpus/<target>/: a few small valid files of each
 # format and a few broken ones, so that libFuzzer starts from inputs that reach deep into
 # each parser. The files are checked in; rerun this after a format changes:
-#   tests/fuzz/make_corpus.sh build/herd
+#   PYTHON=/usr/bin/python3 tests/fuzz/make_corpus.sh build/herd    (a python with PIL writes the JPEG seeds)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERD=${1:-build/herd}
 OUT=tests/fuzz/corpus
 [ -x "$HERD" ] || { echo "make_corpus.sh: $HERD is not built (give the herd binary as argument)" >&2; exit 2; }
 rm -rf "$OUT"
-mkdir -p "$OUT"/{spec,idx,cifar,json,safetensors,checkpoint,cli}
+mkdir -p "$OUT"/{spec,idx,cifar,csv,npy,tfrecord,image,shard,json,safetensors,checkpoint,onnx,cli}
 
 # ---- model specs: the examples and test specs, plus small valid and invalid ones ----
 for f in examples/*.spec tests/data/*.spec; do cp "$f" "$OUT/spec/$(basename "$f")"; done
@@ -119,4 +119,109 @@ cp "$TMPD/weights.safetensors" "$OUT/checkpoint/weights_only.safetensors"
 "$HERD" train "$TMPD/m.spec" --data "$TMPD/data" --epochs 1 --batch 4 --optimizer sgd --threads 1 \
     --checkpoint-dir "$TMPD/ck_sgd" --progress none --quiet >/dev/null
 cp "$TMPD/ck_sgd/"ckpt-*.safetensors "$OUT/checkpoint/ckpt_sgd_wrong_optimizer.safetensors"
+# ---- CSV, NPY (2-byte length of the features file, then it, then the labels file), TFRecord
+# of tf.train.Example (raw, float and PNG/JPEG images), PNG/JPEG images ($PYTHON, with PIL for
+# the JPEGs) ----
+"${PYTHON:-python3}" - "$OUT" <<'PY'
+import io, struct, sys, zlib
+out = sys.argv[1]
+import os
+for d in ("csv", "npy", "tfrecord", "image", "shard", "onnx"):
+    os.makedirs(f"{out}/{d}", exist_ok=True)
+
+def w(path, data):
+    with open(f"{out}/{path}", "wb") as f:
+        f.write(data)
+
+w("csv/plain.csv", b"a,b,label\n0.5,1,0\n-2,3e-1,1\n4,5,2\n")
+w("csv/quoted_crlf.csv", b'"x","label","y"\r\n"1.5",0,"2"\r\n"-0",1,"1e3"\r\n')
+w("csv/bad_label.csv", b"a,label\n1,-1\n")
+w("csv/ragged.csv", b"a,b,label\n1,2\n")
+
+def npy(dtype, shape, payload):
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (dtype, shape)
+    hl = (10 + len(d) + 1 + 63) // 64 * 64 - 10
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", hl) + d.encode() + b" " * (hl - len(d) - 1) + b"\n" + payload
+def pair(x, y):
+    return struct.pack("<H", len(x)) + x + y
+w("npy/u8_images.bin", pair(npy("|u1", "(3, 2, 2)", bytes(range(12))), npy("<i8", "(3,)", struct.pack("<3q", 0, 1, 2))))
+w("npy/f4_features.bin", pair(npy("<f4", "(2, 3)", struct.pack("<6f", 1, 2, 3, 4, 5, 6)), npy("<i4", "(2, 1)", struct.pack("<2i", 1, 0))))
+w("npy/f8_nchw.bin", pair(npy("<f8", "(1, 1, 2, 2)", struct.pack("<4d", .1, .2, .3, .4)), npy("|i1", "(1,)", b"\x00")))
+w("npy/bad_count.bin", pair(npy("<f4", "(2,)", struct.pack("<2f", 1, 2)), npy("<i8", "(3,)", struct.pack("<3q", 0, 1, 2))))
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
+def masked(data):
+    c = crc32c(data)
+    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+def varint(n):
+    b = b""
+    while True:
+        if n < 0x80:
+            return b + bytes([n])
+        b += bytes([(n & 0x7F) | 0x80]); n >>= 7
+def ld(num, payload):
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+def feature(kind, payload):  # kind 1 bytes_list, 2 float_list, 3 int64_list
+    return ld(kind, payload)
+def example(feats):
+    fs = b"".join(ld(1, ld(1, k.encode()) + ld(2, v)) for k, v in feats.items())
+    return ld(1, fs)
+def record(data):
+    n = struct.pack("<Q", len(data))
+    return n + struct.pack("<I", masked(n)) + data + struct.pack("<I", masked(data))
+def png(wd, ht, gray):
+    raw = b"".join(b"\x00" + bytes((x * 40 + y * 7) % 256 for x in range(wd * (1 if gray else 3))) for y in range(ht))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", wd, ht, 8, 0 if gray else 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+def jpeg(wd, ht):  # PIL, where this python has it; else a PNG stands in (and a note says so)
+    try:
+        from PIL import Image
+    except ImportError:
+        print("make_corpus.sh: no PIL in this python: JPEG seeds replaced by PNGs", file=sys.stderr)
+        return png(wd, ht, False)
+    im = Image.new("RGB", (wd, ht))
+    im.putdata([((x * 30) % 256, (y * 50) % 256, 128) for y in range(ht) for x in range(wd)])
+    b = io.BytesIO(); im.save(b, "JPEG", quality=80); return b.getvalue()
+lab = lambda v: feature(3, ld(1, varint(v)))
+raw = example({"image": feature(1, ld(1, bytes(range(16)))), "label": lab(1)})
+flt = example({"image": feature(2, ld(1, struct.pack("<16f", *[i / 16 for i in range(16)]))), "label": lab(0)})
+pngx = example({"image": feature(1, ld(1, png(5, 3, False))), "label": lab(2)})
+jpgx = example({"image": feature(1, ld(1, jpeg(6, 4))), "label": lab(3)})
+w("tfrecord/raw_u8.tfrecord", record(raw) + record(raw))
+w("tfrecord/floats.tfrecord", record(flt))
+w("tfrecord/png.tfrecord", record(pngx))
+w("tfrecord/jpeg.tfrecord", record(jpgx) + record(pngx))
+w("tfrecord/bad_crc.tfrecord", record(raw)[:-1] + b"\x00")
+w("image/rgb.png", png(5, 3, False))
+w("image/gray.png", png(4, 6, True))
+w("image/rgb.jpg", jpeg(9, 7))
+w("image/truncated.png", png(5, 3, False)[:40])
+PY
+
+# ---- herd shards (herd convert of the IDX set above) and ONNX files (herd export of small specs) ----
+"$HERD" convert "$TMPD/data" "$TMPD/sh" --shards 1 >/dev/null
+cp "$TMPD/sh/train-00000-of-00001.herd" "$OUT/shard/u8.herd"
+head -c 200 "$TMPD/sh/train-00000-of-00001.herd" >"$OUT/shard/truncated.herd"
+printf 'input 1x4x4\nconv 2 3 pad=1 relu\nmaxpool 2\nflatten\ndense 3\n' >"$TMPD/a.spec"
+printf 'input 2x4x4\nconv 2 3 pad=1 name=c1\nbatchnorm\nrelu\nconv 2 3 pad=1\nadd c1\ngap\ndense 3\n' >"$TMPD/b.spec"
+printf 'input 5\ndense 4 gelu\ndense 3 tanh\ndense 2\n' >"$TMPD/c.spec"
+for s in a b c; do "$HERD" export "$TMPD/$s.spec" --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+"$HERD" import "$OUT/onnx/a.onnx" --weights-out "$TMPD/a.st" --spec-out "$TMPD/a2.spec" >/dev/null
+python3 - "$TMPD/a.st" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+h["__metadata__"] = dict(h.get("__metadata__", {}), input_mean="0.5", input_std="0.25")
+t = json.dumps(h).encode(); t += b" " * (-len(t) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+"$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
+cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
 echo "make_corpus.sh: $(find "$OUT" -type f | wc -l) files in $OUT"
