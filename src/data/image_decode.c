@@ -221,7 +221,10 @@ void herd_image_to_tensor(const herd_image *img, int c, int h, int w, float *out
             for (int k = 0; k < c; k++) {
                 float top = pixel_channel(img, p00, c, k) * (1 - fx) + pixel_channel(img, p01, c, k) * fx;
                 float bot = pixel_channel(img, p10, c, k) * (1 - fx) + pixel_channel(img, p11, c, k) * fx;
-                out[((size_t)k * h + y) * w + x] = (top * (1 - fy) + bot * fy) / 255.0f;
+                /* the weights sum to 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001):
+                 * a white pixel must not come out a hair above 1 (found by the image fuzz target) */
+                float v = (top * (1 - fy) + bot * fy) / 255.0f;
+                out[((size_t)k * h + y) * w + x] = v < 1.0f ? v : 1.0f;
             }
         }
     }
