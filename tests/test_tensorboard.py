@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crc32c import crc32c, masked  # noqa: E402
+
 HERD = os.environ["HERD_BIN"]
 FM = "/usr/share/datasets/fashion-mnist/"
 passed = failed = 0
@@ -26,20 +29,6 @@ def ok(cond, what):
     else:
         failed += 1
         print("FAIL", what)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-    return c ^ 0xFFFFFFFF
-
-
-def masked(data):
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def varint(b, i):

@@ -149,16 +149,8 @@ w("npy/f4_features.bin", pair(npy("<f4", "(2, 3)", struct.pack("<6f", 1, 2, 3, 4
 w("npy/f8_nchw.bin", pair(npy("<f8", "(1, 1, 2, 2)", struct.pack("<4d", .1, .2, .3, .4)), npy("|i1", "(1,)", b"\x00")))
 w("npy/bad_count.bin", pair(npy("<f4", "(2,)", struct.pack("<2f", 1, 2)), npy("<i8", "(3,)", struct.pack("<3q", 0, 1, 2))))
 
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-    return c ^ 0xFFFFFFFF
-def masked(data):
-    c = crc32c(data)
-    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+sys.path.insert(0, "tests")
+from crc32c import masked
 def varint(n):
     b = b""
     while True:
