@@ -1024,6 +1024,9 @@ static herd_status tr_sub(importer *im, const onnx_node *n) {
 
 /* Div(centered, std) or Mul(centered, inv_std): the model input, normalised. */
 static herd_status tr_input_scale(importer *im, const onnx_node *n, const value *centered, int t, int is_div) {
+    if (im->norm || im->n_layers)
+        return fail(im, HERD_EUNSUPPORTED, "node '%s' (%s): the input is normalised once, before any layer",
+                    SHOW(n->name), SHOW(n->op));
     im->norm = malloc(2 * sizeof(double) * (size_t)im->in_c);
     if (!im->norm) return fail(im, HERD_ENOMEM, "out of memory");
     double *mean = im->norm, *std = im->norm + im->in_c;
