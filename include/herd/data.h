@@ -147,8 +147,12 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
                                     void *sum_ctx, herd_error *err);
 void herd_data_stats_free(herd_data_stats *s);
 
-/* A view of base whose samples are (x - mean[c]) / std[c] per channel (base must outlive it;
- * mean and std, ds->c values each, are copied). A std of 0 divides by 1. */
+/* x = (x - mean[c]) / std[c] over n samples of c planes of `plane` values, as herd normalises
+ * everywhere: in float, (x - (float)mean) * (float)(1 / std), a std of 0 dividing by 1. */
+void herd_normalize_samples(float *x, int64_t n, int c, int64_t plane, const double *mean, const double *std);
+
+/* A view of base whose samples are herd_normalize_samples'd (base must outlive it; mean and
+ * std, ds->c values each, are copied). */
 herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, const double *mean, const double *std,
                                    herd_error *err);
 

@@ -155,26 +155,31 @@ fail:
     return st;
 }
 
+void herd_normalize_samples(float *x, int64_t n, int c, int64_t plane, const double *mean, const double *std) {
+    for (int64_t b = 0; b < n; b++)
+        for (int k = 0; k < c; k++) {
+            float *p = x + (b * c + k) * plane;
+            const float shift = (float)mean[k], scale = std[k] > 0 ? (float)(1.0 / std[k]) : 1.0f;
+            for (int64_t i = 0; i < plane; i++) p[i] = (p[i] - shift) * scale;
+        }
+}
+
 typedef struct norm_impl {
     herd_dataset *base;
-    float *shift, *scale; /* per channel: x' = (x - shift) * scale */
+    double *norm; /* c means, then c stds */
 } norm_impl;
 
 static herd_status norm_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
     const norm_impl *nm = ds->impl;
     herd_status st = nm->base->ops->get(nm->base, i, x, y, err);
-    if (st != HERD_OK) return st;
-    size_t plane = (size_t)ds->h * ds->w;
-    for (int c = 0; c < ds->c; c++)
-        for (size_t k = 0; k < plane; k++) x[c * plane + k] = (x[c * plane + k] - nm->shift[c]) * nm->scale[c];
-    return HERD_OK;
+    if (st == HERD_OK) herd_normalize_samples(x, 1, ds->c, (int64_t)ds->h * ds->w, nm->norm, nm->norm + ds->c);
+    return st;
 }
 
 static void norm_close(herd_dataset *ds) {
     norm_impl *nm = ds->impl;
     if (!nm) return;
-    free(nm->shift);
-    free(nm->scale);
+    free(nm->norm);
     free(nm);
     ds->impl = NULL;
 }
@@ -186,18 +191,14 @@ herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, const
     herd_dataset *ds = calloc(1, sizeof *ds);
     norm_impl *nm = calloc(1, sizeof *nm);
     *out = NULL;
-    if (!ds || !nm || !(nm->shift = herd_malloc_array((size_t)base->c, sizeof(float))) ||
-        !(nm->scale = herd_malloc_array((size_t)base->c, sizeof(float)))) {
-        if (nm) free(nm->shift);
+    if (!ds || !nm || !(nm->norm = herd_malloc_array(2 * (size_t)base->c, sizeof(double)))) {
         free(nm);
         free(ds);
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory for a normalised view", base->source);
     }
     nm->base = base;
-    for (int c = 0; c < base->c; c++) {
-        nm->shift[c] = (float)mean[c];
-        nm->scale[c] = std[c] > 0 ? (float)(1.0 / std[c]) : 1.0f;
-    }
+    memcpy(nm->norm, mean, (size_t)base->c * sizeof(double));
+    memcpy(nm->norm + base->c, std, (size_t)base->c * sizeof(double));
     *ds = *base;
     ds->ops = &norm_ops;
     ds->impl = nm;

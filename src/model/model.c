@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herd/data.h"
 #include "herd/trace.h"
 #include "model/model_internal.h"
 
@@ -106,15 +107,9 @@ herd_status herd_model_set_input_norm(herd_model *m, const double *mean, const d
 const double *herd_model_input_norm(const herd_model *m) { return m->input_norm; }
 
 void herd_model_normalize_input(herd_model *m, int B) {
-    if (!m->input_norm) return;
-    int64_t plane = (int64_t)m->in_h * m->in_w;
-    for (int64_t b = 0; b < B; b++)
-        for (int c = 0; c < m->in_c; c++) {
-            float *x = m->input + (b * m->in_c + c) * plane;
-            double sd = m->input_norm[m->in_c + c];
-            float mean = (float)m->input_norm[c], inv = (float)(1.0 / (sd > 0 ? sd : 1.0));
-            for (int64_t i = 0; i < plane; i++) x[i] = (x[i] - mean) * inv;
-        }
+    if (m->input_norm)
+        herd_normalize_samples(m->input, B, m->in_c, (int64_t)m->in_h * m->in_w, m->input_norm,
+                               m->input_norm + m->in_c);
 }
 
 const herd_spec_train *herd_model_spec_train(const herd_model *m) { return &m->train; }
