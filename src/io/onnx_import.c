@@ -997,6 +997,7 @@ static herd_status tr_add(importer *im, const onnx_node *n) {
  * with one value per input channel (shape [C], [C,1,1] or [1,C,1,1]), before any layer: it
  * becomes the model's input normalisation (herd_model_input_norm), as herd exports it. ---- */
 
+/* Tensor t as one value per input channel into out (out NULL: only checked). */
 static herd_status per_channel(importer *im, const onnx_node *n, int t, double *out) {
     const onnx_tensor *x = &im->tensors[t];
     int64_t ones = 1;
@@ -1015,10 +1016,7 @@ static herd_status tr_sub(importer *im, const onnx_node *n) {
         return fail(im, HERD_EUNSUPPORTED,
                     "node '%s' (Sub): Sub is only supported as the input normalisation (graph input minus a "
                     "per-channel constant, first)", SHOW(n->name));
-    double *mean = malloc(sizeof(double) * (size_t)im->in_c);
-    if (!mean) return fail(im, HERD_ENOMEM, "out of memory");
-    herd_status st = per_channel(im, n, t, mean);
-    free(mean); /* read again when the scale comes */
+    herd_status st = per_channel(im, n, t, NULL); /* checked here, read when the scale comes */
     return st ? st : set_value(im, n->out[0], (value){.kind = V_CENTERED, .tensor = t});
 }
 
