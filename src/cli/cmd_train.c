@@ -13,6 +13,7 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "dist/strategy.h"
+#include "optim/optim.h"
 #include "herd/data.h"
 #include "herd/tensorboard.h"
 #include "herd/trace.h"
@@ -56,7 +57,7 @@ static herd_status tb_grad_norms(herd_tb_writer *tb, herd_model *m, int64_t step
     for (int i = 0; i < n && !st; i++) {
         const herd_param_info *p = herd_model_param(m, i);
         if (!p->trainable) continue;
-        for (int64_t k = 0; k < p->numel; k++) layer += (double)g[p->offset + k] * g[p->offset + k];
+        layer += herd_grad_sq_sum(g + p->offset, p->numel);
         const char *dot = strrchr(p->name, '.');
         size_t len = dot ? (size_t)(dot - p->name) : strlen(p->name);
         int next = i + 1; /* the layer ends where the next trainable tensor has another prefix */
