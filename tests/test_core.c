@@ -112,7 +112,30 @@ static void test_pool(void) {
     CHECK(herd_cpu_count() >= 1, "cpu count");
 }
 
+static void test_tensor(void) {
+    int64_t dims[3] = {3, 32, 32};
+    herd_tensor t = herd_tensor_make(HERD_F32, 3, dims, NULL);
+    char buf[64];
+    CHECK(herd_tensor_numel(&t) == 3072 && herd_tensor_bytes(&t) == 3072 * 4, "numel %lld",
+          (long long)herd_tensor_numel(&t));
+    CHECK(strcmp(herd_tensor_shape_str(&t, buf, sizeof buf), "3x32x32") == 0, "'%s'", buf);
+    herd_tensor s = herd_tensor_make(HERD_I32, 0, NULL, NULL);
+    CHECK(herd_tensor_numel(&s) == 1 && strcmp(herd_tensor_shape_str(&s, buf, sizeof buf), "scalar") == 0, "scalar");
+    herd_tensor u = herd_tensor_make(HERD_U8, 3, dims, NULL);
+    CHECK(herd_tensor_bytes(&u) == 3072 && !herd_tensor_same(&t, &u), "u8 bytes, dtype compared");
+    u.dtype = HERD_F32;
+    CHECK(herd_tensor_same(&t, &u), "same shape and dtype");
+    int64_t huge[3] = {INT64_MAX / 2, 4, 1};
+    herd_tensor h = herd_tensor_make(HERD_F32, 3, huge, NULL);
+    CHECK(herd_tensor_numel(&h) == -1 && herd_tensor_bytes(&h) == 0, "overflow is -1 / 0 bytes");
+    int64_t neg[1] = {-2};
+    herd_tensor n = herd_tensor_make(HERD_F32, 1, neg, NULL);
+    CHECK(herd_tensor_numel(&n) == -1, "negative dim");
+    CHECK(herd_dtype_size(HERD_BF16) == 2 && strcmp(herd_dtype_name(HERD_I32), "i32") == 0, "dtype table");
+}
+
 int main(void) {
+    test_tensor();
     test_errors();
     test_arena();
     test_rng();

@@ -61,6 +61,38 @@ void herd_aligned_free(void *p);
 /* a*b into *out; returns 0 on overflow. */
 int herd_mul_size(size_t a, size_t b, size_t *out);
 
+/* ---- typed tensors ----
+ * A small non-owning descriptor: element type, up to HERD_MAX_DIMS dimensions (outermost
+ * first, row-major), and a data pointer (NULL when it only describes a shape, as a dataset's
+ * per-sample x and y do). f32 and i32 are computed on; u8 is a storage type (8-bit images,
+ * scaled to [0,1] when converted to f32); i64 and f64 appear in files (safetensors, NPY);
+ * bf16 is reserved. */
+typedef enum herd_dtype { HERD_F32 = 0, HERD_I32, HERD_I64, HERD_U8, HERD_F64, HERD_BF16, HERD_DTYPE_COUNT } herd_dtype;
+#define HERD_MAX_DIMS 6
+
+typedef struct herd_tensor {
+    herd_dtype dtype;
+    int ndim;                     /* 0 = a scalar (one element) */
+    int64_t dims[HERD_MAX_DIMS];
+    void *data;
+} herd_tensor;
+
+/* Bytes per element (f32 4, i32 4, i64 8, u8 1, f64 8, bf16 2; 0 for an unknown value). */
+size_t herd_dtype_size(herd_dtype t);
+/* "f32", "i32", "i64", "u8", "f64", "bf16" ("?" for anything else). */
+const char *herd_dtype_name(herd_dtype t);
+/* A descriptor of the given dtype and dims (copied); data may be NULL. ndim <= HERD_MAX_DIMS. */
+herd_tensor herd_tensor_make(herd_dtype dtype, int ndim, const int64_t *dims, void *data);
+/* Elements: the product of dims (1 for a scalar), or -1 when a dim is negative or the product
+ * overflows int64. */
+int64_t herd_tensor_numel(const herd_tensor *t);
+/* numel * dtype size, or 0 when numel is -1 or the product overflows size_t. */
+size_t herd_tensor_bytes(const herd_tensor *t);
+/* 1 when a and b have the same dtype and dims. */
+int herd_tensor_same(const herd_tensor *a, const herd_tensor *b);
+/* Writes the dims as "3x32x32" ("scalar" for ndim 0) into buf; returns buf. */
+char *herd_tensor_shape_str(const herd_tensor *t, char *buf, size_t size);
+
 /* ---- arena: one block planned once, bump-allocated, reset per use ----
  * An arena created with capacity 0 and plan=1 only measures: alloc returns a
  * non-NULL dummy pointer and adds to `used`, so the same code path that will

@@ -11,8 +11,6 @@
 extern "C" {
 #endif
 
-typedef enum herd_dtype { HERD_F32 = 0, HERD_I32, HERD_I64, HERD_U8, HERD_F64 } herd_dtype;
-
 typedef struct herd_tensor_ref {
     const char *name;
     herd_dtype dtype;

@@ -440,13 +440,9 @@ int fuzz_json(const uint8_t *data, size_t size) {
 /* ---- safetensors ---- */
 
 static size_t dtype_size(herd_dtype t) {
-    switch (t) {
-    case HERD_F32: case HERD_I32: return 4;
-    case HERD_I64: case HERD_F64: return 8;
-    case HERD_U8: return 1;
-    }
-    fuzz_fail("safetensors: dtype %d", (int)t);
-    return 0;
+    size_t s = herd_dtype_size(t);
+    if (!s || t == HERD_BF16) fuzz_fail("safetensors: dtype %d", (int)t);
+    return s;
 }
 
 static void walk_safetensors(const herd_safetensors *st) {

@@ -12,8 +12,8 @@ static const char *dtype_name(herd_dtype d) {
     case HERD_I64: return "I64";
     case HERD_U8: return "U8";
     case HERD_F64: return "F64";
+    default: return "?";
     }
-    return "?";
 }
 
 static double element(const herd_tensor_ref *t, int64_t i) {
@@ -23,8 +23,8 @@ static double element(const herd_tensor_ref *t, int64_t i) {
     case HERD_I64: return (double)((const int64_t *)t->data)[i];
     case HERD_U8: return ((const uint8_t *)t->data)[i];
     case HERD_F64: return ((const double *)t->data)[i];
+    default: return 0;
     }
-    return 0;
 }
 
 /* Values the python side recomputes: beta[i] = i * 0.25 - 3. */
