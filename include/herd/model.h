@@ -84,8 +84,9 @@ void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *label
 /* Back-propagates layers last..first, accumulating into the parameter grads and into the
  * output gradient of layer first-1. */
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B);
-/* The layers feeding layer i (-1: the model input; in2 = -1 unless it is an add). */
-void herd_model_layer_inputs(const herd_model *m, int i, int *in, int *in2);
+/* The number of inputs of layer i; the first `max` go to inputs[]: layer indices, or -1 - k
+ * for the model's input k. */
+int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max);
 /* Layer i's output and output-gradient buffers (planned batch) and floats per sample. */
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample);
 

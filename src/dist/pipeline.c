@@ -59,16 +59,16 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
         }
     }
     if (p->plo > p->phi) p->plo = p->phi = 0;
-    /* a residual connection may not cross a cut: its source's activations live on another rank */
+    /* a stage receives only the output of the layer before it: a layer may not read anything older */
     for (int l = p->first; l <= p->last && !st; l++) {
-        int in, in2;
-        herd_model_layer_inputs(m, l, &in, &in2);
-        if (in2 >= 0 && in2 < p->first) {
+        int ins[64], n_in = herd_model_layer_inputs(m, l, ins, 64);
+        for (int k = 0; k < n_in && k < 64 && !st; k++) {
+            if (ins[k] >= p->first - 1 || (ins[k] < 0 && p->first == 0)) continue;
             herd_layer_info a, b;
             herd_model_layer(m, l, &a);
-            herd_model_layer(m, in2, &b);
-            st = herd_fail(err, HERD_EARG, "stage %d starts inside a residual block: '%s' adds '%s' of an earlier "
-                           "stage; cut elsewhere (--split)", p->stage, a.name, b.name);
+            if (ins[k] >= 0) herd_model_layer(m, ins[k], &b);
+            st = herd_fail(err, HERD_EARG, "stage %d starts inside a residual block: '%s' reads '%s' of an earlier "
+                           "stage; cut elsewhere (--split)", p->stage, a.name, ins[k] >= 0 ? b.name : "the input");
         }
     }
     if (st) goto fail;

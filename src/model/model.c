@@ -9,34 +9,7 @@
 #include "herd/trace.h"
 #include "model/model_internal.h"
 
-int model_add_param(herd_model *m, const char *layer, const char *suffix, int trainable, int ndim,
-                    const int64_t *shape) {
-    if (m->n_reg >= HERD_MAX_PARAMS) return -1;
-    param_entry *e = &m->params_reg[m->n_reg];
-    memset(e, 0, sizeof *e);
-    snprintf(e->name, sizeof e->name, "%s.%s", layer, suffix);
-    e->info.name = e->name;
-    e->info.trainable = trainable;
-    e->info.ndim = ndim;
-    e->info.numel = 1;
-    for (int d = 0; d < ndim; d++) {
-        e->info.shape[d] = shape[d];
-        e->info.numel *= shape[d]; /* bounded by the parser's limits: no overflow */
-    }
-    return m->n_reg++;
-}
-
 herd_status model_alloc_params(herd_model *m, herd_error *err) {
-    /* Registry names follow the node names, which the spec may have changed after the
-     * parameters were added (name=...): refresh them here, once the graph is final. */
-    for (int i = 0; i < m->n_nodes; i++) {
-        node *n = &m->nodes[i];
-        int idx[4] = {n->p_weight, n->p_bias, n->p_mean, n->p_var};
-        const char *suffix[4] = {"weight", "bias", "running_mean", "running_var"};
-        for (int k = 0; k < 4; k++)
-            if (idx[k] >= 0) snprintf(m->params_reg[idx[k]].name, sizeof m->params_reg[idx[k]].name, "%s.%s", n->name,
-                                      suffix[k]);
-    }
     int64_t np = 0, nb = 0;
     for (int i = 0; i < m->n_reg; i++) {
         herd_param_info *p = &m->params_reg[i].info;
@@ -50,10 +23,10 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
     int64_t ready = np;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const node *n = &m->nodes[i];
-        const int idx[2] = {n->p_weight, n->p_bias};
-        for (int k = 0; k < 2; k++)
-            if (idx[k] >= 0 && m->params_reg[idx[k]].info.trainable && m->params_reg[idx[k]].info.offset < ready)
-                ready = m->params_reg[idx[k]].info.offset;
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+            const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
+            if (p && p->trainable && p->offset < ready) ready = p->offset;
+        }
         m->grad_ready[i] = ready;
     }
     m->params = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
@@ -72,8 +45,14 @@ float *model_param_data(herd_model *m, int i) {
     return (p->trainable ? m->params : m->buffers) + p->offset;
 }
 
-static float *grad_of(herd_model *m, int i) { return i < 0 ? NULL : m->grads + m->params_reg[i].info.offset; }
-static float *data_of(herd_model *m, int i) { return i < 0 ? NULL : model_param_data(m, i); }
+float *node_param(herd_model *m, const node *n, int slot) {
+    return n->param[slot] < 0 ? NULL : model_param_data(m, n->param[slot]);
+}
+
+static float *node_grad(herd_model *m, const node *n, int slot) {
+    if (n->param[slot] < 0 || !m->params_reg[n->param[slot]].info.trainable) return NULL;
+    return m->grads + m->params_reg[n->param[slot]].info.offset;
+}
 
 void herd_model_destroy(herd_model *m) {
     if (!m) return;
@@ -83,6 +62,10 @@ void herd_model_destroy(herd_model *m) {
     herd_aligned_free(m->grads);
     herd_aligned_free(m->buffers);
     free(m->input_norm);
+    free(m->nodes);
+    free(m->params_reg);
+    free(m->grad_ready);
+    free(m->mark);
     free(m);
 }
 
@@ -115,114 +98,65 @@ void herd_model_normalize_input(herd_model *m, int B) {
 const herd_spec_train *herd_model_spec_train(const herd_model *m) { return &m->train; }
 
 void herd_model_init_params(herd_model *m, uint64_t seed) {
-    for (int i = 0; i < m->n_nodes; i++) {
-        node *n = &m->nodes[i];
-        if (n->kind == NODE_CONV || n->kind == NODE_DENSE) {
-            int64_t fan_in, fan_out;
-            if (n->kind == NODE_CONV) {
-                fan_in = (int64_t)n->conv.C * n->conv.KH * n->conv.KW;
-                fan_out = (int64_t)n->conv.OC * n->conv.KH * n->conv.KW;
-            } else {
-                fan_in = n->dense_in, fan_out = n->dense_out;
-            }
-            float *w = data_of(m, n->p_weight);
-            int64_t numel = m->params_reg[n->p_weight].info.numel;
-            herd_rng r;
-            herd_rng_init(&r, seed, 1000 + (uint64_t)n->p_weight); /* one stream per tensor */
-            if (n->he_init) {
-                float std = sqrtf(2.0f / (float)fan_in);
-                for (int64_t k = 0; k < numel; k++) w[k] = std * herd_rng_normal(&r);
-            } else {
-                float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
-                for (int64_t k = 0; k < numel; k++) w[k] = limit * (2.0f * herd_rng_uniform(&r) - 1.0f);
-            }
-            if (n->p_bias >= 0) memset(data_of(m, n->p_bias), 0, (size_t)n->c * sizeof(float));
-        } else if (n->kind == NODE_BATCHNORM) {
-            for (int c = 0; c < n->c; c++) {
-                data_of(m, n->p_weight)[c] = 1.0f;
-                data_of(m, n->p_bias)[c] = 0.0f;
-                data_of(m, n->p_mean)[c] = 0.0f;
-                data_of(m, n->p_var)[c] = 1.0f;
-            }
-        }
-    }
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].kind->init) m->nodes[i].kind->init(m, &m->nodes[i], seed);
     herd_rng_init(&m->dropout_rng, seed, 1);
 }
 
-static int64_t node_numel(const node *n) { return (int64_t)n->c * n->h * n->w; }
-
-/* Marks the ReLUs that can run in place on their producer's buffers: the producer is a conv
- * or dense layer whose output nothing else reads (its own backward needs only its input).
- * That saves two activation-sized buffers per pair, a zeroing pass and, for conv, the ReLU's
- * own pass over memory (the cpu backend applies it per image while the image is in cache). */
-static void mark_inplace_relus(herd_model *m) {
-    int consumers[HERD_MAX_NODES] = {0};
+/* The planning pass that fuses: a ReLU whose producer can apply it (conv, dense) and is read
+ * by nothing else runs inside that producer, on its buffers (the cpu backend applies it per
+ * image while the image is in cache). Views (flatten) share their input's buffers. That saves
+ * two activation-sized buffers per pair, a zeroing pass and a pass over memory. */
+static void plan_fusions(herd_model *m) {
+    int *consumers = calloc((size_t)m->n_nodes + 1, sizeof *consumers);
     for (int i = 0; i < m->n_nodes; i++) {
-        const node *n = &m->nodes[i];
-        if (n->in >= 0) consumers[n->in]++;
-        if (n->kind == NODE_ADD && n->in2 >= 0) consumers[n->in2]++;
+        node *n = &m->nodes[i];
+        n->fused_relu = 0;
+        n->alias = -1;
+        for (int k = 0; consumers && k < n->n_in; k++)
+            if (n->in[k] >= 0) consumers[n->in[k]]++;
     }
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
-        const node *p = n->in >= 0 ? &m->nodes[n->in] : NULL;
-        n->inplace = n->kind == NODE_ACT && n->act == HERD_ACT_RELU && p && consumers[n->in] == 1 &&
-                     (p->kind == NODE_CONV || p->kind == NODE_DENSE);
+        node *p = n->in[0] >= 0 ? &m->nodes[n->in[0]] : NULL;
+        if ((n->kind->flags & LAYER_VIEW) && p) n->alias = n->in[0];
+        if (consumers && layer_is_relu(n) && p && consumers[n->in[0]] == 1 && (p->kind->flags & LAYER_FUSES_RELU) &&
+            p->alias < 0) {
+            p->fused_relu = 1;
+            n->alias = n->in[0];
+        }
     }
+    free(consumers);
 }
 
 /* Carves every buffer out of `a`; with a planner arena it only measures. */
 static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
-    int64_t in_numel = (int64_t)m->in_c * m->in_h * m->in_w;
-    size_t ws = 0;
-    int threads = herd_pool_threads(m->pool);
-#define TAKE(dst, count)                                  \
-    do {                                                  \
-        (dst) = herd_arena_floats(a, (size_t)(count));    \
-        if (!(dst)) return HERD_ENOMEM;                   \
-    } while (0)
-    TAKE(m->input, (int64_t)B * in_numel);
+    layer_plan plan = {.arena = a, .B = B, .threads = herd_pool_threads(m->pool), .workspace_floats = 0};
+    for (int k = 0; k < m->n_inputs; k++)
+        if (!(m->inputs[k].data = herd_arena_floats(a, (size_t)B * (size_t)m->inputs[k].numel))) return HERD_ENOMEM;
+    m->input = m->inputs[0].data;
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
-        int64_t numel = (int64_t)B * node_numel(n);
-        n->save_a = n->save_b = NULL;
-        n->argmax = NULL;
-        if ((n->kind == NODE_FLATTEN || n->inplace) && n->in >= 0) { /* a view: same memory as its input */
-            n->out = m->nodes[n->in].out;
-            n->dout = m->nodes[n->in].dout;
+        memset(n->saved, 0, sizeof n->saved);
+        if (n->alias >= 0) { /* a view: the same memory as its producer */
+            n->out = m->nodes[n->alias].out;
+            n->dout = m->nodes[n->alias].dout;
             continue;
         }
-        if (n->kind == NODE_FLATTEN) { /* of the model input: its output is the input, its gradient its own */
-            n->out = m->input;
-            TAKE(n->dout, numel);
-            continue;
+        size_t count = (size_t)B * (size_t)n->numel;
+        if (n->kind->flags & LAYER_VIEW) { /* of a model input: its output is the input, its gradient its own */
+            n->out = m->inputs[-1 - n->in[0]].data;
+        } else if (!(n->out = herd_arena_floats(a, count))) {
+            return HERD_ENOMEM;
         }
-        TAKE(n->out, numel);
-        TAKE(n->dout, numel);
-        switch (n->kind) {
-        case NODE_DROPOUT: TAKE(n->save_a, numel); break;
-        case NODE_BATCHNORM:
-            TAKE(n->save_a, n->c);
-            TAKE(n->save_b, n->c);
-            break;
-        case NODE_MAXPOOL:
-            n->argmax = herd_arena_alloc(a, (size_t)numel * sizeof(int32_t));
-            if (!n->argmax) return HERD_ENOMEM;
-            break;
-        case NODE_CONV: {
-            conv2d_dims d = n->conv;
-            d.B = B;
-            size_t w = n->be->conv2d_workspace ? n->be->conv2d_workspace(&d, threads) : 0;
-            if (w > ws) ws = w;
-            break;
-        }
-        default: break;
-        }
+        if (!(n->dout = herd_arena_floats(a, count))) return HERD_ENOMEM;
+        herd_status st = n->kind->plan ? n->kind->plan(n, &plan) : HERD_OK;
+        if (st) return st;
     }
-    TAKE(m->probs, (int64_t)B * herd_model_output_size(m));
-    if (ws) TAKE(m->ex.workspace, ws);
-    else m->ex.workspace = NULL;
-    m->ex.workspace_floats = ws;
-#undef TAKE
+    if (!(m->probs = herd_arena_floats(a, (size_t)B * (size_t)herd_model_output_size(m)))) return HERD_ENOMEM;
+    m->ex.workspace = NULL;
+    if (plan.workspace_floats && !(m->ex.workspace = herd_arena_floats(a, plan.workspace_floats))) return HERD_ENOMEM;
+    m->ex.workspace_floats = plan.workspace_floats;
     return HERD_OK;
 }
 
@@ -246,7 +180,7 @@ static herd_status planned_bytes(herd_model *m, int B, size_t *bytes) {
 
 static int train_chunk(const herd_model *m, size_t per_sample) {
     for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].kind == NODE_BATCHNORM) return 0;
+        if (m->nodes[i].kind->flags & LAYER_BATCH_STATS) return 0;
     const char *knob = getenv("HERD_TRAIN_CHUNK"); /* tuning knob: rows per chunk, 0 = whole batch */
     if (knob) return atoi(knob) > 0 ? atoi(knob) : 0;
     size_t rows = per_sample ? TRAIN_CHUNK_BYTES / per_sample : 0;
@@ -272,15 +206,15 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
         n->be = be;
-        const char *why = NULL;
-        if (n->kind == NODE_CONV && be->conv2d_unsupported && (why = be->conv2d_unsupported(&n->conv))) {
+        const char *why = n->kind->unsupported ? n->kind->unsupported(n, be) : NULL;
+        if (why) {
             n->be = &herd_backend_ref;
             size_t len = strlen(m->notes);
             snprintf(m->notes + len, sizeof m->notes - len, "%s: %s backend cannot run it (%s); using ref\n", n->name,
                      be->name, why);
         }
     }
-    mark_inplace_relus(m);
+    plan_fusions(m);
     size_t need = 0, one = 0, two = 0;
     if (planned_bytes(m, 1, &one) || planned_bytes(m, 2, &two) || planned_bytes(m, max_batch, &need))
         return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
@@ -302,23 +236,13 @@ void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
 
 int herd_model_max_batch(const herd_model *m) { return m->arena ? m->max_batch : 0; }
 
-int herd_model_output_size(const herd_model *m) { return m->nodes[m->n_nodes - 1].c; }
+int herd_model_output_size(const herd_model *m) { return (int)m->nodes[m->n_nodes - 1].numel; }
 float *herd_model_input(herd_model *m) { return m->input; }
 const float *herd_model_output(const herd_model *m) { return m->nodes[m->n_nodes - 1].out; }
 
-/* Spatial size of a node's input. */
-static int input_hw(const herd_model *m, const node *n) {
-    return n->in < 0 ? m->in_h * m->in_w : m->nodes[n->in].h * m->nodes[n->in].w;
-}
-
-/* Buffers of rows [row0, row0 + B) of the planned batch: micro-batches of a pipeline stage
- * live side by side in the same planned buffers. */
-static float *rows(float *base, const node *n, int64_t row0) { return base ? base + row0 * node_numel(n) : NULL; }
-
-static const float *input_rows(const herd_model *m, const node *n, int64_t row0) {
-    if (n->in >= 0) return rows(m->nodes[n->in].out, &m->nodes[n->in], row0);
-    return m->input + row0 * (int64_t)m->in_c * m->in_h * m->in_w;
-}
+/* Rows [row0, row0 + B) of a buffer of `per_sample` floats a row: micro-batches of a pipeline
+ * stage live side by side in the same planned buffers. */
+static float *rows(float *base, int64_t per_sample, int64_t row0) { return base ? base + row0 * per_sample : NULL; }
 
 static herd_status check_range(const herd_model *m, int first, int last, int64_t row0, int B, herd_error *err) {
     if (!m->arena) return herd_fail(err, HERD_EARG, "%s: forward before prepare", m->source);
@@ -329,6 +253,39 @@ static herd_status check_range(const herd_model *m, int first, int last, int64_t
         return herd_fail(err, HERD_EARG, "%s: layer range %d..%d is out of 0..%d", m->source, first, last,
                          m->n_nodes - 1);
     return HERD_OK;
+}
+
+/* Everything node n's forward or backward sees for rows [row0, row0 + B). */
+static void make_call(herd_model *m, const node *n, int64_t row0, int B, int training, layer_call *c) {
+    c->ex = &m->ex;
+    c->be = n->be;
+    c->n = n;
+    c->B = B;
+    c->row0 = row0;
+    c->training = training;
+    c->rng = &m->dropout_rng;
+    for (int k = 0; k < n->n_in; k++) {
+        int j = n->in[k];
+        if (j >= 0) {
+            const node *p = &m->nodes[j];
+            c->in[k] = rows(p->out, p->numel, row0);
+            c->din[k] = rows(p->dout, p->numel, row0);
+            c->in_dims[k] = p->dims;
+            c->in_ndim[k] = p->ndim;
+        } else {
+            const model_input *p = &m->inputs[-1 - j];
+            c->in[k] = rows(p->data, p->numel, row0);
+            c->din[k] = NULL; /* nothing needs the gradient of the data */
+            c->in_dims[k] = p->dims;
+            c->in_ndim[k] = p->ndim;
+        }
+    }
+    c->out = rows(n->out, n->numel, row0);
+    c->dout = rows(n->dout, n->numel, row0);
+    for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+        c->w[s] = node_param(m, n, s);
+        c->dw[s] = node_grad(m, n, s);
+    }
 }
 
 /* Inference runs a large batch through the whole network EVAL_CHUNK rows at a time: every
@@ -350,64 +307,13 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
                                      herd_error *err) {
     herd_status st = check_range(m, first, last, row0, B, err);
     if (st) return st;
-    const herd_exec *ex = &m->ex;
-    int fused = -1; /* a ReLU already applied inside its conv */
     for (int i = first; i <= last; i++) {
         node *n = &m->nodes[i];
-        const herd_backend *be = n->be;
-        const float *in = input_rows(m, n, row0);
-        float *out = rows(n->out, n, row0);
-        int64_t numel = (int64_t)B * node_numel(n);
-        if (i == fused) continue;
+        if (n->alias >= 0 || !n->kind->forward) continue; /* a view, or a ReLU its producer applies */
         double t0 = m->profile || m->trace ? herd_now() : 0;
-        switch (n->kind) {
-        case NODE_CONV: {
-            conv2d_dims d = n->conv;
-            d.B = B;
-            const node *next = i + 1 <= last ? &m->nodes[i + 1] : NULL;
-            if (next && next->inplace && next->in == i && next->be == be && be->conv2d_forward_relu) {
-                be->conv2d_forward_relu(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
-                fused = i + 1; /* the ReLU's buffers are these: nothing left for it to do */
-            } else {
-                be->conv2d_forward(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), &d);
-            }
-            break;
-        }
-        case NODE_MAXPOOL: {
-            pool2d_dims d = n->pool;
-            d.B = B;
-            be->maxpool2d_forward(ex, out, n->argmax + row0 * node_numel(n), in, &d);
-            break;
-        }
-        case NODE_AVGPOOL: {
-            pool2d_dims d = n->pool;
-            d.B = B;
-            be->avgpool2d_forward(ex, out, in, &d);
-            break;
-        }
-        case NODE_GAP: ref_gap_forward(out, in, B, n->c, input_hw(m, n)); break;
-        case NODE_DENSE:
-            be->dense_forward(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias), B, n->dense_in,
-                              n->dense_out);
-            break;
-        case NODE_FLATTEN: break;
-        case NODE_DROPOUT:
-            if (training) ref_dropout_forward(out, rows(n->save_a, n, row0), in, numel, n->p, &m->dropout_rng);
-            else memcpy(out, in, (size_t)numel * sizeof(float));
-            break;
-        case NODE_BATCHNORM:
-            if (training)
-                be->batchnorm_forward_train(ex, out, n->save_a, n->save_b, data_of(m, n->p_mean),
-                                            data_of(m, n->p_var), in, data_of(m, n->p_weight), data_of(m, n->p_bias),
-                                            B, n->c, n->h * n->w, n->momentum, n->eps);
-            else
-                be->batchnorm_forward_eval(ex, out, in, data_of(m, n->p_weight), data_of(m, n->p_bias),
-                                           data_of(m, n->p_mean), data_of(m, n->p_var), B, n->c, n->h * n->w, n->eps);
-            break;
-        case NODE_ACT: be->act_forward(ex, out, in, numel, n->act, n->alpha); break; /* in == out if inplace */
-        case NODE_SOFTMAX: ref_softmax_forward(out, in, B, n->c); break;
-        case NODE_ADD: ref_add_forward(out, in, rows(m->nodes[n->in2].out, &m->nodes[n->in2], row0), numel); break;
-        }
+        layer_call c;
+        make_call(m, n, row0, B, training, &c);
+        n->kind->forward(&c);
         if (m->profile) n->t_forward += herd_now() - t0;
         if (m->trace) herd_trace_add(m->trace, n->name, "forward", HERD_TRACE_COMPUTE, t0, herd_now());
     }
@@ -420,7 +326,7 @@ float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct)
 
 float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, int B, int *correct) {
     const node *last = &m->nodes[m->n_nodes - 1];
-    int K = last->c;
+    int K = (int)last->numel;
     const float *y = last->out + row0 * K;
     float *probs = m->probs + row0 * K;
     int hits = 0;
@@ -474,111 +380,63 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
     herd_model_backward_range(m, 0, m->n_nodes - 1, 0, B);
 }
 
+/* The node whose buffers node i's are (i itself unless it is a view). */
+static int buffer_owner(const herd_model *m, int i) {
+    while (i >= 0 && m->nodes[i].alias >= 0) i = m->nodes[i].alias;
+    return i;
+}
+
 void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B) {
-    int lo = first > 0 ? first - 1 : 0; /* first - 1: the gradient this range sends back */
-    for (int i = lo; i <= last; i++) {
+    /* the range's own gradients and those it sends back to the nodes it reads */
+    unsigned char *mark = m->mark;
+    memset(mark, 0, (size_t)m->n_nodes);
+    for (int i = first; i <= last; i++) {
+        const node *n = &m->nodes[i];
+        mark[buffer_owner(m, i)] = 1;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) mark[buffer_owner(m, n->in[k])] = 1;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
-        if (n->inplace && n->in >= lo) continue; /* its producer's dout, zeroed there */
-        if ((n->kind != NODE_FLATTEN || n->in < 0) && n->dout) memset(rows(n->dout, n, row0), 0, (size_t)B * node_numel(n) * sizeof(float));
+        if (mark[i] && n->alias < 0 && n->dout)
+            memset(rows(n->dout, n->numel, row0), 0, (size_t)B * (size_t)n->numel * sizeof(float));
     }
 }
 
 void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *labels, int B, float grad_scale) {
     node *last = &m->nodes[m->n_nodes - 1];
-    int K = last->c;
+    int K = (int)last->numel;
     float *dlast = last->dout + row0 * K, *probs = m->probs + row0 * K;
     if (m->loss == LOSS_XENT) ref_softmax_xent_backward(dlast, probs, labels, B, K, grad_scale / (float)B);
     else ref_mse_backward(dlast, last->out + row0 * K, probs, (int64_t)B * K, grad_scale);
 }
 
-/* Whether node i is an in-place ReLU whose conv producer is in [first, i) and can run the
- * ReLU's backward inside its own (conv2d_backward_relu). */
-static int relu_fused_into_conv_backward(const herd_model *m, int i, int first) {
-    const node *n = &m->nodes[i];
-    if (!n->inplace || n->in < first || n->in != i - 1) return 0;
-    const node *p = &m->nodes[n->in];
-    return p->kind == NODE_CONV && p->be == n->be && p->be->conv2d_backward_relu;
-}
-
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {
-    const herd_exec *ex = &m->ex;
     for (int i = last; i >= first; i--) {
         node *n = &m->nodes[i];
-        const herd_backend *be = n->be;
-        const float *in = input_rows(m, n, row0);
-        float *din = n->in < 0 ? NULL : rows(m->nodes[n->in].dout, &m->nodes[n->in], row0);
-        float *dout = rows(n->dout, n, row0);
-        const float *out = rows(n->out, n, row0);
-        int64_t numel = (int64_t)B * node_numel(n);
-        double t0 = m->profile || m->trace ? herd_now() : 0;
-        switch (n->kind) {
-        case NODE_CONV: {
-            conv2d_dims d = n->conv;
-            d.B = B;
-            if (i + 1 <= last && relu_fused_into_conv_backward(m, i + 1, first))
-                be->conv2d_backward_relu(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, out, in,
-                                         data_of(m, n->p_weight), &d);
-            else
-                be->conv2d_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
-                                    data_of(m, n->p_weight), &d);
-            break;
+        if (n->alias < 0 && n->kind->backward) {
+            double t0 = m->profile || m->trace ? herd_now() : 0;
+            layer_call c;
+            make_call(m, n, row0, B, 1, &c);
+            n->kind->backward(&c);
+            if (m->profile) n->t_backward += herd_now() - t0;
+            if (m->trace) herd_trace_add(m->trace, n->name, "backward", HERD_TRACE_COMPUTE, t0, herd_now());
         }
-        case NODE_MAXPOOL: {
-            pool2d_dims d = n->pool;
-            d.B = B;
-            if (din) be->maxpool2d_backward(ex, din, dout, n->argmax + row0 * node_numel(n), &d);
-            break;
-        }
-        case NODE_AVGPOOL: {
-            pool2d_dims d = n->pool;
-            d.B = B;
-            if (din) be->avgpool2d_backward(ex, din, dout, &d);
-            break;
-        }
-        case NODE_GAP:
-            if (din) ref_gap_backward(din, dout, B, n->c, input_hw(m, n));
-            break;
-        case NODE_DENSE:
-            be->dense_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in,
-                               data_of(m, n->p_weight), B, n->dense_in, n->dense_out);
-            break;
-        case NODE_FLATTEN: break; /* dout is its input's dout */
-        case NODE_DROPOUT:
-            if (din) ref_dropout_backward(din, dout, rows(n->save_a, n, row0), numel);
-            break;
-        case NODE_BATCHNORM:
-            be->batchnorm_backward(ex, din, grad_of(m, n->p_weight), grad_of(m, n->p_bias), dout, in, n->save_a,
-                                   n->save_b, data_of(m, n->p_weight), B, n->c, n->h * n->w);
-            break;
-        case NODE_ACT:
-            if (relu_fused_into_conv_backward(m, i, first)) break; /* the conv masks dout itself */
-            if (n->inplace) be->relu_backward_inplace(ex, dout, out, numel); /* dout is din */
-            else if (din) be->act_backward(ex, din, dout, in, out, numel, n->act, n->alpha);
-            break;
-        case NODE_SOFTMAX:
-            if (din) ref_softmax_backward(din, dout, out, B, n->c);
-            break;
-        case NODE_ADD:
-            if (din) ref_accumulate(din, dout, numel);
-            ref_accumulate(rows(m->nodes[n->in2].dout, &m->nodes[n->in2], row0), dout, numel);
-            break;
-        }
-        if (m->profile) n->t_backward += herd_now() - t0;
-        if (m->trace) herd_trace_add(m->trace, n->name, "backward", HERD_TRACE_COMPUTE, t0, herd_now());
         if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_params))
             m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
     }
 }
 
-void herd_model_layer_inputs(const herd_model *m, int i, int *in, int *in2) {
-    *in = m->nodes[i].in;
-    *in2 = m->nodes[i].in2;
+int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max) {
+    const node *n = &m->nodes[i];
+    for (int k = 0; k < n->n_in && k < max; k++) inputs[k] = n->in[k];
+    return n->n_in;
 }
 
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
     *out = m->nodes[i].out;
     *dout = m->nodes[i].dout;
-    *per_sample = node_numel(&m->nodes[i]);
+    *per_sample = m->nodes[i].numel;
 }
 
 void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) {
@@ -611,15 +469,14 @@ static int all_finite(const float *x, int64_t n) {
 int herd_model_first_nonfinite(const herd_model *m, int B, int grads) {
     if (!grads) {
         for (int i = 0; i < m->n_nodes; i++)
-            if (!all_finite(m->nodes[i].out, (int64_t)B * node_numel(&m->nodes[i]))) return i;
+            if (!all_finite(m->nodes[i].out, (int64_t)B * m->nodes[i].numel)) return i;
         return -1;
     }
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const node *n = &m->nodes[i];
-        if (n->dout && !all_finite(n->dout, (int64_t)B * node_numel(n))) return i;
-        const int idx[2] = {n->p_weight, n->p_bias};
-        for (int k = 0; k < 2; k++) {
-            const herd_param_info *p = idx[k] >= 0 ? &m->params_reg[idx[k]].info : NULL;
+        if (n->dout && !all_finite(n->dout, (int64_t)B * n->numel)) return i;
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+            const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
             if (p && p->trainable && !all_finite(m->grads + p->offset, p->numel)) return i;
         }
     }
@@ -646,48 +503,18 @@ int herd_model_layer_count(const herd_model *m) { return m->n_nodes; }
 
 void herd_model_layer(const herd_model *m, int i, herd_layer_info *info) {
     const node *n = &m->nodes[i];
-    static const char *names[] = {"conv2d", "maxpool2d", "avgpool2d", "global_avgpool", "dense", "flatten",
-                                  "dropout", "batchnorm", "activation", "softmax", "add"};
     memset(info, 0, sizeof *info);
     info->name = n->name;
-    info->kind = names[n->kind];
-    info->c = n->c, info->h = n->h, info->w = n->w;
-    int64_t out = node_numel(n);
-    for (int k = 0; k < m->n_reg; k++) {
-        const herd_param_info *p = &m->params_reg[k].info;
-        if (p->trainable && (k == n->p_weight || k == n->p_bias)) info->params += p->numel;
+    info->kind = n->kind->name;
+    info->c = (int)n->dims[0];
+    info->h = n->ndim == 3 ? (int)n->dims[1] : 1;
+    info->w = n->ndim == 3 ? (int)n->dims[2] : 1;
+    for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+        const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
+        if (p && p->trainable) info->params += p->numel;
     }
-    switch (n->kind) {
-    case NODE_CONV:
-        snprintf(info->detail, sizeof info->detail, "%d %dx%d s%d p%d", n->conv.OC, n->conv.KH, n->conv.KW, n->conv.SH,
-                 n->conv.PH);
-        info->flops = 2 * out * n->conv.C * n->conv.KH * n->conv.KW + (n->has_bias ? out : 0);
-        break;
-    case NODE_MAXPOOL:
-    case NODE_AVGPOOL:
-        snprintf(info->detail, sizeof info->detail, "%dx%d s%d", n->pool.KH, n->pool.KW, n->pool.SH);
-        info->flops = out * n->pool.KH * n->pool.KW;
-        break;
-    case NODE_DENSE:
-        snprintf(info->detail, sizeof info->detail, "%d", n->dense_out);
-        info->flops = 2 * (int64_t)n->dense_in * n->dense_out + (n->has_bias ? out : 0);
-        break;
-    case NODE_DROPOUT: snprintf(info->detail, sizeof info->detail, "p=%g", n->p); break;
-    case NODE_ACT: {
-        static const char *acts[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
-        snprintf(info->detail, sizeof info->detail, "%s", acts[n->act]);
-        info->flops = out;
-        break;
-    }
-    case NODE_ADD:
-        snprintf(info->detail, sizeof info->detail, "+ %s", m->nodes[n->in2].name);
-        info->flops = out;
-        break;
-    case NODE_BATCHNORM: info->flops = 2 * out; break;
-    case NODE_GAP: info->flops = (int64_t)n->c * input_hw(m, n); break;
-    case NODE_SOFTMAX: info->flops = 3 * out; break;
-    case NODE_FLATTEN: break;
-    }
+    if (n->kind->describe) n->kind->describe(m, n, info->detail, sizeof info->detail);
+    info->flops = n->kind->flops ? n->kind->flops(m, n) : 0;
 }
 
 size_t herd_model_planned_bytes(const herd_model *m) { return m->arena ? herd_arena_capacity(m->arena) : 0; }

@@ -1,71 +1,36 @@
-/* The model's internal layout, shared by the spec parser, the graph executor and the
- * weights reader: a list of nodes in execution order over one parameter registry. */
+/* The model's internal layout, shared by the builder, the executor, the weights reader and
+ * the ONNX exporters: model inputs, nodes in topological order (src/model/layer.h), one
+ * parameter registry over one contiguous buffer. */
 #ifndef HERD_MODEL_INTERNAL_H
 #define HERD_MODEL_INTERNAL_H
 
-#include "backend/backend.h"
-#include "herd/model.h"
-#include "ops/ops.h"
+#include "model/layer.h"
 
-typedef enum node_kind {
-    NODE_CONV,
-    NODE_MAXPOOL,
-    NODE_AVGPOOL,
-    NODE_GAP,
-    NODE_DENSE,
-    NODE_FLATTEN,
-    NODE_DROPOUT,
-    NODE_BATCHNORM,
-    NODE_ACT,
-    NODE_SOFTMAX,
-    NODE_ADD
-} node_kind;
-
-typedef enum loss_kind { LOSS_XENT = 0, LOSS_MSE } loss_kind;
-
-#define HERD_NAME_MAX 64
-#define HERD_MAX_NODES 256
-#define HERD_MAX_PARAMS 512
-
-typedef struct node {
-    node_kind kind;
-    char name[HERD_NAME_MAX]; /* unique; parameter names are "<name>.weight" */
-    int line, col;            /* in the spec, for messages */
-    int in, in2;              /* producer nodes; -1 = the model input; in2 only for add */
-    int c, h, w;              /* output shape per sample */
-    /* kind-specific configuration */
-    conv2d_dims conv;         /* B filled per call */
-    pool2d_dims pool;
-    int dense_in, dense_out;
-    int has_bias;
-    float p;                  /* dropout */
-    float eps, momentum;      /* batch-norm */
-    herd_act act;
-    float alpha;
-    int he_init;              /* followed by a ReLU-family activation */
-    /* registry indices (-1 = none) */
-    int p_weight, p_bias, p_mean, p_var;
-    /* planned buffers for max_batch samples */
-    float *out, *dout;        /* flatten and in-place ReLUs alias their input's buffers */
-    int inplace;              /* a ReLU that is its conv/dense producer's only consumer: it runs on the
-                                 producer's buffers (or inside the conv, fused) */
-    float *save_a, *save_b;   /* dropout mask | batch-norm mean, rstd */
-    int32_t *argmax;          /* maxpool */
-    const herd_backend *be;
-    double t_forward, t_backward; /* profiling */
-} node;
-
+/* ---- the model (shared by the builder, the executor, the weights reader, the exporters) ---- */
 typedef struct param_entry {
     herd_param_info info;
     char name[HERD_NAME_MAX + 16];
+    int node;  /* owning node */
 } param_entry;
+
+typedef struct model_input {
+    char name[HERD_NAME_MAX];
+    int ndim;
+    int64_t dims[4];
+    int64_t numel;
+    float *data;  /* planned */
+} model_input;
+
+typedef enum loss_kind { LOSS_XENT = 0, LOSS_MSE } loss_kind;
 
 struct herd_model {
     char source[512];
-    int in_c, in_h, in_w;
-    node nodes[HERD_MAX_NODES];
+    model_input inputs[HERD_MAX_MODEL_INPUTS];
+    int n_inputs;
+    int in_c, in_h, in_w; /* the first input as C,H,W (vectors: F,1,1) */
+    node *nodes;          /* HERD_MAX_NODES */
     int n_nodes;
-    param_entry params_reg[HERD_MAX_PARAMS];
+    param_entry *params_reg; /* HERD_MAX_PARAMS */
     int n_reg;
     int64_t n_params, n_buffers;
     float *params, *grads, *buffers;
@@ -79,7 +44,7 @@ struct herd_model {
     int max_batch;
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
-    float *input;
+    float *input;             /* the first input's data */
     float *probs;             /* softmax probabilities for the loss */
     herd_rng dropout_rng;
     char notes[1024];
@@ -87,12 +52,10 @@ struct herd_model {
     struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
     void *grad_hook_user;
-    int64_t grad_ready[HERD_MAX_NODES]; /* params[grad_ready[i], n) are final once node i's backward ran */
+    unsigned char *mark;      /* per node, scratch for the executor (nothing is allocated per step) */
+    int64_t *grad_ready;      /* per node: params[grad_ready[i], n) are final once node i's backward ran */
 };
 
-/* Adds a registry entry; returns its index or -1 when full. */
-int model_add_param(herd_model *m, const char *layer, const char *suffix, int trainable, int ndim,
-                    const int64_t *shape);
 /* Allocates params/grads/buffers once the graph is complete. */
 herd_status model_alloc_params(herd_model *m, herd_error *err);
 /* Fills refs[0..n_reg) with the registry tensors (names, shapes, data) and returns n_reg. */
@@ -109,5 +72,55 @@ herd_status model_load_tensors(herd_model *m, const struct herd_safetensors *st,
 int model_norm_meta(const herd_model *m, const char **meta, char **owned);
 /* Pointer to registry entry i's data. */
 float *model_param_data(herd_model *m, int i);
+/* Data of node n's parameter slot (NULL when the slot is empty). */
+float *node_param(herd_model *m, const node *n, int slot);
+/* Per-sample shape of node input k: a node's output or a model input. */
+int node_in_ndim(const herd_model *m, const node *n, int k);
+const int64_t *node_in_dims(const herd_model *m, const node *n, int k);
+int64_t node_in_numel(const herd_model *m, const node *n, int k);
+
+/* ---- building a model (src/model/build.c): the spec parser and the importers call these ---- */
+herd_status model_create(herd_model **out, const char *source, herd_error *err);
+/* Adds a model input of per-sample shape dims. */
+herd_status model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err);
+/* A free default name prefix<k> for a new node. */
+void model_default_name(const herd_model *m, const char *prefix, char *out, size_t size);
+/* Index of the node (>= 0) or model input (-1 - k) called name; HERD_MAX_NODES when none. */
+int model_find(const herd_model *m, const char *name);
+/* Appends a node of `kind` reading inputs[0..n_in), named name, built from args; on failure the
+ * model is unchanged. file/line/col locate it in messages (file NULL: the model's source). */
+herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *keyword, const char *name,
+                           const int *inputs, int n_in, struct layer_arg *args, int n_args, const char *file,
+                           int line, int col, herd_error *err);
+/* Checks the finished graph (output is a vector, loss fits) and allocates the parameters. */
+herd_status model_finish(herd_model *m, herd_error *err);
+
+/* ---- ONNX export helpers a kind's onnx_export uses (src/io/onnx_export.c) ---- */
+/* ONNX tensor name of node n's input k, and whether it is (N,C,H,W) rather than (N,F) */
+const char *onnx_in(onnx_exporter *x, const node *n, int k);
+int onnx_in_rank4(onnx_exporter *x, const node *n, int k);
+/* ONNX tensor name for n's output; set_out overrides it (e.g. a dropout passes its input on) */
+const char *onnx_out(onnx_exporter *x, const node *n);
+void onnx_set_out(onnx_exporter *x, const node *n, const char *tensor, int rank4);
+/* A registry tensor's name (an initializer is written for it) */
+const char *onnx_param(onnx_exporter *x, const node *n, int slot);
+/* node with up to 5 inputs (NULL-terminated list), one output */
+typedef struct onnx_xattr {
+    const char *name;
+    int type; /* 'i' int, 'f' float, 'I' ints */
+    int64_t i;
+    float f;
+    const int64_t *ints;
+    int n_ints;
+} onnx_xattr;
+void onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
+               int n_inputs, const onnx_xattr *attrs, int n_attrs);
+/* a scalar float initializer shared by every user of `name` (written once) */
+const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
+herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 #endif

@@ -84,349 +84,6 @@ static herd_status parse_float(line_ctx *L, token *t, const char *s, const char 
     return HERD_OK;
 }
 
-/* "3" -> 3,3 ; "3x5" -> 3,5 */
-static herd_status parse_pair(line_ctx *L, token *t, const char *s, const char *what, int lo, int *a, int *b) {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s", s);
-    char *x = strchr(buf, 'x');
-    if (x) {
-        *x = 0;
-        herd_status st = parse_int(L, t, buf, what, lo, 4096, a);
-        if (st) return st;
-        return parse_int(L, t, x + 1, what, lo, 4096, b);
-    }
-    herd_status st = parse_int(L, t, buf, what, lo, 4096, a);
-    *b = *a;
-    return st;
-}
-
-static int is_activation(const char *s, herd_act *act) {
-    static const struct {
-        const char *name;
-        herd_act act;
-    } acts[] = {{"relu", HERD_ACT_RELU},       {"leaky_relu", HERD_ACT_LEAKY_RELU}, {"sigmoid", HERD_ACT_SIGMOID},
-                {"tanh", HERD_ACT_TANH},       {"gelu", HERD_ACT_GELU}};
-    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
-        if (strcmp(s, acts[i].name) == 0) {
-            *act = acts[i].act;
-            return 1;
-        }
-    return 0;
-}
-
-/* ---- graph building ---- */
-
-static int find_node(const herd_model *m, const char *name) {
-    for (int i = m->n_nodes - 1; i >= 0; i--)
-        if (strcmp(m->nodes[i].name, name) == 0) return i;
-    return -1;
-}
-
-/* Shape of the current tip of the graph (the last node, or the input). */
-static void tip_shape(const herd_model *m, int *c, int *h, int *w) {
-    if (m->n_nodes == 0) {
-        *c = m->in_c, *h = m->in_h, *w = m->in_w;
-    } else {
-        const node *n = &m->nodes[m->n_nodes - 1];
-        *c = n->c, *h = n->h, *w = n->w;
-    }
-}
-
-static const char *kind_prefix(node_kind k, herd_act act) {
-    switch (k) {
-    case NODE_CONV: return "conv";
-    case NODE_MAXPOOL: return "maxpool";
-    case NODE_AVGPOOL: return "avgpool";
-    case NODE_GAP: return "gap";
-    case NODE_DENSE: return "dense";
-    case NODE_FLATTEN: return "flatten";
-    case NODE_DROPOUT: return "dropout";
-    case NODE_BATCHNORM: return "bn";
-    case NODE_SOFTMAX: return "softmax";
-    case NODE_ADD: return "add";
-    case NODE_ACT:
-        switch (act) {
-        case HERD_ACT_RELU: return "relu";
-        case HERD_ACT_LEAKY_RELU: return "leaky_relu";
-        case HERD_ACT_SIGMOID: return "sigmoid";
-        case HERD_ACT_TANH: return "tanh";
-        case HERD_ACT_GELU: return "gelu";
-        case HERD_ACT_NONE: break;
-        }
-    }
-    return "layer";
-}
-
-/* Appends a node reading the current tip; names it kind<k> unless the caller renames it. */
-static node *push_node(line_ctx *L, node_kind kind, herd_act act) {
-    herd_model *m = L->m;
-    if (m->n_nodes >= HERD_MAX_NODES) {
-        spec_fail(L, 1, "too many layers (at most %d)", HERD_MAX_NODES);
-        return NULL;
-    }
-    node *n = &m->nodes[m->n_nodes];
-    memset(n, 0, sizeof *n);
-    n->kind = kind;
-    n->act = act;
-    n->line = L->line;
-    n->col = L->tok[0].col;
-    n->in = m->n_nodes - 1;
-    n->in2 = -1;
-    n->p_weight = n->p_bias = n->p_mean = n->p_var = -1;
-    tip_shape(m, &n->c, &n->h, &n->w);
-    /* default name: prefix + per-prefix counter, skipping names already taken */
-    const char *prefix = kind_prefix(kind, act);
-    for (int k = 1;; k++) {
-        snprintf(n->name, sizeof n->name, "%s%d", prefix, k);
-        if (find_node(m, n->name) < 0) break;
-    }
-    m->n_nodes++;
-    return n;
-}
-
-static herd_status add_params(line_ctx *L, node *n, int64_t w0, int64_t w1, int64_t w2, int64_t w3, int wdims,
-                              int64_t nbias) {
-    int64_t shape[4] = {w0, w1, w2, w3};
-    n->p_weight = model_add_param(L->m, n->name, "weight", 1, wdims, shape);
-    if (nbias > 0) n->p_bias = model_add_param(L->m, n->name, "bias", 1, 1, &nbias);
-    if (n->p_weight < 0 || (nbias > 0 && n->p_bias < 0))
-        return spec_fail(L, n->col, "too many parameter tensors (at most %d)", HERD_MAX_PARAMS);
-    return HERD_OK;
-}
-
-/* Trailing flags and options common to layers: name=, an activation flag. The
- * activation becomes its own node after `n`. */
-static herd_status finish_line(line_ctx *L, node *n, int allow_act) {
-    token *t = option(L, "name");
-    herd_act act = HERD_ACT_NONE;
-    float alpha = 0.01f;
-    if (t) {
-        t->used = 1;
-        const char *v = t->value;
-        int ok = *v && strlen(v) < HERD_NAME_MAX && (isalpha((unsigned char)*v) || *v == '_');
-        for (const char *p = v; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_';
-        if (!ok) return spec_fail(L, t->col, "bad name '%s' (letters, digits and _, starting with a letter)", v);
-        if (find_node(L->m, v) >= 0) return spec_fail(L, t->col, "name '%s' is already used", v);
-    }
-    token *act_tok = NULL;
-    for (int i = 1; i < L->n; i++) {
-        token *a = &L->tok[i];
-        if (!a->value && !a->used && is_activation(a->text, &act)) {
-            if (!allow_act) return spec_fail(L, a->col, "%s takes no activation", L->tok[0].text);
-            a->used = 1;
-            act_tok = a;
-            break;
-        }
-    }
-    if (act_tok) {
-        token *al = option(L, "alpha");
-        if (al) {
-            herd_status st = parse_float(L, al, al->value, "alpha", 0, 1e6, &alpha);
-            if (st) return st;
-        }
-    }
-    for (int i = 1; i < L->n; i++) {
-        token *u = &L->tok[i];
-        if (u->used) continue;
-        if (u->value) return spec_fail(L, u->col, "unknown option '%s' for %s", u->key, L->tok[0].text);
-        return spec_fail(L, u->col, "unexpected argument '%s' for %s", u->text, L->tok[0].text);
-    }
-    /* the line's name goes to its last node, so `add NAME` refers to the line's output */
-    node *last = n;
-    if (act_tok) {
-        n->he_init = act == HERD_ACT_RELU || act == HERD_ACT_LEAKY_RELU || act == HERD_ACT_GELU;
-        last = push_node(L, NODE_ACT, act);
-        if (!last) return HERD_ESPEC;
-        last->alpha = alpha;
-    }
-    if (t) snprintf(last->name, sizeof last->name, "%s", t->value);
-    return HERD_OK;
-}
-
-/* ---- one parse function per layer kind ---- */
-
-static herd_status need_positional(line_ctx *L, int i, const char *what, token **out) {
-    *out = positional(L, i);
-    if (!*out) return spec_fail(L, L->tok[L->n - 1].col + (int)strlen(L->tok[L->n - 1].text), "%s: missing %s",
-                                L->tok[0].text, what);
-    return HERD_OK;
-}
-
-static herd_status parse_conv(line_ctx *L) {
-    int c, h, w, oc = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, bias = 1;
-    tip_shape(L->m, &c, &h, &w);
-    token *t;
-    herd_status st;
-    if ((st = need_positional(L, 0, "number of filters", &t))) return st;
-    if ((st = parse_int(L, t, t->text, "number of filters", 1, 65536, &oc))) return st;
-    if ((st = need_positional(L, 0, "kernel size", &t))) return st;
-    if ((st = parse_pair(L, t, t->text, "kernel size", 1, &kh, &kw))) return st;
-    if ((t = option(L, "stride")) && (st = parse_pair(L, t, t->value, "stride", 1, &sh, &sw))) return st;
-    if ((t = option(L, "pad"))) {
-        if (strcmp(t->value, "same") == 0) {
-            if (kh % 2 == 0 || kw % 2 == 0) return spec_fail(L, t->col, "pad=same needs an odd kernel size");
-            ph = kh / 2, pw = kw / 2, t->used = 1;
-        } else if (strcmp(t->value, "valid") == 0) {
-            t->used = 1;
-        } else if ((st = parse_pair(L, t, t->value, "padding", 0, &ph, &pw))) {
-            return st;
-        }
-    }
-    if ((t = option(L, "bias")) && (st = parse_int(L, t, t->value, "bias (0 or 1)", 0, 1, &bias))) return st;
-    node *n = push_node(L, NODE_CONV, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    n->conv = (conv2d_dims){.B = 1, .C = c, .H = h, .W = w, .OC = oc, .KH = kh, .KW = kw,
-                            .SH = sh, .SW = sw, .PH = ph, .PW = pw};
-    if (!conv2d_dims_finish(&n->conv))
-        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: %s: a %dx%d kernel with stride %dx%d and padding %dx%d "
-                         "does not fit the input %dx%dx%d",
-                         L->file, L->line, n->col, n->name, kh, kw, sh, sw, ph, pw, c, h, w);
-    n->c = oc, n->h = n->conv.OH, n->w = n->conv.OW, n->has_bias = bias;
-    if ((st = add_params(L, n, oc, c, kh, kw, 4, bias ? oc : 0))) return st;
-    return finish_line(L, n, 1);
-}
-
-static herd_status parse_pool(line_ctx *L, node_kind kind) {
-    int c, h, w, kh = 0, kw = 0, sh, sw, ph = 0, pw = 0;
-    tip_shape(L->m, &c, &h, &w);
-    token *t;
-    herd_status st;
-    if ((st = need_positional(L, 0, "pool size", &t))) return st;
-    if ((st = parse_pair(L, t, t->text, "pool size", 1, &kh, &kw))) return st;
-    sh = kh, sw = kw;
-    if ((t = option(L, "stride")) && (st = parse_pair(L, t, t->value, "stride", 1, &sh, &sw))) return st;
-    if ((t = option(L, "pad")) && (st = parse_pair(L, t, t->value, "padding", 0, &ph, &pw))) return st;
-    node *n = push_node(L, kind, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    if (ph * 2 > kh || pw * 2 > kw)
-        return spec_fail(L, n->col, "%s: padding must be at most half the pool size", n->name);
-    n->pool = (pool2d_dims){.B = 1, .C = c, .H = h, .W = w, .KH = kh, .KW = kw, .SH = sh, .SW = sw, .PH = ph, .PW = pw};
-    if (!pool2d_dims_finish(&n->pool))
-        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: %s: a %dx%d pool does not fit the input %dx%dx%d", L->file,
-                         L->line, n->col, n->name, kh, kw, c, h, w);
-    n->h = n->pool.OH, n->w = n->pool.OW;
-    return finish_line(L, n, 0);
-}
-
-static herd_status parse_maxpool(line_ctx *L) { return parse_pool(L, NODE_MAXPOOL); }
-static herd_status parse_avgpool(line_ctx *L) { return parse_pool(L, NODE_AVGPOOL); }
-
-static herd_status parse_gap(line_ctx *L) {
-    node *n = push_node(L, NODE_GAP, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    n->h = n->w = 1;
-    return finish_line(L, n, 0);
-}
-
-static herd_status parse_flatten(line_ctx *L) {
-    node *n = push_node(L, NODE_FLATTEN, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    int64_t flat = (int64_t)n->c * n->h * n->w; /* each factor fits an int, the product need not */
-    if (flat > INT32_MAX)
-        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: flatten: %dx%dx%d is more than 2^31-1 values", L->file,
-                         L->line, n->col, n->c, n->h, n->w);
-    n->c = (int)flat, n->h = n->w = 1;
-    return finish_line(L, n, 0);
-}
-
-static herd_status parse_dense(line_ctx *L) {
-    int c, h, w, units = 0, bias = 1;
-    tip_shape(L->m, &c, &h, &w);
-    token *t;
-    herd_status st;
-    if ((st = need_positional(L, 0, "number of units", &t))) return st;
-    if ((st = parse_int(L, t, t->text, "number of units", 1, 1 << 24, &units))) return st;
-    if ((t = option(L, "bias")) && (st = parse_int(L, t, t->value, "bias (0 or 1)", 0, 1, &bias))) return st;
-    if (h != 1 || w != 1)
-        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: dense expects a flat input but gets %dx%dx%d; put `flatten` "
-                         "(or `gap`) before it", L->file, L->line, L->tok[0].col, c, h, w);
-    node *n = push_node(L, NODE_DENSE, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    n->dense_in = c, n->dense_out = units, n->c = units, n->has_bias = bias;
-    if ((st = add_params(L, n, units, c, 1, 1, 2, bias ? units : 0))) return st;
-    return finish_line(L, n, 1);
-}
-
-static herd_status parse_dropout(line_ctx *L) {
-    token *t;
-    float p = 0;
-    herd_status st;
-    if ((st = need_positional(L, 0, "drop probability", &t))) return st;
-    if ((st = parse_float(L, t, t->text, "drop probability", 0.0, 0.99, &p))) return st;
-    node *n = push_node(L, NODE_DROPOUT, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    n->p = p;
-    return finish_line(L, n, 0);
-}
-
-static herd_status parse_batchnorm(line_ctx *L) {
-    float eps = 1e-5f, momentum = 0.1f;
-    token *t;
-    herd_status st;
-    if ((t = option(L, "eps")) && (st = parse_float(L, t, t->value, "eps", 1e-12, 1, &eps))) return st;
-    if ((t = option(L, "momentum")) && (st = parse_float(L, t, t->value, "momentum", 0, 1, &momentum))) return st;
-    node *n = push_node(L, NODE_BATCHNORM, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    n->eps = eps, n->momentum = momentum;
-    int64_t C = n->c;
-    n->p_weight = model_add_param(L->m, n->name, "weight", 1, 1, &C);
-    n->p_bias = model_add_param(L->m, n->name, "bias", 1, 1, &C);
-    n->p_mean = model_add_param(L->m, n->name, "running_mean", 0, 1, &C);
-    n->p_var = model_add_param(L->m, n->name, "running_var", 0, 1, &C);
-    if (n->p_var < 0) return spec_fail(L, n->col, "too many parameter tensors (at most %d)", HERD_MAX_PARAMS);
-    return finish_line(L, n, 1);
-}
-
-static herd_status parse_act_layer(line_ctx *L) {
-    herd_act act = HERD_ACT_NONE;
-    is_activation(L->tok[0].text, &act);
-    node *n = push_node(L, NODE_ACT, act);
-    if (!n) return HERD_ESPEC;
-    n->alpha = 0.01f;
-    token *t;
-    herd_status st;
-    if (act == HERD_ACT_LEAKY_RELU && (t = positional(L, 0)) &&
-        (st = parse_float(L, t, t->text, "negative slope", 0, 1e6, &n->alpha)))
-        return st;
-    if (act == HERD_ACT_LEAKY_RELU && (t = option(L, "alpha")) &&
-        (st = parse_float(L, t, t->value, "negative slope", 0, 1e6, &n->alpha)))
-        return st;
-    /* a stand-alone ReLU after conv/dense asks for He init of that layer, as an inline one does */
-    if (n->in >= 0 && act != HERD_ACT_SIGMOID && act != HERD_ACT_TANH) L->m->nodes[n->in].he_init = 1;
-    return finish_line(L, n, 0);
-}
-
-static herd_status parse_softmax(line_ctx *L) {
-    int c, h, w;
-    tip_shape(L->m, &c, &h, &w);
-    if (h != 1 || w != 1)
-        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: softmax expects a flat input but gets %dx%dx%d", L->file,
-                         L->line, L->tok[0].col, c, h, w);
-    node *n = push_node(L, NODE_SOFTMAX, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    return finish_line(L, n, 0);
-}
-
-static herd_status parse_add(line_ctx *L) {
-    token *t;
-    herd_status st;
-    if ((st = need_positional(L, 0, "the name of the layer to add", &t))) return st;
-    int from = find_node(L->m, t->text);
-    if (from < 0) return spec_fail(L, t->col, "add: no earlier layer is named '%s'", t->text);
-    t->used = 1;
-    int c, h, w;
-    tip_shape(L->m, &c, &h, &w);
-    const node *f = &L->m->nodes[from];
-    if (f->c != c || f->h != h || f->w != w)
-        return herd_fail(L->err, HERD_ESHAPE, "%s:%d:%d: add: the input is %dx%dx%d but '%s' is %dx%dx%d", L->file,
-                         L->line, t->col, c, h, w, f->name, f->c, f->h, f->w);
-    if (from == L->m->n_nodes - 1) return spec_fail(L, t->col, "add: '%s' is the input itself", t->text);
-    node *n = push_node(L, NODE_ADD, HERD_ACT_NONE);
-    if (!n) return HERD_ESPEC;
-    n->in2 = from;
-    return finish_line(L, n, 1);
-}
-
 static herd_status parse_train(line_ctx *L) {
     herd_spec_train *tr = &L->m->train;
     herd_status st;
@@ -465,23 +122,18 @@ static herd_status parse_loss(line_ctx *L) {
     return HERD_OK;
 }
 
-typedef herd_status (*line_parser)(line_ctx *L);
+/* An activation keyword, which a line may add after its layer (`conv 32 3 relu`). */
+static int is_activation(const char *s) {
+    const layer_kind *k = layer_kind_by_keyword(s);
+    return k && (k->flags & LAYER_ACTIVATION);
+}
 
-static const struct {
-    const char *keyword;
-    line_parser parse;
-} layer_table[] = {
-    {"conv", parse_conv},       {"maxpool", parse_maxpool}, {"avgpool", parse_avgpool}, {"gap", parse_gap},
-    {"flatten", parse_flatten}, {"dense", parse_dense},     {"dropout", parse_dropout}, {"batchnorm", parse_batchnorm},
-    {"relu", parse_act_layer},  {"leaky_relu", parse_act_layer}, {"sigmoid", parse_act_layer},
-    {"tanh", parse_act_layer},  {"gelu", parse_act_layer},  {"softmax", parse_softmax}, {"add", parse_add},
-    {"train", parse_train},     {"loss", parse_loss},
-};
-
+/* `input SHAPE [name=NAME]`: CxHxW or F (a CxHxW with H = W = 1 is the vector C). */
 static herd_status parse_input(line_ctx *L) {
     token *t = positional(L, 0);
     herd_model *m = L->m;
-    if (!t || L->n != 2)
+    token *nm = option(L, "name");
+    if (!t || positional(L, 1) || L->n != 2 + (nm != NULL))
         return spec_fail(L, L->tok[0].col, "input: expected one shape like 1x28x28 (CxHxW) or 784");
     int dims[3] = {1, 1, 1}, nd = 0;
     const char *s = t->text;
@@ -499,8 +151,115 @@ static herd_status parse_input(line_ctx *L) {
         return spec_fail(L, t->col, "input: expected a shape like 1x28x28 (CxHxW) or 784, found '%s'", t->text);
     if ((int64_t)dims[0] * dims[1] * dims[2] > (1 << 26))
         return spec_fail(L, t->col, "input: %s is too large", t->text);
-    m->in_c = dims[0], m->in_h = dims[1], m->in_w = dims[2];
+    char name[HERD_NAME_MAX];
+    if (nm) snprintf(name, sizeof name, "%s", nm->value);
+    else if (m->n_inputs == 0) snprintf(name, sizeof name, "input");
+    else model_default_name(m, "input", name, sizeof name);
+    if (nm && model_find(m, name) != HERD_MAX_NODES) return spec_fail(L, nm->col, "name '%s' is already used", name);
+    int64_t d[3] = {dims[0], dims[1], dims[2]};
+    return model_add_input(m, name, dims[1] == 1 && dims[2] == 1 ? 1 : 3, d, L->err);
+}
+
+static herd_status check_name(line_ctx *L, const token *t) {
+    const char *v = t->value;
+    int ok = *v && strlen(v) < HERD_NAME_MAX && (isalpha((unsigned char)*v) || *v == '_');
+    for (const char *p = v; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_';
+    if (!ok) return spec_fail(L, t->col, "bad name '%s' (letters, digits and _, starting with a letter)", v);
+    if (model_find(L->m, v) != HERD_MAX_NODES) return spec_fail(L, t->col, "name '%s' is already used", v);
     return HERD_OK;
+}
+
+/* The current tip of the graph: the last layer, or the last input before any layer. */
+static int tip(const herd_model *m) { return m->n_nodes ? m->n_nodes - 1 : -m->n_inputs; }
+
+/* "a,b,c" into node/input indices. */
+static herd_status resolve_inputs(line_ctx *L, const token *t, const char *list, int *inputs, int *n) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    *n = 0;
+    for (char *save = NULL, *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        int at = model_find(L->m, name);
+        if (at == HERD_MAX_NODES)
+            return spec_fail(L, t->col, "%s: no earlier layer is named '%s'", L->tok[0].text, name);
+        if (*n >= HERD_MAX_INPUTS) return spec_fail(L, t->col, "%s: more than %d inputs", L->tok[0].text, HERD_MAX_INPUTS);
+        inputs[(*n)++] = at;
+    }
+    if (*n == 0) return spec_fail(L, t->col, "%s: expected layer names separated by commas", L->tok[0].text);
+    return HERD_OK;
+}
+
+/* One layer line: `KEYWORD [positional...] [key=value...] [activation] [name=NAME] [from=A,B]`. */
+static herd_status parse_layer(line_ctx *L, const layer_kind *kind) {
+    herd_model *m = L->m;
+    const char *kw = L->tok[0].text;
+    herd_status st;
+    token *name_tok = option(L, "name"), *from_tok = option(L, "from"), *act_tok = NULL, *alpha_tok = NULL;
+    if (name_tok && (st = check_name(L, name_tok))) return st;
+    if (name_tok) name_tok->used = 1;
+    for (int i = 1; i < L->n && !act_tok; i++) {
+        token *a = &L->tok[i];
+        if (a->value || !is_activation(a->text)) continue;
+        if (!(kind->flags & LAYER_TAKES_ACT)) return spec_fail(L, a->col, "%s takes no activation", kw);
+        a->used = 1;
+        act_tok = a;
+        if ((alpha_tok = option(L, "alpha"))) alpha_tok->used = 1;
+    }
+    /* arguments: positionals get the kind's names; options keep theirs */
+    struct layer_arg args[MAX_TOKENS];
+    int n_args = 0, n_pos = 0;
+    const char *from_list = from_tok ? from_tok->value : NULL;
+    int from_col = from_tok ? from_tok->col : 0, from_positional = 0;
+    if (from_tok) from_tok->used = 1;
+    for (int i = 1; i < L->n; i++) {
+        token *t = &L->tok[i];
+        if (t->used) continue;
+        const char *key = t->value ? t->key : NULL;
+        if (!key) {
+            const char *const *names = kind->positional;
+            int count = 0;
+            while (names && names[count]) count++;
+            if (n_pos >= count) return spec_fail(L, t->col, "unexpected argument '%s' for %s", t->text, kw);
+            key = names[n_pos++];
+        }
+        t->used = 1;
+        if (!strcmp(key, "from")) { /* add NAME / add A,B: its inputs */
+            if (from_list) return spec_fail(L, t->col, "%s: inputs given twice", kw);
+            from_list = t->value ? t->value : t->text;
+            from_col = t->col;
+            from_positional = !t->value;
+            continue;
+        }
+        args[n_args++] = (struct layer_arg){.key = key, .value = t->value ? t->value : t->text, .col = t->col,
+                                            .end_col = t->col + (int)strlen(t->text) + (t->value ? 1 + (int)strlen(t->value) : 0)};
+    }
+    int inputs[HERD_MAX_INPUTS], n_in = 1;
+    inputs[0] = tip(m);
+    if (from_list) {
+        token ft = {.col = from_col};
+        if ((st = resolve_inputs(L, &ft, from_list, inputs, &n_in))) return st;
+        if (from_positional && n_in == 1 && kind->min_inputs >= 2) { /* `add NAME`: NAME and the tip */
+            if (inputs[0] == tip(m)) return spec_fail(L, from_col, "%s: '%s' is the input itself", kw, from_list);
+            inputs[1] = inputs[0];
+            inputs[0] = tip(m);
+            n_in = 2;
+        }
+        args[n_args++] = (struct layer_arg){.key = "from", .value = from_list, .col = from_col, .used = 1};
+    }
+    char name[HERD_NAME_MAX];
+    if (name_tok && !act_tok) snprintf(name, sizeof name, "%s", name_tok->value);
+    else model_default_name(m, kind->prefix ? kind->prefix : kw, name, sizeof name);
+    if ((st = model_add_node(m, kind, kw, name, inputs, n_in, args, n_args, L->file, L->line, L->tok[0].col, L->err)))
+        return st;
+    if (!act_tok) return HERD_OK;
+    /* the activation flag becomes its own node; the line's name goes to it, so later lines
+     * that name the line read the activation's output */
+    struct layer_arg alpha = {.key = "alpha", .value = alpha_tok ? alpha_tok->value : NULL,
+                              .col = alpha_tok ? alpha_tok->col : 0};
+    if (name_tok) snprintf(name, sizeof name, "%s", name_tok->value);
+    else model_default_name(m, act_tok->text, name, sizeof name);
+    int from = m->n_nodes - 1;
+    return model_add_node(m, layer_kind_by_keyword(act_tok->text), act_tok->text, name, &from, 1, &alpha,
+                          alpha_tok ? 1 : 0, L->file, L->line, act_tok->col, L->err);
 }
 
 /* Splits one line into tokens; returns the count (0 for blank/comment). */
@@ -536,17 +295,15 @@ static herd_status tokenize(line_ctx *L, const char *line, size_t len) {
 }
 
 herd_status herd_model_parse(herd_model **out, const char *text, const char *filename, herd_error *err) {
-    herd_model *m = calloc(1, sizeof *m);
-    if (!m) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", filename);
-    snprintf(m->source, sizeof m->source, "%s", filename);
+    herd_model *m;
+    herd_status st = model_create(&m, filename, err);
+    if (st) return st;
     line_ctx *L = calloc(1, sizeof *L);
     if (!L) {
-        free(m);
+        herd_model_destroy(m);
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory", filename);
     }
     L->m = m, L->file = filename, L->err = err;
-    herd_status st = HERD_OK;
-    int have_input = 0;
     const char *p = text;
     while (*p && st == HERD_OK) {
         const char *nl = strchr(p, '\n');
@@ -556,37 +313,25 @@ herd_status herd_model_parse(herd_model **out, const char *text, const char *fil
         p += len + (nl ? 1 : 0);
         if (L->n == 0) continue;
         const char *kw = L->tok[0].text;
-        if (!have_input) {
-            if (strcmp(kw, "input") != 0) {
-                st = spec_fail(L, L->tok[0].col, "the first layer must be `input CxHxW`, found '%s'", kw);
-                break;
-            }
-            st = parse_input(L);
-            have_input = 1;
+        if (!strcmp(kw, "input")) {
+            if (m->n_nodes) st = spec_fail(L, L->tok[0].col, "input lines come before the layers");
+            else st = parse_input(L);
             continue;
         }
-        line_parser parse = NULL;
-        for (size_t k = 0; k < sizeof layer_table / sizeof layer_table[0]; k++)
-            if (strcmp(kw, layer_table[k].keyword) == 0) parse = layer_table[k].parse;
-        if (!parse) {
-            st = spec_fail(L, L->tok[0].col, "unknown layer '%s' (expected conv, maxpool, avgpool, gap, flatten, dense, "
-                           "dropout, batchnorm, relu, leaky_relu, sigmoid, tanh, gelu, softmax, add, train or loss)", kw);
+        if (m->n_inputs == 0) {
+            st = spec_fail(L, L->tok[0].col, "the first layer must be `input CxHxW`, found '%s'", kw);
             break;
         }
-        st = parse(L);
+        if (!strcmp(kw, "train")) st = parse_train(L);
+        else if (!strcmp(kw, "loss")) st = parse_loss(L);
+        else {
+            const layer_kind *kind = layer_kind_by_keyword(kw);
+            if (kind) st = parse_layer(L, kind);
+            else st = spec_fail(L, L->tok[0].col, "unknown layer '%s' (expected %s, train or loss)", kw,
+                                layer_keywords());
+        }
     }
-    if (st == HERD_OK && !have_input) st = herd_fail(err, HERD_ESPEC, "%s: empty model spec (no `input` line)", filename);
-    if (st == HERD_OK && m->n_nodes == 0) st = herd_fail(err, HERD_ESPEC, "%s: the model has no layers", filename);
-    if (st == HERD_OK) {
-        const node *last = &m->nodes[m->n_nodes - 1];
-        if (last->h != 1 || last->w != 1)
-            st = herd_fail(err, HERD_ESHAPE, "%s: the model's output is %dx%dx%d; it must be a vector (end with "
-                           "flatten/gap and dense)", filename, last->c, last->h, last->w);
-        else if (m->loss == LOSS_XENT && last->kind == NODE_SOFTMAX)
-            st = herd_fail(err, HERD_ESPEC, "%s:%d: the last layer is softmax, but the cross-entropy loss already "
-                           "applies it to the logits; remove it", filename, last->line);
-    }
-    if (st == HERD_OK) st = model_alloc_params(m, err);
+    if (st == HERD_OK) st = model_finish(m, err);
     free(L);
     if (st != HERD_OK) {
         herd_model_destroy(m);

@@ -77,10 +77,10 @@ int main(int argc, char **argv) {
     t[n++] = (herd_tensor_ref){.name = "loss", .dtype = HERD_F32, .ndim = 0, .data = &loss};
     for (int i = 0; i < m->n_nodes; i++) {
         node *nd = &m->nodes[i];
-        if (nd->kind != NODE_DROPOUT) continue;
+        if (strcmp(nd->kind->name, "dropout") != 0) continue;
         snprintf(names[n], sizeof names[n], "mask.%s", nd->name);
         t[n] = (herd_tensor_ref){.name = names[n], .dtype = HERD_F32, .ndim = 2,
-                                 .shape = {B, (int64_t)nd->c * nd->h * nd->w}, .data = nd->save_a};
+                                 .shape = {B, nd->numel}, .data = nd->saved[0]};
         n++;
     }
     for (int i = 0; i < np; i++) {

@@ -1,0 +1,99 @@
+/* relu, leaky_relu [ALPHA], sigmoid, tanh, gelu (exact erf form): elementwise activations,
+ * one kind chosen by the keyword. A ReLU right after a conv or dense layer that nothing else
+ * reads is fused into it by the planner (it then never runs on its own). */
+#include <stdio.h>
+#include <string.h>
+
+#include "layers/layer_common.h"
+
+typedef struct act_cfg {
+    herd_act act;
+    float alpha;
+} act_cfg;
+#define CFG(n) ((const act_cfg *)(n)->cfg)
+
+static const char *const act_keywords[] = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", NULL};
+static const herd_act act_of_keyword[] = {HERD_ACT_RELU, HERD_ACT_LEAKY_RELU, HERD_ACT_SIGMOID, HERD_ACT_TANH,
+                                          HERD_ACT_GELU};
+
+static herd_status act_build(layer_build *b) {
+    act_cfg *cfg = (act_cfg *)b->n->cfg;
+    cfg->alpha = 0.01f;
+    for (int k = 0; act_keywords[k]; k++)
+        if (!strcmp(b->keyword, act_keywords[k])) cfg->act = act_of_keyword[k];
+    if (cfg->act == HERD_ACT_LEAKY_RELU) {
+        herd_status st = lb_float(b, "alpha", "negative slope", 0, 0, 1e6, &cfg->alpha);
+        if (st) return st;
+    }
+    /* a ReLU-family activation after conv/dense asks for He init of that layer */
+    node *p = lb_in_node(b, 0);
+    if (p && cfg->act != HERD_ACT_SIGMOID && cfg->act != HERD_ACT_TANH) p->he_init = 1;
+    lb_set_shape(b, lb_in_ndim(b, 0), lb_in_dims(b, 0));
+    return HERD_OK;
+}
+
+static void act_forward(const layer_call *c) {
+    c->be->act_forward(c->ex, c->out, c->in[0], (int64_t)c->B * c->n->numel, CFG(c->n)->act, CFG(c->n)->alpha);
+}
+
+static void act_backward(const layer_call *c) {
+    if (c->din[0])
+        c->be->act_backward(c->ex, c->din[0], c->dout, c->in[0], c->out, (int64_t)c->B * c->n->numel, CFG(c->n)->act,
+                            CFG(c->n)->alpha);
+}
+
+static int64_t act_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return n->numel;
+}
+
+static void act_describe(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    static const char *names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
+    snprintf(buf, size, "%s", names[CFG(n)->act]);
+}
+
+/* gelu(x) = x * (1 + erf(x / sqrt 2)) * 0.5, the graph PyTorch exports for F.gelu */
+static void gelu_onnx(onnx_exporter *x, const node *n, const char *in, const char *out) {
+    const char *sqrt2 = onnx_scalar(x, "herd_gelu_sqrt2", 1.41421356237309505f);
+    const char *one = onnx_scalar(x, "herd_gelu_one", 1.0f), *half = onnx_scalar(x, "herd_gelu_half", 0.5f);
+    char t_div[HERD_NAME_MAX + 8], t_erf[HERD_NAME_MAX + 8], t_add[HERD_NAME_MAX + 8], t_mul[HERD_NAME_MAX + 8];
+    snprintf(t_div, sizeof t_div, "%s_div", n->name);
+    snprintf(t_erf, sizeof t_erf, "%s_erf", n->name);
+    snprintf(t_add, sizeof t_add, "%s_add", n->name);
+    snprintf(t_mul, sizeof t_mul, "%s_mul", n->name);
+    const char *a[2] = {in, sqrt2}, *b[1] = {t_div}, *c[2] = {t_erf, one}, *d[2] = {in, t_add}, *e[2] = {t_mul, half};
+    onnx_emit(x, "Div", t_div, t_div, a, 2, NULL, 0);
+    onnx_emit(x, "Erf", t_erf, t_erf, b, 1, NULL, 0);
+    onnx_emit(x, "Add", t_add, t_add, c, 2, NULL, 0);
+    onnx_emit(x, "Mul", t_mul, t_mul, d, 2, NULL, 0);
+    onnx_emit(x, "Mul", n->name, out, e, 2, NULL, 0);
+}
+
+static herd_status act_onnx(onnx_exporter *x, const node *n) {
+    const char *in = onnx_in(x, n, 0), *out = onnx_out(x, n);
+    switch (CFG(n)->act) {
+    case HERD_ACT_RELU: onnx_emit(x, "Relu", n->name, out, &in, 1, NULL, 0); break;
+    case HERD_ACT_SIGMOID: onnx_emit(x, "Sigmoid", n->name, out, &in, 1, NULL, 0); break;
+    case HERD_ACT_TANH: onnx_emit(x, "Tanh", n->name, out, &in, 1, NULL, 0); break;
+    case HERD_ACT_GELU: gelu_onnx(x, n, in, out); break;
+    case HERD_ACT_LEAKY_RELU: {
+        onnx_xattr a = {.name = "alpha", .type = 'f', .f = CFG(n)->alpha};
+        onnx_emit(x, "LeakyRelu", n->name, out, &in, 1, &a, 1);
+        break;
+    }
+    case HERD_ACT_NONE: onnx_set_out(x, n, in, onnx_in_rank4(x, n, 0)); break;
+    }
+    return HERD_OK;
+}
+
+static const char *const act_positional[] = {"alpha", NULL};
+
+const layer_kind layer_activation = {
+    .name = "activation", .keywords = act_keywords, .positional = act_positional, .min_inputs = 1, .max_inputs = 1,
+    .flags = LAYER_ACTIVATION, .build = act_build, .forward = act_forward, .backward = act_backward, .flops = act_flops,
+    .describe = act_describe, .onnx_export = act_onnx,
+};
+
+/* The ReLU kind a planner may fuse: this kind with act == relu. */
+int layer_is_relu(const node *n) { return n->kind == &layer_activation && CFG(n)->act == HERD_ACT_RELU; }

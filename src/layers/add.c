@@ -1,0 +1,75 @@
+/* add: the elementwise sum of two or more inputs of the same shape (residual connections). */
+#include <stdio.h>
+#include <string.h>
+
+#include "layers/layer_common.h"
+
+static herd_status add_build(layer_build *b) {
+    char s0[64], s1[64];
+    for (int k = 1; k < b->n->n_in; k++) {
+        int nd = lb_in_ndim(b, k);
+        if (nd != lb_in_ndim(b, 0) || memcmp(lb_in_dims(b, k), lb_in_dims(b, 0), (size_t)nd * sizeof(int64_t))) {
+            const node *f = lb_in_node(b, k);
+            return lb_fail(b, HERD_ESHAPE, "from", "add: the input is %s but '%s' is %s",
+                           lb_shape_str(lb_in_ndim(b, 0), lb_in_dims(b, 0), s0, sizeof s0),
+                           f ? f->name : b->m->inputs[-1 - b->n->in[k]].name,
+                           lb_shape_str(nd, lb_in_dims(b, k), s1, sizeof s1));
+        }
+    }
+    lb_set_shape(b, lb_in_ndim(b, 0), lb_in_dims(b, 0));
+    return HERD_OK;
+}
+
+static void add_forward(const layer_call *c) {
+    int64_t n = (int64_t)c->B * c->n->numel;
+    ref_add_forward(c->out, c->in[0], c->in[1], n);
+    for (int k = 2; k < c->n->n_in; k++) ref_accumulate(c->out, c->in[k], n);
+}
+
+static void add_backward(const layer_call *c) {
+    for (int k = 0; k < c->n->n_in; k++)
+        if (c->din[k]) ref_accumulate(c->din[k], c->dout, (int64_t)c->B * c->n->numel);
+}
+
+static int64_t add_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return n->numel * (n->n_in - 1);
+}
+
+static void add_describe(const herd_model *m, const node *n, char *buf, size_t size) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int k = 1; k < n->n_in && len < size; k++) {
+        const char *name = n->in[k] >= 0 ? m->nodes[n->in[k]].name : m->inputs[-1 - n->in[k]].name;
+        int w = snprintf(buf + len, size - len, "%s+ %s", k > 1 ? " " : "", name);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+}
+
+static herd_status add_onnx(onnx_exporter *x, const node *n) {
+    int rank4 = onnx_in_rank4(x, n, 0);
+    const char *acc = onnx_in(x, n, 0);
+    char part[2][HERD_NAME_MAX + 16]; /* partial sums of an add of more than two inputs */
+    for (int k = 1; k < n->n_in; k++) {
+        if (onnx_in_rank4(x, n, k) != rank4)
+            return onnx_fail(x, "add '%s' sums a flat and an NCHW tensor", n->name);
+        const char *ins[2] = {acc, onnx_in(x, n, k)};
+        int last = k == n->n_in - 1;
+        char *p = part[k & 1];
+        snprintf(p, sizeof part[0], "%s_sum%d", n->name, k);
+        onnx_emit(x, "Add", last ? n->name : p, last ? onnx_out(x, n) : p, ins, 2, NULL, 0);
+        acc = p;
+    }
+    return HERD_OK;
+}
+
+static const char *const add_keywords[] = {"add", NULL};
+/* `add NAME` adds NAME to the line before; `add A,B,...` adds those (the spec parser reads `from`) */
+static const char *const add_positional[] = {"from", NULL};
+
+const layer_kind layer_add = {
+    .name = "add", .keywords = add_keywords, .positional = add_positional, .min_inputs = 2, .max_inputs = HERD_MAX_INPUTS,
+    .flags = LAYER_TAKES_ACT, .build = add_build, .forward = add_forward, .backward = add_backward,
+    .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
+};

@@ -1,0 +1,78 @@
+/* batchnorm: per-channel batch normalisation over (C,H,W) or (F); weight, bias, running_mean,
+ * running_var as PyTorch's BatchNorm1d/2d (momentum weighs the new value). */
+#include "layers/layer_common.h"
+
+typedef struct bn_cfg {
+    float eps, momentum;
+    int C, HW;
+} bn_cfg;
+#define CFG(n) ((const bn_cfg *)(n)->cfg)
+
+static herd_status bn_build(layer_build *b) {
+    bn_cfg *cfg = (bn_cfg *)b->n->cfg;
+    cfg->eps = 1e-5f, cfg->momentum = 0.1f;
+    herd_status st;
+    if ((st = lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps)) || (st = lb_float(b, "momentum", "momentum", 0, 0, 1, &cfg->momentum)))
+        return st;
+    int c, h, w;
+    lb_in_chw(b, 0, &c, &h, &w);
+    cfg->C = c, cfg->HW = h * w;
+    lb_set_shape(b, lb_in_ndim(b, 0), lb_in_dims(b, 0));
+    int64_t C[1] = {c};
+    if ((st = lb_param(b, 0, "weight", 1, 1, C)) || (st = lb_param(b, 1, "bias", 1, 1, C)) ||
+        (st = lb_param(b, 2, "running_mean", 0, 1, C)))
+        return st;
+    return lb_param(b, 3, "running_var", 0, 1, C);
+}
+
+static void bn_init(herd_model *m, node *n, uint64_t seed) {
+    (void)seed;
+    float *g = node_param(m, n, 0), *beta = node_param(m, n, 1), *mean = node_param(m, n, 2),
+          *var = node_param(m, n, 3);
+    for (int c = 0; c < CFG(n)->C; c++) g[c] = 1.0f, beta[c] = 0.0f, mean[c] = 0.0f, var[c] = 1.0f;
+}
+
+static herd_status bn_plan(node *n, layer_plan *p) {
+    n->saved[0] = herd_arena_floats(p->arena, (size_t)CFG(n)->C);
+    n->saved[1] = herd_arena_floats(p->arena, (size_t)CFG(n)->C);
+    return n->saved[0] && n->saved[1] ? HERD_OK : HERD_ENOMEM;
+}
+
+static void bn_forward(const layer_call *c) {
+    const bn_cfg *cfg = CFG(c->n);
+    if (c->training)
+        c->be->batchnorm_forward_train(c->ex, c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0],
+                                       c->w[0], c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps);
+    else
+        c->be->batchnorm_forward_eval(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->w[2], c->w[3], c->B, cfg->C,
+                                      cfg->HW, cfg->eps);
+}
+
+static void bn_backward(const layer_call *c) {
+    const bn_cfg *cfg = CFG(c->n);
+    c->be->batchnorm_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0],
+                              c->n->saved[1], c->w[0], c->B, cfg->C, cfg->HW);
+}
+
+static int64_t bn_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return 2 * n->numel;
+}
+
+static herd_status bn_onnx(onnx_exporter *x, const node *n) {
+    const char *in[5] = {onnx_in(x, n, 0), onnx_param(x, n, 0), onnx_param(x, n, 1), onnx_param(x, n, 2),
+                         onnx_param(x, n, 3)};
+    onnx_xattr a[2] = {{.name = "epsilon", .type = 'f', .f = CFG(n)->eps},
+                      /* ONNX weighs the running value, PyTorch the new one */
+                      {.name = "momentum", .type = 'f', .f = 1.0f - CFG(n)->momentum}};
+    onnx_emit(x, "BatchNormalization", n->name, onnx_out(x, n), in, 5, a, 2);
+    return HERD_OK;
+}
+
+static const char *const bn_keywords[] = {"batchnorm", NULL};
+
+const layer_kind layer_batchnorm = {
+    .name = "batchnorm", .keywords = bn_keywords, .prefix = "bn", .min_inputs = 1, .max_inputs = 1,
+    .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
+    .backward = bn_backward, .flops = bn_flops, .onnx_export = bn_onnx,
+};

@@ -1,0 +1,116 @@
+/* conv: 2-D convolution, (C,H,W) -> (OC,OH,OW), weight (OC,C,KH,KW), optional bias (OC);
+ * can apply the ReLU that follows it (fused per image on the cpu backend). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "layers/layer_common.h"
+
+typedef struct conv_cfg {
+    conv2d_dims d; /* B filled per call */
+    int bias;
+} conv_cfg;
+_Static_assert(sizeof(conv_cfg) <= LAYER_CFG_BYTES, "conv config fits a node");
+#define CFG(n) ((const conv_cfg *)(n)->cfg)
+
+static herd_status conv_build(layer_build *b) {
+    int c, h, w, oc = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, bias = 1;
+    lb_in_chw(b, 0, &c, &h, &w);
+    herd_status st;
+    if ((st = lb_int(b, "filters", "number of filters", 1, 1, 65536, &oc)) || (st = lb_pair(b, "kernel", "kernel size", 1, 1, 4096, &kh, &kw)) ||
+        (st = lb_pair(b, "stride", "stride", 0, 1, 4096, &sh, &sw)))
+        return st;
+    const char *pad = lb_arg(b, "pad");
+    if (pad && !strcmp(pad, "same")) {
+        if (kh % 2 == 0 || kw % 2 == 0) return lb_fail(b, HERD_ESPEC, "pad", "pad=same needs an odd kernel size");
+        ph = kh / 2, pw = kw / 2;
+    } else if (pad && strcmp(pad, "valid") != 0 && (st = lb_pair(b, "pad", "padding", 1, 0, 4096, &ph, &pw))) {
+        return st;
+    }
+    if ((st = lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
+    conv_cfg *cfg = (conv_cfg *)b->n->cfg;
+    cfg->d = (conv2d_dims){.B = 1, .C = c, .H = h, .W = w, .OC = oc, .KH = kh, .KW = kw,
+                           .SH = sh, .SW = sw, .PH = ph, .PW = pw};
+    cfg->bias = bias;
+    if (!conv2d_dims_finish(&cfg->d))
+        return lb_fail(b, HERD_ESHAPE, NULL, "%s: a %dx%d kernel with stride %dx%d and padding %dx%d does not fit "
+                       "the input %dx%dx%d", b->n->name, kh, kw, sh, sw, ph, pw, c, h, w);
+    int64_t out[3] = {oc, cfg->d.OH, cfg->d.OW}, wshape[4] = {oc, c, kh, kw}, bshape[1] = {oc};
+    lb_set_shape(b, 3, out);
+    if ((st = lb_param(b, 0, "weight", 1, 4, wshape))) return st;
+    return bias ? lb_param(b, 1, "bias", 1, 1, bshape) : HERD_OK;
+}
+
+static void conv_init(herd_model *m, node *n, uint64_t seed) {
+    const conv2d_dims *d = &CFG(n)->d;
+    layer_init_weight(m, n, (int64_t)d->C * d->KH * d->KW, (int64_t)d->OC * d->KH * d->KW, seed);
+}
+
+static const char *conv_unsupported(const node *n, const herd_backend *be) {
+    return be->conv2d_unsupported ? be->conv2d_unsupported(&CFG(n)->d) : NULL;
+}
+
+static herd_status conv_plan(node *n, layer_plan *p) {
+    conv2d_dims d = CFG(n)->d;
+    d.B = p->B;
+    size_t ws = n->be->conv2d_workspace ? n->be->conv2d_workspace(&d, p->threads) : 0;
+    if (ws > p->workspace_floats) p->workspace_floats = ws;
+    return HERD_OK;
+}
+
+static void conv_forward(const layer_call *c) {
+    conv2d_dims d = CFG(c->n)->d;
+    d.B = c->B;
+    if (c->n->fused_relu && c->be->conv2d_forward_relu) {
+        c->be->conv2d_forward_relu(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
+        return;
+    }
+    c->be->conv2d_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
+}
+
+static void conv_backward(const layer_call *c) {
+    conv2d_dims d = CFG(c->n)->d;
+    d.B = c->B;
+    if (c->n->fused_relu && c->be->conv2d_backward_relu) {
+        c->be->conv2d_backward_relu(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d);
+        return;
+    }
+    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    c->be->conv2d_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], &d);
+}
+
+static int64_t conv_flops(const herd_model *m, const node *n) {
+    (void)m;
+    const conv_cfg *cfg = CFG(n);
+    return 2 * n->numel * cfg->d.C * cfg->d.KH * cfg->d.KW + (cfg->bias ? n->numel : 0);
+}
+
+static void conv_describe(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    const conv2d_dims *d = &CFG(n)->d;
+    snprintf(buf, size, "%d %dx%d s%d p%d", d->OC, d->KH, d->KW, d->SH, d->PH);
+}
+
+static herd_status conv_onnx(onnx_exporter *x, const node *n) {
+    const conv2d_dims *c = &CFG(n)->d;
+    int64_t k[2] = {c->KH, c->KW}, s[2] = {c->SH, c->SW}, pads[4] = {c->PH, c->PW, c->PH, c->PW}, one[2] = {1, 1};
+    const char *in[3] = {onnx_in(x, n, 0), onnx_param(x, n, 0), onnx_param(x, n, 1)};
+    onnx_xattr a[5] = {{.name = "kernel_shape", .type = 'I', .ints = k, .n_ints = 2},
+                      {.name = "strides", .type = 'I', .ints = s, .n_ints = 2},
+                      {.name = "pads", .type = 'I', .ints = pads, .n_ints = 4},
+                      {.name = "dilations", .type = 'I', .ints = one, .n_ints = 2},
+                      {.name = "group", .type = 'i', .i = 1}};
+    onnx_emit(x, "Conv", n->name, onnx_out(x, n), in, in[2] ? 3 : 2, a, 5);
+    return HERD_OK;
+}
+
+static const char *const conv_keywords[] = {"conv", NULL};
+static const char *const conv_positional[] = {"filters", "kernel", NULL};
+
+const layer_kind layer_conv2d = {
+    .name = "conv2d", .keywords = conv_keywords, .positional = conv_positional, .min_inputs = 1, .max_inputs = 1,
+    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
+    .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
+    .describe = conv_describe, .onnx_export = conv_onnx,
+};

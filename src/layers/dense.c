@@ -1,0 +1,82 @@
+/* dense: fully connected, (F) -> (UNITS), weight (UNITS,F) as PyTorch's Linear, optional bias;
+ * can apply the ReLU that follows it in place. */
+#include <stdio.h>
+
+#include "layers/layer_common.h"
+
+typedef struct dense_cfg {
+    int in, out, bias;
+} dense_cfg;
+_Static_assert(sizeof(dense_cfg) <= LAYER_CFG_BYTES, "dense config fits a node");
+#define CFG(n) ((const dense_cfg *)(n)->cfg)
+
+static herd_status dense_build(layer_build *b) {
+    int units = 0, bias = 1;
+    herd_status st;
+    if ((st = lb_int(b, "units", "number of units", 1, 1, 1 << 24, &units)) || (st = lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
+    if (!layer_is_vector(lb_in_ndim(b, 0), lb_in_dims(b, 0))) {
+        char s[64];
+        return lb_fail(b, HERD_ESHAPE, NULL, "dense expects a flat input but gets %s; put `flatten` (or `gap`) before "
+                       "it", lb_shape_str(lb_in_ndim(b, 0), lb_in_dims(b, 0), s, sizeof s));
+    }
+    dense_cfg *cfg = (dense_cfg *)b->n->cfg;
+    cfg->in = (int)lb_in_dims(b, 0)[0], cfg->out = units, cfg->bias = bias;
+    int64_t out[1] = {units}, wshape[2] = {units, cfg->in};
+    lb_set_shape(b, 1, out);
+    if ((st = lb_param(b, 0, "weight", 1, 2, wshape))) return st;
+    return bias ? lb_param(b, 1, "bias", 1, 1, out) : HERD_OK;
+}
+
+static void dense_init(herd_model *m, node *n, uint64_t seed) {
+    layer_init_weight(m, n, CFG(n)->in, CFG(n)->out, seed);
+}
+
+static void dense_forward(const layer_call *c) {
+    const dense_cfg *cfg = CFG(c->n);
+    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B, cfg->in, cfg->out);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * cfg->out, HERD_ACT_RELU, 0);
+}
+
+static void dense_backward(const layer_call *c) {
+    const dense_cfg *cfg = CFG(c->n);
+    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * cfg->out);
+    c->be->dense_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], c->B, cfg->in, cfg->out);
+}
+
+static int64_t dense_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return 2 * (int64_t)CFG(n)->in * CFG(n)->out + (CFG(n)->bias ? n->numel : 0);
+}
+
+static void dense_describe(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    snprintf(buf, size, "%d", CFG(n)->out);
+}
+
+static herd_status dense_onnx(onnx_exporter *x, const node *n) {
+    const char *in = onnx_in(x, n, 0);
+    char flat[HERD_NAME_MAX + 8];
+    if (onnx_in_rank4(x, n, 0)) { /* a dense layer straight after a 1x1 feature map */
+        snprintf(flat, sizeof flat, "%s_flat", n->name);
+        onnx_xattr axis = {.name = "axis", .type = 'i', .i = 1};
+        onnx_emit(x, "Flatten", flat, flat, &in, 1, &axis, 1);
+        in = flat;
+    }
+    const char *ins[3] = {in, onnx_param(x, n, 0), onnx_param(x, n, 1)};
+    onnx_xattr a[3] = {{.name = "alpha", .type = 'f', .f = 1.0f},
+                      {.name = "beta", .type = 'f', .f = 1.0f},
+                      {.name = "transB", .type = 'i', .i = 1}};
+    onnx_emit(x, "Gemm", n->name, onnx_out(x, n), ins, ins[2] ? 3 : 2, a, 3);
+    onnx_set_out(x, n, onnx_out(x, n), 0);
+    return HERD_OK;
+}
+
+static const char *const dense_keywords[] = {"dense", NULL};
+static const char *const dense_positional[] = {"units", NULL};
+
+const layer_kind layer_dense = {
+    .name = "dense", .keywords = dense_keywords, .positional = dense_positional, .min_inputs = 1, .max_inputs = 1,
+    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init,
+    .forward = dense_forward, .backward = dense_backward, .flops = dense_flops, .describe = dense_describe,
+    .onnx_export = dense_onnx,
+};

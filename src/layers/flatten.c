@@ -1,0 +1,29 @@
+/* flatten: (C,H,W) -> (C*H*W) in C*H*W order; a view of its input (no compute, no copy). */
+#include "layers/layer_common.h"
+
+static herd_status flatten_build(layer_build *b) {
+    int64_t flat = node_in_numel(b->m, b->n, 0);
+    if (flat > INT32_MAX) {
+        char s[64];
+        return lb_fail(b, HERD_ESHAPE, NULL, "flatten: %s is more than 2^31-1 values",
+                       lb_shape_str(lb_in_ndim(b, 0), lb_in_dims(b, 0), s, sizeof s));
+    }
+    int64_t out[1] = {flat};
+    lb_set_shape(b, 1, out);
+    return HERD_OK;
+}
+
+static herd_status flatten_onnx(onnx_exporter *x, const node *n) {
+    const char *in = onnx_in(x, n, 0);
+    onnx_xattr axis = {.name = "axis", .type = 'i', .i = 1};
+    onnx_emit(x, "Flatten", n->name, onnx_out(x, n), &in, 1, &axis, 1);
+    onnx_set_out(x, n, onnx_out(x, n), 0);
+    return HERD_OK;
+}
+
+static const char *const flatten_keywords[] = {"flatten", NULL};
+
+const layer_kind layer_flatten = {
+    .name = "flatten", .keywords = flatten_keywords, .min_inputs = 1, .max_inputs = 1, .flags = LAYER_VIEW,
+    .build = flatten_build, .onnx_export = flatten_onnx,
+};

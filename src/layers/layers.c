@@ -1,0 +1,62 @@
+/* The layer table: every kind herd knows, one row each (HERD_LAYER_KINDS in layer_common.h),
+ * and the helpers kinds share. Adding a kind is its file plus its name in that list. */
+#include <math.h>
+#include <string.h>
+
+#include "layers/layer_common.h"
+
+#define HERD_LAYER_ROW(k) &layer_##k,
+const layer_kind *const herd_layer_kinds[] = {HERD_LAYER_KINDS(HERD_LAYER_ROW)};
+#undef HERD_LAYER_ROW
+const int herd_layer_kind_count = (int)(sizeof herd_layer_kinds / sizeof herd_layer_kinds[0]);
+
+
+const layer_kind *layer_kind_by_keyword(const char *keyword) {
+    for (int k = 0; k < herd_layer_kind_count; k++)
+        for (const char *const *w = herd_layer_kinds[k]->keywords; *w; w++)
+            if (!strcmp(*w, keyword)) return herd_layer_kinds[k];
+    return NULL;
+}
+
+const char *layer_keywords(void) {
+    static char list[512];
+    if (list[0]) return list;
+    size_t len = 0;
+    for (int k = 0; k < herd_layer_kind_count; k++)
+        for (const char *const *w = herd_layer_kinds[k]->keywords; *w; w++) {
+            size_t n = strlen(*w);
+            if (len + n + 3 >= sizeof list) break;
+            if (len) memcpy(list + len, ", ", 2), len += 2;
+            memcpy(list + len, *w, n), len += n;
+        }
+    list[len] = 0;
+    return list;
+}
+
+int layer_is_vector(int ndim, const int64_t *dims) {
+    return ndim == 1 || (ndim == 3 && dims[1] == 1 && dims[2] == 1);
+}
+
+void lb_in_chw(const layer_build *b, int k, int *c, int *h, int *w) {
+    int nd = lb_in_ndim(b, k);
+    const int64_t *d = lb_in_dims(b, k);
+    *c = (int)d[0];
+    *h = nd == 3 ? (int)d[1] : 1;
+    *w = nd == 3 ? (int)d[2] : 1;
+}
+
+void layer_init_weight(herd_model *m, node *n, int64_t fan_in, int64_t fan_out, uint64_t seed) {
+    float *w = node_param(m, n, 0);
+    int64_t numel = m->params_reg[n->param[0]].info.numel;
+    herd_rng r;
+    herd_rng_init(&r, seed, 1000 + (uint64_t)n->param[0]); /* one stream per tensor */
+    if (n->he_init) {
+        float std = sqrtf(2.0f / (float)fan_in);
+        for (int64_t k = 0; k < numel; k++) w[k] = std * herd_rng_normal(&r);
+    } else {
+        float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
+        for (int64_t k = 0; k < numel; k++) w[k] = limit * (2.0f * herd_rng_uniform(&r) - 1.0f);
+    }
+    float *bias = node_param(m, n, 1);
+    if (bias) memset(bias, 0, (size_t)n->dims[0] * sizeof(float));
+}

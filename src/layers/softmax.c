@@ -1,0 +1,38 @@
+/* softmax: over the features of (F); for models that output probabilities with loss mse. */
+#include "layers/layer_common.h"
+
+static herd_status softmax_build(layer_build *b) {
+    if (!layer_is_vector(lb_in_ndim(b, 0), lb_in_dims(b, 0))) {
+        char s[64];
+        return lb_fail(b, HERD_ESHAPE, NULL, "softmax expects a flat input but gets %s",
+                       lb_shape_str(lb_in_ndim(b, 0), lb_in_dims(b, 0), s, sizeof s));
+    }
+    int64_t out[1] = {lb_in_dims(b, 0)[0]};
+    lb_set_shape(b, 1, out);
+    return HERD_OK;
+}
+
+static void softmax_forward(const layer_call *c) { ref_softmax_forward(c->out, c->in[0], c->B, (int)c->n->numel); }
+
+static void softmax_backward(const layer_call *c) {
+    if (c->din[0]) ref_softmax_backward(c->din[0], c->dout, c->out, c->B, (int)c->n->numel);
+}
+
+static int64_t softmax_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return 3 * n->numel;
+}
+
+static herd_status softmax_onnx(onnx_exporter *x, const node *n) {
+    const char *in = onnx_in(x, n, 0);
+    onnx_xattr axis = {.name = "axis", .type = 'i', .i = 1};
+    onnx_emit(x, "Softmax", n->name, onnx_out(x, n), &in, 1, &axis, 1);
+    return HERD_OK;
+}
+
+static const char *const softmax_keywords[] = {"softmax", NULL};
+
+const layer_kind layer_softmax = {
+    .name = "softmax", .keywords = softmax_keywords, .min_inputs = 1, .max_inputs = 1, .build = softmax_build,
+    .forward = softmax_forward, .backward = softmax_backward, .flops = softmax_flops, .onnx_export = softmax_onnx,
+};

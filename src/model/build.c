@@ -1,0 +1,261 @@
+/* Building a model: inputs, nodes appended in topological order through their kind's build
+ * function, default names, the parameter registry, and the final checks. The spec parser,
+ * the ONNX importer and the public builder API are front-ends over these calls. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_internal.h"
+
+herd_status model_create(herd_model **out, const char *source, herd_error *err) {
+    herd_model *m = calloc(1, sizeof *m);
+    if (m) {
+        m->nodes = calloc(HERD_MAX_NODES, sizeof *m->nodes);
+        m->params_reg = calloc(HERD_MAX_PARAMS, sizeof *m->params_reg);
+        m->grad_ready = calloc(HERD_MAX_NODES, sizeof *m->grad_ready);
+        m->mark = calloc(HERD_MAX_NODES, 1);
+    }
+    if (!m || !m->nodes || !m->params_reg || !m->grad_ready || !m->mark) {
+        herd_model_destroy(m);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
+    }
+    snprintf(m->source, sizeof m->source, "%s", source);
+    *out = m;
+    return HERD_OK;
+}
+
+int model_find(const herd_model *m, const char *name) {
+    for (int i = m->n_nodes - 1; i >= 0; i--)
+        if (strcmp(m->nodes[i].name, name) == 0) return i;
+    for (int k = 0; k < m->n_inputs; k++)
+        if (strcmp(m->inputs[k].name, name) == 0) return -1 - k;
+    return HERD_MAX_NODES;
+}
+
+void model_default_name(const herd_model *m, const char *prefix, char *out, size_t size) {
+    for (int k = 1;; k++) {
+        snprintf(out, size, "%s%d", prefix, k);
+        if (model_find(m, out) == HERD_MAX_NODES) return;
+    }
+}
+
+herd_status model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err) {
+    if (m->n_inputs >= HERD_MAX_MODEL_INPUTS)
+        return herd_fail(err, HERD_ESPEC, "%s: more than %d inputs", m->source, HERD_MAX_MODEL_INPUTS);
+    model_input *in = &m->inputs[m->n_inputs];
+    memset(in, 0, sizeof *in);
+    snprintf(in->name, sizeof in->name, "%s", name);
+    in->ndim = ndim;
+    in->numel = 1;
+    for (int d = 0; d < ndim; d++) in->dims[d] = dims[d], in->numel *= dims[d];
+    if (m->n_inputs++ == 0) {
+        m->in_c = (int)dims[0];
+        m->in_h = ndim == 3 ? (int)dims[1] : 1;
+        m->in_w = ndim == 3 ? (int)dims[2] : 1;
+    }
+    return HERD_OK;
+}
+
+/* ---- inputs of a node ---- */
+
+int node_in_ndim(const herd_model *m, const node *n, int k) {
+    int i = n->in[k];
+    return i >= 0 ? m->nodes[i].ndim : m->inputs[-1 - i].ndim;
+}
+
+const int64_t *node_in_dims(const herd_model *m, const node *n, int k) {
+    int i = n->in[k];
+    return i >= 0 ? m->nodes[i].dims : m->inputs[-1 - i].dims;
+}
+
+int64_t node_in_numel(const herd_model *m, const node *n, int k) {
+    int i = n->in[k];
+    return i >= 0 ? m->nodes[i].numel : m->inputs[-1 - i].numel;
+}
+
+/* ---- what kinds call while building ---- */
+
+static struct layer_arg *find_arg(layer_build *b, const char *key) {
+    for (int i = 0; i < b->n_args; i++)
+        if (strcmp(b->args[i].key, key) == 0) return &b->args[i];
+    return NULL;
+}
+
+herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const struct layer_arg *a = key ? find_arg(b, key) : NULL;
+    int col = a && a->col ? a->col : b->n->col;
+    if (b->n->line) return herd_fail(b->err, st, "%s:%d:%d: %s", b->file, b->n->line, col, msg);
+    return herd_fail(b->err, st, "%s: layer '%s': %s", b->file, b->n->name, msg);
+}
+
+const char *lb_arg(layer_build *b, const char *key) {
+    struct layer_arg *a = find_arg(b, key);
+    if (!a) return NULL;
+    a->used = 1;
+    return a->value;
+}
+
+static herd_status missing(layer_build *b, const char *what) {
+    int end = 0; /* the column after the line's last argument, where the missing one would go */
+    for (int i = 0; i < b->n_args; i++)
+        if (b->args[i].end_col > end) end = b->args[i].end_col;
+    if (!end && b->n->line) end = b->n->col + (int)strlen(b->keyword);
+    if (b->n->line) return herd_fail(b->err, HERD_ESPEC, "%s:%d:%d: %s: missing %s", b->file, b->n->line, end, b->keyword, what);
+    return lb_fail(b, HERD_ESPEC, NULL, "%s: missing %s", b->keyword, what);
+}
+
+static herd_status int_value(layer_build *b, const char *key, const char *s, const char *what, int lo, int hi,
+                             int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        return lb_fail(b, HERD_ESPEC, key, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
+    *out = (int)v;
+    return HERD_OK;
+}
+
+herd_status lb_int(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *out) {
+    const char *v = lb_arg(b, key);
+    if (!v) return required ? missing(b, what) : HERD_OK;
+    return int_value(b, key, v, what, lo, hi, out);
+}
+
+herd_status lb_pair(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *x, int *y) {
+    const char *v = lb_arg(b, key);
+    if (!v) return required ? missing(b, what) : HERD_OK;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", v);
+    char *sep = strchr(buf, 'x');
+    if (!sep) {
+        herd_status st = int_value(b, key, buf, what, lo, hi, x);
+        *y = *x;
+        return st;
+    }
+    *sep = 0;
+    herd_status st = int_value(b, key, buf, what, lo, hi, x);
+    return st ? st : int_value(b, key, sep + 1, what, lo, hi, y);
+}
+
+herd_status lb_float(layer_build *b, const char *key, const char *what, int required, double lo, double hi,
+                     float *out) {
+    const char *v = lb_arg(b, key);
+    if (!v) return required ? missing(b, what) : HERD_OK;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || errno || !isfinite(d) || d < lo || d > hi)
+        return lb_fail(b, HERD_ESPEC, key, "expected %s as a number in [%g, %g], found '%s'", what, lo, hi, v);
+    *out = (float)d;
+    return HERD_OK;
+}
+
+herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape) {
+    herd_model *m = b->m;
+    if (m->n_reg >= HERD_MAX_PARAMS)
+        return lb_fail(b, HERD_ESPEC, NULL, "too many parameter tensors (at most %d)", HERD_MAX_PARAMS);
+    param_entry *e = &m->params_reg[m->n_reg];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s.%s", b->n->name, suffix);
+    e->info.name = e->name;
+    e->info.trainable = trainable;
+    e->info.ndim = ndim;
+    e->info.numel = 1;
+    e->node = (int)(b->n - m->nodes);
+    for (int d = 0; d < ndim; d++) {
+        e->info.shape[d] = shape[d];
+        e->info.numel *= shape[d]; /* bounded by the kinds' argument limits: no overflow */
+    }
+    b->n->param[slot] = m->n_reg++;
+    return HERD_OK;
+}
+
+int lb_in_ndim(const layer_build *b, int k) { return node_in_ndim(b->m, b->n, k); }
+const int64_t *lb_in_dims(const layer_build *b, int k) { return node_in_dims(b->m, b->n, k); }
+node *lb_in_node(layer_build *b, int k) { return b->n->in[k] >= 0 ? &b->m->nodes[b->n->in[k]] : NULL; }
+
+void lb_set_shape(layer_build *b, int ndim, const int64_t *dims) {
+    node *n = b->n;
+    n->ndim = ndim;
+    n->numel = 1;
+    for (int d = 0; d < ndim; d++) n->dims[d] = dims[d], n->numel *= dims[d];
+}
+
+const char *lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size) {
+    /* images print as CxHxW, vectors as Fx1x1, as herd always has */
+    int64_t d3[3] = {dims[0], ndim == 3 ? dims[1] : 1, ndim == 3 ? dims[2] : 1};
+    snprintf(buf, size, "%lldx%lldx%lld", (long long)d3[0], (long long)d3[1], (long long)d3[2]);
+    return buf;
+}
+
+/* ---- appending a node ---- */
+
+herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *keyword, const char *name,
+                           const int *inputs, int n_in, struct layer_arg *args, int n_args, const char *file,
+                           int line, int col, herd_error *err) {
+    if (!file) file = m->source;
+    if (m->n_nodes >= HERD_MAX_NODES) {
+        if (line) return herd_fail(err, HERD_ESPEC, "%s:%d:%d: too many layers (at most %d)", file, line, col,
+                                   HERD_MAX_NODES);
+        return herd_fail(err, HERD_ESPEC, "%s: too many layers (at most %d)", file, HERD_MAX_NODES);
+    }
+    node *n = &m->nodes[m->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    n->line = line, n->col = col;
+    n->alias = -1;
+    for (int s = 0; s < LAYER_MAX_SLOTS; s++) n->param[s] = -1;
+    snprintf(n->name, sizeof n->name, "%s", name);
+    layer_build b = {.m = m, .n = n, .keyword = keyword, .err = err, .n_args = n_args, .args = args, .file = file};
+    if (n_in < kind->min_inputs || n_in > kind->max_inputs || n_in > HERD_MAX_INPUTS) {
+        if (kind->min_inputs == kind->max_inputs)
+            return lb_fail(&b, HERD_ESPEC, NULL, "%s takes %d input(s), not %d", keyword, kind->min_inputs, n_in);
+        return lb_fail(&b, HERD_ESPEC, NULL, "%s takes %d to %d inputs, not %d", keyword, kind->min_inputs,
+                       kind->max_inputs < HERD_MAX_INPUTS ? kind->max_inputs : HERD_MAX_INPUTS, n_in);
+    }
+    for (int k = 0; k < n_in; k++) {
+        if (inputs[k] >= m->n_nodes || inputs[k] < -m->n_inputs)
+            return lb_fail(&b, HERD_EINTERNAL, NULL, "input %d refers to no earlier layer", k);
+        n->in[k] = inputs[k];
+    }
+    n->n_in = n_in;
+    int reg0 = m->n_reg;
+    herd_status st = kind->build(&b);
+    for (int i = 0; st == HERD_OK && i < n_args; i++)
+        if (!args[i].used) st = lb_fail(&b, HERD_ESPEC, args[i].key, "unknown option '%s' for %s", args[i].key, keyword);
+    if (st == HERD_OK && (n->numel < 1 || n->numel > INT32_MAX)) {
+        char s[64];
+        st = lb_fail(&b, HERD_ESHAPE, NULL, "%s: an output of %s values per sample is out of range", n->name,
+                     lb_shape_str(n->ndim, n->dims, s, sizeof s));
+    }
+    if (st != HERD_OK) {
+        m->n_reg = reg0; /* the node never happened */
+        return st;
+    }
+    m->n_nodes++;
+    return HERD_OK;
+}
+
+herd_status model_finish(herd_model *m, herd_error *err) {
+    if (m->n_inputs == 0) return herd_fail(err, HERD_ESPEC, "%s: empty model spec (no `input` line)", m->source);
+    if (m->n_nodes == 0) return herd_fail(err, HERD_ESPEC, "%s: the model has no layers", m->source);
+    const node *last = &m->nodes[m->n_nodes - 1];
+    if (last->ndim != 1) {
+        char s[64];
+        return herd_fail(err, HERD_ESHAPE, "%s: the model's output is %s; it must be a vector (end with "
+                         "flatten/gap and dense)", m->source, lb_shape_str(last->ndim, last->dims, s, sizeof s));
+    }
+    if (m->loss == LOSS_XENT && !strcmp(last->kind->name, "softmax"))
+        return herd_fail(err, HERD_ESPEC, "%s:%d: the last layer is softmax, but the cross-entropy loss already "
+                         "applies it to the logits; remove it", m->source, last->line);
+    return model_alloc_params(m, err);
+}

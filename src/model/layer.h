@@ -1,0 +1,161 @@
+/* The layer table: what one layer kind knows (its arguments, shape rule, parameters, init,
+ * memory, forward, backward, FLOPs, ONNX export), and the node that holds one layer of a
+ * model. Each kind lives in one file under src/layers/ and is one row of the table in
+ * src/layers/layers.c; the executor, the builder and the spec parser know no kind by name. */
+#ifndef HERD_LAYER_H
+#define HERD_LAYER_H
+
+#include "backend/backend.h"
+#include "herd/model.h"
+#include "ops/ops.h"
+
+#define HERD_NAME_MAX 64
+#define HERD_MAX_NODES 1024
+#define HERD_MAX_PARAMS 2048
+#define HERD_MAX_INPUTS 64      /* inputs of one node (concat of a dense block) */
+#define HERD_MAX_MODEL_INPUTS 8 /* `input` lines */
+#define LAYER_CFG_BYTES 96      /* a kind's config struct lives inline in its node */
+#define LAYER_MAX_SLOTS 4       /* parameter tensors of one node */
+#define LAYER_MAX_SAVED 2       /* buffers a forward keeps for its backward */
+
+typedef struct node node;
+typedef struct layer_kind layer_kind;
+typedef struct layer_build layer_build;
+typedef struct onnx_exporter onnx_exporter;
+
+/* One layer of a model. Inputs are earlier nodes (index >= 0) or model inputs (-1 - k). */
+struct node {
+    const layer_kind *kind;
+    char name[HERD_NAME_MAX]; /* unique; parameter names are "<name>.<slot>" */
+    int line, col;            /* in the spec, for messages (0 when built by other means) */
+    int n_in;
+    int in[HERD_MAX_INPUTS];
+    int ndim;                 /* output per sample: (C,H,W) for images, (F) for vectors */
+    int64_t dims[4];
+    int64_t numel;            /* per sample */
+    _Alignas(8) unsigned char cfg[LAYER_CFG_BYTES]; /* the kind's config struct */
+    int param[LAYER_MAX_SLOTS]; /* registry indices, -1 = none; slot meaning is the kind's */
+    int he_init;              /* read by a ReLU-family activation: He init for conv/dense */
+    /* set by the planning passes */
+    int fused_relu;           /* this node applies the ReLU that follows it (its only consumer) */
+    int alias;                /* >= 0: a view whose buffers are node `alias`'s (a fused ReLU, a flatten) */
+    float *out, *dout;        /* planned for max_batch samples; dout NULL when no gradient is needed */
+    void *saved[LAYER_MAX_SAVED];
+    const herd_backend *be;
+    double t_forward, t_backward; /* profiling */
+};
+
+/* Everything one forward or backward call of a node sees: rows [row0, row0 + B) of the
+ * planned batch. Pointers are already offset to those rows. */
+typedef struct layer_call {
+    const herd_exec *ex;
+    const herd_backend *be;
+    const node *n;
+    int B;
+    int64_t row0;
+    int training;
+    herd_rng *rng;                       /* dropout's stream */
+    const float *in[HERD_MAX_INPUTS];
+    const int64_t *in_dims[HERD_MAX_INPUTS]; /* per-sample dims of each input */
+    int in_ndim[HERD_MAX_INPUTS];
+    float *din[HERD_MAX_INPUTS];         /* NULL: that input needs no gradient */
+    float *out, *dout;
+    float *w[LAYER_MAX_SLOTS], *dw[LAYER_MAX_SLOTS]; /* parameter data and gradients by slot (dw NULL for buffers) */
+} layer_call;
+
+/* What planning hands a kind for its saved buffers and workspace. */
+typedef struct layer_plan {
+    herd_arena *arena;
+    int B;
+    int threads;
+    size_t workspace_floats; /* the largest any node asks for */
+} layer_plan;
+
+enum { LAYER_VIEW = 1, LAYER_FUSES_RELU = 2, LAYER_TAKES_ACT = 4, LAYER_IMAGE_INPUT = 8, LAYER_BATCH_STATS = 16,
+       LAYER_ACTIVATION = 32 };
+
+struct layer_kind {
+    const char *name;     /* "conv2d": as summaries show it */
+    const char *const *keywords; /* spec keywords ("conv"); the first is the main one; no two kinds share one */
+    const char *prefix;   /* default node names prefix1, prefix2... (NULL: the keyword used) */
+    const char *const *positional; /* names of the positional spec arguments, in order (NULL-terminated) */
+    int min_inputs, max_inputs;
+    int flags;            /* LAYER_VIEW: output aliases the input (no compute); LAYER_FUSES_RELU: can apply
+                             a following ReLU itself; LAYER_TAKES_ACT: a spec line may add an activation;
+                             LAYER_IMAGE_INPUT: reads (C,H,W) (ONNX export refuses a flat input there);
+                             LAYER_BATCH_STATS: needs the whole batch at once (training is never cut in chunks);
+                             LAYER_ACTIVATION: its keywords may end another layer's line (`conv 32 3 relu`) */
+    /* NULL when backend be runs this node's configuration, else a short reason (it then runs on ref) */
+    const char *(*unsupported)(const node *n, const herd_backend *be);
+    /* reads the arguments, checks the input shapes, sets the output shape, declares parameters */
+    herd_status (*build)(layer_build *b);
+    /* parameters and buffers from the seed (NULL: none) */
+    void (*init)(herd_model *m, node *n, uint64_t seed);
+    /* saved buffers and workspace for plan->B rows (NULL: none) */
+    herd_status (*plan)(node *n, layer_plan *plan);
+    void (*forward)(const layer_call *c);
+    void (*backward)(const layer_call *c);
+    /* forward FLOPs per sample (multiply-add = 2) */
+    int64_t (*flops)(const herd_model *m, const node *n);
+    /* "32 3x3 s1 p1" for summaries (NULL: empty) */
+    void (*describe)(const herd_model *m, const node *n, char *buf, size_t size);
+    herd_status (*onnx_export)(onnx_exporter *x, const node *n);
+};
+
+/* ---- the table (src/layers/layers.c) ---- */
+extern const layer_kind *const herd_layer_kinds[];
+extern const int herd_layer_kind_count;
+const layer_kind *layer_kind_by_keyword(const char *keyword);
+/* "conv, maxpool, ..." for messages */
+const char *layer_keywords(void);
+/* Whether n is a ReLU (a planner may fuse it into its producer). */
+int layer_is_relu(const node *n);
+/* Whether a per-sample shape is a vector: (F), or (C,1,1) as herd has always read it. */
+int layer_is_vector(int ndim, const int64_t *dims);
+/* Input k as C,H,W: (F) is (F,1,1). */
+void lb_in_chw(const layer_build *b, int k, int *c, int *h, int *w);
+
+/* ---- what a kind's build function uses (src/model/build.c) ---- */
+struct layer_build {
+    herd_model *m;
+    node *n;              /* the node being built: name, inputs, line set; shape, params to fill */
+    const char *keyword;
+    herd_error *err;
+    /* argument source: named values (spec positionals are already named) */
+    int n_args;
+    struct layer_arg {
+        const char *key, *value;
+        int col, end_col; /* where the argument starts and ends on its spec line (0: unknown) */
+        int used;
+    } *args;
+    const char *file; /* for messages: "file:line:col: ..." */
+};
+
+/* The value of argument `key` (marking it used), or NULL when absent. */
+const char *lb_arg(layer_build *b, const char *key);
+/* Integer argument in [lo, hi]; absent: *out unchanged unless required (then an error). `what`
+ * describes it in messages ("number of filters"). */
+herd_status lb_int(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *out);
+/* "3" -> 3,3; "3x5" -> 3,5 */
+herd_status lb_pair(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *x, int *y);
+herd_status lb_float(layer_build *b, const char *key, const char *what, int required, double lo, double hi,
+                     float *out);
+/* "file:line:col: <fmt>" with the column of argument key (NULL: the layer's); returns st. */
+herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Declares parameter slot `slot` as "<node>.<suffix>". */
+herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape);
+/* Per-sample shape of input k. */
+int lb_in_ndim(const layer_build *b, int k);
+const int64_t *lb_in_dims(const layer_build *b, int k);
+/* Sets the node's output shape. */
+void lb_set_shape(layer_build *b, int ndim, const int64_t *dims);
+/* "3x32x32" of input k / of dims */
+const char *lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size);
+/* The node that input k is (NULL for a model input). */
+node *lb_in_node(layer_build *b, int k);
+
+#endif
