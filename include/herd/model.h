@@ -100,8 +100,9 @@ void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
  * distributed training can make them independent of how a batch is split. */
 void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream);
 
-/* Index of the first layer whose output (after forward) or input gradient (after
- * backward) holds a non-finite value, or -1. */
+/* Index of the first layer whose output holds a non-finite value (grads = 0; call right after
+ * a forward over the same rows), or the last layer whose parameter gradients do (grads = 1,
+ * after backward), or -1. */
 int herd_model_first_nonfinite(const herd_model *m, int B, int grads);
 
 /* ---- the parameter registry ---- */
@@ -147,6 +148,17 @@ void herd_model_layer_times(const herd_model *m, int i, double *forward, double 
 
 /* Bytes planned by the last prepare (activations, gradients, workspace). */
 size_t herd_model_planned_bytes(const herd_model *m);
+/* The activation and gradient buffers of the last prepare: bytes with buffers whose lives do
+ * not overlap sharing memory, and what they would take each on its own. */
+void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t *without_reuse);
+/* Before herd_model_prepare: enable = 0 gives every buffer its own memory (a pipeline stage
+ * interleaves the forward and backward passes of micro-batches, which a plan for one pass at a
+ * time does not allow). Default 1. */
+void herd_model_set_memory_reuse(herd_model *m, int enable);
+int herd_model_memory_reuse(const herd_model *m);
+/* Before herd_model_prepare: enable = 1 plans forward passes only (no gradient buffers; an
+ * activation is freed after its last reader), for evaluation and prediction. Default 0. */
+void herd_model_set_inference_only(herd_model *m, int enable);
 
 /* ---- input normalisation the weights were trained with ----
  * (x - mean[c]) / std[c] per input channel (a std of 0 divides by 1), as `herd train

@@ -55,9 +55,12 @@ struct herd_trace;
 struct herd_comm;
 herd_status cli_write_trace(const char *path, struct herd_trace *t, struct herd_comm *c, herd_error *err);
 
+/* How cli_open_model plans memory: for training (default), forward passes only, or training
+ * with every buffer on its own (pipeline stages interleave micro-batches). */
+enum { CLI_PLAN_TRAIN = 0, CLI_PLAN_INFERENCE = 1, CLI_PLAN_NO_REUSE = 2 };
 /* Loads a spec (or an ONNX model, weights included), initialises it from seed, loads weights (if not NULL) and prepares it for
  * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */
 int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,
-                   herd_model **out);
+                   int plan, herd_model **out);
 
 #endif

@@ -48,7 +48,7 @@ int cmd_predict(int argc, char **argv) {
     uint8_t *pixels = NULL;
     float *probs = NULL;
     herd_error err = {0};
-    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0), 0, &m);
+    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0), 0, CLI_PLAN_INFERENCE, &m);
     if (rc) return rc;
     rc = 1;
     int ndim, c, h, w;

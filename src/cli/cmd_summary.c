@@ -27,7 +27,7 @@ int cmd_summary(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
     herd_model *m = NULL;
-    int rc = cli_open_model(pos[0], NULL, backend, batch, cli_threads(threads, 0), 0, &m);
+    int rc = cli_open_model(pos[0], NULL, backend, batch, cli_threads(threads, 0), 0, CLI_PLAN_TRAIN, &m);
     if (rc) return rc;
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
@@ -60,6 +60,10 @@ int cmd_summary(int argc, char **argv) {
     printf("Planned memory at batch %d (%s backend): activations, gradients and workspace %.2f MiB; "
            "parameters and gradients %.2f MiB (+ optimizer state: 2x parameters for Adam)\n",
            batch, backend, herd_model_planned_bytes(m) / 1048576.0, weights_mib);
+    size_t reused, plain;
+    herd_model_activation_bytes(m, &reused, &plain);
+    printf("Activations and their gradients, planned by liveness: %.2f MiB (%.2f MiB if every buffer had its own "
+           "memory: %.2fx)\n", reused / 1048576.0, plain / 1048576.0, plain ? (double)reused / (double)plain : 1.0);
     int chunk = herd_model_train_chunk(m);
     if (chunk == 0) printf("Training runs each batch as one piece (batch norm needs its statistics)\n");
     else printf("Training runs forward and backward %d samples at a time, while they are in cache\n", chunk);

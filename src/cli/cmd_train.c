@@ -331,7 +331,8 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     int local_batch = (batch + groups - 1) / groups;
-    if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed, &m))) goto fail_quiet;
+    if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed,
+                              pipeline ? CLI_PLAN_NO_REUSE : CLI_PLAN_TRAIN, &m))) goto fail_quiet;
     rc = 1;
     herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
                                  .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,

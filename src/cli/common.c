@@ -21,11 +21,13 @@ herd_status cli_load_model(const char *path, uint64_t seed, herd_model **out, he
 }
 
 int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,
-                   herd_model **out) {
+                   int plan, herd_model **out) {
     herd_error err = {0};
     herd_model *m = NULL;
     if (cli_load_model(spec, seed, &m, &err)) goto fail;
     if (weights && herd_model_load(m, weights, &err)) goto fail;
+    herd_model_set_inference_only(m, plan == CLI_PLAN_INFERENCE);
+    herd_model_set_memory_reuse(m, plan != CLI_PLAN_NO_REUSE);
     if (herd_model_prepare(m, backend, batch, threads, &err)) goto fail;
     const char *notes = herd_model_notes(m);
     if (*notes) fprintf(stderr, "herd: note: %s", notes);

@@ -31,6 +31,9 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
         return herd_fail(err, HERD_EARG, "--stages %d must be at least 2 and divide the %d ranks", stages, size);
     if (microbatches < 1 || microbatches > 512)
         return herd_fail(err, HERD_EARG, "--microbatches %d is out of range 1..512", microbatches);
+    if (herd_model_memory_reuse(m))
+        return herd_fail(err, HERD_EARG, "pipeline: micro-batches interleave forward and backward passes; prepare the "
+                         "model with herd_model_set_memory_reuse(m, 0)");
     pipe_state *p = calloc(1, sizeof *p);
     if (!p) return herd_fail(err, HERD_ENOMEM, "out of memory");
     p->world = world, p->m = m, p->stages = stages, p->micro = microbatches, p->one_f_one_b = one_f_one_b;

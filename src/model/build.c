@@ -17,13 +17,15 @@ herd_status model_create(herd_model **out, const char *source, herd_error *err) 
         m->nodes = calloc(HERD_MAX_NODES, sizeof *m->nodes);
         m->params_reg = calloc(HERD_MAX_PARAMS, sizeof *m->params_reg);
         m->grad_ready = calloc(HERD_MAX_NODES, sizeof *m->grad_ready);
-        m->mark = calloc(HERD_MAX_NODES, 1);
+        m->scratch = calloc(HERD_MAX_NODES, sizeof *m->scratch);
+        m->live = model_live_tables(&m->live_order, &m->live_placed);
     }
-    if (!m || !m->nodes || !m->params_reg || !m->grad_ready || !m->mark) {
+    if (!m || !m->nodes || !m->params_reg || !m->grad_ready || !m->scratch || !m->live) {
         herd_model_destroy(m);
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
     }
     snprintf(m->source, sizeof m->source, "%s", source);
+    m->memory_reuse = 1;
     *out = m;
     return HERD_OK;
 }

@@ -39,6 +39,8 @@ struct node {
     /* set by the planning passes */
     int fused_relu;           /* this node applies the ReLU that follows it (its only consumer) */
     int alias;                /* >= 0: a view whose buffers are node `alias`'s (a fused ReLU, a flatten) */
+    int last_reader;          /* the last node reading this node's buffers (-1: none) */
+    int first_grad_writer;    /* the first backward (highest node) adding to its gradient (-1: none) */
     float *out, *dout;        /* planned for max_batch samples; dout NULL when no gradient is needed */
     void *saved[LAYER_MAX_SAVED];
     const herd_backend *be;

@@ -65,7 +65,10 @@ void herd_model_destroy(herd_model *m) {
     free(m->nodes);
     free(m->params_reg);
     free(m->grad_ready);
-    free(m->mark);
+    free(m->scratch);
+    free(m->live);
+    free(m->live_order);
+    free(m->live_placed);
     free(m);
 }
 
@@ -108,34 +111,142 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
  * image while the image is in cache). Views (flatten) share their input's buffers. That saves
  * two activation-sized buffers per pair, a zeroing pass and a pass over memory. */
 static void plan_fusions(herd_model *m) {
-    int *consumers = calloc((size_t)m->n_nodes + 1, sizeof *consumers);
+    int *consumers = m->scratch;
+    memset(consumers, 0, (size_t)m->n_nodes * sizeof *consumers);
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
         n->fused_relu = 0;
         n->alias = -1;
-        for (int k = 0; consumers && k < n->n_in; k++)
+        for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0) consumers[n->in[k]]++;
     }
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
         node *p = n->in[0] >= 0 ? &m->nodes[n->in[0]] : NULL;
         if ((n->kind->flags & LAYER_VIEW) && p) n->alias = n->in[0];
-        if (consumers && layer_is_relu(n) && p && consumers[n->in[0]] == 1 && (p->kind->flags & LAYER_FUSES_RELU) &&
-            p->alias < 0) {
+        if (layer_is_relu(n) && p && consumers[n->in[0]] == 1 && (p->kind->flags & LAYER_FUSES_RELU) && p->alias < 0) {
             p->fused_relu = 1;
             n->alias = n->in[0];
         }
     }
-    free(consumers);
 }
 
-/* Carves every buffer out of `a`; with a planner arena it only measures. */
-static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
-    layer_plan plan = {.arena = a, .B = B, .threads = herd_pool_threads(m->pool), .workspace_floats = 0};
-    for (int k = 0; k < m->n_inputs; k++)
-        if (!(m->inputs[k].data = herd_arena_floats(a, (size_t)B * (size_t)m->inputs[k].numel))) return HERD_ENOMEM;
-    m->input = m->inputs[0].data;
+/* The node whose buffers node i's are (i itself unless it is a view). */
+static int buffer_owner(const herd_model *m, int i) {
+    while (i >= 0 && m->nodes[i].alias >= 0) i = m->nodes[i].alias;
+    return i;
+}
+
+/* For each buffer owner: the last node that reads it (or a view of it) in forward, and the
+ * first backward that writes its gradient (the reader with the highest index that has a
+ * backward of its own; -1 when none, as for the model's output). */
+static void plan_readers(herd_model *m) {
+    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].last_reader = m->nodes[i].first_grad_writer = -1;
     for (int i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int o = buffer_owner(m, n->in[k]);
+            if (o < 0) continue;
+            if (i > m->nodes[o].last_reader) m->nodes[o].last_reader = i;
+            if (n->alias < 0 && n->kind->backward && i > m->nodes[o].first_grad_writer)
+                m->nodes[o].first_grad_writer = i;
+        }
+    }
+}
+
+/* ---- memory planned by liveness ----
+ * One step is a schedule: forward of node i at time i, the loss at N, backward of node i at
+ * 2N - i. Each activation and gradient buffer lives from the time it is first written to the
+ * time it is last read; buffers whose lives do not overlap share arena space (greedy by size,
+ * lowest free offset first, as TFLite's arena planner). A training plan keeps every activation
+ * until its layer's backward, and a gradient from its first writer's backward (where it is
+ * zeroed) to its layer's backward; an inference plan frees an activation after its last
+ * reader. The model's inputs and output live through the whole step. */
+typedef struct live_buf {
+    float **dst;
+    size_t bytes, offset;
+    int birth, death;
+} live_buf;
+
+static int cmp_live(const void *a, const void *b) {
+    const live_buf *x = *(live_buf *const *)a, *y = *(live_buf *const *)b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_offset(const void *a, const void *b) {
+    const live_buf *x = *(live_buf *const *)a, *y = *(live_buf *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Assigns offsets; returns the bytes the shared region needs. reuse = 0: no sharing. */
+static size_t assign_offsets(live_buf *b, int n, live_buf **order, live_buf **placed, int reuse) {
+    for (int i = 0; i < n; i++) order[i] = &b[i];
+    qsort(order, (size_t)n, sizeof *order, cmp_live);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        live_buf *x = order[i];
+        int np = 0;
+        for (int j = 0; j < i; j++) /* the placed buffers alive at the same time */
+            if (!reuse || (order[j]->birth <= x->death && x->birth <= order[j]->death)) placed[np++] = order[j];
+        qsort(placed, (size_t)np, sizeof *placed, cmp_offset);
+        size_t at = 0;
+        for (int j = 0; j < np; j++) {
+            if (placed[j]->offset >= at + x->bytes) break;
+            if (placed[j]->offset + placed[j]->bytes > at) at = placed[j]->offset + placed[j]->bytes;
+        }
+        x->offset = at;
+        if (at + x->bytes > total) total = at + x->bytes;
+    }
+    return total;
+}
+
+#define LIVE_MAX (2 * HERD_MAX_NODES + HERD_MAX_MODEL_INPUTS)
+
+struct live_buf *model_live_tables(struct live_buf ***order, struct live_buf ***placed) {
+    live_buf *t = calloc(LIVE_MAX, sizeof *t);
+    *order = calloc(LIVE_MAX, sizeof **order);
+    *placed = calloc(LIVE_MAX, sizeof **placed);
+    if (!t || !*order || !*placed) {
+        free(t), free(*order), free(*placed);
+        *order = *placed = NULL;
+        return NULL;
+    }
+    return t;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Carves every buffer out of `a` (with a planner arena it only measures). The activations and
+ * gradients are one region laid out by liveness; saved buffers, probabilities and workspace
+ * follow it. *plain gets the bytes that region would take without sharing. */
+static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *plain) {
+    int N = m->n_nodes, nb = 0, training = !m->inference_only, end = 2 * N + 1;
+    live_buf *bufs = m->live, **order = m->live_order, **placed = m->live_placed;
+    for (int k = 0; k < m->n_inputs; k++)
+        bufs[nb++] = (live_buf){&m->inputs[k].data, align64((size_t)B * (size_t)m->inputs[k].numel * 4), 0, 0, end};
+    int out_owner = buffer_owner(m, N - 1);
+    for (int i = 0; i < N; i++) {
+        node *n = &m->nodes[i];
+        n->out = n->dout = NULL;
+        if (n->alias >= 0) continue;
+        size_t bytes = align64((size_t)B * (size_t)n->numel * sizeof(float));
+        int last = i == out_owner ? end : training ? 2 * N - i : (n->last_reader > i ? n->last_reader : i);
+        if (!(n->kind->flags & LAYER_VIEW)) bufs[nb++] = (live_buf){&n->out, bytes, 0, i, last};
+        if (training) {
+            int born = n->first_grad_writer >= 0 ? 2 * N - n->first_grad_writer : N;
+            bufs[nb++] = (live_buf){&n->dout, bytes, 0, born, 2 * N - i};
+        }
+    }
+    if (plain) *plain = assign_offsets(bufs, nb, order, placed, 0);
+    size_t region = assign_offsets(bufs, nb, order, placed, m->memory_reuse);
+    char *base = herd_arena_alloc(a, region ? region : 64);
+    if (!base) return HERD_ENOMEM;
+    for (int k = 0; k < nb; k++) *bufs[k].dst = (float *)(base + bufs[k].offset);
+    m->input = m->inputs[0].data;
+    m->activation_bytes = region;
+    layer_plan plan = {.arena = a, .B = B, .threads = herd_pool_threads(m->pool), .workspace_floats = 0};
+    for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
         memset(n->saved, 0, sizeof n->saved);
         if (n->alias >= 0) { /* a view: the same memory as its producer */
@@ -143,13 +254,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
             n->dout = m->nodes[n->alias].dout;
             continue;
         }
-        size_t count = (size_t)B * (size_t)n->numel;
-        if (n->kind->flags & LAYER_VIEW) { /* of a model input: its output is the input, its gradient its own */
-            n->out = m->inputs[-1 - n->in[0]].data;
-        } else if (!(n->out = herd_arena_floats(a, count))) {
-            return HERD_ENOMEM;
-        }
-        if (!(n->dout = herd_arena_floats(a, count))) return HERD_ENOMEM;
+        if (n->kind->flags & LAYER_VIEW) n->out = m->inputs[-1 - n->in[0]].data; /* a view of a model input */
         herd_status st = n->kind->plan ? n->kind->plan(n, &plan) : HERD_OK;
         if (st) return st;
     }
@@ -164,7 +269,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B) {
 static herd_status planned_bytes(herd_model *m, int B, size_t *bytes) {
     herd_arena *planner = herd_arena_create_planner();
     if (!planner) return HERD_ENOMEM;
-    herd_status st = plan_buffers(m, planner, B);
+    herd_status st = plan_buffers(m, planner, B, NULL);
     *bytes = herd_arena_used(planner);
     herd_arena_destroy(planner);
     return st;
@@ -215,13 +320,20 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
         }
     }
     plan_fusions(m);
+    plan_readers(m);
+    /* the training chunk comes from the bytes a sample takes with every buffer on its own, as
+     * before memory was shared: the chunk size sets the order gradients are summed in */
     size_t need = 0, one = 0, two = 0;
-    if (planned_bytes(m, 1, &one) || planned_bytes(m, 2, &two) || planned_bytes(m, max_batch, &need))
+    int reuse = m->memory_reuse;
+    m->memory_reuse = 0;
+    st = planned_bytes(m, 1, &one) || planned_bytes(m, 2, &two) ? HERD_ENOMEM : HERD_OK;
+    m->memory_reuse = reuse;
+    if (st || planned_bytes(m, max_batch, &need))
         return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
     m->train_chunk = train_chunk(m, two - one);
     if ((st = herd_arena_create(&m->arena, need, err)))
         return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
-    if (plan_buffers(m, m->arena, max_batch) != HERD_OK)
+    if (plan_buffers(m, m->arena, max_batch, &m->activation_bytes_plain) != HERD_OK)
         return herd_fail(err, HERD_EINTERNAL, "%s: the memory plan of %zu bytes does not fit its own arena", m->source,
                          need);
     m->max_batch = max_batch;
@@ -348,6 +460,7 @@ float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, i
 herd_status herd_model_forward_backward(herd_model *m, const int32_t *labels, int B, float grad_scale, float *loss,
                                         int *correct, herd_error *err) {
     int chunk = m->train_chunk > 0 && m->train_chunk < B ? m->train_chunk : B, last = m->n_nodes - 1;
+    if (m->inference_only) return herd_fail(err, HERD_EARG, "%s: the model was prepared for inference only", m->source);
     herd_grad_ready_fn hook = m->grad_hook;
     double loss_sum = 0;
     *correct = 0;
@@ -380,26 +493,17 @@ void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad
     herd_model_backward_range(m, 0, m->n_nodes - 1, 0, B);
 }
 
-/* The node whose buffers node i's are (i itself unless it is a view). */
-static int buffer_owner(const herd_model *m, int i) {
-    while (i >= 0 && m->nodes[i].alias >= 0) i = m->nodes[i].alias;
-    return i;
+static void zero_rows(node *n, int64_t row0, int B) {
+    if (n->dout) memset(n->dout + row0 * n->numel, 0, (size_t)B * (size_t)n->numel * sizeof(float));
 }
 
 void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B) {
-    /* the range's own gradients and those it sends back to the nodes it reads */
-    unsigned char *mark = m->mark;
-    memset(mark, 0, (size_t)m->n_nodes);
+    /* gradients no backward in the range writes first: what the caller seeds (the output's, a
+     * stage's last layer's) and those of layers nothing reads; the rest are zeroed by the
+     * backward that writes them first (their buffers may hold other data until then) */
     for (int i = first; i <= last; i++) {
-        const node *n = &m->nodes[i];
-        mark[buffer_owner(m, i)] = 1;
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0) mark[buffer_owner(m, n->in[k])] = 1;
-    }
-    for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
-        if (mark[i] && n->alias < 0 && n->dout)
-            memset(rows(n->dout, n->numel, row0), 0, (size_t)B * (size_t)n->numel * sizeof(float));
+        if (n->alias < 0 && (n->first_grad_writer < 0 || n->first_grad_writer > last)) zero_rows(n, row0, B);
     }
 }
 
@@ -412,8 +516,13 @@ void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *label
 }
 
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {
+    HERD_ASSERT(!m->inference_only); /* no gradient buffers were planned */
     for (int i = last; i >= first; i--) {
         node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; k++) { /* the gradients this backward is the first to write */
+            int o = buffer_owner(m, n->in[k]);
+            if (o >= 0 && m->nodes[o].first_grad_writer == i) zero_rows(&m->nodes[o], row0, B);
+        }
         if (n->alias < 0 && n->kind->backward) {
             double t0 = m->profile || m->trace ? herd_now() : 0;
             layer_call c;
@@ -472,9 +581,10 @@ int herd_model_first_nonfinite(const herd_model *m, int B, int grads) {
             if (!all_finite(m->nodes[i].out, (int64_t)B * m->nodes[i].numel)) return i;
         return -1;
     }
+    /* activation gradients share memory with other buffers once dead: only the parameter
+     * gradients are still there after backward */
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const node *n = &m->nodes[i];
-        if (n->dout && !all_finite(n->dout, (int64_t)B * n->numel)) return i;
         for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
             const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
             if (p && p->trainable && !all_finite(m->grads + p->offset, p->numel)) return i;
@@ -518,3 +628,12 @@ void herd_model_layer(const herd_model *m, int i, herd_layer_info *info) {
 }
 
 size_t herd_model_planned_bytes(const herd_model *m) { return m->arena ? herd_arena_capacity(m->arena) : 0; }
+
+void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t *without_reuse) {
+    *with_reuse = m->arena ? m->activation_bytes : 0;
+    *without_reuse = m->arena ? m->activation_bytes_plain : 0;
+}
+
+void herd_model_set_memory_reuse(herd_model *m, int enable) { m->memory_reuse = enable; }
+int herd_model_memory_reuse(const herd_model *m) { return m->memory_reuse; }
+void herd_model_set_inference_only(herd_model *m, int enable) { m->inference_only = enable; }

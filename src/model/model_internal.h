@@ -52,10 +52,16 @@ struct herd_model {
     struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
     void *grad_hook_user;
-    unsigned char *mark;      /* per node, scratch for the executor (nothing is allocated per step) */
+    int *scratch;             /* per node, for the planner */
+    struct live_buf *live, **live_order, **live_placed; /* the liveness planner's tables (2 per node + inputs) */
+    int memory_reuse;         /* buffers with disjoint lives share memory (default 1) */
+    int inference_only;       /* plan forward only: no gradient buffers */
+    size_t activation_bytes, activation_bytes_plain; /* the activation/gradient region, with and without reuse */
     int64_t *grad_ready;      /* per node: params[grad_ready[i], n) are final once node i's backward ran */
 };
 
+/* The liveness planner's tables, sized for HERD_MAX_NODES (NULL when out of memory). */
+struct live_buf *model_live_tables(struct live_buf ***order, struct live_buf ***placed);
 /* Allocates params/grads/buffers once the graph is complete. */
 herd_status model_alloc_params(herd_model *m, herd_error *err);
 /* Fills refs[0..n_reg) with the registry tensors (names, shapes, data) and returns n_reg. */
