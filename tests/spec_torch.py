@@ -47,10 +47,12 @@ ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu"}
 
 
 def build(path):
-    """Returns a list of (name, fn(x, params, masks, outs, training)) steps following herd's naming."""
+    """Returns a list of (name, input names, fn(xs, params, masks, outs, training)) steps following herd's
+    naming: a line reads the line before it, `from=A,B` names its inputs, `add NAME` adds NAME to the line
+    before, `add A,B` and `concat A,B` join the layers named."""
     steps = []
-    counters = {}
     names = set()
+    inputs = []
 
     def new_name(prefix):
         k = 1
@@ -63,35 +65,49 @@ def build(path):
         kw, o = words[0], opts(words[1:])
         pos = [w for w in words[1:] if "=" not in w and w not in ACTS]
         act = next((w for w in words[1:] if w in ACTS and "=" not in w), None) if kw not in ACTS else None
-        if kw in ("input", "train", "loss"):
+        if kw == "input":
+            name = o.get("name", "input" if not inputs else new_name("input"))
+            names.add(name)
+            inputs.append(name)
             continue
+        if kw in ("train", "loss"):
+            continue
+        tip = steps[-1][0] if steps else inputs[-1]
+        src = [tip]
+        if "from" in o:
+            src = o["from"].split(",")
+        elif kw in ("add", "concat"):
+            src = pos[0].split(",")
+            if len(src) == 1:
+                src = [tip] + src
         prefix = {"batchnorm": "bn"}.get(kw, kw)
         if "name" in o and not act:  # the line's name goes to its last step: this one
             name = o["name"]
             names.add(name)
         else:
             name = new_name(prefix)
+        one = None  # a function of the single input x
         if kw == "conv":
             k = pair(pos[1])
             s = pair(o.get("stride", "1"))
             pad = o.get("pad", "0")
             p = (k[0] // 2, k[1] // 2) if pad == "same" else (0, 0) if pad == "valid" else pair(pad)
-            steps.append((name, lambda x, P, n=name, s=s, p=p, **_: F.conv2d(x, P[n + ".weight"], P.get(n + ".bias"), s, p)))
+            one = lambda x, P, n=name, s=s, p=p, **_: F.conv2d(x, P[n + ".weight"], P.get(n + ".bias"), s, p)
         elif kw in ("maxpool", "avgpool"):
             k = pair(pos[0])
             s = pair(o["stride"]) if "stride" in o else k
             p = pair(o.get("pad", "0"))
             fn = F.max_pool2d if kw == "maxpool" else F.avg_pool2d
-            steps.append((name, lambda x, P, fn=fn, k=k, s=s, p=p, **_: fn(x, k, s, p)))
+            one = lambda x, P, fn=fn, k=k, s=s, p=p, **_: fn(x, k, s, p)
         elif kw == "gap":
-            steps.append((name, lambda x, P, **_: x.mean(dim=(2, 3))))
+            one = lambda x, P, **_: x.mean(dim=(2, 3))
         elif kw == "flatten":
-            steps.append((name, lambda x, P, **_: torch.flatten(x, 1)))
+            one = lambda x, P, **_: torch.flatten(x, 1)
         elif kw == "dense":
-            steps.append((name, lambda x, P, n=name, **_: F.linear(x, P[n + ".weight"], P.get(n + ".bias"))))
+            one = lambda x, P, n=name, **_: F.linear(x, P[n + ".weight"], P.get(n + ".bias"))
         elif kw == "dropout":
-            steps.append((name, lambda x, P, n=name, masks=None, training=True, **_:
-                          x * masks["mask." + n].reshape(x.shape) if training else x))
+            one = (lambda x, P, n=name, masks=None, training=True, **_:
+                   x * masks["mask." + n].reshape(x.shape) if training else x)
         elif kw == "batchnorm":
             eps = float(o.get("eps", "1e-5"))
             mom = float(o.get("momentum", "0.1"))
@@ -99,21 +115,30 @@ def build(path):
             def bn(x, P, n=name, eps=eps, mom=mom, buffers=None, training=True, **_):
                 rm, rv = buffers[n + ".running_mean"], buffers[n + ".running_var"]
                 return F.batch_norm(x, rm, rv, P[n + ".weight"], P[n + ".bias"], training, mom, eps)
-            steps.append((name, bn))
+            one = bn
+        elif kw == "layernorm":
+            eps = float(o.get("eps", "1e-5"))
+            one = (lambda x, P, n=name, eps=eps, **_:
+                   F.layer_norm(x, x.shape[1:], P[n + ".weight"].reshape(x.shape[1:]),
+                                P[n + ".bias"].reshape(x.shape[1:]), eps))
         elif kw in ACTS:
-            act = None
             alpha = float(pos[0]) if pos else float(o.get("alpha", "0.01"))
-            steps.append((name, act_fn(kw, alpha)))
+            one = act_fn(kw, alpha)
         elif kw == "softmax":
-            steps.append((name, lambda x, P, **_: F.softmax(x, dim=1)))
+            one = lambda x, P, **_: F.softmax(x, dim=1)
         elif kw == "add":
-            steps.append((name, lambda x, P, src=pos[0], outs=None, **_: x + outs[src]))
+            steps.append((name, src, lambda xs, P, **_: sum(xs[1:], xs[0])))
+        elif kw == "concat":
+            steps.append((name, src, lambda xs, P, **_: torch.cat(xs, dim=1)))
         else:
             raise ValueError("spec_torch: unsupported layer " + kw)
+        if one is not None:
+            steps.append((name, src, lambda xs, P, one=one, **kw_: one(xs[0], P, **kw_)))
         if act:
             aname = o["name"] if "name" in o else new_name(act)
             names.add(aname)
-            steps.append((aname, act_fn(act, float(o.get("alpha", "0.01")))))
+            f = act_fn(act, float(o.get("alpha", "0.01")))
+            steps.append((aname, [name], lambda xs, P, f=f, **kw_: f(xs[0], P, **kw_)))
     return steps
 
 
@@ -128,9 +153,10 @@ def act_fn(kind, alpha):
 
 
 def forward(steps, x, params, masks, buffers, training=True):
-    """training=False: inference (batch norm on running statistics, dropout as identity)."""
-    outs = {}
-    for name, fn in steps:
-        x = fn(x, params, masks=masks, outs=outs, buffers=buffers, training=training)
-        outs[name] = x
-    return x
+    """training=False: inference (batch norm on running statistics, dropout as identity). x is the
+    first input (a dict of input name -> tensor for several)."""
+    outs = dict(x) if isinstance(x, dict) else {"input": x}
+    for name, src, fn in steps:
+        y = fn([outs[s] for s in src], params, masks=masks, outs=outs, buffers=buffers, training=training)
+        outs[name] = y
+    return y

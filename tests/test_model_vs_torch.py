@@ -71,7 +71,8 @@ def run_case(spec, backend, batch, optimizer):
     for k, p in p32.items():
         p.grad = torch.tensor(t["grad." + k])
     opt = {"adam": lambda ps: torch.optim.Adam(ps, lr=1e-3), "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-3),
-           "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-3)}[optimizer](list(p32.values()))
+           "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-3),
+           "momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9)}[optimizer](list(p32.values()))
     opt.step()
     for k, p in p32.items():
         check(f"{tag} after.{k}", t["after." + k], p.detach().numpy(), 1e-7, 1e-5)
@@ -83,5 +84,12 @@ for spec in specs:
         run_case(spec, backend, 4, "adam")
 run_case(specs[0], "cpu", 1, "sgd")
 run_case(specs[1], "cpu", 7, "adamw")
+# graphs: branches joined by concat, projection shortcuts, a three-way add; ResNet-20 with SGD momentum
+graph = os.path.join(SRC, "tests", "data", "concat_graph.spec")
+for backend in ("ref", "cpu"):
+    run_case(graph, backend, 4, "adam")
+resnet20 = os.path.join(SRC, "examples", "resnet20_cifar.spec")
+run_case(resnet20, "ref", 3, "momentum")
+run_case(resnet20, "cpu", 4, "momentum")
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
