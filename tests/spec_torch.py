@@ -80,7 +80,7 @@ def build(path):
             src = pos[0].split(",")
             if len(src) == 1:
                 src = [tip] + src
-        prefix = {"batchnorm": "bn"}.get(kw, kw)
+        prefix = {"batchnorm": "bn", "layernorm": "ln"}.get(kw, kw)
         if "name" in o and not act:  # the line's name goes to its last step: this one
             name = o["name"]
             names.add(name)
@@ -119,8 +119,7 @@ def build(path):
         elif kw == "layernorm":
             eps = float(o.get("eps", "1e-5"))
             one = (lambda x, P, n=name, eps=eps, **_:
-                   F.layer_norm(x, x.shape[1:], P[n + ".weight"].reshape(x.shape[1:]),
-                                P[n + ".bias"].reshape(x.shape[1:]), eps))
+                   F.layer_norm(x, (x.shape[-1],), P[n + ".weight"], P[n + ".bias"], eps))
         elif kw in ACTS:
             alpha = float(pos[0]) if pos else float(o.get("alpha", "0.01"))
             one = act_fn(kw, alpha)

@@ -88,6 +88,9 @@ run_case(specs[1], "cpu", 7, "adamw")
 graph = os.path.join(SRC, "tests", "data", "concat_graph.spec")
 for backend in ("ref", "cpu"):
     run_case(graph, backend, 4, "adam")
+layernorm = os.path.join(SRC, "tests", "data", "layernorm.spec")
+for backend in ("ref", "cpu"):
+    run_case(layernorm, backend, 3, "adamw")
 resnet20 = os.path.join(SRC, "examples", "resnet20_cifar.spec")
 run_case(resnet20, "ref", 3, "momentum")
 run_case(resnet20, "cpu", 4, "momentum")

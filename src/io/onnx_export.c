@@ -18,6 +18,7 @@ typedef struct onnx_exporter {
     herd_error *err;
     char scalars[8][HERD_NAME_MAX]; /* shared scalar initializers already written */
     int n_scalars;
+    int opset;         /* 13, or what a layer needs (LayerNormalization: 17) */
     const char *input; /* what the first layers read: "input", or "input_normalized" */
     char out[HERD_MAX_NODES][HERD_NAME_MAX + 8]; /* each node's output tensor: its name, unless that is taken */
     const char *tname[HERD_MAX_NODES];           /* what readers of each node read (a dropout passes its input on) */
@@ -131,6 +132,10 @@ void onnx_emit(exporter *x, const char *op, const char *name, const char *out, c
     pb_put_message(&x->graph, GRAPH_NODE, &w);
 }
 
+void onnx_require_opset(exporter *x, int opset) {
+    if (opset > x->opset) x->opset = opset;
+}
+
 const char *onnx_scalar(exporter *x, const char *name, float value) {
     for (int i = 0; i < x->n_scalars; i++)
         if (!strcmp(x->scalars[i], name)) return x->scalars[i];
@@ -167,7 +172,7 @@ static herd_status emit_node(exporter *x, int i) {
  * "logits" before the last layer (the graph's output) or one of the input normalisation's
  * names, which gets "_out" appended. */
 static herd_status export_graph(exporter *x, const herd_model *m, const char *path, herd_error *err) {
-    x->m = m, x->path = path, x->err = err;
+    x->m = m, x->path = path, x->err = err, x->opset = 13;
     herd_status st = HERD_OK;
     for (int i = 0; i < m->n_nodes; i++) {
         const char *name = m->nodes[i].name;
@@ -222,7 +227,7 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     pb_put_string(&model, MODEL_PRODUCER_VERSION, "0.1.0");
     pb_writer opset = {0};
     pb_put_string(&opset, OPSET_DOMAIN, "");
-    pb_put_varint(&opset, OPSET_VERSION, 13);
+    pb_put_varint(&opset, OPSET_VERSION, (uint64_t)x->opset);
     pb_put_message(&model, MODEL_OPSET_IMPORT, &opset);
     pb_put_message(&model, MODEL_GRAPH, &x->graph);
     if (model.failed) {

@@ -121,6 +121,8 @@ typedef struct onnx_xattr {
 } onnx_xattr;
 void onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
                int n_inputs, const onnx_xattr *attrs, int n_attrs);
+/* the model declares at least this opset (13 otherwise) */
+void onnx_require_opset(onnx_exporter *x, int opset);
 /* a scalar float initializer shared by every user of `name` (written once) */
 const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
 herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
