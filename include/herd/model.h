@@ -24,6 +24,32 @@ typedef struct herd_spec_train {
     float weight_decay;
 } herd_spec_train;
 
+/* ---- building a model from C: the spec parser and the ONNX importer make models with these ----
+ * herd_model_begin, then inputs, then layers in an order where every layer's inputs come
+ * before it, then herd_model_finish; the model is then used as a parsed one (init, prepare). */
+typedef struct herd_layer_arg {
+    const char *key;   /* as in spec files: conv takes filters, kernel, stride, pad, bias (see docs/SPEC.md) */
+    const char *value; /* its text: "64", "3x3", "same", "0.1" */
+} herd_layer_arg;
+
+/* An empty model; source names it in messages. */
+herd_status herd_model_begin(herd_model **out, const char *source, herd_error *err);
+/* An input of per-sample shape dims: (C,H,W) for images, (F) for vectors. name NULL: "input",
+ * then "input2"... */
+herd_status herd_model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err);
+/* Appends a layer of kind `keyword` ("conv", "batchnorm", "relu", "add", "concat", ...: the spec
+ * keywords) named `name` (NULL: a default such as conv3) reading the layers or inputs named in
+ * inputs[0..n_inputs) (n_inputs 0: the last layer added, or the last input before any layer).
+ * Bad arguments, unknown names and shapes that do not fit are errors naming the layer; the
+ * model is then unchanged. */
+herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char *name, const char *const *inputs,
+                                 int n_inputs, const herd_layer_arg *args, int n_args, herd_error *err);
+/* "xent" (softmax cross-entropy, the default) or "mse" (against one-hot targets). */
+herd_status herd_model_set_loss(herd_model *m, const char *loss, herd_error *err);
+/* Checks the graph (a vector output; no softmax before the cross-entropy) and allocates the
+ * parameters. */
+herd_status herd_model_finish(herd_model *m, herd_error *err);
+
 /* Parses spec text; `filename` is used in messages ("file:line:col: ..."). */
 herd_status herd_model_parse(herd_model **out, const char *text, const char *filename, herd_error *err);
 /* Reads and parses a spec file. */

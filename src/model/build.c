@@ -261,3 +261,77 @@ herd_status model_finish(herd_model *m, herd_error *err) {
                          "applies it to the logits; remove it", m->source, last->line);
     return model_alloc_params(m, err);
 }
+
+/* ---- the public builder ---- */
+
+herd_status herd_model_begin(herd_model **out, const char *source, herd_error *err) {
+    return model_create(out, source ? source : "model", err);
+}
+
+herd_status herd_model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err) {
+    if (m->n_nodes) return herd_fail(err, HERD_EARG, "%s: inputs come before the layers", m->source);
+    if (ndim != 1 && ndim != 3) return herd_fail(err, HERD_EARG, "%s: an input is (C,H,W) or (F), not %d-D", m->source, ndim);
+    int64_t d3[3] = {dims[0], ndim == 3 ? dims[1] : 1, ndim == 3 ? dims[2] : 1}, numel = d3[0] * d3[1] * d3[2];
+    if (d3[0] < 1 || d3[1] < 1 || d3[2] < 1 || d3[0] > (1 << 20) || d3[1] > (1 << 20) || d3[2] > (1 << 20) ||
+        numel > (1 << 26))
+        return herd_fail(err, HERD_EARG, "%s: input shape out of range", m->source);
+    char def[HERD_NAME_MAX];
+    if (!name) {
+        if (m->n_inputs == 0) snprintf(def, sizeof def, "input");
+        else model_default_name(m, "input", def, sizeof def);
+        name = def;
+    } else if (!*name || strlen(name) >= HERD_NAME_MAX || model_find(m, name) != HERD_MAX_NODES) {
+        return herd_fail(err, HERD_EARG, "%s: input name '%s' is empty, too long or already used", m->source, name);
+    }
+    return model_add_input(m, name, d3[1] == 1 && d3[2] == 1 ? 1 : 3, d3, err);
+}
+
+herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char *name, const char *const *inputs,
+                                 int n_inputs, const herd_layer_arg *args, int n_args, herd_error *err) {
+    const layer_kind *kind = keyword ? layer_kind_by_keyword(keyword) : NULL;
+    if (!kind)
+        return herd_fail(err, HERD_ESPEC, "%s: unknown layer '%s' (expected %s)", m->source, keyword ? keyword : "",
+                         layer_keywords());
+    if (!m->n_inputs) return herd_fail(err, HERD_ESPEC, "%s: add an input before the layers", m->source);
+    if (n_inputs < 0 || n_inputs > HERD_MAX_INPUTS || n_args < 0 || n_args > 32)
+        return herd_fail(err, HERD_EARG, "%s: %s: %d inputs and %d arguments are out of range", m->source, keyword,
+                         n_inputs, n_args);
+    int ids[HERD_MAX_INPUTS];
+    for (int k = 0; k < n_inputs; k++) {
+        ids[k] = inputs[k] ? model_find(m, inputs[k]) : HERD_MAX_NODES;
+        if (ids[k] == HERD_MAX_NODES)
+            return herd_fail(err, HERD_ESPEC, "%s: %s: no earlier layer or input is named '%s'", m->source, keyword,
+                             inputs[k] ? inputs[k] : "(null)");
+    }
+    if (n_inputs == 0) ids[0] = m->n_nodes ? m->n_nodes - 1 : -m->n_inputs, n_inputs = 1;
+    char def[HERD_NAME_MAX];
+    if (!name) {
+        model_default_name(m, kind->prefix ? kind->prefix : keyword, def, sizeof def);
+        name = def;
+    } else {
+        int ok = *name && strlen(name) < HERD_NAME_MAX && (isalpha((unsigned char)*name) || *name == '_');
+        for (const char *p = name; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.';
+        if (!ok) return herd_fail(err, HERD_ESPEC, "%s: bad layer name '%s' (letters, digits, _ and .)", m->source, name);
+        if (model_find(m, name) != HERD_MAX_NODES)
+            return herd_fail(err, HERD_ESPEC, "%s: layer name '%s' is already used", m->source, name);
+    }
+    struct layer_arg a[32];
+    for (int i = 0; i < n_args; i++) {
+        if (!args[i].key || !args[i].value)
+            return herd_fail(err, HERD_EARG, "%s: %s: argument %d has no key or value", m->source, keyword, i);
+        a[i] = (struct layer_arg){.key = args[i].key, .value = args[i].value};
+    }
+    return model_add_node(m, kind, keyword, name, ids, n_inputs, a, n_args, NULL, 0, 0, err);
+}
+
+herd_status herd_model_set_loss(herd_model *m, const char *loss, herd_error *err) {
+    if (loss && (!strcmp(loss, "xent") || !strcmp(loss, "cross_entropy"))) m->loss = LOSS_XENT;
+    else if (loss && !strcmp(loss, "mse")) m->loss = LOSS_MSE;
+    else return herd_fail(err, HERD_ESPEC, "%s: unknown loss '%s' (expected xent or mse)", m->source, loss ? loss : "");
+    return HERD_OK;
+}
+
+herd_status herd_model_finish(herd_model *m, herd_error *err) {
+    if (m->params) return herd_fail(err, HERD_EARG, "%s: the model is already finished", m->source);
+    return model_finish(m, err);
+}
