@@ -1,7 +1,8 @@
 # Pipeline parallelism: P = 2 and 3 stages with M = 1 and 4 micro-batches, GPipe and 1F1B,
 # and 2 pipelines of 2 stages (-n 4) train to the weights of the unsplit model (float
-# tolerance); --split by name; cuts inside a residual block and other misuse are refused;
-# a killed stage rank stops the job within 10 s.
+# tolerance); --split by name; cuts inside residual blocks of ResNet-20 (every tensor that
+# crosses a cut is sent) train to the unsplit weights too; misuse is refused; a killed stage
+# rank stops the job within 10 s.
 . "$(dirname "$0")/cli_lib.sh"
 require_mpi "pipeline tests"
 make_subset "$TMP/d" 640 200
@@ -59,9 +60,27 @@ expect_exit 1 "unknown split layer" -- "$HERD" train "$SPEC" "${common[@]}" -n 2
 grep -q "no layer named 'convv'" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
 expect_exit 1 "stages must divide ranks" -- "$HERD" train "$SPEC" "${common[@]}" -n 3 --strategy pipeline --stages 2
 grep -q "that --stages divides" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
-expect_exit 1 "cut inside a residual block" -- "$HERD" train "$SRC/tests/data/residual_bn.spec" --data "$TMP/d" \
+# graph cuts: ResNet-20 cut inside a residual block (the skip connection and the main branch
+# both cross the cut), in 2 and 3 stages, against the unsplit model
+mkdir -p "$TMP/r"
+/usr/bin/python3 -c "
+import numpy as np
+r = np.random.default_rng(4)
+np.save('$TMP/r/train_x.npy', r.random((96, 3, 32, 32), dtype=np.float32))
+np.save('$TMP/r/train_y.npy', r.integers(0, 10, 96))"
+RES=$SRC/examples/resnet20_cifar.spec
+rcommon=(--data "$TMP/r/train_x.npy" --epochs 1 --batch 32 --seed 3 --threads 1 --quiet --optimizer momentum --lr 0.05)
+expect_exit 0 "resnet20 unsplit" -- "$HERD" train "$RES" "${rcommon[@]}" --save "$TMP/r1.st"
+expect_exit 0 "resnet20, cut inside block s1b1" -- "$HERD" train "$RES" "${rcommon[@]}" -n 2 --strategy pipeline \
+    --stages 2 --microbatches 1 --split conv2 --save "$TMP/r2.st"
+compare_weights "$TMP/r1.st" "$TMP/r2.st" 1e-5 && pass || fail "resnet20 cut inside a block differs from unsplit"
+expect_exit 0 "resnet20, 3 stages cut inside two blocks" -- "$HERD" train "$RES" "${rcommon[@]}" -n 3 \
+    --strategy pipeline --stages 3 --microbatches 1 --split conv2,s2b1_main --schedule gpipe --save "$TMP/r3.st"
+compare_weights "$TMP/r1.st" "$TMP/r3.st" 1e-5 && pass || fail "resnet20 in 3 stages differs from unsplit"
+printf 'input 1x28x28\nconv 4 3 pad=1\nconv 1 1\nadd input\nflatten\ndense 10\n' > "$TMP/reads_input.spec"
+expect_exit 1 "a later stage reading the model input" -- "$HERD" train "$TMP/reads_input.spec" --data "$TMP/d" \
     --epochs 1 --quiet -n 2 --strategy pipeline --split conv1 --microbatches 1
-grep -q "splits a residual block" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+grep -q "reads the model's input" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
 expect_exit 1 "batch norm with micro-batches" -- "$HERD" train "$SRC/tests/data/residual_bn.spec" --data "$TMP/d" \
     --epochs 1 --quiet -n 2 --strategy pipeline --microbatches 4
 grep -q "batch norm with --microbatches > 1" "$TMP/err" && pass || fail "$(cat "$TMP/err")"

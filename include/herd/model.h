@@ -113,6 +113,10 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
 /* The number of inputs of layer i; the first `max` go to inputs[]: layer indices, or -1 - k
  * for the model's input k. */
 int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max);
+/* The ranges of the flat parameters [*plo, *phi) and buffers [*blo, *bhi) that layers
+ * [first, last] own (registered in layer order, so each is one range; empty: lo = hi). */
+void herd_model_layer_param_range(const herd_model *m, int first, int last, int64_t *plo, int64_t *phi, int64_t *blo,
+                                  int64_t *bhi);
 /* Layer i's output and output-gradient buffers (planned batch) and floats per sample. */
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample);
 

@@ -1,17 +1,17 @@
 /* Where to cut a model into pipeline stages: after the layers the user names (--split), or
- * balanced by estimated cost (forward FLOPs), moving a cut forward past residual blocks. */
+ * balanced by estimated cost (forward FLOPs). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
-/* A cut after layer c is valid when no layer after it reads anything older than c (the next
- * stage receives c's output only). */
+/* A cut after layer c is valid when no layer after it reads the model's input, which only the
+ * first stage loads (every layer output read across a cut is sent, residual blocks included). */
 static int cut_ok(const herd_model *m, int c) {
     for (int l = c + 1; l < herd_model_layer_count(m); l++) {
         int ins[64], n_in = herd_model_layer_inputs(m, l, ins, 64);
         for (int k = 0; k < n_in && k < 64; k++)
-            if (ins[k] < c) return 0;
+            if (ins[k] < 0) return 0;
     }
     return 1;
 }
@@ -43,7 +43,7 @@ herd_status cli_pipeline_cuts(const herd_model *m, int stages, const char *split
                 return herd_fail(err, HERD_EARG, "--split needs %d increasing layer names before the last layer",
                                  stages - 1);
             if (!cut_ok(m, at))
-                return herd_fail(err, HERD_EARG, "--split: cutting after '%s' splits a residual block", name);
+                return herd_fail(err, HERD_EARG, "--split: after '%s', a later layer reads the model's input", name);
             cuts[n++] = at;
         }
         if (n != stages - 1)

@@ -1,6 +1,7 @@
 /* Pipeline parallelism: the model's layers are cut into stages, one per rank; each batch is
- * split into micro-batches that flow forward through the stages (activations sent to the
- * next rank) and backward (gradients sent to the previous one). GPipe runs all forwards,
+ * split into micro-batches that flow forward through the stages and backward. A cut is a cut
+ * of the graph: every layer output read by a later stage is sent to it (a residual block may
+ * span stages), and the gradients with respect to it come back and are summed. GPipe runs all forwards,
  * then all backwards; 1F1B starts backwards as soon as the last stage can, keeping fewer
  * micro-batches in flight. Micro-batch k lives in rows [k*b, (k+1)*b) of the stage's
  * planned buffers. Replicas of a stage (pipelines side by side) sum their gradients. */
@@ -19,6 +20,10 @@ struct pipe_state {
     int64_t plo, phi;       /* this stage's parameter range */
     int64_t blo, bhi;       /* and buffer range */
     float *scratch;         /* gather buffer */
+    int *stage_of;          /* per layer */
+    int *recv, n_recv;      /* layers of earlier stages this stage reads, ascending */
+    int *send_node, *send_stage, n_send; /* (layer of this stage, later stage reading it), ascending */
+    float *grad_in;         /* one incoming gradient, max_batch rows of the largest sent layer */
     double wait, total;
     herd_comm_request *sends[1024];
     int n_sends;
@@ -46,35 +51,57 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
                        p->stage);
         goto fail;
     }
-    /* parameters are registered in layer order, so a stage's parameters are one range */
-    p->plo = p->blo = INT64_MAX, p->phi = p->bhi = 0;
-    for (int i = 0; i < herd_model_param_count(m); i++) {
-        const herd_param_info *pi = herd_model_param(m, i);
-        const char *dot = strrchr(pi->name, '.');
-        for (int l = p->first; l <= p->last; l++) {
-            herd_layer_info li;
-            herd_model_layer(m, l, &li);
-            if (dot && (size_t)(dot - pi->name) == strlen(li.name) && !strncmp(pi->name, li.name, strlen(li.name))) {
-                int64_t *lo = pi->trainable ? &p->plo : &p->blo, *hi = pi->trainable ? &p->phi : &p->bhi;
-                if (pi->offset < *lo) *lo = pi->offset;
-                if (pi->offset + pi->numel > *hi) *hi = pi->offset + pi->numel;
+    herd_model_layer_param_range(m, p->first, p->last, &p->plo, &p->phi, &p->blo, &p->bhi);
+    /* the tensors that cross cuts into and out of this stage */
+    p->stage_of = malloc((size_t)L * sizeof *p->stage_of);
+    p->recv = malloc((size_t)L * sizeof *p->recv);
+    p->send_node = malloc((size_t)L * (size_t)stages * sizeof *p->send_node);
+    p->send_stage = malloc((size_t)L * (size_t)stages * sizeof *p->send_stage);
+    if (!p->stage_of || !p->recv || !p->send_node || !p->send_stage) {
+        st = herd_fail(err, HERD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int l = 0, s = 0; l < L; l++) {
+        while (s < stages - 1 && l > cuts[s]) s++;
+        p->stage_of[l] = s;
+    }
+    int64_t max_send = 0;
+    for (int j = 0; j < L && !st; j++) {
+        int read_here = 0;
+        for (int t = 0; t < stages; t++) {
+            int reads = 0; /* does a layer of stage t read layer j? */
+            for (int l = j + 1; l < L && !reads; l++) {
+                if (p->stage_of[l] != t) continue;
+                int ins[64], n_in = herd_model_layer_inputs(m, l, ins, 64);
+                for (int k = 0; k < n_in && k < 64; k++) reads |= ins[k] == j;
+            }
+            if (!reads || t == p->stage_of[j]) continue;
+            if (t == p->stage) read_here = 1;
+            if (p->stage_of[j] == p->stage) {
+                p->send_node[p->n_send] = j, p->send_stage[p->n_send++] = t;
+                float *o, *d;
+                int64_t per;
+                herd_model_layer_buffers(m, j, &o, &d, &per);
+                if (per > max_send) max_send = per;
             }
         }
+        if (read_here) p->recv[p->n_recv++] = j;
     }
-    if (p->plo > p->phi) p->plo = p->phi = 0;
-    /* a stage receives only the output of the layer before it: a layer may not read anything older */
-    for (int l = p->first; l <= p->last && !st; l++) {
+    for (int l = p->first; l <= p->last && !st; l++) { /* only stage 0 loads the data */
         int ins[64], n_in = herd_model_layer_inputs(m, l, ins, 64);
-        for (int k = 0; k < n_in && k < 64 && !st; k++) {
-            if (ins[k] >= p->first - 1 || (ins[k] < 0 && p->first == 0)) continue;
-            herd_layer_info a, b;
-            herd_model_layer(m, l, &a);
-            if (ins[k] >= 0) herd_model_layer(m, ins[k], &b);
-            st = herd_fail(err, HERD_EARG, "stage %d starts inside a residual block: '%s' reads '%s' of an earlier "
-                           "stage; cut elsewhere (--split)", p->stage, a.name, ins[k] >= 0 ? b.name : "the input");
-        }
+        for (int k = 0; k < n_in && k < 64 && !st; k++)
+            if (ins[k] < 0 && p->stage > 0) {
+                herd_layer_info a;
+                herd_model_layer(m, l, &a);
+                st = herd_fail(err, HERD_EARG, "stage %d: layer '%s' reads the model's input, which only the first stage "
+                               "loads; cut elsewhere (--split)", p->stage, a.name);
+            }
     }
     if (st) goto fail;
+    if (max_send && !(p->grad_in = malloc((size_t)herd_model_max_batch(m) * (size_t)max_send * sizeof(float)))) {
+        st = herd_fail(err, HERD_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (p->blo > p->bhi) p->blo = p->bhi = 0;
     int64_t np, nb;
     herd_model_params(m, &np);
@@ -98,6 +125,11 @@ void pipe_destroy(pipe_state *p) {
     herd_comm_close(p->replicas);
     herd_comm_close(p->pipeline);
     free(p->scratch);
+    free(p->stage_of);
+    free(p->recv);
+    free(p->send_node);
+    free(p->send_stage);
+    free(p->grad_in);
     free(p);
 }
 
@@ -147,31 +179,39 @@ typedef struct step_ctx {
     int correct, samples;
 } step_ctx;
 
+/* Layer j's output or output gradient, rows [row0, row0 + n), and floats in them. */
+static float *layer_rows(herd_model *m, int j, int grad, int64_t row0, int n, int64_t *floats) {
+    float *out, *dout;
+    int64_t per;
+    herd_model_layer_buffers(m, j, &out, &dout, &per);
+    *floats = per * n;
+    return (grad ? dout : out) + row0 * per;
+}
+
+/* Messages between two stages go in ascending layer order under one tag per micro-batch and
+ * direction, so each pair of ranks matches them in order. */
 static herd_status forward_micro(step_ctx *c, int k, herd_error *err) {
     pipe_state *p = c->p;
     herd_model *m = p->m;
-    int64_t row0;
+    int64_t row0, floats;
     int n;
     micro_rows(p, c->count, k, &row0, &n);
     if (n == 0) return HERD_OK;
     herd_status st;
-    int prev = p->stage - 1, next = p->stage + 1; /* ranks within the pipeline communicator */
     if ((p->stage == 0 || p->stage == p->stages - 1) && (st = c->load(c->user, row0, (int)row0, n, err))) return st;
-    if (p->stage > 0) {
-        float *out, *dout;
-        int64_t per;
-        herd_model_layer_buffers(m, p->first - 1, &out, &dout, &per);
-        if ((st = recv_rows(p, out + row0 * per, per * n, prev, TAG_ACT + 2 * k, err))) return st;
+    for (int i = 0; i < p->n_recv; i++) {
+        int j = p->recv[i];
+        float *buf = layer_rows(m, j, 0, row0, n, &floats);
+        if ((st = recv_rows(p, buf, floats, p->stage_of[j], TAG_ACT + 2 * k, err))) return st;
     }
     /* dropout masks depend on (step, micro-batch of the global batch), not on the split */
     herd_model_set_dropout_stream(m, c->seed, 1000003ULL * (uint64_t)c->step + (uint64_t)(p->replica * p->micro + k));
     if ((st = herd_model_forward_range(m, p->first, p->last, row0, n, 1, err))) return st;
-    if (p->stage < p->stages - 1) {
-        float *out, *dout;
-        int64_t per;
-        herd_model_layer_buffers(m, p->last, &out, &dout, &per);
-        return send_rows(p, out + row0 * per, per * n, next, TAG_ACT + 2 * k, err);
+    for (int i = 0; i < p->n_send; i++) {
+        float *buf = layer_rows(m, p->send_node[i], 0, row0, n, &floats);
+        if ((st = send_rows(p, buf, floats, p->send_stage[i], TAG_ACT + 2 * k, err))) return st;
     }
+    if (p->stage < p->stages - 1) return HERD_OK;
     int correct;
     float loss = herd_model_loss_rows(m, row0, c->labels + row0, n, &correct);
     c->loss_sum += (double)loss * n, c->correct += correct, c->samples += n;
@@ -181,26 +221,26 @@ static herd_status forward_micro(step_ctx *c, int k, herd_error *err) {
 static herd_status backward_micro(step_ctx *c, int k, herd_error *err) {
     pipe_state *p = c->p;
     herd_model *m = p->m;
-    int64_t row0;
+    int64_t row0, floats;
     int n;
     micro_rows(p, c->count, k, &row0, &n);
     if (n == 0) return HERD_OK;
     herd_status st;
     herd_model_zero_dout_rows(m, p->first, p->last, row0, n);
-    if (p->stage == p->stages - 1) {
-        herd_model_seed_loss_grad(m, row0, c->labels + row0, n, (float)n / (float)c->B);
-    } else {
-        float *out, *dout;
-        int64_t per;
-        herd_model_layer_buffers(m, p->last, &out, &dout, &per);
-        if ((st = recv_rows(p, dout + row0 * per, per * n, p->stage + 1, TAG_GRAD + 2 * k, err))) return st;
+    for (int i = 0; i < p->n_recv; i++) { /* this stage's share of the gradients it sends back */
+        float *g = layer_rows(m, p->recv[i], 1, row0, n, &floats);
+        memset(g, 0, (size_t)floats * sizeof(float));
+    }
+    if (p->stage == p->stages - 1) herd_model_seed_loss_grad(m, row0, c->labels + row0, n, (float)n / (float)c->B);
+    for (int i = 0; i < p->n_send; i++) { /* gradients of what later stages read, summed */
+        float *g = layer_rows(m, p->send_node[i], 1, row0, n, &floats);
+        if ((st = recv_rows(p, p->grad_in, floats, p->send_stage[i], TAG_GRAD + 2 * k, err))) return st;
+        for (int64_t e = 0; e < floats; e++) g[e] += p->grad_in[e];
     }
     herd_model_backward_range(m, p->first, p->last, row0, n);
-    if (p->stage > 0) {
-        float *out, *dout;
-        int64_t per;
-        herd_model_layer_buffers(m, p->first - 1, &out, &dout, &per);
-        return send_rows(p, dout + row0 * per, per * n, p->stage - 1, TAG_GRAD + 2 * k, err);
+    for (int i = 0; i < p->n_recv; i++) {
+        float *g = layer_rows(m, p->recv[i], 1, row0, n, &floats);
+        if ((st = send_rows(p, g, floats, p->stage_of[p->recv[i]], TAG_GRAD + 2 * k, err))) return st;
     }
     return HERD_OK;
 }

@@ -542,6 +542,22 @@ int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max) {
     return n->n_in;
 }
 
+void herd_model_layer_param_range(const herd_model *m, int first, int last, int64_t *plo, int64_t *phi, int64_t *blo,
+                                  int64_t *bhi) {
+    *plo = *blo = INT64_MAX, *phi = *bhi = 0;
+    for (int i = first; i <= last; i++)
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+            int r = m->nodes[i].param[s];
+            if (r < 0) continue;
+            const herd_param_info *p = &m->params_reg[r].info;
+            int64_t *lo = p->trainable ? plo : blo, *hi = p->trainable ? phi : bhi;
+            if (p->offset < *lo) *lo = p->offset;
+            if (p->offset + p->numel > *hi) *hi = p->offset + p->numel;
+        }
+    if (*plo > *phi) *plo = *phi = 0;
+    if (*blo > *bhi) *blo = *bhi = 0;
+}
+
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
     *out = m->nodes[i].out;
     *dout = m->nodes[i].dout;
