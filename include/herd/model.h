@@ -130,10 +130,10 @@ void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
  * distributed training can make them independent of how a batch is split. */
 void herd_model_set_dropout_stream(herd_model *m, uint64_t seed, uint64_t stream);
 
-/* Index of the first layer whose output holds a non-finite value (grads = 0; call right after
- * a forward over the same rows), or the last layer whose parameter gradients do (grads = 1,
- * after backward), or -1. */
-int herd_model_first_nonfinite(const herd_model *m, int B, int grads);
+/* Index of the first layer whose output holds a non-finite value (grads = 0: runs the forward
+ * pass over the first B rows of the input again, layer by layer, in training mode), or the last
+ * layer whose parameter gradients do (grads = 1, after backward), or -1. */
+int herd_model_first_nonfinite(herd_model *m, int B, int grads);
 
 /* ---- the parameter registry ---- */
 typedef struct herd_param_info {

@@ -42,6 +42,12 @@ static void act_backward(const layer_call *c) {
                             CFG(c->n)->alpha);
 }
 
+/* relu, sigmoid and tanh take their slope from the output, leaky relu and gelu from the input */
+static int act_backward_reads(const node *n) {
+    herd_act a = CFG(n)->act;
+    return a == HERD_ACT_LEAKY_RELU || a == HERD_ACT_GELU ? LAYER_READS_INPUT : LAYER_READS_OUTPUT;
+}
+
 static int64_t act_flops(const herd_model *m, const node *n) {
     (void)m;
     return n->numel;
@@ -91,7 +97,7 @@ static const char *const act_positional[] = {"alpha", NULL};
 
 const layer_kind layer_activation = {
     .name = "activation", .keywords = act_keywords, .positional = act_positional, .min_inputs = 1, .max_inputs = 1,
-    .flags = LAYER_ACTIVATION, .build = act_build, .forward = act_forward, .backward = act_backward, .flops = act_flops,
+    .flags = LAYER_ACTIVATION, .build = act_build, .forward = act_forward, .backward = act_backward, .backward_reads = act_backward_reads, .flops = act_flops,
     .describe = act_describe, .onnx_export = act_onnx,
 };
 

@@ -71,5 +71,5 @@ static const char *const add_positional[] = {"from", NULL};
 const layer_kind layer_add = {
     .name = "add", .keywords = add_keywords, .positional = add_positional, .min_inputs = 2, .max_inputs = HERD_MAX_INPUTS,
     .flags = LAYER_TAKES_ACT, .build = add_build, .forward = add_forward, .backward = add_backward,
-    .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
+    .backward_reads = layer_reads_nothing, .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
 };

@@ -74,5 +74,5 @@ static const char *const bn_keywords[] = {"batchnorm", NULL};
 const layer_kind layer_batchnorm = {
     .name = "batchnorm", .keywords = bn_keywords, .prefix = "bn", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
-    .backward = bn_backward, .flops = bn_flops, .onnx_export = bn_onnx,
+    .backward = bn_backward, .backward_reads = layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
 };

@@ -79,5 +79,5 @@ static const char *const concat_positional[] = {"from", NULL};
 const layer_kind layer_concat = {
     .name = "concat", .keywords = concat_keywords, .positional = concat_positional, .min_inputs = 2,
     .max_inputs = HERD_MAX_INPUTS, .flags = LAYER_TAKES_ACT, .build = concat_build, .forward = concat_forward,
-    .backward = concat_backward, .describe = concat_describe, .onnx_export = concat_onnx,
+    .backward = concat_backward, .backward_reads = layer_reads_nothing, .describe = concat_describe, .onnx_export = concat_onnx,
 };

@@ -111,6 +111,6 @@ static const char *const conv_positional[] = {"filters", "kernel", NULL};
 const layer_kind layer_conv2d = {
     .name = "conv2d", .keywords = conv_keywords, .positional = conv_positional, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
-    .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .flops = conv_flops,
+    .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = conv_flops,
     .describe = conv_describe, .onnx_export = conv_onnx,
 };

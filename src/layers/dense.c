@@ -77,6 +77,6 @@ static const char *const dense_positional[] = {"units", NULL};
 const layer_kind layer_dense = {
     .name = "dense", .keywords = dense_keywords, .positional = dense_positional, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init,
-    .forward = dense_forward, .backward = dense_backward, .flops = dense_flops, .describe = dense_describe,
+    .forward = dense_forward, .backward = dense_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
     .onnx_export = dense_onnx,
 };

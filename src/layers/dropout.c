@@ -52,5 +52,5 @@ static const char *const dropout_positional[] = {"p", NULL};
 const layer_kind layer_dropout = {
     .name = "dropout", .keywords = dropout_keywords, .positional = dropout_positional, .min_inputs = 1,
     .max_inputs = 1, .build = dropout_build, .plan = dropout_plan, .forward = dropout_forward,
-    .backward = dropout_backward, .describe = dropout_describe, .onnx_export = dropout_onnx,
+    .backward = dropout_backward, .backward_reads = layer_reads_nothing, .describe = dropout_describe, .onnx_export = dropout_onnx,
 };

@@ -38,5 +38,5 @@ static const char *const gap_keywords[] = {"gap", NULL};
 const layer_kind layer_gap = {
     .name = "global_avgpool", .keywords = gap_keywords, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_IMAGE_INPUT, .build = gap_build, .forward = gap_forward, .backward = gap_backward,
-    .flops = gap_flops, .onnx_export = gap_onnx,
+    .backward_reads = layer_reads_nothing, .flops = gap_flops, .onnx_export = gap_onnx,
 };

@@ -9,6 +9,13 @@
  * Glorot-uniform, one RNG stream per registry tensor; slot 1 (bias) zero. */
 void layer_init_weight(herd_model *m, node *n, int64_t fan_in, int64_t fan_out, uint64_t seed);
 
+/* backward_reads entries shared by kinds */
+int layer_reads_nothing(const node *n);
+int layer_reads_input(const node *n);
+int layer_reads_output(const node *n);
+/* conv and dense: their input, and their output when they apply a fused ReLU */
+int layer_reads_input_and_fused_output(const node *n);
+
 static inline int64_t call_in_numel(const layer_call *c, int k) {
     int64_t v = 1;
     for (int d = 0; d < c->in_ndim[k]; d++) v *= c->in_dims[k][d];

@@ -119,5 +119,5 @@ static const char *const ln_keywords[] = {"layernorm", NULL};
 const layer_kind layer_layernorm = {
     .name = "layernorm", .keywords = ln_keywords, .prefix = "ln", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT, .build = ln_build, .init = ln_init, .plan = ln_plan, .forward = ln_forward,
-    .backward = ln_backward, .flops = ln_flops, .describe = ln_describe, .onnx_export = ln_onnx,
+    .backward = ln_backward, .backward_reads = layer_reads_input, .flops = ln_flops, .describe = ln_describe, .onnx_export = ln_onnx,
 };

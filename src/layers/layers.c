@@ -33,6 +33,25 @@ const char *layer_keywords(void) {
     return list;
 }
 
+int layer_reads_nothing(const node *n) {
+    (void)n;
+    return 0;
+}
+
+int layer_reads_input(const node *n) {
+    (void)n;
+    return LAYER_READS_INPUT;
+}
+
+int layer_reads_output(const node *n) {
+    (void)n;
+    return LAYER_READS_OUTPUT;
+}
+
+int layer_reads_input_and_fused_output(const node *n) {
+    return LAYER_READS_INPUT | (n->fused_relu ? LAYER_READS_OUTPUT : 0);
+}
+
 int layer_is_vector(int ndim, const int64_t *dims) {
     return ndim == 1 || (ndim == 3 && dims[1] == 1 && dims[2] == 1);
 }

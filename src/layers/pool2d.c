@@ -92,12 +92,12 @@ static const char *const pool_positional[] = {"size", NULL};
 const layer_kind layer_maxpool2d = {
     .name = "maxpool2d", .keywords = maxpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .plan = maxpool_plan,
-    .forward = maxpool_forward, .backward = maxpool_backward, .flops = pool_flops, .describe = pool_describe,
+    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe,
     .onnx_export = maxpool_onnx,
 };
 
 const layer_kind layer_avgpool2d = {
     .name = "avgpool2d", .keywords = avgpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .forward = avgpool_forward,
-    .backward = avgpool_backward, .flops = pool_flops, .describe = pool_describe, .onnx_export = avgpool_onnx,
+    .backward = avgpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe, .onnx_export = avgpool_onnx,
 };

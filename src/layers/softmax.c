@@ -34,5 +34,5 @@ static const char *const softmax_keywords[] = {"softmax", NULL};
 
 const layer_kind layer_softmax = {
     .name = "softmax", .keywords = softmax_keywords, .min_inputs = 1, .max_inputs = 1, .build = softmax_build,
-    .forward = softmax_forward, .backward = softmax_backward, .flops = softmax_flops, .onnx_export = softmax_onnx,
+    .forward = softmax_forward, .backward = softmax_backward, .backward_reads = layer_reads_output, .flops = softmax_flops, .onnx_export = softmax_onnx,
 };

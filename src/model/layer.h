@@ -41,6 +41,7 @@ struct node {
     int alias;                /* >= 0: a view whose buffers are node `alias`'s (a fused ReLU, a flatten) */
     int last_reader;          /* the last node reading this node's buffers (-1: none) */
     int first_grad_writer;    /* the first backward (highest node) adding to its gradient (-1: none) */
+    int out_death;            /* in a training step's schedule, the last time its output is read */
     float *out, *dout;        /* planned for max_batch samples; dout NULL when no gradient is needed */
     void *saved[LAYER_MAX_SAVED];
     const herd_backend *be;
@@ -73,6 +74,7 @@ typedef struct layer_plan {
     size_t workspace_floats; /* the largest any node asks for */
 } layer_plan;
 
+enum { LAYER_READS_INPUT = 1, LAYER_READS_OUTPUT = 2 };
 enum { LAYER_VIEW = 1, LAYER_FUSES_RELU = 2, LAYER_TAKES_ACT = 4, LAYER_IMAGE_INPUT = 8, LAYER_BATCH_STATS = 16,
        LAYER_ACTIVATION = 32 };
 
@@ -97,6 +99,9 @@ struct layer_kind {
     herd_status (*plan)(node *n, layer_plan *plan);
     void (*forward)(const layer_call *c);
     void (*backward)(const layer_call *c);
+    /* what backward reads besides gradients: LAYER_READS_INPUT | LAYER_READS_OUTPUT (NULL: both);
+     * the memory planner frees the rest as soon as forward is done with it */
+    int (*backward_reads)(const node *n);
     /* forward FLOPs per sample (multiply-add = 2) */
     int64_t (*flops)(const herd_model *m, const node *n);
     /* "32 3x3 s1 p1" for summaries (NULL: empty) */

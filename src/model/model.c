@@ -140,16 +140,32 @@ static int buffer_owner(const herd_model *m, int i) {
 /* For each buffer owner: the last node that reads it (or a view of it) in forward, and the
  * first backward that writes its gradient (the reader with the highest index that has a
  * backward of its own; -1 when none, as for the model's output). */
+static int backward_reads(const node *n) {
+    if (n->alias >= 0 || !n->kind->backward) return 0;
+    return n->kind->backward_reads ? n->kind->backward_reads(n) : LAYER_READS_INPUT | LAYER_READS_OUTPUT;
+}
+
+/* ... and, for a training step, the last time its output is needed (schedule of plan_buffers):
+ * its last reader's forward, its own backward if that reads its output, and the backward of
+ * every reader that reads its input. */
 static void plan_readers(herd_model *m) {
-    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].last_reader = m->nodes[i].first_grad_writer = -1;
-    for (int i = 0; i < m->n_nodes; i++) {
+    int N = m->n_nodes;
+    for (int i = 0; i < N; i++) {
+        node *n = &m->nodes[i];
+        n->last_reader = n->first_grad_writer = -1;
+        n->out_death = backward_reads(n) & LAYER_READS_OUTPUT ? 2 * N - i : i;
+    }
+    for (int i = 0; i < N; i++) {
         const node *n = &m->nodes[i];
+        if (n->alias >= 0) continue; /* a view runs nothing; its readers are counted below */
         for (int k = 0; k < n->n_in; k++) {
             int o = buffer_owner(m, n->in[k]);
             if (o < 0) continue;
-            if (i > m->nodes[o].last_reader) m->nodes[o].last_reader = i;
-            if (n->alias < 0 && n->kind->backward && i > m->nodes[o].first_grad_writer)
-                m->nodes[o].first_grad_writer = i;
+            node *p = &m->nodes[o];
+            if (i > p->last_reader) p->last_reader = i;
+            if (i > p->out_death) p->out_death = i;
+            if ((backward_reads(n) & LAYER_READS_INPUT) && 2 * N - i > p->out_death) p->out_death = 2 * N - i;
+            if (n->kind->backward && i > p->first_grad_writer) p->first_grad_writer = i;
         }
     }
 }
@@ -158,10 +174,12 @@ static void plan_readers(herd_model *m) {
  * One step is a schedule: forward of node i at time i, the loss at N, backward of node i at
  * 2N - i. Each activation and gradient buffer lives from the time it is first written to the
  * time it is last read; buffers whose lives do not overlap share arena space (greedy by size,
- * lowest free offset first, as TFLite's arena planner). A training plan keeps every activation
- * until its layer's backward, and a gradient from its first writer's backward (where it is
- * zeroed) to its layer's backward; an inference plan frees an activation after its last
- * reader. The model's inputs and output live through the whole step. */
+ * lowest free offset first, as TFLite's arena planner). A training plan keeps an activation
+ * as long as a forward or a backward reads it (each kind says what its backward reads: a
+ * batch norm's output, read only by the ReLU after it, dies in the forward pass), and a
+ * gradient from its first writer's backward (where it is zeroed) to its layer's backward; an
+ * inference plan frees an activation after its last reader. The model's inputs and output
+ * live through the whole step. */
 typedef struct live_buf {
     float **dst;
     size_t bytes, offset;
@@ -231,7 +249,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
         n->out = n->dout = NULL;
         if (n->alias >= 0) continue;
         size_t bytes = align64((size_t)B * (size_t)n->numel * sizeof(float));
-        int last = i == out_owner ? end : training ? 2 * N - i : (n->last_reader > i ? n->last_reader : i);
+        int last = i == out_owner ? end : training ? n->out_death : (n->last_reader > i ? n->last_reader : i);
         if (!(n->kind->flags & LAYER_VIEW)) bufs[nb++] = (live_buf){&n->out, bytes, 0, i, last};
         if (training) {
             int born = n->first_grad_writer >= 0 ? 2 * N - n->first_grad_writer : N;
@@ -591,10 +609,12 @@ static int all_finite(const float *x, int64_t n) {
     return 1;
 }
 
-int herd_model_first_nonfinite(const herd_model *m, int B, int grads) {
-    if (!grads) {
-        for (int i = 0; i < m->n_nodes; i++)
+int herd_model_first_nonfinite(herd_model *m, int B, int grads) {
+    if (!grads) { /* forward again, checking each output while it exists (memory is reused) */
+        for (int i = 0; i < m->n_nodes; i++) {
+            if (herd_model_forward_range(m, i, i, 0, B, 1, NULL) != HERD_OK) return -1;
             if (!all_finite(m->nodes[i].out, (int64_t)B * m->nodes[i].numel)) return i;
+        }
         return -1;
     }
     /* activation gradients share memory with other buffers once dead: only the parameter

@@ -163,8 +163,8 @@ static herd_status parse_input(line_ctx *L) {
 static herd_status check_name(line_ctx *L, const token *t) {
     const char *v = t->value;
     int ok = *v && strlen(v) < HERD_NAME_MAX && (isalpha((unsigned char)*v) || *v == '_');
-    for (const char *p = v; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_';
-    if (!ok) return spec_fail(L, t->col, "bad name '%s' (letters, digits and _, starting with a letter)", v);
+    for (const char *p = v; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.';
+    if (!ok) return spec_fail(L, t->col, "bad name '%s' (letters, digits, _ and ., starting with a letter)", v);
     if (model_find(L->m, v) != HERD_MAX_NODES) return spec_fail(L, t->col, "name '%s' is already used", v);
     return HERD_OK;
 }

@@ -25,7 +25,7 @@ static double act_value(double x, herd_act act, double alpha) {
 static double act_slope(double x, double y, herd_act act, double alpha) {
     switch (act) {
     /* at exactly 0 the slope is 0 for relu and alpha for leaky relu, as in PyTorch */
-    case HERD_ACT_RELU: return x > 0.0 ? 1.0 : 0.0;
+    case HERD_ACT_RELU: return y > 0.0 ? 1.0 : 0.0; /* out > 0 exactly where in > 0 */
     case HERD_ACT_LEAKY_RELU: return x > 0.0 ? 1.0 : alpha;
     case HERD_ACT_SIGMOID: return y * (1.0 - y);
     case HERD_ACT_TANH: return 1.0 - y * y;

@@ -111,9 +111,6 @@ void herd_trainer_destroy(herd_trainer *t) {
 float herd_trainer_lr(const herd_trainer *t) { return t->lr; }
 
 static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads, herd_error *err) {
-    /* the step's activations may be gone (trained in chunks, memory reused): run the forward
-     * again to find the layer; the run stops here, so its side effects do not matter */
-    if (!grads && herd_model_forward(m, B, 1, err)) return HERD_ENUMERIC;
     int at = herd_model_first_nonfinite(m, B, grads);
     if (at >= 0) {
         herd_layer_info info;
