@@ -135,7 +135,7 @@ int cmd_bench(int argc, char **argv) {
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
     threads = cli_threads(threads, rank);
     if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
-    int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, CLI_PLAN_TRAIN, &m);
+    int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, mode_i == 1 ? CLI_PLAN_INFERENCE : CLI_PLAN_TRAIN, &m);
     if (rc) goto fail_quiet;
     rc = 1;
     herd_strategy_config scfg = {.kind = HERD_STRATEGY_DP, .bucket_mb = bucket_mb, .bf16 = bf16 == 1};

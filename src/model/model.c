@@ -454,9 +454,20 @@ float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct)
     return herd_model_loss_rows(m, 0, labels, B, correct);
 }
 
+/* Index of the first label outside [0, K), or -1. */
+static int bad_label(const int32_t *labels, int B, int K) {
+    for (int b = 0; b < B; b++)
+        if (labels[b] < 0 || labels[b] >= K) return b;
+    return -1;
+}
+
 float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, int B, int *correct) {
     const node *last = &m->nodes[m->n_nodes - 1];
     int K = (int)last->numel;
+    if (bad_label(labels, B, K) >= 0) { /* nothing is read or written out of bounds */
+        if (correct) *correct = 0;
+        return NAN;
+    }
     const float *y = last->out + row0 * K;
     float *probs = m->probs + row0 * K;
     int hits = 0;
@@ -479,6 +490,10 @@ herd_status herd_model_forward_backward(herd_model *m, const int32_t *labels, in
                                         int *correct, herd_error *err) {
     int chunk = m->train_chunk > 0 && m->train_chunk < B ? m->train_chunk : B, last = m->n_nodes - 1;
     if (m->inference_only) return herd_fail(err, HERD_EARG, "%s: the model was prepared for inference only", m->source);
+    int K = herd_model_output_size(m), bad = bad_label(labels, B, K);
+    if (bad >= 0)
+        return herd_fail(err, HERD_EARG, "%s: label %d of sample %d is outside the model's %d outputs", m->source,
+                         labels[bad], bad, K);
     herd_grad_ready_fn hook = m->grad_hook;
     double loss_sum = 0;
     *correct = 0;
@@ -528,6 +543,7 @@ void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0,
 void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *labels, int B, float grad_scale) {
     node *last = &m->nodes[m->n_nodes - 1];
     int K = (int)last->numel;
+    if (bad_label(labels, B, K) >= 0) return; /* herd_model_loss_rows said NaN */
     float *dlast = last->dout + row0 * K, *probs = m->probs + row0 * K;
     if (m->loss == LOSS_XENT) ref_softmax_xent_backward(dlast, probs, labels, B, K, grad_scale / (float)B);
     else ref_mse_backward(dlast, last->out + row0 * K, probs, (int64_t)B * K, grad_scale);
