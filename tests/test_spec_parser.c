@@ -124,6 +124,18 @@ static void test_bad_specs(void) {
         {"input 1x8x8\nflatten\ndense 4\n=3\n", HERD_ESPEC, "f.spec:4:1: expected key=value"},
         {"input 1x8x8\nflatten\ndense 4\nlr=3\n", HERD_ESPEC, "f.spec:4:1: expected a layer name"},
         {"input 1x8x8\nflatten \x01\n", HERD_ESPEC, "unexpected byte 0x01"},
+        /* graphs */
+        {"input 1x8x8\nconv 4 3 from=later\nconv 4 1 name=later\n", HERD_ESPEC,
+         "f.spec:2:10: conv: no earlier layer is named 'later'"},
+        {"input 1x8x8\nconv 4 3 pad=1 name=a\nconv 4 3 name=b\nconcat a,b\n", HERD_ESHAPE,
+         "f.spec:4:8: concat: 'b' is 4x6x6 but the first input is 4x8x8"},
+        {"input 1x8x8\nconv 4 3 pad=1 name=a\nconv 4 3 from=a name=b\nadd a,b\n", HERD_ESHAPE,
+         "f.spec:4:5: add: the input is 4x8x8 but 'b' is 4x6x6"},
+        {"input 1x8x8\nconv 4 3 name=a\nadd a\n", HERD_ESPEC, "f.spec:3:5: add: 'a' is the input itself"},
+        {"input 1x8x8\nconv 4 3 name=a\nconcat from=a\n", HERD_ESPEC, "f.spec:3:1: concat takes 2 to 64 inputs, not 1"},
+        {"input 1x8x8\nconv 4 3 name=a\nrelu from=a,input\n", HERD_ESPEC, "relu takes 1 input(s), not 2"},
+        {"input 1x8x8\nconv 4 3 name=a.b\nconv 4 3 name=1x\n", HERD_ESPEC, "f.spec:3:10: bad name '1x'"},
+        {"input 1x8x8\nconv 4 3\ninput 3\n", HERD_ESPEC, "f.spec:3:1: input lines come before the layers"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         herd_model *m = NULL;
