@@ -184,6 +184,10 @@ static void test_conv(void) {
         {.B = 3, .C = 3, .H = 11, .W = 6, .OC = 5, .KH = 2, .KW = 5, .SH = 2, .SW = 1, .PH = 0, .PW = 2},
         {.B = 5, .C = 2, .H = 5, .W = 5, .OC = 4, .KH = 5, .KW = 5, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
         {.B = 2, .C = 3, .H = 4, .W = 4, .OC = 2, .KH = 3, .KW = 3, .SH = 3, .SW = 3, .PH = 2, .PW = 2},
+        /* small feature maps, G images per product: groups of 16, 16 and 5; pointwise; 3 per group */
+        {.B = 37, .C = 16, .H = 4, .W = 4, .OC = 24, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        {.B = 9, .C = 8, .H = 3, .W = 3, .OC = 5, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 19, .C = 6, .H = 5, .W = 6, .OC = 8, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
     for (int i = 0; i < 24; i++) {
