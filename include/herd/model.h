@@ -54,6 +54,11 @@ herd_status herd_model_finish(herd_model *m, herd_error *err);
 herd_status herd_model_parse(herd_model **out, const char *text, const char *filename, herd_error *err);
 /* Reads and parses a spec file. */
 herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error *err);
+/* Opens a model file: an ONNX model (a name ending in .onnx; its weights come with it) or a
+ * spec, whose parameters are then initialised from seed. */
+herd_status herd_model_open(herd_model **out, const char *path, uint64_t seed, herd_error *err);
+/* Whether path names an ONNX model (ends in .onnx), which carries its own weights. */
+int herd_model_path_is_onnx(const char *path);
 void herd_model_destroy(herd_model *m);
 
 const herd_spec_train *herd_model_spec_train(const herd_model *m);

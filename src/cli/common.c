@@ -8,16 +8,10 @@
 #include "herd/data.h"
 #include "herd/onnx.h"
 
-int cli_is_onnx(const char *path) {
-    size_t n = strlen(path);
-    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
-}
+int cli_is_onnx(const char *path) { return herd_model_path_is_onnx(path); }
 
 herd_status cli_load_model(const char *path, uint64_t seed, herd_model **out, herd_error *err) {
-    if (cli_is_onnx(path)) return herd_model_import_onnx(out, path, err); /* weights come with it */
-    herd_status st = herd_model_load_spec(out, path, err);
-    if (st == HERD_OK) herd_model_init_params(*out, seed);
-    return st;
+    return herd_model_open(out, path, seed, err);
 }
 
 int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herd/onnx.h"
 #include "model/model_internal.h"
 
 #define MAX_TOKENS 32
@@ -365,5 +366,17 @@ herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error 
     buf[n] = 0;
     herd_status st = herd_model_parse(out, buf, path, err);
     free(buf);
+    return st;
+}
+
+int herd_model_path_is_onnx(const char *path) {
+    size_t n = strlen(path);
+    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
+}
+
+herd_status herd_model_open(herd_model **out, const char *path, uint64_t seed, herd_error *err) {
+    if (herd_model_path_is_onnx(path)) return herd_model_import_onnx(out, path, err);
+    herd_status st = herd_model_load_spec(out, path, err);
+    if (st == HERD_OK) herd_model_init_params(*out, seed);
     return st;
 }
