@@ -9,6 +9,10 @@ pc=$(find "$TMP/prefix" -name herd.pc | head -1)
 [ -f "$TMP/prefix/include/herd/herd.h" ] && pass || fail "herd.h not installed"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 expect_exit 0 "pkg-config" -- pkg-config --cflags --libs herd
+lib=$(find "$TMP/prefix" -name libherd.a | head -1)
+others=$(nm -g --defined-only "$lib" | awk 'NF == 3 && $3 !~ /^herd_/ {print $3}' | head -5)
+[ -n "$lib" ] && [ -z "$others" ] && pass || fail "the installed libherd.a exports names without the herd_ prefix: $others"
+nm -g --defined-only "$lib" | grep -q " T herd_model_parse$" && pass || fail "herd_model_parse is not exported"
 expect_exit 0 "compile embed.c" -- sh -c "cc -std=c11 -Wall -Wextra -Werror '$SRC/examples/embed.c' \$(pkg-config --cflags --libs herd) -o '$TMP/embed'"
 [ "$(wc -l <"$SRC/examples/embed.c")" -lt 60 ] && pass || fail "examples/embed.c is not under 60 lines"
 (cd "$TMP" && ./embed) >"$TMP/out" 2>"$TMP/err" && pass || fail "embed failed: $(cat "$TMP/out" "$TMP/err")"
