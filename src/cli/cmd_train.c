@@ -47,27 +47,23 @@ static void tb_check(train_ui *ui, herd_status st, const herd_error *err) {
 }
 
 /* grad_norm/LAYER (the L2 norm of all of that layer's parameter gradients) for every layer with
- * parameters, in registry order, then grad_norm/total: the step's gradients as the optimizer
- * took them (after the exchange between ranks). */
+ * parameters, in layer order, then grad_norm/total: the step's gradients as the optimizer took
+ * them (after the exchange between ranks). */
 static herd_status tb_grad_norms(herd_tb_writer *tb, herd_model *m, int64_t step, herd_error *err) {
     const float *g = herd_model_grads(m);
-    double total = 0, layer = 0;
+    double total = 0;
     herd_status st = HERD_OK;
-    int n = herd_model_param_count(m);
-    for (int i = 0; i < n && !st; i++) {
-        const herd_param_info *p = herd_model_param(m, i);
-        if (!p->trainable) continue;
-        layer += herd_grad_sq_sum(g + p->offset, p->numel);
-        const char *dot = strrchr(p->name, '.');
-        size_t len = dot ? (size_t)(dot - p->name) : strlen(p->name);
-        int next = i + 1; /* the layer ends where the next trainable tensor has another prefix */
-        while (next < n && !herd_model_param(m, next)->trainable) next++;
-        if (next < n && !strncmp(herd_model_param(m, next)->name, p->name, len + 1)) continue;
+    for (int i = 0; i < herd_model_layer_count(m) && !st; i++) {
+        int64_t plo, phi, blo, bhi;
+        herd_model_layer_param_range(m, i, i, &plo, &phi, &blo, &bhi);
+        if (phi == plo) continue;
+        herd_layer_info li;
+        herd_model_layer(m, i, &li);
+        double layer = herd_grad_sq_sum(g + plo, phi - plo);
         char tag[160];
-        snprintf(tag, sizeof tag, "grad_norm/%.*s", (int)len, p->name);
+        snprintf(tag, sizeof tag, "grad_norm/%s", li.name);
         st = herd_tb_scalar(tb, tag, step, (float)sqrt(layer), 0, err);
         total += layer;
-        layer = 0;
     }
     return st ? st : herd_tb_scalar(tb, "grad_norm/total", step, (float)sqrt(total), 0, err);
 }
