@@ -24,8 +24,10 @@ int main(void) {
     if (herd_model_create(&m, "input 2\ndense 32 relu\ndense 32 relu\ndense 2\n", 64, 1, 7, &err)) goto fail;
     herd_train_config cfg = herd_train_defaults();
     cfg.epochs = 20, cfg.batch = 64, cfg.lr = 3e-3f, cfg.seed = 1;
-    if (herd_fit(m, x, y, N, &cfg, NULL, &err)) goto fail;
-    if (herd_predict(m, x, N, probs, &err)) goto fail;
+    herd_tensor xt = herd_tensor_make(HERD_F32, 2, (int64_t[]){N, 2}, x); /* N samples of 2 features */
+    herd_tensor yt = herd_tensor_make(HERD_I32, 1, (int64_t[]){N}, y);
+    if (herd_fit(m, &xt, &yt, &cfg, NULL, &err)) goto fail;
+    if (herd_predict(m, &xt, probs, &err)) goto fail;
     int hits = 0;
     for (int i = 0; i < N; i++) hits += (probs[2 * i + 1] > probs[2 * i]) == y[i];
     printf("training accuracy: %.3f\n", (double)hits / N);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 #define REC 3073
@@ -45,14 +46,14 @@ static void test_good(void) {
     herd_status st = herd_cifar10_open(&ds, ptrs, 2, &err);
     CHECK(st == HERD_OK, "open: %s", err.msg);
     if (st != HERD_OK) return;
-    CHECK(ds->n == 7 && ds->c == 3 && ds->h == 32 && ds->w == 32 && ds->num_classes == 10, "shape n=%lld %dx%dx%d",
-          (long long)ds->n, ds->c, ds->h, ds->w);
+    CHECK(ds->n == 7 && sample_is(ds, HERD_U8, "3x32x32") && ds->num_classes == 10, "n=%lld samples %s",
+          (long long)ds->n, sample_desc(ds));
     static float x[3072];
     int bad = 0;
     for (int64_t i = 0; i < ds->n; i++) {
         int f = i < 3 ? 0 : 1, r = i < 3 ? (int)i : (int)i - 3;
         int32_t y = -1;
-        st = ds->ops->get(ds, i, x, &y, &err);
+        st = get_f32(ds, i, x, &y, &err);
         CHECK(st == HERD_OK && y == (f * 7 + r) % 10, "sample %lld label %d expected %d", (long long)i, y,
               (f * 7 + r) % 10);
         /* x[c*1024 + row*32 + col]: plane c is channel c (R, G, B). */
@@ -118,11 +119,11 @@ static void test_dir(void) {
     snprintf(p, sizeof p, "%s/test_batch.bin", sub);
     write_batch(p, 9, 3, -1);
     st = herd_data_open(sub, &tr, &te, &err);
-    CHECK(st == HERD_OK && tr && te && tr->n == 10 && te->n == 3 && te->c == 3, "train+test: %s", err.msg);
+    CHECK(st == HERD_OK && tr && te && tr->n == 10 && te->n == 3 && sample_is(te, HERD_U8, "3x32x32"), "train+test: %s", err.msg);
     if (st == HERD_OK) {
         float x[3072];
         int32_t y;
-        te->ops->get(te, 1, x, &y, &err);
+        get_f32(te, 1, x, &y, &err);
         CHECK(y == (9 * 7 + 1) % 10, "test label %d", y);
     }
     herd_dataset_close(tr);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 static char dir[64], path[256];
@@ -46,24 +47,24 @@ int main(void) {
     herd_status st = herd_csv_open(&ds, path, NULL, &err);
     CHECK(st == HERD_OK, "good file: %s", err.msg);
     if (st == HERD_OK) {
-        CHECK(ds->n == 3 && ds->c == 2 && ds->h == 1 && ds->w == 1 && ds->num_classes == 3, "shape n=%lld c=%d classes=%d",
-              (long long)ds->n, ds->c, ds->num_classes);
+        CHECK(ds->n == 3 && sample_is(ds, HERD_F32, "2") && ds->num_classes == 3, "n=%lld samples %s classes=%d",
+              (long long)ds->n, sample_desc(ds), ds->num_classes);
         float x[2];
         int32_t y;
         const float want[3][2] = {{1.5f, -2}, {3, 40}, {5, 6}};
         const int32_t labels[3] = {0, 2, 1};
         for (int i = 0; i < 3; i++) {
-            CHECK(ds->ops->get(ds, i, x, &y, &err) == HERD_OK, "get %d: %s", i, err.msg);
+            CHECK(get_f32(ds, i, x, &y, &err) == HERD_OK, "get %d: %s", i, err.msg);
             CHECK(x[0] == want[i][0] && x[1] == want[i][1] && y == labels[i], "row %d: %g %g %d", i, x[0], x[1], y);
         }
-        CHECK(ds->ops->get(ds, 3, x, &y, &err) == HERD_EARG, "index past the end");
+        CHECK(get_f32(ds, 3, x, &y, &err) == HERD_EARG, "index past the end");
     }
     herd_dataset_close(ds);
 
     /* the label column chosen by name; LF line ends, no trailing newline; a UTF-8 BOM */
     write_text("\xEF\xBB\xBF" "a,cls\n1,1\n2,0");
     st = herd_csv_open(&ds, path, "cls", &err);
-    CHECK(st == HERD_OK && ds->n == 2 && ds->c == 1 && ds->num_classes == 2, "label=cls: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 2 && sample_is(ds, HERD_F32, "1") && ds->num_classes == 2, "label=cls: %s", err.msg);
     herd_dataset_close(ds);
 
     expect_error("a,b,label\n1,2,0\n1,2\n", NULL, ":3: 2 fields, header has 3");

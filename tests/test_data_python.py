@@ -1,7 +1,7 @@
 """NumPy writes .npy files (several dtypes, header versions and shapes) and Python's csv module
 writes CSV with quoted fields; herd reads them through tests/helpers/data_dump and the counts,
 shapes, labels and the sum of every value (float32 in sample order, summed in double) must
-match exactly. Fortran order and big-endian arrays must be refused with one line."""
+match exactly (the sample descriptors too: the stored dtype and natural dims). Fortran order and big-endian arrays must be refused with one line."""
 import csv
 import os
 import subprocess
@@ -79,8 +79,8 @@ with tempfile.TemporaryDirectory() as d:
     np.save(f"{d}/test_y.npy", y[:7])
     exp = expected("train", x, y, False)
     exp.update(expected("test", x[:7], y[:7], False))
-    compare(f"{d}/train_x.npy", exp, f"train n=50 shape=6x1x1 classes={int(y.max()) + 1}", "f4 (N,F)")
-    compare(d, exp, f"test n=7 shape=6x1x1 classes={max(2, int(y[:7].max()) + 1)}", "directory of pairs")
+    compare(f"{d}/train_x.npy", exp, f"train n=50 x=f32 6 classes={int(y.max()) + 1}", "f4 (N,F)")
+    compare(d, exp, f"test n=7 x=f32 6 classes={max(2, int(y[:7].max()) + 1)}", "directory of pairs")
 
     # uint8 images (N,H,W) scaled to [0,1], uint8 labels, header version 2.0
     xu = rng.integers(0, 256, (20, 5, 3), dtype=np.uint8)
@@ -88,19 +88,19 @@ with tempfile.TemporaryDirectory() as d:
     with open(f"{d}/u8x.npy", "wb") as f:
         np.lib.format.write_array(f, xu, version=(2, 0))
     np.save(f"{d}/u8y.npy", yu)
-    compare(f"{d}/u8x.npy", expected("train", xu, yu, True), f"train n=20 shape=1x5x3 classes={max(2, int(yu.max()) + 1)}", "u1 (N,H,W)")
+    compare(f"{d}/u8x.npy", expected("train", xu, yu, True), f"train n=20 x=u8 1x5x3 classes={max(2, int(yu.max()) + 1)}", "u1 (N,H,W)")
 
     # float64 (N,C,H,W) with int32 labels of shape (N,1); int64 and int8 features kept as values
     x8 = rng.standard_normal((9, 2, 3, 4))
     y8 = rng.integers(0, 5, (9, 1)).astype(np.int32)
     np.save(f"{d}/f8X.npy", x8)
     np.save(f"{d}/f8Y.npy", y8)
-    compare(f"{d}/f8X.npy", expected("train", x8, y8.reshape(-1), False), f"train n=9 shape=2x3x4 classes={max(2, int(y8.max()) + 1)}", "f8 (N,C,H,W)")
+    compare(f"{d}/f8X.npy", expected("train", x8, y8.reshape(-1), False), f"train n=9 x=f32 2x3x4 classes={max(2, int(y8.max()) + 1)}", "f8 (N,C,H,W)")
     for dt in ("int64", "int8", "int32"):
         xi = rng.integers(-100, 100, (6, 3)).astype(dt)
         np.save(f"{d}/{dt}x.npy", xi)
         np.save(f"{d}/{dt}y.npy", y[:6])
-        compare(f"{d}/{dt}x.npy", expected("train", xi, y[:6], False), f"train n=6 shape=3x1x1 classes={max(2, int(y[:6].max()) + 1)}", dt)
+        compare(f"{d}/{dt}x.npy", expected("train", xi, y[:6], False), f"train n=6 x=f32 3 classes={max(2, int(y[:6].max()) + 1)}", dt)
 
     # refused: Fortran order, big-endian, N mismatch
     np.save(f"{d}/fortx.npy", np.asfortranarray(rng.standard_normal((4, 3)).astype(np.float32)))
@@ -126,7 +126,7 @@ with tempfile.TemporaryDirectory() as d:
             w.writerow(header)
             for r, lab in zip(rows, labels):
                 w.writerow([repr(float(v)) for v in r] + [str(int(lab))])
-        compare(f"{d}/q.csv", expected("train", rows, labels, False), f"train n=30 shape=3x1x1 classes={max(2, int(labels.max()) + 1)}", f"csv quoting {quoting}")
+        compare(f"{d}/q.csv", expected("train", rows, labels, False), f"train n=30 x=f32 3 classes={max(2, int(labels.max()) + 1)}", f"csv quoting {quoting}")
     with open(f"{d}/bad.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)

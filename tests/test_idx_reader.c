@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 static char dir[256];
@@ -96,8 +97,7 @@ static void test_good(int gz) {
     st = herd_idx_open(&ds, ip, lp, &err);
     CHECK(st == HERD_OK, "open pair: %s", err.msg);
     if (st == HERD_OK) {
-        CHECK(ds->n == 2 && ds->c == 1 && ds->h == 3 && ds->w == 4, "shape n=%lld c=%d h=%d w=%d", (long long)ds->n,
-              ds->c, ds->h, ds->w);
+        CHECK(ds->n == 2 && sample_is(ds, HERD_U8, "1x3x4"), "n=%lld samples %s", (long long)ds->n, sample_desc(ds));
         CHECK(ds->num_classes == 8, "num_classes = max label + 1: %d", ds->num_classes);
         float x[2 * 12];
         int32_t y[2];
@@ -115,9 +115,9 @@ static void test_good(int gz) {
         st = herd_dataset_slice(&sl, ds, 1, 2, &err);
         CHECK(st == HERD_OK && sl->n == 1, "slice: %s", err.msg);
         if (st == HERD_OK) {
-            st = sl->ops->get(sl, 0, x, y, &err);
+            st = get_f32(sl, 0, x, y, &err);
             CHECK(st == HERD_OK && y[0] == 7, "slice sample 0 is base sample 1: %d", y[0]);
-            CHECK(sl->ops->get(sl, 1, x, y, &err) == HERD_EARG, "slice bounds: %s", err.msg);
+            CHECK(get_f32(sl, 1, x, y, &err) == HERD_EARG, "slice bounds: %s", err.msg);
         }
         herd_dataset_close(sl);
         CHECK(herd_dataset_slice(&sl, ds, 1, 3, &err) == HERD_EARG, "slice past end: %s", err.msg);
@@ -246,7 +246,7 @@ static void test_bad(void) {
     st = herd_idx_open(&ds, path_in("img4"), path_in("lab2"), &err);
     CHECK(st == HERD_OK, "4-d images: %s", err.msg);
     if (st == HERD_OK) {
-        CHECK(ds->c == 2 && ds->h == 2 && ds->w == 4, "4-d shape %d %d %d", ds->c, ds->h, ds->w);
+        CHECK(sample_is(ds, HERD_U8, "2x2x4"), "4-d samples %s", sample_desc(ds));
         CHECK(ds->num_classes == 2, "at least 2 classes: %d", ds->num_classes);
     }
     herd_dataset_close(ds);
@@ -283,7 +283,7 @@ static void test_data_open_dir(void) {
     snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte.gz", sub);
     write_gz(p, buf, n);
     st = herd_data_open(sub, &tr, &te, &err);
-    CHECK(st == HERD_OK && tr && te && te->n == 3 && te->h == 4, "train+test: %s", err.msg);
+    CHECK(st == HERD_OK && tr && te && te->n == 3 && te->x.dims[1] == 4, "train+test: %s", err.msg);
     herd_dataset_close(tr);
     herd_dataset_close(te);
 
@@ -318,11 +318,11 @@ static void test_fashion_mnist(void) {
     CHECK(st == HERD_OK, "fashion-mnist: %s", err.msg);
     if (st != HERD_OK) return;
     CHECK(tr->n == 60000 && te->n == 10000, "sizes %lld %lld", (long long)tr->n, (long long)te->n);
-    CHECK(tr->c == 1 && tr->h == 28 && tr->w == 28, "shape %dx%dx%d", tr->c, tr->h, tr->w);
+    CHECK(sample_is(tr, HERD_U8, "1x28x28"), "samples %s", sample_desc(tr));
     CHECK(tr->num_classes == 10 && te->num_classes == 10, "classes %d %d", tr->num_classes, te->num_classes);
     float x[784];
     int32_t y = -1;
-    st = tr->ops->get(tr, 0, x, &y, &err);
+    st = get_f32(tr, 0, x, &y, &err);
     CHECK(st == HERD_OK && y == 9, "first train label %d (Fashion-MNIST: 9, ankle boot)", y);
     float lo = 1, hi = 0;
     for (int i = 0; i < 784; i++) {

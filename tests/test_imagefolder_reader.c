@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 #include "image_files.h"
 
@@ -72,25 +73,25 @@ int main(void) {
     put_png("test/b_dog/t.png", light, 4, 4, 1);
 
     herd_status st = open_root(&ds, "train", 3, 4, 4, &err);
-    CHECK(st == HERD_OK && ds->n == 4 && ds->num_classes == 3 && ds->c == 3, "train folder: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 4 && ds->num_classes == 3 && sample_is(ds, HERD_U8, "3x4x4"), "train folder: %s", err.msg);
     if (st == HERD_OK) {
         float x[48];
         int32_t y;
         const int32_t labels[4] = {0, 0, 1, 1};
         for (int i = 0; i < 4; i++)
-            CHECK(ds->ops->get(ds, i, x, &y, &err) == HERD_OK && y == labels[i], "sample %d: label %d %s", i, y,
+            CHECK(get_f32(ds, i, x, &y, &err) == HERD_OK && y == labels[i], "sample %d: label %d %s", i, y,
                   err.msg);
         /* x.JPG (dark) comes before y.jpeg (light): files sorted within a class */
-        CHECK(ds->ops->get(ds, 0, x, &y, &err) == HERD_OK && x[0] < 0.15f && x[16] == x[0], "x.JPG first, gray->RGB");
-        CHECK(ds->ops->get(ds, 1, x, &y, &err) == HERD_OK && x[0] > 0.85f, "y.jpeg second");
+        CHECK(get_f32(ds, 0, x, &y, &err) == HERD_OK && x[0] < 0.15f && x[16] == x[0], "x.JPG first, gray->RGB");
+        CHECK(get_f32(ds, 1, x, &y, &err) == HERD_OK && x[0] > 0.85f, "y.jpeg second");
         /* 1.png: 4x8 gray, covers 4x4 at scale 1, center crop keeps rows 2..5 exactly */
-        CHECK(ds->ops->get(ds, 2, x, &y, &err) == HERD_OK, "1.png: %s", err.msg);
+        CHECK(get_f32(ds, 2, x, &y, &err) == HERD_OK, "1.png: %s", err.msg);
         int same = 1;
         for (int r = 0; r < 4; r++)
             for (int c = 0; c < 4; c++) same &= x[r * 4 + c] == gray[(r + 2) * 4 + c] / 255.0f && x[32 + r * 4 + c] == x[r * 4 + c];
         CHECK(same, "center crop of a tall image: x[0]=%g want %g", x[0], gray[8] / 255.0f);
         /* 2.png: RGB at its own size, exact */
-        CHECK(ds->ops->get(ds, 3, x, &y, &err) == HERD_OK, "2.png: %s", err.msg);
+        CHECK(get_f32(ds, 3, x, &y, &err) == HERD_OK, "2.png: %s", err.msg);
         same = 1;
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 16; i++) same &= x[c * 16 + i] == rgb[i * 3 + c] / 255.0f;
@@ -100,13 +101,13 @@ int main(void) {
 
     /* no model shape: the first image decides (x.JPG: 1x4x4); a 2x2 model scales down */
     st = open_root(&ds, "train", 0, 0, 0, &err);
-    CHECK(st == HERD_OK && ds->c == 1 && ds->h == 4 && ds->w == 4, "shape from the first image: %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_U8, "1x4x4"), "shape from the first image: %s", err.msg);
     herd_dataset_close(ds);
     st = open_root(&ds, "train", 1, 2, 2, &err);
     if (st == HERD_OK) {
         float x[4];
         int32_t y;
-        CHECK(ds->ops->get(ds, 3, x, &y, &err) == HERD_OK, "scaled: %s", err.msg);
+        CHECK(get_f32(ds, 3, x, &y, &err) == HERD_OK, "scaled: %s", err.msg);
         float luma = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
         CHECK(x[0] > luma / 255.0f && x[0] < x[3], "2x2 average of the top-left block: %g", x[0]);
     }
@@ -118,7 +119,7 @@ int main(void) {
     herd_dataset *tr = NULL, *te = NULL;
     herd_image_options o = {1, 4, 4, NULL, NULL};
     st = herd_data_open_with(dir, &o, &tr, &te, &err);
-    CHECK(st == HERD_OK && tr && tr->n == 4 && te && te->n == 2 && te->c == 1, "train/ + test/: %s", err.msg);
+    CHECK(st == HERD_OK && tr && tr->n == 4 && te && te->n == 2 && te->x.dims[0] == 1, "train/ + test/: %s", err.msg);
     herd_dataset_close(tr);
     herd_dataset_close(te);
     char root[256];
@@ -150,7 +151,7 @@ int main(void) {
         int32_t y;
         char p[256];
         snprintf(p, sizeof p, "%s/bad/%s: ", dir, files[i]);
-        herd_status g = ds->ops->get(ds, i, x, &y, &err);
+        herd_status g = get_f32(ds, i, x, &y, &err);
         CHECK(g == HERD_EFORMAT && strncmp(err.msg, p, strlen(p)) == 0 && strstr(err.msg, want[i]) &&
                   !strchr(err.msg, '\n'),
               "%s: %s", files[i], err.msg);

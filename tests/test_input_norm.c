@@ -57,11 +57,26 @@ int main(void) {
             }
     CHECK(herd_model_load(plain, with, &err) == HERD_OK, "%s", err.msg); /* same weights as a and b */
     CHECK(herd_model_set_input_norm(plain, NULL, NULL, &err) == HERD_OK, "clearing");
-    CHECK(herd_predict(b, x, N, pa, &err) == HERD_OK, "%s", err.msg);
-    CHECK(herd_predict(plain, xn, N, pp, &err) == HERD_OK, "%s", err.msg);
+    const int64_t dims[4] = {N, C, 6, 6};
+    herd_tensor xt = herd_tensor_make(HERD_F32, 4, dims, x), xnt = herd_tensor_make(HERD_F32, 4, dims, xn);
+    CHECK(herd_predict(b, &xt, pa, &err) == HERD_OK, "%s", err.msg);
+    CHECK(herd_predict(plain, &xnt, pp, &err) == HERD_OK, "%s", err.msg);
     CHECK(memcmp(pa, pp, sizeof pa) == 0, "herd_predict does not normalise as stated");
-    CHECK(herd_predict(plain, x, N, pp, &err) == HERD_OK, "%s", err.msg);
+    CHECK(herd_predict(plain, &xt, pp, &err) == HERD_OK, "%s", err.msg);
     CHECK(memcmp(pa, pp, sizeof pa) != 0, "the normalisation changes nothing here: the check above cannot fail");
+    /* samples that do not fit the model's input: one line naming both shapes */
+    const int64_t wrong[4] = {N, C, 6, 5};
+    herd_tensor bad = herd_tensor_make(HERD_F32, 4, wrong, x);
+    CHECK(herd_predict(plain, &bad, pp, &err) == HERD_ESHAPE &&
+              strcmp(err.msg, "herd_predict: samples are 2x6x5 but the model's input is 2x6x6") == 0,
+          "wrong shape: %s", err.msg);
+    /* u8 samples: k/255 as the readers give */
+    uint8_t xu[N * PER];
+    for (int i = 0; i < N * PER; i++) xu[i] = (uint8_t)(i * 37 % 256), x[i] = (float)xu[i] / 255.0f;
+    herd_tensor xut = herd_tensor_make(HERD_U8, 4, dims, xu);
+    CHECK(herd_predict(plain, &xut, pa, &err) == HERD_OK && herd_predict(plain, &xt, pp, &err) == HERD_OK &&
+              memcmp(pa, pp, sizeof pa) == 0,
+          "u8 samples do not predict as their k/255 floats: %s", err.msg);
 
     /* weights without the metadata clear it */
     CHECK(herd_model_load(b, without, &err) == HERD_OK, "%s", err.msg);

@@ -1,10 +1,13 @@
 /* The loader: the same batches for any prefetch depth and thread count (augmentation and
  * cache included), plain batches equal to herd_dataset_batch, flips that are flips, the cache
- * bound, a rank's share of rows, and read errors coming back to the caller. */
+ * bound, u8 samples cached as u8 (about 4x the samples of f32 in the same budget, the same
+ * batches, normalised views included), a rank's share of rows, and read errors coming back
+ * to the caller. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 enum { N = 100, C = 1, H = 6, W = 5, PER = C * H * W, BATCH = 7, EPOCHS = 2 };
@@ -16,8 +19,94 @@ static herd_dataset *make_ds(void) {
     for (int i = 0; i < N; i++) lab[i] = i % 10;
     herd_dataset *ds;
     herd_error err = {0};
-    if (herd_dataset_from_u8(&ds, img, lab, N, C, H, W, 10, "mem", &err)) exit(2);
+    int64_t xd[4] = {N, C, H, W}, n = N;
+    if (herd_dataset_from_memory(&ds, herd_tensor_make(HERD_U8, 4, xd, img), herd_tensor_make(HERD_I32, 1, &n, lab),
+                                 10, "mem", &err))
+        exit(2);
     return ds;
+}
+
+/* Loads one epoch of ds in batches of BATCH through cfg: x gets n * numel floats; returns
+ * the samples the cache then holds. */
+static int64_t epoch_through(const herd_dataset *ds, const herd_loader_config *cfg, float *x, int32_t *y,
+                             herd_error *err) {
+    herd_loader *l;
+    herd_sampler s;
+    int64_t per = herd_tensor_numel(&ds->x), cached = -1;
+    if (herd_loader_create(&l, ds, BATCH, cfg, NULL, NULL, err)) return -1;
+    herd_sampler_init(&s, ds->n, 3, 1, err);
+    herd_status st = herd_loader_start_epoch(l, 0, s.perm, ds->n, BATCH, 0, err);
+    for (int64_t k = 0; k * BATCH < ds->n && !st; k++) {
+        int B = ds->n - k * BATCH < BATCH ? (int)(ds->n - k * BATCH) : BATCH;
+        st = herd_loader_rows(l, k, 0, B, x + k * BATCH * per, y + k * BATCH, err);
+    }
+    if (!st) cached = herd_loader_cached_samples(l);
+    herd_sampler_free(&s);
+    herd_loader_destroy(l);
+    return cached;
+}
+
+/* The cache keeps samples in their stored dtype: u8 images take a quarter of the bytes of
+ * the same images as f32 (the 4-byte label aside), and come out as the same floats. */
+static void test_cache_dtype(void) {
+    enum { M = 400, CC = 3, HH = 32, WW = 32, P = CC * HH * WW };
+    herd_error err = {0};
+    uint8_t *u8 = malloc((size_t)M * P);
+    float *f32 = malloc((size_t)M * P * sizeof *f32);
+    int32_t *l8 = malloc(M * sizeof *l8), *l32 = malloc(M * sizeof *l32);
+    for (int i = 0; i < M * P; i++) u8[i] = (uint8_t)(i * 31 + i / 7), f32[i] = (float)u8[i] / 255.0f;
+    for (int i = 0; i < M; i++) l8[i] = l32[i] = i % 10;
+    int64_t xd[4] = {M, CC, HH, WW}, n = M;
+    herd_dataset *du = NULL, *df = NULL, *nu = NULL, *nf = NULL;
+    herd_dataset_from_memory(&du, herd_tensor_make(HERD_U8, 4, xd, u8), herd_tensor_make(HERD_I32, 1, &n, l8), 10,
+                             "u8", &err);
+    herd_dataset_from_memory(&df, herd_tensor_make(HERD_F32, 4, xd, f32), herd_tensor_make(HERD_I32, 1, &n, l32), 10,
+                             "f32", &err);
+    CHECK(du && df && sample_is(du, HERD_U8, "3x32x32") && sample_is(df, HERD_F32, "3x32x32"), "datasets: %s",
+          err.msg);
+    if (!du || !df) return;
+    /* a budget of exactly 50 f32 samples (index included) */
+    size_t index = M * sizeof(int), f32_entry = P * sizeof(float) + sizeof(int32_t), u8_entry = P + sizeof(int32_t);
+    size_t budget = index + 50 * f32_entry;
+    float *a = malloc((size_t)M * P * sizeof *a), *b = malloc((size_t)M * P * sizeof *b);
+    float *ref = malloc((size_t)M * P * sizeof *ref);
+    static int32_t ya[M], yb[M], yr[M];
+    herd_loader_config none = {.prefetch = 2, .threads = 2};
+    herd_loader_config cache = {.prefetch = 2, .threads = 2, .cache_bytes = budget};
+    CHECK(epoch_through(df, &none, ref, yr, &err) == 0, "no cache: %s", err.msg);
+    int64_t in_f32 = epoch_through(df, &cache, a, ya, &err), in_u8 = epoch_through(du, &cache, b, yb, &err);
+    CHECK(in_f32 == 50 && in_u8 == (int64_t)((budget - index) / u8_entry),
+          "cached: f32 %lld (expected 50), u8 %lld (expected %zu)", (long long)in_f32, (long long)in_u8,
+          (budget - index) / u8_entry);
+    CHECK(in_u8 >= 4 * in_f32 - 1 && (double)in_u8 / (double)in_f32 > 3.9, "u8 cache holds %lld samples, f32 %lld",
+          (long long)in_u8, (long long)in_f32);
+    size_t bytes = (size_t)M * P * sizeof(float);
+    CHECK(memcmp(a, ref, bytes) == 0 && memcmp(b, ref, bytes) == 0 && memcmp(ya, yr, sizeof ya) == 0 &&
+              memcmp(yb, yr, sizeof yb) == 0,
+          "batches through the u8 cache, the f32 cache and no cache differ");
+    /* a normalised view: still cached as u8 (the view converts), the same floats as f32 */
+    double mean[CC] = {0.25, 0.5, 0.125}, std[CC] = {0.5, 0.0, 2.0};
+    CHECK(herd_dataset_normalize(&nu, du, CC, mean, std, &err) == HERD_OK &&
+              herd_dataset_normalize(&nf, df, CC, mean, std, &err) == HERD_OK,
+          "normalize: %s", err.msg);
+    herd_loader_config aug = {.prefetch = 1, .threads = 2, .cache_bytes = budget, .augment = HERD_AUGMENT_CROP,
+                              .seed = 4};
+    herd_loader_config aug_none = aug;
+    aug_none.cache_bytes = 0;
+    in_u8 = epoch_through(nu, &aug, a, ya, &err);
+    CHECK(epoch_through(nf, &aug_none, ref, yr, &err) == 0 && in_u8 == (int64_t)((budget - index) / u8_entry),
+          "normalised u8 view cached %lld samples: %s", (long long)in_u8, err.msg);
+    CHECK(memcmp(a, ref, bytes) == 0, "normalised u8 through the cache differs from normalised f32");
+    int64_t idx[3] = {5, 0, M - 1};
+    float one[3 * P];
+    herd_dataset_batch(nu, idx, 3, one, yb, &err);
+    herd_dataset_batch(nf, idx, 3, b, ya, &err);
+    CHECK(memcmp(one, b, sizeof one) == 0 && one[0] != f32[(size_t)5 * P], "herd_dataset_batch of the views differs or is raw");
+    herd_dataset_close(nu);
+    herd_dataset_close(nf);
+    herd_dataset_close(du);
+    herd_dataset_close(df);
+    free(a), free(b), free(ref);
 }
 
 /* Every batch of EPOCHS epochs, rows [lo, hi) of each, into x/y (in step order). */
@@ -52,14 +141,14 @@ static void second_half(void *ctx, int B, int *lo, int *hi) {
     *lo = B / 2, *hi = B;
 }
 
-static herd_status failing_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+static herd_status failing_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
     if (i == 42) return herd_fail(err, HERD_EFORMAT, "%s: record %lld: broken", ds->source, (long long)i);
-    memset(x, 0, PER * sizeof *x);
-    *y = 0;
+    memset(x, 0, PER); /* u8 samples */
+    memset(y, 0, sizeof(int32_t));
     return HERD_OK;
 }
 static void no_close(herd_dataset *ds) { (void)ds; }
-static const herd_dataset_ops failing_ops = {failing_get, no_close};
+static const herd_dataset_ops failing_ops = {failing_get, no_close, NULL};
 
 int main(void) {
     herd_dataset *ds = make_ds();
@@ -110,7 +199,7 @@ int main(void) {
         herd_sampler_set_epoch(&s, e);
         for (int i = 0; i < N; i++) {
             int32_t y;
-            ds->ops->get(ds, s.perm[i], x, &y, &err);
+            get_f32(ds, s.perm[i], x, &y, &err);
             const float *g = got + ((size_t)e * N + i) * PER;
             int is_same = memcmp(g, x, sizeof x) == 0, is_mirror = 1;
             for (int r = 0; r < H; r++)
@@ -122,7 +211,7 @@ int main(void) {
           neither);
 
     /* the cache: bound respected, filled up to it */
-    size_t bound = N * sizeof(int) + 10 * (PER * sizeof(float) + sizeof(int32_t));
+    size_t bound = N * sizeof(int) + 10 * (PER * sizeof(uint8_t) + sizeof(int32_t)); /* u8 samples cached as u8 */
     herd_loader *l;
     herd_loader_config cc = {.prefetch = 2, .threads = 2, .cache_bytes = bound};
     CHECK(herd_loader_create(&l, ds, BATCH, &cc, NULL, NULL, &err) == HERD_OK, "cache loader: %s", err.msg);
@@ -162,6 +251,22 @@ int main(void) {
     herd_status st = run(&bad, &pf, NULL, got, gy, &err);
     CHECK(st == HERD_EFORMAT && strstr(err.msg, "broken.herd: record 42"), "read error: %d %s", st, err.msg);
 
+    /* --augment crops images: other samples are refused by name */
+    float *rows = malloc(6 * 4 * sizeof *rows);
+    int32_t *rl = calloc(6, sizeof *rl);
+    int64_t td[2] = {6, 4}, tn = 6;
+    for (int i = 0; i < 24; i++) rows[i] = (float)i;
+    herd_dataset *tab = NULL;
+    herd_dataset_from_memory(&tab, herd_tensor_make(HERD_F32, 2, td, rows), herd_tensor_make(HERD_I32, 1, &tn, rl), 2,
+                             "rows.csv", &err);
+    herd_loader *tl = NULL;
+    st = herd_loader_create(&tl, tab, 2, &a0, NULL, NULL, &err);
+    CHECK(st == HERD_EARG && strstr(err.msg, "rows.csv: --augment crops and flips images (C,H,W); the samples are 4"),
+          "augment of (F) rows: %s", err.msg);
+    herd_loader_destroy(tl);
+    herd_dataset_close(tab);
+
+    test_cache_dtype();
     herd_sampler_free(&s);
     herd_dataset_close(ds);
     free(ref), free(got), free(ry), free(gy);

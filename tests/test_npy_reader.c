@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 static char dir[64];
@@ -70,14 +71,14 @@ int main(void) {
     herd_status st = open_pair(&ds, "f4x.npy", "f4y.npy", &err);
     CHECK(st == HERD_OK, "f4 (N,F): %s", err.msg);
     if (st == HERD_OK) {
-        CHECK(ds->n == 3 && ds->c == 2 && ds->h == 1 && ds->w == 1 && ds->num_classes == 3, "f4 shape");
+        CHECK(ds->n == 3 && sample_is(ds, HERD_F32, "2") && ds->num_classes == 3, "f4 samples %s", sample_desc(ds));
         float x[2];
         int32_t y;
         for (int i = 0; i < 3; i++) {
-            CHECK(ds->ops->get(ds, i, x, &y, &err) == HERD_OK, "get: %s", err.msg);
+            CHECK(get_f32(ds, i, x, &y, &err) == HERD_OK, "get: %s", err.msg);
             CHECK(x[0] == f4[2 * i] && x[1] == f4[2 * i + 1] && y == y3[i], "f4 sample %d: %g %g %d", i, x[0], x[1], y);
         }
-        CHECK(ds->ops->get(ds, -1, x, &y, &err) == HERD_EARG, "negative index");
+        CHECK(get_f32(ds, -1, x, &y, &err) == HERD_EARG, "negative index");
     }
     herd_dataset_close(ds);
 
@@ -87,11 +88,12 @@ int main(void) {
     write_npy("u1x.npy", 2, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 3)}", u1, sizeof u1);
     write_npy("u1y.npy", 3, "{\"descr\": \"<i4\", \"fortran_order\": False, \"shape\": (2, 1)}", y2, sizeof y2);
     st = open_pair(&ds, "u1x.npy", "u1y.npy", &err);
-    CHECK(st == HERD_OK && ds->c == 1 && ds->h == 2 && ds->w == 3 && ds->num_classes == 2, "u1 (N,H,W): %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_U8, "1x2x3") && ds->num_classes == 2, "u1 (N,H,W): %s %s", err.msg,
+          sample_desc(ds));
     if (st == HERD_OK) {
         float x[6];
         int32_t y;
-        CHECK(ds->ops->get(ds, 0, x, &y, &err) == HERD_OK && x[0] == 0 && x[1] == 1.0f && x[2] == 51 / 255.0f && y == 1,
+        CHECK(get_f32(ds, 0, x, &y, &err) == HERD_OK && x[0] == 0 && x[1] == 1.0f && x[2] == 51 / 255.0f && y == 1,
               "u1 scaled: %g %g %g", x[0], x[1], x[2]);
     }
     herd_dataset_close(ds);
@@ -104,18 +106,19 @@ int main(void) {
     write_npy("i1x.npy", 1, "{'descr': '|i1', 'fortran_order': False, 'shape': (2, 3), }", i1, sizeof i1);
     write_npy("uy.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", yu, sizeof yu);
     st = open_pair(&ds, "f8x.npy", "uy.npy", &err);
-    CHECK(st == HERD_OK && ds->c == 2 && ds->h == 1 && ds->w == 2 && ds->num_classes == 4, "f8 (N,C,H,W): %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_F32, "2x1x2") && ds->num_classes == 4, "f8 (N,C,H,W): %s %s", err.msg,
+          sample_desc(ds));
     if (st == HERD_OK) {
         float x[4];
         int32_t y;
-        CHECK(ds->ops->get(ds, 1, x, &y, &err) == HERD_OK && x[0] == 5 && x[3] == 8.25f && y == 0, "f8 sample 1");
+        CHECK(get_f32(ds, 1, x, &y, &err) == HERD_OK && x[0] == 5 && x[3] == 8.25f && y == 0, "f8 sample 1");
     }
     herd_dataset_close(ds);
     st = open_pair(&ds, "i1x.npy", "uy.npy", &err);
     if (st == HERD_OK) {
         float x[3];
         int32_t y;
-        CHECK(ds->ops->get(ds, 0, x, &y, &err) == HERD_OK && x[0] == -128 && x[2] == 127, "i1 kept as values");
+        CHECK(get_f32(ds, 0, x, &y, &err) == HERD_OK && x[0] == -128 && x[2] == 127, "i1 kept as values");
     }
     CHECK(st == HERD_OK, "i1: %s", err.msg);
     herd_dataset_close(ds);

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "mutate.h"
 #include "herd/data.h"
 #include "herd/io.h"
@@ -125,7 +126,7 @@ static void fuzz_cifar(void) {
         if (s == HERD_OK) {
             float x[3072];
             int32_t y;
-            CHECK(ds->ops->get(ds, ds->n - 1, x, &y, &err) == HERD_OK && y >= 0 && y < 10, "cifar sample");
+            CHECK(get_f32(ds, ds->n - 1, x, &y, &err) == HERD_OK && y >= 0 && y < 10, "cifar sample");
         }
         herd_dataset_close(ds);
     }

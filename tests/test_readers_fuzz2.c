@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "mutate.h"
 #include "herd/data.h"
 #include "image_files.h"
@@ -44,14 +45,14 @@ static void check_result(herd_status st, const herd_error *err, const char *pref
 
 /* Reads every sample of an accepted dataset (ASan checks the claimed sizes). */
 static int read_all(herd_dataset *ds, const char *prefix, const char *what, int i) {
-    size_t sample = (size_t)ds->c * ds->h * ds->w;
+    size_t sample = (size_t)herd_tensor_numel(&ds->x);
     float *x = malloc(sample * sizeof *x);
     CHECK(x != NULL, "%s iteration %d: sample of %zu floats", what, i, sample);
     int bad = 0;
     for (int64_t k = 0; x && k < ds->n && k < 64; k++) {
         int32_t y;
         herd_error err = {0};
-        herd_status st = ds->ops->get(ds, k, x, &y, &err);
+        herd_status st = get_f32(ds, k, x, &y, &err);
         check_result(st, &err, prefix, what, i);
         if (st == HERD_OK) CHECK(y >= 0 && y < ds->num_classes, "%s iteration %d: label %d", what, i, y);
         bad += st != HERD_OK;

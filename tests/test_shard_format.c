@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 static char dir[64];
@@ -19,7 +20,9 @@ static herd_dataset *make_u8(int64_t n, int c, int h, int w) {
     for (int64_t i = 0; i < n; i++) lab[i] = (int32_t)(i % 3);
     herd_dataset *ds;
     herd_error err = {0};
-    if (herd_dataset_from_u8(&ds, img, lab, n, c, h, w, 3, "u8", &err)) {
+    int64_t xd[4] = {n, c, h, w};
+    if (herd_dataset_from_memory(&ds, herd_tensor_make(HERD_U8, 4, xd, img), herd_tensor_make(HERD_I32, 1, &n, lab), 3,
+                                 "u8", &err)) {
         fprintf(stderr, "%s\n", err.msg);
         exit(2);
     }
@@ -34,31 +37,104 @@ static herd_dataset *make_f32(int64_t n, int c, int h, int w) {
     for (int64_t i = 0; i < n; i++) lab[i] = (int32_t)(i % 4);
     herd_dataset *ds;
     herd_error err = {0};
-    if (herd_dataset_from_f32(&ds, x, lab, n, c, h, w, 4, "f32", &err)) {
+    int64_t xd[4] = {n, c, h, w};
+    if (herd_dataset_from_memory(&ds, herd_tensor_make(HERD_F32, 4, xd, x), herd_tensor_make(HERD_I32, 1, &n, lab), 4,
+                                 "f32", &err)) {
         fprintf(stderr, "%s\n", err.msg);
         exit(2);
     }
     return ds;
 }
 
-/* Every sample and label of a equals b's, bit for bit. */
+/* Every sample (as the model's f32 input) and label of a equals b's, bit for bit; the dims
+ * match (the stored dtypes may differ: a normalised view of u8 is written as f32). */
 static void check_same(const herd_dataset *a, const herd_dataset *b, const char *what) {
-    CHECK(a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->num_classes == b->num_classes,
-          "%s: n %lld/%lld shape %dx%dx%d/%dx%dx%d classes %d/%d", what, (long long)a->n, (long long)b->n, a->c, a->h,
-          a->w, b->c, b->h, b->w, a->num_classes, b->num_classes);
-    size_t per = (size_t)a->c * a->h * a->w;
+    char sa[64], sb[64];
+    herd_tensor bx = b->x;
+    bx.dtype = a->x.dtype;
+    CHECK(a->n == b->n && herd_tensor_same(&a->x, &bx) && herd_tensor_same(&a->y, &b->y) &&
+              a->num_classes == b->num_classes,
+          "%s: n %lld/%lld samples %s/%s classes %d/%d", what, (long long)a->n, (long long)b->n,
+          herd_tensor_shape_str(&a->x, sa, sizeof sa), herd_tensor_shape_str(&b->x, sb, sizeof sb), a->num_classes,
+          b->num_classes);
+    size_t per = (size_t)herd_tensor_numel(&a->x);
     float *x = malloc(per * sizeof *x), *z = malloc(per * sizeof *z);
     int diffs = 0;
     for (int64_t i = 0; i < a->n && i < b->n; i++) {
         int32_t y1, y2;
         herd_error err = {0};
-        CHECK(a->ops->get(a, i, x, &y1, &err) == HERD_OK, "%s: get %lld: %s", what, (long long)i, err.msg);
-        CHECK(b->ops->get(b, i, z, &y2, &err) == HERD_OK, "%s: get %lld: %s", what, (long long)i, err.msg);
+        CHECK(get_f32(a, i, x, &y1, &err) == HERD_OK, "%s: get %lld: %s", what, (long long)i, err.msg);
+        CHECK(get_f32(b, i, z, &y2, &err) == HERD_OK, "%s: get %lld: %s", what, (long long)i, err.msg);
         diffs += y1 != y2 || memcmp(x, z, per * sizeof *x) != 0;
     }
     CHECK(diffs == 0, "%s: %d samples differ", what, diffs);
     free(x);
     free(z);
+}
+
+/* Shards keep the stored dtype: u8 samples read back as u8 bytes, a set mixing u8 and f32
+ * shards reads as f32, (F) rows are stored F x 1 x 1, a normalised view is written as its
+ * f32 values, not its base's bytes. */
+static void test_typed_samples(void) {
+    herd_error err = {0};
+    char p[512], a[512], b[512];
+    herd_dataset *u8 = make_u8(6, 1, 2, 2), *back = NULL;
+    snprintf(p, sizeof p, "%s/typed", dir);
+    CHECK(herd_shards_write(u8, p, "train", 1, 0, &err) == HERD_OK, "write: %s", err.msg);
+    CHECK(herd_data_open(p, &back, NULL, &err) == HERD_OK && sample_is(back, HERD_U8, "1x2x2"), "u8 back: %s %s",
+          err.msg, sample_desc(back));
+    uint8_t xa[4], xb[4];
+    int32_t ya, yb;
+    CHECK(back && herd_dataset_get(u8, 5, xa, &ya, &err) == HERD_OK && herd_dataset_get(back, 5, xb, &yb, &err) == HERD_OK &&
+              memcmp(xa, xb, 4) == 0 && ya == yb,
+          "stored bytes differ: %s", err.msg);
+    herd_dataset_close(back);
+    /* u8 shard + f32 shard of the same shape: f32 samples, the u8 records as k/255 */
+    herd_dataset *f32 = make_f32(3, 1, 2, 2);
+    snprintf(a, sizeof a, "%s/typed/train-00000-of-00001.herd", dir);
+    snprintf(b, sizeof b, "%s/typed/f.herd", dir);
+    CHECK(herd_shard_write(b, f32, 0, 3, 0, &err) == HERD_OK, "write f32: %s", err.msg);
+    const char *both[2] = {a, b};
+    CHECK(herd_shards_open(&back, both, 2, &err) == HERD_OK && sample_is(back, HERD_F32, "1x2x2") && back->n == 9,
+          "mixed: %s %s", err.msg, sample_desc(back));
+    float fa[4], fb[4];
+    CHECK(back && get_f32(u8, 4, fa, &ya, &err) == HERD_OK && get_f32(back, 4, fb, &yb, &err) == HERD_OK &&
+              memcmp(fa, fb, sizeof fa) == 0 && get_f32(f32, 1, fa, &ya, &err) == HERD_OK &&
+              get_f32(back, 7, fb, &yb, &err) == HERD_OK && memcmp(fa, fb, sizeof fa) == 0,
+          "mixed set values: %s", err.msg);
+    herd_dataset_close(back);
+    /* a normalised view of u8 samples: f32 records holding the normalised values */
+    double mean[1] = {0.5}, std[1] = {0.25};
+    herd_dataset *nv = NULL;
+    CHECK(herd_dataset_normalize(&nv, u8, 1, mean, std, &err) == HERD_OK, "normalize: %s", err.msg);
+    snprintf(b, sizeof b, "%s/typed/norm.herd", dir);
+    const char *one[1] = {b};
+    CHECK(nv && herd_shard_write(b, nv, 0, 6, 0, &err) == HERD_OK && herd_shards_open(&back, one, 1, &err) == HERD_OK,
+          "normalised view: %s", err.msg);
+    if (back) check_same(nv, back, "normalised view round trip");
+    CHECK(back && sample_is(back, HERD_F32, "1x2x2"), "normalised view stored as %s", sample_desc(back));
+    herd_dataset_close(back);
+    herd_dataset_close(nv);
+    /* rows of F features: F x 1 x 1 in the header, the same values */
+    float *rows = malloc(4 * 3 * sizeof *rows);
+    int32_t *lab = malloc(4 * sizeof *lab);
+    for (int i = 0; i < 12; i++) rows[i] = (float)i * 0.5f - 1.0f;
+    for (int i = 0; i < 4; i++) lab[i] = i % 2;
+    int64_t rd[2] = {4, 3}, rn = 4;
+    herd_dataset *tab = NULL;
+    herd_dataset_from_memory(&tab, herd_tensor_make(HERD_F32, 2, rd, rows), herd_tensor_make(HERD_I32, 1, &rn, lab), 2,
+                             "rows", &err);
+    snprintf(b, sizeof b, "%s/typed/rows.herd", dir);
+    CHECK(tab && sample_is(tab, HERD_F32, "3") && herd_shard_write(b, tab, 0, 4, 0, &err) == HERD_OK &&
+              herd_shards_open(&back, one, 1, &err) == HERD_OK && sample_is(back, HERD_F32, "3x1x1"),
+          "rows: %s %s", err.msg, sample_desc(back));
+    CHECK(back && get_f32(tab, 3, fa, &ya, &err) == HERD_OK && get_f32(back, 3, fb, &yb, &err) == HERD_OK &&
+              memcmp(fa, fb, 3 * sizeof *fa) == 0 && ya == yb,
+          "rows values: %s", err.msg);
+    herd_dataset_close(back);
+    herd_dataset_close(tab);
+    herd_dataset_close(f32);
+    herd_dataset_close(u8);
 }
 
 static herd_status open_glob(const char *pattern, herd_dataset **ds, herd_error *err) {
@@ -99,7 +175,7 @@ static void expect_damage(const char *p, const char *want, const char *what) {
     if (st == HERD_OK) {
         float x[64];
         int32_t y;
-        for (int64_t i = 0; i < ds->n && st == HERD_OK; i++) st = ds->ops->get(ds, i, x, &y, &err);
+        for (int64_t i = 0; i < ds->n && st == HERD_OK; i++) st = get_f32(ds, i, x, &y, &err);
         herd_dataset_close(ds);
     }
     CHECK(st == HERD_EFORMAT, "%s: status %d (%s)", what, st, err.msg);
@@ -138,6 +214,7 @@ int main(void) {
     snprintf(q, sizeof q, "%s/f32/train-00000-of-00002.herd", dir);
     CHECK(file_size(q) == 64 + 24 * 4 + 4 * 40, "f32 shard 0 (4 records of 40 bytes) is %ld bytes", file_size(q));
     herd_dataset_close(src);
+    test_typed_samples();
 
     /* damaged files, each a fresh copy of a good shard */
     snprintf(p, sizeof p, "%s/u8/train-00002-of-00004.herd", dir); /* 2 records */
@@ -165,7 +242,7 @@ int main(void) {
     float x[24];
     int32_t y;
     for (int64_t i = 0; i < 10; i++) {
-        src->ops->get(src, i, x, &y, &err);
+        get_f32(src, i, x, &y, &err);
         for (int k = 0; k < 24; k++) sum[k / 12] += x[k], sq[k / 12] += (double)x[k] * x[k];
     }
     for (int c = 0; c < 2; c++) {
@@ -176,7 +253,7 @@ int main(void) {
     CHECK(s.class_count[0] == 4 && s.class_count[1] == 3 && s.class_count[2] == 3, "class counts %lld %lld %lld",
           (long long)s.class_count[0], (long long)s.class_count[1], (long long)s.class_count[2]);
     herd_dataset *nv = NULL;
-    CHECK(herd_dataset_normalize(&nv, src, s.mean, s.std, &err) == HERD_OK, "normalize: %s", err.msg);
+    CHECK(herd_dataset_normalize(&nv, src, 2, s.mean, s.std, &err) == HERD_OK, "normalize: %s", err.msg);
     herd_data_stats s2;
     CHECK(herd_data_stats_compute(&s2, nv, 0, 1, NULL, NULL, &err) == HERD_OK, "stats of view: %s", err.msg);
     for (int c = 0; c < 2; c++) {

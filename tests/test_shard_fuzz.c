@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "mutate.h"
 #include "herd/data.h"
 
@@ -32,12 +33,12 @@ static void fuzz(const char *what, const char *good, const char *p, uint64_t key
         herd_status st = herd_shards_open(&ds, paths, 1, &err);
         if (st == HERD_OK) {
             opened++;
-            size_t per = (size_t)ds->c * ds->h * ds->w;
+            size_t per = (size_t)herd_tensor_numel(&ds->x);
             float *x = malloc(per * sizeof *x);
             for (int64_t k = 0; k < ds->n; k++) {
                 int32_t y;
                 herd_error e2 = {0};
-                herd_status s2 = ds->ops->get(ds, k, x, &y, &e2);
+                herd_status s2 = get_f32(ds, k, x, &y, &e2);
                 record_errors += s2 != HERD_OK;
                 CHECK(s2 == HERD_OK || (s2 == HERD_EFORMAT && strstr(e2.msg, p) && strstr(e2.msg, "record ")),
                       "%s iteration %d: get %lld: %d %s", what, i, (long long)k, s2, e2.msg);
@@ -67,12 +68,15 @@ int main(void) {
     for (int i = 0; i < 12 * 16; i++) img[i] = (uint8_t)(i * 29);
     for (int i = 0; i < 12; i++) lab[i] = i % 5;
     herd_dataset *u8, *f32;
-    herd_dataset_from_u8(&u8, img, lab, 12, 1, 4, 4, 5, "u8", &err);
+    int64_t ud[4] = {12, 1, 4, 4}, un = 12, fd[4] = {6, 2, 2, 3}, fn = 6;
+    herd_dataset_from_memory(&u8, herd_tensor_make(HERD_U8, 4, ud, img), herd_tensor_make(HERD_I32, 1, &un, lab), 5,
+                             "u8", &err);
     float *x = malloc(6 * 12 * sizeof *x);
     int32_t *lab2 = malloc(6 * sizeof *lab2);
     for (int i = 0; i < 72; i++) x[i] = (float)i * 0.1f - 2;
     for (int i = 0; i < 6; i++) lab2[i] = i % 3;
-    herd_dataset_from_f32(&f32, x, lab2, 6, 2, 2, 3, 3, "f32", &err);
+    herd_dataset_from_memory(&f32, herd_tensor_make(HERD_F32, 4, fd, x), herd_tensor_make(HERD_I32, 1, &fn, lab2), 3,
+                             "f32", &err);
     snprintf(p, sizeof p, "%s/fuzz.herd", dir);
     snprintf(good, sizeof good, "%s/good-u8.herd", dir);
     CHECK(herd_shard_write(good, u8, 0, 12, 0, &err) == HERD_OK, "write: %s", err.msg);

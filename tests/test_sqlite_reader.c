@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 
 static char dir[64], db[128];
@@ -43,24 +44,24 @@ int main(void) {
     herd_error err = {0};
     herd_dataset *ds = NULL;
     herd_status st = herd_sqlite_open(&ds, db, "SELECT a, b, c, label FROM t ORDER BY rowid", NULL, &err);
-    CHECK(st == HERD_OK && ds->n == 3 && ds->c == 3 && ds->h == 1 && ds->num_classes == 3, "good query: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 3 && sample_is(ds, HERD_F32, "3") && ds->num_classes == 3, "good query: %s", err.msg);
     if (st == HERD_OK) {
         float x[3];
         int32_t y;
-        CHECK(ds->ops->get(ds, 1, x, &y, &err) == HERD_OK && x[0] == -1.25f && x[1] == 2 && x[2] == 3 && y == 2,
+        CHECK(get_f32(ds, 1, x, &y, &err) == HERD_OK && x[0] == -1.25f && x[1] == 2 && x[2] == 3 && y == 2,
               "row 2: %g %g %g %d", x[0], x[1], x[2], y);
-        CHECK(ds->ops->get(ds, 2, x, &y, &err) == HERD_OK && x[2] == 0.6f && y == 1, "row 3");
+        CHECK(get_f32(ds, 2, x, &y, &err) == HERD_OK && x[2] == 0.6f && y == 1, "row 3");
     }
     herd_dataset_close(ds);
     st = herd_sqlite_open(&ds, db, "SELECT label AS cls, a FROM t", "cls", &err);
-    CHECK(st == HERD_OK && ds->c == 1, "label column by name: %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_F32, "1"), "label column by name: %s", err.msg);
     herd_dataset_close(ds);
     st = herd_sqlite_open(&ds, db, "SELECT f, label FROM many;", NULL, &err);
     CHECK(st == HERD_OK && ds->n == 3000, "3000 rows (table growth): %s", err.msg);
     if (st == HERD_OK) {
         float x;
         int32_t y;
-        CHECK(ds->ops->get(ds, 2999, &x, &y, &err) == HERD_OK && x == 1499.5f && y == 2, "last row");
+        CHECK(get_f32(ds, 2999, &x, &y, &err) == HERD_OK && x == 1499.5f && y == 2, "last row");
     }
     herd_dataset_close(ds);
 

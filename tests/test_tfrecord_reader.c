@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sample_check.h"
 #include "herd/data.h"
 #include "image_files.h"
 #include "tfrecord_write.h"
@@ -55,7 +56,7 @@ static void expect_error(const char *file, int c, int h, int w, int at_get, cons
         if (st == HERD_OK) {
             float x[64];
             int32_t y;
-            st = ds->ops->get(ds, at_get - 1, x, &y, &err);
+            st = get_f32(ds, at_get - 1, x, &y, &err);
         }
     }
     CHECK(st != HERD_OK, "%s accepted (%s)", file, want);
@@ -93,12 +94,12 @@ int main(void) {
     }
     fclose(f);
     herd_status st = open_one(&ds, "raw.tfrecord", 0, 0, 0, NULL, NULL, &err);
-    CHECK(st == HERD_OK && ds->n == 3 && ds->c == 3 && ds->h == 2 && ds->w == 2 && ds->num_classes == 3,
-          "raw with shape features: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 3 && sample_is(ds, HERD_U8, "3x2x2") && ds->num_classes == 3,
+          "raw with shape features: %s %s", err.msg, sample_desc(ds));
     if (st == HERD_OK) {
         float x[12];
         int32_t y;
-        CHECK(ds->ops->get(ds, 2, x, &y, &err) == HERD_OK && y == 2, "get raw: %s", err.msg);
+        CHECK(get_f32(ds, 2, x, &y, &err) == HERD_OK && y == 2, "get raw: %s", err.msg);
         /* HWC bytes come out NCHW: channel 1 of pixel (0,1) is byte (0*2+1)*3+1 */
         CHECK(x[1 * 4 + 1] == rgb[2][4] / 255.0f && x[0] == rgb[2][0] / 255.0f, "raw HWC -> CHW: %g", x[5]);
     }
@@ -107,9 +108,11 @@ int main(void) {
     if (st == HERD_OK) {
         float x[4];
         int32_t y;
-        CHECK(ds->ops->get(ds, 0, x, &y, &err) == HERD_OK, "raw to gray: %s", err.msg);
-        float luma = (0.299f * rgb[0][0] + 0.587f * rgb[0][1] + 0.114f * rgb[0][2]) / 255.0f;
-        CHECK_CLOSE(x[0], luma, 1e-6, 0, "RGB -> gray");
+        CHECK(get_f32(ds, 0, x, &y, &err) == HERD_OK, "raw to gray: %s", err.msg);
+        /* luma rounded to the nearest 8-bit level (u8 samples, as PIL's convert('L')) */
+        float luma = floorf(0.299f * rgb[0][0] + 0.587f * rgb[0][1] + 0.114f * rgb[0][2] + 0.5f) / 255.0f;
+        CHECK(x[0] == luma, "RGB -> gray: %.9g, expected %.9g", x[0], luma);
+        CHECK(sample_is(ds, HERD_U8, "1x2x2"), "raw into a 1x2x2 model: samples %s", sample_desc(ds));
     }
     CHECK(st == HERD_OK, "raw into a 1x2x2 model: %s", err.msg);
     herd_dataset_close(ds);
@@ -126,16 +129,41 @@ int main(void) {
     }
     fclose(f);
     st = open_one(&ds, "floats.tfrecord", 0, 0, 0, "feat", "cls", &err);
-    CHECK(st == HERD_OK && ds->c == 3 && ds->h == 1 && ds->num_classes == 5, "floats: %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_F32, "3") && ds->num_classes == 5, "floats: %s %s", err.msg,
+          sample_desc(ds));
     if (st == HERD_OK) {
         float x[3];
         int32_t y;
         for (int r = 0; r < 2; r++)
-            CHECK(ds->ops->get(ds, r, x, &y, &err) == HERD_OK && x[0] == v[r][0] && x[2] == v[r][2] && y == 4 * r,
+            CHECK(get_f32(ds, r, x, &y, &err) == HERD_OK && x[0] == v[r][0] && x[2] == v[r][2] && y == 4 * r,
                   "float record %d: %s", r, err.msg);
     }
     herd_dataset_close(ds);
+    st = open_one(&ds, "floats.tfrecord", 3, 1, 1, "feat", "cls", &err); /* floats in a model's input shape */
+    CHECK(st == HERD_OK && sample_is(ds, HERD_F32, "3x1x1"), "floats, model 3x1x1: %s %s", err.msg, sample_desc(ds));
+    herd_dataset_close(ds);
     expect_error("floats.tfrecord", 1, 2, 2, 0, "missing feature 'label'");
+    /* record 0 decides the dtype: a float record among images is named */
+    f = create("mixed.tfrecord");
+    raw_example(&ex, rgb[0], 2, 2, 3, 0, 1, 0);
+    tfr_write(f, ex.b, ex.n);
+    feats.n = 0;
+    ex_floats(&feats, "image", v[0], 3, 0);
+    ex_int64(&feats, "label", 1, 0);
+    ex_finish(&ex, &feats);
+    tfr_write(f, ex.b, ex.n);
+    fclose(f);
+    st = open_one(&ds, "mixed.tfrecord", 0, 0, 0, NULL, NULL, &err);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_U8, "3x2x2"), "mixed: %s", err.msg);
+    if (st == HERD_OK) {
+        float x[12];
+        int32_t y;
+        st = get_f32(ds, 1, x, &y, &err);
+        CHECK(st == HERD_EFORMAT && strstr(err.msg, "mixed.tfrecord: record 1: feature 'image' is a float_list but "
+                                                    "record 0's is a bytes_list"),
+              "a float record after an image: %s", err.msg);
+    }
+    herd_dataset_close(ds);
 
     /* PNG (RGB) and JPEG (gray) encoded images */
     uint8_t pix[4 * 4 * 3], gray[16];
@@ -157,16 +185,17 @@ int main(void) {
     tfr_write(f, ex.b, ex.n);
     fclose(f);
     st = open_one(&ds, "enc.tfrecord", 0, 0, 0, NULL, NULL, &err);
-    CHECK(st == HERD_OK && ds->c == 3 && ds->h == 4 && ds->w == 4, "shape from the first PNG: %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_U8, "3x4x4"), "shape from the first PNG: %s %s", err.msg,
+          sample_desc(ds));
     if (st == HERD_OK) {
         float x[48];
         int32_t y;
-        CHECK(ds->ops->get(ds, 0, x, &y, &err) == HERD_OK && y == 1, "png get: %s", err.msg);
+        CHECK(get_f32(ds, 0, x, &y, &err) == HERD_OK && y == 1, "png get: %s", err.msg);
         int same = 1;
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < 16; i++) same &= x[c * 16 + i] == pix[i * 3 + c] / 255.0f;
         CHECK(same, "PNG decoded exactly at its own size");
-        CHECK(ds->ops->get(ds, 1, x, &y, &err) == HERD_OK && y == 0, "jpeg get: %s", err.msg);
+        CHECK(get_f32(ds, 1, x, &y, &err) == HERD_OK && y == 0, "jpeg get: %s", err.msg);
         CHECK(x[0] < 0.25f && x[15] > 0.75f && x[0 + 16] == x[0], "gray JPEG replicated to RGB: %g %g", x[0], x[15]);
     }
     herd_dataset_close(ds);
@@ -174,7 +203,7 @@ int main(void) {
     if (st == HERD_OK) {
         float x[4];
         int32_t y;
-        CHECK(ds->ops->get(ds, 1, x, &y, &err) == HERD_OK, "jpeg scaled: %s", err.msg);
+        CHECK(get_f32(ds, 1, x, &y, &err) == HERD_OK, "jpeg scaled: %s", err.msg);
         CHECK(x[0] < 0.25f && x[3] > 0.75f, "4x4 -> 2x2 keeps the halves: %g %g", x[0], x[3]);
     }
     herd_dataset_close(ds);
@@ -208,7 +237,7 @@ int main(void) {
     herd_dataset_close(tr);
     snprintf(spec, sizeof spec, "%s/floats.tfrecord?image=feat&label=cls", dir);
     st = herd_data_open(spec, &tr, NULL, &err);
-    CHECK(st == HERD_OK && tr && tr->c == 3, "?image=&label=: %s", err.msg);
+    CHECK(st == HERD_OK && sample_is(tr, HERD_F32, "3"), "?image=&label=: %s", err.msg);
     herd_dataset_close(tr);
     snprintf(spec, sizeof spec, "%s/none-*.tfrecord", dir);
     st = herd_data_open(spec, &tr, NULL, &err);

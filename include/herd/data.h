@@ -14,30 +14,66 @@ extern "C" {
 
 typedef struct herd_dataset herd_dataset;
 
+/* ---- samples are typed tensors ----
+ * A dataset describes one sample by two descriptors (data NULL): x, the sample as the source
+ * stores it, and y, its target. x is u8 for 8-bit image sources (IDX, CIFAR-10, u8 shards,
+ * decoded PNG/JPEG, u8 NPY; value k means k/255) and f32 for the rest, with natural dims:
+ * images (C,H,W), feature rows (F), NPY the file's per-sample shape (see herd_npy_open). y is
+ * an i32 class label (ndim 0) for every reader today; the loader and herd_dataset_batch move
+ * y by bytes, whatever its dtype and dims (per-position labels (T), f32 targets).
+ * get() writes a sample in these stored dtypes; the model's f32 input is made in one place,
+ * herd_dataset_to_f32, when a batch is formed (herd_dataset_batch, the loader), so a cache or a
+ * writer (shards) can keep the stored bytes.
+ * A "channel" (stats, normalisation) is dim 0 of x: the C of an image, each feature of an (F)
+ * row (so a row's features are normalised one by one); a scalar x is one channel. */
 typedef struct herd_dataset_ops {
-    /* x: c*h*w floats (NCHW, one sample), y: class label. Errors name the source and sample. */
-    herd_status (*get)(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err);
+    /* One sample: x in ds->x's dtype and dims (herd_tensor_bytes(&ds->x) bytes), y likewise
+     * in ds->y's. Errors name the source and sample. */
+    herd_status (*get)(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err);
     /* Releases ds->impl only; herd_dataset_close then frees ds itself. */
     void (*close)(herd_dataset *ds);
+    /* Optional: count samples as get() wrote them into the model's f32 input (out may be x,
+     * converted in place). NULL: herd_samples_to_f32 by x's dtype. Views that change values
+     * (normalisation) set it; views that only select samples pass it on. */
+    void (*to_f32)(const herd_dataset *ds, const void *x, int64_t count, float *out);
 } herd_dataset_ops;
 
 struct herd_dataset {
     const herd_dataset_ops *ops;
     int64_t n;           /* number of samples */
-    int c, h, w;         /* sample shape */
+    herd_tensor x, y;    /* one sample's stored dtype and dims (data NULL) */
     int num_classes;     /* labels are in [0, num_classes) */
     char source[512];    /* what was opened, for messages */
     void *impl;          /* reader-specific */
 };
 
-/* In-memory dataset of 8-bit images scaled to [0,1] by get(); takes ownership of
- * images (n*c*h*w bytes, NCHW) and labels (n), both malloc'd. */
-herd_status herd_dataset_from_u8(herd_dataset **out, uint8_t *images, int32_t *labels, int64_t n, int c, int h,
-                                 int w, int num_classes, const char *source, herd_error *err);
+/* An in-memory dataset of x (N, sample dims...) and y (N, target dims...), N = x.dims[0] =
+ * y.dims[0]: takes ownership of x.data and y.data (malloc'd), also on failure. The sample
+ * descriptors are x and y without their first dim. */
+herd_status herd_dataset_from_memory(herd_dataset **out, herd_tensor x, herd_tensor y, int num_classes,
+                                     const char *source, herd_error *err);
 
-/* Same for float samples (x: n*c*h*w floats, NCHW), returned by get() as they are. */
-herd_status herd_dataset_from_f32(herd_dataset **out, float *x, int32_t *labels, int64_t n, int c, int h, int w,
-                                  int num_classes, const char *source, herd_error *err);
+/* Sample i in the stored dtypes (what ops->get writes): for writers that keep them (shards). */
+herd_status herd_dataset_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err);
+
+/* 1 when samples of dtype t can become the model's f32 input (u8, f32). */
+int herd_dtype_to_f32_ok(herd_dtype t);
+/* The one conversion of stored samples to f32: u8 k -> (float)k / 255.0f (division, so 255 is
+ * exactly 1.0f), f32 copied. n values; out may be x itself (converted in place). t must pass
+ * herd_dtype_to_f32_ok. */
+void herd_samples_to_f32(herd_dtype t, const void *x, size_t n, float *out);
+/* count samples of ds as get() wrote them -> the model's f32 input (ops->to_f32, else
+ * herd_samples_to_f32); out may be x. */
+void herd_dataset_to_f32(const herd_dataset *ds, const void *x, int64_t count, float *out);
+
+/* Channels of a sample (dim 0 of x; 1 for a scalar) and the values per channel. */
+void herd_dataset_channels(const herd_dataset *ds, int64_t *channels, int64_t *plane);
+
+/* Whether samples described by x (one sample: a dataset's ds->x) fit a model input of
+ * c x h x w: the same element count, the same C,H,W when x has 3 dims, a dtype the f32
+ * conversion takes. Error (HERD_ESHAPE): one line naming source and both shapes
+ * ("data/x.npy: samples are 1x28x28 but the model's input is 3x32x32"). */
+herd_status herd_data_check_input(const herd_tensor *x, const char *source, int c, int h, int w, herd_error *err);
 
 /* A view of samples [begin, end) of base (base must outlive it): used for --val-split. */
 herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t begin, int64_t end, herd_error *err);
@@ -45,8 +81,10 @@ herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t b
 /* Calls ops->close, then frees ds; NULL is a no-op. */
 void herd_dataset_close(herd_dataset *ds);
 
-/* Fills x (B*c*h*w floats) and y (B) with samples idx[0..B). */
-herd_status herd_dataset_batch(const herd_dataset *ds, const int64_t *idx, int B, float *x, int32_t *y,
+/* Samples idx[0..B) as the model's f32 input: x gets B * numel(ds->x) floats (get() writes
+ * each sample into its place, herd_dataset_to_f32 converts it there: nothing is allocated),
+ * y B targets of herd_tensor_bytes(&ds->y) bytes each. */
+herd_status herd_dataset_batch(const herd_dataset *ds, const int64_t *idx, int B, float *x, void *y,
                                herd_error *err);
 
 /* Generic IDX file (http://yann.lecun.com/exdb/mnist/ format), gzip or plain (detected by
@@ -54,30 +92,31 @@ herd_status herd_dataset_batch(const herd_dataset *ds, const int64_t *idx, int B
  * malloc'd (product of dims bytes) and dims[0..*ndim) are filled (ndim <= 4). */
 herd_status herd_idx_read(const char *path, uint8_t **data, int *ndim, int64_t dims[4], herd_error *err);
 
-/* An IDX images file (N,H,W) or (N,C,H,W) plus an IDX labels file (N). num_classes = max label + 1
- * (at least 2). */
+/* An IDX images file (N,H,W) or (N,C,H,W) plus an IDX labels file (N): u8 samples (1,H,W) or
+ * (C,H,W). num_classes = max label + 1 (at least 2). */
 herd_status herd_idx_open(herd_dataset **out, const char *images_path, const char *labels_path, herd_error *err);
 
-/* CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (3x32x32). */
+/* CIFAR-10 binary batches: records of 1 label byte + 3072 bytes: u8 samples (3,32,32). */
 herd_status herd_cifar10_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
 /* CSV with a header row (RFC 4180: quoted fields, "" escapes, CRLF). Every column but
- * label_column (NULL: "label") is a numeric feature, so samples are (F,1,1); labels are
+ * label_column (NULL: "label") is a numeric feature, so samples are f32 (F); labels are
  * integers >= 0. Loaded into memory as float32. Errors name path:line and the column. */
 herd_status herd_csv_open(herd_dataset **out, const char *path, const char *label_column, herd_error *err);
 
 /* NumPy .npy (format 1.0/2.0/3.0, C order, little-endian <f4 <f8 |u1 |i1 <i4 <i8) features
- * x_path of shape (N,C,H,W), (N,H,W) -> (1,H,W), (N,F) -> (F,1,1) or (N,) -> (1,1,1), and
- * integer labels y_path of shape (N,) or (N,1). Features are mapped, not read: open reads the
- * headers and the labels only. uint8 features are scaled to [0,1] like images; other dtypes
- * are converted to float as they are. */
+ * x_path of shape (N,C,H,W) -> samples (C,H,W), (N,H,W) -> (1,H,W), (N,F) -> (F) or (N,) ->
+ * (1), and integer labels y_path of shape (N,) or (N,1). Features are mapped, not read: open
+ * reads the headers and the labels only. uint8 (and bool) features are u8 samples (k/255 like
+ * images); other dtypes are f32 samples, converted by get() as they are. */
 herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err);
 
 /* What a reader of encoded or variable-size images produces. c, h, w: the model's input
  * (0: take them from the first sample). Images are converted to c channels (1 = luma
  * 0.299R+0.587G+0.114B, 3 = RGB; gray is replicated), scaled (bilinear, half-pixel centers)
- * so that they cover h x w with the aspect ratio kept, then center-cropped to h x w; an image
- * already h x w passes unchanged. Pixels are scaled to [0,1]. */
+ * so that they cover h x w with the aspect ratio kept, then center-cropped to h x w, and
+ * rounded to u8 (as PIL's resize does); an image already h x w passes unchanged. Samples are
+ * u8 (c,h,w): k/255 as the model's input. */
 typedef struct herd_image_options {
     int c, h, w;
     const char *image_key; /* TFRecord feature names; NULL: "image" and "label" */
@@ -87,8 +126,9 @@ typedef struct herd_image_options {
 /* TFRecord files of tf.train.Example. Open reads every record once, checking both CRCs and
  * parsing the Example for its label and offset (an index of 32 bytes a record); get() decodes the
  * image. The image feature is a bytes_list of PNG/JPEG bytes or raw uint8 c*h*w bytes (shape
- * from int64 features height/width/channels when present), or a float_list of c*h*w values
- * (kept as they are; (F,1,1) without a model shape). The label feature is an int64_list.
+ * from int64 features height/width/channels when present): u8 samples (c,h,w); or a
+ * float_list of c*h*w values: f32 samples, (c,h,w) with a model shape, (F) without. Record 0
+ * decides which: a record of the other kind is an error. The label feature is an int64_list.
  * Errors name the file and the record index. */
 herd_status herd_tfrecord_open(herd_dataset **out, const char *const *paths, int npaths,
                                const herd_image_options *opt, herd_error *err);
@@ -100,7 +140,7 @@ herd_status herd_imagefolder_open(herd_dataset **out, const char *root, const he
                                   herd_error *err);
 
 /* SQL query results: every column but label_column (NULL: "label") is a numeric feature
- * ((F,1,1) samples); the label column holds integers >= 0; NULLs are errors. Rows are streamed
+ * (f32 (F) samples); the label column holds integers >= 0; NULLs are errors. Rows are streamed
  * (sqlite3_step; a server-side cursor fetched in chunks of 1000 for PostgreSQL) into one float32
  * array, so the result must fit in memory once, but never twice. conninfo is a libpq
  * connection string or URI. Server errors come back as one line naming the source. */
@@ -112,9 +152,13 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
 /* ---- herd's shard format (.herd, docs/DATA.md): header, index, records ready to train ---- */
 enum { HERD_SHARD_U8 = 1, HERD_SHARD_F32 = 2 };
 
-/* Writes samples [begin, end) of ds to one shard file, atomically. dtype HERD_SHARD_U8 stores
- * round(x*255) (exact for 8-bit sources), HERD_SHARD_F32 the floats as they are, 0 picks u8
- * when every value is exactly k/255, else f32. The shard is built in memory before writing. */
+/* Writes samples [begin, end) of ds to one shard file, atomically. Records hold the model's
+ * f32 input (herd_dataset_to_f32) or, for u8 samples with no view that changes values, the
+ * stored bytes. dtype HERD_SHARD_U8 stores round(x*255) (the bytes themselves for u8
+ * samples), HERD_SHARD_F32 the floats as they are, 0 picks u8 for u8 samples and when every
+ * value is exactly k/255, else f32. The shape field holds x's dims padded with 1s to 3 ((F)
+ * is stored F x 1 x 1; more than 3 dims are refused). The shard is built in memory before
+ * writing. */
 herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end, int dtype,
                              herd_error *err);
 /* dir/<split>-00000-of-0000N.herd ... (dir is created): shard k holds the contiguous range
@@ -124,7 +168,9 @@ herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const cha
 /* Shard files, concatenated in the given order. Each is memory-mapped; open checks every
  * header (magic, version, CRC) and index (CRC, offsets, lengths, labels) but reads no record,
  * so it costs the index only. get() checks the record's CRC32C: errors name the file and the
- * record. All shards must share the sample shape; num_classes is the largest of theirs. */
+ * record. Samples are (C,H,W) as stored: u8 when every shard is u8, else f32 (u8 records of
+ * a mixed set converted by herd_samples_to_f32). All shards must share the sample shape;
+ * num_classes is the largest of theirs. */
 herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
 /* ---- statistics (herd stats, --normalize auto) ---- */
@@ -139,7 +185,8 @@ typedef struct herd_data_stats {
 /* Sums n doubles in place across the callers of a map-reduce (e.g. MPI ranks). */
 typedef herd_status (*herd_sum_fn)(void *ctx, double *buf, int n, herd_error *err);
 
-/* Per-channel mean/std/min/max and class counts of ds. This caller (part `part` of `parts`)
+/* Per-channel (dim 0 of x, see above) mean/std/min/max of the model's f32 input
+ * (herd_dataset_to_f32) and class counts of ds (y must be an i32 label). This caller (part `part` of `parts`)
  * maps a contiguous share of a fixed set of blocks of records; sum (NULL with parts == 1)
  * adds up the per-block partials, which every caller then combines in block order, so the
  * numbers are bit-identical whatever `parts` is. Free with herd_data_stats_free. */
@@ -151,10 +198,12 @@ void herd_data_stats_free(herd_data_stats *s);
  * everywhere: in float, (x - (float)mean) * (float)(1 / std), a std of 0 dividing by 1. */
 void herd_normalize_samples(float *x, int64_t n, int c, int64_t plane, const double *mean, const double *std);
 
-/* A view of base whose samples are herd_normalize_samples'd (base must outlive it; mean and
- * std, ds->c values each, are copied). */
-herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, const double *mean, const double *std,
-                                   herd_error *err);
+/* A view of base whose f32 samples are herd_normalize_samples'd as `channels` planes of
+ * numel(x) / channels values (the model's input channels; base must outlive it; mean and
+ * std, `channels` values each, are copied). get() still gives base's stored samples: the
+ * normalisation is the view's to_f32, so a cache keeps the stored dtype. */
+herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, int channels, const double *mean,
+                                   const double *std, herd_error *err);
 
 /* ---- the loader: batches of an epoch prepared ahead in background threads ---- */
 typedef struct herd_loader herd_loader;
@@ -163,9 +212,11 @@ enum { HERD_AUGMENT_CROP = 1, HERD_AUGMENT_FLIP = 2 };
 typedef struct herd_loader_config {
     int prefetch;       /* batches prepared ahead by background threads; 0 = load in the caller's thread */
     int threads;        /* background threads when prefetch > 0 (0 = 1) */
-    size_t cache_bytes; /* decoded samples kept in memory, index included (0 = no cache); the first
-                           samples loaded stay until the budget is spent (no eviction) */
-    int augment;        /* HERD_AUGMENT_CROP (random crop, zero padding 4) | HERD_AUGMENT_FLIP (horizontal) */
+    size_t cache_bytes; /* decoded samples kept in memory in their stored dtype (u8 images: a
+                           quarter of f32), index included (0 = no cache); the first samples
+                           loaded stay until the budget is spent (no eviction) */
+    int augment;        /* HERD_AUGMENT_CROP (random crop, zero padding 4) | HERD_AUGMENT_FLIP (horizontal);
+                           x must be (C,H,W) */
     uint64_t seed;      /* augmentation draws depend on (seed, epoch, sample index) only */
 } herd_loader_config;
 
@@ -181,9 +232,10 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
 herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
                                     int64_t first_step, herd_error *err);
 /* Rows [first, first + count) (positions in the global batch, within this caller's rows) of
- * batch `step` into x (count samples) and y. Steps are asked in order; asking step k lets the
+ * batch `step` into x (count samples as the model's f32 input) and y (count targets of
+ * herd_tensor_bytes(&ds->y) bytes). Steps are asked in order; asking step k lets the
  * threads reuse the buffers of the steps before k. A sample's read error comes back here. */
-herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, int32_t *y,
+herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, void *y,
                              herd_error *err);
 /* Bytes the sample cache allocated (<= cache_bytes) and samples it holds. */
 size_t herd_loader_cache_bytes(const herd_loader *l);

@@ -25,15 +25,17 @@ extern "C" {
 herd_status herd_model_create(herd_model **out, const char *spec_text, int max_batch, int threads, uint64_t seed,
                               herd_error *err);
 
-/* Trains m in this process on n samples: x holds n * C*H*W floats (NCHW, the model's input
- * shape), y n class ids in [0, outputs). The arrays are copied; cfg->batch must not exceed
- * the model's max_batch; cb may be NULL. Inputs are raw: a model whose weights carry an input
- * normalisation (herd_model_input_norm) has it applied here and in herd_predict. */
-herd_status herd_fit(herd_model *m, const float *x, const int32_t *y, int64_t n, const herd_train_config *cfg,
+/* Trains m in this process on N samples: x is (N, sample dims...) of f32 or u8 (k/255, as 8-bit
+ * images) whose samples fit the model's input (herd_data_check_input: e.g. (N,C,H,W) or
+ * (N,F)), y is (N) i32 class ids in [0, outputs). The arrays are copied; cfg->batch must not
+ * exceed the model's max_batch; cb may be NULL. Inputs are raw: a model whose weights carry an
+ * input normalisation (herd_model_input_norm) has it applied here and in herd_predict. */
+herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, const herd_train_config *cfg,
                      const herd_train_callbacks *cb, herd_error *err);
 
-/* Class probabilities (softmax of the outputs) of n samples x into probs (n * outputs floats). */
-herd_status herd_predict(herd_model *m, const float *x, int64_t n, float *probs, herd_error *err);
+/* Class probabilities (softmax of the outputs) of the N samples of x (as herd_fit's) into
+ * probs (N * outputs floats). */
+herd_status herd_predict(herd_model *m, const herd_tensor *x, float *probs, herd_error *err);
 
 #ifdef __cplusplus
 }

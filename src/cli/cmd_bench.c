@@ -28,7 +28,9 @@ static herd_status synthetic_dataset(herd_dataset **out, const herd_model *m, in
     herd_rng_init(&r, 1, 0);
     for (size_t i = 0; i < (size_t)n * per; i++) images[i] = (uint8_t)herd_rng_below(&r, 256);
     for (int64_t i = 0; i < n; i++) labels[i] = (int32_t)herd_rng_below(&r, (uint32_t)K);
-    return herd_dataset_from_u8(out, images, labels, n, c, h, w, K, "synthetic", err);
+    int64_t xd[4] = {n, c, h, w};
+    return herd_dataset_from_memory(out, herd_tensor_make(HERD_U8, 4, xd, images),
+                                    herd_tensor_make(HERD_I32, 1, &n, labels), K, "synthetic", err);
 }
 
 /* Times reducing the whole gradient buffer: herd's buckets against one allreduce of the same bytes. */
@@ -157,6 +159,7 @@ int cmd_bench(int argc, char **argv) {
     if (strcmp(data, "synthetic") == 0 ? synthetic_dataset(&ds, m, 8192, &err)
                                        : herd_data_open_with(data, &shape, &ds, NULL, &err))
         goto fail;
+    if (herd_data_check_input(&ds->x, ds->source, shape.c, shape.h, shape.w, &err)) goto fail;
     if (mode_i == 3) {
         herd_loader_config lc = {.prefetch = prefetch, .threads = loader_threads, .augment = augment_bits,
                                  .cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0, .seed = 1};

@@ -46,8 +46,10 @@ int cmd_convert(int argc, char **argv) {
     }
     if (herd_shards_write(train, pos[1], "train", shards, dt, &err)) goto fail;
     if (test && herd_shards_write(test, pos[1], "test", test_shards ? test_shards : shards, dt, &err)) goto fail;
-    printf("herd: wrote %lld train records (%dx%dx%d, %d classes) to %s/train-*.herd%s in %.1f s\n",
-           (long long)train->n, train->c, train->h, train->w, train->num_classes, pos[1],
+    char xs[96];
+    printf("herd: wrote %lld train records (%s %s, %d classes) to %s/train-*.herd%s in %.1f s\n",
+           (long long)train->n, herd_dtype_name(train->x.dtype), herd_tensor_shape_str(&train->x, xs, sizeof xs),
+           train->num_classes, pos[1],
            test ? " and test-*.herd" : "", herd_now() - t0);
     rc = 0;
 fail:

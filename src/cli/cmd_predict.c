@@ -55,13 +55,15 @@ int cmd_predict(int argc, char **argv) {
     int64_t dims[4];
     if (herd_idx_read(images, &pixels, &ndim, dims, &err)) goto fail;
     herd_model_input_shape(m, &c, &h, &w);
-    int64_t per = (int64_t)c * h * w, n = dims[0];
-    int64_t got = ndim == 3 ? dims[1] * dims[2] : ndim == 4 ? dims[1] * dims[2] * dims[3] : -1;
-    if ((ndim == 3 && (c != 1 || dims[1] != h || dims[2] != w)) ||
-        (ndim == 4 && (dims[1] != c || dims[2] != h || dims[3] != w)) || got != per) {
-        herd_fail(&err, HERD_ESHAPE, "%s: images are not %dx%dx%d as the model's input", images, c, h, w);
+    if (ndim != 3 && ndim != 4) {
+        herd_fail(&err, HERD_EFORMAT, "%s: %d dimensions; images are (N,H,W) or (N,C,H,W)", images, ndim);
         goto fail;
     }
+    /* one u8 sample: (1,H,W) or (C,H,W), as herd_idx_open gives */
+    int64_t sdims[3] = {ndim == 4 ? dims[1] : 1, dims[ndim - 2], dims[ndim - 1]};
+    herd_tensor sample = herd_tensor_make(HERD_U8, 3, sdims, NULL);
+    if (herd_data_check_input(&sample, images, c, h, w, &err)) goto fail;
+    int64_t per = (int64_t)c * h * w, n = dims[0];
     if (limit > 0 && limit < n) n = limit;
     int K = herd_model_output_size(m);
     if (n_names && n_names != K) {
@@ -72,7 +74,7 @@ int cmd_predict(int argc, char **argv) {
     for (int64_t off = 0; off < n; off += batch) {
         int B = (int)(n - off < batch ? n - off : batch);
         float *x = herd_model_input(m);
-        for (int64_t i = 0; i < (int64_t)B * per; i++) x[i] = pixels[off * per + i] * (1.0f / 255.0f);
+        herd_samples_to_f32(HERD_U8, pixels + off * per, (size_t)B * (size_t)per, x); /* as training reads them */
         herd_model_normalize_input(m, B); /* as the weights were trained, if they say so */
         if (herd_model_forward(m, B, 0, &err)) goto fail;
         const float *y = herd_model_output(m);

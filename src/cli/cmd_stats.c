@@ -51,7 +51,9 @@ int cmd_stats(int argc, char **argv) {
     }
     if (herd_data_stats_compute(&s, ds, rank, world, cli_comm_sum, comm, &err)) goto fail;
     if (rank == 0) {
-        printf("source: %s\nsamples: %lld\nshape: %dx%dx%d\n", ds->source, (long long)s.count, ds->c, ds->h, ds->w);
+        char xs[96];
+        printf("source: %s\nsamples: %lld\nshape: %s (%s)\n", ds->source, (long long)s.count,
+               herd_tensor_shape_str(&ds->x, xs, sizeof xs), herd_dtype_name(ds->x.dtype));
         for (int c = 0; c < s.channels; c++)
             printf("channel %d: mean %.9g std %.9g min %.9g max %.9g\n", c, s.mean[c], s.std[c], s.min[c], s.max[c]);
         printf("classes:");

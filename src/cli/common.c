@@ -67,7 +67,7 @@ herd_status cli_apply_model_norm(herd_model *m, herd_dataset **const *sets, herd
     for (int i = 0; i < n && !st; i++) {
         if (!*sets[i]) continue;
         herd_dataset *view;
-        if ((st = herd_dataset_normalize(&view, *sets[i], norm, norm + c, err))) break;
+        if ((st = herd_dataset_normalize(&view, *sets[i], c, norm, norm + c, err))) break;
         base[i] = *sets[i];
         *sets[i] = view;
     }
@@ -82,6 +82,13 @@ herd_status cli_normalize(herd_model *m, herd_dataset **const *sets, herd_datase
     herd_data_stats s;
     herd_status st = herd_data_stats_compute(&s, *sets[0], rank, world, cli_comm_sum, comm, err);
     if (st) return st;
+    int mc, mh, mw, channels = s.channels;
+    herd_model_input_shape(m, &mc, &mh, &mw);
+    if (channels != mc) { /* samples that fit by element count may still split into other channels */
+        herd_data_stats_free(&s);
+        return herd_fail(err, HERD_ESHAPE, "%s: --normalize auto: the samples have %d channels, the model's input %d",
+                         (*sets[0])->source, channels, mc);
+    }
     if ((st = herd_model_set_input_norm(m, s.mean, s.std, err))) { /* saved with the weights */
         herd_data_stats_free(&s);
         return st;

@@ -89,7 +89,9 @@ herd_status herd_cifar10_open(herd_dataset **out, const char *const *paths, int 
         snprintf(source, sizeof source, "%s", paths[0]);
     else
         snprintf(source, sizeof source, "%.480s (+%d more)", paths[0], npaths - 1);
-    return herd_dataset_from_u8(out, images, labels, n, 3, 32, 32, CIFAR_CLASSES, source, err);
+    int64_t xd[4] = {n, 3, 32, 32};
+    return herd_dataset_from_memory(out, herd_tensor_make(HERD_U8, 4, xd, images),
+                                    herd_tensor_make(HERD_I32, 1, &n, labels), CIFAR_CLASSES, source, err);
 fail:
     free(counts);
     free(images);

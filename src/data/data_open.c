@@ -361,7 +361,8 @@ static herd_status open_pair(file_open_fn fn, const char *train_spec, const char
     if (opt) o = *opt;
     if (train) {
         if ((st = fn(train_spec, fp, &o, &tr, err)) != HERD_OK) goto fail;
-        if (o.c <= 0 || o.h <= 0 || o.w <= 0) o.c = tr->c, o.h = tr->h, o.w = tr->w;
+        if ((o.c <= 0 || o.h <= 0 || o.w <= 0) && tr->x.ndim == 3)
+            o.c = (int)tr->x.dims[0], o.h = (int)tr->x.dims[1], o.w = (int)tr->x.dims[2];
     }
     if (test && test_spec && (st = fn(test_spec, fp, &o, &te, err)) != HERD_OK) goto fail;
     if (train) *train = tr;

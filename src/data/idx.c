@@ -229,9 +229,10 @@ herd_status herd_idx_open(herd_dataset **out, const char *images_path, const cha
     free(raw_labels);
     raw_labels = NULL;
     int classes = max_label + 1 < 2 ? 2 : max_label + 1;
-    /* from_u8 owns images and labels from here on, on success and on failure. */
-    st = herd_dataset_from_u8(out, images, labels, n, (int)c, (int)h, (int)w, classes, images_path, err);
-    return st;
+    /* the dataset owns images and labels from here on, on success and on failure */
+    int64_t xd[4] = {n, c, h, w};
+    return herd_dataset_from_memory(out, herd_tensor_make(HERD_U8, 4, xd, images),
+                                    herd_tensor_make(HERD_I32, 1, &n, labels), classes, images_path, err);
 fail:
     free(images);
     free(raw_labels);

@@ -195,7 +195,7 @@ static float pixel_channel(const herd_image *img, const uint8_t *p, int c, int k
     return p[0]; /* gray to RGB */
 }
 
-void herd_image_to_tensor(const herd_image *img, int c, int h, int w, float *out) {
+void herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out) {
     double scale = (double)h / img->h > (double)w / img->w ? (double)h / img->h : (double)w / img->w;
     long rh = (long)(img->h * scale + 0.5), rw = (long)(img->w * scale + 0.5);
     if (rh < h) rh = h;
@@ -221,10 +221,11 @@ void herd_image_to_tensor(const herd_image *img, int c, int h, int w, float *out
             for (int k = 0; k < c; k++) {
                 float top = pixel_channel(img, p00, c, k) * (1 - fx) + pixel_channel(img, p01, c, k) * fx;
                 float bot = pixel_channel(img, p10, c, k) * (1 - fx) + pixel_channel(img, p11, c, k) * fx;
-                /* the weights sum to 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001):
-                 * a white pixel must not come out a hair above 1 (found by the image fuzz target) */
-                float v = (top * (1 - fy) + bot * fy) / 255.0f;
-                out[((size_t)k * h + y) * w + x] = v < 1.0f ? v : 1.0f;
+                /* rounded to the nearest level, as PIL's resize and convert('L') do; the weights
+                 * sum to 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001), so a
+                 * white pixel may come out a hair above 255 (found by the image fuzz target) */
+                float v = top * (1 - fy) + bot * fy + 0.5f;
+                out[((size_t)k * h + y) * w + x] = v < 255.0f ? (uint8_t)v : 255;
             }
         }
     }

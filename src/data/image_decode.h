@@ -19,8 +19,9 @@ int herd_image_is_encoded(const uint8_t *buf, size_t len);
  * is an error "<what>: ..."; the pixel count is bounded by what len bytes can encode. */
 herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err);
 void herd_image_free(herd_image *img);
-/* Writes c*h*w floats in [0,1] (NCHW): channel conversion, bilinear scaling to cover h x w,
- * center crop. c must be 1 or 3. */
-void herd_image_to_tensor(const herd_image *img, int c, int h, int w, float *out);
+/* Writes c*h*w bytes (NCHW, a u8 sample): channel conversion, bilinear scaling to cover h x w,
+ * center crop, rounding to the nearest level (an image already c x h x w, or gray to RGB, is
+ * copied exactly). c must be 1 or 3. */
+void herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out);
 
 #endif

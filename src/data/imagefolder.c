@@ -109,7 +109,7 @@ static herd_status load_image(const char *path, herd_image *img, herd_error *err
     return st;
 }
 
-static herd_status folder_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+static herd_status folder_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
     const folder_impl *im = ds->impl;
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
@@ -117,9 +117,9 @@ static herd_status folder_get(const herd_dataset *ds, int64_t i, float *x, int32
     herd_image img;
     herd_status st = load_image(im->files[i], &img, err);
     if (st != HERD_OK) return st;
-    herd_image_to_tensor(&img, ds->c, ds->h, ds->w, x);
+    herd_image_to_u8(&img, (int)ds->x.dims[0], (int)ds->x.dims[1], (int)ds->x.dims[2], x);
     herd_image_free(&img);
-    *y = im->labels[i];
+    memcpy(y, &im->labels[i], sizeof im->labels[i]);
     return HERD_OK;
 }
 
@@ -136,7 +136,7 @@ static void folder_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops folder_ops = {folder_get, folder_close};
+static const herd_dataset_ops folder_ops = {folder_get, folder_close, NULL};
 
 /* Moves the class's files into im, labelled k. */
 static int take_files(folder_impl *im, name_list *files, int32_t k) {
@@ -217,7 +217,8 @@ herd_status herd_imagefolder_open(herd_dataset **out, const char *root, const he
     }
     ds->ops = &folder_ops;
     ds->n = im->n;
-    ds->c = c, ds->h = h, ds->w = w;
+    ds->x = herd_tensor_make(HERD_U8, 3, (int64_t[]){c, h, w}, NULL);
+    ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
     ds->num_classes = (int)classes.n < 2 ? 2 : (int)classes.n;
     snprintf(ds->source, sizeof ds->source, "%s", root);
     ds->impl = im;

@@ -1,7 +1,8 @@
 /* The loader: prepares this caller's rows of each batch of an epoch's order, in background
  * threads a bounded number of batches ahead (or in the caller's thread), through an optional
- * cache of decoded samples, with seeded augmentation that depends only on (seed, epoch,
- * sample index), so the batches are the same whatever the number of threads. */
+ * cache of decoded samples in their stored dtype (u8 images: a quarter of f32), converted to
+ * the model's f32 input when the batch is formed, with seeded augmentation that depends only
+ * on (seed, epoch, sample index), so the batches are the same whatever the number of threads. */
 #include "herd/data.h"
 
 #include <pthread.h>
@@ -14,8 +15,8 @@
 #define CROP_PAD 4
 
 typedef struct loader_slot {
-    float *x;
-    int32_t *y;
+    float *x;   /* the model's input */
+    uint8_t *y; /* targets, ybytes each */
     int64_t ready_step; /* the step whose rows are in x/y, -1 for none */
     herd_status status;
     herd_error err;
@@ -28,8 +29,8 @@ typedef struct sample_cache {
     atomic_int *slot_of; /* n: -1 absent, -2 being filled, else the entry */
     atomic_int used;
     int capacity;
-    float *x;            /* capacity samples */
-    int32_t *y;
+    uint8_t *x;          /* capacity samples as get() wrote them, xbytes each */
+    uint8_t *y;          /* capacity targets, ybytes each */
     size_t bytes;        /* what the cache allocated */
 } sample_cache;
 
@@ -38,7 +39,9 @@ struct herd_loader {
     herd_loader_config cfg;
     herd_rows_fn rows;
     void *rows_ctx;
-    size_t sample;       /* floats per sample */
+    size_t sample;       /* values per sample (floats of the model's input) */
+    size_t xbytes;       /* bytes of a stored sample (ds->x) */
+    size_t ybytes;       /* bytes of a target (ds->y) */
     int max_rows;
     /* the epoch */
     int64_t epoch, steps, n;
@@ -54,7 +57,8 @@ struct herd_loader {
     pthread_cond_t work, ready;
     pthread_t *threads;
     int nthreads;
-    float *scratch;      /* one sample per thread + one for the caller's thread */
+    float *scratch;      /* one sample per thread + one for the caller's thread: a stored sample
+                            read there, then augmentation's copy */
     sample_cache cache;
 };
 
@@ -65,16 +69,18 @@ int64_t herd_loader_cached_samples(const herd_loader *l) {
     return used < l->cache.capacity ? used : l->cache.capacity;
 }
 
-static int cache_get(sample_cache *c, int64_t i, float *x, int32_t *y, size_t sample) {
+/* The stored sample i and its target, when cached. */
+static int cache_get(const sample_cache *c, int64_t i, const uint8_t **x, const uint8_t **y, size_t xbytes,
+                     size_t ybytes) {
     if (!c->slot_of) return 0;
     int s = atomic_load_explicit(&c->slot_of[i], memory_order_acquire);
     if (s < 0) return 0;
-    memcpy(x, c->x + (size_t)s * sample, sample * sizeof *x);
-    *y = c->y[s];
+    *x = c->x + (size_t)s * xbytes;
+    *y = c->y + (size_t)s * ybytes;
     return 1;
 }
 
-static void cache_put(sample_cache *c, int64_t i, const float *x, int32_t y, size_t sample) {
+static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, size_t xbytes, size_t ybytes) {
     if (!c->slot_of || atomic_load_explicit(&c->used, memory_order_relaxed) >= c->capacity) return;
     int expected = -1;
     if (!atomic_compare_exchange_strong(&c->slot_of[i], &expected, -2)) return; /* another thread has it */
@@ -83,8 +89,8 @@ static void cache_put(sample_cache *c, int64_t i, const float *x, int32_t y, siz
         atomic_store(&c->slot_of[i], -1);
         return;
     }
-    memcpy(c->x + (size_t)s * sample, x, sample * sizeof *x);
-    c->y[s] = y;
+    memcpy(c->x + (size_t)s * xbytes, x, xbytes);
+    memcpy(c->y + (size_t)s * ybytes, y, ybytes);
     atomic_store_explicit(&c->slot_of[i], s, memory_order_release);
 }
 
@@ -101,9 +107,9 @@ static void augment(const herd_loader *l, int64_t i, float *x, float *tmp) {
     if (!(l->cfg.augment & HERD_AUGMENT_CROP)) dx = dy = 0;
     if (!(l->cfg.augment & HERD_AUGMENT_FLIP)) flip = 0;
     if (!dx && !dy && !flip) return;
-    int H = ds->h, W = ds->w;
+    int C = (int)ds->x.dims[0], H = (int)ds->x.dims[1], W = (int)ds->x.dims[2]; /* (C,H,W): checked at create */
     memcpy(tmp, x, l->sample * sizeof *x);
-    for (int c = 0; c < ds->c; c++)
+    for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
             for (int xx = 0; xx < W; xx++) {
                 int sy = y + dy, sx = (flip ? W - 1 - xx : xx) + dx;
@@ -121,11 +127,16 @@ static herd_status load_step(herd_loader *l, int64_t step, loader_slot *slot, fl
     for (int r = lo; r < hi && r < B; r++) {
         int64_t i = l->order[off + r];
         float *x = slot->x + (size_t)(r - lo) * l->sample;
-        int32_t *y = slot->y + (r - lo);
-        if (!cache_get(&l->cache, i, x, y, l->sample)) {
-            herd_status st = l->ds->ops->get(l->ds, i, x, y, err);
+        uint8_t *y = slot->y + (size_t)(r - lo) * l->ybytes;
+        const uint8_t *cx, *cy;
+        if (cache_get(&l->cache, i, &cx, &cy, l->xbytes, l->ybytes)) {
+            herd_dataset_to_f32(l->ds, cx, 1, x);
+            memcpy(y, cy, l->ybytes);
+        } else {
+            herd_status st = l->ds->ops->get(l->ds, i, tmp, y, err); /* stored, into the scratch */
             if (st != HERD_OK) return st;
-            cache_put(&l->cache, i, x, *y, l->sample);
+            cache_put(&l->cache, i, tmp, y, l->xbytes, l->ybytes);
+            herd_dataset_to_f32(l->ds, tmp, 1, x);
         }
         if (l->cfg.augment) augment(l, i, x, tmp);
     }
@@ -162,15 +173,15 @@ static void *worker_main(void *arg) {
 static herd_status cache_init(herd_loader *l, herd_error *err) {
     sample_cache *c = &l->cache;
     size_t budget = l->cfg.cache_bytes, index = (size_t)l->ds->n * sizeof(atomic_int);
-    size_t entry = l->sample * sizeof(float) + sizeof(int32_t);
+    size_t entry = l->xbytes + l->ybytes;
     if (budget == 0 || budget <= index) return HERD_OK; /* no room for any sample: no cache */
     size_t cap = (budget - index) / entry;
     if (cap > (size_t)l->ds->n) cap = (size_t)l->ds->n;
     if (cap > INT32_MAX / 2) cap = INT32_MAX / 2;
     if (cap == 0) return HERD_OK;
     c->slot_of = herd_malloc_array((size_t)l->ds->n, sizeof *c->slot_of);
-    c->x = herd_malloc_array(cap, l->sample * sizeof(float));
-    c->y = herd_malloc_array(cap, sizeof *c->y);
+    c->x = herd_malloc_array(cap, l->xbytes);
+    c->y = herd_malloc_array(cap, l->ybytes);
     if (!c->slot_of || !c->x || !c->y)
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory for a %zu-byte sample cache", l->ds->source, budget);
     for (int64_t i = 0; i < l->ds->n; i++) atomic_init(&c->slot_of[i], -1);
@@ -211,6 +222,13 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
         (cfg->augment & ~(HERD_AUGMENT_CROP | HERD_AUGMENT_FLIP)))
         return herd_fail(err, HERD_EARG, "loader: batch %d, prefetch %d, threads %d, augment %#x out of range", batch,
                          cfg->prefetch, cfg->threads, (unsigned)cfg->augment);
+    char xs[96];
+    if (!herd_dtype_to_f32_ok(ds->x.dtype) || herd_tensor_numel(&ds->x) < 1 || !herd_tensor_bytes(&ds->y))
+        return herd_fail(err, HERD_EARG, "%s: loader: %s samples of %s cannot become the model's f32 input",
+                         ds->source, herd_dtype_name(ds->x.dtype), herd_tensor_shape_str(&ds->x, xs, sizeof xs));
+    if (cfg->augment && ds->x.ndim != 3)
+        return herd_fail(err, HERD_EARG, "%s: --augment crops and flips images (C,H,W); the samples are %s",
+                         ds->source, herd_tensor_shape_str(&ds->x, xs, sizeof xs));
     herd_loader *l = calloc(1, sizeof *l);
     if (!l) return herd_fail(err, HERD_ENOMEM, "loader: out of memory");
     pthread_mutex_init(&l->mu, NULL);
@@ -220,7 +238,9 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     l->ds = ds;
     l->cfg = *cfg;
     l->rows = rows, l->rows_ctx = rows_ctx;
-    l->sample = (size_t)ds->c * ds->h * ds->w;
+    l->sample = (size_t)herd_tensor_numel(&ds->x);
+    l->xbytes = herd_tensor_bytes(&ds->x); /* <= sample floats: u8 and f32 only */
+    l->ybytes = herd_tensor_bytes(&ds->y);
     l->max_rows = batch;
     l->nslots = cfg->prefetch + 1;
     l->nthreads = cfg->prefetch > 0 ? (cfg->threads > 0 ? cfg->threads : 1) : 0;
@@ -231,7 +251,7 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     for (int i = 0; i < l->nslots; i++) {
         l->slots[i].ready_step = -1;
         l->slots[i].x = herd_malloc_array((size_t)batch, l->sample * sizeof(float));
-        l->slots[i].y = herd_malloc_array((size_t)batch, sizeof(int32_t));
+        l->slots[i].y = herd_malloc_array((size_t)batch, l->ybytes);
         if (!l->slots[i].x || !l->slots[i].y) goto oom;
     }
     if ((st = cache_init(l, err))) goto fail;
@@ -284,7 +304,7 @@ herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t
     return HERD_OK;
 }
 
-herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, int32_t *y,
+herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, void *y,
                              herd_error *err) {
     if (step < 0 || step >= l->steps)
         return herd_fail(err, HERD_EARG, "loader: step %lld outside the epoch's %lld", (long long)step,
@@ -319,6 +339,6 @@ herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count,
         if (st) return st;
     }
     memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
-    memcpy(y, slot->y + (first - lo), (size_t)count * sizeof *y);
+    memcpy(y, slot->y + (size_t)(first - lo) * l->ybytes, (size_t)count * l->ybytes);
     return HERD_OK;
 }

@@ -1,5 +1,6 @@
 /* NumPy .npy reader: features are mapped (mmap), so open costs the same for any size and
- * get() converts one sample; labels (N integers) are read and checked at open. */
+ * get() copies one sample (u8 as it is, other dtypes converted to f32); labels (N integers)
+ * are read and checked at open. */
 #include "herd/data.h"
 
 #include <errno.h>
@@ -266,19 +267,19 @@ static double npy_value(const npy_array *a, size_t k) {
     return 0;
 }
 
-static herd_status npy_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+static herd_status npy_get(const herd_dataset *ds, int64_t i, void *xv, void *y, herd_error *err) {
     const npy_impl *im = ds->impl;
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
                          (long long)ds->n);
     size_t base = (size_t)i * im->sample;
-    if (im->x.dtype->kind == NPY_U1)
-        for (size_t k = 0; k < im->sample; k++) x[k] = (float)im->x.data[base + k] / 255.0f;
-    else if (im->x.dtype->kind == NPY_F4)
-        memcpy(x, im->x.data + base * 4, im->sample * 4);
-    else
+    if (im->x.dtype->kind == NPY_U1 || im->x.dtype->kind == NPY_F4) { /* the stored dtype itself */
+        memcpy(xv, im->x.data + base * im->x.dtype->size, im->sample * im->x.dtype->size);
+    } else {
+        float *x = xv;
         for (size_t k = 0; k < im->sample; k++) x[k] = (float)npy_value(&im->x, base + k);
-    *y = im->labels[i];
+    }
+    memcpy(y, &im->labels[i], sizeof im->labels[i]);
     return HERD_OK;
 }
 
@@ -291,7 +292,7 @@ static void npy_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops npy_ops = {npy_get, npy_close};
+static const herd_dataset_ops npy_ops = {npy_get, npy_close, NULL};
 
 herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err) {
     npy_impl *im = NULL;
@@ -307,7 +308,9 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
     }
     if ((st = npy_map(x_path, &im->x, err)) != HERD_OK) goto fail;
     const npy_array *x = &im->x;
+    /* the sample's dims: (N,) -> (1), (N,F) -> (F), (N,H,W) -> (1,H,W), (N,C,H,W) -> (C,H,W) */
     int64_t d[3] = {1, 1, 1};
+    int sdim = x->ndim == 1 ? 1 : x->ndim == 3 ? 3 : x->ndim - 1;
     switch (x->ndim) {
     case 1: break;
     case 2: d[0] = x->dims[1]; break;
@@ -365,7 +368,8 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
     npy_unmap(&y);
     ds->ops = &npy_ops;
     ds->n = x->dims[0];
-    ds->c = (int)d[0], ds->h = (int)d[1], ds->w = (int)d[2];
+    ds->x = herd_tensor_make(x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
+    ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
     ds->num_classes = (int)max_label + 1;
     snprintf(ds->source, sizeof ds->source, "%s", x_path);
     ds->impl = im;

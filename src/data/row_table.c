@@ -41,7 +41,9 @@ herd_status row_table_finish(row_table *t, herd_dataset **out, const char *sourc
         return herd_fail(err, HERD_EFORMAT, "%s: no data rows", source);
     }
     int classes = t->max_label + 1 < 2 ? 2 : t->max_label + 1;
-    herd_status st = herd_dataset_from_f32(out, t->x, t->y, t->n, t->features, 1, 1, classes, source, err);
+    int64_t xd[2] = {t->n, t->features};
+    herd_status st = herd_dataset_from_memory(out, herd_tensor_make(HERD_F32, 2, xd, t->x),
+                                              herd_tensor_make(HERD_I32, 1, &t->n, t->y), classes, source, err);
     t->x = NULL, t->y = NULL; /* owned by the dataset now, or freed by it on failure */
     row_table_free(t);
     return st;

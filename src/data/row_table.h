@@ -19,7 +19,7 @@ void row_table_init(row_table *t, int features);
 /* Room for one more row: the caller writes `features` floats at the returned pointer.
  * NULL when memory (or size_t) runs out. */
 float *row_table_push(row_table *t, int32_t label);
-/* Hands x and y to herd_dataset_from_f32 ((F,1,1) samples, num_classes = max label + 1,
+/* Hands x and y to herd_dataset_from_memory (f32 (F) samples, num_classes = max label + 1,
  * at least 2) and leaves t empty; zero rows is an error naming source. */
 herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, herd_error *err);
 void row_table_free(row_table *t);

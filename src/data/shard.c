@@ -48,19 +48,36 @@ herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t b
     if (begin < 0 || end < begin || end > ds->n)
         return herd_fail(err, HERD_EARG, "%s: records [%lld, %lld) outside [0, %lld)", path, (long long)begin,
                          (long long)end, (long long)ds->n);
-    size_t sample = (size_t)ds->c * ds->h * ds->w, count = (size_t)(end - begin), values;
-    float *x = NULL;
+    char xs[96];
+    if (ds->x.ndim > 3 || !herd_dtype_to_f32_ok(ds->x.dtype) || ds->y.dtype != HERD_I32 || ds->y.ndim != 0)
+        return herd_fail(err, HERD_EARG, "%s: %s samples of %s with %s %s targets do not fit a shard (u8 or f32 "
+                         "samples of up to 3 dims, i32 class labels)", path, herd_dtype_name(ds->x.dtype),
+                         herd_tensor_shape_str(&ds->x, xs, sizeof xs), herd_dtype_name(ds->y.dtype),
+                         ds->y.ndim ? "tensor" : "scalar");
+    int64_t shape[3] = {1, 1, 1}; /* x's dims padded with 1s: (F) is stored F x 1 x 1 */
+    for (int d = 0; d < ds->x.ndim; d++) shape[d] = ds->x.dims[d];
+    size_t sample = (size_t)herd_tensor_numel(&ds->x), xbytes = herd_tensor_bytes(&ds->x);
+    size_t count = (size_t)(end - begin), stored_bytes;
+    /* u8 samples no view changes are written as they are stored: the bytes k that mean k/255 */
+    int raw_u8 = ds->x.dtype == HERD_U8 && !ds->ops->to_f32;
+    uint8_t *stored = NULL, *head = NULL, *body = NULL;
+    float *f = NULL;
     int32_t *y = NULL;
-    uint8_t *head = NULL, *body = NULL;
     herd_status st = HERD_OK;
-    if (!herd_mul_size(sample, count, &values) || !(x = herd_malloc_array(values ? values : 1, sizeof *x)) ||
-        !(y = herd_malloc_array(count ? count : 1, sizeof *y))) {
+    if (!herd_mul_size(xbytes, count, &stored_bytes) || !(stored = malloc(stored_bytes ? stored_bytes : 1)) ||
+        !(f = herd_malloc_array(sample, sizeof *f)) || !(y = herd_malloc_array(count ? count : 1, sizeof *y))) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu records", path, count);
         goto done;
     }
     for (size_t r = 0; r < count; r++)
-        if ((st = ds->ops->get(ds, begin + (int64_t)r, x + r * sample, y + r, err))) goto done;
-    if (dtype == 0) dtype = exact_u8(x, values) ? HERD_SHARD_U8 : HERD_SHARD_F32;
+        if ((st = ds->ops->get(ds, begin + (int64_t)r, stored + r * xbytes, y + r, err))) goto done;
+    if (dtype == 0) {
+        dtype = HERD_SHARD_U8;
+        for (size_t r = 0; r < count && !raw_u8 && dtype == HERD_SHARD_U8; r++) {
+            herd_dataset_to_f32(ds, stored + r * xbytes, 1, f);
+            if (!exact_u8(f, sample)) dtype = HERD_SHARD_F32;
+        }
+    }
     size_t rec_bytes = sample * (dtype == HERD_SHARD_U8 ? 1 : 4);
     size_t head_bytes = HEADER_BYTES + ENTRY_BYTES * count, body_bytes = rec_bytes * count;
     head = calloc(1, head_bytes);
@@ -71,14 +88,18 @@ herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t b
     }
     for (size_t r = 0; r < count; r++) {
         uint8_t *rec = body + r * rec_bytes, *e = head + HEADER_BYTES + r * ENTRY_BYTES;
-        const float *v = x + r * sample;
-        if (dtype == HERD_SHARD_U8) {
-            for (size_t k = 0; k < sample; k++) {
-                float q = nearbyintf(v[k] * 255.0f);
-                rec[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q); /* --dtype u8 quantises on request */
-            }
+        if (dtype == HERD_SHARD_U8 && raw_u8) {
+            memcpy(rec, stored + r * xbytes, rec_bytes);
         } else {
-            memcpy(rec, v, rec_bytes); /* records are native float32: the reader maps them as they are */
+            herd_dataset_to_f32(ds, stored + r * xbytes, 1, f);
+            if (dtype == HERD_SHARD_U8) {
+                for (size_t k = 0; k < sample; k++) {
+                    float q = nearbyintf(f[k] * 255.0f);
+                    rec[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q); /* --dtype u8 quantises on request */
+                }
+            } else {
+                memcpy(rec, f, rec_bytes); /* records are native float32: the reader maps them as they are */
+            }
         }
         put_le(e, head_bytes + r * rec_bytes, 8);
         put_le(e + 8, rec_bytes, 4);
@@ -89,9 +110,9 @@ herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t b
     put_le(head + 8, SHARD_VERSION, 4);
     put_le(head + 12, (uint32_t)dtype, 4);
     put_le(head + 16, count, 8);
-    put_le(head + 24, (uint32_t)ds->c, 4);
-    put_le(head + 28, (uint32_t)ds->h, 4);
-    put_le(head + 32, (uint32_t)ds->w, 4);
+    put_le(head + 24, (uint32_t)shape[0], 4);
+    put_le(head + 28, (uint32_t)shape[1], 4);
+    put_le(head + 32, (uint32_t)shape[2], 4);
     put_le(head + 36, (uint32_t)ds->num_classes, 4);
     put_le(head + 40, HEADER_BYTES, 8);
     put_le(head + 48, head_bytes, 8);
@@ -101,7 +122,8 @@ herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t b
     size_t lens[2] = {head_bytes, body_bytes};
     st = io_write_file_atomic(path, chunks, lens, 2, NULL, err);
 done:
-    free(x);
+    free(stored);
+    free(f);
     free(y);
     free(head);
     free(body);
@@ -220,7 +242,7 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
     return HERD_OK;
 }
 
-static herd_status shard_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+static herd_status shard_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
     const shard_impl *im = ds->impl;
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
@@ -240,11 +262,12 @@ static herd_status shard_get(const herd_dataset *ds, int64_t i, float *x, int32_
     if (crc != (uint32_t)get_le(e + 16, 4))
         return herd_fail(err, HERD_EFORMAT, "%s: record %lld: CRC mismatch (stored %08x, computed %08x)", f->path,
                          (long long)r, (unsigned)get_le(e + 16, 4), (unsigned)crc);
-    if (f->dtype == HERD_SHARD_U8)
-        for (size_t k = 0; k < im->sample; k++) x[k] = (float)rec[k] / 255.0f; /* as the u8 readers scale */
+    if (f->dtype == HERD_SHARD_U8 && ds->x.dtype == HERD_F32) /* a u8 shard among f32 ones */
+        herd_samples_to_f32(HERD_U8, rec, im->sample, x);
     else
         memcpy(x, rec, len);
-    *y = (int32_t)get_le(e + 12, 4);
+    int32_t label = (int32_t)get_le(e + 12, 4);
+    memcpy(y, &label, sizeof label);
     return HERD_OK;
 }
 
@@ -253,7 +276,7 @@ static void shard_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops shard_ops = {shard_get, shard_close};
+static const herd_dataset_ops shard_ops = {shard_get, shard_close, NULL};
 
 herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err) {
     herd_status st;
@@ -269,7 +292,7 @@ herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int n
         goto fail;
     }
     int64_t total = 0;
-    int first_shape[4] = {0, 0, 0, 0};
+    int first_shape[4] = {0, 0, 0, 0}, all_u8 = 1;
     for (int i = 0; i < npaths; i++) {
         shard_file *f = &im->files[i];
         int shape[4];
@@ -286,13 +309,16 @@ herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int n
             goto fail;
         }
         if (shape[3] > first_shape[3]) first_shape[3] = shape[3];
+        all_u8 &= f->dtype == HERD_SHARD_U8;
         f->first = total;
         total += f->count;
     }
     im->sample = (size_t)first_shape[0] * first_shape[1] * first_shape[2];
     ds->ops = &shard_ops;
     ds->n = total;
-    ds->c = first_shape[0], ds->h = first_shape[1], ds->w = first_shape[2];
+    ds->x = herd_tensor_make(all_u8 ? HERD_U8 : HERD_F32, 3,
+                             (int64_t[]){first_shape[0], first_shape[1], first_shape[2]}, NULL);
+    ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
     ds->num_classes = first_shape[3];
     if (npaths == 1) snprintf(ds->source, sizeof ds->source, "%s", paths[0]);
     else snprintf(ds->source, sizeof ds->source, "%.400s (+%d shards)", paths[0], npaths - 1);

@@ -23,13 +23,14 @@ void herd_data_stats_free(herd_data_stats *s) {
 /* One block's partial: sums[C], squares[C], min[C], max[C], class counts[K]. */
 static herd_status map_block(const herd_dataset *ds, int64_t begin, int64_t end, double *part, float *x,
                              herd_error *err) {
-    int C = ds->c, K = ds->num_classes;
-    size_t plane = (size_t)ds->h * ds->w;
+    int64_t C, plane;
+    herd_dataset_channels(ds, &C, &plane);
+    int K = ds->num_classes;
     double *sum = part, *sq = part + C, *mn = part + 2 * C, *mx = part + 3 * C, *cls = part + 4 * C;
     for (int c = 0; c < C; c++) mn[c] = INFINITY, mx[c] = -INFINITY;
     for (int64_t i = begin; i < end; i++) {
         int32_t y;
-        herd_status st = ds->ops->get(ds, i, x, &y, err);
+        herd_status st = herd_dataset_batch(ds, &i, 1, x, &y, err); /* the model's f32 input */
         if (st != HERD_OK) return st;
         if (y < 0 || y >= K) return herd_fail(err, HERD_EFORMAT, "%s: sample %lld: label %d outside [0, %d)",
                                               ds->source, (long long)i, (int)y, K);
@@ -37,7 +38,7 @@ static herd_status map_block(const herd_dataset *ds, int64_t begin, int64_t end,
         for (int c = 0; c < C; c++) {
             const float *p = x + (size_t)c * plane;
             double s = 0, q = 0;
-            for (size_t k = 0; k < plane; k++) {
+            for (int64_t k = 0; k < plane; k++) {
                 s += p[k], q += (double)p[k] * p[k];
                 if (p[k] < mn[c]) mn[c] = p[k];
                 if (p[k] > mx[c]) mx[c] = p[k];
@@ -54,12 +55,18 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
     if (parts < 1 || part < 0 || part >= parts || (parts > 1 && !sum))
         return herd_fail(err, HERD_EARG, "stats: part %d of %d", part, parts);
     if (ds->n < 1) return herd_fail(err, HERD_EFORMAT, "%s: the dataset is empty", ds->source);
-    int C = ds->c, K = ds->num_classes;
+    if (ds->y.dtype != HERD_I32 || ds->y.ndim != 0)
+        return herd_fail(err, HERD_EARG, "%s: stats count classes of i32 labels, the targets are %s", ds->source,
+                         herd_dtype_name(ds->y.dtype));
+    int64_t C64, plane;
+    herd_dataset_channels(ds, &C64, &plane);
+    if (C64 < 1 || C64 > INT_MAX / 8) return herd_fail(err, HERD_EARG, "%s: too many channels for stats", ds->source);
+    int C = (int)C64, K = ds->num_classes;
     int64_t nb = ds->n < STATS_BLOCKS ? ds->n : STATS_BLOCKS;
     size_t stride = 4 * (size_t)C + (size_t)K, total = (size_t)nb * stride;
     if (total > INT_MAX / 2) return herd_fail(err, HERD_EARG, "%s: too many channels for stats", ds->source);
     double *blocks = herd_calloc_array(total, sizeof *blocks);
-    float *x = herd_malloc_array((size_t)C * ds->h * ds->w, sizeof *x);
+    float *x = herd_malloc_array((size_t)C * (size_t)plane, sizeof *x);
     out->mean = calloc((size_t)C, sizeof *out->mean);
     out->std = calloc((size_t)C, sizeof *out->std);
     out->min = calloc((size_t)C, sizeof *out->min);
@@ -97,7 +104,7 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
         }
         for (int k = 0; k < K; k++) out->class_count[k] += (int64_t)p[4 * C + k];
     }
-    double per_channel = (double)ds->n * ds->h * ds->w;
+    double per_channel = (double)ds->n * (double)plane;
     for (int c = 0; c < C; c++) {
         out->mean[c] = sums[c] / per_channel;
         double var = sums[C + c] / per_channel - out->mean[c] * out->mean[c];

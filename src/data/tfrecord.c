@@ -30,6 +30,8 @@ typedef struct tfr_impl {
     tfr_record *records;
     int64_t n, cap;
     char image_key[128], label_key[128];
+    int kind;    /* record 0's image feature: FEATURE_FLOAT (f32 samples) or FEATURE_BYTES (u8) */
+    int c, h, w; /* the samples' shape */
 } tfr_impl;
 
 /* A feature's list message inside a record. */
@@ -222,13 +224,21 @@ static herd_status raw_image(const uint8_t *buf, size_t len, const uint8_t *byte
     return HERD_OK;
 }
 
-/* Decodes the image feature of one record into x (c*h*w floats). */
-static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t len, int c, int h, int w, float *x,
-                                 const char *path, int64_t k, herd_error *err) {
+static const char *feature_kind_name(int kind) {
+    return kind == FEATURE_FLOAT ? "a float_list" : kind == FEATURE_BYTES ? "a bytes_list" : "an int64_list";
+}
+
+/* Decodes the image feature of one record into x: c*h*w floats or bytes (im->kind). */
+static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t len, void *x, const char *path,
+                                 int64_t k, herd_error *err) {
     tfr_feature ft;
     herd_status st = example_feature(buf, len, im->image_key, &ft, path, k, err);
     if (st != HERD_OK) return st;
+    int c = im->c, h = im->h, w = im->w;
     size_t want = (size_t)c * (size_t)h * (size_t)w, count;
+    if (ft.kind && ft.kind != FEATURE_INT64 && ft.kind != im->kind)
+        return REC_FAIL(err, HERD_EFORMAT, path, k, "feature '%s' is %s but record 0's is %s (samples share one dtype)",
+                        im->image_key, feature_kind_name(ft.kind), feature_kind_name(im->kind));
     switch (ft.kind) {
     case FEATURE_FLOAT:
         if ((st = float_values(&ft, NULL, 0, &count, path, k, err)) != HERD_OK) return st;
@@ -247,12 +257,12 @@ static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t 
             char what[600];
             snprintf(what, sizeof what, "%.500s: record %lld", path, (long long)k);
             if ((st = herd_image_decode(bytes, nbytes, what, &img, err)) != HERD_OK) return st;
-            herd_image_to_tensor(&img, c, h, w, x);
+            herd_image_to_u8(&img, c, h, w, x);
             herd_image_free(&img);
             return HERD_OK;
         }
         if ((st = raw_image(buf, len, bytes, nbytes, c, h, w, &img, path, k, err)) != HERD_OK) return st;
-        herd_image_to_tensor(&img, c, h, w, x);
+        herd_image_to_u8(&img, c, h, w, x);
         return HERD_OK;
     }
     case 0: return REC_FAIL(err, HERD_EFORMAT, path, k, "missing feature '%s'", im->image_key);
@@ -280,7 +290,7 @@ static herd_status read_record(int fd, const tfr_record *rec, uint8_t **buf, siz
     return HERD_OK;
 }
 
-static herd_status tfr_get(const herd_dataset *ds, int64_t i, float *x, int32_t *y, herd_error *err) {
+static herd_status tfr_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
     const tfr_impl *im = ds->impl;
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
@@ -293,9 +303,9 @@ static herd_status tfr_get(const herd_dataset *ds, int64_t i, float *x, int32_t 
     size_t cap = 0;
     herd_status st = read_record(fd, rec, &buf, &cap, path, err);
     close(fd);
-    if (st == HERD_OK) st = decode_sample(im, buf, (size_t)rec->len, ds->c, ds->h, ds->w, x, path, rec->index, err);
+    if (st == HERD_OK) st = decode_sample(im, buf, (size_t)rec->len, x, path, rec->index, err);
     free(buf);
-    *y = rec->label;
+    memcpy(y, &rec->label, sizeof rec->label);
     return st;
 }
 
@@ -312,7 +322,7 @@ static void tfr_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops tfr_ops = {tfr_get, tfr_close};
+static const herd_dataset_ops tfr_ops = {tfr_get, tfr_close, NULL};
 
 static tfr_record *push_record(tfr_impl *im) {
     if (im->n == im->cap) {
@@ -396,15 +406,18 @@ done:
     return st;
 }
 
-/* Without a model shape the first record decides: a float_list of F is (F,1,1), an encoded
- * image its own size, raw bytes the height/width/channels features. */
-static herd_status first_shape(const tfr_impl *im, const uint8_t *buf, size_t len, int *c, int *h, int *w,
-                               herd_error *err) {
+/* Record 0's image feature kind (into im->kind) and, without a model shape (want_shape), its
+ * shape: a float_list of F gives (F) samples, an encoded image its own size, raw bytes the
+ * height/width/channels features. */
+static herd_status first_sample(tfr_impl *im, const uint8_t *buf, size_t len, int want_shape, int *c, int *h, int *w,
+                                herd_error *err) {
     const char *path = im->paths[0];
     tfr_feature ft;
     size_t count;
     herd_status st = example_feature(buf, len, im->image_key, &ft, path, 0, err);
     if (st != HERD_OK) return st;
+    im->kind = ft.kind;
+    if (!want_shape && (ft.kind == FEATURE_FLOAT || ft.kind == FEATURE_BYTES)) return HERD_OK;
     if (ft.kind == FEATURE_FLOAT) {
         if ((st = float_values(&ft, NULL, 0, &count, path, 0, err)) != HERD_OK) return st;
         if (count == 0 || count > INT32_MAX)
@@ -464,18 +477,24 @@ herd_status herd_tfrecord_open(herd_dataset **out, const char *const *paths, int
         goto fail;
     }
     int c = opt ? opt->c : 0, h = opt ? opt->h : 0, w = opt ? opt->w : 0;
-    if (c <= 0 || h <= 0 || w <= 0) {
-        int fd = open(im->paths[0], O_RDONLY);
-        st = fd < 0 ? herd_fail(err, HERD_EIO, "%s: cannot open: %s", im->paths[0], strerror(errno))
-                    : read_record(fd, &im->records[0], &buf, &cap, im->paths[0], err);
-        if (fd >= 0) close(fd);
-        if (st == HERD_OK) st = first_shape(im, buf, (size_t)im->records[0].len, &c, &h, &w, err);
-        if (st != HERD_OK) goto fail;
-    }
+    int model_shape = c > 0 && h > 0 && w > 0;
+    int fd = open(im->paths[0], O_RDONLY);
+    st = fd < 0 ? herd_fail(err, HERD_EIO, "%s: cannot open: %s", im->paths[0], strerror(errno))
+                : read_record(fd, &im->records[0], &buf, &cap, im->paths[0], err);
+    if (fd >= 0) close(fd);
+    if (st == HERD_OK) st = first_sample(im, buf, (size_t)im->records[0].len, !model_shape, &c, &h, &w, err);
+    if (st != HERD_OK) goto fail;
     free(buf);
+    im->c = c, im->h = h, im->w = w;
     ds->ops = &tfr_ops;
     ds->n = im->n;
-    ds->c = c, ds->h = h, ds->w = w;
+    if (im->kind == FEATURE_BYTES) /* images: u8 (C,H,W) */
+        ds->x = herd_tensor_make(HERD_U8, 3, (int64_t[]){c, h, w}, NULL);
+    else if (model_shape) /* floats in the model's input shape */
+        ds->x = herd_tensor_make(HERD_F32, 3, (int64_t[]){c, h, w}, NULL);
+    else /* a row of features */
+        ds->x = herd_tensor_make(HERD_F32, 1, (int64_t[]){c}, NULL);
+    ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
     ds->num_classes = max_label + 1;
     if (npaths == 1)
         snprintf(ds->source, sizeof ds->source, "%s", paths[0]);

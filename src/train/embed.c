@@ -19,54 +19,74 @@ herd_status herd_model_create(herd_model **out, const char *spec_text, int max_b
     return HERD_OK;
 }
 
-herd_status herd_fit(herd_model *m, const float *x, const int32_t *y, int64_t n, const herd_train_config *cfg,
-                     const herd_train_callbacks *cb, herd_error *err) {
+/* The rows of x (N, sample dims...) as one sample's descriptor, checked against m's input. */
+static herd_status sample_of(const herd_model *m, const herd_tensor *x, const char *who, herd_tensor *row,
+                             herd_error *err) {
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
-    size_t per = (size_t)c * h * w, bytes;
-    if (n < 1) return herd_fail(err, HERD_EARG, "herd_fit: no samples");
-    if (!herd_mul_size((size_t)n, per * sizeof(float), &bytes))
-        return herd_fail(err, HERD_EARG, "herd_fit: %lld samples overflow", (long long)n);
+    if (x->ndim < 1 || x->dims[0] < 1 || !x->data || herd_tensor_numel(x) < 0)
+        return herd_fail(err, HERD_EARG, "%s: x must be (N, sample dims...) with N >= 1 and data", who);
+    *row = herd_tensor_make(x->dtype, x->ndim - 1, x->dims + 1, NULL);
+    return herd_data_check_input(row, who, c, h, w, err);
+}
+
+herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, const herd_train_config *cfg,
+                     const herd_train_callbacks *cb, herd_error *err) {
+    herd_tensor row;
+    herd_status st = sample_of(m, x, "herd_fit", &row, err);
+    if (st) return st;
+    int64_t n = x->dims[0];
+    if (y->dtype != HERD_I32 || y->ndim != 1 || y->dims[0] != n || !y->data)
+        return herd_fail(err, HERD_EARG, "herd_fit: y must be (%lld) i32 class ids", (long long)n);
+    const int32_t *labels = y->data;
     int32_t classes = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (y[i] < 0 || y[i] >= herd_model_output_size(m))
-            return herd_fail(err, HERD_EARG, "herd_fit: label %d of sample %lld is outside [0, %d)", (int)y[i],
+        if (labels[i] < 0 || labels[i] >= herd_model_output_size(m))
+            return herd_fail(err, HERD_EARG, "herd_fit: label %d of sample %lld is outside [0, %d)", (int)labels[i],
                              (long long)i, herd_model_output_size(m));
-        if (y[i] + 1 > classes) classes = y[i] + 1;
+        if (labels[i] + 1 > classes) classes = labels[i] + 1;
     }
-    float *xc = malloc(bytes);
-    int32_t *yc = malloc((size_t)n * sizeof *yc);
-    if (!xc || !yc) {
-        free(xc);
-        free(yc);
+    size_t xbytes = herd_tensor_bytes(x), ybytes = herd_tensor_bytes(y);
+    if (!xbytes) return herd_fail(err, HERD_EARG, "herd_fit: %lld samples overflow", (long long)n);
+    herd_tensor xc = *x, yc = *y;
+    xc.data = malloc(xbytes);
+    yc.data = malloc(ybytes);
+    if (!xc.data || !yc.data) {
+        free(xc.data);
+        free(yc.data);
         return herd_fail(err, HERD_ENOMEM, "herd_fit: out of memory copying %lld samples", (long long)n);
     }
-    memcpy(xc, x, bytes);
-    memcpy(yc, y, (size_t)n * sizeof *yc);
+    memcpy(xc.data, x->data, xbytes);
+    memcpy(yc.data, y->data, ybytes);
     herd_dataset *ds = NULL;
-    herd_status st = herd_dataset_from_f32(&ds, xc, yc, n, c, h, w, classes < 2 ? 2 : classes, "arrays", err);
-    if (st) return st; /* the dataset owns xc and yc from here, also on failure */
+    st = herd_dataset_from_memory(&ds, xc, yc, classes < 2 ? 2 : classes, "arrays", err);
+    if (st) return st; /* the dataset owns the copies from here, also on failure */
     const double *norm = herd_model_input_norm(m); /* weights trained on normalised inputs keep them */
     herd_dataset *view = NULL;
-    if (norm) st = herd_dataset_normalize(&view, ds, norm, norm + c, err);
+    int c, h, w;
+    herd_model_input_shape(m, &c, &h, &w);
+    if (norm) st = herd_dataset_normalize(&view, ds, c, norm, norm + c, err);
     if (!st) st = herd_train(m, view ? view : ds, NULL, cfg, cb, err);
     if (view) herd_dataset_close(view);
     herd_dataset_close(ds);
     return st;
 }
 
-herd_status herd_predict(herd_model *m, const float *x, int64_t n, float *probs, herd_error *err) {
-    int c, h, w, K = herd_model_output_size(m);
-    herd_model_input_shape(m, &c, &h, &w);
-    int64_t per = (int64_t)c * h * w;
+herd_status herd_predict(herd_model *m, const herd_tensor *x, float *probs, herd_error *err) {
+    herd_tensor sample;
+    herd_status st = sample_of(m, x, "herd_predict", &sample, err);
+    if (st) return st;
+    int K = herd_model_output_size(m);
+    int64_t n = x->dims[0], per = herd_tensor_numel(&sample);
+    size_t row_bytes = herd_tensor_bytes(&sample);
     int max_batch = herd_model_max_batch(m);
     if (max_batch < 1) return herd_fail(err, HERD_EARG, "herd_predict: the model is not prepared (herd_model_prepare)");
     for (int64_t off = 0; off < n; off += max_batch) {
         int B = (int)(n - off < max_batch ? n - off : max_batch);
-        memcpy(herd_model_input(m), x + off * per, (size_t)B * per * sizeof(float));
+        herd_samples_to_f32(x->dtype, (const uint8_t *)x->data + (size_t)off * row_bytes, (size_t)B * (size_t)per,
+                            herd_model_input(m));
         herd_model_normalize_input(m, B);
-        herd_status st = herd_model_forward(m, B, 0, err);
-        if (st) return st;
+        if ((st = herd_model_forward(m, B, 0, err))) return st;
         const float *y = herd_model_output(m);
         for (int b = 0; b < B; b++) {
             const float *row = y + (int64_t)b * K;

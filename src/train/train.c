@@ -22,12 +22,20 @@ herd_train_config herd_train_defaults(void) {
     return c;
 }
 
+/* The model takes one i32 class label per sample (until losses take typed targets). */
+static herd_status check_labels(const herd_dataset *ds, herd_error *err) {
+    if (ds->y.dtype == HERD_I32 && ds->y.ndim == 0) return HERD_OK;
+    char ys[96];
+    return herd_fail(err, HERD_ESHAPE, "%s: targets are %s %s but the model takes one i32 class label per sample",
+                     ds->source, herd_dtype_name(ds->y.dtype), herd_tensor_shape_str(&ds->y, ys, sizeof ys));
+}
+
 static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_error *err) {
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
-    if (ds->c != c || ds->h != h || ds->w != w)
-        return herd_fail(err, HERD_ESHAPE, "%s: samples are %dx%dx%d but the model's input is %dx%dx%d", ds->source,
-                         ds->c, ds->h, ds->w, c, h, w);
+    herd_status st = herd_data_check_input(&ds->x, ds->source, c, h, w, err);
+    if (!st) st = check_labels(ds, err);
+    if (st) return st;
     if (ds->num_classes > herd_model_output_size(m))
         return herd_fail(err, HERD_ESHAPE, "%s: labels go up to %d but the model has only %d outputs", ds->source,
                          ds->num_classes - 1, herd_model_output_size(m));
@@ -131,7 +139,8 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
 static herd_status load_batch(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int first, int count,
                               float *x, int32_t *y, herd_error *err) {
     if (t->loader) return herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
-    return herd_dataset_batch(ds, idx + first, count, x, y, err);
+    herd_status st = check_labels(ds, err); /* y below holds one i32 a row */
+    return st ? st : herd_dataset_batch(ds, idx + first, count, x, y, err);
 }
 
 /* This rank's rows of a global batch of B (what the loader prepares): its groups' span, or

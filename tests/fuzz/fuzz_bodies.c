@@ -233,11 +233,13 @@ int fuzz_cifar(const uint8_t *data, size_t size) {
             if (ds) fuzz_fail("cifar: failed but returned a dataset");
             continue;
         }
-        if (ds->c != 3 || ds->h != 32 || ds->w != 32 || ds->n < 1) fuzz_fail("cifar: dataset of %lld", (long long)ds->n);
+        const int64_t cifar_dims[3] = {3, 32, 32};
+        herd_tensor want = herd_tensor_make(HERD_U8, 3, cifar_dims, NULL);
+        if (!herd_tensor_same(&ds->x, &want) || ds->n < 1) fuzz_fail("cifar: dataset of %lld", (long long)ds->n);
         static float x[3072];
         for (int64_t i = 0; i < ds->n; i++) {
             int32_t y = -1;
-            st = ds->ops->get(ds, i, x, &y, &err);
+            st = herd_dataset_batch(ds, &i, 1, x, &y, &err);
             if (st != HERD_OK || y < 0 || y >= ds->num_classes) fuzz_fail("cifar: sample %lld label %d", (long long)i, y);
             for (int k = 0; k < 3072; k++)
                 if (!(x[k] >= 0 && x[k] <= 1)) fuzz_fail("cifar: pixel %g outside [0, 1]", x[k]);
@@ -257,17 +259,21 @@ static void check_dataset(herd_status st, herd_dataset *ds, herd_error *err, con
         if (ds) fuzz_fail("%s: failed but returned a dataset", what);
         return;
     }
-    if (!ds || ds->n < 0 || ds->c < 1 || ds->h < 1 || ds->w < 1 || ds->num_classes < 1)
-        fuzz_fail("%s: accepted a dataset of shape %dx%dx%d, %lld samples", what, ds ? ds->c : 0, ds ? ds->h : 0,
-                  ds ? ds->w : 0, ds ? (long long)ds->n : 0LL);
-    size_t sample = (size_t)ds->c * ds->h * ds->w;
-    if (sample > ((size_t)1 << 26)) fuzz_fail("%s: a sample of %zu floats from a small file", what, sample);
+    char xs[96];
+    int dims_ok = ds && ds->x.ndim <= 3;
+    for (int d = 0; dims_ok && d < ds->x.ndim; d++) dims_ok = ds->x.dims[d] >= 1;
+    if (!ds || ds->n < 0 || !dims_ok || !herd_dtype_to_f32_ok(ds->x.dtype) || ds->y.dtype != HERD_I32 ||
+        ds->y.ndim != 0 || ds->num_classes < 1)
+        fuzz_fail("%s: accepted a dataset of %s samples %s, %lld samples", what, ds ? herd_dtype_name(ds->x.dtype) : "",
+                  ds ? herd_tensor_shape_str(&ds->x, xs, sizeof xs) : "", ds ? (long long)ds->n : 0LL);
+    size_t sample = (size_t)herd_tensor_numel(&ds->x);
+    if (sample > ((size_t)1 << 26)) fuzz_fail("%s: a sample of %zu values from a small file", what, sample);
     float *x = malloc(sample * sizeof *x);
     if (!x) fuzz_fail("%s: no memory for one sample", what);
     for (int64_t i = 0; i < ds->n && i < 64; i++) {
         int32_t y = -1;
         herd_error e2 = {0};
-        herd_status g = ds->ops->get(ds, i, x, &y, &e2);
+        herd_status g = herd_dataset_batch(ds, &i, 1, x, &y, &e2); /* as training reads it */
         check_error(g, &e2, prefix, what);
         if (g == HERD_OK && (y < 0 || y >= ds->num_classes))
             fuzz_fail("%s: sample %lld has label %d of %d classes", what, (long long)i, y, ds->num_classes);
@@ -340,13 +346,19 @@ int fuzz_image(const uint8_t *data, size_t size) {
     if (!img.pix || img.w < 1 || img.h < 1 || (img.c != 1 && img.c != 3))
         fuzz_fail("image: decoded %dx%dx%d", img.w, img.h, img.c);
     touch(img.pix, (size_t)img.w * img.h * img.c);
-    float small[15], big[192];
-    herd_image_to_tensor(&img, 1, 5, 3, small);
-    herd_image_to_tensor(&img, 3, 8, 8, big);
+    /* resampling and luma are weighted means: every level lies within the image's range (a
+     * white pixel once came out a hair above white) */
+    uint8_t small[15], big[192], lo = 255, hi = 0;
+    for (size_t i = 0; i < (size_t)img.w * img.h * img.c; i++) {
+        if (img.pix[i] < lo) lo = img.pix[i];
+        if (img.pix[i] > hi) hi = img.pix[i];
+    }
+    herd_image_to_u8(&img, 1, 5, 3, small);
+    herd_image_to_u8(&img, 3, 8, 8, big);
     for (int i = 0; i < 15; i++)
-        if (!(small[i] >= 0 && small[i] <= 1)) fuzz_fail("image: pixel %g outside [0, 1]", small[i]);
+        if (small[i] < lo || small[i] > hi) fuzz_fail("image: gray level %d outside [%d, %d]", small[i], lo, hi);
     for (int i = 0; i < 192; i++)
-        if (!(big[i] >= 0 && big[i] <= 1)) fuzz_fail("image: pixel %g outside [0, 1]", big[i]);
+        if (big[i] < lo || big[i] > hi) fuzz_fail("image: level %d outside [%d, %d]", big[i], lo, hi);
     herd_image_free(&img);
     return 0;
 }

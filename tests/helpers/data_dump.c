@@ -1,29 +1,32 @@
 /* data_dump SPEC [C H W]: opens a --data source (with an optional model input shape) and
- * prints, per split, n, the sample shape, classes, the sum of all values in sample order
+ * prints, per split, n, the samples' stored dtype and dims, classes, the sum of all values
+ * (as the model's f32 input) in sample order
  * (double, %.17g), the first sample's first values and the first labels, so that tests can
  * compare a reader with what Python wrote. Errors: one line on stderr, exit 1. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "herd/data.h"
+#include "sample_check.h"
 
 static int dump(const char *name, const herd_dataset *ds) {
     if (!ds) {
         printf("%s none\n", name);
         return 0;
     }
-    size_t sample = (size_t)ds->c * ds->h * ds->w;
+    size_t sample = (size_t)herd_tensor_numel(&ds->x);
     float *x = malloc(sample * sizeof *x);
     if (!x) return 1;
     double sum = 0;
     long long label_sum = 0;
     char first[256] = "";
     herd_error err = {0};
-    printf("%s n=%lld shape=%dx%dx%d classes=%d\n%s labels=", name, (long long)ds->n, ds->c, ds->h, ds->w,
-           ds->num_classes, name);
+    char shape[96];
+    printf("%s n=%lld x=%s %s classes=%d\n%s labels=", name, (long long)ds->n, herd_dtype_name(ds->x.dtype),
+           herd_tensor_shape_str(&ds->x, shape, sizeof shape), ds->num_classes, name);
     for (int64_t i = 0; i < ds->n; i++) {
         int32_t y;
-        if (ds->ops->get(ds, i, x, &y, &err) != HERD_OK) {
+        if (get_f32(ds, i, x, &y, &err) != HERD_OK) {
             fprintf(stderr, "data_dump: %s\n", err.msg);
             free(x);
             return 1;
