@@ -267,6 +267,19 @@ int main(void) {
     herd_dataset_close(tab);
 
     test_cache_dtype();
+
+    /* the one u8 -> f32 conversion: k / 255.0f for every k, in place as out of place, for a
+     * length that is no multiple of its chunk */
+    enum { L = 1000 };
+    float conv[L], inplace[L];
+    uint8_t bytes[L];
+    for (int i = 0; i < L; i++) bytes[i] = (uint8_t)(i * 91 + 7);
+    memcpy(inplace, bytes, L);
+    herd_samples_to_f32(HERD_U8, bytes, L, conv);
+    herd_samples_to_f32(HERD_U8, inplace, L, inplace);
+    int conv_bad = 0;
+    for (int i = 0; i < L; i++) conv_bad += conv[i] != (float)bytes[i] / 255.0f || inplace[i] != conv[i];
+    CHECK(conv_bad == 0, "%d of %d u8 values converted wrongly (in place or not)", conv_bad, L);
     herd_sampler_free(&s);
     herd_dataset_close(ds);
     free(ref), free(got), free(ry), free(gy);
