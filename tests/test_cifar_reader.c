@@ -119,7 +119,8 @@ static void test_dir(void) {
     snprintf(p, sizeof p, "%s/test_batch.bin", sub);
     write_batch(p, 9, 3, -1);
     st = herd_data_open(sub, &tr, &te, &err);
-    CHECK(st == HERD_OK && tr && te && tr->n == 10 && te->n == 3 && sample_is(te, HERD_U8, "3x32x32"), "train+test: %s", err.msg);
+    CHECK(st == HERD_OK && tr && te && tr->n == 10 && te->n == 3 && sample_is(te, HERD_U8, "3x32x32"),
+          "train+test: %s", err.msg);
     if (st == HERD_OK) {
         float x[3072];
         int32_t y;

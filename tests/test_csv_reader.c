@@ -64,7 +64,8 @@ int main(void) {
     /* the label column chosen by name; LF line ends, no trailing newline; a UTF-8 BOM */
     write_text("\xEF\xBB\xBF" "a,cls\n1,1\n2,0");
     st = herd_csv_open(&ds, path, "cls", &err);
-    CHECK(st == HERD_OK && ds->n == 2 && sample_is(ds, HERD_F32, "1") && ds->num_classes == 2, "label=cls: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 2 && sample_is(ds, HERD_F32, "1") && ds->num_classes == 2, "label=cls: %s",
+          err.msg);
     herd_dataset_close(ds);
 
     expect_error("a,b,label\n1,2,0\n1,2\n", NULL, ":3: 2 fields, header has 3");

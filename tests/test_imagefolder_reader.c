@@ -73,7 +73,8 @@ int main(void) {
     put_png("test/b_dog/t.png", light, 4, 4, 1);
 
     herd_status st = open_root(&ds, "train", 3, 4, 4, &err);
-    CHECK(st == HERD_OK && ds->n == 4 && ds->num_classes == 3 && sample_is(ds, HERD_U8, "3x4x4"), "train folder: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 4 && ds->num_classes == 3 && sample_is(ds, HERD_U8, "3x4x4"),
+          "train folder: %s", err.msg);
     if (st == HERD_OK) {
         float x[48];
         int32_t y;

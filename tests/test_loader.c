@@ -101,7 +101,8 @@ static void test_cache_dtype(void) {
     float one[3 * P];
     herd_dataset_batch(nu, idx, 3, one, yb, &err);
     herd_dataset_batch(nf, idx, 3, b, ya, &err);
-    CHECK(memcmp(one, b, sizeof one) == 0 && one[0] != f32[(size_t)5 * P], "herd_dataset_batch of the views differs or is raw");
+    CHECK(memcmp(one, b, sizeof one) == 0 && one[0] != f32[(size_t)5 * P],
+          "herd_dataset_batch of the views differs or is raw");
     herd_dataset_close(nu);
     herd_dataset_close(nf);
     herd_dataset_close(du);

@@ -82,6 +82,17 @@ int main(void) {
     }
     herd_dataset_close(ds);
 
+    /* (N,) features: one value a sample, (1) */
+    write_npy("f1x.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", f4, 3 * sizeof(float));
+    st = open_pair(&ds, "f1x.npy", "f4y.npy", &err);
+    CHECK(st == HERD_OK && sample_is(ds, HERD_F32, "1"), "(N,): %s %s", err.msg, sample_desc(ds));
+    if (st == HERD_OK) {
+        float x1;
+        int32_t y;
+        CHECK(get_f32(ds, 2, &x1, &y, &err) == HERD_OK && x1 == f4[2] && y == y3[2], "(N,) sample 2: %g", x1);
+    }
+    herd_dataset_close(ds);
+
     /* uint8 (N,H,W) scaled like images; version 2.0 header; int32 labels of shape (N, 1) */
     uint8_t u1[2 * 2 * 3] = {0, 255, 51, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     int32_t y2[2] = {1, 0};

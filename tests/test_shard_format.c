@@ -85,8 +85,8 @@ static void test_typed_samples(void) {
           err.msg, sample_desc(back));
     uint8_t xa[4], xb[4];
     int32_t ya, yb;
-    CHECK(back && herd_dataset_get(u8, 5, xa, &ya, &err) == HERD_OK && herd_dataset_get(back, 5, xb, &yb, &err) == HERD_OK &&
-              memcmp(xa, xb, 4) == 0 && ya == yb,
+    CHECK(back && herd_dataset_get(u8, 5, xa, &ya, &err) == HERD_OK &&
+              herd_dataset_get(back, 5, xb, &yb, &err) == HERD_OK && memcmp(xa, xb, 4) == 0 && ya == yb,
           "stored bytes differ: %s", err.msg);
     herd_dataset_close(back);
     /* u8 shard + f32 shard of the same shape: f32 samples, the u8 records as k/255 */

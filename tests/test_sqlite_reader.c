@@ -44,7 +44,8 @@ int main(void) {
     herd_error err = {0};
     herd_dataset *ds = NULL;
     herd_status st = herd_sqlite_open(&ds, db, "SELECT a, b, c, label FROM t ORDER BY rowid", NULL, &err);
-    CHECK(st == HERD_OK && ds->n == 3 && sample_is(ds, HERD_F32, "3") && ds->num_classes == 3, "good query: %s", err.msg);
+    CHECK(st == HERD_OK && ds->n == 3 && sample_is(ds, HERD_F32, "3") && ds->num_classes == 3,
+          "good query: %s", err.msg);
     if (st == HERD_OK) {
         float x[3];
         int32_t y;
