@@ -105,7 +105,7 @@ int cmd_bench(int argc, char **argv) {
         {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "loader mode: batches prepared ahead (default 2; 0 = in this thread)", 0},
         {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader mode: loader threads (default 1)", 0},
         {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "loader mode: cache decoded samples", 0},
-        {"--cache-mb", OPT_FLOAT, &cache_mb, 1, 1e7, "MB", "loader mode: cache bound (default 1024)", 0},
+        {"--cache-mb", OPT_FLOAT, &cache_mb, 0.1, 1e7, "MB", "loader mode: cache bound (default 1024)", 0},
         {"--augment", OPT_STR, &augment, 0, 0, "LIST", "loader mode: none, crop, flip or crop,flip", 0},
         {0},
     };

@@ -238,7 +238,7 @@ int cmd_train(int argc, char **argv) {
         {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "batches prepared ahead by loader threads (default 2; 0 = load in the training thread)", 0},
         {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader threads when --prefetch > 0 (default 1)", 0},
         {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "keep decoded samples in memory (for sources whose reads are expensive: PNG/JPEG, TFRecord, shards)", 0},
-        {"--cache-mb", OPT_FLOAT, &cache_mb, 1, 1e7, "MB", "--cache: memory bound in MiB (default 1024); samples beyond it are read each time", 0},
+        {"--cache-mb", OPT_FLOAT, &cache_mb, 0.1, 1e7, "MB", "--cache: memory bound in MiB (default 1024); samples beyond it are read each time", 0},
         {"--augment", OPT_STR, &augment, 0, 0, "LIST", "training augmentation: none (default), crop (random crop, zero padding 4), flip (horizontal), or crop,flip; seeded by --seed, epoch and sample", 0},
         {"--normalize", OPT_STR, &normalize, 0, 0, "MODE", "none (default) or auto: (x - mean) / std per channel, from the training data's stats (computed once at start; also applied to validation and test)", 0},
         {0},
