@@ -76,6 +76,9 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
 const char *herd_model_notes(const herd_model *m);
 
 void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w);
+/* Inputs the model reads (`input` lines). The data path feeds the first only: models with more
+ * are refused by the trainer, herd_fit/herd_predict, eval and predict for now. */
+int herd_model_input_count(const herd_model *m);
 /* The batch size the last herd_model_prepare planned for (0 before any). */
 int herd_model_max_batch(const herd_model *m);
 int herd_model_output_size(const herd_model *m);

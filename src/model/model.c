@@ -364,6 +364,8 @@ void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
     *c = m->in_c, *h = m->in_h, *w = m->in_w;
 }
 
+int herd_model_input_count(const herd_model *m) { return m->n_inputs; }
+
 int herd_model_max_batch(const herd_model *m) { return m->arena ? m->max_batch : 0; }
 
 int herd_model_output_size(const herd_model *m) { return (int)m->nodes[m->n_nodes - 1].numel; }

@@ -24,6 +24,9 @@ static herd_status sample_of(const herd_model *m, const herd_tensor *x, const ch
                              herd_error *err) {
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
+    if (herd_model_input_count(m) != 1)
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: the model has %d inputs; x feeds one", who,
+                         herd_model_input_count(m));
     if (x->ndim < 1 || x->dims[0] < 1 || !x->data || herd_tensor_numel(x) < 0)
         return herd_fail(err, HERD_EARG, "%s: x must be (N, sample dims...) with N >= 1 and data", who);
     *row = herd_tensor_make(x->dtype, x->ndim - 1, x->dims + 1, NULL);

@@ -31,6 +31,9 @@ static herd_status check_labels(const herd_dataset *ds, herd_error *err) {
 }
 
 static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_error *err) {
+    if (herd_model_input_count(m) != 1)
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: the model has %d inputs, but data sources feed one", ds->source,
+                         herd_model_input_count(m));
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
     herd_status st = herd_data_check_input(&ds->x, ds->source, c, h, w, err);
