@@ -2,6 +2,7 @@
  * get() copies one sample (u8 as it is, other dtypes converted to f32); labels (N integers)
  * are read and checked at open. */
 #include "herd/data.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -384,4 +385,31 @@ fail:
     free(im);
     free(ds);
     return st;
+}
+
+herd_status herd_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims, herd_error *err) {
+    if (ndim < 1 || ndim > 8) return herd_fail(err, HERD_EARG, "%s: %d dimensions (1..8)", path, ndim);
+    char shape[256] = "";
+    size_t len = 0, count = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] < 0 || !herd_mul_size(count, (size_t)dims[d], &count))
+            return herd_fail(err, HERD_EARG, "%s: array shape out of range", path);
+        len += (size_t)snprintf(shape + len, sizeof shape - len, "%lld,%s", (long long)dims[d],
+                                ndim > 1 && d < ndim - 1 ? " " : "");
+    }
+    if (ndim > 1) shape[len - 1] = 0; /* "(2, 3)" but "(5,)" */
+    char header[384];
+    int n = snprintf(header + 10, sizeof header - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
+                     shape);
+    size_t total = 10 + (size_t)n + 1, padded = (total + 63) / 64 * 64; /* the data starts 64-aligned */
+    memcpy(header, "\x93NUMPY\x01\x00", 8);
+    header[8] = (char)((padded - 10) & 0xff), header[9] = (char)((padded - 10) >> 8);
+    memset(header + 10 + n, ' ', padded - 10 - (size_t)n - 1);
+    header[padded - 1] = '\n';
+    size_t bytes;
+    if (!herd_mul_size(count, sizeof(float), &bytes)) return herd_fail(err, HERD_EARG, "%s: array too large", path);
+    /* little-endian on every host herd builds on (x86-64, aarch64) */
+    const void *chunks[2] = {header, data};
+    size_t lens[2] = {padded, bytes};
+    return io_write_file_atomic(path, chunks, lens, 2, NULL, err);
 }
