@@ -19,6 +19,20 @@ static void test_errors(void) {
     CHECK(strlen(err.msg) == sizeof err.msg - 1, "long messages are truncated");
     herd_fail_prefix(&err, "%s", big);
     CHECK(strlen(err.msg) <= sizeof err.msg - 1, "prefix of a long message stays bounded");
+    /* a long path loses its middle, not the cause at the end of the message */
+    char path[2400];
+    strcpy(path, "/data/start");
+    for (size_t k = strlen(path); k < sizeof path - 20; k += 10) memcpy(path + k, "/deep/dirs", 11);
+    strcat(path, "/train.npy");
+    herd_fail(&err, HERD_EFORMAT, "%s: shape (3, 4) needs 48 bytes of data, the file has 12", path);
+    CHECK(strlen(err.msg) == sizeof err.msg - 1 && strncmp(err.msg, "/data/start", 11) == 0 &&
+              strstr(err.msg, "...") && strstr(err.msg, "train.npy: shape (3, 4) needs 48 bytes of data, the file has 12"),
+          "long path shortened in the middle, cause kept: '%s'", err.msg);
+    herd_fail(&err, HERD_EIO, "%s: cannot open", path);
+    herd_fail_prefix(&err, "loading %s", path);
+    CHECK(strlen(err.msg) <= sizeof err.msg - 1 && strncmp(err.msg, "loading /data/start", 19) == 0 &&
+              strstr(err.msg, "train.npy: cannot open") == err.msg + strlen(err.msg) - strlen("train.npy: cannot open"),
+          "prefix + long paths keep both ends: '%s'", err.msg);
     size_t out;
     CHECK(!herd_mul_size(SIZE_MAX / 2, 3, &out), "overflow detected");
     CHECK(herd_mul_size(1000, 1000, &out) && out == 1000000, "product");

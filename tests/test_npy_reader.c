@@ -146,6 +146,10 @@ int main(void) {
     write_npy("huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", f4,
               sizeof f4);
     expect_error("huge.npy", "f4y.npy", "huge.npy", "needs more than");
+    /* the element count fits in 64 bits, count x 4 bytes does not: never "needs 0 bytes" (the wrapped product) */
+    write_npy("wrap.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", f4,
+              sizeof f4);
+    expect_error("wrap.npy", "f4y.npy", "wrap.npy", "needs more than 18446744073709551615 bytes of data, the file has 24");
     write_npy("nodict.npy", 1, "['descr', '<f4']", f4, sizeof f4);
     expect_error("nodict.npy", "f4y.npy", "nodict.npy", "bad header dict");
     write_npy("nokey.npy", 1, "{'descr': '<f4', 'shape': (3, 2), }", f4, sizeof f4);

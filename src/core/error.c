@@ -27,13 +27,68 @@ static void strip_newlines(char *s) {
         if (*s == '\n' || *s == '\r') *s = ' ';
 }
 
+/* Copies the len-byte message s into dst (cap bytes). A message too long to fit loses the
+ * middle of its longest words first (a long path keeps its start and its file name), so the
+ * cause at the end stays visible; only a message without long words loses its own middle. */
+static void fit_message(char *dst, size_t cap, char *s, size_t len) {
+    const size_t keep = 12; /* characters kept at each end of a shortened word */
+    while (len > cap - 1) {
+        size_t best = 0, best_len = 0;
+        for (size_t i = 0; i < len;) {
+            size_t j = i;
+            while (j < len && s[j] != ' ') j++;
+            if (j - i > best_len) best = i, best_len = j - i;
+            i = j + 1;
+        }
+        if (best_len < 2 * keep + 4) break;
+        size_t cut = len - (cap - 1) + 3; /* the bytes to remove, "..." included */
+        if (cut > best_len - 2 * keep) cut = best_len - 2 * keep;
+        size_t at = best + (best_len - cut) / 2;
+        memcpy(s + at, "...", 3);
+        memmove(s + at + 3, s + at + cut, len - at - cut + 1);
+        len -= cut - 3;
+    }
+    if (len > cap - 1) { /* no long word left: keep both ends of the message */
+        size_t head = (cap - 4) / 2, tail = cap - 4 - head;
+        memcpy(dst, s, head);
+        memcpy(dst + head, "...", 3);
+        memcpy(dst + head + 3, s + len - tail, tail);
+        dst[cap - 1] = '\0';
+    } else {
+        memcpy(dst, s, len + 1);
+    }
+    strip_newlines(dst);
+}
+
+/* The formatted text in a heap buffer (NULL if out of memory), its length in *len. */
+static char *format_alloc(size_t *len, const char *fmt, va_list ap) {
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0) n = 0;
+    char *s = malloc((size_t)n + 1);
+    if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
+    *len = (size_t)n;
+    return s;
+}
+
 herd_status herd_fail(herd_error *err, herd_status st, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        size_t len;
+        char *s = format_alloc(&len, fmt, ap);
         va_end(ap);
-        strip_newlines(err->msg);
+        if (s) {
+            fit_message(err->msg, sizeof err->msg, s, len);
+            free(s);
+        } else {
+            va_start(ap, fmt);
+            vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+            va_end(ap);
+            strip_newlines(err->msg);
+        }
         err->status = st;
     }
     return st;
@@ -41,21 +96,24 @@ herd_status herd_fail(herd_error *err, herd_status st, const char *fmt, ...) {
 
 herd_status herd_fail_prefix(herd_error *err, const char *fmt, ...) {
     if (!err) return HERD_EINTERNAL;
-    char prefix[512], old[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    size_t plen;
+    char *prefix = format_alloc(&plen, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    size_t k = strlen(prefix);
-    if (k > sizeof err->msg - 3) k = sizeof err->msg - 3;
-    memcpy(err->msg, prefix, k);
-    memcpy(err->msg + k, ": ", 2);
-    size_t room = sizeof err->msg - k - 3, olen = strnlen(old, sizeof old - 1);
-    if (olen > room) olen = room;
-    memcpy(err->msg + k + 2, old, olen);
-    err->msg[k + 2 + olen] = '\0';
-    strip_newlines(err->msg);
+    size_t olen = strnlen(err->msg, sizeof err->msg - 1);
+    char *s = prefix ? malloc(plen + 2 + olen + 1) : NULL;
+    if (!s) { /* out of memory: the old message stays, it names the cause */
+        free(prefix);
+        return err->status;
+    }
+    memcpy(s, prefix, plen);
+    memcpy(s + plen, ": ", 2);
+    memcpy(s + plen + 2, err->msg, olen);
+    s[plen + 2 + olen] = '\0';
+    fit_message(err->msg, sizeof err->msg, s, plen + 2 + olen);
+    free(prefix);
+    free(s);
     return err->status;
 }
 

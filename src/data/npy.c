@@ -226,10 +226,10 @@ static herd_status npy_map(const char *path, npy_array *a, herd_error *err) {
     char shape[160];
     shape_text(a, shape, sizeof shape);
     size_t have = a->map_len - hdr_at - hdr_len;
-    if (count == (size_t)-1 || !herd_mul_size(count, a->dtype->size, &bytes) || bytes != have) {
+    int too_big = count == (size_t)-1 || !herd_mul_size(count, a->dtype->size, &bytes);
+    if (too_big || bytes != have) { /* an overflowing product is reported as such, never as its wrapped value */
         st = herd_fail(err, HERD_EFORMAT, "%s: shape %s of %s needs %s%zu bytes of data, the file has %zu", path,
-                       shape, a->dtype->descr, count == (size_t)-1 ? "more than " : "",
-                       count == (size_t)-1 ? (size_t)-1 : count * a->dtype->size, have);
+                       shape, a->dtype->descr, too_big ? "more than " : "", too_big ? SIZE_MAX : bytes, have);
         goto fail;
     }
     a->data = b + hdr_at + hdr_len;
