@@ -2,6 +2,7 @@
  * get() copies one sample (u8 as it is, other dtypes converted to f32); labels (N integers)
  * are read and checked at open. */
 #include "herd/data.h"
+#include "data/mapped_read.h"
 #include "io/atomic_file.h"
 
 #include <errno.h>
@@ -268,11 +269,10 @@ static double npy_value(const npy_array *a, size_t k) {
     return 0;
 }
 
-static herd_status npy_get(const herd_dataset *ds, int64_t i, void *xv, void *y, herd_error *err) {
+/* get() proper, reading the mapped file: npy_get runs it under the SIGBUS guard. */
+static herd_status npy_get_mapped(const herd_dataset *ds, int64_t i, void *xv, void *y, herd_error *err) {
+    (void)err;
     const npy_impl *im = ds->impl;
-    if (i < 0 || i >= ds->n)
-        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
-                         (long long)ds->n);
     size_t base = (size_t)i * im->sample;
     if (im->x.dtype->kind == NPY_U1 || im->x.dtype->kind == NPY_F4) { /* the stored dtype itself */
         memcpy(xv, im->x.data + base * im->x.dtype->size, im->sample * im->x.dtype->size);
@@ -282,6 +282,13 @@ static herd_status npy_get(const herd_dataset *ds, int64_t i, void *xv, void *y,
     }
     memcpy(y, &im->labels[i], sizeof im->labels[i]);
     return HERD_OK;
+}
+
+static herd_status npy_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+    if (i < 0 || i >= ds->n)
+        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
+                         (long long)ds->n);
+    return mapped_get_guarded(ds->source, npy_get_mapped, ds, i, x, y, err);
 }
 
 static void npy_close(herd_dataset *ds) {

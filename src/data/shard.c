@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/mapped_read.h"
 #include "io/atomic_file.h"
 #include "io/crc32c.h"
 
@@ -242,18 +243,21 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
     return HERD_OK;
 }
 
-static herd_status shard_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
-    const shard_impl *im = ds->impl;
-    if (i < 0 || i >= ds->n)
-        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
-                         (long long)ds->n);
-    int lo = 0, hi = im->nfiles - 1; /* the last file whose first record is <= i */
+/* The shard holding sample i (0 <= i < n): the last file whose first record is <= i. */
+static const shard_file *shard_file_of(const shard_impl *im, int64_t i) {
+    int lo = 0, hi = im->nfiles - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
         if (im->files[mid].first <= i) lo = mid;
         else hi = mid - 1;
     }
-    const shard_file *f = &im->files[lo];
+    return &im->files[lo];
+}
+
+/* get() proper, reading the mapped shard: shard_get runs it under the SIGBUS guard. */
+static herd_status shard_get_mapped(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+    const shard_impl *im = ds->impl;
+    const shard_file *f = shard_file_of(im, i);
     int64_t r = i - f->first;
     const uint8_t *e = f->index + (size_t)r * ENTRY_BYTES;
     const uint8_t *rec = f->map + get_le(e, 8);
@@ -269,6 +273,13 @@ static herd_status shard_get(const herd_dataset *ds, int64_t i, void *x, void *y
     int32_t label = (int32_t)get_le(e + 12, 4);
     memcpy(y, &label, sizeof label);
     return HERD_OK;
+}
+
+static herd_status shard_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+    if (i < 0 || i >= ds->n)
+        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
+                         (long long)ds->n);
+    return mapped_get_guarded(shard_file_of(ds->impl, i)->path, shard_get_mapped, ds, i, x, y, err);
 }
 
 static void shard_close(herd_dataset *ds) {
