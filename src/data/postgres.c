@@ -3,7 +3,9 @@
  * a float32 table (numeric feature columns and an integer label column chosen by name). */
 #include "herd/data.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,12 @@
 #include "data/row_table.h"
 
 #define FETCH_ROWS "1000"
+/* Bounds when the URL gives none: connecting (libpq's connect_timeout, seconds), and each
+ * statement (the server's statement_timeout); the client waits PG_REPLY_GRACE_S longer for
+ * the server's own timeout message before giving up on it. */
+#define PG_CONNECT_TIMEOUT "10"
+#define PG_STATEMENT_TIMEOUT "-c statement_timeout=300s"
+#define PG_REPLY_GRACE_S 5
 
 /* libpq prints notices to stderr by default; a library does not print. */
 static void pg_quiet(void *arg, const char *message) {
@@ -40,10 +48,71 @@ static herd_status pg_fail(herd_error *err, herd_status st, const char *source, 
     return herd_fail(err, st, "%s: %s: %.*s", source, what, (int)n, msg);
 }
 
+/* The value of a connection option as libpq resolved it ("" when unset). */
+static void pg_option(PGconn *c, const char *key, char *out, size_t cap) {
+    PQconninfoOption *opts = PQconninfo(c);
+    out[0] = 0;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (o->val && !strcmp(o->keyword, key)) snprintf(out, cap, "%s", o->val);
+    PQconninfoFree(opts);
+}
+
+/* The statement_timeout (seconds) the connection's `options` set, as -c statement_timeout=N or
+ * --statement_timeout=N with PostgreSQL's units (ms when none); -1 when they set none. */
+static double pg_statement_timeout(PGconn *c) {
+    char opts[512];
+    pg_option(c, "options", opts, sizeof opts);
+    const char *at = strstr(opts, "statement_timeout=");
+    if (!at) return -1;
+    char *end;
+    double v = strtod(at + strlen("statement_timeout="), &end);
+    if (end == at + strlen("statement_timeout=") || !(v >= 0)) return -1;
+    static const struct {
+        const char *unit;
+        double seconds;
+    } units[] = {{"min", 60}, {"ms", 1e-3}, {"s", 1}, {"h", 3600}, {"d", 86400}};
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
+        if (!strncmp(end, units[u].unit, strlen(units[u].unit))) return v * units[u].seconds;
+    return v * 1e-3;
+}
+
+/* PQexec with a bound: the server gets the statement_timeout (herd's default, or the URL's
+ * options), and the client waits for the reply at most that long plus PG_REPLY_GRACE_S, so a
+ * server that accepts and then never answers is an error too (bound <= 0: no client bound,
+ * as the URL asked with statement_timeout=0). NULL with the message in c on failure. */
+static PGresult *pg_exec_bounded(PGconn *c, const char *sql, double bound, const char *source, herd_error *err,
+                                 int *timed_out) {
+    *timed_out = 0;
+    if (!PQsendQuery(c, sql)) return NULL;
+    double deadline = herd_now() + bound;
+    while (PQisBusy(c)) {
+        int ms = -1;
+        if (bound > 0) {
+            double left = deadline - herd_now();
+            if (left <= 0) {
+                *timed_out = 1;
+                herd_fail(err, HERD_EIO, "%s: no reply from the server within %.0f s (the statement_timeout plus "
+                          "%d s); it accepted the connection but stopped answering", source, bound, PG_REPLY_GRACE_S);
+                return NULL;
+            }
+            ms = (int)(left * 1000) + 1;
+        }
+        struct pollfd p = {PQsocket(c), POLLIN, 0};
+        int r = poll(&p, 1, ms);
+        if (r < 0 && errno != EINTR) return NULL;
+        if (r > 0 && !PQconsumeInput(c)) return NULL;
+    }
+    PGresult *res = PQgetResult(c), *extra;
+    while ((extra = PQgetResult(c))) PQclear(extra); /* one statement: nothing follows but the end */
+    return res;
+}
+
 /* Runs sql and checks its status; on failure the server's primary message. */
-static herd_status pg_exec(PGconn *c, const char *sql, ExecStatusType want, PGresult **res, const char *source,
-                           const char *what, herd_error *err) {
-    *res = PQexec(c, sql);
+static herd_status pg_exec(PGconn *c, const char *sql, ExecStatusType want, PGresult **res, double bound,
+                           const char *source, const char *what, herd_error *err) {
+    int timed_out;
+    *res = pg_exec_bounded(c, sql, bound, source, err, &timed_out);
+    if (timed_out) return HERD_EIO;
     if (*res && PQresultStatus(*res) == want) return HERD_OK;
     herd_status st;
     if (!*res) {
@@ -73,13 +142,27 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
     *out = NULL;
     if (!label_column || !*label_column) label_column = "label";
     pg_source(conninfo, source, sizeof source);
-    c = PQconnectdb(conninfo);
+    /* herd's defaults come before the URL, whose own connect_timeout and options win (libpq
+     * expands dbname in place); PGCONNECT_TIMEOUT / PGOPTIONS in the environment win too */
+    const char *keys[] = {"connect_timeout", "options", "dbname", NULL};
+    const char *vals[] = {getenv("PGCONNECT_TIMEOUT") ? NULL : PG_CONNECT_TIMEOUT,
+                          getenv("PGOPTIONS") ? NULL : PG_STATEMENT_TIMEOUT, conninfo, NULL};
+    c = PQconnectdbParams(keys, vals, 1);
     if (!c || PQstatus(c) != CONNECTION_OK) {
-        st = pg_fail(err, HERD_EIO, source, "cannot connect", c ? PQerrorMessage(c) : "out of memory");
+        const char *why = c ? PQerrorMessage(c) : "out of memory";
+        char msg[600], limit[32];
+        if (c && strstr(why, "timeout expired")) { /* libpq's words alone do not say which bound */
+            pg_option(c, "connect_timeout", limit, sizeof limit);
+            snprintf(msg, sizeof msg, "no answer within the connect_timeout of %s s (connect_timeout= in the URL "
+                     "sets it): %.*s", limit, (int)strcspn(why, "\n"), why);
+            why = msg;
+        }
+        st = pg_fail(err, HERD_EIO, source, "cannot connect", why);
         goto done;
     }
+    double statement_s = pg_statement_timeout(c), bound = statement_s > 0 ? statement_s + PG_REPLY_GRACE_S : 0;
     PQsetNoticeProcessor(c, pg_quiet, NULL);
-    if ((st = pg_exec(c, "BEGIN TRANSACTION READ ONLY", PGRES_COMMAND_OK, &res, source, "begin", err)) != HERD_OK)
+    if ((st = pg_exec(c, "BEGIN TRANSACTION READ ONLY", PGRES_COMMAND_OK, &res, bound, source, "begin", err)) != HERD_OK)
         goto done;
     PQclear(res);
     static const char prefix[] = "DECLARE herd_rows NO SCROLL CURSOR FOR ";
@@ -90,10 +173,10 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
     }
     memcpy(declare, prefix, sizeof prefix - 1);
     memcpy(declare + sizeof prefix - 1, query, qlen + 1);
-    if ((st = pg_exec(c, declare, PGRES_COMMAND_OK, &res, source, "query", err)) != HERD_OK) goto done;
+    if ((st = pg_exec(c, declare, PGRES_COMMAND_OK, &res, bound, source, "query", err)) != HERD_OK) goto done;
     PQclear(res);
     for (int first = 1;; first = 0) {
-        if ((st = pg_exec(c, "FETCH FORWARD " FETCH_ROWS " FROM herd_rows", PGRES_TUPLES_OK, &res, source, "query",
+        if ((st = pg_exec(c, "FETCH FORWARD " FETCH_ROWS " FROM herd_rows", PGRES_TUPLES_OK, &res, bound, source, "query",
                           err)) != HERD_OK)
             goto done;
         if (first) {
@@ -141,7 +224,7 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
     PQclear(res);
     res = NULL;
     /* Ending the read-only transaction closes the cursor; a failure here loses nothing. */
-    if (pg_exec(c, "COMMIT", PGRES_COMMAND_OK, &res, source, "commit", NULL) == HERD_OK) PQclear(res);
+    if (pg_exec(c, "COMMIT", PGRES_COMMAND_OK, &res, bound, source, "commit", NULL) == HERD_OK) PQclear(res);
     res = NULL;
     st = row_table_finish(&t, out, source, err);
 done:
