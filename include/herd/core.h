@@ -21,7 +21,8 @@ typedef enum herd_status {
     HERD_EARG = -6,         /* bad argument or option value */
     HERD_EUNSUPPORTED = -7, /* valid request that this build cannot do */
     HERD_ENUMERIC = -8,     /* NaN/Inf where a finite number is required */
-    HERD_EINTERNAL = -9     /* an invariant broke; report as a bug */
+    HERD_EINTERNAL = -9,    /* an invariant broke; report as a bug */
+    HERD_ESTOPPED = -10     /* stopped on request (herd_train_config.stop) at a step boundary */
 } herd_status;
 
 /* Filled by any failing call; msg is one line without a trailing newline. */

@@ -4,6 +4,7 @@
 #ifndef HERD_TRAIN_H
 #define HERD_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "herd/core.h"
@@ -60,6 +61,10 @@ typedef struct herd_train_config {
     /* herd_train reads batches through a loader (include/herd/data.h): prefetch threads,
      * cache, augmentation; the defaults (all 0) load each batch in the training thread */
     herd_loader_config loader;
+    /* when set: once *stop is non-zero (a signal handler may set it), herd_train stops after the
+     * step in progress and the checkpoint due with it, and returns HERD_ESTOPPED. With a
+     * strategy only the rank that writes checkpoints looks at it (the caller then ends the job). */
+    const volatile sig_atomic_t *stop;
 } herd_train_config;
 
 
@@ -81,6 +86,11 @@ typedef struct herd_train_callbacks {
     void (*epoch_begin)(void *user, int epoch, int epochs, int64_t steps);
     void (*step)(void *user, int64_t step, double running_loss, double running_accuracy);
     void (*epoch_end)(void *user, const herd_epoch_stats *stats);
+    /* optional: a one-line note for the user (a damaged newest checkpoint skipped on resume,
+     * temp files of an interrupted run removed) */
+    void (*notice)(void *user, const char *msg);
+    /* optional: the checkpoint just written (resumed = 0) or resumed from (resumed = 1) */
+    void (*checkpoint)(void *user, const char *path, int resumed);
 } herd_train_callbacks;
 
 /* One training step at a time, for callers that drive their own loop (herd bench,

@@ -47,6 +47,9 @@ herd_status cli_pipeline_cuts(const herd_model *m, int stages, const char *split
 
 /* 1 if path names an ONNX model (ends in .onnx), which every command takes in place of a spec. */
 int cli_is_onnx(const char *path);
+/* An output file the run will write at its end (--save, --trace): checked at start by creating
+ * and removing a file in its directory, so a missing or read-only place fails before training. */
+herd_status cli_check_output(const char *path, const char *option, herd_error *err);
 /* A spec initialised from seed, or an ONNX model with its weights. */
 herd_status cli_load_model(const char *path, uint64_t seed, herd_model **out, herd_error *err);
 

@@ -18,6 +18,7 @@
 #include "herd/tensorboard.h"
 #include "herd/trace.h"
 #include "herd/train.h"
+#include "io/atomic_file.h"
 
 typedef struct train_ui {
     progress bar;
@@ -36,14 +37,69 @@ typedef struct train_ui {
     int rank;
     int64_t steps_run;
     double elapsed; /* training seconds so far, without evaluation */
+    const char *json_path;
+    char last_checkpoint[4096]; /* written or resumed from; "" when none */
+    herd_error output_err;      /* the first output that could not be written (status != 0) */
 } train_ui;
 
-/* A failed event write warns once and stops TensorBoard logging; training goes on. */
+/* Stop requests, looked at by herd_train after each step: the signal (SIGINT, SIGTERM) that
+ * asked, or -1 when an output could not be written. */
+static volatile sig_atomic_t g_stop;
+static int g_rank; /* the signal handler prints on rank 0 only */
+
+static void say(const char *msg) {
+    if (g_rank == 0) {
+        ssize_t k = write(STDERR_FILENO, msg, strlen(msg));
+        (void)k;
+    }
+}
+
+/* First SIGINT/SIGTERM: stop after the step in progress (and the checkpoint due with it).
+ * Second: remove the temp file of a write in progress and stop at once. */
+static void on_signal(int sig) {
+    if (g_stop) {
+        io_atomic_remove_inflight();
+        say("herd: stopped at once (second signal); the last complete checkpoint stays\n");
+        _exit(128 + sig);
+    }
+    g_stop = sig;
+    say("herd: stopping after the current step (press Ctrl-C again to stop at once)\n");
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The rule for every output herd writes (--log-json, --tensorboard, --trace, --save, checkpoints):
+ * a write error stops the run after the current step with one line naming the file, exit 1;
+ * what was written before stays. */
+static void output_failed(train_ui *ui, const herd_error *err) {
+    if (!ui->output_err.status) ui->output_err = *err;
+    g_stop = -1;
+}
+
+/* A failed event write stops the run (output_failed) and TensorBoard logging. */
 static void tb_check(train_ui *ui, herd_status st, const herd_error *err) {
     if (st == HERD_OK) return;
-    cli_error("warning: TensorBoard logging stopped: %s", err->msg);
+    output_failed(ui, err);
     herd_tb_close(ui->tb, NULL);
     ui->tb = NULL;
+}
+
+static void on_notice(void *user, const char *msg) {
+    (void)user;
+    cli_error("note: %s", msg);
+}
+
+static void on_checkpoint(void *user, const char *path, int resumed) {
+    train_ui *ui = user;
+    snprintf(ui->last_checkpoint, sizeof ui->last_checkpoint, "%s", path);
+    if (resumed && ui->show) printf("herd: resuming from %s\n", path);
 }
 
 /* grad_norm/LAYER (the L2 norm of all of that layer's parameter gradients) for every layer with
@@ -141,7 +197,13 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
                 "{\"epoch\": %d, \"loss\": %.6f, \"accuracy\": %.6f, \"val_loss\": %s, \"val_accuracy\": %s, "
                 "\"seconds\": %.3f, \"images_per_second\": %.1f, \"lr\": %.6g%s}\n",
                 s->epoch, s->loss, s->accuracy, vl, va, s->seconds, s->images_per_second, s->lr, test);
-        fflush(ui->json);
+        if (fflush(ui->json) != 0 || ferror(ui->json)) {
+            herd_error err;
+            herd_fail(&err, HERD_EIO, "%s: cannot write the JSON log: %s", ui->json_path, strerror(errno));
+            output_failed(ui, &err);
+            fclose(ui->json);
+            ui->json = NULL;
+        }
     }
     if (ui->tb) {
         const struct {
@@ -171,6 +233,36 @@ static void print_run_summary(const herd_train_phases *p, double seconds, int wo
            100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
     printf("  peak memory %.1f MiB (planned activations %.1f MiB)\n", ru.ru_maxrss / 1024.0,
            herd_model_planned_bytes(m) / 1048576.0);
+}
+
+/* The job's layout: everything checkable from the options and the spec alone, so the same
+ * answer comes before herd launches workers (world = -n) and on every rank of a job that
+ * any launcher started. */
+typedef struct train_layout {
+    int ps, pipeline, servers, stages, microbatches, batch, deterministic, det_groups, bf16;
+    const char *split, *ckpt_dir, *resume;
+} train_layout;
+
+static herd_status check_layout(const train_layout *l, const herd_model *m, int world, herd_error *err) {
+    if (l->ps && world <= l->servers)
+        return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (-n %d) than --servers (%d)", world,
+                         l->servers);
+    if (l->ps && (l->ckpt_dir || l->resume))
+        return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --strategy ps yet");
+    if ((l->ps || l->pipeline) && (l->deterministic || (l->pipeline && l->bf16)))
+        return herd_fail(err, HERD_EARG, "--deterministic%s is for --strategy dp", l->pipeline ? " and --grad-compress" : "");
+    if (l->pipeline && world % l->stages != 0)
+        return herd_fail(err, HERD_EARG, "--strategy pipeline needs a number of ranks (-n %d) that --stages %d divides",
+                         world, l->stages);
+    if (!l->ps && !l->pipeline && l->deterministic && l->det_groups % world != 0)
+        return herd_fail(err, HERD_EARG, "--deterministic needs the world size (%d) to divide the %d groups "
+                         "(--det-groups)", world, l->det_groups);
+    int groups = l->deterministic ? l->det_groups : l->ps ? world - l->servers : l->pipeline ? world / l->stages : world;
+    if (l->batch < groups)
+        return herd_fail(err, HERD_EARG, "--batch %d is smaller than the %d %s", l->batch, groups,
+                         l->deterministic ? "deterministic groups" : l->pipeline ? "pipelines" : "workers");
+    int cuts[64];
+    return l->pipeline ? cli_pipeline_cuts(m, l->stages, l->split, l->microbatches, cuts, err) : HERD_OK;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -276,8 +368,6 @@ int cmd_train(int argc, char **argv) {
         cli_error("--tb-grad-norms needs --tb-every STEPS (the steps at which the norms are logged)");
         return 2;
     }
-    if (cli_launch_local(argc, argv, workers, &r)) return r;
-
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL, *fit = NULL, *val = NULL, *norm_base[3] = {NULL, NULL, NULL};
     herd_comm *comm = NULL;
@@ -300,32 +390,47 @@ int cmd_train(int argc, char **argv) {
     if (!cli_find(opts, "--batch")->seen && st->batch > 0) batch = st->batch;
     if (!cli_find(opts, "--epochs")->seen && st->epochs > 0) epochs = st->epochs;
     if (!cli_find(opts, "--weight-decay")->seen && st->weight_decay > 0) weight_decay = st->weight_decay;
-    herd_model_destroy(probe);
+    if (resume && !ckpt_dir) ckpt_dir = resume;
+    if (resume && strcmp(resume, ckpt_dir) != 0) {
+        cli_error("--resume %s and --checkpoint-dir %s differ; give one directory", resume, ckpt_dir);
+        herd_model_destroy(probe);
+        return 2;
+    }
+    train_layout layout = {ps, pipeline, servers, stages, microbatches, batch, deterministic, det_groups, bf16 == 1,
+                           split, ckpt_dir, resume};
+    /* before launching workers: one line and exit 2, not one per rank under MPI's abort banner */
+    if (workers > 1 && !herd_comm_launched() && check_layout(&layout, probe, workers, &err)) {
+        cli_error("%s", err.msg);
+        herd_model_destroy(probe);
+        return 2;
+    }
+    if (cli_launch_local(argc, argv, workers, &r)) {
+        herd_model_destroy(probe);
+        return r;
+    }
 
     if (herd_comm_open(&comm, timeout, &err)) {
         cli_error("%s", err.msg);
+        herd_model_destroy(probe);
         return 1;
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
-    ui.rank = rank;
+    ui.rank = g_rank = rank;
+    /* under any launcher every rank reaches the same verdict: rank 0 says it, all leave cleanly */
+    herd_status layout_st = check_layout(&layout, probe, world, &err);
+    herd_model_destroy(probe);
+    if (layout_st) {
+        if (rank == 0) cli_error("%s", err.msg);
+        herd_comm_close(comm);
+        return 2;
+    }
     if (rank != 0) quiet = 1, log_json = NULL, tensorboard = NULL, save = NULL; /* rank 0 prints and writes files */
+    /* every output location is checked before training, so none fails after it */
+    if (save && cli_check_output(save, "--save", &err)) goto fail;
+    if (trace_path && rank == 0 && cli_check_output(trace_path, "--trace", &err)) goto fail;
     threads = cli_threads(threads, rank);
     int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
-    if (ps && (world <= servers || ckpt_dir || resume)) {
-        herd_fail(&err, HERD_EARG, world <= servers ? "--strategy ps needs more ranks (-n) than --servers"
-                                                    : "checkpoints are not supported with --strategy ps yet");
-        goto fail;
-    }
-    if (pipeline && world % stages != 0) {
-        herd_fail(&err, HERD_EARG, "--strategy pipeline needs a number of ranks (-n) that --stages divides");
-        goto fail;
-    }
     if (groups < 1) groups = 1;
-    if (batch < groups) {
-        herd_fail(&err, HERD_EARG, "--batch %d is smaller than the %d %s", batch, groups,
-                  deterministic ? "deterministic groups" : "ranks");
-        goto fail;
-    }
     int local_batch = (batch + groups - 1) / groups;
     if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed,
                               pipeline ? CLI_PLAN_NO_REUSE : CLI_PLAN_TRAIN, &m))) goto fail_quiet;
@@ -365,6 +470,7 @@ int cmd_train(int argc, char **argv) {
     if (norm == 1 ? cli_normalize(m, normalized, norm_base, 3, rank, world, comm, quiet, &err)
                   : cli_apply_model_norm(m, normalized, norm_base, 3, quiet, &err)) /* --weights with stats */
         goto fail;
+    ui.json_path = log_json;
     if (log_json && !(ui.json = fopen(log_json, "a"))) {
         herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
         goto fail;
@@ -387,11 +493,6 @@ int cmd_train(int argc, char **argv) {
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
     cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;
     cfg.strategy = strategy; /* one process is the strategy with one rank */
-    if (resume && !ckpt_dir) ckpt_dir = resume;
-    if (resume && strcmp(resume, ckpt_dir) != 0) {
-        herd_fail(&err, HERD_EARG, "--resume %s and --checkpoint-dir %s differ; give one directory", resume, ckpt_dir);
-        goto fail;
-    }
     cfg.checkpoint_dir = ckpt_dir;
     cfg.checkpoint_every = ckpt_dir ? (ckpt_every > 0 ? ckpt_every : (fit->n + batch - 1) / batch) : 0;
     cfg.keep_checkpoints = keep_ckpt;
@@ -407,9 +508,27 @@ int cmd_train(int argc, char **argv) {
         rc = 0;
         goto fail;
     }
-    herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end};
+    herd_train_callbacks cb = {&ui, on_epoch_begin, on_step, on_epoch_end, on_notice, on_checkpoint};
+    cfg.stop = &g_stop;
+    catch_stop_signals();
     double t0 = herd_now();
-    if (herd_train(m, fit, val, &cfg, &cb, &err)) goto fail;
+    herd_status train_st = herd_train(m, fit, val, &cfg, &cb, &err);
+    if (ui.output_err.status) { /* an output failed: that is the error, whatever the training did */
+        err = ui.output_err;
+        goto fail;
+    }
+    if (train_st == HERD_ESTOPPED && g_stop > 0) {
+        if (rank == 0) {
+            char dir[4096 + 64] = "";
+            if (ckpt_dir && ui.last_checkpoint[0]) snprintf(dir, sizeof dir, " (continue with --resume %s)", ckpt_dir);
+            cli_error("stopped by %s: %s; %s%s%s", g_stop == SIGINT ? "SIGINT" : "SIGTERM", err.msg,
+                      ui.last_checkpoint[0] ? "the last checkpoint is " : "no checkpoint was written",
+                      ui.last_checkpoint[0] ? ui.last_checkpoint : ckpt_dir ? " yet" : " (no --checkpoint-dir)", dir);
+        }
+        rc = 128 + g_stop;
+        goto fail_quiet;
+    }
+    if (train_st) goto fail;
     double train_seconds = herd_now() - t0;
     if (trace) {
         herd_model_set_trace(m, NULL); /* the test evaluation below is not part of the timeline */
@@ -443,8 +562,11 @@ fail:
         else cli_error("%s", err.msg);
     }
 fail_quiet:
+    if (ui.json && fclose(ui.json) != 0 && !rc) {
+        cli_error("%s: cannot write the JSON log: %s", log_json, strerror(errno));
+        rc = 1;
+    }
     if (rc && world > 1) herd_comm_abort(comm, rc); /* one rank's exit would leave the others waiting */
-    if (ui.json) fclose(ui.json);
     if (ui.tb) {
         herd_error tb_err = {0};
         if (herd_tb_close(ui.tb, &tb_err)) cli_error("warning: %s", tb_err.msg);

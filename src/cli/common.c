@@ -1,6 +1,10 @@
 /* Steps shared by subcommands: opening and preparing a model (a spec or an ONNX file). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -102,4 +106,20 @@ herd_status cli_normalize(herd_model *m, herd_dataset **const *sets, herd_datase
     st = cli_apply_model_norm(m, sets, base, n, 1, err);
     herd_data_stats_free(&s);
     return st;
+}
+
+herd_status cli_check_output(const char *path, const char *option, herd_error *err) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return herd_fail(err, HERD_EIO, "%s: is a directory (%s takes a file name)", path, option);
+    const char *slash = strrchr(path, '/');
+    char probe[4096 + 32];
+    if (!slash) snprintf(probe, sizeof probe, ".herd-probe-XXXXXX");
+    else snprintf(probe, sizeof probe, "%.*s/.herd-probe-XXXXXX", (int)(slash - path), path);
+    int fd = mkstemp(probe); /* a file really created there: permissions, read-only mounts, missing dirs alike */
+    if (fd < 0)
+        return herd_fail(err, HERD_EIO, "%s: cannot write there (%s): %s", path, option, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return HERD_OK;
 }

@@ -18,6 +18,7 @@ const char *herd_status_str(herd_status st) {
     case HERD_EUNSUPPORTED: return "unsupported";
     case HERD_ENUMERIC: return "non-finite value";
     case HERD_EINTERNAL: return "internal error";
+    case HERD_ESTOPPED: return "stopped on request";
     }
     return "unknown status";
 }

@@ -64,6 +64,8 @@ void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *
 float herd_strategy_grad_scale(const herd_strategy *s, int count, int B);
 /* Largest number of samples one group of a global batch of B can hold (plan the model for it). */
 int herd_strategy_max_group(const herd_strategy *s, int B);
+/* --deterministic: the fixed number of micro-groups per batch; 0 without it. */
+int herd_strategy_deterministic_groups(const herd_strategy *s);
 /* Number of groups this rank computes per step (1 unless deterministic). */
 int herd_strategy_groups(const herd_strategy *s);
 /* Group g (0-based, of this rank) covers samples [*lo, *lo + *count) of a global batch of B;

@@ -4,11 +4,29 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The temp file of the write in progress, for io_atomic_remove_inflight (a signal handler):
+ * a fixed buffer and a flag, since the handler may only make async-signal-safe calls. */
+static char inflight[4096];
+static volatile sig_atomic_t inflight_set;
+
+void io_atomic_remove_inflight(void) {
+    if (inflight_set) unlink(inflight);
+}
+
+static void track_inflight(const char *tmp) {
+    inflight_set = 0;
+    if (tmp && strlen(tmp) < sizeof inflight) {
+        memcpy(inflight, tmp, strlen(tmp) + 1);
+        inflight_set = 1;
+    }
+}
 
 static herd_status write_all(int fd, const void *buf, size_t n, const char *path, herd_error *err) {
     const char *p = buf;
@@ -60,8 +78,10 @@ herd_status io_write_file_atomic(const char *path, const void *const *data, cons
     char *tmp = malloc(plen + 32);
     if (!tmp) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    track_inflight(tmp); /* before the file exists: a signal in between finds nothing to remove */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
+        track_inflight(NULL);
         st = herd_fail(err, HERD_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
         free(tmp);
         return st;
@@ -74,9 +94,11 @@ herd_status io_write_file_atomic(const char *path, const void *const *data, cons
         st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     if (st != HERD_OK) {
         unlink(tmp); /* never leave a half-written file beside the target */
+        track_inflight(NULL);
         free(tmp);
         return st;
     }
+    track_inflight(NULL);
     free(tmp);
     return fsync_parent_dir(path, err);
 }

@@ -13,4 +13,8 @@
 herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
                                  const char *fault_point, herd_error *err);
 
+/* Removes the temp file of the atomic write in progress, if any. Async-signal-safe: for a
+ * handler that ends the process in the middle of a write (the target stays as it was). */
+void io_atomic_remove_inflight(void);
+
 #endif

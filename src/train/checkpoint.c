@@ -5,18 +5,23 @@
  * are written atomically by the safetensors writer, so a crash leaves the previous one. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "dist/strategy.h"
 #include "herd/io.h"
 #include "model/model_internal.h"
 #include "train/trainer_internal.h"
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".safetensors"
+#define CKPT_LOCK ".herd-lock"
 
 /* Global step of a checkpoint file name, or -1 if the name is not one. */
 static int64_t ckpt_step(const char *name) {
@@ -67,8 +72,53 @@ static void ckpt_path(char *buf, size_t size, const char *dir, int64_t step) {
     snprintf(buf, size, "%s/" CKPT_PREFIX "%010" PRId64 CKPT_SUFFIX, dir, step);
 }
 
+/* 64-bit FNV-1a over a byte string, continued from h. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* What a checkpoint must agree with to be resumed: the model's structure (every layer's kind,
+ * settings and output shape, every tensor's name and size), the training data, the
+ * deterministic layout. The text forms go into the metadata; checkpoint_identity fills them. */
+typedef struct ckpt_identity {
+    char model[24];       /* hex hash of the structure */
+    char data[600];       /* the training set's source, as given */
+    char samples[24];     /* and its number of samples (a --val-split changes it) */
+    char deterministic[24]; /* "off" or the --det-groups count */
+} ckpt_identity;
+
+static void checkpoint_identity(const herd_trainer *t, ckpt_identity *id) {
+    const herd_model *m = t->m;
+    uint64_t h = 14695981039346656037ULL;
+    int in[3];
+    herd_model_input_shape(m, &in[0], &in[1], &in[2]);
+    h = fnv1a(h, in, sizeof in);
+    for (int i = 0; i < herd_model_layer_count(m); i++) {
+        herd_layer_info li;
+        herd_model_layer(m, i, &li);
+        int shape[3] = {li.c, li.h, li.w};
+        h = fnv1a(h, li.kind, strlen(li.kind) + 1);
+        h = fnv1a(h, li.detail, strnlen(li.detail, sizeof li.detail));
+        h = fnv1a(h, shape, sizeof shape);
+    }
+    for (int i = 0; i < herd_model_param_count(m); i++) {
+        const herd_param_info *p = herd_model_param(m, i);
+        int64_t numel = p->numel;
+        h = fnv1a(h, p->name, strlen(p->name) + 1);
+        h = fnv1a(h, &numel, sizeof numel);
+    }
+    snprintf(id->model, sizeof id->model, "%016" PRIx64, h);
+    snprintf(id->data, sizeof id->data, "%s", t->data ? t->data->source : "");
+    snprintf(id->samples, sizeof id->samples, "%" PRId64, t->data ? t->data->n : (int64_t)-1);
+    int groups = t->cfg.strategy ? herd_strategy_deterministic_groups(t->cfg.strategy) : 0;
+    if (groups > 0) snprintf(id->deterministic, sizeof id->deterministic, "%d", groups);
+    else snprintf(id->deterministic, sizeof id->deterministic, "off");
+}
+
 herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_position *pos, int keep,
-                            herd_error *err) {
+                            char *saved, size_t saved_size, herd_error *err) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return herd_fail(err, HERD_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
     const herd_model *m = t->m;
@@ -85,17 +135,23 @@ herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_
     snprintf(opt_t, sizeof opt_t, "%" PRId64, t->opt.t);
     snprintf(batch, sizeof batch, "%d", t->cfg.batch);
     snprintf(seed, sizeof seed, "%" PRIu64, t->cfg.seed);
-    const char *meta[22] = {"format", "herd-checkpoint-1", "model", m->source, "epoch", epoch,
+    ckpt_identity id;
+    checkpoint_identity(t, &id);
+    const char *meta[34] = {"format", "herd-checkpoint-1", "model", m->source, "epoch", epoch,
                             "step_in_epoch", step_in_epoch, "global_step", global, "optimizer", t->cfg.optimizer,
-                            "optimizer_t", opt_t, "batch", batch, "seed", seed};
+                            "optimizer_t", opt_t, "batch", batch, "seed", seed,
+                            "model_hash", id.model, "data", id.data, "samples", id.samples,
+                            "deterministic", id.deterministic};
     char *owned[2], path[4096];
-    int extra = model_norm_meta(m, meta + 18, owned); /* so the file also serves as --weights for eval */
+    int extra = model_norm_meta(m, meta + 26, owned); /* so the file also serves as --weights for eval */
     if (extra < 0) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
     ckpt_path(path, sizeof path, dir, t->step);
-    herd_status st = herd_safetensors_write(path, refs, n, meta, 9 + extra, err);
+    herd_status st = herd_safetensors_write(path, refs, n, meta, 13 + extra, err);
     free(owned[0]), free(owned[1]);
     if (st) return st;
-    /* keep the newest `keep`: only files herd named, never anything else in the directory */
+    if (saved) snprintf(saved, saved_size, "%s", path);
+    /* keep the newest `keep`: only files herd named, never anything else in the directory; the
+     * directory is this run's alone (checkpoint_dir_claim), so every checkpoint in it is ours */
     int64_t *steps;
     int count;
     if (keep > 0 && list_checkpoints(dir, &steps, &count, err) == HERD_OK) {
@@ -106,6 +162,74 @@ herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_
         free(steps);
     }
     return HERD_OK;
+}
+
+/* A temp file a checkpoint write left behind (killed before its rename): ckpt-*.safetensors.tmp.* */
+static int is_stale_temp(const char *name) {
+    const char *tmp = strstr(name, CKPT_SUFFIX ".tmp.");
+    return !strncmp(name, CKPT_PREFIX, strlen(CKPT_PREFIX)) && tmp;
+}
+
+herd_status checkpoint_dir_claim(const char *dir, int resume, int *lock_fd, char *note, size_t note_size,
+                                 herd_error *err) {
+    *lock_fd = -1;
+    if (note_size) note[0] = 0;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return herd_fail(err, HERD_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" CKPT_LOCK, dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot create the lock file: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char owner[32] = "";
+        ssize_t k = pread(fd, owner, sizeof owner - 1, 0);
+        owner[k > 0 ? k : 0] = 0;
+        owner[strcspn(owner, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return herd_fail(err, HERD_EARG, "%s: checkpoint directory is in use by another herd run (pid %s holds %s); "
+                             "give each run its own --checkpoint-dir", dir, owner[0] ? owner : "?", path);
+        return herd_fail(err, HERD_EIO, "%s: cannot lock: %s", path, strerror(e));
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) { /* the pid only helps the message */
+    }
+    /* a fresh run may not take over another run's checkpoints: its pruning would delete them and
+     * a later --resume would silently continue the wrong run */
+    int64_t *steps;
+    int count;
+    herd_status st = list_checkpoints(dir, &steps, &count, err);
+    if (!st && !resume && count > 0) {
+        ckpt_path(path, sizeof path, dir, steps[0]);
+        st = herd_fail(err, HERD_EARG, "%s: already holds checkpoints of another run (newest %s); continue it with "
+                       "--resume %s, or give an empty --checkpoint-dir", dir, path, dir);
+    }
+    free(steps);
+    /* temp files of writes killed before their rename: nobody else writes here (we hold the lock) */
+    DIR *d = st ? NULL : opendir(dir);
+    int removed = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!is_stale_temp(e->d_name)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) removed++;
+    }
+    if (d) closedir(d);
+    if (removed && note_size)
+        snprintf(note, note_size, "removed %d unfinished checkpoint temp file%s left in %s by an interrupted run",
+                 removed, removed == 1 ? "" : "s", dir);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    *lock_fd = fd;
+    return HERD_OK;
+}
+
+void checkpoint_dir_release(int lock_fd) {
+    if (lock_fd >= 0) close(lock_fd); /* the lock goes with the descriptor; the file stays, harmlessly */
 }
 
 /* A count from the metadata, at most max (a file may say anything; the loop adds to these). */
@@ -135,9 +259,71 @@ static void copy_moment(const herd_safetensors *st, const char *name, float *dst
     if (dst) memcpy(dst, herd_safetensors_find(st, name)->data, (size_t)n * sizeof(float));
 }
 
-herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, herd_error *err) {
+/* The checkpoint's value for key differs from this run's: one line naming both. Keys older
+ * checkpoints lack are not compared. */
+static herd_status compare_meta(const herd_safetensors *st, const char *key, const char *ours, const char *what,
+                                const char *hint, herd_error *err) {
+    const char *theirs = herd_safetensors_meta(st, key);
+    if (!theirs || !strcmp(theirs, ours)) return HERD_OK;
+    return herd_fail(err, HERD_EARG, "%s: written with %s %s, resumed with %s%s", herd_safetensors_path(st), what,
+                     theirs, ours, hint);
+}
+
+/* Opens path and checks the file itself (format, positions): HERD_EFORMAT/HERD_EIO mean a
+ * damaged file, an older one may do. */
+static herd_status open_checkpoint(const char *path, herd_safetensors **out, int64_t pos[4], herd_error *err) {
+    herd_safetensors *st = NULL;
+    herd_status s = herd_safetensors_open(&st, path, err);
+    if (s) return s;
+    const char *fmt = herd_safetensors_meta(st, "format");
+    if (!fmt || strcmp(fmt, "herd-checkpoint-1") != 0)
+        s = herd_fail(err, HERD_EFORMAT, "%s: not a herd checkpoint (format '%s', expected 'herd-checkpoint-1')", path,
+                      fmt ? fmt : "none");
+    const int64_t big = (int64_t)1 << 50;
+    if (!s) s = meta_int(st, "epoch", 1 << 20, &pos[0], err); /* herd train takes at most 2^20 epochs */
+    if (!s) s = meta_int(st, "step_in_epoch", big, &pos[1], err);
+    if (!s) s = meta_int(st, "global_step", big, &pos[2], err);
+    if (!s) s = meta_int(st, "optimizer_t", big, &pos[3], err);
+    if (s) {
+        herd_safetensors_close(st);
+        return s;
+    }
+    *out = st;
+    return HERD_OK;
+}
+
+/* Everything that changes the results must be what the checkpoint was written with. */
+static herd_status check_compatible(const herd_safetensors *st, const herd_trainer *t, herd_error *err) {
+    const char *path = herd_safetensors_path(st);
+    int64_t batch;
+    herd_status s = meta_int(st, "batch", 1 << 20, &batch, err);
+    if (!s && batch != t->cfg.batch)
+        s = herd_fail(err, HERD_EARG, "%s: written with --batch %" PRId64 ", resumed with %d; the global batch must "
+                      "stay the same (the number of ranks may change)", path, batch, t->cfg.batch);
+    const char *opt = herd_safetensors_meta(st, "optimizer");
+    if (!s && (!opt || strcmp(opt, t->cfg.optimizer) != 0))
+        s = herd_fail(err, HERD_EARG, "%s: written with optimizer %s, resumed with %s", path, opt ? opt : "?",
+                      t->cfg.optimizer);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%" PRIu64, t->cfg.seed);
+    ckpt_identity id;
+    checkpoint_identity(t, &id);
+    if (!s) s = compare_meta(st, "seed", seed, "--seed", " (the seed orders the data and draws dropout)", err);
+    if (!s) s = compare_meta(st, "model_hash", id.model, "a model of structure hash", " (another spec: not the "
+                             "same model)", err);
+    if (!s && t->data) s = compare_meta(st, "data", id.data, "the training data", "", err);
+    if (!s && t->data) s = compare_meta(st, "samples", id.samples, "a training set of samples", " (another "
+                                        "--val-split or another dataset)", err);
+    if (!s) s = compare_meta(st, "deterministic", id.deterministic, "--deterministic groups", " ('off' = without "
+                             "--deterministic; the layout decides the summation order)", err);
+    return s;
+}
+
+herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, char *loaded,
+                                   size_t loaded_size, char *note, size_t note_size, herd_error *err) {
     int64_t *steps;
     int count;
+    if (note_size) note[0] = 0;
     herd_status s = list_checkpoints(dir, &steps, &count, err);
     if (s) return s;
     if (count == 0) {
@@ -145,38 +331,38 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
         return herd_fail(err, HERD_EIO, "%s: no checkpoint (" CKPT_PREFIX "*" CKPT_SUFFIX ") to resume from", dir);
     }
     char path[4096];
-    ckpt_path(path, sizeof path, dir, steps[0]);
-    free(steps);
     herd_safetensors *st = NULL;
-    if ((s = herd_safetensors_open(&st, path, err))) return s;
-    int64_t epoch, in_epoch, global, opt_t, batch;
-    const char *fmt = herd_safetensors_meta(st, "format"), *opt = herd_safetensors_meta(st, "optimizer");
-    if (!fmt || strcmp(fmt, "herd-checkpoint-1") != 0)
-        s = herd_fail(err, HERD_EFORMAT, "%s: not a herd checkpoint (format '%s', expected 'herd-checkpoint-1')", path,
-                      fmt ? fmt : "none");
-    const int64_t big = (int64_t)1 << 50;
-    if (!s) s = meta_int(st, "epoch", 1 << 20, &epoch, err); /* herd train takes at most 2^20 epochs */
-    if (!s) s = meta_int(st, "step_in_epoch", big, &in_epoch, err);
-    if (!s) s = meta_int(st, "global_step", big, &global, err);
-    if (!s) s = meta_int(st, "optimizer_t", big, &opt_t, err);
-    if (!s) s = meta_int(st, "batch", 1 << 20, &batch, err);
-    if (!s && batch != t->cfg.batch)
-        s = herd_fail(err, HERD_EARG, "%s: written with --batch %" PRId64 ", resumed with %d; the global batch must "
-                      "stay the same (the number of ranks may change)", path, batch, t->cfg.batch);
-    if (!s && (!opt || strcmp(opt, t->cfg.optimizer) != 0))
-        s = herd_fail(err, HERD_EARG, "%s: written with optimizer %s, resumed with %s", path, opt ? opt : "?",
-                      t->cfg.optimizer);
+    int64_t p[4];
+    herd_error damage = {0}; /* the newest damaged file's error */
+    int skipped = 0;
+    /* newest first; a damaged file (truncated, overwritten) gives way to the one before it */
+    for (int i = 0; i < count; i++) {
+        herd_error e = {0};
+        ckpt_path(path, sizeof path, dir, steps[i]);
+        s = open_checkpoint(path, &st, p, &e);
+        if (!s) break;
+        *err = skipped ? damage : e;
+        if (s != HERD_EFORMAT && s != HERD_EIO) break;
+        if (!skipped++) damage = e;
+    }
+    free(steps);
+    if (s) return s;
+    if (skipped && note_size)
+        snprintf(note, note_size, "skipped %d damaged checkpoint%s (newest: %s); resuming from %s", skipped,
+                 skipped == 1 ? "" : "s", damage.msg, path);
+    if (loaded_size) snprintf(loaded, loaded_size, "%s", path);
     /* validate all, then copy: the model changes only if everything fits */
+    s = check_compatible(st, t, err);
     if (!s) s = check_moment(st, "optimizer.m", t->opt.m, t->opt.n, err);
     if (!s) s = check_moment(st, "optimizer.v", t->opt.v, t->opt.n, err);
     if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
     if (!s) {
         copy_moment(st, "optimizer.m", t->opt.m, t->opt.n);
         copy_moment(st, "optimizer.v", t->opt.v, t->opt.n);
-        t->step = global;
-        t->opt.t = opt_t;
-        pos->epoch = epoch;
-        pos->step_in_epoch = in_epoch;
+        t->step = p[2];
+        t->opt.t = p[3];
+        pos->epoch = p[0];
+        pos->step_in_epoch = p[1];
     }
     herd_safetensors_close(st);
     return s;

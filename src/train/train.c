@@ -339,13 +339,25 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     }
     train_position start = {0, 0};
     herd_loader *loader = NULL;
+    int lock_fd = -1;
     if ((st = herd_loader_create(&loader, train, cfg->batch, &cfg->loader, cfg->strategy ? rank_rows : NULL,
                                  cfg->strategy, err)))
         goto done;
     t->loader = loader;
-    if (cfg->resume && (st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, err))) goto done;
-    if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
+    t->data = train;
     int writer = !cfg->strategy || herd_strategy_writer(cfg->strategy);
+    char note[2048], path[4096];
+    if (cfg->checkpoint_dir && writer &&
+        (st = checkpoint_dir_claim(cfg->checkpoint_dir, cfg->resume, &lock_fd, note, sizeof note, err)))
+        goto done;
+    if (cfg->checkpoint_dir && writer && note[0] && cb && cb->notice) cb->notice(cb->user, note);
+    if (cfg->resume) {
+        if ((st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, path, sizeof path, note, sizeof note, err)))
+            goto done;
+        if (writer && note[0] && cb && cb->notice) cb->notice(cb->user, note);
+        if (writer && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 1);
+    }
+    if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
     for (int epoch = (int)start.epoch + 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
@@ -370,7 +382,15 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                 train_position pos = {epoch - 1, s + 1};
                 if (cfg->strategy && (st = herd_strategy_sync_checkpoint(cfg->strategy, t->opt.m, t->opt.v, err)))
                     break;
-                if (writer && (st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, err))) break;
+                if (writer && (st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
+                                                    sizeof path, err)))
+                    break;
+                if (writer && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
+            }
+            if (writer && cfg->stop && *cfg->stop) { /* a step boundary: the checkpoint due is written */
+                st = herd_fail(err, HERD_ESTOPPED, "stopped on request after step %lld of epoch %d",
+                               (long long)(s + 1), epoch);
+                break;
             }
         }
         if (st) break;
@@ -393,6 +413,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
     if (cfg->phases) *cfg->phases = t->phases;
 done:
+    checkpoint_dir_release(lock_fd);
     herd_loader_destroy(loader);
     herd_sampler_free(&sampler);
     herd_trainer_destroy(t);

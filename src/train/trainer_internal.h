@@ -16,6 +16,7 @@ struct herd_trainer {
     int64_t load_step;
     float lr;
     herd_train_phases phases;
+    const herd_dataset *data; /* herd_train's training set (checkpoints record its source), or NULL */
 };
 
 /* Where training stands: the next step to run is step_in_epoch of epoch (both 0-based). */
@@ -25,11 +26,23 @@ typedef struct train_position {
 } train_position;
 
 /* Writes DIR/ckpt-<global step>.safetensors atomically (weights, buffers, optimizer
- * moments, position and step counters in the metadata) and keeps the newest `keep`. */
+ * moments, position and step counters, and what resuming must agree with, in the metadata)
+ * and keeps the newest `keep`. The path written goes to saved (saved_size bytes; may be 0). */
 herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_position *pos, int keep,
-                            herd_error *err);
-/* Loads the newest checkpoint of DIR into t (model, optimizer, step) and *pos. The batch
- * size and optimizer must match the ones it was written with. HERD_EIO if none exists. */
-herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, herd_error *err);
+                            char *saved, size_t saved_size, herd_error *err);
+/* Loads the newest loadable checkpoint of DIR into t (model, optimizer, step) and *pos; a
+ * damaged newer one is skipped, said in note (note_size bytes; "" when none was). The batch,
+ * optimizer, seed, model structure, training data and deterministic layout must match the
+ * ones it was written with (HERD_EARG naming the difference). HERD_EIO if none exists. The
+ * path loaded goes to loaded. */
+herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, char *loaded,
+                                   size_t loaded_size, char *note, size_t note_size, herd_error *err);
+/* Makes DIR this run's: creates it, takes DIR/.herd-lock (flock, held until
+ * checkpoint_dir_release) or fails naming the run that holds it, refuses a fresh run
+ * (resume = 0) when DIR already holds checkpoints, and removes the temp files of
+ * interrupted checkpoint writes (said in note). */
+herd_status checkpoint_dir_claim(const char *dir, int resume, int *lock_fd, char *note, size_t note_size,
+                                 herd_error *err);
+void checkpoint_dir_release(int lock_fd);
 
 #endif

@@ -564,7 +564,8 @@ int fuzz_checkpoint(const uint8_t *data, size_t size) {
     check_error(st, &err, path, "model load");
     /* as the checkpoint to resume from (herd train --resume) */
     train_position pos = {-1, -1};
-    st = checkpoint_load_latest(dir, ckpt_trainer, &pos, &err);
+    char loaded[700], note[2048];
+    st = checkpoint_load_latest(dir, ckpt_trainer, &pos, loaded, sizeof loaded, note, sizeof note, &err);
     check_error(st, &err, dir, "checkpoint load");
     if (st == HERD_OK && (pos.epoch < 0 || pos.step_in_epoch < 0 || ckpt_trainer->step < 0 || ckpt_trainer->opt.t < 0))
         fuzz_fail("checkpoint: negative position accepted");
