@@ -143,8 +143,12 @@ typedef void (*herd_range_fn)(void *ctx, int64_t begin, int64_t end, int thread)
 void herd_pool_for(herd_pool *p, int64_t n, herd_range_fn fn, void *ctx);
 
 /* Test-only fault injection: with HERD_TEST_FAULT="crash:NAME:K" the K-th call with this
- * NAME kills the process (SIGKILL). A no-op otherwise. */
+ * NAME kills the process (SIGKILL); sigint:NAME:K / sigint2:NAME:K raise SIGINT once / twice
+ * there. A no-op otherwise. */
 void herd_fault_point(const char *name);
+/* Test-only: the step faults of HERD_TEST_FAULT (kill, hang, stop) and HERD_TEST_DELAY for the
+ * process of world rank `rank` after its step-th step (src/core/fault.c has the grammar). */
+void herd_fault_step(int rank, int64_t step);
 
 /* Number of online CPUs (>= 1). */
 int herd_cpu_count(void);

@@ -35,7 +35,6 @@ typedef struct train_ui {
     herd_strategy *strategy;
     int batch;
     int rank;
-    int64_t steps_run;
     double elapsed; /* training seconds so far, without evaluation */
     const char *json_path;
     char last_checkpoint[4096]; /* written or resumed from; "" when none */
@@ -45,10 +44,11 @@ typedef struct train_ui {
 /* Stop requests, looked at by herd_train after each step: the signal (SIGINT, SIGTERM) that
  * asked, or -1 when an output could not be written. */
 static volatile sig_atomic_t g_stop;
-static int g_rank; /* the signal handler prints on rank 0 only */
+static int g_alone = 1; /* the signal handler prints only in a one-process run: under MPI the
+                          * launcher's SIGTERM is how a job is ended, and rank 0 reports the end */
 
 static void say(const char *msg) {
-    if (g_rank == 0) {
+    if (g_alone) {
         ssize_t k = write(STDERR_FILENO, msg, strlen(msg));
         (void)k;
     }
@@ -130,33 +130,8 @@ static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     if (ui->show) progress_begin_epoch(&ui->bar, epoch, epochs, steps);
 }
 
-/* Test-only fault injection: HERD_TEST_FAULT="kill|hang|stop:RANK:STEP" makes that rank kill
- * itself with SIGKILL (as kill -9 would), stop answering in its main thread (its other threads
- * go on), or stop as a whole with SIGSTOP (as kill -STOP would) after the STEP-th step this
- * process has run (counted from 1, across epochs). */
-static void inject_fault(const train_ui *ui, int64_t step) {
-    /* HERD_TEST_DELAY="RANK:MS": a straggler, that rank sleeps MS milliseconds every step */
-    const char *d = getenv("HERD_TEST_DELAY");
-    int slow_rank, ms;
-    if (d && sscanf(d, "%d:%d", &slow_rank, &ms) == 2 && slow_rank == ui->rank && ms > 0) {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    const char *f = getenv("HERD_TEST_FAULT");
-    char kind[8];
-    int rank;
-    long long at;
-    if (!f || sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3 || rank != ui->rank || step != at) return;
-    fflush(NULL);
-    if (!strcmp(kind, "kill")) raise(SIGKILL);
-    if (!strcmp(kind, "stop")) raise(SIGSTOP);
-    if (!strcmp(kind, "hang"))
-        for (;;) pause();
-}
-
 static void on_step(void *user, int64_t step, double loss, double acc) {
     train_ui *ui = user;
-    inject_fault(ui, ++ui->steps_run);
     if (ui->tb && ui->tb_every > 0 && step % ui->tb_every == 0) {
         herd_error err = {0};
         int64_t global = (ui->epoch - 1) * ui->tb_steps + step;
@@ -415,7 +390,8 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
-    ui.rank = g_rank = rank;
+    ui.rank = rank;
+    g_alone = world == 1;
     /* under any launcher every rank reaches the same verdict: rank 0 says it, all leave cleanly */
     herd_status layout_st = check_layout(&layout, probe, world, &err);
     herd_model_destroy(probe);

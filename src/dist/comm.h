@@ -57,6 +57,22 @@ herd_status herd_comm_irecv(herd_comm *c, void *buf, int64_t bytes, int src, int
                             herd_error *err);
 /* Is a message waiting (any source, any tag)? Non-blocking; fills src, tag, bytes when *found. */
 herd_status herd_comm_probe(herd_comm *c, int *found, int *src, int *tag, int64_t *bytes, herd_error *err);
+/* What this process's main thread now waits for, as the liveness check reports it to the
+ * others: peer, a rank of c, or -1 (nothing). herd_comm_wait sets and restores it itself;
+ * loops that poll (the parameter server) say whom they wait for with this. On a timeout herd
+ * follows who waits on whom to the rank that stopped making progress, and names it. */
+void herd_comm_set_waiting(herd_comm *c, int peer);
+/* After waiting on peer (a rank of c) ran out: follows who waits on whom from peer to the
+ * rank that stopped making progress and writes "; rank N stopped ..." (or the silent ranks,
+ * or a cycle) into out, "" when it cannot tell. Takes up to 2 s (a liveness round). */
+void herd_comm_blame(herd_comm *c, int peer, char *out, size_t size);
+/* The world rank of rank r of c. */
+int herd_comm_world_rank(const herd_comm *c, int r);
+/* For loops that poll instead of waiting: call every iteration with the time the one it
+ * waits for was last heard from. Once that is PING_AFTER_S (3 s) ago, a liveness check of
+ * every process runs (non-blocking, across calls); one that cannot answer it (stopped,
+ * killed) is an error naming it, about 5 s after it stopped. */
+herd_status herd_comm_check_alive(herd_comm *c, double quiet_since, const char *what, herd_error *err);
 /* Seconds every wait may take before it fails (the --timeout). */
 double herd_comm_timeout(const herd_comm *c);
 

@@ -21,6 +21,7 @@
  * wait goes on to the deadline (a rank whose main thread alone is stuck is named there). */
 #define PING_AFTER_S 3.0
 #define PING_WINDOW_S 2.0
+#define PEER_GRACE_S 3.0
 enum { TAG_PING = 91, TAG_PONG = 92 };
 
 typedef struct watch {
@@ -29,6 +30,11 @@ typedef struct watch {
     int started, rank, size, round;
 } watch;
 static watch g_watch; /* one per process: the world's */
+/* What this process's main thread waits for, in world ranks: a rank, WAIT_ANY (a collective),
+ * or WAIT_NONE (not waiting: computing, or stuck outside herd's waits). Pongs carry it, so a
+ * rank that timed out can follow who waits on whom to the one that stopped making progress. */
+enum { WAIT_NONE = -1, WAIT_ANY = -2 };
+static atomic_int g_blocked_on = WAIT_NONE;
 
 static void *watch_main(void *arg) {
     watch *w = arg;
@@ -45,7 +51,8 @@ static void *watch_main(void *arg) {
             }
         }
         if (s.MPI_SOURCE == w->rank && token < 0) return NULL; /* herd_comm_close says quit */
-        MPI_Send(&token, 1, MPI_INT, s.MPI_SOURCE, TAG_PONG, w->comm); /* 4 bytes: sent eagerly */
+        int pong[2] = {token, atomic_load(&g_blocked_on)};
+        MPI_Send(pong, 2, MPI_INT, s.MPI_SOURCE, TAG_PONG, w->comm); /* 8 bytes: sent eagerly */
     }
 }
 
@@ -68,7 +75,8 @@ static void watch_stop(void) {
 
 /* A liveness check in flight: pings sent to every other process, pongs awaited. */
 typedef struct ping_round {
-    int active, round, *tokens, *answered;
+    int active, round, *answered;
+    int (*tokens)[2]; /* per process: the round it answered, and what it waits for */
     MPI_Request *recvs;
     double until;
 } ping_round;
@@ -91,7 +99,7 @@ static void ping_start(ping_round *p) {
         MPI_Request s;
         MPI_Isend(&g_watch.round, 1, MPI_INT, q, TAG_PING, g_watch.comm, &s); /* a buffer that outlives this wait */
         MPI_Request_free(&s);
-        MPI_Irecv(&p->tokens[q], 1, MPI_INT, q, TAG_PONG, g_watch.comm, &p->recvs[q]);
+        MPI_Irecv(p->tokens[q], 2, MPI_INT, q, TAG_PONG, g_watch.comm, &p->recvs[q]);
     }
     p->until = herd_now() + PING_WINDOW_S;
     p->active = 1;
@@ -105,8 +113,8 @@ static int ping_poll(ping_round *p, char *out, size_t size) {
         if (q == g_watch.rank || p->answered[q]) continue;
         int done = 0;
         MPI_Test(&p->recvs[q], &done, MPI_STATUS_IGNORE);
-        if (done && p->tokens[q] == p->round) p->answered[q] = 1;
-        else if (done) MPI_Irecv(&p->tokens[q], 1, MPI_INT, q, TAG_PONG, g_watch.comm, &p->recvs[q]);
+        if (done && p->tokens[q][0] == p->round) p->answered[q] = 1;
+        else if (done) MPI_Irecv(p->tokens[q], 2, MPI_INT, q, TAG_PONG, g_watch.comm, &p->recvs[q]);
         else pending++;
     }
     if (!pending) return 1;
@@ -153,6 +161,9 @@ struct herd_comm {
     long progress_ns; /* polling interval */
     int one_host;     /* every rank of the world shares this node's memory */
     int rank, size;
+    int *world_of; /* this communicator's rank -> world rank */
+    ping_round ping; /* herd_comm_check_alive's check in flight */
+    double next_ping;
     double timeout;
     MPI_Op bf16_sum;
     herd_comm_request reqs[MAX_REQUESTS];
@@ -178,6 +189,26 @@ static herd_status mpi_fail(herd_error *err, int code, const char *what) {
     return herd_fail(err, HERD_EIO, "MPI %s failed: %.*s", what, len, msg);
 }
 
+/* c->world_of from c->comm's group (NULL on failure: ranks are then reported as c's own). */
+static void map_world_ranks(herd_comm *c) {
+    MPI_Group mine, world;
+    c->world_of = malloc((size_t)c->size * sizeof *c->world_of);
+    int *local = malloc((size_t)c->size * sizeof *local);
+    if (!c->world_of || !local || MPI_Comm_group(c->comm, &mine) != MPI_SUCCESS) {
+        free(c->world_of), free(local);
+        c->world_of = NULL;
+        return;
+    }
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    for (int i = 0; i < c->size; i++) local[i] = i;
+    MPI_Group_translate_ranks(mine, c->size, local, world, c->world_of);
+    MPI_Group_free(&mine);
+    MPI_Group_free(&world);
+    free(local);
+}
+
+static int world_rank(const herd_comm *c, int r) { return c->world_of && r >= 0 && r < c->size ? c->world_of[r] : r; }
+
 herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
     herd_comm *c = calloc(1, sizeof *c);
     if (!c) return herd_fail(err, HERD_ENOMEM, "out of memory");
@@ -196,6 +227,7 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
         MPI_Comm_set_errhandler(c->alive, MPI_ERRORS_RETURN);
         MPI_Comm_rank(c->comm, &c->rank);
         MPI_Comm_size(c->comm, &c->size);
+        map_world_ranks(c);
         MPI_Op_create(bf16_sum_fn, 1, &c->bf16_sum);
         c->mpi = 1;
         c->threads_ok = provided >= MPI_THREAD_MULTIPLE;
@@ -274,6 +306,8 @@ void herd_comm_close(herd_comm *c) {
         pthread_join(c->progress_thread, NULL);
         MPI_Comm_free(&c->progress_comm);
     }
+    if (c->ping.active) ping_end(&c->ping);
+    free(c->world_of);
     if (c->mpi == 1) watch_stop();
     if (c->mpi) {
         MPI_Op_free(&c->bf16_sum);
@@ -336,11 +370,109 @@ done:
     free(sends), free(recvs), free(got), free(heard); /* the job is aborted next; requests are abandoned */
 }
 
+/* After a wait on world rank `peer` ran out: asks every process what it waits for (their
+ * watch threads answer even when the main thread is stuck) and follows the chain from peer to
+ * the process that waits for nobody: the one that stopped making progress. Writes a clause
+ * naming it (or the silent ones, or a cycle) into out; "" when the check cannot run. */
+static void blame(int peer, char *out, size_t size) {
+    out[0] = 0;
+    if (!g_watch.started || peer < 0 || peer >= g_watch.size) return;
+    ping_round p;
+    ping_start(&p);
+    if (!p.active) return;
+    char silent[256];
+    int r;
+    while ((r = ping_poll(&p, silent, sizeof silent)) == 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    int n = g_watch.size, *seen = calloc((size_t)n, sizeof *seen), q = peer, len = 0;
+    char chain[256] = "";
+    if (!seen) goto done;
+    for (int hops = 0; hops < n; hops++) {
+        len += snprintf(chain + len, sizeof chain - (size_t)(len < (int)sizeof chain ? len : (int)sizeof chain - 1),
+                        "%s%d", hops ? " -> " : "", q);
+        if (len >= (int)sizeof chain) len = (int)sizeof chain - 1;
+        if (q == g_watch.rank) { /* back to us: a cycle of waits */
+            snprintf(out, size, "; the waits form a cycle (%d -> %s): a deadlock", g_watch.rank, chain);
+            goto done;
+        }
+        if (!p.answered[q]) {
+            snprintf(out, size, "; rank %d stopped responding (no answer to a liveness check; waits: %d -> %s)", q,
+                     g_watch.rank, chain);
+            goto done;
+        }
+        int next = p.tokens[q][1];
+        if (next == WAIT_NONE) {
+            snprintf(out, size, "; rank %d stopped making progress (it waits for no one, its main thread is busy or "
+                     "stuck; waits: %d -> %s)", q, g_watch.rank, chain);
+            goto done;
+        }
+        if (next == WAIT_ANY) { /* q is in a collective: the member that never joined waits for no one */
+            char idle[128] = "";
+            int k = 0;
+            for (int o = 0; o < n; o++)
+                if (o != g_watch.rank && p.answered[o] && p.tokens[o][1] == WAIT_NONE && k < (int)sizeof idle - 12)
+                    k += snprintf(idle + k, sizeof idle - (size_t)k, "%s%d", k ? ", " : "", o);
+            if (k)
+                snprintf(out, size, "; rank(s) %s stopped making progress (waiting for no one while the others wait; "
+                         "waits: %d -> %s, in a collective)", idle, g_watch.rank, chain);
+            else
+                snprintf(out, size, "; waits: %d -> %s (in a collective)", g_watch.rank, chain);
+            goto done;
+        }
+        if (next < 0 || next >= n || seen[q]++) {
+            snprintf(out, size, "; waits: %d -> %s", g_watch.rank, chain);
+            goto done;
+        }
+        q = next;
+    }
+done:
+    free(seen);
+    ping_end(&p);
+}
+
+void herd_comm_blame(herd_comm *c, int peer, char *out, size_t size) {
+    if (c->ping.active) ping_end(&c->ping);
+    if (c->mpi) blame(world_rank(c, peer), out, size);
+    else if (size) out[0] = 0;
+}
+
+int herd_comm_world_rank(const herd_comm *c, int rank) { return world_rank(c, rank); }
+
+void herd_comm_set_waiting(herd_comm *c, int peer) {
+    atomic_store(&g_blocked_on, peer < 0 ? WAIT_NONE : world_rank(c, peer));
+}
+
+herd_status herd_comm_check_alive(herd_comm *c, double quiet_since, const char *what, herd_error *err) {
+    if (!c->mpi || !g_watch.started) return HERD_OK;
+    double now = herd_now();
+    if (!c->ping.active && now - quiet_since > PING_AFTER_S && now > c->next_ping) ping_start(&c->ping);
+    if (!c->ping.active) return HERD_OK;
+    char silent[256];
+    int r = ping_poll(&c->ping, silent, sizeof silent);
+    if (r < 0) {
+        ping_end(&c->ping);
+        return herd_fail(err, HERD_EIO, "rank(s) %s stopped responding: no answer to a liveness check within %.0f s, "
+                         "while %s for %.0f s (process stopped, killed or stuck)", silent, PING_WINDOW_S, what,
+                         now - quiet_since);
+    }
+    if (r > 0) {
+        ping_end(&c->ping);
+        c->next_ping = now + PING_AFTER_S;
+    }
+    return HERD_OK;
+}
+
 herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err) {
     herd_status st = HERD_OK;
     if (c->mpi) {
-        double deadline = herd_now() + c->timeout, next_ping = herd_now() + PING_AFTER_S;
-        int done = 0, polls = 0;
+        /* waiting on a peer: a little longer than the --timeout, so that the peer, when it is itself
+         * waiting on a rank that stopped (a parameter server on a worker), names that rank first */
+        double deadline = herd_now() + c->timeout + (req->peer >= 0 ? PEER_GRACE_S : 0);
+        double next_ping = herd_now() + PING_AFTER_S;
+        int done = 0, polls = 0, was = atomic_exchange(&g_blocked_on, req->peer >= 0 ? world_rank(c, req->peer)
+                                                                                        : WAIT_ANY);
         ping_round ping = {0};
         while (!done) {
             int rc = MPI_Test(&req->r, &done, MPI_STATUS_IGNORE);
@@ -365,8 +497,13 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
                 }
             }
             if (herd_now() > deadline && req->peer >= 0) {
-                st = herd_fail(err, HERD_EIO, "rank %d gave no answer within %.0f s to a %s of %lld bytes (died or "
-                               "hangs)", req->peer, c->timeout, req->what, (long long)req->n);
+                char why[400];
+                if (ping.active) ping_end(&ping); /* one liveness round at a time */
+                if (c->ping.active) ping_end(&c->ping);
+                blame(world_rank(c, req->peer), why, sizeof why);
+                st = herd_fail(err, HERD_EIO, "rank %d gave no answer within %.0f s to a %s of %lld bytes%s",
+                               world_rank(c, req->peer), c->timeout, req->what, (long long)req->n,
+                               why[0] ? why : " (died or hangs)");
                 break;
             }
             if (herd_now() > deadline) {
@@ -382,6 +519,7 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
             }
         }
         if (ping.active) ping_end(&ping);
+        atomic_store(&g_blocked_on, was);
     }
     if (st == HERD_OK && req->scratch)
         for (int64_t i = 0; i < req->n; i++) req->buf[i] = herd_bf16_to_f32(req->scratch[i]);
@@ -478,6 +616,7 @@ herd_status herd_comm_split(herd_comm *c, int color, herd_comm **out, herd_error
         MPI_Comm_dup(s->comm, &s->alive);
         MPI_Comm_rank(s->comm, &s->rank);
         MPI_Comm_size(s->comm, &s->size);
+        map_world_ranks(s);
         MPI_Op_create(bf16_sum_fn, 1, &s->bf16_sum);
         s->mpi = 2; /* a sub-communicator: freed, but MPI is finalized by its parent */
     }

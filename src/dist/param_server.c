@@ -34,6 +34,9 @@ struct ps_state {
     int *pending_exact;
     int done_workers;
     unsigned char *recv;
+    double *last_heard;  /* per worker: when its last message came */
+    int64_t *last_push;  /* per worker: the step of its last push, -1 before the first */
+    char *done;          /* per worker: sent DONE */
 };
 
 static int64_t shard_n(const ps_state *p, int s) { return p->hi[s] - p->lo[s]; }
@@ -68,8 +71,13 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
         p->pending = malloc((size_t)p->workers * sizeof(int64_t));
         p->pending_exact = calloc((size_t)p->workers, sizeof(int));
         p->recv = malloc(sizeof(push_header) + (size_t)sn * sizeof(float));
-        if (!p->acc || !p->acc_samples || !p->acc_count || !p->pending || !p->pending_exact || !p->recv) goto nomem;
-        for (int w = 0; w < p->workers; w++) p->pending[w] = -1;
+        p->last_heard = malloc((size_t)p->workers * sizeof *p->last_heard);
+        p->last_push = malloc((size_t)p->workers * sizeof *p->last_push);
+        p->done = calloc((size_t)p->workers, 1);
+        if (!p->acc || !p->acc_samples || !p->acc_count || !p->pending || !p->pending_exact || !p->recv ||
+            !p->last_heard || !p->last_push || !p->done)
+            goto nomem;
+        for (int w = 0; w < p->workers; w++) p->pending[w] = -1, p->last_push[w] = -1;
     }
     *out = p;
     return HERD_OK;
@@ -85,6 +93,7 @@ void ps_destroy(ps_state *p) {
     free(p->send);
     free(p->lo), free(p->hi), free(p->acc), free(p->acc_samples), free(p->acc_count);
     free(p->pending), free(p->pending_exact), free(p->recv);
+    free(p->last_heard), free(p->last_push), free(p->done);
     free(p);
 }
 
@@ -174,22 +183,42 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
     /* the optimizer works on the shard: give it shard-relative pointers */
     float *shard = herd_model_params(p->m, NULL) + p->lo[p->server_index];
     int slots = p->staleness >= 0 ? p->staleness + 2 : 1;
-    double last_heard = herd_now(), timeout = herd_comm_timeout(p->comm);
+    double timeout = herd_comm_timeout(p->comm);
+    for (int w = 0; w < p->workers; w++) p->last_heard[w] = herd_now();
     while (!st && p->done_workers < p->workers) {
         int found, src, tag;
         int64_t bytes;
         if ((st = herd_comm_probe(p->comm, &found, &src, &tag, &bytes, err))) break;
         if (!found) {
-            if (herd_now() - last_heard > timeout) {
-                st = herd_fail(err, HERD_EIO, "server rank %d: no worker message within %.0f s (a worker died or "
-                               "hangs)", p->rank, timeout);
+            /* the worker the server waits for: of those not done and not waiting for a reply from
+             * it, the one heard from longest ago (its push holds the next update back) */
+            int lag = -1;
+            for (int w = 0; w < p->workers; w++)
+                if (!p->done[w] && p->pending[w] < 0 && (lag < 0 || p->last_heard[w] < p->last_heard[lag])) lag = w;
+            herd_comm_set_waiting(p->comm, lag);
+            if (lag >= 0 && (st = herd_comm_check_alive(p->comm, p->last_heard[lag], "the server waited for a worker",
+                                                        err)))
+                break;
+            if (lag >= 0 && herd_now() - p->last_heard[lag] > timeout) {
+                char why[400];
+                herd_comm_blame(p->comm, lag, why, sizeof why);
+                st = herd_fail(err, HERD_EIO, "server rank %d: nothing from worker rank %d for %.0f s (its last push "
+                               "was for step %lld, the server is at update %lld)%s", p->rank,
+                               herd_comm_world_rank(p->comm, lag), timeout, (long long)p->last_push[lag],
+                               (long long)p->version, why[0] ? why : "; it died or hangs");
                 break;
             }
             struct timespec ts = {0, 20000};
             nanosleep(&ts, NULL);
             continue;
         }
-        last_heard = herd_now();
+        herd_comm_set_waiting(p->comm, -1);
+        if (src < 0 || src >= p->workers) {
+            st = herd_fail(err, HERD_EINTERNAL, "server rank %d: message tag %d from rank %d, which is not a worker",
+                           p->rank, tag, src);
+            break;
+        }
+        p->last_heard[src] = herd_now();
         herd_comm_request *r;
         if (tag == TAG_PULL) {
             int64_t msg[2];
@@ -210,11 +239,13 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
                 break;
             push_header h;
             memcpy(&h, p->recv, sizeof h);
+            p->last_push[src] = h.step;
             const float *g = (const float *)(p->recv + sizeof h);
             if (p->staleness < 0) { /* asynchronous: every worker's gradient is an update of its own */
                 float lr = herd_schedule_lr(sched, p->version);
                 if (h.samples > 0) herd_optimizer_update_range(&opt, shard, g, 0, n, lr, p->version + 1);
                 p->version++;
+                herd_fault_step(p->rank, p->version); /* tests only */
             } else {
                 if (h.step < p->version || h.step >= p->version + slots) {
                     st = herd_fail(err, HERD_EINTERNAL, "server rank %d: push for step %lld outside the window "
@@ -237,6 +268,7 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
                         herd_optimizer_update_range(&opt, shard, a, 0, n, lr, p->version + 1);
                     }
                     p->version++;
+                    herd_fault_step(p->rank, p->version); /* tests only */
                     memset(a, 0, (size_t)n * sizeof(float));
                     p->acc_samples[kk] = 0;
                     p->acc_count[kk] = 0;
@@ -248,12 +280,14 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
             if ((st = herd_comm_irecv(p->comm, &none, sizeof none, src, TAG_DONE, &r, err)) ||
                 (st = herd_comm_wait(p->comm, r, err)))
                 break;
-            p->done_workers++;
+            p->done_workers += !p->done[src];
+            p->done[src] = 1;
         } else {
             st = herd_fail(err, HERD_EINTERNAL, "server rank %d: unexpected message tag %d from rank %d", p->rank, tag,
                            src);
         }
     }
+    herd_comm_set_waiting(p->comm, -1);
     herd_optimizer_free(&opt);
     return st;
 }

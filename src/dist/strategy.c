@@ -299,3 +299,4 @@ herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error 
 double herd_strategy_wait_seconds(const herd_strategy *s) { return s->wait_seconds; }
 
 int herd_strategy_deterministic_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups : 0; }
+int herd_strategy_world_rank(const herd_strategy *s) { return herd_comm_rank(s->comm); }

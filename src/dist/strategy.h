@@ -64,6 +64,8 @@ void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *
 float herd_strategy_grad_scale(const herd_strategy *s, int count, int B);
 /* Largest number of samples one group of a global batch of B can hold (plan the model for it). */
 int herd_strategy_max_group(const herd_strategy *s, int B);
+/* This process's rank in the world (all ranks, whatever the strategy's own groups). */
+int herd_strategy_world_rank(const herd_strategy *s);
 /* --deterministic: the fixed number of micro-groups per batch; 0 without it. */
 int herd_strategy_deterministic_groups(const herd_strategy *s);
 /* Number of groups this rank computes per step (1 unless deterministic). */

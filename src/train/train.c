@@ -340,6 +340,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     train_position start = {0, 0};
     herd_loader *loader = NULL;
     int lock_fd = -1;
+    int64_t steps_run = 0; /* by this process, for test faults */
     if ((st = herd_loader_create(&loader, train, cfg->batch, &cfg->loader, cfg->strategy ? rank_rows : NULL,
                                  cfg->strategy, err)))
         goto done;
@@ -372,6 +373,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             herd_step_result r;
             t->load_step = s;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
+            herd_fault_step(cfg->strategy ? herd_strategy_world_rank(cfg->strategy) : 0, ++steps_run); /* tests only */
             if (r.skipped) {
                 skipped++;
             } else {
