@@ -56,10 +56,11 @@ expect_exit 0 "--split by name" -- "$HERD" train "$SPEC" "${common[@]}" -n 2 --s
     --split maxpool1 --save "$TMP/ps.st"
 compare_weights "$TMP/one.st" "$TMP/ps.st" 1e-5 && pass || fail "--split maxpool1 differs"
 
-expect_exit 1 "unknown split layer" -- "$HERD" train "$SPEC" "${common[@]}" -n 2 --strategy pipeline --split convv
-grep -q "no layer named 'convv'" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
-expect_exit 1 "stages must divide ranks" -- "$HERD" train "$SPEC" "${common[@]}" -n 3 --strategy pipeline --stages 2
-grep -q "that --stages divides" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+# layout errors are found before mpirun starts: one line, exit 2 (not one per rank under MPI's banner)
+expect_exit 2 "unknown split layer" -- "$HERD" train "$SPEC" "${common[@]}" -n 2 --strategy pipeline --split convv
+expect_err_line "unknown split layer" "no layer named 'convv'"
+expect_exit 2 "stages must divide ranks" -- "$HERD" train "$SPEC" "${common[@]}" -n 3 --strategy pipeline --stages 2
+expect_err_line "stages must divide ranks" "that --stages 2 divides"
 # graph cuts: ResNet-20 cut inside a residual block (the skip connection and the main branch
 # both cross the cut), in 2 and 3 stages, against the unsplit model
 mkdir -p "$TMP/r"
@@ -78,12 +79,19 @@ expect_exit 0 "resnet20, 3 stages cut inside two blocks" -- "$HERD" train "$RES"
     --strategy pipeline --stages 3 --microbatches 1 --split conv2,s2b1_main --schedule gpipe --save "$TMP/r3.st"
 compare_weights "$TMP/r1.st" "$TMP/r3.st" 1e-5 && pass || fail "resnet20 in 3 stages differs from unsplit"
 printf 'input 1x28x28\nconv 4 3 pad=1\nconv 1 1\nadd input\nflatten\ndense 10\n' > "$TMP/reads_input.spec"
-expect_exit 1 "a later stage reading the model input" -- "$HERD" train "$TMP/reads_input.spec" --data "$TMP/d" \
+expect_exit 2 "a later stage reading the model input" -- "$HERD" train "$TMP/reads_input.spec" --data "$TMP/d" \
     --epochs 1 --quiet -n 2 --strategy pipeline --split conv1 --microbatches 1
-grep -q "reads the model's input" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
-expect_exit 1 "batch norm with micro-batches" -- "$HERD" train "$SRC/tests/data/residual_bn.spec" --data "$TMP/d" \
+expect_err_line "a later stage reading the model input" "reads the model's input"
+expect_exit 2 "batch norm with micro-batches" -- "$HERD" train "$SRC/tests/data/residual_bn.spec" --data "$TMP/d" \
     --epochs 1 --quiet -n 2 --strategy pipeline --microbatches 4
-grep -q "batch norm with --microbatches > 1" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
+expect_err_line "batch norm with micro-batches" "batch norm with --microbatches > 1"
+
+# a stage hung in its main thread, 3 stages: every stage's first line names the hung one, not the
+# healthy neighbour it waits on (the hang fault fires on every stage, not only the last)
+for r in 0 1; do
+    fault_case "stage $r of 3 hung" hang:$r:3 "rank $r stopped making progress" 14 -- "$SPEC" "${common[@]}" \
+        --epochs 5 -n 3 --strategy pipeline --stages 3 --timeout 5
+done
 expect_exit 2 "bad schedule" -- "$HERD" train "$SPEC" --strategy pipeline --schedule zigzag
 
 # a stage rank killed mid-step: everyone stops, non-zero, within 10 s, and it is named

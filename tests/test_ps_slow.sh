@@ -20,8 +20,21 @@ for k in 2 inf; do
     /usr/bin/python3 -c "import sys; sys.exit(0 if float('$acc') > 0.3 else 1)" && pass || fail "ps K=$k reached $acc"
 done
 expect_exit 2 "bad staleness" -- "$HERD" train "$SMALL" --strategy ps --staleness -1
-expect_exit 1 "ps needs more ranks than servers" -- "$HERD" train "$SMALL" "${common[@]}" --strategy ps
-grep -q "needs more ranks" "$TMP/err" && pass || fail "message: $(cat "$TMP/err")"
+expect_exit 2 "ps needs more ranks than servers" -- "$HERD" train "$SMALL" "${common[@]}" --strategy ps
+expect_err_line "ps needs more ranks than servers" "needs more ranks"
+expect_exit 2 "ps with checkpoints (refused before launch)" -- "$HERD" train "$SMALL" "${common[@]}" -n 3 --strategy ps \
+    --checkpoint-dir "$TMP/ck"
+expect_err_line "ps with checkpoints" "not supported with --strategy ps"
+
+# the rank that stopped making progress is named first, never the healthy server: a worker
+# hung in its main thread (--timeout 5), the server hung, and a stopped worker under
+# --staleness inf (the asynchronous server's wait is covered by the liveness check: ~5 s)
+fault_case "hung worker" hang:0:5 "nothing from worker rank 0 .*rank 0 stopped making progress" 12 -- \
+    "$SMALL" "${common[@]}" -n 3 --strategy ps --timeout 5
+fault_case "hung server" hang:2:5 "rank 2 stopped making progress" 12 -- \
+    "$SMALL" "${common[@]}" -n 3 --strategy ps --timeout 5
+fault_case "stopped worker, K=inf" stop:1:5 "rank\(s\) 1 stopped responding" 10 -- \
+    "$SMALL" "${common[@]}" --epochs 20 -n 3 --strategy ps --staleness inf
 
 # kill -9 the server (the last rank) mid-training: everyone stops, non-zero, within 10 s
 "$HERD" train "$SRC/examples/fashion_cnn.spec" --data "$TMP/d" --epochs 50 --batch 64 --threads 1 --quiet -n 3 \

@@ -47,6 +47,10 @@ herd_status cli_pipeline_cuts(const herd_model *m, int stages, const char *split
 
 /* 1 if path names an ONNX model (ends in .onnx), which every command takes in place of a spec. */
 int cli_is_onnx(const char *path);
+/* Called before the end of an MPI job (herd_comm_close or herd_comm_abort): if the launcher does
+ * not let it finish within 10 s (mpirun stopped), rank 0 says so and the process exits with 1.
+ * A no-op for one process. */
+void cli_bound_shutdown(int rank, int world);
 /* An output file the run will write at its end (--save, --trace): checked at start by creating
  * and removing a file in its directory, so a missing or read-only place fails before training. */
 herd_status cli_check_output(const char *path, const char *option, herd_error *err);

@@ -246,6 +246,7 @@ int cmd_bench(int argc, char **argv) {
 fail:
     if (rc) cli_error(world > 1 ? "rank %d: %s" : "%.0d%s", world > 1 ? rank : 0, err.msg);
 fail_quiet:
+    cli_bound_shutdown(rank, world);
     if (rc && world > 1) herd_comm_abort(comm, rc);
     free(idx);
     free(labels);

@@ -63,6 +63,7 @@ int cmd_stats(int argc, char **argv) {
     rc = 0;
 fail:
     if (rc) cli_error(world > 1 ? "rank %d: %s" : "%.0d%s", world > 1 ? rank : 0, err.msg);
+    cli_bound_shutdown(rank, world);
     if (rc && world > 1) herd_comm_abort(comm, rc);
     herd_data_stats_free(&s);
     herd_dataset_close(ds);

@@ -397,6 +397,7 @@ int cmd_train(int argc, char **argv) {
     herd_model_destroy(probe);
     if (layout_st) {
         if (rank == 0) cli_error("%s", err.msg);
+        cli_bound_shutdown(rank, world);
         herd_comm_close(comm);
         return 2;
     }
@@ -542,6 +543,7 @@ fail_quiet:
         cli_error("%s: cannot write the JSON log: %s", log_json, strerror(errno));
         rc = 1;
     }
+    cli_bound_shutdown(rank, world);
     if (rc && world > 1) herd_comm_abort(comm, rc); /* one rank's exit would leave the others waiting */
     if (ui.tb) {
         herd_error tb_err = {0};

@@ -1,5 +1,6 @@
 /* Steps shared by subcommands: opening and preparing a model (a spec or an ONNX file). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,4 +123,31 @@ herd_status cli_check_output(const char *path, const char *option, herd_error *e
     close(fd);
     unlink(probe);
     return HERD_OK;
+}
+
+/* The end of an MPI job waits for the launcher (MPI_Finalize's fence through mpirun, or
+ * MPI_Abort); a stopped launcher would keep every rank there forever. */
+#define SHUTDOWN_BOUND_S 10
+static volatile sig_atomic_t shutdown_rank;
+
+static void on_shutdown_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "herd: the MPI launcher gave no answer at shutdown within 10 s (is mpirun stopped?); "
+                              "exiting without it (everything herd writes was already written)\n";
+    if (shutdown_rank == 0) {
+        ssize_t k = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)k;
+    }
+    _exit(1);
+}
+
+void cli_bound_shutdown(int rank, int world) {
+    if (world < 2) return;
+    shutdown_rank = rank;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_shutdown_alarm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(SHUTDOWN_BOUND_S);
 }
