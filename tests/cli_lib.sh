@@ -86,7 +86,8 @@ summary() {
 
 # fault_case WHAT FAULT PATTERN MAX_S -- TRAIN ARGS: `herd train TRAIN ARGS` with
 # HERD_TEST_FAULT=FAULT must end non-zero (not by the 60 s guard) within MAX_S seconds, and
-# its first "herd:" line (the one a user reads) must match PATTERN (grep -E, any case).
+# its first "herd:" line (the one a user reads; mpirun's report when herd had no word, as for
+# a rank killed outright) must match PATTERN (grep -E, any case).
 fault_case() {
     local what=$1 fault=$2 pattern=$3 max=$4 start rc took first
     shift 5
@@ -97,6 +98,7 @@ fault_case() {
     [ $rc != 0 ] && [ $rc != 124 ] && pass || fail "$what: exit $rc"
     [ $took -le "$max" ] && pass || fail "$what: took $took s (bound $max s)"
     first=$(grep -m1 "^herd:" "$TMP/err")
+    [ -n "$first" ] || first=$(tr '\n' ' ' <"$TMP/err")
     echo "$first" | grep -qiE -- "$pattern" && pass || fail "$what: first message lacks /$pattern/: $first"
     echo "$what: exit $rc after $took s: $first"
 }

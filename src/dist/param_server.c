@@ -149,6 +149,54 @@ herd_status ps_done(ps_state *p, herd_error *err) {
     return st;
 }
 
+/* ---- the messages a server receives ---- */
+
+herd_status ps_decode(int tag, const unsigned char *buf, int64_t bytes, const ps_expect *e, ps_message *out,
+                      herd_error *err) {
+    static const struct {
+        int tag;
+        ps_kind kind;
+        const char *name;
+    } kinds[] = {{TAG_PULL, PS_PULL, "pull"}, {TAG_PUSH, PS_PUSH, "push"}, {TAG_DONE, PS_DONE, "done"}};
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof kinds / sizeof kinds[0]); i++)
+        if (kinds[i].tag == tag) k = i;
+    if (k < 0) return herd_fail(err, HERD_EFORMAT, "unexpected message tag %d (%lld bytes)", tag, (long long)bytes);
+    int64_t want = kinds[k].kind == PS_PUSH ? (int64_t)sizeof(push_header) + e->shard_n * (int64_t)sizeof(float)
+                                            : kinds[k].kind == PS_PULL ? 2 * (int64_t)sizeof(int64_t)
+                                                                       : (int64_t)sizeof(int64_t);
+    if (bytes != want)
+        return herd_fail(err, HERD_EFORMAT, "%s message of %lld bytes, expected %lld", kinds[k].name, (long long)bytes,
+                         (long long)want);
+    memset(out, 0, sizeof *out);
+    out->kind = kinds[k].kind;
+    int64_t w[2];
+    memcpy(w, buf, kinds[k].kind == PS_DONE ? sizeof w[0] : sizeof w);
+    const int64_t max_step = (int64_t)1 << 50; /* as checkpoints bound positions */
+    switch (out->kind) {
+    case PS_PULL:
+        if (w[0] < 0 || w[0] > max_step || (w[1] != 0 && w[1] != 1))
+            return herd_fail(err, HERD_EFORMAT, "pull for step %lld (exact %lld): not a step in 0..2^50 and 0 or 1",
+                             (long long)w[0], (long long)w[1]);
+        out->step = w[0], out->exact = (int)w[1];
+        return HERD_OK;
+    case PS_PUSH:
+        if (w[1] < 0 || w[1] > INT32_MAX)
+            return herd_fail(err, HERD_EFORMAT, "push of %lld samples: not a count in 0..2^31-1", (long long)w[1]);
+        if (e->slots > 0 ? w[0] < e->version || w[0] >= e->version + e->slots : w[0] < 0 || w[0] > max_step)
+            return herd_fail(err, HERD_EFORMAT, "push for step %lld outside the window [%lld, %lld)", (long long)w[0],
+                             (long long)(e->slots > 0 ? e->version : 0),
+                             (long long)(e->slots > 0 ? e->version + e->slots : max_step + 1));
+        out->step = w[0], out->samples = w[1];
+        out->grads = (const float *)(buf + sizeof(push_header)); /* the buffer is malloc'ed: aligned for floats */
+        return HERD_OK;
+    case PS_DONE:
+        if (w[0] != 0) return herd_fail(err, HERD_EFORMAT, "done message carries %lld, expected 0", (long long)w[0]);
+        return HERD_OK;
+    }
+    return herd_fail(err, HERD_EFORMAT, "unexpected message tag %d", tag);
+}
+
 /* ---- server ---- */
 
 static herd_status reply_params(ps_state *p, int worker, herd_error *err) {
@@ -219,44 +267,39 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
             break;
         }
         p->last_heard[src] = herd_now();
+        /* size and kind are checked before anything is received, the content before it is used */
+        int64_t cap = (int64_t)(sizeof(push_header) + (size_t)n * sizeof(float));
+        if (bytes < 0 || bytes > cap) {
+            st = herd_fail(err, HERD_EFORMAT, "server rank %d: a message of %lld bytes (tag %d) from rank %d is larger "
+                           "than any message of the protocol (%lld bytes)", p->rank, (long long)bytes, tag, src,
+                           (long long)cap);
+            break;
+        }
         herd_comm_request *r;
-        if (tag == TAG_PULL) {
-            int64_t msg[2];
-            if ((st = herd_comm_irecv(p->comm, msg, sizeof msg, src, TAG_PULL, &r, err)) ||
-                (st = herd_comm_wait(p->comm, r, err)))
-                break;
-            if (pull_ready(p, msg[0], (int)msg[1])) st = reply_params(p, src, err);
-            else p->pending[src] = msg[0], p->pending_exact[src] = (int)msg[1];
-        } else if (tag == TAG_PUSH) {
-            size_t want = sizeof(push_header) + (size_t)n * sizeof(float);
-            if (bytes != (int64_t)want) {
-                st = herd_fail(err, HERD_EINTERNAL, "server rank %d: push of %lld bytes, expected %zu", p->rank,
-                               (long long)bytes, want);
-                break;
-            }
-            if ((st = herd_comm_irecv(p->comm, p->recv, bytes, src, TAG_PUSH, &r, err)) ||
-                (st = herd_comm_wait(p->comm, r, err)))
-                break;
-            push_header h;
-            memcpy(&h, p->recv, sizeof h);
-            p->last_push[src] = h.step;
-            const float *g = (const float *)(p->recv + sizeof h);
+        if ((st = herd_comm_irecv(p->comm, p->recv, bytes, src, tag, &r, err)) || (st = herd_comm_wait(p->comm, r, err)))
+            break;
+        ps_expect expect = {n, p->version, p->staleness >= 0 ? slots : 0};
+        ps_message msg;
+        if ((st = ps_decode(tag, p->recv, bytes, &expect, &msg, err))) {
+            herd_fail_prefix(err, "server rank %d: from rank %d", p->rank, src);
+            break;
+        }
+        if (msg.kind == PS_PULL) {
+            if (pull_ready(p, msg.step, msg.exact)) st = reply_params(p, src, err);
+            else p->pending[src] = msg.step, p->pending_exact[src] = msg.exact;
+        } else if (msg.kind == PS_PUSH) {
+            p->last_push[src] = msg.step;
+            const float *g = msg.grads;
             if (p->staleness < 0) { /* asynchronous: every worker's gradient is an update of its own */
                 float lr = herd_schedule_lr(sched, p->version);
-                if (h.samples > 0) herd_optimizer_update_range(&opt, shard, g, 0, n, lr, p->version + 1);
+                if (msg.samples > 0) herd_optimizer_update_range(&opt, shard, g, 0, n, lr, p->version + 1);
                 p->version++;
                 herd_fault_step(p->rank, p->version); /* tests only */
             } else {
-                if (h.step < p->version || h.step >= p->version + slots) {
-                    st = herd_fail(err, HERD_EINTERNAL, "server rank %d: push for step %lld outside the window "
-                                   "[%lld, %lld)", p->rank, (long long)h.step, (long long)p->version,
-                                   (long long)(p->version + slots));
-                    break;
-                }
-                int k = (int)(h.step % slots);
+                int k = (int)(msg.step % slots);
                 float *acc = p->acc + (size_t)k * (size_t)n;
-                for (int64_t i = 0; i < n; i++) acc[i] += (float)h.samples * g[i];
-                p->acc_samples[k] += (double)h.samples;
+                for (int64_t i = 0; i < n; i++) acc[i] += (float)msg.samples * g[i];
+                p->acc_samples[k] += (double)msg.samples;
                 p->acc_count[k]++;
                 /* in step order: update v once all workers pushed step v */
                 for (int kk = (int)(p->version % slots); p->acc_count[kk] == p->workers; kk = (int)(p->version % slots)) {
@@ -275,16 +318,9 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
                 }
             }
             st = serve_pending(p, err);
-        } else if (tag == TAG_DONE) {
-            int64_t none;
-            if ((st = herd_comm_irecv(p->comm, &none, sizeof none, src, TAG_DONE, &r, err)) ||
-                (st = herd_comm_wait(p->comm, r, err)))
-                break;
+        } else {
             p->done_workers += !p->done[src];
             p->done[src] = 1;
-        } else {
-            st = herd_fail(err, HERD_EINTERNAL, "server rank %d: unexpected message tag %d from rank %d", p->rank, tag,
-                           src);
         }
     }
     herd_comm_set_waiting(p->comm, -1);

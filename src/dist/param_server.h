@@ -25,4 +25,24 @@ herd_status ps_done(ps_state *p, herd_error *err);
 /* Server: applies pushed gradients with the optimizer and schedule until every worker is done. */
 herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedule *sched, herd_error *err);
 
+/* A message a server received, as ps_decode checked it. */
+typedef enum ps_kind { PS_PULL, PS_PUSH, PS_DONE } ps_kind;
+typedef struct ps_message {
+    ps_kind kind;
+    int64_t step;       /* PULL: the step whose parameters are wanted; PUSH: the gradient's step */
+    int64_t samples;    /* PUSH: local samples behind the gradient (0: a skipped step) */
+    int exact;          /* PULL: 1 waits for every update before step */
+    const float *grads; /* PUSH: shard_n floats inside the received buffer */
+} ps_message;
+/* What the server accepts now: its shard's length and the window of steps pushes may be for,
+ * [version, version + slots) (slots 0: asynchronous, any step in 0..2^50). */
+typedef struct ps_expect {
+    int64_t shard_n, version;
+    int slots;
+} ps_expect;
+/* Checks a received message (tag, bytes) for kind, size and content before anything uses
+ * it: HERD_EFORMAT with one line naming what is wrong. buf must be aligned for floats. */
+herd_status ps_decode(int tag, const unsigned char *buf, int64_t bytes, const ps_expect *e, ps_message *out,
+                      herd_error *err);
+
 #endif

@@ -18,6 +18,7 @@
 #include "herd/model.h"
 #include "herd/onnx.h"
 #include "data/image_decode.h"
+#include "dist/param_server.h"
 #include "herd/train.h"
 #include "io/json.h"
 #include "train/trainer_internal.h"
@@ -90,7 +91,7 @@ static void write_file(const char *path, const uint8_t *data, size_t size) {
 /* herd's promise for every failure: a known status and one line that starts with `prefix`. */
 static void check_error(herd_status st, const herd_error *err, const char *prefix, const char *what) {
     if (st == HERD_OK) return;
-    if (st > 0 || st < HERD_EINTERNAL) fuzz_fail("%s: status %d is not a herd_status", what, st);
+    if (st > 0 || st < HERD_ESTOPPED) fuzz_fail("%s: status %d is not a herd_status", what, st);
     if (st == HERD_EINTERNAL) fuzz_fail("%s: internal error: %s", what, err->msg);
     if (!err->msg[0]) fuzz_fail("%s: status %d without a message", what, st);
     if (strchr(err->msg, '\n')) fuzz_fail("%s: message spans lines: %s", what, err->msg);
@@ -632,6 +633,43 @@ int fuzz_cli(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---- inter-rank messages: what a parameter server received (ps_decode) ---- */
+
+/* Byte 0 picks the tag (101..105: pull, params, push, done, and an unknown one), byte 1 the
+ * window of accepted steps (0 = asynchronous), bytes 2-3 the server's version, byte 4 the
+ * shard length in floats; the rest is the message, in a buffer of exactly its size. */
+int fuzz_psmsg(const uint8_t *data, size_t size) {
+    if (size < 5 || size > (1 << 16)) return 0;
+    int tag = 101 + data[0] % 5;
+    ps_expect e = {data[4] % 64, (int64_t)(data[2] | data[3] << 8), data[1] % 8};
+    size_t bytes = size - 5;
+    unsigned char *buf = malloc(bytes ? bytes : 1);
+    if (!buf) return 0;
+    memcpy(buf, data + 5, bytes);
+    ps_message m;
+    herd_error err = {0};
+    herd_status st = ps_decode(tag, buf, (int64_t)bytes, &e, &m, &err);
+    check_error(st, &err, NULL, "psmsg");
+    if (st && st != HERD_EFORMAT) fuzz_fail("psmsg: status %d, expected HERD_EFORMAT: %s", st, err.msg);
+    if (st == HERD_OK) {
+        int want = tag == 101 ? PS_PULL : tag == 103 ? PS_PUSH : tag == 104 ? PS_DONE : -1;
+        if ((int)m.kind != want) fuzz_fail("psmsg: tag %d accepted as kind %d", tag, (int)m.kind);
+        if (m.kind == PS_PULL && (m.step < 0 || (m.exact != 0 && m.exact != 1)))
+            fuzz_fail("psmsg: pull for step %lld exact %d accepted", (long long)m.step, m.exact);
+        if (m.kind == PS_PUSH) {
+            if (m.samples < 0 || m.samples > INT32_MAX) fuzz_fail("psmsg: %lld samples accepted", (long long)m.samples);
+            if (e.slots > 0 && (m.step < e.version || m.step >= e.version + e.slots))
+                fuzz_fail("psmsg: push for step %lld outside [%lld, %lld) accepted", (long long)m.step,
+                          (long long)e.version, (long long)(e.version + e.slots));
+            if ((const unsigned char *)m.grads < buf || (const unsigned char *)(m.grads + e.shard_n) > buf + bytes)
+                fuzz_fail("psmsg: gradients outside the message");
+            touch(m.grads, (size_t)e.shard_n * sizeof(float)); /* ASan: all inside the buffer */
+        }
+    }
+    free(buf);
+    return 0;
+}
+
 const fuzz_target fuzz_targets[] = {
     {"spec", fuzz_spec},           {"idx", fuzz_idx},
     {"cifar", fuzz_cifar},         {"json", fuzz_json},
@@ -639,5 +677,6 @@ const fuzz_target fuzz_targets[] = {
     {"csv", fuzz_csv},             {"npy", fuzz_npy},
     {"tfrecord", fuzz_tfrecord},   {"image", fuzz_image},
     {"shard", fuzz_shard},
-    {"cli", fuzz_cli},             {NULL, NULL},
+    {"cli", fuzz_cli},             {"psmsg", fuzz_psmsg},
+    {NULL, NULL},
 };
