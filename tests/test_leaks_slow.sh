@@ -40,7 +40,7 @@ leak_free() {
 T=(--threads 1 --progress none --batch 32)
 leak_free "train" 0 train tiny.spec --data sub --epochs 1 "${T[@]}" --val-split 0.25 --log-json log.json \
     --save w.safetensors --checkpoint-dir ck --checkpoint-every 1
-leak_free "train --resume" 0 train tiny.spec --data sub --epochs 2 "${T[@]}" --resume ck
+leak_free "train --resume" 0 train tiny.spec --data sub --epochs 2 "${T[@]}" --val-split 0.25 --resume ck
 leak_free "train --weights" 0 train tiny.spec --data sub --epochs 1 "${T[@]}" --weights w.safetensors --optimizer sgd
 leak_free "eval" 0 eval tiny.spec --data sub --weights w.safetensors --threads 1
 leak_free "eval --backend ref" 0 eval tiny.spec --data sub --weights w.safetensors --threads 1 --backend ref
