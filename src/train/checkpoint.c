@@ -194,8 +194,8 @@ herd_status checkpoint_dir_claim(const char *dir, int resume, int *lock_fd, char
     }
     char pid[24];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) { /* the pid only helps the message */
-    }
+    int wrote = ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) == len;
+    (void)wrote; /* the pid only helps another run's message; the lock is what counts */
     /* a fresh run may not take over another run's checkpoints: its pruning would delete them and
      * a later --resume would silently continue the wrong run */
     int64_t *steps;
