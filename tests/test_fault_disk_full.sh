@@ -67,4 +67,11 @@ left=$(ls "$FULL")
 if [ "$left" = "$(printf 'filler\nw.safetensors')" ]; then pass; else fail "temp file left behind: $left"; fi
 expect_exit 0 "old weights still load" -- "$HERD" eval d16.spec --data sub --weights "$FULL/w.safetensors" --threads 1
 
+# (3) one rule for every output: a log that cannot be written stops the run, one line naming it, exit 1
+expect_exit 1 "--log-json on a full disk" -- "$HERD" train d16.spec "${T[@]}" --epochs 2 --log-json "$FULL/log.json"
+expect_err_line "--log-json on a full disk" "$FULL/log.json: cannot write the JSON log: No space left on device"
+expect_exit 1 "--tensorboard on a full disk" -- "$HERD" train d16.spec "${T[@]}" --epochs 2 --tensorboard "$FULL/tb"
+expect_err_line "--tensorboard on a full disk" "No space left on device"
+expect_err_line "the error names the event file" "$FULL/tb/"
+
 summary
