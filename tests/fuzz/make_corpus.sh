@@ -9,7 +9,7 @@ HERD=${1:-build/herd}
 OUT=tests/fuzz/corpus
 [ -x "$HERD" ] || { echo "make_corpus.sh: $HERD is not built (give the herd binary as argument)" >&2; exit 2; }
 rm -rf "$OUT"
-mkdir -p "$OUT"/{spec,idx,cifar,csv,npy,tfrecord,image,shard,json,safetensors,checkpoint,onnx,cli}
+mkdir -p "$OUT"/{spec,idx,cifar,csv,npy,tfrecord,image,shard,json,safetensors,checkpoint,onnx,cli,psmsg}
 
 # ---- model specs: the examples and test specs, plus small valid and invalid ones ----
 for f in examples/*.spec tests/data/*.spec; do cp "$f" "$OUT/spec/$(basename "$f")"; done
@@ -94,6 +94,22 @@ args = [["model.spec"], ["model.spec", "--epochs", "3", "--lr=0.01", "--quiet"],
         [], ["m.spec", "-x"], ["m.spec", "--data", ""]]
 for i, a in enumerate(args):
     w(f"cli/args{i:02d}", b"\0".join(s.encode() for s in a))
+
+# ---- parameter-server messages: tag selector (0 pull, 1 params, 2 push, 3 done, 4 unknown),
+# step window, version (2 bytes), shard floats, then the message (fuzz_psmsg in fuzz_bodies.c) ----
+def psmsg(name, tag, slots, version, shard, body):
+    w(f"psmsg/{name}", bytes([tag, slots]) + struct.pack("<H", version) + bytes([shard]) + body)
+psmsg("pull", 0, 2, 5, 4, struct.pack("<qq", 5, 0))
+psmsg("pull_exact", 0, 0, 7, 4, struct.pack("<qq", 9, 1))
+psmsg("pull_bad_exact", 0, 2, 5, 4, struct.pack("<qq", 5, 7))
+psmsg("push", 2, 2, 5, 4, struct.pack("<qq", 6, 32) + struct.pack("<4f", 0.5, -1, 2, 0))
+psmsg("push_async", 2, 0, 5, 3, struct.pack("<qq", 100, 16) + struct.pack("<3f", 1, 2, 3))
+psmsg("push_window", 2, 1, 5, 2, struct.pack("<qq", 9, 16) + struct.pack("<2f", 1, 2))
+psmsg("push_short", 2, 2, 5, 4, struct.pack("<qq", 5, 32) + struct.pack("<3f", 1, 2, 3))
+psmsg("push_negative_samples", 2, 2, 5, 1, struct.pack("<qq", 5, -1) + struct.pack("<f", 1))
+psmsg("done", 3, 2, 5, 4, struct.pack("<q", 0))
+psmsg("unknown_tag", 4, 2, 5, 4, struct.pack("<q", 0))
+psmsg("params_tag", 1, 2, 5, 4, struct.pack("<4f", 1, 2, 3, 4))
 PY
 
 # ---- checkpoints and weights of the fuzz target's model (fuzz_bodies.c: CKPT_SPEC), trained
