@@ -42,7 +42,7 @@ fault_case "stopped worker, K=inf" stop:1:5 "rank\(s\) 1 stopped responding" 10 
 job=$!
 sleep 3
 server=""
-for p in $(pgrep -f "herd train"); do
+for p in $(pgrep -P $job); do   # this job's ranks only (mpirun's children), never another run's on the machine
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=2" && server=$p
 done
 [ -n "$server" ] && pass || fail "server process not found"
