@@ -17,7 +17,8 @@
  * statement (the server's statement_timeout); the client waits PG_REPLY_GRACE_S longer for
  * the server's own timeout message before giving up on it. */
 #define PG_CONNECT_TIMEOUT "10"
-#define PG_STATEMENT_TIMEOUT "-c statement_timeout=300s"
+#define PG_STATEMENT_TIMEOUT_S 300
+#define PG_STATEMENT_TIMEOUT "-c statement_timeout=300s" /* PG_STATEMENT_TIMEOUT_S */
 #define PG_REPLY_GRACE_S 5
 
 /* libpq prints notices to stderr by default; a library does not print. */
@@ -160,7 +161,10 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
         st = pg_fail(err, HERD_EIO, source, "cannot connect", why);
         goto done;
     }
-    double statement_s = pg_statement_timeout(c), bound = statement_s > 0 ? statement_s + PG_REPLY_GRACE_S : 0;
+    /* the client's bound: the statement_timeout set (0: none, as asked), else herd's default, also
+     * when the URL's own options set no statement_timeout (the server then enforces none) */
+    double statement_s = pg_statement_timeout(c);
+    double bound = statement_s == 0 ? 0 : (statement_s > 0 ? statement_s : PG_STATEMENT_TIMEOUT_S) + PG_REPLY_GRACE_S;
     PQsetNoticeProcessor(c, pg_quiet, NULL);
     if ((st = pg_exec(c, "BEGIN TRANSACTION READ ONLY", PGRES_COMMAND_OK, &res, bound, source, "begin", err)) != HERD_OK)
         goto done;
