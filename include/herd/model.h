@@ -50,6 +50,11 @@ herd_status herd_model_set_loss(herd_model *m, const char *loss, herd_error *err
  * parameters. */
 herd_status herd_model_finish(herd_model *m, herd_error *err);
 
+/* The model as spec text (one line per layer, names and inputs explicit where the defaults
+ * would differ) that herd_model_parse turns back into the same model: the same layers, names,
+ * shapes and registry. The caller frees *text. */
+herd_status herd_model_write_spec(const herd_model *m, char **text, herd_error *err);
+
 /* Parses spec text; `filename` is used in messages ("file:line:col: ..."). */
 herd_status herd_model_parse(herd_model **out, const char *text, const char *filename, herd_error *err);
 /* Reads and parses a spec file. */

@@ -16,15 +16,14 @@ extern "C" {
  * GELU becomes its erf formula; batch norm is written for inference. */
 herd_status herd_model_export_onnx(const herd_model *m, const char *path, herd_error *err);
 
-/* Reads an ONNX model (a chain of supported operators with identity residual Adds) into a
- * herd model with the file's weights loaded, as if parsed from the equivalent spec
- * (herd_onnx_to_spec) and loaded from a weights file. Unsupported operators are listed by name in one error; HERD_EFORMAT for a malformed
- * file, HERD_EUNSUPPORTED for a valid graph herd cannot express. */
+/* Reads an ONNX model into a herd model with the file's weights loaded: the graph's nodes
+ * become builder calls (herd_model_add_layer), each operator translated by the layer kind
+ * that owns it or by one of the importer's multi-node patterns, and the initializers are
+ * copied into the registry. Every unsupported operator is listed, with a node using it, in
+ * one error; other refusals name the node and its operator. HERD_EFORMAT for a malformed
+ * file, HERD_EUNSUPPORTED for a valid graph herd cannot express. herd_model_write_spec gives
+ * the equivalent spec. */
 herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err);
-
-/* Translates an ONNX file into herd spec text without building the model: the caller
- * frees *spec_text. */
-herd_status herd_onnx_to_spec(const char *path, char **spec_text, herd_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* herd import: an ONNX file translated into a herd spec and a safetensors weights file. */
+/* herd import: an ONNX file imported once, then written as a herd spec (rendered from the built
+ * model) and a safetensors weights file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ int cmd_import(int argc, char **argv) {
     /* import fully first: a file herd cannot load leaves no spec behind */
     if (herd_model_import_onnx(&m, pos[0], &err)) goto fail;
     if (spec_out) {
-        if (herd_onnx_to_spec(pos[0], &text, &err)) goto fail;
+        if (herd_model_write_spec(m, &text, &err)) goto fail;
         const void *chunk = text;
         size_t len = strlen(text);
         if (strcmp(spec_out, "-") == 0) {

@@ -93,12 +93,37 @@ static herd_status act_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Relu, LeakyRelu, Sigmoid, Tanh (GELU, several ONNX nodes, is a pattern of the importer) */
+static herd_status act_onnx_import(onnx_importer *x) {
+    static const char *const ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh"},
+                             *kws[] = {"relu", "leaky_relu", "sigmoid", "tanh"};
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(onnx_op(x), ops[k])) onnx_keyword(x, kws[k]);
+    if (!strcmp(onnx_op(x), "LeakyRelu")) {
+        char a[32];
+        onnx_arg(x, "alpha", "%s", layer_float_str(onnx_attr_float(x, "alpha", 0.01f), a, sizeof a));
+    }
+    return HERD_OK;
+}
+
+static void act_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    static const char *kw[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
+    char a[32];
+    if (CFG(n)->act == HERD_ACT_LEAKY_RELU && CFG(n)->alpha != 0.01f)
+        snprintf(buf, size, "leaky_relu alpha=%s", layer_float_str(CFG(n)->alpha, a, sizeof a));
+    else
+        snprintf(buf, size, "%s", kw[CFG(n)->act]);
+}
+
 static const char *const act_positional[] = {"alpha", NULL};
+static const char *const act_ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", NULL};
 
 const layer_kind layer_activation = {
     .name = "activation", .keywords = act_keywords, .positional = act_positional, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_ACTIVATION, .build = act_build, .forward = act_forward, .backward = act_backward, .backward_reads = act_backward_reads, .flops = act_flops,
     .describe = act_describe, .onnx_export = act_onnx,
+    .onnx_ops = act_ops, .onnx_import = act_onnx_import, .spec = act_spec,
 };
 
 /* The ReLU kind a planner may fuse: this kind with act == relu. */

@@ -64,7 +64,15 @@ static herd_status add_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Add of two layer outputs of one shape (a constant operand, a bias or part of GELU, is the
+ * importer's pattern; chains of Adds it joins into one N-ary add) */
+static herd_status add_onnx_import(onnx_importer *x) {
+    (void)x;
+    return HERD_OK;
+}
+
 static const char *const add_keywords[] = {"add", NULL};
+static const char *const add_ops[] = {"Add", NULL};
 /* `add NAME` adds NAME to the line before; `add A,B,...` adds those (the spec parser reads `from`) */
 static const char *const add_positional[] = {"from", NULL};
 
@@ -72,4 +80,5 @@ const layer_kind layer_add = {
     .name = "add", .keywords = add_keywords, .positional = add_positional, .min_inputs = 2, .max_inputs = HERD_MAX_INPUTS,
     .flags = LAYER_TAKES_ACT, .build = add_build, .forward = add_forward, .backward = add_backward,
     .backward_reads = layer_reads_nothing, .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
+    .onnx_ops = add_ops, .onnx_import = add_onnx_import,
 };

@@ -1,5 +1,7 @@
 /* batchnorm: per-channel batch normalisation over (C,H,W) or (F); weight, bias, running_mean,
  * running_var as PyTorch's BatchNorm1d/2d (momentum weighs the new value). */
+#include <stdio.h>
+
 #include "layers/layer_common.h"
 
 typedef struct bn_cfg {
@@ -69,10 +71,36 @@ static herd_status bn_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* BatchNormalization for inference: scale, bias, mean, var into the four slots */
+static herd_status bn_onnx_import(onnx_importer *x) {
+    if (onnx_attr_int(x, "training_mode", 0) != 0) return onnx_refuse(x, "training_mode=1");
+    float eps = onnx_attr_float(x, "epsilon", 1e-5f), mom = onnx_attr_float(x, "momentum", 0.9f);
+    if (!(eps >= 1e-12f && eps <= 1) || !(mom >= 0 && mom <= 1))
+        return onnx_refuse(x, "epsilon %g or momentum %g out of range", eps, mom);
+    char e[32];
+    onnx_arg(x, "eps", "%s", layer_float_str(eps, e, sizeof e));
+    onnx_arg(x, "momentum", "%g", 1.0 - mom); /* ONNX weighs the running value; 0.9f gives back 0.1 */
+    herd_status st = HERD_OK;
+    for (int k = 0; k < 4 && !st; k++) st = onnx_weight(x, k + 1, k, 0);
+    return st;
+}
+
+static void bn_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    char e[32], mo[32];
+    int len = snprintf(buf, size, "batchnorm");
+    if (CFG(n)->eps != 1e-5f && len > 0 && (size_t)len < size)
+        len += snprintf(buf + len, size - (size_t)len, " eps=%s", layer_float_str(CFG(n)->eps, e, sizeof e));
+    if (CFG(n)->momentum != 0.1f && len > 0 && (size_t)len < size)
+        snprintf(buf + len, size - (size_t)len, " momentum=%s", layer_float_str(CFG(n)->momentum, mo, sizeof mo));
+}
+
 static const char *const bn_keywords[] = {"batchnorm", NULL};
+static const char *const bn_ops[] = {"BatchNormalization", NULL};
 
 const layer_kind layer_batchnorm = {
     .name = "batchnorm", .keywords = bn_keywords, .prefix = "bn", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
     .backward = bn_backward, .backward_reads = layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
+    .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec,
 };

@@ -73,11 +73,21 @@ static herd_status concat_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Concat along the channels of (N,C,H,W) or the features of (N,F) */
+static herd_status concat_onnx_import(onnx_importer *x) {
+    int64_t axis = onnx_attr_int(x, "axis", 0);
+    int rank = onnx_in_ndim(x) + 1;
+    if (axis != 1 && axis != 1 - rank) return onnx_refuse(x, "axis=%lld (herd joins channels or features: axis 1)", (long long)axis);
+    return HERD_OK;
+}
+
 static const char *const concat_keywords[] = {"concat", NULL};
+static const char *const concat_ops[] = {"Concat", NULL};
 static const char *const concat_positional[] = {"from", NULL};
 
 const layer_kind layer_concat = {
     .name = "concat", .keywords = concat_keywords, .positional = concat_positional, .min_inputs = 2,
     .max_inputs = HERD_MAX_INPUTS, .flags = LAYER_TAKES_ACT, .build = concat_build, .forward = concat_forward,
     .backward = concat_backward, .backward_reads = layer_reads_nothing, .describe = concat_describe, .onnx_export = concat_onnx,
+    .onnx_ops = concat_ops, .onnx_import = concat_onnx_import,
 };

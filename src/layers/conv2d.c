@@ -105,7 +105,50 @@ static herd_status conv_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Conv: weight (and bias) from initializers, explicit symmetric pads plus a Pad before it */
+static herd_status conv_onnx_import(onnx_importer *x) {
+    int64_t w[8], k[2], s[2] = {1, 1}, p[4] = {0, 0, 0, 0}, dil[2], b[8];
+    if (onnx_attr_int(x, "group", 1) != 1)
+        return onnx_refuse(x, "grouped convolution (group=%lld)", (long long)onnx_attr_int(x, "group", 1));
+    if (onnx_const_dims(x, 1, w) != 4) return onnx_refuse(x, "the weight must be a 4-D initializer [out, in, kh, kw]");
+    static const char *const notset[] = {"NOTSET", NULL};
+    if (!onnx_attr_str_in(x, "auto_pad", notset)) return onnx_refuse(x, "auto_pad (herd reads explicit pads)");
+    int nk = onnx_attr_ints(x, "kernel_shape", k, 2), ns = onnx_attr_ints(x, "strides", s, 2),
+        np = onnx_attr_ints(x, "pads", p, 4), nd = onnx_attr_ints(x, "dilations", dil, 2);
+    if (nk >= 0 && (nk != 2 || k[0] != w[2] || k[1] != w[3]))
+        return onnx_refuse(x, "kernel_shape does not match the weight's %lldx%lld", (long long)w[2], (long long)w[3]);
+    if (ns >= 0 && ns != 2) return onnx_refuse(x, "strides must have 2 values");
+    if (np >= 0 && np != 4) return onnx_refuse(x, "pads must have 4 values");
+    if (p[0] != p[2] || p[1] != p[3]) return onnx_refuse(x, "asymmetric pads");
+    if (nd >= 0 && (nd != 2 || dil[0] != 1 || dil[1] != 1)) return onnx_refuse(x, "dilations other than 1");
+    int xh, xw;
+    onnx_in_pad(x, &xh, &xw);
+    int bias = onnx_const_dims(x, 2, b) >= 0;
+    onnx_arg(x, "filters", "%lld", (long long)w[0]);
+    onnx_arg(x, "kernel", "%lldx%lld", (long long)w[2], (long long)w[3]);
+    onnx_arg(x, "stride", "%lldx%lld", (long long)s[0], (long long)s[1]);
+    onnx_arg(x, "pad", "%lldx%lld", (long long)(p[0] + xh), (long long)(p[1] + xw));
+    if (!bias) onnx_arg(x, "bias", "0");
+    herd_status st = onnx_weight(x, 1, 0, 0);
+    return st || !bias ? st : onnx_weight(x, 2, 1, 0);
+}
+
+static void conv_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    const conv2d_dims *d = &CFG(n)->d;
+    int len = d->KH == d->KW ? snprintf(buf, size, "conv %d %d", d->OC, d->KH)
+                             : snprintf(buf, size, "conv %d %dx%d", d->OC, d->KH, d->KW);
+    if ((d->SH != 1 || d->SW != 1) && len > 0 && (size_t)len < size)
+        len += d->SH == d->SW ? snprintf(buf + len, size - (size_t)len, " stride=%d", d->SH)
+                              : snprintf(buf + len, size - (size_t)len, " stride=%dx%d", d->SH, d->SW);
+    if ((d->PH || d->PW) && len > 0 && (size_t)len < size)
+        len += d->PH == d->PW ? snprintf(buf + len, size - (size_t)len, " pad=%d", d->PH)
+                              : snprintf(buf + len, size - (size_t)len, " pad=%dx%d", d->PH, d->PW);
+    if (!CFG(n)->bias && len > 0 && (size_t)len < size) snprintf(buf + len, size - (size_t)len, " bias=0");
+}
+
 static const char *const conv_keywords[] = {"conv", NULL};
+static const char *const conv_ops[] = {"Conv", NULL};
 static const char *const conv_positional[] = {"filters", "kernel", NULL};
 
 const layer_kind layer_conv2d = {
@@ -113,4 +156,5 @@ const layer_kind layer_conv2d = {
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
     .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = conv_flops,
     .describe = conv_describe, .onnx_export = conv_onnx,
+    .onnx_ops = conv_ops, .onnx_import = conv_onnx_import, .spec = conv_spec,
 };

@@ -71,7 +71,29 @@ static herd_status dense_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Gemm of a vector: weight [out, in] (transB=1, as herd and PyTorch write it) or [in, out] */
+static herd_status dense_onnx_import(onnx_importer *x) {
+    int64_t w[8], b[8];
+    int trans = onnx_attr_int(x, "transB", 0) == 0, bias = onnx_const_dims(x, 2, b) >= 0;
+    if (onnx_attr_int(x, "transA", 0) != 0 || onnx_attr_float(x, "alpha", 1) != 1 ||
+        (bias && onnx_attr_float(x, "beta", 1) != 1))
+        return onnx_refuse(x, "transA, alpha or beta other than the defaults");
+    if (onnx_const_dims(x, 1, w) != 2) return onnx_refuse(x, "the weight must be a 2-D initializer");
+    if (onnx_in_ndim(x) != 1 && !layer_is_vector(onnx_in_ndim(x), onnx_in_dims(x)))
+        return onnx_refuse(x, "reads an NCHW tensor; flatten it first");
+    onnx_arg(x, "units", "%lld", (long long)w[trans ? 1 : 0]);
+    if (!bias) onnx_arg(x, "bias", "0");
+    herd_status st = onnx_weight(x, 1, 0, trans);
+    return st || !bias ? st : onnx_weight(x, 2, 1, 0);
+}
+
+static void dense_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    snprintf(buf, size, "dense %d%s", CFG(n)->out, CFG(n)->bias ? "" : " bias=0");
+}
+
 static const char *const dense_keywords[] = {"dense", NULL};
+static const char *const dense_ops[] = {"Gemm", NULL};
 static const char *const dense_positional[] = {"units", NULL};
 
 const layer_kind layer_dense = {
@@ -79,4 +101,5 @@ const layer_kind layer_dense = {
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init,
     .forward = dense_forward, .backward = dense_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
     .onnx_export = dense_onnx,
+    .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec,
 };

@@ -46,6 +46,12 @@ static herd_status dropout_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+static void dropout_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    char p[32];
+    snprintf(buf, size, "dropout %s", layer_float_str(CFG(n)->p, p, sizeof p));
+}
+
 static const char *const dropout_keywords[] = {"dropout", NULL};
 static const char *const dropout_positional[] = {"p", NULL};
 
@@ -53,4 +59,5 @@ const layer_kind layer_dropout = {
     .name = "dropout", .keywords = dropout_keywords, .positional = dropout_positional, .min_inputs = 1,
     .max_inputs = 1, .build = dropout_build, .plan = dropout_plan, .forward = dropout_forward,
     .backward = dropout_backward, .backward_reads = layer_reads_nothing, .describe = dropout_describe, .onnx_export = dropout_onnx,
+    .spec = dropout_spec,
 };

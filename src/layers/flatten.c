@@ -21,9 +21,18 @@ static herd_status flatten_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Flatten (axis 1) of an image; of a vector it is an identity (herd's vectors are flat already) */
+static herd_status flatten_onnx_import(onnx_importer *x) {
+    int64_t axis = onnx_attr_int(x, "axis", 1);
+    if (axis != 1) return onnx_refuse(x, "axis=%lld (herd flattens everything but the batch: axis 1)", (long long)axis);
+    if (onnx_in_ndim(x) == 1) onnx_pass_through(x);
+    return HERD_OK;
+}
+
 static const char *const flatten_keywords[] = {"flatten", NULL};
+static const char *const flatten_ops[] = {"Flatten", NULL};
 
 const layer_kind layer_flatten = {
     .name = "flatten", .keywords = flatten_keywords, .min_inputs = 1, .max_inputs = 1, .flags = LAYER_VIEW,
-    .build = flatten_build, .onnx_export = flatten_onnx,
+    .build = flatten_build, .onnx_export = flatten_onnx, .onnx_ops = flatten_ops, .onnx_import = flatten_onnx_import,
 };

@@ -33,10 +33,17 @@ static herd_status gap_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+static herd_status gap_onnx_import(onnx_importer *x) {
+    (void)x;
+    return HERD_OK;
+}
+
 static const char *const gap_keywords[] = {"gap", NULL};
+static const char *const gap_ops[] = {"GlobalAveragePool", NULL};
 
 const layer_kind layer_gap = {
     .name = "global_avgpool", .keywords = gap_keywords, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_IMAGE_INPUT, .build = gap_build, .forward = gap_forward, .backward = gap_backward,
     .backward_reads = layer_reads_nothing, .flops = gap_flops, .onnx_export = gap_onnx,
+    .onnx_ops = gap_ops, .onnx_import = gap_onnx_import,
 };

@@ -114,10 +114,33 @@ static herd_status ln_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* LayerNormalization over the last axis, scale and bias (absent: zero) into slots 0 and 1 */
+static herd_status ln_onnx_import(onnx_importer *x) {
+    int nd = onnx_in_ndim(x);
+    int64_t axis = onnx_attr_int(x, "axis", -1), s[8];
+    if (axis != -1 && axis != nd) return onnx_refuse(x, "axis=%lld (herd normalises the last axis)", (long long)axis);
+    if (nd == 3 && layer_is_vector(nd, onnx_in_dims(x)))
+        return onnx_refuse(x, "a C x 1 x 1 input (herd would normalise over C, ONNX over the last axis)");
+    if (onnx_attr_int(x, "stash_type", 1) != 1) return onnx_refuse(x, "stash_type other than float");
+    char e[32];
+    onnx_arg(x, "eps", "%s", layer_float_str(onnx_attr_float(x, "epsilon", 1e-5f), e, sizeof e));
+    herd_status st = onnx_weight(x, 1, 0, 0);
+    return st || onnx_const_dims(x, 2, s) < 0 ? st : onnx_weight(x, 2, 1, 0);
+}
+
+static void ln_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    char e[32];
+    if (CFG(n)->eps != 1e-5f) snprintf(buf, size, "layernorm eps=%s", layer_float_str(CFG(n)->eps, e, sizeof e));
+    else snprintf(buf, size, "layernorm");
+}
+
 static const char *const ln_keywords[] = {"layernorm", NULL};
+static const char *const ln_ops[] = {"LayerNormalization", NULL};
 
 const layer_kind layer_layernorm = {
     .name = "layernorm", .keywords = ln_keywords, .prefix = "ln", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT, .build = ln_build, .init = ln_init, .plan = ln_plan, .forward = ln_forward,
     .backward = ln_backward, .backward_reads = layer_reads_input, .flops = ln_flops, .describe = ln_describe, .onnx_export = ln_onnx,
+    .onnx_ops = ln_ops, .onnx_import = ln_onnx_import, .spec = ln_spec,
 };

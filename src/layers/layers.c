@@ -1,6 +1,8 @@
 /* The layer table: every kind herd knows, one row each (HERD_LAYER_KINDS in layer_common.h),
  * and the helpers kinds share. Adding a kind is its file plus its name in that list. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layers/layer_common.h"
@@ -16,6 +18,21 @@ const layer_kind *layer_kind_by_keyword(const char *keyword) {
         for (const char *const *w = herd_layer_kinds[k]->keywords; *w; w++)
             if (!strcmp(*w, keyword)) return herd_layer_kinds[k];
     return NULL;
+}
+
+const layer_kind *layer_kind_by_onnx_op(const char *op) {
+    for (int k = 0; k < herd_layer_kind_count; k++)
+        for (const char *const *o = herd_layer_kinds[k]->onnx_ops; o && *o; o++)
+            if (!strcmp(*o, op)) return herd_layer_kinds[k];
+    return NULL;
+}
+
+const char *layer_float_str(float v, char *buf, size_t size) {
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    return buf;
 }
 
 const char *layer_keywords(void) {

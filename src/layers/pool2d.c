@@ -1,6 +1,8 @@
 /* maxpool and avgpool: 2-D pooling over (C,H,W) windows (avg counts padding, as PyTorch's
- * default); two kinds sharing one argument reader and one exporter. */
+ * default; ceil=1 rounds the output size up as PyTorch's ceil_mode); two kinds sharing one
+ * argument reader, one exporter and one importer. */
 #include <stdio.h>
+#include <string.h>
 
 #include "layers/layer_common.h"
 
@@ -11,22 +13,30 @@ _Static_assert(sizeof(pool_cfg) <= LAYER_CFG_BYTES, "pool config fits a node");
 #define CFG(n) ((const pool_cfg *)(n)->cfg)
 
 static herd_status pool_build(layer_build *b) {
-    int c, h, w, kh = 0, kw = 0, sh, sw, ph = 0, pw = 0;
+    int c, h, w, kh = 0, kw = 0, sh, sw, ph = 0, pw = 0, ceil = 0;
     lb_in_chw(b, 0, &c, &h, &w);
     herd_status st;
     if ((st = lb_pair(b, "size", "pool size", 1, 1, 4096, &kh, &kw))) return st;
     sh = kh, sw = kw;
-    if ((st = lb_pair(b, "stride", "stride", 0, 1, 4096, &sh, &sw)) || (st = lb_pair(b, "pad", "padding", 0, 0, 4096, &ph, &pw))) return st;
+    if ((st = lb_pair(b, "stride", "stride", 0, 1, 4096, &sh, &sw)) || (st = lb_pair(b, "pad", "padding", 0, 0, 4096, &ph, &pw)) ||
+        (st = lb_int(b, "ceil", "ceil (0 or 1)", 0, 0, 1, &ceil)))
+        return st;
     if (ph * 2 > kh || pw * 2 > kw)
         return lb_fail(b, HERD_ESPEC, NULL, "%s: padding must be at most half the pool size", b->n->name);
     pool_cfg *cfg = (pool_cfg *)b->n->cfg;
-    cfg->d = (pool2d_dims){.B = 1, .C = c, .H = h, .W = w, .KH = kh, .KW = kw, .SH = sh, .SW = sw, .PH = ph, .PW = pw};
+    cfg->d = (pool2d_dims){.B = 1, .C = c, .H = h, .W = w, .KH = kh, .KW = kw, .SH = sh, .SW = sw, .PH = ph, .PW = pw,
+                           .ceil = ceil};
     if (!pool2d_dims_finish(&cfg->d))
         return lb_fail(b, HERD_ESHAPE, NULL, "%s: a %dx%d pool does not fit the input %dx%dx%d", b->n->name, kh, kw, c,
                        h, w);
     int64_t out[3] = {c, cfg->d.OH, cfg->d.OW};
     lb_set_shape(b, 3, out);
     return HERD_OK;
+}
+
+/* the fast paths size windows for floor output sizes: ceil mode runs on ref */
+static const char *pool_unsupported(const node *n, const herd_backend *be) {
+    return CFG(n)->d.ceil && strcmp(be->name, "ref") != 0 ? "ceil mode pooling" : NULL;
 }
 
 static herd_status maxpool_plan(node *n, layer_plan *p) {
@@ -67,18 +77,66 @@ static int64_t pool_flops(const herd_model *m, const node *n) {
 
 static void pool_describe(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
-    snprintf(buf, size, "%dx%d s%d", CFG(n)->d.KH, CFG(n)->d.KW, CFG(n)->d.SH);
+    snprintf(buf, size, "%dx%d s%d%s", CFG(n)->d.KH, CFG(n)->d.KW, CFG(n)->d.SH, CFG(n)->d.ceil ? " ceil" : "");
+}
+
+static void pool_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    const pool2d_dims *d = &CFG(n)->d;
+    int len = d->KH == d->KW ? snprintf(buf, size, "%s %d", n->kind->keywords[0], d->KH)
+                             : snprintf(buf, size, "%s %dx%d", n->kind->keywords[0], d->KH, d->KW);
+    if ((d->SH != d->KH || d->SW != d->KW) && len > 0 && (size_t)len < size)
+        len += d->SH == d->SW ? snprintf(buf + len, size - (size_t)len, " stride=%d", d->SH)
+                              : snprintf(buf + len, size - (size_t)len, " stride=%dx%d", d->SH, d->SW);
+    if ((d->PH || d->PW) && len > 0 && (size_t)len < size)
+        len += d->PH == d->PW ? snprintf(buf + len, size - (size_t)len, " pad=%d", d->PH)
+                              : snprintf(buf + len, size - (size_t)len, " pad=%dx%d", d->PH, d->PW);
+    if (d->ceil && len > 0 && (size_t)len < size) snprintf(buf + len, size - (size_t)len, " ceil=1");
 }
 
 static herd_status pool_onnx(onnx_exporter *x, const node *n, const char *op, int avg) {
     const pool2d_dims *p = &CFG(n)->d;
     int64_t k[2] = {p->KH, p->KW}, s[2] = {p->SH, p->SW}, pads[4] = {p->PH, p->PW, p->PH, p->PW};
     const char *in = onnx_in(x, n, 0);
-    onnx_xattr a[4] = {{.name = "kernel_shape", .type = 'I', .ints = k, .n_ints = 2},
+    onnx_xattr a[5] = {{.name = "kernel_shape", .type = 'I', .ints = k, .n_ints = 2},
                       {.name = "strides", .type = 'I', .ints = s, .n_ints = 2},
                       {.name = "pads", .type = 'I', .ints = pads, .n_ints = 4},
+                      {.name = "ceil_mode", .type = 'i', .i = 1},
                       {.name = "count_include_pad", .type = 'i', .i = 1}};
-    onnx_emit(x, op, n->name, onnx_out(x, n), &in, 1, a, avg ? 4 : 3);
+    int na = 3;
+    if (p->ceil) a[na++] = a[3];
+    if (avg) a[na++] = a[4];
+    onnx_emit(x, op, n->name, onnx_out(x, n), &in, 1, a, na);
+    return HERD_OK;
+}
+
+/* MaxPool / AveragePool: explicit symmetric pads (plus a Pad before an AveragePool), ceil_mode;
+ * an average pool with padding counts it (count_include_pad=1, PyTorch's default) */
+static herd_status pool_onnx_import(onnx_importer *x) {
+    int avg = !strcmp(onnx_op(x), "AveragePool");
+    int64_t k[2], s[2], p[4] = {0, 0, 0, 0}, dil[2];
+    static const char *const notset[] = {"NOTSET", NULL};
+    if (!onnx_attr_str_in(x, "auto_pad", notset)) return onnx_refuse(x, "auto_pad (herd reads explicit pads)");
+    if (onnx_attr_ints(x, "kernel_shape", k, 2) != 2) return onnx_refuse(x, "needs a 2-D kernel_shape");
+    int ns = onnx_attr_ints(x, "strides", s, 2), np = onnx_attr_ints(x, "pads", p, 4),
+        nd = onnx_attr_ints(x, "dilations", dil, 2);
+    if (ns >= 0 && ns != 2) return onnx_refuse(x, "strides must have 2 values");
+    if (ns < 0) s[0] = s[1] = 1; /* ONNX's default stride is 1, herd's the pool size */
+    if (np >= 0 && np != 4) return onnx_refuse(x, "pads must have 4 values");
+    if (p[0] != p[2] || p[1] != p[3]) return onnx_refuse(x, "asymmetric pads");
+    if (nd >= 0 && (nd != 2 || dil[0] != 1 || dil[1] != 1)) return onnx_refuse(x, "dilations other than 1");
+    if (onnx_attr_int(x, "storage_order", 0) != 0) return onnx_refuse(x, "storage_order=1 (column-major indices)");
+    int xh = 0, xw = 0;
+    if (avg) onnx_in_pad(x, &xh, &xw);
+    if (avg && (p[0] || p[1]) && onnx_attr_int(x, "count_include_pad", 0) != 1)
+        return onnx_refuse(x, "padding with count_include_pad=0 (herd counts the padding)");
+    if (2 * (p[0] + xh) > k[0] || 2 * (p[1] + xw) > k[1])
+        return onnx_refuse(x, "padding %lldx%lld is more than half the %lldx%lld window", (long long)(p[0] + xh),
+                           (long long)(p[1] + xw), (long long)k[0], (long long)k[1]);
+    onnx_arg(x, "size", "%lldx%lld", (long long)k[0], (long long)k[1]);
+    onnx_arg(x, "stride", "%lldx%lld", (long long)s[0], (long long)s[1]);
+    onnx_arg(x, "pad", "%lldx%lld", (long long)(p[0] + xh), (long long)(p[1] + xw));
+    if (onnx_attr_int(x, "ceil_mode", 0)) onnx_arg(x, "ceil", "1");
     return HERD_OK;
 }
 
@@ -88,16 +146,20 @@ static herd_status avgpool_onnx(onnx_exporter *x, const node *n) { return pool_o
 static const char *const maxpool_keywords[] = {"maxpool", NULL};
 static const char *const avgpool_keywords[] = {"avgpool", NULL};
 static const char *const pool_positional[] = {"size", NULL};
+static const char *const maxpool_ops[] = {"MaxPool", NULL};
+static const char *const avgpool_ops[] = {"AveragePool", NULL};
 
 const layer_kind layer_maxpool2d = {
     .name = "maxpool2d", .keywords = maxpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .plan = maxpool_plan,
     .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe,
     .onnx_export = maxpool_onnx,
+    .unsupported = pool_unsupported, .onnx_ops = maxpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };
 
 const layer_kind layer_avgpool2d = {
     .name = "avgpool2d", .keywords = avgpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .forward = avgpool_forward,
     .backward = avgpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe, .onnx_export = avgpool_onnx,
+    .unsupported = pool_unsupported, .onnx_ops = avgpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };

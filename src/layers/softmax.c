@@ -30,9 +30,18 @@ static herd_status softmax_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+static herd_status softmax_onnx_import(onnx_importer *x) {
+    int64_t axis = onnx_attr_int(x, "axis", -1);
+    if (onnx_in_ndim(x) != 1 || (axis != 1 && axis != -1))
+        return onnx_refuse(x, "only over the features of an (N, K) tensor (axis 1 or -1)");
+    return HERD_OK;
+}
+
 static const char *const softmax_keywords[] = {"softmax", NULL};
+static const char *const softmax_ops[] = {"Softmax", NULL};
 
 const layer_kind layer_softmax = {
     .name = "softmax", .keywords = softmax_keywords, .min_inputs = 1, .max_inputs = 1, .build = softmax_build,
     .forward = softmax_forward, .backward = softmax_backward, .backward_reads = layer_reads_output, .flops = softmax_flops, .onnx_export = softmax_onnx,
+    .onnx_ops = softmax_ops, .onnx_import = softmax_onnx_import,
 };

@@ -22,6 +22,7 @@ typedef struct node node;
 typedef struct layer_kind layer_kind;
 typedef struct layer_build layer_build;
 typedef struct onnx_exporter onnx_exporter;
+typedef struct onnx_importer onnx_importer;
 
 /* One layer of a model. Inputs are earlier nodes (index >= 0) or model inputs (-1 - k). */
 struct node {
@@ -107,6 +108,14 @@ struct layer_kind {
     /* "32 3x3 s1 p1" for summaries (NULL: empty) */
     void (*describe)(const herd_model *m, const node *n, char *buf, size_t size);
     herd_status (*onnx_export)(onnx_exporter *x, const node *n);
+    /* ONNX import of one node whose op type is in onnx_ops (NULL: none): reads its attributes
+     * and weights with the onnx_ helpers of model_internal.h into spec arguments and
+     * parameter slots, or refuses with a one-line reason (what the kind cannot express) */
+    const char *const *onnx_ops;
+    herd_status (*onnx_import)(onnx_importer *x);
+    /* the node as a spec line: keyword and arguments, without name= and from= (NULL: the first
+     * keyword alone); src/model/spec_write.c adds the rest */
+    void (*spec)(const herd_model *m, const node *n, char *buf, size_t size);
 };
 
 /* ---- the table (src/layers/layers.c) ---- */
@@ -119,6 +128,10 @@ const char *layer_keywords(void);
 int layer_is_relu(const node *n);
 /* Whether a per-sample shape is a vector: (F), or (C,1,1) as herd has always read it. */
 int layer_is_vector(int ndim, const int64_t *dims);
+/* v in the fewest digits that read back as the same float ("0.1", "1e-05") */
+const char *layer_float_str(float v, char *buf, size_t size);
+/* The kind that imports ONNX op type `op` (NULL: none). */
+const layer_kind *layer_kind_by_onnx_op(const char *op);
 /* Input k as C,H,W: (F) is (F,1,1). */
 void lb_in_chw(const layer_build *b, int k, int *c, int *h, int *w);
 

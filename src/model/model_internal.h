@@ -131,4 +131,41 @@ herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
 #endif
     ;
 
+/* ---- ONNX import helpers a kind's onnx_import uses (src/io/onnx_import.c) ----
+ * The node being translated has data inputs (layer outputs, in order) and constant inputs
+ * (initializers, Constant nodes), addressed by their ONNX input position k. */
+const char *onnx_op(const onnx_importer *x);
+/* attribute values; absent: dflt (ints: -1 returned, else the count, at most max copied) */
+int64_t onnx_attr_int(const onnx_importer *x, const char *name, int64_t dflt);
+float onnx_attr_float(const onnx_importer *x, const char *name, float dflt);
+int onnx_attr_ints(const onnx_importer *x, const char *name, int64_t *v, int max);
+/* whether string attribute name is absent or equals one of the values (a NULL-terminated list) */
+int onnx_attr_str_in(const onnx_importer *x, const char *name, const char *const *values);
+/* herd's per-sample shape of data input 0 */
+int onnx_in_ndim(const onnx_importer *x);
+const int64_t *onnx_in_dims(const onnx_importer *x);
+/* zero padding of H and W a Pad node put before data input 0; a kind that reads it folds it
+ * into its own padding (a kind that does not is refused a padded input) */
+void onnx_in_pad(onnx_importer *x, int *ph, int *pw);
+/* dims of constant input k (its rank), or -1 when input k is absent or not a constant */
+int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims);
+/* constant input k holds the data of parameter slot `slot` (transpose: a 2-D [in, out] matrix
+ * for a slot of shape [out, in]); refused when input k is not a constant */
+herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose);
+/* the spec keyword (default: the kind's first) and the arguments of the layer */
+void onnx_keyword(onnx_importer *x, const char *keyword);
+void onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* the node is an identity here (e.g. Flatten of a vector): its output is its input */
+void onnx_pass_through(onnx_importer *x);
+/* "FILE: node 'NAME' (OP): <reason>", HERD_EUNSUPPORTED */
+herd_status onnx_refuse(onnx_importer *x, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #endif

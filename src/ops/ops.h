@@ -21,6 +21,8 @@ typedef struct conv2d_dims {
 typedef struct pool2d_dims {
     int B, C, H, W;
     int KH, KW, SH, SW, PH, PW;
+    int ceil; /* output size rounded up, as PyTorch's ceil_mode: the last window may run past the
+                 padded input (it is clipped; an average divides by its part inside the padding) */
     int OH, OW;
 } pool2d_dims;
 

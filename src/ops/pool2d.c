@@ -1,5 +1,6 @@
 /* Reference pooling over NCHW: max pool (with argmax for backward), average pool with
- * count_include_pad = true, and global average pool; PyTorch semantics, floor output size. */
+ * count_include_pad = true, and global average pool; PyTorch semantics, floor output size or
+ * ceil_mode. */
 #include "ops/ops.h"
 
 #include <math.h>
@@ -22,6 +23,11 @@ int pool2d_dims_finish(pool2d_dims *d) {
     /* argmax stores h*W+w in int32 */
     if ((int64_t)d->H * d->W > INT32_MAX) return 0;
     int64_t oh = (hp - d->KH) / d->SH + 1, ow = (wp - d->KW) / d->SW + 1;
+    if (d->ceil) { /* PyTorch: round up, but the last window must start inside the input or its left padding */
+        oh = (hp - d->KH + d->SH - 1) / d->SH + 1, ow = (wp - d->KW + d->SW - 1) / d->SW + 1;
+        if ((oh - 1) * d->SH >= (int64_t)d->H + d->PH) oh--;
+        if ((ow - 1) * d->SW >= (int64_t)d->W + d->PW) ow--;
+    }
     if (!mul_or_zero(mul_or_zero(mul_or_zero(d->B, d->C), d->H), d->W)) return 0;
     if (!mul_or_zero(mul_or_zero(mul_or_zero(d->B, d->C), oh), ow)) return 0;
     d->OH = (int)oh;
@@ -74,6 +80,12 @@ void ref_maxpool2d_backward(float *din, const float *dout, const int32_t *argmax
     }
 }
 
+/* ceil_mode: the part of window (oh, ow) inside the padded input (the kernel area otherwise) */
+static double window_area(const pool2d_dims *d, int oh, int ow) {
+    int h0 = oh * d->SH - d->PH, w0 = ow * d->SW - d->PW;
+    return (double)(imin(h0 + d->KH, d->H + d->PH) - h0) * (imin(w0 + d->KW, d->W + d->PW) - w0);
+}
+
 void ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d) {
     const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
     /* count_include_pad: with floor sizing every window lies inside the padded input, so the divisor is the kernel area */
@@ -92,7 +104,7 @@ void ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d) {
                 for (int h = h0; h < h1; h++) {
                     for (int w = w0; w < w1; w++) acc += in_p[h * W + w];
                 }
-                out_p[oh * OW + ow] = (float)(acc * inv_area);
+                out_p[oh * OW + ow] = (float)(acc * (d->ceil ? 1.0 / window_area(d, oh, ow) : inv_area));
             }
         }
     }
@@ -121,6 +133,12 @@ void ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d)
                 int ow0, ow1;
                 covering_windows(w, d->SW, d->PW, d->KW, OW, &ow0, &ow1);
                 double acc = 0.0;
+                if (d->ceil) {
+                    for (int oh = oh0; oh < oh1; oh++)
+                        for (int ow = ow0; ow < ow1; ow++) acc += dout_p[oh * OW + ow] / window_area(d, oh, ow);
+                    din_p[h * W + w] += (float)acc;
+                    continue;
+                }
                 for (int oh = oh0; oh < oh1; oh++) {
                     for (int ow = ow0; ow < ow1; ow++) acc += dout_p[oh * OW + ow];
                 }
