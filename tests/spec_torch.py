@@ -98,7 +98,8 @@ def build(path):
             s = pair(o["stride"]) if "stride" in o else k
             p = pair(o.get("pad", "0"))
             fn = F.max_pool2d if kw == "maxpool" else F.avg_pool2d
-            one = lambda x, P, fn=fn, k=k, s=s, p=p, **_: fn(x, k, s, p)
+            c = o.get("ceil", "0") == "1"
+            one = lambda x, P, fn=fn, k=k, s=s, p=p, c=c, **_: fn(x, k, s, p, ceil_mode=c)
         elif kw == "gap":
             one = lambda x, P, **_: x.mean(dim=(2, 3))
         elif kw == "flatten":

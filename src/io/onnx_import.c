@@ -780,8 +780,10 @@ static herd_status tr_shape(onnx_importer *im) {
     return set_value(im, n->out[0], v);
 }
 
-/* Concat: of layers the concat kind; of integers a shape */
+/* Concat: of layers the concat kind (of one layer, an identity: DenseNet's first layers); of
+ * integers a shape */
 static herd_status tr_concat(onnx_importer *im) {
+    if (im->n->n_in == 1) return tr_identity(im);
     for (int k = 0; k < im->n->n_in; k++) {
         value *v = im->n->in[k].n ? find_value(im, im->n->in[k]) : NULL;
         if (v && (v->kind == V_SHAPE || v->kind == V_CONST)) return tr_shape(im);
