@@ -330,16 +330,17 @@ def matmul_case(d):
         close("MatMul+Add import", got, x.astype(np.float64) @ w + b)
 
 
-with tempfile.TemporaryDirectory() as d:
-    for spec in (os.path.join(SRC, "examples", "fashion_cnn.spec"), os.path.join(SRC, "tests", "data", "residual_bn.spec"),
-                 os.path.join(SRC, "tests", "data", "concat_graph.spec"), os.path.join(SRC, "examples", "resnet20_cifar.spec"),
-                 os.path.join(SRC, "tests", "data", "ceil_pool.spec")):
-        export_case(spec, d)
-    export_case(os.path.join(SRC, "examples", "fashion_cnn.spec"), d, norm=([0.286], [0.353]))
-    paths = {name: import_case(name, m, shape, d) for name, m, shape in torch_models()}
-    finetune(paths["cnn"], d)
-    unsupported_case(d)
-    matmul_case(d)
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as d:
+        for spec in (os.path.join(SRC, "examples", "fashion_cnn.spec"), os.path.join(SRC, "tests", "data", "residual_bn.spec"),
+                     os.path.join(SRC, "tests", "data", "concat_graph.spec"), os.path.join(SRC, "examples", "resnet20_cifar.spec"),
+                     os.path.join(SRC, "tests", "data", "ceil_pool.spec")):
+            export_case(spec, d)
+        export_case(os.path.join(SRC, "examples", "fashion_cnn.spec"), d, norm=([0.286], [0.353]))
+        paths = {name: import_case(name, m, shape, d) for name, m, shape in torch_models()}
+        finetune(paths["cnn"], d)
+        unsupported_case(d)
+        matmul_case(d)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
