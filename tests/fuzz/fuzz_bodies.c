@@ -17,6 +17,7 @@
 #include "herd/io.h"
 #include "herd/model.h"
 #include "herd/onnx.h"
+#include "io/onnx_decode.h"
 #include "data/image_decode.h"
 #include "dist/param_server.h"
 #include "herd/train.h"
@@ -503,10 +504,57 @@ int fuzz_safetensors(const uint8_t *data, size_t size) {
     return 0;
 }
 
-/* ---- onnx: the bytes as an ONNX model file, imported as `herd eval x.onnx` would ---- */
+/* ---- onnx: the bytes decoded alone (onnx_decode.h), then as an ONNX model file, imported as
+ * `herd eval x.onnx` would ---- */
+
+static void onnx_str_inside(const onnx_graph *g, onnx_str s, const char *what) {
+    if (s.n && ((const uint8_t *)s.p < g->file || (const uint8_t *)s.p + s.n > g->file + g->file_len))
+        fuzz_fail("onnx decode: a %s points outside the file", what);
+    if (s.n > ONNX_MAX_STR) fuzz_fail("onnx decode: a %s of %zu bytes", what, s.n);
+}
+
+static void fuzz_onnx_decode(const uint8_t *data, size_t size) {
+    onnx_graph g;
+    herd_error err = {0};
+    herd_status s = onnx_decode_bytes(&g, "fuzz.onnx", data, size, &err);
+    check_error(s, &err, "fuzz.onnx", "onnx decode");
+    if (s != HERD_OK) {
+        if (g.nodes || g.tensors || g.file) fuzz_fail("onnx decode: failed but kept its tables");
+        return;
+    }
+    if (g.n_nodes > ONNX_MAX_NODES || g.n_tensors > g.cap_tensors || g.n_initializers > g.n_tensors ||
+        g.n_inputs > ONNX_MAX_GRAPH_IO || g.n_outputs > ONNX_MAX_GRAPH_IO)
+        fuzz_fail("onnx decode: counts beyond the bounds");
+    for (int i = 0; i < g.n_nodes; i++) {
+        const onnx_node *n = &g.nodes[i];
+        if (n->op.n == 0) fuzz_fail("onnx decode: a node without op_type");
+        onnx_str_inside(&g, n->op, "op_type");
+        onnx_str_inside(&g, n->name, "node name");
+        for (int k = 0; k < n->n_in; k++) onnx_str_inside(&g, n->in[k], "node input");
+        for (int k = 0; k < n->n_out; k++) onnx_str_inside(&g, n->out[k], "node output");
+        for (int a = 0; a < n->n_attr; a++) {
+            onnx_str_inside(&g, n->attr[a].name, "attribute name");
+            if (n->attr[a].n_ints > ONNX_MAX_ATTR_INTS) fuzz_fail("onnx decode: too many attribute ints");
+            if (n->attr[a].tensor >= g.n_tensors) fuzz_fail("onnx decode: an attribute tensor out of the table");
+        }
+    }
+    static double values[1 << 16];
+    for (int t = 0; t < g.n_tensors; t++) {
+        const onnx_tensor *x = &g.tensors[t];
+        onnx_str_inside(&g, x->name, "tensor name");
+        if (x->numel < 0 || x->ndim > ONNX_MAX_DIMS) fuzz_fail("onnx decode: a tensor of %lld values", (long long)x->numel);
+        if (x->msg < g.file || x->msg + x->msg_len > g.file + g.file_len) fuzz_fail("onnx decode: tensor bytes outside");
+        if (x->numel > (int64_t)(sizeof values / sizeof values[0])) continue;
+        herd_status v = onnx_tensor_values(&g, x, NULL, values, &err);
+        check_error(v, &err, "fuzz.onnx", "onnx tensor values");
+        for (int64_t i = 0; v == HERD_OK && i < x->numel; i++) touch(&values[i], sizeof values[i]);
+    }
+    onnx_graph_free(&g);
+}
 
 int fuzz_onnx(const uint8_t *data, size_t size) {
     if (size > (1 << 20)) return 0;
+    fuzz_onnx_decode(data, size);
     const char *path = scratch_path("fuzz.onnx");
     write_file(path, data, size);
     herd_model *m = NULL;
