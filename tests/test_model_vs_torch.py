@@ -91,6 +91,10 @@ for backend in ("ref", "cpu"):
 layernorm = os.path.join(SRC, "tests", "data", "layernorm.spec")
 for backend in ("ref", "cpu"):
     run_case(layernorm, backend, 3, "adamw")
+# ceil-mode pooling (clipped last windows; cpu falls back to ref for those layers)
+ceil_pool = os.path.join(SRC, "tests", "data", "ceil_pool.spec")
+for backend in ("ref", "cpu"):
+    run_case(ceil_pool, backend, 3, "sgd")
 resnet20 = os.path.join(SRC, "examples", "resnet20_cifar.spec")
 run_case(resnet20, "ref", 3, "momentum")
 run_case(resnet20, "cpu", 4, "momentum")

@@ -126,15 +126,20 @@ static void hand_built(void) {
     CHECK(m && herd_model_output_size(m) == 3, "hand-built graph: 3 outputs");
     herd_model_destroy(m);
     build(2, 3, 54, 2, NULL);
-    expect_fail("conv weight with 3 input channels", HERD_ESHAPE, "initializer 'c.weight' has shape [2, 3, 3, 3]");
+    expect_fail("conv weight with 3 input channels", HERD_ESHAPE,
+                "node 'h' (Conv): initializer 'c.weight' has shape [2, 3, 3, 3] but the layer needs [2, 1, 3, 3]");
     build(2, 1, 18, 5, NULL);
-    expect_fail("dense weight for 5 features", HERD_ESHAPE, "initializer 'd.weight' has shape [5, 3]");
+    expect_fail("dense weight for 5 features", HERD_ESHAPE, "node 'y' (Gemm): initializer 'd.weight' has shape [5, 3]");
     build(2, 1, 17, 2, NULL);
     expect_fail("raw_data one value short", HERD_EFORMAT, "raw_data holds 68 bytes");
     build((int64_t)1 << 39, (int64_t)1 << 39, 0, 2, NULL);
     expect_fail("dims whose product overflows", HERD_EFORMAT, "size overflows");
     build(2, 1, 18, 2, "Resize");
-    expect_fail("unsupported op", HERD_EUNSUPPORTED, "unsupported operator: Resize");
+    expect_fail("unsupported op", HERD_EUNSUPPORTED, "unsupported operator: Resize (node 'h2')");
+    build(2, 1, 18, 2, "Softmax"); /* over the channels of an image: refused, naming the node */
+    expect_fail("softmax of an image", HERD_EUNSUPPORTED, "node 'h2' (Softmax): only over the features");
+    build(2, 1, 18, 2, "Erf"); /* outside a GELU */
+    expect_fail("a lone Erf", HERD_EUNSUPPORTED, "node 'h2' (Erf): only supported as part of GELU");
 }
 
 static void bad_files(const uint8_t *good, size_t n) {
