@@ -57,7 +57,7 @@ static void round_trip(const char *what, const herd_model *m) {
 int main(void) {
     const char *src = getenv("HERD_SOURCE_DIR");
     static const char *const files[] = {"examples/fashion_cnn.spec", "examples/cifar_cnn.spec",
-                                        "examples/resnet20_cifar.spec", "tests/data/residual_bn.spec",
+                                        "examples/resnet20_cifar.spec", "examples/resnet18.spec", "tests/data/residual_bn.spec",
                                         "tests/data/concat_graph.spec", "tests/data/layernorm.spec",
                                         "tests/data/small_cnn_nodrop.spec", "tests/data/ceil_pool.spec"};
     herd_error err = {0};

@@ -297,7 +297,8 @@ static int valid_name(const herd_model *m, const char *s, size_t n) {
     if (n == 0 || n >= HERD_NAME_MAX) return 0;
     int ok = (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_';
     for (size_t i = 0; ok && i < n; i++)
-        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+             s[i] == '.';
     if (!ok) return 0;
     char buf[HERD_NAME_MAX];
     memcpy(buf, s, n);
@@ -305,8 +306,9 @@ static int valid_name(const herd_model *m, const char *s, size_t n) {
     return model_find(m, buf) == HERD_MAX_NODES;
 }
 
-/* The layer's name: its weight's ("conv1.weight" -> conv1, so herd's own exports come back under
- * the same registry names), else the tensor it writes, else herd's default (NULL). */
+/* The layer's name: its weight's ("layer1.0.conv1.weight" -> layer1.0.conv1, so herd's own
+ * exports come back under the same registry names and PyTorch's keep their state_dict names),
+ * else the tensor it writes, else herd's default (NULL); names as the spec parser takes them. */
 static const char *pick_name(onnx_importer *im, onnx_str out, char *buf) {
     for (int i = 0; i < im->n_pend; i++) {
         onnx_str w = im->g.tensors[im->pend[i].tensor].name;
