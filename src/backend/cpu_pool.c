@@ -31,8 +31,9 @@ static inline void window(int o, int stride, int pad, int k, int n, int *lo, int
     if (*hi > n) *hi = n;
 }
 
+/* every window whole: ceil mode's last one may be clipped, and takes the general loop */
 static int is_2x2s2(const pool2d_dims *d) {
-    return d->KH == 2 && d->KW == 2 && d->SH == 2 && d->SW == 2 && d->PH == 0 && d->PW == 0;
+    return d->KH == 2 && d->KW == 2 && d->SH == 2 && d->SW == 2 && d->PH == 0 && d->PW == 0 && !d->ceil;
 }
 
 #ifdef HAVE_AVX512_KERNEL

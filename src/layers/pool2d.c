@@ -34,9 +34,10 @@ static herd_status pool_build(layer_build *b) {
     return HERD_OK;
 }
 
-/* the fast paths size windows for floor output sizes: ceil mode runs on ref */
-static const char *pool_unsupported(const node *n, const herd_backend *be) {
-    return CFG(n)->d.ceil && strcmp(be->name, "ref") != 0 ? "ceil mode pooling" : NULL;
+/* cpu's average divides by the whole window: ceil mode's clipped last windows run on ref (max
+ * pooling clips them itself) */
+static const char *avgpool_unsupported(const node *n, const herd_backend *be) {
+    return CFG(n)->d.ceil && strcmp(be->name, "ref") != 0 ? "ceil mode average pooling" : NULL;
 }
 
 static herd_status maxpool_plan(node *n, layer_plan *p) {
@@ -154,12 +155,12 @@ const layer_kind layer_maxpool2d = {
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .plan = maxpool_plan,
     .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe,
     .onnx_export = maxpool_onnx,
-    .unsupported = pool_unsupported, .onnx_ops = maxpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
+    .onnx_ops = maxpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };
 
 const layer_kind layer_avgpool2d = {
     .name = "avgpool2d", .keywords = avgpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .forward = avgpool_forward,
     .backward = avgpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe, .onnx_export = avgpool_onnx,
-    .unsupported = pool_unsupported, .onnx_ops = avgpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
+    .unsupported = avgpool_unsupported, .onnx_ops = avgpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };
