@@ -248,6 +248,18 @@ class Normalized(nn.Module):
         return self.head(torch.flatten(F.relu(self.conv(x)), 1))
 
 
+class ViewNet(nn.Module):
+    """LeNet-style x.view(x.size(0), -1): under a dynamic batch, Shape/Gather/Unsqueeze/Concat/Reshape."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 3 * 3, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
 def torch_models():
     cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 6 * 6, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -257,7 +269,7 @@ def torch_models():
                        nn.Linear(16, 5))
     mlp = nn.Sequential(nn.Linear(20, 30), nn.Tanh(), nn.Linear(30, 3), nn.Softmax(dim=1))
     return [("cnn", cnn, (1, 28, 28)), ("bn_gelu", bn, (3, 12, 10)), ("residual", Residual(), (3, 8, 8)),
-            ("mlp", mlp, (20,)), ("normalized", Normalized(), (3, 8, 8))]
+            ("mlp", mlp, (20,)), ("normalized", Normalized(), (3, 8, 8)), ("view", ViewNet(), (1, 8, 8))]
 
 
 def import_case(name, model, shape, d):
