@@ -28,6 +28,7 @@ const layer_kind *layer_kind_by_onnx_op(const char *op) {
 }
 
 const char *layer_float_str(float v, char *buf, size_t size) {
+    if (!buf || size < 16) return "";
     for (int prec = 6; prec <= 9; prec++) {
         snprintf(buf, size, "%.*g", prec, v);
         if (strtof(buf, NULL) == v) break;

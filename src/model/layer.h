@@ -128,7 +128,7 @@ const char *layer_keywords(void);
 int layer_is_relu(const node *n);
 /* Whether a per-sample shape is a vector: (F), or (C,1,1) as herd has always read it. */
 int layer_is_vector(int ndim, const int64_t *dims);
-/* v in the fewest digits that read back as the same float ("0.1", "1e-05") */
+/* v in the fewest digits that read back as the same float ("0.1", "1e-05"); buf of at least 16 bytes */
 const char *layer_float_str(float v, char *buf, size_t size);
 /* The kind that imports ONNX op type `op` (NULL: none). */
 const layer_kind *layer_kind_by_onnx_op(const char *op);
