@@ -16,7 +16,7 @@
 #define MAX_TOKENS 32
 
 typedef struct token {
-    char text[128];
+    char text[4096]; /* a from= list of a wide concat (DenseNet: 25 names) is long */
     int col;
     const char *key;   /* for key=value: points into text (text is split at '=') */
     const char *value; /* NULL for positionals / flags */
@@ -175,7 +175,7 @@ static int tip(const herd_model *m) { return m->n_nodes ? m->n_nodes - 1 : -m->n
 
 /* "a,b,c" into node/input indices. */
 static herd_status resolve_inputs(line_ctx *L, const token *t, const char *list, int *inputs, int *n) {
-    char buf[128];
+    char buf[4096];
     snprintf(buf, sizeof buf, "%s", list);
     *n = 0;
     for (char *save = NULL, *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
