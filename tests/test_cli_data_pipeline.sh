@@ -33,6 +33,19 @@ expect_exit 0 "augment prefetch 2 threads 2 cache" -- "$HERD" train "$SPEC" --da
     --prefetch 2 --loader-threads 2 --cache --cache-mb 0.25 --save "$TMP/a2.safetensors" # u8: 329 of 600 cached
 compare_weights "$TMP/a0.safetensors" "$TMP/a2.safetensors" 0 && pass || fail "prefetch 2 x 2 threads differs from prefetch 0"
 cmp -s "$TMP/a0.safetensors" "$TMP/p0.safetensors" && fail "augmentation changed nothing" || pass
+# ImageNet-style augmentation and given constants: the same weights for any prefetch and threads,
+# the constants saved with the weights and applied by herd eval
+IMG=(--augment rrc,flip,jitter=0.4 --normalize mean=0.29:std=0.35)
+expect_exit 0 "rrc+jitter prefetch 0" -- "$HERD" train "$SPEC" --data "$TMP/sh" "${RUN[@]}" "${IMG[@]}" --prefetch 0 \
+    --save "$TMP/r0.safetensors"
+acc_r=$(sed -n 's/^test accuracy: \([0-9.]*\).*/\1/p' "$TMP/out")
+expect_exit 0 "rrc+jitter prefetch 3 threads 2" -- "$HERD" train "$SPEC" --data "$TMP/sh" "${RUN[@]}" "${IMG[@]}" \
+    --prefetch 3 --loader-threads 2 --cache --save "$TMP/r2.safetensors"
+cmp -s "$TMP/r0.safetensors" "$TMP/r2.safetensors" && pass || fail "rrc+jitter: prefetch 3 x 2 threads differs from prefetch 0"
+cmp -s "$TMP/r0.safetensors" "$TMP/a0.safetensors" && fail "rrc+jitter trains as crop,flip" || pass
+expect_exit 0 "eval weights trained with given constants" -- "$HERD" eval "$SPEC" --weights "$TMP/r0.safetensors" \
+    --data "$TMP/sh" --threads 1
+expect_out "eval applies the given constants" "^accuracy: $acc_r "
 
 # --normalize auto travels with the weights (safetensors metadata input_mean / input_std) and
 # herd eval, predict, export and import apply it: the same test accuracy as training printed
@@ -113,6 +126,12 @@ expect_exit 1 "truncated index" -- "$HERD" stats "$TMP/bad"
 expect_err_line "truncated index message" "train-00000-of-00001.herd: truncated index"
 
 expect_exit 2 "bad --augment" -- "$HERD" train "$SPEC" --data "$TMP/sh" --augment rotate
-expect_err_line "bad --augment message" "--augment expects none, crop, flip or crop,flip, found 'rotate'"
+expect_err_line "bad --augment message" "--augment expects a list of none, crop, flip, rrc (random_resized_crop), brightness=X, contrast=X, saturation=X, jitter=X (X in [0, 100]), found 'rotate'"
+expect_exit 2 "bad jitter strength" -- "$HERD" train "$SPEC" --data "$TMP/sh" --augment flip,brightness=-1
+expect_err_line "bad jitter message" "found 'flip,brightness=-1'"
 expect_exit 2 "bad --normalize" -- "$HERD" train "$SPEC" --data "$TMP/sh" --normalize yes
+expect_err_line "bad --normalize message" "--normalize expects none, auto, imagenet or mean=M1,M2,..:std=S1,S2,.."
+expect_exit 2 "--normalize with a zero std" -- "$HERD" train "$SPEC" --data "$TMP/sh" --normalize mean=0.5:std=0
+expect_exit 1 "--normalize imagenet on 1 channel" -- "$HERD" train "$SPEC" --data "$TMP/sh" "${RUN[@]}" --normalize imagenet
+expect_err_line "channel count message" "--normalize gives 3 values each, the model's input has 1 channels"
 summary

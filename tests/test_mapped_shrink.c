@@ -68,7 +68,8 @@ int main(void) {
     herd_error err = {0};
     CHECK(herd_npy_open(&ds, xp, yp, &err) == HERD_OK, "npy open: %s", err.msg);
     if (ds) {
-        CHECK(herd_shard_write(sp, ds, 0, N, HERD_SHARD_F32, &err) == HERD_OK, "shard write: %s", err.msg);
+        herd_shard_write_options f32 = {.dtype = HERD_SHARD_F32};
+        CHECK(herd_shard_write(sp, ds, 0, N, &f32, NULL, &err) == HERD_OK, "shard write: %s", err.msg);
         expect_shrink_error(ds, xp, 8192, "npy");
         herd_dataset_close(ds);
     }

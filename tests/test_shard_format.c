@@ -80,7 +80,7 @@ static void test_typed_samples(void) {
     char p[512], a[512], b[512];
     herd_dataset *u8 = make_u8(6, 1, 2, 2), *back = NULL;
     snprintf(p, sizeof p, "%s/typed", dir);
-    CHECK(herd_shards_write(u8, p, "train", 1, 0, &err) == HERD_OK, "write: %s", err.msg);
+    CHECK(herd_shards_write(u8, p, "train", 1, NULL, &err) == HERD_OK, "write: %s", err.msg);
     CHECK(herd_data_open(p, &back, NULL, &err) == HERD_OK && sample_is(back, HERD_U8, "1x2x2"), "u8 back: %s %s",
           err.msg, sample_desc(back));
     uint8_t xa[4], xb[4];
@@ -93,7 +93,7 @@ static void test_typed_samples(void) {
     herd_dataset *f32 = make_f32(3, 1, 2, 2);
     snprintf(a, sizeof a, "%s/typed/train-00000-of-00001.herd", dir);
     snprintf(b, sizeof b, "%s/typed/f.herd", dir);
-    CHECK(herd_shard_write(b, f32, 0, 3, 0, &err) == HERD_OK, "write f32: %s", err.msg);
+    CHECK(herd_shard_write(b, f32, 0, 3, NULL, NULL, &err) == HERD_OK, "write f32: %s", err.msg);
     const char *both[2] = {a, b};
     CHECK(herd_shards_open(&back, both, 2, &err) == HERD_OK && sample_is(back, HERD_F32, "1x2x2") && back->n == 9,
           "mixed: %s %s", err.msg, sample_desc(back));
@@ -109,7 +109,7 @@ static void test_typed_samples(void) {
     CHECK(herd_dataset_normalize(&nv, u8, 1, mean, std, &err) == HERD_OK, "normalize: %s", err.msg);
     snprintf(b, sizeof b, "%s/typed/norm.herd", dir);
     const char *one[1] = {b};
-    CHECK(nv && herd_shard_write(b, nv, 0, 6, 0, &err) == HERD_OK && herd_shards_open(&back, one, 1, &err) == HERD_OK,
+    CHECK(nv && herd_shard_write(b, nv, 0, 6, NULL, NULL, &err) == HERD_OK && herd_shards_open(&back, one, 1, &err) == HERD_OK,
           "normalised view: %s", err.msg);
     if (back) check_same(nv, back, "normalised view round trip");
     CHECK(back && sample_is(back, HERD_F32, "1x2x2"), "normalised view stored as %s", sample_desc(back));
@@ -125,7 +125,7 @@ static void test_typed_samples(void) {
     herd_dataset_from_memory(&tab, herd_tensor_make(HERD_F32, 2, rd, rows), herd_tensor_make(HERD_I32, 1, &rn, lab), 2,
                              "rows", &err);
     snprintf(b, sizeof b, "%s/typed/rows.herd", dir);
-    CHECK(tab && sample_is(tab, HERD_F32, "3") && herd_shard_write(b, tab, 0, 4, 0, &err) == HERD_OK &&
+    CHECK(tab && sample_is(tab, HERD_F32, "3") && herd_shard_write(b, tab, 0, 4, NULL, NULL, &err) == HERD_OK &&
               herd_shards_open(&back, one, 1, &err) == HERD_OK && sample_is(back, HERD_F32, "3x1x1"),
           "rows: %s %s", err.msg, sample_desc(back));
     CHECK(back && get_f32(tab, 3, fa, &ya, &err) == HERD_OK && get_f32(back, 3, fb, &yb, &err) == HERD_OK &&
@@ -192,7 +192,7 @@ int main(void) {
     /* u8: 4 shards of 10 samples 2x3x4, auto dtype -> u8, exact round trip through the --data resolver */
     herd_dataset *src = make_u8(10, 2, 3, 4), *back = NULL;
     snprintf(p, sizeof p, "%s/u8", dir);
-    CHECK(herd_shards_write(src, p, "train", 4, 0, &err) == HERD_OK, "write u8: %s", err.msg);
+    CHECK(herd_shards_write(src, p, "train", 4, NULL, &err) == HERD_OK, "write u8: %s", err.msg);
     snprintf(q, sizeof q, "%s/u8/train-00001-of-00004.herd", dir);
     CHECK(file_size(q) == 64 + 24 * 3 + 3 * 24, "u8 shard 1 (3 records of 24 bytes) is %ld bytes", file_size(q));
     CHECK(herd_data_open(p, &back, NULL, &err) == HERD_OK, "open dir: %s", err.msg);
@@ -207,7 +207,7 @@ int main(void) {
     /* f32: auto dtype -> f32; forced u8 quantises */
     src = make_f32(9, 1, 2, 5);
     snprintf(p, sizeof p, "%s/f32", dir);
-    CHECK(herd_shards_write(src, p, "train", 2, 0, &err) == HERD_OK, "write f32: %s", err.msg);
+    CHECK(herd_shards_write(src, p, "train", 2, NULL, &err) == HERD_OK, "write f32: %s", err.msg);
     CHECK(herd_data_open(p, &back, NULL, &err) == HERD_OK, "open f32: %s", err.msg);
     if (back) check_same(src, back, "f32 round trip");
     herd_dataset_close(back);

@@ -79,10 +79,10 @@ int main(void) {
                              "f32", &err);
     snprintf(p, sizeof p, "%s/fuzz.herd", dir);
     snprintf(good, sizeof good, "%s/good-u8.herd", dir);
-    CHECK(herd_shard_write(good, u8, 0, 12, 0, &err) == HERD_OK, "write: %s", err.msg);
+    CHECK(herd_shard_write(good, u8, 0, 12, NULL, NULL, &err) == HERD_OK, "write: %s", err.msg);
     fuzz("shard u8", good, p, 1);
     snprintf(good, sizeof good, "%s/good-f32.herd", dir);
-    CHECK(herd_shard_write(good, f32, 0, 6, 0, &err) == HERD_OK, "write: %s", err.msg);
+    CHECK(herd_shard_write(good, f32, 0, 6, NULL, NULL, &err) == HERD_OK, "write: %s", err.msg);
     fuzz("shard f32", good, p, 2);
     herd_dataset_close(u8);
     herd_dataset_close(f32);

@@ -115,15 +115,17 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
 herd_status herd_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims, herd_error *err);
 
 /* What a reader of encoded or variable-size images produces. c, h, w: the model's input
- * (0: take them from the first sample). Images are converted to c channels (1 = luma
- * 0.299R+0.587G+0.114B, 3 = RGB; gray is replicated), scaled (bilinear, half-pixel centers)
- * so that they cover h x w with the aspect ratio kept, then center-cropped to h x w, and
- * rounded to u8 (as PIL's resize does); an image already h x w passes unchanged. Samples are
- * u8 (c,h,w): k/255 as the model's input. */
+ * (0: take them from the first sample, or fail when need_shape). Images are converted to c
+ * channels (1 = luma 0.299R+0.587G+0.114B, 3 = RGB; gray is replicated), scaled so that they
+ * cover h x w with the aspect ratio kept (a triangle filter as PIL's BILINEAR: antialiased when
+ * shrinking, bilinear with half-pixel centers when enlarging), then center-cropped to h x w,
+ * and rounded to u8 (as PIL's resize does); an image already h x w passes unchanged. Samples
+ * are u8 (c,h,w): k/255 as the model's input. */
 typedef struct herd_image_options {
     int c, h, w;
     const char *image_key; /* TFRecord feature names; NULL: "image" and "label" */
     const char *label_key;
+    int need_shape;        /* 1: an image source without c, h, w is an error (never the first image's) */
 } herd_image_options;
 
 /* TFRecord files of tf.train.Example. Open reads every record once, checking both CRCs and
@@ -138,7 +140,8 @@ herd_status herd_tfrecord_open(herd_dataset **out, const char *const *paths, int
 
 /* root/<class>/<file>.png|.jpg|.jpeg: classes sorted by name (strcmp) are ids 0..K-1, files
  * sorted within a class (like torchvision's ImageFolder); other files are ignored. Open lists
- * the files; get() decodes one (see herd_image_options for the conversion). */
+ * the files; get() decodes one (see herd_image_options for the conversion). Without a shape in
+ * opt the first image's is taken, unless opt->need_shape. */
 herd_status herd_imagefolder_open(herd_dataset **out, const char *root, const herd_image_options *opt,
                                   herd_error *err);
 
@@ -155,19 +158,37 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
 /* ---- herd's shard format (.herd, docs/DATA.md): header, index, records ready to train ---- */
 enum { HERD_SHARD_U8 = 1, HERD_SHARD_F32 = 2 };
 
-/* Writes samples [begin, end) of ds to one shard file, atomically. Records hold the model's
- * f32 input (herd_dataset_to_f32) or, for u8 samples with no view that changes values, the
- * stored bytes. dtype HERD_SHARD_U8 stores round(x*255) (the bytes themselves for u8
- * samples), HERD_SHARD_F32 the floats as they are, 0 picks u8 for u8 samples and when every
- * value is exactly k/255, else f32. The shape field holds x's dims padded with 1s to 3 ((F)
- * is stored F x 1 x 1; more than 3 dims are refused). The shard is built in memory before
- * writing. */
-herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end, int dtype,
-                             herd_error *err);
+/* How herd_shard_write / herd_shards_write store and stream records. All zeros: auto dtype,
+ * the caller's thread, fail on the first bad sample, overwrite. */
+typedef struct herd_shard_write_options {
+    int dtype;    /* HERD_SHARD_U8: round(x*255) (the stored bytes of u8 samples); HERD_SHARD_F32: the
+                     model's f32 input; 0 (auto): u8 for u8 samples and when every value of the shard is
+                     exactly k/255, else f32 */
+    int threads;  /* samples read (decoded) in parallel by this many threads (<= 1: the caller's) */
+    int resume;   /* herd_shards_write: a shard already at its final path with the expected shape and
+                     records (up to skipped ones) is kept, not rewritten */
+    int skip_bad; /* a sample whose read fails is left out (and reported) instead of failing the write */
+    /* called in record order, in the caller's thread, for each sample left out by skip_bad */
+    void (*on_skip)(void *ctx, const herd_error *why);
+    /* called after each shard is written (kept = 1 when resume kept it) */
+    void (*on_shard)(void *ctx, const char *path, int64_t records, int kept);
+    void *ctx;
+} herd_shard_write_options;
+
+/* Writes samples [begin, end) of ds to one shard file, atomically (path.tmp.<pid>, fsync,
+ * rename). Records hold the model's f32 input (herd_dataset_to_f32) or, for u8 samples with no
+ * view that changes values, the stored bytes. The shape field holds x's dims padded with 1s to
+ * 3 ((F) is stored F x 1 x 1; more than 3 dims are refused). Records are streamed into the file
+ * as they are read, a bounded window at a time, then the index and header are written: memory
+ * is the window plus 24 bytes a record, not the shard. opt NULL: all defaults. *written (may be
+ * NULL): records written. */
+herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end,
+                             const herd_shard_write_options *opt, int64_t *written, herd_error *err);
 /* dir/<split>-00000-of-0000N.herd ... (dir is created): shard k holds the contiguous range
- * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. */
-herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards, int dtype,
-                              herd_error *err);
+ * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. Each shard is
+ * complete or absent after a crash, so opt->resume continues an interrupted conversion. */
+herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards,
+                              const herd_shard_write_options *opt, herd_error *err);
 /* Shard files, concatenated in the given order. Each is memory-mapped; open checks every
  * header (magic, version, CRC) and index (CRC, offsets, lengths, labels) but reads no record,
  * so it costs the index only. get() checks the record's CRC32C: errors name the file and the
@@ -210,7 +231,7 @@ herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, int c
 
 /* ---- the loader: batches of an epoch prepared ahead in background threads ---- */
 typedef struct herd_loader herd_loader;
-enum { HERD_AUGMENT_CROP = 1, HERD_AUGMENT_FLIP = 2 };
+enum { HERD_AUGMENT_CROP = 1, HERD_AUGMENT_FLIP = 2, HERD_AUGMENT_RRC = 4 };
 
 typedef struct herd_loader_config {
     int prefetch;       /* batches prepared ahead by background threads; 0 = load in the caller's thread */
@@ -218,9 +239,19 @@ typedef struct herd_loader_config {
     size_t cache_bytes; /* decoded samples kept in memory in their stored dtype (u8 images: a
                            quarter of f32), index included (0 = no cache); the first samples
                            loaded stay until the budget is spent (no eviction) */
-    int augment;        /* HERD_AUGMENT_CROP (random crop, zero padding 4) | HERD_AUGMENT_FLIP (horizontal);
-                           x must be (C,H,W) */
+    int augment;        /* HERD_AUGMENT_RRC (random_resized_crop) | HERD_AUGMENT_CROP (random crop, zero
+                           padding 4) | HERD_AUGMENT_FLIP (horizontal), applied in that order; x must
+                           be (C,H,W) (also for colour jitter) */
     uint64_t seed;      /* augmentation draws depend on (seed, epoch, sample index) only */
+    /* random_resized_crop's area fraction and aspect-ratio ranges; zeros: torchvision's defaults
+     * (0.08, 1) and (3/4, 4/3). The crop is scaled back to the sample's h x w (antialiased). */
+    float rrc_scale[2], rrc_ratio[2];
+    /* colour jitter strengths, 0 = off (torchvision's ColorJitter: factors uniform in
+     * [max(0, 1 - s), 1 + s], in a random order), after the flip, on pixels in [0, 1] */
+    float brightness, contrast, saturation;
+    /* applied last to every sample: (x - mean[k]) / std[k] (herd_normalize_samples); NULL:
+     * none. One value per channel (herd_dataset_channels); the caller keeps them alive */
+    const double *mean, *std;
 } herd_loader_config;
 
 /* This caller's rows [*lo, *hi) of a global batch of B samples (e.g. an MPI rank's share). */

@@ -19,9 +19,15 @@ int cmd_stats(int argc, char **argv);
 /* herd_sum_fn over a herd_comm (ctx): herd_comm_allreduce_f64, for map-reduces like stats. */
 herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err);
 
-/* --augment LIST (none, crop, flip, comma-separated) as HERD_AUGMENT_* bits; -1 after printing
- * the usage error. */
-int cli_augment(const char *list);
+/* --augment LIST (comma-separated: none, crop, flip, rrc or random_resized_crop, brightness=X,
+ * contrast=X, saturation=X, jitter=X for all three) into cfg's augment bits and jitter
+ * strengths; 0, or -1 after printing the usage error. */
+struct herd_loader_config;
+int cli_augment(const char *list, struct herd_loader_config *cfg);
+/* --normalize MODE: 0 none, 1 auto (stats of the training data), 2 given constants ("imagenet",
+ * or "mean=M1,..:std=S1,..") written to mean/std (at most max each, *n of them); -1 after
+ * printing the usage error. */
+int cli_normalize_mode(const char *mode, double *mean, double *std, int max, int *n);
 
 /* --normalize auto: per-channel stats of *sets[0] (the training data) over the ranks of comm
  * (a herd_comm), then every non-NULL *sets[i] becomes a normalised view; its base goes to

@@ -88,7 +88,7 @@ int cmd_bench(int argc, char **argv) {
     int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1;
     float bucket_mb = 0, cache_mb = 1024;
     int prefetch = 2, loader_threads = 1, cache = 0;
-    const char *augment = "none";
+    const char *augment = "none", *normalize = "none";
     cli_option opts[] = {
         {"--mode", OPT_STR, &mode, 0, 0, "MODE", "train (forward, backward, update; default), eval (forward only), allreduce (gradient exchange only) or loader (reading, decoding, augmenting batches only)", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size per rank (default 32)", 0},
@@ -106,7 +106,8 @@ int cmd_bench(int argc, char **argv) {
         {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader mode: loader threads (default 1)", 0},
         {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "loader mode: cache decoded samples", 0},
         {"--cache-mb", OPT_FLOAT, &cache_mb, 0.1, 1e7, "MB", "loader mode: cache bound (default 1024)", 0},
-        {"--augment", OPT_STR, &augment, 0, 0, "LIST", "loader mode: none, crop, flip or crop,flip", 0},
+        {"--augment", OPT_STR, &augment, 0, 0, "LIST", "loader mode: augmentation as herd train's (e.g. rrc,flip)", 0},
+        {"--normalize", OPT_STR, &normalize, 0, 0, "MODE", "loader mode: none (default), imagenet or mean=..:std=.. after augmentation", 0},
         {0},
     };
     static const cli_command cmd = {"bench", "herd bench MODEL.spec [--mode train|eval|allreduce|loader] [--batch N] [options]",
@@ -118,8 +119,14 @@ int cmd_bench(int argc, char **argv) {
     static const char *const modes[] = {"train", "eval", "allreduce", "loader", NULL},
                              *const compressions[] = {"none", "bf16", NULL};
     int mode_i = cli_choice("--mode", mode, modes), bf16 = cli_choice("--grad-compress", compress, compressions);
-    int augment_bits = cli_augment(augment);
-    if (mode_i < 0 || bf16 < 0 || augment_bits < 0) return 2;
+    herd_loader_config lc = {0};
+    double norm_mean[16], norm_std[16];
+    int norm_n = 0, norm = cli_normalize_mode(normalize, norm_mean, norm_std, 16, &norm_n);
+    if (mode_i < 0 || bf16 < 0 || cli_augment(augment, &lc) < 0 || norm < 0) return 2;
+    if (norm == 1) {
+        cli_error("herd bench: --normalize auto is not offered (give the constants)");
+        return 2;
+    }
     int train_mode = mode_i == 0, allreduce_mode = mode_i == 2;
     if (cli_launch_local(argc, argv, workers, &r)) return r;
     herd_model *m = NULL;
@@ -161,8 +168,16 @@ int cmd_bench(int argc, char **argv) {
         goto fail;
     if (herd_data_check_input(&ds->x, ds->source, shape.c, shape.h, shape.w, &err)) goto fail;
     if (mode_i == 3) {
-        herd_loader_config lc = {.prefetch = prefetch, .threads = loader_threads, .augment = augment_bits,
-                                 .cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0, .seed = 1};
+        lc.prefetch = prefetch, lc.threads = loader_threads, lc.seed = 1;
+        lc.cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0;
+        int64_t channels, plane;
+        herd_dataset_channels(ds, &channels, &plane);
+        if (norm == 2 && norm_n != channels) {
+            herd_fail(&err, HERD_EARG, "--normalize gives %d values each, the data has %lld channels", norm_n,
+                      (long long)channels);
+            goto fail;
+        }
+        if (norm == 2) lc.mean = norm_mean, lc.std = norm_std;
         double ips;
         if (!(labels = malloc((size_t)batch * sizeof *labels))) {
             herd_fail(&err, HERD_ENOMEM, "out of memory");

@@ -306,8 +306,8 @@ int cmd_train(int argc, char **argv) {
         {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader threads when --prefetch > 0 (default 1)", 0},
         {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "keep decoded samples in memory (for sources whose reads are expensive: PNG/JPEG, TFRecord, shards)", 0},
         {"--cache-mb", OPT_FLOAT, &cache_mb, 0.1, 1e7, "MB", "--cache: memory bound in MiB (default 1024); samples beyond it are read each time", 0},
-        {"--augment", OPT_STR, &augment, 0, 0, "LIST", "training augmentation: none (default), crop (random crop, zero padding 4), flip (horizontal), or crop,flip; seeded by --seed, epoch and sample", 0},
-        {"--normalize", OPT_STR, &normalize, 0, 0, "MODE", "none (default) or auto: (x - mean) / std per channel, from the training data's stats (computed once at start; also applied to validation and test)", 0},
+        {"--augment", OPT_STR, &augment, 0, 0, "LIST", "training augmentation, comma-separated: none (default), rrc (random_resized_crop, torchvision's defaults), crop (random crop, zero padding 4), flip (horizontal), brightness=X, contrast=X, saturation=X, jitter=X (all three); seeded by --seed, epoch and sample", 0},
+        {"--normalize", OPT_STR, &normalize, 0, 0, "MODE", "(x - mean) / std per channel: none (default), auto (the training data's stats, computed once at start), imagenet, or mean=M1,M2,..:std=S1,S2,..; applied to training samples after augmentation, and to validation and test; saved with the weights", 0},
         {0},
     };
     static const cli_command cmd = {"train", "herd train MODEL.spec [--data SRC] [options]",
@@ -322,9 +322,12 @@ int cmd_train(int argc, char **argv) {
     int strat = cli_choice("--strategy", strategy_name, strategies), sched = cli_choice("--schedule", pipe_schedule, schedules);
     int nan_mode = cli_choice("--on-nan", on_nan, on_nans), bf16 = cli_choice("--grad-compress", compress, compressions);
     int mode = cli_choice("--progress", progress_mode, modes);
-    static const char *const norms[] = {"none", "auto", NULL};
-    int norm = cli_choice("--normalize", normalize, norms), augment_bits = cli_augment(augment);
-    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0 || norm < 0 || augment_bits < 0) return 2;
+    double norm_mean[16], norm_std[16];
+    int norm_n = 0;
+    herd_loader_config aug = {0};
+    int norm = cli_normalize_mode(normalize, norm_mean, norm_std, 16, &norm_n);
+    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0 || norm < 0 || cli_augment(augment, &aug) < 0)
+        return 2;
     int ps = strat == 1, pipeline = strat == 2, staleness = -1;
     if (strcmp(staleness_s, "inf") != 0) {
         char *end;
@@ -444,9 +447,23 @@ int cmd_train(int argc, char **argv) {
         if (herd_dataset_slice(&val, train, train->n - n_val, train->n, &err)) goto fail;
     }
     herd_dataset **normalized[3] = {&fit, &val, &test}; /* views over these bases, restored at the end */
-    if (norm == 1 ? cli_normalize(m, normalized, norm_base, 3, rank, world, comm, quiet, &err)
-                  : cli_apply_model_norm(m, normalized, norm_base, 3, quiet, &err)) /* --weights with stats */
+    if (norm == 2 && norm_n != shape.c) {
+        herd_fail(&err, HERD_EARG, "--normalize gives %d values each, the model's input has %d channels", norm_n,
+                  shape.c);
         goto fail;
+    }
+    if (norm == 2 && herd_model_set_input_norm(m, norm_mean, norm_std, &err)) goto fail; /* saved with the weights */
+    if (norm == 1 ? cli_normalize(m, normalized, norm_base, 3, rank, world, comm, quiet, &err)
+                  : cli_apply_model_norm(m, normalized, norm_base, 3, quiet || norm == 2, &err)) /* or --weights' */
+        goto fail;
+    /* the loader normalises training samples itself, after augmenting them (torchvision's order:
+     * colour jitter and a crop's padding see pixels, not normalised values) */
+    const double *train_norm = NULL;
+    if (norm_base[0]) {
+        herd_dataset_close(fit);
+        fit = norm_base[0], norm_base[0] = NULL;
+        train_norm = herd_model_input_norm(m);
+    }
     ui.json_path = log_json;
     if (log_json && !(ui.json = fopen(log_json, "a"))) {
         herd_fail(&err, HERD_EIO, "%s: cannot open for writing: %s", log_json, strerror(errno));
@@ -478,8 +495,10 @@ int cmd_train(int argc, char **argv) {
     cfg.trace = trace;
     herd_train_phases phases = {0};
     cfg.phases = &phases;
-    cfg.loader = (herd_loader_config){.prefetch = prefetch, .threads = loader_threads, .augment = augment_bits,
-                                      .cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0, .seed = seed};
+    cfg.loader = aug;
+    cfg.loader.prefetch = prefetch, cfg.loader.threads = loader_threads, cfg.loader.seed = seed;
+    cfg.loader.cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0;
+    cfg.loader.mean = train_norm, cfg.loader.std = train_norm ? train_norm + shape.c : NULL;
     if (herd_strategy_is_server(strategy)) { /* a parameter server: apply updates until the workers are done */
         if (herd_train_serve(m, fit, &cfg, &err)) goto fail;
         rc = 0;

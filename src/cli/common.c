@@ -1,5 +1,6 @@
 /* Steps shared by subcommands: opening and preparing a model (a spec or an ONNX file). */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,24 +43,85 @@ herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err) {
     return herd_comm_allreduce_f64(ctx, buf, n, err);
 }
 
-int cli_augment(const char *list) {
+/* One strength "NAME=X" of --augment into *v; 1 if the item is NAME=..., -1 if X is bad. */
+static int augment_strength(const char *item, size_t len, const char *name, float *v) {
+    size_t n = strlen(name);
+    if (len <= n + 1 || strncmp(item, name, n) != 0 || item[n] != '=') return 0;
+    char buf[32], *end;
+    if (len - n - 1 >= sizeof buf) return -1;
+    memcpy(buf, item + n + 1, len - n - 1);
+    buf[len - n - 1] = '\0';
+    double x = strtod(buf, &end);
+    if (*end || !(x >= 0 && x <= 100)) return -1;
+    *v = (float)x;
+    return 1;
+}
+
+int cli_augment(const char *list, herd_loader_config *cfg) {
     static const struct {
         const char *name;
         int bit;
-    } kinds[] = {{"none", 0}, {"crop", HERD_AUGMENT_CROP}, {"flip", HERD_AUGMENT_FLIP}};
-    int bits = 0;
+    } kinds[] = {{"none", 0}, {"crop", HERD_AUGMENT_CROP}, {"flip", HERD_AUGMENT_FLIP}, {"rrc", HERD_AUGMENT_RRC},
+                 {"random_resized_crop", HERD_AUGMENT_RRC}};
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ","), i;
         for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
             if (strlen(kinds[i].name) == len && strncmp(p, kinds[i].name, len) == 0) break;
-        if (i == sizeof kinds / sizeof kinds[0]) {
-            cli_error("--augment expects none, crop, flip or crop,flip, found '%s'", list);
-            return -1;
+        if (i < sizeof kinds / sizeof kinds[0]) {
+            cfg->augment |= kinds[i].bit;
+        } else {
+            float j = -1;
+            int k = augment_strength(p, len, "brightness", &cfg->brightness);
+            if (!k) k = augment_strength(p, len, "contrast", &cfg->contrast);
+            if (!k) k = augment_strength(p, len, "saturation", &cfg->saturation);
+            if (!k && (k = augment_strength(p, len, "jitter", &j)) == 1)
+                cfg->brightness = cfg->contrast = cfg->saturation = j;
+            if (k != 1) {
+                cli_error("--augment expects a list of none, crop, flip, rrc (random_resized_crop), brightness=X, "
+                          "contrast=X, saturation=X, jitter=X (X in [0, 100]), found '%s'", list);
+                return -1;
+            }
         }
-        bits |= kinds[i].bit;
         p += len + (p[len] == ',');
     }
-    return bits;
+    return 0;
+}
+
+int cli_normalize_mode(const char *s, double *mean, double *std, int max, int *n) {
+    static const double in_mean[3] = {0.485, 0.456, 0.406}, in_std[3] = {0.229, 0.224, 0.225};
+    if (!strcmp(s, "none")) return 0;
+    if (!strcmp(s, "auto")) return 1;
+    if (!strcmp(s, "imagenet")) {
+        memcpy(mean, in_mean, sizeof in_mean);
+        memcpy(std, in_std, sizeof in_std);
+        *n = 3;
+        return 2;
+    }
+    /* mean=A,B,C:std=X,Y,Z */
+    int counts[2] = {0, 0};
+    const char *p = s;
+    for (int part = 0; part < 2; part++) {
+        const char *key = part ? "std=" : "mean=";
+        if (strncmp(p, key, strlen(key)) != 0) goto bad;
+        p += strlen(key);
+        for (;;) {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p || !isfinite(v) || counts[part] >= max || (part && !(v > 0))) goto bad;
+            (part ? std : mean)[counts[part]++] = v;
+            p = end;
+            if (*p != ',') break;
+            p++;
+        }
+        if (part == 0 && *p++ != ':') goto bad;
+    }
+    if (*p || counts[0] != counts[1]) goto bad;
+    *n = counts[0];
+    return 2;
+bad:
+    cli_error("--normalize expects none, auto, imagenet or mean=M1,M2,..:std=S1,S2,.. (as many of each, std > 0), "
+              "found '%s'", s);
+    return -1;
 }
 
 herd_status cli_apply_model_norm(herd_model *m, herd_dataset **const *sets, herd_dataset **base, int n, int quiet,

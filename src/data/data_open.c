@@ -268,8 +268,8 @@ static herd_status open_tfrecord(const char *path, const file_params *fp, const 
     glob_t g;
     herd_status st = expand_shards(path, &g, err);
     if (st != HERD_OK) return st;
-    herd_image_options o = {0, 0, 0, fp->image, fp->label};
-    if (opt) o.c = opt->c, o.h = opt->h, o.w = opt->w;
+    herd_image_options o = {0, 0, 0, fp->image, fp->label, 0};
+    if (opt) o.c = opt->c, o.h = opt->h, o.w = opt->w, o.need_shape = opt->need_shape;
     st = herd_tfrecord_open(out, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
     globfree(&g);
     return st;

@@ -1,9 +1,12 @@
 /* PNG and JPEG decoding for the image readers: libpng and libjpeg with error handlers that
  * longjmp back here (instead of the libraries' default of ending the process), strict about corrupt
- * data; then channel conversion, bilinear scaling and a center crop. */
+ * data; then channel conversion, antialiased scaling (data/resample.h) and a center crop. */
 #include "data/image_decode.h"
 
+#include "data/resample.h"
+
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 /* Deflate (PNG) expands at most ~1032:1 and JPEG's smallest code is ~1 bit per 8x8 block
  * and component, so more pixel bytes than this cannot come from len bytes. */
 #define IMAGE_MAX_RATIO 4096u
+/* The decoded pixels of one image (after a JPEG's DCT reduction) are capped at 1 GiB. */
 #define IMAGE_MAX_BYTES ((size_t)1 << 30)
 
 int herd_image_is_encoded(const uint8_t *buf, size_t len) {
@@ -22,12 +26,20 @@ int herd_image_is_encoded(const uint8_t *buf, size_t len) {
     return len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF;
 }
 
+/* A declared size that len bytes cannot encode is corrupt; a decoded size above the cap is refused. */
 static herd_status check_pixels(size_t w, size_t h, size_t c, size_t len, const char *what, size_t *bytes,
                                 herd_error *err) {
-    size_t limit = len > (IMAGE_MAX_BYTES - 65536) / IMAGE_MAX_RATIO ? IMAGE_MAX_BYTES : len * IMAGE_MAX_RATIO + 65536;
+    size_t limit = len > (SIZE_MAX - 65536) / IMAGE_MAX_RATIO ? SIZE_MAX : len * IMAGE_MAX_RATIO + 65536;
     if (w == 0 || h == 0 || !herd_mul_size(w, h, bytes) || !herd_mul_size(*bytes, c, bytes) || *bytes > limit)
         return herd_fail(err, HERD_EFORMAT, "%s: image of %zux%zu pixels cannot come from %zu bytes", what, w, h,
                          len);
+    return HERD_OK;
+}
+
+static herd_status check_cap(size_t w, size_t h, size_t bytes, const char *what, herd_error *err) {
+    if (bytes > IMAGE_MAX_BYTES)
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: a %zux%zu image decodes to %zu bytes, over the %zu-byte cap", what,
+                         w, h, bytes, IMAGE_MAX_BYTES);
     return HERD_OK;
 }
 
@@ -90,6 +102,7 @@ static herd_status decode_png(const uint8_t *buf, size_t len, const char *what, 
     size_t w = png_get_image_width(png, info), h = png_get_image_height(png, info), bytes;
     int c = png_get_channels(png, info);
     herd_status st = check_pixels(w, h, (size_t)c, len, what, &bytes, err);
+    if (st == HERD_OK) st = check_cap(w, h, bytes, what, err);
     if (st == HERD_OK && ((c != 1 && c != 3) || png_get_rowbytes(png, info) != w * (size_t)c))
         st = herd_fail(err, HERD_EFORMAT, "%s: bad PNG: %d channels after conversion", what, c);
     if (st == HERD_OK && (!(pix = malloc(bytes)) || !(rows = herd_malloc_array(h, sizeof *rows))))
@@ -128,7 +141,11 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
     if (level < 0) jpeg_on_error(cinfo);
 }
 
-static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
+/* JPEGs much larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
+ * smallest size still at least twice what covers cover_w x cover_h, so the resampler's filter
+ * does the rest at full quality and a huge image costs little memory. */
+static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
+                               herd_image *img, herd_error *err) {
     struct jpeg_decompress_struct ci;
     jpeg_fail fail;
     uint8_t *volatile pix = NULL; /* assigned after setjmp and needed after a longjmp */
@@ -156,9 +173,17 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
         jpeg_destroy_decompress(&ci);
         return st;
     }
+    if (cover_w > 0 && cover_h > 0) {
+        double need = (double)cover_w / ci.image_width > (double)cover_h / ci.image_height
+                          ? (double)cover_w / ci.image_width : (double)cover_h / ci.image_height;
+        int m = 1; /* 1/8, 2/8, 4/8: the scales libjpeg-turbo has SIMD paths for (others are slower than 8/8) */
+        while (m < 8 && m < 16.0 * need) m *= 2; /* m/8 >= 2 * need */
+        ci.scale_num = (unsigned)m, ci.scale_denom = 8;
+    }
     jpeg_start_decompress(&ci);
     size_t stride = (size_t)ci.output_width * (size_t)ci.output_components;
     st = check_pixels(ci.output_width, ci.output_height, (size_t)ci.output_components, len, what, &bytes, err);
+    if (st == HERD_OK) st = check_cap(ci.output_width, ci.output_height, bytes, what, err);
     if (st == HERD_OK && !(pix = malloc(bytes)))
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
     if (st != HERD_OK) {
@@ -176,11 +201,27 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
     return HERD_OK;
 }
 
-herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
+herd_status herd_image_decode_reduced(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
+                                      herd_image *img, herd_error *err) {
     memset(img, 0, sizeof *img);
+    if (len == 0) return herd_fail(err, HERD_EFORMAT, "%s: empty image (0 bytes)", what);
     if (len >= 8 && buf[0] == 0x89 && buf[1] == 'P') return decode_png(buf, len, what, img, err);
-    if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8) return decode_jpeg(buf, len, what, img, err);
+    if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8) return decode_jpeg(buf, len, what, cover_w, cover_h, img, err);
     return herd_fail(err, HERD_EFORMAT, "%s: neither a PNG nor a JPEG image", what);
+}
+
+herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err) {
+    return herd_image_decode_reduced(buf, len, what, 0, 0, img, err);
+}
+
+herd_status herd_image_decode_to_u8(const uint8_t *buf, size_t len, const char *what, int c, int h, int w,
+                                    uint8_t *out, herd_error *err) {
+    herd_image img;
+    herd_status st = herd_image_decode_reduced(buf, len, what, w, h, &img, err);
+    if (st != HERD_OK) return st;
+    st = herd_image_to_u8(&img, c, h, w, out, err);
+    herd_image_free(&img);
+    return st;
 }
 
 void herd_image_free(herd_image *img) {
@@ -188,45 +229,47 @@ void herd_image_free(herd_image *img) {
     img->pix = NULL;
 }
 
-/* Channel k of the target at source pixel p (c = target channels). */
-static float pixel_channel(const herd_image *img, const uint8_t *p, int c, int k) {
-    if (img->c == c) return p[k];
-    if (c == 1) return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-    return p[0]; /* gray to RGB */
-}
-
-void herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out) {
+herd_status herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out, herd_error *err) {
+    /* the region of the image that, scaled to cover h x w with the aspect ratio kept, is the
+     * center crop (the same pixel mapping as resizing to rw x rh, then cropping) */
     double scale = (double)h / img->h > (double)w / img->w ? (double)h / img->h : (double)w / img->w;
     long rh = (long)(img->h * scale + 0.5), rw = (long)(img->w * scale + 0.5);
     if (rh < h) rh = h;
     if (rw < w) rw = w;
     long oy = (rh - h) / 2, ox = (rw - w) / 2;
-    for (int y = 0; y < h; y++) {
-        /* half-pixel centers: an unscaled image maps each pixel onto itself exactly */
-        double sy = (y + oy + 0.5) * img->h / (double)rh - 0.5;
-        if (sy < 0) sy = 0;
-        if (sy > img->h - 1) sy = img->h - 1;
-        int y0 = (int)sy, y1 = y0 + 1 < img->h ? y0 + 1 : y0;
-        float fy = (float)(sy - y0);
-        for (int x = 0; x < w; x++) {
-            double sx = (x + ox + 0.5) * img->w / (double)rw - 0.5;
-            if (sx < 0) sx = 0;
-            if (sx > img->w - 1) sx = img->w - 1;
-            int x0 = (int)sx, x1 = x0 + 1 < img->w ? x0 + 1 : x0;
-            float fx = (float)(sx - x0);
-            const uint8_t *p00 = img->pix + ((size_t)y0 * img->w + x0) * img->c;
-            const uint8_t *p01 = img->pix + ((size_t)y0 * img->w + x1) * img->c;
-            const uint8_t *p10 = img->pix + ((size_t)y1 * img->w + x0) * img->c;
-            const uint8_t *p11 = img->pix + ((size_t)y1 * img->w + x1) * img->c;
-            for (int k = 0; k < c; k++) {
-                float top = pixel_channel(img, p00, c, k) * (1 - fx) + pixel_channel(img, p01, c, k) * fx;
-                float bot = pixel_channel(img, p10, c, k) * (1 - fx) + pixel_channel(img, p11, c, k) * fx;
-                /* rounded to the nearest level, as PIL's resize and convert('L') do; the weights
-                 * sum to 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001), so a
-                 * white pixel may come out a hair above 255 (found by the image fuzz target) */
-                float v = top * (1 - fy) + bot * fy + 0.5f;
-                out[((size_t)k * h + y) * w + x] = v < 255.0f ? (uint8_t)v : 255;
-            }
+    double sx = (double)img->w / rw, sy = (double)img->h / rh;
+    size_t plane = (size_t)img->w * img->h, n = (size_t)c * h * w;
+    float *planes = herd_malloc_array(plane, (size_t)c * sizeof *planes);
+    float *res = herd_malloc_array(n, sizeof *res);
+    if (!planes || !res) {
+        free(planes);
+        free(res);
+        return herd_fail(err, HERD_ENOMEM, "out of memory converting a %dx%d image", img->w, img->h);
+    }
+    /* channel conversion into planes of [0, 255] floats, one loop per case */
+    const uint8_t *restrict p = img->pix;
+    float *restrict r = planes, *restrict g = planes + plane, *restrict b = planes + 2 * plane;
+    if (img->c == 3 && c == 3)
+        for (size_t i = 0; i < plane; i++) r[i] = p[3 * i], g[i] = p[3 * i + 1], b[i] = p[3 * i + 2];
+    else if (img->c == 3)
+        for (size_t i = 0; i < plane; i++) r[i] = 0.299f * p[3 * i] + 0.587f * p[3 * i + 1] + 0.114f * p[3 * i + 2];
+    else if (c == 3) /* gray to RGB */
+        for (size_t i = 0; i < plane; i++) r[i] = g[i] = b[i] = p[i];
+    else
+        for (size_t i = 0; i < plane; i++) r[i] = p[i];
+    herd_status st = herd_resample(res, w, h, planes, img->w, img->h, c, ox * sx, oy * sy, (ox + w) * sx,
+                                   (oy + h) * sy, err);
+    free(planes);
+    if (st == HERD_OK) {
+        /* rounded to the nearest level, as PIL's resize and convert('L') do; the weights sum to
+         * 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001), so a white pixel
+         * may come out a hair above 255 (found by the image fuzz target) */
+        for (size_t i = 0; i < n; i++) {
+            float v = res[i] + 0.5f;
+            v = v > 0.0f ? v : 0.0f;
+            out[i] = (uint8_t)(v < 255.0f ? v : 255.0f);
         }
     }
+    free(res);
+    return st;
 }

@@ -18,10 +18,19 @@ int herd_image_is_encoded(const uint8_t *buf, size_t len);
 /* Decodes a PNG or JPEG (by signature). Corrupt or truncated data (JPEG warnings included)
  * is an error "<what>: ..."; the pixel count is bounded by what len bytes can encode. */
 herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err);
+/* The same, allowed to decode a JPEG reduced (libjpeg's DCT scaling by 1/2, 1/4 or 1/8) while
+ * it stays at least twice the size that covers cover_w x cover_h; 0, 0: full size. Decoded pixels are
+ * capped at 1 GiB (a larger image is HERD_EUNSUPPORTED, named). */
+herd_status herd_image_decode_reduced(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
+                                      herd_image *img, herd_error *err);
 void herd_image_free(herd_image *img);
-/* Writes c*h*w bytes (NCHW, a u8 sample): channel conversion, bilinear scaling to cover h x w,
+/* Writes c*h*w bytes (NCHW, a u8 sample): channel conversion, scaling to cover h x w with the
+ * aspect ratio kept (antialiased when shrinking, bilinear when enlarging: data/resample.h),
  * center crop, rounding to the nearest level (an image already c x h x w, or gray to RGB, is
- * copied exactly). c must be 1 or 3. */
-void herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out);
+ * copied exactly). c must be 1 or 3. Fails only for lack of memory. */
+herd_status herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out, herd_error *err);
+/* herd_image_decode_reduced for an h x w target, then herd_image_to_u8. */
+herd_status herd_image_decode_to_u8(const uint8_t *buf, size_t len, const char *what, int c, int h, int w,
+                                    uint8_t *out, herd_error *err);
 
 #endif

@@ -114,13 +114,15 @@ static herd_status folder_get(const herd_dataset *ds, int64_t i, void *x, void *
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
                          (long long)ds->n);
-    herd_image img;
-    herd_status st = load_image(im->files[i], &img, err);
+    uint8_t *buf;
+    size_t len = 0;
+    herd_status st = read_whole(im->files[i], &buf, &len, err);
     if (st != HERD_OK) return st;
-    herd_image_to_u8(&img, (int)ds->x.dims[0], (int)ds->x.dims[1], (int)ds->x.dims[2], x);
-    herd_image_free(&img);
+    st = herd_image_decode_to_u8(buf, len, im->files[i], (int)ds->x.dims[0], (int)ds->x.dims[1], (int)ds->x.dims[2],
+                                 x, err);
+    free(buf);
     memcpy(y, &im->labels[i], sizeof im->labels[i]);
-    return HERD_OK;
+    return st;
 }
 
 static void folder_free(folder_impl *im) {
@@ -205,6 +207,10 @@ herd_status herd_imagefolder_open(herd_dataset **out, const char *root, const he
         goto fail;
     }
     int c = opt ? opt->c : 0, h = opt ? opt->h : 0, w = opt ? opt->w : 0;
+    if ((c <= 0 || h <= 0 || w <= 0) && opt && opt->need_shape) {
+        st = herd_fail(err, HERD_EARG, "%s: image folder without a sample shape to decode its images to", root);
+        goto fail;
+    }
     if (c <= 0 || h <= 0 || w <= 0) { /* no model shape: the first image's */
         herd_image img;
         if ((st = load_image(im->files[0], &img, err)) != HERD_OK) goto fail;

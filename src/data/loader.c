@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keeps augmentation draws apart from other users of the same seed ("AUGM"). */
-#define AUGMENT_TAG 0x4155474DULL
-#define CROP_PAD 4
+#include "data/augment.h"
+
 
 typedef struct loader_slot {
     float *x;   /* the model's input */
@@ -42,6 +41,7 @@ struct herd_loader {
     size_t sample;       /* values per sample (floats of the model's input) */
     size_t xbytes;       /* bytes of a stored sample (ds->x) */
     size_t ybytes;       /* bytes of a target (ds->y) */
+    int ac, ah, aw;      /* the sample as augmentation sees it */
     int max_rows;
     /* the epoch */
     int64_t epoch, steps, n;
@@ -94,30 +94,6 @@ static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, 
     atomic_store_explicit(&c->slot_of[i], s, memory_order_release);
 }
 
-/* Random crop (zero padding CROP_PAD) and horizontal flip of one sample, drawn from a
- * counter-based stream keyed by (seed, epoch, index): any thread computes the same. */
-static void augment(const herd_loader *l, int64_t i, float *x, float *tmp) {
-    const herd_dataset *ds = l->ds;
-    herd_rng r;
-    herd_rng_init(&r, l->cfg.seed ^ (AUGMENT_TAG << 32), ((uint64_t)l->epoch << 32) ^ (uint64_t)i);
-    /* always the same draws in the same order, so crop alone and flip alone agree with both */
-    int dy = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
-    int dx = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
-    int flip = (int)herd_rng_below(&r, 2);
-    if (!(l->cfg.augment & HERD_AUGMENT_CROP)) dx = dy = 0;
-    if (!(l->cfg.augment & HERD_AUGMENT_FLIP)) flip = 0;
-    if (!dx && !dy && !flip) return;
-    int C = (int)ds->x.dims[0], H = (int)ds->x.dims[1], W = (int)ds->x.dims[2]; /* (C,H,W): checked at create */
-    memcpy(tmp, x, l->sample * sizeof *x);
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++)
-            for (int xx = 0; xx < W; xx++) {
-                int sy = y + dy, sx = (flip ? W - 1 - xx : xx) + dx;
-                size_t o = ((size_t)c * H + y) * W + xx;
-                x[o] = sy >= 0 && sy < H && sx >= 0 && sx < W ? tmp[((size_t)c * H + sy) * W + sx] : 0.0f;
-            }
-}
-
 /* This caller's rows of batch `step` into slot (a pure function of the epoch and step). */
 static herd_status load_step(herd_loader *l, int64_t step, loader_slot *slot, float *tmp, herd_error *err) {
     int64_t off = step * l->batch;
@@ -138,7 +114,10 @@ static herd_status load_step(herd_loader *l, int64_t step, loader_slot *slot, fl
             cache_put(&l->cache, i, tmp, y, l->xbytes, l->ybytes);
             herd_dataset_to_f32(l->ds, tmp, 1, x);
         }
-        if (l->cfg.augment) augment(l, i, x, tmp);
+        if (herd_augment_active(&l->cfg)) {
+            herd_status st = herd_augment_sample(&l->cfg, l->ac, l->ah, l->aw, l->epoch, i, x, tmp, err);
+            if (st != HERD_OK) return st;
+        }
     }
     return HERD_OK;
 }
@@ -218,15 +197,18 @@ void herd_loader_destroy(herd_loader *l) {
 herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int batch, const herd_loader_config *cfg,
                                herd_rows_fn rows, void *rows_ctx, herd_error *err) {
     *out = NULL;
-    if (batch < 1 || cfg->prefetch < 0 || cfg->prefetch > 1024 || cfg->threads < 0 || cfg->threads > 256 ||
-        (cfg->augment & ~(HERD_AUGMENT_CROP | HERD_AUGMENT_FLIP)))
-        return herd_fail(err, HERD_EARG, "loader: batch %d, prefetch %d, threads %d, augment %#x out of range", batch,
-                         cfg->prefetch, cfg->threads, (unsigned)cfg->augment);
+    if (batch < 1 || cfg->prefetch < 0 || cfg->prefetch > 1024 || cfg->threads < 0 || cfg->threads > 256)
+        return herd_fail(err, HERD_EARG, "loader: batch %d, prefetch %d, threads %d out of range", batch,
+                         cfg->prefetch, cfg->threads);
+    int64_t channels, plane;
+    herd_dataset_channels(ds, &channels, &plane);
+    herd_status ok = herd_augment_check(cfg, (int)channels, err);
+    if (ok != HERD_OK) return ok;
     char xs[96];
     if (!herd_dtype_to_f32_ok(ds->x.dtype) || herd_tensor_numel(&ds->x) < 1 || !herd_tensor_bytes(&ds->y))
         return herd_fail(err, HERD_EARG, "%s: loader: %s samples of %s cannot become the model's f32 input",
                          ds->source, herd_dtype_name(ds->x.dtype), herd_tensor_shape_str(&ds->x, xs, sizeof xs));
-    if (cfg->augment && ds->x.ndim != 3)
+    if ((cfg->augment || cfg->brightness > 0 || cfg->contrast > 0 || cfg->saturation > 0) && ds->x.ndim != 3)
         return herd_fail(err, HERD_EARG, "%s: --augment crops and flips images (C,H,W); the samples are %s",
                          ds->source, herd_tensor_shape_str(&ds->x, xs, sizeof xs));
     herd_loader *l = calloc(1, sizeof *l);
@@ -237,6 +219,9 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     herd_status st = HERD_OK;
     l->ds = ds;
     l->cfg = *cfg;
+    /* what augmentation and normalisation see: (C,H,W) images, else channels x 1 x plane */
+    l->ac = (int)channels, l->ah = ds->x.ndim == 3 ? (int)ds->x.dims[1] : 1;
+    l->aw = ds->x.ndim == 3 ? (int)ds->x.dims[2] : (int)plane;
     l->rows = rows, l->rows_ctx = rows_ctx;
     l->sample = (size_t)herd_tensor_numel(&ds->x);
     l->xbytes = herd_tensor_bytes(&ds->x); /* <= sample floats: u8 and f32 only */

@@ -1,11 +1,11 @@
-/* herd's shard format (.herd): a fixed header, an index of (offset, length, label, CRC32C) per
- * record, then records stored ready to train (u8 or f32 NCHW). Shards are memory-mapped; open
- * checks the header and the index only, get() checks one record's CRC. */
+/* Reading herd's shard format (.herd; written by shard_writer.c): a fixed header, an index of
+ * (offset, length, label, CRC32C) per record, then records stored ready to train (u8 or f32
+ * NCHW). Shards are memory-mapped; open checks the header and the index only, get() checks one
+ * record's CRC. */
 #include "herd/data.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,138 +14,14 @@
 #include <unistd.h>
 
 #include "data/mapped_read.h"
-#include "io/atomic_file.h"
+#include "data/shard_format.h"
 #include "io/crc32c.h"
 
-#define SHARD_MAGIC "HERDSHD1"
-#define SHARD_VERSION 1u
-#define HEADER_BYTES 64u
-#define ENTRY_BYTES 24u
-
-/* Little-endian fields, written and read byte by byte so the format is the same on any host. */
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
+/* Little-endian fields, read byte by byte so the format is the same on any host. */
 static uint64_t get_le(const uint8_t *p, int bytes) {
     uint64_t v = 0;
     for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
     return v;
-}
-
-/* ---- writing ---- */
-
-/* 1 when every value is exactly k/255 for an integer k in [0, 255] (what u8 readers produce). */
-static int exact_u8(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float k = nearbyintf(x[i] * 255.0f);
-        if (!(k >= 0.0f && k <= 255.0f) || k / 255.0f != x[i]) return 0;
-    }
-    return 1;
-}
-
-herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end, int dtype,
-                             herd_error *err) {
-    if (begin < 0 || end < begin || end > ds->n)
-        return herd_fail(err, HERD_EARG, "%s: records [%lld, %lld) outside [0, %lld)", path, (long long)begin,
-                         (long long)end, (long long)ds->n);
-    char xs[96];
-    if (ds->x.ndim > 3 || !herd_dtype_to_f32_ok(ds->x.dtype) || ds->y.dtype != HERD_I32 || ds->y.ndim != 0)
-        return herd_fail(err, HERD_EARG, "%s: %s samples of %s with %s %s targets do not fit a shard (u8 or f32 "
-                         "samples of up to 3 dims, i32 class labels)", path, herd_dtype_name(ds->x.dtype),
-                         herd_tensor_shape_str(&ds->x, xs, sizeof xs), herd_dtype_name(ds->y.dtype),
-                         ds->y.ndim ? "tensor" : "scalar");
-    int64_t shape[3] = {1, 1, 1}; /* x's dims padded with 1s: (F) is stored F x 1 x 1 */
-    for (int d = 0; d < ds->x.ndim; d++) shape[d] = ds->x.dims[d];
-    size_t sample = (size_t)herd_tensor_numel(&ds->x), xbytes = herd_tensor_bytes(&ds->x);
-    size_t count = (size_t)(end - begin), stored_bytes;
-    /* u8 samples no view changes are written as they are stored: the bytes k that mean k/255 */
-    int raw_u8 = ds->x.dtype == HERD_U8 && !ds->ops->to_f32;
-    uint8_t *stored = NULL, *head = NULL, *body = NULL;
-    float *f = NULL;
-    int32_t *y = NULL;
-    herd_status st = HERD_OK;
-    if (!herd_mul_size(xbytes, count, &stored_bytes) || !(stored = malloc(stored_bytes ? stored_bytes : 1)) ||
-        !(f = herd_malloc_array(sample, sizeof *f)) || !(y = herd_malloc_array(count ? count : 1, sizeof *y))) {
-        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu records", path, count);
-        goto done;
-    }
-    for (size_t r = 0; r < count; r++)
-        if ((st = ds->ops->get(ds, begin + (int64_t)r, stored + r * xbytes, y + r, err))) goto done;
-    if (dtype == 0) {
-        dtype = HERD_SHARD_U8;
-        for (size_t r = 0; r < count && !raw_u8 && dtype == HERD_SHARD_U8; r++) {
-            herd_dataset_to_f32(ds, stored + r * xbytes, 1, f);
-            if (!exact_u8(f, sample)) dtype = HERD_SHARD_F32;
-        }
-    }
-    size_t rec_bytes = sample * (dtype == HERD_SHARD_U8 ? 1 : 4);
-    size_t head_bytes = HEADER_BYTES + ENTRY_BYTES * count, body_bytes = rec_bytes * count;
-    head = calloc(1, head_bytes);
-    body = malloc(body_bytes ? body_bytes : 1);
-    if (!head || !body) {
-        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu records", path, count);
-        goto done;
-    }
-    for (size_t r = 0; r < count; r++) {
-        uint8_t *rec = body + r * rec_bytes, *e = head + HEADER_BYTES + r * ENTRY_BYTES;
-        if (dtype == HERD_SHARD_U8 && raw_u8) {
-            memcpy(rec, stored + r * xbytes, rec_bytes);
-        } else {
-            herd_dataset_to_f32(ds, stored + r * xbytes, 1, f);
-            if (dtype == HERD_SHARD_U8) {
-                for (size_t k = 0; k < sample; k++) {
-                    float q = nearbyintf(f[k] * 255.0f);
-                    rec[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q); /* --dtype u8 quantises on request */
-                }
-            } else {
-                memcpy(rec, f, rec_bytes); /* records are native float32: the reader maps them as they are */
-            }
-        }
-        put_le(e, head_bytes + r * rec_bytes, 8);
-        put_le(e + 8, rec_bytes, 4);
-        put_le(e + 12, (uint32_t)y[r], 4);
-        put_le(e + 16, herd_crc32c(0, rec, rec_bytes), 4);
-    }
-    memcpy(head, SHARD_MAGIC, 8);
-    put_le(head + 8, SHARD_VERSION, 4);
-    put_le(head + 12, (uint32_t)dtype, 4);
-    put_le(head + 16, count, 8);
-    put_le(head + 24, (uint32_t)shape[0], 4);
-    put_le(head + 28, (uint32_t)shape[1], 4);
-    put_le(head + 32, (uint32_t)shape[2], 4);
-    put_le(head + 36, (uint32_t)ds->num_classes, 4);
-    put_le(head + 40, HEADER_BYTES, 8);
-    put_le(head + 48, head_bytes, 8);
-    put_le(head + 56, herd_crc32c(0, head + HEADER_BYTES, ENTRY_BYTES * count), 4);
-    put_le(head + 60, herd_crc32c(0, head, 60), 4);
-    const void *chunks[2] = {head, body};
-    size_t lens[2] = {head_bytes, body_bytes};
-    st = io_write_file_atomic(path, chunks, lens, 2, NULL, err);
-done:
-    free(stored);
-    free(f);
-    free(y);
-    free(head);
-    free(body);
-    return st;
-}
-
-herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards, int dtype,
-                              herd_error *err) {
-    if (nshards < 1 || nshards > 99999)
-        return herd_fail(err, HERD_EARG, "%s: %d shards (expected 1..99999)", dir, nshards);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return herd_fail(err, HERD_EIO, "%s: cannot create the directory: %s", dir, strerror(errno));
-    for (int k = 0; k < nshards; k++) {
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/%s-%05d-of-%05d.herd", dir, split, k, nshards) >= (int)sizeof path)
-            return herd_fail(err, HERD_EARG, "%s: path too long", dir);
-        /* contiguous ranges: shards concatenated in name order are the source, in its order */
-        herd_status st = herd_shard_write(path, ds, ds->n * k / nshards, ds->n * (k + 1) / nshards, dtype, err);
-        if (st) return st;
-    }
-    return HERD_OK;
 }
 
 /* ---- reading ---- */
@@ -212,12 +88,15 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
     int classes = (int)get_le(h + 36, 4);
     if (dtype != HERD_SHARD_U8 && dtype != HERD_SHARD_F32)
         return herd_fail(err, HERD_EFORMAT, "%s: dtype %d (expected 1 = u8 or 2 = f32)", path, dtype);
-    if (c <= 0 || hh <= 0 || w <= 0 || classes <= 0 || (uint64_t)c * hh * w > (f->map_len - HEADER_BYTES))
+    /* a sample fits the file (or, in a shard of no records, 2^31 values), by division: no overflow */
+    uint64_t shape_cap = count > 0 ? f->map_len - HEADER_BYTES : (uint64_t)INT32_MAX;
+    if (c <= 0 || hh <= 0 || w <= 0 || classes <= 0 || (uint64_t)c * hh > shape_cap ||
+        (uint64_t)w > shape_cap / ((uint64_t)c * hh))
         return herd_fail(err, HERD_EFORMAT, "%s: bad sample shape %dx%dx%d or %d classes", path, c, hh, w, classes);
     size_t rec_bytes = (size_t)c * hh * w * (dtype == HERD_SHARD_U8 ? 1 : 4);
     /* every length from the file is bounded by the file size before it is trusted */
     if (index_at != HEADER_BYTES || count > (f->map_len - HEADER_BYTES) / ENTRY_BYTES ||
-        data_at != HEADER_BYTES + count * ENTRY_BYTES)
+        data_at < HEADER_BYTES + count * ENTRY_BYTES || data_at > f->map_len)
         return herd_fail(err, HERD_EFORMAT, "%s: truncated index: %llu records need %llu bytes, the file has %zu",
                          path, (unsigned long long)count, (unsigned long long)(HEADER_BYTES + count * ENTRY_BYTES),
                          f->map_len);

@@ -256,14 +256,10 @@ static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t 
         if (herd_image_is_encoded(bytes, nbytes)) {
             char what[600];
             snprintf(what, sizeof what, "%.500s: record %lld", path, (long long)k);
-            if ((st = herd_image_decode(bytes, nbytes, what, &img, err)) != HERD_OK) return st;
-            herd_image_to_u8(&img, c, h, w, x);
-            herd_image_free(&img);
-            return HERD_OK;
+            return herd_image_decode_to_u8(bytes, nbytes, what, c, h, w, x, err);
         }
         if ((st = raw_image(buf, len, bytes, nbytes, c, h, w, &img, path, k, err)) != HERD_OK) return st;
-        herd_image_to_u8(&img, c, h, w, x);
-        return HERD_OK;
+        return herd_image_to_u8(&img, c, h, w, x, err);
     }
     case 0: return REC_FAIL(err, HERD_EFORMAT, path, k, "missing feature '%s'", im->image_key);
     default:
@@ -408,9 +404,9 @@ done:
 
 /* Record 0's image feature kind (into im->kind) and, without a model shape (want_shape), its
  * shape: a float_list of F gives (F) samples, an encoded image its own size, raw bytes the
- * height/width/channels features. */
-static herd_status first_sample(tfr_impl *im, const uint8_t *buf, size_t len, int want_shape, int *c, int *h, int *w,
-                                herd_error *err) {
+ * height/width/channels features; unless need_shape refuses images without a model shape. */
+static herd_status first_sample(tfr_impl *im, const uint8_t *buf, size_t len, int want_shape, int need_shape, int *c,
+                                int *h, int *w, herd_error *err) {
     const char *path = im->paths[0];
     tfr_feature ft;
     size_t count;
@@ -427,6 +423,8 @@ static herd_status first_sample(tfr_impl *im, const uint8_t *buf, size_t len, in
     }
     if (ft.kind != FEATURE_BYTES)
         return REC_FAIL(err, HERD_EFORMAT, path, 0, "feature '%s' is not bytes or floats", im->image_key);
+    if (need_shape)
+        return REC_FAIL(err, HERD_EARG, path, 0, "images without a sample shape to decode them to%s", "");
     const uint8_t *bytes;
     herd_image img;
     if ((st = first_bytes(&ft, &bytes, &count, im->image_key, path, 0, err)) != HERD_OK) return st;
@@ -482,7 +480,8 @@ herd_status herd_tfrecord_open(herd_dataset **out, const char *const *paths, int
     st = fd < 0 ? herd_fail(err, HERD_EIO, "%s: cannot open: %s", im->paths[0], strerror(errno))
                 : read_record(fd, &im->records[0], &buf, &cap, im->paths[0], err);
     if (fd >= 0) close(fd);
-    if (st == HERD_OK) st = first_sample(im, buf, (size_t)im->records[0].len, !model_shape, &c, &h, &w, err);
+    if (st == HERD_OK) st = first_sample(im, buf, (size_t)im->records[0].len, !model_shape, opt && opt->need_shape, &c, &h,
+                                            &w, err);
     if (st != HERD_OK) goto fail;
     free(buf);
     im->c = c, im->h = h, im->w = w;

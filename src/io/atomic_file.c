@@ -66,39 +66,88 @@ static herd_status fsync_parent_dir(const char *path, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
-                                 const char *fault_point, herd_error *err) {
-    herd_status st = HERD_OK;
+herd_status io_atomic_create(io_atomic *f, const char *path, herd_error *err) {
     struct stat sb;
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
     /* rename() would put a regular file in place of a device or pipe (/dev/stdout) */
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return herd_fail(err, HERD_EIO,
                          "%s: exists and is not a regular file (herd replaces files atomically, by rename)", path);
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    track_inflight(tmp); /* before the file exists: a signal in between finds nothing to remove */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        track_inflight(NULL);
-        st = herd_fail(err, HERD_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
+    if (!(f->path = strdup(path)) || !(f->tmp = malloc(plen + 32))) {
+        free(f->path);
+        f->path = NULL;
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(f->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    track_inflight(f->tmp); /* before the file exists: a signal in between finds nothing to remove */
+    f->fd = open(f->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        herd_status st = herd_fail(err, HERD_EIO, "%s: cannot create %s: %s", path, f->tmp, strerror(errno));
+        io_atomic_abort(f);
         return st;
     }
-    for (int i = 0; i < n && st == HERD_OK; i++) st = write_all(fd, data[i], len[i], tmp, err);
-    if (st == HERD_OK && fsync(fd) != 0) st = herd_fail(err, HERD_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && st == HERD_OK) st = herd_fail(err, HERD_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    return HERD_OK;
+}
+
+herd_status io_atomic_write(io_atomic *f, const void *buf, size_t n, herd_error *err) {
+    return write_all(f->fd, buf, n, f->tmp, err);
+}
+
+herd_status io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t offset, herd_error *err) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t k = pwrite(f->fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)offset);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return herd_fail(err, HERD_EIO, "%s: write failed: %s", f->tmp, strerror(errno));
+        }
+        p += k, n -= (size_t)k, offset += (uint64_t)k;
+    }
+    return HERD_OK;
+}
+
+void io_atomic_abort(io_atomic *f) {
+    if (f->fd >= 0) close(f->fd);
+    if (f->tmp) unlink(f->tmp); /* never leave a half-written file beside the target */
+    track_inflight(NULL);
+    free(f->tmp);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+}
+
+herd_status io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *err) {
+    herd_status st = HERD_OK;
+    if (fsync(f->fd) != 0) st = herd_fail(err, HERD_EIO, "%s: fsync failed: %s", f->tmp, strerror(errno));
+    int rc = close(f->fd);
+    f->fd = -1;
+    if (rc != 0 && st == HERD_OK) st = herd_fail(err, HERD_EIO, "%s: close failed: %s", f->tmp, strerror(errno));
     if (st == HERD_OK && fault_point) herd_fault_point(fault_point); /* tests: a kill -9 here keeps the old file */
-    if (st == HERD_OK && rename(tmp, path) != 0)
-        st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    if (st == HERD_OK && rename(f->tmp, f->path) != 0)
+        st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", f->path, f->tmp, strerror(errno));
     if (st != HERD_OK) {
-        unlink(tmp); /* never leave a half-written file beside the target */
-        track_inflight(NULL);
-        free(tmp);
+        io_atomic_abort(f);
         return st;
     }
     track_inflight(NULL);
-    free(tmp);
-    return fsync_parent_dir(path, err);
+    st = fsync_parent_dir(f->path, err);
+    free(f->tmp);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    return st;
+}
+
+herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
+                                 const char *fault_point, herd_error *err) {
+    io_atomic f;
+    herd_status st = io_atomic_create(&f, path, err);
+    for (int i = 0; i < n && st == HERD_OK; i++) st = io_atomic_write(&f, data[i], len[i], err);
+    if (st != HERD_OK) {
+        io_atomic_abort(&f);
+        return st;
+    }
+    return io_atomic_commit(&f, fault_point, err);
 }

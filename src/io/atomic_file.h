@@ -4,6 +4,7 @@
 #define HERD_IO_ATOMIC_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "herd/core.h"
 
@@ -16,5 +17,18 @@ herd_status io_write_file_atomic(const char *path, const void *const *data, cons
 /* Removes the temp file of the atomic write in progress, if any. Async-signal-safe: for a
  * handler that ends the process in the middle of a write (the target stays as it was). */
 void io_atomic_remove_inflight(void);
+/* The same for a file written piece by piece: create opens path.tmp.<pid>; write appends,
+ * pwrite writes at an offset (e.g. a header reserved at the start); commit fsyncs, renames
+ * into place and fsyncs the directory (fault_point as above; a failed commit has removed the
+ * temp file); abort (after a failed write, or to give up) closes and removes the temp file. */
+typedef struct io_atomic {
+    int fd;
+    char *tmp, *path;
+} io_atomic;
+herd_status io_atomic_create(io_atomic *f, const char *path, herd_error *err);
+herd_status io_atomic_write(io_atomic *f, const void *buf, size_t n, herd_error *err);
+herd_status io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t offset, herd_error *err);
+herd_status io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *err);
+void io_atomic_abort(io_atomic *f);
 
 #endif

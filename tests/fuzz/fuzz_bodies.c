@@ -323,7 +323,7 @@ int fuzz_tfrecord(const uint8_t *data, size_t size) {
     const char *path = scratch_path("fuzz.tfrecord");
     write_file(path, data, size);
     const char *paths[1] = {path};
-    const herd_image_options shape = {1, 4, 4, NULL, NULL};
+    const herd_image_options shape = {1, 4, 4, NULL, NULL, 0};
     for (int with_shape = 0; with_shape < 2; with_shape++) {
         herd_dataset *ds = NULL;
         herd_error err = {0};
@@ -355,8 +355,8 @@ int fuzz_image(const uint8_t *data, size_t size) {
         if (img.pix[i] < lo) lo = img.pix[i];
         if (img.pix[i] > hi) hi = img.pix[i];
     }
-    herd_image_to_u8(&img, 1, 5, 3, small);
-    herd_image_to_u8(&img, 3, 8, 8, big);
+    if (herd_image_to_u8(&img, 1, 5, 3, small, &err) || herd_image_to_u8(&img, 3, 8, 8, big, &err))
+        fuzz_fail("image: conversion failed: %s", err.msg);
     for (int i = 0; i < 15; i++)
         if (small[i] < lo || small[i] > hi) fuzz_fail("image: gray level %d outside [%d, %d]", small[i], lo, hi);
     for (int i = 0; i < 192; i++)
