@@ -397,7 +397,8 @@ int cmd_train(int argc, char **argv) {
     g_alone = world == 1;
     /* under any launcher every rank reaches the same verdict: rank 0 says it, all leave cleanly */
     herd_status layout_st = check_layout(&layout, probe, world, &err);
-    herd_model_destroy(probe);
+    if (layout_st) herd_model_destroy(probe);
+    else m = probe; /* the model the spec's train line came from is the one trained: opened once */
     if (layout_st) {
         if (rank == 0) cli_error("%s", err.msg);
         cli_bound_shutdown(rank, world);
@@ -412,8 +413,8 @@ int cmd_train(int argc, char **argv) {
     int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
     if (groups < 1) groups = 1;
     int local_batch = (batch + groups - 1) / groups;
-    if ((rc = cli_open_model(pos[0], weights, backend, local_batch, threads, seed,
-                              pipeline ? CLI_PLAN_NO_REUSE : CLI_PLAN_TRAIN, &m))) goto fail_quiet;
+    if ((rc = cli_prepare_model(m, weights, backend, local_batch, threads,
+                                 pipeline ? CLI_PLAN_NO_REUSE : CLI_PLAN_TRAIN))) goto fail_quiet;
     rc = 1;
     herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
                                  .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,
