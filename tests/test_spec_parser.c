@@ -137,6 +137,19 @@ static void test_bad_specs(void) {
         {"input 1x8x8\nconv 4 3 name=a.b\nconv 4 3 name=1x\n", HERD_ESPEC, "f.spec:3:10: bad name '1x'"},
         {"input 1x8x8\nconv 4 3\ninput 3\n", HERD_ESPEC, "f.spec:3:1: input lines come before the layers"},
     };
+    {   /* a message longer than the error buffer loses the middle of its long word, not its end */
+        char spec[4200] = "input 1x8x8\nadd ";
+        size_t at = strlen(spec);
+        for (int k = 0; k < 3000; k++) spec[at + k] = 'q';
+        snprintf(spec + at + 3000, sizeof spec - at - 3000, "\n");
+        herd_model *lm = NULL;
+        herd_error le = {0};
+        CHECK(herd_model_parse(&lm, spec, "f.spec", &le) == HERD_ESPEC, "long name: %s", le.msg);
+        size_t n = strlen(le.msg);
+        CHECK(strncmp(le.msg, "f.spec:2:5: add: no earlier layer is named 'qqq", 47) == 0 && n > 0 &&
+                  le.msg[n - 1] == '\'' && strstr(le.msg, "..."), "long name: '%.80s...%s'", le.msg,
+              n > 20 ? le.msg + n - 20 : le.msg);
+    }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         herd_model *m = NULL;
         herd_error err = {0};

@@ -4,6 +4,7 @@
 #ifndef HERD_CORE_H
 #define HERD_CORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,10 @@ herd_status herd_fail(herd_error *err, herd_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* herd_fail over a va_list, for functions that wrap it with a prefix of their own: format the
+ * message here, then herd_fail_prefix, so a long message is shortened once, as a whole. */
+herd_status herd_failv(herd_error *err, herd_status st, const char *fmt, va_list ap);
 
 /* Prefixes an existing message: "<prefix>: <old message>". */
 herd_status herd_fail_prefix(herd_error *err, const char *fmt, ...)

@@ -74,24 +74,30 @@ static char *format_alloc(size_t *len, const char *fmt, va_list ap) {
     return s;
 }
 
-herd_status herd_fail(herd_error *err, herd_status st, const char *fmt, ...) {
+herd_status herd_failv(herd_error *err, herd_status st, const char *fmt, va_list ap) {
     if (err) {
-        va_list ap;
-        va_start(ap, fmt);
+        va_list again;
+        va_copy(again, ap);
         size_t len;
         char *s = format_alloc(&len, fmt, ap);
-        va_end(ap);
         if (s) {
             fit_message(err->msg, sizeof err->msg, s, len);
             free(s);
         } else {
-            va_start(ap, fmt);
-            vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-            va_end(ap);
+            vsnprintf(err->msg, sizeof err->msg, fmt, again);
             strip_newlines(err->msg);
         }
+        va_end(again);
         err->status = st;
     }
+    return st;
+}
+
+herd_status herd_fail(herd_error *err, herd_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    herd_failv(err, st, fmt, ap);
+    va_end(ap);
     return st;
 }
 

@@ -24,12 +24,12 @@ static herd_status fail(decoder *d, herd_status st, const char *fmt, ...)
     ;
 
 static herd_status fail(decoder *d, herd_status st, const char *fmt, ...) {
-    char msg[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    herd_failv(d->err, st, fmt, ap);
     va_end(ap);
-    return herd_fail(d->err, st, "%s: %s", d->g->path, msg);
+    if (d->err) herd_fail_prefix(d->err, "%s", d->g->path);
+    return st;
 }
 
 static herd_status malformed(decoder *d, const char *what, const char *why) {

@@ -147,12 +147,12 @@ const char *onnx_scalar(exporter *x, const char *name, float value) {
 }
 
 herd_status onnx_fail(exporter *x, const char *fmt, ...) {
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    herd_failv(x->err, HERD_EUNSUPPORTED, fmt, ap);
     va_end(ap);
-    return herd_fail(x->err, HERD_EUNSUPPORTED, "%s: %s", x->path, msg);
+    if (x->err) herd_fail_prefix(x->err, "%s", x->path);
+    return HERD_EUNSUPPORTED;
 }
 
 static herd_status emit_node(exporter *x, int i) {

@@ -102,12 +102,12 @@ static herd_status fail(onnx_importer *im, herd_status st, const char *fmt, ...)
     ;
 
 static herd_status fail(onnx_importer *im, herd_status st, const char *fmt, ...) {
-    char msg[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    herd_failv(im->err, st, fmt, ap);
     va_end(ap);
-    return herd_fail(im->err, st, "%s: %s", im->path, msg);
+    if (im->err) herd_fail_prefix(im->err, "%s", im->path);
+    return st;
 }
 
 /* "FILE: node 'N' (OP): <msg>" */

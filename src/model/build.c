@@ -88,15 +88,16 @@ static struct layer_arg *find_arg(layer_build *b, const char *key) {
 }
 
 herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...) {
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    herd_failv(b->err, st, fmt, ap);
     va_end(ap);
     const struct layer_arg *a = key ? find_arg(b, key) : NULL;
     int col = a && a->col ? a->col : b->n->col;
-    if (b->n->line) return herd_fail(b->err, st, "%s:%d:%d: %s", b->file, b->n->line, col, msg);
-    return herd_fail(b->err, st, "%s: layer '%s': %s", b->file, b->n->name, msg);
+    if (!b->err) return st;
+    if (b->n->line) herd_fail_prefix(b->err, "%s:%d:%d", b->file, b->n->line, col);
+    else herd_fail_prefix(b->err, "%s: layer '%s'", b->file, b->n->name);
+    return st;
 }
 
 const char *lb_arg(layer_build *b, const char *key) {

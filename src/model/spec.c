@@ -39,12 +39,12 @@ static herd_status spec_fail(line_ctx *L, int col, const char *fmt, ...)
     ;
 
 static herd_status spec_fail(line_ctx *L, int col, const char *fmt, ...) {
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    herd_failv(L->err, HERD_ESPEC, fmt, ap);
     va_end(ap);
-    return herd_fail(L->err, HERD_ESPEC, "%s:%d:%d: %s", L->file, L->line, col, msg);
+    if (L->err) herd_fail_prefix(L->err, "%s:%d:%d", L->file, L->line, col);
+    return HERD_ESPEC;
 }
 
 /* ---- token access ---- */
