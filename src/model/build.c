@@ -116,14 +116,28 @@ static herd_status missing(layer_build *b, const char *what) {
     return lb_fail(b, HERD_ESPEC, NULL, "%s: missing %s", b->keyword, what);
 }
 
-static herd_status int_value(layer_build *b, const char *key, const char *s, const char *what, int lo, int hi,
-                             int *out) {
+int model_parse_int(const char *s, int lo, int hi, int *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
-        return lb_fail(b, HERD_ESPEC, key, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
+    if (!*s || *end || errno || v < lo || v > hi) return 0;
     *out = (int)v;
+    return 1;
+}
+
+int model_parse_float(const char *s, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi) return 0;
+    *out = (float)v;
+    return 1;
+}
+
+static herd_status int_value(layer_build *b, const char *key, const char *s, const char *what, int lo, int hi,
+                             int *out) {
+    if (!model_parse_int(s, lo, hi, out))
+        return lb_fail(b, HERD_ESPEC, key, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
     return HERD_OK;
 }
 
@@ -153,12 +167,8 @@ herd_status lb_float(layer_build *b, const char *key, const char *what, int requ
                      float *out) {
     const char *v = lb_arg(b, key);
     if (!v) return required ? missing(b, what) : HERD_OK;
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (!*v || *end || errno || !isfinite(d) || d < lo || d > hi)
+    if (!model_parse_float(v, lo, hi, out))
         return lb_fail(b, HERD_ESPEC, key, "expected %s as a number in [%g, %g], found '%s'", what, lo, hi, v);
-    *out = (float)d;
     return HERD_OK;
 }
 

@@ -85,6 +85,11 @@ int node_in_ndim(const herd_model *m, const node *n, int k);
 const int64_t *node_in_dims(const herd_model *m, const node *n, int k);
 int64_t node_in_numel(const herd_model *m, const node *n, int k);
 
+/* One reading of numbers in model text (layer arguments, the spec's train line): the whole
+ * string is a base-10 integer / a finite number within [lo, hi]; 1 when it is. */
+int model_parse_int(const char *s, int lo, int hi, int *out);
+int model_parse_float(const char *s, double lo, double hi, float *out);
+
 /* ---- building a model (src/model/build.c): the spec parser and the importers call these ---- */
 herd_status model_create(herd_model **out, const char *source, herd_error *err);
 /* Adds a model input of per-sample shape dims. */

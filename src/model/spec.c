@@ -63,24 +63,16 @@ static token *option(line_ctx *L, const char *key) {
 }
 
 static herd_status parse_int(line_ctx *L, token *t, const char *s, const char *what, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
+    if (!model_parse_int(s, lo, hi, out))
         return spec_fail(L, t->col, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
-    *out = (int)v;
     t->used = 1;
     return HERD_OK;
 }
 
 static herd_status parse_float(line_ctx *L, token *t, const char *s, const char *what, double lo, double hi,
                                float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi)
+    if (!model_parse_float(s, lo, hi, out))
         return spec_fail(L, t->col, "expected %s as a number in [%g, %g], found '%s'", what, lo, hi, s);
-    *out = (float)v;
     t->used = 1;
     return HERD_OK;
 }
