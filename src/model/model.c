@@ -256,7 +256,10 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
             bufs[nb++] = (live_buf){&n->dout, bytes, 0, born, 2 * N - i};
         }
     }
-    if (plain) *plain = assign_offsets(bufs, nb, order, placed, 0);
+    if (plain) { /* without sharing every buffer sits after the others: the sum of their sizes */
+        *plain = 0;
+        for (int k = 0; k < nb; k++) *plain += bufs[k].bytes;
+    }
     size_t region = assign_offsets(bufs, nb, order, placed, m->memory_reuse);
     char *base = herd_arena_alloc(a, region ? region : 64);
     if (!base) return HERD_ENOMEM;
