@@ -16,15 +16,16 @@ static void check_loss(const char *spec) {
     CHECK(herd_model_prepare(m, "cpu", 2, 1, &err) == HERD_OK, "%s", err.msg);
     memset(herd_model_input(m), 0, 2 * 4 * sizeof(float));
     int32_t good[2] = {0, 2}, bad[2] = {0, 7}, neg[2] = {-1, 0};
-    int correct = -5;
+    static herd_metrics acc;
+    herd_metrics_clear(&acc);
     herd_model_forward(m, 2, 0, &err);
-    CHECK(isfinite(herd_model_loss(m, good, 2, &correct)), "valid labels give a finite loss");
-    CHECK(isnan(herd_model_loss(m, bad, 2, &correct)) && correct == 0, "label 7 of 3 outputs: NaN, 0 correct");
-    CHECK(isnan(herd_model_loss(m, neg, 2, &correct)), "label -1: NaN");
+    CHECK(isfinite(herd_model_loss(m, good, 2, &acc)) && acc.counted == 2, "valid labels give a finite loss");
+    CHECK(isnan(herd_model_loss(m, bad, 2, &acc)) && acc.counted == 2, "label 7 of 3 outputs: NaN, nothing counted");
+    CHECK(isnan(herd_model_loss(m, neg, 2, &acc)), "label -1: NaN");
     float loss;
-    CHECK(herd_model_forward_backward(m, bad, 2, 1.0f, &loss, &correct, &err) == HERD_EARG &&
+    CHECK(herd_model_forward_backward(m, bad, 2, 1.0f, &loss, &acc, &err) == HERD_EARG &&
               strstr(err.msg, "label 7 of sample 1 is outside the model's 3 outputs"), "'%s'", err.msg);
-    CHECK(herd_model_forward_backward(m, good, 2, 1.0f, &loss, &correct, &err) == HERD_OK && isfinite(loss), "%s",
+    CHECK(herd_model_forward_backward(m, good, 2, 1.0f, &loss, &acc, &err) == HERD_OK && isfinite(loss), "%s",
           err.msg);
     herd_model_destroy(m);
 }

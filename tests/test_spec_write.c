@@ -12,7 +12,8 @@
 #include "model/model_internal.h"
 
 static void same_model(const char *what, const herd_model *a, const herd_model *b) {
-    CHECK(a->n_inputs == b->n_inputs && a->n_nodes == b->n_nodes && a->n_reg == b->n_reg && a->loss == b->loss,
+    CHECK(a->n_inputs == b->n_inputs && a->n_nodes == b->n_nodes && a->n_reg == b->n_reg && a->loss.kind == b->loss.kind &&
+              a->loss.ignore == b->loss.ignore && a->loss.ignore_index == b->loss.ignore_index,
           "%s: %d/%d inputs, %d/%d nodes, %d/%d registry tensors", what, a->n_inputs, b->n_inputs, a->n_nodes,
           b->n_nodes, a->n_reg, b->n_reg);
     if (a->n_nodes != b->n_nodes || a->n_reg != b->n_reg || a->n_inputs != b->n_inputs) return;

@@ -68,13 +68,18 @@ static void compare(const char *backend) {
           herd_model_train_chunk(whole), herd_model_train_chunk(cut));
     herd_error err = {0};
     float loss_w, loss_c;
-    int hits_w, hits_c;
-    CHECK(herd_model_forward_backward(whole, labels, B, 0.5f, &loss_w, &hits_w, &err) == HERD_OK, "%s", err.msg);
+    static herd_metrics mw, mc;
+    herd_metrics_clear(&mw), herd_metrics_clear(&mc);
+    CHECK(herd_model_forward_backward(whole, labels, B, 0.5f, &loss_w, &mw, &err) == HERD_OK, "%s", err.msg);
     int64_t n;
     herd_model_params(cut, &n);
     hook_log h = {.final_grads = herd_model_grads(whole), .grads = herd_model_grads(cut), .n = n, .last_ready = n + 1};
     herd_model_set_grad_hook(cut, on_ready, &h);
-    CHECK(herd_model_forward_backward(cut, labels, B, 0.5f, &loss_c, &hits_c, &err) == HERD_OK, "%s", err.msg);
+    CHECK(herd_model_forward_backward(cut, labels, B, 0.5f, &loss_c, &mc, &err) == HERD_OK, "%s", err.msg);
+    int hits_w = (int)mw.hits, hits_c = (int)mc.hits;
+    CHECK(mw.counted == B && mc.counted == B && mw.samples == B && mc.samples == B, "%s: every sample measured",
+          backend);
+    CHECK_CLOSE(herd_metrics_loss(&mc), loss_c, 1e-6, 1e-6, "the metrics' loss is the step's");
     printf("%s: loss %.7f / %.7f, hits %d / %d, hook calls %d\n", backend, loss_w, loss_c, hits_w, hits_c, h.calls);
     CHECK_CLOSE(loss_c, loss_w, 1e-6, 1e-5, "loss in chunks vs whole");
     CHECK(hits_c == hits_w, "%s: hits %d vs %d", backend, hits_c, hits_w);
@@ -97,7 +102,7 @@ static void compare(const char *backend) {
     float *first = malloc(sizeof(float) * (size_t)n);
     memcpy(first, gc, sizeof(float) * (size_t)n);
     herd_model_set_dropout_stream(cut, 3, 5);
-    herd_model_forward_backward(cut, labels, B, 0.5f, &loss_c, &hits_c, &err);
+    herd_model_forward_backward(cut, labels, B, 0.5f, &loss_c, NULL, &err);
     CHECK(memcmp(first, gc, sizeof(float) * (size_t)n) == 0, "%s: a repeated pass gives other gradients", backend);
     free(first);
     herd_model_destroy(whole);

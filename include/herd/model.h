@@ -44,8 +44,20 @@ herd_status herd_model_add_input(herd_model *m, const char *name, int ndim, cons
  * model is then unchanged. */
 herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char *name, const char *const *inputs,
                                  int n_inputs, const herd_layer_arg *args, int n_args, herd_error *err);
-/* "xent" (softmax cross-entropy, the default) or "mse" (against one-hot targets). */
-herd_status herd_model_set_loss(herd_model *m, const char *loss, herd_error *err);
+/* The loss (spec: `loss KIND [key=value ...]`), one of:
+ *  "xent"  softmax cross-entropy over the output's last dim (the default). Targets: an i32
+ *          class per sample for a vector output (K), or one per position for an output
+ *          (T,K): i32 (T); ignore=N skips positions labelled N (PyTorch's ignore_index), the
+ *          mean is over the positions counted. Metric: accuracy.
+ *  "mse"   mean squared error against f32 targets of the output's shape (ratings,
+ *          regression; metric RMSE), or against one-hot targets of i32 class labels
+ *          (metric accuracy).
+ *  "bce"   binary cross-entropy with logits (a sigmoid applied inside, numerically stable)
+ *          against f32 targets in [0, 1] of the output's shape, or i32 0/1 labels for an
+ *          output of one value. Metrics: accuracy (logit > 0), AUC, RMSE of the probability.
+ * args: the keys above (NULL when n_args is 0). */
+herd_status herd_model_set_loss(herd_model *m, const char *loss, const herd_layer_arg *args, int n_args,
+                                herd_error *err);
 /* Checks the graph (a vector output; no softmax before the cross-entropy) and allocates the
  * parameters. */
 herd_status herd_model_finish(herd_model *m, herd_error *err);
@@ -95,19 +107,53 @@ herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *e
 /* (B, output_size) result of the last forward. */
 const float *herd_model_output(const herd_model *m);
 
-/* Loss of the last forward against labels (softmax cross-entropy, or MSE against
- * one-hot targets if the spec says `loss mse`); *correct counts argmax hits. */
-float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct);
+/* ---- targets, loss and metrics ----
+ * Targets are typed: one per sample, as the dataset's y describes it. The model takes i32
+ * class labels by default (f32 values of the output's shape when the loss needs them). */
+herd_status herd_model_set_target(herd_model *m, const herd_tensor *y, const char *source, herd_error *err);
+/* One sample's target (data NULL) and its size in bytes. */
+const herd_tensor *herd_model_target(const herd_model *m);
+size_t herd_model_target_bytes(const herd_model *m);
+
+/* Sums over samples that make the metrics; they add up across batches and ranks (all
+ * doubles: a data-parallel run sums them as one array). Which metrics a model has depends
+ * on its loss and targets (herd_model_metrics). */
+#define HERD_AUC_BINS 4096
+enum { HERD_METRIC_ACCURACY = 1, HERD_METRIC_RMSE = 2, HERD_METRIC_AUC = 4 };
+typedef struct herd_metrics {
+    double loss_sum, loss_units; /* mean loss = loss_sum / loss_units */
+    double samples;
+    double hits, counted;        /* accuracy = hits / counted (positions with a label) */
+    double sq_err, values;       /* RMSE = sqrt(sq_err / values) */
+    /* AUC: positive and negative targets by the logit's bin (HERD_AUC_BINS bins of equal
+     * width over [-16, 16], the ends open), ties within a bin counted as one half */
+    double pos[HERD_AUC_BINS], neg[HERD_AUC_BINS];
+} herd_metrics;
+#define HERD_METRICS_DOUBLES ((int)(sizeof(herd_metrics) / sizeof(double)))
+void herd_metrics_clear(herd_metrics *a);
+void herd_metrics_add(herd_metrics *a, const herd_metrics *b);
+/* The mean loss, and metric HERD_METRIC_*; -1 when nothing was counted for it. */
+double herd_metrics_loss(const herd_metrics *a);
+double herd_metrics_value(const herd_metrics *a, int metric);
+/* HERD_METRIC_* flags of what the model's loss and target measure. */
+int herd_model_metrics(const herd_model *m);
+
+/* Loss of the last forward against B targets (herd_model_target's layout, B after one
+ * another): the mean over the batch, NaN when a target is out of range (a class label
+ * outside the outputs; nothing is read or written out of bounds). Adds the batch to *acc
+ * when acc is not NULL. */
+float herd_model_loss(herd_model *m, const void *targets, int B, herd_metrics *acc);
 /* Zeroes gradients and back-propagates the loss of the last forward/loss call
  * (mean over the batch, times grad_scale: data-parallel callers pass local/global). */
-void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale);
+void herd_model_backward(herd_model *m, const void *targets, int B, float grad_scale);
 /* One training pass: zeroes the gradients, then forward, loss and backward over the first B
  * samples, in chunks of herd_model_train_chunk rows so that each chunk's backward finds its
  * activations still in cache. The gradients are those of forward + loss + backward on the
  * whole batch (up to float summation order); the grad hook runs during the last chunk only.
- * *loss is the mean loss, *correct counts argmax hits. */
-herd_status herd_model_forward_backward(herd_model *m, const int32_t *labels, int B, float grad_scale, float *loss,
-                                        int *correct, herd_error *err);
+ * *loss is the mean loss; the batch is added to *acc (may be NULL). A target out of range is
+ * an error naming the sample. */
+herd_status herd_model_forward_backward(herd_model *m, const void *targets, int B, float grad_scale, float *loss,
+                                        herd_metrics *acc, herd_error *err);
 /* Rows per chunk of herd_model_forward_backward (0: never cut, as with batch norm). */
 int herd_model_train_chunk(const herd_model *m);
 /* ---- pieces of a step, for pipeline stages and micro-batches ----
@@ -115,11 +161,15 @@ int herd_model_train_chunk(const herd_model *m);
  * are one stage. herd_model_forward/loss/backward are these over everything. */
 herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
                                      herd_error *err);
-float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, int B, int *correct);
+float herd_model_loss_rows(herd_model *m, int64_t row0, const void *targets, int B, herd_metrics *acc);
+/* What the loss of B samples is a mean over (samples, or the positions counted), so
+ * micro-batches can be weighted: their seeds' scales are units/total units. */
+int64_t herd_model_loss_units(const herd_model *m, const void *targets, int B);
 /* Zeroes the activation gradients of layers [first-1, last] in those rows (not the parameter grads). */
 void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0, int B);
-/* Adds the loss gradient (mean over B, times grad_scale) to the last layer's output gradient. */
-void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *labels, int B, float grad_scale);
+/* Adds the gradient of these rows' mean loss, times grad_scale, to the last layer's output
+ * gradient (targets: those of rows [row0, row0 + B)). */
+void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const void *targets, int B, float grad_scale);
 /* Back-propagates layers last..first, accumulating into the parameter grads and into the
  * output gradient of layer first-1. */
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B);

@@ -73,8 +73,10 @@ herd_train_config herd_train_defaults(void);
 
 typedef struct herd_epoch_stats {
     int epoch;               /* 1-based */
-    double loss, accuracy;   /* means over the epoch's training samples */
-    double val_loss, val_accuracy; /* -1 when there is no validation set */
+    /* means over the epoch's training samples; a metric the model's loss does not measure
+     * (herd_model_metrics) is -1 */
+    double loss, accuracy, rmse, auc;
+    double val_loss, val_accuracy, val_rmse, val_auc; /* -1 when there is no validation set */
     double seconds;          /* training time of the epoch (excluding validation) */
     double images_per_second;
     double lr;               /* learning rate at the end of the epoch */
@@ -84,6 +86,7 @@ typedef struct herd_epoch_stats {
 typedef struct herd_train_callbacks {
     void *user;
     void (*epoch_begin)(void *user, int epoch, int epochs, int64_t steps);
+    /* running means of the epoch so far (accuracy -1 when the model has none) */
     void (*step)(void *user, int64_t step, double running_loss, double running_accuracy);
     void (*epoch_end)(void *user, const herd_epoch_stats *stats);
     /* optional: a one-line note for the user (a damaged newest checkpoint skipped on resume,
@@ -101,8 +104,7 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
                                 int64_t steps_per_epoch, herd_error *err);
 /* What one step saw on this rank (its share of the global batch). */
 typedef struct herd_step_result {
-    double loss_sum; /* sum of per-sample losses */
-    int correct;
+    double loss_sum, loss_units; /* the step's mean loss is loss_sum / loss_units */
     int samples;
     int skipped;     /* 1: non-finite gradients, the update was skipped (skip_nonfinite) */
 } herd_step_result;
@@ -112,6 +114,9 @@ typedef struct herd_step_result {
  * HERD_ENUMERIC names the first layer that went non-finite. */
 herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
                               herd_step_result *res, herd_error *err);
+/* The loss and metrics of the steps taken since the caller last cleared it (herd_metrics_clear;
+ * skipped steps are left out); herd_train clears it at each epoch's start. */
+herd_metrics *herd_trainer_metrics(herd_trainer *t);
 /* Learning rate used by the last step. */
 float herd_trainer_lr(const herd_trainer *t);
 void herd_trainer_destroy(herd_trainer *t);
@@ -128,10 +133,11 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
 herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const herd_train_config *cfg,
                              herd_error *err);
 
-/* Mean loss and accuracy of m on ds, in batches of `batch` (<= the prepared batch).
- * With a strategy each rank evaluates its contiguous share and the sums are combined. */
-herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
-                          double *accuracy, herd_error *err);
+/* The loss and metrics of m on ds (herd_metrics_loss, herd_metrics_value), in batches of
+ * `batch` (<= the prepared batch); *out is overwritten. With a strategy each rank evaluates
+ * its contiguous share and the sums are combined. */
+herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, herd_metrics *out,
+                          herd_error *err);
 
 #ifdef __cplusplus
 }

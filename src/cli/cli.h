@@ -16,6 +16,10 @@ int cmd_import(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
+/* The metrics m measures in a, as "accuracy: 0.8421" joined by sep ("accuracy: 0.7712, auc:
+ * 0.8011"); "" when it measures none. */
+const char *cli_metrics_text(const herd_model *m, const herd_metrics *a, const char *sep, char *buf, size_t size);
+
 /* herd_sum_fn over a herd_comm (ctx): herd_comm_allreduce_f64, for map-reduces like stats. */
 herd_status cli_comm_sum(void *ctx, double *buf, int n, herd_error *err);
 

@@ -1,4 +1,5 @@
 /* herd eval: accuracy and loss of trained weights on a dataset's test (or train) split. */
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,11 +49,22 @@ int cmd_eval(int argc, char **argv) {
     if (herd_data_check_input(&ds->x, ds->source, shape.c, shape.h, shape.w, &err)) goto fail;
     herd_dataset **sets[1] = {&ds};
     if (cli_apply_model_norm(m, sets, &raw, 1, 0, &err)) goto fail;
-    double loss, acc, t0 = herd_now();
-    if (herd_evaluate(m, ds, batch, NULL, &loss, &acc, &err)) goto fail;
+    double t0 = herd_now();
+    herd_metrics *acc = malloc(sizeof *acc);
+    if (!acc) {
+        herd_fail(&err, HERD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    herd_status st = herd_evaluate(m, ds, batch, NULL, acc, &err);
     double secs = herd_now() - t0;
-    printf("accuracy: %.4f  loss: %.4f  (%lld images of %s, %.0f images/s)\n", acc, loss, (long long)ds->n,
-           ds->source, ds->n / (secs > 0 ? secs : 1e-9));
+    char text[128];
+    if (!st) {
+        cli_metrics_text(m, acc, "  ", text, sizeof text);
+        printf("%s%sloss: %.4f  (%lld samples of %s, %.0f samples/s)\n", text, text[0] ? "  " : "", herd_metrics_loss(acc), (long long)ds->n, ds->source,
+               ds->n / (secs > 0 ? secs : 1e-9));
+    }
+    free(acc);
+    if (st) goto fail;
     rc = 0;
 fail:
     if (rc) cli_error("%s", err.msg);

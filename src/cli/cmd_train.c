@@ -32,6 +32,7 @@ typedef struct train_ui {
     /* --test-each-epoch */
     herd_model *m;
     herd_dataset *test;
+    herd_metrics *test_metrics; /* the test set's, each time it is evaluated */
     herd_strategy *strategy;
     int batch;
     int rank;
@@ -124,6 +125,13 @@ static herd_status tb_grad_norms(herd_tb_writer *tb, herd_model *m, int64_t step
     return st ? st : herd_tb_scalar(tb, "grad_norm/total", step, (float)sqrt(total), 0, err);
 }
 
+/* v as JSON: null when it was not measured (-1) */
+static const char *json_num(double v, char *buf, size_t size) {
+    if (v < 0) snprintf(buf, size, "null");
+    else snprintf(buf, size, "%.6f", v);
+    return buf;
+}
+
 static void on_epoch_begin(void *user, int epoch, int epochs, int64_t steps) {
     train_ui *ui = user;
     ui->epoch = epoch, ui->tb_steps = steps;
@@ -151,27 +159,36 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     if (ui->show)
         progress_end_epoch(&ui->bar, s->loss, s->accuracy, s->val_loss, s->val_accuracy, s->seconds,
                            s->images_per_second);
-    char test[96] = "";
-    double test_loss = -1, test_acc = -1;
-    if (ui->test) {
-        double loss, acc;
+    char test[320] = "";
+    double test_loss = -1, test_acc = -1, test_rmse = -1, test_auc = -1;
+    if (ui->test && ui->test_metrics) {
         herd_error err = {0};
-        if (herd_evaluate(ui->m, ui->test, ui->batch, ui->strategy, &loss, &acc, &err) == HERD_OK) {
-            test_loss = loss, test_acc = acc;
-            snprintf(test, sizeof test, ", \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f", loss,
-                     acc, ui->elapsed);
-            if (ui->show) printf("epoch %d test accuracy: %.4f (loss %.4f) after %.1f s of training\n", s->epoch, acc,
-                                 loss, ui->elapsed);
+        herd_metrics *a = ui->test_metrics;
+        if (herd_evaluate(ui->m, ui->test, ui->batch, ui->strategy, a, &err) == HERD_OK) {
+            int has = herd_model_metrics(ui->m);
+            test_loss = herd_metrics_loss(a);
+            if (has & HERD_METRIC_ACCURACY) test_acc = herd_metrics_value(a, HERD_METRIC_ACCURACY);
+            if (has & HERD_METRIC_RMSE) test_rmse = herd_metrics_value(a, HERD_METRIC_RMSE);
+            if (has & HERD_METRIC_AUC) test_auc = herd_metrics_value(a, HERD_METRIC_AUC);
+            char ta[32], tr[32], tu[32], text[128];
+            snprintf(test, sizeof test, ", \"test_loss\": %.6f, \"test_accuracy\": %s, \"test_rmse\": %s, "
+                     "\"test_auc\": %s, \"train_seconds\": %.3f", test_loss, json_num(test_acc, ta, sizeof ta),
+                     json_num(test_rmse, tr, sizeof tr), json_num(test_auc, tu, sizeof tu), ui->elapsed);
+            if (ui->show)
+                printf("epoch %d test %s (loss %.4f) after %.1f s of training\n", s->epoch,
+                       cli_metrics_text(ui->m, a, ", ", text, sizeof text), test_loss, ui->elapsed);
         }
     }
     if (ui->json) {
-        char vl[32] = "null", va[32] = "null";
-        if (s->val_loss >= 0) snprintf(vl, sizeof vl, "%.6f", s->val_loss);
-        if (s->val_accuracy >= 0) snprintf(va, sizeof va, "%.6f", s->val_accuracy);
+        char vl[32], va[32], a[32], r[32], u[32], vr[32], vu[32];
         fprintf(ui->json,
-                "{\"epoch\": %d, \"loss\": %.6f, \"accuracy\": %.6f, \"val_loss\": %s, \"val_accuracy\": %s, "
-                "\"seconds\": %.3f, \"images_per_second\": %.1f, \"lr\": %.6g%s}\n",
-                s->epoch, s->loss, s->accuracy, vl, va, s->seconds, s->images_per_second, s->lr, test);
+                "{\"epoch\": %d, \"loss\": %.6f, \"accuracy\": %s, \"rmse\": %s, \"auc\": %s, \"val_loss\": %s, "
+                "\"val_accuracy\": %s, \"val_rmse\": %s, \"val_auc\": %s, \"seconds\": %.3f, "
+                "\"images_per_second\": %.1f, \"lr\": %.6g%s}\n",
+                s->epoch, s->loss, json_num(s->accuracy, a, sizeof a), json_num(s->rmse, r, sizeof r),
+                json_num(s->auc, u, sizeof u), json_num(s->val_loss, vl, sizeof vl),
+                json_num(s->val_accuracy, va, sizeof va), json_num(s->val_rmse, vr, sizeof vr),
+                json_num(s->val_auc, vu, sizeof vu), s->seconds, s->images_per_second, s->lr, test);
         if (fflush(ui->json) != 0 || ferror(ui->json)) {
             herd_error err;
             herd_fail(&err, HERD_EIO, "%s: cannot write the JSON log: %s", ui->json_path, strerror(errno));
@@ -184,8 +201,10 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
         const struct {
             const char *tag;
             double v;
-        } scalars[] = {{"train/loss", s->loss},       {"train/accuracy", s->accuracy}, {"val/loss", s->val_loss},
-                       {"val/accuracy", s->val_accuracy}, {"test/loss", test_loss},    {"test/accuracy", test_acc},
+        } scalars[] = {{"train/loss", s->loss},       {"train/accuracy", s->accuracy}, {"train/rmse", s->rmse},
+                       {"train/auc", s->auc},         {"val/loss", s->val_loss},       {"val/accuracy", s->val_accuracy},
+                       {"val/rmse", s->val_rmse},     {"val/auc", s->val_auc},         {"test/loss", test_loss},
+                       {"test/accuracy", test_acc},   {"test/rmse", test_rmse},        {"test/auc", test_auc},
                        {"lr", s->lr},                 {"images_per_second", s->images_per_second}};
         herd_error err = {0};
         herd_status st = HERD_OK;
@@ -474,6 +493,10 @@ int cmd_train(int argc, char **argv) {
     ui.tb_every = tb_every;
     if (tb_grad_norms_on) ui.tb_grads = m;
     ui.show = !quiet && mode != 3;
+    if (!(ui.test_metrics = malloc(sizeof *ui.test_metrics))) {
+        herd_fail(&err, HERD_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
     int tty = mode == 1 || (mode == 0 && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
@@ -544,11 +567,12 @@ int cmd_train(int argc, char **argv) {
     }
     if (save && herd_model_save(m, save, &err)) goto fail;
     if (test) {
-        double loss, acc;
-        if (herd_evaluate(m, test, local_batch, cfg.strategy, &loss, &acc, &err)) goto fail;
+        char text[128];
+        if (herd_evaluate(m, test, local_batch, cfg.strategy, ui.test_metrics, &err)) goto fail;
         if (rank == 0)
-            printf("test accuracy: %.4f (loss %.4f, %lld images; trained %d epochs in %.1f s)\n", acc, loss,
-               (long long)test->n, epochs, train_seconds);
+            printf("test %s (loss %.4f, %lld samples; trained %d epochs in %.1f s)\n",
+                   cli_metrics_text(m, ui.test_metrics, ", ", text, sizeof text), herd_metrics_loss(ui.test_metrics),
+                   (long long)test->n, epochs, train_seconds);
     }
     if (save && !quiet) printf("saved weights to %s\n", save);
     if (!quiet) print_run_summary(&phases, train_seconds, world, m);
@@ -579,6 +603,7 @@ fail_quiet:
     herd_strategy_destroy(strategy);
     herd_model_destroy(m);
     herd_trace_destroy(trace);
+    free(ui.test_metrics);
     herd_comm_close(comm);
     return rc;
 }

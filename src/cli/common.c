@@ -224,3 +224,18 @@ void cli_bound_shutdown(int rank, int world) {
     sigaction(SIGALRM, &sa, NULL);
     alarm(SHUTDOWN_BOUND_S);
 }
+
+const char *cli_metrics_text(const herd_model *m, const herd_metrics *a, const char *sep, char *buf, size_t size) {
+    static const struct {
+        int flag;
+        const char *name;
+    } metrics[] = {{HERD_METRIC_ACCURACY, "accuracy"}, {HERD_METRIC_AUC, "auc"}, {HERD_METRIC_RMSE, "rmse"}};
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++) {
+        double v = herd_metrics_value(a, metrics[i].flag);
+        if (!(herd_model_metrics(m) & metrics[i].flag) || v < 0 || len >= size) continue;
+        len += (size_t)snprintf(buf + len, size - len, "%s%s: %.4f", len ? sep : "", metrics[i].name, v);
+    }
+    return buf;
+}

@@ -170,13 +170,13 @@ static herd_status recv_rows(pipe_state *p, float *buf, int64_t floats, int src,
 typedef struct step_ctx {
     pipe_state *p;
     int count, B;
-    const int32_t *labels;
+    const void *targets; /* the replica's count targets */
+    size_t target_bytes;
     pipe_load_fn load;
     void *user;
     uint64_t seed;
     int64_t step;
-    double loss_sum;
-    int correct, samples;
+    herd_metrics *acc;
 } step_ctx;
 
 /* Layer j's output or output gradient, rows [row0, row0 + n), and floats in them. */
@@ -212,9 +212,7 @@ static herd_status forward_micro(step_ctx *c, int k, herd_error *err) {
         if ((st = send_rows(p, buf, floats, p->send_stage[i], TAG_ACT + 2 * k, err))) return st;
     }
     if (p->stage < p->stages - 1) return HERD_OK;
-    int correct;
-    float loss = herd_model_loss_rows(m, row0, c->labels + row0, n, &correct);
-    c->loss_sum += (double)loss * n, c->correct += correct, c->samples += n;
+    herd_model_loss_rows(m, row0, (const char *)c->targets + (size_t)row0 * c->target_bytes, n, c->acc);
     return HERD_OK;
 }
 
@@ -231,7 +229,8 @@ static herd_status backward_micro(step_ctx *c, int k, herd_error *err) {
         float *g = layer_rows(m, p->recv[i], 1, row0, n, &floats);
         memset(g, 0, (size_t)floats * sizeof(float));
     }
-    if (p->stage == p->stages - 1) herd_model_seed_loss_grad(m, row0, c->labels + row0, n, (float)n / (float)c->B);
+    if (p->stage == p->stages - 1) herd_model_seed_loss_grad(m, row0, (const char *)c->targets + (size_t)row0 * c->target_bytes, n,
+                                  (float)n / (float)c->B);
     for (int i = 0; i < p->n_send; i++) { /* gradients of what later stages read, summed */
         float *g = layer_rows(m, p->send_node[i], 1, row0, n, &floats);
         if ((st = recv_rows(p, p->grad_in, floats, p->send_stage[i], TAG_GRAD + 2 * k, err))) return st;
@@ -245,10 +244,10 @@ static herd_status backward_micro(step_ctx *c, int k, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status pipe_step(pipe_state *p, int count, int B, const int32_t *labels, pipe_load_fn load, void *user,
-                      uint64_t seed, int64_t step, double *loss_sum, int *correct, int *samples, herd_error *err) {
+herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, pipe_load_fn load, void *user,
+                      uint64_t seed, int64_t step, herd_metrics *acc, herd_error *err) {
     double t0 = herd_now();
-    step_ctx c = {p, count, B, labels, load, user, seed, step, 0, 0, 0};
+    step_ctx c = {p, count, B, targets, herd_model_target_bytes(p->m), load, user, seed, step, acc};
     int64_t np;
     float *grads = herd_model_grads(p->m);
     herd_model_params(p->m, &np);
@@ -274,7 +273,6 @@ herd_status pipe_step(pipe_state *p, int count, int B, const int32_t *labels, pi
         if (!(st = herd_comm_iallreduce(p->replicas, grads + p->plo, p->phi - p->plo, NULL, &r, err)))
             st = wait_timed(p, p->replicas, r, err);
     }
-    *loss_sum = c.loss_sum, *correct = c.correct, *samples = c.samples;
     p->total += herd_now() - t0;
     return st;
 }

@@ -23,9 +23,10 @@ int pipe_stage(const pipe_state *p);
 /* One step over this pipeline's `count` samples (of a global batch of B): forward and
  * backward of every micro-batch in the schedule's order, activations and gradients
  * exchanged with the neighbouring stages, then the stage's gradients summed over replicas.
- * Loss figures (last stage only) go to *loss_sum, *correct, *samples. */
-herd_status pipe_step(pipe_state *p, int count, int B, const int32_t *labels, pipe_load_fn load, void *user,
-                      uint64_t seed, int64_t step, double *loss_sum, int *correct, int *samples, herd_error *err);
+ * targets: the count targets (herd_model_target's layout). The loss and metrics (last stage
+ * only) are added to *acc. */
+herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, pipe_load_fn load, void *user,
+                      uint64_t seed, int64_t step, herd_metrics *acc, herd_error *err);
 /* Every rank gets the whole model's parameters and buffers (each stage contributes its own). */
 herd_status pipe_gather_params(pipe_state *p, herd_error *err);
 /* pipe_gather_params, plus the optimizer's moments m and v (NULL: none) over the parameter

@@ -183,10 +183,10 @@ herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error
     return st;
 }
 
-herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
+herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const void *targets,
                                         herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
-                                        double *loss_sum, int *correct, int *samples, herd_error *err) {
-    return pipe_step(s->pipe, count, B, labels, load, user, seed, step, loss_sum, correct, samples, err);
+                                        herd_metrics *acc, herd_error *err) {
+    return pipe_step(s->pipe, count, B, targets, load, user, seed, step, acc, err);
 }
 
 void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total) {

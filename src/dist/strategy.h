@@ -55,9 +55,9 @@ int herd_strategy_writer(const herd_strategy *s);
 herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err);
 typedef herd_status (*herd_load_rows_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
 /* Pipeline: one step over this replica's `count` samples of a global batch of B (see pipeline.h). */
-herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const int32_t *labels,
+herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const void *targets,
                                         herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
-                                        double *loss_sum, int *correct, int *samples, herd_error *err);
+                                        herd_metrics *acc, herd_error *err);
 /* Pipeline: seconds waiting for neighbours and seconds in steps, on this rank. */
 void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total);
 /* Scale for the loss gradient of a group of `count` samples of a global batch of B. */

@@ -262,14 +262,17 @@ herd_status model_finish(herd_model *m, herd_error *err) {
     if (m->n_inputs == 0) return herd_fail(err, HERD_ESPEC, "%s: empty model spec (no `input` line)", m->source);
     if (m->n_nodes == 0) return herd_fail(err, HERD_ESPEC, "%s: the model has no layers", m->source);
     const node *last = &m->nodes[m->n_nodes - 1];
-    if (last->ndim != 1) {
+    if (!m->loss.kind) m->loss.kind = &loss_xent;
+    if (m->loss.kind == &loss_xent && last->ndim > 2) {
         char s[64];
         return herd_fail(err, HERD_ESHAPE, "%s: the model's output is %s; it must be a vector (end with "
-                         "flatten/gap and dense)", m->source, lb_shape_str(last->ndim, last->dims, s, sizeof s));
+                         "flatten/gap and dense), or (T,K) logits per position for the cross-entropy loss", m->source,
+                         lb_shape_str(last->ndim, last->dims, s, sizeof s));
     }
-    if (m->loss == LOSS_XENT && !strcmp(last->kind->name, "softmax"))
+    if (m->loss.kind == &loss_xent && !strcmp(last->kind->name, "softmax"))
         return herd_fail(err, HERD_ESPEC, "%s:%d: the last layer is softmax, but the cross-entropy loss already "
                          "applies it to the logits; remove it", m->source, last->line);
+    m->loss.kind->default_target(&m->loss, last->ndim, last->dims);
     return model_alloc_params(m, err);
 }
 
@@ -335,10 +338,20 @@ herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char 
     return model_add_node(m, kind, keyword, name, ids, n_inputs, a, n_args, NULL, 0, 0, err);
 }
 
-herd_status herd_model_set_loss(herd_model *m, const char *loss, herd_error *err) {
-    if (loss && (!strcmp(loss, "xent") || !strcmp(loss, "cross_entropy"))) m->loss = LOSS_XENT;
-    else if (loss && !strcmp(loss, "mse")) m->loss = LOSS_MSE;
-    else return herd_fail(err, HERD_ESPEC, "%s: unknown loss '%s' (expected xent or mse)", m->source, loss ? loss : "");
+herd_status herd_model_set_loss(herd_model *m, const char *loss, const herd_layer_arg *args, int n_args,
+                                herd_error *err) {
+    const loss_kind *kind = loss_kind_by_name(loss);
+    if (!kind)
+        return herd_fail(err, HERD_ESPEC, "%s: unknown loss '%s' (expected %s)", m->source, loss ? loss : "",
+                         loss_names());
+    if (m->params) return herd_fail(err, HERD_EARG, "%s: the loss is set before herd_model_finish", m->source);
+    if (n_args < 0 || (n_args > 0 && !args)) return herd_fail(err, HERD_EARG, "%s: loss %s: bad arguments", m->source, loss);
+    for (int i = 0; i < n_args; i++)
+        if (!args[i].key || !args[i].value)
+            return herd_fail(err, HERD_EARG, "%s: loss %s: argument %d has no key or value", m->source, loss, i);
+    char msg[256];
+    if (!loss_configure(&m->loss, kind, args, n_args, msg, sizeof msg))
+        return herd_fail(err, HERD_ESPEC, "%s: %s", m->source, msg);
     return HERD_OK;
 }
 

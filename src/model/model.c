@@ -455,79 +455,105 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
     return HERD_OK;
 }
 
-float herd_model_loss(herd_model *m, const int32_t *labels, int B, int *correct) {
-    return herd_model_loss_rows(m, 0, labels, B, correct);
-}
+/* ---- the loss node ---- */
 
-/* Index of the first label outside [0, K), or -1. */
-static int bad_label(const int32_t *labels, int B, int K) {
-    for (int b = 0; b < B; b++)
-        if (labels[b] < 0 || labels[b] >= K) return b;
-    return -1;
-}
-
-float herd_model_loss_rows(herd_model *m, int64_t row0, const int32_t *labels, int B, int *correct) {
+static void make_loss_call(const herd_model *m, int64_t row0, const void *targets, int B, loss_call *c) {
     const node *last = &m->nodes[m->n_nodes - 1];
-    int K = (int)last->numel;
-    if (bad_label(labels, B, K) >= 0) { /* nothing is read or written out of bounds */
-        if (correct) *correct = 0;
-        return NAN;
-    }
-    const float *y = last->out + row0 * K;
-    float *probs = m->probs + row0 * K;
-    int hits = 0;
-    for (int b = 0; b < B; b++) {
-        const float *row = y + (int64_t)b * K;
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            if (row[k] > row[best]) best = k;
-        hits += best == labels[b];
-    }
-    if (correct) *correct = hits;
-    if (m->loss == LOSS_XENT) return ref_softmax_xent_forward(probs, y, labels, B, K);
-    /* MSE against one-hot targets, kept in the probs buffer for backward */
-    memset(probs, 0, (size_t)B * K * sizeof(float));
-    for (int b = 0; b < B; b++) probs[(int64_t)b * K + labels[b]] = 1.0f;
-    return ref_mse_forward(y, probs, (int64_t)B * K);
+    c->cfg = &m->loss;
+    c->K = last->dims[last->ndim - 1];
+    c->P = last->numel / c->K;
+    c->out = last->out + row0 * last->numel;
+    c->scratch = m->probs + row0 * last->numel;
+    c->target = targets;
+    c->B = B;
 }
 
-herd_status herd_model_forward_backward(herd_model *m, const int32_t *labels, int B, float grad_scale, float *loss,
-                                        int *correct, herd_error *err) {
+herd_status herd_model_set_target(herd_model *m, const herd_tensor *y, const char *source, herd_error *err) {
+    const node *last = &m->nodes[m->n_nodes - 1];
+    model_loss cfg = m->loss;
+    char msg[256], ys[96], os[64];
+    if (y->ndim < 0 || y->ndim > 4 || !m->loss.kind->check(&cfg, last->ndim, last->dims, y, msg, sizeof msg))
+        return herd_fail(err, HERD_ESHAPE, "%s: targets are %s %s, but the model's output is %s and %s",
+                         source ? source : m->source, herd_dtype_name(y->dtype), herd_tensor_shape_str(y, ys, sizeof ys),
+                         lb_shape_str(last->ndim, last->dims, os, sizeof os), msg);
+    cfg.target = herd_tensor_make(y->dtype, y->ndim, y->dims, NULL);
+    m->loss = cfg;
+    return HERD_OK;
+}
+
+const herd_tensor *herd_model_target(const herd_model *m) { return &m->loss.target; }
+size_t herd_model_target_bytes(const herd_model *m) { return herd_tensor_bytes(&m->loss.target); }
+int herd_model_metrics(const herd_model *m) {
+    return m->loss.classes ? m->loss.kind->metrics : m->loss.kind->value_metrics;
+}
+
+float herd_model_loss(herd_model *m, const void *targets, int B, herd_metrics *acc) {
+    return herd_model_loss_rows(m, 0, targets, B, acc);
+}
+
+int64_t herd_model_loss_units(const herd_model *m, const void *targets, int B) {
+    loss_call c;
+    make_loss_call(m, 0, targets, B, &c);
+    return m->loss.kind->units(&c);
+}
+
+float herd_model_loss_rows(herd_model *m, int64_t row0, const void *targets, int B, herd_metrics *acc) {
+    loss_call c;
+    make_loss_call(m, row0, targets, B, &c);
+    char msg[256];
+    if (m->loss.kind->bad_target(&c, msg, sizeof msg) >= 0) return NAN; /* nothing is read or written out of bounds */
+    float loss = m->loss.kind->forward(&c);
+    if (acc) {
+        double units = (double)m->loss.kind->units(&c);
+        acc->loss_sum += (double)loss * units;
+        acc->loss_units += units;
+        acc->samples += B;
+        m->loss.kind->measure(&c, acc);
+    }
+    return loss;
+}
+
+herd_status herd_model_forward_backward(herd_model *m, const void *targets, int B, float grad_scale, float *loss,
+                                        herd_metrics *acc, herd_error *err) {
     int chunk = m->train_chunk > 0 && m->train_chunk < B ? m->train_chunk : B, last = m->n_nodes - 1;
     if (m->inference_only) return herd_fail(err, HERD_EARG, "%s: the model was prepared for inference only", m->source);
-    int K = herd_model_output_size(m), bad = bad_label(labels, B, K);
-    if (bad >= 0)
-        return herd_fail(err, HERD_EARG, "%s: label %d of sample %d is outside the model's %d outputs", m->source,
-                         labels[bad], bad, K);
+    loss_call all;
+    make_loss_call(m, 0, targets, B, &all);
+    char msg[256];
+    if (m->loss.kind->bad_target(&all, msg, sizeof msg) >= 0) return herd_fail(err, HERD_EARG, "%s: %s", m->source, msg);
+    /* the batch's loss is the mean over its units (samples, or positions counted): each chunk's
+     * mean weighs units/total, so chunking does not change the gradient */
+    int64_t total = m->loss.kind->units(&all);
+    size_t tb = herd_model_target_bytes(m);
     herd_grad_ready_fn hook = m->grad_hook;
     double loss_sum = 0;
-    *correct = 0;
     memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
     for (int r = 0; r < B; r += chunk) {
-        int n = B - r < chunk ? B - r : chunk, hits;
+        int n = B - r < chunk ? B - r : chunk;
+        const void *rows = (const char *)targets + (size_t)r * tb;
         herd_status st = herd_model_forward_range(m, 0, last, r, n, 1, err);
         if (st) {
             m->grad_hook = hook;
             return st;
         }
-        loss_sum += (double)herd_model_loss_rows(m, r, labels + r, n, &hits) * n;
-        *correct += hits;
+        int64_t units = herd_model_loss_units(m, rows, n);
+        loss_sum += (double)herd_model_loss_rows(m, r, rows, n, acc) * (double)units;
         herd_model_zero_dout_rows(m, 0, last, r, n);
-        herd_model_seed_loss_grad(m, r, labels + r, n, grad_scale * (float)n / (float)B);
+        if (units > 0) herd_model_seed_loss_grad(m, r, rows, n, grad_scale * (float)units / (float)total);
         m->grad_hook = r + n < B ? NULL : hook; /* gradients are final only in the last chunk */
         herd_model_backward_range(m, 0, last, r, n);
     }
     m->grad_hook = hook;
-    *loss = (float)(loss_sum / B);
+    *loss = total > 0 ? (float)(loss_sum / (double)total) : 0.0f;
     return HERD_OK;
 }
 
 int herd_model_train_chunk(const herd_model *m) { return m->train_chunk; }
 
-void herd_model_backward(herd_model *m, const int32_t *labels, int B, float grad_scale) {
+void herd_model_backward(herd_model *m, const void *targets, int B, float grad_scale) {
     memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
     herd_model_zero_dout_rows(m, 0, m->n_nodes - 1, 0, B);
-    herd_model_seed_loss_grad(m, 0, labels, B, grad_scale);
+    herd_model_seed_loss_grad(m, 0, targets, B, grad_scale);
     herd_model_backward_range(m, 0, m->n_nodes - 1, 0, B);
 }
 
@@ -545,13 +571,13 @@ void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0,
     }
 }
 
-void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const int32_t *labels, int B, float grad_scale) {
+void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const void *targets, int B, float grad_scale) {
     node *last = &m->nodes[m->n_nodes - 1];
-    int K = (int)last->numel;
-    if (bad_label(labels, B, K) >= 0) return; /* herd_model_loss_rows said NaN */
-    float *dlast = last->dout + row0 * K, *probs = m->probs + row0 * K;
-    if (m->loss == LOSS_XENT) ref_softmax_xent_backward(dlast, probs, labels, B, K, grad_scale / (float)B);
-    else ref_mse_backward(dlast, last->out + row0 * K, probs, (int64_t)B * K, grad_scale);
+    loss_call c;
+    make_loss_call(m, row0, targets, B, &c);
+    char msg[256];
+    if (m->loss.kind->bad_target(&c, msg, sizeof msg) >= 0) return; /* herd_model_loss_rows said NaN */
+    m->loss.kind->backward(&c, last->dout ? last->dout + row0 * last->numel : NULL, grad_scale);
 }
 
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {

@@ -5,6 +5,7 @@
 #define HERD_MODEL_INTERNAL_H
 
 #include "model/layer.h"
+#include "model/loss.h"
 
 /* ---- the model (shared by the builder, the executor, the weights reader, the exporters) ---- */
 typedef struct param_entry {
@@ -21,8 +22,6 @@ typedef struct model_input {
     float *data;  /* planned */
 } model_input;
 
-typedef enum loss_kind { LOSS_XENT = 0, LOSS_MSE } loss_kind;
-
 struct herd_model {
     char source[512];
     model_input inputs[HERD_MAX_MODEL_INPUTS];
@@ -34,7 +33,7 @@ struct herd_model {
     int n_reg;
     int64_t n_params, n_buffers;
     float *params, *grads, *buffers;
-    loss_kind loss;
+    model_loss loss;          /* the loss node: reads the last node and the target */
     herd_spec_train train;
     /* execution plan */
     const herd_backend *be;
@@ -45,7 +44,7 @@ struct herd_model {
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;             /* the first input's data */
-    float *probs;             /* softmax probabilities for the loss */
+    float *probs;             /* the loss's scratch (softmax probabilities, one-hot targets) */
     herd_rng dropout_rng;
     char notes[1024];
     int profile;

@@ -103,15 +103,21 @@ static herd_status parse_train(line_ctx *L) {
     return HERD_OK;
 }
 
+/* `loss KIND [key=value ...]` */
 static herd_status parse_loss(line_ctx *L) {
     token *t = positional(L, 0);
-    if (!t || L->n != 2) return spec_fail(L, L->tok[0].col, "loss: expected exactly one of xent, mse");
-    if (strcmp(t->text, "xent") == 0 || strcmp(t->text, "cross_entropy") == 0)
-        L->m->loss = LOSS_XENT;
-    else if (strcmp(t->text, "mse") == 0)
-        L->m->loss = LOSS_MSE;
-    else
-        return spec_fail(L, t->col, "loss: unknown loss '%s' (expected xent or mse)", t->text);
+    if (!t) return spec_fail(L, L->tok[0].col, "loss: expected one of %s", loss_names());
+    const loss_kind *kind = loss_kind_by_name(t->text);
+    if (!kind) return spec_fail(L, t->col, "loss: unknown loss '%s' (expected %s)", t->text, loss_names());
+    herd_layer_arg args[MAX_TOKENS];
+    int n = 0;
+    for (int i = 1; i < L->n; i++) {
+        if (&L->tok[i] == t) continue;
+        if (!L->tok[i].value) return spec_fail(L, L->tok[i].col, "loss %s: unexpected '%s'", kind->name, L->tok[i].text);
+        args[n++] = (herd_layer_arg){L->tok[i].key, L->tok[i].value};
+    }
+    char msg[256];
+    if (!loss_configure(&L->m->loss, kind, args, n, msg, sizeof msg)) return spec_fail(L, L->tok[0].col, "%s", msg);
     return HERD_OK;
 }
 

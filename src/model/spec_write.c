@@ -102,7 +102,11 @@ herd_status herd_model_write_spec(const herd_model *m, char **out, herd_error *e
         default_name(m, i, n->kind->prefix ? n->kind->prefix : keyword, dflt, sizeof dflt);
         put(&t, strcmp(n->name, dflt) ? " name=%s\n" : "\n", n->name);
     }
-    if (m->loss == LOSS_MSE) put(&t, "loss mse\n");
+    if (m->loss.kind != &loss_xent || m->loss.ignore) {
+        char args[64];
+        m->loss.kind->spec(&m->loss, args, sizeof args);
+        put(&t, "loss %s%s\n", m->loss.kind->name, args);
+    }
     if (t.failed) {
         free(t.s);
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory writing the spec", m->source);

@@ -22,24 +22,28 @@ herd_train_config herd_train_defaults(void) {
     return c;
 }
 
-/* The model takes one i32 class label per sample (until losses take typed targets). */
-static herd_status check_labels(const herd_dataset *ds, herd_error *err) {
-    if (ds->y.dtype == HERD_I32 && ds->y.ndim == 0) return HERD_OK;
-    char ys[96];
-    return herd_fail(err, HERD_ESHAPE, "%s: targets are %s %s but the model takes one i32 class label per sample",
-                     ds->source, herd_dtype_name(ds->y.dtype), herd_tensor_shape_str(&ds->y, ys, sizeof ys));
+/* The data's targets are the ones the model takes (the trainer's buffers are sized for them). */
+static herd_status check_targets(const herd_model *m, const herd_dataset *ds, herd_error *err) {
+    if (herd_tensor_same(&ds->y, herd_model_target(m))) return HERD_OK;
+    char ys[96], ms[96];
+    return herd_fail(err, HERD_ESHAPE, "%s: targets are %s %s but the model was set up for %s %s", ds->source,
+                     herd_dtype_name(ds->y.dtype), herd_tensor_shape_str(&ds->y, ys, sizeof ys),
+                     herd_dtype_name(herd_model_target(m)->dtype),
+                     herd_tensor_shape_str(herd_model_target(m), ms, sizeof ms));
 }
 
-static herd_status check_data(const herd_model *m, const herd_dataset *ds, herd_error *err) {
+/* Sets the model's target to the data's (the loss checks it fits the output). */
+static herd_status check_data(herd_model *m, const herd_dataset *ds, herd_error *err) {
     if (herd_model_input_count(m) != 1)
         return herd_fail(err, HERD_EUNSUPPORTED, "%s: the model has %d inputs, but data sources feed one", ds->source,
                          herd_model_input_count(m));
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
     herd_status st = herd_data_check_input(&ds->x, ds->source, c, h, w, err);
-    if (!st) st = check_labels(ds, err);
+    if (!st) st = herd_model_set_target(m, &ds->y, ds->source, err);
     if (st) return st;
-    if (ds->num_classes > herd_model_output_size(m))
+    if (ds->y.dtype == HERD_I32 && herd_model_metrics(m) & HERD_METRIC_ACCURACY && herd_model_output_size(m) > 1 &&
+        ds->num_classes > herd_model_output_size(m))
         return herd_fail(err, HERD_ESHAPE, "%s: labels go up to %d but the model has only %d outputs", ds->source,
                          ds->num_classes - 1, herd_model_output_size(m));
     if (ds->n < 1) return herd_fail(err, HERD_EFORMAT, "%s: the dataset is empty", ds->source);
@@ -103,8 +107,8 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
         free(t);
         return st;
     }
-    t->labels = malloc((size_t)cfg->batch * sizeof *t->labels);
-    if (!t->labels) {
+    t->targets = malloc((size_t)cfg->batch * herd_model_target_bytes(m));
+    if (!t->targets) {
         herd_trainer_destroy(t);
         return herd_fail(err, HERD_ENOMEM, "out of memory");
     }
@@ -115,11 +119,12 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
 void herd_trainer_destroy(herd_trainer *t) {
     if (!t) return;
     herd_optimizer_free(&t->opt);
-    free(t->labels);
+    free(t->targets);
     free(t);
 }
 
 float herd_trainer_lr(const herd_trainer *t) { return t->lr; }
+herd_metrics *herd_trainer_metrics(herd_trainer *t) { return &t->metrics; }
 
 static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads, herd_error *err) {
     int at = herd_model_first_nonfinite(m, B, grads);
@@ -140,9 +145,9 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
 
 /* Rows [first, first + count) of the global batch idx into x, y. */
 static herd_status load_batch(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int first, int count,
-                              float *x, int32_t *y, herd_error *err) {
+                              float *x, void *y, herd_error *err) {
     if (t->loader) return herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
-    herd_status st = check_labels(ds, err); /* y below holds one i32 a row */
+    herd_status st = check_targets(t->m, ds, err); /* y holds the model's targets */
     return st ? st : herd_dataset_batch(ds, idx + first, count, x, y, err);
 }
 
@@ -174,7 +179,8 @@ static herd_status load_rows(void *user, int64_t row0, int first, int count, her
     int ch, h, w;
     herd_model_input_shape(c->t->m, &ch, &h, &w);
     return load_batch(c->t, c->ds, c->idx, c->lo + first, count,
-                      herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w, c->t->labels + row0, err);
+                      herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w,
+                      (char *)c->t->targets + (size_t)row0 * herd_model_target_bytes(c->t->m), err);
 }
 
 static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
@@ -190,6 +196,7 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
     p->compute += herd_now() - t0 - others;
     p->steps++;
     p->samples += res->samples;
+    if (!st && !res->skipped) herd_metrics_add(&t->metrics, &t->step_metrics);
     return st;
 }
 
@@ -203,13 +210,16 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
     float *grads = herd_model_grads(m);
     if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
     memset(res, 0, sizeof *res);
+    herd_metrics *acc = &t->step_metrics;
+    herd_metrics_clear(acc);
     if (s && herd_strategy_is_pipeline(s)) {
         int lo, count, id;
         herd_strategy_group(s, B, 0, &lo, &count, &id); /* this pipeline's share of the batch */
         pipe_load ctx = {t, ds, idx, lo};
-        if ((st = herd_strategy_pipeline_step(s, count, B, t->labels, load_rows, &ctx, t->cfg.seed, t->step,
-                                              &res->loss_sum, &res->correct, &res->samples, err)))
+        if ((st = herd_strategy_pipeline_step(s, count, B, t->targets, load_rows, &ctx, t->cfg.seed, t->step, acc,
+                                              err)))
             return st;
+        res->loss_sum = acc->loss_sum, res->loss_units = acc->loss_units, res->samples = (int)acc->samples;
         return finish_update(t, res, err);
     }
     int groups = s ? herd_strategy_groups(s) : 1;
@@ -223,23 +233,21 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
             /* dropout masks depend on (step, group), never on which rank computes the group */
             if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
             double t0 = herd_now();
-            if ((st = load_batch(t, ds, idx, lo, count, herd_model_input(m), t->labels, err))) return st;
+            if ((st = load_batch(t, ds, idx, lo, count, herd_model_input(m), t->targets, err))) return st;
             double t1 = herd_now();
             t->phases.data += t1 - t0;
             herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
-            int correct;
             float loss;
-            if ((st = herd_model_forward_backward(m, t->labels, count, s ? herd_strategy_grad_scale(s, count, B) : 1.0f,
-                                                  &loss, &correct, err)))
+            if ((st = herd_model_forward_backward(m, t->targets, count,
+                                                  s ? herd_strategy_grad_scale(s, count, B) : 1.0f, &loss, acc, err)))
                 return st;
             /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
             if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, count, t->step, 0, err);
-            res->loss_sum += (double)loss * count;
-            res->correct += correct;
             res->samples += count;
         }
         if (s && (st = herd_strategy_group_done(s, g, err))) return st;
     }
+    res->loss_sum = acc->loss_sum, res->loss_units = acc->loss_units;
     int remote = s && herd_strategy_applies_update(s);
     if (s && !remote) { /* gradient exchange */
         double t0 = herd_now();
@@ -290,37 +298,43 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     return st;
 }
 
-herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, double *loss,
-                          double *accuracy, herd_error *err) {
+herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, herd_metrics *out,
+                          herd_error *err) {
+    herd_metrics_clear(out);
     herd_status st = check_data(m, ds, err);
     if (st) return st;
     int rank = 0, world = 1;
     if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
     int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
-    int32_t *labels = malloc((size_t)batch * sizeof *labels);
+    void *targets = malloc((size_t)batch * herd_model_target_bytes(m));
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
-    if (!labels || !idx) {
-        free(labels);
+    if (!targets || !idx) {
+        free(targets);
         free(idx);
         return herd_fail(err, HERD_ENOMEM, "out of memory");
     }
-    double sums[2] = {0, 0}; /* loss, hits */
     for (int64_t off = first; off < last && !st; off += batch) {
         int B = (int)(last - off < batch ? last - off : batch);
         for (int b = 0; b < B; b++) idx[b] = off + b;
-        if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), labels, err))) break;
+        if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), targets, err))) break;
         if ((st = herd_model_forward(m, B, 0, err))) break;
-        int correct;
-        sums[0] += (double)herd_model_loss(m, labels, B, &correct) * B;
-        sums[1] += correct;
+        herd_model_loss(m, targets, B, out);
     }
-    free(labels);
+    free(targets);
     free(idx);
     if (st) return st;
-    if (strategy && (st = herd_strategy_reduce(strategy, sums, 2, err))) return st;
-    *loss = sums[0] / (double)ds->n;
-    *accuracy = sums[1] / (double)ds->n;
+    if (strategy && (st = herd_strategy_reduce(strategy, (double *)out, HERD_METRICS_DOUBLES, err))) return st;
     return HERD_OK;
+}
+
+/* The epoch's figures from its metrics: -1 for what the model does not measure. */
+static void epoch_figures(const herd_model *m, const herd_metrics *a, double *loss, double *acc, double *rmse,
+                          double *auc) {
+    int has = herd_model_metrics(m);
+    *loss = a->loss_units > 0 ? herd_metrics_loss(a) : 0;
+    *acc = has & HERD_METRIC_ACCURACY ? herd_metrics_value(a, HERD_METRIC_ACCURACY) : -1;
+    *rmse = has & HERD_METRIC_RMSE ? herd_metrics_value(a, HERD_METRIC_RMSE) : -1;
+    *auc = has & HERD_METRIC_AUC ? herd_metrics_value(a, HERD_METRIC_AUC) : -1;
 }
 
 herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
@@ -363,7 +377,8 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         herd_sampler_set_epoch(&sampler, epoch - 1);
         if (cb && cb->epoch_begin) cb->epoch_begin(cb->user, epoch, cfg->epochs, steps_per_epoch);
         double t0 = herd_now();
-        double sums[3] = {0, 0, 0}; /* loss, hits, samples of this rank (from the resume point on) */
+        herd_metrics *acc = herd_trainer_metrics(t); /* this rank's, from the resume point on */
+        herd_metrics_clear(acc);
         int64_t skipped = 0;
         int64_t first = epoch == start.epoch + 1 ? start.step_in_epoch : 0;
         if ((st = herd_loader_start_epoch(loader, epoch - 1, sampler.perm, train->n, cfg->batch, first, err))) break;
@@ -374,12 +389,11 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             t->load_step = s;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
             herd_fault_step(cfg->strategy ? herd_strategy_world_rank(cfg->strategy) : 0, ++steps_run); /* tests only */
-            if (r.skipped) {
-                skipped++;
-            } else {
-                sums[0] += r.loss_sum, sums[1] += r.correct, sums[2] += r.samples;
-            }
-            if (cb && cb->step && sums[2] > 0) cb->step(cb->user, s + 1, sums[0] / sums[2], sums[1] / sums[2]);
+            skipped += r.skipped;
+            if (cb && cb->step && acc->loss_units > 0)
+                cb->step(cb->user, s + 1, herd_metrics_loss(acc),
+                         herd_model_metrics(m) & HERD_METRIC_ACCURACY ? herd_metrics_value(acc, HERD_METRIC_ACCURACY)
+                                                                      : -1);
             if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0) {
                 train_position pos = {epoch - 1, s + 1};
                 if (cfg->strategy && (st = herd_strategy_sync_checkpoint(cfg->strategy, t->opt.m, t->opt.v, err)))
@@ -399,16 +413,17 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         herd_epoch_stats es;
         es.epoch = epoch;
         es.seconds = herd_now() - t0;
-        if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, sums, 3, err))) break;
-        es.loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
-        es.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
-        es.images_per_second = sums[2] / (es.seconds > 0 ? es.seconds : 1e-9);
+        if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, (double *)acc, HERD_METRICS_DOUBLES, err))) break;
+        epoch_figures(m, acc, &es.loss, &es.accuracy, &es.rmse, &es.auc);
+        es.images_per_second = acc->samples / (es.seconds > 0 ? es.seconds : 1e-9);
         es.lr = herd_trainer_lr(t);
         es.skipped_steps = skipped;
-        es.val_loss = es.val_accuracy = -1;
+        es.val_loss = es.val_accuracy = es.val_rmse = es.val_auc = -1;
         if (cfg->strategy && (st = herd_strategy_sync_model(cfg->strategy, t->step, err))) break;
-        if (val && (st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &es.val_loss, &es.val_accuracy, err)))
-            break;
+        if (val) {
+            if ((st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &t->step_metrics, err))) break;
+            epoch_figures(m, &t->step_metrics, &es.val_loss, &es.val_accuracy, &es.val_rmse, &es.val_auc);
+        }
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
     if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);

@@ -10,7 +10,9 @@ struct herd_trainer {
     herd_train_config cfg;
     herd_optimizer opt;
     herd_schedule sched;
-    int32_t *labels;
+    void *targets;          /* the batch's targets (herd_model_target's layout) */
+    herd_metrics metrics;   /* since the caller last cleared it */
+    herd_metrics step_metrics; /* the step in progress (added to metrics unless it is skipped) */
     int64_t step; /* global, 0-based: steps taken so far */
     herd_loader *loader; /* herd_train's: batches come from it (step load_step of the epoch) */
     int64_t load_step;

@@ -66,9 +66,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "model_dump: %s\n", err.msg);
         return 1;
     }
-    int correct;
     static float loss;
-    loss = herd_model_loss(m, labels, B, &correct);
+    loss = herd_model_loss(m, labels, B, NULL);
     herd_model_backward(m, labels, B, 1.0f);
     t[n++] = (herd_tensor_ref){.name = "input", .dtype = HERD_F32, .ndim = 4, .shape = {B, c, h, w}, .data = x_copy};
     t[n++] = (herd_tensor_ref){.name = "labels", .dtype = HERD_I32, .ndim = 1, .shape = {B}, .data = labels};
