@@ -223,7 +223,9 @@ typedef struct herd_layer_info {
     const char *name;   /* "conv1" */
     const char *kind;   /* "conv2d" */
     char detail[96];    /* "32 3x3 s1 p1" */
-    int c, h, w;        /* output shape per sample (h = w = 1 for vectors) */
+    int c, h, w;        /* output shape per sample as C,H,W (h = w = 1 for vectors) */
+    int ndim;           /* and as it is: (F), (T,K), (C,H,W) ... */
+    int64_t dims[4];
     int64_t params;     /* trainable parameters */
     int64_t flops;      /* forward FLOPs per sample (multiply-add = 2) */
 } herd_layer_info;

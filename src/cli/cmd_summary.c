@@ -40,8 +40,9 @@ int cmd_summary(int argc, char **argv) {
         herd_model_layer(m, i, &li);
         char name[64], shape[32], fl[32];
         snprintf(name, sizeof name, "%s (%s)", li.name, li.kind);
-        if (li.h == 1 && li.w == 1) snprintf(shape, sizeof shape, "%d", li.c);
-        else snprintf(shape, sizeof shape, "%dx%dx%d", li.c, li.h, li.w);
+        size_t len = 0;
+        for (int d = 0; d < li.ndim && len < sizeof shape; d++)
+            len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", d ? "x" : "", (long long)li.dims[d]);
         human(fl, sizeof fl, (double)li.flops);
         printf("%-28s %-16s %-14s %12lld %12s\n", name, li.detail, shape, (long long)li.params, fl);
         total_params += li.params;

@@ -1,12 +1,14 @@
 /* NumPy .npy reader: features are mapped (mmap), so open costs the same for any size and
- * get() copies one sample (u8 as it is, other dtypes converted to f32); labels (N integers)
- * are read and checked at open. */
+ * get() copies one sample (u8 as it is, other dtypes converted to f32); targets (integer class
+ * ids, or float values for regression and binary targets) are read and checked at open. */
 #include "herd/data.h"
 #include "data/mapped_read.h"
 #include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,8 @@ typedef struct npy_array {
 
 typedef struct npy_impl {
     npy_array x;
-    int32_t *labels;
+    void *targets;     /* N targets of y_bytes each: i32 class ids or f32 values */
+    size_t y_bytes;
     size_t sample; /* elements per sample */
 } npy_impl;
 
@@ -280,7 +283,7 @@ static herd_status npy_get_mapped(const herd_dataset *ds, int64_t i, void *xv, v
         float *x = xv;
         for (size_t k = 0; k < im->sample; k++) x[k] = (float)npy_value(&im->x, base + k);
     }
-    memcpy(y, &im->labels[i], sizeof im->labels[i]);
+    memcpy(y, (const char *)im->targets + (size_t)i * im->y_bytes, im->y_bytes);
     return HERD_OK;
 }
 
@@ -295,7 +298,7 @@ static void npy_close(herd_dataset *ds) {
     npy_impl *im = ds->impl;
     if (!im) return;
     npy_unmap(&im->x);
-    free(im->labels);
+    free(im->targets);
     free(im);
     ds->impl = NULL;
 }
@@ -343,13 +346,14 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
     if ((st = npy_map(y_path, &y, err)) != HERD_OK) goto fail;
     char shape[160];
     shape_text(&y, shape, sizeof shape);
-    if (y.ndim < 1 || y.ndim > 2 || (y.ndim == 2 && y.dims[1] != 1)) {
-        st = herd_fail(err, HERD_EFORMAT, "%s: labels of shape %s (expected (N,) or (N, 1))", y_path, shape);
-        goto fail;
-    }
-    if (y.dtype->kind == NPY_F4 || y.dtype->kind == NPY_F8) {
-        st = herd_fail(err, HERD_EFORMAT, "%s: labels of dtype %s (expected an integer dtype)", y_path,
-                       y.dtype->descr);
+    /* integers: class ids, one per sample ((N,) or (N,1), >= 0) or per position ((N,T...), where
+     * negative ids are left for the loss's ignore index); floats: f32 targets ((N,) or (N,1) one
+     * value, (N,K...) of the sample's shape) */
+    int is_float = y.dtype->kind == NPY_F4 || y.dtype->kind == NPY_F8;
+    int per_sample = y.ndim == 1 || (y.ndim == 2 && y.dims[1] == 1);
+    if (y.ndim < 1 || y.ndim > 5) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: targets of shape %s (expected (N,) or (N, ...) with up to 4 more dims)",
+                       y_path, shape);
         goto fail;
     }
     if (y.dims[0] != x->dims[0]) {
@@ -357,28 +361,44 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
                        (long long)x->dims[0], x_path);
         goto fail;
     }
-    im->labels = herd_malloc_array((size_t)y.dims[0], sizeof *im->labels);
-    if (!im->labels) {
-        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld labels", y_path, (long long)y.dims[0]);
+    int64_t per = 1;
+    for (int k = 1; k < y.ndim; k++) per *= y.dims[k];
+    if (per < 1 || per > (1 << 24)) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: targets of shape %s are empty or too large", y_path, shape);
+        goto fail;
+    }
+    im->y_bytes = (size_t)per * 4;
+    im->targets = herd_malloc_array((size_t)y.dims[0], im->y_bytes);
+    if (!im->targets) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld targets", y_path, (long long)y.dims[0]);
         goto fail;
     }
     int64_t max_label = 1;
-    for (int64_t i = 0; i < y.dims[0]; i++) {
+    for (int64_t i = 0; i < y.dims[0] * per; i++) {
         double v = npy_value(&y, (size_t)i);
-        if (v < 0 || v >= INT32_MAX) {
+        if (is_float) {
+            if (!isfinite(v) || fabs(v) > FLT_MAX) {
+                st = herd_fail(err, HERD_EFORMAT, "%s: target %g of sample %lld is not a finite float", y_path, v,
+                               (long long)(i / per));
+                goto fail;
+            }
+            ((float *)im->targets)[i] = (float)v;
+            continue;
+        }
+        if (v >= INT32_MAX || v < (per_sample ? 0 : INT32_MIN)) {
             st = herd_fail(err, HERD_EFORMAT, "%s: label %lld of sample %lld is not a class id (an integer >= 0)",
-                           y_path, (long long)v, (long long)i);
+                           y_path, (long long)v, (long long)(i / per));
             goto fail;
         }
-        im->labels[i] = (int32_t)v;
+        ((int32_t *)im->targets)[i] = (int32_t)v;
         if (v > max_label) max_label = (int64_t)v;
     }
     npy_unmap(&y);
     ds->ops = &npy_ops;
     ds->n = x->dims[0];
     ds->x = herd_tensor_make(x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
-    ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
-    ds->num_classes = (int)max_label + 1;
+    ds->y = herd_tensor_make(is_float ? HERD_F32 : HERD_I32, per_sample ? 0 : y.ndim - 1, y.dims + 1, NULL);
+    ds->num_classes = is_float ? 0 : (int)max_label + 1;
     snprintf(ds->source, sizeof ds->source, "%s", x_path);
     ds->impl = im;
     *out = ds;
@@ -387,7 +407,7 @@ fail:
     npy_unmap(&y);
     if (im) {
         npy_unmap(&im->x);
-        free(im->labels);
+        free(im->targets);
     }
     free(im);
     free(ds);

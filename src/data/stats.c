@@ -20,21 +20,27 @@ void herd_data_stats_free(herd_data_stats *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* One block's partial: sums[C], squares[C], min[C], max[C], class counts[K]. */
-static herd_status map_block(const herd_dataset *ds, int64_t begin, int64_t end, double *part, float *x,
+/* Whether the targets are class labels (counted per class). */
+static int class_labels(const herd_dataset *ds) { return ds->y.dtype == HERD_I32 && ds->y.ndim == 0; }
+
+/* One block's partial: sums[C], squares[C], min[C], max[C], class counts[K] (K = 0 when the
+ * targets are not class labels). ybuf holds one target. */
+static herd_status map_block(const herd_dataset *ds, int64_t begin, int64_t end, double *part, float *x, void *ybuf,
                              herd_error *err) {
     int64_t C, plane;
     herd_dataset_channels(ds, &C, &plane);
-    int K = ds->num_classes;
+    int K = class_labels(ds) ? ds->num_classes : 0;
     double *sum = part, *sq = part + C, *mn = part + 2 * C, *mx = part + 3 * C, *cls = part + 4 * C;
     for (int c = 0; c < C; c++) mn[c] = INFINITY, mx[c] = -INFINITY;
     for (int64_t i = begin; i < end; i++) {
-        int32_t y;
-        herd_status st = herd_dataset_batch(ds, &i, 1, x, &y, err); /* the model's f32 input */
+        herd_status st = herd_dataset_batch(ds, &i, 1, x, ybuf, err); /* the model's f32 input */
         if (st != HERD_OK) return st;
-        if (y < 0 || y >= K) return herd_fail(err, HERD_EFORMAT, "%s: sample %lld: label %d outside [0, %d)",
-                                              ds->source, (long long)i, (int)y, K);
-        cls[y] += 1;
+        if (K) {
+            int32_t y = *(const int32_t *)ybuf;
+            if (y < 0 || y >= K) return herd_fail(err, HERD_EFORMAT, "%s: sample %lld: label %d outside [0, %d)",
+                                                  ds->source, (long long)i, (int)y, K);
+            cls[y] += 1;
+        }
         for (int c = 0; c < C; c++) {
             const float *p = x + (size_t)c * plane;
             double s = 0, q = 0;
@@ -55,13 +61,10 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
     if (parts < 1 || part < 0 || part >= parts || (parts > 1 && !sum))
         return herd_fail(err, HERD_EARG, "stats: part %d of %d", part, parts);
     if (ds->n < 1) return herd_fail(err, HERD_EFORMAT, "%s: the dataset is empty", ds->source);
-    if (ds->y.dtype != HERD_I32 || ds->y.ndim != 0)
-        return herd_fail(err, HERD_EARG, "%s: stats count classes of i32 labels, the targets are %s", ds->source,
-                         herd_dtype_name(ds->y.dtype));
     int64_t C64, plane;
     herd_dataset_channels(ds, &C64, &plane);
     if (C64 < 1 || C64 > INT_MAX / 8) return herd_fail(err, HERD_EARG, "%s: too many channels for stats", ds->source);
-    int C = (int)C64, K = ds->num_classes;
+    int C = (int)C64, K = class_labels(ds) ? ds->num_classes : 0;
     int64_t nb = ds->n < STATS_BLOCKS ? ds->n : STATS_BLOCKS;
     size_t stride = 4 * (size_t)C + (size_t)K, total = (size_t)nb * stride;
     if (total > INT_MAX / 2) return herd_fail(err, HERD_EARG, "%s: too many channels for stats", ds->source);
@@ -71,14 +74,15 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
     out->std = calloc((size_t)C, sizeof *out->std);
     out->min = calloc((size_t)C, sizeof *out->min);
     out->max = calloc((size_t)C, sizeof *out->max);
-    out->class_count = calloc((size_t)K, sizeof *out->class_count);
+    out->class_count = calloc((size_t)K + 1, sizeof *out->class_count);
+    void *ybuf = malloc(herd_tensor_bytes(&ds->y) + 1);
     herd_status st = HERD_OK;
-    if (!blocks || !x || !out->mean || !out->std || !out->min || !out->max || !out->class_count) {
+    if (!blocks || !x || !ybuf || !out->mean || !out->std || !out->min || !out->max || !out->class_count) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for stats", ds->source);
         goto done;
     }
     for (int64_t b = nb * part / parts; b < nb * (part + 1) / parts && !st; b++)
-        st = map_block(ds, ds->n * b / nb, ds->n * (b + 1) / nb, blocks + (size_t)b * stride, x, err);
+        st = map_block(ds, ds->n * b / nb, ds->n * (b + 1) / nb, blocks + (size_t)b * stride, x, ybuf, err);
     /* one failing caller must not leave the others waiting in the sum: they all take part, then fail */
     double failed = st != HERD_OK;
     if (parts > 1) {
@@ -115,6 +119,7 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
 done:
     free(blocks);
     free(x);
+    free(ybuf);
     if (st) herd_data_stats_free(out);
     return st;
 }

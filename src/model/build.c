@@ -204,9 +204,16 @@ void lb_set_shape(layer_build *b, int ndim, const int64_t *dims) {
 }
 
 const char *lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size) {
-    /* images print as CxHxW, vectors as Fx1x1, as herd always has */
-    int64_t d3[3] = {dims[0], ndim == 3 ? dims[1] : 1, ndim == 3 ? dims[2] : 1};
-    snprintf(buf, size, "%lldx%lldx%lld", (long long)d3[0], (long long)d3[1], (long long)d3[2]);
+    /* images print as CxHxW, vectors as Fx1x1, as herd always has; other ranks as their dims */
+    if (ndim == 1 || ndim == 3) {
+        int64_t d3[3] = {dims[0], ndim == 3 ? dims[1] : 1, ndim == 3 ? dims[2] : 1};
+        snprintf(buf, size, "%lldx%lldx%lld", (long long)d3[0], (long long)d3[1], (long long)d3[2]);
+        return buf;
+    }
+    size_t len = 0;
+    buf[0] = 0;
+    for (int d = 0; d < ndim && len < size; d++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%lld", d ? "x" : "", (long long)dims[d]);
     return buf;
 }
 

@@ -699,6 +699,8 @@ void herd_model_layer(const herd_model *m, int i, herd_layer_info *info) {
     memset(info, 0, sizeof *info);
     info->name = n->name;
     info->kind = n->kind->name;
+    info->ndim = n->ndim;
+    memcpy(info->dims, n->dims, sizeof info->dims);
     info->c = (int)n->dims[0];
     info->h = n->ndim == 3 ? (int)n->dims[1] : 1;
     info->w = n->ndim == 3 ? (int)n->dims[2] : 1;
