@@ -54,5 +54,30 @@ expect_err_line "per-position labels for a vector output" "the bce loss takes f3
 printf 'input 8\ndense 2\nloss xent ignore=x\n' >"$TMP/badloss.spec"
 expect_exit 1 "bad loss argument" -- "$HERD" train "$TMP/badloss.spec" --data "$TMP/pos_train_x.npy" "${RUN[@]}"
 expect_err_line "bad loss argument" "badloss.spec:3:1: loss xent: ignore=x is not an integer"
+# predict follows the loss: values for a regression, the class and its probability for bce,
+# per-position probabilities only to a file
+expect_exit 0 "predict values" -- "$HERD" predict "$TMP/reg.spec" --weights "$TMP/reg.st" --data "$TMP/reg_train_x.npy" --limit 3
+expect_out "predict prints values" "^index	value$"
+[ "$(wc -l <"$TMP/out")" = 4 ] && pass || fail "predict values: $(cat "$TMP/out")"
+expect_exit 0 "train bce to predict" -- "$HERD" train "$TMP/bin.spec" --data "$TMP/bin_train_x.npy" "${RUN[@]}" --save "$TMP/bin.st"
+expect_exit 0 "predict classes of bce" -- "$HERD" predict "$TMP/bin.spec" --weights "$TMP/bin.st" --data "$TMP/bin_train_x.npy" --limit 50
+/usr/bin/python3 - "$TMP" <<'PY' && pass || fail "bce predictions do not match the labels"
+import sys
+import numpy as np
+d = sys.argv[1]
+y = np.load(f"{d}/bin_test_y.npy")[:50, 0]
+rows = [l.split("\t") for l in open(f"{d}/out").read().splitlines()[1:]]
+cls = np.array([int(r[1]) for r in rows]); prob = np.array([float(r[2]) for r in rows])
+assert len(rows) == 50 and (prob >= 0.5).all() and (prob <= 1).all(), rows[:3]
+assert (cls == y).mean() > 0.9, (cls == y).mean()
+PY
+expect_exit 0 "train per position to predict" -- "$HERD" train "$TMP/pos.spec" --data "$TMP/pos_train_x.npy" "${RUN[@]}" --save "$TMP/pos.st"
+expect_exit 1 "per-position predictions need --out" -- "$HERD" predict "$TMP/pos.spec" --weights "$TMP/pos.st" --data "$TMP/pos_train_x.npy"
+expect_err_line "per-position predictions need --out" "predicts 12 values per sample; write them with --out"
+expect_exit 0 "per-position predictions to a file" -- "$HERD" predict "$TMP/pos.spec" --weights "$TMP/pos.st" \
+    --data "$TMP/pos_train_x.npy" --out "$TMP/pos.npy"
+/usr/bin/python3 -c "
+import numpy as np; p = np.load('$TMP/pos.npy'); assert p.shape == (500, 6, 2), p.shape
+assert np.allclose(p.sum(-1), 1, atol=1e-5)" && pass || fail "per-position predictions file"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -27,14 +27,16 @@ herd_status herd_model_create(herd_model **out, const char *spec_text, int max_b
 
 /* Trains m in this process on N samples: x is (N, sample dims...) of f32 or u8 (k/255, as 8-bit
  * images) whose samples fit the model's input (herd_data_check_input: e.g. (N,C,H,W) or
- * (N,F)), y is (N) i32 class ids in [0, outputs). The arrays are copied; cfg->batch must not
+ * (N,F)), y holds the targets the model's loss takes (herd_model_set_loss): (N) i32 class ids in
+ * [0, outputs), (N, T) i32 labels per position, or (N, ...) f32 values. The arrays are copied; cfg->batch must not
  * exceed the model's max_batch; cb may be NULL. Inputs are raw: a model whose weights carry an
  * input normalisation (herd_model_input_norm) has it applied here and in herd_predict. */
 herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, const herd_train_config *cfg,
                      const herd_train_callbacks *cb, herd_error *err);
 
-/* Class probabilities (softmax of the outputs) of the N samples of x (as herd_fit's) into
- * probs (N * outputs floats). */
+/* The predictions of the N samples of x (as herd_fit's) into probs (N * outputs floats), as
+ * the model's loss reads its outputs (herd_model_predictions): class probabilities (the
+ * softmax), probabilities of 1 (bce: the sigmoid), or values (mse). */
 herd_status herd_predict(herd_model *m, const herd_tensor *x, float *probs, herd_error *err);
 
 #ifdef __cplusplus

@@ -138,6 +138,14 @@ double herd_metrics_value(const herd_metrics *a, int metric);
 /* HERD_METRIC_* flags of what the model's loss and target measure. */
 int herd_model_metrics(const herd_model *m);
 
+/* What the model predicts from the first B rows of the last forward's output, as its loss
+ * reads them (B x output_size floats): class probabilities (xent: the softmax over the last
+ * dim), probabilities of 1 (bce: the sigmoid), or the values (mse). */
+void herd_model_predictions(const herd_model *m, int B, float *out);
+/* 1 when the predictions are class probabilities of a vector output (one class per sample:
+ * xent over (K), or bce of one output, class = probability >= 0.5) */
+int herd_model_predicts_classes(const herd_model *m);
+
 /* Loss of the last forward against B targets (herd_model_target's layout, B after one
  * another): the mean over the batch, NaN when a target is out of range (a class label
  * outside the outputs; nothing is read or written out of bounds). Adds the batch to *acc

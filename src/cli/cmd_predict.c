@@ -130,30 +130,59 @@ int cmd_predict(int argc, char **argv) {
         herd_fail(&err, HERD_ENOMEM, "%s: %lld x %d outputs do not fit in memory", out_path, (long long)n, K);
         goto fail;
     }
-    if (!out_path) printf("index\tclass\tprobability%s\n", n_names ? "\tname" : "");
+    /* the table: a class and its probability per sample, or a value (one regression output);
+     * anything else (per-position predictions, several values) goes to --out */
+    int classes = herd_model_predicts_classes(m), value = !classes && K == 1;
+    if (!out_path && !classes && !value) {
+        herd_fail(&err, HERD_EARG, "the model predicts %d values per sample; write them with --out FILE.npy", K);
+        goto fail;
+    }
+    float *pred = herd_malloc_array((size_t)batch * (size_t)K, sizeof *pred);
+    if (!pred) {
+        herd_fail(&err, HERD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!out_path) printf(value ? "index\tvalue\n" : "index\tclass\tprobability%s\n", n_names ? "\tname" : "");
     for (int64_t off = 0; off < n; off += batch) {
         int B = (int)(n - off < batch ? n - off : batch);
-        if (load_rows(&src, m, off, B, &err) || herd_model_forward(m, B, 0, &err)) goto fail;
-        const float *y = herd_model_output(m);
+        if (load_rows(&src, m, off, B, &err) || herd_model_forward(m, B, 0, &err)) {
+            free(pred);
+            goto fail;
+        }
+        herd_model_predictions(m, B, pred);
+        if (rows) {
+            memcpy(rows + off * K, logits ? herd_model_output(m) : pred, (size_t)B * (size_t)K * sizeof(float));
+            continue;
+        }
         for (int b = 0; b < B; b++) {
-            const float *row = y + (int64_t)b * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (row[k] > row[best]) best = k;
-            double sum = 0;
-            for (int k = 0; k < K; k++) sum += exp((double)row[k] - row[best]);
-            if (rows) {
-                float *o = rows + (off + b) * K;
-                for (int k = 0; k < K; k++) o[k] = logits ? row[k] : (float)(exp((double)row[k] - row[best]) / sum);
-            } else {
-                printf("%lld\t%d\t%.4f%s%s\n", (long long)(off + b), best, 1.0 / sum, n_names ? "\t" : "",
-                       n_names ? custom[best] : "");
+            const float *p = pred + (int64_t)b * K;
+            if (value) {
+                printf("%lld\t%.6g\n", (long long)(off + b), (double)p[0]);
+                continue;
             }
+            int best = 0;
+            float prob = p[0];
+            if (K == 1) { /* bce: class 1 when its probability is at least one half */
+                best = p[0] >= 0.5f;
+                prob = best ? p[0] : 1.0f - p[0];
+            } else {
+                for (int k = 1; k < K; k++)
+                    if (p[k] > p[best]) best = k;
+                prob = p[best];
+            }
+            printf("%lld\t%d\t%.4f%s%s\n", (long long)(off + b), best, (double)prob, n_names ? "\t" : "",
+                   n_names && best < n_names ? custom[best] : "");
         }
     }
+    free(pred);
     if (rows) {
-        int64_t dims[2] = {n, K};
-        if (herd_npy_write_f32(out_path, rows, 2, dims, &err)) goto fail;
+        herd_layer_info li; /* (N, the output's dims): per-position predictions keep their positions */
+        herd_model_layer(m, herd_model_layer_count(m) - 1, &li);
+        int64_t dims[5] = {n, K};
+        int nd = 2;
+        if (li.ndim > 1)
+            for (int d = 0; d < li.ndim; d++) dims[1 + d] = li.dims[d], nd = 2 + d;
+        if (herd_npy_write_f32(out_path, rows, nd, dims, &err)) goto fail;
         printf("wrote %lld x %d %s of %s to %s\n", (long long)n, K, logits ? "logits" : "probabilities", what, out_path);
     }
     rc = 0;

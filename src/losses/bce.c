@@ -82,6 +82,11 @@ static void backward(const loss_call *c, float *dout, float scale) {
 
 static float sigmoid(float x) { return (float)(1.0 / (1.0 + exp(-(double)x))); }
 
+/* the probability of each output being 1 */
+static void predict(const loss_call *c, float *pred) {
+    for (int64_t i = 0; i < numel(c); i++) pred[i] = sigmoid(c->out[i]);
+}
+
 static void measure(const loss_call *c, herd_metrics *acc) {
     const float *t = c->cfg->classes ? c->scratch : c->target;
     metric_binary(c->out, t, numel(c), acc);
@@ -103,6 +108,7 @@ const loss_kind loss_bce = {
     .units = units,
     .forward = forward,
     .backward = backward,
+    .predict = predict,
     .measure = measure,
     .spec = spec,
 };

@@ -52,6 +52,9 @@ static void backward(const loss_call *c, float *dout, float scale) {
     ref_mse_backward(dout, c->out, c->cfg->classes ? c->scratch : c->target, numel(c), scale);
 }
 
+/* the values themselves */
+static void predict(const loss_call *c, float *pred) { memcpy(pred, c->out, (size_t)numel(c) * sizeof(float)); }
+
 static void measure(const loss_call *c, herd_metrics *acc) {
     if (c->cfg->classes) metric_classes(c, acc);
     else metric_sq_err(c->out, c->target, numel(c), NULL, acc);
@@ -72,6 +75,7 @@ const loss_kind loss_mse = {
     .units = units,
     .forward = forward,
     .backward = backward,
+    .predict = predict,
     .measure = measure,
     .spec = spec,
 };

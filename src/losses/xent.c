@@ -93,6 +93,18 @@ static void backward(const loss_call *c, float *dout, float scale) {
     }
 }
 
+/* class probabilities: the softmax over each position's K logits */
+static void predict(const loss_call *c, float *pred) {
+    for (int64_t i = 0; i < (int64_t)c->B * c->P; i++) {
+        const float *x = c->out + i * c->K;
+        float *p = pred + i * c->K, mx = x[0];
+        for (int64_t k = 1; k < c->K; k++) mx = x[k] > mx ? x[k] : mx;
+        double sum = 0.0;
+        for (int64_t k = 0; k < c->K; k++) sum += exp((double)x[k] - mx);
+        for (int64_t k = 0; k < c->K; k++) p[k] = (float)(exp((double)x[k] - mx) / sum);
+    }
+}
+
 static void spec(const model_loss *cfg, char *buf, size_t size) {
     if (cfg->ignore) snprintf(buf, size, " ignore=%d", (int)cfg->ignore_index);
     else buf[0] = 0;
@@ -111,6 +123,7 @@ const loss_kind loss_xent = {
     .units = units,
     .forward = forward,
     .backward = backward,
+    .predict = predict,
     .measure = metric_classes,
     .spec = spec,
 };

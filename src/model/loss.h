@@ -52,6 +52,8 @@ struct loss_kind {
     float (*forward)(const loss_call *c);
     /* adds scale * d(mean loss of these rows)/d(out) to dout */
     void (*backward)(const loss_call *c, float *dout, float scale);
+    /* what the model predicts from out (into pred, B x P x K): probabilities, or values */
+    void (*predict)(const loss_call *c, float *pred);
     /* adds these rows to the metrics (after forward) */
     void (*measure)(const loss_call *c, herd_metrics *acc);
     /* the arguments as spec text after the keyword (" ignore=-100"; "" when none) */

@@ -487,6 +487,17 @@ int herd_model_metrics(const herd_model *m) {
     return m->loss.classes ? m->loss.kind->metrics : m->loss.kind->value_metrics;
 }
 
+void herd_model_predictions(const herd_model *m, int B, float *out) {
+    loss_call c;
+    make_loss_call(m, 0, NULL, B, &c);
+    m->loss.kind->predict(&c, out);
+}
+
+int herd_model_predicts_classes(const herd_model *m) {
+    const node *last = &m->nodes[m->n_nodes - 1];
+    return last->ndim == 1 && (m->loss.kind == &loss_xent || (m->loss.kind == &loss_bce && last->numel == 1));
+}
+
 float herd_model_loss(herd_model *m, const void *targets, int B, herd_metrics *acc) {
     return herd_model_loss_rows(m, 0, targets, B, acc);
 }

@@ -39,11 +39,12 @@ herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, 
     herd_status st = sample_of(m, x, "herd_fit", &row, err);
     if (st) return st;
     int64_t n = x->dims[0];
-    if (y->dtype != HERD_I32 || y->ndim != 1 || y->dims[0] != n || !y->data)
-        return herd_fail(err, HERD_EARG, "herd_fit: y must be (%lld) i32 class ids", (long long)n);
+    if (y->ndim < 1 || y->dims[0] != n || !y->data || (y->dtype != HERD_I32 && y->dtype != HERD_F32))
+        return herd_fail(err, HERD_EARG, "herd_fit: y must be (%lld, target dims...) of i32 class ids or f32 values",
+                         (long long)n);
     const int32_t *labels = y->data;
     int32_t classes = 0;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; y->dtype == HERD_I32 && y->ndim == 1 && i < n; i++) { /* one class id per sample */
         if (labels[i] < 0 || labels[i] >= herd_model_output_size(m))
             return herd_fail(err, HERD_EARG, "herd_fit: label %d of sample %lld is outside [0, %d)", (int)labels[i],
                              (long long)i, herd_model_output_size(m));
@@ -90,16 +91,7 @@ herd_status herd_predict(herd_model *m, const herd_tensor *x, float *probs, herd
                             herd_model_input(m));
         herd_model_normalize_input(m, B);
         if ((st = herd_model_forward(m, B, 0, err))) return st;
-        const float *y = herd_model_output(m);
-        for (int b = 0; b < B; b++) {
-            const float *row = y + (int64_t)b * K;
-            float *p = probs + (off + b) * K;
-            float mx = row[0];
-            for (int k = 1; k < K; k++) mx = row[k] > mx ? row[k] : mx;
-            double sum = 0;
-            for (int k = 0; k < K; k++) sum += exp((double)row[k] - mx);
-            for (int k = 0; k < K; k++) p[k] = (float)(exp((double)row[k] - mx) / sum);
-        }
+        herd_model_predictions(m, B, probs + off * K);
     }
     return HERD_OK;
 }
