@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/loss.h"
+#include "ops/ops.h"
 
 static int skipped(const model_loss *cfg, int32_t y) { return cfg->ignore && y == cfg->ignore_index; }
 
@@ -49,61 +50,21 @@ static int64_t units(const loss_call *c) {
     return counted;
 }
 
+static const int32_t *ignored(const loss_call *c) { return c->cfg->ignore ? &c->cfg->ignore_index : NULL; }
+
 static float forward(const loss_call *c) {
-    const int32_t *labels = c->target;
-    int64_t n = (int64_t)c->B * c->P, K = c->K, counted = 0;
-    double total = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        const float *x = c->out + i * K;
-        float *p = c->scratch + i * K;
-        float mx = x[0];
-        for (int64_t k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
-        double sum = 0.0;
-        for (int64_t k = 0; k < K; k++) sum += exp((double)x[k] - mx);
-        for (int64_t k = 0; k < K; k++) p[k] = (float)(exp((double)x[k] - mx) / sum);
-        int32_t y = labels[i];
-        if (skipped(c->cfg, y)) continue;
-        counted++;
-        /* -log softmax[label] = log(sum exp(x - mx)) - (x[label] - mx), never log(0) */
-        if (y < 0 || y >= K) {
-            total = NAN; /* callers check targets first; a bad one poisons the loss, never reads out of bounds */
-            continue;
-        }
-        total += log(sum) - ((double)x[y] - mx);
-    }
-    return counted > 0 ? (float)(total / counted) : 0.0f;
+    return ref_softmax_xent_forward(c->scratch, c->out, c->target, (int64_t)c->B * c->P, c->K, ignored(c));
 }
 
 static void backward(const loss_call *c, float *dout, float scale) {
-    if (!dout) return;
     int64_t counted = units(c);
-    if (counted == 0) return;
-    const int32_t *labels = c->target;
-    int64_t n = (int64_t)c->B * c->P, K = c->K;
-    float s = scale / (float)counted;
-    for (int64_t i = 0; i < n; i++) {
-        int32_t y = labels[i];
-        if (skipped(c->cfg, y)) continue;
-        const float *p = c->scratch + i * K;
-        float *g = dout + i * K;
-        for (int64_t k = 0; k < K; k++) {
-            double onehot = k == y ? 1.0 : 0.0; /* an out-of-range label matches no class */
-            g[k] += (float)(((double)p[k] - onehot) * s);
-        }
-    }
+    if (counted > 0)
+        ref_softmax_xent_backward(dout, c->scratch, c->target, (int64_t)c->B * c->P, c->K, ignored(c),
+                                  scale / (float)counted);
 }
 
 /* class probabilities: the softmax over each position's K logits */
-static void predict(const loss_call *c, float *pred) {
-    for (int64_t i = 0; i < (int64_t)c->B * c->P; i++) {
-        const float *x = c->out + i * c->K;
-        float *p = pred + i * c->K, mx = x[0];
-        for (int64_t k = 1; k < c->K; k++) mx = x[k] > mx ? x[k] : mx;
-        double sum = 0.0;
-        for (int64_t k = 0; k < c->K; k++) sum += exp((double)x[k] - mx);
-        for (int64_t k = 0; k < c->K; k++) p[k] = (float)(exp((double)x[k] - mx) / sum);
-    }
-}
+static void predict(const loss_call *c, float *pred) { ref_softmax_forward(pred, c->out, c->B * (int)c->P, (int)c->K); }
 
 static void spec(const model_loss *cfg, char *buf, size_t size) {
     if (cfg->ignore) snprintf(buf, size, " ignore=%d", (int)cfg->ignore_index);

@@ -4,18 +4,22 @@
 
 #include <math.h>
 
-float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int B, int K) {
+float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int64_t N, int64_t K,
+                               const int32_t *ignore) {
     double total = 0.0;
-    for (int n = 0; n < B; n++) {
-        const float *x = logits + (int64_t)n * K;
-        float *p = probs + (int64_t)n * K;
+    int64_t counted = 0;
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = logits + n * K;
+        float *p = probs + n * K;
         float mx = x[0];
-        for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+        for (int64_t k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
         double sum = 0.0;
-        for (int k = 0; k < K; k++) sum += exp((double)x[k] - mx);
-        for (int k = 0; k < K; k++) p[k] = (float)(exp((double)x[k] - mx) / sum);
-        /* -log softmax[label] = log(sum exp(x - mx)) - (x[label] - mx), never log(0) */
+        for (int64_t k = 0; k < K; k++) sum += exp((double)x[k] - mx);
+        for (int64_t k = 0; k < K; k++) p[k] = (float)(exp((double)x[k] - mx) / sum);
         int32_t y = labels[n];
+        if (ignore && y == *ignore) continue;
+        counted++;
+        /* -log softmax[label] = log(sum exp(x - mx)) - (x[label] - mx), never log(0) */
         if (y < 0 || y >= K) {
             /* the contract says labels are in range; a bad one poisons the loss instead of reading out of bounds */
             total = NAN;
@@ -23,16 +27,18 @@ float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t 
         }
         total += log(sum) - ((double)x[y] - mx);
     }
-    return B > 0 ? (float)(total / B) : 0.0f;
+    return counted > 0 ? (float)(total / counted) : 0.0f;
 }
 
-void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int K, float scale) {
+void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int64_t N, int64_t K,
+                               const int32_t *ignore, float scale) {
     if (!dlogits) return;
-    for (int n = 0; n < B; n++) {
-        const float *p = probs + (int64_t)n * K;
-        float *g = dlogits + (int64_t)n * K;
+    for (int64_t n = 0; n < N; n++) {
         int32_t y = labels[n];
-        for (int k = 0; k < K; k++) {
+        if (ignore && y == *ignore) continue;
+        const float *p = probs + n * K;
+        float *g = dlogits + n * K;
+        for (int64_t k = 0; k < K; k++) {
             double onehot = k == y ? 1.0 : 0.0; /* an out-of-range label matches no class */
             g[k] += (float)(((double)p[k] - onehot) * scale);
         }

@@ -26,6 +26,15 @@ typedef struct pool2d_dims {
     int OH, OW;
 } pool2d_dims;
 
+/* multi-head self-attention over T positions of C = H * hs values (llm.c's attention):
+ * qkv (B,T,3C) holds each position's query, key and value ([q | k | v], head h at h*hs);
+ * out (B,T,C) the heads' outputs side by side; att (B,H,T,T) the softmax probabilities
+ * (0 above the diagonal when causal), kept for backward. */
+typedef struct attn_dims {
+    int B, T, C, H;
+    int causal;
+} attn_dims;
+
 typedef enum herd_act {
     HERD_ACT_NONE = 0,
     HERD_ACT_RELU,
@@ -87,16 +96,24 @@ void ref_act_backward(float *din, const float *dout, const float *in, const floa
 void ref_softmax_forward(float *out, const float *in, int B, int K);
 void ref_softmax_backward(float *din, const float *dout, const float *out, int B, int K);
 
+/* attention: out = softmax(q k^T / sqrt(hs) [causal mask]) v per head; backward
+ * accumulates into dqkv (B,T,3C). */
+void ref_attention_forward(float *out, float *att, const float *qkv, const attn_dims *d);
+void ref_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const attn_dims *d);
+
 /* residual add: out = a + b (backward is dout accumulated into both). */
 void ref_add_forward(float *out, const float *a, const float *b, int64_t n);
 /* din += dout */
 void ref_accumulate(float *din, const float *dout, int64_t n);
 
-/* fused, stable softmax cross-entropy: logits (B,K), labels in [0,K).
- * Writes probs (B,K), returns the mean loss over B. Backward: dlogits += (probs - onehot) * scale
- * where scale is usually 1/B. */
-float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int B, int K);
-void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int B, int K, float scale);
+/* fused, stable softmax cross-entropy: logits (N,K) (N rows: samples, or positions), labels in
+ * [0,K); rows labelled *ignore (ignore not NULL) are skipped. Writes probs (N,K), returns the mean
+ * loss over the rows counted (0 when none). Backward: dlogits += (probs - onehot) * scale for the
+ * rows counted, scale usually 1/counted. */
+float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int64_t N, int64_t K,
+                               const int32_t *ignore);
+void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int64_t N, int64_t K,
+                               const int32_t *ignore, float scale);
 
 /* mean squared error over n elements: returns mean((pred-target)^2); backward dpred += 2(pred-target)/n * scale. */
 float ref_mse_forward(const float *pred, const float *target, int64_t n);

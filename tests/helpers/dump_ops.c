@@ -230,8 +230,8 @@ static void xent_case(const char *cas, int B, int K, float spread) {
     float *logits = rand_floats(n, -spread, spread), *probs = zeros(n), *dlogits = zeros(n);
     int32_t *labels = xcalloc(B, sizeof(int32_t));
     for (int b = 0; b < B; b++) labels[b] = (int32_t)herd_rng_below(&g_rng, (uint32_t)K);
-    float loss = ref_softmax_xent_forward(probs, logits, labels, B, K);
-    ref_softmax_xent_backward(dlogits, probs, labels, B, K, 1.0f / B);
+    float loss = ref_softmax_xent_forward(probs, logits, labels, B, K, NULL);
+    ref_softmax_xent_backward(dlogits, probs, labels, B, K, NULL, 1.0f / B);
     fprintf(g_manifest, "softmax_xent %s scale=1/B\n", cas);
     save(cas, "logits", logits, 2, B, K, 0, 0);
     save_i32(cas, "labels", labels, 1, B, 0, 0, 0);
