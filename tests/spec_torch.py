@@ -124,6 +124,11 @@ def build(path):
         elif kw in ACTS:
             alpha = float(pos[0]) if pos else float(o.get("alpha", "0.01"))
             one = act_fn(kw, alpha)
+        elif kw == "reshape":
+            dims = [int(v) for v in pos[0].split("x")]
+            one = lambda x, P, dims=dims, **_: x.reshape(x.shape[0], *dims)
+        elif kw == "attention":
+            one = lambda x, P, h=int(pos[0]), c=o.get("causal", "0") == "1", **_: attention(x, h, c)
         elif kw == "softmax":
             one = lambda x, P, **_: F.softmax(x, dim=1)
         elif kw == "add":
@@ -140,6 +145,17 @@ def build(path):
             f = act_fn(act, float(o.get("alpha", "0.01")))
             steps.append((aname, [name], lambda xs, P, f=f, **kw_: f(xs[0], P, **kw_)))
     return steps
+
+
+def attention(x, heads, causal):
+    """x (B, T, 3C): queries, keys, values; softmax(q k^T / sqrt(hs)) v per head, causal mask."""
+    B, T, C3 = x.shape
+    C = C3 // 3
+    q, k, v = (t.reshape(B, T, heads, C // heads).transpose(1, 2) for t in x.split(C, dim=-1))
+    s = q @ k.transpose(-2, -1) / (C // heads) ** 0.5
+    if causal:
+        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    return (F.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
 
 
 def act_fn(kind, alpha):

@@ -12,41 +12,45 @@
 typedef struct fd_ctx {
     herd_model *m;
     const int32_t *labels;
-    int B;
+    int B, P, K; /* P positions of K logits per sample */
 } fd_ctx;
 
-/* mean cross-entropy in double of the logits of a fresh forward (training mode, no dropout) */
+/* mean cross-entropy in double over every position of the logits of a fresh forward
+ * (training mode, no dropout) */
 static double model_loss(fd_ctx *c) {
     herd_error err = {0};
     if (herd_model_forward(c->m, c->B, 1, &err)) return NAN;
     const float *y = herd_model_output(c->m);
-    int K = herd_model_output_size(c->m);
+    int K = c->K, rows = c->B * c->P;
     double total = 0;
-    for (int b = 0; b < c->B; b++) {
+    for (int r = 0; r < rows; r++) {
         double mx = -INFINITY, s = 0;
-        for (int k = 0; k < K; k++) mx = fmax(mx, y[b * K + k]);
-        for (int k = 0; k < K; k++) s += exp(y[b * K + k] - mx);
-        total += log(s) + mx - y[b * K + c->labels[b]];
+        for (int k = 0; k < K; k++) mx = fmax(mx, y[r * K + k]);
+        for (int k = 0; k < K; k++) s += exp(y[r * K + k] - mx);
+        total += log(s) + mx - y[r * K + c->labels[r]];
     }
-    return total / c->B;
+    return total / rows;
 }
 
-static void check_spec(const char *name, const char *spec, int B) {
+static void check_spec(const char *name, const char *spec, int B, const char *backend) {
     printf("%s\n", name);
     herd_error err = {0};
     herd_model *m = NULL;
     CHECK(herd_model_parse(&m, spec, name, &err) == HERD_OK, "%s", err.msg);
     if (!m) return;
     herd_model_init_params(m, 5);
-    CHECK(herd_model_prepare(m, "ref", B, 1, &err) == HERD_OK, "%s", err.msg);
-    int c, h, w, K = herd_model_output_size(m);
+    CHECK(herd_model_prepare(m, backend, B, 2, &err) == HERD_OK, "%s", err.msg);
+    int c, h, w;
+    herd_layer_info last; /* a class per sample, or per position of (T,K) logits */
+    herd_model_layer(m, herd_model_layer_count(m) - 1, &last);
+    int K = (int)last.dims[last.ndim - 1], P = (int)(herd_model_target_bytes(m) / sizeof(int32_t));
     herd_model_input_shape(m, &c, &h, &w);
     herd_rng r;
     herd_rng_init(&r, 11, 0);
     float *x = herd_model_input(m);
     for (int64_t i = 0; i < (int64_t)B * c * h * w; i++) x[i] = 2.0f * herd_rng_uniform(&r) - 1.0f;
-    int32_t *labels = malloc((size_t)B * sizeof *labels);
-    for (int b = 0; b < B; b++) labels[b] = (int32_t)herd_rng_below(&r, (uint32_t)K);
+    int32_t *labels = malloc((size_t)(B * P) * sizeof *labels);
+    for (int i = 0; i < B * P; i++) labels[i] = (int32_t)herd_rng_below(&r, (uint32_t)K);
     /* batch-norm-free models: the running statistics do not move between evaluations */
     herd_model_forward(m, B, 1, &err);
     herd_model_loss(m, labels, B, NULL);
@@ -55,7 +59,7 @@ static void check_spec(const char *name, const char *spec, int B) {
     float *p = herd_model_params(m, &np);
     float *g = malloc((size_t)np * sizeof *g);
     memcpy(g, herd_model_grads(m), (size_t)np * sizeof *g);
-    fd_ctx ctx = {m, labels, B};
+    fd_ctx ctx = {m, labels, B, P, K};
     double worst = 0;
     const float eps = 3e-3f;
     for (int i = 0; i < herd_model_param_count(m); i++) {
@@ -83,10 +87,15 @@ static void check_spec(const char *name, const char *spec, int B) {
 
 int main(void) {
     check_spec("layernorm", "input 2x3x5\nconv 4 3 pad=1\nlayernorm tanh\nflatten\ndense 7\nlayernorm eps=1e-3\n"
-               "dense 3\n", 3);
+               "dense 3\n", 3, "ref");
     check_spec("concat and add", "input 2x6x6\nconv 3 3 pad=1 tanh name=a\nconv 2 1 from=a name=b\n"
                "conv 4 3 pad=1 from=a sigmoid name=c\nconcat b,c,a\nconv 3 1 stride=2 name=main\n"
                "conv 3 1 stride=2 from=a name=proj\navgpool 2 from=a\nadd main,proj,avgpool1 tanh\ngap name=g\n"
-               "dense 4 from=g name=v1\ndense 2 from=g tanh name=v2\nconcat v1,v2\ndense 3\n", 2);
+               "dense 4 from=g name=v1\ndense 2 from=g tanh name=v2\nconcat v1,v2\ndense 3\n", 2, "ref");
+    /* attention (all keys, and causal) on both backends, dense per position, per-position labels */
+    const char *attn = "input 40\nreshape 5x8 name=x\ndense 24\nattention 2\ndense 8 tanh name=p\nadd x,p\n"
+                       "layernorm\ndense 18\nattention 3 causal=1\ndense 4\n";
+    check_spec("attention (ref)", attn, 2, "ref");
+    check_spec("attention (cpu)", attn, 3, "cpu");
     return check_summary();
 }

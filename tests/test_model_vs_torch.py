@@ -53,7 +53,10 @@ def run_case(spec, backend, batch, optimizer):
     x = torch.tensor(t["input"], dtype=torch.float64)
     y = torch.tensor(t["labels"], dtype=torch.int64)
     logits = spec_torch.forward(steps, x, params, masks, buffers)
-    loss = F.cross_entropy(logits, y)
+    if y.dim() == 2:  # a class per position: logits (B, T, K)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    else:
+        loss = F.cross_entropy(logits, y)
     loss.backward()
     # float64 PyTorch is the truth; herd computes in float32
     check(tag + " logits", t["logits"], logits.detach().numpy(), 1e-4, 1e-3)
@@ -95,6 +98,11 @@ for backend in ("ref", "cpu"):
 ceil_pool = os.path.join(SRC, "tests", "data", "ceil_pool.spec")
 for backend in ("ref", "cpu"):
     run_case(ceil_pool, backend, 3, "sgd")
+# a transformer block: dense per position, causal multi-head attention, layer norms, residual adds,
+# per-position logits and labels
+gpt = os.path.join(SRC, "tests", "data", "gpt_block.spec")
+for backend in ("ref", "cpu"):
+    run_case(gpt, backend, 3, "adamw")
 resnet20 = os.path.join(SRC, "examples", "resnet20_cifar.spec")
 run_case(resnet20, "ref", 3, "momentum")
 run_case(resnet20, "cpu", 4, "momentum")

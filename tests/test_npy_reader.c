@@ -169,13 +169,30 @@ int main(void) {
     write_raw("tiny.npy", "\x93NUMPY", 6);
     expect_error("tiny.npy", "f4y.npy", "tiny.npy", "too short");
     expect_error("f4x.npy", "uy.npy", "uy.npy", "2 labels for 3 samples");
+    /* float targets (regression, binary): f32 values, one per sample or of the sample's shape */
     write_npy("fy.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", f4, 12);
-    expect_error("f4x.npy", "fy.npy", "fy.npy", "labels of dtype <f4");
+    {
+        herd_dataset *ds = NULL;
+        herd_error err = {0};
+        char xp[512], yp[512];
+        snprintf(xp, sizeof xp, "%s/f4x.npy", dir), snprintf(yp, sizeof yp, "%s/fy.npy", dir);
+        CHECK(herd_npy_open(&ds, xp, yp, &err) == HERD_OK, "float targets: %s", err.msg);
+        float y = -1;
+        unsigned char xb[64];
+        if (ds) {
+            CHECK(ds->y.dtype == HERD_F32 && ds->y.ndim == 0, "float targets are one f32 per sample");
+            CHECK(herd_dataset_get(ds, 2, xb, &y, &err) == HERD_OK && y == f4[2], "target 2 is %g", (double)y);
+        }
+        herd_dataset_close(ds);
+    }
+    write_npy("nany.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+              (float[]){1, NAN, 0}, 12);
+    expect_error("f4x.npy", "nany.npy", "nany.npy", "target nan of sample 1 is not a finite float");
     int64_t neg[3] = {0, -1, 1};
     write_npy("negy.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", neg, sizeof neg);
     expect_error("f4x.npy", "negy.npy", "negy.npy", "label -1 of sample 1 is not a class id");
     write_npy("y2d.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 3), }", neg, sizeof neg);
-    expect_error("f4x.npy", "y2d.npy", "y2d.npy", "labels of shape (1, 3)");
+    expect_error("f4x.npy", "y2d.npy", "y2d.npy", "1 labels for 3 samples");
     expect_error("missing.npy", "f4y.npy", "missing.npy", "cannot open");
 
     /* --data: FILEx.npy + FILEy.npy, train_x.npy -> test_x.npy, a directory of train_/test_ pairs */

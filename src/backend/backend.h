@@ -60,6 +60,11 @@ typedef struct herd_backend {
      * cache: the backward of the fused conv + ReLU. NULL = not offered. */
     void (*conv2d_backward_relu)(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                                  const float *in, const float *w, const conv2d_dims *d);
+    /* multi-head self-attention (ops.h attn_dims); workspace floats for these dims and threads */
+    size_t (*attention_workspace)(const attn_dims *d, int threads);
+    void (*attention_forward)(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);
+    void (*attention_backward)(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv, const float *att,
+                               const attn_dims *d);
 } herd_backend;
 
 extern const herd_backend herd_backend_ref;

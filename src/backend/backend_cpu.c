@@ -22,4 +22,7 @@ const herd_backend herd_backend_cpu = {
     .conv2d_forward_relu = cpu_conv2d_forward_relu,
     .relu_backward_inplace = cpu_relu_backward_inplace,
     .conv2d_backward_relu = cpu_conv2d_backward_relu,
+    .attention_workspace = cpu_attention_workspace,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
 };

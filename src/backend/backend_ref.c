@@ -98,6 +98,23 @@ static void ref_be_relu_backward_inplace(const herd_exec *ex, float *g, const fl
     for (int64_t i = 0; i < n; i++) g[i] = out[i] > 0.0f ? g[i] : 0.0f;
 }
 
+static size_t ref_attention_workspace(const attn_dims *d, int threads) {
+    (void)d, (void)threads;
+    return 0;
+}
+
+static void ref_be_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv,
+                                     const attn_dims *d) {
+    (void)ex;
+    ref_attention_forward(out, att, qkv, d);
+}
+
+static void ref_be_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv,
+                                      const float *att, const attn_dims *d) {
+    (void)ex;
+    ref_attention_backward(dqkv, dout, qkv, att, d);
+}
+
 const herd_backend herd_backend_ref = {
     .name = "ref",
     .conv2d_workspace = ref_conv2d_workspace,
@@ -118,4 +135,7 @@ const herd_backend herd_backend_ref = {
     .conv2d_forward_relu = NULL,
     .relu_backward_inplace = ref_be_relu_backward_inplace,
     .conv2d_backward_relu = NULL,
+    .attention_workspace = ref_attention_workspace,
+    .attention_forward = ref_be_attention_forward,
+    .attention_backward = ref_be_attention_backward,
 };

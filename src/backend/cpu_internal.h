@@ -85,4 +85,9 @@ void cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n
 void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                       int64_t n, herd_act act, float alpha);
 
+size_t cpu_attention_workspace(const attn_dims *d, int threads);
+void cpu_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);
+void cpu_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv, const float *att,
+                            const attn_dims *d);
+
 #endif

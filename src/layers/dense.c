@@ -1,11 +1,13 @@
-/* dense: fully connected, (F) -> (UNITS), weight (UNITS,F) as PyTorch's Linear, optional bias;
- * can apply the ReLU that follows it in place. */
+/* dense: fully connected, (F) -> (UNITS), or per position (T,F) -> (T,UNITS) as PyTorch's
+ * Linear on the last dim; weight (UNITS,F), optional bias; can apply the ReLU that follows it
+ * in place. */
 #include <stdio.h>
 
 #include "layers/layer_common.h"
 
 typedef struct dense_cfg {
     int in, out, bias;
+    int rows; /* positions per sample (1 for a vector) */
 } dense_cfg;
 _Static_assert(sizeof(dense_cfg) <= LAYER_CFG_BYTES, "dense config fits a node");
 #define CFG(n) ((const dense_cfg *)(n)->cfg)
@@ -14,17 +16,20 @@ static herd_status dense_build(layer_build *b) {
     int units = 0, bias = 1;
     herd_status st;
     if ((st = lb_int(b, "units", "number of units", 1, 1, 1 << 24, &units)) || (st = lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
-    if (!layer_is_vector(lb_in_ndim(b, 0), lb_in_dims(b, 0))) {
+    int nd = lb_in_ndim(b, 0);
+    const int64_t *dims = lb_in_dims(b, 0);
+    if (!layer_is_vector(nd, dims) && nd != 2) {
         char s[64];
-        return lb_fail(b, HERD_ESHAPE, NULL, "dense expects a flat input but gets %s; put `flatten` (or `gap`) before "
-                       "it", lb_shape_str(lb_in_ndim(b, 0), lb_in_dims(b, 0), s, sizeof s));
+        return lb_fail(b, HERD_ESHAPE, NULL, "dense expects a flat input (or (T,F) positions) but gets %s; put "
+                       "`flatten` (or `gap`) before it", lb_shape_str(nd, dims, s, sizeof s));
     }
     dense_cfg *cfg = (dense_cfg *)b->n->cfg;
-    cfg->in = (int)lb_in_dims(b, 0)[0], cfg->out = units, cfg->bias = bias;
-    int64_t out[1] = {units}, wshape[2] = {units, cfg->in};
-    lb_set_shape(b, 1, out);
+    cfg->rows = nd == 2 ? (int)dims[0] : 1;
+    cfg->in = (int)dims[nd == 2 ? 1 : 0], cfg->out = units, cfg->bias = bias;
+    int64_t out[2] = {nd == 2 ? dims[0] : units, units}, wshape[2] = {units, cfg->in};
+    lb_set_shape(b, nd == 2 ? 2 : 1, nd == 2 ? out : out + 1);
     if ((st = lb_param(b, 0, "weight", 1, 2, wshape))) return st;
-    return bias ? lb_param(b, 1, "bias", 1, 1, out) : HERD_OK;
+    return bias ? lb_param(b, 1, "bias", 1, 1, out + 1) : HERD_OK;
 }
 
 static void dense_init(herd_model *m, node *n, uint64_t seed) {
@@ -33,19 +38,20 @@ static void dense_init(herd_model *m, node *n, uint64_t seed) {
 
 static void dense_forward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
-    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B, cfg->in, cfg->out);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * cfg->out, HERD_ACT_RELU, 0);
+    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
 }
 
 static void dense_backward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
-    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * cfg->out);
-    c->be->dense_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], c->B, cfg->in, cfg->out);
+    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    c->be->dense_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], c->B * cfg->rows, cfg->in,
+                          cfg->out);
 }
 
 static int64_t dense_flops(const herd_model *m, const node *n) {
     (void)m;
-    return 2 * (int64_t)CFG(n)->in * CFG(n)->out + (CFG(n)->bias ? n->numel : 0);
+    return 2 * (int64_t)CFG(n)->rows * CFG(n)->in * CFG(n)->out + (CFG(n)->bias ? n->numel : 0);
 }
 
 static void dense_describe(const herd_model *m, const node *n, char *buf, size_t size) {
@@ -54,6 +60,8 @@ static void dense_describe(const herd_model *m, const node *n, char *buf, size_t
 }
 
 static herd_status dense_onnx(onnx_exporter *x, const node *n) {
+    if (CFG(n)->rows > 1) return onnx_fail(x, "dense over (T,F) positions: the ONNX export writes (N,C,H,W) and (N,F) "
+                                           "tensors only");
     const char *in = onnx_in(x, n, 0);
     char flat[HERD_NAME_MAX + 8];
     if (onnx_in_rank4(x, n, 0)) { /* a dense layer straight after a 1x1 feature map */

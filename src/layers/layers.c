@@ -95,5 +95,5 @@ void layer_init_weight(herd_model *m, node *n, int64_t fan_in, int64_t fan_out, 
         for (int64_t k = 0; k < numel; k++) w[k] = limit * (2.0f * herd_rng_uniform(&r) - 1.0f);
     }
     float *bias = node_param(m, n, 1);
-    if (bias) memset(bias, 0, (size_t)n->dims[0] * sizeof(float));
+    if (bias) memset(bias, 0, (size_t)m->params_reg[n->param[1]].info.numel * sizeof(float));
 }

@@ -37,8 +37,12 @@ int main(int argc, char **argv) {
     herd_rng_init(&r, seed, 99);
     float *x = herd_model_input(m);
     for (int64_t i = 0; i < in_numel; i++) x[i] = herd_rng_uniform(&r);
-    int32_t *labels = malloc((size_t)B * sizeof *labels);
-    for (int b = 0; b < B; b++) labels[b] = (int32_t)herd_rng_below(&r, (uint32_t)K);
+    /* a class per sample, or per position for (T,K) logits (the model's default target) */
+    int64_t P = (int64_t)(herd_model_target_bytes(m) / sizeof(int32_t));
+    const node *last = &m->nodes[m->n_nodes - 1];
+    int64_t classes = last->dims[last->ndim - 1];
+    int32_t *labels = malloc((size_t)(B * P) * sizeof *labels);
+    for (int64_t i = 0; i < B * P; i++) labels[i] = (int32_t)herd_rng_below(&r, (uint32_t)classes);
     float *x_copy = malloc((size_t)in_numel * sizeof *x_copy);
     memcpy(x_copy, x, (size_t)in_numel * sizeof *x_copy);
 
@@ -70,9 +74,10 @@ int main(int argc, char **argv) {
     loss = herd_model_loss(m, labels, B, NULL);
     herd_model_backward(m, labels, B, 1.0f);
     t[n++] = (herd_tensor_ref){.name = "input", .dtype = HERD_F32, .ndim = 4, .shape = {B, c, h, w}, .data = x_copy};
-    t[n++] = (herd_tensor_ref){.name = "labels", .dtype = HERD_I32, .ndim = 1, .shape = {B}, .data = labels};
-    t[n++] = (herd_tensor_ref){.name = "logits", .dtype = HERD_F32, .ndim = 2, .shape = {B, K},
-                               .data = herd_model_output(m)};
+    t[n++] = (herd_tensor_ref){.name = "labels", .dtype = HERD_I32, .ndim = P > 1 ? 2 : 1, .shape = {B, P},
+                               .data = labels};
+    t[n++] = (herd_tensor_ref){.name = "logits", .dtype = HERD_F32, .ndim = P > 1 ? 3 : 2,
+                               .shape = {B, P > 1 ? P : K, classes}, .data = herd_model_output(m)};
     t[n++] = (herd_tensor_ref){.name = "loss", .dtype = HERD_F32, .ndim = 0, .data = &loss};
     for (int i = 0; i < m->n_nodes; i++) {
         node *nd = &m->nodes[i];

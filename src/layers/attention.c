@@ -1,0 +1,95 @@
+/* attention HEADS [causal=1]: multi-head self-attention over positions, as llm.c's
+ * attention_forward/backward: the input is (T, 3C), each position's query, key and value side
+ * by side (made by a `dense 3C` before it: the fused QKV projection), the output (T, C), the
+ * heads' results side by side (a `dense C` after it is the output projection). Scaled dot
+ * products, softmax over the keys a query sees (all, or with causal=1 those at or before it),
+ * the probabilities kept for backward. PyTorch: the core of nn.MultiheadAttention /
+ * F.scaled_dot_product_attention. */
+#include <stdio.h>
+
+#include "layers/layer_common.h"
+
+typedef struct attn_cfg {
+    attn_dims d; /* d.B is set per call */
+} attn_cfg;
+_Static_assert(sizeof(attn_cfg) <= LAYER_CFG_BYTES, "attention config fits a node");
+#define CFG(n) ((const attn_cfg *)(n)->cfg)
+
+static herd_status attn_build(layer_build *b) {
+    attn_cfg *cfg = (attn_cfg *)b->n->cfg;
+    int heads = 0, causal = 0;
+    herd_status st;
+    if ((st = lb_int(b, "heads", "number of heads", 1, 1, 1024, &heads)) ||
+        (st = lb_int(b, "causal", "causal (0 or 1)", 0, 0, 1, &causal)))
+        return st;
+    int nd = lb_in_ndim(b, 0);
+    const int64_t *dims = lb_in_dims(b, 0);
+    char s[64];
+    if (nd != 2 || dims[1] % 3 != 0 || (dims[1] / 3) % heads != 0)
+        return lb_fail(b, HERD_ESHAPE, NULL, "attention takes (T, 3C) queries, keys and values with C a multiple of "
+                       "the %d heads, not %s (put `dense 3C` and, for a flat input, `reshape Tx3C` before it)", heads,
+                       lb_shape_str(nd, dims, s, sizeof s));
+    if (dims[0] > 4096) return lb_fail(b, HERD_ESHAPE, NULL, "attention over %lld positions (at most 4096)",
+                                       (long long)dims[0]);
+    cfg->d = (attn_dims){.B = 0, .T = (int)dims[0], .C = (int)(dims[1] / 3), .H = heads, .causal = causal};
+    int64_t out[2] = {dims[0], dims[1] / 3};
+    lb_set_shape(b, 2, out);
+    return HERD_OK;
+}
+
+static herd_status attn_plan(node *n, layer_plan *p) {
+    attn_dims d = CFG(n)->d;
+    d.B = p->B;
+    size_t ws = n->be->attention_workspace(&d, p->threads);
+    if (ws > p->workspace_floats) p->workspace_floats = ws;
+    n->saved[0] = herd_arena_floats(p->arena, (size_t)p->B * (size_t)d.H * (size_t)d.T * (size_t)d.T);
+    return n->saved[0] ? HERD_OK : HERD_ENOMEM;
+}
+
+static float *att_rows(const layer_call *c) {
+    const attn_dims *d = &CFG(c->n)->d;
+    return (float *)c->n->saved[0] + c->row0 * d->H * (int64_t)d->T * d->T;
+}
+
+static void attn_forward(const layer_call *c) {
+    attn_dims d = CFG(c->n)->d;
+    d.B = c->B;
+    c->be->attention_forward(c->ex, c->out, att_rows(c), c->in[0], &d);
+}
+
+static void attn_backward(const layer_call *c) {
+    attn_dims d = CFG(c->n)->d;
+    d.B = c->B;
+    c->be->attention_backward(c->ex, c->din[0], c->dout, c->in[0], att_rows(c), &d);
+}
+
+static int64_t attn_flops(const herd_model *m, const node *n) {
+    (void)m;
+    const attn_dims *d = &CFG(n)->d;
+    return 4 * (int64_t)d->T * d->T * d->C / (d->causal ? 2 : 1); /* q k^T and a v */
+}
+
+static void attn_describe(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    snprintf(buf, size, "%d heads%s", CFG(n)->d.H, CFG(n)->d.causal ? " causal" : "");
+}
+
+static herd_status attn_onnx(onnx_exporter *x, const node *n) {
+    (void)n;
+    return onnx_fail(x, "attention: the ONNX export writes (N,C,H,W) and (N,F) tensors only");
+}
+
+static void attn_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    snprintf(buf, size, "attention %d%s", CFG(n)->d.H, CFG(n)->d.causal ? " causal=1" : "");
+}
+
+static const char *const attn_keywords[] = {"attention", NULL};
+static const char *const attn_positional[] = {"heads", NULL};
+
+const layer_kind layer_attention = {
+    .name = "attention", .keywords = attn_keywords, .positional = attn_positional, .min_inputs = 1, .max_inputs = 1,
+    .build = attn_build, .plan = attn_plan, .forward = attn_forward, .backward = attn_backward,
+    .backward_reads = layer_reads_input, .flops = attn_flops, .describe = attn_describe, .onnx_export = attn_onnx,
+    .spec = attn_spec,
+};
