@@ -83,4 +83,10 @@ cp "$TMP/lin.safetensors" "$TMP/keep.safetensors"
 expect_exit 1 "unwritable save path" -- "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 1 --save "$TMP/no/dir/w.safetensors"
 cmp -s "$TMP/lin.safetensors" "$TMP/keep.safetensors" && pass || fail "earlier weights file changed"
 
+# srun with Slurm's default --mpi=none: every task would train alone as rank 0 of 1
+if "$HERD" --version 2>/dev/null | grep -q "mpi: yes" || [ -n "$(command -v mpirun)" ]; then
+    SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 expect_exit 1 "srun --mpi=none" -- "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 1
+    expect_err_line "srun --mpi=none" "srun started 2 tasks, but they cannot reach each other through MPI"
+fi
+
 summary

@@ -155,7 +155,8 @@ void herd_fault_point(const char *name);
  * process of world rank `rank` after its step-th step (src/core/fault.c has the grammar). */
 void herd_fault_step(int rank, int64_t step);
 
-/* Number of online CPUs (>= 1). */
+/* CPUs this process may run on (its affinity mask: srun, taskset and cpusets may bind fewer than
+ * are online), >= 1. */
 int herd_cpu_count(void);
 /* Monotonic seconds. */
 double herd_now(void);

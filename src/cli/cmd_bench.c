@@ -142,7 +142,7 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
-    threads = cli_threads(threads, rank);
+    threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
     int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, mode_i == 1 ? CLI_PLAN_INFERENCE : CLI_PLAN_TRAIN, &m);
     if (rc) goto fail_quiet;

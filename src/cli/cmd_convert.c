@@ -73,7 +73,7 @@ int cmd_convert(int argc, char **argv) {
     int rc = 1;
     convert_ui ui = {0};
     herd_shard_write_options wo = {.dtype = kind == 1 ? HERD_SHARD_U8 : kind == 2 ? HERD_SHARD_F32 : 0,
-                                   .threads = cli_threads(threads, 0), .resume = resume, .skip_bad = skip_bad,
+                                   .threads = cli_threads(threads, 0, 1), .resume = resume, .skip_bad = skip_bad,
                                    .on_skip = on_skip, .on_shard = on_shard, .ctx = &ui};
     double t0 = herd_now();
     if (herd_data_open_with(pos[0], &shape, &train, &test, &err)) {

@@ -34,7 +34,7 @@ int cmd_eval(int argc, char **argv) {
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL, *raw = NULL;
     herd_error err = {0};
-    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0), 0, CLI_PLAN_INFERENCE, &m);
+    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
     if (rc) return rc;
     rc = 1;
     int want_test = strcmp(split, "test") == 0;

@@ -83,7 +83,7 @@ int cmd_predict(int argc, char **argv) {
     float *rows = NULL;
     predict_src src = {0};
     herd_error err = {0};
-    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0), 0, CLI_PLAN_INFERENCE, &m);
+    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
     if (rc) return rc;
     rc = 1;
     int c, h, w;

@@ -428,7 +428,7 @@ int cmd_train(int argc, char **argv) {
     /* every output location is checked before training, so none fails after it */
     if (save && cli_check_output(save, "--save", &err)) goto fail;
     if (trace_path && rank == 0 && cli_check_output(trace_path, "--trace", &err)) goto fail;
-    threads = cli_threads(threads, rank);
+    threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
     if (groups < 1) groups = 1;
     int local_batch = (batch + groups - 1) / groups;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "herd/core.h"
 
@@ -156,9 +157,15 @@ int cli_choice(const char *option, const char *value, const char *const *choices
     return -1;
 }
 
-int cli_threads(int requested, int rank) {
+int cli_threads(int requested, int rank, int local_ranks) {
     int cores = herd_cpu_count();
-    if (requested <= 0) return cores;
+    /* ranks sharing this host share its cores: a launcher that binds them (srun's default, taskset)
+     * already gave each its share (fewer cores than are online); unbound ranks (mpirun --bind-to
+     * none) divide the host's. herd train -n N passes --threads itself. */
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int bound = online > 0 && cores < online;
+    if (requested <= 0)
+        return local_ranks > 1 && !bound ? (cores / local_ranks > 0 ? cores / local_ranks : 1) : cores;
     if (requested > cores && rank == 0)
         fprintf(stderr, "herd: warning: --threads %d exceeds the %d online cores; expect slowdown\n", requested, cores);
     return requested;

@@ -40,8 +40,10 @@ void cli_error(const char *fmt, ...)
 #endif
     ;
 
-/* Default thread count: all online cores; warns on stderr (rank 0 only) when n exceeds them. */
-int cli_threads(int requested, int rank);
+/* The thread count for requested (<= 0: the default): the cores this process may use, divided
+ * among the local_ranks ranks of the job on this host unless the launcher bound each to its
+ * own; warns on stderr (rank 0 only) when requested exceeds them. */
+int cli_threads(int requested, int rank, int local_ranks);
 
 /* Index of value in the NULL-terminated choices; else prints "OPTION expects a, b or c,
  * found 'value'" and returns -1 (the caller exits 2). */

@@ -154,6 +154,9 @@ void herd_pool_for(herd_pool *p, int64_t n, herd_range_fn fn, void *ctx) {
 }
 
 int herd_cpu_count(void) {
+    /* the cores this process may run on: srun, taskset and cgroup cpusets bind fewer than are online */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

@@ -19,6 +19,8 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err);
 void herd_comm_close(herd_comm *c);
 int herd_comm_rank(const herd_comm *c);
 int herd_comm_size(const herd_comm *c);
+/* Ranks of the job on this host (1 in one process). */
+int herd_comm_local_size(const herd_comm *c);
 /* 1 when herd was built with MPI. */
 int herd_comm_has_mpi(void);
 /* 1 when this process looks started by an MPI launcher (environment variables). */

@@ -167,6 +167,7 @@ struct herd_comm {
     double timeout;
     MPI_Op bf16_sum;
     herd_comm_request reqs[MAX_REQUESTS];
+    int local_size; /* ranks of the job on this host (MPI_COMM_TYPE_SHARED) */
 };
 
 int herd_comm_has_mpi(void) { return 1; }
@@ -214,6 +215,15 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
     if (!c) return herd_fail(err, HERD_ENOMEM, "out of memory");
     c->timeout = timeout_s > 0 ? timeout_s : 60;
     c->size = 1;
+    /* srun with Slurm's default --mpi=none starts N tasks that each see only themselves */
+    const char *step_tasks = getenv("SLURM_STEP_NUM_TASKS");
+    int srun_tasks = step_tasks && getenv("SLURM_PROCID") ? atoi(step_tasks) : 0;
+    if (srun_tasks > 1 && !herd_comm_launched()) {
+        free(c);
+        return herd_fail(err, HERD_EUNSUPPORTED, "srun started %d tasks, but they cannot reach each other through MPI "
+                         "(no PMI in their environment: Slurm's --mpi=none); run srun --mpi=pmix (or pmi2), or "
+                         "mpirun", srun_tasks);
+    }
     if (herd_comm_launched()) {
         int provided, rc;
         if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided)) != MPI_SUCCESS) {
@@ -236,13 +246,22 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
             int node_size;
             MPI_Comm_size(node, &node_size);
             c->one_host = node_size == c->size;
+            c->local_size = node_size;
             MPI_Comm_free(&node);
         }
         if (c->threads_ok) watch_start(c->comm, c->rank, c->size);
     }
+    if (srun_tasks > 1 && c->size != srun_tasks) {
+        herd_status st = herd_fail(err, HERD_EUNSUPPORTED, "srun started %d tasks but MPI joined %d of them; check "
+                                   "srun's --mpi= plugin", srun_tasks, c->size);
+        herd_comm_close(c);
+        return st;
+    }
     *out = c;
     return HERD_OK;
 }
+
+int herd_comm_local_size(const herd_comm *c) { return c->local_size > 0 ? c->local_size : 1; }
 
 static void *progress_main(void *arg) {
     herd_comm *c = arg;
