@@ -299,7 +299,7 @@ int cmd_train(int argc, char **argv) {
         {"--tb-grad-norms", OPT_FLAG, &tb_grad_norms_on, 0, 0, NULL, "--tensorboard --tb-every: also log grad_norm/LAYER (L2 norm of each layer's parameter gradients) and grad_norm/total at those steps", 0},
         {"--save", OPT_STR, &save, 0, 0, "FILE", "write the trained weights (safetensors) to FILE", 0},
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "start from these weights (safetensors) instead of random init", 0},
-        {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: bar on a terminal)", 0},
+        {"--progress", OPT_STR, &progress_mode, 0, 0, "MODE", "auto | bar | plain | none (auto: a bar on a terminal, plain lines under mpirun/srun)", 0},
         {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
         {"--checkpoint-dir", OPT_STR, &ckpt_dir, 0, 0, "DIR", "write checkpoints (safetensors: weights, optimizer state, position) into DIR", 0},
         {"--checkpoint-every", OPT_INT, &ckpt_every, 1, 1e9, "STEPS", "checkpoint every STEPS steps (default: once per epoch when --checkpoint-dir is given)", 0},
@@ -498,7 +498,9 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     if (test_each_epoch) ui.m = m, ui.test = test, ui.batch = local_batch, ui.strategy = strategy;
-    int tty = mode == 1 || (mode == 0 && isatty(STDOUT_FILENO));
+    /* auto: a bar on a terminal; under a launcher plain lines (mpirun hands ranks a pseudo-terminal
+     * even when its own output goes to a file, which then got one line of carriage returns) */
+    int tty = mode == 1 || (mode == 0 && !herd_comm_launched() && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
     if (!quiet)
         printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s)\n",

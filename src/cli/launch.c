@@ -59,9 +59,9 @@ int cli_launch_local(int argc, char **argv, int workers, int *rc) {
         args[k++] = th;
     }
     /* mpirun gives ranks a pseudo-terminal, so decide bar or plain lines from our own stdout */
-    if (!have_progress && !isatty(STDOUT_FILENO) && !strcmp(argv[1], "train")) {
+    if (!have_progress && !strcmp(argv[1], "train")) {
         args[k++] = "--progress";
-        args[k++] = "plain";
+        args[k++] = isatty(STDOUT_FILENO) ? "bar" : "plain";
     }
     args[k] = NULL;
     /* OpenMPI refuses to run as root unless told; the user asked for local workers, so we tell it here only */

@@ -172,9 +172,6 @@ struct herd_comm {
 
 int herd_comm_has_mpi(void) { return 1; }
 
-int herd_comm_launched(void) {
-    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
-}
 
 static void bf16_sum_fn(void *in, void *inout, int *len, MPI_Datatype *type) {
     (void)type;
