@@ -58,6 +58,10 @@ typedef struct herd_train_config {
     struct herd_trace *trace;
     /* when set, filled with the run's time per phase when herd_train returns */
     herd_train_phases *phases;
+    /* with a strategy: every this many steps (0 = never) the ranks' busy times (the wall time
+     * of the interval less the time waiting in the exchange) are gathered and the slowest rank
+     * is named through cb->notice on the writer rank, with its excess over the others' median */
+    int64_t straggler_every;
     /* herd_train reads batches through a loader (include/herd/data.h): prefetch threads,
      * cache, augmentation; the defaults (all 0) load each batch in the training thread */
     herd_loader_config loader;

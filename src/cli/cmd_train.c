@@ -263,7 +263,8 @@ int cmd_train(int argc, char **argv) {
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
-    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0;
+    int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0,
+        straggler_every = 0;
     const char *trace_path = NULL;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
@@ -295,6 +296,7 @@ int cmd_train(int argc, char **argv) {
         {"--val-split", OPT_FLOAT, &val_split, 0, 0.9, "F", "hold out the last fraction F of the training set for validation", 0},
         {"--log-json", OPT_STR, &log_json, 0, 0, "FILE", "append one JSON object per epoch to FILE", 0},
         {"--tensorboard", OPT_STR, &tensorboard, 0, 0, "DIR", "write TensorBoard scalars per epoch (train/val/test loss and accuracy, lr, images_per_second) to an event file in DIR", 0},
+        {"--straggler-report", OPT_INT, &straggler_every, 0, 1e9, "STEPS", "with several ranks: every STEPS steps name the slowest rank (busy time: the wall time less exchange waits) and its excess over the others' median; the per-rank table at the end (default 0: off)", 0},
         {"--tb-every", OPT_INT, &tb_every, 0, 1e9, "STEPS", "--tensorboard: also log train/running_loss (the epoch's running mean) every STEPS steps (default 0: off)", 0},
         {"--tb-grad-norms", OPT_FLAG, &tb_grad_norms_on, 0, 0, NULL, "--tensorboard --tb-every: also log grad_norm/LAYER (L2 norm of each layer's parameter gradients) and grad_norm/total at those steps", 0},
         {"--save", OPT_STR, &save, 0, 0, "FILE", "write the trained weights (safetensors) to FILE", 0},
@@ -521,6 +523,7 @@ int cmd_train(int argc, char **argv) {
     cfg.trace = trace;
     herd_train_phases phases = {0};
     cfg.phases = &phases;
+    cfg.straggler_every = straggler_every;
     cfg.loader = aug;
     cfg.loader.prefetch = prefetch, cfg.loader.threads = loader_threads, cfg.loader.seed = seed;
     cfg.loader.cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0;

@@ -296,6 +296,17 @@ herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error 
     return herd_comm_size(c) == 1 ? HERD_OK : herd_comm_allreduce_f64(c, v, n, err);
 }
 
+herd_status herd_strategy_gather(herd_strategy *s, const double *mine, int n, double *all, int max_ranks, int *ranks,
+                                 herd_error *err) {
+    herd_comm *c = s->ps ? s->workers : s->comm;
+    int size = herd_comm_size(c), rank = herd_comm_rank(c);
+    if (size > max_ranks) return herd_fail(err, HERD_EARG, "%d ranks do not fit a gather of %d", size, max_ranks);
+    *ranks = size;
+    memset(all, 0, (size_t)size * (size_t)n * sizeof *all);
+    memcpy(all + (size_t)rank * (size_t)n, mine, (size_t)n * sizeof *all);
+    return size == 1 ? HERD_OK : herd_comm_allreduce_f64(c, all, size * n, err); /* a sum of disjoint rows */
+}
+
 double herd_strategy_wait_seconds(const herd_strategy *s) { return s->wait_seconds; }
 
 int herd_strategy_deterministic_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups : 0; }

@@ -98,6 +98,11 @@ herd_status herd_strategy_serve(herd_strategy *s, const struct herd_optim_config
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err);
 /* Sums v[0..n) across ranks. */
 herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error *err);
+/* Every training rank's n values (mine) into all (ranks x n, in the order of the ranks that
+ * reduce metrics: every rank, or the parameter server's workers); *ranks = their number
+ * (all holds at most max_ranks rows). */
+herd_status herd_strategy_gather(herd_strategy *s, const double *mine, int n, double *all, int max_ranks, int *ranks,
+                                 herd_error *err);
 
 /* Records each gradient bucket's exchange into t (herd/trace.h); NULL stops. */
 struct herd_trace;

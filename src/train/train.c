@@ -1,6 +1,7 @@
 /* The training loop and evaluation. One step reads top to bottom: batch, forward, loss,
  * backward, clip, update; nothing is allocated inside it. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,6 +338,71 @@ static void epoch_figures(const herd_model *m, const herd_metrics *a, double *lo
     *auc = has & HERD_METRIC_AUC ? herd_metrics_value(a, HERD_METRIC_AUC) : -1;
 }
 
+/* ---- the straggler report ---- */
+#define STRAGGLER_MAX_RANKS 4096
+enum { ST_WORLD, ST_WALL, ST_BUSY, ST_DATA, ST_COMPUTE, ST_EXCHANGE, ST_N };
+
+typedef struct straggler {
+    double t0;               /* wall clock at the last report */
+    herd_train_phases last;  /* phases then */
+    double *all;             /* ranks x ST_N */
+} straggler;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Gathers every rank's times since the last report (totals when whole) and names the slowest
+ * rank by busy time (wall less exchange waits) against the median of the others. */
+static herd_status straggler_report(herd_trainer *t, straggler *r, int64_t steps, int whole,
+                                    const herd_train_callbacks *cb, herd_error *err) {
+    herd_strategy *s = t->cfg.strategy;
+    const herd_train_phases *p = &t->phases, *l = whole ? &(herd_train_phases){0} : &r->last;
+    double now = herd_now(), mine[ST_N];
+    mine[ST_WORLD] = herd_strategy_world_rank(s);
+    mine[ST_WALL] = now - r->t0;
+    mine[ST_DATA] = p->data - l->data;
+    mine[ST_COMPUTE] = p->compute - l->compute;
+    mine[ST_EXCHANGE] = p->exchange - l->exchange;
+    mine[ST_BUSY] = mine[ST_WALL] - mine[ST_EXCHANGE];
+    int n;
+    herd_status st = herd_strategy_gather(s, mine, ST_N, r->all, STRAGGLER_MAX_RANKS, &n, err);
+    if (!whole) r->t0 = herd_now(), r->last = *p; /* the next interval starts after the gather's own wait */
+    if (st || n < 2 || !herd_strategy_writer(s) || !cb || !cb->notice) return st;
+    char line[512];
+    if (whole) {
+        cb->notice(cb->user, "per-rank time over the run (s): rank   busy   data   compute   exchange wait");
+        for (int k = 0; k < n; k++) {
+            const double *v = r->all + (size_t)k * ST_N;
+            snprintf(line, sizeof line, "  rank %-4d %8.2f %8.2f %8.2f %8.2f", (int)v[ST_WORLD], v[ST_BUSY],
+                     v[ST_DATA], v[ST_COMPUTE], v[ST_EXCHANGE]);
+            cb->notice(cb->user, line);
+        }
+        return HERD_OK;
+    }
+    int slow = 0;
+    for (int k = 1; k < n; k++)
+        if (r->all[(size_t)k * ST_N + ST_BUSY] > r->all[(size_t)slow * ST_N + ST_BUSY]) slow = k;
+    double others[STRAGGLER_MAX_RANKS], waited = 0, wall = 0;
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+        if (k == slow) continue;
+        others[m++] = r->all[(size_t)k * ST_N + ST_BUSY];
+        waited += r->all[(size_t)k * ST_N + ST_EXCHANGE], wall += r->all[(size_t)k * ST_N + ST_WALL];
+    }
+    qsort(others, (size_t)m, sizeof *others, cmp_double);
+    double median = m % 2 ? others[m / 2] : 0.5 * (others[m / 2 - 1] + others[m / 2]);
+    const double *v = r->all + (size_t)slow * ST_N;
+    snprintf(line, sizeof line, "straggler report, steps %lld-%lld: rank %d is the slowest, busy %.3f s (data %.3f, "
+             "compute %.3f) against a median %.3f s of the other %d rank%s: +%.0f%%; they waited %.0f%% of the time "
+             "in the exchange", (long long)(t->step - steps + 1), (long long)t->step, (int)v[ST_WORLD], v[ST_BUSY],
+             v[ST_DATA], v[ST_COMPUTE], median, m, m == 1 ? "" : "s",
+             median > 0 ? 100.0 * (v[ST_BUSY] / median - 1.0) : 0.0, wall > 0 ? 100.0 * waited / wall : 0.0);
+    cb->notice(cb->user, line);
+    return HERD_OK;
+}
+
 herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
                        const herd_train_callbacks *cb, herd_error *err) {
     herd_status st;
@@ -352,6 +418,8 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         return st;
     }
     train_position start = {0, 0};
+    double t0_run = herd_now();
+    straggler strag = {.t0 = t0_run};
     herd_loader *loader = NULL;
     int lock_fd = -1;
     int64_t steps_run = 0; /* by this process, for test faults */
@@ -360,6 +428,11 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         goto done;
     t->loader = loader;
     t->data = train;
+    if (cfg->strategy && cfg->straggler_every > 0 &&
+        !(strag.all = malloc((size_t)STRAGGLER_MAX_RANKS * ST_N * sizeof *strag.all))) {
+        st = herd_fail(err, HERD_ENOMEM, "out of memory");
+        goto done;
+    }
     int writer = !cfg->strategy || herd_strategy_writer(cfg->strategy);
     char note[2048], path[4096];
     if (cfg->checkpoint_dir && writer &&
@@ -389,6 +462,9 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             t->load_step = s;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
             herd_fault_step(cfg->strategy ? herd_strategy_world_rank(cfg->strategy) : 0, ++steps_run); /* tests only */
+            if (strag.all && t->step % cfg->straggler_every == 0 &&
+                (st = straggler_report(t, &strag, cfg->straggler_every, 0, cb, err)))
+                break;
             skipped += r.skipped;
             if (cb && cb->step && acc->loss_units > 0)
                 cb->step(cb->user, s + 1, herd_metrics_loss(acc),
@@ -428,8 +504,13 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     }
     if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);
     if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
+    if (!st && strag.all) {
+        strag.t0 = t0_run;
+        st = straggler_report(t, &strag, t->step, 1, cb, err);
+    }
     if (cfg->phases) *cfg->phases = t->phases;
 done:
+    free(strag.all);
     checkpoint_dir_release(lock_fd);
     herd_loader_destroy(loader);
     herd_sampler_free(&sampler);
