@@ -43,7 +43,8 @@ expect_exit 0 "resume with a new --lr and more epochs (documented overrides)" --
 
 # ---- a truncated newest checkpoint: resume from the one before, and say so ----
 cp -r "$TMP/ck0" "$TMP/ck1"
-(HERD_TEST_FAULT=kill:0:14 "$HERD" train "${C[@]}" --checkpoint-dir "$TMP/cut" --checkpoint-every 4) >/dev/null 2>&1
+(HERD_TEST_FAULT=kill:0:14 "$HERD" train "${C[@]}" --checkpoint-dir "$TMP/cut" --checkpoint-every 4 \
+    --checkpoint-sync) >/dev/null 2>&1 # written before step 13, so checkpoint 12 is complete at the kill
 head -c 1000 "$TMP/cut/ckpt-0000000012.safetensors" >"$TMP/x" && mv "$TMP/x" "$TMP/cut/ckpt-0000000012.safetensors"
 expect_exit 0 "resume past a truncated checkpoint" -- "$HERD" train "${C[@]}" --resume "$TMP/cut" --save "$TMP/cut.st"
 expect_err_line "resume past a truncated checkpoint" "note: skipped 1 damaged checkpoint (newest: $TMP/cut/ckpt-0000000012.safetensors"
@@ -51,28 +52,42 @@ grep -q "resuming from $TMP/cut/ckpt-0000000008.safetensors" "$TMP/err" && pass 
 cmp -s "$TMP/straight.st" "$TMP/cut.st" && pass || fail "resume from the older checkpoint is not bit-identical"
 
 # ---- SIGINT: stop at a step boundary, no temp file, the last checkpoint named ----
-# Ctrl-C inside the 2nd checkpoint write (before its rename): the write completes, training
-# stops after that step, and the message says where the checkpoint is
+# Ctrl-C inside the 2nd checkpoint write (before its rename) of synchronous checkpoints: the
+# write completes, training stops after that step, and the message says where the checkpoint is
 HERD_TEST_FAULT=sigint:safetensors.before_rename:2 "$HERD" train "${C[@]}" --checkpoint-dir "$TMP/int" \
-    --checkpoint-every 4 >"$TMP/out" 2>"$TMP/err"
+    --checkpoint-every 4 --checkpoint-sync >"$TMP/out" 2>"$TMP/err"
 [ $? = 130 ] && pass || fail "SIGINT: exit $? (expected 130)"
 grep -q "^herd: stopped by SIGINT: stopped on request after step 8 of epoch 1; the last checkpoint is $TMP/int/ckpt-0000000008.safetensors (continue with --resume $TMP/int)" "$TMP/err" &&
     pass || fail "SIGINT message: $(cat "$TMP/err")"
 [ "$(tmp_files "$TMP/int")" = 0 ] && pass || fail "SIGINT left a temp file: $(ls -a "$TMP/int")"
 expect_exit 0 "resume after SIGINT" -- "$HERD" train "${C[@]}" --resume "$TMP/int" --save "$TMP/int.st"
 cmp -s "$TMP/straight.st" "$TMP/int.st" && pass || fail "resume after SIGINT is not bit-identical"
+# the same Ctrl-C in the background thread's write (the default): training goes on to the next
+# step boundary, waits for the write in flight and any checkpoint due, and names the last one
+HERD_TEST_FAULT=sigint:safetensors.before_rename:2 "$HERD" train "${C[@]}" --checkpoint-dir "$TMP/inta" \
+    --checkpoint-every 4 >"$TMP/out" 2>"$TMP/err"
+[ $? = 130 ] && pass || fail "SIGINT (background write): exit $? (expected 130)"
+last=$(sed -n 's/.*the last checkpoint is \([^ ]*\) (continue.*/\1/p' "$TMP/err")
+[ -n "$last" ] && [ -f "$last" ] && [ "$last" = "$TMP/inta/$(ls "$TMP/inta" | grep '^ckpt-' | tail -1)" ] && pass ||
+    fail "SIGINT (background write): the named checkpoint '$last' is not the newest file: $(ls -a "$TMP/inta"; cat "$TMP/err")"
+[ "$(tmp_files "$TMP/inta")" = 0 ] && pass || fail "SIGINT (background write) left a temp file: $(ls -a "$TMP/inta")"
+expect_exit 0 "resume after SIGINT (background write)" -- "$HERD" train "${C[@]}" --resume "$TMP/inta" --save "$TMP/inta.st"
+cmp -s "$TMP/straight.st" "$TMP/inta.st" && pass || fail "resume after SIGINT (background write) is not bit-identical"
 # a second Ctrl-C in the same write: stop at once, the temp file removed, the previous checkpoint kept
 HERD_TEST_FAULT=sigint2:safetensors.before_rename:2 "$HERD" train "${C[@]}" --checkpoint-dir "$TMP/int2" \
-    --checkpoint-every 4 >"$TMP/out" 2>"$TMP/err"
+    --checkpoint-every 4 --checkpoint-sync >"$TMP/out" 2>"$TMP/err"
 [ $? = 130 ] && pass || fail "second SIGINT: exit $? (expected 130)"
 grep -q "stopped at once" "$TMP/err" && pass || fail "second SIGINT message: $(cat "$TMP/err")"
 [ "$(tmp_files "$TMP/int2")" = 0 ] && pass || fail "second SIGINT left a temp file: $(ls -a "$TMP/int2")"
 [ "$(ls "$TMP/int2" | grep '^ckpt-')" = ckpt-0000000004.safetensors ] && pass || fail "checkpoints: $(ls "$TMP/int2")"
-# a kill -9 inside a write leaves its temp file: the next run into the directory removes it
+# a kill -9 inside a write (the background thread's) leaves its temp file and the checkpoint before
+# it intact: the next run into the directory removes the temp file and resumes bit-identically
 (HERD_TEST_FAULT=crash:safetensors.before_rename:2 "$HERD" train "${C[@]}" --checkpoint-dir "$TMP/crash" \
     --checkpoint-every 4) >/dev/null 2>&1
 [ "$(tmp_files "$TMP/crash")" = 1 ] && pass || fail "the crash left no temp file to clean: $(ls -a "$TMP/crash")"
-expect_exit 0 "resume after a crash in a write" -- "$HERD" train "${C[@]}" --resume "$TMP/crash"
+[ "$(ls "$TMP/crash" | grep 'safetensors$')" = ckpt-0000000004.safetensors ] && pass || fail "after the crash: $(ls "$TMP/crash")"
+expect_exit 0 "resume after a crash in a write" -- "$HERD" train "${C[@]}" --resume "$TMP/crash" --save "$TMP/crash.st"
+cmp -s "$TMP/straight.st" "$TMP/crash.st" && pass || fail "resume after a crash in a background write is not bit-identical"
 grep -q "note: removed 1 unfinished checkpoint temp file left in $TMP/crash" "$TMP/err" && pass || fail "$(cat "$TMP/err")"
 [ "$(tmp_files "$TMP/crash")" = 0 ] && pass || fail "stale temp file not removed: $(ls -a "$TMP/crash")"
 

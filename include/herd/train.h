@@ -25,6 +25,8 @@ typedef struct herd_train_phases {
     double compute;  /* forward, loss, backward (pipeline: the whole micro-batch schedule) */
     double exchange; /* waiting for gradient exchange or parameter-server pushes */
     double update;   /* clipping and the optimizer */
+    double checkpoint; /* the loop held up by checkpoints (copying the state, a write still going) */
+    double checkpoint_end; /* waiting at the end (or a stop) for the last background write */
     int64_t steps, samples;
 } herd_train_phases;
 
@@ -51,6 +53,9 @@ typedef struct herd_train_config {
     int64_t checkpoint_every;
     int keep_checkpoints;
     int resume;
+    /* 0: a checkpoint is a copy of the state at the step boundary that a background thread
+     * writes while training goes on (at most one in flight); 1: written before the next step */
+    int checkpoint_sync;
     /* a NaN/Inf loss or gradient: 0 stops with HERD_ENUMERIC naming the first layer that went
      * non-finite (the last checkpoint stays the one before it); 1 skips that step's update */
     int skip_nonfinite;

@@ -227,6 +227,9 @@ static void print_run_summary(const herd_train_phases *p, double seconds, int wo
            100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
     printf("  peak memory %.1f MiB (planned activations %.1f MiB)\n", ru.ru_maxrss / 1024.0,
            herd_model_planned_bytes(m) / 1048576.0);
+    if (p->checkpoint > 0 || p->checkpoint_end > 0)
+        printf("  checkpoints held the training loop %.3f s (and %.3f s at the end, for the last background "
+               "write)\n", p->checkpoint, p->checkpoint_end);
 }
 
 /* The job's layout: everything checkable from the options and the spec alone, so the same
@@ -264,7 +267,7 @@ int cmd_train(int argc, char **argv) {
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0,
-        straggler_every = 0;
+        straggler_every = 0, ckpt_sync = 0;
     const char *trace_path = NULL;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
@@ -305,6 +308,7 @@ int cmd_train(int argc, char **argv) {
         {"--test-each-epoch", OPT_FLAG, &test_each_epoch, 0, 0, NULL, "also evaluate the test split after every epoch (printed and logged; not used for training)", 0},
         {"--checkpoint-dir", OPT_STR, &ckpt_dir, 0, 0, "DIR", "write checkpoints (safetensors: weights, optimizer state, position) into DIR", 0},
         {"--checkpoint-every", OPT_INT, &ckpt_every, 1, 1e9, "STEPS", "checkpoint every STEPS steps (default: once per epoch when --checkpoint-dir is given)", 0},
+        {"--checkpoint-sync", OPT_FLAG, &ckpt_sync, 0, 0, NULL, "write each checkpoint before the next step (default: copy the state at the step boundary and write it in a background thread, one in flight)", 0},
         {"--keep-checkpoints", OPT_INT, &keep_ckpt, 0, 1e6, "K", "keep the newest K checkpoints (default 3, 0 = all)", 0},
         {"--resume", OPT_STR, &resume, 0, 0, "DIR", "continue exactly from the newest checkpoint in DIR (also checkpoints there)", 0},
         {"--on-nan", OPT_STR, &on_nan, 0, 0, "MODE", "a NaN/Inf loss or gradient: stop (default; names the first layer that went non-finite) or skip-step", 0},
@@ -518,6 +522,7 @@ int cmd_train(int argc, char **argv) {
     cfg.checkpoint_dir = ckpt_dir;
     cfg.checkpoint_every = ckpt_dir ? (ckpt_every > 0 ? ckpt_every : (fit->n + batch - 1) / batch) : 0;
     cfg.keep_checkpoints = keep_ckpt;
+    cfg.checkpoint_sync = ckpt_sync;
     cfg.resume = resume != NULL;
     cfg.skip_nonfinite = nan_mode == 1;
     cfg.trace = trace;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,51 +118,262 @@ static void checkpoint_identity(const herd_trainer *t, ckpt_identity *id) {
     else snprintf(id->deterministic, sizeof id->deterministic, "off");
 }
 
-herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_position *pos, int keep,
-                            char *saved, size_t saved_size, herd_error *err) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return herd_fail(err, HERD_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
-    const herd_model *m = t->m;
+/* One checkpoint to write: the tensors (pointing at the live state, or at a snapshot of it) and
+ * the metadata, its strings owned here so a background thread can write it while training goes
+ * on. */
+typedef struct ckpt_job {
+    char dir[4096];
+    int keep;
+    int64_t step;
     herd_tensor_ref refs[HERD_MAX_PARAMS + 2];
-    int n = model_registry_refs(m, refs);
-    if (t->opt.m) refs[n++] = (herd_tensor_ref){.name = "optimizer.m", .dtype = HERD_F32, .ndim = 1,
-                                                .shape = {t->opt.n}, .data = t->opt.m};
-    if (t->opt.v) refs[n++] = (herd_tensor_ref){.name = "optimizer.v", .dtype = HERD_F32, .ndim = 1,
-                                                .shape = {t->opt.n}, .data = t->opt.v};
-    char epoch[24], step_in_epoch[24], global[24], opt_t[24], batch[24], seed[24];
-    snprintf(epoch, sizeof epoch, "%" PRId64, pos->epoch);
-    snprintf(step_in_epoch, sizeof step_in_epoch, "%" PRId64, pos->step_in_epoch);
-    snprintf(global, sizeof global, "%" PRId64, t->step);
-    snprintf(opt_t, sizeof opt_t, "%" PRId64, t->opt.t);
-    snprintf(batch, sizeof batch, "%d", t->cfg.batch);
-    snprintf(seed, sizeof seed, "%" PRIu64, t->cfg.seed);
+    int n;
+    char epoch[24], step_in_epoch[24], global[24], opt_t[24], batch[24], seed[24], optimizer[32], model[512];
     ckpt_identity id;
-    checkpoint_identity(t, &id);
-    const char *meta[34] = {"format", "herd-checkpoint-1", "model", m->source, "epoch", epoch,
-                            "step_in_epoch", step_in_epoch, "global_step", global, "optimizer", t->cfg.optimizer,
-                            "optimizer_t", opt_t, "batch", batch, "seed", seed,
-                            "model_hash", id.model, "data", id.data, "samples", id.samples,
-                            "deterministic", id.deterministic};
-    char *owned[2], path[4096];
-    int extra = model_norm_meta(m, meta + 26, owned); /* so the file also serves as --weights for eval */
+    const char *meta[34];
+    int n_meta;
+    char *owned[2];
+} ckpt_job;
+
+static void job_free(ckpt_job *j) {
+    free(j->owned[0]), free(j->owned[1]);
+    j->owned[0] = j->owned[1] = NULL;
+}
+
+static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t, const train_position *pos, int keep,
+                            herd_error *err) {
+    const herd_model *m = t->m;
+    snprintf(j->dir, sizeof j->dir, "%s", dir);
+    j->keep = keep;
+    j->step = t->step;
+    j->n = model_registry_refs(m, j->refs);
+    if (t->opt.m) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.m", .dtype = HERD_F32, .ndim = 1,
+                                                      .shape = {t->opt.n}, .data = t->opt.m};
+    if (t->opt.v) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.v", .dtype = HERD_F32, .ndim = 1,
+                                                      .shape = {t->opt.n}, .data = t->opt.v};
+    snprintf(j->epoch, sizeof j->epoch, "%" PRId64, pos->epoch);
+    snprintf(j->step_in_epoch, sizeof j->step_in_epoch, "%" PRId64, pos->step_in_epoch);
+    snprintf(j->global, sizeof j->global, "%" PRId64, t->step);
+    snprintf(j->opt_t, sizeof j->opt_t, "%" PRId64, t->opt.t);
+    snprintf(j->batch, sizeof j->batch, "%d", t->cfg.batch);
+    snprintf(j->seed, sizeof j->seed, "%" PRIu64, t->cfg.seed);
+    snprintf(j->optimizer, sizeof j->optimizer, "%s", t->cfg.optimizer);
+    snprintf(j->model, sizeof j->model, "%s", m->source);
+    checkpoint_identity(t, &j->id);
+    const char *meta[26] = {"format", "herd-checkpoint-1", "model", j->model, "epoch", j->epoch,
+                            "step_in_epoch", j->step_in_epoch, "global_step", j->global, "optimizer", j->optimizer,
+                            "optimizer_t", j->opt_t, "batch", j->batch, "seed", j->seed,
+                            "model_hash", j->id.model, "data", j->id.data, "samples", j->id.samples,
+                            "deterministic", j->id.deterministic};
+    memcpy(j->meta, meta, sizeof meta);
+    int extra = model_norm_meta(m, j->meta + 26, j->owned); /* so the file also serves as --weights for eval */
     if (extra < 0) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
-    ckpt_path(path, sizeof path, dir, t->step);
-    herd_status st = herd_safetensors_write(path, refs, n, meta, 13 + extra, err);
-    free(owned[0]), free(owned[1]);
+    j->n_meta = 13 + extra;
+    return HERD_OK;
+}
+
+/* Writes the job's file atomically, then keeps the newest `keep`: only files herd named, never
+ * anything else in the directory; the directory is this run's alone (checkpoint_dir_claim), so
+ * every checkpoint in it is ours. */
+static herd_status job_write(const ckpt_job *j, char *saved, size_t saved_size, herd_error *err) {
+    char path[sizeof j->dir + 64];
+    ckpt_path(path, sizeof path, j->dir, j->step);
+    herd_status st = herd_safetensors_write(path, j->refs, j->n, j->meta, j->n_meta, err);
     if (st) return st;
     if (saved) snprintf(saved, saved_size, "%s", path);
-    /* keep the newest `keep`: only files herd named, never anything else in the directory; the
-     * directory is this run's alone (checkpoint_dir_claim), so every checkpoint in it is ours */
     int64_t *steps;
     int count;
-    if (keep > 0 && list_checkpoints(dir, &steps, &count, err) == HERD_OK) {
-        for (int i = keep; i < count; i++) {
-            ckpt_path(path, sizeof path, dir, steps[i]);
+    if (j->keep > 0 && list_checkpoints(j->dir, &steps, &count, err) == HERD_OK) {
+        for (int i = j->keep; i < count; i++) {
+            ckpt_path(path, sizeof path, j->dir, steps[i]);
             remove(path);
         }
         free(steps);
     }
     return HERD_OK;
+}
+
+herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_position *pos, int keep,
+                            char *saved, size_t saved_size, herd_error *err) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return herd_fail(err, HERD_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
+    ckpt_job *j = calloc(1, sizeof *j);
+    if (!j) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
+    herd_status st = job_make(j, dir, t, pos, keep, err);
+    if (!st) st = job_write(j, saved, saved_size, err);
+    job_free(j);
+    free(j);
+    return st;
+}
+
+/* ---- checkpoints written in the background ---- */
+/* Values of a checkpoint tensor (all are f32: parameters, buffers, optimizer moments). */
+static size_t ref_numel(const herd_tensor_ref *r) {
+    size_t k = 1;
+    for (int d = 0; d < r->ndim; d++) k *= (size_t)r->shape[d];
+    return k;
+}
+
+struct ckpt_writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int busy, quit, started;
+    ckpt_job job;
+    float *snapshot;   /* params, buffers, optimizer m, v: copied at the step boundary */
+    herd_pool *pool;   /* the model's threads copy it */
+    size_t snapshot_floats;
+    herd_status status; /* of the last write, until the owner collects it */
+    herd_error err;
+    char written[4096]; /* its file ("" when it failed or none finished) */
+    double blocked;     /* seconds the training loop waited at checkpoints: copies, a previous write */
+    double final_wait;  /* seconds checkpoint_writer_wait waited for the last write */
+};
+
+static void *writer_main(void *arg) {
+    ckpt_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->busy && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->busy) break;
+        pthread_mutex_unlock(&w->mu);
+        herd_error err = {0};
+        char written[4096] = "";
+        herd_status st = job_write(&w->job, written, sizeof written, &err);
+        pthread_mutex_lock(&w->mu);
+        w->status = st, w->err = err;
+        memcpy(w->written, written, sizeof written);
+        job_free(&w->job);
+        w->busy = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+herd_status checkpoint_writer_create(ckpt_writer **out, const herd_trainer *t, herd_error *err) {
+    ckpt_writer *w = calloc(1, sizeof *w);
+    if (!w) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    /* the snapshot is allocated and its pages touched now, so a checkpoint costs the loop one copy */
+    int64_t np, nb;
+    herd_model_params(t->m, &np);
+    herd_model_buffers(t->m, &nb);
+    w->snapshot_floats = (size_t)(np + nb) + (t->opt.m ? (size_t)t->opt.n : 0) + (t->opt.v ? (size_t)t->opt.n : 0);
+    if (!(w->snapshot = herd_aligned_alloc((w->snapshot_floats ? w->snapshot_floats : 1) * sizeof(float)))) {
+        double mb = (double)w->snapshot_floats * 4 / 1e6;
+        free(w);
+        return herd_fail(err, HERD_ENOMEM, "no memory for a %.1f MB checkpoint snapshot", mb);
+    }
+    memset(w->snapshot, 0, w->snapshot_floats * sizeof(float));
+    w->pool = herd_model_pool(t->m);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w->snapshot);
+        free(w);
+        return herd_fail(err, HERD_EIO, "cannot start the checkpoint writer thread");
+    }
+    w->started = 1;
+    *out = w;
+    return HERD_OK;
+}
+
+/* Waits for the write in flight (under mu); its outcome into saved and the return value. */
+static herd_status writer_collect(ckpt_writer *w, char *saved, size_t saved_size, herd_error *err) {
+    while (w->busy) pthread_cond_wait(&w->cv, &w->mu);
+    herd_status st = w->status;
+    if (st && err) *err = w->err;
+    if (saved && saved_size) snprintf(saved, saved_size, "%s", w->written);
+    w->status = HERD_OK;
+    w->written[0] = 0;
+    return st;
+}
+
+herd_status checkpoint_writer_wait(ckpt_writer *w, char *saved, size_t saved_size, herd_error *err) {
+    if (saved && saved_size) saved[0] = 0;
+    if (!w) return HERD_OK;
+    double t0 = herd_now();
+    pthread_mutex_lock(&w->mu);
+    herd_status st = writer_collect(w, saved, saved_size, err);
+    pthread_mutex_unlock(&w->mu);
+    w->final_wait += herd_now() - t0;
+    return st;
+}
+
+/* The job's tensors laid end to end into the snapshot, in chunks of COPY_CHUNK floats spread
+ * over the model's threads (one thread alone does not reach the memory bandwidth). */
+#define COPY_CHUNK ((size_t)1 << 20)
+typedef struct copy_job {
+    const ckpt_job *job;
+    float *dst;
+} copy_job;
+
+static void copy_range(void *ctx, int64_t lo, int64_t hi, int thread) {
+    (void)thread;
+    const copy_job *c = ctx;
+    size_t from = (size_t)lo * COPY_CHUNK, to = (size_t)hi * COPY_CHUNK, at = 0;
+    for (int i = 0; i < c->job->n && at < to; i++) { /* tensor i holds floats [at, at + k) of the snapshot */
+        size_t k = ref_numel(&c->job->refs[i]), a = from > at ? from : at, b = to < at + k ? to : at + k;
+        if (a < b) memcpy(c->dst + a, (const float *)c->job->refs[i].data + (a - at), (b - a) * sizeof(float));
+        at += k;
+    }
+}
+
+herd_status checkpoint_save_async(ckpt_writer *w, const char *dir, const herd_trainer *t, const train_position *pos,
+                                  int keep, char *saved, size_t saved_size, herd_error *err) {
+    double t0 = herd_now();
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return herd_fail(err, HERD_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
+    pthread_mutex_lock(&w->mu);
+    herd_status st = writer_collect(w, saved, saved_size, err); /* at most one in flight */
+    if (!st) st = job_make(&w->job, dir, t, pos, keep, err);
+    size_t need = 0;
+    for (int i = 0; !st && i < w->job.n; i++) need += ref_numel(&w->job.refs[i]);
+    if (!st && need > w->snapshot_floats) {
+        free(w->snapshot);
+        w->snapshot_floats = 0;
+        if (!(w->snapshot = herd_aligned_alloc(need * sizeof(float))))
+            st = herd_fail(err, HERD_ENOMEM, "%s: no memory for a %.1f MB checkpoint snapshot", dir,
+                           (double)need * 4 / 1e6);
+        else
+            w->snapshot_floats = need;
+    }
+    if (!st) { /* the copy: the training loop may change the state as soon as this returns */
+        copy_job c = {.job = &w->job, .dst = w->snapshot};
+        herd_pool_for(w->pool, (int64_t)((need + COPY_CHUNK - 1) / COPY_CHUNK), copy_range, &c);
+        float *p = w->snapshot;
+        for (int i = 0; i < w->job.n; i++) {
+            w->job.refs[i].data = p;
+            p += ref_numel(&w->job.refs[i]);
+        }
+        w->busy = 1;
+        pthread_cond_broadcast(&w->cv);
+    } else {
+        job_free(&w->job);
+    }
+    pthread_mutex_unlock(&w->mu);
+    w->blocked += herd_now() - t0;
+    return st;
+}
+
+double checkpoint_writer_blocked(const ckpt_writer *w, double *final_wait) {
+    if (final_wait) *final_wait = w ? w->final_wait : 0;
+    return w ? w->blocked : 0;
+}
+
+void checkpoint_writer_destroy(ckpt_writer *w) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    while (w->busy) pthread_cond_wait(&w->cv, &w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->snapshot);
+    free(w);
 }
 
 /* A temp file a checkpoint write left behind (killed before its rename): ckpt-*.safetensors.tmp.* */

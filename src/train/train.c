@@ -420,6 +420,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     train_position start = {0, 0};
     double t0_run = herd_now();
     straggler strag = {.t0 = t0_run};
+    ckpt_writer *cw = NULL;
     herd_loader *loader = NULL;
     int lock_fd = -1;
     int64_t steps_run = 0; /* by this process, for test faults */
@@ -439,6 +440,9 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         (st = checkpoint_dir_claim(cfg->checkpoint_dir, cfg->resume, &lock_fd, note, sizeof note, err)))
         goto done;
     if (cfg->checkpoint_dir && writer && note[0] && cb && cb->notice) cb->notice(cb->user, note);
+    if (cfg->checkpoint_dir && writer && cfg->checkpoint_every > 0 && !cfg->checkpoint_sync &&
+        (st = checkpoint_writer_create(&cw, t, err)))
+        goto done;
     if (cfg->resume) {
         if ((st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, path, sizeof path, note, sizeof note, err)))
             goto done;
@@ -474,12 +478,20 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                 train_position pos = {epoch - 1, s + 1};
                 if (cfg->strategy && (st = herd_strategy_sync_checkpoint(cfg->strategy, t->opt.m, t->opt.v, err)))
                     break;
-                if (writer && (st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
-                                                    sizeof path, err)))
-                    break;
-                if (writer && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
+                if (writer && cw) { /* the copy now, the write in the background; the one before is done */
+                    st = checkpoint_save_async(cw, cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
+                                               sizeof path, err);
+                } else if (writer) {
+                    double c0 = herd_now();
+                    st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path, sizeof path, err);
+                    t->phases.checkpoint += herd_now() - c0;
+                }
+                if (st) break;
+                if (writer && path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
             }
             if (writer && cfg->stop && *cfg->stop) { /* a step boundary: the checkpoint due is written */
+                if ((st = checkpoint_writer_wait(cw, path, sizeof path, err))) break;
+                if (path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
                 st = herd_fail(err, HERD_ESTOPPED, "stopped on request after step %lld of epoch %d",
                                (long long)(s + 1), epoch);
                 break;
@@ -503,13 +515,19 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
     if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);
+    if (!st && cw) { /* the last write in flight */
+        st = checkpoint_writer_wait(cw, path, sizeof path, err);
+        if (!st && path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
+    }
     if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
     if (!st && strag.all) {
         strag.t0 = t0_run;
         st = straggler_report(t, &strag, t->step, 1, cb, err);
     }
+    t->phases.checkpoint += checkpoint_writer_blocked(cw, &t->phases.checkpoint_end);
     if (cfg->phases) *cfg->phases = t->phases;
 done:
+    checkpoint_writer_destroy(cw); /* a write still going (an error ended the run) is finished first */
     free(strag.all);
     checkpoint_dir_release(lock_fd);
     herd_loader_destroy(loader);

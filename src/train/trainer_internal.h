@@ -39,6 +39,19 @@ herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_
  * path loaded goes to loaded. */
 herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, char *loaded,
                                    size_t loaded_size, char *note, size_t note_size, herd_error *err);
+/* Checkpoints written by a background thread: checkpoint_save_async waits for the write in
+ * flight (at most one; its file or its error comes back then), copies the state into a
+ * snapshot and hands it to the thread, so the training loop only waits for the copy.
+ * checkpoint_writer_wait collects the last write (before stopping or finishing). The time the
+ * loop spent in both is checkpoint_writer_blocked. */
+typedef struct ckpt_writer ckpt_writer;
+herd_status checkpoint_writer_create(ckpt_writer **out, const herd_trainer *t, herd_error *err);
+herd_status checkpoint_save_async(ckpt_writer *w, const char *dir, const herd_trainer *t, const train_position *pos,
+                                  int keep, char *saved, size_t saved_size, herd_error *err);
+herd_status checkpoint_writer_wait(ckpt_writer *w, char *saved, size_t saved_size, herd_error *err);
+double checkpoint_writer_blocked(const ckpt_writer *w, double *final_wait);
+void checkpoint_writer_destroy(ckpt_writer *w);
+
 /* Makes DIR this run's: creates it, takes DIR/.herd-lock (flock, held until
  * checkpoint_dir_release) or fails naming the run that holds it, refuses a fresh run
  * (resume = 0) when DIR already holds checkpoints, and removes the temp files of
