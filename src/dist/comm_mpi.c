@@ -218,8 +218,7 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
     if (srun_tasks > 1 && !herd_comm_launched()) {
         free(c);
         return herd_fail(err, HERD_EUNSUPPORTED, "srun started %d tasks, but they cannot reach each other through MPI "
-                         "(no PMI in their environment: Slurm's --mpi=none); run srun --mpi=pmix (or pmi2), or "
-                         "mpirun", srun_tasks);
+                         "(no PMI in their environment: Slurm's --mpi=none); run srun --mpi=pmix, or mpirun", srun_tasks);
     }
     if (herd_comm_launched()) {
         int provided, rc;
