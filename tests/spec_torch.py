@@ -127,6 +127,8 @@ def build(path):
         elif kw == "reshape":
             dims = [int(v) for v in pos[0].split("x")]
             one = lambda x, P, dims=dims, **_: x.reshape(x.shape[0], *dims)
+        elif kw == "posemb":
+            one = lambda x, P, n=name, **_: x + P[n + ".weight"]
         elif kw == "attention":
             one = lambda x, P, h=int(pos[0]), c=o.get("causal", "0") == "1", **_: attention(x, h, c)
         elif kw == "softmax":

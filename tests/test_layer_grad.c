@@ -93,7 +93,7 @@ int main(void) {
                "conv 3 1 stride=2 from=a name=proj\navgpool 2 from=a\nadd main,proj,avgpool1 tanh\ngap name=g\n"
                "dense 4 from=g name=v1\ndense 2 from=g tanh name=v2\nconcat v1,v2\ndense 3\n", 2, "ref");
     /* attention (all keys, and causal) on both backends, dense per position, per-position labels */
-    const char *attn = "input 40\nreshape 5x8 name=x\ndense 24\nattention 2\ndense 8 tanh name=p\nadd x,p\n"
+    const char *attn = "input 40\nreshape 5x8\nposemb std=0.5 name=x\ndense 24\nattention 2\ndense 8 tanh name=p\nadd x,p\n"
                        "layernorm\ndense 18\nattention 3 causal=1\ndense 4\n";
     check_spec("attention (ref)", attn, 2, "ref");
     check_spec("attention (cpu)", attn, 3, "cpu");

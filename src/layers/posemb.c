@@ -1,0 +1,76 @@
+/* posemb [std=0.02]: a learned position embedding added to a (T, C) input, GPT-2's wpe: out[t]
+ * = in[t] + weight[t], weight (T, C) initialised N(0, std^2). PyTorch: x + wpe.weight[:T]. */
+#include <stdio.h>
+
+#include "layers/layer_common.h"
+
+typedef struct posemb_cfg {
+    float std;
+} posemb_cfg;
+_Static_assert(sizeof(posemb_cfg) <= LAYER_CFG_BYTES, "posemb config fits a node");
+#define CFG(n) ((const posemb_cfg *)(n)->cfg)
+
+static herd_status posemb_build(layer_build *b) {
+    posemb_cfg *cfg = (posemb_cfg *)b->n->cfg;
+    cfg->std = 0.02f;
+    herd_status st = lb_float(b, "std", "initial standard deviation", 0, 0, 100, &cfg->std);
+    if (st) return st;
+    int nd = lb_in_ndim(b, 0);
+    const int64_t *d = lb_in_dims(b, 0);
+    if (nd != 2) {
+        char s[64];
+        return lb_fail(b, HERD_ESHAPE, NULL, "posemb adds a position embedding to (T, C) positions, not %s",
+                       lb_shape_str(nd, d, s, sizeof s));
+    }
+    lb_set_shape(b, nd, d);
+    return lb_param(b, 0, "weight", 1, 2, d);
+}
+
+static void posemb_init(herd_model *m, node *n, uint64_t seed) {
+    float *w = node_param(m, n, 0);
+    herd_rng r;
+    herd_rng_init(&r, seed, 1000 + (uint64_t)n->param[0]); /* one stream per tensor */
+    for (int64_t i = 0; i < n->numel; i++) w[i] = CFG(n)->std * herd_rng_normal(&r);
+}
+
+static void posemb_forward(const layer_call *c) {
+    int64_t per = c->n->numel;
+    for (int b = 0; b < c->B; b++)
+        for (int64_t i = 0; i < per; i++) c->out[b * per + i] = c->in[0][b * per + i] + c->w[0][i];
+}
+
+static void posemb_backward(const layer_call *c) {
+    int64_t per = c->n->numel;
+    for (int b = 0; b < c->B; b++) {
+        const float *g = c->dout + b * per;
+        if (c->din[0])
+            for (int64_t i = 0; i < per; i++) c->din[0][b * per + i] += g[i];
+        if (c->dw[0])
+            for (int64_t i = 0; i < per; i++) c->dw[0][i] += g[i];
+    }
+}
+
+static int64_t posemb_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return n->numel;
+}
+
+static herd_status posemb_onnx(onnx_exporter *x, const node *n) {
+    (void)n;
+    return onnx_fail(x, "posemb: the ONNX export writes (N,C,H,W) and (N,F) tensors only");
+}
+
+static void posemb_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    char s[32];
+    if (CFG(n)->std != 0.02f) snprintf(buf, size, "posemb std=%s", layer_float_str(CFG(n)->std, s, sizeof s));
+    else snprintf(buf, size, "posemb");
+}
+
+static const char *const posemb_keywords[] = {"posemb", NULL};
+
+const layer_kind layer_posemb = {
+    .name = "posemb", .keywords = posemb_keywords, .min_inputs = 1, .max_inputs = 1, .build = posemb_build,
+    .init = posemb_init, .forward = posemb_forward, .backward = posemb_backward, .backward_reads = layer_reads_nothing,
+    .flops = posemb_flops, .onnx_export = posemb_onnx, .spec = posemb_spec,
+};
