@@ -189,7 +189,55 @@ static void test_names(void) {
     CHECK(herd_sched_kind_parse("linear", &s) == 0, "unknown schedule");
 }
 
+/* Decay ranges: inside them the update is the decayed one, outside it the one without decay,
+ * element for element bit-identical, for every kind; ranges covering everything change nothing;
+ * bad ranges are refused. */
+static void test_decay_ranges(void) {
+    enum { N = 50 };
+    const char *kinds[] = {"sgd", "momentum", "nesterov", "adam", "adamw"};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        herd_opt_kind kind;
+        herd_opt_kind_parse(kinds[k], &kind);
+        herd_optim_config c = herd_optim_defaults(kind), c0;
+        c.weight_decay = 0.1f;
+        c0 = c;
+        c0.weight_decay = 0.0f;
+        herd_optimizer full, none, part, all;
+        herd_error err = {0};
+        CHECK(herd_optimizer_init(&full, &c, N, &err) == HERD_OK && herd_optimizer_init(&none, &c0, N, &err) == HERD_OK &&
+                  herd_optimizer_init(&part, &c, N, &err) == HERD_OK && herd_optimizer_init(&all, &c, N, &err) == HERD_OK,
+              "%s", err.msg);
+        int64_t r[4] = {5, 20, 30, 31}, everything[2] = {0, N};
+        CHECK(herd_optimizer_set_decay_ranges(&part, r, 2, &err) == HERD_OK, "%s", err.msg);
+        CHECK(herd_optimizer_set_decay_ranges(&all, everything, 1, &err) == HERD_OK, "%s", err.msg);
+        float p[4][N], g[N];
+        for (int i = 0; i < N; i++) {
+            g[i] = 0.01f * (float)((i * 37) % 23 - 11);
+            for (int j = 0; j < 4; j++) p[j][i] = 0.5f + 0.01f * (float)((i * 13) % 17);
+        }
+        for (int step = 0; step < 3; step++) {
+            herd_optimizer_step(&full, p[0], g, 0.05f);
+            herd_optimizer_step(&none, p[1], g, 0.05f);
+            herd_optimizer_step(&part, p[2], g, 0.05f);
+            herd_optimizer_step(&all, p[3], g, 0.05f);
+        }
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            int decayed = (i >= 5 && i < 20) || i == 30;
+            bad += memcmp(&p[2][i], decayed ? &p[0][i] : &p[1][i], sizeof(float)) != 0;
+            bad += memcmp(&p[3][i], &p[0][i], sizeof(float)) != 0;
+        }
+        CHECK(bad == 0, "%s: %d elements differ from the decayed / undecayed updates", kinds[k], bad);
+        CHECK(memcmp(p[0], p[1], sizeof p[0]) != 0, "%s: the decay changed nothing (the test could not fail)", kinds[k]);
+        int64_t unsorted[4] = {10, 20, 5, 8};
+        CHECK(herd_optimizer_set_decay_ranges(&part, unsorted, 2, &err) == HERD_EARG && strstr(err.msg, "not sorted"),
+              "unsorted ranges: %s", err.msg);
+        herd_optimizer_free(&full), herd_optimizer_free(&none), herd_optimizer_free(&part), herd_optimizer_free(&all);
+    }
+}
+
 int main(void) {
+    test_decay_ranges();
     test_sgd_family();
     test_adam_family();
     test_update_range();

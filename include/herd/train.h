@@ -37,6 +37,10 @@ typedef struct herd_train_config {
     float lr;
     float momentum;          /* momentum/nesterov; <= 0 = default 0.9 */
     float weight_decay;
+    /* 1: weight decay only on parameters of 2 or more dims (dense and conv weights), none on
+     * biases, norms' scales and shifts, position embeddings' rows are matrices too; 0: on
+     * every parameter (torch.optim's default) */
+    int decay_matrices;
     const char *schedule;    /* constant | step | cosine (NULL = constant) */
     int64_t warmup_steps;    /* linear warm-up steps (0 = none) */
     int lr_step_epochs;      /* step schedule: decay every this many epochs */

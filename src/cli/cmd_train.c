@@ -263,7 +263,7 @@ static herd_status check_layout(const train_layout *l, const herd_model *m, int 
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu";
+    const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu", *decay = "all";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0,
@@ -287,6 +287,7 @@ int cmd_train(int argc, char **argv) {
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
+        {"--decay", OPT_STR, &decay, 0, 0, "WHICH", "which parameters --weight-decay applies to: all (default, as torch.optim) or matrices (weights of 2 or more dims: none on biases and norms, as GPT training does)", 0},
         {"--lr-schedule", OPT_STR, &schedule, 0, 0, "NAME", "learning-rate schedule: constant | step | cosine", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1e9, "STEPS", "linear learning-rate warm-up steps (default 0)", 0},
         {"--lr-step", OPT_INT, &lr_step, 1, 1e6, "EPOCHS", "step schedule: decay every EPOCHS epochs (default 1)", 0},
@@ -347,11 +348,13 @@ int cmd_train(int argc, char **argv) {
     int strat = cli_choice("--strategy", strategy_name, strategies), sched = cli_choice("--schedule", pipe_schedule, schedules);
     int nan_mode = cli_choice("--on-nan", on_nan, on_nans), bf16 = cli_choice("--grad-compress", compress, compressions);
     int mode = cli_choice("--progress", progress_mode, modes);
+    static const char *const decays[] = {"all", "matrices", NULL};
+    int decay_matrices = cli_choice("--decay", decay, decays);
     double norm_mean[16], norm_std[16];
     int norm_n = 0;
     herd_loader_config aug = {0};
     int norm = cli_normalize_mode(normalize, norm_mean, norm_std, 16, &norm_n);
-    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0 || norm < 0 || cli_augment(augment, &aug) < 0)
+    if (strat < 0 || sched < 0 || nan_mode < 0 || bf16 < 0 || mode < 0 || decay_matrices < 0 || norm < 0 || cli_augment(augment, &aug) < 0)
         return 2;
     int ps = strat == 1, pipeline = strat == 2, staleness = -1;
     if (strcmp(staleness_s, "inf") != 0) {
@@ -516,6 +519,7 @@ int cmd_train(int argc, char **argv) {
 
     herd_train_config cfg = herd_train_defaults();
     cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
+    cfg.decay_matrices = decay_matrices == 1;
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
     cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;
     cfg.strategy = strategy; /* one process is the strategy with one rank */

@@ -36,6 +36,10 @@ typedef struct herd_optimizer {
     int64_t t;  /* steps taken */
     float *m;   /* momentum / first moment (NULL for plain SGD) */
     float *v;   /* second moment (Adam/AdamW only) */
+    /* weight decay applies to these sorted, disjoint ranges [decay[2i], decay[2i+1]) only;
+     * NULL: everywhere (torch.optim's default) */
+    int64_t *decay;
+    int n_decay;
 } herd_optimizer;
 
 herd_status herd_optimizer_init(herd_optimizer *o, const herd_optim_config *cfg, int64_t n, herd_error *err);
@@ -49,6 +53,10 @@ void herd_optimizer_free(herd_optimizer *o);
  * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). Allocates nothing. */
 void herd_optimizer_update_range(herd_optimizer *o, float *params, const float *grads, int64_t begin, int64_t end,
                                  float lr, int64_t t);
+/* Weight decay only on the n_ranges ranges [ranges[2i], ranges[2i+1]) (sorted, disjoint, within
+ * [0, n); copied): a parameter group without decay for everything else, as torch's
+ * param_groups with weight_decay 0 for biases and norms. */
+herd_status herd_optimizer_set_decay_ranges(herd_optimizer *o, const int64_t *ranges, int n_ranges, herd_error *err);
 /* Whole buffer: increments o->t and updates [0, n). */
 void herd_optimizer_step(herd_optimizer *o, float *params, const float *grads, float lr);
 /* herd_optimizer_step split over the pool's threads in 64-byte-aligned ranges (NULL pool =

@@ -1,6 +1,7 @@
 /* SGD, heavy-ball and Nesterov momentum, Adam and AdamW over flat float buffers,
  * following torch.optim 1.13 (single-tensor path) operation by operation. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "optim/optim.h"
@@ -101,8 +102,24 @@ void herd_optimizer_free(herd_optimizer *o) {
     if (!o) return;
     herd_aligned_free(o->m);
     herd_aligned_free(o->v);
+    free(o->decay);
     o->m = NULL;
     o->v = NULL;
+    o->decay = NULL;
+    o->n_decay = 0;
+}
+
+herd_status herd_optimizer_set_decay_ranges(herd_optimizer *o, const int64_t *ranges, int n_ranges, herd_error *err) {
+    for (int i = 0; i < n_ranges; i++)
+        if (ranges[2 * i] < (i ? ranges[2 * i - 1] : 0) || ranges[2 * i + 1] < ranges[2 * i] || ranges[2 * i + 1] > o->n)
+            return herd_fail(err, HERD_EARG, "optimizer: decay range %d [%lld, %lld) is not sorted within [0, %lld)", i,
+                             (long long)ranges[2 * i], (long long)ranges[2 * i + 1], (long long)o->n);
+    int64_t *copy = malloc((size_t)(n_ranges > 0 ? n_ranges : 1) * 2 * sizeof *copy);
+    if (!copy) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    if (n_ranges) memcpy(copy, ranges, (size_t)n_ranges * 2 * sizeof *copy);
+    free(o->decay);
+    o->decay = copy, o->n_decay = n_ranges;
+    return HERD_OK;
 }
 
 /* Each kernel below is one pass over [0, n) of already-offset pointers, with the
@@ -154,18 +171,39 @@ static void adam_kernel(float *restrict p, const float *restrict g, float *restr
     }
 }
 
+/* [begin, end) with weight decay wd (the config's, or 0 outside the decay ranges) */
+static void update_segment(herd_optimizer *o, float *params, const float *grads, int64_t begin, int64_t end, float lr,
+                           int64_t t, float wd);
+
 void herd_optimizer_update_range(herd_optimizer *o, float *params, const float *grads, int64_t begin, int64_t end,
                                  float lr, int64_t t) {
     HERD_ASSERT(o && params && grads);
     HERD_ASSERT(0 <= begin && begin <= end && end <= o->n);
+    float wd = o->cfg.weight_decay;
+    if (!o->decay || wd == 0.0f) {
+        update_segment(o, params, grads, begin, end, lr, t, wd);
+        return;
+    }
+    int64_t x = begin;
+    for (int i = 0; i < o->n_decay && x < end; i++) {
+        int64_t lo = o->decay[2 * i], hi = o->decay[2 * i + 1];
+        if (hi <= x) continue;
+        if (lo > x) update_segment(o, params, grads, x, lo < end ? lo : end, lr, t, 0.0f), x = lo;
+        if (x < end) update_segment(o, params, grads, x, hi < end ? hi : end, lr, t, wd), x = hi;
+    }
+    if (x < end) update_segment(o, params, grads, x, end, lr, t, 0.0f);
+}
+
+static void update_segment(herd_optimizer *o, float *params, const float *grads, int64_t begin, int64_t end, float lr,
+                           int64_t t, float wd) {
     const herd_optim_config *c = &o->cfg;
     int64_t len = end - begin;
     float *p = params + begin;
     const float *g = grads + begin;
     switch (c->kind) {
-    case HERD_OPT_SGD: sgd_kernel(p, g, len, lr, c->weight_decay); break;
-    case HERD_OPT_MOMENTUM: momentum_kernel(p, g, o->m + begin, len, lr, c->weight_decay, c->momentum); break;
-    case HERD_OPT_NESTEROV: nesterov_kernel(p, g, o->m + begin, len, lr, c->weight_decay, c->momentum); break;
+    case HERD_OPT_SGD: sgd_kernel(p, g, len, lr, wd); break;
+    case HERD_OPT_MOMENTUM: momentum_kernel(p, g, o->m + begin, len, lr, wd, c->momentum); break;
+    case HERD_OPT_NESTEROV: nesterov_kernel(p, g, o->m + begin, len, lr, wd, c->momentum); break;
     case HERD_OPT_ADAM:
     case HERD_OPT_ADAMW: {
         HERD_ASSERT(t >= 1);
@@ -176,8 +214,8 @@ void herd_optimizer_update_range(herd_optimizer *o, float *params, const float *
         float step_size = (float)((double)lr / bc1);
         float bc2_sqrt = (float)sqrt(bc2);
         int adamw = c->kind == HERD_OPT_ADAMW;
-        float decay = adamw ? (float)(1.0 - (double)lr * (double)c->weight_decay) : 1.0f;
-        float l2 = adamw ? 0.0f : c->weight_decay;
+        float decay = adamw ? (float)(1.0 - (double)lr * (double)wd) : 1.0f;
+        float l2 = adamw ? 0.0f : wd;
         adam_kernel(p, g, o->m + begin, o->v + begin, len, decay, l2, c->beta1, c->beta2, step_size, bc2_sqrt,
                     c->eps);
         break;

@@ -88,6 +88,25 @@ herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const her
     return st ? st : herd_strategy_serve(cfg->strategy, &oc, &sched, err);
 }
 
+/* Weight decay on the trainable tensors of 2 or more dims only (merged into ranges). */
+static herd_status decay_on_matrices(herd_trainer *t, int local, herd_error *err) {
+    if (!local)
+        return herd_fail(err, HERD_EUNSUPPORTED, "weight decay on matrices only is not supported with --strategy ps "
+                         "(the servers decay every parameter)");
+    int np = herd_model_param_count(t->m), n = 0;
+    int64_t *r = malloc((size_t)(np > 0 ? np : 1) * 2 * sizeof *r);
+    if (!r) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    for (int i = 0; i < np; i++) {
+        const herd_param_info *p = herd_model_param(t->m, i);
+        if (!p->trainable || p->ndim < 2) continue;
+        if (n && r[2 * n - 1] == p->offset) r[2 * n - 1] += p->numel; /* adjacent: one range */
+        else r[2 * n] = p->offset, r[2 * n + 1] = p->offset + p->numel, n++;
+    }
+    herd_status st = herd_optimizer_set_decay_ranges(&t->opt, r, n, err);
+    free(r);
+    return st;
+}
+
 herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
                                 int64_t steps_per_epoch, herd_error *err) {
     if (cfg->epochs < 1) return herd_fail(err, HERD_EARG, "epochs must be at least 1");
@@ -104,7 +123,9 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     /* a parameter-server worker keeps no optimizer state: the servers apply the updates */
     int local = !(cfg->strategy && herd_strategy_applies_update(cfg->strategy));
     if (!st) st = herd_optimizer_init(&t->opt, &oc, local ? n_params : 0, err);
+    if (!st && cfg->decay_matrices) st = decay_on_matrices(t, local, err);
     if (st) {
+        herd_optimizer_free(&t->opt);
         free(t);
         return st;
     }
