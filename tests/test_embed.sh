@@ -17,6 +17,17 @@ expect_exit 0 "compile embed.c" -- sh -c "cc -std=c11 -Wall -Wextra -Werror '$SR
 [ "$(wc -l <"$SRC/examples/embed.c")" -lt 60 ] && pass || fail "examples/embed.c is not under 60 lines"
 (cd "$TMP" && ./embed) >"$TMP/out" 2>"$TMP/err" && pass || fail "embed failed: $(cat "$TMP/out" "$TMP/err")"
 expect_out "embed prints its accuracy" "^training accuracy: 0\.9[0-9]+|^training accuracy: 1\.000"
+# distributed from C (include/herd/dist.h): the same program alone and on 2 MPI ranks
+expect_exit 0 "compile embed_dist.c" -- sh -c "cc -std=c11 -Wall -Wextra -Werror '$SRC/examples/embed_dist.c' \$(pkg-config --cflags --libs herd) -o '$TMP/embed_dist'"
+[ "$(wc -l <"$SRC/examples/embed_dist.c")" -lt 80 ] && pass || fail "examples/embed_dist.c is not under 80 lines"
+(cd "$TMP" && ./embed_dist) >"$TMP/out" 2>"$TMP/err" && pass || fail "embed_dist alone: $(cat "$TMP/out" "$TMP/err")"
+expect_out "embed_dist alone" "^training accuracy: (0\.9[0-9]+|1\.000) on 1 rank$"
+if command -v mpirun >/dev/null; then
+    (cd "$TMP" && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 ./embed_dist) >"$TMP/out" \
+        2>"$TMP/err" && pass || fail "embed_dist on 2 ranks: $(cat "$TMP/out" "$TMP/err")"
+    expect_out "embed_dist on 2 ranks" "^training accuracy: (0\.9[0-9]+|1\.000) on 2 ranks$"
+    [ "$(grep -c accuracy "$TMP/out")" = 1 ] && pass || fail "embed_dist: only rank 0 prints: $(cat "$TMP/out")"
+fi
 printf 'input 2\ndense 32 relu\ndense 32 relu\ndense 2\n' >"$TMP/m.spec"
 expect_exit 0 "herd summary of the installed command" -- "$TMP/prefix/bin/herd" summary "$TMP/m.spec"
 summary

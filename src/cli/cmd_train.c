@@ -451,7 +451,6 @@ int cmd_train(int argc, char **argv) {
                                  .one_f_one_b = sched == 1};
     if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
-    if (herd_strategy_sync_params(strategy, &err)) goto fail;
     if (trace_path) {
         if (herd_trace_create(&trace, (size_t)1 << 20, &err)) goto fail;
         herd_trace_start(trace, herd_now()); /* right after a broadcast: ranks start together */

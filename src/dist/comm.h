@@ -9,16 +9,10 @@
 #include <stdint.h>
 
 #include "herd/core.h"
+#include "herd/dist.h" /* herd_comm_open, close, rank, size, abort */
 
-typedef struct herd_comm herd_comm;
 typedef struct herd_comm_request herd_comm_request;
 
-/* Joins the job if this process was started by an MPI launcher (mpirun, srun), else
- * returns a one-rank communicator. timeout_s bounds every wait (<= 0: 60 s default). */
-herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err);
-void herd_comm_close(herd_comm *c);
-int herd_comm_rank(const herd_comm *c);
-int herd_comm_size(const herd_comm *c);
 /* Ranks of the job on this host (1 in one process). */
 int herd_comm_local_size(const herd_comm *c);
 /* 1 when herd was built with MPI. */
@@ -77,10 +71,5 @@ int herd_comm_world_rank(const herd_comm *c, int r);
 herd_status herd_comm_check_alive(herd_comm *c, double quiet_since, const char *what, herd_error *err);
 /* Seconds every wait may take before it fails (the --timeout). */
 double herd_comm_timeout(const herd_comm *c);
-
-/* Ends the whole job with code (MPI_Abort under MPI) and does not return there: the CLI's
- * way out on error, since one rank's exit() would leave the others hanging. With one
- * process it returns and the caller exits as usual. */
-void herd_comm_abort(herd_comm *c, int code);
 
 #endif

@@ -56,8 +56,32 @@ static void on_grads_ready(void *user, int64_t ready_from) {
     herd_comm_poll(s->comm);
 }
 
+herd_strategy_config herd_strategy_defaults(herd_strategy_kind kind) {
+    herd_strategy_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.servers = 1;
+    c.groups = 4;
+    c.stages = 2;
+    c.microbatches = 4;
+    return c;
+}
+
+static herd_status strategy_setup(herd_strategy **out, herd_comm *c, herd_model *m, const herd_strategy_config *cfg,
+                                  herd_error *err);
+
 herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *m, const herd_strategy_config *cfg,
                                  herd_error *err) {
+    herd_status st = strategy_setup(out, c, m, cfg, err);
+    if (!st && (st = herd_strategy_sync_params(*out, err))) { /* every rank starts from rank 0's model */
+        herd_strategy_destroy(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static herd_status strategy_setup(herd_strategy **out, herd_comm *c, herd_model *m, const herd_strategy_config *cfg,
+                                  herd_error *err) {
     herd_strategy *s = calloc(1, sizeof *s);
     if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory");
     s->comm = c, s->m = m, s->cfg = *cfg;

@@ -8,36 +8,15 @@
 #define HERD_STRATEGY_H
 
 #include "dist/comm.h"
+#include "herd/dist.h"
 #include "herd/model.h"
 
-typedef enum herd_strategy_kind { HERD_STRATEGY_DP = 0, HERD_STRATEGY_PS, HERD_STRATEGY_PIPELINE } herd_strategy_kind;
-
-typedef struct herd_strategy_config {
-    herd_strategy_kind kind;
-    int servers;       /* PS: the last `servers` ranks hold the parameters */
-    int staleness;     /* PS: steps a worker may run ahead of the slowest; < 0 = unbounded */
-    double bucket_mb;  /* gradient bucket size in MiB; <= 0: auto, min(25 as PyTorch DDP, a quarter of the model) */
-    int bf16;          /* send gradients as bfloat16 */
-    int deterministic; /* fixed-order reduction: bit-identical weights for any world size dividing `groups` */
-    int groups;        /* deterministic: fixed micro-groups per global batch */
-    int stages;        /* pipeline: stages per pipeline (the world holds world/stages replicas) */
-    int microbatches;  /* pipeline: micro-batches per step */
-    int one_f_one_b;   /* pipeline: 1F1B schedule instead of GPipe */
-    int cuts[64];      /* pipeline: last layer of each stage but the last */
-} herd_strategy_config;
-
-typedef struct herd_strategy herd_strategy;
-
-herd_status herd_strategy_create(herd_strategy **out, herd_comm *c, herd_model *m, const herd_strategy_config *cfg,
-                                 herd_error *err);
-void herd_strategy_destroy(herd_strategy *s);
+/* the public part (kinds, config, create, destroy, is_server, writer): herd/dist.h */
 
 /* This rank's index and count among the ranks that compute gradients (all ranks for data
  * parallel, the workers for a parameter server). */
 int herd_strategy_rank(const herd_strategy *s);
 int herd_strategy_world(const herd_strategy *s);
-/* 1 on parameter-server server ranks: they run herd_strategy_serve instead of training. */
-int herd_strategy_is_server(const herd_strategy *s);
 /* 1 when the strategy applies updates itself (the trainer must not step its optimizer). */
 int herd_strategy_applies_update(const herd_strategy *s);
 /* Evaluation: this rank's share of a dataset (every rank holds the whole model then). */
@@ -48,8 +27,6 @@ int herd_strategy_is_pipeline(const herd_strategy *s);
  * every stage's parameters, buffers and optimizer moments m, v; NULL when the optimizer has
  * none). Data parallel: nothing to do. */
 herd_status herd_strategy_sync_checkpoint(herd_strategy *s, float *m, float *v, herd_error *err);
-/* 1 on the one rank that writes files (world rank 0). */
-int herd_strategy_writer(const herd_strategy *s);
 /* Pipeline: *sq (this stage's sum of squared gradients, the same on every replica of the
  * stage) becomes the whole model's, summed over the stages; elsewhere unchanged. */
 herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err);
