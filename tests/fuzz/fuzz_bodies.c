@@ -159,13 +159,24 @@ int fuzz_spec(const uint8_t *data, size_t size) {
         check_error(st, &err, "fuzz.spec", "forward");
         if (st == HERD_OK) {
             int out = herd_model_output_size(m);
-            int32_t labels[2] = {0, (int32_t)(1 % out)};
+            /* targets as the model's loss takes them: class ids below the last dim, or values in [0, 1] */
+            herd_layer_info last;
+            herd_model_layer(m, herd_model_layer_count(m) - 1, &last);
+            const herd_tensor *tt = herd_model_target(m);
+            int64_t per = herd_tensor_numel(tt), K = last.dims[last.ndim - 1];
+            void *targets = malloc((size_t)B * herd_model_target_bytes(m));
+            if (!targets) fuzz_fail("out of memory");
+            for (int64_t i = 0; i < B * per; i++) {
+                if (tt->dtype == HERD_I32) ((int32_t *)targets)[i] = (int32_t)(i % (K < 2 ? 1 : K));
+                else ((float *)targets)[i] = (float)(i % 2);
+            }
             static herd_metrics acc;
             herd_metrics_clear(&acc);
             touch(herd_model_output(m), (size_t)B * (size_t)out * sizeof(float));
-            herd_model_loss(m, labels, B, &acc);
-            herd_model_backward(m, labels, B, 1.0f);
-            if (acc.hits < 0 || acc.hits > acc.counted || acc.counted != B)
+            herd_model_loss(m, targets, B, &acc);
+            herd_model_backward(m, targets, B, 1.0f);
+            free(targets);
+            if (acc.hits < 0 || acc.hits > acc.counted || acc.samples != B)
                 fuzz_fail("%g of %g correct, batch %d", acc.hits, acc.counted, B);
         }
     }
