@@ -110,6 +110,12 @@ static void checkpoint_identity(const herd_trainer *t, ckpt_identity *id) {
         h = fnv1a(h, p->name, strlen(p->name) + 1);
         h = fnv1a(h, &numel, sizeof numel);
     }
+    if (m->loss.kind != &loss_xent || m->loss.ignore) { /* the default loss leaves older checkpoints' hashes as they were */
+        char loss[64];
+        m->loss.kind->spec(&m->loss, loss, sizeof loss);
+        h = fnv1a(h, m->loss.kind->name, strlen(m->loss.kind->name) + 1);
+        h = fnv1a(h, loss, strlen(loss) + 1);
+    }
     snprintf(id->model, sizeof id->model, "%016" PRIx64, h);
     snprintf(id->data, sizeof id->data, "%s", t->data ? t->data->source : "");
     snprintf(id->samples, sizeof id->samples, "%" PRId64, t->data ? t->data->n : (int64_t)-1);
