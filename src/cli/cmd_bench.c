@@ -15,22 +15,32 @@
 static herd_status synthetic_dataset(herd_dataset **out, const herd_model *m, int64_t n, herd_error *err) {
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);
-    int K = herd_model_output_size(m);
+    /* targets as the model's loss takes them: classes below the last dim (per sample or per
+     * position), or values in [0, 1) */
+    herd_layer_info last;
+    herd_model_layer(m, herd_model_layer_count(m) - 1, &last);
+    int K = (int)last.dims[last.ndim - 1];
+    const herd_tensor *t = herd_model_target(m);
+    int64_t tn = herd_tensor_numel(t);
     size_t per = (size_t)c * h * w;
     uint8_t *images = malloc((size_t)n * per);
-    int32_t *labels = malloc((size_t)n * sizeof *labels);
-    if (!images || !labels) {
+    void *targets = malloc((size_t)n * herd_model_target_bytes(m));
+    if (!images || !targets) {
         free(images);
-        free(labels);
+        free(targets);
         return herd_fail(err, HERD_ENOMEM, "out of memory");
     }
     herd_rng r;
     herd_rng_init(&r, 1, 0);
     for (size_t i = 0; i < (size_t)n * per; i++) images[i] = (uint8_t)herd_rng_below(&r, 256);
-    for (int64_t i = 0; i < n; i++) labels[i] = (int32_t)herd_rng_below(&r, (uint32_t)K);
-    int64_t xd[4] = {n, c, h, w};
+    for (int64_t i = 0; i < n * tn; i++) {
+        if (t->dtype == HERD_I32) ((int32_t *)targets)[i] = (int32_t)herd_rng_below(&r, (uint32_t)K);
+        else ((float *)targets)[i] = herd_rng_uniform(&r);
+    }
+    int64_t xd[4] = {n, c, h, w}, yd[5] = {n};
+    for (int d = 0; d < t->ndim; d++) yd[1 + d] = t->dims[d];
     return herd_dataset_from_memory(out, herd_tensor_make(HERD_U8, 4, xd, images),
-                                    herd_tensor_make(HERD_I32, 1, &n, labels), K, "synthetic", err);
+                                    herd_tensor_make(t->dtype, 1 + t->ndim, yd, targets), K, "synthetic", err);
 }
 
 /* Times reducing the whole gradient buffer: herd's buckets against one allreduce of the same bytes. */
