@@ -1,5 +1,6 @@
 /* cpu max/avg pooling: one (b, c) plane per work item, a branch-light path for the
- * common 2x2 stride-2 unpadded window; planes are disjoint so any split is exact. */
+ * common 2x2 stride-2 unpadded window, AVX-512 rows for other windows with column stride 1 or 2
+ * (ResNet's 3x3/2 pad 1); planes are disjoint so any split is exact. */
 #include <math.h>
 #include <string.h>
 
@@ -121,6 +122,76 @@ static TARGET_AVX512 void maxpool_2x2_small(float *y, int32_t *am, const float *
 }
 #endif
 
+#ifdef HAVE_AVX512_KERNEL
+/* Lanes [lo, hi) of 16 set. */
+static inline __mmask16 lane_range(int lo, int hi) {
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    return hi <= lo ? (__mmask16)0 : (__mmask16)(((1u << (hi - lo)) - 1) << lo);
+}
+
+/* Max pooling of one plane with any window, column stride 1 or 2 and padding (3x3 stride 2
+ * pad 1: ResNet's stem), 16 outputs of a row at a time. Each window position (h, kw) is one
+ * candidate vector: 16 (or 32, even lanes kept) consecutive input columns, masked to the
+ * columns inside the image. Candidates are visited in the general loop's order (h, then w),
+ * a lane's first valid one is taken whatever its value, and later ones by the same NaN rule,
+ * so values and argmax match the general loop exactly, clipped (ceil mode) windows included. */
+static TARGET_AVX512 void maxpool_rows_plane(float *y, int32_t *am, const float *x, const pool2d_dims *d) {
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW, SW = d->SW;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i col_step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(SW));
+    for (int oh = 0; oh < OH; oh++) {
+        int h0, h1;
+        window(oh, d->SH, d->PH, d->KH, H, &h0, &h1);
+        for (int ow0 = 0; ow0 < OW; ow0 += 16) {
+            const int n = OW - ow0 < 16 ? OW - ow0 : 16;
+            __m512 best = _mm512_set1_ps(-INFINITY);
+            __m512i at = _mm512_set1_epi32(-1);
+            __mmask16 have = 0;
+            for (int h = h0; h < h1; h++) {
+                const float *row = x + (size_t)h * W;
+                for (int kw = 0; kw < d->KW; kw++) {
+                    const int c0 = ow0 * SW - d->PW + kw; /* input column of lane 0 */
+                    /* lanes whose column c0 + SW * l lies in [0, W) (and l < n) */
+                    const int lo = c0 < 0 ? (-c0 + SW - 1) / SW : 0;
+                    const int hi = W - c0 <= 0 ? 0 : (W - c0 + SW - 1) / SW;
+                    const __mmask16 valid = lane_range(lo, hi < n ? hi : n);
+                    if (!valid) continue;
+                    __m512 v;
+                    if (SW == 1) {
+                        v = _mm512_maskz_loadu_ps(valid, row + c0);
+                    } else { /* columns c0 + j, j in [0, 32), loaded where inside the row */
+                        __mmask16 m0 = lane_range(-c0, W - c0), m1 = lane_range(-c0 - 16, W - c0 - 16);
+                        __m512 a0 = _mm512_maskz_loadu_ps(m0, row + c0), a1 = _mm512_maskz_loadu_ps(m1, row + c0 + 16);
+                        v = _mm512_permutex2var_ps(a0, even, a1);
+                    }
+                    __mmask16 v_nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+                    __mmask16 take = valid & (~have | _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | (v_nan & ~best_nan));
+                    best = _mm512_mask_mov_ps(best, take, v);
+                    at = _mm512_mask_mov_epi32(at, take, _mm512_add_epi32(_mm512_set1_epi32(h * W + c0), col_step));
+                    have |= take;
+                }
+            }
+            const __mmask16 mout = lane_range(0, n);
+            _mm512_mask_storeu_ps(y + (size_t)oh * OW + ow0, mout, best);
+            _mm512_mask_storeu_epi32(am + (size_t)oh * OW + ow0, mout, at);
+        }
+    }
+}
+#endif
+
+/* Rows wide enough to fill most lanes, any window, column stride 1 or 2. */
+static int use_vector_rows(const pool2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    return !is_2x2s2(d) && (d->SW == 1 || d->SW == 2) && d->OW >= 8 && cpu_avx512_enabled();
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 static int use_vector_2x2(const pool2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
     return is_2x2s2(d) && d->OW >= 8 && cpu_avx512_enabled();
@@ -157,6 +228,10 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
 #ifdef HAVE_AVX512_KERNEL
         if (use_vector_2x2(d)) {
             maxpool_2x2_plane(y, am, x, W, OH, OW);
+            continue;
+        }
+        if (use_vector_rows(d)) {
+            maxpool_rows_plane(y, am, x, d);
             continue;
         }
 #endif
@@ -212,7 +287,7 @@ void cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, con
     int64_t reads = planes * d->OH * d->OW * d->KH * d->KW;
     /* the scalar loops cost ~3x a streaming pass per element, the AVX-512 2x2 path ~1x
      * (bench_backend: pool1 at batch 32, 0.24 vs 0.10 ms) */
-    cpu_for(ex, planes, (use_vector_2x2(d) || use_small_2x2(d) ? 1 : 3) * CPU_NS_PER_STREAM_ELEM(reads),
+    cpu_for(ex, planes, (use_vector_2x2(d) || use_small_2x2(d) || use_vector_rows(d) ? 1 : 3) * CPU_NS_PER_STREAM_ELEM(reads),
             maxpool_forward_planes, &j);
 }
 
