@@ -3,7 +3,9 @@
  * into slots whose partials are summed in slot order, so results are reproducible. Small
  * feature maps (fewer than 32 outputs per channel, as ResNet's last stages) put G images side
  * by side in one product, since a product 4 columns wide runs at a fraction of the kernel's
- * speed and a weight gradient made of 4-deep updates is bound by memory. */
+ * speed; their weight gradient is one product as deep as a chunk of images, split across
+ * threads by blocks of dw's columns (no partials to sum: the order is the same whatever the
+ * thread count). */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -67,12 +69,30 @@ static int use_T(const conv2d_dims *d) { return shape_prefers_T(d) && cpu_avx512
 /* colT (OH*OW, C*KH*KW): the transposed din product's output, before it is turned into col. */
 static size_t colT_floats(const conv2d_dims *d) { return shape_prefers_T(d) ? col_floats(d) : 0; }
 
-/* Grouped slot: [gcol (K, G*N) | gout (OC, G*N) | gT (G*N, OC) | partial | col of one image |
- * padded]; gout holds the outputs (forward) or the gathered output gradients (backward). */
+/* Grouped slot: [gcol (K, G*N) | gout (OC, G*N) | col of one image | padded]; gout holds the
+ * outputs (forward) or the gathered output gradients (din). */
 static size_t group_floats(const conv2d_dims *d) {
     size_t GN = (size_t)group_images(d) * d->OH * d->OW, K = (size_t)d->C * d->KH * d->KW;
-    return round16(K * GN) + 2 * round16((size_t)d->OC * GN) + partial_floats(d) + round16(K * d->OH * d->OW) +
-           padded_floats(d);
+    return round16(K * GN) + round16((size_t)d->OC * GN) + round16(K * d->OH * d->OW) + padded_floats(d);
+}
+
+/* The grouped weight gradient takes the batch DW_CHUNK_ROWS rows (image, output position) at
+ * a time: dw (OC, K) += doutR (OC, R) * colT (R, K). Deep enough that the kernel's tiles
+ * amortise loading and storing dw (a few passes over it at most), small enough that colT
+ * stays a few MB (ResNet-18's layer4: 512 x 4608 floats). Independent of the thread count,
+ * so the summation order is too. */
+#define DW_CHUNK_ROWS 512
+
+static int dw_chunk_images(const conv2d_dims *d) {
+    int N = d->OH * d->OW, c = DW_CHUNK_ROWS / N;
+    return c < 1 ? 1 : c;
+}
+
+/* Shared by the slots: [colT (R, K) | doutR (OC, R)] for a chunk of R rows. */
+static size_t dw_chunk_floats(const conv2d_dims *d) {
+    int c = dw_chunk_images(d) < d->B ? dw_chunk_images(d) : d->B;
+    size_t R = (size_t)c * d->OH * d->OW;
+    return round16(R * d->C * d->KH * d->KW) + round16((size_t)d->OC * R);
 }
 
 /* Per slot: [col | padded | doutT | partial | colT]; forward uses col, padded and doutT
@@ -83,18 +103,14 @@ static size_t slot_floats(const conv2d_dims *d, int backward) {
     return col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d) + colT_floats(d);
 }
 
-/* Where a slot's dw/db partial starts. */
-static size_t partial_offset(const conv2d_dims *d) {
-    if (group_images(d) > 1) {
-        size_t GN = (size_t)group_images(d) * d->OH * d->OW, K = (size_t)d->C * d->KH * d->KW;
-        return round16(K * GN) + 2 * round16((size_t)d->OC * GN);
-    }
-    return col_floats(d) + padded_floats(d) + doutT_floats(d);
-}
+/* Where a slot's dw/db partial starts (ungrouped slots). */
+static size_t partial_offset(const conv2d_dims *d) { return col_floats(d) + padded_floats(d) + doutT_floats(d); }
 
-/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call. */
+/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call;
+ * grouped: the weight gradient's chunk. */
 static size_t shared_floats(const conv2d_dims *d) {
-    return shape_prefers_T(d) && group_images(d) == 1 ? round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
+    if (group_images(d) > 1) return dw_chunk_floats(d);
+    return shape_prefers_T(d) ? round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
 }
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
@@ -325,12 +341,14 @@ typedef struct conv_job {
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
+    int b0, b1;          /* grouped backward: the chunk of images whose dw/db is being added */
+    float *colT, *doutR; /* ... its rows (image, position): colT (R, K), doutR (OC, R) */
 } conv_job;
 
 /* ---- small feature maps: G images per product ---- */
 
 typedef struct group_slot {
-    float *gcol, *gout, *gT, *partial, *col, *pad;
+    float *gcol, *gout, *col, *pad;
 } group_slot;
 
 static group_slot group_slot_at(const herd_exec *ex, const conv2d_dims *d, int64_t s) {
@@ -338,9 +356,7 @@ static group_slot group_slot_at(const herd_exec *ex, const conv2d_dims *d, int64
     group_slot g;
     g.gcol = ex->workspace + (size_t)s * slot_floats(d, 1);
     g.gout = g.gcol + round16(K * GN);
-    g.gT = g.gout + round16((size_t)d->OC * GN);
-    g.partial = g.gT + round16((size_t)d->OC * GN);
-    g.col = g.partial + partial_floats(d);
+    g.col = g.gout + round16((size_t)d->OC * GN);
     g.pad = g.col + round16(K * d->OH * d->OW);
     return g;
 }
@@ -383,37 +399,76 @@ static void conv_forward_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
     }
 }
 
-/* dw/db over the slot's fixed share of images, G at a time; then din group by group. */
-static void conv_backward_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
+/* Grouped backward, phase 1 for the chunk [b0, b1): each image's dout masked (fused ReLU), its
+ * rows of doutR and colT written. Images are handed out dynamically; each is written alike. */
+static void conv_dw_gather(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
+    (void)s1;
+    conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    const size_t R = (size_t)(j->b1 - j->b0) * N;
+    group_slot g = group_slot_at(j->ex, d, s0);
+    for (;;) {
+        int b = j->b0 + atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= j->b1) break;
+        if (j->mask_dout)
+            relu_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N, (int64_t)OC * N);
+        if (!j->dw) continue;
+        const size_t r0 = (size_t)(b - j->b0) * N;
+        const float *doutb = j->dout + (size_t)b * OC * N, *inb = j->in + (size_t)b * d->C * d->H * d->W;
+        for (int oc = 0; oc < OC; oc++) memcpy(j->doutR + oc * R + r0, doutb + (size_t)oc * N, sizeof(float) * N);
+        const float *cols = inb;
+        if (!is_pointwise(d)) {
+            image_to_col(g.col, g.pad, inb, d);
+            cols = g.col;
+        }
+        cpu_transpose(j->colT + r0 * K, cols, K, N);
+    }
+}
+
+/* Columns of dw per block of phase 2: 4 of the kernel's 32-column panels. */
+#define DW_BLOCK_COLS 128
+
+static int dw_blocks(const conv_job *j) {
+    int K = j->d->C * j->d->KH * j->d->KW;
+    return j->dw ? (K + DW_BLOCK_COLS - 1) / DW_BLOCK_COLS : 0;
+}
+
+/* Phase 2: dw[:, k0:k1) += doutR * colT[:, k0:k1), one product as deep as the chunk per block of
+ * columns, blocks handed out dynamically; the item after the blocks adds db image by image. */
+static void conv_dw_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    (void)s0;
+    (void)s1;
+    conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC, R = (j->b1 - j->b0) * N;
+    const int blocks = dw_blocks(j);
+    for (;;) {
+        int i = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (i < blocks) {
+            int k0 = i * DW_BLOCK_COLS, kb = K - k0 < DW_BLOCK_COLS ? K - k0 : DW_BLOCK_COLS;
+            cpu_gemm(OC, kb, R, j->doutR, R, 1, j->colT + k0, K, 1, j->dw + k0, K);
+        } else if (i == blocks && j->db) {
+            for (int oc = 0; oc < OC; oc++) {
+                float acc = j->db[oc];
+                for (int b = j->b0; b < j->b1; b++) acc += sum_floats(j->dout + ((size_t)b * OC + oc) * N, N);
+                j->db[oc] = acc;
+            }
+        } else {
+            break;
+        }
+    }
+}
+
+/* din group by group, handed out dynamically (dout already masked). */
+static void conv_din_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    (void)s1;
     conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC, G = group_images(d);
-    for (int64_t s = s0; s < s1 && (j->dw || j->db || j->mask_dout); s++) {
-        group_slot g = group_slot_at(j->ex, d, s);
-        float *pw = g.partial, *pb = pw + (size_t)OC * K;
-        int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
-        for (int b = b0; b < b1; b += G) {
-            int n = b1 - b < G ? b1 - b : G, GN = n * N, fresh = b == b0;
-            for (int i = 0; i < n; i++) {
-                const float *doutb = j->dout + (size_t)(b + i) * OC * N;
-                if (j->mask_dout)
-                    relu_mask_inplace(j->mask_dout + (size_t)(b + i) * OC * N, j->relu_out + (size_t)(b + i) * OC * N,
-                                      (int64_t)OC * N);
-                if (j->dw) cpu_transpose(g.gT + (size_t)i * N * OC, doutb, OC, N);
-                if (j->db)
-                    for (int oc = 0; oc < OC; oc++) {
-                        float v = sum_floats(doutb + (size_t)oc * N, N);
-                        pb[oc] = fresh && i == 0 ? v : pb[oc] + v;
-                    }
-            }
-            if (j->dw) {
-                group_to_cols(&g, j->in, b, n, d);
-                cpu_gemm(K, OC, GN, g.gcol, GN, 1, g.gT, OC, !fresh, pw, OC);
-            }
-        }
-    }
-    if (!j->din || j->skip_din) return;
     group_slot g = group_slot_at(j->ex, d, s0);
     for (;;) {
         int b = G * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
@@ -433,6 +488,33 @@ static void conv_backward_groups(void *ctx, int64_t s0, int64_t s1, int thread) 
                 col_to_image_add(dinb, g.pad, g.col, d);
             }
         }
+    }
+}
+
+/* Small feature maps: chunk by chunk, phase 1 (gather, masks) then phase 2 (dw, db); then din. */
+static void conv_backward_grouped(conv_job *j) {
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC, chunk = dw_chunk_images(d);
+    const int rmax = (chunk < d->B ? chunk : d->B) * N;
+    float *shared = j->ex->workspace + (size_t)j->slots * slot_floats(d, 1);
+    j->colT = shared;
+    j->doutR = shared + round16((size_t)rmax * K);
+    for (int b0 = 0; b0 < d->B && (j->dw || j->db || j->mask_dout); b0 += chunk) {
+        j->b0 = b0;
+        j->b1 = d->B - b0 < chunk ? d->B : b0 + chunk;
+        int64_t R = (int64_t)(j->b1 - j->b0) * N;
+        if (j->dw || j->mask_dout) {
+            atomic_store(&j->next_image, 0);
+            cpu_for(j->ex, j->slots, CPU_NS_PER_STREAM_ELEM(2 * R * (K + OC)), conv_dw_gather, j);
+        }
+        if (j->dw || j->db) {
+            atomic_store(&j->next_image, 0);
+            cpu_for(j->ex, j->slots, CPU_NS_PER_MAC(R * K * OC), conv_dw_blocks, j);
+        }
+    }
+    if (j->din) {
+        atomic_store(&j->next_image, 0);
+        cpu_for(j->ex, j->slots, CPU_NS_PER_MAC((int64_t)d->B * N * K * OC), conv_din_groups, j);
     }
 }
 
@@ -599,13 +681,16 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w,
                   .mask_dout = mask_dout, .relu_out = relu_out, .skip_din = mask_dout != NULL};
     atomic_init(&j.next_image, 0);
+    if (group_images(d) > 1) {
+        conv_backward_grouped(&j);
+        return;
+    }
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    herd_range_fn body = group_images(d) > 1 ? conv_backward_groups : conv_backward_slots;
-    cpu_for(ex, slots, CPU_NS_PER_MAC(work), body, &j);
+    cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
     if (mask_dout && din) { /* every image is masked now: din alone */
         conv_job k = {.ex = ex, .d = d, .slots = slots, .din = din, .dout = dout, .w = w};
         atomic_init(&k.next_image, 0);
-        cpu_for(ex, slots, CPU_NS_PER_MAC(work) / 2, body, &k);
+        cpu_for(ex, slots, CPU_NS_PER_MAC(work) / 2, conv_backward_slots, &k);
     }
     if (dw || db) {
         int64_t n = ((int64_t)d->C * d->KH * d->KW + 1) * d->OC * slots;
