@@ -1,4 +1,5 @@
-/* add: the elementwise sum of two or more inputs of the same shape (residual connections). */
+/* add: the elementwise sum of two or more inputs of the same shape (residual connections); it
+ * applies the ReLU after it in place when the fusion pass gives it (ResNet's block ends). */
 #include <stdio.h>
 #include <string.h>
 
@@ -24,9 +25,11 @@ static void add_forward(const layer_call *c) {
     int64_t n = (int64_t)c->B * c->n->numel;
     ref_add_forward(c->out, c->in[0], c->in[1], n);
     for (int k = 2; k < c->n->n_in; k++) ref_accumulate(c->out, c->in[k], n);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, n, HERD_ACT_RELU, 0);
 }
 
 static void add_backward(const layer_call *c) {
+    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
     for (int k = 0; k < c->n->n_in; k++)
         if (c->din[k]) ref_accumulate(c->din[k], c->dout, (int64_t)c->B * c->n->numel);
 }
@@ -78,7 +81,7 @@ static const char *const add_positional[] = {"from", NULL};
 
 const layer_kind layer_add = {
     .name = "add", .keywords = add_keywords, .positional = add_positional, .min_inputs = 2, .max_inputs = HERD_MAX_INPUTS,
-    .flags = LAYER_TAKES_ACT, .build = add_build, .forward = add_forward, .backward = add_backward,
-    .backward_reads = layer_reads_nothing, .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
+    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = add_build, .forward = add_forward, .backward = add_backward,
+    .backward_reads = layer_reads_fused_output, .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
     .onnx_ops = add_ops, .onnx_import = add_onnx_import,
 };

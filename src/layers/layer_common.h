@@ -15,6 +15,7 @@ int layer_reads_input(const node *n);
 int layer_reads_output(const node *n);
 /* conv and dense: their input, and their output when they apply a fused ReLU */
 int layer_reads_input_and_fused_output(const node *n);
+int layer_reads_fused_output(const node *n); /* the output when the node applies a fused ReLU */
 
 static inline int64_t call_in_numel(const layer_call *c, int k) {
     int64_t v = 1;
