@@ -184,6 +184,10 @@ static void test_conv(void) {
         {.B = 3, .C = 3, .H = 11, .W = 6, .OC = 5, .KH = 2, .KW = 5, .SH = 2, .SW = 1, .PH = 0, .PW = 2},
         {.B = 5, .C = 2, .H = 5, .W = 5, .OC = 4, .KH = 5, .KW = 5, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
         {.B = 2, .C = 3, .H = 4, .W = 4, .OC = 2, .KH = 3, .KW = 3, .SH = 3, .SW = 3, .PH = 2, .PW = 2},
+        /* column stride 2 on rows of 35 and 17 outputs (ResNet's stem and stride-2 3x3): the
+         * vector im2col/col2im's full and partial chunks */
+        {.B = 2, .C = 3, .H = 9, .W = 70, .OC = 8, .KH = 7, .KW = 7, .SH = 2, .SW = 2, .PH = 3, .PW = 3},
+        {.B = 2, .C = 4, .H = 6, .W = 33, .OC = 5, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         /* small feature maps, G images per product: groups of 16, 16 and 5; pointwise; 3 per group */
         {.B = 37, .C = 16, .H = 4, .W = 4, .OC = 24, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 9, .C = 8, .H = 3, .W = 3, .OC = 5, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},

@@ -208,11 +208,18 @@ static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
 static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
-/* im2col for stride-1 rows from the zero-padded image P: each output row is OW contiguous
- * floats of P, moved 16 at a time with masked loads/stores (3x faster than the scalar
- * loops, which spend their time on edge logic for 7..28-float rows). */
+/* Row o of a stride-2 output reads padded columns 2o: 16 outputs take 31 consecutive floats,
+ * loaded as two masked vectors whose even lanes are the outputs. */
+static inline TARGET_AVX512 __m512i even_lanes(void) {
+    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+
+/* im2col from the zero-padded image P, column stride 1 or 2: each output row is OW floats of
+ * P (contiguous, or every other one), moved 16 at a time with masked loads/stores (3x faster
+ * than the scalar loops, which spend their time on edge logic for 7..28-float rows). */
 static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d_dims *d) {
-    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW;
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, SW = d->SW;
+    const __m512i even = even_lanes();
     float *r = col;
     for (int c = 0; c < d->C; c++)
         for (int kh = 0; kh < d->KH; kh++)
@@ -222,7 +229,16 @@ static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d
                     const float *src = base + (size_t)oh * d->SH * Wp;
                     for (int o = 0; o < OW; o += 16) {
                         __mmask16 m = lanes(OW - o);
-                        _mm512_mask_storeu_ps(r + o, m, _mm512_maskz_loadu_ps(m, src + o));
+                        __m512 v;
+                        if (SW == 1) {
+                            v = _mm512_maskz_loadu_ps(m, src + o);
+                        } else {
+                            int span = 2 * (OW - o < 16 ? OW - o : 16) - 1; /* floats read */
+                            __m512 a0 = _mm512_maskz_loadu_ps(lanes(span), src + 2 * o);
+                            __m512 a1 = _mm512_maskz_loadu_ps(lanes(span - 16 > 0 ? span - 16 : 0), src + 2 * o + 16);
+                            v = _mm512_permutex2var_ps(a0, even, a1);
+                        }
+                        _mm512_mask_storeu_ps(r + o, m, v);
                     }
                 }
             }
@@ -230,7 +246,10 @@ static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d
 
 /* P (zeroed by the caller) += the columns of col at the places im2col_padded read them. */
 static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d_dims *d) {
-    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW;
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, SW = d->SW;
+    /* stride 2: outputs 0..7 to even lanes of the first vector, 8..15 of the second */
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_setr_epi32(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0));
     const float *r = col;
     for (int c = 0; c < d->C; c++)
         for (int kh = 0; kh < d->KH; kh++)
@@ -240,8 +259,19 @@ static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d
                     float *dst = base + (size_t)oh * d->SH * Wp;
                     for (int o = 0; o < OW; o += 16) {
                         __mmask16 m = lanes(OW - o);
-                        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + o), _mm512_maskz_loadu_ps(m, r + o));
-                        _mm512_mask_storeu_ps(dst + o, m, v);
+                        __m512 g = _mm512_maskz_loadu_ps(m, r + o);
+                        if (SW == 1) {
+                            _mm512_mask_storeu_ps(dst + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + o), g));
+                        } else { /* lane 16 of the index picks a zero: odd columns get +0 */
+                            int span = 2 * (OW - o < 16 ? OW - o : 16) - 1;
+                            __mmask16 m0 = lanes(span), m1 = lanes(span - 16 > 0 ? span - 16 : 0);
+                            __m512 z = _mm512_setzero_ps();
+                            float *t = dst + 2 * o;
+                            _mm512_mask_storeu_ps(t, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, t),
+                                                                       _mm512_permutex2var_ps(g, lo, z)));
+                            _mm512_mask_storeu_ps(t + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, t + 16),
+                                                                            _mm512_permutex2var_ps(g, hi, z)));
+                        }
                     }
                 }
             }
@@ -258,10 +288,10 @@ static void pad_image(float *P, const float *in, const conv2d_dims *d) {
                    sizeof(float) * (size_t)d->W);
 }
 
-/* The vector paths need unit column stride; others use the scalar loops. */
+/* The vector paths take column strides 1 and 2; others use the scalar loops. */
 static int use_padded(const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    return d->SW == 1 && cpu_avx512_enabled();
+    return (d->SW == 1 || d->SW == 2) && cpu_avx512_enabled();
 #else
     (void)d;
     return 0;
