@@ -244,9 +244,36 @@ static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d
             }
 }
 
+/* col2im_padded for stride-1 rows of at most 16 padded columns (small feature maps): a padded
+ * row stays in a register while the KW rows of col that land on it are added, each loaded at
+ * lane offset kw; stored once. Each element receives its terms in the same (kh, kw) order as
+ * below (for a given kh the row fixes oh), so the sums are bit-identical; the general loop's
+ * masked read-modify-write of overlapping 2..7-float spans stalls on store forwarding. */
+static TARGET_AVX512 void col2im_padded_short(float *P, const float *col, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, KH = d->KH, KW = d->KW;
+    const __mmask16 row = lanes(Wp);
+    for (int c = 0; c < d->C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int oh = 0; oh < OH; oh++) {
+                float *dst = P + ((size_t)c * Hp + kh + (size_t)oh * d->SH) * Wp;
+                __m512 v = _mm512_maskz_loadu_ps(row, dst);
+                const float *r = col + ((size_t)(c * KH + kh) * KW * OH + oh) * OW;
+                for (int kw = 0; kw < KW; kw++, r += (size_t)OH * OW) {
+                    __mmask16 m = (__mmask16)(lanes(OW) << kw); /* lanes [kw, kw + OW): r[lane - kw] */
+                    __m512 g = _mm512_maskz_expandloadu_ps(m, r);
+                    v = _mm512_mask_add_ps(v, m, v, g);
+                }
+                _mm512_mask_storeu_ps(dst, row, v);
+            }
+}
+
 /* P (zeroed by the caller) += the columns of col at the places im2col_padded read them. */
 static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, SW = d->SW;
+    if (SW == 1 && Wp <= 16) {
+        col2im_padded_short(P, col, d);
+        return;
+    }
     /* stride 2: outputs 0..7 to even lanes of the first vector, 8..15 of the second */
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
     const __m512i hi = _mm512_add_epi32(lo, _mm512_setr_epi32(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0));
