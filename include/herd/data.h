@@ -155,6 +155,30 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
 herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const char *query,
                                const char *label_column, herd_error *err);
 
+/* Parquet datasets as Spark, Hive or Arrow write them (docs/DATA.md). */
+typedef struct herd_parquet_options {
+    const char *features; /* comma list of columns: numbers or one-level lists of numbers, read into one
+                             (F) row in that order; NULL: every numeric column of the first file but
+                             the label (text and byte columns left out) */
+    const char *label;    /* the class-id column: integers >= 0, or text mapped to ids in sorted
+                             (strcmp) order; NULL: "label" */
+    const char *image;    /* instead of features: one column read as an image (C,H,W): a list of C*H*W
+                             numbers (in C,H,W order), raw bytes of that length, or PNG/JPEG bytes */
+    int c, h, w;          /* the sample shape (shape=CxHxW; 0: none): images need one (from here or the
+                             model's input), features are reshaped to it when the counts agree */
+    size_t cache_bytes;   /* decoded row groups kept in memory (0: 256 MiB); at least one is always */
+} herd_parquet_options;
+
+/* root: a directory (read recursively: Hive-style key=value/ directories become columns of their
+ * files, names starting with '_' or '.' such as _SUCCESS, _temporary/ and .crc files are skipped)
+ * or a glob of files and directories; every file is Parquet, taken in path (strcmp) order.
+ * Open reads the footers and the label column; get() decodes the row group that holds the
+ * sample (its projected columns only) into a bounded cache of row groups, memory-mapped. x is
+ * u8 when the image is bytes or every feature column is UINT_8, else f32. Errors name the file,
+ * row group, column and row. */
+herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_parquet_options *opt,
+                              herd_error *err);
+
 /* ---- herd's shard format (.herd, docs/DATA.md): header, index, records ready to train ---- */
 enum { HERD_SHARD_U8 = 1, HERD_SHARD_F32 = 2 };
 

@@ -173,7 +173,9 @@ static herd_status split_query(const char *spec, char *conn, char *label, herd_e
     return HERD_OK;
 }
 
-static herd_status open_sqlite(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err) {
+static herd_status open_sqlite(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                                herd_dataset **test, herd_error *err) {
+    (void)opt;
     char conn[PATH_CAP], label[128];
     const char *sql;
     herd_status st = split_query(spec, conn, label, err, &sql);
@@ -182,7 +184,9 @@ static herd_status open_sqlite(const char *spec, herd_dataset **train, herd_data
     return train ? herd_sqlite_open(train, conn + strlen("sqlite:"), sql, label[0] ? label : NULL, err) : HERD_OK;
 }
 
-static herd_status open_postgres(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err) {
+static herd_status open_postgres(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                                herd_dataset **test, herd_error *err) {
+    (void)opt;
     char conn[PATH_CAP], label[128];
     const char *sql;
     herd_status st = split_query(spec, conn, label, err, &sql);
@@ -191,15 +195,82 @@ static herd_status open_postgres(const char *spec, herd_dataset **train, herd_da
     return train ? herd_postgres_open(train, conn, sql, label[0] ? label : NULL, err) : HERD_OK;
 }
 
+static int test_counterpart(const char *spec, char *out);
+
+/* "parquet:DIR_OR_GLOB?features=a,b&label=y&image=col&shape=CxHxW&cache_mb=N". */
+static herd_status parquet_params(const char *spec, char *path, char *params, herd_parquet_options *o,
+                                  herd_error *err) {
+    const char *body = spec + strlen("parquet:"), *q = strchr(body, '?');
+    size_t n = q ? (size_t)(q - body) : strlen(body);
+    memset(o, 0, sizeof *o);
+    if (n == 0) return herd_fail(err, HERD_EARG, "%s: no directory or files after parquet:", spec);
+    if (n >= PATH_CAP || (q && strlen(q) >= PATH_CAP)) return herd_fail(err, HERD_EARG, "%.200s: too long", spec);
+    memcpy(path, body, n);
+    path[n] = 0;
+    params[0] = 0;
+    if (q) memcpy(params, q + 1, strlen(q + 1) + 1);
+    for (char *p = q ? params : NULL; p && *p;) {
+        char *amp = strchr(p, '&');
+        if (amp) *amp = 0;
+        char *v = strchr(p, '=');
+        if (v) *v++ = 0;
+        long long mb = 0;
+        char end = 0;
+        if (!v || !*v) return herd_fail(err, HERD_EARG, "%s: option '%s' has no value", spec, p);
+        if (strcmp(p, "features") == 0) o->features = v;
+        else if (strcmp(p, "label") == 0) o->label = v;
+        else if (strcmp(p, "image") == 0) o->image = v;
+        else if (strcmp(p, "shape") == 0) {
+            if (sscanf(v, "%dx%dx%d%c", &o->c, &o->h, &o->w, &end) != 3 || o->c <= 0 || o->h <= 0 || o->w <= 0 ||
+                (int64_t)o->c * o->h * o->w > INT32_MAX)
+                return herd_fail(err, HERD_EARG, "%s: shape=%s is not CxHxW (positive sizes)", spec, v);
+        } else if (strcmp(p, "cache_mb") == 0) {
+            if (sscanf(v, "%lld%c", &mb, &end) != 1 || mb <= 0 || mb > (1LL << 30))
+                return herd_fail(err, HERD_EARG, "%s: cache_mb=%s is not a size in MiB", spec, v);
+            o->cache_bytes = (size_t)mb << 20;
+        } else
+            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (features=, label=, image=, shape=, cache_mb=)",
+                             spec, p);
+        p = amp ? amp + 1 : NULL;
+    }
+    return HERD_OK;
+}
+
+/* A Parquet directory or glob; when its last name holds "train", the same with "test" is the
+ * test split if it exists. The test split gets the train split's shape. */
+static herd_status open_parquet(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                                herd_dataset **test, herd_error *err) {
+    char path[PATH_CAP], params[PATH_CAP], test_path[PATH_CAP];
+    herd_parquet_options o;
+    herd_status st = parquet_params(spec, path, params, &o, err);
+    if (st != HERD_OK) return st;
+    if (o.c <= 0 && opt && opt->c > 0 && opt->h > 0 && opt->w > 0 && o.image) /* the model's input shape */
+        o.c = opt->c, o.h = opt->h, o.w = opt->w;
+    glob_t g;
+    int has_test = test_counterpart(path, test_path) && !strchr(path, ',') && glob(test_path, 0, NULL, &g) == 0;
+    if (has_test) globfree(&g);
+    herd_dataset *tr = NULL, *te = NULL;
+    if (train && (st = herd_parquet_open(&tr, path, &o, err)) != HERD_OK) return st;
+    if (test && has_test && (st = herd_parquet_open(&te, test_path, &o, err)) != HERD_OK) {
+        herd_dataset_close(tr);
+        return st;
+    }
+    if (train) *train = tr;
+    if (test) *test = te;
+    return HERD_OK;
+}
+
 typedef struct url_source {
     const char *prefix;
-    herd_status (*open)(const char *spec, herd_dataset **train, herd_dataset **test, herd_error *err);
+    herd_status (*open)(const char *spec, const herd_image_options *opt, herd_dataset **train, herd_dataset **test,
+                        herd_error *err);
 } url_source;
 
 static const url_source url_sources[] = {
     {"sqlite:", open_sqlite},
     {"postgresql://", open_postgres},
     {"postgres://", open_postgres},
+    {"parquet:", open_parquet},
 };
 
 /* ---- sources named by a file suffix: CSV, NPY, TFRecord ---- */
@@ -477,7 +548,7 @@ herd_status herd_data_open_with(const char *spec, const herd_image_options *opt,
         if (strcmp(spec, named_datasets[i].name) == 0) return open_named(&named_datasets[i], train, test, err);
     for (size_t i = 0; i < sizeof url_sources / sizeof url_sources[0]; i++)
         if (strncmp(spec, url_sources[i].prefix, strlen(url_sources[i].prefix)) == 0)
-            return url_sources[i].open(spec, train, test, err);
+            return url_sources[i].open(spec, opt, train, test, err);
     char path[PATH_CAP], params[PATH_CAP];
     file_params fp;
     herd_status st = split_file_params(spec, path, params, &fp, err);
@@ -500,7 +571,7 @@ herd_status herd_data_open_with(const char *spec, const herd_image_options *opt,
                          spec);
     }
     return herd_fail(err, HERD_EARG,
-                     "%s: not a dataset name (fashion-mnist, mnist), a sqlite:/postgresql:// query, a .csv, .npy or "
+                     "%s: not a dataset name (fashion-mnist, mnist), a sqlite:/postgresql:// query, parquet:DIR, a .csv, .npy or "
                      ".tfrecord file, .herd shards, nor a directory with IDX files (" IDX_LIST ") or CIFAR-10 binaries (" CIFAR_LIST
                      ") (see docs/DATA.md)",
                      spec);
