@@ -147,7 +147,7 @@ function fashion(idxDir, dir, n, perGroup, files) {
       for (let i = lo; i < hi; i++) pixels.push(Array.from(img.subarray(i * 784, (i + 1) * 784)));
       const t = new arrow.Table({
         image: listOf(new arrow.Uint8(), pixels),
-        label: arrow.makeVector(Int64Array.from(lab.subarray(lo, hi), (v) => BigInt(v))),
+        label: arrow.makeVector(BigInt64Array.from(lab.subarray(lo, hi), (v) => BigInt(v))),
       });
       write(path.join(dir, split, `part=${k}`, `part-${String(k).padStart(5, "0")}-f00d.c000.snappy.parquet`), t,
             { rowGroup: perGroup });
