@@ -62,7 +62,7 @@ static void fuzz_fail(const char *fmt, ...) {
 static char scratch_dir[256];
 
 static void scratch_cleanup(void) {
-    static const char *const names[] = {"fuzz.idx", "fuzz.idx.gz", "fuzz_batch.bin", "fuzz.safetensors",
+    static const char *const names[] = {"fuzz.idx", "fuzz.idx.gz", "fuzz.parquet", "fuzz_batch.bin", "fuzz.safetensors",
                                         "ckpt/ckpt-0000000001.safetensors", "ckpt", NULL};
     char p[512];
     for (int i = 0; names[i]; i++) {
@@ -343,6 +343,28 @@ int fuzz_tfrecord(const uint8_t *data, size_t size) {
         herd_error err = {0};
         herd_status st = herd_tfrecord_open(&ds, paths, 1, with_shape ? &shape : NULL, &err);
         check_dataset(st, ds, &err, path, "tfrecord");
+    }
+    return 0;
+}
+
+/* Parquet: the footer, the schema, pages, codecs, levels and encodings, through the dataset
+ * as training reads it: every numeric column, then list and byte columns as a 3x2x2 image and
+ * text labels, with a cache smaller than one row group (every read decodes again). */
+int fuzz_parquet(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.parquet");
+    write_file(path, data, size);
+    const herd_parquet_options opts[] = {
+        {NULL, NULL, NULL, 0, 0, 0, 0},
+        {NULL, "name", "px", 3, 2, 2, 1},
+        {NULL, NULL, "raw", 3, 2, 2, 0},
+        {"vec,f32,i64,flag", "label", NULL, 0, 0, 0, 1},
+    };
+    for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+        herd_dataset *ds = NULL;
+        herd_error err = {0};
+        herd_status st = herd_parquet_open(&ds, path, &opts[k], &err);
+        check_dataset(st, ds, &err, path, "parquet");
     }
     return 0;
 }
@@ -738,6 +760,7 @@ const fuzz_target fuzz_targets[] = {
     {"safetensors", fuzz_safetensors}, {"checkpoint", fuzz_checkpoint}, {"onnx", fuzz_onnx},
     {"csv", fuzz_csv},             {"npy", fuzz_npy},
     {"tfrecord", fuzz_tfrecord},   {"image", fuzz_image},
+    {"parquet", fuzz_parquet},
     {"shard", fuzz_shard},
     {"cli", fuzz_cli},             {"psmsg", fuzz_psmsg},
     {NULL, NULL},

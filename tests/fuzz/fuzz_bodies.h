@@ -19,6 +19,7 @@ int fuzz_onnx(const uint8_t *data, size_t size);
 int fuzz_csv(const uint8_t *data, size_t size);
 int fuzz_npy(const uint8_t *data, size_t size);
 int fuzz_tfrecord(const uint8_t *data, size_t size);
+int fuzz_parquet(const uint8_t *data, size_t size);
 int fuzz_image(const uint8_t *data, size_t size);
 int fuzz_shard(const uint8_t *data, size_t size);
 int fuzz_cli(const uint8_t *data, size_t size);

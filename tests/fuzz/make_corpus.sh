@@ -9,7 +9,7 @@ HERD=${1:-build/herd}
 OUT=tests/fuzz/corpus
 [ -x "$HERD" ] || { echo "make_corpus.sh: $HERD is not built (give the herd binary as argument)" >&2; exit 2; }
 rm -rf "$OUT"
-mkdir -p "$OUT"/{spec,idx,cifar,csv,npy,tfrecord,image,shard,json,safetensors,checkpoint,onnx,cli,psmsg}
+mkdir -p "$OUT"/{spec,idx,cifar,csv,npy,tfrecord,parquet,image,shard,json,safetensors,checkpoint,onnx,cli,psmsg}
 
 # ---- model specs: the examples and test specs, plus small valid and invalid ones ----
 for f in examples/*.spec tests/data/*.spec; do cp "$f" "$OUT/spec/$(basename "$f")"; done
@@ -236,4 +236,6 @@ PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
 for s in concat_graph ceil_pool; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+# ---- Parquet: small files from the independent writer (npm parquet-wasm; needs node and npm) ----
+(HERD_SOURCE_DIR=$PWD; . tests/parquet/npm_writer.sh && parquet_write corpus "$OUT/parquet")
 echo "make_corpus.sh: $(find "$OUT" -type f | wc -l) files in $OUT"

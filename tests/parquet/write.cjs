@@ -130,6 +130,30 @@ function cases(dir) {
   fs.writeFileSync(path.join(dir, "manifest.tsv"), lines.map((l) => l.join("\t")).join("\n") + "\n");
 }
 
+// small seeds for the libFuzzer target (tests/fuzz/corpus/parquet): each codec, encoding and
+// page version on a few rows of the same columns, several row groups each
+function corpus(dir) {
+  const n = 24;
+  const rows = (f) => Array.from({ length: n }, (_, i) => f(i));
+  const table = new arrow.Table({
+    f32: arrow.makeVector(Float32Array.from(rows((i) => i * 1.5 - 7))),
+    i64: arrow.makeVector(BigInt64Array.from(rows((i) => BigInt(i * 1000 - 5)))),
+    flag: arrow.vectorFromArray(rows((i) => i % 3 === 0), new arrow.Bool()),
+    vec: listOf(new arrow.Float32(), rows((i) => [i, -i, i / 2])),
+    px: listOf(new arrow.Uint8(), rows((i) => Array.from({ length: 12 }, (_, j) => (i * 12 + j) & 255))),
+    raw: arrow.vectorFromArray(rows((i) => Uint8Array.from({ length: 12 }, (_, j) => (i + j) & 255)), new arrow.Binary()),
+    name: arrow.vectorFromArray(rows((i) => ["a", "bb", "ccc"][i % 3]), new arrow.Utf8()),
+    label: arrow.makeVector(Int32Array.from(rows((i) => i % 4))),
+  });
+  const C = pw.Compression;
+  const sets = [["none-dict-v1", { codec: C.UNCOMPRESSED }], ["none-plain-v2", { codec: C.UNCOMPRESSED, dict: false, v2: true }],
+                ["snappy-dict-v2", { v2: true }], ["gzip-plain-v1", { codec: C.GZIP, dict: false }],
+                ["zstd-dict-v1", { codec: C.ZSTD }],
+                ["delta", { codec: C.UNCOMPRESSED, dict: false, v2: true,
+                            encodings: { i64: pw.Encoding.DELTA_BINARY_PACKED, label: pw.Encoding.DELTA_BINARY_PACKED } }]];
+  for (const [name, o] of sets) write(path.join(dir, name + ".parquet"), table, { rowGroup: 8, ...o });
+}
+
 function readIdx(file) {
   const b = zlib.gunzipSync(fs.readFileSync(file));
   const ndim = b[3], dims = [];
@@ -178,6 +202,7 @@ function synth(file, mb, perGroup) {
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === "cases") cases(args[0]);
+else if (mode === "corpus") corpus(args[0]);
 else if (mode === "fashion") fashion(args[0], args[1], +args[2], +args[3], +args[4]);
 else if (mode === "synth") synth(args[0], +args[1], +args[2]);
 else { console.error("usage: write.cjs cases DIR | fashion IDX_DIR DIR N ROWS_PER_GROUP FILES | synth DIR MB ROWS"); process.exit(2); }
