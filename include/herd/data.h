@@ -308,6 +308,9 @@ void herd_loader_destroy(herd_loader *l);
  *    "postgresql://user@host:port/db?[label=COL&][libpq params&]query=SELECT ..." (also
  *    postgres://): query= must be the last parameter and the rest of the string is the SQL,
  *    verbatim; train split only;
+ *  - "parquet:DIR_OR_GLOB[?features=a,b&label=y&image=col&shape=CxHxW&cache_mb=N]"
+ *    (herd_parquet_open; the model's input shape serves image= without shape=); when the last
+ *    name holds "train", the same with "test" is the test split if it exists;
  *  - a file source, optionally followed by "?key=value&...": label=COL (CSV), image=NAME and
  *    label=NAME (TFRecord):
  *      FILE.csv;

@@ -518,9 +518,19 @@ static herd_status decode_group(const pq_impl *im, const pq_group *g, uint8_t *o
     return st;
 }
 
+/* decode_group under the SIGBUS guard (a file shrinking under its mapping becomes an error,
+ * and the group's slot is released as for any failure): gi and out ride in the guard's get()
+ * arguments. */
+static herd_status decode_guarded(const herd_dataset *ds, int64_t gi, void *out, void *unused, herd_error *err) {
+    (void)unused;
+    const pq_impl *im = ds->impl;
+    return decode_group(im, &im->groups[gi], out, err);
+}
+
 /* The decoded samples of group gi, decoding them when they are not cached; the cache lock is
  * held on return with *data valid until it is released. */
-static herd_status acquire(pq_impl *im, int gi, uint8_t **data, herd_error *err) {
+static herd_status acquire(const herd_dataset *ds, int gi, uint8_t **data, herd_error *err) {
+    pq_impl *im = ds->impl;
     pthread_mutex_lock(&im->mu);
     while (im->state[gi] == SLOT_LOADING) pthread_cond_wait(&im->cv, &im->mu);
     if (im->state[gi] == SLOT_READY) {
@@ -545,7 +555,7 @@ static herd_status acquire(pq_impl *im, int gi, uint8_t **data, herd_error *err)
     im->cached += bytes;
     pthread_mutex_unlock(&im->mu);
     uint8_t *buf = malloc(bytes ? bytes : 1);
-    herd_status st = buf ? decode_group(im, g, buf, err)
+    herd_status st = buf ? mapped_get_guarded(im->files[g->file].path, decode_guarded, ds, gi, buf, NULL, err)
                          : herd_fail(err, HERD_ENOMEM, "%s: row group %d: out of memory for %zu bytes",
                                      im->files[g->file].path, g->rg, bytes);
     pthread_mutex_lock(&im->mu);
@@ -576,24 +586,19 @@ static int group_of(const pq_impl *im, int64_t i) {
     return lo;
 }
 
-static herd_status pq_get_mapped(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+static herd_status pq_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
     pq_impl *im = ds->impl;
+    if (i < 0 || i >= ds->n)
+        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
+                         (long long)ds->n);
     int gi = group_of(im, i);
     uint8_t *data;
-    herd_status st = acquire(im, gi, &data, err);
+    herd_status st = acquire(ds, gi, &data, err);
     if (st != HERD_OK) return st;
     memcpy(x, data + (size_t)(i - im->groups[gi].first) * im->sample_bytes, im->sample_bytes);
     pthread_mutex_unlock(&im->mu);
     memcpy(y, &im->labels[i], sizeof(int32_t));
     return HERD_OK;
-}
-
-static herd_status pq_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
-    const pq_impl *im = ds->impl;
-    if (i < 0 || i >= ds->n)
-        return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
-                         (long long)ds->n);
-    return mapped_get_guarded(im->files[im->groups[group_of(im, i)].file].path, pq_get_mapped, ds, i, x, y, err);
 }
 
 static void impl_free(pq_impl *im) {
