@@ -545,31 +545,29 @@ typedef struct page_header {
     int is_compressed;
 } page_header;
 
-static void read_sub_header(tc_reader *r, page_header *h, int which) {
-    int16_t id;
-    int t;
-    if (!tc_struct_begin(r)) return;
-    while (tc_field(r, &id, &t)) {
-        int64_t v;
-        int ok;
-        if (!tc_int_field(r, t, &v, &ok)) break;
-        if (!ok) continue;
-        int iv = v < 0 || v > INT32_MAX ? -1 : (int)v;
-        if (id == 1) h->num_values = v;
-        if (which == 5) { /* DataPageHeader */
-            if (id == 2) h->encoding = iv;
-            if (id == 3) h->def_encoding = iv;
-            if (id == 4) h->rep_encoding = iv;
-        } else if (which == 7) { /* DictionaryPageHeader */
-            if (id == 2) h->encoding = iv;
-        } else { /* DataPageHeaderV2 */
-            if (id == 4) h->encoding = iv;
-            if (id == 5) h->def_len = v;
-            if (id == 6) h->rep_len = v;
-            if (id == 7) h->is_compressed = (int)v;
-        }
+/* DataPageHeader (5), DictionaryPageHeader (7) or DataPageHeaderV2 (8) fields into h. */
+typedef struct sub_header {
+    page_header *h;
+    int which;
+} sub_header;
+
+static void on_sub_header(void *ctx, int16_t id, int64_t v) {
+    const sub_header *sh = ctx;
+    page_header *h = sh->h;
+    int iv = v < 0 || v > INT32_MAX ? -1 : (int)v;
+    if (id == 1) h->num_values = v;
+    if (sh->which == 5) {
+        if (id == 2) h->encoding = iv;
+        if (id == 3) h->def_encoding = iv;
+        if (id == 4) h->rep_encoding = iv;
+    } else if (sh->which == 7) {
+        if (id == 2) h->encoding = iv;
+    } else {
+        if (id == 4) h->encoding = iv;
+        if (id == 5) h->def_len = v;
+        if (id == 6) h->rep_len = v;
+        if (id == 7) h->is_compressed = (int)v;
     }
-    tc_struct_end(r);
 }
 
 /* The page header at p (at most n bytes); *used: its length. */
@@ -585,7 +583,8 @@ static herd_status read_page_header(chunk_state *s, const uint8_t *p, size_t n, 
     if (tc_struct_begin(&r)) {
         while (tc_field(&r, &id, &t)) {
             if (t == TC_STRUCT && (id == 5 || id == 7 || id == 8)) {
-                read_sub_header(&r, h, id);
+                sub_header sh = {h, id};
+                tc_struct_ints(&r, on_sub_header, &sh);
                 continue;
             }
             int64_t v;

@@ -37,10 +37,18 @@ static herd_status thrift_bad(const tc_reader *r, const char *what, const char *
                      r->at, what);
 }
 
-/* LogicalType: a union; the field set says which. */
+/* LogicalType: a union; the field set says which. DECIMAL's scale (5.1), INTEGER's bit width
+ * and signedness (10.1, 10.2) are kept. */
+static void on_logical_field(void *ctx, int16_t sub, int64_t v) {
+    schema_el *e = ctx;
+    if (e->logical == 5 && sub == 1) e->scale = (int)(v < 0 || v > 76 ? -1 : v);
+    if (e->logical == 10 && sub == 1) e->int_bits = (int)(v < 0 || v > 64 ? -1 : v);
+    if (e->logical == 10 && sub == 2) e->int_signed = (int)v;
+}
+
 static void read_logical(tc_reader *r, schema_el *e) {
-    int16_t id, sub;
-    int t, st;
+    int16_t id;
+    int t;
     if (!tc_struct_begin(r)) return;
     while (tc_field(r, &id, &t)) {
         if (t != TC_STRUCT) {
@@ -48,17 +56,7 @@ static void read_logical(tc_reader *r, schema_el *e) {
             continue;
         }
         e->logical = id;
-        tc_struct_begin(r);
-        while (tc_field(r, &sub, &st)) {
-            int64_t v;
-            int ok;
-            if (!tc_int_field(r, st, &v, &ok)) break;
-            if (!ok) continue;
-            if (id == 5 && sub == 1) e->scale = (int)(v < 0 || v > 76 ? -1 : v); /* DECIMAL.scale */
-            if (id == 10 && sub == 1) e->int_bits = (int)(v < 0 || v > 64 ? -1 : v); /* INTEGER.bitWidth */
-            if (id == 10 && sub == 2) e->int_signed = (int)v;                  /* INTEGER.isSigned */
-        }
-        tc_struct_end(r);
+        tc_struct_ints(r, on_logical_field, e);
     }
     tc_struct_end(r);
 }
@@ -201,28 +199,25 @@ static herd_status build_leaves(leaf_build *b, const char *prefix, int depth, in
     return HERD_OK;
 }
 
-/* ColumnMetaData into c; *type is its physical type. */
-static void read_column_meta(tc_reader *r, pq_chunk *c, int *type, int64_t *data_off, int64_t *dict_off,
-                             int64_t *compressed) {
-    int16_t id;
-    int t;
-    if (!tc_struct_begin(r)) return;
-    while (tc_field(r, &id, &t)) {
-        int64_t v;
-        int ok;
-        if (!tc_int_field(r, t, &v, &ok)) break;
-        if (!ok) continue;
-        switch (id) {
-        case 1: *type = v < 0 || v > 7 ? -1 : (int)v; break;
-        case 4: c->codec = v < 0 || v > 1000 ? 1000 : (int)v; break;
-        case 5: c->num_values = v; break;
-        case 7: *compressed = v; break;
-        case 9: *data_off = v; break;
-        case 11: *dict_off = v; break;
-        default: break;
-        }
+/* ColumnMetaData: type (1), codec (4), num_values (5), total_compressed_size (7),
+ * data_page_offset (9), dictionary_page_offset (11). */
+typedef struct column_meta {
+    pq_chunk *c;
+    int type;
+    int64_t data_off, dict_off, compressed;
+} column_meta;
+
+static void on_column_meta(void *ctx, int16_t id, int64_t v) {
+    column_meta *m = ctx;
+    switch (id) {
+    case 1: m->type = v < 0 || v > 7 ? -1 : (int)v; break;
+    case 4: m->c->codec = v < 0 || v > 1000 ? 1000 : (int)v; break;
+    case 5: m->c->num_values = v; break;
+    case 7: m->compressed = v; break;
+    case 9: m->data_off = v; break;
+    case 11: m->dict_off = v; break;
+    default: break;
     }
-    tc_struct_end(r);
 }
 
 /* One RowGroup: its column chunks checked against the schema and the file. */
@@ -251,8 +246,8 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
         if (!g->chunks) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
         for (int c = 0; c < m->nleaves; c++) {
             pq_chunk *ch = &g->chunks[c];
-            int type = -1, has_meta = 0, other_file = 0;
-            int64_t data_off = -1, dict_off = -1, compressed = -1;
+            int has_meta = 0, other_file = 0;
+            column_meta cm = {ch, -1, -1, -1, -1};
             int16_t cid;
             int ct;
             ch->num_values = -1;
@@ -261,7 +256,7 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
                 if (cid == 1 && ct == TC_BINARY) other_file = 1;
                 if (cid == 3 && ct == TC_STRUCT) {
                     has_meta = 1;
-                    read_column_meta(r, ch, &type, &data_off, &dict_off, &compressed);
+                    tc_struct_ints(r, on_column_meta, &cm);
                 } else {
                     tc_skip(r, ct);
                 }
@@ -275,6 +270,8 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
             if (!has_meta)
                 return herd_fail(err, HERD_EUNSUPPORTED, "%s: row group %d, column '%s': no column metadata "
                                  "(encrypted columns are not supported)", path, gi, name);
+            int type = cm.type;
+            int64_t data_off = cm.data_off, dict_off = cm.dict_off, compressed = cm.compressed;
             if (type != m->leaves[c].physical)
                 return herd_fail(err, HERD_EFORMAT, "%s: row group %d, column '%s': chunk type %s, schema type %s",
                                  path, gi, name, pq_physical_name(type), pq_physical_name(m->leaves[c].physical));

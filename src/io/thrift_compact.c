@@ -211,3 +211,16 @@ int tc_int_field(tc_reader *r, int type, int64_t *v, int *ok) {
     default: *ok = 0; return tc_skip(r, type);
     }
 }
+
+int tc_struct_ints(tc_reader *r, void (*on)(void *ctx, int16_t id, int64_t v), void *ctx) {
+    int16_t id;
+    int t, ok;
+    int64_t v;
+    if (!tc_struct_begin(r)) return 0;
+    while (tc_field(r, &id, &t)) {
+        if (!tc_int_field(r, t, &v, &ok)) break;
+        if (ok) on(ctx, id, v);
+    }
+    tc_struct_end(r);
+    return !r->why;
+}

@@ -60,5 +60,8 @@ int tc_skip(tc_reader *r, int type);
  * 1/0); other types are skipped and give 0 with *ok = 0. For fields whose type a writer may
  * choose differently from the spec. */
 int tc_int_field(tc_reader *r, int type, int64_t *v, int *ok);
+/* Reads a whole struct whose fields of interest are integers: on(ctx, id, value) for each
+ * integer (or bool) field, every other field skipped. 0 on an error. */
+int tc_struct_ints(tc_reader *r, void (*on)(void *ctx, int16_t id, int64_t v), void *ctx);
 
 #endif
