@@ -2,7 +2,7 @@
 # part-0000K-….snappy.parquet, _SUCCESS; images as a list<uint8> column, labels int64) by an
 # independent writer (npm parquet-wasm) trains to the same weights as from IDX: same samples
 # in the same order, same seed => cmp-identical weights and the same test accuracy. The
-# row-group cache is held to 1 MiB (about 2 of the 3000 samples' 12 row groups), so shuffled
+# row-group cache is held to 1 MiB (5 of the 12 row groups of 250 images), so shuffled
 # reads evict and decode row groups again while training.
 . "$(dirname "$0")/cli_lib.sh"
 . "$SRC/tests/parquet/npm_writer.sh"

@@ -352,7 +352,7 @@ static herd_status collect_text(void *ctx, int64_t row, const uint8_t *v, size_t
     text_labels *t = ctx;
     char *s = malloc(len + 1);
     if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory for a label");
-    memcpy(s, v, len);
+    if (len) memcpy(s, v, len);
     s[len] = 0;
     free(t->text[t->base + row]);
     t->text[t->base + row] = s;
@@ -742,9 +742,10 @@ herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_p
         goto fail;
     }
     int64_t ngroups = 0;
-    for (int i = 0; i < files.n; i++, im->nfiles++) {
+    for (int i = 0; i < files.n; i++) {
         pq_file *f = &im->files[i];
         f->path = files.v[i], files.v[i] = NULL;
+        im->nfiles = i + 1; /* owned by im from here, also when this file fails */
         if ((st = map_file(f, err)) != HERD_OK || (st = pq_meta_read(&f->meta, f->map, f->size, f->path, err)) != HERD_OK ||
             (st = read_partitions(f, base, err)) != HERD_OK)
             goto fail;

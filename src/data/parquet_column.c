@@ -16,9 +16,8 @@ enum { PAGE_DATA = 0, PAGE_INDEX = 1, PAGE_DICTIONARY = 2, PAGE_DATA_V2 = 3 };
 int pq_leaf_numeric(const pq_leaf *l) {
     if (l->as == PQ_AS_STRING || l->as == PQ_AS_BYTES) return 0;
     if (l->as == PQ_AS_FLOAT16) return l->physical == PQ_FIXED_LEN_BYTE_ARRAY && l->type_length == 2;
-    if (l->as == PQ_AS_DECIMAL)
-        return l->physical == PQ_INT32 || l->physical == PQ_INT64 || l->physical == PQ_BYTE_ARRAY ||
-               (l->physical == PQ_FIXED_LEN_BYTE_ARRAY && l->type_length <= 32);
+    if (l->as == PQ_AS_DECIMAL) /* the kinds parquet_meta.c lets through */
+        return l->physical != PQ_FIXED_LEN_BYTE_ARRAY || l->type_length <= 32;
     return l->physical != PQ_BYTE_ARRAY && l->physical != PQ_FIXED_LEN_BYTE_ARRAY;
 }
 
@@ -45,7 +44,9 @@ typedef struct rle_dec {
 } rle_dec;
 
 static void rle_init(rle_dec *d, const uint8_t *p, size_t n, int bw) {
+    static const uint8_t none[1];
     memset(d, 0, sizeof *d);
+    if (!p) p = none, n = 0; /* no levels: NULL + 0 is not C */
     d->p = p, d->end = p + n, d->bw = bw;
 }
 
@@ -320,6 +321,7 @@ static herd_status put_value(chunk_state *s, const pq_value *v) {
     pq_sink *k = s->sink;
     int64_t j = s->elems++;
     if (k->kind == PQ_SINK_WIDTH || j >= k->width) return HERD_OK; /* too many: end_row says so */
+    if (k->kind == PQ_SINK_BYTES) return k->bytes(k->ctx, s->row, v->ptr, v->len, s->err);
     uint8_t *at = k->base + (size_t)s->row * k->stride;
     switch (k->kind) {
     case PQ_SINK_F32: ((float *)at)[j] = (float)v->num; return HERD_OK;
@@ -330,7 +332,7 @@ static herd_status put_value(chunk_state *s, const pq_value *v) {
                              (long long)s->row, v->num);
         at[j] = (uint8_t)v->num;
         return HERD_OK;
-    default: return k->bytes(k->ctx, s->row, v->ptr, v->len, s->err);
+    default: return HERD_OK;
     }
 }
 

@@ -190,6 +190,15 @@ static herd_status build_leaves(leaf_build *b, const char *prefix, int depth, in
     l->physical = e->type;
     l->type_length = e->type_length;
     l->as = leaf_as(e, &l->int_bits);
+    /* a logical type that does not fit the physical one is ignored: numbers stay numbers and
+     * byte arrays bytes (writers do not produce these; damaged files might) */
+    int bytes = e->type == PQ_BYTE_ARRAY || e->type == PQ_FIXED_LEN_BYTE_ARRAY;
+    int fits = l->as == PQ_AS_PLAIN || (l->as == PQ_AS_STRING && bytes) || (l->as == PQ_AS_BYTES && bytes) ||
+               (l->as == PQ_AS_UNSIGNED && (e->type == PQ_INT32 || e->type == PQ_INT64)) ||
+               (l->as == PQ_AS_DECIMAL && (bytes || e->type == PQ_INT32 || e->type == PQ_INT64)) ||
+               (l->as == PQ_AS_FLOAT16 && e->type == PQ_FIXED_LEN_BYTE_ARRAY && e->type_length == 2);
+    if (!fits) l->as = bytes ? PQ_AS_BYTES : PQ_AS_PLAIN, l->int_bits = 0;
+    if (l->as == PQ_AS_PLAIN && bytes) l->as = PQ_AS_BYTES;
     l->scale = e->scale < 0 ? 0 : e->scale;
     l->max_def = def, l->max_rep = rep, l->rep_def = rep_def;
     for (int i = top_first; i < b->nleaves; i++) b->leaves[i].top_leaves = b->nleaves - top_first;
