@@ -64,6 +64,15 @@ bad "a non-Parquet file in the directory" "parquet:$C/mixed" "$C/mixed/README: "
 rm "$C/mixed/README"
 expect_exit 0 "hidden and _ files are skipped" -- "$HERD" stats "parquet:$C/mixed?features=f32"
 
+# text partition values as labels: ids in sorted order (kind=ant -> 0, kind=bee -> 1)
+mkdir -p "$C/kinds/kind=bee" "$C/kinds/kind=ant"
+cp "$GOOD" "$C/kinds/kind=bee/part-0.parquet"
+cp "$C/snappy-dict-v1.parquet" "$C/kinds/kind=ant/part-0.parquet"
+expect_exit 0 "text partition labels" -- "$HERD" stats "parquet:$C/kinds?features=f32&label=kind"
+expect_out "text partition labels are sorted ids" "^classes: 0:1000 1:1000$"
+expect_exit 0 "a glob over partitions" -- "$HERD" stats "parquet:$C/kinds/kind=b*?features=f32&label=kind"
+expect_out "the glob's partition value" "^classes: 0:1000 1:0$"
+
 # ---- herd stats and herd convert take a Parquet source as any other ----
 expect_exit 0 "stats" -- "$HERD" stats "parquet:$C/partitioned?features=f32,vec"
 expect_out "stats samples" "^samples: 1000$"

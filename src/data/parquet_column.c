@@ -495,6 +495,9 @@ static herd_status page_rows(chunk_state *s, int64_t num_values, const uint8_t *
             return PAGE_FAIL(s, HERD_EFORMAT, "level (%u, %u) above the column's maximum (%d, %d)", r, d, l->max_rep,
                              l->max_def);
         herd_status st;
+        if (r != 0 && s->row < 0)
+            return PAGE_FAIL(s, HERD_EFORMAT, "the chunk's first value has repetition level %u (a row must start "
+                             "at 0)", r);
         if (r == 0) { /* a new row */
             if ((st = end_row(s)) != HERD_OK) return st;
             if (s->done) break;
