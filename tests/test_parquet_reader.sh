@@ -11,7 +11,7 @@ C=$TMP/c
 parquet_write cases "$C" && pass || fail "the npm writer failed"
 
 "$HERD_TEST_BIN_DIR/parquet_check" "$C" >"$TMP/check" 2>&1 && pass || fail "values differ: $(grep -v '^ok' "$TMP/check" | head -20)"
-grep -q "^35 passed, 0 failed" "$TMP/check" && pass || fail "expected 35 cases: $(tail -1 "$TMP/check")"
+grep -q "^36 passed, 0 failed" "$TMP/check" && pass || fail "expected 36 cases: $(tail -1 "$TMP/check")"
 
 # ---- bad input: one line naming the file and the problem ----
 GOOD=$C/plain-uncompressed.parquet
@@ -58,6 +58,8 @@ bad "text feature" "parquet:$C/snappy-dict-v1.parquet?features=name" "$C/snappy-
 bad "image without shape" "parquet:$C/snappy-dict-v1.parquet?image=px" "image=px needs the image's shape (shape=CxHxW)"
 bad "wrong image shape" "parquet:$C/snappy-dict-v1.parquet?image=raw&shape=1x2x2" "row 0: 12 bytes are neither 1x2x2 raw pixels nor a PNG/JPEG image"
 bad "unknown option" "parquet:$C/snappy-dict-v1.parquet?colour=red" "unknown option 'colour'"
+bad "text target" "parquet:$C/snappy-dict-v1.parquet?features=f32&target=name" "target column 'name' holds text"
+bad "label and target" "parquet:$C/snappy-dict-v1.parquet?label=label&target=f64" "give label= (class ids) or target= (float values), not both"
 bad "no files" "parquet:$C/nothing-*.parquet" "$C/nothing-*.parquet: no such file or directory"
 mkdir -p "$C/mixed" && cp "$GOOD" "$C/mixed/part-0.parquet" && echo "not parquet" >"$C/mixed/README"
 bad "a non-Parquet file in the directory" "parquet:$C/mixed" "$C/mixed/README: "

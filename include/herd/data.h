@@ -160,8 +160,11 @@ typedef struct herd_parquet_options {
     const char *features; /* comma list of columns: numbers or one-level lists of numbers, read into one
                              (F) row in that order; NULL: every numeric column of the first file but
                              the label (text and byte columns left out) */
-    const char *label;    /* the class-id column: integers >= 0, or text mapped to ids in sorted
-                             (strcmp) order; NULL: "label" */
+    const char *label;    /* the class-id column: integers >= 0 (also whole-number floats, as Spark ML
+                             writes labels), or text mapped to ids in sorted (strcmp) order; NULL:
+                             "label" */
+    const char *target;   /* instead of label: a number column read as an f32 target (regression,
+                             binary), y f32 and num_classes 0 */
     const char *image;    /* instead of features: one column read as an image (C,H,W): a list of C*H*W
                              numbers (in C,H,W order), raw bytes of that length, or PNG/JPEG bytes */
     int c, h, w;          /* the sample shape (shape=CxHxW; 0: none): images need one (from here or the
@@ -308,7 +311,7 @@ void herd_loader_destroy(herd_loader *l);
  *    "postgresql://user@host:port/db?[label=COL&][libpq params&]query=SELECT ..." (also
  *    postgres://): query= must be the last parameter and the rest of the string is the SQL,
  *    verbatim; train split only;
- *  - "parquet:DIR_OR_GLOB[?features=a,b&label=y&image=col&shape=CxHxW&cache_mb=N]"
+ *  - "parquet:DIR_OR_GLOB[?features=a,b&label=y|target=v&image=col&shape=CxHxW&cache_mb=N]"
  *    (herd_parquet_open; the model's input shape serves image= without shape=); when the last
  *    name holds "train", the same with "test" is the test split if it exists;
  *  - a file source, optionally followed by "?key=value&...": label=COL (CSV), image=NAME and

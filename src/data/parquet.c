@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <math.h>
@@ -61,7 +62,8 @@ typedef struct pq_impl {
     int ncols;
     pq_group *groups;
     int ngroups;
-    int32_t *labels;
+    void *targets;      /* n: i32 class ids, or f32 values with target= (4 bytes each) */
+    int float_target;
     int u8;             /* x is u8 */
     int c, h, w;        /* image shape when an image column is read */
     size_t sample_bytes;
@@ -376,13 +378,33 @@ static herd_status map_text(pq_impl *im, int64_t n, char **text, int *classes, h
     }
     for (int64_t i = 0; i < n; i++) {
         char **hit = bsearch(&text[i], sorted, (size_t)k, sizeof *sorted, cmp_text);
-        im->labels[i] = (int32_t)(hit - sorted);
+        ((int32_t *)im->targets)[i] = (int32_t)(hit - sorted);
     }
     *classes = (int)k;
     free(sorted);
     return HERD_OK;
 }
 
+/* Target i from value v: a class id (an integer >= 0; *max follows the largest) or, with
+ * float_target, a finite float. what and row name it in messages. */
+static herd_status store_target(pq_impl *im, int64_t i, double v, int32_t *max, const char *what, int64_t row,
+                                herd_error *err) {
+    if (im->float_target) {
+        if (!isfinite(v) || fabs(v) > FLT_MAX)
+            return herd_fail(err, HERD_EFORMAT, "%s: row %lld: target %g is not a finite float", what, (long long)row, v);
+        ((float *)im->targets)[i] = (float)v;
+        return HERD_OK;
+    }
+    if (!(v >= 0 && v < INT32_MAX && v == floor(v)))
+        return herd_fail(err, HERD_EFORMAT, "%s: row %lld: label %g is not a class id (an integer >= 0)", what,
+                         (long long)row, v);
+    ((int32_t *)im->targets)[i] = (int32_t)v;
+    if ((int32_t)v > *max) *max = (int32_t)v;
+    return HERD_OK;
+}
+
+/* Every sample's label (or target) from col: a number column, text mapped to ids, or a
+ * partition value. */
 static herd_status read_labels(pq_impl *im, pq_col *col, int *classes, herd_error *err) {
     int64_t n = im->groups[im->ngroups - 1].first + im->groups[im->ngroups - 1].rows;
     int text = col->part < 0 && !pq_leaf_numeric(col_leaf(im, col, 0));
@@ -390,10 +412,13 @@ static herd_status read_labels(pq_impl *im, pq_col *col, int *classes, herd_erro
         double x;
         if (part_number(im, f, col->part, &x, NULL) != HERD_OK) text = 1;
     }
+    if (text && im->float_target)
+        return herd_fail(err, HERD_EARG, "%s: target column '%s' holds text (target= reads numbers; label= maps text "
+                         "to class ids)", im->files[0].path, col->name);
     double *v = NULL;
     text_labels tl = {NULL, 0};
     herd_status st = HERD_OK;
-    if (!(im->labels = herd_malloc_array((size_t)n + 1, sizeof *im->labels)))
+    if (!(im->targets = herd_malloc_array((size_t)n + 1, 4)))
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld labels", im->files[0].path, (long long)n);
     if (text && !(tl.text = herd_calloc_array((size_t)n + 1, sizeof *tl.text)))
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld labels", im->files[0].path, (long long)n);
@@ -407,19 +432,14 @@ static herd_status read_labels(pq_impl *im, pq_col *col, int *classes, herd_erro
         if (col->part >= 0) {
             double x;
             if ((st = part_number(im, g->file, col->part, &x, err)) != HERD_OK) break;
-            if (!(x >= 0 && x < INT32_MAX && x == floor(x))) {
-                st = herd_fail(err, HERD_EFORMAT, "%s: partition label %g is not a class id >= 0",
-                               im->files[g->file].path, x);
-                break;
-            }
-            for (int64_t r = 0; r < g->rows; r++) im->labels[g->first + r] = (int32_t)x;
-            if ((int32_t)x > max) max = (int32_t)x;
+            for (int64_t r = 0; r < g->rows && st == HERD_OK; r++)
+                st = store_target(im, g->first + r, x, &max, im->files[g->file].path, r, err);
             continue;
         }
         const pq_leaf *l = col_leaf(im, col, g->file);
         const pq_chunk *ch = &im->files[g->file].meta.rgs[g->rg].chunks[col->leaf[g->file]];
         if (l->max_rep > 0) {
-            st = herd_fail(err, HERD_EFORMAT, "%s: the label is a list (expected one class id a row)", what);
+            st = herd_fail(err, HERD_EFORMAT, "%s: the label is a list (expected one value a row)", what);
             break;
         }
         pq_sink sink = {.kind = PQ_SINK_F64, .width = 1};
@@ -437,18 +457,11 @@ static herd_status read_labels(pq_impl *im, pq_col *col, int *classes, herd_erro
         }
         st = pq_column_read(im->files[g->file].map, l, ch, g->rows, &sink, what, err);
         release_range(&im->files[g->file], ch->start, ch->len);
-        for (int64_t r = 0; r < g->rows && st == HERD_OK && !text; r++) {
-            if (!(v[r] >= 0 && v[r] < INT32_MAX && v[r] == floor(v[r]))) {
-                st = herd_fail(err, HERD_EFORMAT, "%s: row %lld: label %g is not a class id (an integer >= 0)", what,
-                               (long long)r, v[r]);
-                break;
-            }
-            im->labels[g->first + r] = (int32_t)v[r];
-            if ((int32_t)v[r] > max) max = (int32_t)v[r];
-        }
+        for (int64_t r = 0; r < g->rows && st == HERD_OK && !text; r++)
+            st = store_target(im, g->first + r, v[r], &max, what, r, err);
     }
     free(v);
-    *classes = max + 1;
+    *classes = im->float_target ? 0 : max + 1;
     if (text) {
         tl.base = 0;
         if (st == HERD_OK && col->part >= 0) /* text partition values: one per file */
@@ -597,7 +610,7 @@ static herd_status pq_get(const herd_dataset *ds, int64_t i, void *x, void *y, h
     if (st != HERD_OK) return st;
     memcpy(x, data + (size_t)(i - im->groups[gi].first) * im->sample_bytes, im->sample_bytes);
     pthread_mutex_unlock(&im->mu);
-    memcpy(y, &im->labels[i], sizeof(int32_t));
+    memcpy(y, (const char *)im->targets + (size_t)i * 4, 4);
     return HERD_OK;
 }
 
@@ -617,7 +630,7 @@ static void impl_free(pq_impl *im) {
         for (int g = 0; g < im->ngroups; g++) free(im->data[g]);
     free(im->data), free(im->state), free(im->used);
     free(im->groups);
-    free(im->labels);
+    free(im->targets);
     pthread_mutex_destroy(&im->mu);
     pthread_cond_destroy(&im->cv);
     free(im);
@@ -723,7 +736,10 @@ static herd_status layout(pq_impl *im, const herd_parquet_options *o, herd_datas
 herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_parquet_options *opt, herd_error *err) {
     herd_parquet_options o = {0};
     if (opt) o = *opt;
-    const char *label = o.label ? o.label : "label";
+    if (o.label && o.target) {
+        return herd_fail(err, HERD_EARG, "%s: give label= (class ids) or target= (float values), not both", root);
+    }
+    const char *label = o.target ? o.target : o.label ? o.label : "label";
     pq_impl *im = calloc(1, sizeof *im);
     herd_dataset *ds = calloc(1, sizeof *ds);
     path_list files = {0};
@@ -779,6 +795,7 @@ herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_p
         goto fail;
     }
     im->c = o.c, im->h = o.h, im->w = o.w;
+    im->float_target = o.target != NULL;
     if ((st = project(im, &o, label, err)) != HERD_OK || (st = layout(im, &o, ds, err)) != HERD_OK) goto fail;
     for (int gi = 0; gi < im->ngroups; gi++) {
         size_t bytes;
@@ -811,7 +828,7 @@ herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_p
     im->budget = o.cache_bytes ? o.cache_bytes : DEFAULT_CACHE;
     ds->ops = &pq_ops;
     ds->n = n;
-    ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
+    ds->y = herd_tensor_make(im->float_target ? HERD_F32 : HERD_I32, 0, NULL, NULL);
     ds->num_classes = classes;
     snprintf(ds->source, sizeof ds->source, "%s", root);
     ds->impl = im;

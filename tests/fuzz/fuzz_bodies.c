@@ -278,8 +278,11 @@ static void check_dataset(herd_status st, herd_dataset *ds, herd_error *err, con
     char xs[96];
     int dims_ok = ds && ds->x.ndim <= 3;
     for (int d = 0; dims_ok && d < ds->x.ndim; d++) dims_ok = ds->x.dims[d] >= 1;
-    if (!ds || ds->n < 0 || !dims_ok || !herd_dtype_to_f32_ok(ds->x.dtype) || ds->y.dtype != HERD_I32 ||
-        ds->y.ndim != 0 || ds->num_classes < 1)
+    /* y: one class id of num_classes, or one f32 target (num_classes 0) */
+    int f32_target = ds && ds->y.dtype == HERD_F32;
+    if (!ds || ds->n < 0 || !dims_ok || !herd_dtype_to_f32_ok(ds->x.dtype) ||
+        (ds->y.dtype != HERD_I32 && !f32_target) || ds->y.ndim != 0 || (f32_target ? ds->num_classes != 0
+                                                                                    : ds->num_classes < 1))
         fuzz_fail("%s: accepted a dataset of %s samples %s, %lld samples", what, ds ? herd_dtype_name(ds->x.dtype) : "",
                   ds ? herd_tensor_shape_str(&ds->x, xs, sizeof xs) : "", ds ? (long long)ds->n : 0LL);
     size_t sample = (size_t)herd_tensor_numel(&ds->x);
@@ -291,7 +294,10 @@ static void check_dataset(herd_status st, herd_dataset *ds, herd_error *err, con
         herd_error e2 = {0};
         herd_status g = herd_dataset_batch(ds, &i, 1, x, &y, &e2); /* as training reads it */
         check_error(g, &e2, prefix, what);
-        if (g == HERD_OK && (y < 0 || y >= ds->num_classes))
+        float t;
+        memcpy(&t, &y, sizeof t);
+        if (g == HERD_OK && f32_target && !isfinite(t)) fuzz_fail("%s: sample %lld has target %g", what, (long long)i, t);
+        if (g == HERD_OK && !f32_target && (y < 0 || y >= ds->num_classes))
             fuzz_fail("%s: sample %lld has label %d of %d classes", what, (long long)i, y, ds->num_classes);
     }
     free(x);
@@ -355,10 +361,10 @@ int fuzz_parquet(const uint8_t *data, size_t size) {
     const char *path = scratch_path("fuzz.parquet");
     write_file(path, data, size);
     const herd_parquet_options opts[] = {
-        {NULL, NULL, NULL, 0, 0, 0, 0},
-        {NULL, "name", "px", 3, 2, 2, 1},
-        {NULL, NULL, "raw", 3, 2, 2, 0},
-        {"vec,f32,i64,flag", "label", NULL, 0, 0, 0, 1},
+        {0},
+        {.label = "name", .image = "px", .c = 3, .h = 2, .w = 2, .cache_bytes = 1},
+        {.image = "raw", .c = 3, .h = 2, .w = 2},
+        {.features = "vec,f32,i64,flag", .target = "f32", .cache_bytes = 1},
     };
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         herd_dataset *ds = NULL;

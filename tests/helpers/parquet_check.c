@@ -1,7 +1,8 @@
 /* parquet_check DIR: for each line of DIR/manifest.tsv (SPEC, expected columns, dtype, expected
  * labels; written by tests/parquet/write.cjs) opens parquet:DIR/SPEC and compares every sample
  * with the values the writer was given (DIR/<column>.f64, float64 row-major): u8 samples
- * exactly, f32 samples as (float) of the value, labels exactly. Prints one line per case and
+ * exactly, f32 samples as (float) of the value, labels exactly (f32 targets as (float) of the
+ * value). Prints one line per case and
  * "N passed, M failed"; exit 1 when any failed. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,8 +78,12 @@ static int check(const char *dir, char *spec, char *cols, const char *dtype, con
                 if (got != (u8 ? want : (double)(float)want) && mismatches++ < 5)
                     printf("  %s: sample %lld value %ld: read %.9g, written %.9g\n", spec, (long long)i, at, got, want);
             }
-        if (y != (int32_t)lab.v[i] && mismatches++ < 5)
-            printf("  %s: sample %lld: label %d, written %g\n", spec, (long long)i, y, lab.v[i]);
+        float t;
+        memcpy(&t, &y, sizeof t);
+        if (ds->y.dtype == HERD_F32 ? t != (float)lab.v[i] : y != (int32_t)lab.v[i]) {
+            if (mismatches++ < 5)
+                printf("  %s: sample %lld: label %d (as f32 %.9g), written %.9g\n", spec, (long long)i, y, t, lab.v[i]);
+        }
     }
     if (mismatches) ok = 0;
     printf("%s %s: %lld samples of %ld %s values, %ld mismatches\n", ok ? "ok" : "FAIL", spec, (long long)ds->n, F,

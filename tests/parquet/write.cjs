@@ -98,6 +98,8 @@ function cases(dir) {
   lines.push(["delta.parquet?features=i32,small,i64&label=label", "i32,small,i64", "f32", "label"]);
   // raw image bytes in a BYTE_ARRAY column, and a list of bytes as an image
   lines.push(["snappy-dict-v1.parquet?image=raw&shape=3x2x2", "px", "u8", "label"]);
+  // a float column as an f32 target (regression) instead of class ids
+  lines.push(["zstd-plain-v2.parquet?features=vec&target=f64", "vec", "f32", "f64"]);
   // a Spark-style partitioned directory: label=K/part-....snappy.parquet, _SUCCESS, .crc files
   const part = path.join(dir, "partitioned");
   const order = [];
