@@ -1,6 +1,6 @@
 /* herd data: datasets behind one interface (length, get(i)); readers for IDX, CIFAR-10,
- * CSV, NumPy .npy, TFRecord, image folders, SQL queries and herd shards; the sampler; stats;
- * the loader (prefetch threads, cache, augmentation). */
+ * CSV, NumPy .npy, TFRecord, image folders, SQL queries, Parquet and herd shards; the sampler;
+ * stats; the loader (prefetch threads, cache, augmentation). */
 #ifndef HERD_DATA_H
 #define HERD_DATA_H
 
