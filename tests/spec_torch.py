@@ -91,8 +91,13 @@ def build(path):
             k = pair(pos[1])
             s = pair(o.get("stride", "1"))
             pad = o.get("pad", "0")
-            p = (k[0] // 2, k[1] // 2) if pad == "same" else (0, 0) if pad == "valid" else pair(pad)
-            one = lambda x, P, n=name, s=s, p=p, **_: F.conv2d(x, P[n + ".weight"], P.get(n + ".bias"), s, p)
+            g = int(o.get("groups", "1"))
+            dl = pair(o.get("dilation", "1"))
+            p = (dl[0] * (k[0] // 2), dl[1] * (k[1] // 2)) if pad == "same" else (0, 0) if pad == "valid" else pair(pad)
+            # a vector (N, C) is read as (N, C, 1, 1), as herd does
+            one = (lambda x, P, n=name, s=s, p=p, g=g, dl=dl, **_:
+                   F.conv2d(x if x.dim() == 4 else x[:, :, None, None], P[n + ".weight"], P.get(n + ".bias"), s, p,
+                            dl, g))
         elif kw in ("maxpool", "avgpool"):
             k = pair(pos[0])
             s = pair(o["stride"]) if "stride" in o else k
