@@ -43,7 +43,7 @@ def pair(s):
     return (int(a[0]), int(a[-1]))
 
 
-ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu"}
+ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "relu6", "hardsigmoid", "hardswish", "silu"}
 
 
 def build(path):
@@ -76,7 +76,7 @@ def build(path):
         src = [tip]
         if "from" in o:
             src = o["from"].split(",")
-        elif kw in ("add", "concat"):
+        elif kw in ("add", "concat", "mul"):
             src = pos[0].split(",")
             if len(src) == 1:
                 src = [tip] + src
@@ -142,6 +142,8 @@ def build(path):
             steps.append((name, src, lambda xs, P, **_: sum(xs[1:], xs[0])))
         elif kw == "concat":
             steps.append((name, src, lambda xs, P, **_: torch.cat(xs, dim=1)))
+        elif kw == "mul":  # a per-channel gate (N, C) or (N, C, 1, 1) times an image, or one shape
+            steps.append((name, src, lambda xs, P, **_: gate_mul(xs[0], xs[1])))
         else:
             raise ValueError("spec_torch: unsupported layer " + kw)
         if one is not None:
@@ -164,6 +166,13 @@ def attention(x, heads, causal):
         s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     return (F.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
 
+def gate_mul(a, b):
+    if a.dim() == 2 and b.dim() == 4:
+        a = a[:, :, None, None]
+    if b.dim() == 2 and a.dim() == 4:
+        b = b[:, :, None, None]
+    return a * b
+
 
 def act_fn(kind, alpha):
     return {
@@ -172,6 +181,10 @@ def act_fn(kind, alpha):
         "sigmoid": lambda x, P, **_: torch.sigmoid(x),
         "tanh": lambda x, P, **_: torch.tanh(x),
         "gelu": lambda x, P, **_: F.gelu(x),
+        "relu6": lambda x, P, **_: F.relu6(x),
+        "hardsigmoid": lambda x, P, **_: F.hardsigmoid(x),
+        "hardswish": lambda x, P, **_: F.hardswish(x),
+        "silu": lambda x, P, **_: F.silu(x),
     }[kind]
 
 

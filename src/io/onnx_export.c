@@ -107,6 +107,15 @@ int onnx_in_rank4(exporter *x, const node *n, int k) {
 
 const char *onnx_out(exporter *x, const node *n) { return x->out[n - x->m->nodes]; }
 
+int onnx_read_as_image(exporter *x, const node *n) {
+    int self = (int)(n - x->m->nodes);
+    for (int i = self + 1; i < x->m->n_nodes; i++)
+        if (x->m->nodes[i].kind->flags & LAYER_IMAGE_INPUT)
+            for (int k = 0; k < x->m->nodes[i].n_in; k++)
+                if (x->m->nodes[i].in[k] == self) return 1;
+    return 0;
+}
+
 void onnx_set_out(exporter *x, const node *n, const char *tensor, int rank4) {
     x->tname[n - x->m->nodes] = tensor;
     x->rank4[n - x->m->nodes] = rank4;

@@ -261,6 +261,20 @@ int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims) {
     return T->ndim;
 }
 
+herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present) {
+    *present = 0;
+    if (k >= x->n->n_in || x->n->in[k].n == 0) return HERD_OK;
+    int t = const_tensor(x, k);
+    if (t < 0) return onnx_refuse(x, "%s (input %d) must be a constant", what, k);
+    if (x->g.tensors[t].numel != 1)
+        return onnx_refuse(x, "%s (input %d, '%s') must be one value", what, k, ONNX_SHOW(x->g.tensors[t].name));
+    herd_status st = onnx_tensor_values(&x->g, &x->g.tensors[t], NULL, v, x->err);
+    if (st) return st;
+    if (k < ONNX_MAX_NODE_IO) x->claimed[k] = 1;
+    *present = 1;
+    return HERD_OK;
+}
+
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
     int t = const_tensor(x, k);
     if (t < 0) return onnx_refuse(x, "input %d must be an initializer (a weight herd trains)", k);
@@ -628,6 +642,12 @@ static herd_status tr_arith(onnx_importer *im) {
     } else if (!is_div && b->kind == V_CONST && fabs(c - 0.5) < 1e-7 && a->kind == V_GELU &&
                !(a->flags & (G_HALF | G_DIV | G_ERF))) {
         v = *a, v.flags |= G_HALF;
+    } else if (!is_div && (a->kind == V_LAYER || a->kind == V_SUM) && (b->kind == V_LAYER || b->kind == V_SUM)) {
+        /* two layer outputs: the mul kind (a squeeze-and-excitation gate is (N,C,1,1) in ONNX) */
+        if (a->rank != b->rank)
+            return onnx_refuse(im, "multiplies a rank-%d and a rank-%d tensor: ONNX broadcasts along the trailing "
+                                   "axes, herd's mul per channel (or the same shapes)", a->rank, b->rank);
+        return tr_kind(im, layer_kind_by_keyword("mul"));
     } else if (!is_div && a->kind != V_CONST && b->kind != V_CONST) {
         if (a->kind == V_LAYER) {
             value *t = a;
@@ -653,6 +673,26 @@ static herd_status tr_arith(onnx_importer *im) {
     return set_value(im, n->out[0], v);
 unsupported:
     return onnx_refuse(im, "Mul and Div are only supported as parts of GELU or of the input normalisation");
+}
+
+/* Sigmoid or HardSigmoid whose only reader is a Mul by the same input: x * sigmoid(x) is SiLU,
+ * x * hardsigmoid(x) Hardswish (PyTorch's exports of nn.SiLU and nn.Hardswish at opset 13);
+ * one layer named after the Mul. Otherwise the activation alone. */
+static herd_status tr_gate(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    int hard = onnx_str_eq(n->op, "HardSigmoid");
+    int c = n->n_in == 1 && n->n_out >= 1 ? sole_consumer(im, n->out[0], im->node_index) : -1;
+    value *x = n->n_in == 1 ? find_value(im, n->in[0]) : NULL;
+    const onnx_node *mul = c >= 0 ? &im->g.nodes[c] : NULL;
+    float alpha = onnx_attr_float(im, "alpha", 0.2f), beta = onnx_attr_float(im, "beta", 0.5f);
+    if (!mul || !onnx_str_eq(mul->op, "Mul") || mul->n_in != 2 || mul->n_out < 1 || !x || x->kind != V_LAYER ||
+        x->pad_h || x->pad_w || (hard && (fabsf(alpha - 1.0f / 6.0f) > 1e-6f || beta != 0.5f)))
+        return tr_kind(im, layer_kind_by_onnx_op(im->op));
+    onnx_str other = onnx_str_same(mul->in[0], n->out[0]) ? mul->in[1] : mul->in[0];
+    if (!onnx_str_same(other, n->in[0])) return tr_kind(im, layer_kind_by_onnx_op(im->op));
+    im->done[c] = 1;
+    begin_layer(im, hard ? "hardswish" : "silu");
+    return make_layer(im, &x->layer, 1, mul->out[0], x->rank, mul->out[0]);
 }
 
 static herd_status tr_erf(onnx_importer *im) {
@@ -853,7 +893,7 @@ static const struct {
     {"Sub", tr_sub},           {"Div", tr_arith},        {"Mul", tr_arith},         {"Erf", tr_erf},
     {"Add", tr_add},           {"MatMul", tr_matmul},    {"Reshape", tr_reshape},   {"Shape", tr_shape},
     {"Gather", tr_shape},      {"Unsqueeze", tr_shape},  {"Concat", tr_concat},     {"Flatten", tr_flatten},
-    {"Softmax", tr_softmax},
+    {"Softmax", tr_softmax},   {"Sigmoid", tr_gate},     {"HardSigmoid", tr_gate},
 };
 
 static op_fn pattern_of(onnx_str op) {

@@ -47,7 +47,11 @@ typedef enum herd_act {
     HERD_ACT_LEAKY_RELU, /* alpha = negative slope */
     HERD_ACT_SIGMOID,
     HERD_ACT_TANH,
-    HERD_ACT_GELU        /* exact (erf) form, PyTorch's default */
+    HERD_ACT_GELU,       /* exact (erf) form, PyTorch's default */
+    HERD_ACT_RELU6,      /* min(max(x, 0), 6) */
+    HERD_ACT_HARDSIGMOID,/* min(max(x + 3, 0), 6) / 6, PyTorch's (ONNX HardSigmoid alpha 1/6, beta 1/2) */
+    HERD_ACT_HARDSWISH,  /* x * hardsigmoid(x) */
+    HERD_ACT_SILU        /* x * sigmoid(x) */
 } herd_act;
 
 /* Fills OH/OW from the rest (G, DH, DW of 0 become 1); returns 0 when the output would be empty,
