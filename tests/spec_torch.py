@@ -105,6 +105,13 @@ def build(path):
             fn = F.max_pool2d if kw == "maxpool" else F.avg_pool2d
             c = o.get("ceil", "0") == "1"
             one = lambda x, P, fn=fn, k=k, s=s, p=p, c=c, **_: fn(x, k, s, p, ceil_mode=c)
+        elif kw == "slice":  # channels (features) [start, end)
+            a, e = (int(pos[0]), int(pos[1])) if len(pos) >= 2 else (int(o["start"]), int(o["end"]))
+            one = lambda x, P, a=a, e=e, **_: x[:, a:e]
+        elif kw == "shuffle":
+            g = int(pos[0]) if pos else int(o["groups"])
+            one = (lambda x, P, g=g, **_:
+                   x.view(x.shape[0], g, x.shape[1] // g, *x.shape[2:]).transpose(1, 2).reshape(x.shape))
         elif kw == "gap":
             one = lambda x, P, **_: x.mean(dim=(2, 3))
         elif kw == "flatten":

@@ -37,11 +37,11 @@ SIZE = 64
 passed = failed = 0
 # HERD_TORCHVISION_MODELS=a,b runs those alone (while working on one)
 MODELS = tuple(filter(None, os.environ.get("HERD_TORCHVISION_MODELS", "").split(","))) or ("resnet18", "resnet50", "densenet121", "googlenet", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_0",
-          "efficientnet_b0", "regnet_x_400mf")
+          "efficientnet_b0", "regnet_x_400mf", "shufflenet_v2_x0_5")
 # one SGD step of herd train from the .onnx against PyTorch's gradient: plain convolutions and
 # projection shortcuts; depthwise convolutions, hardswish, hardsigmoid and the squeeze-and-excitation
-# gate; SiLU; grouped convolutions
-FINETUNE = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf")
+# gate; SiLU; grouped convolutions; channel slices and shuffles
+FINETUNE = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "shufflenet_v2_x0_5")
 
 
 def ok(cond, what):

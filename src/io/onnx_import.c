@@ -27,7 +27,9 @@ typedef enum value_kind {
     V_GELU,     /* part of x * 0.5 * (1 + erf(x / sqrt 2)) over layer: flags say which */
     V_CENTERED, /* the model input minus a per-channel mean (tensor) */
     V_SHAPE,    /* integers computed from shapes: shape[0..n_shape) */
-    V_SUM       /* a sum of layers whose only reader is another Add: sums[sum] */
+    V_SUM,      /* a sum of layers whose only reader is another Add: sums[sum] */
+    V_SPLIT,    /* layer's (N,C,H,W) reshaped to (N,G,C/G,H,W), G in flags: half a channel shuffle */
+    V_SPLIT_T   /* that, transposed to (N,C/G,G,H,W): the shuffle before its last Reshape */
 } value_kind;
 enum { G_DIV = 1, G_ERF = 2, G_ERF1 = 4, G_X = 8, G_HALF = 16 };
 
@@ -428,7 +430,10 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
         if (v->kind == V_CONST) continue; /* a weight, claimed by the kind (checked below) */
         if (v->kind != V_LAYER && v->kind != V_SUM)
             return onnx_refuse(im, "input '%s' is %s, which %s cannot take", ONNX_SHOW(n->in[k]),
-                               v->kind == V_GELU ? "part of a GELU" : v->kind == V_SHAPE ? "a shape" : "the centred input",
+                               v->kind == V_GELU      ? "part of a GELU"
+                               : v->kind == V_SHAPE   ? "a shape"
+                               : v->kind == V_CENTERED ? "the centred input"
+                                                       : "half of a channel shuffle",
                                im->op);
         const int *list = v->kind == V_SUM ? im->sums[v->sum].in : &v->layer;
         int cnt = v->kind == V_SUM ? im->sums[v->sum].n : 1;
@@ -579,7 +584,27 @@ static herd_status per_channel(onnx_importer *im, int t, double *out) {
     return st;
 }
 
+static herd_status shape_value_of(onnx_importer *im, int k, value *out);
+static herd_status tr_shape_arith(onnx_importer *im);
+
+/* whether input k is integers of a shape subgraph: a shape, or a short integer constant */
+static int shape_operand(onnx_importer *im, int k) {
+    value *v = k < im->n->n_in && im->n->in[k].n ? find_value(im, im->n->in[k]) : NULL;
+    if (!v) return 0;
+    if (v->kind == V_SHAPE) return 1;
+    if (v->kind != V_CONST) return 0;
+    const onnx_tensor *t = &im->g.tensors[v->tensor];
+    return (t->dtype == ONNX_T_INT64 || t->dtype == ONNX_T_INT32) && t->ndim <= 1 && t->numel <= ONNX_MAX_DIMS;
+}
+
+/* an Add/Sub/Mul/Div of shape integers, or of integer constants with one */
+static int is_shape_arith(onnx_importer *im) {
+    return im->n->n_in == 2 && shape_operand(im, 0) && shape_operand(im, 1) &&
+           ((find_value(im, im->n->in[0])->kind == V_SHAPE) || (find_value(im, im->n->in[1])->kind == V_SHAPE));
+}
+
 static herd_status tr_sub(onnx_importer *im) {
+    if (is_shape_arith(im)) return tr_shape_arith(im);
     value *a = im->n->n_in == 2 ? find_value(im, im->n->in[0]) : NULL;
     int t = im->n->n_in == 2 ? const_tensor(im, 1) : -1;
     if (!a || a->kind != V_LAYER || a->layer != -1 || im->m->n_nodes || im->norm || t < 0 || im->n->n_out < 1)
@@ -612,6 +637,7 @@ static herd_status tr_input_scale(onnx_importer *im, const value *centered, int 
 static herd_status tr_arith(onnx_importer *im) {
     const onnx_node *n = im->n;
     herd_status st;
+    if (is_shape_arith(im)) return tr_shape_arith(im);
     if (n->n_in != 2 || n->n_out < 1) return node_fail(im, HERD_EFORMAT, "needs 2 inputs and an output");
     value *a = input_value(im, 0, &st), *b = a ? input_value(im, 1, &st) : NULL;
     if (!b) return st;
@@ -822,6 +848,142 @@ static herd_status tr_shape(onnx_importer *im) {
     return set_value(im, n->out[0], v);
 }
 
+/* Add, Sub, Mul, Div of shape integers (ShuffleNet's chunk computes its bounds from the channel
+ * count): elementwise with a broadcast single value; the symbolic batch cannot take part. */
+static herd_status tr_shape_arith(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    herd_status st;
+    value a, b;
+    if ((st = shape_value_of(im, 0, &a)) || (st = shape_value_of(im, 1, &b))) return st;
+    if (a.n_shape != b.n_shape && a.n_shape != 1 && b.n_shape != 1)
+        return onnx_refuse(im, "shapes of %d and %d integers do not broadcast", a.n_shape, b.n_shape);
+    if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    value v = {.kind = V_SHAPE, .n_shape = a.n_shape > b.n_shape ? a.n_shape : b.n_shape, .scalar = a.scalar && b.scalar};
+    for (int i = 0; i < v.n_shape; i++) {
+        int64_t x = a.shape[a.n_shape == 1 ? 0 : i], y = b.shape[b.n_shape == 1 ? 0 : i];
+        if (x == SHAPE_BATCH || y == SHAPE_BATCH)
+            return onnx_refuse(im, "arithmetic on the batch size, which herd keeps symbolic");
+        if (onnx_str_eq(n->op, "Add")) v.shape[i] = x + y;
+        else if (onnx_str_eq(n->op, "Sub")) v.shape[i] = x - y;
+        else if (onnx_str_eq(n->op, "Mul")) v.shape[i] = x * y;
+        else if (y == 0) return onnx_refuse(im, "division by zero");
+        else v.shape[i] = x / y; /* ONNX integer Div truncates */
+    }
+    return set_value(im, n->out[0], v);
+}
+
+/* Cast: of shape integers to an integer type, or of a layer to float: nothing changes */
+static herd_status tr_cast(onnx_importer *im) {
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    int64_t to = onnx_attr_int(im, "to", 0);
+    int ok = x->kind == V_SHAPE ? to == ONNX_T_INT64 || to == ONNX_T_INT32 : x->kind == V_LAYER && to == ONNX_T_FLOAT;
+    if (!ok) return onnx_refuse(im, "to=%lld of %s (herd casts shape integers to integers, floats to float)",
+                                (long long)to, x->kind == V_SHAPE ? "shape integers" : "a tensor");
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    return set_value(im, im->n->out[0], *x);
+}
+
+/* starts/ends/axes/steps of a Slice: inputs 1 to 4 (opset 10 on) or attributes (before) */
+static herd_status slice_arg(onnx_importer *im, int k, const char *attr, value *out, int *present) {
+    int64_t v[ONNX_MAX_DIMS];
+    int na = onnx_attr_ints(im, attr, v, ONNX_MAX_DIMS);
+    *present = 1;
+    if (na >= 0) {
+        if (na > ONNX_MAX_DIMS) return onnx_refuse(im, "%s has more than %d values", attr, ONNX_MAX_DIMS);
+        *out = (value){.kind = V_SHAPE, .n_shape = na};
+        memcpy(out->shape, v, (size_t)na * sizeof v[0]);
+        return HERD_OK;
+    }
+    if (k >= im->n->n_in || im->n->in[k].n == 0) {
+        *present = 0;
+        return HERD_OK;
+    }
+    return shape_value_of(im, k, out);
+}
+
+/* Slice: of shape integers, integers; of a layer, one range of channels (features of a vector):
+ * the slice kind (the whole range: an identity) */
+static herd_status tr_slice(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    value starts, ends, axes = {.n_shape = 1}, steps;
+    int has_s, has_e, has_a, has_st;
+    if ((st = slice_arg(im, 1, "starts", &starts, &has_s)) || (st = slice_arg(im, 2, "ends", &ends, &has_e)) ||
+        (st = slice_arg(im, 3, "axes", &axes, &has_a)) || (st = slice_arg(im, 4, "steps", &steps, &has_st)))
+        return st;
+    if (!has_s || !has_e || starts.n_shape != 1 || ends.n_shape != 1 || (has_a && axes.n_shape != 1))
+        return onnx_refuse(im, "one axis at a time (starts, ends and axes of one value)");
+    if (has_st && (steps.n_shape != 1 || steps.shape[0] != 1)) return onnx_refuse(im, "steps other than 1");
+    if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    int64_t axis = has_a ? axes.shape[0] : 0, a = starts.shape[0], e = ends.shape[0];
+    if (x->kind == V_SHAPE) {
+        int64_t len = x->n_shape;
+        if (axis != 0 && axis != -1) return onnx_refuse(im, "axis %lld of a 1-D shape", (long long)axis);
+        a = a < 0 ? a + len : a, e = e < 0 ? e + len : e;
+        a = a < 0 ? 0 : a > len ? len : a, e = e < a ? a : e > len ? len : e;
+        value v = {.kind = V_SHAPE, .n_shape = (int)(e - a)};
+        memcpy(v.shape, x->shape + a, (size_t)(e - a) * sizeof v.shape[0]);
+        return set_value(im, n->out[0], v);
+    }
+    if (x->kind == V_SUM && (st = materialize(im, x))) return st;
+    if (x->kind != V_LAYER || x->pad_h || x->pad_w) return onnx_refuse(im, "slices something that is not a layer output");
+    if (axis < 0) axis += x->rank;
+    if (axis != 1)
+        return onnx_refuse(im, "axes=%lld (herd slices the channels of (N,C,H,W) or the features of (N,F): axis 1)",
+                           has_a ? (long long)axes.shape[0] : 0LL);
+    int64_t C = value_dims(im, x)[0];
+    if (a == SHAPE_BATCH || e == SHAPE_BATCH) return onnx_refuse(im, "bounds from the batch size");
+    a = a < 0 ? a + C : a, e = e < 0 ? e + C : e;
+    a = a < 0 ? 0 : a > C ? C : a, e = e < a ? a : e > C ? C : e;
+    if (a == e) return onnx_refuse(im, "an empty slice [%lld, %lld)", (long long)a, (long long)e);
+    if (a == 0 && e == C) return set_value(im, n->out[0], *x);
+    begin_layer(im, "slice");
+    onnx_arg(im, "start", "%lld", (long long)a);
+    onnx_arg(im, "end", "%lld", (long long)e);
+    return make_layer(im, &x->layer, 1, n->out[0], x->rank, n->out[0]);
+}
+
+/* Transpose: only the channel shuffle's (N,G,C/G,H,W) -> (N,C/G,G,H,W) */
+static herd_status tr_transpose(onnx_importer *im) {
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    int64_t p[8];
+    int np = onnx_attr_ints(im, "perm", p, 8);
+    static const int64_t shuffle[5] = {0, 2, 1, 3, 4};
+    if (x->kind != V_SPLIT || np != 5 || memcmp(p, shuffle, sizeof shuffle))
+        return onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups)");
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    value v = *x;
+    v.kind = V_SPLIT_T;
+    return set_value(im, im->n->out[0], v);
+}
+
+/* ReduceMean over H and W: the gap kind ((N,C,1,1) kept with keepdims=1) */
+static herd_status tr_reducemean(onnx_importer *im) {
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    if (x->kind == V_SUM && (st = materialize(im, x))) return st;
+    value axes = {.n_shape = 0};
+    int64_t a[ONNX_MAX_DIMS];
+    int na = onnx_attr_ints(im, "axes", a, ONNX_MAX_DIMS);
+    if (na >= 0 && na <= ONNX_MAX_DIMS) axes.n_shape = na, memcpy(axes.shape, a, (size_t)na * sizeof a[0]);
+    else if (im->n->n_in > 1 && im->n->in[1].n && (st = shape_value_of(im, 1, &axes))) return st;
+    int hw = 0;
+    for (int i = 0; i < axes.n_shape; i++) hw |= axes.shape[i] == 2 || axes.shape[i] == -2 ? 1 : axes.shape[i] == 3 || axes.shape[i] == -1 ? 2 : 4;
+    if (x->kind != V_LAYER || x->rank != 4 || value_ndim(im, x) != 3 || axes.n_shape != 2 || hw != 3)
+        return onnx_refuse(im, "only the mean over H and W of (N,C,H,W) (axes 2, 3): a global average pool");
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    int keep = onnx_attr_int(im, "keepdims", 1) != 0;
+    begin_layer(im, "gap");
+    return make_layer(im, &x->layer, 1, im->n->out[0], keep ? 4 : 2, im->n->out[0]);
+}
+
 /* Concat: of layers the concat kind (of one layer, an identity: DenseNet's first layers); of
  * integers a shape */
 static herd_status tr_concat(onnx_importer *im) {
@@ -833,6 +995,49 @@ static herd_status tr_concat(onnx_importer *im) {
     return tr_kind(im, layer_kind_by_keyword("concat"));
 }
 
+/* Whether shape s (a Reshape's target) is the batch followed by dims[0..n), one entry possibly -1 */
+static int shape_is(const value *s, const int64_t *dims, int n) {
+    if (s->n_shape != n + 1 || !(s->shape[0] == 0 || s->shape[0] == SHAPE_BATCH || s->shape[0] == -1 || s->shape[0] >= 1))
+        return 0;
+    int wild = s->shape[0] == -1;
+    for (int i = 0; i < n; i++) {
+        int64_t v = s->shape[i + 1];
+        if (v == -1) wild++;
+        else if (v != dims[i] && !(v == 0 && s->shape[0] != -1)) return 0; /* 0: copied from the input */
+    }
+    return wild <= 1;
+}
+
+/* Reshapes of images: (N,C,H,W) -> (N,G,C/G,H,W) and, after the transpose, back to (N,C,H,W):
+ * ShuffleNet's channel shuffle, one shuffle layer; (N,C,H,W) to itself: an identity. */
+static herd_status tr_reshape_image(onnx_importer *im, value *x, const value *s) {
+    const int64_t *d = value_dims(im, x);
+    int64_t C = d[0], H = d[1], W = d[2];
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    int64_t same[3] = {C, H, W};
+    if (x->kind == V_SPLIT_T) {
+        if (!shape_is(s, same, 3)) return onnx_refuse(im, "a shuffle must reshape back to (N, %lld, %lld, %lld)",
+                                                     (long long)C, (long long)H, (long long)W);
+        begin_layer(im, "shuffle");
+        onnx_arg(im, "groups", "%d", x->flags);
+        return make_layer(im, &x->layer, 1, im->n->out[0], 4, im->n->out[0]);
+    }
+    if (x->kind == V_LAYER && shape_is(s, same, 3)) return set_value(im, im->n->out[0], *x);
+    if (x->kind == V_LAYER && s->n_shape == 5 && x->rank == 4) {
+        int64_t g = s->shape[1] > 0 ? s->shape[1] : s->shape[2] > 0 && C % s->shape[2] == 0 ? C / s->shape[2] : 0;
+        int64_t split[4] = {g, g ? C / g : 0, H, W};
+        if (g >= 1 && g <= 65536 && C % g == 0 && shape_is(s, split, 4)) {
+            value v = *x;
+            v.kind = V_SPLIT, v.flags = (int)g;
+            return set_value(im, im->n->out[0], v);
+        }
+    }
+    char a[96];
+    return onnx_refuse(im, "reshapes (N, %lld, %lld, %lld) to %s; herd reshapes images only in a channel shuffle "
+                       "(N, G, C/G, H, W) or to (N, features)", (long long)C, (long long)H, (long long)W,
+                       onnx_dims_str(s->n_shape, s->shape, a, sizeof a));
+}
+
 /* Reshape to (N, features) (the batch as 0, -1, a number or the symbolic batch of a shape
  * subgraph; features as -1 or the count): a flatten; of a vector, an identity. */
 static herd_status tr_reshape(onnx_importer *im) {
@@ -840,9 +1045,11 @@ static herd_status tr_reshape(onnx_importer *im) {
     value *x = input_value(im, 0, &st);
     if (!x) return st;
     if (x->kind == V_SUM && (st = materialize(im, x))) return st;
-    if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
     value s;
     if ((st = shape_value_of(im, 1, &s))) return st;
+    if (x->kind == V_SPLIT || x->kind == V_SPLIT_T || (x->kind == V_LAYER && value_ndim(im, x) == 3 && s.n_shape >= 4))
+        return tr_reshape_image(im, x, &s);
+    if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
     int64_t feat = x->layer >= 0 ? im->m->nodes[x->layer].numel : im->m->inputs[-1 - x->layer].numel;
     int64_t b = s.n_shape == 2 ? s.shape[0] : 0, f = s.n_shape == 2 ? s.shape[1] : 0;
     if (s.n_shape != 2 || !(b == 0 || b == -1 || b >= 1 || b == SHAPE_BATCH) || !(f == -1 || f == feat) ||
@@ -893,7 +1100,8 @@ static const struct {
     {"Sub", tr_sub},           {"Div", tr_arith},        {"Mul", tr_arith},         {"Erf", tr_erf},
     {"Add", tr_add},           {"MatMul", tr_matmul},    {"Reshape", tr_reshape},   {"Shape", tr_shape},
     {"Gather", tr_shape},      {"Unsqueeze", tr_shape},  {"Concat", tr_concat},     {"Flatten", tr_flatten},
-    {"Softmax", tr_softmax},   {"Sigmoid", tr_gate},     {"HardSigmoid", tr_gate},
+    {"Softmax", tr_softmax},   {"Sigmoid", tr_gate},     {"HardSigmoid", tr_gate},  {"Cast", tr_cast},
+    {"Slice", tr_slice},       {"Transpose", tr_transpose}, {"ReduceMean", tr_reducemean},
 };
 
 static op_fn pattern_of(onnx_str op) {

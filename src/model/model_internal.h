@@ -129,6 +129,9 @@ void onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *o
                int n_inputs, const onnx_xattr *attrs, int n_attrs);
 /* the model declares at least this opset (13 otherwise) */
 void onnx_require_opset(onnx_exporter *x, int opset);
+/* a 1-D int64 initializer (a shape, slice bounds) named `name`, which the caller makes unique
+ * (e.g. from its node's name); returns name */
+const char *onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int n);
 /* a scalar float initializer shared by every user of `name` (written once) */
 const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
 herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
