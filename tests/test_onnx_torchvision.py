@@ -33,7 +33,7 @@ torch.manual_seed(0)
 BIN = os.environ["HERD_TEST_BIN_DIR"]
 HERD = os.environ["HERD_BIN"]
 EVAL = os.path.join(BIN, "model_eval")
-SIZE = 64
+SIZE = int(os.environ.get("HERD_TORCHVISION_SIZE", "64"))
 passed = failed = 0
 # HERD_TORCHVISION_MODELS=a,b runs those alone (while working on one)
 MODELS = tuple(filter(None, os.environ.get("HERD_TORCHVISION_MODELS", "").split(","))) or ("resnet18", "resnet50", "densenet121", "googlenet", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_0",

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,11 +148,27 @@ void *herd_calloc_array(size_t count, size_t size) {
     return calloc(n ? count : 1, n ? size : 1);
 }
 
-void *herd_aligned_alloc(size_t bytes) {
-    void *p = NULL;
-    if (bytes > SIZE_MAX - 64) return NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
-    return p;
+/* The block from malloc or calloc, the 64-byte aligned pointer inside it, the block's address
+ * just before that pointer (herd_aligned_free reads it there). calloc, unlike posix_memalign +
+ * memset, leaves a large block's fresh pages untouched until written: a model's gradients cost
+ * no memory until it trains (an ONNX import of VGG-11 holds 531 MB less). */
+static void *aligned_in(void *raw) {
+    if (!raw) return NULL;
+    uintptr_t p = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+    ((void **)p)[-1] = raw;
+    return (void *)p;
 }
 
-void herd_aligned_free(void *p) { free(p); }
+void *herd_aligned_alloc(size_t bytes) {
+    if (bytes > SIZE_MAX - 64 - sizeof(void *)) return NULL;
+    return aligned_in(malloc((bytes ? bytes : 64) + 64 + sizeof(void *)));
+}
+
+void *herd_aligned_calloc(size_t bytes) {
+    if (bytes > SIZE_MAX - 64 - sizeof(void *)) return NULL;
+    return aligned_in(calloc(1, (bytes ? bytes : 64) + 64 + sizeof(void *)));
+}
+
+void herd_aligned_free(void *p) {
+    if (p) free(((void **)p)[-1]);
+}

@@ -124,9 +124,6 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     if (g < 1 || g > 65536 || c % g || w[0] % g)
         return onnx_refuse(x, "group=%lld does not divide the %d input channels and the %lld filters", (long long)g, c,
                            (long long)w[0]);
-    if (w[1] * g != c)
-        return onnx_refuse(x, "the weight has %lld input channels per group, the input %d channels in %lld group%s",
-                           (long long)w[1], c, (long long)g, g > 1 ? "s" : "");
     static const char *const notset[] = {"NOTSET", NULL};
     if (!onnx_attr_str_in(x, "auto_pad", notset)) return onnx_refuse(x, "auto_pad (herd reads explicit pads)");
     int nk = onnx_attr_ints(x, "kernel_shape", k, 2), ns = onnx_attr_ints(x, "strides", s, 2),

@@ -29,14 +29,11 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
         }
         m->grad_ready[i] = ready;
     }
-    m->params = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
-    m->grads = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
-    m->buffers = herd_aligned_alloc((size_t)(nb ? nb : 1) * sizeof(float));
+    m->params = herd_aligned_calloc((size_t)(np ? np : 1) * sizeof(float));
+    m->grads = herd_aligned_calloc((size_t)(np ? np : 1) * sizeof(float));
+    m->buffers = herd_aligned_calloc((size_t)(nb ? nb : 1) * sizeof(float));
     if (!m->params || !m->grads || !m->buffers)
         return herd_fail(err, HERD_ENOMEM, "%s: cannot allocate %lld parameters", m->source, (long long)np);
-    memset(m->params, 0, (size_t)np * sizeof(float));
-    memset(m->grads, 0, (size_t)np * sizeof(float));
-    memset(m->buffers, 0, (size_t)nb * sizeof(float));
     return HERD_OK;
 }
 
