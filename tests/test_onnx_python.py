@@ -326,6 +326,39 @@ def unsupported_case(d):
        f"one-line error listing the operators, got {r.stderr!r}")
 
 
+def refusals_case(d):
+    """Two independent nodes herd refuses (a Clip to [-1, 1], a HardSigmoid with ONNX's default alpha)
+    and one after a refused node: both are named in one line, by import and by herd import --check
+    (one per line, nothing written); a valid file passes --check."""
+    w = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    lo, hi = np.array(-1.0, np.float32), np.array(1.0, np.float32)
+    g = oh.make_graph([oh.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                       oh.make_node("Clip", ["c", "lo", "hi"], ["k"], name="clip"),
+                       oh.make_node("HardSigmoid", ["c"], ["h"], name="hsig"),
+                       oh.make_node("Add", ["k", "h"], ["s"], name="sum"),
+                       oh.make_node("GlobalAveragePool", ["s"], ["p"], name="pool"),
+                       oh.make_node("Flatten", ["p"], ["y"], name="flat")], "g",
+                      [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 1, 6, 6])],
+                      [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4])],
+                      [onh.from_array(w, "w"), onh.from_array(lo, "lo"), onh.from_array(hi, "hi")])
+    path = os.path.join(d, "two_bad.onnx")
+    onnx.save(oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)]), path)
+    r = run(HERD, "summary", path, expect=1)
+    lines = r.stderr.strip().splitlines()
+    ok(len(lines) == 1 and "2 nodes cannot be imported" in lines[0] and "node 'clip' (Clip): min=-1 max=1" in lines[0]
+       and "node 'hsig' (HardSigmoid): alpha=0.2 beta=0.5" in lines[0], f"both refusals in one line, got {r.stderr!r}")
+    spec = os.path.join(d, "two_bad.spec")
+    r = run(HERD, "import", path, "--check", expect=1)
+    refused = [l for l in r.stdout.splitlines() if l.startswith("refused: ")]
+    ok(len(refused) == 2 and "'clip'" in refused[0] and "'hsig'" in refused[1],
+       f"--check prints each refused node on its own line: {r.stdout!r}")
+    ok("2 nodes refused, 3 after them not checked, of 6" in r.stdout, f"--check sums up: {r.stdout!r}")
+    ok(not os.path.exists(spec), "--check wrote a file")
+    good = os.path.join(d, "mm.onnx")
+    r = run(HERD, "import", good, "--check")
+    ok("imports: 2 ONNX nodes as 1 herd layers, 28 trainable parameters" in r.stdout, f"--check of a valid file: {r.stdout!r}")
+
+
 def matmul_case(d):
     """MatMul + Add (a dense layer as some exporters write it) with the weight stored [in, out]."""
     w = rng.normal(0, 0.3, (6, 4)).astype(np.float32)
@@ -353,6 +386,7 @@ if __name__ == "__main__":
         finetune(paths["cnn"], d)
         unsupported_case(d)
         matmul_case(d)
+        refusals_case(d)
 
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

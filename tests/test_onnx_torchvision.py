@@ -42,6 +42,8 @@ MODELS = tuple(filter(None, os.environ.get("HERD_TORCHVISION_MODELS", "").split(
 # projection shortcuts; depthwise convolutions, hardswish, hardsigmoid and the squeeze-and-excitation
 # gate; SiLU; grouped convolutions; channel slices and shuffles
 FINETUNE = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "shufflenet_v2_x0_5")
+if "HERD_TORCHVISION_FINETUNE" in os.environ:  # set with HERD_TORCHVISION_MODELS (test_onnx_torchvision_large_slow)
+    FINETUNE = tuple(filter(None, os.environ["HERD_TORCHVISION_FINETUNE"].split(",")))
 
 
 def ok(cond, what):

@@ -29,7 +29,8 @@ typedef enum value_kind {
     V_SHAPE,    /* integers computed from shapes: shape[0..n_shape) */
     V_SUM,      /* a sum of layers whose only reader is another Add: sums[sum] */
     V_SPLIT,    /* layer's (N,C,H,W) reshaped to (N,G,C/G,H,W), G in flags: half a channel shuffle */
-    V_SPLIT_T   /* that, transposed to (N,C/G,G,H,W): the shuffle before its last Reshape */
+    V_SPLIT_T,  /* that, transposed to (N,C/G,G,H,W): the shuffle before its last Reshape */
+    V_BLOCKED   /* written by a node herd refused (or one after it): its readers are not checked */
 } value_kind;
 enum { G_DIV = 1, G_ERF = 2, G_ERF1 = 4, G_X = 8, G_HALF = 16 };
 
@@ -58,7 +59,15 @@ typedef struct sum_list {
 struct onnx_importer {
     onnx_graph g;
     const char *path;
-    herd_error *err;
+    herd_error *err;  /* &own while translating: each refusal is collected from there */
+    herd_error own;
+    /* refused nodes: their messages (without the file), the first one's status */
+    char **refusals;
+    int n_refusals, n_unchecked;
+    herd_status first_refusal;
+    int check;        /* herd_onnx_check: unsupported operators do not stop the walk */
+    void (*report)(void *ctx, const char *line);
+    void *report_ctx;
     herd_model *m;
     value *values;
     int n_values, cap_values;
@@ -1187,13 +1196,54 @@ static herd_status add_graph_input(onnx_importer *im) {
     return st ? st : set_value(im, in->name, (value){.kind = V_LAYER, .layer = -1, .rank = nd + 1});
 }
 
+/* A node herd cannot translate: its message kept (and reported), the walk goes on past it. */
+static herd_status refused(onnx_importer *im, herd_status st) {
+    if (im->report) im->report(im->report_ctx, im->err->msg);
+    size_t pl = strlen(im->path);
+    const char *msg = !strncmp(im->err->msg, im->path, pl) && im->err->msg[pl] == ':' ? im->err->msg + pl + 2
+                                                                                       : im->err->msg;
+    if (im->n_refusals < 0) im->n_refusals = 0; /* after check_ops' line: it is not a node */
+    char **r = realloc(im->refusals, (size_t)(im->n_refusals + 1) * sizeof *r);
+    char *copy = r ? malloc(strlen(msg) + 1) : NULL;
+    if (r) im->refusals = r;
+    if (!copy) return fail(im, HERD_ENOMEM, "out of memory");
+    strcpy(copy, msg);
+    im->refusals[im->n_refusals++] = copy;
+    if (!im->first_refusal) im->first_refusal = st;
+    return HERD_OK;
+}
+
+/* One line for every refused node: the node's own message when it is the only one, else
+ * "FILE: N nodes cannot be imported: node 'a' (Op): why; node 'b' (Op): why; ...". */
+static herd_status refusal_summary(onnx_importer *im) {
+    if (im->n_refusals < 0) return im->first_refusal; /* check_ops' list alone */
+    if (im->n_refusals == 1) return herd_fail(im->err, im->first_refusal, "%s: %s", im->path, im->refusals[0]);
+    char list[900];
+    size_t len = 0;
+    int shown = 0;
+    for (; shown < im->n_refusals; shown++) {
+        size_t need = strlen(im->refusals[shown]) + 2;
+        if (len + need >= sizeof list - 40 && shown > 0) break;
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", shown ? "; " : "", im->refusals[shown]);
+        if (len >= sizeof list) len = sizeof list - 1;
+    }
+    if (shown < im->n_refusals) snprintf(list + len, sizeof list - len, "; and %d more", im->n_refusals - shown);
+    return herd_fail(im->err, im->first_refusal, "%s: %d nodes cannot be imported: %s", im->path, im->n_refusals,
+                     list);
+}
+
 static herd_status translate(onnx_importer *im) {
     herd_status st;
     if (im->g.opset && (im->g.opset < 7 || im->g.opset > 21))
         return fail(im, HERD_EUNSUPPORTED, "opset %lld (herd reads opsets 7 to 21)", (long long)im->g.opset);
-    if ((st = check_ops(im))) return st;
+    if ((st = check_ops(im))) {
+        if (!im->check) return st;
+        if (im->report) im->report(im->report_ctx, im->err->msg);
+        im->first_refusal = st;
+        im->n_refusals = -1; /* counted below with the nodes */
+    }
     int64_t cap = im->g.n_initializers + im->g.n_inputs + 1;
-    for (int i = 0; i < im->g.n_nodes; i++) cap += im->g.nodes[i].n_out;
+    for (int i = 0; i < im->g.n_nodes; i++) cap += 2 * (int64_t)im->g.nodes[i].n_out; /* a refused node's outputs again */
     im->values = herd_malloc_array((size_t)cap, sizeof *im->values);
     if (!im->values) return fail(im, HERD_ENOMEM, "out of memory");
     im->cap_values = (int)cap;
@@ -1210,8 +1260,23 @@ static herd_status translate(onnx_importer *im) {
         memcpy(im->op, n->op.p, len);
         im->op[len] = 0;
         op_fn fn = pattern_of(n->op);
-        if ((st = fn ? fn(im) : tr_kind(im, kind_of(n)))) return st;
+        const layer_kind *kind = fn ? NULL : kind_of(n);
+        int blocked = !fn && !kind; /* an unsupported operator (reported by check_ops) */
+        for (int k = 0; k < n->n_in && !blocked; k++) {
+            value *v = n->in[k].n ? find_value(im, n->in[k]) : NULL;
+            blocked = v && v->kind == V_BLOCKED;
+        }
+        if (blocked) {
+            im->n_unchecked += fn || kind;
+        } else if ((st = fn ? fn(im) : tr_kind(im, kind))) {
+            if (st == HERD_ENOMEM || st == HERD_EINTERNAL) return st;
+            if ((st = refused(im, st))) return st;
+            blocked = 1;
+        }
+        for (int k = 0; k < n->n_out && blocked; k++)
+            if (n->out[k].n && (st = set_value(im, n->out[k], (value){.kind = V_BLOCKED}))) return st;
     }
+    if (im->n_refusals) return refusal_summary(im);
     if (im->g.n_outputs != 1)
         return fail(im, HERD_EUNSUPPORTED, "the graph has %d outputs; herd models have one", im->g.n_outputs);
     value *out = find_value(im, im->g.outputs[0].name);
@@ -1268,31 +1333,67 @@ static herd_status load_weights(onnx_importer *im) {
     return st;
 }
 
-herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err) {
-    onnx_importer *im = calloc(1, sizeof *im);
-    if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-    im->path = path, im->err = err;
-    herd_status st = onnx_decode_file(&im->g, path, err);
-    if (!st) st = herd_model_begin(&im->m, path, err);
-    if (!st) st = translate(im);
-    if (!st) st = herd_model_finish(im->m, err);
-    if (!st) {
-        init_unlinked(im);
-        st = load_weights(im);
-    }
-    if (!st && im->norm) st = herd_model_set_input_norm(im->m, im->norm, im->norm + im->m->in_c, err);
-    herd_model *m = im->m;
+static void importer_free(onnx_importer *im) {
     onnx_graph_free(&im->g);
     free(im->values);
     free(im->done);
     free(im->links);
     free(im->sums);
     free(im->norm);
+    for (int i = 0; i < im->n_refusals; i++) free(im->refusals[i]);
+    free(im->refusals);
     free(im);
+}
+
+/* the importer's own error (every refusal is read from it) handed to the caller's */
+static herd_status give_error(onnx_importer *im, herd_status st, herd_error *err) {
+    if (st && err) *err = im->own;
+    return st;
+}
+
+herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err) {
+    onnx_importer *im = calloc(1, sizeof *im);
+    if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    im->path = path, im->err = &im->own;
+    herd_status st = onnx_decode_file(&im->g, path, im->err);
+    if (!st) st = herd_model_begin(&im->m, path, im->err);
+    if (!st) st = translate(im);
+    if (!st) st = herd_model_finish(im->m, im->err);
+    if (!st) {
+        init_unlinked(im);
+        st = load_weights(im);
+    }
+    if (!st && im->norm) st = herd_model_set_input_norm(im->m, im->norm, im->norm + im->m->in_c, im->err);
+    herd_model *m = im->m;
+    st = give_error(im, st, err);
+    importer_free(im);
     if (st) {
         herd_model_destroy(m);
         return st;
     }
     *out = m;
     return HERD_OK;
+}
+
+herd_status herd_onnx_check(const char *path, void (*report)(void *ctx, const char *line), void *ctx,
+                            herd_onnx_check_result *res, herd_error *err) {
+    onnx_importer *im = calloc(1, sizeof *im);
+    if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    im->path = path, im->err = &im->own, im->check = 1, im->report = report, im->report_ctx = ctx;
+    herd_status st = onnx_decode_file(&im->g, path, im->err);
+    if (!st) st = herd_model_begin(&im->m, path, im->err);
+    if (!st) st = translate(im);
+    if (!st) st = herd_model_finish(im->m, im->err); /* the output and loss checks, no weights read */
+    if (res) {
+        memset(res, 0, sizeof *res);
+        res->nodes = im->g.n_nodes;
+        res->refused = im->n_refusals > 0 ? im->n_refusals : 0;
+        res->unchecked = im->n_unchecked;
+        res->layers = im->m ? im->m->n_nodes : 0;
+        res->params = im->m && !st ? im->m->n_params : 0;
+    }
+    st = give_error(im, st, err);
+    herd_model_destroy(im->m);
+    importer_free(im);
+    return st;
 }
