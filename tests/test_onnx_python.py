@@ -307,6 +307,8 @@ def finetune(path, d):
     r = run(HERD, "train", "--model", path, "--data", data, "--epochs", "1", "--batch", "32", "--lr", "0.01",
             "--progress", "none", "--save", save, "--threads", "1")
     ok("test accuracy" in r.stdout, f"train --model x.onnx prints a test accuracy: {r.stdout[-300:]}")
+    ok("eval-mode export" not in r.stderr, f"a conv net without batch norm or dropout is not taken for an eval-mode "
+                                           f"export: {r.stderr[-300:]}")
     r = run(HERD, "eval", path, "--weights", save, "--data", data, "--threads", "1")
     ok("accuracy" in r.stdout, f"eval x.onnx --weights tuned: {r.stdout}")
     tuned = spec_torch.read_safetensors(save)

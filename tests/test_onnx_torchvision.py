@@ -154,6 +154,11 @@ def finetune(name, path, spec, weights, d):
     r = run(HERD, "train", "--model", path, "--data", data, "--epochs", "1", "--batch", str(B), "--optimizer", "sgd",
             "--lr", str(lr), "--threads", "2", "--progress", "none", "--save", tuned)
     ok("test accuracy" in r.stdout, f"train --model {name}.onnx prints a test accuracy: {r.stdout[-300:]}")
+    # PyTorch's eval-mode export folded batch norm into the convolutions (AlexNet: dropped its dropouts)
+    warn = [l for l in r.stderr.splitlines() if "looks like an eval-mode export" in l]
+    ok(len(warn) == 1 and warn[0].startswith("herd: warning: ") and
+       ("batch norm folded" in warn[0] if name != "alexnet" else "no Dropout between its 3 fully connected" in warn[0]),
+       f"train --model {name}.onnx warns once that it looks like an eval-mode export: {r.stderr[-400:]}")
     if r.returncode:
         return
     before, after = spec_torch.read_safetensors(weights), spec_torch.read_safetensors(tuned)

@@ -1333,6 +1333,41 @@ static herd_status load_weights(onnx_importer *im) {
     return st;
 }
 
+static int ends_with(onnx_str s, const char *tail) {
+    size_t n = strlen(tail);
+    return s.n >= n && !memcmp(s.p + s.n - n, tail, n);
+}
+
+/* PyTorch's eval-mode export folds batch norm into the convolutions (their weights become
+ * unnamed constants, onnx::Conv_N, and no BatchNormalization is left) and drops Dropout:
+ * herd would train that graph, not the model written in PyTorch. Says so in the model's
+ * import note (herd train prints it). */
+static void note_eval_export(onnx_importer *im) {
+    int convs = 0, folded = 0, bn = 0, dropout = 0, dense = 0;
+    for (int i = 0; i < im->g.n_nodes; i++) {
+        const onnx_node *n = &im->g.nodes[i];
+        if (onnx_str_eq(n->op, "Conv")) {
+            convs++;
+            value *w = n->n_in > 1 ? find_value(im, n->in[1]) : NULL;
+            folded += w && w->kind == V_CONST && !ends_with(n->in[1], ".weight");
+        }
+        bn += onnx_str_eq(n->op, "BatchNormalization");
+        dropout += onnx_str_eq(n->op, "Dropout");
+        dense += onnx_str_eq(n->op, "Gemm") || onnx_str_eq(n->op, "MatMul");
+    }
+    char what[200] = "";
+    if (convs && folded && !bn)
+        snprintf(what, sizeof what, "batch norm folded into the convolutions (%d of %d conv weights are exporter "
+                 "constants, no BatchNormalization)", folded, convs);
+    if (!dropout && (dense >= 3 || (dense == 2 && folded && !bn))) /* AlexNet, VGG; MobileNetV3's head */
+        snprintf(what + strlen(what), sizeof what - strlen(what), "%sno Dropout between its %d fully connected layers",
+                 *what ? ", " : "", dense);
+    if (*what)
+        snprintf(im->m->import_note, sizeof im->m->import_note, "%s looks like an eval-mode export (%s): herd trains the "
+                 "graph as written, without them; export with training=torch.onnx.TrainingMode.TRAINING to keep them",
+                 im->path, what);
+}
+
 static void importer_free(onnx_importer *im) {
     onnx_graph_free(&im->g);
     free(im->values);
@@ -1364,6 +1399,7 @@ herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_erro
         st = load_weights(im);
     }
     if (!st && im->norm) st = herd_model_set_input_norm(im->m, im->norm, im->norm + im->m->in_c, im->err);
+    if (!st) note_eval_export(im);
     herd_model *m = im->m;
     st = give_error(im, st, err);
     importer_free(im);

@@ -359,6 +359,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
 }
 
 const char *herd_model_notes(const herd_model *m) { return m->notes; }
+const char *herd_model_import_note(const herd_model *m) { return m->import_note; }
 
 void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
     *c = m->in_c, *h = m->in_h, *w = m->in_w;

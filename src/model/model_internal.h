@@ -47,6 +47,7 @@ struct herd_model {
     float *probs;             /* the loss's scratch (softmax probabilities, one-hot targets) */
     herd_rng dropout_rng;
     char notes[1024];
+    char import_note[512]; /* set by the ONNX importer: the file looks like an eval-mode export */
     int profile;
     struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
