@@ -24,8 +24,20 @@ static void tap_range(int k, int s, int p, int dil, int n, int O, int *lo, int *
     *lo = o0, *hi = o1;
 }
 
-/* unit u = (image n, output channel oc): out plane = bias + sum over the group's channels
- * and taps, in that order */
+/* One output row: o[ow] += w * row[ow*SW] for ow in [ow0, ow1) (row already offset by the tap). */
+static inline void row_axpy(float *restrict o, const float *restrict row, float w, int ow0, int ow1, int SW) {
+    if (SW == 1)
+        for (int ow = ow0; ow < ow1; ow++) o[ow] += w * row[ow];
+    else if (SW == 2)
+        for (int ow = ow0; ow < ow1; ow++) o[ow] += w * row[2 * (int64_t)ow];
+    else
+        for (int ow = ow0; ow < ow1; ow++) o[ow] += w * row[(int64_t)ow * SW];
+}
+
+/* unit u = (image n, output channel oc): out plane = bias + sum over the group's channels and
+ * taps, in that order for every output; row by row, so that the row being summed stays in L1
+ * while every tap of every channel is added to it (a depthwise 3x3 on a 112x112 map: 9 passes
+ * over one 448-byte row, not over the whole 49 KB plane) */
 static void convg_forward_units(void *ctx, int64_t u0, int64_t u1, int thread) {
     (void)thread;
     const convg_job *j = ctx;
@@ -34,31 +46,26 @@ static void convg_forward_units(void *ctx, int64_t u0, int64_t u1, int thread) {
     const int KH = d->KH, KW = d->KW, SW = d->SW;
     for (int64_t u = u0; u < u1; u++) {
         int n = (int)(u / d->OC), oc = (int)(u % d->OC);
-        float *o = j->out + u * OH * OW;
-        float bias = j->b ? j->b[oc] : 0.0f;
-        for (int i = 0; i < OH * OW; i++) o[i] = bias;
         const float *inp = j->in + ((int64_t)n * d->C + (int64_t)(oc / OCg) * Cg) * H * W;
         const float *wp = j->w + (int64_t)oc * Cg * KH * KW;
-        for (int c = 0; c < Cg; c++)
-            for (int kh = 0; kh < KH; kh++) {
-                int oh0, oh1;
-                tap_range(kh, d->SH, d->PH, d->DH, H, OH, &oh0, &oh1);
-                for (int kw = 0; kw < KW; kw++) {
-                    int ow0, ow1;
-                    tap_range(kw, SW, d->PW, d->DW, W, OW, &ow0, &ow1);
-                    const float wv = wp[(c * KH + kh) * KW + kw];
-                    for (int oh = oh0; oh < oh1; oh++) {
-                        const float *row = inp + ((int64_t)c * H + oh * d->SH - d->PH + kh * d->DH) * W - d->PW + kw * d->DW;
-                        float *orow = o + (int64_t)oh * OW;
-                        if (SW == 1)
-                            for (int ow = ow0; ow < ow1; ow++) orow[ow] += wv * row[ow];
-                        else
-                            for (int ow = ow0; ow < ow1; ow++) orow[ow] += wv * row[(int64_t)ow * SW];
+        float bias = j->b ? j->b[oc] : 0.0f;
+        for (int oh = 0; oh < OH; oh++) {
+            float *o = j->out + u * OH * OW + (int64_t)oh * OW;
+            for (int i = 0; i < OW; i++) o[i] = bias;
+            for (int c = 0; c < Cg; c++)
+                for (int kh = 0; kh < KH; kh++) {
+                    int ih = oh * d->SH - d->PH + kh * d->DH;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *row = inp + ((int64_t)c * H + ih) * W;
+                    for (int kw = 0; kw < KW; kw++) {
+                        int ow0, ow1;
+                        tap_range(kw, SW, d->PW, d->DW, W, OW, &ow0, &ow1);
+                        row_axpy(o, row - d->PW + kw * d->DW, wp[(c * KH + kh) * KW + kw], ow0, ow1, SW);
                     }
                 }
-            }
-        if (j->relu)
-            for (int i = 0; i < OH * OW; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+            if (j->relu)
+                for (int i = 0; i < OW; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+        }
     }
 }
 
