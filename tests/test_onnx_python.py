@@ -100,7 +100,21 @@ def onnx_by_torch(model, x):
             y = F.pad(i[0], (p[3], p[7], p[2], p[6]))
         elif op == "Conv":
             p = a.get("pads", [0, 0, 0, 0])
-            y = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, a.get("strides", [1, 1]), p[:2])
+            y = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, a.get("strides", [1, 1]), p[:2],
+                         a.get("dilations", [1, 1]), a.get("group", 1))
+        elif op == "Clip":
+            y = torch.clamp(i[0], i[1].item() if len(i) > 1 and i[1] is not None else None,
+                            i[2].item() if len(i) > 2 and i[2] is not None else None)
+        elif op == "HardSigmoid":
+            y = torch.clamp(a.get("alpha", 0.2) * i[0] + a.get("beta", 0.5), 0, 1)
+        elif op == "Slice":  # one axis, as herd writes it
+            st, en, ax = int(i[1][0]), int(i[2][0]), int(i[3][0])
+            y = i[0].narrow(ax, st, min(en, i[0].shape[ax]) - st)
+        elif op == "Reshape":
+            shape = [i[0].shape[k] if v == 0 else v for k, v in enumerate(i[1].long().tolist())]
+            y = i[0].reshape(shape)
+        elif op == "Transpose":
+            y = i[0].permute(*a["perm"])
         elif op in ("MaxPool", "AveragePool"):
             p = a.get("pads", [0, 0, 0, 0])
             k = a["kernel_shape"]
@@ -152,7 +166,7 @@ def export_case(spec, d, norm=None):
     # random weights with non-trivial batch-norm statistics, named as herd's registry
     w = {}
     for t in onnx.load(probe).graph.initializer:
-        if t.name.startswith("herd_gelu"):
+        if t.name.startswith("herd_") or t.data_type != onnx.TensorProto.FLOAT:  # shared constants, slice bounds
             continue
         shape = list(t.dims)
         if t.name.endswith("running_var"):
@@ -381,7 +395,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         for spec in (os.path.join(SRC, "examples", "fashion_cnn.spec"), os.path.join(SRC, "tests", "data", "residual_bn.spec"),
                      os.path.join(SRC, "tests", "data", "concat_graph.spec"), os.path.join(SRC, "examples", "resnet20_cifar.spec"),
-                     os.path.join(SRC, "tests", "data", "ceil_pool.spec")):
+                     os.path.join(SRC, "tests", "data", "ceil_pool.spec"), os.path.join(SRC, "tests", "data", "mobile.spec")):
             export_case(spec, d)
         export_case(os.path.join(SRC, "examples", "fashion_cnn.spec"), d, norm=([0.286], [0.353]))
         paths = {name: import_case(name, m, shape, d) for name, m, shape in torch_models()}

@@ -235,5 +235,5 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
-for s in concat_graph ceil_pool; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+for s in concat_graph ceil_pool mobile; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
 echo "make_corpus.sh: $(find "$OUT" -type f | wc -l) files in $OUT"
