@@ -118,7 +118,7 @@ def build(path):
             one = lambda x, P, **_: torch.flatten(x, 1)
         elif kw == "dense":
             # a (N, C, 1, 1) map is a vector to herd
-            one = lambda x, P, n=name, **_: F.linear(x.flatten(1), P[n + ".weight"], P.get(n + ".bias"))
+            one = lambda x, P, n=name, **_: F.linear(x.flatten(1) if x.dim() == 4 else x, P[n + ".weight"], P.get(n + ".bias"))
         elif kw == "dropout":
             one = (lambda x, P, n=name, masks=None, training=True, **_:
                    x * masks["mask." + n].reshape(x.shape) if training else x)
