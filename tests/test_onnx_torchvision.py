@@ -1,13 +1,19 @@
-"""torchvision classifiers through ONNX into herd: resnet18, resnet50, densenet121 and googlenet
-(random weights, eval mode, 3x64x64) exported by Debian's PyTorch 1.13 / torchvision 0.14 with a
-dynamic batch; the exporter folds batch norm into the convolutions, writes ResNet's flatten as
-Flatten, GoogLeNet's and DenseNet's branches as Concat (DenseNet's with up to 25 inputs) and
-GoogLeNet's max pools with ceil_mode=1. Each must import and give PyTorch's logits on a batch
-within 1e-4 of the largest logit; `herd import --spec-out --weights-out` must give a spec that
-re-parses into the same model (same summary, the same logits bit for bit); herd's export of the
-imported model must pass onnx.checker (full) and export -> import -> export must be byte-identical;
-one SGD step of `herd train --model resnet18.onnx` on a tiny synthetic NPY set must move the
-weights as PyTorch's gradient of the same model does."""
+"""torchvision classifiers through ONNX into herd: resnet18, resnet50, densenet121, googlenet,
+mobilenet_v2, mobilenet_v3_small, squeezenet1_0, efficientnet_b0, regnet_x_400mf and
+shufflenet_v2_x0_5 (random weights, eval mode, 3x64x64; alexnet and vgg11 at 3x224x224 in
+test_onnx_torchvision_large_slow) exported by Debian's PyTorch 1.13 / torchvision 0.14 with a dynamic
+batch; the exporter folds batch norm into the convolutions, writes ResNet's flatten as Flatten,
+GoogLeNet's and DenseNet's branches as Concat (DenseNet's with up to 25 inputs), GoogLeNet's max
+pools with ceil_mode=1, depthwise and grouped convolutions with group=, ReLU6 as Clip, SiLU and
+Hardswish as Sigmoid/HardSigmoid then Mul, squeeze-and-excitation gates as a broadcast Mul, and
+ShuffleNet's chunk and channel shuffle as shape subgraphs, Slice, Reshape and Transpose. Each must
+import and give PyTorch's logits on a batch within 1e-4 of the largest logit; `herd import
+--spec-out --weights-out` must give a spec that re-parses into the same model (same summary, the
+same logits bit for bit); herd's export of the imported model must pass onnx.checker (full) and
+export -> import -> export must be byte-identical; one SGD step of `herd train --model NAME.onnx` on
+a tiny synthetic NPY set must move the weights as PyTorch's gradient of the same model does (for
+the models in FINETUNE), and herd train must warn that the file looks like an eval-mode export.
+HERD_TORCHVISION_MODELS, _FINETUNE and _SIZE select other models and sizes."""
 import os
 import subprocess
 import sys
