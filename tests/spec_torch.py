@@ -43,7 +43,7 @@ def pair(s):
     return (int(a[0]), int(a[-1]))
 
 
-ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu"}
+ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "relu6", "hardsigmoid", "hardswish", "silu"}
 
 
 def build(path):
@@ -76,7 +76,7 @@ def build(path):
         src = [tip]
         if "from" in o:
             src = o["from"].split(",")
-        elif kw in ("add", "concat"):
+        elif kw in ("add", "concat", "mul"):
             src = pos[0].split(",")
             if len(src) == 1:
                 src = [tip] + src
@@ -91,8 +91,13 @@ def build(path):
             k = pair(pos[1])
             s = pair(o.get("stride", "1"))
             pad = o.get("pad", "0")
-            p = (k[0] // 2, k[1] // 2) if pad == "same" else (0, 0) if pad == "valid" else pair(pad)
-            one = lambda x, P, n=name, s=s, p=p, **_: F.conv2d(x, P[n + ".weight"], P.get(n + ".bias"), s, p)
+            g = int(o.get("groups", "1"))
+            dl = pair(o.get("dilation", "1"))
+            p = (dl[0] * (k[0] // 2), dl[1] * (k[1] // 2)) if pad == "same" else (0, 0) if pad == "valid" else pair(pad)
+            # a vector (N, C) is read as (N, C, 1, 1), as herd does
+            one = (lambda x, P, n=name, s=s, p=p, g=g, dl=dl, **_:
+                   F.conv2d(x if x.dim() == 4 else x[:, :, None, None], P[n + ".weight"], P.get(n + ".bias"), s, p,
+                            dl, g))
         elif kw in ("maxpool", "avgpool"):
             k = pair(pos[0])
             s = pair(o["stride"]) if "stride" in o else k
@@ -100,12 +105,20 @@ def build(path):
             fn = F.max_pool2d if kw == "maxpool" else F.avg_pool2d
             c = o.get("ceil", "0") == "1"
             one = lambda x, P, fn=fn, k=k, s=s, p=p, c=c, **_: fn(x, k, s, p, ceil_mode=c)
+        elif kw == "slice":  # channels (features) [start, end)
+            a, e = (int(pos[0]), int(pos[1])) if len(pos) >= 2 else (int(o["start"]), int(o["end"]))
+            one = lambda x, P, a=a, e=e, **_: x[:, a:e]
+        elif kw == "shuffle":
+            g = int(pos[0]) if pos else int(o["groups"])
+            one = (lambda x, P, g=g, **_:
+                   x.view(x.shape[0], g, x.shape[1] // g, *x.shape[2:]).transpose(1, 2).reshape(x.shape))
         elif kw == "gap":
             one = lambda x, P, **_: x.mean(dim=(2, 3))
         elif kw == "flatten":
             one = lambda x, P, **_: torch.flatten(x, 1)
         elif kw == "dense":
-            one = lambda x, P, n=name, **_: F.linear(x, P[n + ".weight"], P.get(n + ".bias"))
+            # a (N, C, 1, 1) map is a vector to herd
+            one = lambda x, P, n=name, **_: F.linear(x.flatten(1) if x.dim() == 4 else x, P[n + ".weight"], P.get(n + ".bias"))
         elif kw == "dropout":
             one = (lambda x, P, n=name, masks=None, training=True, **_:
                    x * masks["mask." + n].reshape(x.shape) if training else x)
@@ -137,6 +150,8 @@ def build(path):
             steps.append((name, src, lambda xs, P, **_: sum(xs[1:], xs[0])))
         elif kw == "concat":
             steps.append((name, src, lambda xs, P, **_: torch.cat(xs, dim=1)))
+        elif kw == "mul":  # a per-channel gate (N, C) or (N, C, 1, 1) times an image, or one shape
+            steps.append((name, src, lambda xs, P, **_: gate_mul(xs[0], xs[1])))
         else:
             raise ValueError("spec_torch: unsupported layer " + kw)
         if one is not None:
@@ -159,6 +174,13 @@ def attention(x, heads, causal):
         s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     return (F.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
 
+def gate_mul(a, b):
+    if a.dim() == 2 and b.dim() == 4:
+        a = a[:, :, None, None]
+    if b.dim() == 2 and a.dim() == 4:
+        b = b[:, :, None, None]
+    return a * b
+
 
 def act_fn(kind, alpha):
     return {
@@ -167,6 +189,10 @@ def act_fn(kind, alpha):
         "sigmoid": lambda x, P, **_: torch.sigmoid(x),
         "tanh": lambda x, P, **_: torch.tanh(x),
         "gelu": lambda x, P, **_: F.gelu(x),
+        "relu6": lambda x, P, **_: F.relu6(x),
+        "hardsigmoid": lambda x, P, **_: F.hardsigmoid(x),
+        "hardswish": lambda x, P, **_: F.hardswish(x),
+        "silu": lambda x, P, **_: F.silu(x),
     }[kind]
 
 

@@ -38,9 +38,12 @@ static void check_act_grad(const char *name, herd_act act, float alpha, int soft
     c.out = gc_alloc(n);
     c.r = gc_alloc(n);
     gc_fill(&rng, c.in, n, -3, 3);
-    /* keep relu-like inputs off the kink at 0 by more than the step */
+    /* keep relu-like inputs off the kinks at 0, +-3 and 6 by more than the step */
     for (int64_t i = 0; i < n; i++) {
         if (fabsf(c.in[i]) < 0.05f) c.in[i] = c.in[i] < 0 ? -0.05f - c.in[i] : 0.05f + c.in[i];
+        if (fabsf(fabsf(c.in[i]) - 3.0f) < 0.05f) c.in[i] *= 0.95f;
+        if (act == HERD_ACT_RELU6) c.in[i] *= 2.5f; /* reach past 6 */
+        if (fabsf(c.in[i] - 6.0f) < 0.05f) c.in[i] = 6.1f;
     }
     gc_fill(&rng, c.r, n, -1, 1);
     act_forward(&c);
@@ -75,6 +78,14 @@ static void check_values(void) {
     CHECK_CLOSE(act1(HERD_ACT_GELU, 0, 1.0f), 0.8413447460685429, 0, 1e-7, "gelu(1) exact erf form");
     CHECK_CLOSE(act1(HERD_ACT_GELU, 0, -1.0f), -0.15865525393145707, 0, 1e-6, "gelu(-1) exact erf form");
     CHECK_CLOSE(act1(HERD_ACT_NONE, 0, -1.25f), -1.25, 0, 0, "identity");
+    CHECK_CLOSE(act1(HERD_ACT_RELU6, 0, 7.0f), 6.0, 0, 0, "relu6(7)");
+    CHECK_CLOSE(act1(HERD_ACT_RELU6, 0, -1.0f), 0.0, 0, 0, "relu6(-1)");
+    CHECK_CLOSE(act1(HERD_ACT_HARDSIGMOID, 0, 1.5f), 0.75, 0, 1e-7, "hardsigmoid(1.5)");
+    CHECK_CLOSE(act1(HERD_ACT_HARDSIGMOID, 0, -4.0f), 0.0, 0, 0, "hardsigmoid(-4)");
+    CHECK_CLOSE(act1(HERD_ACT_HARDSWISH, 0, 1.5f), 1.125, 0, 1e-7, "hardswish(1.5)");
+    CHECK_CLOSE(act1(HERD_ACT_HARDSWISH, 0, 4.0f), 4.0, 0, 0, "hardswish(4)");
+    CHECK_CLOSE(act1(HERD_ACT_SILU, 0, 2.0f), 2.0 * 0.8807970779778823, 0, 1e-7, "silu(2)");
+    CHECK_CLOSE(act1(HERD_ACT_SILU, 0, -200.0f), 0.0, 1e-30, 0, "silu(-200) underflows to 0, not NaN");
 
     /* relu's slope at exactly 0 is 0, leaky relu's is alpha (PyTorch) */
     float x0 = 0.0f, y0, g1 = 1.0f, d = 0.0f;
@@ -104,6 +115,10 @@ int main(void) {
     check_act_grad("sigmoid", HERD_ACT_SIGMOID, 0, 0, 101, 5);
     check_act_grad("tanh", HERD_ACT_TANH, 0, 0, 101, 6);
     check_act_grad("gelu", HERD_ACT_GELU, 0, 0, 101, 7);
+    check_act_grad("relu6", HERD_ACT_RELU6, 0, 0, 101, 12);
+    check_act_grad("hardsigmoid", HERD_ACT_HARDSIGMOID, 0, 0, 101, 13);
+    check_act_grad("hardswish", HERD_ACT_HARDSWISH, 0, 0, 101, 14);
+    check_act_grad("silu", HERD_ACT_SILU, 0, 0, 101, 15);
     check_act_grad("softmax B=1 K=1", HERD_ACT_NONE, 0, 1, 1, 8);
     check_act_grad("softmax B=1 K=7", HERD_ACT_NONE, 0, 7, 7, 9);
     check_act_grad("softmax B=4 K=10", HERD_ACT_NONE, 0, 10, 40, 10);

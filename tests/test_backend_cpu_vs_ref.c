@@ -96,11 +96,12 @@ static void conv_case(conv2d_dims d, int with_bias) {
     if (!conv2d_dims_finish(&d)) return;
     CHECK(cpu->conv2d_unsupported(&d) == NULL, "cpu must support every conv");
     char shape[160];
-    snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d%s", d.B, d.C, d.H, d.W, d.OC, d.KH,
-             d.KW, d.SH, d.SW, d.PH, d.PW, with_bias ? " bias" : "");
+    snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d g%d d%d,%d%s", d.B, d.C, d.H, d.W, d.OC,
+             d.KH, d.KW, d.SH, d.SW, d.PH, d.PW, d.G, d.DH, d.DW, with_bias ? " bias" : "");
     size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.OC * d.OH * d.OW;
-    size_t nw = (size_t)d.OC * d.C * d.KH * d.KW;
-    double kf = (double)d.C * d.KH * d.KW, kw_len = (double)d.B * d.OH * d.OW, kd = (double)d.OC * d.KH * d.KW;
+    size_t nw = (size_t)d.OC * (d.C / d.G) * d.KH * d.KW;
+    double kf = (double)(d.C / d.G) * d.KH * d.KW, kw_len = (double)d.B * d.OH * d.OW,
+           kd = (double)(d.OC / d.G) * d.KH * d.KW;
     float *in = randv(nin), *w = randv(nw), *b = with_bias ? randv(d.OC) : NULL, *dout = randv(nout);
     float *din0 = randv(nin), *dw0 = randv(nw), *db0 = randv(d.OC);
 
@@ -217,6 +218,27 @@ static void test_conv(void) {
         d.KH = irand(1, 5), d.KW = irand(1, 5), d.SH = irand(1, 3), d.SW = irand(1, 3);
         d.PH = irand(0, 2), d.PW = irand(0, 2);
         conv_case(d, i % 3 != 0);
+    }
+    /* groups and dilation (cpu_conv_grouped.c): depthwise 3x3 as in MobileNet (strides 1 and 2),
+     * with a channel multiplier, RegNet's groups of 2+ channels, dilated plain and depthwise */
+    conv2d_dims grouped[] = {
+        {.B = 3, .C = 8, .H = 9, .W = 9, .OC = 8, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .G = 8},
+        {.B = 2, .C = 6, .H = 10, .W = 7, .OC = 6, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1, .G = 6},
+        {.B = 2, .C = 4, .H = 8, .W = 8, .OC = 8, .KH = 5, .KW = 5, .SH = 2, .SW = 2, .PH = 2, .PW = 2, .G = 4},
+        {.B = 4, .C = 12, .H = 6, .W = 6, .OC = 12, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .G = 3},
+        {.B = 2, .C = 4, .H = 11, .W = 9, .OC = 6, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 2, .PW = 2, .DH = 2, .DW = 2},
+        {.B = 2, .C = 6, .H = 12, .W = 10, .OC = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 1, .PH = 3, .PW = 1, .G = 6,
+         .DH = 3, .DW = 2},
+    };
+    for (size_t i = 0; i < sizeof grouped / sizeof grouped[0]; i++) conv_case(grouped[i], (int)(i % 2 == 0));
+    for (int i = 0; i < 12; i++) {
+        conv2d_dims d = {0};
+        d.G = irand(1, 4);
+        d.B = irand(1, 4), d.C = d.G * irand(1, 3), d.H = irand(3, 11), d.W = irand(3, 11), d.OC = d.G * irand(1, 3);
+        d.KH = irand(1, 3), d.KW = irand(1, 3), d.SH = irand(1, 2), d.SW = irand(1, 2);
+        d.PH = irand(0, 2), d.PW = irand(0, 2), d.DH = irand(1, 2), d.DW = irand(1, 3);
+        if (d.G == 1) d.DH = 2; /* the plain path is covered above */
+        conv_case(d, i % 2);
     }
 }
 
@@ -408,8 +430,9 @@ static void test_batchnorm(void) {
 /* ---------------- activations ---------------- */
 static void test_act(void) {
     const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
-    const herd_act kinds[] = {HERD_ACT_NONE, HERD_ACT_RELU, HERD_ACT_LEAKY_RELU, HERD_ACT_SIGMOID, HERD_ACT_TANH,
-                              HERD_ACT_GELU};
+    const herd_act kinds[] = {HERD_ACT_NONE,  HERD_ACT_RELU,  HERD_ACT_LEAKY_RELU,  HERD_ACT_SIGMOID,
+                              HERD_ACT_TANH,  HERD_ACT_GELU,  HERD_ACT_RELU6,       HERD_ACT_HARDSIGMOID,
+                              HERD_ACT_HARDSWISH, HERD_ACT_SILU};
     const int64_t sizes[] = {1, 37, 100003};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         for (size_t s = 0; s < 3; s++) {

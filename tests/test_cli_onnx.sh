@@ -50,8 +50,14 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     [ "$(wc -l <"$TMP/out")" = 4 ] && pass || fail "predict x.onnx: expected a header and 3 lines, got $(cat "$TMP/out")"
 fi
 
-# a convolution after global pooling reads an (N, C) tensor in ONNX: refused, nothing written
-printf 'input 3x4x4\ngap\nconv 2 1\nflatten\ndense 3\n' >"$TMP/flatconv.spec"
+# a convolution after global pooling (a squeeze-and-excitation): the pool is written as
+# GlobalAveragePool alone, (N, C, 1, 1); export -> import -> export is byte-identical
+printf 'input 3x4x4\ngap\nconv 2 1\nflatten\ndense 3\n' >"$TMP/gapconv.spec"
+expect_exit 0 "export of a conv after gap" -- "$HERD" export "$TMP/gapconv.spec" --onnx "$TMP/gapconv.onnx"
+expect_exit 0 "re-export of a conv after gap" -- "$HERD" export "$TMP/gapconv.onnx" --onnx "$TMP/gapconv2.onnx"
+cmp -s "$TMP/gapconv.onnx" "$TMP/gapconv2.onnx" && pass || fail "gap + conv: export -> import -> export differs"
+# a convolution reading a dense layer's (N, F) output has no NCHW form: refused, nothing written
+printf 'input 3x4x4\nflatten\ndense 6\nconv 2 1\nflatten\ndense 3\n' >"$TMP/flatconv.spec"
 expect_exit 1 "export of a conv on a flat tensor" -- "$HERD" export "$TMP/flatconv.spec" --onnx "$TMP/flatconv.onnx"
 expect_err_line "export of a conv on a flat tensor" "$TMP/flatconv.onnx: layer 'conv1' reads a flat tensor"
 [ ! -e "$TMP/flatconv.onnx" ] && pass || fail "a file was written for a failed export"

@@ -16,15 +16,15 @@ static double conv_loss(void *ctx) {
     return gc_project(c->out, c->r, (int64_t)c->d.B * c->d.OC * c->d.OH * c->d.OW);
 }
 
-static void check_conv(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH, int PW,
-                       int with_bias, uint64_t seed) {
+static void check_conv_gd(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH, int PW,
+                          int G, int DH, int DW, int with_bias, uint64_t seed) {
     conv_case c = {.d = {.B = B, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH,
-                         .PW = PW}};
-    CHECK(conv2d_dims_finish(&c.d), "dims for B%d C%d %dx%d OC%d k%dx%d s%dx%d p%dx%d", B, C, H, W, OC, KH, KW, SH,
-          SW, PH, PW);
-    printf("conv2d B=%d C=%d H=%d W=%d OC=%d k=%dx%d s=%dx%d p=%dx%d bias=%d -> %dx%d\n", B, C, H, W, OC, KH, KW, SH,
-           SW, PH, PW, with_bias, c.d.OH, c.d.OW);
-    const int64_t n_in = (int64_t)B * C * H * W, n_w = (int64_t)OC * C * KH * KW;
+                         .PW = PW, .G = G, .DH = DH, .DW = DW}};
+    CHECK(conv2d_dims_finish(&c.d), "dims for B%d C%d %dx%d OC%d k%dx%d s%dx%d p%dx%d g%d d%dx%d", B, C, H, W, OC, KH,
+          KW, SH, SW, PH, PW, G, DH, DW);
+    printf("conv2d B=%d C=%d H=%d W=%d OC=%d k=%dx%d s=%dx%d p=%dx%d g=%d d=%dx%d bias=%d -> %dx%d\n", B, C, H, W, OC,
+           KH, KW, SH, SW, PH, PW, c.d.G, c.d.DH, c.d.DW, with_bias, c.d.OH, c.d.OW);
+    const int64_t n_in = (int64_t)B * C * H * W, n_w = (int64_t)OC * (C / c.d.G) * KH * KW;
     const int64_t n_out = (int64_t)B * OC * c.d.OH * c.d.OW;
     herd_rng rng;
     herd_rng_init(&rng, seed, 0);
@@ -72,6 +72,11 @@ static void check_conv(int B, int C, int H, int W, int OC, int KH, int KW, int S
     free(din), free(dw), free(db), free(din2), free(dw2), free(db2), free(dw3), free(db3), free(din3);
 }
 
+static void check_conv(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH, int PW,
+                       int with_bias, uint64_t seed) {
+    check_conv_gd(B, C, H, W, OC, KH, KW, SH, SW, PH, PW, 0, 0, 0, with_bias, seed);
+}
+
 /* 3x3 ones, 2x2 ones kernel, pad 1, stride 2: the four windows cover 1, 2, 2 and 4 real pixels. */
 static void check_conv_by_hand(void) {
     conv2d_dims d = {.B = 1, .C = 1, .H = 3, .W = 3, .OC = 1, .KH = 2, .KW = 2, .SH = 2, .SW = 2, .PH = 1, .PW = 1};
@@ -97,6 +102,9 @@ static void check_dims(void) {
         {.B = 1, .C = 1, .H = 1, .W = 1, .OC = 1, .KH = 4, .KW = 4, .SH = 1, .SW = 1, .PH = 1, .PW = 1}, /* > padded */
         {.B = 1, .C = 1, .H = 2000000000, .W = 5, .OC = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1000000000},
         {.B = 1 << 30, .C = 1 << 30, .H = 1 << 30, .W = 1 << 30, .OC = 1, .KH = 1, .KW = 1, .SH = 1, .SW = 1},
+        {.B = 1, .C = 4, .H = 5, .W = 5, .OC = 6, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .G = 4},  /* 4 groups, 6 filters */
+        {.B = 1, .C = 3, .H = 5, .W = 5, .OC = 3, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .G = -1},
+        {.B = 1, .C = 1, .H = 5, .W = 5, .OC = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .DH = 3}, /* 7 rows > 5 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(conv2d_dims_finish(&bad[i]) == 0, "bad conv dims case %zu accepted", i);
@@ -113,5 +121,11 @@ int main(void) {
     check_conv(2, 1, 5, 5, 2, 5, 5, 3, 3, 2, 2, 1, 5);
     check_conv(1, 3, 9, 8, 2, 4, 3, 3, 2, 2, 1, 0, 6);
     check_conv(2, 2, 6, 6, 2, 3, 3, 2, 2, 0, 0, 1, 7); /* last input row and column feed no output */
+    /* groups (depthwise, with a channel multiplier, several channels per group) and dilation */
+    check_conv_gd(2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 1, 4, 1, 1, 1, 8);
+    check_conv_gd(2, 3, 7, 6, 6, 3, 3, 2, 2, 1, 1, 3, 1, 1, 0, 9);
+    check_conv_gd(1, 6, 5, 5, 4, 3, 1, 1, 1, 1, 0, 2, 1, 1, 1, 10);
+    check_conv_gd(2, 2, 9, 8, 3, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1, 11);
+    check_conv_gd(1, 4, 11, 9, 4, 3, 2, 2, 1, 3, 1, 2, 3, 2, 1, 12);
     return check_summary();
 }

@@ -97,5 +97,15 @@ int main(void) {
                        "layernorm\ndense 18\nattention 3 causal=1\ndense 4\n";
     check_spec("attention (ref)", attn, 2, "ref");
     check_spec("attention (cpu)", attn, 3, "cpu");
+    /* the mobile kinds: depthwise, grouped and dilated convs, relu6, hardswish, silu, hardsigmoid and
+     * a squeeze-and-excitation gate (gap -> 1x1 convs on the vector -> per-channel mul), a mul of one
+     * shape */
+    static const char *mobile = "input 3x7x7\nconv 4 3 pad=1 relu6 name=a\nconv 4 3 pad=1 groups=4 hardswish name=dw\n"
+               "gap\nconv 2 1 relu\nconv 4 1 hardsigmoid name=gate\nmul dw,gate name=se\n"
+               "conv 6 3 pad=2 dilation=2 groups=2 tanh name=dl\nconv 6 1 sigmoid name=p\nconv 6 1 from=dl\n"
+               "mul p name=m\nslice 0 2 name=s1\nslice 2 6 from=m\nconv 4 1 tanh name=c9\nconcat s1,c9\nshuffle 3\n"
+               "gap\ndense 3\n";
+    check_spec("mobile", mobile, 2, "ref");
+    check_spec("mobile (cpu backend, 2 threads)", mobile, 4, "cpu");
     return check_summary();
 }

@@ -103,6 +103,10 @@ for backend in ("ref", "cpu"):
 gpt = os.path.join(SRC, "tests", "data", "gpt_block.spec")
 for backend in ("ref", "cpu"):
     run_case(gpt, backend, 3, "adamw")
+# depthwise, grouped and dilated convs, relu6, hardswish, silu and squeeze-and-excitation gates
+mobile = os.path.join(SRC, "tests", "data", "mobile.spec")
+for backend in ("ref", "cpu"):
+    run_case(mobile, backend, 4, "sgd")
 resnet20 = os.path.join(SRC, "examples", "resnet20_cifar.spec")
 run_case(resnet20, "ref", 3, "momentum")
 run_case(resnet20, "cpu", 4, "momentum")

@@ -100,7 +100,21 @@ def onnx_by_torch(model, x):
             y = F.pad(i[0], (p[3], p[7], p[2], p[6]))
         elif op == "Conv":
             p = a.get("pads", [0, 0, 0, 0])
-            y = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, a.get("strides", [1, 1]), p[:2])
+            y = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, a.get("strides", [1, 1]), p[:2],
+                         a.get("dilations", [1, 1]), a.get("group", 1))
+        elif op == "Clip":
+            y = torch.clamp(i[0], i[1].item() if len(i) > 1 and i[1] is not None else None,
+                            i[2].item() if len(i) > 2 and i[2] is not None else None)
+        elif op == "HardSigmoid":
+            y = torch.clamp(a.get("alpha", 0.2) * i[0] + a.get("beta", 0.5), 0, 1)
+        elif op == "Slice":  # one axis, as herd writes it
+            st, en, ax = int(i[1][0]), int(i[2][0]), int(i[3][0])
+            y = i[0].narrow(ax, st, min(en, i[0].shape[ax]) - st)
+        elif op == "Reshape":
+            shape = [i[0].shape[k] if v == 0 else v for k, v in enumerate(i[1].long().tolist())]
+            y = i[0].reshape(shape)
+        elif op == "Transpose":
+            y = i[0].permute(*a["perm"])
         elif op in ("MaxPool", "AveragePool"):
             p = a.get("pads", [0, 0, 0, 0])
             k = a["kernel_shape"]
@@ -152,7 +166,7 @@ def export_case(spec, d, norm=None):
     # random weights with non-trivial batch-norm statistics, named as herd's registry
     w = {}
     for t in onnx.load(probe).graph.initializer:
-        if t.name.startswith("herd_gelu"):
+        if t.name.startswith("herd_") or t.data_type != onnx.TensorProto.FLOAT:  # shared constants, slice bounds
             continue
         shape = list(t.dims)
         if t.name.endswith("running_var"):
@@ -307,6 +321,8 @@ def finetune(path, d):
     r = run(HERD, "train", "--model", path, "--data", data, "--epochs", "1", "--batch", "32", "--lr", "0.01",
             "--progress", "none", "--save", save, "--threads", "1")
     ok("test accuracy" in r.stdout, f"train --model x.onnx prints a test accuracy: {r.stdout[-300:]}")
+    ok("eval-mode export" not in r.stderr, f"a conv net without batch norm or dropout is not taken for an eval-mode "
+                                           f"export: {r.stderr[-300:]}")
     r = run(HERD, "eval", path, "--weights", save, "--data", data, "--threads", "1")
     ok("accuracy" in r.stdout, f"eval x.onnx --weights tuned: {r.stdout}")
     tuned = spec_torch.read_safetensors(save)
@@ -324,6 +340,39 @@ def unsupported_case(d):
     lines = r.stderr.strip().splitlines()
     ok(len(lines) == 1 and lines[0].endswith("bad.onnx: unsupported operators: Resize (nodes 'r', 'z'), LSTM (node 'y')"),
        f"one-line error listing the operators, got {r.stderr!r}")
+
+
+def refusals_case(d):
+    """Two independent nodes herd refuses (a Clip to [-1, 1], a HardSigmoid with ONNX's default alpha)
+    and one after a refused node: both are named in one line, by import and by herd import --check
+    (one per line, nothing written); a valid file passes --check."""
+    w = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    lo, hi = np.array(-1.0, np.float32), np.array(1.0, np.float32)
+    g = oh.make_graph([oh.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                       oh.make_node("Clip", ["c", "lo", "hi"], ["k"], name="clip"),
+                       oh.make_node("HardSigmoid", ["c"], ["h"], name="hsig"),
+                       oh.make_node("Add", ["k", "h"], ["s"], name="sum"),
+                       oh.make_node("GlobalAveragePool", ["s"], ["p"], name="pool"),
+                       oh.make_node("Flatten", ["p"], ["y"], name="flat")], "g",
+                      [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 1, 6, 6])],
+                      [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4])],
+                      [onh.from_array(w, "w"), onh.from_array(lo, "lo"), onh.from_array(hi, "hi")])
+    path = os.path.join(d, "two_bad.onnx")
+    onnx.save(oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)]), path)
+    r = run(HERD, "summary", path, expect=1)
+    lines = r.stderr.strip().splitlines()
+    ok(len(lines) == 1 and "2 nodes cannot be imported" in lines[0] and "node 'clip' (Clip): min=-1 max=1" in lines[0]
+       and "node 'hsig' (HardSigmoid): alpha=0.2 beta=0.5" in lines[0], f"both refusals in one line, got {r.stderr!r}")
+    spec = os.path.join(d, "two_bad.spec")
+    r = run(HERD, "import", path, "--check", expect=1)
+    refused = [l for l in r.stdout.splitlines() if l.startswith("refused: ")]
+    ok(len(refused) == 2 and "'clip'" in refused[0] and "'hsig'" in refused[1],
+       f"--check prints each refused node on its own line: {r.stdout!r}")
+    ok("2 nodes refused, 3 after them not checked, of 6" in r.stdout, f"--check sums up: {r.stdout!r}")
+    ok(not os.path.exists(spec), "--check wrote a file")
+    good = os.path.join(d, "mm.onnx")
+    r = run(HERD, "import", good, "--check")
+    ok("imports: 2 ONNX nodes as 1 herd layers, 28 trainable parameters" in r.stdout, f"--check of a valid file: {r.stdout!r}")
 
 
 def matmul_case(d):
@@ -346,13 +395,14 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         for spec in (os.path.join(SRC, "examples", "fashion_cnn.spec"), os.path.join(SRC, "tests", "data", "residual_bn.spec"),
                      os.path.join(SRC, "tests", "data", "concat_graph.spec"), os.path.join(SRC, "examples", "resnet20_cifar.spec"),
-                     os.path.join(SRC, "tests", "data", "ceil_pool.spec")):
+                     os.path.join(SRC, "tests", "data", "ceil_pool.spec"), os.path.join(SRC, "tests", "data", "mobile.spec")):
             export_case(spec, d)
         export_case(os.path.join(SRC, "examples", "fashion_cnn.spec"), d, norm=([0.286], [0.353]))
         paths = {name: import_case(name, m, shape, d) for name, m, shape in torch_models()}
         finetune(paths["cnn"], d)
         unsupported_case(d)
         matmul_case(d)
+        refusals_case(d)
 
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -80,7 +80,8 @@ def grads(out, dout, *leaves):
 def run_conv2d(c, p):
     x, w = c.t("in", True), c.t("w", True)
     b = c.t("b", True) if p["bias"] == "1" else None
-    out = F.conv2d(x, w, b, stride=pairs(p["stride"]), padding=pairs(p["padding"]))
+    out = F.conv2d(x, w, b, stride=pairs(p["stride"]), padding=pairs(p["padding"]),
+                   dilation=pairs(p.get("dilation", "1,1")), groups=int(p.get("groups", "1")))
     check(c.name, "out", c.np("out"), out.detach())
     dx, dw, db = grads(out, c.t("dout"), x, w, b)
     check(c.name, "din", c.np("din"), dx)
@@ -155,6 +156,10 @@ ACTS = {
     "tanh": lambda x, a: torch.tanh(x),
     "gelu": lambda x, a: F.gelu(x),
     "none": lambda x, a: x * 1.0,
+    "relu6": lambda x, a: F.relu6(x),
+    "hardsigmoid": lambda x, a: F.hardsigmoid(x),
+    "hardswish": lambda x, a: F.hardswish(x),
+    "silu": lambda x, a: F.silu(x),
 }
 
 

@@ -60,7 +60,8 @@ int main(void) {
     static const char *const files[] = {"examples/fashion_cnn.spec", "examples/cifar_cnn.spec",
                                         "examples/resnet20_cifar.spec", "examples/resnet18.spec", "tests/data/residual_bn.spec",
                                         "tests/data/concat_graph.spec", "tests/data/layernorm.spec",
-                                        "tests/data/small_cnn_nodrop.spec", "tests/data/ceil_pool.spec"};
+                                        "tests/data/small_cnn_nodrop.spec", "tests/data/ceil_pool.spec",
+                                        "tests/data/mobile.spec"};
     herd_error err = {0};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];

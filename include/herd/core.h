@@ -61,8 +61,10 @@ void herd_assert_fail(const char *expr, const char *file, int line);
 /* Checked allocation helpers: NULL on failure or on size overflow. */
 void *herd_malloc_array(size_t count, size_t size);
 void *herd_calloc_array(size_t count, size_t size);
-/* 64-byte aligned, free with herd_aligned_free. */
+/* 64-byte aligned, free with herd_aligned_free (or free); _calloc: zeroed (a large block's pages
+ * are not touched until used). */
 void *herd_aligned_alloc(size_t bytes);
+void *herd_aligned_calloc(size_t bytes);
 void herd_aligned_free(void *p);
 /* a*b into *out; returns 0 on overflow. */
 int herd_mul_size(size_t a, size_t b, size_t *out);

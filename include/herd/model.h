@@ -91,6 +91,10 @@ void herd_model_init_params(herd_model *m, uint64_t seed);
 herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err);
 /* Lines describing per-layer backend fallbacks decided by prepare ("" if none). */
 const char *herd_model_notes(const herd_model *m);
+/* "" or, for a model imported from ONNX that looks like an eval-mode export (batch norm folded
+ * into the convolutions, no dropout between fully connected layers), one line saying so: training
+ * it trains a different model than the one written in PyTorch. */
+const char *herd_model_import_note(const herd_model *m);
 
 void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w);
 /* Inputs the model reads (`input` lines). The data path feeds the first only: models with more

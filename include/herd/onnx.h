@@ -25,6 +25,21 @@ herd_status herd_model_export_onnx(const herd_model *m, const char *path, herd_e
  * the equivalent spec. */
 herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err);
 
+/* What herd_model_import_onnx would refuse, without reading the weights: report(ctx, line) is
+ * called once for the list of unsupported operators and once per node herd cannot translate
+ * ("FILE: node 'N' (OP): reason"); nodes reading what a refused node writes are not checked
+ * (counted in unchecked). HERD_OK when the file would import; otherwise the error
+ * herd_model_import_onnx would give (every refused node in one line). */
+typedef struct herd_onnx_check_result {
+    int nodes;      /* in the ONNX graph */
+    int refused;    /* nodes refused (not counting the unsupported-operator list) */
+    int unchecked;  /* nodes after a refused one */
+    int layers;     /* herd layers the translated part makes */
+    int64_t params; /* trainable parameters, when the whole file translates */
+} herd_onnx_check_result;
+herd_status herd_onnx_check(const char *path, void (*report)(void *ctx, const char *line), void *ctx,
+                            herd_onnx_check_result *res, herd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

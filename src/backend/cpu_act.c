@@ -11,9 +11,14 @@ typedef struct act_job {
     float alpha;
 } act_job;
 
+static inline float clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+
 /* How many times dearer than a ReLU each kind is, to size the parallel threshold. */
 static int64_t act_cost(herd_act act) {
-    return act == HERD_ACT_RELU || act == HERD_ACT_LEAKY_RELU || act == HERD_ACT_NONE ? 1 : 20;
+    return act == HERD_ACT_RELU || act == HERD_ACT_LEAKY_RELU || act == HERD_ACT_NONE || act == HERD_ACT_RELU6 ||
+                   act == HERD_ACT_HARDSIGMOID || act == HERD_ACT_HARDSWISH
+               ? 1
+               : 20;
 }
 
 static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
@@ -40,6 +45,18 @@ static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
         break;
     case HERD_ACT_GELU:
         for (int64_t i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        break;
+    case HERD_ACT_RELU6:
+        for (int64_t i = i0; i < i1; i++) y[i] = clampf(x[i], 0.0f, 6.0f);
+        break;
+    case HERD_ACT_HARDSIGMOID:
+        for (int64_t i = i0; i < i1; i++) y[i] = clampf(x[i] + 3.0f, 0.0f, 6.0f) / 6.0f;
+        break;
+    case HERD_ACT_HARDSWISH:
+        for (int64_t i = i0; i < i1; i++) y[i] = x[i] * clampf(x[i] + 3.0f, 0.0f, 6.0f) / 6.0f;
+        break;
+    case HERD_ACT_SILU:
+        for (int64_t i = i0; i < i1; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
         break;
     }
 }
@@ -85,6 +102,30 @@ static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
             float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
             float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
             dx[i] += g[i] * (cdf + v * pdf);
+        }
+        break;
+    case HERD_ACT_RELU6:
+        for (int64_t i = i0; i < i1; i++) {
+            float gi = g[i];
+            dx[i] += y[i] > 0.0f && y[i] < 6.0f ? gi : 0.0f;
+        }
+        break;
+    case HERD_ACT_HARDSIGMOID:
+        for (int64_t i = i0; i < i1; i++) {
+            float gi = g[i] / 6.0f;
+            dx[i] += x[i] > -3.0f && x[i] < 3.0f ? gi : 0.0f;
+        }
+        break;
+    case HERD_ACT_HARDSWISH:
+        for (int64_t i = i0; i < i1; i++) {
+            float v = x[i], s = v < -3.0f ? 0.0f : v <= 3.0f ? v / 3.0f + 0.5f : 1.0f;
+            dx[i] += g[i] * s;
+        }
+        break;
+    case HERD_ACT_SILU:
+        for (int64_t i = i0; i < i1; i++) {
+            float v = x[i], s = 1.0f / (1.0f + expf(-v));
+            dx[i] += g[i] * s * (1.0f + v * (1.0f - s));
         }
         break;
     }

@@ -170,11 +170,14 @@ void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
         return;
     }
 #endif
-    /* OpenBLAS wants one of the two strides to be 1 */
-    if (acs == 1)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, (int)ars, B, ldb,
+    /* OpenBLAS wants one of the two strides to be 1, and refuses (computing nothing) a leading
+     * dimension below the row length even where only one row is read: a single-row A read
+     * transposed (M = 1, ars = acs = 1: conv din of a 1x1 kernel on one channel) gets lda = K,
+     * a single-column one (K = 1) lda = M */
+    if (acs == 1 && (ars != 1 || M == 1 || K == 1))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, ars >= K ? (int)ars : K, B, ldb,
                     accumulate ? 1.0f : 0.0f, C, ldc);
     else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, (int)acs, B, ldb,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, acs >= M ? (int)acs : M, B, ldb,
                     accumulate ? 1.0f : 0.0f, C, ldc);
 }

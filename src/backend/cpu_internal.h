@@ -52,6 +52,17 @@ const char *cpu_gemm_kernel(void);
 int cpu_avx512_enabled(void);
 void cpu_gemm_select(int allow_avx512);
 
+/* The table's conv entries (cpu_conv_grouped.c): groups or dilation there, else cpu_conv2d_* */
+size_t cpu_conv_workspace(const conv2d_dims *d, int threads);
+void cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                      const conv2d_dims *d);
+void cpu_conv_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                           const conv2d_dims *d);
+void cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                       const float *w, const conv2d_dims *d);
+void cpu_conv_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                            const float *in, const float *w, const conv2d_dims *d);
+/* the sgemm path (cpu_conv2d.c): convolutions without groups or dilation */
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
 const char *cpu_conv2d_unsupported(const conv2d_dims *d);
 void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,

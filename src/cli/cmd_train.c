@@ -443,6 +443,7 @@ int cmd_train(int argc, char **argv) {
     int local_batch = (batch + groups - 1) / groups;
     if ((rc = cli_prepare_model(m, weights, backend, local_batch, threads,
                                  pipeline ? CLI_PLAN_NO_REUSE : CLI_PLAN_TRAIN))) goto fail_quiet;
+    if (rank == 0 && *herd_model_import_note(m)) fprintf(stderr, "herd: warning: %s\n", herd_model_import_note(m));
     rc = 1;
     herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
                                  .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,

@@ -3,8 +3,11 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 const char *herd_status_str(herd_status st) {
     switch (st) {
@@ -151,6 +154,26 @@ void *herd_aligned_alloc(size_t bytes) {
     void *p = NULL;
     if (bytes > SIZE_MAX - 64) return NULL;
     if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+
+/* Zeroed without touching a large block's pages: the whole pages inside it are handed back with
+ * MADV_DONTNEED, which for private anonymous memory means zero pages on the next access, and only
+ * the partial pages at its ends are written. A model's gradients then cost no memory until it
+ * trains (an ONNX import of VGG-11 holds 531 MB less). The block stays an ordinary
+ * posix_memalign block (free() or herd_aligned_free). */
+void *herd_aligned_calloc(size_t bytes) {
+    unsigned char *p = herd_aligned_alloc(bytes);
+    if (!p) return NULL;
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096, lo = ((uintptr_t)p + page - 1) / page * page,
+              hi = ((uintptr_t)p + bytes) / page * page;
+    if (bytes < ((size_t)1 << 20) || hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+        memset(p, 0, bytes);
+        return p;
+    }
+    memset(p, 0, lo - (uintptr_t)p);
+    memset((void *)hi, 0, (uintptr_t)p + bytes - hi);
     return p;
 }
 

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/onnx_proto.h"
 #include "io/pb_wire.h"
@@ -161,6 +163,14 @@ herd_status onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float 
             if (f.len / es != (size_t)t->numel || f.len % es)
                 return fail(d, HERD_EFORMAT, "tensor '%s': raw_data holds %zu bytes but its shape needs %lld",
                             ONNX_SHOW(t->name), f.len, (long long)t->numel * (long long)es);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            if (t->dtype == ONNX_T_FLOAT && fout && !dout) { /* the bytes are the floats already */
+                memcpy(fout, f.data, (size_t)t->numel * 4);
+                raw = 1;
+                got = t->numel;
+                continue;
+            }
+#endif
             for (int64_t i = 0; i < t->numel; i++) {
                 const uint8_t *b = f.data + (size_t)i * es;
                 uint64_t u = 0;
@@ -426,7 +436,8 @@ void onnx_graph_free(onnx_graph *g) {
     }
     free(g->nodes);
     free(g->tensors);
-    free(g->file);
+    if (g->mapped) munmap(g->file, g->file_len);
+    else free(g->file);
     const char *path = g->path;
     memset(g, 0, sizeof *g);
     g->path = path;
@@ -449,6 +460,14 @@ herd_status onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *da
     return decode_owned(g, err);
 }
 
+void onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t) {
+    if (!g->mapped || !t->msg || t->msg_len == 0) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->msg, e = a + t->msg_len, ps = pg > 0 ? (uintptr_t)pg : 4096;
+    a = (a + ps - 1) / ps * ps, e = e / ps * ps; /* whole pages inside the tensor only */
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 herd_status onnx_decode_file(onnx_graph *g, const char *path, herd_error *err) {
     memset(g, 0, sizeof *g);
     g->path = path;
@@ -465,17 +484,15 @@ herd_status onnx_decode_file(onnx_graph *g, const char *path, herd_error *err) {
         return fail(&d, HERD_EUNSUPPORTED, "%lld bytes: larger than protobuf's 2 GiB limit", (long long)sb.st_size);
     }
     size_t n = (size_t)sb.st_size;
-    g->file = malloc(n ? n : 1);
-    if (!g->file) {
+    if (n == 0) {
         fclose(f);
-        return fail(&d, HERD_ENOMEM, "out of memory for %zu bytes", n);
+        return fail(&d, HERD_EFORMAT, "empty file");
     }
-    size_t got = fread(g->file, 1, n, f);
+    void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fileno(f), 0);
     fclose(f);
-    if (got != n) {
-        onnx_graph_free(g);
-        return fail(&d, HERD_EIO, "short read (%zu of %zu bytes)", got, n);
-    }
+    if (map == MAP_FAILED) return fail(&d, HERD_EIO, "cannot map %zu bytes: %s", n, strerror(errno));
+    g->file = map;
+    g->mapped = 1;
     g->file_len = n;
     return decode_owned(g, err);
 }

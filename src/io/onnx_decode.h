@@ -67,8 +67,9 @@ typedef struct onnx_io {
 
 typedef struct onnx_graph {
     const char *path; /* for messages */
-    uint8_t *file;    /* owned */
+    uint8_t *file;    /* owned: malloc'd, or a read-only private mapping of the file (mapped) */
     size_t file_len;
+    int mapped;
     int64_t opset;    /* of the default domain (0: none declared) */
     onnx_node *nodes;
     int n_nodes;
@@ -78,8 +79,12 @@ typedef struct onnx_graph {
     int n_inputs, n_outputs;
 } onnx_graph;
 
-/* Reads and decodes the file at path. On failure *g is freed (onnx_graph_free is still safe). */
+/* Maps (read-only) and decodes the file at path: tensor data stays in the page cache until read.
+ * On failure *g is freed (onnx_graph_free is still safe). */
 herd_status onnx_decode_file(onnx_graph *g, const char *path, herd_error *err);
+/* Tensor t's bytes are read and not needed soon: a mapped file gives its pages back (they are
+ * read again from the file if touched later), so an import holds about one copy of the weights. */
+void onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t);
 /* Decodes data[0..n) (copied); path names it in messages. */
 herd_status onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *data, size_t n, herd_error *err);
 void onnx_graph_free(onnx_graph *g);

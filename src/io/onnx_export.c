@@ -69,6 +69,24 @@ static void initializer(exporter *x, const char *name, int ndim, const int64_t *
     pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
 }
 
+/* A 1-D int64 initializer (shapes, slice bounds) named `name`; written once per name. */
+const char *onnx_ints(exporter *x, const char *name, const int64_t *v, int n) {
+    pb_writer t = {0};
+    pb_put_varint(&t, TENSOR_DIMS, (uint64_t)n);
+    pb_put_varint(&t, TENSOR_DATA_TYPE, ONNX_INT64);
+    pb_put_string(&t, TENSOR_NAME, name);
+    pb_writer raw = {0};
+    for (int i = 0; i < n && !raw.failed; i++) {
+        uint64_t u = (uint64_t)v[i];
+        uint8_t b[8];
+        for (int k = 0; k < 8; k++) b[k] = (uint8_t)(u >> (8 * k));
+        pb_put_raw(&raw, b, 8);
+    }
+    pb_put_message(&t, TENSOR_RAW_DATA, &raw);
+    pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
+    return name;
+}
+
 /* ValueInfoProto: float tensor named `name` with a symbolic batch "N" and fixed dims. */
 static void value_info(pb_writer *g, int field, const char *name, const int64_t *dims, int ndim) {
     pb_writer shape = {0};
@@ -106,6 +124,15 @@ int onnx_in_rank4(exporter *x, const node *n, int k) {
 }
 
 const char *onnx_out(exporter *x, const node *n) { return x->out[n - x->m->nodes]; }
+
+int onnx_read_as_image(exporter *x, const node *n) {
+    int self = (int)(n - x->m->nodes);
+    for (int i = self + 1; i < x->m->n_nodes; i++)
+        if (x->m->nodes[i].kind->flags & LAYER_IMAGE_INPUT)
+            for (int k = 0; k < x->m->nodes[i].n_in; k++)
+                if (x->m->nodes[i].in[k] == self) return 1;
+    return 0;
+}
 
 void onnx_set_out(exporter *x, const node *n, const char *tensor, int rank4) {
     x->tname[n - x->m->nodes] = tensor;

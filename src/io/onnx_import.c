@@ -27,7 +27,10 @@ typedef enum value_kind {
     V_GELU,     /* part of x * 0.5 * (1 + erf(x / sqrt 2)) over layer: flags say which */
     V_CENTERED, /* the model input minus a per-channel mean (tensor) */
     V_SHAPE,    /* integers computed from shapes: shape[0..n_shape) */
-    V_SUM       /* a sum of layers whose only reader is another Add: sums[sum] */
+    V_SUM,      /* a sum of layers whose only reader is another Add: sums[sum] */
+    V_SPLIT,    /* layer's (N,C,H,W) reshaped to (N,G,C/G,H,W), G in flags: half a channel shuffle */
+    V_SPLIT_T,  /* that, transposed to (N,C/G,G,H,W): the shuffle before its last Reshape */
+    V_BLOCKED   /* written by a node herd refused (or one after it): its readers are not checked */
 } value_kind;
 enum { G_DIV = 1, G_ERF = 2, G_ERF1 = 4, G_X = 8, G_HALF = 16 };
 
@@ -56,7 +59,15 @@ typedef struct sum_list {
 struct onnx_importer {
     onnx_graph g;
     const char *path;
-    herd_error *err;
+    herd_error *err;  /* &own while translating: each refusal is collected from there */
+    herd_error own;
+    /* refused nodes: their messages (without the file), the first one's status */
+    char **refusals;
+    int n_refusals, n_unchecked;
+    herd_status first_refusal;
+    int check;        /* herd_onnx_check: unsupported operators do not stop the walk */
+    void (*report)(void *ctx, const char *line);
+    void *report_ctx;
     herd_model *m;
     value *values;
     int n_values, cap_values;
@@ -261,6 +272,20 @@ int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims) {
     return T->ndim;
 }
 
+herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present) {
+    *present = 0;
+    if (k >= x->n->n_in || x->n->in[k].n == 0) return HERD_OK;
+    int t = const_tensor(x, k);
+    if (t < 0) return onnx_refuse(x, "%s (input %d) must be a constant", what, k);
+    if (x->g.tensors[t].numel != 1)
+        return onnx_refuse(x, "%s (input %d, '%s') must be one value", what, k, ONNX_SHOW(x->g.tensors[t].name));
+    herd_status st = onnx_tensor_values(&x->g, &x->g.tensors[t], NULL, v, x->err);
+    if (st) return st;
+    if (k < ONNX_MAX_NODE_IO) x->claimed[k] = 1;
+    *present = 1;
+    return HERD_OK;
+}
+
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
     int t = const_tensor(x, k);
     if (t < 0) return onnx_refuse(x, "input %d must be an initializer (a weight herd trains)", k);
@@ -414,7 +439,10 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
         if (v->kind == V_CONST) continue; /* a weight, claimed by the kind (checked below) */
         if (v->kind != V_LAYER && v->kind != V_SUM)
             return onnx_refuse(im, "input '%s' is %s, which %s cannot take", ONNX_SHOW(n->in[k]),
-                               v->kind == V_GELU ? "part of a GELU" : v->kind == V_SHAPE ? "a shape" : "the centred input",
+                               v->kind == V_GELU      ? "part of a GELU"
+                               : v->kind == V_SHAPE   ? "a shape"
+                               : v->kind == V_CENTERED ? "the centred input"
+                                                       : "half of a channel shuffle",
                                im->op);
         const int *list = v->kind == V_SUM ? im->sums[v->sum].in : &v->layer;
         int cnt = v->kind == V_SUM ? im->sums[v->sum].n : 1;
@@ -565,7 +593,27 @@ static herd_status per_channel(onnx_importer *im, int t, double *out) {
     return st;
 }
 
+static herd_status shape_value_of(onnx_importer *im, int k, value *out);
+static herd_status tr_shape_arith(onnx_importer *im);
+
+/* whether input k is integers of a shape subgraph: a shape, or a short integer constant */
+static int shape_operand(onnx_importer *im, int k) {
+    value *v = k < im->n->n_in && im->n->in[k].n ? find_value(im, im->n->in[k]) : NULL;
+    if (!v) return 0;
+    if (v->kind == V_SHAPE) return 1;
+    if (v->kind != V_CONST) return 0;
+    const onnx_tensor *t = &im->g.tensors[v->tensor];
+    return (t->dtype == ONNX_T_INT64 || t->dtype == ONNX_T_INT32) && t->ndim <= 1 && t->numel <= ONNX_MAX_DIMS;
+}
+
+/* an Add/Sub/Mul/Div of shape integers, or of integer constants with one */
+static int is_shape_arith(onnx_importer *im) {
+    return im->n->n_in == 2 && shape_operand(im, 0) && shape_operand(im, 1) &&
+           ((find_value(im, im->n->in[0])->kind == V_SHAPE) || (find_value(im, im->n->in[1])->kind == V_SHAPE));
+}
+
 static herd_status tr_sub(onnx_importer *im) {
+    if (is_shape_arith(im)) return tr_shape_arith(im);
     value *a = im->n->n_in == 2 ? find_value(im, im->n->in[0]) : NULL;
     int t = im->n->n_in == 2 ? const_tensor(im, 1) : -1;
     if (!a || a->kind != V_LAYER || a->layer != -1 || im->m->n_nodes || im->norm || t < 0 || im->n->n_out < 1)
@@ -598,6 +646,7 @@ static herd_status tr_input_scale(onnx_importer *im, const value *centered, int 
 static herd_status tr_arith(onnx_importer *im) {
     const onnx_node *n = im->n;
     herd_status st;
+    if (is_shape_arith(im)) return tr_shape_arith(im);
     if (n->n_in != 2 || n->n_out < 1) return node_fail(im, HERD_EFORMAT, "needs 2 inputs and an output");
     value *a = input_value(im, 0, &st), *b = a ? input_value(im, 1, &st) : NULL;
     if (!b) return st;
@@ -628,6 +677,12 @@ static herd_status tr_arith(onnx_importer *im) {
     } else if (!is_div && b->kind == V_CONST && fabs(c - 0.5) < 1e-7 && a->kind == V_GELU &&
                !(a->flags & (G_HALF | G_DIV | G_ERF))) {
         v = *a, v.flags |= G_HALF;
+    } else if (!is_div && (a->kind == V_LAYER || a->kind == V_SUM) && (b->kind == V_LAYER || b->kind == V_SUM)) {
+        /* two layer outputs: the mul kind (a squeeze-and-excitation gate is (N,C,1,1) in ONNX) */
+        if (a->rank != b->rank)
+            return onnx_refuse(im, "multiplies a rank-%d and a rank-%d tensor: ONNX broadcasts along the trailing "
+                                   "axes, herd's mul per channel (or the same shapes)", a->rank, b->rank);
+        return tr_kind(im, layer_kind_by_keyword("mul"));
     } else if (!is_div && a->kind != V_CONST && b->kind != V_CONST) {
         if (a->kind == V_LAYER) {
             value *t = a;
@@ -653,6 +708,26 @@ static herd_status tr_arith(onnx_importer *im) {
     return set_value(im, n->out[0], v);
 unsupported:
     return onnx_refuse(im, "Mul and Div are only supported as parts of GELU or of the input normalisation");
+}
+
+/* Sigmoid or HardSigmoid whose only reader is a Mul by the same input: x * sigmoid(x) is SiLU,
+ * x * hardsigmoid(x) Hardswish (PyTorch's exports of nn.SiLU and nn.Hardswish at opset 13);
+ * one layer named after the Mul. Otherwise the activation alone. */
+static herd_status tr_gate(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    int hard = onnx_str_eq(n->op, "HardSigmoid");
+    int c = n->n_in == 1 && n->n_out >= 1 ? sole_consumer(im, n->out[0], im->node_index) : -1;
+    value *x = n->n_in == 1 ? find_value(im, n->in[0]) : NULL;
+    const onnx_node *mul = c >= 0 ? &im->g.nodes[c] : NULL;
+    float alpha = onnx_attr_float(im, "alpha", 0.2f), beta = onnx_attr_float(im, "beta", 0.5f);
+    if (!mul || !onnx_str_eq(mul->op, "Mul") || mul->n_in != 2 || mul->n_out < 1 || !x || x->kind != V_LAYER ||
+        x->pad_h || x->pad_w || (hard && (fabsf(alpha - 1.0f / 6.0f) > 1e-6f || beta != 0.5f)))
+        return tr_kind(im, layer_kind_by_onnx_op(im->op));
+    onnx_str other = onnx_str_same(mul->in[0], n->out[0]) ? mul->in[1] : mul->in[0];
+    if (!onnx_str_same(other, n->in[0])) return tr_kind(im, layer_kind_by_onnx_op(im->op));
+    im->done[c] = 1;
+    begin_layer(im, hard ? "hardswish" : "silu");
+    return make_layer(im, &x->layer, 1, mul->out[0], x->rank, mul->out[0]);
 }
 
 static herd_status tr_erf(onnx_importer *im) {
@@ -782,6 +857,142 @@ static herd_status tr_shape(onnx_importer *im) {
     return set_value(im, n->out[0], v);
 }
 
+/* Add, Sub, Mul, Div of shape integers (ShuffleNet's chunk computes its bounds from the channel
+ * count): elementwise with a broadcast single value; the symbolic batch cannot take part. */
+static herd_status tr_shape_arith(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    herd_status st;
+    value a, b;
+    if ((st = shape_value_of(im, 0, &a)) || (st = shape_value_of(im, 1, &b))) return st;
+    if (a.n_shape != b.n_shape && a.n_shape != 1 && b.n_shape != 1)
+        return onnx_refuse(im, "shapes of %d and %d integers do not broadcast", a.n_shape, b.n_shape);
+    if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    value v = {.kind = V_SHAPE, .n_shape = a.n_shape > b.n_shape ? a.n_shape : b.n_shape, .scalar = a.scalar && b.scalar};
+    for (int i = 0; i < v.n_shape; i++) {
+        int64_t x = a.shape[a.n_shape == 1 ? 0 : i], y = b.shape[b.n_shape == 1 ? 0 : i];
+        if (x == SHAPE_BATCH || y == SHAPE_BATCH)
+            return onnx_refuse(im, "arithmetic on the batch size, which herd keeps symbolic");
+        if (onnx_str_eq(n->op, "Add")) v.shape[i] = x + y;
+        else if (onnx_str_eq(n->op, "Sub")) v.shape[i] = x - y;
+        else if (onnx_str_eq(n->op, "Mul")) v.shape[i] = x * y;
+        else if (y == 0) return onnx_refuse(im, "division by zero");
+        else v.shape[i] = x / y; /* ONNX integer Div truncates */
+    }
+    return set_value(im, n->out[0], v);
+}
+
+/* Cast: of shape integers to an integer type, or of a layer to float: nothing changes */
+static herd_status tr_cast(onnx_importer *im) {
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    int64_t to = onnx_attr_int(im, "to", 0);
+    int ok = x->kind == V_SHAPE ? to == ONNX_T_INT64 || to == ONNX_T_INT32 : x->kind == V_LAYER && to == ONNX_T_FLOAT;
+    if (!ok) return onnx_refuse(im, "to=%lld of %s (herd casts shape integers to integers, floats to float)",
+                                (long long)to, x->kind == V_SHAPE ? "shape integers" : "a tensor");
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    return set_value(im, im->n->out[0], *x);
+}
+
+/* starts/ends/axes/steps of a Slice: inputs 1 to 4 (opset 10 on) or attributes (before) */
+static herd_status slice_arg(onnx_importer *im, int k, const char *attr, value *out, int *present) {
+    int64_t v[ONNX_MAX_DIMS];
+    int na = onnx_attr_ints(im, attr, v, ONNX_MAX_DIMS);
+    *present = 1;
+    if (na >= 0) {
+        if (na > ONNX_MAX_DIMS) return onnx_refuse(im, "%s has more than %d values", attr, ONNX_MAX_DIMS);
+        *out = (value){.kind = V_SHAPE, .n_shape = na};
+        memcpy(out->shape, v, (size_t)na * sizeof v[0]);
+        return HERD_OK;
+    }
+    if (k >= im->n->n_in || im->n->in[k].n == 0) {
+        *present = 0;
+        return HERD_OK;
+    }
+    return shape_value_of(im, k, out);
+}
+
+/* Slice: of shape integers, integers; of a layer, one range of channels (features of a vector):
+ * the slice kind (the whole range: an identity) */
+static herd_status tr_slice(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    value starts, ends, axes = {.n_shape = 1}, steps;
+    int has_s, has_e, has_a, has_st;
+    if ((st = slice_arg(im, 1, "starts", &starts, &has_s)) || (st = slice_arg(im, 2, "ends", &ends, &has_e)) ||
+        (st = slice_arg(im, 3, "axes", &axes, &has_a)) || (st = slice_arg(im, 4, "steps", &steps, &has_st)))
+        return st;
+    if (!has_s || !has_e || starts.n_shape != 1 || ends.n_shape != 1 || (has_a && axes.n_shape != 1))
+        return onnx_refuse(im, "one axis at a time (starts, ends and axes of one value)");
+    if (has_st && (steps.n_shape != 1 || steps.shape[0] != 1)) return onnx_refuse(im, "steps other than 1");
+    if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    int64_t axis = has_a ? axes.shape[0] : 0, a = starts.shape[0], e = ends.shape[0];
+    if (x->kind == V_SHAPE) {
+        int64_t len = x->n_shape;
+        if (axis != 0 && axis != -1) return onnx_refuse(im, "axis %lld of a 1-D shape", (long long)axis);
+        a = a < 0 ? a + len : a, e = e < 0 ? e + len : e;
+        a = a < 0 ? 0 : a > len ? len : a, e = e < a ? a : e > len ? len : e;
+        value v = {.kind = V_SHAPE, .n_shape = (int)(e - a)};
+        memcpy(v.shape, x->shape + a, (size_t)(e - a) * sizeof v.shape[0]);
+        return set_value(im, n->out[0], v);
+    }
+    if (x->kind == V_SUM && (st = materialize(im, x))) return st;
+    if (x->kind != V_LAYER || x->pad_h || x->pad_w) return onnx_refuse(im, "slices something that is not a layer output");
+    if (axis < 0) axis += x->rank;
+    if (axis != 1)
+        return onnx_refuse(im, "axes=%lld (herd slices the channels of (N,C,H,W) or the features of (N,F): axis 1)",
+                           has_a ? (long long)axes.shape[0] : 0LL);
+    int64_t C = value_dims(im, x)[0];
+    if (a == SHAPE_BATCH || e == SHAPE_BATCH) return onnx_refuse(im, "bounds from the batch size");
+    a = a < 0 ? a + C : a, e = e < 0 ? e + C : e;
+    a = a < 0 ? 0 : a > C ? C : a, e = e < a ? a : e > C ? C : e;
+    if (a == e) return onnx_refuse(im, "an empty slice [%lld, %lld)", (long long)a, (long long)e);
+    if (a == 0 && e == C) return set_value(im, n->out[0], *x);
+    begin_layer(im, "slice");
+    onnx_arg(im, "start", "%lld", (long long)a);
+    onnx_arg(im, "end", "%lld", (long long)e);
+    return make_layer(im, &x->layer, 1, n->out[0], x->rank, n->out[0]);
+}
+
+/* Transpose: only the channel shuffle's (N,G,C/G,H,W) -> (N,C/G,G,H,W) */
+static herd_status tr_transpose(onnx_importer *im) {
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    int64_t p[8];
+    int np = onnx_attr_ints(im, "perm", p, 8);
+    static const int64_t shuffle[5] = {0, 2, 1, 3, 4};
+    if (x->kind != V_SPLIT || np != 5 || memcmp(p, shuffle, sizeof shuffle))
+        return onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups)");
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    value v = *x;
+    v.kind = V_SPLIT_T;
+    return set_value(im, im->n->out[0], v);
+}
+
+/* ReduceMean over H and W: the gap kind ((N,C,1,1) kept with keepdims=1) */
+static herd_status tr_reducemean(onnx_importer *im) {
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    if (x->kind == V_SUM && (st = materialize(im, x))) return st;
+    value axes = {.n_shape = 0};
+    int64_t a[ONNX_MAX_DIMS];
+    int na = onnx_attr_ints(im, "axes", a, ONNX_MAX_DIMS);
+    if (na >= 0 && na <= ONNX_MAX_DIMS) axes.n_shape = na, memcpy(axes.shape, a, (size_t)na * sizeof a[0]);
+    else if (im->n->n_in > 1 && im->n->in[1].n && (st = shape_value_of(im, 1, &axes))) return st;
+    int hw = 0;
+    for (int i = 0; i < axes.n_shape; i++) hw |= axes.shape[i] == 2 || axes.shape[i] == -2 ? 1 : axes.shape[i] == 3 || axes.shape[i] == -1 ? 2 : 4;
+    if (x->kind != V_LAYER || x->rank != 4 || value_ndim(im, x) != 3 || axes.n_shape != 2 || hw != 3)
+        return onnx_refuse(im, "only the mean over H and W of (N,C,H,W) (axes 2, 3): a global average pool");
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    int keep = onnx_attr_int(im, "keepdims", 1) != 0;
+    begin_layer(im, "gap");
+    return make_layer(im, &x->layer, 1, im->n->out[0], keep ? 4 : 2, im->n->out[0]);
+}
+
 /* Concat: of layers the concat kind (of one layer, an identity: DenseNet's first layers); of
  * integers a shape */
 static herd_status tr_concat(onnx_importer *im) {
@@ -793,6 +1004,49 @@ static herd_status tr_concat(onnx_importer *im) {
     return tr_kind(im, layer_kind_by_keyword("concat"));
 }
 
+/* Whether shape s (a Reshape's target) is the batch followed by dims[0..n), one entry possibly -1 */
+static int shape_is(const value *s, const int64_t *dims, int n) {
+    if (s->n_shape != n + 1 || !(s->shape[0] == 0 || s->shape[0] == SHAPE_BATCH || s->shape[0] == -1 || s->shape[0] >= 1))
+        return 0;
+    int wild = s->shape[0] == -1;
+    for (int i = 0; i < n; i++) {
+        int64_t v = s->shape[i + 1];
+        if (v == -1) wild++;
+        else if (v != dims[i] && !(v == 0 && s->shape[0] != -1)) return 0; /* 0: copied from the input */
+    }
+    return wild <= 1;
+}
+
+/* Reshapes of images: (N,C,H,W) -> (N,G,C/G,H,W) and, after the transpose, back to (N,C,H,W):
+ * ShuffleNet's channel shuffle, one shuffle layer; (N,C,H,W) to itself: an identity. */
+static herd_status tr_reshape_image(onnx_importer *im, value *x, const value *s) {
+    const int64_t *d = value_dims(im, x);
+    int64_t C = d[0], H = d[1], W = d[2];
+    if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+    int64_t same[3] = {C, H, W};
+    if (x->kind == V_SPLIT_T) {
+        if (!shape_is(s, same, 3)) return onnx_refuse(im, "a shuffle must reshape back to (N, %lld, %lld, %lld)",
+                                                     (long long)C, (long long)H, (long long)W);
+        begin_layer(im, "shuffle");
+        onnx_arg(im, "groups", "%d", x->flags);
+        return make_layer(im, &x->layer, 1, im->n->out[0], 4, im->n->out[0]);
+    }
+    if (x->kind == V_LAYER && shape_is(s, same, 3)) return set_value(im, im->n->out[0], *x);
+    if (x->kind == V_LAYER && s->n_shape == 5 && x->rank == 4) {
+        int64_t g = s->shape[1] > 0 ? s->shape[1] : s->shape[2] > 0 && C % s->shape[2] == 0 ? C / s->shape[2] : 0;
+        int64_t split[4] = {g, g ? C / g : 0, H, W};
+        if (g >= 1 && g <= 65536 && C % g == 0 && shape_is(s, split, 4)) {
+            value v = *x;
+            v.kind = V_SPLIT, v.flags = (int)g;
+            return set_value(im, im->n->out[0], v);
+        }
+    }
+    char a[96];
+    return onnx_refuse(im, "reshapes (N, %lld, %lld, %lld) to %s; herd reshapes images only in a channel shuffle "
+                       "(N, G, C/G, H, W) or to (N, features)", (long long)C, (long long)H, (long long)W,
+                       onnx_dims_str(s->n_shape, s->shape, a, sizeof a));
+}
+
 /* Reshape to (N, features) (the batch as 0, -1, a number or the symbolic batch of a shape
  * subgraph; features as -1 or the count): a flatten; of a vector, an identity. */
 static herd_status tr_reshape(onnx_importer *im) {
@@ -800,9 +1054,11 @@ static herd_status tr_reshape(onnx_importer *im) {
     value *x = input_value(im, 0, &st);
     if (!x) return st;
     if (x->kind == V_SUM && (st = materialize(im, x))) return st;
-    if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
     value s;
     if ((st = shape_value_of(im, 1, &s))) return st;
+    if (x->kind == V_SPLIT || x->kind == V_SPLIT_T || (x->kind == V_LAYER && value_ndim(im, x) == 3 && s.n_shape >= 4))
+        return tr_reshape_image(im, x, &s);
+    if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
     int64_t feat = x->layer >= 0 ? im->m->nodes[x->layer].numel : im->m->inputs[-1 - x->layer].numel;
     int64_t b = s.n_shape == 2 ? s.shape[0] : 0, f = s.n_shape == 2 ? s.shape[1] : 0;
     if (s.n_shape != 2 || !(b == 0 || b == -1 || b >= 1 || b == SHAPE_BATCH) || !(f == -1 || f == feat) ||
@@ -853,7 +1109,8 @@ static const struct {
     {"Sub", tr_sub},           {"Div", tr_arith},        {"Mul", tr_arith},         {"Erf", tr_erf},
     {"Add", tr_add},           {"MatMul", tr_matmul},    {"Reshape", tr_reshape},   {"Shape", tr_shape},
     {"Gather", tr_shape},      {"Unsqueeze", tr_shape},  {"Concat", tr_concat},     {"Flatten", tr_flatten},
-    {"Softmax", tr_softmax},
+    {"Softmax", tr_softmax},   {"Sigmoid", tr_gate},     {"HardSigmoid", tr_gate},  {"Cast", tr_cast},
+    {"Slice", tr_slice},       {"Transpose", tr_transpose}, {"ReduceMean", tr_reducemean},
 };
 
 static op_fn pattern_of(onnx_str op) {
@@ -939,13 +1196,54 @@ static herd_status add_graph_input(onnx_importer *im) {
     return st ? st : set_value(im, in->name, (value){.kind = V_LAYER, .layer = -1, .rank = nd + 1});
 }
 
+/* A node herd cannot translate: its message kept (and reported), the walk goes on past it. */
+static herd_status refused(onnx_importer *im, herd_status st) {
+    if (im->report) im->report(im->report_ctx, im->err->msg);
+    size_t pl = strlen(im->path);
+    const char *msg = !strncmp(im->err->msg, im->path, pl) && im->err->msg[pl] == ':' ? im->err->msg + pl + 2
+                                                                                       : im->err->msg;
+    if (im->n_refusals < 0) im->n_refusals = 0; /* after check_ops' line: it is not a node */
+    char **r = realloc(im->refusals, (size_t)(im->n_refusals + 1) * sizeof *r);
+    char *copy = r ? malloc(strlen(msg) + 1) : NULL;
+    if (r) im->refusals = r;
+    if (!copy) return fail(im, HERD_ENOMEM, "out of memory");
+    strcpy(copy, msg);
+    im->refusals[im->n_refusals++] = copy;
+    if (!im->first_refusal) im->first_refusal = st;
+    return HERD_OK;
+}
+
+/* One line for every refused node: the node's own message when it is the only one, else
+ * "FILE: N nodes cannot be imported: node 'a' (Op): why; node 'b' (Op): why; ...". */
+static herd_status refusal_summary(onnx_importer *im) {
+    if (im->n_refusals < 0) return im->first_refusal; /* check_ops' list alone */
+    if (im->n_refusals == 1) return herd_fail(im->err, im->first_refusal, "%s: %s", im->path, im->refusals[0]);
+    char list[900];
+    size_t len = 0;
+    int shown = 0;
+    for (; shown < im->n_refusals; shown++) {
+        size_t need = strlen(im->refusals[shown]) + 2;
+        if (len + need >= sizeof list - 40 && shown > 0) break;
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", shown ? "; " : "", im->refusals[shown]);
+        if (len >= sizeof list) len = sizeof list - 1;
+    }
+    if (shown < im->n_refusals) snprintf(list + len, sizeof list - len, "; and %d more", im->n_refusals - shown);
+    return herd_fail(im->err, im->first_refusal, "%s: %d nodes cannot be imported: %s", im->path, im->n_refusals,
+                     list);
+}
+
 static herd_status translate(onnx_importer *im) {
     herd_status st;
     if (im->g.opset && (im->g.opset < 7 || im->g.opset > 21))
         return fail(im, HERD_EUNSUPPORTED, "opset %lld (herd reads opsets 7 to 21)", (long long)im->g.opset);
-    if ((st = check_ops(im))) return st;
+    if ((st = check_ops(im))) {
+        if (!im->check) return st;
+        if (im->report) im->report(im->report_ctx, im->err->msg);
+        im->first_refusal = st;
+        im->n_refusals = -1; /* counted below with the nodes */
+    }
     int64_t cap = im->g.n_initializers + im->g.n_inputs + 1;
-    for (int i = 0; i < im->g.n_nodes; i++) cap += im->g.nodes[i].n_out;
+    for (int i = 0; i < im->g.n_nodes; i++) cap += 2 * (int64_t)im->g.nodes[i].n_out; /* a refused node's outputs again */
     im->values = herd_malloc_array((size_t)cap, sizeof *im->values);
     if (!im->values) return fail(im, HERD_ENOMEM, "out of memory");
     im->cap_values = (int)cap;
@@ -962,8 +1260,23 @@ static herd_status translate(onnx_importer *im) {
         memcpy(im->op, n->op.p, len);
         im->op[len] = 0;
         op_fn fn = pattern_of(n->op);
-        if ((st = fn ? fn(im) : tr_kind(im, kind_of(n)))) return st;
+        const layer_kind *kind = fn ? NULL : kind_of(n);
+        int blocked = !fn && !kind; /* an unsupported operator (reported by check_ops) */
+        for (int k = 0; k < n->n_in && !blocked; k++) {
+            value *v = n->in[k].n ? find_value(im, n->in[k]) : NULL;
+            blocked = v && v->kind == V_BLOCKED;
+        }
+        if (blocked) {
+            im->n_unchecked += fn || kind;
+        } else if ((st = fn ? fn(im) : tr_kind(im, kind))) {
+            if (st == HERD_ENOMEM || st == HERD_EINTERNAL) return st;
+            if ((st = refused(im, st))) return st;
+            blocked = 1;
+        }
+        for (int k = 0; k < n->n_out && blocked; k++)
+            if (n->out[k].n && (st = set_value(im, n->out[k], (value){.kind = V_BLOCKED}))) return st;
     }
+    if (im->n_refusals) return refusal_summary(im);
     if (im->g.n_outputs != 1)
         return fail(im, HERD_EUNSUPPORTED, "the graph has %d outputs; herd models have one", im->g.n_outputs);
     value *out = find_value(im, im->g.outputs[0].name);
@@ -972,6 +1285,25 @@ static herd_status translate(onnx_importer *im) {
         return fail(im, HERD_EUNSUPPORTED, "the graph output '%s' is not the last layer's output",
                     ONNX_SHOW(im->g.outputs[0].name));
     return HERD_OK;
+}
+
+/* herd_model_init_params(m, 0) for the nodes with a parameter no initializer fills (each kind's
+ * init draws one stream per tensor, so those come out as a full init would make them): random
+ * initialisation of weights that are about to be overwritten took 80% of a VGG-11 import. */
+static void init_unlinked(onnx_importer *im) {
+    herd_model *m = im->m;
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        int unlinked = 0;
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+            if (n->param[s] < 0) continue;
+            int linked = 0;
+            for (int l = 0; l < im->n_links && !linked; l++) linked = im->links[l].node == i && im->links[l].slot == s;
+            unlinked |= !linked;
+        }
+        if (unlinked && n->kind->init) n->kind->init(m, n, 0);
+    }
+    herd_rng_init(&m->dropout_rng, 0, 1);
 }
 
 /* Copies every linked initializer into its registry slot (shapes were checked when linked). */
@@ -985,6 +1317,7 @@ static herd_status load_weights(onnx_importer *im) {
         float *dst = model_param_data(m, m->nodes[l->node].param[l->slot]);
         if (!l->transpose) {
             st = onnx_tensor_values(&im->g, t, dst, NULL, im->err);
+            onnx_tensor_done(&im->g, t);
             continue;
         }
         free(tmp);
@@ -992,6 +1325,7 @@ static herd_status load_weights(onnx_importer *im) {
         if (!tmp) return fail(im, HERD_ENOMEM, "out of memory");
         if ((st = onnx_tensor_values(&im->g, t, tmp, NULL, im->err))) break;
         int64_t in = t->dims[0], out = t->dims[1]; /* [in, out] -> herd's [out, in] */
+        onnx_tensor_done(&im->g, t);
         for (int64_t a = 0; a < in; a++)
             for (int64_t o = 0; o < out; o++) dst[o * in + a] = tmp[a * out + o];
     }
@@ -999,31 +1333,103 @@ static herd_status load_weights(onnx_importer *im) {
     return st;
 }
 
-herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err) {
-    onnx_importer *im = calloc(1, sizeof *im);
-    if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-    im->path = path, im->err = err;
-    herd_status st = onnx_decode_file(&im->g, path, err);
-    if (!st) st = herd_model_begin(&im->m, path, err);
-    if (!st) st = translate(im);
-    if (!st) st = herd_model_finish(im->m, err);
-    if (!st) {
-        herd_model_init_params(im->m, 0); /* every linked tensor is overwritten; this sets the rest */
-        st = load_weights(im);
+static int ends_with(onnx_str s, const char *tail) {
+    size_t n = strlen(tail);
+    return s.n >= n && !memcmp(s.p + s.n - n, tail, n);
+}
+
+/* PyTorch's eval-mode export folds batch norm into the convolutions (their weights become
+ * unnamed constants, onnx::Conv_N, and no BatchNormalization is left) and drops Dropout:
+ * herd would train that graph, not the model written in PyTorch. Says so in the model's
+ * import note (herd train prints it). */
+static void note_eval_export(onnx_importer *im) {
+    int convs = 0, folded = 0, bn = 0, dropout = 0, dense = 0;
+    for (int i = 0; i < im->g.n_nodes; i++) {
+        const onnx_node *n = &im->g.nodes[i];
+        if (onnx_str_eq(n->op, "Conv")) {
+            convs++;
+            value *w = n->n_in > 1 ? find_value(im, n->in[1]) : NULL;
+            folded += w && w->kind == V_CONST && !ends_with(n->in[1], ".weight");
+        }
+        bn += onnx_str_eq(n->op, "BatchNormalization");
+        dropout += onnx_str_eq(n->op, "Dropout");
+        dense += onnx_str_eq(n->op, "Gemm") || onnx_str_eq(n->op, "MatMul");
     }
-    if (!st && im->norm) st = herd_model_set_input_norm(im->m, im->norm, im->norm + im->m->in_c, err);
-    herd_model *m = im->m;
+    char what[200] = "";
+    if (convs && folded && !bn)
+        snprintf(what, sizeof what, "batch norm folded into the convolutions (%d of %d conv weights are exporter "
+                 "constants, no BatchNormalization)", folded, convs);
+    if (!dropout && (dense >= 3 || (dense == 2 && folded && !bn))) /* AlexNet, VGG; MobileNetV3's head */
+        snprintf(what + strlen(what), sizeof what - strlen(what), "%sno Dropout between its %d fully connected layers",
+                 *what ? ", " : "", dense);
+    if (*what)
+        snprintf(im->m->import_note, sizeof im->m->import_note, "%s looks like an eval-mode export (%s): herd trains the "
+                 "graph as written, without them; export with training=torch.onnx.TrainingMode.TRAINING to keep them",
+                 im->path, what);
+}
+
+static void importer_free(onnx_importer *im) {
     onnx_graph_free(&im->g);
     free(im->values);
     free(im->done);
     free(im->links);
     free(im->sums);
     free(im->norm);
+    for (int i = 0; i < im->n_refusals; i++) free(im->refusals[i]);
+    free(im->refusals);
     free(im);
+}
+
+/* the importer's own error (every refusal is read from it) handed to the caller's */
+static herd_status give_error(onnx_importer *im, herd_status st, herd_error *err) {
+    if (st && err) *err = im->own;
+    return st;
+}
+
+herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err) {
+    onnx_importer *im = calloc(1, sizeof *im);
+    if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    im->path = path, im->err = &im->own;
+    herd_status st = onnx_decode_file(&im->g, path, im->err);
+    if (!st) st = herd_model_begin(&im->m, path, im->err);
+    if (!st) st = translate(im);
+    if (!st) st = herd_model_finish(im->m, im->err);
+    if (!st) {
+        init_unlinked(im);
+        st = load_weights(im);
+    }
+    if (!st && im->norm) st = herd_model_set_input_norm(im->m, im->norm, im->norm + im->m->in_c, im->err);
+    if (!st) note_eval_export(im);
+    herd_model *m = im->m;
+    st = give_error(im, st, err);
+    importer_free(im);
     if (st) {
         herd_model_destroy(m);
         return st;
     }
     *out = m;
     return HERD_OK;
+}
+
+herd_status herd_onnx_check(const char *path, void (*report)(void *ctx, const char *line), void *ctx,
+                            herd_onnx_check_result *res, herd_error *err) {
+    onnx_importer *im = calloc(1, sizeof *im);
+    if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    im->path = path, im->err = &im->own, im->check = 1, im->report = report, im->report_ctx = ctx;
+    herd_status st = onnx_decode_file(&im->g, path, im->err);
+    if (!st) st = herd_model_begin(&im->m, path, im->err);
+    if (!st) st = translate(im);
+    if (!st) st = herd_model_finish(im->m, im->err); /* the output and loss checks, no weights read */
+    if (res) {
+        memset(res, 0, sizeof *res);
+        res->nodes = im->g.n_nodes;
+        res->refused = im->n_refusals > 0 ? im->n_refusals : 0;
+        res->unchecked = im->n_unchecked;
+        res->layers = im->m ? im->m->n_nodes : 0;
+        res->params = im->m && !st ? im->m->n_params : 0;
+    }
+    st = give_error(im, st, err);
+    herd_model_destroy(im->m);
+    importer_free(im);
+    return st;
 }

@@ -1,6 +1,7 @@
-/* relu, leaky_relu [ALPHA], sigmoid, tanh, gelu (exact erf form): elementwise activations,
- * one kind chosen by the keyword. A ReLU right after a conv or dense layer that nothing else
+/* relu, leaky_relu [ALPHA], sigmoid, tanh, gelu (exact erf form), relu6, hardsigmoid,
+ * hardswish, silu: elementwise activations, one kind chosen by the keyword. A ReLU right after a conv or dense layer that nothing else
  * reads is fused into it by the planner (it then never runs on its own). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,9 +13,14 @@ typedef struct act_cfg {
 } act_cfg;
 #define CFG(n) ((const act_cfg *)(n)->cfg)
 
-static const char *const act_keywords[] = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", NULL};
-static const herd_act act_of_keyword[] = {HERD_ACT_RELU, HERD_ACT_LEAKY_RELU, HERD_ACT_SIGMOID, HERD_ACT_TANH,
-                                          HERD_ACT_GELU};
+static const char *const act_keywords[] = {"relu",  "leaky_relu", "sigmoid",   "tanh", "gelu", "relu6",
+                                           "hardsigmoid", "hardswish", "silu", NULL};
+static const herd_act act_of_keyword[] = {HERD_ACT_RELU,  HERD_ACT_LEAKY_RELU,  HERD_ACT_SIGMOID,
+                                          HERD_ACT_TANH,  HERD_ACT_GELU,        HERD_ACT_RELU6,
+                                          HERD_ACT_HARDSIGMOID, HERD_ACT_HARDSWISH, HERD_ACT_SILU};
+/* by herd_act */
+static const char *const act_names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
+                                        "relu6", "hardsigmoid", "hardswish", "silu"};
 
 static herd_status act_build(layer_build *b) {
     act_cfg *cfg = (act_cfg *)b->n->cfg;
@@ -27,7 +33,8 @@ static herd_status act_build(layer_build *b) {
     }
     /* a ReLU-family activation after conv/dense asks for He init of that layer */
     node *p = lb_in_node(b, 0);
-    if (p && cfg->act != HERD_ACT_SIGMOID && cfg->act != HERD_ACT_TANH) p->he_init = 1;
+    if (p && cfg->act != HERD_ACT_SIGMOID && cfg->act != HERD_ACT_TANH && cfg->act != HERD_ACT_HARDSIGMOID)
+        p->he_init = 1;
     lb_set_shape(b, lb_in_ndim(b, 0), lb_in_dims(b, 0));
     return HERD_OK;
 }
@@ -42,10 +49,12 @@ static void act_backward(const layer_call *c) {
                             CFG(c->n)->alpha);
 }
 
-/* relu, sigmoid and tanh take their slope from the output, leaky relu and gelu from the input */
+/* relu, relu6, sigmoid and tanh take their slope from the output, the others from the input */
 static int act_backward_reads(const node *n) {
     herd_act a = CFG(n)->act;
-    return a == HERD_ACT_LEAKY_RELU || a == HERD_ACT_GELU ? LAYER_READS_INPUT : LAYER_READS_OUTPUT;
+    return a == HERD_ACT_RELU || a == HERD_ACT_RELU6 || a == HERD_ACT_SIGMOID || a == HERD_ACT_TANH
+               ? LAYER_READS_OUTPUT
+               : LAYER_READS_INPUT;
 }
 
 static int64_t act_flops(const herd_model *m, const node *n) {
@@ -55,8 +64,7 @@ static int64_t act_flops(const herd_model *m, const node *n) {
 
 static void act_describe(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
-    static const char *names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
-    snprintf(buf, size, "%s", names[CFG(n)->act]);
+    snprintf(buf, size, "%s", act_names[CFG(n)->act]);
 }
 
 /* gelu(x) = x * (1 + erf(x / sqrt 2)) * 0.5, the graph PyTorch exports for F.gelu */
@@ -76,9 +84,33 @@ static void gelu_onnx(onnx_exporter *x, const node *n, const char *in, const cha
     onnx_emit(x, "Mul", n->name, out, e, 2, NULL, 0);
 }
 
+/* hardsigmoid as ONNX HardSigmoid with PyTorch's constants */
+static void hardsigmoid_onnx(onnx_exporter *x, const char *name, const char *in, const char *out) {
+    onnx_xattr a[2] = {{.name = "alpha", .type = 'f', .f = 1.0f / 6.0f}, {.name = "beta", .type = 'f', .f = 0.5f}};
+    onnx_emit(x, "HardSigmoid", name, out, &in, 1, a, 2);
+}
+
+/* x * gate(x), as PyTorch exports SiLU (Sigmoid, Mul) and Hardswish (HardSigmoid, Mul) at opset 13 */
+static void gated_onnx(onnx_exporter *x, const node *n, const char *in, const char *out, int hard) {
+    char t[HERD_NAME_MAX + 8];
+    snprintf(t, sizeof t, "%s_gate", n->name);
+    if (hard) hardsigmoid_onnx(x, t, in, t);
+    else onnx_emit(x, "Sigmoid", t, t, &in, 1, NULL, 0);
+    const char *m[2] = {in, t};
+    onnx_emit(x, "Mul", n->name, out, m, 2, NULL, 0);
+}
+
 static herd_status act_onnx(onnx_exporter *x, const node *n) {
     const char *in = onnx_in(x, n, 0), *out = onnx_out(x, n);
     switch (CFG(n)->act) {
+    case HERD_ACT_RELU6: {
+        const char *c[3] = {in, onnx_scalar(x, "herd_clip_zero", 0.0f), onnx_scalar(x, "herd_clip_six", 6.0f)};
+        onnx_emit(x, "Clip", n->name, out, c, 3, NULL, 0);
+        break;
+    }
+    case HERD_ACT_HARDSIGMOID: hardsigmoid_onnx(x, n->name, in, out); break;
+    case HERD_ACT_HARDSWISH: gated_onnx(x, n, in, out, 1); break;
+    case HERD_ACT_SILU: gated_onnx(x, n, in, out, 0); break;
     case HERD_ACT_RELU: onnx_emit(x, "Relu", n->name, out, &in, 1, NULL, 0); break;
     case HERD_ACT_SIGMOID: onnx_emit(x, "Sigmoid", n->name, out, &in, 1, NULL, 0); break;
     case HERD_ACT_TANH: onnx_emit(x, "Tanh", n->name, out, &in, 1, NULL, 0); break;
@@ -93,31 +125,49 @@ static herd_status act_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
-/* Relu, LeakyRelu, Sigmoid, Tanh (GELU, several ONNX nodes, is a pattern of the importer) */
+/* Relu, LeakyRelu, Sigmoid, Tanh, HardSwish; Clip to [0, 6] (relu6) or [0, none] (relu);
+ * HardSigmoid with PyTorch's alpha 1/6 and beta 1/2 (GELU, SiLU and Hardswish written as
+ * several nodes are patterns of the importer) */
 static herd_status act_onnx_import(onnx_importer *x) {
-    static const char *const ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh"},
-                             *kws[] = {"relu", "leaky_relu", "sigmoid", "tanh"};
-    for (int k = 0; k < 4; k++)
+    static const char *const ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid"},
+                             *kws[] = {"relu", "leaky_relu", "sigmoid", "tanh", "hardswish", "hardsigmoid"};
+    for (int k = 0; k < 6; k++)
         if (!strcmp(onnx_op(x), ops[k])) onnx_keyword(x, kws[k]);
     if (!strcmp(onnx_op(x), "LeakyRelu")) {
         char a[32];
         onnx_arg(x, "alpha", "%s", layer_float_str(onnx_attr_float(x, "alpha", 0.01f), a, sizeof a));
+    }
+    if (!strcmp(onnx_op(x), "HardSigmoid")) {
+        float a = onnx_attr_float(x, "alpha", 0.2f), b = onnx_attr_float(x, "beta", 0.5f);
+        if (fabsf(a - 1.0f / 6.0f) > 1e-6f || b != 0.5f)
+            return onnx_refuse(x, "alpha=%g beta=%g (herd's hardsigmoid is PyTorch's: alpha 1/6, beta 0.5)", (double)a,
+                               (double)b);
+    }
+    if (!strcmp(onnx_op(x), "Clip")) {
+        /* bounds from inputs 1 and 2 (opset 11 on) or the min/max attributes (before) */
+        double lo = onnx_attr_float(x, "min", -INFINITY), hi = onnx_attr_float(x, "max", INFINITY);
+        int has_lo, has_hi;
+        herd_status st = onnx_const_scalar(x, 1, "min", &lo, &has_lo);
+        if (!st) st = onnx_const_scalar(x, 2, "max", &hi, &has_hi);
+        if (st) return st;
+        if (lo == 0 && hi == 6) onnx_keyword(x, "relu6");
+        else if (lo == 0 && hi == INFINITY) onnx_keyword(x, "relu");
+        else return onnx_refuse(x, "min=%g max=%g (herd clips to [0, 6] as relu6, or [0, none] as relu)", lo, hi);
     }
     return HERD_OK;
 }
 
 static void act_spec(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
-    static const char *kw[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu"};
     char a[32];
     if (CFG(n)->act == HERD_ACT_LEAKY_RELU && CFG(n)->alpha != 0.01f)
         snprintf(buf, size, "leaky_relu alpha=%s", layer_float_str(CFG(n)->alpha, a, sizeof a));
     else
-        snprintf(buf, size, "%s", kw[CFG(n)->act]);
+        snprintf(buf, size, "%s", act_names[CFG(n)->act]);
 }
 
 static const char *const act_positional[] = {"alpha", NULL};
-static const char *const act_ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", NULL};
+static const char *const act_ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", NULL};
 
 const layer_kind layer_activation = {
     .name = "activation", .keywords = act_keywords, .positional = act_positional, .min_inputs = 1, .max_inputs = 1,

@@ -1,5 +1,6 @@
-/* conv: 2-D convolution, (C,H,W) -> (OC,OH,OW), weight (OC,C,KH,KW), optional bias (OC);
- * can apply the ReLU that follows it (fused per image on the cpu backend). */
+/* conv: 2-D convolution, (C,H,W) -> (OC,OH,OW), weight (OC,C/groups,KH,KW), optional bias (OC),
+ * groups= (depthwise: groups = C) and dilation=; can apply the ReLU that follows it (fused per
+ * image on the cpu backend). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,28 +15,34 @@ _Static_assert(sizeof(conv_cfg) <= LAYER_CFG_BYTES, "conv config fits a node");
 #define CFG(n) ((const conv_cfg *)(n)->cfg)
 
 static herd_status conv_build(layer_build *b) {
-    int c, h, w, oc = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, bias = 1;
+    int c, h, w, oc = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, bias = 1, g = 1, dh = 1, dw = 1;
     lb_in_chw(b, 0, &c, &h, &w);
     herd_status st;
     if ((st = lb_int(b, "filters", "number of filters", 1, 1, 65536, &oc)) || (st = lb_pair(b, "kernel", "kernel size", 1, 1, 4096, &kh, &kw)) ||
         (st = lb_pair(b, "stride", "stride", 0, 1, 4096, &sh, &sw)))
         return st;
+    if ((st = lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias)) ||
+        (st = lb_int(b, "groups", "number of groups", 0, 1, 65536, &g)) ||
+        (st = lb_pair(b, "dilation", "dilation", 0, 1, 4096, &dh, &dw)))
+        return st;
     const char *pad = lb_arg(b, "pad");
     if (pad && !strcmp(pad, "same")) {
         if (kh % 2 == 0 || kw % 2 == 0) return lb_fail(b, HERD_ESPEC, "pad", "pad=same needs an odd kernel size");
-        ph = kh / 2, pw = kw / 2;
+        ph = dh * (kh / 2), pw = dw * (kw / 2);
     } else if (pad && strcmp(pad, "valid") != 0 && (st = lb_pair(b, "pad", "padding", 1, 0, 4096, &ph, &pw))) {
         return st;
     }
-    if ((st = lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
+    if (c % g || oc % g)
+        return lb_fail(b, HERD_ESHAPE, "groups", "%s: groups=%d must divide the %d input channels and the %d filters",
+                       b->n->name, g, c, oc);
     conv_cfg *cfg = (conv_cfg *)b->n->cfg;
     cfg->d = (conv2d_dims){.B = 1, .C = c, .H = h, .W = w, .OC = oc, .KH = kh, .KW = kw,
-                           .SH = sh, .SW = sw, .PH = ph, .PW = pw};
+                           .SH = sh, .SW = sw, .PH = ph, .PW = pw, .G = g, .DH = dh, .DW = dw};
     cfg->bias = bias;
     if (!conv2d_dims_finish(&cfg->d))
-        return lb_fail(b, HERD_ESHAPE, NULL, "%s: a %dx%d kernel with stride %dx%d and padding %dx%d does not fit "
-                       "the input %dx%dx%d", b->n->name, kh, kw, sh, sw, ph, pw, c, h, w);
-    int64_t out[3] = {oc, cfg->d.OH, cfg->d.OW}, wshape[4] = {oc, c, kh, kw}, bshape[1] = {oc};
+        return lb_fail(b, HERD_ESHAPE, NULL, "%s: a %dx%d kernel with stride %dx%d, padding %dx%d and dilation %dx%d "
+                       "does not fit the input %dx%dx%d", b->n->name, kh, kw, sh, sw, ph, pw, dh, dw, c, h, w);
+    int64_t out[3] = {oc, cfg->d.OH, cfg->d.OW}, wshape[4] = {oc, c / g, kh, kw}, bshape[1] = {oc};
     lb_set_shape(b, 3, out);
     if ((st = lb_param(b, 0, "weight", 1, 4, wshape))) return st;
     return bias ? lb_param(b, 1, "bias", 1, 1, bshape) : HERD_OK;
@@ -43,7 +50,7 @@ static herd_status conv_build(layer_build *b) {
 
 static void conv_init(herd_model *m, node *n, uint64_t seed) {
     const conv2d_dims *d = &CFG(n)->d;
-    layer_init_weight(m, n, (int64_t)d->C * d->KH * d->KW, (int64_t)d->OC * d->KH * d->KW, seed);
+    layer_init_weight(m, n, (int64_t)(d->C / d->G) * d->KH * d->KW, (int64_t)(d->OC / d->G) * d->KH * d->KW, seed);
 }
 
 static const char *conv_unsupported(const node *n, const herd_backend *be) {
@@ -83,34 +90,40 @@ static void conv_backward(const layer_call *c) {
 static int64_t conv_flops(const herd_model *m, const node *n) {
     (void)m;
     const conv_cfg *cfg = CFG(n);
-    return 2 * n->numel * cfg->d.C * cfg->d.KH * cfg->d.KW + (cfg->bias ? n->numel : 0);
+    return 2 * n->numel * (cfg->d.C / cfg->d.G) * cfg->d.KH * cfg->d.KW + (cfg->bias ? n->numel : 0);
 }
 
 static void conv_describe(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
     const conv2d_dims *d = &CFG(n)->d;
-    snprintf(buf, size, "%d %dx%d s%d p%d", d->OC, d->KH, d->KW, d->SH, d->PH);
+    int len = snprintf(buf, size, "%d %dx%d s%d p%d", d->OC, d->KH, d->KW, d->SH, d->PH);
+    if (d->G > 1 && len > 0 && (size_t)len < size) len += snprintf(buf + len, size - (size_t)len, " g%d", d->G);
+    if ((d->DH > 1 || d->DW > 1) && len > 0 && (size_t)len < size) snprintf(buf + len, size - (size_t)len, " d%d", d->DH);
 }
 
 static herd_status conv_onnx(onnx_exporter *x, const node *n) {
     const conv2d_dims *c = &CFG(n)->d;
-    int64_t k[2] = {c->KH, c->KW}, s[2] = {c->SH, c->SW}, pads[4] = {c->PH, c->PW, c->PH, c->PW}, one[2] = {1, 1};
+    int64_t k[2] = {c->KH, c->KW}, s[2] = {c->SH, c->SW}, pads[4] = {c->PH, c->PW, c->PH, c->PW}, dil[2] = {c->DH, c->DW};
     const char *in[3] = {onnx_in(x, n, 0), onnx_param(x, n, 0), onnx_param(x, n, 1)};
     onnx_xattr a[5] = {{.name = "kernel_shape", .type = 'I', .ints = k, .n_ints = 2},
                       {.name = "strides", .type = 'I', .ints = s, .n_ints = 2},
                       {.name = "pads", .type = 'I', .ints = pads, .n_ints = 4},
-                      {.name = "dilations", .type = 'I', .ints = one, .n_ints = 2},
-                      {.name = "group", .type = 'i', .i = 1}};
+                      {.name = "dilations", .type = 'I', .ints = dil, .n_ints = 2},
+                      {.name = "group", .type = 'i', .i = c->G}};
     onnx_emit(x, "Conv", n->name, onnx_out(x, n), in, in[2] ? 3 : 2, a, 5);
     return HERD_OK;
 }
 
-/* Conv: weight (and bias) from initializers, explicit symmetric pads plus a Pad before it */
+/* Conv: weight (and bias) from initializers, explicit symmetric pads plus a Pad before it,
+ * group and dilations */
 static herd_status conv_onnx_import(onnx_importer *x) {
-    int64_t w[8], k[2], s[2] = {1, 1}, p[4] = {0, 0, 0, 0}, dil[2], b[8];
-    if (onnx_attr_int(x, "group", 1) != 1)
-        return onnx_refuse(x, "grouped convolution (group=%lld)", (long long)onnx_attr_int(x, "group", 1));
-    if (onnx_const_dims(x, 1, w) != 4) return onnx_refuse(x, "the weight must be a 4-D initializer [out, in, kh, kw]");
+    int64_t w[8], k[2], s[2] = {1, 1}, p[4] = {0, 0, 0, 0}, dil[2] = {1, 1}, b[8], g = onnx_attr_int(x, "group", 1);
+    if (onnx_const_dims(x, 1, w) != 4)
+        return onnx_refuse(x, "the weight must be a 4-D initializer [out, in/group, kh, kw]");
+    int c = onnx_in_ndim(x) >= 1 ? (int)onnx_in_dims(x)[0] : 0;
+    if (g < 1 || g > 65536 || c % g || w[0] % g)
+        return onnx_refuse(x, "group=%lld does not divide the %d input channels and the %lld filters", (long long)g, c,
+                           (long long)w[0]);
     static const char *const notset[] = {"NOTSET", NULL};
     if (!onnx_attr_str_in(x, "auto_pad", notset)) return onnx_refuse(x, "auto_pad (herd reads explicit pads)");
     int nk = onnx_attr_ints(x, "kernel_shape", k, 2), ns = onnx_attr_ints(x, "strides", s, 2),
@@ -120,7 +133,8 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     if (ns >= 0 && ns != 2) return onnx_refuse(x, "strides must have 2 values");
     if (np >= 0 && np != 4) return onnx_refuse(x, "pads must have 4 values");
     if (p[0] != p[2] || p[1] != p[3]) return onnx_refuse(x, "asymmetric pads");
-    if (nd >= 0 && (nd != 2 || dil[0] != 1 || dil[1] != 1)) return onnx_refuse(x, "dilations other than 1");
+    if (nd >= 0 && (nd != 2 || dil[0] < 1 || dil[1] < 1 || dil[0] > 4096 || dil[1] > 4096))
+        return onnx_refuse(x, "dilations must be 2 values from 1 to 4096");
     int xh, xw;
     onnx_in_pad(x, &xh, &xw);
     int bias = onnx_const_dims(x, 2, b) >= 0;
@@ -129,6 +143,8 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     onnx_arg(x, "stride", "%lldx%lld", (long long)s[0], (long long)s[1]);
     onnx_arg(x, "pad", "%lldx%lld", (long long)(p[0] + xh), (long long)(p[1] + xw));
     if (!bias) onnx_arg(x, "bias", "0");
+    if (g != 1) onnx_arg(x, "groups", "%lld", (long long)g);
+    if (dil[0] != 1 || dil[1] != 1) onnx_arg(x, "dilation", "%lldx%lld", (long long)dil[0], (long long)dil[1]);
     herd_status st = onnx_weight(x, 1, 0, 0);
     return st || !bias ? st : onnx_weight(x, 2, 1, 0);
 }
@@ -144,6 +160,10 @@ static void conv_spec(const herd_model *m, const node *n, char *buf, size_t size
     if ((d->PH || d->PW) && len > 0 && (size_t)len < size)
         len += d->PH == d->PW ? snprintf(buf + len, size - (size_t)len, " pad=%d", d->PH)
                               : snprintf(buf + len, size - (size_t)len, " pad=%dx%d", d->PH, d->PW);
+    if (d->G > 1 && len > 0 && (size_t)len < size) len += snprintf(buf + len, size - (size_t)len, " groups=%d", d->G);
+    if ((d->DH > 1 || d->DW > 1) && len > 0 && (size_t)len < size)
+        len += d->DH == d->DW ? snprintf(buf + len, size - (size_t)len, " dilation=%d", d->DH)
+                              : snprintf(buf + len, size - (size_t)len, " dilation=%dx%d", d->DH, d->DW);
     if (!CFG(n)->bias && len > 0 && (size_t)len < size) snprintf(buf + len, size - (size_t)len, " bias=0");
 }
 

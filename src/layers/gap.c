@@ -21,8 +21,15 @@ static void gap_backward(const layer_call *c) {
 
 static int64_t gap_flops(const herd_model *m, const node *n) { return node_in_numel(m, n, 0); }
 
-/* herd's gap yields (B, C); ONNX's GlobalAveragePool keeps (N, C, 1, 1), so a Flatten follows */
+/* herd's gap yields (B, C); ONNX's GlobalAveragePool keeps (N, C, 1, 1), so a Flatten follows,
+ * unless a layer that reads images (a squeeze-and-excitation's 1x1 conv) reads it */
 static herd_status gap_onnx(onnx_exporter *x, const node *n) {
+    if (onnx_read_as_image(x, n)) {
+        const char *in = onnx_in(x, n, 0);
+        onnx_emit(x, "GlobalAveragePool", n->name, onnx_out(x, n), &in, 1, NULL, 0);
+        onnx_set_out(x, n, onnx_out(x, n), 1);
+        return HERD_OK;
+    }
     char pooled[HERD_NAME_MAX + 8];
     snprintf(pooled, sizeof pooled, "%s_pool", n->name);
     const char *in = onnx_in(x, n, 0), *p = pooled;

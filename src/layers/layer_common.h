@@ -25,7 +25,7 @@ static inline int64_t call_in_numel(const layer_call *c, int k) {
 
 #define HERD_LAYER_KINDS(X) \
     X(conv2d) X(maxpool2d) X(avgpool2d) X(gap) X(dense) X(flatten) X(dropout) X(batchnorm) X(activation) \
-    X(softmax) X(add) X(concat) X(layernorm) X(reshape) X(attention) X(posemb)
+    X(softmax) X(add) X(concat) X(layernorm) X(reshape) X(attention) X(posemb) X(mul) X(slice) X(shuffle)
 
 #define HERD_LAYER_DECLARE(k) extern const layer_kind layer_##k;
 HERD_LAYER_KINDS(HERD_LAYER_DECLARE)

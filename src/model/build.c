@@ -276,9 +276,15 @@ herd_status model_finish(herd_model *m, herd_error *err) {
                          "flatten/gap and dense), or (T,K) logits per position for the cross-entropy loss", m->source,
                          lb_shape_str(last->ndim, last->dims, s, sizeof s));
     }
-    if (m->loss.kind == &loss_xent && !strcmp(last->kind->name, "softmax"))
-        return herd_fail(err, HERD_ESPEC, "%s:%d: the last layer is softmax, but the cross-entropy loss already "
-                         "applies it to the logits; remove it", m->source, last->line);
+    if (m->loss.kind == &loss_xent && !strcmp(last->kind->name, "softmax")) {
+        if (last->line > 0)
+            return herd_fail(err, HERD_ESPEC, "%s:%d: the last layer is softmax, but the cross-entropy loss already "
+                             "applies it to the logits; remove it", m->source, last->line);
+        /* built by other means (an ONNX graph that is a Softmax alone): no spec line to point at */
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: the model's last layer '%s' is a softmax; "
+                         "herd's models end in logits (the cross-entropy loss applies the softmax)", m->source,
+                         last->name);
+    }
     m->loss.kind->default_target(&m->loss, last->ndim, last->dims);
     return model_alloc_params(m, err);
 }

@@ -29,14 +29,11 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
         }
         m->grad_ready[i] = ready;
     }
-    m->params = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
-    m->grads = herd_aligned_alloc((size_t)(np ? np : 1) * sizeof(float));
-    m->buffers = herd_aligned_alloc((size_t)(nb ? nb : 1) * sizeof(float));
+    m->params = herd_aligned_calloc((size_t)(np ? np : 1) * sizeof(float));
+    m->grads = herd_aligned_calloc((size_t)(np ? np : 1) * sizeof(float));
+    m->buffers = herd_aligned_calloc((size_t)(nb ? nb : 1) * sizeof(float));
     if (!m->params || !m->grads || !m->buffers)
         return herd_fail(err, HERD_ENOMEM, "%s: cannot allocate %lld parameters", m->source, (long long)np);
-    memset(m->params, 0, (size_t)np * sizeof(float));
-    memset(m->grads, 0, (size_t)np * sizeof(float));
-    memset(m->buffers, 0, (size_t)nb * sizeof(float));
     return HERD_OK;
 }
 
@@ -362,6 +359,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
 }
 
 const char *herd_model_notes(const herd_model *m) { return m->notes; }
+const char *herd_model_import_note(const herd_model *m) { return m->import_note; }
 
 void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
     *c = m->in_c, *h = m->in_h, *w = m->in_w;

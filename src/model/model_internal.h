@@ -47,6 +47,7 @@ struct herd_model {
     float *probs;             /* the loss's scratch (softmax probabilities, one-hot targets) */
     herd_rng dropout_rng;
     char notes[1024];
+    char import_note[512]; /* set by the ONNX importer: the file looks like an eval-mode export */
     int profile;
     struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
@@ -111,6 +112,8 @@ const char *onnx_in(onnx_exporter *x, const node *n, int k);
 int onnx_in_rank4(onnx_exporter *x, const node *n, int k);
 /* ONNX tensor name for n's output; set_out overrides it (e.g. a dropout passes its input on) */
 const char *onnx_out(onnx_exporter *x, const node *n);
+/* whether a later layer reading n's output needs it as (N,C,H,W) (a conv after a gap) */
+int onnx_read_as_image(onnx_exporter *x, const node *n);
 void onnx_set_out(onnx_exporter *x, const node *n, const char *tensor, int rank4);
 /* A registry tensor's name (an initializer is written for it) */
 const char *onnx_param(onnx_exporter *x, const node *n, int slot);
@@ -127,6 +130,9 @@ void onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *o
                int n_inputs, const onnx_xattr *attrs, int n_attrs);
 /* the model declares at least this opset (13 otherwise) */
 void onnx_require_opset(onnx_exporter *x, int opset);
+/* a 1-D int64 initializer (a shape, slice bounds) named `name`, which the caller makes unique
+ * (e.g. from its node's name); returns name */
+const char *onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int n);
 /* a scalar float initializer shared by every user of `name` (written once) */
 const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
 herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
@@ -153,6 +159,10 @@ const int64_t *onnx_in_dims(const onnx_importer *x);
 void onnx_in_pad(onnx_importer *x, int *ph, int *pw);
 /* dims of constant input k (its rank), or -1 when input k is absent or not a constant */
 int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims);
+/* constant scalar input k (an operand such as Clip's min, claimed so it is not taken for a
+ * weight) into *v with *present = 1; absent: *present = 0; refused when it is not one constant
+ * value ("WHAT (input K) must be ...") */
+herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present);
 /* constant input k holds the data of parameter slot `slot` (transpose: a 2-D [in, out] matrix
  * for a slot of shape [out, in]); refused when input k is not a constant */
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose);

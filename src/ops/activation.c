@@ -1,19 +1,28 @@
-/* Reference elementwise activations (relu, leaky relu, sigmoid, tanh, exact gelu) and a
+/* Reference elementwise activations (relu, leaky relu, sigmoid, tanh, exact gelu, relu6,
+ * hardsigmoid, hardswish, silu) and a
  * numerically stable softmax over the last dimension. */
 #include "ops/ops.h"
 
 #include <math.h>
 
+static double sigmoid(double x) {
+    /* exp of a non-positive argument only, so neither branch overflows */
+    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+static double clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+
 static double act_value(double x, herd_act act, double alpha) {
     switch (act) {
+    case HERD_ACT_RELU6: return clamp(x, 0.0, 6.0);
+    case HERD_ACT_HARDSIGMOID: return clamp(x + 3.0, 0.0, 6.0) / 6.0;
+    case HERD_ACT_HARDSWISH: return x * clamp(x + 3.0, 0.0, 6.0) / 6.0;
+    case HERD_ACT_SILU: return x * sigmoid(x);
     case HERD_ACT_RELU: return x > 0.0 ? x : 0.0;
     case HERD_ACT_LEAKY_RELU: return x > 0.0 ? x : alpha * x;
-    case HERD_ACT_SIGMOID: {
-        /* exp of a non-positive argument only, so neither branch overflows */
-        if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-        double e = exp(x);
-        return e / (1.0 + e);
-    }
+    case HERD_ACT_SIGMOID: return sigmoid(x);
     case HERD_ACT_TANH: return tanh(x);
     case HERD_ACT_GELU: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440));
     case HERD_ACT_NONE: break;
@@ -24,6 +33,15 @@ static double act_value(double x, herd_act act, double alpha) {
 /* d act / d x at x, given y = act(x) where the derivative is cheaper from y. */
 static double act_slope(double x, double y, herd_act act, double alpha) {
     switch (act) {
+    /* PyTorch's: hardtanh_backward passes where min < x < max; hardsigmoid's where -3 < x < 3;
+     * hardswish's is 0 below -3, x/3 + 1/2 up to 3 (inclusive), 1 above */
+    case HERD_ACT_RELU6: return y > 0.0 && y < 6.0 ? 1.0 : 0.0; /* 0 < out < 6 exactly where 0 < in < 6 */
+    case HERD_ACT_HARDSIGMOID: return x > -3.0 && x < 3.0 ? 1.0 / 6.0 : 0.0;
+    case HERD_ACT_HARDSWISH: return x < -3.0 ? 0.0 : x <= 3.0 ? x / 3.0 + 0.5 : 1.0;
+    case HERD_ACT_SILU: {
+        double s = sigmoid(x);
+        return s * (1.0 + x * (1.0 - s));
+    }
     /* at exactly 0 the slope is 0 for relu and alpha for leaky relu, as in PyTorch */
     case HERD_ACT_RELU: return y > 0.0 ? 1.0 : 0.0; /* out > 0 exactly where in > 0 */
     case HERD_ACT_LEAKY_RELU: return x > 0.0 ? 1.0 : alpha;

@@ -13,10 +13,16 @@
 
 typedef struct conv2d_dims {
     int B, C, H, W;     /* input */
-    int OC, KH, KW;     /* weight is (OC, C, KH, KW) */
+    int OC, KH, KW;     /* weight is (OC, C/G, KH, KW) */
     int SH, SW, PH, PW; /* stride, zero padding */
-    int OH, OW;         /* output, = (H + 2PH - KH) / SH + 1 */
+    int OH, OW;         /* output, = (H + 2PH - DH*(KH-1) - 1) / SH + 1 */
+    int G;              /* groups: input channels [g*C/G, (g+1)*C/G) feed outputs [g*OC/G, (g+1)*OC/G);
+                           0 reads as 1 (conv2d_dims_finish sets it) */
+    int DH, DW;         /* dilation: tap k reads input row o*SH - PH + k*DH; 0 reads as 1 */
 } conv2d_dims;
+
+/* Whether d uses groups or dilation (the plain convolution's fast paths do not). */
+static inline int conv2d_is_grouped(const conv2d_dims *d) { return d->G > 1 || d->DH > 1 || d->DW > 1; }
 
 typedef struct pool2d_dims {
     int B, C, H, W;
@@ -41,14 +47,19 @@ typedef enum herd_act {
     HERD_ACT_LEAKY_RELU, /* alpha = negative slope */
     HERD_ACT_SIGMOID,
     HERD_ACT_TANH,
-    HERD_ACT_GELU        /* exact (erf) form, PyTorch's default */
+    HERD_ACT_GELU,       /* exact (erf) form, PyTorch's default */
+    HERD_ACT_RELU6,      /* min(max(x, 0), 6) */
+    HERD_ACT_HARDSIGMOID,/* min(max(x + 3, 0), 6) / 6, PyTorch's (ONNX HardSigmoid alpha 1/6, beta 1/2) */
+    HERD_ACT_HARDSWISH,  /* x * hardsigmoid(x) */
+    HERD_ACT_SILU        /* x * sigmoid(x) */
 } herd_act;
 
-/* Fills OH/OW from the rest; returns 0 when the output would be empty or sizes overflow. */
+/* Fills OH/OW from the rest (G, DH, DW of 0 become 1); returns 0 when the output would be empty,
+ * sizes overflow or G does not divide C and OC. */
 int conv2d_dims_finish(conv2d_dims *d);
 int pool2d_dims_finish(pool2d_dims *d);
 
-/* conv2d: out (B,OC,OH,OW), in (B,C,H,W), w (OC,C,KH,KW), b (OC) or NULL. */
+/* conv2d: out (B,OC,OH,OW), in (B,C,H,W), w (OC,C/G,KH,KW), b (OC) or NULL. */
 void ref_conv2d_forward(float *out, const float *in, const float *w, const float *b, const conv2d_dims *d);
 void ref_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                          const conv2d_dims *d);

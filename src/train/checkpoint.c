@@ -276,7 +276,7 @@ herd_status checkpoint_writer_create(ckpt_writer **out, const herd_trainer *t, h
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
-        free(w->snapshot);
+        herd_aligned_free(w->snapshot);
         free(w);
         return herd_fail(err, HERD_EIO, "cannot start the checkpoint writer thread");
     }
@@ -337,7 +337,7 @@ herd_status checkpoint_save_async(ckpt_writer *w, const char *dir, const herd_tr
     size_t need = 0;
     for (int i = 0; !st && i < w->job.n; i++) need += ref_numel(&w->job.refs[i]);
     if (!st && need > w->snapshot_floats) {
-        free(w->snapshot);
+        herd_aligned_free(w->snapshot);
         w->snapshot_floats = 0;
         if (!(w->snapshot = herd_aligned_alloc(need * sizeof(float))))
             st = herd_fail(err, HERD_ENOMEM, "%s: no memory for a %.1f MB checkpoint snapshot", dir,
@@ -378,7 +378,7 @@ void checkpoint_writer_destroy(ckpt_writer *w) {
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
-    free(w->snapshot);
+    herd_aligned_free(w->snapshot);
     free(w);
 }
 

@@ -235,7 +235,7 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
-for s in concat_graph ceil_pool; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+for s in concat_graph ceil_pool mobile; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
 # ---- Parquet: small files from the independent writer (npm parquet-wasm; needs node and npm) ----
 (HERD_SOURCE_DIR=$PWD; . tests/parquet/npm_writer.sh && parquet_write corpus "$OUT/parquet")
 echo "make_corpus.sh: $(find "$OUT" -type f | wc -l) files in $OUT"

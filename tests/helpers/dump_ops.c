@@ -81,27 +81,33 @@ static void save_i32(const char *cas, const char *name, const int32_t *x, int nd
     write_npy(cas, name, x, "<i4", ndim, shape);
 }
 
-static void conv_case(const char *cas, int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
-                      int PW, int bias) {
+static void conv_case_gd(const char *cas, int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
+                         int PW, int bias, int G, int DH, int DW) {
     conv2d_dims d = {.B = B, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH,
-                     .PW = PW};
+                     .PW = PW, .G = G, .DH = DH, .DW = DW};
     if (!conv2d_dims_finish(&d)) die("conv dims");
-    int64_t n_in = (int64_t)B * C * H * W, n_w = (int64_t)OC * C * KH * KW, n_out = (int64_t)B * OC * d.OH * d.OW;
+    int64_t n_in = (int64_t)B * C * H * W, n_w = (int64_t)OC * (C / d.G) * KH * KW, n_out = (int64_t)B * OC * d.OH * d.OW;
     float *in = rand_floats(n_in, -1, 1), *w = rand_floats(n_w, -1, 1), *b = bias ? rand_floats(OC, -1, 1) : NULL;
     float *dout = rand_floats(n_out, -1, 1), *out = zeros(n_out), *din = zeros(n_in), *dw = zeros(n_w),
           *db = zeros(OC);
     ref_conv2d_forward(out, in, w, b, &d);
     ref_conv2d_backward(din, dw, bias ? db : NULL, dout, in, w, &d);
-    fprintf(g_manifest, "conv2d %s stride=%d,%d padding=%d,%d bias=%d\n", cas, SH, SW, PH, PW, bias);
+    fprintf(g_manifest, "conv2d %s stride=%d,%d padding=%d,%d bias=%d groups=%d dilation=%d,%d\n", cas, SH, SW, PH, PW,
+            bias, d.G, d.DH, d.DW);
     save(cas, "in", in, 4, B, C, H, W);
-    save(cas, "w", w, 4, OC, C, KH, KW);
+    save(cas, "w", w, 4, OC, C / d.G, KH, KW);
     if (bias) save(cas, "b", b, 1, OC, 0, 0, 0);
     save(cas, "dout", dout, 4, B, OC, d.OH, d.OW);
     save(cas, "out", out, 4, B, OC, d.OH, d.OW);
     save(cas, "din", din, 4, B, C, H, W);
-    save(cas, "dw", dw, 4, OC, C, KH, KW);
+    save(cas, "dw", dw, 4, OC, C / d.G, KH, KW);
     if (bias) save(cas, "db", db, 1, OC, 0, 0, 0);
     free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
+}
+
+static void conv_case(const char *cas, int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
+                      int PW, int bias) {
+    conv_case_gd(cas, B, C, H, W, OC, KH, KW, SH, SW, PH, PW, bias, 1, 1, 1);
 }
 
 static void pool_case(const char *cas, int is_max, int B, int C, int H, int W, int KH, int KW, int SH, int SW,
@@ -303,6 +309,9 @@ int main(int argc, char **argv) {
     conv_case("conv_s1p1", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1);
     conv_case("conv_s2p1_rect", 1, 2, 9, 8, 3, 3, 2, 2, 2, 1, 0, 1);
     conv_case("conv_k5s2p2_nobias", 3, 4, 8, 8, 2, 5, 5, 2, 2, 2, 2, 0);
+    conv_case_gd("conv_depthwise_s2", 2, 4, 9, 8, 4, 3, 3, 2, 2, 1, 1, 1, 4, 1, 1);
+    conv_case_gd("conv_groups2_mult", 2, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 0, 2, 1, 1);
+    conv_case_gd("conv_dilated", 2, 3, 11, 10, 4, 3, 3, 1, 2, 2, 2, 1, 1, 2, 3);
     conv_case("conv_1x1", 2, 5, 6, 7, 3, 1, 1, 1, 1, 0, 0, 1);
     conv_case("conv_s3x2_wide", 2, 16, 12, 10, 8, 3, 3, 3, 2, 1, 1, 1);
     pool_case("maxpool_k2s2", 1, 2, 3, 6, 6, 2, 2, 2, 2, 0, 0);
@@ -325,6 +334,10 @@ int main(int argc, char **argv) {
     act_case("act_tanh", "tanh", HERD_ACT_TANH, 0.0f, 3, 17);
     act_case("act_gelu", "gelu", HERD_ACT_GELU, 0.0f, 3, 17);
     act_case("act_none", "none", HERD_ACT_NONE, 0.0f, 2, 5);
+    act_case("act_relu6", "relu6", HERD_ACT_RELU6, 0.0f, 3, 17);
+    act_case("act_hardsigmoid", "hardsigmoid", HERD_ACT_HARDSIGMOID, 0.0f, 3, 17);
+    act_case("act_hardswish", "hardswish", HERD_ACT_HARDSWISH, 0.0f, 3, 17);
+    act_case("act_silu", "silu", HERD_ACT_SILU, 0.0f, 3, 17);
     softmax_case("softmax_small", 4, 10, 0.0f);
     softmax_case("softmax_offset", 3, 7, 80.0f);
     xent_case("xent_10", 6, 10, 3.0f);
