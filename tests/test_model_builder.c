@@ -23,7 +23,7 @@ static herd_model *build(herd_error *err) {
     herd_model *m = NULL;
     int64_t dims[3] = {3, 8, 8};
     const char *mp[2] = {"main", "proj"}, *ss[2] = {"sum", "stem"}, *stem[1] = {"stem"};
-    if (herd_model_begin(&m, "built", err) || herd_model_add_input(m, NULL, 3, dims, err) ||
+    if (herd_model_begin(&m, "built", err) || herd_model_add_input(m, NULL, HERD_F32, 3, dims, err) ||
         herd_model_add_layer(m, "conv", NULL, NULL, 0, ARGS({"filters", "8"}, {"kernel", "3"}, {"pad", "1"}, {"bias", "0"}), err) ||
         herd_model_add_layer(m, "batchnorm", NULL, NULL, 0, NULL, 0, err) ||
         herd_model_add_layer(m, "relu", "stem", NULL, 0, NULL, 0, err) ||
@@ -73,7 +73,7 @@ int main(void) {
     herd_model *m = NULL;
     int64_t dims[3] = {3, 8, 8};
     herd_model_begin(&m, "bad", &err);
-    herd_model_add_input(m, NULL, 3, dims, &err);
+    herd_model_add_input(m, NULL, HERD_F32, 3, dims, &err);
     herd_model_add_layer(m, "conv", "c1", NULL, 0, ARGS({"filters", "4"}, {"kernel", "3"}), &err);
     int count = herd_model_layer_count(m);
     const char *nope[1] = {"nope"}, *two[2] = {"c1", "input"};

@@ -38,10 +38,20 @@ typedef struct herd_dataset_ops {
     void (*to_f32)(const herd_dataset *ds, const void *x, int64_t count, float *out);
 } herd_dataset_ops;
 
+/* ---- several input fields ----
+ * A sample may have further input fields after x (categorical columns, token ids beside dense
+ * features): more[0..n_more). get() writes the fields one after the other (x first), each in its
+ * stored dtype; in a batch each becomes 4-byte values, one after the other per sample (u8/f32
+ * fields as the model's f32 input, i32 fields copied as int32 ids), and they feed the model's
+ * inputs in order. x may itself be i32 (a text source's token ids). */
+#define HERD_MAX_FIELDS 8
+
 struct herd_dataset {
     const herd_dataset_ops *ops;
     int64_t n;           /* number of samples */
     herd_tensor x, y;    /* one sample's stored dtype and dims (data NULL) */
+    int n_more;          /* input fields after x (0 for single-input sources) */
+    herd_tensor more[HERD_MAX_FIELDS - 1];
     int num_classes;     /* labels are in [0, num_classes) */
     char source[512];    /* what was opened, for messages */
     void *impl;          /* reader-specific */
@@ -52,6 +62,19 @@ struct herd_dataset {
  * descriptors are x and y without their first dim. */
 herd_status herd_dataset_from_memory(herd_dataset **out, herd_tensor x, herd_tensor y, int num_classes,
                                      const char *source, herd_error *err);
+/* The same with n_x input fields xs[0..n_x) (each (N, field dims...)), owned likewise. */
+herd_status herd_dataset_from_memory_fields(herd_dataset **out, const herd_tensor *xs, int n_x, herd_tensor y,
+                                            int num_classes, const char *source, herd_error *err);
+
+/* Input fields of a sample (1 + n_more) and field k (0 is x). */
+int herd_dataset_field_count(const herd_dataset *ds);
+const herd_tensor *herd_dataset_field(const herd_dataset *ds, int k);
+/* Bytes get() writes for one sample's fields (their stored dtypes), and the 4-byte values the
+ * sample takes in a batch (the sum of the fields' element counts). */
+size_t herd_dataset_sample_bytes(const herd_dataset *ds);
+int64_t herd_dataset_sample_slots(const herd_dataset *ds);
+/* 1 when every field is u8, f32 or i32 (what a batch can hold). */
+int herd_dataset_fields_ok(const herd_dataset *ds);
 
 /* Sample i in the stored dtypes (what ops->get writes): for writers that keep them (shards). */
 herd_status herd_dataset_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err);
@@ -62,8 +85,9 @@ int herd_dtype_to_f32_ok(herd_dtype t);
  * exactly 1.0f), f32 copied. n values; out may be x itself (converted in place). t must pass
  * herd_dtype_to_f32_ok. */
 void herd_samples_to_f32(herd_dtype t, const void *x, size_t n, float *out);
-/* count samples of ds as get() wrote them -> the model's f32 input (ops->to_f32, else
- * herd_samples_to_f32); out may be x. */
+/* count samples of ds as get() wrote them -> the model's input values (ops->to_f32, else
+ * herd_samples_to_f32 per u8/f32 field, i32 fields copied): herd_dataset_sample_slots values a
+ * sample; out may be x. */
 void herd_dataset_to_f32(const herd_dataset *ds, const void *x, int64_t count, float *out);
 
 /* Channels of a sample (dim 0 of x; 1 for a scalar) and the values per channel. */
@@ -81,9 +105,9 @@ herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t b
 /* Calls ops->close, then frees ds; NULL is a no-op. */
 void herd_dataset_close(herd_dataset *ds);
 
-/* Samples idx[0..B) as the model's f32 input: x gets B * numel(ds->x) floats (get() writes
- * each sample into its place, herd_dataset_to_f32 converts it there: nothing is allocated),
- * y B targets of herd_tensor_bytes(&ds->y) bytes each. */
+/* Samples idx[0..B) as the model's input: x gets B * herd_dataset_sample_slots(ds) values (get()
+ * writes each sample into its place, herd_dataset_to_f32 converts it there: nothing is
+ * allocated), y B targets of herd_tensor_bytes(&ds->y) bytes each. */
 herd_status herd_dataset_batch(const herd_dataset *ds, const int64_t *idx, int B, float *x, void *y,
                                herd_error *err);
 

@@ -25,10 +25,12 @@ extern "C" {
 herd_status herd_model_create(herd_model **out, const char *spec_text, int max_batch, int threads, uint64_t seed,
                               herd_error *err);
 
-/* Trains m in this process on N samples: x is (N, sample dims...) of f32 or u8 (k/255, as 8-bit
- * images) whose samples fit the model's input (herd_data_check_input: e.g. (N,C,H,W) or
- * (N,F)), y holds the targets the model's loss takes (herd_model_set_loss): (N) i32 class ids in
- * [0, outputs), (N, T) i32 labels per position, or (N, ...) f32 values. The arrays are copied; cfg->batch must not
+/* Trains m in this process on N samples: x points to one array per model input
+ * (herd_model_input_count; one for most models), in input order, each (N, input dims...): f32 or
+ * u8 (k/255, as 8-bit images) for an f32 input (e.g. (N,C,H,W) or (N,F)), i32 ids for an i32
+ * input (herd_model_check_data says what fits); y holds the targets the model's loss takes
+ * (herd_model_set_loss): (N) i32 class ids in [0, outputs), (N, T) i32 labels per position, or
+ * (N, ...) f32 values. The arrays are copied; cfg->batch must not
  * exceed the model's max_batch; cb may be NULL. Inputs are raw: a model whose weights carry an
  * input normalisation (herd_model_input_norm) has it applied here and in herd_predict. */
 herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, const herd_train_config *cfg,

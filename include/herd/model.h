@@ -34,9 +34,11 @@ typedef struct herd_layer_arg {
 
 /* An empty model; source names it in messages. */
 herd_status herd_model_begin(herd_model **out, const char *source, herd_error *err);
-/* An input of per-sample shape dims: (C,H,W) for images, (F) for vectors. name NULL: "input",
- * then "input2"... */
-herd_status herd_model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err);
+/* An input of per-sample shape dims: (C,H,W) for images, (F) for vectors; dtype HERD_F32, or
+ * HERD_I32 for token/categorical ids (only layers that take ids, such as embedding, may read an
+ * i32 input). name NULL: "input", then "input2"... */
+herd_status herd_model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
+                                 herd_error *err);
 /* Appends a layer of kind `keyword` ("conv", "batchnorm", "relu", "add", "concat", ...: the spec
  * keywords) named `name` (NULL: a default such as conv3) reading the layers or inputs named in
  * inputs[0..n_inputs) (n_inputs 0: the last layer added, or the last input before any layer).
@@ -97,9 +99,26 @@ const char *herd_model_notes(const herd_model *m);
 const char *herd_model_import_note(const herd_model *m);
 
 void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w);
-/* Inputs the model reads (`input` lines). The data path feeds the first only: models with more
- * are refused by the trainer, herd_fit/herd_predict, eval and predict for now. */
+/* Inputs the model reads (`input` lines), fed by a dataset's fields in order. */
 int herd_model_input_count(const herd_model *m);
+/* Input k's name and per-sample dtype and dims (data: its planned buffer, NULL before prepare). */
+herd_tensor herd_model_input_desc(const herd_model *m, int k, const char **name);
+/* 4-byte values one sample of every input takes: the sum of the inputs' element counts. */
+int64_t herd_model_input_slots(const herd_model *m);
+/* Where a batch of packed samples goes (max_batch rows of herd_model_input_slots 4-byte values:
+ * each sample's inputs one after the other in input order, f32 values or int32 ids, as
+ * herd_dataset_batch and herd_loader_rows write them): the input buffer itself when the model
+ * has one input, else a planned staging buffer that herd_model_set_inputs spreads. */
+float *herd_model_batch_buffer(herd_model *m);
+/* Rows [row0, row0 + B) of every input from the same rows of the batch buffer (nothing to do
+ * for a model of one input). */
+void herd_model_set_inputs(herd_model *m, int64_t row0, int B);
+/* Whether ds's fields feed the model's inputs, in order: as many fields as inputs; an f32 input
+ * takes u8/f32 samples of the same element count (and C,H,W when the field has 3 dims), an i32
+ * input i32 samples of the same count. Error (HERD_ESHAPE): one line naming the source, the field
+ * and the input. */
+struct herd_dataset;
+herd_status herd_model_check_data(const herd_model *m, const struct herd_dataset *ds, herd_error *err);
 /* The batch size the last herd_model_prepare planned for (0 before any). */
 int herd_model_max_batch(const herd_model *m);
 int herd_model_output_size(const herd_model *m);

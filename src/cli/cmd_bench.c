@@ -181,7 +181,7 @@ int cmd_bench(int argc, char **argv) {
     if (strcmp(data, "synthetic") == 0 ? synthetic_dataset(&ds, m, SYNTHETIC_SAMPLES, &err)
                                        : herd_data_open_with(data, &shape, &ds, NULL, &err))
         goto fail;
-    if (herd_data_check_input(&ds->x, ds->source, shape.c, shape.h, shape.w, &err)) goto fail;
+    if (herd_model_check_data(m, ds, &err)) goto fail;
     if (mode_i == 3) {
         lc.prefetch = prefetch, lc.threads = loader_threads, lc.seed = 1;
         lc.cache_bytes = cache ? (size_t)((double)cache_mb * 1048576.0) : 0;
@@ -198,7 +198,7 @@ int cmd_bench(int argc, char **argv) {
             herd_fail(&err, HERD_ENOMEM, "out of memory");
             goto fail;
         }
-        if (bench_loader(ds, batch, steps, warmup, &lc, herd_model_input(m), labels, &ips, &err)) goto fail;
+        if (bench_loader(ds, batch, steps, warmup, &lc, herd_model_batch_buffer(m), labels, &ips, &err)) goto fail;
         if (rank == 0)
             printf("bench: mode=loader source=%s batch=%d prefetch=%d loader_threads=%d cache=%d augment=%s steps=%d "
                    "images_per_second=%.1f\n", ds->source, batch, prefetch, prefetch ? loader_threads : 0, cache,
@@ -232,8 +232,9 @@ int cmd_bench(int argc, char **argv) {
             herd_step_result res;
             if (herd_trainer_step(t, ds, idx, global, &res, &err)) goto fail;
         } else {
-            if (herd_dataset_batch(ds, idx + (int64_t)rank * batch, batch, herd_model_input(m), labels, &err))
+            if (herd_dataset_batch(ds, idx + (int64_t)rank * batch, batch, herd_model_batch_buffer(m), labels, &err))
                 goto fail;
+            herd_model_set_inputs(m, 0, batch);
             if (herd_model_forward(m, batch, 0, &err)) goto fail;
         }
     }

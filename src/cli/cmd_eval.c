@@ -46,7 +46,7 @@ int cmd_eval(int argc, char **argv) {
         herd_fail(&err, HERD_EIO, "%s: no %s split found", data, split);
         goto fail;
     }
-    if (herd_data_check_input(&ds->x, ds->source, shape.c, shape.h, shape.w, &err)) goto fail;
+    if (herd_model_check_data(m, ds, &err)) goto fail;
     herd_dataset **sets[1] = {&ds};
     if (cli_apply_model_norm(m, sets, &raw, 1, 0, &err)) goto fail;
     double t0 = herd_now();

@@ -23,7 +23,7 @@ typedef struct predict_src {
 } predict_src;
 
 static herd_status load_rows(predict_src *s, herd_model *m, int64_t off, int B, herd_error *err) {
-    float *x = herd_model_input(m);
+    float *x = herd_model_batch_buffer(m);
     if (s->pixels) {
         herd_samples_to_f32(HERD_U8, s->pixels + off * s->per, (size_t)B * (size_t)s->per, x); /* as training reads them */
         herd_model_normalize_input(m, B); /* as the weights were trained, if they say so */
@@ -31,6 +31,7 @@ static herd_status load_rows(predict_src *s, herd_model *m, int64_t off, int B, 
     }
     for (int b = 0; b < B; b++) s->idx[b] = off + b;
     herd_status st = herd_dataset_batch(s->ds, s->idx, B, x, s->labels, err);
+    if (!st) herd_model_set_inputs(m, 0, B);
     if (!st) herd_model_normalize_input(m, B);
     return st;
 }
@@ -101,6 +102,11 @@ int cmd_predict(int argc, char **argv) {
         /* one u8 sample: (1,H,W) or (C,H,W), as herd_idx_open gives */
         int64_t sdims[3] = {ndim == 4 ? dims[1] : 1, dims[ndim - 2], dims[ndim - 1]};
         herd_tensor sample = herd_tensor_make(HERD_U8, 3, sdims, NULL);
+        if (herd_model_input_count(m) != 1) {
+            herd_fail(&err, HERD_ESHAPE, "%s: images feed one input, but the model has %d", images,
+                      herd_model_input_count(m));
+            goto fail;
+        }
         if (herd_data_check_input(&sample, images, c, h, w, &err)) goto fail;
         src.pixels = pixels, src.per = (int64_t)c * h * w, n = dims[0];
     } else {
@@ -111,7 +117,7 @@ int cmd_predict(int argc, char **argv) {
             herd_fail(&err, HERD_EIO, "%s: no %s split found", data, split);
             goto fail;
         }
-        if (herd_data_check_input(&src.ds->x, src.ds->source, c, h, w, &err)) goto fail;
+        if (herd_model_check_data(m, src.ds, &err)) goto fail;
         src.idx = malloc((size_t)batch * sizeof *src.idx);
         src.labels = malloc((size_t)batch * (herd_tensor_bytes(&src.ds->y) ? herd_tensor_bytes(&src.ds->y) : 1));
         if (!src.idx || !src.labels) {

@@ -461,8 +461,7 @@ int cmd_train(int argc, char **argv) {
     herd_image_options shape = {0}; /* image sources decode to the model's input */
     herd_model_input_shape(m, &shape.c, &shape.h, &shape.w);
     if (herd_data_open_with(data, &shape, &train, &test, &err)) goto fail;
-    if (herd_data_check_input(&train->x, train->source, shape.c, shape.h, shape.w, &err) ||
-        (test && herd_data_check_input(&test->x, test->source, shape.c, shape.h, shape.w, &err)))
+    if (herd_model_check_data(m, train, &err) || (test && herd_model_check_data(m, test, &err)))
         goto fail; /* before --normalize auto reads the data */
     fit = train;
     if (val_split > 0) {

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An in-memory dataset: n samples of xbytes and n targets of ybytes, in the stored dtypes. */
+/* An in-memory dataset: n samples of xbytes[k] per field and n targets of ybytes, in the stored
+ * dtypes. */
 typedef struct memory_impl {
-    void *x, *y;
-    size_t xbytes, ybytes; /* per sample */
+    void *x[HERD_MAX_FIELDS], *y;
+    size_t xbytes[HERD_MAX_FIELDS], ybytes; /* per sample */
+    int n_fields;
 } memory_impl;
 
 typedef struct slice_impl {
@@ -29,7 +31,11 @@ static herd_status memory_get(const herd_dataset *ds, int64_t i, void *x, void *
     herd_status st = check_index(ds, i, err);
     if (st != HERD_OK) return st;
     const memory_impl *im = ds->impl;
-    memcpy(x, (const uint8_t *)im->x + (size_t)i * im->xbytes, im->xbytes);
+    uint8_t *to = x;
+    for (int k = 0; k < im->n_fields; k++) { /* the fields one after the other */
+        memcpy(to, (const uint8_t *)im->x[k] + (size_t)i * im->xbytes[k], im->xbytes[k]);
+        to += im->xbytes[k];
+    }
     memcpy(y, (const uint8_t *)im->y + (size_t)i * im->ybytes, im->ybytes);
     return HERD_OK;
 }
@@ -37,7 +43,7 @@ static herd_status memory_get(const herd_dataset *ds, int64_t i, void *x, void *
 static void memory_close(herd_dataset *ds) {
     memory_impl *im = ds->impl;
     if (!im) return;
-    free(im->x);
+    for (int k = 0; k < im->n_fields; k++) free(im->x[k]);
     free(im->y);
     free(im);
     ds->impl = NULL;
@@ -52,25 +58,45 @@ static herd_tensor row_of(const herd_tensor *t) {
 
 herd_status herd_dataset_from_memory(herd_dataset **out, herd_tensor x, herd_tensor y, int num_classes,
                                      const char *source, herd_error *err) {
+    return herd_dataset_from_memory_fields(out, &x, 1, y, num_classes, source, err);
+}
+
+herd_status herd_dataset_from_memory_fields(herd_dataset **out, const herd_tensor *xs, int n_x, herd_tensor y,
+                                            int num_classes, const char *source, herd_error *err) {
     herd_dataset *ds = NULL;
     memory_impl *im = NULL;
     herd_status st;
     const char *src = source ? source : "(memory)";
     *out = NULL;
-    char xs[96], ys[96];
-    herd_tensor xr = x.ndim >= 1 ? row_of(&x) : x, yr = y.ndim >= 1 ? row_of(&y) : y;
-    int64_t n = x.ndim >= 1 ? x.dims[0] : -1, xn = herd_tensor_numel(&xr);
-    size_t xbytes = herd_tensor_bytes(&xr), ybytes = herd_tensor_bytes(&yr);
-    if (x.ndim < 1 || y.ndim < 1 || n < 0 || y.dims[0] != n || num_classes <= 0 || xn < 1 || !xbytes || !ybytes ||
-        herd_tensor_numel(&x) < 0 || herd_tensor_numel(&y) < 0 || (n > 0 && !herd_tensor_bytes(&x))) {
-        st = herd_fail(err, HERD_EARG, "%s: bad dataset: x %s %s, y %s %s, %d classes", src,
-                       herd_dtype_name(x.dtype), herd_tensor_shape_str(&x, xs, sizeof xs), herd_dtype_name(y.dtype),
+    char xs_[96], ys[96];
+    herd_tensor yr = y.ndim >= 1 ? row_of(&y) : y;
+    int64_t n = n_x >= 1 && xs[0].ndim >= 1 ? xs[0].dims[0] : -1;
+    size_t ybytes = herd_tensor_bytes(&yr);
+    int bad = n_x < 1 || n_x > HERD_MAX_FIELDS || y.ndim < 1 || n < 0 || y.dims[0] != n || num_classes <= 0 ||
+              !ybytes || herd_tensor_numel(&y) < 0, bad_field = 0;
+    for (int k = 0; !bad && k < n_x; k++) {
+        const herd_tensor *x = &xs[k];
+        herd_tensor xr = x->ndim >= 1 ? row_of(x) : *x;
+        if (x->ndim < 1 || x->dims[0] != n || herd_tensor_numel(&xr) < 1 || !herd_tensor_bytes(&xr) ||
+            herd_tensor_numel(x) < 0 || (n > 0 && !herd_tensor_bytes(x)))
+            bad = 1, bad_field = k;
+    }
+    if (bad) {
+        const herd_tensor *x = n_x >= 1 && n_x <= HERD_MAX_FIELDS ? &xs[bad_field] : &y;
+        st = herd_fail(err, HERD_EARG, "%s: bad dataset: %d field%s, field %d %s %s, y %s %s, %d classes", src, n_x,
+                       n_x == 1 ? "" : "s", bad_field + 1, herd_dtype_name(x->dtype),
+                       herd_tensor_shape_str(x, xs_, sizeof xs_), herd_dtype_name(y.dtype),
                        herd_tensor_shape_str(&y, ys, sizeof ys), num_classes);
         goto fail;
     }
-    if (n > 0 && (!x.data || !y.data)) {
-        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without its %s buffer", src, (long long)n,
-                       x.data ? "target" : "sample");
+    for (int k = 0; k < n_x; k++)
+        if (n > 0 && !xs[k].data) {
+            st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without the buffer of field %d", src,
+                           (long long)n, k + 1);
+            goto fail;
+        }
+    if (n > 0 && !y.data) {
+        st = herd_fail(err, HERD_EARG, "%s: dataset of %lld samples without its target buffer", src, (long long)n);
         goto fail;
     }
     ds = calloc(1, sizeof *ds);
@@ -79,10 +105,18 @@ herd_status herd_dataset_from_memory(herd_dataset **out, herd_tensor x, herd_ten
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for dataset", src);
         goto fail;
     }
-    *im = (memory_impl){x.data, y.data, xbytes, ybytes};
+    im->n_fields = n_x;
+    for (int k = 0; k < n_x; k++) {
+        herd_tensor xr = row_of(&xs[k]);
+        im->x[k] = xs[k].data;
+        im->xbytes[k] = herd_tensor_bytes(&xr);
+        if (k) ds->more[k - 1] = xr;
+        else ds->x = xr;
+    }
+    im->y = y.data, im->ybytes = ybytes;
+    ds->n_more = n_x - 1;
     ds->ops = &memory_ops;
     ds->n = n;
-    ds->x = xr;
     ds->y = yr;
     ds->num_classes = num_classes;
     snprintf(ds->source, sizeof ds->source, "%s", src);
@@ -90,7 +124,7 @@ herd_status herd_dataset_from_memory(herd_dataset **out, herd_tensor x, herd_ten
     *out = ds;
     return HERD_OK;
 fail:
-    free(x.data);
+    for (int k = 0; k < n_x && k < HERD_MAX_FIELDS; k++) free(xs[k].data);
     free(y.data);
     free(im);
     free(ds);
@@ -120,13 +154,67 @@ void herd_samples_to_f32(herd_dtype t, const void *x, size_t n, float *out) {
             end = begin;
         }
     } else if (out != x) {
-        memcpy(out, x, n * sizeof *out);
+        memmove(out, x, n * sizeof *out); /* a later field of a packed sample may overlap its stored bytes */
+    }
+}
+
+int herd_dataset_field_count(const herd_dataset *ds) { return 1 + ds->n_more; }
+
+const herd_tensor *herd_dataset_field(const herd_dataset *ds, int k) {
+    HERD_ASSERT(k >= 0 && k <= ds->n_more);
+    return k ? &ds->more[k - 1] : &ds->x;
+}
+
+size_t herd_dataset_sample_bytes(const herd_dataset *ds) {
+    size_t n = 0;
+    for (int k = 0; k <= ds->n_more; k++) n += herd_tensor_bytes(herd_dataset_field(ds, k));
+    return n;
+}
+
+int64_t herd_dataset_sample_slots(const herd_dataset *ds) {
+    int64_t n = 0;
+    for (int k = 0; k <= ds->n_more; k++) n += herd_tensor_numel(herd_dataset_field(ds, k));
+    return n;
+}
+
+int herd_dataset_fields_ok(const herd_dataset *ds) {
+    for (int k = 0; k <= ds->n_more; k++) {
+        const herd_tensor *f = herd_dataset_field(ds, k);
+        if ((!herd_dtype_to_f32_ok(f->dtype) && f->dtype != HERD_I32) || herd_tensor_numel(f) < 1) return 0;
+    }
+    return 1;
+}
+
+/* One field's n stored values -> 4-byte values: i32 ids copied, u8/f32 as the f32 input. */
+static void field_to_slots(herd_dtype t, const void *x, size_t n, float *out) {
+    if (t == HERD_I32) {
+        if ((const void *)out != x) memmove(out, x, n * 4);
+    } else {
+        herd_samples_to_f32(t, x, n, out);
     }
 }
 
 void herd_dataset_to_f32(const herd_dataset *ds, const void *x, int64_t count, float *out) {
-    if (ds->ops->to_f32) ds->ops->to_f32(ds, x, count, out);
-    else herd_samples_to_f32(ds->x.dtype, x, (size_t)count * (size_t)herd_tensor_numel(&ds->x), out);
+    if (ds->ops->to_f32) {
+        ds->ops->to_f32(ds, x, count, out);
+        return;
+    }
+    if (!ds->n_more) {
+        field_to_slots(ds->x.dtype, x, (size_t)count * (size_t)herd_tensor_numel(&ds->x), out);
+        return;
+    }
+    /* From the last sample and field back: a value's 4-byte slot lies at or after its stored
+     * bytes (no dtype is wider than 4), so in place (out == x) nothing is overwritten unread. */
+    size_t sbytes = herd_dataset_sample_bytes(ds), slots = (size_t)herd_dataset_sample_slots(ds);
+    for (int64_t s = count - 1; s >= 0; s--) {
+        size_t boff = sbytes, soff = slots;
+        for (int k = ds->n_more; k >= 0; k--) {
+            const herd_tensor *f = herd_dataset_field(ds, k);
+            size_t n = (size_t)herd_tensor_numel(f);
+            boff -= herd_tensor_bytes(f), soff -= n;
+            field_to_slots(f->dtype, (const uint8_t *)x + (size_t)s * sbytes + boff, n, out + (size_t)s * slots + soff);
+        }
+    }
 }
 
 void herd_dataset_channels(const herd_dataset *ds, int64_t *channels, int64_t *plane) {
@@ -245,9 +333,9 @@ herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, int c
     if (channels < 1 || numel < 1 || numel % channels != 0)
         return herd_fail(err, HERD_ESHAPE, "%s: samples of %s do not split into %d channels to normalise",
                          base->source, herd_tensor_shape_str(&base->x, xs, sizeof xs), channels);
-    if (!herd_dtype_to_f32_ok(base->x.dtype))
-        return herd_fail(err, HERD_ESHAPE, "%s: %s samples cannot be normalised", base->source,
-                         herd_dtype_name(base->x.dtype));
+    if (!herd_dtype_to_f32_ok(base->x.dtype) || base->n_more)
+        return herd_fail(err, HERD_ESHAPE, "%s: %s samples%s cannot be normalised", base->source,
+                         herd_dtype_name(base->x.dtype), base->n_more ? " of several fields" : "");
     herd_dataset *ds = calloc(1, sizeof *ds);
     norm_impl *nm = calloc(1, sizeof *nm);
     if (!ds || !nm || !(nm->norm = herd_malloc_array(2 * (size_t)channels, sizeof(double)))) {
@@ -276,12 +364,12 @@ void herd_dataset_close(herd_dataset *ds) {
 herd_status herd_dataset_batch(const herd_dataset *ds, const int64_t *idx, int B, float *x, void *y,
                                herd_error *err) {
     if (B < 0) return herd_fail(err, HERD_EARG, "%s: negative batch size %d", ds->source, B);
-    if (!herd_dtype_to_f32_ok(ds->x.dtype))
-        return herd_fail(err, HERD_ESHAPE, "%s: %s samples cannot become the model's f32 input", ds->source,
+    if (!herd_dataset_fields_ok(ds))
+        return herd_fail(err, HERD_ESHAPE, "%s: %s samples cannot become the model's input", ds->source,
                          herd_dtype_name(ds->x.dtype));
-    size_t sample = (size_t)herd_tensor_numel(&ds->x), ybytes = herd_tensor_bytes(&ds->y);
+    size_t sample = (size_t)herd_dataset_sample_slots(ds), ybytes = herd_tensor_bytes(&ds->y);
     for (int b = 0; b < B; b++) {
-        float *xb = x + (size_t)b * sample; /* the stored sample fits: no dtype is wider than f32 here */
+        float *xb = x + (size_t)b * sample; /* the stored sample fits: no dtype is wider than 4 bytes here */
         herd_status st = ds->ops->get(ds, idx[b], xb, (uint8_t *)y + (size_t)b * ybytes, err);
         if (st != HERD_OK) return st;
         herd_dataset_to_f32(ds, xb, 1, xb);

@@ -38,8 +38,8 @@ struct herd_loader {
     herd_loader_config cfg;
     herd_rows_fn rows;
     void *rows_ctx;
-    size_t sample;       /* values per sample (floats of the model's input) */
-    size_t xbytes;       /* bytes of a stored sample (ds->x) */
+    size_t sample;       /* 4-byte values per sample (the model's inputs, every field) */
+    size_t xbytes;       /* bytes of a stored sample (every field) */
     size_t ybytes;       /* bytes of a target (ds->y) */
     int ac, ah, aw;      /* the sample as augmentation sees it */
     int max_rows;
@@ -205,9 +205,13 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     herd_status ok = herd_augment_check(cfg, (int)channels, err);
     if (ok != HERD_OK) return ok;
     char xs[96];
-    if (!herd_dtype_to_f32_ok(ds->x.dtype) || herd_tensor_numel(&ds->x) < 1 || !herd_tensor_bytes(&ds->y))
-        return herd_fail(err, HERD_EARG, "%s: loader: %s samples of %s cannot become the model's f32 input",
+    if (!herd_dataset_fields_ok(ds) || !herd_tensor_bytes(&ds->y))
+        return herd_fail(err, HERD_EARG, "%s: loader: %s samples of %s cannot become the model's input",
                          ds->source, herd_dtype_name(ds->x.dtype), herd_tensor_shape_str(&ds->x, xs, sizeof xs));
+    if (herd_augment_active(cfg) && (ds->n_more || !herd_dtype_to_f32_ok(ds->x.dtype)))
+        return herd_fail(err, HERD_EARG, "%s: augmentation and normalisation apply to one u8/f32 field; the samples "
+                         "have %d field%s, the first %s", ds->source, 1 + ds->n_more, ds->n_more ? "s" : "",
+                         herd_dtype_name(ds->x.dtype));
     if ((cfg->augment || cfg->brightness > 0 || cfg->contrast > 0 || cfg->saturation > 0) && ds->x.ndim != 3)
         return herd_fail(err, HERD_EARG, "%s: --augment crops and flips images (C,H,W); the samples are %s",
                          ds->source, herd_tensor_shape_str(&ds->x, xs, sizeof xs));
@@ -223,8 +227,8 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     l->ac = (int)channels, l->ah = ds->x.ndim == 3 ? (int)ds->x.dims[1] : 1;
     l->aw = ds->x.ndim == 3 ? (int)ds->x.dims[2] : (int)plane;
     l->rows = rows, l->rows_ctx = rows_ctx;
-    l->sample = (size_t)herd_tensor_numel(&ds->x);
-    l->xbytes = herd_tensor_bytes(&ds->x); /* <= sample floats: u8 and f32 only */
+    l->sample = (size_t)herd_dataset_sample_slots(ds);
+    l->xbytes = herd_dataset_sample_bytes(ds); /* <= sample floats: no field dtype is wider than 4 bytes */
     l->ybytes = herd_tensor_bytes(&ds->y);
     l->max_rows = batch;
     l->nslots = cfg->prefetch + 1;

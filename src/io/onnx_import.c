@@ -1192,7 +1192,7 @@ static herd_status add_graph_input(onnx_importer *im) {
     if (nd == 3 && dims[1] == 1 && dims[2] == 1)
         return fail(im, HERD_EUNSUPPORTED, "input '%s' is [N, C, 1, 1]; herd reads it as [N, C]: export it so",
                     ONNX_SHOW(in->name));
-    herd_status st = herd_model_add_input(im->m, NULL, nd, dims, im->err);
+    herd_status st = herd_model_add_input(im->m, NULL, HERD_F32, nd, dims, im->err);
     return st ? st : set_value(im, in->name, (value){.kind = V_LAYER, .layer = -1, .rank = nd + 1});
 }
 

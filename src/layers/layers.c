@@ -36,19 +36,29 @@ const char *layer_float_str(float v, char *buf, size_t size) {
     return buf;
 }
 
-const char *layer_keywords(void) {
-    static char list[512];
+/* The keywords of the kinds with all of `flags`, comma-separated, into list. */
+static const char *keywords_with(char *list, size_t size, int flags) {
     if (list[0]) return list;
     size_t len = 0;
     for (int k = 0; k < herd_layer_kind_count; k++)
-        for (const char *const *w = herd_layer_kinds[k]->keywords; *w; w++) {
+        for (const char *const *w = herd_layer_kinds[k]->keywords; *w && (herd_layer_kinds[k]->flags & flags) == flags; w++) {
             size_t n = strlen(*w);
-            if (len + n + 3 >= sizeof list) break;
+            if (len + n + 3 >= size) break;
             if (len) memcpy(list + len, ", ", 2), len += 2;
             memcpy(list + len, *w, n), len += n;
         }
     list[len] = 0;
     return list;
+}
+
+const char *layer_keywords(void) {
+    static char list[512];
+    return keywords_with(list, sizeof list, 0);
+}
+
+const char *layer_id_keywords(void) {
+    static char list[128];
+    return keywords_with(list, sizeof list, LAYER_READS_IDS);
 }
 
 int layer_reads_nothing(const node *n) {

@@ -45,12 +45,17 @@ void model_default_name(const herd_model *m, const char *prefix, char *out, size
     }
 }
 
-herd_status model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err) {
+herd_status model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
+                            herd_error *err) {
     if (m->n_inputs >= HERD_MAX_MODEL_INPUTS)
         return herd_fail(err, HERD_ESPEC, "%s: more than %d inputs", m->source, HERD_MAX_MODEL_INPUTS);
+    if (dtype != HERD_F32 && dtype != HERD_I32)
+        return herd_fail(err, HERD_ESPEC, "%s: input '%s' is %s; inputs are f32 or i32", m->source, name,
+                         herd_dtype_name(dtype));
     model_input *in = &m->inputs[m->n_inputs];
     memset(in, 0, sizeof *in);
     snprintf(in->name, sizeof in->name, "%s", name);
+    in->dtype = dtype;
     in->ndim = ndim;
     in->numel = 1;
     for (int d = 0; d < ndim; d++) in->dims[d] = dims[d], in->numel *= dims[d];
@@ -72,6 +77,11 @@ int node_in_ndim(const herd_model *m, const node *n, int k) {
 const int64_t *node_in_dims(const herd_model *m, const node *n, int k) {
     int i = n->in[k];
     return i >= 0 ? m->nodes[i].dims : m->inputs[-1 - i].dims;
+}
+
+herd_dtype node_in_dtype(const herd_model *m, const node *n, int k) {
+    int i = n->in[k];
+    return i >= 0 ? HERD_F32 : m->inputs[-1 - i].dtype;
 }
 
 int64_t node_in_numel(const herd_model *m, const node *n, int k) {
@@ -246,6 +256,9 @@ herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *ke
         if (inputs[k] >= m->n_nodes || inputs[k] < -m->n_inputs)
             return lb_fail(&b, HERD_EINTERNAL, NULL, "input %d refers to no earlier layer", k);
         n->in[k] = inputs[k];
+        if (inputs[k] < 0 && m->inputs[-1 - inputs[k]].dtype == HERD_I32 && !(kind->flags & LAYER_READS_IDS))
+            return lb_fail(&b, HERD_ESPEC, NULL, "%s reads input '%s', which holds i32 ids; only %s take ids", keyword,
+                           m->inputs[-1 - inputs[k]].name, layer_id_keywords());
     }
     n->n_in = n_in;
     int reg0 = m->n_reg;
@@ -295,7 +308,8 @@ herd_status herd_model_begin(herd_model **out, const char *source, herd_error *e
     return model_create(out, source ? source : "model", err);
 }
 
-herd_status herd_model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err) {
+herd_status herd_model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
+                                 herd_error *err) {
     if (m->n_nodes) return herd_fail(err, HERD_EARG, "%s: inputs come before the layers", m->source);
     if (ndim != 1 && ndim != 3) return herd_fail(err, HERD_EARG, "%s: an input is (C,H,W) or (F), not %d-D", m->source, ndim);
     int64_t d3[3] = {dims[0], ndim == 3 ? dims[1] : 1, ndim == 3 ? dims[2] : 1}, numel = d3[0] * d3[1] * d3[2];
@@ -310,7 +324,7 @@ herd_status herd_model_add_input(herd_model *m, const char *name, int ndim, cons
     } else if (!*name || strlen(name) >= HERD_NAME_MAX || model_find(m, name) != HERD_MAX_NODES) {
         return herd_fail(err, HERD_EARG, "%s: input name '%s' is empty, too long or already used", m->source, name);
     }
-    return model_add_input(m, name, d3[1] == 1 && d3[2] == 1 ? 1 : 3, d3, err);
+    return model_add_input(m, name, dtype, d3[1] == 1 && d3[2] == 1 ? 1 : 3, d3, err);
 }
 
 herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char *name, const char *const *inputs,

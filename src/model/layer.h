@@ -77,7 +77,7 @@ typedef struct layer_plan {
 
 enum { LAYER_READS_INPUT = 1, LAYER_READS_OUTPUT = 2 };
 enum { LAYER_VIEW = 1, LAYER_FUSES_RELU = 2, LAYER_TAKES_ACT = 4, LAYER_IMAGE_INPUT = 8, LAYER_BATCH_STATS = 16,
-       LAYER_ACTIVATION = 32 };
+       LAYER_ACTIVATION = 32, LAYER_READS_IDS = 64 };
 
 struct layer_kind {
     const char *name;     /* "conv2d": as summaries show it */
@@ -89,7 +89,9 @@ struct layer_kind {
                              a following ReLU itself; LAYER_TAKES_ACT: a spec line may add an activation;
                              LAYER_IMAGE_INPUT: reads (C,H,W) (ONNX export refuses a flat input there);
                              LAYER_BATCH_STATS: needs the whole batch at once (training is never cut in chunks);
-                             LAYER_ACTIVATION: its keywords may end another layer's line (`conv 32 3 relu`) */
+                             LAYER_ACTIVATION: its keywords may end another layer's line (`conv 32 3 relu`);
+                             LAYER_READS_IDS: may read an i32 model input (token/categorical ids); no other
+                             kind is given one (checked when a node is added) */
     /* NULL when backend be runs this node's configuration, else a short reason (it then runs on ref) */
     const char *(*unsupported)(const node *n, const herd_backend *be);
     /* reads the arguments, checks the input shapes, sets the output shape, declares parameters */
@@ -124,6 +126,8 @@ extern const int herd_layer_kind_count;
 const layer_kind *layer_kind_by_keyword(const char *keyword);
 /* "conv, maxpool, ..." for messages */
 const char *layer_keywords(void);
+/* The keywords of the kinds that take ids (LAYER_READS_IDS), for messages. */
+const char *layer_id_keywords(void);
 /* Whether n is a ReLU (a planner may fuse it into its producer). */
 int layer_is_relu(const node *n);
 /* Whether a per-sample shape is a vector: (F), or (C,1,1) as herd has always read it. */

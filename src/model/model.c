@@ -90,7 +90,7 @@ herd_status herd_model_set_input_norm(herd_model *m, const double *mean, const d
 const double *herd_model_input_norm(const herd_model *m) { return m->input_norm; }
 
 void herd_model_normalize_input(herd_model *m, int B) {
-    if (m->input_norm)
+    if (m->input_norm && m->inputs[0].dtype == HERD_F32)
         herd_normalize_samples(m->input, B, m->in_c, (int64_t)m->in_h * m->in_w, m->input_norm,
                                m->input_norm + m->in_c);
 }
@@ -277,6 +277,9 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
         if (st) return st;
     }
     if (!(m->probs = herd_arena_floats(a, (size_t)B * (size_t)herd_model_output_size(m)))) return HERD_ENOMEM;
+    m->packed = NULL; /* several inputs: batches arrive packed, one sample's inputs after the other */
+    if (m->n_inputs > 1 && !(m->packed = herd_arena_floats(a, (size_t)B * (size_t)herd_model_input_slots(m))))
+        return HERD_ENOMEM;
     m->ex.workspace = NULL;
     if (plan.workspace_floats && !(m->ex.workspace = herd_arena_floats(a, plan.workspace_floats))) return HERD_ENOMEM;
     m->ex.workspace_floats = plan.workspace_floats;
@@ -366,6 +369,58 @@ void herd_model_input_shape(const herd_model *m, int *c, int *h, int *w) {
 }
 
 int herd_model_input_count(const herd_model *m) { return m->n_inputs; }
+
+herd_tensor herd_model_input_desc(const herd_model *m, int k, const char **name) {
+    HERD_ASSERT(k >= 0 && k < m->n_inputs);
+    const model_input *in = &m->inputs[k];
+    if (name) *name = in->name;
+    return herd_tensor_make(in->dtype, in->ndim, in->dims, in->data);
+}
+
+int64_t herd_model_input_slots(const herd_model *m) {
+    int64_t n = 0;
+    for (int k = 0; k < m->n_inputs; k++) n += m->inputs[k].numel;
+    return n;
+}
+
+float *herd_model_batch_buffer(herd_model *m) { return m->n_inputs > 1 ? m->packed : m->input; }
+
+void herd_model_set_inputs(herd_model *m, int64_t row0, int B) {
+    if (m->n_inputs < 2) return;
+    int64_t slots = herd_model_input_slots(m), at = 0;
+    const float *packed = m->packed + row0 * slots;
+    for (int k = 0; k < m->n_inputs; k++) { /* int32 ids travel as their 4 bytes, copied, never converted */
+        const model_input *in = &m->inputs[k];
+        for (int b = 0; b < B; b++)
+            memcpy(in->data + (row0 + b) * in->numel, packed + (int64_t)b * slots + at, (size_t)in->numel * 4);
+        at += in->numel;
+    }
+}
+
+herd_status herd_model_check_data(const herd_model *m, const herd_dataset *ds, herd_error *err) {
+    int nf = herd_dataset_field_count(ds);
+    if (nf != m->n_inputs)
+        return herd_fail(err, HERD_ESHAPE, "%s: samples have %d field%s but the model has %d input%s", ds->source, nf,
+                         nf == 1 ? "" : "s", m->n_inputs, m->n_inputs == 1 ? "" : "s");
+    for (int k = 0; k < nf; k++) {
+        const herd_tensor *f = herd_dataset_field(ds, k);
+        const model_input *in = &m->inputs[k];
+        herd_tensor want = herd_tensor_make(in->dtype, in->ndim, in->dims, NULL);
+        int64_t h = in->ndim == 3 ? in->dims[1] : 1, w = in->ndim == 3 ? in->dims[2] : 1;
+        int fits = herd_tensor_numel(f) == in->numel &&
+                   (f->ndim != 3 || (f->dims[0] == in->dims[0] && f->dims[1] == h && f->dims[2] == w));
+        int dtype_ok = in->dtype == HERD_I32 ? f->dtype == HERD_I32 : herd_dtype_to_f32_ok(f->dtype);
+        if (fits && dtype_ok) continue;
+        char fs[96], ms[96];
+        herd_tensor_shape_str(f, fs, sizeof fs);
+        herd_tensor_shape_str(&want, ms, sizeof ms);
+        if (nf == 1 && in->dtype == HERD_F32) /* the messages herd has always given */
+            return herd_data_check_input(f, ds->source, m->in_c, m->in_h, m->in_w, err);
+        return herd_fail(err, HERD_ESHAPE, "%s: field %d of the samples is %s %s but the model's input '%s' is %s %s",
+                         ds->source, k + 1, herd_dtype_name(f->dtype), fs, in->name, herd_dtype_name(in->dtype), ms);
+    }
+    return HERD_OK;
+}
 
 int herd_model_max_batch(const herd_model *m) { return m->arena ? m->max_batch : 0; }
 

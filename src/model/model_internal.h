@@ -16,10 +16,12 @@ typedef struct param_entry {
 
 typedef struct model_input {
     char name[HERD_NAME_MAX];
+    herd_dtype dtype; /* f32, or i32 for token/categorical ids */
     int ndim;
     int64_t dims[4];
     int64_t numel;
-    float *data;  /* planned */
+    float *data;  /* planned; the executor's buffers are 4-byte slots, so an i32 input holds its
+                     int32 ids in this float buffer (read through a cast by the kinds that take ids) */
 } model_input;
 
 struct herd_model {
@@ -44,6 +46,7 @@ struct herd_model {
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;             /* the first input's data */
+    float *packed;            /* several inputs: the planned staging buffer of packed samples */
     float *probs;             /* the loss's scratch (softmax probabilities, one-hot targets) */
     herd_rng dropout_rng;
     char notes[1024];
@@ -84,6 +87,8 @@ float *node_param(herd_model *m, const node *n, int slot);
 int node_in_ndim(const herd_model *m, const node *n, int k);
 const int64_t *node_in_dims(const herd_model *m, const node *n, int k);
 int64_t node_in_numel(const herd_model *m, const node *n, int k);
+/* f32 for a node's output; a model input's dtype (f32 or i32) */
+herd_dtype node_in_dtype(const herd_model *m, const node *n, int k);
 
 /* One reading of numbers in model text (layer arguments, the spec's train line): the whole
  * string is a base-10 integer / a finite number within [lo, hi]; 1 when it is. */
@@ -93,7 +98,8 @@ int model_parse_float(const char *s, double lo, double hi, float *out);
 /* ---- building a model (src/model/build.c): the spec parser and the importers call these ---- */
 herd_status model_create(herd_model **out, const char *source, herd_error *err);
 /* Adds a model input of per-sample shape dims. */
-herd_status model_add_input(herd_model *m, const char *name, int ndim, const int64_t *dims, herd_error *err);
+herd_status model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
+                            herd_error *err);
 /* A free default name prefix<k> for a new node. */
 void model_default_name(const herd_model *m, const char *prefix, char *out, size_t size);
 /* Index of the node (>= 0) or model input (-1 - k) called name; HERD_MAX_NODES when none. */

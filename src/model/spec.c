@@ -127,13 +127,18 @@ static int is_activation(const char *s) {
     return k && (k->flags & LAYER_ACTIVATION);
 }
 
-/* `input SHAPE [name=NAME]`: CxHxW or F (a CxHxW with H = W = 1 is the vector C). */
+/* `input SHAPE [dtype=f32|i32] [name=NAME]`: CxHxW or F (a CxHxW with H = W = 1 is the vector C);
+ * i32 inputs hold token or categorical ids for the kinds that read them (embedding). */
 static herd_status parse_input(line_ctx *L) {
     token *t = positional(L, 0);
     herd_model *m = L->m;
-    token *nm = option(L, "name");
-    if (!t || positional(L, 1) || L->n != 2 + (nm != NULL))
+    token *nm = option(L, "name"), *dt = option(L, "dtype");
+    if (!t || positional(L, 1) || L->n != 2 + (nm != NULL) + (dt != NULL))
         return spec_fail(L, L->tok[0].col, "input: expected one shape like 1x28x28 (CxHxW) or 784");
+    herd_dtype dtype = HERD_F32;
+    if (dt && !strcmp(dt->value, "i32")) dtype = HERD_I32;
+    else if (dt && strcmp(dt->value, "f32"))
+        return spec_fail(L, dt->col, "input: dtype '%s' (expected f32 or i32)", dt->value);
     int dims[3] = {1, 1, 1}, nd = 0;
     const char *s = t->text;
     while (*s && nd < 3) {
@@ -156,7 +161,7 @@ static herd_status parse_input(line_ctx *L) {
     else model_default_name(m, "input", name, sizeof name);
     if (nm && model_find(m, name) != HERD_MAX_NODES) return spec_fail(L, nm->col, "name '%s' is already used", name);
     int64_t d[3] = {dims[0], dims[1], dims[2]};
-    return model_add_input(m, name, dims[1] == 1 && dims[2] == 1 ? 1 : 3, d, L->err);
+    return model_add_input(m, name, dtype, dims[1] == 1 && dims[2] == 1 ? 1 : 3, d, L->err);
 }
 
 static herd_status check_name(line_ctx *L, const token *t) {

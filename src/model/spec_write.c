@@ -84,6 +84,7 @@ herd_status herd_model_write_spec(const herd_model *m, char **out, herd_error *e
         }
         if (in->ndim == 3) put(&t, "input %lldx%lldx%lld", (long long)in->dims[0], (long long)in->dims[1], (long long)in->dims[2]);
         else put(&t, "input %lld", (long long)in->dims[0]);
+        if (in->dtype != HERD_F32) put(&t, " dtype=%s", herd_dtype_name(in->dtype));
         put(&t, strcmp(in->name, dflt) ? " name=%s\n" : "\n", in->name);
     }
     for (int i = 0; i < m->n_nodes; i++) {

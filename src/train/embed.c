@@ -1,5 +1,6 @@
 /* The embedding API's conveniences (include/herd/herd.h): build, fit on arrays, predict. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,26 +20,32 @@ herd_status herd_model_create(herd_model **out, const char *spec_text, int max_b
     return HERD_OK;
 }
 
-/* The rows of x (N, sample dims...) as one sample's descriptor, checked against m's input. */
-static herd_status sample_of(const herd_model *m, const herd_tensor *x, const char *who, herd_tensor *row,
-                             herd_error *err) {
-    int c, h, w;
-    herd_model_input_shape(m, &c, &h, &w);
-    if (herd_model_input_count(m) != 1)
-        return herd_fail(err, HERD_EUNSUPPORTED, "%s: the model has %d inputs; x feeds one", who,
-                         herd_model_input_count(m));
-    if (x->ndim < 1 || x->dims[0] < 1 || !x->data || herd_tensor_numel(x) < 0)
-        return herd_fail(err, HERD_EARG, "%s: x must be (N, sample dims...) with N >= 1 and data", who);
-    *row = herd_tensor_make(x->dtype, x->ndim - 1, x->dims + 1, NULL);
-    return herd_data_check_input(row, who, c, h, w, err);
+/* x[0..inputs): one (N, input dims...) array per model input, in order; checked against the
+ * model's inputs through a dataset descriptor of their rows (no data), N into *n. */
+static herd_status check_arrays(const herd_model *m, const herd_tensor *x, const char *who, int64_t *n,
+                                herd_error *err) {
+    int nx = herd_model_input_count(m);
+    herd_dataset d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.source, sizeof d.source, "%s", who);
+    *n = x[0].ndim >= 1 ? x[0].dims[0] : 0;
+    for (int k = 0; k < nx; k++) {
+        if (x[k].ndim < 1 || x[k].dims[0] != *n || *n < 1 || !x[k].data || herd_tensor_numel(&x[k]) < 0)
+            return herd_fail(err, HERD_EARG, "%s: x[%d] must be (N, sample dims...) with the same N >= 1 as x[0], and "
+                             "data", who, k);
+        herd_tensor row = herd_tensor_make(x[k].dtype, x[k].ndim - 1, x[k].dims + 1, NULL);
+        if (k) d.more[k - 1] = row;
+        else d.x = row;
+    }
+    d.n_more = nx - 1;
+    return herd_model_check_data(m, &d, err);
 }
 
 herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, const herd_train_config *cfg,
                      const herd_train_callbacks *cb, herd_error *err) {
-    herd_tensor row;
-    herd_status st = sample_of(m, x, "herd_fit", &row, err);
+    int64_t n;
+    herd_status st = check_arrays(m, x, "herd_fit", &n, err);
     if (st) return st;
-    int64_t n = x->dims[0];
     if (y->ndim < 1 || y->dims[0] != n || !y->data || (y->dtype != HERD_I32 && y->dtype != HERD_F32))
         return herd_fail(err, HERD_EARG, "herd_fit: y must be (%lld, target dims...) of i32 class ids or f32 values",
                          (long long)n);
@@ -50,20 +57,24 @@ herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, 
                              (long long)i, herd_model_output_size(m));
         if (labels[i] + 1 > classes) classes = labels[i] + 1;
     }
-    size_t xbytes = herd_tensor_bytes(x), ybytes = herd_tensor_bytes(y);
-    if (!xbytes) return herd_fail(err, HERD_EARG, "herd_fit: %lld samples overflow", (long long)n);
-    herd_tensor xc = *x, yc = *y;
-    xc.data = malloc(xbytes);
-    yc.data = malloc(ybytes);
-    if (!xc.data || !yc.data) {
-        free(xc.data);
+    int nx = herd_model_input_count(m);
+    herd_tensor xc[HERD_MAX_FIELDS], yc = *y;
+    int ok = (yc.data = malloc(herd_tensor_bytes(y))) != NULL;
+    for (int k = 0; k < nx; k++) {
+        xc[k] = x[k];
+        size_t bytes = herd_tensor_bytes(&x[k]);
+        xc[k].data = ok && bytes ? malloc(bytes) : NULL;
+        if (xc[k].data) memcpy(xc[k].data, x[k].data, bytes);
+        else ok = 0;
+    }
+    if (!ok) {
+        for (int k = 0; k < nx; k++) free(xc[k].data);
         free(yc.data);
         return herd_fail(err, HERD_ENOMEM, "herd_fit: out of memory copying %lld samples", (long long)n);
     }
-    memcpy(xc.data, x->data, xbytes);
-    memcpy(yc.data, y->data, ybytes);
+    memcpy(yc.data, y->data, herd_tensor_bytes(y));
     herd_dataset *ds = NULL;
-    st = herd_dataset_from_memory(&ds, xc, yc, classes < 2 ? 2 : classes, "arrays", err);
+    st = herd_dataset_from_memory_fields(&ds, xc, nx, yc, classes < 2 ? 2 : classes, "arrays", err);
     if (st) return st; /* the dataset owns the copies from here, also on failure */
     const double *norm = herd_model_input_norm(m); /* weights trained on normalised inputs keep them */
     herd_dataset *view = NULL;
@@ -77,18 +88,21 @@ herd_status herd_fit(herd_model *m, const herd_tensor *x, const herd_tensor *y, 
 }
 
 herd_status herd_predict(herd_model *m, const herd_tensor *x, float *probs, herd_error *err) {
-    herd_tensor sample;
-    herd_status st = sample_of(m, x, "herd_predict", &sample, err);
+    int64_t n;
+    herd_status st = check_arrays(m, x, "herd_predict", &n, err);
     if (st) return st;
-    int K = herd_model_output_size(m);
-    int64_t n = x->dims[0], per = herd_tensor_numel(&sample);
-    size_t row_bytes = herd_tensor_bytes(&sample);
+    int K = herd_model_output_size(m), nx = herd_model_input_count(m);
     int max_batch = herd_model_max_batch(m);
     if (max_batch < 1) return herd_fail(err, HERD_EARG, "herd_predict: the model is not prepared (herd_model_prepare)");
     for (int64_t off = 0; off < n; off += max_batch) {
         int B = (int)(n - off < max_batch ? n - off : max_batch);
-        herd_samples_to_f32(x->dtype, (const uint8_t *)x->data + (size_t)off * row_bytes, (size_t)B * (size_t)per,
-                            herd_model_input(m));
+        for (int k = 0; k < nx; k++) { /* each array straight into its input: f32 values or int32 ids */
+            herd_tensor in = herd_model_input_desc(m, k, NULL), row = herd_tensor_make(x[k].dtype, x[k].ndim - 1, x[k].dims + 1, NULL);
+            int64_t per = herd_tensor_numel(&row);
+            const uint8_t *from = (const uint8_t *)x[k].data + (size_t)off * herd_tensor_bytes(&row);
+            if (in.dtype == HERD_I32) memcpy(in.data, from, (size_t)B * (size_t)per * 4);
+            else herd_samples_to_f32(x[k].dtype, from, (size_t)B * (size_t)per, in.data);
+        }
         herd_model_normalize_input(m, B);
         if ((st = herd_model_forward(m, B, 0, err))) return st;
         herd_model_predictions(m, B, probs + off * K);

@@ -35,12 +35,7 @@ static herd_status check_targets(const herd_model *m, const herd_dataset *ds, he
 
 /* Sets the model's target to the data's (the loss checks it fits the output). */
 static herd_status check_data(herd_model *m, const herd_dataset *ds, herd_error *err) {
-    if (herd_model_input_count(m) != 1)
-        return herd_fail(err, HERD_EUNSUPPORTED, "%s: the model has %d inputs, but data sources feed one", ds->source,
-                         herd_model_input_count(m));
-    int c, h, w;
-    herd_model_input_shape(m, &c, &h, &w);
-    herd_status st = herd_data_check_input(&ds->x, ds->source, c, h, w, err);
+    herd_status st = herd_model_check_data(m, ds, err);
     if (!st) st = herd_model_set_target(m, &ds->y, ds->source, err);
     if (st) return st;
     if (ds->y.dtype == HERD_I32 && herd_model_metrics(m) & HERD_METRIC_ACCURACY && herd_model_output_size(m) > 1 &&
@@ -165,12 +160,18 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
 
 /* ---- data loading: the loader's rows when herd_train runs one, else read here ---- */
 
-/* Rows [first, first + count) of the global batch idx into x, y. */
+/* Rows [first, first + count) of the global batch idx into rows [row0, row0 + count) of the
+ * model's inputs (every input, from the data's fields in order) and of the targets. */
 static herd_status load_batch(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int first, int count,
-                              float *x, void *y, herd_error *err) {
-    if (t->loader) return herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
-    herd_status st = check_targets(t->m, ds, err); /* y holds the model's targets */
-    return st ? st : herd_dataset_batch(ds, idx + first, count, x, y, err);
+                              int64_t row0, herd_error *err) {
+    float *x = herd_model_batch_buffer(t->m) + row0 * herd_model_input_slots(t->m);
+    void *y = (char *)t->targets + (size_t)row0 * herd_model_target_bytes(t->m);
+    herd_status st;
+    if (t->loader) st = herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
+    else if (!(st = check_targets(t->m, ds, err))) /* y holds the model's targets */
+        st = herd_dataset_batch(ds, idx + first, count, x, y, err);
+    if (!st) herd_model_set_inputs(t->m, row0, count);
+    return st;
 }
 
 /* This rank's rows of a global batch of B (what the loader prepares): its groups' span, or
@@ -198,11 +199,7 @@ typedef struct pipe_load {
 
 static herd_status load_rows(void *user, int64_t row0, int first, int count, herd_error *err) {
     pipe_load *c = user;
-    int ch, h, w;
-    herd_model_input_shape(c->t->m, &ch, &h, &w);
-    return load_batch(c->t, c->ds, c->idx, c->lo + first, count,
-                      herd_model_input(c->t->m) + row0 * (int64_t)ch * h * w,
-                      (char *)c->t->targets + (size_t)row0 * herd_model_target_bytes(c->t->m), err);
+    return load_batch(c->t, c->ds, c->idx, c->lo + first, count, row0, err);
 }
 
 static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
@@ -255,7 +252,7 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
             /* dropout masks depend on (step, group), never on which rank computes the group */
             if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
             double t0 = herd_now();
-            if ((st = load_batch(t, ds, idx, lo, count, herd_model_input(m), t->targets, err))) return st;
+            if ((st = load_batch(t, ds, idx, lo, count, 0, err))) return st;
             double t1 = herd_now();
             t->phases.data += t1 - t0;
             herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
@@ -338,7 +335,8 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
     for (int64_t off = first; off < last && !st; off += batch) {
         int B = (int)(last - off < batch ? last - off : batch);
         for (int b = 0; b < B; b++) idx[b] = off + b;
-        if ((st = herd_dataset_batch(ds, idx, B, herd_model_input(m), targets, err))) break;
+        if ((st = herd_dataset_batch(ds, idx, B, herd_model_batch_buffer(m), targets, err))) break;
+        herd_model_set_inputs(m, 0, B);
         if ((st = herd_model_forward(m, B, 0, err))) break;
         herd_model_loss(m, targets, B, out);
     }
