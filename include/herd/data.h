@@ -134,6 +134,10 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
  * reads the headers and the labels only. uint8 (and bool) features are u8 samples (k/255 like
  * images); other dtypes are f32 samples, converted by get() as they are. */
 herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err);
+/* The same; ids = 1 reads integer features as i32 ids (token or categorical ids for an i32 model
+ * input; values outside int32 are errors naming the sample), float features are refused. --data
+ * says so with FILEx.npy?x=i32. */
+herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char *y_path, int ids, herd_error *err);
 /* Writes a C-order little-endian float32 array of shape dims[0..ndim) (ndim 1..8) as NPY
  * format 1.0, atomically (numpy.load reads it). */
 herd_status herd_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims, herd_error *err);

@@ -237,6 +237,9 @@ typedef struct herd_param_info {
     int64_t numel;
     int ndim;
     int64_t shape[4];
+    int sparse;         /* 1: a table with a row-sparse gradient (embedding): it follows every dense
+                           parameter in params, has no slice of grads, and its gradient is read with
+                           herd_model_sparse_grad */
 } herd_param_info;
 
 int herd_model_param_count(const herd_model *m);
@@ -244,6 +247,24 @@ const herd_param_info *herd_model_param(const herd_model *m, int i);
 /* Flat buffers: n_params trainable floats (params and grads), n_buffers non-trainable. */
 float *herd_model_params(herd_model *m, int64_t *n_params);
 float *herd_model_grads(herd_model *m);
+/* Floats of params with a dense gradient: grads holds this many (the first parameters; the
+ * row-sparse tables follow them). Equal to n_params when the model has no sparse table. */
+int64_t herd_model_dense_params(const herd_model *m);
+
+/* ---- row-sparse gradients (embedding tables) ----
+ * Backward gathers, for each sparse table, the rows the batch touched and their gradients;
+ * herd_model_sparse_grad sums duplicates (rows ascending, each row's terms in batch order, so
+ * the result is deterministic) and returns them. Time and memory are those of the batch's ids,
+ * never of the table's row count. herd_model_forward_backward / herd_model_backward start a
+ * new gradient. */
+typedef struct herd_sparse_grad {
+    int param;           /* registry index of the table */
+    int64_t rows, dim;   /* touched rows; floats per row */
+    const int32_t *ids;  /* rows ascending, distinct */
+    float *values;       /* rows x dim summed gradients (a caller may scale them, e.g. clipping) */
+} herd_sparse_grad;
+int herd_model_sparse_count(const herd_model *m);
+void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out);
 /* The model's thread pool (made by herd_model_prepare; NULL before it), for work between
  * steps that should use the same threads, such as the optimizer. */
 herd_pool *herd_model_pool(herd_model *m);

@@ -263,6 +263,7 @@ static herd_status check_layout(const train_layout *l, const herd_model *m, int 
 }
 
 int cmd_train(int argc, char **argv) {
+    const char *sparse_optimizer = NULL;
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu", *decay = "all";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
@@ -285,6 +286,8 @@ int cmd_train(int argc, char **argv) {
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "global batch size, split across ranks (default 32, or the spec's)", 0},
         {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate (default 1e-3, or the spec's)", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
+        {"--sparse-optimizer", OPT_STR, &sparse_optimizer, 0, 0, "NAME", "embedding tables: sgd | adagrad | adam (lazy "
+         "Adam; default adam beside adam/adamw, else sgd)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
         {"--decay", OPT_STR, &decay, 0, 0, "WHICH", "which parameters --weight-decay applies to: all (default, as torch.optim) or matrices (weights of 2 or more dims: none on biases and norms, as GPT training does)", 0},
@@ -517,6 +520,7 @@ int cmd_train(int argc, char **argv) {
                deterministic ? ", deterministic" : "");
 
     herd_train_config cfg = herd_train_defaults();
+    cfg.sparse_optimizer = sparse_optimizer;
     cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
     cfg.decay_matrices = decay_matrices == 1;
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;

@@ -279,6 +279,7 @@ static const url_source url_sources[] = {
 
 typedef struct file_params {
     const char *label, *image; /* NULL: the reader's default */
+    int ids;                   /* x=i32: integer NPY features as i32 ids */
 } file_params;
 
 typedef herd_status (*file_open_fn)(const char *path, const file_params *fp, const herd_image_options *opt,
@@ -301,13 +302,13 @@ static int npy_labels_path(const char *x, char *y) {
 
 static herd_status open_npy(const char *path, const file_params *fp, const herd_image_options *opt,
                             herd_dataset **out, herd_error *err) {
-    (void)fp, (void)opt;
+    (void)opt;
     char y[PATH_CAP];
     if (!npy_labels_path(path, y))
         return herd_fail(err, HERD_EARG,
                          "%s: name the features FILEx.npy (or FILEX.npy) and put the labels in FILEy.npy beside it",
                          path);
-    return herd_npy_open(out, path, y, err);
+    return herd_npy_open_ids(out, path, y, fp->ids, err);
 }
 
 /* A comma list of files or globs, each expanded (sorted) into one list of paths. */
@@ -454,6 +455,7 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
     if (n >= PATH_CAP) return herd_fail(err, HERD_EARG, "%.200s: path too long", spec);
     memcpy(path, spec, n + 1);
     fp->label = fp->image = NULL;
+    fp->ids = 0;
     if (!q || !strchr(q, '=')) return HERD_OK; /* a '?' glob, not options */
     path[q - spec] = 0;
     memcpy(params, q + 1, strlen(q + 1) + 1);
@@ -464,8 +466,10 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
             fp->label = p + 6;
         else if (strncmp(p, "image=", 6) == 0 && p[6])
             fp->image = p + 6;
+        else if (strcmp(p, "x=i32") == 0)
+            fp->ids = 1;
         else
-            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME)", spec, p);
+            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32)", spec, p);
         p = amp ? amp + 1 : NULL;
     }
     return HERD_OK;
@@ -515,7 +519,7 @@ static int has_class_folder(const char *dir) {
 static herd_status open_other_dir(const char *dir, const herd_image_options *opt, herd_dataset **train,
                                   herd_dataset **test, herd_error *err, int *handled) {
     char a[PATH_CAP], b[PATH_CAP];
-    file_params fp = {NULL, NULL};
+    file_params fp = {NULL, NULL, 0};
     herd_status st;
     *handled = 1;
     if ((st = join(a, dir, "train_x.npy", "", err)) != HERD_OK) return st;

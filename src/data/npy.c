@@ -45,6 +45,7 @@ typedef struct npy_impl {
     void *targets;     /* N targets of y_bytes each: i32 class ids or f32 values */
     size_t y_bytes;
     size_t sample; /* elements per sample */
+    int ids;       /* integer features as i32 ids (herd_npy_open_ids) */
 } npy_impl;
 
 static void npy_unmap(npy_array *a) {
@@ -274,10 +275,18 @@ static double npy_value(const npy_array *a, size_t k) {
 
 /* get() proper, reading the mapped file: npy_get runs it under the SIGBUS guard. */
 static herd_status npy_get_mapped(const herd_dataset *ds, int64_t i, void *xv, void *y, herd_error *err) {
-    (void)err;
     const npy_impl *im = ds->impl;
     size_t base = (size_t)i * im->sample;
-    if (im->x.dtype->kind == NPY_U1 || im->x.dtype->kind == NPY_F4) { /* the stored dtype itself */
+    if (im->ids) { /* int32 ids; wider integers must fit */
+        int32_t *x = xv;
+        for (size_t k = 0; k < im->sample; k++) {
+            double v = npy_value(&im->x, base + k);
+            if (v < INT32_MIN || v > INT32_MAX)
+                return herd_fail(err, HERD_EFORMAT, "%s: sample %lld: id %.0f does not fit int32", ds->source,
+                                 (long long)i, v);
+            x[k] = (int32_t)v;
+        }
+    } else if (im->x.dtype->kind == NPY_U1 || im->x.dtype->kind == NPY_F4) { /* the stored dtype itself */
         memcpy(xv, im->x.data + base * im->x.dtype->size, im->sample * im->x.dtype->size);
     } else {
         float *x = xv;
@@ -306,6 +315,10 @@ static void npy_close(herd_dataset *ds) {
 static const herd_dataset_ops npy_ops = {npy_get, npy_close, NULL};
 
 herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err) {
+    return herd_npy_open_ids(out, x_path, y_path, 0, err);
+}
+
+herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char *y_path, int ids, herd_error *err) {
     npy_impl *im = NULL;
     npy_array y = {0};
     herd_dataset *ds = NULL;
@@ -343,6 +356,11 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
             goto fail;
         }
     im->sample = (size_t)(d[0] * d[1]) * (size_t)d[2]; /* bounded by the mapped size */
+    im->ids = ids;
+    if (ids && (x->dtype->kind == NPY_F4 || x->dtype->kind == NPY_F8)) {
+        st = herd_fail(err, HERD_EFORMAT, "%s: x=i32 reads integer features as ids, but these are floats", x_path);
+        goto fail;
+    }
     if ((st = npy_map(y_path, &y, err)) != HERD_OK) goto fail;
     char shape[160];
     shape_text(&y, shape, sizeof shape);
@@ -396,7 +414,7 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
     npy_unmap(&y);
     ds->ops = &npy_ops;
     ds->n = x->dims[0];
-    ds->x = herd_tensor_make(x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
+    ds->x = herd_tensor_make(ids ? HERD_I32 : x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
     ds->y = herd_tensor_make(is_float ? HERD_F32 : HERD_I32, per_sample ? 0 : y.ndim - 1, y.dims + 1, NULL);
     ds->num_classes = is_float ? 0 : (int)max_label + 1;
     snprintf(ds->source, sizeof ds->source, "%s", x_path);

@@ -27,7 +27,7 @@ struct herd_strategy {
     herd_model *m;
     herd_strategy_config cfg;
     int rank, world;
-    int64_t n_params;
+    int64_t n_params; /* floats of the dense gradient */
     bucket buckets[MAX_BUCKETS];
     int n_buckets;
     uint16_t *bf16; /* scratch for compressed buckets */
@@ -86,7 +86,7 @@ static herd_status strategy_setup(herd_strategy **out, herd_comm *c, herd_model 
     if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory");
     s->comm = c, s->m = m, s->cfg = *cfg;
     s->rank = herd_comm_rank(c), s->world = herd_comm_size(c);
-    herd_model_params(m, &s->n_params);
+    s->n_params = herd_model_dense_params(m); /* the gradient exchanged: sparse tables have none here */
     if (cfg->kind == HERD_STRATEGY_PS) {
         herd_status st;
         if (cfg->deterministic) {

@@ -23,9 +23,27 @@ static inline int64_t call_in_numel(const layer_call *c, int k) {
     return v;
 }
 
+/* ---- embedding tables (src/layers/embedding.c), shared by embedding and embedding_bag ---- */
+typedef struct embed_table {
+    int64_t rows, dim;
+    int64_t ids;  /* ids per sample (the input's length) */
+    int pad;      /* padding id (no gradient; embedding_bag skips it), -1 = none */
+    int mode;     /* embedding_bag: 1 sum, 2 mean; 0 for embedding */
+} embed_table;
+_Static_assert(sizeof(embed_table) <= LAYER_CFG_BYTES, "embedding config fits a node");
+/* rows, dim, pad= and the (rows, dim) table with a row-sparse gradient in slot 0; the input must
+ * be an i32 model input */
+herd_status layer_table_build(layer_build *b, embed_table *t);
+void layer_table_init(herd_model *m, node *n, uint64_t seed);
+/* every id of the call within [0, rows) */
+herd_status layer_table_check(const layer_call *c, herd_error *err);
+void layer_table_spec(const node *n, char *buf, size_t size);
+herd_status layer_table_onnx(onnx_exporter *x, const node *n);
+
 #define HERD_LAYER_KINDS(X) \
     X(conv2d) X(maxpool2d) X(avgpool2d) X(gap) X(dense) X(flatten) X(dropout) X(batchnorm) X(activation) \
-    X(softmax) X(add) X(concat) X(layernorm) X(reshape) X(attention) X(posemb) X(mul) X(slice) X(shuffle)
+    X(softmax) X(add) X(concat) X(layernorm) X(reshape) X(attention) X(posemb) X(mul) X(slice) X(shuffle) \
+    X(embedding) X(embedding_bag) X(dot)
 
 #define HERD_LAYER_DECLARE(k) extern const layer_kind layer_##k;
 HERD_LAYER_KINDS(HERD_LAYER_DECLARE)

@@ -202,6 +202,19 @@ herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable
     return HERD_OK;
 }
 
+herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
+                            int64_t ids_per_sample) {
+    int64_t shape[2] = {rows, dim};
+    herd_status st = lb_param(b, slot, suffix, 1, 2, shape);
+    if (st) return st;
+    param_entry *e = &b->m->params_reg[b->n->param[slot]];
+    e->info.sparse = 1;
+    e->ids_per_sample = ids_per_sample;
+    return HERD_OK;
+}
+
+herd_dtype lb_in_dtype(const layer_build *b, int k) { return node_in_dtype(b->m, b->n, k); }
+
 int lb_in_ndim(const layer_build *b, int k) { return node_in_ndim(b->m, b->n, k); }
 const int64_t *lb_in_dims(const layer_build *b, int k) { return node_in_dims(b->m, b->n, k); }
 node *lb_in_node(layer_build *b, int k) { return b->n->in[k] >= 0 ? &b->m->nodes[b->n->in[k]] : NULL; }

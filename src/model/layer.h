@@ -23,6 +23,7 @@ typedef struct layer_kind layer_kind;
 typedef struct layer_build layer_build;
 typedef struct onnx_exporter onnx_exporter;
 typedef struct onnx_importer onnx_importer;
+typedef struct sparse_grad sparse_grad;
 
 /* One layer of a model. Inputs are earlier nodes (index >= 0) or model inputs (-1 - k). */
 struct node {
@@ -64,8 +65,14 @@ typedef struct layer_call {
     int in_ndim[HERD_MAX_INPUTS];
     float *din[HERD_MAX_INPUTS];         /* NULL: that input needs no gradient */
     float *out, *dout;
-    float *w[LAYER_MAX_SLOTS], *dw[LAYER_MAX_SLOTS]; /* parameter data and gradients by slot (dw NULL for buffers) */
+    float *w[LAYER_MAX_SLOTS], *dw[LAYER_MAX_SLOTS]; /* parameter data and gradients by slot (dw NULL for buffers
+                                                         and sparse tables) */
+    sparse_grad *sg[LAYER_MAX_SLOTS];    /* a sparse table's gradient (NULL otherwise) */
 } layer_call;
+
+/* The gradient row of table row `id` that a sparse table's backward writes (dim floats, to be
+ * set, not added: duplicates are summed when the gradient is read). */
+float *layer_sparse_row(sparse_grad *g, int32_t id);
 
 /* What planning hands a kind for its saved buffers and workspace. */
 typedef struct layer_plan {
@@ -96,6 +103,9 @@ struct layer_kind {
     const char *(*unsupported)(const node *n, const herd_backend *be);
     /* reads the arguments, checks the input shapes, sets the output shape, declares parameters */
     herd_status (*build)(layer_build *b);
+    /* checks the inputs of a call before forward (NULL: none), e.g. ids within the table; one
+     * line naming the layer and the sample on failure */
+    herd_status (*check)(const layer_call *c, herd_error *err);
     /* parameters and buffers from the seed (NULL: none) */
     void (*init)(herd_model *m, node *n, uint64_t seed);
     /* saved buffers and workspace for plan->B rows (NULL: none) */
@@ -172,6 +182,12 @@ herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char 
     ;
 /* Declares parameter slot `slot` as "<node>.<suffix>". */
 herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape);
+/* Declares a trainable (rows, dim) table with a row-sparse gradient: backward writes at most
+ * ids_per_sample rows per sample with layer_sparse_row. */
+herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
+                            int64_t ids_per_sample);
+/* dtype of input k (f32, or a model input's i32) */
+herd_dtype lb_in_dtype(const layer_build *b, int k);
 /* Per-sample shape of input k. */
 int lb_in_ndim(const layer_build *b, int k);
 const int64_t *lb_in_dims(const layer_build *b, int k);

@@ -11,29 +11,43 @@
 
 herd_status model_alloc_params(herd_model *m, herd_error *err) {
     int64_t np = 0, nb = 0;
-    for (int i = 0; i < m->n_reg; i++) {
-        herd_param_info *p = &m->params_reg[i].info;
-        int64_t *total = p->trainable ? &np : &nb;
-        p->offset = *total;
-        *total += p->numel;
-        if (*total > ((int64_t)1 << 31))
-            return herd_fail(err, HERD_ESPEC, "%s: the model has more than 2^31 parameters", m->source);
-    }
+    int n_sparse = 0;
+    /* dense trainable parameters, then the sparse tables (which have no slice of grads), in
+     * registry order each; buffers apart */
+    for (int pass = 0; pass < 3; pass++)
+        for (int i = 0; i < m->n_reg; i++) {
+            herd_param_info *p = &m->params_reg[i].info;
+            if (pass != (!p->trainable ? 2 : p->sparse ? 1 : 0)) continue;
+            int64_t *total = p->trainable ? &np : &nb;
+            p->offset = *total;
+            *total += p->numel;
+            n_sparse += pass == 1;
+            if (*total > ((int64_t)1 << 31))
+                return herd_fail(err, HERD_ESPEC, "%s: the model has more than 2^31 parameters", m->source);
+            if (pass == 0) m->n_dense = *total;
+        }
     m->n_params = np, m->n_buffers = nb;
-    int64_t ready = np;
+    int64_t ready = m->n_dense;
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const node *n = &m->nodes[i];
         for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
             const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
-            if (p && p->trainable && p->offset < ready) ready = p->offset;
+            if (p && p->trainable && !p->sparse && p->offset < ready) ready = p->offset;
         }
         m->grad_ready[i] = ready;
     }
     m->params = herd_aligned_calloc((size_t)(np ? np : 1) * sizeof(float));
-    m->grads = herd_aligned_calloc((size_t)(np ? np : 1) * sizeof(float));
+    m->grads = herd_aligned_calloc((size_t)(m->n_dense ? m->n_dense : 1) * sizeof(float));
     m->buffers = herd_aligned_calloc((size_t)(nb ? nb : 1) * sizeof(float));
-    if (!m->params || !m->grads || !m->buffers)
+    m->sparse = n_sparse ? calloc((size_t)n_sparse, sizeof *m->sparse) : NULL;
+    if (!m->params || !m->grads || !m->buffers || (n_sparse && !m->sparse))
         return herd_fail(err, HERD_ENOMEM, "%s: cannot allocate %lld parameters", m->source, (long long)np);
+    for (int i = 0; i < m->n_reg; i++)
+        if (m->params_reg[i].info.sparse) {
+            sparse_grad *g = &m->sparse[m->n_sparse++];
+            g->reg = i;
+            g->dim = m->params_reg[i].info.shape[1];
+        }
     return HERD_OK;
 }
 
@@ -47,9 +61,67 @@ float *node_param(herd_model *m, const node *n, int slot) {
 }
 
 static float *node_grad(herd_model *m, const node *n, int slot) {
-    if (n->param[slot] < 0 || !m->params_reg[n->param[slot]].info.trainable) return NULL;
-    return m->grads + m->params_reg[n->param[slot]].info.offset;
+    if (n->param[slot] < 0) return NULL;
+    const herd_param_info *p = &m->params_reg[n->param[slot]].info;
+    return p->trainable && !p->sparse ? m->grads + p->offset : NULL;
 }
+
+static sparse_grad *node_sparse_grad(herd_model *m, const node *n, int slot) {
+    if (n->param[slot] < 0 || !m->params_reg[n->param[slot]].info.sparse) return NULL;
+    for (int k = 0; k < m->n_sparse; k++)
+        if (m->sparse[k].reg == n->param[slot]) return &m->sparse[k];
+    return NULL;
+}
+
+float *layer_sparse_row(sparse_grad *g, int32_t id) {
+    HERD_ASSERT(g->n < g->cap); /* the kind declared at most ids_per_sample rows a sample */
+    g->ids[g->n] = id;
+    g->coalesced = 0;
+    return g->vals + g->n++ * g->dim;
+}
+
+/* A new gradient: no row gathered yet. */
+static void sparse_reset(herd_model *m) {
+    for (int k = 0; k < m->n_sparse; k++) m->sparse[k].n = 0, m->sparse[k].coalesced = 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts the entries by (id, entry) and sums each id's rows in entry order: the same sums
+ * whatever the chunking or thread count. O(n log n + n dim) for n gathered entries. */
+static void sparse_coalesce(sparse_grad *g) {
+    for (int64_t e = 0; e < g->n; e++) g->keys[e] = (uint64_t)(uint32_t)g->ids[e] << 32 | (uint64_t)e;
+    qsort(g->keys, (size_t)g->n, sizeof *g->keys, cmp_u64);
+    g->n_rows = 0;
+    for (int64_t k = 0; k < g->n; k++) {
+        int32_t id = (int32_t)(g->keys[k] >> 32);
+        const float *v = g->vals + (int64_t)(uint32_t)g->keys[k] * g->dim;
+        float *s;
+        if (g->n_rows && g->rows[g->n_rows - 1] == id) {
+            s = g->sums + (g->n_rows - 1) * g->dim;
+            for (int64_t d = 0; d < g->dim; d++) s[d] += v[d];
+        } else {
+            g->rows[g->n_rows] = id;
+            s = g->sums + g->n_rows++ * g->dim;
+            memcpy(s, v, (size_t)g->dim * sizeof *s);
+        }
+    }
+    g->coalesced = 1;
+}
+
+int herd_model_sparse_count(const herd_model *m) { return m->n_sparse; }
+
+void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out) {
+    HERD_ASSERT(k >= 0 && k < m->n_sparse);
+    sparse_grad *g = &m->sparse[k];
+    if (!g->coalesced) sparse_coalesce(g);
+    *out = (herd_sparse_grad){.param = g->reg, .rows = g->n_rows, .dim = g->dim, .ids = g->rows, .values = g->sums};
+}
+
+int64_t herd_model_dense_params(const herd_model *m) { return m->n_dense; }
 
 void herd_model_destroy(herd_model *m) {
     if (!m) return;
@@ -61,6 +133,7 @@ void herd_model_destroy(herd_model *m) {
     free(m->input_norm);
     free(m->nodes);
     free(m->params_reg);
+    free(m->sparse);
     free(m->grad_ready);
     free(m->scratch);
     free(m->live);
@@ -277,6 +350,16 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
         if (st) return st;
     }
     if (!(m->probs = herd_arena_floats(a, (size_t)B * (size_t)herd_model_output_size(m)))) return HERD_ENOMEM;
+    for (int k = 0; k < m->n_sparse; k++) { /* the row-sparse gradients of the planned batch */
+        sparse_grad *g = &m->sparse[k];
+        g->cap = (int64_t)B * m->params_reg[g->reg].ids_per_sample;
+        g->n = g->n_rows = 0;
+        size_t cap = (size_t)(g->cap ? g->cap : 1), vals = cap * (size_t)g->dim;
+        if (!(g->ids = herd_arena_alloc(a, cap * sizeof *g->ids)) || !(g->vals = herd_arena_floats(a, vals)) ||
+            !(g->keys = herd_arena_alloc(a, cap * sizeof *g->keys)) ||
+            !(g->rows = herd_arena_alloc(a, cap * sizeof *g->rows)) || !(g->sums = herd_arena_floats(a, vals)))
+            return HERD_ENOMEM;
+    }
     m->packed = NULL; /* several inputs: batches arrive packed, one sample's inputs after the other */
     if (m->n_inputs > 1 && !(m->packed = herd_arena_floats(a, (size_t)B * (size_t)herd_model_input_slots(m))))
         return HERD_ENOMEM;
@@ -473,6 +556,7 @@ static void make_call(herd_model *m, const node *n, int64_t row0, int B, int tra
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
         c->w[s] = node_param(m, n, s);
         c->dw[s] = node_grad(m, n, s);
+        c->sg[s] = node_sparse_grad(m, n, s);
     }
 }
 
@@ -501,6 +585,7 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
         double t0 = m->profile || m->trace ? herd_now() : 0;
         layer_call c;
         make_call(m, n, row0, B, training, &c);
+        if (n->kind->check && (st = n->kind->check(&c, err))) return st;
         n->kind->forward(&c);
         if (m->profile) n->t_forward += herd_now() - t0;
         if (m->trace) herd_trace_add(m->trace, n->name, "forward", HERD_TRACE_COMPUTE, t0, herd_now());
@@ -591,7 +676,8 @@ herd_status herd_model_forward_backward(herd_model *m, const void *targets, int 
     size_t tb = herd_model_target_bytes(m);
     herd_grad_ready_fn hook = m->grad_hook;
     double loss_sum = 0;
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    memset(m->grads, 0, (size_t)m->n_dense * sizeof(float));
+    sparse_reset(m);
     for (int r = 0; r < B; r += chunk) {
         int n = B - r < chunk ? B - r : chunk;
         const void *rows = (const char *)targets + (size_t)r * tb;
@@ -615,7 +701,8 @@ herd_status herd_model_forward_backward(herd_model *m, const void *targets, int 
 int herd_model_train_chunk(const herd_model *m) { return m->train_chunk; }
 
 void herd_model_backward(herd_model *m, const void *targets, int B, float grad_scale) {
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    memset(m->grads, 0, (size_t)m->n_dense * sizeof(float));
+    sparse_reset(m);
     herd_model_zero_dout_rows(m, 0, m->n_nodes - 1, 0, B);
     herd_model_seed_loss_grad(m, 0, targets, B, grad_scale);
     herd_model_backward_range(m, 0, m->n_nodes - 1, 0, B);
@@ -660,7 +747,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
             if (m->profile) n->t_backward += herd_now() - t0;
             if (m->trace) herd_trace_add(m->trace, n->name, "backward", HERD_TRACE_COMPUTE, t0, herd_now());
         }
-        if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_params))
+        if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_dense))
             m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
     }
 }
@@ -734,7 +821,7 @@ int herd_model_first_nonfinite(herd_model *m, int B, int grads) {
         const node *n = &m->nodes[i];
         for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
             const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
-            if (p && p->trainable && !all_finite(m->grads + p->offset, p->numel)) return i;
+            if (p && p->trainable && !p->sparse && !all_finite(m->grads + p->offset, p->numel)) return i;
         }
     }
     return -1;

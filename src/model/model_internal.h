@@ -12,7 +12,22 @@ typedef struct param_entry {
     herd_param_info info;
     char name[HERD_NAME_MAX + 16];
     int node;  /* owning node */
+    int64_t ids_per_sample; /* sparse: gradient rows one sample can add */
 } param_entry;
+
+/* The row-sparse gradient of one table: backward appends (id, gradient row) entries for the
+ * planned batch; coalescing sorts them by (id, entry) and sums duplicates into rows/sums. */
+struct sparse_grad {
+    int reg;              /* registry index */
+    int64_t dim, cap, n;  /* floats a row; entries planned, gathered */
+    int32_t *ids;         /* cap */
+    float *vals;          /* cap x dim */
+    uint64_t *keys;       /* cap: id << 32 | entry, sorted */
+    int32_t *rows;        /* distinct ids ascending */
+    float *sums;          /* their summed gradients */
+    int64_t n_rows;
+    int coalesced;
+};
 
 typedef struct model_input {
     char name[HERD_NAME_MAX];
@@ -34,6 +49,9 @@ struct herd_model {
     param_entry *params_reg; /* HERD_MAX_PARAMS */
     int n_reg;
     int64_t n_params, n_buffers;
+    int64_t n_dense;          /* params with a dense gradient (grads' length); sparse tables follow */
+    sparse_grad *sparse;      /* one per sparse table, in registry order */
+    int n_sparse;
     float *params, *grads, *buffers;
     model_loss loss;          /* the loss node: reads the last node and the target */
     herd_spec_train train;

@@ -63,6 +63,36 @@ void herd_optimizer_step(herd_optimizer *o, float *params, const float *grads, f
  * one thread); every element's update is independent, so the result is the same. */
 void herd_optimizer_step_pool(herd_optimizer *o, float *params, const float *grads, float lr, herd_pool *pool);
 
+/* ---- tables with row-sparse gradients (embeddings) ----
+ * Each touched row (ids distinct, values summed per row: herd_model_sparse_grad) is updated as
+ * PyTorch 1.13 does with a sparse gradient; rows not in the batch and their state do not move:
+ *  SGD:     p -= lr * g   (momentum and weight decay do not apply to sparse gradients)
+ *  ADAGRAD: s += g*g; p -= lr * g / (sqrt(s) + eps), eps 1e-10 (torch.optim.Adagrad, state 0)
+ *  ADAM:    lazy Adam, torch.optim.SparseAdam: m += (g - m)(1 - b1); v += (g*g - v)(1 - b2);
+ *           p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps), b 0.9/0.999, eps 1e-8, t the
+ *           table's step count (every step, touched or not). */
+typedef enum herd_sparse_opt_kind { HERD_SPARSE_SGD = 0, HERD_SPARSE_ADAGRAD, HERD_SPARSE_ADAM } herd_sparse_opt_kind;
+
+typedef struct herd_sparse_optimizer {
+    herd_sparse_opt_kind kind;
+    float beta1, beta2, eps;
+    int64_t rows, dim;
+    int64_t t;    /* steps taken */
+    float *m;     /* Adam's first moment (rows x dim), else NULL */
+    float *v;     /* Adam's second moment / Adagrad's sum (rows x dim), NULL for SGD */
+} herd_sparse_optimizer;
+
+/* "sgd", "adagrad", "adam"; 0 if unknown. */
+int herd_sparse_opt_parse(const char *name, herd_sparse_opt_kind *out);
+const char *herd_sparse_opt_name(herd_sparse_opt_kind kind);
+/* State for a (rows, dim) table (zero pages until touched). */
+herd_status herd_sparse_optimizer_init(herd_sparse_optimizer *o, herd_sparse_opt_kind kind, int64_t rows, int64_t dim,
+                                       herd_error *err);
+void herd_sparse_optimizer_free(herd_sparse_optimizer *o);
+/* One update of the rows ids[0..n_rows) of table with their gradients values (n_rows x dim). */
+void herd_sparse_optimizer_step(herd_sparse_optimizer *o, float *table, const int32_t *ids, const float *values,
+                                int64_t n_rows, float lr);
+
 typedef enum herd_sched_kind { HERD_SCHED_CONSTANT = 0, HERD_SCHED_STEP, HERD_SCHED_COSINE } herd_sched_kind;
 
 typedef struct herd_schedule {

@@ -124,6 +124,12 @@ static void checkpoint_identity(const herd_trainer *t, ckpt_identity *id) {
     else snprintf(id->deterministic, sizeof id->deterministic, "off");
 }
 
+/* "optimizer.<table>.m" / ".v": moment j (0 m, 1 v) of sparse table k's optimizer */
+#define SPARSE_NAME (HERD_NAME_MAX + 48)
+static void sparse_moment_name(char *out, const herd_trainer *t, int k, int j) {
+    snprintf(out, SPARSE_NAME, "optimizer.%s.%s", herd_model_param(t->m, t->sparse_grads[k].param)->name, j ? "v" : "m");
+}
+
 /* One checkpoint to write: the tensors (pointing at the live state, or at a snapshot of it) and
  * the metadata, its strings owned here so a background thread can write it while training goes
  * on. */
@@ -131,8 +137,9 @@ typedef struct ckpt_job {
     char dir[4096];
     int keep;
     int64_t step;
-    herd_tensor_ref refs[HERD_MAX_PARAMS + 2];
+    herd_tensor_ref refs[3 * HERD_MAX_PARAMS + 2]; /* registry, dense moments, two moments a sparse table */
     int n;
+    char (*sparse_names)[SPARSE_NAME];
     char epoch[24], step_in_epoch[24], global[24], opt_t[24], batch[24], seed[24], optimizer[32], model[512];
     ckpt_identity id;
     const char *meta[34];
@@ -142,7 +149,9 @@ typedef struct ckpt_job {
 
 static void job_free(ckpt_job *j) {
     free(j->owned[0]), free(j->owned[1]);
+    free(j->sparse_names);
     j->owned[0] = j->owned[1] = NULL;
+    j->sparse_names = NULL;
 }
 
 static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t, const train_position *pos, int keep,
@@ -156,6 +165,18 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
                                                       .shape = {t->opt.n}, .data = t->opt.m};
     if (t->opt.v) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.v", .dtype = HERD_F32, .ndim = 1,
                                                       .shape = {t->opt.n}, .data = t->opt.v};
+    free(j->sparse_names);
+    if (!(j->sparse_names = herd_malloc_array((size_t)(2 * t->n_sparse + 1), SPARSE_NAME)))
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
+    for (int k = 0; k < t->n_sparse; k++) /* the tables' optimizer state, under the tables' names */
+        for (int q = 0; q < 2; q++) {
+            const herd_sparse_optimizer *o = &t->sparse[k];
+            const float *data = q ? o->v : o->m;
+            if (!data) continue;
+            sparse_moment_name(j->sparse_names[2 * k + q], t, k, q);
+            j->refs[j->n++] = (herd_tensor_ref){.name = j->sparse_names[2 * k + q], .dtype = HERD_F32, .ndim = 2,
+                                                .shape = {o->rows, o->dim}, .data = data};
+        }
     snprintf(j->epoch, sizeof j->epoch, "%" PRId64, pos->epoch);
     snprintf(j->step_in_epoch, sizeof j->step_in_epoch, "%" PRId64, pos->step_in_epoch);
     snprintf(j->global, sizeof j->global, "%" PRId64, t->step);
@@ -573,10 +594,28 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
     s = check_compatible(st, t, err);
     if (!s) s = check_moment(st, "optimizer.m", t->opt.m, t->opt.n, err);
     if (!s) s = check_moment(st, "optimizer.v", t->opt.v, t->opt.n, err);
+    char name[SPARSE_NAME];
+    for (int k = 0; k < t->n_sparse && !s; k++)
+        for (int j = 0; j < 2 && !s; j++) {
+            const herd_sparse_optimizer *o = &t->sparse[k];
+            sparse_moment_name(name, t, k, j);
+            const herd_tensor_ref *r = herd_safetensors_find(st, name);
+            if ((j ? o->v : o->m) && (!r || r->dtype != HERD_F32 || r->ndim != 2 || r->shape[0] != o->rows ||
+                                      r->shape[1] != o->dim))
+                s = herd_fail(err, HERD_EFORMAT, "%s: '%s' is missing or not %lld x %lld floats (another sparse "
+                              "optimizer?)", herd_safetensors_path(st), name, (long long)o->rows, (long long)o->dim);
+        }
     if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
     if (!s) {
         copy_moment(st, "optimizer.m", t->opt.m, t->opt.n);
         copy_moment(st, "optimizer.v", t->opt.v, t->opt.n);
+        for (int k = 0; k < t->n_sparse; k++)
+            for (int j = 0; j < 2; j++) {
+                herd_sparse_optimizer *o = &t->sparse[k];
+                sparse_moment_name(name, t, k, j);
+                copy_moment(st, name, j ? o->v : o->m, o->rows * o->dim);
+                o->t = p[3];
+            }
         t->step = p[2];
         t->opt.t = p[3];
         pos->epoch = p[0];

@@ -55,6 +55,9 @@ static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_pe
     if (!herd_opt_kind_parse(cfg->optimizer, &kind))
         return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
                          cfg->optimizer);
+    if (cfg->sparse_optimizer && !herd_sparse_opt_parse(cfg->sparse_optimizer, &(herd_sparse_opt_kind){0}))
+        return herd_fail(err, HERD_EARG, "unknown sparse optimizer '%s' (expected sgd, adagrad, adam)",
+                         cfg->sparse_optimizer);
     memset(s, 0, sizeof *s);
     if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind))
         return herd_fail(err, HERD_EARG, "unknown LR schedule '%s' (expected constant, step, cosine)", cfg->schedule);
@@ -93,13 +96,35 @@ static herd_status decay_on_matrices(herd_trainer *t, int local, herd_error *err
     if (!r) return herd_fail(err, HERD_ENOMEM, "out of memory");
     for (int i = 0; i < np; i++) {
         const herd_param_info *p = herd_model_param(t->m, i);
-        if (!p->trainable || p->ndim < 2) continue;
+        if (!p->trainable || p->sparse || p->ndim < 2) continue; /* tables: no weight decay */
         if (n && r[2 * n - 1] == p->offset) r[2 * n - 1] += p->numel; /* adjacent: one range */
         else r[2 * n] = p->offset, r[2 * n + 1] = p->offset + p->numel, n++;
     }
     herd_status st = herd_optimizer_set_decay_ranges(&t->opt, r, n, err);
     free(r);
     return st;
+}
+
+/* One sparse optimizer per row-sparse table, of the kind cfg asks for (default: lazy Adam
+ * beside adam/adamw, else SGD). */
+static herd_status sparse_optimizers(herd_trainer *t, herd_error *err) {
+    int n = herd_model_sparse_count(t->m);
+    if (!n) return HERD_OK;
+    herd_sparse_opt_kind kind = HERD_SPARSE_SGD;
+    if (t->cfg.sparse_optimizer) herd_sparse_opt_parse(t->cfg.sparse_optimizer, &kind);
+    else if (t->opt.cfg.kind == HERD_OPT_ADAM || t->opt.cfg.kind == HERD_OPT_ADAMW) kind = HERD_SPARSE_ADAM;
+    t->sparse = calloc((size_t)n, sizeof *t->sparse);
+    t->sparse_grads = calloc((size_t)n, sizeof *t->sparse_grads);
+    if (!t->sparse || !t->sparse_grads) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    for (int k = 0; k < n; k++) {
+        herd_sparse_grad g;
+        herd_model_sparse_grad(t->m, k, &g);
+        const herd_param_info *p = herd_model_param(t->m, g.param);
+        herd_status st = herd_sparse_optimizer_init(&t->sparse[k], kind, p->shape[0], p->shape[1], err);
+        if (st) return herd_fail_prefix(err, "%s", p->name);
+        t->n_sparse++;
+    }
+    return HERD_OK;
 }
 
 herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_train_config *cfg,
@@ -113,15 +138,26 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     t->lr = cfg->lr;
     herd_optim_config oc;
     herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &t->sched, err);
-    int64_t n_params;
-    herd_model_params(m, &n_params);
+    /* row-sparse gradients are applied here, in this process: no strategy exchanges them yet
+     * (a dense allreduce of the dense part alone would leave the tables apart on each rank) */
+    herd_strategy *sg = cfg->strategy;
+    if (!st && herd_model_sparse_count(m) && sg &&
+        (herd_strategy_world(sg) > 1 || herd_strategy_is_pipeline(sg) || herd_strategy_applies_update(sg) ||
+         herd_strategy_groups(sg) > 1))
+        st = herd_fail(err, HERD_EUNSUPPORTED, "the model's embedding tables have row-sparse gradients, which "
+                       "data-parallel, pipeline, parameter-server and --deterministic training do not exchange yet: "
+                       "train it in one process");
     /* a parameter-server worker keeps no optimizer state: the servers apply the updates */
     int local = !(cfg->strategy && herd_strategy_applies_update(cfg->strategy));
-    if (!st) st = herd_optimizer_init(&t->opt, &oc, local ? n_params : 0, err);
+    if (!st) st = herd_optimizer_init(&t->opt, &oc, local ? herd_model_dense_params(m) : 0, err);
     if (!st && cfg->decay_matrices) st = decay_on_matrices(t, local, err);
     if (st) {
         herd_optimizer_free(&t->opt);
         free(t);
+        return st;
+    }
+    if ((st = sparse_optimizers(t, err))) {
+        herd_trainer_destroy(t);
         return st;
     }
     t->targets = malloc((size_t)cfg->batch * herd_model_target_bytes(m));
@@ -136,6 +172,9 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
 void herd_trainer_destroy(herd_trainer *t) {
     if (!t) return;
     herd_optimizer_free(&t->opt);
+    for (int k = 0; k < t->n_sparse; k++) herd_sparse_optimizer_free(&t->sparse[k]);
+    free(t->sparse);
+    free(t->sparse_grads);
     free(t->targets);
     free(t);
 }
@@ -282,19 +321,23 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     herd_model *m = t->m;
     herd_strategy *s = t->cfg.strategy;
     herd_status st = HERD_OK;
-    int64_t n_params;
-    float *params = herd_model_params(m, &n_params);
+    int64_t n_params = herd_model_dense_params(m); /* the dense gradient; the sparse tables' follow */
+    float *params = herd_model_params(m, NULL);
     float *grads = herd_model_grads(m);
     int remote = s && herd_strategy_applies_update(s);
+    herd_sparse_grad *sg = t->sparse_grads;
+    for (int k = 0; k < t->n_sparse; k++) herd_model_sparse_grad(m, k, &sg[k]); /* sums the batch's rows */
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
     double t0 = herd_now();
     /* pipeline stages hold disjoint parts of the gradient: the norm is the whole model's, so
      * every stage clips by the same factor and takes the same non-finite decision */
     double sq = herd_grad_sq_sum(grads, n_params);
+    for (int k = 0; k < t->n_sparse; k++) sq += herd_grad_sq_sum(sg[k].values, sg[k].rows * sg[k].dim);
     if (s && (st = herd_strategy_grad_sq_total(s, &sq, err))) return st;
     double norm = sqrt(sq);
     herd_clip_scale(grads, n_params, norm, t->cfg.clip_norm);
+    for (int k = 0; k < t->n_sparse; k++) herd_clip_scale(sg[k].values, sg[k].rows * sg[k].dim, norm, t->cfg.clip_norm);
     t->phases.update += herd_now() - t0;
     if (!isfinite(norm)) {
         if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
@@ -309,6 +352,9 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     t0 = herd_now();
     if (remote) st = herd_strategy_finish_step(s, res->samples, err); /* the servers apply it */
     else herd_optimizer_step_pool(&t->opt, params, grads, t->lr, herd_model_pool(m));
+    for (int k = 0; k < t->n_sparse; k++) /* only the rows the batch touched, and their state */
+        herd_sparse_optimizer_step(&t->sparse[k], params + herd_model_param(m, sg[k].param)->offset, sg[k].ids,
+                                   sg[k].values, sg[k].rows, t->lr);
     double t1 = herd_now();
     *(remote ? &t->phases.exchange : &t->phases.update) += t1 - t0;
     herd_trace_add(t->cfg.trace, remote ? "push gradients" : "optimizer", remote ? "comm" : "optimizer",

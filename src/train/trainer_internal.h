@@ -8,7 +8,10 @@
 struct herd_trainer {
     herd_model *m;
     herd_train_config cfg;
-    herd_optimizer opt;
+    herd_optimizer opt;            /* the dense parameters: herd_model_dense_params floats */
+    herd_sparse_optimizer *sparse; /* one per row-sparse table (herd_model_sparse_count) */
+    herd_sparse_grad *sparse_grads; /* their gradients of the step */
+    int n_sparse;
     herd_schedule sched;
     void *targets;          /* the batch's targets (herd_model_target's layout) */
     herd_metrics metrics;   /* since the caller last cleared it */

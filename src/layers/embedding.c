@@ -1,0 +1,115 @@
+/* embedding ROWS DIM [pad=K]: a lookup table (ROWS, DIM) read by i32 ids, as PyTorch's
+ * nn.Embedding(ROWS, DIM, padding_idx=K, sparse=True): ids (T) -> (T, DIM), a single id (1) ->
+ * (DIM). Its gradient is row-sparse: backward hands the rows the batch touched to the model's
+ * sparse gradient (layer_sparse_row), never a dense ROWS x DIM buffer, so a step's cost does not
+ * grow with ROWS. The pad row starts at zero and gets no gradient. Also the table helpers that
+ * embedding_bag shares (arguments, init, id checks). */
+#include <stdio.h>
+#include <string.h>
+
+#include "layers/layer_common.h"
+
+#define CFG(n) ((const embed_table *)(n)->cfg)
+
+herd_status layer_table_build(layer_build *b, embed_table *t) {
+    herd_status st;
+    int rows = 0, dim = 0, pad = -1;
+    if ((st = lb_int(b, "rows", "number of rows", 1, 1, 1 << 30, &rows)) ||
+        (st = lb_int(b, "dim", "embedding size", 1, 1, 1 << 20, &dim)) ||
+        (st = lb_int(b, "pad", "padding id", 0, 0, rows - 1, &pad)))
+        return st;
+    if (lb_in_dtype(b, 0) != HERD_I32 || b->n->in[0] >= 0)
+        return lb_fail(b, HERD_ESPEC, NULL, "%s reads i32 ids from a model input (`input T dtype=i32`), not a %s %s",
+                       b->keyword, herd_dtype_name(lb_in_dtype(b, 0)), b->n->in[0] >= 0 ? "layer output" : "input");
+    t->rows = rows, t->dim = dim, t->pad = pad;
+    t->ids = node_in_numel(b->m, b->n, 0);
+    return lb_param_sparse(b, 0, "weight", rows, dim, t->ids);
+}
+
+/* N(0, 1) as nn.Embedding and nn.EmbeddingBag initialise, one stream per table; the pad row 0 */
+void layer_table_init(herd_model *m, node *n, uint64_t seed) {
+    const embed_table *t = (const embed_table *)n->cfg;
+    float *w = node_param(m, n, 0);
+    herd_rng r;
+    herd_rng_init(&r, seed, 0x656d6200ULL + (uint64_t)n->param[0]);
+    for (int64_t i = 0; i < t->rows * t->dim; i++) w[i] = herd_rng_normal(&r);
+    if (t->pad >= 0) memset(w + (int64_t)t->pad * t->dim, 0, (size_t)t->dim * sizeof *w);
+}
+
+herd_status layer_table_check(const layer_call *c, herd_error *err) {
+    const embed_table *t = (const embed_table *)c->n->cfg;
+    const int32_t *ids = (const int32_t *)c->in[0]; /* the input's 4-byte slots hold int32 ids */
+    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
+        if (ids[i] < 0 || ids[i] >= t->rows)
+            return herd_fail(err, HERD_EARG, "layer '%s': id %d of sample %lld (position %lld) is outside the table's "
+                             "rows [0, %lld)", c->n->name, (int)ids[i], (long long)(c->row0 + i / t->ids),
+                             (long long)(i % t->ids), (long long)t->rows);
+    return HERD_OK;
+}
+
+static herd_status embedding_build(layer_build *b) {
+    embed_table *t = (embed_table *)b->n->cfg;
+    herd_status st = layer_table_build(b, t);
+    if (st) return st;
+    int64_t out[2] = {t->ids, t->dim};
+    if (t->ids == 1) lb_set_shape(b, 1, out + 1); /* one id: a (DIM) vector, as nn.Embedding on (B,) ids */
+    else lb_set_shape(b, 2, out);
+    return HERD_OK;
+}
+
+/* out (B*T, D) = weight[ids] */
+static void embedding_forward(const layer_call *c) {
+    const embed_table *t = CFG(c->n);
+    const int32_t *ids = (const int32_t *)c->in[0];
+    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
+        memcpy(c->out + i * t->dim, c->w[0] + (int64_t)ids[i] * t->dim, (size_t)t->dim * sizeof(float));
+}
+
+/* each non-pad position's output gradient is its id's row of the sparse gradient */
+static void embedding_backward(const layer_call *c) {
+    const embed_table *t = CFG(c->n);
+    const int32_t *ids = (const int32_t *)c->in[0];
+    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
+        if (ids[i] != t->pad)
+            memcpy(layer_sparse_row(c->sg[0], ids[i]), c->dout + i * t->dim, (size_t)t->dim * sizeof(float));
+}
+
+static int64_t embedding_flops(const herd_model *m, const node *n) {
+    (void)m;
+    return n->numel; /* a copy per value */
+}
+
+static void embedding_describe(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    const embed_table *t = CFG(n);
+    int k = snprintf(buf, size, "%lld x %lld", (long long)t->rows, (long long)t->dim);
+    if (t->pad >= 0 && k > 0 && (size_t)k < size) snprintf(buf + k, size - (size_t)k, " pad %d", t->pad);
+}
+
+void layer_table_spec(const node *n, char *buf, size_t size) {
+    const embed_table *t = CFG(n);
+    int k = snprintf(buf, size, "%s %lld %lld", n->kind->keywords[0], (long long)t->rows, (long long)t->dim);
+    if (t->pad >= 0 && k > 0 && (size_t)k < size) k += snprintf(buf + k, size - (size_t)k, " pad=%d", t->pad);
+    if (t->mode && k > 0 && (size_t)k < size) snprintf(buf + k, size - (size_t)k, " mode=%s", t->mode == 2 ? "mean" : "sum");
+}
+
+static void embedding_spec(const herd_model *m, const node *n, char *buf, size_t size) {
+    (void)m;
+    layer_table_spec(n, buf, size);
+}
+
+herd_status layer_table_onnx(onnx_exporter *x, const node *n) {
+    return onnx_fail(x, "layer '%s': %s reads i32 ids, which herd's ONNX export (float inputs only) cannot "
+                     "express yet", n->name, n->kind->keywords[0]);
+}
+
+static const char *const embedding_keywords[] = {"embedding", NULL};
+static const char *const embedding_positional[] = {"rows", "dim", NULL};
+
+const layer_kind layer_embedding = {
+    .name = "embedding", .keywords = embedding_keywords, .prefix = "emb", .positional = embedding_positional,
+    .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = embedding_build, .check = layer_table_check,
+    .init = layer_table_init, .forward = embedding_forward, .backward = embedding_backward,
+    .backward_reads = layer_reads_input, .flops = embedding_flops, .describe = embedding_describe,
+    .onnx_export = layer_table_onnx, .spec = embedding_spec,
+};

@@ -1,0 +1,81 @@
+/* Optimizers for tables with row-sparse gradients (embeddings): only the rows a step touched
+ * move, and only their state, so a step costs the batch's rows, not the table's. Each follows
+ * PyTorch 1.13 on a coalesced sparse gradient (torch/optim/_functional.py sparse_adam,
+ * adagrad.py's sparse branch, SGD's sparse add). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim/optim.h"
+
+static const char *const sparse_names[] = {"sgd", "adagrad", "adam"};
+
+int herd_sparse_opt_parse(const char *name, herd_sparse_opt_kind *out) {
+    for (int k = 0; k < 3; k++)
+        if (name && !strcmp(name, sparse_names[k])) {
+            *out = (herd_sparse_opt_kind)k;
+            return 1;
+        }
+    return 0;
+}
+
+const char *herd_sparse_opt_name(herd_sparse_opt_kind kind) {
+    return (unsigned)kind < 3 ? sparse_names[kind] : "?";
+}
+
+herd_status herd_sparse_optimizer_init(herd_sparse_optimizer *o, herd_sparse_opt_kind kind, int64_t rows, int64_t dim,
+                                       herd_error *err) {
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->rows = rows, o->dim = dim;
+    o->beta1 = 0.9f, o->beta2 = 0.999f;
+    o->eps = kind == HERD_SPARSE_ADAGRAD ? 1e-10f : 1e-8f;
+    size_t n = (size_t)rows * (size_t)dim;
+    /* zeroed by the kernel page by page as rows are first touched: calloc, not a memset */
+    if (kind == HERD_SPARSE_ADAM && !(o->m = calloc(n, sizeof *o->m)))
+        return herd_fail(err, HERD_ENOMEM, "cannot allocate lazy Adam's moments of a %lld x %lld table",
+                         (long long)rows, (long long)dim);
+    if (kind != HERD_SPARSE_SGD && !(o->v = calloc(n, sizeof *o->v))) {
+        free(o->m);
+        o->m = NULL;
+        return herd_fail(err, HERD_ENOMEM, "cannot allocate the optimizer state of a %lld x %lld table",
+                         (long long)rows, (long long)dim);
+    }
+    return HERD_OK;
+}
+
+void herd_sparse_optimizer_free(herd_sparse_optimizer *o) {
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
+}
+
+void herd_sparse_optimizer_step(herd_sparse_optimizer *o, float *table, const int32_t *ids, const float *values,
+                                int64_t n_rows, float lr) {
+    o->t++;
+    int64_t D = o->dim;
+    /* Adam's step size as torch computes it: lr * sqrt(1 - b2^t) / (1 - b1^t) in double, used as float */
+    double bc1 = 1.0 - pow((double)o->beta1, (double)o->t), bc2 = 1.0 - pow((double)o->beta2, (double)o->t);
+    float step = (float)((double)lr * sqrt(bc2) / bc1);
+    for (int64_t r = 0; r < n_rows; r++) {
+        float *p = table + (int64_t)ids[r] * D;
+        const float *g = values + r * D;
+        if (o->kind == HERD_SPARSE_SGD) {
+            for (int64_t d = 0; d < D; d++) p[d] += -lr * g[d];
+        } else if (o->kind == HERD_SPARSE_ADAGRAD) { /* sum += g^2; p -= lr * g / (sqrt(sum) + eps) */
+            float *s = o->v + (int64_t)ids[r] * D;
+            for (int64_t d = 0; d < D; d++) {
+                s[d] += g[d] * g[d];
+                p[d] += -lr * (g[d] / (sqrtf(s[d]) + o->eps));
+            }
+        } else { /* SparseAdam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= step * m / (sqrt(v) + eps) */
+            float *m = o->m + (int64_t)ids[r] * D, *v = o->v + (int64_t)ids[r] * D;
+            for (int64_t d = 0; d < D; d++) {
+                float um = (g[d] - m[d]) * (1.0f - o->beta1), uv = (g[d] * g[d] - v[d]) * (1.0f - o->beta2);
+                m[d] = um + m[d];
+                v[d] = uv + v[d];
+                p[d] += -step * (m[d] / (sqrtf(v[d]) + o->eps));
+            }
+        }
+    }
+}
