@@ -76,11 +76,11 @@ def build(path):
         src = [tip]
         if "from" in o:
             src = o["from"].split(",")
-        elif kw in ("add", "concat", "mul"):
+        elif kw in ("add", "concat", "mul", "dot"):
             src = pos[0].split(",")
-            if len(src) == 1:
+            if len(src) == 1 and kw != "dot":
                 src = [tip] + src
-        prefix = {"batchnorm": "bn", "layernorm": "ln"}.get(kw, kw)
+        prefix = {"batchnorm": "bn", "layernorm": "ln", "embedding": "emb", "embedding_bag": "bag"}.get(kw, kw)
         if "name" in o and not act:  # the line's name goes to its last step: this one
             name = o["name"]
             names.add(name)
@@ -146,6 +146,26 @@ def build(path):
             one = lambda x, P, h=int(pos[0]), c=o.get("causal", "0") == "1", **_: attention(x, h, c)
         elif kw == "softmax":
             one = lambda x, P, **_: F.softmax(x, dim=1)
+        elif kw == "embedding":
+            pad = int(o["pad"]) if "pad" in o else None
+
+            def emb(x, P, n=name, pad=pad, **_):
+                y = F.embedding(x.long(), P[n + ".weight"], padding_idx=pad)
+                return y[:, 0] if x.shape[1] == 1 else y  # one id: a (D) vector, as herd gives
+            one = emb
+        elif kw == "embedding_bag":
+            pad = int(o["pad"]) if "pad" in o else None
+            mode = o.get("mode", "mean")
+            one = (lambda x, P, n=name, pad=pad, mode=mode, **_:
+                   F.embedding_bag(x.long(), P[n + ".weight"], mode=mode, padding_idx=pad))
+        elif kw == "dot":
+
+            def dot(xs, P, **_):
+                z = torch.cat([x.unsqueeze(1) if x.dim() == 2 else x for x in xs], dim=1)  # (B, V, D)
+                zz = torch.bmm(z, z.transpose(1, 2))
+                i, j = torch.triu_indices(z.shape[1], z.shape[1], offset=1)
+                return zz[:, i, j]  # pairs i < j in row order, as herd's dot
+            steps.append((name, src, dot))
         elif kw == "add":
             steps.append((name, src, lambda xs, P, **_: sum(xs[1:], xs[0])))
         elif kw == "concat":

@@ -1,0 +1,106 @@
+"""Embedding tables against PyTorch 1.13: herd's trainer runs a few steps of models with
+embedding, embedding_bag and dot (tests/helpers/embed_dump.c); PyTorch redoes the first step's
+forward, loss and every gradient in float64 (the tables' row-sparse gradients scattered into
+dense ones), then replays each step's update in float32 from herd's own gradients with
+torch.optim.SparseAdam / Adagrad / SGD on sparse gradients (nn.Embedding(sparse=True)'s) for the
+tables and Adam / SGD for the dense layers, comparing every parameter after every step."""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(__file__))
+import spec_torch  # noqa: E402
+
+torch.set_num_threads(1)
+SRC = os.environ.get("HERD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
+BIN = os.environ["HERD_TEST_BIN_DIR"]
+passed = failed = 0
+
+
+def check(what, got, want, atol, rtol):
+    global passed, failed
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        print(f"FAIL {what}: shape {got.shape} vs {want.shape}")
+        failed += 1
+        return
+    err = np.abs(got - want)
+    bad = err > atol + rtol * np.abs(want)
+    if bad.any():
+        i = np.unravel_index(np.argmax(err - rtol * np.abs(want)), err.shape)
+        print(f"FAIL {what}: {bad.sum()} of {bad.size} differ; worst at {i}: herd {got[i]:.9g} torch {want[i]:.9g} "
+              f"(atol {atol} rtol {rtol})")
+        failed += 1
+    else:
+        passed += 1
+
+
+SPARSE = {"adam": lambda ps, lr: torch.optim.SparseAdam(ps, lr=lr),
+          "adagrad": lambda ps, lr: torch.optim.Adagrad(ps, lr=lr),
+          "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr)}
+DENSE = {"adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr), "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr)}
+
+
+def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "dump.safetensors")
+        subprocess.run([os.path.join(BIN, "embed_dump"), spec, out, optimizer, sparse_opt, str(batch), str(steps),
+                        str(lr)], check=True)
+        t = spec_torch.read_safetensors(out)
+    tag = f"{os.path.basename(spec)}[{optimizer}+{sparse_opt},B={batch}]"
+    step_names = spec_torch.build(spec)
+    pnames = [k for k in t if not k.startswith(("s", "input.")) and k not in ("labels", "logits", "loss")]
+    sparse = {k[len("s0.ids."):] for k in t if k.startswith("s0.ids.")}
+    inputs = {k[len("input."):]: torch.tensor(v) for k, v in t.items() if k.startswith("input.")}
+    y = torch.tensor(t["labels"], dtype=torch.int64)
+    # step 0 in float64: forward, loss, every gradient
+    params = {k: torch.tensor(t[k], dtype=torch.float64, requires_grad=True) for k in pnames}
+    xs = {k: (v[:batch] if v.dtype == torch.int32 else v[:batch].double()) for k, v in inputs.items()}
+    logits = spec_torch.forward(step_names, xs, params, {}, {})
+    loss = F.cross_entropy(logits, y[:batch])
+    loss.backward()
+    check(tag + " logits", t["logits"], logits.detach().numpy(), 1e-5, 1e-5)
+    check(tag + " loss", t["loss"], loss.item(), 1e-6, 1e-6)
+    for k, p in params.items():
+        want = p.grad.numpy()
+        if k in sparse:  # herd's touched rows, distinct and ascending, scattered into the table's shape
+            ids, vals = t["s0.ids." + k], t["s0.values." + k]
+            check(f"{tag} {k} sparse ids distinct ascending", float(np.all(np.diff(ids) > 0)), 1.0, 0, 0)
+            got = np.zeros_like(want)
+            got[ids] = vals
+            touched = np.abs(want).sum(1) > 0
+            check(f"{tag} {k} rows touched", float(set(ids.tolist()) >= set(np.nonzero(touched)[0].tolist())), 1.0, 0, 0)
+        else:
+            got = t["s0.grad." + k]
+        check(f"{tag} grad.{k}", got, want, 1e-6 * float(np.abs(want).max()) + 1e-7, 1e-5)
+    # every step's update in float32 from herd's own gradients
+    p32 = {k: torch.tensor(t[k], requires_grad=True) for k in pnames}
+    dense_opt = DENSE[optimizer]([p for k, p in p32.items() if k not in sparse], lr)
+    sparse_opt_t = SPARSE[sparse_opt]([p for k, p in p32.items() if k in sparse], lr)
+    for s in range(steps):
+        for k, p in p32.items():
+            if k in sparse:
+                ids = torch.tensor(t[f"s{s}.ids.{k}"], dtype=torch.int64).unsqueeze(0)
+                p.grad = torch.sparse_coo_tensor(ids, torch.tensor(t[f"s{s}.values.{k}"]), p.shape)
+            else:
+                p.grad = torch.tensor(t[f"s{s}.grad.{k}"])
+        dense_opt.step()
+        sparse_opt_t.step()
+        for k, p in p32.items():
+            check(f"{tag} step {s + 1} after.{k}", t[f"s{s}.after.{k}"], p.detach().numpy(), 1e-7, 1e-6)
+
+
+data = os.path.join(SRC, "tests", "data")
+for sparse_opt in ("adam", "adagrad", "sgd"):
+    run_case(os.path.join(data, "embedding_seq.spec"), "adam", sparse_opt, 4, 3)
+run_case(os.path.join(data, "embedding_bag.spec"), "adam", "adam", 5, 3)
+run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 3, 2)
+run_case(os.path.join(data, "mf_dot.spec"), "adam", "adam", 6, 3)
+run_case(os.path.join(data, "mf_dot.spec"), "sgd", "sgd", 4, 2)
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
