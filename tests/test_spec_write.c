@@ -61,7 +61,8 @@ int main(void) {
                                         "examples/resnet20_cifar.spec", "examples/resnet18.spec", "tests/data/residual_bn.spec",
                                         "tests/data/concat_graph.spec", "tests/data/layernorm.spec",
                                         "tests/data/small_cnn_nodrop.spec", "tests/data/ceil_pool.spec",
-                                        "tests/data/mobile.spec"};
+                                        "tests/data/mobile.spec", "tests/data/embedding_seq.spec",
+                                        "tests/data/embedding_bag.spec", "tests/data/mf_dot.spec"};
     herd_error err = {0};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];
