@@ -62,8 +62,9 @@ static void gradcheck(const char *name, const char *spec, int B) {
     int32_t labels[16];
     for (int b = 0; b < B; b++) labels[b] = (int32_t)herd_rng_below(&r, (uint32_t)K);
     float loss;
-    int correct;
-    CHECK(herd_model_forward_backward(m, labels, B, 1.0f, &loss, &correct, &err) == HERD_OK, "%s", err.msg);
+    herd_metrics acc;
+    herd_metrics_clear(&acc);
+    CHECK(herd_model_forward_backward(m, labels, B, 1.0f, &loss, &acc, &err) == HERD_OK, "%s", err.msg);
     int64_t np;
     float *p = herd_model_params(m, &np);
     float *g = calloc((size_t)np, sizeof *g);

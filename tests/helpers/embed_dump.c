@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
         char nm[160];
         if (s == 0) {
             int64_t ld[2] = {B, K};
-            float loss = (float)(res.loss_sum / res.samples);
+            float loss = (float)(res.loss_sum / res.loss_units);
             add("logits", HERD_F32, 2, ld, herd_model_output(m), (size_t)B * (size_t)K * 4);
             add("loss", HERD_F32, 0, NULL, &loss, 4);
         }
