@@ -52,6 +52,7 @@ struct herd_dataset {
     herd_tensor x, y;    /* one sample's stored dtype and dims (data NULL) */
     int n_more;          /* input fields after x (0 for single-input sources) */
     herd_tensor more[HERD_MAX_FIELDS - 1];
+    char note[512];      /* what the reader found worth saying ("user: 2972 values, ids 0..2971"), or "" */
     int num_classes;     /* labels are in [0, num_classes) */
     char source[512];    /* what was opened, for messages */
     void *impl;          /* reader-specific */
@@ -123,10 +124,26 @@ herd_status herd_idx_open(herd_dataset **out, const char *images_path, const cha
 /* CIFAR-10 binary batches: records of 1 label byte + 3072 bytes: u8 samples (3,32,32). */
 herd_status herd_cifar10_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
+/* What the table sources (CSV, SQLite, PostgreSQL) read from their columns. */
+typedef struct herd_table_options {
+    const char *label;  /* the label column (NULL: "label") */
+    /* categorical columns, comma-separated (NULL: none): each value becomes an i32 id, and each
+     * such column an i32 (1) field after the f32 (F) field of the numeric columns (first when
+     * there are none), in the order named. Ids come from a vocabulary built in one pass (ids
+     * 0..V-1 in order of first appearance in this source) or, with hash_rows > 0, from a hash of
+     * (hash_seed, column, value) modulo hash_rows (the same ids in every source: use it when the
+     * train and test sources are apart). The dataset's note gives the counts and collision rates. */
+    const char *cat;
+    int64_t hash_rows;
+    uint64_t hash_seed;
+} herd_table_options;
+
 /* CSV with a header row (RFC 4180: quoted fields, "" escapes, CRLF). Every column but
  * label_column (NULL: "label") is a numeric feature, so samples are f32 (F); labels are
  * integers >= 0. Loaded into memory as float32. Errors name path:line and the column. */
 herd_status herd_csv_open(herd_dataset **out, const char *path, const char *label_column, herd_error *err);
+/* The same with categorical columns (opt: see herd_table_options). */
+herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_table_options *opt, herd_error *err);
 
 /* NumPy .npy (format 1.0/2.0/3.0, C order, little-endian <f4 <f8 |u1 |i1 <i4 <i8) features
  * x_path of shape (N,C,H,W) -> samples (C,H,W), (N,H,W) -> (1,H,W), (N,F) -> (F) or (N,) ->
@@ -182,6 +199,11 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
                              herd_error *err);
 herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const char *query,
                                const char *label_column, herd_error *err);
+/* The same with categorical columns (opt: see herd_table_options; text of any column type). */
+herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const char *query,
+                                  const herd_table_options *opt, herd_error *err);
+herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, const char *query,
+                                    const herd_table_options *opt, herd_error *err);
 
 /* Parquet datasets as Spark, Hive or Arrow write them (docs/DATA.md). */
 typedef struct herd_parquet_options {

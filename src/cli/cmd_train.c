@@ -518,6 +518,7 @@ int cmd_train(int argc, char **argv) {
                pos[0], train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr, world,
                world == 1 ? "" : "s", threads, threads == 1 ? "" : "s", backend,
                deterministic ? ", deterministic" : "");
+    if (!quiet && train->note[0]) printf("herd: %s: %s\n", train->source, train->note);
 
     herd_train_config cfg = herd_train_defaults();
     cfg.sparse_optimizer = sparse_optimizer;

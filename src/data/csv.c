@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/category.h"
 #include "data/row_table.h"
 
 typedef struct csv_parser {
@@ -108,14 +109,26 @@ static herd_status read_file(const char *path, char **text, size_t *len, herd_er
 }
 
 herd_status herd_csv_open(herd_dataset **out, const char *path, const char *label_column, herd_error *err) {
-    char *text = NULL, **names = NULL, **fields = NULL, nbuf[101], vbuf[41];
+    herd_table_options opt = {.label = label_column};
+    return herd_csv_open_with(out, path, &opt, err);
+}
+
+herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_table_options *opt, herd_error *err) {
+    char *text = NULL, **names = NULL, **fields = NULL, nbuf[101], vbuf[41], where[4200];
+    int *role = NULL;
     size_t len = 0;
     row_table t;
     row_table_init(&t, 1);
     *out = NULL;
-    if (!label_column || !*label_column) label_column = "label";
-    herd_status st = read_file(path, &text, &len, err);
+    const char *label_column = opt->label && *opt->label ? opt->label : "label";
+    categories cats;
+    herd_status st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, path, err);
     if (st != HERD_OK) return st;
+    st = read_file(path, &text, &len, err);
+    if (st != HERD_OK) {
+        categories_free(&cats);
+        return st;
+    }
     csv_parser cp = {path, text, text + len, 1};
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) cp.p += 3; /* spreadsheets write a UTF-8 BOM */
 
@@ -156,7 +169,18 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
         st = herd_fail(err, HERD_EFORMAT, "%s:1: header has only the label column, no features", path);
         goto fail;
     }
-    row_table_init(&t, (int)ncols - 1);
+    if (!(role = herd_malloc_array(ncols, sizeof *role))) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
+        goto fail;
+    }
+    snprintf(where, sizeof where, "%s:1", path);
+    int features = categories_columns(&cats, (const char *const *)names, (int)ncols, label_at, role, where, err);
+    if (features < 0) {
+        st = HERD_EFORMAT;
+        goto fail;
+    }
+    row_table_init(&t, features);
+    row_table_set_cats(&t, cats.n);
     if (!(fields = herd_malloc_array(ncols, sizeof *fields))) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
         goto fail;
@@ -183,8 +207,15 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
                            col == 1 ? "" : "s", ncols);
             goto fail;
         }
+        int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
         for (size_t k = 0, f = 0; k < ncols; k++) {
-            if ((int)k == label_at) {
+            if (role[k] >= 0) {
+                if ((ids[role[k]] = categories_id(&cats, role[k], fields[k], strlen(fields[k]))) < 0) {
+                    st = herd_fail(err, HERD_ENOMEM, "%s:%ld: out of memory for the values of column '%s'", path, line,
+                                   printable(names[k], nbuf, sizeof nbuf));
+                    goto fail;
+                }
+            } else if ((int)k == label_at) {
                 if (!row_parse_label(fields[k], &label)) {
                     st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%s' is not a class id (an integer >= 0)",
                                    path, line, printable(fields[k], vbuf, sizeof vbuf));
@@ -199,14 +230,20 @@ herd_status herd_csv_open(herd_dataset **out, const char *path, const char *labe
         t.y[t.n - 1] = label;
         if (label > t.max_label) t.max_label = label;
     }
+    char note[512];
+    categories_describe(&cats, note, sizeof note);
     free(fields);
     free(names);
     free(text);
-    return row_table_finish(&t, out, path, err);
+    free(role);
+    categories_free(&cats);
+    return row_table_finish(&t, out, path, note, err);
 fail:
     row_table_free(&t);
     free(fields);
     free(names);
     free(text);
+    free(role);
+    categories_free(&cats);
     return st;
 }

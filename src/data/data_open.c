@@ -2,6 +2,7 @@
  * train/test datasets, so the CLI and tests share one notion of where data lives. */
 #include "herd/data.h"
 
+#include <errno.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,17 +135,37 @@ static herd_status open_named(const named_dataset *nd, herd_dataset **train, her
     return open_dir(dir, 0, train, test, err);
 }
 
+/* cat=COLS, hash=N or seed=S of a table source into t: 1, or -1 when p is none of them (or a bad
+ * number). cat points into p. */
+static int table_param(char *p, herd_table_options *t) {
+    char *end;
+    if (!strncmp(p, "cat=", 4) && p[4]) {
+        t->cat = p + 4;
+        return 1;
+    }
+    int hash = !strncmp(p, "hash=", 5), seed = !strncmp(p, "seed=", 5);
+    if (!hash && !seed) return -1;
+    errno = 0;
+    unsigned long long v = strtoull(p + 5, &end, 10);
+    if (!p[5] || *end || errno || p[5] == '-' || (hash && (v < 1 || v > INT32_MAX))) return -1;
+    if (hash) t->hash_rows = (int64_t)v;
+    else t->hash_seed = v;
+    return 1;
+}
+
 /* ---- sources named by a prefix: SQL queries ---- */
 
 /* Splits "...?[label=COL&]...query=SQL" into the part before '?', the label and the SQL
  * (the rest of the string, verbatim); other parameters stay in conn for libpq. */
-static herd_status split_query(const char *spec, char *conn, char *label, herd_error *err, const char **sql) {
+static herd_status split_query(const char *spec, char *conn, char *label, char *cat, herd_table_options *t,
+                               herd_error *err, const char **sql) {
     const char *q = strchr(spec, '?');
     const char *at = q ? strstr(q, "query=") : NULL;
     while (at && at[-1] != '?' && at[-1] != '&') at = strstr(at + 1, "query=");
     if (!at) return herd_fail(err, HERD_EARG, "%s: no query= parameter (it comes last: ...?query=SELECT ...)", spec);
     *sql = at + 6;
-    label[0] = 0;
+    label[0] = cat[0] = 0;
+    memset(t, 0, sizeof *t);
     size_t n = (size_t)(q - spec);
     if (n >= PATH_CAP) return herd_fail(err, HERD_EARG, "%.200s: connection part too long", spec);
     memcpy(conn, spec, n);
@@ -155,10 +176,21 @@ static herd_status split_query(const char *spec, char *conn, char *label, herd_e
         const char *end = memchr(p, '&', (size_t)(at - 1 - p));
         if (!end) end = at - 1;
         size_t len = (size_t)(end - p);
+        char param[PATH_CAP];
+        if (len < sizeof param) memcpy(param, p, len), param[len] = 0;
         if (len > 6 && strncmp(p, "label=", 6) == 0) {
             if (len - 6 >= 128) return herd_fail(err, HERD_EARG, "%.200s: label name too long", spec);
             memcpy(label, p + 6, len - 6);
             label[len - 6] = 0;
+        } else if (len < sizeof param && (!strncmp(param, "cat=", 4) || !strncmp(param, "hash=", 5) ||
+                                          !strncmp(param, "seed=", 5))) {
+            if (table_param(param, t) < 0)
+                return herd_fail(err, HERD_EARG, "%.200s: '%s' (cat=COLS, hash=N in 1..%d, seed=S)", spec, param,
+                                 INT32_MAX);
+            if (t->cat == param + 4) { /* keep the names past this function */
+                snprintf(cat, PATH_CAP, "%s", param + 4);
+                t->cat = cat;
+            }
         } else if (len) {
             size_t k = strlen(conn);
             if (k + 1 + len >= PATH_CAP) return herd_fail(err, HERD_EARG, "%.200s: connection part too long", spec);
@@ -176,23 +208,27 @@ static herd_status split_query(const char *spec, char *conn, char *label, herd_e
 static herd_status open_sqlite(const char *spec, const herd_image_options *opt, herd_dataset **train,
                                 herd_dataset **test, herd_error *err) {
     (void)opt;
-    char conn[PATH_CAP], label[128];
+    char conn[PATH_CAP], label[128], cat[PATH_CAP];
     const char *sql;
-    herd_status st = split_query(spec, conn, label, err, &sql);
+    herd_table_options t;
+    herd_status st = split_query(spec, conn, label, cat, &t, err, &sql);
     if (st != HERD_OK) return st;
     if (test && !train) return herd_fail(err, HERD_EARG, "%s: SQL sources have no test split", conn);
-    return train ? herd_sqlite_open(train, conn + strlen("sqlite:"), sql, label[0] ? label : NULL, err) : HERD_OK;
+    t.label = label[0] ? label : NULL;
+    return train ? herd_sqlite_open_with(train, conn + strlen("sqlite:"), sql, &t, err) : HERD_OK;
 }
 
 static herd_status open_postgres(const char *spec, const herd_image_options *opt, herd_dataset **train,
                                 herd_dataset **test, herd_error *err) {
     (void)opt;
-    char conn[PATH_CAP], label[128];
+    char conn[PATH_CAP], label[128], cat[PATH_CAP];
     const char *sql;
-    herd_status st = split_query(spec, conn, label, err, &sql);
+    herd_table_options t;
+    herd_status st = split_query(spec, conn, label, cat, &t, err, &sql);
     if (st != HERD_OK) return st;
     if (test && !train) return herd_fail(err, HERD_EARG, "%s: SQL sources have no test split", conn);
-    return train ? herd_postgres_open(train, conn, sql, label[0] ? label : NULL, err) : HERD_OK;
+    t.label = label[0] ? label : NULL;
+    return train ? herd_postgres_open_with(train, conn, sql, &t, err) : HERD_OK;
 }
 
 static int test_counterpart(const char *spec, char *out);
@@ -280,6 +316,7 @@ static const url_source url_sources[] = {
 typedef struct file_params {
     const char *label, *image; /* NULL: the reader's default */
     int ids;                   /* x=i32: integer NPY features as i32 ids */
+    herd_table_options table;  /* CSV: cat=, hash=, seed= (label is the field above) */
 } file_params;
 
 typedef herd_status (*file_open_fn)(const char *path, const file_params *fp, const herd_image_options *opt,
@@ -288,7 +325,9 @@ typedef herd_status (*file_open_fn)(const char *path, const file_params *fp, con
 static herd_status open_csv(const char *path, const file_params *fp, const herd_image_options *opt,
                             herd_dataset **out, herd_error *err) {
     (void)opt;
-    return herd_csv_open(out, path, fp->label, err);
+    herd_table_options t = fp->table;
+    t.label = fp->label;
+    return herd_csv_open_with(out, path, &t, err);
 }
 
 /* FILEx.npy / FILEX.npy -> FILEy.npy / FILEY.npy */
@@ -433,6 +472,10 @@ static herd_status open_pair(file_open_fn fn, const char *train_spec, const char
     herd_status st = HERD_OK;
     herd_image_options o = {0};
     if (opt) o = *opt;
+    if (test_spec && fp->table.cat && !fp->table.hash_rows)
+        return herd_fail(err, HERD_EARG, "%s: cat= builds each source's own vocabulary, so %s and %s would number "
+                         "their values apart: add hash=N (ids from a seeded hash, the same in both)", train_spec,
+                         train_spec, test_spec);
     if (train) {
         if ((st = fn(train_spec, fp, &o, &tr, err)) != HERD_OK) goto fail;
         if ((o.c <= 0 || o.h <= 0 || o.w <= 0) && tr->x.ndim == 3)
@@ -456,6 +499,7 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
     memcpy(path, spec, n + 1);
     fp->label = fp->image = NULL;
     fp->ids = 0;
+    memset(&fp->table, 0, sizeof fp->table);
     if (!q || !strchr(q, '=')) return HERD_OK; /* a '?' glob, not options */
     path[q - spec] = 0;
     memcpy(params, q + 1, strlen(q + 1) + 1);
@@ -468,8 +512,9 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
             fp->image = p + 6;
         else if (strcmp(p, "x=i32") == 0)
             fp->ids = 1;
-        else
-            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32)", spec, p);
+        else if (table_param(p, &fp->table) < 0)
+            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32, cat=COLS, hash=N, "
+                             "seed=S)", spec, p);
         p = amp ? amp + 1 : NULL;
     }
     return HERD_OK;
@@ -519,7 +564,7 @@ static int has_class_folder(const char *dir) {
 static herd_status open_other_dir(const char *dir, const herd_image_options *opt, herd_dataset **train,
                                   herd_dataset **test, herd_error *err, int *handled) {
     char a[PATH_CAP], b[PATH_CAP];
-    file_params fp = {NULL, NULL, 0};
+    file_params fp = {0};
     herd_status st;
     *handled = 1;
     if ((st = join(a, dir, "train_x.npy", "", err)) != HERD_OK) return st;

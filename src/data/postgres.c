@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/category.h"
 #include "data/row_table.h"
 
 #define FETCH_ROWS "1000"
@@ -133,16 +134,25 @@ static herd_status pg_exec(PGconn *c, const char *sql, ExecStatusType want, PGre
 
 herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const char *query,
                                const char *label_column, herd_error *err) {
+    herd_table_options opt = {.label = label_column};
+    return herd_postgres_open_with(out, conninfo, query, &opt, err);
+}
+
+herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, const char *query,
+                                    const herd_table_options *opt, herd_error *err) {
     PGconn *c = NULL;
     PGresult *res = NULL;
     char *declare = NULL, source[512];
     row_table t;
     row_table_init(&t, 1);
     herd_status st;
-    int label_at = -1, ncols = 0;
+    int label_at = -1, ncols = 0, *role = NULL;
+    const char **names = NULL;
     *out = NULL;
-    if (!label_column || !*label_column) label_column = "label";
+    const char *label_column = opt->label && *opt->label ? opt->label : "label";
     pg_source(conninfo, source, sizeof source);
+    categories cats;
+    if ((st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
     /* herd's defaults come before the URL, whose own connect_timeout and options win (libpq
      * expands dbname in place); PGCONNECT_TIMEOUT / PGOPTIONS in the environment win too */
     const char *keys[] = {"connect_timeout", "options", "dbname", NULL};
@@ -195,7 +205,20 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
                 st = herd_fail(err, HERD_EFORMAT, "%s: query returns only the label column, no features", source);
                 goto done;
             }
-            row_table_init(&t, ncols - 1);
+            role = herd_malloc_array((size_t)ncols, sizeof *role);
+            names = herd_malloc_array((size_t)ncols, sizeof *names);
+            if (!role || !names) {
+                st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
+                goto done;
+            }
+            for (int i = 0; i < ncols; i++) names[i] = PQfname(res, i);
+            int features = categories_columns(&cats, names, ncols, label_at, role, source, err);
+            if (features < 0) {
+                st = HERD_EFORMAT;
+                goto done;
+            }
+            row_table_init(&t, features);
+            row_table_set_cats(&t, cats.n);
         }
         int rows = PQntuples(res);
         if (rows == 0) break;
@@ -207,11 +230,19 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
                 st = herd_fail(err, HERD_ENOMEM, "%s: out of memory at row %lld", source, row);
                 goto done;
             }
+            int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
             for (int i = 0, f = 0; i < ncols; i++) {
                 const char *v = PQgetvalue(res, r, i);
                 if (PQgetisnull(res, r, i)) {
                     st = herd_fail(err, HERD_EFORMAT, "%s: row %lld column '%s' is NULL", source, row, PQfname(res, i));
                     goto done;
+                }
+                if (role[i] >= 0) {
+                    if ((ids[role[i]] = categories_id(&cats, role[i], v, (size_t)PQgetlength(res, r, i))) < 0) {
+                        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory at row %lld", source, row);
+                        goto done;
+                    }
+                    continue;
                 }
                 if (i == label_at ? !row_parse_label(v, &label) : !row_parse_feature(v, &x[f++])) {
                     st = herd_fail(err, HERD_EFORMAT, "%s: row %lld column '%s': '%.40s' is not %s", source, row,
@@ -230,10 +261,15 @@ herd_status herd_postgres_open(herd_dataset **out, const char *conninfo, const c
     /* Ending the read-only transaction closes the cursor; a failure here loses nothing. */
     if (pg_exec(c, "COMMIT", PGRES_COMMAND_OK, &res, bound, source, "commit", NULL) == HERD_OK) PQclear(res);
     res = NULL;
-    st = row_table_finish(&t, out, source, err);
+    char note[512];
+    categories_describe(&cats, note, sizeof note);
+    st = row_table_finish(&t, out, source, note, err);
 done:
     PQclear(res);
     free(declare);
+    free(role);
+    free(names);
+    categories_free(&cats);
     row_table_free(&t);
     PQfinish(c);
     return st;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,15 +14,26 @@ void row_table_init(row_table *t, int features) {
     t->max_label = -1;
 }
 
+void row_table_set_cats(row_table *t, int n_cat) { t->n_cat = n_cat; }
+
+int32_t *row_table_cats(row_table *t) { return t->cat + (size_t)(t->n - 1) * (size_t)t->n_cat; }
+
 float *row_table_push(row_table *t, int32_t label) {
     if (t->n == t->cap) {
         int64_t cap = t->cap ? t->cap * 2 : 256;
         size_t xbytes;
         if (!herd_mul_size((size_t)cap, (size_t)t->features, &xbytes) || !herd_mul_size(xbytes, sizeof(float), &xbytes))
             return NULL;
-        float *x = realloc(t->x, xbytes);
+        float *x = realloc(t->x, xbytes ? xbytes : 1);
         if (!x) return NULL;
         t->x = x;
+        if (t->n_cat) {
+            int32_t *c = herd_malloc_array((size_t)cap * (size_t)t->n_cat, sizeof *c);
+            if (!c) return NULL;
+            if (t->n) memcpy(c, t->cat, (size_t)t->n * (size_t)t->n_cat * sizeof *c);
+            free(t->cat);
+            t->cat = c;
+        }
         int32_t *y = herd_malloc_array((size_t)cap, sizeof *y);
         if (!y) return NULL;
         if (t->n) memcpy(y, t->y, (size_t)t->n * sizeof *y);
@@ -34,17 +46,37 @@ float *row_table_push(row_table *t, int32_t label) {
     return t->x + (size_t)t->n++ * (size_t)t->features;
 }
 
-herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, herd_error *err) {
+herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, const char *note, herd_error *err) {
     *out = NULL;
     if (t->n == 0) {
         row_table_free(t);
         return herd_fail(err, HERD_EFORMAT, "%s: no data rows", source);
     }
-    int classes = t->max_label + 1 < 2 ? 2 : t->max_label + 1;
-    int64_t xd[2] = {t->n, t->features};
-    herd_status st = herd_dataset_from_memory(out, herd_tensor_make(HERD_F32, 2, xd, t->x),
-                                              herd_tensor_make(HERD_I32, 1, &t->n, t->y), classes, source, err);
-    t->x = NULL, t->y = NULL; /* owned by the dataset now, or freed by it on failure */
+    int classes = t->max_label + 1 < 2 ? 2 : t->max_label + 1, nf = 0;
+    int64_t xd[2] = {t->n, t->features}, cd[2] = {t->n, 1};
+    herd_tensor fields[HERD_MAX_FIELDS + 1];
+    if (t->features) fields[nf++] = herd_tensor_make(HERD_F32, 2, xd, t->x);
+    else free(t->x);
+    t->x = NULL;
+    int ok = 1;
+    for (int k = 0; k < t->n_cat; k++) { /* column k of the ids, as its own field */
+        int32_t *col = herd_malloc_array((size_t)t->n, sizeof *col);
+        ok &= col != NULL;
+        for (int64_t i = 0; col && i < t->n; i++) col[i] = t->cat[(size_t)i * (size_t)t->n_cat + (size_t)k];
+        fields[nf++] = herd_tensor_make(HERD_I32, 2, cd, col);
+    }
+    herd_status st;
+    if (!ok || nf > HERD_MAX_FIELDS) {
+        for (int k = 0; k < nf; k++) free(fields[k].data);
+        free(t->y);
+        st = ok ? herd_fail(err, HERD_EARG, "%s: more than %d fields", source, HERD_MAX_FIELDS)
+                : herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
+    } else {
+        st = herd_dataset_from_memory_fields(out, fields, nf, herd_tensor_make(HERD_I32, 1, &t->n, t->y), classes,
+                                             source, err);
+    }
+    t->y = NULL; /* owned by the dataset now, or freed by it on failure */
+    if (!st && note) snprintf((*out)->note, sizeof (*out)->note, "%s", note);
     row_table_free(t);
     return st;
 }
@@ -52,8 +84,10 @@ herd_status row_table_finish(row_table *t, herd_dataset **out, const char *sourc
 void row_table_free(row_table *t) {
     free(t->x);
     free(t->y);
-    int f = t->features;
+    free(t->cat);
+    int f = t->features, c = t->n_cat;
     row_table_init(t, f);
+    t->n_cat = c;
 }
 
 static int only_blanks(const char *s) {

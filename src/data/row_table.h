@@ -10,18 +10,26 @@
 typedef struct row_table {
     float *x;          /* n * features */
     int32_t *y;        /* n */
+    int32_t *cat;      /* n * n_cat categorical ids */
     int64_t n, cap;    /* rows used, rows allocated */
-    int features;      /* floats per row, >= 1 */
+    int features;      /* floats per row, >= 0 (>= 1 without categorical columns) */
+    int n_cat;         /* categorical columns: i32 (1) fields after the features */
     int32_t max_label; /* -1 while empty */
 } row_table;
 
 void row_table_init(row_table *t, int features);
+/* Sets the categorical columns a row has (before the first push). */
+void row_table_set_cats(row_table *t, int n_cat);
+/* The categorical ids of the row last pushed (n_cat of them). */
+int32_t *row_table_cats(row_table *t);
 /* Room for one more row: the caller writes `features` floats at the returned pointer.
  * NULL when memory (or size_t) runs out. */
 float *row_table_push(row_table *t, int32_t label);
-/* Hands x and y to herd_dataset_from_memory (f32 (F) samples, num_classes = max label + 1,
- * at least 2) and leaves t empty; zero rows is an error naming source. */
-herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, herd_error *err);
+/* Hands x, the categorical columns and y to herd_dataset_from_memory_fields (an f32 (F) field when
+ * there are features, then an i32 (1) field per categorical column; num_classes = max label + 1, at
+ * least 2) and leaves t empty; zero rows is an error naming source. note (may be NULL) goes to the
+ * dataset's note. */
+herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, const char *note, herd_error *err);
 void row_table_free(row_table *t);
 
 /* s (NUL-terminated, surrounding blanks allowed) is a finite float32: 1, else 0. */

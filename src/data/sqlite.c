@@ -5,8 +5,10 @@
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "data/category.h"
 #include "data/row_table.h"
 
 /* sqlite3_errmsg is one line already; the source is "sqlite:FILE". A damaged file is a
@@ -21,13 +23,25 @@ static herd_status sql_fail(sqlite3 *db, const char *path, herd_status st, const
 
 herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char *query, const char *label_column,
                              herd_error *err) {
+    herd_table_options opt = {.label = label_column};
+    return herd_sqlite_open_with(out, db_path, query, &opt, err);
+}
+
+herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const char *query,
+                                  const herd_table_options *opt, herd_error *err) {
     sqlite3 *db = NULL;
     sqlite3_stmt *stmt = NULL;
     row_table t;
     row_table_init(&t, 1);
     herd_status st = HERD_OK;
+    int *role = NULL;
+    const char **names = NULL;
+    char source[512];
+    snprintf(source, sizeof source, "sqlite:%.480s", db_path);
     *out = NULL;
-    if (!label_column || !*label_column) label_column = "label";
+    const char *label_column = opt->label && *opt->label ? opt->label : "label";
+    categories cats;
+    if ((st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         st = sql_fail(db, db_path, HERD_EIO, "cannot open", err);
         goto done;
@@ -54,7 +68,20 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
         st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: query returns only the label column, no features", db_path);
         goto done;
     }
-    row_table_init(&t, ncols - 1);
+    role = herd_malloc_array((size_t)ncols, sizeof *role);
+    names = herd_malloc_array((size_t)ncols, sizeof *names);
+    if (!role || !names) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
+        goto done;
+    }
+    for (int i = 0; i < ncols; i++) names[i] = sqlite3_column_name(stmt, i);
+    int features = categories_columns(&cats, names, ncols, label_at, role, source, err);
+    if (features < 0) {
+        st = HERD_EFORMAT;
+        goto done;
+    }
+    row_table_init(&t, features);
+    row_table_set_cats(&t, cats.n);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         long long row = (long long)t.n + 1;
@@ -64,6 +91,7 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
             st = herd_fail(err, HERD_ENOMEM, "sqlite:%s: out of memory at row %lld", db_path, row);
             goto done;
         }
+        int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
         for (int i = 0, f = 0; i < ncols; i++) {
             int type = sqlite3_column_type(stmt, i);
             const char *name = sqlite3_column_name(stmt, i);
@@ -72,7 +100,13 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
                                type == SQLITE_NULL ? "NULL" : "a blob");
                 goto done;
             }
-            if (i == label_at) {
+            if (role[i] >= 0) { /* its text (integers and reals too) is the category */
+                const char *text = (const char *)sqlite3_column_text(stmt, i);
+                if (!text || (ids[role[i]] = categories_id(&cats, role[i], text, (size_t)sqlite3_column_bytes(stmt, i))) < 0) {
+                    st = herd_fail(err, HERD_ENOMEM, "sqlite:%s: out of memory at row %lld", db_path, row);
+                    goto done;
+                }
+            } else if (i == label_at) {
                 const char *text = (const char *)sqlite3_column_text(stmt, i);
                 if (!text || !row_parse_label(text, &label)) {
                     st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld label '%.40s' is not a class id (an integer >= 0)",
@@ -103,10 +137,13 @@ herd_status herd_sqlite_open(herd_dataset **out, const char *db_path, const char
         st = sql_fail(db, db_path, HERD_EARG, "query", err);
         goto done;
     }
-    char source[512];
-    snprintf(source, sizeof source, "sqlite:%.480s", db_path);
-    st = row_table_finish(&t, out, source, err);
+    char note[512];
+    categories_describe(&cats, note, sizeof note);
+    st = row_table_finish(&t, out, source, note, err);
 done:
+    free(role);
+    free(names);
+    categories_free(&cats);
     row_table_free(&t);
     sqlite3_finalize(stmt);
     sqlite3_close(db);

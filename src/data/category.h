@@ -1,0 +1,40 @@
+/* Categorical columns of table sources (CSV, SQLite, PostgreSQL: cat=col1,col2): each value
+ * becomes an id, by a vocabulary built in one pass (ids in order of first appearance) or by a
+ * seeded hash into a given number of rows (hash=N, seed=S; the collision rate is reported). */
+#ifndef HERD_DATA_CATEGORY_H
+#define HERD_DATA_CATEGORY_H
+
+#include <stdint.h>
+
+#include "herd/data.h"
+
+typedef struct category_column category_column;
+
+typedef struct categories {
+    int n;                                   /* columns named by cat= */
+    char names[HERD_MAX_FIELDS][128];
+    category_column *col[HERD_MAX_FIELDS];
+    int64_t hash_rows;                       /* 0: vocabulary */
+    uint64_t seed;
+} categories;
+
+/* From a comma list of column names (NULL or "": none); at most HERD_MAX_FIELDS, no repeats. */
+herd_status categories_init(categories *c, const char *list, int64_t hash_rows, uint64_t seed, const char *source,
+                            herd_error *err);
+void categories_free(categories *c);
+/* Index of column `name` among the categorical ones, or -1. */
+int categories_find(const categories *c, const char *name);
+/* The id of value text (len bytes) in column k; -1 when memory runs out. */
+int32_t categories_id(categories *c, int k, const char *text, size_t len);
+/* The role of each of a source's ncols columns in role[]: CAT_LABEL (label_at), CAT_FEATURE, or the
+ * index of its categorical column; returns the number of feature columns, or -1 with an error
+ * ("WHERE: no column named 'x' (cat=)") when a categorical column is missing or repeated, or the
+ * source has nothing but its label. */
+enum { CAT_FEATURE = -1, CAT_LABEL = -2 };
+int categories_columns(const categories *c, const char *const *names, int ncols, int label_at, int *role,
+                       const char *where, herd_error *err);
+/* "user: 2972 values, ids 0..2971; item: ..." (vocabulary) or "user: 2972 values hashed into 4096 rows,
+ * 12.3% collide" into buf. */
+void categories_describe(const categories *c, char *buf, size_t size);
+
+#endif
