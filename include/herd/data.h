@@ -232,6 +232,26 @@ typedef struct herd_parquet_options {
 herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_parquet_options *opt,
                               herd_error *err);
 
+/* ---- labelled text ---- */
+typedef enum herd_text_tokenizer { HERD_TOKENIZE_BYTE = 0, HERD_TOKENIZE_CHAR, HERD_TOKENIZE_WORD } herd_text_tokenizer;
+typedef struct herd_text_options {
+    herd_text_tokenizer tokenizer; /* byte: id = byte + 1 (vocabulary 257); char: UTF-8 code point + 1, code
+                                      points past the vocabulary all the last id (invalid UTF-8 is an error
+                                      naming file:line); word: letters/digits runs, ASCII lowercased, hashed
+                                      into 1..vocab-1 */
+    int len;                       /* ids per document: truncated or padded with 0 (<= 0: 256) */
+    int vocab;                     /* char, word: ids below this (<= 0: 4096 for char, 2^18 for word) */
+    const char *separator;         /* a line equal to it ends a document (fortune files: "%"); NULL: one per line */
+} herd_text_options;
+/* "byte", "char", "word"; 0 if unknown. */
+int herd_text_tokenizer_parse(const char *name, herd_text_tokenizer *out);
+/* paths[0..npaths) (at least 2): file k is class k; every document is an i32 (len) sample of ids,
+ * its label the file's index, the documents in a fixed shuffled order (so that --val-split, the
+ * last samples, holds every class). Blank documents are skipped; one without a token is an error naming
+ * file:line. The dataset's note gives the counts (documents, truncated, tokens per document). */
+herd_status herd_text_open(herd_dataset **out, const char *const *paths, int npaths, const herd_text_options *opt,
+                           herd_error *err);
+
 /* ---- herd's shard format (.herd, docs/DATA.md): header, index, records ready to train ---- */
 enum { HERD_SHARD_U8 = 1, HERD_SHARD_F32 = 2 };
 

@@ -304,8 +304,12 @@ typedef struct url_source {
                         herd_error *err);
 } url_source;
 
+static herd_status open_text(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                             herd_dataset **test, herd_error *err);
+
 static const url_source url_sources[] = {
     {"sqlite:", open_sqlite},
+    {"text:", open_text},
     {"postgresql://", open_postgres},
     {"postgres://", open_postgres},
     {"parquet:", open_parquet},
@@ -374,6 +378,43 @@ static herd_status expand_shards(const char *spec, glob_t *g, herd_error *err) {
         return herd_fail(err, HERD_EARG, "%s: no files", spec);
     }
     return HERD_OK;
+}
+
+/* "text:FILES[?tokenizer=byte|char|word&len=N&vocab=N&sep=LINE]": FILES a comma list of files or
+ * globs, each one class (herd_text_open); train split only */
+static herd_status open_text(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                             herd_dataset **test, herd_error *err) {
+    (void)opt;
+    char files[PATH_CAP], params[PATH_CAP];
+    const char *body = spec + strlen("text:"), *q = strchr(body, '?');
+    size_t n = q ? (size_t)(q - body) : strlen(body);
+    if (n >= PATH_CAP || (q && strlen(q + 1) >= PATH_CAP)) return herd_fail(err, HERD_EARG, "%.200s: too long", spec);
+    memcpy(files, body, n);
+    files[n] = 0;
+    snprintf(params, sizeof params, "%s", q ? q + 1 : "");
+    herd_text_options o = {HERD_TOKENIZE_BYTE, 256, 0, NULL};
+    for (char *p = params, *amp; *p; p = amp ? amp + 1 : p + strlen(p)) {
+        if ((amp = strchr(p, '&'))) *amp = 0;
+        char *eq = strchr(p, '='), *end;
+        const char *v = eq ? eq + 1 : "";
+        long num = strtol(v, &end, 10);
+        int is_num = *v && !*end && num > 0 && num <= (1 << 30);
+        if (eq && !strncmp(p, "tokenizer=", 10) && herd_text_tokenizer_parse(v, &o.tokenizer)) continue;
+        if (eq && !strncmp(p, "len=", 4) && is_num) o.len = (int)num;
+        else if (eq && !strncmp(p, "vocab=", 6) && is_num) o.vocab = (int)num;
+        else if (eq && !strncmp(p, "sep=", 4) && *v) o.separator = v;
+        else
+            return herd_fail(err, HERD_EARG, "%s: '%s' (text sources take tokenizer=byte|char|word, len=N, vocab=N, "
+                             "sep=LINE)", spec, p);
+    }
+    if (test && !train) return herd_fail(err, HERD_EARG, "%s: text sources have no test split (use --val-split)", spec);
+    if (!train) return HERD_OK;
+    glob_t g;
+    herd_status st = expand_shards(files, &g, err);
+    if (st != HERD_OK) return st;
+    st = herd_text_open(train, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
+    globfree(&g);
+    return st;
 }
 
 static herd_status open_tfrecord(const char *path, const file_params *fp, const herd_image_options *opt,
