@@ -513,7 +513,7 @@ static herd_status open_pair(file_open_fn fn, const char *train_spec, const char
     herd_status st = HERD_OK;
     herd_image_options o = {0};
     if (opt) o = *opt;
-    if (test_spec && fp->table.cat && !fp->table.hash_rows)
+    if (test && test_spec && fp->table.cat && !fp->table.hash_rows)
         return herd_fail(err, HERD_EARG, "%s: cat= builds each source's own vocabulary, so %s and %s would number "
                          "their values apart: add hash=N (ids from a seeded hash, the same in both)", train_spec,
                          train_spec, test_spec);

@@ -1,0 +1,124 @@
+/* Categorical columns of CSV and SQLite sources (cat=, hash=, seed=): vocabulary ids in order of
+ * first appearance, hashed ids in range and the same in two files, one i32 (1) field per column
+ * after the numeric features, the note's counts and collision rate, and the refusals (a column
+ * that does not exist, a train/test pair numbered apart). */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "herd/data.h"
+
+static char dir[64];
+
+static void write_file(const char *name, const char *text, char *path) {
+    sprintf(path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* sample i's fields as batch values: the f32 features, then the ids */
+static void row(herd_dataset *ds, int64_t i, float *v, int32_t *label) {
+    herd_error err = {0};
+    CHECK(herd_dataset_batch(ds, &i, 1, v, label, &err) == HERD_OK, "%s", err.msg);
+}
+
+static int32_t id_at(const float *v, int k) {
+    int32_t x;
+    memcpy(&x, v + k, 4);
+    return x;
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/herd_cat_XXXXXX");
+    if (!mkdtemp(dir)) return 2;
+    char train[128], test[128], spec[512];
+    write_file("train.csv", "user,x,item,label\nann,0.5,tea,1\nbob,1.5,tea,0\nann,2,coffee,1\n\"c,d\",3,tea,0\n", train);
+    write_file("test.csv", "user,x,item,label\nbob,1,coffee,1\nzed,2,tea,0\n", test);
+    herd_error err = {0};
+    herd_dataset *ds = NULL, *te = NULL;
+    herd_table_options opt = {.cat = "user,item"};
+    CHECK(herd_csv_open_with(&ds, train, &opt, &err) == HERD_OK, "%s", err.msg);
+    if (ds) {
+        CHECK(herd_dataset_field_count(ds) == 3 && ds->x.dtype == HERD_F32 && herd_tensor_numel(&ds->x) == 1 &&
+              ds->more[0].dtype == HERD_I32 && ds->more[1].dtype == HERD_I32, "fields: %d", herd_dataset_field_count(ds));
+        float v[3];
+        int32_t y;
+        int32_t want_user[4] = {0, 1, 0, 2}, want_item[4] = {0, 0, 1, 0};
+        for (int i = 0; i < 4; i++) {
+            row(ds, i, v, &y);
+            CHECK(id_at(v, 1) == want_user[i] && id_at(v, 2) == want_item[i], "row %d: user %d item %d", i, id_at(v, 1),
+                  id_at(v, 2));
+        }
+        row(ds, 2, v, &y);
+        CHECK(v[0] == 2.0f && y == 1, "row 2: x %g label %d", v[0], y);
+        CHECK(!strcmp(ds->note, "user: 3 values, ids 0..2; item: 2 values, ids 0..1"), "note: %s", ds->note);
+        herd_dataset_close(ds);
+    }
+    /* only categorical columns: the first is x */
+    write_file("ids.csv", "a,label,b\nx,0,p\ny,1,q\n", spec);
+    opt.cat = "b,a";
+    CHECK(herd_csv_open_with(&ds, spec, &opt, &err) == HERD_OK, "%s", err.msg);
+    if (ds) {
+        float v[2];
+        int32_t y;
+        row(ds, 1, v, &y);
+        CHECK(herd_dataset_field_count(ds) == 2 && ds->x.dtype == HERD_I32 && id_at(v, 0) == 1 && id_at(v, 1) == 1,
+              "ids only: %d fields, %d %d", herd_dataset_field_count(ds), id_at(v, 0), id_at(v, 1));
+        herd_dataset_close(ds);
+    }
+    /* hashed: the same value gets the same id in both files, within the rows */
+    snprintf(spec, sizeof spec, "%s?cat=user,item&hash=16&seed=3", train);
+    CHECK(herd_data_open(spec, &ds, &te, &err) == HERD_OK && te, "hash pair: %s", err.msg);
+    if (ds && te) {
+        float a[3], b[3];
+        int32_t y;
+        row(ds, 1, a, &y); /* bob, tea */
+        row(te, 0, b, &y); /* bob, coffee */
+        CHECK(id_at(a, 1) == id_at(b, 1) && id_at(a, 1) >= 0 && id_at(a, 1) < 16, "bob: %d vs %d", id_at(a, 1), id_at(b, 1));
+        row(ds, 2, a, &y); /* coffee */
+        CHECK(id_at(a, 2) == id_at(b, 2), "coffee: %d vs %d", id_at(a, 2), id_at(b, 2));
+        CHECK(strstr(ds->note, "user: 3 values hashed into 16 rows") && strstr(ds->note, "collide"), "note: %s", ds->note);
+    }
+    herd_dataset_close(ds), herd_dataset_close(te);
+    ds = te = NULL;
+    /* refusals: one line naming the file */
+    snprintf(spec, sizeof spec, "%s?cat=user,zz", train);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) != HERD_OK && strstr(err.msg, "train.csv:1: no column named 'zz' (cat=)"),
+          "missing column: %s", err.msg);
+    snprintf(spec, sizeof spec, "%s?cat=user", train);
+    CHECK(herd_data_open(spec, &ds, &te, &err) == HERD_EARG && strstr(err.msg, "add hash=N"), "pair: %s", err.msg);
+    snprintf(spec, sizeof spec, "%s?cat=user&hash=0", train);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_EARG, "hash=0: %s", err.msg);
+    /* SQLite: integer and text values alike */
+    char db[128];
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    sqlite3 *h;
+    if (sqlite3_open(db, &h) != SQLITE_OK ||
+        sqlite3_exec(h, "CREATE TABLE r(s INTEGER, d TEXT, y INTEGER);"
+                        "INSERT INTO r VALUES (7, 'a', 1), (9, 'b', 2), (7, 'b', 3);", NULL, NULL, NULL) != SQLITE_OK)
+        return 2;
+    sqlite3_close(h);
+    snprintf(spec, sizeof spec, "sqlite:%s?label=y&cat=s,d&query=SELECT s, d, y FROM r ORDER BY rowid", db);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_OK, "sqlite: %s", err.msg);
+    if (ds) {
+        float v[2];
+        int32_t y;
+        row(ds, 2, v, &y);
+        CHECK(herd_dataset_field_count(ds) == 2 && id_at(v, 0) == 0 && id_at(v, 1) == 1 && y == 3,
+              "sqlite row 2: %d %d %d", id_at(v, 0), id_at(v, 1), y);
+        CHECK(!strcmp(ds->note, "s: 2 values, ids 0..1; d: 2 values, ids 0..1"), "sqlite note: %s", ds->note);
+        herd_dataset_close(ds);
+        ds = NULL;
+    }
+    snprintf(spec, sizeof spec, "sqlite:%s?label=y&cat=q&query=SELECT s, d, y FROM r", db);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) != HERD_OK && strstr(err.msg, "no column named 'q' (cat=)"),
+          "sqlite missing: %s", err.msg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) return 2;
+    return check_summary();
+}
