@@ -136,6 +136,7 @@ typedef struct herd_table_options {
     const char *cat;
     int64_t hash_rows;
     uint64_t hash_seed;
+    int target_f32;     /* 1: the label column holds f32 targets (ratings, regression: y is f32), not class ids */
 } herd_table_options;
 
 /* CSV with a header row (RFC 4180: quoted fields, "" escapes, CRLF). Every column but

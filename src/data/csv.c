@@ -181,13 +181,13 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
     }
     row_table_init(&t, features);
     row_table_set_cats(&t, cats.n);
+    t.y_f32 = opt->target_f32;
     if (!(fields = herd_malloc_array(ncols, sizeof *fields))) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
         goto fail;
     }
     while (!csv_at_end(&cp)) {
         long line = cp.line;
-        int32_t label = 0;
         float *row = row_table_push(&t, 0);
         if (!row) {
             st = herd_fail(err, HERD_ENOMEM, "%s:%ld: out of memory for %lld rows", path, line, (long long)t.n);
@@ -216,9 +216,9 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
                     goto fail;
                 }
             } else if ((int)k == label_at) {
-                if (!row_parse_label(fields[k], &label)) {
-                    st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%s' is not a class id (an integer >= 0)",
-                                   path, line, printable(fields[k], vbuf, sizeof vbuf));
+                if (!row_table_target(&t, fields[k])) {
+                    st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%s' is not %s", path, line,
+                                   printable(fields[k], vbuf, sizeof vbuf), row_target_what(&t));
                     goto fail;
                 }
             } else if (!row_parse_feature(fields[k], &row[f++])) {
@@ -227,8 +227,6 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
                 goto fail;
             }
         }
-        t.y[t.n - 1] = label;
-        if (label > t.max_label) t.max_label = label;
     }
     char note[512];
     categories_describe(&cats, note, sizeof note);

@@ -143,6 +143,10 @@ static int table_param(char *p, herd_table_options *t) {
         t->cat = p + 4;
         return 1;
     }
+    if (!strcmp(p, "target=f32")) {
+        t->target_f32 = 1;
+        return 1;
+    }
     int hash = !strncmp(p, "hash=", 5), seed = !strncmp(p, "seed=", 5);
     if (!hash && !seed) return -1;
     errno = 0;
@@ -183,7 +187,7 @@ static herd_status split_query(const char *spec, char *conn, char *label, char *
             memcpy(label, p + 6, len - 6);
             label[len - 6] = 0;
         } else if (len < sizeof param && (!strncmp(param, "cat=", 4) || !strncmp(param, "hash=", 5) ||
-                                          !strncmp(param, "seed=", 5))) {
+                                          !strncmp(param, "seed=", 5) || !strcmp(param, "target=f32"))) {
             if (table_param(param, t) < 0)
                 return herd_fail(err, HERD_EARG, "%.200s: '%s' (cat=COLS, hash=N in 1..%d, seed=S)", spec, param,
                                  INT32_MAX);
@@ -555,7 +559,7 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
             fp->ids = 1;
         else if (table_param(p, &fp->table) < 0)
             return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32, cat=COLS, hash=N, "
-                             "seed=S)", spec, p);
+                             "seed=S, target=f32)", spec, p);
         p = amp ? amp + 1 : NULL;
     }
     return HERD_OK;

@@ -219,12 +219,12 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
             }
             row_table_init(&t, features);
             row_table_set_cats(&t, cats.n);
+            t.y_f32 = opt->target_f32;
         }
         int rows = PQntuples(res);
         if (rows == 0) break;
         for (int r = 0; r < rows; r++) {
             long long row = (long long)t.n + 1;
-            int32_t label = 0;
             float *x = row_table_push(&t, 0);
             if (!x) {
                 st = herd_fail(err, HERD_ENOMEM, "%s: out of memory at row %lld", source, row);
@@ -244,14 +244,12 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
                     }
                     continue;
                 }
-                if (i == label_at ? !row_parse_label(v, &label) : !row_parse_feature(v, &x[f++])) {
+                if (i == label_at ? !row_table_target(&t, v) : !row_parse_feature(v, &x[f++])) {
                     st = herd_fail(err, HERD_EFORMAT, "%s: row %lld column '%s': '%.40s' is not %s", source, row,
-                                   PQfname(res, i), v, i == label_at ? "a class id (an integer >= 0)" : "a finite number");
+                                   PQfname(res, i), v, i == label_at ? row_target_what(&t) : "a finite number");
                     goto done;
                 }
             }
-            t.y[t.n - 1] = label;
-            if (label > t.max_label) t.max_label = label;
         }
         PQclear(res);
         res = NULL;

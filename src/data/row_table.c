@@ -72,8 +72,9 @@ herd_status row_table_finish(row_table *t, herd_dataset **out, const char *sourc
         st = ok ? herd_fail(err, HERD_EARG, "%s: more than %d fields", source, HERD_MAX_FIELDS)
                 : herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
     } else {
-        st = herd_dataset_from_memory_fields(out, fields, nf, herd_tensor_make(HERD_I32, 1, &t->n, t->y), classes,
-                                             source, err);
+        /* f32 targets: the bits stored in y are the floats (same size) */
+        st = herd_dataset_from_memory_fields(out, fields, nf, herd_tensor_make(t->y_f32 ? HERD_F32 : HERD_I32, 1, &t->n, t->y),
+                                             classes, source, err);
     }
     t->y = NULL; /* owned by the dataset now, or freed by it on failure */
     if (!st && note) snprintf((*out)->note, sizeof (*out)->note, "%s", note);
@@ -85,9 +86,9 @@ void row_table_free(row_table *t) {
     free(t->x);
     free(t->y);
     free(t->cat);
-    int f = t->features, c = t->n_cat;
+    int f = t->features, c = t->n_cat, yf = t->y_f32;
     row_table_init(t, f);
-    t->n_cat = c;
+    t->n_cat = c, t->y_f32 = yf;
 }
 
 static int only_blanks(const char *s) {
@@ -105,6 +106,22 @@ int row_parse_feature(const char *s, float *out) {
     *out = (float)v;
     return 1;
 }
+
+int row_table_target(row_table *t, const char *s) {
+    int32_t v;
+    if (t->y_f32) {
+        float f;
+        if (!row_parse_feature(s, &f)) return 0;
+        memcpy(&v, &f, sizeof v);
+    } else {
+        if (!row_parse_label(s, &v)) return 0;
+        if (v > t->max_label) t->max_label = v;
+    }
+    t->y[t->n - 1] = v;
+    return 1;
+}
+
+const char *row_target_what(const row_table *t) { return t->y_f32 ? "a finite number" : "a class id (an integer >= 0)"; }
 
 int row_parse_label(const char *s, int32_t *out) {
     char *end;

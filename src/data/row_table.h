@@ -14,6 +14,7 @@ typedef struct row_table {
     int64_t n, cap;    /* rows used, rows allocated */
     int features;      /* floats per row, >= 0 (>= 1 without categorical columns) */
     int n_cat;         /* categorical columns: i32 (1) fields after the features */
+    int y_f32;         /* targets are f32 values (ratings), stored as their bits in y; else i32 labels */
     int32_t max_label; /* -1 while empty */
 } row_table;
 
@@ -36,5 +37,9 @@ void row_table_free(row_table *t);
 int row_parse_feature(const char *s, float *out);
 /* s is a decimal integer in [0, INT32_MAX): 1, else 0. */
 int row_parse_label(const char *s, int32_t *out);
+/* The target of the row last pushed from s: a class id, or a finite f32 with y_f32; 1, else 0. */
+int row_table_target(row_table *t, const char *s);
+/* What a target must be, for messages: "a class id (an integer >= 0)" or "a finite number". */
+const char *row_target_what(const row_table *t);
 
 #endif

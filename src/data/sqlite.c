@@ -82,10 +82,10 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
     }
     row_table_init(&t, features);
     row_table_set_cats(&t, cats.n);
+    t.y_f32 = opt->target_f32;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         long long row = (long long)t.n + 1;
-        int32_t label = 0;
         float *x = row_table_push(&t, 0);
         if (!x) {
             st = herd_fail(err, HERD_ENOMEM, "sqlite:%s: out of memory at row %lld", db_path, row);
@@ -108,9 +108,9 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
                 }
             } else if (i == label_at) {
                 const char *text = (const char *)sqlite3_column_text(stmt, i);
-                if (!text || !row_parse_label(text, &label)) {
-                    st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld label '%.40s' is not a class id (an integer >= 0)",
-                                   db_path, row, text ? text : "");
+                if (!text || !row_table_target(&t, text)) {
+                    st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld label '%.40s' is not %s", db_path, row,
+                                   text ? text : "", row_target_what(&t));
                     goto done;
                 }
             } else if (type == SQLITE_TEXT) {
@@ -130,8 +130,6 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
                 x[f++] = (float)v;
             }
         }
-        t.y[t.n - 1] = label;
-        if (label > t.max_label) t.max_label = label;
     }
     if (rc != SQLITE_DONE) {
         st = sql_fail(db, db_path, HERD_EARG, "query", err);

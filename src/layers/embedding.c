@@ -21,18 +21,20 @@ herd_status layer_table_build(layer_build *b, embed_table *t) {
     if (lb_in_dtype(b, 0) != HERD_I32 || b->n->in[0] >= 0)
         return lb_fail(b, HERD_ESPEC, NULL, "%s reads i32 ids from a model input (`input T dtype=i32`), not a %s %s",
                        b->keyword, herd_dtype_name(lb_in_dtype(b, 0)), b->n->in[0] >= 0 ? "layer output" : "input");
+    t->std = 1.0f;
+    if ((st = lb_float(b, "std", "initial standard deviation", 0, 0, 100, &t->std))) return st;
     t->rows = rows, t->dim = dim, t->pad = pad;
     t->ids = node_in_numel(b->m, b->n, 0);
     return lb_param_sparse(b, 0, "weight", rows, dim, t->ids);
 }
 
-/* N(0, 1) as nn.Embedding and nn.EmbeddingBag initialise, one stream per table; the pad row 0 */
+/* N(0, std^2): std 1 as nn.Embedding and nn.EmbeddingBag initialise; one stream per table; the pad row 0 */
 void layer_table_init(herd_model *m, node *n, uint64_t seed) {
     const embed_table *t = (const embed_table *)n->cfg;
     float *w = node_param(m, n, 0);
     herd_rng r;
     herd_rng_init(&r, seed, 0x656d6200ULL + (uint64_t)n->param[0]);
-    for (int64_t i = 0; i < t->rows * t->dim; i++) w[i] = herd_rng_normal(&r);
+    for (int64_t i = 0; i < t->rows * t->dim; i++) w[i] = t->std * herd_rng_normal(&r);
     if (t->pad >= 0) memset(w + (int64_t)t->pad * t->dim, 0, (size_t)t->dim * sizeof *w);
 }
 
@@ -90,7 +92,11 @@ void layer_table_spec(const node *n, char *buf, size_t size) {
     const embed_table *t = CFG(n);
     int k = snprintf(buf, size, "%s %lld %lld", n->kind->keywords[0], (long long)t->rows, (long long)t->dim);
     if (t->pad >= 0 && k > 0 && (size_t)k < size) k += snprintf(buf + k, size - (size_t)k, " pad=%d", t->pad);
-    if (t->mode && k > 0 && (size_t)k < size) snprintf(buf + k, size - (size_t)k, " mode=%s", t->mode == 2 ? "mean" : "sum");
+    if (t->mode && k > 0 && (size_t)k < size)
+        k += snprintf(buf + k, size - (size_t)k, " mode=%s", t->mode == 2 ? "mean" : "sum");
+    char f[32];
+    if (t->std != 1.0f && k > 0 && (size_t)k < size)
+        snprintf(buf + k, size - (size_t)k, " std=%s", layer_float_str(t->std, f, sizeof f));
 }
 
 static void embedding_spec(const herd_model *m, const node *n, char *buf, size_t size) {

@@ -29,6 +29,7 @@ typedef struct embed_table {
     int64_t ids;  /* ids per sample (the input's length) */
     int pad;      /* padding id (no gradient; embedding_bag skips it), -1 = none */
     int mode;     /* embedding_bag: 1 sum, 2 mean; 0 for embedding */
+    float std;    /* init: N(0, std^2) (default 1, as PyTorch) */
 } embed_table;
 _Static_assert(sizeof(embed_table) <= LAYER_CFG_BYTES, "embedding config fits a node");
 /* rows, dim, pad= and the (rows, dim) table with a row-sparse gradient in slot 0; the input must
