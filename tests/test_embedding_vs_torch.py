@@ -95,7 +95,59 @@ def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05):
             check(f"{tag} step {s + 1} after.{k}", t[f"s{s}.after.{k}"], p.detach().numpy(), 1e-7, 1e-6)
 
 
+def onnx_case(spec_text, name, batch=5):
+    """herd's ONNX export of an id model (Gather): passes onnx.checker (full) and, evaluated node by node,
+    gives the logits spec_torch computes from the exported weights."""
+    import onnx
+    from onnx import numpy_helper
+    with tempfile.TemporaryDirectory() as d:
+        spec = os.path.join(d, name + ".spec")
+        with open(spec, "w") as f:
+            f.write(spec_text)
+        out = os.path.join(d, name + ".onnx")
+        subprocess.run([os.path.join(os.path.dirname(BIN), "herd"), "export", spec, "--onnx", out, "--seed", "5"],
+                       check=True, capture_output=True)
+        m = onnx.load(out)
+        try:
+            onnx.checker.check_model(m, full_check=True)
+            check(f"{name} onnx checker", 1.0, 1.0, 0, 0)
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL {name}: onnx checker: {e}")
+            check(f"{name} onnx checker", 0.0, 1.0, 0, 0)
+        w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+        shape = [dd.dim_value for dd in m.graph.input[0].type.tensor_type.shape.dim[1:]]
+        check(f"{name} input is int32", m.graph.input[0].type.tensor_type.elem_type, onnx.TensorProto.INT32, 0, 0)
+        rows = min(v.shape[0] for k, v in w.items() if v.ndim == 2 and k.startswith("emb"))
+        x = np.random.default_rng(2).integers(0, rows, [batch] + shape).astype(np.int32)
+        env = dict(w)
+        env[m.graph.input[0].name] = x
+        for n in m.graph.node:
+            a = {at.name: onnx.helper.get_attribute_value(at) for at in n.attribute}
+            i = [env[k] for k in n.input]
+            if n.op_type == "Gather":
+                y = np.take(i[0], i[1], axis=a.get("axis", 0))
+            elif n.op_type == "Flatten":
+                y = i[0].reshape(i[0].shape[0], -1)
+            elif n.op_type == "Gemm":
+                y = i[0] @ (i[1].T if a.get("transB", 0) else i[1]) + (i[2] if len(i) > 2 else 0)
+            elif n.op_type == "Identity":
+                y = i[0]
+            else:
+                raise ValueError("onnx_case: " + n.op_type)
+            env[n.output[0]] = y
+        got = env[m.graph.output[0].name]
+        P = {k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()}
+        want = spec_torch.forward(spec_torch.build(spec), {"input": torch.tensor(x)}, P, {}, {}, training=False)
+        check(f"{name} onnx logits", got, want.numpy(), 1e-5, 1e-5)
+
+
 data = os.path.join(SRC, "tests", "data")
+try:
+    import onnx  # noqa: F401
+    onnx_case("input 5 dtype=i32\nembedding 30 4 pad=0\nflatten\ndense 3\n", "seq")
+    onnx_case("input 1 dtype=i32\nembedding 30 4\ndense 3\n", "one_id")
+except ImportError:
+    print("python3-onnx missing: the ONNX export of embedding is not checked")
 for sparse_opt in ("adam", "adagrad", "sgd"):
     run_case(os.path.join(data, "embedding_seq.spec"), "adam", sparse_opt, 4, 3)
 run_case(os.path.join(data, "embedding_bag.spec"), "adam", "adam", 5, 3)

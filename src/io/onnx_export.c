@@ -88,7 +88,7 @@ const char *onnx_ints(exporter *x, const char *name, const int64_t *v, int n) {
 }
 
 /* ValueInfoProto: float tensor named `name` with a symbolic batch "N" and fixed dims. */
-static void value_info(pb_writer *g, int field, const char *name, const int64_t *dims, int ndim) {
+static void value_info(pb_writer *g, int field, const char *name, const int64_t *dims, int ndim, int elem_type) {
     pb_writer shape = {0};
     pb_writer d = {0};
     pb_put_string(&d, DIM_PARAM, "N");
@@ -99,7 +99,7 @@ static void value_info(pb_writer *g, int field, const char *name, const int64_t 
         pb_put_message(&shape, SHAPE_DIM, &e);
     }
     pb_writer tt = {0};
-    pb_put_varint(&tt, TTENSOR_ELEM_TYPE, ONNX_FLOAT);
+    pb_put_varint(&tt, TTENSOR_ELEM_TYPE, (uint64_t)elem_type);
     pb_put_message(&tt, TTENSOR_SHAPE, &shape);
     pb_writer type = {0};
     pb_put_message(&type, TYPE_TENSOR, &tt);
@@ -210,7 +210,7 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     }
     pb_put_string(&x->graph, GRAPH_NAME, "herd");
     x->input = "input";
-    if (m->input_norm) { /* the weights' input normalisation, as herd applies it: (x - mean) * (1 / std) */
+    if (m->input_norm && m->inputs[0].dtype == HERD_F32) { /* the weights' input normalisation, as herd applies it: (x - mean) * (1 / std) */
         float *v = malloc(2 * (size_t)m->in_c * sizeof *v);
         if (!v) {
             pb_writer_free(&x->graph);
@@ -245,8 +245,9 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     if (strcmp(x->tname[m->n_nodes - 1], "logits") != 0) /* a last layer named logits is the output itself */
         onnx_emit(x, "Identity", "output", "logits", &x->tname[m->n_nodes - 1], 1, NULL, 0);
     int64_t in_dims[3] = {m->in_c, m->in_h, m->in_w}, out_dims[1] = {last->numel};
-    value_info(&x->graph, GRAPH_INPUT, "input", in_dims, m->in_h == 1 && m->in_w == 1 ? 1 : 3);
-    value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, 1);
+    value_info(&x->graph, GRAPH_INPUT, "input", in_dims, m->in_h == 1 && m->in_w == 1 ? 1 : 3,
+               m->inputs[0].dtype == HERD_I32 ? ONNX_INT32 : ONNX_FLOAT); /* ids: int32, as Gather takes them */
+    value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, 1, ONNX_FLOAT);
 
     pb_writer model = {0};
     pb_put_varint(&model, MODEL_IR_VERSION, 8);

@@ -105,8 +105,26 @@ static void embedding_spec(const herd_model *m, const node *n, char *buf, size_t
 }
 
 herd_status layer_table_onnx(onnx_exporter *x, const node *n) {
-    return onnx_fail(x, "layer '%s': %s reads i32 ids, which herd's ONNX export (float inputs only) cannot "
-                     "express yet", n->name, n->kind->keywords[0]);
+    return onnx_fail(x, "layer '%s': %s has no ONNX export yet (embedding has: Gather)", n->name, n->kind->keywords[0]);
+}
+
+/* Gather(weight, ids) along axis 0: (N, T, D); one id a sample: Flatten to (N, D) as herd's output */
+static herd_status embedding_onnx(onnx_exporter *x, const node *n) {
+    const char *in[2] = {onnx_param(x, n, 0), onnx_in(x, n, 0)};
+    onnx_xattr axis = {.name = "axis", .type = 'i', .i = 0};
+    if (CFG(n)->ids > 1) {
+        onnx_emit(x, "Gather", n->name, onnx_out(x, n), in, 2, &axis, 1);
+        onnx_set_out(x, n, onnx_out(x, n), 0);
+        return HERD_OK;
+    }
+    char rows[HERD_NAME_MAX + 8];
+    snprintf(rows, sizeof rows, "%s.rows", n->name);
+    onnx_emit(x, "Gather", rows, rows, in, 2, &axis, 1);
+    const char *g = rows;
+    onnx_xattr one = {.name = "axis", .type = 'i', .i = 1};
+    onnx_emit(x, "Flatten", n->name, onnx_out(x, n), &g, 1, &one, 1);
+    onnx_set_out(x, n, onnx_out(x, n), 0);
+    return HERD_OK;
 }
 
 static const char *const embedding_keywords[] = {"embedding", NULL};
@@ -117,5 +135,5 @@ const layer_kind layer_embedding = {
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = embedding_build, .check = layer_table_check,
     .init = layer_table_init, .forward = embedding_forward, .backward = embedding_backward,
     .backward_reads = layer_reads_input, .flops = embedding_flops, .describe = embedding_describe,
-    .onnx_export = layer_table_onnx, .spec = embedding_spec,
+    .onnx_export = embedding_onnx, .spec = embedding_spec,
 };
