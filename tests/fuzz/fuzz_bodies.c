@@ -63,6 +63,7 @@ static char scratch_dir[256];
 
 static void scratch_cleanup(void) {
     static const char *const names[] = {"fuzz.idx", "fuzz.idx.gz", "fuzz.parquet", "fuzz_batch.bin", "fuzz.safetensors",
+                                        "fuzz_a.txt", "fuzz_b.txt",
                                         "ckpt/ckpt-0000000001.safetensors", "ckpt", NULL};
     char p[512];
     for (int i = 0; names[i]; i++) {
@@ -280,12 +281,12 @@ static void check_dataset(herd_status st, herd_dataset *ds, herd_error *err, con
     for (int d = 0; dims_ok && d < ds->x.ndim; d++) dims_ok = ds->x.dims[d] >= 1;
     /* y: one class id of num_classes, or one f32 target (num_classes 0) */
     int f32_target = ds && ds->y.dtype == HERD_F32;
-    if (!ds || ds->n < 0 || !dims_ok || !herd_dtype_to_f32_ok(ds->x.dtype) ||
+    if (!ds || ds->n < 0 || !dims_ok || !herd_dataset_fields_ok(ds) ||
         (ds->y.dtype != HERD_I32 && !f32_target) || ds->y.ndim != 0 || (f32_target ? ds->num_classes != 0
                                                                                     : ds->num_classes < 1))
         fuzz_fail("%s: accepted a dataset of %s samples %s, %lld samples", what, ds ? herd_dtype_name(ds->x.dtype) : "",
                   ds ? herd_tensor_shape_str(&ds->x, xs, sizeof xs) : "", ds ? (long long)ds->n : 0LL);
-    size_t sample = (size_t)herd_tensor_numel(&ds->x);
+    size_t sample = (size_t)herd_dataset_sample_slots(ds); /* every field, as a batch holds it */
     if (sample > ((size_t)1 << 26)) fuzz_fail("%s: a sample of %zu values from a small file", what, sample);
     float *x = malloc(sample * sizeof *x);
     if (!x) fuzz_fail("%s: no memory for one sample", what);
@@ -312,6 +313,36 @@ int fuzz_csv(const uint8_t *data, size_t size) {
     herd_error err = {0};
     herd_status st = herd_csv_open(&ds, path, NULL, &err);
     check_dataset(st, ds, &err, path, "csv");
+    /* the same file with categorical columns a and b: vocabulary ids, then hashed ones */
+    for (int hash = 0; hash < 2; hash++) {
+        herd_table_options opt = {.cat = "a,b", .hash_rows = hash ? 64 : 0, .hash_seed = 7};
+        ds = NULL;
+        st = herd_csv_open_with(&ds, path, &opt, &err);
+        check_dataset(st, ds, &err, path, "csv cat=a,b");
+    }
+    return 0;
+}
+
+/* Labelled text: byte 0 picks the tokenizer (and whether '%' lines separate documents), byte 1
+ * the length, the rest is two class files cut at the middle. */
+int fuzz_text(const uint8_t *data, size_t size) {
+    if (size < 2 || size > (1 << 20)) return 0;
+    const char *p1 = scratch_path("fuzz_a.txt");
+    char a[512];
+    snprintf(a, sizeof a, "%s", p1);
+    const char *b = scratch_path("fuzz_b.txt");
+    size_t rest = size - 2, half = rest / 2;
+    write_file(a, data + 2, half);
+    write_file(b, data + 2 + half, rest - half);
+    const char *paths[2] = {a, b};
+    herd_text_options o = {(herd_text_tokenizer)(data[0] % 3), 1 + data[1] % 64, data[0] & 8 ? 300 : 0,
+                           data[0] & 4 ? "%" : NULL};
+    herd_dataset *ds = NULL;
+    herd_error err = {0};
+    herd_status st = herd_text_open(&ds, paths, 2, &o, &err);
+    if (!st && (ds->x.dtype != HERD_I32 || herd_tensor_numel(&ds->x) != o.len))
+        fuzz_fail("text: samples of %s, %lld ids", herd_dtype_name(ds->x.dtype), (long long)herd_tensor_numel(&ds->x));
+    check_dataset(st, ds, &err, NULL, "text");
     return 0;
 }
 
@@ -769,5 +800,6 @@ const fuzz_target fuzz_targets[] = {
     {"parquet", fuzz_parquet},
     {"shard", fuzz_shard},
     {"cli", fuzz_cli},             {"psmsg", fuzz_psmsg},
+    {"text", fuzz_text},
     {NULL, NULL},
 };
