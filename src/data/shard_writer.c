@@ -194,6 +194,9 @@ static herd_status shard_write_with(const char *path, const herd_dataset *ds, in
     if (opt->dtype != 0 && opt->dtype != HERD_SHARD_U8 && opt->dtype != HERD_SHARD_F32)
         return herd_fail(err, HERD_EARG, "%s: dtype %d (expected 0 = auto, 1 = u8 or 2 = f32)", path, opt->dtype);
     char xs[96];
+    if (ds->n_more) /* get() would write every field; a shard's records hold one */
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: samples of %d fields (categorical columns, several inputs) do not "
+                         "fit a shard yet: one field a record", path, 1 + ds->n_more);
     if (ds->x.ndim > 3 || !herd_dtype_to_f32_ok(ds->x.dtype) || ds->y.dtype != HERD_I32 || ds->y.ndim != 0)
         return herd_fail(err, HERD_EARG, "%s: %s samples of %s with %s %s targets do not fit a shard (u8 or f32 "
                          "samples of up to 3 dims, i32 class labels)", path, herd_dtype_name(ds->x.dtype),

@@ -61,6 +61,9 @@ herd_status herd_data_stats_compute(herd_data_stats *out, const herd_dataset *ds
     if (parts < 1 || part < 0 || part >= parts || (parts > 1 && !sum))
         return herd_fail(err, HERD_EARG, "stats: part %d of %d", part, parts);
     if (ds->n < 1) return herd_fail(err, HERD_EFORMAT, "%s: the dataset is empty", ds->source);
+    if (ds->n_more || !herd_dtype_to_f32_ok(ds->x.dtype))
+        return herd_fail(err, HERD_EARG, "%s: stats read one u8/f32 field; the samples have %d field%s, the first %s",
+                         ds->source, 1 + ds->n_more, ds->n_more ? "s" : "", herd_dtype_name(ds->x.dtype));
     int64_t C64, plane;
     herd_dataset_channels(ds, &C64, &plane);
     if (C64 < 1 || C64 > INT_MAX / 8) return herd_fail(err, HERD_EARG, "%s: too many channels for stats", ds->source);
