@@ -10,15 +10,8 @@
 
 #include "check.h"
 #include "herd/data.h"
+#include "scratch_files.h"
 
-static char dir[64];
-
-static void write_file(const char *name, const char *text, char *path) {
-    sprintf(path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
 
 /* sample i's fields as batch values: the f32 features, then the ids */
 static void row(herd_dataset *ds, int64_t i, float *v, int32_t *label) {
@@ -33,11 +26,10 @@ static int32_t id_at(const float *v, int k) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/herd_cat_XXXXXX");
-    if (!mkdtemp(dir)) return 2;
+    if (!scratch_init("herd_cat")) return 2;
     char train[128], test[128], spec[512];
-    write_file("train.csv", "user,x,item,label\nann,0.5,tea,1\nbob,1.5,tea,0\nann,2,coffee,1\n\"c,d\",3,tea,0\n", train);
-    write_file("test.csv", "user,x,item,label\nbob,1,coffee,1\nzed,2,tea,0\n", test);
+    scratch_write("train.csv", "user,x,item,label\nann,0.5,tea,1\nbob,1.5,tea,0\nann,2,coffee,1\n\"c,d\",3,tea,0\n", train);
+    scratch_write("test.csv", "user,x,item,label\nbob,1,coffee,1\nzed,2,tea,0\n", test);
     herd_error err = {0};
     herd_dataset *ds = NULL, *te = NULL;
     herd_table_options opt = {.cat = "user,item"};
@@ -59,7 +51,7 @@ int main(void) {
         herd_dataset_close(ds);
     }
     /* only categorical columns: the first is x */
-    write_file("ids.csv", "a,label,b\nx,0,p\ny,1,q\n", spec);
+    scratch_write("ids.csv", "a,label,b\nx,0,p\ny,1,q\n", spec);
     opt.cat = "b,a";
     CHECK(herd_csv_open_with(&ds, spec, &opt, &err) == HERD_OK, "%s", err.msg);
     if (ds) {
@@ -95,7 +87,7 @@ int main(void) {
     CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_EARG, "hash=0: %s", err.msg);
     /* SQLite: integer and text values alike */
     char db[128];
-    snprintf(db, sizeof db, "%s/r.db", dir);
+    snprintf(db, sizeof db, "%s/r.db", scratch_dir);
     sqlite3 *h;
     if (sqlite3_open(db, &h) != SQLITE_OK ||
         sqlite3_exec(h, "CREATE TABLE r(s INTEGER, d TEXT, y INTEGER);"
@@ -117,8 +109,6 @@ int main(void) {
     snprintf(spec, sizeof spec, "sqlite:%s?label=y&cat=q&query=SELECT s, d, y FROM r", db);
     CHECK(herd_data_open(spec, &ds, NULL, &err) != HERD_OK && strstr(err.msg, "no column named 'q' (cat=)"),
           "sqlite missing: %s", err.msg);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) return 2;
+    if (scratch_remove()) return 2;
     return check_summary();
 }

@@ -9,15 +9,8 @@
 
 #include "check.h"
 #include "herd/data.h"
+#include "scratch_files.h"
 
-static char dir[64];
-
-static void write_file(const char *name, const char *text, char *path) {
-    sprintf(path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
 
 /* the sample whose first id is first (documents come shuffled), or -1 */
 static int64_t find(herd_dataset *ds, int32_t first, int32_t *ids, int32_t *label) {
@@ -30,13 +23,12 @@ static int64_t find(herd_dataset *ds, int32_t first, int32_t *ids, int32_t *labe
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/herd_text_XXXXXX");
-    if (!mkdtemp(dir)) return 2;
+    if (!scratch_init("herd_text")) return 2;
     char a[128], b[128], c[128], e[128], spec[512];
-    write_file("a.txt", "hello\n%\nZebra crossing\n%\n\n%\nab\n", a);
-    write_file("b.txt", "\xc3\xa9t\xc3\xa9\n%\nyo\n", b);
-    write_file("c.txt", "fine\n%\nbad \xff byte\n", c);
-    write_file("e.txt", "\n%\n  \n", e);
+    scratch_write("a.txt", "hello\n%\nZebra crossing\n%\n\n%\nab\n", a);
+    scratch_write("b.txt", "\xc3\xa9t\xc3\xa9\n%\nyo\n", b);
+    scratch_write("c.txt", "fine\n%\nbad \xff byte\n", c);
+    scratch_write("e.txt", "\n%\n  \n", e);
     herd_error err = {0};
     herd_dataset *ds = NULL;
     const char *paths[2] = {a, b};
@@ -72,7 +64,7 @@ int main(void) {
         if (zi >= 0) herd_dataset_get(ds, zi, z, &y, &err);
         CHECK(zi >= 0 && z[0] >= 1 && z[0] < 1000, "word: two ids for 'Zebra crossing'");
         char d[128];
-        write_file("d.txt", "zebra\n", d);
+        scratch_write("d.txt", "zebra\n", d);
         const char *p2[2] = {d, b};
         herd_dataset *ds2 = NULL;
         CHECK(herd_text_open(&ds2, p2, 2, &o, &err) == HERD_OK, "%s", err.msg);
@@ -104,8 +96,6 @@ int main(void) {
     snprintf(spec, sizeof spec, "text:%s", a);
     CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_EARG && strstr(err.msg, "at least two files"), "one file: %s",
           err.msg);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) return 2;
+    if (scratch_remove()) return 2;
     return check_summary();
 }

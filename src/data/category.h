@@ -10,13 +10,14 @@
 
 typedef struct category_column category_column;
 
-typedef struct categories {
+struct categories {
     int n;                                   /* columns named by cat= */
     char names[HERD_MAX_FIELDS][128];
     category_column *col[HERD_MAX_FIELDS];
     int64_t hash_rows;                       /* 0: vocabulary */
     uint64_t seed;
-} categories;
+};
+typedef struct categories categories;
 
 /* From a comma list of column names (NULL or "": none); at most HERD_MAX_FIELDS, no repeats. */
 herd_status categories_init(categories *c, const char *list, int64_t hash_rows, uint64_t seed, const char *source,

@@ -169,19 +169,10 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
         st = herd_fail(err, HERD_EFORMAT, "%s:1: header has only the label column, no features", path);
         goto fail;
     }
-    if (!(role = herd_malloc_array(ncols, sizeof *role))) {
-        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
-        goto fail;
-    }
     snprintf(where, sizeof where, "%s:1", path);
-    int features = categories_columns(&cats, (const char *const *)names, (int)ncols, label_at, role, where, err);
-    if (features < 0) {
-        st = HERD_EFORMAT;
+    if ((st = row_table_columns(&t, &cats, (const char *const *)names, (int)ncols, label_at, opt->target_f32, &role,
+                                where, err)))
         goto fail;
-    }
-    row_table_init(&t, features);
-    row_table_set_cats(&t, cats.n);
-    t.y_f32 = opt->target_f32;
     if (!(fields = herd_malloc_array(ncols, sizeof *fields))) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu columns", path, ncols);
         goto fail;

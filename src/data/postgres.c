@@ -205,21 +205,13 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
                 st = herd_fail(err, HERD_EFORMAT, "%s: query returns only the label column, no features", source);
                 goto done;
             }
-            role = herd_malloc_array((size_t)ncols, sizeof *role);
-            names = herd_malloc_array((size_t)ncols, sizeof *names);
-            if (!role || !names) {
+            if (!(names = herd_malloc_array((size_t)ncols, sizeof *names))) {
                 st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
                 goto done;
             }
             for (int i = 0; i < ncols; i++) names[i] = PQfname(res, i);
-            int features = categories_columns(&cats, names, ncols, label_at, role, source, err);
-            if (features < 0) {
-                st = HERD_EFORMAT;
+            if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target_f32, &role, source, err)))
                 goto done;
-            }
-            row_table_init(&t, features);
-            row_table_set_cats(&t, cats.n);
-            t.y_f32 = opt->target_f32;
         }
         int rows = PQntuples(res);
         if (rows == 0) break;

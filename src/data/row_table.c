@@ -2,6 +2,8 @@
  * overflow checks, and strict parsing of feature and label text. */
 #include "data/row_table.h"
 
+#include "data/category.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +16,18 @@ void row_table_init(row_table *t, int features) {
     t->max_label = -1;
 }
 
-void row_table_set_cats(row_table *t, int n_cat) { t->n_cat = n_cat; }
+
+herd_status row_table_columns(row_table *t, const categories *c, const char *const *names, int ncols,
+                              int label_at, int target_f32, int **role, const char *where, herd_error *err) {
+    if (!(*role = herd_malloc_array((size_t)ncols, sizeof **role)))
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for %d columns", where, ncols);
+    int features = categories_columns(c, names, ncols, label_at, *role, where, err);
+    if (features < 0) return HERD_EFORMAT;
+    row_table_init(t, features);
+    t->n_cat = c->n;
+    t->y_f32 = target_f32;
+    return HERD_OK;
+}
 
 int32_t *row_table_cats(row_table *t) { return t->cat + (size_t)(t->n - 1) * (size_t)t->n_cat; }
 

@@ -19,8 +19,12 @@ typedef struct row_table {
 } row_table;
 
 void row_table_init(row_table *t, int features);
-/* Sets the categorical columns a row has (before the first push). */
-void row_table_set_cats(row_table *t, int n_cat);
+/* Sets t up for a source's ncols columns named names[] (label_at the label): *role (allocated,
+ * the caller frees it) gets each column's role (categories_columns), t the feature count, the
+ * categorical columns of c and the target type. Errors name `where`. */
+struct categories;
+herd_status row_table_columns(row_table *t, const struct categories *c, const char *const *names, int ncols,
+                              int label_at, int target_f32, int **role, const char *where, herd_error *err);
 /* The categorical ids of the row last pushed (n_cat of them). */
 int32_t *row_table_cats(row_table *t);
 /* Room for one more row: the caller writes `features` floats at the returned pointer.

@@ -68,21 +68,12 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
         st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: query returns only the label column, no features", db_path);
         goto done;
     }
-    role = herd_malloc_array((size_t)ncols, sizeof *role);
-    names = herd_malloc_array((size_t)ncols, sizeof *names);
-    if (!role || !names) {
+    if (!(names = herd_malloc_array((size_t)ncols, sizeof *names))) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", source);
         goto done;
     }
     for (int i = 0; i < ncols; i++) names[i] = sqlite3_column_name(stmt, i);
-    int features = categories_columns(&cats, names, ncols, label_at, role, source, err);
-    if (features < 0) {
-        st = HERD_EFORMAT;
-        goto done;
-    }
-    row_table_init(&t, features);
-    row_table_set_cats(&t, cats.n);
-    t.y_f32 = opt->target_f32;
+    if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target_f32, &role, source, err))) goto done;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         long long row = (long long)t.n + 1;
