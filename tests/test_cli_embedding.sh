@@ -58,6 +58,10 @@ for sparse in adam adagrad; do
     cmp -s "$TMP/t1.safetensors" "$TMP/t3.safetensors" && pass || fail "resumed weights differ from an unbroken run ($sparse)"
 done
 
+expect_exit 0 "grad norms of a model with a sparse table" -- "$HERD" train "$TMP/text.spec" --data "$F" --epochs 1 \
+    --batch 16 --tensorboard "$TMP/tb" --tb-every 2 --tb-grad-norms
+ls "$TMP"/tb/events.out.tfevents.* >/dev/null 2>&1 && pass || fail "no TensorBoard event file"
+
 expect_exit 0 "mf train" -- "$HERD" train "$TMP/mf.spec" --data "$C" --epochs 6 --batch 32 --lr 0.05 --seed 1 \
     --save "$TMP/m.safetensors"
 expect_out "hash note" "user: 30 values hashed into 64 rows"

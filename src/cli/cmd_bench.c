@@ -51,8 +51,7 @@ static herd_status synthetic_dataset(herd_dataset **out, const herd_model *m, in
 /* Times reducing the whole gradient buffer: herd's buckets against one allreduce of the same bytes. */
 static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m, int steps, double *bucketed,
                                    double *single, herd_error *err) {
-    int64_t n;
-    herd_model_params(m, &n);
+    int64_t n = herd_model_dense_params(m); /* the gradient buffer */
     float *g = herd_model_grads(m);
     herd_status st = HERD_OK;
     for (int round = 0; round < 2 && !st; round++) { /* round 0 warms up */

@@ -113,7 +113,8 @@ static herd_status tb_grad_norms(herd_tb_writer *tb, herd_model *m, int64_t step
     for (int i = 0; i < herd_model_layer_count(m) && !st; i++) {
         int64_t plo, phi, blo, bhi;
         herd_model_layer_param_range(m, i, i, &plo, &phi, &blo, &bhi);
-        if (phi == plo) continue;
+        if (phi > herd_model_dense_params(m)) phi = herd_model_dense_params(m); /* row-sparse tables: no dense grads */
+        if (phi <= plo) continue;
         herd_layer_info li;
         herd_model_layer(m, i, &li);
         double layer = herd_grad_sq_sum(g + plo, phi - plo);
