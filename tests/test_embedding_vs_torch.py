@@ -40,7 +40,25 @@ def check(what, got, want, atol, rtol):
         passed += 1
 
 
+class RowwiseAdagrad:
+    """Row-wise Adagrad (FBGEMM's): one sum a row, s += mean(g^2); p -= lr g / (sqrt(s) + eps), in float32.
+    PyTorch has no such optimizer: this is the formula of src/optim/optim.h written out."""
+    def __init__(self, params, lr, eps=1e-10):
+        self.params, self.lr, self.eps = list(params), lr, eps
+        self.sums = [torch.zeros(p.shape[0]) for p in self.params]
+
+    def step(self):
+        with torch.no_grad():
+            for p, s in zip(self.params, self.sums):
+                g = p.grad.coalesce()
+                rows, vals = g.indices()[0], g.values()
+                s[rows] += (vals * vals).sum(1) / vals.shape[1]
+                scale = self.lr / (torch.sqrt(s[rows]) + self.eps)
+                p[rows] += -(scale.unsqueeze(1) * vals)
+
+
 SPARSE = {"adam": lambda ps, lr: torch.optim.SparseAdam(ps, lr=lr),
+          "rowwise_adagrad": lambda ps, lr: RowwiseAdagrad(ps, lr),
           "adagrad": lambda ps, lr: torch.optim.Adagrad(ps, lr=lr),
           "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr)}
 DENSE = {"adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr), "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr)}
@@ -154,5 +172,6 @@ run_case(os.path.join(data, "embedding_bag.spec"), "adam", "adam", 5, 3)
 run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 3, 2)
 run_case(os.path.join(data, "mf_dot.spec"), "adam", "adam", 6, 3)
 run_case(os.path.join(data, "mf_dot.spec"), "sgd", "sgd", 4, 2)
+run_case(os.path.join(data, "embedding_bag.spec"), "adam", "rowwise_adagrad", 4, 3)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

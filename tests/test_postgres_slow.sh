@@ -59,6 +59,15 @@ PY
 # the label column by name, in another position
 expect_exit 0 "label=" -- "$HERD" train "$TMP/m.spec" --data "postgresql://herd@/postgres?host=$TMP/sock&label=cls&port=$PORT&query=SELECT label AS cls, d, c, b, a FROM pts LIMIT 100" --epochs 1 --quiet
 
+# categorical columns (cat=, ids of any column type by their text) beside a float feature, and f32 targets
+printf 'input 1 name=d\ninput 1 dtype=i32 name=ca\ninput 1 dtype=i32 name=lb\nembedding 16 4 from=ca name=e1\nembedding 4 4 from=lb name=e2\ndot e1,e2 name=s\nconcat s,d\ndense 3\n' >"$TMP/cat.spec"
+expect_exit 0 "cat=" -- "$HERD" train "$TMP/cat.spec" --data "$URI&cat=ca,lb&query=SELECT d, (a * 10)::int AS ca, label::text AS lb, label FROM pts LIMIT 500" --epochs 1
+expect_out "cat= note" "ca: 11 values, ids 0..10; lb: 3 values, ids 0..2"
+expect_exit 1 "cat= missing column" -- "$HERD" train "$TMP/cat.spec" --data "$URI&cat=zz&query=SELECT d, label FROM pts" --epochs 1
+expect_err_line "cat= missing column" "no column named 'zz' (cat=)"
+printf 'input 4\ndense 1\nloss mse\n' >"$TMP/r.spec"
+expect_exit 0 "target=f32" -- "$HERD" train "$TMP/r.spec" --data "$URI&label=y&target=f32&query=SELECT a, b, c, d, a + b AS y FROM pts LIMIT 200" --epochs 1 --quiet
+
 # the server's message, one line
 expect_exit 1 "bad column" -- "$HERD" train "$TMP/m.spec" --data "$URI&query=SELECT nope, label FROM pts" --epochs 1
 expect_err_line "bad column" 'query: ERROR: column "nope" does not exist'

@@ -35,7 +35,7 @@ typedef struct herd_train_config {
     int batch;               /* <= the batch the model was prepared for */
     const char *optimizer;   /* sgd | momentum | nesterov | adam | adamw: the dense parameters */
     /* the embedding tables (row-sparse gradients; src/optim/optim.h has the rules): sgd | adagrad |
-     * adam (lazy Adam, as torch.optim.SparseAdam). NULL: adam for adam/adamw, else sgd. Both use
+     * rowwise_adagrad | adam (lazy Adam, as torch.optim.SparseAdam). NULL: adam for adam/adamw, else sgd. Both use
      * lr and the schedule; momentum and weight decay apply to the dense parameters only. */
     const char *sparse_optimizer;
     float lr;

@@ -287,7 +287,7 @@ int cmd_train(int argc, char **argv) {
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "global batch size, split across ranks (default 32, or the spec's)", 0},
         {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate (default 1e-3, or the spec's)", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
-        {"--sparse-optimizer", OPT_STR, &sparse_optimizer, 0, 0, "NAME", "embedding tables: sgd | adagrad | adam (lazy "
+        {"--sparse-optimizer", OPT_STR, &sparse_optimizer, 0, 0, "NAME", "embedding tables: sgd | adagrad | rowwise_adagrad | adam (lazy "
          "Adam; default adam beside adam/adamw, else sgd)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},

@@ -68,10 +68,17 @@ void herd_optimizer_step_pool(herd_optimizer *o, float *params, const float *gra
  * PyTorch 1.13 does with a sparse gradient; rows not in the batch and their state do not move:
  *  SGD:     p -= lr * g   (momentum and weight decay do not apply to sparse gradients)
  *  ADAGRAD: s += g*g; p -= lr * g / (sqrt(s) + eps), eps 1e-10 (torch.optim.Adagrad, state 0)
+ *  ROWWISE_ADAGRAD: one sum a row (FBGEMM's row-wise Adagrad): s += mean over the row of g*g;
+ *           p -= lr * g / (sqrt(s) + eps), eps 1e-10; state rows floats, not rows x dim
  *  ADAM:    lazy Adam, torch.optim.SparseAdam: m += (g - m)(1 - b1); v += (g*g - v)(1 - b2);
  *           p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps), b 0.9/0.999, eps 1e-8, t the
  *           table's step count (every step, touched or not). */
-typedef enum herd_sparse_opt_kind { HERD_SPARSE_SGD = 0, HERD_SPARSE_ADAGRAD, HERD_SPARSE_ADAM } herd_sparse_opt_kind;
+typedef enum herd_sparse_opt_kind {
+    HERD_SPARSE_SGD = 0,
+    HERD_SPARSE_ADAGRAD,
+    HERD_SPARSE_ADAM,
+    HERD_SPARSE_ROWWISE_ADAGRAD
+} herd_sparse_opt_kind;
 
 typedef struct herd_sparse_optimizer {
     herd_sparse_opt_kind kind;
@@ -79,16 +86,18 @@ typedef struct herd_sparse_optimizer {
     int64_t rows, dim;
     int64_t t;    /* steps taken */
     float *m;     /* Adam's first moment (rows x dim), else NULL */
-    float *v;     /* Adam's second moment / Adagrad's sum (rows x dim), NULL for SGD */
+    float *v;     /* Adam's second moment / Adagrad's sum (rows x dim; rows for row-wise Adagrad), NULL for SGD */
 } herd_sparse_optimizer;
 
-/* "sgd", "adagrad", "adam"; 0 if unknown. */
+/* "sgd", "adagrad", "adam", "rowwise_adagrad"; 0 if unknown. */
 int herd_sparse_opt_parse(const char *name, herd_sparse_opt_kind *out);
 const char *herd_sparse_opt_name(herd_sparse_opt_kind kind);
 /* State for a (rows, dim) table (zero pages until touched). */
 herd_status herd_sparse_optimizer_init(herd_sparse_optimizer *o, herd_sparse_opt_kind kind, int64_t rows, int64_t dim,
                                        herd_error *err);
 void herd_sparse_optimizer_free(herd_sparse_optimizer *o);
+/* Floats of state a row (in m and v): dim, or 1 for row-wise Adagrad. */
+int64_t herd_sparse_state_dim(const herd_sparse_optimizer *o);
 /* One update of the rows ids[0..n_rows) of table with their gradients values (n_rows x dim). */
 void herd_sparse_optimizer_step(herd_sparse_optimizer *o, float *table, const int32_t *ids, const float *values,
                                 int64_t n_rows, float lr);

@@ -8,10 +8,11 @@
 
 #include "optim/optim.h"
 
-static const char *const sparse_names[] = {"sgd", "adagrad", "adam"};
+static const char *const sparse_names[] = {"sgd", "adagrad", "adam", "rowwise_adagrad"};
+#define SPARSE_KINDS (int)(sizeof sparse_names / sizeof sparse_names[0])
 
 int herd_sparse_opt_parse(const char *name, herd_sparse_opt_kind *out) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < SPARSE_KINDS; k++)
         if (name && !strcmp(name, sparse_names[k])) {
             *out = (herd_sparse_opt_kind)k;
             return 1;
@@ -20,7 +21,7 @@ int herd_sparse_opt_parse(const char *name, herd_sparse_opt_kind *out) {
 }
 
 const char *herd_sparse_opt_name(herd_sparse_opt_kind kind) {
-    return (unsigned)kind < 3 ? sparse_names[kind] : "?";
+    return (int)kind >= 0 && (int)kind < SPARSE_KINDS ? sparse_names[kind] : "?";
 }
 
 herd_status herd_sparse_optimizer_init(herd_sparse_optimizer *o, herd_sparse_opt_kind kind, int64_t rows, int64_t dim,
@@ -29,8 +30,9 @@ herd_status herd_sparse_optimizer_init(herd_sparse_optimizer *o, herd_sparse_opt
     o->kind = kind;
     o->rows = rows, o->dim = dim;
     o->beta1 = 0.9f, o->beta2 = 0.999f;
-    o->eps = kind == HERD_SPARSE_ADAGRAD ? 1e-10f : 1e-8f;
-    size_t n = (size_t)rows * (size_t)dim;
+    o->eps = kind == HERD_SPARSE_ADAGRAD || kind == HERD_SPARSE_ROWWISE_ADAGRAD ? 1e-10f : 1e-8f;
+    /* row-wise Adagrad keeps one sum a row (FBGEMM's rowwise_adagrad): dim times less state */
+    size_t n = (size_t)rows * (size_t)herd_sparse_state_dim(o);
     /* zeroed here, page by page, rather than left to the kernel's first touch: a step then never
      * pays page faults for rows it meets for the first time (measured by bench/embeddings: at 1e6
      * rows most of a short run's rows are new, and the faults took most of its step time) */
@@ -46,6 +48,10 @@ herd_status herd_sparse_optimizer_init(herd_sparse_optimizer *o, herd_sparse_opt
     if (o->m) memset(o->m, 0, n * sizeof *o->m);
     if (o->v) memset(o->v, 0, n * sizeof *o->v);
     return HERD_OK;
+}
+
+int64_t herd_sparse_state_dim(const herd_sparse_optimizer *o) {
+    return o->kind == HERD_SPARSE_ROWWISE_ADAGRAD ? 1 : o->dim;
 }
 
 void herd_sparse_optimizer_free(herd_sparse_optimizer *o) {
@@ -66,6 +72,12 @@ void herd_sparse_optimizer_step(herd_sparse_optimizer *o, float *table, const in
         const float *g = values + r * D;
         if (o->kind == HERD_SPARSE_SGD) {
             for (int64_t d = 0; d < D; d++) p[d] += -lr * g[d];
+        } else if (o->kind == HERD_SPARSE_ROWWISE_ADAGRAD) { /* s += mean(g^2) over the row; p -= lr g / (sqrt(s) + eps) */
+            float *s = o->v + ids[r], sq = 0.0f;
+            for (int64_t d = 0; d < D; d++) sq += g[d] * g[d];
+            *s += sq / (float)D;
+            float scale = lr / (sqrtf(*s) + o->eps);
+            for (int64_t d = 0; d < D; d++) p[d] += -scale * g[d];
         } else if (o->kind == HERD_SPARSE_ADAGRAD) { /* sum += g^2; p -= lr * g / (sqrt(sum) + eps) */
             float *s = o->v + (int64_t)ids[r] * D;
             for (int64_t d = 0; d < D; d++) {

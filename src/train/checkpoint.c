@@ -175,7 +175,7 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
             if (!data) continue;
             sparse_moment_name(j->sparse_names[2 * k + q], t, k, q);
             j->refs[j->n++] = (herd_tensor_ref){.name = j->sparse_names[2 * k + q], .dtype = HERD_F32, .ndim = 2,
-                                                .shape = {o->rows, o->dim}, .data = data};
+                                                .shape = {o->rows, herd_sparse_state_dim(o)}, .data = data};
         }
     snprintf(j->epoch, sizeof j->epoch, "%" PRId64, pos->epoch);
     snprintf(j->step_in_epoch, sizeof j->step_in_epoch, "%" PRId64, pos->step_in_epoch);
@@ -601,9 +601,10 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
             sparse_moment_name(name, t, k, j);
             const herd_tensor_ref *r = herd_safetensors_find(st, name);
             if ((j ? o->v : o->m) && (!r || r->dtype != HERD_F32 || r->ndim != 2 || r->shape[0] != o->rows ||
-                                      r->shape[1] != o->dim))
+                                      r->shape[1] != herd_sparse_state_dim(o)))
                 s = herd_fail(err, HERD_EFORMAT, "%s: '%s' is missing or not %lld x %lld floats (another sparse "
-                              "optimizer?)", herd_safetensors_path(st), name, (long long)o->rows, (long long)o->dim);
+                              "optimizer?)", herd_safetensors_path(st), name, (long long)o->rows,
+                              (long long)herd_sparse_state_dim(o));
         }
     if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
     if (!s) {
@@ -613,7 +614,7 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
             for (int j = 0; j < 2; j++) {
                 herd_sparse_optimizer *o = &t->sparse[k];
                 sparse_moment_name(name, t, k, j);
-                copy_moment(st, name, j ? o->v : o->m, o->rows * o->dim);
+                copy_moment(st, name, j ? o->v : o->m, o->rows * herd_sparse_state_dim(o));
                 o->t = p[3];
             }
         t->step = p[2];

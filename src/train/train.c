@@ -56,7 +56,7 @@ static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_pe
         return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
                          cfg->optimizer);
     if (cfg->sparse_optimizer && !herd_sparse_opt_parse(cfg->sparse_optimizer, &(herd_sparse_opt_kind){0}))
-        return herd_fail(err, HERD_EARG, "unknown sparse optimizer '%s' (expected sgd, adagrad, adam)",
+        return herd_fail(err, HERD_EARG, "unknown sparse optimizer '%s' (expected sgd, adagrad, rowwise_adagrad, adam)",
                          cfg->sparse_optimizer);
     memset(s, 0, sizeof *s);
     if (!herd_sched_kind_parse(cfg->schedule ? cfg->schedule : "constant", &s->kind))
