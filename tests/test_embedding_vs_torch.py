@@ -135,8 +135,11 @@ def onnx_case(spec_text, name, batch=5):
         w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
         shape = [dd.dim_value for dd in m.graph.input[0].type.tensor_type.shape.dim[1:]]
         check(f"{name} input is int32", m.graph.input[0].type.tensor_type.elem_type, onnx.TensorProto.INT32, 0, 0)
-        rows = min(v.shape[0] for k, v in w.items() if v.ndim == 2 and k.startswith("emb"))
+        rows = min(v.shape[0] for k, v in w.items() if v.ndim == 2 and k.startswith(("emb", "bag")))
         x = np.random.default_rng(2).integers(0, rows, [batch] + shape).astype(np.int32)
+        x[0] = 0  # an all-pad bag where the spec has pad=0
+        if x.ndim == 2 and x.shape[1] > 2:
+            x[1, 1:] = 0
         env = dict(w)
         env[m.graph.input[0].name] = x
         for n in m.graph.node:
@@ -150,6 +153,14 @@ def onnx_case(spec_text, name, batch=5):
                 y = i[0] @ (i[1].T if a.get("transB", 0) else i[1]) + (i[2] if len(i) > 2 else 0)
             elif n.op_type == "Identity":
                 y = i[0]
+            elif n.op_type == "ReduceMean":
+                y = i[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))
+            elif n.op_type in ("Mul", "Div", "Max", "Equal"):
+                y = {"Mul": np.multiply, "Div": np.divide, "Max": np.maximum, "Equal": np.equal}[n.op_type](i[0], i[1])
+            elif n.op_type == "Not":
+                y = np.logical_not(i[0])
+            elif n.op_type == "Cast":
+                y = i[0].astype(np.float32)
             else:
                 raise ValueError("onnx_case: " + n.op_type)
             env[n.output[0]] = y
@@ -164,6 +175,10 @@ try:
     import onnx  # noqa: F401
     onnx_case("input 5 dtype=i32\nembedding 30 4 pad=0\nflatten\ndense 3\n", "seq")
     onnx_case("input 1 dtype=i32\nembedding 30 4\ndense 3\n", "one_id")
+    onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=mean pad=0\ndense 3\n", "bag_mean_pad")
+    onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum pad=0\ndense 3\n", "bag_sum_pad")
+    onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=mean\ndense 3\n", "bag_mean")
+    onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum\ndense 3\n", "bag_sum")
 except ImportError:
     print("python3-onnx missing: the ONNX export of embedding is not checked")
 for sparse_opt in ("adam", "adagrad", "sgd"):

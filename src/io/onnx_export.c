@@ -51,11 +51,13 @@ static void attr_ints(pb_writer *node, const char *name, const int64_t *v, int n
     pb_put_message(node, NODE_ATTRIBUTE, &a);
 }
 
-static void initializer(exporter *x, const char *name, int ndim, const int64_t *dims, const float *data,
-                        int64_t numel) {
+/* A tensor of 4-byte values (ONNX_FLOAT or ONNX_INT32) */
+static void initializer_typed(exporter *x, const char *name, int ndim, const int64_t *dims, const void *values,
+                              int64_t numel, int elem_type) {
+    const float *data = values;
     pb_writer t = {0};
     for (int d = 0; d < ndim; d++) pb_put_varint(&t, TENSOR_DIMS, (uint64_t)dims[d]);
-    pb_put_varint(&t, TENSOR_DATA_TYPE, ONNX_FLOAT);
+    pb_put_varint(&t, TENSOR_DATA_TYPE, (uint64_t)elem_type);
     pb_put_string(&t, TENSOR_NAME, name);
     /* raw_data is little-endian; encode per value so a big-endian host writes the same bytes */
     pb_writer raw = {0};
@@ -85,6 +87,20 @@ const char *onnx_ints(exporter *x, const char *name, const int64_t *v, int n) {
     pb_put_message(&t, TENSOR_RAW_DATA, &raw);
     pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
     return name;
+}
+
+static void initializer(exporter *x, const char *name, int ndim, const int64_t *dims, const float *data,
+                        int64_t numel) {
+    initializer_typed(x, name, ndim, dims, data, numel, ONNX_FLOAT);
+}
+
+void onnx_constant(exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel) {
+    initializer(x, name, ndim, dims, data, numel);
+}
+
+void onnx_constant_i32(exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,
+                       int64_t numel) {
+    initializer_typed(x, name, ndim, dims, data, numel, ONNX_INT32);
 }
 
 /* ValueInfoProto: float tensor named `name` with a symbolic batch "N" and fixed dims. */

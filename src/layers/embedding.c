@@ -104,10 +104,6 @@ static void embedding_spec(const herd_model *m, const node *n, char *buf, size_t
     layer_table_spec(n, buf, size);
 }
 
-herd_status layer_table_onnx(onnx_exporter *x, const node *n) {
-    return onnx_fail(x, "layer '%s': %s has no ONNX export yet (embedding has: Gather)", n->name, n->kind->keywords[0]);
-}
-
 /* Gather(weight, ids) along axis 0: (N, T, D); one id a sample: Flatten to (N, D) as herd's output */
 static herd_status embedding_onnx(onnx_exporter *x, const node *n) {
     const char *in[2] = {onnx_param(x, n, 0), onnx_in(x, n, 0)};

@@ -4,6 +4,7 @@
  * bags of any length up to L are padded with K; an empty bag gives zeros, as PyTorch's).
  * The gradient is row-sparse, as embedding's (src/layers/embedding.c holds the table helpers). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layers/layer_common.h"
@@ -83,6 +84,64 @@ static void bag_spec(const herd_model *m, const node *n, char *buf, size_t size)
     layer_table_spec(n, buf, size);
 }
 
+/* ONNX (opset 13): Gather of the rows (N, L, D) of the table, its pad row masked to zero (herd never
+ * reads it), ReduceMean over the bag (axes still an attribute in 13), times L for the sum; mean
+ * with a pad id divides that sum by the count of non-pad ids, at least 1 (an empty bag: zeros) */
+static herd_status bag_onnx(onnx_exporter *x, const node *n) {
+    const embed_table *t = CFG(n);
+    char nm[12][HERD_NAME_MAX + 16];
+    static const char *const suffix[12] = {"rowmask", "table", "rows", "mean", "len", "sum", "pad", "is_pad", "kept",
+                                           "keptf", "count_mean", "count"};
+    for (int k = 0; k < 12; k++) snprintf(nm[k], sizeof nm[k], "%s.%s", n->name, suffix[k]);
+    const char *table = onnx_param(x, n, 0), *ids = onnx_in(x, n, 0), *out = onnx_out(x, n);
+    if (t->pad >= 0) {
+        float *mask = malloc((size_t)t->rows * sizeof *mask);
+        if (!mask) return onnx_fail(x, "layer '%s': out of memory", n->name);
+        for (int64_t r = 0; r < t->rows; r++) mask[r] = r == t->pad ? 0.0f : 1.0f;
+        int64_t md[2] = {t->rows, 1};
+        onnx_constant(x, nm[0], 2, md, mask, t->rows);
+        free(mask);
+        const char *in[2] = {table, nm[0]};
+        onnx_emit(x, "Mul", nm[1], nm[1], in, 2, NULL, 0);
+        table = nm[1];
+    }
+    onnx_xattr axis0 = {.name = "axis", .type = 'i', .i = 0};
+    const char *g[2] = {table, ids};
+    onnx_emit(x, "Gather", nm[2], nm[2], g, 2, &axis0, 1);
+    static const int64_t bag_axis[1] = {1};
+    onnx_xattr red[2] = {{.name = "axes", .type = 'I', .ints = bag_axis, .n_ints = 1}, {.name = "keepdims", .type = 'i', .i = 0}};
+    int plain_mean = t->mode == 2 && t->pad < 0;
+    const char *rows = nm[2];
+    onnx_emit(x, "ReduceMean", plain_mean ? n->name : nm[3], plain_mean ? out : nm[3], &rows, 1, red, 2);
+    if (!plain_mean) {
+        float len = (float)t->ids;
+        onnx_constant(x, nm[4], 0, NULL, &len, 1);
+        const char *mul[2] = {nm[3], nm[4]};
+        int sum_out = t->mode == 1;
+        onnx_emit(x, "Mul", sum_out ? n->name : nm[5], sum_out ? out : nm[5], mul, 2, NULL, 0);
+        if (!sum_out) { /* mean over the non-pad ids */
+            int32_t pad = t->pad;
+            onnx_constant_i32(x, nm[6], 0, NULL, &pad, 1);
+            const char *eq[2] = {ids, nm[6]}, *is_pad = nm[7], *kept = nm[8], *keptf = nm[9];
+            onnx_emit(x, "Equal", nm[7], nm[7], eq, 2, NULL, 0);
+            onnx_emit(x, "Not", nm[8], nm[8], &is_pad, 1, NULL, 0);
+            onnx_xattr to = {.name = "to", .type = 'i', .i = 1}; /* FLOAT */
+            onnx_emit(x, "Cast", nm[9], nm[9], &kept, 1, &to, 1);
+            onnx_xattr keep[2] = {red[0], {.name = "keepdims", .type = 'i', .i = 1}};
+            onnx_emit(x, "ReduceMean", nm[10], nm[10], &keptf, 1, keep, 2);
+            const char *cm[2] = {nm[10], nm[4]}, *mx[2] = {nm[11], onnx_scalar(x, "herd_one", 1.0f)};
+            onnx_emit(x, "Mul", nm[11], nm[11], cm, 2, NULL, 0);
+            char at_least_one[HERD_NAME_MAX + 16];
+            snprintf(at_least_one, sizeof at_least_one, "%s.count1", n->name);
+            onnx_emit(x, "Max", at_least_one, at_least_one, mx, 2, NULL, 0);
+            const char *div[2] = {nm[5], at_least_one};
+            onnx_emit(x, "Div", n->name, out, div, 2, NULL, 0);
+        }
+    }
+    onnx_set_out(x, n, out, 0);
+    return HERD_OK;
+}
+
 static const char *const bag_keywords[] = {"embedding_bag", NULL};
 static const char *const bag_positional[] = {"rows", "dim", NULL};
 
@@ -90,5 +149,5 @@ const layer_kind layer_embedding_bag = {
     .name = "embedding_bag", .keywords = bag_keywords, .prefix = "bag", .positional = bag_positional,
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = bag_build, .check = layer_table_check,
     .init = layer_table_init, .forward = bag_forward, .backward = bag_backward, .backward_reads = layer_reads_input,
-    .flops = bag_flops, .describe = bag_describe, .onnx_export = layer_table_onnx, .spec = bag_spec,
+    .flops = bag_flops, .describe = bag_describe, .onnx_export = bag_onnx, .spec = bag_spec,
 };

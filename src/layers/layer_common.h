@@ -39,7 +39,6 @@ void layer_table_init(herd_model *m, node *n, uint64_t seed);
 /* every id of the call within [0, rows) */
 herd_status layer_table_check(const layer_call *c, herd_error *err);
 void layer_table_spec(const node *n, char *buf, size_t size);
-herd_status layer_table_onnx(onnx_exporter *x, const node *n);
 
 #define HERD_LAYER_KINDS(X) \
     X(conv2d) X(maxpool2d) X(avgpool2d) X(gap) X(dense) X(flatten) X(dropout) X(batchnorm) X(activation) \

@@ -159,6 +159,10 @@ void onnx_require_opset(onnx_exporter *x, int opset);
 const char *onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int n);
 /* a scalar float initializer shared by every user of `name` (written once) */
 const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
+/* a node's own constant: an f32 / i32 initializer named `name` (the caller makes it unique) */
+void onnx_constant(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel);
+void onnx_constant_i32(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,
+                       int64_t numel);
 herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
