@@ -15,29 +15,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import spec_torch  # noqa: E402
+from torch_compare import check, summary  # noqa: E402
 
 torch.set_num_threads(1)
 SRC = os.environ.get("HERD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.environ["HERD_TEST_BIN_DIR"]
-passed = failed = 0
-
-
-def check(what, got, want, atol, rtol):
-    global passed, failed
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        print(f"FAIL {what}: shape {got.shape} vs {want.shape}")
-        failed += 1
-        return
-    err = np.abs(got - want)
-    bad = err > atol + rtol * np.abs(want)
-    if bad.any():
-        i = np.unravel_index(np.argmax(err - rtol * np.abs(want)), err.shape)
-        print(f"FAIL {what}: {bad.sum()} of {bad.size} differ; worst at {i}: herd {got[i]:.9g} torch {want[i]:.9g} "
-              f"(atol {atol} rtol {rtol})")
-        failed += 1
-    else:
-        passed += 1
 
 
 class RowwiseAdagrad:
@@ -188,5 +170,4 @@ run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 3, 2)
 run_case(os.path.join(data, "mf_dot.spec"), "adam", "adam", 6, 3)
 run_case(os.path.join(data, "mf_dot.spec"), "sgd", "sgd", 4, 2)
 run_case(os.path.join(data, "embedding_bag.spec"), "adam", "rowwise_adagrad", 4, 3)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())

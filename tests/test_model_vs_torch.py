@@ -13,29 +13,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import spec_torch  # noqa: E402
+from torch_compare import check, summary  # noqa: E402
 
 torch.set_num_threads(1)
 SRC = os.environ.get("HERD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.environ["HERD_TEST_BIN_DIR"]
-passed = failed = 0
-
-
-def check(what, got, want, atol, rtol):
-    global passed, failed
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        print(f"FAIL {what}: shape {got.shape} vs {want.shape}")
-        failed += 1
-        return
-    err = np.abs(got - want)
-    bad = err > atol + rtol * np.abs(want)
-    if bad.any():
-        i = np.unravel_index(np.argmax(err - rtol * np.abs(want)), err.shape)
-        print(f"FAIL {what}: {bad.sum()} of {bad.size} differ; worst at {i}: herd {got[i]:.9g} torch {want[i]:.9g} "
-              f"(atol {atol} rtol {rtol})")
-        failed += 1
-    else:
-        passed += 1
 
 
 def run_case(spec, backend, batch, optimizer):
@@ -110,5 +92,4 @@ for backend in ("ref", "cpu"):
 resnet20 = os.path.join(SRC, "examples", "resnet20_cifar.spec")
 run_case(resnet20, "ref", 3, "momentum")
 run_case(resnet20, "cpu", 4, "momentum")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary())
