@@ -77,6 +77,19 @@ int main(void) {
     }
     herd_dataset_close(ds), herd_dataset_close(te);
     ds = te = NULL;
+    /* target=COL: f32 values, not classes */
+    char rt[128];
+    scratch_write("r.csv", "u,rating\nann,4.5\nbob,1\n", rt);
+    snprintf(spec, sizeof spec, "%s?cat=u&target=rating", rt);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_OK && ds && ds->y.dtype == HERD_F32 && ds->num_classes == 0,
+          "target=: %s", err.msg);
+    if (ds) {
+        float v[1], yv;
+        int64_t i = 0;
+        CHECK(herd_dataset_batch(ds, &i, 1, v, &yv, &err) == HERD_OK && yv == 4.5f, "target value %g", yv);
+        herd_dataset_close(ds);
+        ds = NULL;
+    }
     /* refusals: one line naming the file */
     snprintf(spec, sizeof spec, "%s?cat=user,zz", train);
     CHECK(herd_data_open(spec, &ds, NULL, &err) != HERD_OK && strstr(err.msg, "train.csv:1: no column named 'zz' (cat=)"),

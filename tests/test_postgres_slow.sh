@@ -66,7 +66,7 @@ expect_out "cat= note" "ca: 11 values, ids 0..10; lb: 3 values, ids 0..2"
 expect_exit 1 "cat= missing column" -- "$HERD" train "$TMP/cat.spec" --data "$URI&cat=zz&query=SELECT d, label FROM pts" --epochs 1
 expect_err_line "cat= missing column" "no column named 'zz' (cat=)"
 printf 'input 4\ndense 1\nloss mse\n' >"$TMP/r.spec"
-expect_exit 0 "target=f32" -- "$HERD" train "$TMP/r.spec" --data "$URI&label=y&target=f32&query=SELECT a, b, c, d, a + b AS y FROM pts LIMIT 200" --epochs 1 --quiet
+expect_exit 0 "target=COL" -- "$HERD" train "$TMP/r.spec" --data "$URI&target=y&query=SELECT a, b, c, d, a + b AS y FROM pts LIMIT 200" --epochs 1 --quiet
 
 # the server's message, one line
 expect_exit 1 "bad column" -- "$HERD" train "$TMP/m.spec" --data "$URI&query=SELECT nope, label FROM pts" --epochs 1

@@ -136,7 +136,8 @@ typedef struct herd_table_options {
     const char *cat;
     int64_t hash_rows;
     uint64_t hash_seed;
-    int target_f32;     /* 1: the label column holds f32 targets (ratings, regression: y is f32), not class ids */
+    const char *target; /* instead of label: a number column read as an f32 target (ratings, regression): y f32,
+                           num_classes 0 (as herd_parquet_options.target) */
 } herd_table_options;
 
 /* CSV with a header row (RFC 4180: quoted fields, "" escapes, CRLF). Every column but

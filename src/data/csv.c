@@ -120,7 +120,7 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
     row_table t;
     row_table_init(&t, 1);
     *out = NULL;
-    const char *label_column = opt->label && *opt->label ? opt->label : "label";
+    const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     categories cats;
     herd_status st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, path, err);
     if (st != HERD_OK) return st;
@@ -170,7 +170,7 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
         goto fail;
     }
     snprintf(where, sizeof where, "%s:1", path);
-    if ((st = row_table_columns(&t, &cats, (const char *const *)names, (int)ncols, label_at, opt->target_f32, &role,
+    if ((st = row_table_columns(&t, &cats, (const char *const *)names, (int)ncols, label_at, opt->target != NULL, &role,
                                 where, err)))
         goto fail;
     if (!(fields = herd_malloc_array(ncols, sizeof *fields))) {

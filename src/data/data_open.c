@@ -143,8 +143,8 @@ static int table_param(char *p, herd_table_options *t) {
         t->cat = p + 4;
         return 1;
     }
-    if (!strcmp(p, "target=f32")) {
-        t->target_f32 = 1;
+    if (!strncmp(p, "target=", 7) && p[7]) {
+        t->target = p + 7;
         return 1;
     }
     int hash = !strncmp(p, "hash=", 5), seed = !strncmp(p, "seed=", 5);
@@ -187,13 +187,18 @@ static herd_status split_query(const char *spec, char *conn, char *label, char *
             memcpy(label, p + 6, len - 6);
             label[len - 6] = 0;
         } else if (len < sizeof param && (!strncmp(param, "cat=", 4) || !strncmp(param, "hash=", 5) ||
-                                          !strncmp(param, "seed=", 5) || !strcmp(param, "target=f32"))) {
+                                          !strncmp(param, "seed=", 5) || !strncmp(param, "target=", 7))) {
             if (table_param(param, t) < 0)
-                return herd_fail(err, HERD_EARG, "%.200s: '%s' (cat=COLS, hash=N in 1..%d, seed=S)", spec, param,
+                return herd_fail(err, HERD_EARG, "%.200s: '%s' (cat=COLS, hash=N in 1..%d, seed=S, target=COL)", spec, param,
                                  INT32_MAX);
             if (t->cat == param + 4) { /* keep the names past this function */
                 snprintf(cat, PATH_CAP, "%s", param + 4);
                 t->cat = cat;
+            }
+            if (t->target == param + 7) { /* the target column is read where the label would be */
+                if (len - 7 >= 128) return herd_fail(err, HERD_EARG, "%.200s: target name too long", spec);
+                memcpy(label, param + 7, len - 7 + 1); /* checked above: under 128 bytes */
+                t->target = label;
             }
         } else if (len) {
             size_t k = strlen(conn);
@@ -559,7 +564,7 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
             fp->ids = 1;
         else if (table_param(p, &fp->table) < 0)
             return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32, cat=COLS, hash=N, "
-                             "seed=S, target=f32)", spec, p);
+                             "seed=S, target=COL)", spec, p);
         p = amp ? amp + 1 : NULL;
     }
     return HERD_OK;

@@ -149,7 +149,7 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
     int label_at = -1, ncols = 0, *role = NULL;
     const char **names = NULL;
     *out = NULL;
-    const char *label_column = opt->label && *opt->label ? opt->label : "label";
+    const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     pg_source(conninfo, source, sizeof source);
     categories cats;
     if ((st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
@@ -210,7 +210,7 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
                 goto done;
             }
             for (int i = 0; i < ncols; i++) names[i] = PQfname(res, i);
-            if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target_f32, &role, source, err)))
+            if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target != NULL, &role, source, err)))
                 goto done;
         }
         int rows = PQntuples(res);

@@ -91,6 +91,7 @@ herd_status row_table_finish(row_table *t, herd_dataset **out, const char *sourc
     }
     t->y = NULL; /* owned by the dataset now, or freed by it on failure */
     if (!st && note) snprintf((*out)->note, sizeof (*out)->note, "%s", note);
+    if (!st && t->y_f32) (*out)->num_classes = 0; /* values, not classes (as every reader of f32 targets) */
     row_table_free(t);
     return st;
 }

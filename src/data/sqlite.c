@@ -39,7 +39,7 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
     char source[512];
     snprintf(source, sizeof source, "sqlite:%.480s", db_path);
     *out = NULL;
-    const char *label_column = opt->label && *opt->label ? opt->label : "label";
+    const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     categories cats;
     if ((st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
@@ -73,7 +73,7 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
         goto done;
     }
     for (int i = 0; i < ncols; i++) names[i] = sqlite3_column_name(stmt, i);
-    if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target_f32, &role, source, err))) goto done;
+    if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target != NULL, &role, source, err))) goto done;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         long long row = (long long)t.n + 1;
