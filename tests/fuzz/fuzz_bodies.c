@@ -279,29 +279,34 @@ static void check_dataset(herd_status st, herd_dataset *ds, herd_error *err, con
     char xs[96];
     int dims_ok = ds && ds->x.ndim <= 3;
     for (int d = 0; dims_ok && d < ds->x.ndim; d++) dims_ok = ds->x.dims[d] >= 1;
-    /* y: one class id of num_classes, or one f32 target (num_classes 0) */
+    /* y: one class id of num_classes, class ids per position (any i32: the loss's ignore index
+     * may be negative), or f32 targets (num_classes 0) */
     int f32_target = ds && ds->y.dtype == HERD_F32;
+    int64_t yn = ds ? herd_tensor_numel(&ds->y) : 0;
     if (!ds || ds->n < 0 || !dims_ok || !herd_dataset_fields_ok(ds) ||
-        (ds->y.dtype != HERD_I32 && !f32_target) || ds->y.ndim != 0 || (f32_target ? ds->num_classes != 0
-                                                                                    : ds->num_classes < 1))
+        (ds->y.dtype != HERD_I32 && !f32_target) || ds->y.ndim > 4 || yn < 1 || yn > (1 << 24) ||
+        (f32_target ? ds->num_classes != 0 : ds->num_classes < 1))
         fuzz_fail("%s: accepted a dataset of %s samples %s, %lld samples", what, ds ? herd_dtype_name(ds->x.dtype) : "",
                   ds ? herd_tensor_shape_str(&ds->x, xs, sizeof xs) : "", ds ? (long long)ds->n : 0LL);
     size_t sample = (size_t)herd_dataset_sample_slots(ds); /* every field, as a batch holds it */
     if (sample > ((size_t)1 << 26)) fuzz_fail("%s: a sample of %zu values from a small file", what, sample);
     float *x = malloc(sample * sizeof *x);
-    if (!x) fuzz_fail("%s: no memory for one sample", what);
+    int32_t *y = malloc((size_t)yn * sizeof *y); /* i32 and f32 targets are 4 bytes each */
+    if (!x || !y) fuzz_fail("%s: no memory for one sample", what);
     for (int64_t i = 0; i < ds->n && i < 64; i++) {
-        int32_t y = -1;
         herd_error e2 = {0};
-        herd_status g = herd_dataset_batch(ds, &i, 1, x, &y, &e2); /* as training reads it */
+        herd_status g = herd_dataset_batch(ds, &i, 1, x, y, &e2); /* as training reads it */
         check_error(g, &e2, prefix, what);
-        float t;
-        memcpy(&t, &y, sizeof t);
-        if (g == HERD_OK && f32_target && !isfinite(t)) fuzz_fail("%s: sample %lld has target %g", what, (long long)i, t);
-        if (g == HERD_OK && !f32_target && (y < 0 || y >= ds->num_classes))
-            fuzz_fail("%s: sample %lld has label %d of %d classes", what, (long long)i, y, ds->num_classes);
+        for (int64_t k = 0; g == HERD_OK && k < yn; k++) {
+            float t;
+            memcpy(&t, &y[k], sizeof t);
+            if (f32_target && !isfinite(t)) fuzz_fail("%s: sample %lld has target %g", what, (long long)i, t);
+            if (!f32_target && ds->y.ndim == 0 && (y[k] < 0 || y[k] >= ds->num_classes))
+                fuzz_fail("%s: sample %lld has label %d of %d classes", what, (long long)i, y[k], ds->num_classes);
+        }
     }
     free(x);
+    free(y);
     herd_dataset_close(ds);
 }
 
