@@ -16,20 +16,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 import spec_torch  # noqa: E402
 
+from torch_compare import check, summary  # noqa: E402
+
 BIN = os.environ["HERD_TEST_BIN_DIR"]
-passed = failed = 0
-
-
-def check(what, got, want, atol, rtol):
-    global passed, failed
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    err = np.abs(got - want)
-    if got.shape != want.shape or (err > atol + rtol * np.abs(want)).any():
-        print(f"FAIL {what}: herd {got.ravel()[:6]} torch {want.ravel()[:6]} (max |diff| "
-              f"{err.max() if got.shape == want.shape else 'shape'})")
-        failed += 1
-    else:
-        passed += 1
 
 
 def exact_auc(scores, labels):
@@ -105,8 +94,7 @@ def main():
                 "auc": exact_auc(z, lab)}
     run("bce_values", "input 12\ndense 4\nloss bce\n", "values", 64, bce, bce_metrics)
     run("bce_labels", "input 12\ndense 1\nloss bce\n", "binary", 200, bce, bce_metrics)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(summary())
 
 
 main()
