@@ -8,8 +8,6 @@
 
 #include "model/loss.h"
 
-static int64_t numel(const loss_call *c) { return (int64_t)c->B * c->P * c->K; }
-
 static int check(model_loss *cfg, int ndim, const int64_t *dims, const herd_tensor *y, char *msg, size_t size) {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= dims[d];
@@ -17,8 +15,7 @@ static int check(model_loss *cfg, int ndim, const int64_t *dims, const herd_tens
         cfg->classes = 1;
         return 1;
     }
-    if (y->dtype == HERD_F32 && herd_tensor_numel(y) == n &&
-        (y->ndim == ndim ? !memcmp(y->dims, dims, (size_t)ndim * sizeof *dims) : n == 1)) {
+    if (loss_values_fit(ndim, dims, y)) {
         cfg->classes = 0;
         return 1;
     }
@@ -33,7 +30,7 @@ static void default_target(model_loss *cfg, int ndim, const int64_t *dims) {
 }
 
 static int bad_target(const loss_call *c, char *msg, size_t size) {
-    int64_t n = numel(c), per = c->P * c->K;
+    int64_t n = loss_values(c), per = c->P * c->K;
     for (int64_t i = 0; i < n; i++) {
         if (c->cfg->classes) {
             int32_t y = ((const int32_t *)c->target)[i];
@@ -55,13 +52,13 @@ static int64_t units(const loss_call *c) { return c->B; }
 static const float *targets(const loss_call *c) {
     if (!c->cfg->classes) return c->target;
     const int32_t *y = c->target;
-    for (int64_t i = 0; i < numel(c); i++) c->scratch[i] = y[i] == 1 ? 1.0f : 0.0f;
+    for (int64_t i = 0; i < loss_values(c); i++) c->scratch[i] = y[i] == 1 ? 1.0f : 0.0f;
     return c->scratch;
 }
 
 static float forward(const loss_call *c) {
     const float *t = targets(c);
-    int64_t n = numel(c);
+    int64_t n = loss_values(c);
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
         double x = c->out[i];
@@ -73,7 +70,7 @@ static float forward(const loss_call *c) {
 static void backward(const loss_call *c, float *dout, float scale) {
     if (!dout) return;
     const float *t = c->cfg->classes ? c->scratch : c->target;
-    int64_t n = numel(c);
+    int64_t n = loss_values(c);
     for (int64_t i = 0; i < n; i++) {
         double p = 1.0 / (1.0 + exp(-(double)c->out[i]));
         dout[i] += (float)((p - t[i]) / (double)n * scale);
@@ -84,13 +81,13 @@ static float sigmoid(float x) { return (float)(1.0 / (1.0 + exp(-(double)x))); }
 
 /* the probability of each output being 1 */
 static void predict(const loss_call *c, float *pred) {
-    for (int64_t i = 0; i < numel(c); i++) pred[i] = sigmoid(c->out[i]);
+    for (int64_t i = 0; i < loss_values(c); i++) pred[i] = sigmoid(c->out[i]);
 }
 
 static void measure(const loss_call *c, herd_metrics *acc) {
     const float *t = c->cfg->classes ? c->scratch : c->target;
-    metric_binary(c->out, t, numel(c), acc);
-    metric_sq_err(c->out, t, numel(c), sigmoid, acc);
+    metric_binary(c->out, t, loss_values(c), acc);
+    metric_sq_err(c->out, t, loss_values(c), sigmoid, acc);
 }
 
 static void spec(const model_loss *cfg, char *buf, size_t size) {

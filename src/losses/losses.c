@@ -61,6 +61,13 @@ int loss_bad_class(const loss_call *c, char *msg, size_t size) {
     return -1;
 }
 
+int loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= dims[d];
+    return y->dtype == HERD_F32 && herd_tensor_numel(y) == n &&
+           (y->ndim == ndim ? !memcmp(y->dims, dims, (size_t)ndim * sizeof *dims) : n == 1);
+}
+
 /* ---- metrics ---- */
 
 void metric_classes(const loss_call *c, herd_metrics *acc) {

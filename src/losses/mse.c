@@ -6,17 +6,12 @@
 #include "model/loss.h"
 #include "ops/ops.h"
 
-static int64_t numel(const loss_call *c) { return (int64_t)c->B * c->P * c->K; }
-
 static int check(model_loss *cfg, int ndim, const int64_t *dims, const herd_tensor *y, char *msg, size_t size) {
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= dims[d];
     if (y->dtype == HERD_I32 && y->ndim == 0 && ndim == 1) {
         cfg->classes = 1;
         return 1;
     }
-    if (y->dtype == HERD_F32 && herd_tensor_numel(y) == n &&
-        (y->ndim == ndim ? !memcmp(y->dims, dims, (size_t)ndim * sizeof *dims) : n == 1)) {
+    if (loss_values_fit(ndim, dims, y)) {
         cfg->classes = 0;
         return 1;
     }
@@ -40,24 +35,26 @@ static int64_t units(const loss_call *c) { return c->B; }
 static const float *targets(const loss_call *c) {
     if (!c->cfg->classes) return c->target;
     const int32_t *y = c->target;
-    memset(c->scratch, 0, (size_t)numel(c) * sizeof(float));
+    memset(c->scratch, 0, (size_t)loss_values(c) * sizeof(float));
     for (int b = 0; b < c->B; b++)
         if (y[b] >= 0 && y[b] < c->K) c->scratch[(int64_t)b * c->K + y[b]] = 1.0f;
     return c->scratch;
 }
 
-static float forward(const loss_call *c) { return ref_mse_forward(c->out, targets(c), numel(c)); }
+static float forward(const loss_call *c) { return ref_mse_forward(c->out, targets(c), loss_values(c)); }
 
 static void backward(const loss_call *c, float *dout, float scale) {
-    ref_mse_backward(dout, c->out, c->cfg->classes ? c->scratch : c->target, numel(c), scale);
+    ref_mse_backward(dout, c->out, c->cfg->classes ? c->scratch : c->target, loss_values(c), scale);
 }
 
 /* the values themselves */
-static void predict(const loss_call *c, float *pred) { memcpy(pred, c->out, (size_t)numel(c) * sizeof(float)); }
+static void predict(const loss_call *c, float *pred) {
+    memcpy(pred, c->out, (size_t)loss_values(c) * sizeof(float));
+}
 
 static void measure(const loss_call *c, herd_metrics *acc) {
     if (c->cfg->classes) metric_classes(c, acc);
-    else metric_sq_err(c->out, c->target, numel(c), NULL, acc);
+    else metric_sq_err(c->out, c->target, loss_values(c), NULL, acc);
 }
 
 static void spec(const model_loss *cfg, char *buf, size_t size) {

@@ -61,6 +61,11 @@ struct loss_kind {
 };
 
 const loss_kind *loss_kind_by_name(const char *name);
+/* Values a loss reads in these rows: B x P x K. */
+static inline int64_t loss_values(const loss_call *c) { return (int64_t)c->B * c->P * c->K; }
+/* Whether f32 targets y fit an output of per-sample dims value for value: the output's shape,
+ * or a scalar (or any one-value shape) for an output of one value. */
+int loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y);
 /* the first class label of B samples of P positions outside [0, K) (labels equal to ignore_index
  * pass when cfg->ignore), or -1, with msg as bad_target says */
 int loss_bad_class(const loss_call *c, char *msg, size_t size);
