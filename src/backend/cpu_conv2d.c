@@ -114,6 +114,7 @@ static size_t shared_floats(const conv2d_dims *d) {
 }
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
+    if (cpu_winograd_applies(d)) return cpu_winograd_workspace(d);
     size_t t = threads < 1 ? 1 : (size_t)threads;
     return t * slot_floats(d, 1) + shared_floats(d);
 }
@@ -358,18 +359,6 @@ static void col_to_image_add(float *din, float *pad, const float *col, const con
     col2im_add(din, col, d);
 }
 
-/* Sum of n floats with 8 independent accumulators: vectorisable without fast-math,
- * and the order is fixed, so the result is reproducible. */
-static float sum_floats(const float *x, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
 /* x = max(x, 0) as ReLU defines it (NaN -> 0, like the act op); vectorises as a blend. */
 static void relu_inplace(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -510,7 +499,7 @@ static void conv_dw_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
         } else if (i == blocks && j->db) {
             for (int oc = 0; oc < OC; oc++) {
                 float acc = j->db[oc];
-                for (int b = j->b0; b < j->b1; b++) acc += sum_floats(j->dout + ((size_t)b * OC + oc) * N, N);
+                for (int b = j->b0; b < j->b1; b++) acc += cpu_sum_floats(j->dout + ((size_t)b * OC + oc) * N, N);
                 j->db[oc] = acc;
             }
         } else {
@@ -614,6 +603,10 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                          const conv2d_dims *d, int relu) {
+    if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
+        cpu_winograd_forward(ex, out, in, w, b, d, relu);
+        return;
+    }
     int slots = conv_slots(ex, d, 0);
     if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
         ref_conv2d_forward(out, in, w, b, d);
@@ -675,7 +668,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
-                    float v = sum_floats(doutb + (size_t)oc * N, N);
+                    float v = cpu_sum_floats(doutb + (size_t)oc * N, N);
                     pb[oc] = fresh ? v : pb[oc] + v;
                 }
         }
@@ -729,6 +722,11 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
                           float *mask_dout, const float *relu_out, const float *in, const float *w,
                           const conv2d_dims *d) {
     if (!din && !dw && !db) return;
+    if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
+        if (mask_dout) cpu_relu_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW);
+        cpu_winograd_backward(ex, din, dw, db, dout, in, w, d);
+        return;
+    }
     int slots = conv_slots(ex, d, 1);
     if (slots == 0) {
         if (mask_dout) relu_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW);

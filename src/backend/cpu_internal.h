@@ -38,6 +38,18 @@ static inline void cpu_for(const herd_exec *ex, int64_t n, int64_t est_ns, herd_
         herd_pool_for(ex->pool, n, fn, ctx);
 }
 
+/* Sum of n floats with 8 independent accumulators: vectorisable without fast-math,
+ * and the order is fixed, so the result is reproducible. */
+static inline float cpu_sum_floats(const float *x, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
 /* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
  * ars or acs equal to 1 (A stored either way round); B and C row-major with ldb, ldc.
  * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
@@ -69,6 +81,14 @@ void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const 
                         const conv2d_dims *d);
 void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                              const conv2d_dims *d);
+/* Winograd F(2x2, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
+ * enough channels; cpu_conv2d_* hand such shapes to it. Same accumulate rules as conv2d. */
+int cpu_winograd_applies(const conv2d_dims *d);
+size_t cpu_winograd_workspace(const conv2d_dims *d);
+void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                          const conv2d_dims *d, int relu);
+void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const conv2d_dims *d);
 void cpu_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n);
 void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                               const float *in, const float *w, const conv2d_dims *d);

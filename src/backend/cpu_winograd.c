@@ -1,0 +1,493 @@
+/* Winograd F(2x2, 3x3) for the plain 3x3 convolutions with stride 1 and padding 1 (the bulk of
+ * ResNet's and VGG's work): every 4x4 input tile and every 3x3 kernel go to a 4x4 transform
+ * domain, where the convolution becomes 16 independent products (CO x CI) * (CI x tiles), 16
+ * multiplies per 2x2 outputs instead of 36 (2.25x fewer); the inverse transform brings the 2x2
+ * outputs back (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015):
+ *   Y = A^T [(G g G^T) . (B^T d B)] A.
+ * The same transforms give the input gradient (the kernel flipped and transposed, run on dout)
+ * and the weight gradient: dU = sum over tiles of (A dY A^T) . (B^T d B), then dg = G^T dU G.
+ * The transforms run on whole rows of tiles (one image row band and one channel at a time, the
+ * tiles of a row side by side), so they vectorise; the products are cpu_gemm calls.
+ *
+ * Reproducible: every phase's items are fixed by the shape and never by the thread count, each
+ * product is one cpu_gemm call (a fixed-order sum), and the weight gradient accumulates chunk
+ * after chunk in batch order, so results are bit-identical for any number of threads. They are
+ * not bit-identical to the im2col path (another order of summation, within float rounding of
+ * it). HERD_CONV=gemm in the environment turns this path off (reproducing older results). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_internal.h"
+
+#ifdef HAVE_AVX512_KERNEL
+#include <immintrin.h>
+
+/* Tiles per chunk of images: wide enough that the 16 products run at the kernel's speed, small
+ * enough that a chunk's transformed tiles stay in L2/L3. A shape's chunk never depends on the
+ * batch beyond being capped by it, so a plan for a batch fits any smaller one. */
+#define WINO_CHUNK_TILES 256
+/* Rows of the products per work item: the item count (16 x row blocks) is fixed by the shape. */
+#define WINO_ROWS 64
+/* The most tiles across (output width / 2) the row buffers hold on the stack; wider images
+ * stay on the im2col path. */
+#define WINO_MAX_TW 128
+/* Output channels per item of the weight-gradient fold */
+#define WINO_DW_BLOCK 16
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int tiles_w(const conv2d_dims *d) { return (d->OW + 1) / 2; }
+static int tiles_h(const conv2d_dims *d) { return (d->OH + 1) / 2; }
+static int tiles(const conv2d_dims *d) { return tiles_w(d) * tiles_h(d); }
+
+static int chunk_images(const conv2d_dims *d) {
+    int T = tiles(d), n = (WINO_CHUNK_TILES + T - 1) / T;
+    if (n < 1) n = 1;
+    return n < d->B ? n : d->B;
+}
+
+static int env_allows(void) {
+    static int allow = -1; /* read once; a data race on this int at worst reads the env twice */
+    if (allow < 0) {
+        const char *e = getenv("HERD_CONV");
+        allow = !(e && strcmp(e, "gemm") == 0);
+    }
+    return allow;
+}
+
+int cpu_winograd_applies(const conv2d_dims *d) {
+    if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
+    if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d) > WINO_MAX_TW) return 0;
+    /* Below 64 channels the transforms (about as much work per tile and channel as a 64-row
+     * product) eat the saving; below 4x4 outputs a tile is mostly padding. Measured one thread,
+     * B32: 64ch 16x16 1.46x the im2col path forward / 1.43x backward, 512ch 7x7 2.3x / 1.7x,
+     * 256ch 4x4 1.13x / 1.19x, 512ch 2x2 0.97x / 0.80x. */
+    return env_allows() && cpu_avx512_enabled() && d->C >= 64 && d->OC >= 64 && d->OH >= 4 && d->OW >= 4;
+}
+
+/* [U or dU^T: 16*C*OC | X: 16*P*C | Y: 16*P*OC | Z: 16*P*OC, the weight gradient's dout tiles
+ * before their transpose] */
+size_t cpu_winograd_workspace(const conv2d_dims *d) {
+    size_t P = (size_t)chunk_images(d) * tiles(d);
+    return round16(16 * (size_t)d->C * d->OC) + round16(16 * P * d->C) + 2 * round16(16 * P * d->OC);
+}
+
+typedef struct wino_job {
+    const herd_exec *ex;
+    const conv2d_dims *d;
+    int CI, CO;         /* channels into and out of this pass */
+    const float *in;    /* (B, CI, H, W) */
+    float *out;         /* (B, CO, H, W): forward and din passes */
+    const float *bias;  /* forward: (CO) or NULL */
+    int relu;           /* forward: ReLU the outputs */
+    int accumulate;     /* out += instead of = (din) */
+    const float *w;     /* the layer's weights (OC, C, 3, 3) */
+    float *U;           /* [16][CO][CI]: transformed kernels; dw pass: dU^T [16][CI][CO] */
+    float *V;           /* [16][CI][P]: transformed input tiles */
+    float *M;           /* [16][CO][P]: products; dw pass: transformed dout [16][P][CO] */
+    float *Mr;          /* dw pass: transformed dout as written, [16][CO][P] */
+    const float *dout;  /* dw pass: (B, OC, H, W) */
+    float *dw, *db;     /* dw pass: accumulated into */
+    int b0, nb, P;      /* the chunk: images [b0, b0 + nb), P = nb * tiles */
+    int first;          /* dw pass: the first chunk overwrites dU */
+} wino_job;
+
+/* ---- kernel transforms ---- */
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* u[k] (k = 0..15, at u + k*ustride) = (G g G^T)[k] for 16 kernels side by side (lanes m):
+ * lane l's 3x3 kernel has its tap e at g[l*gstride + e] (e = 3*row + col), or flipped (8 - e). */
+static TARGET_AVX512 void kernels_to_u(float *u, size_t ustride, const float *g, int gstride, int flip,
+                                       __mmask16 m) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(gstride));
+    const __m512 half = _mm512_set1_ps(0.5f);
+    __m512 k[9], t[4][3];
+    for (int e = 0; e < 9; e++)
+        k[e] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + (flip ? 8 - e : e), 4);
+    for (int c = 0; c < 3; c++) { /* t = G g */
+        __m512 g0 = k[c], g1 = k[3 + c], g2 = k[6 + c];
+        t[0][c] = g0;
+        t[1][c] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(g0, g1), g2));
+        t[2][c] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(g0, g1), g2));
+        t[3][c] = g2;
+    }
+    for (int r = 0; r < 4; r++) { /* u = t G^T */
+        __m512 t0 = t[r][0], t1 = t[r][1], t2 = t[r][2];
+        _mm512_mask_storeu_ps(u + (size_t)(4 * r) * ustride, m, t0);
+        _mm512_mask_storeu_ps(u + (size_t)(4 * r + 1) * ustride, m,
+                              _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(t0, t1), t2)));
+        _mm512_mask_storeu_ps(u + (size_t)(4 * r + 2) * ustride, m,
+                              _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(t0, t1), t2)));
+        _mm512_mask_storeu_ps(u + (size_t)(4 * r + 3) * ustride, m, t2);
+    }
+}
+
+/* Forward: U[k][oc][c] from w[oc][c]; items are output channels, 16 input channels a vector. */
+static TARGET_AVX512 void kernels_forward(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const size_t plane = (size_t)j->CO * j->CI;
+    for (int64_t oc = s0; oc < s1; oc++)
+        for (int c = 0; c < j->CI; c += 16)
+            kernels_to_u(j->U + (size_t)oc * j->CI + c, plane, j->w + ((size_t)oc * j->CI + c) * 9, 9, 0,
+                         lanes(j->CI - c));
+}
+
+/* Input gradient: the pass runs from OC channels to C with g'[c][oc] = w[oc][c] flipped in both
+ * directions, so U[k][c][oc] = G g' G^T; items are the layer's input channels c, 16 output
+ * channels a vector. */
+static TARGET_AVX512 void kernels_din(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx; /* CI = the layer's OC, CO = the layer's C */
+    const size_t plane = (size_t)j->CO * j->CI;
+    for (int64_t c = s0; c < s1; c++)
+        for (int oc = 0; oc < j->CI; oc += 16)
+            kernels_to_u(j->U + (size_t)c * j->CI + oc, plane, j->w + ((size_t)oc * j->CO + c) * 9, 9 * j->CO, 1,
+                         lanes(j->CI - oc));
+}
+
+/* Weight gradient: dw[oc][c] += G^T dU G with dU[k] read from dU^T [16][C][OC]; items are blocks
+ * of 16 output channels, read side by side for each c. */
+static void kernels_dw(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx; /* CI = C, CO = OC */
+    const size_t plane = (size_t)j->CI * j->CO;
+    for (int64_t blk = s0; blk < s1; blk++) {
+        int o0 = (int)blk * WINO_DW_BLOCK, o1 = o0 + WINO_DW_BLOCK < j->CO ? o0 + WINO_DW_BLOCK : j->CO;
+        for (int c = 0; c < j->CI; c++)
+            for (int oc = o0; oc < o1; oc++) {
+                const float *du = j->U + (size_t)c * j->CO + oc;
+                float m[16], s[3][4];
+                for (int k = 0; k < 16; k++) m[k] = du[(size_t)k * plane];
+                for (int jj = 0; jj < 4; jj++) {
+                    float m0 = m[jj], m1 = m[4 + jj], m2 = m[8 + jj], m3 = m[12 + jj];
+                    s[0][jj] = m0 + 0.5f * (m1 + m2);
+                    s[1][jj] = 0.5f * (m1 - m2);
+                    s[2][jj] = 0.5f * (m1 + m2) + m3;
+                }
+                float *g = j->dw + ((size_t)oc * j->CI + c) * 9;
+                for (int i = 0; i < 3; i++) {
+                    float t0 = s[i][0], t1 = s[i][1], t2 = s[i][2], t3 = s[i][3];
+                    g[3 * i + 0] += t0 + 0.5f * (t1 + t2);
+                    g[3 * i + 1] += 0.5f * (t1 - t2);
+                    g[3 * i + 2] += 0.5f * (t1 + t2) + t3;
+                }
+            }
+    }
+}
+
+/* ---- tile transforms: 16 tiles of a row band side by side in each vector ---- */
+
+/* Padded row buffers: column x of the image at [x + 1], zeros around, room for the last block's
+ * full-width loads (2 * 16 past its start + 2). */
+#define WINO_ROW (2 * WINO_MAX_TW + 48)
+
+/* pr = row y of x, padded: only columns 1..W are written, so the zeros around stay from the
+ * caller's one clearing of the buffer; rows outside the image are zeros. */
+static void padded_row(float *pr, const float *x, int y, int H, int W) {
+    if (y >= 0 && y < H)
+        memcpy(pr + 1, x + (size_t)y * W, sizeof(float) * (size_t)W);
+    else
+        memset(pr + 1, 0, sizeof(float) * (size_t)W);
+}
+
+/* Items (image of the chunk, input channel): V[k][c][i*T + ty*TW + tx] = (B^T d B)[k]. Tile tx
+ * reads padded columns 2tx .. 2tx+3: the even and odd lanes of two pairs of loads. */
+static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH;
+    const size_t ks = (size_t)j->CI * j->P;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    float buf[4][WINO_ROW];
+    memset(buf, 0, sizeof buf);
+    for (int64_t s = s0; s < s1; s++) {
+        int i = (int)(s / j->CI), c = (int)(s % j->CI);
+        const float *x = j->in + ((size_t)(j->b0 + i) * j->CI + c) * d->H * d->W;
+        float *v = j->V + (size_t)c * j->P + (size_t)i * T;
+        float *pr[4] = {buf[0], buf[1], buf[2], buf[3]}; /* band ty's rows 2ty-1 .. 2ty+2 */
+        for (int r = 0; r < 4; r++) padded_row(pr[r], x, r - 1, d->H, d->W);
+        for (int ty = 0; ty < TH; ty++) {
+            if (ty > 0) { /* the last two rows of the band before are this band's first two */
+                float *a = pr[0], *b = pr[1];
+                pr[0] = pr[2], pr[1] = pr[3], pr[2] = a, pr[3] = b;
+                padded_row(pr[2], x, 2 * ty + 1, d->H, d->W);
+                padded_row(pr[3], x, 2 * ty + 2, d->H, d->W);
+            }
+            for (int t0 = 0; t0 < TW; t0 += 16) {
+                __mmask16 m = lanes(TW - t0);
+                __m512 q[4][4]; /* rows of B^T d: q[i][col] */
+                for (int r = 0; r < 4; r++) {
+                    const float *p = pr[r] + 2 * t0;
+                    __m512 lo = _mm512_loadu_ps(p), hi = _mm512_loadu_ps(p + 16);
+                    __m512 lo2 = _mm512_loadu_ps(p + 2), hi2 = _mm512_loadu_ps(p + 18);
+                    q[r][0] = _mm512_permutex2var_ps(lo, even, hi);
+                    q[r][1] = _mm512_permutex2var_ps(lo, odd, hi);
+                    q[r][2] = _mm512_permutex2var_ps(lo2, even, hi2);
+                    q[r][3] = _mm512_permutex2var_ps(lo2, odd, hi2);
+                }
+                float *vt = v + (size_t)ty * TW + t0;
+                for (int col = 0; col < 4; col++) {
+                    __m512 d0 = q[0][col], d1 = q[1][col], d2 = q[2][col], d3 = q[3][col];
+                    q[0][col] = _mm512_sub_ps(d0, d2);
+                    q[1][col] = _mm512_add_ps(d1, d2);
+                    q[2][col] = _mm512_sub_ps(d2, d1);
+                    q[3][col] = _mm512_sub_ps(d1, d3);
+                }
+                for (int r = 0; r < 4; r++) {
+                    float *vr = vt + (size_t)(4 * r) * ks;
+                    _mm512_mask_storeu_ps(vr, m, _mm512_sub_ps(q[r][0], q[r][2]));
+                    _mm512_mask_storeu_ps(vr + ks, m, _mm512_add_ps(q[r][1], q[r][2]));
+                    _mm512_mask_storeu_ps(vr + 2 * ks, m, _mm512_sub_ps(q[r][2], q[r][1]));
+                    _mm512_mask_storeu_ps(vr + 3 * ks, m, _mm512_sub_ps(q[r][1], q[r][3]));
+                }
+            }
+        }
+    }
+}
+
+/* Items (image of the chunk, output channel): the 2x2 outputs of every tile, A^T m A, plus the
+ * bias, then ReLU, stored or added into out; the two output columns of 16 tiles are interleaved
+ * into 32 floats of a row. */
+static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const size_t ks = (size_t)j->CO * j->P;
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
+    for (int64_t s = s0; s < s1; s++) {
+        int i = (int)(s / j->CO), oc = (int)(s % j->CO);
+        const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[oc] : 0.0f), zero = _mm512_setzero_ps();
+        float *o = j->out + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
+        const float *m = j->M + (size_t)oc * j->P + (size_t)i * T;
+        for (int ty = 0; ty < TH; ty++)
+            for (int t0 = 0; t0 < TW; t0 += 16) {
+                __mmask16 mt = lanes(TW - t0);
+                const float *mb = m + (size_t)ty * TW + t0;
+                __m512 t[2][4];
+                for (int col = 0; col < 4; col++) { /* rows: t = A^T m */
+                    __m512 m0 = _mm512_maskz_loadu_ps(mt, mb + (size_t)col * ks);
+                    __m512 m1 = _mm512_maskz_loadu_ps(mt, mb + (size_t)(4 + col) * ks);
+                    __m512 m2 = _mm512_maskz_loadu_ps(mt, mb + (size_t)(8 + col) * ks);
+                    __m512 m3 = _mm512_maskz_loadu_ps(mt, mb + (size_t)(12 + col) * ks);
+                    t[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    t[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                int n = W - 2 * t0; /* output columns from 2*t0 on */
+                if (n > 32) n = 32;
+                __mmask16 ma = lanes(n), mb2 = lanes(n - 16 > 0 ? n - 16 : 0);
+                for (int r = 0; r < 2 && 2 * ty + r < H; r++) {
+                    __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]), bias);
+                    __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]), bias);
+                    __m512 a = _mm512_permutex2var_ps(y0, lo_idx, y1), b = _mm512_permutex2var_ps(y0, hi_idx, y1);
+                    float *orow = o + (size_t)(2 * ty + r) * W + 2 * t0;
+                    if (j->accumulate) {
+                        a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(ma, orow));
+                        b = _mm512_add_ps(b, _mm512_maskz_loadu_ps(mb2, orow + 16));
+                    } else if (j->relu) { /* max(x, 0) as the act op: NaN -> 0 */
+                        a = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ), zero, a);
+                        b = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, zero, _CMP_GT_OQ), zero, b);
+                    }
+                    _mm512_mask_storeu_ps(orow, ma, a);
+                    _mm512_mask_storeu_ps(orow + 16, mb2, b);
+                }
+            }
+    }
+}
+
+/* Items (image of the chunk, output channel): the transformed output gradient A dY A^T of every
+ * tile, Mr[k][oc][i*T + p] (the layout of the forward products; transposed after). */
+static TARGET_AVX512 void dout_tiles(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const size_t ks = (size_t)j->CO * j->P;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int64_t s = s0; s < s1; s++) {
+        int i = (int)(s / j->CO), oc = (int)(s % j->CO);
+        const float *g = j->dout + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
+        float *m = j->Mr + (size_t)oc * j->P + (size_t)i * T;
+        for (int ty = 0; ty < TH; ty++)
+            for (int t0 = 0; t0 < TW; t0 += 16) {
+                __mmask16 mt = lanes(TW - t0);
+                int n = W - 2 * t0;
+                if (n > 32) n = 32;
+                __mmask16 ma = lanes(n), mb = lanes(n - 16 > 0 ? n - 16 : 0);
+                __m512 e[2], od[2]; /* dY rows 0, 1 at the tiles' columns 0 and 1 */
+                for (int r = 0; r < 2; r++) {
+                    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+                    if (2 * ty + r < H) {
+                        const float *row = g + (size_t)(2 * ty + r) * W + 2 * t0;
+                        lo = _mm512_maskz_loadu_ps(ma, row);
+                        hi = _mm512_maskz_loadu_ps(mb, row + 16);
+                    }
+                    e[r] = _mm512_permutex2var_ps(lo, even, hi);
+                    od[r] = _mm512_permutex2var_ps(lo, odd, hi);
+                }
+                __m512 t[4][2]; /* t = A dY (4x2) */
+                for (int c = 0; c < 2; c++) {
+                    __m512 d0 = c ? od[0] : e[0], d1 = c ? od[1] : e[1];
+                    t[0][c] = d0;
+                    t[1][c] = _mm512_add_ps(d0, d1);
+                    t[2][c] = _mm512_sub_ps(d0, d1);
+                    t[3][c] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
+                }
+                float *mp = m + (size_t)ty * TW + t0;
+                for (int r = 0; r < 4; r++) { /* m = t A^T (4x4) */
+                    __m512 a = t[r][0], b = t[r][1];
+                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r) * ks, mt, a);
+                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 1) * ks, mt, _mm512_add_ps(a, b));
+                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 2) * ks, mt, _mm512_sub_ps(a, b));
+                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 3) * ks, mt, _mm512_sub_ps(_mm512_setzero_ps(), b));
+                }
+            }
+    }
+}
+
+/* Items k: M[k] (P, CO) = Mr[k]^T, as the weight-gradient product reads it. */
+static void dout_transpose(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    for (int64_t k = s0; k < s1; k++)
+        cpu_transpose(j->M + (size_t)k * j->P * j->CO, j->Mr + (size_t)k * j->CO * j->P, j->CO, j->P);
+}
+
+static int row_blocks(int rows) { return (rows + WINO_ROWS - 1) / WINO_ROWS; }
+
+/* Items (k, block of CO rows): M[k] (CO, P) = U[k] (CO, CI) * V[k] (CI, P). */
+static void products(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const int nb = row_blocks(j->CO);
+    for (int64_t s = s0; s < s1; s++) {
+        int k = (int)(s / nb), r0 = (int)(s % nb) * WINO_ROWS, rows = j->CO - r0 < WINO_ROWS ? j->CO - r0 : WINO_ROWS;
+        const float *u = j->U + ((size_t)k * j->CO + r0) * j->CI;
+        const float *v = j->V + (size_t)k * j->CI * j->P;
+        float *m = j->M + ((size_t)k * j->CO + r0) * j->P;
+        cpu_gemm(rows, j->P, j->CI, u, j->CI, 1, v, j->P, 0, m, j->P);
+    }
+}
+
+/* Items (k, block of CI rows): dU^T[k] (CI, CO) (+)= V[k] (CI, P) * M[k] (P, CO). */
+static void products_dw(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const int nb = row_blocks(j->CI);
+    for (int64_t s = s0; s < s1; s++) {
+        int k = (int)(s / nb), r0 = (int)(s % nb) * WINO_ROWS, rows = j->CI - r0 < WINO_ROWS ? j->CI - r0 : WINO_ROWS;
+        const float *v = j->V + ((size_t)k * j->CI + r0) * j->P;
+        const float *m = j->M + (size_t)k * j->P * j->CO;
+        float *du = j->U + ((size_t)k * j->CI + r0) * j->CO;
+        cpu_gemm(rows, j->CO, j->P, v, j->P, 1, m, j->CO, !j->first, du, j->CO);
+    }
+}
+
+/* db[oc] += every output gradient of channel oc, image after image; items are oc. */
+static void bias_grad(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const int N = j->d->OH * j->d->OW;
+    for (int64_t oc = s0; oc < s1; oc++) {
+        float acc = j->db[oc];
+        for (int b = 0; b < j->d->B; b++) acc += cpu_sum_floats(j->dout + ((size_t)b * j->CO + oc) * N, N);
+        j->db[oc] = acc;
+    }
+}
+
+/* The buffers of one pass: U first, then the tiles of CI and of CO channels. */
+static void place(wino_job *j, const conv2d_dims *d) {
+    size_t P = (size_t)chunk_images(d) * tiles(d);
+    j->U = j->ex->workspace;
+    float *x = j->U + round16(16 * (size_t)d->C * d->OC);
+    float *y = x + round16(16 * P * d->C);
+    /* the layer's C-channel tiles always go in x, its OC-channel tiles in y */
+    j->Mr = y + round16(16 * P * d->OC);
+    if (j->CI == d->C) {
+        j->V = x;
+        j->M = y;
+    } else {
+        j->V = y;
+        j->M = x;
+    }
+}
+
+/* out = conv(in) over every chunk of images with the kernels already in j->U. */
+static void run_chunks(wino_job *j) {
+    const conv2d_dims *d = j->d;
+    const int T = tiles(d), chunk = chunk_images(d);
+    const int64_t HW = (int64_t)d->H * d->W;
+    for (int b0 = 0; b0 < d->B; b0 += chunk) {
+        j->b0 = b0;
+        j->nb = d->B - b0 < chunk ? d->B - b0 : chunk;
+        j->P = j->nb * T;
+        cpu_for(j->ex, (int64_t)j->nb * j->CI, CPU_NS_PER_STREAM_ELEM(8 * j->nb * j->CI * HW), input_tiles, j);
+        cpu_for(j->ex, 16 * row_blocks(j->CO), CPU_NS_PER_MAC(16LL * j->CO * j->CI * j->P), products, j);
+        cpu_for(j->ex, (int64_t)j->nb * j->CO, CPU_NS_PER_STREAM_ELEM(8 * j->nb * j->CO * HW), output_tiles, j);
+    }
+}
+
+void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                          const conv2d_dims *d, int relu) {
+    wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .relu = relu, .w = w};
+    place(&j, d);
+    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(32LL * d->OC * d->C), kernels_forward, &j);
+    run_chunks(&j);
+}
+
+void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const conv2d_dims *d) {
+    const int T = tiles(d), chunk = chunk_images(d);
+    const int64_t HW = (int64_t)d->H * d->W;
+    if (dw) { /* dU^T accumulated chunk by chunk, then folded into dw */
+        wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .dout = dout, .dw = dw};
+        place(&j, d);
+        for (int b0 = 0; b0 < d->B; b0 += chunk) {
+            j.b0 = b0;
+            j.nb = d->B - b0 < chunk ? d->B - b0 : chunk;
+            j.P = j.nb * T;
+            j.first = b0 == 0;
+            cpu_for(ex, (int64_t)j.nb * j.CI, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CI * HW), input_tiles, &j);
+            cpu_for(ex, (int64_t)j.nb * j.CO, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CO * HW), dout_tiles, &j);
+            cpu_for(ex, 16, CPU_NS_PER_STREAM_ELEM(32LL * j.P * j.CO), dout_transpose, &j);
+            cpu_for(ex, 16 * row_blocks(j.CI), CPU_NS_PER_MAC(16LL * j.CO * j.CI * j.P), products_dw, &j);
+        }
+        cpu_for(ex, (d->OC + WINO_DW_BLOCK - 1) / WINO_DW_BLOCK, CPU_NS_PER_STREAM_ELEM(48LL * d->OC * d->C), kernels_dw, &j);
+    }
+    if (db) {
+        wino_job j = {.ex = ex, .d = d, .CO = d->OC, .dout = dout, .db = db};
+        cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->OC * HW), bias_grad, &j);
+    }
+    if (din) { /* the flipped, transposed kernels run from dout to din, added into din */
+        wino_job j = {.ex = ex, .d = d, .CI = d->OC, .CO = d->C, .in = dout, .out = din, .accumulate = 1, .w = w};
+        place(&j, d);
+        cpu_for(ex, d->C, CPU_NS_PER_STREAM_ELEM(32LL * d->OC * d->C), kernels_din, &j);
+        run_chunks(&j);
+    }
+}
+
+#else /* no AVX-512 kernels in this build: never taken */
+int cpu_winograd_applies(const conv2d_dims *d) {
+    (void)d;
+    return 0;
+}
+size_t cpu_winograd_workspace(const conv2d_dims *d) {
+    (void)d;
+    return 0;
+}
+void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                          const conv2d_dims *d, int relu) {
+    (void)ex, (void)out, (void)in, (void)w, (void)b, (void)d, (void)relu;
+}
+void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const conv2d_dims *d) {
+    (void)ex, (void)din, (void)dw, (void)db, (void)dout, (void)in, (void)w, (void)d;
+}
+#endif
