@@ -59,10 +59,14 @@ int cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
     if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d) > WINO_MAX_TW) return 0;
     /* Below 64 channels the transforms (about as much work per tile and channel as a 64-row
-     * product) eat the saving; below 4x4 outputs a tile is mostly padding. Measured one thread,
-     * B32: 64ch 16x16 1.46x the im2col path forward / 1.43x backward, 512ch 7x7 2.3x / 1.7x,
-     * 256ch 4x4 1.13x / 1.19x, 512ch 2x2 0.97x / 0.80x. */
-    return env_allows() && cpu_avx512_enabled() && d->C >= 64 && d->OC >= 64 && d->OH >= 4 && d->OW >= 4;
+     * product) eat the saving; so do small maps with few channels (7x7 rounds up to 8x8 tiles,
+     * 16 tiles fill a fraction of a vector) and maps under 4x4 (a tile is mostly padding).
+     * Measured one thread, B32, im2col path -> this one, forward / backward: 64ch 16x16 1.46x /
+     * 1.43x, 128ch 8x8 1.14x / 1.15x, 512ch 7x7 2.3x / 1.7x, 256ch 4x4 1.13x / 1.19x; left out:
+     * 512ch 2x2 0.97x / 0.80x, 64->128ch 7x7 0.96x / 0.78x (the example CNN's conv3). */
+    const int64_t ch = d->C < d->OC ? d->C : d->OC;
+    return env_allows() && cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
+           ch * d->OH * d->OW >= 4096;
 }
 
 /* [U or dU^T: 16*C*OC | X: 16*P*C | Y: 16*P*OC | Z: 16*P*OC, the weight gradient's dout tiles
