@@ -13,6 +13,9 @@
 
 typedef struct herd_comm_request herd_comm_request;
 
+/* A communicator of this process alone (one rank), whatever launched it: for a trainer given
+ * no strategy. Close with herd_comm_close. */
+herd_status herd_comm_open_self(herd_comm **out, herd_error *err);
 /* Ranks of the job on this host (1 in one process). */
 int herd_comm_local_size(const herd_comm *c);
 /* 1 when herd was built with MPI. */
