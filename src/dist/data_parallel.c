@@ -238,3 +238,10 @@ nomem:
     s->ops = NULL, s->impl = NULL;
     return herd_fail(err, HERD_ENOMEM, "out of memory for gradient exchange buffers");
 }
+
+int data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max) {
+    const dp_state *d = s->ops == &dp_ops ? s->impl : NULL;
+    int n = d ? d->n_buckets : 0;
+    for (int k = 0; k < n && k < max; k++) lo_hi[2 * k] = d->buckets[k].lo, lo_hi[2 * k + 1] = d->buckets[k].hi;
+    return n;
+}

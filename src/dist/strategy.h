@@ -107,6 +107,9 @@ herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *gro
  * --deterministic's fixed groups, groups/world per rank. */
 int data_parallel_parts(const herd_strategy *s);
 void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id);
+/* Data parallel's gradient buckets, in the order backward finishes them: [lo, hi) pairs into
+ * lo_hi (at most max); returns their number (0: one rank, --deterministic, or not data parallel). */
+int data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max);
 /* Data parallel's compute (dropout stream of the part, forward and backward with the gradient
  * scaled by `scale`; a part of no rows zeroes the gradient) and apply (the optimizer on the
  * whole buffer, here), for implementations that do the same. */
