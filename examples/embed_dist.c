@@ -27,9 +27,11 @@ int main(void) {
     herd_strategy *s = NULL;
     if (herd_comm_open(&comm, 60, &err)) goto fail;
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
-    /* each rank computes 64 / world samples of a step: that is the batch its model plans for */
-    if (herd_model_create(&m, "input 2\ndense 32 relu\ndense 32 relu\ndense 2\n", 64 / world + 1, 1, 7, &err)) goto fail;
+    /* the strategy says how many rows of a global batch of 64 one rank computes: its model plans for them */
     herd_strategy_config scfg = herd_strategy_defaults(HERD_STRATEGY_DP);
+    herd_strategy_layout lay;
+    if (herd_strategy_layout_for(&scfg, world, 64, &lay, &err)) goto fail;
+    if (herd_model_create(&m, "input 2\ndense 32 relu\ndense 32 relu\ndense 2\n", lay.rows, 1, 7, &err)) goto fail;
     if (herd_strategy_create(&s, comm, m, &scfg, &err)) goto fail;
     herd_train_config cfg = herd_train_defaults();
     cfg.epochs = 20, cfg.batch = 64, cfg.lr = 3e-3f, cfg.seed = 1, cfg.strategy = s;

@@ -45,6 +45,18 @@ typedef struct herd_strategy_config {
  * deterministic groups 4; pipeline 2 stages, 4 micro-batches, GPipe). */
 herd_strategy_config herd_strategy_defaults(herd_strategy_kind kind);
 
+/* How a rank's model must be prepared under cfg on `world` ranks for a global batch of B,
+ * answered before the model is: rows (the most rows of a batch one rank computes at once: the
+ * model's max_batch) and memory_reuse (0: a pipeline keeps every micro-batch's activations,
+ * herd_model_set_memory_reuse(m, 0)). HERD_EARG with one line when the layout cannot work
+ * (servers, stages or groups against the world size, a batch smaller than the groups). */
+typedef struct herd_strategy_layout {
+    int rows;
+    int memory_reuse;
+} herd_strategy_layout;
+herd_status herd_strategy_layout_for(const herd_strategy_config *cfg, int world, int batch, herd_strategy_layout *out,
+                                     herd_error *err);
+
 typedef struct herd_strategy herd_strategy;
 /* A strategy over c for model m (already prepared for this rank's share of the batch and
  * initialised); every rank calls it, and rank 0's parameters and buffers are copied to all. */

@@ -57,7 +57,7 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
     for (int round = 0; round < 2 && !st; round++) { /* round 0 warms up */
         double t0 = herd_now();
         for (int i = 0; i < steps && !st; i++) {
-            if (!(st = herd_strategy_begin_step(s, i, err))) st = herd_strategy_finish_step(s, 1, err);
+            if (!(st = herd_strategy_begin_step(s, i, err))) st = herd_strategy_after_backward(s, 1, err);
         }
         *bucketed = (herd_now() - t0) / steps;
         t0 = herd_now();

@@ -235,32 +235,23 @@ static void print_run_summary(const herd_train_phases *p, double seconds, int wo
 
 /* The job's layout: everything checkable from the options and the spec alone, so the same
  * answer comes before herd launches workers (world = -n) and on every rank of a job that
- * any launcher started. */
+ * any launcher started. The strategy answers what each rank's model is planned for. */
 typedef struct train_layout {
-    int ps, pipeline, servers, stages, microbatches, batch, deterministic, det_groups, bf16;
+    herd_strategy_config scfg;
+    int batch;
     const char *split, *ckpt_dir, *resume;
 } train_layout;
 
-static herd_status check_layout(const train_layout *l, const herd_model *m, int world, herd_error *err) {
-    if (l->ps && world <= l->servers)
-        return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (-n %d) than --servers (%d)", world,
-                         l->servers);
-    if (l->ps && (l->ckpt_dir || l->resume))
+static herd_status check_layout(const train_layout *l, herd_model *m, int world, herd_strategy_layout *out,
+                                herd_error *err) {
+    herd_status st = herd_strategy_layout_for(&l->scfg, world, l->batch, out, err);
+    if (st) return st;
+    if (l->scfg.kind == HERD_STRATEGY_PS && (l->ckpt_dir || l->resume))
         return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --strategy ps yet");
-    if ((l->ps || l->pipeline) && (l->deterministic || (l->pipeline && l->bf16)))
-        return herd_fail(err, HERD_EARG, "--deterministic%s is for --strategy dp", l->pipeline ? " and --grad-compress" : "");
-    if (l->pipeline && world % l->stages != 0)
-        return herd_fail(err, HERD_EARG, "--strategy pipeline needs a number of ranks (-n %d) that --stages %d divides",
-                         world, l->stages);
-    if (!l->ps && !l->pipeline && l->deterministic && l->det_groups % world != 0)
-        return herd_fail(err, HERD_EARG, "--deterministic needs the world size (%d) to divide the %d groups "
-                         "(--det-groups)", world, l->det_groups);
-    int groups = l->deterministic ? l->det_groups : l->ps ? world - l->servers : l->pipeline ? world / l->stages : world;
-    if (l->batch < groups)
-        return herd_fail(err, HERD_EARG, "--batch %d is smaller than the %d %s", l->batch, groups,
-                         l->deterministic ? "deterministic groups" : l->pipeline ? "pipelines" : "workers");
-    int cuts[64];
-    return l->pipeline ? cli_pipeline_cuts(m, l->stages, l->split, l->microbatches, cuts, err) : HERD_OK;
+    herd_strategy_config cuts = l->scfg;
+    return l->scfg.kind == HERD_STRATEGY_PIPELINE
+               ? cli_pipeline_cuts(m, l->scfg.stages, l->split, l->scfg.microbatches, cuts.cuts, err)
+               : HERD_OK;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -406,10 +397,14 @@ int cmd_train(int argc, char **argv) {
         herd_model_destroy(probe);
         return 2;
     }
-    train_layout layout = {ps, pipeline, servers, stages, microbatches, batch, deterministic, det_groups, bf16 == 1,
-                           split, ckpt_dir, resume};
+    train_layout layout = {{.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
+                            .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb, .bf16 = bf16 == 1,
+                            .deterministic = deterministic, .groups = det_groups, .stages = stages,
+                            .microbatches = microbatches, .one_f_one_b = sched == 1},
+                           batch, split, ckpt_dir, resume};
+    herd_strategy_layout plan;
     /* before launching workers: one line and exit 2, not one per rank under MPI's abort banner */
-    if (workers > 1 && !herd_comm_launched() && check_layout(&layout, probe, workers, &err)) {
+    if (workers > 1 && !herd_comm_launched() && check_layout(&layout, probe, workers, &plan, &err)) {
         cli_error("%s", err.msg);
         herd_model_destroy(probe);
         return 2;
@@ -428,7 +423,7 @@ int cmd_train(int argc, char **argv) {
     ui.rank = rank;
     g_alone = world == 1;
     /* under any launcher every rank reaches the same verdict: rank 0 says it, all leave cleanly */
-    herd_status layout_st = check_layout(&layout, probe, world, &err);
+    herd_status layout_st = check_layout(&layout, probe, world, &plan, &err);
     if (layout_st) herd_model_destroy(probe);
     else m = probe; /* the model the spec's train line came from is the one trained: opened once */
     if (layout_st) {
@@ -442,18 +437,12 @@ int cmd_train(int argc, char **argv) {
     if (save && cli_check_output(save, "--save", &err)) goto fail;
     if (trace_path && rank == 0 && cli_check_output(trace_path, "--trace", &err)) goto fail;
     threads = cli_threads(threads, rank, herd_comm_local_size(comm));
-    int groups = deterministic ? det_groups : ps ? world - servers : pipeline ? world / stages : world;
-    if (groups < 1) groups = 1;
-    int local_batch = (batch + groups - 1) / groups;
+    int local_batch = plan.rows; /* the strategy's answer: this rank's model plans for it */
     if ((rc = cli_prepare_model(m, weights, backend, local_batch, threads,
-                                 pipeline ? CLI_PLAN_NO_REUSE : CLI_PLAN_TRAIN))) goto fail_quiet;
+                                 plan.memory_reuse ? CLI_PLAN_TRAIN : CLI_PLAN_NO_REUSE))) goto fail_quiet;
     if (rank == 0 && *herd_model_import_note(m)) fprintf(stderr, "herd: warning: %s\n", herd_model_import_note(m));
     rc = 1;
-    herd_strategy_config scfg = {.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
-                                 .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb,
-                                 .bf16 = bf16 == 1, .deterministic = deterministic,
-                                 .groups = det_groups, .stages = stages, .microbatches = microbatches,
-                                 .one_f_one_b = sched == 1};
+    herd_strategy_config scfg = layout.scfg;
     if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (trace_path) {

@@ -1,6 +1,7 @@
-/* The communicator: how ranks exchange parameters, gradients and metrics. Two builds behind
- * one set of names: comm_mpi.c (OpenMPI: mpirun, srun, or herd's own launcher) and
- * comm_local.c (one process), so the core and its tests build and run without MPI.
+/* The communicator: how ranks exchange parameters, gradients and metrics. One set of names,
+ * several transports behind a table (comm_ops.h): comm_mpi.c (OpenMPI: mpirun, srun, or
+ * herd's own launcher) and comm_threads.c (ranks as threads of one process: the fast tests of
+ * every strategy, and one process alone), so the core and its tests build and run without MPI.
  * Every blocking wait has a deadline: a rank that died or hangs becomes an error naming
  * what was being waited for, never a silent hang. */
 #ifndef HERD_COMM_H
@@ -13,6 +14,13 @@
 
 typedef struct herd_comm_request herd_comm_request;
 
+/* A communicator of this process alone (one rank), whatever launched it: for a trainer given
+ * no strategy. Close with herd_comm_close. */
+herd_status herd_comm_open_self(herd_comm **out, herd_error *err);
+/* n ranks as threads of this process: comms[r] is rank r's, used by one thread at a time and
+ * closed by it (herd_comm_close); every wait gives up after timeout_s (<= 0: 60 s) with an
+ * error naming what it waited for. Sums are in rank order: the same on every rank. */
+herd_status herd_comm_threads_open(int n, double timeout_s, herd_comm **comms, herd_error *err);
 /* Ranks of the job on this host (1 in one process). */
 int herd_comm_local_size(const herd_comm *c);
 /* 1 when herd was built with MPI. */

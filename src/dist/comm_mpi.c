@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "dist/bf16.h"
-#include "dist/comm.h"
+#include "dist/comm_ops.h"
 
 #define MAX_REQUESTS 256
 
@@ -146,7 +146,8 @@ struct herd_comm_request {
     int peer; /* point to point: the other rank; -1 for collectives */
 };
 
-struct herd_comm {
+typedef struct mpi_comm {
+    herd_comm base; /* rank, size, timeout as every communicator has them; first, so the two convert */
     int mpi; /* 0: not launched by MPI, a one-rank communicator; 1: the world; 2: a split of it */
     MPI_Comm comm;
     MPI_Comm alive; /* a separate channel for naming silent ranks after a timeout */
@@ -160,7 +161,7 @@ struct herd_comm {
     int progress_started;
     long progress_ns; /* polling interval */
     int one_host;     /* every rank of the world shares this node's memory */
-    int rank, size;
+    int rank, size; /* copied into base by publish() */
     int *world_of; /* this communicator's rank -> world rank */
     ping_round ping; /* herd_comm_check_alive's check in flight */
     double next_ping;
@@ -168,9 +169,8 @@ struct herd_comm {
     MPI_Op bf16_sum;
     herd_comm_request reqs[MAX_REQUESTS];
     int local_size; /* ranks of the job on this host (MPI_COMM_TYPE_SHARED) */
-};
+} mpi_comm;
 
-int herd_comm_has_mpi(void) { return 1; }
 
 
 static void bf16_sum_fn(void *in, void *inout, int *len, MPI_Datatype *type) {
@@ -188,7 +188,7 @@ static herd_status mpi_fail(herd_error *err, int code, const char *what) {
 }
 
 /* c->world_of from c->comm's group (NULL on failure: ranks are then reported as c's own). */
-static void map_world_ranks(herd_comm *c) {
+static void map_world_ranks(mpi_comm *c) {
     MPI_Group mine, world;
     c->world_of = malloc((size_t)c->size * sizeof *c->world_of);
     int *local = malloc((size_t)c->size * sizeof *local);
@@ -205,10 +205,19 @@ static void map_world_ranks(herd_comm *c) {
     free(local);
 }
 
-static int world_rank(const herd_comm *c, int r) { return c->world_of && r >= 0 && r < c->size ? c->world_of[r] : r; }
+static int world_rank(const mpi_comm *c, int r) { return c->world_of && r >= 0 && r < c->size ? c->world_of[r] : r; }
 
-herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
-    herd_comm *c = calloc(1, sizeof *c);
+static const comm_ops mpi_ops;
+static void mpi_close(herd_comm *hc);
+
+/* The fields every communicator has, from the MPI ones. */
+static void publish(mpi_comm *c) {
+    c->base.ops = &mpi_ops;
+    c->base.rank = c->rank, c->base.size = c->size, c->base.timeout = c->timeout;
+}
+
+herd_status comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err) {
+    mpi_comm *c = calloc(1, sizeof *c);
     if (!c) return herd_fail(err, HERD_ENOMEM, "out of memory");
     c->timeout = timeout_s > 0 ? timeout_s : 60;
     c->size = 1;
@@ -250,17 +259,21 @@ herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
     if (srun_tasks > 1 && c->size != srun_tasks) {
         herd_status st = herd_fail(err, HERD_EUNSUPPORTED, "srun started %d tasks but MPI joined %d of them; check "
                                    "srun's --mpi= plugin", srun_tasks, c->size);
-        herd_comm_close(c);
+        mpi_close(&c->base);
         return st;
     }
-    *out = c;
+    publish(c);
+    *out = &c->base;
     return HERD_OK;
 }
 
-int herd_comm_local_size(const herd_comm *c) { return c->local_size > 0 ? c->local_size : 1; }
+static int mpi_local_size(const herd_comm *hc) {
+    const mpi_comm *c = (const mpi_comm *)hc;
+    return c->local_size > 0 ? c->local_size : 1;
+}
 
 static void *progress_main(void *arg) {
-    herd_comm *c = arg;
+    mpi_comm *c = arg;
     pthread_mutex_lock(&c->progress_mu);
     while (!atomic_load(&c->progress_quit)) {
         if (!atomic_load(&c->progress_on)) {
@@ -280,7 +293,8 @@ static void *progress_main(void *arg) {
     return NULL;
 }
 
-void herd_comm_progress(herd_comm *c, int on) {
+static void mpi_progress(herd_comm *hc, int on) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (c->mpi != 1 || !c->threads_ok || c->size == 1) return;
     if (!c->progress_started) {
         if (!on) return;
@@ -311,7 +325,8 @@ void herd_comm_progress(herd_comm *c, int on) {
     pthread_mutex_unlock(&c->progress_mu);
 }
 
-void herd_comm_close(herd_comm *c) {
+static void mpi_close(herd_comm *hc) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (!c) return;
     if (c->progress_started) {
         pthread_mutex_lock(&c->progress_mu);
@@ -333,10 +348,8 @@ void herd_comm_close(herd_comm *c) {
     free(c);
 }
 
-int herd_comm_rank(const herd_comm *c) { return c->rank; }
-int herd_comm_size(const herd_comm *c) { return c->size; }
 
-static herd_comm_request *take_request(herd_comm *c, const char *what) {
+static herd_comm_request *take_request(mpi_comm *c, const char *what) {
     for (int i = 0; i < MAX_REQUESTS; i++)
         if (!c->reqs[i].in_use) {
             herd_comm_request *r = &c->reqs[i];
@@ -352,7 +365,7 @@ static herd_comm_request *take_request(herd_comm *c, const char *what) {
 /* After a timeout: every live rank is stuck in the same collective and times out at about
  * the same moment, so each sends "alive" to every peer and listens for a few seconds; the
  * peers not heard from are the dead or hung ones. Writes their list into out. */
-static void name_silent_ranks(herd_comm *c, char *out, size_t size) {
+static void name_silent_ranks(mpi_comm *c, char *out, size_t size) {
     int n = c->size, me = c->rank, token = me;
     MPI_Request *sends = calloc((size_t)n, sizeof *sends), *recvs = calloc((size_t)n, sizeof *recvs);
     int *got = calloc((size_t)n, sizeof *got), *heard = calloc((size_t)n, sizeof *heard);
@@ -447,19 +460,22 @@ done:
     ping_end(&p);
 }
 
-void herd_comm_blame(herd_comm *c, int peer, char *out, size_t size) {
+static void mpi_blame(herd_comm *hc, int peer, char *out, size_t size) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (c->ping.active) ping_end(&c->ping);
     if (c->mpi) blame(world_rank(c, peer), out, size);
     else if (size) out[0] = 0;
 }
 
-int herd_comm_world_rank(const herd_comm *c, int rank) { return world_rank(c, rank); }
+static int mpi_world_rank(const herd_comm *hc, int rank) { return world_rank((const mpi_comm *)hc, rank); }
 
-void herd_comm_set_waiting(herd_comm *c, int peer) {
+static void mpi_set_waiting(herd_comm *hc, int peer) {
+    mpi_comm *c = (mpi_comm *)hc;
     atomic_store(&g_blocked_on, peer < 0 ? WAIT_NONE : world_rank(c, peer));
 }
 
-herd_status herd_comm_check_alive(herd_comm *c, double quiet_since, const char *what, herd_error *err) {
+static herd_status mpi_check_alive(herd_comm *hc, double quiet_since, const char *what, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi || !g_watch.started) return HERD_OK;
     double now = herd_now();
     if (!c->ping.active && now - quiet_since > PING_AFTER_S && now > c->next_ping) ping_start(&c->ping);
@@ -479,7 +495,8 @@ herd_status herd_comm_check_alive(herd_comm *c, double quiet_since, const char *
     return HERD_OK;
 }
 
-herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err) {
+static herd_status mpi_wait(herd_comm *hc, herd_comm_request *req, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     herd_status st = HERD_OK;
     if (c->mpi) {
         /* waiting on a peer: a little longer than the --timeout, so that the peer, when it is itself
@@ -542,8 +559,9 @@ herd_status herd_comm_wait(herd_comm *c, herd_comm_request *req, herd_error *err
     return st;
 }
 
-herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch,
+static herd_status mpi_iallreduce(herd_comm *hc, float *buf, int64_t n, uint16_t *bf16_scratch,
                                  herd_comm_request **req, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (n > 0x7fffffff) return herd_fail(err, HERD_EARG, "allreduce of %lld values is too large", (long long)n);
     herd_comm_request *r = take_request(c, "allreduce");
     if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d allreduces in flight", MAX_REQUESTS);
@@ -563,13 +581,15 @@ herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *
     return HERD_OK;
 }
 
-void herd_comm_poll(herd_comm *c) {
+static void mpi_poll(herd_comm *hc) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi) return;
     int flag;
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->comm, &flag, MPI_STATUS_IGNORE); /* drives OpenMPI's progress engine */
 }
 
-herd_status herd_comm_broadcast(herd_comm *c, float *buf, int64_t n, int root, herd_error *err) {
+static herd_status mpi_broadcast(herd_comm *hc, float *buf, int64_t n, int root, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi) return HERD_OK;
     if (n > 0x7fffffff) return herd_fail(err, HERD_EARG, "broadcast of %lld values is too large", (long long)n);
     herd_comm_request *r = take_request(c, "broadcast");
@@ -580,10 +600,11 @@ herd_status herd_comm_broadcast(herd_comm *c, float *buf, int64_t n, int root, h
         r->in_use = 0;
         return mpi_fail(err, rc, "broadcast");
     }
-    return herd_comm_wait(c, r, err);
+    return mpi_wait(&c->base, r, err);
 }
 
-herd_status herd_comm_allreduce_f64(herd_comm *c, double *buf, int n, herd_error *err) {
+static herd_status mpi_allreduce_f64(herd_comm *hc, double *buf, int n, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi) return HERD_OK;
     herd_comm_request *r = take_request(c, "metrics allreduce");
     if (!r) return herd_fail(err, HERD_EINTERNAL, "too many requests in flight");
@@ -593,10 +614,11 @@ herd_status herd_comm_allreduce_f64(herd_comm *c, double *buf, int n, herd_error
         r->in_use = 0;
         return mpi_fail(err, rc, "allreduce");
     }
-    return herd_comm_wait(c, r, err);
+    return mpi_wait(&c->base, r, err);
 }
 
-herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64_t n, herd_error *err) {
+static herd_status mpi_allgather(herd_comm *hc, const float *in, float *out, int64_t n, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi) {
         memmove(out, in, (size_t)n * sizeof(float));
         return HERD_OK;
@@ -611,13 +633,12 @@ herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64
         r->in_use = 0;
         return mpi_fail(err, rc, "allgather");
     }
-    return herd_comm_wait(c, r, err);
+    return mpi_wait(&c->base, r, err);
 }
 
-double herd_comm_timeout(const herd_comm *c) { return c->timeout; }
-
-herd_status herd_comm_split(herd_comm *c, int color, herd_comm **out, herd_error *err) {
-    herd_comm *s = calloc(1, sizeof *s);
+static herd_status mpi_split(herd_comm *hc, int color, herd_comm **out, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
+    mpi_comm *s = calloc(1, sizeof *s);
     if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory");
     s->timeout = c->timeout;
     s->size = 1;
@@ -635,11 +656,12 @@ herd_status herd_comm_split(herd_comm *c, int color, herd_comm **out, herd_error
         MPI_Op_create(bf16_sum_fn, 1, &s->bf16_sum);
         s->mpi = 2; /* a sub-communicator: freed, but MPI is finalized by its parent */
     }
-    *out = s;
+    publish(s);
+    *out = &s->base;
     return HERD_OK;
 }
 
-static herd_status p2p_start(herd_comm *c, void *buf, int64_t bytes, int peer, int tag, int send,
+static herd_status p2p_start(mpi_comm *c, void *buf, int64_t bytes, int peer, int tag, int send,
                              herd_comm_request **req, herd_error *err) {
     if (bytes > 0x7fffffff) return herd_fail(err, HERD_EARG, "message of %lld bytes is too large", (long long)bytes);
     herd_comm_request *r = take_request(c, send ? "send" : "receive");
@@ -656,17 +678,20 @@ static herd_status p2p_start(herd_comm *c, void *buf, int64_t bytes, int peer, i
     return HERD_OK;
 }
 
-herd_status herd_comm_isend(herd_comm *c, const void *buf, int64_t bytes, int dest, int tag, herd_comm_request **req,
+static herd_status mpi_isend(herd_comm *hc, const void *buf, int64_t bytes, int dest, int tag, herd_comm_request **req,
                             herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     return p2p_start(c, (void *)buf, bytes, dest, tag, 1, req, err);
 }
 
-herd_status herd_comm_irecv(herd_comm *c, void *buf, int64_t bytes, int src, int tag, herd_comm_request **req,
+static herd_status mpi_irecv(herd_comm *hc, void *buf, int64_t bytes, int src, int tag, herd_comm_request **req,
                             herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     return p2p_start(c, buf, bytes, src, tag, 0, req, err);
 }
 
-herd_status herd_comm_probe(herd_comm *c, int *found, int *src, int *tag, int64_t *bytes, herd_error *err) {
+static herd_status mpi_probe(herd_comm *hc, int *found, int *src, int *tag, int64_t *bytes, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
     MPI_Status status;
     int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->comm, found, &status);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "probe");
@@ -678,6 +703,28 @@ herd_status herd_comm_probe(herd_comm *c, int *found, int *src, int *tag, int64_
     return HERD_OK;
 }
 
-void herd_comm_abort(herd_comm *c, int code) {
+static void mpi_abort(herd_comm *hc, int code) {
+    mpi_comm *c = (mpi_comm *)hc;
     if (c && c->mpi) MPI_Abort(c->comm, code);
 }
+
+static const comm_ops mpi_ops = {
+    .close = mpi_close,
+    .local_size = mpi_local_size,
+    .broadcast = mpi_broadcast,
+    .allreduce_f64 = mpi_allreduce_f64,
+    .allgather = mpi_allgather,
+    .iallreduce = mpi_iallreduce,
+    .poll = mpi_poll,
+    .progress = mpi_progress,
+    .wait = mpi_wait,
+    .split = mpi_split,
+    .isend = mpi_isend,
+    .irecv = mpi_irecv,
+    .probe = mpi_probe,
+    .set_waiting = mpi_set_waiting,
+    .blame = mpi_blame,
+    .world_rank = mpi_world_rank,
+    .check_alive = mpi_check_alive,
+    .abort = mpi_abort,
+};

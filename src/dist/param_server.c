@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "dist/param_server.h"
+#include "dist/strategy.h"
+#include "herd/trace.h"
 
 enum { TAG_PULL = 101, TAG_PARAMS = 102, TAG_PUSH = 103, TAG_DONE = 104 };
 
@@ -326,4 +328,118 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, const herd_schedu
     herd_comm_set_waiting(p->comm, -1);
     herd_optimizer_free(&opt);
     return st;
+}
+
+/* ---- the strategy: workers compute gradients, servers (herd_train_serve) apply them ---- */
+
+typedef struct ps_strategy {
+    ps_state *ps;
+    herd_comm *workers; /* the workers' own communicator, for metrics */
+    int64_t step;       /* the step in progress */
+} ps_strategy;
+
+static herd_status ps_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
+    ps_strategy *x = s->impl;
+    x->step = t;
+    return ps_pull(x->ps, t, 0, err);
+}
+
+static herd_status ps_compute(herd_strategy *s, const herd_strategy_part *p, float *loss, herd_metrics *acc,
+                              herd_error *err) {
+    /* a worker pushes its local mean; the servers weigh workers by their sample counts */
+    return data_parallel_compute(s, p, 1.0f, loss, acc, err);
+}
+
+static herd_status ps_after_backward(herd_strategy *s, int samples, herd_error *err) {
+    (void)s, (void)samples, (void)err;
+    return HERD_OK; /* the gradient goes to the servers as the update */
+}
+
+static herd_status ps_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
+    (void)err; /* the worker's own gradient: each worker clips and checks its push */
+    *sq = herd_grad_sq_sum(herd_model_grads(s->m), herd_model_dense_params(s->m));
+    return HERD_OK;
+}
+
+static herd_status ps_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
+    ps_strategy *x = s->impl;
+    /* a skipped step is an empty push: the servers still wait for this step */
+    if (u->skipped) memset(herd_model_grads(s->m), 0, (size_t)herd_model_dense_params(s->m) * sizeof(float));
+    double t0 = herd_now();
+    herd_status st = ps_push(x->ps, x->step, u->skipped ? 0 : u->samples, err);
+    double t1 = herd_now();
+    s->wait_seconds += t1 - t0;
+    herd_trace_add(s->trace, "push gradients", "comm", HERD_TRACE_COMM, t0, t1);
+    return st;
+}
+
+static herd_status ps_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
+    return ps_pull(((ps_strategy *)s->impl)->ps, t, 1, err);
+}
+
+static herd_status ps_gather_state(herd_strategy *s, float *m, float *v, herd_error *err) {
+    (void)s, (void)m, (void)v;
+    return herd_fail(err, HERD_EUNSUPPORTED, "checkpoints of a parameter-server run are not supported yet");
+}
+
+static herd_status ps_finish(herd_strategy *s, herd_error *err) { return ps_done(((ps_strategy *)s->impl)->ps, err); }
+
+static void ps_strategy_destroy(herd_strategy *s) {
+    ps_strategy *x = s->impl;
+    if (!x) return;
+    ps_destroy(x->ps);
+    herd_comm_close(x->workers);
+    free(x);
+}
+
+static const herd_strategy_ops ps_ops = {
+    .name = "parameter server",
+    .parts = data_parallel_parts, /* worker w computes rows [w*B/W, (w+1)*B/W) */
+    .part = data_parallel_part,
+    .begin_step = ps_begin_step,
+    .compute = ps_compute,
+    .after_backward = ps_after_backward,
+    .grad_sq = ps_grad_sq,
+    .apply = ps_apply,
+    .sync_model = ps_sync_model,
+    .gather_state = ps_gather_state,
+    .finish = ps_finish,
+    .destroy = ps_strategy_destroy,
+};
+
+herd_status param_server_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+    if (world <= cfg->servers)
+        return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (-n %d) than --servers (%d)", world,
+                         cfg->servers);
+    if (cfg->deterministic) return herd_fail(err, HERD_EARG, "--deterministic is for --strategy dp");
+    *groups = world - cfg->servers;
+    *reuse = 1;
+    return HERD_OK;
+}
+
+herd_status param_server_setup(herd_strategy *s, herd_error *err) {
+    int groups, reuse;
+    herd_status st = param_server_layout(&s->cfg, herd_comm_size(s->comm), &groups, &reuse, err);
+    if (st) return st;
+    ps_strategy *x = calloc(1, sizeof *x);
+    if (!x) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    s->ops = &ps_ops, s->impl = x;
+    if ((st = ps_create(&x->ps, s->comm, s->m, s->cfg.servers, s->cfg.staleness, err)) ||
+        (st = herd_comm_split(s->comm, ps_is_server(x->ps), &x->workers, err))) {
+        ps_strategy_destroy(s);
+        s->ops = NULL, s->impl = NULL;
+        return st;
+    }
+    s->metrics = x->workers;
+    s->rank = s->eval_rank = herd_comm_rank(x->workers);
+    s->world = s->eval_world = herd_comm_size(x->workers);
+    s->update_lo = s->update_hi = 0; /* the servers keep the optimizer state and apply the updates */
+    s->serves = ps_is_server(x->ps);
+    return HERD_OK;
+}
+
+herd_status herd_strategy_serve(herd_strategy *s, const herd_optim_config *oc, const herd_schedule *sched,
+                                herd_error *err) {
+    if (!s->serves) return herd_fail(err, HERD_EINTERNAL, "serve called on a worker");
+    return ps_serve(((ps_strategy *)s->impl)->ps, oc, sched, err);
 }

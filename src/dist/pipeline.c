@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "dist/pipeline.h"
+#include "dist/strategy.h"
+#include "optim/optim.h"
 
 enum { TAG_ACT = 300, TAG_GRAD = 301 };
 
@@ -172,8 +174,6 @@ typedef struct step_ctx {
     int count, B;
     const void *targets; /* the replica's count targets */
     size_t target_bytes;
-    pipe_load_fn load;
-    void *user;
     uint64_t seed;
     int64_t step;
     herd_metrics *acc;
@@ -198,7 +198,6 @@ static herd_status forward_micro(step_ctx *c, int k, herd_error *err) {
     micro_rows(p, c->count, k, &row0, &n);
     if (n == 0) return HERD_OK;
     herd_status st;
-    if ((p->stage == 0 || p->stage == p->stages - 1) && (st = c->load(c->user, row0, (int)row0, n, err))) return st;
     for (int i = 0; i < p->n_recv; i++) {
         int j = p->recv[i];
         float *buf = layer_rows(m, j, 0, row0, n, &floats);
@@ -244,10 +243,10 @@ static herd_status backward_micro(step_ctx *c, int k, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, pipe_load_fn load, void *user,
-                      uint64_t seed, int64_t step, herd_metrics *acc, herd_error *err) {
+herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, uint64_t seed, int64_t step,
+                      herd_metrics *acc, herd_error *err) {
     double t0 = herd_now();
-    step_ctx c = {p, count, B, targets, herd_model_target_bytes(p->m), load, user, seed, step, acc};
+    step_ctx c = {p, count, B, targets, herd_model_target_bytes(p->m), seed, step, acc};
     int64_t np;
     float *grads = herd_model_grads(p->m);
     herd_model_params(p->m, &np);
@@ -304,4 +303,92 @@ herd_status pipe_gather_state(pipe_state *p, float *m, float *v, herd_error *err
     if (!st && m) st = gather_range(p, m, np, p->plo, p->phi, err);
     if (!st && v) st = gather_range(p, v, np, p->plo, p->phi, err);
     return st;
+}
+
+/* ---- the strategy: stages of one pipeline side by side with the replicas of the others ---- */
+
+static herd_status pipe_nothing(herd_strategy *s, herd_error *err) {
+    (void)s, (void)err;
+    return HERD_OK;
+}
+
+static herd_status pipe_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
+    (void)t;
+    return pipe_nothing(s, err);
+}
+
+static herd_status pipe_compute(herd_strategy *s, const herd_strategy_part *part, float *loss, herd_metrics *acc,
+                                herd_error *err) {
+    *loss = 0; /* non-finite losses show in the gradient norm, the same on every stage */
+    return pipe_step(s->impl, part->count, part->B, part->targets, part->seed, part->step, acc, err);
+}
+
+static herd_status pipe_after_backward(herd_strategy *s, int samples, herd_error *err) {
+    (void)s, (void)samples, (void)err;
+    return HERD_OK; /* pipe_step summed the stage's gradients over its replicas */
+}
+
+static herd_status pipe_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
+    pipe_state *p = s->impl;
+    /* stages hold disjoint parts of the gradient: the norm is the whole model's, so every stage
+     * clips by the same factor and takes the same non-finite decision */
+    *sq = herd_grad_sq_sum(herd_model_grads(s->m), herd_model_dense_params(s->m));
+    if (herd_comm_size(s->comm) == 1) return HERD_OK;
+    herd_status st = herd_comm_allreduce_f64(s->comm, sq, 1, err); /* every rank: stages x replicas */
+    if (st == HERD_OK) *sq /= p->n_replicas;                        /* replicas of a stage hold the same */
+    return st;
+}
+
+static herd_status pipe_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
+    (void)t;
+    return pipe_gather_params(s->impl, err);
+}
+
+static herd_status pipe_gather(herd_strategy *s, float *m, float *v, herd_error *err) {
+    return pipe_gather_state(s->impl, m, v, err);
+}
+
+static void pipe_strategy_destroy(herd_strategy *s) { pipe_destroy(s->impl); }
+
+static const herd_strategy_ops pipe_ops = {
+    .name = "pipeline",
+    .parts = data_parallel_parts, /* one per pipeline: its rows of the batch */
+    .part = data_parallel_part,
+    .begin_step = pipe_begin_step,
+    .compute = pipe_compute,
+    .after_backward = pipe_after_backward,
+    .grad_sq = pipe_grad_sq,
+    .apply = data_parallel_apply, /* each stage applies the update; its own range is what counts */
+    .sync_model = pipe_sync_model,
+    .gather_state = pipe_gather,
+    .finish = pipe_nothing,
+    .destroy = pipe_strategy_destroy,
+};
+
+herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+    if (cfg->deterministic || cfg->bf16)
+        return herd_fail(err, HERD_EARG, "--deterministic and --grad-compress are for --strategy dp");
+    if (cfg->stages < 2 || world % cfg->stages != 0)
+        return herd_fail(err, HERD_EARG, "--strategy pipeline needs a number of ranks (-n %d) that --stages %d divides",
+                         world, cfg->stages);
+    *groups = world / cfg->stages;
+    *reuse = 0; /* micro-batches interleave forward and backward passes */
+    return HERD_OK;
+}
+
+herd_status pipeline_setup(herd_strategy *s, herd_error *err) {
+    int groups, reuse;
+    herd_status st = pipeline_layout(&s->cfg, herd_comm_size(s->comm), &groups, &reuse, err);
+    pipe_state *p = NULL;
+    if (!st) st = pipe_create(&p, s->comm, s->m, s->cfg.stages, s->cfg.cuts, s->cfg.microbatches, s->cfg.one_f_one_b,
+                              err);
+    if (st) return st;
+    s->ops = &pipe_ops, s->impl = p;
+    s->rank = p->replica, s->world = p->n_replicas; /* evaluation: every rank, after sync_model */
+    return HERD_OK;
+}
+
+void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total) {
+    if (s->ops == &pipe_ops) pipe_times(s->impl, wait, total);
+    else *wait = *total = 0;
 }

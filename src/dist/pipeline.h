@@ -8,10 +8,6 @@
 
 typedef struct pipe_state pipe_state;
 
-/* Loads the samples [first, first + count) of the step's local batch into rows
- * [row0, row0 + count) of the model input and labels[row0..]. */
-typedef herd_status (*pipe_load_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
-
 /* world = stages x replicas; rank r is stage r % stages of pipeline r / stages.
  * cuts[0..stages-2]: index of the last layer of each stage but the last. */
 herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int stages, const int *cuts,
@@ -20,13 +16,14 @@ void pipe_destroy(pipe_state *p);
 int pipe_replica(const pipe_state *p);
 int pipe_replicas(const pipe_state *p);
 int pipe_stage(const pipe_state *p);
-/* One step over this pipeline's `count` samples (of a global batch of B): forward and
+/* One step over this pipeline's `count` samples (of a global batch of B), loaded into rows
+ * [0, count) of the model's batch (stage 0 reads the inputs, the last stage the targets): forward and
  * backward of every micro-batch in the schedule's order, activations and gradients
  * exchanged with the neighbouring stages, then the stage's gradients summed over replicas.
  * targets: the count targets (herd_model_target's layout). The loss and metrics (last stage
  * only) are added to *acc. */
-herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, pipe_load_fn load, void *user,
-                      uint64_t seed, int64_t step, herd_metrics *acc, herd_error *err);
+herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, uint64_t seed, int64_t step,
+                      herd_metrics *acc, herd_error *err);
 /* Every rank gets the whole model's parameters and buffers (each stage contributes its own). */
 herd_status pipe_gather_params(pipe_state *p, herd_error *err);
 /* pipe_gather_params, plus the optimizer's moments m and v (NULL: none) over the parameter

@@ -1,9 +1,19 @@
-/* Distribution strategies the training loop calls at fixed points: which part of the global
- * batch this rank computes, what happens to gradients after backward, where the update is
- * applied, and metric reduction. Data parallel: gradient exchange overlapped with backward
- * (buckets reduced as soon as backward has produced them), every rank applies the same
- * update. Parameter server: workers pull parameters and push gradients, servers apply the
- * updates. Single-process training is data parallel with one rank (no communication). */
+/* Distribution strategies: one table of functions the trainer calls at fixed points, one
+ * implementation per strategy (data parallel, with or without fixed-order groups:
+ * data_parallel.c; parameter server: param_server.c; pipeline: pipeline.c). One process is
+ * data parallel with one rank. The trainer never asks which strategy it runs.
+ *
+ * One step, as the trainer drives it (src/train/train.c):
+ *     begin_step(t)
+ *     for p in 0 .. parts-1:            rows [lo, lo+count) of the global batch of B: part(B, p)
+ *         the trainer loads those rows into rows [0, count) of the model's batch
+ *         compute(p): forward, loss and backward of them (may run a whole micro-batch schedule)
+ *     after_backward(samples)          the gradient the update needs is in the model's grads
+ *     grad_sq()                        its squared L2 norm, the whole model's (for clipping)
+ *     apply(opt, lr)                   the update (here, sharded, or on parameter servers)
+ * and around the steps: sync_model (parameters current for evaluation or saving),
+ * gather_state (a checkpoint's whole state onto the writer), finish (end of training).
+ * Metrics are summed over s->metrics (herd_strategy_reduce, herd_strategy_gather). */
 #ifndef HERD_STRATEGY_H
 #define HERD_STRATEGY_H
 
@@ -11,81 +21,147 @@
 #include "herd/dist.h"
 #include "herd/model.h"
 
-/* the public part (kinds, config, create, destroy, is_server, writer): herd/dist.h */
-
-/* This rank's index and count among the ranks that compute gradients (all ranks for data
- * parallel, the workers for a parameter server). */
-int herd_strategy_rank(const herd_strategy *s);
-int herd_strategy_world(const herd_strategy *s);
-/* 1 when the strategy applies updates itself (the trainer must not step its optimizer). */
-int herd_strategy_applies_update(const herd_strategy *s);
-/* Evaluation: this rank's share of a dataset (every rank holds the whole model then). */
-void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
-/* Pipeline: 1 when the trainer must hand its step to herd_strategy_pipeline_step. */
-int herd_strategy_is_pipeline(const herd_strategy *s);
-/* Before a checkpoint, on every rank: gathers what the file needs onto the writer (pipeline:
- * every stage's parameters, buffers and optimizer moments m, v; NULL when the optimizer has
- * none). Data parallel: nothing to do. */
-herd_status herd_strategy_sync_checkpoint(herd_strategy *s, float *m, float *v, herd_error *err);
-/* Pipeline: *sq (this stage's sum of squared gradients, the same on every replica of the
- * stage) becomes the whole model's, summed over the stages; elsewhere unchanged. */
-herd_status herd_strategy_grad_sq_total(herd_strategy *s, double *sq, herd_error *err);
-typedef herd_status (*herd_load_rows_fn)(void *user, int64_t row0, int first, int count, herd_error *err);
-/* Pipeline: one step over this replica's `count` samples of a global batch of B (see pipeline.h). */
-herd_status herd_strategy_pipeline_step(herd_strategy *s, int count, int B, const void *targets,
-                                        herd_load_rows_fn load, void *user, uint64_t seed, int64_t step,
-                                        herd_metrics *acc, herd_error *err);
-/* Pipeline: seconds waiting for neighbours and seconds in steps, on this rank. */
-void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total);
-/* Scale for the loss gradient of a group of `count` samples of a global batch of B. */
-float herd_strategy_grad_scale(const herd_strategy *s, int count, int B);
-/* Largest number of samples one group of a global batch of B can hold (plan the model for it). */
-int herd_strategy_max_group(const herd_strategy *s, int B);
-/* This process's rank in the world (all ranks, whatever the strategy's own groups). */
-int herd_strategy_world_rank(const herd_strategy *s);
-/* --deterministic: the fixed number of micro-groups per batch; 0 without it. */
-int herd_strategy_deterministic_groups(const herd_strategy *s);
-/* Number of groups this rank computes per step (1 unless deterministic). */
-int herd_strategy_groups(const herd_strategy *s);
-/* Group g (0-based, of this rank) covers samples [*lo, *lo + *count) of a global batch of B;
- * *id is its global index (for dropout streams). count may be 0 when B < groups. */
-void herd_strategy_group(const herd_strategy *s, int B, int g, int *lo, int *count, int *id);
-
-/* Start of step t (global, 0-based): arms the backward hook that starts bucket reductions;
- * a parameter-server worker pulls the parameters for step t. */
-herd_status herd_strategy_begin_step(herd_strategy *s, int64_t t, herd_error *err);
-/* After group g's backward (gradients scaled by count/B are in the model's grads). */
-herd_status herd_strategy_group_done(herd_strategy *s, int g, herd_error *err);
-/* After the last group (samples: this rank's samples in the step): data parallel leaves the
- * global batch's gradient in the model's grads on every rank; a parameter-server worker
- * pushes its gradients. */
-herd_status herd_strategy_finish_step(herd_strategy *s, int samples, herd_error *err);
-/* Makes the model's parameters current before evaluation or saving at step t (a PS worker
- * pulls every update up to t); nothing for data parallel. */
-herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *err);
-/* End of training on a worker (a PS worker tells the servers). */
-herd_status herd_strategy_finish(herd_strategy *s, herd_error *err);
-/* Parameter-server server ranks: apply pushed gradients until every worker is done. */
+struct herd_optimizer;
 struct herd_optim_config;
 struct herd_schedule;
+struct herd_trace;
+
+/* What compute gets: the part's rows are loaded at row 0 of the model's batch buffer and
+ * their targets at targets[0..count). */
+typedef struct herd_strategy_part {
+    int index;           /* p */
+    int count, B;        /* rows of the part, rows of the global batch */
+    int id;              /* the part's index among the global batch's parts (dropout streams) */
+    const void *targets; /* herd_model_target's layout */
+    uint64_t seed;
+    int64_t step;        /* global, 0-based */
+} herd_strategy_part;
+
+/* What apply gets. */
+typedef struct herd_strategy_update {
+    struct herd_optimizer *opt; /* sized by the update range (herd_strategy_update_range) */
+    float lr;
+    int samples;    /* this rank's rows of the step */
+    int skipped;    /* 1: non-finite gradients, no update (peers that wait for one are still told) */
+    herd_pool *pool; /* the model's threads */
+} herd_strategy_update;
+
+typedef struct herd_strategy_ops {
+    const char *name;
+    /* Parts of a step this rank computes, and part p of a global batch of B: rows
+     * [*lo, *lo + *count) (count may be 0 when B is short), *id its global index. */
+    int (*parts)(const herd_strategy *s);
+    void (*part)(const herd_strategy *s, int B, int p, int *lo, int *count, int *id);
+    /* Start of step t: arm gradient exchange, pull parameters. */
+    herd_status (*begin_step)(herd_strategy *s, int64_t t, herd_error *err);
+    /* Forward, loss (added to *acc) and backward of the loaded part; *loss is its mean loss (0
+     * where this rank computes none). */
+    herd_status (*compute)(herd_strategy *s, const herd_strategy_part *p, float *loss, herd_metrics *acc,
+                           herd_error *err);
+    /* After the last part (samples: this rank's rows of the step). */
+    herd_status (*after_backward)(herd_strategy *s, int samples, herd_error *err);
+    /* *sq = the squared norm of the whole model's dense gradient, the same on every rank. */
+    herd_status (*grad_sq)(herd_strategy *s, double *sq, herd_error *err);
+    /* The update of the dense parameters. */
+    herd_status (*apply)(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
+    /* Parameters (and buffers) current on every rank, e.g. before evaluation or saving at step t. */
+    herd_status (*sync_model)(herd_strategy *s, int64_t t, herd_error *err);
+    /* Before a checkpoint, on every rank: the whole training state (parameters, buffers and the
+     * optimizer's moments m, v over update_range; NULL when there are none) onto the writer. */
+    herd_status (*gather_state)(herd_strategy *s, float *m, float *v, herd_error *err);
+    /* End of training on this rank. */
+    herd_status (*finish)(herd_strategy *s, herd_error *err);
+    void (*destroy)(herd_strategy *s);
+} herd_strategy_ops;
+
+/* What every strategy has; an implementation keeps its own state in impl. */
+struct herd_strategy {
+    const herd_strategy_ops *ops;
+    herd_comm *comm;    /* the world */
+    herd_comm *metrics; /* the ranks that compute gradients: metrics are summed over them */
+    herd_model *m;
+    herd_strategy_config cfg;
+    int rank, world;           /* among the ranks that compute gradients */
+    int eval_rank, eval_world; /* evaluation: this rank's share of a dataset */
+    int64_t update_lo, update_hi; /* the dense parameters this rank's optimizer updates */
+    int serves;                /* 1: a parameter-server server (herd_train_serve) */
+    double wait_seconds;       /* waiting for the exchange, since creation */
+    struct herd_trace *trace;
+    herd_comm *owned_comm;     /* herd_strategy_create_local's, closed with the strategy */
+    void *impl;
+};
+
+/* ---- implementations ----
+ * setup fills s (ops, impl, and rank, world, metrics, eval_*, update_*, serves where they differ
+ * from the world's) or fails with one line, freeing what it made (destroy frees impl).
+ * layout: the groups a global batch is cut into across the world (the model plans for
+ * ceil(B / groups) rows) and whether activation memory may be reused; HERD_EARG with one line
+ * when cfg cannot run on `world` ranks. */
+herd_status data_parallel_setup(herd_strategy *s, herd_error *err);
+herd_status data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
+herd_status param_server_setup(herd_strategy *s, herd_error *err);
+herd_status param_server_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
+herd_status pipeline_setup(herd_strategy *s, herd_error *err);
+herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
+/* Data parallel's parts: one per rank of s->world (rows [r*B/W, (r+1)*B/W)), or
+ * --deterministic's fixed groups, groups/world per rank. */
+int data_parallel_parts(const herd_strategy *s);
+void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id);
+/* Data parallel's gradient buckets, in the order backward finishes them: [lo, hi) pairs into
+ * lo_hi (at most max); returns their number (0: one rank, --deterministic, or not data parallel). */
+int data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max);
+/* Data parallel's compute (dropout stream of the part, forward and backward with the gradient
+ * scaled by `scale`; a part of no rows zeroes the gradient) and apply (the optimizer on the
+ * whole buffer, here), for implementations that do the same. */
+herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p, float scale, float *loss,
+                                  herd_metrics *acc, herd_error *err);
+herd_status data_parallel_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
+
+/* ---- the trainer's calls (each a row of the table, or common to all) ---- */
+int herd_strategy_parts(const herd_strategy *s);
+void herd_strategy_part_rows(const herd_strategy *s, int B, int p, int *lo, int *count, int *id);
+/* This rank's rows of a global batch of B: the span of its parts (herd_rows_fn, for the loader). */
+void herd_strategy_rows(void *s, int B, int *lo, int *hi);
+herd_status herd_strategy_begin_step(herd_strategy *s, int64_t t, herd_error *err);
+herd_status herd_strategy_compute(herd_strategy *s, const herd_strategy_part *p, float *loss, herd_metrics *acc,
+                                  herd_error *err);
+herd_status herd_strategy_after_backward(herd_strategy *s, int samples, herd_error *err);
+herd_status herd_strategy_grad_sq(herd_strategy *s, double *sq, herd_error *err);
+herd_status herd_strategy_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
+herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *err);
+herd_status herd_strategy_gather_state(herd_strategy *s, float *m, float *v, herd_error *err);
+herd_status herd_strategy_finish(herd_strategy *s, herd_error *err);
+/* The dense parameters [*lo, *hi) this rank's optimizer updates (and keeps state for). */
+void herd_strategy_update_range(const herd_strategy *s, int64_t *lo, int64_t *hi);
+/* Evaluation: this rank's share of a dataset (every evaluating rank holds the whole model). */
+void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
+
+/* Parameter-server server ranks: apply pushed gradients until every worker is done. */
 herd_status herd_strategy_serve(herd_strategy *s, const struct herd_optim_config *oc,
                                 const struct herd_schedule *sched, herd_error *err);
 
 /* Copies rank 0's parameters and buffers to every rank. */
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err);
-/* Sums v[0..n) across ranks. */
+/* Sums v[0..n) over the ranks that compute gradients. */
 herd_status herd_strategy_reduce(herd_strategy *s, double *v, int n, herd_error *err);
-/* Every training rank's n values (mine) into all (ranks x n, in the order of the ranks that
- * reduce metrics: every rank, or the parameter server's workers); *ranks = their number
- * (all holds at most max_ranks rows). */
+/* Every gradient-computing rank's n values (mine) into all (ranks x n, in their order);
+ * *ranks = their number (all holds at most max_ranks rows). */
 herd_status herd_strategy_gather(herd_strategy *s, const double *mine, int n, double *all, int max_ranks, int *ranks,
                                  herd_error *err);
-
+/* This process's rank in the world. */
+int herd_strategy_world_rank(const herd_strategy *s);
+/* Ranks in the world (1: one process). */
+int herd_strategy_world_size(const herd_strategy *s);
+/* --deterministic: the fixed number of groups per batch (checkpoints record it); 0 without. */
+int herd_strategy_deterministic_groups(const herd_strategy *s);
 /* Records each gradient bucket's exchange into t (herd/trace.h); NULL stops. */
-struct herd_trace;
 void herd_strategy_set_trace(herd_strategy *s, struct herd_trace *t);
-
-/* Seconds spent waiting for gradient exchange after backward, since creation. */
+/* Seconds spent waiting for the exchange (gradients, pushes, neighbours), since creation. */
 double herd_strategy_wait_seconds(const herd_strategy *s);
+/* Pipeline: seconds waiting for neighbours and seconds in steps on this rank (0, 0 elsewhere). */
+void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total);
+
+/* A one-rank strategy over its own one-process communicator, for a trainer given none. */
+herd_status herd_strategy_create_local(herd_strategy **out, herd_model *m, herd_error *err);
 
 #endif

@@ -119,7 +119,7 @@ static void checkpoint_identity(const herd_trainer *t, ckpt_identity *id) {
     snprintf(id->model, sizeof id->model, "%016" PRIx64, h);
     snprintf(id->data, sizeof id->data, "%s", t->data ? t->data->source : "");
     snprintf(id->samples, sizeof id->samples, "%" PRId64, t->data ? t->data->n : (int64_t)-1);
-    int groups = t->cfg.strategy ? herd_strategy_deterministic_groups(t->cfg.strategy) : 0;
+    int groups = herd_strategy_deterministic_groups(t->s);
     if (groups > 0) snprintf(id->deterministic, sizeof id->deterministic, "%d", groups);
     else snprintf(id->deterministic, sizeof id->deterministic, "off");
 }

@@ -86,9 +86,10 @@ herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const her
     return st ? st : herd_strategy_serve(cfg->strategy, &oc, &sched, err);
 }
 
-/* Weight decay on the trainable tensors of 2 or more dims only (merged into ranges). */
-static herd_status decay_on_matrices(herd_trainer *t, int local, herd_error *err) {
-    if (!local)
+/* Weight decay on the trainable tensors of 2 or more dims only (merged into ranges), of the
+ * parameters [lo, hi) this rank's optimizer updates (offsets relative to lo). */
+static herd_status decay_on_matrices(herd_trainer *t, int64_t lo, int64_t hi, herd_error *err) {
+    if (hi == lo && herd_model_dense_params(t->m) > 0)
         return herd_fail(err, HERD_EUNSUPPORTED, "weight decay on matrices only is not supported with --strategy ps "
                          "(the servers decay every parameter)");
     int np = herd_model_param_count(t->m), n = 0;
@@ -97,8 +98,10 @@ static herd_status decay_on_matrices(herd_trainer *t, int local, herd_error *err
     for (int i = 0; i < np; i++) {
         const herd_param_info *p = herd_model_param(t->m, i);
         if (!p->trainable || p->sparse || p->ndim < 2) continue; /* tables: no weight decay */
-        if (n && r[2 * n - 1] == p->offset) r[2 * n - 1] += p->numel; /* adjacent: one range */
-        else r[2 * n] = p->offset, r[2 * n + 1] = p->offset + p->numel, n++;
+        int64_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+        if (a >= b) continue;
+        if (n && r[2 * n - 1] == a - lo) r[2 * n - 1] = b - lo; /* adjacent: one range */
+        else r[2 * n] = a - lo, r[2 * n + 1] = b - lo, n++;
     }
     herd_status st = herd_optimizer_set_decay_ranges(&t->opt, r, n, err);
     free(r);
@@ -138,21 +141,25 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     t->lr = cfg->lr;
     herd_optim_config oc;
     herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &t->sched, err);
+    /* no strategy given: one process, the one-rank strategy of its own */
+    if (!st && !(t->s = cfg->strategy)) {
+        if (!(st = herd_strategy_create_local(&t->s, m, err))) t->own_strategy = 1;
+    }
     /* row-sparse gradients are applied here, in this process: no strategy exchanges them yet
      * (a dense allreduce of the dense part alone would leave the tables apart on each rank) */
-    herd_strategy *sg = cfg->strategy;
-    if (!st && herd_model_sparse_count(m) && sg &&
-        (herd_strategy_world(sg) > 1 || herd_strategy_is_pipeline(sg) || herd_strategy_applies_update(sg) ||
-         herd_strategy_groups(sg) > 1))
+    if (!st && herd_model_sparse_count(m) && (herd_strategy_world_size(t->s) > 1 || herd_strategy_parts(t->s) > 1))
         st = herd_fail(err, HERD_EUNSUPPORTED, "the model's embedding tables have row-sparse gradients, which "
                        "data-parallel, pipeline, parameter-server and --deterministic training do not exchange yet: "
                        "train it in one process");
-    /* a parameter-server worker keeps no optimizer state: the servers apply the updates */
-    int local = !(cfg->strategy && herd_strategy_applies_update(cfg->strategy));
-    if (!st) st = herd_optimizer_init(&t->opt, &oc, local ? herd_model_dense_params(m) : 0, err);
-    if (!st && cfg->decay_matrices) st = decay_on_matrices(t, local, err);
+    /* the optimizer keeps state for the parameters this rank updates (none on a parameter-server
+     * worker: the servers apply the updates) */
+    int64_t lo = 0, hi = 0;
+    if (!st) herd_strategy_update_range(t->s, &lo, &hi);
+    if (!st) st = herd_optimizer_init(&t->opt, &oc, hi - lo, err);
+    if (!st && cfg->decay_matrices) st = decay_on_matrices(t, lo, hi, err);
     if (st) {
         herd_optimizer_free(&t->opt);
+        if (t->own_strategy) herd_strategy_destroy(t->s);
         free(t);
         return st;
     }
@@ -176,6 +183,7 @@ void herd_trainer_destroy(herd_trainer *t) {
     free(t->sparse);
     free(t->sparse_grads);
     free(t->targets);
+    if (t->own_strategy) herd_strategy_destroy(t->s);
     free(t);
 }
 
@@ -213,34 +221,6 @@ static herd_status load_batch(herd_trainer *t, const herd_dataset *ds, const int
     return st;
 }
 
-/* This rank's rows of a global batch of B (what the loader prepares): its groups' span, or
- * its pipeline's share. */
-static void rank_rows(void *ctx, int B, int *lo, int *hi) {
-    const herd_strategy *s = ctx;
-    int groups = herd_strategy_is_pipeline(s) ? 1 : herd_strategy_groups(s);
-    *lo = B, *hi = 0;
-    for (int g = 0; g < groups; g++) {
-        int l, count, id;
-        herd_strategy_group(s, B, g, &l, &count, &id);
-        if (count > 0 && l < *lo) *lo = l;
-        if (count > 0 && l + count > *hi) *hi = l + count;
-    }
-    if (*hi < *lo) *lo = *hi = 0;
-}
-
-/* Pipeline stages load micro-batches themselves, through this. */
-typedef struct pipe_load {
-    herd_trainer *t;
-    const herd_dataset *ds;
-    const int64_t *idx;
-    int lo; /* the pipeline's first row of the global batch */
-} pipe_load;
-
-static herd_status load_rows(void *user, int64_t row0, int first, int count, herd_error *err) {
-    pipe_load *c = user;
-    return load_batch(c->t, c->ds, c->idx, c->lo + first, count, row0, err);
-}
-
 static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
                               herd_step_result *res, herd_error *err);
 
@@ -261,104 +241,72 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
 static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int64_t *idx, int B,
                               herd_step_result *res, herd_error *err) {
     herd_model *m = t->m;
-    herd_strategy *s = t->cfg.strategy;
+    herd_strategy *s = t->s;
     herd_status st;
-    int64_t n_params;
-    herd_model_params(m, &n_params);
-    float *grads = herd_model_grads(m);
     if (B > t->cfg.batch) return herd_fail(err, HERD_EARG, "step of %d samples exceeds the batch %d", B, t->cfg.batch);
     memset(res, 0, sizeof *res);
     herd_metrics *acc = &t->step_metrics;
     herd_metrics_clear(acc);
-    if (s && herd_strategy_is_pipeline(s)) {
-        int lo, count, id;
-        herd_strategy_group(s, B, 0, &lo, &count, &id); /* this pipeline's share of the batch */
-        pipe_load ctx = {t, ds, idx, lo};
-        if ((st = herd_strategy_pipeline_step(s, count, B, t->targets, load_rows, &ctx, t->cfg.seed, t->step, acc,
-                                              err)))
-            return st;
-        res->loss_sum = acc->loss_sum, res->loss_units = acc->loss_units, res->samples = (int)acc->samples;
-        return finish_update(t, res, err);
-    }
-    int groups = s ? herd_strategy_groups(s) : 1;
-    if (s && (st = herd_strategy_begin_step(s, t->step, err))) return st;
-    for (int g = 0; g < groups; g++) {
-        int lo = 0, count = B, id = 0;
-        if (s) herd_strategy_group(s, B, g, &lo, &count, &id);
-        if (count == 0) { /* more groups than samples in a short last batch */
-            memset(grads, 0, (size_t)n_params * sizeof(float));
-        } else {
-            /* dropout masks depend on (step, group), never on which rank computes the group */
-            if (s) herd_model_set_dropout_stream(m, t->cfg.seed, 1000003ULL * (uint64_t)t->step + (uint64_t)id);
+    if ((st = herd_strategy_begin_step(s, t->step, err))) return st;
+    int parts = herd_strategy_parts(s);
+    for (int p = 0; p < parts; p++) {
+        herd_strategy_part part = {.index = p, .B = B, .targets = t->targets, .seed = t->cfg.seed, .step = t->step};
+        int lo;
+        herd_strategy_part_rows(s, B, p, &lo, &part.count, &part.id);
+        if (part.count > 0) {
             double t0 = herd_now();
-            if ((st = load_batch(t, ds, idx, lo, count, 0, err))) return st;
+            if ((st = load_batch(t, ds, idx, lo, part.count, 0, err))) return st;
             double t1 = herd_now();
             t->phases.data += t1 - t0;
             herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
-            float loss;
-            if ((st = herd_model_forward_backward(m, t->targets, count,
-                                                  s ? herd_strategy_grad_scale(s, count, B) : 1.0f, &loss, acc, err)))
-                return st;
-            /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
-            if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, count, t->step, 0, err);
-            res->samples += count;
         }
-        if (s && (st = herd_strategy_group_done(s, g, err))) return st;
+        float loss;
+        if ((st = herd_strategy_compute(s, &part, &loss, acc, err))) return st;
+        /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
+        if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, part.count, t->step, 0, err);
+        res->samples += part.count;
     }
     res->loss_sum = acc->loss_sum, res->loss_units = acc->loss_units;
-    int remote = s && herd_strategy_applies_update(s);
-    if (s && !remote) { /* gradient exchange */
-        double t0 = herd_now();
-        st = herd_strategy_finish_step(s, res->samples, err);
-        t->phases.exchange += herd_now() - t0;
-        if (st) return st;
-    }
+    double t0 = herd_now(); /* gradient exchange */
+    st = herd_strategy_after_backward(s, res->samples, err);
+    t->phases.exchange += herd_now() - t0;
+    if (st) return st;
     return finish_update(t, res, err);
 }
 
 /* After the gradients are complete: finiteness check and clipping, then the update. */
 static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_error *err) {
     herd_model *m = t->m;
-    herd_strategy *s = t->cfg.strategy;
+    herd_strategy *s = t->s;
     herd_status st = HERD_OK;
     int64_t n_params = herd_model_dense_params(m); /* the dense gradient; the sparse tables' follow */
     float *params = herd_model_params(m, NULL);
     float *grads = herd_model_grads(m);
-    int remote = s && herd_strategy_applies_update(s);
     herd_sparse_grad *sg = t->sparse_grads;
     for (int k = 0; k < t->n_sparse; k++) herd_model_sparse_grad(m, k, &sg[k]); /* sums the batch's rows */
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
-    double t0 = herd_now();
-    /* pipeline stages hold disjoint parts of the gradient: the norm is the whole model's, so
-     * every stage clips by the same factor and takes the same non-finite decision */
-    double sq = herd_grad_sq_sum(grads, n_params);
+    double t0 = herd_now(), sq;
+    if ((st = herd_strategy_grad_sq(s, &sq, err))) return st; /* the whole model's, the same on every rank */
     for (int k = 0; k < t->n_sparse; k++) sq += herd_grad_sq_sum(sg[k].values, sg[k].rows * sg[k].dim);
-    if (s && (st = herd_strategy_grad_sq_total(s, &sq, err))) return st;
     double norm = sqrt(sq);
     herd_clip_scale(grads, n_params, norm, t->cfg.clip_norm);
     for (int k = 0; k < t->n_sparse; k++) herd_clip_scale(sg[k].values, sg[k].rows * sg[k].dim, norm, t->cfg.clip_norm);
     t->phases.update += herd_now() - t0;
-    if (!isfinite(norm)) {
-        if (!t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
-        res->skipped = 1; /* no update; the step still counts, so schedules and resume stay aligned */
-        if (remote) { /* the servers still wait for this step: an empty push */
-            memset(grads, 0, (size_t)n_params * sizeof(float));
-            if ((st = herd_strategy_finish_step(s, 0, err))) return st;
-        }
-        t->step++;
-        return HERD_OK;
-    }
+    int skip = !isfinite(norm);
+    if (skip && !t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
+    res->skipped = skip; /* no update; the step still counts, so schedules and resume stay aligned */
+    /* the update: the time the strategy waited in it (pushes to servers) counts as exchange */
+    double w0 = herd_strategy_wait_seconds(s);
     t0 = herd_now();
-    if (remote) st = herd_strategy_finish_step(s, res->samples, err); /* the servers apply it */
-    else herd_optimizer_step_pool(&t->opt, params, grads, t->lr, herd_model_pool(m));
-    for (int k = 0; k < t->n_sparse; k++) /* only the rows the batch touched, and their state */
+    herd_strategy_update u = {&t->opt, t->lr, res->samples, skip, herd_model_pool(m)};
+    st = herd_strategy_apply(s, &u, err);
+    for (int k = 0; k < t->n_sparse && !skip; k++) /* only the rows the batch touched, and their state */
         herd_sparse_optimizer_step(&t->sparse[k], params + herd_model_param(m, sg[k].param)->offset, sg[k].ids,
                                    sg[k].values, sg[k].rows, t->lr);
-    double t1 = herd_now();
-    *(remote ? &t->phases.exchange : &t->phases.update) += t1 - t0;
-    herd_trace_add(t->cfg.trace, remote ? "push gradients" : "optimizer", remote ? "comm" : "optimizer",
-                   remote ? HERD_TRACE_COMM : HERD_TRACE_COMPUTE, t0, t1);
+    double waited = herd_strategy_wait_seconds(s) - w0;
+    t->phases.exchange += waited;
+    t->phases.update += herd_now() - t0 - waited;
     t->step++;
     return st;
 }
@@ -368,7 +316,7 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
     herd_metrics_clear(out);
     herd_status st = check_data(m, ds, err);
     if (st) return st;
-    int rank = 0, world = 1;
+    int rank = 0, world = 1; /* no strategy: one process */
     if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
     int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
     void *targets = malloc((size_t)batch * herd_model_target_bytes(m));
@@ -422,7 +370,7 @@ static int cmp_double(const void *a, const void *b) {
  * rank by busy time (wall less exchange waits) against the median of the others. */
 static herd_status straggler_report(herd_trainer *t, straggler *r, int64_t steps, int whole,
                                     const herd_train_callbacks *cb, herd_error *err) {
-    herd_strategy *s = t->cfg.strategy;
+    herd_strategy *s = t->s;
     const herd_train_phases *p = &t->phases, *l = whole ? &(herd_train_phases){0} : &r->last;
     double now = herd_now(), mine[ST_N];
     mine[ST_WORLD] = herd_strategy_world_rank(s);
@@ -489,17 +437,16 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     herd_loader *loader = NULL;
     int lock_fd = -1;
     int64_t steps_run = 0; /* by this process, for test faults */
-    if ((st = herd_loader_create(&loader, train, cfg->batch, &cfg->loader, cfg->strategy ? rank_rows : NULL,
-                                 cfg->strategy, err)))
-        goto done;
+    herd_strategy *s = t->s;
+    if ((st = herd_loader_create(&loader, train, cfg->batch, &cfg->loader, herd_strategy_rows, s, err))) goto done;
     t->loader = loader;
     t->data = train;
-    if (cfg->strategy && cfg->straggler_every > 0 &&
+    if (cfg->straggler_every > 0 &&
         !(strag.all = malloc((size_t)STRAGGLER_MAX_RANKS * ST_N * sizeof *strag.all))) {
         st = herd_fail(err, HERD_ENOMEM, "out of memory");
         goto done;
     }
-    int writer = !cfg->strategy || herd_strategy_writer(cfg->strategy);
+    int writer = herd_strategy_writer(s);
     char note[2048], path[4096];
     if (cfg->checkpoint_dir && writer &&
         (st = checkpoint_dir_claim(cfg->checkpoint_dir, cfg->resume, &lock_fd, note, sizeof note, err)))
@@ -530,7 +477,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             herd_step_result r;
             t->load_step = s;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
-            herd_fault_step(cfg->strategy ? herd_strategy_world_rank(cfg->strategy) : 0, ++steps_run); /* tests only */
+            herd_fault_step(herd_strategy_world_rank(t->s), ++steps_run); /* tests only */
             if (strag.all && t->step % cfg->straggler_every == 0 &&
                 (st = straggler_report(t, &strag, cfg->straggler_every, 0, cb, err)))
                 break;
@@ -541,8 +488,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                                                                       : -1);
             if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0) {
                 train_position pos = {epoch - 1, s + 1};
-                if (cfg->strategy && (st = herd_strategy_sync_checkpoint(cfg->strategy, t->opt.m, t->opt.v, err)))
-                    break;
+                if ((st = herd_strategy_gather_state(t->s, t->opt.m, t->opt.v, err))) break;
                 if (writer && cw) { /* the copy now, the write in the background; the one before is done */
                     st = checkpoint_save_async(cw, cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
                                                sizeof path, err);
@@ -566,25 +512,25 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         herd_epoch_stats es;
         es.epoch = epoch;
         es.seconds = herd_now() - t0;
-        if (cfg->strategy && (st = herd_strategy_reduce(cfg->strategy, (double *)acc, HERD_METRICS_DOUBLES, err))) break;
+        if ((st = herd_strategy_reduce(s, (double *)acc, HERD_METRICS_DOUBLES, err))) break;
         epoch_figures(m, acc, &es.loss, &es.accuracy, &es.rmse, &es.auc);
         es.images_per_second = acc->samples / (es.seconds > 0 ? es.seconds : 1e-9);
         es.lr = herd_trainer_lr(t);
         es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = es.val_rmse = es.val_auc = -1;
-        if (cfg->strategy && (st = herd_strategy_sync_model(cfg->strategy, t->step, err))) break;
+        if ((st = herd_strategy_sync_model(s, t->step, err))) break;
         if (val) {
-            if ((st = herd_evaluate(m, val, cfg->batch, cfg->strategy, &t->step_metrics, err))) break;
+            if ((st = herd_evaluate(m, val, cfg->batch, s, &t->step_metrics, err))) break;
             epoch_figures(m, &t->step_metrics, &es.val_loss, &es.val_accuracy, &es.val_rmse, &es.val_auc);
         }
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
-    if (!st && cfg->strategy) st = herd_strategy_sync_model(cfg->strategy, t->step, err);
+    if (!st) st = herd_strategy_sync_model(s, t->step, err);
     if (!st && cw) { /* the last write in flight */
         st = checkpoint_writer_wait(cw, path, sizeof path, err);
         if (!st && path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
     }
-    if (!st && cfg->strategy) st = herd_strategy_finish(cfg->strategy, err);
+    if (!st) st = herd_strategy_finish(s, err);
     if (!st && strag.all) {
         strag.t0 = t0_run;
         st = straggler_report(t, &strag, t->step, 1, cb, err);

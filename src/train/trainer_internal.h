@@ -8,6 +8,8 @@
 struct herd_trainer {
     herd_model *m;
     herd_train_config cfg;
+    struct herd_strategy *s; /* cfg.strategy, or a one-rank strategy of its own (own_strategy) */
+    int own_strategy;
     herd_optimizer opt;            /* the dense parameters: herd_model_dense_params floats */
     herd_sparse_optimizer *sparse; /* one per row-sparse table (herd_model_sparse_count) */
     herd_sparse_grad *sparse_grads; /* their gradients of the step */

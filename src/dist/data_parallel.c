@@ -1,0 +1,247 @@
+/* Data parallelism, and one process as its one-rank case. Gradients live in one flat buffer
+ * whose tail is produced first by backward; buckets are cut from the tail and each is reduced
+ * with a non-blocking allreduce as soon as the model's hook says it is final, polled after
+ * every layer so communication overlaps the rest of backward. The deterministic mode instead
+ * gathers one gradient per fixed micro-group and sums them in group order, which makes the
+ * result independent of how many ranks computed the groups. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist/strategy.h"
+#include "herd/trace.h"
+#include "optim/optim.h"
+
+#define MAX_BUCKETS 256
+
+typedef struct bucket {
+    int64_t lo, hi; /* [lo, hi) of the flat gradient buffer */
+    herd_comm_request *req;
+    int started;
+    double t_start; /* for the trace */
+} bucket;
+
+typedef struct dp_state {
+    int64_t n_params; /* floats of the dense gradient */
+    bucket buckets[MAX_BUCKETS];
+    int n_buckets;
+    uint16_t *bf16; /* scratch for compressed buckets */
+    float *slots;   /* deterministic: one gradient per group, groups * n_params */
+    herd_status hook_status;
+    herd_error hook_err;
+} dp_state;
+
+static void on_grads_ready(void *user, int64_t ready_from) {
+    herd_strategy *s = user;
+    dp_state *d = s->impl;
+    if (d->hook_status) return;
+    for (int k = 0; k < d->n_buckets; k++) {
+        bucket *b = &d->buckets[k];
+        if (b->started || b->lo < ready_from) continue;
+        d->hook_status = herd_comm_iallreduce(s->comm, herd_model_grads(s->m) + b->lo, b->hi - b->lo,
+                                              d->bf16 ? d->bf16 + b->lo : NULL, &b->req, &d->hook_err);
+        b->started = 1;
+        b->t_start = herd_now();
+    }
+    herd_comm_poll(s->comm);
+}
+
+/* Groups of a global batch across the world: the fixed micro-groups, or one per rank. */
+static int total_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups : s->world; }
+
+int data_parallel_parts(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups / s->world : 1; }
+
+/* Part p of this rank: group rank * parts + p of the global batch, the same split whatever the
+ * world size: group g gets [g*B/G, (g+1)*B/G). */
+void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id) {
+    int G = total_groups(s), gid = s->rank * data_parallel_parts(s) + p;
+    int64_t a = (int64_t)gid * B / G, b = (int64_t)(gid + 1) * B / G;
+    *lo = (int)a, *count = (int)(b - a), *id = gid;
+}
+
+static herd_status dp_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
+    (void)t, (void)err;
+    dp_state *d = s->impl;
+    for (int k = 0; k < d->n_buckets; k++) d->buckets[k].started = 0, d->buckets[k].req = NULL;
+    d->hook_status = HERD_OK;
+    herd_model_set_grad_hook(s->m, d->n_buckets ? on_grads_ready : NULL, s);
+    if (d->n_buckets) herd_comm_progress(s->comm, 1); /* keeps buckets moving during long layers */
+    return HERD_OK;
+}
+
+/* Forward and backward of one group, its gradient scaled by count/B so that the sum over the
+ * groups is the global batch's mean. Shared with the parameter server's workers (scale 1:
+ * the servers weigh each worker's mean by its samples). */
+herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p, float scale, float *loss,
+                                  herd_metrics *acc, herd_error *err) {
+    *loss = 0;
+    if (p->count == 0) { /* more groups than samples in a short last batch */
+        int64_t n;
+        herd_model_params(s->m, &n);
+        memset(herd_model_grads(s->m), 0, (size_t)n * sizeof(float));
+        return HERD_OK;
+    }
+    /* dropout masks depend on (step, group), never on which rank computes the group */
+    herd_model_set_dropout_stream(s->m, p->seed, 1000003ULL * (uint64_t)p->step + (uint64_t)p->id);
+    return herd_model_forward_backward(s->m, p->targets, p->count, scale, loss, acc, err);
+}
+
+static herd_status dp_compute(herd_strategy *s, const herd_strategy_part *p, float *loss, herd_metrics *acc,
+                              herd_error *err) {
+    dp_state *d = s->impl;
+    herd_status st = data_parallel_compute(s, p, (float)p->count / (float)p->B, loss, acc, err);
+    if (!st && d->slots)
+        memcpy(d->slots + (size_t)p->id * d->n_params, herd_model_grads(s->m), (size_t)d->n_params * sizeof(float));
+    return st;
+}
+
+static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *err) {
+    (void)samples;
+    dp_state *d = s->impl;
+    float *grads = herd_model_grads(s->m);
+    double t0 = herd_now();
+    herd_status st = HERD_OK;
+    if (d->slots) {
+        int mine = data_parallel_parts(s);
+        size_t per = (size_t)mine * (size_t)d->n_params;
+        if (s->world > 1)
+            st = herd_comm_allgather(s->comm, d->slots + (size_t)s->rank * per, d->slots, (int64_t)per, err);
+        if (st == HERD_OK) {
+            /* fixed order: group 0 + group 1 + ... whatever rank computed them */
+            memcpy(grads, d->slots, (size_t)d->n_params * sizeof(float));
+            for (int g = 1; g < s->cfg.groups; g++) {
+                const float *src = d->slots + (size_t)g * d->n_params;
+                for (int64_t i = 0; i < d->n_params; i++) grads[i] += src[i];
+            }
+        }
+    } else if (d->n_buckets) {
+        herd_model_set_grad_hook(s->m, NULL, NULL);
+        if (d->hook_status) st = herd_fail(err, d->hook_status, "%s", d->hook_err.msg);
+        on_grads_ready(s, 0);           /* anything not yet started */
+        herd_comm_progress(s->comm, 0); /* from here this thread waits on them itself */
+        /* after a failure the job ends: the other buckets are abandoned, not waited for again */
+        for (int k = 0; k < d->n_buckets && !st; k++) {
+            bucket *b = &d->buckets[k];
+            if (!b->req) continue;
+            st = herd_comm_wait(s->comm, b->req, err);
+            b->req = NULL;
+            /* done at the latest when the wait returns: the bar shows how long it was in flight */
+            herd_trace_add(s->trace, "allreduce bucket", "comm", HERD_TRACE_COMM, b->t_start, herd_now());
+        }
+    }
+    s->wait_seconds += herd_now() - t0;
+    return st;
+}
+
+static herd_status dp_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
+    (void)err;
+    *sq = herd_grad_sq_sum(herd_model_grads(s->m), ((dp_state *)s->impl)->n_params);
+    return HERD_OK;
+}
+
+/* Every rank applies the same update to the whole model (also used by the pipeline). */
+herd_status data_parallel_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
+    (void)err;
+    if (u->skipped) return HERD_OK;
+    double t0 = herd_now();
+    herd_optimizer_step_pool(u->opt, herd_model_params(s->m, NULL), herd_model_grads(s->m), u->lr, u->pool);
+    herd_trace_add(s->trace, "optimizer", "optimizer", HERD_TRACE_COMPUTE, t0, herd_now());
+    return HERD_OK;
+}
+
+static herd_status dp_nothing(herd_strategy *s, herd_error *err) {
+    (void)s, (void)err;
+    return HERD_OK;
+}
+
+static herd_status dp_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
+    (void)t;
+    return dp_nothing(s, err); /* every rank holds the same model after every step */
+}
+
+static herd_status dp_gather_state(herd_strategy *s, float *m, float *v, herd_error *err) {
+    (void)m, (void)v;
+    return dp_nothing(s, err); /* every rank holds the whole state */
+}
+
+static void dp_destroy(herd_strategy *s) {
+    dp_state *d = s->impl;
+    herd_model_set_grad_hook(s->m, NULL, NULL);
+    if (!d) return;
+    free(d->bf16);
+    herd_aligned_free(d->slots);
+    free(d);
+}
+
+static const herd_strategy_ops dp_ops = {
+    .name = "data parallel",
+    .parts = data_parallel_parts,
+    .part = data_parallel_part,
+    .begin_step = dp_begin_step,
+    .compute = dp_compute,
+    .after_backward = dp_after_backward,
+    .grad_sq = dp_grad_sq,
+    .apply = data_parallel_apply,
+    .sync_model = dp_sync_model,
+    .gather_state = dp_gather_state,
+    .finish = dp_nothing,
+    .destroy = dp_destroy,
+};
+
+herd_status data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+    if (cfg->deterministic && (cfg->groups < 1 || cfg->groups % world != 0))
+        return herd_fail(err, HERD_EARG, "--deterministic needs the world size (%d) to divide the %d groups "
+                         "(--det-groups)", world, cfg->groups);
+    *groups = cfg->deterministic ? cfg->groups : world;
+    *reuse = 1;
+    return HERD_OK;
+}
+
+herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
+    int groups, reuse;
+    herd_status st = data_parallel_layout(&s->cfg, s->world, &groups, &reuse, err);
+    if (st) return st;
+    dp_state *d = calloc(1, sizeof *d);
+    if (!d) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    s->ops = &dp_ops, s->impl = d;
+    d->n_params = herd_model_dense_params(s->m); /* the gradient exchanged: sparse tables have none here */
+    const herd_strategy_config *cfg = &s->cfg;
+    if (cfg->deterministic) {
+        d->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)d->n_params * sizeof(float));
+        if (!d->slots) goto nomem;
+    } else if (s->world > 1) {
+        /* auto (<= 0): PyTorch DDP's 25 MiB, but at most a quarter of the model, so a small
+         * model still gets several buckets and its last layers' reduction starts early */
+        double mb = cfg->bucket_mb > 0 ? cfg->bucket_mb : 25;
+        if (cfg->bucket_mb <= 0 && mb * 1048576.0 / sizeof(float) > d->n_params / 4.0)
+            mb = d->n_params / 4.0 * sizeof(float) / 1048576.0;
+        int64_t per = (int64_t)(mb * 1048576.0 / sizeof(float));
+        if (per < 1) per = 1;
+        /* cut at parameter-tensor boundaries, walking back from the tail that backward finishes
+         * first, so each bucket starts the moment its last layer's backward is done */
+        int64_t hi = d->n_params, size = 0;
+        for (int i = herd_model_param_count(s->m) - 1; i >= 0; i--) {
+            const herd_param_info *p = herd_model_param(s->m, i);
+            if (!p->trainable) continue;
+            size = hi - p->offset;
+            if (size >= per && d->n_buckets < MAX_BUCKETS - 1) {
+                d->buckets[d->n_buckets++] = (bucket){.lo = p->offset, .hi = hi};
+                hi = p->offset;
+            }
+        }
+        if (hi > 0) d->buckets[d->n_buckets++] = (bucket){.lo = 0, .hi = hi};
+        if (cfg->bf16 && !(d->bf16 = malloc((size_t)d->n_params * sizeof(uint16_t)))) goto nomem;
+    }
+    return HERD_OK;
+nomem:
+    dp_destroy(s);
+    s->ops = NULL, s->impl = NULL;
+    return herd_fail(err, HERD_ENOMEM, "out of memory for gradient exchange buffers");
+}
+
+int data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max) {
+    const dp_state *d = s->ops == &dp_ops ? s->impl : NULL;
+    int n = d ? d->n_buckets : 0;
+    for (int k = 0; k < n && k < max; k++) lo_hi[2 * k] = d->buckets[k].lo, lo_hi[2 * k + 1] = d->buckets[k].hi;
+    return n;
+}

@@ -1,0 +1,201 @@
+/* Every strategy with its ranks as threads (herd_comm_threads_open), against one process on
+ * the same global batches: data parallel with buckets cut at parameter boundaries (many small
+ * ones, and the automatic ones), bf16 gradients, --deterministic's fixed groups bit-identical
+ * for 1, 2 and 4 ranks with dropout, the parameter server with staleness 0 (equal to one
+ * process) and 2 (the workers agree after an exact pull) or unbounded, and the GPipe and 1F1B
+ * pipeline schedules on 2 stages and on 2 stages x 2 replicas. Reference kernels, one thread
+ * per rank. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "dist/strategy.h"
+#include "herd/train.h"
+#include "rank_threads.h"
+
+#define SAMPLES 96
+#define IN 12
+#define CLASSES 4
+#define B 16
+#define STEPS 6
+
+static const char *SPEC_PLAIN = "input 12\ndense 16 relu\ndense 16 relu\ndense 4\n";
+static const char *SPEC_DROPOUT = "input 12\ndense 16 relu\ndropout 0.3\ndense 16 relu\ndense 4\n";
+
+typedef struct job {
+    const char *spec;
+    herd_strategy_config cfg;
+    herd_dataset *ds;
+    float *out;    /* the trained parameters of the first training rank */
+    int64_t n;     /* their number */
+    float *agree;  /* the parameters of every training rank, after the last step (n each) */
+    int agree_ranks;
+    int64_t lo_hi[2 * 64]; /* rank 0's gradient buckets */
+    int buckets;
+} job;
+
+static herd_status make_model(const job *j, int world, herd_model **out, herd_error *err) {
+    herd_strategy_layout lay;
+    herd_status st = herd_strategy_layout_for(&j->cfg, world, B, &lay, err);
+    if (st) return st;
+    if ((st = herd_model_parse(out, j->spec, "<test>", err))) return st;
+    herd_model_init_params(*out, 11);
+    herd_model_set_memory_reuse(*out, lay.memory_reuse);
+    return herd_model_prepare(*out, "ref", lay.rows, 1, err);
+}
+
+static void train_rank(rank_ctx *r) {
+    job *j = r->arg;
+    herd_model *m = NULL;
+    herd_strategy *s = NULL;
+    herd_trainer *t = NULL;
+    herd_status st = make_model(j, r->size, &m, &r->err);
+    if (!st) st = herd_strategy_create(&s, r->comm, m, &j->cfg, &r->err);
+    herd_train_config tc = herd_train_defaults();
+    tc.batch = B, tc.lr = 0.02f, tc.seed = 3, tc.strategy = s;
+    if (!st && herd_strategy_is_server(s)) { /* parameter server: until the workers are done */
+        r->status = herd_train_serve(m, j->ds, &tc, &r->err);
+        goto done;
+    }
+    if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / B, &r->err);
+    int64_t idx[B];
+    for (int step = 0; step < STEPS && !st; step++) {
+        for (int b = 0; b < B; b++) idx[b] = (step * 37 + b * 5) % SAMPLES;
+        herd_step_result res;
+        st = herd_trainer_step(t, j->ds, idx, B, &res, &r->err);
+    }
+    if (!st) st = herd_strategy_sync_model(s, STEPS, &r->err);
+    if (!st) st = herd_strategy_finish(s, &r->err);
+    if (!st) {
+        int64_t n;
+        const float *p = herd_model_params(m, &n);
+        int wr = herd_strategy_world_rank(s);
+        if (wr == 0) {
+            memcpy(j->out, p, (size_t)n * sizeof(float));
+            j->n = n;
+            j->buckets = data_parallel_buckets(s, j->lo_hi, 64);
+        }
+        if (wr < j->agree_ranks) memcpy(j->agree + (size_t)wr * (size_t)n, p, (size_t)n * sizeof(float));
+    }
+    r->status = st;
+done:
+    herd_trainer_destroy(t);
+    herd_strategy_destroy(s);
+    herd_model_destroy(m);
+}
+
+static float ref_params[4096], got_params[4096], agree[8 * 4096];
+
+static int run(job *j, int ranks, float *out) {
+    rank_ctx ctx[8];
+    j->out = out, j->agree = agree, j->agree_ranks = ranks;
+    int bad = run_ranks(ranks, 30, train_rank, j, ctx);
+    for (int r = 0; r < ranks; r++)
+        if (ctx[r].status) fprintf(stderr, "rank %d of %d: %s\n", r, ranks, ctx[r].err.msg);
+    return bad;
+}
+
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
+    return d;
+}
+
+static void expect_close(job *j, int ranks, const char *what, double tol) {
+    CHECK(!run(j, ranks, got_params), "%s: training failed", what);
+    double d = max_diff(got_params, ref_params, j->n);
+    CHECK(d <= tol, "%s: max |difference| to one process %.3g > %.3g", what, d, tol);
+}
+
+int main(void) {
+    float *x = malloc(SAMPLES * IN * sizeof *x); /* the dataset owns them */
+    int32_t *y = malloc(SAMPLES * sizeof *y);
+    if (!x || !y) return 1;
+    herd_rng rng;
+    herd_rng_init(&rng, 5, 0);
+    for (int i = 0; i < SAMPLES; i++) {
+        y[i] = i % CLASSES;
+        for (int k = 0; k < IN; k++) x[i * IN + k] = herd_rng_normal(&rng) + (k % CLASSES == y[i] ? 1.5f : 0);
+    }
+    herd_error err = {0};
+    herd_dataset *ds = NULL;
+    if (herd_dataset_from_memory(&ds, herd_tensor_make(HERD_F32, 2, (int64_t[]){SAMPLES, IN}, x),
+                                 herd_tensor_make(HERD_I32, 1, (int64_t[]){SAMPLES}, y), CLASSES, "test", &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    job j = {.spec = SPEC_PLAIN, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    CHECK(!run(&j, 1, ref_params), "one process failed");
+    CHECK(j.buckets == 0, "one rank cut %d buckets", j.buckets);
+
+    /* data parallel: tiny buckets (one per tensor), and the automatic size */
+    j.cfg.bucket_mb = 1e-6;
+    expect_close(&j, 2, "2 ranks, one bucket per tensor", 2e-6);
+    herd_model *m = NULL;
+    int tensors = 0;
+    if (!herd_model_parse(&m, SPEC_PLAIN, "<test>", &err)) tensors = herd_model_param_count(m);
+    herd_model_init_params(m, 11); /* training moved the weights far more than the tolerances below */
+    CHECK(max_diff(herd_model_params(m, NULL), ref_params, j.n) > 0.05, "6 steps moved the weights by %.3g only",
+          max_diff(herd_model_params(m, NULL), ref_params, j.n));
+    CHECK(j.buckets == tensors, "%d buckets for %d tensors", j.buckets, tensors);
+    int64_t hi = j.n, tiled = 1;
+    for (int k = 0; k < j.buckets; k++) { /* from the tail backward finishes first, at tensor starts */
+        int at_start = 0;
+        for (int i = 0; i < tensors; i++) at_start |= herd_model_param(m, i)->offset == j.lo_hi[2 * k];
+        tiled &= j.lo_hi[2 * k + 1] == hi && at_start;
+        hi = j.lo_hi[2 * k];
+    }
+    CHECK(tiled && hi == 0, "buckets do not tile the gradient from its tail at tensor starts");
+    herd_model_destroy(m);
+    j.cfg.bucket_mb = 0;
+    expect_close(&j, 4, "4 ranks, automatic buckets", 2e-6);
+    CHECK(j.buckets >= 2 && j.buckets <= 5, "automatic buckets: %d (a quarter of the model each at most)", j.buckets);
+    j.cfg.bf16 = 1;
+    expect_close(&j, 2, "2 ranks, bf16 gradients", 2e-2);
+    j.cfg.bf16 = 0;
+
+    /* deterministic: bit-identical for 1, 2 and 4 ranks, with dropout */
+    job d = {.spec = SPEC_DROPOUT, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    d.cfg.deterministic = 1;
+    static float det1[4096];
+    CHECK(!run(&d, 1, det1), "deterministic, one process");
+    for (int ranks = 2; ranks <= 4; ranks *= 2) {
+        CHECK(!run(&d, ranks, got_params), "deterministic, %d ranks", ranks);
+        CHECK(memcmp(det1, got_params, (size_t)d.n * sizeof(float)) == 0,
+              "deterministic: %d ranks differ from one (max %.3g)", ranks, max_diff(det1, got_params, d.n));
+    }
+    herd_error e = {0};
+    herd_strategy_layout lay;
+    CHECK(herd_strategy_layout_for(&d.cfg, 3, B, &lay, &e) == HERD_EARG && strstr(e.msg, "world size (3) to divide"),
+          "3 ranks with 4 groups: %s", e.msg);
+
+    /* parameter server: 2 workers + 1 server; synchronous equals one process */
+    job p = {.spec = SPEC_PLAIN, .cfg = herd_strategy_defaults(HERD_STRATEGY_PS), .ds = ds};
+    expect_close(&p, 3, "parameter server, staleness 0", 2e-6);
+    for (int k = 0; k < 2; k++) {
+        p.cfg.staleness = k ? -1 : 2;
+        p.agree_ranks = 2;
+        CHECK(!run(&p, 3, got_params), "parameter server, staleness %d", p.cfg.staleness);
+        /* bounded: an exact pull for step t waits for update t, the same on both workers (unbounded
+         * staleness numbers its updates by push, so the workers may end on different ones) */
+        CHECK(p.cfg.staleness < 0 || memcmp(agree, agree + p.n, (size_t)p.n * sizeof(float)) == 0,
+              "staleness %d: the workers' parameters differ after an exact pull", p.cfg.staleness);
+        double moved = max_diff(got_params, ref_params, p.n);
+        CHECK(moved < 0.2, "staleness %d: %.3g away from the synchronous result", p.cfg.staleness, moved);
+    }
+    p.cfg.staleness = 0, p.cfg.deterministic = 1;
+    CHECK(herd_strategy_layout_for(&p.cfg, 3, B, &lay, &e) == HERD_EARG, "ps with --deterministic accepted");
+
+    /* pipeline: 2 stages (GPipe, 1F1B), and 2 stages x 2 replicas */
+    job q = {.spec = SPEC_PLAIN, .cfg = herd_strategy_defaults(HERD_STRATEGY_PIPELINE), .ds = ds};
+    q.cfg.cuts[0] = 0; /* the first dense layer alone */
+    expect_close(&q, 2, "pipeline, 2 stages, GPipe", 2e-6);
+    q.cfg.one_f_one_b = 1;
+    expect_close(&q, 2, "pipeline, 2 stages, 1F1B", 2e-6);
+    expect_close(&q, 4, "pipeline, 2 stages x 2 replicas, 1F1B", 2e-6);
+    q.cfg.stages = 3;
+    CHECK(herd_strategy_layout_for(&q.cfg, 4, B, &lay, &e) == HERD_EARG && strstr(e.msg, "--stages 3 divides"),
+          "4 ranks with 3 stages: %s", e.msg);
+    herd_dataset_close(ds);
+    return check_summary();
+}
