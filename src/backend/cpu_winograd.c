@@ -22,10 +22,13 @@
 #ifdef HAVE_AVX512_KERNEL
 #include <immintrin.h>
 
-/* Tiles per chunk of images: wide enough that the 16 products run at the kernel's speed, small
- * enough that a chunk's transformed tiles stay in L2/L3. A shape's chunk never depends on the
- * batch beyond being capped by it, so a plan for a batch fits any smaller one. */
-#define WINO_CHUNK_TILES 256
+/* Tiles per chunk of images: wide enough that the 16 products run at the kernel's speed (at
+ * least 64 columns), few enough that a chunk's transformed tiles (16 x tiles x (C + 2 OC)
+ * floats) stay near 4 MB, in L2/L3, and the workspace small. A shape's chunk never depends on
+ * the batch beyond being capped by it, so a plan for a batch fits any smaller one. */
+#define WINO_CHUNK_FLOATS (1 << 20)
+#define WINO_MIN_TILES 64
+#define WINO_MAX_TILES 256
 /* Rows of the products per work item: the item count (16 x row blocks) is fixed by the shape. */
 #define WINO_ROWS 64
 /* The most tiles across (output width / 2) the row buffers hold on the stack; wider images
@@ -41,7 +44,9 @@ static int tiles_h(const conv2d_dims *d) { return (d->OH + 1) / 2; }
 static int tiles(const conv2d_dims *d) { return tiles_w(d) * tiles_h(d); }
 
 static int chunk_images(const conv2d_dims *d) {
-    int T = tiles(d), n = (WINO_CHUNK_TILES + T - 1) / T;
+    int64_t want = WINO_CHUNK_FLOATS / (16 * ((int64_t)d->C + 2 * (int64_t)d->OC));
+    want = want < WINO_MIN_TILES ? WINO_MIN_TILES : want > WINO_MAX_TILES ? WINO_MAX_TILES : want;
+    int T = tiles(d), n = (int)((want + T - 1) / T);
     if (n < 1) n = 1;
     return n < d->B ? n : d->B;
 }
