@@ -208,13 +208,15 @@ static void test_conv(void) {
         {.B = 37, .C = 16, .H = 4, .W = 4, .OC = 24, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 9, .C = 8, .H = 3, .W = 3, .OC = 5, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         {.B = 19, .C = 6, .H = 5, .W = 6, .OC = 8, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
-        /* Winograd F(2x2, 3x3) (cpu_winograd.c): odd sizes (a half tile on the edge), one tile
-         * per image (chunks of 256 images), channel counts that are not multiples of its row
-         * blocks, more images than one chunk holds */
+        /* Winograd F(2x2, 3x3) (cpu_winograd.c): odd sizes (a half tile on the edge), maps under
+         * 32 columns (16 tiles a vector, gathered) and over (a band of tiles a vector: 33 columns,
+         * a partial second vector), channel counts that are not multiples of its row blocks, more
+         * images than one chunk holds; 2x2 and 1x5 stay on im2col (the gate) */
         {.B = 3, .C = 64, .H = 7, .W = 9, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 5, .C = 65, .H = 2, .W = 2, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 6, .C = 64, .H = 16, .W = 15, .OC = 129, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 2, .C = 64, .H = 1, .W = 5, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 3, .C = 64, .H = 5, .W = 33, .OC = 65, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
     for (int i = 0; i < 24; i++) {

@@ -62,7 +62,9 @@ static int env_allows(void) {
 
 int cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
-    if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d) > WINO_MAX_TW) return 0;
+    if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d) > WINO_MAX_TW ||
+        tiles_h(d) > WINO_MAX_TW)
+        return 0;
     /* Below 64 channels the transforms (about as much work per tile and channel as a 64-row
      * product) eat the saving; so do small maps with few channels (7x7 rounds up to 8x8 tiles,
      * 16 tiles fill a fraction of a vector) and maps under 4x4 (a tile is mostly padding).
@@ -202,6 +204,149 @@ static void padded_row(float *pr, const float *x, int y, int H, int W) {
         memset(pr + 1, 0, sizeof(float) * (size_t)W);
 }
 
+/* ---- maps under 32 columns: 16 consecutive tiles of an image per vector, whatever their rows ----
+ * A row band of such a map has fewer than 16 tiles, so the band-wise transforms below would fill
+ * a fraction of each vector; here lane l is tile p0 + l (p = ty*TW + tx), its values gathered
+ * from a zero-padded copy of the channel (inputs) or scattered into the output. */
+#define WINO_SMALL_TW 16
+#define WINO_SMALL_T (WINO_SMALL_TW * WINO_MAX_TW)
+
+/* first[p] = the offset of tile p's top-left value in a (rows, ld) buffer: 2*ty*ld + 2*tx */
+static void tile_offsets(int32_t *first, int TW, int T, int ld) {
+    for (int p = 0; p < T; p++) first[p] = 2 * (p / TW) * ld + 2 * (p % TW);
+}
+
+static TARGET_AVX512 void input_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
+    const conv2d_dims *d = j->d;
+    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, ld = 2 * TW + 2, H = d->H, W = d->W;
+    const size_t ks = (size_t)j->CI * j->P;
+    float pad[(2 * WINO_MAX_TW + 2) * (2 * WINO_SMALL_TW + 2)];
+    int32_t first[WINO_SMALL_T];
+    tile_offsets(first, TW, T, ld);
+    memset(pad, 0, sizeof(float) * (size_t)(2 * TH + 2) * ld);
+    for (int64_t s = s0; s < s1; s++) {
+        int i = (int)(s / j->CI), c = (int)(s % j->CI);
+        const float *x = j->in + ((size_t)(j->b0 + i) * j->CI + c) * H * W;
+        for (int y = 0; y < H; y++) memcpy(pad + (size_t)(y + 1) * ld + 1, x + (size_t)y * W, sizeof(float) * (size_t)W);
+        float *v = j->V + (size_t)c * j->P + (size_t)i * T;
+        for (int p0 = 0; p0 < T; p0 += 16) {
+            __mmask16 m = lanes(T - p0);
+            __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
+            __m512 q[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int col = 0; col < 4; col++)
+                    q[r][col] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, pad + r * ld + col, 4);
+            for (int col = 0; col < 4; col++) { /* B^T d */
+                __m512 d0 = q[0][col], d1 = q[1][col], d2 = q[2][col], d3 = q[3][col];
+                q[0][col] = _mm512_sub_ps(d0, d2);
+                q[1][col] = _mm512_add_ps(d1, d2);
+                q[2][col] = _mm512_sub_ps(d2, d1);
+                q[3][col] = _mm512_sub_ps(d1, d3);
+            }
+            for (int r = 0; r < 4; r++) { /* (B^T d) B */
+                float *vr = v + p0 + (size_t)(4 * r) * ks;
+                _mm512_mask_storeu_ps(vr, m, _mm512_sub_ps(q[r][0], q[r][2]));
+                _mm512_mask_storeu_ps(vr + ks, m, _mm512_add_ps(q[r][1], q[r][2]));
+                _mm512_mask_storeu_ps(vr + 2 * ks, m, _mm512_sub_ps(q[r][2], q[r][1]));
+                _mm512_mask_storeu_ps(vr + 3 * ks, m, _mm512_sub_ps(q[r][1], q[r][3]));
+            }
+        }
+    }
+}
+
+/* inside[r*2 + c][p]: whether output (2ty + r, 2tx + c) of tile p exists (odd H or W) */
+static void tile_inside(int32_t *first, uint16_t *inside, int TW, int T, int H, int W) {
+    for (int p0 = 0; p0 < T; p0 += 16)
+        for (int rc = 0; rc < 4; rc++) {
+            uint16_t bits = 0;
+            for (int l = 0; l < 16 && p0 + l < T; l++) {
+                int p = p0 + l, y = 2 * (p / TW) + (rc >> 1), x = 2 * (p % TW) + (rc & 1);
+                if (y < H && x < W) bits |= (uint16_t)(1u << l);
+            }
+            inside[(p0 / 16) * 4 + rc] = bits;
+        }
+    tile_offsets(first, TW, T, W);
+}
+
+static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
+    const conv2d_dims *d = j->d;
+    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const size_t ks = (size_t)j->CO * j->P;
+    int32_t first[WINO_SMALL_T];
+    uint16_t inside[WINO_SMALL_T / 4];
+    tile_inside(first, inside, TW, T, H, W);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t s = s0; s < s1; s++) {
+        int i = (int)(s / j->CO), oc = (int)(s % j->CO);
+        const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[oc] : 0.0f);
+        float *o = j->out + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
+        const float *mb = j->M + (size_t)oc * j->P + (size_t)i * T;
+        for (int p0 = 0; p0 < T; p0 += 16) {
+            __mmask16 m = lanes(T - p0);
+            __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
+            __m512 t[2][4];
+            for (int col = 0; col < 4; col++) { /* A^T m */
+                __m512 m0 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)col * ks);
+                __m512 m1 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)(4 + col) * ks);
+                __m512 m2 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)(8 + col) * ks);
+                __m512 m3 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)(12 + col) * ks);
+                t[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                t[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+            for (int r = 0; r < 2; r++)
+                for (int c = 0; c < 2; c++) { /* (A^T m) A */
+                    __m512 y = c == 0 ? _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2])
+                                      : _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]);
+                    y = _mm512_add_ps(y, bias);
+                    __mmask16 in = inside[(p0 / 16) * 4 + r * 2 + c];
+                    float *base = o + r * W + c;
+                    if (j->accumulate)
+                        y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, in, idx, base, 4));
+                    else if (j->relu)
+                        y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), zero, y);
+                    _mm512_mask_i32scatter_ps(base, in, idx, y, 4);
+                }
+        }
+    }
+}
+
+static TARGET_AVX512 void dout_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
+    const conv2d_dims *d = j->d;
+    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const size_t ks = (size_t)j->CO * j->P;
+    int32_t first[WINO_SMALL_T];
+    uint16_t inside[WINO_SMALL_T / 4];
+    tile_inside(first, inside, TW, T, H, W);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t s = s0; s < s1; s++) {
+        int i = (int)(s / j->CO), oc = (int)(s % j->CO);
+        const float *g = j->dout + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
+        float *mp = j->Mr + (size_t)oc * j->P + (size_t)i * T;
+        for (int p0 = 0; p0 < T; p0 += 16) {
+            __mmask16 m = lanes(T - p0);
+            __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
+            __m512 dy[2][2];
+            for (int r = 0; r < 2; r++)
+                for (int c = 0; c < 2; c++)
+                    dy[r][c] = _mm512_mask_i32gather_ps(zero, inside[(p0 / 16) * 4 + r * 2 + c], idx, g + r * W + c, 4);
+            __m512 t[4][2]; /* A dY */
+            for (int c = 0; c < 2; c++) {
+                t[0][c] = dy[0][c];
+                t[1][c] = _mm512_add_ps(dy[0][c], dy[1][c]);
+                t[2][c] = _mm512_sub_ps(dy[0][c], dy[1][c]);
+                t[3][c] = _mm512_sub_ps(zero, dy[1][c]);
+            }
+            for (int r = 0; r < 4; r++) { /* (A dY) A^T */
+                __m512 a = t[r][0], b = t[r][1];
+                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r) * ks, m, a);
+                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r + 1) * ks, m, _mm512_add_ps(a, b));
+                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r + 2) * ks, m, _mm512_sub_ps(a, b));
+                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r + 3) * ks, m, _mm512_sub_ps(zero, b));
+            }
+        }
+    }
+}
+
 /* Items (image of the chunk, input channel): V[k][c][i*T + ty*TW + tx] = (B^T d B)[k]. Tile tx
  * reads padded columns 2tx .. 2tx+3: the even and odd lanes of two pairs of loads. */
 static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thread) {
@@ -209,6 +354,10 @@ static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thr
     const wino_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH;
+    if (TW < WINO_SMALL_TW) {
+        input_tiles_small(j, s0, s1);
+        return;
+    }
     const size_t ks = (size_t)j->CI * j->P;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -267,6 +416,10 @@ static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int th
     const wino_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    if (TW < WINO_SMALL_TW) {
+        output_tiles_small(j, s0, s1);
+        return;
+    }
     const size_t ks = (size_t)j->CO * j->P;
     const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
@@ -317,6 +470,10 @@ static TARGET_AVX512 void dout_tiles(void *ctx, int64_t s0, int64_t s1, int thre
     const wino_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    if (TW < WINO_SMALL_TW) {
+        dout_tiles_small(j, s0, s1);
+        return;
+    }
     const size_t ks = (size_t)j->CO * j->P;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
