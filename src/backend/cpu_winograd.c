@@ -204,6 +204,65 @@ static void padded_row(float *pr, const float *x, int y, int H, int W) {
         memset(pr + 1, 0, sizeof(float) * (size_t)W);
 }
 
+/* ---- the three tile transforms on 16 tiles at once (one per lane) ---- */
+
+/* d (4x4 input values per tile) -> v[k] = (B^T d B)[k], stored at v + k*ks under mask m. */
+static inline TARGET_AVX512 __attribute__((always_inline)) void store_bt_d_b(float *v, size_t ks, __mmask16 m,
+                                                                             __m512 q[4][4]) {
+    for (int col = 0; col < 4; col++) { /* B^T d */
+        __m512 d0 = q[0][col], d1 = q[1][col], d2 = q[2][col], d3 = q[3][col];
+        q[0][col] = _mm512_sub_ps(d0, d2);
+        q[1][col] = _mm512_add_ps(d1, d2);
+        q[2][col] = _mm512_sub_ps(d2, d1);
+        q[3][col] = _mm512_sub_ps(d1, d3);
+    }
+    for (int r = 0; r < 4; r++) { /* (B^T d) B */
+        float *vr = v + (size_t)(4 * r) * ks;
+        _mm512_mask_storeu_ps(vr, m, _mm512_sub_ps(q[r][0], q[r][2]));
+        _mm512_mask_storeu_ps(vr + ks, m, _mm512_add_ps(q[r][1], q[r][2]));
+        _mm512_mask_storeu_ps(vr + 2 * ks, m, _mm512_sub_ps(q[r][2], q[r][1]));
+        _mm512_mask_storeu_ps(vr + 3 * ks, m, _mm512_sub_ps(q[r][1], q[r][3]));
+    }
+}
+
+/* m[k] loaded from mb + k*ks under mask -> y[r][c] = (A^T m A)[r][c] + bias. */
+static inline TARGET_AVX512 __attribute__((always_inline)) void load_at_m_a(__m512 y[2][2], const float *mb, size_t ks,
+                                                                            __mmask16 mask, __m512 bias) {
+    __m512 t[2][4];
+    for (int col = 0; col < 4; col++) { /* A^T m */
+        __m512 m0 = _mm512_maskz_loadu_ps(mask, mb + (size_t)col * ks);
+        __m512 m1 = _mm512_maskz_loadu_ps(mask, mb + (size_t)(4 + col) * ks);
+        __m512 m2 = _mm512_maskz_loadu_ps(mask, mb + (size_t)(8 + col) * ks);
+        __m512 m3 = _mm512_maskz_loadu_ps(mask, mb + (size_t)(12 + col) * ks);
+        t[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        t[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    for (int r = 0; r < 2; r++) { /* (A^T m) A */
+        y[r][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]), bias);
+        y[r][1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]), bias);
+    }
+}
+
+/* dy (2x2 output gradients per tile) -> m[k] = (A dY A^T)[k], stored at mp + k*ks under mask. */
+static inline TARGET_AVX512 __attribute__((always_inline)) void store_a_dy_at(float *mp, size_t ks, __mmask16 mask,
+                                                                              __m512 dy[2][2]) {
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 t[4][2];
+    for (int c = 0; c < 2; c++) { /* A dY */
+        t[0][c] = dy[0][c];
+        t[1][c] = _mm512_add_ps(dy[0][c], dy[1][c]);
+        t[2][c] = _mm512_sub_ps(dy[0][c], dy[1][c]);
+        t[3][c] = _mm512_sub_ps(zero, dy[1][c]);
+    }
+    for (int r = 0; r < 4; r++) { /* (A dY) A^T */
+        __m512 a = t[r][0], b = t[r][1];
+        _mm512_mask_storeu_ps(mp + (size_t)(4 * r) * ks, mask, a);
+        _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 1) * ks, mask, _mm512_add_ps(a, b));
+        _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 2) * ks, mask, _mm512_sub_ps(a, b));
+        _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 3) * ks, mask, _mm512_sub_ps(zero, b));
+    }
+}
+
 /* ---- maps under 32 columns: 16 consecutive tiles of an image per vector, whatever their rows ----
  * A row band of such a map has fewer than 16 tiles, so the band-wise transforms below would fill
  * a fraction of each vector; here lane l is tile p0 + l (p = ty*TW + tx), its values gathered
@@ -236,20 +295,7 @@ static TARGET_AVX512 void input_tiles_small(const wino_job *j, int64_t s0, int64
             for (int r = 0; r < 4; r++)
                 for (int col = 0; col < 4; col++)
                     q[r][col] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, pad + r * ld + col, 4);
-            for (int col = 0; col < 4; col++) { /* B^T d */
-                __m512 d0 = q[0][col], d1 = q[1][col], d2 = q[2][col], d3 = q[3][col];
-                q[0][col] = _mm512_sub_ps(d0, d2);
-                q[1][col] = _mm512_add_ps(d1, d2);
-                q[2][col] = _mm512_sub_ps(d2, d1);
-                q[3][col] = _mm512_sub_ps(d1, d3);
-            }
-            for (int r = 0; r < 4; r++) { /* (B^T d) B */
-                float *vr = v + p0 + (size_t)(4 * r) * ks;
-                _mm512_mask_storeu_ps(vr, m, _mm512_sub_ps(q[r][0], q[r][2]));
-                _mm512_mask_storeu_ps(vr + ks, m, _mm512_add_ps(q[r][1], q[r][2]));
-                _mm512_mask_storeu_ps(vr + 2 * ks, m, _mm512_sub_ps(q[r][2], q[r][1]));
-                _mm512_mask_storeu_ps(vr + 3 * ks, m, _mm512_sub_ps(q[r][1], q[r][3]));
-            }
+            store_bt_d_b(v + p0, ks, m, q);
         }
     }
 }
@@ -284,20 +330,11 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
         for (int p0 = 0; p0 < T; p0 += 16) {
             __mmask16 m = lanes(T - p0);
             __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
-            __m512 t[2][4];
-            for (int col = 0; col < 4; col++) { /* A^T m */
-                __m512 m0 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)col * ks);
-                __m512 m1 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)(4 + col) * ks);
-                __m512 m2 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)(8 + col) * ks);
-                __m512 m3 = _mm512_maskz_loadu_ps(m, mb + p0 + (size_t)(12 + col) * ks);
-                t[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                t[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-            }
+            __m512 yy[2][2];
+            load_at_m_a(yy, mb + p0, ks, m, bias);
             for (int r = 0; r < 2; r++)
-                for (int c = 0; c < 2; c++) { /* (A^T m) A */
-                    __m512 y = c == 0 ? _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2])
-                                      : _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]);
-                    y = _mm512_add_ps(y, bias);
+                for (int c = 0; c < 2; c++) {
+                    __m512 y = yy[r][c];
                     __mmask16 in = inside[(p0 / 16) * 4 + r * 2 + c];
                     float *base = o + r * W + c;
                     if (j->accumulate)
@@ -329,20 +366,7 @@ static TARGET_AVX512 void dout_tiles_small(const wino_job *j, int64_t s0, int64_
             for (int r = 0; r < 2; r++)
                 for (int c = 0; c < 2; c++)
                     dy[r][c] = _mm512_mask_i32gather_ps(zero, inside[(p0 / 16) * 4 + r * 2 + c], idx, g + r * W + c, 4);
-            __m512 t[4][2]; /* A dY */
-            for (int c = 0; c < 2; c++) {
-                t[0][c] = dy[0][c];
-                t[1][c] = _mm512_add_ps(dy[0][c], dy[1][c]);
-                t[2][c] = _mm512_sub_ps(dy[0][c], dy[1][c]);
-                t[3][c] = _mm512_sub_ps(zero, dy[1][c]);
-            }
-            for (int r = 0; r < 4; r++) { /* (A dY) A^T */
-                __m512 a = t[r][0], b = t[r][1];
-                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r) * ks, m, a);
-                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r + 1) * ks, m, _mm512_add_ps(a, b));
-                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r + 2) * ks, m, _mm512_sub_ps(a, b));
-                _mm512_mask_storeu_ps(mp + p0 + (size_t)(4 * r + 3) * ks, m, _mm512_sub_ps(zero, b));
-            }
+            store_a_dy_at(mp + p0, ks, m, dy);
         }
     }
 }
@@ -378,7 +402,7 @@ static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thr
             }
             for (int t0 = 0; t0 < TW; t0 += 16) {
                 __mmask16 m = lanes(TW - t0);
-                __m512 q[4][4]; /* rows of B^T d: q[i][col] */
+                __m512 q[4][4]; /* the tiles' input values d[row][col] */
                 for (int r = 0; r < 4; r++) {
                     const float *p = pr[r] + 2 * t0;
                     __m512 lo = _mm512_loadu_ps(p), hi = _mm512_loadu_ps(p + 16);
@@ -388,21 +412,7 @@ static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thr
                     q[r][2] = _mm512_permutex2var_ps(lo2, even, hi2);
                     q[r][3] = _mm512_permutex2var_ps(lo2, odd, hi2);
                 }
-                float *vt = v + (size_t)ty * TW + t0;
-                for (int col = 0; col < 4; col++) {
-                    __m512 d0 = q[0][col], d1 = q[1][col], d2 = q[2][col], d3 = q[3][col];
-                    q[0][col] = _mm512_sub_ps(d0, d2);
-                    q[1][col] = _mm512_add_ps(d1, d2);
-                    q[2][col] = _mm512_sub_ps(d2, d1);
-                    q[3][col] = _mm512_sub_ps(d1, d3);
-                }
-                for (int r = 0; r < 4; r++) {
-                    float *vr = vt + (size_t)(4 * r) * ks;
-                    _mm512_mask_storeu_ps(vr, m, _mm512_sub_ps(q[r][0], q[r][2]));
-                    _mm512_mask_storeu_ps(vr + ks, m, _mm512_add_ps(q[r][1], q[r][2]));
-                    _mm512_mask_storeu_ps(vr + 2 * ks, m, _mm512_sub_ps(q[r][2], q[r][1]));
-                    _mm512_mask_storeu_ps(vr + 3 * ks, m, _mm512_sub_ps(q[r][1], q[r][3]));
-                }
+                store_bt_d_b(v + (size_t)ty * TW + t0, ks, m, q);
             }
         }
     }
@@ -432,22 +442,14 @@ static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int th
             for (int t0 = 0; t0 < TW; t0 += 16) {
                 __mmask16 mt = lanes(TW - t0);
                 const float *mb = m + (size_t)ty * TW + t0;
-                __m512 t[2][4];
-                for (int col = 0; col < 4; col++) { /* rows: t = A^T m */
-                    __m512 m0 = _mm512_maskz_loadu_ps(mt, mb + (size_t)col * ks);
-                    __m512 m1 = _mm512_maskz_loadu_ps(mt, mb + (size_t)(4 + col) * ks);
-                    __m512 m2 = _mm512_maskz_loadu_ps(mt, mb + (size_t)(8 + col) * ks);
-                    __m512 m3 = _mm512_maskz_loadu_ps(mt, mb + (size_t)(12 + col) * ks);
-                    t[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                    t[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-                }
+                __m512 y[2][2];
+                load_at_m_a(y, mb, ks, mt, bias);
                 int n = W - 2 * t0; /* output columns from 2*t0 on */
                 if (n > 32) n = 32;
                 __mmask16 ma = lanes(n), mb2 = lanes(n - 16 > 0 ? n - 16 : 0);
                 for (int r = 0; r < 2 && 2 * ty + r < H; r++) {
-                    __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]), bias);
-                    __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]), bias);
-                    __m512 a = _mm512_permutex2var_ps(y0, lo_idx, y1), b = _mm512_permutex2var_ps(y0, hi_idx, y1);
+                    __m512 a = _mm512_permutex2var_ps(y[r][0], lo_idx, y[r][1]);
+                    __m512 b = _mm512_permutex2var_ps(y[r][0], hi_idx, y[r][1]);
                     float *orow = o + (size_t)(2 * ty + r) * W + 2 * t0;
                     if (j->accumulate) {
                         a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(ma, orow));
@@ -498,22 +500,8 @@ static TARGET_AVX512 void dout_tiles(void *ctx, int64_t s0, int64_t s1, int thre
                     e[r] = _mm512_permutex2var_ps(lo, even, hi);
                     od[r] = _mm512_permutex2var_ps(lo, odd, hi);
                 }
-                __m512 t[4][2]; /* t = A dY (4x2) */
-                for (int c = 0; c < 2; c++) {
-                    __m512 d0 = c ? od[0] : e[0], d1 = c ? od[1] : e[1];
-                    t[0][c] = d0;
-                    t[1][c] = _mm512_add_ps(d0, d1);
-                    t[2][c] = _mm512_sub_ps(d0, d1);
-                    t[3][c] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
-                }
-                float *mp = m + (size_t)ty * TW + t0;
-                for (int r = 0; r < 4; r++) { /* m = t A^T (4x4) */
-                    __m512 a = t[r][0], b = t[r][1];
-                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r) * ks, mt, a);
-                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 1) * ks, mt, _mm512_add_ps(a, b));
-                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 2) * ks, mt, _mm512_sub_ps(a, b));
-                    _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 3) * ks, mt, _mm512_sub_ps(_mm512_setzero_ps(), b));
-                }
+                __m512 dy[2][2] = {{e[0], od[0]}, {e[1], od[1]}};
+                store_a_dy_at(m + (size_t)ty * TW + t0, ks, mt, dy);
             }
     }
 }
