@@ -14,7 +14,7 @@
 
 
 typedef struct loader_slot {
-    float *x;   /* the model's input */
+    float *x;   /* the model's input, or without augmentation the stored samples (see load_step) */
     uint8_t *y; /* targets, ybytes each */
     int64_t ready_step; /* the step whose rows are in x/y, -1 for none */
     herd_status status;
@@ -94,27 +94,32 @@ static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, 
     atomic_store_explicit(&c->slot_of[i], s, memory_order_release);
 }
 
-/* This caller's rows of batch `step` into slot (a pure function of the epoch and step). */
+/* This caller's rows of batch `step` into slot (a pure function of the epoch and step). With
+ * augmentation (or normalisation) the slot holds the model's f32 input; without, the stored
+ * samples (u8 images: a quarter of the bytes), read straight into it and converted as they are
+ * handed out (herd_loader_rows), so a loader thread only reads and checks. */
 static herd_status load_step(herd_loader *l, int64_t step, loader_slot *slot, float *tmp, herd_error *err) {
     int64_t off = step * l->batch;
     int B = (int)(l->n - off < l->batch ? l->n - off : l->batch);
-    int last = step == l->steps - 1;
+    int last = step == l->steps - 1, aug = herd_augment_active(&l->cfg);
     int lo = last ? l->last_lo : l->full_lo, hi = last ? l->last_hi : l->full_hi;
     for (int r = lo; r < hi && r < B; r++) {
         int64_t i = l->order[off + r];
         float *x = slot->x + (size_t)(r - lo) * l->sample;
+        void *stored = aug ? (void *)tmp : (uint8_t *)slot->x + (size_t)(r - lo) * l->xbytes;
         uint8_t *y = slot->y + (size_t)(r - lo) * l->ybytes;
         const uint8_t *cx, *cy;
         if (cache_get(&l->cache, i, &cx, &cy, l->xbytes, l->ybytes)) {
-            herd_dataset_to_f32(l->ds, cx, 1, x);
+            if (aug) herd_dataset_to_f32(l->ds, cx, 1, x);
+            else memcpy(stored, cx, l->xbytes);
             memcpy(y, cy, l->ybytes);
         } else {
-            herd_status st = l->ds->ops->get(l->ds, i, tmp, y, err); /* stored, into the scratch */
+            herd_status st = l->ds->ops->get(l->ds, i, stored, y, err);
             if (st != HERD_OK) return st;
-            cache_put(&l->cache, i, tmp, y, l->xbytes, l->ybytes);
-            herd_dataset_to_f32(l->ds, tmp, 1, x);
+            cache_put(&l->cache, i, stored, y, l->xbytes, l->ybytes);
+            if (aug) herd_dataset_to_f32(l->ds, tmp, 1, x);
         }
-        if (herd_augment_active(&l->cfg)) {
+        if (aug) {
             herd_status st = herd_augment_sample(&l->cfg, l->ac, l->ah, l->aw, l->epoch, i, x, tmp, err);
             if (st != HERD_OK) return st;
         }
@@ -327,7 +332,10 @@ herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count,
         pthread_mutex_unlock(&l->mu);
         if (st) return st;
     }
-    memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
+    if (herd_augment_active(&l->cfg))
+        memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
+    else /* the stored samples: converted here, once, into the caller's rows */
+        herd_dataset_to_f32(l->ds, (const uint8_t *)slot->x + (size_t)(first - lo) * l->xbytes, count, x);
     memcpy(y, slot->y + (size_t)(first - lo) * l->ybytes, (size_t)count * l->ybytes);
     return HERD_OK;
 }
