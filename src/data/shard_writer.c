@@ -129,6 +129,7 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
     w->dtype = dtype, w->quantise = quantise;
     *restart = 0;
     for (int64_t first = begin; first < end && !st; first += w->cap) {
+        uint64_t window_at = off;
         w->first = first;
         w->count = end - first < w->cap ? (int)(end - first) : w->cap;
         atomic_store(&w->next, 0);
@@ -160,6 +161,9 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
             off += rec_bytes;
             n++;
         }
+        /* the window's records go to storage while the next window decodes (a 375 MB shard
+         * left to commit's fsync took ~0.5 s with nothing else running) */
+        io_atomic_writeback(f, window_at, off - window_at);
     }
     if (st) return st;
     /* records left out leave their index room unused: the data still starts at data_at */
