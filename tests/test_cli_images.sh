@@ -3,7 +3,9 @@
 # to the f32 conversion rounded (the same pixels as decoding the folder), a killed conversion
 # resumed with --resume equal to a clean one; bad input: a corrupt JPEG among many stops the
 # run naming it, or is left out with --skip-bad; an empty file; a 20000x20000 JPEG within the
-# decode cap (DCT reduction); a JPEG declaring more pixels than its bytes can hold.
+# decode cap (DCT reduction); a JPEG declaring more pixels than its bytes can hold, or a zero
+# width. The folder and its shards train to the same weights, augmented too, for any loader
+# threads and prefetch depth.
 . "$(dirname "$0")/cli_lib.sh"
 BIG=${HERD_TEST_BIN_DIR:?}/big_jpeg
 /usr/bin/python3 -c "import PIL" 2>/dev/null || { echo "SKIP: python3-pil is not installed"; echo "0 passed, 0 failed (skipped)"; exit 77; }
@@ -82,6 +84,24 @@ for k in 0 1 2 3; do
     cmp -s "$TMP/r/train-0000$k-of-00004.herd" "$TMP/c4/train-0000$k-of-00004.herd" && pass || fail "resumed shard $k differs"
 done
 
+# the round trip, through training: the JPEG folder and its u8 shards train to the same weights
+# (the same pixels, in the same order), plain and with random_resized_crop + flip + jitter +
+# ImageNet normalisation, whatever the loader's threads and prefetch depth
+RUN=(--epochs 2 --batch 8 --seed 5 --threads 1 --progress none)
+AUG=(--augment rrc,flip,jitter=0.4 --normalize imagenet)
+expect_exit 0 "train on the folder" -- "$HERD" train "$TMP/m.spec" --data "$TMP/jpg" "${RUN[@]}" --save "$TMP/wj.st"
+expect_exit 0 "train on its shards" -- "$HERD" train "$TMP/m.spec" --data "$TMP/u2" "${RUN[@]}" --save "$TMP/ws.st"
+cmp -s "$TMP/wj.st" "$TMP/ws.st" && pass || fail "u8 shards train differently from their JPEG folder"
+expect_exit 0 "augmented, folder, prefetch 0" -- "$HERD" train "$TMP/m.spec" --data "$TMP/jpg" "${RUN[@]}" "${AUG[@]}" \
+    --prefetch 0 --save "$TMP/aj.st"
+for lt in "1 1" "3 2" "5 3"; do
+    set -- $lt
+    expect_exit 0 "augmented, shards, prefetch $1 x $2 threads" -- "$HERD" train "$TMP/m.spec" --data "$TMP/u2" \
+        "${RUN[@]}" "${AUG[@]}" --prefetch "$1" --loader-threads "$2" --save "$TMP/as.st"
+    cmp -s "$TMP/aj.st" "$TMP/as.st" && pass || fail "augmented: shards at prefetch $1 x $2 threads differ from the folder at prefetch 0"
+done
+cmp -s "$TMP/aj.st" "$TMP/wj.st" && fail "augmentation changed nothing" || pass
+
 # a corrupt JPEG among the others: named, stops the run; --skip-bad leaves it out
 cp -r "$TMP/jpg" "$TMP/bad"
 head -c 700 "$TMP/jpg/dog/007.jpg" >"$TMP/bad/dog/007.jpg"
@@ -97,6 +117,18 @@ expect_out "47 samples read back" "47"
 : >"$TMP/bad/dog/007.jpg"
 expect_exit 1 "empty JPEG" -- "$HERD" convert "$TMP/bad" "$TMP/b3" --shape 3x32x32
 expect_err_line "empty file named" "bad/dog/007.jpg: empty or not a regular file"
+
+# a JPEG declaring a zero width: corrupt, named
+cp "$TMP/jpg/cat/001.jpg" "$TMP/bad/dog/007.jpg"
+/usr/bin/python3 - "$TMP/bad/dog/007.jpg" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+i = b.index(b"\xff\xc0")  # baseline SOF0: length, precision, height, width
+struct.pack_into(">H", b, i + 7, 0)
+open(sys.argv[1], "wb").write(b)
+PY
+expect_exit 1 "zero-width JPEG" -- "$HERD" convert "$TMP/bad" "$TMP/b4" --shape 3x32x32
+expect_err_line "zero-width JPEG named" "bad/dog/007.jpg: "
 
 # a 20000x20000 JPEG decodes (reduced in the DCT) within the cap, in little memory
 mkdir -p "$TMP/huge/a"

@@ -1,7 +1,8 @@
 /* CRC-32C on every path (SSE4.2 when the CPU has it, slicing by 8, the byte loop): known
  * vectors (RFC 3720 B.4, "123456789"), agreement on random buffers of every length and
- * alignment across the 3-stream block boundaries, continuation, and HERD_CRC32C forcing a
- * software path in a fresh process. */
+ * alignment across the 3-stream block boundaries, continuation, the copying CRC (copy and
+ * check in one pass) on the same buffers, and HERD_CRC32C forcing a software path (and the
+ * copying CRC's fallback) in a fresh process. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -60,6 +61,18 @@ static void random_buffers(void) {
                     CHECK(0, "%s over %zu bytes at offset %zu: %08x, bytewise %08x", impl_names[k], lens[li], off,
                           (unsigned)got, (unsigned)ref);
             }
+            /* the copying CRC (this process's path): the same CRC, the bytes copied, nothing past them */
+            uint8_t *dst = malloc(lens[li] + 24);
+            memset(dst, 0xA5, lens[li] + 24);
+            uint32_t copied = herd_crc32c_copy(0, dst + 8 - off % 8, buf + off, lens[li]);
+            int same = memcmp(dst + 8 - off % 8, buf + off, lens[li]) == 0, untouched = 1;
+            for (size_t i = 0; i < 8 - off % 8; i++) untouched &= dst[i] == 0xA5;
+            for (size_t i = 8 - off % 8 + lens[li]; i < lens[li] + 24; i++) untouched &= dst[i] == 0xA5;
+            if ((copied != ref || !same || !untouched) && disagree++ < 5)
+                CHECK(0, "copying CRC over %zu bytes at offset %zu: %08x (bytewise %08x), copy %s, around it %s",
+                      lens[li], off, (unsigned)copied, (unsigned)ref, same ? "equal" : "differs",
+                      untouched ? "untouched" : "written");
+            free(dst);
             uint32_t split = herd_crc32c(herd_crc32c(0, buf + off, lens[li] / 3), buf + off + lens[li] / 3,
                                          lens[li] - lens[li] / 3);
             if (split != ref && disagree++ < 5)

@@ -200,8 +200,8 @@ int cmd_bench(int argc, char **argv) {
         if (bench_loader(ds, batch, steps, warmup, &lc, herd_model_batch_buffer(m), labels, &ips, &err)) goto fail;
         if (rank == 0)
             printf("bench: mode=loader source=%s batch=%d prefetch=%d loader_threads=%d cache=%d augment=%s steps=%d "
-                   "images_per_second=%.1f\n", ds->source, batch, prefetch, prefetch ? loader_threads : 0, cache,
-                   augment, steps, ips);
+                   "warmup=%d images_per_second=%.1f\n", ds->source, batch, prefetch, prefetch ? loader_threads : 0,
+                   cache, augment, steps, warmup, ips);
         rc = 0;
         goto fail;
     }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/pixels.h"
+
 /* An in-memory dataset: n samples of xbytes[k] per field and n targets of ybytes, in the stored
  * dtypes. */
 typedef struct memory_impl {
@@ -140,17 +142,20 @@ int herd_dtype_to_f32_ok(herd_dtype t) { return t == HERD_U8 || t == HERD_F32; }
 void herd_samples_to_f32(herd_dtype t, const void *x, size_t n, float *out) {
     HERD_ASSERT(herd_dtype_to_f32_ok(t));
     if (t == HERD_U8) {
-        /* Dividing (not multiplying by 1/255) keeps 255 at exactly 1.0f. Chunks from the last:
-         * each is copied out before its floats are written, and the floats of bytes [b, e)
-         * cover bytes [4b, 4e), at or after b, so in place (out == x) no byte is overwritten
-         * before it is read; the copy also lets the compiler vectorise the loop. */
         const uint8_t *p = x;
-        uint8_t chunk[256];
+        uintptr_t b0 = (uintptr_t)p, b1 = b0 + n, f0 = (uintptr_t)out, f1 = f0 + n * sizeof *out;
+        if (b1 <= f0 || f1 <= b0) { /* apart: straight through */
+            herd_pixels_u8_to_f32(out, p, n);
+            return;
+        }
+        /* In place (a sample converted where get() wrote it): chunks from the last, each
+         * copied out before its floats are written; the floats of bytes [b, e) cover bytes
+         * [4b, 4e), at or after b, so no byte is overwritten before it is read. */
+        uint8_t chunk[1024];
         for (size_t end = n; end > 0;) {
             size_t begin = end > sizeof chunk ? end - sizeof chunk : 0, len = end - begin;
             memcpy(chunk, p + begin, len);
-            float *o = out + begin;
-            for (size_t k = 0; k < len; k++) o[k] = (float)chunk[k] / 255.0f;
+            herd_pixels_u8_to_f32(out + begin, chunk, len);
             end = begin;
         }
     } else if (out != x) {

@@ -238,6 +238,9 @@ herd_status herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t
     if (rw < w) rw = w;
     long oy = (rh - h) / 2, ox = (rw - w) / 2;
     double sx = (double)img->w / rw, sy = (double)img->h / rh;
+    double x0 = ox * sx, y0 = oy * sy, x1 = (ox + w) * sx, y1 = (oy + h) * sy;
+    if (img->c == c) /* the decoded pixels as they are */
+        return herd_resample_u8(out, w, h, img->pix, img->w, img->h, c, x0, y0, x1, y1, err);
     size_t plane = (size_t)img->w * img->h, n = (size_t)c * h * w;
     float *planes = herd_malloc_array(plane, (size_t)c * sizeof *planes);
     float *res = herd_malloc_array(n, sizeof *res);
@@ -246,30 +249,17 @@ herd_status herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t
         free(res);
         return herd_fail(err, HERD_ENOMEM, "out of memory converting a %dx%d image", img->w, img->h);
     }
-    /* channel conversion into planes of [0, 255] floats, one loop per case */
+    /* channel conversion into planes of [0, 255] floats: luma (as PIL's convert('L'), before
+     * scaling) or gray repeated */
     const uint8_t *restrict p = img->pix;
     float *restrict r = planes, *restrict g = planes + plane, *restrict b = planes + 2 * plane;
-    if (img->c == 3 && c == 3)
-        for (size_t i = 0; i < plane; i++) r[i] = p[3 * i], g[i] = p[3 * i + 1], b[i] = p[3 * i + 2];
-    else if (img->c == 3)
+    if (img->c == 3)
         for (size_t i = 0; i < plane; i++) r[i] = 0.299f * p[3 * i] + 0.587f * p[3 * i + 1] + 0.114f * p[3 * i + 2];
-    else if (c == 3) /* gray to RGB */
-        for (size_t i = 0; i < plane; i++) r[i] = g[i] = b[i] = p[i];
     else
-        for (size_t i = 0; i < plane; i++) r[i] = p[i];
-    herd_status st = herd_resample(res, w, h, planes, img->w, img->h, c, ox * sx, oy * sy, (ox + w) * sx,
-                                   (oy + h) * sy, err);
+        for (size_t i = 0; i < plane; i++) r[i] = g[i] = b[i] = p[i];
+    herd_status st = herd_resample(res, w, h, planes, img->w, img->h, c, x0, y0, x1, y1, err);
     free(planes);
-    if (st == HERD_OK) {
-        /* rounded to the nearest level, as PIL's resize and convert('L') do; the weights sum to
-         * 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001), so a white pixel
-         * may come out a hair above 255 (found by the image fuzz target) */
-        for (size_t i = 0; i < n; i++) {
-            float v = res[i] + 0.5f;
-            v = v > 0.0f ? v : 0.0f;
-            out[i] = (uint8_t)(v < 255.0f ? v : 255.0f);
-        }
-    }
+    if (st == HERD_OK) herd_round_to_u8(out, res, n);
     free(res);
     return st;
 }

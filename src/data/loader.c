@@ -14,10 +14,11 @@
 
 
 typedef struct loader_slot {
-    float *x;   /* the model's input */
+    float *x;   /* the model's input, or without augmentation the stored samples (see load_step) */
     uint8_t *y; /* targets, ybytes each */
     int64_t ready_step; /* the step whose rows are in x/y, -1 for none */
-    herd_status status;
+    int parts_left;     /* parts of the step being loaded still to finish */
+    herd_status status; /* the first failed part's */
     herd_error err;
 } loader_slot;
 
@@ -52,6 +53,8 @@ struct herd_loader {
     loader_slot *slots;
     int nslots;
     int64_t cur, next_claim;
+    int next_part;       /* of step next_claim: a step's rows are loaded in `parts` parts, by any threads */
+    int parts;
     int active, stop, busy, started;
     pthread_mutex_t mu;
     pthread_cond_t work, ready;
@@ -94,27 +97,36 @@ static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, 
     atomic_store_explicit(&c->slot_of[i], s, memory_order_release);
 }
 
-/* This caller's rows of batch `step` into slot (a pure function of the epoch and step). */
-static herd_status load_step(herd_loader *l, int64_t step, loader_slot *slot, float *tmp, herd_error *err) {
+/* This caller's rows of batch `step` into slot (a pure function of the epoch and step). With
+ * augmentation (or normalisation) the slot holds the model's f32 input; without, the stored
+ * samples (u8 images: a quarter of the bytes), read straight into it and converted as they are
+ * handed out (herd_loader_rows), so a loader thread only reads and checks. */
+static herd_status load_step(herd_loader *l, int64_t step, int part, int parts, loader_slot *slot, float *tmp,
+                             herd_error *err) {
     int64_t off = step * l->batch;
     int B = (int)(l->n - off < l->batch ? l->n - off : l->batch);
-    int last = step == l->steps - 1;
+    int last = step == l->steps - 1, aug = herd_augment_active(&l->cfg);
     int lo = last ? l->last_lo : l->full_lo, hi = last ? l->last_hi : l->full_hi;
-    for (int r = lo; r < hi && r < B; r++) {
+    int span = (hi < B ? hi : B) - lo; /* this caller's rows, split evenly into parts */
+    int r0 = span > 0 ? lo + (int)((int64_t)span * part / parts) : lo;
+    int r1 = span > 0 ? lo + (int)((int64_t)span * (part + 1) / parts) : lo;
+    for (int r = r0; r < r1; r++) {
         int64_t i = l->order[off + r];
         float *x = slot->x + (size_t)(r - lo) * l->sample;
+        void *stored = aug ? (void *)tmp : (uint8_t *)slot->x + (size_t)(r - lo) * l->xbytes;
         uint8_t *y = slot->y + (size_t)(r - lo) * l->ybytes;
         const uint8_t *cx, *cy;
         if (cache_get(&l->cache, i, &cx, &cy, l->xbytes, l->ybytes)) {
-            herd_dataset_to_f32(l->ds, cx, 1, x);
+            if (aug) herd_dataset_to_f32(l->ds, cx, 1, x);
+            else memcpy(stored, cx, l->xbytes);
             memcpy(y, cy, l->ybytes);
         } else {
-            herd_status st = l->ds->ops->get(l->ds, i, tmp, y, err); /* stored, into the scratch */
+            herd_status st = l->ds->ops->get(l->ds, i, stored, y, err);
             if (st != HERD_OK) return st;
-            cache_put(&l->cache, i, tmp, y, l->xbytes, l->ybytes);
-            herd_dataset_to_f32(l->ds, tmp, 1, x);
+            cache_put(&l->cache, i, stored, y, l->xbytes, l->ybytes);
+            if (aug) herd_dataset_to_f32(l->ds, tmp, 1, x);
         }
-        if (herd_augment_active(&l->cfg)) {
+        if (aug) {
             herd_status st = herd_augment_sample(&l->cfg, l->ac, l->ah, l->aw, l->epoch, i, x, tmp, err);
             if (st != HERD_OK) return st;
         }
@@ -129,16 +141,18 @@ static void *worker_main(void *arg) {
     float *tmp = l->scratch + (size_t)(id + 1) * l->sample;
     while (!l->stop) {
         if (l->active && l->next_claim < l->steps && l->next_claim <= l->cur + l->cfg.prefetch) {
-            int64_t k = l->next_claim++;
+            int64_t k = l->next_claim;
+            int part = l->next_part++;
             loader_slot *slot = &l->slots[k % l->nslots];
+            if (part == 0) slot->ready_step = -1, slot->parts_left = l->parts, slot->status = HERD_OK;
+            if (l->next_part == l->parts) l->next_claim++, l->next_part = 0;
             l->busy++;
             pthread_mutex_unlock(&l->mu);
             herd_error err = {0};
-            herd_status st = load_step(l, k, slot, tmp, &err);
+            herd_status st = load_step(l, k, part, l->parts, slot, tmp, &err);
             pthread_mutex_lock(&l->mu);
-            slot->status = st;
-            if (st) slot->err = err;
-            slot->ready_step = k;
+            if (st && !slot->status) slot->status = st, slot->err = err;
+            if (--slot->parts_left == 0) slot->ready_step = k;
             l->busy--;
             pthread_cond_broadcast(&l->ready);
             continue;
@@ -233,6 +247,10 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     l->max_rows = batch;
     l->nslots = cfg->prefetch + 1;
     l->nthreads = cfg->prefetch > 0 ? (cfg->threads > 0 ? cfg->threads : 1) : 0;
+    /* Several threads share each step (a few parts each, as images differ in cost), so the
+     * first batch of an epoch, which nothing has prefetched, is ready as soon as they can make it. */
+    l->parts = l->nthreads > 1 ? 4 * l->nthreads : 1;
+    if (l->parts > batch) l->parts = batch;
     l->slots = calloc((size_t)l->nslots, sizeof *l->slots);
     l->order = herd_malloc_array(ds->n > 0 ? (size_t)ds->n : 1, sizeof *l->order);
     l->scratch = herd_malloc_array((size_t)(l->nthreads + 1), l->sample * sizeof(float));
@@ -287,6 +305,7 @@ herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t
     }
     for (int i = 0; i < l->nslots; i++) l->slots[i].ready_step = -1;
     l->cur = l->next_claim = first_step;
+    l->next_part = 0;
     l->active = 1;
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
@@ -307,7 +326,8 @@ herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count,
     if (!l->nthreads) { /* --prefetch 0: the same load, in this thread */
         if (slot->ready_step != step) {
             slot->ready_step = -1;
-            if ((slot->status = load_step(l, step, slot, l->scratch, &slot->err)) == HERD_OK) slot->ready_step = step;
+            if ((slot->status = load_step(l, step, 0, 1, slot, l->scratch, &slot->err)) == HERD_OK)
+                slot->ready_step = step;
             else return *err = slot->err, slot->status;
         }
     } else {
@@ -327,7 +347,10 @@ herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count,
         pthread_mutex_unlock(&l->mu);
         if (st) return st;
     }
-    memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
+    if (herd_augment_active(&l->cfg))
+        memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
+    else /* the stored samples: converted here, once, into the caller's rows */
+        herd_dataset_to_f32(l->ds, (const uint8_t *)slot->x + (size_t)(first - lo) * l->xbytes, count, x);
     memcpy(y, slot->y + (size_t)(first - lo) * l->ybytes, (size_t)count * l->ybytes);
     return HERD_OK;
 }

@@ -1,7 +1,8 @@
 /* Separable triangle-filter resampling with PIL's coefficients (libImaging/Resample.c,
  * precompute_coeffs): support 1 scaled by the shrink factor, taps clipped to the image and
  * renormalised. Vertical pass first, one output row at a time (it runs over whole rows, which
- * the compiler vectorises), then the horizontal pass over that row. */
+ * the compiler vectorises), then the horizontal pass over that row. Sources are f32 planes or
+ * decoded u8 pixels (interleaved, read as they are: no float copy of the image). */
 #include "data/resample.h"
 
 #include <math.h>
@@ -59,34 +60,77 @@ static void taps_free(taps *t) {
 }
 
 /* The horizontal pass of one row of `planes` planes (1 or 3: three independent sums share each
- * weight load and keep the adder busy): K taps per output pixel. */
-static inline void horizontal(float *o, size_t o_plane, const float *row, size_t row_plane, int planes,
+ * weight load and keep the adder busy): K taps per output pixel. Tap k of plane p of source
+ * column j is row[(j + k) * ts + p * ps]: ts = 1, ps = the row's plane size for planar rows,
+ * ts = 3, ps = 1 for interleaved RGB. Inlined with constant K, ts and ps at each call. */
+static inline void horizontal(float *o, size_t o_plane, const float *row, int ts, size_t ps, int planes,
                               const taps *tx, int dw, int K) {
     for (int x = 0; x < dw; x++) {
-        const float *wx = tx->w + (size_t)x * tx->ksize, *r = row + tx->first[x];
+        const float *wx = tx->w + (size_t)x * tx->ksize, *r = row + (size_t)tx->first[x] * ts;
         if (planes == 3) {
             float v0 = 0, v1 = 0, v2 = 0;
             for (int k = 0; k < K; k++) {
-                v0 += wx[k] * r[k];
-                v1 += wx[k] * r[row_plane + k];
-                v2 += wx[k] * r[2 * row_plane + k];
+                v0 += wx[k] * r[k * ts];
+                v1 += wx[k] * r[ps + k * ts];
+                v2 += wx[k] * r[2 * ps + k * ts];
             }
             o[x] = v0, o[o_plane + x] = v1, o[2 * o_plane + x] = v2;
         } else {
             float v = 0;
-            for (int k = 0; k < K; k++) v += wx[k] * r[k];
+            for (int k = 0; k < K; k++) v += wx[k] * r[k * ts];
             o[x] = v;
         }
     }
 }
 
-herd_status herd_resample(float *dst, int dw, int dh, const float *src, int sw, int sh, int planes, double x0,
-                          double y0, double x1, double y1, herd_error *err) {
+/* The common tap counts as constants, so the loop unrolls. */
+static void horizontal_any(float *o, size_t o_plane, const float *row, int interleaved, size_t ps, int planes,
+                           const taps *tx, int dw, int K) {
+    if (interleaved) { /* RGB: planes == 3 */
+        switch (K) {
+        case 3: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 3); break;
+        case 5: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 5); break;
+        case 7: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 7); break;
+        default: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, K);
+        }
+        return;
+    }
+    switch (K) {
+    case 3: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 3); break;
+    case 5: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 5); break;
+    case 7: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 7); break;
+    default: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, K);
+    }
+}
+
+void herd_round_to_u8(uint8_t *restrict out, const float *restrict v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float t = v[i] + 0.5f;
+        t = t > 0.0f ? t : 0.0f;
+        out[i] = (uint8_t)(t < 255.0f ? t : 255.0f);
+    }
+}
+
+/* One source: f32 planes (planes x sh x sw) or u8 pixels (sh x sw x planes, interleaved). */
+typedef struct source {
+    const float *f32;
+    const uint8_t *u8;
+} source;
+
+/* One destination: f32 planes, or u8 planes rounded to the nearest level (as PIL's resize). */
+typedef struct target {
+    float *f32;
+    uint8_t *u8;
+} target;
+
+static herd_status resample(target dst, int dw, int dh, source src, int sw, int sh, int planes, double x0, double y0,
+                            double x1, double y1, herd_error *err) {
     taps tx = {0}, ty = {0};
-    float *rows = NULL;
+    float *rows = NULL, *orow = NULL;
     herd_status st = HERD_OK;
     if (!taps_make(&tx, sw, x0, x1, dw) || !taps_make(&ty, sh, y0, y1, dh) ||
-        !(rows = herd_malloc_array((size_t)sw, (size_t)planes * sizeof *rows))) {
+        !(rows = herd_malloc_array((size_t)sw, (size_t)planes * sizeof *rows)) ||
+        (dst.u8 && !(orow = herd_malloc_array((size_t)dw, (size_t)planes * sizeof *orow)))) {
         st = herd_fail(err, HERD_ENOMEM, "resample: out of memory for %gx%g to %dx%d", x1 - x0, y1 - y0, dw, dh);
         goto done;
     }
@@ -102,34 +146,60 @@ herd_status herd_resample(float *dst, int dw, int dh, const float *src, int sw, 
         tx.first[x] = f - shift;
     }
     int xlo = tx.first[0], xhi = tx.first[dw - 1] + K; /* the columns the output reads */
+    int interleaved = src.u8 && planes == 3;
+    size_t op = (size_t)dh * dw;
     for (int y = 0; y < dh; y++) {
         const float *wy = ty.w + (size_t)y * ty.ksize;
-        for (int p = 0; p < planes; p++) { /* vertical: whole rows, vectorised */
-            const float *s0 = src + ((size_t)p * sh + ty.first[y]) * sw;
-            float *row = rows + (size_t)p * sw;
-            for (int x = xlo; x < xhi; x++) row[x] = wy[0] * s0[x];
+        if (src.u8) { /* vertical: whole interleaved rows (planes values a pixel), vectorised */
+            const uint8_t *s0 = src.u8 + (size_t)ty.first[y] * sw * planes;
+            size_t lo = (size_t)xlo * planes, hi = (size_t)xhi * planes;
+            for (size_t x = lo; x < hi; x++) rows[x] = wy[0] * s0[x];
             for (int k = 1; k < ty.count[y]; k++) {
-                const float *s = s0 + (size_t)k * sw;
+                const uint8_t *s = s0 + (size_t)k * sw * planes;
                 float wk = wy[k];
-                for (int x = xlo; x < xhi; x++) row[x] += wk * s[x];
+                for (size_t x = lo; x < hi; x++) rows[x] += wk * s[x];
+            }
+        } else {
+            for (int p = 0; p < planes; p++) { /* vertical: whole rows of each plane, vectorised */
+                const float *s0 = src.f32 + ((size_t)p * sh + ty.first[y]) * sw;
+                float *row = rows + (size_t)p * sw;
+                for (int x = xlo; x < xhi; x++) row[x] = wy[0] * s0[x];
+                for (int k = 1; k < ty.count[y]; k++) {
+                    const float *s = s0 + (size_t)k * sw;
+                    float wk = wy[k];
+                    for (int x = xlo; x < xhi; x++) row[x] += wk * s[x];
+                }
             }
         }
-        size_t op = (size_t)dh * dw;
-        for (int p = 0; p < planes; p += planes == 3 ? 3 : 1) {
-            int n = planes == 3 ? 3 : 1;
-            const float *row = rows + (size_t)p * sw;
-            float *o = dst + (size_t)p * op + (size_t)y * dw;
-            switch (K) { /* the common tap counts as constants, so the loop unrolls */
-            case 3: horizontal(o, op, row, (size_t)sw, n, &tx, dw, 3); break;
-            case 5: horizontal(o, op, row, (size_t)sw, n, &tx, dw, 5); break;
-            case 7: horizontal(o, op, row, (size_t)sw, n, &tx, dw, 7); break;
-            default: horizontal(o, op, row, (size_t)sw, n, &tx, dw, K);
+        /* horizontal: into the output row (f32), or a row of floats then rounded (u8) */
+        float *o = dst.u8 ? orow : dst.f32 + (size_t)y * dw;
+        size_t o_plane = dst.u8 ? (size_t)dw : op;
+        if (interleaved) {
+            horizontal_any(o, o_plane, rows, 1, 1, 3, &tx, dw, K);
+        } else {
+            for (int p = 0; p < planes; p += planes == 3 ? 3 : 1) {
+                int n = planes == 3 ? 3 : 1;
+                horizontal_any(o + (size_t)p * o_plane, o_plane, rows + (size_t)p * sw, 0, (size_t)sw, n, &tx, dw, K);
             }
         }
+        if (dst.u8)
+            for (int p = 0; p < planes; p++)
+                herd_round_to_u8(dst.u8 + (size_t)p * op + (size_t)y * dw, orow + (size_t)p * dw, (size_t)dw);
     }
 done:
     taps_free(&tx);
     taps_free(&ty);
     free(rows);
+    free(orow);
     return st;
+}
+
+herd_status herd_resample(float *dst, int dw, int dh, const float *src, int sw, int sh, int planes, double x0,
+                          double y0, double x1, double y1, herd_error *err) {
+    return resample((target){dst, NULL}, dw, dh, (source){src, NULL}, sw, sh, planes, x0, y0, x1, y1, err);
+}
+
+herd_status herd_resample_u8(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, int sh, int channels,
+                             double x0, double y0, double x1, double y1, herd_error *err) {
+    return resample((target){NULL, dst}, dw, dh, (source){NULL, src}, sw, sh, channels, x0, y0, x1, y1, err);
 }

@@ -5,6 +5,8 @@
 #ifndef HERD_DATA_RESAMPLE_H
 #define HERD_DATA_RESAMPLE_H
 
+#include <stdint.h>
+
 #include "herd/core.h"
 
 /* The region [x0, x1) x [y0, y1) of src (in pixel units, fractional allowed; the filter may
@@ -13,5 +15,16 @@
  * output at integer offsets copies pixels exactly. Fails only for lack of memory. */
 herd_status herd_resample(float *dst, int dw, int dh, const float *src, int sw, int sh, int planes, double x0,
                           double y0, double x1, double y1, herd_error *err);
+/* herd_resample from decoded pixels to u8 planes: src is sh x sw pixels of `channels` (1 or 3)
+ * interleaved bytes, dst `channels` planes of dh x dw rounded to the nearest level (clamped to
+ * [0, 255]). The same sums as herd_resample on the pixels as float planes, then rounding, bit
+ * for bit, without the float copy of the image. */
+herd_status herd_resample_u8(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, int sh, int channels,
+                             double x0, double y0, double x1, double y1, herd_error *err);
+
+/* out[i] = v[i] rounded to the nearest level in [0, 255], as PIL's resize and convert('L') do;
+ * the filter weights sum to 1 only up to rounding (and luma's 0.299+0.587+0.114 to 1.0000001),
+ * so a white pixel may come out a hair above 255 (found by the image fuzz target). */
+void herd_round_to_u8(uint8_t *restrict out, const float *restrict v, size_t n);
 
 #endif

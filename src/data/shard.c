@@ -141,14 +141,12 @@ static herd_status shard_get_mapped(const herd_dataset *ds, int64_t i, void *x, 
     const uint8_t *e = f->index + (size_t)r * ENTRY_BYTES;
     const uint8_t *rec = f->map + get_le(e, 8);
     size_t len = (size_t)get_le(e + 8, 4);
-    uint32_t crc = herd_crc32c(0, rec, len);
+    int widen = f->dtype == HERD_SHARD_U8 && ds->x.dtype == HERD_F32; /* a u8 shard among f32 ones */
+    uint32_t crc = widen ? herd_crc32c(0, rec, len) : herd_crc32c_copy(0, x, rec, len); /* x: ruined on a mismatch */
     if (crc != (uint32_t)get_le(e + 16, 4))
         return herd_fail(err, HERD_EFORMAT, "%s: record %lld: CRC mismatch (stored %08x, computed %08x)", f->path,
                          (long long)r, (unsigned)get_le(e + 16, 4), (unsigned)crc);
-    if (f->dtype == HERD_SHARD_U8 && ds->x.dtype == HERD_F32) /* a u8 shard among f32 ones */
-        herd_samples_to_f32(HERD_U8, rec, im->sample, x);
-    else
-        memcpy(x, rec, len);
+    if (widen) herd_samples_to_f32(HERD_U8, rec, im->sample, x);
     int32_t label = (int32_t)get_le(e + 12, 4);
     memcpy(y, &label, sizeof label);
     return HERD_OK;

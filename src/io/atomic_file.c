@@ -108,6 +108,15 @@ herd_status io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t o
     return HERD_OK;
 }
 
+void io_atomic_writeback(io_atomic *f, uint64_t offset, uint64_t n) {
+#ifdef __linux__
+    /* SYNC_FILE_RANGE_WRITE queues the dirty pages for writing and returns; errors show at commit's fsync */
+    if (n > 0) (void)sync_file_range(f->fd, (off_t)offset, (off_t)n, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)f, (void)offset, (void)n;
+#endif
+}
+
 void io_atomic_abort(io_atomic *f) {
     if (f->fd >= 0) close(f->fd);
     if (f->tmp) unlink(f->tmp); /* never leave a half-written file beside the target */

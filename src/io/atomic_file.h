@@ -28,6 +28,10 @@ typedef struct io_atomic {
 herd_status io_atomic_create(io_atomic *f, const char *path, herd_error *err);
 herd_status io_atomic_write(io_atomic *f, const void *buf, size_t n, herd_error *err);
 herd_status io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t offset, herd_error *err);
+/* Starts writing bytes [offset, offset + n) already written to storage, in the background
+ * (Linux: sync_file_range; elsewhere nothing), so that commit's fsync of a large file finds
+ * little left to write instead of all of it at once. */
+void io_atomic_writeback(io_atomic *f, uint64_t offset, uint64_t n);
 herd_status io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *err);
 void io_atomic_abort(io_atomic *f);
 

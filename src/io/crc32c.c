@@ -97,7 +97,10 @@ static uint32_t zeros_apply(const uint32_t tab[4][256], uint32_t crc) {
 static uint32_t zeros_block[4][256];     /* HW_BLOCK zero bytes */
 static uint32_t zeros_two_block[4][256]; /* 2 * HW_BLOCK */
 
-__attribute__((target("sse4.2"))) static uint32_t raw_hw(uint32_t crc, const unsigned char *p, size_t n) {
+/* The register over p[0..n), also storing each word read into d when d is not NULL (one pass
+ * over the data for a copy that is checked; inlined with d = NULL for the plain CRC). */
+__attribute__((target("sse4.2"), always_inline)) static inline uint32_t hw_pass(uint32_t crc, unsigned char *d,
+                                                                               const unsigned char *p, size_t n) {
     uint64_t c0 = crc;
     while (n >= 3 * HW_BLOCK) {
         uint64_t c1 = 0, c2 = 0;
@@ -110,19 +113,38 @@ __attribute__((target("sse4.2"))) static uint32_t raw_hw(uint32_t crc, const uns
             c0 = _mm_crc32_u64(c0, a);
             c1 = _mm_crc32_u64(c1, b);
             c2 = _mm_crc32_u64(c2, c);
+            if (d) {
+                memcpy(d + i, &a, 8);
+                memcpy(d + HW_BLOCK + i, &b, 8);
+                memcpy(d + 2 * HW_BLOCK + i, &c, 8);
+            }
         }
         /* crc(A B C) = shift(shift(cA) over B) ^ cB, then over C; raw registers combine linearly */
         c0 = zeros_apply(zeros_two_block, (uint32_t)c0) ^ zeros_apply(zeros_block, (uint32_t)c1) ^ (uint32_t)c2;
         p += 3 * HW_BLOCK, n -= 3 * HW_BLOCK;
+        if (d) d += 3 * HW_BLOCK;
     }
     for (; n >= 8; n -= 8, p += 8) {
         uint64_t v;
         memcpy(&v, p, 8);
         c0 = _mm_crc32_u64(c0, v);
+        if (d) memcpy(d, &v, 8), d += 8;
     }
     uint32_t c = (uint32_t)c0;
-    for (; n; n--, p++) c = _mm_crc32_u8(c, *p);
+    for (; n; n--, p++) {
+        c = _mm_crc32_u8(c, *p);
+        if (d) *d++ = *p;
+    }
     return c;
+}
+
+__attribute__((target("sse4.2"))) static uint32_t raw_hw(uint32_t crc, const unsigned char *p, size_t n) {
+    return hw_pass(crc, NULL, p, n);
+}
+
+__attribute__((target("sse4.2"))) static uint32_t raw_hw_copy(uint32_t crc, unsigned char *d, const unsigned char *p,
+                                                              size_t n) {
+    return hw_pass(crc, d, p, n);
 }
 #else
 #define HAVE_HW 0
@@ -162,6 +184,15 @@ static raw_fn impl(herd_crc32c_impl which) {
 
 uint32_t herd_crc32c(uint32_t crc, const void *data, size_t n) {
     return ~impl(HERD_CRC32C_AUTO)(~crc, data, n);
+}
+
+uint32_t herd_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t n) {
+    raw_fn f = impl(HERD_CRC32C_AUTO);
+#if HAVE_HW
+    if (f == raw_hw) return ~raw_hw_copy(~crc, dst, src, n);
+#endif
+    memcpy(dst, src, n);
+    return ~f(~crc, dst, n);
 }
 
 int herd_crc32c_with(herd_crc32c_impl which, uint32_t crc, const void *data, size_t n, uint32_t *out) {

@@ -12,6 +12,10 @@
  * forces a software path. Thread-safe. */
 uint32_t herd_crc32c(uint32_t crc, const void *data, size_t n);
 
+/* Copies src[0..n) to dst (not overlapping) and returns herd_crc32c(crc, src, n), reading the
+ * data once on the SSE4.2 path (a record copied out of a mapped shard and checked). */
+uint32_t herd_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t n);
+
 typedef enum herd_crc32c_impl {
     HERD_CRC32C_AUTO = 0, /* what herd_crc32c uses */
     HERD_CRC32C_BYTEWISE, /* one table, one byte a step: the reference */
