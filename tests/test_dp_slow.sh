@@ -29,6 +29,16 @@ expect_exit 2 "deterministic needs divisible groups (checked before launch)" -- 
     -n 3 --deterministic
 expect_err_line "3 ranks with 4 groups" "world size (3) to divide"
 
+# ZeRO-1: reduce-scattered gradients and sharded optimizer state give plain data parallel's
+# weights (to float tolerance; bit-identical with --deterministic); refused with ps in one line
+expect_exit 0 "zero 2 ranks" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --zero 1 --bucket-mb 0.01 --save "$TMP/z2.st"
+compare_weights "$TMP/r2.st" "$TMP/z2.st" 2e-4 && pass || fail "--zero 1 differs from plain data parallel"
+expect_exit 0 "zero deterministic 4 ranks" -- "$HERD" train "$FASHION" "${common[@]}" -n 4 --deterministic --zero 1 \
+    --save "$TMP/zd4.st"
+cmp -s "$TMP/d1.st" "$TMP/zd4.st" && pass || fail "--zero 1 --deterministic on 4 ranks not bit-identical to 1 rank"
+expect_exit 2 "zero with ps" -- "$HERD" train "$SMALL" "${common[@]}" -n 3 --strategy ps --zero 1
+expect_err_line "zero with ps" "--zero 1 is for --strategy dp"
+
 # bf16 gradient compression: close to fp32
 expect_exit 0 "bf16" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --grad-compress bf16 --save "$TMP/bf.st"
 compare_weights "$TMP/r2.st" "$TMP/bf.st" 5e-2 && pass || fail "bf16 weights too far from fp32"

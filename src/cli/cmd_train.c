@@ -248,6 +248,8 @@ static herd_status check_layout(const train_layout *l, herd_model *m, int world,
     if (st) return st;
     if (l->scfg.kind == HERD_STRATEGY_PS && (l->ckpt_dir || l->resume))
         return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --strategy ps yet");
+    if (l->scfg.zero && world > 1 && (l->ckpt_dir || l->resume))
+        return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --zero 1 yet");
     herd_strategy_config cuts = l->scfg;
     return l->scfg.kind == HERD_STRATEGY_PIPELINE
                ? cli_pipeline_cuts(m, l->scfg.stages, l->split, l->scfg.microbatches, cuts.cuts, err)
@@ -260,7 +262,7 @@ int cmd_train(int argc, char **argv) {
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0,
-        straggler_every = 0, ckpt_sync = 0;
+        straggler_every = 0, ckpt_sync = 0, zero = 0;
     const char *trace_path = NULL;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
@@ -321,6 +323,7 @@ int cmd_train(int argc, char **argv) {
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
         {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
+        {"--zero", OPT_INT, &zero, 0, 1, "STAGE", "data parallel: 1 = ZeRO stage 1, each rank keeps and updates 1/N of the optimizer state (gradients reduce-scattered, parameters allgathered); 0 = off (default)", 0},
         {"--det-groups", OPT_INT, &det_groups, 1, 4096, "G", "--deterministic: micro-groups per batch; the world size must divide G (default 4)", 0},
         {"--timeout", OPT_FLOAT, &timeout, 1, 86400, "S", "data parallel: fail when a rank gives no answer within S seconds (default 60)", 0},
         {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "batches prepared ahead by loader threads (default 2; 0 = load in the training thread)", 0},
@@ -399,7 +402,7 @@ int cmd_train(int argc, char **argv) {
     }
     train_layout layout = {{.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
                             .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb, .bf16 = bf16 == 1,
-                            .deterministic = deterministic, .groups = det_groups, .stages = stages,
+                            .deterministic = deterministic, .groups = det_groups, .zero = zero, .stages = stages,
                             .microbatches = microbatches, .one_f_one_b = sched == 1},
                            batch, split, ckpt_dir, resume};
     herd_strategy_layout plan;
