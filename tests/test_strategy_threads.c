@@ -4,10 +4,11 @@
  * for 1, 2 and 4 ranks with dropout, ZeRO-1 bit-identical to plain data parallel (and with
  * --deterministic to one process) holding 1/N of the optimizer state, the parameter server with staleness 0 (equal to one
  * process) and 2 (the workers agree after an exact pull) or unbounded, and the GPipe and 1F1B
- * pipeline schedules on 2 stages and on 2 stages x 2 replicas. Reference kernels, one thread
- * per rank. */
+ * pipeline schedules on 2 stages and on 2 stages x 2 replicas; the layout-free resume matrix.
+ * Reference kernels, one thread per rank. */
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "dist/strategy.h"
@@ -34,6 +35,9 @@ typedef struct job {
     int64_t lo_hi[2 * 64]; /* rank 0's gradient buckets */
     int buckets;
     int64_t opt_lo, opt_hi; /* the last rank's update range */
+    const char *ckpt_dir;   /* set: herd_train for 2 epochs, checkpoints every 4 steps there */
+    int resume;
+    int64_t steps_run;      /* herd_train: the steps the first rank took */
 } job;
 
 static herd_status make_model(const job *j, int world, herd_model **out, herd_error *err) {
@@ -59,6 +63,15 @@ static void train_rank(rank_ctx *r) {
         r->status = herd_train_serve(m, j->ds, &tc, &r->err);
         goto done;
     }
+    if (!st && j->ckpt_dir) { /* the whole loop, its checkpoints and its resume */
+        tc.epochs = 2, tc.checkpoint_dir = j->ckpt_dir, tc.checkpoint_every = 4, tc.keep_checkpoints = 0;
+        tc.resume = j->resume;
+        herd_train_phases ph = {0};
+        tc.phases = &ph;
+        st = herd_train(m, j->ds, NULL, &tc, NULL, &r->err);
+        if (r->rank == 0) j->steps_run = ph.steps;
+        goto trained;
+    }
     if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / B, &r->err);
     int64_t idx[B];
     for (int step = 0; step < STEPS && !st; step++) {
@@ -68,6 +81,7 @@ static void train_rank(rank_ctx *r) {
     }
     if (!st) st = herd_strategy_sync_model(s, STEPS, &r->err);
     if (!st) st = herd_strategy_finish(s, &r->err);
+trained:
     if (!st) {
         int64_t n;
         const float *p = herd_model_params(m, &n);
@@ -108,6 +122,88 @@ static void expect_close(job *j, int ranks, const char *what, double tol) {
     CHECK(!run(j, ranks, got_params), "%s: training failed", what);
     double d = max_diff(got_params, ref_params, j->n);
     CHECK(d <= tol, "%s: max |difference| to one process %.3g > %.3g", what, d, tol);
+}
+
+/* Copies src to dst (a checkpoint into a fresh directory); 0 on success. */
+static int copy_file(const char *src, const char *dst) {
+    FILE *a = fopen(src, "rb"), *b = fopen(dst, "wb");
+    char buf[1 << 16];
+    size_t k;
+    int ok = a && b;
+    while (ok && (k = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, k, b) == k;
+    if (a) fclose(a);
+    if (b && fclose(b) != 0) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* Layout-free checkpoints: 4 ranks with --zero 1 --deterministic write them; resumed from the
+ * one after step 4 (mid-epoch) on other layouts, the run ends on the same bits as without the
+ * stop, and a 2-stage pipeline resumes a --zero 1 checkpoint (to float tolerance, no fixed
+ * groups there); a checkpoint of another model is refused. */
+static void resume_matrix(herd_dataset *ds) {
+    static float full[4096];
+    char dir[64], src[256], dst[256];
+    snprintf(dir, sizeof dir, "/tmp/herd_resume_XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "no scratch directory");
+        return;
+    }
+    char written[96];
+    snprintf(written, sizeof written, "%s/w", dir);
+    job r = {.spec = SPEC_DROPOUT, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .ckpt_dir = written};
+    r.cfg.deterministic = 1, r.cfg.zero = 1;
+    CHECK(!run(&r, 4, full), "4 ranks --zero 1 writing checkpoints");
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", written);
+    static const struct {
+        int ranks, zero;
+    } layouts[] = {{2, 1}, {1, 0}, {2, 0}, {4, 1}};
+    for (int k = 0; k < (int)(sizeof layouts / sizeof layouts[0]); k++) {
+        char resumed[96];
+        snprintf(resumed, sizeof resumed, "%s/r%d", dir, k);
+        snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", resumed);
+        CHECK(mkdir(resumed, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
+        r.ckpt_dir = resumed, r.resume = 1, r.cfg.zero = layouts[k].zero;
+        CHECK(!run(&r, layouts[k].ranks, got_params), "resume on %d ranks --zero %d", layouts[k].ranks,
+              layouts[k].zero);
+        CHECK(memcmp(full, got_params, (size_t)r.n * sizeof(float)) == 0,
+              "resumed on %d ranks --zero %d: not the bits of the run without a stop (max %.3g)", layouts[k].ranks,
+              layouts[k].zero, max_diff(full, got_params, r.n));
+        CHECK(r.steps_run == 2 * SAMPLES / B - 4, "resumed at step 4 of %d, ran %lld steps", 2 * SAMPLES / B,
+              (long long)r.steps_run);
+    }
+    /* without --deterministic (a pipeline has no fixed groups): 4 ranks --zero 1 write, a 2-stage
+     * pipeline resumes, equal to the run without a stop to float tolerance */
+    char plain[96];
+    snprintf(plain, sizeof plain, "%s/plain", dir);
+    job z = {.spec = SPEC_PLAIN, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .ckpt_dir = plain};
+    z.cfg.zero = 1;
+    CHECK(!run(&z, 4, full), "4 ranks --zero 1 writing checkpoints, not deterministic");
+    char piped[96];
+    snprintf(piped, sizeof piped, "%s/pipe", dir);
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", plain);
+    snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", piped);
+    CHECK(mkdir(piped, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
+    z.cfg = herd_strategy_defaults(HERD_STRATEGY_PIPELINE), z.cfg.cuts[0] = 0, z.ckpt_dir = piped, z.resume = 1;
+    CHECK(!run(&z, 2, got_params), "2-stage pipeline resuming a --zero 1 checkpoint");
+    CHECK(max_diff(full, got_params, z.n) <= 2e-6 && z.steps_run == 2 * SAMPLES / B - 4,
+          "2-stage pipeline from a --zero 1 checkpoint: %.3g from the run without a stop, %lld steps",
+          max_diff(full, got_params, z.n), (long long)z.steps_run);
+
+    /* another model: one line naming the difference, on every rank */
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", written);
+    char other[96];
+    snprintf(other, sizeof other, "%s/other", dir);
+    r.spec = SPEC_PLAIN, r.ckpt_dir = other;
+    CHECK(mkdir(other, 0700) == 0, "mkdir %s", other);
+    snprintf(dst, sizeof dst, "%s/other/ckpt-0000000004.safetensors", dir);
+    CHECK(copy_file(src, dst) == 0, "copying %s", src);
+    rank_ctx ctx[2];
+    run_ranks(2, 30, train_rank, &r, ctx);
+    CHECK(ctx[0].status == HERD_EARG && strstr(ctx[0].err.msg, "not the same model") && !strchr(ctx[0].err.msg, '\n'),
+          "a checkpoint of another model: %s", ctx[0].err.msg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
 }
 
 int main(void) {
@@ -226,6 +322,7 @@ int main(void) {
     q.cfg.stages = 3;
     CHECK(herd_strategy_layout_for(&q.cfg, 4, B, &lay, &e) == HERD_EARG && strstr(e.msg, "--stages 3 divides"),
           "4 ranks with 3 stages: %s", e.msg);
+    resume_matrix(ds);
     herd_dataset_close(ds);
     return check_summary();
 }

@@ -248,8 +248,6 @@ static herd_status check_layout(const train_layout *l, herd_model *m, int world,
     if (st) return st;
     if (l->scfg.kind == HERD_STRATEGY_PS && (l->ckpt_dir || l->resume))
         return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --strategy ps yet");
-    if (l->scfg.zero && world > 1 && (l->ckpt_dir || l->resume))
-        return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --zero 1 yet");
     herd_strategy_config cuts = l->scfg;
     return l->scfg.kind == HERD_STRATEGY_PIPELINE
                ? cli_pipeline_cuts(m, l->scfg.stages, l->split, l->scfg.microbatches, cuts.cuts, err)

@@ -199,10 +199,10 @@ static herd_status dp_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
 }
 
 static herd_status dp_gather_state(herd_strategy *s, float *m, float *v, herd_error *err) {
-    (void)m, (void)v;
-    if (((dp_state *)s->impl)->zero && s->world > 1)
-        return herd_fail(err, HERD_EUNSUPPORTED, "checkpoints of --zero 1 runs on several ranks are not supported yet");
-    return dp_nothing(s, err); /* every rank holds the whole state */
+    dp_state *d = s->impl;
+    if (!d->zero || s->world == 1) return dp_nothing(s, err); /* every rank holds the whole state */
+    herd_status st = m ? herd_comm_allgatherv(s->comm, m, d->shard_counts, err) : HERD_OK; /* every rank's shard */
+    return !st && v ? herd_comm_allgatherv(s->comm, v, d->shard_counts, err) : st;
 }
 
 static void dp_destroy(herd_strategy *s) {
