@@ -226,8 +226,8 @@ static void print_run_summary(const herd_train_phases *p, double seconds, int wo
            seconds, seconds > 0 ? (double)p->samples * world / seconds : 0.0, world, world == 1 ? "" : "s");
     printf("  data %5.1f%%  compute %5.1f%%  gradient exchange %5.1f%%  optimizer %5.1f%%  (of %.1f s in steps)\n",
            100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
-    printf("  peak memory %.1f MiB (planned activations %.1f MiB)\n", ru.ru_maxrss / 1024.0,
-           herd_model_planned_bytes(m) / 1048576.0);
+    printf("  peak memory %.1f MiB (planned activations %.1f MiB, optimizer state %.2f MiB)\n", ru.ru_maxrss / 1024.0,
+           herd_model_planned_bytes(m) / 1048576.0, p->optimizer_floats * 4.0 / 1048576.0);
     if (p->checkpoint > 0 || p->checkpoint_end > 0)
         printf("  checkpoints held the training loop %.3f s (and %.3f s at the end, for the last background "
                "write)\n", p->checkpoint, p->checkpoint_end);

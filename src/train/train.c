@@ -537,6 +537,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         st = straggler_report(t, &strag, t->step, 1, cb, err);
     }
     t->phases.checkpoint += checkpoint_writer_blocked(cw, &t->phases.checkpoint_end);
+    t->phases.optimizer_floats = ((t->opt.m != NULL) + (t->opt.v != NULL)) * t->opt.n;
     if (cfg->phases) *cfg->phases = t->phases;
 done:
     checkpoint_writer_destroy(cw); /* a write still going (an error ended the run) is finished first */
