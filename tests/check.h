@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 
-static int check_passed_, check_failed_;
+static _Atomic int check_passed_, check_failed_; /* atomic: threaded tests check from every rank */
 
 #define CHECK(cond, ...)                                              \
     do {                                                              \

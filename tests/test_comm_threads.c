@@ -1,5 +1,6 @@
 /* The in-process communicator (ranks as threads): every collective against its definition, on
- * every rank; requests waited out of order; bf16 sums; splits; point-to-point messages and
+ * every rank; requests waited out of order; bf16 sums; reduce-scatter and allgatherv of uneven
+ * parts; splits; point-to-point messages and
  * probes; a rank that never joins is a timeout naming the collective, an abort ends the others'
  * waits. */
 #include <string.h>
@@ -53,6 +54,22 @@ static void collectives(rank_ctx *r) {
     for (int q = 0; q < size; q++)
         for (int i = 0; i < 4; i++) ag_ok &= all[q * 4 + i] == (float)(10 * q + i);
     CHECK(ag_ok, "rank %d: allgather in place", me);
+
+    /* reduce-scatter of uneven parts (rank r keeps r + 1 values), then allgatherv of them back */
+    int counts[8], total = 0;
+    for (int q = 0; q < size; q++) counts[q] = q + 1, total += q + 1;
+    float full[64], part[8];
+    for (int i = 0; i < total; i++) full[i] = (float)(i * (me + 1));
+    if (!st && !(st = herd_comm_ireduce_scatter(c, full, part, counts, &ra, &r->err))) st = herd_comm_wait(c, ra, &r->err);
+    int rs_ok = !st, off = me * (me + 1) / 2;
+    for (int i = 0; i < me + 1; i++) rs_ok &= part[i] == (float)((off + i) * size * (size + 1) / 2);
+    CHECK(rs_ok, "rank %d: reduce-scatter of uneven parts", me);
+    for (int i = 0; i < total; i++) full[i] = -1;
+    memcpy(full + off, part, (size_t)(me + 1) * sizeof(float));
+    if (!st) st = herd_comm_allgatherv(c, full, counts, &r->err);
+    int agv_ok = !st;
+    for (int i = 0; i < total; i++) agv_ok &= full[i] == (float)(i * size * (size + 1) / 2);
+    CHECK(agv_ok, "rank %d: allgatherv of the reduced parts", me);
 
     double d[2] = {me, 1};
     if (!st) st = herd_comm_allreduce_f64(c, d, 2, &r->err);

@@ -29,6 +29,30 @@ expect_exit 2 "deterministic needs divisible groups (checked before launch)" -- 
     -n 3 --deterministic
 expect_err_line "3 ranks with 4 groups" "world size (3) to divide"
 
+# ZeRO-1: reduce-scattered gradients and sharded optimizer state give plain data parallel's
+# weights (to float tolerance; bit-identical with --deterministic); refused with ps in one line
+expect_exit 0 "zero 2 ranks" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --zero 1 --bucket-mb 0.01 --save "$TMP/z2.st"
+compare_weights "$TMP/r2.st" "$TMP/z2.st" 2e-4 && pass || fail "--zero 1 differs from plain data parallel"
+expect_exit 0 "zero deterministic 4 ranks" -- "$HERD" train "$FASHION" "${common[@]}" -n 4 --deterministic --zero 1 \
+    --save "$TMP/zd4.st"
+cmp -s "$TMP/d1.st" "$TMP/zd4.st" && pass || fail "--zero 1 --deterministic on 4 ranks not bit-identical to 1 rank"
+# layout-free checkpoints: written by 4 ranks with --zero 1 --deterministic, the one after step 5
+# resumes on 2 ranks with --zero 1, on 1 rank and on 2 ranks without it to the bits of the run
+# without a stop; a checkpoint of another model is one line
+expect_exit 0 "zero 4 ranks writing checkpoints" -- "$HERD" train "$FASHION" "${common[@]}" -n 4 --deterministic \
+    --zero 1 --checkpoint-dir "$TMP/zck" --checkpoint-every 5 --keep-checkpoints 0
+for layout in "-n 2 --zero 1" "-n 1" "-n 2"; do
+    rm -rf "$TMP/zr" && mkdir "$TMP/zr" && cp "$TMP/zck/ckpt-0000000005.safetensors" "$TMP/zr/"
+    expect_exit 0 "resume $layout" -- "$HERD" train "$FASHION" "${common[@]}" $layout --deterministic --resume "$TMP/zr" \
+        --save "$TMP/zr.st"
+    cmp -s "$TMP/d1.st" "$TMP/zr.st" && pass || fail "a --zero 1 checkpoint of 4 ranks resumed with $layout: not bit-identical"
+done
+rm -rf "$TMP/zr" && mkdir "$TMP/zr" && cp "$TMP/zck/ckpt-0000000005.safetensors" "$TMP/zr/"
+expect_exit 1 "resume another model" -- "$HERD" train "$SMALL" "${common[@]}" --deterministic --resume "$TMP/zr"
+expect_err_line "resume another model" "not the same model"
+expect_exit 2 "zero with ps" -- "$HERD" train "$SMALL" "${common[@]}" -n 3 --strategy ps --zero 1
+expect_err_line "zero with ps" "--zero 1 is for --strategy dp"
+
 # bf16 gradient compression: close to fp32
 expect_exit 0 "bf16" -- "$HERD" train "$SMALL" "${common[@]}" -n 2 --grad-compress bf16 --save "$TMP/bf.st"
 compare_weights "$TMP/r2.st" "$TMP/bf.st" 5e-2 && pass || fail "bf16 weights too far from fp32"

@@ -35,6 +35,9 @@ typedef struct herd_strategy_config {
     int bf16;          /* send gradients as bfloat16 */
     int deterministic; /* fixed-order reduction: bit-identical weights for any world size dividing `groups` */
     int groups;        /* deterministic: fixed micro-groups per global batch */
+    int zero;          /* 1: ZeRO stage 1 (data parallel): gradients reduce-scattered, each rank updates its
+                        * 1/world of the parameters with its 1/world of the optimizer state, then the
+                        * parameters are allgathered; 0: every rank updates everything */
     int stages;        /* pipeline: stages per pipeline (the world holds world/stages replicas) */
     int microbatches;  /* pipeline: micro-batches per step */
     int one_f_one_b;   /* pipeline: 1F1B schedule instead of GPipe */

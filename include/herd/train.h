@@ -28,6 +28,7 @@ typedef struct herd_train_phases {
     double checkpoint; /* the loop held up by checkpoints (copying the state, a write still going) */
     double checkpoint_end; /* waiting at the end (or a stop) for the last background write */
     int64_t steps, samples;
+    int64_t optimizer_floats; /* the dense optimizer state this rank keeps (--zero 1: its shard's) */
 } herd_train_phases;
 
 typedef struct herd_train_config {

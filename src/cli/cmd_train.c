@@ -226,8 +226,8 @@ static void print_run_summary(const herd_train_phases *p, double seconds, int wo
            seconds, seconds > 0 ? (double)p->samples * world / seconds : 0.0, world, world == 1 ? "" : "s");
     printf("  data %5.1f%%  compute %5.1f%%  gradient exchange %5.1f%%  optimizer %5.1f%%  (of %.1f s in steps)\n",
            100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
-    printf("  peak memory %.1f MiB (planned activations %.1f MiB)\n", ru.ru_maxrss / 1024.0,
-           herd_model_planned_bytes(m) / 1048576.0);
+    printf("  peak memory %.1f MiB (planned activations %.1f MiB, optimizer state %.2f MiB)\n", ru.ru_maxrss / 1024.0,
+           herd_model_planned_bytes(m) / 1048576.0, p->optimizer_floats * 4.0 / 1048576.0);
     if (p->checkpoint > 0 || p->checkpoint_end > 0)
         printf("  checkpoints held the training loop %.3f s (and %.3f s at the end, for the last background "
                "write)\n", p->checkpoint, p->checkpoint_end);
@@ -260,7 +260,7 @@ int cmd_train(int argc, char **argv) {
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0,
-        straggler_every = 0, ckpt_sync = 0;
+        straggler_every = 0, ckpt_sync = 0, zero = 0;
     const char *trace_path = NULL;
     const char *ckpt_dir = NULL, *resume = NULL, *on_nan = "stop", *strategy_name = "dp", *staleness_s = "0";
     int servers = 1, stages = 2, microbatches = 4;
@@ -321,6 +321,7 @@ int cmd_train(int argc, char **argv) {
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size reduced while backward runs (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none (default) or bf16 gradients on the wire", 0},
         {"--deterministic", OPT_FLAG, &deterministic, 0, 0, NULL, "fixed-order gradient reduction: bit-identical weights for 1, 2 or 4 ranks", 0},
+        {"--zero", OPT_INT, &zero, 0, 1, "STAGE", "data parallel: 1 = ZeRO stage 1, each rank keeps and updates 1/N of the optimizer state (gradients reduce-scattered, parameters allgathered); 0 = off (default)", 0},
         {"--det-groups", OPT_INT, &det_groups, 1, 4096, "G", "--deterministic: micro-groups per batch; the world size must divide G (default 4)", 0},
         {"--timeout", OPT_FLOAT, &timeout, 1, 86400, "S", "data parallel: fail when a rank gives no answer within S seconds (default 60)", 0},
         {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "batches prepared ahead by loader threads (default 2; 0 = load in the training thread)", 0},
@@ -399,7 +400,7 @@ int cmd_train(int argc, char **argv) {
     }
     train_layout layout = {{.kind = ps ? HERD_STRATEGY_PS : pipeline ? HERD_STRATEGY_PIPELINE : HERD_STRATEGY_DP,
                             .servers = servers, .staleness = staleness, .bucket_mb = bucket_mb, .bf16 = bf16 == 1,
-                            .deterministic = deterministic, .groups = det_groups, .stages = stages,
+                            .deterministic = deterministic, .groups = det_groups, .zero = zero, .stages = stages,
                             .microbatches = microbatches, .one_f_one_b = sched == 1},
                            batch, split, ckpt_dir, resume};
     herd_strategy_layout plan;

@@ -40,6 +40,14 @@ herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64
  * bfloat16 (rounded to nearest even), each pairwise sum done in float and rounded back. */
 herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch,
                                  herd_comm_request **req, herd_error *err);
+/* Starts a sum across ranks of in[0 .. counts[0] + ... + counts[size-1]) of which rank r keeps
+ * its part, [counts[0] + ... + counts[r-1], + counts[r]), in out[0 .. counts[r]). counts is the
+ * same on every rank; in, out (not overlapping) and counts must stay until the request completes. */
+herd_status herd_comm_ireduce_scatter(herd_comm *c, const float *in, float *out, const int *counts,
+                                      herd_comm_request **req, herd_error *err);
+/* In place: every rank's part of buf (rank r's: as herd_comm_ireduce_scatter cuts it) to every
+ * rank; blocking. */
+herd_status herd_comm_allgatherv(herd_comm *c, float *buf, const int *counts, herd_error *err);
 /* Lets MPI move outstanding requests forward (non-blocking). */
 void herd_comm_poll(herd_comm *c);
 /* on = 1: a background thread drives MPI's progress engine while

@@ -581,6 +581,51 @@ static herd_status mpi_iallreduce(herd_comm *hc, float *buf, int64_t n, uint16_t
     return HERD_OK;
 }
 
+static herd_status mpi_ireduce_scatter(herd_comm *hc, const float *in, float *out, const int *counts,
+                                       herd_comm_request **req, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
+    herd_comm_request *r = take_request(c, "reduce-scatter");
+    if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
+    r->n = counts[c->rank];
+    if (!c->mpi) {
+        memcpy(out, in, (size_t)counts[0] * sizeof(float));
+    } else {
+        int rc = MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, c->comm, &r->r);
+        if (rc != MPI_SUCCESS) {
+            r->in_use = 0;
+            return mpi_fail(err, rc, "reduce-scatter");
+        }
+    }
+    *req = r;
+    return HERD_OK;
+}
+
+static herd_status mpi_allgatherv(herd_comm *hc, float *buf, const int *counts, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
+    if (!c->mpi) return HERD_OK;
+    int *displs = malloc((size_t)c->size * sizeof *displs);
+    herd_comm_request *r = displs ? take_request(c, "allgatherv") : NULL;
+    if (!r) {
+        free(displs);
+        return herd_fail(err, HERD_ENOMEM, "out of memory for an allgather");
+    }
+    int64_t at = 0;
+    for (int q = 0; q < c->size; q++) displs[q] = (int)at, at += counts[q];
+    r->n = at;
+    herd_status st = HERD_OK;
+    int rc = at > 0x7fffffff ? MPI_ERR_COUNT
+                             : MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                                               c->comm, &r->r);
+    if (rc != MPI_SUCCESS) {
+        r->in_use = 0;
+        st = mpi_fail(err, rc, "allgatherv");
+    } else {
+        st = mpi_wait(&c->base, r, err);
+    }
+    free(displs); /* MPI reads it until the request completes: after the wait */
+    return st;
+}
+
 static void mpi_poll(herd_comm *hc) {
     mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi) return;
@@ -715,6 +760,8 @@ static const comm_ops mpi_ops = {
     .allreduce_f64 = mpi_allreduce_f64,
     .allgather = mpi_allgather,
     .iallreduce = mpi_iallreduce,
+    .ireduce_scatter = mpi_ireduce_scatter,
+    .allgatherv = mpi_allgatherv,
     .poll = mpi_poll,
     .progress = mpi_progress,
     .wait = mpi_wait,

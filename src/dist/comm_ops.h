@@ -25,6 +25,9 @@ struct comm_ops {
     herd_status (*allgather)(herd_comm *c, const float *in, float *out, int64_t n, herd_error *err);
     herd_status (*iallreduce)(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch, herd_comm_request **req,
                               herd_error *err);
+    herd_status (*ireduce_scatter)(herd_comm *c, const float *in, float *out, const int *counts,
+                                   herd_comm_request **req, herd_error *err);
+    herd_status (*allgatherv)(herd_comm *c, float *buf, const int *counts, herd_error *err);
     void (*poll)(herd_comm *c);
     void (*progress)(herd_comm *c, int on);
     herd_status (*wait)(herd_comm *c, herd_comm_request *req, herd_error *err);

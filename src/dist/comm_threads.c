@@ -18,9 +18,10 @@
 #define SLOTS 512        /* collectives in flight per group (a rank has at most MAX_REQUESTS) */
 #define MAX_REQUESTS 256
 
-enum { C_ALLREDUCE, C_ALLREDUCE_BF16, C_ALLREDUCE_F64, C_BROADCAST, C_ALLGATHER, C_SPLIT };
-static const char *const coll_names[] = {"allreduce", "allreduce", "metrics allreduce", "broadcast", "allgather",
-                                         "communicator split"};
+enum { C_ALLREDUCE, C_ALLREDUCE_BF16, C_ALLREDUCE_F64, C_BROADCAST, C_ALLGATHER, C_SPLIT, C_REDUCE_SCATTER,
+       C_ALLGATHERV };
+static const char *const coll_names[] = {"allreduce", "allreduce",      "metrics allreduce", "broadcast",
+                                         "allgather", "communicator split", "reduce-scatter", "allgatherv"};
 
 typedef struct tgroup tgroup;
 
@@ -57,6 +58,7 @@ typedef struct thread_request {
     float *buf;
     int64_t n;
     uint16_t *bf16;
+    const int *counts; /* reduce-scatter */
     void *rbuf; /* receive */
     int peer, tag;
 } thread_request;
@@ -195,8 +197,10 @@ static herd_status coll_arrive(tcomm *c, int kind, const void *in, int64_t n, in
 
 /* Reads what this rank's result needs from every rank's buffers into scratch (floats, doubles
  * or bytes by kind); a split makes the new groups here (under the lock). */
-static herd_status coll_compute(tcomm *c, coll *s, void *scratch, herd_comm **sub, herd_error *err) {
+static herd_status coll_compute(tcomm *c, coll *s, const int *counts, void *scratch, herd_comm **sub,
+                                herd_error *err) {
     int n = c->g->n, me = c->base.rank;
+    int64_t off = 0; /* reduce-scatter, allgatherv: where rank r's part starts */
     switch (s->kind) {
     case C_ALLREDUCE: {
         float *out = scratch;
@@ -228,6 +232,19 @@ static herd_status coll_compute(tcomm *c, coll *s, void *scratch, herd_comm **su
     case C_ALLGATHER:
         for (int r = 0; r < n; r++) memcpy((float *)scratch + (size_t)r * (size_t)s->n, s->in[r], (size_t)s->n * 4);
         return HERD_OK;
+    case C_REDUCE_SCATTER: {
+        for (int r = 0; r < me; r++) off += counts[r];
+        float *out = scratch;
+        if (counts[me] == 0) return HERD_OK; /* no part of it here (no scratch either) */
+        memcpy(out, (const float *)s->in[0] + off, (size_t)counts[me] * sizeof(float));
+        for (int r = 1; r < n; r++)
+            for (int64_t i = 0; i < counts[me]; i++) out[i] += ((const float *)s->in[r])[off + i];
+        return HERD_OK;
+    }
+    case C_ALLGATHERV:
+        for (int r = 0; r < n; off += counts[r], r++)
+            memcpy((float *)scratch + off, (const float *)s->in[r] + off, (size_t)counts[r] * sizeof(float));
+        return HERD_OK;
     case C_SPLIT: {
         int first = -1, members = 0, rank = 0;
         for (int r = 0; r < n; r++) {
@@ -252,7 +269,8 @@ static herd_status coll_compute(tcomm *c, coll *s, void *scratch, herd_comm **su
 }
 
 /* The second half of a collective this rank arrived at; writes its result into out (bytes). */
-static herd_status coll_finish(tcomm *c, int slot, void *out, size_t bytes, herd_comm **sub, herd_error *err) {
+static herd_status coll_finish(tcomm *c, int slot, const int *counts, void *out, size_t bytes, herd_comm **sub,
+                               herd_error *err) {
     tgroup *g = c->g;
     coll *s = &g->slots[slot];
     const char *what = coll_names[s->kind];
@@ -262,7 +280,7 @@ static herd_status coll_finish(tcomm *c, int slot, void *out, size_t bytes, herd
     pthread_mutex_lock(&g->mu);
     herd_status st = wait_until(c, all_arrived, s, deadline, what, err);
     pthread_mutex_unlock(&g->mu);
-    if (!st) st = coll_compute(c, s, scratch, sub, err);
+    if (!st) st = coll_compute(c, s, counts, scratch, sub, err);
     pthread_mutex_lock(&g->mu);
     if (!st) {
         s->computed++;
@@ -284,7 +302,7 @@ static herd_status coll_run(tcomm *c, int kind, const void *in, void *out, int64
                             herd_error *err) {
     int slot;
     herd_status st = coll_arrive(c, kind, in, n, root, 0, &slot, err);
-    return st ? st : coll_finish(c, slot, out, bytes, NULL, err);
+    return st ? st : coll_finish(c, slot, NULL, out, bytes, NULL, err);
 }
 
 static thread_request *take_request(tcomm *c, int kind) {
@@ -326,6 +344,32 @@ static herd_status t_iallreduce(herd_comm *hc, float *buf, int64_t n, uint16_t *
     }
     *req = (herd_comm_request *)r;
     return HERD_OK;
+}
+
+static herd_status t_ireduce_scatter(herd_comm *hc, const float *in, float *out, const int *counts,
+                                     herd_comm_request **req, herd_error *err) {
+    tcomm *c = (tcomm *)hc;
+    thread_request *r = take_request(c, C_REDUCE_SCATTER);
+    if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
+    int64_t total = 0;
+    for (int q = 0; q < hc->size; q++) total += counts[q];
+    r->buf = out, r->n = counts[hc->rank], r->counts = counts;
+    herd_status st = coll_arrive(c, C_REDUCE_SCATTER, in, total, 0, 0, &r->slot, err);
+    if (st) {
+        r->in_use = 0;
+        return st;
+    }
+    *req = (herd_comm_request *)r;
+    return HERD_OK;
+}
+
+static herd_status t_allgatherv(herd_comm *hc, float *buf, const int *counts, herd_error *err) {
+    tcomm *c = (tcomm *)hc;
+    int64_t total = 0;
+    for (int q = 0; q < hc->size; q++) total += counts[q];
+    int slot;
+    herd_status st = coll_arrive(c, C_ALLGATHERV, buf, total, 0, 0, &slot, err);
+    return st ? st : coll_finish(c, slot, counts, buf, (size_t)total * sizeof(float), NULL, err);
 }
 
 /* ---- point to point ---- */
@@ -390,8 +434,8 @@ static herd_status t_wait(herd_comm *hc, herd_comm_request *req, herd_error *err
     tcomm *c = (tcomm *)hc;
     thread_request *r = (thread_request *)req;
     herd_status st = HERD_OK;
-    if (r->kind == C_ALLREDUCE || r->kind == C_ALLREDUCE_BF16) {
-        st = coll_finish(c, r->slot, r->buf, (size_t)r->n * sizeof(float), NULL, err);
+    if (r->kind == C_ALLREDUCE || r->kind == C_ALLREDUCE_BF16 || r->kind == C_REDUCE_SCATTER) {
+        st = coll_finish(c, r->slot, r->counts, r->buf, (size_t)r->n * sizeof(float), NULL, err);
     } else if (r->kind == -2) {
         char what[64];
         snprintf(what, sizeof what, "a receive from rank %d (tag %d)", r->peer, r->tag);
@@ -418,7 +462,7 @@ static herd_status t_split(herd_comm *hc, int color, herd_comm **out, herd_error
     tcomm *c = (tcomm *)hc;
     int slot;
     herd_status st = coll_arrive(c, C_SPLIT, NULL, 0, 0, color, &slot, err);
-    return st ? st : coll_finish(c, slot, NULL, 0, out, err);
+    return st ? st : coll_finish(c, slot, NULL, NULL, 0, out, err);
 }
 
 /* ---- the rest of the table ---- */
@@ -467,6 +511,8 @@ static const comm_ops thread_ops = {
     .allreduce_f64 = t_allreduce_f64,
     .allgather = t_allgather,
     .iallreduce = t_iallreduce,
+    .ireduce_scatter = t_ireduce_scatter,
+    .allgatherv = t_allgatherv,
     .poll = t_poll,
     .progress = t_progress,
     .wait = t_wait,

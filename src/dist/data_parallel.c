@@ -3,7 +3,13 @@
  * with a non-blocking allreduce as soon as the model's hook says it is final, polled after
  * every layer so communication overlaps the rest of backward. The deterministic mode instead
  * gathers one gradient per fixed micro-group and sums them in group order, which makes the
- * result independent of how many ranks computed the groups. */
+ * result independent of how many ranks computed the groups.
+ * ZeRO stage 1 (cfg.zero): rank r owns the contiguous shard [n*r/W, n*(r+1)/W) of the dense
+ * parameters and the optimizer state of it alone; each bucket is reduce-scattered instead of
+ * allreduced (rank r receives the sum of the bucket's part inside its shard), the rank updates
+ * its shard, and the shards are allgathered into every rank's parameters. Every element's
+ * update is the same arithmetic as without it, so with --deterministic (the group sums taken
+ * over the shard) the weights are the same bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +35,12 @@ typedef struct dp_state {
     float *slots;   /* deterministic: one gradient per group, groups * n_params */
     herd_status hook_status;
     herd_error hook_err;
+    /* ZeRO-1 */
+    int zero;
+    int64_t lo, hi;     /* this rank's shard of the dense parameters */
+    int *shard_counts;  /* per rank: its shard's floats */
+    int *bucket_counts; /* per bucket, per rank: the floats of the bucket inside the rank's shard */
+    float *shard_grad;  /* hi - lo: the reduce-scatters' output */
 } dp_state;
 
 static void on_grads_ready(void *user, int64_t ready_from) {
@@ -38,8 +50,16 @@ static void on_grads_ready(void *user, int64_t ready_from) {
     for (int k = 0; k < d->n_buckets; k++) {
         bucket *b = &d->buckets[k];
         if (b->started || b->lo < ready_from) continue;
-        d->hook_status = herd_comm_iallreduce(s->comm, herd_model_grads(s->m) + b->lo, b->hi - b->lo,
-                                              d->bf16 ? d->bf16 + b->lo : NULL, &b->req, &d->hook_err);
+        if (d->zero) { /* this rank's part of the bucket lands at its place in the shard */
+            int64_t at = b->lo > d->lo ? b->lo - d->lo : 0;
+            d->hook_status = herd_comm_ireduce_scatter(s->comm, herd_model_grads(s->m) + b->lo,
+                                                       d->shard_grad + (at < d->hi - d->lo ? at : d->hi - d->lo),
+                                                       d->bucket_counts + (size_t)k * (size_t)s->world, &b->req,
+                                                       &d->hook_err);
+        } else {
+            d->hook_status = herd_comm_iallreduce(s->comm, herd_model_grads(s->m) + b->lo, b->hi - b->lo,
+                                                  d->bf16 ? d->bf16 + b->lo : NULL, &b->req, &d->hook_err);
+        }
         b->started = 1;
         b->t_start = herd_now();
     }
@@ -107,11 +127,11 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
         if (s->world > 1)
             st = herd_comm_allgather(s->comm, d->slots + (size_t)s->rank * per, d->slots, (int64_t)per, err);
         if (st == HERD_OK) {
-            /* fixed order: group 0 + group 1 + ... whatever rank computed them */
-            memcpy(grads, d->slots, (size_t)d->n_params * sizeof(float));
+            /* fixed order: group 0 + group 1 + ... whatever rank computed them (ZeRO: over the shard) */
+            memcpy(grads + d->lo, d->slots + d->lo, (size_t)(d->hi - d->lo) * sizeof(float));
             for (int g = 1; g < s->cfg.groups; g++) {
                 const float *src = d->slots + (size_t)g * d->n_params;
-                for (int64_t i = 0; i < d->n_params; i++) grads[i] += src[i];
+                for (int64_t i = d->lo; i < d->hi; i++) grads[i] += src[i];
             }
         }
     } else if (d->n_buckets) {
@@ -126,17 +146,19 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
             st = herd_comm_wait(s->comm, b->req, err);
             b->req = NULL;
             /* done at the latest when the wait returns: the bar shows how long it was in flight */
-            herd_trace_add(s->trace, "allreduce bucket", "comm", HERD_TRACE_COMM, b->t_start, herd_now());
+            herd_trace_add(s->trace, d->zero ? "reduce-scatter bucket" : "allreduce bucket", "comm", HERD_TRACE_COMM,
+                           b->t_start, herd_now());
         }
+        if (!st && d->zero) memcpy(grads + d->lo, d->shard_grad, (size_t)(d->hi - d->lo) * sizeof(float));
     }
     s->wait_seconds += herd_now() - t0;
     return st;
 }
 
 static herd_status dp_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
-    (void)err;
-    *sq = herd_grad_sq_sum(herd_model_grads(s->m), ((dp_state *)s->impl)->n_params);
-    return HERD_OK;
+    dp_state *d = s->impl;
+    *sq = herd_grad_sq_sum(herd_model_grads(s->m) + d->lo, d->hi - d->lo);
+    return d->zero && s->world > 1 ? herd_comm_allreduce_f64(s->comm, sq, 1, err) : HERD_OK; /* the shards' sum */
 }
 
 /* Every rank applies the same update to the whole model (also used by the pipeline). */
@@ -147,6 +169,23 @@ herd_status data_parallel_apply(herd_strategy *s, const herd_strategy_update *u,
     herd_optimizer_step_pool(u->opt, herd_model_params(s->m, NULL), herd_model_grads(s->m), u->lr, u->pool);
     herd_trace_add(s->trace, "optimizer", "optimizer", HERD_TRACE_COMPUTE, t0, herd_now());
     return HERD_OK;
+}
+
+/* ZeRO-1: this rank's shard updated with its shard of the optimizer state, then every shard to
+ * every rank. */
+static herd_status zero_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
+    dp_state *d = s->impl;
+    if (u->skipped) return HERD_OK;
+    double t0 = herd_now();
+    float *params = herd_model_params(s->m, NULL);
+    herd_optimizer_step_pool(u->opt, params + d->lo, herd_model_grads(s->m) + d->lo, u->lr, u->pool);
+    double t1 = herd_now();
+    herd_trace_add(s->trace, "optimizer (shard)", "optimizer", HERD_TRACE_COMPUTE, t0, t1);
+    herd_status st = s->world > 1 ? herd_comm_allgatherv(s->comm, params, d->shard_counts, err) : HERD_OK;
+    double t2 = herd_now();
+    s->wait_seconds += t2 - t1;
+    herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, t1, t2);
+    return st;
 }
 
 static herd_status dp_nothing(herd_strategy *s, herd_error *err) {
@@ -160,8 +199,10 @@ static herd_status dp_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
 }
 
 static herd_status dp_gather_state(herd_strategy *s, float *m, float *v, herd_error *err) {
-    (void)m, (void)v;
-    return dp_nothing(s, err); /* every rank holds the whole state */
+    dp_state *d = s->impl;
+    if (!d->zero || s->world == 1) return dp_nothing(s, err); /* every rank holds the whole state */
+    herd_status st = m ? herd_comm_allgatherv(s->comm, m, d->shard_counts, err) : HERD_OK; /* every rank's shard */
+    return !st && v ? herd_comm_allgatherv(s->comm, v, d->shard_counts, err) : st;
 }
 
 static void dp_destroy(herd_strategy *s) {
@@ -170,7 +211,12 @@ static void dp_destroy(herd_strategy *s) {
     if (!d) return;
     free(d->bf16);
     herd_aligned_free(d->slots);
+    free(d->shard_counts), free(d->bucket_counts), free(d->shard_grad);
     free(d);
+}
+
+static herd_status dp_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
+    return ((dp_state *)s->impl)->zero ? zero_apply(s, u, err) : data_parallel_apply(s, u, err);
 }
 
 static const herd_strategy_ops dp_ops = {
@@ -181,7 +227,7 @@ static const herd_strategy_ops dp_ops = {
     .compute = dp_compute,
     .after_backward = dp_after_backward,
     .grad_sq = dp_grad_sq,
-    .apply = data_parallel_apply,
+    .apply = dp_apply,
     .sync_model = dp_sync_model,
     .gather_state = dp_gather_state,
     .finish = dp_nothing,
@@ -189,6 +235,9 @@ static const herd_strategy_ops dp_ops = {
 };
 
 herd_status data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+    if (cfg->zero != 0 && cfg->zero != 1) return herd_fail(err, HERD_EARG, "--zero %d: expected 0 or 1", cfg->zero);
+    if (cfg->zero && cfg->bf16)
+        return herd_fail(err, HERD_EARG, "--zero 1 and --grad-compress bf16 together are not supported yet");
     if (cfg->deterministic && (cfg->groups < 1 || cfg->groups % world != 0))
         return herd_fail(err, HERD_EARG, "--deterministic needs the world size (%d) to divide the %d groups "
                          "(--det-groups)", world, cfg->groups);
@@ -205,7 +254,24 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
     if (!d) return herd_fail(err, HERD_ENOMEM, "out of memory");
     s->ops = &dp_ops, s->impl = d;
     d->n_params = herd_model_dense_params(s->m); /* the gradient exchanged: sparse tables have none here */
+    d->lo = 0, d->hi = d->n_params;
     const herd_strategy_config *cfg = &s->cfg;
+    if (cfg->zero) {
+        if (d->n_params > 0x7fffffff) {
+            dp_destroy(s);
+            s->ops = NULL, s->impl = NULL;
+            return herd_fail(err, HERD_EARG, "--zero 1: %lld parameters do not fit one exchange (2^31 at most)",
+                             (long long)d->n_params);
+        }
+        d->zero = 1;
+        d->lo = d->n_params * s->rank / s->world, d->hi = d->n_params * (s->rank + 1) / s->world;
+        s->update_lo = d->lo, s->update_hi = d->hi;
+        if (!(d->shard_counts = malloc((size_t)s->world * sizeof *d->shard_counts)) ||
+            !(d->shard_grad = malloc((size_t)(d->hi - d->lo + 1) * sizeof(float))))
+            goto nomem;
+        for (int r = 0; r < s->world; r++)
+            d->shard_counts[r] = (int)(d->n_params * (r + 1) / s->world - d->n_params * r / s->world);
+    }
     if (cfg->deterministic) {
         d->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)d->n_params * sizeof(float));
         if (!d->slots) goto nomem;
@@ -231,6 +297,16 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
         }
         if (hi > 0) d->buckets[d->n_buckets++] = (bucket){.lo = 0, .hi = hi};
         if (cfg->bf16 && !(d->bf16 = malloc((size_t)d->n_params * sizeof(uint16_t)))) goto nomem;
+        if (d->zero) { /* each bucket's floats inside each rank's shard */
+            if (!(d->bucket_counts = malloc((size_t)d->n_buckets * (size_t)s->world * sizeof *d->bucket_counts)))
+                goto nomem;
+            for (int k = 0; k < d->n_buckets; k++)
+                for (int r = 0; r < s->world; r++) {
+                    int64_t a = d->n_params * r / s->world, b = d->n_params * (r + 1) / s->world;
+                    a = a > d->buckets[k].lo ? a : d->buckets[k].lo, b = b < d->buckets[k].hi ? b : d->buckets[k].hi;
+                    d->bucket_counts[(size_t)k * (size_t)s->world + (size_t)r] = (int)(b > a ? b - a : 0);
+                }
+        }
     }
     return HERD_OK;
 nomem:

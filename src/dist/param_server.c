@@ -412,6 +412,9 @@ herd_status param_server_layout(const herd_strategy_config *cfg, int world, int 
         return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (-n %d) than --servers (%d)", world,
                          cfg->servers);
     if (cfg->deterministic) return herd_fail(err, HERD_EARG, "--deterministic is for --strategy dp");
+    if (cfg->zero)
+        return herd_fail(err, HERD_EARG, "--zero 1 is for --strategy dp (the parameter servers already hold the "
+                         "optimizer state, sharded)");
     *groups = world - cfg->servers;
     *reuse = 1;
     return HERD_OK;

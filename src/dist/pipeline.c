@@ -368,6 +368,8 @@ static const herd_strategy_ops pipe_ops = {
 herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
     if (cfg->deterministic || cfg->bf16)
         return herd_fail(err, HERD_EARG, "--deterministic and --grad-compress are for --strategy dp");
+    if (cfg->zero)
+        return herd_fail(err, HERD_EARG, "--zero 1 is for --strategy dp (a pipeline stage updates its own layers only)");
     if (cfg->stages < 2 || world % cfg->stages != 0)
         return herd_fail(err, HERD_EARG, "--strategy pipeline needs a number of ranks (-n %d) that --stages %d divides",
                          world, cfg->stages);

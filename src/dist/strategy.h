@@ -1,6 +1,6 @@
 /* Distribution strategies: one table of functions the trainer calls at fixed points, one
- * implementation per strategy (data parallel, with or without fixed-order groups:
- * data_parallel.c; parameter server: param_server.c; pipeline: pipeline.c). One process is
+ * implementation per strategy (data parallel, with or without fixed-order groups, with or
+ * without ZeRO-1's sharded optimizer state: data_parallel.c; parameter server: param_server.c; pipeline: pipeline.c). One process is
  * data parallel with one rank. The trainer never asks which strategy it runs.
  *
  * One step, as the trainer drives it (src/train/train.c):
@@ -66,8 +66,9 @@ typedef struct herd_strategy_ops {
     herd_status (*apply)(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
     /* Parameters (and buffers) current on every rank, e.g. before evaluation or saving at step t. */
     herd_status (*sync_model)(herd_strategy *s, int64_t t, herd_error *err);
-    /* Before a checkpoint, on every rank: the whole training state (parameters, buffers and the
-     * optimizer's moments m, v over update_range; NULL when there are none) onto the writer. */
+    /* Before a checkpoint, on every rank: the whole training state onto the writer: parameters,
+     * buffers, and the optimizer's moments m, v (NULL when there are none), buffers of every
+     * dense parameter in which this rank's update range holds its own moments. */
     herd_status (*gather_state)(herd_strategy *s, float *m, float *v, herd_error *err);
     /* End of training on this rank. */
     herd_status (*finish)(herd_strategy *s, herd_error *err);

@@ -154,6 +154,18 @@ static void job_free(ckpt_job *j) {
     j->sparse_names = NULL;
 }
 
+herd_status checkpoint_gather(herd_trainer *t, herd_error *err) {
+    int64_t lo, hi, n = herd_model_dense_params(t->m);
+    herd_strategy_update_range(t->s, &lo, &hi);
+    if (lo == 0 && hi == n) return herd_strategy_gather_state(t->s, t->opt.m, t->opt.v, err);
+    if ((t->opt.m && !t->full_m && !(t->full_m = malloc((size_t)n * sizeof(float)))) ||
+        (t->opt.v && !t->full_v && !(t->full_v = malloc((size_t)n * sizeof(float)))))
+        return herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
+    if (t->full_m) memcpy(t->full_m + lo, t->opt.m, (size_t)(hi - lo) * sizeof(float));
+    if (t->full_v) memcpy(t->full_v + lo, t->opt.v, (size_t)(hi - lo) * sizeof(float));
+    return herd_strategy_gather_state(t->s, t->full_m, t->full_v, err);
+}
+
 static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t, const train_position *pos, int keep,
                             herd_error *err) {
     const herd_model *m = t->m;
@@ -161,10 +173,13 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
     j->keep = keep;
     j->step = t->step;
     j->n = model_registry_refs(m, j->refs);
-    if (t->opt.m) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.m", .dtype = HERD_F32, .ndim = 1,
-                                                      .shape = {t->opt.n}, .data = t->opt.m};
-    if (t->opt.v) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.v", .dtype = HERD_F32, .ndim = 1,
-                                                      .shape = {t->opt.n}, .data = t->opt.v};
+    /* the dense moments whole, whatever part of them this rank updates (checkpoint_gather) */
+    const float *mm = t->full_m ? t->full_m : t->opt.m, *vv = t->full_v ? t->full_v : t->opt.v;
+    int64_t n = t->full_m || t->full_v ? herd_model_dense_params(m) : t->opt.n;
+    if (mm) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.m", .dtype = HERD_F32, .ndim = 1, .shape = {n},
+                                                .data = mm};
+    if (vv) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.v", .dtype = HERD_F32, .ndim = 1, .shape = {n},
+                                                .data = vv};
     free(j->sparse_names);
     if (!(j->sparse_names = herd_malloc_array((size_t)(2 * t->n_sparse + 1), SPARSE_NAME)))
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
@@ -494,8 +509,9 @@ static herd_status check_moment(const herd_safetensors *st, const char *name, co
     return HERD_OK;
 }
 
-static void copy_moment(const herd_safetensors *st, const char *name, float *dst, int64_t n) {
-    if (dst) memcpy(dst, herd_safetensors_find(st, name)->data, (size_t)n * sizeof(float));
+/* Values [lo, lo + n) of the checkpoint's tensor name into dst (when there is one). */
+static void copy_moment(const herd_safetensors *st, const char *name, float *dst, int64_t lo, int64_t n) {
+    if (dst) memcpy(dst, (const float *)herd_safetensors_find(st, name)->data + lo, (size_t)n * sizeof(float));
 }
 
 /* The checkpoint's value for key differs from this run's: one line naming both. Keys older
@@ -592,8 +608,11 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
     if (loaded_size) snprintf(loaded, loaded_size, "%s", path);
     /* validate all, then copy: the model changes only if everything fits */
     s = check_compatible(st, t, err);
-    if (!s) s = check_moment(st, "optimizer.m", t->opt.m, t->opt.n, err);
-    if (!s) s = check_moment(st, "optimizer.v", t->opt.v, t->opt.n, err);
+    /* the file's dense moments are whole: this rank takes the part it updates */
+    int64_t lo, hi, n_dense = herd_model_dense_params(t->m);
+    herd_strategy_update_range(t->s, &lo, &hi);
+    if (!s) s = check_moment(st, "optimizer.m", t->opt.m, n_dense, err);
+    if (!s) s = check_moment(st, "optimizer.v", t->opt.v, n_dense, err);
     char name[SPARSE_NAME];
     for (int k = 0; k < t->n_sparse && !s; k++)
         for (int j = 0; j < 2 && !s; j++) {
@@ -608,13 +627,13 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
         }
     if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
     if (!s) {
-        copy_moment(st, "optimizer.m", t->opt.m, t->opt.n);
-        copy_moment(st, "optimizer.v", t->opt.v, t->opt.n);
+        copy_moment(st, "optimizer.m", t->opt.m, lo, hi - lo);
+        copy_moment(st, "optimizer.v", t->opt.v, lo, hi - lo);
         for (int k = 0; k < t->n_sparse; k++)
             for (int j = 0; j < 2; j++) {
                 herd_sparse_optimizer *o = &t->sparse[k];
                 sparse_moment_name(name, t, k, j);
-                copy_moment(st, name, j ? o->v : o->m, o->rows * herd_sparse_state_dim(o));
+                copy_moment(st, name, j ? o->v : o->m, 0, o->rows * herd_sparse_state_dim(o));
                 o->t = p[3];
             }
         t->step = p[2];

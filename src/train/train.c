@@ -183,6 +183,7 @@ void herd_trainer_destroy(herd_trainer *t) {
     free(t->sparse);
     free(t->sparse_grads);
     free(t->targets);
+    free(t->full_m), free(t->full_v);
     if (t->own_strategy) herd_strategy_destroy(t->s);
     free(t);
 }
@@ -488,7 +489,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                                                                       : -1);
             if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0) {
                 train_position pos = {epoch - 1, s + 1};
-                if ((st = herd_strategy_gather_state(t->s, t->opt.m, t->opt.v, err))) break;
+                if ((st = checkpoint_gather(t, err))) break;
                 if (writer && cw) { /* the copy now, the write in the background; the one before is done */
                     st = checkpoint_save_async(cw, cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
                                                sizeof path, err);
@@ -536,6 +537,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         st = straggler_report(t, &strag, t->step, 1, cb, err);
     }
     t->phases.checkpoint += checkpoint_writer_blocked(cw, &t->phases.checkpoint_end);
+    t->phases.optimizer_floats = ((t->opt.m != NULL) + (t->opt.v != NULL)) * t->opt.n;
     if (cfg->phases) *cfg->phases = t->phases;
 done:
     checkpoint_writer_destroy(cw); /* a write still going (an error ended the run) is finished first */

@@ -24,6 +24,9 @@ struct herd_trainer {
     float lr;
     herd_train_phases phases;
     const herd_dataset *data; /* herd_train's training set (checkpoints record its source), or NULL */
+    /* the whole dense optimizer moments, for checkpoints, when this rank updates only a part of
+     * the parameters (ZeRO-1): made by the first checkpoint_gather; NULL otherwise */
+    float *full_m, *full_v;
 };
 
 /* Where training stands: the next step to run is step_in_epoch of epoch (both 0-based). */
@@ -44,6 +47,10 @@ herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_
  * path loaded goes to loaded. */
 herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, char *loaded,
                                    size_t loaded_size, char *note, size_t note_size, herd_error *err);
+/* Before a checkpoint, on every rank: the training state whole on the writer, whatever the
+ * strategy's layout (a ZeRO-1 rank's shard of the optimizer moments goes into t->full_m/v, then
+ * the strategy gathers them). Checkpoints hold every tensor whole, so any layout resumes them. */
+herd_status checkpoint_gather(herd_trainer *t, herd_error *err);
 /* Checkpoints written by a background thread: checkpoint_save_async waits for the write in
  * flight (at most one; its file or its error comes back then), copies the state into a
  * snapshot and hands it to the thread, so the training loop only waits for the copy.
