@@ -47,13 +47,13 @@ SPARSE = {"adam": lambda ps, lr: torch.optim.SparseAdam(ps, lr=lr),
 DENSE = {"adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr), "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr)}
 
 
-def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05):
+def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05, ragged=False):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "dump.safetensors")
         subprocess.run([os.path.join(BIN, "embed_dump"), spec, out, optimizer, sparse_opt, str(batch), str(steps),
-                        str(lr)], check=True)
+                        str(lr)] + (["ragged"] if ragged else []), check=True)
         t = spec_torch.read_safetensors(out)
-    tag = f"{os.path.basename(spec)}[{optimizer}+{sparse_opt},B={batch}]"
+    tag = f"{os.path.basename(spec)}[{optimizer}+{sparse_opt},B={batch}{',ragged' if ragged else ''}]"
     step_names = spec_torch.build(spec)
     pnames = [k for k in t if not k.startswith(("s", "input.")) and k not in ("labels", "logits", "loss")]
     sparse = {k[len("s0.ids."):] for k in t if k.startswith("s0.ids.")}
@@ -170,4 +170,7 @@ run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 3, 2)
 run_case(os.path.join(data, "mf_dot.spec"), "adam", "adam", 6, 3)
 run_case(os.path.join(data, "mf_dot.spec"), "sgd", "sgd", 4, 2)
 run_case(os.path.join(data, "embedding_bag.spec"), "adam", "rowwise_adagrad", 4, 3)
+# bags of 1..L ids (cat=COL:L columns): PyTorch takes them as ids + offsets
+run_case(os.path.join(data, "embedding_bag.spec"), "adam", "adam", 6, 3, ragged=True)
+run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 4, 2, ragged=True)
 sys.exit(summary())

@@ -45,6 +45,10 @@ typedef struct herd_dataset_ops {
  * fields as the model's f32 input, i32 fields copied as int32 ids), and they feed the model's
  * inputs in order. x may itself be i32 (a text source's token ids). */
 #define HERD_MAX_FIELDS 8
+/* In an i32 field: no id. The unused slots of a bag of fewer ids than its field holds (cat=COL:L
+ * columns, ids + offsets): embedding_bag skips them, as nn.EmbeddingBag(ids, offsets) sees only
+ * a bag's own ids; other layers refuse them as any id outside their table. */
+#define HERD_NO_ID (-1)
 
 struct herd_dataset {
     const herd_dataset_ops *ops;

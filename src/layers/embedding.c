@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "herd/data.h"
 #include "layers/layer_common.h"
 
 #define CFG(n) ((const embed_table *)(n)->cfg)
@@ -42,7 +43,7 @@ herd_status layer_table_check(const layer_call *c, herd_error *err) {
     const embed_table *t = (const embed_table *)c->n->cfg;
     const int32_t *ids = (const int32_t *)c->in[0]; /* the input's 4-byte slots hold int32 ids */
     for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
-        if (ids[i] < 0 || ids[i] >= t->rows)
+        if ((ids[i] < 0 || ids[i] >= t->rows) && !(t->mode && ids[i] == HERD_NO_ID)) /* a bag's unused slot */
             return herd_fail(err, HERD_EARG, "layer '%s': id %d of sample %lld (position %lld) is outside the table's "
                              "rows [0, %lld)", c->n->name, (int)ids[i], (long long)(c->row0 + i / t->ids),
                              (long long)(i % t->ids), (long long)t->rows);
