@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/prefetch.h"
 #include "herd/data.h"
 #include "layers/layer_common.h"
 
@@ -50,6 +51,10 @@ static void bag_forward(const layer_call *c) {
         const int32_t *ids = (const int32_t *)c->in[0] + (int64_t)b * t->ids;
         float *o = c->out + (int64_t)b * t->dim;
         memset(o, 0, (size_t)t->dim * sizeof *o);
+        for (int64_t j = 0; b + 1 < c->B && j < t->ids; j++) { /* the next bag's rows, spread over the table */
+            int32_t id = ids[t->ids + j];
+            if (id >= 0) herd_prefetch(c->w[0] + (int64_t)id * t->dim, (size_t)t->dim * sizeof(float), 0);
+        }
         for (int64_t j = 0; j < t->ids; j++) {
             if (!bag_holds(t, ids[j])) continue;
             const float *w = c->w[0] + (int64_t)ids[j] * t->dim;

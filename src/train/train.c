@@ -304,7 +304,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     st = herd_strategy_apply(s, &u, err);
     for (int k = 0; k < t->n_sparse && !skip; k++) /* only the rows the batch touched, and their state */
         herd_sparse_optimizer_step(&t->sparse[k], params + herd_model_param(m, sg[k].param)->offset, sg[k].ids,
-                                   sg[k].values, sg[k].rows, t->lr);
+                                   sg[k].values, sg[k].rows, t->lr, herd_model_pool(m));
     double waited = herd_strategy_wait_seconds(s) - w0;
     t->phases.exchange += waited;
     t->phases.update += herd_now() - t0 - waited;
