@@ -73,8 +73,8 @@ expect_exit 0 "mf predict" -- "$HERD" predict "$TMP/mf.spec" --data "$C" --weigh
 
 expect_exit 1 "vocabulary pair refused" -- "$HERD" train "$TMP/mf.spec" --data "$D/train.csv?cat=user,item" --epochs 1
 expect_err_line "vocabulary pair" "add hash=N"
-expect_exit 1 "data parallel refused" -- "$HERD" train "$TMP/text.spec" --data "$F" --epochs 1 --deterministic
-expect_err_line "deterministic groups" "row-sparse gradients"
+expect_exit 0 "deterministic groups in one process" -- "$HERD" train "$TMP/text.spec" --data "$F" --epochs 1 --deterministic
+grep -q "summed in group order (--deterministic)" "$TMP/err" && pass || fail "deterministic groups: no exchange note"
 printf 'input 16 dtype=i32\ndense 3\n' >"$TMP/bad.spec"
 expect_exit 1 "dense on ids" -- "$HERD" train "$TMP/bad.spec" --data "$F" --epochs 1
 expect_err_line "dense on ids" "bad.spec:2:1: dense reads input 'input', which holds i32 ids"
