@@ -153,7 +153,62 @@ def onnx_case(spec_text, name, batch=5):
         check(f"{name} onnx logits", got, want.numpy(), 1e-5, 1e-5)
 
 
+def state_dict_case(bag):
+    """herd's saved weights (tables whole, under their layer names) load into PyTorch modules named as the
+    layers with load_state_dict(strict=True) and give herd predict's logits: nn.EmbeddingBag fed ids +
+    offsets from bags of 1..6 ids read from an NPY file with -1 in the unused slots (FILEx.npy?x=i32), or
+    nn.Embedding on one id a sample."""
+    herd = os.path.join(os.path.dirname(BIN), "herd")
+    rng = np.random.default_rng(3)
+    n, L = 96, 6 if bag else 1
+    with tempfile.TemporaryDirectory() as d:
+        ids = rng.integers(0, 50, (n, L)).astype(np.int32)
+        for i in range(n if bag else 0):
+            ids[i, 1 + rng.integers(0, L):] = -1  # bag i holds its first 1..6 slots
+        np.save(os.path.join(d, "x.npy"), ids)
+        np.save(os.path.join(d, "y.npy"), (ids[:, 0] % 3).astype(np.int32))
+        spec = os.path.join(d, "m.spec")
+        with open(spec, "w") as f:
+            f.write(f"input {L} dtype=i32\n" + ("embedding_bag 50 4 mode=mean name=tags\n" if bag else
+                                                 "embedding 50 4 name=tags\n") + "dense 3 name=out\n")
+        w, out = os.path.join(d, "w.safetensors"), os.path.join(d, "logits.npy")
+        data = os.path.join(d, "x.npy") + "?x=i32"
+        r = subprocess.run([herd, "train", spec, "--data", data, "--epochs", "2", "--batch", "16", "--lr", "0.05",
+                            "--seed", "3", "--save", w, "--quiet"], capture_output=True, text=True)
+        if r.returncode:
+            print("FAIL state_dict: herd train: " + r.stderr.strip())
+            check("state_dict train", 0.0, 1.0, 0, 0)
+            return
+        subprocess.run([herd, "predict", spec, "--weights", w, "--data", data, "--output", "logits", "--out", out],
+                       check=True, capture_output=True)
+        t = spec_torch.read_safetensors(w)
+        got = np.load(out)
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tags = torch.nn.EmbeddingBag(50, 4, mode="mean") if bag else torch.nn.Embedding(50, 4)
+            self.out = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            if not bag:
+                return self.out(self.tags(x[:, 0].long()))
+            kept = x != -1
+            offsets = torch.cat([torch.zeros(1, dtype=torch.long), kept.sum(1).cumsum(0)[:-1]])
+            return self.out(self.tags(x[kept].long(), offsets))
+
+    m = M()
+    m.load_state_dict({k: torch.tensor(v) for k, v in t.items()}, strict=True)
+    what = "EmbeddingBag (ids + offsets)" if bag else "Embedding"
+    check(f"state_dict {what}: the table whole", float(t["tags.weight"].shape == (50, 4)), 1.0, 0, 0)
+    with torch.no_grad():
+        want = m(torch.tensor(ids)).numpy()
+    check(f"state_dict {what}: herd predict's logits", got, want, 1e-5, 1e-5)
+
+
 data = os.path.join(SRC, "tests", "data")
+state_dict_case(bag=True)
+state_dict_case(bag=False)
 if importlib.util.find_spec("onnx"):
     onnx_case("input 5 dtype=i32\nembedding 30 4 pad=0\nflatten\ndense 3\n", "seq")
     onnx_case("input 1 dtype=i32\nembedding 30 4\ndense 3\n", "one_id")
