@@ -96,9 +96,11 @@ def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05, ragged=False):
             check(f"{tag} step {s + 1} after.{k}", t[f"s{s}.after.{k}"], p.detach().numpy(), 1e-7, 1e-6)
 
 
-def onnx_case(spec_text, name, batch=5):
-    """herd's ONNX export of an id model (Gather): passes onnx.checker (full) and, evaluated node by node,
-    gives the logits spec_torch computes from the exported weights."""
+def onnx_case(spec_text, name, batch=5, tables=None):
+    """herd's ONNX export of an id model (Gather; several inputs, dot): passes onnx.checker (full) and,
+    evaluated node by node, gives the logits spec_torch computes from the exported weights. tables: each
+    table layer's graph input (default: 'input')."""
+    tables = tables or {"emb1": "input", "bag1": "input"}
     import onnx
     from onnx import numpy_helper
     with tempfile.TemporaryDirectory() as d:
@@ -116,15 +118,22 @@ def onnx_case(spec_text, name, batch=5):
             print(f"FAIL {name}: onnx checker: {e}")
             check(f"{name} onnx checker", 0.0, 1.0, 0, 0)
         w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-        shape = [dd.dim_value for dd in m.graph.input[0].type.tensor_type.shape.dim[1:]]
-        check(f"{name} input is int32", m.graph.input[0].type.tensor_type.elem_type, onnx.TensorProto.INT32, 0, 0)
-        rows = min(v.shape[0] for k, v in w.items() if v.ndim == 2 and k.startswith(("emb", "bag")))
-        x = np.random.default_rng(2).integers(0, rows, [batch] + shape).astype(np.int32)
-        x[0] = 0  # an all-pad bag where the spec has pad=0
-        if x.ndim == 2 and x.shape[1] > 2:
-            x[1, 1:] = 0
+        check(f"{name} ids are int32", float(all(i.type.tensor_type.elem_type in (onnx.TensorProto.INT32, onnx.TensorProto.FLOAT)
+                                                 for i in m.graph.input)), 1.0, 0, 0)
+        rows = {k.split(".")[0]: v.shape[0] for k, v in w.items() if v.ndim == 2 and k.endswith(".weight") and k.split(".")[0] in tables}
+        feeds, rng = {}, np.random.default_rng(2)
+        for gi in m.graph.input:  # every model input under its name (the first one is "input")
+            shape = [batch] + [dd.dim_value for dd in gi.type.tensor_type.shape.dim[1:]]
+            if gi.type.tensor_type.elem_type == onnx.TensorProto.INT32:
+                x = rng.integers(0, min(rows[t] for t, src in tables.items() if src == gi.name and t in rows), shape).astype(np.int32)
+                x[0] = 0  # an all-pad bag where the spec has pad=0
+                if x.ndim == 2 and x.shape[1] > 2:
+                    x[1, 1:] = 0
+            else:
+                x = rng.standard_normal(shape).astype(np.float32)
+            feeds[gi.name] = x
         env = dict(w)
-        env[m.graph.input[0].name] = x
+        env.update(feeds)
         for n in m.graph.node:
             a = {at.name: onnx.helper.get_attribute_value(at) for at in n.attribute}
             i = [env[k] for k in n.input]
@@ -144,12 +153,29 @@ def onnx_case(spec_text, name, batch=5):
                 y = np.logical_not(i[0])
             elif n.op_type == "Cast":
                 y = i[0].astype(np.float32)
+            elif n.op_type == "Unsqueeze":
+                y = np.expand_dims(i[0], tuple(int(a) for a in i[1]))
+            elif n.op_type == "Concat":
+                y = np.concatenate(i, axis=a["axis"])
+            elif n.op_type == "Transpose":
+                y = np.transpose(i[0], a["perm"])
+            elif n.op_type == "MatMul":
+                y = np.matmul(i[0], i[1])
+            elif n.op_type == "Reshape":
+                y = i[0].reshape([i[0].shape[k] if v == 0 else v for k, v in enumerate(i[1].tolist())])
+            elif n.op_type == "Relu":
+                y = np.maximum(i[0], 0)
             else:
                 raise ValueError("onnx_case: " + n.op_type)
             env[n.output[0]] = y
         got = env[m.graph.output[0].name]
         P = {k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()}
-        want = spec_torch.forward(spec_torch.build(spec), {"input": torch.tensor(x)}, P, {}, {}, training=False)
+        names = spec_torch.build(spec)
+        first = next(ln.split("name=")[1].split()[0] if "name=" in ln else "input" for ln in spec_text.splitlines()
+                     if ln.startswith("input"))
+        xs = {(first if k == "input" else k): torch.tensor(v) if v.dtype == np.int32 else torch.tensor(v, dtype=torch.float64)
+              for k, v in feeds.items()}
+        want = spec_torch.forward(names, xs, P, {}, {}, training=False)
         check(f"{name} onnx logits", got, want.numpy(), 1e-5, 1e-5)
 
 
@@ -216,6 +242,8 @@ if importlib.util.find_spec("onnx"):
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum pad=0\ndense 3\n", "bag_sum_pad")
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=mean\ndense 3\n", "bag_mean")
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum\ndense 3\n", "bag_sum")
+    with open(os.path.join(SRC, "tests", "data", "mf_dot.spec")) as f:  # three inputs, MF score and DLRM pairs
+        onnx_case(f.read(), "mf_dot", tables={"u": "input", "i": "item"})
 else:
     print("python3-onnx missing: the ONNX export of embedding is not checked")
 for sparse_opt in ("adam", "adagrad", "sgd"):
