@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 /* rows this far ahead: enough misses in flight to cover a DRAM latency at a row's work of ~100 ns */
-#define HERD_PREFETCH_ROWS 16
+#define HERD_PREFETCH_ROWS 8
 
 /* Every cache line of bytes at p, for reading (write 0) or writing (write 1). */
 static inline void herd_prefetch(const void *p, size_t bytes, int write) {
