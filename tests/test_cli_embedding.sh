@@ -81,5 +81,13 @@ expect_err_line "dense on ids" "bad.spec:2:1: dense reads input 'input', which h
 printf 'input 8 dtype=i32\nembedding_bag 4096 8\ndense 3\n' >"$TMP/short.spec"
 expect_exit 1 "length mismatch" -- "$HERD" train "$TMP/short.spec" --data "$F" --epochs 1
 expect_err_line "length mismatch" "is i32 16 but the model's input 'input' is i32 8"
+# bench/embedding_synth: power-law bags of 1..8 ids with a planted signal an embedding_bag model learns
+/usr/bin/python3 "$SRC/bench/embedding_synth" "$TMP/synth" 4000 5000 8 --seed 3 >"$TMP/out" && pass || fail "embedding_synth"
+grep -q "the 1% most drawn rows take" "$TMP/out" && pass || fail "embedding_synth prints the skew"
+printf 'input 8 dtype=i32\nembedding_bag 5000 8 mode=mean\ndense 2\n' >"$TMP/synth.spec"
+expect_exit 0 "train on synthetic bags" -- "$HERD" train "$TMP/synth.spec" --data "$TMP/synth/x.npy?x=i32" --val-split 0.2 \
+    --epochs 4 --lr 0.02 --batch 32 --seed 1
+acc=$(sed -n 's/.*val_accuracy: \([0-9.]*\)$/\1/p' "$TMP/out" | tail -1)
+/usr/bin/python3 -c "import sys; sys.exit(0 if float('$acc') > 0.65 else 1)" && pass || fail "planted signal not learned: $acc"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
