@@ -191,14 +191,20 @@ def state_dict_case(bag):
         ids = rng.integers(0, 50, (n, L)).astype(np.int32)
         for i in range(n if bag else 0):
             ids[i, 1 + rng.integers(0, L):] = -1  # bag i holds its first 1..6 slots
-        np.save(os.path.join(d, "x.npy"), ids)
         np.save(os.path.join(d, "y.npy"), (ids[:, 0] % 3).astype(np.int32))
+        data = os.path.join(d, "x.npy") + "?x=i32"
+        if bag == "offsets":  # nn.EmbeddingBag's own form: every bag's ids flat, one offset a bag
+            kept = ids != -1
+            np.save(os.path.join(d, "x.npy"), ids[kept].astype(np.int64))
+            np.save(os.path.join(d, "off.npy"), np.concatenate([[0], kept.sum(1).cumsum()[:-1]]).astype(np.int64))
+            data = os.path.join(d, "x.npy") + "?offsets=" + os.path.join(d, "off.npy")
+        else:
+            np.save(os.path.join(d, "x.npy"), ids)
         spec = os.path.join(d, "m.spec")
         with open(spec, "w") as f:
             f.write(f"input {L} dtype=i32\n" + ("embedding_bag 50 4 mode=mean name=tags\n" if bag else
                                                  "embedding 50 4 name=tags\n") + "dense 3 name=out\n")
         w, out = os.path.join(d, "w.safetensors"), os.path.join(d, "logits.npy")
-        data = os.path.join(d, "x.npy") + "?x=i32"
         r = subprocess.run([herd, "train", spec, "--data", data, "--epochs", "2", "--batch", "16", "--lr", "0.05",
                             "--seed", "3", "--save", w, "--quiet"], capture_output=True, text=True)
         if r.returncode:
@@ -225,7 +231,7 @@ def state_dict_case(bag):
 
     m = M()
     m.load_state_dict({k: torch.tensor(v) for k, v in t.items()}, strict=True)
-    what = "EmbeddingBag (ids + offsets)" if bag else "Embedding"
+    what = {"offsets": "EmbeddingBag (NPY ids + offsets)", True: "EmbeddingBag (-1 slots)", False: "Embedding"}[bag]
     check(f"state_dict {what}: the table whole", float(t["tags.weight"].shape == (50, 4)), 1.0, 0, 0)
     with torch.no_grad():
         want = m(torch.tensor(ids)).numpy()
@@ -234,6 +240,7 @@ def state_dict_case(bag):
 
 data = os.path.join(SRC, "tests", "data")
 state_dict_case(bag=True)
+state_dict_case(bag="offsets")
 state_dict_case(bag=False)
 if importlib.util.find_spec("onnx"):
     onnx_case("input 5 dtype=i32\nembedding 30 4 pad=0\nflatten\ndense 3\n", "seq")

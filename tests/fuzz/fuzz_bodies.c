@@ -369,6 +369,12 @@ int fuzz_npy(const uint8_t *data, size_t size) {
     if (st != HERD_OK && strncmp(err.msg, xp, strlen(xp)) && strncmp(err.msg, yp, strlen(yp)))
         fuzz_fail("npy: message names neither file: %s", err.msg);
     check_dataset(st, ds, &err, NULL, "npy");
+    /* the same pair as bags: the features the flat ids, the labels file also the offsets */
+    ds = NULL;
+    st = herd_npy_open_bags(&ds, xp, yp, yp, 1, 0, &err);
+    if (st != HERD_OK && strncmp(err.msg, xp, strlen(xp)) && strncmp(err.msg, yp, strlen(yp)))
+        fuzz_fail("npy bags: message names neither file: %s", err.msg);
+    check_dataset(st, ds, &err, NULL, "npy bags");
     return 0;
 }
 
