@@ -119,5 +119,11 @@ expect_exit 0 "train on synthetic bags" -- "$HERD" train "$TMP/synth.spec" --dat
     --epochs 4 --lr 0.02 --batch 32 --seed 1
 acc=$(sed -n 's/.*val_accuracy: \([0-9.]*\)$/\1/p' "$TMP/out" | tail -1)
 /usr/bin/python3 -c "import sys; sys.exit(0 if float('$acc') > 0.65 else 1)" && pass || fail "planted signal not learned: $acc"
+# batches large enough that the bags and the optimizer's rows are split over threads: the same weights
+for t in 1 2; do
+    expect_exit 0 "synthetic bags, $t threads" -- "$HERD" train "$TMP/synth.spec" --data "$TMP/synth/x.npy?x=i32" --epochs 1 \
+        --batch 1024 --seed 1 --threads $t --save "$TMP/syn$t.st"
+done
+cmp -s "$TMP/syn1.st" "$TMP/syn2.st" && pass || fail "synthetic bags: 2 threads differ from 1"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

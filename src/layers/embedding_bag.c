@@ -43,15 +43,17 @@ static float bag_scale(const embed_table *t, const int32_t *ids) {
     return t->mode == 2 && count ? 1.0f / (float)count : 1.0f;
 }
 
-/* out (B, D): per bag, sum over its non-pad ids of weight[id], then divided by their count for
- * mean (PyTorch sums, then divides) */
-static void bag_forward(const layer_call *c) {
+/* out rows [b0, b1): per bag, sum over its ids of weight[id], then divided by their count for mean
+ * (PyTorch sums, then divides) */
+static void bag_forward_rows(void *ctx, int64_t b0, int64_t b1, int thread) {
+    (void)thread;
+    const layer_call *c = ctx;
     const embed_table *t = CFG(c->n);
-    for (int b = 0; b < c->B; b++) {
-        const int32_t *ids = (const int32_t *)c->in[0] + (int64_t)b * t->ids;
-        float *o = c->out + (int64_t)b * t->dim;
+    for (int64_t b = b0; b < b1; b++) {
+        const int32_t *ids = (const int32_t *)c->in[0] + b * t->ids;
+        float *o = c->out + b * t->dim;
         memset(o, 0, (size_t)t->dim * sizeof *o);
-        for (int64_t j = 0; b + 1 < c->B && j < t->ids; j++) { /* the next bag's rows, spread over the table */
+        for (int64_t j = 0; b + 1 < b1 && j < t->ids; j++) { /* the next bag's rows, spread over the table */
             int32_t id = ids[t->ids + j];
             if (id >= 0) herd_prefetch(c->w[0] + (int64_t)id * t->dim, (size_t)t->dim * sizeof(float), 0);
         }
@@ -65,6 +67,17 @@ static void bag_forward(const layer_call *c) {
             for (int64_t d = 0; count && d < t->dim; d++) o[d] /= (float)count;
         }
     }
+}
+
+/* bags are independent: split over the pool's threads when there are enough rows to read (a row a
+ * few hundred ns away in a large table), the same values for any split */
+static void bag_forward(const layer_call *c) {
+    const embed_table *t = CFG(c->n);
+    herd_pool *pool = c->ex ? c->ex->pool : NULL;
+    if (pool && herd_pool_threads(pool) > 1 && (int64_t)c->B * t->ids * t->dim >= 65536)
+        herd_pool_for(pool, c->B, bag_forward_rows, (void *)c);
+    else
+        bag_forward_rows((void *)c, 0, c->B, 0);
 }
 
 /* each non-pad id of a bag gets the bag's output gradient (over the count for mean) */
