@@ -1,14 +1,21 @@
 /* herd's side of bench/embeddings: the training step time of an embedding_bag model (batch B
  * of bags of L ids into a ROWS x 64 table, sum, then a dense classifier) with lazy Adam on the
  * table and Adam on the dense layer, for each ROWS given, in one run: a row-sparse gradient
- * makes the step cost the batch's rows, not the table's. Also the peak RSS after each size.
- * usage: embedding_step B L STEPS ROWS...   (prints one "rows=... step_ms=..." line per size) */
+ * makes the step cost the batch's rows, not the table's. Every size's model lives at once and
+ * the sizes take turns, ROUNDS rounds of STEPS/ROUNDS steps each, so that load from other
+ * processes falls on every size alike; a size's step time is the median of its rounds. Then the
+ * process's peak RSS against the largest table's bytes (the tables, their lazy Adam moments and
+ * everything else of the run).
+ * usage: embedding_step B L STEPS THREADS ROWS...   (one "rows=... step_ms=..." line per size) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "herd/herd.h"
+
+#define ROUNDS 15
+#define MAX_SIZES 8
 
 static void print_cpu(void) {
     char line[512];
@@ -27,61 +34,95 @@ static double peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct size_run {
+    long long rows;
+    herd_model *m;
+    herd_trainer *t;
+    herd_dataset *ds;
+    int64_t *idx, next; /* sample order; the next step's first */
+    int64_t rows_updated, steps;  /* distinct rows the steps' gradients held */
+    double round_ms[ROUNDS];
+} size_run;
+
+static int fail(const char *what, const herd_error *err) {
+    fprintf(stderr, "embedding_step: %s: %s\n", what, err->msg);
+    return 1;
+}
+
+/* steps training steps of run r: its ms a step */
+static int run_steps(size_run *r, int B, int steps, double *ms) {
+    herd_error err = {0};
+    double t0 = herd_now();
+    for (int s = 0; s < steps; s++) {
+        herd_step_result res;
+        if (herd_trainer_step(r->t, r->ds, r->idx + r->next, B, &res, &err)) return fail("step", &err);
+        r->next += B;
+        herd_sparse_grad g;
+        herd_model_sparse_grad(r->m, 0, &g); /* coalesced by the step already: no extra work */
+        r->rows_updated += g.rows, r->steps++;
+    }
+    *ms = (herd_now() - t0) * 1e3 / steps;
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 5) {
-        fprintf(stderr, "usage: embedding_step B L STEPS ROWS...\n");
+    if (argc < 6 || argc - 5 > MAX_SIZES) {
+        fprintf(stderr, "usage: embedding_step B L STEPS THREADS ROWS... (at most %d sizes)\n", MAX_SIZES);
         return 2;
     }
-    int B = atoi(argv[1]), L = atoi(argv[2]), steps = atoi(argv[3]);
+    int B = atoi(argv[1]), L = atoi(argv[2]), steps = atoi(argv[3]), threads = atoi(argv[4]), n_sizes = argc - 5;
+    int per_round = steps / ROUNDS > 0 ? steps / ROUNDS : 1;
     print_cpu();
-    for (int a = 4; a < argc; a++) {
-        long long rows = atoll(argv[a]);
+    size_run runs[MAX_SIZES];
+    memset(runs, 0, sizeof runs);
+    long long largest = 0;
+    for (int k = 0; k < n_sizes; k++) {
+        size_run *r = &runs[k];
+        r->rows = atoll(argv[5 + k]);
+        if (r->rows > largest) largest = r->rows;
         char spec[256];
-        snprintf(spec, sizeof spec, "input %d dtype=i32\nembedding_bag %lld 64 mode=sum\ndense 2\n", L, rows);
+        snprintf(spec, sizeof spec, "input %d dtype=i32\nembedding_bag %lld 64 mode=sum\ndense 2\n", L, r->rows);
         herd_error err = {0};
-        herd_model *m = NULL;
-        if (herd_model_create(&m, spec, B, 1, 1, &err)) {
-            fprintf(stderr, "embedding_step: %s\n", err.msg);
-            return 1;
-        }
-        int64_t n = (int64_t)B * (steps + 5), xd[2] = {n, L}, yd[1] = {n};
+        if (herd_model_create(&r->m, spec, B, threads, 1, &err)) return fail("model", &err);
+        int64_t n = (int64_t)B * (per_round * ROUNDS + 5), xd[2] = {n, L}, yd[1] = {n};
         int32_t *x = malloc((size_t)(n * L) * 4), *y = malloc((size_t)n * 4);
-        herd_rng r;
-        herd_rng_init(&r, 5, 0);
-        for (int64_t i = 0; i < n * L; i++) x[i] = (int32_t)herd_rng_below(&r, (uint32_t)rows);
+        herd_rng g;
+        herd_rng_init(&g, 5, 0);
+        for (int64_t i = 0; i < n * L; i++) x[i] = (int32_t)herd_rng_below(&g, (uint32_t)r->rows);
         for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(x[i * L] % 2);
-        herd_dataset *ds = NULL;
-        if (herd_dataset_from_memory(&ds, herd_tensor_make(HERD_I32, 2, xd, x), herd_tensor_make(HERD_I32, 1, yd, y), 2,
-                                     "synthetic", &err)) {
-            fprintf(stderr, "embedding_step: %s\n", err.msg);
-            return 1;
-        }
+        if (herd_dataset_from_memory(&r->ds, herd_tensor_make(HERD_I32, 2, xd, x), herd_tensor_make(HERD_I32, 1, yd, y), 2,
+                                     "synthetic", &err))
+            return fail("data", &err);
         herd_train_config cfg = herd_train_defaults();
         cfg.batch = B, cfg.optimizer = "adam", cfg.sparse_optimizer = "adam", cfg.lr = 1e-3f;
-        herd_trainer *t = NULL;
-        if (herd_trainer_create(&t, m, &cfg, steps, &err)) {
-            fprintf(stderr, "embedding_step: %s\n", err.msg);
-            return 1;
-        }
-        int64_t *idx = malloc((size_t)n * sizeof *idx);
-        for (int64_t i = 0; i < n; i++) idx[i] = i;
-        double t0 = 0;
-        for (int s = 0; s < steps + 5; s++) {
-            if (s == 5) t0 = herd_now(); /* after 5 warm-up steps */
-            herd_step_result res;
-            if (herd_trainer_step(t, ds, idx + (int64_t)s * B, B, &res, &err)) {
-                fprintf(stderr, "embedding_step: %s\n", err.msg);
-                return 1;
-            }
-        }
-        double ms = (herd_now() - t0) * 1e3 / steps;
-        printf("rows=%lld dim=64 batch=%d ids=%d step_ms=%.3f peak_rss_mib=%.0f table_mib=%.0f\n", rows, B, L, ms,
-               peak_rss_mib(), (double)rows * 64 * 4 / 1048576.0);
-        fflush(stdout);
-        herd_trainer_destroy(t);
-        herd_dataset_close(ds);
-        herd_model_destroy(m);
-        free(idx);
+        if (herd_trainer_create(&r->t, r->m, &cfg, per_round * ROUNDS + 5, &err)) return fail("trainer", &err);
+        r->idx = malloc((size_t)n * sizeof *r->idx);
+        for (int64_t i = 0; i < n; i++) r->idx[i] = i;
+        double warm;
+        if (run_steps(r, B, 5, &warm)) return 1; /* warm-up */
+    }
+    for (int round = 0; round < ROUNDS; round++)
+        for (int k = 0; k < n_sizes; k++)
+            if (run_steps(&runs[k], B, per_round, &runs[k].round_ms[round])) return 1;
+    for (int k = 0; k < n_sizes; k++) {
+        size_run *r = &runs[k];
+        qsort(r->round_ms, ROUNDS, sizeof r->round_ms[0], cmp_double);
+        printf("rows=%lld dim=64 batch=%d ids=%d threads=%d step_ms=%.3f min_ms=%.3f max_ms=%.3f rows_a_step=%.0f\n", r->rows,
+               B, L, threads, r->round_ms[ROUNDS / 2], r->round_ms[0], r->round_ms[ROUNDS - 1],
+               (double)r->rows_updated / (double)r->steps);
+    }
+    double table_mib = (double)largest * 64 * 4 / 1048576.0;
+    printf("peak_rss_mib=%.0f largest_table_mib=%.0f ratio=%.2f\n", peak_rss_mib(), table_mib, peak_rss_mib() / table_mib);
+    for (int k = 0; k < n_sizes; k++) {
+        herd_trainer_destroy(runs[k].t);
+        herd_dataset_close(runs[k].ds);
+        herd_model_destroy(runs[k].m);
+        free(runs[k].idx);
     }
     return 0;
 }

@@ -156,8 +156,13 @@ def build(path):
         elif kw == "embedding_bag":
             pad = int(o["pad"]) if "pad" in o else None
             mode = o.get("mode", "mean")
-            one = (lambda x, P, n=name, pad=pad, mode=mode, **_:
-                   F.embedding_bag(x.long(), P[n + ".weight"], mode=mode, padding_idx=pad))
+
+            def bag(x, P, n=name, pad=pad, mode=mode, **_):
+                # as nn.EmbeddingBag(ids, offsets): the ids of each bag but its unused slots (-1), flat
+                kept = x != -1
+                offsets = torch.cat([torch.zeros(1, dtype=torch.long), kept.sum(1).cumsum(0)[:-1]])
+                return F.embedding_bag(x[kept].long(), P[n + ".weight"], offsets, mode=mode, padding_idx=pad)
+            one = bag
         elif kw == "dot":
 
             def dot(xs, P, **_):

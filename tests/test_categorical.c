@@ -122,6 +122,47 @@ int main(void) {
     snprintf(spec, sizeof spec, "sqlite:%s?label=y&cat=q&query=SELECT s, d, y FROM r", db);
     CHECK(herd_data_open(spec, &ds, NULL, &err) != HERD_OK && strstr(err.msg, "no column named 'q' (cat=)"),
           "sqlite missing: %s", err.msg);
+    /* bag columns (cat=COL:L): up to L blank-separated values a row, an i32 (L) field, unused slots HERD_NO_ID */
+    scratch_write("bags.csv", "user,tags,label\nann,red blue,1\nbob,  blue\t green red ,0\nann,red,1\n", spec);
+    opt = (herd_table_options){.cat = "user,tags:3"};
+    CHECK(herd_csv_open_with(&ds, spec, &opt, &err) == HERD_OK, "bags: %s", err.msg);
+    if (ds) {
+        CHECK(herd_dataset_field_count(ds) == 2 && herd_tensor_numel(&ds->x) == 1 && herd_tensor_numel(&ds->more[0]) == 3,
+              "bag fields: %d", herd_dataset_field_count(ds));
+        int32_t want[3][4] = {{0, 0, 1, HERD_NO_ID}, {1, 1, 2, 0}, {0, 0, HERD_NO_ID, HERD_NO_ID}}, y;
+        for (int i = 0; i < 3; i++) {
+            float v[4];
+            row(ds, i, v, &y);
+            for (int k = 0; k < 4; k++) CHECK(id_at(v, k) == want[i][k], "bag row %d slot %d: %d", i, k, id_at(v, k));
+        }
+        CHECK(!strcmp(ds->note, "user: 2 values, ids 0..1; tags: 3 values, ids 0..2"), "bag note: %s", ds->note);
+        herd_dataset_close(ds);
+        ds = NULL;
+    }
+    char bad[128];
+    scratch_write("empty_bag.csv", "tags,label\na b,1\n \t,0\n", bad);
+    opt.cat = "tags:4";
+    CHECK(herd_csv_open_with(&ds, bad, &opt, &err) == HERD_EFORMAT && strstr(err.msg, "empty_bag.csv:3: column 'tags': an empty bag"),
+          "empty bag: %s", err.msg);
+    opt.cat = "tags:1";
+    CHECK(herd_csv_open_with(&ds, bad, &opt, &err) == HERD_EFORMAT &&
+          strstr(err.msg, "empty_bag.csv:2: column 'tags': more than the bag's 1 values (cat=tags:1)"), "long bag: %s", err.msg);
+    opt.cat = "tags:0";
+    CHECK(herd_csv_open_with(&ds, bad, &opt, &err) == HERD_EARG && strstr(err.msg, "NAME:L with L in 1..65536"), "L 0: %s",
+          err.msg);
+    snprintf(spec, sizeof spec, "sqlite:%s?label=y&cat=d:2&query=SELECT d || ' ' || s AS d, y FROM r ORDER BY rowid", db);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_OK, "sqlite bags: %s", err.msg);
+    if (ds) {
+        float v[2];
+        int32_t y;
+        row(ds, 2, v, &y);
+        CHECK(id_at(v, 0) == 2 && id_at(v, 1) == 1, "sqlite bag row 2: %d %d", id_at(v, 0), id_at(v, 1));
+        herd_dataset_close(ds);
+        ds = NULL;
+    }
+    snprintf(spec, sizeof spec, "sqlite:%s?label=y&cat=d:1&query=SELECT d || ' ' || s AS d, y FROM r ORDER BY rowid", db);
+    CHECK(herd_data_open(spec, &ds, NULL, &err) == HERD_EFORMAT && strstr(err.msg, "r.db: row 1: column 'd': more than"),
+          "sqlite long bag: %s", err.msg);
     if (scratch_remove()) return 2;
     return check_summary();
 }

@@ -226,8 +226,28 @@ int main(void) {
         CHECK(herd_model_forward(m, 4, 0, &err) == HERD_EARG &&
               strstr(err.msg, "layer 'bag': id 10 of sample 2 (position 1) is outside the table's rows [0, 10)"),
               "bad id: %s", err.msg);
-        x[7] = -1;
-        CHECK(herd_model_forward(m, 4, 0, &err) == HERD_EARG && strstr(err.msg, "id -1 of sample 2"), "negative id: %s",
+        x[7] = -2;
+        CHECK(herd_model_forward(m, 4, 0, &err) == HERD_EARG && strstr(err.msg, "id -2 of sample 2"), "negative id: %s",
+              err.msg);
+        /* HERD_NO_ID: an unused slot of a bag, skipped (bag 2 is bag {6} then; mean: row 6 itself) */
+        x[7] = HERD_NO_ID, x[8] = HERD_NO_ID;
+        CHECK(herd_model_forward(m, 4, 0, &err) == HERD_OK, "bag of one id: %s", err.msg);
+        const float *w = herd_model_params(m, NULL);
+        for (int i = 0; i < herd_model_param_count(m); i++)
+            if (!strcmp(herd_model_param(m, i)->name, "bag.weight")) w += herd_model_param(m, i)->offset;
+        float *o, *dout;
+        int64_t per;
+        herd_model_layer_buffers(m, 0, &o, &dout, &per); /* the bag: layer 0 */
+        for (int d = 0; d < 4; d++) CHECK(per == 4 && o[2 * 4 + d] == w[6 * 4 + d], "bag of one id: value %d", d);
+        herd_model_destroy(m);
+    }
+    CHECK(herd_model_create(&m, "input 3 dtype=i32\nembedding 10 4 name=seq\nflatten\ndense 2\n", 4, 1, 1, &err) == HERD_OK,
+          "%s", err.msg);
+    if (m) { /* a sequence has no unused slots */
+        int32_t *x = (int32_t *)herd_model_input(m);
+        for (int i = 0; i < 12; i++) x[i] = i % 10;
+        x[4] = HERD_NO_ID;
+        CHECK(herd_model_forward(m, 4, 0, &err) == HERD_EARG && strstr(err.msg, "id -1 of sample 1"), "-1 in a sequence: %s",
               err.msg);
         herd_model_destroy(m);
     }

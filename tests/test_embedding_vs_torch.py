@@ -47,13 +47,13 @@ SPARSE = {"adam": lambda ps, lr: torch.optim.SparseAdam(ps, lr=lr),
 DENSE = {"adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr), "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr)}
 
 
-def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05):
+def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05, ragged=False):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "dump.safetensors")
         subprocess.run([os.path.join(BIN, "embed_dump"), spec, out, optimizer, sparse_opt, str(batch), str(steps),
-                        str(lr)], check=True)
+                        str(lr)] + (["ragged"] if ragged else []), check=True)
         t = spec_torch.read_safetensors(out)
-    tag = f"{os.path.basename(spec)}[{optimizer}+{sparse_opt},B={batch}]"
+    tag = f"{os.path.basename(spec)}[{optimizer}+{sparse_opt},B={batch}{',ragged' if ragged else ''}]"
     step_names = spec_torch.build(spec)
     pnames = [k for k in t if not k.startswith(("s", "input.")) and k not in ("labels", "logits", "loss")]
     sparse = {k[len("s0.ids."):] for k in t if k.startswith("s0.ids.")}
@@ -96,9 +96,11 @@ def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05):
             check(f"{tag} step {s + 1} after.{k}", t[f"s{s}.after.{k}"], p.detach().numpy(), 1e-7, 1e-6)
 
 
-def onnx_case(spec_text, name, batch=5):
-    """herd's ONNX export of an id model (Gather): passes onnx.checker (full) and, evaluated node by node,
-    gives the logits spec_torch computes from the exported weights."""
+def onnx_case(spec_text, name, batch=5, tables=None):
+    """herd's ONNX export of an id model (Gather; several inputs, dot): passes onnx.checker (full) and,
+    evaluated node by node, gives the logits spec_torch computes from the exported weights. tables: each
+    table layer's graph input (default: 'input')."""
+    tables = tables or {"emb1": "input", "bag1": "input"}
     import onnx
     from onnx import numpy_helper
     with tempfile.TemporaryDirectory() as d:
@@ -116,15 +118,22 @@ def onnx_case(spec_text, name, batch=5):
             print(f"FAIL {name}: onnx checker: {e}")
             check(f"{name} onnx checker", 0.0, 1.0, 0, 0)
         w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-        shape = [dd.dim_value for dd in m.graph.input[0].type.tensor_type.shape.dim[1:]]
-        check(f"{name} input is int32", m.graph.input[0].type.tensor_type.elem_type, onnx.TensorProto.INT32, 0, 0)
-        rows = min(v.shape[0] for k, v in w.items() if v.ndim == 2 and k.startswith(("emb", "bag")))
-        x = np.random.default_rng(2).integers(0, rows, [batch] + shape).astype(np.int32)
-        x[0] = 0  # an all-pad bag where the spec has pad=0
-        if x.ndim == 2 and x.shape[1] > 2:
-            x[1, 1:] = 0
+        check(f"{name} ids are int32", float(all(i.type.tensor_type.elem_type in (onnx.TensorProto.INT32, onnx.TensorProto.FLOAT)
+                                                 for i in m.graph.input)), 1.0, 0, 0)
+        rows = {k.split(".")[0]: v.shape[0] for k, v in w.items() if v.ndim == 2 and k.endswith(".weight") and k.split(".")[0] in tables}
+        feeds, rng = {}, np.random.default_rng(2)
+        for gi in m.graph.input:  # every model input under its name (the first one is "input")
+            shape = [batch] + [dd.dim_value for dd in gi.type.tensor_type.shape.dim[1:]]
+            if gi.type.tensor_type.elem_type == onnx.TensorProto.INT32:
+                x = rng.integers(0, min(rows[t] for t, src in tables.items() if src == gi.name and t in rows), shape).astype(np.int32)
+                x[0] = 0  # an all-pad bag where the spec has pad=0
+                if x.ndim == 2 and x.shape[1] > 2:
+                    x[1, 1:] = 0
+            else:
+                x = rng.standard_normal(shape).astype(np.float32)
+            feeds[gi.name] = x
         env = dict(w)
-        env[m.graph.input[0].name] = x
+        env.update(feeds)
         for n in m.graph.node:
             a = {at.name: onnx.helper.get_attribute_value(at) for at in n.attribute}
             i = [env[k] for k in n.input]
@@ -144,16 +153,95 @@ def onnx_case(spec_text, name, batch=5):
                 y = np.logical_not(i[0])
             elif n.op_type == "Cast":
                 y = i[0].astype(np.float32)
+            elif n.op_type == "Unsqueeze":
+                y = np.expand_dims(i[0], tuple(int(a) for a in i[1]))
+            elif n.op_type == "Concat":
+                y = np.concatenate(i, axis=a["axis"])
+            elif n.op_type == "Transpose":
+                y = np.transpose(i[0], a["perm"])
+            elif n.op_type == "MatMul":
+                y = np.matmul(i[0], i[1])
+            elif n.op_type == "Reshape":
+                y = i[0].reshape([i[0].shape[k] if v == 0 else v for k, v in enumerate(i[1].tolist())])
+            elif n.op_type == "Relu":
+                y = np.maximum(i[0], 0)
             else:
                 raise ValueError("onnx_case: " + n.op_type)
             env[n.output[0]] = y
         got = env[m.graph.output[0].name]
         P = {k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()}
-        want = spec_torch.forward(spec_torch.build(spec), {"input": torch.tensor(x)}, P, {}, {}, training=False)
+        names = spec_torch.build(spec)
+        first = next(ln.split("name=")[1].split()[0] if "name=" in ln else "input" for ln in spec_text.splitlines()
+                     if ln.startswith("input"))
+        xs = {(first if k == "input" else k): torch.tensor(v) if v.dtype == np.int32 else torch.tensor(v, dtype=torch.float64)
+              for k, v in feeds.items()}
+        want = spec_torch.forward(names, xs, P, {}, {}, training=False)
         check(f"{name} onnx logits", got, want.numpy(), 1e-5, 1e-5)
 
 
+def state_dict_case(bag):
+    """herd's saved weights (tables whole, under their layer names) load into PyTorch modules named as the
+    layers with load_state_dict(strict=True) and give herd predict's logits: nn.EmbeddingBag fed ids +
+    offsets from bags of 1..6 ids read from an NPY file with -1 in the unused slots (FILEx.npy?x=i32), or
+    nn.Embedding on one id a sample."""
+    herd = os.path.join(os.path.dirname(BIN), "herd")
+    rng = np.random.default_rng(3)
+    n, L = 96, 6 if bag else 1
+    with tempfile.TemporaryDirectory() as d:
+        ids = rng.integers(0, 50, (n, L)).astype(np.int32)
+        for i in range(n if bag else 0):
+            ids[i, 1 + rng.integers(0, L):] = -1  # bag i holds its first 1..6 slots
+        np.save(os.path.join(d, "y.npy"), (ids[:, 0] % 3).astype(np.int32))
+        data = os.path.join(d, "x.npy") + "?x=i32"
+        if bag == "offsets":  # nn.EmbeddingBag's own form: every bag's ids flat, one offset a bag
+            kept = ids != -1
+            np.save(os.path.join(d, "x.npy"), ids[kept].astype(np.int64))
+            np.save(os.path.join(d, "off.npy"), np.concatenate([[0], kept.sum(1).cumsum()[:-1]]).astype(np.int64))
+            data = os.path.join(d, "x.npy") + "?offsets=" + os.path.join(d, "off.npy")
+        else:
+            np.save(os.path.join(d, "x.npy"), ids)
+        spec = os.path.join(d, "m.spec")
+        with open(spec, "w") as f:
+            f.write(f"input {L} dtype=i32\n" + ("embedding_bag 50 4 mode=mean name=tags\n" if bag else
+                                                 "embedding 50 4 name=tags\n") + "dense 3 name=out\n")
+        w, out = os.path.join(d, "w.safetensors"), os.path.join(d, "logits.npy")
+        r = subprocess.run([herd, "train", spec, "--data", data, "--epochs", "2", "--batch", "16", "--lr", "0.05",
+                            "--seed", "3", "--save", w, "--quiet"], capture_output=True, text=True)
+        if r.returncode:
+            print("FAIL state_dict: herd train: " + r.stderr.strip())
+            check("state_dict train", 0.0, 1.0, 0, 0)
+            return
+        subprocess.run([herd, "predict", spec, "--weights", w, "--data", data, "--output", "logits", "--out", out],
+                       check=True, capture_output=True)
+        t = spec_torch.read_safetensors(w)
+        got = np.load(out)
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tags = torch.nn.EmbeddingBag(50, 4, mode="mean") if bag else torch.nn.Embedding(50, 4)
+            self.out = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            if not bag:
+                return self.out(self.tags(x[:, 0].long()))
+            kept = x != -1
+            offsets = torch.cat([torch.zeros(1, dtype=torch.long), kept.sum(1).cumsum(0)[:-1]])
+            return self.out(self.tags(x[kept].long(), offsets))
+
+    m = M()
+    m.load_state_dict({k: torch.tensor(v) for k, v in t.items()}, strict=True)
+    what = {"offsets": "EmbeddingBag (NPY ids + offsets)", True: "EmbeddingBag (-1 slots)", False: "Embedding"}[bag]
+    check(f"state_dict {what}: the table whole", float(t["tags.weight"].shape == (50, 4)), 1.0, 0, 0)
+    with torch.no_grad():
+        want = m(torch.tensor(ids)).numpy()
+    check(f"state_dict {what}: herd predict's logits", got, want, 1e-5, 1e-5)
+
+
 data = os.path.join(SRC, "tests", "data")
+state_dict_case(bag=True)
+state_dict_case(bag="offsets")
+state_dict_case(bag=False)
 if importlib.util.find_spec("onnx"):
     onnx_case("input 5 dtype=i32\nembedding 30 4 pad=0\nflatten\ndense 3\n", "seq")
     onnx_case("input 1 dtype=i32\nembedding 30 4\ndense 3\n", "one_id")
@@ -161,6 +249,8 @@ if importlib.util.find_spec("onnx"):
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum pad=0\ndense 3\n", "bag_sum_pad")
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=mean\ndense 3\n", "bag_mean")
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum\ndense 3\n", "bag_sum")
+    with open(os.path.join(SRC, "tests", "data", "mf_dot.spec")) as f:  # three inputs, MF score and DLRM pairs
+        onnx_case(f.read(), "mf_dot", tables={"u": "input", "i": "item"})
 else:
     print("python3-onnx missing: the ONNX export of embedding is not checked")
 for sparse_opt in ("adam", "adagrad", "sgd"):
@@ -170,4 +260,7 @@ run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 3, 2)
 run_case(os.path.join(data, "mf_dot.spec"), "adam", "adam", 6, 3)
 run_case(os.path.join(data, "mf_dot.spec"), "sgd", "sgd", 4, 2)
 run_case(os.path.join(data, "embedding_bag.spec"), "adam", "rowwise_adagrad", 4, 3)
+# bags of 1..L ids (cat=COL:L columns): PyTorch takes them as ids + offsets
+run_case(os.path.join(data, "embedding_bag.spec"), "adam", "adam", 6, 3, ragged=True)
+run_case(os.path.join(data, "embedding_bag.spec"), "sgd", "adagrad", 4, 2, ragged=True)
 sys.exit(summary())

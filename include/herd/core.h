@@ -66,6 +66,11 @@ void *herd_calloc_array(size_t count, size_t size);
 void *herd_aligned_alloc(size_t bytes);
 void *herd_aligned_calloc(size_t bytes);
 void herd_aligned_free(void *p);
+/* A hint for large blocks read at random rows (embedding tables and their optimizer state): asks
+ * for 2 MiB pages over the block's 2 MiB-aligned part (MADV_HUGEPAGE, which transparent huge pages
+ * honour in their default madvise mode), so that a row costs a cache miss but no page-table walk.
+ * Call it before the pages are first touched; nothing happens where the kernel refuses. */
+void herd_advise_huge_pages(void *p, size_t bytes);
 /* a*b into *out; returns 0 on overflow. */
 int herd_mul_size(size_t a, size_t b, size_t *out);
 

@@ -45,6 +45,10 @@ typedef struct herd_dataset_ops {
  * fields as the model's f32 input, i32 fields copied as int32 ids), and they feed the model's
  * inputs in order. x may itself be i32 (a text source's token ids). */
 #define HERD_MAX_FIELDS 8
+/* In an i32 field: no id. The unused slots of a bag of fewer ids than its field holds (cat=COL:L
+ * columns, ids + offsets): embedding_bag skips them, as nn.EmbeddingBag(ids, offsets) sees only
+ * a bag's own ids; other layers refuse them as any id outside their table. */
+#define HERD_NO_ID (-1)
 
 struct herd_dataset {
     const herd_dataset_ops *ops;
@@ -157,6 +161,14 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
  * input; values outside int32 are errors naming the sample), float features are refused. --data
  * says so with FILEx.npy?x=i32. */
 herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char *y_path, int ids, herd_error *err);
+/* Bags of ids as nn.EmbeddingBag(ids, offsets) takes them: x_path one flat 1-D integer array of
+ * every bag's ids, offsets_path one offset a bag (bag i = ids[off[i], off[i+1]), the last to the
+ * end), y_path one label a bag. Samples are i32 (L) with L = len (0: the longest bag), a bag's
+ * unused slots HERD_NO_ID. Offsets not starting at 0, decreasing, past the ids, an empty bag or
+ * one over len are errors naming the offsets file and row; a negative id one naming the bag.
+ * --data FILEx.npy?offsets=FILE.npy[&len=L]. */
+herd_status herd_npy_open_bags(herd_dataset **out, const char *x_path, const char *offsets_path, const char *y_path,
+                               int ids, int64_t len, herd_error *err);
 /* Writes a C-order little-endian float32 array of shape dims[0..ndim) (ndim 1..8) as NPY
  * format 1.0, atomically (numpy.load reads it). */
 herd_status herd_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *dims, herd_error *err);

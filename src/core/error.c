@@ -178,3 +178,13 @@ void *herd_aligned_calloc(size_t bytes) {
 }
 
 void herd_aligned_free(void *p) { free(p); }
+
+void herd_advise_huge_pages(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) / huge * huge, hi = ((uintptr_t)p + bytes) / huge * huge;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p, (void)bytes;
+#endif
+}

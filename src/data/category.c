@@ -42,15 +42,26 @@ herd_status categories_init(categories *c, const char *list, int64_t hash_rows, 
     if (hash_rows < 0 || hash_rows > INT32_MAX)
         return herd_fail(err, HERD_EARG, "%s: hash=%lld is out of range 1..%d", source, (long long)hash_rows, INT32_MAX);
     for (const char *p = list; p && *p;) {
-        size_t len = strcspn(p, ",");
-        if (!len || len >= sizeof c->names[0])
+        size_t len = strcspn(p, ","), name = strcspn(p, ":,");
+        if (!name || name >= sizeof c->names[0])
             return herd_fail(err, HERD_EARG, "%s: cat= names columns separated by commas (each up to 127 bytes)", source);
         if (c->n == HERD_MAX_FIELDS) {
             categories_free(c);
             return herd_fail(err, HERD_EARG, "%s: more than %d categorical columns", source, HERD_MAX_FIELDS);
         }
-        memcpy(c->names[c->n], p, len);
-        c->names[c->n][len] = 0;
+        memcpy(c->names[c->n], p, name);
+        c->names[c->n][name] = 0;
+        int bag = 1;
+        if (name < len) { /* NAME:L, a bag of up to L values */
+            char *end;
+            long v = strtol(p + name + 1, &end, 10);
+            if (end != p + len || p[name + 1] < '1' || p[name + 1] > '9' || v > 65536) {
+                categories_free(c);
+                return herd_fail(err, HERD_EARG, "%s: cat=%.*s: a bag column is NAME:L with L in 1..65536 (its most values a row)",
+                                 source, (int)len, p);
+            }
+            bag = (int)v;
+        }
         if (categories_find(c, c->names[c->n]) >= 0) {
             categories_free(c);
             return herd_fail(err, HERD_EARG, "%s: categorical column '%s' is named twice", source, c->names[c->n]);
@@ -61,6 +72,8 @@ herd_status categories_init(categories *c, const char *list, int64_t hash_rows, 
             categories_free(c);
             return herd_fail(err, HERD_ENOMEM, "%s: out of memory for categorical columns", source);
         }
+        c->len[c->n] = bag, c->bag[c->n] = name < len, c->at[c->n] = c->ids;
+        c->ids += bag;
         c->n++;
         p += len + (p[len] == ',');
     }
@@ -77,7 +90,7 @@ void categories_free(categories *c) {
         free(col);
         c->col[k] = NULL;
     }
-    c->n = 0;
+    c->n = c->ids = 0;
 }
 
 int categories_find(const categories *c, const char *name) {
@@ -125,6 +138,29 @@ int32_t categories_id(categories *c, int k, const char *text, size_t len) {
     }
     col->count++;
     return e->id;
+}
+
+herd_status categories_put(categories *c, int k, const char *text, size_t len, int32_t *row, const char *where,
+                           herd_error *err) {
+    int32_t *ids = row + c->at[k];
+    if (!c->bag[k] && (ids[0] = categories_id(c, k, text, len)) >= 0) return HERD_OK;
+    int n = 0;
+    for (size_t i = 0; c->bag[k] && i < len;) { /* a bag: blank-separated values */
+        while (i < len && (text[i] == ' ' || text[i] == '\t')) i++;
+        size_t j = i;
+        while (j < len && text[j] != ' ' && text[j] != '\t') j++;
+        if (j == i) break;
+        if (n == c->len[k])
+            return herd_fail(err, HERD_EFORMAT, "%s: column '%s': more than the bag's %d values (cat=%s:%d)", where,
+                             c->names[k], c->len[k], c->names[k], c->len[k]);
+        if ((ids[n++] = categories_id(c, k, text + i, j - i)) < 0) break;
+        i = j;
+    }
+    if (!c->bag[k] || (n && ids[n - 1] < 0))
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for the values of column '%s'", where, c->names[k]);
+    if (!n) return herd_fail(err, HERD_EFORMAT, "%s: column '%s': an empty bag (no values)", where, c->names[k]);
+    for (int j = n; j < c->len[k]; j++) ids[j] = HERD_NO_ID;
+    return HERD_OK;
 }
 
 void categories_describe(const categories *c, char *buf, size_t size) {

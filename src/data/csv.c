@@ -201,11 +201,8 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
         int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
         for (size_t k = 0, f = 0; k < ncols; k++) {
             if (role[k] >= 0) {
-                if ((ids[role[k]] = categories_id(&cats, role[k], fields[k], strlen(fields[k]))) < 0) {
-                    st = herd_fail(err, HERD_ENOMEM, "%s:%ld: out of memory for the values of column '%s'", path, line,
-                                   printable(names[k], nbuf, sizeof nbuf));
-                    goto fail;
-                }
+                snprintf(where, sizeof where, "%s:%ld", path, line);
+                if ((st = categories_put(&cats, role[k], fields[k], strlen(fields[k]), ids, where, err))) goto fail;
             } else if ((int)k == label_at) {
                 if (!row_table_target(&t, fields[k])) {
                     st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%s' is not %s", path, line,

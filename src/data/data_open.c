@@ -329,6 +329,8 @@ static const url_source url_sources[] = {
 typedef struct file_params {
     const char *label, *image; /* NULL: the reader's default */
     int ids;                   /* x=i32: integer NPY features as i32 ids */
+    const char *offsets;       /* offsets=FILE.npy: NPY bags (ids + offsets) */
+    long long bag_len;         /* len=L with offsets= (0: the longest bag) */
     herd_table_options table;  /* CSV: cat=, hash=, seed= (label is the field above) */
 } file_params;
 
@@ -360,7 +362,7 @@ static herd_status open_npy(const char *path, const file_params *fp, const herd_
         return herd_fail(err, HERD_EARG,
                          "%s: name the features FILEx.npy (or FILEX.npy) and put the labels in FILEy.npy beside it",
                          path);
-    return herd_npy_open_ids(out, path, y, fp->ids, err);
+    return herd_npy_open_bags(out, path, fp->offsets, y, fp->ids, fp->bag_len, err);
 }
 
 /* A comma list of files or globs, each expanded (sorted) into one list of paths. */
@@ -526,6 +528,9 @@ static herd_status open_pair(file_open_fn fn, const char *train_spec, const char
         return herd_fail(err, HERD_EARG, "%s: cat= builds each source's own vocabulary, so %s and %s would number "
                          "their values apart: add hash=N (ids from a seeded hash, the same in both)", train_spec,
                          train_spec, test_spec);
+    if (test && test_spec && fp->offsets)
+        return herd_fail(err, HERD_EARG, "%s: offsets= belongs to one file of ids, not to %s too: name the files "
+                         "without 'train' and hold out with --val-split", train_spec, test_spec);
     if (train) {
         if ((st = fn(train_spec, fp, &o, &tr, err)) != HERD_OK) goto fail;
         if ((o.c <= 0 || o.h <= 0 || o.w <= 0) && tr->x.ndim == 3)
@@ -549,6 +554,7 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
     memcpy(path, spec, n + 1);
     fp->label = fp->image = NULL;
     fp->ids = 0;
+    fp->offsets = NULL, fp->bag_len = 0;
     memset(&fp->table, 0, sizeof fp->table);
     if (!q || !strchr(q, '=')) return HERD_OK; /* a '?' glob, not options */
     path[q - spec] = 0;
@@ -562,8 +568,12 @@ static herd_status split_file_params(const char *spec, char *path, char *params,
             fp->image = p + 6;
         else if (strcmp(p, "x=i32") == 0)
             fp->ids = 1;
+        else if (strncmp(p, "offsets=", 8) == 0 && p[8])
+            fp->offsets = p + 8;
+        else if (strncmp(p, "len=", 4) == 0 && p[4] >= '1' && p[4] <= '9' && strlen(p + 4) < 9)
+            fp->bag_len = atoll(p + 4);
         else if (table_param(p, &fp->table) < 0)
-            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32, cat=COLS, hash=N, "
+            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (label=NAME, image=NAME, x=i32, offsets=FILE, len=L, cat=COLS, hash=N, "
                              "seed=S, target=COL)", spec, p);
         p = amp ? amp + 1 : NULL;
     }

@@ -46,6 +46,7 @@ typedef struct npy_impl {
     size_t y_bytes;
     size_t sample; /* elements per sample */
     int ids;       /* integer features as i32 ids (herd_npy_open_ids) */
+    int64_t *bag;  /* herd_npy_open_bags: N + 1 offsets, bag i = x[bag[i], bag[i + 1]); else NULL */
 } npy_impl;
 
 static void npy_unmap(npy_array *a) {
@@ -277,7 +278,18 @@ static double npy_value(const npy_array *a, size_t k) {
 static herd_status npy_get_mapped(const herd_dataset *ds, int64_t i, void *xv, void *y, herd_error *err) {
     const npy_impl *im = ds->impl;
     size_t base = (size_t)i * im->sample;
-    if (im->ids) { /* int32 ids; wider integers must fit */
+    if (im->bag) { /* the bag's ids, then HERD_NO_ID in the slots it leaves */
+        int32_t *x = xv;
+        int64_t n = im->bag[i + 1] - im->bag[i];
+        for (int64_t k = 0; k < n; k++) {
+            double v = npy_value(&im->x, (size_t)(im->bag[i] + k));
+            if (v < 0 || v > INT32_MAX)
+                return herd_fail(err, HERD_EFORMAT, "%s: bag %lld: id %.0f at position %lld is negative or does not fit "
+                                 "int32", ds->source, (long long)i, v, (long long)(im->bag[i] + k));
+            x[k] = (int32_t)v;
+        }
+        for (size_t k = (size_t)n; k < im->sample; k++) x[k] = HERD_NO_ID;
+    } else if (im->ids) { /* int32 ids; wider integers must fit */
         int32_t *x = xv;
         for (size_t k = 0; k < im->sample; k++) {
             double v = npy_value(&im->x, base + k);
@@ -308,6 +320,7 @@ static void npy_close(herd_dataset *ds) {
     if (!im) return;
     npy_unmap(&im->x);
     free(im->targets);
+    free(im->bag);
     free(im);
     ds->impl = NULL;
 }
@@ -318,7 +331,53 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
     return herd_npy_open_ids(out, x_path, y_path, 0, err);
 }
 
+/* The offsets of offsets_path (1-D integers, nn.EmbeddingBag's: bag i is ids[off[i], off[i+1]), the
+ * last to the end of the n ids) into im->bag (N + 1 of them); *longest = the longest bag. Offsets
+ * that do not start at 0, decrease, leave a bag empty or pass the end are errors naming the row. */
+static herd_status read_offsets(const char *offsets_path, int64_t n, npy_impl *im, int64_t *count, int64_t *longest,
+                                herd_error *err) {
+    npy_array o;
+    herd_status st = npy_map(offsets_path, &o, err);
+    if (st) return st;
+    if (o.ndim != 1 || o.dtype->kind == NPY_F4 || o.dtype->kind == NPY_F8 || o.dims[0] < 1) {
+        npy_unmap(&o);
+        return herd_fail(err, HERD_EFORMAT, "%s: offsets are a 1-D array of integers, one a bag (at least one)",
+                         offsets_path);
+    }
+    *count = o.dims[0];
+    if (!(im->bag = herd_malloc_array((size_t)*count + 1, sizeof *im->bag))) {
+        npy_unmap(&o);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld offsets", offsets_path, (long long)*count);
+    }
+    *longest = 0;
+    for (int64_t i = 0; i <= *count && !st; i++) {
+        double v = i < *count ? npy_value(&o, (size_t)i) : (double)n;
+        im->bag[i] = (int64_t)v;
+        if (i == 0 && v != 0)
+            st = herd_fail(err, HERD_EFORMAT, "%s: row 0: the first offset is %.0f, not 0", offsets_path, v);
+        else if (i && v < (double)im->bag[i - 1])
+            st = herd_fail(err, HERD_EFORMAT, "%s: row %lld: offset %.0f is below the one before (%lld): offsets may not "
+                           "decrease", offsets_path, (long long)i, v, (long long)im->bag[i - 1]);
+        else if (i && v > (double)n)
+            st = herd_fail(err, HERD_EFORMAT, "%s: row %lld: offset %.0f is past the %lld ids", offsets_path, (long long)i,
+                           v, (long long)n);
+        else if (i && v == (double)im->bag[i - 1])
+            st = herd_fail(err, HERD_EFORMAT, "%s: row %lld: bag %lld is empty (%s)", offsets_path,
+                           (long long)(i < *count ? i : i - 1), (long long)(i - 1),
+                           i < *count ? "its offset equals the next one" : "the last offset is the number of ids");
+        else if (i && im->bag[i] - im->bag[i - 1] > *longest)
+            *longest = im->bag[i] - im->bag[i - 1];
+    }
+    npy_unmap(&o);
+    return st;
+}
+
 herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char *y_path, int ids, herd_error *err) {
+    return herd_npy_open_bags(out, x_path, NULL, y_path, ids, 0, err);
+}
+
+herd_status herd_npy_open_bags(herd_dataset **out, const char *x_path, const char *offsets_path, const char *y_path,
+                               int ids, int64_t len, herd_error *err) {
     npy_impl *im = NULL;
     npy_array y = {0};
     herd_dataset *ds = NULL;
@@ -356,8 +415,33 @@ herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char
             goto fail;
         }
     im->sample = (size_t)(d[0] * d[1]) * (size_t)d[2]; /* bounded by the mapped size */
-    im->ids = ids;
-    if (ids && (x->dtype->kind == NPY_F4 || x->dtype->kind == NPY_F8)) {
+    im->ids = ids || offsets_path;
+    int64_t n_samples = x->dims[0];
+    if (offsets_path) { /* the flat ids of every bag, and their offsets: samples of len ids */
+        int64_t longest = 0;
+        if (x->ndim != 1) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: with offsets= the ids are one flat 1-D array (all bags one after the "
+                           "other), not %d-D", x_path, x->ndim);
+            goto fail;
+        }
+        if ((st = read_offsets(offsets_path, x->dims[0], im, &n_samples, &longest, err))) goto fail;
+        if (len && longest > len) {
+            for (int64_t i = 0; i < n_samples; i++)
+                if (im->bag[i + 1] - im->bag[i] > len) {
+                    st = herd_fail(err, HERD_EFORMAT, "%s: row %lld: bag %lld holds %lld ids, more than len=%lld", offsets_path,
+                                   (long long)i, (long long)i, (long long)(im->bag[i + 1] - im->bag[i]), (long long)len);
+                    goto fail;
+                }
+        }
+        d[0] = len ? len : longest;
+        if (d[0] > (1 << 24)) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: bags of %lld ids are too long", offsets_path, (long long)d[0]);
+            goto fail;
+        }
+        im->sample = (size_t)d[0];
+        sdim = 1;
+    }
+    if (im->ids && (x->dtype->kind == NPY_F4 || x->dtype->kind == NPY_F8)) {
         st = herd_fail(err, HERD_EFORMAT, "%s: x=i32 reads integer features as ids, but these are floats", x_path);
         goto fail;
     }
@@ -374,9 +458,9 @@ herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char
                        y_path, shape);
         goto fail;
     }
-    if (y.dims[0] != x->dims[0]) {
+    if (y.dims[0] != n_samples) {
         st = herd_fail(err, HERD_EFORMAT, "%s: %lld labels for %lld samples in %s", y_path, (long long)y.dims[0],
-                       (long long)x->dims[0], x_path);
+                       (long long)n_samples, offsets_path ? offsets_path : x_path);
         goto fail;
     }
     int64_t per = 1;
@@ -413,8 +497,8 @@ herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char
     }
     npy_unmap(&y);
     ds->ops = &npy_ops;
-    ds->n = x->dims[0];
-    ds->x = herd_tensor_make(ids ? HERD_I32 : x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
+    ds->n = n_samples;
+    ds->x = herd_tensor_make(im->ids ? HERD_I32 : x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
     ds->y = herd_tensor_make(is_float ? HERD_F32 : HERD_I32, per_sample ? 0 : y.ndim - 1, y.dims + 1, NULL);
     ds->num_classes = is_float ? 0 : (int)max_label + 1;
     snprintf(ds->source, sizeof ds->source, "%s", x_path);
@@ -426,6 +510,7 @@ fail:
     if (im) {
         npy_unmap(&im->x);
         free(im->targets);
+        free(im->bag);
     }
     free(im);
     free(ds);

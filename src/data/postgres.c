@@ -230,10 +230,9 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
                     goto done;
                 }
                 if (role[i] >= 0) {
-                    if ((ids[role[i]] = categories_id(&cats, role[i], v, (size_t)PQgetlength(res, r, i))) < 0) {
-                        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory at row %lld", source, row);
-                        goto done;
-                    }
+                    char where[600];
+                    snprintf(where, sizeof where, "%s: row %lld", source, row);
+                    if ((st = categories_put(&cats, role[i], v, (size_t)PQgetlength(res, r, i), ids, where, err))) goto done;
                     continue;
                 }
                 if (i == label_at ? !row_table_target(&t, v) : !row_parse_feature(v, &x[f++])) {

@@ -24,7 +24,9 @@ herd_status row_table_columns(row_table *t, const categories *c, const char *con
     int features = categories_columns(c, names, ncols, label_at, *role, where, err);
     if (features < 0) return HERD_EFORMAT;
     row_table_init(t, features);
-    t->n_cat = c->n;
+    t->n_cat = c->ids;
+    t->n_cat_fields = c->n;
+    for (int k = 0; k < c->n; k++) t->cat_len[k] = c->len[k];
     t->y_f32 = target_f32;
     return HERD_OK;
 }
@@ -66,16 +68,19 @@ herd_status row_table_finish(row_table *t, herd_dataset **out, const char *sourc
         return herd_fail(err, HERD_EFORMAT, "%s: no data rows", source);
     }
     int classes = t->max_label + 1 < 2 ? 2 : t->max_label + 1, nf = 0;
-    int64_t xd[2] = {t->n, t->features}, cd[2] = {t->n, 1};
+    int64_t xd[2] = {t->n, t->features};
     herd_tensor fields[HERD_MAX_FIELDS + 1];
     if (t->features) fields[nf++] = herd_tensor_make(HERD_F32, 2, xd, t->x);
     else free(t->x);
     t->x = NULL;
     int ok = 1;
-    for (int k = 0; k < t->n_cat; k++) { /* column k of the ids, as its own field */
-        int32_t *col = herd_malloc_array((size_t)t->n, sizeof *col);
+    for (int k = 0, at = 0; k < t->n_cat_fields; at += t->cat_len[k++]) { /* column k's ids, as its own field */
+        size_t len = (size_t)t->cat_len[k];
+        int64_t cd[2] = {t->n, (int64_t)len};
+        int32_t *col = herd_malloc_array((size_t)t->n * len, sizeof *col);
         ok &= col != NULL;
-        for (int64_t i = 0; col && i < t->n; i++) col[i] = t->cat[(size_t)i * (size_t)t->n_cat + (size_t)k];
+        for (int64_t i = 0; col && i < t->n; i++)
+            memcpy(col + (size_t)i * len, t->cat + (size_t)i * (size_t)t->n_cat + (size_t)at, len * sizeof *col);
         fields[nf++] = herd_tensor_make(HERD_I32, 2, cd, col);
     }
     herd_status st;
@@ -100,9 +105,10 @@ void row_table_free(row_table *t) {
     free(t->x);
     free(t->y);
     free(t->cat);
-    int f = t->features, c = t->n_cat, yf = t->y_f32;
-    row_table_init(t, f);
-    t->n_cat = c, t->y_f32 = yf;
+    row_table kept = *t;
+    row_table_init(t, kept.features);
+    t->n_cat = kept.n_cat, t->n_cat_fields = kept.n_cat_fields, t->y_f32 = kept.y_f32;
+    memcpy(t->cat_len, kept.cat_len, sizeof t->cat_len);
 }
 
 static int only_blanks(const char *s) {

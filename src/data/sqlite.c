@@ -93,10 +93,14 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
             }
             if (role[i] >= 0) { /* its text (integers and reals too) is the category */
                 const char *text = (const char *)sqlite3_column_text(stmt, i);
-                if (!text || (ids[role[i]] = categories_id(&cats, role[i], text, (size_t)sqlite3_column_bytes(stmt, i))) < 0) {
-                    st = herd_fail(err, HERD_ENOMEM, "sqlite:%s: out of memory at row %lld", db_path, row);
+                char where[600];
+                snprintf(where, sizeof where, "sqlite:%s: row %lld", db_path, row);
+                if (!text) {
+                    st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", where);
                     goto done;
                 }
+                if ((st = categories_put(&cats, role[i], text, (size_t)sqlite3_column_bytes(stmt, i), ids, where, err)))
+                    goto done;
             } else if (i == label_at) {
                 const char *text = (const char *)sqlite3_column_text(stmt, i);
                 if (!text || !row_table_target(&t, text)) {

@@ -96,9 +96,8 @@ herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p,
                                   herd_metrics *acc, herd_error *err) {
     *loss = 0;
     if (p->count == 0) { /* more groups than samples in a short last batch */
-        int64_t n;
-        herd_model_params(s->m, &n);
-        memset(herd_model_grads(s->m), 0, (size_t)n * sizeof(float));
+        /* the dense gradient: embedding tables have no slice of grads (the params count them) */
+        memset(herd_model_grads(s->m), 0, (size_t)herd_model_dense_params(s->m) * sizeof(float));
         return HERD_OK;
     }
     /* dropout masks depend on (step, group), never on which rank computes the group */

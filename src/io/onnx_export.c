@@ -133,7 +133,10 @@ static void param_initializer(exporter *x, int idx) {
 
 /* ---- what a kind's onnx_export calls (model/model_internal.h) ---- */
 
-const char *onnx_in(exporter *x, const node *n, int k) { return n->in[k] >= 0 ? x->tname[n->in[k]] : x->input; }
+/* a layer's output, the first model input (or its normalisation), or another input by its name */
+const char *onnx_in(exporter *x, const node *n, int k) {
+    return n->in[k] >= 0 ? x->tname[n->in[k]] : n->in[k] == -1 ? x->input : x->m->inputs[-1 - n->in[k]].name;
+}
 
 int onnx_in_rank4(exporter *x, const node *n, int k) {
     return n->in[k] >= 0 ? x->rank4[n->in[k]] : x->m->inputs[-1 - n->in[k]].ndim == 3;
@@ -247,11 +250,6 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
         onnx_emit(x, "Mul", "input_normalized", "input_normalized", mul, 2, NULL, 0);
         x->input = "input_normalized";
     }
-    if (m->n_inputs != 1) {
-        pb_writer_free(&x->graph);
-        return herd_fail(err, HERD_EUNSUPPORTED, "%s: ONNX export of a model with %d inputs is not supported yet", path,
-                         m->n_inputs);
-    }
     for (int i = 0; i < m->n_nodes && st == HERD_OK; i++) st = emit_node(x, i);
     if (st != HERD_OK) {
         pb_writer_free(&x->graph);
@@ -263,6 +261,9 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     int64_t in_dims[3] = {m->in_c, m->in_h, m->in_w}, out_dims[1] = {last->numel};
     value_info(&x->graph, GRAPH_INPUT, "input", in_dims, m->in_h == 1 && m->in_w == 1 ? 1 : 3,
                m->inputs[0].dtype == HERD_I32 ? ONNX_INT32 : ONNX_FLOAT); /* ids: int32, as Gather takes them */
+    for (int k = 1; k < m->n_inputs; k++) /* further inputs under their names, their own shapes */
+        value_info(&x->graph, GRAPH_INPUT, m->inputs[k].name, m->inputs[k].dims, m->inputs[k].ndim,
+                   m->inputs[k].dtype == HERD_I32 ? ONNX_INT32 : ONNX_FLOAT);
     value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, 1, ONNX_FLOAT);
 
     pb_writer model = {0};

@@ -12,6 +12,7 @@ typedef struct dot_cfg {
     int64_t dim;
     int vectors;                /* V */
     int count[MAX_DOT_INPUTS];  /* vectors of each input */
+    unsigned stacked;           /* bit k: input k is an (N, D) stack, not a (D) vector */
 } dot_cfg;
 _Static_assert(sizeof(dot_cfg) <= LAYER_CFG_BYTES, "dot config fits a node");
 #define CFG(n) ((const dot_cfg *)(n)->cfg)
@@ -20,6 +21,7 @@ static herd_status dot_build(layer_build *b) {
     dot_cfg *cfg = (dot_cfg *)b->n->cfg;
     cfg->vectors = 0;
     cfg->dim = 0;
+    cfg->stacked = 0;
     if (b->n->n_in > MAX_DOT_INPUTS)
         return lb_fail(b, HERD_ESPEC, NULL, "dot takes at most %d inputs (stack more vectors into one (N,D) input)",
                        MAX_DOT_INPUTS);
@@ -36,6 +38,7 @@ static herd_status dot_build(layer_build *b) {
                            (long long)dim, (long long)cfg->dim);
         cfg->dim = dim;
         cfg->count[k] = nd == 2 ? (int)d[0] : 1;
+        if (nd == 2) cfg->stacked |= 1u << k;
         cfg->vectors += cfg->count[k];
     }
     if (cfg->vectors < 2) return lb_fail(b, HERD_ESHAPE, NULL, "dot: needs at least two vectors, has %d", cfg->vectors);
@@ -94,10 +97,50 @@ static void dot_describe(const herd_model *m, const node *n, char *buf, size_t s
     snprintf(buf, size, "%d vectors of %lld", CFG(n)->vectors, (long long)CFG(n)->dim);
 }
 
-/* ONNX could say it (Mul and ReduceSum over axis 1, whose axes are an input from opset 13 on);
- * herd's exporter does not write that yet */
+/* ONNX (opset 13): the vectors stacked into Z (N, V, D) (a (D) input Unsqueezed to (N, 1, D)),
+ * MatMul(Z, Transpose(Z)) (N, V, V) Reshaped to (N, V*V), and Gather of the pairs i < j in row
+ * order: torch.bmm(Z, Z^T)'s upper triangle, as DLRM takes it (two vectors: their score) */
 static herd_status dot_onnx(onnx_exporter *x, const node *n) {
-    return onnx_fail(x, "layer '%s': dot has no ONNX export yet", n->name);
+    const dot_cfg *cfg = CFG(n);
+    char nm[6][HERD_NAME_MAX + 16], parts[MAX_DOT_INPUTS][HERD_NAME_MAX + 16];
+    static const char *const suffix[6] = {"axis1", "z", "zt", "zz", "flat_shape", "flat"};
+    for (int k = 0; k < 6; k++) snprintf(nm[k], sizeof nm[k], "%s.%s", n->name, suffix[k]);
+    const int64_t one[1] = {1};
+    onnx_ints(x, nm[0], one, 1);
+    const char *stack[MAX_DOT_INPUTS];
+    for (int k = 0; k < n->n_in; k++) {
+        stack[k] = onnx_in(x, n, k);
+        if (!(cfg->stacked & (1u << k))) { /* a (D) vector: (N, D) -> (N, 1, D) */
+            snprintf(parts[k], sizeof parts[k], "%s.in%d", n->name, k);
+            const char *u[2] = {stack[k], nm[0]};
+            onnx_emit(x, "Unsqueeze", parts[k], parts[k], u, 2, NULL, 0);
+            stack[k] = parts[k];
+        }
+    }
+    onnx_xattr axis1 = {.name = "axis", .type = 'i', .i = 1};
+    onnx_emit(x, "Concat", nm[1], nm[1], stack, n->n_in, &axis1, 1);
+    static const int64_t perm[3] = {0, 2, 1};
+    onnx_xattr tr = {.name = "perm", .type = 'I', .ints = perm, .n_ints = 3};
+    const char *z = nm[1];
+    onnx_emit(x, "Transpose", nm[2], nm[2], &z, 1, &tr, 1);
+    const char *mm[2] = {nm[1], nm[2]};
+    onnx_emit(x, "MatMul", nm[3], nm[3], mm, 2, NULL, 0);
+    const int64_t shape[2] = {0, (int64_t)cfg->vectors * cfg->vectors}; /* 0: keep N */
+    onnx_ints(x, nm[4], shape, 2);
+    const char *rs[2] = {nm[3], nm[4]};
+    onnx_emit(x, "Reshape", nm[5], nm[5], rs, 2, NULL, 0);
+    int64_t pairs[MAX_DOT_INPUTS * 64], p = 0;
+    if ((int64_t)cfg->vectors * (cfg->vectors - 1) / 2 > (int64_t)(sizeof pairs / sizeof pairs[0]))
+        return onnx_fail(x, "layer '%s': dot of %d vectors is too many to export", n->name, cfg->vectors);
+    for (int i = 0; i < cfg->vectors; i++)
+        for (int j = i + 1; j < cfg->vectors; j++) pairs[p++] = (int64_t)i * cfg->vectors + j;
+    char idx[HERD_NAME_MAX + 16];
+    snprintf(idx, sizeof idx, "%s.pairs", n->name);
+    onnx_ints(x, idx, pairs, (int)p);
+    const char *g[2] = {nm[5], idx};
+    onnx_emit(x, "Gather", n->name, onnx_out(x, n), g, 2, &axis1, 1);
+    onnx_set_out(x, n, onnx_out(x, n), 0);
+    return HERD_OK;
 }
 
 static const char *const dot_keywords[] = {"dot", NULL};

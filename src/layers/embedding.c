@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/prefetch.h"
+#include "herd/data.h"
 #include "layers/layer_common.h"
 
 #define CFG(n) ((const embed_table *)(n)->cfg)
@@ -42,7 +44,7 @@ herd_status layer_table_check(const layer_call *c, herd_error *err) {
     const embed_table *t = (const embed_table *)c->n->cfg;
     const int32_t *ids = (const int32_t *)c->in[0]; /* the input's 4-byte slots hold int32 ids */
     for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
-        if (ids[i] < 0 || ids[i] >= t->rows)
+        if ((ids[i] < 0 || ids[i] >= t->rows) && !(t->mode && ids[i] == HERD_NO_ID)) /* a bag's unused slot */
             return herd_fail(err, HERD_EARG, "layer '%s': id %d of sample %lld (position %lld) is outside the table's "
                              "rows [0, %lld)", c->n->name, (int)ids[i], (long long)(c->row0 + i / t->ids),
                              (long long)(i % t->ids), (long long)t->rows);
@@ -63,8 +65,12 @@ static herd_status embedding_build(layer_build *b) {
 static void embedding_forward(const layer_call *c) {
     const embed_table *t = CFG(c->n);
     const int32_t *ids = (const int32_t *)c->in[0];
-    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
+    int64_t n = (int64_t)c->B * t->ids;
+    for (int64_t i = 0; i < n; i++) {
+        if (i + HERD_PREFETCH_ROWS < n) /* a row a few ahead: ids are spread over the table */
+            herd_prefetch(c->w[0] + (int64_t)ids[i + HERD_PREFETCH_ROWS] * t->dim, (size_t)t->dim * sizeof(float), 0);
         memcpy(c->out + i * t->dim, c->w[0] + (int64_t)ids[i] * t->dim, (size_t)t->dim * sizeof(float));
+    }
 }
 
 /* each non-pad position's output gradient is its id's row of the sparse gradient */

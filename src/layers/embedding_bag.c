@@ -1,12 +1,16 @@
 /* embedding_bag ROWS DIM mode=sum|mean [pad=K]: a table (ROWS, DIM) reduced over a bag of ids,
  * as PyTorch's nn.EmbeddingBag(ROWS, DIM, mode, padding_idx=K, sparse=True) on fixed-length
  * bags: ids (L) -> (DIM), the sum or mean of the rows of the bag's ids other than the pad id (so
- * bags of any length up to L are padded with K; an empty bag gives zeros, as PyTorch's).
+ * bags of any length up to L are padded with K; an empty bag gives zeros, as PyTorch's). Slots
+ * holding HERD_NO_ID (the unused end of a bag read from a cat=COL:L column) are skipped as the pad
+ * id is: a bag of n ids in L slots is nn.EmbeddingBag(ids, offsets)'s bag of those n ids.
  * The gradient is row-sparse, as embedding's (src/layers/embedding.c holds the table helpers). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/prefetch.h"
+#include "herd/data.h"
 #include "layers/layer_common.h"
 
 #define CFG(n) ((const embed_table *)(n)->cfg)
@@ -24,32 +28,56 @@ static herd_status bag_build(layer_build *b) {
     return HERD_OK;
 }
 
-/* The factor each row of a bag takes in its gradient: 1, or 1/count of its non-pad ids for mean. */
-static float bag_scale(const embed_table *t, const int32_t *ids) {
+/* An id the bag sums: neither the pad id nor an unused slot. */
+static int bag_holds(const embed_table *t, int32_t id) { return id != t->pad && id != HERD_NO_ID; }
+
+static int64_t bag_count(const embed_table *t, const int32_t *ids) {
     int64_t count = 0;
-    for (int64_t j = 0; j < t->ids; j++) count += ids[j] != t->pad;
+    for (int64_t j = 0; j < t->ids; j++) count += bag_holds(t, ids[j]);
+    return count;
+}
+
+/* The factor each row of a bag takes in its gradient: 1, or 1/count of its ids for mean. */
+static float bag_scale(const embed_table *t, const int32_t *ids) {
+    int64_t count = bag_count(t, ids);
     return t->mode == 2 && count ? 1.0f / (float)count : 1.0f;
 }
 
-/* out (B, D): per bag, sum over its non-pad ids of weight[id], then divided by their count for
- * mean (PyTorch sums, then divides) */
-static void bag_forward(const layer_call *c) {
+/* out rows [b0, b1): per bag, sum over its ids of weight[id], then divided by their count for mean
+ * (PyTorch sums, then divides) */
+static void bag_forward_rows(void *ctx, int64_t b0, int64_t b1, int thread) {
+    (void)thread;
+    const layer_call *c = ctx;
     const embed_table *t = CFG(c->n);
-    for (int b = 0; b < c->B; b++) {
-        const int32_t *ids = (const int32_t *)c->in[0] + (int64_t)b * t->ids;
-        float *o = c->out + (int64_t)b * t->dim;
+    for (int64_t b = b0; b < b1; b++) {
+        const int32_t *ids = (const int32_t *)c->in[0] + b * t->ids;
+        float *o = c->out + b * t->dim;
         memset(o, 0, (size_t)t->dim * sizeof *o);
+        for (int64_t j = 0; b + 1 < b1 && j < t->ids; j++) { /* the next bag's rows, spread over the table */
+            int32_t id = ids[t->ids + j];
+            if (id >= 0) herd_prefetch(c->w[0] + (int64_t)id * t->dim, (size_t)t->dim * sizeof(float), 0);
+        }
         for (int64_t j = 0; j < t->ids; j++) {
-            if (ids[j] == t->pad) continue;
+            if (!bag_holds(t, ids[j])) continue;
             const float *w = c->w[0] + (int64_t)ids[j] * t->dim;
             for (int64_t d = 0; d < t->dim; d++) o[d] += w[d];
         }
         if (t->mode == 2) {
-            int64_t count = 0;
-            for (int64_t j = 0; j < t->ids; j++) count += ids[j] != t->pad;
+            int64_t count = bag_count(t, ids);
             for (int64_t d = 0; count && d < t->dim; d++) o[d] /= (float)count;
         }
     }
+}
+
+/* bags are independent: split over the pool's threads when there are enough rows to read (a row a
+ * few hundred ns away in a large table), the same values for any split */
+static void bag_forward(const layer_call *c) {
+    const embed_table *t = CFG(c->n);
+    herd_pool *pool = c->ex ? c->ex->pool : NULL;
+    if (pool && herd_pool_threads(pool) > 1 && (int64_t)c->B * t->ids * t->dim >= 65536)
+        herd_pool_for(pool, c->B, bag_forward_rows, (void *)c);
+    else
+        bag_forward_rows((void *)c, 0, c->B, 0);
 }
 
 /* each non-pad id of a bag gets the bag's output gradient (over the count for mean) */
@@ -60,7 +88,7 @@ static void bag_backward(const layer_call *c) {
         const float *g = c->dout + (int64_t)b * t->dim;
         float s = bag_scale(t, ids);
         for (int64_t j = 0; j < t->ids; j++) {
-            if (ids[j] == t->pad) continue;
+            if (!bag_holds(t, ids[j])) continue;
             float *r = layer_sparse_row(c->sg[0], ids[j]);
             for (int64_t d = 0; d < t->dim; d++) r[d] = g[d] * s;
         }

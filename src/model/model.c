@@ -42,6 +42,8 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
     m->sparse = n_sparse ? calloc((size_t)n_sparse, sizeof *m->sparse) : NULL;
     if (!m->params || !m->grads || !m->buffers || (n_sparse && !m->sparse))
         return herd_fail(err, HERD_ENOMEM, "%s: cannot allocate %lld parameters", m->source, (long long)np);
+    /* the tables (after the dense parameters) are read at random rows: 2 MiB pages, before init touches them */
+    if (n_sparse) herd_advise_huge_pages(m->params + m->n_dense, (size_t)(np - m->n_dense) * sizeof(float));
     for (int i = 0; i < m->n_reg; i++)
         if (m->params_reg[i].info.sparse) {
             sparse_grad *g = &m->sparse[m->n_sparse++];
@@ -85,16 +87,26 @@ static void sparse_reset(herd_model *m) {
     for (int k = 0; k < m->n_sparse; k++) m->sparse[k].n = 0, m->sparse[k].coalesced = 0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Sorts the entries by (id, entry) and sums each id's rows in entry order: the same sums
- * whatever the chunking or thread count. O(n log n + n dim) for n gathered entries. */
+ * whatever the chunking or thread count. The keys (id << 32 | entry) start in entry order, so a
+ * stable LSD radix sort on the id's bytes (as many passes as the largest id has bytes) gives the
+ * (id, entry) order: O(n + n dim) for n gathered entries. */
 static void sparse_coalesce(sparse_grad *g) {
-    for (int64_t e = 0; e < g->n; e++) g->keys[e] = (uint64_t)(uint32_t)g->ids[e] << 32 | (uint64_t)e;
-    qsort(g->keys, (size_t)g->n, sizeof *g->keys, cmp_u64);
+    uint32_t top = 0;
+    for (int64_t e = 0; e < g->n; e++) {
+        g->keys[e] = (uint64_t)(uint32_t)g->ids[e] << 32 | (uint64_t)e;
+        top |= (uint32_t)g->ids[e];
+    }
+    uint64_t *from = g->keys, *to = g->keys + g->cap;
+    for (int shift = 32; shift < 64 && (top >> (shift - 32)); shift += 8) {
+        int64_t count[257] = {0};
+        for (int64_t e = 0; e < g->n; e++) count[((from[e] >> shift) & 255) + 1]++;
+        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (int64_t e = 0; e < g->n; e++) to[count[(from[e] >> shift) & 255]++] = from[e];
+        uint64_t *t = from;
+        from = to, to = t;
+    }
+    if (from != g->keys) memcpy(g->keys, from, (size_t)g->n * sizeof *g->keys);
     g->n_rows = 0;
     for (int64_t k = 0; k < g->n; k++) {
         int32_t id = (int32_t)(g->keys[k] >> 32);
@@ -356,7 +368,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
         g->n = g->n_rows = 0;
         size_t cap = (size_t)(g->cap ? g->cap : 1), vals = cap * (size_t)g->dim;
         if (!(g->ids = herd_arena_alloc(a, cap * sizeof *g->ids)) || !(g->vals = herd_arena_floats(a, vals)) ||
-            !(g->keys = herd_arena_alloc(a, cap * sizeof *g->keys)) ||
+            !(g->keys = herd_arena_alloc(a, 2 * cap * sizeof *g->keys)) ||
             !(g->rows = herd_arena_alloc(a, cap * sizeof *g->rows)) || !(g->sums = herd_arena_floats(a, vals)))
             return HERD_ENOMEM;
     }

@@ -22,7 +22,7 @@ struct sparse_grad {
     int64_t dim, cap, n;  /* floats a row; entries planned, gathered */
     int32_t *ids;         /* cap */
     float *vals;          /* cap x dim */
-    uint64_t *keys;       /* cap: id << 32 | entry, sorted */
+    uint64_t *keys;       /* cap: id << 32 | entry, sorted; then cap for the sort's other half */
     int32_t *rows;        /* distinct ids ascending */
     float *sums;          /* their summed gradients */
     int64_t n_rows;

@@ -100,7 +100,7 @@ void herd_sparse_optimizer_free(herd_sparse_optimizer *o);
 int64_t herd_sparse_state_dim(const herd_sparse_optimizer *o);
 /* One update of the rows ids[0..n_rows) of table with their gradients values (n_rows x dim). */
 void herd_sparse_optimizer_step(herd_sparse_optimizer *o, float *table, const int32_t *ids, const float *values,
-                                int64_t n_rows, float lr);
+                                int64_t n_rows, float lr, herd_pool *pool);
 
 typedef enum herd_sched_kind { HERD_SCHED_CONSTANT = 0, HERD_SCHED_STEP, HERD_SCHED_COSINE } herd_sched_kind;
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/sparse_exchange.h"
 #include "dist/strategy.h"
 #include "herd/trace.h"
 #include "train/trainer_internal.h"
@@ -145,12 +146,6 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     if (!st && !(t->s = cfg->strategy)) {
         if (!(st = herd_strategy_create_local(&t->s, m, err))) t->own_strategy = 1;
     }
-    /* row-sparse gradients are applied here, in this process: no strategy exchanges them yet
-     * (a dense allreduce of the dense part alone would leave the tables apart on each rank) */
-    if (!st && herd_model_sparse_count(m) && (herd_strategy_world_size(t->s) > 1 || herd_strategy_parts(t->s) > 1))
-        st = herd_fail(err, HERD_EUNSUPPORTED, "the model's embedding tables have row-sparse gradients, which "
-                       "data-parallel, pipeline, parameter-server and --deterministic training do not exchange yet: "
-                       "train it in one process");
     /* the optimizer keeps state for the parameters this rank updates (none on a parameter-server
      * worker: the servers apply the updates) */
     int64_t lo = 0, hi = 0;
@@ -163,7 +158,7 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
         free(t);
         return st;
     }
-    if ((st = sparse_optimizers(t, err))) {
+    if ((st = sparse_optimizers(t, err)) || (st = herd_sparse_exchange_create(&t->sparse_x, t->s, m, err))) {
         herd_trainer_destroy(t);
         return st;
     }
@@ -182,6 +177,7 @@ void herd_trainer_destroy(herd_trainer *t) {
     for (int k = 0; k < t->n_sparse; k++) herd_sparse_optimizer_free(&t->sparse[k]);
     free(t->sparse);
     free(t->sparse_grads);
+    herd_sparse_exchange_destroy(t->sparse_x);
     free(t->targets);
     free(t->full_m), free(t->full_v);
     if (t->own_strategy) herd_strategy_destroy(t->s);
@@ -266,6 +262,7 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
         /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
         if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, part.count, t->step, 0, err);
         res->samples += part.count;
+        if (t->sparse_x && (st = herd_sparse_exchange_group_done(t->sparse_x, p, part.count, err))) return st;
     }
     res->loss_sum = acc->loss_sum, res->loss_units = acc->loss_units;
     double t0 = herd_now(); /* gradient exchange */
@@ -285,6 +282,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     float *grads = herd_model_grads(m);
     herd_sparse_grad *sg = t->sparse_grads;
     for (int k = 0; k < t->n_sparse; k++) herd_model_sparse_grad(m, k, &sg[k]); /* sums the batch's rows */
+    if (t->sparse_x && (st = herd_sparse_exchange_finish(t->sparse_x, sg, t->n_sparse, err))) return st; /* every rank's */
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
     double t0 = herd_now(), sq;
@@ -304,7 +302,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     st = herd_strategy_apply(s, &u, err);
     for (int k = 0; k < t->n_sparse && !skip; k++) /* only the rows the batch touched, and their state */
         herd_sparse_optimizer_step(&t->sparse[k], params + herd_model_param(m, sg[k].param)->offset, sg[k].ids,
-                                   sg[k].values, sg[k].rows, t->lr);
+                                   sg[k].values, sg[k].rows, t->lr, herd_model_pool(m));
     double waited = herd_strategy_wait_seconds(s) - w0;
     t->phases.exchange += waited;
     t->phases.update += herd_now() - t0 - waited;
@@ -478,6 +476,8 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             herd_step_result r;
             t->load_step = s;
             if ((st = herd_trainer_step(t, train, sampler.perm + off, B, &r, err))) break;
+            if (t->sparse_x && writer && cb && cb->notice && *herd_sparse_exchange_note(t->sparse_x))
+                cb->notice(cb->user, herd_sparse_exchange_note(t->sparse_x));
             herd_fault_step(herd_strategy_world_rank(t->s), ++steps_run); /* tests only */
             if (strag.all && t->step % cfg->straggler_every == 0 &&
                 (st = straggler_report(t, &strag, cfg->straggler_every, 0, cb, err)))

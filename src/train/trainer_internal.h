@@ -13,6 +13,7 @@ struct herd_trainer {
     herd_optimizer opt;            /* the dense parameters: herd_model_dense_params floats */
     herd_sparse_optimizer *sparse; /* one per row-sparse table (herd_model_sparse_count) */
     herd_sparse_grad *sparse_grads; /* their gradients of the step */
+    struct herd_sparse_exchange *sparse_x; /* data parallel or --deterministic groups: the tables' exchange, else NULL */
     int n_sparse;
     herd_schedule sched;
     void *targets;          /* the batch's targets (herd_model_target's layout) */

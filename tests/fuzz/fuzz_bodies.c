@@ -318,9 +318,9 @@ int fuzz_csv(const uint8_t *data, size_t size) {
     herd_error err = {0};
     herd_status st = herd_csv_open(&ds, path, NULL, &err);
     check_dataset(st, ds, &err, path, "csv");
-    /* the same file with categorical columns a and b: vocabulary ids, then hashed ones */
+    /* the same file with categorical columns a and b (b a bag of up to 3 values): vocabulary ids, then hashed ones */
     for (int hash = 0; hash < 2; hash++) {
-        herd_table_options opt = {.cat = "a,b", .hash_rows = hash ? 64 : 0, .hash_seed = 7};
+        herd_table_options opt = {.cat = hash ? "a,b:3" : "a,b", .hash_rows = hash ? 64 : 0, .hash_seed = 7};
         ds = NULL;
         st = herd_csv_open_with(&ds, path, &opt, &err);
         check_dataset(st, ds, &err, path, "csv cat=a,b");
@@ -369,6 +369,12 @@ int fuzz_npy(const uint8_t *data, size_t size) {
     if (st != HERD_OK && strncmp(err.msg, xp, strlen(xp)) && strncmp(err.msg, yp, strlen(yp)))
         fuzz_fail("npy: message names neither file: %s", err.msg);
     check_dataset(st, ds, &err, NULL, "npy");
+    /* the same pair as bags: the features the flat ids, the labels file also the offsets */
+    ds = NULL;
+    st = herd_npy_open_bags(&ds, xp, yp, yp, 1, 0, &err);
+    if (st != HERD_OK && strncmp(err.msg, xp, strlen(xp)) && strncmp(err.msg, yp, strlen(yp)))
+        fuzz_fail("npy bags: message names neither file: %s", err.msg);
+    check_dataset(st, ds, &err, NULL, "npy bags");
     return 0;
 }
 

@@ -3,8 +3,9 @@
  * parameters, every model input of the samples (ids in each table's range, some equal to its pad
  * id), the labels, the first step's logits and loss, and per step s the dense gradients
  * (s<k>.grad.NAME), each table's row-sparse gradient (s<k>.ids.NAME, s<k>.values.NAME) and every
- * parameter after the step (s<k>.after.NAME).
- * usage: embed_dump SPEC OUT.safetensors OPTIMIZER SPARSE_OPTIMIZER BATCH STEPS [LR] */
+ * parameter after the step (s<k>.after.NAME). With `ragged`, the bags of each embedding_bag hold
+ * 1..L ids, their unused slots HERD_NO_ID (as a cat=COL:L column gives them).
+ * usage: embed_dump SPEC OUT.safetensors OPTIMIZER SPARSE_OPTIMIZER BATCH STEPS [LR [ragged]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
     }
     int B = atoi(argv[5]), steps = atoi(argv[6]);
     float lr = argc > 7 ? strtof(argv[7], NULL) : 1e-2f;
+    int ragged = argc > 8 && !strcmp(argv[8], "ragged");
     herd_error err = {0};
     herd_model *m = NULL;
     if (herd_model_load_spec(&m, argv[1], &err) || herd_model_prepare(m, "ref", B, 1, &err)) {
@@ -75,6 +77,9 @@ int main(int argc, char **argv) {
             else
                 ((float *)xs[k].data)[i] = 2.0f * herd_rng_uniform(&r) - 1.0f;
         }
+        for (int64_t i = 0; ragged && tb && tb->mode && i < N; i++) /* bag i keeps its first 1..per ids */
+            for (int64_t j = 1 + (int64_t)herd_rng_below(&r, (uint32_t)per); j < per; j++)
+                ((int32_t *)xs[k].data)[i * per + j] = HERD_NO_ID;
         char nm[160];
         snprintf(nm, sizeof nm, "input.%s", name);
         add(nm, in.dtype, in.ndim + 1, dims, xs[k].data, (size_t)(N * per) * 4);

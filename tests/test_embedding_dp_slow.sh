@@ -1,0 +1,70 @@
+# Data-parallel training of embedding models (src/dist/sparse_exchange.c): --deterministic gives
+# bit-identical tables and weights on 1, 2 and 4 ranks (each micro-group's rows gathered and
+# summed id by id in group order); without it 2 ranks (a gather of ids and values) and 4 ranks
+# on a 4-row table (each rank touches most rows: a dense allreduce is fewer bytes) match one
+# process to float tolerance, and the choice is printed; parameter-server training refuses
+# such models with one line. Short runs: a few steps each.
+. "$(dirname "$0")/cli_lib.sh"
+require_mpi "data-parallel embedding tests"
+D=$TMP/d
+mkdir -p "$D"
+/usr/bin/python3 - "$D" <<'PY'
+import random, sys
+d = sys.argv[1]
+r = random.Random(4)
+words = [["apple", "pear", "plum", "fig"], ["bolt", "nut", "gear", "axle"], ["rain", "snow", "wind", "fog"]]
+for k, ws in enumerate(words):
+    with open(f"{d}/class{k}.txt", "w") as f:
+        for _ in range(40):
+            f.write(" ".join(r.choice(ws + ["the", "a"]) for _ in range(r.randint(3, 12))) + "\n%\n")
+with open(f"{d}/r.csv", "w") as f:
+    f.write("user,item,x,label\n")
+    for _ in range(256):
+        u, i = r.randrange(30), r.randrange(40)
+        f.write(f"u{u},i{i},{r.random():.3f},{(u + i) % 2}\n")
+PY
+F="text:$D/class0.txt,$D/class1.txt,$D/class2.txt?tokenizer=word&vocab=4096&len=16&sep=%"
+cat >"$TMP/text.spec" <<'S'
+input 16 dtype=i32
+embedding_bag 4096 8 mode=mean pad=0 std=0.1
+dense 3
+S
+for rows in 4 64; do
+    cat >"$TMP/mf$rows.spec" <<S
+input 1 name=x
+input 1 dtype=i32 name=user
+input 1 dtype=i32 name=item
+embedding $rows 8 from=user name=u
+embedding $rows 8 from=item name=i
+dot u,i name=s
+concat s,x
+dense 2
+S
+done
+# the exchange's note (herd: note: on stderr)
+expect_note() { grep -q -E "$2" "$TMP/err" && pass || fail "$1: no note matching /$2/"; }
+common=(--epochs 2 --batch 16 --lr 0.05 --seed 2 --threads 1)
+for n in 1 2 4; do
+    expect_exit 0 "deterministic $n" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" --deterministic -n $n \
+        --save "$TMP/d$n.st"
+done
+expect_note "the exchange is printed" "table 'bag1.weight': .* gather of ids and values .* summed in group order"
+cmp -s "$TMP/d1.st" "$TMP/d2.st" && pass || fail "deterministic: 2 ranks not bit-identical to 1"
+cmp -s "$TMP/d1.st" "$TMP/d4.st" && pass || fail "deterministic: 4 ranks not bit-identical to 1"
+
+C="$D/r.csv?cat=user,item&hash=64&seed=1"
+U="$D/r.csv?cat=user,item&hash=4&seed=1"
+mf=(--epochs 1 --batch 64 --lr 0.05 --seed 1 --threads 1 --sparse-optimizer sgd --optimizer sgd)
+expect_exit 0 "mf one process" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" --save "$TMP/m1.st"
+expect_exit 0 "mf 2 ranks" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 2 --save "$TMP/m2.st"
+expect_note "2 ranks gather" "table 'i.weight': .* from 2 groups: gather of ids and values"
+compare_weights "$TMP/m1.st" "$TMP/m2.st" 1e-5 && pass || fail "mf: 2 ranks differ from one process"
+expect_exit 0 "mf small table one process" -- "$HERD" train "$TMP/mf4.spec" --data "$U" "${mf[@]}" --save "$TMP/u1.st"
+expect_exit 0 "mf small table 4 ranks" -- "$HERD" train "$TMP/mf4.spec" --data "$U" "${mf[@]}" -n 4 --save "$TMP/u4.st"
+expect_note "4 ranks on 4 rows: dense" "table 'u.weight': .* from 4 groups: dense allreduce"
+compare_weights "$TMP/u1.st" "$TMP/u4.st" 1e-5 && pass || fail "mf: 4 ranks (dense exchange) differ from one process"
+expect_exit 1 "parameter server refused" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 3 --strategy ps
+grep -m1 "^herd:" "$TMP/err" | grep -q "row-sparse gradients, which parameter server training does not exchange" && pass ||
+    fail "parameter server: $(grep -m1 '^herd:' "$TMP/err")"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
