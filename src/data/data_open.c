@@ -316,9 +316,13 @@ typedef struct url_source {
 static herd_status open_text(const char *spec, const herd_image_options *opt, herd_dataset **train,
                              herd_dataset **test, herd_error *err);
 
+static herd_status open_lm(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                           herd_dataset **test, herd_error *err);
+
 static const url_source url_sources[] = {
     {"sqlite:", open_sqlite},
     {"text:", open_text},
+    {"lm:", open_lm},
     {"postgresql://", open_postgres},
     {"postgres://", open_postgres},
     {"parquet:", open_parquet},
@@ -424,6 +428,39 @@ static herd_status open_text(const char *spec, const herd_image_options *opt, he
     st = herd_text_open(train, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
     globfree(&g);
     return st;
+}
+
+/* "lm:FILE.tok[?ctx=N&stride=N&val=F]": windows of a token file (herd_lm_open); ctx defaults to the
+ * model's input (its ids a sample), val to 0.1 (the test split is the held-out tail) */
+static herd_status open_lm(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                           herd_dataset **test, herd_error *err) {
+    char path[PATH_CAP], params[PATH_CAP];
+    const char *body = spec + strlen("lm:"), *q = strchr(body, '?');
+    size_t n = q ? (size_t)(q - body) : strlen(body);
+    if (n >= PATH_CAP || (q && strlen(q + 1) >= PATH_CAP)) return herd_fail(err, HERD_EARG, "%.200s: too long", spec);
+    memcpy(path, body, n);
+    path[n] = 0;
+    snprintf(params, sizeof params, "%s", q ? q + 1 : "");
+    herd_lm_options o = {0, 0, 0.1};
+    if (opt && opt->c > 0) o.ctx = opt->c * (opt->h > 0 ? opt->h : 1) * (opt->w > 0 ? opt->w : 1);
+    for (char *p = params, *amp; *p; p = amp ? amp + 1 : p + strlen(p)) {
+        if ((amp = strchr(p, '&'))) *amp = 0;
+        char *eq = strchr(p, '='), *end;
+        const char *v = eq ? eq + 1 : "";
+        long num = strtol(v, &end, 10);
+        int is_num = *v && !*end && num > 0 && num <= (1 << 30);
+        double f = strtod(v, &end);
+        if (eq && !strncmp(p, "ctx=", 4) && is_num) o.ctx = (int)num;
+        else if (eq && !strncmp(p, "stride=", 7) && is_num) o.stride = (int)num;
+        else if (eq && !strncmp(p, "val=", 4) && *v && !*end && f >= 0 && f <= 0.5) o.val = f;
+        else
+            return herd_fail(err, HERD_EARG, "%s: '%s' (lm sources take ctx=N, stride=N, val=F with F in [0, 0.5])",
+                             spec, p);
+    }
+    if (o.ctx <= 0)
+        return herd_fail(err, HERD_EARG, "%s: no context length: give ctx=N or a model whose input is the ids of a "
+                         "window", spec);
+    return herd_lm_open(train, test, path, &o, err);
 }
 
 static herd_status open_tfrecord(const char *path, const file_params *fp, const herd_image_options *opt,
