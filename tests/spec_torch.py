@@ -43,7 +43,7 @@ def pair(s):
     return (int(a[0]), int(a[-1]))
 
 
-ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "relu6", "hardsigmoid", "hardswish", "silu"}
+ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "relu6", "hardsigmoid", "hardswish", "silu"}
 
 
 def build(path):
@@ -209,6 +209,7 @@ def act_fn(kind, alpha):
         "sigmoid": lambda x, P, **_: torch.sigmoid(x),
         "tanh": lambda x, P, **_: torch.tanh(x),
         "gelu": lambda x, P, **_: F.gelu(x),
+        "gelu_tanh": lambda x, P, **_: F.gelu(x, approximate="tanh"),
         "relu6": lambda x, P, **_: F.relu6(x),
         "hardsigmoid": lambda x, P, **_: F.hardsigmoid(x),
         "hardswish": lambda x, P, **_: F.hardswish(x),
