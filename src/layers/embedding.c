@@ -67,13 +67,21 @@ static void embedding_forward(const layer_call *c) {
         memcpy(c->out + i * t->dim, c->w[0] + (int64_t)ids[i] * t->dim, (size_t)t->dim * sizeof(float));
 }
 
-/* each non-pad position's output gradient is its id's row of the sparse gradient */
+/* each non-pad position's output gradient is its id's row of the sparse gradient; a table tied
+ * to a dense layer (tie=) has a dense gradient instead, the rows added in position order */
 static void embedding_backward(const layer_call *c) {
     const embed_table *t = CFG(c->n);
     const int32_t *ids = (const int32_t *)c->in[0];
-    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
-        if (ids[i] != t->pad)
-            memcpy(layer_sparse_row(c->sg[0], ids[i]), c->dout + i * t->dim, (size_t)t->dim * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++) {
+        if (ids[i] == t->pad) continue;
+        const float *g = c->dout + i * t->dim;
+        if (c->sg[0]) {
+            memcpy(layer_sparse_row(c->sg[0], ids[i]), g, (size_t)t->dim * sizeof(float));
+        } else {
+            float *row = c->dw[0] + (int64_t)ids[i] * t->dim;
+            for (int64_t k = 0; k < t->dim; k++) row[k] += g[k];
+        }
+    }
 }
 
 static int64_t embedding_flops(const herd_model *m, const node *n) {

@@ -32,7 +32,9 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
         const node *n = &m->nodes[i];
         for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
             const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
-            if (p && p->trainable && !p->sparse && p->offset < ready) ready = p->offset;
+            /* a parameter two nodes share (dense tie=) is final after its owner's backward, the earlier node */
+            if (p && p->trainable && !p->sparse && p->offset < ready && m->params_reg[n->param[s]].node == i)
+                ready = p->offset;
         }
         m->grad_ready[i] = ready;
     }
@@ -857,7 +859,7 @@ void herd_model_layer(const herd_model *m, int i, herd_layer_info *info) {
     info->w = n->ndim == 3 ? (int)n->dims[2] : 1;
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
         const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
-        if (p && p->trainable) info->params += p->numel;
+        if (p && p->trainable && m->params_reg[n->param[s]].node == n - m->nodes) info->params += p->numel; /* a tied weight is its owner's */
     }
     if (n->kind->describe) n->kind->describe(m, n, info->detail, sizeof info->detail);
     info->flops = n->kind->flops ? n->kind->flops(m, n) : 0;
