@@ -44,6 +44,11 @@ static void act_forward(const layer_call *c) {
     c->be->act_forward(c->ex, c->out, c->in[0], (int64_t)c->B * c->n->numel, CFG(c->n)->act, CFG(c->n)->alpha);
 }
 
+static void act_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    c->be->act_forward(c->ex, c->out, c->in[0], c->n->dims[c->n->ndim - 1], CFG(c->n)->act, CFG(c->n)->alpha);
+}
+
 static void act_backward(const layer_call *c) {
     if (c->din[0])
         c->be->act_backward(c->ex, c->din[0], c->dout, c->in[0], c->out, (int64_t)c->B * c->n->numel, CFG(c->n)->act,
@@ -190,7 +195,7 @@ const layer_kind layer_activation = {
     .name = "activation", .keywords = act_keywords, .positional = act_positional, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_ACTIVATION, .build = act_build, .forward = act_forward, .backward = act_backward, .backward_reads = act_backward_reads, .flops = act_flops,
     .describe = act_describe, .onnx_export = act_onnx,
-    .onnx_ops = act_ops, .onnx_import = act_onnx_import, .spec = act_spec,
+    .onnx_ops = act_ops, .onnx_import = act_onnx_import, .spec = act_spec, .decode = act_decode,
 };
 
 /* The ReLU kind a planner may fuse: this kind with act == relu. */

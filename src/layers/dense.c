@@ -66,6 +66,14 @@ static void dense_forward(const layer_call *c) {
     if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
 }
 
+/* one position: one row through the same kernel */
+static void dense_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    const dense_cfg *cfg = CFG(c->n);
+    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], 1, cfg->in, cfg->out);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, cfg->out, HERD_ACT_RELU, 0);
+}
+
 static void dense_backward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
     if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
@@ -133,5 +141,5 @@ const layer_kind layer_dense = {
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init,
     .forward = dense_forward, .backward = dense_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
     .onnx_export = dense_onnx,
-    .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec,
+    .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec, .decode = dense_decode,
 };

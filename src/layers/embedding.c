@@ -84,6 +84,12 @@ static void embedding_backward(const layer_call *c) {
     }
 }
 
+static void embedding_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    const embed_table *t = CFG(c->n);
+    memcpy(c->out, c->w[0] + (int64_t)*(const int32_t *)c->in[0] * t->dim, (size_t)t->dim * sizeof(float));
+}
+
 static int64_t embedding_flops(const herd_model *m, const node *n) {
     (void)m;
     return n->numel; /* a copy per value */
@@ -139,5 +145,5 @@ const layer_kind layer_embedding = {
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = embedding_build, .check = layer_table_check,
     .init = layer_table_init, .forward = embedding_forward, .backward = embedding_backward,
     .backward_reads = layer_reads_input, .flops = embedding_flops, .describe = embedding_describe,
-    .onnx_export = embedding_onnx, .spec = embedding_spec,
+    .onnx_export = embedding_onnx, .spec = embedding_spec, .decode = embedding_decode,
 };
