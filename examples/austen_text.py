@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""Jane Austen's six novels (Project Gutenberg texts, public domain) from the Debian package
+r-cran-janeaustenr into one UTF-8 text file for `herd convert --tokenizer char`. The package keeps
+each novel as a character vector of lines in R's lazy-load database (data/Rdata.rdx: the index,
+data/Rdata.rdb: zlib-compressed serialized objects), read here with python3-rdata; R itself is not
+needed. The novels are written in a fixed order, one line per line of the book.
+
+  examples/austen_text.py JANEAUSTENR_DIR OUT.txt   (JANEAUSTENR_DIR: .../site-library/janeaustenr)"""
+import gzip
+import os
+import sys
+import zlib
+
+import rdata
+
+NOVELS = ["sensesensibility", "prideprejudice", "mansfieldpark", "emma", "northangerabbey", "persuasion"]
+
+
+def load(pkg, name):
+    base = os.path.join(pkg, "data", "Rdata")
+    index = rdata.conversion.convert(rdata.parser.parse_data(b"RDX3\n" + gzip.decompress(open(base + ".rdx", "rb").read())))
+    off, length = (int(v) for v in index["variables"][name])
+    with open(base + ".rdb", "rb") as f:
+        f.seek(off)
+        blob = f.read(length)
+    return rdata.conversion.convert(rdata.parser.parse_data(b"RDX3\n" + zlib.decompress(blob[4:])))
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    lines = []
+    for name in NOVELS:
+        lines += [str(s) for s in load(sys.argv[1], name)]
+    tmp = sys.argv[2] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, sys.argv[2])
+    print(f"{sys.argv[2]}: {len(NOVELS)} novels, {len(lines)} lines, {os.path.getsize(sys.argv[2])} bytes")
+
+
+main()
