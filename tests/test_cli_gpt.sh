@@ -113,6 +113,10 @@ if command -v mpirun >/dev/null; then
     expect_exit 0 "1 rank" -- "$HERD" train "$TMP/gpt.spec" "${DP[@]}" --save "$TMP/d1.safetensors"
     expect_exit 0 "2 ranks" -- "$HERD" train "$TMP/gpt.spec" "${DP[@]}" -n 2 --save "$TMP/d2.safetensors"
     cmp -s "$TMP/d1.safetensors" "$TMP/d2.safetensors" && pass || fail "--deterministic: 1 and 2 ranks differ"
+    # a pipeline cut between the embedding and the head tied to it is refused, naming the tensor
+    expect_exit 1 "pipeline across a tied weight" -- "$HERD" train "$TMP/gpt.spec" "${RUN[@]}" --epochs 1 --threads 1 \
+        --timeout 60 -n 2 --strategy pipeline
+    grep -q "shares parameter 'wte.weight' with another stage" "$TMP/err" && pass || fail "pipeline: $(head -c 300 "$TMP/err")"
 else
     echo "note: mpirun not installed; the 2-rank check was not run"
 fi

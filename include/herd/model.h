@@ -237,6 +237,9 @@ int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max);
  * [first, last] own (registered in layer order, so each is one range; empty: lo = hi). */
 void herd_model_layer_param_range(const herd_model *m, int first, int last, int64_t *plo, int64_t *phi, int64_t *blo,
                                   int64_t *bhi);
+/* The name of a parameter that layers [first, last] share with a layer outside them (a tied
+ * weight, dense tie=), or NULL: a pipeline stage must hold every user of its parameters. */
+const char *herd_model_param_shared_outside(const herd_model *m, int first, int last);
 /* Layer i's output and output-gradient buffers (planned batch) and floats per sample. */
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample);
 

@@ -776,6 +776,17 @@ void herd_model_layer_param_range(const herd_model *m, int first, int last, int6
     if (*blo > *bhi) *blo = *bhi = 0;
 }
 
+const char *herd_model_param_shared_outside(const herd_model *m, int first, int last) {
+    for (int i = first; i <= last; i++)
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+            int r = m->nodes[i].param[s];
+            for (int j = 0; r >= 0 && j < m->n_nodes; j++)
+                for (int t = 0; (j < first || j > last) && t < LAYER_MAX_SLOTS; t++)
+                    if (m->nodes[j].param[t] == r) return m->params_reg[r].info.name;
+        }
+    return NULL;
+}
+
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
     *out = m->nodes[i].out;
     *dout = m->nodes[i].dout;
