@@ -1,7 +1,7 @@
 """PyTorch 1.13 side of bench/gpt: a GPT-2 as nanoGPT writes it (token and position embeddings,
 pre-norm blocks with fused QKV, causal attention, tanh GELU MLP, final layer norm, head tied to the
 token embedding) trained with AdamW on random token windows; the same sizes as herd's spec.
-Prints one 'key=value' result line."""
+Prints one 'key=value' result line. tests/test_gpt_vs_torch.py imports the model."""
 import argparse
 import time
 
@@ -18,13 +18,19 @@ class Block(nn.Module):
         self.fc, self.mlp = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
         self.H = H
 
-    def forward(self, x):
+    def forward(self, x, acts=None, p=""):
+        """acts (a dict, or None): every intermediate under herd's layer names, for
+        tests/test_gpt_vs_torch.py"""
+        rec = (lambda k, t: acts.__setitem__(p + k, t) or t) if acts is not None else (lambda k, t: t)
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in self.qkv(self.ln1(x)).split(C, dim=2))
+        qkv = rec("qkv", self.qkv(rec("ln1", self.ln1(x))))
+        q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in qkv.split(C, dim=2))
         att = (q @ k.transpose(-2, -1)) * (C // self.H) ** -0.5
-        att = att.masked_fill(self.mask[:T, :T], float("-inf"))
-        x = x + self.proj((F.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(B, T, C))
-        return x + self.mlp(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+        att = att.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        y = rec("attn", (F.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(B, T, C))
+        x = rec("res1", x + rec("proj", self.proj(y)))
+        h = rec("gelu", F.gelu(rec("fc", self.fc(rec("ln2", self.ln2(x)))), approximate="tanh"))
+        return rec("out", x + rec("mlp", self.mlp(h)))
 
 
 class GPT(nn.Module):
@@ -32,18 +38,16 @@ class GPT(nn.Module):
         super().__init__()
         self.wte, self.wpe = nn.Embedding(V, C), nn.Parameter(torch.randn(T, C) * 0.02)
         self.h = nn.ModuleList(Block(C, H) for _ in range(L))
-        mask = torch.ones(T, T, dtype=torch.bool).triu(1)
-        for b in self.h:
-            b.mask = mask
         self.ln_f = nn.LayerNorm(C)
         self.lm_head = nn.Linear(C, V, bias=False)
-        self.lm_head.weight = self.wte.weight
+        self.lm_head.weight = self.wte.weight  # tied: one parameter
 
-    def forward(self, idx):
-        x = self.wte(idx) + self.wpe
-        for b in self.h:
-            x = b(x)
-        return self.lm_head(self.ln_f(x))
+    def forward(self, idx, acts=None):
+        rec = (lambda k, t: acts.__setitem__(k, t) or t) if acts is not None else (lambda k, t: t)
+        x = rec("wpe", rec("wte", self.wte(idx)) + self.wpe)
+        for i, b in enumerate(self.h):
+            x = b(x, acts, f"h{i}_")
+        return rec("lm_head", self.lm_head(rec("ln_f", self.ln_f(x))))
 
 
 def main():
@@ -69,4 +73,5 @@ def main():
     print(f"torch: tokens_per_second={a.steps * a.batch * a.ctx / dt:.1f} ms_per_step={1e3 * dt / a.steps:.3f}")
 
 
-main()
+if __name__ == "__main__":
+    main()

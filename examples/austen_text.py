@@ -6,24 +6,12 @@ data/Rdata.rdb: zlib-compressed serialized objects), read here with python3-rdat
 needed. The novels are written in a fixed order, one line per line of the book.
 
   examples/austen_text.py JANEAUSTENR_DIR OUT.txt   (JANEAUSTENR_DIR: .../site-library/janeaustenr)"""
-import gzip
 import os
 import sys
-import zlib
 
-import rdata
+from rdata_lazyload import load
 
 NOVELS = ["sensesensibility", "prideprejudice", "mansfieldpark", "emma", "northangerabbey", "persuasion"]
-
-
-def load(pkg, name):
-    base = os.path.join(pkg, "data", "Rdata")
-    index = rdata.conversion.convert(rdata.parser.parse_data(b"RDX3\n" + gzip.decompress(open(base + ".rdx", "rb").read())))
-    off, length = (int(v) for v in index["variables"][name])
-    with open(base + ".rdb", "rb") as f:
-        f.seek(off)
-        blob = f.read(length)
-    return rdata.conversion.convert(rdata.parser.parse_data(b"RDX3\n" + zlib.decompress(blob[4:])))
 
 
 def main():

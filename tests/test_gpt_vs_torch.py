@@ -1,6 +1,6 @@
 """A small GPT-2 (tests/data/gpt_small.spec: token and position embeddings, 2 blocks of causal
 multi-head attention and a tanh-GELU MLP, output projection tied to the token embedding) against
-the same model written in PyTorch 1.13 as nanoGPT writes it (lm_head.weight = wte.weight, one
+the same model written in PyTorch 1.13 as nanoGPT writes it (bench/torch_gpt.py) (lm_head.weight = wte.weight, one
 tensor): every layer's output, the loss and every parameter gradient (the tied table's: both uses
 summed) within 1e-5 of the tensor's largest value, and the losses of 10 AdamW steps (weight decay
 on matrices only) within 1e-4, on the reference and the cpu backend (herd in float32, PyTorch in
@@ -12,11 +12,12 @@ import tempfile
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import spec_torch  # noqa: E402
+from torch_gpt import GPT  # noqa: E402  (the model bench/gpt times PyTorch with)
 from torch_compare import check, summary  # noqa: E402
 
 torch.set_num_threads(1)
@@ -24,65 +25,6 @@ SRC = os.environ.get("HERD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), 
 BIN = os.environ["HERD_TEST_BIN_DIR"]
 SPEC = os.path.join(SRC, "tests", "data", "gpt_small.spec")
 STEPS = 10
-
-
-class Block(nn.Module):
-    def __init__(self, C, heads):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        self.fc, self.mlp = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-        self.heads = heads
-
-    def forward(self, x, acts, p):
-        B, T, C = x.shape
-        a = self.ln1(x)
-        acts[p + "ln1"] = a
-        qkv = self.qkv(a)
-        acts[p + "qkv"] = qkv
-        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in qkv.split(C, dim=2))
-        att = (q @ k.transpose(-2, -1)) / (C // self.heads) ** 0.5
-        att = att.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
-        y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
-        acts[p + "attn"] = y
-        y = self.proj(y)
-        acts[p + "proj"] = y
-        x = x + y
-        acts[p + "res1"] = x
-        h = self.ln2(x)
-        acts[p + "ln2"] = h
-        h = self.fc(h)
-        acts[p + "fc"] = h
-        h = F.gelu(h, approximate="tanh")
-        acts[p + "gelu"] = h
-        h = self.mlp(h)
-        acts[p + "mlp"] = h
-        x = x + h
-        acts[p + "out"] = x
-        return x
-
-
-class GPT(nn.Module):
-    def __init__(self, V, T, C, heads, layers):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Parameter(torch.zeros(T, C))
-        self.h = nn.ModuleList(Block(C, heads) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(C)
-        self.lm_head = nn.Linear(C, V, bias=False)
-        self.lm_head.weight = self.wte.weight  # tied: one parameter
-
-    def forward(self, idx, acts):
-        x = self.wte(idx)
-        acts["wte"] = x
-        x = x + self.wpe
-        acts["wpe"] = x
-        for i, b in enumerate(self.h):
-            x = b(x, acts, f"h{i}_")
-        x = self.ln_f(x)
-        acts["ln_f"] = x
-        logits = self.lm_head(x)
-        acts["lm_head"] = logits
-        return logits
 
 
 def herd_to_torch(name):

@@ -101,6 +101,7 @@ typedef struct pass_ctx {
     token_map *maps;        /* counting: one per thread */
     const token_map *vocab; /* ids: token bytes -> id */
     int32_t unk;            /* id of tokens outside the vocabulary (-1: none) */
+    int32_t ascii_id[128];  /* char: the id of each ASCII character (its map lookup done once) */
     uint32_t **ids;         /* ids: one buffer per piece */
     size_t *count, *unknown;
     long *bad;              /* a piece's first invalid UTF-8 byte offset, or -1; -2 out of memory */
@@ -111,10 +112,22 @@ static void count_pieces(void *vctx, int64_t begin, int64_t end, int thread) {
     for (int64_t k = begin; k < end; k++) {
         const piece *p = &c->pieces[k];
         size_t i = 0, b, e;
-        int r;
+        int r = 0;
+        uint64_t ascii[128] = {0}; /* char: ASCII counted in an array, added to the map once a piece */
         c->bad[k] = -1;
-        while ((r = tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) > 0)
+        for (;;) {
+            if (c->kind == HERD_TOKENIZE_CHAR && i < p->n && p->s[i] < 0x80) {
+                ascii[p->s[i++]]++;
+                continue;
+            }
+            if ((r = tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) <= 0) break;
             if (token_map_add(&c->maps[thread], p->s + b, e - b, 1)) {
+                c->bad[k] = -2;
+                return;
+            }
+        }
+        for (int a = 0; a < 128; a++)
+            if (ascii[a] && token_map_add(&c->maps[thread], &(unsigned char){(unsigned char)a}, 1, ascii[a])) {
                 c->bad[k] = -2;
                 return;
             }
@@ -130,10 +143,17 @@ static void id_pieces(void *vctx, int64_t begin, int64_t end, int thread) {
         size_t i = 0, b, e, n = 0, unk = 0;
         int r;
         c->bad[k] = -1;
-        while ((r = tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) > 0) {
-            int64_t id = c->kind == HERD_TOKENIZE_BYTE ? p->s[b] : token_map_find(c->vocab, p->s + b, e - b);
+        for (;;) {
+            int64_t id;
+            if (c->kind == HERD_TOKENIZE_CHAR && i < p->n && p->s[i] < 0x80) {
+                id = c->ascii_id[p->s[i++]];
+                r = 1;
+            } else {
+                if ((r = tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) <= 0) break;
+                id = c->kind == HERD_TOKENIZE_BYTE ? p->s[b] : token_map_find(c->vocab, p->s + b, e - b);
+                if (id >= 0 && c->kind != HERD_TOKENIZE_BYTE) id = (int64_t)c->vocab->entries[id].value;
+            }
             if (id < 0) id = c->unk, unk++;
-            else if (c->kind != HERD_TOKENIZE_BYTE) id = (int64_t)c->vocab->entries[id].value;
             c->ids[k][n++] = (uint32_t)id;
         }
         if (r < 0) c->bad[k] = (long)i;
@@ -305,6 +325,10 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
             }
         }
         c.unk = has_unk ? V - 1 : -1;
+        for (int a = 0; a < 128; a++) {
+            int64_t e = token_map_find(&vocab, &(unsigned char){(unsigned char)a}, 1);
+            c.ascii_id[a] = e < 0 ? -1 : (int32_t)vocab.entries[e].value;
+        }
         for (int k = 0; k < threads; k++) token_map_free(&maps[k]);
         stream_close(&t);
         if ((st = stream_open(&t, paths, npaths, kind, threads, err))) goto done;
