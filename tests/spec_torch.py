@@ -117,8 +117,9 @@ def build(path):
         elif kw == "flatten":
             one = lambda x, P, **_: torch.flatten(x, 1)
         elif kw == "dense":
-            # a (N, C, 1, 1) map is a vector to herd
-            one = lambda x, P, n=name, **_: F.linear(x.flatten(1) if x.dim() == 4 else x, P[n + ".weight"], P.get(n + ".bias"))
+            # a (N, C, 1, 1) map is a vector to herd; tie=NAME reads NAME's table as the weight
+            one = lambda x, P, n=name, w=o.get("tie", name), **_: F.linear(x.flatten(1) if x.dim() == 4 else x,
+                                                                         P[w + ".weight"], P.get(n + ".bias"))
         elif kw == "dropout":
             one = (lambda x, P, n=name, masks=None, training=True, **_:
                    x * masks["mask." + n].reshape(x.shape) if training else x)

@@ -57,17 +57,18 @@ expect_exit 0 "resume" -- "$HERD" train "$TMP/gpt.spec" "${RUN[@]}" --epochs 3 -
 cmp -s "$TMP/wr.safetensors" "$TMP/w3.safetensors" && pass || fail "resumed weights differ from an unbroken run"
 
 W=$TMP/w.safetensors
+# 60 tokens after 8: the window of 32 moves on twice (by 16), the same way in both paths
 for args in "--temperature 0" "--temperature 0.8 --seed 7" "--temperature 1.2 --top-k 5 --seed 9"; do
     # shellcheck disable=SC2086
     expect_exit 0 "generate ($args)" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" \
-        --prompt "Emma sat" --tokens 24 $args
+        --prompt "Emma sat" --tokens 60 $args
     cp "$TMP/out" "$TMP/cached"
     grep -q "key-value cache" "$TMP/err" && pass || fail "generate says how: $(cat "$TMP/err")"
     # shellcheck disable=SC2086
     expect_exit 0 "recompute ($args)" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" \
-        --prompt "Emma sat" --tokens 24 $args --recompute
+        --prompt "Emma sat" --tokens 60 $args --recompute
     cmp -s "$TMP/out" "$TMP/cached" && pass || fail "cached and recomputed generation differ ($args): $(cat "$TMP/cached") / $(cat "$TMP/out")"
-    [ "$(head -c 8 "$TMP/out")" = "Emma sat" ] && [ "$(wc -c <"$TMP/out")" = 33 ] && pass || fail "prompt + 24 characters: $(cat "$TMP/out")"
+    [ "$(head -c 8 "$TMP/out")" = "Emma sat" ] && [ "$(wc -c <"$TMP/out")" = 69 ] && pass || fail "prompt + 60 characters: $(cat "$TMP/out")"
 done
 expect_exit 0 "seed 7 again" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" --prompt "Emma sat" \
     --tokens 24 --temperature 0.8 --seed 7
@@ -87,9 +88,9 @@ done
 expect_exit 1 "prompt outside the vocabulary" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" \
     --prompt "Emma ~" --tokens 4
 expect_err_line "prompt outside the vocabulary" "'~' (byte 5 of the text) is not in the vocabulary"
-expect_exit 1 "context past the model's" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" \
-    --prompt "Emma sat" --tokens 30
-expect_err_line "context past the model's" "more than the model's context of 32"
+expect_exit 1 "prompt past the model's context" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" \
+    --vocab "$TMP/t.tok" --prompt "Emma sat on the mat and Harriet ran" --tokens 3
+expect_err_line "prompt past the model's context" "a prompt of 35 tokens is longer than the model's context of 32"
 expect_exit 2 "--tokens 0" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" --prompt "Emma" --tokens 0
 expect_err_line "--tokens 0" "generate at least 1 token"
 expect_exit 0 "a smaller vocabulary" -- "$HERD" convert "text:$TMP/text.txt" "$TMP/small.tok" --tokenizer char --vocab 20

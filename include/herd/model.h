@@ -137,7 +137,8 @@ void herd_decoder_reset(herd_decoder *d);        /* back to position 0 */
 void herd_decoder_destroy(herd_decoder *d);
 
 typedef struct herd_generate_options {
-    int tokens;        /* new ids, >= 1; the prompt and these must fit the model's context */
+    int tokens;        /* new ids, >= 1 (the prompt must fit the model's context T; when the text fills the
+                          window of T ids, it moves on by T/2) */
     float temperature; /* <= 0: the most likely id; else softmax(logits / temperature) */
     int top_k;         /* > 0: draw among the k most likely ids only */
     uint64_t seed;     /* the draws: one uniform a token from a Philox stream of the seed */
