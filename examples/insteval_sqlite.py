@@ -7,25 +7,12 @@ database (data/Rdata.rdx: the index, data/Rdata.rdb: zlib-compressed serialized 
 here with python3-rdata; R itself is not needed.
 
   examples/insteval_sqlite.py LME4_DIR OUT.db   (LME4_DIR: .../site-library/lme4)"""
-import gzip
 import os
 import sqlite3
 import sys
-import zlib
 
 import numpy as np
-import rdata
-
-
-def load(lme4, name):
-    base = os.path.join(lme4, "data", "Rdata")
-    index = rdata.conversion.convert(rdata.parser.parse_data(b"RDX3\n" + gzip.decompress(open(base + ".rdx", "rb").read())))
-    off, length = (int(v) for v in index["variables"][name])
-    with open(base + ".rdb", "rb") as f:
-        f.seek(off)
-        blob = f.read(length)
-    raw = zlib.decompress(blob[4:])  # a 4-byte length, then zlib
-    return rdata.conversion.convert(rdata.parser.parse_data(b"RDX3\n" + raw))
+from rdata_lazyload import load
 
 
 def main():

@@ -43,7 +43,7 @@ def pair(s):
     return (int(a[0]), int(a[-1]))
 
 
-ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "relu6", "hardsigmoid", "hardswish", "silu"}
+ACTS = {"relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "relu6", "hardsigmoid", "hardswish", "silu"}
 
 
 def build(path):
@@ -117,8 +117,9 @@ def build(path):
         elif kw == "flatten":
             one = lambda x, P, **_: torch.flatten(x, 1)
         elif kw == "dense":
-            # a (N, C, 1, 1) map is a vector to herd
-            one = lambda x, P, n=name, **_: F.linear(x.flatten(1) if x.dim() == 4 else x, P[n + ".weight"], P.get(n + ".bias"))
+            # a (N, C, 1, 1) map is a vector to herd; tie=NAME reads NAME's table as the weight
+            one = lambda x, P, n=name, w=o.get("tie", name), **_: F.linear(x.flatten(1) if x.dim() == 4 else x,
+                                                                         P[w + ".weight"], P.get(n + ".bias"))
         elif kw == "dropout":
             one = (lambda x, P, n=name, masks=None, training=True, **_:
                    x * masks["mask." + n].reshape(x.shape) if training else x)
@@ -214,6 +215,7 @@ def act_fn(kind, alpha):
         "sigmoid": lambda x, P, **_: torch.sigmoid(x),
         "tanh": lambda x, P, **_: torch.tanh(x),
         "gelu": lambda x, P, **_: F.gelu(x),
+        "gelu_tanh": lambda x, P, **_: F.gelu(x, approximate="tanh"),
         "relu6": lambda x, P, **_: F.relu6(x),
         "hardsigmoid": lambda x, P, **_: F.hardsigmoid(x),
         "hardswish": lambda x, P, **_: F.hardswish(x),

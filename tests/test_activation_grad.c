@@ -77,6 +77,9 @@ static void check_values(void) {
     CHECK_CLOSE(act1(HERD_ACT_TANH, 0, 0.5f), 0.46211715726000974, 0, 1e-7, "tanh(0.5)");
     CHECK_CLOSE(act1(HERD_ACT_GELU, 0, 1.0f), 0.8413447460685429, 0, 1e-7, "gelu(1) exact erf form");
     CHECK_CLOSE(act1(HERD_ACT_GELU, 0, -1.0f), -0.15865525393145707, 0, 1e-6, "gelu(-1) exact erf form");
+    /* GPT-2's tanh form (PyTorch F.gelu(x, approximate='tanh')) */
+    CHECK_CLOSE(act1(HERD_ACT_GELU_TANH, 0, 1.0f), 0.8411919906082768, 0, 1e-7, "gelu_tanh(1)");
+    CHECK_CLOSE(act1(HERD_ACT_GELU_TANH, 0, -2.5f), -0.015084, 1e-6, 1e-4, "gelu_tanh(-2.5)");
     CHECK_CLOSE(act1(HERD_ACT_NONE, 0, -1.25f), -1.25, 0, 0, "identity");
     CHECK_CLOSE(act1(HERD_ACT_RELU6, 0, 7.0f), 6.0, 0, 0, "relu6(7)");
     CHECK_CLOSE(act1(HERD_ACT_RELU6, 0, -1.0f), 0.0, 0, 0, "relu6(-1)");
@@ -115,6 +118,7 @@ int main(void) {
     check_act_grad("sigmoid", HERD_ACT_SIGMOID, 0, 0, 101, 5);
     check_act_grad("tanh", HERD_ACT_TANH, 0, 0, 101, 6);
     check_act_grad("gelu", HERD_ACT_GELU, 0, 0, 101, 7);
+    check_act_grad("gelu_tanh", HERD_ACT_GELU_TANH, 0, 0, 101, 16);
     check_act_grad("relu6", HERD_ACT_RELU6, 0, 0, 101, 12);
     check_act_grad("hardsigmoid", HERD_ACT_HARDSIGMOID, 0, 0, 101, 13);
     check_act_grad("hardswish", HERD_ACT_HARDSWISH, 0, 0, 101, 14);

@@ -441,7 +441,7 @@ static void test_act(void) {
     const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
     const herd_act kinds[] = {HERD_ACT_NONE,  HERD_ACT_RELU,  HERD_ACT_LEAKY_RELU,  HERD_ACT_SIGMOID,
                               HERD_ACT_TANH,  HERD_ACT_GELU,  HERD_ACT_RELU6,       HERD_ACT_HARDSIGMOID,
-                              HERD_ACT_HARDSWISH, HERD_ACT_SILU};
+                              HERD_ACT_HARDSWISH, HERD_ACT_SILU, HERD_ACT_GELU_TANH};
     const int64_t sizes[] = {1, 37, 100003};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         for (size_t s = 0; s < 3; s++) {

@@ -155,6 +155,7 @@ ACTS = {
     "sigmoid": lambda x, a: torch.sigmoid(x),
     "tanh": lambda x, a: torch.tanh(x),
     "gelu": lambda x, a: F.gelu(x),
+    "gelu_tanh": lambda x, a: F.gelu(x, approximate="tanh"),
     "none": lambda x, a: x * 1.0,
     "relu6": lambda x, a: F.relu6(x),
     "hardsigmoid": lambda x, a: F.hardsigmoid(x),

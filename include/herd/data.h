@@ -266,6 +266,62 @@ int herd_text_tokenizer_parse(const char *name, herd_text_tokenizer *out);
 herd_status herd_text_open(herd_dataset **out, const char *const *paths, int npaths, const herd_text_options *opt,
                            herd_error *err);
 
+/* ---- token files (.tok, docs/DATA.md): a text tokenized for language models ---- */
+typedef struct herd_tokens_options {
+    herd_text_tokenizer tokenizer; /* byte: id = byte (256 ids); char: UTF-8 code points (invalid UTF-8 is an
+                                      error naming file:line); word: runs of letters, digits and non-ASCII
+                                      bytes (case kept, at most 64 bytes a token), any other non-space byte
+                                      alone */
+    int vocab;                     /* char, word: at most this many ids, the most frequent tokens and a last
+                                      id for all the others (0: every distinct token, no unknown id) */
+    int threads;                   /* tokenizing threads (<= 1: the caller's); the file is the same for any */
+} herd_tokens_options;
+typedef struct herd_tokens_info {
+    int64_t tokens, unknown; /* ids written; of them the unknown id */
+    int vocab;
+} herd_tokens_info;
+/* Tokenizes paths[0..npaths) (one text, in order) into the token file dst, atomically. The text
+ * is streamed in pieces of 4 MiB (char and word read it twice: counting, then ids): memory is
+ * (threads + 1) pieces, their ids and the vocabulary, not the text. info (may be NULL) says what
+ * was written. */
+herd_status herd_tokens_write(const char *dst, const char *const *paths, int npaths, const herd_tokens_options *opt,
+                              herd_tokens_info *info, herd_error *err);
+
+typedef struct herd_tokens herd_tokens;
+/* Maps a token file; checks its header and vocabulary (their CRCs, sizes, sorted entries) but
+ * reads no id: open costs the vocabulary whatever the file's size. Errors name the file. */
+herd_status herd_tokens_open(herd_tokens **out, const char *path, herd_error *err);
+void herd_tokens_close(herd_tokens *t);
+int64_t herd_tokens_count(const herd_tokens *t);
+int herd_tokens_vocab(const herd_tokens *t);
+herd_text_tokenizer herd_tokens_tokenizer(const herd_tokens *t);
+const char *herd_tokens_path(const herd_tokens *t);
+/* Ids [first, first + n) into out; an id outside the vocabulary is an error naming the file and
+ * its position. Reads mapped pages: callers guard against a shrinking file (herd_lm_open's get). */
+herd_status herd_tokens_read(const herd_tokens *t, int64_t first, int64_t n, int32_t *out, herd_error *err);
+/* Text (len bytes) into at most cap ids as the file's tokenizer splits it; *n the ids. A token
+ * outside the vocabulary is the unknown id when the file has one, else an error naming the token
+ * and its byte offset. */
+herd_status herd_tokens_encode(const herd_tokens *t, const char *text, size_t len, int32_t *ids, int64_t cap,
+                               int64_t *n, herd_error *err);
+/* The text of id (word tokens followed by a space) into buf (NUL-terminated, cut to size);
+ * its length, 0 for an id outside the vocabulary. */
+size_t herd_tokens_decode(const herd_tokens *t, int32_t id, char *buf, size_t size);
+
+/* A language-model source over a token file: samples are windows of ctx ids, x = ids [s, s+ctx)
+ * and y = ids [s+1, s+ctx+1) (i32 (ctx) each, the next id at every position), num_classes the
+ * vocabulary. The last fraction `val` of the ids is held out: train windows start at 0, stride,
+ * 2*stride ... within the first part, validation (test split) windows tile the held-out tail.
+ * The trainer's seeded sampler draws the windows of each batch, and every rank takes its rows of
+ * it. Either output may be NULL. */
+typedef struct herd_lm_options {
+    int ctx;    /* positions a window (the model's input) */
+    int stride; /* between train windows (<= 0: ctx; 1: every window) */
+    double val; /* held-out fraction of the ids, in [0, 0.5] */
+} herd_lm_options;
+herd_status herd_lm_open(herd_dataset **train, herd_dataset **val, const char *path, const herd_lm_options *opt,
+                         herd_error *err);
+
 /* ---- herd's shard format (.herd, docs/DATA.md): header, index, records ready to train ---- */
 enum { HERD_SHARD_U8 = 1, HERD_SHARD_F32 = 2 };
 

@@ -122,6 +122,33 @@ herd_status herd_model_check_data(const herd_model *m, const struct herd_dataset
 /* The batch size the last herd_model_prepare planned for (0 before any). */
 int herd_model_max_batch(const herd_model *m);
 int herd_model_output_size(const herd_model *m);
+
+/* ---- generation (language models: one i32 input of T ids, every layer per position, (T, V) logits) ---- */
+typedef struct herd_decoder herd_decoder;
+/* A decoder over a prepared model: each step runs one new position through every layer, keeping
+ * what causal attention needs of the positions before it. A layer that is not per position, or
+ * whose kind cannot run one position alone (non-causal attention), is an error naming it. */
+herd_status herd_decoder_create(herd_decoder **out, herd_model *m, herd_error *err);
+/* Feeds id at the next position; *logits (V values, valid until the next step) are that position's. */
+herd_status herd_decoder_step(herd_decoder *d, int32_t id, const float **logits, herd_error *err);
+int64_t herd_decoder_position(const herd_decoder *d);
+int herd_decoder_context(const herd_decoder *d); /* T */
+void herd_decoder_reset(herd_decoder *d);        /* back to position 0 */
+void herd_decoder_destroy(herd_decoder *d);
+
+typedef struct herd_generate_options {
+    int tokens;        /* new ids, >= 1 (the prompt must fit the model's context T; when the text fills the
+                          window of T ids, it moves on by T/2) */
+    float temperature; /* <= 0: the most likely id; else softmax(logits / temperature) */
+    int top_k;         /* > 0: draw among the k most likely ids only */
+    uint64_t seed;     /* the draws: one uniform a token from a Philox stream of the seed */
+    int recompute;     /* 1: run the whole window through herd_model_forward for every token (the oracle);
+                          0: the decoder, one position a token */
+} herd_generate_options;
+/* prompt[0..n_prompt) (ids below the model's V), then o->tokens new ids into out. The model must
+ * be prepared (batch >= 1). The same seed gives the same ids. */
+herd_status herd_generate(herd_model *m, const int32_t *prompt, int64_t n_prompt, const herd_generate_options *o,
+                          int32_t *out, herd_error *err);
 /* Input buffer for up to max_batch samples (NCHW), filled by the caller before forward. */
 float *herd_model_input(herd_model *m);
 /* Forward pass over the first B samples of the input buffer; training enables dropout
@@ -211,6 +238,9 @@ int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max);
  * [first, last] own (registered in layer order, so each is one range; empty: lo = hi). */
 void herd_model_layer_param_range(const herd_model *m, int first, int last, int64_t *plo, int64_t *phi, int64_t *blo,
                                   int64_t *bhi);
+/* The name of a parameter that layers [first, last] share with a layer outside them (a tied
+ * weight, dense tie=), or NULL: a pipeline stage must hold every user of its parameters. */
+const char *herd_model_param_shared_outside(const herd_model *m, int first, int last);
 /* Layer i's output and output-gradient buffers (planned batch) and floats per sample. */
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample);
 

@@ -18,6 +18,7 @@ static int64_t act_cost(herd_act act) {
     return act == HERD_ACT_RELU || act == HERD_ACT_LEAKY_RELU || act == HERD_ACT_NONE || act == HERD_ACT_RELU6 ||
                    act == HERD_ACT_HARDSIGMOID || act == HERD_ACT_HARDSWISH
                ? 1
+           : act == HERD_ACT_GELU || act == HERD_ACT_GELU_TANH ? 4 /* vectorized (cpu_gelu.c) */
                : 20;
 }
 
@@ -44,8 +45,7 @@ static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
         for (int64_t i = i0; i < i1; i++) y[i] = tanhf(x[i]);
         break;
     case HERD_ACT_GELU:
-        for (int64_t i = i0; i < i1; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
-        break;
+    case HERD_ACT_GELU_TANH: cpu_gelu_forward(y + i0, x + i0, i1 - i0, j->act == HERD_ACT_GELU_TANH); break;
     case HERD_ACT_RELU6:
         for (int64_t i = i0; i < i1; i++) y[i] = clampf(x[i], 0.0f, 6.0f);
         break;
@@ -97,13 +97,7 @@ static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
         for (int64_t i = i0; i < i1; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
         break;
     case HERD_ACT_GELU:
-        for (int64_t i = i0; i < i1; i++) {
-            float v = x[i];
-            float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
-            float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
-            dx[i] += g[i] * (cdf + v * pdf);
-        }
-        break;
+    case HERD_ACT_GELU_TANH: cpu_gelu_backward(dx + i0, g + i0, x + i0, i1 - i0, j->act == HERD_ACT_GELU_TANH); break;
     case HERD_ACT_RELU6:
         for (int64_t i = i0; i < i1; i++) {
             float gi = g[i];

@@ -94,6 +94,10 @@ void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float 
                               const float *in, const float *w, const conv2d_dims *d);
 void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d);
+/* GELU over x[0..n) (tanh_form: GPT-2's tanh approximation, else the exact erf form), vectorized
+ * (cpu_gelu.c); backward adds g * gelu'(x) into dx */
+void cpu_gelu_forward(float *y, const float *x, int64_t n, int tanh_form);
+void cpu_gelu_backward(float *dx, const float *g, const float *x, int64_t n, int tanh_form);
 void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
                        int OUT);
 void cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,

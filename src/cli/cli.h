@@ -15,6 +15,7 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* The metrics m measures in a, as "accuracy: 0.8421" joined by sep ("accuracy: 0.7712, auc:
  * 0.8011"); "" when it measures none. */

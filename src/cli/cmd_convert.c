@@ -1,5 +1,6 @@
 /* herd convert: any --data source into herd shards (train-0000k-of-0000N.herd, test-... when
  * the source has a test split), memory-mappable and ready to train. */
+#include <glob.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,9 +27,59 @@ static void on_shard(void *ctx, const char *path, int64_t records, int kept) {
     }
 }
 
+/* text:FILES (a comma list of files or globs) into one token file */
+static int convert_tokens(const char *src, const char *dst, const char *tokenizer, int vocab, int threads) {
+    herd_tokens_options o = {.vocab = vocab, .threads = cli_threads(threads, 0, 1)};
+    if (!herd_text_tokenizer_parse(tokenizer, &o.tokenizer)) {
+        cli_error("--tokenizer expects byte, char or word, found '%s'", tokenizer);
+        return 2;
+    }
+    if (strncmp(src, "text:", 5) || !src[5] || strchr(src, '?')) {
+        cli_error("%s: --tokenizer converts text:FILE[,FILE...] (the files, one text, in order; no ?options)", src);
+        return 2;
+    }
+    glob_t g = {0};
+    char item[4096];
+    for (const char *p = src + 5; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len >= sizeof item) {
+            cli_error("%.200s: path too long", p);
+            globfree(&g);
+            return 2;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (len && glob(item, GLOB_NOCHECK | (g.gl_pathc ? GLOB_APPEND : 0), NULL, &g)) {
+            cli_error("%s: cannot expand the pattern", item);
+            globfree(&g);
+            return 1;
+        }
+        p += len + (p[len] == ',');
+    }
+    herd_error err = {0};
+    herd_tokens_info info;
+    double t0 = herd_now();
+    int rc = 0;
+    if (!g.gl_pathc) {
+        cli_error("%s: no files", src);
+        rc = 2;
+    } else if (herd_tokens_write(dst, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, &info, &err)) {
+        cli_error("%s", err.msg);
+        rc = 1;
+    } else {
+        double dt = herd_now() - t0;
+        printf("herd: wrote %lld %s tokens (vocabulary %d", (long long)info.tokens, tokenizer, info.vocab);
+        if (info.unknown) printf(", %lld outside it as the unknown id", (long long)info.unknown);
+        printf(") from %zu file%s to %s in %.1f s (%d thread%s)\n", g.gl_pathc, g.gl_pathc == 1 ? "" : "s", dst, dt,
+               o.threads, o.threads == 1 ? "" : "s");
+    }
+    globfree(&g);
+    return rc;
+}
+
 int cmd_convert(int argc, char **argv) {
-    const char *dtype = "auto", *shape_s = NULL, *model = NULL;
-    int shards = 1, test_shards = 0, threads = 0, resume = 0, skip_bad = 0;
+    const char *dtype = "auto", *shape_s = NULL, *model = NULL, *tokenizer = NULL;
+    int shards = 1, test_shards = 0, threads = 0, resume = 0, skip_bad = 0, vocab = 0;
     cli_option opts[] = {
         {"--shards", OPT_INT, &shards, 1, 99999, "N", "train shards (default 1); shard k holds the contiguous records [n*k/N, n*(k+1)/N)", 0},
         {"--test-shards", OPT_INT, &test_shards, 1, 99999, "N", "test shards (default: as --shards)", 0},
@@ -37,6 +88,8 @@ int cmd_convert(int argc, char **argv) {
         {"--model", OPT_STR, &model, 0, 0, "SPEC", "decode image sources to this model's input shape (a spec or .onnx file)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads reading and decoding samples (default: all cores)", 0},
         {"--resume", OPT_FLAG, &resume, 0, 0, NULL, "keep the shards an interrupted run of the same conversion completed; write the rest", 0},
+        {"--tokenizer", OPT_STR, &tokenizer, 0, 0, "KIND", "text:FILES into one token file DST for language models (lm:DST): byte, char (UTF-8 code points) or word", 0},
+        {"--vocab", OPT_INT, &vocab, 2, 1 << 30, "N", "with --tokenizer char|word: the N-1 most frequent tokens and one id for the rest (default: every token)", 0},
         {"--skip-bad", OPT_FLAG, &skip_bad, 0, 0, NULL, "leave out samples that cannot be read (each named on stderr) instead of stopping at the first", 0},
         {0},
     };
@@ -46,6 +99,11 @@ int cmd_convert(int argc, char **argv) {
     const char *pos[2];
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
+    if (tokenizer) return convert_tokens(pos[0], pos[1], tokenizer, vocab, threads);
+    if (vocab) {
+        cli_error("--vocab goes with --tokenizer");
+        return 2;
+    }
     static const char *const dtypes[] = {"auto", "u8", "f32", NULL};
     int kind = cli_choice("--dtype", dtype, dtypes);
     if (kind < 0) return 2;

@@ -18,6 +18,7 @@ static const struct {
     {"export", cmd_export, "write a model and its weights as an ONNX file"},
     {"import", cmd_import, "translate an ONNX file into a model spec and a weights file"},
     {"convert", cmd_convert, "write a dataset as herd shards (memory-mapped, checksummed, ready to train)"},
+    {"generate", cmd_generate, "continue a prompt with a trained language model (key-value cache)"},
     {"stats", cmd_stats, "print per-channel mean/std/min/max and class counts of a dataset"},
 };
 

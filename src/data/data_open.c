@@ -316,9 +316,13 @@ typedef struct url_source {
 static herd_status open_text(const char *spec, const herd_image_options *opt, herd_dataset **train,
                              herd_dataset **test, herd_error *err);
 
+static herd_status open_lm(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                           herd_dataset **test, herd_error *err);
+
 static const url_source url_sources[] = {
     {"sqlite:", open_sqlite},
     {"text:", open_text},
+    {"lm:", open_lm},
     {"postgresql://", open_postgres},
     {"postgres://", open_postgres},
     {"parquet:", open_parquet},
@@ -391,29 +395,57 @@ static herd_status expand_shards(const char *spec, glob_t *g, herd_error *err) {
     return HERD_OK;
 }
 
+/* "PREFIX:BODY[?PARAMS]" into body and params (each PATH_CAP bytes) */
+static herd_status split_prefixed(const char *spec, const char *prefix, char *body, char *params, herd_error *err) {
+    const char *b = spec + strlen(prefix), *q = strchr(b, '?');
+    size_t n = q ? (size_t)(q - b) : strlen(b);
+    if (n >= PATH_CAP || (q && strlen(q + 1) >= PATH_CAP)) return herd_fail(err, HERD_EARG, "%.200s: too long", spec);
+    memcpy(body, b, n);
+    body[n] = 0;
+    snprintf(params, PATH_CAP, "%s", q ? q + 1 : "");
+    return HERD_OK;
+}
+
+/* One "key=value" of a '&'-separated parameter list, cut in place: the text, its value ("" without
+ * '='), the value as an integer in (0, 2^30] (is_num) or as a number (is_real, f). */
+typedef struct url_param {
+    char *text;
+    const char *v;
+    long num;
+    double f;
+    int is_num, is_real;
+} url_param;
+
+/* The parameter at *cursor into u and *cursor past it; 0 at the end. */
+static int next_param(char **cursor, url_param *u) {
+    char *p = *cursor, *amp, *end;
+    if (!*p) return 0;
+    if ((amp = strchr(p, '&'))) *amp = 0;
+    *cursor = amp ? amp + 1 : p + strlen(p);
+    char *eq = strchr(p, '=');
+    u->text = p, u->v = eq ? eq + 1 : "";
+    u->num = strtol(u->v, &end, 10);
+    u->is_num = eq && *u->v && !*end && u->num > 0 && u->num <= (1 << 30);
+    u->f = strtod(u->v, &end);
+    u->is_real = eq && *u->v && !*end;
+    return 1;
+}
+
 /* "text:FILES[?tokenizer=byte|char|word&len=N&vocab=N&sep=LINE]": FILES a comma list of files or
  * globs, each one class (herd_text_open); train split only */
 static herd_status open_text(const char *spec, const herd_image_options *opt, herd_dataset **train,
                              herd_dataset **test, herd_error *err) {
     (void)opt;
     char files[PATH_CAP], params[PATH_CAP];
-    const char *body = spec + strlen("text:"), *q = strchr(body, '?');
-    size_t n = q ? (size_t)(q - body) : strlen(body);
-    if (n >= PATH_CAP || (q && strlen(q + 1) >= PATH_CAP)) return herd_fail(err, HERD_EARG, "%.200s: too long", spec);
-    memcpy(files, body, n);
-    files[n] = 0;
-    snprintf(params, sizeof params, "%s", q ? q + 1 : "");
+    if (split_prefixed(spec, "text:", files, params, err)) return HERD_EARG;
     herd_text_options o = {HERD_TOKENIZE_BYTE, 256, 0, NULL};
-    for (char *p = params, *amp; *p; p = amp ? amp + 1 : p + strlen(p)) {
-        if ((amp = strchr(p, '&'))) *amp = 0;
-        char *eq = strchr(p, '='), *end;
-        const char *v = eq ? eq + 1 : "";
-        long num = strtol(v, &end, 10);
-        int is_num = *v && !*end && num > 0 && num <= (1 << 30);
-        if (eq && !strncmp(p, "tokenizer=", 10) && herd_text_tokenizer_parse(v, &o.tokenizer)) continue;
-        if (eq && !strncmp(p, "len=", 4) && is_num) o.len = (int)num;
-        else if (eq && !strncmp(p, "vocab=", 6) && is_num) o.vocab = (int)num;
-        else if (eq && !strncmp(p, "sep=", 4) && *v) o.separator = v;
+    url_param u;
+    for (char *cur = params; next_param(&cur, &u);) {
+        const char *p = u.text;
+        if (!strncmp(p, "tokenizer=", 10) && herd_text_tokenizer_parse(u.v, &o.tokenizer)) continue;
+        if (!strncmp(p, "len=", 4) && u.is_num) o.len = (int)u.num;
+        else if (!strncmp(p, "vocab=", 6) && u.is_num) o.vocab = (int)u.num;
+        else if (!strncmp(p, "sep=", 4) && *u.v) o.separator = u.v;
         else
             return herd_fail(err, HERD_EARG, "%s: '%s' (text sources take tokenizer=byte|char|word, len=N, vocab=N, "
                              "sep=LINE)", spec, p);
@@ -426,6 +458,29 @@ static herd_status open_text(const char *spec, const herd_image_options *opt, he
     st = herd_text_open(train, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
     globfree(&g);
     return st;
+}
+
+/* "lm:FILE.tok[?ctx=N&stride=N&val=F]": windows of a token file (herd_lm_open); ctx defaults to the
+ * model's input (its ids a sample), val to 0.1 (the test split is the held-out tail) */
+static herd_status open_lm(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                           herd_dataset **test, herd_error *err) {
+    char path[PATH_CAP], params[PATH_CAP];
+    if (split_prefixed(spec, "lm:", path, params, err)) return HERD_EARG;
+    herd_lm_options o = {0, 0, 0.1};
+    if (opt && opt->c > 0) o.ctx = opt->c * (opt->h > 0 ? opt->h : 1) * (opt->w > 0 ? opt->w : 1);
+    url_param u;
+    for (char *cur = params; next_param(&cur, &u);) {
+        if (!strncmp(u.text, "ctx=", 4) && u.is_num) o.ctx = (int)u.num;
+        else if (!strncmp(u.text, "stride=", 7) && u.is_num) o.stride = (int)u.num;
+        else if (!strncmp(u.text, "val=", 4) && u.is_real && u.f >= 0 && u.f <= 0.5) o.val = u.f;
+        else
+            return herd_fail(err, HERD_EARG, "%s: '%s' (lm sources take ctx=N, stride=N, val=F with F in [0, 0.5])",
+                             spec, u.text);
+    }
+    if (o.ctx <= 0)
+        return herd_fail(err, HERD_EARG, "%s: no context length: give ctx=N or a model whose input is the ids of a "
+                         "window", spec);
+    return herd_lm_open(train, test, path, &o, err);
 }
 
 static herd_status open_tfrecord(const char *path, const file_params *fp, const herd_image_options *opt,

@@ -53,6 +53,12 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
                        p->stage);
         goto fail;
     }
+    const char *shared = herd_model_param_shared_outside(m, p->first, p->last);
+    if (shared) {
+        st = herd_fail(err, HERD_EUNSUPPORTED, "pipeline: stage %d shares parameter '%s' with another stage (a tied "
+                       "weight, dense tie=): put the layers that use it in one stage", p->stage, shared);
+        goto fail;
+    }
     herd_model_layer_param_range(m, p->first, p->last, &p->plo, &p->phi, &p->blo, &p->bhi);
     /* the tensors that cross cuts into and out of this stage */
     p->stage_of = malloc((size_t)L * sizeof *p->stage_of);

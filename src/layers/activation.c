@@ -1,4 +1,4 @@
-/* relu, leaky_relu [ALPHA], sigmoid, tanh, gelu (exact erf form), relu6, hardsigmoid,
+/* relu, leaky_relu [ALPHA], sigmoid, tanh, gelu (exact erf form), gelu_tanh (its tanh form), relu6, hardsigmoid,
  * hardswish, silu: elementwise activations, one kind chosen by the keyword. A ReLU right after a conv or dense layer that nothing else
  * reads is fused into it by the planner (it then never runs on its own). */
 #include <math.h>
@@ -14,13 +14,14 @@ typedef struct act_cfg {
 #define CFG(n) ((const act_cfg *)(n)->cfg)
 
 static const char *const act_keywords[] = {"relu",  "leaky_relu", "sigmoid",   "tanh", "gelu", "relu6",
-                                           "hardsigmoid", "hardswish", "silu", NULL};
+                                           "hardsigmoid", "hardswish", "silu", "gelu_tanh", NULL};
 static const herd_act act_of_keyword[] = {HERD_ACT_RELU,  HERD_ACT_LEAKY_RELU,  HERD_ACT_SIGMOID,
                                           HERD_ACT_TANH,  HERD_ACT_GELU,        HERD_ACT_RELU6,
-                                          HERD_ACT_HARDSIGMOID, HERD_ACT_HARDSWISH, HERD_ACT_SILU};
+                                          HERD_ACT_HARDSIGMOID, HERD_ACT_HARDSWISH, HERD_ACT_SILU, HERD_ACT_GELU_TANH};
 /* by herd_act */
 static const char *const act_names[] = {"none", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
-                                        "relu6", "hardsigmoid", "hardswish", "silu"};
+                                        "relu6", "hardsigmoid", "hardswish", "silu", "gelu_tanh"};
+_Static_assert(sizeof act_names / sizeof act_names[0] == HERD_ACT_GELU_TANH + 1, "a name for every activation");
 
 static herd_status act_build(layer_build *b) {
     act_cfg *cfg = (act_cfg *)b->n->cfg;
@@ -41,6 +42,11 @@ static herd_status act_build(layer_build *b) {
 
 static void act_forward(const layer_call *c) {
     c->be->act_forward(c->ex, c->out, c->in[0], (int64_t)c->B * c->n->numel, CFG(c->n)->act, CFG(c->n)->alpha);
+}
+
+static void act_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    c->be->act_forward(c->ex, c->out, c->in[0], c->n->dims[c->n->ndim - 1], CFG(c->n)->act, CFG(c->n)->alpha);
 }
 
 static void act_backward(const layer_call *c) {
@@ -84,6 +90,21 @@ static void gelu_onnx(onnx_exporter *x, const node *n, const char *in, const cha
     onnx_emit(x, "Mul", n->name, out, e, 2, NULL, 0);
 }
 
+/* gelu_tanh(x) = x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) * 0.5 (opset 13 has no Gelu) */
+static void gelu_tanh_onnx(onnx_exporter *x, const node *n, const char *in, const char *out) {
+    const char *k = onnx_scalar(x, "herd_gelu_tanh_k", 0.79788456080286535588f),
+               *c = onnx_scalar(x, "herd_gelu_tanh_c", 0.044715f), *one = onnx_scalar(x, "herd_gelu_one", 1.0f),
+               *half = onnx_scalar(x, "herd_gelu_half", 0.5f);
+    static const char *const step[] = {"sq", "cube", "cc", "inner", "scaled", "tanh", "plus1", "prod"};
+    char t[8][HERD_NAME_MAX + 8];
+    for (int i = 0; i < 8; i++) snprintf(t[i], sizeof t[i], "%s_%s", n->name, step[i]);
+    const char *a[][2] = {{in, in}, {t[0], in}, {t[1], c}, {in, t[2]}, {t[3], k}, {t[4], NULL}, {t[5], one}, {in, t[6]}};
+    static const char *const op[] = {"Mul", "Mul", "Mul", "Add", "Mul", "Tanh", "Add", "Mul"};
+    for (int i = 0; i < 8; i++) onnx_emit(x, op[i], t[i], t[i], a[i], i == 5 ? 1 : 2, NULL, 0);
+    const char *e[2] = {t[7], half};
+    onnx_emit(x, "Mul", n->name, out, e, 2, NULL, 0);
+}
+
 /* hardsigmoid as ONNX HardSigmoid with PyTorch's constants */
 static void hardsigmoid_onnx(onnx_exporter *x, const char *name, const char *in, const char *out) {
     onnx_xattr a[2] = {{.name = "alpha", .type = 'f', .f = 1.0f / 6.0f}, {.name = "beta", .type = 'f', .f = 0.5f}};
@@ -115,6 +136,7 @@ static herd_status act_onnx(onnx_exporter *x, const node *n) {
     case HERD_ACT_SIGMOID: onnx_emit(x, "Sigmoid", n->name, out, &in, 1, NULL, 0); break;
     case HERD_ACT_TANH: onnx_emit(x, "Tanh", n->name, out, &in, 1, NULL, 0); break;
     case HERD_ACT_GELU: gelu_onnx(x, n, in, out); break;
+    case HERD_ACT_GELU_TANH: gelu_tanh_onnx(x, n, in, out); break;
     case HERD_ACT_LEAKY_RELU: {
         onnx_xattr a = {.name = "alpha", .type = 'f', .f = CFG(n)->alpha};
         onnx_emit(x, "LeakyRelu", n->name, out, &in, 1, &a, 1);
@@ -173,7 +195,7 @@ const layer_kind layer_activation = {
     .name = "activation", .keywords = act_keywords, .positional = act_positional, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_ACTIVATION, .build = act_build, .forward = act_forward, .backward = act_backward, .backward_reads = act_backward_reads, .flops = act_flops,
     .describe = act_describe, .onnx_export = act_onnx,
-    .onnx_ops = act_ops, .onnx_import = act_onnx_import, .spec = act_spec,
+    .onnx_ops = act_ops, .onnx_import = act_onnx_import, .spec = act_spec, .decode = act_decode,
 };
 
 /* The ReLU kind a planner may fuse: this kind with act == relu. */

@@ -28,6 +28,14 @@ static void add_forward(const layer_call *c) {
     if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, n, HERD_ACT_RELU, 0);
 }
 
+static void add_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    int64_t n = c->n->dims[c->n->ndim - 1];
+    ref_add_forward(c->out, c->in[0], c->in[1], n);
+    for (int k = 2; k < c->n->n_in; k++) ref_accumulate(c->out, c->in[k], n);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, n, HERD_ACT_RELU, 0);
+}
+
 static void add_backward(const layer_call *c) {
     if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
     for (int k = 0; k < c->n->n_in; k++)
@@ -84,4 +92,5 @@ const layer_kind layer_add = {
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = add_build, .forward = add_forward, .backward = add_backward,
     .backward_reads = layer_reads_fused_output, .flops = add_flops, .describe = add_describe, .onnx_export = add_onnx,
     .onnx_ops = add_ops, .onnx_import = add_onnx_import,
+    .decode = add_decode,
 };

@@ -5,7 +5,9 @@
  * products, softmax over the keys a query sees (all, or with causal=1 those at or before it),
  * the probabilities kept for backward. PyTorch: the core of nn.MultiheadAttention /
  * F.scaled_dot_product_attention. */
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "layers/layer_common.h"
 
@@ -57,6 +59,42 @@ static void attn_forward(const layer_call *c) {
     c->be->attention_forward(c->ex, c->out, att_rows(c), c->in[0], &d);
 }
 
+/* Causal attention can run one query at a time: the keys and values of the positions before it
+ * are kept (cache: K (T,C), V (T,C), then T scores), so each new position costs O(pos * C), not
+ * a pass over the whole window. Sums in double as the reference op. */
+static int64_t attn_decode_cache(const node *n) {
+    const attn_dims *d = &CFG(n)->d;
+    return d->causal ? 2 * (int64_t)d->T * d->C + d->T : -1;
+}
+
+static void attn_decode(const layer_call *c, float *cache) {
+    const attn_dims *d = &CFG(c->n)->d;
+    int C = d->C, hs = C / d->H, t = (int)c->row0;
+    float *K = cache, *V = cache + (int64_t)d->T * C, *a = V + (int64_t)d->T * C;
+    const float *qkv = c->in[0];
+    memcpy(K + (int64_t)t * C, qkv + C, (size_t)C * sizeof(float));
+    memcpy(V + (int64_t)t * C, qkv + 2 * C, (size_t)C * sizeof(float));
+    double scale = 1.0 / sqrt((double)hs);
+    for (int h = 0; h < d->H; h++) {
+        const float *q = qkv + h * hs;
+        double mx = -INFINITY, sum = 0;
+        for (int u = 0; u <= t; u++) {
+            const float *k = K + (int64_t)u * C + h * hs;
+            double s = 0;
+            for (int i = 0; i < hs; i++) s += (double)q[i] * k[i];
+            a[u] = (float)(s * scale);
+            if (a[u] > mx) mx = a[u];
+        }
+        for (int u = 0; u <= t; u++) sum += exp(a[u] - mx);
+        for (int u = 0; u <= t; u++) a[u] = (float)(exp(a[u] - mx) / sum);
+        for (int i = 0; i < hs; i++) {
+            double s = 0;
+            for (int u = 0; u <= t; u++) s += (double)a[u] * V[(int64_t)u * C + h * hs + i];
+            c->out[h * hs + i] = (float)s;
+        }
+    }
+}
+
 static void attn_backward(const layer_call *c) {
     attn_dims d = CFG(c->n)->d;
     d.B = c->B;
@@ -91,5 +129,5 @@ const layer_kind layer_attention = {
     .name = "attention", .keywords = attn_keywords, .positional = attn_positional, .min_inputs = 1, .max_inputs = 1,
     .build = attn_build, .plan = attn_plan, .forward = attn_forward, .backward = attn_backward,
     .backward_reads = layer_reads_input, .flops = attn_flops, .describe = attn_describe, .onnx_export = attn_onnx,
-    .spec = attn_spec,
+    .spec = attn_spec, .decode = attn_decode, .decode_cache = attn_decode_cache,
 };

@@ -1,13 +1,17 @@
 /* dense: fully connected, (F) -> (UNITS), or per position (T,F) -> (T,UNITS) as PyTorch's
  * Linear on the last dim; weight (UNITS,F), optional bias; can apply the ReLU that follows it
- * in place. */
+ * in place. tie=NAME takes an earlier embedding's table (UNITS rows of F) as the weight, GPT-2's
+ * tied output projection: one parameter, whose gradient both layers add to (the table's gradient
+ * then becomes dense: the projection touches every row). */
 #include <stdio.h>
+#include <string.h>
 
 #include "layers/layer_common.h"
 
 typedef struct dense_cfg {
     int in, out, bias;
     int rows; /* positions per sample (1 for a vector) */
+    int tie;  /* 1 + the node whose embedding table is the weight (0: a weight of its own) */
 } dense_cfg;
 _Static_assert(sizeof(dense_cfg) <= LAYER_CFG_BYTES, "dense config fits a node");
 #define CFG(n) ((const dense_cfg *)(n)->cfg)
@@ -28,18 +32,46 @@ static herd_status dense_build(layer_build *b) {
     cfg->in = (int)dims[nd == 2 ? 1 : 0], cfg->out = units, cfg->bias = bias;
     int64_t out[2] = {nd == 2 ? dims[0] : units, units}, wshape[2] = {units, cfg->in};
     lb_set_shape(b, nd == 2 ? 2 : 1, nd == 2 ? out : out + 1);
-    if ((st = lb_param(b, 0, "weight", 1, 2, wshape))) return st;
+    const char *tie = lb_arg(b, "tie");
+    if (tie) { /* the weight is an earlier embedding's table: one registry entry, two nodes */
+        int k = model_find(b->m, tie);
+        const node *e = k >= 0 && k < b->m->n_nodes ? &b->m->nodes[k] : NULL;
+        if (!e || e->kind != &layer_embedding)
+            return lb_fail(b, HERD_ESPEC, "tie", "tie=%s: no embedding layer of that name before this line", tie);
+        const embed_table *t = (const embed_table *)e->cfg;
+        if (t->rows != units || t->dim != cfg->in)
+            return lb_fail(b, HERD_ESHAPE, "tie", "tie=%s: its table is %lldx%lld, this layer's weight is %dx%d", tie,
+                           (long long)t->rows, (long long)t->dim, units, cfg->in);
+        b->n->param[0] = e->param[0];
+        b->m->params_reg[e->param[0]].info.sparse = 0; /* the projection's gradient reaches every row */
+        cfg->tie = k + 1;
+    } else if ((st = lb_param(b, 0, "weight", 1, 2, wshape))) {
+        return st;
+    }
     return bias ? lb_param(b, 1, "bias", 1, 1, out + 1) : HERD_OK;
 }
 
 static void dense_init(herd_model *m, node *n, uint64_t seed) {
-    layer_init_weight(m, n, CFG(n)->in, CFG(n)->out, seed);
+    if (!CFG(n)->tie) {
+        layer_init_weight(m, n, CFG(n)->in, CFG(n)->out, seed);
+        return;
+    }
+    float *bias = node_param(m, n, 1); /* the tied table is its embedding's to initialise */
+    if (bias) memset(bias, 0, (size_t)CFG(n)->out * sizeof *bias);
 }
 
 static void dense_forward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
     c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
     if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
+}
+
+/* one position: one row through the same kernel */
+static void dense_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    const dense_cfg *cfg = CFG(c->n);
+    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], 1, cfg->in, cfg->out);
+    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, cfg->out, HERD_ACT_RELU, 0);
 }
 
 static void dense_backward(const layer_call *c) {
@@ -55,8 +87,8 @@ static int64_t dense_flops(const herd_model *m, const node *n) {
 }
 
 static void dense_describe(const herd_model *m, const node *n, char *buf, size_t size) {
-    (void)m;
-    snprintf(buf, size, "%d", CFG(n)->out);
+    if (CFG(n)->tie) snprintf(buf, size, "%d tied to %s", CFG(n)->out, m->nodes[CFG(n)->tie - 1].name);
+    else snprintf(buf, size, "%d", CFG(n)->out);
 }
 
 static herd_status dense_onnx(onnx_exporter *x, const node *n) {
@@ -96,8 +128,8 @@ static herd_status dense_onnx_import(onnx_importer *x) {
 }
 
 static void dense_spec(const herd_model *m, const node *n, char *buf, size_t size) {
-    (void)m;
-    snprintf(buf, size, "dense %d%s", CFG(n)->out, CFG(n)->bias ? "" : " bias=0");
+    int k = snprintf(buf, size, "dense %d%s", CFG(n)->out, CFG(n)->bias ? "" : " bias=0");
+    if (CFG(n)->tie && k > 0 && (size_t)k < size) snprintf(buf + k, size - (size_t)k, " tie=%s", m->nodes[CFG(n)->tie - 1].name);
 }
 
 static const char *const dense_keywords[] = {"dense", NULL};
@@ -109,5 +141,5 @@ const layer_kind layer_dense = {
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init,
     .forward = dense_forward, .backward = dense_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
     .onnx_export = dense_onnx,
-    .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec,
+    .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec, .decode = dense_decode,
 };

@@ -73,13 +73,27 @@ static void embedding_forward(const layer_call *c) {
     }
 }
 
-/* each non-pad position's output gradient is its id's row of the sparse gradient */
+/* each non-pad position's output gradient is its id's row of the sparse gradient; a table tied
+ * to a dense layer (tie=) has a dense gradient instead, the rows added in position order */
 static void embedding_backward(const layer_call *c) {
     const embed_table *t = CFG(c->n);
     const int32_t *ids = (const int32_t *)c->in[0];
-    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++)
-        if (ids[i] != t->pad)
-            memcpy(layer_sparse_row(c->sg[0], ids[i]), c->dout + i * t->dim, (size_t)t->dim * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)c->B * t->ids; i++) {
+        if (ids[i] == t->pad) continue;
+        const float *g = c->dout + i * t->dim;
+        if (c->sg[0]) {
+            memcpy(layer_sparse_row(c->sg[0], ids[i]), g, (size_t)t->dim * sizeof(float));
+        } else {
+            float *row = c->dw[0] + (int64_t)ids[i] * t->dim;
+            for (int64_t k = 0; k < t->dim; k++) row[k] += g[k];
+        }
+    }
+}
+
+static void embedding_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    const embed_table *t = CFG(c->n);
+    memcpy(c->out, c->w[0] + (int64_t)*(const int32_t *)c->in[0] * t->dim, (size_t)t->dim * sizeof(float));
 }
 
 static int64_t embedding_flops(const herd_model *m, const node *n) {
@@ -137,5 +151,5 @@ const layer_kind layer_embedding = {
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = embedding_build, .check = layer_table_check,
     .init = layer_table_init, .forward = embedding_forward, .backward = embedding_backward,
     .backward_reads = layer_reads_input, .flops = embedding_flops, .describe = embedding_describe,
-    .onnx_export = embedding_onnx, .spec = embedding_spec,
+    .onnx_export = embedding_onnx, .spec = embedding_spec, .decode = embedding_decode,
 };

@@ -83,6 +83,13 @@ static void ln_backward_ref(float *din, float *dw, float *db, const float *dout,
 
 static float *saved_rows(const layer_call *c, int k) { return (float *)c->n->saved[k] + c->row0 * CFG(c->n)->rows; }
 
+/* one row */
+static void ln_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    float mean, rstd;
+    ln_forward_ref(c->out, &mean, &rstd, c->in[0], c->w[0], c->w[1], 1, CFG(c->n)->C, CFG(c->n)->eps);
+}
+
 static void ln_forward(const layer_call *c) {
     const ln_cfg *cfg = CFG(c->n);
     ln_forward_ref(c->out, saved_rows(c, 0), saved_rows(c, 1), c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->C,
@@ -142,5 +149,5 @@ const layer_kind layer_layernorm = {
     .name = "layernorm", .keywords = ln_keywords, .prefix = "ln", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT, .build = ln_build, .init = ln_init, .plan = ln_plan, .forward = ln_forward,
     .backward = ln_backward, .backward_reads = layer_reads_input, .flops = ln_flops, .describe = ln_describe, .onnx_export = ln_onnx,
-    .onnx_ops = ln_ops, .onnx_import = ln_onnx_import, .spec = ln_spec,
+    .onnx_ops = ln_ops, .onnx_import = ln_onnx_import, .spec = ln_spec, .decode = ln_decode,
 };

@@ -50,6 +50,14 @@ static void posemb_backward(const layer_call *c) {
     }
 }
 
+/* one position: in + weight[pos] */
+static void posemb_decode(const layer_call *c, float *cache) {
+    (void)cache;
+    int64_t C = c->n->dims[1];
+    const float *w = c->w[0] + c->row0 * C;
+    for (int64_t i = 0; i < C; i++) c->out[i] = c->in[0][i] + w[i];
+}
+
 static int64_t posemb_flops(const herd_model *m, const node *n) {
     (void)m;
     return n->numel;
@@ -72,5 +80,5 @@ static const char *const posemb_keywords[] = {"posemb", NULL};
 const layer_kind layer_posemb = {
     .name = "posemb", .keywords = posemb_keywords, .min_inputs = 1, .max_inputs = 1, .build = posemb_build,
     .init = posemb_init, .forward = posemb_forward, .backward = posemb_backward, .backward_reads = layer_reads_nothing,
-    .flops = posemb_flops, .onnx_export = posemb_onnx, .spec = posemb_spec,
+    .flops = posemb_flops, .onnx_export = posemb_onnx, .spec = posemb_spec, .decode = posemb_decode,
 };

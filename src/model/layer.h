@@ -128,6 +128,13 @@ struct layer_kind {
     /* the node as a spec line: keyword and arguments, without name= and from= (NULL: the first
      * keyword alone); src/model/spec_write.c adds the rest */
     void (*spec)(const herd_model *m, const node *n, char *buf, size_t size);
+    /* generation one position at a time (src/model/decode.c; NULL: the kind cannot): the output
+     * at position c->row0 of one sequence from its inputs at that position (in[k] and out hold one
+     * position's values: dims[1] of a (T, F) node; an id input holds the id in its first slot),
+     * with decode_cache(n) floats of state kept across positions (what earlier positions left, as
+     * attention's keys and values); decode_cache NULL: none, < 0: this configuration cannot */
+    void (*decode)(const layer_call *c, float *cache);
+    int64_t (*decode_cache)(const node *n);
 };
 
 /* ---- the table (src/layers/layers.c) ---- */

@@ -32,7 +32,9 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
         const node *n = &m->nodes[i];
         for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
             const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
-            if (p && p->trainable && !p->sparse && p->offset < ready) ready = p->offset;
+            /* a parameter two nodes share (dense tie=) is final after its owner's backward, the earlier node */
+            if (p && p->trainable && !p->sparse && p->offset < ready && m->params_reg[n->param[s]].node == i)
+                ready = p->offset;
         }
         m->grad_ready[i] = ready;
     }
@@ -786,6 +788,17 @@ void herd_model_layer_param_range(const herd_model *m, int first, int last, int6
     if (*blo > *bhi) *blo = *bhi = 0;
 }
 
+const char *herd_model_param_shared_outside(const herd_model *m, int first, int last) {
+    for (int i = first; i <= last; i++)
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+            int r = m->nodes[i].param[s];
+            for (int j = 0; r >= 0 && j < m->n_nodes; j++)
+                for (int t = 0; (j < first || j > last) && t < LAYER_MAX_SLOTS; t++)
+                    if (m->nodes[j].param[t] == r) return m->params_reg[r].info.name;
+        }
+    return NULL;
+}
+
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
     *out = m->nodes[i].out;
     *dout = m->nodes[i].dout;
@@ -869,7 +882,7 @@ void herd_model_layer(const herd_model *m, int i, herd_layer_info *info) {
     info->w = n->ndim == 3 ? (int)n->dims[2] : 1;
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
         const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
-        if (p && p->trainable) info->params += p->numel;
+        if (p && p->trainable && m->params_reg[n->param[s]].node == n - m->nodes) info->params += p->numel; /* a tied weight is its owner's */
     }
     if (n->kind->describe) n->kind->describe(m, n, info->detail, sizeof info->detail);
     info->flops = n->kind->flops ? n->kind->flops(m, n) : 0;

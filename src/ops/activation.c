@@ -1,4 +1,4 @@
-/* Reference elementwise activations (relu, leaky relu, sigmoid, tanh, exact gelu, relu6,
+/* Reference elementwise activations (relu, leaky relu, sigmoid, tanh, exact gelu, tanh gelu, relu6,
  * hardsigmoid, hardswish, silu) and a
  * numerically stable softmax over the last dimension. */
 #include "ops/ops.h"
@@ -25,6 +25,7 @@ static double act_value(double x, herd_act act, double alpha) {
     case HERD_ACT_SIGMOID: return sigmoid(x);
     case HERD_ACT_TANH: return tanh(x);
     case HERD_ACT_GELU: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440));
+    case HERD_ACT_GELU_TANH: return 0.5 * x * (1.0 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x)));
     case HERD_ACT_NONE: break;
     }
     return x;
@@ -52,6 +53,10 @@ static double act_slope(double x, double y, herd_act act, double alpha) {
         double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
         double pdf = exp(-0.5 * x * x) * 0.39894228040143267794;
         return cdf + x * pdf;
+    }
+    case HERD_ACT_GELU_TANH: {
+        double th = tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x));
+        return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * 0.79788456080286535588 * (1.0 + 3.0 * 0.044715 * x * x);
     }
     case HERD_ACT_NONE: break;
     }

@@ -51,7 +51,8 @@ typedef enum herd_act {
     HERD_ACT_RELU6,      /* min(max(x, 0), 6) */
     HERD_ACT_HARDSIGMOID,/* min(max(x + 3, 0), 6) / 6, PyTorch's (ONNX HardSigmoid alpha 1/6, beta 1/2) */
     HERD_ACT_HARDSWISH,  /* x * hardsigmoid(x) */
-    HERD_ACT_SILU        /* x * sigmoid(x) */
+    HERD_ACT_SILU,       /* x * sigmoid(x) */
+    HERD_ACT_GELU_TANH   /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's, PyTorch's approximate='tanh' */
 } herd_act;
 
 /* Fills OH/OW from the rest (G, DH, DW of 0 become 1); returns 0 when the output would be empty,

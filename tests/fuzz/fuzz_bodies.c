@@ -63,7 +63,7 @@ static char scratch_dir[256];
 
 static void scratch_cleanup(void) {
     static const char *const names[] = {"fuzz.idx", "fuzz.idx.gz", "fuzz.parquet", "fuzz_batch.bin", "fuzz.safetensors",
-                                        "fuzz_a.txt", "fuzz_b.txt",
+                                        "fuzz_a.txt", "fuzz_b.txt", "fuzz.tok",
                                         "ckpt/ckpt-0000000001.safetensors", "ckpt", NULL};
     char p[512];
     for (int i = 0; names[i]; i++) {
@@ -348,6 +348,55 @@ int fuzz_text(const uint8_t *data, size_t size) {
     if (!st && (ds->x.dtype != HERD_I32 || herd_tensor_numel(&ds->x) != o.len))
         fuzz_fail("text: samples of %s, %lld ids", herd_dtype_name(ds->x.dtype), (long long)herd_tensor_numel(&ds->x));
     check_dataset(st, ds, &err, NULL, "text");
+    return 0;
+}
+
+/* A token file (.tok): open checks the header and vocabulary; then every id is read (or a
+ * well-formed error), each vocabulary entry decodes to text that encodes back to its id, and lm:
+ * windows over it read as samples. */
+int fuzz_tokens(const uint8_t *data, size_t size) {
+    if (size > (1 << 20)) return 0;
+    char path[512];
+    snprintf(path, sizeof path, "%s", scratch_path("fuzz.tok"));
+    write_file(path, data, size);
+    herd_tokens *t = NULL;
+    herd_error err = {0};
+    herd_status st = herd_tokens_open(&t, path, &err);
+    check_error(st, &err, path, "tokens");
+    if (st) {
+        if (t) fuzz_fail("tokens: failed but returned a file");
+        return 0;
+    }
+    int64_t n = herd_tokens_count(t);
+    int V = herd_tokens_vocab(t);
+    if (n < 1 || n > (int64_t)size || V < 2) fuzz_fail("tokens: %lld ids, vocabulary %d from %zu bytes", (long long)n, V, size);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) fuzz_fail("tokens: no memory");
+    st = herd_tokens_read(t, 0, n, ids, &err);
+    check_error(st, &err, path, "tokens read");
+    for (int64_t i = 0; !st && i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) fuzz_fail("tokens: id %d of %d read", ids[i], V);
+    free(ids);
+    char buf[256];
+    for (int id = 0; id < V && id < 4096; id++) {
+        size_t len = herd_tokens_decode(t, id, buf, sizeof buf);
+        int32_t back[4];
+        int64_t k = 0;
+        herd_status e = herd_tokens_encode(t, buf, len, back, 4, &k, &err);
+        check_error(e, &err, path, "tokens encode");
+        if (!e && (k != 1 || back[0] != id) && !(id == V - 1 && k == 1 && back[0] == id))
+            fuzz_fail("tokens: id %d decodes to '%s', which encodes to %lld ids (first %d)", id, buf, (long long)k,
+                      k ? back[0] : -1);
+    }
+    herd_tokens_close(t);
+    herd_dataset *tr = NULL, *va = NULL;
+    herd_lm_options o = {1 + (int)(size % 7), 1 + (int)(size % 3), 0.2};
+    st = herd_lm_open(&tr, &va, path, &o, &err);
+    check_error(st, &err, path, "lm");
+    if (!st) {
+        check_dataset(HERD_OK, tr, &err, NULL, "lm train");
+        if (va) check_dataset(HERD_OK, va, &err, NULL, "lm validation");
+    }
     return 0;
 }
 
@@ -811,6 +860,6 @@ const fuzz_target fuzz_targets[] = {
     {"parquet", fuzz_parquet},
     {"shard", fuzz_shard},
     {"cli", fuzz_cli},             {"psmsg", fuzz_psmsg},
-    {"text", fuzz_text},
+    {"text", fuzz_text},           {"tokens", fuzz_tokens},
     {NULL, NULL},
 };

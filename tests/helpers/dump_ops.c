@@ -333,6 +333,7 @@ int main(int argc, char **argv) {
     act_case("act_sigmoid", "sigmoid", HERD_ACT_SIGMOID, 0.0f, 3, 17);
     act_case("act_tanh", "tanh", HERD_ACT_TANH, 0.0f, 3, 17);
     act_case("act_gelu", "gelu", HERD_ACT_GELU, 0.0f, 3, 17);
+    act_case("act_gelu_tanh", "gelu_tanh", HERD_ACT_GELU_TANH, 0.0f, 3, 17);
     act_case("act_none", "none", HERD_ACT_NONE, 0.0f, 2, 5);
     act_case("act_relu6", "relu6", HERD_ACT_RELU6, 0.0f, 3, 17);
     act_case("act_hardsigmoid", "hardsigmoid", HERD_ACT_HARDSIGMOID, 0.0f, 3, 17);
