@@ -1,6 +1,7 @@
 /* The "cpu-bf16" backend table (--precision bf16): a copy of the cpu backend's table made once,
  * with the bf16 conv and dense of cpu_conv_bf16.c and cpu_dense_bf16.c in place of the fp32
- * ones. Every other entry stays the cpu backend's fp32 op (an entry added to "cpu" later comes
+ * ones (a conv of fewer than 32 input channels x kernel taps stays fp32: see
+ * cpu_conv_bf16_unsupported). Every other entry stays the cpu backend's fp32 op (an entry added to "cpu" later comes
  * along); the attention entries are left out, so attention layers fall back to "cpu" (fp32)
  * with a note rather than running in fp32 unsaid. */
 #include <pthread.h>

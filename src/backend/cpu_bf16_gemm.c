@@ -104,14 +104,15 @@ static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, int lda, 
 #endif
 
 const char *cpu_bf16_unavailable(void) {
+    if (cpu_env_error()) return cpu_env_error();
 #ifdef HAVE_AVX512_KERNEL
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw"))
-        return "this CPU has no AVX512_BF16 instructions (vdpbf16ps); use --precision fp32";
-    if (!cpu_avx512_enabled()) return "the AVX-512 kernels are switched off (HERD_CPU); use --precision fp32";
+        return "precision bf16: this CPU has no AVX512_BF16 instructions (vdpbf16ps); use fp32";
+    if (!cpu_avx512_enabled()) return "precision bf16: needs the AVX-512 kernels, which HERD_CPU=avx2 turns off";
     return NULL;
 #else
-    return "herd was built without the x86-64 AVX-512 kernels; use --precision fp32";
+    return "precision bf16: herd was built without the x86-64 AVX-512 kernels; use fp32";
 #endif
 }
 

@@ -404,9 +404,9 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
         if (be != &herd_backend_cpu)
             return herd_fail(err, HERD_EARG, "precision bf16 runs on the cpu backend, not %s", be->name);
         be = herd_backend_cpu_bf16();
-        const char *why = be->unavailable ? be->unavailable() : NULL;
-        if (why) return herd_fail(err, HERD_EARG, "precision bf16: %s", why);
     }
+    const char *unavailable = be->unavailable ? be->unavailable() : NULL;
+    if (unavailable) return herd_fail(err, HERD_EARG, "%s", unavailable);
     if (max_batch < 1 || max_batch > (1 << 20))
         return herd_fail(err, HERD_EARG, "batch size %d is out of range 1..%d", max_batch, 1 << 20);
     herd_pool_destroy(m->pool);
