@@ -181,9 +181,7 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
-                    const float *g = doutb + (size_t)oc * N;
-                    float v = 0.0f;
-                    for (int i = 0; i < N; i++) v += g[i];
+                    float v = cpu_conv2d_sum(doutb + (size_t)oc * N, N);
                     pb[oc] = b > b0 ? pb[oc] + v : v;
                 }
         }
