@@ -50,7 +50,5 @@ void cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, float *
 size_t cpu_conv2d_pad_floats(const conv2d_dims *d);
 void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d);
 void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d);
-/* ... and its fixed-order vectorisable sum of n floats (the bias gradient's) */
-float cpu_conv2d_sum(const float *x, int n);
 
 #endif

@@ -773,5 +773,3 @@ void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv
 void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
     col_to_image_add(din, pad, col, d);
 }
-
-float cpu_conv2d_sum(const float *x, int n) { return sum_floats(x, n); }

@@ -181,7 +181,7 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
-                    float v = cpu_conv2d_sum(doutb + (size_t)oc * N, N);
+                    float v = cpu_sum_floats(doutb + (size_t)oc * N, N);
                     pb[oc] = b > b0 ? pb[oc] + v : v;
                 }
         }
