@@ -495,6 +495,12 @@ int main(void) {
         test_pool();
         cpu_gemm_select(1);
     }
+    /* the AVX2/FMA kernel (HERD_CPU=avx2, or a CPU without AVX-512) where this CPU runs it */
+    if (cpu_gemm_use(CPU_GEMM_AVX2)) {
+        printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+        test_conv();
+        cpu_gemm_select(1);
+    }
     for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);
     printf("worst error / tolerance: %.3f (%s)\n", worst_ratio, worst_what);
     return check_summary();

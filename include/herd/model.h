@@ -336,6 +336,12 @@ int herd_model_memory_reuse(const herd_model *m);
 /* Before herd_model_prepare: enable = 1 plans forward passes only (no gradient buffers; an
  * activation is freed after its last reader), for evaluation and prediction. Default 0. */
 void herd_model_set_inference_only(herd_model *m, int enable);
+/* Before herd_model_prepare: "fp32" (default) or "bf16": the matrix products of conv and dense
+ * layers in bfloat16 with fp32 accumulation (vdpbf16ps; prepare fails with one line where the
+ * CPU lacks AVX512_BF16 or the backend is not "cpu"); weights, gradients, loss, optimizer and
+ * checkpoints stay fp32, and a layer without a bf16 kernel runs in fp32 (herd_model_notes).
+ * HERD_EARG for another name. */
+herd_status herd_model_set_precision(herd_model *m, const char *precision, herd_error *err);
 
 /* ---- input normalisation the weights were trained with ----
  * (x - mean[c]) / std[c] per input channel (a std of 0 divides by 1), as `herd train

@@ -19,6 +19,10 @@ typedef struct herd_exec {
 
 typedef struct herd_backend {
     const char *name;
+    /* NULL if this machine can run the backend, else one line saying why not (NULL entry: always). */
+    const char *(*unavailable)(void);
+    /* Where a layer goes that this backend cannot run (its kind's `unsupported` check): NULL = ref. */
+    const struct herd_backend *fallback;
     /* floats of workspace the conv ops need for these dims with this many threads. */
     size_t (*conv2d_workspace)(const conv2d_dims *d, int threads);
     /* NULL if supported, else a short reason; the model then uses ref for that layer and logs it. */
@@ -27,6 +31,8 @@ typedef struct herd_backend {
                            const conv2d_dims *d);
     void (*conv2d_backward)(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                             const float *w, const conv2d_dims *d);
+    /* floats of workspace the dense ops need (NULL: none) */
+    size_t (*dense_workspace)(int B, int IN, int OUT, int threads);
     void (*dense_forward)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
                           int IN, int OUT);
     void (*dense_backward)(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
@@ -69,6 +75,10 @@ typedef struct herd_backend {
 
 extern const herd_backend herd_backend_ref;
 extern const herd_backend herd_backend_cpu;
+/* --precision bf16: conv and dense products in bf16 with fp32 accumulation (vdpbf16ps),
+ * everything else as "cpu"; a layer it has no kernel for (attention, grouped or dilated
+ * convolutions) falls back to "cpu" in fp32. Not found by name: chosen by herd_model_set_precision. */
+const herd_backend *herd_backend_cpu_bf16(void);
 
 /* "ref" or "cpu"; NULL if unknown. */
 const herd_backend *herd_backend_find(const char *name);

@@ -4,6 +4,7 @@
 
 const herd_backend herd_backend_cpu = {
     .name = "cpu",
+    .unavailable = cpu_env_error,
     .conv2d_workspace = cpu_conv_workspace,
     .conv2d_unsupported = cpu_conv2d_unsupported,
     .conv2d_forward = cpu_conv_forward,

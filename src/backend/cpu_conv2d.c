@@ -762,3 +762,14 @@ void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float 
                               const float *in, const float *w, const conv2d_dims *d) {
     conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
 }
+
+/* Exported for the bf16 conv (cpu_bf16.h), which packs these fp32 columns into bf16 pairs. */
+size_t cpu_conv2d_pad_floats(const conv2d_dims *d) { return padded_floats(d); }
+
+void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d) {
+    image_to_col(col, pad, in, d);
+}
+
+void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
+    col_to_image_add(din, pad, col, d);
+}

@@ -2,6 +2,8 @@
  * runs about 1.9x faster than OpenBLAS on the Haswell kernels this machine is pinned to
  * (OPENBLAS_CORETYPE=Haswell); OpenBLAS otherwise. Both paths are deterministic. */
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cblas.h>
 
@@ -111,18 +113,32 @@ static TARGET_AVX512 void transpose_avx512(float *dst, const float *src, int row
 }
 #endif
 
-/* -1 = not decided yet; set once from CPUID (plus OS support, which GCC and Clang check). */
+/* Which kernel: -1 = not decided yet, else a CPU_GEMM_* value; set from CPUID (plus OS support,
+ * which GCC and Clang check) and HERD_CPU. */
 static atomic_int use_avx512 = -1;
 
-void cpu_gemm_select(int allow_avx512) {
-    int ok = 0;
+const char *cpu_env_error(void) {
+    const char *e = getenv("HERD_CPU");
+    if (!e || !*e || !strcmp(e, "avx512") || !strcmp(e, "avx2")) return NULL;
+    return "HERD_CPU must be avx512 or avx2 (or unset: the best this CPU runs)";
+}
+
+int cpu_gemm_use(int kernel) {
+    int ok = kernel == CPU_GEMM_OPENBLAS;
 #ifdef HAVE_AVX512_KERNEL
     __builtin_cpu_init();
-    ok = allow_avx512 && __builtin_cpu_supports("avx512f");
-#else
-    (void)allow_avx512;
+    if (kernel == CPU_GEMM_AVX512) ok = __builtin_cpu_supports("avx512f");
+    if (kernel == CPU_GEMM_AVX2) ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-    atomic_store(&use_avx512, ok);
+    if (ok) atomic_store(&use_avx512, kernel);
+    return ok;
+}
+
+void cpu_gemm_select(int allow_avx512) {
+    const char *e = getenv("HERD_CPU");
+    int avx2_only = e && !strcmp(e, "avx2");
+    if (!allow_avx512 || ((avx2_only || !cpu_gemm_use(CPU_GEMM_AVX512)) && !cpu_gemm_use(CPU_GEMM_AVX2)))
+        cpu_gemm_use(CPU_GEMM_OPENBLAS);
 }
 
 int cpu_avx512_enabled(void) {
@@ -131,17 +147,18 @@ int cpu_avx512_enabled(void) {
         cpu_gemm_select(1);
         v = atomic_load(&use_avx512);
     }
-    return v;
+    return v == CPU_GEMM_AVX512;
 }
 
 const char *cpu_gemm_kernel(void) {
     if (atomic_load(&use_avx512) < 0) cpu_gemm_select(1);
-    return atomic_load(&use_avx512) ? "avx512" : "openblas";
+    int v = atomic_load(&use_avx512);
+    return v == CPU_GEMM_AVX512 ? "avx512" : v == CPU_GEMM_AVX2 ? "avx2" : "openblas";
 }
 
 void cpu_transpose(float *dst, const float *src, int rows, int cols) {
 #ifdef HAVE_AVX512_KERNEL
-    if (atomic_load_explicit(&use_avx512, memory_order_relaxed) > 0) {
+    if (atomic_load_explicit(&use_avx512, memory_order_relaxed) == CPU_GEMM_AVX512) {
         transpose_avx512(dst, src, rows, cols);
         return;
     }
@@ -165,8 +182,12 @@ void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
         fast = atomic_load(&use_avx512);
     }
 #ifdef HAVE_AVX512_KERNEL
-    if (fast) {
+    if (fast == CPU_GEMM_AVX512) {
         gemm_avx512(M, N, K, A, ars, acs, B, ldb, accumulate, C, ldc);
+        return;
+    }
+    if (fast == CPU_GEMM_AVX2) {
+        cpu_gemm_avx2(M, N, K, A, ars, acs, B, ldb, accumulate, C, ldc);
         return;
     }
 #endif

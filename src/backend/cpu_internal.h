@@ -57,12 +57,21 @@ void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
               int accumulate, float *C, int ldc);
 /* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when cpu_gemm uses that kernel. */
 void cpu_transpose(float *dst, const float *src, int rows, int cols);
-/* Which kernel cpu_gemm uses: "avx512" or "openblas". cpu_gemm_select(0) forces OpenBLAS
- * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice. */
+/* Which kernel cpu_gemm uses: "avx512", "avx2" or "openblas". cpu_gemm_select(0) forces OpenBLAS
+ * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice: AVX-512
+ * where the CPU has it, else AVX2/FMA, else OpenBLAS; HERD_CPU=avx2 skips AVX-512. */
 const char *cpu_gemm_kernel(void);
 /* 1 when the AVX-512 paths are in use (same switch as cpu_gemm's kernel). */
 int cpu_avx512_enabled(void);
 void cpu_gemm_select(int allow_avx512);
+enum { CPU_GEMM_OPENBLAS = 0, CPU_GEMM_AVX512 = 1, CPU_GEMM_AVX2 = 2 };
+/* Forces one CPU_GEMM_* kernel (tests); 0 (and no change) if this CPU cannot run it. */
+int cpu_gemm_use(int kernel);
+/* NULL, or one line when HERD_CPU holds something other than avx512 or avx2. */
+const char *cpu_env_error(void);
+/* the AVX2/FMA kernel (cpu_gemm_avx2.c), cpu_gemm's contract */
+void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+                   int accumulate, float *C, int ldc);
 
 /* The table's conv entries (cpu_conv_grouped.c): groups or dilation there, else cpu_conv2d_* */
 size_t cpu_conv_workspace(const conv2d_dims *d, int threads);

@@ -78,10 +78,11 @@ herd_status cli_write_trace(const char *path, struct herd_trace *t, struct herd_
 enum { CLI_PLAN_TRAIN = 0, CLI_PLAN_INFERENCE = 1, CLI_PLAN_NO_REUSE = 2 };
 /* Loads a spec (or an ONNX model, weights included), initialises it from seed, loads weights (if not NULL) and prepares it for
  * batches up to `batch`. Prints the error and returns an exit code (0 = ok). */
-int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,
-                   int plan, herd_model **out);
+int cli_open_model(const char *spec, const char *weights, const char *backend, const char *precision, int batch,
+                   int threads, uint64_t seed, int plan, herd_model **out);
 /* The second half of cli_open_model, for a model already loaded (herd train reads the spec's
  * train line first): weights, plan, prepare. Prints the error; returns an exit code. */
-int cli_prepare_model(herd_model *m, const char *weights, const char *backend, int batch, int threads, int plan);
+int cli_prepare_model(herd_model *m, const char *weights, const char *backend, const char *precision, int batch,
+                      int threads, int plan);
 
 #endif

@@ -98,7 +98,7 @@ static herd_status bench_loader(const herd_dataset *ds, int batch, int steps, in
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *backend = "cpu", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
+    const char *backend = "cpu", *precision = "fp32", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
     int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1;
     float bucket_mb = 0, cache_mb = 1024;
     int prefetch = 2, loader_threads = 1, cache = 0;
@@ -110,6 +110,7 @@ int cmd_bench(int argc, char **argv) {
         {"--warmup", OPT_INT, &warmup, 0, 1e6, "N", "untimed steps first (default 5)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads per rank (default: all cores / ranks)", 0},
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
+        {"--precision", OPT_STR, &precision, 0, 0, "NAME", "fp32 (default) | bf16: conv and dense products in bfloat16 with fp32 accumulation (CPUs with AVX512_BF16)", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "optimizer for train mode (default adam)", 0},
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), any --data source, or synthetic", 0},
         {"--profile", OPT_FLAG, &profile, 0, 0, NULL, "print forward/backward time per layer", 0},
@@ -158,7 +159,7 @@ int cmd_bench(int argc, char **argv) {
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
     threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
-    int rc = cli_open_model(pos[0], NULL, backend, batch, threads, 0, mode_i == 1 ? CLI_PLAN_INFERENCE : CLI_PLAN_TRAIN, &m);
+    int rc = cli_open_model(pos[0], NULL, backend, precision, batch, threads, 0, mode_i == 1 ? CLI_PLAN_INFERENCE : CLI_PLAN_TRAIN, &m);
     if (rc) goto fail_quiet;
     rc = 1;
     herd_strategy_config scfg = {.kind = HERD_STRATEGY_DP, .bucket_mb = bucket_mb, .bf16 = bf16 == 1};
@@ -246,9 +247,9 @@ int cmd_bench(int argc, char **argv) {
     }
     double step_flops = (double)flops * global * (train_mode ? 3.0 : 1.0);
     if (rank == 0) {
-        printf("bench: mode=%s ranks=%d batch=%d threads=%d backend=%s steps=%d images_per_second=%.1f "
+        printf("bench: mode=%s ranks=%d batch=%d threads=%d backend=%s precision=%s steps=%d images_per_second=%.1f "
                "ms_per_step=%.3f gflops=%.2f",
-               mode, world, batch, threads, backend, steps, steps * (double)global / secs, 1e3 * secs / steps,
+               mode, world, batch, threads, backend, precision, steps, steps * (double)global / secs, 1e3 * secs / steps,
                step_flops * steps / secs * 1e-9);
         if (world > 1) printf(" comm_wait_ms_per_step=%.3f", 1e3 * wait / steps);
         printf("\n");

@@ -9,7 +9,7 @@
 #include "herd/train.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *data = "fashion-mnist", *weights = NULL, *split = "test", *backend = "cpu";
+    const char *data = "fashion-mnist", *weights = NULL, *split = "test", *backend = "cpu", *precision = "fp32";
     int batch = 1000, threads = 0;
     cli_option opts[] = {
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required unless the model is an .onnx file)", 0},
@@ -18,6 +18,7 @@ int cmd_eval(int argc, char **argv) {
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "evaluation batch size (default 1000)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
+        {"--precision", OPT_STR, &precision, 0, 0, "NAME", "fp32 (default) | bf16: conv and dense products in bfloat16 with fp32 accumulation (CPUs with AVX512_BF16)", 0},
         {0},
     };
     static const cli_command cmd = {"eval", "herd eval MODEL.spec --weights FILE [--data SRC] [options]",
@@ -34,7 +35,7 @@ int cmd_eval(int argc, char **argv) {
     herd_model *m = NULL;
     herd_dataset *train = NULL, *test = NULL, *raw = NULL;
     herd_error err = {0};
-    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
+    int rc = cli_open_model(pos[0], weights, backend, precision, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
     if (rc) return rc;
     rc = 1;
     int want_test = strcmp(split, "test") == 0;

@@ -38,7 +38,7 @@ static herd_status load_rows(predict_src *s, herd_model *m, int64_t off, int B, 
 
 int cmd_predict(int argc, char **argv) {
     const char *weights = NULL, *images = NULL, *data = NULL, *split = "test", *out_path = NULL, *output = "probs",
-               *backend = "cpu", *names = NULL;
+               *backend = "cpu", *precision = "fp32", *names = NULL;
     int batch = 256, threads = 0, limit = 0;
     cli_option opts[] = {
         {"--weights", OPT_STR, &weights, 0, 0, "FILE", "trained weights (safetensors; required unless the model is an .onnx file)", 0},
@@ -52,6 +52,7 @@ int cmd_predict(int argc, char **argv) {
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size (default 256)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
+        {"--precision", OPT_STR, &precision, 0, 0, "NAME", "fp32 (default) | bf16: conv and dense products in bfloat16 with fp32 accumulation (CPUs with AVX512_BF16)", 0},
         {0},
     };
     static const cli_command cmd = {"predict", "herd predict MODEL --weights FILE (--data SRC | --images FILE.idx) [options]",
@@ -84,7 +85,7 @@ int cmd_predict(int argc, char **argv) {
     float *rows = NULL;
     predict_src src = {0};
     herd_error err = {0};
-    int rc = cli_open_model(pos[0], weights, backend, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
+    int rc = cli_open_model(pos[0], weights, backend, precision, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
     if (rc) return rc;
     rc = 1;
     int c, h, w;

@@ -27,7 +27,7 @@ int cmd_summary(int argc, char **argv) {
     int r = cli_parse(argc, argv, 2, opts, &cmd, pos);
     if (r) return r == 1 ? 0 : r;
     herd_model *m = NULL;
-    int rc = cli_open_model(pos[0], NULL, backend, batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_TRAIN, &m);
+    int rc = cli_open_model(pos[0], NULL, backend, "fp32", batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_TRAIN, &m);
     if (rc) return rc;
     int c, h, w;
     herd_model_input_shape(m, &c, &h, &w);

@@ -256,7 +256,7 @@ static herd_status check_layout(const train_layout *l, herd_model *m, int world,
 
 int cmd_train(int argc, char **argv) {
     const char *sparse_optimizer = NULL;
-    const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu", *decay = "all";
+    const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu", *precision = "fp32", *decay = "all";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
     int workers = 1, deterministic = 0, det_groups = 4, ckpt_every = 0, keep_ckpt = 3, tb_every = 0, tb_grad_norms_on = 0,
@@ -292,6 +292,7 @@ int cmd_train(int argc, char **argv) {
         {"--seed", OPT_U64, &seed, 0, 0, "N", "seed for init, shuffling and dropout (default 0)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads (default: all cores)", 0},
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (fast, default) | ref (reference C, slow)", 0},
+        {"--precision", OPT_STR, &precision, 0, 0, "NAME", "fp32 (default) | bf16: conv and dense products in bfloat16 with fp32 accumulation (CPUs with AVX512_BF16)", 0},
         {"--val-split", OPT_FLOAT, &val_split, 0, 0.9, "F", "hold out the last fraction F of the training set for validation", 0},
         {"--log-json", OPT_STR, &log_json, 0, 0, "FILE", "append one JSON object per epoch to FILE", 0},
         {"--tensorboard", OPT_STR, &tensorboard, 0, 0, "DIR", "write TensorBoard scalars per epoch (train/val/test loss and accuracy, lr, images_per_second) to an event file in DIR", 0},
@@ -439,7 +440,7 @@ int cmd_train(int argc, char **argv) {
     if (trace_path && rank == 0 && cli_check_output(trace_path, "--trace", &err)) goto fail;
     threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     int local_batch = plan.rows; /* the strategy's answer: this rank's model plans for it */
-    if ((rc = cli_prepare_model(m, weights, backend, local_batch, threads,
+    if ((rc = cli_prepare_model(m, weights, backend, precision, local_batch, threads,
                                  plan.memory_reuse ? CLI_PLAN_TRAIN : CLI_PLAN_NO_REUSE))) goto fail_quiet;
     if (rank == 0 && *herd_model_import_note(m)) fprintf(stderr, "herd: warning: %s\n", herd_model_import_note(m));
     rc = 1;
@@ -505,10 +506,10 @@ int cmd_train(int argc, char **argv) {
     int tty = mode == 1 || (mode == 0 && !herd_comm_launched() && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
     if (!quiet)
-        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s)\n",
+        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s%s)\n",
                pos[0], train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr, world,
                world == 1 ? "" : "s", threads, threads == 1 ? "" : "s", backend,
-               deterministic ? ", deterministic" : "");
+               strcmp(precision, "bf16") == 0 ? ", bf16 products" : "", deterministic ? ", deterministic" : "");
     if (!quiet && train->note[0]) printf("herd: %s: %s\n", train->source, train->note);
 
     herd_train_config cfg = herd_train_defaults();

@@ -20,9 +20,11 @@ herd_status cli_load_model(const char *path, uint64_t seed, herd_model **out, he
     return herd_model_open(out, path, seed, err);
 }
 
-int cli_prepare_model(herd_model *m, const char *weights, const char *backend, int batch, int threads, int plan) {
+int cli_prepare_model(herd_model *m, const char *weights, const char *backend, const char *precision, int batch,
+                      int threads, int plan) {
     herd_error err = {0};
     if (weights && herd_model_load(m, weights, &err)) goto fail;
+    if (herd_model_set_precision(m, precision, &err)) goto fail;
     herd_model_set_inference_only(m, plan == CLI_PLAN_INFERENCE);
     herd_model_set_memory_reuse(m, plan != CLI_PLAN_NO_REUSE);
     if (herd_model_prepare(m, backend, batch, threads, &err)) goto fail;
@@ -34,15 +36,15 @@ fail:
     return 1;
 }
 
-int cli_open_model(const char *spec, const char *weights, const char *backend, int batch, int threads, uint64_t seed,
-                   int plan, herd_model **out) {
+int cli_open_model(const char *spec, const char *weights, const char *backend, const char *precision, int batch,
+                   int threads, uint64_t seed, int plan, herd_model **out) {
     herd_error err = {0};
     herd_model *m = NULL;
     if (cli_load_model(spec, seed, &m, &err)) {
         cli_error("%s", err.msg);
         return 1;
     }
-    if (cli_prepare_model(m, weights, backend, batch, threads, plan)) {
+    if (cli_prepare_model(m, weights, backend, precision, batch, threads, plan)) {
         herd_model_destroy(m);
         return 1;
     }

@@ -39,6 +39,12 @@ static herd_status attn_build(layer_build *b) {
     return HERD_OK;
 }
 
+/* a backend without attention entries (cpu-bf16 has no bf16 attention) hands the layer on */
+static const char *attn_unsupported(const node *n, const herd_backend *be) {
+    (void)n;
+    return be->attention_forward ? NULL : "no attention kernel at this precision";
+}
+
 static herd_status attn_plan(node *n, layer_plan *p) {
     attn_dims d = CFG(n)->d;
     d.B = p->B;
@@ -127,7 +133,7 @@ static const char *const attn_positional[] = {"heads", NULL};
 
 const layer_kind layer_attention = {
     .name = "attention", .keywords = attn_keywords, .positional = attn_positional, .min_inputs = 1, .max_inputs = 1,
-    .build = attn_build, .plan = attn_plan, .forward = attn_forward, .backward = attn_backward,
+    .unsupported = attn_unsupported, .build = attn_build, .plan = attn_plan, .forward = attn_forward, .backward = attn_backward,
     .backward_reads = layer_reads_input, .flops = attn_flops, .describe = attn_describe, .onnx_export = attn_onnx,
     .spec = attn_spec, .decode = attn_decode, .decode_cache = attn_decode_cache,
 };

@@ -60,6 +60,13 @@ static void dense_init(herd_model *m, node *n, uint64_t seed) {
     if (bias) memset(bias, 0, (size_t)CFG(n)->out * sizeof *bias);
 }
 
+static herd_status dense_plan(node *n, layer_plan *p) {
+    const dense_cfg *cfg = CFG(n);
+    size_t ws = n->be->dense_workspace ? n->be->dense_workspace(p->B * cfg->rows, cfg->in, cfg->out, p->threads) : 0;
+    if (ws > p->workspace_floats) p->workspace_floats = ws;
+    return HERD_OK;
+}
+
 static void dense_forward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
     c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
@@ -138,7 +145,7 @@ static const char *const dense_positional[] = {"units", NULL};
 
 const layer_kind layer_dense = {
     .name = "dense", .keywords = dense_keywords, .positional = dense_positional, .min_inputs = 1, .max_inputs = 1,
-    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init,
+    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init, .plan = dense_plan,
     .forward = dense_forward, .backward = dense_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
     .onnx_export = dense_onnx,
     .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec, .decode = dense_decode,

@@ -414,6 +414,13 @@ static int train_chunk(const herd_model *m, size_t per_sample) {
 herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err) {
     const herd_backend *be = herd_backend_find(backend);
     if (!be) return herd_fail(err, HERD_EARG, "unknown backend '%s' (expected ref or cpu)", backend);
+    if (m->bf16) {
+        if (be != &herd_backend_cpu)
+            return herd_fail(err, HERD_EARG, "precision bf16 runs on the cpu backend, not %s", be->name);
+        be = herd_backend_cpu_bf16();
+    }
+    const char *unavailable = be->unavailable ? be->unavailable() : NULL;
+    if (unavailable) return herd_fail(err, HERD_EARG, "%s", unavailable);
     if (max_batch < 1 || max_batch > (1 << 20))
         return herd_fail(err, HERD_EARG, "batch size %d is out of range 1..%d", max_batch, 1 << 20);
     herd_pool_destroy(m->pool);
@@ -429,12 +436,14 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
         n->be = be;
-        const char *why = n->kind->unsupported ? n->kind->unsupported(n, be) : NULL;
-        if (why) {
-            n->be = &herd_backend_ref;
+        const char *why;
+        /* down the fallback chain (cpu-bf16 -> cpu -> ref) to a backend that runs the layer */
+        while (n->be != &herd_backend_ref && (why = n->kind->unsupported ? n->kind->unsupported(n, n->be) : NULL)) {
+            const herd_backend *next = n->be->fallback ? n->be->fallback : &herd_backend_ref;
             size_t len = strlen(m->notes);
-            snprintf(m->notes + len, sizeof m->notes - len, "%s: %s backend cannot run it (%s); using ref\n", n->name,
-                     be->name, why);
+            snprintf(m->notes + len, sizeof m->notes - len, "%s: %s backend cannot run it (%s); using %s\n", n->name,
+                     n->be->name, why, next->name);
+            n->be = next;
         }
     }
     plan_fusions(m);
@@ -898,3 +907,10 @@ void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t
 void herd_model_set_memory_reuse(herd_model *m, int enable) { m->memory_reuse = enable; }
 int herd_model_memory_reuse(const herd_model *m) { return m->memory_reuse; }
 void herd_model_set_inference_only(herd_model *m, int enable) { m->inference_only = enable; }
+
+herd_status herd_model_set_precision(herd_model *m, const char *precision, herd_error *err) {
+    if (!precision || (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0))
+        return herd_fail(err, HERD_EARG, "unknown precision '%s' (expected fp32 or bf16)", precision ? precision : "");
+    m->bf16 = strcmp(precision, "bf16") == 0;
+    return HERD_OK;
+}

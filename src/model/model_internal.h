@@ -77,6 +77,7 @@ struct herd_model {
     struct live_buf *live, **live_order, **live_placed; /* the liveness planner's tables (2 per node + inputs) */
     int memory_reuse;         /* buffers with disjoint lives share memory (default 1) */
     int inference_only;       /* plan forward only: no gradient buffers */
+    int bf16;                 /* herd_model_set_precision(m, "bf16"): the cpu backend's bf16 table */
     size_t activation_bytes, activation_bytes_plain; /* the activation/gradient region, with and without reuse */
     int64_t *grad_ready;      /* per node: params[grad_ready[i], n) are final once node i's backward ran */
 };

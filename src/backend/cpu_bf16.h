@@ -1,0 +1,54 @@
+/* Private to the cpu backend's bf16 path (--precision bf16): matrices of bf16 pairs and the
+ * vdpbf16ps product over them. A "pair matrix" stores two bf16 values of consecutive reduction
+ * indices in each 32-bit element (lo half = the even index), in float-sized slots of the
+ * planned workspace, so it is moved by the float transposes bit for bit. Products accumulate
+ * in fp32; master weights, gradients, loss and optimizer stay fp32 (the caller's buffers). */
+#ifndef HERD_CPU_BF16_H
+#define HERD_CPU_BF16_H
+
+#include "cpu_internal.h"
+
+/* NULL when this CPU (and HERD_CPU) allows the bf16 kernels, else why not: one line. */
+const char *cpu_bf16_unavailable(void);
+
+/* Pair count of a reduction of n values: n rounded up to even, halved. */
+static inline int cpu_bf16_pairs(int n) { return (n + 1) / 2; }
+
+/* dst (rows, pairs(cols)) = each row of src (rows, cols; row stride lds) rounded to bf16
+ * (nearest even), consecutive values paired; an odd last value is paired with 0. */
+void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols);
+/* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
+ * and interleaved column by column; an odd last row is paired with 0. */
+void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
+/* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices (row
+ * strides lda, ldb in elements), each C element one fixed-order fp32 sum of P vdpbf16ps
+ * steps, so results do not depend on threads. P = 0 gives zeros (or leaves C). */
+void cpu_gemm_bf16(int M, int N, int P, const float *A, int lda, const float *B, int ldb, int accumulate, float *C,
+                   int ldc);
+
+/* The bf16 conv (cpu_conv_bf16.c): groups and dilation are not supported (fp32 fallback). */
+size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);
+const char *cpu_conv_bf16_unsupported(const conv2d_dims *d);
+void cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                           const conv2d_dims *d);
+void cpu_conv_bf16_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                                const conv2d_dims *d);
+void cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *w, const conv2d_dims *d);
+void cpu_conv_bf16_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
+                                 const float *out, const float *in, const float *w, const conv2d_dims *d);
+
+/* The bf16 dense (cpu_dense_bf16.c). */
+size_t cpu_dense_bf16_workspace(int B, int IN, int OUT, int threads);
+void cpu_dense_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
+                            int IN, int OUT);
+void cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+                             const float *in, const float *w, int B, int IN, int OUT);
+
+/* cpu_conv2d.c's im2col and its inverse for one image, exported for the bf16 conv: col
+ * (C*KH*KW, OH*OW); pad is scratch of cpu_conv2d_pad_floats(d) floats. */
+size_t cpu_conv2d_pad_floats(const conv2d_dims *d);
+void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d);
+void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d);
+
+#endif

@@ -1,0 +1,147 @@
+/* bf16 products for --precision bf16: packing fp32 into bf16 pair matrices (cpu_bf16.h) and
+ * the vdpbf16ps tile kernel, chosen at run time where the CPU has AVX512_BF16. Each step
+ * multiplies two bf16 pairs and adds both products to an fp32 lane, twice the multiply-adds
+ * per instruction of the fp32 kernel (cpu_gemm.c) and half the bytes per operand. */
+#include "cpu_bf16.h"
+
+#ifdef HAVE_AVX512_KERNEL
+#include <immintrin.h>
+
+#define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* 32 floats (n valid, the rest read as 0) rounded to 32 bf16, in order: value i in half i. */
+static inline TARGET_BF16 __m512i round32(const float *x, int n) {
+    __m512 lo = _mm512_maskz_loadu_ps(lanes16(n), x);
+    __m512 hi = _mm512_maskz_loadu_ps(lanes16(n - 16 > 0 ? n - 16 : 0), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+static TARGET_BF16 void pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+    const int P = cpu_bf16_pairs(cols);
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + (size_t)r * lds;
+        float *t = dst + (size_t)r * ldd;
+        for (int p = 0; p < P; p += 16) /* 16 pairs = 32 values per step */
+            _mm512_mask_storeu_epi32(t + p, lanes16(P - p), round32(s + 2 * p, cols - 2 * p));
+    }
+}
+
+static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+    /* halves [a0..a15 | b0..b15] -> [a0 b0 a1 b1 ...] */
+    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int p = 0; 2 * p < rows; p++) {
+        const float *a = src + (size_t)2 * p * lds, *b = a + lds;
+        const int has_b = 2 * p + 1 < rows;
+        float *t = dst + (size_t)p * ldd;
+        for (int c = 0; c < cols; c += 16) {
+            __mmask16 m = lanes16(cols - c);
+            __m512 va = _mm512_maskz_loadu_ps(m, a + c);
+            __m512 vb = has_b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps();
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
+            _mm512_mask_storeu_epi32(t + c, m, _mm512_permutexvar_epi16(mix, h));
+        }
+    }
+}
+
+/* mr (<= 8) rows by up to 32 columns of C, the whole reduction in registers (as cpu_gemm.c's
+ * tile): a pair of A broadcast, a row of 32 pairs of B read in place. */
+static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr, int P, const float *A, int lda,
+                                                                    const float *B, int ldb, float *C, int ldc,
+                                                                    __mmask16 m0, __mmask16 m1, int accumulate) {
+    __m512 c0[8], c1[8];
+    for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int p = 0; p < P; p++) {
+        __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, B + (size_t)p * ldb);
+        __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, B + (size_t)p * ldb + 16);
+        const float *a = A + p;
+        for (int r = 0; r < mr; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_ps(a[(size_t)r * lda]); /* bits moved, not converted */
+            c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, c0[r]);
+        _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+    }
+}
+
+static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, int lda, const float *B, int ldb,
+                                  int accumulate, float *C, int ldc) {
+    for (int j0 = 0; j0 < N; j0 += 32) {
+        int nr = N - j0 < 32 ? N - j0 : 32;
+        __mmask16 m0 = lanes16(nr), m1 = lanes16(nr - 16 > 0 ? nr - 16 : 0);
+        /* rows in tiles of as equal a height as can be (see cpu_gemm.c) */
+        int tiles = (M + 7) / 8, base = M / tiles, extra = M % tiles;
+        for (int t = 0, i = 0; t < tiles; t++) {
+            int mr = base + (t < extra);
+            const float *a = A + (size_t)i * lda;
+            const float *b = B + j0;
+            float *ct = C + (size_t)i * ldc + j0;
+            switch (mr) {
+            case 8: tile(8, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 7: tile(7, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 6: tile(6, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 5: tile(5, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 4: tile(4, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 3: tile(3, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 2: tile(2, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 1: tile(1, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            default: break;
+            }
+            i += mr;
+        }
+    }
+}
+#endif
+
+const char *cpu_bf16_unavailable(void) {
+    if (cpu_env_error()) return cpu_env_error();
+#ifdef HAVE_AVX512_KERNEL
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw"))
+        return "precision bf16: this CPU has no AVX512_BF16 instructions (vdpbf16ps); use fp32";
+    if (!cpu_avx512_enabled()) return "precision bf16: needs the AVX-512 kernels, which HERD_CPU=avx2 turns off";
+    return NULL;
+#else
+    return "precision bf16: herd was built without the x86-64 AVX-512 kernels; use fp32";
+#endif
+}
+
+/* Callers reach these only through a backend that cpu_bf16_unavailable() allowed. */
+void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+#ifdef HAVE_AVX512_KERNEL
+    pack_rows(dst, ldd, src, lds, rows, cols);
+#else
+    (void)dst, (void)ldd, (void)src, (void)lds, (void)rows, (void)cols;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+#ifdef HAVE_AVX512_KERNEL
+    pack_row_pairs(dst, ldd, src, lds, rows, cols);
+#else
+    (void)dst, (void)ldd, (void)src, (void)lds, (void)rows, (void)cols;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void cpu_gemm_bf16(int M, int N, int P, const float *A, int lda, const float *B, int ldb, int accumulate, float *C,
+                   int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef HAVE_AVX512_KERNEL
+    gemm_bf16(M, N, P, A, lda, B, ldb, accumulate, C, ldc);
+#else
+    (void)A, (void)lda, (void)B, (void)ldb, (void)accumulate, (void)C, (void)ldc, (void)P;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}

@@ -1,0 +1,271 @@
+/* cpu conv2d in bf16 (--precision bf16): per image, im2col (cpu_conv2d.c's) packed into bf16
+ * pairs and one vdpbf16ps product, fp32 accumulation, on herd's pool. As the fp32 path: images
+ * handed out dynamically for out and din (each computed alike whoever takes it); dw/db over a
+ * fixed split of the batch into slots whose partials are summed in slot order, so results do
+ * not depend on timing. The three products and what each packs:
+ *   out (OC, N)  = W (OC, K) * col (K, N)        pairs along K: W once per call, col per image
+ *   dwT (K, OC) += col (K, N) * dout^T (N, OC)   pairs along N: col rows, dout rows transposed
+ *   dcol (K, N)  = W^T (K, OC) * dout (OC, N)    pairs along OC: W^T once per call, dout rows
+ * Where the spatial size N fits the kernel's 8x32 tiles worse than OC (or K) does (N = 49: 49 of
+ * 64 lanes of the last column panel used), out and dcol are computed transposed, outT (N, OC)
+ * and dcolT (N, K), with the pair matrices transposed to match (20% faster products at the
+ * example CNN's 7x7 layer). Groups and dilation have no bf16 kernel: fp32 runs such a layer. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cpu_bf16.h"
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int is_pointwise(const conv2d_dims *d) {
+    return d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PH == 0 && d->PW == 0;
+}
+
+static int64_t ceil_to(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+/* Whether the product with rows M and columns N (the spatial size) runs better as (N, M): the
+ * lanes the 8-row, 32-column tiles compute, with 5% in favour of not transposing. */
+static int prefers_T(int64_t M, int64_t N) { return ceil_to(N, 8) * ceil_to(M, 32) * 20 < ceil_to(M, 8) * ceil_to(N, 32) * 19; }
+
+typedef struct bf16_sizes {
+    int K, N, OC, fwd_T, din_T;
+    size_t col, pad, bp, dtmp, dT, partial, bt, tout; /* per slot, in this order */
+    size_t slot, wp, wtp, wt;  /* slot total; shared: W pairs along K, along OC, W^T fp32 */
+} bf16_sizes;
+
+static bf16_sizes sizes_of(const conv2d_dims *d) {
+    bf16_sizes s;
+    s.K = d->C * d->KH * d->KW, s.N = d->OH * d->OW, s.OC = d->OC;
+    size_t K = (size_t)s.K, N = (size_t)s.N, OC = (size_t)s.OC;
+    size_t pK = (size_t)cpu_bf16_pairs(s.K), pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
+    s.col = is_pointwise(d) ? 0 : round16(K * N);
+    s.pad = is_pointwise(d) ? 0 : round16(cpu_conv2d_pad_floats(d));
+    size_t bp = pK * N;
+    if (K * pN > bp) bp = K * pN;
+    if (pOC * N > bp) bp = pOC * N;
+    s.bp = round16(bp);
+    s.dtmp = round16(OC * pN);
+    s.dT = round16(pN * OC);
+    s.partial = round16(K * OC + OC);
+    s.fwd_T = !is_pointwise(d) && prefers_T(s.OC, s.N);
+    s.din_T = !is_pointwise(d) && prefers_T(s.K, s.N);
+    s.bt = s.fwd_T || s.din_T ? s.bp : 0;           /* bp transposed: (N, pairs K) or (N, pairs OC) */
+    s.tout = round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
+    s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.bt + s.tout;
+    s.wp = round16(OC * pK) * (s.fwd_T ? 2 : 1);   /* then, transposed: (pairs K, OC) */
+    s.wtp = round16(K * pOC);
+    s.wt = round16(K * OC);
+    return s;
+}
+
+size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads) {
+    bf16_sizes s = sizes_of(d);
+    return (size_t)(threads < 1 ? 1 : threads) * s.slot + s.wp + s.wtp + s.wt;
+}
+
+/* Products shallower than this stay fp32: packing costs as much as the product saves (a first
+ * layer on one channel, C*KH*KW = 9: 0.43 ms bf16 vs 0.38 ms fp32 forward, 1.0 vs 0.42 ms dw
+ * at batch 32 on one Zen 5 core). */
+#define BF16_MIN_DEPTH 32
+
+const char *cpu_conv_bf16_unsupported(const conv2d_dims *d) {
+    if (d->G > 1) return "no bf16 kernel for grouped convolutions; fp32";
+    if (d->DH > 1 || d->DW > 1) return "no bf16 kernel for dilated convolutions; fp32";
+    if (d->C * d->KH * d->KW < BF16_MIN_DEPTH) return "input channels x kernel < 32, too shallow for bf16 to pay; fp32";
+    return NULL;
+}
+
+typedef struct conv_bf16_job {
+    const herd_exec *ex;
+    const conv2d_dims *d;
+    bf16_sizes s;
+    int slots, relu;
+    atomic_int next_image;
+    float *out, *din, *dw, *db, *mask_dout;
+    const float *in, *w, *b, *dout, *relu_out;
+    float *wp, *wtp; /* shared: W (OC, pairs K), W^T (K, pairs OC) */
+} conv_bf16_job;
+
+static float *slot_at(const conv_bf16_job *j, int64_t s) { return j->ex->workspace + (size_t)s * j->s.slot; }
+
+/* cols of image b: the image itself for a 1x1 stride-1 conv, else im2col into the slot. */
+static const float *image_cols(const conv_bf16_job *j, float *slot, int b) {
+    const conv2d_dims *d = j->d;
+    const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+    if (is_pointwise(d)) return inb;
+    cpu_conv2d_image_to_col(slot, slot + j->s.col, inb, d);
+    return slot;
+}
+
+static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)s1, (void)thread;
+    conv_bf16_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = j->s.K, N = j->s.N, OC = j->s.OC, pK = cpu_bf16_pairs(K);
+    float *slot = slot_at(j, s0), *bp = slot + j->s.col + j->s.pad;
+    float *bt = bp + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial, *tout = bt + j->s.bt;
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= d->B) break;
+        float *outb = j->out + (size_t)b * OC * N;
+        cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
+        if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK) * W^T (pK, OC), bias rows first; out = outT^T */
+            cpu_transpose(bt, bp, pK, N);
+            for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
+            cpu_gemm_bf16(N, OC, pK, bt, pK, j->wp + round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
+            cpu_transpose(outb, tout, N, OC);
+        } else {
+            if (j->b)
+            for (int oc = 0; oc < OC; oc++)
+                    for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
+            cpu_gemm_bf16(OC, N, pK, j->wp, pK, bp, N, j->b != NULL, outb, N);
+        }
+        if (j->relu) cpu_act_forward(NULL, outb, outb, (int64_t)OC * N, HERD_ACT_RELU, 0);
+    }
+}
+
+/* Slots as many as threads, no more than images, no more than the workspace holds (0: too small). */
+static int bf16_slots(const herd_exec *ex, const conv2d_dims *d, const bf16_sizes *s) {
+    int t = cpu_threads(ex);
+    if (t > d->B) t = d->B;
+    size_t have = ex ? ex->workspace_floats : 0;
+    for (; t >= 1; t--)
+        if ((size_t)t * s->slot + s->wp + s->wtp + s->wt <= have) return t;
+    return 0;
+}
+
+static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                         const conv2d_dims *d, int relu) {
+    conv_bf16_job j = {.ex = ex, .d = d, .s = sizes_of(d), .relu = relu, .out = out, .in = in, .w = w, .b = b};
+    j.slots = bf16_slots(ex, d, &j.s);
+    HERD_ASSERT(j.slots > 0); /* the model plans cpu_conv_bf16_workspace */
+    j.wp = ex->workspace + (size_t)j.slots * j.s.slot;
+    cpu_bf16_pack_rows(j.wp, cpu_bf16_pairs(j.s.K), w, j.s.K, j.s.OC, j.s.K);
+    if (j.s.fwd_T) cpu_transpose(j.wp + round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
+    atomic_init(&j.next_image, 0);
+    int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
+    cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, forward_images, &j);
+}
+
+void cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                           const conv2d_dims *d) {
+    conv_forward(ex, out, in, w, b, d, 0);
+}
+
+void cpu_conv_bf16_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                                const conv2d_dims *d) {
+    conv_forward(ex, out, in, w, b, d, 1);
+}
+
+/* Phase 1, a fixed split of the batch: dout masked by the fused ReLU, then the slot's dwT and
+ * db partials (its first image overwrites them). */
+static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    conv_bf16_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = j->s.K, N = j->s.N, OC = j->s.OC, pN = cpu_bf16_pairs(N);
+    for (int64_t s = s0; s < s1; s++) {
+        float *slot = slot_at(j, s), *bp = slot + j->s.col + j->s.pad, *dtmp = bp + j->s.bp, *dT = dtmp + j->s.dtmp;
+        float *pw = dT + j->s.dT, *pb = pw + (size_t)K * OC;
+        int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
+        for (int b = b0; b < b1; b++) {
+            const float *doutb = j->dout + (size_t)b * OC * N;
+            if (j->mask_dout)
+                cpu_relu_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                                          (int64_t)OC * N);
+            if (j->dw) {
+                cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
+                cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
+                cpu_transpose(dT, dtmp, OC, pN);
+                cpu_gemm_bf16(K, OC, pN, bp, pN, dT, OC, b > b0, pw, OC);
+            }
+            if (j->db)
+                for (int oc = 0; oc < OC; oc++) {
+                    float v = cpu_sum_floats(doutb + (size_t)oc * N, N);
+                    pb[oc] = b > b0 ? pb[oc] + v : v;
+                }
+        }
+    }
+}
+
+/* dw[oc][k] += partial_0[k][oc] + partial_1[k][oc] + ... in slot order (db likewise). */
+static void reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
+    const conv_bf16_job *j = ctx;
+    const int K = j->s.K, OC = j->s.OC;
+    const float *part0 = j->ex->workspace + j->s.col + j->s.pad + j->s.bp + j->s.dtmp + j->s.dT;
+    for (int64_t oc = r0; oc < r1; oc++) {
+        for (int k = 0; k < K && j->dw; k++) {
+            float acc = j->dw[(size_t)oc * K + k];
+            for (int s = 0; s < j->slots; s++) acc += part0[s * j->s.slot + (size_t)k * OC + (size_t)oc];
+            j->dw[(size_t)oc * K + k] = acc;
+        }
+        if (j->db) {
+            float acc = j->db[oc];
+            for (int s = 0; s < j->slots; s++) acc += part0[s * j->s.slot + (size_t)OC * K + (size_t)oc];
+            j->db[oc] = acc;
+        }
+    }
+}
+
+/* Phase 2, images handed out dynamically: din += col2im(W^T * dout). */
+static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)s1, (void)thread;
+    conv_bf16_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = j->s.K, N = j->s.N, OC = j->s.OC, pOC = cpu_bf16_pairs(OC);
+    float *slot = slot_at(j, s0), *bp = slot + j->s.col + j->s.pad;
+    float *bt = bp + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial, *tout = bt + j->s.bt;
+    for (;;) {
+        int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (b >= d->B) break;
+        float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
+        cpu_bf16_pack_row_pairs(bp, N, j->dout + (size_t)b * OC * N, N, OC, N);
+        if (j->s.din_T) { /* dcolT (N, K) = doutT (N, pOC) * W (pOC, K); dcol = dcolT^T */
+            cpu_transpose(bt, bp, pOC, N);
+            cpu_gemm_bf16(N, K, pOC, bt, pOC, j->wtp, K, 0, tout, K);
+            cpu_transpose(slot, tout, N, K);
+            cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
+        } else if (is_pointwise(d)) {
+            cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, bp, N, 1, dinb, N);
+        } else {
+            cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, bp, N, 0, slot, N);
+            cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
+        }
+    }
+}
+
+static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, float *mask_dout,
+                          const float *relu_out, const float *in, const float *w, const conv2d_dims *d) {
+    if (!din && !dw && !db) return;
+    conv_bf16_job j = {.ex = ex, .d = d, .s = sizes_of(d), .din = din, .dw = dw, .db = db, .dout = dout,
+                       .mask_dout = mask_dout, .relu_out = relu_out, .in = in, .w = w};
+    j.slots = bf16_slots(ex, d, &j.s);
+    HERD_ASSERT(j.slots > 0);
+    const int K = j.s.K, N = j.s.N, OC = j.s.OC;
+    int64_t macs = (int64_t)d->B * OC * N * K;
+    if (dw || db || mask_dout) cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, backward_weights, &j);
+    if (dw || db) cpu_for(ex, OC, CPU_NS_PER_STREAM_ELEM(((int64_t)K + 1) * OC * j.slots), reduce_rows, &j);
+    if (din) {
+        float *wt = ex->workspace + (size_t)j.slots * j.s.slot + j.s.wp;
+        j.wtp = wt + j.s.wt;
+        if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
+            cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
+        } else {
+            cpu_transpose(wt, w, OC, K);
+            cpu_bf16_pack_rows(j.wtp, cpu_bf16_pairs(OC), wt, OC, K, OC);
+        }
+        atomic_init(&j.next_image, 0);
+        cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, backward_input, &j);
+    }
+}
+
+void cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *w, const conv2d_dims *d) {
+    conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
+}
+
+void cpu_conv_bf16_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
+                                 const float *out, const float *in, const float *w, const conv2d_dims *d) {
+    conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
+}
