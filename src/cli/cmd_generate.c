@@ -47,7 +47,7 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL;
     int rc = 1;
     if (herd_tokens_open(&tk, vocab, &err)) goto fail;
-    rc = cli_open_model(pos[0], weights, backend, 1, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
+    rc = cli_open_model(pos[0], weights, backend, "fp32", 1, cli_threads(threads, 0, 1), 0, CLI_PLAN_INFERENCE, &m);
     if (rc) goto done;
     rc = 1;
     int c, h, w;
