@@ -246,6 +246,31 @@ typedef struct herd_parquet_options {
 herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_parquet_options *opt,
                               herd_error *err);
 
+/* ---- Criteo click logs (criteo:FILE[,FILE...]) ---- */
+enum { HERD_CRITEO_DENSE = 13, HERD_CRITEO_SPARSE = 26, HERD_CRITEO_COLUMNS = 40 };
+typedef struct herd_criteo_options {
+    int64_t hash_rows; /* R: each categorical feature hashed into R rows (1 .. INT32_MAX / 26) */
+    uint64_t seed;     /* the hash's seed */
+} herd_criteo_options;
+/* TSV files of lines "label \t I1..I13 \t C1..C26" (Criteo's Kaggle and Terabyte logs; any
+ * feature may be empty when missing). Samples are two fields: x f32 (13), the counts as
+ * log(1 + max(x, 0)) (missing 0, as the DLRM reference), and i32 (26) ids: feature k's
+ * hexadecimal value hashed with (seed, k) into R rows and offset by k * R (herd_criteo_hash),
+ * so all 26 index one table of 26 R rows; y an f32 0/1 target (bce), num_classes 0. Open reads
+ * every line once and checks it (errors name FILE:LINE and the column), keeping 8 bytes a line;
+ * get() reads its line again. */
+herd_status herd_criteo_open(herd_dataset **out, const char *const *paths, int npaths, const herd_criteo_options *opt,
+                             herd_error *err);
+/* opt's hash_rows is in range; else one line naming source. */
+herd_status herd_criteo_check_options(const herd_criteo_options *opt, const char *source, herd_error *err);
+/* One line (n bytes, no newline; a trailing CR is dropped) into dense[13], ids[26] and *label;
+ * on a bad line HERD_EFORMAT and what is wrong in why (no file or line: the caller adds them). */
+herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, size_t n, float *dense, int32_t *ids,
+                              float *label, char *why, size_t why_size);
+/* The id of categorical feature k (0..25): value (missing = 1: an empty column) hashed with
+ * (opt->seed, k) modulo opt->hash_rows, plus k * opt->hash_rows. */
+int32_t herd_criteo_hash(const herd_criteo_options *opt, int feature, int missing, uint64_t value);
+
 /* ---- labelled text ---- */
 typedef enum herd_text_tokenizer { HERD_TOKENIZE_BYTE = 0, HERD_TOKENIZE_CHAR, HERD_TOKENIZE_WORD } herd_text_tokenizer;
 typedef struct herd_text_options {

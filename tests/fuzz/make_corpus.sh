@@ -236,6 +236,26 @@ PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
 for s in concat_graph ceil_pool mobile; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+# ---- Criteo TSV: byte 0 picks the hash rows, then lines of the synthetic generator, good and bad ----
+mkdir -p "$OUT/criteo"
+python3 - "$OUT/criteo" "$(dirname "$HERD")/criteo_synth" <<'PY'
+import os, subprocess, sys
+out, synth = sys.argv[1], sys.argv[2]
+good = subprocess.run([synth, "6", "3"], check=True, capture_output=True).stdout
+lines = good.split(b"\n")
+seeds = {
+    "good": b"\x07" + good,
+    "crlf_no_final_newline": b"\x0b" + good.replace(b"\n", b"\r\n").rstrip(b"\r\n"),
+    "missing_everything": b"\x05" + b"1" + b"\t" * 39 + b"\n",
+    "bad_hex": b"\x07" + lines[0].replace(lines[0].split(b"\t")[20], b"zz12") + b"\n",
+    "short_row": b"\x07" + b"\t".join(lines[1].split(b"\t")[:30]) + b"\n",
+    "long_row": b"\x07" + lines[1] + b"\t7\n",
+    "hash_zero": b"\x00" + good,
+    "negative_counts": b"\x03" + b"0\t-1\t-22" + b"\t" * 11 + b"\t".join([b"ab"] * 26) + b"\n",
+}
+for name, data in seeds.items():
+    open(os.path.join(out, name), "wb").write(data)
+PY
 # ---- Parquet: small files from the independent writer (npm parquet-wasm; needs node and npm) ----
 (HERD_SOURCE_DIR=$PWD; . tests/parquet/npm_writer.sh && parquet_write corpus "$OUT/parquet")
 echo "make_corpus.sh: $(find "$OUT" -type f | wc -l) files in $OUT"
