@@ -8,6 +8,8 @@
  * values of C1..C8, two pairwise effects (C9 with C10, C11 with C12, through their values'
  * signs), and two counts (I1 up, I3 down). Lines are generated one at a time from a seeded
  * stream, so memory does not grow with ROWS and the same (ROWS, SEED) gives the same bytes.
+ * Prints (stderr) the click rate and the AUC of the true click probability on these lines (over
+ * 4096 bins of it): the ceiling a model's AUC on them can approach.
  * usage: criteo_synth ROWS SEED [OUT]   (OUT: a file, default standard output) */
 #include <errno.h>
 #include <math.h>
@@ -16,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { DENSE = 13, SPARSE = 26, TOP = 400 };
+enum { DENSE = 13, SPARSE = 26, TOP = 400, BINS = 4096 };
 
 static uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -77,6 +79,7 @@ int main(int argc, char **argv) {
     static const char hex[] = "0123456789abcdef";
     rng r = {mix64(seed ^ 0x63726974656f0000ULL)};
     char line[1024];
+    static double pos[BINS], neg[BINS]; /* lines by bin of their true click probability */
     for (long long i = 0; i < rows; i++) {
         char *p = line + 1; /* line[0], the label, is written once the logit is known */
         double logit = -1.2;
@@ -108,7 +111,10 @@ int main(int argc, char **argv) {
             for (int s = 28; s >= 0; s -= 4) *p++ = hex[(id >> s) & 15];
         }
         logit += 0.8 * sgn[8] * sgn[9] + 0.8 * sgn[10] * sgn[11];
-        line[0] = uniform(&r) < 1.0 / (1.0 + exp(-logit)) ? '1' : '0';
+        double prob = 1.0 / (1.0 + exp(-logit));
+        int click = uniform(&r) < prob, bin = (int)(prob * BINS);
+        line[0] = click ? '1' : '0';
+        (click ? pos : neg)[bin < BINS ? bin : BINS - 1]++;
         *p++ = '\n';
         if (fwrite(line, 1, (size_t)(p - line), out) != (size_t)(p - line)) {
             fprintf(stderr, "criteo_synth: write failed: %s\n", strerror(errno));
@@ -119,5 +125,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "criteo_synth: write failed: %s\n", strerror(errno));
         return 1;
     }
+    /* AUC: P(a click's probability > a non-click's), ties (one bin) counted a half */
+    double clicks = 0, others = 0, below = 0, pairs = 0;
+    for (int b = 0; b < BINS; b++) clicks += pos[b], others += neg[b];
+    for (int b = 0; b < BINS; b++) {
+        pairs += pos[b] * (below + 0.5 * neg[b]);
+        below += neg[b];
+    }
+    fprintf(stderr, "criteo_synth: %lld lines, click rate %.4f, AUC of the true click probability %.4f\n", rows,
+            rows ? clicks / (double)rows : 0.0, clicks > 0 && others > 0 ? pairs / (clicks * others) : 0.5);
     return 0;
 }
