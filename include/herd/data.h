@@ -377,16 +377,20 @@ typedef struct herd_shard_write_options {
 herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end,
                              const herd_shard_write_options *opt, int64_t *written, herd_error *err);
 /* dir/<split>-00000-of-0000N.herd ... (dir is created): shard k holds the contiguous range
- * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. Each shard is
+ * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. Samples of
+ * several fields, i32 ids or targets other than an i32 class label are written as version 2
+ * records (docs/DATA.md: the stored fields, then the target; opt->dtype does not apply). Each shard is
  * complete or absent after a crash, so opt->resume continues an interrupted conversion. */
 herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards,
                               const herd_shard_write_options *opt, herd_error *err);
 /* Shard files, concatenated in the given order. Each is memory-mapped; open checks every
  * header (magic, version, CRC) and index (CRC, offsets, lengths, labels) but reads no record,
  * so it costs the index only. get() checks the record's CRC32C: errors name the file and the
- * record. Samples are (C,H,W) as stored: u8 when every shard is u8, else f32 (u8 records of
- * a mixed set converted by herd_samples_to_f32). All shards must share the sample shape;
- * num_classes is the largest of theirs. */
+ * record. Version 1 samples are (C,H,W) as stored: u8 when every shard is u8, else f32 (u8
+ * records of a mixed set converted by herd_samples_to_f32); version 2 shards (samples of
+ * several fields, i32 ids or targets other than an i32 label) give the fields and target they
+ * were written from. All shards must share the sample shape (and fields); num_classes is the
+ * largest of theirs. */
 herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
 /* ---- statistics (herd stats, --normalize auto) ---- */
@@ -476,6 +480,7 @@ void herd_loader_destroy(herd_loader *l);
  *    "postgresql://user@host:port/db?[label=COL&][libpq params&]query=SELECT ..." (also
  *    postgres://): query= must be the last parameter and the rest of the string is the SQL,
  *    verbatim; train split only;
+ *  - "criteo:FILE[,FILE...]?hash=R[&seed=S]" (herd_criteo_open); train split only;
  *  - "parquet:DIR_OR_GLOB[?features=a,b&label=y|target=v&image=col&shape=CxHxW&cache_mb=N]"
  *    (herd_parquet_open; the model's input shape serves image= without shape=); when the last
  *    name holds "train", the same with "test" is the test split if it exists;

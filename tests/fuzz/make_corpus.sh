@@ -221,6 +221,11 @@ PY
 "$HERD" convert "$TMPD/data" "$TMPD/sh" --shards 1 >/dev/null
 cp "$TMPD/sh/train-00000-of-00001.herd" "$OUT/shard/u8.herd"
 head -c 200 "$TMPD/sh/train-00000-of-00001.herd" >"$OUT/shard/truncated.herd"
+# version 2 (several fields, an f32 target): three lines of the Criteo generator
+"$(dirname "$HERD")/criteo_synth" 3 5 "$TMPD/c.tsv" 2>/dev/null
+"$HERD" convert "criteo:$TMPD/c.tsv" "$TMPD/c" --hash-rows 7 >/dev/null
+cp "$TMPD/c/train-00000-of-00001.herd" "$OUT/shard/fields.herd"
+head -c 150 "$TMPD/c/train-00000-of-00001.herd" >"$OUT/shard/fields_truncated.herd"
 printf 'input 1x4x4\nconv 2 3 pad=1 relu\nmaxpool 2\nflatten\ndense 3\n' >"$TMPD/a.spec"
 printf 'input 2x4x4\nconv 2 3 pad=1 name=c1\nbatchnorm\nrelu\nconv 2 3 pad=1\nadd c1\ngap\ndense 3\n' >"$TMPD/b.spec"
 printf 'input 5\ndense 4 gelu\ndense 3 tanh\ndense 2\n' >"$TMPD/c.spec"
