@@ -263,8 +263,9 @@ herd_status herd_criteo_open(herd_dataset **out, const char *const *paths, int n
                              herd_error *err);
 /* opt's hash_rows is in range; else one line naming source. */
 herd_status herd_criteo_check_options(const herd_criteo_options *opt, const char *source, herd_error *err);
-/* One line (n bytes, no newline; a trailing CR is dropped) into dense[13], ids[26] and *label;
- * on a bad line HERD_EFORMAT and what is wrong in why (no file or line: the caller adds them). */
+/* One line (n bytes, no newline; a trailing CR is dropped) into dense[13], ids[26] and *label
+ * (each may be NULL: only checked); on a bad line HERD_EFORMAT and what is wrong in why (no file
+ * or line: the caller adds them). */
 herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, size_t n, float *dense, int32_t *ids,
                               float *label, char *why, size_t why_size);
 /* The id of categorical feature k (0..25): value (missing = 1: an empty column) hashed with

@@ -82,7 +82,7 @@ herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, 
                 snprintf(why, why_size, "label '%.*s' is not 0 or 1", (int)(len < 32 ? len : 32), (const char *)v);
                 return HERD_EFORMAT;
             }
-            *label = (float)(v[0] - '0');
+            if (label) *label = (float)(v[0] - '0');
         } else if (c <= HERD_CRITEO_DENSE) {
             int neg = len && v[0] == '-';
             uint64_t x = 0;
@@ -94,7 +94,7 @@ herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, 
                          (int)(len < 32 ? len : 32), (const char *)v);
                 return HERD_EFORMAT;
             }
-            dense[c - 1] = neg ? 0.0f : (float)log1p((double)x); /* missing: log(1 + 0) = 0 */
+            if (dense) dense[c - 1] = neg ? 0.0f : (float)log1p((double)x); /* missing: log(1 + 0) = 0 */
         } else {
             uint64_t x = 0;
             int bad = len > 16;
@@ -108,7 +108,7 @@ herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, 
                          (int)(len < 32 ? len : 32), (const char *)v);
                 return HERD_EFORMAT;
             }
-            ids[c - 1 - HERD_CRITEO_DENSE] = herd_criteo_hash(opt, c - 1 - HERD_CRITEO_DENSE, len == 0, x);
+            if (ids) ids[c - 1 - HERD_CRITEO_DENSE] = herd_criteo_hash(opt, c - 1 - HERD_CRITEO_DENSE, len == 0, x);
         }
         if (c == HERD_CRITEO_COLUMNS - 1 && at < n) {
             int cols = HERD_CRITEO_COLUMNS + 1;
@@ -153,43 +153,60 @@ static herd_status push_start(criteo_impl *im, int64_t n, int64_t *cap, uint64_t
     return HERD_OK;
 }
 
-/* Reads file f once: every line checked, its offset kept. */
+/* Line lineno (n bytes at p, starting at byte `at` of f) checked and its offset kept. */
+static herd_status scan_line(criteo_impl *im, criteo_file *f, const char *p, size_t n, uint64_t at, int64_t lineno,
+                             int64_t *count, int64_t *cap, herd_error *err) {
+    char why[256];
+    if (n > LINE_CAP)
+        return herd_fail(err, HERD_EFORMAT, "%s:%lld: line longer than %d bytes", f->path, (long long)lineno, LINE_CAP);
+    if (herd_criteo_parse(&im->opt, p, n, NULL, NULL, NULL, why, sizeof why) != HERD_OK)
+        return herd_fail(err, HERD_EFORMAT, "%s:%lld: %s", f->path, (long long)lineno, why);
+    herd_status st = push_start(im, *count, cap, at, f->path, err);
+    if (st) return st;
+    (*count)++;
+    f->end = at + n;
+    return HERD_OK;
+}
+
+/* Reads file f once: every line checked (values not computed), its offset kept. Lines inside a
+ * chunk are checked where they lie; a line cut by the chunk's end is carried in `line`. */
 static herd_status scan_file(criteo_impl *im, criteo_file *f, int64_t *n, int64_t *cap, char *buf, char *line,
                              herd_error *err) {
-    uint64_t off = 0, line_at = 0;
-    size_t len = 0; /* bytes of the current line so far */
+    uint64_t off = 0;     /* file offset of buf[0] */
+    uint64_t line_at = 0; /* file offset of the line being read */
+    size_t carried = 0;   /* its bytes held in line (from earlier chunks) */
     int64_t lineno = 0;
-    float dense[HERD_CRITEO_DENSE], label;
-    int32_t ids[HERD_CRITEO_SPARSE];
-    char why[256];
+    herd_status st;
     for (;;) {
         ssize_t got = read(f->fd, buf, READ_CHUNK);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) return herd_fail(err, HERD_EIO, "%s: read failed: %s", f->path, strerror(errno));
-        for (ssize_t i = 0; i <= got; i++) {
-            int eof = got == 0, eol = !eof && i < got && buf[i] == '\n';
-            if (i == got && !eof) break;
-            if (!eol && !eof) {
-                if (len == LINE_CAP)
-                    return herd_fail(err, HERD_EFORMAT, "%s:%lld: line longer than %d bytes", f->path,
-                                     (long long)lineno + 1, LINE_CAP);
-                line[len++] = buf[i];
-                continue;
-            }
-            if (eof && len == 0) break; /* the last line ended with its newline */
-            lineno++;
-            if (herd_criteo_parse(&im->opt, line, len, dense, ids, &label, why, sizeof why) != HERD_OK)
-                return herd_fail(err, HERD_EFORMAT, "%s:%lld: %s", f->path, (long long)lineno, why);
-            herd_status st = push_start(im, *n, cap, line_at, f->path, err);
-            if (st) return st;
-            (*n)++;
-            f->end = line_at + len;
-            line_at = off + (uint64_t)i + 1;
-            len = 0;
-        }
         if (got == 0) break;
+        const char *p = buf, *end = buf + got;
+        for (const char *nl; (nl = memchr(p, '\n', (size_t)(end - p)));) {
+            size_t k = (size_t)(nl - p);
+            lineno++;
+            if (carried) { /* the line began in an earlier chunk */
+                if (carried + k > LINE_CAP) k = LINE_CAP + 1 - carried; /* refused as too long below */
+                memcpy(line + carried, p, k);
+                st = scan_line(im, f, line, carried + k, line_at, lineno, n, cap, err);
+                carried = 0;
+            } else {
+                st = scan_line(im, f, p, k, line_at, lineno, n, cap, err);
+            }
+            if (st) return st;
+            line_at = off + (uint64_t)(nl - buf) + 1;
+            p = nl + 1;
+        }
+        size_t rest = (size_t)(end - p); /* a line the next chunk goes on with */
+        if (carried + rest > LINE_CAP)
+            return herd_fail(err, HERD_EFORMAT, "%s:%lld: line longer than %d bytes", f->path, (long long)lineno + 1,
+                             LINE_CAP);
+        memcpy(line + carried, p, rest);
+        carried += rest;
         off += (uint64_t)got;
     }
+    if (carried && (st = scan_line(im, f, line, carried, line_at, ++lineno, n, cap, err))) return st;
     f->count = lineno;
     return HERD_OK;
 }
@@ -247,7 +264,7 @@ herd_status herd_criteo_open(herd_dataset **out, const char *const *paths, int n
     char *buf = NULL, *line = NULL;
     criteo_impl *im = calloc(1, sizeof *im);
     if (!im || !(im->files = calloc((size_t)npaths, sizeof *im->files)) || !(ds = calloc(1, sizeof *ds)) ||
-        !(buf = malloc(READ_CHUNK)) || !(line = malloc(LINE_CAP))) {
+        !(buf = malloc(READ_CHUNK)) || !(line = malloc(LINE_CAP + 1))) {
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", paths[0]);
         goto fail;
     }

@@ -18,6 +18,7 @@
 #include "io/crc32c.h"
 
 #define WINDOW_BYTES ((size_t)64 << 20) /* decoded samples held at once, at most */
+#define SMALL_WINDOW_BYTES ((size_t)1 << 20) /* and at least, for samples this small */
 
 static void put_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -184,6 +185,9 @@ static herd_status window_init(window *w, const herd_dataset *ds, int fields, in
     for (int k = 0; k < 256; k++) w->level[k] = k / 255.0f;
     size_t per = w->sample * (sizeof(float) + 1) + w->xbytes, cap = (size_t)16 * (threads > 1 ? threads : 1);
     if (cap * per > WINDOW_BYTES) cap = WINDOW_BYTES / per > (size_t)threads ? WINDOW_BYTES / per : (size_t)threads;
+    /* small samples (feature rows, click logs): a window of SMALL_WINDOW_BYTES, so the threads meet once
+     * for thousands of samples, not for every 16 a thread */
+    if (cap * per < SMALL_WINDOW_BYTES) cap = SMALL_WINDOW_BYTES / per;
     if (cap > (size_t)count) cap = count > 0 ? (size_t)count : 1;
     if (cap < 1) cap = 1;
     w->cap = (int)cap;
