@@ -41,6 +41,25 @@ same=1
 for k in 0 1 2; do cmp -s "$TMP/sh/train-0000$k-of-00003.herd" "$TMP/sk/train-0000$k-of-00003.herd" || same=0; done
 [ $same = 1 ] && ! ls "$TMP/sk"/*.tmp.* >/dev/null 2>&1 && pass || fail "resumed shards differ from an unbroken conversion's"
 
+# version 2 shards of another source of several fields (a CSV's categorical columns, i32 labels)
+/usr/bin/python3 - "$TMP/rank.csv" <<'PY'
+import random, sys
+r = random.Random(4)
+with open(sys.argv[1], "w") as f:
+    f.write("user,item,x,label\n")
+    for _ in range(400):
+        u, i = r.randrange(30), r.randrange(40)
+        f.write(f"u{u},i{i},{r.random():.3f},{(u + i) % 2}\n")
+PY
+printf 'input 1 name=x\ninput 1 dtype=i32 name=user\ninput 1 dtype=i32 name=item\nembedding 64 8 from=user name=u\nembedding 64 8 from=item name=i\ndot u,i name=s\nconcat s,x\ndense 2\n' >"$TMP/mf.spec"
+CSV="$TMP/rank.csv?cat=user,item&hash=64"
+expect_exit 0 "convert a CSV with categorical columns" -- "$HERD" convert "$CSV" "$TMP/csh" --shards 2
+expect_exit 0 "train on the CSV" -- "$HERD" train "$TMP/mf.spec" --data "$CSV" --epochs 2 --batch 32 --seed 2 --save "$TMP/c1.st"
+expect_exit 0 "train on its shards" -- "$HERD" train "$TMP/mf.spec" --data "$TMP/csh" --epochs 2 --batch 32 --seed 2 --save "$TMP/c2.st"
+cmp -s "$TMP/c1.st" "$TMP/c2.st" && pass || fail "weights trained on the CSV's shards differ from the CSV's"
+expect_exit 1 "shards of other fields" -- "$HERD" train "$TMP/mf.spec" --data "$TMP/csh/train-00000-of-00002.herd,$TMP/sh/train-00000-of-00003.herd" --epochs 1
+expect_err_line "shards of other fields" "fields differ from those of"
+
 # bad input: one line naming the file and line
 head -3 "$TMP/day.tsv" >"$TMP/bad_cols.tsv"
 printf '1\t2\t3\n' >>"$TMP/bad_cols.tsv"

@@ -97,6 +97,9 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
                              "(expected 3, 0x0x0 and >= 0)", path, dtype, c, hh, w, classes);
         if (shard_fields_decode(h + HEADER_BYTES, f->map_len - HEADER_BYTES, &f->fields, why, sizeof why))
             return herd_fail(err, HERD_EFORMAT, "%s: %s", path, why);
+        if ((f->fields.y.dtype == HERD_F32) != (classes == 0))
+            return herd_fail(err, HERD_EFORMAT, "%s: %s targets with %d classes (expected 0 for f32 targets, >= 1 for "
+                             "i32 labels)", path, herd_dtype_name(f->fields.y.dtype), classes);
         index_want += shard_fields_block_bytes(f->fields.n);
         rec_bytes = f->fields.sample_bytes + f->fields.target_bytes;
     } else {
@@ -166,6 +169,11 @@ static herd_status shard_get_mapped(const herd_dataset *ds, int64_t i, void *x, 
     if (f->dtype == SHARD_FIELDS) { /* the fields as get() writes them, then the target */
         memcpy(x, rec, f->fields.sample_bytes);
         memcpy(y, rec + f->fields.sample_bytes, f->fields.target_bytes);
+        int32_t label;
+        memcpy(&label, y, sizeof label);
+        if (f->fields.y.dtype == HERD_I32 && f->fields.y.ndim == 0 && (label < 0 || label >= ds->num_classes))
+            return herd_fail(err, HERD_EFORMAT, "%s: record %lld: label %d outside [0, %d)", f->path, (long long)r,
+                             (int)label, ds->num_classes);
         return HERD_OK;
     }
     if (widen) herd_samples_to_f32(HERD_U8, rec, im->sample, x);
