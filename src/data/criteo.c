@@ -76,7 +76,6 @@ herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, 
                      HERD_CRITEO_COLUMNS);
             return HERD_EFORMAT;
         }
-        column_name(c, name, sizeof name);
         if (c == 0) {
             if (len != 1 || (v[0] != '0' && v[0] != '1')) {
                 snprintf(why, why_size, "label '%.*s' is not 0 or 1", (int)(len < 32 ? len : 32), (const char *)v);
@@ -90,6 +89,7 @@ herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, 
             if (len == (size_t)neg && len) i = len + 1; /* a lone '-' */
             for (; i < len && v[i] >= '0' && v[i] <= '9' && x < (1ULL << 53); i++) x = x * 10 + (uint64_t)(v[i] - '0');
             if (i != len) {
+                column_name(c, name, sizeof name);
                 snprintf(why, why_size, "column %s: '%.*s' is not an integer (below 2^53)", name,
                          (int)(len < 32 ? len : 32), (const char *)v);
                 return HERD_EFORMAT;
@@ -104,6 +104,7 @@ herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, 
                 x = x << 4 | (uint64_t)(d & 15);
             }
             if (bad) {
+                column_name(c, name, sizeof name);
                 snprintf(why, why_size, "column %s: '%.*s' is not a hexadecimal id (1 to 16 digits)", name,
                          (int)(len < 32 ? len : 32), (const char *)v);
                 return HERD_EFORMAT;
