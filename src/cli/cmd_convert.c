@@ -158,10 +158,14 @@ int cmd_convert(int argc, char **argv) {
     int64_t train_records = ui.records;
     if (test && herd_shards_write(test, pos[1], "test", test_shards ? test_shards : shards, &wo, &err)) goto fail;
     double dt = herd_now() - t0;
-    char xs[96];
-    printf("herd: wrote %lld train records (%s %s, %d classes) to %s/train-*.herd%s in %.1f s (%.0f samples/s, "
-           "%d thread%s)%s\n", (long long)train_records, herd_dtype_name(train->x.dtype),
-           herd_tensor_shape_str(&train->x, xs, sizeof xs), train->num_classes, pos[1], test ? " and test-*.herd" : "",
+    char xs[96], fields[HERD_MAX_FIELDS * 100] = "";
+    for (int k = 0, at = 0; k < herd_dataset_field_count(train); k++) { /* "f32 13 + i32 26" */
+        const herd_tensor *t = herd_dataset_field(train, k);
+        at += snprintf(fields + at, sizeof fields - (size_t)at, "%s%s %s", k ? " + " : "", herd_dtype_name(t->dtype),
+                       herd_tensor_shape_str(t, xs, sizeof xs));
+    }
+    printf("herd: wrote %lld train records (%s, %d classes) to %s/train-*.herd%s in %.1f s (%.0f samples/s, "
+           "%d thread%s)%s\n", (long long)train_records, fields, train->num_classes, pos[1], test ? " and test-*.herd" : "",
            dt, (double)(train->n + (test ? test->n : 0)) / (dt > 0 ? dt : 1e-9), wo.threads, wo.threads == 1 ? "" : "s",
            ui.kept ? " (resumed)" : "");
     if (ui.skipped) printf("herd: left out %lld samples that could not be read (--skip-bad)\n", (long long)ui.skipped);
