@@ -246,6 +246,32 @@ typedef struct herd_parquet_options {
 herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_parquet_options *opt,
                               herd_error *err);
 
+/* ---- Criteo click logs (criteo:FILE[,FILE...]) ---- */
+enum { HERD_CRITEO_DENSE = 13, HERD_CRITEO_SPARSE = 26, HERD_CRITEO_COLUMNS = 40 };
+typedef struct herd_criteo_options {
+    int64_t hash_rows; /* R: each categorical feature hashed into R rows (1 .. INT32_MAX / 26) */
+    uint64_t seed;     /* the hash's seed */
+} herd_criteo_options;
+/* TSV files of lines "label \t I1..I13 \t C1..C26" (Criteo's Kaggle and Terabyte logs; any
+ * feature may be empty when missing). Samples are two fields: x f32 (13), the counts as
+ * log(1 + max(x, 0)) (missing 0, as the DLRM reference), and i32 (26) ids: feature k's
+ * hexadecimal value hashed with (seed, k) into R rows and offset by k * R (herd_criteo_hash),
+ * so all 26 index one table of 26 R rows; y an f32 0/1 target (bce), num_classes 0. Open reads
+ * every line once and checks it (errors name FILE:LINE and the column), keeping 8 bytes a line;
+ * get() reads its line again. */
+herd_status herd_criteo_open(herd_dataset **out, const char *const *paths, int npaths, const herd_criteo_options *opt,
+                             herd_error *err);
+/* opt's hash_rows is in range; else one line naming source. */
+herd_status herd_criteo_check_options(const herd_criteo_options *opt, const char *source, herd_error *err);
+/* One line (n bytes, no newline; a trailing CR is dropped) into dense[13], ids[26] and *label
+ * (each may be NULL: only checked); on a bad line HERD_EFORMAT and what is wrong in why (no file
+ * or line: the caller adds them). */
+herd_status herd_criteo_parse(const herd_criteo_options *opt, const char *line, size_t n, float *dense, int32_t *ids,
+                              float *label, char *why, size_t why_size);
+/* The id of categorical feature k (0..25): value (missing = 1: an empty column) hashed with
+ * (opt->seed, k) modulo opt->hash_rows, plus k * opt->hash_rows. */
+int32_t herd_criteo_hash(const herd_criteo_options *opt, int feature, int missing, uint64_t value);
+
 /* ---- labelled text ---- */
 typedef enum herd_text_tokenizer { HERD_TOKENIZE_BYTE = 0, HERD_TOKENIZE_CHAR, HERD_TOKENIZE_WORD } herd_text_tokenizer;
 typedef struct herd_text_options {
@@ -352,16 +378,20 @@ typedef struct herd_shard_write_options {
 herd_status herd_shard_write(const char *path, const herd_dataset *ds, int64_t begin, int64_t end,
                              const herd_shard_write_options *opt, int64_t *written, herd_error *err);
 /* dir/<split>-00000-of-0000N.herd ... (dir is created): shard k holds the contiguous range
- * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. Each shard is
+ * [n*k/N, n*(k+1)/N) of ds, so the shards in name order are ds in its order. Samples of
+ * several fields, i32 ids or targets other than an i32 class label are written as version 2
+ * records (docs/DATA.md: the stored fields, then the target; opt->dtype does not apply). Each shard is
  * complete or absent after a crash, so opt->resume continues an interrupted conversion. */
 herd_status herd_shards_write(const herd_dataset *ds, const char *dir, const char *split, int nshards,
                               const herd_shard_write_options *opt, herd_error *err);
 /* Shard files, concatenated in the given order. Each is memory-mapped; open checks every
  * header (magic, version, CRC) and index (CRC, offsets, lengths, labels) but reads no record,
  * so it costs the index only. get() checks the record's CRC32C: errors name the file and the
- * record. Samples are (C,H,W) as stored: u8 when every shard is u8, else f32 (u8 records of
- * a mixed set converted by herd_samples_to_f32). All shards must share the sample shape;
- * num_classes is the largest of theirs. */
+ * record. Version 1 samples are (C,H,W) as stored: u8 when every shard is u8, else f32 (u8
+ * records of a mixed set converted by herd_samples_to_f32); version 2 shards (samples of
+ * several fields, i32 ids or targets other than an i32 label) give the fields and target they
+ * were written from. All shards must share the sample shape (and fields); num_classes is the
+ * largest of theirs. */
 herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err);
 
 /* ---- statistics (herd stats, --normalize auto) ---- */
@@ -451,6 +481,7 @@ void herd_loader_destroy(herd_loader *l);
  *    "postgresql://user@host:port/db?[label=COL&][libpq params&]query=SELECT ..." (also
  *    postgres://): query= must be the last parameter and the rest of the string is the SQL,
  *    verbatim; train split only;
+ *  - "criteo:FILE[,FILE...]?hash=R[&seed=S]" (herd_criteo_open); train split only;
  *  - "parquet:DIR_OR_GLOB[?features=a,b&label=y|target=v&image=col&shape=CxHxW&cache_mb=N]"
  *    (herd_parquet_open; the model's input shape serves image= without shape=); when the last
  *    name holds "train", the same with "test" is the test split if it exists;

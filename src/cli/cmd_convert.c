@@ -79,7 +79,7 @@ static int convert_tokens(const char *src, const char *dst, const char *tokenize
 
 int cmd_convert(int argc, char **argv) {
     const char *dtype = "auto", *shape_s = NULL, *model = NULL, *tokenizer = NULL;
-    int shards = 1, test_shards = 0, threads = 0, resume = 0, skip_bad = 0, vocab = 0;
+    int shards = 1, test_shards = 0, threads = 0, resume = 0, skip_bad = 0, vocab = 0, hash_rows = -1;
     cli_option opts[] = {
         {"--shards", OPT_INT, &shards, 1, 99999, "N", "train shards (default 1); shard k holds the contiguous records [n*k/N, n*(k+1)/N)", 0},
         {"--test-shards", OPT_INT, &test_shards, 1, 99999, "N", "test shards (default: as --shards)", 0},
@@ -90,6 +90,7 @@ int cmd_convert(int argc, char **argv) {
         {"--resume", OPT_FLAG, &resume, 0, 0, NULL, "keep the shards an interrupted run of the same conversion completed; write the rest", 0},
         {"--tokenizer", OPT_STR, &tokenizer, 0, 0, "KIND", "text:FILES into one token file DST for language models (lm:DST): byte, char (UTF-8 code points) or word", 0},
         {"--vocab", OPT_INT, &vocab, 2, 1 << 30, "N", "with --tokenizer char|word: the N-1 most frequent tokens and one id for the rest (default: every token)", 0},
+        {"--hash-rows", OPT_INT, &hash_rows, 0, INT32_MAX, "R", "criteo: sources: hash each categorical feature into R rows (the source's hash=R)", 0},
         {"--skip-bad", OPT_FLAG, &skip_bad, 0, 0, NULL, "leave out samples that cannot be read (each named on stderr) instead of stopping at the first", 0},
         {0},
     };
@@ -119,6 +120,19 @@ int cmd_convert(int argc, char **argv) {
     }
     herd_dataset *train = NULL, *test = NULL;
     herd_error err = {0};
+    char src[8192];
+    const char *spec = pos[0];
+    if (hash_rows >= 0) { /* the source's own option, so that train --data reads the same ids */
+        if (strncmp(spec, "criteo:", 7) != 0) {
+            cli_error("--hash-rows is for criteo: sources (%s is not one)", spec);
+            return 2;
+        }
+        if (snprintf(src, sizeof src, "%s%chash=%d", spec, strchr(spec, '?') ? '&' : '?', hash_rows) >= (int)sizeof src) {
+            cli_error("%.200s: too long", spec);
+            return 2;
+        }
+        spec = src;
+    }
     if (model) {
         herd_model *m = NULL;
         if (cli_load_model(model, 0, &m, &err)) {
@@ -134,20 +148,24 @@ int cmd_convert(int argc, char **argv) {
                                    .threads = cli_threads(threads, 0, 1), .resume = resume, .skip_bad = skip_bad,
                                    .on_skip = on_skip, .on_shard = on_shard, .ctx = &ui};
     double t0 = herd_now();
-    if (herd_data_open_with(pos[0], &shape, &train, &test, &err)) {
+    if (herd_data_open_with(spec, &shape, &train, &test, &err)) {
         /* a test split that is missing or broken leaves the train split to convert */
         herd_error test_err = err;
-        if (herd_data_open_with(pos[0], &shape, &train, NULL, &err)) goto fail;
+        if (herd_data_open_with(spec, &shape, &train, NULL, &err)) goto fail;
         printf("herd: note: converting the train split only (%s)\n", test_err.msg);
     }
     if (herd_shards_write(train, pos[1], "train", shards, &wo, &err)) goto fail;
     int64_t train_records = ui.records;
     if (test && herd_shards_write(test, pos[1], "test", test_shards ? test_shards : shards, &wo, &err)) goto fail;
     double dt = herd_now() - t0;
-    char xs[96];
-    printf("herd: wrote %lld train records (%s %s, %d classes) to %s/train-*.herd%s in %.1f s (%.0f samples/s, "
-           "%d thread%s)%s\n", (long long)train_records, herd_dtype_name(train->x.dtype),
-           herd_tensor_shape_str(&train->x, xs, sizeof xs), train->num_classes, pos[1], test ? " and test-*.herd" : "",
+    char xs[96], fields[HERD_MAX_FIELDS * 100] = "";
+    for (int k = 0, at = 0; k < herd_dataset_field_count(train); k++) { /* "f32 13 + i32 26" */
+        const herd_tensor *t = herd_dataset_field(train, k);
+        at += snprintf(fields + at, sizeof fields - (size_t)at, "%s%s %s", k ? " + " : "", herd_dtype_name(t->dtype),
+                       herd_tensor_shape_str(t, xs, sizeof xs));
+    }
+    printf("herd: wrote %lld train records (%s, %d classes) to %s/train-*.herd%s in %.1f s (%.0f samples/s, "
+           "%d thread%s)%s\n", (long long)train_records, fields, train->num_classes, pos[1], test ? " and test-*.herd" : "",
            dt, (double)(train->n + (test ? test->n : 0)) / (dt > 0 ? dt : 1e-9), wo.threads, wo.threads == 1 ? "" : "s",
            ui.kept ? " (resumed)" : "");
     if (ui.skipped) printf("herd: left out %lld samples that could not be read (--skip-bad)\n", (long long)ui.skipped);

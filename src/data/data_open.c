@@ -318,9 +318,12 @@ static herd_status open_text(const char *spec, const herd_image_options *opt, he
 
 static herd_status open_lm(const char *spec, const herd_image_options *opt, herd_dataset **train,
                            herd_dataset **test, herd_error *err);
+static herd_status open_criteo(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                               herd_dataset **test, herd_error *err);
 
 static const url_source url_sources[] = {
     {"sqlite:", open_sqlite},
+    {"criteo:", open_criteo},
     {"text:", open_text},
     {"lm:", open_lm},
     {"postgresql://", open_postgres},
@@ -481,6 +484,39 @@ static herd_status open_lm(const char *spec, const herd_image_options *opt, herd
         return herd_fail(err, HERD_EARG, "%s: no context length: give ctx=N or a model whose input is the ids of a "
                          "window", spec);
     return herd_lm_open(train, test, path, &o, err);
+}
+
+/* "criteo:FILES?hash=R[&seed=S]": FILES a comma list of TSV files or globs (herd_criteo_open), in
+ * that order; train split only. R has no default: the model's table must be sized to 26 R rows. */
+static herd_status open_criteo(const char *spec, const herd_image_options *opt, herd_dataset **train,
+                               herd_dataset **test, herd_error *err) {
+    (void)opt;
+    char files[PATH_CAP], params[PATH_CAP];
+    if (split_prefixed(spec, "criteo:", files, params, err)) return HERD_EARG;
+    if (!files[0]) return herd_fail(err, HERD_EARG, "%s: no files after criteo:", spec);
+    herd_criteo_options o = {-1, 0};
+    url_param u;
+    for (char *cur = params; next_param(&cur, &u);) {
+        int is_hash = !strncmp(u.text, "hash=", 5), is_seed = !strncmp(u.text, "seed=", 5);
+        char *end = NULL;
+        errno = 0;
+        long long v = (is_hash || is_seed) && *u.v && *u.v != '-' ? strtoll(u.v, &end, 10) : -1;
+        if (v < 0 || *end || errno)
+            return herd_fail(err, HERD_EARG, "%s: '%s' (criteo sources take hash=R, seed=S)", spec, u.text);
+        if (is_hash) o.hash_rows = v;
+        else o.seed = (uint64_t)v;
+    }
+    if (o.hash_rows < 0)
+        return herd_fail(err, HERD_EARG, "%s: no hash=R (rows of each categorical feature's range: the model's table "
+                         "has 26 R rows)", spec);
+    if (test && !train) return herd_fail(err, HERD_EARG, "%s: criteo sources have no test split (use --val-split)", spec);
+    if (!train) return HERD_OK;
+    glob_t g;
+    herd_status st = herd_criteo_check_options(&o, files, err);
+    if (st || (st = expand_shards(files, &g, err))) return st;
+    st = herd_criteo_open(train, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
+    globfree(&g);
+    return st;
 }
 
 static herd_status open_tfrecord(const char *path, const file_params *fp, const herd_image_options *opt,

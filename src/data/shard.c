@@ -34,6 +34,7 @@ typedef struct shard_file {
     int64_t first; /* global index of its record 0 */
     int64_t count;
     int dtype;
+    shard_fields fields; /* version 2 (dtype SHARD_FIELDS): its fields and target */
 } shard_file;
 
 typedef struct shard_impl {
@@ -79,28 +80,45 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
     if (crc != (uint32_t)get_le(h + 60, 4))
         return herd_fail(err, HERD_EFORMAT, "%s: header CRC mismatch (stored %08x, computed %08x)", path,
                          (unsigned)get_le(h + 60, 4), (unsigned)crc);
-    if (get_le(h + 8, 4) != SHARD_VERSION)
-        return herd_fail(err, HERD_EUNSUPPORTED, "%s: shard version %u (expected %u)", path,
-                         (unsigned)get_le(h + 8, 4), SHARD_VERSION);
+    uint32_t version = (uint32_t)get_le(h + 8, 4);
+    if (version != SHARD_VERSION && version != SHARD_VERSION_FIELDS)
+        return herd_fail(err, HERD_EUNSUPPORTED, "%s: shard version %u (expected %u, or %u for several fields)", path,
+                         (unsigned)version, SHARD_VERSION, SHARD_VERSION_FIELDS);
     int dtype = (int)get_le(h + 12, 4);
+    uint64_t index_want = HEADER_BYTES; /* where the index starts: after version 2's fields block */
+    size_t rec_bytes;
     uint64_t count = get_le(h + 16, 8), index_at = get_le(h + 40, 8), data_at = get_le(h + 48, 8);
     int c = (int)get_le(h + 24, 4), hh = (int)get_le(h + 28, 4), w = (int)get_le(h + 32, 4);
     int classes = (int)get_le(h + 36, 4);
-    if (dtype != HERD_SHARD_U8 && dtype != HERD_SHARD_F32)
-        return herd_fail(err, HERD_EFORMAT, "%s: dtype %d (expected 1 = u8 or 2 = f32)", path, dtype);
-    /* a sample fits the file (or, in a shard of no records, 2^31 values), by division: no overflow */
-    uint64_t shape_cap = count > 0 ? f->map_len - HEADER_BYTES : (uint64_t)INT32_MAX;
-    if (c <= 0 || hh <= 0 || w <= 0 || classes <= 0 || (uint64_t)c * hh > shape_cap ||
-        (uint64_t)w > shape_cap / ((uint64_t)c * hh))
-        return herd_fail(err, HERD_EFORMAT, "%s: bad sample shape %dx%dx%d or %d classes", path, c, hh, w, classes);
-    size_t rec_bytes = (size_t)c * hh * w * (dtype == HERD_SHARD_U8 ? 1 : 4);
+    if (version == SHARD_VERSION_FIELDS) {
+        char why[256];
+        if (dtype != SHARD_FIELDS || c != 0 || hh != 0 || w != 0 || classes < 0)
+            return herd_fail(err, HERD_EFORMAT, "%s: version 2 shard with dtype %d, shape %dx%dx%d and %d classes "
+                             "(expected 3, 0x0x0 and >= 0)", path, dtype, c, hh, w, classes);
+        if (shard_fields_decode(h + HEADER_BYTES, f->map_len - HEADER_BYTES, &f->fields, why, sizeof why))
+            return herd_fail(err, HERD_EFORMAT, "%s: %s", path, why);
+        if ((f->fields.y.dtype == HERD_F32) != (classes == 0))
+            return herd_fail(err, HERD_EFORMAT, "%s: %s targets with %d classes (expected 0 for f32 targets, >= 1 for "
+                             "i32 labels)", path, herd_dtype_name(f->fields.y.dtype), classes);
+        index_want += shard_fields_block_bytes(f->fields.n);
+        rec_bytes = f->fields.sample_bytes + f->fields.target_bytes;
+    } else {
+        if (dtype != HERD_SHARD_U8 && dtype != HERD_SHARD_F32)
+            return herd_fail(err, HERD_EFORMAT, "%s: dtype %d (expected 1 = u8 or 2 = f32)", path, dtype);
+        /* a sample fits the file (or, in a shard of no records, 2^31 values), by division: no overflow */
+        uint64_t shape_cap = count > 0 ? f->map_len - HEADER_BYTES : (uint64_t)INT32_MAX;
+        if (c <= 0 || hh <= 0 || w <= 0 || classes <= 0 || (uint64_t)c * hh > shape_cap ||
+            (uint64_t)w > shape_cap / ((uint64_t)c * hh))
+            return herd_fail(err, HERD_EFORMAT, "%s: bad sample shape %dx%dx%d or %d classes", path, c, hh, w, classes);
+        rec_bytes = (size_t)c * hh * w * (dtype == HERD_SHARD_U8 ? 1 : 4);
+    }
     /* every length from the file is bounded by the file size before it is trusted */
-    if (index_at != HEADER_BYTES || count > (f->map_len - HEADER_BYTES) / ENTRY_BYTES ||
-        data_at < HEADER_BYTES + count * ENTRY_BYTES || data_at > f->map_len)
+    if (index_at != index_want || index_at > f->map_len || count > (f->map_len - index_at) / ENTRY_BYTES ||
+        data_at < index_at + count * ENTRY_BYTES || data_at > f->map_len)
         return herd_fail(err, HERD_EFORMAT, "%s: truncated index: %llu records need %llu bytes, the file has %zu",
-                         path, (unsigned long long)count, (unsigned long long)(HEADER_BYTES + count * ENTRY_BYTES),
+                         path, (unsigned long long)count, (unsigned long long)(index_want + count * ENTRY_BYTES),
                          f->map_len);
-    f->index = h + HEADER_BYTES;
+    f->index = h + index_at;
     crc = herd_crc32c(0, f->index, (size_t)count * ENTRY_BYTES);
     if (crc != (uint32_t)get_le(h + 56, 4))
         return herd_fail(err, HERD_EFORMAT, "%s: index CRC mismatch (stored %08x, computed %08x)", path,
@@ -112,7 +130,7 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
             return herd_fail(err, HERD_EFORMAT, "%s: record %llu: %llu bytes at %llu (expected %zu within %zu bytes)",
                              path, (unsigned long long)r, (unsigned long long)len, (unsigned long long)off, rec_bytes,
                              f->map_len);
-        if (label >= (uint64_t)classes)
+        if (version == SHARD_VERSION && label >= (uint64_t)classes)
             return herd_fail(err, HERD_EFORMAT, "%s: record %llu: label %llu outside [0, %d)", path,
                              (unsigned long long)r, (unsigned long long)label, classes);
     }
@@ -142,10 +160,22 @@ static herd_status shard_get_mapped(const herd_dataset *ds, int64_t i, void *x, 
     const uint8_t *rec = f->map + get_le(e, 8);
     size_t len = (size_t)get_le(e + 8, 4);
     int widen = f->dtype == HERD_SHARD_U8 && ds->x.dtype == HERD_F32; /* a u8 shard among f32 ones */
-    uint32_t crc = widen ? herd_crc32c(0, rec, len) : herd_crc32c_copy(0, x, rec, len); /* x: ruined on a mismatch */
+    /* version 2: the record holds the target after the fields, more than x takes */
+    uint32_t crc = widen || f->dtype == SHARD_FIELDS ? herd_crc32c(0, rec, len)
+                                                     : herd_crc32c_copy(0, x, rec, len); /* x: ruined on a mismatch */
     if (crc != (uint32_t)get_le(e + 16, 4))
         return herd_fail(err, HERD_EFORMAT, "%s: record %lld: CRC mismatch (stored %08x, computed %08x)", f->path,
                          (long long)r, (unsigned)get_le(e + 16, 4), (unsigned)crc);
+    if (f->dtype == SHARD_FIELDS) { /* the fields as get() writes them, then the target */
+        memcpy(x, rec, f->fields.sample_bytes);
+        memcpy(y, rec + f->fields.sample_bytes, f->fields.target_bytes);
+        int32_t label;
+        memcpy(&label, y, sizeof label);
+        if (f->fields.y.dtype == HERD_I32 && f->fields.y.ndim == 0 && (label < 0 || label >= ds->num_classes))
+            return herd_fail(err, HERD_EFORMAT, "%s: record %lld: label %d outside [0, %d)", f->path, (long long)r,
+                             (int)label, ds->num_classes);
+        return HERD_OK;
+    }
     if (widen) herd_samples_to_f32(HERD_U8, rec, im->sample, x);
     int32_t label = (int32_t)get_le(e + 12, 4);
     memcpy(y, &label, sizeof label);
@@ -191,6 +221,11 @@ herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int n
         }
         if ((st = shard_map(f, paths[i], shape, err))) goto fail;
         if (i == 0) memcpy(first_shape, shape, sizeof shape);
+        if ((f->dtype == SHARD_FIELDS) != (im->files[0].dtype == SHARD_FIELDS) ||
+            (f->dtype == SHARD_FIELDS && !shard_fields_same(&f->fields, &im->files[0].fields))) {
+            st = herd_fail(err, HERD_EFORMAT, "%s: its samples' fields differ from those of %s", paths[i], paths[0]);
+            goto fail;
+        }
         if (memcmp(shape, first_shape, 3 * sizeof(int)) != 0) {
             st = herd_fail(err, HERD_EFORMAT, "%s: samples are %dx%dx%d but %s has %dx%dx%d", paths[i], shape[0],
                            shape[1], shape[2], paths[0], first_shape[0], first_shape[1], first_shape[2]);
@@ -208,6 +243,13 @@ herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int n
                              (int64_t[]){first_shape[0], first_shape[1], first_shape[2]}, NULL);
     ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
     ds->num_classes = first_shape[3];
+    if (im->files[0].dtype == SHARD_FIELDS) { /* version 2: the fields and target as written */
+        const shard_fields *sf = &im->files[0].fields;
+        ds->x = sf->field[0];
+        ds->n_more = sf->n - 1;
+        for (int k = 1; k < sf->n; k++) ds->more[k - 1] = sf->field[k];
+        ds->y = sf->y;
+    }
     if (npaths == 1) snprintf(ds->source, sizeof ds->source, "%s", paths[0]);
     else snprintf(ds->source, sizeof ds->source, "%.400s (+%d shards)", paths[0], npaths - 1);
     ds->impl = im;

@@ -18,13 +18,14 @@
 #include "io/crc32c.h"
 
 #define WINDOW_BYTES ((size_t)64 << 20) /* decoded samples held at once, at most */
+#define SMALL_WINDOW_BYTES ((size_t)1 << 20) /* and at least, for samples this small */
 
 static void put_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 typedef struct rec_slot {
-    uint8_t *stored; /* the sample as get() writes it (ds->x's dtype) */
+    uint8_t *stored; /* the sample as get() writes it (its fields' dtypes); SHARD_FIELDS: then its target */
     float *x;        /* the model's f32 input */
     uint8_t *q;      /* its u8 record */
     const void *rec; /* what is written: q, x, or stored (u8 samples kept as they are) */
@@ -56,6 +57,7 @@ typedef struct window {
     size_t sample, xbytes;
     int raw_u8;          /* u8 samples no view changes: their stored bytes are the u8 record */
     int dtype, quantise; /* quantise: u8 from any value (explicit u8) */
+    shard_fields fields; /* SHARD_FIELDS (version 2): records are the stored fields and the target */
     float level[256];    /* k / 255 */
     int64_t first;       /* sample index of slot 0 */
     int count, cap;
@@ -69,6 +71,14 @@ typedef struct window {
 static void read_slot(window *w, int k) {
     rec_slot *s = &w->slots[k];
     s->inexact = 0;
+    if (w->dtype == SHARD_FIELDS) {
+        uint8_t *target = s->stored + w->fields.sample_bytes;
+        if ((s->st = w->ds->ops->get(w->ds, w->first + k, s->stored, target, &s->err)) != HERD_OK) return;
+        s->y = 0;
+        s->rec = s->stored;
+        s->crc = herd_crc32c(0, s->stored, w->fields.sample_bytes + w->fields.target_bytes);
+        return;
+    }
     if ((s->st = w->ds->ops->get(w->ds, w->first + k, s->stored, &s->y, &s->err)) != HERD_OK) return;
     if (w->dtype == HERD_SHARD_U8 && w->raw_u8) { /* the bytes k that mean k/255 */
         s->rec = s->stored;
@@ -163,21 +173,27 @@ static void window_free(window *w) {
     free(w->slots);
 }
 
-static herd_status window_init(window *w, const herd_dataset *ds, int threads, int64_t count, herd_error *err) {
+static herd_status window_init(window *w, const herd_dataset *ds, int fields, int threads, int64_t count,
+                               herd_error *err) {
     memset(w, 0, sizeof *w);
     w->ds = ds;
     w->sample = (size_t)herd_tensor_numel(&ds->x);
     w->xbytes = herd_tensor_bytes(&ds->x);
+    shard_fields_of(&w->fields, ds);
+    if (fields) w->xbytes = w->fields.sample_bytes + w->fields.target_bytes, w->sample = 0;
     w->raw_u8 = ds->x.dtype == HERD_U8 && !ds->ops->to_f32;
     for (int k = 0; k < 256; k++) w->level[k] = k / 255.0f;
     size_t per = w->sample * (sizeof(float) + 1) + w->xbytes, cap = (size_t)16 * (threads > 1 ? threads : 1);
     if (cap * per > WINDOW_BYTES) cap = WINDOW_BYTES / per > (size_t)threads ? WINDOW_BYTES / per : (size_t)threads;
+    /* small samples (feature rows, click logs): a window of SMALL_WINDOW_BYTES, so the threads meet once
+     * for thousands of samples, not for every 16 a thread */
+    if (cap * per < SMALL_WINDOW_BYTES) cap = SMALL_WINDOW_BYTES / per;
     if (cap > (size_t)count) cap = count > 0 ? (size_t)count : 1;
     if (cap < 1) cap = 1;
     w->cap = (int)cap;
     if (!(w->slots = calloc(cap, sizeof *w->slots))) goto oom;
     for (size_t i = 0; i < cap; i++)
-        if (!(w->slots[i].x = herd_malloc_array(w->sample, sizeof(float))) || !(w->slots[i].q = malloc(w->sample)) ||
+        if (!(w->slots[i].x = herd_malloc_array(w->sample + 1, sizeof(float))) || !(w->slots[i].q = malloc(w->sample + 1)) ||
             !(w->slots[i].stored = malloc(w->xbytes)))
             goto oom;
     return HERD_OK;
@@ -192,9 +208,12 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
                               window *w, uint8_t *index, int64_t *written, int *restart, int64_t *reported,
                               herd_error *err) {
     size_t count = (size_t)(end - begin);
-    uint64_t data_at = HEADER_BYTES + (uint64_t)ENTRY_BYTES * count;
+    /* version 2: the fields block between the header and the index */
+    uint64_t index_at = HEADER_BYTES + (dtype == SHARD_FIELDS ? shard_fields_block_bytes(w->fields.n) : 0);
+    uint64_t data_at = index_at + (uint64_t)ENTRY_BYTES * count;
     write_state o = {.f = f, .opt = opt, .index = index, .off = data_at, .reported = reported,
-                     .rec_bytes = w->sample * (dtype == HERD_SHARD_U8 ? 1 : sizeof(float))};
+                     .rec_bytes = dtype == SHARD_FIELDS ? w->xbytes
+                                                        : w->sample * (dtype == HERD_SHARD_U8 ? 1 : sizeof(float))};
     w->dtype = dtype, w->quantise = quantise, w->out = &o;
     for (int64_t first = begin; first < end && !o.st && !o.restart; first += w->cap) {
         uint64_t window_at = o.off;
@@ -221,23 +240,48 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
     /* records left out leave their index room unused: the data still starts at data_at */
     uint8_t head[HEADER_BYTES];
     memcpy(head, SHARD_MAGIC, 8);
-    put_le(head + 8, SHARD_VERSION, 4);
+    put_le(head + 8, dtype == SHARD_FIELDS ? SHARD_VERSION_FIELDS : SHARD_VERSION, 4);
     put_le(head + 12, (uint32_t)dtype, 4);
     put_le(head + 16, (uint64_t)n, 8);
     int64_t shape[3] = {1, 1, 1}; /* x's dims padded with 1s: (F) is stored F x 1 x 1 */
     for (int d = 0; d < ds->x.ndim; d++) shape[d] = ds->x.dims[d];
+    if (dtype == SHARD_FIELDS) shape[0] = shape[1] = shape[2] = 0; /* the fields block describes them */
     put_le(head + 24, (uint32_t)shape[0], 4);
     put_le(head + 28, (uint32_t)shape[1], 4);
     put_le(head + 32, (uint32_t)shape[2], 4);
     put_le(head + 36, (uint32_t)ds->num_classes, 4);
-    put_le(head + 40, HEADER_BYTES, 8);
-    put_le(head + 48, n ? data_at : HEADER_BYTES, 8); /* no record: nothing follows the header */
+    put_le(head + 40, index_at, 8);
+    put_le(head + 48, n ? data_at : index_at, 8); /* no record: nothing follows the header (and fields block) */
     put_le(head + 56, herd_crc32c(0, index, (size_t)n * ENTRY_BYTES), 4);
     put_le(head + 60, herd_crc32c(0, head, 60), 4);
-    if ((st = io_atomic_pwrite(f, index, (size_t)n * ENTRY_BYTES, HEADER_BYTES, err)) ||
+    uint8_t block[4 + (HERD_MAX_FIELDS + 1) * SHARD_FIELD_BYTES + 4];
+    if (dtype == SHARD_FIELDS) shard_fields_encode(block, &w->fields);
+    if ((dtype == SHARD_FIELDS &&
+         (st = io_atomic_pwrite(f, block, shard_fields_block_bytes(w->fields.n), HEADER_BYTES, err))) ||
+        (st = io_atomic_pwrite(f, index, (size_t)n * ENTRY_BYTES, index_at, err)) ||
         (st = io_atomic_pwrite(f, head, HEADER_BYTES, 0, err)))
         return st;
     *written = n;
+    return HERD_OK;
+}
+
+/* A sample a version 1 record cannot hold (several fields, i32 ids, a target other than an i32
+ * class label) is written as a version 2 record: its stored fields and target. */
+static int shard_needs_fields(const herd_dataset *ds) {
+    return ds->n_more || ds->x.dtype == HERD_I32 || ds->y.dtype != HERD_I32 || ds->y.ndim != 0;
+}
+
+/* Fields of u8, f32 or i32 with up to 3 dims, a target of f32 or i32 with up to 3 dims. */
+static herd_status shard_check_fields(const char *path, const herd_dataset *ds, herd_error *err) {
+    char xs[96];
+    for (int k = 0; k <= herd_dataset_field_count(ds); k++) {
+        const herd_tensor *t = k < herd_dataset_field_count(ds) ? herd_dataset_field(ds, k) : &ds->y;
+        int target = k == herd_dataset_field_count(ds);
+        if (t->ndim > 3 || !(t->dtype == HERD_F32 || t->dtype == HERD_I32 || (!target && t->dtype == HERD_U8)))
+            return herd_fail(err, HERD_EARG, "%s: %s %s of %s does not fit a shard (fields of u8, f32 or i32, targets "
+                             "of f32 or i32, up to 3 dims each)", path, target ? "a target" : "a field",
+                             herd_dtype_name(t->dtype), herd_tensor_shape_str(t, xs, sizeof xs));
+    }
     return HERD_OK;
 }
 
@@ -249,25 +293,19 @@ static herd_status shard_write_with(const char *path, const herd_dataset *ds, in
                          (long long)end, (long long)ds->n);
     if (opt->dtype != 0 && opt->dtype != HERD_SHARD_U8 && opt->dtype != HERD_SHARD_F32)
         return herd_fail(err, HERD_EARG, "%s: dtype %d (expected 0 = auto, 1 = u8 or 2 = f32)", path, opt->dtype);
-    char xs[96];
-    if (ds->n_more) /* get() would write every field; a shard's records hold one */
-        return herd_fail(err, HERD_EUNSUPPORTED, "%s: samples of %d fields (categorical columns, several inputs) do not "
-                         "fit a shard yet: one field a record", path, 1 + ds->n_more);
-    if (ds->x.ndim > 3 || !herd_dtype_to_f32_ok(ds->x.dtype) || ds->y.dtype != HERD_I32 || ds->y.ndim != 0)
-        return herd_fail(err, HERD_EARG, "%s: %s samples of %s with %s %s targets do not fit a shard (u8 or f32 "
-                         "samples of up to 3 dims, i32 class labels)", path, herd_dtype_name(ds->x.dtype),
-                         herd_tensor_shape_str(&ds->x, xs, sizeof xs), herd_dtype_name(ds->y.dtype),
-                         ds->y.ndim ? "tensor" : "scalar");
+    herd_status st = shard_check_fields(path, ds, err);
+    if (st) return st;
+    int fields = shard_needs_fields(ds);
     window w;
     uint8_t *index = herd_malloc_array(end > begin ? (size_t)(end - begin) : 1, ENTRY_BYTES);
     if (!index) return herd_fail(err, HERD_ENOMEM, "%s: out of memory for the index", path);
-    herd_status st = window_init(&w, ds, pool ? herd_pool_threads(pool) : 1, end - begin, err);
+    st = window_init(&w, ds, fields, pool ? herd_pool_threads(pool) : 1, end - begin, err);
     if (st) {
         free(index);
         return st;
     }
     /* auto: u8 for u8 samples, else u8 while every value is k/255, again as f32 from the start if not */
-    int dtype = opt->dtype ? opt->dtype : HERD_SHARD_U8;
+    int dtype = fields ? SHARD_FIELDS : opt->dtype ? opt->dtype : HERD_SHARD_U8;
     int quantise = opt->dtype == HERD_SHARD_U8;
     int64_t reported = begin; /* samples before this one have had their skip reported */
     for (;;) {
@@ -313,8 +351,13 @@ static int shard_complete(const char *path, const herd_dataset *ds, int64_t reco
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || herd_shards_open(&d, &path, 1, &e) != HERD_OK) return 0;
     int64_t shape[3] = {1, 1, 1};
     for (int k = 0; k < ds->x.ndim && k < 3; k++) shape[k] = ds->x.dims[k];
-    int ok = d->x.ndim == 3 && d->x.dims[0] == shape[0] && d->x.dims[1] == shape[1] && d->x.dims[2] == shape[2] &&
-             d->num_classes == ds->num_classes &&
+    shard_fields want, got;
+    shard_fields_of(&want, ds);
+    shard_fields_of(&got, d);
+    int same = shard_needs_fields(ds) ? shard_fields_same(&want, &got)
+                                      : d->x.ndim == 3 && d->x.dims[0] == shape[0] && d->x.dims[1] == shape[1] &&
+                                            d->x.dims[2] == shape[2] && d->y.dtype == HERD_I32 && !d->n_more;
+    int ok = same && d->num_classes == ds->num_classes &&
              (skip_bad ? d->n <= records : d->n == records);
     *n = d->n;
     herd_dataset_close(d);

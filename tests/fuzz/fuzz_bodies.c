@@ -400,6 +400,38 @@ int fuzz_tokens(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* Criteo TSV: byte 0 picks the hash rows (0 among them: refused), the rest is the file. Every
+ * accepted sample's ids lie in their feature's range [k R, (k + 1) R). */
+int fuzz_criteo(const uint8_t *data, size_t size) {
+    if (size < 1 || size > (1 << 20)) return 0;
+    const char *path = scratch_path("fuzz.tsv");
+    write_file(path, data + 1, size - 1);
+    herd_criteo_options o = {data[0] % 17, data[0] >> 5};
+    herd_dataset *ds = NULL;
+    herd_error err = {0};
+    herd_status st = herd_criteo_open(&ds, &path, 1, &o, &err);
+    if (!st && (ds->x.dtype != HERD_F32 || herd_tensor_numel(&ds->x) != HERD_CRITEO_DENSE || ds->n_more != 1 ||
+                herd_tensor_numel(&ds->more[0]) != HERD_CRITEO_SPARSE))
+        fuzz_fail("criteo: fields of %lld and %lld values", (long long)herd_tensor_numel(&ds->x),
+                  ds->n_more ? (long long)herd_tensor_numel(&ds->more[0]) : 0LL);
+    for (int64_t i = 0; !st && i < ds->n && i < 64; i++) {
+        float x[HERD_CRITEO_DENSE + HERD_CRITEO_SPARSE], y;
+        herd_error e2 = {0};
+        if (herd_dataset_get(ds, i, x, &y, &e2) != HERD_OK) fuzz_fail("criteo: line %lld: %s", (long long)i + 1, e2.msg);
+        int32_t ids[HERD_CRITEO_SPARSE];
+        memcpy(ids, x + HERD_CRITEO_DENSE, sizeof ids);
+        for (int k = 0; k < HERD_CRITEO_SPARSE; k++)
+            if (ids[k] < k * o.hash_rows || ids[k] >= (k + 1) * o.hash_rows)
+                fuzz_fail("criteo: line %lld: C%d id %d outside [%lld, %lld)", (long long)i + 1, k + 1, ids[k],
+                          (long long)(k * o.hash_rows), (long long)((k + 1) * o.hash_rows));
+        for (int k = 0; k < HERD_CRITEO_DENSE; k++)
+            if (!isfinite(x[k]) || x[k] < 0) fuzz_fail("criteo: line %lld: I%d is %g", (long long)i + 1, k + 1, x[k]);
+        if (y != 0.0f && y != 1.0f) fuzz_fail("criteo: line %lld: label %g", (long long)i + 1, y);
+    }
+    check_dataset(st, ds, &err, path, "criteo");
+    return 0;
+}
+
 /* The input is a features file and a labels file: 2 bytes (little-endian) give the length of
  * the features part, the rest is the labels. */
 int fuzz_npy(const uint8_t *data, size_t size) {
@@ -861,5 +893,6 @@ const fuzz_target fuzz_targets[] = {
     {"shard", fuzz_shard},
     {"cli", fuzz_cli},             {"psmsg", fuzz_psmsg},
     {"text", fuzz_text},           {"tokens", fuzz_tokens},
+    {"criteo", fuzz_criteo},
     {NULL, NULL},
 };

@@ -221,6 +221,11 @@ PY
 "$HERD" convert "$TMPD/data" "$TMPD/sh" --shards 1 >/dev/null
 cp "$TMPD/sh/train-00000-of-00001.herd" "$OUT/shard/u8.herd"
 head -c 200 "$TMPD/sh/train-00000-of-00001.herd" >"$OUT/shard/truncated.herd"
+# version 2 (several fields, an f32 target): three lines of the Criteo generator
+"$(dirname "$HERD")/criteo_synth" 3 5 "$TMPD/c.tsv" 2>/dev/null
+"$HERD" convert "criteo:$TMPD/c.tsv" "$TMPD/c" --hash-rows 7 >/dev/null
+cp "$TMPD/c/train-00000-of-00001.herd" "$OUT/shard/fields.herd"
+head -c 150 "$TMPD/c/train-00000-of-00001.herd" >"$OUT/shard/fields_truncated.herd"
 printf 'input 1x4x4\nconv 2 3 pad=1 relu\nmaxpool 2\nflatten\ndense 3\n' >"$TMPD/a.spec"
 printf 'input 2x4x4\nconv 2 3 pad=1 name=c1\nbatchnorm\nrelu\nconv 2 3 pad=1\nadd c1\ngap\ndense 3\n' >"$TMPD/b.spec"
 printf 'input 5\ndense 4 gelu\ndense 3 tanh\ndense 2\n' >"$TMPD/c.spec"
@@ -236,6 +241,26 @@ PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
 for s in concat_graph ceil_pool mobile; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+# ---- Criteo TSV: byte 0 picks the hash rows, then lines of the synthetic generator, good and bad ----
+mkdir -p "$OUT/criteo"
+python3 - "$OUT/criteo" "$(dirname "$HERD")/criteo_synth" <<'PY'
+import os, subprocess, sys
+out, synth = sys.argv[1], sys.argv[2]
+good = subprocess.run([synth, "6", "3"], check=True, capture_output=True).stdout
+lines = good.split(b"\n")
+seeds = {
+    "good": b"\x07" + good,
+    "crlf_no_final_newline": b"\x0b" + good.replace(b"\n", b"\r\n").rstrip(b"\r\n"),
+    "missing_everything": b"\x05" + b"1" + b"\t" * 39 + b"\n",
+    "bad_hex": b"\x07" + lines[0].replace(lines[0].split(b"\t")[20], b"zz12") + b"\n",
+    "short_row": b"\x07" + b"\t".join(lines[1].split(b"\t")[:30]) + b"\n",
+    "long_row": b"\x07" + lines[1] + b"\t7\n",
+    "hash_zero": b"\x00" + good,
+    "negative_counts": b"\x03" + b"0\t-1\t-22" + b"\t" * 11 + b"\t".join([b"ab"] * 26) + b"\n",
+}
+for name, data in seeds.items():
+    open(os.path.join(out, name), "wb").write(data)
+PY
 # ---- Parquet: small files from the independent writer (npm parquet-wasm; needs node and npm) ----
 (HERD_SOURCE_DIR=$PWD; . tests/parquet/npm_writer.sh && parquet_write corpus "$OUT/parquet")
 echo "make_corpus.sh: $(find "$OUT" -type f | wc -l) files in $OUT"
