@@ -68,22 +68,24 @@ static herd_status conv_plan(node *n, layer_plan *p) {
 static void conv_forward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->n->fused_relu && c->be->conv2d_forward_relu) {
-        c->be->conv2d_forward_relu(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
+    if (c->n->fused_act && c->be->conv2d_forward_act) {
+        c->be->conv2d_forward_act(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d, c->n->fused_act);
         return;
     }
     c->be->conv2d_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
 }
 
 static void conv_backward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->n->fused_relu && c->be->conv2d_backward_relu) {
-        c->be->conv2d_backward_relu(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d);
+    if (c->n->fused_act && c->be->conv2d_backward_act) {
+        c->be->conv2d_backward_act(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d,
+                                   c->n->fused_act);
         return;
     }
-    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    if (c->n->fused_act)
+        c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
     c->be->conv2d_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], &d);
 }
 
@@ -173,7 +175,7 @@ static const char *const conv_positional[] = {"filters", "kernel", NULL};
 
 const layer_kind layer_conv2d = {
     .name = "conv2d", .keywords = conv_keywords, .positional = conv_positional, .min_inputs = 1, .max_inputs = 1,
-    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
+    .flags = LAYER_FUSES_RELU | LAYER_FUSES_RELU6 | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
     .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = conv_flops,
     .describe = conv_describe, .onnx_export = conv_onnx,
     .onnx_ops = conv_ops, .onnx_import = conv_onnx_import, .spec = conv_spec,

@@ -70,7 +70,7 @@ static herd_status dense_plan(node *n, layer_plan *p) {
 static void dense_forward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
     c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
 }
 
 /* one position: one row through the same kernel */
@@ -78,12 +78,12 @@ static void dense_decode(const layer_call *c, float *cache) {
     (void)cache;
     const dense_cfg *cfg = CFG(c->n);
     c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], 1, cfg->in, cfg->out);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, cfg->out, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, cfg->out, c->n->fused_act, 0);
 }
 
 static void dense_backward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
-    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
     c->be->dense_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], c->B * cfg->rows, cfg->in,
                           cfg->out);
 }

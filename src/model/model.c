@@ -190,7 +190,7 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
     herd_rng_init(&m->dropout_rng, seed, 1);
 }
 
-/* The planning pass that fuses: a ReLU whose producer can apply it (conv, dense) and is read
+/* The planning pass that fuses: a ReLU (conv, dense, add) or ReLU6 (conv) whose producer can apply it and is read
  * by nothing else runs inside that producer, on its buffers (the cpu backend applies it per
  * image while the image is in cache). Views (flatten) share their input's buffers. That saves
  * two activation-sized buffers per pair, a zeroing pass and a pass over memory. */
@@ -199,7 +199,7 @@ static void plan_fusions(herd_model *m) {
     memset(consumers, 0, (size_t)m->n_nodes * sizeof *consumers);
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
-        n->fused_relu = 0;
+        n->fused_act = HERD_ACT_NONE;
         n->alias = -1;
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0) consumers[n->in[k]]++;
@@ -208,8 +208,10 @@ static void plan_fusions(herd_model *m) {
         node *n = &m->nodes[i];
         node *p = n->in[0] >= 0 ? &m->nodes[n->in[0]] : NULL;
         if ((n->kind->flags & LAYER_VIEW) && p) n->alias = n->in[0];
-        if (layer_is_relu(n) && p && consumers[n->in[0]] == 1 && (p->kind->flags & LAYER_FUSES_RELU) && p->alias < 0) {
-            p->fused_relu = 1;
+        herd_act act = layer_fusable_act(n);
+        int can = act == HERD_ACT_RELU ? LAYER_FUSES_RELU : act == HERD_ACT_RELU6 ? LAYER_FUSES_RELU6 : 0;
+        if (can && p && consumers[n->in[0]] == 1 && (p->kind->flags & can) && p->alias < 0) {
+            p->fused_act = act;
             n->alias = n->in[0];
         }
     }
@@ -590,9 +592,10 @@ static void make_call(herd_model *m, const node *n, int64_t row0, int B, int tra
 #define EVAL_CHUNK 32
 
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
-    if (training || B <= EVAL_CHUNK) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
-    for (int r = 0; r < B; r += EVAL_CHUNK) {
-        herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < EVAL_CHUNK ? B - r : EVAL_CHUNK, 0, err);
+    int chunk = getenv("HERD_EVAL_CHUNK") ? atoi(getenv("HERD_EVAL_CHUNK")) : EVAL_CHUNK;
+    if (training || B <= chunk) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
+    for (int r = 0; r < B; r += chunk) {
+        herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < chunk ? B - r : chunk, 0, err);
         if (st) return st;
     }
     return HERD_OK;
