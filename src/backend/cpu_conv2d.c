@@ -371,6 +371,8 @@ typedef struct conv_job {
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
+    const float *cols;   /* forward split by columns: the image's columns, its output (outT when transposed) */
+    float *outb, *outT;
     int b0, b1;          /* grouped backward: the chunk of images whose dw/db is being added */
     float *colT, *doutR; /* ... its rows (image, position): colT (R, K), doutR (OC, R) */
 } conv_job;
@@ -586,6 +588,64 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     }
 }
 
+/* Output columns per block of a forward split by columns: the kernel's 32-column panels. */
+#define SPLIT_COLS 64
+
+/* Blocks of columns [n0, n1) of one image's product, handed out dynamically: out[:, n0:n1) =
+ * bias + w * cols[:, n0:n1) (outT rows n0..n1 when transposed). Every element is the same
+ * fixed-order sum as in conv_forward_slots, whoever computes it. */
+static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    (void)s0;
+    (void)s1;
+    conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    for (;;) {
+        int n0 = SPLIT_COLS * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (n0 >= N) break;
+        int nb = N - n0 < SPLIT_COLS ? N - n0 : SPLIT_COLS;
+        if (j->wT) {
+            float *outT = j->outT + (size_t)n0 * OC;
+            for (int i = 0; i < nb && j->b; i++) memcpy(outT + (size_t)i * OC, j->b, sizeof(float) * OC);
+            cpu_gemm(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, j->b != NULL, outT, OC);
+        } else {
+            for (int oc = 0; oc < OC && j->b; oc++)
+                for (int i = 0; i < nb; i++) j->outb[(size_t)oc * N + n0 + i] = j->b[oc];
+            cpu_gemm(OC, nb, K, j->w, K, 1, j->cols + n0, N, j->b != NULL, j->outb + n0, N);
+            if (j->act)
+                for (int oc = 0; oc < OC; oc++) cpu_act_apply_inplace(j->outb + (size_t)oc * N + n0, nb, j->act);
+        }
+    }
+}
+
+/* Fewer images than threads (batch 1 inference): image by image, the columns made by the
+ * calling thread (slot 0's scratch), the product split across the pool by blocks of columns;
+ * the same numbers as conv_forward_slots with the AVX-512 kernel, whose every element is one
+ * sum over K whatever the width of the product (OpenBLAS's is not: its edge kernels sum the
+ * last columns in another order, so that path keeps one image per thread). */
+static void conv_forward_split(conv_job *j) {
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
+    float *col = j->ex->workspace;
+    for (int b = 0; b < d->B; b++) {
+        const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+        j->outb = j->out + (size_t)b * d->OC * N;
+        j->cols = inb;
+        if (!is_pointwise(d)) {
+            image_to_col(col, col + col_floats(d), inb, d);
+            j->cols = col;
+        }
+        j->outT = col + col_floats(d) + padded_floats(d);
+        atomic_store(&j->next_image, 0);
+        cpu_for(j->ex, cpu_threads(j->ex), CPU_NS_PER_MAC((int64_t)d->OC * N * K), conv_forward_split_blocks, j);
+        if (j->wT) {
+            cpu_transpose(j->outb, j->outT, N, d->OC);
+            if (j->act) cpu_act_apply_inplace(j->outb, (int64_t)d->OC * N, j->act);
+        }
+    }
+}
+
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                          const conv2d_dims *d, herd_act act) {
     if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
@@ -606,6 +666,10 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     }
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
+    if (d->B < cpu_threads(ex) && group_images(d) == 1 && cpu_avx512_enabled() && CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
+        conv_forward_split(&j);
+        return;
+    }
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), group_images(d) > 1 ? conv_forward_groups : conv_forward_slots, &j);
 }
 

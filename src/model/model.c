@@ -413,6 +413,23 @@ static int train_chunk(const herd_model *m, size_t per_sample) {
     return rows < 8 ? 8 : (int)(rows / 8 * 8);
 }
 
+/* Rows per inference chunk: as many as keep the largest activation of a chunk within
+ * EVAL_CHUNK_BYTES (a quarter of the dev VM's 32 MB L3, which also holds the layer's input and
+ * weights), 1 to EVAL_CHUNK_MAX. MobileNetV2 at 224x224 (4.8 MB a sample after its first
+ * expansion) runs one image at a time, the conv layers then splitting each image's product
+ * across the threads; small models keep the 32 rows they always had. */
+#define EVAL_CHUNK_BYTES (8u << 20)
+#define EVAL_CHUNK_MAX 32
+
+static int eval_chunk(const herd_model *m) {
+    size_t largest = 1;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (m->nodes[i].alias < 0 && (size_t)m->nodes[i].numel * sizeof(float) > largest)
+            largest = (size_t)m->nodes[i].numel * sizeof(float);
+    size_t rows = EVAL_CHUNK_BYTES / largest;
+    return rows < 1 ? 1 : rows > EVAL_CHUNK_MAX ? EVAL_CHUNK_MAX : (int)rows;
+}
+
 herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err) {
     const herd_backend *be = herd_backend_find(backend);
     if (!be) return herd_fail(err, HERD_EARG, "unknown backend '%s' (expected ref or cpu)", backend);
@@ -460,6 +477,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     if (st || planned_bytes(m, max_batch, &need))
         return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
     m->train_chunk = train_chunk(m, two - one);
+    m->eval_chunk = eval_chunk(m);
     if ((st = herd_arena_create(&m->arena, need, err)))
         return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
     if (plan_buffers(m, m->arena, max_batch, &m->activation_bytes_plain) != HERD_OK)
@@ -585,14 +603,12 @@ static void make_call(herd_model *m, const node *n, int64_t row0, int B, int tra
     }
 }
 
-/* Inference runs a large batch through the whole network EVAL_CHUNK rows at a time: every
- * eval op is per sample, and each layer then reads its input while the previous layer's
- * few MB are still in L2/L3 (at batch 1000 conv1's output alone is 100 MB, a round trip
- * through DRAM per layer). Rows keep their planned places, so outputs are unchanged. */
-#define EVAL_CHUNK 32
-
+/* Inference runs a batch through the whole network m->eval_chunk rows at a time: every eval
+ * op is per sample, and each layer then reads its input while the previous layer's output is
+ * still in L2/L3 (at batch 1000 conv1's output alone is 100 MB, a round trip through DRAM per
+ * layer). Rows keep their planned places. */
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
-    int chunk = getenv("HERD_EVAL_CHUNK") ? atoi(getenv("HERD_EVAL_CHUNK")) : EVAL_CHUNK;
+    int chunk = m->eval_chunk;
     if (training || B <= chunk) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
     for (int r = 0; r < B; r += chunk) {
         herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < chunk ? B - r : chunk, 0, err);

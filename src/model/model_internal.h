@@ -62,6 +62,7 @@ struct herd_model {
     herd_exec ex;
     int max_batch;
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
+    int eval_chunk;           /* rows per forward chunk in inference (eval_chunk in model.c) */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;             /* the first input's data */
     float *packed;            /* several inputs: the planned staging buffer of packed samples */
