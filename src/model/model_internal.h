@@ -196,6 +196,9 @@ herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double 
 /* constant input k holds the data of parameter slot `slot` (transpose: a 2-D [in, out] matrix
  * for a slot of shape [out, in]); refused when input k is not a constant */
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose);
+/* onnx_weight with every value times scale (Gemm's alpha and beta folded into the weights);
+ * broadcast: a one-value tensor fills the whole slot */
+herd_status onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast);
 /* the spec keyword (default: the kind's first) and the arguments of the layer */
 void onnx_keyword(onnx_importer *x, const char *keyword);
 void onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...)
