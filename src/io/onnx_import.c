@@ -289,6 +289,35 @@ herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double 
     return HERD_OK;
 }
 
+/* SAME: ONNX pads each axis of the input by total = (ceil(in/s) - 1) * s + (k - 1) * dil + 1 - in,
+ * the odd one after (UPPER) or before (LOWER); herd pads both sides alike: an even total is
+ * half each side; LOWER's odd total at stride 2+ is the larger half both sides (the extra one
+ * after is never reached by a window, and the output count is the same). */
+herd_status onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
+                          int has_pads, int64_t *p) {
+    static const char *const notset[] = {"NOTSET", NULL}, *const valid[] = {"VALID", NULL},
+                             *const upper[] = {"SAME_UPPER", NULL}, *const lower[] = {"SAME_LOWER", NULL};
+    if (onnx_attr_str_in(x, "auto_pad", notset)) return HERD_OK;
+    int same = onnx_attr_str_in(x, "auto_pad", upper) ? 1 : onnx_attr_str_in(x, "auto_pad", lower) ? 2 : 0;
+    if (!same && !onnx_attr_str_in(x, "auto_pad", valid))
+        return onnx_refuse(x, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
+    if (has_pads) return onnx_refuse(x, "pads and auto_pad together");
+    memset(p, 0, 4 * sizeof *p);
+    if (!same || onnx_in_ndim(x) != 3) return HERD_OK; /* a vector input is refused by the layer */
+    static const char *const axis[2] = {"H", "W"};
+    for (int i = 0; i < 2; i++) {
+        int64_t in = onnx_in_dims(x)[1 + i] + 2 * (i ? xw : xh), out = (in + s[i] - 1) / s[i];
+        int64_t total = (out - 1) * s[i] + (k[i] - 1) * dil[i] + 1 - in;
+        if (total < 0) total = 0;
+        int64_t before = same == 2 ? total - total / 2 : total / 2, after = total - before;
+        if (before != after && !(same == 2 && s[i] >= 2))
+            return onnx_refuse(x, "auto_pad=%s pads %s by %lld before and %lld after (herd pads both sides alike)",
+                               same == 2 ? "SAME_LOWER" : "SAME_UPPER", axis[i], (long long)before, (long long)after);
+        p[i] = p[i + 2] = before;
+    }
+    return HERD_OK;
+}
+
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
     return onnx_weight_as(x, k, slot, transpose, 1.0f, 0);
 }

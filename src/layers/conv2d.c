@@ -116,27 +116,6 @@ static herd_status conv_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
-/* auto_pad SAME_UPPER / SAME_LOWER: ONNX pads each axis of the (Pad-padded) input by total =
- * (ceil(in/s) - 1) * s + (k - 1) * dil + 1 - in, the odd one after (UPPER) or before (LOWER).
- * herd pads both sides alike: an even total is half each side; LOWER's odd total at stride 2+
- * is the larger half both sides (the extra one after is never reached by a window, and the
- * output count is the same). p[0], p[1] get the pads of H and W. */
-static herd_status conv_same_pads(onnx_importer *x, int lower, const int64_t *w, const int64_t *s, const int64_t *dil,
-                                  int xh, int xw, int64_t *p) {
-    static const char *const axis[2] = {"H", "W"};
-    for (int i = 0; i < 2; i++) {
-        int64_t in = onnx_in_dims(x)[1 + i] + 2 * (i ? xw : xh), out = (in + s[i] - 1) / s[i];
-        int64_t total = (out - 1) * s[i] + (w[2 + i] - 1) * dil[i] + 1 - in;
-        if (total < 0) total = 0;
-        int64_t before = lower ? total - total / 2 : total / 2, after = total - before;
-        if (before != after && !(lower && s[i] >= 2))
-            return onnx_refuse(x, "auto_pad=%s pads %s by %lld before and %lld after (herd pads both sides alike)",
-                               lower ? "SAME_LOWER" : "SAME_UPPER", axis[i], (long long)before, (long long)after);
-        p[i] = p[i + 2] = before;
-    }
-    return HERD_OK;
-}
-
 /* Conv: weight (and bias) from initializers, explicit symmetric pads (or auto_pad VALID or SAME)
  * plus a Pad before it, group and dilations */
 static herd_status conv_onnx_import(onnx_importer *x) {
@@ -147,14 +126,9 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     if (g < 1 || g > 65536 || c % g || w[0] % g)
         return onnx_refuse(x, "group=%lld does not divide the %d input channels and the %lld filters", (long long)g, c,
                            (long long)w[0]);
-    static const char *const notset[] = {"NOTSET", NULL}, *const valid[] = {"VALID", NULL},
-                             *const upper[] = {"SAME_UPPER", NULL}, *const lower[] = {"SAME_LOWER", NULL};
-    int autopad = onnx_attr_str_in(x, "auto_pad", notset) ? 0 : onnx_attr_str_in(x, "auto_pad", valid) ? 1
-                  : onnx_attr_str_in(x, "auto_pad", upper) ? 2 : onnx_attr_str_in(x, "auto_pad", lower) ? 3 : -1;
-    if (autopad < 0) return onnx_refuse(x, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
     int nk = onnx_attr_ints(x, "kernel_shape", k, 2), ns = onnx_attr_ints(x, "strides", s, 2),
         np = onnx_attr_ints(x, "pads", p, 4), nd = onnx_attr_ints(x, "dilations", dil, 2);
-    if (autopad && np >= 0) return onnx_refuse(x, "pads and auto_pad together");
+
     if (nk >= 0 && (nk != 2 || k[0] != w[2] || k[1] != w[3]))
         return onnx_refuse(x, "kernel_shape does not match the weight's %lldx%lld", (long long)w[2], (long long)w[3]);
     if (ns >= 0 && ns != 2) return onnx_refuse(x, "strides must have 2 values");
@@ -164,10 +138,8 @@ static herd_status conv_onnx_import(onnx_importer *x) {
         return onnx_refuse(x, "dilations must be 2 values from 1 to 4096");
     int xh, xw;
     onnx_in_pad(x, &xh, &xw);
-    if (autopad >= 2 && onnx_in_ndim(x) == 3) {
-        herd_status st = conv_same_pads(x, autopad == 3, w, s, dil, xh, xw, p);
-        if (st) return st;
-    }
+    herd_status st = onnx_auto_pad(x, w + 2, s, dil, xh, xw, np >= 0, p);
+    if (st) return st;
     int bias = onnx_const_dims(x, 2, b) >= 0;
     onnx_arg(x, "filters", "%lld", (long long)w[0]);
     onnx_arg(x, "kernel", "%lldx%lld", (long long)w[2], (long long)w[3]);
@@ -176,7 +148,7 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     if (!bias) onnx_arg(x, "bias", "0");
     if (g != 1) onnx_arg(x, "groups", "%lld", (long long)g);
     if (dil[0] != 1 || dil[1] != 1) onnx_arg(x, "dilation", "%lldx%lld", (long long)dil[0], (long long)dil[1]);
-    herd_status st = onnx_weight(x, 1, 0, 0);
+    st = onnx_weight(x, 1, 0, 0);
     return st || !bias ? st : onnx_weight(x, 2, 1, 0);
 }
 

@@ -187,6 +187,13 @@ const int64_t *onnx_in_dims(const onnx_importer *x);
 /* zero padding of H and W a Pad node put before data input 0; a kind that reads it folds it
  * into its own padding (a kind that does not is refused a padded input) */
 void onnx_in_pad(onnx_importer *x, int *ph, int *pw);
+/* The node's auto_pad: NOTSET (or absent) leaves p (the pads attribute, [h0, w0, h1, w1]) alone;
+ * VALID zeroes it; SAME_UPPER / SAME_LOWER set it from the input size (plus the xh, xw of a Pad
+ * before it), kernel k (kh, kw), strides s and dilations dil when both sides come out alike
+ * (or SAME_LOWER's extra one before at stride 2+, which no window reaches), else refuse naming
+ * the axis and the pads. An unknown value, or pads given too (has_pads), is refused. */
+herd_status onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
+                          int has_pads, int64_t *p);
 /* dims of constant input k (its rank), or -1 when input k is absent or not a constant */
 int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims);
 /* constant scalar input k (an operand such as Clip's min, claimed so it is not taken for a
