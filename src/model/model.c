@@ -416,14 +416,16 @@ static int train_chunk(const herd_model *m, size_t per_sample) {
 /* Rows per inference chunk: as many as keep the largest activation of a chunk within
  * EVAL_CHUNK_BYTES (a quarter of the dev VM's 32 MB L3, which also holds the layer's input and
  * weights), but enough that a chunk's activations outweigh its pass over the weights (each
- * chunk reads every weight again: ResNet-18's 46 MB do not stay in L3), 1 to EVAL_CHUNK_MAX.
- * MobileNetV2 at 224x224 (4.8 MB a sample after its first expansion, 14 MB of weights) runs one
- * image at a time, the conv layers then splitting each image's product across the threads;
- * small models keep the 32 rows they always had. */
+ * chunk reads every weight again: ResNet-18's 46 MB do not stay in L3), and at least one row per
+ * thread (each op of a chunk is one hand-off to the pool: with a row per thread the convs give
+ * each thread its own image, where one row in all would split every product across the threads,
+ * a hand-off per op per image), at most EVAL_CHUNK_MAX. MobileNetV2 at 224x224 (4.8 MB a sample
+ * after its first expansion, 14 MB of weights) runs 2 images at a time with 2 threads; small
+ * models keep the 32 rows they always had. */
 #define EVAL_CHUNK_BYTES (8u << 20)
 #define EVAL_CHUNK_MAX 32
 
-static int eval_chunk(const herd_model *m) {
+static int eval_chunk(const herd_model *m, int threads) {
     size_t largest = 1, all = 1;
     for (int i = 0; i < m->n_nodes; i++) {
         size_t bytes = (size_t)m->nodes[i].numel * sizeof(float);
@@ -433,6 +435,7 @@ static int eval_chunk(const herd_model *m) {
     }
     size_t rows = EVAL_CHUNK_BYTES / largest, weights = (size_t)m->n_params * sizeof(float);
     if (rows < (weights + all - 1) / all) rows = (weights + all - 1) / all;
+    if (rows < (size_t)threads) rows = (size_t)threads;
     return rows < 1 ? 1 : rows > EVAL_CHUNK_MAX ? EVAL_CHUNK_MAX : (int)rows;
 }
 
@@ -483,7 +486,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     if (st || planned_bytes(m, max_batch, &need))
         return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
     m->train_chunk = train_chunk(m, two - one);
-    m->eval_chunk = eval_chunk(m);
+    m->eval_chunk = eval_chunk(m, herd_pool_threads(m->pool));
     if ((st = herd_arena_create(&m->arena, need, err)))
         return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
     if (plan_buffers(m, m->arena, max_batch, &m->activation_bytes_plain) != HERD_OK)
