@@ -153,14 +153,14 @@ static void conv_case(const herd_backend *be, conv2d_dims d, int with_bias) {
         }
         /* fused ReLU: out = max(conv, 0); backward masks dout in place, then the same products */
         float *o = zerov(nout), *g = copyv(dout, nout), *di = copyv(din0, nin), *dwr = copyv(dw0, nw);
-        be->conv2d_forward_relu(&ex, o, in, w, b, &d);
+        be->conv2d_forward_act(&ex, o, in, w, b, &d, HERD_ACT_RELU);
         int relu_ok = 1;
         for (size_t i = 0; i < nout; i++) relu_ok &= o[i] == (out[0][i] > 0 ? out[0][i] : 0.0f);
         CHECK(relu_ok, "conv forward_relu [%s]: not max(forward, 0)", shape);
         float *gm = copyv(dout, nout), *di2 = copyv(din0, nin), *dw2 = copyv(dw0, nw);
         for (size_t i = 0; i < nout; i++) gm[i] = o[i] > 0 ? gm[i] : 0.0f;
         be->conv2d_backward(&ex, di2, dw2, NULL, gm, in, w, &d);
-        be->conv2d_backward_relu(&ex, di, dwr, NULL, g, o, in, w, &d);
+        be->conv2d_backward_act(&ex, di, dwr, NULL, g, o, in, w, &d, HERD_ACT_RELU);
         same_bits("conv backward_relu dout", shape, g, gm, nout);
         same_bits("conv backward_relu din", shape, di, di2, nin);
         same_bits("conv backward_relu dw", shape, dwr, dw2, nw);

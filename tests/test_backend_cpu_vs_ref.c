@@ -142,8 +142,8 @@ static void conv_case(conv2d_dims d, int with_bias) {
             memcpy(out1, out[0], nout * sizeof(float)), memcpy(din1, din[0], nin * sizeof(float));
             memcpy(dw1, dw[0], nw * sizeof(float)), memcpy(db1, db[0], d.OC * sizeof(float));
         } else {
-            CHECK(!memcmp(out1, out[0], nout * sizeof(float)) && !memcmp(din1, din[0], nin * sizeof(float)),
-                  "conv out/din [%s]: %d threads differ from 1", shape, T);
+            CHECK(!memcmp(out1, out[0], nout * sizeof(float)), "conv out [%s]: %d threads differ from 1", shape, T);
+            CHECK(!memcmp(din1, din[0], nin * sizeof(float)), "conv din [%s]: %d threads differ from 1", shape, T);
             CHECK(!split_by_columns ||
                       (!memcmp(dw1, dw[0], nw * sizeof(float)) && !memcmp(db1, db[0], d.OC * sizeof(float))),
                   "conv dw/db [%s] (small maps): %d threads differ from 1", shape, T);
@@ -157,6 +157,34 @@ static void conv_case(conv2d_dims d, int with_bias) {
         float *din3 = copyv(din0, nin);
         cpu->conv2d_backward(&ex, din3, NULL, NULL, dout, in, w, &d);
         compare("conv din (dw, db NULL)", shape, din3, din_r, nin, kd);
+        /* the fused ReLU and ReLU6 with weights and bias scaled by 4 (pre-activations beyond 6):
+         * the forward with the activation applied, the backward masking dout in place by that
+         * output, against ref's conv, act op and in-place mask */
+        for (int k = 0; k < 2; k++) {
+            herd_act act = k ? HERD_ACT_RELU6 : HERD_ACT_RELU;
+            const char *what[2][5] = {{"conv+relu out", "conv+relu mask", "conv+relu din", "conv+relu dw", "conv+relu db"},
+                                      {"conv+relu6 out", "conv+relu6 mask", "conv+relu6 din", "conv+relu6 dw",
+                                       "conv+relu6 db"}};
+            float *w4 = copyv(w, nw), *b4 = b ? copyv(b, d.OC) : NULL, *pre = nanv(nout);
+            for (size_t i = 0; i < nw; i++) w4[i] *= 4.0f;
+            for (int i = 0; b4 && i < d.OC; i++) b4[i] *= 4.0f;
+            float *oa_r = nanv(nout), *oa = nanv(nout), *ga_r = copyv(dout, nout), *ga = copyv(dout, nout);
+            float *dia_r = copyv(din0, nin), *dwa_r = copyv(dw0, nw), *dba_r = copyv(db0, d.OC);
+            float *dia = copyv(din0, nin), *dwa = copyv(dw0, nw), *dba = copyv(db0, d.OC);
+            ref->conv2d_forward(&none, pre, in, w4, b4, &d);
+            ref->act_forward(&none, oa_r, pre, (int64_t)nout, act, 0);
+            cpu->conv2d_forward_act(&ex, oa, in, w4, b4, &d, act);
+            compare(what[k][0], shape, oa, oa_r, nout, kf);
+            ref->act_backward_inplace(&none, ga_r, oa_r, (int64_t)nout, act);
+            ref->conv2d_backward(&none, dia_r, dwa_r, dba_r, ga_r, in, w4, &d);
+            cpu->conv2d_backward_act(&ex, dia, dwa, dba, ga, oa_r, in, w4, &d, act);
+            same_bits(what[k][1], shape, ga, ga_r, nout);
+            compare(what[k][2], shape, dia, dia_r, nin, kd);
+            compare(what[k][3], shape, dwa, dwa_r, nw, kw_len);
+            compare(what[k][4], shape, dba, dba_r, d.OC, kw_len);
+            free(w4), free(b4), free(pre), free(oa_r), free(oa), free(ga_r), free(ga);
+            free(dia_r), free(dwa_r), free(dba_r), free(dia), free(dwa), free(dba);
+        }
         free_ws(&wsp, shape);
         for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
         free(dw2), free(db2), free(din3);
@@ -217,6 +245,11 @@ static void test_conv(void) {
         {.B = 6, .C = 64, .H = 16, .W = 15, .OC = 129, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 2, .C = 64, .H = 1, .W = 5, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 3, .C = 64, .H = 5, .W = 33, .OC = 65, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        /* fewer images than threads, work enough for the pool: the product split by blocks of
+         * columns (plain; transposed, N = 196; pointwise with a partial block) */
+        {.B = 1, .C = 16, .H = 27, .W = 27, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 2, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 96, .H = 29, .W = 29, .OC = 40, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
     for (int i = 0; i < 24; i++) {
@@ -238,6 +271,14 @@ static void test_conv(void) {
         {.B = 2, .C = 4, .H = 11, .W = 9, .OC = 6, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 2, .PW = 2, .DH = 2, .DW = 2},
         {.B = 2, .C = 6, .H = 12, .W = 10, .OC = 6, .KH = 3, .KW = 2, .SH = 2, .SW = 1, .PH = 3, .PW = 1, .G = 6,
          .DH = 3, .DW = 2},
+        /* the AVX-512 depthwise tiles: rows of 150 outputs (a block of 8 chunks of 16, then 2 with a
+         * partial one), 34 and 9 at stride 2, 5 rows (a partial tile of rows), 5x5 and 9x9 kernels
+         * (9 wide: the scalar loops), channel multiplier 2 */
+        {.B = 1, .C = 2, .H = 5, .W = 150, .OC = 2, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .G = 2},
+        {.B = 2, .C = 3, .H = 13, .W = 67, .OC = 3, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1, .G = 3},
+        {.B = 1, .C = 4, .H = 18, .W = 18, .OC = 8, .KH = 5, .KW = 5, .SH = 2, .SW = 2, .PH = 2, .PW = 2, .G = 4},
+        {.B = 1, .C = 2, .H = 11, .W = 40, .OC = 2, .KH = 9, .KW = 9, .SH = 1, .SW = 1, .PH = 4, .PW = 4, .G = 2},
+        {.B = 2, .C = 3, .H = 7, .W = 7, .OC = 3, .KH = 5, .KW = 5, .SH = 1, .SW = 1, .PH = 2, .PW = 2, .G = 3},
     };
     for (size_t i = 0; i < sizeof grouped / sizeof grouped[0]; i++) conv_case(grouped[i], (int)(i % 2 == 0));
     for (int i = 0; i < 12; i++) {

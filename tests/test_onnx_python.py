@@ -274,6 +274,17 @@ class ViewNet(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class AddmmNet(nn.Module):
+    """torch.addmm with beta and alpha: exported as one Gemm with alpha=2, beta=0.5 (folded into the weights)."""
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 20) * 0.3)
+        self.b = nn.Parameter(torch.randn(4))
+
+    def forward(self, x):
+        return torch.addmm(self.b, x, self.w.t(), beta=0.5, alpha=2.0)
+
+
 def torch_models():
     cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 6 * 6, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -283,7 +294,8 @@ def torch_models():
                        nn.Linear(16, 5))
     mlp = nn.Sequential(nn.Linear(20, 30), nn.Tanh(), nn.Linear(30, 3), nn.Softmax(dim=1))
     return [("cnn", cnn, (1, 28, 28)), ("bn_gelu", bn, (3, 12, 10)), ("residual", Residual(), (3, 8, 8)),
-            ("mlp", mlp, (20,)), ("normalized", Normalized(), (3, 8, 8)), ("view", ViewNet(), (1, 8, 8))]
+            ("mlp", mlp, (20,)), ("normalized", Normalized(), (3, 8, 8)), ("view", ViewNet(), (1, 8, 8)),
+            ("addmm", AddmmNet(), (20,))]
 
 
 def import_case(name, model, shape, d):
@@ -306,6 +318,10 @@ def import_case(name, model, shape, d):
             want = model[:-1](x).numpy()
     got = herd_forward(path, "-", x.numpy(), d)
     ops = sorted({n.op_type for n in onnx.load(path).graph.node})
+    if name == "addmm":
+        gemm = [n for n in onnx.load(path).graph.node if n.op_type == "Gemm"]
+        attrs = {a.name: oh.get_attribute_value(a) for a in gemm[0].attribute} if gemm else {}
+        ok(attrs.get("alpha") == 2.0 and attrs.get("beta") == 0.5, f"addmm exports a Gemm with alpha and beta: {attrs}")
     if got is not None:
         close(f"torch {name} ({', '.join(ops)}): herd import+forward vs PyTorch", got, want)
     return path
@@ -375,6 +391,31 @@ def refusals_case(d):
     ok("imports: 2 ONNX nodes as 1 herd layers, 28 trainable parameters" in r.stdout, f"--check of a valid file: {r.stdout!r}")
 
 
+def feature_map_case(d):
+    """A feature extractor (its output a (C,H,W) map, no flatten): imports, herd predict prints one
+    line of C*H*W values per sample and --out writes (N, C, H, W), both equal to PyTorch's maps."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, stride=2, padding=1)).eval()
+    path, data = os.path.join(d, "features.onnx"), os.path.join(d, "maps_x.npy")
+    torch.onnx.export(model, torch.randn(1, 3, 8, 8), path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    x = torch.randn(5, 3, 8, 8)
+    np.save(data, x.numpy())
+    np.save(os.path.join(d, "maps_y.npy"), np.zeros(5, np.int32))  # the npy source reads labels beside the samples
+    with torch.no_grad():
+        want = model(x).numpy()
+    r = run(HERD, "predict", path, "--data", data, "--threads", "1")
+    lines = r.stdout.strip().splitlines()
+    ok(len(lines) == 6 and lines[0] == "index\tvalues (2x4x4, channel by channel, row by row)",
+       f"predict of a feature map: a header and one line per sample: {r.stdout[:300]!r}")
+    if len(lines) == 6:
+        got = np.array([[float(v) for v in l.split("\t")[1:]] for l in lines[1:]])
+        close("predict prints the feature maps", got, want.reshape(5, -1), atol=1e-5)
+    out = os.path.join(d, "maps.npy")
+    run(HERD, "predict", path, "--data", data, "--out", out, "--output", "logits", "--threads", "1")
+    if os.path.exists(out):
+        close("predict --out writes (N, C, H, W) maps", np.load(out), want, atol=1e-5)
+
+
 def matmul_case(d):
     """MatMul + Add (a dense layer as some exporters write it) with the weight stored [in, out]."""
     w = rng.normal(0, 0.3, (6, 4)).astype(np.float32)
@@ -402,6 +443,7 @@ if __name__ == "__main__":
         finetune(paths["cnn"], d)
         unsupported_case(d)
         matmul_case(d)
+        feature_map_case(d)
         refusals_case(d)
 
     print(f"{passed} passed, {failed} failed")

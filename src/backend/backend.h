@@ -54,18 +54,20 @@ typedef struct herd_backend {
     void (*act_forward)(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
     void (*act_backward)(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                          int64_t n, herd_act act, float alpha);
-    /* conv2d_forward then out = max(out, 0), each image while it is still in cache: the
-     * executor's fused conv + ReLU. NULL = not offered (the executor runs the two apart). */
-    void (*conv2d_forward_relu)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                                const conv2d_dims *d);
-    /* ReLU backward for a ReLU computed in place (out aliases in, dout aliases din):
-     * g[i] = out[i] > 0 ? g[i] : 0. Overwrites, as the buffer is the producer's dout and
-     * the ReLU is its only consumer; out > 0 exactly where the pre-activation was > 0. */
-    void (*relu_backward_inplace)(const herd_exec *ex, float *g, const float *out, int64_t n);
-    /* relu_backward_inplace(dout, out) then conv2d_backward, each image masked while it is in
-     * cache: the backward of the fused conv + ReLU. NULL = not offered. */
-    void (*conv2d_backward_relu)(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
-                                 const float *in, const float *w, const conv2d_dims *d);
+    /* conv2d_forward then out = act(out), act HERD_ACT_RELU (max(out, 0)) or HERD_ACT_RELU6
+     * (min(max(out, 0), 6)), each output while it is still in cache: the executor's fused
+     * conv + activation. NULL = not offered (the executor runs the two apart). */
+    void (*conv2d_forward_act)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                               const conv2d_dims *d, herd_act act);
+    /* Backward of a ReLU or ReLU6 computed in place (out aliases in, dout aliases din):
+     * g[i] = out[i] > 0 (and < 6 for ReLU6) ? g[i] : 0. Overwrites, as the buffer is the
+     * producer's dout and the activation is its only consumer; out lies strictly inside
+     * (0, 6) exactly where the pre-activation did. */
+    void (*act_backward_inplace)(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
+    /* act_backward_inplace(dout, out, act) then conv2d_backward, each image masked while it is
+     * in cache: the backward of the fused conv + activation. NULL = not offered. */
+    void (*conv2d_backward_act)(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                                const float *in, const float *w, const conv2d_dims *d, herd_act act);
     /* multi-head self-attention (ops.h attn_dims); workspace floats for these dims and threads */
     size_t (*attention_workspace)(const attn_dims *d, int threads);
     void (*attention_forward)(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);

@@ -20,8 +20,8 @@ static void table_init(void) {
     table.conv2d_unsupported = cpu_conv_bf16_unsupported;
     table.conv2d_forward = cpu_conv_bf16_forward;
     table.conv2d_backward = cpu_conv_bf16_backward;
-    table.conv2d_forward_relu = cpu_conv_bf16_forward_relu;
-    table.conv2d_backward_relu = cpu_conv_bf16_backward_relu;
+    table.conv2d_forward_act = cpu_conv_bf16_forward_act;
+    table.conv2d_backward_act = cpu_conv_bf16_backward_act;
     table.dense_workspace = cpu_dense_bf16_workspace;
     table.dense_forward = cpu_dense_bf16_forward;
     table.dense_backward = cpu_dense_bf16_backward;

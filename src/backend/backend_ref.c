@@ -93,9 +93,9 @@ static void ref_be_act_backward(const herd_exec *ex, float *din, const float *do
     ref_act_backward(din, dout, in, out, n, act, alpha);
 }
 
-static void ref_be_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n) {
+static void ref_be_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act) {
     (void)ex;
-    for (int64_t i = 0; i < n; i++) g[i] = out[i] > 0.0f ? g[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) g[i] = out[i] > 0.0f && (act != HERD_ACT_RELU6 || out[i] < 6.0f) ? g[i] : 0.0f;
 }
 
 static size_t ref_attention_workspace(const attn_dims *d, int threads) {
@@ -132,9 +132,9 @@ const herd_backend herd_backend_ref = {
     .batchnorm_backward = ref_be_batchnorm_backward,
     .act_forward = ref_be_act_forward,
     .act_backward = ref_be_act_backward,
-    .conv2d_forward_relu = NULL,
-    .relu_backward_inplace = ref_be_relu_backward_inplace,
-    .conv2d_backward_relu = NULL,
+    .conv2d_forward_act = NULL,
+    .act_backward_inplace = ref_be_act_backward_inplace,
+    .conv2d_backward_act = NULL,
     .attention_workspace = ref_attention_workspace,
     .attention_forward = ref_be_attention_forward,
     .attention_backward = ref_be_attention_backward,

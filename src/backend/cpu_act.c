@@ -132,18 +132,36 @@ void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const 
     cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * act_cost(act)), act_backward_range, &j);
 }
 
-static void relu_backward_inplace_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+static void act_backward_inplace_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     (void)thread;
     const act_job *j = ctx;
-    float *g = j->din;
-    const float *y = j->out_in;
-    for (int64_t i = i0; i < i1; i++) {
-        float gi = g[i];
-        g[i] = y[i] > 0.0f ? gi : 0.0f;
-    }
+    cpu_act_mask_inplace(j->din + i0, j->out_in + i0, i1 - i0, j->act);
 }
 
-void cpu_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n) {
-    act_job j = {.din = g, .out_in = out};
-    cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n), relu_backward_inplace_range, &j);
+void cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act) {
+    act_job j = {.din = g, .out_in = out, .act = act};
+    cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n), act_backward_inplace_range, &j);
+}
+
+void cpu_act_apply_inplace(float *x, int64_t n, herd_act act) {
+    if (act == HERD_ACT_RELU6) /* as the act op computes it */
+        for (int64_t i = 0; i < n; i++) x[i] = clampf(x[i], 0.0f, 6.0f);
+    else
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = v > 0.0f ? v : 0.0f;
+        }
+}
+
+void cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act) {
+    if (act == HERD_ACT_RELU6)
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i], y = out[i];
+            g[i] = y > 0.0f && y < 6.0f ? gi : 0.0f;
+        }
+    else
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i];
+            g[i] = out[i] > 0.0f ? gi : 0.0f;
+        }
 }

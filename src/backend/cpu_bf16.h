@@ -31,12 +31,12 @@ size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);
 const char *cpu_conv_bf16_unsupported(const conv2d_dims *d);
 void cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                            const conv2d_dims *d);
-void cpu_conv_bf16_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                                const conv2d_dims *d);
+void cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                               const conv2d_dims *d, herd_act act);
 void cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
-void cpu_conv_bf16_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
-                                 const float *out, const float *in, const float *w, const conv2d_dims *d);
+void cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
+                                const float *out, const float *in, const float *w, const conv2d_dims *d, herd_act act);
 
 /* The bf16 dense (cpu_dense_bf16.c). */
 size_t cpu_dense_bf16_workspace(int B, int IN, int OUT, int threads);

@@ -359,34 +359,20 @@ static void col_to_image_add(float *din, float *pad, const float *col, const con
     col2im_add(din, col, d);
 }
 
-/* x = max(x, 0) as ReLU defines it (NaN -> 0, like the act op); vectorises as a blend. */
-static void relu_inplace(float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = v > 0.0f ? v : 0.0f;
-    }
-}
-
-/* g = relu_out > 0 ? g : 0 (the ReLU's backward, in place; see relu_backward_inplace). */
-static void relu_mask_inplace(float *g, const float *relu_out, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
-        g[i] = relu_out[i] > 0.0f ? gi : 0.0f;
-    }
-}
-
 typedef struct conv_job {
     const herd_exec *ex;
     const conv2d_dims *d;
     int slots;
     atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
-    int relu;              /* forward: ReLU each image's output while it is in L2 */
-    float *mask_dout;      /* backward: dout to mask in place by relu_out > 0 first (fused ReLU), or NULL */
-    const float *relu_out;
+    herd_act act;          /* forward: ReLU/ReLU6 each image's output while it is in L2 (HERD_ACT_NONE: none) */
+    float *mask_dout;      /* backward: dout to mask in place by the fused activation's output first, or NULL */
+    const float *relu_out; /* ... that output, and the activation (act) */
     int skip_din;          /* backward: leave din to a second pass (it must wait for every mask) */
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
+    const float *cols;   /* forward split by columns: the image's columns, its output (outT when transposed) */
+    float *outb, *outT;
     int b0, b1;          /* grouped backward: the chunk of images whose dw/db is being added */
     float *colT, *doutR; /* ... its rows (image, position): colT (R, K), doutR (OC, R) */
 } conv_job;
@@ -440,7 +426,7 @@ static void conv_forward_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
         for (int i = 0; i < n; i++) {
             float *outb = j->out + (size_t)(b + i) * OC * N;
             for (int oc = 0; oc < OC; oc++) memcpy(outb + (size_t)oc * N, g.gout + (size_t)oc * GN + (size_t)i * N, sizeof(float) * N);
-            if (j->relu) relu_inplace(outb, (int64_t)OC * N);
+            if (j->act) cpu_act_apply_inplace(outb, (int64_t)OC * N, j->act);
         }
     }
 }
@@ -459,7 +445,8 @@ static void conv_dw_gather(void *ctx, int64_t s0, int64_t s1, int thread) {
         int b = j->b0 + atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= j->b1) break;
         if (j->mask_dout)
-            relu_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N, (int64_t)OC * N);
+            cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N, (int64_t)OC * N,
+                                 j->act);
         if (!j->dw) continue;
         const size_t r0 = (size_t)(b - j->b0) * N;
         const float *doutb = j->dout + (size_t)b * OC * N, *inb = j->in + (size_t)b * d->C * d->H * d->W;
@@ -597,40 +584,103 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             }
             cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
         }
-        if (j->relu) relu_inplace(outb, (int64_t)d->OC * N);
+        if (j->act) cpu_act_apply_inplace(outb, (int64_t)d->OC * N, j->act);
+    }
+}
+
+/* Output columns per block of a forward split by columns: the kernel's 32-column panels. */
+#define SPLIT_COLS 64
+
+/* Blocks of columns [n0, n1) of one image's product, handed out dynamically: out[:, n0:n1) =
+ * bias + w * cols[:, n0:n1) (outT rows n0..n1 when transposed). Every element is the same
+ * fixed-order sum as in conv_forward_slots, whoever computes it. */
+static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    (void)s0;
+    (void)s1;
+    conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    for (;;) {
+        int n0 = SPLIT_COLS * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (n0 >= N) break;
+        int nb = N - n0 < SPLIT_COLS ? N - n0 : SPLIT_COLS;
+        if (j->wT) {
+            float *outT = j->outT + (size_t)n0 * OC;
+            for (int i = 0; i < nb && j->b; i++) memcpy(outT + (size_t)i * OC, j->b, sizeof(float) * OC);
+            cpu_gemm(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, j->b != NULL, outT, OC);
+        } else {
+            for (int oc = 0; oc < OC && j->b; oc++)
+                for (int i = 0; i < nb; i++) j->outb[(size_t)oc * N + n0 + i] = j->b[oc];
+            cpu_gemm(OC, nb, K, j->w, K, 1, j->cols + n0, N, j->b != NULL, j->outb + n0, N);
+            if (j->act)
+                for (int oc = 0; oc < OC; oc++) cpu_act_apply_inplace(j->outb + (size_t)oc * N + n0, nb, j->act);
+        }
+    }
+}
+
+/* Fewer images than threads (batch 1 inference): image by image, the columns made by the
+ * calling thread (slot 0's scratch), the product split across the pool by blocks of columns;
+ * the same numbers as conv_forward_slots with the AVX-512 kernel, whose every element is one
+ * sum over K whatever the width of the product (OpenBLAS's is not: its edge kernels sum the
+ * last columns in another order, so that path keeps one image per thread). */
+static void conv_forward_split(conv_job *j) {
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
+    float *col = j->ex->workspace;
+    for (int b = 0; b < d->B; b++) {
+        const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+        j->outb = j->out + (size_t)b * d->OC * N;
+        j->cols = inb;
+        if (!is_pointwise(d)) {
+            image_to_col(col, col + col_floats(d), inb, d);
+            j->cols = col;
+        }
+        j->outT = col + col_floats(d) + padded_floats(d);
+        atomic_store(&j->next_image, 0);
+        cpu_for(j->ex, cpu_threads(j->ex), CPU_NS_PER_MAC((int64_t)d->OC * N * K), conv_forward_split_blocks, j);
+        if (j->wT) {
+            cpu_transpose(j->outb, j->outT, N, d->OC);
+            if (j->act) cpu_act_apply_inplace(j->outb, (int64_t)d->OC * N, j->act);
+        }
     }
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                         const conv2d_dims *d, int relu) {
+                         const conv2d_dims *d, herd_act act) {
     if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
-        cpu_winograd_forward(ex, out, in, w, b, d, relu);
+        cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
+        if (act == HERD_ACT_RELU6) cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
         return;
     }
     int slots = conv_slots(ex, d, 0);
     if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
         ref_conv2d_forward(out, in, w, b, d);
-        if (relu) relu_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW);
+        if (act) cpu_act_apply_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
         return;
     }
-    conv_job j = {.ex = ex, .d = d, .slots = slots, .relu = relu, .out = out, .in = in, .w = w, .b = b};
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .act = act, .out = out, .in = in, .w = w, .b = b};
     if (use_T(d)) { /* once per call, before the images: every slot reads it */
         j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
         cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
     }
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
+    if (d->B < cpu_threads(ex) && group_images(d) == 1 && cpu_avx512_enabled() && CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
+        conv_forward_split(&j);
+        return;
+    }
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), group_images(d) > 1 ? conv_forward_groups : conv_forward_slots, &j);
 }
 
 void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d) {
-    conv_forward(ex, out, in, w, b, d, 0);
+    conv_forward(ex, out, in, w, b, d, HERD_ACT_NONE);
 }
 
-void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                             const conv2d_dims *d) {
-    conv_forward(ex, out, in, w, b, d, 1);
+void cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                            const conv2d_dims *d, herd_act act) {
+    conv_forward(ex, out, in, w, b, d, act);
 }
 
 /* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the
@@ -655,8 +705,8 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             const float *doutb = j->dout + (size_t)b * OC * N;
             int fresh = b == b0; /* a slot's first image overwrites its partial */
             if (j->mask_dout)
-                relu_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
-                                  (int64_t)OC * N);
+                cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                                     (int64_t)OC * N, j->act);
             if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
@@ -719,22 +769,22 @@ static void conv_reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
 }
 
 static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
-                          float *mask_dout, const float *relu_out, const float *in, const float *w,
+                          float *mask_dout, const float *relu_out, herd_act act, const float *in, const float *w,
                           const conv2d_dims *d) {
     if (!din && !dw && !db) return;
     if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
-        if (mask_dout) cpu_relu_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW);
+        if (mask_dout) cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
         cpu_winograd_backward(ex, din, dw, db, dout, in, w, d);
         return;
     }
     int slots = conv_slots(ex, d, 1);
     if (slots == 0) {
-        if (mask_dout) relu_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW);
+        if (mask_dout) cpu_act_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
         ref_conv2d_backward(din, dw, db, dout, in, w, d);
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w,
-                  .mask_dout = mask_dout, .relu_out = relu_out, .skip_din = mask_dout != NULL};
+                  .mask_dout = mask_dout, .relu_out = relu_out, .act = act, .skip_din = mask_dout != NULL};
     atomic_init(&j.next_image, 0);
     if (group_images(d) > 1) {
         conv_backward_grouped(&j);
@@ -755,12 +805,12 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
 
 void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d) {
-    conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
+    conv_backward(ex, din, dw, db, dout, NULL, NULL, HERD_ACT_NONE, in, w, d);
 }
 
-void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
-                              const float *in, const float *w, const conv2d_dims *d) {
-    conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
+void cpu_conv2d_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                             const float *in, const float *w, const conv2d_dims *d, herd_act act) {
+    conv_backward(ex, din, dw, db, dout, dout, out, act, in, w, d);
 }
 
 /* Exported for the bf16 conv (cpu_bf16.h), which packs these fp32 columns into bf16 pairs. */

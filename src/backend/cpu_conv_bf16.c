@@ -152,9 +152,11 @@ void cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, con
     conv_forward(ex, out, in, w, b, d, 0);
 }
 
-void cpu_conv_bf16_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                                const conv2d_dims *d) {
-    conv_forward(ex, out, in, w, b, d, 1);
+/* ReLU fused per image; ReLU6 as a pass after the convolution */
+void cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                               const conv2d_dims *d, herd_act act) {
+    conv_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
+    if (act == HERD_ACT_RELU6) cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
 }
 
 /* Phase 1, a fixed split of the batch: dout masked by the fused ReLU, then the slot's dwT and
@@ -171,8 +173,8 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
         for (int b = b0; b < b1; b++) {
             const float *doutb = j->dout + (size_t)b * OC * N;
             if (j->mask_dout)
-                cpu_relu_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
-                                          (int64_t)OC * N);
+                cpu_act_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                                         (int64_t)OC * N, HERD_ACT_RELU);
             if (j->dw) {
                 cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
                 cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
@@ -265,7 +267,13 @@ void cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *d
     conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
 }
 
-void cpu_conv_bf16_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
-                                 const float *out, const float *in, const float *w, const conv2d_dims *d) {
-    conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
+/* ReLU masked per image; ReLU6 masked in a pass before */
+void cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
+                                const float *out, const float *in, const float *w, const conv2d_dims *d, herd_act act) {
+    if (act == HERD_ACT_RELU) {
+        conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
+        return;
+    }
+    cpu_act_backward_inplace(ex, dout, out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+    conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
 }

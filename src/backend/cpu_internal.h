@@ -77,19 +77,19 @@ void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t
 size_t cpu_conv_workspace(const conv2d_dims *d, int threads);
 void cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                       const conv2d_dims *d);
-void cpu_conv_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                           const conv2d_dims *d);
+void cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                          const conv2d_dims *d, herd_act act);
 void cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                        const float *w, const conv2d_dims *d);
-void cpu_conv_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
-                            const float *in, const float *w, const conv2d_dims *d);
+void cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                           const float *in, const float *w, const conv2d_dims *d, herd_act act);
 /* the sgemm path (cpu_conv2d.c): convolutions without groups or dilation */
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
 const char *cpu_conv2d_unsupported(const conv2d_dims *d);
 void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d);
-void cpu_conv2d_forward_relu(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                             const conv2d_dims *d);
+void cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                            const conv2d_dims *d, herd_act act);
 /* Winograd F(2x2, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
  * enough channels; cpu_conv2d_* hand such shapes to it. Same accumulate rules as conv2d. */
 int cpu_winograd_applies(const conv2d_dims *d);
@@ -98,9 +98,9 @@ void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, cons
                           const conv2d_dims *d, int relu);
 void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d);
-void cpu_relu_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n);
-void cpu_conv2d_backward_relu(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
-                              const float *in, const float *w, const conv2d_dims *d);
+void cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
+void cpu_conv2d_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+                             const float *in, const float *w, const conv2d_dims *d, herd_act act);
 void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d);
 /* GELU over x[0..n) (tanh_form: GPT-2's tanh approximation, else the exact erf form), vectorized
@@ -128,6 +128,11 @@ void cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, floa
 void cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
 void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                       int64_t n, herd_act act, float alpha);
+/* x = act(x) for the fusable activations (HERD_ACT_RELU, HERD_ACT_RELU6), one thread, as
+ * cpu_act_forward computes them; g = the in-place backward of act given its output out
+ * (see act_backward_inplace in backend.h). */
+void cpu_act_apply_inplace(float *x, int64_t n, herd_act act);
+void cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act);
 
 size_t cpu_attention_workspace(const attn_dims *d, int threads);
 void cpu_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);

@@ -137,10 +137,13 @@ int cmd_predict(int argc, char **argv) {
         herd_fail(&err, HERD_ENOMEM, "%s: %lld x %d outputs do not fit in memory", out_path, (long long)n, K);
         goto fail;
     }
-    /* the table: a class and its probability per sample, or a value (one regression output);
-     * anything else (per-position predictions, several values) goes to --out */
-    int classes = herd_model_predicts_classes(m), value = !classes && K == 1;
-    if (!out_path && !classes && !value) {
+    /* the table: a class and its probability per sample, a value (one regression output), or the
+     * values of a feature map (C,H,W) in that order; anything else (per-position predictions,
+     * several values) goes to --out */
+    herd_layer_info last;
+    herd_model_layer(m, herd_model_layer_count(m) - 1, &last);
+    int classes = herd_model_predicts_classes(m), value = !classes && K == 1, map = !classes && !value && last.ndim == 3;
+    if (!out_path && !classes && !value && !map) {
         herd_fail(&err, HERD_EARG, "the model predicts %d values per sample; write them with --out FILE.npy", K);
         goto fail;
     }
@@ -149,7 +152,11 @@ int cmd_predict(int argc, char **argv) {
         herd_fail(&err, HERD_ENOMEM, "out of memory");
         goto fail;
     }
-    if (!out_path) printf(value ? "index\tvalue\n" : "index\tclass\tprobability%s\n", n_names ? "\tname" : "");
+    if (!out_path && map)
+        printf("index\tvalues (%lldx%lldx%lld, channel by channel, row by row)\n", (long long)last.dims[0],
+               (long long)last.dims[1], (long long)last.dims[2]);
+    else if (!out_path)
+        printf(value ? "index\tvalue\n" : "index\tclass\tprobability%s\n", n_names ? "\tname" : "");
     for (int64_t off = 0; off < n; off += batch) {
         int B = (int)(n - off < batch ? n - off : batch);
         if (load_rows(&src, m, off, B, &err) || herd_model_forward(m, B, 0, &err)) {
@@ -163,6 +170,12 @@ int cmd_predict(int argc, char **argv) {
         }
         for (int b = 0; b < B; b++) {
             const float *p = pred + (int64_t)b * K;
+            if (map) {
+                printf("%lld", (long long)(off + b));
+                for (int k = 0; k < K; k++) printf("\t%.6g", (double)p[k]);
+                printf("\n");
+                continue;
+            }
             if (value) {
                 printf("%lld\t%.6g\n", (long long)(off + b), (double)p[0]);
                 continue;

@@ -49,6 +49,8 @@ typedef struct value {
 
 typedef struct weight_link {
     int node, slot, tensor, transpose;
+    float scale;   /* every value times this (Gemm's alpha, beta); 1: as stored */
+    int broadcast; /* a one-value tensor fills the whole slot (Gemm's scalar bias) */
 } weight_link;
 
 typedef struct sum_list {
@@ -87,7 +89,8 @@ struct onnx_importer {
     } argbuf[MAX_ARGS];
     int n_args;
     struct {
-        int slot, tensor, transpose;
+        int slot, tensor, transpose, broadcast;
+        float scale;
     } pend[LAYER_MAX_SLOTS];
     int n_pend;
     unsigned char claimed[ONNX_MAX_NODE_IO];
@@ -286,11 +289,45 @@ herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double 
     return HERD_OK;
 }
 
+/* SAME: ONNX pads each axis of the input by total = (ceil(in/s) - 1) * s + (k - 1) * dil + 1 - in,
+ * the odd one after (UPPER) or before (LOWER); herd pads both sides alike: an even total is
+ * half each side; LOWER's odd total at stride 2+ is the larger half both sides (the extra one
+ * after is never reached by a window, and the output count is the same). */
+herd_status onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
+                          int has_pads, int64_t *p) {
+    static const char *const notset[] = {"NOTSET", NULL}, *const valid[] = {"VALID", NULL},
+                             *const upper[] = {"SAME_UPPER", NULL}, *const lower[] = {"SAME_LOWER", NULL};
+    if (onnx_attr_str_in(x, "auto_pad", notset)) return HERD_OK;
+    int same = onnx_attr_str_in(x, "auto_pad", upper) ? 1 : onnx_attr_str_in(x, "auto_pad", lower) ? 2 : 0;
+    if (!same && !onnx_attr_str_in(x, "auto_pad", valid))
+        return onnx_refuse(x, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
+    if (has_pads) return onnx_refuse(x, "pads and auto_pad together");
+    memset(p, 0, 4 * sizeof *p);
+    if (!same || onnx_in_ndim(x) != 3) return HERD_OK; /* a vector input is refused by the layer */
+    static const char *const axis[2] = {"H", "W"};
+    for (int i = 0; i < 2; i++) {
+        int64_t in = onnx_in_dims(x)[1 + i] + 2 * (i ? xw : xh), out = (in + s[i] - 1) / s[i];
+        int64_t total = (out - 1) * s[i] + (k[i] - 1) * dil[i] + 1 - in;
+        if (total < 0) total = 0;
+        int64_t before = same == 2 ? total - total / 2 : total / 2, after = total - before;
+        if (before != after && !(same == 2 && s[i] >= 2))
+            return onnx_refuse(x, "auto_pad=%s pads %s by %lld before and %lld after (herd pads both sides alike)",
+                               same == 2 ? "SAME_LOWER" : "SAME_UPPER", axis[i], (long long)before, (long long)after);
+        p[i] = p[i + 2] = before;
+    }
+    return HERD_OK;
+}
+
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
+    return onnx_weight_as(x, k, slot, transpose, 1.0f, 0);
+}
+
+herd_status onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast) {
     int t = const_tensor(x, k);
     if (t < 0) return onnx_refuse(x, "input %d must be an initializer (a weight herd trains)", k);
     if (x->n_pend >= LAYER_MAX_SLOTS) return onnx_refuse(x, "too many weights");
     x->pend[x->n_pend].slot = slot, x->pend[x->n_pend].tensor = t, x->pend[x->n_pend].transpose = transpose;
+    x->pend[x->n_pend].scale = scale, x->pend[x->n_pend].broadcast = broadcast;
     x->n_pend++;
     x->claimed[k] = 1;
     return HERD_OK;
@@ -360,7 +397,7 @@ static herd_status check_link(onnx_importer *im, const weight_link *l) {
     else if (p->info.ndim >= 2)
         ok = t->ndim == p->info.ndim && !memcmp(t->dims, p->info.shape, (size_t)t->ndim * sizeof(int64_t));
     else
-        ok = t->numel == p->info.numel;
+        ok = t->numel == p->info.numel || (l->broadcast && t->numel == 1);
     if (ok) return HERD_OK;
     char a[96], b[96];
     int64_t want[4];
@@ -399,7 +436,8 @@ static herd_status make_layer(onnx_importer *im, const int *inputs, int n_in, on
             im->links = nl, im->cap_links = cap;
         }
         weight_link *l = &im->links[im->n_links];
-        *l = (weight_link){node, im->pend[i].slot, im->pend[i].tensor, im->pend[i].transpose};
+        *l = (weight_link){node, im->pend[i].slot, im->pend[i].tensor, im->pend[i].transpose, im->pend[i].scale,
+                           im->pend[i].broadcast};
         if (m->nodes[node].param[l->slot] < 0) return node_fail(im, HERD_EINTERNAL, "no parameter slot %d", l->slot);
         if ((st = check_link(im, l))) return st;
         im->n_links++;
@@ -766,6 +804,7 @@ static herd_status tr_matmul(onnx_importer *im) {
     if (!layer_is_vector(value_ndim(im, x), value_dims(im, x))) return onnx_refuse(im, "reads an NCHW tensor; flatten it first");
     begin_layer(im, "dense");
     im->pend[0].slot = 0, im->pend[0].tensor = tw, im->pend[0].transpose = 1;
+    im->pend[0].scale = 1.0f, im->pend[0].broadcast = 0;
     im->n_pend = 1;
     onnx_str out = n->out[0], name_from = n->out[0];
     int c = sole_consumer(im, n->out[0], im->node_index), tb = -1;
@@ -778,7 +817,9 @@ static herd_status tr_matmul(onnx_importer *im) {
     }
     onnx_arg(im, "units", "%lld", (long long)W->dims[1]);
     if (tb < 0) onnx_arg(im, "bias", "0");
-    else im->pend[1].slot = 1, im->pend[1].tensor = tb, im->pend[1].transpose = 0, im->n_pend = 2;
+    else
+        im->pend[1].slot = 1, im->pend[1].tensor = tb, im->pend[1].transpose = 0, im->pend[1].scale = 1.0f,
+        im->pend[1].broadcast = 0, im->n_pend = 2;
     return make_layer(im, &x->layer, 1, out, 2, name_from);
 }
 
@@ -1315,9 +1356,12 @@ static herd_status load_weights(onnx_importer *im) {
         const weight_link *l = &im->links[i];
         const onnx_tensor *t = &im->g.tensors[l->tensor];
         float *dst = model_param_data(m, m->nodes[l->node].param[l->slot]);
+        const int64_t numel = im->m->params_reg[m->nodes[l->node].param[l->slot]].info.numel;
         if (!l->transpose) {
             st = onnx_tensor_values(&im->g, t, dst, NULL, im->err);
             onnx_tensor_done(&im->g, t);
+            for (int64_t e = 1; !st && t->numel == 1 && e < numel; e++) dst[e] = dst[0]; /* broadcast */
+            for (int64_t e = 0; !st && l->scale != 1.0f && e < numel; e++) dst[e] *= l->scale;
             continue;
         }
         free(tmp);
@@ -1327,7 +1371,7 @@ static herd_status load_weights(onnx_importer *im) {
         int64_t in = t->dims[0], out = t->dims[1]; /* [in, out] -> herd's [out, in] */
         onnx_tensor_done(&im->g, t);
         for (int64_t a = 0; a < in; a++)
-            for (int64_t o = 0; o < out; o++) dst[o * in + a] = tmp[a * out + o];
+            for (int64_t o = 0; o < out; o++) dst[o * in + a] = tmp[a * out + o] * l->scale;
     }
     free(tmp);
     return st;
@@ -1386,6 +1430,16 @@ static herd_status give_error(onnx_importer *im, herd_status st, herd_error *err
     return st;
 }
 
+/* An ONNX file names no loss. A graph whose output is a feature map (C,H,W: a feature extractor
+ * or a dense predictor) gets the mean squared error over its values, which takes float targets
+ * of that shape, instead of the cross-entropy of a vector that refuses it; herd predict prints
+ * or writes the maps. Vectors and (T,K) outputs keep the default. */
+static herd_status default_loss(onnx_importer *im) {
+    const herd_model *m = im->m;
+    if (m->n_nodes == 0 || m->nodes[m->n_nodes - 1].ndim <= 2) return HERD_OK;
+    return herd_model_set_loss(im->m, "mse", NULL, 0, im->err);
+}
+
 herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_error *err) {
     onnx_importer *im = calloc(1, sizeof *im);
     if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
@@ -1393,6 +1447,7 @@ herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_erro
     herd_status st = onnx_decode_file(&im->g, path, im->err);
     if (!st) st = herd_model_begin(&im->m, path, im->err);
     if (!st) st = translate(im);
+    if (!st) st = default_loss(im);
     if (!st) st = herd_model_finish(im->m, im->err);
     if (!st) {
         init_unlinked(im);
@@ -1419,6 +1474,7 @@ herd_status herd_onnx_check(const char *path, void (*report)(void *ctx, const ch
     herd_status st = onnx_decode_file(&im->g, path, im->err);
     if (!st) st = herd_model_begin(&im->m, path, im->err);
     if (!st) st = translate(im);
+    if (!st) st = default_loss(im);
     if (!st) st = herd_model_finish(im->m, im->err); /* the output and loss checks, no weights read */
     if (res) {
         memset(res, 0, sizeof *res);

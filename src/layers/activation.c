@@ -198,5 +198,8 @@ const layer_kind layer_activation = {
     .onnx_ops = act_ops, .onnx_import = act_onnx_import, .spec = act_spec, .decode = act_decode,
 };
 
-/* The ReLU kind a planner may fuse: this kind with act == relu. */
-int layer_is_relu(const node *n) { return n->kind == &layer_activation && CFG(n)->act == HERD_ACT_RELU; }
+/* The activations a planner may fuse: this kind with act == relu or relu6. */
+herd_act layer_fusable_act(const node *n) {
+    if (n->kind != &layer_activation) return HERD_ACT_NONE;
+    return CFG(n)->act == HERD_ACT_RELU || CFG(n)->act == HERD_ACT_RELU6 ? CFG(n)->act : HERD_ACT_NONE;
+}

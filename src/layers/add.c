@@ -25,7 +25,7 @@ static void add_forward(const layer_call *c) {
     int64_t n = (int64_t)c->B * c->n->numel;
     ref_add_forward(c->out, c->in[0], c->in[1], n);
     for (int k = 2; k < c->n->n_in; k++) ref_accumulate(c->out, c->in[k], n);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, n, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, n, c->n->fused_act, 0);
 }
 
 static void add_decode(const layer_call *c, float *cache) {
@@ -33,11 +33,11 @@ static void add_decode(const layer_call *c, float *cache) {
     int64_t n = c->n->dims[c->n->ndim - 1];
     ref_add_forward(c->out, c->in[0], c->in[1], n);
     for (int k = 2; k < c->n->n_in; k++) ref_accumulate(c->out, c->in[k], n);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, n, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, n, c->n->fused_act, 0);
 }
 
 static void add_backward(const layer_call *c) {
-    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
     for (int k = 0; k < c->n->n_in; k++)
         if (c->din[k]) ref_accumulate(c->din[k], c->dout, (int64_t)c->B * c->n->numel);
 }

@@ -68,22 +68,24 @@ static herd_status conv_plan(node *n, layer_plan *p) {
 static void conv_forward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->n->fused_relu && c->be->conv2d_forward_relu) {
-        c->be->conv2d_forward_relu(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
+    if (c->n->fused_act && c->be->conv2d_forward_act) {
+        c->be->conv2d_forward_act(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d, c->n->fused_act);
         return;
     }
     c->be->conv2d_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
 }
 
 static void conv_backward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->n->fused_relu && c->be->conv2d_backward_relu) {
-        c->be->conv2d_backward_relu(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d);
+    if (c->n->fused_act && c->be->conv2d_backward_act) {
+        c->be->conv2d_backward_act(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d,
+                                   c->n->fused_act);
         return;
     }
-    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    if (c->n->fused_act)
+        c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
     c->be->conv2d_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], &d);
 }
 
@@ -114,8 +116,8 @@ static herd_status conv_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
-/* Conv: weight (and bias) from initializers, explicit symmetric pads plus a Pad before it,
- * group and dilations */
+/* Conv: weight (and bias) from initializers, explicit symmetric pads (or auto_pad VALID or SAME)
+ * plus a Pad before it, group and dilations */
 static herd_status conv_onnx_import(onnx_importer *x) {
     int64_t w[8], k[2], s[2] = {1, 1}, p[4] = {0, 0, 0, 0}, dil[2] = {1, 1}, b[8], g = onnx_attr_int(x, "group", 1);
     if (onnx_const_dims(x, 1, w) != 4)
@@ -124,10 +126,9 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     if (g < 1 || g > 65536 || c % g || w[0] % g)
         return onnx_refuse(x, "group=%lld does not divide the %d input channels and the %lld filters", (long long)g, c,
                            (long long)w[0]);
-    static const char *const notset[] = {"NOTSET", NULL};
-    if (!onnx_attr_str_in(x, "auto_pad", notset)) return onnx_refuse(x, "auto_pad (herd reads explicit pads)");
     int nk = onnx_attr_ints(x, "kernel_shape", k, 2), ns = onnx_attr_ints(x, "strides", s, 2),
         np = onnx_attr_ints(x, "pads", p, 4), nd = onnx_attr_ints(x, "dilations", dil, 2);
+
     if (nk >= 0 && (nk != 2 || k[0] != w[2] || k[1] != w[3]))
         return onnx_refuse(x, "kernel_shape does not match the weight's %lldx%lld", (long long)w[2], (long long)w[3]);
     if (ns >= 0 && ns != 2) return onnx_refuse(x, "strides must have 2 values");
@@ -137,6 +138,8 @@ static herd_status conv_onnx_import(onnx_importer *x) {
         return onnx_refuse(x, "dilations must be 2 values from 1 to 4096");
     int xh, xw;
     onnx_in_pad(x, &xh, &xw);
+    herd_status st = onnx_auto_pad(x, w + 2, s, dil, xh, xw, np >= 0, p);
+    if (st) return st;
     int bias = onnx_const_dims(x, 2, b) >= 0;
     onnx_arg(x, "filters", "%lld", (long long)w[0]);
     onnx_arg(x, "kernel", "%lldx%lld", (long long)w[2], (long long)w[3]);
@@ -145,7 +148,7 @@ static herd_status conv_onnx_import(onnx_importer *x) {
     if (!bias) onnx_arg(x, "bias", "0");
     if (g != 1) onnx_arg(x, "groups", "%lld", (long long)g);
     if (dil[0] != 1 || dil[1] != 1) onnx_arg(x, "dilation", "%lldx%lld", (long long)dil[0], (long long)dil[1]);
-    herd_status st = onnx_weight(x, 1, 0, 0);
+    st = onnx_weight(x, 1, 0, 0);
     return st || !bias ? st : onnx_weight(x, 2, 1, 0);
 }
 
@@ -173,7 +176,7 @@ static const char *const conv_positional[] = {"filters", "kernel", NULL};
 
 const layer_kind layer_conv2d = {
     .name = "conv2d", .keywords = conv_keywords, .positional = conv_positional, .min_inputs = 1, .max_inputs = 1,
-    .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
+    .flags = LAYER_FUSES_RELU | LAYER_FUSES_RELU6 | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
     .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = conv_flops,
     .describe = conv_describe, .onnx_export = conv_onnx,
     .onnx_ops = conv_ops, .onnx_import = conv_onnx_import, .spec = conv_spec,

@@ -3,6 +3,7 @@
  * in place. tie=NAME takes an earlier embedding's table (UNITS rows of F) as the weight, GPT-2's
  * tied output projection: one parameter, whose gradient both layers add to (the table's gradient
  * then becomes dense: the projection touches every row). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,7 +71,7 @@ static herd_status dense_plan(node *n, layer_plan *p) {
 static void dense_forward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
     c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
 }
 
 /* one position: one row through the same kernel */
@@ -78,12 +79,12 @@ static void dense_decode(const layer_call *c, float *cache) {
     (void)cache;
     const dense_cfg *cfg = CFG(c->n);
     c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], 1, cfg->in, cfg->out);
-    if (c->n->fused_relu) c->be->act_forward(c->ex, c->out, c->out, cfg->out, HERD_ACT_RELU, 0);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, cfg->out, c->n->fused_act, 0);
 }
 
 static void dense_backward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
-    if (c->n->fused_relu) c->be->relu_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel);
+    if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
     c->be->dense_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], c->B * cfg->rows, cfg->in,
                           cfg->out);
 }
@@ -118,20 +119,26 @@ static herd_status dense_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
-/* Gemm of a vector: weight [out, in] (transB=1, as herd and PyTorch write it) or [in, out] */
+/* Gemm of a vector: weight [out, in] (transB=1, as herd and PyTorch write it) or [in, out];
+ * alpha and beta are folded into the weight and the bias (alpha * W, beta * C: the same
+ * function; herd then trains those products); the bias C is [out], [1, out] or one value */
 static herd_status dense_onnx_import(onnx_importer *x) {
     int64_t w[8], b[8];
-    int trans = onnx_attr_int(x, "transB", 0) == 0, bias = onnx_const_dims(x, 2, b) >= 0;
-    if (onnx_attr_int(x, "transA", 0) != 0 || onnx_attr_float(x, "alpha", 1) != 1 ||
-        (bias && onnx_attr_float(x, "beta", 1) != 1))
-        return onnx_refuse(x, "transA, alpha or beta other than the defaults");
+    int trans = onnx_attr_int(x, "transB", 0) == 0, nb = onnx_const_dims(x, 2, b), bias = nb >= 0;
+    float alpha = onnx_attr_float(x, "alpha", 1), beta = onnx_attr_float(x, "beta", 1);
+    if (onnx_attr_int(x, "transA", 0) != 0)
+        return onnx_refuse(x, "transA=1 (A transposed puts the batch on A's second axis; herd's samples are rows)");
+    if (!isfinite(alpha) || !isfinite(beta)) return onnx_refuse(x, "alpha %g, beta %g (finite values)", alpha, beta);
     if (onnx_const_dims(x, 1, w) != 2) return onnx_refuse(x, "the weight must be a 2-D initializer");
+    if (nb == 2 && b[0] != 1)
+        return onnx_refuse(x, "a bias C of %lld rows (one per sample; herd's bias is one row for every sample)",
+                           (long long)b[0]);
     if (onnx_in_ndim(x) != 1 && !layer_is_vector(onnx_in_ndim(x), onnx_in_dims(x)))
         return onnx_refuse(x, "reads an NCHW tensor; flatten it first");
     onnx_arg(x, "units", "%lld", (long long)w[trans ? 1 : 0]);
     if (!bias) onnx_arg(x, "bias", "0");
-    herd_status st = onnx_weight(x, 1, 0, trans);
-    return st || !bias ? st : onnx_weight(x, 2, 1, 0);
+    herd_status st = onnx_weight_as(x, 1, 0, trans, alpha, 0);
+    return st || !bias ? st : onnx_weight_as(x, 2, 1, 0, beta, 1);
 }
 
 static void dense_spec(const herd_model *m, const node *n, char *buf, size_t size) {

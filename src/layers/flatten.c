@@ -21,10 +21,19 @@ static herd_status flatten_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
-/* Flatten (axis 1) of an image; of a vector it is an identity (herd's vectors are flat already) */
+/* Flatten (axis 1, or the negative axis naming the same one: -rank) of an image; of a vector it
+ * is an identity (herd's vectors are flat already). Any other axis makes rows that are not the
+ * samples: axis 0 one row of the whole batch, axis 2 and on several rows of each sample. */
 static herd_status flatten_onnx_import(onnx_importer *x) {
-    int64_t axis = onnx_attr_int(x, "axis", 1);
-    if (axis != 1) return onnx_refuse(x, "axis=%lld (herd flattens everything but the batch: axis 1)", (long long)axis);
+    int64_t axis = onnx_attr_int(x, "axis", 1), rank = 1 + onnx_in_ndim(x);
+    if (axis < -rank || axis > rank)
+        return onnx_refuse(x, "axis=%lld is outside [-%lld, %lld] for a rank-%lld input", (long long)axis,
+                           (long long)rank, (long long)rank, (long long)rank);
+    int64_t a = axis < 0 ? axis + rank : axis;
+    if (a == 0) return onnx_refuse(x, "axis=%lld puts the whole batch in one row (herd's rows are the samples: axis 1)", (long long)axis);
+    if (a != 1)
+        return onnx_refuse(x, "axis=%lld makes several rows of each sample (herd's rows are the samples: axis 1)",
+                           (long long)axis);
     if (onnx_in_ndim(x) == 1) onnx_pass_through(x);
     return HERD_OK;
 }

@@ -76,10 +76,10 @@ int layer_reads_output(const node *n) {
     return LAYER_READS_OUTPUT;
 }
 
-int layer_reads_fused_output(const node *n) { return n->fused_relu ? LAYER_READS_OUTPUT : 0; }
+int layer_reads_fused_output(const node *n) { return n->fused_act ? LAYER_READS_OUTPUT : 0; }
 
 int layer_reads_input_and_fused_output(const node *n) {
-    return LAYER_READS_INPUT | (n->fused_relu ? LAYER_READS_OUTPUT : 0);
+    return LAYER_READS_INPUT | (n->fused_act ? LAYER_READS_OUTPUT : 0);
 }
 
 int layer_is_vector(int ndim, const int64_t *dims) {

@@ -111,13 +111,11 @@ static herd_status pool_onnx(onnx_exporter *x, const node *n, const char *op, in
     return HERD_OK;
 }
 
-/* MaxPool / AveragePool: explicit symmetric pads (plus a Pad before an AveragePool), ceil_mode;
+/* MaxPool / AveragePool: explicit symmetric pads or auto_pad (plus a Pad before an AveragePool), ceil_mode;
  * an average pool with padding counts it (count_include_pad=1, PyTorch's default) */
 static herd_status pool_onnx_import(onnx_importer *x) {
     int avg = !strcmp(onnx_op(x), "AveragePool");
     int64_t k[2], s[2], p[4] = {0, 0, 0, 0}, dil[2];
-    static const char *const notset[] = {"NOTSET", NULL};
-    if (!onnx_attr_str_in(x, "auto_pad", notset)) return onnx_refuse(x, "auto_pad (herd reads explicit pads)");
     if (onnx_attr_ints(x, "kernel_shape", k, 2) != 2) return onnx_refuse(x, "needs a 2-D kernel_shape");
     int ns = onnx_attr_ints(x, "strides", s, 2), np = onnx_attr_ints(x, "pads", p, 4),
         nd = onnx_attr_ints(x, "dilations", dil, 2);
@@ -129,6 +127,9 @@ static herd_status pool_onnx_import(onnx_importer *x) {
     if (onnx_attr_int(x, "storage_order", 0) != 0) return onnx_refuse(x, "storage_order=1 (column-major indices)");
     int xh = 0, xw = 0;
     if (avg) onnx_in_pad(x, &xh, &xw);
+    const int64_t one[2] = {1, 1};
+    herd_status st = onnx_auto_pad(x, k, s, one, xh, xw, np >= 0, p);
+    if (st) return st;
     if (avg && (p[0] || p[1]) && onnx_attr_int(x, "count_include_pad", 0) != 1)
         return onnx_refuse(x, "padding with count_include_pad=0 (herd counts the padding)");
     if (2 * (p[0] + xh) > k[0] || 2 * (p[1] + xw) > k[1])

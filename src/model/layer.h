@@ -39,7 +39,8 @@ struct node {
     int param[LAYER_MAX_SLOTS]; /* registry indices, -1 = none; slot meaning is the kind's */
     int he_init;              /* read by a ReLU-family activation: He init for conv/dense */
     /* set by the planning passes */
-    int fused_relu;           /* this node applies the ReLU that follows it (its only consumer) */
+    herd_act fused_act;       /* HERD_ACT_NONE, or the ReLU (ReLU6 for LAYER_FUSES_RELU6 kinds) that follows it
+                                 and that this node applies (the activation is its only consumer) */
     int alias;                /* >= 0: a view whose buffers are node `alias`'s (a fused ReLU, a flatten) */
     int last_reader;          /* the last node reading this node's buffers (-1: none) */
     int first_grad_writer;    /* the first backward (highest node) adding to its gradient (-1: none) */
@@ -84,7 +85,8 @@ typedef struct layer_plan {
 
 enum { LAYER_READS_INPUT = 1, LAYER_READS_OUTPUT = 2 };
 enum { LAYER_VIEW = 1, LAYER_FUSES_RELU = 2, LAYER_TAKES_ACT = 4, LAYER_IMAGE_INPUT = 8, LAYER_BATCH_STATS = 16,
-       LAYER_ACTIVATION = 32, LAYER_READS_IDS = 64 };
+       LAYER_ACTIVATION = 32, LAYER_READS_IDS = 64,
+       LAYER_FUSES_RELU6 = 128 };
 
 struct layer_kind {
     const char *name;     /* "conv2d": as summaries show it */
@@ -93,7 +95,7 @@ struct layer_kind {
     const char *const *positional; /* names of the positional spec arguments, in order (NULL-terminated) */
     int min_inputs, max_inputs;
     int flags;            /* LAYER_VIEW: output aliases the input (no compute); LAYER_FUSES_RELU: can apply
-                             a following ReLU itself; LAYER_TAKES_ACT: a spec line may add an activation;
+                             a following ReLU itself; LAYER_FUSES_RELU6: a following ReLU6 too; LAYER_TAKES_ACT: a spec line may add an activation;
                              LAYER_IMAGE_INPUT: reads (C,H,W) (ONNX export refuses a flat input there);
                              LAYER_BATCH_STATS: needs the whole batch at once (training is never cut in chunks);
                              LAYER_ACTIVATION: its keywords may end another layer's line (`conv 32 3 relu`);
@@ -145,8 +147,9 @@ const layer_kind *layer_kind_by_keyword(const char *keyword);
 const char *layer_keywords(void);
 /* The keywords of the kinds that take ids (LAYER_READS_IDS), for messages. */
 const char *layer_id_keywords(void);
-/* Whether n is a ReLU (a planner may fuse it into its producer). */
-int layer_is_relu(const node *n);
+/* HERD_ACT_RELU or HERD_ACT_RELU6 when n is that activation (a planner may fuse it into its producer), else
+ * HERD_ACT_NONE. */
+herd_act layer_fusable_act(const node *n);
 /* Whether a per-sample shape is a vector: (F), or (C,1,1) as herd has always read it. */
 int layer_is_vector(int ndim, const int64_t *dims);
 /* v in the fewest digits that read back as the same float ("0.1", "1e-05"); buf of at least 16 bytes */

@@ -190,7 +190,7 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
     herd_rng_init(&m->dropout_rng, seed, 1);
 }
 
-/* The planning pass that fuses: a ReLU whose producer can apply it (conv, dense) and is read
+/* The planning pass that fuses: a ReLU (conv, dense, add) or ReLU6 (conv) whose producer can apply it and is read
  * by nothing else runs inside that producer, on its buffers (the cpu backend applies it per
  * image while the image is in cache). Views (flatten) share their input's buffers. That saves
  * two activation-sized buffers per pair, a zeroing pass and a pass over memory. */
@@ -199,7 +199,7 @@ static void plan_fusions(herd_model *m) {
     memset(consumers, 0, (size_t)m->n_nodes * sizeof *consumers);
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
-        n->fused_relu = 0;
+        n->fused_act = HERD_ACT_NONE;
         n->alias = -1;
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0) consumers[n->in[k]]++;
@@ -208,8 +208,10 @@ static void plan_fusions(herd_model *m) {
         node *n = &m->nodes[i];
         node *p = n->in[0] >= 0 ? &m->nodes[n->in[0]] : NULL;
         if ((n->kind->flags & LAYER_VIEW) && p) n->alias = n->in[0];
-        if (layer_is_relu(n) && p && consumers[n->in[0]] == 1 && (p->kind->flags & LAYER_FUSES_RELU) && p->alias < 0) {
-            p->fused_relu = 1;
+        herd_act act = layer_fusable_act(n);
+        int can = act == HERD_ACT_RELU ? LAYER_FUSES_RELU : act == HERD_ACT_RELU6 ? LAYER_FUSES_RELU6 : 0;
+        if (can && p && consumers[n->in[0]] == 1 && (p->kind->flags & can) && p->alias < 0) {
+            p->fused_act = act;
             n->alias = n->in[0];
         }
     }
@@ -411,6 +413,32 @@ static int train_chunk(const herd_model *m, size_t per_sample) {
     return rows < 8 ? 8 : (int)(rows / 8 * 8);
 }
 
+/* Rows per inference chunk: as many as keep the largest activation of a chunk within
+ * EVAL_CHUNK_BYTES (a quarter of the dev VM's 32 MB L3, which also holds the layer's input and
+ * weights), but enough that a chunk's activations outweigh its pass over the weights (each
+ * chunk reads every weight again: ResNet-18's 46 MB do not stay in L3), and at least one row per
+ * thread (each op of a chunk is one hand-off to the pool: with a row per thread the convs give
+ * each thread its own image, where one row in all would split every product across the threads,
+ * a hand-off per op per image), at most EVAL_CHUNK_MAX. MobileNetV2 at 224x224 (4.8 MB a sample
+ * after its first expansion, 14 MB of weights) runs 2 images at a time with 2 threads; small
+ * models keep the 32 rows they always had. */
+#define EVAL_CHUNK_BYTES (8u << 20)
+#define EVAL_CHUNK_MAX 32
+
+static int eval_chunk(const herd_model *m, int threads) {
+    size_t largest = 1, all = 1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        size_t bytes = (size_t)m->nodes[i].numel * sizeof(float);
+        if (m->nodes[i].alias >= 0) continue;
+        all += bytes;
+        if (bytes > largest) largest = bytes;
+    }
+    size_t rows = EVAL_CHUNK_BYTES / largest, weights = (size_t)m->n_params * sizeof(float);
+    if (rows < (weights + all - 1) / all) rows = (weights + all - 1) / all;
+    if (rows < (size_t)threads) rows = (size_t)threads;
+    return rows < 1 ? 1 : rows > EVAL_CHUNK_MAX ? EVAL_CHUNK_MAX : (int)rows;
+}
+
 herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch, int threads, herd_error *err) {
     const herd_backend *be = herd_backend_find(backend);
     if (!be) return herd_fail(err, HERD_EARG, "unknown backend '%s' (expected ref or cpu)", backend);
@@ -458,6 +486,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     if (st || planned_bytes(m, max_batch, &need))
         return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
     m->train_chunk = train_chunk(m, two - one);
+    m->eval_chunk = eval_chunk(m, herd_pool_threads(m->pool));
     if ((st = herd_arena_create(&m->arena, need, err)))
         return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
     if (plan_buffers(m, m->arena, max_batch, &m->activation_bytes_plain) != HERD_OK)
@@ -583,16 +612,15 @@ static void make_call(herd_model *m, const node *n, int64_t row0, int B, int tra
     }
 }
 
-/* Inference runs a large batch through the whole network EVAL_CHUNK rows at a time: every
- * eval op is per sample, and each layer then reads its input while the previous layer's
- * few MB are still in L2/L3 (at batch 1000 conv1's output alone is 100 MB, a round trip
- * through DRAM per layer). Rows keep their planned places, so outputs are unchanged. */
-#define EVAL_CHUNK 32
-
+/* Inference runs a batch through the whole network m->eval_chunk rows at a time: every eval
+ * op is per sample, and each layer then reads its input while the previous layer's output is
+ * still in L2/L3 (at batch 1000 conv1's output alone is 100 MB, a round trip through DRAM per
+ * layer). Rows keep their planned places. */
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
-    if (training || B <= EVAL_CHUNK) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
-    for (int r = 0; r < B; r += EVAL_CHUNK) {
-        herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < EVAL_CHUNK ? B - r : EVAL_CHUNK, 0, err);
+    int chunk = m->eval_chunk;
+    if (training || B <= chunk) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
+    for (int r = 0; r < B; r += chunk) {
+        herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < chunk ? B - r : chunk, 0, err);
         if (st) return st;
     }
     return HERD_OK;

@@ -62,6 +62,7 @@ struct herd_model {
     herd_exec ex;
     int max_batch;
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
+    int eval_chunk;           /* rows per forward chunk in inference (eval_chunk in model.c) */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;             /* the first input's data */
     float *packed;            /* several inputs: the planned staging buffer of packed samples */
@@ -186,6 +187,13 @@ const int64_t *onnx_in_dims(const onnx_importer *x);
 /* zero padding of H and W a Pad node put before data input 0; a kind that reads it folds it
  * into its own padding (a kind that does not is refused a padded input) */
 void onnx_in_pad(onnx_importer *x, int *ph, int *pw);
+/* The node's auto_pad: NOTSET (or absent) leaves p (the pads attribute, [h0, w0, h1, w1]) alone;
+ * VALID zeroes it; SAME_UPPER / SAME_LOWER set it from the input size (plus the xh, xw of a Pad
+ * before it), kernel k (kh, kw), strides s and dilations dil when both sides come out alike
+ * (or SAME_LOWER's extra one before at stride 2+, which no window reaches), else refuse naming
+ * the axis and the pads. An unknown value, or pads given too (has_pads), is refused. */
+herd_status onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
+                          int has_pads, int64_t *p);
 /* dims of constant input k (its rank), or -1 when input k is absent or not a constant */
 int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims);
 /* constant scalar input k (an operand such as Clip's min, claimed so it is not taken for a
@@ -195,6 +203,9 @@ herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double 
 /* constant input k holds the data of parameter slot `slot` (transpose: a 2-D [in, out] matrix
  * for a slot of shape [out, in]); refused when input k is not a constant */
 herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose);
+/* onnx_weight with every value times scale (Gemm's alpha and beta folded into the weights);
+ * broadcast: a one-value tensor fills the whole slot */
+herd_status onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast);
 /* the spec keyword (default: the kind's first) and the arguments of the layer */
 void onnx_keyword(onnx_importer *x, const char *keyword);
 void onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...)
