@@ -216,14 +216,16 @@ static void on_epoch_end(void *user, const herd_epoch_stats *s) {
     }
 }
 
-/* The one-screen summary at the end: where the time went, throughput, memory (rank 0's view). */
-static void print_run_summary(const herd_train_phases *p, double seconds, int world, const herd_model *m) {
+/* The one-screen summary at the end: where the time went, throughput, memory (rank 0's view).
+ * feeders: the ranks whose samples add up to the images trained (a pipeline's stages all count
+ * the same rows; parameter servers count none), so rank 0's samples times feeders is the total. */
+static void print_run_summary(const herd_train_phases *p, double seconds, int world, int feeders, const herd_model *m) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double total = p->data + p->compute + p->exchange + p->update;
     if (total <= 0) return;
     printf("run summary (rank 0): %lld steps, %.1f s training, %.0f images/s over %d rank%s\n", (long long)p->steps,
-           seconds, seconds > 0 ? (double)p->samples * world / seconds : 0.0, world, world == 1 ? "" : "s");
+           seconds, seconds > 0 ? (double)p->samples * feeders / seconds : 0.0, world, world == 1 ? "" : "s");
     printf("  data %5.1f%%  compute %5.1f%%  gradient exchange %5.1f%%  optimizer %5.1f%%  (of %.1f s in steps)\n",
            100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
     printf("  peak memory %.1f MiB (planned activations %.1f MiB, optimizer state %.2f MiB)\n", ru.ru_maxrss / 1024.0,
@@ -585,7 +587,8 @@ int cmd_train(int argc, char **argv) {
                    (long long)test->n, epochs, train_seconds);
     }
     if (save && !quiet) printf("saved weights to %s\n", save);
-    if (!quiet) print_run_summary(&phases, train_seconds, world, m);
+    if (!quiet)
+        print_run_summary(&phases, train_seconds, world, pipeline ? world / stages : ps ? world - servers : world, m);
     rc = 0;
 fail:
     if (rc) {
