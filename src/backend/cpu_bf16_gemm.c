@@ -9,12 +9,11 @@
 
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
-static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 /* 32 floats (n valid, the rest read as 0) rounded to 32 bf16, in order: value i in half i. */
 static inline TARGET_BF16 __m512i round32(const float *x, int n) {
-    __m512 lo = _mm512_maskz_loadu_ps(lanes16(n), x);
-    __m512 hi = _mm512_maskz_loadu_ps(lanes16(n - 16 > 0 ? n - 16 : 0), x + 16);
+    __m512 lo = _mm512_maskz_loadu_ps(cpu_lanes16(n), x);
+    __m512 hi = _mm512_maskz_loadu_ps(cpu_lanes16(n - 16 > 0 ? n - 16 : 0), x + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
@@ -24,7 +23,7 @@ static TARGET_BF16 void pack_rows(float *dst, int ldd, const float *src, int lds
         const float *s = src + (size_t)r * lds;
         float *t = dst + (size_t)r * ldd;
         for (int p = 0; p < P; p += 16) /* 16 pairs = 32 values per step */
-            _mm512_mask_storeu_epi32(t + p, lanes16(P - p), round32(s + 2 * p, cols - 2 * p));
+            _mm512_mask_storeu_epi32(t + p, cpu_lanes16(P - p), round32(s + 2 * p, cols - 2 * p));
     }
 }
 
@@ -37,7 +36,7 @@ static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, in
         const int has_b = 2 * p + 1 < rows;
         float *t = dst + (size_t)p * ldd;
         for (int c = 0; c < cols; c += 16) {
-            __mmask16 m = lanes16(cols - c);
+            __mmask16 m = cpu_lanes16(cols - c);
             __m512 va = _mm512_maskz_loadu_ps(m, a + c);
             __m512 vb = has_b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps();
             __m512i h = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
@@ -78,7 +77,7 @@ static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, int lda, 
                                   int accumulate, float *C, int ldc) {
     for (int j0 = 0; j0 < N; j0 += 32) {
         int nr = N - j0 < 32 ? N - j0 : 32;
-        __mmask16 m0 = lanes16(nr), m1 = lanes16(nr - 16 > 0 ? nr - 16 : 0);
+        __mmask16 m0 = cpu_lanes16(nr), m1 = cpu_lanes16(nr - 16 > 0 ? nr - 16 : 0);
         /* rows in tiles of as equal a height as can be (see cpu_gemm.c) */
         int tiles = (M + 7) / 8, base = M / tiles, extra = M % tiles;
         for (int t = 0, i = 0; t < tiles; t++) {

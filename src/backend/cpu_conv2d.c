@@ -15,9 +15,6 @@
 #include <immintrin.h>
 #endif
 
-/* Keeps every workspace slice on its own cache lines (64 bytes). */
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 /* 1x1, stride 1, no padding: the image itself is the column matrix. */
 static int is_pointwise(const conv2d_dims *d) {
     return d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PH == 0 && d->PW == 0;
@@ -25,22 +22,22 @@ static int is_pointwise(const conv2d_dims *d) {
 
 static size_t col_floats(const conv2d_dims *d) {
     if (is_pointwise(d)) return 0;
-    return round16((size_t)d->C * d->KH * d->KW * (size_t)d->OH * d->OW);
+    return cpu_round16((size_t)d->C * d->KH * d->KW * (size_t)d->OH * d->OW);
 }
 
 /* dout of one image transposed, (OH*OW, OC): see conv_backward_slots. */
-static size_t doutT_floats(const conv2d_dims *d) { return round16((size_t)d->OH * d->OW * d->OC); }
+static size_t doutT_floats(const conv2d_dims *d) { return cpu_round16((size_t)d->OH * d->OW * d->OC); }
 
 /* A slot's dw partial, transposed (C*KH*KW, OC), then its db partial (OC). */
 static size_t partial_floats(const conv2d_dims *d) {
-    return round16((size_t)d->OC * d->C * d->KH * d->KW + (size_t)d->OC);
+    return cpu_round16((size_t)d->OC * d->C * d->KH * d->KW + (size_t)d->OC);
 }
 
 /* One image zero-padded, (C, H+2PH, W+2PW): the AVX-512 im2col/col2im work on it so that
  * every row they move is in bounds and needs no edge logic. */
 static size_t padded_floats(const conv2d_dims *d) {
     if (is_pointwise(d)) return 0;
-    return round16((size_t)d->C * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW));
+    return cpu_round16((size_t)d->C * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW));
 }
 
 /* Images per product for small feature maps (1: none): enough to make the product at least
@@ -73,7 +70,7 @@ static size_t colT_floats(const conv2d_dims *d) { return shape_prefers_T(d) ? co
  * outputs (forward) or the gathered output gradients (din). */
 static size_t group_floats(const conv2d_dims *d) {
     size_t GN = (size_t)group_images(d) * d->OH * d->OW, K = (size_t)d->C * d->KH * d->KW;
-    return round16(K * GN) + round16((size_t)d->OC * GN) + round16(K * d->OH * d->OW) + padded_floats(d);
+    return cpu_round16(K * GN) + cpu_round16((size_t)d->OC * GN) + cpu_round16(K * d->OH * d->OW) + padded_floats(d);
 }
 
 /* The grouped weight gradient takes the batch DW_CHUNK_ROWS rows (image, output position) at
@@ -92,7 +89,7 @@ static int dw_chunk_images(const conv2d_dims *d) {
 static size_t dw_chunk_floats(const conv2d_dims *d) {
     int c = dw_chunk_images(d) < d->B ? dw_chunk_images(d) : d->B;
     size_t R = (size_t)c * d->OH * d->OW;
-    return round16(R * d->C * d->KH * d->KW) + round16((size_t)d->OC * R);
+    return cpu_round16(R * d->C * d->KH * d->KW) + cpu_round16((size_t)d->OC * R);
 }
 
 /* Per slot: [col | padded | doutT | partial | colT]; forward uses col, padded and doutT
@@ -110,7 +107,12 @@ static size_t partial_offset(const conv2d_dims *d) { return col_floats(d) + padd
  * grouped: the weight gradient's chunk. */
 static size_t shared_floats(const conv2d_dims *d) {
     if (group_images(d) > 1) return dw_chunk_floats(d);
-    return shape_prefers_T(d) ? round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
+    return shape_prefers_T(d) ? cpu_round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
+}
+
+/* The shape takes the Winograd path (cpu_winograd.c) and the caller planned its workspace. */
+static int winograd_fits(const herd_exec *ex, const conv2d_dims *d) {
+    return cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d);
 }
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
@@ -207,20 +209,12 @@ static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
 }
 
 #ifdef HAVE_AVX512_KERNEL
-static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
-
-/* Row o of a stride-2 output reads padded columns 2o: 16 outputs take 31 consecutive floats,
- * loaded as two masked vectors whose even lanes are the outputs. */
-static inline TARGET_AVX512 __m512i even_lanes(void) {
-    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-}
-
 /* im2col from the zero-padded image P, column stride 1 or 2: each output row is OW floats of
  * P (contiguous, or every other one), moved 16 at a time with masked loads/stores (3x faster
  * than the scalar loops, which spend their time on edge logic for 7..28-float rows). */
 static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, SW = d->SW;
-    const __m512i even = even_lanes();
+    const __m512i even = cpu_even_lanes();
     float *r = col;
     for (int c = 0; c < d->C; c++)
         for (int kh = 0; kh < d->KH; kh++)
@@ -229,14 +223,14 @@ static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d
                 for (int oh = 0; oh < OH; oh++, r += OW) {
                     const float *src = base + (size_t)oh * d->SH * Wp;
                     for (int o = 0; o < OW; o += 16) {
-                        __mmask16 m = lanes(OW - o);
+                        __mmask16 m = cpu_lanes16(OW - o);
                         __m512 v;
                         if (SW == 1) {
                             v = _mm512_maskz_loadu_ps(m, src + o);
                         } else {
                             int span = 2 * (OW - o < 16 ? OW - o : 16) - 1; /* floats read */
-                            __m512 a0 = _mm512_maskz_loadu_ps(lanes(span), src + 2 * o);
-                            __m512 a1 = _mm512_maskz_loadu_ps(lanes(span - 16 > 0 ? span - 16 : 0), src + 2 * o + 16);
+                            __m512 a0 = _mm512_maskz_loadu_ps(cpu_lanes16(span), src + 2 * o);
+                            __m512 a1 = _mm512_maskz_loadu_ps(cpu_lanes16(span - 16 > 0 ? span - 16 : 0), src + 2 * o + 16);
                             v = _mm512_permutex2var_ps(a0, even, a1);
                         }
                         _mm512_mask_storeu_ps(r + o, m, v);
@@ -252,7 +246,7 @@ static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d
  * masked read-modify-write of overlapping 2..7-float spans stalls on store forwarding. */
 static TARGET_AVX512 void col2im_padded_short(float *P, const float *col, const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, KH = d->KH, KW = d->KW;
-    const __mmask16 row = lanes(Wp);
+    const __mmask16 row = cpu_lanes16(Wp);
     for (int c = 0; c < d->C; c++)
         for (int kh = 0; kh < KH; kh++)
             for (int oh = 0; oh < OH; oh++) {
@@ -260,7 +254,7 @@ static TARGET_AVX512 void col2im_padded_short(float *P, const float *col, const 
                 __m512 v = _mm512_maskz_loadu_ps(row, dst);
                 const float *r = col + ((size_t)(c * KH + kh) * KW * OH + oh) * OW;
                 for (int kw = 0; kw < KW; kw++, r += (size_t)OH * OW) {
-                    __mmask16 m = (__mmask16)(lanes(OW) << kw); /* lanes [kw, kw + OW): r[lane - kw] */
+                    __mmask16 m = (__mmask16)(cpu_lanes16(OW) << kw); /* lanes [kw, kw + OW): r[lane - kw] */
                     __m512 g = _mm512_maskz_expandloadu_ps(m, r);
                     v = _mm512_mask_add_ps(v, m, v, g);
                 }
@@ -286,13 +280,13 @@ static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d
                 for (int oh = 0; oh < OH; oh++, r += OW) {
                     float *dst = base + (size_t)oh * d->SH * Wp;
                     for (int o = 0; o < OW; o += 16) {
-                        __mmask16 m = lanes(OW - o);
+                        __mmask16 m = cpu_lanes16(OW - o);
                         __m512 g = _mm512_maskz_loadu_ps(m, r + o);
                         if (SW == 1) {
                             _mm512_mask_storeu_ps(dst + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + o), g));
                         } else { /* lane 16 of the index picks a zero: odd columns get +0 */
                             int span = 2 * (OW - o < 16 ? OW - o : 16) - 1;
-                            __mmask16 m0 = lanes(span), m1 = lanes(span - 16 > 0 ? span - 16 : 0);
+                            __mmask16 m0 = cpu_lanes16(span), m1 = cpu_lanes16(span - 16 > 0 ? span - 16 : 0);
                             __m512 z = _mm512_setzero_ps();
                             float *t = dst + 2 * o;
                             _mm512_mask_storeu_ps(t, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, t),
@@ -387,9 +381,9 @@ static group_slot group_slot_at(const herd_exec *ex, const conv2d_dims *d, int64
     size_t GN = (size_t)group_images(d) * d->OH * d->OW, K = (size_t)d->C * d->KH * d->KW;
     group_slot g;
     g.gcol = ex->workspace + (size_t)s * slot_floats(d, 1);
-    g.gout = g.gcol + round16(K * GN);
-    g.col = g.gout + round16((size_t)d->OC * GN);
-    g.pad = g.col + round16(K * d->OH * d->OW);
+    g.gout = g.gcol + cpu_round16(K * GN);
+    g.col = g.gout + cpu_round16((size_t)d->OC * GN);
+    g.pad = g.col + cpu_round16(K * d->OH * d->OW);
     return g;
 }
 
@@ -531,7 +525,7 @@ static void conv_backward_grouped(conv_job *j) {
     const int rmax = (chunk < d->B ? chunk : d->B) * N;
     float *shared = j->ex->workspace + (size_t)j->slots * slot_floats(d, 1);
     j->colT = shared;
-    j->doutR = shared + round16((size_t)rmax * K);
+    j->doutR = shared + cpu_round16((size_t)rmax * K);
     for (int b0 = 0; b0 < d->B && (j->dw || j->db || j->mask_dout); b0 += chunk) {
         j->b0 = b0;
         j->b1 = d->B - b0 < chunk ? d->B : b0 + chunk;
@@ -648,7 +642,7 @@ static void conv_forward_split(conv_job *j) {
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                          const conv2d_dims *d, herd_act act) {
-    if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
+    if (winograd_fits(ex, d)) {
         cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
         if (act == HERD_ACT_RELU6) cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
         return;
@@ -772,7 +766,7 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
                           float *mask_dout, const float *relu_out, herd_act act, const float *in, const float *w,
                           const conv2d_dims *d) {
     if (!din && !dw && !db) return;
-    if (cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d)) {
+    if (winograd_fits(ex, d)) {
         if (mask_dout) cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
         cpu_winograd_backward(ex, din, dw, db, dout, in, w, d);
         return;

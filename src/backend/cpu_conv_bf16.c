@@ -15,7 +15,6 @@
 
 #include "cpu_bf16.h"
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 static int is_pointwise(const conv2d_dims *d) {
     return d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PH == 0 && d->PW == 0;
@@ -38,23 +37,23 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.K = d->C * d->KH * d->KW, s.N = d->OH * d->OW, s.OC = d->OC;
     size_t K = (size_t)s.K, N = (size_t)s.N, OC = (size_t)s.OC;
     size_t pK = (size_t)cpu_bf16_pairs(s.K), pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
-    s.col = is_pointwise(d) ? 0 : round16(K * N);
-    s.pad = is_pointwise(d) ? 0 : round16(cpu_conv2d_pad_floats(d));
+    s.col = is_pointwise(d) ? 0 : cpu_round16(K * N);
+    s.pad = is_pointwise(d) ? 0 : cpu_round16(cpu_conv2d_pad_floats(d));
     size_t bp = pK * N;
     if (K * pN > bp) bp = K * pN;
     if (pOC * N > bp) bp = pOC * N;
-    s.bp = round16(bp);
-    s.dtmp = round16(OC * pN);
-    s.dT = round16(pN * OC);
-    s.partial = round16(K * OC + OC);
+    s.bp = cpu_round16(bp);
+    s.dtmp = cpu_round16(OC * pN);
+    s.dT = cpu_round16(pN * OC);
+    s.partial = cpu_round16(K * OC + OC);
     s.fwd_T = !is_pointwise(d) && prefers_T(s.OC, s.N);
     s.din_T = !is_pointwise(d) && prefers_T(s.K, s.N);
     s.bt = s.fwd_T || s.din_T ? s.bp : 0;           /* bp transposed: (N, pairs K) or (N, pairs OC) */
-    s.tout = round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
+    s.tout = cpu_round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
     s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.bt + s.tout;
-    s.wp = round16(OC * pK) * (s.fwd_T ? 2 : 1);   /* then, transposed: (pairs K, OC) */
-    s.wtp = round16(K * pOC);
-    s.wt = round16(K * OC);
+    s.wp = cpu_round16(OC * pK) * (s.fwd_T ? 2 : 1);   /* then, transposed: (pairs K, OC) */
+    s.wtp = cpu_round16(K * pOC);
+    s.wt = cpu_round16(K * OC);
     return s;
 }
 
@@ -112,7 +111,7 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK) * W^T (pK, OC), bias rows first; out = outT^T */
             cpu_transpose(bt, bp, pK, N);
             for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
-            cpu_gemm_bf16(N, OC, pK, bt, pK, j->wp + round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
+            cpu_gemm_bf16(N, OC, pK, bt, pK, j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
             cpu_transpose(outb, tout, N, OC);
         } else {
             if (j->b)
@@ -141,7 +140,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     HERD_ASSERT(j.slots > 0); /* the model plans cpu_conv_bf16_workspace */
     j.wp = ex->workspace + (size_t)j.slots * j.s.slot;
     cpu_bf16_pack_rows(j.wp, cpu_bf16_pairs(j.s.K), w, j.s.K, j.s.OC, j.s.K);
-    if (j.s.fwd_T) cpu_transpose(j.wp + round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
+    if (j.s.fwd_T) cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
     atomic_init(&j.next_image, 0);
     int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
     cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, forward_images, &j);

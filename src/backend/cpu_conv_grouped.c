@@ -97,7 +97,7 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void convg_tile(
     float *outp, int oh0, int rb, int o0, const uint32_t *mask, __mmask16 last) {
     const conv2d_dims *d = j->d;
     const int Cg = d->C / d->G, H = d->H, W = d->W, OW = d->OW, KH = d->KH, KW = d->KW;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even = cpu_even_lanes();
     __m512 acc[RB][NCH];
     for (int r = 0; r < RB; r++)
         for (int ch = 0; ch < NCH; ch++) acc[r][ch] = bias;

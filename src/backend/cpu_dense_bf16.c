@@ -7,16 +7,15 @@
  * Bias and its gradient stay fp32. */
 #include "cpu_bf16.h"
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* [A pairs | B pairs | fp32 scratch]: the largest any of the three products needs. */
 size_t cpu_dense_bf16_workspace(int B, int IN, int OUT, int threads) {
     (void)threads;
     size_t b = (size_t)B, in = (size_t)IN, out = (size_t)OUT;
     size_t pB = (size_t)cpu_bf16_pairs(B), pIN = (size_t)cpu_bf16_pairs(IN), pOUT = (size_t)cpu_bf16_pairs(OUT);
-    size_t fwd = round16(b * pIN) + round16(pIN * out) + round16(out * pIN);
-    size_t dx = round16(b * pOUT) + round16(pOUT * in);
-    size_t dw = round16(out * pB) + round16(pB * in) + round16(out * b);
+    size_t fwd = cpu_round16(b * pIN) + cpu_round16(pIN * out) + cpu_round16(out * pIN);
+    size_t dx = cpu_round16(b * pOUT) + cpu_round16(pOUT * in);
+    size_t dw = cpu_round16(out * pB) + cpu_round16(pB * in) + cpu_round16(out * b);
     size_t m = fwd > dx ? fwd : dx;
     return m > dw ? m : dw;
 }
@@ -49,7 +48,7 @@ static void gemm_parallel(const herd_exec *ex, int M, int N, int P, const float 
 void cpu_dense_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
                             int IN, int OUT) {
     const int pIN = cpu_bf16_pairs(IN);
-    float *a = ex->workspace, *wt = a + round16((size_t)B * pIN), *wr = wt + round16((size_t)pIN * OUT);
+    float *a = ex->workspace, *wt = a + cpu_round16((size_t)B * pIN), *wr = wt + cpu_round16((size_t)pIN * OUT);
     cpu_bf16_pack_rows(a, pIN, in, IN, B, IN);
     cpu_bf16_pack_rows(wr, pIN, w, IN, OUT, IN);
     cpu_transpose(wt, wr, OUT, pIN);
@@ -63,14 +62,14 @@ void cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, float *
                              const float *in, const float *w, int B, int IN, int OUT) {
     if (din) {
         const int pOUT = cpu_bf16_pairs(OUT);
-        float *a = ex->workspace, *wp = a + round16((size_t)B * pOUT);
+        float *a = ex->workspace, *wp = a + cpu_round16((size_t)B * pOUT);
         cpu_bf16_pack_rows(a, pOUT, dout, OUT, B, OUT);
         cpu_bf16_pack_row_pairs(wp, IN, w, IN, OUT, IN);
         gemm_parallel(ex, B, IN, pOUT, a, wp, 1, din);
     }
     if (dw) {
         const int pB = cpu_bf16_pairs(B);
-        float *a = ex->workspace, *ip = a + round16((size_t)OUT * pB), *gt = ip + round16((size_t)pB * IN);
+        float *a = ex->workspace, *ip = a + cpu_round16((size_t)OUT * pB), *gt = ip + cpu_round16((size_t)pB * IN);
         cpu_transpose(gt, dout, B, OUT);
         cpu_bf16_pack_rows(a, pB, gt, B, OUT, B);
         cpu_bf16_pack_row_pairs(ip, IN, in, IN, B, IN);

@@ -46,8 +46,7 @@ static TARGET_AVX512 void gemm_avx512(int M, int N, int K, const float *A, ptrdi
                                       const float *B, int ldb, int accumulate, float *C, int ldc) {
     for (int j0 = 0; j0 < N; j0 += 32) {
         int nr = N - j0 < 32 ? N - j0 : 32;
-        __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-        __mmask16 m1 = nr <= 16 ? (__mmask16)0 : nr >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+        __mmask16 m0 = cpu_lanes16(nr), m1 = nr <= 16 ? (__mmask16)0 : cpu_lanes16(nr - 16);
         const float *b = B + j0;
         float *c = C + j0;
         /* ceil(M / 8) row tiles of as equal a height as can be (49 rows: 7 x 7, not 6 x 8 + 1):
@@ -78,8 +77,7 @@ static TARGET_AVX512 void gemm_avx512(int M, int N, int K, const float *A, ptrdi
  * network: lanes outside the block are masked, never touched. */
 static TARGET_AVX512 void transpose_block(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
     __m512 r[16], t[16];
-    __mmask16 cm = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
-    __mmask16 rm = rows >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rows) - 1);
+    __mmask16 cm = cpu_lanes16(cols), rm = cpu_lanes16(rows);
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * lds) : _mm512_setzero_ps();
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);

@@ -12,7 +12,19 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_AVX512_KERNEL 1
 #define TARGET_AVX512 __attribute__((target("avx512f")))
+#include <immintrin.h>
+
+/* The first n lanes of a 16-float vector (all for n >= 16). */
+static inline __mmask16 cpu_lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+/* Lanes 0, 2, ..., 30 of two vectors, for _mm512_permutex2var_ps: the even floats of 32
+ * consecutive ones (a stride-2 row, or the even columns of a de-interleave); add 1 for the odd. */
+static inline TARGET_AVX512 __m512i cpu_even_lanes(void) {
+    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
 #endif
+
+/* n floats rounded up to a multiple of 16: keeps every workspace slice on its own cache lines. */
+static inline size_t cpu_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* The pool's workers spin ~100 us on an atomic before they sleep (src/core/pool.c), and ops
  * come back to back within a step, so a hand-off costs microseconds, not the ~60 us of a

@@ -42,7 +42,7 @@ static int is_2x2s2(const pool2d_dims *d) {
  * split into even and odd columns and the four candidates compared in the scalar path's
  * order with the same NaN rule, so values and argmax match it exactly. */
 static TARGET_AVX512 void maxpool_2x2_plane(float *y, int32_t *am, const float *x, int W, int OH, int OW) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even = cpu_even_lanes();
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int oh = 0; oh < OH; oh++) {
         const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
@@ -103,7 +103,7 @@ static TARGET_AVX512 void maxpool_2x2_small(float *y, int32_t *am, const float *
     for (int64_t base = 0; base < total; base += period, xb += (int64_t)period_planes * HW) {
         for (int o = 0; o < period && base + o < total; o += 16) {
             int64_t left = total - base - o;
-            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            __mmask16 m = cpu_lanes16(left >= 16 ? 16 : (int)left);
             __m512i idx = _mm512_loadu_si512(off + o), a = _mm512_loadu_si512(at + o);
             __m512 best = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, xb, 4);
             __m512i arg = a;
@@ -138,7 +138,7 @@ static inline __mmask16 lane_range(int lo, int hi) {
  * so values and argmax match the general loop exactly, clipped (ceil mode) windows included. */
 static TARGET_AVX512 void maxpool_rows_plane(float *y, int32_t *am, const float *x, const pool2d_dims *d) {
     const int H = d->H, W = d->W, OH = d->OH, OW = d->OW, SW = d->SW;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even = cpu_even_lanes();
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i col_step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(SW));
     for (int oh = 0; oh < OH; oh++) {

@@ -37,8 +37,6 @@
 /* Output channels per item of the weight-gradient fold */
 #define WINO_DW_BLOCK 16
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 static int tiles_w(const conv2d_dims *d) { return (d->OW + 1) / 2; }
 static int tiles_h(const conv2d_dims *d) { return (d->OH + 1) / 2; }
 static int tiles(const conv2d_dims *d) { return tiles_w(d) * tiles_h(d); }
@@ -80,7 +78,7 @@ int cpu_winograd_applies(const conv2d_dims *d) {
  * before their transpose] */
 size_t cpu_winograd_workspace(const conv2d_dims *d) {
     size_t P = (size_t)chunk_images(d) * tiles(d);
-    return round16(16 * (size_t)d->C * d->OC) + round16(16 * P * d->C) + 2 * round16(16 * P * d->OC);
+    return cpu_round16(16 * (size_t)d->C * d->OC) + cpu_round16(16 * P * d->C) + 2 * cpu_round16(16 * P * d->OC);
 }
 
 typedef struct wino_job {
@@ -105,7 +103,6 @@ typedef struct wino_job {
 
 /* ---- kernel transforms ---- */
 
-static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 
 /* u[k] (k = 0..15, at u + k*ustride) = (G g G^T)[k] for 16 kernels side by side (lanes m):
  * lane l's 3x3 kernel has its tap e at g[l*gstride + e] (e = 3*row + col), or flipped (8 - e). */
@@ -143,7 +140,7 @@ static TARGET_AVX512 void kernels_forward(void *ctx, int64_t s0, int64_t s1, int
     for (int64_t oc = s0; oc < s1; oc++)
         for (int c = 0; c < j->CI; c += 16)
             kernels_to_u(j->U + (size_t)oc * j->CI + c, plane, j->w + ((size_t)oc * j->CI + c) * 9, 9, 0,
-                         lanes(j->CI - c));
+                         cpu_lanes16(j->CI - c));
 }
 
 /* Input gradient: the pass runs from OC channels to C with g'[c][oc] = w[oc][c] flipped in both
@@ -156,7 +153,7 @@ static TARGET_AVX512 void kernels_din(void *ctx, int64_t s0, int64_t s1, int thr
     for (int64_t c = s0; c < s1; c++)
         for (int oc = 0; oc < j->CI; oc += 16)
             kernels_to_u(j->U + (size_t)c * j->CI + oc, plane, j->w + ((size_t)oc * j->CO + c) * 9, 9 * j->CO, 1,
-                         lanes(j->CI - oc));
+                         cpu_lanes16(j->CI - oc));
 }
 
 /* Weight gradient: dw[oc][c] += G^T dU G with dU[k] read from dU^T [16][C][OC]; items are blocks
@@ -289,7 +286,7 @@ static TARGET_AVX512 void input_tiles_small(const wino_job *j, int64_t s0, int64
         for (int y = 0; y < H; y++) memcpy(pad + (size_t)(y + 1) * ld + 1, x + (size_t)y * W, sizeof(float) * (size_t)W);
         float *v = j->V + (size_t)c * j->P + (size_t)i * T;
         for (int p0 = 0; p0 < T; p0 += 16) {
-            __mmask16 m = lanes(T - p0);
+            __mmask16 m = cpu_lanes16(T - p0);
             __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
             __m512 q[4][4];
             for (int r = 0; r < 4; r++)
@@ -328,7 +325,7 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
         float *o = j->out + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
         const float *mb = j->M + (size_t)oc * j->P + (size_t)i * T;
         for (int p0 = 0; p0 < T; p0 += 16) {
-            __mmask16 m = lanes(T - p0);
+            __mmask16 m = cpu_lanes16(T - p0);
             __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
             __m512 yy[2][2];
             load_at_m_a(yy, mb + p0, ks, m, bias);
@@ -360,7 +357,7 @@ static TARGET_AVX512 void dout_tiles_small(const wino_job *j, int64_t s0, int64_
         const float *g = j->dout + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
         float *mp = j->Mr + (size_t)oc * j->P + (size_t)i * T;
         for (int p0 = 0; p0 < T; p0 += 16) {
-            __mmask16 m = lanes(T - p0);
+            __mmask16 m = cpu_lanes16(T - p0);
             __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
             __m512 dy[2][2];
             for (int r = 0; r < 2; r++)
@@ -383,7 +380,7 @@ static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thr
         return;
     }
     const size_t ks = (size_t)j->CI * j->P;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even = cpu_even_lanes();
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     float buf[4][WINO_ROW];
     memset(buf, 0, sizeof buf);
@@ -401,7 +398,7 @@ static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thr
                 padded_row(pr[3], x, 2 * ty + 2, d->H, d->W);
             }
             for (int t0 = 0; t0 < TW; t0 += 16) {
-                __mmask16 m = lanes(TW - t0);
+                __mmask16 m = cpu_lanes16(TW - t0);
                 __m512 q[4][4]; /* the tiles' input values d[row][col] */
                 for (int r = 0; r < 4; r++) {
                     const float *p = pr[r] + 2 * t0;
@@ -440,13 +437,13 @@ static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int th
         const float *m = j->M + (size_t)oc * j->P + (size_t)i * T;
         for (int ty = 0; ty < TH; ty++)
             for (int t0 = 0; t0 < TW; t0 += 16) {
-                __mmask16 mt = lanes(TW - t0);
+                __mmask16 mt = cpu_lanes16(TW - t0);
                 const float *mb = m + (size_t)ty * TW + t0;
                 __m512 y[2][2];
                 load_at_m_a(y, mb, ks, mt, bias);
                 int n = W - 2 * t0; /* output columns from 2*t0 on */
                 if (n > 32) n = 32;
-                __mmask16 ma = lanes(n), mb2 = lanes(n - 16 > 0 ? n - 16 : 0);
+                __mmask16 ma = cpu_lanes16(n), mb2 = cpu_lanes16(n - 16 > 0 ? n - 16 : 0);
                 for (int r = 0; r < 2 && 2 * ty + r < H; r++) {
                     __m512 a = _mm512_permutex2var_ps(y[r][0], lo_idx, y[r][1]);
                     __m512 b = _mm512_permutex2var_ps(y[r][0], hi_idx, y[r][1]);
@@ -477,7 +474,7 @@ static TARGET_AVX512 void dout_tiles(void *ctx, int64_t s0, int64_t s1, int thre
         return;
     }
     const size_t ks = (size_t)j->CO * j->P;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even = cpu_even_lanes();
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     for (int64_t s = s0; s < s1; s++) {
         int i = (int)(s / j->CO), oc = (int)(s % j->CO);
@@ -485,10 +482,10 @@ static TARGET_AVX512 void dout_tiles(void *ctx, int64_t s0, int64_t s1, int thre
         float *m = j->Mr + (size_t)oc * j->P + (size_t)i * T;
         for (int ty = 0; ty < TH; ty++)
             for (int t0 = 0; t0 < TW; t0 += 16) {
-                __mmask16 mt = lanes(TW - t0);
+                __mmask16 mt = cpu_lanes16(TW - t0);
                 int n = W - 2 * t0;
                 if (n > 32) n = 32;
-                __mmask16 ma = lanes(n), mb = lanes(n - 16 > 0 ? n - 16 : 0);
+                __mmask16 ma = cpu_lanes16(n), mb = cpu_lanes16(n - 16 > 0 ? n - 16 : 0);
                 __m512 e[2], od[2]; /* dY rows 0, 1 at the tiles' columns 0 and 1 */
                 for (int r = 0; r < 2; r++) {
                     __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
@@ -560,10 +557,10 @@ static void bias_grad(void *ctx, int64_t s0, int64_t s1, int thread) {
 static void place(wino_job *j, const conv2d_dims *d) {
     size_t P = (size_t)chunk_images(d) * tiles(d);
     j->U = j->ex->workspace;
-    float *x = j->U + round16(16 * (size_t)d->C * d->OC);
-    float *y = x + round16(16 * P * d->C);
+    float *x = j->U + cpu_round16(16 * (size_t)d->C * d->OC);
+    float *y = x + cpu_round16(16 * P * d->C);
     /* the layer's C-channel tiles always go in x, its OC-channel tiles in y */
-    j->Mr = y + round16(16 * P * d->OC);
+    j->Mr = y + cpu_round16(16 * P * d->OC);
     if (j->CI == d->C) {
         j->V = x;
         j->M = y;
