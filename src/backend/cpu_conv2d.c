@@ -7,6 +7,7 @@
  * threads by blocks of dw's columns (no partials to sum: the order is the same whatever the
  * thread count). */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -110,6 +111,20 @@ static size_t shared_floats(const conv2d_dims *d) {
     return shape_prefers_T(d) ? cpu_round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
 }
 
+int cpu_conv_gemm_only(void) {
+    static int only = -1; /* read once; a data race on this int at worst reads the env twice */
+    if (only < 0) {
+        const char *e = getenv("HERD_CONV");
+        only = e && strcmp(e, "gemm") == 0;
+    }
+    return only;
+}
+
+/* The shape takes the tiny-map path (cpu_conv_taps.c) and the caller planned its workspace. */
+static int taps_fit(const herd_exec *ex, const conv2d_dims *d) {
+    return cpu_conv_taps_applies(d) && ex && ex->workspace_floats >= cpu_conv_taps_workspace(d, cpu_threads(ex));
+}
+
 /* The shape takes the Winograd path (cpu_winograd.c) and the caller planned its workspace. */
 static int winograd_fits(const herd_exec *ex, const conv2d_dims *d) {
     return cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d);
@@ -117,6 +132,7 @@ static int winograd_fits(const herd_exec *ex, const conv2d_dims *d) {
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
     if (cpu_winograd_applies(d)) return cpu_winograd_workspace(d);
+    if (cpu_conv_taps_applies(d)) return cpu_conv_taps_workspace(d, threads);
     size_t t = threads < 1 ? 1 : (size_t)threads;
     return t * slot_floats(d, 1) + shared_floats(d);
 }
@@ -647,6 +663,10 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         if (act == HERD_ACT_RELU6) cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
         return;
     }
+    if (taps_fit(ex, d)) {
+        cpu_conv_taps_forward(ex, out, in, w, b, d, act);
+        return;
+    }
     int slots = conv_slots(ex, d, 0);
     if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
         ref_conv2d_forward(out, in, w, b, d);
@@ -769,6 +789,11 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     if (winograd_fits(ex, d)) {
         if (mask_dout) cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
         cpu_winograd_backward(ex, din, dw, db, dout, in, w, d);
+        return;
+    }
+    if (taps_fit(ex, d)) {
+        if (mask_dout) cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+        cpu_conv_taps_backward(ex, din, dw, db, dout, in, w, d);
         return;
     }
     int slots = conv_slots(ex, d, 1);

@@ -49,15 +49,6 @@ static int chunk_images(const conv2d_dims *d) {
     return n < d->B ? n : d->B;
 }
 
-static int env_allows(void) {
-    static int allow = -1; /* read once; a data race on this int at worst reads the env twice */
-    if (allow < 0) {
-        const char *e = getenv("HERD_CONV");
-        allow = !(e && strcmp(e, "gemm") == 0);
-    }
-    return allow;
-}
-
 int cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
     if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d) > WINO_MAX_TW ||
@@ -70,7 +61,7 @@ int cpu_winograd_applies(const conv2d_dims *d) {
      * 1.43x, 128ch 8x8 1.14x / 1.15x, 512ch 7x7 2.3x / 1.7x, 256ch 4x4 1.13x / 1.19x; left out:
      * 512ch 2x2 0.97x / 0.80x, 64->128ch 7x7 0.96x / 0.78x (the example CNN's conv3). */
     const int64_t ch = d->C < d->OC ? d->C : d->OC;
-    return env_allows() && cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
+    return !cpu_conv_gemm_only() && cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
            ch * d->OH * d->OW >= 4096;
 }
 

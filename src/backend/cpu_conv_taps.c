@@ -1,0 +1,268 @@
+/* Convolutions on maps so small that most taps read padding: ResNet-18's last stage at 64x64
+ * inputs runs 3x3 convolutions over 2x2 maps, where each output sees its input through 4 of
+ * the 9 taps, so im2col multiplies 5/9 of its columns by zeros (a 1x1 map: 8/9). Here each tap
+ * t keeps only its (output, input) position pairs that lie inside the map:
+ *     out[b, :, p] += W_t (OC, C) * in[b, :, q]   for every pair (p, q) of t,
+ * one product per tap and block of output channels, X_t = the pairs' inputs of the whole batch
+ * gathered side by side (C, B*n_t). At 2x2 that is 16 of im2col's 36 products per channel pair.
+ * Every output is the bias plus, tap after tap, one fixed-order sum over C; the weight gradient
+ * of a tap is one fixed-order sum over the batch's pairs; blocks of channels are fixed. So the
+ * numbers do not depend on the thread count. HERD_CONV=gemm sends these shapes back to im2col. */
+#include <string.h>
+
+#include "cpu_internal.h"
+
+#define TAPS_MAX_OUT 16 /* OH*OW */
+#define TAPS_MAX_K 49   /* KH*KW */
+#define TAPS_BLOCK 32   /* channels (output, or input for din) per product */
+
+typedef struct taps {
+    int n;                     /* taps with at least one pair */
+    int tap[TAPS_MAX_K];       /* the kernel offset kh*KW + kw of each */
+    int start[TAPS_MAX_K + 1]; /* tap i's pairs are [start[i], start[i+1]) */
+    int p[TAPS_MAX_OUT * TAPS_MAX_K], q[TAPS_MAX_OUT * TAPS_MAX_K]; /* output, input position */
+} taps;
+
+/* Fills t when d's shape can take this path (sizes within the arrays, no groups or dilation). */
+static int taps_build(const conv2d_dims *d, taps *t) {
+    if (conv2d_is_grouped(d) || d->OH * d->OW > TAPS_MAX_OUT || d->KH * d->KW > TAPS_MAX_K) return 0;
+    int s = 0;
+    t->n = 0;
+    for (int kh = 0; kh < d->KH; kh++)
+        for (int kw = 0; kw < d->KW; kw++) {
+            int s0 = s;
+            for (int oh = 0; oh < d->OH; oh++)
+                for (int ow = 0; ow < d->OW; ow++) {
+                    int ih = oh * d->SH - d->PH + kh, iw = ow * d->SW - d->PW + kw;
+                    if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W) continue;
+                    t->p[s] = oh * d->OW + ow;
+                    t->q[s] = ih * d->W + iw;
+                    s++;
+                }
+            if (s > s0) {
+                t->tap[t->n] = kh * d->KW + kw;
+                t->start[t->n++] = s0;
+            }
+        }
+    t->start[t->n] = s;
+    return 1;
+}
+
+/* Taken when the pairs are at most 60% of im2col's products (2x2 and 1x1 maps under a 3x3
+ * kernel; 4x4 keeps 69% and goes to Winograd) and the channels make products worth blocking. */
+int cpu_conv_taps_applies(const conv2d_dims *d) {
+    taps t;
+    if (!taps_build(d, &t) || d->C < 32 || d->OC < 32 || cpu_conv_gemm_only()) return 0;
+    return 5 * t.start[t.n] <= 3 * d->OH * d->OW * d->KH * d->KW;
+}
+
+static int max_pairs(const taps *t) {
+    int m = 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->start[i + 1] - t->start[i] > m) m = t->start[i + 1] - t->start[i];
+    return m;
+}
+
+/* Floats between two taps' packed weights (or weight gradients): their size plus one cache line,
+ * so that the taps' rows never fall in the same L1 set (a power-of-two stride would). */
+static size_t tap_stride(size_t rows, size_t cols) { return cpu_round16(rows * cols) + 16; }
+
+/* Per thread: one tap's product (TAPS_BLOCK, B*n), or a block's weight gradient for every tap. */
+static size_t slot_floats(const conv2d_dims *d, const taps *t) {
+    size_t a = cpu_round16((size_t)TAPS_BLOCK * d->B * max_pairs(t)), g = t->n * tap_stride(TAPS_BLOCK, d->C);
+    return a > g ? a : g;
+}
+
+/* [the weights packed per tap, (OC, C) each | inputs gathered (C*B*pairs) | output gradients
+ * gathered (OC*B*pairs) | slots] */
+size_t cpu_conv_taps_workspace(const conv2d_dims *d, int threads) {
+    taps t;
+    if (!taps_build(d, &t)) return 0;
+    size_t S = (size_t)t.start[t.n], th = threads < 1 ? 1 : (size_t)threads;
+    return t.n * tap_stride(d->OC, d->C) + cpu_round16((size_t)d->C * d->B * S) + cpu_round16((size_t)d->OC * d->B * S) +
+           th * slot_floats(d, &t);
+}
+
+typedef struct taps_job {
+    const herd_exec *ex;
+    const conv2d_dims *d;
+    const taps *t;
+    float *out, *din, *dw, *db;
+    const float *in, *w, *b, *dout;
+    float *wp, *xg, *yg, *slots;
+    size_t slot, wstride;
+    herd_act act;
+} taps_job;
+
+/* Forward: xg holds, per tap i, (C, B*n_i): column b*n_i + k is input position q[start_i + k]
+ * of image b. Backward: xg holds per tap (B*n_i, C), the same numbers transposed (the weight
+ * gradient's right-hand side). Split by images. */
+static void gather_inputs(void *ctx, int64_t b0, int64_t b1, int thread) {
+    (void)thread;
+    const taps_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const taps *t = j->t;
+    const int C = d->C, HW = d->H * d->W, B = d->B;
+    for (int64_t b = b0; b < b1; b++)
+        for (int i = 0; i < t->n; i++) {
+            int s = t->start[i], n = t->start[i + 1] - s;
+            float *x = j->xg + (size_t)C * B * s;
+            const float *inb = j->in + (size_t)b * C * HW;
+            if (!j->dout) {
+                for (int c = 0; c < C; c++)
+                    for (int k = 0; k < n; k++) x[(size_t)c * B * n + b * n + k] = inb[(size_t)c * HW + t->q[s + k]];
+            } else {
+                for (int k = 0; k < n; k++)
+                    for (int c = 0; c < C; c++) x[(size_t)(b * n + k) * C + c] = inb[(size_t)c * HW + t->q[s + k]];
+            }
+        }
+}
+
+/* yg per tap i: (OC, B*n_i), dout at the pairs' output positions. Split by images. */
+static void gather_douts(void *ctx, int64_t b0, int64_t b1, int thread) {
+    (void)thread;
+    const taps_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const taps *t = j->t;
+    const int OC = d->OC, N = d->OH * d->OW, B = d->B;
+    for (int64_t b = b0; b < b1; b++)
+        for (int i = 0; i < t->n; i++) {
+            int s = t->start[i], n = t->start[i + 1] - s;
+            float *y = j->yg + (size_t)OC * B * s;
+            const float *g = j->dout + (size_t)b * OC * N;
+            for (int oc = 0; oc < OC; oc++)
+                for (int k = 0; k < n; k++) y[(size_t)oc * B * n + b * n + k] = g[(size_t)oc * N + t->p[s + k]];
+        }
+}
+
+/* wp[i] (OC, C) = the tap-i weights, for a range of output channels: each (oc, c)'s taps read
+ * once, side by side. */
+static void pack_weights(void *ctx, int64_t oc0, int64_t oc1, int thread) {
+    (void)thread;
+    const taps_job *j = ctx;
+    const taps *t = j->t;
+    const int C = j->d->C, KK = j->d->KH * j->d->KW;
+    for (int64_t oc = oc0; oc < oc1; oc++)
+        for (int c = 0; c < C; c++) {
+            const float *src = j->w + ((size_t)oc * C + c) * KK;
+            for (int i = 0; i < t->n; i++) j->wp[i * j->wstride + (size_t)oc * C + c] = src[t->tap[i]];
+        }
+}
+
+static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
+    const taps_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const taps *t = j->t;
+    const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B;
+    float *T = j->slots + (size_t)thread * j->slot;
+    for (int64_t blk = k0; blk < k1; blk++) {
+        int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
+        for (int b = 0; b < B; b++)
+            for (int r = 0; r < m; r++) {
+                float *o = j->out + ((size_t)b * OC + oc0 + r) * N, v = j->b ? j->b[oc0 + r] : 0.0f;
+                for (int x = 0; x < N; x++) o[x] = v;
+            }
+        for (int i = 0; i < t->n; i++) {
+            int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
+            cpu_gemm(m, cols, C, j->wp + i * j->wstride + (size_t)oc0 * C, C, 1, j->xg + (size_t)C * B * s, cols, 0, T, cols);
+            for (int r = 0; r < m; r++)
+                for (int b = 0; b < B; b++) {
+                    float *o = j->out + ((size_t)b * OC + oc0 + r) * N;
+                    const float *v = T + (size_t)r * cols + (size_t)b * n;
+                    for (int k = 0; k < n; k++) o[t->p[s + k]] += v[k];
+                }
+        }
+        if (j->act)
+            for (int b = 0; b < B; b++) cpu_act_apply_inplace(j->out + ((size_t)b * OC + oc0) * N, (int64_t)m * N, j->act);
+    }
+}
+
+/* dw/db for a block of output channels: dW_t (m, C) = yg_t rows (m, B*n) * xg_t (B*n, C) for
+ * every tap into the pack area, then added to dw row by row with each pair's taps side by side. */
+static void weight_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
+    const taps_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const taps *t = j->t;
+    const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B, KK = d->KH * d->KW;
+    float *T = j->slots + (size_t)thread * j->slot;
+    for (int64_t blk = k0; blk < k1; blk++) {
+        int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
+        for (int i = 0; i < t->n && j->dw; i++) {
+            int s = t->start[i], rows = B * (t->start[i + 1] - s);
+            cpu_gemm(m, C, rows, j->yg + (size_t)OC * B * s + (size_t)oc0 * rows, rows, 1, j->xg + (size_t)C * B * s,
+                     C, 0, T + i * tap_stride(m, C), C);
+        }
+        for (int r = 0; r < m && j->dw; r++)
+            for (int c = 0; c < C; c++) {
+                float *dw = j->dw + ((size_t)(oc0 + r) * C + c) * KK;
+                for (int i = 0; i < t->n; i++) dw[t->tap[i]] += T[i * tap_stride(m, C) + (size_t)r * C + c];
+            }
+        for (int r = 0; r < m && j->db; r++) {
+            float acc = 0.0f;
+            for (int b = 0; b < B; b++) acc += cpu_sum_floats(j->dout + ((size_t)b * OC + oc0 + r) * N, N);
+            j->db[oc0 + r] += acc;
+        }
+    }
+}
+
+/* din for a block of input channels: din_t (m, B*n) = W_t^T rows (m, OC) * yg_t (OC, B*n),
+ * added at the pairs' input positions, tap after tap (W_t^T read in place from wp). */
+static void input_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
+    const taps_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const taps *t = j->t;
+    const int C = d->C, OC = d->OC, HW = d->H * d->W, B = d->B;
+    float *T = j->slots + (size_t)thread * j->slot;
+    for (int64_t blk = k0; blk < k1; blk++) {
+        int c0 = (int)blk * TAPS_BLOCK, m = C - c0 < TAPS_BLOCK ? C - c0 : TAPS_BLOCK;
+        for (int i = 0; i < t->n; i++) {
+            int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
+            cpu_gemm(m, cols, OC, j->wp + i * j->wstride + c0, 1, C, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
+            for (int r = 0; r < m; r++)
+                for (int b = 0; b < B; b++) {
+                    float *x = j->din + ((size_t)b * C + c0 + r) * HW;
+                    const float *v = T + (size_t)r * cols + (size_t)b * n;
+                    for (int k = 0; k < n; k++) x[t->q[s + k]] += v[k];
+                }
+        }
+    }
+}
+
+static taps_job job_for(const herd_exec *ex, const conv2d_dims *d, const taps *t) {
+    size_t S = (size_t)t->start[t->n];
+    taps_job j = {.ex = ex, .d = d, .t = t, .wp = ex->workspace, .wstride = tap_stride(d->OC, d->C)};
+    j.xg = j.wp + t->n * j.wstride;
+    j.yg = j.xg + cpu_round16((size_t)d->C * d->B * S);
+    j.slots = j.yg + cpu_round16((size_t)d->OC * d->B * S);
+    j.slot = slot_floats(d, t);
+    return j;
+}
+
+static int64_t blocks(int ch) { return (ch + TAPS_BLOCK - 1) / TAPS_BLOCK; }
+
+void cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                           const conv2d_dims *d, herd_act act) {
+    taps t;
+    taps_build(d, &t);
+    taps_job j = job_for(ex, d, &t);
+    j.out = out, j.in = in, j.w = w, j.b = b, j.act = act;
+    int64_t S = t.start[t.n];
+    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM((int64_t)d->OC * d->C * d->KH * d->KW), pack_weights, &j);
+    cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->C * S), gather_inputs, &j);
+    cpu_for(ex, blocks(d->OC), CPU_NS_PER_MAC((int64_t)d->B * S * d->C * d->OC), forward_blocks, &j);
+}
+
+void cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *w, const conv2d_dims *d) {
+    taps t;
+    taps_build(d, &t);
+    taps_job j = job_for(ex, d, &t);
+    j.din = din, j.dw = dw, j.db = db, j.dout = dout, j.in = in, j.w = w;
+    int64_t S = t.start[t.n], macs = (int64_t)d->B * S * d->C * d->OC;
+    cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->OC * S), gather_douts, &j);
+    if (dw) cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->C * S), gather_inputs, &j);
+    if (dw || db) cpu_for(ex, blocks(d->OC), CPU_NS_PER_MAC(macs), weight_blocks, &j);
+    if (!din) return;
+    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM((int64_t)d->OC * d->C * d->KH * d->KW), pack_weights, &j);
+    cpu_for(ex, blocks(d->C), CPU_NS_PER_MAC(macs), input_blocks, &j);
+}
