@@ -1,0 +1,52 @@
+"""ONNX Runtime as a benchmark anchor, shared by bench/onnx_zoo and bench/inference: the npm
+package onnxruntime-node installed with --ignore-scripts into a temporary directory for one run
+(nothing is kept in the repository), and a node script timing InferenceSession.run on one
+input of a given shape filled with 0.5, 2 intra-op threads."""
+import json
+import os
+import re
+import subprocess
+
+ORT_JS = r"""
+const ort = require('onnxruntime-node');
+(async () => {
+  const path = process.argv[2], steps = +process.argv[3], threads = +process.argv[4];
+  const dims = process.argv.slice(5).map(Number);
+  const s = await ort.InferenceSession.create(path, {intraOpNumThreads: threads, interOpNumThreads: 1});
+  const x = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.5), dims);
+  const feeds = {}; feeds[s.inputNames[0]] = x;
+  for (let i = 0; i < 2; i++) await s.run(feeds);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < steps; i++) await s.run(feeds);
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`images_per_second=${(dims[0] * steps / dt).toFixed(2)}`);
+})();
+"""
+
+
+def install(d):
+    """Installs onnxruntime-node under d; returns the timing script's path, or None (with a note)."""
+    try:
+        r = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--silent",
+                            "onnxruntime-node"], cwd=d, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"note: npm install onnxruntime-node failed ({e}); ONNX Runtime left out")
+        return None
+    if r.returncode != 0:
+        print(f"note: npm install onnxruntime-node failed ({r.stderr.strip()[-200:]}); ONNX Runtime left out")
+        return None
+    js = os.path.join(d, "ort_speed.js")
+    open(js, "w").write(ORT_JS)
+    version = json.load(open(os.path.join(d, "node_modules", "onnxruntime-node", "package.json")))["version"]
+    print(f"onnxruntime-node {version} (npm, --ignore-scripts, in a temporary directory)", flush=True)
+    return js
+
+
+def speed(js, path, dims, steps, threads=2):
+    """Images/s of ONNX Runtime on path with an input of shape dims (batch first)."""
+    p = subprocess.run(["node", js, path, str(steps), str(threads)] + [str(x) for x in dims], capture_output=True,
+                       text=True, cwd=os.path.dirname(js))
+    m = re.search(r"images_per_second=([0-9.]+)", p.stdout)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"onnxruntime on {path}: {(p.stderr or p.stdout).strip()[-300:]}")
+    return float(m.group(1))
