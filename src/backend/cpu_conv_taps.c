@@ -67,20 +67,22 @@ static int max_pairs(const taps *t) {
  * so that the taps' rows never fall in the same L1 set (a power-of-two stride would). */
 static size_t tap_stride(size_t rows, size_t cols) { return cpu_round16(rows * cols) + 16; }
 
-/* Per thread: one tap's product (TAPS_BLOCK, B*n), or a block's weight gradient for every tap. */
-static size_t slot_floats(const conv2d_dims *d, const taps *t) {
-    size_t a = cpu_round16((size_t)TAPS_BLOCK * d->B * max_pairs(t)), g = t->n * tap_stride(TAPS_BLOCK, d->C);
-    return a > g ? a : g;
+/* Per thread: a block's weights packed per tap (or its weight gradient for every tap), then one
+ * tap's product (TAPS_BLOCK, B*n). */
+static size_t pack_floats(const conv2d_dims *d, const taps *t) {
+    return t->n * tap_stride(TAPS_BLOCK, d->C > d->OC ? d->C : d->OC);
 }
 
-/* [the weights packed per tap, (OC, C) each | inputs gathered (C*B*pairs) | output gradients
- * gathered (OC*B*pairs) | slots] */
+static size_t slot_floats(const conv2d_dims *d, const taps *t) {
+    return pack_floats(d, t) + cpu_round16((size_t)TAPS_BLOCK * d->B * max_pairs(t));
+}
+
+/* [inputs gathered (C*B*pairs) | output gradients gathered (OC*B*pairs) | slots] */
 size_t cpu_conv_taps_workspace(const conv2d_dims *d, int threads) {
     taps t;
     if (!taps_build(d, &t)) return 0;
     size_t S = (size_t)t.start[t.n], th = threads < 1 ? 1 : (size_t)threads;
-    return t.n * tap_stride(d->OC, d->C) + cpu_round16((size_t)d->C * d->B * S) + cpu_round16((size_t)d->OC * d->B * S) +
-           th * slot_floats(d, &t);
+    return cpu_round16((size_t)d->C * d->B * S) + cpu_round16((size_t)d->OC * d->B * S) + th * slot_floats(d, &t);
 }
 
 typedef struct taps_job {
@@ -89,8 +91,8 @@ typedef struct taps_job {
     const taps *t;
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
-    float *wp, *xg, *yg, *slots;
-    size_t slot, wstride;
+    float *xg, *yg, *slots;
+    size_t slot;
     herd_act act;
 } taps_job;
 
@@ -135,17 +137,16 @@ static void gather_douts(void *ctx, int64_t b0, int64_t b1, int thread) {
         }
 }
 
-/* wp[i] (OC, C) = the tap-i weights, for a range of output channels: each (oc, c)'s taps read
- * once, side by side. */
-static void pack_weights(void *ctx, int64_t oc0, int64_t oc1, int thread) {
-    (void)thread;
-    const taps_job *j = ctx;
-    const taps *t = j->t;
-    const int C = j->d->C, KK = j->d->KH * j->d->KW;
-    for (int64_t oc = oc0; oc < oc1; oc++)
-        for (int c = 0; c < C; c++) {
-            const float *src = j->w + ((size_t)oc * C + c) * KK;
-            for (int i = 0; i < t->n; i++) j->wp[i * j->wstride + (size_t)oc * C + c] = src[t->tap[i]];
+/* pack[i] = the tap-i weights of m rows, row stride rs and column stride cs in pack[i], for
+ * len columns: pack[i*ts + r*rs + l*cs] = w[(r0 + r, l), tap i], where w + r*wr + l*wl holds the
+ * pair's KH*KW taps side by side (each read once, in order). */
+static void pack_taps(float *pack, size_t ts, size_t rs, size_t cs, const float *w, size_t wr, size_t wl,
+                      const taps *t, int m, int len) {
+    for (int r = 0; r < m; r++)
+        for (int l = 0; l < len; l++) {
+            const float *src = w + (size_t)r * wr + (size_t)l * wl;
+            float *dst = pack + (size_t)r * rs + (size_t)l * cs;
+            for (int i = 0; i < t->n; i++) dst[i * ts] = src[t->tap[i]];
         }
 }
 
@@ -153,10 +154,13 @@ static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
     const taps_job *j = ctx;
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
-    const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B;
-    float *T = j->slots + (size_t)thread * j->slot;
+    const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B, KK = d->KH * d->KW;
+    float *pack = j->slots + (size_t)thread * j->slot, *T = pack + pack_floats(d, t);
+    const size_t ts = tap_stride(TAPS_BLOCK, C > OC ? C : OC);
     for (int64_t blk = k0; blk < k1; blk++) {
         int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
+        /* W_t rows (m, C), row-major */
+        pack_taps(pack, ts, C, 1, j->w + (size_t)oc0 * C * KK, (size_t)C * KK, KK, t, m, C);
         for (int b = 0; b < B; b++)
             for (int r = 0; r < m; r++) {
                 float *o = j->out + ((size_t)b * OC + oc0 + r) * N, v = j->b ? j->b[oc0 + r] : 0.0f;
@@ -164,7 +168,7 @@ static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
             }
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
-            cpu_gemm(m, cols, C, j->wp + i * j->wstride + (size_t)oc0 * C, C, 1, j->xg + (size_t)C * B * s, cols, 0, T, cols);
+            cpu_gemm(m, cols, C, pack + i * ts, C, 1, j->xg + (size_t)C * B * s, cols, 0, T, cols);
             for (int r = 0; r < m; r++)
                 for (int b = 0; b < B; b++) {
                     float *o = j->out + ((size_t)b * OC + oc0 + r) * N;
@@ -184,7 +188,7 @@ static void weight_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
     const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B, KK = d->KH * d->KW;
-    float *T = j->slots + (size_t)thread * j->slot;
+    float *T = j->slots + (size_t)thread * j->slot; /* the pack area: (m, C) a tap */
     for (int64_t blk = k0; blk < k1; blk++) {
         int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
         for (int i = 0; i < t->n && j->dw; i++) {
@@ -206,18 +210,21 @@ static void weight_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
 }
 
 /* din for a block of input channels: din_t (m, B*n) = W_t^T rows (m, OC) * yg_t (OC, B*n),
- * added at the pairs' input positions, tap after tap (W_t^T read in place from wp). */
+ * added at the pairs' input positions, tap after tap. */
 static void input_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
     const taps_job *j = ctx;
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
-    const int C = d->C, OC = d->OC, HW = d->H * d->W, B = d->B;
-    float *T = j->slots + (size_t)thread * j->slot;
+    const int C = d->C, OC = d->OC, HW = d->H * d->W, B = d->B, KK = d->KH * d->KW;
+    float *pack = j->slots + (size_t)thread * j->slot, *T = pack + pack_floats(d, t);
+    const size_t ts = tap_stride(TAPS_BLOCK, C > OC ? C : OC);
     for (int64_t blk = k0; blk < k1; blk++) {
         int c0 = (int)blk * TAPS_BLOCK, m = C - c0 < TAPS_BLOCK ? C - c0 : TAPS_BLOCK;
+        /* W_t^T rows (m, OC) stored (OC, m): each output channel's m input channels side by side */
+        pack_taps(pack, ts, 1, m, j->w + (size_t)c0 * KK, KK, (size_t)C * KK, t, m, OC);
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
-            cpu_gemm(m, cols, OC, j->wp + i * j->wstride + c0, 1, C, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
+            cpu_gemm(m, cols, OC, pack + i * ts, 1, m, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
             for (int r = 0; r < m; r++)
                 for (int b = 0; b < B; b++) {
                     float *x = j->din + ((size_t)b * C + c0 + r) * HW;
@@ -230,8 +237,7 @@ static void input_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
 
 static taps_job job_for(const herd_exec *ex, const conv2d_dims *d, const taps *t) {
     size_t S = (size_t)t->start[t->n];
-    taps_job j = {.ex = ex, .d = d, .t = t, .wp = ex->workspace, .wstride = tap_stride(d->OC, d->C)};
-    j.xg = j.wp + t->n * j.wstride;
+    taps_job j = {.ex = ex, .d = d, .t = t, .xg = ex->workspace};
     j.yg = j.xg + cpu_round16((size_t)d->C * d->B * S);
     j.slots = j.yg + cpu_round16((size_t)d->OC * d->B * S);
     j.slot = slot_floats(d, t);
@@ -247,7 +253,6 @@ void cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, con
     taps_job j = job_for(ex, d, &t);
     j.out = out, j.in = in, j.w = w, j.b = b, j.act = act;
     int64_t S = t.start[t.n];
-    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM((int64_t)d->OC * d->C * d->KH * d->KW), pack_weights, &j);
     cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->C * S), gather_inputs, &j);
     cpu_for(ex, blocks(d->OC), CPU_NS_PER_MAC((int64_t)d->B * S * d->C * d->OC), forward_blocks, &j);
 }
@@ -262,7 +267,5 @@ void cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *d
     cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->OC * S), gather_douts, &j);
     if (dw) cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->C * S), gather_inputs, &j);
     if (dw || db) cpu_for(ex, blocks(d->OC), CPU_NS_PER_MAC(macs), weight_blocks, &j);
-    if (!din) return;
-    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM((int64_t)d->OC * d->C * d->KH * d->KW), pack_weights, &j);
-    cpu_for(ex, blocks(d->C), CPU_NS_PER_MAC(macs), input_blocks, &j);
+    if (din) cpu_for(ex, blocks(d->C), CPU_NS_PER_MAC(macs), input_blocks, &j);
 }
