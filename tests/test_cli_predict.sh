@@ -42,6 +42,13 @@ with open(d + "/q.csv", "w") as f:
 PY
 expect_exit 0 "predict --data NPY" -- "$HERD" predict "$TMP/m.spec" --weights "$TMP/w.st" --data "$TMP/q_x.npy" --threads 1
 cmp -s "$TMP/out" "$TMP/by_images" && pass || fail "NPY predictions differ"
+# features without a labels file: predict needs no labels (train and eval still do)
+cp "$TMP/q_x.npy" "$TMP/nolabels_x.npy"
+expect_exit 0 "predict --data NPY without labels" -- "$HERD" predict "$TMP/m.spec" --weights "$TMP/w.st" \
+    --data "$TMP/nolabels_x.npy" --threads 1
+cmp -s "$TMP/out" "$TMP/by_images" && pass || fail "unlabelled NPY predictions differ"
+expect_exit 1 "train on NPY without labels" -- "$HERD" train "$TMP/m.spec" --data "$TMP/nolabels_x.npy" --epochs 1
+grep -q "nolabels_y.npy" "$TMP/err" && pass || fail "train without labels does not name the labels file: $(cat "$TMP/err")"
 expect_exit 0 "predict --data CSV" -- "$HERD" predict "$TMP/m.spec" --weights "$TMP/w.st" --data "$TMP/q.csv" --threads 1
 cmp -s "$TMP/out" "$TMP/by_images" && pass || fail "CSV predictions differ: $(diff "$TMP/out" "$TMP/by_images" | head -3)"
 expect_exit 2 "both --data and --images" -- "$HERD" predict "$TMP/m.spec" --weights "$TMP/w.st" --data "$TMP/d" \

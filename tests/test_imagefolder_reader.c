@@ -44,7 +44,7 @@ static void put_jpeg(const char *rel, const unsigned char *pix, int w, int h, in
 static herd_status open_root(herd_dataset **ds, const char *rel, int c, int h, int w, herd_error *err) {
     char p[256];
     snprintf(p, sizeof p, "%s/%s", dir, rel);
-    herd_image_options o = {c, h, w, NULL, NULL, 0};
+    herd_image_options o = {.c = c, .h = h, .w = w};
     return herd_imagefolder_open(ds, p, &o, err);
 }
 
@@ -118,7 +118,7 @@ int main(void) {
 
     /* --data: DIR with train/ and test/, and DIR of class folders */
     herd_dataset *tr = NULL, *te = NULL;
-    herd_image_options o = {1, 4, 4, NULL, NULL, 0};
+    herd_image_options o = {.c = 1, .h = 4, .w = 4};
     st = herd_data_open_with(dir, &o, &tr, &te, &err);
     CHECK(st == HERD_OK && tr && tr->n == 4 && te && te->n == 2 && te->x.dims[0] == 1, "train/ + test/: %s", err.msg);
     herd_dataset_close(tr);

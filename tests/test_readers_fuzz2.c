@@ -93,7 +93,7 @@ static herd_status open_npy(herd_dataset **out, herd_error *err) { return herd_n
 
 static herd_status open_tfr(herd_dataset **out, herd_error *err) {
     const char *paths[1] = {path};
-    herd_image_options o = {1, 4, 4, NULL, NULL, 0};
+    herd_image_options o = {.c = 1, .h = 4, .w = 4};
     return herd_tfrecord_open(out, paths, 1, &o, err);
 }
 
@@ -104,7 +104,7 @@ static herd_status open_tfr_noshape(herd_dataset **out, herd_error *err) {
 
 static char folder[300];
 static herd_status open_folder(herd_dataset **out, herd_error *err) {
-    herd_image_options o = {3, 4, 4, NULL, NULL, 0};
+    herd_image_options o = {.c = 3, .h = 4, .w = 4};
     return herd_imagefolder_open(out, folder, &o, err);
 }
 

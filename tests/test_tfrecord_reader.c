@@ -40,7 +40,7 @@ static herd_status open_one(herd_dataset **ds, const char *file, int c, int h, i
     char p[256];
     snprintf(p, sizeof p, "%s/%s", dir, file);
     const char *paths[1] = {p};
-    herd_image_options o = {c, h, w, image, label, 0};
+    herd_image_options o = {.c = c, .h = h, .w = w, .image_key = image, .label_key = label};
     return herd_tfrecord_open(ds, paths, 1, &o, err);
 }
 

@@ -163,7 +163,7 @@ herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_
 herd_status herd_npy_open_ids(herd_dataset **out, const char *x_path, const char *y_path, int ids, herd_error *err);
 /* Bags of ids as nn.EmbeddingBag(ids, offsets) takes them: x_path one flat 1-D integer array of
  * every bag's ids, offsets_path one offset a bag (bag i = ids[off[i], off[i+1]), the last to the
- * end), y_path one label a bag. Samples are i32 (L) with L = len (0: the longest bag), a bag's
+ * end), y_path one label a bag (NULL: unlabelled samples, each with class 0, for predicting). Samples are i32 (L) with L = len (0: the longest bag), a bag's
  * unused slots HERD_NO_ID. Offsets not starting at 0, decreasing, past the ids, an empty bag or
  * one over len are errors naming the offsets file and row; a negative id one naming the bag.
  * --data FILEx.npy?offsets=FILE.npy[&len=L]. */
@@ -185,6 +185,7 @@ typedef struct herd_image_options {
     const char *image_key; /* TFRecord feature names; NULL: "image" and "label" */
     const char *label_key;
     int need_shape;        /* 1: an image source without c, h, w is an error (never the first image's) */
+    int labels_optional;   /* 1: an NPY source whose FILEy.npy is absent gives unlabelled samples (herd predict) */
 } herd_image_options;
 
 /* TFRecord files of tf.train.Example. Open reads every record once, checking both CRCs and

@@ -111,7 +111,7 @@ int cmd_predict(int argc, char **argv) {
         if (herd_data_check_input(&sample, images, c, h, w, &err)) goto fail;
         src.pixels = pixels, src.per = (int64_t)c * h * w, n = dims[0];
     } else {
-        herd_image_options shape = {.c = c, .h = h, .w = w}; /* image sources decode to the model's input */
+        herd_image_options shape = {.c = c, .h = h, .w = w, .labels_optional = 1}; /* image sources decode to the model's input; labels unused */
         if (herd_data_open_with(data, &shape, &train, want_train ? NULL : &test, &err)) goto fail;
         src.ds = want_train || !test ? train : test;
         if (!src.ds) {

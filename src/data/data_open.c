@@ -369,7 +369,8 @@ static herd_status open_npy(const char *path, const file_params *fp, const herd_
         return herd_fail(err, HERD_EARG,
                          "%s: name the features FILEx.npy (or FILEX.npy) and put the labels in FILEy.npy beside it",
                          path);
-    return herd_npy_open_bags(out, path, fp->offsets, y, fp->ids, fp->bag_len, err);
+    int unlabelled = opt && opt->labels_optional && stat(y, &(struct stat){0}) != 0 && errno == ENOENT;
+    return herd_npy_open_bags(out, path, fp->offsets, unlabelled ? NULL : y, fp->ids, fp->bag_len, err);
 }
 
 /* A comma list of files or globs, each expanded (sorted) into one list of paths. */
@@ -524,7 +525,7 @@ static herd_status open_tfrecord(const char *path, const file_params *fp, const 
     glob_t g;
     herd_status st = expand_shards(path, &g, err);
     if (st != HERD_OK) return st;
-    herd_image_options o = {0, 0, 0, fp->image, fp->label, 0};
+    herd_image_options o = {.image_key = fp->image, .label_key = fp->label};
     if (opt) o.c = opt->c, o.h = opt->h, o.w = opt->w, o.need_shape = opt->need_shape;
     st = herd_tfrecord_open(out, (const char *const *)g.gl_pathv, (int)g.gl_pathc, &o, err);
     globfree(&g);

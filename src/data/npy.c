@@ -445,6 +445,22 @@ herd_status herd_npy_open_bags(herd_dataset **out, const char *x_path, const cha
         st = herd_fail(err, HERD_EFORMAT, "%s: x=i32 reads integer features as ids, but these are floats", x_path);
         goto fail;
     }
+    if (!y_path) { /* unlabelled (herd predict): one zero class id a sample, which nothing reads */
+        im->y_bytes = 4;
+        im->targets = calloc((size_t)n_samples, 4);
+        if (!im->targets) {
+            st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", x_path);
+            goto fail;
+        }
+        ds->ops = &npy_ops;
+        ds->n = n_samples;
+        ds->x = herd_tensor_make(im->ids ? HERD_I32 : x->dtype->kind == NPY_U1 ? HERD_U8 : HERD_F32, sdim, d, NULL);
+        ds->y = herd_tensor_make(HERD_I32, 0, NULL, NULL);
+        snprintf(ds->source, sizeof ds->source, "%s", x_path);
+        ds->impl = im;
+        *out = ds;
+        return HERD_OK;
+    }
     if ((st = npy_map(y_path, &y, err)) != HERD_OK) goto fail;
     char shape[160];
     shape_text(&y, shape, sizeof shape);

@@ -466,7 +466,7 @@ int fuzz_tfrecord(const uint8_t *data, size_t size) {
     const char *path = scratch_path("fuzz.tfrecord");
     write_file(path, data, size);
     const char *paths[1] = {path};
-    const herd_image_options shape = {1, 4, 4, NULL, NULL, 0};
+    const herd_image_options shape = {.c = 1, .h = 4, .w = 4};
     for (int with_shape = 0; with_shape < 2; with_shape++) {
         herd_dataset *ds = NULL;
         herd_error err = {0};
