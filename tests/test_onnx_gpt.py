@@ -179,6 +179,15 @@ def case(spec_name, table, posemb, tied, seed):
         one_line_refusal(f"{tag} a softmax over the queries", p("bad_softmax.onnx"), attn.name, d)
 
 
+# a GPT block on a float input reshaped to positions (tests/data/gpt_block.spec): checker, round trip
+with tempfile.TemporaryDirectory() as d:
+    block = os.path.join(SRC, "tests", "data", "gpt_block.spec")
+    herd("export", block, "--seed", "2", "--onnx", os.path.join(d, "b.onnx"))
+    onnx.checker.check_model(onnx.load(os.path.join(d, "b.onnx")), full_check=True)
+    herd("export", os.path.join(d, "b.onnx"), "--onnx", os.path.join(d, "b2.onnx"))
+    same = open(os.path.join(d, "b.onnx"), "rb").read() == open(os.path.join(d, "b2.onnx"), "rb").read()
+    check("gpt_block.spec export -> import -> export byte-identical", float(same), 1.0, 0, 0)
+
 case("gpt_small.spec", "wte", "wpe", True, 7)
 case("gpt_variant.spec", "tok", "pos", False, 8)
 sys.exit(summary())

@@ -1321,7 +1321,8 @@ static herd_status tr_reshape_image(onnx_importer *im, value *x, const value *s)
 }
 
 /* Reshape to (N, features) (the batch as 0, -1, a number or the symbolic batch of a shape
- * subgraph; features as -1 or the count): a flatten; of a vector, an identity. */
+ * subgraph; features as -1 or the count): a flatten; of a vector, an identity; to (N, T, F): the
+ * reshape kind. */
 static herd_status tr_reshape(onnx_importer *im) {
     herd_status st;
     value *x = input_value(im, 0, &st);
@@ -1333,6 +1334,12 @@ static herd_status tr_reshape(onnx_importer *im) {
         return tr_reshape_image(im, x, &s);
     if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
     int64_t feat = x->layer >= 0 ? im->m->nodes[x->layer].numel : im->m->inputs[-1 - x->layer].numel;
+    if (s.n_shape == 3 && (s.shape[0] == 0 || s.shape[0] == -1 || s.shape[0] == SHAPE_BATCH) && s.shape[1] >= 1 &&
+        s.shape[2] >= 1 && s.shape[1] <= feat && s.shape[2] <= feat && s.shape[1] * s.shape[2] == feat && !x->pad_h && !x->pad_w && im->n->n_out >= 1) {
+        begin_layer(im, "reshape"); /* to (N,T,F) positions */
+        onnx_arg(im, "shape", "%lldx%lld", (long long)s.shape[1], (long long)s.shape[2]);
+        return make_layer(im, &x->layer, 1, im->n->out[0], 3, im->n->out[0]);
+    }
     int64_t b = s.n_shape == 2 ? s.shape[0] : 0, f = s.n_shape == 2 ? s.shape[1] : 0;
     if (s.n_shape != 2 || !(b == 0 || b == -1 || b >= 1 || b == SHAPE_BATCH) || !(f == -1 || f == feat) ||
         (b == -1 && f == -1))
