@@ -11,7 +11,8 @@ written to safetensors:
 - herd import gives back the spec and bit-identical weights, and export -> import -> export is
   byte-identical;
 - variants of the subgraphs herd does not import (a mask that is not causal, a softmax over another
-  axis, a transposed head of the wrong perm) are refused with one line naming the node."""
+  axis, a transposed head of the wrong perm) are refused with one line naming the node;
+- tests/data/gpt_block.spec (a float input reshaped to positions) passes the checker and round-trips."""
 import json
 import os
 import struct

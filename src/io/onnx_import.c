@@ -804,10 +804,11 @@ static herd_status tr_split(onnx_importer *im) {
     if (!x) return st;
     if (x->kind == V_SUM && (st = materialize(im, x))) return st;
     if (x->kind != V_LAYER || value_ndim(im, x) != 2 || value_dims(im, x)[1] % 3 || x->pad_h || x->pad_w ||
-        n->n_out != 3)
+        n->n_out != 3 || !n->out[0].n || !n->out[1].n || !n->out[2].n)
         return onnx_refuse(im, "a Split is imported as the start of herd's attention: (N, T, 3C) queries, keys and "
                                "values into 3 parts");
     int64_t T = value_dims(im, x)[0], C = value_dims(im, x)[1] / 3, axis = onnx_attr_int(im, "axis", 0), parts[8];
+    if (T > 4096) return onnx_refuse(im, "attention over %lld positions (herd's: at most 4096)", (long long)T);
     int np = onnx_attr_ints(im, "split", parts, 8);
     if (np < 0 && n->n_in > 1 && n->in[1].n && (np = const_ints_named(im, n->in[1], parts, 8)) < 0)
         return onnx_refuse(im, "the split sizes must be a constant");
@@ -820,7 +821,8 @@ static herd_status tr_split(onnx_importer *im) {
         int64_t s[8];
         if (r < 0) return onnx_refuse(im, "output %d is not read by one Reshape alone (herd's attention)", b);
         int ns = const_ints_named(im, im->g.nodes[r].in[1], s, 8);
-        if (ns != 4 || (s[0] != 0 && s[0] != -1) || s[1] != T || s[2] < 1 || s[2] * s[3] != C || (H && s[2] != H))
+        if (ns != 4 || (s[0] != 0 && s[0] != -1) || s[1] != T || s[2] < 1 || s[2] > C || s[3] < 1 || s[3] > C ||
+            s[2] * s[3] != C || (H && s[2] != H))
             return refuse_at(im, r, "herd's attention reshapes (N, %lld, %lld) to (N, %lld, H, %lld / H)", (long long)T,
                              (long long)C, (long long)T, (long long)C);
         H = (int)s[2];
