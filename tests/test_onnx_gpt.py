@@ -138,6 +138,11 @@ def case(spec_name, table, posemb, tied, seed):
               f"(cpu), {np.abs(got_ref - want).max():.3g} (ref); largest logit {scale:.3g}")
         check(f"{tag} herd .onnx (cpu) vs PyTorch float64 (max |logit| {scale:.3g})", got, want, 1e-5 * scale, 0)
         check(f"{tag} herd .onnx (ref) vs PyTorch float64", got_ref, want, 1e-5 * scale, 0)
+        # int64 ids, as PyTorch exports nn.Embedding's input: the same model
+        v = onnx.load(p("gpt.onnx"))
+        v.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
+        onnx.save(v, p("ids64.onnx"))
+        check(f"{tag} int64 ids: the same logits", predict(p("ids64.onnx"), p("t_x.npy"), p("o64.npy")), got, 0, 0)
         try:
             import onnxruntime as ort  # not a Debian package: checked where it is installed
             s = ort.InferenceSession(p("gpt.onnx"), providers=["CPUExecutionProvider"])
