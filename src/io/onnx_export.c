@@ -16,7 +16,8 @@ typedef struct onnx_exporter {
     const herd_model *m;
     const char *path;
     herd_error *err;
-    char scalars[32][HERD_NAME_MAX]; /* shared initializers already written (onnx_shared) */
+    /* shared initializers already written (onnx_shared): a node adds at most 4 (attention) */
+    char scalars[4 * HERD_MAX_NODES + 16][HERD_NAME_MAX];
     int n_scalars;
     int opset;         /* 13, or what a layer needs (LayerNormalization: 17) */
     const char *input; /* what the first layers read: "input", or "input_normalized" */
@@ -191,7 +192,7 @@ const char *onnx_shared(exporter *x, const char *name, int *fresh) {
     *fresh = 0;
     for (int i = 0; i < x->n_scalars; i++)
         if (!strcmp(x->scalars[i], name)) return x->scalars[i];
-    HERD_ASSERT(x->n_scalars < 32);
+    HERD_ASSERT(x->n_scalars < 4 * HERD_MAX_NODES + 16);
     char *slot = x->scalars[x->n_scalars++];
     snprintf(slot, HERD_NAME_MAX, "%s", name);
     *fresh = 1;

@@ -165,7 +165,7 @@ const char *onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int 
 /* a scalar float initializer shared by every user of `name` (written once) */
 const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
 /* A constant shared by every layer naming it the same (a causal mask, a shape): the name's
- * stored copy, *fresh = 1 the first time (the caller then writes the initializer). At most 32. */
+ * stored copy, *fresh = 1 the first time (the caller then writes the initializer); at most 4 a node. */
 const char *onnx_shared(onnx_exporter *x, const char *name, int *fresh);
 /* a node's own constant: an f32 / i32 initializer named `name` (the caller makes it unique) */
 void onnx_constant(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel);
