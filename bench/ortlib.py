@@ -1,7 +1,7 @@
 """ONNX Runtime as a benchmark anchor, shared by bench/onnx_zoo and bench/inference: the npm
 package onnxruntime-node installed with --ignore-scripts into a temporary directory for one run
 (nothing is kept in the repository), and a node script timing InferenceSession.run on one
-input of a given shape filled with 0.5, 2 intra-op threads."""
+input of a given shape filled with 0.5 (or int32 token ids), 2 intra-op threads."""
 import json
 import os
 import re
@@ -11,9 +11,12 @@ ORT_JS = r"""
 const ort = require('onnxruntime-node');
 (async () => {
   const path = process.argv[2], steps = +process.argv[3], threads = +process.argv[4];
-  const dims = process.argv.slice(5).map(Number);
+  let args = process.argv.slice(5), vocab = 0;
+  if (args[0].startsWith('ids=')) { vocab = +args[0].slice(4); args = args.slice(1); }  // int32 token ids
+  const dims = args.map(Number), n = dims.reduce((a, b) => a * b, 1);
   const s = await ort.InferenceSession.create(path, {intraOpNumThreads: threads, interOpNumThreads: 1});
-  const x = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.5), dims);
+  const x = vocab ? new ort.Tensor('int32', Int32Array.from({length: n}, (_, i) => (i * 7) % vocab), dims)
+                  : new ort.Tensor('float32', new Float32Array(n).fill(0.5), dims);
   const feeds = {}; feeds[s.inputNames[0]] = x;
   for (let i = 0; i < 2; i++) await s.run(feeds);
   const t0 = process.hrtime.bigint();
@@ -42,9 +45,11 @@ def install(d):
     return js
 
 
-def speed(js, path, dims, steps, threads=2):
-    """Images/s of ONNX Runtime on path with an input of shape dims (batch first)."""
-    p = subprocess.run(["node", js, path, str(steps), str(threads)] + [str(x) for x in dims], capture_output=True,
+def speed(js, path, dims, steps, threads=2, vocab=0):
+    """Images/s of ONNX Runtime on path with an input of shape dims (batch first): floats of 0.5, or
+    (vocab > 0) int32 token ids below vocab, as herd exports a GPT."""
+    ids = [f"ids={vocab}"] if vocab else []
+    p = subprocess.run(["node", js, path, str(steps), str(threads)] + ids + [str(x) for x in dims], capture_output=True,
                        text=True, cwd=os.path.dirname(js))
     m = re.search(r"images_per_second=([0-9.]+)", p.stdout)
     if p.returncode != 0 or not m:

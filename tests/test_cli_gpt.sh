@@ -84,6 +84,21 @@ for s in 1 2 3; do
 done
 [ $differ = 1 ] && pass || fail "other seeds give the same text"
 
+# the trained model through ONNX: exported, generated from the .onnx (imported, no --weights) as
+# from the spec, and exported again byte for byte
+expect_exit 0 "export to ONNX" -- "$HERD" export "$TMP/gpt.spec" --weights "$W" --onnx "$TMP/gpt.onnx"
+for args in "--temperature 0" "--temperature 0.8 --top-k 5 --seed 7"; do
+    # shellcheck disable=SC2086
+    "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" --prompt "Emma sat" --tokens 40 $args \
+        >"$TMP/from_spec" 2>/dev/null
+    # shellcheck disable=SC2086
+    expect_exit 0 "generate from the .onnx ($args)" -- "$HERD" generate "$TMP/gpt.onnx" --vocab "$TMP/t.tok" \
+        --prompt "Emma sat" --tokens 40 $args
+    cmp -s "$TMP/out" "$TMP/from_spec" && pass || fail "the .onnx generates other text ($args): $(cat "$TMP/out") / $(cat "$TMP/from_spec")"
+done
+expect_exit 0 "export the .onnx again" -- "$HERD" export "$TMP/gpt.onnx" --onnx "$TMP/gpt2.onnx"
+cmp -s "$TMP/gpt.onnx" "$TMP/gpt2.onnx" && pass || fail "export -> import -> export of the GPT is not byte-identical"
+
 # bad input: one line each
 expect_exit 1 "prompt outside the vocabulary" -- "$HERD" generate "$TMP/gpt.spec" --weights "$W" --vocab "$TMP/t.tok" \
     --prompt "Emma ~" --tokens 4

@@ -194,7 +194,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (norm == 2) lc.mean = norm_mean, lc.std = norm_std;
         double ips;
-        if (!(labels = malloc((size_t)batch * sizeof *labels))) {
+        if (!(labels = malloc((size_t)batch * herd_model_target_bytes(m)))) { /* per-position labels: T a sample */
             herd_fail(&err, HERD_ENOMEM, "out of memory");
             goto fail;
         }
@@ -213,7 +213,7 @@ int cmd_bench(int argc, char **argv) {
     cfg.strategy = strategy;
     if (train_mode && herd_trainer_create(&t, m, &cfg, 1000, &err)) goto fail;
     idx = malloc((size_t)global * sizeof *idx);
-    labels = malloc((size_t)batch * sizeof *labels);
+    labels = malloc((size_t)batch * herd_model_target_bytes(m)); /* a label per position of a sequence model */
     if (!idx || !labels) {
         herd_fail(&err, HERD_ENOMEM, "out of memory");
         goto fail;

@@ -16,7 +16,8 @@ typedef struct onnx_exporter {
     const herd_model *m;
     const char *path;
     herd_error *err;
-    char scalars[8][HERD_NAME_MAX]; /* shared scalar initializers already written */
+    /* shared initializers already written (onnx_shared): a node adds at most 4 (attention) */
+    char scalars[4 * HERD_MAX_NODES + 16][HERD_NAME_MAX];
     int n_scalars;
     int opset;         /* 13, or what a layer needs (LayerNormalization: 17) */
     const char *input; /* what the first layers read: "input", or "input_normalized" */
@@ -164,9 +165,14 @@ const char *onnx_param(exporter *x, const node *n, int slot) {
 
 void onnx_emit(exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
                int n_inputs, const onnx_xattr *attrs, int n_attrs) {
+    onnx_emit_outs(x, op, name, &out, 1, inputs, n_inputs, attrs, n_attrs);
+}
+
+void onnx_emit_outs(exporter *x, const char *op, const char *name, const char *const *outs, int n_outs,
+                    const char *const *inputs, int n_inputs, const onnx_xattr *attrs, int n_attrs) {
     pb_writer w = {0};
     for (int i = 0; i < n_inputs; i++) pb_put_string(&w, NODE_INPUT, inputs[i]);
-    pb_put_string(&w, NODE_OUTPUT, out);
+    for (int i = 0; i < n_outs; i++) pb_put_string(&w, NODE_OUTPUT, outs[i]);
     pb_put_string(&w, NODE_NAME, name);
     pb_put_string(&w, NODE_OP_TYPE, op);
     for (int i = 0; i < n_attrs; i++) {
@@ -182,13 +188,21 @@ void onnx_require_opset(exporter *x, int opset) {
     if (opset > x->opset) x->opset = opset;
 }
 
-const char *onnx_scalar(exporter *x, const char *name, float value) {
+const char *onnx_shared(exporter *x, const char *name, int *fresh) {
+    *fresh = 0;
     for (int i = 0; i < x->n_scalars; i++)
         if (!strcmp(x->scalars[i], name)) return x->scalars[i];
-    HERD_ASSERT(x->n_scalars < 8);
+    HERD_ASSERT(x->n_scalars < 4 * HERD_MAX_NODES + 16);
     char *slot = x->scalars[x->n_scalars++];
     snprintf(slot, HERD_NAME_MAX, "%s", name);
-    initializer(x, slot, 0, NULL, &value, 1);
+    *fresh = 1;
+    return slot;
+}
+
+const char *onnx_scalar(exporter *x, const char *name, float value) {
+    int fresh;
+    const char *slot = onnx_shared(x, name, &fresh);
+    if (fresh) initializer(x, slot, 0, NULL, &value, 1);
     return slot;
 }
 
@@ -208,8 +222,8 @@ static herd_status emit_node(exporter *x, int i) {
     x->rank4[i] = n->ndim == 3;
     if ((n->kind->flags & LAYER_IMAGE_INPUT) && !onnx_in_rank4(x, n, 0))
         return onnx_fail(x, "layer '%s' reads a flat tensor; ONNX export needs NCHW there", n->name);
-    for (int s = 0; s < LAYER_MAX_SLOTS; s++)
-        if (n->param[s] >= 0) param_initializer(x, n->param[s]);
+    for (int s = 0; s < LAYER_MAX_SLOTS; s++) /* a tied table (dense tie=) is its embedding's initializer */
+        if (n->param[s] >= 0 && m->params_reg[n->param[s]].node == i) param_initializer(x, n->param[s]);
     if (!n->kind->onnx_export) return onnx_fail(x, "layer '%s' (%s) has no ONNX form", n->name, n->kind->name);
     return n->kind->onnx_export(x, n);
 }
@@ -258,13 +272,15 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     const node *last = &m->nodes[m->n_nodes - 1];
     if (strcmp(x->tname[m->n_nodes - 1], "logits") != 0) /* a last layer named logits is the output itself */
         onnx_emit(x, "Identity", "output", "logits", &x->tname[m->n_nodes - 1], 1, NULL, 0);
-    int64_t in_dims[3] = {m->in_c, m->in_h, m->in_w}, out_dims[1] = {last->numel};
+    int64_t in_dims[3] = {m->in_c, m->in_h, m->in_w}, out_dims[2] = {last->numel};
+    int out_rank = 1;
+    if (last->ndim == 2) out_dims[0] = last->dims[0], out_dims[1] = last->dims[1], out_rank = 2; /* (N,T,V) */
     value_info(&x->graph, GRAPH_INPUT, "input", in_dims, m->in_h == 1 && m->in_w == 1 ? 1 : 3,
                m->inputs[0].dtype == HERD_I32 ? ONNX_INT32 : ONNX_FLOAT); /* ids: int32, as Gather takes them */
     for (int k = 1; k < m->n_inputs; k++) /* further inputs under their names, their own shapes */
         value_info(&x->graph, GRAPH_INPUT, m->inputs[k].name, m->inputs[k].dims, m->inputs[k].ndim,
                    m->inputs[k].dtype == HERD_I32 ? ONNX_INT32 : ONNX_FLOAT);
-    value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, 1, ONNX_FLOAT);
+    value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, out_rank, ONNX_FLOAT);
 
     pb_writer model = {0};
     pb_put_varint(&model, MODEL_IR_VERSION, 8);

@@ -3,7 +3,10 @@
  * translated by that kind (its onnx_import entry: arguments, weights, what it refuses); the
  * patterns that span several nodes or make no layer live here: Identity / Dropout / Constant,
  * Pad folded into the next Conv or AveragePool, the input normalisation (Sub then Div or Mul),
- * GELU's erf formula, MatMul + Add as a dense layer, chains of Adds as one N-ary add, a final
+ * GELU's erf and tanh formulas, MatMul + Add as a dense layer (per position on (N,T,F), its weight
+ * an initializer [in, out] or a Transpose of one [out, in]: a table an embedding gathers from is
+ * then a tied head), Add of a (T,C) initializer as a position embedding, the attention subgraph
+ * of herd's export (Split ... Reshape), chains of Adds as one N-ary add, a final
  * Softmax (herd's loss applies it), and shape subgraphs (Shape / Gather / Unsqueeze / Concat)
  * feeding a Reshape to (N, -1). After the model is finished the initializers are copied into
  * the registry slots the translation linked them to. No spec text is involved. */
@@ -30,6 +33,7 @@ typedef enum value_kind {
     V_SUM,      /* a sum of layers whose only reader is another Add: sums[sum] */
     V_SPLIT,    /* layer's (N,C,H,W) reshaped to (N,G,C/G,H,W), G in flags: half a channel shuffle */
     V_SPLIT_T,  /* that, transposed to (N,C/G,G,H,W): the shuffle before its last Reshape */
+    V_CONST_T,  /* a 2-D initializer (tensor) transposed: a MatMul's weight [out, in] as herd stores it */
     V_BLOCKED   /* written by a node herd refused (or one after it): its readers are not checked */
 } value_kind;
 enum { G_DIV = 1, G_ERF = 2, G_ERF1 = 4, G_X = 8, G_HALF = 16 };
@@ -480,6 +484,7 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
                                v->kind == V_GELU      ? "part of a GELU"
                                : v->kind == V_SHAPE   ? "a shape"
                                : v->kind == V_CENTERED ? "the centred input"
+                               : v->kind == V_CONST_T ? "a transposed constant"
                                                        : "half of a channel shuffle",
                                im->op);
         const int *list = v->kind == V_SUM ? im->sums[v->sum].in : &v->layer;
@@ -679,6 +684,210 @@ static herd_status tr_input_scale(onnx_importer *im, const value *centered, int 
     return st ? st : set_value(im, im->n->out[0], (value){.kind = V_LAYER, .layer = -1, .rank = onnx_rank_of(im->m, -1)});
 }
 
+/* ---- transformer patterns (herd's export of a GPT: layers/posemb.c, activation.c, attention.c) ---- */
+
+/* The value of a one-value constant called name (0: it is not one) */
+static int const_scalar_named(onnx_importer *im, onnx_str name, double *out) {
+    value *v = find_value(im, name);
+    if (!v || v->kind != V_CONST || im->g.tensors[v->tensor].numel != 1) return 0;
+    herd_error e = {0};
+    return onnx_tensor_values(&im->g, &im->g.tensors[v->tensor], NULL, out, &e) == HERD_OK;
+}
+
+static int near(double a, double want) { return fabs(a - want) <= 1e-6 * fabs(want); }
+
+/* whether node c's perm attribute is want[0..4) */
+static int perm4_is(const onnx_importer *im, int c, const int64_t *want) {
+    const onnx_attr *a = onnx_node_attr(&im->g.nodes[c], "perm");
+    return a && a->has_ints && a->n_ints == 4 && !memcmp(a->ints, want, 4 * sizeof *want);
+}
+
+/* The integers of a short 1-D integer constant called name: their count, or -1 */
+static int const_ints_named(onnx_importer *im, onnx_str name, int64_t *out, int max) {
+    value *v = find_value(im, name);
+    if (!v || v->kind != V_CONST) return -1;
+    const onnx_tensor *t = &im->g.tensors[v->tensor];
+    if ((t->dtype != ONNX_T_INT64 && t->dtype != ONNX_T_INT32) || t->ndim != 1 || t->numel > max) return -1;
+    double d[ONNX_MAX_DIMS];
+    herd_error e = {0};
+    if (t->numel > ONNX_MAX_DIMS || onnx_tensor_values(&im->g, t, NULL, d, &e)) return -1;
+    for (int64_t i = 0; i < t->numel; i++) out[i] = (int64_t)d[i];
+    return (int)t->numel;
+}
+
+/* The node reading tensor `name` alone, of op type op with that many inputs (-1: none such) */
+static int next_node(onnx_importer *im, onnx_str name, const char *op, int n_in) {
+    int c = sole_consumer(im, name, im->node_index);
+    if (c < 0 || im->done[c] || !onnx_str_eq(im->g.nodes[c].op, op) || im->g.nodes[c].n_in != n_in ||
+        im->g.nodes[c].n_out < 1)
+        return -1;
+    return c;
+}
+
+/* node c's input other than tensor `mine` (a binary node reading it once) */
+static onnx_str other_input(const onnx_node *c, onnx_str mine) {
+    return onnx_str_same(c->in[0], mine) ? c->in[1] : c->in[0];
+}
+
+/* "node 'N' (OP): <msg>" for node c of a pattern, the translation's message */
+static herd_status refuse_at(onnx_importer *im, int c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static herd_status refuse_at(onnx_importer *im, int c, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const onnx_node *keep = im->n;
+    if (c >= 0) im->n = &im->g.nodes[c];
+    herd_status st = onnx_refuse(im, "%s", msg);
+    im->n = keep;
+    return st;
+}
+
+/* Add(x (N,T,C), W [T,C]): a learned position embedding (posemb) */
+static herd_status tr_posemb(onnx_importer *im, value *x, value *w) {
+    const onnx_tensor *W = &im->g.tensors[w->tensor];
+    const int64_t *d = value_dims(im, x);
+    if (value_ndim(im, x) != 2 || W->ndim != 2 || W->dims[0] != d[0] || W->dims[1] != d[1]) {
+        char a[96], b[96];
+        return onnx_refuse(im, "adds %s '%s' to %s: a constant is added as a MatMul's bias, inside GELU, or as a "
+                           "(T, C) position embedding to (N, T, C) positions", onnx_dims_str(W->ndim, W->dims, a, sizeof a),
+                           ONNX_SHOW(W->name), onnx_dims_str(value_ndim(im, x), d, b, sizeof b));
+    }
+    begin_layer(im, "posemb");
+    herd_status st = onnx_weight(im, onnx_str_same(im->n->in[0], W->name) ? 0 : 1, 0, 0);
+    return st ? st : make_layer(im, &x->layer, 1, im->n->out[0], x->rank, im->n->out[0]);
+}
+
+/* x * (1 + tanh(k * (x + c * x^3))) * 0.5 as layers/activation.c writes it, from its Mul(x, x) on,
+ * each step the only reader of the one before: one gelu_tanh layer (*matched 0: x * x is a mul) */
+static herd_status tr_gelu_tanh(onnx_importer *im, value *x, int *matched) {
+    static const struct {
+        const char *op;
+        char other; /* 'x': the input; 'c': a constant of value k; 0: none */
+        double k;
+    } chain[] = {{"Mul", 'x', 0},        {"Mul", 'c', 0.044715}, {"Add", 'x', 0},   {"Mul", 'c', 0.7978845608028654},
+                 {"Tanh", 0, 0},         {"Add", 'c', 1.0},      {"Mul", 'x', 0},   {"Mul", 'c', 0.5}};
+    onnx_str xs = im->n->in[0], cur = im->n->out[0];
+    int nodes[8];
+    for (int i = 0; i < 8; i++) {
+        int c = next_node(im, cur, chain[i].op, chain[i].other ? 2 : 1);
+        if (c < 0) return HERD_OK;
+        if (chain[i].other) {
+            onnx_str o = other_input(&im->g.nodes[c], cur);
+            double v;
+            if (chain[i].other == 'x' ? !onnx_str_same(o, xs) : !const_scalar_named(im, o, &v) || !near(v, chain[i].k))
+                return HERD_OK;
+        }
+        nodes[i] = c, cur = im->g.nodes[c].out[0];
+    }
+    *matched = 1;
+    for (int i = 0; i < 8; i++) im->done[nodes[i]] = 1;
+    begin_layer(im, "gelu_tanh");
+    return make_layer(im, &x->layer, 1, cur, x->rank, cur);
+}
+
+/* The attention subgraph of layers/attention.c, from its Split of (N,T,3C) on: q, k, v each
+ * Reshape (N,T,H,hs) + Transpose (k to (N,H,hs,T)), MatMul, Mul by 1/sqrt(hs) (or Div by
+ * sqrt(hs)), an optional Add of the causal mask (0 at and below the diagonal, -inf or <= -1e9
+ * above), Softmax over the last axis, MatMul by v, Transpose, Reshape to (N,T,C): one attention
+ * layer. Any other shape of it is refused at the node that differs. */
+static herd_status tr_split(onnx_importer *im) {
+    const onnx_node *n = im->n;
+    herd_status st;
+    value *x = input_value(im, 0, &st);
+    if (!x) return st;
+    if (x->kind == V_SUM && (st = materialize(im, x))) return st;
+    if (x->kind != V_LAYER || value_ndim(im, x) != 2 || value_dims(im, x)[1] % 3 || x->pad_h || x->pad_w ||
+        n->n_out != 3 || !n->out[0].n || !n->out[1].n || !n->out[2].n)
+        return onnx_refuse(im, "a Split is imported as the start of herd's attention: (N, T, 3C) queries, keys and "
+                               "values into 3 parts");
+    int64_t T = value_dims(im, x)[0], C = value_dims(im, x)[1] / 3, axis = onnx_attr_int(im, "axis", 0), parts[8];
+    if (T > 4096) return onnx_refuse(im, "attention over %lld positions (herd's: at most 4096)", (long long)T);
+    int np = onnx_attr_ints(im, "split", parts, 8);
+    if (np < 0 && n->n_in > 1 && n->in[1].n && (np = const_ints_named(im, n->in[1], parts, 8)) < 0)
+        return onnx_refuse(im, "the split sizes must be a constant");
+    if ((axis != 2 && axis != -1) || (np >= 0 && (np != 3 || parts[0] != C || parts[1] != C || parts[2] != C)))
+        return onnx_refuse(im, "herd's attention splits (N, T, 3C) into 3 equal parts along axis 2");
+    static const int64_t p_qv[4] = {0, 2, 1, 3}, p_k[4] = {0, 2, 3, 1};
+    int done[16], nd = 0, tr[3], H = 0;
+    for (int b = 0; b < 3; b++) {
+        int r = next_node(im, n->out[b], "Reshape", 2);
+        int64_t s[8];
+        if (r < 0) return onnx_refuse(im, "output %d is not read by one Reshape alone (herd's attention)", b);
+        int ns = const_ints_named(im, im->g.nodes[r].in[1], s, 8);
+        if (ns != 4 || (s[0] != 0 && s[0] != -1) || s[1] != T || s[2] < 1 || s[2] > C || s[3] < 1 || s[3] > C ||
+            s[2] * s[3] != C || (H && s[2] != H))
+            return refuse_at(im, r, "herd's attention reshapes (N, %lld, %lld) to (N, %lld, H, %lld / H)", (long long)T,
+                             (long long)C, (long long)T, (long long)C);
+        H = (int)s[2];
+        int t = next_node(im, im->g.nodes[r].out[0], "Transpose", 1);
+        if (t < 0 || !perm4_is(im, t, b == 1 ? p_k : p_qv))
+            return refuse_at(im, r, "not read by one Transpose with perm %s (herd's attention)", b == 1 ? "0,2,3,1" : "0,2,1,3");
+        done[nd++] = r, done[nd++] = t, tr[b] = t;
+    }
+#define OUT(c) (im->g.nodes[c].out[0])
+    int mm = next_node(im, OUT(tr[0]), "MatMul", 2);
+    if (mm < 0 || !onnx_str_same(im->g.nodes[mm].in[0], OUT(tr[0])) || !onnx_str_same(im->g.nodes[mm].in[1], OUT(tr[1])) ||
+        next_node(im, OUT(tr[1]), "MatMul", 2) != mm)
+        return refuse_at(im, tr[0], "the queries must be read by one MatMul with the transposed keys (herd's attention)");
+    double scale, hs = (double)(C / H);
+    int sc = next_node(im, OUT(mm), "Mul", 2), dv = sc < 0 ? next_node(im, OUT(mm), "Div", 2) : -1;
+    if (sc < 0 && dv < 0) return refuse_at(im, mm, "the scores must be scaled by one Mul or Div (herd's attention)");
+    int s_node = sc >= 0 ? sc : dv;
+    if (!const_scalar_named(im, other_input(&im->g.nodes[s_node], OUT(mm)), &scale) ||
+        !near(scale, sc >= 0 ? 1.0 / sqrt(hs) : sqrt(hs)) || (dv >= 0 && !onnx_str_same(im->g.nodes[dv].in[0], OUT(mm))))
+        return refuse_at(im, s_node, "herd's attention scales the scores by 1/sqrt(%g)", hs);
+    done[nd++] = mm, done[nd++] = s_node;
+    onnx_str logits = OUT(s_node);
+    int causal = 0, add = next_node(im, logits, "Add", 2);
+    if (add >= 0) {
+        value *mv = find_value(im, other_input(&im->g.nodes[add], logits));
+        const onnx_tensor *M = mv && mv->kind == V_CONST ? &im->g.tensors[mv->tensor] : NULL;
+        double *m = M && M->ndim == 2 && M->dims[0] == T && M->dims[1] == T ? herd_malloc_array((size_t)(T * T), sizeof *m)
+                                                                            : NULL;
+        herd_error e = {0};
+        int ok = m && onnx_tensor_values(&im->g, M, NULL, m, &e) == HERD_OK;
+        for (int64_t i = 0; i < T && ok; i++)
+            for (int64_t j = 0; j < T && ok; j++) ok = j <= i ? m[i * T + j] == 0 : m[i * T + j] <= -1e9;
+        free(m);
+        if (!ok)
+            return refuse_at(im, add, "herd's attention adds a (%lld, %lld) causal mask: 0 at and below the diagonal, "
+                             "-inf above", (long long)T, (long long)T);
+        causal = 1, done[nd++] = add, logits = OUT(add);
+    }
+    int sm = next_node(im, logits, "Softmax", 1);
+    if (sm < 0) return refuse_at(im, causal ? add : s_node, "not read by one Softmax alone (herd's attention)");
+    const onnx_attr *ax = onnx_node_attr(&im->g.nodes[sm], "axis");
+    if (ax ? !ax->has_i || (ax->i != -1 && ax->i != 3) : im->g.opset && im->g.opset < 13)
+        return refuse_at(im, sm, "herd's attention takes the softmax over the last axis (axis -1)");
+    int mv = next_node(im, OUT(sm), "MatMul", 2);
+    if (mv < 0 || !onnx_str_same(im->g.nodes[mv].in[0], OUT(sm)) || !onnx_str_same(im->g.nodes[mv].in[1], OUT(tr[2])) ||
+        next_node(im, OUT(tr[2]), "MatMul", 2) != mv)
+        return refuse_at(im, sm, "the probabilities must be read by one MatMul with the values (herd's attention)");
+    int bt = next_node(im, OUT(mv), "Transpose", 1), rs = bt >= 0 ? next_node(im, OUT(bt), "Reshape", 2) : -1;
+    int64_t s[8];
+    if (bt < 0 || !perm4_is(im, bt, p_qv))
+        return refuse_at(im, mv, "not read by one Transpose with perm 0,2,1,3 (herd's attention)");
+    int ns = rs >= 0 ? const_ints_named(im, im->g.nodes[rs].in[1], s, 8) : -1;
+    if (ns != 3 || (s[0] != 0 && s[0] != -1) || s[1] != T || (s[2] != C && s[2] != -1) || (s[0] == -1 && s[2] == -1))
+        return refuse_at(im, rs >= 0 ? rs : bt, "herd's attention reshapes its heads back to (N, %lld, %lld)",
+                         (long long)T, (long long)C);
+    done[nd++] = sm, done[nd++] = mv, done[nd++] = bt, done[nd++] = rs;
+#undef OUT
+    for (int i = 0; i < nd; i++) im->done[done[i]] = 1;
+    begin_layer(im, "attention");
+    onnx_arg(im, "heads", "%d", H);
+    if (causal) onnx_arg(im, "causal", "1");
+    onnx_str out = im->g.nodes[rs].out[0];
+    return make_layer(im, &x->layer, 1, out, 3, out);
+}
+
 /* Div, Mul and Add with a constant or GELU part: x * 0.5 * (1 + erf(x / sqrt 2)) in any of the
  * orders exporters write it, and the input normalisation's scale. */
 static herd_status tr_arith(onnx_importer *im) {
@@ -698,6 +907,12 @@ static herd_status tr_arith(onnx_importer *im) {
     if (a->kind == V_CENTERED || b->kind == V_CENTERED)
         return onnx_refuse(im, "the centred input must be scaled by a constant");
     if ((a->kind == V_SUM && (st = materialize(im, a))) || (b->kind == V_SUM && (st = materialize(im, b)))) return st;
+    if (is_add && a->kind == V_LAYER && b->kind == V_CONST && im->g.tensors[b->tensor].numel > 1)
+        return tr_posemb(im, a, b);
+    if (!is_add && !is_div && a->kind == V_LAYER && b->kind == V_LAYER && onnx_str_same(n->in[0], n->in[1])) {
+        int matched = 0;
+        if ((st = tr_gelu_tanh(im, a, &matched)) || matched) return st;
+    }
     value v = {.kind = V_GELU};
     double c = 0;
     if (b->kind == V_CONST && (st = scalar_of(im, b->tensor, &c))) return st;
@@ -788,39 +1003,51 @@ static herd_status tr_add(onnx_importer *im) {
     return tr_kind(im, layer_kind_by_keyword("add"));
 }
 
-/* MatMul(x, W [in, out]) as a dense layer, with the bias of an Add that is its only reader */
+/* MatMul(x, W [in, out]) or MatMul(x, Transpose(W [out, in])) as a dense layer, per position when x
+ * is (N,T,F), with the bias of an Add that is its only reader; a transposed W that an embedding
+ * gathers from is that table, tied (dense tie=) */
 static herd_status tr_matmul(onnx_importer *im) {
     const onnx_node *n = im->n;
     herd_status st;
-    value *x = input_value(im, 0, &st);
-    if (!x) return st;
-    int tw = const_tensor(im, 1);
+    value *x = input_value(im, 0, &st), *wv = x ? input_value(im, 1, &st) : NULL;
+    if (!wv) return st;
+    int tw = wv->kind == V_CONST || wv->kind == V_CONST_T ? wv->tensor : -1, wt = wv->kind == V_CONST_T;
     if ((x->kind == V_SUM && (st = materialize(im, x)))) return st;
     if (x->kind != V_LAYER || tw < 0 || n->n_out < 1)
         return onnx_refuse(im, "only a layer output times a weight initializer (a dense layer)");
     if (x->pad_h || x->pad_w) return onnx_refuse(im, "reads a padded tensor");
     const onnx_tensor *W = &im->g.tensors[tw];
     if (W->ndim != 2) return onnx_refuse(im, "the weight must be 2-D [in, out]");
-    if (!layer_is_vector(value_ndim(im, x), value_dims(im, x))) return onnx_refuse(im, "reads an NCHW tensor; flatten it first");
+    int positions = value_ndim(im, x) == 2;
+    if (!positions && !layer_is_vector(value_ndim(im, x), value_dims(im, x)))
+        return onnx_refuse(im, "reads an NCHW tensor; flatten it first");
+    int64_t units = W->dims[wt ? 0 : 1];
     begin_layer(im, "dense");
-    im->pend[0].slot = 0, im->pend[0].tensor = tw, im->pend[0].transpose = 1;
-    im->pend[0].scale = 1.0f, im->pend[0].broadcast = 0;
-    im->n_pend = 1;
+    const char *tie = NULL;
+    for (int l = 0; wt && l < im->n_links && !tie; l++)
+        if (im->links[l].tensor == tw && im->m->nodes[im->links[l].node].kind == layer_kind_by_keyword("embedding") && im->links[l].slot == 0)
+            tie = im->m->nodes[im->links[l].node].name;
+    if (!tie) {
+        im->pend[0].slot = 0, im->pend[0].tensor = tw, im->pend[0].transpose = !wt;
+        im->pend[0].scale = 1.0f, im->pend[0].broadcast = 0;
+        im->n_pend = 1;
+    }
     onnx_str out = n->out[0], name_from = n->out[0];
     int c = sole_consumer(im, n->out[0], im->node_index), tb = -1;
     if (c >= 0 && onnx_str_eq(im->g.nodes[c].op, "Add") && im->g.nodes[c].n_in == 2 && im->g.nodes[c].n_out >= 1) {
         const onnx_node *add = &im->g.nodes[c];
         onnx_str other = onnx_str_same(add->in[0], n->out[0]) ? add->in[1] : add->in[0];
         value *b = find_value(im, other);
-        if (b && b->kind == V_CONST && im->g.tensors[b->tensor].numel == W->dims[1] && im->g.tensors[b->tensor].ndim <= 2)
+        if (b && b->kind == V_CONST && im->g.tensors[b->tensor].numel == units && im->g.tensors[b->tensor].ndim <= 2)
             tb = b->tensor, out = name_from = add->out[0], im->done[c] = 1;
     }
-    onnx_arg(im, "units", "%lld", (long long)W->dims[1]);
+    onnx_arg(im, "units", "%lld", (long long)units);
     if (tb < 0) onnx_arg(im, "bias", "0");
     else
-        im->pend[1].slot = 1, im->pend[1].tensor = tb, im->pend[1].transpose = 0, im->pend[1].scale = 1.0f,
-        im->pend[1].broadcast = 0, im->n_pend = 2;
-    return make_layer(im, &x->layer, 1, out, 2, name_from);
+        im->pend[im->n_pend].slot = 1, im->pend[im->n_pend].tensor = tb, im->pend[im->n_pend].transpose = 0,
+        im->pend[im->n_pend].scale = 1.0f, im->pend[im->n_pend].broadcast = 0, im->n_pend++;
+    if (tie) onnx_arg(im, "tie", "%s", tie);
+    return make_layer(im, &x->layer, 1, out, positions ? 3 : 2, name_from);
 }
 
 /* ---- shapes: Shape, Gather, Unsqueeze, Concat of integers, folded for the model's input size
@@ -1005,8 +1232,15 @@ static herd_status tr_transpose(onnx_importer *im) {
     int64_t p[8];
     int np = onnx_attr_ints(im, "perm", p, 8);
     static const int64_t shuffle[5] = {0, 2, 1, 3, 4};
+    if (x->kind == V_CONST && im->g.tensors[x->tensor].ndim == 2 && (np < 0 || (np == 2 && p[0] == 1 && p[1] == 0))) {
+        if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
+        value v = *x;
+        v.kind = V_CONST_T; /* a MatMul's weight [out, in] */
+        return set_value(im, im->n->out[0], v);
+    }
     if (x->kind != V_SPLIT || np != 5 || memcmp(p, shuffle, sizeof shuffle))
-        return onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups)");
+        return onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups), a 2-D "
+                               "weight's (a MatMul's) and those of herd's attention");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     value v = *x;
     v.kind = V_SPLIT_T;
@@ -1089,7 +1323,8 @@ static herd_status tr_reshape_image(onnx_importer *im, value *x, const value *s)
 }
 
 /* Reshape to (N, features) (the batch as 0, -1, a number or the symbolic batch of a shape
- * subgraph; features as -1 or the count): a flatten; of a vector, an identity. */
+ * subgraph; features as -1 or the count): a flatten; of a vector, an identity; to (N, T, F): the
+ * reshape kind. */
 static herd_status tr_reshape(onnx_importer *im) {
     herd_status st;
     value *x = input_value(im, 0, &st);
@@ -1101,6 +1336,12 @@ static herd_status tr_reshape(onnx_importer *im) {
         return tr_reshape_image(im, x, &s);
     if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
     int64_t feat = x->layer >= 0 ? im->m->nodes[x->layer].numel : im->m->inputs[-1 - x->layer].numel;
+    if (s.n_shape == 3 && (s.shape[0] == 0 || s.shape[0] == -1 || s.shape[0] == SHAPE_BATCH) && s.shape[1] >= 1 &&
+        s.shape[2] >= 1 && s.shape[1] <= feat && s.shape[2] <= feat && s.shape[1] * s.shape[2] == feat && !x->pad_h && !x->pad_w && im->n->n_out >= 1) {
+        begin_layer(im, "reshape"); /* to (N,T,F) positions */
+        onnx_arg(im, "shape", "%lldx%lld", (long long)s.shape[1], (long long)s.shape[2]);
+        return make_layer(im, &x->layer, 1, im->n->out[0], 3, im->n->out[0]);
+    }
     int64_t b = s.n_shape == 2 ? s.shape[0] : 0, f = s.n_shape == 2 ? s.shape[1] : 0;
     if (s.n_shape != 2 || !(b == 0 || b == -1 || b >= 1 || b == SHAPE_BATCH) || !(f == -1 || f == feat) ||
         (b == -1 && f == -1))
@@ -1133,6 +1374,13 @@ static herd_status tr_flatten(onnx_importer *im) {
     return tr_kind(im, layer_kind_by_keyword("flatten"));
 }
 
+/* Gather: rows of a table by an ids input, the embedding kind; of shape integers, a shape */
+static herd_status tr_gather(onnx_importer *im) {
+    value *ids = im->n->n_in == 2 ? find_value(im, im->n->in[1]) : NULL;
+    if (ids && ids->kind == V_LAYER) return tr_kind(im, layer_kind_by_onnx_op("Gather"));
+    return tr_shape(im);
+}
+
 /* Softmax: the graph's last node is dropped (herd's cross-entropy applies it to the logits) */
 static herd_status tr_softmax(onnx_importer *im) {
     value *x = im->n->n_in >= 1 ? find_value(im, im->n->in[0]) : NULL;
@@ -1149,9 +1397,9 @@ static const struct {
     {"Identity", tr_identity}, {"Dropout", tr_identity}, {"Constant", tr_constant}, {"Pad", tr_pad},
     {"Sub", tr_sub},           {"Div", tr_arith},        {"Mul", tr_arith},         {"Erf", tr_erf},
     {"Add", tr_add},           {"MatMul", tr_matmul},    {"Reshape", tr_reshape},   {"Shape", tr_shape},
-    {"Gather", tr_shape},      {"Unsqueeze", tr_shape},  {"Concat", tr_concat},     {"Flatten", tr_flatten},
+    {"Gather", tr_gather},      {"Unsqueeze", tr_shape},  {"Concat", tr_concat},     {"Flatten", tr_flatten},
     {"Softmax", tr_softmax},   {"Sigmoid", tr_gate},     {"HardSigmoid", tr_gate},  {"Cast", tr_cast},
-    {"Slice", tr_slice},       {"Transpose", tr_transpose}, {"ReduceMean", tr_reducemean},
+    {"Slice", tr_slice},       {"Transpose", tr_transpose}, {"ReduceMean", tr_reducemean}, {"Split", tr_split},
 };
 
 static op_fn pattern_of(onnx_str op) {
@@ -1215,10 +1463,16 @@ static herd_status add_graph_input(onnx_importer *im) {
         in = &im->g.inputs[i];
     }
     if (!in) return fail(im, HERD_EFORMAT, "the graph has no input");
-    if (in->elem_type != ONNX_T_FLOAT)
-        return fail(im, HERD_EUNSUPPORTED, "input '%s' has element type %d (herd takes float32)", ONNX_SHOW(in->name),
-                    in->elem_type);
     const int64_t *d = in->dims + 1;
+    if (in->elem_type == ONNX_T_INT32 || in->elem_type == ONNX_T_INT64) { /* token ids: int32 in herd */
+        if (in->ndim != 2 || d[0] <= 0 || d[0] > (1 << 26))
+            return fail(im, HERD_EUNSUPPORTED, "ids input '%s' must be [N, T] with a fixed T", ONNX_SHOW(in->name));
+        herd_status st = herd_model_add_input(im->m, NULL, HERD_I32, 1, d, im->err);
+        return st ? st : set_value(im, in->name, (value){.kind = V_LAYER, .layer = -1, .rank = 2});
+    }
+    if (in->elem_type != ONNX_T_FLOAT)
+        return fail(im, HERD_EUNSUPPORTED, "input '%s' has element type %d (herd takes float32, or int32 / int64 ids)",
+                    ONNX_SHOW(in->name), in->elem_type);
     int64_t dims[3];
     int nd;
     if (in->ndim == 4 && d[0] > 0 && d[1] > 0 && d[2] > 0 && d[0] <= (1 << 20) && d[1] <= (1 << 20) &&

@@ -7,6 +7,7 @@
  * F.scaled_dot_product_attention. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layers/layer_common.h"
@@ -118,9 +119,69 @@ static void attn_describe(const herd_model *m, const node *n, char *buf, size_t 
     snprintf(buf, size, "%d heads%s", CFG(n)->d.H, CFG(n)->d.causal ? " causal" : "");
 }
 
+/* Standard operators over (N,T,3C) (opset 13): Split into q, k, v (N,T,C); each Reshape to
+ * (N,T,H,hs) and Transpose to (N,H,T,hs), k to (N,H,hs,T); MatMul q k, Mul by 1/sqrt(hs), Add
+ * of the causal mask (0 at and below the diagonal, -inf above: one (T,T) constant shared by the
+ * layers), Softmax over the last axis, MatMul by v, Transpose back to (N,T,H,hs) and Reshape to
+ * (N,T,C). src/io/onnx_import.c recognises the subgraph as one attention layer. */
 static herd_status attn_onnx(onnx_exporter *x, const node *n) {
-    (void)n;
-    return onnx_fail(x, "attention: the ONNX export writes (N,C,H,W) and (N,F) tensors only");
+    const attn_dims *d = &CFG(n)->d;
+    int64_t T = d->T, C = d->C, H = d->H, hs = d->C / d->H;
+    enum { Q, K, V, Q4, K4, V4, QH, KT, VH, SCORES, SCALED, MASKED, PROBS, CTX, CTXT, N_T };
+    static const char *const suffix[N_T] = {"q", "k", "v", "q4", "k4", "v4", "qh", "kt", "vh", "scores", "scaled",
+                                            "masked", "probs", "ctx", "ctxt"};
+    char t[N_T][HERD_NAME_MAX + 8], name[HERD_NAME_MAX + 8];
+    for (int i = 0; i < N_T; i++) snprintf(t[i], sizeof t[i], "%s_%s", n->name, suffix[i]);
+    int fresh;
+    const char *in = onnx_in(x, n, 0), *outs[3] = {t[Q], t[K], t[V]};
+    onnx_xattr axis2 = {.name = "axis", .type = 'i', .i = 2};
+    snprintf(name, sizeof name, "%s_split", n->name);
+    onnx_emit_outs(x, "Split", name, outs, 3, &in, 1, &axis2, 1);
+    snprintf(name, sizeof name, "herd_shape_0_%lld_%lld_%lld", (long long)T, (long long)H, (long long)hs);
+    const char *heads = onnx_shared(x, name, &fresh);
+    int64_t split[4] = {0, T, H, hs}, join[3] = {0, T, C};
+    if (fresh) onnx_ints(x, heads, split, 4);
+    static const int64_t p_qv[4] = {0, 2, 1, 3}, p_k[4] = {0, 2, 3, 1};
+    for (int i = Q; i <= V; i++) {
+        const char *r[2] = {t[i], heads}, *tr = t[Q4 + i];
+        onnx_xattr perm = {.name = "perm", .type = 'I', .ints = i == K ? p_k : p_qv, .n_ints = 4};
+        onnx_emit(x, "Reshape", t[Q4 + i], t[Q4 + i], r, 2, NULL, 0);
+        onnx_emit(x, "Transpose", t[QH + i], t[QH + i], &tr, 1, &perm, 1);
+    }
+    const char *mm[2] = {t[QH], t[KT]};
+    onnx_emit(x, "MatMul", t[SCORES], t[SCORES], mm, 2, NULL, 0);
+    snprintf(name, sizeof name, "herd_attn_scale_%lld", (long long)hs);
+    const char *sc[2] = {t[SCORES], onnx_scalar(x, name, (float)(1.0 / sqrt((double)hs)))};
+    onnx_emit(x, "Mul", t[SCALED], t[SCALED], sc, 2, NULL, 0);
+    const char *logits = t[SCALED];
+    if (d->causal) {
+        snprintf(name, sizeof name, "herd_causal_mask_%lld", (long long)T);
+        const char *mask = onnx_shared(x, name, &fresh);
+        if (fresh) {
+            float *m = herd_malloc_array((size_t)(T * T), sizeof *m);
+            if (!m) return onnx_fail(x, "out of memory for the causal mask of '%s'", n->name);
+            for (int64_t i = 0; i < T; i++)
+                for (int64_t j = 0; j < T; j++) m[i * T + j] = j <= i ? 0.0f : -INFINITY;
+            int64_t md[2] = {T, T};
+            onnx_constant(x, mask, 2, md, m, T * T);
+            free(m);
+        }
+        const char *ad[2] = {t[SCALED], mask};
+        onnx_emit(x, "Add", t[MASKED], t[MASKED], ad, 2, NULL, 0);
+        logits = t[MASKED];
+    }
+    onnx_xattr last = {.name = "axis", .type = 'i', .i = -1};
+    onnx_emit(x, "Softmax", t[PROBS], t[PROBS], &logits, 1, &last, 1);
+    const char *pv[2] = {t[PROBS], t[VH]}, *ct = t[CTX];
+    onnx_emit(x, "MatMul", t[CTX], t[CTX], pv, 2, NULL, 0);
+    onnx_xattr back = {.name = "perm", .type = 'I', .ints = p_qv, .n_ints = 4};
+    onnx_emit(x, "Transpose", t[CTXT], t[CTXT], &ct, 1, &back, 1);
+    snprintf(name, sizeof name, "herd_shape_0_%lld_%lld", (long long)T, (long long)C);
+    const char *whole = onnx_shared(x, name, &fresh);
+    if (fresh) onnx_ints(x, whole, join, 3);
+    const char *r[2] = {t[CTXT], whole};
+    onnx_emit(x, "Reshape", n->name, onnx_out(x, n), r, 2, NULL, 0);
+    return HERD_OK;
 }
 
 static void attn_spec(const herd_model *m, const node *n, char *buf, size_t size) {

@@ -99,9 +99,24 @@ static void dense_describe(const herd_model *m, const node *n, char *buf, size_t
     else snprintf(buf, size, "%d", CFG(n)->out);
 }
 
+/* per position, (N,T,F): MatMul by the weight transposed (a Transpose of the initializer itself,
+ * so a tied table stays the one tensor its Gather reads), plus the bias */
+static herd_status dense_onnx_positions(onnx_exporter *x, const node *n) {
+    char wt[HERD_NAME_MAX + 8], mm[HERD_NAME_MAX + 8];
+    snprintf(wt, sizeof wt, "%s_wT", n->name);
+    snprintf(mm, sizeof mm, "%s_matmul", n->name);
+    const char *w = onnx_param(x, n, 0), *bias = onnx_param(x, n, 1), *out = onnx_out(x, n);
+    static const int64_t swap[2] = {1, 0};
+    onnx_xattr perm = {.name = "perm", .type = 'I', .ints = swap, .n_ints = 2};
+    onnx_emit(x, "Transpose", wt, wt, &w, 1, &perm, 1);
+    const char *a[2] = {onnx_in(x, n, 0), wt}, *b[2] = {mm, bias};
+    onnx_emit(x, "MatMul", bias ? mm : n->name, bias ? mm : out, a, 2, NULL, 0);
+    if (bias) onnx_emit(x, "Add", n->name, out, b, 2, NULL, 0);
+    return HERD_OK;
+}
+
 static herd_status dense_onnx(onnx_exporter *x, const node *n) {
-    if (CFG(n)->rows > 1) return onnx_fail(x, "dense over (T,F) positions: the ONNX export writes (N,C,H,W) and (N,F) "
-                                           "tensors only");
+    if (CFG(n)->rows > 1 || CFG(n)->tie) return dense_onnx_positions(x, n);
     const char *in = onnx_in(x, n, 0);
     char flat[HERD_NAME_MAX + 8];
     if (onnx_in_rank4(x, n, 0)) { /* a dense layer straight after a 1x1 feature map */

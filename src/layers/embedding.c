@@ -143,7 +143,22 @@ static herd_status embedding_onnx(onnx_exporter *x, const node *n) {
     return HERD_OK;
 }
 
+/* Gather(table [ROWS, DIM], ids (N, T)) along axis 0 (the ids a model input of T > 1 of them) */
+static herd_status embedding_onnx_import(onnx_importer *x) {
+    int64_t w[8];
+    if (onnx_attr_int(x, "axis", 0) != 0)
+        return onnx_refuse(x, "axis=%lld (an embedding gathers rows: axis 0)", (long long)onnx_attr_int(x, "axis", 0));
+    if (onnx_const_dims(x, 0, w) != 2) return onnx_refuse(x, "the table (input 0) must be a 2-D initializer");
+    if (onnx_in_ndim(x) != 1 || onnx_in_dims(x)[0] < 2)
+        return onnx_refuse(x, "herd's embedding reads (N, T) ids with T > 1 here (one id gives (N, 1, D) in ONNX, (N, D) "
+                              "in herd)");
+    onnx_arg(x, "rows", "%lld", (long long)w[0]);
+    onnx_arg(x, "dim", "%lld", (long long)w[1]);
+    return onnx_weight(x, 0, 0, 0);
+}
+
 static const char *const embedding_keywords[] = {"embedding", NULL};
+static const char *const embedding_ops[] = {"Gather", NULL};
 static const char *const embedding_positional[] = {"rows", "dim", NULL};
 
 const layer_kind layer_embedding = {
@@ -151,5 +166,6 @@ const layer_kind layer_embedding = {
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = embedding_build, .check = layer_table_check,
     .init = layer_table_init, .forward = embedding_forward, .backward = embedding_backward,
     .backward_reads = layer_reads_input, .flops = embedding_flops, .describe = embedding_describe,
-    .onnx_export = embedding_onnx, .spec = embedding_spec, .decode = embedding_decode,
+    .onnx_export = embedding_onnx, .onnx_ops = embedding_ops, .onnx_import = embedding_onnx_import,
+    .spec = embedding_spec, .decode = embedding_decode,
 };

@@ -63,9 +63,11 @@ static int64_t posemb_flops(const herd_model *m, const node *n) {
     return n->numel;
 }
 
+/* Add of the (T, C) weight, broadcast over the batch */
 static herd_status posemb_onnx(onnx_exporter *x, const node *n) {
-    (void)n;
-    return onnx_fail(x, "posemb: the ONNX export writes (N,C,H,W) and (N,F) tensors only");
+    const char *in[2] = {onnx_in(x, n, 0), onnx_param(x, n, 0)};
+    onnx_emit(x, "Add", n->name, onnx_out(x, n), in, 2, NULL, 0);
+    return HERD_OK;
 }
 
 static void posemb_spec(const herd_model *m, const node *n, char *buf, size_t size) {

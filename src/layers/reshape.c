@@ -42,9 +42,16 @@ static herd_status reshape_build(layer_build *b) {
     return HERD_OK;
 }
 
+/* Reshape to (N, dims...), the batch as 0 (copied) */
 static herd_status reshape_onnx(onnx_exporter *x, const node *n) {
-    (void)n;
-    return onnx_fail(x, "reshape: the ONNX export writes (N,C,H,W) and (N,F) tensors only");
+    const reshape_cfg *c = (const reshape_cfg *)n->cfg;
+    int64_t shape[5] = {0};
+    memcpy(shape + 1, c->dims, (size_t)c->ndim * sizeof *shape);
+    char name[HERD_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s_shape", n->name);
+    const char *in[2] = {onnx_in(x, n, 0), onnx_ints(x, name, shape, c->ndim + 1)};
+    onnx_emit(x, "Reshape", n->name, onnx_out(x, n), in, 2, NULL, 0);
+    return HERD_OK;
 }
 
 static void reshape_spec(const herd_model *m, const node *n, char *buf, size_t size) {

@@ -154,6 +154,9 @@ typedef struct onnx_xattr {
 } onnx_xattr;
 void onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
                int n_inputs, const onnx_xattr *attrs, int n_attrs);
+/* onnx_emit of a node with several outputs (Split) */
+void onnx_emit_outs(onnx_exporter *x, const char *op, const char *name, const char *const *outs, int n_outs,
+                    const char *const *inputs, int n_inputs, const onnx_xattr *attrs, int n_attrs);
 /* the model declares at least this opset (13 otherwise) */
 void onnx_require_opset(onnx_exporter *x, int opset);
 /* a 1-D int64 initializer (a shape, slice bounds) named `name`, which the caller makes unique
@@ -161,6 +164,9 @@ void onnx_require_opset(onnx_exporter *x, int opset);
 const char *onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int n);
 /* a scalar float initializer shared by every user of `name` (written once) */
 const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
+/* A constant shared by every layer naming it the same (a causal mask, a shape): the name's
+ * stored copy, *fresh = 1 the first time (the caller then writes the initializer); at most 4 a node. */
+const char *onnx_shared(onnx_exporter *x, const char *name, int *fresh);
 /* a node's own constant: an f32 / i32 initializer named `name` (the caller makes it unique) */
 void onnx_constant(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel);
 void onnx_constant_i32(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,

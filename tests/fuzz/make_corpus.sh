@@ -240,7 +240,7 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
-for s in concat_graph ceil_pool mobile; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+for s in concat_graph ceil_pool mobile gpt_variant; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
 # ---- Criteo TSV: byte 0 picks the hash rows, then lines of the synthetic generator, good and bad ----
 mkdir -p "$OUT/criteo"
 python3 - "$OUT/criteo" "$(dirname "$HERD")/criteo_synth" <<'PY'
