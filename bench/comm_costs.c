@@ -11,7 +11,7 @@
  * per byte on top of the wire). With --spec, the data-parallel gradient buckets herd cuts for
  * that model at this world size (floats each), so bench/scaling --predict sums the real ones.
  * Rank 0 prints one line per figure:
- *   op=NAME ranks=P bytes=B seconds=S | reduce seconds_per_byte=G | bucket floats=N
+ *   op=NAME ranks=P bytes=B seconds=S least=MIN | reduce seconds_per_byte=G | bucket floats=N
  * usage: mpirun -np P comm_costs [--reps N] [--spec MODEL.spec] BYTES... */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +26,9 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* median of reps timings of one exchange of n floats; 0 when it failed (err says why) */
-static double time_op(herd_comm *c, const char *op, float *buf, float *out, int64_t n, int reps, herd_error *err) {
+/* median (and *least) of reps timings of one exchange of n floats; 0 when it failed (err says why) */
+static double time_op(herd_comm *c, const char *op, float *buf, float *out, int64_t n, int reps, double *least,
+                      herd_error *err) {
     int rank = herd_comm_rank(c), world = herd_comm_size(c);
     int *counts = malloc((size_t)world * sizeof *counts);
     double *t = malloc((size_t)(reps + 2) * sizeof *t);
@@ -65,6 +66,7 @@ static double time_op(herd_comm *c, const char *op, float *buf, float *out, int6
     if (!st) {
         qsort(t + 2, (size_t)reps, sizeof *t, cmp_double);
         med = t[2 + reps / 2];
+        *least = t[2];
     }
     free(counts);
     free(t);
@@ -149,9 +151,10 @@ int main(int argc, char **argv) {
         int64_t n = sizes[k] / 4;
         for (int64_t i = 0; i < n; i++) buf[i] = 1.0f;
         for (int o = 0; o < 4 && !st; o++) {
-            double s = time_op(c, ops[o], buf, out, n, reps, &err);
+            double least = 0, s = time_op(c, ops[o], buf, out, n, reps, &least, &err);
             if (!s) st = HERD_EIO;
-            else if (rank == 0) printf("op=%s ranks=%d bytes=%lld seconds=%.6g\n", ops[o], world, (long long)(n * 4), s);
+            else if (rank == 0)
+                printf("op=%s ranks=%d bytes=%lld seconds=%.6g least=%.6g\n", ops[o], world, (long long)(n * 4), s, least);
             fflush(stdout);
         }
     }

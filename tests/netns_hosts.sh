@@ -5,6 +5,7 @@
 #   netns_up N [RATE [BURST]]  create hosts (optional tbf rate limit on every host's egress,
 #                       e.g. 1gbit, with a token bucket of BURST, default 256kb)
 #   netns_down          remove them
+#   netns_require WHAT  in a test: skip it (exit 77, the reason printed) without mpirun or namespaces
 #   netns_mpirun ARGS   mpirun from host 0 across the hosts (hostfile with 1 slot each)
 NETNS_PREFIX=herd$$
 NETNS_N=0
@@ -14,6 +15,18 @@ netns_available() {
     ip netns add "${NETNS_PREFIX}probe" 2>/dev/null || { echo "cannot create network namespaces here"; return 1; }
     ip netns del "${NETNS_PREFIX}probe"
     return 0
+}
+
+netns_require() {
+    local why
+    if ! command -v mpirun >/dev/null; then
+        why="mpirun not installed (openmpi-bin)"
+    elif why=$(netns_available); then
+        return 0
+    fi
+    echo "SKIP: $why; $1 not run"
+    echo "0 passed, 0 failed (skipped)"
+    exit 77
 }
 
 netns_up() {

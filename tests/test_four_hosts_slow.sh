@@ -7,16 +7,7 @@
 # One set of hosts for every run, small data (600 images): about 40 s on 2 cores.
 . "$(dirname "$0")/cli_lib.sh"
 . "$(dirname "$0")/netns_hosts.sh"
-if ! command -v mpirun >/dev/null; then
-    echo "SKIP: mpirun not installed (openmpi-bin)"
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-fi
-if ! why=$(netns_available); then
-    echo "SKIP: $why; 4-host tests not run"
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-fi
+netns_require "4-host tests"
 trap 'netns_down; rm -rf "$TMP"' EXIT
 make_subset "$TMP/d" 600 100
 FASHION=$SRC/examples/fashion_cnn.spec
