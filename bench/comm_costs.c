@@ -21,6 +21,8 @@
 #include "dist/strategy.h"
 #include "herd/herd.h"
 
+#define MAX_RANKS 64
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -55,8 +57,7 @@ static double time_op(herd_comm *c, const char *op, float *buf, float *out, int6
         }
         /* the slowest rank's time: a sender's request completes once the kernel has its
          * bytes (socket buffers and the tbf queue hold megabytes), its receivers' much later */
-        float mine = (float)(herd_now() - t0), *all = world <= 64 ? (float[64]){0} : NULL;
-        if (!st && !all) st = herd_fail(err, HERD_EARG, "at most 64 ranks");
+        float mine = (float)(herd_now() - t0), all[MAX_RANKS] = {0};
         if (!st) st = herd_comm_allgather(c, &mine, all, 1, err);
         t[i] = 0;
         for (int r = 0; r < world && !st; r++) t[i] = all[r] > t[i] ? all[r] : t[i];
@@ -139,7 +140,8 @@ int main(int argc, char **argv) {
     }
     int rank = herd_comm_rank(c), world = herd_comm_size(c);
     herd_status st = HERD_OK;
-    if (world < 2) st = herd_fail(&err, HERD_EARG, "needs at least 2 ranks (mpirun -np P)");
+    if (world < 2 || world > MAX_RANKS)
+        st = herd_fail(&err, HERD_EARG, "needs 2 to %d ranks (mpirun -np P), not %d", MAX_RANKS, world);
     if (!st && rank == 0) printf("reduce seconds_per_byte=%.4g\n", reduce_rate());
     if (!st && spec) st = print_buckets(c, spec, &err);
     int64_t most = 0;
