@@ -4,16 +4,7 @@
 # and a rank killed on a remote host must stop the job with an error within 10 s.
 . "$(dirname "$0")/cli_lib.sh"
 . "$(dirname "$0")/netns_hosts.sh"
-if ! command -v mpirun >/dev/null; then
-    echo "SKIP: mpirun not installed (openmpi-bin)"
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-fi
-if ! why=$(netns_available); then
-    echo "SKIP: $why; multi-host tests not run"
-    echo "0 passed, 0 failed (skipped)"
-    exit 77
-fi
+netns_require "multi-host tests"
 trap 'netns_down; rm -rf "$TMP"' EXIT
 make_subset "$TMP/d" 640 200
 FASHION=$SRC/examples/fashion_cnn.spec
