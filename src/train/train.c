@@ -128,9 +128,9 @@ static herd_status sparse_optimizers(herd_trainer *t, herd_error *err) {
     t->sparse_grads = calloc((size_t)n, sizeof *t->sparse_grads);
     if (!t->sparse || !t->sparse_grads) return herd_fail(err, HERD_ENOMEM, "out of memory");
     for (int k = 0; k < n; k++) {
-        herd_sparse_grad g;
-        herd_model_sparse_grad(t->m, k, &g);
-        const herd_param_info *p = herd_model_param(t->m, g.param);
+        herd_sparse_grad *g = &t->sparse_grads[k]; /* its table (checkpoints name the state by it) before any step */
+        herd_model_sparse_grad(t->m, k, g);
+        const herd_param_info *p = herd_model_param(t->m, g->param);
         herd_status st = keep ? herd_sparse_optimizer_init(&t->sparse[k], kind, p->shape[0], p->shape[1], err) : HERD_OK;
         if (st) return herd_fail_prefix(err, "%s", p->name);
         t->n_sparse++;
