@@ -325,6 +325,8 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
     if (st) return st;
     int rank = 0, world = 1; /* no strategy: one process */
     if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
+    /* a rank's model is planned for its share of a global batch (herd_train passes the global one) */
+    if (batch > herd_model_max_batch(m)) batch = herd_model_max_batch(m);
     int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
     void *targets = malloc((size_t)batch * herd_model_target_bytes(m));
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
