@@ -62,6 +62,7 @@ struct ps_state {
     int pieces;
     ps_piece *piece;
     int *piece_table;
+    int64_t *row_base;  /* per table: the first row of this server's piece */
     float *acc;         /* (staleness + 2) accumulators of the dense part */
     double *acc_samples;
     int *acc_count;
@@ -189,7 +190,8 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
         p->dense_n = dense_of(p, si);
         p->piece = calloc((size_t)(p->n_tables ? p->n_tables : 1), sizeof *p->piece);
         p->piece_table = calloc((size_t)(p->n_tables ? p->n_tables : 1), sizeof *p->piece_table);
-        if (!p->piece || !p->piece_table) goto nomem;
+        p->row_base = calloc((size_t)(p->n_tables ? p->n_tables : 1), sizeof *p->row_base);
+        if (!p->piece || !p->piece_table || !p->row_base) goto nomem;
         p->pieces = pieces_of(p, si, p->piece, p->piece_table);
         p->acc = calloc((size_t)slots * (size_t)(p->dense_n ? p->dense_n : 1), sizeof(float));
         p->acc_samples = calloc((size_t)slots, sizeof(double));
@@ -231,7 +233,7 @@ void ps_destroy(ps_state *p) {
     for (int q = 0; p->sopt && q < p->pieces; q++) herd_sparse_optimizer_free(&p->sopt[q]);
     free(p->sopt);
     herd_optimizer_free(&p->opt);
-    free(p->piece), free(p->piece_table);
+    free(p->piece), free(p->piece_table), free(p->row_base);
     for (int w = 0; p->pkeys && w < p->workers; w++) free(p->pkeys[w]);
     free(p->pkeys), free(p->pkeys_n), free(p->pkeys_cap);
     free(p->pending), free(p->pending_kind), free(p->pending_exact), free(p->pending_full);
@@ -420,8 +422,10 @@ herd_status ps_done(ps_state *p, herd_error *err) {
 
 /* Copies server s's state between buf (after the header) and the model and *st: to_buf = 1
  * packs it, 0 unpacks it. Layout: parameters, dense m, dense v, then per table piece its
- * optimizer's m and v rows (what exists). */
-static void state_copy(ps_state *p, int s, const ps_full_state *st, float *buf, int to_buf) {
+ * optimizer's m and v rows (what exists). st's dense moments start at parameter dense_base, table
+ * t's optimizer at row row_base[t] (a worker's are whole: 0 and NULL; a server's its own). */
+static void state_copy(ps_state *p, int s, const ps_full_state *st, int64_t dense_base, const int64_t *row_base,
+                       float *buf, int to_buf) {
     float *params = herd_model_params(p->m, NULL);
 #define STATE_MOVE(ptr, count)                                                                 \
     do {                                                                                       \
@@ -431,14 +435,15 @@ static void state_copy(ps_state *p, int s, const ps_full_state *st, float *buf, 
     } while (0)
     STATE_MOVE(params + p->lo[s], shard_n(p, s));
     int64_t d = dense_of(p, s);
-    if (st->m) STATE_MOVE(st->m + p->lo[s], d);
-    if (st->v) STATE_MOVE(st->v + p->lo[s], d);
+    if (st->m) STATE_MOVE(st->m + (p->lo[s] - dense_base), d);
+    if (st->v) STATE_MOVE(st->v + (p->lo[s] - dense_base), d);
     for (int t = 0; t < p->n_tables && st->tables; t++) {
         const ps_table *tb = &p->tables[t];
         herd_sparse_optimizer *o = &st->tables[t];
         int64_t a, b;
         if (!table_span(p, s, t, &a, &b)) continue;
-        int64_t sd = herd_sparse_state_dim(o), r0 = (a - tb->off) / tb->dim, nr = (b - a) / tb->dim;
+        int64_t sd = herd_sparse_state_dim(o), nr = (b - a) / tb->dim;
+        int64_t r0 = (a - tb->off) / tb->dim - (row_base ? row_base[t] : 0);
         if (o->m) STATE_MOVE(o->m + r0 * sd, nr * sd);
         if (o->v) STATE_MOVE(o->v + r0 * sd, nr * sd);
     }
@@ -473,7 +478,7 @@ herd_status ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err
         if (h[0] != t) return herd_fail(err, HERD_EINTERNAL, "server %d sent the state of update %lld, not %lld", s,
                                         (long long)h[0], (long long)t);
         st->version = h[0], st->opt_t = h[1];
-        state_copy(p, s, st, (float *)(p->back[s].p + sizeof h), 0);
+        state_copy(p, s, st, 0, NULL, (float *)(p->back[s].p + sizeof h), 0);
     }
     return s2;
 }
@@ -487,7 +492,7 @@ herd_status ps_restore(ps_state *p, const ps_full_state *st, herd_error *err) {
         if (!grow(&p->send[s], bytes)) return herd_fail(err, HERD_ENOMEM, "out of memory for the servers' state");
         int64_t h[STATE_HEADER] = {st->version, st->opt_t};
         memcpy(p->send[s].p, h, sizeof h);
-        state_copy(p, s, st, (float *)(p->send[s].p + sizeof h), 1);
+        state_copy(p, s, st, 0, NULL, (float *)(p->send[s].p + sizeof h), 1);
         herd_comm_request *r;
         s2 = herd_comm_isend(p->comm, p->send[s].p, (int64_t)bytes, p->workers + s, TAG_RESTORE, &r, err);
         if (!s2) s2 = herd_comm_wait(p->comm, r, err);
@@ -644,20 +649,16 @@ static herd_status reply_params(ps_state *p, int worker, int full, const int64_t
 
 static int has_moment(const herd_optimizer *o, int v) { return v ? o->v != NULL : o->m != NULL; }
 
-/* This server's state as a worker's ps_full_state sees it: whole-model pointers offset so that
- * state_copy's [lo, hi) indexing lands in the server's own buffers. */
+/* This server's state as state_copy reads it: its dense moments (from parameter lo) and, indexed
+ * by table, its pieces' optimizers (from their first rows, p->row_base). */
 static void server_view(ps_state *p, ps_full_state *st, herd_sparse_optimizer *tables) {
-    int64_t lo = p->lo[p->server_index];
     memset(st, 0, sizeof *st);
-    st->m = has_moment(&p->opt, 0) ? p->opt.m - lo : NULL;
-    st->v = has_moment(&p->opt, 1) ? p->opt.v - lo : NULL;
-    for (int q = 0; q < p->pieces; q++) { /* piece q of table t: rows from r0 */
+    st->m = has_moment(&p->opt, 0) ? p->opt.m : NULL;
+    st->v = has_moment(&p->opt, 1) ? p->opt.v : NULL;
+    for (int q = 0; q < p->pieces; q++) {
         const ps_table *tb = &p->tables[p->piece_table[q]];
-        int64_t sd = herd_sparse_state_dim(&p->sopt[q]), r0 = (p->piece[q].lo - tb->off) / tb->dim;
-        herd_sparse_optimizer *o = &tables[p->piece_table[q]];
-        *o = p->sopt[q];
-        o->m = p->sopt[q].m ? p->sopt[q].m - r0 * sd : NULL;
-        o->v = p->sopt[q].v ? p->sopt[q].v - r0 * sd : NULL;
+        tables[p->piece_table[q]] = p->sopt[q];
+        p->row_base[p->piece_table[q]] = (p->piece[q].lo - tb->off) / tb->dim;
     }
     st->tables = tables;
 }
@@ -670,7 +671,7 @@ static herd_status reply_state(ps_state *p, int worker, herd_sparse_optimizer *v
     if (!grow(&p->reply, bytes)) return herd_fail(err, HERD_ENOMEM, "server rank %d: out of memory for its state", p->rank);
     int64_t h[STATE_HEADER] = {p->version, p->opt.t};
     memcpy(p->reply.p, h, sizeof h);
-    state_copy(p, p->server_index, &st, (float *)(p->reply.p + sizeof h), 1);
+    state_copy(p, p->server_index, &st, p->lo[p->server_index], p->row_base, (float *)(p->reply.p + sizeof h), 1);
     return send_reply(p, worker, TAG_STATE_REPLY, bytes, err);
 }
 
@@ -886,7 +887,7 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_k
                                p->restored ? "after training started" : "(only the first worker brings it)");
                 break;
             }
-            state_copy(p, p->server_index, &sv, (float *)msg.dense, 0);
+            state_copy(p, p->server_index, &sv, p->lo[p->server_index], p->row_base, (float *)msg.dense, 0);
             p->version = msg.step, p->opt.t = msg.opt_t;
             for (int q = 0; q < p->pieces; q++) p->sopt[q].t = msg.opt_t;
             p->restored = 1;
