@@ -324,7 +324,7 @@ herd_status ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_
         int tb = 0;
         for (int64_t i = k0; i < k1; i++) floats += row_dim(p, p->keys[i], &tb);
         size_t req = (size_t)(PULL_HEADER + k1 - k0) * sizeof(int64_t);
-        if (!grow(&p->send[s], req) || (!full && !grow(&p->back[s], (size_t)floats * sizeof(float)))) {
+        if (!grow(&p->send[s], req) || (!full && !grow(&p->back[s], (size_t)floats * sizeof(float) + 8))) {
             st = herd_fail(err, HERD_ENOMEM, "out of memory for a pull");
             break;
         }
@@ -633,7 +633,7 @@ static herd_status reply_params(ps_state *p, int worker, int full, const int64_t
         while (keys[i] >= p->piece[q].hi) q++;
         floats += p->piece[q].dim;
     }
-    if (!grow(&p->reply, (size_t)floats * sizeof(float)))
+    if (!grow(&p->reply, (size_t)floats * sizeof(float) + 8)) /* never NULL, even for nothing */
         return herd_fail(err, HERD_ENOMEM, "server rank %d: out of memory for a reply", p->rank);
     float *b = (float *)p->reply.p;
     memcpy(b, params + lo, (size_t)(full ? floats : p->dense_n) * sizeof(float));
