@@ -296,7 +296,7 @@ static herd_status touched_keys(ps_state *p, int rows, int64_t *nk, herd_error *
         size_t k = 0;
         for (size_t i = 0; i < n; i++) /* others (pad slots, bad ids) are the layer's to check */
             if (ids[i] >= 0 && ids[i] < p->tables[t].rows) p->ids[k++] = ids[i];
-        qsort(p->ids, k, sizeof *p->ids, cmp_i32);
+        if (k > 1) qsort(p->ids, k, sizeof *p->ids, cmp_i32);
         if (!reserve_keys(p, (size_t)*nk + k)) return herd_fail(err, HERD_ENOMEM, "out of memory for the rows of a batch");
         for (size_t i = 0; i < k; i++)
             if (i == 0 || p->ids[i] != p->ids[i - 1])
@@ -334,7 +334,7 @@ herd_status ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_
         if (st) break;
         int64_t h[PULL_HEADER] = {t, exact, full, k1 - k0};
         memcpy(p->send[s].p, h, sizeof h);
-        memcpy(p->send[s].p + sizeof h, p->keys + k0, (size_t)(k1 - k0) * sizeof(int64_t));
+        if (k1 > k0) memcpy(p->send[s].p + sizeof h, p->keys + k0, (size_t)(k1 - k0) * sizeof(int64_t));
         st = herd_comm_isend(p->comm, p->send[s].p, (int64_t)req, p->workers + s, TAG_PULL, &send[s], err);
         posted = s + 1;
         double *ld = p->load + 3 * s;
@@ -390,7 +390,7 @@ herd_status ps_push(ps_state *p, int64_t t, int samples, const herd_sparse_grad 
         int64_t h[PUSH_HEADER] = {t, samples, k1 - k0};
         memcpy(b, h, sizeof h);
         b += sizeof h;
-        memcpy(b, p->keys + k0, (size_t)(k1 - k0) * sizeof(int64_t));
+        if (k1 > k0) memcpy(b, p->keys + k0, (size_t)(k1 - k0) * sizeof(int64_t));
         b += (size_t)(k1 - k0) * sizeof(int64_t);
         memcpy(b, grads + p->lo[s], (size_t)d * sizeof(float));
         b += (size_t)d * sizeof(float);
@@ -724,6 +724,7 @@ static int cmp_u64(const void *a, const void *b) {
 static int64_t coalesce(ps_state *p, const slot_rows *r, int64_t dim) {
     if (r->n > p->ccap || dim > p->cdim) {
         int64_t cap = r->n > p->ccap ? r->n : p->ccap, cd = dim > p->cdim ? dim : p->cdim;
+        if (cap < 1) cap = 1;
         free(p->ckeys), free(p->cids), free(p->csums);
         p->ckeys = malloc((size_t)cap * sizeof *p->ckeys);
         p->cids = malloc((size_t)cap * sizeof *p->cids);
@@ -735,7 +736,7 @@ static int64_t coalesce(ps_state *p, const slot_rows *r, int64_t dim) {
         p->ccap = cap, p->cdim = cd;
     }
     for (int64_t i = 0; i < r->n; i++) p->ckeys[i] = (uint64_t)(uint32_t)r->ids[i] << 32 | (uint64_t)i;
-    qsort(p->ckeys, (size_t)r->n, sizeof *p->ckeys, cmp_u64);
+    if (r->n > 1) qsort(p->ckeys, (size_t)r->n, sizeof *p->ckeys, cmp_u64);
     int64_t out = -1;
     for (int64_t i = 0; i < r->n; i++) {
         int32_t id = (int32_t)(p->ckeys[i] >> 32);
