@@ -105,8 +105,9 @@ done
 # ---- layout errors are found before herd launches workers: one line, exit 2 (no mpirun needed) ----
 expect_exit 2 "-n 64 with batch 32" -- "$HERD" train "${C[@]}" --batch 32 -n 64
 expect_err_line "-n 64 with batch 32" "--batch 32 is smaller than the 64 workers"
-expect_exit 2 "ps with checkpoints" -- "$HERD" train "${C[@]}" -n 3 --strategy ps --checkpoint-dir "$TMP/psck"
-expect_err_line "ps with checkpoints" "--checkpoint-dir and --resume are not supported with --strategy ps yet"
+expect_exit 2 "asynchronous ps with checkpoints" -- "$HERD" train "${C[@]}" -n 3 --strategy ps --staleness inf \
+    --checkpoint-dir "$TMP/psck"
+expect_err_line "asynchronous ps with checkpoints" "checkpoints with --strategy ps need a bounded --staleness"
 expect_exit 2 "stages not dividing -n" -- "$HERD" train "$SRC/examples/fashion_cnn.spec" "${C[@]:1}" -n 3 \
     --strategy pipeline --stages 2
 expect_err_line "stages not dividing -n" "needs a number of ranks (-n 3) that --stages 2 divides"

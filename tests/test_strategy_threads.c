@@ -4,7 +4,10 @@
  * for 1, 2 and 4 ranks with dropout, ZeRO-1 bit-identical to plain data parallel (and with
  * --deterministic to one process) holding 1/N of the optimizer state, the parameter server with staleness 0 (equal to one
  * process) and 2 (the workers agree after an exact pull) or unbounded, and the GPipe and 1F1B
- * pipeline schedules on 2 stages and on 2 stages x 2 replicas; the layout-free resume matrix.
+ * pipeline schedules on 2 stages and on 2 stages x 2 replicas; the layout-free resume matrix; the
+ * parameter server with an embedding table (1 and 3 servers, the table split between two; lazy
+ * Adam, Adagrad, row-wise Adagrad and SGD on the servers' rows): equal to one process, the rows moved equal to the rows the batches touch, and its
+ * checkpoints resumed under ps and data parallel (and data parallel's under ps).
  * Reference kernels, one thread per rank. */
 #include <math.h>
 #include <string.h>
@@ -38,6 +41,9 @@ typedef struct job {
     const char *ckpt_dir;   /* set: herd_train for 2 epochs, checkpoints every 4 steps there */
     int resume;
     int64_t steps_run;      /* herd_train: the steps the first rank took */
+    const char *sparse_opt; /* --sparse-optimizer (NULL: the default, lazy Adam beside adam) */
+    double load[3 * 8];     /* parameter servers: the workers' exchange with each, before the last sync */
+    int load_servers;
 } job;
 
 static herd_status make_model(const job *j, int world, herd_model **out, herd_error *err) {
@@ -59,6 +65,8 @@ static void train_rank(rank_ctx *r) {
     if (!st) st = herd_strategy_create(&s, r->comm, m, &j->cfg, &r->err);
     herd_train_config tc = herd_train_defaults();
     tc.batch = B, tc.lr = 0.02f, tc.seed = 3, tc.strategy = s;
+    tc.resume = j->resume; /* a resumed parameter server waits for the state */
+    tc.sparse_optimizer = j->sparse_opt;
     if (!st && herd_strategy_is_server(s)) { /* parameter server: until the workers are done */
         r->status = herd_train_serve(m, j->ds, &tc, &r->err);
         goto done;
@@ -79,6 +87,10 @@ static void train_rank(rank_ctx *r) {
         herd_step_result res;
         st = herd_trainer_step(t, j->ds, idx, B, &res, &r->err);
     }
+    double load[3 * 8];
+    int servers = 0;
+    if (!st) st = herd_strategy_server_load(s, load, 8, &servers, &r->err); /* the steps' alone */
+    if (!st && herd_strategy_world_rank(s) == 0) memcpy(j->load, load, sizeof load), j->load_servers = servers;
     if (!st) st = herd_strategy_sync_model(s, STEPS, &r->err);
     if (!st) st = herd_strategy_finish(s, &r->err);
 trained:
@@ -206,6 +218,134 @@ static void resume_matrix(herd_dataset *ds) {
     CHECK(system(cmd) == 0, "%s", cmd);
 }
 
+/* Parameter server with an embedding table (ids an input of their own): 2 workers and 1 or 3
+ * servers (with 3 the table's rows are split between the last two) equal one process; every step
+ * moves exactly the rows its batch touches (each worker pulls and pushes its distinct ids); a ps
+ * checkpoint resumes under ps (the same bits: two workers' sums do not depend on arrival order)
+ * and under data parallel, and a data-parallel one under ps (float tolerance). */
+static const char *SPEC_TABLE = "input 12 name=x\ninput 3 dtype=i32 name=ids\ndense 16 relu from=x name=h\n"
+                                "embedding_bag 40 8 mode=sum from=ids name=bag\nconcat h,bag\ndense 4\n";
+enum { TABLE_ROWS = 40 };
+
+static void ps_tables(void) {
+    float *x = malloc(SAMPLES * IN * sizeof *x);
+    int32_t *ids = malloc(SAMPLES * 3 * sizeof *ids), *y = malloc(SAMPLES * sizeof *y);
+    if (!x || !ids || !y) return;
+    herd_rng rng;
+    herd_rng_init(&rng, 9, 0);
+    for (int i = 0; i < SAMPLES; i++) {
+        y[i] = i % CLASSES;
+        for (int k = 0; k < IN; k++) x[i * IN + k] = herd_rng_normal(&rng) + (k % CLASSES == y[i] ? 0.5f : 0);
+        for (int k = 0; k < 3; k++) /* skewed ids, the first one says the class */
+            ids[i * 3 + k] = k == 0 ? y[i] * 10 + (int32_t)herd_rng_below(&rng, 3)
+                                    : (int32_t)herd_rng_below(&rng, k == 1 ? 8 : TABLE_ROWS);
+    }
+    herd_tensor xs[2] = {herd_tensor_make(HERD_F32, 2, (int64_t[]){SAMPLES, IN}, x),
+                         herd_tensor_make(HERD_I32, 2, (int64_t[]){SAMPLES, 3}, ids)};
+    herd_error err = {0};
+    herd_dataset *ds = NULL;
+    if (herd_dataset_from_memory_fields(&ds, xs, 2, herd_tensor_make(HERD_I32, 1, (int64_t[]){SAMPLES}, y), CLASSES,
+                                        "test-table", &err)) {
+        CHECK(0, "%s", err.msg);
+        return;
+    }
+    static float one[4096], full[4096];
+    job j = {.spec = SPEC_TABLE, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    CHECK(!run(&j, 1, one), "table: one process failed");
+    job p = {.spec = SPEC_TABLE, .cfg = herd_strategy_defaults(HERD_STRATEGY_PS), .ds = ds};
+    /* the rows each step touches: per worker (rows [w*B/2, (w+1)*B/2) of the batch) its distinct ids */
+    double touched = 0;
+    for (int step = 0; step < STEPS; step++)
+        for (int w = 0; w < 2; w++) {
+            char seen[TABLE_ROWS] = {0};
+            for (int b = w * B / 2; b < (w + 1) * B / 2; b++)
+                for (int k = 0; k < 3; k++) {
+                    int32_t id = ids[((step * 37 + b * 5) % SAMPLES) * 3 + k];
+                    touched += !seen[id];
+                    seen[id] = 1;
+                }
+        }
+    for (int servers = 1; servers <= 3; servers += 2) {
+        p.cfg.servers = servers;
+        char what[64];
+        snprintf(what, sizeof what, "ps with a table, %d server%s", servers, servers > 1 ? "s" : "");
+        CHECK(!run(&p, 2 + servers, got_params), "%s: training failed", what);
+        CHECK(max_diff(got_params, one, p.n) <= 2e-6, "%s: max |difference| to one process %.3g > 2e-6", what,
+              max_diff(got_params, one, p.n));
+        double rows = 0, requests = 0;
+        for (int s = 0; s < p.load_servers; s++) rows += p.load[3 * s + 1], requests += p.load[3 * s + 2];
+        /* pulled and pushed once each; requests: a pull and a push per worker, step and server */
+        CHECK(p.load_servers == servers && rows == 2 * touched && requests == 2.0 * 2 * STEPS * servers,
+              "%s: %d servers' load, %.0f rows moved (the batches touch %.0f, twice), %.0f requests", what,
+              p.load_servers, rows, touched, requests);
+        CHECK(servers == 1 || (p.load[4] > 0 && p.load[7] > 0), "%s: the table's rows not split (%.0f, %.0f rows)",
+              what, p.load[4], p.load[7]);
+    }
+    /* the other sparse optimizers, on the servers' rows (the table split between 2 servers) */
+    static const char *const sparse[] = {"adagrad", "rowwise_adagrad", "sgd"};
+    for (int k = 0; k < 3; k++) {
+        j.sparse_opt = p.sparse_opt = sparse[k];
+        p.cfg.servers = 2;
+        CHECK(!run(&j, 1, one), "table, %s: one process failed", sparse[k]);
+        CHECK(!run(&p, 4, got_params), "ps with a table, %s: training failed", sparse[k]);
+        CHECK(max_diff(got_params, one, p.n) <= 2e-6, "ps with a table, --sparse-optimizer %s: %.3g from one process",
+              sparse[k], max_diff(got_params, one, p.n));
+    }
+    j.sparse_opt = p.sparse_opt = NULL;
+
+    /* checkpoints: ps (1 server) writes every 4 steps over 2 epochs; resumed from step 4 */
+    char dir[64], src[256], dst[256], sub[96];
+    snprintf(dir, sizeof dir, "/tmp/herd_psckpt_XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "no scratch directory");
+        herd_dataset_close(ds);
+        return;
+    }
+    p.cfg.servers = 1;
+    snprintf(sub, sizeof sub, "%s/ps", dir);
+    p.ckpt_dir = sub;
+    CHECK(!run(&p, 3, full), "ps writing checkpoints");
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", sub);
+    static const struct {
+        herd_strategy_kind kind;
+        int ranks;
+        double tol;
+    } resumes[] = {{HERD_STRATEGY_PS, 3, 0}, {HERD_STRATEGY_PS, 4, 0}, {HERD_STRATEGY_DP, 2, 2e-6}, {HERD_STRATEGY_DP, 1, 2e-6}};
+    for (int k = 0; k < (int)(sizeof resumes / sizeof resumes[0]); k++) {
+        char resumed[96];
+        snprintf(resumed, sizeof resumed, "%s/r%d", dir, k);
+        snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", resumed);
+        CHECK(mkdir(resumed, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
+        job r = {.spec = SPEC_TABLE, .cfg = herd_strategy_defaults(resumes[k].kind), .ds = ds, .ckpt_dir = resumed,
+                 .resume = 1};
+        if (resumes[k].kind == HERD_STRATEGY_PS) r.cfg.servers = resumes[k].ranks - 2;
+        CHECK(!run(&r, resumes[k].ranks, got_params), "resuming a ps checkpoint on %d ranks (%s)", resumes[k].ranks,
+              resumes[k].kind == HERD_STRATEGY_PS ? "ps" : "dp");
+        double d = max_diff(full, got_params, r.n);
+        CHECK(d <= resumes[k].tol && r.steps_run == 2 * SAMPLES / B - 4,
+              "ps checkpoint resumed on %d ranks (%s): %.3g from the run without a stop (tolerance %.3g), %lld steps",
+              resumes[k].ranks, resumes[k].kind == HERD_STRATEGY_PS ? "ps" : "dp", d, resumes[k].tol,
+              (long long)r.steps_run);
+    }
+    /* data parallel writes, ps resumes */
+    snprintf(sub, sizeof sub, "%s/dp", dir);
+    job d = {.spec = SPEC_TABLE, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .ckpt_dir = sub};
+    CHECK(!run(&d, 2, full), "dp writing checkpoints");
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", sub);
+    snprintf(sub, sizeof sub, "%s/dp_ps", dir);
+    snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", sub);
+    CHECK(mkdir(sub, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
+    p.ckpt_dir = sub, p.resume = 1;
+    CHECK(!run(&p, 3, got_params), "ps resuming a dp checkpoint");
+    CHECK(max_diff(full, got_params, p.n) <= 2e-6 && p.steps_run == 2 * SAMPLES / B - 4,
+          "ps from a dp checkpoint: %.3g from the run without a stop, %lld steps", max_diff(full, got_params, p.n),
+          (long long)p.steps_run);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    herd_dataset_close(ds);
+}
+
 int main(void) {
     float *x = malloc(SAMPLES * IN * sizeof *x); /* the dataset owns them */
     int32_t *y = malloc(SAMPLES * sizeof *y);
@@ -323,6 +463,7 @@ int main(void) {
     CHECK(herd_strategy_layout_for(&q.cfg, 4, B, &lay, &e) == HERD_EARG && strstr(e.msg, "--stages 3 divides"),
           "4 ranks with 3 stages: %s", e.msg);
     resume_matrix(ds);
+    ps_tables();
     herd_dataset_close(ds);
     return check_summary();
 }

@@ -295,6 +295,10 @@ typedef struct herd_sparse_grad {
 } herd_sparse_grad;
 int herd_model_sparse_count(const herd_model *m);
 void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out);
+/* The ids sparse table k's layer reads from the loaded inputs, before any forward pass (a
+ * parameter server fetches those rows first): rows x *per_sample int32 from the batch's row 0
+ * (pad ids and unused slots included); NULL when the layer reads ids the model computes. */
+const int32_t *herd_model_sparse_ids(const herd_model *m, int k, int64_t *per_sample);
 /* The model's thread pool (made by herd_model_prepare; NULL before it), for work between
  * steps that should use the same threads, such as the optimizer. */
 herd_pool *herd_model_pool(herd_model *m);

@@ -248,8 +248,9 @@ static herd_status check_layout(const train_layout *l, herd_model *m, int world,
                                 herd_error *err) {
     herd_status st = herd_strategy_layout_for(&l->scfg, world, l->batch, out, err);
     if (st) return st;
-    if (l->scfg.kind == HERD_STRATEGY_PS && (l->ckpt_dir || l->resume))
-        return herd_fail(err, HERD_EARG, "--checkpoint-dir and --resume are not supported with --strategy ps yet");
+    if (l->scfg.kind == HERD_STRATEGY_PS && l->scfg.staleness < 0 && (l->ckpt_dir || l->resume))
+        return herd_fail(err, HERD_EARG, "checkpoints with --strategy ps need a bounded --staleness (a checkpoint "
+                         "holds the state after an update count; asynchronous updates have none)");
     herd_strategy_config cuts = l->scfg;
     return l->scfg.kind == HERD_STRATEGY_PIPELINE
                ? cli_pipeline_cuts(m, l->scfg.stages, l->split, l->scfg.microbatches, cuts.cuts, err)
@@ -587,8 +588,14 @@ int cmd_train(int argc, char **argv) {
                    (long long)test->n, epochs, train_seconds);
     }
     if (save && !quiet) printf("saved weights to %s\n", save);
+    double load[3 * 64];
+    int load_servers = 0;
+    if (herd_strategy_server_load(strategy, load, 64, &load_servers, &err)) goto fail; /* every worker */
     if (!quiet)
         print_run_summary(&phases, train_seconds, world, pipeline ? world / stages : ps ? world - servers : world, m);
+    for (int s = 0; s < load_servers && !quiet && rank == 0; s++)
+        printf("  server rank %d: %.1f MiB moved, %.0f table rows, %.0f requests (all workers)\n", world - load_servers + s,
+               load[3 * s] / 1048576.0, load[3 * s + 1], load[3 * s + 2]);
     rc = 0;
 fail:
     if (rc) {

@@ -197,8 +197,9 @@ static herd_status dp_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
     return dp_nothing(s, err); /* every rank holds the same model after every step */
 }
 
-static herd_status dp_gather_state(herd_strategy *s, float *m, float *v, herd_error *err) {
+static herd_status dp_gather_state(herd_strategy *s, herd_strategy_state *state, herd_error *err) {
     dp_state *d = s->impl;
+    float *m = state->m, *v = state->v;
     if (!d->zero || s->world == 1) return dp_nothing(s, err); /* every rank holds the whole state */
     herd_status st = m ? herd_comm_allgatherv(s->comm, m, d->shard_counts, err) : HERD_OK; /* every rank's shard */
     return !st && v ? herd_comm_allgatherv(s->comm, v, d->shard_counts, err) : st;

@@ -350,8 +350,8 @@ static herd_status pipe_sync_model(herd_strategy *s, int64_t t, herd_error *err)
     return pipe_gather_params(s->impl, err);
 }
 
-static herd_status pipe_gather(herd_strategy *s, float *m, float *v, herd_error *err) {
-    return pipe_gather_state(s->impl, m, v, err);
+static herd_status pipe_gather(herd_strategy *s, herd_strategy_state *st, herd_error *err) {
+    return pipe_gather_state(s->impl, st->m, st->v, err);
 }
 
 static void pipe_strategy_destroy(herd_strategy *s) { pipe_destroy(s->impl); }

@@ -152,8 +152,19 @@ herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *er
     return s->ops->sync_model(s, t, err);
 }
 
-herd_status herd_strategy_gather_state(herd_strategy *s, float *m, float *v, herd_error *err) {
-    return s->ops->gather_state(s, m, v, err);
+herd_status herd_strategy_gather_state(herd_strategy *s, herd_strategy_state *st, herd_error *err) {
+    return s->ops->gather_state(s, st, err);
+}
+
+herd_status herd_strategy_restore_state(herd_strategy *s, const herd_strategy_state *st, int64_t step,
+                                        herd_error *err) {
+    return s->ops->restore_state ? s->ops->restore_state(s, st, step, err) : HERD_OK;
+}
+
+herd_status herd_strategy_server_load(herd_strategy *s, double *load, int max_servers, int *servers,
+                                      herd_error *err) {
+    *servers = 0;
+    return s->ops->server_load ? s->ops->server_load(s, load, max_servers, servers, err) : HERD_OK;
 }
 
 herd_status herd_strategy_finish(herd_strategy *s, herd_error *err) { return s->ops->finish(s, err); }

@@ -20,10 +20,8 @@
 #include "dist/comm.h"
 #include "herd/dist.h"
 #include "herd/model.h"
+#include "optim/optim.h"
 
-struct herd_optimizer;
-struct herd_optim_config;
-struct herd_schedule;
 struct herd_trace;
 
 /* What compute gets: the part's rows are loaded at row 0 of the model's batch buffer and
@@ -44,7 +42,19 @@ typedef struct herd_strategy_update {
     int samples;    /* this rank's rows of the step */
     int skipped;    /* 1: non-finite gradients, no update (peers that wait for one are still told) */
     herd_pool *pool; /* the model's threads */
+    const herd_sparse_grad *tables; /* the tables' gradients (clipped), herd_model_sparse_count of them:
+                                       applied by the strategy when remote_state, else by the trainer */
+    int n_tables;
 } herd_strategy_update;
+
+/* A checkpoint's training state beyond the model's parameters, whole: the dense optimizer's
+ * moments (NULL when it has none), the tables' optimizers (herd_model_sparse_count, NULL when
+ * the model has no table), and the optimizer's count of updates. */
+typedef struct herd_strategy_state {
+    float *m, *v;
+    herd_sparse_optimizer *tables;
+    int64_t opt_t;
+} herd_strategy_state;
 
 typedef struct herd_strategy_ops {
     const char *name;
@@ -67,9 +77,16 @@ typedef struct herd_strategy_ops {
     /* Parameters (and buffers) current on every rank, e.g. before evaluation or saving at step t. */
     herd_status (*sync_model)(herd_strategy *s, int64_t t, herd_error *err);
     /* Before a checkpoint, on every rank: the whole training state onto the writer: parameters,
-     * buffers, and the optimizer's moments m, v (NULL when there are none), buffers of every
-     * dense parameter in which this rank's update range holds its own moments. */
-    herd_status (*gather_state)(herd_strategy *s, float *m, float *v, herd_error *err);
+     * buffers, and st (st->m, st->v buffers of every dense parameter in which this rank's update
+     * range holds its own moments; with remote_state, the tables' optimizers and opt_t are
+     * filled too). */
+    herd_status (*gather_state)(herd_strategy *s, herd_strategy_state *st, herd_error *err);
+    /* After resuming at update `step` from a checkpoint every rank loaded (parameters into the
+     * model, st whole): where the state lives elsewhere, it goes there (NULL: nothing to do). */
+    herd_status (*restore_state)(herd_strategy *s, const herd_strategy_state *st, int64_t step, herd_error *err);
+    /* Parameter servers: per server s, load[3 s + 0..2] = bytes, table rows and requests the
+     * workers exchanged with it, summed over the workers (a collective among them); NULL: none. */
+    herd_status (*server_load)(herd_strategy *s, double *load, int max_servers, int *servers, herd_error *err);
     /* End of training on this rank. */
     herd_status (*finish)(herd_strategy *s, herd_error *err);
     void (*destroy)(herd_strategy *s);
@@ -86,6 +103,8 @@ struct herd_strategy {
     int eval_rank, eval_world; /* evaluation: this rank's share of a dataset */
     int64_t update_lo, update_hi; /* the dense parameters this rank's optimizer updates */
     int serves;                /* 1: a parameter-server server (herd_train_serve) */
+    int remote_state;          /* 1: the optimizer state and the updates (dense and tables) live on
+                                  other ranks: the trainer hands the tables' gradients to apply */
     double wait_seconds;       /* waiting for the exchange, since creation */
     struct herd_trace *trace;
     herd_comm *owned_comm;     /* herd_strategy_create_local's, closed with the strategy */
@@ -130,16 +149,22 @@ herd_status herd_strategy_after_backward(herd_strategy *s, int samples, herd_err
 herd_status herd_strategy_grad_sq(herd_strategy *s, double *sq, herd_error *err);
 herd_status herd_strategy_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
 herd_status herd_strategy_sync_model(herd_strategy *s, int64_t t, herd_error *err);
-herd_status herd_strategy_gather_state(herd_strategy *s, float *m, float *v, herd_error *err);
+herd_status herd_strategy_gather_state(herd_strategy *s, herd_strategy_state *st, herd_error *err);
+herd_status herd_strategy_restore_state(herd_strategy *s, const herd_strategy_state *st, int64_t step,
+                                        herd_error *err);
+/* Parameter servers' load (the server_load row; *servers = 0 for other strategies). */
+herd_status herd_strategy_server_load(herd_strategy *s, double *load, int max_servers, int *servers,
+                                      herd_error *err);
 herd_status herd_strategy_finish(herd_strategy *s, herd_error *err);
 /* The dense parameters [*lo, *hi) this rank's optimizer updates (and keeps state for). */
 void herd_strategy_update_range(const herd_strategy *s, int64_t *lo, int64_t *hi);
 /* Evaluation: this rank's share of a dataset (every evaluating rank holds the whole model). */
 void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
 
-/* Parameter-server server ranks: apply pushed gradients until every worker is done. */
-herd_status herd_strategy_serve(herd_strategy *s, const struct herd_optim_config *oc,
-                                const struct herd_schedule *sched, herd_error *err);
+/* Parameter-server server ranks: apply pushed gradients (dense parameters with oc, tables with
+ * `sparse`) until every worker is done; resume = 1 waits for the first worker's resumed state. */
+herd_status herd_strategy_serve(herd_strategy *s, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
+                                const herd_schedule *sched, int resume, herd_error *err);
 
 /* Copies rank 0's parameters and buffers to every rank. */
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err);

@@ -128,6 +128,15 @@ static void sparse_coalesce(sparse_grad *g) {
 
 int herd_model_sparse_count(const herd_model *m) { return m->n_sparse; }
 
+const int32_t *herd_model_sparse_ids(const herd_model *m, int k, int64_t *per_sample) {
+    HERD_ASSERT(k >= 0 && k < m->n_sparse);
+    const node *n = &m->nodes[m->params_reg[m->sparse[k].reg].node];
+    if (n->n_in < 1 || n->in[0] >= 0) return NULL;
+    const model_input *in = &m->inputs[-1 - n->in[0]];
+    *per_sample = in->numel;
+    return (const int32_t *)in->data;
+}
+
 void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out) {
     HERD_ASSERT(k >= 0 && k < m->n_sparse);
     sparse_grad *g = &m->sparse[k];

@@ -157,13 +157,20 @@ static void job_free(ckpt_job *j) {
 herd_status checkpoint_gather(herd_trainer *t, herd_error *err) {
     int64_t lo, hi, n = herd_model_dense_params(t->m);
     herd_strategy_update_range(t->s, &lo, &hi);
-    if (lo == 0 && hi == n) return herd_strategy_gather_state(t->s, t->opt.m, t->opt.v, err);
+    herd_strategy_state state = {t->opt.m, t->opt.v, t->sparse, t->opt.t};
+    if (lo == 0 && hi == n) return herd_strategy_gather_state(t->s, &state, err);
     if ((t->opt.m && !t->full_m && !(t->full_m = malloc((size_t)n * sizeof(float)))) ||
         (t->opt.v && !t->full_v && !(t->full_v = malloc((size_t)n * sizeof(float)))))
         return herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
     if (t->full_m) memcpy(t->full_m + lo, t->opt.m, (size_t)(hi - lo) * sizeof(float));
     if (t->full_v) memcpy(t->full_v + lo, t->opt.v, (size_t)(hi - lo) * sizeof(float));
-    return herd_strategy_gather_state(t->s, t->full_m, t->full_v, err);
+    state.m = t->full_m, state.v = t->full_v;
+    herd_status st = herd_strategy_gather_state(t->s, &state, err);
+    if (!st && t->s->remote_state) { /* the servers' count of updates (they hold the optimizers) */
+        t->opt.t = state.opt_t;
+        for (int k = 0; k < t->n_sparse; k++) t->sparse[k].t = state.opt_t;
+    }
+    return st;
 }
 
 static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t, const train_position *pos, int keep,
@@ -626,9 +633,15 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
                               (long long)herd_sparse_state_dim(o));
         }
     if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
+    if (!s && t->s->remote_state) { /* whole, for the ranks that hold them (herd_strategy_restore_state) */
+        if ((t->opt.m && !t->full_m && !(t->full_m = malloc((size_t)n_dense * sizeof(float)))) ||
+            (t->opt.v && !t->full_v && !(t->full_v = malloc((size_t)n_dense * sizeof(float)))))
+            s = herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
+        lo = 0, hi = n_dense;
+    }
     if (!s) {
-        copy_moment(st, "optimizer.m", t->opt.m, lo, hi - lo);
-        copy_moment(st, "optimizer.v", t->opt.v, lo, hi - lo);
+        copy_moment(st, "optimizer.m", t->s->remote_state ? t->full_m : t->opt.m, lo, hi - lo);
+        copy_moment(st, "optimizer.v", t->s->remote_state ? t->full_v : t->opt.v, lo, hi - lo);
         for (int k = 0; k < t->n_sparse; k++)
             for (int j = 0; j < 2; j++) {
                 herd_sparse_optimizer *o = &t->sparse[k];

@@ -75,6 +75,14 @@ static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_pe
     return HERD_OK;
 }
 
+/* The tables' optimizer cfg asks for (default: lazy Adam beside adam/adamw, else SGD). */
+static herd_sparse_opt_kind sparse_kind(const herd_train_config *cfg, const herd_optim_config *oc) {
+    herd_sparse_opt_kind kind = HERD_SPARSE_SGD;
+    if (cfg->sparse_optimizer) herd_sparse_opt_parse(cfg->sparse_optimizer, &kind);
+    else if (oc->kind == HERD_OPT_ADAM || oc->kind == HERD_OPT_ADAMW) kind = HERD_SPARSE_ADAM;
+    return kind;
+}
+
 herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const herd_train_config *cfg,
                              herd_error *err) {
     (void)m;
@@ -84,7 +92,7 @@ herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const her
     herd_schedule sched;
     int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
     herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &sched, err);
-    return st ? st : herd_strategy_serve(cfg->strategy, &oc, &sched, err);
+    return st ? st : herd_strategy_serve(cfg->strategy, &oc, sparse_kind(cfg, &oc), &sched, cfg->resume, err);
 }
 
 /* Weight decay on the trainable tensors of 2 or more dims only (merged into ranges), of the
@@ -109,22 +117,21 @@ static herd_status decay_on_matrices(herd_trainer *t, int64_t lo, int64_t hi, he
     return st;
 }
 
-/* One sparse optimizer per row-sparse table, of the kind cfg asks for (default: lazy Adam
- * beside adam/adamw, else SGD). */
+/* One sparse optimizer per row-sparse table, of the kind cfg asks for; where the state lives on
+ * other ranks (parameter servers), only for checkpoints (their copy of it). */
 static herd_status sparse_optimizers(herd_trainer *t, herd_error *err) {
     int n = herd_model_sparse_count(t->m);
     if (!n) return HERD_OK;
-    herd_sparse_opt_kind kind = HERD_SPARSE_SGD;
-    if (t->cfg.sparse_optimizer) herd_sparse_opt_parse(t->cfg.sparse_optimizer, &kind);
-    else if (t->opt.cfg.kind == HERD_OPT_ADAM || t->opt.cfg.kind == HERD_OPT_ADAMW) kind = HERD_SPARSE_ADAM;
+    herd_sparse_opt_kind kind = sparse_kind(&t->cfg, &t->opt.cfg);
+    int keep = !t->s->remote_state || t->cfg.checkpoint_dir;
     t->sparse = calloc((size_t)n, sizeof *t->sparse);
     t->sparse_grads = calloc((size_t)n, sizeof *t->sparse_grads);
     if (!t->sparse || !t->sparse_grads) return herd_fail(err, HERD_ENOMEM, "out of memory");
     for (int k = 0; k < n; k++) {
-        herd_sparse_grad g;
-        herd_model_sparse_grad(t->m, k, &g);
-        const herd_param_info *p = herd_model_param(t->m, g.param);
-        herd_status st = herd_sparse_optimizer_init(&t->sparse[k], kind, p->shape[0], p->shape[1], err);
+        herd_sparse_grad *g = &t->sparse_grads[k]; /* its table (checkpoints name the state by it) before any step */
+        herd_model_sparse_grad(t->m, k, g);
+        const herd_param_info *p = herd_model_param(t->m, g->param);
+        herd_status st = keep ? herd_sparse_optimizer_init(&t->sparse[k], kind, p->shape[0], p->shape[1], err) : HERD_OK;
         if (st) return herd_fail_prefix(err, "%s", p->name);
         t->n_sparse++;
     }
@@ -158,7 +165,8 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
         free(t);
         return st;
     }
-    if ((st = sparse_optimizers(t, err)) || (st = herd_sparse_exchange_create(&t->sparse_x, t->s, m, err))) {
+    if ((st = sparse_optimizers(t, err)) ||
+        (!t->s->remote_state && (st = herd_sparse_exchange_create(&t->sparse_x, t->s, m, err)))) {
         herd_trainer_destroy(t);
         return st;
     }
@@ -298,9 +306,9 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     /* the update: the time the strategy waited in it (pushes to servers) counts as exchange */
     double w0 = herd_strategy_wait_seconds(s);
     t0 = herd_now();
-    herd_strategy_update u = {&t->opt, t->lr, res->samples, skip, herd_model_pool(m)};
+    herd_strategy_update u = {&t->opt, t->lr, res->samples, skip, herd_model_pool(m), sg, t->n_sparse};
     st = herd_strategy_apply(s, &u, err);
-    for (int k = 0; k < t->n_sparse && !skip; k++) /* only the rows the batch touched, and their state */
+    for (int k = 0; k < t->n_sparse && !skip && !s->remote_state; k++) /* only the rows the batch touched, and their state */
         herd_sparse_optimizer_step(&t->sparse[k], params + herd_model_param(m, sg[k].param)->offset, sg[k].ids,
                                    sg[k].values, sg[k].rows, t->lr, herd_model_pool(m));
     double waited = herd_strategy_wait_seconds(s) - w0;
@@ -317,6 +325,8 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
     if (st) return st;
     int rank = 0, world = 1; /* no strategy: one process */
     if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
+    /* a rank's model is planned for its share of a global batch (herd_train passes the global one) */
+    if (batch > herd_model_max_batch(m)) batch = herd_model_max_batch(m);
     int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
     void *targets = malloc((size_t)batch * herd_model_target_bytes(m));
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
@@ -459,6 +469,9 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
             goto done;
         if (writer && note[0] && cb && cb->notice) cb->notice(cb->user, note);
         if (writer && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 1);
+        herd_strategy_state state = {t->full_m ? t->full_m : t->opt.m, t->full_v ? t->full_v : t->opt.v, t->sparse,
+                                     t->opt.t};
+        if ((st = herd_strategy_restore_state(s, &state, t->step, err))) goto done; /* to where it lives */
     }
     if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
     for (int epoch = (int)start.epoch + 1; epoch <= cfg->epochs && !st; epoch++) {

@@ -848,35 +848,57 @@ int fuzz_cli(const uint8_t *data, size_t size) {
 
 /* ---- inter-rank messages: what a parameter server received (ps_decode) ---- */
 
-/* Byte 0 picks the tag (101..105: pull, params, push, done, and an unknown one), byte 1 the
- * window of accepted steps (0 = asynchronous), bytes 2-3 the server's version, byte 4 the
- * shard length in floats; the rest is the message, in a buffer of exactly its size. */
+/* Byte 0 picks the tag (101..108: pull, params, push, done, state, state reply, restore, and
+ * an unknown one), byte 1 the window of accepted steps (0 = asynchronous), bytes 2-3 the
+ * server's version, byte 4 the dense floats of the shard, bytes 5-6 two table pieces after
+ * them (rows, row floats), byte 7 the floats of a restored state; the rest is the message, in a
+ * buffer of exactly its size. */
 int fuzz_psmsg(const uint8_t *data, size_t size) {
-    if (size < 5 || size > (1 << 16)) return 0;
-    int tag = 101 + data[0] % 5;
-    ps_expect e = {data[4] % 64, (int64_t)(data[2] | data[3] << 8), data[1] % 8};
-    size_t bytes = size - 5;
+    if (size < 8 || size > (1 << 16)) return 0;
+    int tag = 101 + data[0] % 8;
+    ps_piece pc[2];
+    int64_t at = data[4] % 32;
+    for (int q = 0; q < 2; q++) {
+        int64_t dim = 1 + data[5 + q] / 8 % 4, rows = data[5 + q] % 8;
+        pc[q] = (ps_piece){at, at + rows * dim, dim};
+        at = pc[q].hi;
+    }
+    ps_expect e = {at, (int64_t)(data[2] | data[3] << 8), data[1] % 8, data[4] % 32, 2, pc, data[7] % 64};
+    size_t bytes = size - 8;
     unsigned char *buf = malloc(bytes ? bytes : 1);
     if (!buf) return 0;
-    memcpy(buf, data + 5, bytes);
+    memcpy(buf, data + 8, bytes);
     ps_message m;
     herd_error err = {0};
     herd_status st = ps_decode(tag, buf, (int64_t)bytes, &e, &m, &err);
     check_error(st, &err, NULL, "psmsg");
     if (st && st != HERD_EFORMAT) fuzz_fail("psmsg: status %d, expected HERD_EFORMAT: %s", st, err.msg);
     if (st == HERD_OK) {
-        int want = tag == 101 ? PS_PULL : tag == 103 ? PS_PUSH : tag == 104 ? PS_DONE : -1;
+        int want = tag == 101 ? PS_PULL : tag == 103 ? PS_PUSH : tag == 104 ? PS_DONE : tag == 105 ? PS_STATE
+                   : tag == 107 ? PS_RESTORE : -1;
         if ((int)m.kind != want) fuzz_fail("psmsg: tag %d accepted as kind %d", tag, (int)m.kind);
-        if (m.kind == PS_PULL && (m.step < 0 || (m.exact != 0 && m.exact != 1)))
-            fuzz_fail("psmsg: pull for step %lld exact %d accepted", (long long)m.step, m.exact);
+        if (m.kind == PS_PULL && (m.step < 0 || (m.exact != 0 && m.exact != 1) || (m.full && m.keys)))
+            fuzz_fail("psmsg: pull for step %lld exact %d full %d accepted", (long long)m.step, m.exact, m.full);
+        int64_t floats = 0;
+        for (int64_t i = 0; (m.kind == PS_PULL || m.kind == PS_PUSH) && i < m.keys; i++) {
+            int q = m.key[i] >= pc[0].lo && m.key[i] < pc[0].hi ? 0 : m.key[i] >= pc[1].lo && m.key[i] < pc[1].hi ? 1 : -1;
+            if (q < 0 || (m.key[i] - pc[q].lo) % pc[q].dim || (i && m.key[i] <= m.key[i - 1]))
+                fuzz_fail("psmsg: key %lld (%lld) accepted", (long long)i, (long long)m.key[i]);
+            floats += pc[q].dim;
+        }
         if (m.kind == PS_PUSH) {
             if (m.samples < 0 || m.samples > INT32_MAX) fuzz_fail("psmsg: %lld samples accepted", (long long)m.samples);
             if (e.slots > 0 && (m.step < e.version || m.step >= e.version + e.slots))
                 fuzz_fail("psmsg: push for step %lld outside [%lld, %lld) accepted", (long long)m.step,
                           (long long)e.version, (long long)(e.version + e.slots));
-            if ((const unsigned char *)m.grads < buf || (const unsigned char *)(m.grads + e.shard_n) > buf + bytes)
+            if ((const unsigned char *)m.dense < buf || (const unsigned char *)(m.rows + floats) > buf + bytes)
                 fuzz_fail("psmsg: gradients outside the message");
-            touch(m.grads, (size_t)e.shard_n * sizeof(float)); /* ASan: all inside the buffer */
+            touch(m.dense, (size_t)(e.dense_n + floats) * sizeof(float)); /* ASan: all inside the buffer */
+        }
+        if (m.kind == PS_RESTORE) {
+            if (m.opt_t < 0 || m.opt_t > m.step) fuzz_fail("psmsg: restore with %lld steps of %lld", (long long)m.opt_t,
+                                                           (long long)m.step);
+            touch(m.dense, (size_t)e.state_floats * sizeof(float));
         }
     }
     free(buf);

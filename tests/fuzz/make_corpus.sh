@@ -98,20 +98,26 @@ args = [["model.spec"], ["model.spec", "--epochs", "3", "--lr=0.01", "--quiet"],
 for i, a in enumerate(args):
     w(f"cli/args{i:02d}", b"\0".join(s.encode() for s in a))
 
-# ---- parameter-server messages: tag selector (0 pull, 1 params, 2 push, 3 done, 4 unknown),
-# step window, version (2 bytes), shard floats, then the message (fuzz_psmsg in fuzz_bodies.c) ----
-def psmsg(name, tag, slots, version, shard, body):
-    w(f"psmsg/{name}", bytes([tag, slots]) + struct.pack("<H", version) + bytes([shard]) + body)
-psmsg("pull", 0, 2, 5, 4, struct.pack("<qq", 5, 0))
-psmsg("pull_exact", 0, 0, 7, 4, struct.pack("<qq", 9, 1))
-psmsg("pull_bad_exact", 0, 2, 5, 4, struct.pack("<qq", 5, 7))
-psmsg("push", 2, 2, 5, 4, struct.pack("<qq", 6, 32) + struct.pack("<4f", 0.5, -1, 2, 0))
-psmsg("push_async", 2, 0, 5, 3, struct.pack("<qq", 100, 16) + struct.pack("<3f", 1, 2, 3))
-psmsg("push_window", 2, 1, 5, 2, struct.pack("<qq", 9, 16) + struct.pack("<2f", 1, 2))
-psmsg("push_short", 2, 2, 5, 4, struct.pack("<qq", 5, 32) + struct.pack("<3f", 1, 2, 3))
-psmsg("push_negative_samples", 2, 2, 5, 1, struct.pack("<qq", 5, -1) + struct.pack("<f", 1))
-psmsg("done", 3, 2, 5, 4, struct.pack("<q", 0))
-psmsg("unknown_tag", 4, 2, 5, 4, struct.pack("<q", 0))
+# ---- parameter-server messages: tag index, step window, version (2 bytes), dense floats, two
+# table pieces (rows + 8 (row floats - 1)), restored state floats, then the message (fuzz_psmsg in
+# fuzz_bodies.c). Dense 4, piece bytes 11 and 2: keys 4, 6, 8 (2 floats) and 10, 11 (1 float) ----
+def psmsg(name, tag, slots, version, body, dense=4, p0=11, p1=2, state=0):
+    w(f"psmsg/{name}", bytes([tag, slots]) + struct.pack("<H", version) + bytes([dense, p0, p1, state]) + body)
+psmsg("pull", 0, 2, 5, struct.pack("<qqqq", 5, 0, 0, 2) + struct.pack("<qq", 4, 10))
+psmsg("pull_full", 0, 0, 7, struct.pack("<qqqq", 9, 1, 1, 0))
+psmsg("pull_bad_exact", 0, 2, 5, struct.pack("<qqqq", 5, 7, 0, 0))
+psmsg("pull_bad_key", 0, 2, 5, struct.pack("<qqqq", 5, 0, 0, 1) + struct.pack("<q", 5))
+psmsg("pull_keys_descend", 0, 2, 5, struct.pack("<qqqq", 5, 0, 0, 2) + struct.pack("<qq", 8, 6))
+psmsg("push", 2, 2, 5, struct.pack("<qqq", 6, 32, 2) + struct.pack("<qq", 4, 11) + struct.pack("<7f", 0.5, -1, 2, 0, 1, 2, 3))
+psmsg("push_async", 2, 0, 5, struct.pack("<qqq", 100, 16, 0) + struct.pack("<3f", 1, 2, 3), dense=3)
+psmsg("push_window", 2, 1, 5, struct.pack("<qqq", 9, 16, 0) + struct.pack("<2f", 1, 2), dense=2)
+psmsg("push_short", 2, 2, 5, struct.pack("<qqq", 5, 32, 1) + struct.pack("<q", 6) + struct.pack("<5f", 1, 2, 3, 4, 5))
+psmsg("push_negative_samples", 2, 2, 5, struct.pack("<qqq", 5, -1, 0) + struct.pack("<f", 1), dense=1)
+psmsg("done", 3, 2, 5, struct.pack("<q", 0))
+psmsg("state", 4, 2, 5, struct.pack("<q", 5))
+psmsg("restore", 6, 2, 0, struct.pack("<qq", 5, 4) + struct.pack("<3f", 1, 2, 3), state=3)
+psmsg("restore_bad_steps", 6, 2, 0, struct.pack("<qq", 5, 6) + struct.pack("<3f", 1, 2, 3), state=3)
+psmsg("unknown_tag", 7, 2, 5, struct.pack("<q", 0))
 psmsg("params_tag", 1, 2, 5, 4, struct.pack("<4f", 1, 2, 3, 4))
 PY
 
