@@ -295,6 +295,18 @@ typedef struct herd_sparse_grad {
 } herd_sparse_grad;
 int herd_model_sparse_count(const herd_model *m);
 void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out);
+/* Sparse table k and where its ids are: ids[b * per_sample + j] is id j of row b of the model's
+ * input `input` (rows loaded by herd_model_set_inputs; the executor reads them from there, so a
+ * caller may rewrite them before forward, as sharded training does). */
+typedef struct herd_sparse_table {
+    int param;            /* registry index */
+    int64_t rows, dim;
+    int pad;              /* its row stays zero and gets no gradient; -1 none */
+    int input;            /* the model input holding its ids */
+    int32_t *ids;         /* that input's data (NULL before herd_model_prepare) */
+    int64_t per_sample;
+} herd_sparse_table;
+void herd_model_sparse_table(herd_model *m, int k, herd_sparse_table *out);
 /* The model's thread pool (made by herd_model_prepare; NULL before it), for work between
  * steps that should use the same threads, such as the optimizer. */
 herd_pool *herd_model_pool(herd_model *m);

@@ -39,6 +39,11 @@ typedef struct herd_train_config {
      * rowwise_adagrad | adam (lazy Adam, as torch.optim.SparseAdam). NULL: adam for adam/adamw, else sgd. Both use
      * lr and the schedule; momentum and weight decay apply to the dense parameters only. */
     const char *sparse_optimizer;
+    /* the embedding tables sharded across the data-parallel ranks (src/dist/embedding_shard.h):
+     * "table" (each table on one rank), "row" (each rank a row range of every table) or "auto"
+     * (table-wise when that is within 5% of an even split of the bytes); NULL: every rank holds
+     * every table */
+    const char *embedding_shard;
     float lr;
     float momentum;          /* momentum/nesterov; <= 0 = default 0.9 */
     float weight_decay;

@@ -135,6 +135,15 @@ void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out) {
     *out = (herd_sparse_grad){.param = g->reg, .rows = g->n_rows, .dim = g->dim, .ids = g->rows, .values = g->sums};
 }
 
+void herd_model_sparse_table(herd_model *m, int k, herd_sparse_table *out) {
+    HERD_ASSERT(k >= 0 && k < m->n_sparse);
+    const param_entry *e = &m->params_reg[m->sparse[k].reg];
+    const model_input *in = &m->inputs[e->ids_input];
+    *out = (herd_sparse_table){.param = m->sparse[k].reg, .rows = e->info.shape[0], .dim = e->info.shape[1],
+                               .pad = e->pad, .input = e->ids_input, .ids = (int32_t *)in->data,
+                               .per_sample = in->numel};
+}
+
 int64_t herd_model_dense_params(const herd_model *m) { return m->n_dense; }
 
 void herd_model_destroy(herd_model *m) {
