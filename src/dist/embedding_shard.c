@@ -418,7 +418,8 @@ herd_status herd_embedding_shard_exchange(herd_embedding_shard *x, herd_sparse_g
         shard_table *t = &x->tab[k];
         herd_status st = exchange_table(x, t, err);
         if (st) return st;
-        sg[k].rows = t->out_n, sg[k].ids = t->out_ids, sg[k].values = t->out_vals;
+        sg[k] = (herd_sparse_grad){.param = t->t.param, .rows = t->out_n, .dim = t->t.dim, .ids = t->out_ids,
+                                   .values = t->out_vals};
         *sq += herd_grad_sq_sum(t->out_vals, t->out_n * t->t.dim);
     }
     x->steps++;

@@ -124,6 +124,7 @@ static herd_status sparse_optimizers(herd_trainer *t, herd_error *err) {
     for (int k = 0; k < n; k++) {
         herd_sparse_grad g;
         herd_model_sparse_grad(t->m, k, &g);
+        t->sparse_grads[k] = g; /* names the table (checkpoints) before the first step */
         const herd_param_info *p = herd_model_param(t->m, g.param);
         int64_t lo = 0, hi = p->shape[0]; /* sharded: the state of this rank's rows only */
         if (t->shard) herd_embedding_shard_range(t->shard, k, &lo, &hi);
