@@ -142,6 +142,9 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
 herd_metrics *herd_trainer_metrics(herd_trainer *t);
 /* Learning rate used by the last step. */
 float herd_trainer_lr(const herd_trainer *t);
+/* The model current on every rank, for evaluation or saving (the strategy's sync_model, and
+ * tables sharded by embedding_shard written whole into it). */
+herd_status herd_trainer_sync(herd_trainer *t, herd_error *err);
 void herd_trainer_destroy(herd_trainer *t);
 
 /* Trains m (already prepared with herd_model_prepare) on train, validating on val

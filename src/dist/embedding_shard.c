@@ -121,8 +121,8 @@ herd_status herd_shard_plan_make(herd_model *m, int world, herd_shard_plan plan,
     *chosen = plan;
     if (plan == HERD_SHARD_AUTO) {
         *chosen = over <= 1.05 ? HERD_SHARD_TABLE : HERD_SHARD_ROW;
-        snprintf(why, why_size, "auto: table-wise would put %.2f MB on rank %d, %.0f%% of an even share (%.2f MB)%s",
-                 load[most] / 1e6, most, 100 * over, even / 1e6,
+        snprintf(why, why_size, "auto: table-wise would put %.0f bytes on rank %d, %.0f%% of an even share%s",
+                 load[most], most, 100 * over,
                  *chosen == HERD_SHARD_TABLE ? ", within 5%" : ", more than 5% over: row-wise");
     }
     if (*chosen == HERD_SHARD_ROW)

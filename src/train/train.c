@@ -440,8 +440,7 @@ static herd_status straggler_report(herd_trainer *t, straggler *r, int64_t steps
     return HERD_OK;
 }
 
-/* The model current on every rank for evaluation or saving: sharded tables whole in it too. */
-static herd_status sync_model(herd_trainer *t, herd_error *err) {
+herd_status herd_trainer_sync(herd_trainer *t, herd_error *err) {
     herd_status st = herd_strategy_sync_model(t->s, t->step, err);
     return !st && t->shard ? herd_embedding_shard_gather(t->shard, NULL, NULL, err) : st;
 }
@@ -576,14 +575,14 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.lr = herd_trainer_lr(t);
         es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = es.val_rmse = es.val_auc = -1;
-        if ((st = sync_model(t, err))) break;
+        if ((st = herd_trainer_sync(t, err))) break;
         if (val) {
             if ((st = herd_evaluate(m, val, cfg->batch, s, &t->step_metrics, err))) break;
             epoch_figures(m, &t->step_metrics, &es.val_loss, &es.val_accuracy, &es.val_rmse, &es.val_auc);
         }
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
-    if (!st) st = sync_model(t, err);
+    if (!st) st = herd_trainer_sync(t, err);
     if (!st && t->shard) st = shard_report(t, 0, cb, err);
     if (!st && cw) { /* the last write in flight */
         st = checkpoint_writer_wait(cw, path, sizeof path, err);
