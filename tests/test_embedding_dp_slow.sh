@@ -89,6 +89,11 @@ for n in 2 4; do
         --embedding-shard table --save "$TMP/mt$n.st"
     cmp -s "$TMP/mr$n.st" "$TMP/mt$n.st" && pass || fail "mf: $n ranks table-wise differ from row-wise"
 done
+# validation on several ranks: evaluated in pieces of each rank's planned rows (the global batch
+# once exceeded them: "rows 0..16 exceed the planned batch 8"), over whole tables
+expect_exit 0 "sharded with a validation split" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 2 \
+    --embedding-shard row --val-split 0.25 --progress plain
+expect_out "validation figures" "val_accuracy: [0-9.]+"
 # a killed rank that owns a shard stops the job within 10 s, naming it
 fault_case "killed shard owner" kill:1:3 "rank 1" 10 -- "$TMP/text.spec" --data "$F" "${common[@]}" -n 2 \
     --embedding-shard row

@@ -577,7 +577,9 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.val_loss = es.val_accuracy = es.val_rmse = es.val_auc = -1;
         if ((st = herd_trainer_sync(t, err))) break;
         if (val) {
-            if ((st = herd_evaluate(m, val, cfg->batch, s, &t->step_metrics, err))) break;
+            /* in pieces of what this rank's model is planned for (a share of the global batch) */
+            int eval_batch = herd_model_max_batch(m) < cfg->batch ? herd_model_max_batch(m) : cfg->batch;
+            if ((st = herd_evaluate(m, val, eval_batch, s, &t->step_metrics, err))) break;
             epoch_figures(m, &t->step_metrics, &es.val_loss, &es.val_accuracy, &es.val_rmse, &es.val_auc);
         }
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
