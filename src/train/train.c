@@ -448,7 +448,9 @@ herd_status herd_trainer_sync(herd_trainer *t, herd_error *err) {
 /* Sharded tables, on the writer: the plan and each rank's table bytes (start), or the bytes the
  * lookups and gradient exchanges moved a step, per rank (end). */
 static herd_status shard_report(herd_trainer *t, int start, const herd_train_callbacks *cb, herd_error *err) {
-    double mine[3] = {0}, all[3 * 256];
+    int world = herd_strategy_world_size(t->s);
+    double mine[3] = {0}, *all = herd_malloc_array((size_t)world * 3, sizeof *all);
+    if (!all) return herd_fail(err, HERD_ENOMEM, "out of memory");
     int64_t steps = 0;
     for (int k = 0; k < t->n_sparse; k++) {
         int64_t lo, hi;
@@ -457,9 +459,12 @@ static herd_status shard_report(herd_trainer *t, int start, const herd_train_cal
     }
     herd_embedding_shard_bytes(t->shard, &mine[1], &mine[2], &steps);
     int n;
-    herd_status st = herd_strategy_gather(t->s, mine, 3, all, 256, &n, err);
-    if (st || !herd_strategy_writer(t->s) || !cb || !cb->notice) return st;
-    char line[4096];
+    herd_status st = herd_strategy_gather(t->s, mine, 3, all, world, &n, err);
+    if (st || !herd_strategy_writer(t->s) || !cb || !cb->notice) {
+        free(all);
+        return st;
+    }
+    char line[8192];
     size_t at = (size_t)snprintf(line, sizeof line, "%s", start ? t->shard_note : "embedding exchange a step (sent + received, "
                                  "ids, rows and gradients), by rank:");
     if (start) at += (size_t)snprintf(line + at, sizeof line - at, "; table bytes by rank:");
@@ -467,6 +472,7 @@ static herd_status shard_report(herd_trainer *t, int start, const herd_train_cal
         at += (size_t)snprintf(line + at, sizeof line - at, " %.0f", start ? all[3 * r] : (all[3 * r + 1] + all[3 * r + 2]) /
                                (double)(steps > 0 ? steps : 1));
     cb->notice(cb->user, line);
+    free(all);
     return HERD_OK;
 }
 
