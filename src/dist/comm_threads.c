@@ -258,7 +258,8 @@ static herd_status coll_compute(tcomm *c, coll *s, const int *counts, void *scra
             const a2a_in *a = s->in[r];
             int64_t from = 0;
             for (int q = 0; q < me; q++) from += a->send_bytes[q];
-            memcpy((unsigned char *)scratch + at, a->send + from, (size_t)a->send_bytes[me]);
+            if (a->send_bytes[me]) /* nothing to receive: no scratch at all */
+                memcpy((unsigned char *)scratch + at, a->send + from, (size_t)a->send_bytes[me]);
             at += a->send_bytes[me];
         }
         return HERD_OK;

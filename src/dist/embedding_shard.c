@@ -296,7 +296,7 @@ static herd_status lookup_table(herd_embedding_shard *x, shard_table *t, int cou
     t->n_uniq = 0;
     for (int64_t i = 0; i < n; i++) /* ids outside the table stay as they are: the layer's check names them */
         if (ids[i] >= 0 && ids[i] < t->t.rows && ids[i] != t->t.pad) t->uniq[t->n_uniq++] = ids[i];
-    qsort(t->uniq, (size_t)t->n_uniq, sizeof *t->uniq, cmp_i32);
+    if (t->n_uniq > 1) qsort(t->uniq, (size_t)t->n_uniq, sizeof *t->uniq, cmp_i32);
     int64_t u = 0;
     for (int64_t i = 0; i < t->n_uniq; i++)
         if (!u || t->uniq[i] != t->uniq[u - 1]) t->uniq[u++] = t->uniq[i];
@@ -357,7 +357,7 @@ herd_status herd_embedding_shard_group_done(herd_embedding_shard *x, int g, int 
             int64_t l = sg.ids[i];
             r->ids[i] = t->uniq[l - (t->t.pad >= 0 && l > t->t.pad)];
         }
-        memcpy(r->vals, sg.values, (size_t)(sg.rows * sg.dim) * sizeof(float));
+        if (sg.rows) memcpy(r->vals, sg.values, (size_t)(sg.rows * sg.dim) * sizeof(float));
         r->n = sg.rows;
     }
     return HERD_OK;
