@@ -97,7 +97,7 @@ fault_case() {
     took=$(( $(date +%s) - start ))
     [ $rc != 0 ] && [ $rc != 124 ] && pass || fail "$what: exit $rc"
     [ $took -le "$max" ] && pass || fail "$what: took $took s (bound $max s)"
-    first=$(grep -m1 "^herd:" "$TMP/err")
+    first=$(grep "^herd:" "$TMP/err" | grep -v "^herd: note:" | head -1) # the first error, past the run's notes
     [ -n "$first" ] || first=$(tr '\n' ' ' <"$TMP/err")
     echo "$first" | grep -qiE -- "$pattern" && pass || fail "$what: first message lacks /$pattern/: $first"
     echo "$what: exit $rc after $took s: $first"

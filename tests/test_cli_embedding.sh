@@ -2,7 +2,8 @@
 # from a CSV with categorical columns train to bit-identical weights for the same seed, resume
 # from a checkpoint (lazy Adam's and Adagrad's table state included) to the same weights as an
 # unbroken run, eval and predict feed every input, the --data options and the refusals
-# (distributed strategies, an i32 input read by a dense layer) are one line.
+# (distributed strategies, an i32 input read by a dense layer) are one line; --embedding-shard on
+# one process, herd summary -n N's plan, and its bad input.
 . "$(dirname "$0")/cli_lib.sh"
 D=$TMP/d
 mkdir -p "$D"
@@ -125,5 +126,26 @@ for t in 1 2; do
         --batch 1024 --seed 1 --threads $t --save "$TMP/syn$t.st"
 done
 cmp -s "$TMP/syn1.st" "$TMP/syn2.st" && pass || fail "synthetic bags: 2 threads differ from 1"
+
+# --embedding-shard (tests/test_embedding_shard_threads.c trains with it; slow: under mpirun): one
+# process row-wise is one process's bits; the plan per rank from herd summary -n N; bad input one line
+common=(--epochs 1 --batch 16 --lr 0.05 --seed 2 --threads 1)
+expect_exit 0 "text unsharded" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" --save "$TMP/u.st"
+expect_exit 0 "text sharded, one process" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" \
+    --embedding-shard row --save "$TMP/s.st"
+cmp -s "$TMP/u.st" "$TMP/s.st" && pass || fail "--embedding-shard row on one process: not the unsharded bits"
+expect_exit 0 "summary -n 4" -- "$HERD" summary "$TMP/mf.spec" -n 4
+expect_out "summary: the auto plan" "sharded row-wise over 4 ranks \\(auto: table-wise would put 2048 bytes on rank 0, 200% of an even share"
+expect_out "summary: rank 3's bytes" "rank 3 +1024 bytes \\(25.0%\\)"
+expect_exit 0 "summary -n 2 table" -- "$HERD" summary "$TMP/mf.spec" -n 2 --embedding-shard table
+expect_out "summary: table-wise" "rank 1 +2048 bytes \\(50.0%\\)"
+printf 'input 2\ndense 2\n' >"$TMP/dense.spec"
+/usr/bin/python3 -c "print('a,b,label'); [print(f'{i * 0.1:.1f},{i % 3},{i % 2}') for i in range(20)]" >"$D/x.csv"
+expect_exit 1 "no tables to shard" -- "$HERD" train "$TMP/dense.spec" --data "$D/x.csv" --epochs 1 --embedding-shard row
+expect_err_line "no tables to shard" "--embedding-shard: the model has no embedding table to shard"
+expect_exit 1 "unknown plan" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" --embedding-shard diagonal
+expect_err_line "unknown plan" "--embedding-shard diagonal: unknown plan (expected table, row or auto)"
+expect_exit 2 "summary: unknown plan" -- "$HERD" summary "$TMP/mf.spec" -n 2 --embedding-shard diagonal
+expect_err_line "summary: unknown plan" "--embedding-shard diagonal: unknown plan"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

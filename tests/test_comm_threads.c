@@ -1,6 +1,6 @@
 /* The in-process communicator (ranks as threads): every collective against its definition, on
  * every rank; requests waited out of order; bf16 sums; reduce-scatter and allgatherv of uneven
- * parts; splits; point-to-point messages and
+ * parts; alltoallv of uneven and empty parts; splits; point-to-point messages and
  * probes; a rank that never joins is a timeout naming the collective, an abort ends the others'
  * waits. */
 #include <string.h>
@@ -70,6 +70,19 @@ static void collectives(rank_ctx *r) {
     int agv_ok = !st;
     for (int i = 0; i < total; i++) agv_ok &= full[i] == (float)(i * size * (size + 1) / 2);
     CHECK(agv_ok, "rank %d: allgatherv of the reduced parts", me);
+
+    /* alltoallv: rank me sends (me + q) % 3 ints to rank q (some parts empty), each naming sender, receiver, index */
+    int64_t sbytes[8], rbytes[8];
+    int sendv[8 * 3], recvv[8 * 3], ns = 0, nr = 0;
+    for (int q = 0; q < size; q++) {
+        sbytes[q] = (int64_t)((me + q) % 3) * (int64_t)sizeof(int), rbytes[q] = (int64_t)((q + me) % 3) * (int64_t)sizeof(int);
+        for (int i = 0; i < (me + q) % 3; i++) sendv[ns++] = 100 * me + 10 * q + i;
+    }
+    if (!st) st = herd_comm_alltoallv(c, sendv, sbytes, recvv, rbytes, &r->err);
+    int a2a_ok = !st;
+    for (int q = 0; q < size; q++)
+        for (int i = 0; i < (q + me) % 3; i++) a2a_ok &= recvv[nr++] == 100 * q + 10 * me + i;
+    CHECK(a2a_ok, "rank %d: alltoallv of uneven parts", me);
 
     double d[2] = {me, 1};
     if (!st) st = herd_comm_allreduce_f64(c, d, 2, &r->err);

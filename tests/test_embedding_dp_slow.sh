@@ -2,8 +2,9 @@
 # bit-identical tables and weights on 1, 2 and 4 ranks (each micro-group's rows gathered and
 # summed id by id in group order); without it 2 ranks (a gather of ids and values) and 4 ranks
 # on a 4-row table (each rank touches most rows: a dense allreduce is fewer bytes) match one
-# process to float tolerance, and the choice is printed; parameter-server training refuses
-# such models with one line. Short runs: a few steps each.
+# process to float tolerance, and the choice is printed; parameter-server training (staleness 0)
+# matches one process. The same with the tables sharded (--embedding-shard row|table), and
+# a killed rank that owns a shard stops the job naming it. Short runs: a few steps each.
 . "$(dirname "$0")/cli_lib.sh"
 require_mpi "data-parallel embedding tests"
 D=$TMP/d
@@ -63,8 +64,43 @@ expect_exit 0 "mf small table one process" -- "$HERD" train "$TMP/mf4.spec" --da
 expect_exit 0 "mf small table 4 ranks" -- "$HERD" train "$TMP/mf4.spec" --data "$U" "${mf[@]}" -n 4 --save "$TMP/u4.st"
 expect_note "4 ranks on 4 rows: dense" "table 'u.weight': .* from 4 groups: dense allreduce"
 compare_weights "$TMP/u1.st" "$TMP/u4.st" 1e-5 && pass || fail "mf: 4 ranks (dense exchange) differ from one process"
-expect_exit 1 "parameter server refused" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 3 --strategy ps
-grep -m1 "^herd:" "$TMP/err" | grep -q "row-sparse gradients, which parameter server training does not exchange" && pass ||
-    fail "parameter server: $(grep -m1 '^herd:' "$TMP/err")"
+
+# --embedding-shard (src/dist/embedding_shard.c) under mpirun: with --deterministic the bits of one
+# process on 1, 2 and 4 ranks for both plans; without it 2 and 4 ranks row-wise within float
+# tolerance of one process and table-wise equal to row-wise; the plan and the table bytes of
+# every rank are printed, and the bytes exchanged a step
+for n in 1 2 4; do
+    for plan in row table; do
+        expect_exit 0 "sharded $plan, deterministic $n" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" \
+            --deterministic -n $n --embedding-shard $plan --save "$TMP/s$n$plan.st"
+        cmp -s "$TMP/d1.st" "$TMP/s$n$plan.st" && pass || fail "sharded $plan on $n ranks not bit-identical to 1 process"
+        if [ $n = 4 ] && [ $plan = row ]; then
+            expect_note "the row plan and each rank's bytes" \
+                "embedding tables sharded row-wise over 4 ranks; table bytes by rank: 32768 32768 32768 32768"
+            expect_note "the bytes exchanged a step" "embedding exchange a step .*by rank: [0-9]+ [0-9]+ [0-9]+ [0-9]+"
+        fi
+    done
+done
+for n in 2 4; do
+    expect_exit 0 "mf sharded row $n" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n $n --embedding-shard row \
+        --save "$TMP/mr$n.st"
+    compare_weights "$TMP/m1.st" "$TMP/mr$n.st" 1e-5 && pass || fail "mf: $n ranks row-wise differ from one process"
+    expect_exit 0 "mf sharded table $n" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n $n \
+        --embedding-shard table --save "$TMP/mt$n.st"
+    cmp -s "$TMP/mr$n.st" "$TMP/mt$n.st" && pass || fail "mf: $n ranks table-wise differ from row-wise"
+done
+# validation on several ranks: evaluated in pieces of each rank's planned rows (the global batch
+# once exceeded them: "rows 0..16 exceed the planned batch 8"), over whole tables
+expect_exit 0 "sharded with a validation split" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 2 \
+    --embedding-shard row --val-split 0.25 --progress plain
+expect_out "validation figures" "val_accuracy: [0-9.]+"
+# a killed rank that owns a shard stops the job within 10 s, naming it
+fault_case "killed shard owner" kill:1:3 "rank 1" 10 -- "$TMP/text.spec" --data "$F" "${common[@]}" -n 2 \
+    --embedding-shard row
+# the parameter server moves the rows a batch touches (src/dist/param_server.c): 2 workers and a
+# server at staleness 0 train the tables as one process does
+expect_exit 0 "parameter server" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 3 --strategy ps \
+    --staleness 0 --save "$TMP/mps.st"
+compare_weights "$TMP/m1.st" "$TMP/mps.st" 1e-5 && pass || fail "mf: parameter server differs from one process"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

@@ -71,6 +71,9 @@ void herd_aligned_free(void *p);
  * honour in their default madvise mode), so that a row costs a cache miss but no page-table walk.
  * Call it before the pages are first touched; nothing happens where the kernel refuses. */
 void herd_advise_huge_pages(void *p, size_t bytes);
+/* Gives the whole pages inside [p, p + bytes) back to the system (they read as zeros when touched
+ * again): memory a process no longer holds, e.g. a table sharded to other ranks. */
+void herd_release_pages(void *p, size_t bytes);
 /* a*b into *out; returns 0 on overflow. */
 int herd_mul_size(size_t a, size_t b, size_t *out);
 

@@ -295,10 +295,20 @@ typedef struct herd_sparse_grad {
 } herd_sparse_grad;
 int herd_model_sparse_count(const herd_model *m);
 void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out);
-/* The ids sparse table k's layer reads from the loaded inputs, before any forward pass (a
- * parameter server fetches those rows first): rows x *per_sample int32 from the batch's row 0
- * (pad ids and unused slots included); NULL when the layer reads ids the model computes. */
-const int32_t *herd_model_sparse_ids(const herd_model *m, int k, int64_t *per_sample);
+/* Sparse table k and where its ids are: ids[b * per_sample + j] is id j of row b of the model's
+ * input `input` (rows loaded by herd_model_set_inputs; the executor reads them from there, so a
+ * caller may read them before any forward pass, as a parameter server fetching those rows does,
+ * or rewrite them, as sharded training does; pad ids and unused slots included). input -1 and
+ * ids NULL when the layer reads ids the model computes. */
+typedef struct herd_sparse_table {
+    int param;            /* registry index */
+    int64_t rows, dim;
+    int pad;              /* its row stays zero and gets no gradient; -1 none */
+    int input;            /* the model input holding its ids; -1: ids the model computes */
+    int32_t *ids;         /* that input's data (NULL before herd_model_prepare) */
+    int64_t per_sample;
+} herd_sparse_table;
+void herd_model_sparse_table(herd_model *m, int k, herd_sparse_table *out);
 /* The model's thread pool (made by herd_model_prepare; NULL before it), for work between
  * steps that should use the same threads, such as the optimizer. */
 herd_pool *herd_model_pool(herd_model *m);

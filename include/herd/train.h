@@ -39,6 +39,11 @@ typedef struct herd_train_config {
      * rowwise_adagrad | adam (lazy Adam, as torch.optim.SparseAdam). NULL: adam for adam/adamw, else sgd. Both use
      * lr and the schedule; momentum and weight decay apply to the dense parameters only. */
     const char *sparse_optimizer;
+    /* the embedding tables sharded across the data-parallel ranks (src/dist/embedding_shard.h):
+     * "table" (each table on one rank), "row" (each rank a row range of every table) or "auto"
+     * (table-wise when that is within 5% of an even split of the bytes); NULL: every rank holds
+     * every table */
+    const char *embedding_shard;
     float lr;
     float momentum;          /* momentum/nesterov; <= 0 = default 0.9 */
     float weight_decay;
@@ -137,6 +142,9 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
 herd_metrics *herd_trainer_metrics(herd_trainer *t);
 /* Learning rate used by the last step. */
 float herd_trainer_lr(const herd_trainer *t);
+/* The model current on every rank, for evaluation or saving (the strategy's sync_model, and
+ * tables sharded by embedding_shard written whole into it). */
+herd_status herd_trainer_sync(herd_trainer *t, herd_error *err);
 void herd_trainer_destroy(herd_trainer *t);
 
 /* Trains m (already prepared with herd_model_prepare) on train, validating on val

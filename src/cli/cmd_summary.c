@@ -1,8 +1,49 @@
-/* herd summary: a Keras-like table of layers, output shapes, parameters and FLOPs, and the planned memory. */
+/* herd summary: a Keras-like table of layers, output shapes, parameters and FLOPs, and the planned memory;
+ * with -n N and embedding tables, the bytes of them each rank holds under --embedding-shard's plan. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "dist/embedding_shard.h"
+
+/* Each rank's table bytes under the plan named (train's --embedding-shard) on `world` ranks: 0, or 2 */
+static int shard_table(herd_model *m, int world, const char *name) {
+    herd_shard_plan plan, chosen;
+    herd_error err = {0};
+    int n = herd_model_sparse_count(m);
+    int64_t *lo_hi = malloc((size_t)(n ? n : 1) * (size_t)world * 2 * sizeof *lo_hi);
+    char why[256];
+    if (!herd_shard_plan_parse(name, &plan)) herd_fail(&err, HERD_EARG, "--embedding-shard %s: unknown plan (expected "
+                                                      "table, row or auto)", name);
+    else if (!lo_hi) herd_fail(&err, HERD_ENOMEM, "out of memory");
+    else herd_shard_plan_make(m, world, plan, &chosen, lo_hi, why, sizeof why, &err);
+    if (err.status) {
+        free(lo_hi);
+        cli_error("%s", err.msg);
+        return 2;
+    }
+    double total = 0;
+    for (int k = 0; k < n; k++) {
+        herd_sparse_table t;
+        herd_model_sparse_table(m, k, &t);
+        total += (double)(t.rows * t.dim) * 4;
+    }
+    printf("Embedding tables (%.2f MB) sharded %s-wise over %d ranks%s%s%s:\n", total / 1e6, herd_shard_plan_name(chosen),
+           world, why[0] ? " (" : "", why, why[0] ? ")" : "");
+    for (int r = 0; r < world; r++) {
+        double bytes = 0;
+        for (int k = 0; k < n; k++) {
+            herd_sparse_table t;
+            herd_model_sparse_table(m, k, &t);
+            const int64_t *span = lo_hi + ((size_t)k * (size_t)world + (size_t)r) * 2;
+            bytes += (double)((span[1] - span[0]) * t.dim) * 4;
+        }
+        printf("  rank %-4d %12.0f bytes (%.1f%%)\n", r, bytes, total > 0 ? 100 * bytes / total : 0);
+    }
+    free(lo_hi);
+    return 0;
+}
 
 static void human(char *buf, size_t size, double x) {
     const char *unit[] = {"", "K", "M", "G", "T"};
@@ -12,12 +53,14 @@ static void human(char *buf, size_t size, double x) {
 }
 
 int cmd_summary(int argc, char **argv) {
-    const char *backend = "cpu";
-    int batch = 32, threads = 0;
+    const char *backend = "cpu", *shard = NULL;
+    int batch = 32, threads = 0, workers = 1;
     cli_option opts[] = {
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "batch size to plan memory for (default 32)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, "N", "threads to plan workspace for (default: all cores)", 0},
         {"--backend", OPT_STR, &backend, 0, 0, "NAME", "cpu (default) | ref", 0},
+        {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: also print the embedding table bytes each of N data-parallel ranks holds under --embedding-shard's plan (nothing is launched)", 0},
+        {"--embedding-shard", OPT_STR, &shard, 0, 0, "PLAN", "with -n N: table | row | auto (default auto, as herd train chooses)", 0},
         {0},
     };
     static const cli_command cmd = {"summary", "herd summary MODEL.spec [--batch N]",
@@ -68,6 +111,7 @@ int cmd_summary(int argc, char **argv) {
     int chunk = herd_model_train_chunk(m);
     if (chunk == 0) printf("Training runs each batch as one piece (batch norm needs its statistics)\n");
     else printf("Training runs forward and backward %d samples at a time, while they are in cache\n", chunk);
+    if ((workers > 1 && herd_model_sparse_count(m)) || shard) rc = shard_table(m, workers, shard ? shard : "auto");
     herd_model_destroy(m);
-    return 0;
+    return rc;
 }

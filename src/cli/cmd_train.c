@@ -258,7 +258,7 @@ static herd_status check_layout(const train_layout *l, herd_model *m, int world,
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *sparse_optimizer = NULL;
+    const char *sparse_optimizer = NULL, *embedding_shard = NULL;
     const char *data = "fashion-mnist", *optimizer = "adam", *schedule = "constant", *backend = "cpu", *precision = "fp32", *decay = "all";
     const char *log_json = NULL, *tensorboard = NULL, *save = NULL, *weights = NULL, *progress_mode = "auto";
     int epochs = 5, batch = 32, threads = 0, warmup = 0, lr_step = 1, quiet = 0, test_each_epoch = 0;
@@ -283,6 +283,7 @@ int cmd_train(int argc, char **argv) {
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
         {"--sparse-optimizer", OPT_STR, &sparse_optimizer, 0, 0, "NAME", "embedding tables: sgd | adagrad | rowwise_adagrad | adam (lazy "
          "Adam; default adam beside adam/adamw, else sgd)", 0},
+        {"--embedding-shard", OPT_STR, &embedding_shard, 0, 0, "PLAN", "data parallel: shard the embedding tables across the ranks: table (each table on one rank), row (each rank a row range of every table) or auto (table-wise when within 5% of an even split of the bytes, else row-wise); each rank keeps only its rows and their optimizer state, ids and rows travel by alltoallv (default: every rank holds every table)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
         {"--decay", OPT_STR, &decay, 0, 0, "WHICH", "which parameters --weight-decay applies to: all (default, as torch.optim) or matrices (weights of 2 or more dims: none on biases and norms, as GPT training does)", 0},
@@ -517,6 +518,7 @@ int cmd_train(int argc, char **argv) {
 
     herd_train_config cfg = herd_train_defaults();
     cfg.sparse_optimizer = sparse_optimizer;
+    cfg.embedding_shard = embedding_shard;
     cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
     cfg.decay_matrices = decay_matrices == 1;
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;

@@ -179,6 +179,16 @@ void *herd_aligned_calloc(size_t bytes) {
 
 void herd_aligned_free(void *p) { free(p); }
 
+void herd_release_pages(void *p, size_t bytes) {
+#ifdef MADV_DONTNEED
+    const uintptr_t page = 4096;
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + bytes) / page * page;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    memset(p, 0, bytes);
+#endif
+}
+
 void herd_advise_huge_pages(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20;

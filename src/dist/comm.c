@@ -58,6 +58,11 @@ herd_status herd_comm_allgatherv(herd_comm *c, float *buf, const int *counts, he
     return c->ops->allgatherv(c, buf, counts, err);
 }
 
+herd_status herd_comm_alltoallv(herd_comm *c, const void *send, const int64_t *send_bytes, void *recv,
+                                const int64_t *recv_bytes, herd_error *err) {
+    return c->ops->alltoallv(c, send, send_bytes, recv, recv_bytes, err);
+}
+
 void herd_comm_poll(herd_comm *c) { c->ops->poll(c); }
 void herd_comm_progress(herd_comm *c, int on) { c->ops->progress(c, on); }
 

@@ -48,6 +48,12 @@ herd_status herd_comm_ireduce_scatter(herd_comm *c, const float *in, float *out,
 /* In place: every rank's part of buf (rank r's: as herd_comm_ireduce_scatter cuts it) to every
  * rank; blocking. */
 herd_status herd_comm_allgatherv(herd_comm *c, float *buf, const int *counts, herd_error *err);
+/* Every rank sends send_bytes[r] bytes to rank r and receives recv_bytes[r] from it, blocking:
+ * the parts lie one after another in rank order in send and in recv (not overlapping). Each
+ * rank's recv_bytes[r] must equal rank r's send_bytes[me] (an error naming the rank otherwise,
+ * where the transport can tell). */
+herd_status herd_comm_alltoallv(herd_comm *c, const void *send, const int64_t *send_bytes, void *recv,
+                                const int64_t *recv_bytes, herd_error *err);
 /* Lets MPI move outstanding requests forward (non-blocking). */
 void herd_comm_poll(herd_comm *c);
 /* on = 1: a background thread drives MPI's progress engine while

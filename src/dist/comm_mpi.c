@@ -626,6 +626,40 @@ static herd_status mpi_allgatherv(herd_comm *hc, float *buf, const int *counts, 
     return st;
 }
 
+static herd_status mpi_alltoallv(herd_comm *hc, const void *send, const int64_t *send_bytes, void *recv,
+                                 const int64_t *recv_bytes, herd_error *err) {
+    mpi_comm *c = (mpi_comm *)hc;
+    if (!c->mpi) {
+        memmove(recv, send, (size_t)send_bytes[0]);
+        return HERD_OK;
+    }
+    int *v = malloc(4 * (size_t)c->size * sizeof *v); /* send counts, displacements, receive counts, displacements */
+    herd_comm_request *r = v ? take_request(c, "alltoallv") : NULL;
+    if (!r) {
+        free(v);
+        return herd_fail(err, HERD_ENOMEM, "out of memory for an alltoallv");
+    }
+    int64_t sat = 0, rat = 0;
+    for (int q = 0; q < c->size; q++) {
+        v[q] = (int)send_bytes[q], v[c->size + q] = (int)sat, sat += send_bytes[q];
+        v[2 * c->size + q] = (int)recv_bytes[q], v[3 * c->size + q] = (int)rat, rat += recv_bytes[q];
+    }
+    r->n = rat;
+    herd_status st = HERD_OK;
+    int rc = sat > 0x7fffffff || rat > 0x7fffffff
+                 ? MPI_ERR_COUNT
+                 : MPI_Ialltoallv(send, v, v + c->size, MPI_BYTE, recv, v + 2 * c->size, v + 3 * c->size, MPI_BYTE,
+                                  c->comm, &r->r);
+    if (rc != MPI_SUCCESS) {
+        r->in_use = 0;
+        st = mpi_fail(err, rc, "alltoallv");
+    } else {
+        st = mpi_wait(&c->base, r, err);
+    }
+    free(v); /* read by MPI until the request completes */
+    return st;
+}
+
 static void mpi_poll(herd_comm *hc) {
     mpi_comm *c = (mpi_comm *)hc;
     if (!c->mpi) return;
@@ -762,6 +796,7 @@ static const comm_ops mpi_ops = {
     .iallreduce = mpi_iallreduce,
     .ireduce_scatter = mpi_ireduce_scatter,
     .allgatherv = mpi_allgatherv,
+    .alltoallv = mpi_alltoallv,
     .poll = mpi_poll,
     .progress = mpi_progress,
     .wait = mpi_wait,

@@ -19,9 +19,16 @@
 #define MAX_REQUESTS 256
 
 enum { C_ALLREDUCE, C_ALLREDUCE_BF16, C_ALLREDUCE_F64, C_BROADCAST, C_ALLGATHER, C_SPLIT, C_REDUCE_SCATTER,
-       C_ALLGATHERV };
+       C_ALLGATHERV, C_ALLTOALLV };
 static const char *const coll_names[] = {"allreduce", "allreduce",      "metrics allreduce", "broadcast",
-                                         "allgather", "communicator split", "reduce-scatter", "allgatherv"};
+                                         "allgather", "communicator split", "reduce-scatter", "allgatherv",
+                                         "alltoallv"};
+
+/* What an alltoallv rank brings: its send buffer and its parts' sizes (in[rank] points at it). */
+typedef struct a2a_in {
+    const unsigned char *send;
+    const int64_t *send_bytes;
+} a2a_in;
 
 typedef struct tgroup tgroup;
 
@@ -245,6 +252,18 @@ static herd_status coll_compute(tcomm *c, coll *s, const int *counts, void *scra
         for (int r = 0; r < n; off += counts[r], r++)
             memcpy((float *)scratch + off, (const float *)s->in[r] + off, (size_t)counts[r] * sizeof(float));
         return HERD_OK;
+    case C_ALLTOALLV: { /* counts: unused; scratch: this rank's receive buffer in rank order */
+        int64_t at = 0;
+        for (int r = 0; r < n; r++) {
+            const a2a_in *a = s->in[r];
+            int64_t from = 0;
+            for (int q = 0; q < me; q++) from += a->send_bytes[q];
+            if (a->send_bytes[me]) /* nothing to receive: no scratch at all */
+                memcpy((unsigned char *)scratch + at, a->send + from, (size_t)a->send_bytes[me]);
+            at += a->send_bytes[me];
+        }
+        return HERD_OK;
+    }
     case C_SPLIT: {
         int first = -1, members = 0, rank = 0;
         for (int r = 0; r < n; r++) {
@@ -370,6 +389,31 @@ static herd_status t_allgatherv(herd_comm *hc, float *buf, const int *counts, he
     int slot;
     herd_status st = coll_arrive(c, C_ALLGATHERV, buf, total, 0, 0, &slot, err);
     return st ? st : coll_finish(c, slot, counts, buf, (size_t)total * sizeof(float), NULL, err);
+}
+
+static herd_status t_alltoallv(herd_comm *hc, const void *send, const int64_t *send_bytes, void *recv,
+                               const int64_t *recv_bytes, herd_error *err) {
+    tcomm *c = (tcomm *)hc;
+    a2a_in me = {send, send_bytes};
+    int64_t total = 0;
+    for (int q = 0; q < hc->size; q++) total += recv_bytes[q];
+    int slot;
+    herd_status st = coll_arrive(c, C_ALLTOALLV, &me, 0, 0, 0, &slot, err);
+    if (st) return st;
+    /* every rank's sizes are readable once all arrived: each part must be the size its receiver expects */
+    coll *s = &c->g->slots[slot];
+    pthread_mutex_lock(&c->g->mu);
+    st = wait_until(c, all_arrived, s, herd_now() + hc->timeout, "alltoallv", err);
+    for (int q = 0; q < hc->size && !st; q++)
+        if (((const a2a_in *)s->in[q])->send_bytes[hc->rank] != recv_bytes[q]) {
+            st = herd_fail(err, HERD_EINTERNAL, "alltoallv: rank %d sends %lld bytes to rank %d, which expects %lld",
+                           q, (long long)((const a2a_in *)s->in[q])->send_bytes[hc->rank], hc->rank,
+                           (long long)recv_bytes[q]);
+            c->g->aborted = 1; /* the others stop waiting for this rank's part */
+            pthread_cond_broadcast(&c->g->cv);
+        }
+    pthread_mutex_unlock(&c->g->mu);
+    return st ? st : coll_finish(c, slot, NULL, recv, (size_t)total, NULL, err);
 }
 
 /* ---- point to point ---- */
@@ -513,6 +557,7 @@ static const comm_ops thread_ops = {
     .iallreduce = t_iallreduce,
     .ireduce_scatter = t_ireduce_scatter,
     .allgatherv = t_allgatherv,
+    .alltoallv = t_alltoallv,
     .poll = t_poll,
     .progress = t_progress,
     .wait = t_wait,

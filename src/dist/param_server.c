@@ -282,8 +282,10 @@ static void split_keys(ps_state *p, int64_t nk) {
 static herd_status touched_keys(ps_state *p, int rows, int64_t *nk, herd_error *err) {
     *nk = 0;
     for (int t = 0; t < p->n_tables && rows > 0; t++) {
-        int64_t per;
-        const int32_t *ids = herd_model_sparse_ids(p->m, t, &per);
+        herd_sparse_table tab;
+        herd_model_sparse_table(p->m, t, &tab);
+        const int32_t *ids = tab.ids;
+        int64_t per = tab.per_sample;
         if (!ids)
             return herd_fail(err, HERD_EUNSUPPORTED, "--strategy ps fetches the table rows a batch reads before the "
                              "forward pass: table %d reads ids the model computes, not an input", t);

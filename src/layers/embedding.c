@@ -27,7 +27,7 @@ herd_status layer_table_build(layer_build *b, embed_table *t) {
     if ((st = lb_float(b, "std", "initial standard deviation", 0, 0, 100, &t->std))) return st;
     t->rows = rows, t->dim = dim, t->pad = pad;
     t->ids = node_in_numel(b->m, b->n, 0);
-    return lb_param_sparse(b, 0, "weight", rows, dim, t->ids);
+    return lb_param_sparse(b, 0, "weight", rows, dim, t->ids, pad);
 }
 
 /* N(0, std^2): std 1 as nn.Embedding and nn.EmbeddingBag initialise; one stream per table; the pad row 0 */

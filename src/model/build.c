@@ -203,13 +203,15 @@ herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable
 }
 
 herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
-                            int64_t ids_per_sample) {
+                            int64_t ids_per_sample, int pad) {
     int64_t shape[2] = {rows, dim};
     herd_status st = lb_param(b, slot, suffix, 1, 2, shape);
     if (st) return st;
     param_entry *e = &b->m->params_reg[b->n->param[slot]];
     e->info.sparse = 1;
     e->ids_per_sample = ids_per_sample;
+    e->pad = pad;
+    e->ids_input = b->n->in[0] < 0 ? -1 - b->n->in[0] : -1; /* -1: ids the model computes */
     return HERD_OK;
 }
 

@@ -193,9 +193,10 @@ herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char 
 /* Declares parameter slot `slot` as "<node>.<suffix>". */
 herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape);
 /* Declares a trainable (rows, dim) table with a row-sparse gradient: backward writes at most
- * ids_per_sample rows per sample with layer_sparse_row. */
+ * ids_per_sample rows per sample with layer_sparse_row; the ids are read from the node's input 0
+ * (an i32 model input); pad: the id whose row stays zero and gets no gradient, -1 none. */
 herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
-                            int64_t ids_per_sample);
+                            int64_t ids_per_sample, int pad);
 /* dtype of input k (f32, or a model input's i32) */
 herd_dtype lb_in_dtype(const layer_build *b, int k);
 /* Per-sample shape of input k. */

@@ -128,20 +128,20 @@ static void sparse_coalesce(sparse_grad *g) {
 
 int herd_model_sparse_count(const herd_model *m) { return m->n_sparse; }
 
-const int32_t *herd_model_sparse_ids(const herd_model *m, int k, int64_t *per_sample) {
-    HERD_ASSERT(k >= 0 && k < m->n_sparse);
-    const node *n = &m->nodes[m->params_reg[m->sparse[k].reg].node];
-    if (n->n_in < 1 || n->in[0] >= 0) return NULL;
-    const model_input *in = &m->inputs[-1 - n->in[0]];
-    *per_sample = in->numel;
-    return (const int32_t *)in->data;
-}
-
 void herd_model_sparse_grad(herd_model *m, int k, herd_sparse_grad *out) {
     HERD_ASSERT(k >= 0 && k < m->n_sparse);
     sparse_grad *g = &m->sparse[k];
     if (!g->coalesced) sparse_coalesce(g);
     *out = (herd_sparse_grad){.param = g->reg, .rows = g->n_rows, .dim = g->dim, .ids = g->rows, .values = g->sums};
+}
+
+void herd_model_sparse_table(herd_model *m, int k, herd_sparse_table *out) {
+    HERD_ASSERT(k >= 0 && k < m->n_sparse);
+    const param_entry *e = &m->params_reg[m->sparse[k].reg];
+    const model_input *in = e->ids_input >= 0 ? &m->inputs[e->ids_input] : NULL;
+    *out = (herd_sparse_table){.param = m->sparse[k].reg, .rows = e->info.shape[0], .dim = e->info.shape[1],
+                               .pad = e->pad, .input = e->ids_input, .ids = in ? (int32_t *)in->data : NULL,
+                               .per_sample = in ? in->numel : 0};
 }
 
 int64_t herd_model_dense_params(const herd_model *m) { return m->n_dense; }

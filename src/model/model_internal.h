@@ -13,6 +13,8 @@ typedef struct param_entry {
     char name[HERD_NAME_MAX + 16];
     int node;  /* owning node */
     int64_t ids_per_sample; /* sparse: gradient rows one sample can add */
+    int pad;                /* sparse: the id whose row stays zero, -1 none */
+    int ids_input;          /* sparse: the model input its ids come from; -1: computed by the model */
 } param_entry;
 
 /* The row-sparse gradient of one table: backward appends (id, gradient row) entries for the

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist/embedding_shard.h"
 #include "dist/strategy.h"
 #include "herd/io.h"
 #include "model/model_internal.h"
@@ -154,8 +155,32 @@ static void job_free(ckpt_job *j) {
     j->sparse_names = NULL;
 }
 
+/* Sharded tables: every table whole in the model and its optimizer state whole in t->sparse_full. */
+static herd_status gather_tables(herd_trainer *t, herd_error *err) {
+    if (!t->sparse_full && !(t->sparse_full = calloc((size_t)(2 * t->n_sparse), sizeof *t->sparse_full)))
+        return herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
+    int64_t sd[HERD_MAX_PARAMS];
+    for (int k = 0; k < t->n_sparse; k++) {
+        const herd_sparse_optimizer *o = &t->sparse[k];
+        int64_t lo, hi, rows = herd_model_param(t->m, t->sparse_grads[k].param)->shape[0];
+        herd_embedding_shard_range(t->shard, k, &lo, &hi);
+        sd[k] = herd_sparse_state_dim(o);
+        for (int j = 0; j < 2; j++) {
+            const float *mine = j ? o->v : o->m;
+            float **whole = &t->sparse_full[2 * k + j];
+            if (!mine) continue;
+            if (!*whole && !(*whole = herd_malloc_array((size_t)(rows * sd[k]), sizeof **whole)))
+                return herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
+            memcpy(*whole + lo * sd[k], mine, (size_t)((hi - lo) * sd[k]) * sizeof **whole);
+        }
+    }
+    return herd_embedding_shard_gather(t->shard, t->sparse_full, sd, err);
+}
+
 herd_status checkpoint_gather(herd_trainer *t, herd_error *err) {
     int64_t lo, hi, n = herd_model_dense_params(t->m);
+    herd_status st = t->shard ? gather_tables(t, err) : HERD_OK;
+    if (st) return st;
     herd_strategy_update_range(t->s, &lo, &hi);
     herd_strategy_state state = {t->opt.m, t->opt.v, t->sparse, t->opt.t};
     if (lo == 0 && hi == n) return herd_strategy_gather_state(t->s, &state, err);
@@ -165,7 +190,7 @@ herd_status checkpoint_gather(herd_trainer *t, herd_error *err) {
     if (t->full_m) memcpy(t->full_m + lo, t->opt.m, (size_t)(hi - lo) * sizeof(float));
     if (t->full_v) memcpy(t->full_v + lo, t->opt.v, (size_t)(hi - lo) * sizeof(float));
     state.m = t->full_m, state.v = t->full_v;
-    herd_status st = herd_strategy_gather_state(t->s, &state, err);
+    st = herd_strategy_gather_state(t->s, &state, err);
     if (!st && t->s->remote_state) { /* the servers' count of updates (they hold the optimizers) */
         t->opt.t = state.opt_t;
         for (int k = 0; k < t->n_sparse; k++) t->sparse[k].t = state.opt_t;
@@ -193,11 +218,13 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
     for (int k = 0; k < t->n_sparse; k++) /* the tables' optimizer state, under the tables' names */
         for (int q = 0; q < 2; q++) {
             const herd_sparse_optimizer *o = &t->sparse[k];
-            const float *data = q ? o->v : o->m;
+            const float *data = t->shard ? t->sparse_full[2 * k + q] : q ? o->v : o->m; /* whole (checkpoint_gather) */
             if (!data) continue;
             sparse_moment_name(j->sparse_names[2 * k + q], t, k, q);
             j->refs[j->n++] = (herd_tensor_ref){.name = j->sparse_names[2 * k + q], .dtype = HERD_F32, .ndim = 2,
-                                                .shape = {o->rows, herd_sparse_state_dim(o)}, .data = data};
+                                                .shape = {herd_model_param(m, t->sparse_grads[k].param)->shape[0],
+                                                          herd_sparse_state_dim(o)},
+                                                .data = data};
         }
     snprintf(j->epoch, sizeof j->epoch, "%" PRId64, pos->epoch);
     snprintf(j->step_in_epoch, sizeof j->step_in_epoch, "%" PRId64, pos->step_in_epoch);
@@ -624,12 +651,13 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
     for (int k = 0; k < t->n_sparse && !s; k++)
         for (int j = 0; j < 2 && !s; j++) {
             const herd_sparse_optimizer *o = &t->sparse[k];
+            int64_t rows = herd_model_param(t->m, t->sparse_grads[k].param)->shape[0]; /* whole, whatever the plan */
             sparse_moment_name(name, t, k, j);
             const herd_tensor_ref *r = herd_safetensors_find(st, name);
-            if ((j ? o->v : o->m) && (!r || r->dtype != HERD_F32 || r->ndim != 2 || r->shape[0] != o->rows ||
+            if ((j ? o->v : o->m) && (!r || r->dtype != HERD_F32 || r->ndim != 2 || r->shape[0] != rows ||
                                       r->shape[1] != herd_sparse_state_dim(o)))
                 s = herd_fail(err, HERD_EFORMAT, "%s: '%s' is missing or not %lld x %lld floats (another sparse "
-                              "optimizer?)", herd_safetensors_path(st), name, (long long)o->rows,
+                              "optimizer?)", herd_safetensors_path(st), name, (long long)rows,
                               (long long)herd_sparse_state_dim(o));
         }
     if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
@@ -645,10 +673,13 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
         for (int k = 0; k < t->n_sparse; k++)
             for (int j = 0; j < 2; j++) {
                 herd_sparse_optimizer *o = &t->sparse[k];
+                int64_t lo = 0, hi = o->rows; /* sharded: this rank's rows of the whole state */
+                if (t->shard) herd_embedding_shard_range(t->shard, k, &lo, &hi);
                 sparse_moment_name(name, t, k, j);
-                copy_moment(st, name, j ? o->v : o->m, 0, o->rows * herd_sparse_state_dim(o));
+                copy_moment(st, name, j ? o->v : o->m, lo * herd_sparse_state_dim(o), (hi - lo) * herd_sparse_state_dim(o));
                 o->t = p[3];
             }
+        if (t->shard) herd_embedding_shard_reload(t->shard); /* the tables were loaded whole into the model */
         t->step = p[2];
         t->opt.t = p[3];
         pos->epoch = p[0];

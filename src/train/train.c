@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/embedding_shard.h"
 #include "dist/sparse_exchange.h"
 #include "dist/strategy.h"
 #include "herd/trace.h"
@@ -131,7 +132,9 @@ static herd_status sparse_optimizers(herd_trainer *t, herd_error *err) {
         herd_sparse_grad *g = &t->sparse_grads[k]; /* its table (checkpoints name the state by it) before any step */
         herd_model_sparse_grad(t->m, k, g);
         const herd_param_info *p = herd_model_param(t->m, g->param);
-        herd_status st = keep ? herd_sparse_optimizer_init(&t->sparse[k], kind, p->shape[0], p->shape[1], err) : HERD_OK;
+        int64_t lo = 0, hi = p->shape[0]; /* sharded: the state of this rank's rows only */
+        if (t->shard) herd_embedding_shard_range(t->shard, k, &lo, &hi);
+        herd_status st = keep ? herd_sparse_optimizer_init(&t->sparse[k], kind, hi - lo, p->shape[1], err) : HERD_OK;
         if (st) return herd_fail_prefix(err, "%s", p->name);
         t->n_sparse++;
     }
@@ -165,8 +168,14 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
         free(t);
         return st;
     }
-    if ((st = sparse_optimizers(t, err)) ||
-        (!t->s->remote_state && (st = herd_sparse_exchange_create(&t->sparse_x, t->s, m, err)))) {
+    herd_shard_plan plan = HERD_SHARD_AUTO;
+    if (cfg->embedding_shard && !herd_shard_plan_parse(cfg->embedding_shard, &plan))
+        st = herd_fail(err, HERD_EARG, "--embedding-shard %s: unknown plan (expected table, row or auto)",
+                       cfg->embedding_shard);
+    else if (cfg->embedding_shard)
+        st = herd_embedding_shard_create(&t->shard, t->s, m, plan, t->shard_note, sizeof t->shard_note, err);
+    if (st || (st = sparse_optimizers(t, err)) ||
+        (!t->shard && !t->s->remote_state && (st = herd_sparse_exchange_create(&t->sparse_x, t->s, m, err)))) {
         herd_trainer_destroy(t);
         return st;
     }
@@ -186,6 +195,9 @@ void herd_trainer_destroy(herd_trainer *t) {
     free(t->sparse);
     free(t->sparse_grads);
     herd_sparse_exchange_destroy(t->sparse_x);
+    herd_embedding_shard_destroy(t->shard);
+    for (int k = 0; t->sparse_full && k < 2 * t->n_sparse; k++) free(t->sparse_full[k]);
+    free(t->sparse_full);
     free(t->targets);
     free(t->full_m), free(t->full_v);
     if (t->own_strategy) herd_strategy_destroy(t->s);
@@ -265,16 +277,24 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
             t->phases.data += t1 - t0;
             herd_trace_add(t->cfg.trace, "load batch", "data", HERD_TRACE_COMPUTE, t0, t1);
         }
+        if (t->shard) { /* the part's rows from their owners (every rank takes part, an empty part too) */
+            double t0 = herd_now();
+            st = herd_embedding_shard_lookup(t->shard, p, part.count, err);
+            t->phases.exchange += herd_now() - t0;
+            if (st) return st;
+        }
         float loss;
         if ((st = herd_strategy_compute(s, &part, &loss, acc, err))) return st;
         /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
         if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, part.count, t->step, 0, err);
         res->samples += part.count;
         if (t->sparse_x && (st = herd_sparse_exchange_group_done(t->sparse_x, p, part.count, err))) return st;
+        if (t->shard && (st = herd_embedding_shard_group_done(t->shard, p, part.count, err))) return st;
     }
     res->loss_sum = acc->loss_sum, res->loss_units = acc->loss_units;
-    double t0 = herd_now(); /* gradient exchange */
-    st = herd_strategy_after_backward(s, res->samples, err);
+    double t0 = herd_now(); /* gradient exchange: the tables' rows to their owners while the dense buckets move */
+    if (t->shard) st = herd_embedding_shard_exchange(t->shard, t->sparse_grads, t->n_sparse, &t->shard_sq, err);
+    if (!st) st = herd_strategy_after_backward(s, res->samples, err);
     t->phases.exchange += herd_now() - t0;
     if (st) return st;
     return finish_update(t, res, err);
@@ -289,13 +309,14 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     float *params = herd_model_params(m, NULL);
     float *grads = herd_model_grads(m);
     herd_sparse_grad *sg = t->sparse_grads;
-    for (int k = 0; k < t->n_sparse; k++) herd_model_sparse_grad(m, k, &sg[k]); /* sums the batch's rows */
+    for (int k = 0; k < t->n_sparse && !t->shard; k++) herd_model_sparse_grad(m, k, &sg[k]); /* sums the batch's rows */
     if (t->sparse_x && (st = herd_sparse_exchange_finish(t->sparse_x, sg, t->n_sparse, err))) return st; /* every rank's */
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
     double t0 = herd_now(), sq;
     if ((st = herd_strategy_grad_sq(s, &sq, err))) return st; /* the whole model's, the same on every rank */
-    for (int k = 0; k < t->n_sparse; k++) sq += herd_grad_sq_sum(sg[k].values, sg[k].rows * sg[k].dim);
+    if (t->shard) sq += t->shard_sq; /* every rank's rows' */
+    for (int k = 0; k < t->n_sparse && !t->shard; k++) sq += herd_grad_sq_sum(sg[k].values, sg[k].rows * sg[k].dim);
     double norm = sqrt(sq);
     herd_clip_scale(grads, n_params, norm, t->cfg.clip_norm);
     for (int k = 0; k < t->n_sparse; k++) herd_clip_scale(sg[k].values, sg[k].rows * sg[k].dim, norm, t->cfg.clip_norm);
@@ -309,8 +330,10 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     herd_strategy_update u = {&t->opt, t->lr, res->samples, skip, herd_model_pool(m), sg, t->n_sparse};
     st = herd_strategy_apply(s, &u, err);
     for (int k = 0; k < t->n_sparse && !skip && !s->remote_state; k++) /* only the rows the batch touched, and their state */
-        herd_sparse_optimizer_step(&t->sparse[k], params + herd_model_param(m, sg[k].param)->offset, sg[k].ids,
-                                   sg[k].values, sg[k].rows, t->lr, herd_model_pool(m));
+        herd_sparse_optimizer_step(&t->sparse[k],
+                                   t->shard ? herd_embedding_shard_rows(t->shard, k)
+                                            : params + herd_model_param(m, sg[k].param)->offset,
+                                   sg[k].ids, sg[k].values, sg[k].rows, t->lr, herd_model_pool(m));
     double waited = herd_strategy_wait_seconds(s) - w0;
     t->phases.exchange += waited;
     t->phases.update += herd_now() - t0 - waited;
@@ -425,6 +448,42 @@ static herd_status straggler_report(herd_trainer *t, straggler *r, int64_t steps
     return HERD_OK;
 }
 
+herd_status herd_trainer_sync(herd_trainer *t, herd_error *err) {
+    herd_status st = herd_strategy_sync_model(t->s, t->step, err);
+    return !st && t->shard ? herd_embedding_shard_gather(t->shard, NULL, NULL, err) : st;
+}
+
+/* Sharded tables, on the writer: the plan and each rank's table bytes (start), or the bytes the
+ * lookups and gradient exchanges moved a step, per rank (end). */
+static herd_status shard_report(herd_trainer *t, int start, const herd_train_callbacks *cb, herd_error *err) {
+    int world = herd_strategy_world_size(t->s);
+    double mine[3] = {0}, *all = herd_malloc_array((size_t)world * 3, sizeof *all);
+    if (!all) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    int64_t steps = 0;
+    for (int k = 0; k < t->n_sparse; k++) {
+        int64_t lo, hi;
+        herd_embedding_shard_range(t->shard, k, &lo, &hi);
+        mine[0] += (double)((hi - lo) * t->sparse[k].dim) * sizeof(float);
+    }
+    herd_embedding_shard_bytes(t->shard, &mine[1], &mine[2], &steps);
+    int n;
+    herd_status st = herd_strategy_gather(t->s, mine, 3, all, world, &n, err);
+    if (st || !herd_strategy_writer(t->s) || !cb || !cb->notice) {
+        free(all);
+        return st;
+    }
+    char line[8192];
+    size_t at = (size_t)snprintf(line, sizeof line, "%s", start ? t->shard_note : "embedding exchange a step (sent + received, "
+                                 "ids, rows and gradients), by rank:");
+    if (start) at += (size_t)snprintf(line + at, sizeof line - at, "; table bytes by rank:");
+    for (int r = 0; r < n && at < sizeof line; r++)
+        at += (size_t)snprintf(line + at, sizeof line - at, " %.0f", start ? all[3 * r] : (all[3 * r + 1] + all[3 * r + 2]) /
+                               (double)(steps > 0 ? steps : 1));
+    cb->notice(cb->user, line);
+    free(all);
+    return HERD_OK;
+}
+
 herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, const herd_train_config *cfg,
                        const herd_train_callbacks *cb, herd_error *err) {
     herd_status st;
@@ -473,6 +532,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                                      t->opt.t};
         if ((st = herd_strategy_restore_state(s, &state, t->step, err))) goto done; /* to where it lives */
     }
+    if (!st && t->shard && (st = shard_report(t, 1, cb, err))) goto done;
     if (start.step_in_epoch >= steps_per_epoch) start.epoch++, start.step_in_epoch = 0;
     for (int epoch = (int)start.epoch + 1; epoch <= cfg->epochs && !st; epoch++) {
         herd_sampler_set_epoch(&sampler, epoch - 1);
@@ -532,14 +592,17 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.lr = herd_trainer_lr(t);
         es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = es.val_rmse = es.val_auc = -1;
-        if ((st = herd_strategy_sync_model(s, t->step, err))) break;
+        if ((st = herd_trainer_sync(t, err))) break;
         if (val) {
-            if ((st = herd_evaluate(m, val, cfg->batch, s, &t->step_metrics, err))) break;
+            /* in pieces of what this rank's model is planned for (a share of the global batch) */
+            int eval_batch = herd_model_max_batch(m) < cfg->batch ? herd_model_max_batch(m) : cfg->batch;
+            if ((st = herd_evaluate(m, val, eval_batch, s, &t->step_metrics, err))) break;
             epoch_figures(m, &t->step_metrics, &es.val_loss, &es.val_accuracy, &es.val_rmse, &es.val_auc);
         }
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
-    if (!st) st = herd_strategy_sync_model(s, t->step, err);
+    if (!st) st = herd_trainer_sync(t, err);
+    if (!st && t->shard) st = shard_report(t, 0, cb, err);
     if (!st && cw) { /* the last write in flight */
         st = checkpoint_writer_wait(cw, path, sizeof path, err);
         if (!st && path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);

@@ -15,6 +15,12 @@ struct herd_trainer {
     herd_sparse_grad *sparse_grads; /* their gradients of the step */
     struct herd_sparse_exchange *sparse_x; /* data parallel or --deterministic groups: the tables' exchange, else NULL */
     int n_sparse;
+    /* cfg.embedding_shard: the tables' rows this rank holds (the sparse optimizers keep their state
+     * only), their exchange, and the gradient's squared norm of the step over every rank's rows */
+    struct herd_embedding_shard *shard;
+    double shard_sq;
+    char shard_note[512];
+    float **sparse_full; /* checkpoints of sharded tables: m and v of each table whole (2 a table) */
     herd_schedule sched;
     void *targets;          /* the batch's targets (herd_model_target's layout) */
     herd_metrics metrics;   /* since the caller last cleared it */

@@ -1,0 +1,246 @@
+/* Embedding tables sharded across data-parallel ranks (--embedding-shard), ranks as threads: a
+ * model with a bag table (pad id, unused slots) and a one-id table trains to the bits of one
+ * process on 1 rank, to float tolerance on 2 and 4 (bit-identical with --deterministic on 1, 2
+ * and 4 ranks), the table and row plans give the same bits; each rank holds its plan's rows (1/N
+ * of the bytes row-wise); checkpoints written by 4 ranks row-wise resume on 1 rank unsharded and
+ * on 2 ranks table-wise to the bits of the run without a stop; a model without tables, an
+ * unknown plan and another strategy are one line each. Reference kernels, one thread a rank. */
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "dist/embedding_shard.h"
+#include "herd/data.h"
+#include "herd/train.h"
+#include "rank_threads.h"
+#include "train/trainer_internal.h"
+
+#define SAMPLES 96
+#define B 16
+#define STEPS 6
+#define BAG 6
+#define BAG_ROWS 50
+#define ONE_ROWS 37
+
+static const char *SPEC = "input 4 name=x\ninput 6 dtype=i32 name=bag\ninput 1 dtype=i32 name=one\n"
+                          "embedding_bag 50 4 mode=mean pad=0 std=0.5 from=bag name=b\n"
+                          "embedding 37 4 std=0.5 from=one name=e\nconcat x,b,e\ndense 8 relu\ndense 3\n";
+static const char *SPEC_DENSE = "input 4\ndense 3\n";
+
+typedef struct job {
+    const char *spec;
+    herd_strategy_config cfg;
+    const char *shard; /* --embedding-shard, or NULL */
+    herd_dataset *ds;
+    float *out; /* rank 0's parameters after training (whole tables) */
+    int64_t n;
+    int64_t held[4]; /* bytes of table rows each rank holds */
+    const char *ckpt_dir; /* set: herd_train for 2 epochs, checkpoints every 4 steps there */
+    int resume;
+} job;
+
+static void train_rank(rank_ctx *r) {
+    job *j = r->arg;
+    herd_model *m = NULL;
+    herd_strategy *s = NULL;
+    herd_trainer *t = NULL;
+    herd_strategy_layout lay;
+    herd_status st = herd_strategy_layout_for(&j->cfg, r->size, B, &lay, &r->err);
+    if (!st) st = herd_model_parse(&m, j->spec, "<test>", &r->err);
+    if (!st) herd_model_init_params(m, 11);
+    if (!st) st = herd_model_prepare(m, "ref", lay.rows, 1, &r->err);
+    if (!st) st = herd_strategy_create(&s, r->comm, m, &j->cfg, &r->err);
+    herd_train_config tc = herd_train_defaults();
+    tc.batch = B, tc.lr = 0.05f, tc.seed = 3, tc.strategy = s, tc.embedding_shard = j->shard;
+    if (!st && j->ckpt_dir) {
+        tc.epochs = 2, tc.checkpoint_dir = j->ckpt_dir, tc.checkpoint_every = 4, tc.keep_checkpoints = 0;
+        tc.resume = j->resume;
+        st = herd_train(m, j->ds, NULL, &tc, NULL, &r->err);
+        goto trained;
+    }
+    if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / B, &r->err);
+    int64_t idx[B];
+    for (int step = 0; step < STEPS && !st; step++) {
+        for (int b = 0; b < B; b++) idx[b] = (step * 37 + b * 5) % SAMPLES;
+        herd_step_result res;
+        st = herd_trainer_step(t, j->ds, idx, B, &res, &r->err);
+    }
+    if (!st) st = herd_trainer_sync(t, &r->err);
+    if (!st && t->shard && r->rank < 4) {
+        j->held[r->rank] = 0;
+        for (int k = 0; k < t->n_sparse; k++) {
+            int64_t lo, hi;
+            herd_embedding_shard_range(t->shard, k, &lo, &hi);
+            j->held[r->rank] += (hi - lo) * t->sparse[k].dim * 4;
+        }
+    }
+trained:
+    if (!st && r->rank == 0) {
+        const float *p = herd_model_params(m, &j->n);
+        memcpy(j->out, p, (size_t)j->n * sizeof(float));
+    }
+    r->status = st;
+    herd_trainer_destroy(t);
+    herd_strategy_destroy(s);
+    herd_model_destroy(m);
+}
+
+static float ref[8192], got[8192], det[8192], other[8192];
+
+static int run(job *j, int ranks, float *out) {
+    rank_ctx ctx[4];
+    j->out = out;
+    int bad = run_ranks(ranks, 30, train_rank, j, ctx);
+    for (int r = 0; r < ranks; r++)
+        if (ctx[r].status) fprintf(stderr, "rank %d of %d: %s\n", r, ranks, ctx[r].err.msg);
+    return bad;
+}
+
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
+    return d;
+}
+
+/* One line naming what is wrong, on every rank */
+static void expect_refused(job *j, int ranks, const char *what, const char *needle) {
+    rank_ctx ctx[4];
+    j->out = got;
+    run_ranks(ranks, 30, train_rank, j, ctx);
+    CHECK(ctx[0].status == HERD_EARG && strstr(ctx[0].err.msg, needle) && !strchr(ctx[0].err.msg, '\n'), "%s: %s",
+          what, ctx[0].err.msg);
+}
+
+static int copy_file(const char *src, const char *dst) {
+    FILE *a = fopen(src, "rb"), *b = fopen(dst, "wb");
+    char buf[1 << 16];
+    size_t k;
+    int ok = a && b;
+    while (ok && (k = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, k, b) == k;
+    if (a) fclose(a);
+    if (b && fclose(b) != 0) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* 4 ranks row-wise write checkpoints (--deterministic); the one after step 4 resumes on 1 rank
+ * unsharded, on 2 ranks table-wise and on 4 row-wise, each ending on the unbroken run's bits */
+static void resume_matrix(herd_dataset *ds) {
+    static float full[8192];
+    char dir[64], src[256], dst[256], written[96];
+    snprintf(dir, sizeof dir, "/tmp/herd_shard_XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "no scratch directory");
+        return;
+    }
+    snprintf(written, sizeof written, "%s/w", dir);
+    job w = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "row", .ckpt_dir = written};
+    w.cfg.deterministic = 1;
+    CHECK(!run(&w, 4, full), "4 ranks row-wise writing checkpoints");
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", written);
+    static const struct {
+        int ranks;
+        const char *shard;
+    } layouts[] = {{1, NULL}, {2, "table"}, {4, "row"}, {1, "row"}};
+    for (int k = 0; k < 4; k++) {
+        char resumed[96];
+        snprintf(resumed, sizeof resumed, "%s/r%d", dir, k);
+        snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", resumed);
+        CHECK(mkdir(resumed, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
+        w.ckpt_dir = resumed, w.resume = 1, w.shard = layouts[k].shard;
+        CHECK(!run(&w, layouts[k].ranks, got), "resume on %d ranks, %s", layouts[k].ranks,
+              layouts[k].shard ? layouts[k].shard : "unsharded");
+        CHECK(memcmp(full, got, (size_t)w.n * sizeof(float)) == 0,
+              "resumed on %d ranks %s: not the bits of the run without a stop (max %.3g)", layouts[k].ranks,
+              layouts[k].shard ? layouts[k].shard : "unsharded", max_diff(full, got, w.n));
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+}
+
+int main(void) {
+    float *x = malloc(SAMPLES * 4 * sizeof *x);
+    int32_t *bag = malloc(SAMPLES * BAG * sizeof *bag), *one = malloc(SAMPLES * sizeof *one),
+            *y = malloc(SAMPLES * sizeof *y);
+    if (!x || !bag || !one || !y) return 1;
+    herd_rng rng;
+    herd_rng_init(&rng, 5, 0);
+    for (int i = 0; i < SAMPLES; i++) {
+        for (int k = 0; k < 4; k++) x[i * 4 + k] = herd_rng_normal(&rng);
+        int len = 1 + (int)herd_rng_below(&rng, BAG); /* the rest unused slots; some ids the pad */
+        for (int k = 0; k < BAG; k++)
+            bag[i * BAG + k] = k >= len ? HERD_NO_ID : (int32_t)herd_rng_below(&rng, BAG_ROWS);
+        one[i] = (int32_t)herd_rng_below(&rng, ONE_ROWS);
+        y[i] = (bag[i * BAG] + one[i]) % 3;
+    }
+    herd_error err = {0};
+    herd_dataset *ds = NULL;
+    herd_tensor xs[3] = {herd_tensor_make(HERD_F32, 2, (int64_t[]){SAMPLES, 4}, x),
+                         herd_tensor_make(HERD_I32, 2, (int64_t[]){SAMPLES, BAG}, bag),
+                         herd_tensor_make(HERD_I32, 2, (int64_t[]){SAMPLES, 1}, one)};
+    if (herd_dataset_from_memory_fields(&ds, xs, 3, herd_tensor_make(HERD_I32, 1, (int64_t[]){SAMPLES}, y), 3, "mem",
+                                        &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    job j = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    CHECK(!run(&j, 1, ref), "one process failed");
+    j.shard = "row";
+    CHECK(!run(&j, 1, got), "one rank, row-wise");
+    CHECK(memcmp(ref, got, (size_t)j.n * sizeof(float)) == 0, "row-wise on one rank: not one process's bits (max %.3g)",
+          max_diff(ref, got, j.n));
+    herd_model *m0 = NULL;
+    if (!herd_model_parse(&m0, SPEC, "<test>", &err)) herd_model_init_params(m0, 11);
+    CHECK(m0 && max_diff(herd_model_params(m0, NULL), ref, j.n) > 0.02, "%d steps hardly moved the weights", STEPS);
+    herd_model_destroy(m0);
+    for (int ranks = 2; ranks <= 4; ranks *= 2) {
+        j.shard = "row";
+        CHECK(!run(&j, ranks, got), "%d ranks row-wise", ranks);
+        CHECK(max_diff(ref, got, j.n) <= 2e-6, "%d ranks row-wise: %.3g from one process", ranks, max_diff(ref, got, j.n));
+        /* 1/N of the bytes, to a row of each table (these are small; bench/embedding_shard measures large ones) */
+        int64_t total = (BAG_ROWS + ONE_ROWS) * 4 * 4, even = total / ranks, sum = 0;
+        for (int r = 0; r < ranks; r++) {
+            CHECK(llabs(j.held[r] - even) <= 2 * 16, "row-wise on %d ranks: rank %d holds %lld of %lld table bytes",
+                  ranks, r, (long long)j.held[r], (long long)total);
+            sum += j.held[r];
+        }
+        CHECK(sum == total, "row-wise on %d ranks: the ranks hold %lld of %lld table bytes", ranks, (long long)sum,
+              (long long)total);
+        j.shard = "table";
+        CHECK(!run(&j, ranks, other), "%d ranks table-wise", ranks);
+        CHECK(memcmp(got, other, (size_t)j.n * sizeof(float)) == 0, "%d ranks: table-wise differs from row-wise (max %.3g)",
+              ranks, max_diff(got, other, j.n));
+        CHECK(j.held[0] == BAG_ROWS * 16 && j.held[1] == ONE_ROWS * 16, "table-wise on %d ranks: ranks hold %lld, %lld bytes",
+              ranks, (long long)j.held[0], (long long)j.held[1]);
+    }
+    /* --deterministic: the bits of one process for 1, 2 and 4 ranks and both plans */
+    job d = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    d.cfg.deterministic = 1;
+    CHECK(!run(&d, 1, det), "deterministic, one process");
+    for (int ranks = 1; ranks <= 4; ranks *= 2)
+        for (int plan = 0; plan < 2; plan++) {
+            d.shard = plan ? "table" : "row";
+            CHECK(!run(&d, ranks, got), "deterministic, %d ranks %s-wise", ranks, d.shard);
+            CHECK(memcmp(det, got, (size_t)d.n * sizeof(float)) == 0, "deterministic, %d ranks %s-wise: not one "
+                  "process's bits (max %.3g)", ranks, d.shard, max_diff(det, got, d.n));
+        }
+    resume_matrix(ds);
+
+    /* refusals: one line each */
+    job bad = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "diagonal"};
+    expect_refused(&bad, 2, "unknown plan", "--embedding-shard diagonal: unknown plan");
+    herd_dataset_close(ds);
+    float *xd = malloc(SAMPLES * 4 * sizeof *xd);
+    int32_t *yd = malloc(SAMPLES * sizeof *yd);
+    if (!xd || !yd) return 1;
+    for (int i = 0; i < SAMPLES * 4; i++) xd[i] = (float)(i % 7);
+    for (int i = 0; i < SAMPLES; i++) yd[i] = i % 3;
+    if (herd_dataset_from_memory(&ds, herd_tensor_make(HERD_F32, 2, (int64_t[]){SAMPLES, 4}, xd),
+                                 herd_tensor_make(HERD_I32, 1, (int64_t[]){SAMPLES}, yd), 3, "mem", &err))
+        return 1;
+    job dense = {.spec = SPEC_DENSE, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "row"};
+    expect_refused(&dense, 2, "a model without tables", "no embedding table to shard");
+    herd_dataset_close(ds);
+    return check_summary();
+}
