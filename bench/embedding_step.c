@@ -6,7 +6,11 @@
  * processes falls on every size alike; a size's step time is the median of its rounds. Then the
  * process's peak RSS against the largest table's bytes (the tables, their lazy Adam moments and
  * everything else of the run).
- * usage: embedding_step B L STEPS THREADS ROWS...   (one "rows=... step_ms=..." line per size) */
+ * Ids are uniform, or with ALPHA > 0 power-law: rank r drawn with density ~ (r + 1)^-ALPHA
+ * (continuous inverse CDF), ranks scattered over the table by r * 2654435761 mod ROWS (a
+ * bijection: the factor is prime to 2 and 5).
+ * usage: embedding_step B L STEPS THREADS ALPHA ROWS...   (one "rows=... step_ms=..." line per size) */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +74,22 @@ static int run_steps(size_run *r, int B, int steps, double *ms) {
     return 0;
 }
 
+/* an id of a table of rows: uniform (alpha 0) or power-law */
+static int32_t draw_id(herd_rng *g, long long rows, double alpha) {
+    if (alpha <= 0) return (int32_t)herd_rng_below(g, (uint32_t)rows);
+    double u = herd_rng_uniform(g), e = 1.0 - alpha, n = (double)rows;
+    double r = fabs(e) < 1e-9 ? exp(u * log(n + 1.0)) - 1.0 : pow(u * (pow(n + 1.0, e) - 1.0) + 1.0, 1.0 / e) - 1.0;
+    long long rank = r < 0 ? 0 : r >= n ? rows - 1 : (long long)r;
+    return (int32_t)((unsigned long long)rank * 2654435761ULL % (unsigned long long)rows);
+}
+
 int main(int argc, char **argv) {
-    if (argc < 6 || argc - 5 > MAX_SIZES) {
-        fprintf(stderr, "usage: embedding_step B L STEPS THREADS ROWS... (at most %d sizes)\n", MAX_SIZES);
+    if (argc < 7 || argc - 6 > MAX_SIZES) {
+        fprintf(stderr, "usage: embedding_step B L STEPS THREADS ALPHA ROWS... (at most %d sizes)\n", MAX_SIZES);
         return 2;
     }
-    int B = atoi(argv[1]), L = atoi(argv[2]), steps = atoi(argv[3]), threads = atoi(argv[4]), n_sizes = argc - 5;
+    int B = atoi(argv[1]), L = atoi(argv[2]), steps = atoi(argv[3]), threads = atoi(argv[4]), n_sizes = argc - 6;
+    double alpha = atof(argv[5]);
     int per_round = steps / ROUNDS > 0 ? steps / ROUNDS : 1;
     print_cpu();
     size_run runs[MAX_SIZES];
@@ -83,7 +97,7 @@ int main(int argc, char **argv) {
     long long largest = 0;
     for (int k = 0; k < n_sizes; k++) {
         size_run *r = &runs[k];
-        r->rows = atoll(argv[5 + k]);
+        r->rows = atoll(argv[6 + k]);
         if (r->rows > largest) largest = r->rows;
         char spec[256];
         snprintf(spec, sizeof spec, "input %d dtype=i32\nembedding_bag %lld 64 mode=sum\ndense 2\n", L, r->rows);
@@ -93,7 +107,7 @@ int main(int argc, char **argv) {
         int32_t *x = malloc((size_t)(n * L) * 4), *y = malloc((size_t)n * 4);
         herd_rng g;
         herd_rng_init(&g, 5, 0);
-        for (int64_t i = 0; i < n * L; i++) x[i] = (int32_t)herd_rng_below(&g, (uint32_t)r->rows);
+        for (int64_t i = 0; i < n * L; i++) x[i] = draw_id(&g, r->rows, alpha);
         for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(x[i * L] % 2);
         if (herd_dataset_from_memory(&r->ds, herd_tensor_make(HERD_I32, 2, xd, x), herd_tensor_make(HERD_I32, 1, yd, y), 2,
                                      "synthetic", &err))

@@ -42,6 +42,13 @@ expect_exit 0 "train again" -- "$HERD" train "$SPEC" --data "$TMP/d" --epochs 2 
 cmp -s "$TMP/w1.safetensors" "$TMP/w2.safetensors" && pass || fail "same seed gave different weights"
 expect_exit 0 "train other seed" -- "$HERD" train "$SPEC" --data "$TMP/d" --epochs 1 --seed 4 --save "$TMP/w3.safetensors" --quiet
 cmp -s "$TMP/w1.safetensors" "$TMP/w3.safetensors" && fail "different seeds gave identical weights" || pass
+# --epochs 0 writes the initial weights: training from them (--weights) is training from the seed
+expect_exit 0 "train --epochs 0" -- "$HERD" train "$SPEC" --data "$TMP/d" --epochs 0 --seed 4 --save "$TMP/w0.safetensors" \
+    --quiet
+cmp -s "$TMP/w0.safetensors" "$TMP/w3.safetensors" && fail "--epochs 0 trained" || pass
+expect_exit 0 "train from --epochs 0's weights" -- "$HERD" train "$SPEC" --data "$TMP/d" --epochs 1 --seed 4 \
+    --weights "$TMP/w0.safetensors" --save "$TMP/w4.safetensors" --quiet
+cmp -s "$TMP/w3.safetensors" "$TMP/w4.safetensors" && pass || fail "training from the saved init differs from the seed's"
 
 # other optimizers and schedules run and learn something
 for opt in "sgd --lr 0.05" "momentum --lr 0.01 --lr-schedule step" "nesterov --lr 0.01 --lr-schedule cosine --warmup 20" \

@@ -89,6 +89,28 @@ static void test_rng(void) {
     for (int k = 0; k < 10; k++) CHECK(abs(below[k] - n / 10) < n / 100, "below(10) bucket %d: %d", k, below[k]);
 }
 
+/* herd_rng_normals: bit for bit n herd_rng_normal draws times the scale, from any counter (a
+ * stream that drew an odd number of words before), inline or split over threads */
+static void test_rng_normals(void) {
+    enum { N = 10007 };
+    static float want[N], got[N];
+    for (int skip = 0; skip < 4; skip++)
+        for (int threads = 0; threads <= 3; threads++) {
+            herd_rng a, b;
+            herd_rng_init(&a, 11, 3);
+            for (int k = 0; k < skip; k++) herd_rng_u32(&a);
+            b = a;
+            for (int i = 0; i < N; i++) want[i] = 0.37f * herd_rng_normal(&a);
+            herd_pool *p = NULL;
+            herd_error err = {0};
+            if (threads) CHECK(herd_pool_create(&p, threads, &err) == HERD_OK, "%s", err.msg);
+            herd_rng_normals(&b, got, N, 0.37f, p);
+            herd_pool_destroy(p);
+            CHECK(memcmp(want, got, sizeof want) == 0 && a.counter == b.counter,
+                  "normals after %d words, %d threads: bit-identical to herd_rng_normal", skip, threads);
+        }
+}
+
 typedef struct {
     int64_t hits[1000];
     int owner[1000];
@@ -153,6 +175,7 @@ int main(void) {
     test_errors();
     test_arena();
     test_rng();
+    test_rng_normals();
     test_pool();
     return check_summary();
 }

@@ -5,8 +5,10 @@ dense ones), then replays each step's update in float32 from herd's own gradient
 torch.optim.SparseAdam / Adagrad / SGD on sparse gradients (nn.Embedding(sparse=True)'s) for the
 tables and Adam / SGD for the dense layers, comparing every parameter after every step."""
 import importlib.util
+import json
 import os
 import subprocess
+import struct
 import sys
 import tempfile
 
@@ -96,10 +98,24 @@ def run_case(spec, optimizer, sparse_opt, batch, steps, lr=0.05, ragged=False):
             check(f"{tag} step {s + 1} after.{k}", t[f"s{s}.after.{k}"], p.detach().numpy(), 1e-7, 1e-6)
 
 
-def onnx_case(spec_text, name, batch=5, tables=None):
+def write_safetensors(path, tensors):
+    """Plain safetensors writer (float32 tensors), as read_safetensors reads them"""
+    header, offset, blobs = {}, 0, []
+    for k, v in tensors.items():
+        b = np.ascontiguousarray(v, dtype=np.float32).tobytes()
+        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [offset, offset + len(b)]}
+        offset += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def onnx_case(spec_text, name, batch=5, tables=None, no_id=False):
     """herd's ONNX export of an id model (Gather; several inputs, dot): passes onnx.checker (full) and,
     evaluated node by node, gives the logits spec_torch computes from the exported weights. tables: each
-    table layer's graph input (default: 'input')."""
+    table layer's graph input (default: 'input'). no_id: bags with unused slots (-1, as cat=COL:L and
+    NPY offsets give them; one bag all -1), and the logits also equal herd predict's on those ids."""
     tables = tables or {"emb1": "input", "bag1": "input"}
     import onnx
     from onnx import numpy_helper
@@ -129,6 +145,9 @@ def onnx_case(spec_text, name, batch=5, tables=None):
                 x[0] = 0  # an all-pad bag where the spec has pad=0
                 if x.ndim == 2 and x.shape[1] > 2:
                     x[1, 1:] = 0
+                if no_id:
+                    x[2, 3:] = -1
+                    x[3] = -1
             else:
                 x = rng.standard_normal(shape).astype(np.float32)
             feeds[gi.name] = x
@@ -147,8 +166,11 @@ def onnx_case(spec_text, name, batch=5, tables=None):
                 y = i[0]
             elif n.op_type == "ReduceMean":
                 y = i[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))
-            elif n.op_type in ("Mul", "Div", "Max", "Equal"):
-                y = {"Mul": np.multiply, "Div": np.divide, "Max": np.maximum, "Equal": np.equal}[n.op_type](i[0], i[1])
+            elif n.op_type == "ReduceSum":  # opset 13: the axes an input
+                y = i[0].sum(axis=tuple(int(k) for k in i[1]), keepdims=bool(a.get("keepdims", 1)))
+            elif n.op_type in ("Mul", "Div", "Max", "Equal", "Less", "Or"):
+                y = {"Mul": np.multiply, "Div": np.divide, "Max": np.maximum, "Equal": np.equal, "Less": np.less,
+                     "Or": np.logical_or}[n.op_type](i[0], i[1])
             elif n.op_type == "Not":
                 y = np.logical_not(i[0])
             elif n.op_type == "Cast":
@@ -177,6 +199,15 @@ def onnx_case(spec_text, name, batch=5, tables=None):
               for k, v in feeds.items()}
         want = spec_torch.forward(names, xs, P, {}, {}, training=False)
         check(f"{name} onnx logits", got, want.numpy(), 1e-5, 1e-5)
+        if no_id:  # herd predict on the same ids with the exported weights
+            write_safetensors(os.path.join(d, "w.safetensors"), {k: v for k, v in w.items() if k.endswith((".weight", ".bias"))})
+            np.save(os.path.join(d, "x.npy"), feeds["input"])
+            np.save(os.path.join(d, "y.npy"), np.zeros(batch, np.int32))  # labels herd predict does not use
+            subprocess.run([os.path.join(os.path.dirname(BIN), "herd"), "predict", spec, "--weights",
+                            os.path.join(d, "w.safetensors"), "--data", os.path.join(d, "x.npy") + "?x=i32", "--output",
+                            "logits", "--out", os.path.join(d, "logits.npy")], check=True, capture_output=True)
+            check(f"{name} onnx logits = herd predict's (bags with -1 slots)", got, np.load(os.path.join(d, "logits.npy")),
+                  1e-5, 1e-5)
 
 
 def state_dict_case(bag):
@@ -249,6 +280,9 @@ if importlib.util.find_spec("onnx"):
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum pad=0\ndense 3\n", "bag_sum_pad")
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=mean\ndense 3\n", "bag_mean")
     onnx_case("input 6 dtype=i32\nembedding_bag 30 4 mode=sum\ndense 3\n", "bag_sum")
+    for mode in ("mean", "sum"):
+        onnx_case(f"input 6 dtype=i32\nembedding_bag 30 4 mode={mode} pad=0\ndense 3\n", f"bag_{mode}_pad_no_id", no_id=True)
+        onnx_case(f"input 6 dtype=i32\nembedding_bag 30 4 mode={mode}\ndense 3\n", f"bag_{mode}_no_id", no_id=True)
     with open(os.path.join(SRC, "tests", "data", "mf_dot.spec")) as f:  # three inputs, MF score and DLRM pairs
         onnx_case(f.read(), "mf_dot", tables={"u": "input", "i": "item"})
 else:

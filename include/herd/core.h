@@ -140,13 +140,16 @@ uint32_t herd_rng_u32(herd_rng *r);
 float herd_rng_uniform(herd_rng *r);
 /* Standard normal (Box-Muller). */
 float herd_rng_normal(herd_rng *r);
+/* out[i] = scale * the i-th of n herd_rng_normal draws (the same values, scaled in float), the
+ * Philox blocks shared by two values and the range split over pool's threads (NULL: inline). */
+typedef struct herd_pool herd_pool;
+void herd_rng_normals(herd_rng *r, float *out, int64_t n, float scale, herd_pool *pool);
 /* Uniform integer in [0, n), n > 0, unbiased. */
 uint32_t herd_rng_below(herd_rng *r, uint32_t n);
 /* Philox4x32-10 block function: 4 words for (key, counter). */
 void herd_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
 
 /* ---- thread pool: a blocking parallel-for with static, deterministic partition ---- */
-typedef struct herd_pool herd_pool;
 /* n_threads >= 1 counts the calling thread; n_threads - 1 workers are started. */
 herd_status herd_pool_create(herd_pool **out, int n_threads, herd_error *err);
 void herd_pool_destroy(herd_pool *p);

@@ -235,6 +235,9 @@ typedef struct herd_parquet_options {
     int c, h, w;          /* the sample shape (shape=CxHxW; 0: none): images need one (from here or the
                              model's input), features are reshaped to it when the counts agree */
     size_t cache_bytes;   /* decoded row groups kept in memory (0: 256 MiB); at least one is always */
+    const char *bags;     /* "COL:L,...": each column (a list of int32/int64 ids, or one integer a row) an
+                             i32 (L) field after x, 1 to L ids a row, the unused slots HERD_NO_ID, for
+                             embedding_bag; x itself when no column is a feature; NULL: none */
 } herd_parquet_options;
 
 /* root: a directory (read recursively: Hive-style key=value/ directories become columns of their

@@ -277,7 +277,7 @@ int cmd_train(int argc, char **argv) {
     const char *augment = "none", *normalize = "none";
     cli_option opts[] = {
         {"--data", OPT_STR, &data, 0, 0, "SRC", "fashion-mnist (default), mnist, or a directory, file or SQL query (docs/DATA.md)", 0},
-        {"--epochs", OPT_INT, &epochs, 1, 1e6, "N", "passes over the training set (default 5, or the spec's train line)", 0},
+        {"--epochs", OPT_INT, &epochs, 0, 1e6, "N", "passes over the training set (default 5, or the spec's train line; 0: no training, --save writes the initial weights, as a comparison with another framework starts from)", 0},
         {"--batch", OPT_INT, &batch, 1, 65536, "N", "global batch size, split across ranks (default 32, or the spec's)", 0},
         {"--lr", OPT_FLOAT, &lr, 1e-12, 1e3, "X", "learning rate (default 1e-3, or the spec's)", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
@@ -547,7 +547,7 @@ int cmd_train(int argc, char **argv) {
     cfg.stop = &g_stop;
     catch_stop_signals();
     double t0 = herd_now();
-    herd_status train_st = herd_train(m, fit, val, &cfg, &cb, &err);
+    herd_status train_st = epochs > 0 ? herd_train(m, fit, val, &cfg, &cb, &err) : HERD_OK; /* 0: the init as it is */
     if (ui.output_err.status) { /* an output failed: that is the error, whatever the training did */
         err = ui.output_err;
         goto fail;

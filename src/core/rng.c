@@ -41,11 +41,53 @@ uint32_t herd_rng_u32(herd_rng *r) {
 
 float herd_rng_uniform(herd_rng *r) { return (float)(herd_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
 
-float herd_rng_normal(herd_rng *r) {
-    /* Box-Muller on two fresh uniforms; u1 in (0, 1] so log is finite. */
-    double u1 = ((double)herd_rng_u32(r) + 1.0) / 4294967296.0;
-    double u2 = (double)herd_rng_u32(r) / 4294967296.0;
+/* Box-Muller on two 32-bit words; u1 in (0, 1] so log is finite */
+static float normal_of(uint32_t a, uint32_t b) {
+    double u1 = ((double)a + 1.0) / 4294967296.0;
+    double u2 = (double)b / 4294967296.0;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+float herd_rng_normal(herd_rng *r) {
+    uint32_t a = herd_rng_u32(r);
+    return normal_of(a, herd_rng_u32(r));
+}
+
+/* out[i] = scale * the normal drawn from words counter + 2i, counter + 2i + 1: one Philox block
+ * gives two values, where herd_rng_normal computes the block for each word */
+static void normals_at(uint64_t key, uint64_t counter, float *out, int64_t n, float scale) {
+    uint32_t w[4];
+    uint64_t block = UINT64_MAX;
+    for (int64_t i = 0; i < n; i++, counter += 2) {
+        uint32_t a, b;
+        if ((counter & 3) != 3) { /* both words in one block */
+            if (counter >> 2 != block) herd_philox(key, block = counter >> 2, w);
+            a = w[counter & 3], b = w[(counter & 3) + 1];
+        } else {
+            if (counter >> 2 != block) herd_philox(key, block = counter >> 2, w);
+            a = w[3];
+            herd_philox(key, block = (counter >> 2) + 1, w);
+            b = w[0];
+        }
+        out[i] = scale * normal_of(a, b);
+    }
+}
+
+typedef struct normals_job {
+    uint64_t key, counter;
+    float *out, scale;
+} normals_job;
+
+static void normals_range(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const normals_job *j = ctx;
+    normals_at(j->key, j->counter + 2 * (uint64_t)begin, j->out + begin, end - begin, j->scale);
+}
+
+void herd_rng_normals(herd_rng *r, float *out, int64_t n, float scale, herd_pool *pool) {
+    normals_job j = {r->key, r->counter, out, scale};
+    herd_pool_for(pool, n, normals_range, &j); /* counter-based: the same values for any split */
+    r->counter += 2 * (uint64_t)n;
 }
 
 uint32_t herd_rng_below(herd_rng *r, uint32_t n) {

@@ -242,8 +242,8 @@ static herd_status open_postgres(const char *spec, const herd_image_options *opt
 
 static int test_counterpart(const char *spec, char *out);
 
-/* "parquet:DIR_OR_GLOB?features=a,b&label=y&image=col&shape=CxHxW&cache_mb=N" (or target=v
- * instead of label=). */
+/* "parquet:DIR_OR_GLOB?features=a,b&label=y&image=col&shape=CxHxW&bags=c:L&cache_mb=N" (or
+ * target=v instead of label=). */
 static herd_status parquet_params(const char *spec, char *path, char *params, herd_parquet_options *o,
                                   herd_error *err) {
     const char *body = spec + strlen("parquet:"), *q = strchr(body, '?');
@@ -267,6 +267,7 @@ static herd_status parquet_params(const char *spec, char *path, char *params, he
         else if (strcmp(p, "label") == 0) o->label = v;
         else if (strcmp(p, "target") == 0) o->target = v;
         else if (strcmp(p, "image") == 0) o->image = v;
+        else if (strcmp(p, "bags") == 0) o->bags = v;
         else if (strcmp(p, "shape") == 0) {
             if (sscanf(v, "%dx%dx%d%c", &o->c, &o->h, &o->w, &end) != 3 || o->c <= 0 || o->h <= 0 || o->w <= 0 ||
                 (int64_t)o->c * o->h * o->w > INT32_MAX)
@@ -276,7 +277,7 @@ static herd_status parquet_params(const char *spec, char *path, char *params, he
                 return herd_fail(err, HERD_EARG, "%s: cache_mb=%s is not a size in MiB", spec, v);
             o->cache_bytes = (size_t)mb << 20;
         } else
-            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (features=, label=, target=, image=, shape=, cache_mb=)",
+            return herd_fail(err, HERD_EARG, "%s: unknown option '%s' (features=, label=, target=, image=, shape=, bags=, cache_mb=)",
                              spec, p);
         p = amp ? amp + 1 : NULL;
     }

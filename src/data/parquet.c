@@ -46,6 +46,8 @@ typedef struct pq_col {
     int64_t width; /* values per sample */
     int64_t at;    /* first value in the sample */
     int bytes;     /* a byte-array image column */
+    int64_t bag;   /* bags=COL:L: L, the column an i32 (L) field of ids after x's values; 0: not a bag */
+    size_t bag_at; /* a bag's first byte in the sample */
 } pq_col;
 
 typedef struct pq_group {
@@ -289,6 +291,10 @@ static herd_status resolve(pq_impl *im, pq_col *col, herd_error *err) {
         if (l->max_rep > 1)
             return herd_fail(err, HERD_EUNSUPPORTED, "%s: column '%s' is a list of lists (herd reads flat columns "
                              "and one-level lists)", im->files[f].path, col->name);
+        if (col->bag && l->physical != PQ_INT32 && l->physical != PQ_INT64)
+            return herd_fail(err, HERD_EARG, "%s: column '%s' holds %s%s, not integer ids (bags= reads a list of "
+                             "int32 or int64, or one integer a row)", im->files[f].path, col->name,
+                             l->max_rep ? "a list of " : "", pq_physical_name(l->physical));
         if (f > 0 && (l->physical != l0->physical || l->as != l0->as || l->max_rep != l0->max_rep))
             return herd_fail(err, HERD_EFORMAT, "%s: column '%s' is %s%s here but %s%s in %s", im->files[f].path,
                              col->name, l->max_rep ? "a list of " : "", pq_physical_name(l->physical),
@@ -525,6 +531,8 @@ static herd_status decode_group(const pq_impl *im, const pq_group *g, uint8_t *o
         pq_sink sink = {.kind = im->u8 ? PQ_SINK_U8 : PQ_SINK_F32, .base = base, .stride = im->sample_bytes,
                         .width = col->width};
         if (col->bytes) sink = (pq_sink){.kind = PQ_SINK_BYTES, .width = 1, .bytes = put_image, .ctx = &ic};
+        if (col->bag) sink = (pq_sink){.kind = PQ_SINK_BAG, .base = out + col->bag_at, .stride = im->sample_bytes,
+                                       .width = col->bag};
         st = pq_column_read(f->map, &f->meta.leaves[col->leaf[g->file]], ch, g->rows, &sink, what, err);
         release_range(f, ch->start, ch->len);
     }
@@ -645,7 +653,7 @@ static const herd_dataset_ops pq_ops = {pq_get, pq_close, NULL};
 
 /* ---- open ---- */
 
-static herd_status add_col(pq_impl *im, const char *name, size_t len, herd_error *err) {
+static herd_status add_col(pq_impl *im, const char *name, size_t len, int64_t bag, herd_error *err) {
     if (len == 0 || len >= sizeof im->cols[0].name)
         return herd_fail(err, HERD_EARG, "%s: bad column name '%.*s'", im->files[0].path, (int)len, name);
     if (im->ncols >= MAX_COLUMNS) return herd_fail(err, HERD_EARG, "%s: more than %d columns", im->files[0].path, MAX_COLUMNS);
@@ -656,29 +664,51 @@ static herd_status add_col(pq_impl *im, const char *name, size_t len, herd_error
     memset(c, 0, sizeof *c);
     memcpy(c->name, name, len);
     c->name[len] = 0;
+    c->bag = bag;
     return resolve(im, c, err);
 }
 
-/* The projection: features= columns, image=, or every numeric column of file 0 but the label. */
+/* 1 when bags= (COL:L,...) names the column */
+static int bag_named(const char *bags, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = bags; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+        if (strncmp(p, name, n) == 0 && p[n] == ':') return 1;
+    return 0;
+}
+
+/* The projection: features= columns, image=, or every numeric column of file 0 but the label
+ * and the bags; then the bags= columns. */
 static herd_status project(pq_impl *im, const herd_parquet_options *o, const char *label, herd_error *err) {
     herd_status st = HERD_OK;
     if (o->image && o->features)
         return herd_fail(err, HERD_EARG, "%s: give image= or features=, not both", im->files[0].path);
-    if (o->image) return add_col(im, o->image, strlen(o->image), err);
+    if (o->image && o->bags)
+        return herd_fail(err, HERD_EARG, "%s: give image= or bags=, not both", im->files[0].path);
+    if (o->image) return add_col(im, o->image, strlen(o->image), 0, err);
     if (o->features) {
         for (const char *p = o->features; *p && st == HERD_OK;) {
             size_t len = strcspn(p, ",");
-            st = add_col(im, p, len, err);
+            st = add_col(im, p, len, 0, err);
             p += len + (p[len] == ',');
         }
-        return st;
     }
+    for (const char *p = o->bags; p && *p && st == HERD_OK;) { /* COL:L,... after the features */
+        size_t len = strcspn(p, ","), name = strcspn(p, ":");
+        char *end;
+        long long L = name < len ? strtoll(p + name + 1, &end, 10) : 0;
+        if (name >= len || L < 1 || L > 65536 || end != p + len)
+            return herd_fail(err, HERD_EARG, "%s: bags=%s: '%.*s' is not COL:L (a column and its most ids a row, 1..65536)",
+                             im->files[0].path, o->bags, (int)len, p);
+        st = add_col(im, p, name, L, err);
+        p += len + (p[len] == ',');
+    }
+    if (o->features || st != HERD_OK) return st;
     const pq_meta *m = &im->files[0].meta;
     for (int i = 0; i < m->nleaves && st == HERD_OK; i++) {
         const pq_leaf *l = &m->leaves[i];
         const char *name = l->top_leaves == 1 ? l->top : l->path;
-        if (strcmp(name, label) == 0 || !pq_leaf_numeric(l) || l->max_rep > 1) continue;
-        st = add_col(im, name, strlen(name), err);
+        if (strcmp(name, label) == 0 || !pq_leaf_numeric(l) || l->max_rep > 1 || bag_named(o->bags, name)) continue;
+        st = add_col(im, name, strlen(name), 0, err);
     }
     if (st == HERD_OK && im->ncols == 0)
         return herd_fail(err, HERD_EARG, "%s: no numeric column besides the label '%s' (name them with features= "
@@ -691,8 +721,13 @@ static herd_status layout(pq_impl *im, const herd_parquet_options *o, herd_datas
     herd_status st;
     int all_u8 = 1;
     int64_t total = 0;
+    int nbags = 0;
     for (int c = 0; c < im->ncols; c++) {
         pq_col *col = &im->cols[c];
+        if (col->bag) {
+            nbags++;
+            continue;
+        }
         if (col->part >= 0) {
             all_u8 = 0;
             col->width = 1;
@@ -727,9 +762,23 @@ static herd_status layout(pq_impl *im, const herd_parquet_options *o, herd_datas
             return herd_fail(err, HERD_ESHAPE, "%s: the columns hold %lld values a row, the shape %dx%dx%d needs %lld",
                              im->files[0].path, (long long)total, im->c, im->h, im->w, (long long)want);
     }
+    if (total == 0) im->u8 = 0; /* only bags */
     im->sample_bytes = (size_t)total * (im->u8 ? 1 : 4);
     if (shape) ds->x = herd_tensor_make(im->u8 ? HERD_U8 : HERD_F32, 3, (int64_t[]){im->c, im->h, im->w}, NULL);
     else ds->x = herd_tensor_make(im->u8 ? HERD_U8 : HERD_F32, 1, &total, NULL);
+    /* the bags: i32 (L) fields after x, in the order named; the first is x when no column is a feature */
+    if (nbags + (total > 0) > HERD_MAX_FIELDS)
+        return herd_fail(err, HERD_EARG, "%s: %d bags and %s: more than herd's %d input fields", im->files[0].path,
+                         nbags, total > 0 ? "features" : "no features", HERD_MAX_FIELDS);
+    for (int c = 0; c < im->ncols; c++) {
+        pq_col *col = &im->cols[c];
+        if (!col->bag) continue;
+        herd_tensor f = herd_tensor_make(HERD_I32, 1, &col->bag, NULL);
+        if (im->sample_bytes == 0) ds->x = f;
+        else ds->more[ds->n_more++] = f;
+        col->bag_at = im->sample_bytes;
+        im->sample_bytes += (size_t)col->bag * 4;
+    }
     return HERD_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "data/parquet_codec.h"
+#include "herd/data.h"
 #include "io/thrift_compact.h"
 
 enum { PAGE_DATA = 0, PAGE_INDEX = 1, PAGE_DICTIONARY = 2, PAGE_DATA_V2 = 3 };
@@ -307,6 +308,17 @@ static herd_status end_row(chunk_state *s) {
         s->done = 1;
         return HERD_OK;
     }
+    if (s->sink->kind == PQ_SINK_BAG) {
+        if (s->elems == 0)
+            return herd_fail(s->err, HERD_EFORMAT, "%s: row %lld: an empty bag (a null or empty list)", s->what,
+                             (long long)s->row);
+        if (s->elems > s->sink->width)
+            return herd_fail(s->err, HERD_EFORMAT, "%s: row %lld: %lld ids, more than the bag's %lld (bags=COL:L)",
+                             s->what, (long long)s->row, (long long)s->elems, (long long)s->sink->width);
+        uint8_t *ids = s->sink->base + (size_t)s->row * s->sink->stride;
+        for (int64_t j = s->elems; j < s->sink->width; j++) memcpy(ids + 4 * j, &(int32_t){HERD_NO_ID}, 4);
+        return HERD_OK;
+    }
     if (s->elems != s->sink->width) {
         if (s->elems == 0)
             return herd_fail(s->err, HERD_EFORMAT, "%s: row %lld is null or an empty list (herd needs a value)",
@@ -326,6 +338,12 @@ static herd_status put_value(chunk_state *s, const pq_value *v) {
     switch (k->kind) {
     case PQ_SINK_F32: ((float *)at)[j] = (float)v->num; return HERD_OK;
     case PQ_SINK_F64: ((double *)at)[j] = v->num; return HERD_OK;
+    case PQ_SINK_BAG:
+        if (!(v->num >= 0 && v->num <= INT32_MAX && v->num == floor(v->num)))
+            return herd_fail(s->err, HERD_EFORMAT, "%s: row %lld: %g is not an id (an integer in [0, 2^31))", s->what,
+                             (long long)s->row, v->num);
+        memcpy(at + 4 * j, &(int32_t){(int32_t)v->num}, 4); /* after a u8 field: not 4-byte aligned */
+        return HERD_OK;
     case PQ_SINK_U8:
         if (!(v->num >= 0 && v->num <= 255 && v->num == floor(v->num)))
             return herd_fail(s->err, HERD_EFORMAT, "%s: row %lld: value %g is not a byte (0..255)", s->what,

@@ -18,11 +18,14 @@ enum {
     PQ_SINK_U8,    /* integers in [0, 255] as bytes (UINT_8 pixels); others are an error */
     PQ_SINK_F64,   /* numbers as double (labels, targets) */
     PQ_SINK_BYTES, /* each row's one byte-array value handed to sink->bytes */
-    PQ_SINK_WIDTH  /* nothing written: row 0's element count into found_width, then stop */
+    PQ_SINK_WIDTH, /* nothing written: row 0's element count into found_width, then stop */
+    PQ_SINK_BAG    /* integer ids >= 0 as int32, 1 to `width` a row (a list or one value), the unused
+                      slots HERD_NO_ID (-1): a bag for embedding_bag */
 };
 
 /* Where a column chunk's values go. Every row must hold `width` elements (1 for a flat
- * column, the list length for a list column); a null value or list is an error. */
+ * column, the list length for a list column; a bag 1 to `width`); a null value or list is an
+ * error. */
 typedef struct pq_sink {
     int kind;
     uint8_t *base;  /* row r's element j at base + r * stride + j * (4 F32, 1 U8, 8 F64) */

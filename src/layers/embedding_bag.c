@@ -112,59 +112,54 @@ static void bag_spec(const herd_model *m, const node *n, char *buf, size_t size)
     layer_table_spec(n, buf, size);
 }
 
-/* ONNX (opset 13): Gather of the rows (N, L, D) of the table, its pad row masked to zero (herd never
- * reads it), ReduceMean over the bag (axes still an attribute in 13), times L for the sum; mean
- * with a pad id divides that sum by the count of non-pad ids, at least 1 (an empty bag: zeros) */
+/* ONNX (opset 13): a bag's slots that hold an id, neither HERD_NO_ID (-1: the unused end of a bag
+ * read from cat=COL:L, NPY offsets or the like) nor the pad id, as a 0/1 mask (N, L); Gather of
+ * the rows of the ids clamped at 0 (ONNX's Gather would read -1 as the last row), (N, L, D),
+ * times the mask, ReduceSum over the bag; mean divides by the mask's count, at least 1 (an empty
+ * bag: zeros, as PyTorch's) */
 static herd_status bag_onnx(onnx_exporter *x, const node *n) {
     const embed_table *t = CFG(n);
-    char nm[12][HERD_NAME_MAX + 16];
-    static const char *const suffix[12] = {"rowmask", "table", "rows", "mean", "len", "sum", "pad", "is_pad", "kept",
-                                           "keptf", "count_mean", "count"};
-    for (int k = 0; k < 12; k++) snprintf(nm[k], sizeof nm[k], "%s.%s", n->name, suffix[k]);
+    enum { ZERO, NEG, CLAMPED, ROWS, PAD, IS_PAD, DROP, KEEP, KEPTF, AXIS2, KEPTU, MASKED, AXIS1, SUM, COUNT, COUNT1, NM };
+    char nm[NM][HERD_NAME_MAX + 16];
+    static const char *const suffix[NM] = {"zero", "no_id", "clamped", "rows", "pad", "is_pad", "drop", "keep",
+                                           "keptf", "axis2", "keptu", "masked", "axis1", "sum", "count", "count1"};
+    for (int k = 0; k < NM; k++) snprintf(nm[k], sizeof nm[k], "%s.%s", n->name, suffix[k]);
     const char *table = onnx_param(x, n, 0), *ids = onnx_in(x, n, 0), *out = onnx_out(x, n);
-    if (t->pad >= 0) {
-        float *mask = malloc((size_t)t->rows * sizeof *mask);
-        if (!mask) return onnx_fail(x, "layer '%s': out of memory", n->name);
-        for (int64_t r = 0; r < t->rows; r++) mask[r] = r == t->pad ? 0.0f : 1.0f;
-        int64_t md[2] = {t->rows, 1};
-        onnx_constant(x, nm[0], 2, md, mask, t->rows);
-        free(mask);
-        const char *in[2] = {table, nm[0]};
-        onnx_emit(x, "Mul", nm[1], nm[1], in, 2, NULL, 0);
-        table = nm[1];
-    }
+    const int32_t zero = 0, pad = t->pad;
+    onnx_constant_i32(x, nm[ZERO], 0, NULL, &zero, 1);
+    const char *lt[2] = {ids, nm[ZERO]}, *g[2] = {table, nm[CLAMPED]};
+    onnx_emit(x, "Less", nm[NEG], nm[NEG], lt, 2, NULL, 0);
+    onnx_emit(x, "Max", nm[CLAMPED], nm[CLAMPED], lt, 2, NULL, 0);
     onnx_xattr axis0 = {.name = "axis", .type = 'i', .i = 0};
-    const char *g[2] = {table, ids};
-    onnx_emit(x, "Gather", nm[2], nm[2], g, 2, &axis0, 1);
-    static const int64_t bag_axis[1] = {1};
-    onnx_xattr red[2] = {{.name = "axes", .type = 'I', .ints = bag_axis, .n_ints = 1}, {.name = "keepdims", .type = 'i', .i = 0}};
-    int plain_mean = t->mode == 2 && t->pad < 0;
-    const char *rows = nm[2];
-    onnx_emit(x, "ReduceMean", plain_mean ? n->name : nm[3], plain_mean ? out : nm[3], &rows, 1, red, 2);
-    if (!plain_mean) {
-        float len = (float)t->ids;
-        onnx_constant(x, nm[4], 0, NULL, &len, 1);
-        const char *mul[2] = {nm[3], nm[4]};
-        int sum_out = t->mode == 1;
-        onnx_emit(x, "Mul", sum_out ? n->name : nm[5], sum_out ? out : nm[5], mul, 2, NULL, 0);
-        if (!sum_out) { /* mean over the non-pad ids */
-            int32_t pad = t->pad;
-            onnx_constant_i32(x, nm[6], 0, NULL, &pad, 1);
-            const char *eq[2] = {ids, nm[6]}, *is_pad = nm[7], *kept = nm[8], *keptf = nm[9];
-            onnx_emit(x, "Equal", nm[7], nm[7], eq, 2, NULL, 0);
-            onnx_emit(x, "Not", nm[8], nm[8], &is_pad, 1, NULL, 0);
-            onnx_xattr to = {.name = "to", .type = 'i', .i = 1}; /* FLOAT */
-            onnx_emit(x, "Cast", nm[9], nm[9], &kept, 1, &to, 1);
-            onnx_xattr keep[2] = {red[0], {.name = "keepdims", .type = 'i', .i = 1}};
-            onnx_emit(x, "ReduceMean", nm[10], nm[10], &keptf, 1, keep, 2);
-            const char *cm[2] = {nm[10], nm[4]}, *mx[2] = {nm[11], onnx_scalar(x, "herd_one", 1.0f)};
-            onnx_emit(x, "Mul", nm[11], nm[11], cm, 2, NULL, 0);
-            char at_least_one[HERD_NAME_MAX + 16];
-            snprintf(at_least_one, sizeof at_least_one, "%s.count1", n->name);
-            onnx_emit(x, "Max", at_least_one, at_least_one, mx, 2, NULL, 0);
-            const char *div[2] = {nm[5], at_least_one};
-            onnx_emit(x, "Div", n->name, out, div, 2, NULL, 0);
-        }
+    onnx_emit(x, "Gather", nm[ROWS], nm[ROWS], g, 2, &axis0, 1);
+    const char *drop = nm[NEG];
+    if (t->pad >= 0) {
+        onnx_constant_i32(x, nm[PAD], 0, NULL, &pad, 1);
+        const char *eq[2] = {ids, nm[PAD]}, *either[2] = {nm[NEG], nm[IS_PAD]};
+        onnx_emit(x, "Equal", nm[IS_PAD], nm[IS_PAD], eq, 2, NULL, 0);
+        onnx_emit(x, "Or", nm[DROP], nm[DROP], either, 2, NULL, 0);
+        drop = nm[DROP];
+    }
+    onnx_emit(x, "Not", nm[KEEP], nm[KEEP], &drop, 1, NULL, 0);
+    onnx_xattr to = {.name = "to", .type = 'i', .i = 1}; /* FLOAT */
+    const char *keep = nm[KEEP];
+    onnx_emit(x, "Cast", nm[KEPTF], nm[KEPTF], &keep, 1, &to, 1);
+    static const int64_t two[1] = {2}, one[1] = {1};
+    onnx_ints(x, nm[AXIS2], two, 1);
+    onnx_ints(x, nm[AXIS1], one, 1);
+    const char *u[2] = {nm[KEPTF], nm[AXIS2]}, *mul[2] = {nm[ROWS], nm[KEPTU]}, *sum[2] = {nm[MASKED], nm[AXIS1]};
+    onnx_emit(x, "Unsqueeze", nm[KEPTU], nm[KEPTU], u, 2, NULL, 0);
+    onnx_emit(x, "Mul", nm[MASKED], nm[MASKED], mul, 2, NULL, 0);
+    onnx_xattr flat = {.name = "keepdims", .type = 'i', .i = 0};
+    int sum_out = t->mode == 1;
+    onnx_emit(x, "ReduceSum", sum_out ? n->name : nm[SUM], sum_out ? out : nm[SUM], sum, 2, &flat, 1);
+    if (!sum_out) {
+        const char *cnt[2] = {nm[KEPTF], nm[AXIS1]}, *mx[2] = {nm[COUNT], onnx_scalar(x, "herd_one", 1.0f)},
+                   *div[2] = {nm[SUM], nm[COUNT1]};
+        onnx_xattr kept_dims = {.name = "keepdims", .type = 'i', .i = 1};
+        onnx_emit(x, "ReduceSum", nm[COUNT], nm[COUNT], cnt, 2, &kept_dims, 1);
+        onnx_emit(x, "Max", nm[COUNT1], nm[COUNT1], mx, 2, NULL, 0);
+        onnx_emit(x, "Div", n->name, out, div, 2, NULL, 0);
     }
     onnx_set_out(x, n, out, 0);
     return HERD_OK;

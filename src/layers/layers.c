@@ -101,7 +101,7 @@ void layer_init_weight(herd_model *m, node *n, int64_t fan_in, int64_t fan_out, 
     herd_rng_init(&r, seed, 1000 + (uint64_t)n->param[0]); /* one stream per tensor */
     if (n->he_init) {
         float std = sqrtf(2.0f / (float)fan_in);
-        for (int64_t k = 0; k < numel; k++) w[k] = std * herd_rng_normal(&r);
+        herd_rng_normals(&r, w, numel, std, NULL);
     } else {
         float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
         for (int64_t k = 0; k < numel; k++) w[k] = limit * (2.0f * herd_rng_uniform(&r) - 1.0f);

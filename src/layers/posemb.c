@@ -30,7 +30,7 @@ static void posemb_init(herd_model *m, node *n, uint64_t seed) {
     float *w = node_param(m, n, 0);
     herd_rng r;
     herd_rng_init(&r, seed, 1000 + (uint64_t)n->param[0]); /* one stream per tensor */
-    for (int64_t i = 0; i < n->numel; i++) w[i] = CFG(n)->std * herd_rng_normal(&r);
+    herd_rng_normals(&r, w, n->numel, CFG(n)->std, NULL);
 }
 
 static void posemb_forward(const layer_call *c) {

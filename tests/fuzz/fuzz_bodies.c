@@ -488,6 +488,8 @@ int fuzz_parquet(const uint8_t *data, size_t size) {
         {.label = "name", .image = "px", .c = 3, .h = 2, .w = 2, .cache_bytes = 1},
         {.image = "raw", .c = 3, .h = 2, .w = 2},
         {.features = "vec,f32,i64,flag", .target = "f32", .cache_bytes = 1},
+        {.bags = "tags:4"},
+        {.features = "f32", .bags = "tags:2,t32:4", .cache_bytes = 1},
     };
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         herd_dataset *ds = NULL;

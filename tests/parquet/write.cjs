@@ -6,6 +6,9 @@
 //                                     the first N Fashion-MNIST train images (and N/4 test ones)
 //                                     as DIR/{train,test}/part=K/part-0000K.snappy.parquet
 //   node write.cjs synth FILE MB ROWS_PER_GROUP   ~MB of random 28x28 uint8 images, snappy
+//   node write.cjs bags JSON FILE ROWS_PER_GROUP INT32|INT64 [v2]
+//                                     JSON {"tags": [[id, ...], ...], "label": [...], "f": [...]}
+//                                     (f optional) as list<int> tags, int32 label, float32 f
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -154,6 +157,15 @@ function corpus(dir) {
                 ["delta", { codec: C.UNCOMPRESSED, dict: false, v2: true,
                             encodings: { i64: pw.Encoding.DELTA_BINARY_PACKED, label: pw.Encoding.DELTA_BINARY_PACKED } }]];
   for (const [name, o] of sets) write(path.join(dir, name + ".parquet"), table, { rowGroup: 8, ...o });
+  // bags (parquet:...?bags=tags:4): lists of 1..4 int64 and int32 ids
+  const bagTable = new arrow.Table({
+    tags: listOf(new arrow.Int64(), rows((i) => Array.from({ length: 1 + (i % 4) }, (_, j) => BigInt((i * 7 + j) % 50)))),
+    t32: listOf(new arrow.Int32(), rows((i) => Array.from({ length: 1 + ((i * 3) % 4) }, (_, j) => (i + j * 5) % 50))),
+    f32: arrow.makeVector(Float32Array.from(rows((i) => i * 0.25))),
+    label: arrow.makeVector(Int32Array.from(rows((i) => i % 3))),
+  });
+  write(path.join(dir, "bags-dict-v1.parquet"), bagTable, { rowGroup: 8, codec: C.UNCOMPRESSED });
+  write(path.join(dir, "bags-plain-v2.parquet"), bagTable, { rowGroup: 8, codec: C.UNCOMPRESSED, dict: false, v2: true });
 }
 
 function readIdx(file) {
@@ -202,9 +214,19 @@ function synth(file, mb, perGroup) {
   }
 }
 
+function bags(json, file, rowGroup, type, v2) {
+  const d = JSON.parse(fs.readFileSync(json, "utf8"));
+  const cols = { tags: listOf(type === "INT32" ? new arrow.Int32() : new arrow.Int64(),
+                              type === "INT32" ? d.tags : d.tags.map((b) => b.map(BigInt))),
+                 label: arrow.vectorFromArray(Int32Array.from(d.label)) };
+  if (d.f) cols.f = arrow.vectorFromArray(Float32Array.from(d.f));
+  write(file, new arrow.Table(cols), { rowGroup, v2: v2 === "v2", dict: !v2, pageBytes: 256 });
+}
+
 const [mode, ...args] = process.argv.slice(2);
 if (mode === "cases") cases(args[0]);
 else if (mode === "corpus") corpus(args[0]);
 else if (mode === "fashion") fashion(args[0], args[1], +args[2], +args[3], +args[4]);
 else if (mode === "synth") synth(args[0], +args[1], +args[2]);
+else if (mode === "bags") bags(args[0], args[1], +args[2], args[3], args[4]);
 else { console.error("usage: write.cjs cases DIR | fashion IDX_DIR DIR N ROWS_PER_GROUP FILES | synth DIR MB ROWS"); process.exit(2); }
