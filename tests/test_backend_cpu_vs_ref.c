@@ -219,6 +219,51 @@ static void conv_case(conv2d_dims d, int with_bias) {
     free(out1), free(din1), free(dw1), free(db1);
 }
 
+/* The direct path of tiny-channel stems (cpu_conv2d.c) must give the bits im2col + cpu_gemm's
+ * AVX-512 kernel gave before it: forward (bias rows first, then the product accumulated onto
+ * them) and, on one thread (one slot), dw = dw0 + the per-image products accumulated in order. */
+static void test_conv_direct_bits(void) {
+    if (!cpu_avx512_enabled()) return;
+    const herd_backend *cpu = &herd_backend_cpu;
+    conv2d_dims d = {.B = 3, .C = 3, .H = 29, .W = 70, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2};
+    CHECK(conv2d_dims_finish(&d), "direct stem shape");
+    const int K = d.C * d.KH * d.KW, N = d.OH * d.OW, OC = d.OC;
+    size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * OC * N, nw = (size_t)OC * K;
+    float *in = randv(nin), *w = randv(nw), *b = randv(OC), *dout = randv(nout), *dw0 = randv(nw);
+    float *col = calloc((size_t)K * N, sizeof(float)), *doutT = malloc((size_t)N * OC * sizeof(float));
+    float *want = malloc(nout * sizeof(float)), *pw = malloc((size_t)K * OC * sizeof(float));
+    for (int i = 0; i < d.B; i++) {
+        for (int c = 0; c < d.C; c++) /* im2col, zeros where the window hits padding */
+            for (int kh = 0; kh < d.KH; kh++)
+                for (int kw = 0; kw < d.KW; kw++)
+                    for (int n = 0; n < N; n++) {
+                        int ih = n / d.OW * d.SH - d.PH + kh, iw = n % d.OW * d.SW - d.PW + kw;
+                        int inside = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
+                        col[(size_t)((c * d.KH + kh) * d.KW + kw) * N + n] =
+                            inside ? in[(((size_t)i * d.C + c) * d.H + ih) * d.W + iw] : 0.0f;
+                    }
+        float *o = want + (size_t)i * OC * N;
+        for (int oc = 0; oc < OC; oc++)
+            for (int n = 0; n < N; n++) o[(size_t)oc * N + n] = b[oc];
+        cpu_gemm(OC, N, K, w, K, 1, col, N, 1, o, N);
+        cpu_transpose(doutT, dout + (size_t)i * OC * N, OC, N);
+        cpu_gemm(K, OC, N, col, N, 1, doutT, OC, i > 0, pw, OC);
+    }
+    float *dw_want = copyv(dw0, nw);
+    for (int oc = 0; oc < OC; oc++)
+        for (int k = 0; k < K; k++) dw_want[(size_t)oc * K + k] += pw[(size_t)k * OC + oc];
+    ws wsp;
+    herd_exec ex = make_exec(1, cpu->conv2d_workspace(&d, 1), &wsp);
+    float *out = nanv(nout), *dw = copyv(dw0, nw), *db = randv(OC);
+    cpu->conv2d_forward(&ex, out, in, w, b, &d);
+    cpu->conv2d_backward(&ex, NULL, dw, db, dout, in, w, &d);
+    CHECK(!memcmp(out, want, nout * sizeof(float)), "direct stem: out differs from im2col + cpu_gemm's bits");
+    CHECK(!memcmp(dw, dw_want, nw * sizeof(float)), "direct stem: dw differs from im2col + cpu_gemm's bits");
+    free_ws(&wsp, "direct stem");
+    free(in), free(w), free(b), free(dout), free(dw0), free(col), free(doutT), free(want), free(pw), free(dw_want);
+    free(out), free(dw), free(db);
+}
+
 static void test_conv(void) {
     conv2d_dims fixed[] = {
         {.B = 3, .C = 1, .H = 28, .W = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
@@ -232,6 +277,10 @@ static void test_conv(void) {
          * vector im2col/col2im's full and partial chunks */
         {.B = 2, .C = 3, .H = 9, .W = 70, .OC = 8, .KH = 7, .KW = 7, .SH = 2, .SW = 2, .PH = 3, .PW = 3},
         {.B = 2, .C = 4, .H = 6, .W = 33, .OC = 5, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        /* column stride 4 on rows of 35 outputs: the permuted im2col's full and partial chunks;
+         * the same on 3 channels (a 224x224 stem's shape, narrower): the direct path */
+        {.B = 2, .C = 8, .H = 9, .W = 140, .OC = 6, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
+        {.B = 3, .C = 3, .H = 13, .W = 140, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
         /* small feature maps, G images per product: groups of 16, 16 and 5; pointwise; 3 per group */
         {.B = 37, .C = 16, .H = 4, .W = 4, .OC = 24, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 9, .C = 8, .H = 3, .W = 3, .OC = 5, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
@@ -532,6 +581,7 @@ int main(void) {
     herd_backend_set_threads(2);
     printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
     test_conv();
+    test_conv_direct_bits();
     test_dense();
     test_pool();
     test_batchnorm();
