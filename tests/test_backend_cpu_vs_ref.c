@@ -225,7 +225,7 @@ static void conv_case(conv2d_dims d, int with_bias) {
 static void test_conv_direct_bits(void) {
     if (!cpu_avx512_enabled()) return;
     const herd_backend *cpu = &herd_backend_cpu;
-    conv2d_dims d = {.B = 3, .C = 3, .H = 29, .W = 70, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2};
+    conv2d_dims d = {.B = 3, .C = 3, .H = 60, .W = 300, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2};
     CHECK(conv2d_dims_finish(&d), "direct stem shape");
     const int K = d.C * d.KH * d.KW, N = d.OH * d.OW, OC = d.OC;
     size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * OC * N, nw = (size_t)OC * K;
@@ -278,9 +278,9 @@ static void test_conv(void) {
         {.B = 2, .C = 3, .H = 9, .W = 70, .OC = 8, .KH = 7, .KW = 7, .SH = 2, .SW = 2, .PH = 3, .PW = 3},
         {.B = 2, .C = 4, .H = 6, .W = 33, .OC = 5, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         /* column stride 4 on rows of 35 outputs: the permuted im2col's full and partial chunks;
-         * the same on 3 channels (a 224x224 stem's shape, narrower): the direct path */
+         * the same on 3 channels, columns big enough for the direct path (75 x 15 x 100) */
         {.B = 2, .C = 8, .H = 9, .W = 140, .OC = 6, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
-        {.B = 3, .C = 3, .H = 13, .W = 140, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
+        {.B = 3, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
         /* small feature maps, G images per product: groups of 16, 16 and 5; pointwise; 3 per group */
         {.B = 37, .C = 16, .H = 4, .W = 4, .OC = 24, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 9, .C = 8, .H = 3, .W = 3, .OC = 5, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},

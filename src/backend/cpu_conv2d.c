@@ -113,9 +113,14 @@ static size_t partial_offset(const conv2d_dims *d) { return col_floats(d) + padd
  * (forward in the transposed form, which use_T shows gives the same sums), so the results are
  * bit-identical to im2col + cpu_gemm; din, where asked, keeps the im2col path. */
 #define DIRECT_MAX_C 4
+/* ... and only where the columns outgrow L2 (1 MB of floats together with the product's other
+ * operands): small ones (a 1-channel 28x28 image: 9 x 784) are cheap to copy and the plain
+ * product, 32 output positions a tile, runs faster than the transposed one on few channels. */
+#define DIRECT_MIN_COL_FLOATS 65536
 
 static int direct_shape(const conv2d_dims *d) {
-    return d->C <= DIRECT_MAX_C && !is_pointwise(d) && group_images(d) == 1;
+    return d->C <= DIRECT_MAX_C && !is_pointwise(d) && group_images(d) == 1 &&
+           (size_t)d->C * d->KH * d->KW * d->OH * d->OW >= DIRECT_MIN_COL_FLOATS;
 }
 
 static int use_direct(const conv2d_dims *d) { return direct_shape(d) && cpu_avx512_enabled(); }
