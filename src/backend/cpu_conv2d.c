@@ -261,31 +261,12 @@ static void col2im_add(float *din, const float *col, const conv2d_dims *d) {
 }
 
 #ifdef HAVE_AVX512_KERNEL
-/* src[0], src[S], ..., src[S*(n-1)] in lanes 0..n-1 (n <= 16, S > 2; idx: lane * S): 32 floats
- * at a time, each pair of loads permuted into the lanes whose source lies in it (a gather ran
- * no faster than the scalar loop on Zen). Reads no float past src[S*(n-1)]. */
-static inline TARGET_AVX512 __m512 strided_row16(const float *src, int S, int n, __m512i idx) {
-    int span = S * (n - 1) + 1;
-    __m512 v = _mm512_setzero_ps();
-    for (int p = 0; 32 * p < span; p++) {
-        int left = span - 32 * p;
-        __m512 a0 = _mm512_maskz_loadu_ps(cpu_lanes16(left), src + 32 * p);
-        __m512 a1 = _mm512_maskz_loadu_ps(cpu_lanes16(left - 16 > 0 ? left - 16 : 0), src + 32 * p + 16);
-        __mmask16 k = _mm512_cmpeq_epi32_mask(_mm512_srli_epi32(idx, 5), _mm512_set1_epi32(p));
-        v = _mm512_mask_blend_ps(k, v, _mm512_permutex2var_ps(a0, idx, a1)); /* index bits 0..4 */
-    }
-    return v;
-}
-
-/* im2col from the zero-padded image P: each output row is OW floats of P (contiguous, every
- * other one, or every SW-th), moved 16 at a time with masked loads/stores (3x faster than the
- * scalar loops, which spend their time on edge logic for 7..28-float rows; a stride-4 stem's
- * 56-float rows 2.5x). */
+/* im2col from the zero-padded image P, column stride 1 or 2: each output row is OW floats of
+ * P (contiguous, or every other one), moved 16 at a time with masked loads/stores (3x faster
+ * than the scalar loops, which spend their time on edge logic for 7..28-float rows). */
 static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, SW = d->SW;
     const __m512i even = cpu_even_lanes();
-    const __m512i lane_index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                  _mm512_set1_epi32(SW));
     float *r = col;
     for (int c = 0; c < d->C; c++)
         for (int kh = 0; kh < d->KH; kh++)
@@ -298,8 +279,6 @@ static TARGET_AVX512 void im2col_padded(float *col, const float *P, const conv2d
                         __m512 v;
                         if (SW == 1) {
                             v = _mm512_maskz_loadu_ps(m, src + o);
-                        } else if (SW > 2) { /* a strided stem (5x5 stride 4 on 224x224) */
-                            v = strided_row16(src + (size_t)SW * o, SW, OW - o < 16 ? OW - o : 16, lane_index);
                         } else {
                             int span = 2 * (OW - o < 16 ? OW - o : 16) - 1; /* floats read */
                             __m512 a0 = _mm512_maskz_loadu_ps(cpu_lanes16(span), src + 2 * o);
@@ -389,14 +368,12 @@ static void pad_image(float *P, const float *in, const conv2d_dims *d) {
     }
 }
 
-/* The vector im2col takes any column stride, the vector col2im strides 1 and 2; the rest use
- * the scalar loops. */
-static int use_padded(const conv2d_dims *d, int col2im) {
+/* The vector paths take column strides 1 and 2; others use the scalar loops. */
+static int use_padded(const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    return (!col2im || d->SW == 1 || d->SW == 2) && cpu_avx512_enabled();
+    return (d->SW == 1 || d->SW == 2) && cpu_avx512_enabled();
 #else
     (void)d;
-    (void)col2im;
     return 0;
 #endif
 }
@@ -404,7 +381,7 @@ static int use_padded(const conv2d_dims *d, int col2im) {
 /* col = im2col(image); pad is the slot's padded-image scratch. */
 static void image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    if (use_padded(d, 0)) {
+    if (use_padded(d)) {
         pad_image(pad, in, d);
         im2col_padded(col, pad, d);
         return;
@@ -417,7 +394,7 @@ static void image_to_col(float *col, float *pad, const float *in, const conv2d_d
 /* din (one image) += col2im(col). */
 static void col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    if (use_padded(d, 1)) {
+    if (use_padded(d)) {
         const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
         memset(pad, 0, sizeof(float) * (size_t)d->C * Hp * Wp);
         col2im_padded(pad, col, d);
