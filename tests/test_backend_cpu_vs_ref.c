@@ -219,6 +219,51 @@ static void conv_case(conv2d_dims d, int with_bias) {
     free(out1), free(din1), free(dw1), free(db1);
 }
 
+/* The direct path of tiny-channel stems (cpu_conv2d.c) must give the bits im2col + cpu_gemm's
+ * AVX-512 kernel gave before it: forward (bias rows first, then the product accumulated onto
+ * them) and, on one thread (one slot), dw = dw0 + the per-image products accumulated in order. */
+static void test_conv_direct_bits(void) {
+    if (!cpu_avx512_enabled()) return;
+    const herd_backend *cpu = &herd_backend_cpu;
+    conv2d_dims d = {.B = 3, .C = 3, .H = 60, .W = 300, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2};
+    CHECK(conv2d_dims_finish(&d), "direct stem shape");
+    const int K = d.C * d.KH * d.KW, N = d.OH * d.OW, OC = d.OC;
+    size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * OC * N, nw = (size_t)OC * K;
+    float *in = randv(nin), *w = randv(nw), *b = randv(OC), *dout = randv(nout), *dw0 = randv(nw);
+    float *col = calloc((size_t)K * N, sizeof(float)), *doutT = malloc((size_t)N * OC * sizeof(float));
+    float *want = malloc(nout * sizeof(float)), *pw = malloc((size_t)K * OC * sizeof(float));
+    for (int i = 0; i < d.B; i++) {
+        for (int c = 0; c < d.C; c++) /* im2col, zeros where the window hits padding */
+            for (int kh = 0; kh < d.KH; kh++)
+                for (int kw = 0; kw < d.KW; kw++)
+                    for (int n = 0; n < N; n++) {
+                        int ih = n / d.OW * d.SH - d.PH + kh, iw = n % d.OW * d.SW - d.PW + kw;
+                        int inside = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W;
+                        col[(size_t)((c * d.KH + kh) * d.KW + kw) * N + n] =
+                            inside ? in[(((size_t)i * d.C + c) * d.H + ih) * d.W + iw] : 0.0f;
+                    }
+        float *o = want + (size_t)i * OC * N;
+        for (int oc = 0; oc < OC; oc++)
+            for (int n = 0; n < N; n++) o[(size_t)oc * N + n] = b[oc];
+        cpu_gemm(OC, N, K, w, K, 1, col, N, 1, o, N);
+        cpu_transpose(doutT, dout + (size_t)i * OC * N, OC, N);
+        cpu_gemm(K, OC, N, col, N, 1, doutT, OC, i > 0, pw, OC);
+    }
+    float *dw_want = copyv(dw0, nw);
+    for (int oc = 0; oc < OC; oc++)
+        for (int k = 0; k < K; k++) dw_want[(size_t)oc * K + k] += pw[(size_t)k * OC + oc];
+    ws wsp;
+    herd_exec ex = make_exec(1, cpu->conv2d_workspace(&d, 1), &wsp);
+    float *out = nanv(nout), *dw = copyv(dw0, nw), *db = randv(OC);
+    cpu->conv2d_forward(&ex, out, in, w, b, &d);
+    cpu->conv2d_backward(&ex, NULL, dw, db, dout, in, w, &d);
+    CHECK(!memcmp(out, want, nout * sizeof(float)), "direct stem: out differs from im2col + cpu_gemm's bits");
+    CHECK(!memcmp(dw, dw_want, nw * sizeof(float)), "direct stem: dw differs from im2col + cpu_gemm's bits");
+    free_ws(&wsp, "direct stem");
+    free(in), free(w), free(b), free(dout), free(dw0), free(col), free(doutT), free(want), free(pw), free(dw_want);
+    free(out), free(dw), free(db);
+}
+
 static void test_conv(void) {
     conv2d_dims fixed[] = {
         {.B = 3, .C = 1, .H = 28, .W = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
@@ -232,6 +277,8 @@ static void test_conv(void) {
          * vector im2col/col2im's full and partial chunks */
         {.B = 2, .C = 3, .H = 9, .W = 70, .OC = 8, .KH = 7, .KW = 7, .SH = 2, .SW = 2, .PH = 3, .PW = 3},
         {.B = 2, .C = 4, .H = 6, .W = 33, .OC = 5, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        /* 3 channels, stride 4, columns big enough for the direct stem path (75 x 15 x 100) */
+        {.B = 3, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
         /* small feature maps, G images per product: groups of 16, 16 and 5; pointwise; 3 per group */
         {.B = 37, .C = 16, .H = 4, .W = 4, .OC = 24, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 9, .C = 8, .H = 3, .W = 3, .OC = 5, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
@@ -485,6 +532,39 @@ static void test_batchnorm(void) {
     }
 }
 
+/* The AVX-512 batch norm (8 double sums a register) must give the portable loops' bits: the
+ * same shapes with the vector paths on and off (cpu_gemm_select(0) switches them off). */
+static void bn_bits_run(int B, int C, int HW, const float *in, const float *gamma, const float *beta,
+                        const float *dout, float *out, float *din, float *stats) {
+    herd_exec ex = {.pool = pools[2]};
+    float *mean = stats, *rstd = stats + C, *rm = stats + 2 * C, *rv = stats + 3 * C, *dg = stats + 4 * C,
+          *dbe = stats + 5 * C;
+    cpu_batchnorm_forward_train(&ex, out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+    cpu_batchnorm_backward(&ex, din, dg, dbe, dout, in, mean, rstd, gamma, B, C, HW);
+}
+
+static void test_batchnorm_bits(void) {
+    if (!cpu_avx512_enabled()) return;
+    const int shapes[][3] = {{4, 3, 3136}, {3, 5, 196}, {2, 4, 49}, {5, 2, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
+        size_t n = (size_t)B * C * HW;
+        float *in = randv(n), *dout = randv(n), *gamma = randv(C), *beta = randv(C), *din0 = randv(n);
+        float *out[2], *din[2], *stats[2];
+        for (int v = 0; v < 2; v++) {
+            out[v] = nanv(n), din[v] = copyv(din0, n), stats[v] = calloc(6 * (size_t)C, sizeof(float));
+            if (v == 1) cpu_gemm_select(0);
+            bn_bits_run(B, C, HW, in, gamma, beta, dout, out[v], din[v], stats[v]);
+            if (v == 1) cpu_gemm_select(1);
+        }
+        CHECK(!memcmp(out[0], out[1], n * sizeof(float)) && !memcmp(din[0], din[1], n * sizeof(float)) &&
+                  !memcmp(stats[0], stats[1], 6 * (size_t)C * sizeof(float)),
+              "batchnorm B%d C%d HW%d: the AVX-512 path's bits differ from the portable loops'", B, C, HW);
+        for (int v = 0; v < 2; v++) free(out[v]), free(din[v]), free(stats[v]);
+        free(in), free(dout), free(gamma), free(beta), free(din0);
+    }
+}
+
 /* ---------------- activations ---------------- */
 static void test_act(void) {
     const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
@@ -532,9 +612,11 @@ int main(void) {
     herd_backend_set_threads(2);
     printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
     test_conv();
+    test_conv_direct_bits();
     test_dense();
     test_pool();
     test_batchnorm();
+    test_batchnorm_bits();
     test_act();
     /* conv and maxpool have AVX-512 paths and portable fallbacks: cover the other one too */
     if (cpu_avx512_enabled()) {

@@ -472,6 +472,11 @@ herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t
  * threads reuse the buffers of the steps before k. A sample's read error comes back here. */
 herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, void *y,
                              herd_error *err);
+/* herd_loader_rows, except that where the loader holds the rows as the model's f32 input
+ * (augmentation or normalisation active) *view points at them and x is left alone: valid until
+ * a later step is asked for. Elsewhere *view is NULL and the rows were written into x. */
+herd_status herd_loader_rows_view(herd_loader *l, int64_t step, int first, int count, float *x, const float **view,
+                                  void *y, herd_error *err);
 /* Bytes the sample cache allocated (<= cache_bytes) and samples it holds. */
 size_t herd_loader_cache_bytes(const herd_loader *l);
 int64_t herd_loader_cached_samples(const herd_loader *l);

@@ -110,6 +110,13 @@ int64_t herd_model_input_slots(const herd_model *m);
  * herd_dataset_batch and herd_loader_rows write them): the input buffer itself when the model
  * has one input, else a planned staging buffer that herd_model_set_inputs spreads. */
 float *herd_model_batch_buffer(herd_model *m);
+/* Runs the following steps on x (rows of the model's single f32 input, as the batch buffer
+ * holds them; only read, and it must stay valid while they run) in place of the planned
+ * buffer, which saves copying a batch that is ready elsewhere (the loader's); NULL returns to
+ * the planned buffer, which herd_model_batch_buffer keeps naming (herd_model_normalize_input
+ * does nothing meanwhile). 0 (nothing changed) where the model cannot: several inputs, or a
+ * layer viewing the input. */
+int herd_model_use_input(herd_model *m, const float *x);
 /* Rows [row0, row0 + B) of every input from the same rows of the batch buffer (nothing to do
  * for a model of one input). */
 void herd_model_set_inputs(herd_model *m, int64_t row0, int B);

@@ -12,9 +12,80 @@ static double bn_combine(const double a[BN_LANES]) {
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
+#ifdef HAVE_AVX512_KERNEL
+/* AVX-512 bodies of the loops below: the 8 running sums are one register's lanes, each step the
+ * same operations in the same order as the scalar code (the _round forms, which the compiler
+ * never fuses into an FMA: the portable build has none, so a fused multiply-add would change
+ * the bits). Each returns how many elements it did; the caller's scalar loop does the rest. */
+#define BN_R _MM_FROUND_CUR_DIRECTION
+
+static TARGET_AVX512 int bn_sum_avx512(double a[BN_LANES], const float *x, int n) {
+    __m512d acc = _mm512_loadu_pd(a);
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES) acc = _mm512_add_round_pd(acc, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), BN_R);
+    _mm512_storeu_pd(a, acc);
+    return i;
+}
+
+static TARGET_AVX512 int bn_sq_avx512(double a[BN_LANES], const float *x, int n, double m) {
+    __m512d acc = _mm512_loadu_pd(a), mv = _mm512_set1_pd(m);
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES) {
+        __m512d t = _mm512_sub_round_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), mv, BN_R);
+        acc = _mm512_add_round_pd(acc, _mm512_mul_round_pd(t, t, BN_R), BN_R);
+    }
+    _mm512_storeu_pd(a, acc);
+    return i;
+}
+
+static TARGET_AVX512 int bn_grad_avx512(double g[BN_LANES], double gx[BN_LANES], const float *dout, const float *x,
+                                        int n, float m, float rs) {
+    __m512d ag = _mm512_loadu_pd(g), agx = _mm512_loadu_pd(gx);
+    __m512 mv = _mm512_set1_ps(m), rv = _mm512_set1_ps(rs);
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES) {
+        __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(dout + i));
+        __m512 xh = _mm512_mul_round_ps(_mm512_sub_round_ps(_mm512_castps256_ps512(_mm256_loadu_ps(x + i)), mv, BN_R),
+                                        rv, BN_R); /* lanes 0..7; the upper ones are never read */
+        ag = _mm512_add_round_pd(ag, d, BN_R);
+        agx = _mm512_add_round_pd(agx, _mm512_mul_round_pd(d, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), BN_R), BN_R);
+    }
+    _mm512_storeu_pd(g, ag);
+    _mm512_storeu_pd(gx, agx);
+    return i;
+}
+
+/* y[i] = x[i] * scale + shift */
+static TARGET_AVX512 int bn_scale_avx512(float *y, const float *x, int n, float scale, float shift) {
+    __m512 s = _mm512_set1_ps(scale), t = _mm512_set1_ps(shift);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_loadu_ps(x + i), s, BN_R), t, BN_R));
+    return i;
+}
+
+/* dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx) */
+static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x, int n, float k, float mg, float m,
+                                      float rs, float mgx) {
+    __m512 kv = _mm512_set1_ps(k), mgv = _mm512_set1_ps(mg), mv = _mm512_set1_ps(m), rv = _mm512_set1_ps(rs),
+           mgxv = _mm512_set1_ps(mgx);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 xh = _mm512_mul_round_ps(_mm512_sub_round_ps(_mm512_loadu_ps(x + i), mv, BN_R), rv, BN_R);
+        __m512 in = _mm512_sub_round_ps(_mm512_sub_round_ps(_mm512_loadu_ps(g + i), mgv, BN_R),
+                                        _mm512_mul_round_ps(xh, mgxv, BN_R), BN_R);
+        _mm512_storeu_ps(dx + i, _mm512_add_round_ps(_mm512_loadu_ps(dx + i), _mm512_mul_round_ps(kv, in, BN_R), BN_R));
+    }
+    return i;
+}
+#define BN_VECTOR(call) (cpu_avx512_enabled() ? (call) : 0)
+#else
+#define BN_VECTOR(call) 0
+#endif
+
 /* a[i mod 8] += x[i] */
 static void bn_sum_row(double a[BN_LANES], const float *x, int n) {
-    int i = 0;
+    int i = BN_VECTOR(bn_sum_avx512(a, x, n));
     for (; i + BN_LANES <= n; i += BN_LANES)
         for (int k = 0; k < BN_LANES; k++) a[k] += x[i + k];
     for (; i < n; i++) a[i % BN_LANES] += x[i];
@@ -22,7 +93,7 @@ static void bn_sum_row(double a[BN_LANES], const float *x, int n) {
 
 /* a[i mod 8] += (x[i] - m)^2 */
 static void bn_sq_row(double a[BN_LANES], const float *x, int n, double m) {
-    int i = 0;
+    int i = BN_VECTOR(bn_sq_avx512(a, x, n, m));
     for (; i + BN_LANES <= n; i += BN_LANES)
         for (int k = 0; k < BN_LANES; k++) {
             double t = x[i + k] - m;
@@ -37,7 +108,7 @@ static void bn_sq_row(double a[BN_LANES], const float *x, int n, double m) {
 /* g[i mod 8] += dout[i]; gx[i mod 8] += dout[i] * xhat[i], xhat = (x - m) * rs in float */
 static void bn_grad_row(double g[BN_LANES], double gx[BN_LANES], const float *dout, const float *x, int n, float m,
                         float rs) {
-    int i = 0;
+    int i = BN_VECTOR(bn_grad_avx512(g, gx, dout, x, n, m, rs));
     for (; i + BN_LANES <= n; i += BN_LANES)
         for (int k = 0; k < BN_LANES; k++) {
             g[k] += dout[i + k];
@@ -74,7 +145,7 @@ static void bn_train_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
         for (int b = 0; b < j->B; b++) {
             const float *x = j->in + b * CHW + (size_t)c * j->HW;
             float *y = j->out + b * CHW + (size_t)c * j->HW;
-            for (int i = 0; i < j->HW; i++) y[i] = x[i] * scale + shift;
+            for (int i = BN_VECTOR(bn_scale_avx512(y, x, j->HW, scale, shift)); i < j->HW; i++) y[i] = x[i] * scale + shift;
         }
         if (j->mean) j->mean[c] = mf;
         if (j->rstd) j->rstd[c] = rs;
@@ -140,7 +211,8 @@ static void bn_backward_channels(void *ctx, int64_t c0, int64_t c1, int thread) 
             const float *x = j->in + b * CHW + (size_t)c * j->HW;
             const float *g = j->dout + b * CHW + (size_t)c * j->HW;
             float *dx = j->din + b * CHW + (size_t)c * j->HW;
-            for (int i = 0; i < j->HW; i++) dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx);
+            for (int i = BN_VECTOR(bn_dx_avx512(dx, g, x, j->HW, k, mg, m, rs, mgx)); i < j->HW; i++)
+                dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx);
         }
     }
 }

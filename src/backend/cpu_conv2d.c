@@ -104,11 +104,47 @@ static size_t slot_floats(const conv2d_dims *d, int backward) {
 /* Where a slot's dw/db partial starts (ungrouped slots). */
 static size_t partial_offset(const conv2d_dims *d) { return col_floats(d) + padded_floats(d) + doutT_floats(d); }
 
-/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call;
- * grouped: the weight gradient's chunk. */
+/* Stems on images of at most DIRECT_MAX_C channels (3-channel 5x5 or 7x7 convolutions on
+ * 224x224 photos): their im2col columns are few and long (75 x 3136 floats for a 5x5 stride-4
+ * stem, more than L2), so materialising them cost as much as the product. The direct path reads
+ * them where they lie in the zero-padded image instead, through two offset tables (output
+ * positions, kernel taps): forward as outT (OH*OW, OC) = cols^T * wT, dw as dwT = cols * doutT.
+ * Each element is the same fixed-order sum as the AVX-512 kernel makes of the copied columns
+ * (forward in the transposed form, which use_T shows gives the same sums), so the results are
+ * bit-identical to im2col + cpu_gemm; din, where asked, keeps the im2col path. */
+#define DIRECT_MAX_C 4
+/* ... and only where the columns outgrow L2 (1 MB of floats together with the product's other
+ * operands): small ones (a 1-channel 28x28 image: 9 x 784) are cheap to copy and the plain
+ * product, 32 output positions a tile, runs faster than the transposed one on few channels. */
+#define DIRECT_MIN_COL_FLOATS 65536
+
+static int direct_shape(const conv2d_dims *d) {
+    return d->C <= DIRECT_MAX_C && !is_pointwise(d) && group_images(d) == 1 &&
+           (size_t)d->C * d->KH * d->KW * d->OH * d->OW >= DIRECT_MIN_COL_FLOATS;
+}
+
+static int use_direct(const conv2d_dims *d) { return direct_shape(d) && cpu_avx512_enabled(); }
+
+/* The offset tables in the shared workspace, after wT: pos (OH*OW), then taps (C*KH*KW):
+ * column (tap k, position n) of im2col is pad[taps[k] + pos[n]]. */
+static int *direct_offsets(float *shared, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
+    int *pos = (int *)(shared + cpu_round16((size_t)d->OC * d->C * d->KH * d->KW)), *taps = pos + d->OH * d->OW;
+    for (int oh = 0; oh < d->OH; oh++)
+        for (int ow = 0; ow < d->OW; ow++) pos[oh * d->OW + ow] = oh * d->SH * Wp + ow * d->SW;
+    for (int c = 0; c < d->C; c++)
+        for (int kh = 0; kh < d->KH; kh++)
+            for (int kw = 0; kw < d->KW; kw++) taps[(c * d->KH + kh) * d->KW + kw] = (c * Hp + kh) * Wp + kw;
+    return pos;
+}
+
+/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call (then
+ * the direct path's offset tables); grouped: the weight gradient's chunk. */
 static size_t shared_floats(const conv2d_dims *d) {
     if (group_images(d) > 1) return dw_chunk_floats(d);
-    return shape_prefers_T(d) ? cpu_round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
+    size_t wT = cpu_round16((size_t)d->OC * d->C * d->KH * d->KW);
+    if (direct_shape(d)) return wT + cpu_round16((size_t)d->OH * d->OW + (size_t)d->C * d->KH * d->KW);
+    return shape_prefers_T(d) ? wT : 0;
 }
 
 int cpu_conv_gemm_only(void) {
@@ -319,11 +355,17 @@ static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d
 /* P = the image zero-padded by (PH, PW). */
 static void pad_image(float *P, const float *in, const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
-    memset(P, 0, sizeof(float) * (size_t)d->C * Hp * Wp);
-    for (int c = 0; c < d->C; c++)
-        for (int h = 0; h < d->H; h++)
-            memcpy(P + ((size_t)c * Hp + h + d->PH) * Wp + d->PW, in + ((size_t)c * d->H + h) * d->W,
-                   sizeof(float) * (size_t)d->W);
+    for (int c = 0; c < d->C; c++) { /* zeros only where the image does not land: one pass */
+        float *plane = P + (size_t)c * Hp * Wp;
+        memset(plane, 0, sizeof(float) * (size_t)d->PH * Wp);
+        for (int h = 0; h < d->H; h++) {
+            float *row = plane + (size_t)(h + d->PH) * Wp;
+            memset(row, 0, sizeof(float) * (size_t)d->PW);
+            memcpy(row + d->PW, in + ((size_t)c * d->H + h) * d->W, sizeof(float) * (size_t)d->W);
+            memset(row + d->PW + d->W, 0, sizeof(float) * (size_t)d->PW);
+        }
+        memset(plane + (size_t)(d->H + d->PH) * Wp, 0, sizeof(float) * (size_t)d->PH * Wp);
+    }
 }
 
 /* The vector paths take column strides 1 and 2; others use the scalar loops. */
@@ -381,6 +423,7 @@ typedef struct conv_job {
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
+    const int *pos, *taps; /* the direct path's offset tables (direct_offsets); else NULL */
     const float *cols;   /* forward split by columns: the image's columns, its output (outT when transposed) */
     float *outb, *outT;
     int b0, b1;          /* grouped backward: the chunk of images whose dw/db is being added */
@@ -574,25 +617,32 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (b >= d->B) break;
         const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
         float *outb = j->out + (size_t)b * d->OC * N;
-        const float *cols = inb;
-        if (!pointwise) {
-            image_to_col(col, col + col_floats(d), inb, d);
-            cols = col;
-        }
-        if (j->wT) { /* outT (N, OC) = colT * wT, bias rows first; then out = outT^T */
-            float *outT = col + col_floats(d) + padded_floats(d);
+        float *pad = col + col_floats(d), *outT = pad + padded_floats(d);
+        if (j->pos) { /* outT (N, OC) = the padded image's columns^T * wT, bias rows first; out = outT^T */
+            pad_image(pad, inb, d);
             for (int i = 0; i < N && j->b; i++) memcpy(outT + (size_t)i * d->OC, j->b, sizeof(float) * d->OC);
-            cpu_gemm(N, d->OC, K, cols, 1, N, j->wT, d->OC, j->b != NULL, outT, d->OC);
+            cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, j->b != NULL, outT, d->OC);
             cpu_transpose(outb, outT, N, d->OC);
         } else {
-            if (j->b) {
-                /* bias first, then sgemm accumulates on top: one pass over out instead of two */
-                for (int oc = 0; oc < d->OC; oc++) {
-                    float *o = outb + (size_t)oc * N, v = j->b[oc];
-                    for (int i = 0; i < N; i++) o[i] = v;
-                }
+            const float *cols = inb;
+            if (!pointwise) {
+                image_to_col(col, pad, inb, d);
+                cols = col;
             }
-            cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
+            if (j->wT) { /* outT (N, OC) = colT * wT, bias rows first; then out = outT^T */
+                for (int i = 0; i < N && j->b; i++) memcpy(outT + (size_t)i * d->OC, j->b, sizeof(float) * d->OC);
+                cpu_gemm(N, d->OC, K, cols, 1, N, j->wT, d->OC, j->b != NULL, outT, d->OC);
+                cpu_transpose(outb, outT, N, d->OC);
+            } else {
+                if (j->b) {
+                    /* bias first, then sgemm accumulates on top: one pass over out instead of two */
+                    for (int oc = 0; oc < d->OC; oc++) {
+                        float *o = outb + (size_t)oc * N, v = j->b[oc];
+                        for (int i = 0; i < N; i++) o[i] = v;
+                    }
+                }
+                cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
+            }
         }
         if (j->act) cpu_act_apply_inplace(outb, (int64_t)d->OC * N, j->act);
     }
@@ -674,13 +724,18 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .act = act, .out = out, .in = in, .w = w, .b = b};
-    if (use_T(d)) { /* once per call, before the images: every slot reads it */
+    if (use_T(d) || use_direct(d)) { /* once per call, before the images: every slot reads it */
         j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
         cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
     }
+    if (use_direct(d)) {
+        j.pos = direct_offsets(j.wT, d);
+        j.taps = j.pos + d->OH * d->OW;
+    }
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    if (d->B < cpu_threads(ex) && group_images(d) == 1 && cpu_avx512_enabled() && CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
+    if (d->B < cpu_threads(ex) && group_images(d) == 1 && cpu_avx512_enabled() && !j.pos &&
+        CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
         conv_forward_split(&j);
         return;
     }
@@ -721,7 +776,11 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             if (j->mask_dout)
                 cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
                                      (int64_t)OC * N, j->act);
-            if (j->dw) {
+            if (j->dw && j->pos) { /* dwT (K, OC) += the padded image's columns * doutT */
+                pad_image(col + col_floats(d), inb, d);
+                cpu_transpose(doutT, doutb, OC, N);
+                cpu_gemm_offsets(K, OC, N, col + col_floats(d), j->taps, j->pos, doutT, OC, !fresh, pw, OC);
+            } else if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
                     image_to_col(col, col + col_floats(d), inb, d);
@@ -808,6 +867,10 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     if (group_images(d) > 1) {
         conv_backward_grouped(&j);
         return;
+    }
+    if (dw && use_direct(d)) {
+        j.pos = direct_offsets(ex->workspace + (size_t)slots * slot_floats(d, 1), d);
+        j.taps = j.pos + d->OH * d->OW;
     }
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);

@@ -67,6 +67,11 @@ static inline float cpu_sum_floats(const float *x, int n) {
  * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
 void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc);
+/* cpu_gemm with A(i, p) = A[ra[i] + pa[p]]: an image's im2col columns read where they lie in
+ * the zero-padded image (cpu_conv2d.c's direct path). Each C element is the same fixed-order
+ * sum as cpu_gemm's AVX-512 kernel makes of the materialised columns (fmaf steps elsewhere). */
+void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
+                      int accumulate, float *C, int ldc);
 /* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when cpu_gemm uses that kernel. */
 void cpu_transpose(float *dst, const float *src, int rows, int cols);
 /* Which kernel cpu_gemm uses: "avx512", "avx2" or "openblas". cpu_gemm_select(0) forces OpenBLAS

@@ -314,6 +314,12 @@ herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t
 
 herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count, float *x, void *y,
                              herd_error *err) {
+    return herd_loader_rows_view(l, step, first, count, x, NULL, y, err);
+}
+
+herd_status herd_loader_rows_view(herd_loader *l, int64_t step, int first, int count, float *x, const float **view,
+                                  void *y, herd_error *err) {
+    if (view) *view = NULL;
     if (step < 0 || step >= l->steps)
         return herd_fail(err, HERD_EARG, "loader: step %lld outside the epoch's %lld", (long long)step,
                          (long long)l->steps);
@@ -347,7 +353,9 @@ herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count,
         pthread_mutex_unlock(&l->mu);
         if (st) return st;
     }
-    if (herd_augment_active(&l->cfg))
+    if (herd_augment_active(&l->cfg) && view)
+        *view = slot->x + (size_t)(first - lo) * l->sample;
+    else if (herd_augment_active(&l->cfg))
         memcpy(x, slot->x + (size_t)(first - lo) * l->sample, (size_t)count * l->sample * sizeof *x);
     else /* the stored samples: converted here, once, into the caller's rows */
         herd_dataset_to_f32(l->ds, (const uint8_t *)slot->x + (size_t)(first - lo) * l->xbytes, count, x);

@@ -186,7 +186,7 @@ herd_status herd_model_set_input_norm(herd_model *m, const double *mean, const d
 const double *herd_model_input_norm(const herd_model *m) { return m->input_norm; }
 
 void herd_model_normalize_input(herd_model *m, int B) {
-    if (m->input_norm && m->inputs[0].dtype == HERD_F32)
+    if (m->input_norm && m->inputs[0].dtype == HERD_F32 && !m->input_planned) /* never a lent input */
         herd_normalize_samples(m->input, B, m->in_c, (int64_t)m->in_h * m->in_w, m->input_norm,
                                m->input_norm + m->in_c);
 }
@@ -360,6 +360,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     if (!base) return HERD_ENOMEM;
     for (int k = 0; k < nb; k++) *bufs[k].dst = (float *)(base + bufs[k].offset);
     m->input = m->inputs[0].data;
+    m->input_planned = NULL;
     m->activation_bytes = region;
     layer_plan plan = {.arena = a, .B = B, .threads = herd_pool_threads(m->pool), .workspace_floats = 0};
     for (int i = 0; i < N; i++) {
@@ -527,7 +528,24 @@ int64_t herd_model_input_slots(const herd_model *m) {
     return n;
 }
 
-float *herd_model_batch_buffer(herd_model *m) { return m->n_inputs > 1 ? m->packed : m->input; }
+int herd_model_use_input(herd_model *m, const float *x) {
+    if (!x) { /* back to the planned buffer */
+        if (m->input_planned) m->inputs[0].data = m->input = m->input_planned, m->input_planned = NULL;
+        return 1;
+    }
+    /* only where no layer keeps the planned address: one f32 input that no layer views (a view's
+     * output is fixed when planned); layers never write their inputs */
+    if (m->n_inputs != 1 || m->inputs[0].dtype != HERD_F32) return 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        if ((m->nodes[i].kind->flags & LAYER_VIEW) && m->nodes[i].in[0] < 0) return 0;
+    if (!m->input_planned) m->input_planned = m->inputs[0].data;
+    m->inputs[0].data = m->input = (float *)x; /* read only: the conditions above */
+    return 1;
+}
+
+float *herd_model_batch_buffer(herd_model *m) {
+    return m->n_inputs > 1 ? m->packed : m->input_planned ? m->input_planned : m->input;
+}
 
 void herd_model_set_inputs(herd_model *m, int64_t row0, int B) {
     if (m->n_inputs < 2) return;

@@ -67,6 +67,7 @@ struct herd_model {
     int eval_chunk;           /* rows per forward chunk in inference (eval_chunk in model.c) */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;             /* the first input's data */
+    float *input_planned;     /* its planned buffer while herd_model_use_input lends another */
     float *packed;            /* several inputs: the planned staging buffer of packed samples */
     float *probs;             /* the loss's scratch (softmax probabilities, one-hot targets) */
     herd_rng dropout_rng;

@@ -231,7 +231,12 @@ static herd_status load_batch(herd_trainer *t, const herd_dataset *ds, const int
     float *x = herd_model_batch_buffer(t->m) + row0 * herd_model_input_slots(t->m);
     void *y = (char *)t->targets + (size_t)row0 * herd_model_target_bytes(t->m);
     herd_status st;
-    if (t->loader) st = herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
+    if (t->loader && row0 == 0) { /* the loader's rows read where they lie when the model can (no copy) */
+        const float *view = NULL;
+        st = herd_loader_rows_view(t->loader, t->load_step, first, count, x, &view, y, err);
+        if (!st && view && !herd_model_use_input(t->m, view))
+            memcpy(x, view, (size_t)count * (size_t)herd_model_input_slots(t->m) * sizeof *x);
+    } else if (t->loader) st = herd_loader_rows(t->loader, t->load_step, first, count, x, y, err);
     else if (!(st = check_targets(t->m, ds, err))) /* y holds the model's targets */
         st = herd_dataset_batch(ds, idx + first, count, x, y, err);
     if (!st) herd_model_set_inputs(t->m, row0, count);
@@ -247,6 +252,7 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
     herd_train_phases *p = &t->phases, before = *p;
     double t0 = herd_now();
     herd_status st = step_inner(t, ds, idx, B, res, err);
+    herd_model_use_input(t->m, NULL); /* the loader's rows are reused once later steps are asked */
     double others = (p->data - before.data) + (p->exchange - before.exchange) + (p->update - before.update);
     p->compute += herd_now() - t0 - others;
     p->steps++;
