@@ -7,38 +7,8 @@
 # token file of another vocabulary size, a non-causal model.
 . "$(dirname "$0")/cli_lib.sh"
 
-# a text of words and punctuation, the same on every run
-/usr/bin/python3 - "$TMP/text.txt" <<'PY'
-import random, sys
-r = random.Random(5)
-words = "the a cat dog sat ran on under mat house garden quickly slowly and but Emma Harriet said".split()
-out = []
-for s in range(900):
-    n = r.randint(3, 9)
-    sent = " ".join(r.choice(words) for _ in range(n))
-    out.append(sent[0].upper() + sent[1:] + r.choice([".", "!", "?", ","]))
-open(sys.argv[1], "w").write(" ".join(out) + "\n")
-PY
-expect_exit 0 "convert char" -- "$HERD" convert "text:$TMP/text.txt" "$TMP/t.tok" --tokenizer char --threads 2
-V=$(sed -n 's/.*(vocabulary \([0-9]*\)).*/\1/p' "$TMP/out")
-[ -n "$V" ] && pass || fail "no vocabulary size in: $(cat "$TMP/out")"
-cat >"$TMP/gpt.spec" <<EOF2
-input 32 dtype=i32 name=idx
-embedding $V 32 std=0.02 name=wte
-posemb name=wpe
-layernorm name=ln1
-dense 96 name=qkv
-attention 4 causal=1
-dense 32 name=proj
-add wpe,proj name=res1
-layernorm
-dense 128
-gelu_tanh
-dense 32 name=mlp
-add res1,mlp
-layernorm name=ln_f
-dense $V bias=0 tie=wte name=lm_head
-EOF2
+make_gpt_example "$TMP"
+[ -n "$V" ] && pass || fail "no vocabulary size in: $(cat "$TMP/convert.out")"
 RUN=(--data "lm:$TMP/t.tok?stride=16" --batch 16 --optimizer adamw --lr 3e-3 --weight-decay 0.1 --decay matrices
      --clip-norm 1 --seed 3 --progress none --threads 2)
 expect_exit 0 "train" -- "$HERD" train "$TMP/gpt.spec" "${RUN[@]}" --epochs 3 --lr-schedule cosine --warmup 20 \
