@@ -51,6 +51,44 @@ for split, n in (("train", ntr), ("t10k", nte)):
 PY
 }
 
+# make_gpt_example DIR: DIR/text.txt (words and punctuation, the same on every run), DIR/t.tok
+# (herd convert --tokenizer char; its report in DIR/convert.out) and DIR/gpt.spec (a one-block
+# character GPT, context 32, its head tied to the token embedding wte); V is the vocabulary
+make_gpt_example() {
+    local dir=$1
+    /usr/bin/python3 - "$dir/text.txt" <<'PY'
+import random, sys
+r = random.Random(5)
+words = "the a cat dog sat ran on under mat house garden quickly slowly and but Emma Harriet said".split()
+out = []
+for s in range(900):
+    n = r.randint(3, 9)
+    sent = " ".join(r.choice(words) for _ in range(n))
+    out.append(sent[0].upper() + sent[1:] + r.choice([".", "!", "?", ","]))
+open(sys.argv[1], "w").write(" ".join(out) + "\n")
+PY
+    "$HERD" convert "text:$dir/text.txt" "$dir/t.tok" --tokenizer char --threads 2 >"$dir/convert.out" 2>&1 ||
+        { fail "herd convert: $(cat "$dir/convert.out")"; return 1; }
+    V=$(sed -n 's/.*(vocabulary \([0-9]*\)).*/\1/p' "$dir/convert.out")
+    cat >"$dir/gpt.spec" <<EOF2
+input 32 dtype=i32 name=idx
+embedding $V 32 std=0.02 name=wte
+posemb name=wpe
+layernorm name=ln1
+dense 96 name=qkv
+attention 4 causal=1
+dense 32 name=proj
+add wpe,proj name=res1
+layernorm
+dense 128
+gelu_tanh
+dense 32 name=mlp
+add res1,mlp
+layernorm name=ln_f
+dense $V bias=0 tie=wte name=lm_head
+EOF2
+}
+
 # compare_weights A B ATOL: max abs difference over all tensors of two safetensors files
 compare_weights() {
     /usr/bin/python3 - "$1" "$2" "$3" <<'PY'

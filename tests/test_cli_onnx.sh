@@ -1,5 +1,5 @@
 # herd export / herd import and .onnx models through the CLI: round trip of a spec, the
-# --model alias, eval/predict/summary on an .onnx file without --weights, usage errors
+# --model alias, weights as safetensors (export --safetensors), eval/predict/summary on an .onnx file without --weights, usage errors
 # (exit 2) and bad files (exit 1, one line naming the file).
 . "$(dirname "$0")/cli_lib.sh"
 SPEC=$SRC/tests/data/residual_bn.spec
@@ -20,6 +20,14 @@ expect_exit 2 "--model and a positional" -- "$HERD" summary "$SPEC" --model "$SP
 expect_err_line "--model and a positional" "unexpected argument"
 
 expect_exit 0 "export" -- "$HERD" export --model "$SPEC" --seed 3 --onnx "$TMP/r.onnx"
+# --safetensors: the weights under herd's names, the random init of --seed (the same seed the
+# same bits, another seed others), and what --weights gave, unchanged
+expect_exit 0 "export --safetensors" -- "$HERD" export "$SPEC" --seed 3 --safetensors "$TMP/i3.safetensors"
+expect_exit 0 "export --safetensors, seed 4" -- "$HERD" export "$SPEC" --seed 4 --safetensors "$TMP/i4.safetensors"
+expect_exit 0 "export --weights --safetensors" -- "$HERD" export "$SPEC" --weights "$TMP/i3.safetensors" \
+    --safetensors "$TMP/i3b.safetensors"
+cmp -s "$TMP/i3.safetensors" "$TMP/i3b.safetensors" && ! cmp -s "$TMP/i3.safetensors" "$TMP/i4.safetensors" && pass ||
+    fail "export --safetensors: seed 3 twice differ, or seeds 3 and 4 agree"
 expect_exit 0 "import" -- "$HERD" import "$TMP/r.onnx" --spec-out "$TMP/r.spec" --weights-out "$TMP/r.safetensors"
 # the imported spec builds the same model: same layers, shapes and parameter counts (dropout,
 # an identity at inference, is not exported)

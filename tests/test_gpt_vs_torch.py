@@ -17,7 +17,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import spec_torch  # noqa: E402
-from torch_gpt import GPT  # noqa: E402  (the model bench/gpt times PyTorch with)
+from torch_gpt import GPT, herd_to_torch, load_herd_weights  # noqa: E402  (the model bench/gpt times PyTorch with)
 from torch_compare import check, summary  # noqa: E402
 
 torch.set_num_threads(1)
@@ -25,19 +25,6 @@ SRC = os.environ.get("HERD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), 
 BIN = os.environ["HERD_TEST_BIN_DIR"]
 SPEC = os.path.join(SRC, "tests", "data", "gpt_small.spec")
 STEPS = 10
-
-
-def herd_to_torch(name):
-    """herd's parameter name -> the PyTorch module's"""
-    layer, kind = name.rsplit(".", 1)
-    if layer == "wte":
-        return "wte.weight"
-    if layer == "wpe":
-        return "wpe"
-    if layer == "ln_f":
-        return name
-    block, part = layer.split("_", 1)
-    return f"h.{block[1:]}.{part}.{kind}"
 
 
 def run(backend, B):
@@ -48,15 +35,8 @@ def run(backend, B):
     tag = f"gpt_small[{backend},B={B}]"
     V, C, T = t["wte.weight"].shape[0], t["wte.weight"].shape[1], t["ids"].shape[2]
     model = GPT(V, T, C, 4, 2).double()
-    sd = model.state_dict()
     pnames = [k for k in t if not k.startswith(("grad.", "act.")) and k not in ("ids", "labels", "losses")]
-    with torch.no_grad():
-        for k in pnames:
-            sd_key = herd_to_torch(k)
-            getattr_path = model
-            for part in sd_key.split("."):
-                getattr_path = getattr(getattr_path, part) if not part.isdigit() else getattr_path[int(part)]
-            getattr_path.copy_(torch.tensor(t[k], dtype=torch.float64))
+    load_herd_weights(model, {k: t[k] for k in pnames})
     assert model.lm_head.weight is model.wte.weight
     ids, labels = torch.tensor(t["ids"], dtype=torch.int64), torch.tensor(t["labels"], dtype=torch.int64)
     acts = {}

@@ -7,9 +7,12 @@
  * pipeline schedules on 2 stages and on 2 stages x 2 replicas; the layout-free resume matrix; the
  * parameter server with an embedding table (1 and 3 servers, the table split between two; lazy
  * Adam, Adagrad, row-wise Adagrad and SGD on the servers' rows): equal to one process, the rows moved equal to the rows the batches touch, and its
- * checkpoints resumed under ps and data parallel (and data parallel's under ps).
- * Reference kernels, one thread per rank. */
+ * checkpoints resumed under ps and data parallel (and data parallel's under ps); the small GPT of
+ * tests/data/gpt_small.spec cut between its token embedding and the head tied to it (the tied
+ * table on both stages, its copies bit-identical, equal to one process, and its checkpoints
+ * resuming). Reference kernels, one thread per rank. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -44,16 +47,31 @@ typedef struct job {
     const char *sparse_opt; /* --sparse-optimizer (NULL: the default, lazy Adam beside adam) */
     double load[3 * 8];     /* parameter servers: the workers' exchange with each, before the last sync */
     int load_servers;
+    int batch;              /* 0: B */
+    const char *optimizer;  /* NULL: the default, lr 0.02 */
+    float lr;               /* with optimizer: its rate (weight decay 0.1 on matrices) */
+    float clip;             /* --clip-norm (0: off) */
+    float *unsynced;        /* set: every rank's parameters before the last sync (n each) */
 } job;
 
 static herd_status make_model(const job *j, int world, herd_model **out, herd_error *err) {
     herd_strategy_layout lay;
-    herd_status st = herd_strategy_layout_for(&j->cfg, world, B, &lay, err);
+    herd_status st = herd_strategy_layout_for(&j->cfg, world, j->batch ? j->batch : B, &lay, err);
     if (st) return st;
     if ((st = herd_model_parse(out, j->spec, "<test>", err))) return st;
     herd_model_init_params(*out, 11);
     herd_model_set_memory_reuse(*out, lay.memory_reuse);
     return herd_model_prepare(*out, "ref", lay.rows, 1, err);
+}
+
+/* A file's text (NUL-terminated, malloc'd), or NULL. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char *text = f ? calloc(1, 1 << 16) : NULL;
+    size_t k = text ? fread(text, 1, (1 << 16) - 1, f) : 0;
+    if (f) fclose(f);
+    if (text && (k == 0 || k == (1 << 16) - 1)) free(text), text = NULL;
+    return text;
 }
 
 static void train_rank(rank_ctx *r) {
@@ -64,7 +82,9 @@ static void train_rank(rank_ctx *r) {
     herd_status st = make_model(j, r->size, &m, &r->err);
     if (!st) st = herd_strategy_create(&s, r->comm, m, &j->cfg, &r->err);
     herd_train_config tc = herd_train_defaults();
-    tc.batch = B, tc.lr = 0.02f, tc.seed = 3, tc.strategy = s;
+    tc.batch = j->batch ? j->batch : B, tc.lr = 0.02f, tc.seed = 3, tc.strategy = s;
+    if (j->optimizer) tc.optimizer = j->optimizer, tc.lr = j->lr, tc.weight_decay = 0.1f, tc.decay_matrices = 1;
+    tc.clip_norm = j->clip;
     tc.resume = j->resume; /* a resumed parameter server waits for the state */
     tc.sparse_optimizer = j->sparse_opt;
     if (!st && herd_strategy_is_server(s)) { /* parameter server: until the workers are done */
@@ -80,17 +100,22 @@ static void train_rank(rank_ctx *r) {
         if (r->rank == 0) j->steps_run = ph.steps;
         goto trained;
     }
-    if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / B, &r->err);
+    if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / tc.batch, &r->err);
     int64_t idx[B];
     for (int step = 0; step < STEPS && !st; step++) {
-        for (int b = 0; b < B; b++) idx[b] = (step * 37 + b * 5) % SAMPLES;
+        for (int b = 0; b < tc.batch; b++) idx[b] = (step * 37 + b * 5) % SAMPLES;
         herd_step_result res;
-        st = herd_trainer_step(t, j->ds, idx, B, &res, &r->err);
+        st = herd_trainer_step(t, j->ds, idx, tc.batch, &res, &r->err);
     }
     double load[3 * 8];
     int servers = 0;
     if (!st) st = herd_strategy_server_load(s, load, 8, &servers, &r->err); /* the steps' alone */
     if (!st && herd_strategy_world_rank(s) == 0) memcpy(j->load, load, sizeof load), j->load_servers = servers;
+    if (!st && j->unsynced) {
+        int64_t n;
+        const float *p = herd_model_params(m, &n);
+        memcpy(j->unsynced + (size_t)herd_strategy_world_rank(s) * (size_t)n, p, (size_t)n * sizeof(float));
+    }
     if (!st) st = herd_strategy_sync_model(s, STEPS, &r->err);
     if (!st) st = herd_strategy_finish(s, &r->err);
 trained:
@@ -113,7 +138,7 @@ done:
     herd_model_destroy(m);
 }
 
-static float ref_params[4096], got_params[4096], agree[8 * 4096];
+static float ref_params[16384], got_params[16384], agree[8 * 16384];
 
 static int run(job *j, int ranks, float *out) {
     rank_ctx ctx[8];
@@ -346,6 +371,128 @@ static void ps_tables(void) {
     herd_dataset_close(ds);
 }
 
+/* The small GPT (tests/data/gpt_small.spec, its head tied to the token embedding wte) on
+ * token windows, SGD (and AdamW) with weight decay on matrices and clipping at a norm it
+ * reaches: a 2-stage pipeline cut after the first block, so wte is used on both stages, equals
+ * one process to float tolerance (GPipe, 1F1B, one micro-batch, 2 stages x 2 replicas); the
+ * stages' copies of wte are bit-identical before any gather; a pipeline checkpoint (wte in it
+ * once, under its name) resumes, bit-identically as the same pipeline and to float tolerance
+ * in one process. */
+#define GPT_T 8
+#define GPT_V 29
+#define GPT_B 8
+static void tied_pipeline(void) {
+    const char *src_dir = getenv("HERD_SOURCE_DIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/gpt_small.spec", src_dir ? src_dir : ".");
+    char *spec = read_text(path);
+    CHECK(spec != NULL, "cannot read %s (HERD_SOURCE_DIR)", path);
+    if (!spec) return;
+    int32_t *x = malloc(SAMPLES * GPT_T * sizeof *x), *y = malloc(SAMPLES * GPT_T * sizeof *y);
+    if (!x || !y) abort(); /* a test harness failure */
+    herd_rng rng;
+    herd_rng_init(&rng, 9, 0);
+    for (int i = 0; i < SAMPLES; i++) { /* a text with structure: mostly the next letter, sometimes any */
+        int32_t c = (int32_t)herd_rng_below(&rng, GPT_V);
+        for (int t = 0; t <= GPT_T; t++) {
+            if (t < GPT_T) x[i * GPT_T + t] = c;
+            if (t > 0) y[i * GPT_T + t - 1] = c;
+            c = herd_rng_below(&rng, 4) ? (c + 1) % GPT_V : (int32_t)herd_rng_below(&rng, GPT_V);
+        }
+    }
+    herd_error err = {0};
+    herd_dataset *ds = NULL;
+    int64_t dims[2] = {SAMPLES, GPT_T};
+    CHECK(!herd_dataset_from_memory(&ds, herd_tensor_make(HERD_I32, 2, dims, x), herd_tensor_make(HERD_I32, 2, dims, y),
+                                    GPT_V, "gpt windows", &err), "token windows: %s", err.msg);
+    if (!ds) {
+        free(spec);
+        return;
+    }
+    static float one[16384], unsynced[4 * 16384];
+    job g = {.spec = spec, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .batch = GPT_B,
+             .optimizer = "sgd", .lr = 0.5f, .clip = 0.5f};
+    CHECK(!run(&g, 1, one), "the GPT in one process");
+    herd_model *m = NULL;
+    int wte = -1, cut = -1;
+    CHECK(!herd_model_parse(&m, spec, "<test>", &err), "%s", err.msg);
+    for (int r = 0; m && r < herd_model_param_count(m); r++)
+        if (!strcmp(herd_model_param(m, r)->name, "wte.weight")) wte = r;
+    for (int l = 0; m && l < herd_model_layer_count(m); l++) {
+        herd_layer_info li;
+        herd_model_layer(m, l, &li);
+        if (!strcmp(li.name, "h0_out")) cut = l;
+    }
+    CHECK(wte >= 0 && cut > 0 && herd_model_param_users(m, wte, (int[2]){0}, 2) == 2, "wte is not a tied weight");
+    int64_t lo = wte >= 0 ? herd_model_param(m, wte)->offset : 0, numel = wte >= 0 ? herd_model_param(m, wte)->numel : 0;
+    herd_model_destroy(m);
+    /* SGD at a high rate, clipping active: float noise stays ~1e-7 (measured 3e-8 to 1.2e-7),
+     * while a missing sum of the tied gradient moves the weights by 0.07 and counting it twice
+     * in the clipping norm by 0.04. AdamW last: its update divides by sqrt(v), so an element
+     * whose gradient is float noise moves by up to lr either way (measured 4.8e-5 at lr 3e-3). */
+    static const struct {
+        int ranks, one_f_one_b, microbatches;
+        const char *what;
+        double tol;
+    } layouts[] = {{2, 0, 4, "GPipe", 1e-6}, {2, 1, 4, "1F1B", 1e-6}, {4, 1, 2, "2 stages x 2 replicas, 1F1B", 1e-6},
+                   {2, 0, 1, "one micro-batch", 1e-6}, {2, 1, 4, "1F1B, AdamW", 2e-4}};
+    static float one_adamw[16384];
+    job ga = g;
+    ga.optimizer = "adamw", ga.lr = 3e-3f;
+    CHECK(!run(&ga, 1, one_adamw), "the GPT in one process, AdamW");
+    for (int k = 0; k < (int)(sizeof layouts / sizeof layouts[0]); k++) {
+        job q = strstr(layouts[k].what, "AdamW") ? ga : g;
+        const float *ref = strstr(layouts[k].what, "AdamW") ? one_adamw : one;
+        q.cfg = herd_strategy_defaults(HERD_STRATEGY_PIPELINE), q.cfg.cuts[0] = cut;
+        q.cfg.one_f_one_b = layouts[k].one_f_one_b, q.cfg.microbatches = layouts[k].microbatches;
+        q.unsynced = unsynced;
+        CHECK(!run(&q, layouts[k].ranks, got_params), "tied GPT pipeline, %s: training failed", layouts[k].what);
+        double d = max_diff(got_params, ref, g.n);
+        CHECK(d <= layouts[k].tol, "tied GPT pipeline, %s: max |difference| to one process %.3g > %.3g", layouts[k].what,
+              d, layouts[k].tol);
+        for (int r = 1; r < layouts[k].ranks; r++)
+            CHECK(!memcmp(unsynced + lo, unsynced + (size_t)r * (size_t)g.n + lo, (size_t)numel * sizeof(float)),
+                  "tied GPT pipeline, %s: rank %d's copy of wte.weight differs from rank 0's (max %.3g)",
+                  layouts[k].what, r, max_diff(unsynced + lo, unsynced + (size_t)r * (size_t)g.n + lo, numel));
+    }
+    /* checkpoints: a 2-stage pipeline writes them; resumed after step 4 as the same pipeline
+     * (the same bits) and in one process (float tolerance) */
+    char dir[64], sub[96], src[256], dst[256];
+    snprintf(dir, sizeof dir, "/tmp/herd_tied_XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0, "no scratch directory");
+        goto done;
+    }
+    static float full[16384];
+    job c = g;
+    snprintf(sub, sizeof sub, "%s/w", dir);
+    c.cfg = herd_strategy_defaults(HERD_STRATEGY_PIPELINE), c.cfg.cuts[0] = cut, c.ckpt_dir = sub;
+    CHECK(!run(&c, 2, full), "tied GPT pipeline writing checkpoints");
+    snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", sub);
+    for (int k = 0; k < 2; k++) {
+        char resumed[96];
+        snprintf(resumed, sizeof resumed, "%s/r%d", dir, k);
+        snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", resumed);
+        CHECK(mkdir(resumed, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
+        job r = c;
+        r.ckpt_dir = resumed, r.resume = 1;
+        if (k) r.cfg = herd_strategy_defaults(HERD_STRATEGY_DP);
+        CHECK(!run(&r, k ? 1 : 2, got_params), "resuming the tied GPT pipeline's checkpoint %s",
+              k ? "in one process" : "as the same pipeline");
+        double d = max_diff(full, got_params, c.n);
+        CHECK(k ? d <= 1e-6 : d == 0, "tied GPT checkpoint resumed %s: %.3g from the run without a stop",
+              k ? "in one process" : "as the same pipeline", d);
+        CHECK(r.steps_run == 2 * SAMPLES / GPT_B - 4, "resumed at step 4 of %d, ran %lld steps", 2 * SAMPLES / GPT_B,
+              (long long)r.steps_run);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+done:
+    herd_dataset_close(ds);
+    free(spec);
+}
+
 int main(void) {
     float *x = malloc(SAMPLES * IN * sizeof *x); /* the dataset owns them */
     int32_t *y = malloc(SAMPLES * sizeof *y);
@@ -465,5 +612,6 @@ int main(void) {
     resume_matrix(ds);
     ps_tables();
     herd_dataset_close(ds);
+    tied_pipeline();
     return check_summary();
 }

@@ -242,12 +242,16 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
  * for the model's input k. */
 int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max);
 /* The ranges of the flat parameters [*plo, *phi) and buffers [*blo, *bhi) that layers
- * [first, last] own (registered in layer order, so each is one range; empty: lo = hi). */
+ * [first, last] own (registered in layer order, so each is one range; empty: lo = hi). A tied
+ * weight (dense tie=) is owned by the layer that registered it (the embedding), not by the
+ * layers that borrow it. */
 void herd_model_layer_param_range(const herd_model *m, int first, int last, int64_t *plo, int64_t *phi, int64_t *blo,
                                   int64_t *bhi);
-/* The name of a parameter that layers [first, last] share with a layer outside them (a tied
- * weight, dense tie=), or NULL: a pipeline stage must hold every user of its parameters. */
-const char *herd_model_param_shared_outside(const herd_model *m, int first, int last);
+/* The number of layers that use parameter r (registry index): 2 or more for a tied weight;
+ * the first `max` of them go to layers[], in layer order. */
+int herd_model_param_users(const herd_model *m, int r, int *layers, int max);
+/* The layer that owns parameter r (registered it; its range holds it). */
+int herd_model_param_owner(const herd_model *m, int r);
 /* Layer i's output and output-gradient buffers (planned batch) and floats per sample. */
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample);
 

@@ -4,7 +4,11 @@
  * span stages), and the gradients with respect to it come back and are summed. GPipe runs all forwards,
  * then all backwards; 1F1B starts backwards as soon as the last stage can, keeping fewer
  * micro-batches in flight. Micro-batch k lives in rows [k*b, (k+1)*b) of the stage's
- * planned buffers. Replicas of a stage (pipelines side by side) sum their gradients. */
+ * planned buffers. Replicas of a stage (pipelines side by side) sum their gradients. A weight
+ * used on two stages (the token embedding and the output projection tied to it, dense tie=)
+ * lives on both: after backward each stage's share of its gradient is summed between them
+ * (Megatron's embedding-group allreduce), both apply the same update, so the copies stay
+ * identical, and only the owner's (the embedding's stage) counts in the norm and checkpoints. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,10 +30,36 @@ struct pipe_state {
     int *recv, n_recv;      /* layers of earlier stages this stage reads, ascending */
     int *send_node, *send_stage, n_send; /* (layer of this stage, later stage reading it), ascending */
     float *grad_in;         /* one incoming gradient, max_batch rows of the largest sent layer */
+    int64_t *tied, n_tied;  /* (offset, floats) of each parameter used on more than one stage */
+    int borrows;            /* this stage uses a tied parameter another stage owns */
     double wait, total;
     herd_comm_request *sends[1024];
     int n_sends;
 };
+
+/* The parameters whose users fall on more than one stage: the same list on every stage (the
+ * sums over them are collective over the pipeline). */
+static herd_status find_tied(pipe_state *p, herd_error *err) {
+    herd_model *m = p->m;
+    int R = herd_model_param_count(m);
+    if (!(p->tied = malloc((size_t)(2 * R + 1) * sizeof *p->tied))) return herd_fail(err, HERD_ENOMEM, "out of memory");
+    for (int r = 0; r < R; r++) {
+        int users[64], n = herd_model_param_users(m, r, users, 64), owner = p->stage_of[herd_model_param_owner(m, r)];
+        int elsewhere = 0, here = 0;
+        for (int k = 0; k < n && k < 64; k++) {
+            elsewhere |= p->stage_of[users[k]] != owner;
+            here |= p->stage_of[users[k]] == p->stage;
+        }
+        if (!elsewhere) continue;
+        const herd_param_info *pi = herd_model_param(m, r);
+        if (!pi->trainable || pi->sparse)
+            return herd_fail(err, HERD_EUNSUPPORTED, "pipeline: parameter '%s' is used on two stages but has no dense "
+                             "gradient to sum between them: put the layers that use it in one stage", pi->name);
+        p->tied[2 * p->n_tied] = pi->offset, p->tied[2 * p->n_tied + 1] = pi->numel, p->n_tied++;
+        p->borrows |= here && owner != p->stage;
+    }
+    return HERD_OK;
+}
 
 herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int stages, const int *cuts,
                         int microbatches, int one_f_one_b, herd_error *err) {
@@ -53,12 +83,6 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
                        p->stage);
         goto fail;
     }
-    const char *shared = herd_model_param_shared_outside(m, p->first, p->last);
-    if (shared) {
-        st = herd_fail(err, HERD_EUNSUPPORTED, "pipeline: stage %d shares parameter '%s' with another stage (a tied "
-                       "weight, dense tie=): put the layers that use it in one stage", p->stage, shared);
-        goto fail;
-    }
     herd_model_layer_param_range(m, p->first, p->last, &p->plo, &p->phi, &p->blo, &p->bhi);
     /* the tensors that cross cuts into and out of this stage */
     p->stage_of = malloc((size_t)L * sizeof *p->stage_of);
@@ -73,6 +97,7 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
         while (s < stages - 1 && l > cuts[s]) s++;
         p->stage_of[l] = s;
     }
+    if ((st = find_tied(p, err))) goto fail;
     int64_t max_send = 0;
     for (int j = 0; j < L && !st; j++) {
         int read_here = 0;
@@ -138,6 +163,7 @@ void pipe_destroy(pipe_state *p) {
     free(p->send_node);
     free(p->send_stage);
     free(p->grad_in);
+    free(p->tied);
     free(p);
 }
 
@@ -278,6 +304,18 @@ herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, uint
         if (!(st = herd_comm_iallreduce(p->replicas, grads + p->plo, p->phi - p->plo, NULL, &r, err)))
             st = wait_timed(p, p->replicas, r, err);
     }
+    for (int i = 0; i < p->n_tied && !st && p->n_replicas > 1 && p->borrows; i++) { /* and what it borrows */
+        herd_comm_request *r;
+        if (!(st = herd_comm_iallreduce(p->replicas, grads + p->tied[2 * i], p->tied[2 * i + 1], NULL, &r, err)))
+            st = wait_timed(p, p->replicas, r, err);
+    }
+    /* tied weights: the owner's and the borrowers' shares summed (over every stage of this
+     * pipeline; the others add zeros), after the replicas, so each copy sums the same two values */
+    for (int i = 0; i < p->n_tied && !st; i++) {
+        herd_comm_request *r;
+        if (!(st = herd_comm_iallreduce(p->pipeline, grads + p->tied[2 * i], p->tied[2 * i + 1], NULL, &r, err)))
+            st = wait_timed(p, p->pipeline, r, err);
+    }
     p->total += herd_now() - t0;
     return st;
 }
@@ -338,7 +376,8 @@ static herd_status pipe_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
     pipe_state *p = s->impl;
     /* stages hold disjoint parts of the gradient: the norm is the whole model's, so every stage
      * clips by the same factor and takes the same non-finite decision */
-    *sq = herd_grad_sq_sum(herd_model_grads(s->m), herd_model_dense_params(s->m));
+    *sq = p->borrows ? herd_grad_sq_sum(herd_model_grads(s->m) + p->plo, p->phi - p->plo) /* a tied weight counts once */
+                     : herd_grad_sq_sum(herd_model_grads(s->m), herd_model_dense_params(s->m));
     if (herd_comm_size(s->comm) == 1) return HERD_OK;
     herd_status st = herd_comm_allreduce_f64(s->comm, sq, 1, err); /* every rank: stages x replicas */
     if (st == HERD_OK) *sq /= p->n_replicas;                        /* replicas of a stage hold the same */

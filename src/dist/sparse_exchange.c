@@ -61,11 +61,13 @@ static int reserve_rows(int32_t **ids, float **vals, int64_t *cap, int64_t n, in
 herd_status herd_sparse_exchange_create(herd_sparse_exchange **out, herd_strategy *s, herd_model *m, herd_error *err) {
     *out = NULL;
     int tables = herd_model_sparse_count(m);
-    if (!tables || !s || (s->world == 1 && herd_strategy_parts(s) == 1)) return HERD_OK;
-    /* data parallel only: its parts each compute the whole model's gradient for their rows */
+    if (!tables || !s) return HERD_OK;
+    /* data parallel only: its parts each compute the whole model's gradient for their rows (a
+     * pipeline of one replica too has world 1, but its stages hold different tables) */
     if (strcmp(s->ops->name, "data parallel"))
         return herd_fail(err, HERD_EUNSUPPORTED, "the model's embedding tables have row-sparse gradients, which %s "
                          "training does not exchange: use --strategy dp", s->ops->name);
+    if (s->world == 1 && herd_strategy_parts(s) == 1) return HERD_OK;
     herd_sparse_exchange *x = calloc(1, sizeof *x);
     if (!x) return herd_fail(err, HERD_ENOMEM, "out of memory for the sparse gradient exchange");
     x->s = s, x->m = m, x->tables = tables;

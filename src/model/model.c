@@ -842,7 +842,7 @@ void herd_model_layer_param_range(const herd_model *m, int first, int last, int6
     for (int i = first; i <= last; i++)
         for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
             int r = m->nodes[i].param[s];
-            if (r < 0) continue;
+            if (r < 0 || m->params_reg[r].node != i) continue; /* a tied weight is its owner's */
             const herd_param_info *p = &m->params_reg[r].info;
             int64_t *lo = p->trainable ? plo : blo, *hi = p->trainable ? phi : bhi;
             if (p->offset < *lo) *lo = p->offset;
@@ -852,16 +852,18 @@ void herd_model_layer_param_range(const herd_model *m, int first, int last, int6
     if (*blo > *bhi) *blo = *bhi = 0;
 }
 
-const char *herd_model_param_shared_outside(const herd_model *m, int first, int last) {
-    for (int i = first; i <= last; i++)
-        for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
-            int r = m->nodes[i].param[s];
-            for (int j = 0; r >= 0 && j < m->n_nodes; j++)
-                for (int t = 0; (j < first || j > last) && t < LAYER_MAX_SLOTS; t++)
-                    if (m->nodes[j].param[t] == r) return m->params_reg[r].info.name;
-        }
-    return NULL;
+int herd_model_param_users(const herd_model *m, int r, int *layers, int max) {
+    int n = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        int uses = 0;
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) uses |= m->nodes[i].param[s] == r;
+        if (uses && n < max) layers[n] = i;
+        n += uses;
+    }
+    return n;
 }
+
+int herd_model_param_owner(const herd_model *m, int r) { return m->params_reg[r].node; }
 
 void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, int64_t *per_sample) {
     *out = m->nodes[i].out;
