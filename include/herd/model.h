@@ -358,6 +358,12 @@ void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t
  * time does not allow). Default 1. */
 void herd_model_set_memory_reuse(herd_model *m, int enable);
 int herd_model_memory_reuse(const herd_model *m);
+/* Before herd_model_prepare: enable = 1 makes every sum over the batch that the kernels split
+ * across threads (a convolution's weight gradient, a dense layer's products) split into the same
+ * fixed parts whatever the thread count, added in part order, so the gradients and the weights
+ * trained are bit-identical for any number of threads (herd train --deterministic; it plans a
+ * little more workspace and may leave threads idle in those sums). Default 0: one part per thread. */
+void herd_model_set_fixed_reduction(herd_model *m, int enable);
 /* Before herd_model_prepare: enable = 1 plans forward passes only (no gradient buffers; an
  * activation is freed after its last reader), for evaluation and prediction. Default 0. */
 void herd_model_set_inference_only(herd_model *m, int enable);

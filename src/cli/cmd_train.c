@@ -444,6 +444,7 @@ int cmd_train(int argc, char **argv) {
     if (trace_path && rank == 0 && cli_check_output(trace_path, "--trace", &err)) goto fail;
     threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     int local_batch = plan.rows; /* the strategy's answer: this rank's model plans for it */
+    herd_model_set_fixed_reduction(m, plan.fixed_reduction);
     if ((rc = cli_prepare_model(m, weights, backend, precision, local_batch, threads,
                                  plan.memory_reuse ? CLI_PLAN_TRAIN : CLI_PLAN_NO_REUSE))) goto fail_quiet;
     if (rank == 0 && *herd_model_import_note(m)) fprintf(stderr, "herd: warning: %s\n", herd_model_import_note(m));

@@ -9,7 +9,11 @@
  * allreduced (rank r receives the sum of the bucket's part inside its shard), the rank updates
  * its shard, and the shards are allgathered into every rank's parameters. Every element's
  * update is the same arithmetic as without it, so with --deterministic (the group sums taken
- * over the shard) the weights are the same bits. */
+ * over the shard) the weights are the same bits.
+ * Buffers (batch norm's running statistics) under --deterministic: every group starts from the
+ * step's buffers, and the step ends with their mean over the groups (in group order), so they do
+ * not depend on which rank ran which group either; for a running mean that is one update with
+ * the mean of the groups' batch means. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +37,10 @@ typedef struct dp_state {
     int n_buckets;
     uint16_t *bf16; /* scratch for compressed buckets */
     float *slots;   /* deterministic: one gradient per group, groups * n_params */
+    int64_t n_buffers;
+    float *buf_start; /* deterministic: the buffers at the start of the step */
+    float *buf_slots; /* ... and after each group's forward, groups * n_buffers */
+    int batch;        /* ... the step's global batch */
     herd_status hook_status;
     herd_error hook_err;
     /* ZeRO-1 */
@@ -82,6 +90,7 @@ void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *coun
 static herd_status dp_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
     (void)t, (void)err;
     dp_state *d = s->impl;
+    if (d->buf_start) memcpy(d->buf_start, herd_model_buffers(s->m, NULL), (size_t)d->n_buffers * sizeof(float));
     for (int k = 0; k < d->n_buckets; k++) d->buckets[k].started = 0, d->buckets[k].req = NULL;
     d->hook_status = HERD_OK;
     herd_model_set_grad_hook(s->m, d->n_buckets ? on_grads_ready : NULL, s);
@@ -108,10 +117,37 @@ herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p,
 static herd_status dp_compute(herd_strategy *s, const herd_strategy_part *p, float *loss, herd_metrics *acc,
                               herd_error *err) {
     dp_state *d = s->impl;
+    float *buffers = herd_model_buffers(s->m, NULL);
+    if (d->buf_start) memcpy(buffers, d->buf_start, (size_t)d->n_buffers * sizeof(float));
     herd_status st = data_parallel_compute(s, p, (float)p->count / (float)p->B, loss, acc, err);
     if (!st && d->slots)
         memcpy(d->slots + (size_t)p->id * d->n_params, herd_model_grads(s->m), (size_t)d->n_params * sizeof(float));
+    if (!st && d->buf_start)
+        memcpy(d->buf_slots + (size_t)p->id * d->n_buffers, buffers, (size_t)d->n_buffers * sizeof(float));
+    d->batch = p->B;
     return st;
+}
+
+/* --deterministic: the buffers become their mean over the groups that had rows, summed in
+ * group order whatever rank ran them. */
+static herd_status mean_buffers(herd_strategy *s, herd_error *err) {
+    dp_state *d = s->impl;
+    int G = s->cfg.groups, mine = data_parallel_parts(s);
+    size_t per = (size_t)mine * (size_t)d->n_buffers;
+    herd_status st = s->world > 1 ? herd_comm_allgather(s->comm, d->buf_slots + (size_t)s->rank * per, d->buf_slots,
+                                                        (int64_t)per, err)
+                                  : HERD_OK;
+    if (st) return st;
+    float *b = herd_model_buffers(s->m, NULL);
+    int used = 0;
+    for (int g = 0; g < G; g++) {
+        if ((int64_t)(g + 1) * d->batch / G == (int64_t)g * d->batch / G) continue; /* no rows: no statistics */
+        const float *src = d->buf_slots + (size_t)g * d->n_buffers;
+        if (used++ == 0) memcpy(b, src, (size_t)d->n_buffers * sizeof(float));
+        else for (int64_t i = 0; i < d->n_buffers; i++) b[i] += src[i];
+    }
+    for (int64_t i = 0; i < d->n_buffers && used > 1; i++) b[i] /= (float)used;
+    return HERD_OK;
 }
 
 static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *err) {
@@ -133,6 +169,7 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
                 for (int64_t i = d->lo; i < d->hi; i++) grads[i] += src[i];
             }
         }
+        if (st == HERD_OK && d->buf_start) st = mean_buffers(s, err);
     } else if (d->n_buckets) {
         herd_model_set_grad_hook(s->m, NULL, NULL);
         if (d->hook_status) st = herd_fail(err, d->hook_status, "%s", d->hook_err.msg);
@@ -211,6 +248,7 @@ static void dp_destroy(herd_strategy *s) {
     if (!d) return;
     free(d->bf16);
     herd_aligned_free(d->slots);
+    free(d->buf_start), free(d->buf_slots);
     free(d->shard_counts), free(d->bucket_counts), free(d->shard_grad);
     free(d);
 }
@@ -275,6 +313,10 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
     if (cfg->deterministic) {
         d->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)d->n_params * sizeof(float));
         if (!d->slots) goto nomem;
+        herd_model_buffers(s->m, &d->n_buffers);
+        if (d->n_buffers > 0 && (!(d->buf_start = malloc((size_t)d->n_buffers * sizeof(float))) ||
+                                 !(d->buf_slots = malloc((size_t)cfg->groups * (size_t)d->n_buffers * sizeof(float)))))
+            goto nomem;
     } else if (s->world > 1) {
         /* auto (<= 0): PyTorch DDP's 25 MiB, but at most a quarter of the model, so a small
          * model still gets several buckets and its last layers' reduction starts early */

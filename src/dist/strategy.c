@@ -43,6 +43,7 @@ herd_status herd_strategy_layout_for(const herd_strategy_config *cfg, int world,
                          : cfg->kind == HERD_STRATEGY_PIPELINE ? "pipelines" : "workers");
     out->rows = (batch + groups - 1) / groups;
     out->memory_reuse = reuse;
+    out->fixed_reduction = cfg->deterministic != 0;
     return HERD_OK;
 }
 

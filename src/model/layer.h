@@ -79,7 +79,8 @@ float *layer_sparse_row(sparse_grad *g, int32_t id);
 typedef struct layer_plan {
     herd_arena *arena;
     int B;
-    int threads;
+    int threads;             /* parts a kernel may split its work into, each with its own scratch: the
+                                pool's threads, or herd_exec.fixed_parts where that is more */
     size_t workspace_floats; /* the largest any node asks for */
 } layer_plan;
 

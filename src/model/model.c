@@ -362,7 +362,10 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     m->input = m->inputs[0].data;
     m->input_planned = NULL;
     m->activation_bytes = region;
-    layer_plan plan = {.arena = a, .B = B, .threads = herd_pool_threads(m->pool), .workspace_floats = 0};
+    /* fixed reduction parts each take a slot of workspace, however many threads run them */
+    int parts = herd_pool_threads(m->pool);
+    if (m->ex.fixed_parts > parts) parts = m->ex.fixed_parts;
+    layer_plan plan = {.arena = a, .B = B, .threads = parts, .workspace_floats = 0};
     for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
         memset(n->saved, 0, sizeof n->saved);
@@ -470,6 +473,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     herd_backend_set_threads(threads);
     m->be = be;
     m->ex.pool = m->pool;
+    m->ex.fixed_parts = m->fixed_reduction ? HERD_FIXED_PARTS : 0;
     m->notes[0] = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
@@ -962,6 +966,7 @@ void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t
 }
 
 void herd_model_set_memory_reuse(herd_model *m, int enable) { m->memory_reuse = enable; }
+void herd_model_set_fixed_reduction(herd_model *m, int enable) { m->fixed_reduction = enable != 0; }
 int herd_model_memory_reuse(const herd_model *m) { return m->memory_reuse; }
 void herd_model_set_inference_only(herd_model *m, int enable) { m->inference_only = enable; }
 

@@ -80,6 +80,7 @@ struct herd_model {
     int *scratch;             /* per node, for the planner */
     struct live_buf *live, **live_order, **live_placed; /* the liveness planner's tables (2 per node + inputs) */
     int memory_reuse;         /* buffers with disjoint lives share memory (default 1) */
+    int fixed_reduction;      /* kernels sum over the batch in parts fixed whatever the thread count (default 0) */
     int inference_only;       /* plan forward only: no gradient buffers */
     int bf16;                 /* herd_model_set_precision(m, "bf16"): the cpu backend's bf16 table */
     size_t activation_bytes, activation_bytes_plain; /* the activation/gradient region, with and without reuse */
