@@ -260,6 +260,11 @@ void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, i
  * backward goes on. fn = NULL removes the hook. */
 typedef void (*herd_grad_ready_fn)(void *user, int64_t ready_from);
 void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
+/* Called during forward before each layer that reads dense parameters, with the range
+ * params[lo, hi) they lie in, so ZeRO-1 can wait for each layer's parameters alone while the
+ * rest still arrive. fn = NULL removes the hook. */
+typedef void (*herd_params_needed_fn)(void *user, int64_t lo, int64_t hi);
+void herd_model_set_params_hook(herd_model *m, herd_params_needed_fn fn, void *user);
 
 /* Re-keys the dropout generator: masks become a pure function of (seed, stream), so
  * distributed training can make them independent of how a batch is split. */

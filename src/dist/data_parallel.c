@@ -7,7 +7,10 @@
  * ZeRO stage 1 (cfg.zero): rank r owns the contiguous shard [n*r/W, n*(r+1)/W) of the dense
  * parameters and the optimizer state of it alone; each bucket is reduce-scattered instead of
  * allreduced (rank r receives the sum of the bucket's part inside its shard), the rank updates
- * its shard, and the shards are allgathered into every rank's parameters. Every element's
+ * its shard, and the shards are allgathered into every rank's parameters, bucket by bucket
+ * without blocking: the next step's forward waits, layer by layer, for the buckets holding the
+ * parameters it is about to read (herd_model_set_params_hook), so the allgather overlaps the
+ * data loading and the forward of the layers before. Every element's
  * update is the same arithmetic as without it, so with --deterministic (the group sums taken
  * over the shard) the weights are the same bits.
  * Buffers (batch norm's running statistics) under --deterministic: every group starts from the
@@ -49,6 +52,11 @@ typedef struct dp_state {
     int *shard_counts;  /* per rank: its shard's floats */
     int *bucket_counts; /* per bucket, per rank: the floats of the bucket inside the rank's shard */
     float *shard_grad;  /* hi - lo: the reduce-scatters' output */
+    herd_comm_request *gather[MAX_BUCKETS]; /* per bucket: its parameters' allgather in flight, or NULL */
+    double gather_start[MAX_BUCKETS];
+    int gathers;        /* allgathers in flight */
+    herd_status gather_status;
+    herd_error gather_err;
 } dp_state;
 
 static void on_grads_ready(void *user, int64_t ready_from) {
@@ -72,6 +80,39 @@ static void on_grads_ready(void *user, int64_t ready_from) {
         b->t_start = herd_now();
     }
     herd_comm_poll(s->comm);
+}
+
+/* ZeRO-1: waits for the allgather of bucket k's parameters (a failure is kept for the next
+ * status the trainer sees). */
+static void wait_gather(herd_strategy *s, int k) {
+    dp_state *d = s->impl;
+    if (!d->gather[k]) return;
+    double t0 = herd_now();
+    herd_status st = herd_comm_wait(s->comm, d->gather[k], d->gather_status ? &(herd_error){0} : &d->gather_err);
+    if (st && !d->gather_status) d->gather_status = st;
+    d->gather[k] = NULL;
+    double t1 = herd_now();
+    s->wait_seconds += t1 - t0;
+    herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, d->gather_start[k], t1);
+    if (--d->gathers == 0) herd_model_set_params_hook(s->m, NULL, NULL);
+}
+
+/* The model's forward is about to read params[lo, hi): the buckets overlapping it must have
+ * arrived. */
+static void on_params_needed(void *user, int64_t lo, int64_t hi) {
+    herd_strategy *s = user;
+    dp_state *d = s->impl;
+    for (int k = d->n_buckets - 1; k >= 0 && d->gathers; k--)
+        if (d->buckets[k].lo < hi && d->buckets[k].hi > lo) wait_gather(s, k);
+}
+
+/* Every allgather still in flight, before anything reads or writes the whole parameters. */
+static herd_status wait_gathers(herd_strategy *s, herd_error *err) {
+    dp_state *d = s->impl;
+    for (int k = d->n_buckets - 1; k >= 0 && d->gathers; k--) wait_gather(s, k);
+    herd_status st = d->gather_status;
+    d->gather_status = HERD_OK;
+    return st ? herd_fail(err, st, "%s", d->gather_err.msg) : HERD_OK;
 }
 
 /* Groups of a global batch across the world: the fixed micro-groups, or one per rank. */
@@ -187,6 +228,7 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
         }
         if (!st && d->zero) memcpy(grads + d->lo, d->shard_grad, (size_t)(d->hi - d->lo) * sizeof(float));
     }
+    if (!st) st = wait_gathers(s, err); /* any the forward did not need */
     s->wait_seconds += herd_now() - t0;
     return st;
 }
@@ -217,11 +259,28 @@ static herd_status zero_apply(herd_strategy *s, const herd_strategy_update *u, h
     herd_optimizer_step_pool(u->opt, params + d->lo, herd_model_grads(s->m) + d->lo, u->lr, u->pool);
     double t1 = herd_now();
     herd_trace_add(s->trace, "optimizer (shard)", "optimizer", HERD_TRACE_COMPUTE, t0, t1);
-    herd_status st = s->world > 1 ? herd_comm_allgatherv(s->comm, params, d->shard_counts, err) : HERD_OK;
-    double t2 = herd_now();
-    s->wait_seconds += t2 - t1;
-    herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, t1, t2);
-    return st;
+    if (s->world == 1) return HERD_OK;
+    if (!d->n_buckets) { /* --deterministic: one allgather, here */
+        herd_status st = herd_comm_allgatherv(s->comm, params, d->shard_counts, err);
+        double t2 = herd_now();
+        s->wait_seconds += t2 - t1;
+        herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, t1, t2);
+        return st;
+    }
+    /* bucket by bucket from the first layer's, which the next forward needs first */
+    for (int k = d->n_buckets - 1; k >= 0; k--) {
+        bucket *b = &d->buckets[k];
+        herd_status st = herd_comm_iallgatherv(s->comm, params + b->lo, d->bucket_counts + (size_t)k * (size_t)s->world,
+                                               &d->gather[k], err);
+        if (st) return st;
+        d->gather_start[k] = herd_now();
+        d->gathers += d->gather[k] != NULL;
+    }
+    if (d->gathers) {
+        herd_model_set_params_hook(s->m, on_params_needed, s);
+        herd_comm_progress(s->comm, 1); /* moving while the next batch loads and the forward runs */
+    }
+    return HERD_OK;
 }
 
 static herd_status dp_nothing(herd_strategy *s, herd_error *err) {
@@ -231,20 +290,25 @@ static herd_status dp_nothing(herd_strategy *s, herd_error *err) {
 
 static herd_status dp_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
     (void)t;
-    return dp_nothing(s, err); /* every rank holds the same model after every step */
+    return wait_gathers(s, err); /* every rank holds the same model once the parameters arrived */
 }
 
 static herd_status dp_gather_state(herd_strategy *s, herd_strategy_state *state, herd_error *err) {
     dp_state *d = s->impl;
     float *m = state->m, *v = state->v;
+    herd_status st0 = wait_gathers(s, err);
+    if (st0) return st0;
     if (!d->zero || s->world == 1) return dp_nothing(s, err); /* every rank holds the whole state */
     herd_status st = m ? herd_comm_allgatherv(s->comm, m, d->shard_counts, err) : HERD_OK; /* every rank's shard */
     return !st && v ? herd_comm_allgatherv(s->comm, v, d->shard_counts, err) : st;
 }
 
+static herd_status dp_finish(herd_strategy *s, herd_error *err) { return wait_gathers(s, err); }
+
 static void dp_destroy(herd_strategy *s) {
     dp_state *d = s->impl;
     herd_model_set_grad_hook(s->m, NULL, NULL);
+    herd_model_set_params_hook(s->m, NULL, NULL);
     if (!d) return;
     free(d->bf16);
     herd_aligned_free(d->slots);
@@ -268,7 +332,7 @@ static const herd_strategy_ops dp_ops = {
     .apply = dp_apply,
     .sync_model = dp_sync_model,
     .gather_state = dp_gather_state,
-    .finish = dp_nothing,
+    .finish = dp_finish,
     .destroy = dp_destroy,
 };
 

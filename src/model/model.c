@@ -657,6 +657,17 @@ herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *e
     return HERD_OK;
 }
 
+/* The span of the dense parameters node n reads, [*lo, *hi); empty when none. */
+static void node_params_span(const herd_model *m, const node *n, int64_t *lo, int64_t *hi) {
+    *lo = m->n_dense, *hi = 0;
+    for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+        const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
+        if (!p || !p->trainable || p->sparse) continue;
+        if (p->offset < *lo) *lo = p->offset;
+        if (p->offset + p->numel > *hi) *hi = p->offset + p->numel;
+    }
+}
+
 herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
                                      herd_error *err) {
     herd_status st = check_range(m, first, last, row0, B, err);
@@ -668,6 +679,11 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
         layer_call c;
         make_call(m, n, row0, B, training, &c);
         if (n->kind->check && (st = n->kind->check(&c, err))) return st;
+        if (m->params_hook) {
+            int64_t lo, hi;
+            node_params_span(m, n, &lo, &hi);
+            if (hi > lo) m->params_hook(m->params_hook_user, lo, hi);
+        }
         n->kind->forward(&c);
         if (m->profile) n->t_forward += herd_now() - t0;
         if (m->trace) herd_trace_add(m->trace, n->name, "forward", HERD_TRACE_COMPUTE, t0, herd_now());
@@ -873,6 +889,11 @@ void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, i
     *out = m->nodes[i].out;
     *dout = m->nodes[i].dout;
     *per_sample = m->nodes[i].numel;
+}
+
+void herd_model_set_params_hook(herd_model *m, herd_params_needed_fn fn, void *user) {
+    m->params_hook = fn;
+    m->params_hook_user = user;
 }
 
 void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) {

@@ -76,6 +76,8 @@ struct herd_model {
     int profile;
     struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
+    herd_params_needed_fn params_hook;
+    void *params_hook_user;
     void *grad_hook_user;
     int *scratch;             /* per node, for the planner */
     struct live_buf *live, **live_order, **live_placed; /* the liveness planner's tables (2 per node + inputs) */
