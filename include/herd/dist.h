@@ -63,6 +63,10 @@ typedef struct herd_strategy_layout {
 herd_status herd_strategy_layout_for(const herd_strategy_config *cfg, int world, int batch, herd_strategy_layout *out,
                                      herd_error *err);
 
+/* What cfg cannot train of model m, before any rank starts (batchnorm sync=1 outside plain data
+ * parallel): HERD_EARG with one line; herd_strategy_create checks it too. */
+herd_status herd_strategy_check_model(const herd_strategy_config *cfg, const herd_model *m, herd_error *err);
+
 typedef struct herd_strategy herd_strategy;
 /* A strategy over c for model m (already prepared for this rank's share of the batch and
  * initialised); every rank calls it, and rank 0's parameters and buffers are copied to all. */

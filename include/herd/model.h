@@ -264,6 +264,12 @@ void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
  * params[lo, hi) they lie in, so ZeRO-1 can wait for each layer's parameters alone while the
  * rest still arrive. fn = NULL removes the hook. */
 typedef void (*herd_params_needed_fn)(void *user, int64_t lo, int64_t hi);
+/* SyncBatchNorm (batchnorm sync=1): fn(user, v, n) adds v[0..n) over every rank the batch is
+ * spread over, in place, the same calls in the same order on every rank; a failure is the
+ * caller's to keep and report. NULL (the default): each process normalises with its own rows. */
+void herd_model_set_batch_sum(herd_model *m, void (*fn)(void *user, double *v, int n), void *user);
+/* Layers whose batch statistics are summed over the ranks (batchnorm sync=1). */
+int herd_model_batch_sync_layers(const herd_model *m);
 void herd_model_set_params_hook(herd_model *m, herd_params_needed_fn fn, void *user);
 
 /* Re-keys the dropout generator: masks become a pure function of (seed, stream), so

@@ -23,6 +23,10 @@ typedef struct herd_exec {
      * many (fewer only when the batch has fewer rows), whatever the thread count, so the sums
      * and the weights trained do not depend on it (herd_model_set_fixed_reduction) */
     int fixed_parts;
+    /* adds n doubles over every rank the batch is spread over, in place (batchnorm sync=1);
+     * NULL: the batch is this process's alone (herd_model_set_batch_sum) */
+    ref_sum_fn batch_sum;
+    void *batch_sum_user;
 } herd_exec;
 
 typedef struct herd_backend {

@@ -57,6 +57,8 @@ typedef struct dp_state {
     int gathers;        /* allgathers in flight */
     herd_status gather_status;
     herd_error gather_err;
+    herd_status sum_status; /* batchnorm sync=1: the first failed sum of batch statistics */
+    herd_error sum_err;
 } dp_state;
 
 static void on_grads_ready(void *user, int64_t ready_from) {
@@ -80,6 +82,14 @@ static void on_grads_ready(void *user, int64_t ready_from) {
         b->t_start = herd_now();
     }
     herd_comm_poll(s->comm);
+}
+
+/* batchnorm sync=1: the batch statistics summed over the ranks (a failure waits for the end of
+ * backward to be reported; the sums then stay this rank's). */
+static void sum_batch_stats(void *user, double *v, int n) {
+    herd_strategy *s = user;
+    dp_state *d = s->impl;
+    if (!d->sum_status) d->sum_status = herd_comm_allreduce_f64(s->comm, v, n, &d->sum_err);
 }
 
 /* ZeRO-1: waits for the allgather of bucket k's parameters (a failure is kept for the next
@@ -229,6 +239,7 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
         if (!st && d->zero) memcpy(grads + d->lo, d->shard_grad, (size_t)(d->hi - d->lo) * sizeof(float));
     }
     if (!st) st = wait_gathers(s, err); /* any the forward did not need */
+    if (!st && d->sum_status) st = herd_fail(err, d->sum_status, "%s", d->sum_err.msg);
     s->wait_seconds += herd_now() - t0;
     return st;
 }
@@ -309,6 +320,7 @@ static void dp_destroy(herd_strategy *s) {
     dp_state *d = s->impl;
     herd_model_set_grad_hook(s->m, NULL, NULL);
     herd_model_set_params_hook(s->m, NULL, NULL);
+    herd_model_set_batch_sum(s->m, NULL, NULL);
     if (!d) return;
     free(d->bf16);
     herd_aligned_free(d->slots);
@@ -358,6 +370,7 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
     d->n_params = herd_model_dense_params(s->m); /* the gradient exchanged: sparse tables have none here */
     d->lo = 0, d->hi = d->n_params;
     const herd_strategy_config *cfg = &s->cfg;
+    if (s->world > 1 && herd_model_batch_sync_layers(s->m)) herd_model_set_batch_sum(s->m, sum_batch_stats, s);
     if (cfg->zero) {
         if (d->n_params > 0x7fffffff) {
             dp_destroy(s);

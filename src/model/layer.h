@@ -138,6 +138,9 @@ struct layer_kind {
      * attention's keys and values); decode_cache NULL: none, < 0: this configuration cannot */
     void (*decode)(const layer_call *c, float *cache);
     int64_t (*decode_cache)(const node *n);
+    /* 1 when this node's batch statistics are summed over the data-parallel ranks (batchnorm
+     * sync=1; NULL: never) */
+    int (*batch_sync)(const node *n);
 };
 
 /* ---- the table (src/layers/layers.c) ---- */

@@ -891,6 +891,17 @@ void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, i
     *per_sample = m->nodes[i].numel;
 }
 
+void herd_model_set_batch_sum(herd_model *m, void (*fn)(void *user, double *v, int n), void *user) {
+    m->ex.batch_sum = fn;
+    m->ex.batch_sum_user = user;
+}
+
+int herd_model_batch_sync_layers(const herd_model *m) {
+    int k = 0;
+    for (int i = 0; i < m->n_nodes; i++) k += m->nodes[i].kind->batch_sync && m->nodes[i].kind->batch_sync(&m->nodes[i]);
+    return k;
+}
+
 void herd_model_set_params_hook(herd_model *m, herd_params_needed_fn fn, void *user) {
     m->params_hook = fn;
     m->params_hook_user = user;
