@@ -39,11 +39,12 @@ for l in 2 4 1x2 2x2; do
     cmp -s "$TMP/b1.st" "$TMP/b$l.st" && pass || fail "deterministic batch norm: $l not bit-identical to 1 x 1"
 done
 # SyncBatchNorm: 2 ranks normalise with the whole batch's statistics, as one process does (the
-# same batch norm without sync=1 ends 0.3 away); in one process a note, once
+# same batch norm without sync=1 ends 0.3 away); in one process a note, once. On the ref backend:
+# with the cpu one this subset at batch 64 ends 1.2e-3 apart (batch 128: 1e-7; see the README)
 SYNC=$SRC/tests/data/sync_bn.spec
-expect_exit 0 "sync batch norm, 1 rank" -- "$HERD" train "$SYNC" "${common[@]}" --save "$TMP/s1.st"
+expect_exit 0 "sync batch norm, 1 rank" -- "$HERD" train "$SYNC" "${common[@]}" --backend ref --save "$TMP/s1.st"
 [ "$(grep -c 'batchnorm sync=1 in one process' "$TMP/err")" = 1 ] && pass || fail "one process: no note, or more than one"
-expect_exit 0 "sync batch norm, 2 ranks" -- "$HERD" train "$SYNC" "${common[@]}" -n 2 --save "$TMP/s2.st"
+expect_exit 0 "sync batch norm, 2 ranks" -- "$HERD" train "$SYNC" "${common[@]}" --backend ref -n 2 --save "$TMP/s2.st"
 compare_weights "$TMP/s1.st" "$TMP/s2.st" 2e-5 && pass || fail "sync batch norm: 2 ranks differ from 1 rank"
 expect_exit 2 "sync batch norm with --deterministic" -- "$HERD" train "$SYNC" "${common[@]}" -n 2 --deterministic
 expect_err_line "sync batch norm with --deterministic" "batchnorm sync=1 is for --strategy dp without --deterministic"
