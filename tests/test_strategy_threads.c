@@ -29,6 +29,8 @@
 
 static const char *SPEC_PLAIN = "input 12\ndense 16 relu\ndense 16 relu\ndense 4\n";
 static const char *SPEC_DROPOUT = "input 12\ndense 16 relu\ndropout 0.3\ndense 16 relu\ndense 4\n";
+static const char *SPEC_SYNC_BN = "input 12\ndense 16 bias=0\nbatchnorm sync=1 relu\ndense 16 bias=0\nbatchnorm sync=1 relu\ndense 4\n";
+static const char *SPEC_LOCAL_BN = "input 12\ndense 16 bias=0\nbatchnorm relu\ndense 16 bias=0\nbatchnorm relu\ndense 4\n";
 
 typedef struct job {
     const char *spec;
@@ -609,6 +611,26 @@ int main(void) {
     q.cfg.stages = 3;
     CHECK(herd_strategy_layout_for(&q.cfg, 4, B, &lay, &e) == HERD_EARG && strstr(e.msg, "--stages 3 divides"),
           "4 ranks with 3 stages: %s", e.msg);
+    /* SyncBatchNorm: 2 and 4 ranks normalise with the whole batch's statistics, as one process
+     * does (to float tolerance: the sums are split across ranks); without sync=1 they do not */
+    static float bn1[4096];
+    job sb = {.spec = SPEC_SYNC_BN, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    CHECK(!run(&sb, 1, bn1), "sync batch norm, one process");
+    for (int ranks = 2; ranks <= 4; ranks *= 2) {
+        CHECK(!run(&sb, ranks, got_params), "sync batch norm, %d ranks", ranks);
+        CHECK(max_diff(got_params, bn1, sb.n) <= 2e-6, "sync batch norm on %d ranks: %.3g from one process", ranks,
+              max_diff(got_params, bn1, sb.n));
+    }
+    job lb = {.spec = SPEC_LOCAL_BN, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    CHECK(!run(&lb, 2, got_params) && max_diff(got_params, bn1, lb.n) > 1e-4,
+          "batch norm without sync on 2 ranks: only %.3g from one process (the test cannot tell)",
+          max_diff(got_params, bn1, lb.n));
+    sb.cfg.deterministic = 1;
+    rank_ctx bctx[2];
+    run_ranks(2, 30, train_rank, &sb, bctx);
+    CHECK(bctx[0].status == HERD_EARG && strstr(bctx[0].err.msg, "batchnorm sync=1 is for --strategy dp without") &&
+              !strchr(bctx[0].err.msg, '\n'),
+          "sync batch norm with --deterministic: %s", bctx[0].err.msg);
     resume_matrix(ds);
     ps_tables();
     herd_dataset_close(ds);

@@ -50,15 +50,22 @@ herd_strategy_config herd_strategy_defaults(herd_strategy_kind kind);
 
 /* How a rank's model must be prepared under cfg on `world` ranks for a global batch of B,
  * answered before the model is: rows (the most rows of a batch one rank computes at once: the
- * model's max_batch) and memory_reuse (0: a pipeline keeps every micro-batch's activations,
- * herd_model_set_memory_reuse(m, 0)). HERD_EARG with one line when the layout cannot work
- * (servers, stages or groups against the world size, a batch smaller than the groups). */
+ * model's max_batch), memory_reuse (0: a pipeline keeps every micro-batch's activations,
+ * herd_model_set_memory_reuse(m, 0)) and fixed_reduction (1 with cfg.deterministic:
+ * herd_model_set_fixed_reduction(m, 1), so the weights depend on the thread count no more than
+ * on the world size). HERD_EARG with one line when the layout cannot work (servers, stages or
+ * groups against the world size, a batch smaller than the groups). */
 typedef struct herd_strategy_layout {
     int rows;
     int memory_reuse;
+    int fixed_reduction;
 } herd_strategy_layout;
 herd_status herd_strategy_layout_for(const herd_strategy_config *cfg, int world, int batch, herd_strategy_layout *out,
                                      herd_error *err);
+
+/* What cfg cannot train of model m, before any rank starts (batchnorm sync=1 outside plain data
+ * parallel): HERD_EARG with one line; herd_strategy_create checks it too. */
+herd_status herd_strategy_check_model(const herd_strategy_config *cfg, const herd_model *m, herd_error *err);
 
 typedef struct herd_strategy herd_strategy;
 /* A strategy over c for model m (already prepared for this rank's share of the batch and

@@ -260,6 +260,17 @@ void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, i
  * backward goes on. fn = NULL removes the hook. */
 typedef void (*herd_grad_ready_fn)(void *user, int64_t ready_from);
 void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user);
+/* Called during forward before each layer that reads dense parameters, with the range
+ * params[lo, hi) they lie in, so ZeRO-1 can wait for each layer's parameters alone while the
+ * rest still arrive. fn = NULL removes the hook. */
+typedef void (*herd_params_needed_fn)(void *user, int64_t lo, int64_t hi);
+/* SyncBatchNorm (batchnorm sync=1): fn(user, v, n) adds v[0..n) over every rank the batch is
+ * spread over, in place, the same calls in the same order on every rank; a failure is the
+ * caller's to keep and report. NULL (the default): each process normalises with its own rows. */
+void herd_model_set_batch_sum(herd_model *m, void (*fn)(void *user, double *v, int n), void *user);
+/* Layers whose batch statistics are summed over the ranks (batchnorm sync=1). */
+int herd_model_batch_sync_layers(const herd_model *m);
+void herd_model_set_params_hook(herd_model *m, herd_params_needed_fn fn, void *user);
 
 /* Re-keys the dropout generator: masks become a pure function of (seed, stream), so
  * distributed training can make them independent of how a batch is split. */
@@ -358,6 +369,12 @@ void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t
  * time does not allow). Default 1. */
 void herd_model_set_memory_reuse(herd_model *m, int enable);
 int herd_model_memory_reuse(const herd_model *m);
+/* Before herd_model_prepare: enable = 1 makes every sum over the batch that the kernels split
+ * across threads (a convolution's weight gradient, a dense layer's products) split into the same
+ * fixed parts whatever the thread count, added in part order, so the gradients and the weights
+ * trained are bit-identical for any number of threads (herd train --deterministic; it plans a
+ * little more workspace and may leave threads idle in those sums). Default 0: one part per thread. */
+void herd_model_set_fixed_reduction(herd_model *m, int enable);
 /* Before herd_model_prepare: enable = 1 plans forward passes only (no gradient buffers; an
  * activation is freed after its last reader), for evaluation and prediction. Default 0. */
 void herd_model_set_inference_only(herd_model *m, int enable);

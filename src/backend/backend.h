@@ -9,12 +9,24 @@
 #include "../ops/ops.h"
 #include "herd/core.h"
 
+/* herd_exec.fixed_parts under herd_model_set_fixed_reduction: as many parts as the threads of
+ * the machines herd is tuned on (2 to 8), so those keep every thread busy in the split sums. */
+#define HERD_FIXED_PARTS 8
+
 /* What a fast op may use: the pool (NULL = one thread) and a scratch block
  * planned once from the *_workspace queries below (never allocated per call). */
 typedef struct herd_exec {
     herd_pool *pool;
     float *workspace;
     size_t workspace_floats;
+    /* 0: a kernel that sums over the batch takes one partial sum per thread; > 0: exactly this
+     * many (fewer only when the batch has fewer rows), whatever the thread count, so the sums
+     * and the weights trained do not depend on it (herd_model_set_fixed_reduction) */
+    int fixed_parts;
+    /* adds n doubles over every rank the batch is spread over, in place (batchnorm sync=1);
+     * NULL: the batch is this process's alone (herd_model_set_batch_sum) */
+    ref_sum_fn batch_sum;
+    void *batch_sum_user;
 } herd_exec;
 
 typedef struct herd_backend {

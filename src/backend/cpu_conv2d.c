@@ -179,13 +179,19 @@ const char *cpu_conv2d_unsupported(const conv2d_dims *d) {
 }
 
 /* Slots = images handled by one sgemm stream each: as many as the pool has threads,
- * no more than images, and no more than the workspace holds. 0 = workspace too small. */
+ * no more than images, and no more than the workspace holds. 0 = workspace too small.
+ * Backward with ex->fixed_parts: exactly that many (the pool runs several per thread), so
+ * the slots' dw/db partials, and their sum, do not depend on the thread count; a workspace
+ * too small for them gives 0 (the reference path) rather than fewer. */
 static int conv_slots(const herd_exec *ex, const conv2d_dims *d, int backward) {
-    int t = cpu_threads(ex);
+    int fixed = backward && ex && ex->fixed_parts > 0;
+    int t = fixed ? ex->fixed_parts : cpu_threads(ex);
     if (t > d->B) t = d->B;
     size_t have = ex ? ex->workspace_floats : 0;
-    for (; t >= 1; t--)
+    for (; t >= 1; t--) {
         if ((size_t)t * slot_floats(d, backward) + shared_floats(d) <= have) return t;
+        if (fixed) break;
+    }
     return 0;
 }
 

@@ -1,5 +1,7 @@
 /* cpu dense: sgemm on row blocks, one block per pool thread, so every output element
- * (including dw, reduced over the batch inside one sgemm) is computed by exactly one thread. */
+ * (including dw, reduced over the batch inside one sgemm) is computed by exactly one thread.
+ * With ex->fixed_parts the blocks are that many whatever the thread count: the same sgemm
+ * calls, whose edge kernels may sum in another order for another block shape, so the same bits. */
 #include <cblas.h>
 
 #include "cpu_internal.h"
@@ -13,6 +15,12 @@ typedef struct dense_job {
 static void block(int n, int slots, int64_t s, int *lo, int *hi) {
     *lo = (int)((int64_t)n * s / slots);
     *hi = (int)((int64_t)n * (s + 1) / slots);
+}
+
+/* Row blocks: one per thread (or the fixed parts), at most one per row of the longer side. */
+static int dense_slots(const herd_exec *ex, int B, int OUT) {
+    int longest = OUT >= B ? OUT : B, parts = ex && ex->fixed_parts > 0 ? ex->fixed_parts : cpu_threads(ex);
+    return parts < longest ? parts : longest;
 }
 
 /* Split over output features rather than the batch when there are more of them: each
@@ -42,8 +50,7 @@ static void dense_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
 
 void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
                        int OUT) {
-    int longest = OUT >= B ? OUT : B;
-    int slots = cpu_threads(ex) < longest ? cpu_threads(ex) : longest;
+    int slots = dense_slots(ex, B, OUT);
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .out = out, .in = in, .w = w, .b = b};
     cpu_for(ex, slots, CPU_NS_PER_MAC((int64_t)B * IN * OUT), dense_forward_slots, &j);
 }
@@ -74,8 +81,7 @@ static void dense_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) 
 
 void cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int B, int IN, int OUT) {
-    int longest = OUT >= B ? OUT : B;
-    int slots = cpu_threads(ex) < longest ? cpu_threads(ex) : longest;
+    int slots = dense_slots(ex, B, OUT);
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .din = din, .dw = dw, .db = db, .dout = dout,
                    .in = in, .w = w};
     cpu_for(ex, slots, CPU_NS_PER_MAC((int64_t)2 * B * IN * OUT), dense_backward_slots, &j);

@@ -99,7 +99,7 @@ static herd_status bench_loader(const herd_dataset *ds, int batch, int steps, in
 
 int cmd_bench(int argc, char **argv) {
     const char *backend = "cpu", *precision = "fp32", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
-    int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1;
+    int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1, zero = 0;
     float bucket_mb = 0, cache_mb = 1024;
     int prefetch = 2, loader_threads = 1, cache = 0;
     const char *augment = "none", *normalize = "none";
@@ -117,6 +117,7 @@ int cmd_bench(int argc, char **argv) {
         {"--workers", OPT_INT, &workers, 1, 4096, "N", "-n N: local data-parallel ranks (herd runs mpirun)", 0},
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none or bf16", 0},
+        {"--zero", OPT_INT, &zero, 0, 1, "N", "data parallel: 1 = ZeRO-1 (sharded optimizer state), as herd train", 0},
         {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "loader mode: batches prepared ahead (default 2; 0 = in this thread)", 0},
         {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader mode: loader threads (default 1)", 0},
         {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "loader mode: cache decoded samples", 0},
@@ -162,7 +163,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = cli_open_model(pos[0], NULL, backend, precision, batch, threads, 0, mode_i == 1 ? CLI_PLAN_INFERENCE : CLI_PLAN_TRAIN, &m);
     if (rc) goto fail_quiet;
     rc = 1;
-    herd_strategy_config scfg = {.kind = HERD_STRATEGY_DP, .bucket_mb = bucket_mb, .bf16 = bf16 == 1};
+    herd_strategy_config scfg = {.kind = HERD_STRATEGY_DP, .bucket_mb = bucket_mb, .bf16 = bf16 == 1, .zero = zero};
     if (herd_strategy_create(&strategy, comm, m, &scfg, &err)) goto fail;
     if (allreduce_mode) {
         double bucketed, single;
@@ -238,6 +239,7 @@ int cmd_bench(int argc, char **argv) {
             if (herd_model_forward(m, batch, 0, &err)) goto fail;
         }
     }
+    if (herd_strategy_finish(strategy, &err)) goto fail; /* ZeRO-1: the last step's parameters arrive */
     double secs = herd_now() - t0, wait = herd_strategy_wait_seconds(strategy) - wait0;
     int64_t flops = 0;
     for (int i = 0; i < herd_model_layer_count(m); i++) {

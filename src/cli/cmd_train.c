@@ -247,6 +247,7 @@ typedef struct train_layout {
 static herd_status check_layout(const train_layout *l, herd_model *m, int world, herd_strategy_layout *out,
                                 herd_error *err) {
     herd_status st = herd_strategy_layout_for(&l->scfg, world, l->batch, out, err);
+    if (!st) st = herd_strategy_check_model(&l->scfg, m, err);
     if (st) return st;
     if (l->scfg.kind == HERD_STRATEGY_PS && l->scfg.staleness < 0 && (l->ckpt_dir || l->resume))
         return herd_fail(err, HERD_EARG, "checkpoints with --strategy ps need a bounded --staleness (a checkpoint "
@@ -444,9 +445,13 @@ int cmd_train(int argc, char **argv) {
     if (trace_path && rank == 0 && cli_check_output(trace_path, "--trace", &err)) goto fail;
     threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     int local_batch = plan.rows; /* the strategy's answer: this rank's model plans for it */
+    herd_model_set_fixed_reduction(m, plan.fixed_reduction);
     if ((rc = cli_prepare_model(m, weights, backend, precision, local_batch, threads,
                                  plan.memory_reuse ? CLI_PLAN_TRAIN : CLI_PLAN_NO_REUSE))) goto fail_quiet;
     if (rank == 0 && *herd_model_import_note(m)) fprintf(stderr, "herd: warning: %s\n", herd_model_import_note(m));
+    if (world == 1 && herd_model_batch_sync_layers(m)) /* said once: rank 0 is the only one */
+        fprintf(stderr, "herd: note: batchnorm sync=1 in one process: each batch is normalised with its own "
+                        "statistics, as with sync=0\n");
     rc = 1;
     herd_strategy_config scfg = layout.scfg;
     if (pipeline && cli_pipeline_cuts(m, stages, split, microbatches, scfg.cuts, &err)) goto fail;

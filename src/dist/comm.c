@@ -54,8 +54,15 @@ herd_status herd_comm_ireduce_scatter(herd_comm *c, const float *in, float *out,
     return c->ops->ireduce_scatter(c, in, out, counts, req, err);
 }
 
+herd_status herd_comm_iallgatherv(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
+                                  herd_error *err) {
+    return c->ops->iallgatherv(c, buf, counts, req, err);
+}
+
 herd_status herd_comm_allgatherv(herd_comm *c, float *buf, const int *counts, herd_error *err) {
-    return c->ops->allgatherv(c, buf, counts, err);
+    herd_comm_request *req = NULL;
+    herd_status st = c->ops->iallgatherv(c, buf, counts, &req, err);
+    return st || !req ? st : c->ops->wait(c, req, err);
 }
 
 herd_status herd_comm_alltoallv(herd_comm *c, const void *send, const int64_t *send_bytes, void *recv,

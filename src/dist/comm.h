@@ -45,8 +45,12 @@ herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *
  * same on every rank; in, out (not overlapping) and counts must stay until the request completes. */
 herd_status herd_comm_ireduce_scatter(herd_comm *c, const float *in, float *out, const int *counts,
                                       herd_comm_request **req, herd_error *err);
-/* In place: every rank's part of buf (rank r's: as herd_comm_ireduce_scatter cuts it) to every
- * rank; blocking. */
+/* Starts, in place: every rank's part of buf (rank r's: as herd_comm_ireduce_scatter cuts it)
+ * to every rank; buf (every part but this rank's may be written any time until the request
+ * completes) and counts must stay until then. */
+herd_status herd_comm_iallgatherv(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
+                                  herd_error *err);
+/* The same, blocking. */
 herd_status herd_comm_allgatherv(herd_comm *c, float *buf, const int *counts, herd_error *err);
 /* Every rank sends send_bytes[r] bytes to rank r and receives recv_bytes[r] from it, blocking:
  * the parts lie one after another in rank order in send and in recv (not overlapping). Each

@@ -144,6 +144,7 @@ struct herd_comm_request {
     int in_use;
     const char *what;
     int peer; /* point to point: the other rank; -1 for collectives */
+    int *displs; /* allgatherv: MPI reads them until the request completes */
 };
 
 typedef struct mpi_comm {
@@ -555,6 +556,8 @@ static herd_status mpi_wait(herd_comm *hc, herd_comm_request *req, herd_error *e
     }
     if (st == HERD_OK && req->scratch)
         for (int64_t i = 0; i < req->n; i++) req->buf[i] = herd_bf16_to_f32(req->scratch[i]);
+    free(req->displs);
+    req->displs = NULL;
     req->in_use = 0;
     return st;
 }
@@ -600,8 +603,10 @@ static herd_status mpi_ireduce_scatter(herd_comm *hc, const float *in, float *ou
     return HERD_OK;
 }
 
-static herd_status mpi_allgatherv(herd_comm *hc, float *buf, const int *counts, herd_error *err) {
+static herd_status mpi_iallgatherv(herd_comm *hc, float *buf, const int *counts, herd_comm_request **req,
+                                   herd_error *err) {
     mpi_comm *c = (mpi_comm *)hc;
+    *req = NULL;
     if (!c->mpi) return HERD_OK;
     int *displs = malloc((size_t)c->size * sizeof *displs);
     herd_comm_request *r = displs ? take_request(c, "allgatherv") : NULL;
@@ -611,19 +616,17 @@ static herd_status mpi_allgatherv(herd_comm *hc, float *buf, const int *counts, 
     }
     int64_t at = 0;
     for (int q = 0; q < c->size; q++) displs[q] = (int)at, at += counts[q];
-    r->n = at;
-    herd_status st = HERD_OK;
+    r->n = at, r->displs = displs; /* freed when the request completes */
     int rc = at > 0x7fffffff ? MPI_ERR_COUNT
                              : MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
                                                c->comm, &r->r);
     if (rc != MPI_SUCCESS) {
-        r->in_use = 0;
-        st = mpi_fail(err, rc, "allgatherv");
-    } else {
-        st = mpi_wait(&c->base, r, err);
+        free(displs);
+        r->displs = NULL, r->in_use = 0;
+        return mpi_fail(err, rc, "allgatherv");
     }
-    free(displs); /* MPI reads it until the request completes: after the wait */
-    return st;
+    *req = r;
+    return HERD_OK;
 }
 
 static herd_status mpi_alltoallv(herd_comm *hc, const void *send, const int64_t *send_bytes, void *recv,
@@ -795,7 +798,7 @@ static const comm_ops mpi_ops = {
     .allgather = mpi_allgather,
     .iallreduce = mpi_iallreduce,
     .ireduce_scatter = mpi_ireduce_scatter,
-    .allgatherv = mpi_allgatherv,
+    .iallgatherv = mpi_iallgatherv,
     .alltoallv = mpi_alltoallv,
     .poll = mpi_poll,
     .progress = mpi_progress,

@@ -27,7 +27,8 @@ struct comm_ops {
                               herd_error *err);
     herd_status (*ireduce_scatter)(herd_comm *c, const float *in, float *out, const int *counts,
                                    herd_comm_request **req, herd_error *err);
-    herd_status (*allgatherv)(herd_comm *c, float *buf, const int *counts, herd_error *err);
+    herd_status (*iallgatherv)(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
+                               herd_error *err); /* *req NULL: nothing to wait for (one rank) */
     herd_status (*alltoallv)(herd_comm *c, const void *send, const int64_t *send_bytes, void *recv,
                              const int64_t *recv_bytes, herd_error *err);
     void (*poll)(herd_comm *c);

@@ -65,7 +65,7 @@ typedef struct thread_request {
     float *buf;
     int64_t n;
     uint16_t *bf16;
-    const int *counts; /* reduce-scatter */
+    const int *counts; /* reduce-scatter, allgatherv */
     void *rbuf; /* receive */
     int peer, tag;
 } thread_request;
@@ -382,13 +382,21 @@ static herd_status t_ireduce_scatter(herd_comm *hc, const float *in, float *out,
     return HERD_OK;
 }
 
-static herd_status t_allgatherv(herd_comm *hc, float *buf, const int *counts, herd_error *err) {
+static herd_status t_iallgatherv(herd_comm *hc, float *buf, const int *counts, herd_comm_request **req,
+                                 herd_error *err) {
     tcomm *c = (tcomm *)hc;
+    thread_request *r = take_request(c, C_ALLGATHERV);
+    if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
     int64_t total = 0;
     for (int q = 0; q < hc->size; q++) total += counts[q];
-    int slot;
-    herd_status st = coll_arrive(c, C_ALLGATHERV, buf, total, 0, 0, &slot, err);
-    return st ? st : coll_finish(c, slot, counts, buf, (size_t)total * sizeof(float), NULL, err);
+    r->buf = buf, r->n = total, r->counts = counts;
+    herd_status st = coll_arrive(c, C_ALLGATHERV, buf, total, 0, 0, &r->slot, err);
+    if (st) {
+        r->in_use = 0;
+        return st;
+    }
+    *req = (herd_comm_request *)r;
+    return HERD_OK;
 }
 
 static herd_status t_alltoallv(herd_comm *hc, const void *send, const int64_t *send_bytes, void *recv,
@@ -478,7 +486,7 @@ static herd_status t_wait(herd_comm *hc, herd_comm_request *req, herd_error *err
     tcomm *c = (tcomm *)hc;
     thread_request *r = (thread_request *)req;
     herd_status st = HERD_OK;
-    if (r->kind == C_ALLREDUCE || r->kind == C_ALLREDUCE_BF16 || r->kind == C_REDUCE_SCATTER) {
+    if (r->kind == C_ALLREDUCE || r->kind == C_ALLREDUCE_BF16 || r->kind == C_REDUCE_SCATTER || r->kind == C_ALLGATHERV) {
         st = coll_finish(c, r->slot, r->counts, r->buf, (size_t)r->n * sizeof(float), NULL, err);
     } else if (r->kind == -2) {
         char what[64];
@@ -556,7 +564,7 @@ static const comm_ops thread_ops = {
     .allgather = t_allgather,
     .iallreduce = t_iallreduce,
     .ireduce_scatter = t_ireduce_scatter,
-    .allgatherv = t_allgatherv,
+    .iallgatherv = t_iallgatherv,
     .alltoallv = t_alltoallv,
     .poll = t_poll,
     .progress = t_progress,

@@ -7,9 +7,16 @@
  * ZeRO stage 1 (cfg.zero): rank r owns the contiguous shard [n*r/W, n*(r+1)/W) of the dense
  * parameters and the optimizer state of it alone; each bucket is reduce-scattered instead of
  * allreduced (rank r receives the sum of the bucket's part inside its shard), the rank updates
- * its shard, and the shards are allgathered into every rank's parameters. Every element's
+ * its shard, and the shards are allgathered into every rank's parameters, bucket by bucket
+ * without blocking: the next step's forward waits, layer by layer, for the buckets holding the
+ * parameters it is about to read (herd_model_set_params_hook), so the allgather overlaps the
+ * data loading and the forward of the layers before. Every element's
  * update is the same arithmetic as without it, so with --deterministic (the group sums taken
- * over the shard) the weights are the same bits. */
+ * over the shard) the weights are the same bits.
+ * Buffers (batch norm's running statistics) under --deterministic: every group starts from the
+ * step's buffers, and the step ends with their mean over the groups (in group order), so they do
+ * not depend on which rank ran which group either; for a running mean that is one update with
+ * the mean of the groups' batch means. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,10 @@ typedef struct dp_state {
     int n_buckets;
     uint16_t *bf16; /* scratch for compressed buckets */
     float *slots;   /* deterministic: one gradient per group, groups * n_params */
+    int64_t n_buffers;
+    float *buf_start; /* deterministic: the buffers at the start of the step */
+    float *buf_slots; /* ... and after each group's forward, groups * n_buffers */
+    int batch;        /* ... the step's global batch */
     herd_status hook_status;
     herd_error hook_err;
     /* ZeRO-1 */
@@ -41,6 +52,13 @@ typedef struct dp_state {
     int *shard_counts;  /* per rank: its shard's floats */
     int *bucket_counts; /* per bucket, per rank: the floats of the bucket inside the rank's shard */
     float *shard_grad;  /* hi - lo: the reduce-scatters' output */
+    herd_comm_request *gather[MAX_BUCKETS]; /* per bucket: its parameters' allgather in flight, or NULL */
+    double gather_start[MAX_BUCKETS];
+    int gathers;        /* allgathers in flight */
+    herd_status gather_status;
+    herd_error gather_err;
+    herd_status sum_status; /* batchnorm sync=1: the first failed sum of batch statistics */
+    herd_error sum_err;
 } dp_state;
 
 static void on_grads_ready(void *user, int64_t ready_from) {
@@ -66,6 +84,47 @@ static void on_grads_ready(void *user, int64_t ready_from) {
     herd_comm_poll(s->comm);
 }
 
+/* batchnorm sync=1: the batch statistics summed over the ranks (a failure waits for the end of
+ * backward to be reported; the sums then stay this rank's). */
+static void sum_batch_stats(void *user, double *v, int n) {
+    herd_strategy *s = user;
+    dp_state *d = s->impl;
+    if (!d->sum_status) d->sum_status = herd_comm_allreduce_f64(s->comm, v, n, &d->sum_err);
+}
+
+/* ZeRO-1: waits for the allgather of bucket k's parameters (a failure is kept for the next
+ * status the trainer sees). */
+static void wait_gather(herd_strategy *s, int k) {
+    dp_state *d = s->impl;
+    if (!d->gather[k]) return;
+    double t0 = herd_now();
+    herd_status st = herd_comm_wait(s->comm, d->gather[k], d->gather_status ? &(herd_error){0} : &d->gather_err);
+    if (st && !d->gather_status) d->gather_status = st;
+    d->gather[k] = NULL;
+    double t1 = herd_now();
+    s->wait_seconds += t1 - t0;
+    herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, d->gather_start[k], t1);
+    if (--d->gathers == 0) herd_model_set_params_hook(s->m, NULL, NULL);
+}
+
+/* The model's forward is about to read params[lo, hi): the buckets overlapping it must have
+ * arrived. */
+static void on_params_needed(void *user, int64_t lo, int64_t hi) {
+    herd_strategy *s = user;
+    dp_state *d = s->impl;
+    for (int k = d->n_buckets - 1; k >= 0 && d->gathers; k--)
+        if (d->buckets[k].lo < hi && d->buckets[k].hi > lo) wait_gather(s, k);
+}
+
+/* Every allgather still in flight, before anything reads or writes the whole parameters. */
+static herd_status wait_gathers(herd_strategy *s, herd_error *err) {
+    dp_state *d = s->impl;
+    for (int k = d->n_buckets - 1; k >= 0 && d->gathers; k--) wait_gather(s, k);
+    herd_status st = d->gather_status;
+    d->gather_status = HERD_OK;
+    return st ? herd_fail(err, st, "%s", d->gather_err.msg) : HERD_OK;
+}
+
 /* Groups of a global batch across the world: the fixed micro-groups, or one per rank. */
 static int total_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups : s->world; }
 
@@ -82,6 +141,7 @@ void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *coun
 static herd_status dp_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
     (void)t, (void)err;
     dp_state *d = s->impl;
+    if (d->buf_start) memcpy(d->buf_start, herd_model_buffers(s->m, NULL), (size_t)d->n_buffers * sizeof(float));
     for (int k = 0; k < d->n_buckets; k++) d->buckets[k].started = 0, d->buckets[k].req = NULL;
     d->hook_status = HERD_OK;
     herd_model_set_grad_hook(s->m, d->n_buckets ? on_grads_ready : NULL, s);
@@ -108,10 +168,37 @@ herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p,
 static herd_status dp_compute(herd_strategy *s, const herd_strategy_part *p, float *loss, herd_metrics *acc,
                               herd_error *err) {
     dp_state *d = s->impl;
+    float *buffers = herd_model_buffers(s->m, NULL);
+    if (d->buf_start) memcpy(buffers, d->buf_start, (size_t)d->n_buffers * sizeof(float));
     herd_status st = data_parallel_compute(s, p, (float)p->count / (float)p->B, loss, acc, err);
     if (!st && d->slots)
         memcpy(d->slots + (size_t)p->id * d->n_params, herd_model_grads(s->m), (size_t)d->n_params * sizeof(float));
+    if (!st && d->buf_start)
+        memcpy(d->buf_slots + (size_t)p->id * d->n_buffers, buffers, (size_t)d->n_buffers * sizeof(float));
+    d->batch = p->B;
     return st;
+}
+
+/* --deterministic: the buffers become their mean over the groups that had rows, summed in
+ * group order whatever rank ran them. */
+static herd_status mean_buffers(herd_strategy *s, herd_error *err) {
+    dp_state *d = s->impl;
+    int G = s->cfg.groups, mine = data_parallel_parts(s);
+    size_t per = (size_t)mine * (size_t)d->n_buffers;
+    herd_status st = s->world > 1 ? herd_comm_allgather(s->comm, d->buf_slots + (size_t)s->rank * per, d->buf_slots,
+                                                        (int64_t)per, err)
+                                  : HERD_OK;
+    if (st) return st;
+    float *b = herd_model_buffers(s->m, NULL);
+    int used = 0;
+    for (int g = 0; g < G; g++) {
+        if ((int64_t)(g + 1) * d->batch / G == (int64_t)g * d->batch / G) continue; /* no rows: no statistics */
+        const float *src = d->buf_slots + (size_t)g * d->n_buffers;
+        if (used++ == 0) memcpy(b, src, (size_t)d->n_buffers * sizeof(float));
+        else for (int64_t i = 0; i < d->n_buffers; i++) b[i] += src[i];
+    }
+    for (int64_t i = 0; i < d->n_buffers && used > 1; i++) b[i] /= (float)used;
+    return HERD_OK;
 }
 
 static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *err) {
@@ -133,6 +220,7 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
                 for (int64_t i = d->lo; i < d->hi; i++) grads[i] += src[i];
             }
         }
+        if (st == HERD_OK && d->buf_start) st = mean_buffers(s, err);
     } else if (d->n_buckets) {
         herd_model_set_grad_hook(s->m, NULL, NULL);
         if (d->hook_status) st = herd_fail(err, d->hook_status, "%s", d->hook_err.msg);
@@ -150,6 +238,8 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
         }
         if (!st && d->zero) memcpy(grads + d->lo, d->shard_grad, (size_t)(d->hi - d->lo) * sizeof(float));
     }
+    if (!st) st = wait_gathers(s, err); /* any the forward did not need */
+    if (!st && d->sum_status) st = herd_fail(err, d->sum_status, "%s", d->sum_err.msg);
     s->wait_seconds += herd_now() - t0;
     return st;
 }
@@ -180,11 +270,28 @@ static herd_status zero_apply(herd_strategy *s, const herd_strategy_update *u, h
     herd_optimizer_step_pool(u->opt, params + d->lo, herd_model_grads(s->m) + d->lo, u->lr, u->pool);
     double t1 = herd_now();
     herd_trace_add(s->trace, "optimizer (shard)", "optimizer", HERD_TRACE_COMPUTE, t0, t1);
-    herd_status st = s->world > 1 ? herd_comm_allgatherv(s->comm, params, d->shard_counts, err) : HERD_OK;
-    double t2 = herd_now();
-    s->wait_seconds += t2 - t1;
-    herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, t1, t2);
-    return st;
+    if (s->world == 1) return HERD_OK;
+    if (!d->n_buckets) { /* --deterministic: one allgather, here */
+        herd_status st = herd_comm_allgatherv(s->comm, params, d->shard_counts, err);
+        double t2 = herd_now();
+        s->wait_seconds += t2 - t1;
+        herd_trace_add(s->trace, "allgather parameters", "comm", HERD_TRACE_COMM, t1, t2);
+        return st;
+    }
+    /* bucket by bucket from the first layer's, which the next forward needs first */
+    for (int k = d->n_buckets - 1; k >= 0; k--) {
+        bucket *b = &d->buckets[k];
+        herd_status st = herd_comm_iallgatherv(s->comm, params + b->lo, d->bucket_counts + (size_t)k * (size_t)s->world,
+                                               &d->gather[k], err);
+        if (st) return st;
+        d->gather_start[k] = herd_now();
+        d->gathers += d->gather[k] != NULL;
+    }
+    if (d->gathers) {
+        herd_model_set_params_hook(s->m, on_params_needed, s);
+        herd_comm_progress(s->comm, 1); /* moving while the next batch loads and the forward runs */
+    }
+    return HERD_OK;
 }
 
 static herd_status dp_nothing(herd_strategy *s, herd_error *err) {
@@ -194,23 +301,30 @@ static herd_status dp_nothing(herd_strategy *s, herd_error *err) {
 
 static herd_status dp_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
     (void)t;
-    return dp_nothing(s, err); /* every rank holds the same model after every step */
+    return wait_gathers(s, err); /* every rank holds the same model once the parameters arrived */
 }
 
 static herd_status dp_gather_state(herd_strategy *s, herd_strategy_state *state, herd_error *err) {
     dp_state *d = s->impl;
     float *m = state->m, *v = state->v;
+    herd_status st0 = wait_gathers(s, err);
+    if (st0) return st0;
     if (!d->zero || s->world == 1) return dp_nothing(s, err); /* every rank holds the whole state */
     herd_status st = m ? herd_comm_allgatherv(s->comm, m, d->shard_counts, err) : HERD_OK; /* every rank's shard */
     return !st && v ? herd_comm_allgatherv(s->comm, v, d->shard_counts, err) : st;
 }
 
+static herd_status dp_finish(herd_strategy *s, herd_error *err) { return wait_gathers(s, err); }
+
 static void dp_destroy(herd_strategy *s) {
     dp_state *d = s->impl;
     herd_model_set_grad_hook(s->m, NULL, NULL);
+    herd_model_set_params_hook(s->m, NULL, NULL);
+    herd_model_set_batch_sum(s->m, NULL, NULL);
     if (!d) return;
     free(d->bf16);
     herd_aligned_free(d->slots);
+    free(d->buf_start), free(d->buf_slots);
     free(d->shard_counts), free(d->bucket_counts), free(d->shard_grad);
     free(d);
 }
@@ -230,7 +344,7 @@ static const herd_strategy_ops dp_ops = {
     .apply = dp_apply,
     .sync_model = dp_sync_model,
     .gather_state = dp_gather_state,
-    .finish = dp_nothing,
+    .finish = dp_finish,
     .destroy = dp_destroy,
 };
 
@@ -256,6 +370,7 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
     d->n_params = herd_model_dense_params(s->m); /* the gradient exchanged: sparse tables have none here */
     d->lo = 0, d->hi = d->n_params;
     const herd_strategy_config *cfg = &s->cfg;
+    if (s->world > 1 && herd_model_batch_sync_layers(s->m)) herd_model_set_batch_sum(s->m, sum_batch_stats, s);
     if (cfg->zero) {
         if (d->n_params > 0x7fffffff) {
             dp_destroy(s);
@@ -275,6 +390,10 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
     if (cfg->deterministic) {
         d->slots = herd_aligned_alloc((size_t)cfg->groups * (size_t)d->n_params * sizeof(float));
         if (!d->slots) goto nomem;
+        herd_model_buffers(s->m, &d->n_buffers);
+        if (d->n_buffers > 0 && (!(d->buf_start = malloc((size_t)d->n_buffers * sizeof(float))) ||
+                                 !(d->buf_slots = malloc((size_t)cfg->groups * (size_t)d->n_buffers * sizeof(float)))))
+            goto nomem;
     } else if (s->world > 1) {
         /* auto (<= 0): PyTorch DDP's 25 MiB, but at most a quarter of the model, so a small
          * model still gets several buckets and its last layers' reduction starts early */

@@ -43,18 +43,33 @@ herd_status herd_strategy_layout_for(const herd_strategy_config *cfg, int world,
                          : cfg->kind == HERD_STRATEGY_PIPELINE ? "pipelines" : "workers");
     out->rows = (batch + groups - 1) / groups;
     out->memory_reuse = reuse;
+    out->fixed_reduction = cfg->deterministic != 0;
+    return HERD_OK;
+}
+
+/* SyncBatchNorm sums over the ranks of one data-parallel batch: a pipeline's micro-batches run
+ * their forwards at different times, parameter-server workers at their own pace, and the fixed
+ * groups of --deterministic one after the other on a rank. */
+herd_status herd_strategy_check_model(const herd_strategy_config *cfg, const herd_model *m, herd_error *err) {
+    if (herd_model_batch_sync_layers(m) && (cfg->kind != HERD_STRATEGY_DP || cfg->deterministic))
+        return herd_fail(err, HERD_EARG, "batchnorm sync=1 is for --strategy dp without --deterministic (%s); "
+                         "use sync=0 there", cfg->deterministic ? "--deterministic's groups each normalise alone"
+                         : cfg->kind == HERD_STRATEGY_PS ? "parameter-server workers step at their own pace"
+                                                         : "micro-batches run their forwards at different times");
     return HERD_OK;
 }
 
 static herd_status strategy_setup(herd_strategy **out, herd_comm *c, herd_model *m, const herd_strategy_config *cfg,
                                   herd_error *err) {
     if (!kind_ok(cfg->kind)) return herd_fail(err, HERD_EARG, "unknown strategy kind %d", (int)cfg->kind);
+    herd_status st = herd_strategy_check_model(cfg, m, err);
+    if (st) return st;
     herd_strategy *s = calloc(1, sizeof *s);
     if (!s) return herd_fail(err, HERD_ENOMEM, "out of memory");
     s->comm = s->metrics = c, s->m = m, s->cfg = *cfg;
     s->rank = s->eval_rank = herd_comm_rank(c), s->world = s->eval_world = herd_comm_size(c);
     s->update_lo = 0, s->update_hi = herd_model_dense_params(m);
-    herd_status st = kinds[cfg->kind].setup(s, err);
+    st = kinds[cfg->kind].setup(s, err);
     if (st) {
         free(s);
         return st;

@@ -1,5 +1,7 @@
 /* batchnorm: per-channel batch normalisation over (C,H,W) or (F); weight, bias, running_mean,
- * running_var as PyTorch's BatchNorm1d/2d (momentum weighs the new value). */
+ * running_var as PyTorch's BatchNorm1d/2d (momentum weighs the new value). sync=1: in training,
+ * the statistics of the whole batch over the data-parallel ranks (SyncBatchNorm), through the
+ * model's batch sum; with none (one process) the batch's own, as sync=0. */
 #include <stdio.h>
 
 #include "layers/layer_common.h"
@@ -7,6 +9,7 @@
 typedef struct bn_cfg {
     float eps, momentum;
     int C, HW;
+    int sync;
 } bn_cfg;
 #define CFG(n) ((const bn_cfg *)(n)->cfg)
 
@@ -14,7 +17,8 @@ static herd_status bn_build(layer_build *b) {
     bn_cfg *cfg = (bn_cfg *)b->n->cfg;
     cfg->eps = 1e-5f, cfg->momentum = 0.1f;
     herd_status st;
-    if ((st = lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps)) || (st = lb_float(b, "momentum", "momentum", 0, 0, 1, &cfg->momentum)))
+    if ((st = lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps)) || (st = lb_float(b, "momentum", "momentum", 0, 0, 1, &cfg->momentum)) ||
+        (st = lb_int(b, "sync", "sync", 0, 0, 1, &cfg->sync)))
         return st;
     int c, h, w;
     lb_in_chw(b, 0, &c, &h, &w);
@@ -35,14 +39,24 @@ static void bn_init(herd_model *m, node *n, uint64_t seed) {
 }
 
 static herd_status bn_plan(node *n, layer_plan *p) {
-    n->saved[0] = herd_arena_floats(p->arena, (size_t)CFG(n)->C);
-    n->saved[1] = herd_arena_floats(p->arena, (size_t)CFG(n)->C);
+    size_t C = (size_t)CFG(n)->C;
+    n->saved[0] = herd_arena_floats(p->arena, C);
+    /* rstd; sync: then the 2C + 2 doubles of the sums over the ranks (bn_sums) */
+    n->saved[1] = herd_arena_floats(p->arena, CFG(n)->sync ? (C + 1) / 2 * 2 + (2 * C + 2) * 2 : C);
     return n->saved[0] && n->saved[1] ? HERD_OK : HERD_ENOMEM;
+}
+
+static double *bn_sums(const node *n) {
+    return (double *)((float *)n->saved[1] + ((size_t)CFG(n)->C + 1) / 2 * 2);
 }
 
 static void bn_forward(const layer_call *c) {
     const bn_cfg *cfg = CFG(c->n);
-    if (c->training)
+    if (c->training && cfg->sync && c->ex->batch_sum)
+        ref_batchnorm_forward_train_sync(c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0], c->w[0],
+                                         c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps, c->ex->batch_sum,
+                                         c->ex->batch_sum_user, bn_sums(c->n));
+    else if (c->training)
         c->be->batchnorm_forward_train(c->ex, c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0],
                                        c->w[0], c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps);
     else
@@ -52,7 +66,12 @@ static void bn_forward(const layer_call *c) {
 
 static void bn_backward(const layer_call *c) {
     const bn_cfg *cfg = CFG(c->n);
-    c->be->batchnorm_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0],
+    if (cfg->sync && c->ex->batch_sum)
+        ref_batchnorm_backward_sync(c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0], c->n->saved[1],
+                                    c->w[0], c->B, cfg->C, cfg->HW, c->ex->batch_sum, c->ex->batch_sum_user,
+                                    bn_sums(c->n));
+    else
+        c->be->batchnorm_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0],
                               c->n->saved[1], c->w[0], c->B, cfg->C, cfg->HW);
 }
 
@@ -92,8 +111,11 @@ static void bn_spec(const herd_model *m, const node *n, char *buf, size_t size) 
     if (CFG(n)->eps != 1e-5f && len > 0 && (size_t)len < size)
         len += snprintf(buf + len, size - (size_t)len, " eps=%s", layer_float_str(CFG(n)->eps, e, sizeof e));
     if (CFG(n)->momentum != 0.1f && len > 0 && (size_t)len < size)
-        snprintf(buf + len, size - (size_t)len, " momentum=%s", layer_float_str(CFG(n)->momentum, mo, sizeof mo));
+        len += snprintf(buf + len, size - (size_t)len, " momentum=%s", layer_float_str(CFG(n)->momentum, mo, sizeof mo));
+    if (CFG(n)->sync && len > 0 && (size_t)len < size) snprintf(buf + len, size - (size_t)len, " sync=1");
 }
+
+static int bn_batch_sync(const node *n) { return CFG(n)->sync; }
 
 static const char *const bn_keywords[] = {"batchnorm", NULL};
 static const char *const bn_ops[] = {"BatchNormalization", NULL};
@@ -102,5 +124,5 @@ const layer_kind layer_batchnorm = {
     .name = "batchnorm", .keywords = bn_keywords, .prefix = "bn", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
     .backward = bn_backward, .backward_reads = layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
-    .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec,
+    .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec, .batch_sync = bn_batch_sync,
 };

@@ -79,7 +79,8 @@ float *layer_sparse_row(sparse_grad *g, int32_t id);
 typedef struct layer_plan {
     herd_arena *arena;
     int B;
-    int threads;
+    int threads;             /* parts a kernel may split its work into, each with its own scratch: the
+                                pool's threads, or herd_exec.fixed_parts where that is more */
     size_t workspace_floats; /* the largest any node asks for */
 } layer_plan;
 
@@ -137,6 +138,9 @@ struct layer_kind {
      * attention's keys and values); decode_cache NULL: none, < 0: this configuration cannot */
     void (*decode)(const layer_call *c, float *cache);
     int64_t (*decode_cache)(const node *n);
+    /* 1 when this node's batch statistics are summed over the data-parallel ranks (batchnorm
+     * sync=1; NULL: never) */
+    int (*batch_sync)(const node *n);
 };
 
 /* ---- the table (src/layers/layers.c) ---- */

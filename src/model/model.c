@@ -362,7 +362,10 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     m->input = m->inputs[0].data;
     m->input_planned = NULL;
     m->activation_bytes = region;
-    layer_plan plan = {.arena = a, .B = B, .threads = herd_pool_threads(m->pool), .workspace_floats = 0};
+    /* fixed reduction parts each take a slot of workspace, however many threads run them */
+    int parts = herd_pool_threads(m->pool);
+    if (m->ex.fixed_parts > parts) parts = m->ex.fixed_parts;
+    layer_plan plan = {.arena = a, .B = B, .threads = parts, .workspace_floats = 0};
     for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
         memset(n->saved, 0, sizeof n->saved);
@@ -470,6 +473,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     herd_backend_set_threads(threads);
     m->be = be;
     m->ex.pool = m->pool;
+    m->ex.fixed_parts = m->fixed_reduction ? HERD_FIXED_PARTS : 0;
     m->notes[0] = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
@@ -653,6 +657,17 @@ herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *e
     return HERD_OK;
 }
 
+/* The span of the dense parameters node n reads, [*lo, *hi); empty when none. */
+static void node_params_span(const herd_model *m, const node *n, int64_t *lo, int64_t *hi) {
+    *lo = m->n_dense, *hi = 0;
+    for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
+        const herd_param_info *p = n->param[s] >= 0 ? &m->params_reg[n->param[s]].info : NULL;
+        if (!p || !p->trainable || p->sparse) continue;
+        if (p->offset < *lo) *lo = p->offset;
+        if (p->offset + p->numel > *hi) *hi = p->offset + p->numel;
+    }
+}
+
 herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
                                      herd_error *err) {
     herd_status st = check_range(m, first, last, row0, B, err);
@@ -664,6 +679,11 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
         layer_call c;
         make_call(m, n, row0, B, training, &c);
         if (n->kind->check && (st = n->kind->check(&c, err))) return st;
+        if (m->params_hook) {
+            int64_t lo, hi;
+            node_params_span(m, n, &lo, &hi);
+            if (hi > lo) m->params_hook(m->params_hook_user, lo, hi);
+        }
         n->kind->forward(&c);
         if (m->profile) n->t_forward += herd_now() - t0;
         if (m->trace) herd_trace_add(m->trace, n->name, "forward", HERD_TRACE_COMPUTE, t0, herd_now());
@@ -871,6 +891,22 @@ void herd_model_layer_buffers(herd_model *m, int i, float **out, float **dout, i
     *per_sample = m->nodes[i].numel;
 }
 
+void herd_model_set_batch_sum(herd_model *m, void (*fn)(void *user, double *v, int n), void *user) {
+    m->ex.batch_sum = fn;
+    m->ex.batch_sum_user = user;
+}
+
+int herd_model_batch_sync_layers(const herd_model *m) {
+    int k = 0;
+    for (int i = 0; i < m->n_nodes; i++) k += m->nodes[i].kind->batch_sync && m->nodes[i].kind->batch_sync(&m->nodes[i]);
+    return k;
+}
+
+void herd_model_set_params_hook(herd_model *m, herd_params_needed_fn fn, void *user) {
+    m->params_hook = fn;
+    m->params_hook_user = user;
+}
+
 void herd_model_set_grad_hook(herd_model *m, herd_grad_ready_fn fn, void *user) {
     m->grad_hook = fn;
     m->grad_hook_user = user;
@@ -962,6 +998,7 @@ void herd_model_activation_bytes(const herd_model *m, size_t *with_reuse, size_t
 }
 
 void herd_model_set_memory_reuse(herd_model *m, int enable) { m->memory_reuse = enable; }
+void herd_model_set_fixed_reduction(herd_model *m, int enable) { m->fixed_reduction = enable != 0; }
 int herd_model_memory_reuse(const herd_model *m) { return m->memory_reuse; }
 void herd_model_set_inference_only(herd_model *m, int enable) { m->inference_only = enable; }
 

@@ -76,10 +76,13 @@ struct herd_model {
     int profile;
     struct herd_trace *trace;
     herd_grad_ready_fn grad_hook;
+    herd_params_needed_fn params_hook;
+    void *params_hook_user;
     void *grad_hook_user;
     int *scratch;             /* per node, for the planner */
     struct live_buf *live, **live_order, **live_placed; /* the liveness planner's tables (2 per node + inputs) */
     int memory_reuse;         /* buffers with disjoint lives share memory (default 1) */
+    int fixed_reduction;      /* kernels sum over the batch in parts fixed whatever the thread count (default 0) */
     int inference_only;       /* plan forward only: no gradient buffers */
     int bf16;                 /* herd_model_set_precision(m, "bf16"): the cpu backend's bf16 table */
     size_t activation_bytes, activation_bytes_plain; /* the activation/gradient region, with and without reuse */

@@ -98,6 +98,17 @@ void ref_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
                                 const float *running_mean, const float *running_var, int B, int C, int HW, float eps);
 void ref_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                             const float *mean, const float *rstd, const float *gamma, int B, int C, int HW);
+/* SyncBatchNorm: the same with the batch spread over ranks, sum(user, v, n) adding v[0..n) over
+ * them in place (each rank passes its rows); scratch: 2C + 2 doubles. Backward adds this rank's
+ * share to dgamma and dbeta (the ranks' parameter gradients are summed afterwards) and the whole
+ * batch's terms to din. */
+typedef void (*ref_sum_fn)(void *user, double *v, int n);
+void ref_batchnorm_forward_train_sync(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                                      const float *in, const float *gamma, const float *beta, int B, int C, int HW,
+                                      float momentum, float eps, ref_sum_fn sum, void *user, double *scratch);
+void ref_batchnorm_backward_sync(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                 const float *mean, const float *rstd, const float *gamma, int B, int C, int HW,
+                                 ref_sum_fn sum, void *user, double *scratch);
 
 /* elementwise activations; backward gets both in and out (each kind uses what it needs). */
 void ref_act_forward(float *out, const float *in, int64_t n, herd_act act, float alpha);
