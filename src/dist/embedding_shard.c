@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/sparse_exchange.h"
 #include "optim/optim.h"
 
 typedef struct group_rows { /* one part's summed gradient rows of one table, by table id */
@@ -56,31 +57,6 @@ int herd_shard_plan_parse(const char *name, herd_shard_plan *out) {
 }
 
 const char *herd_shard_plan_name(herd_shard_plan plan) { return plan_names[plan]; }
-
-/* *p holds at least n bytes (grown, contents dropped): 1, or 0 out of memory */
-static int reserve(void **p, size_t *cap, size_t n) {
-    if (n <= *cap) return 1;
-    void *q = malloc(n);
-    if (!q) return 0;
-    free(*p);
-    *p = q, *cap = n;
-    return 1;
-}
-
-static int reserve_rows(int32_t **ids, float **vals, int64_t *cap, int64_t n, int64_t dim) {
-    if (n <= *cap) return 1;
-    int32_t *i = herd_malloc_array((size_t)n, sizeof *i);
-    float *v = herd_malloc_array((size_t)n * (size_t)dim, sizeof *v);
-    if (!i || !v) {
-        free(i);
-        free(v);
-        return 0;
-    }
-    free(*ids);
-    free(*vals);
-    *ids = i, *vals = v, *cap = n;
-    return 1;
-}
 
 herd_status herd_shard_plan_make(herd_model *m, int world, herd_shard_plan plan, herd_shard_plan *chosen,
                                  int64_t *lo_hi, char *why, size_t why_size, herd_error *err) {
@@ -263,7 +239,8 @@ static herd_status exchange_counts(herd_embedding_shard *x, int64_t size, herd_e
     int64_t s = 0, r = 0;
     for (int q = 0; q < x->world; q++) s += x->scount[q], r += x->rcount[q];
     size_t most = (size_t)((s > r ? s : r) * size) + 1; /* a lookup answers in the buffer it asked from */
-    if (!reserve((void **)&x->send, &x->send_cap, most) || !reserve((void **)&x->recv, &x->recv_cap, most))
+    if (!sparse_reserve((void **)&x->send, &x->send_cap, most, 1) ||
+        !sparse_reserve((void **)&x->recv, &x->recv_cap, most, 1))
         return herd_fail(err, HERD_ENOMEM, "out of memory for %lld embedding rows to exchange", (long long)(s + r));
     return HERD_OK;
 }
@@ -357,7 +334,7 @@ herd_status herd_embedding_shard_group_done(herd_embedding_shard *x, int g, int 
         if (!count) continue;
         herd_sparse_grad sg;
         herd_model_sparse_grad(x->m, k, &sg); /* by local row, ascending: table ids ascend with them */
-        if (!reserve_rows(&r->ids, &r->vals, &r->cap, sg.rows, sg.dim))
+        if (!sparse_reserve_rows(&r->ids, &r->vals, &r->cap, sg.rows, sg.dim))
             return herd_fail(err, HERD_ENOMEM, "out of memory for %lld gradient rows", (long long)sg.rows);
         for (int64_t i = 0; i < sg.rows; i++) {
             int64_t l = sg.ids[i];
@@ -395,8 +372,8 @@ static herd_status exchange_table(herd_embedding_shard *x, shard_table *t, herd_
     for (int q = 0; q < x->world; q++) got += x->rcount[q];
     /* received in rank order, each rank's in its group order: the global group order. A stable sort
      * by id keeps it: keys (id - lo) << 32 | record */
-    if (!reserve((void **)&x->keys, &x->keys_cap, (size_t)(got + 1) * sizeof *x->keys) ||
-        !reserve_rows(&t->out_ids, &t->out_vals, &t->out_cap, got, dim))
+    if (!sparse_reserve((void **)&x->keys, &x->keys_cap, (size_t)(got + 1) * sizeof *x->keys, 1) ||
+        !sparse_reserve_rows(&t->out_ids, &t->out_vals, &t->out_cap, got, dim))
         return herd_fail(err, HERD_ENOMEM, "out of memory for %lld gradient rows", (long long)got);
     const uint32_t *in = (const uint32_t *)x->recv;
     int64_t lo = t->lo[x->rank];
