@@ -53,6 +53,6 @@ leak_free "eval, missing weights" 1 eval tiny.spec --data sub --weights missing.
 leak_free "predict, bad images" 1 predict tiny.spec --weights w.safetensors --images tiny.spec --threads 1
 leak_free "train, resume with another batch" 1 train tiny.spec --data sub --epochs 2 --threads 1 --progress none \
     --batch 16 --resume ck
-leak_free "usage error" 2 train tiny.spec --epochs 0
+leak_free "usage error" 2 train tiny.spec --epochs -1
 echo "checked with $checker"
 summary
