@@ -96,28 +96,40 @@ typedef struct taps_job {
     herd_act act;
 } taps_job;
 
-/* Forward: xg holds, per tap i, (C, B*n_i): column b*n_i + k is input position q[start_i + k]
- * of image b. Backward: xg holds per tap (B*n_i, C), the same numbers transposed (the weight
- * gradient's right-hand side). Split by images. */
+/* For image b of a batch of B, each tap i's pairs side by side: dst + ch*B*start_i holds (ch, B*n_i),
+ * column b*n_i + k = channel plane c of img at position pos[start_i + k]. */
+static void gather_pairs(float *dst, const float *img, int ch, int plane, const int *pos, const taps *t, int B,
+                         int64_t b) {
+    for (int i = 0; i < t->n; i++) {
+        int s = t->start[i], n = t->start[i + 1] - s;
+        float *x = dst + (size_t)ch * B * s;
+        for (int c = 0; c < ch; c++)
+            for (int k = 0; k < n; k++) x[(size_t)c * B * n + b * n + k] = img[(size_t)c * plane + pos[s + k]];
+    }
+}
+
+/* Forward: xg holds, per tap i, (C, B*n_i) (gather_pairs at the input positions). Backward: xg
+ * holds per tap (B*n_i, C), the same numbers transposed (the weight gradient's right-hand side).
+ * Split by images. */
 static void gather_inputs(void *ctx, int64_t b0, int64_t b1, int thread) {
     (void)thread;
     const taps_job *j = ctx;
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
     const int C = d->C, HW = d->H * d->W, B = d->B;
-    for (int64_t b = b0; b < b1; b++)
+    for (int64_t b = b0; b < b1; b++) {
+        const float *inb = j->in + (size_t)b * C * HW;
+        if (!j->dout) {
+            gather_pairs(j->xg, inb, C, HW, t->q, t, B, b);
+            continue;
+        }
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s;
             float *x = j->xg + (size_t)C * B * s;
-            const float *inb = j->in + (size_t)b * C * HW;
-            if (!j->dout) {
-                for (int c = 0; c < C; c++)
-                    for (int k = 0; k < n; k++) x[(size_t)c * B * n + b * n + k] = inb[(size_t)c * HW + t->q[s + k]];
-            } else {
-                for (int k = 0; k < n; k++)
-                    for (int c = 0; c < C; c++) x[(size_t)(b * n + k) * C + c] = inb[(size_t)c * HW + t->q[s + k]];
-            }
+            for (int k = 0; k < n; k++)
+                for (int c = 0; c < C; c++) x[(size_t)(b * n + k) * C + c] = inb[(size_t)c * HW + t->q[s + k]];
         }
+    }
 }
 
 /* yg per tap i: (OC, B*n_i), dout at the pairs' output positions. Split by images. */
@@ -125,16 +137,9 @@ static void gather_douts(void *ctx, int64_t b0, int64_t b1, int thread) {
     (void)thread;
     const taps_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const taps *t = j->t;
-    const int OC = d->OC, N = d->OH * d->OW, B = d->B;
+    const int N = d->OH * d->OW;
     for (int64_t b = b0; b < b1; b++)
-        for (int i = 0; i < t->n; i++) {
-            int s = t->start[i], n = t->start[i + 1] - s;
-            float *y = j->yg + (size_t)OC * B * s;
-            const float *g = j->dout + (size_t)b * OC * N;
-            for (int oc = 0; oc < OC; oc++)
-                for (int k = 0; k < n; k++) y[(size_t)oc * B * n + b * n + k] = g[(size_t)oc * N + t->p[s + k]];
-        }
+        gather_pairs(j->yg, j->dout + (size_t)b * d->OC * N, d->OC, N, j->t->p, j->t, d->B, b);
 }
 
 /* pack[i] = the tap-i weights of m rows, row stride rs and column stride cs in pack[i], for
