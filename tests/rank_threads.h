@@ -4,6 +4,7 @@
 #define HERD_TEST_RANK_THREADS_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "dist/comm.h"
@@ -41,6 +42,19 @@ static int run_ranks(int n, double timeout_s, void (*fn)(rank_ctx *r), void *arg
         bad |= ctx[r].status != HERD_OK;
     }
     return bad;
+}
+
+/* Copies src to dst (a checkpoint into a fresh directory, for the resume-on-another-layout
+ * tests); 0 on success. */
+static inline int copy_file(const char *src, const char *dst) {
+    FILE *a = fopen(src, "rb"), *b = fopen(dst, "wb");
+    char buf[1 << 16];
+    size_t k;
+    int ok = a && b;
+    while (ok && (k = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, k, b) == k;
+    if (a) fclose(a);
+    if (b && fclose(b) != 0) ok = 0;
+    return ok ? 0 : -1;
 }
 
 #endif

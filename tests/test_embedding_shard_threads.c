@@ -112,17 +112,6 @@ static void expect_refused(job *j, int ranks, const char *what, const char *need
           what, ctx[0].err.msg);
 }
 
-static int copy_file(const char *src, const char *dst) {
-    FILE *a = fopen(src, "rb"), *b = fopen(dst, "wb");
-    char buf[1 << 16];
-    size_t k;
-    int ok = a && b;
-    while (ok && (k = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, k, b) == k;
-    if (a) fclose(a);
-    if (b && fclose(b) != 0) ok = 0;
-    return ok ? 0 : -1;
-}
-
 /* 4 ranks row-wise write checkpoints (--deterministic); the one after step 4 resumes on 1 rank
  * unsharded, on 2 ranks table-wise and on 4 row-wise, each ending on the unbroken run's bits */
 static void resume_matrix(herd_dataset *ds) {

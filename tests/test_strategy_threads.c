@@ -163,18 +163,6 @@ static void expect_close(job *j, int ranks, const char *what, double tol) {
     CHECK(d <= tol, "%s: max |difference| to one process %.3g > %.3g", what, d, tol);
 }
 
-/* Copies src to dst (a checkpoint into a fresh directory); 0 on success. */
-static int copy_file(const char *src, const char *dst) {
-    FILE *a = fopen(src, "rb"), *b = fopen(dst, "wb");
-    char buf[1 << 16];
-    size_t k;
-    int ok = a && b;
-    while (ok && (k = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, k, b) == k;
-    if (a) fclose(a);
-    if (b && fclose(b) != 0) ok = 0;
-    return ok ? 0 : -1;
-}
-
 /* Layout-free checkpoints: 4 ranks with --zero 1 --deterministic write them; resumed from the
  * one after step 4 (mid-epoch) on other layouts, the run ends on the same bits as without the
  * stop, and a 2-stage pipeline resumes a --zero 1 checkpoint (to float tolerance, no fixed
