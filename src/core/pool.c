@@ -1,7 +1,12 @@
 /* A small fixed thread pool running a blocking parallel-for over static ranges:
  * thread t always handles the same slice, which keeps per-thread results deterministic.
  * Waking a sleeping thread through a condition variable costs ~60 us on these VMs, more
- * than many ops take, so both sides first spin briefly on atomics and only then sleep. */
+ * than many ops take, so both sides first spin briefly on atomics and only then sleep.
+ * The spin pauses the core (cpu_relax) instead of calling sched_yield: a yield hands the core
+ * to any other runnable process (a build, a niced job) for a whole scheduler slice (~3-4 ms),
+ * and a job posted meanwhile waits that long, which made a step of many short ops 5-10x
+ * slower beside background work. The spin is bounded (SPIN_NS) and then the thread sleeps,
+ * so a waiting thread gives the core away after at most that long. */
 #include "herd/core.h"
 
 #include <pthread.h>
@@ -39,6 +44,17 @@ static void run_slice(herd_pool *p, int t) {
     if (begin < end) p->fn(p->ctx, begin, end, t);
 }
 
+/* one poll of a spin: tell the core we are waiting (cheaper for the sibling hyperthread) */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#else
+    sched_yield();
+#endif
+}
+
 static double spin_deadline(void) { return herd_now() + SPIN_NS * 1e-9; }
 
 static void *worker_main(void *arg) {
@@ -52,7 +68,7 @@ static void *worker_main(void *arg) {
         double until = spin_deadline();
         int polls = 0;
         while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen && !atomic_load(&p->quit)) {
-            sched_yield(); /* spinning must not starve whatever else wants this core */
+            cpu_relax();
             if ((++polls & 15) == 0 && herd_now() > until) {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->sleepers, 1);
@@ -144,7 +160,7 @@ void herd_pool_for(herd_pool *p, int64_t n, herd_range_fn fn, void *ctx) {
     double until = spin_deadline();
     int polls = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        sched_yield();
+        cpu_relax();
         if ((++polls & 15) == 0 && herd_now() > until) {
             pthread_mutex_lock(&p->mu);
             while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
