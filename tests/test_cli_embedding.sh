@@ -137,6 +137,8 @@ cmp -s "$TMP/u.st" "$TMP/s.st" && pass || fail "--embedding-shard row on one pro
 expect_exit 0 "summary -n 4" -- "$HERD" summary "$TMP/mf.spec" -n 4
 expect_out "summary: the auto plan" "sharded row-wise over 4 ranks \\(auto: table-wise would put 2048 bytes on rank 0, 200% of an even share"
 expect_out "summary: rank 3's bytes" "rank 3 +1024 bytes \\(25.0%\\)"
+expect_exit 0 "summary of two inputs" -- "$HERD" summary "$SRC/examples/dlrm_small.spec"
+expect_out "summary: each input's dims and dtype" "^Model: .*examples/dlrm_small.spec \\(inputs counts 13, ids 26 i32\\)$"
 expect_exit 0 "summary -n 2 table" -- "$HERD" summary "$TMP/mf.spec" -n 2 --embedding-shard table
 expect_out "summary: table-wise" "rank 1 +2048 bytes \\(50.0%\\)"
 printf 'input 2\ndense 2\n' >"$TMP/dense.spec"

@@ -72,9 +72,19 @@ int cmd_summary(int argc, char **argv) {
     herd_model *m = NULL;
     int rc = cli_open_model(pos[0], NULL, backend, "fp32", batch, cli_threads(threads, 0, 1), 0, CLI_PLAN_TRAIN, &m);
     if (rc) return rc;
-    int c, h, w;
-    herd_model_input_shape(m, &c, &h, &w);
-    printf("Model: %s (input %dx%dx%d)\n", pos[0], c, h, w);
+    /* every input as the model reads it: per-sample dims, dtype when not f32, names when several */
+    int inputs = herd_model_input_count(m);
+    printf("Model: %s (input%s", pos[0], inputs > 1 ? "s" : "");
+    for (int k = 0; k < inputs; k++) {
+        const char *name = NULL;
+        herd_tensor t = herd_model_input_desc(m, k, &name);
+        int named = inputs > 1 && name && *name;
+        printf("%s%s%s", k ? ", " : " ", named ? name : "", named ? " " : "");
+        for (int d = 0; d < t.ndim; d++) printf("%s%lld", d ? "x" : "", (long long)t.dims[d]);
+        if (t.ndim == 0) printf("1");
+        if (t.dtype != HERD_F32) printf(" %s", herd_dtype_name(t.dtype));
+    }
+    printf(")\n");
     printf("%-28s %-16s %-14s %12s %12s\n", "Layer (type)", "Config", "Output shape", "Params", "FLOPs");
     printf("==========================================================================================\n");
     int64_t total_params = 0, total_flops = 0;
