@@ -3,7 +3,7 @@
 # from a checkpoint (lazy Adam's and Adagrad's table state included) to the same weights as an
 # unbroken run, eval and predict feed every input, the --data options and the refusals
 # (distributed strategies, an i32 input read by a dense layer) are one line; --embedding-shard on
-# one process, herd summary -n N's plan, and its bad input.
+# one process, herd summary -n N's plan, and its bad input; --sparse-lr and the spec's sparse_lr=.
 . "$(dirname "$0")/cli_lib.sh"
 D=$TMP/d
 mkdir -p "$D"
@@ -134,6 +134,20 @@ expect_exit 0 "text unsharded" -- "$HERD" train "$TMP/text.spec" --data "$F" "${
 expect_exit 0 "text sharded, one process" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" \
     --embedding-shard row --save "$TMP/s.st"
 cmp -s "$TMP/u.st" "$TMP/s.st" && pass || fail "--embedding-shard row on one process: not the unsharded bits"
+# --sparse-lr: equal to --lr gives the default's bits; the spec's train sparse_lr= is the same as the option;
+# another rate other weights; out of range one line
+expect_exit 0 "--sparse-lr = --lr" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" --sparse-lr 0.05 \
+    --save "$TMP/same.st"
+cmp -s "$TMP/u.st" "$TMP/same.st" && pass || fail "--sparse-lr equal to --lr: not the default's bits"
+expect_exit 0 "--sparse-lr 0.1" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" --sparse-lr 0.1 \
+    --save "$TMP/twice.st"
+expect_out "--sparse-lr in the start line" "adam lr 0.05, tables lr 0.1,"
+cmp -s "$TMP/u.st" "$TMP/twice.st" && fail "--sparse-lr 0.1: the default's weights" || pass
+{ cat "$TMP/text.spec"; echo "train sparse_lr=0.1"; } >"$TMP/text_slr.spec"
+expect_exit 0 "spec sparse_lr=0.1" -- "$HERD" train "$TMP/text_slr.spec" --data "$F" "${common[@]}" --save "$TMP/spec.st"
+compare_weights "$TMP/twice.st" "$TMP/spec.st" 0 >/dev/null && pass || fail "the spec's sparse_lr=0.1: not --sparse-lr 0.1's weights"
+expect_exit 2 "--sparse-lr 0" -- "$HERD" train "$TMP/text.spec" --data "$F" "${common[@]}" --sparse-lr 0
+expect_err_line "--sparse-lr 0" "--sparse-lr"
 expect_exit 0 "summary -n 4" -- "$HERD" summary "$TMP/mf.spec" -n 4
 expect_out "summary: the auto plan" "sharded row-wise over 4 ranks \\(auto: table-wise would put 2048 bytes on rank 0, 200% of an even share"
 expect_out "summary: rank 3's bytes" "rank 3 +1024 bytes \\(25.0%\\)"

@@ -3,8 +3,10 @@
  * process on 1 rank, to float tolerance on 2 and 4 (bit-identical with --deterministic on 1, 2
  * and 4 ranks), the table and row plans give the same bits; each rank holds its plan's rows (1/N
  * of the bytes row-wise); checkpoints written by 4 ranks row-wise resume on 1 rank unsharded and
- * on 2 ranks table-wise to the bits of the run without a stop; a model without tables, an
- * unknown plan and another strategy are one line each. Reference kernels, one thread a rank. */
+ * on 2 ranks table-wise to the bits of the run without a stop; the tables' own learning rate
+ * (--sparse-lr) moves each touched row by exactly its rate times its gradient, sharded or not,
+ * and equal to --lr gives the default's bits; a model without tables, an unknown plan and
+ * another strategy are one line each. Reference kernels, one thread a rank. */
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +40,7 @@ typedef struct job {
     int64_t held[4]; /* bytes of table rows each rank holds */
     const char *ckpt_dir; /* set: herd_train for 2 epochs, checkpoints every 4 steps there */
     int resume;
+    float sparse_lr; /* --sparse-lr (0: --lr) */
 } job;
 
 static void train_rank(rank_ctx *r) {
@@ -53,6 +56,7 @@ static void train_rank(rank_ctx *r) {
     if (!st) st = herd_strategy_create(&s, r->comm, m, &j->cfg, &r->err);
     herd_train_config tc = herd_train_defaults();
     tc.batch = B, tc.lr = 0.05f, tc.seed = 3, tc.strategy = s, tc.embedding_shard = j->shard;
+    tc.sparse_lr = j->sparse_lr;
     if (!st && j->ckpt_dir) {
         tc.epochs = 2, tc.checkpoint_dir = j->ckpt_dir, tc.checkpoint_every = 4, tc.keep_checkpoints = 0;
         tc.resume = j->resume;
@@ -112,8 +116,85 @@ static void expect_refused(job *j, int ranks, const char *what, const char *need
           what, ctx[0].err.msg);
 }
 
-/* 4 ranks row-wise write checkpoints (--deterministic); the one after step 4 resumes on 1 rank
- * unsharded, on 2 ranks table-wise and on 4 row-wise, each ending on the unbroken run's bits */
+/* The tables' learning rate (--sparse-lr), one process, SGD on both sides under a cosine schedule
+ * with warm-up: each step moves every row the batch touched by exactly -(the step's sparse lr) x
+ * its gradient and no other row, at 2x the dense lr every step; the dense parameters take the
+ * dense lr alone (the same bits as without --sparse-lr after one step); --sparse-lr equal to --lr
+ * gives the default's bits. Returns the steps checked. */
+static int sparse_lr_steps(herd_dataset *ds, float sparse_lr, float *out, float *first, int64_t *n_out) {
+    herd_error err = {0};
+    herd_model *m = NULL;
+    herd_trainer *t = NULL;
+    herd_train_config tc = herd_train_defaults();
+    tc.batch = B, tc.lr = 0.05f, tc.seed = 3, tc.sparse_lr = sparse_lr, tc.optimizer = "sgd";
+    tc.sparse_optimizer = "sgd", tc.schedule = "cosine", tc.warmup_steps = 2, tc.min_lr = 0.01f;
+    herd_status st = herd_model_parse(&m, SPEC, "<test>", &err);
+    if (!st) herd_model_init_params(m, 11);
+    if (!st) st = herd_model_prepare(m, "ref", B, 1, &err);
+    if (!st) st = herd_trainer_create(&t, m, &tc, STEPS, &err);
+    CHECK(!st, "--sparse-lr %g: %s", sparse_lr, err.msg);
+    if (st) return 0;
+    int64_t n;
+    float *p = herd_model_params(m, &n), *before = malloc((size_t)n * sizeof *before);
+    int64_t idx[B];
+    int checked = 0, bad = 0;
+    for (int step = 0; step < STEPS && before && !st; step++) {
+        for (int b = 0; b < B; b++) idx[b] = (step * 37 + b * 5) % SAMPLES;
+        memcpy(before, p, (size_t)n * sizeof *p);
+        herd_step_result res;
+        if ((st = herd_trainer_step(t, ds, idx, B, &res, &err))) break;
+        /* the step's rates: the dense one from the schedule, the tables' from it at sparse_lr / lr */
+        float lr = herd_schedule_lr(&t->sched, step), slr = herd_schedule_lr(&t->sparse_sched, step);
+        float want = sparse_lr > 0 ? sparse_lr / tc.lr : 1.0f;
+        bad += slr != want * lr;
+        for (int k = 0; k < t->n_sparse; k++) {
+            const herd_sparse_grad *g = &t->sparse_grads[k];
+            const herd_param_info *pi = herd_model_param(m, g->param);
+            int64_t r = 0;
+            for (int64_t row = 0; row < pi->shape[0]; row++)
+                for (int64_t d = 0; d < g->dim; d++) {
+                    int64_t at = pi->offset + row * g->dim + d;
+                    int touched = r < g->rows && g->ids[r] == row;
+                    float expect = before[at];
+                    if (touched) expect += -slr * g->values[r * g->dim + d]; /* the kernel's p += -lr g */
+                    bad += memcmp(&expect, &p[at], sizeof expect) != 0;
+                    if (touched && d == g->dim - 1) r++;
+                }
+            bad += r != g->rows; /* the ids came sorted and every one was met */
+        }
+        if (step == 0) memcpy(first, p, (size_t)n * sizeof *p);
+        checked++;
+    }
+    CHECK(!st, "--sparse-lr %g: %s", sparse_lr, err.msg);
+    CHECK(!bad, "--sparse-lr %g: %d table values or step rates not as the rule says", sparse_lr, bad);
+    memcpy(out, p, (size_t)n * sizeof *p);
+    *n_out = n;
+    free(before);
+    herd_trainer_destroy(t);
+    herd_model_destroy(m);
+    return checked;
+}
+
+static void sparse_lr_check(herd_dataset *ds) {
+    static float base[8192], twice[8192], same[8192], base1[8192], twice1[8192], same1[8192];
+    int64_t n = 0, dense;
+    CHECK(sparse_lr_steps(ds, 0, base, base1, &n) == STEPS, "default: steps checked");
+    CHECK(sparse_lr_steps(ds, 0.1f, twice, twice1, &n) == STEPS, "--sparse-lr 2x: steps checked");
+    CHECK(sparse_lr_steps(ds, 0.05f, same, same1, &n) == STEPS, "--sparse-lr = --lr: steps checked");
+    CHECK(memcmp(base, same, (size_t)n * sizeof(float)) == 0, "--sparse-lr equal to --lr: not the default's bits");
+    CHECK(memcmp(base, twice, (size_t)n * sizeof(float)) != 0, "--sparse-lr 2x: the same weights as the default");
+    herd_model *m = NULL;
+    herd_error err = {0};
+    CHECK(!herd_model_parse(&m, SPEC, "<test>", &err), "%s", err.msg);
+    dense = m ? herd_model_dense_params(m) : 0;
+    herd_model_destroy(m);
+    CHECK(dense > 0 && dense < n && memcmp(base1, twice1, (size_t)dense * sizeof(float)) == 0,
+          "--sparse-lr 2x: the dense parameters after the first step are not the default's");
+}
+
+/* 4 ranks row-wise write checkpoints (--deterministic, the tables at --sparse-lr 2x); the one
+ * after step 4 resumes on 1 rank unsharded, on 2 ranks table-wise and on 4 row-wise, each ending
+ * on the unbroken run's bits */
 static void resume_matrix(herd_dataset *ds) {
     static float full[8192];
     char dir[64], src[256], dst[256], written[96];
@@ -123,7 +204,8 @@ static void resume_matrix(herd_dataset *ds) {
         return;
     }
     snprintf(written, sizeof written, "%s/w", dir);
-    job w = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "row", .ckpt_dir = written};
+    job w = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "row", .ckpt_dir = written,
+             .sparse_lr = 0.1f};
     w.cfg.deterministic = 1;
     CHECK(!run(&w, 4, full), "4 ranks row-wise writing checkpoints");
     snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", written);
@@ -214,6 +296,14 @@ int main(void) {
             CHECK(memcmp(det, got, (size_t)d.n * sizeof(float)) == 0, "deterministic, %d ranks %s-wise: not one "
                   "process's bits (max %.3g)", ranks, d.shard, max_diff(det, got, d.n));
         }
+    /* the tables' own rate reaches the owners' rows: 4 ranks row-wise, one process's bits */
+    d.sparse_lr = 0.1f, d.shard = NULL;
+    CHECK(!run(&d, 1, det), "deterministic, --sparse-lr, one process");
+    d.shard = "row";
+    CHECK(!run(&d, 4, got), "deterministic, --sparse-lr, 4 ranks row-wise");
+    CHECK(memcmp(det, got, (size_t)d.n * sizeof(float)) == 0, "deterministic, --sparse-lr 2x, 4 ranks row-wise: not one "
+          "process's bits (max %.3g)", max_diff(det, got, d.n));
+    sparse_lr_check(ds);
     resume_matrix(ds);
 
     /* refusals: one line each */

@@ -6,7 +6,7 @@
  * process) and 2 (the workers agree after an exact pull) or unbounded, and the GPipe and 1F1B
  * pipeline schedules on 2 stages and on 2 stages x 2 replicas; the layout-free resume matrix; the
  * parameter server with an embedding table (1 and 3 servers, the table split between two; lazy
- * Adam, Adagrad, row-wise Adagrad and SGD on the servers' rows): equal to one process, the rows moved equal to the rows the batches touch, and its
+ * Adam, Adagrad, row-wise Adagrad and SGD on the servers' rows, SGD also at --sparse-lr): equal to one process, the rows moved equal to the rows the batches touch, and its
  * checkpoints resumed under ps and data parallel (and data parallel's under ps); the small GPT of
  * tests/data/gpt_small.spec cut between its token embedding and the head tied to it (the tied
  * table on both stages, its copies bit-identical, equal to one process, and its checkpoints
@@ -47,6 +47,7 @@ typedef struct job {
     int resume;
     int64_t steps_run;      /* herd_train: the steps the first rank took */
     const char *sparse_opt; /* --sparse-optimizer (NULL: the default, lazy Adam beside adam) */
+    float sparse_lr;        /* --sparse-lr (0: --lr) */
     double load[3 * 8];     /* parameter servers: the workers' exchange with each, before the last sync */
     int load_servers;
     int batch;              /* 0: B */
@@ -89,6 +90,7 @@ static void train_rank(rank_ctx *r) {
     tc.clip_norm = j->clip;
     tc.resume = j->resume; /* a resumed parameter server waits for the state */
     tc.sparse_optimizer = j->sparse_opt;
+    tc.sparse_lr = j->sparse_lr;
     if (!st && herd_strategy_is_server(s)) { /* parameter server: until the workers are done */
         r->status = herd_train_serve(m, j->ds, &tc, &r->err);
         goto done;
@@ -296,17 +298,20 @@ static void ps_tables(void) {
         CHECK(servers == 1 || (p.load[4] > 0 && p.load[7] > 0), "%s: the table's rows not split (%.0f, %.0f rows)",
               what, p.load[4], p.load[7]);
     }
-    /* the other sparse optimizers, on the servers' rows (the table split between 2 servers) */
-    static const char *const sparse[] = {"adagrad", "rowwise_adagrad", "sgd"};
-    for (int k = 0; k < 3; k++) {
+    /* the other sparse optimizers, on the servers' rows (the table split between 2 servers); SGD
+     * also with the tables' own rate (--sparse-lr twice --lr, applied by the servers) */
+    static const char *const sparse[] = {"adagrad", "rowwise_adagrad", "sgd", "sgd"};
+    for (int k = 0; k < 4; k++) {
         j.sparse_opt = p.sparse_opt = sparse[k];
+        j.sparse_lr = p.sparse_lr = k == 3 ? 0.04f : 0;
         p.cfg.servers = 2;
         CHECK(!run(&j, 1, one), "table, %s: one process failed", sparse[k]);
         CHECK(!run(&p, 4, got_params), "ps with a table, %s: training failed", sparse[k]);
-        CHECK(max_diff(got_params, one, p.n) <= 2e-6, "ps with a table, --sparse-optimizer %s: %.3g from one process",
-              sparse[k], max_diff(got_params, one, p.n));
+        CHECK(max_diff(got_params, one, p.n) <= 2e-6, "ps with a table, --sparse-optimizer %s, --sparse-lr %g: %.3g "
+              "from one process", sparse[k], p.sparse_lr, max_diff(got_params, one, p.n));
     }
     j.sparse_opt = p.sparse_opt = NULL;
+    j.sparse_lr = p.sparse_lr = 0;
 
     /* checkpoints: ps (1 server) writes every 4 steps over 2 epochs; resumed from step 4 */
     char dir[64], src[256], dst[256], sub[96];

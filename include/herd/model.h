@@ -19,6 +19,7 @@ typedef struct herd_model herd_model;
 typedef struct herd_spec_train {
     char optimizer[16];
     float lr;
+    float sparse_lr; /* the embedding tables' (0: not given, lr) */
     int batch;
     int epochs;
     float weight_decay;

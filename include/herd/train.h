@@ -36,8 +36,8 @@ typedef struct herd_train_config {
     int batch;               /* <= the batch the model was prepared for */
     const char *optimizer;   /* sgd | momentum | nesterov | adam | adamw: the dense parameters */
     /* the embedding tables (row-sparse gradients; src/optim/optim.h has the rules): sgd | adagrad |
-     * rowwise_adagrad | adam (lazy Adam, as torch.optim.SparseAdam). NULL: adam for adam/adamw, else sgd. Both use
-     * lr and the schedule; momentum and weight decay apply to the dense parameters only. */
+     * rowwise_adagrad | adam (lazy Adam, as torch.optim.SparseAdam). NULL: adam for adam/adamw, else sgd. Both follow
+     * the schedule (the tables from sparse_lr); momentum and weight decay apply to the dense parameters only. */
     const char *sparse_optimizer;
     /* the embedding tables sharded across the data-parallel ranks (src/dist/embedding_shard.h):
      * "table" (each table on one rank), "row" (each rank a row range of every table) or "auto"
@@ -45,6 +45,10 @@ typedef struct herd_train_config {
      * every table */
     const char *embedding_shard;
     float lr;
+    /* the embedding tables' learning rate (their sparse optimizer); <= 0: lr. The schedule applies
+     * to it as to lr: its own base sparse_lr, warm-up and decay alike, the cosine floor
+     * min_lr x sparse_lr / lr */
+    float sparse_lr;
     float momentum;          /* momentum/nesterov; <= 0 = default 0.9 */
     float weight_decay;
     /* 1: weight decay only on parameters of 2 or more dims (dense and conv weights), none on

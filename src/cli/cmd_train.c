@@ -271,7 +271,7 @@ int cmd_train(int argc, char **argv) {
     const char *pipe_schedule = "1f1b", *split = NULL;
     float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
-    float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
+    float lr = 1e-3f, sparse_lr = 0, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
     uint64_t seed = 0;
     int prefetch = 2, loader_threads = 1, cache = 0;
     float cache_mb = 1024;
@@ -284,6 +284,7 @@ int cmd_train(int argc, char **argv) {
         {"--optimizer", OPT_STR, &optimizer, 0, 0, "NAME", "sgd | momentum | nesterov | adam | adamw (default adam)", 0},
         {"--sparse-optimizer", OPT_STR, &sparse_optimizer, 0, 0, "NAME", "embedding tables: sgd | adagrad | rowwise_adagrad | adam (lazy "
          "Adam; default adam beside adam/adamw, else sgd)", 0},
+        {"--sparse-lr", OPT_FLOAT, &sparse_lr, 1e-12, 1e3, "X", "embedding tables: learning rate of their sparse optimizer, on the same schedule as --lr (default: --lr, or the spec's sparse_lr)", 0},
         {"--embedding-shard", OPT_STR, &embedding_shard, 0, 0, "PLAN", "data parallel: shard the embedding tables across the ranks: table (each table on one rank), row (each rank a row range of every table) or auto (table-wise when within 5% of an even split of the bytes, else row-wise); each rank keeps only its rows and their optimizer state, ids and rows travel by alltoallv (default: every rank holds every table)", 0},
         {"--momentum", OPT_FLOAT, &momentum, 0, 0.9999, "X", "momentum for momentum/nesterov (default 0.9)", 0},
         {"--weight-decay", OPT_FLOAT, &weight_decay, 0, 10, "X", "L2 (sgd/adam) or decoupled (adamw) weight decay", 0},
@@ -395,6 +396,7 @@ int cmd_train(int argc, char **argv) {
     snprintf(spec_opt, sizeof spec_opt, "%s", st->optimizer);
     if (!cli_find(opts, "--optimizer")->seen && st->optimizer[0]) optimizer = spec_opt;
     if (!cli_find(opts, "--lr")->seen && st->lr > 0) lr = st->lr;
+    if (!cli_find(opts, "--sparse-lr")->seen && st->sparse_lr > 0) sparse_lr = st->sparse_lr;
     if (!cli_find(opts, "--batch")->seen && st->batch > 0) batch = st->batch;
     if (!cli_find(opts, "--epochs")->seen && st->epochs > 0) epochs = st->epochs;
     if (!cli_find(opts, "--weight-decay")->seen && st->weight_decay > 0) weight_decay = st->weight_decay;
@@ -514,10 +516,12 @@ int cmd_train(int argc, char **argv) {
      * even when its own output goes to a file, which then got one line of carriage returns) */
     int tty = mode == 1 || (mode == 0 && !herd_comm_launched() && isatty(STDOUT_FILENO));
     progress_init(&ui.bar, stdout, tty);
+    char tables_lr[48] = "";
+    if (sparse_lr > 0 && sparse_lr != lr) snprintf(tables_lr, sizeof tables_lr, ", tables lr %g", sparse_lr);
     if (!quiet)
-        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g, %d rank%s x %d thread%s, %s backend%s%s)\n",
-               pos[0], train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr, world,
-               world == 1 ? "" : "s", threads, threads == 1 ? "" : "s", backend,
+        printf("herd: training %s on %s (%lld train%s, batch %d, %s lr %g%s, %d rank%s x %d thread%s, %s backend%s%s)\n",
+               pos[0], train->source, (long long)fit->n, val ? " + validation split" : "", batch, optimizer, lr,
+               tables_lr, world, world == 1 ? "" : "s", threads, threads == 1 ? "" : "s", backend,
                strcmp(precision, "bf16") == 0 ? ", bf16 products" : "", deterministic ? ", deterministic" : "");
     if (!quiet && train->note[0]) printf("herd: %s: %s\n", train->source, train->note);
 
@@ -525,6 +529,7 @@ int cmd_train(int argc, char **argv) {
     cfg.sparse_optimizer = sparse_optimizer;
     cfg.embedding_shard = embedding_shard;
     cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
+    cfg.sparse_lr = sparse_lr;
     cfg.decay_matrices = decay_matrices == 1;
     cfg.weight_decay = weight_decay, cfg.schedule = schedule, cfg.warmup_steps = warmup, cfg.lr_step_epochs = lr_step;
     cfg.lr_gamma = lr_gamma, cfg.min_lr = min_lr, cfg.clip_norm = clip, cfg.seed = seed;

@@ -782,7 +782,7 @@ static herd_status apply_pieces_async(ps_state *p, const ps_message *m, float lr
 }
 
 herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
-                     const herd_schedule *sched, int resume, herd_error *err) {
+                     const herd_schedule *sched, const herd_schedule *sparse_sched, int resume, herd_error *err) {
     int64_t n = shard_n(p, p->server_index), dn = p->dense_n;
     herd_status st = herd_optimizer_init(&p->opt, oc, dn, err);
     for (int q = 0; q < p->pieces && !st; q++)
@@ -907,7 +907,7 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_k
                 if (msg.samples > 0) {
                     p->opt.t++;
                     herd_optimizer_update_range(&p->opt, shard, msg.dense, 0, dn, lr, p->opt.t);
-                    st = apply_pieces_async(p, &msg, lr, err);
+                    st = apply_pieces_async(p, &msg, herd_schedule_lr(sparse_sched, p->version), err);
                 }
                 p->version++;
                 herd_fault_step(p->rank, p->version); /* tests only */
@@ -932,6 +932,7 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_k
                         float inv = (float)(1.0 / p->acc_samples[kk]);
                         for (int64_t i = 0; i < dn; i++) a[i] *= inv;
                         float lr = herd_schedule_lr(sched, p->version);
+                        float sparse_lr = herd_schedule_lr(sparse_sched, p->version);
                         p->opt.t++;
                         herd_optimizer_update_range(&p->opt, shard, a, 0, dn, lr, p->opt.t);
                         for (int q = 0; q < p->pieces && !st; q++) { /* the rows pushed, summed per row */
@@ -943,7 +944,7 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_k
                             }
                             for (int64_t i = 0; i < rows * p->piece[q].dim; i++) p->csums[i] *= inv;
                             herd_sparse_optimizer_step(&p->sopt[q], params + p->piece[q].lo, p->cids, p->csums, rows,
-                                                       lr, NULL);
+                                                       sparse_lr, NULL);
                         }
                     }
                     for (int q = 0; q < p->pieces; q++) p->srows[kk * p->pieces + q].n = 0;
@@ -1106,7 +1107,8 @@ herd_status param_server_setup(herd_strategy *s, herd_error *err) {
 }
 
 herd_status herd_strategy_serve(herd_strategy *s, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
-                                const herd_schedule *sched, int resume, herd_error *err) {
+                                const herd_schedule *sched, const herd_schedule *sparse_sched, int resume,
+                                herd_error *err) {
     if (!s->serves) return herd_fail(err, HERD_EINTERNAL, "serve called on a worker");
-    return ps_serve(((ps_strategy *)s->impl)->ps, oc, sparse, sched, resume, err);
+    return ps_serve(((ps_strategy *)s->impl)->ps, oc, sparse, sched, sparse_sched, resume, err);
 }

@@ -46,10 +46,11 @@ typedef struct ps_full_state {
 herd_status ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err);
 /* Worker: st (and the model's parameters) to every server, which resume from it. */
 herd_status ps_restore(ps_state *p, const ps_full_state *st, herd_error *err);
-/* Server: applies pushed gradients with the optimizers (dense: oc; tables: sparse) and schedule
- * until every worker is done; resume = 1 answers nothing before a worker restored its state. */
+/* Server: applies pushed gradients with the optimizers and schedules (dense: oc, sched; tables:
+ * sparse, sparse_sched) until every worker is done; resume = 1 answers nothing before a worker
+ * restored its state. */
 herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
-                     const herd_schedule *sched, int resume, herd_error *err);
+                     const herd_schedule *sched, const herd_schedule *sparse_sched, int resume, herd_error *err);
 /* Worker: what it exchanged with each server since creation, load[3 s + 0..2] = bytes (both
  * ways), table rows (pulled and pushed), requests. */
 void ps_load(const ps_state *p, double *load);

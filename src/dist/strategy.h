@@ -161,10 +161,11 @@ void herd_strategy_update_range(const herd_strategy *s, int64_t *lo, int64_t *hi
 /* Evaluation: this rank's share of a dataset (every evaluating rank holds the whole model). */
 void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
 
-/* Parameter-server server ranks: apply pushed gradients (dense parameters with oc, tables with
- * `sparse`) until every worker is done; resume = 1 waits for the first worker's resumed state. */
+/* Parameter-server server ranks: apply pushed gradients (dense parameters with oc and sched, tables with
+ * `sparse` and sparse_sched) until every worker is done; resume = 1 waits for the first worker's resumed state. */
 herd_status herd_strategy_serve(herd_strategy *s, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
-                                const herd_schedule *sched, int resume, herd_error *err);
+                                const herd_schedule *sched, const herd_schedule *sparse_sched, int resume,
+                                herd_error *err);
 
 /* Copies rank 0's parameters and buffers to every rank. */
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err);

@@ -89,6 +89,8 @@ static herd_status parse_train(line_ctx *L) {
             snprintf(tr->optimizer, sizeof tr->optimizer, "%s", t->value);
         } else if (strcmp(t->key, "lr") == 0) {
             if ((st = parse_float(L, t, t->value, "lr", 1e-12, 1e3, &tr->lr))) return st;
+        } else if (strcmp(t->key, "sparse_lr") == 0) {
+            if ((st = parse_float(L, t, t->value, "sparse_lr", 1e-12, 1e3, &tr->sparse_lr))) return st;
         } else if (strcmp(t->key, "batch") == 0) {
             if ((st = parse_int(L, t, t->value, "batch", 1, 1 << 20, &tr->batch))) return st;
         } else if (strcmp(t->key, "epochs") == 0) {
@@ -96,7 +98,8 @@ static herd_status parse_train(line_ctx *L) {
         } else if (strcmp(t->key, "weight_decay") == 0) {
             if ((st = parse_float(L, t, t->value, "weight_decay", 0, 10, &tr->weight_decay))) return st;
         } else {
-            return spec_fail(L, t->col, "train: unknown key '%s' (expected optimizer, lr, batch, epochs, weight_decay)",
+            return spec_fail(L, t->col, "train: unknown key '%s' (expected optimizer, lr, sparse_lr, batch, epochs, "
+                             "weight_decay)",
                              t->key);
         }
     }

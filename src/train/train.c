@@ -48,11 +48,14 @@ static herd_status check_data(herd_model *m, const herd_dataset *ds, herd_error 
     return HERD_OK;
 }
 
-/* The optimizer and LR schedule a training config asks for (shared by the trainer and
- * parameter-server servers, which apply the updates there). */
+/* The optimizer and LR schedules a training config asks for, s of the dense parameters and
+ * sparse of the tables (shared by the trainer and parameter-server servers, which apply the
+ * updates there). */
 static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_per_epoch, herd_optim_config *oc,
-                                  herd_schedule *s, herd_error *err) {
+                                  herd_schedule *s, herd_schedule *sparse, herd_error *err) {
     if (!(cfg->lr > 0) || !isfinite(cfg->lr)) return herd_fail(err, HERD_EARG, "learning rate must be positive");
+    if (!isfinite(cfg->sparse_lr))
+        return herd_fail(err, HERD_EARG, "the tables' learning rate (--sparse-lr) must be finite");
     herd_opt_kind kind;
     if (!herd_opt_kind_parse(cfg->optimizer, &kind))
         return herd_fail(err, HERD_EARG, "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam, adamw)",
@@ -70,6 +73,12 @@ static herd_status make_optimizer(const herd_train_config *cfg, int64_t steps_pe
     s->total_steps = steps_per_epoch * cfg->epochs - cfg->warmup_steps;
     if (s->total_steps < 1) s->total_steps = 1;
     s->min_lr = cfg->min_lr;
+    /* the tables' schedule: the same with its own base (the same values bit for bit when not given) */
+    *sparse = *s;
+    if (cfg->sparse_lr > 0 && cfg->sparse_lr != cfg->lr) {
+        sparse->base_lr = cfg->sparse_lr;
+        sparse->min_lr = (float)((double)cfg->min_lr * cfg->sparse_lr / cfg->lr);
+    }
     *oc = herd_optim_defaults(kind);
     oc->weight_decay = cfg->weight_decay;
     if (cfg->momentum > 0) oc->momentum = cfg->momentum;
@@ -90,10 +99,11 @@ herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const her
     if (!cfg->strategy || !herd_strategy_is_server(cfg->strategy))
         return herd_fail(err, HERD_EINTERNAL, "herd_train_serve on a rank that is not a parameter server");
     herd_optim_config oc;
-    herd_schedule sched;
+    herd_schedule sched, sparse_sched;
     int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
-    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &sched, err);
-    return st ? st : herd_strategy_serve(cfg->strategy, &oc, sparse_kind(cfg, &oc), &sched, cfg->resume, err);
+    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &sched, &sparse_sched, err);
+    return st ? st : herd_strategy_serve(cfg->strategy, &oc, sparse_kind(cfg, &oc), &sched, &sparse_sched, cfg->resume,
+                                         err);
 }
 
 /* Weight decay on the trainable tensors of 2 or more dims only (merged into ranges), of the
@@ -151,7 +161,7 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     t->cfg = *cfg;
     t->lr = cfg->lr;
     herd_optim_config oc;
-    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &t->sched, err);
+    herd_status st = make_optimizer(cfg, steps_per_epoch, &oc, &t->sched, &t->sparse_sched, err);
     /* no strategy given: one process, the one-rank strategy of its own */
     if (!st && !(t->s = cfg->strategy)) {
         if (!(st = herd_strategy_create_local(&t->s, m, err))) t->own_strategy = 1;
@@ -319,6 +329,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     if (t->sparse_x && (st = herd_sparse_exchange_finish(t->sparse_x, sg, t->n_sparse, err))) return st; /* every rank's */
     /* the global norm (clipping when asked) doubles as the finiteness check of every gradient */
     t->lr = herd_schedule_lr(&t->sched, t->step);
+    float sparse_lr = herd_schedule_lr(&t->sparse_sched, t->step);
     double t0 = herd_now(), sq;
     if ((st = herd_strategy_grad_sq(s, &sq, err))) return st; /* the whole model's, the same on every rank */
     if (t->shard) sq += t->shard_sq; /* every rank's rows' */
@@ -339,7 +350,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
         herd_sparse_optimizer_step(&t->sparse[k],
                                    t->shard ? herd_embedding_shard_rows(t->shard, k)
                                             : params + herd_model_param(m, sg[k].param)->offset,
-                                   sg[k].ids, sg[k].values, sg[k].rows, t->lr, herd_model_pool(m));
+                                   sg[k].ids, sg[k].values, sg[k].rows, sparse_lr, herd_model_pool(m));
     double waited = herd_strategy_wait_seconds(s) - w0;
     t->phases.exchange += waited;
     t->phases.update += herd_now() - t0 - waited;

@@ -21,7 +21,7 @@ struct herd_trainer {
     double shard_sq;
     char shard_note[512];
     float **sparse_full; /* checkpoints of sharded tables: m and v of each table whole (2 a table) */
-    herd_schedule sched;
+    herd_schedule sched, sparse_sched; /* the dense parameters' and the tables' (cfg.sparse_lr) */
     void *targets;          /* the batch's targets (herd_model_target's layout) */
     herd_metrics metrics;   /* since the caller last cleared it */
     herd_metrics step_metrics; /* the step in progress (added to metrics unless it is skipped) */
