@@ -5,7 +5,8 @@
  * of the bytes row-wise); checkpoints written by 4 ranks row-wise resume on 1 rank unsharded and
  * on 2 ranks table-wise to the bits of the run without a stop; the tables' own learning rate
  * (--sparse-lr) moves each touched row by exactly its rate times its gradient, sharded or not,
- * and equal to --lr gives the default's bits; a model without tables, an unknown plan and
+ * and equal to --lr gives the default's bits; a table's init is row-addressable (rows alone are
+ * the whole table's bits) and a sharded rank never writes the model's whole tables; a model without tables, an unknown plan and
  * another strategy are one line each. Reference kernels, one thread a rank. */
 #include <math.h>
 #include <string.h>
@@ -41,6 +42,7 @@ typedef struct job {
     const char *ckpt_dir; /* set: herd_train for 2 epochs, checkpoints every 4 steps there */
     int resume;
     float sparse_lr; /* --sparse-lr (0: --lr) */
+    int64_t written[4]; /* table floats of the model's own copy not zero once the trainer was made */
 } job;
 
 static void train_rank(rank_ctx *r) {
@@ -64,6 +66,12 @@ static void train_rank(rank_ctx *r) {
         goto trained;
     }
     if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / B, &r->err);
+    if (!st && r->rank < 4) { /* sharded: each rank wrote its own rows alone, the model's tables untouched */
+        int64_t n, dense = herd_model_dense_params(m);
+        const float *p = herd_model_params(m, &n);
+        j->written[r->rank] = 0;
+        for (int64_t i = dense; i < n; i++) j->written[r->rank] += p[i] != 0;
+    }
     int64_t idx[B];
     for (int step = 0; step < STEPS && !st; step++) {
         for (int b = 0; b < B; b++) idx[b] = (step * 37 + b * 5) % SAMPLES;
@@ -175,6 +183,35 @@ static int sparse_lr_steps(herd_dataset *ds, float sparse_lr, float *out, float 
     return checked;
 }
 
+/* A table's init is row-addressable: rows [lo, hi) alone (herd_model_table_init_rows) are the
+ * whole table's rows bit for bit (the pad row zero), and the whole table is written at the first
+ * access of the parameters. */
+static void init_rows_check(void) {
+    herd_model *m = NULL;
+    herd_error err = {0};
+    CHECK(!herd_model_parse(&m, SPEC, "<test>", &err), "%s", err.msg);
+    if (!m) return;
+    herd_model_init_params(m, 11);
+    CHECK(herd_model_tables_pending(m), "the tables were written by herd_model_init_params");
+    static float part[2][BAG_ROWS * 4];
+    static const int64_t ranges[][3] = {{0, 0, 50}, {0, 0, 1}, {0, 7, 31}, {0, 49, 50}, {1, 0, 37}, {1, 12, 13}};
+    herd_sparse_table tb[2];
+    for (int k = 0; k < 2; k++) herd_model_sparse_table(m, k, &tb[k]);
+    for (int q = 0; q < 6; q++) {
+        const int64_t *r = ranges[q];
+        CHECK(!herd_model_table_init_rows(m, tb[r[0]].param, r[1], r[2], part[q % 2], &err), "%s", err.msg);
+        CHECK(herd_model_tables_pending(m), "herd_model_table_init_rows wrote the model's tables");
+        const float *whole = herd_model_params(m, NULL) + herd_model_param(m, tb[r[0]].param)->offset; /* writes them */
+        CHECK(!herd_model_tables_pending(m), "herd_model_params left the tables pending");
+        CHECK(memcmp(part[q % 2], whole + r[1] * 4, (size_t)(r[2] - r[1]) * 4 * sizeof(float)) == 0,
+              "table %lld rows [%lld, %lld) alone: not the whole table's values", (long long)r[0], (long long)r[1],
+              (long long)r[2]);
+        herd_model_init_params(m, 11); /* pending again */
+    }
+    CHECK(herd_model_table_init_rows(m, tb[0].param, 40, 51, part[0], &err) == HERD_EINTERNAL, "rows past the end");
+    herd_model_destroy(m);
+}
+
 static void sparse_lr_check(herd_dataset *ds) {
     static float base[8192], twice[8192], same[8192], base1[8192], twice1[8192], same1[8192];
     int64_t n = 0, dense;
@@ -278,6 +315,9 @@ int main(void) {
         }
         CHECK(sum == total, "row-wise on %d ranks: the ranks hold %lld of %lld table bytes", ranks, (long long)sum,
               (long long)total);
+        for (int r = 0; r < ranks; r++)
+            CHECK(j.written[r] == 0, "row-wise on %d ranks: rank %d wrote %lld values of the model's whole tables", ranks,
+                  r, (long long)j.written[r]);
         j.shard = "table";
         CHECK(!run(&j, ranks, other), "%d ranks table-wise", ranks);
         CHECK(memcmp(got, other, (size_t)j.n * sizeof(float)) == 0, "%d ranks: table-wise differs from row-wise (max %.3g)",
@@ -304,6 +344,7 @@ int main(void) {
     CHECK(memcmp(det, got, (size_t)d.n * sizeof(float)) == 0, "deterministic, --sparse-lr 2x, 4 ranks row-wise: not one "
           "process's bits (max %.3g)", max_diff(det, got, d.n));
     sparse_lr_check(ds);
+    init_rows_check();
     resume_matrix(ds);
 
     /* refusals: one line each */

@@ -85,8 +85,22 @@ const herd_spec_train *herd_model_spec_train(const herd_model *m);
 
 /* Initialises all parameters deterministically from seed (He-normal for layers
  * followed by a ReLU-family activation, Glorot-uniform otherwise; biases 0,
- * batch-norm gamma 1, beta 0, running mean 0, var 1). Also seeds dropout. */
+ * batch-norm gamma 1, beta 0, running mean 0, var 1). Also seeds dropout. The embedding
+ * tables with row-sparse gradients are written at the first access of the parameters
+ * (herd_model_params, a forward pass, saving), with the same values; until then their pages
+ * are untouched, so sharded training can write each rank's rows alone. */
 void herd_model_init_params(herd_model *m, uint64_t seed);
+/* 1 while herd_model_init_params's tables are not written yet. */
+int herd_model_tables_pending(const herd_model *m);
+/* Rows [lo, hi) of the pending table `param` (a registry index), bit for bit as the whole table's
+ * init writes them, into dst ((hi - lo) x dim floats); HERD_EINTERNAL if param is no such table. */
+herd_status herd_model_table_init_rows(herd_model *m, int param, int64_t lo, int64_t hi, float *dst, herd_error *err);
+/* The caller keeps the pending tables' rows elsewhere (sharded training): they are not written
+ * into the model; its table memory stays zero pages until the caller writes it. */
+void herd_model_tables_elsewhere(herd_model *m);
+/* The parameters without writing pending tables: *n leading floats hold their values (the dense
+ * ones while tables are pending, else all), e.g. to broadcast them. */
+float *herd_model_params_ready(herd_model *m, int64_t *n);
 
 /* Plans activations, gradients and workspace for batches up to max_batch on backend
  * "ref" or "cpu" with `threads` threads (one arena; nothing allocated per step).

@@ -197,8 +197,14 @@ herd_status herd_embedding_shard_create(herd_embedding_shard **out, herd_strateg
         for (size_t q = 0; q < w; q++) t->lo[q] = lo_hi[((size_t)k * w + q) * 2], t->hi[q] = lo_hi[((size_t)k * w + q) * 2 + 1];
         int64_t mine_rows = t->hi[x->rank] - t->lo[x->rank];
         if (!(t->rows = herd_aligned_alloc((size_t)(mine_rows * t->t.dim) * sizeof(float)))) goto nomem;
+        /* tables still to be written from the seed: this rank writes its own rows alone, the
+         * whole table's values there, and the model's copy stays untouched pages */
+        if (herd_model_tables_pending(m) &&
+            (st = herd_model_table_init_rows(m, t->t.param, t->lo[x->rank], t->hi[x->rank], t->rows, err)))
+            goto fail;
     }
-    herd_embedding_shard_reload(x);
+    if (herd_model_tables_pending(m)) herd_model_tables_elsewhere(m);
+    else herd_embedding_shard_reload(x); /* written whole (loaded weights): take this rank's rows */
     snprintf(note, note_size, "embedding tables sharded %s-wise over %d rank%s%s%s%s", herd_shard_plan_name(chosen),
              x->world, x->world == 1 ? "" : "s", why[0] ? " (" : "", why, why[0] ? ")" : "");
     free(lo_hi);

@@ -35,9 +35,11 @@ herd_status herd_shard_plan_make(herd_model *m, int world, herd_shard_plan plan,
 
 /* For model m under data-parallel strategy s (one process: world 1). HERD_EARG with one line
  * when the model has no table, the strategy is not data parallel, two tables read one input or a
- * table is too large to gather (2^31 floats). Takes each rank's rows from the model's tables
- * (every rank initialised them alike); the rest of them is given back to the system at the first
- * lookup. note: the plan chosen and why (one line). */
+ * table is too large to gather (2^31 floats). Tables whose init is still pending
+ * (herd_model_tables_pending: a fresh model) are written here, each rank its own rows alone, so
+ * no rank ever holds a whole table; tables already written (loaded weights) give each rank its
+ * rows from the model's, the rest given back to the system at the first lookup. note: the plan
+ * chosen and why (one line). */
 herd_status herd_embedding_shard_create(herd_embedding_shard **out, herd_strategy *s, herd_model *m,
                                         herd_shard_plan plan, char *note, size_t note_size, herd_error *err);
 void herd_embedding_shard_destroy(herd_embedding_shard *x);

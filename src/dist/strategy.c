@@ -188,7 +188,9 @@ herd_status herd_strategy_finish(herd_strategy *s, herd_error *err) { return s->
 herd_status herd_strategy_sync_params(herd_strategy *s, herd_error *err) {
     if (herd_comm_size(s->comm) == 1) return HERD_OK;
     int64_t np, nb;
-    float *p = herd_model_params(s->m, &np);
+    /* tables still to be written from the seed are not sent: every rank writes the same values
+     * (sharded training only its own rows) */
+    float *p = herd_model_params_ready(s->m, &np);
     float *b = herd_model_buffers(s->m, &nb);
     herd_status st = herd_comm_broadcast(s->comm, p, np, 0, err);
     if (st == HERD_OK && nb) st = herd_comm_broadcast(s->comm, b, nb, 0, err);

@@ -128,6 +128,7 @@ static void value_info(pb_writer *g, int field, const char *name, const int64_t 
 
 static void param_initializer(exporter *x, int idx) {
     const param_entry *p = &x->m->params_reg[idx];
+    model_tables_ready((herd_model *)x->m); /* the tables' values, not pages still to be written */
     const float *data = (p->info.trainable ? x->m->params : x->m->buffers) + p->info.offset;
     initializer(x, p->info.name, p->info.ndim, p->info.shape, data, p->info.numel);
 }

@@ -32,21 +32,28 @@ herd_status layer_table_build(layer_build *b, embed_table *t) {
 }
 
 /* N(0, std^2): std 1 as nn.Embedding and nn.EmbeddingBag initialise; one stream per table; the pad row 0.
- * A large table is filled by every core (the model's thread count is not known yet; the values
- * do not depend on the split): a 1e7 x 64 table took ~100 s on one. */
-void layer_table_init(herd_model *m, node *n, uint64_t seed) {
+ * The stream is counter-based, value i of the table at counter 2 i, so rows [lo, hi) alone are
+ * the whole table's rows bit for bit (a sharded rank writes only its own). A large table is
+ * filled by every core (the model's thread count is not known yet; the values do not depend on
+ * the split): a 1e7 x 64 table took ~100 s on one. */
+void layer_table_init_rows(herd_model *m, const node *n, uint64_t seed, int64_t lo, int64_t hi, float *dst) {
+    (void)m;
     const embed_table *t = (const embed_table *)n->cfg;
-    float *w = node_param(m, n, 0);
     herd_rng r;
     herd_rng_init(&r, seed, 0x656d6200ULL + (uint64_t)n->param[0]);
+    r.counter += 2 * (uint64_t)(lo * t->dim); /* herd_rng_normals: two words a value */
     herd_pool *pool = NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     herd_error err = {0};
-    if (t->rows * t->dim >= (1 << 22) && cores > 1 && herd_pool_create(&pool, cores < 64 ? (int)cores : 64, &err))
+    if ((hi - lo) * t->dim >= (1 << 22) && cores > 1 && herd_pool_create(&pool, cores < 64 ? (int)cores : 64, &err))
         pool = NULL; /* no threads to be had: one core does it */
-    herd_rng_normals(&r, w, t->rows * t->dim, t->std, pool);
+    herd_rng_normals(&r, dst, (hi - lo) * t->dim, t->std, pool);
     herd_pool_destroy(pool);
-    if (t->pad >= 0) memset(w + (int64_t)t->pad * t->dim, 0, (size_t)t->dim * sizeof *w);
+    if (t->pad >= lo && t->pad < hi) memset(dst + (int64_t)(t->pad - lo) * t->dim, 0, (size_t)t->dim * sizeof *dst);
+}
+
+void layer_table_init(herd_model *m, node *n, uint64_t seed) {
+    layer_table_init_rows(m, n, seed, 0, CFG(n)->rows, node_param(m, n, 0));
 }
 
 herd_status layer_table_check(const layer_call *c, herd_error *err) {
@@ -173,7 +180,8 @@ static const char *const embedding_positional[] = {"rows", "dim", NULL};
 const layer_kind layer_embedding = {
     .name = "embedding", .keywords = embedding_keywords, .prefix = "emb", .positional = embedding_positional,
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = embedding_build, .check = layer_table_check,
-    .init = layer_table_init, .forward = embedding_forward, .backward = embedding_backward,
+    .init = layer_table_init, .init_rows = layer_table_init_rows, .forward = embedding_forward,
+    .backward = embedding_backward,
     .backward_reads = layer_reads_input, .flops = embedding_flops, .describe = embedding_describe,
     .onnx_export = embedding_onnx, .onnx_ops = embedding_ops, .onnx_import = embedding_onnx_import,
     .spec = embedding_spec, .decode = embedding_decode,

@@ -36,6 +36,7 @@ _Static_assert(sizeof(embed_table) <= LAYER_CFG_BYTES, "embedding config fits a 
  * be an i32 model input */
 herd_status layer_table_build(layer_build *b, embed_table *t);
 void layer_table_init(herd_model *m, node *n, uint64_t seed);
+void layer_table_init_rows(herd_model *m, const node *n, uint64_t seed, int64_t lo, int64_t hi, float *dst);
 /* every id of the call within [0, rows) */
 herd_status layer_table_check(const layer_call *c, herd_error *err);
 void layer_table_spec(const node *n, char *buf, size_t size);

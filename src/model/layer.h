@@ -111,6 +111,11 @@ struct layer_kind {
     herd_status (*check)(const layer_call *c, herd_error *err);
     /* parameters and buffers from the seed (NULL: none) */
     void (*init)(herd_model *m, node *n, uint64_t seed);
+    /* kinds whose one parameter is a table: rows [lo, hi) of it as init would write them, into dst
+     * ((hi - lo) rows). herd_model_init_params leaves such tables to the first access of the
+     * parameters (model_tables_ready), so that sharded training can have each rank write only the
+     * rows it owns (herd_model_table_init_rows). NULL: init at once. */
+    void (*init_rows)(herd_model *m, const node *n, uint64_t seed, int64_t lo, int64_t hi, float *dst);
     /* saved buffers and workspace for plan->B rows (NULL: none) */
     herd_status (*plan)(node *n, layer_plan *plan);
     void (*forward)(const layer_call *c);

@@ -55,7 +55,41 @@ herd_status model_alloc_params(herd_model *m, herd_error *err) {
     return HERD_OK;
 }
 
+/* A table herd_model_init_params leaves to the first access (layer.h's init_rows): a row-sparse one. */
+static int init_deferred(const herd_model *m, const node *n) {
+    return n->kind->init_rows && n->param[0] >= 0 && m->params_reg[n->param[0]].info.sparse;
+}
+
+void model_tables_ready(herd_model *m) {
+    if (!m->tables_pending) return;
+    m->tables_pending = 0; /* first: the inits read their tables through model_param_data */
+    for (int i = 0; i < m->n_nodes; i++)
+        if (init_deferred(m, &m->nodes[i])) m->nodes[i].kind->init(m, &m->nodes[i], m->table_seed);
+}
+
+int herd_model_tables_pending(const herd_model *m) { return m->tables_pending; }
+
+void herd_model_tables_elsewhere(herd_model *m) { m->tables_pending = 0; }
+
+float *herd_model_params_ready(herd_model *m, int64_t *n) {
+    *n = m->tables_pending ? m->n_dense : m->n_params;
+    return m->params;
+}
+
+herd_status herd_model_table_init_rows(herd_model *m, int param, int64_t lo, int64_t hi, float *dst, herd_error *err) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        if (n->param[0] != param || !init_deferred(m, n)) continue;
+        if (lo < 0 || hi < lo || hi > m->params_reg[param].info.shape[0]) break;
+        n->kind->init_rows(m, n, m->table_seed, lo, hi, dst);
+        return HERD_OK;
+    }
+    return herd_fail(err, HERD_EINTERNAL, "%s: rows [%lld, %lld) of '%s' are not rows of a table whose init is pending",
+                     m->source, (long long)lo, (long long)hi, m->params_reg[param].info.name);
+}
+
 float *model_param_data(herd_model *m, int i) {
+    model_tables_ready(m);
     const herd_param_info *p = &m->params_reg[i].info;
     return (p->trainable ? m->params : m->buffers) + p->offset;
 }
@@ -194,8 +228,12 @@ void herd_model_normalize_input(herd_model *m, int B) {
 const herd_spec_train *herd_model_spec_train(const herd_model *m) { return &m->train; }
 
 void herd_model_init_params(herd_model *m, uint64_t seed) {
+    int defer = 0;
+    m->tables_pending = 0; /* a table pending from an earlier call takes this seed */
     for (int i = 0; i < m->n_nodes; i++)
-        if (m->nodes[i].kind->init) m->nodes[i].kind->init(m, &m->nodes[i], seed);
+        if (init_deferred(m, &m->nodes[i])) defer = 1;
+        else if (m->nodes[i].kind->init) m->nodes[i].kind->init(m, &m->nodes[i], seed);
+    m->tables_pending = defer, m->table_seed = seed;
     herd_rng_init(&m->dropout_rng, seed, 1);
 }
 
@@ -958,6 +996,7 @@ int herd_model_param_count(const herd_model *m) { return m->n_reg; }
 const herd_param_info *herd_model_param(const herd_model *m, int i) { return &m->params_reg[i].info; }
 
 float *herd_model_params(herd_model *m, int64_t *n_params) {
+    model_tables_ready(m);
     if (n_params) *n_params = m->n_params;
     return m->params;
 }

@@ -71,6 +71,11 @@ struct herd_model {
     float *packed;            /* several inputs: the planned staging buffer of packed samples */
     float *probs;             /* the loss's scratch (softmax probabilities, one-hot targets) */
     herd_rng dropout_rng;
+    /* herd_model_init_params's seed while the tables of init_rows kinds are not written yet (their
+     * pages untouched): the first access of the parameters writes them, or herd_model_tables_elsewhere
+     * says their rows live elsewhere */
+    int tables_pending;
+    uint64_t table_seed;
     char notes[1024];
     char import_note[512]; /* set by the ONNX importer: the file looks like an eval-mode export */
     int profile;
@@ -107,6 +112,8 @@ herd_status model_load_tensors(herd_model *m, const struct herd_safetensors *st,
 int model_norm_meta(const herd_model *m, const char **meta, char **owned);
 /* Pointer to registry entry i's data. */
 float *model_param_data(herd_model *m, int i);
+/* Writes the tables herd_model_init_params left pending (every access of the parameters calls it). */
+void model_tables_ready(herd_model *m);
 /* Data of node n's parameter slot (NULL when the slot is empty). */
 float *node_param(herd_model *m, const node *n, int slot);
 /* Per-sample shape of node input k: a node's output or a model input. */

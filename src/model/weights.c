@@ -93,6 +93,7 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape) {
 }
 
 int model_registry_refs(const herd_model *m, herd_tensor_ref *refs) {
+    model_tables_ready((herd_model *)m); /* the values, not pages still to be written */
     for (int i = 0; i < m->n_reg; i++) {
         const herd_param_info *p = &m->params_reg[i].info;
         refs[i] = (herd_tensor_ref){.name = p->name, .dtype = HERD_F32, .ndim = p->ndim};
