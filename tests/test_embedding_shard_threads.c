@@ -6,8 +6,8 @@
  * on 2 ranks table-wise to the bits of the run without a stop; the tables' own learning rate
  * (--sparse-lr) moves each touched row by exactly its rate times its gradient, sharded or not,
  * and equal to --lr gives the default's bits; a table's init is row-addressable (rows alone are
- * the whole table's bits) and a sharded rank never writes the model's whole tables; a model without tables, an unknown plan and
- * another strategy are one line each. Reference kernels, one thread a rank. */
+ * the whole table's bits) and a sharded rank never writes the model's whole tables; a model
+ * without tables, an unknown plan and another strategy are one line each. Reference kernels, one thread a rank. */
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -271,7 +271,8 @@ int cmd_train(int argc, char **argv) {
     const char *pipe_schedule = "1f1b", *split = NULL;
     float bucket_mb = 0, timeout = 60;
     const char *compress = "none";
-    float lr = 1e-3f, sparse_lr = 0, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
+    float lr = 1e-3f, momentum = 0.9f, weight_decay = 0, val_split = 0, lr_gamma = 0.1f, min_lr = 0, clip = 0;
+    float sparse_lr = 0; /* 0: --lr */
     uint64_t seed = 0;
     int prefetch = 2, loader_threads = 1, cache = 0;
     float cache_mb = 1024;

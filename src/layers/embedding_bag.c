@@ -171,6 +171,6 @@ static const char *const bag_positional[] = {"rows", "dim", NULL};
 const layer_kind layer_embedding_bag = {
     .name = "embedding_bag", .keywords = bag_keywords, .prefix = "bag", .positional = bag_positional,
     .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = bag_build, .check = layer_table_check,
-    .init = layer_table_init, .init_rows = layer_table_init_rows, .forward = bag_forward, .backward = bag_backward, .backward_reads = layer_reads_input,
-    .flops = bag_flops, .describe = bag_describe, .onnx_export = bag_onnx, .spec = bag_spec,
+    .init = layer_table_init, .init_rows = layer_table_init_rows, .forward = bag_forward, .backward = bag_backward,
+    .backward_reads = layer_reads_input, .flops = bag_flops, .describe = bag_describe, .onnx_export = bag_onnx, .spec = bag_spec,
 };
