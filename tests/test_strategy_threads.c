@@ -48,6 +48,7 @@ typedef struct job {
     int64_t steps_run;      /* herd_train: the steps the first rank took */
     const char *sparse_opt; /* --sparse-optimizer (NULL: the default, lazy Adam beside adam) */
     float sparse_lr;        /* --sparse-lr (0: --lr) */
+    int64_t server_rows[8]; /* parameter servers (by rank): table floats of their model not zero after serving */
     double load[3 * 8];     /* parameter servers: the workers' exchange with each, before the last sync */
     int load_servers;
     int batch;              /* 0: B */
@@ -93,6 +94,10 @@ static void train_rank(rank_ctx *r) {
     tc.sparse_lr = j->sparse_lr;
     if (!st && herd_strategy_is_server(s)) { /* parameter server: until the workers are done */
         r->status = herd_train_serve(m, j->ds, &tc, &r->err);
+        int64_t n, dense = herd_model_dense_params(m), wr = herd_strategy_world_rank(s);
+        const float *p = herd_model_params(m, &n);
+        if (wr < 8) j->server_rows[wr] = 0;
+        for (int64_t i = dense; i < n && wr < 8; i++) j->server_rows[wr] += p[i] != 0;
         goto done;
     }
     if (!st && j->ckpt_dir) { /* the whole loop, its checkpoints and its resume */
@@ -242,7 +247,7 @@ static void resume_matrix(herd_dataset *ds) {
  * and under data parallel, and a data-parallel one under ps (float tolerance). */
 static const char *SPEC_TABLE = "input 12 name=x\ninput 3 dtype=i32 name=ids\ndense 16 relu from=x name=h\n"
                                 "embedding_bag 40 8 mode=sum from=ids name=bag\nconcat h,bag\ndense 4\n";
-enum { TABLE_ROWS = 40 };
+enum { TABLE_ROWS = 40, TABLE_DIM = 8 };
 
 static void ps_tables(void) {
     float *x = malloc(SAMPLES * IN * sizeof *x);
@@ -297,6 +302,11 @@ static void ps_tables(void) {
               p.load_servers, rows, touched, requests);
         CHECK(servers == 1 || (p.load[4] > 0 && p.load[7] > 0), "%s: the table's rows not split (%.0f, %.0f rows)",
               what, p.load[4], p.load[7]);
+        /* each server wrote the rows of its key range alone: together the table once */
+        int64_t written = 0;
+        for (int s = 2; s < 2 + servers; s++) written += p.server_rows[s];
+        CHECK(written > 0 && written <= TABLE_ROWS * TABLE_DIM, "%s: the servers hold %lld table values, the table has %d",
+              what, (long long)written, TABLE_ROWS * TABLE_DIM);
     }
     /* the other sparse optimizers, on the servers' rows (the table split between 2 servers); SGD
      * also with the tables' own rate (--sparse-lr twice --lr, applied by the servers) */

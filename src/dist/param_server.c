@@ -27,6 +27,7 @@ enum { PULL_HEADER = 4, PUSH_HEADER = 3, STATE_HEADER = 2 }; /* int64 words befo
 
 typedef struct ps_table { /* one row-sparse table, in herd_model_sparse_grad's order */
     int64_t off, rows, dim;
+    int param; /* its registry index */
 } ps_table;
 
 typedef struct grow_buf { /* a buffer reused across steps, grown to the largest message */
@@ -154,7 +155,9 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
     p->rank = herd_comm_rank(world);
     p->server_index = p->rank >= p->workers ? p->rank - p->workers : -1;
     p->restored = 1;
-    herd_model_params(m, &p->n);
+    /* not herd_model_params: that would write tables still pending from the seed, which a server
+     * writes for its own rows alone (ps_serve) */
+    herd_model_params_ready(m, &p->n);
     p->n_dense = herd_model_dense_params(m);
     p->n_tables = herd_model_sparse_count(m);
     p->lo = calloc((size_t)servers, sizeof *p->lo);
@@ -165,7 +168,8 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
         herd_sparse_grad g;
         herd_model_sparse_grad(m, t, &g);
         const herd_param_info *pi = herd_model_param(m, g.param);
-        p->tables[t] = (ps_table){pi->offset, pi->shape[0], pi->shape[1]};
+        p->tables[t] = (ps_table){pi->offset, pi->shape[0], pi->shape[1], g.param};
+        if (pi->offset + pi->numel > p->n) p->n = pi->offset + pi->numel; /* the tables follow the dense ones */
     }
     /* balanced by bytes (floats are all 4 bytes: by count); a cut inside a table moves to the
      * nearest row boundary, so a row lives on one server */
@@ -781,10 +785,27 @@ static herd_status apply_pieces_async(ps_state *p, const ps_message *m, float lr
     return HERD_OK;
 }
 
+/* Tables still pending from the seed: the server writes the rows of its key range alone (the
+ * whole tables' values there); the rest of the model's tables stays untouched pages. */
+static herd_status server_tables(ps_state *p, herd_error *err) {
+    if (!herd_model_tables_pending(p->m)) return HERD_OK;
+    int64_t n;
+    float *params = herd_model_params_ready(p->m, &n);
+    for (int q = 0; q < p->pieces; q++) {
+        const ps_table *tb = &p->tables[p->piece_table[q]];
+        herd_status st = herd_model_table_init_rows(p->m, tb->param, (p->piece[q].lo - tb->off) / tb->dim,
+                                                    (p->piece[q].hi - tb->off) / tb->dim, params + p->piece[q].lo, err);
+        if (st) return st;
+    }
+    herd_model_tables_elsewhere(p->m);
+    return HERD_OK;
+}
+
 herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
                      const herd_schedule *sched, const herd_schedule *sparse_sched, int resume, herd_error *err) {
     int64_t n = shard_n(p, p->server_index), dn = p->dense_n;
-    herd_status st = herd_optimizer_init(&p->opt, oc, dn, err);
+    herd_status st = server_tables(p, err);
+    if (!st) st = herd_optimizer_init(&p->opt, oc, dn, err);
     for (int q = 0; q < p->pieces && !st; q++)
         st = herd_sparse_optimizer_init(&p->sopt[q], sparse, (p->piece[q].hi - p->piece[q].lo) / p->piece[q].dim,
                                         p->piece[q].dim, err);
