@@ -51,7 +51,7 @@ static double time_op(herd_comm *c, const char *op, float *buf, float *out, int6
         } else if (strcmp(op, "allreduce") == 0) {
             if (!(st = herd_comm_iallreduce(c, buf, n, NULL, &req, err))) st = herd_comm_wait(c, req, err);
         } else if (strcmp(op, "reduce_scatter") == 0) {
-            if (!(st = herd_comm_ireduce_scatter(c, buf, out, counts, &req, err))) st = herd_comm_wait(c, req, err);
+            if (!(st = herd_comm_ireduce_scatter(c, buf, counts, &req, err))) st = herd_comm_wait(c, req, err);
         } else {
             st = herd_comm_allgatherv(c, buf, counts, err);
         }

@@ -60,10 +60,12 @@ static void collectives(rank_ctx *r) {
     for (int q = 0; q < size; q++) counts[q] = q + 1, total += q + 1;
     float full[64], part[8];
     for (int i = 0; i < total; i++) full[i] = (float)(i * (me + 1));
-    if (!st && !(st = herd_comm_ireduce_scatter(c, full, part, counts, &ra, &r->err))) st = herd_comm_wait(c, ra, &r->err);
+    if (!st && !(st = herd_comm_ireduce_scatter(c, full, counts, &ra, &r->err))) st = herd_comm_wait(c, ra, &r->err);
     int rs_ok = !st, off = me * (me + 1) / 2;
-    for (int i = 0; i < me + 1; i++) rs_ok &= part[i] == (float)((off + i) * size * (size + 1) / 2);
-    CHECK(rs_ok, "rank %d: reduce-scatter of uneven parts", me);
+    for (int i = 0; i < total; i++) /* this rank's part summed in place, the others as they were */
+        rs_ok &= full[i] == (float)(i >= off && i < off + me + 1 ? i * size * (size + 1) / 2 : i * (me + 1));
+    CHECK(rs_ok, "rank %d: reduce-scatter of uneven parts, in place", me);
+    memcpy(part, full + off, (size_t)(me + 1) * sizeof(float));
     for (int i = 0; i < total; i++) full[i] = -1;
     memcpy(full + off, part, (size_t)(me + 1) * sizeof(float));
     if (!st) st = herd_comm_allgatherv(c, full, counts, &r->err);

@@ -30,10 +30,12 @@
 static const char *SPEC_PLAIN = "input 12\ndense 16 relu\ndense 16 relu\ndense 4\n";
 static const char *SPEC_DROPOUT = "input 12\ndense 16 relu\ndropout 0.3\ndense 16 relu\ndense 4\n";
 static const char *SPEC_SYNC_BN = "input 12\ndense 16 bias=0\nbatchnorm sync=1 relu\ndense 16 bias=0\nbatchnorm sync=1 relu\ndense 4\n";
+static const char *SPEC_SYNC_BN_IMAGE = "input 12\nreshape 3x2x2\nconv 4 3 pad=1 bias=0\nbatchnorm sync=1 relu\nflatten\ndense 8 bias=0\nbatchnorm sync=1 relu\ndense 4\n";
 static const char *SPEC_LOCAL_BN = "input 12\ndense 16 bias=0\nbatchnorm relu\ndense 16 bias=0\nbatchnorm relu\ndense 4\n";
 
 typedef struct job {
     const char *spec;
+    const char *backend; /* NULL: ref */
     herd_strategy_config cfg;
     herd_dataset *ds;
     float *out;    /* the trained parameters of the first training rank */
@@ -65,7 +67,7 @@ static herd_status make_model(const job *j, int world, herd_model **out, herd_er
     if ((st = herd_model_parse(out, j->spec, "<test>", err))) return st;
     herd_model_init_params(*out, 11);
     herd_model_set_memory_reuse(*out, lay.memory_reuse);
-    return herd_model_prepare(*out, "ref", lay.rows, 1, err);
+    return herd_model_prepare(*out, j->backend ? j->backend : "ref", lay.rows, 1, err);
 }
 
 /* A file's text (NUL-terminated, malloc'd), or NULL. */
@@ -615,15 +617,23 @@ int main(void) {
     CHECK(herd_strategy_layout_for(&q.cfg, 4, B, &lay, &e) == HERD_EARG && strstr(e.msg, "--stages 3 divides"),
           "4 ranks with 3 stages: %s", e.msg);
     /* SyncBatchNorm: 2 and 4 ranks normalise with the whole batch's statistics, as one process
-     * does (to float tolerance: the sums are split across ranks); without sync=1 they do not */
+     * does (to float tolerance: the sums are split across ranks); without sync=1 they do not.
+     * On the ref backend and on the cpu one (its batch-norm kernels complete their sums over the
+     * ranks: the same arithmetic as its one process), vectors and images. */
     static float bn1[4096];
+    const char *bn_specs[] = {SPEC_SYNC_BN, SPEC_SYNC_BN_IMAGE}, *bn_backends[] = {"ref", "cpu"};
+    for (int k = 0; k < 4; k++) {
+        job sb = {.spec = bn_specs[k % 2], .backend = bn_backends[k / 2],
+                  .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+        CHECK(!run(&sb, 1, bn1), "sync batch norm (%s, %s), one process", sb.backend, k % 2 ? "images" : "vectors");
+        for (int ranks = 2; ranks <= 4; ranks *= 2) {
+            CHECK(!run(&sb, ranks, got_params), "sync batch norm, %d ranks", ranks);
+            CHECK(max_diff(got_params, bn1, sb.n) <= 2e-6, "sync batch norm (%s, %s) on %d ranks: %.3g from one process",
+                  sb.backend, k % 2 ? "images" : "vectors", ranks, max_diff(got_params, bn1, sb.n));
+        }
+    }
     job sb = {.spec = SPEC_SYNC_BN, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
     CHECK(!run(&sb, 1, bn1), "sync batch norm, one process");
-    for (int ranks = 2; ranks <= 4; ranks *= 2) {
-        CHECK(!run(&sb, ranks, got_params), "sync batch norm, %d ranks", ranks);
-        CHECK(max_diff(got_params, bn1, sb.n) <= 2e-6, "sync batch norm on %d ranks: %.3g from one process", ranks,
-              max_diff(got_params, bn1, sb.n));
-    }
     job lb = {.spec = SPEC_LOCAL_BN, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
     CHECK(!run(&lb, 2, got_params) && max_diff(got_params, bn1, lb.n) > 1e-4,
           "batch norm without sync on 2 ranks: only %.3g from one process (the test cannot tell)",

@@ -24,9 +24,12 @@ typedef struct herd_exec {
      * and the weights trained do not depend on it (herd_model_set_fixed_reduction) */
     int fixed_parts;
     /* adds n doubles over every rank the batch is spread over, in place (batchnorm sync=1);
-     * NULL: the batch is this process's alone (herd_model_set_batch_sum) */
+     * NULL: the batch is this process's alone (herd_model_set_batch_sum). Set, the batch-norm
+     * entries complete each sum over the batch with it, in batch_scratch (2C + 2 doubles): the
+     * batchnorm layer sets both for its sync=1 calls and clears batch_sum for the others */
     ref_sum_fn batch_sum;
     void *batch_sum_user;
+    double *batch_scratch;
 } herd_exec;
 
 typedef struct herd_backend {

@@ -63,8 +63,12 @@ static void ref_be_batchnorm_forward_train(const herd_exec *ex, float *out, floa
                                            float *running_mean, float *running_var, const float *in,
                                            const float *gamma, const float *beta, int B, int C, int HW,
                                            float momentum, float eps) {
-    (void)ex;
-    ref_batchnorm_forward_train(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW, momentum, eps);
+    if (ex->batch_sum)
+        ref_batchnorm_forward_train_sync(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW,
+                                         momentum, eps, ex->batch_sum, ex->batch_sum_user, ex->batch_scratch);
+    else
+        ref_batchnorm_forward_train(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW, momentum,
+                                    eps);
 }
 
 static void ref_be_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
@@ -77,8 +81,11 @@ static void ref_be_batchnorm_forward_eval(const herd_exec *ex, float *out, const
 static void ref_be_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
                                       const float *in, const float *mean, const float *rstd, const float *gamma,
                                       int B, int C, int HW) {
-    (void)ex;
-    ref_batchnorm_backward(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
+    if (ex->batch_sum)
+        ref_batchnorm_backward_sync(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW, ex->batch_sum,
+                                    ex->batch_sum_user, ex->batch_scratch);
+    else
+        ref_batchnorm_backward(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
 }
 
 static void ref_be_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act,

@@ -125,44 +125,95 @@ typedef struct bn_job {
     const float *in, *gamma, *beta, *dout, *mean_in, *rstd_in, *rmean_in, *rvar_in;
     int B, C, HW;
     float momentum, eps;
+    double *sums; /* batch sums (ex->batch_sum): per channel, completed over the ranks between phases */
+    double count; /* values per channel over the whole batch */
 } bn_job;
+
+/* The phases of one channel's forward, the same arithmetic whether they run back to back (the
+ * batch is this process's) or with each sum completed over the ranks in between. */
+static double bn_channel_sum(const bn_job *j, int64_t c) {
+    const size_t CHW = (size_t)j->C * j->HW;
+    double a[BN_LANES] = {0};
+    for (int b = 0; b < j->B; b++) bn_sum_row(a, j->in + b * CHW + (size_t)c * j->HW, j->HW);
+    return bn_combine(a);
+}
+
+static double bn_channel_sqdev(const bn_job *j, int64_t c, double m) {
+    const size_t CHW = (size_t)j->C * j->HW;
+    double q[BN_LANES] = {0};
+    for (int b = 0; b < j->B; b++) bn_sq_row(q, j->in + b * CHW + (size_t)c * j->HW, j->HW, m);
+    return bn_combine(q);
+}
+
+/* mean m and sum of squared deviations ss over j->count values */
+static void bn_channel_normalize(const bn_job *j, int64_t c, double m, double ss) {
+    const size_t CHW = (size_t)j->C * j->HW;
+    const double n = j->count, var = ss / n;
+    float rs = (float)(1.0 / sqrt(var + j->eps));
+    float g = j->gamma ? j->gamma[c] : 1.0f, be = j->beta ? j->beta[c] : 0.0f;
+    float mf = (float)m, scale = g * rs, shift = be - mf * scale;
+    for (int b = 0; b < j->B; b++) {
+        const float *x = j->in + b * CHW + (size_t)c * j->HW;
+        float *y = j->out + b * CHW + (size_t)c * j->HW;
+        for (int i = BN_VECTOR(bn_scale_avx512(y, x, j->HW, scale, shift)); i < j->HW; i++) y[i] = x[i] * scale + shift;
+    }
+    if (j->mean) j->mean[c] = mf;
+    if (j->rstd) j->rstd[c] = rs;
+    if (j->running_mean) j->running_mean[c] = (1.0f - j->momentum) * j->running_mean[c] + j->momentum * mf;
+    if (j->running_var) {
+        double unbiased = n > 1 ? ss / (n - 1) : var;
+        j->running_var[c] = (1.0f - j->momentum) * j->running_var[c] + j->momentum * (float)unbiased;
+    }
+}
 
 static void bn_train_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
     (void)thread;
     const bn_job *j = ctx;
-    const size_t CHW = (size_t)j->C * j->HW;
-    const double n = (double)j->B * j->HW;
     for (int64_t c = c0; c < c1; c++) {
-        double a[BN_LANES] = {0};
-        for (int b = 0; b < j->B; b++) bn_sum_row(a, j->in + b * CHW + (size_t)c * j->HW, j->HW);
-        double m = bn_combine(a) / n;
-        double q[BN_LANES] = {0};
-        for (int b = 0; b < j->B; b++) bn_sq_row(q, j->in + b * CHW + (size_t)c * j->HW, j->HW, m);
-        double ss = bn_combine(q), var = ss / n;
-        float rs = (float)(1.0 / sqrt(var + j->eps));
-        float g = j->gamma ? j->gamma[c] : 1.0f, be = j->beta ? j->beta[c] : 0.0f;
-        float mf = (float)m, scale = g * rs, shift = be - mf * scale;
-        for (int b = 0; b < j->B; b++) {
-            const float *x = j->in + b * CHW + (size_t)c * j->HW;
-            float *y = j->out + b * CHW + (size_t)c * j->HW;
-            for (int i = BN_VECTOR(bn_scale_avx512(y, x, j->HW, scale, shift)); i < j->HW; i++) y[i] = x[i] * scale + shift;
-        }
-        if (j->mean) j->mean[c] = mf;
-        if (j->rstd) j->rstd[c] = rs;
-        if (j->running_mean) j->running_mean[c] = (1.0f - j->momentum) * j->running_mean[c] + j->momentum * mf;
-        if (j->running_var) {
-            double unbiased = n > 1 ? ss / (n - 1) : var;
-            j->running_var[c] = (1.0f - j->momentum) * j->running_var[c] + j->momentum * (float)unbiased;
-        }
+        double m = bn_channel_sum(j, c) / j->count;
+        bn_channel_normalize(j, c, m, bn_channel_sqdev(j, c, m));
     }
+}
+
+/* the synced phases: sums[c] = channel sums, then sums[C + 1 + c] = squared deviations from the
+ * whole batch's mean sums[c] / count, then the normalisation */
+static void bn_sum_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    for (int64_t c = c0; c < c1; c++) j->sums[c] = bn_channel_sum(j, c);
+}
+
+static void bn_sqdev_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    for (int64_t c = c0; c < c1; c++) j->sums[j->C + 1 + c] = bn_channel_sqdev(j, c, j->sums[c] / j->count);
+}
+
+static void bn_normalize_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    for (int64_t c = c0; c < c1; c++) bn_channel_normalize(j, c, j->sums[c] / j->count, j->sums[j->C + 1 + c]);
 }
 
 void cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
                                  float *running_var, const float *in, const float *gamma, const float *beta, int B,
                                  int C, int HW, float momentum, float eps) {
     bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
-                .in = in, .gamma = gamma, .beta = beta, .B = B, .C = C, .HW = HW, .momentum = momentum, .eps = eps};
-    cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)4 * B * C * HW), bn_train_channels, &j);
+                .in = in, .gamma = gamma, .beta = beta, .B = B, .C = C, .HW = HW, .momentum = momentum, .eps = eps,
+                .sums = ex->batch_scratch, .count = (double)B * HW};
+    const int64_t ns = CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW);
+    if (!ex->batch_sum) {
+        cpu_for(ex, C, 4 * ns, bn_train_channels, &j);
+        return;
+    }
+    /* SyncBatchNorm: each sum over the batch completed over the ranks (the count with the sums) */
+    cpu_for(ex, C, ns, bn_sum_channels, &j);
+    j.sums[C] = j.count;
+    ex->batch_sum(ex->batch_sum_user, j.sums, C + 1);
+    j.count = j.sums[C];
+    cpu_for(ex, C, ns, bn_sqdev_channels, &j);
+    ex->batch_sum(ex->batch_sum_user, j.sums + C + 1, C);
+    cpu_for(ex, C, 2 * ns, bn_normalize_channels, &j);
 }
 
 static void bn_eval_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
@@ -189,38 +240,64 @@ void cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in
     cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW), bn_eval_channels, &j);
 }
 
-/* din += gamma*rstd * (dout - mean(dout) - xhat * mean(dout*xhat)); dbeta += sum dout; dgamma += sum dout*xhat. */
+/* The two sums of channel c's backward: sum dout and sum dout * xhat (xhat in float). */
+static void bn_grad_sums(const bn_job *j, int64_t c, double *sg, double *sgx) {
+    const size_t CHW = (size_t)j->C * j->HW;
+    double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};
+    for (int b = 0; b < j->B; b++)
+        bn_grad_row(ag, agx, j->dout + b * CHW + (size_t)c * j->HW, j->in + b * CHW + (size_t)c * j->HW, j->HW,
+                    j->mean_in[c], j->rstd_in[c]);
+    *sg = bn_combine(ag), *sgx = bn_combine(agx);
+}
+
+/* din += gamma*rstd * (dout - sg/n - xhat * sgx/n), sg and sgx the sums over the whole batch of n */
+static void bn_channel_din(const bn_job *j, int64_t c, double sg, double sgx) {
+    const size_t CHW = (size_t)j->C * j->HW;
+    const float m = j->mean_in[c], rs = j->rstd_in[c];
+    float gm = j->gamma ? j->gamma[c] : 1.0f;
+    float k = gm * rs, mg = (float)(sg / j->count), mgx = (float)(sgx / j->count);
+    for (int b = 0; b < j->B; b++) {
+        const float *x = j->in + b * CHW + (size_t)c * j->HW;
+        const float *g = j->dout + b * CHW + (size_t)c * j->HW;
+        float *dx = j->din + b * CHW + (size_t)c * j->HW;
+        for (int i = BN_VECTOR(bn_dx_avx512(dx, g, x, j->HW, k, mg, m, rs, mgx)); i < j->HW; i++)
+            dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx);
+    }
+}
+
+/* dbeta += sum dout; dgamma += sum dout*xhat (this process's rows); then din. */
 static void bn_backward_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
     (void)thread;
     const bn_job *j = ctx;
-    const size_t CHW = (size_t)j->C * j->HW;
-    const double n = (double)j->B * j->HW;
     for (int64_t c = c0; c < c1; c++) {
-        const float m = j->mean_in[c], rs = j->rstd_in[c];
-        double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};
-        for (int b = 0; b < j->B; b++)
-            bn_grad_row(ag, agx, j->dout + b * CHW + (size_t)c * j->HW, j->in + b * CHW + (size_t)c * j->HW, j->HW, m,
-                        rs);
-        double sg = bn_combine(ag), sgx = bn_combine(agx);
+        double sg, sgx;
+        bn_grad_sums(j, c, &sg, &sgx);
         if (j->dbeta) j->dbeta[c] += (float)sg;
         if (j->dgamma) j->dgamma[c] += (float)sgx;
-        if (!j->din) continue;
-        float gm = j->gamma ? j->gamma[c] : 1.0f;
-        float k = gm * rs, mg = (float)(sg / n), mgx = (float)(sgx / n);
-        for (int b = 0; b < j->B; b++) {
-            const float *x = j->in + b * CHW + (size_t)c * j->HW;
-            const float *g = j->dout + b * CHW + (size_t)c * j->HW;
-            float *dx = j->din + b * CHW + (size_t)c * j->HW;
-            for (int i = BN_VECTOR(bn_dx_avx512(dx, g, x, j->HW, k, mg, m, rs, mgx)); i < j->HW; i++)
-                dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx);
-        }
+        if (j->sums) j->sums[c] = sg, j->sums[j->C + c] = sgx; /* synced: din once the ranks' sums are in */
+        else if (j->din) bn_channel_din(j, c, sg, sgx);
     }
+}
+
+static void bn_din_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
+    (void)thread;
+    const bn_job *j = ctx;
+    for (int64_t c = c0; c < c1; c++) bn_channel_din(j, c, j->sums[c], j->sums[j->C + c]);
 }
 
 void cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
                             int HW) {
     bn_job j = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean_in = mean,
-                .rstd_in = rstd, .gamma = gamma, .B = B, .C = C, .HW = HW};
-    cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)5 * B * C * HW), bn_backward_channels, &j);
+                .rstd_in = rstd, .gamma = gamma, .B = B, .C = C, .HW = HW, .count = (double)B * HW,
+                .sums = ex->batch_sum ? ex->batch_scratch : NULL};
+    const int64_t ns = CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW);
+    cpu_for(ex, C, (j.sums ? 2 : 5) * ns, bn_backward_channels, &j);
+    if (!j.sums) return;
+    /* SyncBatchNorm: the two sums of din over the whole batch (dgamma and dbeta stay this rank's:
+     * data parallel sums them with the other gradients) */
+    j.sums[2 * C] = j.count;
+    ex->batch_sum(ex->batch_sum_user, j.sums, 2 * C + 1);
+    j.count = j.sums[2 * C];
+    if (din) cpu_for(ex, C, 3 * ns, bn_din_channels, &j);
 }

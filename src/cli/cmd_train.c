@@ -224,9 +224,9 @@ static void print_run_summary(const herd_train_phases *p, double seconds, int wo
     getrusage(RUSAGE_SELF, &ru);
     double total = p->data + p->compute + p->exchange + p->update;
     if (total <= 0) return;
-    printf("run summary (rank 0): %lld steps, %.1f s training, %.0f images/s over %d rank%s\n", (long long)p->steps,
+    printf("run summary (rank 0): %lld steps, %.3f s training, %.0f images/s over %d rank%s\n", (long long)p->steps,
            seconds, seconds > 0 ? (double)p->samples * feeders / seconds : 0.0, world, world == 1 ? "" : "s");
-    printf("  data %5.1f%%  compute %5.1f%%  gradient exchange %5.1f%%  optimizer %5.1f%%  (of %.1f s in steps)\n",
+    printf("  data %5.1f%%  compute %5.1f%%  gradient exchange %5.1f%%  optimizer %5.1f%%  (of %.3f s in steps)\n",
            100 * p->data / total, 100 * p->compute / total, 100 * p->exchange / total, 100 * p->update / total, total);
     printf("  peak memory %.1f MiB (planned activations %.1f MiB, optimizer state %.2f MiB)\n", ru.ru_maxrss / 1024.0,
            herd_model_planned_bytes(m) / 1048576.0, p->optimizer_floats * 4.0 / 1048576.0);

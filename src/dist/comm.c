@@ -49,9 +49,9 @@ herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *
     return c->ops->iallreduce(c, buf, n, bf16_scratch, req, err);
 }
 
-herd_status herd_comm_ireduce_scatter(herd_comm *c, const float *in, float *out, const int *counts,
-                                      herd_comm_request **req, herd_error *err) {
-    return c->ops->ireduce_scatter(c, in, out, counts, req, err);
+herd_status herd_comm_ireduce_scatter(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
+                                      herd_error *err) {
+    return c->ops->ireduce_scatter(c, buf, counts, req, err);
 }
 
 herd_status herd_comm_iallgatherv(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,

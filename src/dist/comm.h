@@ -40,11 +40,12 @@ herd_status herd_comm_allgather(herd_comm *c, const float *in, float *out, int64
  * bfloat16 (rounded to nearest even), each pairwise sum done in float and rounded back. */
 herd_status herd_comm_iallreduce(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch,
                                  herd_comm_request **req, herd_error *err);
-/* Starts a sum across ranks of in[0 .. counts[0] + ... + counts[size-1]) of which rank r keeps
- * its part, [counts[0] + ... + counts[r-1], + counts[r]), in out[0 .. counts[r]). counts is the
- * same on every rank; in, out (not overlapping) and counts must stay until the request completes. */
-herd_status herd_comm_ireduce_scatter(herd_comm *c, const float *in, float *out, const int *counts,
-                                      herd_comm_request **req, herd_error *err);
+/* Starts, in place, a sum across ranks of buf[0 .. counts[0] + ... + counts[size-1]) of which
+ * rank r gets its part, [counts[0] + ... + counts[r-1], + counts[r]), summed where it lies; the
+ * other parts of this rank's buf are left as they were. counts is the same on every rank; buf
+ * and counts must stay untouched until the request completes. */
+herd_status herd_comm_ireduce_scatter(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
+                                      herd_error *err);
 /* Starts, in place: every rank's part of buf (rank r's: as herd_comm_ireduce_scatter cuts it)
  * to every rank; buf (every part but this rank's may be written any time until the request
  * completes) and counts must stay until then. */

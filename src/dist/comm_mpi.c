@@ -145,6 +145,8 @@ struct herd_comm_request {
     const char *what;
     int peer; /* point to point: the other rank; -1 for collectives */
     int *displs; /* allgatherv: MPI reads them until the request completes */
+    MPI_Request *parts; /* reduce-scatter: one reduce per rank's part (n_parts of them), r unused */
+    int n_parts;
 };
 
 typedef struct mpi_comm {
@@ -508,7 +510,8 @@ static herd_status mpi_wait(herd_comm *hc, herd_comm_request *req, herd_error *e
                                                                                         : WAIT_ANY);
         ping_round ping = {0};
         while (!done) {
-            int rc = MPI_Test(&req->r, &done, MPI_STATUS_IGNORE);
+            int rc = req->parts ? MPI_Testall(req->n_parts, req->parts, &done, MPI_STATUSES_IGNORE)
+                                : MPI_Test(&req->r, &done, MPI_STATUS_IGNORE);
             if (rc != MPI_SUCCESS) {
                 st = mpi_fail(err, rc, req->what);
                 break;
@@ -556,8 +559,8 @@ static herd_status mpi_wait(herd_comm *hc, herd_comm_request *req, herd_error *e
     }
     if (st == HERD_OK && req->scratch)
         for (int64_t i = 0; i < req->n; i++) req->buf[i] = herd_bf16_to_f32(req->scratch[i]);
-    free(req->displs);
-    req->displs = NULL;
+    free(req->displs), free(req->parts);
+    req->displs = NULL, req->parts = NULL;
     req->in_use = 0;
     return st;
 }
@@ -584,19 +587,36 @@ static herd_status mpi_iallreduce(herd_comm *hc, float *buf, int64_t n, uint16_t
     return HERD_OK;
 }
 
-static herd_status mpi_ireduce_scatter(herd_comm *hc, const float *in, float *out, const int *counts,
-                                       herd_comm_request **req, herd_error *err) {
+/* One reduce per rank's part, to that rank, in place there: libnbc's own reduce-scatter (OpenMPI
+ * 4.1) reduces the whole buffer onto rank 0 along a binomial tree and then scatters it, rank 0
+ * doing every sum, with a temporary of twice the buffer per call (past glibc's 32 MiB mmap
+ * ceiling for a large bucket: fresh pages to fault in at every step); here each rank sums its
+ * own part, into the gradient where it lies (no copy out of a separate buffer), and libnbc's
+ * reduce needs a temporary of one part at most. */
+static herd_status mpi_ireduce_scatter(herd_comm *hc, float *buf, const int *counts, herd_comm_request **req,
+                                       herd_error *err) {
     mpi_comm *c = (mpi_comm *)hc;
     herd_comm_request *r = take_request(c, "reduce-scatter");
     if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
     r->n = counts[c->rank];
-    if (!c->mpi) {
-        memcpy(out, in, (size_t)counts[0] * sizeof(float));
-    } else {
-        int rc = MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, c->comm, &r->r);
-        if (rc != MPI_SUCCESS) {
+    if (c->mpi) {
+        if (!(r->parts = malloc((size_t)c->size * sizeof *r->parts))) {
             r->in_use = 0;
-            return mpi_fail(err, rc, "reduce-scatter");
+            return herd_fail(err, HERD_ENOMEM, "out of memory for a reduce-scatter");
+        }
+        int64_t at = 0;
+        for (int q = 0; q < c->size; at += counts[q], q++) {
+            if (counts[q] == 0) continue; /* the same parts skipped on every rank: counts are */
+            int rc = q == c->rank ? MPI_Ireduce(MPI_IN_PLACE, buf + at, counts[q], MPI_FLOAT, MPI_SUM, q, c->comm,
+                                                &r->parts[r->n_parts])
+                                  : MPI_Ireduce(buf + at, NULL, counts[q], MPI_FLOAT, MPI_SUM, q, c->comm,
+                                                &r->parts[r->n_parts]);
+            if (rc != MPI_SUCCESS) { /* the job ends on it: the reduces already started are abandoned */
+                free(r->parts);
+                r->parts = NULL, r->in_use = 0;
+                return mpi_fail(err, rc, "reduce-scatter");
+            }
+            r->n_parts++;
         }
     }
     *req = r;

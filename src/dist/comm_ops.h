@@ -25,8 +25,8 @@ struct comm_ops {
     herd_status (*allgather)(herd_comm *c, const float *in, float *out, int64_t n, herd_error *err);
     herd_status (*iallreduce)(herd_comm *c, float *buf, int64_t n, uint16_t *bf16_scratch, herd_comm_request **req,
                               herd_error *err);
-    herd_status (*ireduce_scatter)(herd_comm *c, const float *in, float *out, const int *counts,
-                                   herd_comm_request **req, herd_error *err);
+    herd_status (*ireduce_scatter)(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
+                                   herd_error *err);
     herd_status (*iallgatherv)(herd_comm *c, float *buf, const int *counts, herd_comm_request **req,
                                herd_error *err); /* *req NULL: nothing to wait for (one rank) */
     herd_status (*alltoallv)(herd_comm *c, const void *send, const int64_t *send_bytes, void *recv,

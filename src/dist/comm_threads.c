@@ -365,15 +365,16 @@ static herd_status t_iallreduce(herd_comm *hc, float *buf, int64_t n, uint16_t *
     return HERD_OK;
 }
 
-static herd_status t_ireduce_scatter(herd_comm *hc, const float *in, float *out, const int *counts,
-                                     herd_comm_request **req, herd_error *err) {
+static herd_status t_ireduce_scatter(herd_comm *hc, float *buf, const int *counts, herd_comm_request **req,
+                                     herd_error *err) {
     tcomm *c = (tcomm *)hc;
     thread_request *r = take_request(c, C_REDUCE_SCATTER);
     if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
-    int64_t total = 0;
-    for (int q = 0; q < hc->size; q++) total += counts[q];
-    r->buf = out, r->n = counts[hc->rank], r->counts = counts;
-    herd_status st = coll_arrive(c, C_REDUCE_SCATTER, in, total, 0, 0, &r->slot, err);
+    int64_t total = 0, off = 0;
+    for (int q = 0; q < hc->size; q++) total += counts[q], off += q < hc->rank ? counts[q] : 0;
+    /* this rank's part is written once every rank has read the inputs (coll_finish) */
+    r->buf = buf + off, r->n = counts[hc->rank], r->counts = counts;
+    herd_status st = coll_arrive(c, C_REDUCE_SCATTER, buf, total, 0, 0, &r->slot, err);
     if (st) {
         r->in_use = 0;
         return st;

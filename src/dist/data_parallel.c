@@ -6,7 +6,8 @@
  * result independent of how many ranks computed the groups.
  * ZeRO stage 1 (cfg.zero): rank r owns the contiguous shard [n*r/W, n*(r+1)/W) of the dense
  * parameters and the optimizer state of it alone; each bucket is reduce-scattered instead of
- * allreduced (rank r receives the sum of the bucket's part inside its shard), the rank updates
+ * allreduced (rank r gets the sum of the bucket's part inside its shard, in place in its
+ * gradient; the rest of its gradient keeps its own values, never read), the rank updates
  * its shard, and the shards are allgathered into every rank's parameters, bucket by bucket
  * without blocking: the next step's forward waits, layer by layer, for the buckets holding the
  * parameters it is about to read (herd_model_set_params_hook), so the allgather overlaps the
@@ -51,7 +52,6 @@ typedef struct dp_state {
     int64_t lo, hi;     /* this rank's shard of the dense parameters */
     int *shard_counts;  /* per rank: its shard's floats */
     int *bucket_counts; /* per bucket, per rank: the floats of the bucket inside the rank's shard */
-    float *shard_grad;  /* hi - lo: the reduce-scatters' output */
     herd_comm_request *gather[MAX_BUCKETS]; /* per bucket: its parameters' allgather in flight, or NULL */
     double gather_start[MAX_BUCKETS];
     int gathers;        /* allgathers in flight */
@@ -68,10 +68,8 @@ static void on_grads_ready(void *user, int64_t ready_from) {
     for (int k = 0; k < d->n_buckets; k++) {
         bucket *b = &d->buckets[k];
         if (b->started || b->lo < ready_from) continue;
-        if (d->zero) { /* this rank's part of the bucket lands at its place in the shard */
-            int64_t at = b->lo > d->lo ? b->lo - d->lo : 0;
+        if (d->zero) { /* this rank's part of the bucket (inside its shard) summed where it lies */
             d->hook_status = herd_comm_ireduce_scatter(s->comm, herd_model_grads(s->m) + b->lo,
-                                                       d->shard_grad + (at < d->hi - d->lo ? at : d->hi - d->lo),
                                                        d->bucket_counts + (size_t)k * (size_t)s->world, &b->req,
                                                        &d->hook_err);
         } else {
@@ -236,7 +234,6 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
             herd_trace_add(s->trace, d->zero ? "reduce-scatter bucket" : "allreduce bucket", "comm", HERD_TRACE_COMM,
                            b->t_start, herd_now());
         }
-        if (!st && d->zero) memcpy(grads + d->lo, d->shard_grad, (size_t)(d->hi - d->lo) * sizeof(float));
     }
     if (!st) st = wait_gathers(s, err); /* any the forward did not need */
     if (!st && d->sum_status) st = herd_fail(err, d->sum_status, "%s", d->sum_err.msg);
@@ -325,7 +322,7 @@ static void dp_destroy(herd_strategy *s) {
     free(d->bf16);
     herd_aligned_free(d->slots);
     free(d->buf_start), free(d->buf_slots);
-    free(d->shard_counts), free(d->bucket_counts), free(d->shard_grad);
+    free(d->shard_counts), free(d->bucket_counts);
     free(d);
 }
 
@@ -381,9 +378,7 @@ herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
         d->zero = 1;
         d->lo = d->n_params * s->rank / s->world, d->hi = d->n_params * (s->rank + 1) / s->world;
         s->update_lo = d->lo, s->update_hi = d->hi;
-        if (!(d->shard_counts = malloc((size_t)s->world * sizeof *d->shard_counts)) ||
-            !(d->shard_grad = malloc((size_t)(d->hi - d->lo + 1) * sizeof(float))))
-            goto nomem;
+        if (!(d->shard_counts = malloc((size_t)s->world * sizeof *d->shard_counts))) goto nomem;
         for (int r = 0; r < s->world; r++)
             d->shard_counts[r] = (int)(d->n_params * (r + 1) / s->world - d->n_params * r / s->world);
     }

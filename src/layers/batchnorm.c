@@ -50,29 +50,31 @@ static double *bn_sums(const node *n) {
     return (double *)((float *)n->saved[1] + ((size_t)CFG(n)->C + 1) / 2 * 2);
 }
 
+/* The exec a call runs with: the model's batch sum for sync=1 (SyncBatchNorm over the ranks,
+ * in the node's scratch), none otherwise: the batch is this process's. */
+static herd_exec bn_exec(const layer_call *c) {
+    herd_exec ex = *c->ex;
+    if (!CFG(c->n)->sync) ex.batch_sum = NULL;
+    ex.batch_scratch = ex.batch_sum ? bn_sums(c->n) : NULL;
+    return ex;
+}
+
 static void bn_forward(const layer_call *c) {
     const bn_cfg *cfg = CFG(c->n);
-    if (c->training && cfg->sync && c->ex->batch_sum)
-        ref_batchnorm_forward_train_sync(c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0], c->w[0],
-                                         c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps, c->ex->batch_sum,
-                                         c->ex->batch_sum_user, bn_sums(c->n));
-    else if (c->training)
-        c->be->batchnorm_forward_train(c->ex, c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0],
+    herd_exec ex = bn_exec(c);
+    if (c->training)
+        c->be->batchnorm_forward_train(&ex, c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0],
                                        c->w[0], c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps);
     else
-        c->be->batchnorm_forward_eval(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->w[2], c->w[3], c->B, cfg->C,
+        c->be->batchnorm_forward_eval(&ex, c->out, c->in[0], c->w[0], c->w[1], c->w[2], c->w[3], c->B, cfg->C,
                                       cfg->HW, cfg->eps);
 }
 
 static void bn_backward(const layer_call *c) {
     const bn_cfg *cfg = CFG(c->n);
-    if (cfg->sync && c->ex->batch_sum)
-        ref_batchnorm_backward_sync(c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0], c->n->saved[1],
-                                    c->w[0], c->B, cfg->C, cfg->HW, c->ex->batch_sum, c->ex->batch_sum_user,
-                                    bn_sums(c->n));
-    else
-        c->be->batchnorm_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0],
-                              c->n->saved[1], c->w[0], c->B, cfg->C, cfg->HW);
+    herd_exec ex = bn_exec(c);
+    c->be->batchnorm_backward(&ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0], c->n->saved[1],
+                              c->w[0], c->B, cfg->C, cfg->HW);
 }
 
 static int64_t bn_flops(const herd_model *m, const node *n) {
