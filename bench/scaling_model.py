@@ -3,19 +3,21 @@ tagged lines), fits latency (alpha) and inverse bandwidth (beta) per tc tbf rate
 point-to-point times, predicts every collective herd uses from the algorithm OpenMPI 4.1's
 libnbc runs for it (herd's exchanges are all non-blocking, so libnbc serves them):
 
-  allreduce       herd's is MPI_IN_PLACE, and libnbc picks its binomial algorithm for any
-                  in-place call whatever the size or world (nbc_iallreduce.c: `p < 4 || size <
-                  64 KiB || !commutative || inplace`): a binomial reduce to rank 0, L =
-                  ceil(log2 p) rounds of the whole buffer, then a binomial broadcast in which a
-                  rank posts all its sends at once, so they share its link: L + (L-1) + ... + 1
-                  buffer times on the critical path.
-  reduce_scatter  (ZeRO-1's buckets) libnbc's only algorithm: the binomial reduce of the whole
-                  buffer to rank 0, then rank 0 sends each rank its part (linear scatter).
+  allreduce       libnbc's ring, which herd selects (coll_libnbc_iallreduce_algorithm, set before
+                  MPI_Init: src/dist/comm_mpi.c): a reduce-scatter then an allgather around the
+                  ring, 2 (p-1) rounds of 1/p of the buffer.
+  binomial        what libnbc picks by itself for any in-place call whatever the size or world
+                  (nbc_iallreduce.c: `p < 4 || size < 64 KiB || !commutative || inplace`), and
+                  herd ran until it chose the ring: a binomial reduce to rank 0, L = ceil(log2 p)
+                  rounds of the whole buffer, then a binomial broadcast in which a rank posts all
+                  its sends at once, so they share its link: L + (L-1) + ... + 1 buffer times on
+                  the critical path. Shown as the alternative.
+  reduce_scatter  (ZeRO-1's buckets) one binomial reduce per rank's part, to that rank, all at
+                  once (herd's; libnbc's own reduces the whole buffer to rank 0): L rounds, in
+                  each of which a rank sends up to p-1 parts.
   allgather       (ZeRO-1's parameters; herd's allgatherv) linear: every rank sends its part to
                   every other at once.
   p2p             pipeline activations / gradients, parameter-server pushes and pulls.
-  ring            what an out-of-place allreduce of >= 64 KiB on >= 4 ranks would get (libnbc's
-                  ring): shown as the alternative, not what herd runs.
 
 and checks them against the collectives measured on 4 hosts; then the data-parallel step:
 step = compute + max(0, exchange - window), exchange = the sum over herd's gradient buckets of
@@ -82,18 +84,18 @@ class Net:
     def p2p(self, n, p=2):
         return self.a + self.wire(n)
 
-    def allreduce(self, n, p):  # libnbc binomial (herd's in-place call)
+    def allreduce(self, n, p):  # libnbc's ring (herd's choice)
+        return 2 * (p - 1) * self.a + self.wire(2 * (p - 1) / p * n) + (p - 1) / p * n * self.g
+
+    def binomial(self, n, p):  # libnbc's default for an in-place call
         if p < 2:
             return 0.0
         L = math.ceil(math.log2(p))
         return L * (self.a + self.wire(n) + n * self.g) + sum(self.a + self.wire(k * n) for k in range(1, L + 1))
 
-    def ring(self, n, p):  # libnbc ring (out of place, >= 64 KiB, >= 4 ranks)
-        return 2 * (p - 1) * self.a + self.wire(2 * (p - 1) / p * n) + (p - 1) / p * n * self.g
-
-    def reduce_scatter(self, n, p):  # binomial reduce to rank 0 + linear scatter
+    def reduce_scatter(self, n, p):  # one binomial reduce per part, to its rank, all at once
         L = math.ceil(math.log2(p))
-        return L * (self.a + self.wire(n) + n * self.g) + (p - 1) * self.a + self.wire((p - 1) / p * n)
+        return L * (self.a + self.wire((p - 1) / p * n)) + (p - 1) / p * n * self.g
 
     def allgather(self, n, p):  # linear allgatherv, n = the whole gathered buffer
         return (p - 1) * self.a + self.wire((p - 1) / p * n)
@@ -104,8 +106,8 @@ class Net:
     def pipeline_hop(self, n):  # one micro-batch's activation (or its gradient) to the next stage
         return self.p2p(n)
 
-    def dp_exchange(self, buckets, p, ring=False):
-        return sum((self.ring if ring else self.allreduce)(n, p) for n in buckets)
+    def dp_exchange(self, buckets, p, binomial=False):
+        return sum((self.binomial if binomial else self.allreduce)(n, p) for n in buckets)
 
     def zero_exchange(self, buckets, p):  # (overlappable reduce-scatters, the allgather after the update)
         return sum(self.reduce_scatter(n, p) for n in buckets), self.allgather(sum(buckets), p)
@@ -207,8 +209,8 @@ def main():
         ("GPT-2-small-sized (124 M)", 8 * 1024, "tokens", 8 * 1024 * gpt_tok, herd_buckets(124e6)),
     ]
     print("4. projection: weak scaling, nodes with this machine's cores and herd's compute on them, a "
-          "non-blocking switch; DP = herd today (in-place binomial allreduce), ring = the same with "
-          "libnbc's ring")
+          "non-blocking switch; DP = herd (libnbc's ring allreduce), binomial = the same with "
+          "libnbc's default for an in-place call")
     print(f"   alpha {1e6 * alpha:.0f} us (the least one-way time of a 4 KiB message, any rate: the software's latency "
           f"without the wait for a core that the median has here), beta = nominal rate x "
           f"{over:.2f} (measured wire overhead), reduction {1e9 * gamma:.3f} ns/B (measured); "
@@ -218,7 +220,7 @@ def main():
           f"{c['resnet_gflops']:.1f} GFLOP/s (herd on ResNet-18 at 64x64); GPT-2-small-sized {1e3 * gpt_tok:.2f} ms a "
           f"token = (6 x 124 M + 6 x 12 x 1024 x 768) FLOP at {c['dense_gflops']:.1f} GFLOP/s (herd on a dense MLP)")
     print(f"{'model':>26} {'Gbit/s':>6} {'nodes':>5} {'step s':>8} {'DP eff':>7} {'DP rate/s':>11} "
-          f"{'ring eff':>8} {'ZeRO-1 eff':>10}")
+          f"{'binom eff':>9} {'ZeRO-1 eff':>10}")
     for name, batch, unit, comp, buckets in models:
         for gbit in (10, 25, 100):
             net = Net(alpha, over * 8 / (gbit * 1e9), gamma)
@@ -229,11 +231,11 @@ def main():
                     return comp + max(0.0, ex - win)
 
                 s_dp = step(net.dp_exchange(buckets, p))
-                s_ring = step(net.dp_exchange(buckets, p, ring=True))
+                s_binom = step(net.dp_exchange(buckets, p, binomial=True))
                 rs, ag = net.zero_exchange(buckets, p)
                 s_zero = step(rs) + ag
                 print(f"{name:>26} {gbit:6d} {p:5d} {s_dp:8.3f} {comp / s_dp:7.2f} {p * batch / s_dp:11.0f} "
-                      f"{comp / s_ring:8.2f} {comp / s_zero:10.2f}")
+                      f"{comp / s_binom:9.2f} {comp / s_zero:10.2f}")
     print(f"   ({unit} per second of the whole job; efficiency = compute / step, 1.00 = the exchange fully hidden)")
     return 0 if ok else 1
 

@@ -219,6 +219,22 @@ static void publish(mpi_comm *c) {
     c->base.rank = c->rank, c->base.size = c->size, c->base.timeout = c->timeout;
 }
 
+/* The algorithms OpenMPI 4.1's libnbc (every non-blocking collective here) runs, set before
+ * MPI_Init unless the user set them in the environment (OMPI_MCA_*; mpirun --mca puts them
+ * there; an mca-params.conf file is outranked by this):
+ *  - allreduce: the ring (reduce-scatter then allgather, each rank sending 2 (p-1)/p of the
+ *    buffer and summing 1/p of it). Left alone, libnbc takes a binomial tree up and down for
+ *    every in-place allreduce (and under 4 ranks for any): the whole buffer crosses log2(p)
+ *    links twice, one after the other, and rank 0 does every sum. Its in-place ring is right
+ *    from 4.1.2 on (open-mpi/ompi#9385); Debian's is 4.1.4.
+ *  - reduce: binomial. For 2 to 4 ranks and 64 KiB or more libnbc pipelines a chain of 8 KiB
+ *    fragments, one schedule round each, and a round only moves when this process polls: a
+ *    ZeRO-1 reduce-scatter of a 17 MB bucket (one reduce per part) took 1.7 s a step. */
+static void choose_collectives(void) {
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "ring", 0);
+    setenv("OMPI_MCA_coll_libnbc_ireduce_algorithm", "binomial", 0);
+}
+
 herd_status comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err) {
     mpi_comm *c = calloc(1, sizeof *c);
     if (!c) return herd_fail(err, HERD_ENOMEM, "out of memory");
@@ -234,6 +250,7 @@ herd_status comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err) {
     }
     if (herd_comm_launched()) {
         int provided, rc;
+        choose_collectives();
         if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided)) != MPI_SUCCESS) {
             free(c);
             return mpi_fail(err, rc, "init");
