@@ -41,13 +41,16 @@ static int irand(int lo, int hi) { return lo + (int)herd_rng_below(&rng, (uint32
 static double worst_ratio; /* largest |cpu - ref| / bound seen, printed at the end */
 static char worst_what[160];
 
-static void compare(const char *what, const char *shape, const float *got, const float *want, size_t n,
-                    double reduction_len) {
+/* |got - want| <= 1e-5 * sqrt(reduction_len) * (scale + |want|): rounding grows with the length
+ * of the sums and with the size of their terms, so scale is the size of the operands' products
+ * (1 for values in [-1, 1]; 4 where the weights were scaled by 4). */
+static void compare_scaled(const char *what, const char *shape, const float *got, const float *want, size_t n,
+                           double reduction_len, double scale) {
     double tol = 1e-5 * sqrt(reduction_len < 1 ? 1 : reduction_len);
     size_t bad = 0, first = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(got[i]) && isnan(want[i])) continue; /* NaN in, NaN out, in both */
-        double d = fabs((double)got[i] - want[i]), bound = tol * (1.0 + fabs(want[i]));
+        double d = fabs((double)got[i] - want[i]), bound = tol * (scale + fabs(want[i]));
         if (d / bound > worst_ratio) {
             worst_ratio = d / bound;
             snprintf(worst_what, sizeof worst_what, "%s [%s]", what, shape);
@@ -57,8 +60,13 @@ static void compare(const char *what, const char *shape, const float *got, const
             bad++;
         }
     }
-    CHECK(bad == 0, "%s [%s]: %zu of %zu differ, first at %zu: got %.9g expected %.9g (tol %g*(1+|ref|))", what,
-          shape, bad, n, first, bad ? got[first] : 0.0, bad ? want[first] : 0.0, tol);
+    CHECK(bad == 0, "%s [%s]: %zu of %zu differ, first at %zu: got %.9g expected %.9g (tol %g*(%g+|ref|))", what,
+          shape, bad, n, first, bad ? got[first] : 0.0, bad ? want[first] : 0.0, tol, scale);
+}
+
+static void compare(const char *what, const char *shape, const float *got, const float *want, size_t n,
+                    double reduction_len) {
+    compare_scaled(what, shape, got, want, n, reduction_len, 1.0);
 }
 
 static void same_bits(const char *what, const char *shape, const float *a, const float *b, size_t n) {
@@ -157,7 +165,8 @@ static void conv_case(conv2d_dims d, int with_bias) {
         float *din3 = copyv(din0, nin);
         cpu->conv2d_backward(&ex, din3, NULL, NULL, dout, in, w, &d);
         compare("conv din (dw, db NULL)", shape, din3, din_r, nin, kd);
-        /* the fused ReLU and ReLU6 with weights and bias scaled by 4 (pre-activations beyond 6):
+        /* the fused ReLU and ReLU6 with weights and bias scaled by 4 (pre-activations beyond 6; the
+         * outputs' and input gradients' rounding 4 times that of the unscaled sums):
          * the forward with the activation applied, the backward masking dout in place by that
          * output, against ref's conv, act op and in-place mask */
         for (int k = 0; k < 2; k++) {
@@ -174,12 +183,12 @@ static void conv_case(conv2d_dims d, int with_bias) {
             ref->conv2d_forward(&none, pre, in, w4, b4, &d);
             ref->act_forward(&none, oa_r, pre, (int64_t)nout, act, 0);
             cpu->conv2d_forward_act(&ex, oa, in, w4, b4, &d, act);
-            compare(what[k][0], shape, oa, oa_r, nout, kf);
+            compare_scaled(what[k][0], shape, oa, oa_r, nout, kf, 4.0); /* sums of w*4 * x */
             ref->act_backward_inplace(&none, ga_r, oa_r, (int64_t)nout, act);
             ref->conv2d_backward(&none, dia_r, dwa_r, dba_r, ga_r, in, w4, &d);
             cpu->conv2d_backward_act(&ex, dia, dwa, dba, ga, oa_r, in, w4, &d, act);
             same_bits(what[k][1], shape, ga, ga_r, nout);
-            compare(what[k][2], shape, dia, dia_r, nin, kd);
+            compare_scaled(what[k][2], shape, dia, dia_r, nin, kd, 4.0); /* sums of w*4 * dout */
             compare(what[k][3], shape, dwa, dwa_r, nw, kw_len);
             compare(what[k][4], shape, dba, dba_r, d.OC, kw_len);
             free(w4), free(b4), free(pre), free(oa_r), free(oa), free(ga_r), free(ga);

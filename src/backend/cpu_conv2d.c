@@ -147,14 +147,18 @@ static size_t shared_floats(const conv2d_dims *d) {
     return shape_prefers_T(d) ? wT : 0;
 }
 
-int cpu_conv_gemm_only(void) {
-    static int only = -1; /* read once; a data race on this int at worst reads the env twice */
-    if (only < 0) {
+/* HERD_CONV: "gemm" (im2col only), "wino2" (Winograd F(2x2) only), else 0 */
+static int conv_env(void) {
+    static int mode = -1; /* read once; a data race on this int at worst reads the env twice */
+    if (mode < 0) {
         const char *e = getenv("HERD_CONV");
-        only = e && strcmp(e, "gemm") == 0;
+        mode = e && strcmp(e, "gemm") == 0 ? 1 : e && strcmp(e, "wino2") == 0 ? 2 : 0;
     }
-    return only;
+    return mode;
 }
+
+int cpu_conv_gemm_only(void) { return conv_env() == 1; }
+int cpu_conv_winograd_f2_only(void) { return conv_env() == 2; }
 
 /* The shape takes the tiny-map path (cpu_conv_taps.c) and the caller planned its workspace. */
 static int taps_fit(const herd_exec *ex, const conv2d_dims *d) {

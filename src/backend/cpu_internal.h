@@ -109,6 +109,8 @@ void cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, co
                             const conv2d_dims *d, herd_act act);
 /* 1 when HERD_CONV=gemm keeps every plain convolution on im2col + sgemm (cpu_conv2d.c). */
 int cpu_conv_gemm_only(void);
+/* HERD_CONV=wino2: Winograd takes F(2x2) tiles on every shape (cpu_winograd.c) */
+int cpu_conv_winograd_f2_only(void);
 /* Tiny maps (cpu_conv_taps.c): convolutions whose in-bounds (output, input) pairs are at most
  * 60% of im2col's products, one product per tap; cpu_conv2d_* hand such shapes to it. */
 int cpu_conv_taps_applies(const conv2d_dims *d);
@@ -117,7 +119,7 @@ void cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, con
                            const conv2d_dims *d, herd_act act);
 void cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
-/* Winograd F(2x2, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
  * enough channels; cpu_conv2d_* hand such shapes to it. Same accumulate rules as conv2d. */
 int cpu_winograd_applies(const conv2d_dims *d);
 size_t cpu_winograd_workspace(const conv2d_dims *d);

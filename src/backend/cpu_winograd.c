@@ -1,9 +1,15 @@
-/* Winograd F(2x2, 3x3) for the plain 3x3 convolutions with stride 1 and padding 1 (the bulk of
- * ResNet's and VGG's work): every 4x4 input tile and every 3x3 kernel go to a 4x4 transform
- * domain, where the convolution becomes 16 independent products (CO x CI) * (CI x tiles), 16
- * multiplies per 2x2 outputs instead of 36 (2.25x fewer); the inverse transform brings the 2x2
- * outputs back (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015):
+/* Winograd F(m x m, 3x3), m = 2 or 4, for the plain 3x3 convolutions with stride 1 and padding
+ * 1 (the bulk of ResNet's and VGG's work): every (m+2)x(m+2) input tile and every 3x3 kernel go
+ * to an (m+2)x(m+2) transform domain, where the convolution becomes (m+2)^2 independent products
+ * (CO x CI) * (CI x tiles); the inverse transform brings the m x m outputs back (Lavin and Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2015):
  *   Y = A^T [(G g G^T) . (B^T d B)] A.
+ * F(2x2) multiplies 16 times per 4 outputs instead of 36 (2.25x fewer), F(4x4) 36 times per 16
+ * outputs instead of 144 (4x fewer) at the price of larger transforms and a larger rounding error
+ * (its points 0, +-1, +-2 scale values by up to 8 and 1/24; measured against the reference op,
+ * test_backend_cpu_vs_ref, well inside the tolerance the other paths meet). F(4x4) serves the
+ * maps under 64 columns (ResNet's 56x56 to 4x4 maps, its tiles gathered 16 at a time), the
+ * forward pass and the input gradient; the weight gradient and wider maps stay on F(2x2).
  * The same transforms give the input gradient (the kernel flipped and transposed, run on dout)
  * and the weight gradient: dU = sum over tiles of (A dY A^T) . (B^T d B), then dg = G^T dU G.
  * The transforms run on whole rows of tiles (one image row band and one channel at a time, the
@@ -13,7 +19,8 @@
  * product is one cpu_gemm call (a fixed-order sum), and the weight gradient accumulates chunk
  * after chunk in batch order, so results are bit-identical for any number of threads. They are
  * not bit-identical to the im2col path (another order of summation, within float rounding of
- * it). HERD_CONV=gemm in the environment turns this path off (reproducing older results). */
+ * it). HERD_CONV=gemm in the environment turns this path off (reproducing older results),
+ * HERD_CONV=wino2 keeps every shape on F(2x2) (the results of before F(4x4)). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,42 +29,47 @@
 #ifdef HAVE_AVX512_KERNEL
 #include <immintrin.h>
 
-/* Tiles per chunk of images: wide enough that the 16 products run at the kernel's speed (at
- * least 64 columns), few enough that a chunk's transformed tiles (16 x tiles x (C + 2 OC)
+/* Tiles per chunk of images: wide enough that the K = (m+2)^2 products run at the kernel's speed
+ * (at least 64 columns), few enough that a chunk's transformed tiles (K x tiles x (C + 2 OC)
  * floats) stay near 4 MB, in L2/L3, and the workspace small. A shape's chunk never depends on
  * the batch beyond being capped by it, so a plan for a batch fits any smaller one. */
 #define WINO_CHUNK_FLOATS (1 << 20)
 #define WINO_MIN_TILES 64
 #define WINO_MAX_TILES 256
-/* Rows of the products per work item: the item count (16 x row blocks) is fixed by the shape. */
+/* Rows of the products per work item: the item count (K x row blocks) is fixed by the shape. */
 #define WINO_ROWS 64
 /* The most tiles across (output width / 2) the row buffers hold on the stack; wider images
  * stay on the im2col path. */
 #define WINO_MAX_TW 128
 /* Output channels per item of the weight-gradient fold */
 #define WINO_DW_BLOCK 16
+/* Maps under this many tiles across take the gathered path (16 tiles of an image a vector) */
+#define WINO_SMALL_TW 16
+#define WINO_SMALL_T (WINO_SMALL_TW * WINO_MAX_TW)
 
-static int tiles_w(const conv2d_dims *d) { return (d->OW + 1) / 2; }
-static int tiles_h(const conv2d_dims *d) { return (d->OH + 1) / 2; }
-static int tiles(const conv2d_dims *d) { return tiles_w(d) * tiles_h(d); }
+/* m x m outputs a tile, (m+2)^2 transform points */
+static int tiles_w(const conv2d_dims *d, int m) { return (d->OW + m - 1) / m; }
+static int tiles_h(const conv2d_dims *d, int m) { return (d->OH + m - 1) / m; }
+static int tiles(const conv2d_dims *d, int m) { return tiles_w(d, m) * tiles_h(d, m); }
+static int points(int m) { return (m + 2) * (m + 2); }
 
-static int chunk_images(const conv2d_dims *d) {
-    int64_t want = WINO_CHUNK_FLOATS / (16 * ((int64_t)d->C + 2 * (int64_t)d->OC));
+static int chunk_images(const conv2d_dims *d, int m) {
+    int64_t want = WINO_CHUNK_FLOATS / (points(m) * ((int64_t)d->C + 2 * (int64_t)d->OC));
     want = want < WINO_MIN_TILES ? WINO_MIN_TILES : want > WINO_MAX_TILES ? WINO_MAX_TILES : want;
-    int T = tiles(d), n = (int)((want + T - 1) / T);
+    int T = tiles(d, m), n = (int)((want + T - 1) / T);
     if (n < 1) n = 1;
     return n < d->B ? n : d->B;
 }
 
 int cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
-    if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d) > WINO_MAX_TW ||
-        tiles_h(d) > WINO_MAX_TW)
+    if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d, 2) > WINO_MAX_TW ||
+        tiles_h(d, 2) > WINO_MAX_TW)
         return 0;
     /* Below 64 channels the transforms (about as much work per tile and channel as a 64-row
      * product) eat the saving; so do small maps with few channels (7x7 rounds up to 8x8 tiles,
      * 16 tiles fill a fraction of a vector) and maps under 4x4 (a tile is mostly padding).
-     * Measured one thread, B32, im2col path -> this one, forward / backward: 64ch 16x16 1.46x /
+     * Measured one thread, B32, im2col path -> F(2x2), forward / backward: 64ch 16x16 1.46x /
      * 1.43x, 128ch 8x8 1.14x / 1.15x, 512ch 7x7 2.3x / 1.7x, 256ch 4x4 1.13x / 1.19x; left out:
      * 512ch 2x2 0.97x / 0.80x, 64->128ch 7x7 0.96x / 0.78x (the example CNN's conv3). */
     const int64_t ch = d->C < d->OC ? d->C : d->OC;
@@ -65,11 +77,23 @@ int cpu_winograd_applies(const conv2d_dims *d) {
            ch * d->OH * d->OW >= 4096;
 }
 
-/* [U or dU^T: 16*C*OC | X: 16*P*C | Y: 16*P*OC | Z: 16*P*OC, the weight gradient's dout tiles
- * before their transpose] */
+/* The tile of the forward pass and the input gradient: F(4x4) where its tiles take the gathered
+ * path (maps under 64 columns), F(2x2) on wider maps and under HERD_CONV=wino2. The weight
+ * gradient always runs F(2x2). */
+static int forward_m(const conv2d_dims *d) {
+    return tiles_w(d, 4) < WINO_SMALL_TW && !cpu_conv_winograd_f2_only() ? 4 : 2;
+}
+
+/* [U or dU^T: K*C*OC | X: K*P*C | Y: K*P*OC | Z: K*P*OC, the weight gradient's dout tiles
+ * before their transpose], laid out for tile m */
+static size_t workspace_for(const conv2d_dims *d, int m) {
+    size_t P = (size_t)chunk_images(d, m) * tiles(d, m), K = (size_t)points(m);
+    return cpu_round16(K * d->C * d->OC) + cpu_round16(K * P * d->C) + 2 * cpu_round16(K * P * d->OC);
+}
+
 size_t cpu_winograd_workspace(const conv2d_dims *d) {
-    size_t P = (size_t)chunk_images(d) * tiles(d);
-    return cpu_round16(16 * (size_t)d->C * d->OC) + cpu_round16(16 * P * d->C) + 2 * cpu_round16(16 * P * d->OC);
+    size_t f = workspace_for(d, forward_m(d)), w = workspace_for(d, 2);
+    return f > w ? f : w;
 }
 
 typedef struct wino_job {
@@ -90,6 +114,7 @@ typedef struct wino_job {
     float *dw, *db;     /* dw pass: accumulated into */
     int b0, nb, P;      /* the chunk: images [b0, b0 + nb), P = nb * tiles */
     int first;          /* dw pass: the first chunk overwrites dU */
+    int m;              /* the tile: m x m outputs, (m+2)^2 transform points (2 or 4) */
 } wino_job;
 
 /* ---- kernel transforms ---- */
@@ -123,6 +148,91 @@ static TARGET_AVX512 void kernels_to_u(float *u, size_t ustride, const float *g,
     }
 }
 
+/* ---- F(4x4) transforms (Lavin and Gray's points 0, 1, -1, 2, -2, infinity) ----
+ * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
+
+/* r = B^T (d0 .. d5) */
+static inline TARGET_AVX512 __attribute__((always_inline)) void bt6(__m512 r[6], __m512 d0, __m512 d1, __m512 d2,
+                                                                    __m512 d3, __m512 d4, __m512 d5) {
+    const __m512 two = _mm512_set1_ps(2.0f), four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+    const __m512 a = _mm512_sub_ps(d3, d1), b = _mm512_sub_ps(d4, d2);
+    r[0] = _mm512_fnmadd_ps(five, d2, _mm512_fmadd_ps(four, d0, d4));
+    r[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d1, d2), _mm512_add_ps(d3, d4));
+    r[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d1, d2), _mm512_sub_ps(d4, d3));
+    r[3] = _mm512_fmadd_ps(two, a, b);
+    r[4] = _mm512_fnmadd_ps(two, a, b);
+    r[5] = _mm512_fnmadd_ps(five, d3, _mm512_fmadd_ps(four, d1, d5));
+}
+
+/* y = A^T (m0 .. m5) */
+static inline TARGET_AVX512 __attribute__((always_inline)) void at6(__m512 y[4], __m512 m0, __m512 m1, __m512 m2,
+                                                                    __m512 m3, __m512 m4, __m512 m5) {
+    const __m512 s12 = _mm512_add_ps(m1, m2), d12 = _mm512_sub_ps(m1, m2);
+    const __m512 s34 = _mm512_add_ps(m3, m4), d34 = _mm512_sub_ps(m3, m4);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m0, s12), s34);
+    y[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+    y[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+    y[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m5);
+}
+
+/* u = G (g0, g1, g2) */
+static inline TARGET_AVX512 __attribute__((always_inline)) void g6(__m512 u[6], __m512 g0, __m512 g1, __m512 g2) {
+    const __m512 s = _mm512_add_ps(g0, g2), sixth = _mm512_set1_ps(-1.0f / 6.0f);
+    const __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24.0f), g0, _mm512_mul_ps(_mm512_set1_ps(1.0f / 6.0f), g2));
+    const __m512 c = _mm512_mul_ps(_mm512_set1_ps(1.0f / 12.0f), g1);
+    u[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g0);
+    u[1] = _mm512_mul_ps(sixth, _mm512_add_ps(s, g1));
+    u[2] = _mm512_mul_ps(sixth, _mm512_sub_ps(s, g1));
+    u[3] = _mm512_add_ps(b, c);
+    u[4] = _mm512_sub_ps(b, c);
+    u[5] = g2;
+}
+
+/* kernels_to_u for F(4x4): u[k] (k = 0..35) = (G g G^T)[k] */
+static TARGET_AVX512 void kernels_to_u6(float *u, size_t ustride, const float *g, int gstride, int flip, __mmask16 m) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(gstride));
+    __m512 k[9], t[3][6], r[6];
+    for (int e = 0; e < 9; e++)
+        k[e] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + (flip ? 8 - e : e), 4);
+    for (int c = 0; c < 3; c++) g6(t[c], k[c], k[3 + c], k[6 + c]); /* t[c] = column c of G g */
+    for (int a = 0; a < 6; a++) {                                  /* row a of (G g) G^T */
+        g6(r, t[0][a], t[1][a], t[2][a]);
+        for (int b = 0; b < 6; b++) _mm512_mask_storeu_ps(u + (size_t)(6 * a + b) * ustride, m, r[b]);
+    }
+}
+
+/* d (6x6 input values per tile) -> v[k] = (B^T d B)[k], stored at v + k*ks under mask m. */
+static inline TARGET_AVX512 __attribute__((always_inline)) void store_bt_d_b6(float *v, size_t ks, __mmask16 m,
+                                                                              __m512 q[6][6]) {
+    __m512 t[6][6], r[6];
+    for (int col = 0; col < 6; col++) { /* column col of B^T d */
+        bt6(r, q[0][col], q[1][col], q[2][col], q[3][col], q[4][col], q[5][col]);
+        for (int a = 0; a < 6; a++) t[a][col] = r[a];
+    }
+    for (int a = 0; a < 6; a++) { /* row a of (B^T d) B */
+        bt6(r, t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5]);
+        for (int b = 0; b < 6; b++) _mm512_mask_storeu_ps(v + (size_t)(6 * a + b) * ks, m, r[b]);
+    }
+}
+
+/* m[k] loaded from mb + k*ks under mask -> y[r][c] = (A^T m A)[r][c] + bias (4x4 outputs). */
+static inline TARGET_AVX512 __attribute__((always_inline)) void load_at_m_a6(__m512 y[4][4], const float *mb, size_t ks,
+                                                                             __mmask16 mask, __m512 bias) {
+    __m512 t[4][6], r[4], q[6];
+    for (int col = 0; col < 6; col++) { /* column col of A^T m */
+        for (int a = 0; a < 6; a++) q[a] = _mm512_maskz_loadu_ps(mask, mb + (size_t)(6 * a + col) * ks);
+        at6(r, q[0], q[1], q[2], q[3], q[4], q[5]);
+        for (int a = 0; a < 4; a++) t[a][col] = r[a];
+    }
+    for (int a = 0; a < 4; a++) { /* row a of (A^T m) A */
+        at6(r, t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5]);
+        for (int b = 0; b < 4; b++) y[a][b] = _mm512_add_ps(r[b], bias);
+    }
+}
+
 /* Forward: U[k][oc][c] from w[oc][c]; items are output channels, 16 input channels a vector. */
 static TARGET_AVX512 void kernels_forward(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
@@ -130,8 +240,8 @@ static TARGET_AVX512 void kernels_forward(void *ctx, int64_t s0, int64_t s1, int
     const size_t plane = (size_t)j->CO * j->CI;
     for (int64_t oc = s0; oc < s1; oc++)
         for (int c = 0; c < j->CI; c += 16)
-            kernels_to_u(j->U + (size_t)oc * j->CI + c, plane, j->w + ((size_t)oc * j->CI + c) * 9, 9, 0,
-                         cpu_lanes16(j->CI - c));
+            (j->m == 4 ? kernels_to_u6 : kernels_to_u)(j->U + (size_t)oc * j->CI + c, plane,
+                                                       j->w + ((size_t)oc * j->CI + c) * 9, 9, 0, cpu_lanes16(j->CI - c));
 }
 
 /* Input gradient: the pass runs from OC channels to C with g'[c][oc] = w[oc][c] flipped in both
@@ -143,8 +253,9 @@ static TARGET_AVX512 void kernels_din(void *ctx, int64_t s0, int64_t s1, int thr
     const size_t plane = (size_t)j->CO * j->CI;
     for (int64_t c = s0; c < s1; c++)
         for (int oc = 0; oc < j->CI; oc += 16)
-            kernels_to_u(j->U + (size_t)c * j->CI + oc, plane, j->w + ((size_t)oc * j->CO + c) * 9, 9 * j->CO, 1,
-                         cpu_lanes16(j->CI - oc));
+            (j->m == 4 ? kernels_to_u6 : kernels_to_u)(j->U + (size_t)c * j->CI + oc, plane,
+                                                       j->w + ((size_t)oc * j->CO + c) * 9, 9 * j->CO, 1,
+                                                       cpu_lanes16(j->CI - oc));
 }
 
 /* Weight gradient: dw[oc][c] += G^T dU G with dU[k] read from dU^T [16][C][OC]; items are blocks
@@ -251,79 +362,116 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void store_a_dy_at(fl
     }
 }
 
-/* ---- maps under 32 columns: 16 consecutive tiles of an image per vector, whatever their rows ----
+/* ---- maps under 16 tiles across: 16 consecutive tiles per vector, whatever their rows ----
  * A row band of such a map has fewer than 16 tiles, so the band-wise transforms below would fill
- * a fraction of each vector; here lane l is tile p0 + l (p = ty*TW + tx), its values gathered
- * from a zero-padded copy of the channel (inputs) or scattered into the output. */
-#define WINO_SMALL_TW 16
-#define WINO_SMALL_T (WINO_SMALL_TW * WINO_MAX_TW)
+ * a fraction of each vector; here lane l is column q0 + l of the transformed tiles (q = i*T + p,
+ * p = ty*TW + tx), its values gathered from a zero-padded copy of the channel (inputs) or
+ * scattered into the output. Maps of fewer than 16 tiles take 16 images an item, so that every
+ * vector is full (a 4x4 map is one F(4x4) tile). F(2x2) and F(4x4) (tile mt) share these loops. */
 
-/* first[p] = the offset of tile p's top-left value in a (rows, ld) buffer: 2*ty*ld + 2*tx */
-static void tile_offsets(int32_t *first, int TW, int T, int ld) {
-    for (int p = 0; p < T; p++) first[p] = 2 * (p / TW) * ld + 2 * (p % TW);
+/* Images per item: 16 where an image has fewer than 16 tiles, else 1 */
+static int group_images(int T) { return T < 16 ? 16 : 1; }
+
+/* Items per channel of a chunk of nb images */
+static int64_t image_groups(const wino_job *j) {
+    const int T = tiles(j->d, j->m), g = tiles_w(j->d, j->m) < WINO_SMALL_TW ? group_images(T) : 1;
+    return (j->nb + g - 1) / g;
+}
+
+/* first[q] (q < g*T) = the offset of column q's top-left value: image q / T at q/T * plane, its
+ * tile p = q % T at mt*ty*ld + mt*tx */
+static void tile_offsets(int32_t *first, int TW, int T, int ld, int mt, int g, int plane) {
+    for (int q = 0; q < g * T; q++) {
+        int p = q % T;
+        first[q] = q / T * plane + mt * (p / TW) * ld + mt * (p % TW);
+    }
+}
+
+/* q[r*n + col] = value (r, col) of the n x n tiles at idx in pad (rows ld apart), zero where m is clear */
+static inline TARGET_AVX512 __attribute__((always_inline)) void gather_tiles(__m512 *q, int n, __mmask16 m, __m512i idx,
+                                                                             const float *pad, int ld) {
+    for (int r = 0; r < n; r++)
+        for (int col = 0; col < n; col++)
+            q[r * n + col] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, pad + r * ld + col, 4);
 }
 
 static TARGET_AVX512 void input_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, ld = 2 * TW + 2, H = d->H, W = d->W;
+    const int mt = j->m, TW = tiles_w(d, mt), TH = tiles_h(d, mt), T = TW * TH, ld = mt * TW + 2, H = d->H, W = d->W;
+    const int g = group_images(T), plane = (mt * TH + 2) * ld;
     const size_t ks = (size_t)j->CI * j->P;
-    float pad[(2 * WINO_MAX_TW + 2) * (2 * WINO_SMALL_TW + 2)];
+    float pad[(2 * WINO_MAX_TW + 2) * (4 * WINO_SMALL_TW + 2)];
     int32_t first[WINO_SMALL_T];
-    tile_offsets(first, TW, T, ld);
-    memset(pad, 0, sizeof(float) * (size_t)(2 * TH + 2) * ld);
+    tile_offsets(first, TW, T, ld, mt, g, plane);
+    memset(pad, 0, sizeof(float) * (size_t)g * plane);
     for (int64_t s = s0; s < s1; s++) {
-        int i = (int)(s / j->CI), c = (int)(s % j->CI);
-        const float *x = j->in + ((size_t)(j->b0 + i) * j->CI + c) * H * W;
-        for (int y = 0; y < H; y++) memcpy(pad + (size_t)(y + 1) * ld + 1, x + (size_t)y * W, sizeof(float) * (size_t)W);
-        float *v = j->V + (size_t)c * j->P + (size_t)i * T;
-        for (int p0 = 0; p0 < T; p0 += 16) {
-            __mmask16 m = cpu_lanes16(T - p0);
-            __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
-            __m512 q[4][4];
-            for (int r = 0; r < 4; r++)
-                for (int col = 0; col < 4; col++)
-                    q[r][col] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, pad + r * ld + col, 4);
-            store_bt_d_b(v + p0, ks, m, q);
+        int i0 = (int)(s / j->CI) * g, c = (int)(s % j->CI), n = (j->nb - i0 < g ? j->nb - i0 : g) * T;
+        for (int i = 0; i < n / T; i++) {
+            const float *x = j->in + ((size_t)(j->b0 + i0 + i) * j->CI + c) * H * W;
+            for (int y = 0; y < H; y++)
+                memcpy(pad + (size_t)i * plane + (size_t)(y + 1) * ld + 1, x + (size_t)y * W, sizeof(float) * (size_t)W);
+        }
+        float *v = j->V + (size_t)c * j->P + (size_t)i0 * T;
+        for (int q0 = 0; q0 < n; q0 += 16) {
+            __mmask16 m = cpu_lanes16(n - q0);
+            __m512i idx = _mm512_maskz_loadu_epi32(m, first + q0);
+            if (mt == 4) {
+                __m512 q[6][6];
+                gather_tiles(&q[0][0], 6, m, idx, pad, ld);
+                store_bt_d_b6(v + q0, ks, m, q);
+            } else {
+                __m512 q[4][4];
+                gather_tiles(&q[0][0], 4, m, idx, pad, ld);
+                store_bt_d_b(v + q0, ks, m, q);
+            }
         }
     }
 }
 
-/* inside[r*2 + c][p]: whether output (2ty + r, 2tx + c) of tile p exists (odd H or W) */
-static void tile_inside(int32_t *first, uint16_t *inside, int TW, int T, int H, int W) {
-    for (int p0 = 0; p0 < T; p0 += 16)
-        for (int rc = 0; rc < 4; rc++) {
+/* inside[(q0/16)*mt*mt + r*mt + c]: whether output (mt*ty + r, mt*tx + c) of column q's tile
+ * exists (a partial tile on the bottom or right edge); first as tile_offsets, images plane apart */
+static void tile_inside(int32_t *first, uint16_t *inside, int TW, int T, int H, int W, int mt, int g, int plane) {
+    for (int q0 = 0; q0 < g * T; q0 += 16)
+        for (int rc = 0; rc < mt * mt; rc++) {
             uint16_t bits = 0;
-            for (int l = 0; l < 16 && p0 + l < T; l++) {
-                int p = p0 + l, y = 2 * (p / TW) + (rc >> 1), x = 2 * (p % TW) + (rc & 1);
+            for (int l = 0; l < 16 && q0 + l < g * T; l++) {
+                int p = (q0 + l) % T, y = mt * (p / TW) + rc / mt, x = mt * (p % TW) + rc % mt;
                 if (y < H && x < W) bits |= (uint16_t)(1u << l);
             }
-            inside[(p0 / 16) * 4 + rc] = bits;
+            inside[(q0 / 16) * mt * mt + rc] = bits;
         }
-    tile_offsets(first, TW, T, W);
+    tile_offsets(first, TW, T, W, mt, g, plane);
 }
 
 static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const int mt = j->m, TW = tiles_w(d, mt), TH = tiles_h(d, mt), T = TW * TH, H = d->OH, W = d->OW;
+    const int g = group_images(T);
     const size_t ks = (size_t)j->CO * j->P;
     int32_t first[WINO_SMALL_T];
-    uint16_t inside[WINO_SMALL_T / 4];
-    tile_inside(first, inside, TW, T, H, W);
+    uint16_t inside[WINO_SMALL_T];
+    tile_inside(first, inside, TW, T, H, W, mt, g, j->CO * H * W);
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t s = s0; s < s1; s++) {
-        int i = (int)(s / j->CO), oc = (int)(s % j->CO);
+        int i0 = (int)(s / j->CO) * g, oc = (int)(s % j->CO), n = (j->nb - i0 < g ? j->nb - i0 : g) * T;
         const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[oc] : 0.0f);
-        float *o = j->out + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
-        const float *mb = j->M + (size_t)oc * j->P + (size_t)i * T;
-        for (int p0 = 0; p0 < T; p0 += 16) {
-            __mmask16 m = cpu_lanes16(T - p0);
-            __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
-            __m512 yy[2][2];
-            load_at_m_a(yy, mb + p0, ks, m, bias);
-            for (int r = 0; r < 2; r++)
-                for (int c = 0; c < 2; c++) {
+        float *o = j->out + ((size_t)(j->b0 + i0) * j->CO + oc) * H * W;
+        const float *mb = j->M + (size_t)oc * j->P + (size_t)i0 * T;
+        for (int q0 = 0; q0 < n; q0 += 16) {
+            __mmask16 m = cpu_lanes16(n - q0);
+            __m512i idx = _mm512_maskz_loadu_epi32(m, first + q0);
+            __m512 yy[4][4];
+            if (mt == 4)
+                load_at_m_a6(yy, mb + q0, ks, m, bias);
+            else {
+                __m512 y2[2][2];
+                load_at_m_a(y2, mb + q0, ks, m, bias);
+                yy[0][0] = y2[0][0], yy[0][1] = y2[0][1], yy[1][0] = y2[1][0], yy[1][1] = y2[1][1];
+            }
+            for (int r = 0; r < mt; r++)
+                for (int c = 0; c < mt; c++) {
                     __m512 y = yy[r][c];
-                    __mmask16 in = inside[(p0 / 16) * 4 + r * 2 + c];
+                    __mmask16 in = m & inside[(q0 / 16) * mt * mt + r * mt + c];
                     float *base = o + r * W + c;
                     if (j->accumulate)
                         y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, in, idx, base, 4));
@@ -335,26 +483,27 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
     }
 }
 
+/* The weight gradient's output-gradient tiles: F(2x2) only */
 static TARGET_AVX512 void dout_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const int TW = tiles_w(d, 2), TH = tiles_h(d, 2), T = TW * TH, H = d->OH, W = d->OW, g = group_images(T);
     const size_t ks = (size_t)j->CO * j->P;
     int32_t first[WINO_SMALL_T];
-    uint16_t inside[WINO_SMALL_T / 4];
-    tile_inside(first, inside, TW, T, H, W);
+    uint16_t inside[WINO_SMALL_T];
+    tile_inside(first, inside, TW, T, H, W, 2, g, j->CO * H * W);
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t s = s0; s < s1; s++) {
-        int i = (int)(s / j->CO), oc = (int)(s % j->CO);
-        const float *g = j->dout + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
-        float *mp = j->Mr + (size_t)oc * j->P + (size_t)i * T;
-        for (int p0 = 0; p0 < T; p0 += 16) {
-            __mmask16 m = cpu_lanes16(T - p0);
-            __m512i idx = _mm512_maskz_loadu_epi32(m, first + p0);
+        int i0 = (int)(s / j->CO) * g, oc = (int)(s % j->CO), n = (j->nb - i0 < g ? j->nb - i0 : g) * T;
+        const float *gr = j->dout + ((size_t)(j->b0 + i0) * j->CO + oc) * H * W;
+        float *mp = j->Mr + (size_t)oc * j->P + (size_t)i0 * T;
+        for (int q0 = 0; q0 < n; q0 += 16) {
+            __mmask16 m = cpu_lanes16(n - q0);
+            __m512i idx = _mm512_maskz_loadu_epi32(m, first + q0);
             __m512 dy[2][2];
             for (int r = 0; r < 2; r++)
                 for (int c = 0; c < 2; c++)
-                    dy[r][c] = _mm512_mask_i32gather_ps(zero, inside[(p0 / 16) * 4 + r * 2 + c], idx, g + r * W + c, 4);
-            store_a_dy_at(mp + p0, ks, m, dy);
+                    dy[r][c] = _mm512_mask_i32gather_ps(zero, m & inside[(q0 / 16) * 4 + r * 2 + c], idx, gr + r * W + c, 4);
+            store_a_dy_at(mp + q0, ks, m, dy);
         }
     }
 }
@@ -365,7 +514,7 @@ static TARGET_AVX512 void input_tiles(void *ctx, int64_t s0, int64_t s1, int thr
     (void)thread;
     const wino_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH;
+    const int TW = tiles_w(d, j->m), TH = tiles_h(d, j->m), T = TW * TH;
     if (TW < WINO_SMALL_TW) {
         input_tiles_small(j, s0, s1);
         return;
@@ -413,7 +562,7 @@ static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int th
     (void)thread;
     const wino_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const int TW = tiles_w(d, j->m), TH = tiles_h(d, j->m), T = TW * TH, H = d->OH, W = d->OW;
     if (TW < WINO_SMALL_TW) {
         output_tiles_small(j, s0, s1);
         return;
@@ -459,7 +608,7 @@ static TARGET_AVX512 void dout_tiles(void *ctx, int64_t s0, int64_t s1, int thre
     (void)thread;
     const wino_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d), TH = tiles_h(d), T = TW * TH, H = d->OH, W = d->OW;
+    const int TW = tiles_w(d, j->m), TH = tiles_h(d, j->m), T = TW * TH, H = d->OH, W = d->OW;
     if (TW < WINO_SMALL_TW) {
         dout_tiles_small(j, s0, s1);
         return;
@@ -546,12 +695,12 @@ static void bias_grad(void *ctx, int64_t s0, int64_t s1, int thread) {
 
 /* The buffers of one pass: U first, then the tiles of CI and of CO channels. */
 static void place(wino_job *j, const conv2d_dims *d) {
-    size_t P = (size_t)chunk_images(d) * tiles(d);
+    size_t P = (size_t)chunk_images(d, j->m) * tiles(d, j->m), K = (size_t)points(j->m);
     j->U = j->ex->workspace;
-    float *x = j->U + cpu_round16(16 * (size_t)d->C * d->OC);
-    float *y = x + cpu_round16(16 * P * d->C);
+    float *x = j->U + cpu_round16(K * d->C * d->OC);
+    float *y = x + cpu_round16(K * P * d->C);
     /* the layer's C-channel tiles always go in x, its OC-channel tiles in y */
-    j->Mr = y + cpu_round16(16 * P * d->OC);
+    j->Mr = y + cpu_round16(K * P * d->OC);
     if (j->CI == d->C) {
         j->V = x;
         j->M = y;
@@ -564,40 +713,41 @@ static void place(wino_job *j, const conv2d_dims *d) {
 /* out = conv(in) over every chunk of images with the kernels already in j->U. */
 static void run_chunks(wino_job *j) {
     const conv2d_dims *d = j->d;
-    const int T = tiles(d), chunk = chunk_images(d);
+    const int T = tiles(d, j->m), chunk = chunk_images(d, j->m), K = points(j->m);
     const int64_t HW = (int64_t)d->H * d->W;
     for (int b0 = 0; b0 < d->B; b0 += chunk) {
         j->b0 = b0;
         j->nb = d->B - b0 < chunk ? d->B - b0 : chunk;
         j->P = j->nb * T;
-        cpu_for(j->ex, (int64_t)j->nb * j->CI, CPU_NS_PER_STREAM_ELEM(8 * j->nb * j->CI * HW), input_tiles, j);
-        cpu_for(j->ex, 16 * row_blocks(j->CO), CPU_NS_PER_MAC(16LL * j->CO * j->CI * j->P), products, j);
-        cpu_for(j->ex, (int64_t)j->nb * j->CO, CPU_NS_PER_STREAM_ELEM(8 * j->nb * j->CO * HW), output_tiles, j);
+        cpu_for(j->ex, image_groups(j) * j->CI, CPU_NS_PER_STREAM_ELEM(8 * j->nb * j->CI * HW), input_tiles, j);
+        cpu_for(j->ex, K * row_blocks(j->CO), CPU_NS_PER_MAC((int64_t)K * j->CO * j->CI * j->P), products, j);
+        cpu_for(j->ex, image_groups(j) * j->CO, CPU_NS_PER_STREAM_ELEM(8 * j->nb * j->CO * HW), output_tiles, j);
     }
 }
 
 void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, int relu) {
-    wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .relu = relu, .w = w};
+    wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .relu = relu, .w = w,
+                  .m = forward_m(d)};
     place(&j, d);
-    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(32LL * d->OC * d->C), kernels_forward, &j);
+    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(2LL * points(j.m) * d->OC * d->C), kernels_forward, &j);
     run_chunks(&j);
 }
 
 void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d) {
-    const int T = tiles(d), chunk = chunk_images(d);
+    const int T = tiles(d, 2), chunk = chunk_images(d, 2);
     const int64_t HW = (int64_t)d->H * d->W;
     if (dw) { /* dU^T accumulated chunk by chunk, then folded into dw */
-        wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .dout = dout, .dw = dw};
+        wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .dout = dout, .dw = dw, .m = 2};
         place(&j, d);
         for (int b0 = 0; b0 < d->B; b0 += chunk) {
             j.b0 = b0;
             j.nb = d->B - b0 < chunk ? d->B - b0 : chunk;
             j.P = j.nb * T;
             j.first = b0 == 0;
-            cpu_for(ex, (int64_t)j.nb * j.CI, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CI * HW), input_tiles, &j);
-            cpu_for(ex, (int64_t)j.nb * j.CO, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CO * HW), dout_tiles, &j);
+            cpu_for(ex, image_groups(&j) * j.CI, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CI * HW), input_tiles, &j);
+            cpu_for(ex, image_groups(&j) * j.CO, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CO * HW), dout_tiles, &j);
             cpu_for(ex, 16, CPU_NS_PER_STREAM_ELEM(32LL * j.P * j.CO), dout_transpose, &j);
             cpu_for(ex, 16 * row_blocks(j.CI), CPU_NS_PER_MAC(16LL * j.CO * j.CI * j.P), products_dw, &j);
         }
@@ -608,9 +758,10 @@ void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db
         cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->OC * HW), bias_grad, &j);
     }
     if (din) { /* the flipped, transposed kernels run from dout to din, added into din */
-        wino_job j = {.ex = ex, .d = d, .CI = d->OC, .CO = d->C, .in = dout, .out = din, .accumulate = 1, .w = w};
+        wino_job j = {.ex = ex, .d = d, .CI = d->OC, .CO = d->C, .in = dout, .out = din, .accumulate = 1, .w = w,
+                      .m = forward_m(d)};
         place(&j, d);
-        cpu_for(ex, d->C, CPU_NS_PER_STREAM_ELEM(32LL * d->OC * d->C), kernels_din, &j);
+        cpu_for(ex, d->C, CPU_NS_PER_STREAM_ELEM(2LL * points(j.m) * d->OC * d->C), kernels_din, &j);
         run_chunks(&j);
     }
 }
