@@ -7,9 +7,9 @@
  * F(2x2) multiplies 16 times per 4 outputs instead of 36 (2.25x fewer), F(4x4) 36 times per 16
  * outputs instead of 144 (4x fewer) at the price of larger transforms and a larger rounding error
  * (its points 0, +-1, +-2 scale values by up to 8 and 1/24; measured against the reference op,
- * test_backend_cpu_vs_ref, well inside the tolerance the other paths meet). F(4x4) serves the
- * maps under 64 columns (ResNet's 56x56 to 4x4 maps, its tiles gathered 16 at a time), the
- * forward pass and the input gradient; the weight gradient and wider maps stay on F(2x2).
+ * test_backend_cpu_vs_ref, within the tolerance the other paths meet). F(4x4) serves the maps
+ * under 64 columns (ResNet's 56x56 to 4x4 maps, its tiles gathered 16 at a time) in all three
+ * passes; wider maps stay on F(2x2).
  * The same transforms give the input gradient (the kernel flipped and transposed, run on dout)
  * and the weight gradient: dU = sum over tiles of (A dY A^T) . (B^T d B), then dg = G^T dU G.
  * The transforms run on whole rows of tiles (one image row band and one channel at a time, the
@@ -77,9 +77,8 @@ int cpu_winograd_applies(const conv2d_dims *d) {
            ch * d->OH * d->OW >= 4096;
 }
 
-/* The tile of the forward pass and the input gradient: F(4x4) where its tiles take the gathered
- * path (maps under 64 columns), F(2x2) on wider maps and under HERD_CONV=wino2. The weight
- * gradient always runs F(2x2). */
+/* The tile of every pass: F(4x4) where its tiles take the gathered path (maps under 64 columns),
+ * F(2x2) on wider maps and under HERD_CONV=wino2. */
 static int forward_m(const conv2d_dims *d) {
     return tiles_w(d, 4) < WINO_SMALL_TW && !cpu_conv_winograd_f2_only() ? 4 : 2;
 }
@@ -91,10 +90,7 @@ static size_t workspace_for(const conv2d_dims *d, int m) {
     return cpu_round16(K * d->C * d->OC) + cpu_round16(K * P * d->C) + 2 * cpu_round16(K * P * d->OC);
 }
 
-size_t cpu_winograd_workspace(const conv2d_dims *d) {
-    size_t f = workspace_for(d, forward_m(d)), w = workspace_for(d, 2);
-    return f > w ? f : w;
-}
+size_t cpu_winograd_workspace(const conv2d_dims *d) { return workspace_for(d, forward_m(d)); }
 
 typedef struct wino_job {
     const herd_exec *ex;
@@ -258,7 +254,34 @@ static TARGET_AVX512 void kernels_din(void *ctx, int64_t s0, int64_t s1, int thr
                                                        cpu_lanes16(j->CI - oc));
 }
 
-/* Weight gradient: dw[oc][c] += G^T dU G with dU[k] read from dU^T [16][C][OC]; items are blocks
+/* r = G^T (v0 .. v5) for F(4x4) */
+static inline TARGET_AVX512 __attribute__((always_inline)) void gt6(__m512 r[3], __m512 v0, __m512 v1, __m512 v2,
+                                                                    __m512 v3, __m512 v4, __m512 v5) {
+    const __m512 sixth = _mm512_set1_ps(1.0f / 6.0f), s12 = _mm512_add_ps(v1, v2), s34 = _mm512_add_ps(v3, v4);
+    r[0] = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24.0f), s34,
+                           _mm512_fnmadd_ps(sixth, s12, _mm512_mul_ps(_mm512_set1_ps(0.25f), v0)));
+    r[1] = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 12.0f), _mm512_sub_ps(v3, v4), _mm512_mul_ps(sixth, _mm512_sub_ps(v2, v1)));
+    r[2] = _mm512_fmadd_ps(sixth, _mm512_sub_ps(s34, s12), v5);
+}
+
+/* F(4x4), 16 output channels side by side (lanes under m): dw[lane*wstride + 3e + f] +=
+ * (G^T dU G)[e][f], the lane's dU[k] at du[k*plane + lane] */
+static TARGET_AVX512 void fold_dw6(float *dw, int wstride, const float *du, size_t plane, __mmask16 m) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(wstride));
+    __m512 q[6][6], s[6][3], r[3];
+    for (int k = 0; k < 36; k++) q[k / 6][k % 6] = _mm512_maskz_loadu_ps(m, du + (size_t)k * plane);
+    for (int b = 0; b < 6; b++) gt6(s[b], q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]); /* G^T dU */
+    for (int e = 0; e < 3; e++) {                                                                /* (G^T dU) G */
+        gt6(r, s[0][e], s[1][e], s[2][e], s[3][e], s[4][e], s[5][e]);
+        for (int f = 0; f < 3; f++) {
+            __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, dw + 3 * e + f, 4);
+            _mm512_mask_i32scatter_ps(dw + 3 * e + f, m, idx, _mm512_add_ps(g, r[f]), 4);
+        }
+    }
+}
+
+/* Weight gradient: dw[oc][c] += G^T dU G with dU[k] read from dU^T [K][C][OC]; items are blocks
  * of 16 output channels, read side by side for each c. */
 static void kernels_dw(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
@@ -266,6 +289,12 @@ static void kernels_dw(void *ctx, int64_t s0, int64_t s1, int thread) {
     const size_t plane = (size_t)j->CI * j->CO;
     for (int64_t blk = s0; blk < s1; blk++) {
         int o0 = (int)blk * WINO_DW_BLOCK, o1 = o0 + WINO_DW_BLOCK < j->CO ? o0 + WINO_DW_BLOCK : j->CO;
+        if (j->m == 4) {
+            for (int c = 0; c < j->CI; c++)
+                fold_dw6(j->dw + ((size_t)o0 * j->CI + c) * 9, 9 * j->CI, j->U + (size_t)c * j->CO + o0, plane,
+                         cpu_lanes16(o1 - o0));
+            continue;
+        }
         for (int c = 0; c < j->CI; c++)
             for (int oc = o0; oc < o1; oc++) {
                 const float *du = j->U + (size_t)c * j->CO + oc;
@@ -359,6 +388,34 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void store_a_dy_at(fl
         _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 1) * ks, mask, _mm512_add_ps(a, b));
         _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 2) * ks, mask, _mm512_sub_ps(a, b));
         _mm512_mask_storeu_ps(mp + (size_t)(4 * r + 3) * ks, mask, _mm512_sub_ps(zero, b));
+    }
+}
+
+/* y = A (d0 .. d3), A = (A^T)^T */
+static inline TARGET_AVX512 __attribute__((always_inline)) void a6(__m512 y[6], __m512 d0, __m512 d1, __m512 d2,
+                                                                   __m512 d3) {
+    const __m512 s = _mm512_add_ps(d0, d2), t = _mm512_add_ps(d1, d3);
+    const __m512 e = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d2, d0);
+    const __m512 o = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), d3, _mm512_add_ps(d1, d1));
+    y[0] = d0;
+    y[1] = _mm512_add_ps(s, t);
+    y[2] = _mm512_sub_ps(s, t);
+    y[3] = _mm512_add_ps(e, o);
+    y[4] = _mm512_sub_ps(e, o);
+    y[5] = d3;
+}
+
+/* dy (4x4 output gradients per tile) -> m[k] = (A dY A^T)[k], stored at mp + k*ks under mask. */
+static inline TARGET_AVX512 __attribute__((always_inline)) void store_a_dy_at6(float *mp, size_t ks, __mmask16 mask,
+                                                                               __m512 dy[4][4]) {
+    __m512 t[6][4], r[6];
+    for (int c = 0; c < 4; c++) { /* column c of A dY */
+        a6(r, dy[0][c], dy[1][c], dy[2][c], dy[3][c]);
+        for (int a = 0; a < 6; a++) t[a][c] = r[a];
+    }
+    for (int a = 0; a < 6; a++) { /* row a of (A dY) A^T */
+        a6(r, t[a][0], t[a][1], t[a][2], t[a][3]);
+        for (int b = 0; b < 6; b++) _mm512_mask_storeu_ps(mp + (size_t)(6 * a + b) * ks, mask, r[b]);
     }
 }
 
@@ -483,14 +540,15 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
     }
 }
 
-/* The weight gradient's output-gradient tiles: F(2x2) only */
+/* The weight gradient's output-gradient tiles, A dY A^T */
 static TARGET_AVX512 void dout_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
     const conv2d_dims *d = j->d;
-    const int TW = tiles_w(d, 2), TH = tiles_h(d, 2), T = TW * TH, H = d->OH, W = d->OW, g = group_images(T);
+    const int mt = j->m, TW = tiles_w(d, mt), TH = tiles_h(d, mt), T = TW * TH, H = d->OH, W = d->OW;
+    const int g = group_images(T);
     const size_t ks = (size_t)j->CO * j->P;
     int32_t first[WINO_SMALL_T];
     uint16_t inside[WINO_SMALL_T];
-    tile_inside(first, inside, TW, T, H, W, 2, g, j->CO * H * W);
+    tile_inside(first, inside, TW, T, H, W, mt, g, j->CO * H * W);
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t s = s0; s < s1; s++) {
         int i0 = (int)(s / j->CO) * g, oc = (int)(s % j->CO), n = (j->nb - i0 < g ? j->nb - i0 : g) * T;
@@ -499,11 +557,17 @@ static TARGET_AVX512 void dout_tiles_small(const wino_job *j, int64_t s0, int64_
         for (int q0 = 0; q0 < n; q0 += 16) {
             __mmask16 m = cpu_lanes16(n - q0);
             __m512i idx = _mm512_maskz_loadu_epi32(m, first + q0);
-            __m512 dy[2][2];
-            for (int r = 0; r < 2; r++)
-                for (int c = 0; c < 2; c++)
-                    dy[r][c] = _mm512_mask_i32gather_ps(zero, m & inside[(q0 / 16) * 4 + r * 2 + c], idx, gr + r * W + c, 4);
-            store_a_dy_at(mp + q0, ks, m, dy);
+            __m512 dy[4][4];
+            for (int r = 0; r < mt; r++)
+                for (int c = 0; c < mt; c++)
+                    dy[r][c] = _mm512_mask_i32gather_ps(zero, m & inside[(q0 / 16) * mt * mt + r * mt + c], idx,
+                                                        gr + r * W + c, 4);
+            if (mt == 4)
+                store_a_dy_at6(mp + q0, ks, m, dy);
+            else {
+                __m512 d2[2][2] = {{dy[0][0], dy[0][1]}, {dy[1][0], dy[1][1]}};
+                store_a_dy_at(mp + q0, ks, m, d2);
+            }
         }
     }
 }
@@ -736,10 +800,10 @@ void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, cons
 
 void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d) {
-    const int T = tiles(d, 2), chunk = chunk_images(d, 2);
+    const int mt = forward_m(d), T = tiles(d, mt), chunk = chunk_images(d, mt), K = points(mt);
     const int64_t HW = (int64_t)d->H * d->W;
     if (dw) { /* dU^T accumulated chunk by chunk, then folded into dw */
-        wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .dout = dout, .dw = dw, .m = 2};
+        wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .dout = dout, .dw = dw, .m = mt};
         place(&j, d);
         for (int b0 = 0; b0 < d->B; b0 += chunk) {
             j.b0 = b0;
@@ -748,8 +812,8 @@ void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db
             j.first = b0 == 0;
             cpu_for(ex, image_groups(&j) * j.CI, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CI * HW), input_tiles, &j);
             cpu_for(ex, image_groups(&j) * j.CO, CPU_NS_PER_STREAM_ELEM(8 * j.nb * j.CO * HW), dout_tiles, &j);
-            cpu_for(ex, 16, CPU_NS_PER_STREAM_ELEM(32LL * j.P * j.CO), dout_transpose, &j);
-            cpu_for(ex, 16 * row_blocks(j.CI), CPU_NS_PER_MAC(16LL * j.CO * j.CI * j.P), products_dw, &j);
+            cpu_for(ex, K, CPU_NS_PER_STREAM_ELEM(2LL * K * j.P * j.CO), dout_transpose, &j);
+            cpu_for(ex, K * row_blocks(j.CI), CPU_NS_PER_MAC((int64_t)K * j.CO * j.CI * j.P), products_dw, &j);
         }
         cpu_for(ex, (d->OC + WINO_DW_BLOCK - 1) / WINO_DW_BLOCK, CPU_NS_PER_STREAM_ELEM(48LL * d->OC * d->C), kernels_dw, &j);
     }
@@ -759,7 +823,7 @@ void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db
     }
     if (din) { /* the flipped, transposed kernels run from dout to din, added into din */
         wino_job j = {.ex = ex, .d = d, .CI = d->OC, .CO = d->C, .in = dout, .out = din, .accumulate = 1, .w = w,
-                      .m = forward_m(d)};
+                      .m = mt};
         place(&j, d);
         cpu_for(ex, d->C, CPU_NS_PER_STREAM_ELEM(2LL * points(j.m) * d->OC * d->C), kernels_din, &j);
         run_chunks(&j);
