@@ -20,6 +20,7 @@ except ImportError:
 
 HERD = os.environ["HERD_BIN"]
 MAD_BOUND, MAX_BOUND = 0.4, 1.5
+JPEG_MAD_BOUND = 2.0
 failed = 0
 
 
@@ -125,6 +126,39 @@ def main():
                                          "cannot tell antialiasing apart")
 
 
+def reduced_jpegs():
+    """JPEGs large enough to be decoded reduced in the DCT (libjpeg-turbo's 1/2 or 1/4 scaling,
+    the smallest that still covers the output, as PIL's draft() picks) against PIL's full
+    decode + resize with the same box: the DCT's reduction is a band-limited average, so the
+    bound is looser than the resize's own (mean <= JPEG_MAD_BOUND levels). A JPEG just too small
+    to reduce (full decode) keeps the resize's bound."""
+    W = H = 224
+    # (w, h, scale herd decodes at): 1344x1000 at 1/4 (336x250), 960x900 at 1/4 (240x225),
+    # 500x460 and 640x480 at 1/2, 500x375 in full (1/2 would be 188 rows)
+    sizes = [(1344, 1000, 4), (960, 900, 4), (500, 460, 2), (640, 480, 2), (500, 375, 1)]
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(f"{d}/src/a")
+        for i, (w, h, _) in enumerate(sizes):
+            photo(w, h, 100 + i).save(f"{d}/src/a/{i:02d}.jpg", quality=90)
+        r = subprocess.run([HERD, "convert", f"{d}/src", f"{d}/out", "--shape", f"3x{H}x{W}", "--dtype", "f32"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"herd convert of JPEGs failed: {r.stderr.strip()}")
+        if r.returncode:
+            return
+        _, recs = read_shard(f"{d}/out/train-00000-of-00001.herd")
+        for i, ((w, h, k), rec) in enumerate(zip(sizes, recs)):
+            full = Image.open(f"{d}/src/a/{i:02d}.jpg").convert("RGB")  # no draft(): every pixel decoded
+            ref = np.asarray(full.resize((W, H), Image.BILINEAR, box=cover_box(w, h, W, H)), dtype=np.float64)
+            diff = np.abs(rec.transpose(1, 2, 0).astype(np.float64) * 255 - ref)
+            bound = JPEG_MAD_BOUND if k > 1 else MAD_BOUND
+            print(f"JPEG {w}x{h} decoded at 1/{k} -> {W}x{H}: mean |herd - PIL full decode| {diff.mean():.3f}, "
+                  f"max {diff.max():.3f} (bound on the mean {bound})")
+            check(diff.mean() <= bound, f"JPEG {w}x{h}: mean {diff.mean():.3f} above {bound}")
+            if k == 1:
+                check(diff.max() <= MAX_BOUND, f"JPEG {w}x{h} (full decode): max {diff.max():.3f} above {MAX_BOUND}")
+
+
 main()
+reduced_jpegs()
 print("PASS" if failed == 0 else f"{failed} FAILED")
 sys.exit(1 if failed else 0)

@@ -141,9 +141,11 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
     if (level < 0) jpeg_on_error(cinfo);
 }
 
-/* JPEGs much larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
- * smallest size still at least twice what covers cover_w x cover_h, so the resampler's filter
- * does the rest at full quality and a huge image costs little memory. */
+/* JPEGs larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
+ * smallest size that still covers cover_w x cover_h, so the IDCT and colour conversion run on
+ * up to 64x fewer pixels and a huge image costs little memory; the DCT's reduction is a
+ * band-limited average, and the resampler's antialiased filter does the rest
+ * (tests/test_resize_vs_pil.py bounds the difference from a full decode + resize). */
 static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
                                herd_image *img, herd_error *err) {
     struct jpeg_decompress_struct ci;
@@ -174,11 +176,14 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
         return st;
     }
     if (cover_w > 0 && cover_h > 0) {
-        double need = (double)cover_w / ci.image_width > (double)cover_h / ci.image_height
-                          ? (double)cover_w / ci.image_width : (double)cover_h / ci.image_height;
-        int m = 1; /* 1/8, 2/8, 4/8: the scales libjpeg-turbo has SIMD paths for (others are slower than 8/8) */
-        while (m < 8 && m < 16.0 * need) m *= 2; /* m/8 >= 2 * need */
-        ci.scale_num = (unsigned)m, ci.scale_denom = 8;
+        /* 1/8, 2/8, 4/8: the scales libjpeg-turbo has SIMD paths for (others are slower than
+         * 8/8); the smallest whose image still covers cover_w x cover_h (m/8 of each side, as
+         * libjpeg rounds up), as PIL's draft() chooses */
+        unsigned m = 1;
+        while (m < 8 && ((uint64_t)ci.image_width * m < (uint64_t)cover_w * 8 ||
+                         (uint64_t)ci.image_height * m < (uint64_t)cover_h * 8))
+            m *= 2;
+        ci.scale_num = m, ci.scale_denom = 8;
     }
     jpeg_start_decompress(&ci);
     size_t stride = (size_t)ci.output_width * (size_t)ci.output_components;

@@ -19,7 +19,7 @@ int herd_image_is_encoded(const uint8_t *buf, size_t len);
  * is an error "<what>: ..."; the pixel count is bounded by what len bytes can encode. */
 herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err);
 /* The same, allowed to decode a JPEG reduced (libjpeg's DCT scaling by 1/2, 1/4 or 1/8) while
- * it stays at least twice the size that covers cover_w x cover_h; 0, 0: full size. Decoded pixels are
+ * it still covers cover_w x cover_h (PIL's draft()); 0, 0: full size. Decoded pixels are
  * capped at 1 GiB (a larger image is HERD_EUNSUPPORTED, named). */
 herd_status herd_image_decode_reduced(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
                                       herd_image *img, herd_error *err);
