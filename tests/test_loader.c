@@ -149,7 +149,7 @@ static herd_status failing_get(const herd_dataset *ds, int64_t i, void *x, void 
     return HERD_OK;
 }
 static void no_close(herd_dataset *ds) { (void)ds; }
-static const herd_dataset_ops failing_ops = {failing_get, no_close, NULL};
+static const herd_dataset_ops failing_ops = {failing_get, no_close, NULL, NULL};
 
 int main(void) {
     herd_dataset *ds = make_ds();

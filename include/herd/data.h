@@ -36,6 +36,11 @@ typedef struct herd_dataset_ops {
      * converted in place). NULL: herd_samples_to_f32 by x's dtype. Views that change values
      * (normalisation) set it; views that only select samples pass it on. */
     void (*to_f32)(const herd_dataset *ds, const void *x, int64_t count, float *out);
+    /* Optional: get() for the window win = {top, left, height, width} of a (C,H,W) sample only:
+     * those pixels as get() writes them, bit for bit, the rest of x unspecified; for readers
+     * that can make part of a sample for less (a JPEG decoded in part). The loader uses it when
+     * random_resized_crop will read only the window and the sample is not being cached. */
+    herd_status (*get_window)(const herd_dataset *ds, int64_t i, const int win[4], void *x, void *y, herd_error *err);
 } herd_dataset_ops;
 
 /* ---- several input fields ----

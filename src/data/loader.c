@@ -83,6 +83,11 @@ static int cache_get(const sample_cache *c, int64_t i, const uint8_t **x, const 
     return 1;
 }
 
+/* 1 while the cache may still take samples (a sample loaded now should be whole). */
+static int cache_room(const sample_cache *c) {
+    return c->slot_of && atomic_load_explicit(&c->used, memory_order_relaxed) < c->capacity;
+}
+
 static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, size_t xbytes, size_t ybytes) {
     if (!c->slot_of || atomic_load_explicit(&c->used, memory_order_relaxed) >= c->capacity) return;
     int expected = -1;
@@ -116,10 +121,17 @@ static herd_status load_step(herd_loader *l, int64_t step, int part, int parts, 
         void *stored = aug ? (void *)tmp : (uint8_t *)slot->x + (size_t)(r - lo) * l->xbytes;
         uint8_t *y = slot->y + (size_t)(r - lo) * l->ybytes;
         const uint8_t *cx, *cy;
+        int win[4];
         if (cache_get(&l->cache, i, &cx, &cy, l->xbytes, l->ybytes)) {
             if (aug) herd_dataset_to_f32(l->ds, cx, 1, x);
             else memcpy(stored, cx, l->xbytes);
             memcpy(y, cy, l->ybytes);
+        } else if (aug && l->ds->ops->get_window && !cache_room(&l->cache) &&
+                   herd_augment_window(&l->cfg, l->ah, l->aw, l->epoch, i, win)) {
+            /* random_resized_crop reads only win: made alone (a JPEG decoded in part) */
+            herd_status st = l->ds->ops->get_window(l->ds, i, win, stored, y, err);
+            if (st != HERD_OK) return st;
+            herd_dataset_to_f32(l->ds, tmp, 1, x);
         } else {
             herd_status st = l->ds->ops->get(l->ds, i, stored, y, err);
             if (st != HERD_OK) return st;
