@@ -1,10 +1,11 @@
 /* Partial JPEG decoding for a window of the sample (data/image_decode.h,
  * herd_image_decode_window_to_u8, what the loader uses for random_resized_crop): the window's
  * pixels are bit for bit those of the whole decode + resize, and a partial decode writes nothing
- * outside the window. Photo-like JPEGs (4:2:0 chroma, as most cameras write) at sizes that shrink, decode
- * reduced in the DCT, enlarge, pass unchanged, odd sizes, and gray/RGB mismatches (converted
- * whole); windows drawn as random_resized_crop draws its boxes, plus edges and the whole sample.
- * With a directory argument, its .jpg/.jpeg files (200 at most) are checked too (bench/images224's photos). */
+ * outside the window. Photo-like JPEGs (4:2:0 chroma, as most cameras write; also progressive
+ * and 4:4:4 ones) at sizes that shrink, decode reduced in the DCT, enlarge, pass unchanged, odd
+ * sizes, and gray/RGB mismatches (converted whole); windows drawn as random_resized_crop draws
+ * its boxes, plus edges and the whole sample. With a directory argument, its .jpg/.jpeg files
+ * (200 a folder at most) are checked too (bench/images224's photos). */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -76,17 +77,20 @@ static void check_windows(const unsigned char *jpg, size_t len, int c, int parti
 }
 
 static void synthetic(void) {
-    /* w, h, channels encoded, channels wanted */
-    const int cases[][4] = {{500, 375, 3, 3},  {333, 500, 3, 3}, {1344, 1000, 3, 3}, {500, 460, 3, 3},
-                            {257, 259, 3, 3},  {224, 224, 3, 3}, {180, 120, 3, 3},   {2100, 1500, 3, 3},
-                            {640, 480, 1, 1},  {640, 480, 1, 3}, {400, 300, 3, 1}};
+    /* w, h, channels encoded, channels wanted, progressive, 4:4:4 chroma */
+    const int cases[][6] = {{500, 375, 3, 3, 0, 0}, {333, 500, 3, 3, 0, 0}, {1344, 1000, 3, 3, 0, 0},
+                            {500, 460, 3, 3, 0, 0}, {257, 259, 3, 3, 0, 0}, {224, 224, 3, 3, 0, 0},
+                            {180, 120, 3, 3, 0, 0}, {2100, 1500, 3, 3, 0, 0}, {640, 480, 1, 1, 0, 0},
+                            {640, 480, 1, 3, 0, 0}, {400, 300, 3, 1, 0, 0}, {470, 350, 3, 3, 1, 0},
+                            {1000, 700, 3, 3, 1, 0}, {450, 330, 3, 3, 0, 1}, {900, 999, 3, 3, 1, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int w = cases[i][0], h = cases[i][1], ce = cases[i][2], c = cases[i][3];
         unsigned char *pix = photo(w, h, ce, (unsigned)i + 1), *jpg = NULL;
         size_t len = 0;
-        CHECK(test_jpeg(pix, w, h, ce, 90, &jpg, &len), "encoding %dx%d", w, h);
-        char what[64];
-        snprintf(what, sizeof what, "%dx%dx%d as %d channels", w, h, ce, c);
+        CHECK(test_jpeg_with(pix, w, h, ce, 90, cases[i][4], cases[i][5], &jpg, &len), "encoding %dx%d", w, h);
+        char what[96];
+        snprintf(what, sizeof what, "%dx%dx%d%s%s as %d channels", w, h, ce, cases[i][4] ? " progressive" : "",
+                 cases[i][5] ? " 4:4:4" : "", c);
         check_windows(jpg, len, c, ce == c, what);
         free(pix);
         free(jpg);

@@ -90,7 +90,9 @@ static void horizontal_any(float *o, size_t o_plane, const float *row, int inter
                            const taps *tx, int dw, int K) {
     if (interleaved) { /* RGB: planes == 3 */
         switch (K) {
+        case 2: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 2); break;
         case 3: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 3); break;
+        case 4: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 4); break;
         case 5: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 5); break;
         case 7: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 7); break;
         default: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, K);
@@ -98,7 +100,9 @@ static void horizontal_any(float *o, size_t o_plane, const float *row, int inter
         return;
     }
     switch (K) {
+    case 2: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 2); break;
     case 3: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 3); break;
+    case 4: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 4); break;
     case 5: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 5); break;
     case 7: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 7); break;
     default: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, K);
@@ -132,7 +136,12 @@ static int plan(taps *tx, taps *ty, int *K, int sw, int sh, double x0, double y0
                 const int win[4]) {
     if (!taps_make(tx, sw, x0, x1, dw, win[1], win[1] + win[3]) || !taps_make(ty, sh, y0, y1, dh, win[0], win[0] + win[2]))
         return 0;
-    *K = tx->ksize < sw ? tx->ksize : sw;
+    /* the most taps any output has (ksize leaves room for one more than a triangle covers: an
+     * upscale has 2 taps, not 3); the padding's zero weights add +0 to sums of non-negative
+     * pixels, so the sums are the same bits whatever K is */
+    *K = 1;
+    for (int x = 0; x < win[3]; x++)
+        if (tx->count[x] > *K) *K = tx->count[x];
     for (int x = 0; x < win[3]; x++) {
         float *w = tx->w + (size_t)x * tx->ksize;
         int f = tx->first[x], n = tx->count[x], shift = f + *K > sw ? f + *K - sw : 0;
