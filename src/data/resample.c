@@ -137,8 +137,8 @@ static int plan(taps *tx, taps *ty, int *K, int sw, int sh, double x0, double y0
     if (!taps_make(tx, sw, x0, x1, dw, win[1], win[1] + win[3]) || !taps_make(ty, sh, y0, y1, dh, win[0], win[0] + win[2]))
         return 0;
     /* the most taps any output has (ksize leaves room for one more than a triangle covers: an
-     * upscale has 2 taps, not 3); the padding's zero weights add +0 to sums of non-negative
-     * pixels, so the sums are the same bits whatever K is */
+     * upscale has 2 taps, not 3); a padding tap adds 0 * pixel = +-0 to a sum begun at +0,
+     * which is never -0, so the sums are the same bits whatever K is (finite pixels) */
     *K = 1;
     for (int x = 0; x < win[3]; x++)
         if (tx->count[x] > *K) *K = tx->count[x];
