@@ -192,6 +192,7 @@ static void *worker_main(void *arg) {
             if (st) l->ahead_status = st; /* loaded again, and reported, when the epoch starts */
             l->ahead_left--;
             l->busy--;
+            pthread_cond_broadcast(&l->ready); /* herd_loader_start_epoch may be waiting for it */
             continue;
         }
         pthread_cond_wait(&l->work, &l->mu);
