@@ -26,8 +26,10 @@ static inline int test_png(const unsigned char *pix, int w, int h, int c, unsign
     return 1;
 }
 
-/* malloc'd JPEG bytes (quality q) in *out; 0 on failure. */
-static inline int test_jpeg(const unsigned char *pix, int w, int h, int c, int q, unsigned char **out, size_t *len) {
+/* malloc'd JPEG bytes (quality q) in *out; 0 on failure. progressive: a progressive JPEG;
+ * chroma444: RGB without chroma subsampling (libjpeg's default is 4:2:0). */
+static inline int test_jpeg_with(const unsigned char *pix, int w, int h, int c, int q, int progressive, int chroma444,
+                                 unsigned char **out, size_t *len) {
     struct jpeg_compress_struct ci;
     struct jpeg_error_mgr jerr;
     unsigned long n = 0;
@@ -41,6 +43,8 @@ static inline int test_jpeg(const unsigned char *pix, int w, int h, int c, int q
     ci.in_color_space = c == 3 ? JCS_RGB : JCS_GRAYSCALE;
     jpeg_set_defaults(&ci);
     jpeg_set_quality(&ci, q, TRUE);
+    if (progressive) jpeg_simple_progression(&ci);
+    if (chroma444 && c == 3) ci.comp_info[0].h_samp_factor = ci.comp_info[0].v_samp_factor = 1;
     jpeg_start_compress(&ci, TRUE);
     while (ci.next_scanline < ci.image_height) {
         JSAMPROW row = (JSAMPROW)(pix + (size_t)ci.next_scanline * (size_t)w * (size_t)c);
@@ -54,6 +58,11 @@ static inline int test_jpeg(const unsigned char *pix, int w, int h, int c, int q
     free(buf);
     *len = n;
     return 1;
+}
+
+/* A baseline 4:2:0 JPEG (libjpeg's defaults). */
+static inline int test_jpeg(const unsigned char *pix, int w, int h, int c, int q, unsigned char **out, size_t *len) {
+    return test_jpeg_with(pix, w, h, c, q, 0, 0, out, len);
 }
 
 static inline int test_write_file(const char *path, const void *data, size_t n) {

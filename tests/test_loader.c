@@ -5,6 +5,7 @@
  * to the caller. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "sample_check.h"
@@ -110,6 +111,12 @@ static void test_cache_dtype(void) {
     free(a), free(b), free(ref);
 }
 
+/* run(): 0, or the next epoch planned ahead (herd_loader_plan_epoch) right after each epoch
+ * starts: 1 the right one (the next epoch's first step then waits, loaded, for 20 ms), 2 a
+ * wrong one (another epoch's order: loaded ahead, then not used), 3 the right one with no wait
+ * (the next epoch starts while its first step may still be loading: it must wait for it) */
+static int plan_mode;
+
 /* Every batch of EPOCHS epochs, rows [lo, hi) of each, into x/y (in step order). */
 static herd_status run(const herd_dataset *ds, const herd_loader_config *cfg, herd_rows_fn rows, float *x, int32_t *y,
                        herd_error *err) {
@@ -122,6 +129,13 @@ static herd_status run(const herd_dataset *ds, const herd_loader_config *cfg, he
     for (int e = 0; e < EPOCHS && !st; e++) {
         herd_sampler_set_epoch(&s, e);
         st = herd_loader_start_epoch(l, e, s.perm, N, BATCH, 0, err);
+        if (plan_mode && !st) {
+            herd_sampler next;
+            herd_sampler_init(&next, N, 9, 1, err);
+            herd_sampler_set_epoch(&next, plan_mode == 2 ? e + 7 : e + 1);
+            st = herd_loader_plan_epoch(l, e + 1, next.perm, N, BATCH, err);
+            herd_sampler_free(&next);
+        }
         for (int64_t k = 0; k * BATCH < N && !st; k++) {
             int B = N - k * BATCH < BATCH ? (int)(N - k * BATCH) : BATCH, lo = 0, hi = B;
             if (rows) rows(NULL, B, &lo, &hi);
@@ -131,6 +145,7 @@ static herd_status run(const herd_dataset *ds, const herd_loader_config *cfg, he
             if (!st) st = herd_loader_rows(l, k, mid, hi - mid, x + (at + (size_t)(mid - lo)) * PER, y + at + mid - lo, err);
             at += (size_t)(hi - lo);
         }
+        if (plan_mode == 1 || plan_mode == 2) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
     }
     herd_sampler_free(&s);
     herd_loader_destroy(l);
@@ -149,7 +164,7 @@ static herd_status failing_get(const herd_dataset *ds, int64_t i, void *x, void 
     return HERD_OK;
 }
 static void no_close(herd_dataset *ds) { (void)ds; }
-static const herd_dataset_ops failing_ops = {failing_get, no_close, NULL};
+static const herd_dataset_ops failing_ops = {failing_get, no_close, NULL, NULL};
 
 int main(void) {
     herd_dataset *ds = make_ds();
@@ -186,6 +201,25 @@ int main(void) {
               "variant %zu (prefetch %d, threads %d, cache %zu) differs from prefetch 0", v, variants[v].prefetch,
               variants[v].threads, variants[v].cache_bytes);
     }
+    /* the next epoch's first step loaded ahead: used when planned right, not when planned wrong */
+    float *share = calloc(total * PER, sizeof(float)); /* a rank's half of each batch, not planned */
+    int32_t *share_y = calloc(total, sizeof *share_y); /* rows past the share stay 0, as in gy below */
+    CHECK(run(ds, &variants[1], second_half, share, share_y, &err) == HERD_OK, "share: %s", err.msg);
+    for (plan_mode = 1; plan_mode <= 3; plan_mode++)
+        for (size_t v = 0; v < 3; v++) {
+            memset(got, 0, total * PER * sizeof(float));
+            memset(gy, 0, total * sizeof *gy);
+            CHECK(run(ds, &variants[v], v == 1 ? second_half : NULL, got, gy, &err) == HERD_OK, "plan %d, variant %zu: "
+                  "%s", plan_mode, v, err.msg);
+            const float *want = v == 1 ? share : ref;
+            const int32_t *want_y = v == 1 ? share_y : ry;
+            CHECK(memcmp(want, got, total * PER * sizeof(float)) == 0 && memcmp(want_y, gy, total * sizeof *ry) == 0,
+                  "next epoch planned %s, variant %zu differs from the same without planning",
+                  plan_mode == 2 ? "wrong" : "right", v);
+        }
+    plan_mode = 0;
+    free(share);
+    free(share_y);
     herd_loader_config other_seed = a0;
     other_seed.seed = 6;
     run(ds, &other_seed, NULL, got, gy, &err);

@@ -20,6 +20,7 @@ except ImportError:
 
 HERD = os.environ["HERD_BIN"]
 MAD_BOUND, MAX_BOUND = 0.4, 1.5
+FULL_MAD_BOUND = 5.0
 failed = 0
 
 
@@ -125,6 +126,46 @@ def main():
                                          "cannot tell antialiasing apart")
 
 
+def reduced_jpegs():
+    """JPEGs large enough to be decoded reduced in the DCT (libjpeg-turbo's 1/2 or 1/4 scaling,
+    the smallest that still covers the output) against PIL's draft() at that scale + resize with
+    the same box: the same bound as the resize's own (mean <= 0.4, max <= 1.5 levels). Their
+    difference from PIL's full decode + resize is printed and loosely bounded (mean <=
+    FULL_MAD_BOUND: the DCT's reduction filters less than the full resize's wide triangle, so
+    noise and stripes come out a little stronger, as with PIL's draft). A JPEG just too small to
+    reduce (full decode) keeps the resize's bound against the full decode."""
+    W = H = 224
+    # (w, h, scale herd decodes at): 1344x1000 at 1/4 (336x250), 960x900 at 1/4 (240x225),
+    # 500x460 and 640x480 at 1/2, 500x375 in full (1/2 would be 188 rows)
+    sizes = [(1344, 1000, 4), (960, 900, 4), (500, 460, 2), (640, 480, 2), (500, 375, 1)]
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(f"{d}/src/a")
+        for i, (w, h, _) in enumerate(sizes):
+            photo(w, h, 100 + i).save(f"{d}/src/a/{i:02d}.jpg", quality=90)
+        r = subprocess.run([HERD, "convert", f"{d}/src", f"{d}/out", "--shape", f"3x{H}x{W}", "--dtype", "f32"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"herd convert of JPEGs failed: {r.stderr.strip()}")
+        if r.returncode:
+            return
+        _, recs = read_shard(f"{d}/out/train-00000-of-00001.herd")
+        for i, ((w, h, k), rec) in enumerate(zip(sizes, recs)):
+            got = rec.transpose(1, 2, 0).astype(np.float64) * 255
+            full = Image.open(f"{d}/src/a/{i:02d}.jpg").convert("RGB")  # every pixel decoded
+            ref_full = np.asarray(full.resize((W, H), Image.BILINEAR, box=cover_box(w, h, W, H)), dtype=np.float64)
+            draft = Image.open(f"{d}/src/a/{i:02d}.jpg")
+            draft.draft("RGB", (-(-w // k), -(-h // k)))  # the same DCT scale as herd's
+            draft = draft.convert("RGB")
+            dw, dh = draft.size
+            check((dw, dh) == (-(-w // k), -(-h // k)), f"PIL's draft of {w}x{h} at 1/{k} is {dw}x{dh}")
+            ref = np.asarray(draft.resize((W, H), Image.BILINEAR, box=cover_box(dw, dh, W, H)), dtype=np.float64)
+            diff, off = np.abs(got - ref), np.abs(got - ref_full).mean()
+            print(f"JPEG {w}x{h} decoded at 1/{k} ({dw}x{dh}) -> {W}x{H}: mean |herd - PIL| {diff.mean():.3f}, max "
+                  f"{diff.max():.3f}; mean |herd - PIL full decode + resize| {off:.3f}")
+            check(diff.mean() <= MAD_BOUND and diff.max() <= MAX_BOUND,
+                  f"JPEG {w}x{h}: mean {diff.mean():.3f} / max {diff.max():.3f} above {MAD_BOUND} / {MAX_BOUND}")
+            check(off <= FULL_MAD_BOUND, f"JPEG {w}x{h}: mean {off:.3f} from the full decode, above {FULL_MAD_BOUND}")
+
 main()
+reduced_jpegs()
 print("PASS" if failed == 0 else f"{failed} FAILED")
 sys.exit(1 if failed else 0)

@@ -31,7 +31,7 @@ static herd_status fake_get(const herd_dataset *ds, int64_t i, void *xv, void *y
     return HERD_OK;
 }
 static void fake_close(herd_dataset *ds) { (void)ds; }
-static const herd_dataset_ops fake_ops = {fake_get, fake_close, NULL};
+static const herd_dataset_ops fake_ops = {fake_get, fake_close, NULL, NULL};
 
 static herd_dataset make(fake *f) {
     herd_dataset ds = {.ops = &fake_ops, .n = N, .num_classes = 3, .impl = f};

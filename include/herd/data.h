@@ -36,6 +36,11 @@ typedef struct herd_dataset_ops {
      * converted in place). NULL: herd_samples_to_f32 by x's dtype. Views that change values
      * (normalisation) set it; views that only select samples pass it on. */
     void (*to_f32)(const herd_dataset *ds, const void *x, int64_t count, float *out);
+    /* Optional: get() for the window win = {top, left, height, width} of a (C,H,W) sample only:
+     * those pixels as get() writes them, bit for bit, the rest of x unspecified; for readers
+     * that can make part of a sample for less (a JPEG decoded in part). The loader uses it when
+     * random_resized_crop will read only the window and the sample is not being cached. */
+    herd_status (*get_window)(const herd_dataset *ds, int64_t i, const int win[4], void *x, void *y, herd_error *err);
 } herd_dataset_ops;
 
 /* ---- several input fields ----
@@ -466,6 +471,12 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
  * background threads begin preparing steps first_step .. first_step + prefetch. */
 herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
                                     int64_t first_step, herd_error *err);
+/* Says which epoch comes after the current one (order copied): once every step of the current
+ * epoch is being loaded, the background threads load the next epoch's first step too, and
+ * herd_loader_start_epoch with the same epoch, order and batch from step 0 finds it ready (the
+ * batches are the same either way). No effect with --prefetch 0 or once that loading began. */
+herd_status herd_loader_plan_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
+                                   herd_error *err);
 /* Rows [first, first + count) (positions in the global batch, within this caller's rows) of
  * batch `step` into x (count samples as the model's f32 input) and y (count targets of
  * herd_tensor_bytes(&ds->y) bytes). Steps are asked in order; asking step k lets the

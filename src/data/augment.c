@@ -123,15 +123,32 @@ static void jitter(const herd_loader_config *cfg, herd_rng *r, float *x, int c, 
     }
 }
 
+/* random_resized_crop's box for sample index of epoch */
+static void rrc_draw(const herd_loader_config *cfg, int h, int w, int64_t epoch, int64_t index, int box[4]) {
+    herd_rng r;
+    stream(&r, cfg, RRC_TAG, epoch, index);
+    herd_augment_rrc_box(&r, h, w, cfg->rrc_scale[1] > 0 ? cfg->rrc_scale : default_scale,
+                         cfg->rrc_ratio[1] > 0 ? cfg->rrc_ratio : default_ratio, box);
+}
+
+int herd_augment_window(const herd_loader_config *cfg, int h, int w, int64_t epoch, int64_t index, int win[4]) {
+    if (!(cfg->augment & HERD_AUGMENT_RRC)) return 0;
+    int box[4];
+    rrc_draw(cfg, h, w, epoch, index, box);
+    if (box[2] == h && box[3] == w) return 0;
+    const int all[4] = {0, 0, h, w};
+    herd_error err;
+    return herd_resample_reach(w, h, box[1], box[0], box[1] + box[3], box[0] + box[2], w, h, all, win, &err) ==
+           HERD_OK; /* out of memory: the whole sample, which needs no more */
+}
+
 herd_status herd_augment_sample(const herd_loader_config *cfg, int c, int h, int w, int64_t epoch, int64_t index,
                                 float *x, float *tmp, herd_error *err) {
     herd_rng r;
     size_t plane = (size_t)h * w;
     if (cfg->augment & HERD_AUGMENT_RRC) {
         int box[4];
-        stream(&r, cfg, RRC_TAG, epoch, index);
-        herd_augment_rrc_box(&r, h, w, cfg->rrc_scale[1] > 0 ? cfg->rrc_scale : default_scale,
-                             cfg->rrc_ratio[1] > 0 ? cfg->rrc_ratio : default_ratio, box);
+        rrc_draw(cfg, h, w, epoch, index, box);
         if (box[2] != h || box[3] != w) {
             herd_status st = herd_resample(tmp, w, h, x, w, h, c, box[1], box[0], box[1] + box[3], box[0] + box[2], err);
             if (st != HERD_OK) return st;

@@ -15,6 +15,10 @@ int herd_augment_active(const herd_loader_config *cfg);
  * sample `index` of epoch `epoch`; tmp: c*h*w floats of scratch. Fails only for lack of memory. */
 herd_status herd_augment_sample(const herd_loader_config *cfg, int c, int h, int w, int64_t epoch, int64_t index,
                                 float *x, float *tmp, herd_error *err);
+/* The window {top, left, height, width} of an h x w sample that herd_augment_sample reads for
+ * sample `index` of epoch `epoch` (random_resized_crop's box and its filter's reach): 1, or 0
+ * when it needs the whole sample. */
+int herd_augment_window(const herd_loader_config *cfg, int h, int w, int64_t epoch, int64_t index, int win[4]);
 /* torchvision's RandomResizedCrop.get_params on an h x w image: up to 10 tries of an area
  * fraction in scale and a log-uniform aspect ratio in ratio, else the center crop clipped to
  * ratio. box = {top, left, height, width}. */

@@ -253,7 +253,7 @@ static void criteo_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops criteo_ops = {criteo_get, criteo_close, NULL};
+static const herd_dataset_ops criteo_ops = {criteo_get, criteo_close, NULL, NULL};
 
 herd_status herd_criteo_open(herd_dataset **out, const char *const *paths, int npaths, const herd_criteo_options *opt,
                              herd_error *err) {

@@ -51,7 +51,7 @@ static void memory_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops memory_ops = {memory_get, memory_close, NULL};
+static const herd_dataset_ops memory_ops = {memory_get, memory_close, NULL, NULL};
 
 /* The descriptor of one of t's rows: t without its first dim. */
 static herd_tensor row_of(const herd_tensor *t) {
@@ -250,6 +250,16 @@ static herd_status slice_get(const herd_dataset *ds, int64_t i, void *x, void *y
     return sl->base->ops->get(sl->base, sl->begin + i, x, y, err);
 }
 
+static herd_status slice_get_window(const herd_dataset *ds, int64_t i, const int win[4], void *x, void *y,
+                                    herd_error *err) {
+    herd_status st = check_index(ds, i, err);
+    if (st != HERD_OK) return st;
+    const slice_impl *sl = ds->impl;
+    const herd_dataset *b = sl->base;
+    return b->ops->get_window ? b->ops->get_window(b, sl->begin + i, win, x, y, err)
+                              : b->ops->get(b, sl->begin + i, x, y, err);
+}
+
 static void slice_to_f32(const herd_dataset *ds, const void *x, int64_t count, float *out) {
     const slice_impl *sl = ds->impl;
     herd_dataset_to_f32(sl->base, x, count, out);
@@ -260,7 +270,7 @@ static void slice_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops slice_ops = {slice_get, slice_close, slice_to_f32};
+static const herd_dataset_ops slice_ops = {slice_get, slice_close, slice_to_f32, slice_get_window};
 
 herd_status herd_dataset_slice(herd_dataset **out, herd_dataset *base, int64_t begin, int64_t end, herd_error *err) {
     herd_dataset *ds = NULL;
@@ -328,7 +338,7 @@ static void norm_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops norm_ops = {norm_get, norm_close, norm_to_f32};
+static const herd_dataset_ops norm_ops = {norm_get, norm_close, norm_to_f32, NULL};
 
 herd_status herd_dataset_normalize(herd_dataset **out, herd_dataset *base, int channels, const double *mean,
                                    const double *std, herd_error *err) {

@@ -141,11 +141,43 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
     if (level < 0) jpeg_on_error(cinfo);
 }
 
-/* JPEGs much larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
- * smallest size still at least twice what covers cover_w x cover_h, so the resampler's filter
- * does the rest at full quality and a huge image costs little memory. */
+/* JPEGs larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
+ * smallest size that still covers cover_w x cover_h, so the IDCT and colour conversion run on
+ * up to 64x fewer pixels and a huge image costs little memory; the DCT's reduction is a
+ * band-limited average, and the resampler's antialiased filter does the rest
+ * (tests/test_resize_vs_pil.py bounds the difference from a full decode + resize). */
+/* The part of a decoded image that a window of the output needs: part = {top, left, height,
+ * width} in the decoded (reduced) image, whose whole size is full_w x full_h. */
+typedef struct jpeg_part {
+    const int *win; /* {top, left, height, width} of the cover_h x cover_w output, or NULL: all of it */
+    int want_c;     /* the channels wanted: a JPEG of other components is decoded whole (converted after) */
+    int part[4];
+    int full_w, full_h;
+} jpeg_part;
+
+static void cover_region(int iw, int ih, int h, int w, double r[4]);
+
+/* Rows and columns the window reads, widened by JPEG_PART_MARGIN pixels (each way, within the
+ * image): the decoder's fancy upsampling of subsampled chroma reads neighbours, so pixels at
+ * the edge of a partial decode may differ from a full decode; these are never read. */
+#define JPEG_PART_MARGIN 16
+
+static herd_status jpeg_window_reach(const jpeg_part *jp, int ow, int oh, int cover_w, int cover_h, int reach[4],
+                                     herd_error *err) {
+    double r[4];
+    cover_region(ow, oh, cover_h, cover_w, r);
+    herd_status st = herd_resample_reach(ow, oh, r[0], r[1], r[2], r[3], cover_w, cover_h, jp->win, reach, err);
+    if (st != HERD_OK) return st;
+    int top = reach[0] - JPEG_PART_MARGIN, left = reach[1] - JPEG_PART_MARGIN;
+    int bottom = reach[0] + reach[2] + JPEG_PART_MARGIN, right = reach[1] + reach[3] + JPEG_PART_MARGIN;
+    top = top < 0 ? 0 : top, left = left < 0 ? 0 : left;
+    bottom = bottom > oh ? oh : bottom, right = right > ow ? ow : right;
+    reach[0] = top, reach[1] = left, reach[2] = bottom - top, reach[3] = right - left;
+    return HERD_OK;
+}
+
 static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
-                               herd_image *img, herd_error *err) {
+                               jpeg_part *jp, herd_image *img, herd_error *err) {
     struct jpeg_decompress_struct ci;
     jpeg_fail fail;
     uint8_t *volatile pix = NULL; /* assigned after setjmp and needed after a longjmp */
@@ -174,29 +206,51 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
         return st;
     }
     if (cover_w > 0 && cover_h > 0) {
-        double need = (double)cover_w / ci.image_width > (double)cover_h / ci.image_height
-                          ? (double)cover_w / ci.image_width : (double)cover_h / ci.image_height;
-        int m = 1; /* 1/8, 2/8, 4/8: the scales libjpeg-turbo has SIMD paths for (others are slower than 8/8) */
-        while (m < 8 && m < 16.0 * need) m *= 2; /* m/8 >= 2 * need */
-        ci.scale_num = (unsigned)m, ci.scale_denom = 8;
+        /* 1/8, 2/8, 4/8: the scales libjpeg-turbo has SIMD paths for (others are slower than
+         * 8/8); the smallest whose image still covers cover_w x cover_h (m/8 of each side, as
+         * libjpeg rounds up), as PIL's draft() chooses */
+        unsigned m = 1;
+        while (m < 8 && ((uint64_t)ci.image_width * m < (uint64_t)cover_w * 8 ||
+                         (uint64_t)ci.image_height * m < (uint64_t)cover_h * 8))
+            m *= 2;
+        ci.scale_num = m, ci.scale_denom = 8;
     }
     jpeg_start_decompress(&ci);
+    int part[4] = {0, 0, (int)ci.output_height, (int)ci.output_width}; /* top, left, height, width */
+    if (jp) {
+        jp->full_w = (int)ci.output_width, jp->full_h = (int)ci.output_height;
+        if (jp->win && ci.num_components == jp->want_c &&
+            (st = jpeg_window_reach(jp, jp->full_w, jp->full_h, cover_w, cover_h, part, err)) != HERD_OK) {
+            jpeg_destroy_decompress(&ci);
+            return st;
+        }
+        if (part[3] < (int)ci.output_width) { /* columns: libjpeg widens them to whole blocks */
+            JDIMENSION x = (JDIMENSION)part[1], n = (JDIMENSION)part[3];
+            jpeg_crop_scanline(&ci, &x, &n);
+            part[1] = (int)x, part[3] = (int)n;
+        }
+    }
     size_t stride = (size_t)ci.output_width * (size_t)ci.output_components;
-    st = check_pixels(ci.output_width, ci.output_height, (size_t)ci.output_components, len, what, &bytes, err);
-    if (st == HERD_OK) st = check_cap(ci.output_width, ci.output_height, bytes, what, err);
+    st = check_pixels(ci.output_width, (size_t)part[2], (size_t)ci.output_components, len, what, &bytes, err);
+    if (st == HERD_OK) st = check_cap(ci.output_width, (size_t)part[2], bytes, what, err);
     if (st == HERD_OK && !(pix = malloc(bytes)))
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
     if (st != HERD_OK) {
         jpeg_destroy_decompress(&ci);
         return st;
     }
-    while (ci.output_scanline < ci.output_height) {
-        JSAMPROW row = pix + (size_t)ci.output_scanline * stride;
+    /* rows outside the part are skipped (entropy-decoded, so corrupt data is still found, but
+     * not transformed or converted) */
+    if (part[0] > 0) jpeg_skip_scanlines(&ci, (JDIMENSION)part[0]);
+    while (ci.output_scanline < (JDIMENSION)(part[0] + part[2])) {
+        JSAMPROW row = pix + (size_t)(ci.output_scanline - (JDIMENSION)part[0]) * stride;
         jpeg_read_scanlines(&ci, &row, 1);
     }
+    if (ci.output_scanline < ci.output_height) jpeg_skip_scanlines(&ci, ci.output_height - ci.output_scanline);
     jpeg_finish_decompress(&ci);
     img->pix = pix;
-    img->w = (int)ci.output_width, img->h = (int)ci.output_height, img->c = ci.output_components;
+    img->w = (int)ci.output_width, img->h = part[2], img->c = ci.output_components;
+    if (jp) memcpy(jp->part, part, sizeof part);
     jpeg_destroy_decompress(&ci);
     return HERD_OK;
 }
@@ -206,7 +260,8 @@ herd_status herd_image_decode_reduced(const uint8_t *buf, size_t len, const char
     memset(img, 0, sizeof *img);
     if (len == 0) return herd_fail(err, HERD_EFORMAT, "%s: empty image (0 bytes)", what);
     if (len >= 8 && buf[0] == 0x89 && buf[1] == 'P') return decode_png(buf, len, what, img, err);
-    if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8) return decode_jpeg(buf, len, what, cover_w, cover_h, img, err);
+    if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8)
+        return decode_jpeg(buf, len, what, cover_w, cover_h, NULL, img, err);
     return herd_fail(err, HERD_EFORMAT, "%s: neither a PNG nor a JPEG image", what);
 }
 
@@ -229,16 +284,43 @@ void herd_image_free(herd_image *img) {
     img->pix = NULL;
 }
 
-herd_status herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out, herd_error *err) {
-    /* the region of the image that, scaled to cover h x w with the aspect ratio kept, is the
-     * center crop (the same pixel mapping as resizing to rw x rh, then cropping) */
-    double scale = (double)h / img->h > (double)w / img->w ? (double)h / img->h : (double)w / img->w;
-    long rh = (long)(img->h * scale + 0.5), rw = (long)(img->w * scale + 0.5);
+/* The region r = {x0, y0, x1, y1} of an iw x ih image that, scaled to cover w x h with the
+ * aspect ratio kept, is the center crop (the same pixel mapping as resizing to rw x rh, then
+ * cropping). */
+static void cover_region(int iw, int ih, int h, int w, double r[4]) {
+    double scale = (double)h / ih > (double)w / iw ? (double)h / ih : (double)w / iw;
+    long rh = (long)(ih * scale + 0.5), rw = (long)(iw * scale + 0.5);
     if (rh < h) rh = h;
     if (rw < w) rw = w;
     long oy = (rh - h) / 2, ox = (rw - w) / 2;
-    double sx = (double)img->w / rw, sy = (double)img->h / rh;
-    double x0 = ox * sx, y0 = oy * sy, x1 = (ox + w) * sx, y1 = (oy + h) * sy;
+    double sx = (double)iw / rw, sy = (double)ih / rh;
+    r[0] = ox * sx, r[1] = oy * sy, r[2] = (ox + w) * sx, r[3] = (oy + h) * sy;
+}
+
+herd_status herd_image_decode_window_to_u8(const uint8_t *buf, size_t len, const char *what, int c, int h, int w,
+                                           const int win[4], uint8_t *out, herd_error *err) {
+    if (!(len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8)) return herd_image_decode_to_u8(buf, len, what, c, h, w, out, err);
+    herd_image img;
+    jpeg_part jp = {.win = win, .want_c = c};
+    memset(&img, 0, sizeof img);
+    herd_status st = decode_jpeg(buf, len, what, w, h, &jp, &img, err);
+    if (st != HERD_OK) return st;
+    if (img.c == c) {
+        double r[4];
+        cover_region(jp.full_w, jp.full_h, h, w, r);
+        st = herd_resample_u8_part(out, w, h, win, img.pix, jp.full_w, jp.full_h, jp.part, c, r[0], r[1], r[2], r[3],
+                                   err);
+    } else { /* decoded whole: converted as always */
+        st = herd_image_to_u8(&img, c, h, w, out, err);
+    }
+    herd_image_free(&img);
+    return st;
+}
+
+herd_status herd_image_to_u8(const herd_image *img, int c, int h, int w, uint8_t *out, herd_error *err) {
+    double box[4];
+    cover_region(img->w, img->h, h, w, box);
+    double x0 = box[0], y0 = box[1], x1 = box[2], y1 = box[3];
     if (img->c == c) /* the decoded pixels as they are */
         return herd_resample_u8(out, w, h, img->pix, img->w, img->h, c, x0, y0, x1, y1, err);
     size_t plane = (size_t)img->w * img->h, n = (size_t)c * h * w;

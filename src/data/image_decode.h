@@ -19,10 +19,17 @@ int herd_image_is_encoded(const uint8_t *buf, size_t len);
  * is an error "<what>: ..."; the pixel count is bounded by what len bytes can encode. */
 herd_status herd_image_decode(const uint8_t *buf, size_t len, const char *what, herd_image *img, herd_error *err);
 /* The same, allowed to decode a JPEG reduced (libjpeg's DCT scaling by 1/2, 1/4 or 1/8) while
- * it stays at least twice the size that covers cover_w x cover_h; 0, 0: full size. Decoded pixels are
+ * it still covers cover_w x cover_h (PIL's draft()); 0, 0: full size. Decoded pixels are
  * capped at 1 GiB (a larger image is HERD_EUNSUPPORTED, named). */
 herd_status herd_image_decode_reduced(const uint8_t *buf, size_t len, const char *what, int cover_w, int cover_h,
                                       herd_image *img, herd_error *err);
+/* herd_image_decode_to_u8 for the window win = {top, left, height, width} of the h x w sample
+ * only: its pixels come out bit for bit as herd_image_decode_to_u8 makes them; the rest of out
+ * is unspecified. A JPEG of c components is decoded in part (the rows outside the window's reach
+ * are entropy-decoded only, the columns outside it not transformed, and out is written in the
+ * window only); other images whole. Every byte of the file is still checked. */
+herd_status herd_image_decode_window_to_u8(const uint8_t *buf, size_t len, const char *what, int c, int h, int w,
+                                           const int win[4], uint8_t *out, herd_error *err);
 void herd_image_free(herd_image *img);
 /* Writes c*h*w bytes (NCHW, a u8 sample): channel conversion, scaling to cover h x w with the
  * aspect ratio kept (antialiased when shrinking, bilinear when enlarging: data/resample.h),

@@ -109,7 +109,8 @@ static herd_status load_image(const char *path, herd_image *img, herd_error *err
     return st;
 }
 
-static herd_status folder_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+/* Sample i whole (win NULL) or the window win of it. */
+static herd_status folder_read(const herd_dataset *ds, int64_t i, const int *win, void *x, void *y, herd_error *err) {
     const folder_impl *im = ds->impl;
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
@@ -118,11 +119,21 @@ static herd_status folder_get(const herd_dataset *ds, int64_t i, void *x, void *
     size_t len = 0;
     herd_status st = read_whole(im->files[i], &buf, &len, err);
     if (st != HERD_OK) return st;
-    st = herd_image_decode_to_u8(buf, len, im->files[i], (int)ds->x.dims[0], (int)ds->x.dims[1], (int)ds->x.dims[2],
-                                 x, err);
+    int c = (int)ds->x.dims[0], h = (int)ds->x.dims[1], w = (int)ds->x.dims[2];
+    st = win ? herd_image_decode_window_to_u8(buf, len, im->files[i], c, h, w, win, x, err)
+             : herd_image_decode_to_u8(buf, len, im->files[i], c, h, w, x, err);
     free(buf);
     memcpy(y, &im->labels[i], sizeof im->labels[i]);
     return st;
+}
+
+static herd_status folder_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+    return folder_read(ds, i, NULL, x, y, err);
+}
+
+static herd_status folder_get_window(const herd_dataset *ds, int64_t i, const int win[4], void *x, void *y,
+                                     herd_error *err) {
+    return folder_read(ds, i, win, x, y, err);
 }
 
 static void folder_free(folder_impl *im) {
@@ -138,7 +149,7 @@ static void folder_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops folder_ops = {folder_get, folder_close, NULL};
+static const herd_dataset_ops folder_ops = {folder_get, folder_close, NULL, folder_get_window};
 
 /* Moves the class's files into im, labelled k. */
 static int take_files(folder_impl *im, name_list *files, int32_t k) {

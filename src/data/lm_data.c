@@ -42,7 +42,7 @@ static void lm_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops lm_ops = {lm_get, lm_close, NULL};
+static const herd_dataset_ops lm_ops = {lm_get, lm_close, NULL, NULL};
 
 /* ids [first, end) as windows every stride */
 static herd_status lm_split(herd_dataset **out, const char *path, int ctx, int64_t first, int64_t end, int64_t stride,

@@ -34,6 +34,14 @@ typedef struct sample_cache {
     size_t bytes;        /* what the cache allocated */
 } sample_cache;
 
+/* One epoch's batches: its order and this caller's rows of a full and of the last batch. */
+typedef struct epoch_plan {
+    int64_t epoch, n, steps;
+    int batch;
+    int64_t *order;
+    int full_lo, full_hi, last_lo, last_hi;
+} epoch_plan;
+
 struct herd_loader {
     const herd_dataset *ds;
     herd_loader_config cfg;
@@ -44,14 +52,16 @@ struct herd_loader {
     size_t ybytes;       /* bytes of a target (ds->y) */
     int ac, ah, aw;      /* the sample as augmentation sees it */
     int max_rows;
-    /* the epoch */
-    int64_t epoch, steps, n;
-    int batch;
-    int64_t *order;
-    int full_lo, full_hi, last_lo, last_hi; /* this caller's rows of a full and of the last batch */
-    /* the queue: steps [cur, cur + prefetch] may be loaded, step k into slot k % nslots */
+    epoch_plan ep;       /* the epoch */
+    /* the next epoch, when planned (herd_loader_plan_epoch): once every step of this one is
+     * claimed, its first step is loaded as step ep.steps would be, into slot
+     * (ep.steps + slot_base) % nslots, in parts ahead_part of parts (ahead_left still running) */
+    epoch_plan ahead;
+    int ahead_set, ahead_part, ahead_left;
+    herd_status ahead_status;
+    /* the queue: steps [cur, cur + prefetch] may be loaded, step k into slot (k + slot_base) % nslots */
     loader_slot *slots;
-    int nslots;
+    int nslots, slot_base;
     int64_t cur, next_claim;
     int next_part;       /* of step next_claim: a step's rows are loaded in `parts` parts, by any threads */
     int parts;
@@ -83,6 +93,11 @@ static int cache_get(const sample_cache *c, int64_t i, const uint8_t **x, const 
     return 1;
 }
 
+/* 1 while the cache may still take samples (a sample loaded now should be whole). */
+static int cache_room(const sample_cache *c) {
+    return c->slot_of && atomic_load_explicit(&c->used, memory_order_relaxed) < c->capacity;
+}
+
 static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, size_t xbytes, size_t ybytes) {
     if (!c->slot_of || atomic_load_explicit(&c->used, memory_order_relaxed) >= c->capacity) return;
     int expected = -1;
@@ -101,25 +116,32 @@ static void cache_put(sample_cache *c, int64_t i, const void *x, const void *y, 
  * augmentation (or normalisation) the slot holds the model's f32 input; without, the stored
  * samples (u8 images: a quarter of the bytes), read straight into it and converted as they are
  * handed out (herd_loader_rows), so a loader thread only reads and checks. */
-static herd_status load_step(herd_loader *l, int64_t step, int part, int parts, loader_slot *slot, float *tmp,
-                             herd_error *err) {
-    int64_t off = step * l->batch;
-    int B = (int)(l->n - off < l->batch ? l->n - off : l->batch);
-    int last = step == l->steps - 1, aug = herd_augment_active(&l->cfg);
-    int lo = last ? l->last_lo : l->full_lo, hi = last ? l->last_hi : l->full_hi;
+static herd_status load_step(herd_loader *l, const epoch_plan *ep, int64_t step, int part, int parts,
+                             loader_slot *slot, float *tmp, herd_error *err) {
+    int64_t off = step * ep->batch;
+    int B = (int)(ep->n - off < ep->batch ? ep->n - off : ep->batch);
+    int last = step == ep->steps - 1, aug = herd_augment_active(&l->cfg);
+    int lo = last ? ep->last_lo : ep->full_lo, hi = last ? ep->last_hi : ep->full_hi;
     int span = (hi < B ? hi : B) - lo; /* this caller's rows, split evenly into parts */
     int r0 = span > 0 ? lo + (int)((int64_t)span * part / parts) : lo;
     int r1 = span > 0 ? lo + (int)((int64_t)span * (part + 1) / parts) : lo;
     for (int r = r0; r < r1; r++) {
-        int64_t i = l->order[off + r];
+        int64_t i = ep->order[off + r];
         float *x = slot->x + (size_t)(r - lo) * l->sample;
         void *stored = aug ? (void *)tmp : (uint8_t *)slot->x + (size_t)(r - lo) * l->xbytes;
         uint8_t *y = slot->y + (size_t)(r - lo) * l->ybytes;
         const uint8_t *cx, *cy;
+        int win[4];
         if (cache_get(&l->cache, i, &cx, &cy, l->xbytes, l->ybytes)) {
             if (aug) herd_dataset_to_f32(l->ds, cx, 1, x);
             else memcpy(stored, cx, l->xbytes);
             memcpy(y, cy, l->ybytes);
+        } else if (aug && l->ds->ops->get_window && !cache_room(&l->cache) &&
+                   herd_augment_window(&l->cfg, l->ah, l->aw, ep->epoch, i, win)) {
+            /* random_resized_crop reads only win: made alone (a JPEG decoded in part) */
+            herd_status st = l->ds->ops->get_window(l->ds, i, win, stored, y, err);
+            if (st != HERD_OK) return st;
+            herd_dataset_to_f32(l->ds, tmp, 1, x);
         } else {
             herd_status st = l->ds->ops->get(l->ds, i, stored, y, err);
             if (st != HERD_OK) return st;
@@ -127,7 +149,7 @@ static herd_status load_step(herd_loader *l, int64_t step, int part, int parts, 
             if (aug) herd_dataset_to_f32(l->ds, tmp, 1, x);
         }
         if (aug) {
-            herd_status st = herd_augment_sample(&l->cfg, l->ac, l->ah, l->aw, l->epoch, i, x, tmp, err);
+            herd_status st = herd_augment_sample(&l->cfg, l->ac, l->ah, l->aw, ep->epoch, i, x, tmp, err);
             if (st != HERD_OK) return st;
         }
     }
@@ -140,21 +162,37 @@ static void *worker_main(void *arg) {
     int id = l->started++; /* its scratch sample */
     float *tmp = l->scratch + (size_t)(id + 1) * l->sample;
     while (!l->stop) {
-        if (l->active && l->next_claim < l->steps && l->next_claim <= l->cur + l->cfg.prefetch) {
+        if (l->active && l->next_claim < l->ep.steps && l->next_claim <= l->cur + l->cfg.prefetch) {
             int64_t k = l->next_claim;
             int part = l->next_part++;
-            loader_slot *slot = &l->slots[k % l->nslots];
+            loader_slot *slot = &l->slots[(k + l->slot_base) % l->nslots];
             if (part == 0) slot->ready_step = -1, slot->parts_left = l->parts, slot->status = HERD_OK;
             if (l->next_part == l->parts) l->next_claim++, l->next_part = 0;
             l->busy++;
             pthread_mutex_unlock(&l->mu);
             herd_error err = {0};
-            herd_status st = load_step(l, k, part, l->parts, slot, tmp, &err);
+            herd_status st = load_step(l, &l->ep, k, part, l->parts, slot, tmp, &err);
             pthread_mutex_lock(&l->mu);
             if (st && !slot->status) slot->status = st, slot->err = err;
             if (--slot->parts_left == 0) slot->ready_step = k;
             l->busy--;
             pthread_cond_broadcast(&l->ready);
+            continue;
+        }
+        if (l->active && l->ahead_set && l->next_claim == l->ep.steps && l->ahead_part < l->parts &&
+            l->ep.steps <= l->cur + l->cfg.prefetch) { /* the next epoch's first step, as step ep.steps */
+            int part = l->ahead_part++;
+            loader_slot *slot = &l->slots[(l->ep.steps + l->slot_base) % l->nslots];
+            if (part == 0) slot->ready_step = -1, l->ahead_left = l->parts, l->ahead_status = HERD_OK;
+            l->busy++;
+            pthread_mutex_unlock(&l->mu);
+            herd_error err = {0};
+            herd_status st = load_step(l, &l->ahead, 0, part, l->parts, slot, tmp, &err);
+            pthread_mutex_lock(&l->mu);
+            if (st) l->ahead_status = st; /* loaded again, and reported, when the epoch starts */
+            l->ahead_left--;
+            l->busy--;
+            pthread_cond_broadcast(&l->ready); /* herd_loader_start_epoch may be waiting for it */
             continue;
         }
         pthread_cond_wait(&l->work, &l->mu);
@@ -197,7 +235,8 @@ void herd_loader_destroy(herd_loader *l) {
     if (l->slots)
         for (int i = 0; i < l->nslots; i++) free(l->slots[i].x), free(l->slots[i].y);
     free(l->slots);
-    free(l->order);
+    free(l->ep.order);
+    free(l->ahead.order);
     free(l->scratch);
     free(l->cache.slot_of);
     free(l->cache.x);
@@ -252,9 +291,10 @@ herd_status herd_loader_create(herd_loader **out, const herd_dataset *ds, int ba
     l->parts = l->nthreads > 1 ? 4 * l->nthreads : 1;
     if (l->parts > batch) l->parts = batch;
     l->slots = calloc((size_t)l->nslots, sizeof *l->slots);
-    l->order = herd_malloc_array(ds->n > 0 ? (size_t)ds->n : 1, sizeof *l->order);
+    l->ep.order = herd_malloc_array(ds->n > 0 ? (size_t)ds->n : 1, sizeof *l->ep.order);
+    l->ahead.order = herd_malloc_array(ds->n > 0 ? (size_t)ds->n : 1, sizeof *l->ahead.order);
     l->scratch = herd_malloc_array((size_t)(l->nthreads + 1), l->sample * sizeof(float));
-    if (!l->slots || !l->order || !l->scratch) goto oom;
+    if (!l->slots || !l->ep.order || !l->ahead.order || !l->scratch) goto oom;
     for (int i = 0; i < l->nslots; i++) {
         l->slots[i].ready_step = -1;
         l->slots[i].x = herd_malloc_array((size_t)batch, l->sample * sizeof(float));
@@ -287,25 +327,62 @@ static void quiesce(herd_loader *l) {
     while (l->busy > 0) pthread_cond_wait(&l->ready, &l->mu);
 }
 
-herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
-                                    int64_t first_step, herd_error *err) {
-    if (n < 0 || n > l->ds->n || batch < 1 || batch > l->max_rows || first_step < 0)
+/* ep's order, size and rows (the caller holds mu or no thread runs). */
+static void plan_set(herd_loader *l, epoch_plan *ep, int64_t epoch, const int64_t *order, int64_t n, int batch) {
+    memcpy(ep->order, order, (size_t)n * sizeof *order);
+    ep->epoch = epoch, ep->n = n, ep->batch = batch;
+    ep->steps = (n + batch - 1) / batch;
+    int last_b = (int)(n - (ep->steps - 1) * batch);
+    ep->full_lo = 0, ep->full_hi = batch, ep->last_lo = 0, ep->last_hi = last_b;
+    if (l->rows) {
+        l->rows(l->rows_ctx, batch, &ep->full_lo, &ep->full_hi);
+        l->rows(l->rows_ctx, last_b, &ep->last_lo, &ep->last_hi);
+    }
+}
+
+static herd_status epoch_args_ok(const herd_loader *l, int64_t n, int batch, herd_error *err) {
+    if (n < 0 || n > l->ds->n || batch < 1 || batch > l->max_rows)
         return herd_fail(err, HERD_EARG, "loader: epoch of %lld samples in batches of %d (at most %lld, %d)",
                          (long long)n, batch, (long long)l->ds->n, l->max_rows);
+    return HERD_OK;
+}
+
+herd_status herd_loader_plan_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
+                                   herd_error *err) {
+    herd_status st = epoch_args_ok(l, n, batch, err);
+    if (st != HERD_OK || !l->nthreads) return st;
+    pthread_mutex_lock(&l->mu);
+    if (l->ahead_part == 0) { /* not begun (else the plan stands: start_epoch checks it) */
+        plan_set(l, &l->ahead, epoch, order, n, batch);
+        l->ahead_set = n > 0;
+        pthread_cond_broadcast(&l->work);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return HERD_OK;
+}
+
+herd_status herd_loader_start_epoch(herd_loader *l, int64_t epoch, const int64_t *order, int64_t n, int batch,
+                                    int64_t first_step, herd_error *err) {
+    herd_status st = epoch_args_ok(l, n, batch, err);
+    if (st != HERD_OK) return st;
+    if (first_step < 0) return herd_fail(err, HERD_EARG, "loader: first step %lld", (long long)first_step);
     pthread_mutex_lock(&l->mu);
     quiesce(l);
-    memcpy(l->order, order, (size_t)n * sizeof *order);
-    l->epoch = epoch, l->n = n, l->batch = batch;
-    l->steps = (n + batch - 1) / batch;
-    int last_b = (int)(n - (l->steps - 1) * batch);
-    l->full_lo = 0, l->full_hi = batch, l->last_lo = 0, l->last_hi = last_b;
-    if (l->rows) {
-        l->rows(l->rows_ctx, batch, &l->full_lo, &l->full_hi);
-        l->rows(l->rows_ctx, last_b, &l->last_lo, &l->last_hi);
-    }
+    /* the first step loaded ahead, if it is this epoch's (same epoch, order and batch) and whole */
+    int reuse = l->ahead_set && l->ahead_part == l->parts && l->ahead_left == 0 && l->ahead_status == HERD_OK &&
+                first_step == 0 && l->ahead.epoch == epoch && l->ahead.n == n && l->ahead.batch == batch &&
+                memcmp(l->ahead.order, order, (size_t)n * sizeof *order) == 0;
+    int base = (int)((l->ep.steps + l->slot_base) % l->nslots); /* where it lies */
+    l->ahead_set = l->ahead_part = l->ahead_left = 0;
+    plan_set(l, &l->ep, epoch, order, n, batch);
     for (int i = 0; i < l->nslots; i++) l->slots[i].ready_step = -1;
     l->cur = l->next_claim = first_step;
     l->next_part = 0;
+    if (reuse) {
+        l->slot_base = base;
+        l->slots[base].ready_step = 0, l->slots[base].status = HERD_OK;
+        l->next_claim = 1;
+    }
     l->active = 1;
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
@@ -320,19 +397,19 @@ herd_status herd_loader_rows(herd_loader *l, int64_t step, int first, int count,
 herd_status herd_loader_rows_view(herd_loader *l, int64_t step, int first, int count, float *x, const float **view,
                                   void *y, herd_error *err) {
     if (view) *view = NULL;
-    if (step < 0 || step >= l->steps)
+    if (step < 0 || step >= l->ep.steps)
         return herd_fail(err, HERD_EARG, "loader: step %lld outside the epoch's %lld", (long long)step,
-                         (long long)l->steps);
-    int last = step == l->steps - 1;
-    int lo = last ? l->last_lo : l->full_lo, hi = last ? l->last_hi : l->full_hi;
+                         (long long)l->ep.steps);
+    int last = step == l->ep.steps - 1;
+    int lo = last ? l->ep.last_lo : l->ep.full_lo, hi = last ? l->ep.last_hi : l->ep.full_hi;
     if (first < lo || count < 0 || first + count > hi)
         return herd_fail(err, HERD_EINTERNAL, "loader: rows [%d, %d) outside this rank's [%d, %d) of step %lld", first,
                          first + count, lo, hi, (long long)step);
-    loader_slot *slot = &l->slots[step % l->nslots];
+    loader_slot *slot = &l->slots[(step + l->slot_base) % l->nslots];
     if (!l->nthreads) { /* --prefetch 0: the same load, in this thread */
         if (slot->ready_step != step) {
             slot->ready_step = -1;
-            if ((slot->status = load_step(l, step, 0, 1, slot, l->scratch, &slot->err)) == HERD_OK)
+            if ((slot->status = load_step(l, &l->ep, step, 0, 1, slot, l->scratch, &slot->err)) == HERD_OK)
                 slot->ready_step = step;
             else return *err = slot->err, slot->status;
         }

@@ -325,7 +325,7 @@ static void npy_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops npy_ops = {npy_get, npy_close, NULL};
+static const herd_dataset_ops npy_ops = {npy_get, npy_close, NULL, NULL};
 
 herd_status herd_npy_open(herd_dataset **out, const char *x_path, const char *y_path, herd_error *err) {
     return herd_npy_open_ids(out, x_path, y_path, 0, err);

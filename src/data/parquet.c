@@ -649,7 +649,7 @@ static void pq_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops pq_ops = {pq_get, pq_close, NULL};
+static const herd_dataset_ops pq_ops = {pq_get, pq_close, NULL, NULL};
 
 /* ---- open ---- */
 

@@ -21,17 +21,19 @@ static double triangle(double x) {
     return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-/* PIL's precompute_coeffs for the triangle (bilinear) filter. */
-static int taps_make(taps *t, int in_size, double in0, double in1, int out_size) {
+/* PIL's precompute_coeffs for the triangle (bilinear) filter, for outputs [o0, o1) of out_size
+ * (entry k is output o0 + k: each output's taps are the same whatever the range). */
+static int taps_make(taps *t, int in_size, double in0, double in1, int out_size, int o0, int o1) {
     double scale = (in1 - in0) / out_size, fscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * fscale;
+    int n_out = o1 - o0;
     t->ksize = (int)ceil(support) * 2 + 1;
-    t->first = malloc((size_t)out_size * sizeof *t->first);
-    t->count = malloc((size_t)out_size * sizeof *t->count);
-    t->w = herd_malloc_array((size_t)out_size, (size_t)t->ksize * sizeof *t->w);
+    t->first = malloc((size_t)n_out * sizeof *t->first);
+    t->count = malloc((size_t)n_out * sizeof *t->count);
+    t->w = herd_malloc_array((size_t)n_out, (size_t)t->ksize * sizeof *t->w);
     t->scratch = herd_malloc_array((size_t)t->ksize, sizeof *t->scratch);
     if (!t->first || !t->count || !t->w || !t->scratch) return 0;
-    for (int o = 0; o < out_size; o++) {
+    for (int o = o0; o < o1; o++) {
         double center = in0 + (o + 0.5) * scale, sum = 0;
         int lo = (int)floor(center - support + 0.5), hi = (int)floor(center + support + 0.5);
         if (lo < 0) lo = 0;
@@ -44,10 +46,10 @@ static int taps_make(taps *t, int in_size, double in0, double in1, int out_size)
         int n = hi - lo;
         if (n > t->ksize) n = t->ksize;
         for (int j = 0; j < n; j++) sum += k[j] = triangle((j + lo - center + 0.5) / fscale);
-        float *w = t->w + (size_t)o * t->ksize;
+        float *w = t->w + (size_t)(o - o0) * t->ksize;
         for (int j = 0; j < n; j++) w[j] = (float)(sum != 0.0 ? k[j] / sum : 1.0 / n);
-        t->first[o] = lo;
-        t->count[o] = n;
+        t->first[o - o0] = lo;
+        t->count[o - o0] = n;
     }
     return 1;
 }
@@ -88,7 +90,9 @@ static void horizontal_any(float *o, size_t o_plane, const float *row, int inter
                            const taps *tx, int dw, int K) {
     if (interleaved) { /* RGB: planes == 3 */
         switch (K) {
+        case 2: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 2); break;
         case 3: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 3); break;
+        case 4: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 4); break;
         case 5: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 5); break;
         case 7: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 7); break;
         default: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, K);
@@ -96,7 +100,9 @@ static void horizontal_any(float *o, size_t o_plane, const float *row, int inter
         return;
     }
     switch (K) {
+    case 2: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 2); break;
     case 3: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 3); break;
+    case 4: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 4); break;
     case 5: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 5); break;
     case 7: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 7); break;
     default: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, K);
@@ -123,68 +129,107 @@ typedef struct target {
     uint8_t *u8;
 } target;
 
-static herd_status resample(target dst, int dw, int dh, source src, int sw, int sh, int planes, double x0, double y0,
-                            double x1, double y1, herd_error *err) {
+/* The taps of the window win = {top, left, height, width} of a dw x dh output of the region
+ * [x0, x1) x [y0, y1) of an sw x sh source; the horizontal ones padded to K each (zero weights,
+ * the window shifted inside the row), so the horizontal pass's inner loop has one trip count. */
+static int plan(taps *tx, taps *ty, int *K, int sw, int sh, double x0, double y0, double x1, double y1, int dw, int dh,
+                const int win[4]) {
+    if (!taps_make(tx, sw, x0, x1, dw, win[1], win[1] + win[3]) || !taps_make(ty, sh, y0, y1, dh, win[0], win[0] + win[2]))
+        return 0;
+    /* the most taps any output has (ksize leaves room for one more than a triangle covers: an
+     * upscale has 2 taps, not 3); a padding tap adds 0 * pixel = +-0 to a sum begun at +0,
+     * which is never -0, so the sums are the same bits whatever K is (finite pixels) */
+    *K = 1;
+    for (int x = 0; x < win[3]; x++)
+        if (tx->count[x] > *K) *K = tx->count[x];
+    for (int x = 0; x < win[3]; x++) {
+        float *w = tx->w + (size_t)x * tx->ksize;
+        int f = tx->first[x], n = tx->count[x], shift = f + *K > sw ? f + *K - sw : 0;
+        for (int k = n - 1; k >= 0; k--) w[k + shift] = w[k];
+        for (int k = 0; k < shift; k++) w[k] = 0;
+        for (int k = n + shift; k < *K; k++) w[k] = 0;
+        tx->first[x] = f - shift;
+    }
+    return 1;
+}
+
+herd_status herd_resample_reach(int sw, int sh, double x0, double y0, double x1, double y1, int dw, int dh,
+                                const int win[4], int reach[4], herd_error *err) {
+    taps tx = {0}, ty = {0};
+    int K;
+    herd_status st = HERD_OK;
+    if (!plan(&tx, &ty, &K, sw, sh, x0, y0, x1, y1, dw, dh, win)) {
+        st = herd_fail(err, HERD_ENOMEM, "resample: out of memory for %gx%g to %dx%d", x1 - x0, y1 - y0, dw, dh);
+    } else { /* first[] never decreases along an axis */
+        int bottom = 0;
+        for (int y = 0; y < win[2]; y++)
+            if (ty.first[y] + ty.count[y] > bottom) bottom = ty.first[y] + ty.count[y];
+        reach[0] = ty.first[0], reach[1] = tx.first[0];
+        reach[2] = bottom - reach[0], reach[3] = tx.first[win[3] - 1] + K - reach[1];
+    }
+    taps_free(&tx);
+    taps_free(&ty);
+    return st;
+}
+
+/* Outputs win of dw x dh (dst holds all of them; the rest is left as it is) from src, which
+ * holds the source's rows and columns from (sy0, sx0) on, stride src_w pixels. */
+static herd_status resample(target dst, int dw, int dh, const int win[4], source src, int sw, int sh, int sx0, int sy0,
+                            int src_w, int planes, double x0, double y0, double x1, double y1, herd_error *err) {
     taps tx = {0}, ty = {0};
     float *rows = NULL, *orow = NULL;
     herd_status st = HERD_OK;
-    if (!taps_make(&tx, sw, x0, x1, dw) || !taps_make(&ty, sh, y0, y1, dh) ||
+    int K;
+    if (!plan(&tx, &ty, &K, sw, sh, x0, y0, x1, y1, dw, dh, win) ||
         !(rows = herd_malloc_array((size_t)sw, (size_t)planes * sizeof *rows)) ||
         (dst.u8 && !(orow = herd_malloc_array((size_t)dw, (size_t)planes * sizeof *orow)))) {
         st = herd_fail(err, HERD_ENOMEM, "resample: out of memory for %gx%g to %dx%d", x1 - x0, y1 - y0, dw, dh);
         goto done;
     }
-    /* fixed-length taps for the horizontal pass (zero weights pad, the window shifted inside
-     * the row), so its inner loop has one trip count */
-    int K = tx.ksize < sw ? tx.ksize : sw;
-    for (int x = 0; x < dw; x++) {
-        float *w = tx.w + (size_t)x * tx.ksize;
-        int f = tx.first[x], n = tx.count[x], shift = f + K > sw ? f + K - sw : 0;
-        for (int k = n - 1; k >= 0; k--) w[k + shift] = w[k];
-        for (int k = 0; k < shift; k++) w[k] = 0;
-        for (int k = n + shift; k < K; k++) w[k] = 0;
-        tx.first[x] = f - shift;
-    }
-    int xlo = tx.first[0], xhi = tx.first[dw - 1] + K; /* the columns the output reads */
+    for (int x = 0; x < win[3]; x++) tx.first[x] -= sx0; /* columns of the part src holds */
+    for (int y = 0; y < win[2]; y++) ty.first[y] -= sy0;
+    int ow = win[3];
+    int xlo = tx.first[0], xhi = tx.first[ow - 1] + K; /* the columns the output reads */
     int interleaved = src.u8 && planes == 3;
     size_t op = (size_t)dh * dw;
-    for (int y = 0; y < dh; y++) {
+    for (int y = 0; y < win[2]; y++) {
         const float *wy = ty.w + (size_t)y * ty.ksize;
         if (src.u8) { /* vertical: whole interleaved rows (planes values a pixel), vectorised */
-            const uint8_t *s0 = src.u8 + (size_t)ty.first[y] * sw * planes;
+            const uint8_t *s0 = src.u8 + (size_t)ty.first[y] * src_w * planes;
             size_t lo = (size_t)xlo * planes, hi = (size_t)xhi * planes;
             for (size_t x = lo; x < hi; x++) rows[x] = wy[0] * s0[x];
             for (int k = 1; k < ty.count[y]; k++) {
-                const uint8_t *s = s0 + (size_t)k * sw * planes;
+                const uint8_t *s = s0 + (size_t)k * src_w * planes;
                 float wk = wy[k];
                 for (size_t x = lo; x < hi; x++) rows[x] += wk * s[x];
             }
         } else {
             for (int p = 0; p < planes; p++) { /* vertical: whole rows of each plane, vectorised */
-                const float *s0 = src.f32 + ((size_t)p * sh + ty.first[y]) * sw;
+                const float *s0 = src.f32 + ((size_t)p * sh + ty.first[y]) * src_w;
                 float *row = rows + (size_t)p * sw;
                 for (int x = xlo; x < xhi; x++) row[x] = wy[0] * s0[x];
                 for (int k = 1; k < ty.count[y]; k++) {
-                    const float *s = s0 + (size_t)k * sw;
+                    const float *s = s0 + (size_t)k * src_w;
                     float wk = wy[k];
                     for (int x = xlo; x < xhi; x++) row[x] += wk * s[x];
                 }
             }
         }
         /* horizontal: into the output row (f32), or a row of floats then rounded (u8) */
-        float *o = dst.u8 ? orow : dst.f32 + (size_t)y * dw;
+        size_t at = (size_t)(win[0] + y) * dw + win[1];
+        float *o = dst.u8 ? orow : dst.f32 + at;
         size_t o_plane = dst.u8 ? (size_t)dw : op;
         if (interleaved) {
-            horizontal_any(o, o_plane, rows, 1, 1, 3, &tx, dw, K);
+            horizontal_any(o, o_plane, rows, 1, 1, 3, &tx, ow, K);
         } else {
             for (int p = 0; p < planes; p += planes == 3 ? 3 : 1) {
                 int n = planes == 3 ? 3 : 1;
-                horizontal_any(o + (size_t)p * o_plane, o_plane, rows + (size_t)p * sw, 0, (size_t)sw, n, &tx, dw, K);
+                horizontal_any(o + (size_t)p * o_plane, o_plane, rows + (size_t)p * sw, 0, (size_t)sw, n, &tx, ow, K);
             }
         }
         if (dst.u8)
             for (int p = 0; p < planes; p++)
-                herd_round_to_u8(dst.u8 + (size_t)p * op + (size_t)y * dw, orow + (size_t)p * dw, (size_t)dw);
+                herd_round_to_u8(dst.u8 + (size_t)p * op + at, orow + (size_t)p * dw, (size_t)ow);
     }
 done:
     taps_free(&tx);
@@ -196,10 +241,20 @@ done:
 
 herd_status herd_resample(float *dst, int dw, int dh, const float *src, int sw, int sh, int planes, double x0,
                           double y0, double x1, double y1, herd_error *err) {
-    return resample((target){dst, NULL}, dw, dh, (source){src, NULL}, sw, sh, planes, x0, y0, x1, y1, err);
+    const int all[4] = {0, 0, dh, dw};
+    return resample((target){dst, NULL}, dw, dh, all, (source){src, NULL}, sw, sh, 0, 0, sw, planes, x0, y0, x1, y1,
+                    err);
+}
+
+herd_status herd_resample_u8_part(uint8_t *dst, int dw, int dh, const int win[4], const uint8_t *src, int sw, int sh,
+                                  const int part[4], int channels, double x0, double y0, double x1, double y1,
+                                  herd_error *err) {
+    return resample((target){NULL, dst}, dw, dh, win, (source){NULL, src}, sw, sh, part[1], part[0], part[3], channels,
+                    x0, y0, x1, y1, err);
 }
 
 herd_status herd_resample_u8(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, int sh, int channels,
                              double x0, double y0, double x1, double y1, herd_error *err) {
-    return resample((target){NULL, dst}, dw, dh, (source){NULL, src}, sw, sh, channels, x0, y0, x1, y1, err);
+    const int all[4] = {0, 0, dh, dw}, whole[4] = {0, 0, sh, sw};
+    return herd_resample_u8_part(dst, dw, dh, all, src, sw, sh, whole, channels, x0, y0, x1, y1, err);
 }

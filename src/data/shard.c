@@ -194,7 +194,7 @@ static void shard_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops shard_ops = {shard_get, shard_close, NULL};
+static const herd_dataset_ops shard_ops = {shard_get, shard_close, NULL, NULL};
 
 herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int npaths, herd_error *err) {
     herd_status st;

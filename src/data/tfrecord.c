@@ -318,7 +318,7 @@ static void tfr_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops tfr_ops = {tfr_get, tfr_close, NULL};
+static const herd_dataset_ops tfr_ops = {tfr_get, tfr_close, NULL, NULL};
 
 static tfr_record *push_record(tfr_impl *im) {
     if (im->n == im->cap) {

@@ -510,8 +510,13 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     int64_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
     herd_trainer *t = NULL;
     if ((st = herd_trainer_create(&t, m, cfg, steps_per_epoch, err))) return st;
-    herd_sampler sampler;
+    herd_sampler sampler, ahead; /* this epoch's order, the next one's */
     if ((st = herd_sampler_init(&sampler, train->n, cfg->seed, 1, err))) {
+        herd_trainer_destroy(t);
+        return st;
+    }
+    if ((st = herd_sampler_init(&ahead, train->n, cfg->seed, 1, err))) {
+        herd_sampler_free(&sampler);
         herd_trainer_destroy(t);
         return st;
     }
@@ -560,6 +565,10 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         int64_t skipped = 0;
         int64_t first = epoch == start.epoch + 1 ? start.step_in_epoch : 0;
         if ((st = herd_loader_start_epoch(loader, epoch - 1, sampler.perm, train->n, cfg->batch, first, err))) break;
+        if (epoch < cfg->epochs) { /* the next epoch's first batch is loaded while this one ends */
+            herd_sampler_set_epoch(&ahead, epoch);
+            if ((st = herd_loader_plan_epoch(loader, epoch, ahead.perm, train->n, cfg->batch, err))) break;
+        }
         for (int64_t s = first; s < steps_per_epoch; s++) {
             int64_t off = s * cfg->batch;
             int B = (int)(train->n - off < cfg->batch ? train->n - off : cfg->batch);
@@ -638,6 +647,7 @@ done:
     checkpoint_dir_release(lock_fd);
     herd_loader_destroy(loader);
     herd_sampler_free(&sampler);
+    herd_sampler_free(&ahead);
     herd_trainer_destroy(t);
     return st;
 }

@@ -500,10 +500,28 @@ int fuzz_parquet(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* A window of the 3x8x8 sample decoded alone (random_resized_crop's partial decode) fails
+ * exactly when the whole sample does, and otherwise has the whole sample's pixels. */
+static void fuzz_image_window(const uint8_t *data, size_t size) {
+    uint8_t whole[192], part[192];
+    const int win[4] = {size % 5, size % 3, 3, 4}; /* top, left, height, width */
+    herd_error err = {0}, err2 = {0};
+    herd_status a = herd_image_decode_to_u8(data, size, "fuzz.img", 3, 8, 8, whole, &err);
+    herd_status b = herd_image_decode_window_to_u8(data, size, "fuzz.img", 3, 8, 8, win, part, &err2);
+    check_error(b, &err2, "fuzz.img", "image window");
+    if ((a == HERD_OK) != (b == HERD_OK)) fuzz_fail("image window: status %d, whole %d (%s)", b, a, err2.msg);
+    for (int k = 0; a == HERD_OK && b == HERD_OK && k < 3; k++)
+        for (int y = win[0]; y < win[0] + win[2]; y++)
+            for (int x = win[1]; x < win[1] + win[3]; x++)
+                if (part[(k * 8 + y) * 8 + x] != whole[(k * 8 + y) * 8 + x])
+                    fuzz_fail("image window: pixel %d,%d,%d differs from the whole decode", k, y, x);
+}
+
 /* The image decoding path of image folders and TFRecord: PNG or JPEG bytes decoded, then
- * converted to 1x5x3 and 3x8x8 inputs. */
+ * converted to 1x5x3 and 3x8x8 inputs, and a window of the latter alone. */
 int fuzz_image(const uint8_t *data, size_t size) {
     if (size > (1 << 20)) return 0;
+    fuzz_image_window(data, size);
     herd_image img = {0};
     herd_error err = {0};
     herd_status st = herd_image_decode(data, size, "fuzz.img", &img, &err);
