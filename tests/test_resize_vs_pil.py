@@ -20,7 +20,7 @@ except ImportError:
 
 HERD = os.environ["HERD_BIN"]
 MAD_BOUND, MAX_BOUND = 0.4, 1.5
-FULL_MAD_BOUND = 5.0
+FULL_MAD_BOUND = 2.5
 failed = 0
 
 
@@ -128,16 +128,16 @@ def main():
 
 def reduced_jpegs():
     """JPEGs large enough to be decoded reduced in the DCT (libjpeg-turbo's 1/2 or 1/4 scaling,
-    the smallest that still covers the output) against PIL's draft() at that scale + resize with
+    the smallest whose image is still at least twice the output's cover) against PIL's draft() at that scale + resize with
     the same box: the same bound as the resize's own (mean <= 0.4, max <= 1.5 levels). Their
     difference from PIL's full decode + resize is printed and loosely bounded (mean <=
     FULL_MAD_BOUND: the DCT's reduction filters less than the full resize's wide triangle, so
     noise and stripes come out a little stronger, as with PIL's draft). A JPEG just too small to
     reduce (full decode) keeps the resize's bound against the full decode."""
     W = H = 224
-    # (w, h, scale herd decodes at): 1344x1000 at 1/4 (336x250), 960x900 at 1/4 (240x225),
-    # 500x460 and 640x480 at 1/2, 500x375 in full (1/2 would be 188 rows)
-    sizes = [(1344, 1000, 4), (960, 900, 4), (500, 460, 2), (640, 480, 2), (500, 375, 1)]
+    # (w, h, scale herd decodes at): 2000x1800 at 1/4 (500x450), 1344x1000 at 1/2 (672x500),
+    # 960x900 at 1/2 (480x450), 640x480 and 500x460 in full (1/2 would be under twice 224)
+    sizes = [(2000, 1800, 4), (1344, 1000, 2), (960, 900, 2), (640, 480, 1), (500, 460, 1)]
     with tempfile.TemporaryDirectory() as d:
         os.makedirs(f"{d}/src/a")
         for i, (w, h, _) in enumerate(sizes):

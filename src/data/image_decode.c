@@ -141,11 +141,11 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
     if (level < 0) jpeg_on_error(cinfo);
 }
 
-/* JPEGs larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
- * smallest size that still covers cover_w x cover_h, so the IDCT and colour conversion run on
- * up to 64x fewer pixels and a huge image costs little memory; the DCT's reduction is a
- * band-limited average, and the resampler's antialiased filter does the rest
- * (tests/test_resize_vs_pil.py bounds the difference from a full decode + resize). */
+/* JPEGs much larger than needed are reduced in the DCT (libjpeg's scale 1/8, 1/4 or 1/2) to the
+ * smallest size still at least twice what covers cover_w x cover_h, so the IDCT and colour
+ * conversion run on fewer pixels, a huge image costs little memory, and the resampler's
+ * antialiased filter does the rest at full quality (tests/test_resize_vs_pil.py bounds the
+ * difference from a full decode + resize). */
 /* The part of a decoded image that a window of the output needs: part = {top, left, height,
  * width} in the decoded (reduced) image, whose whole size is full_w x full_h. */
 typedef struct jpeg_part {
@@ -207,11 +207,13 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
     }
     if (cover_w > 0 && cover_h > 0) {
         /* 1/8, 2/8, 4/8: the scales libjpeg-turbo has SIMD paths for (others are slower than
-         * 8/8); the smallest whose image still covers cover_w x cover_h (m/8 of each side, as
-         * libjpeg rounds up), as PIL's draft() chooses */
+         * 8/8); the smallest whose image is still at least twice what covers cover_w x cover_h
+         * each way (m/8 of each side, as libjpeg rounds up), so the antialiased filter still
+         * shrinks by 2x or more and the result stays close to a full decode + resize. PIL's
+         * draft() goes down to the cover itself, faster but noisier (docs/DATA.md). */
         unsigned m = 1;
-        while (m < 8 && ((uint64_t)ci.image_width * m < (uint64_t)cover_w * 8 ||
-                         (uint64_t)ci.image_height * m < (uint64_t)cover_h * 8))
+        while (m < 8 && ((uint64_t)ci.image_width * m < (uint64_t)cover_w * 16 ||
+                         (uint64_t)ci.image_height * m < (uint64_t)cover_h * 16))
             m *= 2;
         ci.scale_num = m, ci.scale_denom = 8;
     }
