@@ -21,7 +21,7 @@ static double rate(int kernel, const float *a, const float *b, float *c) {
         if (kernel >= 0)
             cpu_gemm(DIM, DIM, DIM, a, DIM, 1, b, DIM, 0, c, DIM);
         else
-            cpu_gemm_bf16(DIM, DIM, DIM / 2, a, DIM / 2, b, DIM, 0, c, DIM);
+            cpu_gemm_bf16(DIM, DIM, DIM / 2, a, DIM / 2, 1, b, DIM, 0, c, DIM);
         double t = herd_now() - t0;
         if (rep && t < best) best = t; /* the first run warms up */
     }

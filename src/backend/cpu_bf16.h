@@ -20,11 +20,13 @@ void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows
 /* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
  * and interleaved column by column; an odd last row is paired with 0. */
 void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
-/* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices (row
- * strides lda, ldb in elements), each C element one fixed-order fp32 sum of P vdpbf16ps
- * steps, so results do not depend on threads. P = 0 gives zeros (or leaves C). */
-void cpu_gemm_bf16(int M, int N, int P, const float *A, int lda, const float *B, int ldb, int accumulate, float *C,
-                   int ldc);
+/* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices, A(i, p) at
+ * A[i*ars + p*acs] (stored either way round, as cpu_gemm's A: a pair matrix made along the
+ * other dimension needs no transpose), B row-major with row stride ldb; each C element one
+ * fixed-order fp32 sum of P vdpbf16ps steps, so results do not depend on threads or on A's
+ * layout. P = 0 gives zeros (or leaves C). */
+void cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+                   int accumulate, float *C, int ldc);
 
 /* The bf16 conv (cpu_conv_bf16.c): groups and dilation are not supported (fp32 fallback). */
 size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);

@@ -46,18 +46,19 @@ static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, in
 }
 
 /* mr (<= 8) rows by up to 32 columns of C, the whole reduction in registers (as cpu_gemm.c's
- * tile): a pair of A broadcast, a row of 32 pairs of B read in place. */
-static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr, int P, const float *A, int lda,
-                                                                    const float *B, int ldb, float *C, int ldc,
-                                                                    __mmask16 m0, __mmask16 m1, int accumulate) {
+ * tile): a pair of A broadcast (A(i, p) at A[i*ars + p*acs]), a row of 32 pairs of B read in
+ * place. */
+static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr, int P, const float *A, ptrdiff_t ars,
+                                                                    ptrdiff_t acs, const float *B, int ldb, float *C,
+                                                                    int ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 c0[8], c1[8];
     for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int p = 0; p < P; p++) {
         __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, B + (size_t)p * ldb);
         __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, B + (size_t)p * ldb + 16);
-        const float *a = A + p;
+        const float *a = A + p * acs;
         for (int r = 0; r < mr; r++) {
-            __m512bh av = (__m512bh)_mm512_set1_ps(a[(size_t)r * lda]); /* bits moved, not converted */
+            __m512bh av = (__m512bh)_mm512_set1_ps(a[r * ars]); /* bits moved, not converted */
             c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
             c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
         }
@@ -73,8 +74,8 @@ static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr,
     }
 }
 
-static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, int lda, const float *B, int ldb,
-                                  int accumulate, float *C, int ldc) {
+static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                                  int ldb, int accumulate, float *C, int ldc) {
     for (int j0 = 0; j0 < N; j0 += 32) {
         int nr = N - j0 < 32 ? N - j0 : 32;
         __mmask16 m0 = cpu_lanes16(nr), m1 = cpu_lanes16(nr - 16 > 0 ? nr - 16 : 0);
@@ -82,18 +83,18 @@ static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, int lda, 
         int tiles = (M + 7) / 8, base = M / tiles, extra = M % tiles;
         for (int t = 0, i = 0; t < tiles; t++) {
             int mr = base + (t < extra);
-            const float *a = A + (size_t)i * lda;
+            const float *a = A + i * ars;
             const float *b = B + j0;
             float *ct = C + (size_t)i * ldc + j0;
             switch (mr) {
-            case 8: tile(8, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 7: tile(7, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 6: tile(6, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 5: tile(5, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 4: tile(4, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 3: tile(3, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 2: tile(2, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 1: tile(1, P, a, lda, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 8: tile(8, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 7: tile(7, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 6: tile(6, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 5: tile(5, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 4: tile(4, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 3: tile(3, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 2: tile(2, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 1: tile(1, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
             default: break;
             }
             i += mr;
@@ -134,13 +135,13 @@ void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int
 #endif
 }
 
-void cpu_gemm_bf16(int M, int N, int P, const float *A, int lda, const float *B, int ldb, int accumulate, float *C,
-                   int ldc) {
+void cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+                   int accumulate, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef HAVE_AVX512_KERNEL
-    gemm_bf16(M, N, P, A, lda, B, ldb, accumulate, C, ldc);
+    gemm_bf16(M, N, P, A, ars, acs, B, ldb, accumulate, C, ldc);
 #else
-    (void)A, (void)lda, (void)B, (void)ldb, (void)accumulate, (void)C, (void)ldc, (void)P;
+    (void)A, (void)ars, (void)acs, (void)B, (void)ldb, (void)accumulate, (void)C, (void)ldc, (void)P;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }
