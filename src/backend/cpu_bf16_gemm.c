@@ -27,10 +27,16 @@ static TARGET_BF16 void pack_rows(float *dst, int ldd, const float *src, int lds
     }
 }
 
-static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+/* Up to 16 values of a and of b (mask m) rounded and stored as 16 pairs (a lo, b hi) at t. */
+static inline TARGET_BF16 void store_pairs(float *t, __mmask16 m, __m512 va, __m512 vb) {
     /* halves [a0..a15 | b0..b15] -> [a0 b0 a1 b1 ...] */
     const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512i h = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
+    _mm512_mask_storeu_epi32(t, m, _mm512_permutexvar_epi16(mix, h));
+}
+
+static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
     for (int p = 0; 2 * p < rows; p++) {
         const float *a = src + (size_t)2 * p * lds, *b = a + lds;
         const int has_b = 2 * p + 1 < rows;
@@ -39,9 +45,32 @@ static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, in
             __mmask16 m = cpu_lanes16(cols - c);
             __m512 va = _mm512_maskz_loadu_ps(m, a + c);
             __m512 vb = has_b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps();
-            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
-            _mm512_mask_storeu_epi32(t + c, m, _mm512_permutexvar_epi16(mix, h));
+            store_pairs(t + c, m, va, vb);
         }
+    }
+}
+
+/* Where tap k's first input row starts in the padded image P (tap k = (c, kh, kw), C-major). */
+static const float *tap_base(const float *P, int k, const conv2d_dims *d) {
+    const int taps = d->KH * d->KW, c = k / taps, kh = k % taps / d->KW, kw = k % d->KW;
+    return P + ((size_t)c * (d->H + 2 * d->PH) + kh) * (d->W + 2 * d->PW) + kw;
+}
+
+/* im2col of the padded image P, column stride 1, straight into pairs along the taps: row p of
+ * dst (OH*OW pair elements) = rows 2p and 2p+1 of the fp32 im2col interleaved, with no fp32
+ * column matrix in between. */
+static TARGET_BF16 void pack_image_pairs(float *dst, const float *P, const conv2d_dims *d) {
+    const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW;
+    const size_t row = (size_t)d->SH * (d->W + 2 * d->PW);
+    for (int p = 0; 2 * p < K; p++) {
+        const float *a = tap_base(P, 2 * p, d), *b = 2 * p + 1 < K ? tap_base(P, 2 * p + 1, d) : NULL;
+        float *t = dst + (size_t)p * N;
+        for (int oh = 0; oh < OH; oh++, a += row, b = b ? b + row : NULL, t += OW)
+            for (int o = 0; o < OW; o += 16) {
+                __mmask16 m = cpu_lanes16(OW - o);
+                store_pairs(t + o, m, _mm512_maskz_loadu_ps(m, a + o),
+                            b ? _mm512_maskz_loadu_ps(m, b + o) : _mm512_setzero_ps());
+            }
     }
 }
 
@@ -131,6 +160,15 @@ void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int
     pack_row_pairs(dst, ldd, src, lds, rows, cols);
 #else
     (void)dst, (void)ldd, (void)src, (void)lds, (void)rows, (void)cols;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void cpu_bf16_pack_image_pairs(float *dst, const float *P, const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    pack_image_pairs(dst, P, d);
+#else
+    (void)dst, (void)P, (void)d;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

@@ -106,7 +106,12 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *outb = j->out + (size_t)b * OC * N;
-        cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
+        if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d)) {
+            cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
+        } else { /* the columns straight from the padded image into pairs */
+            cpu_conv2d_pad_image(slot + j->s.col, j->in + (size_t)b * d->C * d->H * d->W, d);
+            cpu_bf16_pack_image_pairs(bp, slot + j->s.col, d);
+        }
         if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), col read in place, * W^T (pK, OC), bias rows first */
             for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
             cpu_gemm_bf16(N, OC, pK, bp, 1, N, j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
