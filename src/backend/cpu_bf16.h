@@ -20,10 +20,10 @@ void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows
 /* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
  * and interleaved column by column; an odd last row is paired with 0. */
 void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
-/* dst (pairs(C*KH*KW), OH*OW) = the im2col of P, the image zero-padded as
- * cpu_conv2d_pad_image makes it, its rows 2p and 2p+1 paired (pack_row_pairs of the fp32
- * columns, without them); column stride 1 only (cpu_bf16_image_pairs_fit). */
-void cpu_bf16_pack_image_pairs(float *dst, const float *P, const conv2d_dims *d);
+/* dst (pairs(C*KH*KW), OH*OW) = the im2col of one image in (C, H, W), its rows 2p and 2p+1
+ * paired (pack_row_pairs of the fp32 columns, without making them or a padded copy); column
+ * stride 1 only (cpu_bf16_image_pairs_fit). */
+void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d);
 static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW == 1; }
 /* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices, A(i, p) at
  * A[i*ars + p*acs] (stored either way round, as cpu_gemm's A: a pair matrix made along the
@@ -56,8 +56,6 @@ void cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, float *
  * (C*KH*KW, OH*OW); pad is scratch of cpu_conv2d_pad_floats(d) floats. */
 size_t cpu_conv2d_pad_floats(const conv2d_dims *d);
 void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d);
-/* pad (cpu_conv2d_pad_floats(d)) = the image zero-padded by (PH, PW). */
-void cpu_conv2d_pad_image(float *pad, const float *in, const conv2d_dims *d);
 void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d);
 
 #endif

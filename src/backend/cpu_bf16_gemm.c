@@ -2,6 +2,8 @@
  * the vdpbf16ps tile kernel, chosen at run time where the CPU has AVX512_BF16. Each step
  * multiplies two bf16 pairs and adds both products to an fp32 lane, twice the multiply-adds
  * per instruction of the fp32 kernel (cpu_gemm.c) and half the bytes per operand. */
+#include <stdint.h>
+
 #include "cpu_bf16.h"
 
 #ifdef HAVE_AVX512_KERNEL
@@ -50,27 +52,48 @@ static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, in
     }
 }
 
-/* Where tap k's first input row starts in the padded image P (tap k = (c, kh, kw), C-major). */
-static const float *tap_base(const float *P, int k, const conv2d_dims *d) {
-    const int taps = d->KH * d->KW, c = k / taps, kh = k % taps / d->KW, kw = k % d->KW;
-    return P + ((size_t)c * (d->H + 2 * d->PH) + kh) * (d->W + 2 * d->PW) + kw;
+/* One tap (c, kh, kw) of a convolution with column stride 1, as im2col reads it from the image
+ * itself: output row oh reads image row oh*SH - PH + kh (none: zeros), from column kw - PW on. */
+typedef struct tap_reader {
+    const float *plane; /* image channel c, or NULL for the zero tap past the last */
+    int row0, col0;     /* image row of output row 0, column of output column 0 */
+} tap_reader;
+
+static tap_reader tap_at(const float *in, int k, const conv2d_dims *d) {
+    const int taps = d->KH * d->KW;
+    if (k >= d->C * taps) return (tap_reader){NULL, 0, 0};
+    const int c = k / taps, kh = k % taps / d->KW, kw = k % d->KW;
+    return (tap_reader){in + (size_t)c * d->H * d->W, kh - d->PH, kw - d->PW};
 }
 
-/* im2col of the padded image P, column stride 1, straight into pairs along the taps: row p of
- * dst (OH*OW pair elements) = rows 2p and 2p+1 of the fp32 im2col interleaved, with no fp32
- * column matrix in between. */
-static TARGET_BF16 void pack_image_pairs(float *dst, const float *P, const conv2d_dims *d) {
+/* The lanes of output columns [o, o + 16) (of m) that fall inside the image. */
+static inline __mmask16 tap_lanes(const tap_reader *t, int o, __mmask16 m, const conv2d_dims *d) {
+    const int iw = o + t->col0, lo = -iw > 0 ? -iw : 0, hi = d->W - iw < 16 ? d->W - iw : 16;
+    return hi > lo ? (__mmask16)(m & cpu_lanes16(hi) & ~cpu_lanes16(lo)) : 0;
+}
+
+/* Those columns of output row oh, the lanes outside the image as 0. */
+static inline TARGET_BF16 __m512 tap_load(const tap_reader *t, int oh, int o, __mmask16 lanes, const conv2d_dims *d) {
+    const int ih = oh * d->SH + t->row0;
+    if (!t->plane || ih < 0 || ih >= d->H) return _mm512_setzero_ps();
+    /* lane 0's address may lie before the row (or the image): masked-off lanes are not read */
+    return _mm512_maskz_loadu_ps(lanes, (const float *)((uintptr_t)(t->plane + (size_t)ih * d->W) +
+                                                        (intptr_t)(o + t->col0) * (intptr_t)sizeof(float)));
+}
+
+/* im2col of one image, column stride 1, straight into pairs along the taps: row p of dst
+ * (OH*OW pair elements) = rows 2p and 2p+1 of the fp32 im2col interleaved, read from the
+ * image itself (the padding as masked-off lanes), with no padded copy or fp32 columns. */
+static TARGET_BF16 void pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
     const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW;
-    const size_t row = (size_t)d->SH * (d->W + 2 * d->PW);
     for (int p = 0; 2 * p < K; p++) {
-        const float *a = tap_base(P, 2 * p, d), *b = 2 * p + 1 < K ? tap_base(P, 2 * p + 1, d) : NULL;
-        float *t = dst + (size_t)p * N;
-        for (int oh = 0; oh < OH; oh++, a += row, b = b ? b + row : NULL, t += OW)
-            for (int o = 0; o < OW; o += 16) {
-                __mmask16 m = cpu_lanes16(OW - o);
-                store_pairs(t + o, m, _mm512_maskz_loadu_ps(m, a + o),
-                            b ? _mm512_maskz_loadu_ps(m, b + o) : _mm512_setzero_ps());
-            }
+        const tap_reader a = tap_at(in, 2 * p, d), b = tap_at(in, 2 * p + 1, d);
+        for (int o = 0; o < OW; o += 16) {
+            const __mmask16 m = cpu_lanes16(OW - o), la = tap_lanes(&a, o, m, d), lb = tap_lanes(&b, o, m, d);
+            float *t = dst + (size_t)p * N + o;
+            for (int oh = 0; oh < OH; oh++, t += OW)
+                store_pairs(t, m, tap_load(&a, oh, o, la, d), tap_load(&b, oh, o, lb, d));
+        }
     }
 }
 
@@ -164,11 +187,11 @@ void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int
 #endif
 }
 
-void cpu_bf16_pack_image_pairs(float *dst, const float *P, const conv2d_dims *d) {
+void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    pack_image_pairs(dst, P, d);
+    pack_image_pairs(dst, in, d);
 #else
-    (void)dst, (void)P, (void)d;
+    (void)dst, (void)in, (void)d;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

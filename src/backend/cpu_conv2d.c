@@ -912,8 +912,6 @@ void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv
     image_to_col(col, pad, in, d);
 }
 
-void cpu_conv2d_pad_image(float *pad, const float *in, const conv2d_dims *d) { pad_image(pad, in, d); }
-
 void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
     col_to_image_add(din, pad, col, d);
 }

@@ -26,8 +26,24 @@ static int64_t ceil_to(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
  * lanes the 8-row, 32-column tiles compute, with 5% in favour of not transposing. */
 static int prefers_T(int64_t M, int64_t N) { return ceil_to(N, 8) * ceil_to(M, 32) * 20 < ceil_to(M, 8) * ceil_to(N, 32) * 19; }
 
+/* The input gradient of a stride-1 convolution is itself one (stride 1, each side padded by
+ * kernel - 1 - pad): din = the correlation of dout with the flipped weights W' (C, OC*KH*KW),
+ * W'[c][oc, kh, kw] = W[oc][c][KH-1-kh][KW-1-kw]. Its columns come straight from dout into
+ * pairs as the forward's from the input, and the product lands on din itself: no col2im of a
+ * (C*KH*KW, OH*OW) matrix, no padded image to zero and copy back. Needs pad <= kernel - 1. */
+static int din_direct(const conv2d_dims *d) {
+    return !is_pointwise(d) && d->SH == 1 && d->SW == 1 && d->PH <= d->KH - 1 && d->PW <= d->KW - 1;
+}
+
+/* The dims of that convolution, one image: input dout (OC, OH, OW), output din (C, H, W). */
+static conv2d_dims din_dims(const conv2d_dims *d) {
+    return (conv2d_dims){.B = 1, .C = d->OC, .H = d->OH, .W = d->OW, .OC = d->C, .KH = d->KH, .KW = d->KW, .SH = 1,
+                         .SW = 1, .PH = d->KH - 1 - d->PH, .PW = d->KW - 1 - d->PW, .OH = d->H, .OW = d->W, .G = 1,
+                         .DH = 1, .DW = 1};
+}
+
 typedef struct bf16_sizes {
-    int K, N, OC, fwd_T, din_T;
+    int K, N, OC, fwd_T, din_T, direct; /* direct: din_direct; din_T then says whether dinT (H*W, C) */
     size_t col, pad, bp, dtmp, dT, partial, tout; /* per slot, in this order */
     size_t slot, wp, wtp, wt;  /* slot total; shared: W pairs along K, along OC, W^T fp32 */
 } bf16_sizes;
@@ -47,11 +63,20 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.dT = cpu_round16(pN * OC);
     s.partial = cpu_round16(K * OC + OC);
     s.fwd_T = !is_pointwise(d) && prefers_T(s.OC, s.N);
-    s.din_T = !is_pointwise(d) && prefers_T(s.K, s.N);
+    s.direct = din_direct(d);
+    s.din_T = !is_pointwise(d) && (s.direct ? prefers_T(d->C, (int64_t)d->H * d->W) : prefers_T(s.K, s.N));
     s.tout = cpu_round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
+    size_t wtp = K * pOC;
+    if (s.direct) { /* dout's columns (pairs(OC*KH*KW), H*W) in bp, dinT in tout */
+        conv2d_dims d2 = din_dims(d);
+        size_t pK2 = (size_t)cpu_bf16_pairs(d2.C * d2.KH * d2.KW), N2 = (size_t)d->H * d->W;
+        if (pK2 * N2 > bp) s.bp = cpu_round16(pK2 * N2);
+        if (s.din_T && cpu_round16(N2 * d->C) > s.tout) s.tout = cpu_round16(N2 * d->C);
+        wtp = (size_t)d->C * pK2 * (s.din_T ? 2 : 1); /* W' pairs (C, pK2), then transposed (pK2, C) */
+    }
     s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.tout;
     s.wp = cpu_round16(OC * pK) * (s.fwd_T ? 2 : 1);   /* then, transposed: (pairs K, OC) */
-    s.wtp = cpu_round16(K * pOC);
+    s.wtp = cpu_round16(wtp);
     s.wt = cpu_round16(K * OC);
     return s;
 }
@@ -108,9 +133,8 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
         float *outb = j->out + (size_t)b * OC * N;
         if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d)) {
             cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
-        } else { /* the columns straight from the padded image into pairs */
-            cpu_conv2d_pad_image(slot + j->s.col, j->in + (size_t)b * d->C * d->H * d->W, d);
-            cpu_bf16_pack_image_pairs(bp, slot + j->s.col, d);
+        } else { /* the columns straight from the image into pairs */
+            cpu_bf16_pack_image_pairs(bp, j->in + (size_t)b * d->C * d->H * d->W, d);
         }
         if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), col read in place, * W^T (pK, OC), bias rows first */
             for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
@@ -224,6 +248,19 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
+        if (j->s.direct) { /* din += W' * dout's columns, or dinT (H*W, C) = columns^T * W'^T added transposed */
+            const conv2d_dims d2 = din_dims(d);
+            const int C = d->C, N2 = d->H * d->W, pK2 = cpu_bf16_pairs(OC * d->KH * d->KW);
+            cpu_bf16_pack_image_pairs(bp, j->dout + (size_t)b * OC * N, &d2);
+            if (j->s.din_T) {
+                cpu_gemm_bf16(N2, C, pK2, bp, 1, N2, j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
+                for (int c = 0; c < C; c++)
+                    for (int i = 0; i < N2; i++) dinb[(size_t)c * N2 + i] += tout[(size_t)i * C + c];
+            } else {
+                cpu_gemm_bf16(C, N2, pK2, j->wtp, pK2, 1, bp, N2, 1, dinb, N2);
+            }
+            continue;
+        }
         cpu_bf16_pack_row_pairs(bp, N, j->dout + (size_t)b * OC * N, N, OC, N);
         if (j->s.din_T) { /* dcolT (N, K) = doutT (N, pOC), dout read in place, * W (pOC, K); dcol = dcolT^T */
             cpu_gemm_bf16(N, K, pOC, bp, 1, N, j->wtp, K, 0, tout, K);
@@ -252,7 +289,15 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     if (din) {
         float *wt = ex->workspace + (size_t)j.slots * j.s.slot + j.s.wp;
         j.wtp = wt + j.s.wt;
-        if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
+        if (j.s.direct) { /* W' (C, OC*KH*KW) flipped, in pairs; transposed too for dinT */
+            const int C = d->C, KH = d->KH, KW = d->KW, K2 = OC * KH * KW, pK2 = cpu_bf16_pairs(K2);
+            for (int c = 0; c < C; c++)
+                for (int oc = 0; oc < OC; oc++)
+                    for (int t = 0; t < KH * KW; t++)
+                        wt[(size_t)c * K2 + (size_t)oc * KH * KW + t] = w[((size_t)oc * C + c) * KH * KW + KH * KW - 1 - t];
+            cpu_bf16_pack_rows(j.wtp, pK2, wt, K2, C, K2);
+            if (j.s.din_T) cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
+        } else if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
             cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
         } else {
             cpu_transpose(wt, w, OC, K);
