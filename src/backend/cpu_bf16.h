@@ -24,6 +24,10 @@ void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int
  * paired (pack_row_pairs of the fp32 columns, without making them or a padded copy); column
  * stride 1 only (cpu_bf16_image_pairs_fit). */
 void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d);
+/* dst (C*KH*KW, pairs(OH*OW); row stride ldd) = the same im2col, each row paired along the
+ * output positions (pack_rows of the fp32 columns, without them); row is scratch of OH*OW
+ * floats. Column stride 1 only. */
+void cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d);
 static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW == 1; }
 /* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices, A(i, p) at
  * A[i*ars + p*acs] (stored either way round, as cpu_gemm's A: a pair matrix made along the

@@ -97,6 +97,21 @@ static TARGET_BF16 void pack_image_pairs(float *dst, const float *in, const conv
     }
 }
 
+/* im2col of one image, column stride 1, each row paired along the output positions: row k of
+ * dst (stride ldd) = pack_rows of the fp32 im2col's row k, which is gathered from the image into
+ * row (N floats of L1 scratch) on the way instead of into a (K, N) matrix. */
+static TARGET_BF16 void pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d) {
+    const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW;
+    for (int k = 0; k < K; k++) {
+        const tap_reader a = tap_at(in, k, d);
+        for (int o = 0; o < OW; o += 16) {
+            const __mmask16 m = cpu_lanes16(OW - o), la = tap_lanes(&a, o, m, d);
+            for (int oh = 0; oh < OH; oh++) _mm512_mask_storeu_ps(row + (size_t)oh * OW + o, m, tap_load(&a, oh, o, la, d));
+        }
+        pack_rows(dst + (size_t)k * ldd, ldd, row, N, 1, N);
+    }
+}
+
 /* mr (<= 8) rows by up to 32 columns of C, the whole reduction in registers (as cpu_gemm.c's
  * tile): a pair of A broadcast (A(i, p) at A[i*ars + p*acs]), a row of 32 pairs of B read in
  * place. */
@@ -192,6 +207,15 @@ void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d
     pack_image_pairs(dst, in, d);
 #else
     (void)dst, (void)in, (void)d;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    pack_image_rows(dst, ldd, in, row, d);
+#else
+    (void)dst, (void)ldd, (void)in, (void)row, (void)d;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

@@ -202,7 +202,10 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
                 cpu_act_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
                                          (int64_t)OC * N, HERD_ACT_RELU);
             if (j->dw) {
-                cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
+                if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d))
+                    cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
+                else
+                    cpu_bf16_pack_image_rows(bp, pN, j->in + (size_t)b * d->C * d->H * d->W, slot, d);
                 cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
                 cpu_transpose(dT, dtmp, OC, pN);
                 cpu_gemm_bf16(K, OC, pN, bp, pN, 1, dT, OC, b > b0, pw, OC);
