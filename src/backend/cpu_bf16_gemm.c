@@ -72,27 +72,42 @@ static inline __mmask16 tap_lanes(const tap_reader *t, int o, __mmask16 m, const
     return hi > lo ? (__mmask16)(m & cpu_lanes16(hi) & ~cpu_lanes16(lo)) : 0;
 }
 
-/* Those columns of output row oh, the lanes outside the image as 0. */
-static inline TARGET_BF16 __m512 tap_load(const tap_reader *t, int oh, int o, __mmask16 lanes, const conv2d_dims *d) {
+/* v with lanes [shift, shift + 16) taking output columns [o, o + 16) of row oh: those of
+ * `lanes` (shifted) read from the image, the rest of that span 0 where the row is padding. */
+static inline TARGET_BF16 __m512 tap_load_at(__m512 v, const tap_reader *t, int oh, int o, __mmask16 lanes, int shift,
+                                             const conv2d_dims *d) {
     const int ih = oh * d->SH + t->row0;
-    if (!t->plane || ih < 0 || ih >= d->H) return _mm512_setzero_ps();
+    if (!t->plane || ih < 0 || ih >= d->H) return v; /* v's lanes there are 0 already */
     /* lane 0's address may lie before the row (or the image): masked-off lanes are not read */
-    return _mm512_maskz_loadu_ps(lanes, (const float *)((uintptr_t)(t->plane + (size_t)ih * d->W) +
-                                                        (intptr_t)(o + t->col0) * (intptr_t)sizeof(float)));
+    return _mm512_mask_loadu_ps(v, (__mmask16)(lanes << shift),
+                                (const float *)((uintptr_t)(t->plane + (size_t)ih * d->W) +
+                                                (intptr_t)(o + t->col0 - shift) * (intptr_t)sizeof(float)));
+}
+
+static inline TARGET_BF16 __m512 tap_load(const tap_reader *t, int oh, int o, __mmask16 lanes, const conv2d_dims *d) {
+    return tap_load_at(_mm512_setzero_ps(), t, oh, o, lanes, 0, d);
 }
 
 /* im2col of one image, column stride 1, straight into pairs along the taps: row p of dst
  * (OH*OW pair elements) = rows 2p and 2p+1 of the fp32 im2col interleaved, read from the
- * image itself (the padding as masked-off lanes), with no padded copy or fp32 columns. */
+ * image itself (the padding as masked-off lanes), with no padded copy or fp32 columns. Output
+ * rows of at most 8 columns go 16 / OW to a vector (a 7x7 map: 14 of 16 lanes, not 7). */
 static TARGET_BF16 void pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
-    const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW;
+    const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW, R = OW <= 8 ? 16 / OW : 1;
     for (int p = 0; 2 * p < K; p++) {
         const tap_reader a = tap_at(in, 2 * p, d), b = tap_at(in, 2 * p + 1, d);
         for (int o = 0; o < OW; o += 16) {
             const __mmask16 m = cpu_lanes16(OW - o), la = tap_lanes(&a, o, m, d), lb = tap_lanes(&b, o, m, d);
             float *t = dst + (size_t)p * N + o;
-            for (int oh = 0; oh < OH; oh++, t += OW)
-                store_pairs(t, m, tap_load(&a, oh, o, la, d), tap_load(&b, oh, o, lb, d));
+            for (int oh = 0; oh < OH; oh += R, t += (size_t)R * OW) {
+                const int rows = OH - oh < R ? OH - oh : R;
+                __m512 va = _mm512_setzero_ps(), vb = _mm512_setzero_ps();
+                for (int r = 0; r < rows; r++) {
+                    va = tap_load_at(va, &a, oh + r, o, la, r * OW, d);
+                    vb = tap_load_at(vb, &b, oh + r, o, lb, r * OW, d);
+                }
+                store_pairs(t, R > 1 ? cpu_lanes16(rows * OW) : m, va, vb);
+            }
         }
     }
 }

@@ -257,8 +257,8 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
             cpu_bf16_pack_image_pairs(bp, j->dout + (size_t)b * OC * N, &d2);
             if (j->s.din_T) {
                 cpu_gemm_bf16(N2, C, pK2, bp, 1, N2, j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
-                for (int c = 0; c < C; c++)
-                    for (int i = 0; i < N2; i++) dinb[(size_t)c * N2 + i] += tout[(size_t)i * C + c];
+                cpu_transpose(slot, tout, N2, C); /* slot's col scratch: K*N >= C*H*W floats at stride 1 */
+                for (size_t i = 0; i < (size_t)C * N2; i++) dinb[i] += slot[i];
             } else {
                 cpu_gemm_bf16(C, N2, pK2, j->wtp, pK2, 1, bp, N2, 1, dinb, N2);
             }
