@@ -253,6 +253,13 @@ int main(void) {
         {.B = 2, .C = 7, .H = 13, .W = 13, .OC = 33, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 5, .C = 9, .H = 5, .W = 3, .OC = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
         {.B = 1, .C = 1, .H = 1, .W = 1, .OC = 1, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        /* stride 1, the columns read from the image itself and din as a convolution with the flipped
+         * weights: unequal kernel sides and pads, a pad of 0 (din's pad kernel - 1), maps of 6
+         * columns (two output rows to a vector, 7 rows: the last vector half full) and of 18 (two
+         * vectors a row); a pad beyond kernel - 1 keeps col2im */
+        {.B = 2, .C = 6, .H = 9, .W = 6, .OC = 10, .KH = 3, .KW = 5, .SH = 1, .SW = 1, .PH = 0, .PW = 2},
+        {.B = 3, .C = 4, .H = 10, .W = 20, .OC = 9, .KH = 5, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 0},
+        {.B = 2, .C = 40, .H = 4, .W = 4, .OC = 8, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(be, fixed[i], (int)(i % 2 == 0));
     int dense_shapes[][3] = {{32, 1152, 128}, {32, 128, 10}, {1, 1, 1}, {7, 33, 17}, {37, 129, 65}, {2, 5, 300}};
