@@ -647,8 +647,16 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     }
 }
 
-/* Output columns per block of a forward split by columns: the kernel's 32-column panels. */
-#define SPLIT_COLS 64
+/* Output columns per block of a forward split by columns: a multiple of the kernel's 32-column
+ * panels, 64 or as many as keep the block's K rows of columns near L1 (cpu_gemm sweeps such a
+ * block row tile by row tile, writing few rows at a time), with at least 4 blocks a thread for
+ * the dynamic hand-out. Any split gives the same sums. */
+static int split_cols(const conv2d_dims *d, int threads) {
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
+    int c = CPU_GEMM_BLOCK_FLOATS / K / 64 * 64, most = N / (4 * threads) / 64 * 64;
+    if (c > most) c = most;
+    return c < 64 ? 64 : c;
+}
 
 /* Blocks of columns [n0, n1) of one image's product, handed out dynamically: out[:, n0:n1) =
  * act(bias + w * cols[:, n0:n1)) (outT rows n0..n1 when transposed). Every element is the same
@@ -660,10 +668,11 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
     conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    const int cols = split_cols(d, cpu_threads(j->ex));
     for (;;) {
-        int n0 = SPLIT_COLS * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        int n0 = cols * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (n0 >= N) break;
-        int nb = N - n0 < SPLIT_COLS ? N - n0 : SPLIT_COLS;
+        int nb = N - n0 < cols ? N - n0 : cols;
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
         if (j->wT)
             cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);

@@ -67,12 +67,6 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
     }
 }
 
-/* Floats of B (K rows of a block of columns) per column block of gemm_tiles: 32 KB, about L1.
- * mobilenet_v2's 16 -> 96 pointwise convolution on 112x112 (K 16, N 12544) ran at 35 GFLOP/s
- * one 32-column panel at a time and 88 with blocks of 512 columns; at K >= 256 a block is one
- * panel, the order before. */
-#define GEMM_BLOCK_FLOATS 8192
-
 static inline TARGET_AVX512 __attribute__((always_inline)) void
 gemm_tiles(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const int *ra, const int *pa,
            const float *B, int ldb, int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
@@ -84,7 +78,7 @@ gemm_tiles(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, co
      * is then written 8 rows at a time along jb columns, not all M rows 32 columns at a time
      * (M write streams, each on its own page: a 96-row output of 12544 columns ran at half
      * the speed it reaches in cache). The order of the tiles changes no sum. */
-    int jb = GEMM_BLOCK_FLOATS / (K > 0 ? K : 1) / 32 * 32;
+    int jb = CPU_GEMM_BLOCK_FLOATS / (K > 0 ? K : 1) / 32 * 32;
     if (jb < 32) jb = 32;
     for (int jb0 = 0; jb0 < N; jb0 += jb) {
         const int jb1 = N - jb0 < jb ? N : jb0 + jb;
