@@ -273,6 +273,52 @@ static void test_conv_direct_bits(void) {
     free(out), free(dw), free(db);
 }
 
+/* cpu_gemm_ep's epilogue (bias per row or per column, ReLU or ReLU6 in the tile's store) must
+ * give the bits of what the conv did before the kernels took it: the bias written into C, the
+ * product accumulated onto it, then cpu_act_apply_inplace; also with accumulate (C's own values
+ * first, then the bias) and through the offsets form. NaN and values outside [0, 6] in the
+ * sums check the clamp's edges. For the kernel selected now. */
+static void test_gemm_epilogue_bits(void) {
+    const int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {13, 70, 16}, {8, 32, 3}, {25, 17, 40}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+        float *A = randv((size_t)M * K), *B = randv((size_t)K * N), *C0 = randv((size_t)M * ldc);
+        float *bias = randv((size_t)(M > N ? M : N));
+        for (int i = 0; i < M * K; i++) A[i] *= 8.0f; /* sums well past 6 and below 0 */
+        if (K > 0) B[N / 2] = NAN;                      /* one column of NaN sums */
+        int *ra = calloc((size_t)M, sizeof(int)), *pa = calloc((size_t)K, sizeof(int));
+        for (int i = 0; i < M; i++) ra[i] = i * K;
+        for (int p = 0; p < K; p++) pa[p] = p;
+        for (int v = 0; v < 12; v++) {
+            const herd_act act = v % 3 == 0 ? HERD_ACT_NONE : v % 3 == 1 ? HERD_ACT_RELU : HERD_ACT_RELU6;
+            const int per_col = v / 3 % 2, accumulate = v / 6;
+            const cpu_gemm_epilogue ep = {.bias = bias, .per_col = per_col, .act = act};
+            float *want = copyv(C0, (size_t)M * ldc), *got = copyv(C0, (size_t)M * ldc), *off = copyv(C0, (size_t)M * ldc);
+            if (!accumulate)
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) want[(size_t)i * ldc + j] = per_col ? bias[j] : bias[i];
+            cpu_gemm(M, N, K, A, K, 1, B, N, 1, want, ldc);
+            for (int i = 0; i < M; i++) {
+                if (accumulate)
+                    for (int j = 0; j < N; j++) want[(size_t)i * ldc + j] += per_col ? bias[j] : bias[i];
+                if (act) cpu_act_apply_inplace(want + (size_t)i * ldc, N, act);
+            }
+            cpu_gemm_ep(M, N, K, A, K, 1, B, N, accumulate, &ep, got, ldc);
+            CHECK(!memcmp(got, want, (size_t)M * ldc * sizeof(float)),
+                  "gemm epilogue (%s) %dx%dx%d act %d per_col %d accumulate %d: bits differ", cpu_gemm_kernel(), M,
+                  N, K, (int)act, per_col, accumulate);
+            if (!strcmp(cpu_gemm_kernel(), "avx512")) { /* the offsets form sums as the kernel does */
+                cpu_gemm_offsets(M, N, K, A, ra, pa, B, N, accumulate, &ep, off, ldc);
+                CHECK(!memcmp(off, want, (size_t)M * ldc * sizeof(float)),
+                      "gemm_offsets epilogue %dx%dx%d act %d per_col %d accumulate %d: bits differ", M, N, K,
+                      (int)act, per_col, accumulate);
+            }
+            free(want), free(got), free(off);
+        }
+        free(A), free(B), free(C0), free(bias), free(ra), free(pa);
+    }
+}
+
 static void test_conv(void) {
     conv2d_dims fixed[] = {
         {.B = 3, .C = 1, .H = 28, .W = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
@@ -621,6 +667,7 @@ int main(void) {
     herd_backend_set_threads(2);
     printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
     test_conv();
+    test_gemm_epilogue_bits();
     test_conv_direct_bits();
     test_dense();
     test_pool();
@@ -632,6 +679,7 @@ int main(void) {
         cpu_gemm_select(0);
         printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
         test_conv();
+        test_gemm_epilogue_bits();
         test_pool();
         cpu_gemm_select(1);
     }
@@ -639,6 +687,7 @@ int main(void) {
     if (cpu_gemm_use(CPU_GEMM_AVX2)) {
         printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
         test_conv();
+        test_gemm_epilogue_bits();
         cpu_gemm_select(1);
     }
     for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);

@@ -55,9 +55,11 @@ static int64_t ceil_to(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
  * lanes of a partial last column panel (N = 49: 49 of 64 used; N = 196: 196 of 224), while
  * outT (N, OC) with OC a multiple of 32 wastes only part of one row tile. Same products in
  * the same order either way, so the results are bit-identical; only the AVX-512 kernel
- * (whose tile shape this is about) takes this path. */
+ * (whose tile shape this is about) takes this path. Pointwise convolutions too, forward only
+ * (their din product is read in place, never transposed): mobilenet_v2's 7x7 and 14x14 ones
+ * ran 10-25% faster in CPU time transposed, the transpose of outT included (960 -> 160 on 7x7
+ * 80 -> 103 GFLOP/s, 160 -> 960 75 -> 94, 384 -> 64 on 14x14 85 -> 97); 56x56 (N = 3136) stays. */
 static int shape_prefers_T(const conv2d_dims *d) {
-    if (is_pointwise(d)) return 0;
     int64_t N = (int64_t)d->OH * d->OW;
     return ceil_to(N, 8) * ceil_to(d->OC, 32) * 20 < ceil_to(d->OC, 8) * ceil_to(N, 32) * 19;
 }
@@ -426,7 +428,7 @@ typedef struct conv_job {
     const conv2d_dims *d;
     int slots;
     atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
-    herd_act act;          /* forward: ReLU/ReLU6 each image's output while it is in L2 (HERD_ACT_NONE: none) */
+    herd_act act;          /* forward: the ReLU/ReLU6 the gemm applies as it stores (HERD_ACT_NONE: none) */
     float *mask_dout;      /* backward: dout to mask in place by the fused activation's output first, or NULL */
     const float *relu_out; /* ... that output, and the activation (act) */
     int skip_din;          /* backward: leave din to a second pass (it must wait for every mask) */
@@ -482,14 +484,11 @@ static void conv_forward_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (b >= d->B) break;
         int n = d->B - b < G ? d->B - b : G, GN = n * N;
         group_to_cols(&g, j->in, b, n, d);
-        if (j->b)
-            for (int oc = 0; oc < OC; oc++)
-                for (int i = 0; i < GN; i++) g.gout[(size_t)oc * GN + i] = j->b[oc];
-        cpu_gemm(OC, GN, K, j->w, K, 1, g.gcol, GN, j->b != NULL, g.gout, GN);
+        const cpu_gemm_epilogue ep = {.bias = j->b, .act = j->act};
+        cpu_gemm_ep(OC, GN, K, j->w, K, 1, g.gcol, GN, 0, &ep, g.gout, GN);
         for (int i = 0; i < n; i++) {
             float *outb = j->out + (size_t)(b + i) * OC * N;
             for (int oc = 0; oc < OC; oc++) memcpy(outb + (size_t)oc * N, g.gout + (size_t)oc * GN + (size_t)i * N, sizeof(float) * N);
-            if (j->act) cpu_act_apply_inplace(outb, (int64_t)OC * N, j->act);
         }
     }
 }
@@ -628,10 +627,11 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
         float *outb = j->out + (size_t)b * d->OC * N;
         float *pad = col + col_floats(d), *outT = pad + padded_floats(d);
-        if (j->pos) { /* outT (N, OC) = the padded image's columns^T * wT, bias rows first; out = outT^T */
+        /* bias and activation in the gemm's store (per column of the transposed forms) */
+        const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
+        if (j->pos) { /* outT (N, OC) = act(the padded image's columns^T * wT + bias); out = outT^T */
             pad_image(pad, inb, d);
-            for (int i = 0; i < N && j->b; i++) memcpy(outT + (size_t)i * d->OC, j->b, sizeof(float) * d->OC);
-            cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, j->b != NULL, outT, d->OC);
+            cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, 0, &ep, outT, d->OC);
             cpu_transpose(outb, outT, N, d->OC);
         } else {
             const float *cols = inb;
@@ -639,30 +639,29 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
                 image_to_col(col, pad, inb, d);
                 cols = col;
             }
-            if (j->wT) { /* outT (N, OC) = colT * wT, bias rows first; then out = outT^T */
-                for (int i = 0; i < N && j->b; i++) memcpy(outT + (size_t)i * d->OC, j->b, sizeof(float) * d->OC);
-                cpu_gemm(N, d->OC, K, cols, 1, N, j->wT, d->OC, j->b != NULL, outT, d->OC);
+            if (j->wT) { /* outT (N, OC) = act(colT * wT + bias); then out = outT^T */
+                cpu_gemm_ep(N, d->OC, K, cols, 1, N, j->wT, d->OC, 0, &ep, outT, d->OC);
                 cpu_transpose(outb, outT, N, d->OC);
             } else {
-                if (j->b) {
-                    /* bias first, then sgemm accumulates on top: one pass over out instead of two */
-                    for (int oc = 0; oc < d->OC; oc++) {
-                        float *o = outb + (size_t)oc * N, v = j->b[oc];
-                        for (int i = 0; i < N; i++) o[i] = v;
-                    }
-                }
-                cpu_gemm(d->OC, N, K, j->w, K, 1, cols, N, j->b != NULL, outb, N);
+                cpu_gemm_ep(d->OC, N, K, j->w, K, 1, cols, N, 0, &ep, outb, N);
             }
         }
-        if (j->act) cpu_act_apply_inplace(outb, (int64_t)d->OC * N, j->act);
     }
 }
 
-/* Output columns per block of a forward split by columns: the kernel's 32-column panels. */
-#define SPLIT_COLS 64
+/* Output columns per block of a forward split by columns: a multiple of the kernel's 32-column
+ * panels, 64 or as many as keep the block's K rows of columns near L1 (cpu_gemm sweeps such a
+ * block row tile by row tile, writing few rows at a time), with at least 4 blocks a thread for
+ * the dynamic hand-out. Any split gives the same sums. */
+static int split_cols(const conv2d_dims *d, int threads) {
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW;
+    int c = CPU_GEMM_BLOCK_FLOATS / K / 64 * 64, most = N / (4 * threads) / 64 * 64;
+    if (c > most) c = most;
+    return c < 64 ? 64 : c;
+}
 
 /* Blocks of columns [n0, n1) of one image's product, handed out dynamically: out[:, n0:n1) =
- * bias + w * cols[:, n0:n1) (outT rows n0..n1 when transposed). Every element is the same
+ * act(bias + w * cols[:, n0:n1)) (outT rows n0..n1 when transposed). Every element is the same
  * fixed-order sum as in conv_forward_slots, whoever computes it. */
 static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
@@ -671,21 +670,16 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
     conv_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    const int cols = split_cols(d, cpu_threads(j->ex));
     for (;;) {
-        int n0 = SPLIT_COLS * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        int n0 = cols * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (n0 >= N) break;
-        int nb = N - n0 < SPLIT_COLS ? N - n0 : SPLIT_COLS;
-        if (j->wT) {
-            float *outT = j->outT + (size_t)n0 * OC;
-            for (int i = 0; i < nb && j->b; i++) memcpy(outT + (size_t)i * OC, j->b, sizeof(float) * OC);
-            cpu_gemm(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, j->b != NULL, outT, OC);
-        } else {
-            for (int oc = 0; oc < OC && j->b; oc++)
-                for (int i = 0; i < nb; i++) j->outb[(size_t)oc * N + n0 + i] = j->b[oc];
-            cpu_gemm(OC, nb, K, j->w, K, 1, j->cols + n0, N, j->b != NULL, j->outb + n0, N);
-            if (j->act)
-                for (int oc = 0; oc < OC; oc++) cpu_act_apply_inplace(j->outb + (size_t)oc * N + n0, nb, j->act);
-        }
+        int nb = N - n0 < cols ? N - n0 : cols;
+        const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
+        if (j->wT)
+            cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);
+        else
+            cpu_gemm_ep(OC, nb, K, j->w, K, 1, j->cols + n0, N, 0, &ep, j->outb + n0, N);
     }
 }
 
@@ -709,10 +703,7 @@ static void conv_forward_split(conv_job *j) {
         j->outT = col + col_floats(d) + padded_floats(d);
         atomic_store(&j->next_image, 0);
         cpu_for(j->ex, cpu_threads(j->ex), CPU_NS_PER_MAC((int64_t)d->OC * N * K), conv_forward_split_blocks, j);
-        if (j->wT) {
-            cpu_transpose(j->outb, j->outT, N, d->OC);
-            if (j->act) cpu_act_apply_inplace(j->outb, (int64_t)d->OC * N, j->act);
-        }
+        if (j->wT) cpu_transpose(j->outb, j->outT, N, d->OC);
     }
 }
 
@@ -789,7 +780,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             if (j->dw && j->pos) { /* dwT (K, OC) += the padded image's columns * doutT */
                 pad_image(col + col_floats(d), inb, d);
                 cpu_transpose(doutT, doutb, OC, N);
-                cpu_gemm_offsets(K, OC, N, col + col_floats(d), j->taps, j->pos, doutT, OC, !fresh, pw, OC);
+                cpu_gemm_offsets(K, OC, N, col + col_floats(d), j->taps, j->pos, doutT, OC, !fresh, NULL, pw, OC);
             } else if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {

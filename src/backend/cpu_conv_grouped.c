@@ -129,16 +129,11 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void convg_tile(
                 }
             }
         }
-    /* as cpu_act_apply_inplace: ReLU sends NaN to 0 (max takes its second operand then), ReLU6
-     * keeps it, as the act op's clamp does */
-    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     for (int r = 0; r < RB; r++) {
         if (r >= rb) break;
         float *o = outp + (int64_t)(oh0 + r) * OW + o0;
         for (int ch = 0; ch < NCH; ch++) {
-            __m512 v = acc[r][ch];
-            if (j->act == HERD_ACT_RELU) v = _mm512_max_ps(v, zero);
-            else if (j->act == HERD_ACT_RELU6) v = _mm512_min_ps(six, _mm512_max_ps(zero, v));
+            __m512 v = cpu_act_vec16(acc[r][ch], j->act); /* as cpu_act_apply_inplace */
             _mm512_mask_storeu_ps(o + ch * 16, ch == NCH - 1 ? last : (__mmask16)0xFFFF, v);
         }
     }

@@ -21,7 +21,8 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
                                                                       ptrdiff_t ars, ptrdiff_t acs, const int *ra,
                                                                       const int *pa, const float *B, int ldb,
                                                                       float *C, int ldc, __mmask16 m0, __mmask16 m1,
-                                                                      int accumulate) {
+                                                                      int accumulate, const cpu_gemm_epilogue *ep,
+                                                                      int i0, int j0) {
     __m512 c0[8], c1[8];
     for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int p = 0; p < K; p++) {
@@ -34,11 +35,32 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
             c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
         }
     }
+    /* the epilogue (cpu_gemm_epilogue) on each row while it is in registers: one store per element */
+    const float *bias = ep ? ep->bias : NULL;
+    const int per_col = ep && ep->per_col;
+    const herd_act act = ep ? ep->act : HERD_ACT_NONE;
+    __m512 bc0 = _mm512_setzero_ps(), bc1 = bc0;
+    if (bias && per_col) {
+        bc0 = _mm512_maskz_loadu_ps(m0, bias + j0);
+        bc1 = _mm512_maskz_loadu_ps(m1, bias + j0 + 16);
+    }
+    /* unrolled in full, as the loops above are, or the accumulators would be an array in memory */
+#pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         float *c = C + (size_t)r * ldc;
         if (accumulate) {
             c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
             c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        if (bias) {
+            __m512 b0 = bc0, b1 = bc1;
+            if (!per_col) b0 = b1 = _mm512_set1_ps(bias[i0 + r]);
+            c0[r] = _mm512_add_ps(c0[r], b0);
+            c1[r] = _mm512_add_ps(c1[r], b1);
+        }
+        if (act != HERD_ACT_NONE) {
+            c0[r] = cpu_act_vec16(c0[r], act);
+            c1[r] = cpu_act_vec16(c1[r], act);
         }
         _mm512_mask_storeu_ps(c, m0, c0[r]);
         _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
@@ -47,31 +69,39 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
 
 static inline TARGET_AVX512 __attribute__((always_inline)) void
 gemm_tiles(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const int *ra, const int *pa,
-           const float *B, int ldb, int accumulate, float *C, int ldc) {
-    for (int j0 = 0; j0 < N; j0 += 32) {
-        int nr = N - j0 < 32 ? N - j0 : 32;
-        __mmask16 m0 = cpu_lanes16(nr), m1 = nr <= 16 ? (__mmask16)0 : cpu_lanes16(nr - 16);
-        const float *b = B + j0;
-        float *c = C + j0;
-        /* ceil(M / 8) row tiles of as equal a height as can be (49 rows: 7 x 7, not 6 x 8 + 1):
-         * a tile of 1-3 rows has too few accumulators to hide the FMA latency and runs at a
-         * quarter of the speed, so one thin remainder tile cost as much as four rows */
-        int tiles = (M + 7) / 8, base = M / tiles, extra = M % tiles;
+           const float *B, int ldb, int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
+    /* ceil(M / 8) row tiles of as equal a height as can be (49 rows: 7 x 7, not 6 x 8 + 1):
+     * a tile of 1-3 rows has too few accumulators to hide the FMA latency and runs at a
+     * quarter of the speed, so one thin remainder tile cost as much as four rows */
+    const int tiles = (M + 7) / 8, base = M / tiles, extra = M % tiles;
+    /* Blocks of columns whose B rows (K x jb) stay in L1, each swept row tile by row tile: C
+     * is then written 8 rows at a time along jb columns, not all M rows 32 columns at a time
+     * (M write streams, each on its own page: a 96-row output of 12544 columns ran at half
+     * the speed it reaches in cache). The order of the tiles changes no sum. */
+    int jb = CPU_GEMM_BLOCK_FLOATS / (K > 0 ? K : 1) / 32 * 32;
+    if (jb < 32) jb = 32;
+    for (int jb0 = 0; jb0 < N; jb0 += jb) {
+        const int jb1 = N - jb0 < jb ? N : jb0 + jb;
         for (int t = 0, i = 0; t < tiles; t++) {
             int mr = base + (t < extra);
             const float *a = ra ? A : A + i * ars;
             const int *rt = ra ? ra + i : NULL;
-            float *ct = c + (size_t)i * ldc;
-            switch (mr) { /* constant row counts so each tile keeps its accumulators in registers */
-            case 8: tile(8, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 7: tile(7, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 6: tile(6, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 5: tile(5, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 4: tile(4, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 3: tile(3, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 2: tile(2, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 1: tile(1, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            default: break;
+            for (int j0 = jb0; j0 < jb1; j0 += 32) {
+                int nr = N - j0 < 32 ? N - j0 : 32;
+                __mmask16 m0 = cpu_lanes16(nr), m1 = nr <= 16 ? (__mmask16)0 : cpu_lanes16(nr - 16);
+                const float *b = B + j0;
+                float *ct = C + j0 + (size_t)i * ldc;
+                switch (mr) { /* constant row counts so each tile keeps its accumulators in registers */
+                case 8: tile(8, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 7: tile(7, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 6: tile(6, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 5: tile(5, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 4: tile(4, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 3: tile(3, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 2: tile(2, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                case 1: tile(1, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+                default: break;
+                }
             }
             i += mr;
         }
@@ -79,13 +109,15 @@ gemm_tiles(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, co
 }
 
 static TARGET_AVX512 void gemm_avx512(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
-                                      const float *B, int ldb, int accumulate, float *C, int ldc) {
-    gemm_tiles(M, N, K, A, ars, acs, NULL, NULL, B, ldb, accumulate, C, ldc);
+                                      const float *B, int ldb, int accumulate, const cpu_gemm_epilogue *ep, float *C,
+                                      int ldc) {
+    gemm_tiles(M, N, K, A, ars, acs, NULL, NULL, B, ldb, accumulate, ep, C, ldc);
 }
 
 static TARGET_AVX512 void gemm_offsets_avx512(int M, int N, int K, const float *A, const int *ra, const int *pa,
-                                              const float *B, int ldb, int accumulate, float *C, int ldc) {
-    gemm_tiles(M, N, K, A, 0, 0, ra, pa, B, ldb, accumulate, C, ldc);
+                                              const float *B, int ldb, int accumulate, const cpu_gemm_epilogue *ep,
+                                              float *C, int ldc) {
+    gemm_tiles(M, N, K, A, 0, 0, ra, pa, B, ldb, accumulate, ep, C, ldc);
 }
 
 /* One 16x16 block (rows x cols of it valid) of dst = src^T via the usual unpack/shuffle
@@ -186,11 +218,28 @@ void cpu_transpose(float *dst, const float *src, int rows, int cols) {
     }
 }
 
+/* The epilogue off the vector kernels, after C holds the sums (+ C when accumulate): the bias
+ * added where the caller did not write it into C first, then the activation. */
+static void ep_after(int M, int N, const cpu_gemm_epilogue *ep, int bias_done, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (ep->bias && !bias_done)
+            for (int j = 0; j < N; j++) c[j] += ep->per_col ? ep->bias[j] : ep->bias[i];
+        if (ep->act) cpu_act_apply_inplace(c, N, ep->act);
+    }
+}
+
+/* C = the bias (each row, or each column), for a product to accumulate on */
+static void ep_fill_bias(int M, int N, const cpu_gemm_epilogue *ep, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = ep->per_col ? ep->bias[j] : ep->bias[i];
+}
+
 void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
-                      int accumulate, float *C, int ldc) {
+                      int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
 #ifdef HAVE_AVX512_KERNEL
     if (M > 0 && N > 0 && cpu_avx512_enabled()) {
-        gemm_offsets_avx512(M, N, K, A, ra, pa, B, ldb, accumulate, C, ldc);
+        gemm_offsets_avx512(M, N, K, A, ra, pa, B, ldb, accumulate, ep, C, ldc);
         return;
     }
 #endif
@@ -201,11 +250,18 @@ void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const 
             for (int p = 0; p < K; p++) acc = fmaf(A[ra[i] + pa[p]], B[(size_t)p * ldb + j], acc);
             C[(size_t)i * ldc + j] = accumulate ? acc + C[(size_t)i * ldc + j] : acc;
         }
+    if (ep && M > 0) ep_after(M, N, ep, 0, C, ldc);
 }
 
 void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc) {
+    cpu_gemm_ep(M, N, K, A, ars, acs, B, ldb, accumulate, NULL, C, ldc);
+}
+
+void cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+                 int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    if (ep && !ep->bias && !ep->act) ep = NULL;
     int fast = atomic_load_explicit(&use_avx512, memory_order_relaxed);
     if (fast < 0) {
         cpu_gemm_select(1);
@@ -213,14 +269,21 @@ void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
     }
 #ifdef HAVE_AVX512_KERNEL
     if (fast == CPU_GEMM_AVX512) {
-        gemm_avx512(M, N, K, A, ars, acs, B, ldb, accumulate, C, ldc);
+        gemm_avx512(M, N, K, A, ars, acs, B, ldb, accumulate, ep, C, ldc);
         return;
     }
     if (fast == CPU_GEMM_AVX2) {
-        cpu_gemm_avx2(M, N, K, A, ars, acs, B, ldb, accumulate, C, ldc);
+        cpu_gemm_avx2(M, N, K, A, ars, acs, B, ldb, accumulate, ep, C, ldc);
         return;
     }
 #endif
+    /* OpenBLAS: the bias written into C first and accumulated on (as the callers did before the
+     * kernels took it), unless C's own values are accumulated on; the activation after */
+    int bias_done = ep && ep->bias && !accumulate;
+    if (bias_done) {
+        ep_fill_bias(M, N, ep, C, ldc);
+        accumulate = 1;
+    }
     /* OpenBLAS wants one of the two strides to be 1, and refuses (computing nothing) a leading
      * dimension below the row length even where only one row is read: a single-row A read
      * transposed (M = 1, ars = acs = 1: conv din of a 1x1 kernel on one channel) gets lda = K,
@@ -231,4 +294,5 @@ void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
     else
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, acs >= M ? (int)acs : M, B, ldb,
                     accumulate ? 1.0f : 0.0f, C, ldc);
+    if (ep) ep_after(M, N, ep, bias_done, C, ldc);
 }

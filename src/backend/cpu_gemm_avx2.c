@@ -18,7 +18,8 @@ static inline TARGET_AVX2 __m256i lanes8(int n) {
 
 static inline TARGET_AVX2 __attribute__((always_inline)) void tile(const int mr, int K, const float *A, ptrdiff_t ars,
                                                                     ptrdiff_t acs, const float *B, int ldb, float *C,
-                                                                    int ldc, __m256i m0, __m256i m1, int accumulate) {
+                                                                    int ldc, __m256i m0, __m256i m1, int accumulate,
+                                                                    const cpu_gemm_epilogue *ep, int i0, int j0) {
     __m256 c0[6], c1[6];
     for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm256_setzero_ps();
     for (int p = 0; p < K; p++) {
@@ -31,11 +32,35 @@ static inline TARGET_AVX2 __attribute__((always_inline)) void tile(const int mr,
             c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
         }
     }
-    for (int r = 0; r < mr; r++) {
+    /* the epilogue as cpu_gemm.c's kernel applies it (cpu_gemm_epilogue): the same operations */
+    const float *bias = ep ? ep->bias : NULL;
+    const int per_col = ep && ep->per_col;
+    const herd_act act = ep ? ep->act : HERD_ACT_NONE;
+    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
+    __m256 bc0 = zero, bc1 = zero;
+    if (bias && per_col) {
+        bc0 = _mm256_maskload_ps(bias + j0, m0);
+        bc1 = _mm256_maskload_ps(bias + j0 + 8, m1);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++) { /* unrolled in full: the accumulators stay in registers */
         float *c = C + (size_t)r * ldc;
         if (accumulate) {
             c0[r] = _mm256_add_ps(c0[r], _mm256_maskload_ps(c, m0));
             c1[r] = _mm256_add_ps(c1[r], _mm256_maskload_ps(c + 8, m1));
+        }
+        if (bias) {
+            __m256 b0 = bc0, b1 = bc1;
+            if (!per_col) b0 = b1 = _mm256_set1_ps(bias[i0 + r]);
+            c0[r] = _mm256_add_ps(c0[r], b0);
+            c1[r] = _mm256_add_ps(c1[r], b1);
+        }
+        if (act == HERD_ACT_RELU) { /* v > 0 ? v : 0, and the clamp v < 0 ? 0 : v > 6 ? 6 : v */
+            c0[r] = _mm256_max_ps(c0[r], zero);
+            c1[r] = _mm256_max_ps(c1[r], zero);
+        } else if (act == HERD_ACT_RELU6) {
+            c0[r] = _mm256_min_ps(six, _mm256_max_ps(zero, c0[r]));
+            c1[r] = _mm256_min_ps(six, _mm256_max_ps(zero, c1[r]));
         }
         _mm256_maskstore_ps(c, m0, c0[r]);
         _mm256_maskstore_ps(c + 8, m1, c1[r]);
@@ -43,7 +68,7 @@ static inline TARGET_AVX2 __attribute__((always_inline)) void tile(const int mr,
 }
 
 TARGET_AVX2 void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
-                               int ldb, int accumulate, float *C, int ldc) {
+                               int ldb, int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
     for (int j0 = 0; j0 < N; j0 += 16) {
         __m256i m0 = lanes8(N - j0), m1 = lanes8(N - j0 - 8);
         const float *b = B + j0;
@@ -55,12 +80,12 @@ TARGET_AVX2 void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ar
             const float *a = A + i * ars;
             float *ct = c + (size_t)i * ldc;
             switch (mr) {
-            case 6: tile(6, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 5: tile(5, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 4: tile(4, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 3: tile(3, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 2: tile(2, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 1: tile(1, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 6: tile(6, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+            case 5: tile(5, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+            case 4: tile(4, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+            case 3: tile(3, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+            case 2: tile(2, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
+            case 1: tile(1, K, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
             default: break;
             }
             i += mr;

@@ -21,6 +21,14 @@ static inline __mmask16 cpu_lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF 
 static inline TARGET_AVX512 __m512i cpu_even_lanes(void) {
     return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 }
+/* act(v) for the fusable activations (else v), the bits cpu_act_apply_inplace gives: ReLU
+ * v > 0 ? v : 0 (max takes its second operand when they are equal or one is NaN: -0 and NaN
+ * give 0), ReLU6 the act op's clamp, v < 0 ? 0 : v > 6 ? 6 : v (NaN and -0 kept). */
+static inline TARGET_AVX512 __m512 cpu_act_vec16(__m512 v, herd_act act) {
+    if (act == HERD_ACT_RELU) return _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == HERD_ACT_RELU6) return _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(_mm512_setzero_ps(), v));
+    return v;
+}
 #endif
 
 /* n floats rounded up to a multiple of 16: keeps every workspace slice on its own cache lines. */
@@ -62,16 +70,36 @@ static inline float cpu_sum_floats(const float *x, int n) {
     return s;
 }
 
+/* Floats of B (K rows of a block of columns) per column block of the AVX-512 gemm, which sweeps
+ * each block row tile by row tile: 32 KB, about L1. mobilenet_v2's 16 -> 96 pointwise
+ * convolution on 112x112 (K 16, N 12544) ran at 35 GFLOP/s one 32-column panel at a time (all
+ * 96 rows of C written at once) and 88 with blocks of 512 columns; at K >= 256 a block is one
+ * panel, the order before. */
+#define CPU_GEMM_BLOCK_FLOATS 8192
+
+/* What a gemm does to each C element as it stores it: v = the sum (+ C's old value when
+ * accumulate) (+ bias[i] of its row i, or bias[j] of its column j with per_col), then act(v)
+ * (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6, the bits cpu_act_apply_inplace gives). The
+ * kernels apply it in the tile's registers, so a conv + bias + activation writes its output
+ * once; the sum + bias is the same addition as a bias written into C first and accumulated on. */
+typedef struct cpu_gemm_epilogue {
+    const float *bias; /* NULL: none */
+    int per_col;
+    herd_act act;
+} cpu_gemm_epilogue;
 /* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
  * ars or acs equal to 1 (A stored either way round); B and C row-major with ldb, ldc.
  * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
 void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc);
-/* cpu_gemm with A(i, p) = A[ra[i] + pa[p]]: an image's im2col columns read where they lie in
+/* cpu_gemm then the epilogue ep (NULL: none) on each element as it is stored. */
+void cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+                 int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
+/* cpu_gemm_ep with A(i, p) = A[ra[i] + pa[p]]: an image's im2col columns read where they lie in
  * the zero-padded image (cpu_conv2d.c's direct path). Each C element is the same fixed-order
  * sum as cpu_gemm's AVX-512 kernel makes of the materialised columns (fmaf steps elsewhere). */
 void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
-                      int accumulate, float *C, int ldc);
+                      int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
 /* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when cpu_gemm uses that kernel. */
 void cpu_transpose(float *dst, const float *src, int rows, int cols);
 /* Which kernel cpu_gemm uses: "avx512", "avx2" or "openblas". cpu_gemm_select(0) forces OpenBLAS
@@ -86,9 +114,9 @@ enum { CPU_GEMM_OPENBLAS = 0, CPU_GEMM_AVX512 = 1, CPU_GEMM_AVX2 = 2 };
 int cpu_gemm_use(int kernel);
 /* NULL, or one line when HERD_CPU holds something other than avx512 or avx2. */
 const char *cpu_env_error(void);
-/* the AVX2/FMA kernel (cpu_gemm_avx2.c), cpu_gemm's contract */
+/* the AVX2/FMA kernel (cpu_gemm_avx2.c), cpu_gemm_ep's contract */
 void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
-                   int accumulate, float *C, int ldc);
+                   int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
 
 /* The table's conv entries (cpu_conv_grouped.c): groups or dilation there, else cpu_conv2d_* */
 size_t cpu_conv_workspace(const conv2d_dims *d, int threads);
