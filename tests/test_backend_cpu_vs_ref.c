@@ -349,12 +349,16 @@ static void test_conv(void) {
         {.B = 3, .C = 64, .H = 5, .W = 33, .OC = 65, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         /* tiny maps, one product per tap (cpu_conv_taps.c): 2x2 (above: C 65) and 1x1 under 3x3,
          * channels that are not multiples of its blocks of 32, a 5x5 kernel over 2x3, stride 2 onto
-         * one output, one image */
+         * one output, four images of 2x2 (the fewest output positions, 16, the gate sends there;
+         * fewer, as batch-1 inference, go to im2col) */
         {.B = 7, .C = 33, .H = 2, .W = 2, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
-        {.B = 4, .C = 40, .H = 1, .W = 1, .OC = 35, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 16, .C = 40, .H = 1, .W = 1, .OC = 35, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 3, .C = 32, .H = 2, .W = 3, .OC = 48, .KH = 5, .KW = 5, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
-        {.B = 5, .C = 36, .H = 2, .W = 2, .OC = 32, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        {.B = 17, .C = 36, .H = 2, .W = 2, .OC = 32, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        {.B = 4, .C = 64, .H = 2, .W = 2, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        /* the same shapes under the gates' position counts (batch-1 inference): im2col */
         {.B = 1, .C = 64, .H = 2, .W = 2, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 64, .H = 7, .W = 9, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         /* fewer images than threads, work enough for the pool: the product split by blocks of
          * columns (plain; transposed, N = 196; pointwise with a partial block) */
         {.B = 1, .C = 16, .H = 27, .W = 27, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},

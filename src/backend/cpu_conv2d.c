@@ -173,10 +173,13 @@ static int winograd_fits(const herd_exec *ex, const conv2d_dims *d) {
 }
 
 size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
-    if (cpu_winograd_applies(d)) return cpu_winograd_workspace(d);
-    if (cpu_conv_taps_applies(d)) return cpu_conv_taps_workspace(d, threads);
     size_t t = threads < 1 ? 1 : (size_t)threads;
-    return t * slot_floats(d, 1) + shared_floats(d);
+    /* im2col's need at one image a thread too: a call with a smaller batch than planned (the
+     * last batch, batch-1 inference) may leave Winograd and the tap path for it */
+    size_t slots = t * slot_floats(d, 1) + shared_floats(d), one = slot_floats(d, 1) + shared_floats(d);
+    if (cpu_winograd_applies(d)) return cpu_winograd_workspace(d) > one ? cpu_winograd_workspace(d) : one;
+    if (cpu_conv_taps_applies(d)) return cpu_conv_taps_workspace(d, threads) > one ? cpu_conv_taps_workspace(d, threads) : one;
+    return slots;
 }
 
 const char *cpu_conv2d_unsupported(const conv2d_dims *d) {

@@ -48,11 +48,18 @@ static int taps_build(const conv2d_dims *d, taps *t) {
     return 1;
 }
 
+#define TAPS_MIN_POSITIONS 16
+
 /* Taken when the pairs are at most 60% of im2col's products (2x2 and 1x1 maps under a 3x3
  * kernel; 4x4 keeps 69% and goes to Winograd) and the channels make products worth blocking. */
 int cpu_conv_taps_applies(const conv2d_dims *d) {
     taps t;
-    if (!taps_build(d, &t) || d->C < 32 || d->OC < 32 || cpu_conv_gemm_only()) return 0;
+    /* each call packs the weights per tap (the whole OC x C x 9 of them): under
+     * TAPS_MIN_POSITIONS output positions in the batch (batch-1 inference) that packing costs
+     * more than the products it serves, and im2col's one product reads the weights once */
+    if (!taps_build(d, &t) || d->C < 32 || d->OC < 32 || cpu_conv_gemm_only() ||
+        (int64_t)d->B * d->OH * d->OW < TAPS_MIN_POSITIONS)
+        return 0;
     return 5 * t.start[t.n] <= 3 * d->OH * d->OW * d->KH * d->KW;
 }
 

@@ -61,6 +61,8 @@ static int chunk_images(const conv2d_dims *d, int m) {
     return n < d->B ? n : d->B;
 }
 
+#define WINO_MIN_POSITIONS 64
+
 int cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
     if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d, 2) > WINO_MAX_TW ||
@@ -72,9 +74,14 @@ int cpu_winograd_applies(const conv2d_dims *d) {
      * Measured one thread, B32, im2col path -> F(2x2), forward / backward: 64ch 16x16 1.46x /
      * 1.43x, 128ch 8x8 1.14x / 1.15x, 512ch 7x7 2.3x / 1.7x, 256ch 4x4 1.13x / 1.19x; left out:
      * 512ch 2x2 0.97x / 0.80x, 64->128ch 7x7 0.96x / 0.78x (the example CNN's conv3). */
+    /* The kernel transform (about 160 multiply-adds a channel pair, and 4x the weight's bytes
+     * for F(4x4)) is paid per call, the saving (6.75 fewer products a channel pair for F(4x4))
+     * per output position of the batch: under WINO_MIN_POSITIONS positions (batch-1 inference
+     * on small maps) the direct paths win: ResNet-18 at 3x64x64, batch 1, 2 threads: its 4x4
+     * layers took 2.2-2.6 ms each by Winograd. */
     const int64_t ch = d->C < d->OC ? d->C : d->OC;
     return !cpu_conv_gemm_only() && cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
-           ch * d->OH * d->OW >= 4096;
+           ch * d->OH * d->OW >= 4096 && (int64_t)d->B * d->OH * d->OW >= WINO_MIN_POSITIONS;
 }
 
 /* The tile of every pass: F(4x4) where its tiles take the gathered path (maps under 64 columns),
