@@ -89,6 +89,15 @@ def read_shard(path):
     return dtype, out
 
 
+def convert_f32(d, H, W, what):
+    """herd convert of the folder d/src to f32 shards of 3xHxW: (dtype, records), or None after a
+    failure (counted)"""
+    r = subprocess.run([HERD, "convert", f"{d}/src", f"{d}/out", "--shape", f"3x{H}x{W}", "--dtype", "f32"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"herd convert of {what} failed: {r.stderr.strip()}")
+    return read_shard(f"{d}/out/train-00000-of-00001.herd") if r.returncode == 0 else None
+
+
 def main():
     # (w, h, gray): shrink 500x375 -> 224 (1.67x), 1344x1000 (6x), 333x500 portrait, 250x240
     # (1.07x), a 180x120 enlargement, an exact 224x224, a gray image replicated to RGB
@@ -102,12 +111,10 @@ def main():
             im = photo(w, h, i, gray)
             im.save(f"{d}/src/a/{i:02d}.png")
             imgs.append(im)
-        r = subprocess.run([HERD, "convert", f"{d}/src", f"{d}/out", "--shape", f"3x{H}x{W}", "--dtype", "f32"],
-                           capture_output=True, text=True)
-        check(r.returncode == 0, f"herd convert failed: {r.stderr.strip()}")
-        if r.returncode:
+        got = convert_f32(d, H, W, "images")
+        if got is None:
             return
-        dtype, recs = read_shard(f"{d}/out/train-00000-of-00001.herd")
+        dtype, recs = got
         check(dtype == 2 and len(recs) == len(sizes), f"shard: dtype {dtype}, {len(recs)} records")
         for (w, h, gray), im, rec in zip(sizes, imgs, recs):
             box = cover_box(w, h, W, H)
@@ -142,12 +149,10 @@ def reduced_jpegs():
         os.makedirs(f"{d}/src/a")
         for i, (w, h, _) in enumerate(sizes):
             photo(w, h, 100 + i).save(f"{d}/src/a/{i:02d}.jpg", quality=90)
-        r = subprocess.run([HERD, "convert", f"{d}/src", f"{d}/out", "--shape", f"3x{H}x{W}", "--dtype", "f32"],
-                           capture_output=True, text=True)
-        check(r.returncode == 0, f"herd convert of JPEGs failed: {r.stderr.strip()}")
-        if r.returncode:
+        got = convert_f32(d, H, W, "JPEGs")
+        if got is None:
             return
-        _, recs = read_shard(f"{d}/out/train-00000-of-00001.herd")
+        _, recs = got
         for i, ((w, h, k), rec) in enumerate(zip(sizes, recs)):
             got = rec.transpose(1, 2, 0).astype(np.float64) * 255
             full = Image.open(f"{d}/src/a/{i:02d}.jpg").convert("RGB")  # every pixel decoded
