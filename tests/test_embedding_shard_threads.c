@@ -3,7 +3,9 @@
  * process on 1 rank, to float tolerance on 2 and 4 (bit-identical with --deterministic on 1, 2
  * and 4 ranks), the table and row plans give the same bits; each rank holds its plan's rows (1/N
  * of the bytes row-wise); checkpoints written by 4 ranks row-wise resume on 1 rank unsharded and
- * on 2 ranks table-wise to the bits of the run without a stop; the tables' own learning rate
+ * on 2 ranks table-wise to the bits of the run without a stop (SGD, and lazy Adam: its state
+ * gathered too); a checkpoint's gather writes the whole tables on rank 0 alone (in pieces across
+ * the ranks' ranges) and leaves the other ranks' copy and optimizer state at their rows; the tables' own learning rate
  * (--sparse-lr) moves each touched row by exactly its rate times its gradient, sharded or not,
  * and equal to --lr gives the default's bits; a table's init is row-addressable (rows alone are
  * the whole table's bits) and a sharded rank never writes the model's whole tables; a model
@@ -42,7 +44,11 @@ typedef struct job {
     const char *ckpt_dir; /* set: herd_train for 2 epochs, checkpoints every 4 steps there */
     int resume;
     float sparse_lr; /* --sparse-lr (0: --lr) */
+    const char *optimizer; /* --optimizer (NULL: the default) */
     int64_t written[4]; /* table floats of the model's own copy not zero once the trainer was made */
+    int64_t ckpt_changed[4]; /* table floats a checkpoint's gather changed in the model's copy */
+    int ckpt_whole;          /* rank 0's tables after a checkpoint's gather: the bits of the synced ones */
+    int ckpt_state;          /* ranks other than 0 made no whole optimizer state */
 } job;
 
 static void train_rank(rank_ctx *r) {
@@ -59,6 +65,7 @@ static void train_rank(rank_ctx *r) {
     herd_train_config tc = herd_train_defaults();
     tc.batch = B, tc.lr = 0.05f, tc.seed = 3, tc.strategy = s, tc.embedding_shard = j->shard;
     tc.sparse_lr = j->sparse_lr;
+    if (j->optimizer) tc.optimizer = j->optimizer;
     if (!st && j->ckpt_dir) {
         tc.epochs = 2, tc.checkpoint_dir = j->ckpt_dir, tc.checkpoint_every = 4, tc.keep_checkpoints = 0;
         tc.resume = j->resume;
@@ -78,7 +85,28 @@ static void train_rank(rank_ctx *r) {
         herd_step_result res;
         st = herd_trainer_step(t, j->ds, idx, B, &res, &r->err);
     }
+    /* a checkpoint's gather: the tables whole on rank 0 alone (the synced bits), the others' copy untouched */
+    float *before = NULL;
+    int64_t np = 0, dense = herd_model_dense_params(m);
+    if (!st && t->shard && r->rank < 4) {
+        const float *p = herd_model_params(m, &np);
+        if ((before = malloc((size_t)np * sizeof *before))) memcpy(before, p, (size_t)np * sizeof *before);
+        herd_embedding_shard_set_piece(t->shard, 4 * 7); /* pieces of 7 rows: across the ranks' ranges */
+        st = before ? checkpoint_gather(t, &r->err) : herd_fail(&r->err, HERD_ENOMEM, "out of memory");
+    }
+    if (!st && before) {
+        const float *p = herd_model_params(m, NULL);
+        j->ckpt_changed[r->rank] = 0;
+        for (int64_t i = dense; i < np; i++) j->ckpt_changed[r->rank] += p[i] != before[i];
+        if (r->rank == 0) memcpy(before, p, (size_t)np * sizeof *before);
+        int none = 1;
+        for (int k = 0; k < 2 * t->n_sparse && r->rank; k++) none &= t->sparse_full[k] == NULL;
+        if (r->rank) j->ckpt_state = j->ckpt_state && none;
+    }
     if (!st) st = herd_trainer_sync(t, &r->err);
+    if (!st && before && r->rank == 0)
+        j->ckpt_whole = !memcmp(before + dense, herd_model_params(m, NULL) + dense, (size_t)(np - dense) * sizeof(float));
+    free(before);
     if (!st && t->shard && r->rank < 4) {
         j->held[r->rank] = 0;
         for (int k = 0; k < t->n_sparse; k++) {
@@ -102,7 +130,7 @@ static float ref[8192], got[8192], det[8192], other[8192];
 
 static int run(job *j, int ranks, float *out) {
     rank_ctx ctx[4];
-    j->out = out;
+    j->out = out, j->ckpt_whole = 0, j->ckpt_state = 1;
     int bad = run_ranks(ranks, 30, train_rank, j, ctx);
     for (int r = 0; r < ranks; r++)
         if (ctx[r].status) fprintf(stderr, "rank %d of %d: %s\n", r, ranks, ctx[r].err.msg);
@@ -232,7 +260,7 @@ static void sparse_lr_check(herd_dataset *ds) {
 /* 4 ranks row-wise write checkpoints (--deterministic, the tables at --sparse-lr 2x); the one
  * after step 4 resumes on 1 rank unsharded, on 2 ranks table-wise and on 4 row-wise, each ending
  * on the unbroken run's bits */
-static void resume_matrix(herd_dataset *ds) {
+static void resume_matrix(herd_dataset *ds, const char *optimizer) {
     static float full[8192];
     char dir[64], src[256], dst[256], written[96];
     snprintf(dir, sizeof dir, "/tmp/herd_shard_XXXXXX");
@@ -242,7 +270,7 @@ static void resume_matrix(herd_dataset *ds) {
     }
     snprintf(written, sizeof written, "%s/w", dir);
     job w = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "row", .ckpt_dir = written,
-             .sparse_lr = 0.1f};
+             .sparse_lr = 0.1f, .optimizer = optimizer};
     w.cfg.deterministic = 1;
     CHECK(!run(&w, 4, full), "4 ranks row-wise writing checkpoints");
     snprintf(src, sizeof src, "%s/ckpt-0000000004.safetensors", written);
@@ -256,10 +284,11 @@ static void resume_matrix(herd_dataset *ds) {
         snprintf(dst, sizeof dst, "%s/ckpt-0000000004.safetensors", resumed);
         CHECK(mkdir(resumed, 0700) == 0 && copy_file(src, dst) == 0, "copying %s", src);
         w.ckpt_dir = resumed, w.resume = 1, w.shard = layouts[k].shard;
-        CHECK(!run(&w, layouts[k].ranks, got), "resume on %d ranks, %s", layouts[k].ranks,
-              layouts[k].shard ? layouts[k].shard : "unsharded");
+        CHECK(!run(&w, layouts[k].ranks, got), "%s: resume on %d ranks, %s", optimizer ? optimizer : "sgd",
+              layouts[k].ranks, layouts[k].shard ? layouts[k].shard : "unsharded");
         CHECK(memcmp(full, got, (size_t)w.n * sizeof(float)) == 0,
-              "resumed on %d ranks %s: not the bits of the run without a stop (max %.3g)", layouts[k].ranks,
+              "%s: resumed on %d ranks %s: not the bits of the run without a stop (max %.3g)",
+              optimizer ? optimizer : "sgd", layouts[k].ranks,
               layouts[k].shard ? layouts[k].shard : "unsharded", max_diff(full, got, w.n));
     }
     char cmd[128];
@@ -318,8 +347,15 @@ int main(void) {
         for (int r = 0; r < ranks; r++)
             CHECK(j.written[r] == 0, "row-wise on %d ranks: rank %d wrote %lld values of the model's whole tables", ranks,
                   r, (long long)j.written[r]);
+        CHECK(j.ckpt_whole && j.ckpt_changed[0] > 0, "row-wise on %d ranks: a checkpoint's gather did not write the "
+              "whole tables on rank 0", ranks);
+        for (int r = 1; r < ranks; r++)
+            CHECK(j.ckpt_changed[r] == 0 && j.ckpt_state, "row-wise on %d ranks: a checkpoint's gather wrote %lld values "
+                  "of rank %d's tables (or made whole optimizer state there)", ranks, (long long)j.ckpt_changed[r], r);
         j.shard = "table";
         CHECK(!run(&j, ranks, other), "%d ranks table-wise", ranks);
+        CHECK(j.ckpt_whole, "table-wise on %d ranks: a checkpoint's gather did not write the whole tables on rank 0",
+              ranks);
         CHECK(memcmp(got, other, (size_t)j.n * sizeof(float)) == 0, "%d ranks: table-wise differs from row-wise (max %.3g)",
               ranks, max_diff(got, other, j.n));
         CHECK(j.held[0] == BAG_ROWS * 16 && j.held[1] == ONE_ROWS * 16, "table-wise on %d ranks: ranks hold %lld, %lld bytes",
@@ -345,7 +381,8 @@ int main(void) {
           "process's bits (max %.3g)", max_diff(det, got, d.n));
     sparse_lr_check(ds);
     init_rows_check();
-    resume_matrix(ds);
+    resume_matrix(ds, NULL);
+    resume_matrix(ds, "adam"); /* lazy Adam: the tables' m and v gathered on rank 0 */
 
     /* refusals: one line each */
     job bad = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "diagonal"};

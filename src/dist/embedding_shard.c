@@ -43,6 +43,7 @@ struct herd_embedding_shard {
     size_t keys_cap;
     double sent, received;
     int64_t steps;
+    int64_t piece_floats; /* the most a gather to one rank moves in one message */
 };
 
 static const char *const plan_names[] = {"auto", "table", "row"};
@@ -173,6 +174,7 @@ herd_status herd_embedding_shard_create(herd_embedding_shard **out, herd_strateg
     }
     x->s = s, x->c = s->comm, x->m = m, x->tables = n, x->world = s->world, x->rank = s->rank;
     x->my_groups = herd_strategy_parts(s);
+    x->piece_floats = (int64_t)1 << 26; /* 256 MiB: well under MPI's 2^31 bytes a message */
     herd_shard_plan chosen;
     char why[256];
     herd_status st = herd_shard_plan_make(m, x->world, plan, &chosen, lo_hi, why, sizeof why, err);
@@ -217,6 +219,8 @@ fail:
     herd_embedding_shard_destroy(x);
     return st;
 }
+
+void herd_embedding_shard_set_piece(herd_embedding_shard *x, int64_t floats) { x->piece_floats = floats; }
 
 void herd_embedding_shard_range(const herd_embedding_shard *x, int k, int64_t *lo, int64_t *hi) {
     *lo = x->tab[k].lo[x->rank], *hi = x->tab[k].hi[x->rank];
@@ -415,24 +419,52 @@ herd_status herd_embedding_shard_exchange(herd_embedding_shard *x, herd_sparse_g
     return x->world > 1 ? herd_comm_allreduce_f64(x->c, sq, 1, err) : HERD_OK;
 }
 
-herd_status herd_embedding_shard_gather(herd_embedding_shard *x, float **state, const int64_t *state_dim,
-                                        herd_error *err) {
+/* Rows of w floats: every rank's own (mine: hi - lo rows) into whole on root alone, in pieces of at
+ * most piece_floats floats (a row at least); the ranges ascend with the rank and cover the table
+ * from row 0, so a piece's parts, in rank order, lie one after another where they belong. */
+static herd_status gather_root(herd_embedding_shard *x, const shard_table *t, const float *mine, float *whole,
+                               int64_t w, int root, herd_error *err) {
+    int64_t step = x->piece_floats / w > 0 ? x->piece_floats / w : 1, lo = t->lo[x->rank], hi = t->hi[x->rank];
+    for (int64_t a = 0; a < t->t.rows; a += step) {
+        int64_t b = a + step < t->t.rows ? a + step : t->t.rows;
+        for (int q = 0; q < x->world; q++) {
+            int64_t l = t->lo[q] > a ? t->lo[q] : a, h = t->hi[q] < b ? t->hi[q] : b;
+            x->rbytes[q] = x->rank == root && h > l ? (h - l) * w * (int64_t)sizeof(float) : 0;
+            x->sbytes[q] = 0;
+        }
+        int64_t l = lo > a ? lo : a, h = hi < b ? hi : b;
+        if (h > l) x->sbytes[root] = (h - l) * w * (int64_t)sizeof(float);
+        herd_status st = herd_comm_alltoallv(x->c, h > l ? mine + (l - lo) * w : mine, x->sbytes,
+                                             x->rank == root ? whole + a * w : NULL, x->rbytes, err);
+        if (st) return st;
+    }
+    return HERD_OK;
+}
+
+herd_status herd_embedding_shard_gather(herd_embedding_shard *x, int root, const float *const *mine_state,
+                                        float **state, const int64_t *state_dim, herd_error *err) {
     int *counts = malloc((size_t)x->world * sizeof *counts);
     if (!counts) return herd_fail(err, HERD_ENOMEM, "out of memory");
     herd_status st = HERD_OK;
+    int receives = root < 0 || x->rank == root;
     for (int k = 0; k < x->tables && !st; k++) {
         shard_table *t = &x->tab[k];
         int64_t lo = t->lo[x->rank], hi = t->hi[x->rank];
-        for (int j = -1; j < (state ? 2 : 0) && !st; j++) { /* the table, then its state arrays */
+        for (int j = -1; j < (mine_state ? 2 : 0) && !st; j++) { /* the table, then its state arrays */
             int64_t w = j < 0 ? t->t.dim : state_dim[k];
-            float *whole = j < 0 ? model_table(x, t) : state[2 * k + j];
-            if (!whole) continue;
-            if (j < 0) memcpy(whole + lo * w, t->rows, (size_t)((hi - lo) * w) * sizeof(float));
+            const float *mine = j < 0 ? t->rows : mine_state[2 * k + j];
+            float *whole = j < 0 ? model_table(x, t) : receives ? state[2 * k + j] : NULL;
+            if (!mine) continue;
+            if (root >= 0) {
+                st = gather_root(x, t, mine, whole, w, root, err);
+                continue;
+            }
+            memcpy(whole + lo * w, mine, (size_t)((hi - lo) * w) * sizeof(float));
             for (int q = 0; q < x->world; q++) counts[q] = (int)((t->hi[q] - t->lo[q]) * w);
             st = herd_comm_allgatherv(x->c, whole, counts, err);
         }
     }
     free(counts);
-    x->whole = 1; /* the model holds every row until the next lookup */
+    if (receives) x->whole = 1; /* the model holds every row until the next lookup */
     return st;
 }

@@ -12,9 +12,10 @@
  *       --deterministic the result is the bits of one process computing the same groups;
  *   the owner's sparse optimizer then updates its rows (herd_embedding_shard_rows).
  * The bytes moved grow with the distinct ids of a batch, never with the table sizes; they are
- * counted. Evaluation, saving and checkpoints see whole tables: herd_embedding_shard_gather
+ * counted. Evaluation and the end of training see whole tables: herd_embedding_shard_gather
  * writes every table whole into the model (allgatherv of the owners' rows) until the next step
- * gives that memory back. */
+ * gives that memory back; checkpoints gather the tables and their optimizer state on the writer
+ * (rank 0) alone, the other ranks keeping only their rows. */
 #ifndef HERD_EMBEDDING_SHARD_H
 #define HERD_EMBEDDING_SHARD_H
 
@@ -57,11 +58,15 @@ herd_status herd_embedding_shard_exchange(herd_embedding_shard *x, herd_sparse_g
                                           herd_error *err);
 /* This rank's rows of table k (hi - lo rows), which its optimizer updates. */
 float *herd_embedding_shard_rows(herd_embedding_shard *x, int k);
-/* Every table whole in the model's parameters on every rank, and with state (2 a table: its
- * optimizer's m and v, rows_k x state_dim[k] floats each, NULL to skip, this rank's part already
- * at row lo_k) those whole too. */
-herd_status herd_embedding_shard_gather(herd_embedding_shard *x, float **state, const int64_t *state_dim,
-                                        herd_error *err);
+/* Every table whole in the model's parameters, on rank root alone (root < 0: on every rank, an
+ * allgatherv), the other ranks sending their rows and keeping only them; with mine_state (2 a
+ * table: this rank's rows of its optimizer's m and v, hi - lo rows x state_dim[k] floats each,
+ * NULL to skip) state, on the ranks that receive, whole arrays (rows_k x state_dim[k] floats) of
+ * them too. root >= 0 moves at most 2^26 floats a message (herd_embedding_shard_set_piece). */
+herd_status herd_embedding_shard_gather(herd_embedding_shard *x, int root, const float *const *mine_state,
+                                        float **state, const int64_t *state_dim, herd_error *err);
+/* The most floats a gather to one rank moves in one message (a row at least; tests: small pieces). */
+void herd_embedding_shard_set_piece(herd_embedding_shard *x, int64_t floats);
 /* Bytes this rank sent and received in lookups and gradient exchanges, and the steps counted. */
 void herd_embedding_shard_bytes(const herd_embedding_shard *x, double *sent, double *received, int64_t *steps);
 

@@ -155,26 +155,27 @@ static void job_free(ckpt_job *j) {
     j->sparse_names = NULL;
 }
 
-/* Sharded tables: every table whole in the model and its optimizer state whole in t->sparse_full. */
+/* Sharded tables, on the writer (rank 0) alone: every table whole in the model and its optimizer
+ * state whole in t->sparse_full; the other ranks send their rows and keep only them. */
 static herd_status gather_tables(herd_trainer *t, herd_error *err) {
+    int writer = herd_strategy_writer(t->s);
     if (!t->sparse_full && !(t->sparse_full = calloc((size_t)(2 * t->n_sparse), sizeof *t->sparse_full)))
         return herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
+    const float *mine[2 * HERD_MAX_PARAMS]; /* this rank's rows: the optimizers' own arrays */
     int64_t sd[HERD_MAX_PARAMS];
     for (int k = 0; k < t->n_sparse; k++) {
         const herd_sparse_optimizer *o = &t->sparse[k];
-        int64_t lo, hi, rows = herd_model_param(t->m, t->sparse_grads[k].param)->shape[0];
-        herd_embedding_shard_range(t->shard, k, &lo, &hi);
+        int64_t rows = herd_model_param(t->m, t->sparse_grads[k].param)->shape[0];
         sd[k] = herd_sparse_state_dim(o);
         for (int j = 0; j < 2; j++) {
-            const float *mine = j ? o->v : o->m;
             float **whole = &t->sparse_full[2 * k + j];
-            if (!mine) continue;
+            mine[2 * k + j] = j ? o->v : o->m;
+            if (!mine[2 * k + j] || !writer) continue;
             if (!*whole && !(*whole = herd_malloc_array((size_t)(rows * sd[k]), sizeof **whole)))
                 return herd_fail(err, HERD_ENOMEM, "out of memory for the optimizer state of a checkpoint");
-            memcpy(*whole + lo * sd[k], mine, (size_t)((hi - lo) * sd[k]) * sizeof **whole);
         }
     }
-    return herd_embedding_shard_gather(t->shard, t->sparse_full, sd, err);
+    return herd_embedding_shard_gather(t->shard, 0, mine, t->sparse_full, sd, err);
 }
 
 herd_status checkpoint_gather(herd_trainer *t, herd_error *err) {

@@ -467,7 +467,7 @@ static herd_status straggler_report(herd_trainer *t, straggler *r, int64_t steps
 
 herd_status herd_trainer_sync(herd_trainer *t, herd_error *err) {
     herd_status st = herd_strategy_sync_model(t->s, t->step, err);
-    return !st && t->shard ? herd_embedding_shard_gather(t->shard, NULL, NULL, err) : st;
+    return !st && t->shard ? herd_embedding_shard_gather(t->shard, -1, NULL, NULL, NULL, err) : st;
 }
 
 /* Sharded tables, on the writer: the plan and each rank's table bytes (start), or the bytes the
