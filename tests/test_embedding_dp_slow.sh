@@ -4,7 +4,8 @@
 # on a 4-row table (each rank touches most rows: a dense allreduce is fewer bytes) match one
 # process to float tolerance, and the choice is printed; parameter-server training (staleness 0)
 # matches one process. The same with the tables sharded (--embedding-shard row|table), and
-# a killed rank that owns a shard stops the job naming it. Short runs: a few steps each.
+# a killed rank that owns a shard stops the job naming it; validation through the sharded lookup has
+# the bits of the unsharded ranks' (loss, accuracy, AUC). Short runs: a few steps each.
 . "$(dirname "$0")/cli_lib.sh"
 require_mpi "data-parallel embedding tests"
 D=$TMP/d
@@ -90,10 +91,28 @@ for n in 2 4; do
     cmp -s "$TMP/mr$n.st" "$TMP/mt$n.st" && pass || fail "mf: $n ranks table-wise differ from row-wise"
 done
 # validation on several ranks: evaluated in pieces of each rank's planned rows (the global batch
-# once exceeded them: "rows 0..16 exceed the planned batch 8"), over whole tables
+# once exceeded them: "rows 0..16 exceed the planned batch 8"), through the sharded lookup
 expect_exit 0 "sharded with a validation split" -- "$HERD" train "$TMP/mf64.spec" --data "$C" "${mf[@]}" -n 2 \
     --embedding-shard row --val-split 0.25 --progress plain
 expect_out "validation figures" "val_accuracy: [0-9.]+"
+# validation through the sharded lookup (ids to their owners, rows back; no rank gathers whole
+# tables for it): under --deterministic a DLRM's validation loss, accuracy and AUC after each of 2
+# epochs, sharded row- and table-wise on 2 ranks, are the unsharded 2 ranks' (the JSON log's 6 places)
+"$HERD_BUILD_DIR/criteo_synth" 1000 3 "$TMP/day.tsv" 2>/dev/null && pass || fail "criteo_synth"
+dl=(--data "criteo:$TMP/day.tsv?hash=300" --epochs 2 --batch 64 --lr 0.05 --seed 1 --threads 1 --val-split 0.3
+    --deterministic -n 2)
+for plan in none row table; do
+    shard=(); [ $plan = none ] || shard=(--embedding-shard $plan)
+    expect_exit 0 "dlrm validation, $plan" -- "$HERD" train "$SRC/examples/dlrm_small.spec" "${dl[@]}" "${shard[@]}" \
+        --log-json "$TMP/v$plan.json"
+    sed -E 's/.*("val_loss": [^,]+, "val_accuracy": [^,]+, "val_rmse": [^,]+, "val_auc": [^,]+),.*/\1/' \
+        "$TMP/v$plan.json" >"$TMP/v$plan.txt"
+done
+[ "$(grep -c '"val_auc": 0\.[0-9]' "$TMP/vnone.txt")" = 2 ] && pass || fail "dlrm validation: no AUC in $(cat "$TMP/vnone.txt")"
+for plan in row table; do
+    cmp -s "$TMP/vnone.txt" "$TMP/v$plan.txt" && pass ||
+        fail "dlrm validation sharded $plan: $(cat "$TMP/v$plan.txt") against unsharded $(cat "$TMP/vnone.txt")"
+done
 # a killed rank that owns a shard stops the job within 10 s, naming it
 fault_case "killed shard owner" kill:1:3 "rank 1" 10 -- "$TMP/text.spec" --data "$F" "${common[@]}" -n 2 \
     --embedding-shard row

@@ -27,6 +27,7 @@
 #define BAG 6
 #define BAG_ROWS 50
 #define ONE_ROWS 37
+#define EVAL_N 81 /* evaluated: 20 or 21 samples a rank on 4, 40 or 41 on 2, in batches of 4 or 8 */
 
 static const char *SPEC = "input 4 name=x\ninput 6 dtype=i32 name=bag\ninput 1 dtype=i32 name=one\n"
                           "embedding_bag 50 4 mode=mean pad=0 std=0.5 from=bag name=b\n"
@@ -49,7 +50,31 @@ typedef struct job {
     int64_t ckpt_changed[4]; /* table floats a checkpoint's gather changed in the model's copy */
     int ckpt_whole;          /* rank 0's tables after a checkpoint's gather: the bits of the synced ones */
     int ckpt_state;          /* ranks other than 0 made no whole optimizer state */
+    herd_metrics *eval;      /* rank 0's evaluation of the first EVAL_N samples after training */
+    int eval_same[4];        /* sharded: that evaluation had the bits of one with whole tables */
 } job;
+
+/* After training: herd_evaluate with the strategy into j->eval (rank 0's); sharded, the rows come
+ * from their owners and the ranks need different numbers of batches, and the same evaluation with
+ * whole tables on every rank (the shard's allgatherv, the strategy without its shard) must have
+ * the same bits. Leaves whole tables in every rank's model. */
+static herd_status eval_check(job *j, int rank, herd_model *m, herd_strategy *s, herd_trainer *t, herd_error *err) {
+    herd_dataset *v = NULL;
+    herd_metrics *a = malloc(2 * sizeof *a);
+    herd_status st = a ? herd_dataset_slice(&v, j->ds, 0, EVAL_N, err) : herd_fail(err, HERD_ENOMEM, "out of memory");
+    if (!st) st = herd_evaluate(m, v, B, s, &a[0], err);
+    if (!st && t->shard) {
+        st = herd_embedding_shard_gather(t->shard, -1, NULL, NULL, NULL, err);
+        s->shard = NULL;
+        if (!st) st = herd_evaluate(m, v, B, s, &a[1], err);
+        s->shard = t->shard;
+        if (!st) j->eval_same[rank] = !memcmp(&a[0], &a[1], sizeof *a);
+    }
+    if (!st && rank == 0 && j->eval) *j->eval = a[0];
+    herd_dataset_close(v);
+    free(a);
+    return st;
+}
 
 static void train_rank(rank_ctx *r) {
     job *j = r->arg;
@@ -107,6 +132,7 @@ static void train_rank(rank_ctx *r) {
     if (!st && before && r->rank == 0)
         j->ckpt_whole = !memcmp(before + dense, herd_model_params(m, NULL) + dense, (size_t)(np - dense) * sizeof(float));
     free(before);
+    if (!st && r->rank < 4) st = eval_check(j, r->rank, m, s, t, &r->err);
     if (!st && t->shard && r->rank < 4) {
         j->held[r->rank] = 0;
         for (int k = 0; k < t->n_sparse; k++) {
@@ -131,6 +157,7 @@ static float ref[8192], got[8192], det[8192], other[8192];
 static int run(job *j, int ranks, float *out) {
     rank_ctx ctx[4];
     j->out = out, j->ckpt_whole = 0, j->ckpt_state = 1;
+    memset(j->eval_same, 0, sizeof j->eval_same);
     int bad = run_ranks(ranks, 30, train_rank, j, ctx);
     for (int r = 0; r < ranks; r++)
         if (ctx[r].status) fprintf(stderr, "rank %d of %d: %s\n", r, ranks, ctx[r].err.msg);
@@ -321,12 +348,16 @@ int main(void) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    job j = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    herd_metrics *ev = malloc(3 * sizeof *ev); /* one process's, a sharded run's, an unsharded run's */
+    if (!ev) return 1;
+    job j = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .eval = &ev[0]};
     CHECK(!run(&j, 1, ref), "one process failed");
-    j.shard = "row";
+    j.shard = "row", j.eval = &ev[1];
     CHECK(!run(&j, 1, got), "one rank, row-wise");
     CHECK(memcmp(ref, got, (size_t)j.n * sizeof(float)) == 0, "row-wise on one rank: not one process's bits (max %.3g)",
           max_diff(ref, got, j.n));
+    CHECK(j.eval_same[0] && !memcmp(&ev[0], &ev[1], sizeof *ev), "row-wise on one rank: the evaluation is not one "
+          "process's bits (loss %.9g against %.9g)", herd_metrics_loss(&ev[1]), herd_metrics_loss(&ev[0]));
     herd_model *m0 = NULL;
     if (!herd_model_parse(&m0, SPEC, "<test>", &err)) herd_model_init_params(m0, 11);
     CHECK(m0 && max_diff(herd_model_params(m0, NULL), ref, j.n) > 0.02, "%d steps hardly moved the weights", STEPS);
@@ -335,6 +366,16 @@ int main(void) {
         j.shard = "row";
         CHECK(!run(&j, ranks, got), "%d ranks row-wise", ranks);
         CHECK(max_diff(ref, got, j.n) <= 2e-6, "%d ranks row-wise: %.3g from one process", ranks, max_diff(ref, got, j.n));
+        for (int r = 0; r < ranks; r++)
+            CHECK(j.eval_same[r], "row-wise on %d ranks: rank %d's evaluation through the lookup is not the bits of whole "
+                  "tables", ranks, r);
+        CHECK(fabs(herd_metrics_loss(&ev[1]) - herd_metrics_loss(&ev[0])) <= 1e-5 &&
+                  fabs(herd_metrics_value(&ev[1], HERD_METRIC_ACCURACY) -
+                       herd_metrics_value(&ev[0], HERD_METRIC_ACCURACY)) <= 1.0 / EVAL_N &&
+                  ev[1].samples == EVAL_N,
+              "row-wise on %d ranks: evaluated loss %.7f, accuracy %.4f over %.0f samples; one process %.7f, %.4f", ranks,
+              herd_metrics_loss(&ev[1]), herd_metrics_value(&ev[1], HERD_METRIC_ACCURACY), ev[1].samples,
+              herd_metrics_loss(&ev[0]), herd_metrics_value(&ev[0], HERD_METRIC_ACCURACY));
         /* 1/N of the bytes, to a row of each table (these are small; bench/embedding_shard measures large ones) */
         int64_t total = (BAG_ROWS + ONE_ROWS) * 4 * 4, even = total / ranks, sum = 0;
         for (int r = 0; r < ranks; r++) {
@@ -356,22 +397,34 @@ int main(void) {
         CHECK(!run(&j, ranks, other), "%d ranks table-wise", ranks);
         CHECK(j.ckpt_whole, "table-wise on %d ranks: a checkpoint's gather did not write the whole tables on rank 0",
               ranks);
+        for (int r = 0; r < ranks; r++)
+            CHECK(j.eval_same[r], "table-wise on %d ranks: rank %d's evaluation through the lookup is not the bits of "
+                  "whole tables", ranks, r);
         CHECK(memcmp(got, other, (size_t)j.n * sizeof(float)) == 0, "%d ranks: table-wise differs from row-wise (max %.3g)",
               ranks, max_diff(got, other, j.n));
         CHECK(j.held[0] == BAG_ROWS * 16 && j.held[1] == ONE_ROWS * 16, "table-wise on %d ranks: ranks hold %lld, %lld bytes",
               ranks, (long long)j.held[0], (long long)j.held[1]);
     }
-    /* --deterministic: the bits of one process for 1, 2 and 4 ranks and both plans */
-    job d = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    /* --deterministic: the bits of one process for 1, 2 and 4 ranks and both plans; the evaluation
+     * the bits of the unsharded ranks' */
+    job d = {.spec = SPEC, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .eval = &ev[0]};
     d.cfg.deterministic = 1;
     CHECK(!run(&d, 1, det), "deterministic, one process");
-    for (int ranks = 1; ranks <= 4; ranks *= 2)
+    for (int ranks = 1; ranks <= 4; ranks *= 2) {
+        d.shard = NULL, d.eval = &ev[2];
+        CHECK(!run(&d, ranks, got), "deterministic, %d ranks unsharded", ranks);
+        d.eval = &ev[1];
         for (int plan = 0; plan < 2; plan++) {
             d.shard = plan ? "table" : "row";
             CHECK(!run(&d, ranks, got), "deterministic, %d ranks %s-wise", ranks, d.shard);
             CHECK(memcmp(det, got, (size_t)d.n * sizeof(float)) == 0, "deterministic, %d ranks %s-wise: not one "
                   "process's bits (max %.3g)", ranks, d.shard, max_diff(det, got, d.n));
+            CHECK(!memcmp(&ev[1], &ev[2], sizeof *ev), "deterministic, %d ranks %s-wise: the evaluation (loss %.9g) is "
+                  "not the unsharded one's bits (%.9g)", ranks, d.shard, herd_metrics_loss(&ev[1]),
+                  herd_metrics_loss(&ev[2]));
         }
+    }
+    d.eval = &ev[0];
     /* the tables' own rate reaches the owners' rows: 4 ranks row-wise, one process's bits */
     d.sparse_lr = 0.1f, d.shard = NULL;
     CHECK(!run(&d, 1, det), "deterministic, --sparse-lr, one process");
@@ -399,5 +452,6 @@ int main(void) {
     job dense = {.spec = SPEC_DENSE, .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds, .shard = "row"};
     expect_refused(&dense, 2, "a model without tables", "no embedding table to shard");
     herd_dataset_close(ds);
+    free(ev);
     return check_summary();
 }

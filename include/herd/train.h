@@ -146,8 +146,10 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
 herd_metrics *herd_trainer_metrics(herd_trainer *t);
 /* Learning rate used by the last step. */
 float herd_trainer_lr(const herd_trainer *t);
-/* The model current on every rank, for evaluation or saving (the strategy's sync_model, and
- * tables sharded by embedding_shard written whole into it). */
+/* The model current on every rank, for evaluation or saving (the strategy's sync_model); tables
+ * sharded by --embedding-shard are written whole into rank 0's model alone (the one that saves),
+ * until a step or an evaluation looks rows up again: evaluations with the strategy look them up
+ * from their owners (herd_evaluate), so no rank needs whole tables for them. */
 herd_status herd_trainer_sync(herd_trainer *t, herd_error *err);
 void herd_trainer_destroy(herd_trainer *t);
 
@@ -165,7 +167,9 @@ herd_status herd_train_serve(herd_model *m, const herd_dataset *train, const her
 
 /* The loss and metrics of m on ds (herd_metrics_loss, herd_metrics_value), in batches of
  * `batch` (<= the prepared batch); *out is overwritten. With a strategy each rank evaluates
- * its contiguous share and the sums are combined. */
+ * its contiguous share and the sums are combined; where the strategy's ranks shard the tables
+ * (--embedding-shard) each batch's rows come from their owners as in a training step, every rank
+ * taking part in as many lookups as the rank with the most batches (the same bits as whole tables). */
 herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strategy *strategy, herd_metrics *out,
                           herd_error *err);
 

@@ -12,10 +12,11 @@
  *       --deterministic the result is the bits of one process computing the same groups;
  *   the owner's sparse optimizer then updates its rows (herd_embedding_shard_rows).
  * The bytes moved grow with the distinct ids of a batch, never with the table sizes; they are
- * counted. Evaluation and the end of training see whole tables: herd_embedding_shard_gather
- * writes every table whole into the model (allgatherv of the owners' rows) until the next step
- * gives that memory back; checkpoints gather the tables and their optimizer state on the writer
- * (rank 0) alone, the other ranks keeping only their rows. */
+ * counted. Evaluation looks rows up the same way (herd_evaluate through the strategy, which keeps
+ * the shard: herd_strategy_shard), forward only, so no rank holds a whole table for it. Saving
+ * and checkpoints: herd_embedding_shard_gather writes every table whole into the writer's (rank
+ * 0's) model alone, the other ranks sending their rows, until the next lookup gives that memory
+ * back. */
 #ifndef HERD_EMBEDDING_SHARD_H
 #define HERD_EMBEDDING_SHARD_H
 

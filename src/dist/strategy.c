@@ -5,6 +5,8 @@
 
 #include "dist/strategy.h"
 
+#include "dist/embedding_shard.h"
+
 /* One row per herd_strategy_kind: how it is set up and how it lays a batch out. */
 static const struct {
     const char *name;
@@ -104,6 +106,7 @@ herd_status herd_strategy_create_local(herd_strategy **out, herd_model *m, herd_
 void herd_strategy_destroy(herd_strategy *s) {
     if (!s) return;
     herd_comm *owned = s->owned_comm;
+    herd_embedding_shard_destroy(s->shard);
     if (s->ops) s->ops->destroy(s);
     free(s);
     herd_comm_close(owned);
@@ -124,6 +127,13 @@ void herd_strategy_update_range(const herd_strategy *s, int64_t *lo, int64_t *hi
 void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world) {
     *rank = s->eval_rank, *world = s->eval_world;
 }
+
+void herd_strategy_set_shard(herd_strategy *s, herd_embedding_shard *x) {
+    if (s->shard != x) herd_embedding_shard_destroy(s->shard);
+    s->shard = x;
+}
+
+herd_embedding_shard *herd_strategy_shard(const herd_strategy *s) { return s->shard; }
 
 /* ---- the table ---- */
 int herd_strategy_parts(const herd_strategy *s) { return s->ops->parts(s); }

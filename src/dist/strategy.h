@@ -108,6 +108,7 @@ struct herd_strategy {
     double wait_seconds;       /* waiting for the exchange, since creation */
     struct herd_trace *trace;
     herd_comm *owned_comm;     /* herd_strategy_create_local's, closed with the strategy */
+    struct herd_embedding_shard *shard; /* sharded tables (herd_strategy_set_shard), destroyed with it */
     void *impl;
 };
 
@@ -158,8 +159,14 @@ herd_status herd_strategy_server_load(herd_strategy *s, double *load, int max_se
 herd_status herd_strategy_finish(herd_strategy *s, herd_error *err);
 /* The dense parameters [*lo, *hi) this rank's optimizer updates (and keeps state for). */
 void herd_strategy_update_range(const herd_strategy *s, int64_t *lo, int64_t *hi);
-/* Evaluation: this rank's share of a dataset (every evaluating rank holds the whole model). */
+/* Evaluation: this rank's share of a dataset (every evaluating rank holds the whole model, or
+ * looks its tables' rows up from their owners: herd_strategy_shard). */
 void herd_strategy_eval_shard(const herd_strategy *s, int *rank, int *world);
+/* Embedding tables sharded across the ranks (--embedding-shard): the trainer's, kept by the
+ * strategy (which destroys it, and a later one it is given) so that evaluations after training
+ * still look rows up from their owners. NULL: every rank holds whole tables. */
+void herd_strategy_set_shard(herd_strategy *s, struct herd_embedding_shard *x);
+struct herd_embedding_shard *herd_strategy_shard(const herd_strategy *s);
 
 /* Parameter-server server ranks: apply pushed gradients (dense parameters with oc and sched, tables with
  * `sparse` and sparse_sched) until every worker is done; resume = 1 waits for the first worker's resumed state. */

@@ -182,8 +182,9 @@ herd_status herd_trainer_create(herd_trainer **out, herd_model *m, const herd_tr
     if (cfg->embedding_shard && !herd_shard_plan_parse(cfg->embedding_shard, &plan))
         st = herd_fail(err, HERD_EARG, "--embedding-shard %s: unknown plan (expected table, row or auto)",
                        cfg->embedding_shard);
-    else if (cfg->embedding_shard)
-        st = herd_embedding_shard_create(&t->shard, t->s, m, plan, t->shard_note, sizeof t->shard_note, err);
+    else if (cfg->embedding_shard &&
+             !(st = herd_embedding_shard_create(&t->shard, t->s, m, plan, t->shard_note, sizeof t->shard_note, err)))
+        herd_strategy_set_shard(t->s, t->shard); /* the strategy's from now on: evaluations after training use it */
     if (st || (st = sparse_optimizers(t, err)) ||
         (!t->shard && !t->s->remote_state && (st = herd_sparse_exchange_create(&t->sparse_x, t->s, m, err)))) {
         herd_trainer_destroy(t);
@@ -205,7 +206,6 @@ void herd_trainer_destroy(herd_trainer *t) {
     free(t->sparse);
     free(t->sparse_grads);
     herd_sparse_exchange_destroy(t->sparse_x);
-    herd_embedding_shard_destroy(t->shard);
     for (int k = 0; t->sparse_full && k < 2 * t->n_sparse; k++) free(t->sparse_full[k]);
     free(t->sparse_full);
     free(t->targets);
@@ -365,9 +365,14 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
     if (st) return st;
     int rank = 0, world = 1; /* no strategy: one process */
     if (strategy) herd_strategy_eval_shard(strategy, &rank, &world);
+    herd_embedding_shard *shard = strategy ? herd_strategy_shard(strategy) : NULL;
     /* a rank's model is planned for its share of a global batch (herd_train passes the global one) */
     if (batch > herd_model_max_batch(m)) batch = herd_model_max_batch(m);
-    int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world;
+    int64_t first = ds->n * rank / world, last = ds->n * (rank + 1) / world, rounds = (last - first + batch - 1) / batch;
+    for (int r = 0; shard && r < world; r++) { /* sharded tables: every rank looks rows up as often as the most */
+        int64_t n = ds->n * (r + 1) / world - ds->n * r / world;
+        if ((n + batch - 1) / batch > rounds) rounds = (n + batch - 1) / batch;
+    }
     void *targets = malloc((size_t)batch * herd_model_target_bytes(m));
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
     if (!targets || !idx) {
@@ -375,11 +380,15 @@ herd_status herd_evaluate(herd_model *m, herd_dataset *ds, int batch, herd_strat
         free(idx);
         return herd_fail(err, HERD_ENOMEM, "out of memory");
     }
-    for (int64_t off = first; off < last && !st; off += batch) {
-        int B = (int)(last - off < batch ? last - off : batch);
+    for (int64_t i = 0; i < rounds && !st; i++) {
+        int64_t off = first + i * batch;
+        int B = (int)(off >= last ? 0 : last - off < batch ? last - off : batch);
         for (int b = 0; b < B; b++) idx[b] = off + b;
-        if ((st = herd_dataset_batch(ds, idx, B, herd_model_batch_buffer(m), targets, err))) break;
-        herd_model_set_inputs(m, 0, B);
+        if (B && (st = herd_dataset_batch(ds, idx, B, herd_model_batch_buffer(m), targets, err))) break;
+        if (B) herd_model_set_inputs(m, 0, B);
+        /* the rows from their owners, as a training step's forward (an empty part takes part too) */
+        if (shard && (st = herd_embedding_shard_lookup(shard, 0, B, err))) break;
+        if (!B) continue;
         if ((st = herd_model_forward(m, B, 0, err))) break;
         herd_model_loss(m, targets, B, out);
     }
@@ -467,7 +476,7 @@ static herd_status straggler_report(herd_trainer *t, straggler *r, int64_t steps
 
 herd_status herd_trainer_sync(herd_trainer *t, herd_error *err) {
     herd_status st = herd_strategy_sync_model(t->s, t->step, err);
-    return !st && t->shard ? herd_embedding_shard_gather(t->shard, -1, NULL, NULL, NULL, err) : st;
+    return !st && t->shard ? herd_embedding_shard_gather(t->shard, 0, NULL, NULL, NULL, err) : st;
 }
 
 /* Sharded tables, on the writer: the plan and each rank's table bytes (start), or the bytes the
@@ -618,7 +627,8 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         es.lr = herd_trainer_lr(t);
         es.skipped_steps = skipped;
         es.val_loss = es.val_accuracy = es.val_rmse = es.val_auc = -1;
-        if ((st = herd_trainer_sync(t, err))) break;
+        /* the dense parameters current; sharded tables stay with their owners (the evaluations look rows up) */
+        if ((st = herd_strategy_sync_model(s, t->step, err))) break;
         if (val) {
             /* in pieces of what this rank's model is planned for (a share of the global batch) */
             int eval_batch = herd_model_max_batch(m) < cfg->batch ? herd_model_max_batch(m) : cfg->batch;
