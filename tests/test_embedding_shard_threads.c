@@ -5,7 +5,10 @@
  * of the bytes row-wise); checkpoints written by 4 ranks row-wise resume on 1 rank unsharded and
  * on 2 ranks table-wise to the bits of the run without a stop (SGD, and lazy Adam: its state
  * gathered too); a checkpoint's gather writes the whole tables on rank 0 alone (in pieces across
- * the ranks' ranges) and leaves the other ranks' copy and optimizer state at their rows; the tables' own learning rate
+ * the ranks' ranges) and leaves the other ranks' copy and optimizer state at their rows; evaluation
+ * through the lookup (ranks with different numbers of batches) has the bits of whole tables, and
+ * under --deterministic those of the unsharded ranks, also after herd_train left the tables with
+ * their owners (shard_tables_stay: no rank's model then holds more than a part's rows); the tables' own learning rate
  * (--sparse-lr) moves each touched row by exactly its rate times its gradient, sharded or not,
  * and equal to --lr gives the default's bits; a table's init is row-addressable (rows alone are
  * the whole table's bits) and a sharded rank never writes the model's whole tables; a model
@@ -52,6 +55,8 @@ typedef struct job {
     int ckpt_state;          /* ranks other than 0 made no whole optimizer state */
     herd_metrics *eval;      /* rank 0's evaluation of the first EVAL_N samples after training */
     int eval_same[4];        /* sharded: that evaluation had the bits of one with whole tables */
+    int stay;                /* herd_train for 2 epochs with shard_tables_stay, then evaluated */
+    int64_t stay_rows[4];    /* then: rows of the one-id table past the first 8 not zero in the model */
 } job;
 
 /* After training: herd_evaluate with the strategy into j->eval (rank 0's); sharded, the rows come
@@ -95,6 +100,27 @@ static void train_rank(rank_ctx *r) {
         tc.epochs = 2, tc.checkpoint_dir = j->ckpt_dir, tc.checkpoint_every = 4, tc.keep_checkpoints = 0;
         tc.resume = j->resume;
         st = herd_train(m, j->ds, NULL, &tc, NULL, &r->err);
+        goto trained;
+    }
+    if (!st && j->stay) { /* the rows stay with their owners; the evaluation after training still finds them */
+        tc.epochs = 2, tc.shard_tables_stay = 1;
+        st = herd_train(m, j->ds, NULL, &tc, NULL, &r->err);
+        herd_dataset *v = NULL;
+        if (!st) st = herd_dataset_slice(&v, j->ds, 0, EVAL_N, &r->err);
+        if (!st) st = herd_evaluate(m, v, B, s, j->eval + r->rank, &r->err);
+        herd_dataset_close(v);
+        herd_sparse_table e;
+        for (int k = 0; !st && k < herd_model_sparse_count(m); k++) {
+            herd_model_sparse_table(m, k, &e);
+            if (e.rows != ONE_ROWS || r->rank >= 4) continue;
+            const float *w = herd_model_params(m, NULL) + herd_model_param(m, e.param)->offset;
+            j->stay_rows[r->rank] = 0;
+            for (int64_t i = 8; i < e.rows; i++) {
+                int any = 0;
+                for (int64_t d = 0; d < e.dim; d++) any |= w[i * e.dim + d] != 0;
+                j->stay_rows[r->rank] += any;
+            }
+        }
         goto trained;
     }
     if (!st) st = herd_trainer_create(&t, m, &tc, SAMPLES / B, &r->err);
@@ -425,6 +451,25 @@ int main(void) {
         }
     }
     d.eval = &ev[0];
+    /* tables left with their owners after herd_train (nothing saves): no rank's model holds more of
+     * the one-id table than a part's 8 rows, and the evaluation after training (the strategy's
+     * shard) has the bits of the unsharded ranks' */
+    herd_metrics *st2 = malloc(4 * sizeof *st2);
+    if (!st2) return 1;
+    d.stay = 1, d.shard = NULL, d.eval = st2;
+    CHECK(!run(&d, 2, got), "deterministic, 2 ranks unsharded, herd_train");
+    d.shard = "row", d.eval = st2 + 2;
+    memset(d.stay_rows, 0xff, sizeof d.stay_rows);
+    CHECK(!run(&d, 2, got), "deterministic, 2 ranks row-wise, herd_train, tables left with their owners");
+    for (int r = 0; r < 2; r++) {
+        CHECK(d.stay_rows[r] == 0, "tables left with their owners: rank %d's model holds %lld rows of the one-id table "
+              "past a part's 8", r, (long long)d.stay_rows[r]);
+        CHECK(!memcmp(&st2[r], &st2[2 + r], sizeof *st2), "tables left with their owners: rank %d's evaluation after "
+              "herd_train (loss %.9g) is not the unsharded one's bits (%.9g)", r, herd_metrics_loss(&st2[2 + r]),
+              herd_metrics_loss(&st2[r]));
+    }
+    free(st2);
+    d.stay = 0, d.eval = &ev[0];
     /* the tables' own rate reaches the owners' rows: 4 ranks row-wise, one process's bits */
     d.sparse_lr = 0.1f, d.shard = NULL;
     CHECK(!run(&d, 1, det), "deterministic, --sparse-lr, one process");

@@ -44,6 +44,10 @@ typedef struct herd_train_config {
      * (table-wise when that is within 5% of an even split of the bytes); NULL: every rank holds
      * every table */
     const char *embedding_shard;
+    /* with embedding_shard: 1 leaves each table's rows with their owners at the end of herd_train
+     * (nothing saves the model; evaluations with the strategy still look rows up), so no rank
+     * ever holds a whole table; 0: rank 0's model gets every table whole (herd_trainer_sync) */
+    int shard_tables_stay;
     float lr;
     /* the embedding tables' learning rate (their sparse optimizer); <= 0: lr. The schedule applies
      * to it as to lr: its own base sparse_lr, warm-up and decay alike, the cosine floor

@@ -442,6 +442,7 @@ int cmd_train(int argc, char **argv) {
         herd_comm_close(comm);
         return 2;
     }
+    int saves = save != NULL; /* on every rank: sharded tables are gathered on rank 0 for it, a collective */
     if (rank != 0) quiet = 1, log_json = NULL, tensorboard = NULL, save = NULL; /* rank 0 prints and writes files */
     /* every output location is checked before training, so none fails after it */
     if (save && cli_check_output(save, "--save", &err)) goto fail;
@@ -529,6 +530,7 @@ int cmd_train(int argc, char **argv) {
     herd_train_config cfg = herd_train_defaults();
     cfg.sparse_optimizer = sparse_optimizer;
     cfg.embedding_shard = embedding_shard;
+    cfg.shard_tables_stay = !saves; /* nothing reads rank 0's whole tables after training */
     cfg.epochs = epochs, cfg.batch = batch, cfg.optimizer = optimizer, cfg.lr = lr, cfg.momentum = momentum;
     cfg.sparse_lr = sparse_lr;
     cfg.decay_matrices = decay_matrices == 1;

@@ -637,7 +637,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         }
         if (cb && cb->epoch_end) cb->epoch_end(cb->user, &es);
     }
-    if (!st) st = herd_trainer_sync(t, err);
+    if (!st) st = t->shard && cfg->shard_tables_stay ? herd_strategy_sync_model(s, t->step, err) : herd_trainer_sync(t, err);
     if (!st && t->shard) st = shard_report(t, 0, cb, err);
     if (!st && cw) { /* the last write in flight */
         st = checkpoint_writer_wait(cw, path, sizeof path, err);
