@@ -108,7 +108,7 @@ static herd_status print_buckets(herd_comm *c, const char *spec, herd_error *err
     if (!st) st = herd_strategy_create(&s, c, m, &cfg, err);
     if (!st && herd_comm_rank(c) == 0) {
         int64_t lo_hi[128];
-        int n = data_parallel_buckets(s, lo_hi, 64);
+        int n = herdi_data_parallel_buckets(s, lo_hi, 64);
         for (int k = 0; k < n && k < 64; k++) printf("bucket floats=%lld\n", (long long)(lo_hi[2 * k + 1] - lo_hi[2 * k]));
     }
     herd_strategy_destroy(s);

@@ -13,15 +13,15 @@
 #define DIM 256
 
 static double rate(int kernel, const float *a, const float *b, float *c) {
-    if (kernel >= 0 && !cpu_gemm_use(kernel)) return -1;
-    if (kernel < 0 && cpu_bf16_unavailable()) return -1;
+    if (kernel >= 0 && !herdi_cpu_gemm_use(kernel)) return -1;
+    if (kernel < 0 && herdi_cpu_bf16_unavailable()) return -1;
     double best = 1e30;
     for (int rep = 0; rep < 40; rep++) {
         double t0 = herd_now();
         if (kernel >= 0)
-            cpu_gemm(DIM, DIM, DIM, a, DIM, 1, b, DIM, 0, c, DIM);
+            herdi_cpu_gemm(DIM, DIM, DIM, a, DIM, 1, b, DIM, 0, c, DIM);
         else
-            cpu_gemm_bf16(DIM, DIM, DIM / 2, a, DIM / 2, 1, b, DIM, 0, c, DIM);
+            herdi_cpu_gemm_bf16(DIM, DIM, DIM / 2, a, DIM / 2, 1, b, DIM, 0, c, DIM);
         double t = herd_now() - t0;
         if (rep && t < best) best = t; /* the first run warms up */
     }
@@ -34,7 +34,7 @@ int main(void) {
     if (!a || !b || !c) return 1;
     for (int i = 0; i < DIM * DIM; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
     double r512 = rate(CPU_GEMM_AVX512, a, b, c), r2 = rate(CPU_GEMM_AVX2, a, b, c);
-    cpu_gemm_select(1);
+    herdi_cpu_gemm_select(1);
     double rbf = rate(-1, a, b, c); /* a and b read as bf16 pairs: the rate, not the values, matters */
     int width = r512 > 0 && r2 > 0 ? (r512 / r2 > 1.5 ? 512 : 256) : -1;
     printf("kernel_rates: dim=%d threads=1 avx512_gflops=%.1f avx2_gflops=%.1f bf16_gflops=%.1f "

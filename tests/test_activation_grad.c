@@ -14,13 +14,13 @@ typedef struct act_case {
 } act_case;
 
 static void act_forward(act_case *c) {
-    if (c->softmax_K) ref_softmax_forward(c->out, c->in, (int)(c->n / c->softmax_K), c->softmax_K);
-    else ref_act_forward(c->out, c->in, c->n, c->act, c->alpha);
+    if (c->softmax_K) herdi_ref_softmax_forward(c->out, c->in, (int)(c->n / c->softmax_K), c->softmax_K);
+    else herdi_ref_act_forward(c->out, c->in, c->n, c->act, c->alpha);
 }
 
 static void act_backward(float *din, act_case *c) {
-    if (c->softmax_K) ref_softmax_backward(din, c->r, c->out, (int)(c->n / c->softmax_K), c->softmax_K);
-    else ref_act_backward(din, c->r, c->in, c->out, c->n, c->act, c->alpha);
+    if (c->softmax_K) herdi_ref_softmax_backward(din, c->r, c->out, (int)(c->n / c->softmax_K), c->softmax_K);
+    else herdi_ref_act_backward(din, c->r, c->in, c->out, c->n, c->act, c->alpha);
 }
 
 static double act_loss(void *ctx) {
@@ -62,7 +62,7 @@ static void check_act_grad(const char *name, herd_act act, float alpha, int soft
 
 static float act1(herd_act act, float alpha, float x) {
     float y;
-    ref_act_forward(&y, &x, 1, act, alpha);
+    herdi_ref_act_forward(&y, &x, 1, act, alpha);
     return y;
 }
 
@@ -92,17 +92,17 @@ static void check_values(void) {
 
     /* relu's slope at exactly 0 is 0, leaky relu's is alpha (PyTorch) */
     float x0 = 0.0f, y0, g1 = 1.0f, d = 0.0f;
-    ref_act_forward(&y0, &x0, 1, HERD_ACT_RELU, 0);
-    ref_act_backward(&d, &g1, &x0, &y0, 1, HERD_ACT_RELU, 0);
+    herdi_ref_act_forward(&y0, &x0, 1, HERD_ACT_RELU, 0);
+    herdi_ref_act_backward(&d, &g1, &x0, &y0, 1, HERD_ACT_RELU, 0);
     CHECK_CLOSE(d, 0.0, 0, 0, "relu slope at 0");
     d = 0.0f;
-    ref_act_forward(&y0, &x0, 1, HERD_ACT_LEAKY_RELU, 0.2f);
-    ref_act_backward(&d, &g1, &x0, &y0, 1, HERD_ACT_LEAKY_RELU, 0.2f);
+    herdi_ref_act_forward(&y0, &x0, 1, HERD_ACT_LEAKY_RELU, 0.2f);
+    herdi_ref_act_backward(&d, &g1, &x0, &y0, 1, HERD_ACT_LEAKY_RELU, 0.2f);
     CHECK_CLOSE(d, 0.2, 1e-7, 0, "leaky relu slope at 0");
 
     /* softmax of huge logits: subtracting the max keeps exp finite */
     float big[3] = {1000.0f, 1001.0f, 1002.0f}, p[3];
-    ref_softmax_forward(p, big, 1, 3);
+    herdi_ref_softmax_forward(p, big, 1, 3);
     const double e0 = exp(-2.0), e1 = exp(-1.0), s = e0 + e1 + 1.0;
     CHECK_CLOSE(p[0], e0 / s, 0, 1e-6, "softmax(1000,1001,1002)[0]");
     CHECK_CLOSE(p[1], e1 / s, 0, 1e-6, "softmax(1000,1001,1002)[1]");

@@ -95,7 +95,7 @@ static void check_guard(float *buf, size_t floats, const char *shape) {
 }
 
 static void conv_case(const herd_backend *be, conv2d_dims d, int with_bias) {
-    if (!conv2d_dims_finish(&d)) return;
+    if (!herdi_conv2d_dims_finish(&d)) return;
     char shape[160];
     snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d%s", d.B, d.C, d.H, d.W, d.OC, d.KH,
              d.KW, d.SH, d.SW, d.PH, d.PW, with_bias ? " bias" : "");
@@ -111,18 +111,18 @@ static void conv_case(const herd_backend *be, conv2d_dims d, int with_bias) {
     float *inqa = absv(inq, nin), *wqa = absv(wq, nw), *doutqa = absv(doutq, nout);
     /* references: exact data (r), rounded data (q), and the sums of |products| (S, Sq) */
     float *out_r = zerov(nout), *out_q = zerov(nout), *out_S = zerov(nout), *out_Sq = zerov(nout);
-    ref_conv2d_forward(out_r, in, w, b, &d);
-    ref_conv2d_forward(out_q, inq, wq, b, &d);
-    ref_conv2d_forward(out_S, ina, wa, NULL, &d);
-    ref_conv2d_forward(out_Sq, inqa, wqa, NULL, &d);
+    herdi_ref_conv2d_forward(out_r, in, w, b, &d);
+    herdi_ref_conv2d_forward(out_q, inq, wq, b, &d);
+    herdi_ref_conv2d_forward(out_S, ina, wa, NULL, &d);
+    herdi_ref_conv2d_forward(out_Sq, inqa, wqa, NULL, &d);
     float *din_r = copyv(din0, nin), *dw_r = copyv(dw0, nw), *db_r = copyv(db0, d.OC);
     float *din_q = copyv(din0, nin), *dw_q = copyv(dw0, nw), *db_q = copyv(db0, d.OC);
     float *din_S = zerov(nin), *dw_S = zerov(nw), *db_S = zerov(d.OC);
     float *din_Sq = zerov(nin), *dw_Sq = zerov(nw), *db_Sq = zerov(d.OC);
-    ref_conv2d_backward(din_r, dw_r, db_r, dout, in, w, &d);
-    ref_conv2d_backward(din_q, dw_q, db_q, doutq, inq, wq, &d);
-    ref_conv2d_backward(din_S, dw_S, db_S, douta, ina, wa, &d);
-    ref_conv2d_backward(din_Sq, dw_Sq, db_Sq, doutqa, inqa, wqa, &d);
+    herdi_ref_conv2d_backward(din_r, dw_r, db_r, dout, in, w, &d);
+    herdi_ref_conv2d_backward(din_q, dw_q, db_q, doutq, inq, wq, &d);
+    herdi_ref_conv2d_backward(din_S, dw_S, db_S, douta, ina, wa, &d);
+    herdi_ref_conv2d_backward(din_Sq, dw_Sq, db_Sq, doutqa, inqa, wqa, &d);
     /* db is an fp32 sum of the exact dout in both */
     memcpy(db_q, db_r, d.OC * sizeof(float));
 
@@ -190,18 +190,18 @@ static void dense_case(const herd_backend *be, int B, int IN, int OUT, int with_
     float *ina = absv(in, nin), *wa = absv(w, nw), *douta = absv(dout, nout);
     float *inqa = absv(inq, nin), *wqa = absv(wq, nw), *doutqa = absv(doutq, nout);
     float *out_r = zerov(nout), *out_q = zerov(nout), *out_S = zerov(nout), *out_Sq = zerov(nout);
-    ref_dense_forward(out_r, in, w, b, B, IN, OUT);
-    ref_dense_forward(out_q, inq, wq, b, B, IN, OUT);
-    ref_dense_forward(out_S, ina, wa, NULL, B, IN, OUT);
-    ref_dense_forward(out_Sq, inqa, wqa, NULL, B, IN, OUT);
+    herdi_ref_dense_forward(out_r, in, w, b, B, IN, OUT);
+    herdi_ref_dense_forward(out_q, inq, wq, b, B, IN, OUT);
+    herdi_ref_dense_forward(out_S, ina, wa, NULL, B, IN, OUT);
+    herdi_ref_dense_forward(out_Sq, inqa, wqa, NULL, B, IN, OUT);
     float *din_r = copyv(din0, nin), *dw_r = copyv(dw0, nw), *db_r = copyv(db0, OUT);
     float *din_q = copyv(din0, nin), *dw_q = copyv(dw0, nw), *db_q = copyv(db0, OUT);
     float *din_S = zerov(nin), *dw_S = zerov(nw), *db_S = zerov(OUT);
     float *din_Sq = zerov(nin), *dw_Sq = zerov(nw), *db_Sq = zerov(OUT);
-    ref_dense_backward(din_r, dw_r, db_r, dout, in, w, B, IN, OUT);
-    ref_dense_backward(din_q, dw_q, db_q, doutq, inq, wq, B, IN, OUT);
-    ref_dense_backward(din_S, dw_S, db_S, douta, ina, wa, B, IN, OUT);
-    ref_dense_backward(din_Sq, dw_Sq, db_Sq, doutqa, inqa, wqa, B, IN, OUT);
+    herdi_ref_dense_backward(din_r, dw_r, db_r, dout, in, w, B, IN, OUT);
+    herdi_ref_dense_backward(din_q, dw_q, db_q, doutq, inq, wq, B, IN, OUT);
+    herdi_ref_dense_backward(din_S, dw_S, db_S, douta, ina, wa, B, IN, OUT);
+    herdi_ref_dense_backward(din_Sq, dw_Sq, db_Sq, doutqa, inqa, wqa, B, IN, OUT);
     float *first[3] = {0};
     for (int T = 1; T <= 3; T++) {
         float *buf;
@@ -232,7 +232,7 @@ static void dense_case(const herd_backend *be, int B, int IN, int OUT, int with_
 }
 
 int main(void) {
-    const char *why = cpu_bf16_unavailable();
+    const char *why = herdi_cpu_bf16_unavailable();
     if (why) {
         printf("skipped: %s\n", why);
         return 77;
@@ -267,13 +267,13 @@ int main(void) {
         dense_case(be, dense_shapes[i][0], dense_shapes[i][1], dense_shapes[i][2], (int)(i % 2 == 0));
     /* what bf16 hands back to fp32: grouped and dilated convolutions, attention */
     conv2d_dims g = {.B = 1, .C = 4, .H = 5, .W = 5, .OC = 4, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .G = 2};
-    conv2d_dims_finish(&g);
+    herdi_conv2d_dims_finish(&g);
     CHECK(be->conv2d_unsupported(&g) != NULL, "grouped conv must fall back to fp32");
     conv2d_dims dl = {.B = 1, .C = 4, .H = 9, .W = 9, .OC = 4, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .DH = 2, .DW = 2};
-    conv2d_dims_finish(&dl);
+    herdi_conv2d_dims_finish(&dl);
     CHECK(be->conv2d_unsupported(&dl) != NULL, "dilated conv must fall back to fp32");
     conv2d_dims shallow = {.B = 1, .C = 1, .H = 28, .W = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 1, .SW = 1};
-    conv2d_dims_finish(&shallow);
+    herdi_conv2d_dims_finish(&shallow);
     CHECK(be->conv2d_unsupported(&shallow) != NULL, "a 9-deep conv must stay fp32");
     CHECK(be->attention_forward == NULL && be->fallback == &herd_backend_cpu,
           "attention has no bf16 kernel: the table must hand it to cpu");

@@ -101,7 +101,7 @@ static void free_ws(ws *w, const char *shape) {
 /* ---------------- conv2d ---------------- */
 static void conv_case(conv2d_dims d, int with_bias) {
     const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
-    if (!conv2d_dims_finish(&d)) return;
+    if (!herdi_conv2d_dims_finish(&d)) return;
     CHECK(cpu->conv2d_unsupported(&d) == NULL, "cpu must support every conv");
     char shape[160];
     snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d g%d d%d,%d%s", d.B, d.C, d.H, d.W, d.OC,
@@ -228,14 +228,14 @@ static void conv_case(conv2d_dims d, int with_bias) {
     free(out1), free(din1), free(dw1), free(db1);
 }
 
-/* The direct path of tiny-channel stems (cpu_conv2d.c) must give the bits im2col + cpu_gemm's
+/* The direct path of tiny-channel stems (cpu_conv2d.c) must give the bits im2col + herdi_cpu_gemm's
  * AVX-512 kernel gave before it: forward (bias rows first, then the product accumulated onto
  * them) and, on one thread (one slot), dw = dw0 + the per-image products accumulated in order. */
 static void test_conv_direct_bits(void) {
-    if (!cpu_avx512_enabled()) return;
+    if (!herdi_cpu_avx512_enabled()) return;
     const herd_backend *cpu = &herd_backend_cpu;
     conv2d_dims d = {.B = 3, .C = 3, .H = 60, .W = 300, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2};
-    CHECK(conv2d_dims_finish(&d), "direct stem shape");
+    CHECK(herdi_conv2d_dims_finish(&d), "direct stem shape");
     const int K = d.C * d.KH * d.KW, N = d.OH * d.OW, OC = d.OC;
     size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * OC * N, nw = (size_t)OC * K;
     float *in = randv(nin), *w = randv(nw), *b = randv(OC), *dout = randv(nout), *dw0 = randv(nw);
@@ -254,9 +254,9 @@ static void test_conv_direct_bits(void) {
         float *o = want + (size_t)i * OC * N;
         for (int oc = 0; oc < OC; oc++)
             for (int n = 0; n < N; n++) o[(size_t)oc * N + n] = b[oc];
-        cpu_gemm(OC, N, K, w, K, 1, col, N, 1, o, N);
-        cpu_transpose(doutT, dout + (size_t)i * OC * N, OC, N);
-        cpu_gemm(K, OC, N, col, N, 1, doutT, OC, i > 0, pw, OC);
+        herdi_cpu_gemm(OC, N, K, w, K, 1, col, N, 1, o, N);
+        herdi_cpu_transpose(doutT, dout + (size_t)i * OC * N, OC, N);
+        herdi_cpu_gemm(K, OC, N, col, N, 1, doutT, OC, i > 0, pw, OC);
     }
     float *dw_want = copyv(dw0, nw);
     for (int oc = 0; oc < OC; oc++)
@@ -266,16 +266,16 @@ static void test_conv_direct_bits(void) {
     float *out = nanv(nout), *dw = copyv(dw0, nw), *db = randv(OC);
     cpu->conv2d_forward(&ex, out, in, w, b, &d);
     cpu->conv2d_backward(&ex, NULL, dw, db, dout, in, w, &d);
-    CHECK(!memcmp(out, want, nout * sizeof(float)), "direct stem: out differs from im2col + cpu_gemm's bits");
-    CHECK(!memcmp(dw, dw_want, nw * sizeof(float)), "direct stem: dw differs from im2col + cpu_gemm's bits");
+    CHECK(!memcmp(out, want, nout * sizeof(float)), "direct stem: out differs from im2col + herdi_cpu_gemm's bits");
+    CHECK(!memcmp(dw, dw_want, nw * sizeof(float)), "direct stem: dw differs from im2col + herdi_cpu_gemm's bits");
     free_ws(&wsp, "direct stem");
     free(in), free(w), free(b), free(dout), free(dw0), free(col), free(doutT), free(want), free(pw), free(dw_want);
     free(out), free(dw), free(db);
 }
 
-/* cpu_gemm_ep's epilogue (bias per row or per column, ReLU or ReLU6 in the tile's store) must
+/* herdi_cpu_gemm_ep's epilogue (bias per row or per column, ReLU or ReLU6 in the tile's store) must
  * give the bits of what the conv did before the kernels took it: the bias written into C, the
- * product accumulated onto it, then cpu_act_apply_inplace; also with accumulate (C's own values
+ * product accumulated onto it, then herdi_cpu_act_apply_inplace; also with accumulate (C's own values
  * first, then the bias) and through the offsets form. NaN and values outside [0, 6] in the
  * sums check the clamp's edges. For the kernel selected now. */
 static void test_gemm_epilogue_bits(void) {
@@ -297,18 +297,18 @@ static void test_gemm_epilogue_bits(void) {
             if (!accumulate)
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) want[(size_t)i * ldc + j] = per_col ? bias[j] : bias[i];
-            cpu_gemm(M, N, K, A, K, 1, B, N, 1, want, ldc);
+            herdi_cpu_gemm(M, N, K, A, K, 1, B, N, 1, want, ldc);
             for (int i = 0; i < M; i++) {
                 if (accumulate)
                     for (int j = 0; j < N; j++) want[(size_t)i * ldc + j] += per_col ? bias[j] : bias[i];
-                if (act) cpu_act_apply_inplace(want + (size_t)i * ldc, N, act);
+                if (act) herdi_cpu_act_apply_inplace(want + (size_t)i * ldc, N, act);
             }
-            cpu_gemm_ep(M, N, K, A, K, 1, B, N, accumulate, &ep, got, ldc);
+            herdi_cpu_gemm_ep(M, N, K, A, K, 1, B, N, accumulate, &ep, got, ldc);
             CHECK(!memcmp(got, want, (size_t)M * ldc * sizeof(float)),
-                  "gemm epilogue (%s) %dx%dx%d act %d per_col %d accumulate %d: bits differ", cpu_gemm_kernel(), M,
+                  "gemm epilogue (%s) %dx%dx%d act %d per_col %d accumulate %d: bits differ", herdi_cpu_gemm_kernel(), M,
                   N, K, (int)act, per_col, accumulate);
-            if (!strcmp(cpu_gemm_kernel(), "avx512")) { /* the offsets form sums as the kernel does */
-                cpu_gemm_offsets(M, N, K, A, ra, pa, B, N, accumulate, &ep, off, ldc);
+            if (!strcmp(herdi_cpu_gemm_kernel(), "avx512")) { /* the offsets form sums as the kernel does */
+                herdi_cpu_gemm_offsets(M, N, K, A, ra, pa, B, N, accumulate, &ep, off, ldc);
                 CHECK(!memcmp(off, want, (size_t)M * ldc * sizeof(float)),
                       "gemm_offsets epilogue %dx%dx%d act %d per_col %d accumulate %d: bits differ", M, N, K,
                       (int)act, per_col, accumulate);
@@ -460,7 +460,7 @@ static void test_dense(void) {
 /* ---------------- pooling ---------------- */
 static void pool_case_nan(pool2d_dims d, int with_nans) {
     const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
-    if (!pool2d_dims_finish(&d)) return;
+    if (!herdi_pool2d_dims_finish(&d)) return;
     char shape[128];
     snprintf(shape, sizeof shape, "pool B%d C%d %dx%d k%dx%d s%d,%d p%d,%d", d.B, d.C, d.H, d.W, d.KH, d.KW, d.SH,
              d.SW, d.PH, d.PW);
@@ -592,18 +592,18 @@ static void test_batchnorm(void) {
 }
 
 /* The AVX-512 batch norm (8 double sums a register) must give the portable loops' bits: the
- * same shapes with the vector paths on and off (cpu_gemm_select(0) switches them off). */
+ * same shapes with the vector paths on and off (herdi_cpu_gemm_select(0) switches them off). */
 static void bn_bits_run(int B, int C, int HW, const float *in, const float *gamma, const float *beta,
                         const float *dout, float *out, float *din, float *stats) {
     herd_exec ex = {.pool = pools[2]};
     float *mean = stats, *rstd = stats + C, *rm = stats + 2 * C, *rv = stats + 3 * C, *dg = stats + 4 * C,
           *dbe = stats + 5 * C;
-    cpu_batchnorm_forward_train(&ex, out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
-    cpu_batchnorm_backward(&ex, din, dg, dbe, dout, in, mean, rstd, gamma, B, C, HW);
+    herdi_cpu_batchnorm_forward_train(&ex, out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+    herdi_cpu_batchnorm_backward(&ex, din, dg, dbe, dout, in, mean, rstd, gamma, B, C, HW);
 }
 
 static void test_batchnorm_bits(void) {
-    if (!cpu_avx512_enabled()) return;
+    if (!herdi_cpu_avx512_enabled()) return;
     const int shapes[][3] = {{4, 3, 3136}, {3, 5, 196}, {2, 4, 49}, {5, 2, 7}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
@@ -612,9 +612,9 @@ static void test_batchnorm_bits(void) {
         float *out[2], *din[2], *stats[2];
         for (int v = 0; v < 2; v++) {
             out[v] = nanv(n), din[v] = copyv(din0, n), stats[v] = calloc(6 * (size_t)C, sizeof(float));
-            if (v == 1) cpu_gemm_select(0);
+            if (v == 1) herdi_cpu_gemm_select(0);
             bn_bits_run(B, C, HW, in, gamma, beta, dout, out[v], din[v], stats[v]);
-            if (v == 1) cpu_gemm_select(1);
+            if (v == 1) herdi_cpu_gemm_select(1);
         }
         CHECK(!memcmp(out[0], out[1], n * sizeof(float)) && !memcmp(din[0], din[1], n * sizeof(float)) &&
                   !memcmp(stats[0], stats[1], 6 * (size_t)C * sizeof(float)),
@@ -669,7 +669,7 @@ int main(void) {
     CHECK(herd_backend_find("gpu") == NULL, "unknown name gives NULL");
     CHECK(herd_backend_find(NULL) == NULL, "NULL name gives NULL");
     herd_backend_set_threads(2);
-    printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+    printf("conv gemm kernel: %s\n", herdi_cpu_gemm_kernel());
     test_conv();
     test_gemm_epilogue_bits();
     test_conv_direct_bits();
@@ -679,20 +679,20 @@ int main(void) {
     test_batchnorm_bits();
     test_act();
     /* conv and maxpool have AVX-512 paths and portable fallbacks: cover the other one too */
-    if (cpu_avx512_enabled()) {
-        cpu_gemm_select(0);
-        printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+    if (herdi_cpu_avx512_enabled()) {
+        herdi_cpu_gemm_select(0);
+        printf("conv gemm kernel: %s\n", herdi_cpu_gemm_kernel());
         test_conv();
         test_gemm_epilogue_bits();
         test_pool();
-        cpu_gemm_select(1);
+        herdi_cpu_gemm_select(1);
     }
     /* the AVX2/FMA kernel (HERD_CPU=avx2, or a CPU without AVX-512) where this CPU runs it */
-    if (cpu_gemm_use(CPU_GEMM_AVX2)) {
-        printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+    if (herdi_cpu_gemm_use(CPU_GEMM_AVX2)) {
+        printf("conv gemm kernel: %s\n", herdi_cpu_gemm_kernel());
         test_conv();
         test_gemm_epilogue_bits();
-        cpu_gemm_select(1);
+        herdi_cpu_gemm_select(1);
     }
     for (int t = 1; t <= 3; t++) herd_pool_destroy(pools[t]);
     printf("worst error / tolerance: %.3f (%s)\n", worst_ratio, worst_what);

@@ -13,7 +13,7 @@ typedef struct bn_case {
 
 static double bn_loss(void *ctx) {
     bn_case *c = ctx;
-    ref_batchnorm_forward_train(c->out, c->mean, c->rstd, c->rm, c->rv, c->in, c->gamma, c->beta, c->B, c->C, c->HW,
+    herdi_ref_batchnorm_forward_train(c->out, c->mean, c->rstd, c->rm, c->rv, c->in, c->gamma, c->beta, c->B, c->C, c->HW,
                                 0.1f, 1e-5f);
     return gc_project(c->out, c->r, (int64_t)c->B * c->C * c->HW);
 }
@@ -36,7 +36,7 @@ static void check_bn_grad(int B, int C, int HW, uint64_t seed) {
     gc_fill(&rng, c.r, n, -1, 1);
     bn_loss(&c);
     float *din = gc_alloc(n), *dg = gc_alloc(C), *dbeta = gc_alloc(C);
-    ref_batchnorm_backward(din, dg, dbeta, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
+    herdi_ref_batchnorm_backward(din, dg, dbeta, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
 
     /* normalisation is nonlinear in the input: a small step; the float outputs of a whole
      * channel change with each input, hence the looser tolerance there */
@@ -49,14 +49,14 @@ static void check_bn_grad(int B, int C, int HW, uint64_t seed) {
     memcpy(din2, din, sizeof(float) * n);
     memcpy(dg2, dg, sizeof(float) * C);
     memcpy(dbeta2, dbeta, sizeof(float) * C);
-    ref_batchnorm_backward(din2, dg2, dbeta2, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
+    herdi_ref_batchnorm_backward(din2, dg2, dbeta2, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
     gc_check_doubled("batchnorm din", din, din2, n);
     gc_check_doubled("batchnorm dgamma", dg, dg2, C);
     gc_check_doubled("batchnorm dbeta", dbeta, dbeta2, C);
 
     float *din3 = gc_alloc(n), *dg3 = gc_alloc(C), *dbeta3 = gc_alloc(C);
-    ref_batchnorm_backward(NULL, dg3, dbeta3, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
-    ref_batchnorm_backward(din3, NULL, NULL, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
+    herdi_ref_batchnorm_backward(NULL, dg3, dbeta3, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
+    herdi_ref_batchnorm_backward(din3, NULL, NULL, c.r, c.in, c.mean, c.rstd, c.gamma, B, C, HW);
     gc_check_equal("batchnorm dgamma with din=NULL", dg3, dg, C);
     gc_check_equal("batchnorm dbeta with din=NULL", dbeta3, dbeta, C);
     gc_check_equal("batchnorm din with dgamma=dbeta=NULL", din3, din, n);
@@ -71,7 +71,7 @@ static void check_bn_by_hand(void) {
     const float in[4] = {1, 2, 3, 4}, gamma[1] = {2.0f}, beta[1] = {0.5f};
     float out[4], mean[1], rstd[1], rm[1] = {0.5f}, rv[1] = {2.0f};
     const float eps = 1e-5f, mom = 0.1f;
-    ref_batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, 2, 1, 2, mom, eps);
+    herdi_ref_batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, 2, 1, 2, mom, eps);
     const double r = 1.0 / sqrt(1.25 + (double)eps);
     CHECK_CLOSE(mean[0], 2.5, 0, 1e-7, "batchnorm saved mean");
     CHECK_CLOSE(rstd[0], r, 0, 1e-7, "batchnorm saved rstd = 1/sqrt(biased var + eps)");
@@ -81,7 +81,7 @@ static void check_bn_by_hand(void) {
 
     /* eval normalises with the running stats just computed */
     float ev[4];
-    ref_batchnorm_forward_eval(ev, in, gamma, beta, rm, rv, 2, 1, 2, eps);
+    herdi_ref_batchnorm_forward_eval(ev, in, gamma, beta, rm, rv, 2, 1, 2, eps);
     for (int i = 0; i < 4; i++) {
         double want = ((double)in[i] - rm[0]) / sqrt((double)rv[0] + eps) * 2.0 + 0.5;
         CHECK_CLOSE(ev[i], want, 1e-6, 1e-6, "batchnorm eval output");
@@ -89,7 +89,7 @@ static void check_bn_by_hand(void) {
 
     /* one value per channel: unbiased variance undefined, running var must stay finite */
     float one_out[1], one_in[1] = {3.0f}, one_rm[1] = {0}, one_rv[1] = {1};
-    ref_batchnorm_forward_train(one_out, mean, rstd, one_rm, one_rv, one_in, gamma, beta, 1, 1, 1, mom, eps);
+    herdi_ref_batchnorm_forward_train(one_out, mean, rstd, one_rm, one_rv, one_in, gamma, beta, 1, 1, 1, mom, eps);
     CHECK(isfinite(one_rv[0]) && isfinite(one_out[0]), "batchnorm with N=1: running var %g out %g", one_rv[0],
           one_out[0]);
 }
@@ -101,7 +101,7 @@ static void check_bn_offset(void) {
     herd_rng rng;
     herd_rng_init(&rng, 99, 0);
     gc_fill(&rng, in, B * C * HW, 999, 1001);
-    ref_batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+    herdi_ref_batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f);
     for (int c = 0; c < C; c++) {
         double s = 0, sq = 0;
         for (int n = 0; n < B; n++)

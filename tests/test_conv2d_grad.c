@@ -1,4 +1,4 @@
-/* Checks ref_conv2d_backward against central differences of L = sum(conv(in, w, b) * r) for inputs,
+/* Checks herdi_ref_conv2d_backward against central differences of L = sum(conv(in, w, b) * r) for inputs,
  * weights and bias over several shapes, plus accumulation, NULL gradients, a hand case and dims_finish. */
 #include <stdint.h>
 
@@ -12,7 +12,7 @@ typedef struct conv_case {
 
 static double conv_loss(void *ctx) {
     conv_case *c = ctx;
-    ref_conv2d_forward(c->out, c->in, c->w, c->b, &c->d);
+    herdi_ref_conv2d_forward(c->out, c->in, c->w, c->b, &c->d);
     return gc_project(c->out, c->r, (int64_t)c->d.B * c->d.OC * c->d.OH * c->d.OW);
 }
 
@@ -20,7 +20,7 @@ static void check_conv_gd(int B, int C, int H, int W, int OC, int KH, int KW, in
                           int G, int DH, int DW, int with_bias, uint64_t seed) {
     conv_case c = {.d = {.B = B, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH,
                          .PW = PW, .G = G, .DH = DH, .DW = DW}};
-    CHECK(conv2d_dims_finish(&c.d), "dims for B%d C%d %dx%d OC%d k%dx%d s%dx%d p%dx%d g%d d%dx%d", B, C, H, W, OC, KH,
+    CHECK(herdi_conv2d_dims_finish(&c.d), "dims for B%d C%d %dx%d OC%d k%dx%d s%dx%d p%dx%d g%d d%dx%d", B, C, H, W, OC, KH,
           KW, SH, SW, PH, PW, G, DH, DW);
     printf("conv2d B=%d C=%d H=%d W=%d OC=%d k=%dx%d s=%dx%d p=%dx%d g=%d d=%dx%d bias=%d -> %dx%d\n", B, C, H, W, OC,
            KH, KW, SH, SW, PH, PW, c.d.G, c.d.DH, c.d.DW, with_bias, c.d.OH, c.d.OW);
@@ -39,8 +39,8 @@ static void check_conv_gd(int B, int C, int H, int W, int OC, int KH, int KW, in
     gc_fill(&rng, c.r, n_out, -1, 1);
 
     float *din = gc_alloc(n_in), *dw = gc_alloc(n_w), *db = gc_alloc(OC);
-    ref_conv2d_forward(c.out, c.in, c.w, c.b, &c.d);
-    ref_conv2d_backward(din, dw, with_bias ? db : NULL, c.r, c.in, c.w, &c.d);
+    herdi_ref_conv2d_forward(c.out, c.in, c.w, c.b, &c.d);
+    herdi_ref_conv2d_backward(din, dw, with_bias ? db : NULL, c.r, c.in, c.w, &c.d);
 
     /* conv is linear in each of in, w, b separately, so a large step has no truncation error
      * and shrinks the effect of rounding the float outputs */
@@ -55,15 +55,15 @@ static void check_conv_gd(int B, int C, int H, int W, int OC, int KH, int KW, in
     memcpy(din2, din, sizeof(float) * n_in);
     memcpy(dw2, dw, sizeof(float) * n_w);
     memcpy(db2, db, sizeof(float) * OC);
-    ref_conv2d_backward(din2, dw2, with_bias ? db2 : NULL, c.r, c.in, c.w, &c.d);
+    herdi_ref_conv2d_backward(din2, dw2, with_bias ? db2 : NULL, c.r, c.in, c.w, &c.d);
     gc_check_doubled("conv2d din", din, din2, n_in);
     gc_check_doubled("conv2d dw", dw, dw2, n_w);
     if (with_bias) gc_check_doubled("conv2d db", db, db2, OC);
 
     /* NULL din (first layer) and NULL dw/db (frozen weights) skip just that gradient */
     float *dw3 = gc_alloc(n_w), *db3 = gc_alloc(OC), *din3 = gc_alloc(n_in);
-    ref_conv2d_backward(NULL, dw3, with_bias ? db3 : NULL, c.r, c.in, c.w, &c.d);
-    ref_conv2d_backward(din3, NULL, NULL, c.r, c.in, c.w, &c.d);
+    herdi_ref_conv2d_backward(NULL, dw3, with_bias ? db3 : NULL, c.r, c.in, c.w, &c.d);
+    herdi_ref_conv2d_backward(din3, NULL, NULL, c.r, c.in, c.w, &c.d);
     gc_check_equal("conv2d dw with din=NULL", dw3, dw, n_w);
     if (with_bias) gc_check_equal("conv2d db with din=NULL", db3, db, OC);
     gc_check_equal("conv2d din with dw=db=NULL", din3, din, n_in);
@@ -80,19 +80,19 @@ static void check_conv(int B, int C, int H, int W, int OC, int KH, int KW, int S
 /* 3x3 ones, 2x2 ones kernel, pad 1, stride 2: the four windows cover 1, 2, 2 and 4 real pixels. */
 static void check_conv_by_hand(void) {
     conv2d_dims d = {.B = 1, .C = 1, .H = 3, .W = 3, .OC = 1, .KH = 2, .KW = 2, .SH = 2, .SW = 2, .PH = 1, .PW = 1};
-    CHECK(conv2d_dims_finish(&d) && d.OH == 2 && d.OW == 2, "hand case dims: OH %d OW %d, expected 2x2", d.OH, d.OW);
+    CHECK(herdi_conv2d_dims_finish(&d) && d.OH == 2 && d.OW == 2, "hand case dims: OH %d OW %d, expected 2x2", d.OH, d.OW);
     float in[9], w[4] = {1, 1, 1, 1}, b[1] = {0.5f}, out[4];
     for (int i = 0; i < 9; i++) in[i] = 1.0f;
-    ref_conv2d_forward(out, in, w, b, &d);
+    herdi_ref_conv2d_forward(out, in, w, b, &d);
     const float want[4] = {1.5f, 2.5f, 2.5f, 4.5f};
     for (int i = 0; i < 4; i++) CHECK_CLOSE(out[i], want[i], 0, 0, "conv2d hand case output");
 }
 
 static void check_dims(void) {
     conv2d_dims d = {.B = 2, .C = 3, .H = 32, .W = 31, .OC = 8, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1};
-    CHECK(conv2d_dims_finish(&d) && d.OH == 16 && d.OW == 16, "32x31 k3 s2 p1: got %dx%d, expected 16x16", d.OH, d.OW);
+    CHECK(herdi_conv2d_dims_finish(&d) && d.OH == 16 && d.OW == 16, "32x31 k3 s2 p1: got %dx%d, expected 16x16", d.OH, d.OW);
     conv2d_dims ok = {.B = 1, .C = 1, .H = 5, .W = 5, .OC = 1, .KH = 5, .KW = 5, .SH = 1, .SW = 1};
-    CHECK(conv2d_dims_finish(&ok) && ok.OH == 1 && ok.OW == 1, "kernel == input gives 1x1, got %dx%d", ok.OH, ok.OW);
+    CHECK(herdi_conv2d_dims_finish(&ok) && ok.OH == 1 && ok.OW == 1, "kernel == input gives 1x1, got %dx%d", ok.OH, ok.OW);
     conv2d_dims bad[] = {
         {.B = 0, .C = 1, .H = 5, .W = 5, .OC = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1},
         {.B = 1, .C = 1, .H = 5, .W = 5, .OC = -1, .KH = 3, .KW = 3, .SH = 1, .SW = 1},
@@ -107,7 +107,7 @@ static void check_dims(void) {
         {.B = 1, .C = 1, .H = 5, .W = 5, .OC = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .DH = 3}, /* 7 rows > 5 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK(conv2d_dims_finish(&bad[i]) == 0, "bad conv dims case %zu accepted", i);
+        CHECK(herdi_conv2d_dims_finish(&bad[i]) == 0, "bad conv dims case %zu accepted", i);
     }
 }
 

@@ -1,4 +1,4 @@
-/* Checks ref_dense_backward against central differences of L = sum(dense(in, w, b) * r) for inputs,
+/* Checks herdi_ref_dense_backward against central differences of L = sum(dense(in, w, b) * r) for inputs,
  * weights and bias, plus a hand case, accumulation and NULL gradients. */
 #include <stdint.h>
 
@@ -12,7 +12,7 @@ typedef struct dense_case {
 
 static double dense_loss(void *ctx) {
     dense_case *c = ctx;
-    ref_dense_forward(c->out, c->in, c->w, c->b, c->B, c->IN, c->OUT);
+    herdi_ref_dense_forward(c->out, c->in, c->w, c->b, c->B, c->IN, c->OUT);
     return gc_project(c->out, c->r, (int64_t)c->B * c->OUT);
 }
 
@@ -32,7 +32,7 @@ static void check_dense(int B, int IN, int OUT, int with_bias, uint64_t seed) {
     if (c.b) gc_fill(&rng, c.b, OUT, -1, 1);
     gc_fill(&rng, c.r, n_out, -1, 1);
     float *din = gc_alloc(n_in), *dw = gc_alloc(n_w), *db = gc_alloc(OUT);
-    ref_dense_backward(din, dw, with_bias ? db : NULL, c.r, c.in, c.w, B, IN, OUT);
+    herdi_ref_dense_backward(din, dw, with_bias ? db : NULL, c.r, c.in, c.w, B, IN, OUT);
 
     /* linear in each argument: a large step has no truncation error */
     const float eps = 0.25f;
@@ -44,14 +44,14 @@ static void check_dense(int B, int IN, int OUT, int with_bias, uint64_t seed) {
     memcpy(din2, din, sizeof(float) * n_in);
     memcpy(dw2, dw, sizeof(float) * n_w);
     memcpy(db2, db, sizeof(float) * OUT);
-    ref_dense_backward(din2, dw2, with_bias ? db2 : NULL, c.r, c.in, c.w, B, IN, OUT);
+    herdi_ref_dense_backward(din2, dw2, with_bias ? db2 : NULL, c.r, c.in, c.w, B, IN, OUT);
     gc_check_doubled("dense din", din, din2, n_in);
     gc_check_doubled("dense dw", dw, dw2, n_w);
     if (with_bias) gc_check_doubled("dense db", db, db2, OUT);
 
     float *din3 = gc_alloc(n_in), *dw3 = gc_alloc(n_w), *db3 = gc_alloc(OUT);
-    ref_dense_backward(NULL, dw3, with_bias ? db3 : NULL, c.r, c.in, c.w, B, IN, OUT);
-    ref_dense_backward(din3, NULL, NULL, c.r, c.in, c.w, B, IN, OUT);
+    herdi_ref_dense_backward(NULL, dw3, with_bias ? db3 : NULL, c.r, c.in, c.w, B, IN, OUT);
+    herdi_ref_dense_backward(din3, NULL, NULL, c.r, c.in, c.w, B, IN, OUT);
     gc_check_equal("dense dw with din=NULL", dw3, dw, n_w);
     if (with_bias) gc_check_equal("dense db with din=NULL", db3, db, OUT);
     gc_check_equal("dense din with dw=db=NULL", din3, din, n_in);
@@ -63,7 +63,7 @@ static void check_dense(int B, int IN, int OUT, int with_bias, uint64_t seed) {
 static void check_dense_by_hand(void) {
     /* in (1,2) = [1, 2], w (3,2) rows [1,0] [0,1] [1,1], b = [0.5, -0.5, 0] -> [1.5, 1.5, 3] */
     float in[2] = {1, 2}, w[6] = {1, 0, 0, 1, 1, 1}, b[3] = {0.5f, -0.5f, 0}, out[3];
-    ref_dense_forward(out, in, w, b, 1, 2, 3);
+    herdi_ref_dense_forward(out, in, w, b, 1, 2, 3);
     const float want[3] = {1.5f, 1.5f, 3.0f};
     for (int i = 0; i < 3; i++) CHECK_CLOSE(out[i], want[i], 0, 0, "dense hand case output");
 }

@@ -16,7 +16,7 @@ typedef struct dropout_case {
 static double dropout_loss(void *ctx) {
     dropout_case *c = ctx;
     herd_rng rng = c->start;
-    ref_dropout_forward(c->out, c->mask, c->in, c->n, c->p, &rng);
+    herdi_ref_dropout_forward(c->out, c->mask, c->in, c->n, c->p, &rng);
     return gc_project(c->out, c->r, c->n);
 }
 
@@ -34,12 +34,12 @@ static void check_dropout_grad(int64_t n, float p, uint64_t seed) {
     herd_rng_init(&c.start, seed, 1);
     dropout_loss(&c);
     float *din = gc_alloc(n), *din2 = gc_alloc(n);
-    ref_dropout_backward(din, c.r, c.mask, n);
+    herdi_ref_dropout_backward(din, c.r, c.mask, n);
     gc_check("dropout din", dropout_loss, &c, c.in, din, n, 0.25f, 1e-5, 1e-5);
     memcpy(din2, din, sizeof(float) * n);
-    ref_dropout_backward(din2, c.r, c.mask, n);
+    herdi_ref_dropout_backward(din2, c.r, c.mask, n);
     gc_check_doubled("dropout din", din, din2, n);
-    ref_dropout_backward(NULL, c.r, c.mask, n);
+    herdi_ref_dropout_backward(NULL, c.r, c.mask, n);
     free(c.in), free(c.out), free(c.mask), free(c.r), free(din), free(din2);
 }
 
@@ -50,8 +50,8 @@ static void check_mask(float p, uint64_t seed) {
     herd_rng rng, rng2;
     herd_rng_init(&rng, seed, 3);
     rng2 = rng;
-    ref_dropout_forward(out, mask, in, n, p, &rng);
-    ref_dropout_forward(out2, mask2, in, n, p, &rng2);
+    herdi_ref_dropout_forward(out, mask, in, n, p, &rng);
+    herdi_ref_dropout_forward(out2, mask2, in, n, p, &rng2);
     gc_check_equal("dropout mask, same rng state twice", mask, mask2, n);
     gc_check_equal("dropout out, same rng state twice", out, out2, n);
 
@@ -71,7 +71,7 @@ static void check_mask(float p, uint64_t seed) {
     printf("dropout p=%g: kept fraction %.4f (expected %.4f), scale %g\n", p, (double)kept / n, 1.0 - p, keep);
 
     /* the stream advanced by one draw per element; another call gives a different mask */
-    ref_dropout_forward(out2, mask2, in, n, p, &rng);
+    herdi_ref_dropout_forward(out2, mask2, in, n, p, &rng);
     int64_t same = 0;
     for (int64_t i = 0; i < n; i++) same += mask[i] == mask2[i];
     if (p > 0.0f && p < 1.0f) CHECK(same < n, "dropout p=%g: next call drew the identical mask", p);

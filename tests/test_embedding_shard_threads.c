@@ -143,7 +143,7 @@ static void train_rank(rank_ctx *r) {
         const float *p = herd_model_params(m, &np);
         if ((before = malloc((size_t)np * sizeof *before))) memcpy(before, p, (size_t)np * sizeof *before);
         herd_embedding_shard_set_piece(t->shard, 4 * 7); /* pieces of 7 rows: across the ranks' ranges */
-        st = before ? checkpoint_gather(t, &r->err) : herd_fail(&r->err, HERD_ENOMEM, "out of memory");
+        st = before ? herdi_checkpoint_gather(t, &r->err) : herd_fail(&r->err, HERD_ENOMEM, "out of memory");
     }
     if (!st && before) {
         const float *p = herd_model_params(m, NULL);

@@ -57,23 +57,23 @@ static void expect_fail(const char *what, herd_status status, const char *needle
 /* ---- a hand-built graph: input [N,1,4,4] → Conv(weight dims given) → GAP → Flatten → Gemm ---- */
 static void tensor(pb_writer *g, const char *name, const int64_t *dims, int nd, int64_t values) {
     pb_writer t = {0};
-    for (int d = 0; d < nd; d++) pb_put_varint(&t, TENSOR_DIMS, (uint64_t)dims[d]);
-    pb_put_varint(&t, TENSOR_DATA_TYPE, ONNX_FLOAT);
-    pb_put_string(&t, TENSOR_NAME, name);
+    for (int d = 0; d < nd; d++) herdi_pb_put_varint(&t, TENSOR_DIMS, (uint64_t)dims[d]);
+    herdi_pb_put_varint(&t, TENSOR_DATA_TYPE, ONNX_FLOAT);
+    herdi_pb_put_string(&t, TENSOR_NAME, name);
     pb_writer raw = {0};
-    for (int64_t i = 0; i < values; i++) pb_put_raw(&raw, "\0\0\x80\x3f", 4); /* 1.0f */
-    pb_put_message(&t, TENSOR_RAW_DATA, &raw);
-    pb_put_message(g, GRAPH_INITIALIZER, &t);
+    for (int64_t i = 0; i < values; i++) herdi_pb_put_raw(&raw, "\0\0\x80\x3f", 4); /* 1.0f */
+    herdi_pb_put_message(&t, TENSOR_RAW_DATA, &raw);
+    herdi_pb_put_message(g, GRAPH_INITIALIZER, &t);
 }
 
 static void node(pb_writer *g, const char *op, const char *in0, const char *in1, const char *in2, const char *out) {
     pb_writer n = {0};
     const char *ins[3] = {in0, in1, in2};
-    for (int i = 0; i < 3 && ins[i]; i++) pb_put_string(&n, NODE_INPUT, ins[i]);
-    pb_put_string(&n, NODE_OUTPUT, out);
-    pb_put_string(&n, NODE_NAME, out);
-    pb_put_string(&n, NODE_OP_TYPE, op);
-    pb_put_message(g, GRAPH_NODE, &n);
+    for (int i = 0; i < 3 && ins[i]; i++) herdi_pb_put_string(&n, NODE_INPUT, ins[i]);
+    herdi_pb_put_string(&n, NODE_OUTPUT, out);
+    herdi_pb_put_string(&n, NODE_NAME, out);
+    herdi_pb_put_string(&n, NODE_OP_TYPE, op);
+    herdi_pb_put_message(g, GRAPH_NODE, &n);
 }
 
 static void io(pb_writer *g, int field, const char *name, const int64_t *dims, int nd) {
@@ -81,18 +81,18 @@ static void io(pb_writer *g, int field, const char *name, const int64_t *dims, i
     for (int i = 0; i < nd; i++) {
         pb_writer d = {0};
         if (i == 0)
-            pb_put_string(&d, DIM_PARAM, "N");
+            herdi_pb_put_string(&d, DIM_PARAM, "N");
         else
-            pb_put_varint(&d, DIM_VALUE, (uint64_t)dims[i]);
-        pb_put_message(&shape, SHAPE_DIM, &d);
+            herdi_pb_put_varint(&d, DIM_VALUE, (uint64_t)dims[i]);
+        herdi_pb_put_message(&shape, SHAPE_DIM, &d);
     }
     pb_writer tt = {0}, type = {0}, vi = {0};
-    pb_put_varint(&tt, TTENSOR_ELEM_TYPE, ONNX_FLOAT);
-    pb_put_message(&tt, TTENSOR_SHAPE, &shape);
-    pb_put_message(&type, TYPE_TENSOR, &tt);
-    pb_put_string(&vi, VI_NAME, name);
-    pb_put_message(&vi, VI_TYPE, &type);
-    pb_put_message(g, field, &vi);
+    herdi_pb_put_varint(&tt, TTENSOR_ELEM_TYPE, ONNX_FLOAT);
+    herdi_pb_put_message(&tt, TTENSOR_SHAPE, &shape);
+    herdi_pb_put_message(&type, TYPE_TENSOR, &tt);
+    herdi_pb_put_string(&vi, VI_NAME, name);
+    herdi_pb_put_message(&vi, VI_TYPE, &type);
+    herdi_pb_put_message(g, field, &vi);
 }
 
 /* conv weight [wo, wc, 3, 3] with wvals values; dense weight [dc, 3]; extra_op adds an unknown node */
@@ -110,12 +110,12 @@ static void build(int64_t wo, int64_t wc, int64_t wvals, int64_t dc, const char 
     node(&g, "Gemm", "f", "d.weight", NULL, "y");
     io(&g, GRAPH_OUTPUT, "y", out, 2);
     pb_writer m = {0}, op = {0};
-    pb_put_varint(&m, MODEL_IR_VERSION, 8);
-    pb_put_varint(&op, OPSET_VERSION, 13);
-    pb_put_message(&m, MODEL_OPSET_IMPORT, &op);
-    pb_put_message(&m, MODEL_GRAPH, &g);
+    herdi_pb_put_varint(&m, MODEL_IR_VERSION, 8);
+    herdi_pb_put_varint(&op, OPSET_VERSION, 13);
+    herdi_pb_put_message(&m, MODEL_OPSET_IMPORT, &op);
+    herdi_pb_put_message(&m, MODEL_GRAPH, &g);
     write_raw(m.buf, m.len);
-    pb_writer_free(&m);
+    herdi_pb_writer_free(&m);
 }
 
 static void hand_built(void) {

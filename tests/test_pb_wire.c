@@ -13,17 +13,17 @@ static void roundtrip(void) {
                              (uint64_t)(int64_t)-1};
     const size_t n_vals = sizeof vals / sizeof vals[0];
     pb_writer w = {0}, sub = {0};
-    for (size_t i = 0; i < n_vals; i++) pb_put_varint(&w, 1, vals[i]);
-    pb_put_fixed32(&w, 2, 0xDEADBEEFu);
-    pb_put_fixed64(&w, 3, 0x0123456789ABCDEFull);
-    pb_put_float(&w, 4, -1.5f);
-    pb_put_double(&w, 5, 3.25);
-    pb_put_string(&w, 6, "herd");
-    pb_put_varint(&sub, 1, 300);
-    pb_put_message(&w, 7, &sub);
+    for (size_t i = 0; i < n_vals; i++) herdi_pb_put_varint(&w, 1, vals[i]);
+    herdi_pb_put_fixed32(&w, 2, 0xDEADBEEFu);
+    herdi_pb_put_fixed64(&w, 3, 0x0123456789ABCDEFull);
+    herdi_pb_put_float(&w, 4, -1.5f);
+    herdi_pb_put_double(&w, 5, 3.25);
+    herdi_pb_put_string(&w, 6, "herd");
+    herdi_pb_put_varint(&sub, 1, 300);
+    herdi_pb_put_message(&w, 7, &sub);
     const int64_t packed[3] = {3, 270, -2};
-    pb_put_packed_i64(&w, 8, packed, 3);
-    pb_put_varint(&w, 536870911, 5); /* the largest field number */
+    herdi_pb_put_packed_i64(&w, 8, packed, 3);
+    herdi_pb_put_varint(&w, 536870911, 5); /* the largest field number */
     CHECK(!w.failed, "writer failed");
     /* known encodings: 300 is ac 02, field 7 LEN is 0x3a */
     const uint8_t sub_bytes[] = {0x3a, 0x03, 0x08, 0xac, 0x02};
@@ -35,28 +35,28 @@ static void roundtrip(void) {
     pb_field f;
     const char *why = NULL;
     for (size_t i = 0; i < n_vals; i++) {
-        CHECK(pb_next(&r, &f, &why) == 1 && f.number == 1 && f.wire == PB_VARINT && f.u == vals[i],
+        CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.number == 1 && f.wire == PB_VARINT && f.u == vals[i],
               "varint %zu: got %llu", i, (unsigned long long)f.u);
     }
-    CHECK(pb_next(&r, &f, &why) == 1 && f.wire == PB_FIXED32 && f.u == 0xDEADBEEFu, "fixed32");
-    CHECK(pb_next(&r, &f, &why) == 1 && f.wire == PB_FIXED64 && f.u == 0x0123456789ABCDEFull, "fixed64");
-    CHECK(pb_next(&r, &f, &why) == 1 && pb_as_float(&f) == -1.5f, "float");
-    CHECK(pb_next(&r, &f, &why) == 1 && pb_as_double(&f) == 3.25, "double");
-    CHECK(pb_next(&r, &f, &why) == 1 && f.wire == PB_LEN && f.len == 4 && !memcmp(f.data, "herd", 4), "string");
-    CHECK(pb_next(&r, &f, &why) == 1 && f.number == 7 && f.len == 3, "sub-message");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.wire == PB_FIXED32 && f.u == 0xDEADBEEFu, "fixed32");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.wire == PB_FIXED64 && f.u == 0x0123456789ABCDEFull, "fixed64");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && herdi_pb_as_float(&f) == -1.5f, "float");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && herdi_pb_as_double(&f) == 3.25, "double");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.wire == PB_LEN && f.len == 4 && !memcmp(f.data, "herd", 4), "string");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.number == 7 && f.len == 3, "sub-message");
     pb_reader s = pb_reader_of(f.data, f.len);
     pb_field g;
-    CHECK(pb_next(&s, &g, &why) == 1 && g.u == 300 && pb_next(&s, &g, &why) == 0, "sub-message content");
-    CHECK(pb_next(&r, &f, &why) == 1 && f.number == 8 && f.wire == PB_LEN, "packed");
+    CHECK(herdi_pb_next(&s, &g, &why) == 1 && g.u == 300 && herdi_pb_next(&s, &g, &why) == 0, "sub-message content");
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.number == 8 && f.wire == PB_LEN, "packed");
     pb_reader p = pb_reader_of(f.data, f.len);
     for (int i = 0; i < 3; i++) {
         uint64_t v = 0;
-        CHECK(pb_read_varint(&p, &v) && (int64_t)v == packed[i], "packed value %d", i);
+        CHECK(herdi_pb_read_varint(&p, &v) && (int64_t)v == packed[i], "packed value %d", i);
     }
     CHECK(p.p == p.end, "packed field fully read");
-    CHECK(pb_next(&r, &f, &why) == 1 && f.number == 536870911 && f.u == 5, "largest field number");
-    CHECK(pb_next(&r, &f, &why) == 0, "clean end");
-    pb_writer_free(&w);
+    CHECK(herdi_pb_next(&r, &f, &why) == 1 && f.number == 536870911 && f.u == 5, "largest field number");
+    CHECK(herdi_pb_next(&r, &f, &why) == 0, "clean end");
+    herdi_pb_writer_free(&w);
 }
 
 static void expect_bad(const uint8_t *b, size_t n, const char *want, const char *what) {
@@ -64,7 +64,7 @@ static void expect_bad(const uint8_t *b, size_t n, const char *want, const char 
     pb_field f;
     const char *why = "";
     int k;
-    while ((k = pb_next(&r, &f, &why)) == 1) {}
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {}
     CHECK(k == -1 && strstr(why, want), "%s: got %d '%s', expected an error with '%s'", what, k, why, want);
 }
 
@@ -91,7 +91,7 @@ static void refusals(void) {
     pb_reader r = pb_reader_of(empty, 0);
     pb_field f;
     const char *why = NULL;
-    CHECK(pb_next(&r, &f, &why) == 0, "empty buffer is a clean end");
+    CHECK(herdi_pb_next(&r, &f, &why) == 0, "empty buffer is a clean end");
 }
 
 int main(void) {

@@ -1,5 +1,5 @@
 /* Checks max/avg/global-average pooling backward against central differences of L = sum(pool(in) * r),
- * plus maxpool's padding/tie rules, count_include_pad, accumulation, NULL din and pool2d_dims_finish. */
+ * plus maxpool's padding/tie rules, count_include_pad, accumulation, NULL din and herdi_pool2d_dims_finish. */
 #include <stdint.h>
 
 #include "gradcheck.h"
@@ -17,15 +17,15 @@ static int64_t pool_out_n(const pool_case *c) {
 }
 
 static void pool_forward(pool_case *c) {
-    if (c->kind == 0) ref_maxpool2d_forward(c->out, c->arg, c->in, &c->d);
-    if (c->kind == 1) ref_avgpool2d_forward(c->out, c->in, &c->d);
-    if (c->kind == 2) ref_gap_forward(c->out, c->in, c->d.B, c->d.C, c->d.H * c->d.W);
+    if (c->kind == 0) herdi_ref_maxpool2d_forward(c->out, c->arg, c->in, &c->d);
+    if (c->kind == 1) herdi_ref_avgpool2d_forward(c->out, c->in, &c->d);
+    if (c->kind == 2) herdi_ref_gap_forward(c->out, c->in, c->d.B, c->d.C, c->d.H * c->d.W);
 }
 
 static void pool_backward(float *din, pool_case *c) {
-    if (c->kind == 0) ref_maxpool2d_backward(din, c->r, c->arg, &c->d);
-    if (c->kind == 1) ref_avgpool2d_backward(din, c->r, &c->d);
-    if (c->kind == 2) ref_gap_backward(din, c->r, c->d.B, c->d.C, c->d.H * c->d.W);
+    if (c->kind == 0) herdi_ref_maxpool2d_backward(din, c->r, c->arg, &c->d);
+    if (c->kind == 1) herdi_ref_avgpool2d_backward(din, c->r, &c->d);
+    if (c->kind == 2) herdi_ref_gap_backward(din, c->r, c->d.B, c->d.C, c->d.H * c->d.W);
 }
 
 static double pool_loss(void *ctx) {
@@ -52,7 +52,7 @@ static void check_pool(int kind, int B, int C, int H, int W, int KH, int KW, int
     pool_case c = {.d = {.B = B, .C = C, .H = H, .W = W, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH, .PW = PW},
                    .kind = kind};
     if (kind != 2) {
-        CHECK(pool2d_dims_finish(&c.d), "pool dims B%d C%d %dx%d k%dx%d s%dx%d p%dx%d", B, C, H, W, KH, KW, SH, SW, PH,
+        CHECK(herdi_pool2d_dims_finish(&c.d), "pool dims B%d C%d %dx%d k%dx%d s%dx%d p%dx%d", B, C, H, W, KH, KW, SH, SW, PH,
               PW);
         printf("%s B=%d C=%d H=%d W=%d k=%dx%d s=%dx%d p=%dx%d -> %dx%d\n", names[kind], B, C, H, W, KH, KW, SH, SW,
                PH, PW, c.d.OH, c.d.OW);
@@ -106,28 +106,28 @@ static void check_pool(int kind, int B, int C, int H, int W, int KH, int KW, int
 static void check_rules(void) {
     /* ties go to the first element of the window in row-major order */
     pool2d_dims d = {.B = 1, .C = 1, .H = 4, .W = 4, .KH = 2, .KW = 2, .SH = 2, .SW = 2};
-    CHECK(pool2d_dims_finish(&d), "4x4 k2 s2 dims");
+    CHECK(herdi_pool2d_dims_finish(&d), "4x4 k2 s2 dims");
     float in[16], out[4];
     int32_t arg[4];
     for (int i = 0; i < 16; i++) in[i] = 3.0f;
-    ref_maxpool2d_forward(out, arg, in, &d);
+    herdi_ref_maxpool2d_forward(out, arg, in, &d);
     const int32_t first[4] = {0, 2, 8, 10};
     for (int i = 0; i < 4; i++) CHECK(arg[i] == first[i], "maxpool tie: window %d argmax %d, expected %d", i, arg[i], first[i]);
 
     /* count_include_pad: 2x2 ones, k2 s2 p1 -> each window holds one real pixel of four */
     pool2d_dims a = {.B = 1, .C = 1, .H = 2, .W = 2, .KH = 2, .KW = 2, .SH = 2, .SW = 2, .PH = 1, .PW = 1};
-    CHECK(pool2d_dims_finish(&a) && a.OH == 2 && a.OW == 2, "avgpool p1 dims %dx%d, expected 2x2", a.OH, a.OW);
+    CHECK(herdi_pool2d_dims_finish(&a) && a.OH == 2 && a.OW == 2, "avgpool p1 dims %dx%d, expected 2x2", a.OH, a.OW);
     float ones[4] = {1, 1, 1, 1}, avg[4];
-    ref_avgpool2d_forward(avg, ones, &a);
+    herdi_ref_avgpool2d_forward(avg, ones, &a);
     for (int i = 0; i < 4; i++) CHECK_CLOSE(avg[i], 0.25, 0, 0, "avgpool count_include_pad corner window");
 
     /* padding never wins even when every real value is negative */
     float neg[4] = {-4, -3, -2, -1}, mx[4];
-    ref_maxpool2d_forward(mx, arg, neg, &a);
+    herdi_ref_maxpool2d_forward(mx, arg, neg, &a);
     for (int i = 0; i < 4; i++) CHECK_CLOSE(mx[i], neg[i], 0, 0, "maxpool with padding over negative values");
 
     pool2d_dims ok = {.B = 2, .C = 3, .H = 7, .W = 8, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1};
-    CHECK(pool2d_dims_finish(&ok) && ok.OH == 4 && ok.OW == 4, "7x8 k3 s2 p1: got %dx%d, expected 4x4", ok.OH, ok.OW);
+    CHECK(herdi_pool2d_dims_finish(&ok) && ok.OH == 4 && ok.OW == 4, "7x8 k3 s2 p1: got %dx%d, expected 4x4", ok.OH, ok.OW);
     pool2d_dims bad[] = {
         {.B = 1, .C = 0, .H = 4, .W = 4, .KH = 2, .KW = 2, .SH = 2, .SW = 2},
         {.B = 1, .C = 1, .H = 4, .W = 4, .KH = 2, .KW = 2, .SH = 0, .SW = 2},
@@ -137,7 +137,7 @@ static void check_rules(void) {
         {.B = 1, .C = 1, .H = 1 << 16, .W = 1 << 16, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, /* h*W+w overflows int32 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK(pool2d_dims_finish(&bad[i]) == 0, "bad pool dims case %zu accepted", i);
+        CHECK(herdi_pool2d_dims_finish(&bad[i]) == 0, "bad pool dims case %zu accepted", i);
     }
 }
 

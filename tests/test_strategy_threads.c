@@ -137,7 +137,7 @@ trained:
         if (wr == 0) {
             memcpy(j->out, p, (size_t)n * sizeof(float));
             j->n = n;
-            j->buckets = data_parallel_buckets(s, j->lo_hi, 64);
+            j->buckets = herdi_data_parallel_buckets(s, j->lo_hi, 64);
         }
         if (wr == r->size - 1) herd_strategy_update_range(s, &j->opt_lo, &j->opt_hi);
         if (wr < j->agree_ranks) memcpy(j->agree + (size_t)wr * (size_t)n, p, (size_t)n * sizeof(float));

@@ -16,47 +16,47 @@ static const char *ref_conv2d_unsupported(const conv2d_dims *d) {
 static void ref_be_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                                   const conv2d_dims *d) {
     (void)ex;
-    ref_conv2d_forward(out, in, w, b, d);
+    herdi_ref_conv2d_forward(out, in, w, b, d);
 }
 
 static void ref_be_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                                    const float *in, const float *w, const conv2d_dims *d) {
     (void)ex;
-    ref_conv2d_backward(din, dw, db, dout, in, w, d);
+    herdi_ref_conv2d_backward(din, dw, db, dout, in, w, d);
 }
 
 static void ref_be_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                                  int B, int IN, int OUT) {
     (void)ex;
-    ref_dense_forward(out, in, w, b, B, IN, OUT);
+    herdi_ref_dense_forward(out, in, w, b, B, IN, OUT);
 }
 
 static void ref_be_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                                   const float *in, const float *w, int B, int IN, int OUT) {
     (void)ex;
-    ref_dense_backward(din, dw, db, dout, in, w, B, IN, OUT);
+    herdi_ref_dense_backward(din, dw, db, dout, in, w, B, IN, OUT);
 }
 
 static void ref_be_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in,
                                      const pool2d_dims *d) {
     (void)ex;
-    ref_maxpool2d_forward(out, argmax, in, d);
+    herdi_ref_maxpool2d_forward(out, argmax, in, d);
 }
 
 static void ref_be_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
                                       const pool2d_dims *d) {
     (void)ex;
-    ref_maxpool2d_backward(din, dout, argmax, d);
+    herdi_ref_maxpool2d_backward(din, dout, argmax, d);
 }
 
 static void ref_be_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d) {
     (void)ex;
-    ref_avgpool2d_forward(out, in, d);
+    herdi_ref_avgpool2d_forward(out, in, d);
 }
 
 static void ref_be_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d) {
     (void)ex;
-    ref_avgpool2d_backward(din, dout, d);
+    herdi_ref_avgpool2d_backward(din, dout, d);
 }
 
 static void ref_be_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd,
@@ -64,10 +64,10 @@ static void ref_be_batchnorm_forward_train(const herd_exec *ex, float *out, floa
                                            const float *gamma, const float *beta, int B, int C, int HW,
                                            float momentum, float eps) {
     if (ex->batch_sum)
-        ref_batchnorm_forward_train_sync(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW,
+        herdi_ref_batchnorm_forward_train_sync(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW,
                                          momentum, eps, ex->batch_sum, ex->batch_sum_user, ex->batch_scratch);
     else
-        ref_batchnorm_forward_train(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW, momentum,
+        herdi_ref_batchnorm_forward_train(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW, momentum,
                                     eps);
 }
 
@@ -75,29 +75,29 @@ static void ref_be_batchnorm_forward_eval(const herd_exec *ex, float *out, const
                                           const float *beta, const float *running_mean, const float *running_var,
                                           int B, int C, int HW, float eps) {
     (void)ex;
-    ref_batchnorm_forward_eval(out, in, gamma, beta, running_mean, running_var, B, C, HW, eps);
+    herdi_ref_batchnorm_forward_eval(out, in, gamma, beta, running_mean, running_var, B, C, HW, eps);
 }
 
 static void ref_be_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
                                       const float *in, const float *mean, const float *rstd, const float *gamma,
                                       int B, int C, int HW) {
     if (ex->batch_sum)
-        ref_batchnorm_backward_sync(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW, ex->batch_sum,
+        herdi_ref_batchnorm_backward_sync(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW, ex->batch_sum,
                                     ex->batch_sum_user, ex->batch_scratch);
     else
-        ref_batchnorm_backward(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
+        herdi_ref_batchnorm_backward(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
 }
 
 static void ref_be_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act,
                                float alpha) {
     (void)ex;
-    ref_act_forward(out, in, n, act, alpha);
+    herdi_ref_act_forward(out, in, n, act, alpha);
 }
 
 static void ref_be_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in,
                                 const float *out, int64_t n, herd_act act, float alpha) {
     (void)ex;
-    ref_act_backward(din, dout, in, out, n, act, alpha);
+    herdi_ref_act_backward(din, dout, in, out, n, act, alpha);
 }
 
 static void ref_be_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act) {
@@ -113,13 +113,13 @@ static size_t ref_attention_workspace(const attn_dims *d, int threads) {
 static void ref_be_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv,
                                      const attn_dims *d) {
     (void)ex;
-    ref_attention_forward(out, att, qkv, d);
+    herdi_ref_attention_forward(out, att, qkv, d);
 }
 
 static void ref_be_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv,
                                       const float *att, const attn_dims *d) {
     (void)ex;
-    ref_attention_backward(dqkv, dout, qkv, att, d);
+    herdi_ref_attention_backward(dqkv, dout, qkv, att, d);
 }
 
 const herd_backend herd_backend_ref = {

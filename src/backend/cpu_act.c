@@ -45,7 +45,7 @@ static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
         for (int64_t i = i0; i < i1; i++) y[i] = tanhf(x[i]);
         break;
     case HERD_ACT_GELU:
-    case HERD_ACT_GELU_TANH: cpu_gelu_forward(y + i0, x + i0, i1 - i0, j->act == HERD_ACT_GELU_TANH); break;
+    case HERD_ACT_GELU_TANH: herdi_cpu_gelu_forward(y + i0, x + i0, i1 - i0, j->act == HERD_ACT_GELU_TANH); break;
     case HERD_ACT_RELU6:
         for (int64_t i = i0; i < i1; i++) y[i] = clampf(x[i], 0.0f, 6.0f);
         break;
@@ -61,7 +61,7 @@ static void act_forward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     }
 }
 
-void cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha) {
+void herdi_cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha) {
     act_job j = {.out = out, .in = in, .act = act, .alpha = alpha};
     cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n * act_cost(act)), act_forward_range, &j);
 }
@@ -97,7 +97,7 @@ static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
         for (int64_t i = i0; i < i1; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
         break;
     case HERD_ACT_GELU:
-    case HERD_ACT_GELU_TANH: cpu_gelu_backward(dx + i0, g + i0, x + i0, i1 - i0, j->act == HERD_ACT_GELU_TANH); break;
+    case HERD_ACT_GELU_TANH: herdi_cpu_gelu_backward(dx + i0, g + i0, x + i0, i1 - i0, j->act == HERD_ACT_GELU_TANH); break;
     case HERD_ACT_RELU6:
         for (int64_t i = i0; i < i1; i++) {
             float gi = g[i];
@@ -125,7 +125,7 @@ static void act_backward_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     }
 }
 
-void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
+void herdi_cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                       int64_t n, herd_act act, float alpha) {
     if (!din) return;
     act_job j = {.din = din, .dout = dout, .in = in, .out_in = out, .act = act, .alpha = alpha};
@@ -135,15 +135,15 @@ void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const 
 static void act_backward_inplace_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     (void)thread;
     const act_job *j = ctx;
-    cpu_act_mask_inplace(j->din + i0, j->out_in + i0, i1 - i0, j->act);
+    herdi_cpu_act_mask_inplace(j->din + i0, j->out_in + i0, i1 - i0, j->act);
 }
 
-void cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act) {
+void herdi_cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act) {
     act_job j = {.din = g, .out_in = out, .act = act};
     cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(n), act_backward_inplace_range, &j);
 }
 
-void cpu_act_apply_inplace(float *x, int64_t n, herd_act act) {
+void herdi_cpu_act_apply_inplace(float *x, int64_t n, herd_act act) {
     if (act == HERD_ACT_RELU6) /* as the act op computes it */
         for (int64_t i = 0; i < n; i++) x[i] = clampf(x[i], 0.0f, 6.0f);
     else
@@ -153,7 +153,7 @@ void cpu_act_apply_inplace(float *x, int64_t n, herd_act act) {
         }
 }
 
-void cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act) {
+void herdi_cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act) {
     if (act == HERD_ACT_RELU6)
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i], y = out[i];

@@ -1,6 +1,6 @@
 /* Multi-head self-attention on the cpu backend: one task per (sample, head) on the pool, each
  * gathering its head's queries, keys and values into contiguous blocks of its thread's
- * workspace and running the products through cpu_gemm (S = Q K^T, O = A V; backward
+ * workspace and running the products through herdi_cpu_gemm (S = Q K^T, O = A V; backward
  * dV = A^T dO, dA = dO V^T, dQ = dS K, dK = dS^T Q). The softmax rows run in float with
  * double sums. A task's numbers do not depend on which thread runs it. */
 #include <math.h>
@@ -21,7 +21,7 @@ static size_t per_thread(const attn_dims *d) {
     return 8 * T * hs + T * T;
 }
 
-size_t cpu_attention_workspace(const attn_dims *d, int threads) { return per_thread(d) * (size_t)threads; }
+size_t herdi_cpu_attention_workspace(const attn_dims *d, int threads) { return per_thread(d) * (size_t)threads; }
 
 /* one head of sample b: part 0, 1, 2 = q, k, v of every position into dst (T, hs), or
  * transposed (hs, T) */
@@ -49,7 +49,7 @@ static void forward_range(void *ctx, int64_t lo, int64_t hi, int thread) {
         gather(q, j->qkv, d, b, h, 0, 0);
         gather(kt, j->qkv, d, b, h, 1, 1);
         gather(v, j->qkv, d, b, h, 2, 0);
-        cpu_gemm(T, T, hs, q, hs, 1, kt, T, 0, a, T);
+        herdi_cpu_gemm(T, T, hs, q, hs, 1, kt, T, 0, a, T);
         for (int t = 0; t < T; t++) {
             float *row = a + (int64_t)t * T;
             int last = d->causal ? t : T - 1;
@@ -64,13 +64,13 @@ static void forward_range(void *ctx, int64_t lo, int64_t hi, int thread) {
             for (int u = 0; u <= last; u++) row[u] *= inv;
             for (int u = last + 1; u < T; u++) row[u] = 0.0f;
         }
-        cpu_gemm(T, hs, T, a, T, 1, v, hs, 0, o, hs);
+        herdi_cpu_gemm(T, hs, T, a, T, 1, v, hs, 0, o, hs);
         for (int t = 0; t < T; t++)
             memcpy(j->out + ((int64_t)b * T + t) * C + h * hs, o + (int64_t)t * hs, (size_t)hs * sizeof(float));
     }
 }
 
-void cpu_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d) {
+void herdi_cpu_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d) {
     attn_job j = {.d = d, .ex = ex, .out = out, .att = att, .qkv = qkv, .per_thread = per_thread(d)};
     int64_t macs = 2 * (int64_t)d->T * d->T * d->C;
     cpu_for(ex, (int64_t)d->B * d->H, CPU_NS_PER_MAC((int64_t)d->B * macs), forward_range, &j);
@@ -92,8 +92,8 @@ static void backward_range(void *ctx, int64_t lo, int64_t hi, int thread) {
         gather(vt, j->qkv, d, b, h, 2, 1);
         for (int t = 0; t < T; t++)
             memcpy(g + (int64_t)t * hs, j->dout + ((int64_t)b * T + t) * C + h * hs, (size_t)hs * sizeof(float));
-        cpu_gemm(T, hs, T, a, 1, T, g, hs, 0, dv, hs);  /* dV = A^T dO */
-        cpu_gemm(T, T, hs, g, hs, 1, vt, T, 0, ds, T);  /* dA = dO V^T */
+        herdi_cpu_gemm(T, hs, T, a, 1, T, g, hs, 0, dv, hs);  /* dV = A^T dO */
+        herdi_cpu_gemm(T, T, hs, g, hs, 1, vt, T, 0, ds, T);  /* dA = dO V^T */
         for (int t = 0; t < T; t++) {                   /* dS = A (dA - sum A dA) * scale */
             const float *ar = a + (int64_t)t * T;
             float *r = ds + (int64_t)t * T;
@@ -103,8 +103,8 @@ static void backward_range(void *ctx, int64_t lo, int64_t hi, int thread) {
             for (int u = 0; u <= last; u++) r[u] = ar[u] * (r[u] - (float)dot) * scale;
             for (int u = last + 1; u < T; u++) r[u] = 0.0f;
         }
-        cpu_gemm(T, hs, T, ds, T, 1, k, hs, 0, dq, hs); /* dQ = dS K */
-        cpu_gemm(T, hs, T, ds, 1, T, q, hs, 0, dk, hs); /* dK = dS^T Q */
+        herdi_cpu_gemm(T, hs, T, ds, T, 1, k, hs, 0, dq, hs); /* dQ = dS K */
+        herdi_cpu_gemm(T, hs, T, ds, 1, T, q, hs, 0, dk, hs); /* dK = dS^T Q */
         for (int t = 0; t < T; t++) {
             float *row = j->dqkv + ((int64_t)b * T + t) * 3 * C + h * hs;
             for (int i = 0; i < hs; i++) {
@@ -116,7 +116,7 @@ static void backward_range(void *ctx, int64_t lo, int64_t hi, int thread) {
     }
 }
 
-void cpu_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv, const float *att,
+void herdi_cpu_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv, const float *att,
                             const attn_dims *d) {
     if (!dqkv) return;
     attn_job j = {.d = d, .ex = ex, .dqkv = dqkv, .dout = dout, .qkv = qkv, .catt = att, .per_thread = per_thread(d)};

@@ -78,7 +78,7 @@ static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x,
     }
     return i;
 }
-#define BN_VECTOR(call) (cpu_avx512_enabled() ? (call) : 0)
+#define BN_VECTOR(call) (herdi_cpu_avx512_enabled() ? (call) : 0)
 #else
 #define BN_VECTOR(call) 0
 #endif
@@ -195,7 +195,7 @@ static void bn_normalize_channels(void *ctx, int64_t c0, int64_t c1, int thread)
     for (int64_t c = c0; c < c1; c++) bn_channel_normalize(j, c, j->sums[c] / j->count, j->sums[j->C + 1 + c]);
 }
 
-void cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
+void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
                                  float *running_var, const float *in, const float *gamma, const float *beta, int B,
                                  int C, int HW, float momentum, float eps) {
     bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
@@ -232,7 +232,7 @@ static void bn_eval_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
     }
 }
 
-void cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
+void herdi_cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                 const float *beta, const float *running_mean, const float *running_var, int B, int C,
                                 int HW, float eps) {
     bn_job j = {.out = out, .in = in, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
@@ -285,7 +285,7 @@ static void bn_din_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
     for (int64_t c = c0; c < c1; c++) bn_channel_din(j, c, j->sums[c], j->sums[j->C + c]);
 }
 
-void cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
                             int HW) {
     bn_job j = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean_in = mean,

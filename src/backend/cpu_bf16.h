@@ -9,57 +9,57 @@
 #include "cpu_internal.h"
 
 /* NULL when this CPU (and HERD_CPU) allows the bf16 kernels, else why not: one line. */
-const char *cpu_bf16_unavailable(void);
+const char *herdi_cpu_bf16_unavailable(void);
 
 /* Pair count of a reduction of n values: n rounded up to even, halved. */
 static inline int cpu_bf16_pairs(int n) { return (n + 1) / 2; }
 
 /* dst (rows, pairs(cols)) = each row of src (rows, cols; row stride lds) rounded to bf16
  * (nearest even), consecutive values paired; an odd last value is paired with 0. */
-void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols);
+void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols);
 /* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
  * and interleaved column by column; an odd last row is paired with 0. */
-void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
+void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
 /* dst (pairs(C*KH*KW), OH*OW) = the im2col of one image in (C, H, W), its rows 2p and 2p+1
  * paired (pack_row_pairs of the fp32 columns, without making them or a padded copy); column
  * stride 1 only (cpu_bf16_image_pairs_fit). */
-void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d);
+void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d);
 /* dst (C*KH*KW, pairs(OH*OW); row stride ldd) = the same im2col, each row paired along the
  * output positions (pack_rows of the fp32 columns, without them); row is scratch of OH*OW
  * floats. Column stride 1 only. */
-void cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d);
+void herdi_cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d);
 static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW == 1; }
 /* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices, A(i, p) at
- * A[i*ars + p*acs] (stored either way round, as cpu_gemm's A: a pair matrix made along the
+ * A[i*ars + p*acs] (stored either way round, as herdi_cpu_gemm's A: a pair matrix made along the
  * other dimension needs no transpose), B row-major with row stride ldb; each C element one
  * fixed-order fp32 sum of P vdpbf16ps steps, so results do not depend on threads or on A's
  * layout. P = 0 gives zeros (or leaves C). */
-void cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+void herdi_cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                    int accumulate, float *C, int ldc);
 
 /* The bf16 conv (cpu_conv_bf16.c): groups and dilation are not supported (fp32 fallback). */
-size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);
-const char *cpu_conv_bf16_unsupported(const conv2d_dims *d);
-void cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+size_t herdi_cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);
+const char *herdi_cpu_conv_bf16_unsupported(const conv2d_dims *d);
+void herdi_cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                            const conv2d_dims *d);
-void cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                                const conv2d_dims *d, herd_act act);
-void cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+void herdi_cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
-void cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
+void herdi_cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
                                 const float *out, const float *in, const float *w, const conv2d_dims *d, herd_act act);
 
 /* The bf16 dense (cpu_dense_bf16.c). */
-size_t cpu_dense_bf16_workspace(int B, int IN, int OUT, int threads);
-void cpu_dense_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
+size_t herdi_cpu_dense_bf16_workspace(int B, int IN, int OUT, int threads);
+void herdi_cpu_dense_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
                             int IN, int OUT);
-void cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+void herdi_cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                              const float *in, const float *w, int B, int IN, int OUT);
 
 /* cpu_conv2d.c's im2col and its inverse for one image, exported for the bf16 conv: col
- * (C*KH*KW, OH*OW); pad is scratch of cpu_conv2d_pad_floats(d) floats. */
-size_t cpu_conv2d_pad_floats(const conv2d_dims *d);
-void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d);
-void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d);
+ * (C*KH*KW, OH*OW); pad is scratch of herdi_cpu_conv2d_pad_floats(d) floats. */
+size_t herdi_cpu_conv2d_pad_floats(const conv2d_dims *d);
+void herdi_cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d);
+void herdi_cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d);
 
 #endif

@@ -185,21 +185,21 @@ static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t
 }
 #endif
 
-const char *cpu_bf16_unavailable(void) {
-    if (cpu_env_error()) return cpu_env_error();
+const char *herdi_cpu_bf16_unavailable(void) {
+    if (herdi_cpu_env_error()) return herdi_cpu_env_error();
 #ifdef HAVE_AVX512_KERNEL
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw"))
         return "precision bf16: this CPU has no AVX512_BF16 instructions (vdpbf16ps); use fp32";
-    if (!cpu_avx512_enabled()) return "precision bf16: needs the AVX-512 kernels, which HERD_CPU=avx2 turns off";
+    if (!herdi_cpu_avx512_enabled()) return "precision bf16: needs the AVX-512 kernels, which HERD_CPU=avx2 turns off";
     return NULL;
 #else
     return "precision bf16: herd was built without the x86-64 AVX-512 kernels; use fp32";
 #endif
 }
 
-/* Callers reach these only through a backend that cpu_bf16_unavailable() allowed. */
-void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+/* Callers reach these only through a backend that herdi_cpu_bf16_unavailable() allowed. */
+void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
 #ifdef HAVE_AVX512_KERNEL
     pack_rows(dst, ldd, src, lds, rows, cols);
 #else
@@ -208,7 +208,7 @@ void cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows
 #endif
 }
 
-void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
 #ifdef HAVE_AVX512_KERNEL
     pack_row_pairs(dst, ldd, src, lds, rows, cols);
 #else
@@ -217,7 +217,7 @@ void cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int
 #endif
 }
 
-void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
+void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
     pack_image_pairs(dst, in, d);
 #else
@@ -226,7 +226,7 @@ void cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d
 #endif
 }
 
-void cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d) {
+void herdi_cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
     pack_image_rows(dst, ldd, in, row, d);
 #else
@@ -235,7 +235,7 @@ void cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, 
 #endif
 }
 
-void cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+void herdi_cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                    int accumulate, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef HAVE_AVX512_KERNEL

@@ -1,4 +1,4 @@
-/* cpu conv2d: per-image im2col + single-threaded cpu_gemm on herd's pool. Images are handed
+/* cpu conv2d: per-image im2col + single-threaded herdi_cpu_gemm on herd's pool. Images are handed
  * out dynamically (each is computed the same way whoever takes it); dw/db use a fixed split
  * into slots whose partials are summed in slot order, so results are reproducible. Small
  * feature maps (fewer than 32 outputs per channel, as ResNet's last stages) put G images side
@@ -64,7 +64,7 @@ static int shape_prefers_T(const conv2d_dims *d) {
     return ceil_to(N, 8) * ceil_to(d->OC, 32) * 20 < ceil_to(d->OC, 8) * ceil_to(N, 32) * 19;
 }
 
-static int use_T(const conv2d_dims *d) { return shape_prefers_T(d) && cpu_avx512_enabled() && group_images(d) == 1; }
+static int use_T(const conv2d_dims *d) { return shape_prefers_T(d) && herdi_cpu_avx512_enabled() && group_images(d) == 1; }
 
 /* colT (OH*OW, C*KH*KW): the transposed din product's output, before it is turned into col. */
 static size_t colT_floats(const conv2d_dims *d) { return shape_prefers_T(d) ? col_floats(d) : 0; }
@@ -113,7 +113,7 @@ static size_t partial_offset(const conv2d_dims *d) { return col_floats(d) + padd
  * positions, kernel taps): forward as outT (OH*OW, OC) = cols^T * wT, dw as dwT = cols * doutT.
  * Each element is the same fixed-order sum as the AVX-512 kernel makes of the copied columns
  * (forward in the transposed form, which use_T shows gives the same sums), so the results are
- * bit-identical to im2col + cpu_gemm; din, where asked, keeps the im2col path. */
+ * bit-identical to im2col + herdi_cpu_gemm; din, where asked, keeps the im2col path. */
 #define DIRECT_MAX_C 4
 /* ... and only where the columns outgrow L2 (1 MB of floats together with the product's other
  * operands): small ones (a 1-channel 28x28 image: 9 x 784) are cheap to copy and the plain
@@ -125,7 +125,7 @@ static int direct_shape(const conv2d_dims *d) {
            (size_t)d->C * d->KH * d->KW * d->OH * d->OW >= DIRECT_MIN_COL_FLOATS;
 }
 
-static int use_direct(const conv2d_dims *d) { return direct_shape(d) && cpu_avx512_enabled(); }
+static int use_direct(const conv2d_dims *d) { return direct_shape(d) && herdi_cpu_avx512_enabled(); }
 
 /* The offset tables in the shared workspace, after wT: pos (OH*OW), then taps (C*KH*KW):
  * column (tap k, position n) of im2col is pad[taps[k] + pos[n]]. */
@@ -159,30 +159,30 @@ static int conv_env(void) {
     return mode;
 }
 
-int cpu_conv_gemm_only(void) { return conv_env() == 1; }
-int cpu_conv_winograd_f2_only(void) { return conv_env() == 2; }
+int herdi_cpu_conv_gemm_only(void) { return conv_env() == 1; }
+int herdi_cpu_conv_winograd_f2_only(void) { return conv_env() == 2; }
 
 /* The shape takes the tiny-map path (cpu_conv_taps.c) and the caller planned its workspace. */
 static int taps_fit(const herd_exec *ex, const conv2d_dims *d) {
-    return cpu_conv_taps_applies(d) && ex && ex->workspace_floats >= cpu_conv_taps_workspace(d, cpu_threads(ex));
+    return herdi_cpu_conv_taps_applies(d) && ex && ex->workspace_floats >= herdi_cpu_conv_taps_workspace(d, cpu_threads(ex));
 }
 
 /* The shape takes the Winograd path (cpu_winograd.c) and the caller planned its workspace. */
 static int winograd_fits(const herd_exec *ex, const conv2d_dims *d) {
-    return cpu_winograd_applies(d) && ex && ex->workspace_floats >= cpu_winograd_workspace(d);
+    return herdi_cpu_winograd_applies(d) && ex && ex->workspace_floats >= herdi_cpu_winograd_workspace(d);
 }
 
-size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
+size_t herdi_cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
     size_t t = threads < 1 ? 1 : (size_t)threads;
     /* im2col's need at one image a thread too: a call with a smaller batch than planned (the
      * last batch, batch-1 inference) may leave Winograd and the tap path for it */
     size_t slots = t * slot_floats(d, 1) + shared_floats(d), one = slot_floats(d, 1) + shared_floats(d);
-    if (cpu_winograd_applies(d)) return cpu_winograd_workspace(d) > one ? cpu_winograd_workspace(d) : one;
-    if (cpu_conv_taps_applies(d)) return cpu_conv_taps_workspace(d, threads) > one ? cpu_conv_taps_workspace(d, threads) : one;
+    if (herdi_cpu_winograd_applies(d)) return herdi_cpu_winograd_workspace(d) > one ? herdi_cpu_winograd_workspace(d) : one;
+    if (herdi_cpu_conv_taps_applies(d)) return herdi_cpu_conv_taps_workspace(d, threads) > one ? herdi_cpu_conv_taps_workspace(d, threads) : one;
     return slots;
 }
 
-const char *cpu_conv2d_unsupported(const conv2d_dims *d) {
+const char *herdi_cpu_conv2d_unsupported(const conv2d_dims *d) {
     (void)d;
     return NULL;
 }
@@ -386,7 +386,7 @@ static void pad_image(float *P, const float *in, const conv2d_dims *d) {
 /* The vector paths take column strides 1 and 2; others use the scalar loops. */
 static int use_padded(const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    return (d->SW == 1 || d->SW == 2) && cpu_avx512_enabled();
+    return (d->SW == 1 || d->SW == 2) && herdi_cpu_avx512_enabled();
 #else
     (void)d;
     return 0;
@@ -488,7 +488,7 @@ static void conv_forward_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
         int n = d->B - b < G ? d->B - b : G, GN = n * N;
         group_to_cols(&g, j->in, b, n, d);
         const cpu_gemm_epilogue ep = {.bias = j->b, .act = j->act};
-        cpu_gemm_ep(OC, GN, K, j->w, K, 1, g.gcol, GN, 0, &ep, g.gout, GN);
+        herdi_cpu_gemm_ep(OC, GN, K, j->w, K, 1, g.gcol, GN, 0, &ep, g.gout, GN);
         for (int i = 0; i < n; i++) {
             float *outb = j->out + (size_t)(b + i) * OC * N;
             for (int oc = 0; oc < OC; oc++) memcpy(outb + (size_t)oc * N, g.gout + (size_t)oc * GN + (size_t)i * N, sizeof(float) * N);
@@ -510,7 +510,7 @@ static void conv_dw_gather(void *ctx, int64_t s0, int64_t s1, int thread) {
         int b = j->b0 + atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= j->b1) break;
         if (j->mask_dout)
-            cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N, (int64_t)OC * N,
+            herdi_cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N, (int64_t)OC * N,
                                  j->act);
         if (!j->dw) continue;
         const size_t r0 = (size_t)(b - j->b0) * N;
@@ -521,7 +521,7 @@ static void conv_dw_gather(void *ctx, int64_t s0, int64_t s1, int thread) {
             image_to_col(g.col, g.pad, inb, d);
             cols = g.col;
         }
-        cpu_transpose(j->colT + r0 * K, cols, K, N);
+        herdi_cpu_transpose(j->colT + r0 * K, cols, K, N);
     }
 }
 
@@ -547,7 +547,7 @@ static void conv_dw_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
         int i = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (i < blocks) {
             int k0 = i * DW_BLOCK_COLS, kb = K - k0 < DW_BLOCK_COLS ? K - k0 : DW_BLOCK_COLS;
-            cpu_gemm(OC, kb, R, j->doutR, R, 1, j->colT + k0, K, 1, j->dw + k0, K);
+            herdi_cpu_gemm(OC, kb, R, j->doutR, R, 1, j->colT + k0, K, 1, j->dw + k0, K);
         } else if (i == blocks && j->db) {
             for (int oc = 0; oc < OC; oc++) {
                 float acc = j->db[oc];
@@ -576,7 +576,7 @@ static void conv_din_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
             const float *doutb = j->dout + (size_t)(b + i) * OC * N;
             for (int oc = 0; oc < OC; oc++) memcpy(g.gout + (size_t)oc * GN + (size_t)i * N, doutb + (size_t)oc * N, sizeof(float) * N);
         }
-        cpu_gemm(K, GN, OC, j->w, 1, K, g.gout, GN, 0, g.gcol, GN); /* w read transposed */
+        herdi_cpu_gemm(K, GN, OC, j->w, 1, K, g.gout, GN, 0, g.gcol, GN); /* w read transposed */
         for (int i = 0; i < n; i++) {
             float *dinb = j->din + (size_t)(b + i) * d->C * d->H * d->W;
             for (int k = 0; k < K; k++) memcpy(g.col + (size_t)k * N, g.gcol + (size_t)k * GN + (size_t)i * N, sizeof(float) * N);
@@ -634,8 +634,8 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
         if (j->pos) { /* outT (N, OC) = act(the padded image's columns^T * wT + bias); out = outT^T */
             pad_image(pad, inb, d);
-            cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, 0, &ep, outT, d->OC);
-            cpu_transpose(outb, outT, N, d->OC);
+            herdi_cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, 0, &ep, outT, d->OC);
+            herdi_cpu_transpose(outb, outT, N, d->OC);
         } else {
             const float *cols = inb;
             if (!pointwise) {
@@ -643,17 +643,17 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
                 cols = col;
             }
             if (j->wT) { /* outT (N, OC) = act(colT * wT + bias); then out = outT^T */
-                cpu_gemm_ep(N, d->OC, K, cols, 1, N, j->wT, d->OC, 0, &ep, outT, d->OC);
-                cpu_transpose(outb, outT, N, d->OC);
+                herdi_cpu_gemm_ep(N, d->OC, K, cols, 1, N, j->wT, d->OC, 0, &ep, outT, d->OC);
+                herdi_cpu_transpose(outb, outT, N, d->OC);
             } else {
-                cpu_gemm_ep(d->OC, N, K, j->w, K, 1, cols, N, 0, &ep, outb, N);
+                herdi_cpu_gemm_ep(d->OC, N, K, j->w, K, 1, cols, N, 0, &ep, outb, N);
             }
         }
     }
 }
 
 /* Output columns per block of a forward split by columns: a multiple of the kernel's 32-column
- * panels, 64 or as many as keep the block's K rows of columns near L1 (cpu_gemm sweeps such a
+ * panels, 64 or as many as keep the block's K rows of columns near L1 (herdi_cpu_gemm sweeps such a
  * block row tile by row tile, writing few rows at a time), with at least 4 blocks a thread for
  * the dynamic hand-out. Any split gives the same sums. */
 static int split_cols(const conv2d_dims *d, int threads) {
@@ -680,9 +680,9 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
         int nb = N - n0 < cols ? N - n0 : cols;
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
         if (j->wT)
-            cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);
+            herdi_cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);
         else
-            cpu_gemm_ep(OC, nb, K, j->w, K, 1, j->cols + n0, N, 0, &ep, j->outb + n0, N);
+            herdi_cpu_gemm_ep(OC, nb, K, j->w, K, 1, j->cols + n0, N, 0, &ep, j->outb + n0, N);
     }
 }
 
@@ -706,31 +706,31 @@ static void conv_forward_split(conv_job *j) {
         j->outT = col + col_floats(d) + padded_floats(d);
         atomic_store(&j->next_image, 0);
         cpu_for(j->ex, cpu_threads(j->ex), CPU_NS_PER_MAC((int64_t)d->OC * N * K), conv_forward_split_blocks, j);
-        if (j->wT) cpu_transpose(j->outb, j->outT, N, d->OC);
+        if (j->wT) herdi_cpu_transpose(j->outb, j->outT, N, d->OC);
     }
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                          const conv2d_dims *d, herd_act act) {
     if (winograd_fits(ex, d)) {
-        cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
-        if (act == HERD_ACT_RELU6) cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
+        herdi_cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
+        if (act == HERD_ACT_RELU6) herdi_cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
         return;
     }
     if (taps_fit(ex, d)) {
-        cpu_conv_taps_forward(ex, out, in, w, b, d, act);
+        herdi_cpu_conv_taps_forward(ex, out, in, w, b, d, act);
         return;
     }
     int slots = conv_slots(ex, d, 0);
     if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
-        ref_conv2d_forward(out, in, w, b, d);
-        if (act) cpu_act_apply_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+        herdi_ref_conv2d_forward(out, in, w, b, d);
+        if (act) herdi_cpu_act_apply_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .act = act, .out = out, .in = in, .w = w, .b = b};
     if (use_T(d) || use_direct(d)) { /* once per call, before the images: every slot reads it */
         j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
-        cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
+        herdi_cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
     }
     if (use_direct(d)) {
         j.pos = direct_offsets(j.wT, d);
@@ -738,7 +738,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     }
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    if (d->B < cpu_threads(ex) && group_images(d) == 1 && cpu_avx512_enabled() && !j.pos &&
+    if (d->B < cpu_threads(ex) && group_images(d) == 1 && herdi_cpu_avx512_enabled() && !j.pos &&
         CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
         conv_forward_split(&j);
         return;
@@ -746,12 +746,12 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), group_images(d) > 1 ? conv_forward_groups : conv_forward_slots, &j);
 }
 
-void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d) {
     conv_forward(ex, out, in, w, b, d, HERD_ACT_NONE);
 }
 
-void cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                             const conv2d_dims *d, herd_act act) {
     conv_forward(ex, out, in, w, b, d, act);
 }
@@ -760,7 +760,7 @@ void cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, co
  * summation order must not depend on timing), then din image by image, handed out
  * dynamically so the thread that finished its slot first takes more.
  * dw is computed transposed, dwT (K, OC) += col (K, N) * doutT (N, OC), because that is the
- * product cpu_gemm's kernel runs fast (both B and C contiguous along their rows); the
+ * product herdi_cpu_gemm's kernel runs fast (both B and C contiguous along their rows); the
  * transposes of dout (OC*N floats) and of the partial cost far less than the product. */
 static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
@@ -778,20 +778,20 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
             const float *doutb = j->dout + (size_t)b * OC * N;
             int fresh = b == b0; /* a slot's first image overwrites its partial */
             if (j->mask_dout)
-                cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                herdi_cpu_act_mask_inplace(j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
                                      (int64_t)OC * N, j->act);
             if (j->dw && j->pos) { /* dwT (K, OC) += the padded image's columns * doutT */
                 pad_image(col + col_floats(d), inb, d);
-                cpu_transpose(doutT, doutb, OC, N);
-                cpu_gemm_offsets(K, OC, N, col + col_floats(d), j->taps, j->pos, doutT, OC, !fresh, NULL, pw, OC);
+                herdi_cpu_transpose(doutT, doutb, OC, N);
+                herdi_cpu_gemm_offsets(K, OC, N, col + col_floats(d), j->taps, j->pos, doutT, OC, !fresh, NULL, pw, OC);
             } else if (j->dw) {
                 const float *cols = inb;
                 if (!pointwise) {
                     image_to_col(col, col + col_floats(d), inb, d);
                     cols = col;
                 }
-                cpu_transpose(doutT, doutb, OC, N);
-                cpu_gemm(K, OC, N, cols, N, 1, doutT, OC, !fresh, pw, OC);
+                herdi_cpu_transpose(doutT, doutb, OC, N);
+                herdi_cpu_gemm(K, OC, N, cols, N, 1, doutT, OC, !fresh, pw, OC);
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
@@ -808,14 +808,14 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         const float *doutb = j->dout + (size_t)b * OC * N;
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
         if (pointwise) {
-            cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 1, dinb, N); /* w read transposed */
+            herdi_cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 1, dinb, N); /* w read transposed */
         } else if (use_T(d)) { /* colT (N, K) = doutb^T * w, read in place; then col = colT^T */
             float *colT = col + col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d);
-            cpu_gemm(N, K, OC, doutb, 1, N, j->w, K, 0, colT, K);
-            cpu_transpose(col, colT, N, K);
+            herdi_cpu_gemm(N, K, OC, doutb, 1, N, j->w, K, 0, colT, K);
+            herdi_cpu_transpose(col, colT, N, K);
             col_to_image_add(dinb, col + col_floats(d), col, d);
         } else {
-            cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 0, col, N);
+            herdi_cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 0, col, N);
             col_to_image_add(dinb, col + col_floats(d), col, d);
         }
     }
@@ -850,19 +850,19 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
                           const conv2d_dims *d) {
     if (!din && !dw && !db) return;
     if (winograd_fits(ex, d)) {
-        if (mask_dout) cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
-        cpu_winograd_backward(ex, din, dw, db, dout, in, w, d);
+        if (mask_dout) herdi_cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+        herdi_cpu_winograd_backward(ex, din, dw, db, dout, in, w, d);
         return;
     }
     if (taps_fit(ex, d)) {
-        if (mask_dout) cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
-        cpu_conv_taps_backward(ex, din, dw, db, dout, in, w, d);
+        if (mask_dout) herdi_cpu_act_backward_inplace(ex, mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+        herdi_cpu_conv_taps_backward(ex, din, dw, db, dout, in, w, d);
         return;
     }
     int slots = conv_slots(ex, d, 1);
     if (slots == 0) {
-        if (mask_dout) cpu_act_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
-        ref_conv2d_backward(din, dw, db, dout, in, w, d);
+        if (mask_dout) herdi_cpu_act_mask_inplace(mask_dout, relu_out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+        herdi_ref_conv2d_backward(din, dw, db, dout, in, w, d);
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w,
@@ -889,23 +889,23 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     }
 }
 
-void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d) {
     conv_backward(ex, din, dw, db, dout, NULL, NULL, HERD_ACT_NONE, in, w, d);
 }
 
-void cpu_conv2d_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+void herdi_cpu_conv2d_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                              const float *in, const float *w, const conv2d_dims *d, herd_act act) {
     conv_backward(ex, din, dw, db, dout, dout, out, act, in, w, d);
 }
 
 /* Exported for the bf16 conv (cpu_bf16.h), which packs these fp32 columns into bf16 pairs. */
-size_t cpu_conv2d_pad_floats(const conv2d_dims *d) { return padded_floats(d); }
+size_t herdi_cpu_conv2d_pad_floats(const conv2d_dims *d) { return padded_floats(d); }
 
-void cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d) {
+void herdi_cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d) {
     image_to_col(col, pad, in, d);
 }
 
-void cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
+void herdi_cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d) {
     col_to_image_add(din, pad, col, d);
 }

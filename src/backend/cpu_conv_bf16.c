@@ -54,7 +54,7 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     size_t K = (size_t)s.K, N = (size_t)s.N, OC = (size_t)s.OC;
     size_t pK = (size_t)cpu_bf16_pairs(s.K), pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
     s.col = is_pointwise(d) ? 0 : cpu_round16(K * N);
-    s.pad = is_pointwise(d) ? 0 : cpu_round16(cpu_conv2d_pad_floats(d));
+    s.pad = is_pointwise(d) ? 0 : cpu_round16(herdi_cpu_conv2d_pad_floats(d));
     size_t bp = pK * N;
     if (K * pN > bp) bp = K * pN;
     if (pOC * N > bp) bp = pOC * N;
@@ -81,7 +81,7 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     return s;
 }
 
-size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads) {
+size_t herdi_cpu_conv_bf16_workspace(const conv2d_dims *d, int threads) {
     bf16_sizes s = sizes_of(d);
     return (size_t)(threads < 1 ? 1 : threads) * s.slot + s.wp + s.wtp + s.wt;
 }
@@ -91,7 +91,7 @@ size_t cpu_conv_bf16_workspace(const conv2d_dims *d, int threads) {
  * at batch 32 on one Zen 5 core). */
 #define BF16_MIN_DEPTH 32
 
-const char *cpu_conv_bf16_unsupported(const conv2d_dims *d) {
+const char *herdi_cpu_conv_bf16_unsupported(const conv2d_dims *d) {
     if (d->G > 1) return "no bf16 kernel for grouped convolutions; fp32";
     if (d->DH > 1 || d->DW > 1) return "no bf16 kernel for dilated convolutions; fp32";
     if (d->C * d->KH * d->KW < BF16_MIN_DEPTH) return "input channels x kernel < 32, too shallow for bf16 to pay; fp32";
@@ -116,7 +116,7 @@ static const float *image_cols(const conv_bf16_job *j, float *slot, int b) {
     const conv2d_dims *d = j->d;
     const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
     if (is_pointwise(d)) return inb;
-    cpu_conv2d_image_to_col(slot, slot + j->s.col, inb, d);
+    herdi_cpu_conv2d_image_to_col(slot, slot + j->s.col, inb, d);
     return slot;
 }
 
@@ -132,21 +132,21 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (b >= d->B) break;
         float *outb = j->out + (size_t)b * OC * N;
         if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d)) {
-            cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
+            herdi_cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
         } else { /* the columns straight from the image into pairs */
-            cpu_bf16_pack_image_pairs(bp, j->in + (size_t)b * d->C * d->H * d->W, d);
+            herdi_cpu_bf16_pack_image_pairs(bp, j->in + (size_t)b * d->C * d->H * d->W, d);
         }
         if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), col read in place, * W^T (pK, OC), bias rows first */
             for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
-            cpu_gemm_bf16(N, OC, pK, bp, 1, N, j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
-            cpu_transpose(outb, tout, N, OC);
+            herdi_cpu_gemm_bf16(N, OC, pK, bp, 1, N, j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
+            herdi_cpu_transpose(outb, tout, N, OC);
         } else {
             if (j->b)
             for (int oc = 0; oc < OC; oc++)
                     for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
-            cpu_gemm_bf16(OC, N, pK, j->wp, pK, 1, bp, N, j->b != NULL, outb, N);
+            herdi_cpu_gemm_bf16(OC, N, pK, j->wp, pK, 1, bp, N, j->b != NULL, outb, N);
         }
-        if (j->relu) cpu_act_forward(NULL, outb, outb, (int64_t)OC * N, HERD_ACT_RELU, 0);
+        if (j->relu) herdi_cpu_act_forward(NULL, outb, outb, (int64_t)OC * N, HERD_ACT_RELU, 0);
     }
 }
 
@@ -164,25 +164,25 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
                          const conv2d_dims *d, int relu) {
     conv_bf16_job j = {.ex = ex, .d = d, .s = sizes_of(d), .relu = relu, .out = out, .in = in, .w = w, .b = b};
     j.slots = bf16_slots(ex, d, &j.s);
-    HERD_ASSERT(j.slots > 0); /* the model plans cpu_conv_bf16_workspace */
+    HERD_ASSERT(j.slots > 0); /* the model plans herdi_cpu_conv_bf16_workspace */
     j.wp = ex->workspace + (size_t)j.slots * j.s.slot;
-    cpu_bf16_pack_rows(j.wp, cpu_bf16_pairs(j.s.K), w, j.s.K, j.s.OC, j.s.K);
-    if (j.s.fwd_T) cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
+    herdi_cpu_bf16_pack_rows(j.wp, cpu_bf16_pairs(j.s.K), w, j.s.K, j.s.OC, j.s.K);
+    if (j.s.fwd_T) herdi_cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
     atomic_init(&j.next_image, 0);
     int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
     cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, forward_images, &j);
 }
 
-void cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                            const conv2d_dims *d) {
     conv_forward(ex, out, in, w, b, d, 0);
 }
 
 /* ReLU fused per image; ReLU6 as a pass after the convolution */
-void cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                                const conv2d_dims *d, herd_act act) {
     conv_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
-    if (act == HERD_ACT_RELU6) cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
+    if (act == HERD_ACT_RELU6) herdi_cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
 }
 
 /* Phase 1, a fixed split of the batch: dout masked by the fused ReLU, then the slot's dwT and
@@ -199,16 +199,16 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
         for (int b = b0; b < b1; b++) {
             const float *doutb = j->dout + (size_t)b * OC * N;
             if (j->mask_dout)
-                cpu_act_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
+                herdi_cpu_act_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
                                          (int64_t)OC * N, HERD_ACT_RELU);
             if (j->dw) {
                 if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d))
-                    cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
+                    herdi_cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
                 else
-                    cpu_bf16_pack_image_rows(bp, pN, j->in + (size_t)b * d->C * d->H * d->W, slot, d);
-                cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
-                cpu_transpose(dT, dtmp, OC, pN);
-                cpu_gemm_bf16(K, OC, pN, bp, pN, 1, dT, OC, b > b0, pw, OC);
+                    herdi_cpu_bf16_pack_image_rows(bp, pN, j->in + (size_t)b * d->C * d->H * d->W, slot, d);
+                herdi_cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
+                herdi_cpu_transpose(dT, dtmp, OC, pN);
+                herdi_cpu_gemm_bf16(K, OC, pN, bp, pN, 1, dT, OC, b > b0, pw, OC);
             }
             if (j->db)
                 for (int oc = 0; oc < OC; oc++) {
@@ -254,26 +254,26 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (j->s.direct) { /* din += W' * dout's columns, or dinT (H*W, C) = columns^T * W'^T added transposed */
             const conv2d_dims d2 = din_dims(d);
             const int C = d->C, N2 = d->H * d->W, pK2 = cpu_bf16_pairs(OC * d->KH * d->KW);
-            cpu_bf16_pack_image_pairs(bp, j->dout + (size_t)b * OC * N, &d2);
+            herdi_cpu_bf16_pack_image_pairs(bp, j->dout + (size_t)b * OC * N, &d2);
             if (j->s.din_T) {
-                cpu_gemm_bf16(N2, C, pK2, bp, 1, N2, j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
-                cpu_transpose(slot, tout, N2, C); /* slot's col scratch: K*N >= C*H*W floats at stride 1 */
+                herdi_cpu_gemm_bf16(N2, C, pK2, bp, 1, N2, j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
+                herdi_cpu_transpose(slot, tout, N2, C); /* slot's col scratch: K*N >= C*H*W floats at stride 1 */
                 for (size_t i = 0; i < (size_t)C * N2; i++) dinb[i] += slot[i];
             } else {
-                cpu_gemm_bf16(C, N2, pK2, j->wtp, pK2, 1, bp, N2, 1, dinb, N2);
+                herdi_cpu_gemm_bf16(C, N2, pK2, j->wtp, pK2, 1, bp, N2, 1, dinb, N2);
             }
             continue;
         }
-        cpu_bf16_pack_row_pairs(bp, N, j->dout + (size_t)b * OC * N, N, OC, N);
+        herdi_cpu_bf16_pack_row_pairs(bp, N, j->dout + (size_t)b * OC * N, N, OC, N);
         if (j->s.din_T) { /* dcolT (N, K) = doutT (N, pOC), dout read in place, * W (pOC, K); dcol = dcolT^T */
-            cpu_gemm_bf16(N, K, pOC, bp, 1, N, j->wtp, K, 0, tout, K);
-            cpu_transpose(slot, tout, N, K);
-            cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
+            herdi_cpu_gemm_bf16(N, K, pOC, bp, 1, N, j->wtp, K, 0, tout, K);
+            herdi_cpu_transpose(slot, tout, N, K);
+            herdi_cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
         } else if (is_pointwise(d)) {
-            cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, 1, bp, N, 1, dinb, N);
+            herdi_cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, 1, bp, N, 1, dinb, N);
         } else {
-            cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, 1, bp, N, 0, slot, N);
-            cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
+            herdi_cpu_gemm_bf16(K, N, pOC, j->wtp, pOC, 1, bp, N, 0, slot, N);
+            herdi_cpu_conv2d_col_to_image_add(dinb, slot + j->s.col, slot, d);
         }
     }
 }
@@ -298,31 +298,31 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
                 for (int oc = 0; oc < OC; oc++)
                     for (int t = 0; t < KH * KW; t++)
                         wt[(size_t)c * K2 + (size_t)oc * KH * KW + t] = w[((size_t)oc * C + c) * KH * KW + KH * KW - 1 - t];
-            cpu_bf16_pack_rows(j.wtp, pK2, wt, K2, C, K2);
-            if (j.s.din_T) cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
+            herdi_cpu_bf16_pack_rows(j.wtp, pK2, wt, K2, C, K2);
+            if (j.s.din_T) herdi_cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
         } else if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
-            cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
+            herdi_cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
         } else {
-            cpu_transpose(wt, w, OC, K);
-            cpu_bf16_pack_rows(j.wtp, cpu_bf16_pairs(OC), wt, OC, K, OC);
+            herdi_cpu_transpose(wt, w, OC, K);
+            herdi_cpu_bf16_pack_rows(j.wtp, cpu_bf16_pairs(OC), wt, OC, K, OC);
         }
         atomic_init(&j.next_image, 0);
         cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, backward_input, &j);
     }
 }
 
-void cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+void herdi_cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d) {
     conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
 }
 
 /* ReLU masked per image; ReLU6 masked in a pass before */
-void cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
+void herdi_cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,
                                 const float *out, const float *in, const float *w, const conv2d_dims *d, herd_act act) {
     if (act == HERD_ACT_RELU) {
         conv_backward(ex, din, dw, db, dout, dout, out, in, w, d);
         return;
     }
-    cpu_act_backward_inplace(ex, dout, out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+    herdi_cpu_act_backward_inplace(ex, dout, out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
     conv_backward(ex, din, dw, db, dout, NULL, NULL, in, w, d);
 }

@@ -69,7 +69,7 @@ static void convg_forward_units(void *ctx, int64_t u0, int64_t u1, int thread) {
                         row_axpy(o, row - d->PW + kw * d->DW, wp[(c * KH + kh) * KW + kw], ow0, ow1, SW);
                     }
                 }
-            if (j->act) cpu_act_apply_inplace(o, OW, j->act);
+            if (j->act) herdi_cpu_act_apply_inplace(o, OW, j->act);
         }
     }
 }
@@ -133,7 +133,7 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void convg_tile(
         if (r >= rb) break;
         float *o = outp + (int64_t)(oh0 + r) * OW + o0;
         for (int ch = 0; ch < NCH; ch++) {
-            __m512 v = cpu_act_vec16(acc[r][ch], j->act); /* as cpu_act_apply_inplace */
+            __m512 v = cpu_act_vec16(acc[r][ch], j->act); /* as herdi_cpu_act_apply_inplace */
             _mm512_mask_storeu_ps(o + ch * 16, ch == NCH - 1 ? last : (__mmask16)0xFFFF, v);
         }
     }
@@ -279,7 +279,7 @@ static void convg_forward(const herd_exec *ex, float *out, const float *in, cons
     convg_job j = {.d = d, .out = out, .in = in, .w = w, .b = b, .act = act};
     herd_range_fn fn = convg_forward_units;
 #ifdef HAVE_AVX512_KERNEL
-    if ((d->SW == 1 || d->SW == 2) && d->KW <= CONVG_MAX_KW && cpu_avx512_enabled()) fn = convg_forward_units_avx512;
+    if ((d->SW == 1 || d->SW == 2) && d->KW <= CONVG_MAX_KW && herdi_cpu_avx512_enabled()) fn = convg_forward_units_avx512;
 #endif
     /* direct loops run at a fraction of the gemm's rate: 4 times its per-MAC cost */
     cpu_for(ex, (int64_t)d->B * d->OC, 4 * CPU_NS_PER_MAC(convg_macs(d)), fn, &j);
@@ -294,34 +294,34 @@ static void convg_backward(const herd_exec *ex, float *din, float *dw, float *db
 
 /* ---- the backend's conv entries ---- */
 
-size_t cpu_conv_workspace(const conv2d_dims *d, int threads) {
-    return conv2d_is_grouped(d) ? 0 : cpu_conv2d_workspace(d, threads);
+size_t herdi_cpu_conv_workspace(const conv2d_dims *d, int threads) {
+    return conv2d_is_grouped(d) ? 0 : herdi_cpu_conv2d_workspace(d, threads);
 }
 
-void cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                       const conv2d_dims *d) {
     if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, HERD_ACT_NONE);
-    else cpu_conv2d_forward(ex, out, in, w, b, d);
+    else herdi_cpu_conv2d_forward(ex, out, in, w, b, d);
 }
 
-void cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, herd_act act) {
     if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, act);
-    else cpu_conv2d_forward_act(ex, out, in, w, b, d, act);
+    else herdi_cpu_conv2d_forward_act(ex, out, in, w, b, d, act);
 }
 
-void cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                        const float *w, const conv2d_dims *d) {
     if (conv2d_is_grouped(d)) convg_backward(ex, din, dw, db, dout, in, w, d);
-    else cpu_conv2d_backward(ex, din, dw, db, dout, in, w, d);
+    else herdi_cpu_conv2d_backward(ex, din, dw, db, dout, in, w, d);
 }
 
-void cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+void herdi_cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                            const float *in, const float *w, const conv2d_dims *d, herd_act act) {
     if (!conv2d_is_grouped(d)) {
-        cpu_conv2d_backward_act(ex, din, dw, db, dout, out, in, w, d, act);
+        herdi_cpu_conv2d_backward_act(ex, din, dw, db, dout, out, in, w, d, act);
         return;
     }
-    cpu_act_backward_inplace(ex, dout, out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+    herdi_cpu_act_backward_inplace(ex, dout, out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
     convg_backward(ex, din, dw, db, dout, in, w, d);
 }

@@ -52,12 +52,12 @@ static int taps_build(const conv2d_dims *d, taps *t) {
 
 /* Taken when the pairs are at most 60% of im2col's products (2x2 and 1x1 maps under a 3x3
  * kernel; 4x4 keeps 69% and goes to Winograd) and the channels make products worth blocking. */
-int cpu_conv_taps_applies(const conv2d_dims *d) {
+int herdi_cpu_conv_taps_applies(const conv2d_dims *d) {
     taps t;
     /* each call packs the weights per tap (the whole OC x C x 9 of them): under
      * TAPS_MIN_POSITIONS output positions in the batch (batch-1 inference) that packing costs
      * more than the products it serves, and im2col's one product reads the weights once */
-    if (!taps_build(d, &t) || d->C < 32 || d->OC < 32 || cpu_conv_gemm_only() ||
+    if (!taps_build(d, &t) || d->C < 32 || d->OC < 32 || herdi_cpu_conv_gemm_only() ||
         (int64_t)d->B * d->OH * d->OW < TAPS_MIN_POSITIONS)
         return 0;
     return 5 * t.start[t.n] <= 3 * d->OH * d->OW * d->KH * d->KW;
@@ -85,7 +85,7 @@ static size_t slot_floats(const conv2d_dims *d, const taps *t) {
 }
 
 /* [inputs gathered (C*B*pairs) | output gradients gathered (OC*B*pairs) | slots] */
-size_t cpu_conv_taps_workspace(const conv2d_dims *d, int threads) {
+size_t herdi_cpu_conv_taps_workspace(const conv2d_dims *d, int threads) {
     taps t;
     if (!taps_build(d, &t)) return 0;
     size_t S = (size_t)t.start[t.n], th = threads < 1 ? 1 : (size_t)threads;
@@ -180,7 +180,7 @@ static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
             }
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
-            cpu_gemm(m, cols, C, pack + i * ts, C, 1, j->xg + (size_t)C * B * s, cols, 0, T, cols);
+            herdi_cpu_gemm(m, cols, C, pack + i * ts, C, 1, j->xg + (size_t)C * B * s, cols, 0, T, cols);
             for (int r = 0; r < m; r++)
                 for (int b = 0; b < B; b++) {
                     float *o = j->out + ((size_t)b * OC + oc0 + r) * N;
@@ -189,7 +189,7 @@ static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
                 }
         }
         if (j->act)
-            for (int b = 0; b < B; b++) cpu_act_apply_inplace(j->out + ((size_t)b * OC + oc0) * N, (int64_t)m * N, j->act);
+            for (int b = 0; b < B; b++) herdi_cpu_act_apply_inplace(j->out + ((size_t)b * OC + oc0) * N, (int64_t)m * N, j->act);
     }
 }
 
@@ -205,7 +205,7 @@ static void weight_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
         int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
         for (int i = 0; i < t->n && j->dw; i++) {
             int s = t->start[i], rows = B * (t->start[i + 1] - s);
-            cpu_gemm(m, C, rows, j->yg + (size_t)OC * B * s + (size_t)oc0 * rows, rows, 1, j->xg + (size_t)C * B * s,
+            herdi_cpu_gemm(m, C, rows, j->yg + (size_t)OC * B * s + (size_t)oc0 * rows, rows, 1, j->xg + (size_t)C * B * s,
                      C, 0, T + i * tap_stride(m, C), C);
         }
         for (int r = 0; r < m && j->dw; r++)
@@ -236,7 +236,7 @@ static void input_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
         pack_taps(pack, ts, 1, m, j->w + (size_t)c0 * KK, KK, (size_t)C * KK, t, m, OC);
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
-            cpu_gemm(m, cols, OC, pack + i * ts, 1, m, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
+            herdi_cpu_gemm(m, cols, OC, pack + i * ts, 1, m, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
             for (int r = 0; r < m; r++)
                 for (int b = 0; b < B; b++) {
                     float *x = j->din + ((size_t)b * C + c0 + r) * HW;
@@ -258,7 +258,7 @@ static taps_job job_for(const herd_exec *ex, const conv2d_dims *d, const taps *t
 
 static int64_t blocks(int ch) { return (ch + TAPS_BLOCK - 1) / TAPS_BLOCK; }
 
-void cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                            const conv2d_dims *d, herd_act act) {
     taps t;
     taps_build(d, &t);
@@ -269,7 +269,7 @@ void cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, con
     cpu_for(ex, blocks(d->OC), CPU_NS_PER_MAC((int64_t)d->B * S * d->C * d->OC), forward_blocks, &j);
 }
 
-void cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+void herdi_cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d) {
     taps t;
     taps_build(d, &t);

@@ -48,7 +48,7 @@ static void dense_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
     }
 }
 
-void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
+void herdi_cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
                        int OUT) {
     int slots = dense_slots(ex, B, OUT);
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .out = out, .in = in, .w = w, .b = b};
@@ -79,7 +79,7 @@ static void dense_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) 
     }
 }
 
-void cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int B, int IN, int OUT) {
     int slots = dense_slots(ex, B, OUT);
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .din = din, .dw = dw, .db = db, .dout = dout,

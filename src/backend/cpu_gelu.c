@@ -83,9 +83,9 @@ static TARGET_AVX512 void gelu_bwd_avx512(float *dx, const float *g, const float
 }
 #endif
 
-void cpu_gelu_forward(float *y, const float *x, int64_t n, int tanh_form) {
+void herdi_cpu_gelu_forward(float *y, const float *x, int64_t n, int tanh_form) {
 #ifdef HAVE_AVX512_KERNEL
-    if (cpu_avx512_enabled()) {
+    if (herdi_cpu_avx512_enabled()) {
         gelu_fwd_avx512(y, x, n, tanh_form);
         return;
     }
@@ -93,9 +93,9 @@ void cpu_gelu_forward(float *y, const float *x, int64_t n, int tanh_form) {
     gelu_fwd_plain(y, x, n, tanh_form);
 }
 
-void cpu_gelu_backward(float *dx, const float *g, const float *x, int64_t n, int tanh_form) {
+void herdi_cpu_gelu_backward(float *dx, const float *g, const float *x, int64_t n, int tanh_form) {
 #ifdef HAVE_AVX512_KERNEL
-    if (cpu_avx512_enabled()) {
+    if (herdi_cpu_avx512_enabled()) {
         gelu_bwd_avx512(dx, g, x, n, tanh_form);
         return;
     }

@@ -162,13 +162,13 @@ static TARGET_AVX512 void transpose_avx512(float *dst, const float *src, int row
  * which GCC and Clang check) and HERD_CPU. */
 static atomic_int use_avx512 = -1;
 
-const char *cpu_env_error(void) {
+const char *herdi_cpu_env_error(void) {
     const char *e = getenv("HERD_CPU");
     if (!e || !*e || !strcmp(e, "avx512") || !strcmp(e, "avx2")) return NULL;
     return "HERD_CPU must be avx512 or avx2 (or unset: the best this CPU runs)";
 }
 
-int cpu_gemm_use(int kernel) {
+int herdi_cpu_gemm_use(int kernel) {
     int ok = kernel == CPU_GEMM_OPENBLAS;
 #ifdef HAVE_AVX512_KERNEL
     __builtin_cpu_init();
@@ -179,29 +179,29 @@ int cpu_gemm_use(int kernel) {
     return ok;
 }
 
-void cpu_gemm_select(int allow_avx512) {
+void herdi_cpu_gemm_select(int allow_avx512) {
     const char *e = getenv("HERD_CPU");
     int avx2_only = e && !strcmp(e, "avx2");
-    if (!allow_avx512 || ((avx2_only || !cpu_gemm_use(CPU_GEMM_AVX512)) && !cpu_gemm_use(CPU_GEMM_AVX2)))
-        cpu_gemm_use(CPU_GEMM_OPENBLAS);
+    if (!allow_avx512 || ((avx2_only || !herdi_cpu_gemm_use(CPU_GEMM_AVX512)) && !herdi_cpu_gemm_use(CPU_GEMM_AVX2)))
+        herdi_cpu_gemm_use(CPU_GEMM_OPENBLAS);
 }
 
-int cpu_avx512_enabled(void) {
+int herdi_cpu_avx512_enabled(void) {
     int v = atomic_load_explicit(&use_avx512, memory_order_relaxed);
     if (v < 0) {
-        cpu_gemm_select(1);
+        herdi_cpu_gemm_select(1);
         v = atomic_load(&use_avx512);
     }
     return v == CPU_GEMM_AVX512;
 }
 
-const char *cpu_gemm_kernel(void) {
-    if (atomic_load(&use_avx512) < 0) cpu_gemm_select(1);
+const char *herdi_cpu_gemm_kernel(void) {
+    if (atomic_load(&use_avx512) < 0) herdi_cpu_gemm_select(1);
     int v = atomic_load(&use_avx512);
     return v == CPU_GEMM_AVX512 ? "avx512" : v == CPU_GEMM_AVX2 ? "avx2" : "openblas";
 }
 
-void cpu_transpose(float *dst, const float *src, int rows, int cols) {
+void herdi_cpu_transpose(float *dst, const float *src, int rows, int cols) {
 #ifdef HAVE_AVX512_KERNEL
     if (atomic_load_explicit(&use_avx512, memory_order_relaxed) == CPU_GEMM_AVX512) {
         transpose_avx512(dst, src, rows, cols);
@@ -225,7 +225,7 @@ static void ep_after(int M, int N, const cpu_gemm_epilogue *ep, int bias_done, f
         float *c = C + (size_t)i * ldc;
         if (ep->bias && !bias_done)
             for (int j = 0; j < N; j++) c[j] += ep->per_col ? ep->bias[j] : ep->bias[i];
-        if (ep->act) cpu_act_apply_inplace(c, N, ep->act);
+        if (ep->act) herdi_cpu_act_apply_inplace(c, N, ep->act);
     }
 }
 
@@ -235,10 +235,10 @@ static void ep_fill_bias(int M, int N, const cpu_gemm_epilogue *ep, float *C, in
         for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = ep->per_col ? ep->bias[j] : ep->bias[i];
 }
 
-void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
+void herdi_cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
                       int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
 #ifdef HAVE_AVX512_KERNEL
-    if (M > 0 && N > 0 && cpu_avx512_enabled()) {
+    if (M > 0 && N > 0 && herdi_cpu_avx512_enabled()) {
         gemm_offsets_avx512(M, N, K, A, ra, pa, B, ldb, accumulate, ep, C, ldc);
         return;
     }
@@ -253,18 +253,18 @@ void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const 
     if (ep && M > 0) ep_after(M, N, ep, 0, C, ldc);
 }
 
-void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+void herdi_cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc) {
-    cpu_gemm_ep(M, N, K, A, ars, acs, B, ldb, accumulate, NULL, C, ldc);
+    herdi_cpu_gemm_ep(M, N, K, A, ars, acs, B, ldb, accumulate, NULL, C, ldc);
 }
 
-void cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+void herdi_cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                  int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (ep && !ep->bias && !ep->act) ep = NULL;
     int fast = atomic_load_explicit(&use_avx512, memory_order_relaxed);
     if (fast < 0) {
-        cpu_gemm_select(1);
+        herdi_cpu_gemm_select(1);
         fast = atomic_load(&use_avx512);
     }
 #ifdef HAVE_AVX512_KERNEL
@@ -273,7 +273,7 @@ void cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t a
         return;
     }
     if (fast == CPU_GEMM_AVX2) {
-        cpu_gemm_avx2(M, N, K, A, ars, acs, B, ldb, accumulate, ep, C, ldc);
+        herdi_cpu_gemm_avx2(M, N, K, A, ars, acs, B, ldb, accumulate, ep, C, ldc);
         return;
     }
 #endif

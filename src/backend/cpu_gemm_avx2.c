@@ -67,7 +67,7 @@ static inline TARGET_AVX2 __attribute__((always_inline)) void tile(const int mr,
     }
 }
 
-TARGET_AVX2 void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+TARGET_AVX2 void herdi_cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
                                int ldb, int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
     for (int j0 = 0; j0 < N; j0 += 16) {
         __m256i m0 = lanes8(N - j0), m1 = lanes8(N - j0 - 8);

@@ -21,7 +21,7 @@ static inline __mmask16 cpu_lanes16(int n) { return n >= 16 ? (__mmask16)0xFFFF 
 static inline TARGET_AVX512 __m512i cpu_even_lanes(void) {
     return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 }
-/* act(v) for the fusable activations (else v), the bits cpu_act_apply_inplace gives: ReLU
+/* act(v) for the fusable activations (else v), the bits herdi_cpu_act_apply_inplace gives: ReLU
  * v > 0 ? v : 0 (max takes its second operand when they are equal or one is NaN: -0 and NaN
  * give 0), ReLU6 the act op's clamp, v < 0 ? 0 : v > 6 ? 6 : v (NaN and -0 kept). */
 static inline TARGET_AVX512 __m512 cpu_act_vec16(__m512 v, herd_act act) {
@@ -79,7 +79,7 @@ static inline float cpu_sum_floats(const float *x, int n) {
 
 /* What a gemm does to each C element as it stores it: v = the sum (+ C's old value when
  * accumulate) (+ bias[i] of its row i, or bias[j] of its column j with per_col), then act(v)
- * (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6, the bits cpu_act_apply_inplace gives). The
+ * (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6, the bits herdi_cpu_act_apply_inplace gives). The
  * kernels apply it in the tile's registers, so a conv + bias + activation writes its output
  * once; the sum + bias is the same addition as a bias written into C first and accumulated on. */
 typedef struct cpu_gemm_epilogue {
@@ -90,110 +90,110 @@ typedef struct cpu_gemm_epilogue {
 /* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
  * ars or acs equal to 1 (A stored either way round); B and C row-major with ldb, ldc.
  * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
-void cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+void herdi_cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc);
-/* cpu_gemm then the epilogue ep (NULL: none) on each element as it is stored. */
-void cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+/* herdi_cpu_gemm then the epilogue ep (NULL: none) on each element as it is stored. */
+void herdi_cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                  int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
-/* cpu_gemm_ep with A(i, p) = A[ra[i] + pa[p]]: an image's im2col columns read where they lie in
+/* herdi_cpu_gemm_ep with A(i, p) = A[ra[i] + pa[p]]: an image's im2col columns read where they lie in
  * the zero-padded image (cpu_conv2d.c's direct path). Each C element is the same fixed-order
- * sum as cpu_gemm's AVX-512 kernel makes of the materialised columns (fmaf steps elsewhere). */
-void cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
+ * sum as herdi_cpu_gemm's AVX-512 kernel makes of the materialised columns (fmaf steps elsewhere). */
+void herdi_cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, const int *pa, const float *B, int ldb,
                       int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
-/* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when cpu_gemm uses that kernel. */
-void cpu_transpose(float *dst, const float *src, int rows, int cols);
-/* Which kernel cpu_gemm uses: "avx512", "avx2" or "openblas". cpu_gemm_select(0) forces OpenBLAS
- * (tests use it to cover both paths); cpu_gemm_select(1) restores the run-time choice: AVX-512
+/* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when herdi_cpu_gemm uses that kernel. */
+void herdi_cpu_transpose(float *dst, const float *src, int rows, int cols);
+/* Which kernel herdi_cpu_gemm uses: "avx512", "avx2" or "openblas". herdi_cpu_gemm_select(0) forces OpenBLAS
+ * (tests use it to cover both paths); herdi_cpu_gemm_select(1) restores the run-time choice: AVX-512
  * where the CPU has it, else AVX2/FMA, else OpenBLAS; HERD_CPU=avx2 skips AVX-512. */
-const char *cpu_gemm_kernel(void);
-/* 1 when the AVX-512 paths are in use (same switch as cpu_gemm's kernel). */
-int cpu_avx512_enabled(void);
-void cpu_gemm_select(int allow_avx512);
+const char *herdi_cpu_gemm_kernel(void);
+/* 1 when the AVX-512 paths are in use (same switch as herdi_cpu_gemm's kernel). */
+int herdi_cpu_avx512_enabled(void);
+void herdi_cpu_gemm_select(int allow_avx512);
 enum { CPU_GEMM_OPENBLAS = 0, CPU_GEMM_AVX512 = 1, CPU_GEMM_AVX2 = 2 };
 /* Forces one CPU_GEMM_* kernel (tests); 0 (and no change) if this CPU cannot run it. */
-int cpu_gemm_use(int kernel);
+int herdi_cpu_gemm_use(int kernel);
 /* NULL, or one line when HERD_CPU holds something other than avx512 or avx2. */
-const char *cpu_env_error(void);
-/* the AVX2/FMA kernel (cpu_gemm_avx2.c), cpu_gemm_ep's contract */
-void cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
+const char *herdi_cpu_env_error(void);
+/* the AVX2/FMA kernel (cpu_gemm_avx2.c), herdi_cpu_gemm_ep's contract */
+void herdi_cpu_gemm_avx2(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                    int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
 
 /* The table's conv entries (cpu_conv_grouped.c): groups or dilation there, else cpu_conv2d_* */
-size_t cpu_conv_workspace(const conv2d_dims *d, int threads);
-void cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+size_t herdi_cpu_conv_workspace(const conv2d_dims *d, int threads);
+void herdi_cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                       const conv2d_dims *d);
-void cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, herd_act act);
-void cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                        const float *w, const conv2d_dims *d);
-void cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+void herdi_cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                            const float *in, const float *w, const conv2d_dims *d, herd_act act);
 /* the sgemm path (cpu_conv2d.c): convolutions without groups or dilation */
-size_t cpu_conv2d_workspace(const conv2d_dims *d, int threads);
-const char *cpu_conv2d_unsupported(const conv2d_dims *d);
-void cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+size_t herdi_cpu_conv2d_workspace(const conv2d_dims *d, int threads);
+const char *herdi_cpu_conv2d_unsupported(const conv2d_dims *d);
+void herdi_cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d);
-void cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                             const conv2d_dims *d, herd_act act);
 /* 1 when HERD_CONV=gemm keeps every plain convolution on im2col + sgemm (cpu_conv2d.c). */
-int cpu_conv_gemm_only(void);
+int herdi_cpu_conv_gemm_only(void);
 /* HERD_CONV=wino2: Winograd takes F(2x2) tiles on every shape (cpu_winograd.c) */
-int cpu_conv_winograd_f2_only(void);
+int herdi_cpu_conv_winograd_f2_only(void);
 /* Tiny maps (cpu_conv_taps.c): convolutions whose in-bounds (output, input) pairs are at most
  * 60% of im2col's products, one product per tap; cpu_conv2d_* hand such shapes to it. */
-int cpu_conv_taps_applies(const conv2d_dims *d);
-size_t cpu_conv_taps_workspace(const conv2d_dims *d, int threads);
-void cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+int herdi_cpu_conv_taps_applies(const conv2d_dims *d);
+size_t herdi_cpu_conv_taps_workspace(const conv2d_dims *d, int threads);
+void herdi_cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                            const conv2d_dims *d, herd_act act);
-void cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
+void herdi_cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
 /* Winograd F(2x2, 3x3) and F(4x4, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
  * enough channels; cpu_conv2d_* hand such shapes to it. Same accumulate rules as conv2d. */
-int cpu_winograd_applies(const conv2d_dims *d);
-size_t cpu_winograd_workspace(const conv2d_dims *d);
-void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+int herdi_cpu_winograd_applies(const conv2d_dims *d);
+size_t herdi_cpu_winograd_workspace(const conv2d_dims *d);
+void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, int relu);
-void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d);
-void cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
-void cpu_conv2d_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
+void herdi_cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
+void herdi_cpu_conv2d_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                              const float *in, const float *w, const conv2d_dims *d, herd_act act);
-void cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_conv2d_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                          const float *w, const conv2d_dims *d);
 /* GELU over x[0..n) (tanh_form: GPT-2's tanh approximation, else the exact erf form), vectorized
  * (cpu_gelu.c); backward adds g * gelu'(x) into dx */
-void cpu_gelu_forward(float *y, const float *x, int64_t n, int tanh_form);
-void cpu_gelu_backward(float *dx, const float *g, const float *x, int64_t n, int tanh_form);
-void cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
+void herdi_cpu_gelu_forward(float *y, const float *x, int64_t n, int tanh_form);
+void herdi_cpu_gelu_backward(float *dx, const float *g, const float *x, int64_t n, int tanh_form);
+void herdi_cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
                        int OUT);
-void cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int B, int IN, int OUT);
-void cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d);
-void cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
+void herdi_cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d);
+void herdi_cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
                             const pool2d_dims *d);
-void cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
-void cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
-void cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
+void herdi_cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
+void herdi_cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
+void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
                                  float *running_var, const float *in, const float *gamma, const float *beta, int B,
                                  int C, int HW, float momentum, float eps);
-void cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
+void herdi_cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                 const float *beta, const float *running_mean, const float *running_var, int B, int C,
                                 int HW, float eps);
-void cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
                             int HW);
-void cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
-void cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
+void herdi_cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
+void herdi_cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                       int64_t n, herd_act act, float alpha);
 /* x = act(x) for the fusable activations (HERD_ACT_RELU, HERD_ACT_RELU6), one thread, as
- * cpu_act_forward computes them; g = the in-place backward of act given its output out
+ * herdi_cpu_act_forward computes them; g = the in-place backward of act given its output out
  * (see act_backward_inplace in backend.h). */
-void cpu_act_apply_inplace(float *x, int64_t n, herd_act act);
-void cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act);
+void herdi_cpu_act_apply_inplace(float *x, int64_t n, herd_act act);
+void herdi_cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act);
 
-size_t cpu_attention_workspace(const attn_dims *d, int threads);
-void cpu_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);
-void cpu_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv, const float *att,
+size_t herdi_cpu_attention_workspace(const attn_dims *d, int threads);
+void herdi_cpu_attention_forward(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);
+void herdi_cpu_attention_backward(const herd_exec *ex, float *dqkv, const float *dout, const float *qkv, const float *att,
                             const attn_dims *d);
 
 #endif

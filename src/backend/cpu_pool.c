@@ -185,7 +185,7 @@ static TARGET_AVX512 void maxpool_rows_plane(float *y, int32_t *am, const float 
 /* Rows wide enough to fill most lanes, any window, column stride 1 or 2. */
 static int use_vector_rows(const pool2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    return !is_2x2s2(d) && (d->SW == 1 || d->SW == 2) && d->OW >= 8 && cpu_avx512_enabled();
+    return !is_2x2s2(d) && (d->SW == 1 || d->SW == 2) && d->OW >= 8 && herdi_cpu_avx512_enabled();
 #else
     (void)d;
     return 0;
@@ -194,7 +194,7 @@ static int use_vector_rows(const pool2d_dims *d) {
 
 static int use_vector_2x2(const pool2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    return is_2x2s2(d) && d->OW >= 8 && cpu_avx512_enabled();
+    return is_2x2s2(d) && d->OW >= 8 && herdi_cpu_avx512_enabled();
 #else
     (void)d;
     return 0;
@@ -203,7 +203,7 @@ static int use_vector_2x2(const pool2d_dims *d) {
 
 static int use_small_2x2(const pool2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    return is_2x2s2(d) && d->OW < 8 && d->OH * d->OW <= SMALL_MAX && cpu_avx512_enabled();
+    return is_2x2s2(d) && d->OW < 8 && d->OH * d->OW <= SMALL_MAX && herdi_cpu_avx512_enabled();
 #else
     (void)d;
     return 0;
@@ -281,7 +281,7 @@ static void maxpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
     }
 }
 
-void cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
+void herdi_cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
     pool_job j = {.d = d, .out = out, .argmax = argmax, .in = in};
     int64_t planes = (int64_t)d->B * d->C;
     int64_t reads = planes * d->OH * d->OW * d->KH * d->KW;
@@ -306,7 +306,7 @@ static void maxpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int threa
     }
 }
 
-void cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
+void herdi_cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
                             const pool2d_dims *d) {
     if (!din) return;
     pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout};
@@ -341,7 +341,7 @@ static void avgpool_forward_planes(void *ctx, int64_t p0, int64_t p1, int thread
     }
 }
 
-void cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d) {
+void herdi_cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d) {
     pool_job j = {.d = d, .out = out, .in = in};
     int64_t planes = (int64_t)d->B * d->C;
     int64_t reads = planes * d->OH * d->OW * d->KH * d->KW;
@@ -371,7 +371,7 @@ static void avgpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int threa
     }
 }
 
-void cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d) {
+void herdi_cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d) {
     if (!din) return;
     pool_job j = {.d = d, .din = din, .dout = dout};
     int64_t planes = (int64_t)d->B * d->C;

@@ -13,10 +13,10 @@
  * The same transforms give the input gradient (the kernel flipped and transposed, run on dout)
  * and the weight gradient: dU = sum over tiles of (A dY A^T) . (B^T d B), then dg = G^T dU G.
  * The transforms run on whole rows of tiles (one image row band and one channel at a time, the
- * tiles of a row side by side), so they vectorise; the products are cpu_gemm calls.
+ * tiles of a row side by side), so they vectorise; the products are herdi_cpu_gemm calls.
  *
  * Reproducible: every phase's items are fixed by the shape and never by the thread count, each
- * product is one cpu_gemm call (a fixed-order sum), and the weight gradient accumulates chunk
+ * product is one herdi_cpu_gemm call (a fixed-order sum), and the weight gradient accumulates chunk
  * after chunk in batch order, so results are bit-identical for any number of threads. They are
  * not bit-identical to the im2col path (another order of summation, within float rounding of
  * it). HERD_CONV=gemm in the environment turns this path off (reproducing older results),
@@ -63,7 +63,7 @@ static int chunk_images(const conv2d_dims *d, int m) {
 
 #define WINO_MIN_POSITIONS 64
 
-int cpu_winograd_applies(const conv2d_dims *d) {
+int herdi_cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
     if (conv2d_is_grouped(d) || d->OH != d->H || d->OW != d->W || tiles_w(d, 2) > WINO_MAX_TW ||
         tiles_h(d, 2) > WINO_MAX_TW)
@@ -80,14 +80,14 @@ int cpu_winograd_applies(const conv2d_dims *d) {
      * on small maps) the direct paths win: ResNet-18 at 3x64x64, batch 1, 2 threads: its 4x4
      * layers took 2.2-2.6 ms each by Winograd. */
     const int64_t ch = d->C < d->OC ? d->C : d->OC;
-    return !cpu_conv_gemm_only() && cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
+    return !herdi_cpu_conv_gemm_only() && herdi_cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
            ch * d->OH * d->OW >= 4096 && (int64_t)d->B * d->OH * d->OW >= WINO_MIN_POSITIONS;
 }
 
 /* The tile of every pass: F(4x4) where its tiles take the gathered path (maps under 64 columns),
  * F(2x2) on wider maps and under HERD_CONV=wino2. */
 static int forward_m(const conv2d_dims *d) {
-    return tiles_w(d, 4) < WINO_SMALL_TW && !cpu_conv_winograd_f2_only() ? 4 : 2;
+    return tiles_w(d, 4) < WINO_SMALL_TW && !herdi_cpu_conv_winograd_f2_only() ? 4 : 2;
 }
 
 /* [U or dU^T: K*C*OC | X: K*P*C | Y: K*P*OC | Z: K*P*OC, the weight gradient's dout tiles
@@ -97,7 +97,7 @@ static size_t workspace_for(const conv2d_dims *d, int m) {
     return cpu_round16(K * d->C * d->OC) + cpu_round16(K * P * d->C) + 2 * cpu_round16(K * P * d->OC);
 }
 
-size_t cpu_winograd_workspace(const conv2d_dims *d) { return workspace_for(d, forward_m(d)); }
+size_t herdi_cpu_winograd_workspace(const conv2d_dims *d) { return workspace_for(d, forward_m(d)); }
 
 typedef struct wino_job {
     const herd_exec *ex;
@@ -719,7 +719,7 @@ static void dout_transpose(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
     const wino_job *j = ctx;
     for (int64_t k = s0; k < s1; k++)
-        cpu_transpose(j->M + (size_t)k * j->P * j->CO, j->Mr + (size_t)k * j->CO * j->P, j->CO, j->P);
+        herdi_cpu_transpose(j->M + (size_t)k * j->P * j->CO, j->Mr + (size_t)k * j->CO * j->P, j->CO, j->P);
 }
 
 static int row_blocks(int rows) { return (rows + WINO_ROWS - 1) / WINO_ROWS; }
@@ -734,7 +734,7 @@ static void products(void *ctx, int64_t s0, int64_t s1, int thread) {
         const float *u = j->U + ((size_t)k * j->CO + r0) * j->CI;
         const float *v = j->V + (size_t)k * j->CI * j->P;
         float *m = j->M + ((size_t)k * j->CO + r0) * j->P;
-        cpu_gemm(rows, j->P, j->CI, u, j->CI, 1, v, j->P, 0, m, j->P);
+        herdi_cpu_gemm(rows, j->P, j->CI, u, j->CI, 1, v, j->P, 0, m, j->P);
     }
 }
 
@@ -748,7 +748,7 @@ static void products_dw(void *ctx, int64_t s0, int64_t s1, int thread) {
         const float *v = j->V + ((size_t)k * j->CI + r0) * j->P;
         const float *m = j->M + (size_t)k * j->P * j->CO;
         float *du = j->U + ((size_t)k * j->CI + r0) * j->CO;
-        cpu_gemm(rows, j->CO, j->P, v, j->P, 1, m, j->CO, !j->first, du, j->CO);
+        herdi_cpu_gemm(rows, j->CO, j->P, v, j->P, 1, m, j->CO, !j->first, du, j->CO);
     }
 }
 
@@ -796,7 +796,7 @@ static void run_chunks(wino_job *j) {
     }
 }
 
-void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, int relu) {
     wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .relu = relu, .w = w,
                   .m = forward_m(d)};
@@ -805,7 +805,7 @@ void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, cons
     run_chunks(&j);
 }
 
-void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d) {
     const int mt = forward_m(d), T = tiles(d, mt), chunk = chunk_images(d, mt), K = points(mt);
     const int64_t HW = (int64_t)d->H * d->W;
@@ -838,19 +838,19 @@ void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db
 }
 
 #else /* no AVX-512 kernels in this build: never taken */
-int cpu_winograd_applies(const conv2d_dims *d) {
+int herdi_cpu_winograd_applies(const conv2d_dims *d) {
     (void)d;
     return 0;
 }
-size_t cpu_winograd_workspace(const conv2d_dims *d) {
+size_t herdi_cpu_winograd_workspace(const conv2d_dims *d) {
     (void)d;
     return 0;
 }
-void cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, int relu) {
     (void)ex, (void)out, (void)in, (void)w, (void)b, (void)d, (void)relu;
 }
-void cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
+void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d) {
     (void)ex, (void)din, (void)dw, (void)db, (void)dout, (void)in, (void)w, (void)d;
 }

@@ -73,7 +73,7 @@ int cmd_import(int argc, char **argv) {
         if (strcmp(spec_out, "-") == 0) {
             fputs(text, stdout);
         } else {
-            if (io_write_file_atomic(spec_out, &chunk, &len, 1, NULL, &err)) goto fail;
+            if (herdi_io_write_file_atomic(spec_out, &chunk, &len, 1, NULL, &err)) goto fail;
             printf("wrote %s\n", spec_out);
         }
     }

@@ -59,7 +59,7 @@ static void say(const char *msg) {
  * Second: remove the temp file of a write in progress and stop at once. */
 static void on_signal(int sig) {
     if (g_stop) {
-        io_atomic_remove_inflight();
+        herdi_io_atomic_remove_inflight();
         say("herd: stopped at once (second signal); the last complete checkpoint stays\n");
         _exit(128 + sig);
     }

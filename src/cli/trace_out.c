@@ -46,7 +46,7 @@ herd_status cli_write_trace(const char *path, herd_trace *t, herd_comm *c, herd_
     }
     if (!st) {
         parts[n] = "]}\n", lens[n++] = 3;
-        st = io_write_file_atomic(path, parts, lens, n, NULL, err);
+        st = herdi_io_write_file_atomic(path, parts, lens, n, NULL, err);
     }
     for (int i = 0; bufs && i < world; i++) free(bufs[i]);
     free(bufs), free(parts), free(lens), free(mine);

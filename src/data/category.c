@@ -35,7 +35,7 @@ static uint64_t mix(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-herd_status categories_init(categories *c, const char *list, int64_t hash_rows, uint64_t seed, const char *source,
+herd_status herdi_categories_init(categories *c, const char *list, int64_t hash_rows, uint64_t seed, const char *source,
                             herd_error *err) {
     memset(c, 0, sizeof *c);
     c->hash_rows = hash_rows, c->seed = seed;
@@ -46,7 +46,7 @@ herd_status categories_init(categories *c, const char *list, int64_t hash_rows, 
         if (!name || name >= sizeof c->names[0])
             return herd_fail(err, HERD_EARG, "%s: cat= names columns separated by commas (each up to 127 bytes)", source);
         if (c->n == HERD_MAX_FIELDS) {
-            categories_free(c);
+            herdi_categories_free(c);
             return herd_fail(err, HERD_EARG, "%s: more than %d categorical columns", source, HERD_MAX_FIELDS);
         }
         memcpy(c->names[c->n], p, name);
@@ -56,20 +56,20 @@ herd_status categories_init(categories *c, const char *list, int64_t hash_rows, 
             char *end;
             long v = strtol(p + name + 1, &end, 10);
             if (end != p + len || p[name + 1] < '1' || p[name + 1] > '9' || v > 65536) {
-                categories_free(c);
+                herdi_categories_free(c);
                 return herd_fail(err, HERD_EARG, "%s: cat=%.*s: a bag column is NAME:L with L in 1..65536 (its most values a row)",
                                  source, (int)len, p);
             }
             bag = (int)v;
         }
-        if (categories_find(c, c->names[c->n]) >= 0) {
-            categories_free(c);
+        if (herdi_categories_find(c, c->names[c->n]) >= 0) {
+            herdi_categories_free(c);
             return herd_fail(err, HERD_EARG, "%s: categorical column '%s' is named twice", source, c->names[c->n]);
         }
         if (!(c->col[c->n] = calloc(1, sizeof *c->col[c->n])) ||
             (hash_rows && !(c->col[c->n]->used = calloc((size_t)(hash_rows + 7) / 8, 1)))) {
             c->n++;
-            categories_free(c);
+            herdi_categories_free(c);
             return herd_fail(err, HERD_ENOMEM, "%s: out of memory for categorical columns", source);
         }
         c->len[c->n] = bag, c->bag[c->n] = name < len, c->at[c->n] = c->ids;
@@ -80,7 +80,7 @@ herd_status categories_init(categories *c, const char *list, int64_t hash_rows, 
     return HERD_OK;
 }
 
-void categories_free(categories *c) {
+void herdi_categories_free(categories *c) {
     for (int k = 0; k < c->n; k++) {
         category_column *col = c->col[k];
         if (!col) continue;
@@ -93,7 +93,7 @@ void categories_free(categories *c) {
     c->n = c->ids = 0;
 }
 
-int categories_find(const categories *c, const char *name) {
+int herdi_categories_find(const categories *c, const char *name) {
     for (int k = 0; k < c->n; k++)
         if (!strcmp(c->names[k], name)) return k;
     return -1;
@@ -114,7 +114,7 @@ static int grow(category_column *col) {
     return 1;
 }
 
-int32_t categories_id(categories *c, int k, const char *text, size_t len) {
+int32_t herdi_categories_id(categories *c, int k, const char *text, size_t len) {
     category_column *col = c->col[k];
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, text, len);
     if (2 * (col->count + 1) > col->cap && !grow(col)) return -1;
@@ -140,10 +140,10 @@ int32_t categories_id(categories *c, int k, const char *text, size_t len) {
     return e->id;
 }
 
-herd_status categories_put(categories *c, int k, const char *text, size_t len, int32_t *row, const char *where,
+herd_status herdi_categories_put(categories *c, int k, const char *text, size_t len, int32_t *row, const char *where,
                            herd_error *err) {
     int32_t *ids = row + c->at[k];
-    if (!c->bag[k] && (ids[0] = categories_id(c, k, text, len)) >= 0) return HERD_OK;
+    if (!c->bag[k] && (ids[0] = herdi_categories_id(c, k, text, len)) >= 0) return HERD_OK;
     int n = 0;
     for (size_t i = 0; c->bag[k] && i < len;) { /* a bag: blank-separated values */
         while (i < len && (text[i] == ' ' || text[i] == '\t')) i++;
@@ -153,7 +153,7 @@ herd_status categories_put(categories *c, int k, const char *text, size_t len, i
         if (n == c->len[k])
             return herd_fail(err, HERD_EFORMAT, "%s: column '%s': more than the bag's %d values (cat=%s:%d)", where,
                              c->names[k], c->len[k], c->names[k], c->len[k]);
-        if ((ids[n++] = categories_id(c, k, text + i, j - i)) < 0) break;
+        if ((ids[n++] = herdi_categories_id(c, k, text + i, j - i)) < 0) break;
         i = j;
     }
     if (!c->bag[k] || (n && ids[n - 1] < 0))
@@ -163,7 +163,7 @@ herd_status categories_put(categories *c, int k, const char *text, size_t len, i
     return HERD_OK;
 }
 
-void categories_describe(const categories *c, char *buf, size_t size) {
+void herdi_categories_describe(const categories *c, char *buf, size_t size) {
     size_t at = 0;
     buf[0] = 0;
     for (int k = 0; k < c->n && at < size; k++) {
@@ -181,11 +181,11 @@ void categories_describe(const categories *c, char *buf, size_t size) {
     }
 }
 
-int categories_columns(const categories *c, const char *const *names, int ncols, int label_at, int *role,
+int herdi_categories_columns(const categories *c, const char *const *names, int ncols, int label_at, int *role,
                        const char *where, herd_error *err) {
     int features = 0, found[HERD_MAX_FIELDS] = {0};
     for (int i = 0; i < ncols; i++) {
-        int k = i == label_at ? -1 : categories_find(c, names[i]);
+        int k = i == label_at ? -1 : herdi_categories_find(c, names[i]);
         role[i] = i == label_at ? CAT_LABEL : k >= 0 ? k : CAT_FEATURE;
         if (k >= 0 && found[k]++) {
             herd_fail(err, HERD_EFORMAT, "%s: categorical column '%s' appears twice", where, names[i]);

@@ -118,15 +118,15 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
     int *role = NULL;
     size_t len = 0;
     row_table t;
-    row_table_init(&t, 1);
+    herdi_row_table_init(&t, 1);
     *out = NULL;
     const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     categories cats;
-    herd_status st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, path, err);
+    herd_status st = herdi_categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, path, err);
     if (st != HERD_OK) return st;
     st = read_file(path, &text, &len, err);
     if (st != HERD_OK) {
-        categories_free(&cats);
+        herdi_categories_free(&cats);
         return st;
     }
     csv_parser cp = {path, text, text + len, 1};
@@ -170,7 +170,7 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
         goto fail;
     }
     snprintf(where, sizeof where, "%s:1", path);
-    if ((st = row_table_columns(&t, &cats, (const char *const *)names, (int)ncols, label_at, opt->target != NULL, &role,
+    if ((st = herdi_row_table_columns(&t, &cats, (const char *const *)names, (int)ncols, label_at, opt->target != NULL, &role,
                                 where, err)))
         goto fail;
     if (!(fields = herd_malloc_array(ncols, sizeof *fields))) {
@@ -179,7 +179,7 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
     }
     while (!csv_at_end(&cp)) {
         long line = cp.line;
-        float *row = row_table_push(&t, 0);
+        float *row = herdi_row_table_push(&t, 0);
         if (!row) {
             st = herd_fail(err, HERD_ENOMEM, "%s:%ld: out of memory for %lld rows", path, line, (long long)t.n);
             goto fail;
@@ -198,18 +198,18 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
                            col == 1 ? "" : "s", ncols);
             goto fail;
         }
-        int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
+        int32_t *ids = cats.n ? herdi_row_table_cats(&t) : NULL;
         for (size_t k = 0, f = 0; k < ncols; k++) {
             if (role[k] >= 0) {
                 snprintf(where, sizeof where, "%s:%ld", path, line);
-                if ((st = categories_put(&cats, role[k], fields[k], strlen(fields[k]), ids, where, err))) goto fail;
+                if ((st = herdi_categories_put(&cats, role[k], fields[k], strlen(fields[k]), ids, where, err))) goto fail;
             } else if ((int)k == label_at) {
-                if (!row_table_target(&t, fields[k])) {
+                if (!herdi_row_table_target(&t, fields[k])) {
                     st = herd_fail(err, HERD_EFORMAT, "%s:%ld: label '%s' is not %s", path, line,
-                                   printable(fields[k], vbuf, sizeof vbuf), row_target_what(&t));
+                                   printable(fields[k], vbuf, sizeof vbuf), herdi_row_target_what(&t));
                     goto fail;
                 }
-            } else if (!row_parse_feature(fields[k], &row[f++])) {
+            } else if (!herdi_row_parse_feature(fields[k], &row[f++])) {
                 st = herd_fail(err, HERD_EFORMAT, "%s:%ld: column '%s': '%s' is not a finite number", path, line,
                                printable(names[k], nbuf, sizeof nbuf), printable(fields[k], vbuf, sizeof vbuf));
                 goto fail;
@@ -217,19 +217,19 @@ herd_status herd_csv_open_with(herd_dataset **out, const char *path, const herd_
         }
     }
     char note[512];
-    categories_describe(&cats, note, sizeof note);
+    herdi_categories_describe(&cats, note, sizeof note);
     free(fields);
     free(names);
     free(text);
     free(role);
-    categories_free(&cats);
-    return row_table_finish(&t, out, path, note, err);
+    herdi_categories_free(&cats);
+    return herdi_row_table_finish(&t, out, path, note, err);
 fail:
-    row_table_free(&t);
+    herdi_row_table_free(&t);
     free(fields);
     free(names);
     free(text);
     free(role);
-    categories_free(&cats);
+    herdi_categories_free(&cats);
     return st;
 }

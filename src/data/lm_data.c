@@ -32,7 +32,7 @@ static herd_status lm_get(const herd_dataset *ds, int64_t i, void *x, void *y, h
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
                          (long long)ds->n);
     const lm_impl *im = ds->impl;
-    return mapped_get_guarded(herd_tokens_path(im->tokens), lm_get_mapped, ds, i, x, y, err);
+    return herdi_mapped_get_guarded(herd_tokens_path(im->tokens), lm_get_mapped, ds, i, x, y, err);
 }
 
 static void lm_close(herd_dataset *ds) {

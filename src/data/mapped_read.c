@@ -34,7 +34,7 @@ static void install(void) {
     installed = sigaction(SIGBUS, &sa, &previous) == 0;
 }
 
-herd_status mapped_get_guarded(const char *path,
+herd_status herdi_mapped_get_guarded(const char *path,
                                herd_status (*get)(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err),
                                const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
     pthread_once(&install_once, install);

@@ -10,7 +10,7 @@
  * SIGBUS raised in this thread meanwhile ends it at once and returns HERD_EIO naming path.
  * Thread-safe; the process's other SIGBUS handling is kept (faults outside a guarded read go
  * to the handler that was there before). */
-herd_status mapped_get_guarded(const char *path,
+herd_status herdi_mapped_get_guarded(const char *path,
                                herd_status (*get)(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err),
                                const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err);
 

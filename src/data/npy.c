@@ -312,7 +312,7 @@ static herd_status npy_get(const herd_dataset *ds, int64_t i, void *x, void *y, 
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
                          (long long)ds->n);
-    return mapped_get_guarded(ds->source, npy_get_mapped, ds, i, x, y, err);
+    return herdi_mapped_get_guarded(ds->source, npy_get_mapped, ds, i, x, y, err);
 }
 
 static void npy_close(herd_dataset *ds) {
@@ -557,5 +557,5 @@ herd_status herd_npy_write_f32(const char *path, const float *data, int ndim, co
     /* little-endian on every host herd builds on (x86-64, aarch64) */
     const void *chunks[2] = {header, data};
     size_t lens[2] = {padded, bytes};
-    return io_write_file_atomic(path, chunks, lens, 2, NULL, err);
+    return herdi_io_write_file_atomic(path, chunks, lens, 2, NULL, err);
 }

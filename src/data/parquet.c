@@ -294,11 +294,11 @@ static herd_status resolve(pq_impl *im, pq_col *col, herd_error *err) {
         if (col->bag && l->physical != PQ_INT32 && l->physical != PQ_INT64)
             return herd_fail(err, HERD_EARG, "%s: column '%s' holds %s%s, not integer ids (bags= reads a list of "
                              "int32 or int64, or one integer a row)", im->files[f].path, col->name,
-                             l->max_rep ? "a list of " : "", pq_physical_name(l->physical));
+                             l->max_rep ? "a list of " : "", herdi_pq_physical_name(l->physical));
         if (f > 0 && (l->physical != l0->physical || l->as != l0->as || l->max_rep != l0->max_rep))
             return herd_fail(err, HERD_EFORMAT, "%s: column '%s' is %s%s here but %s%s in %s", im->files[f].path,
-                             col->name, l->max_rep ? "a list of " : "", pq_physical_name(l->physical),
-                             l0->max_rep ? "a list of " : "", pq_physical_name(l0->physical), im->files[0].path);
+                             col->name, l->max_rep ? "a list of " : "", herdi_pq_physical_name(l->physical),
+                             l0->max_rep ? "a list of " : "", herdi_pq_physical_name(l0->physical), im->files[0].path);
         col->leaf[f] = li;
     }
     return HERD_OK;
@@ -337,7 +337,7 @@ static herd_status probe_width(pq_impl *im, pq_col *col, herd_error *err) {
         char what[3300];
         chunk_what(im, g, col->name, what, sizeof what);
         const pq_chunk *ch = &im->files[g->file].meta.rgs[g->rg].chunks[col->leaf[g->file]];
-        herd_status st = pq_column_read(im->files[g->file].map, l, ch, g->rows, &sink, what, err);
+        herd_status st = herdi_pq_column_read(im->files[g->file].map, l, ch, g->rows, &sink, what, err);
         release_range(&im->files[g->file], ch->start, ch->len);
         if (st != HERD_OK) return st;
         if (sink.found_width <= 0)
@@ -413,7 +413,7 @@ static herd_status store_target(pq_impl *im, int64_t i, double v, int32_t *max, 
  * partition value. */
 static herd_status read_labels(pq_impl *im, pq_col *col, int *classes, herd_error *err) {
     int64_t n = im->groups[im->ngroups - 1].first + im->groups[im->ngroups - 1].rows;
-    int text = col->part < 0 && !pq_leaf_numeric(col_leaf(im, col, 0));
+    int text = col->part < 0 && !herdi_pq_leaf_numeric(col_leaf(im, col, 0));
     for (int f = 0; col->part >= 0 && f < im->nfiles; f++) { /* partition values: text unless all are numbers */
         double x;
         if (part_number(im, f, col->part, &x, NULL) != HERD_OK) text = 1;
@@ -461,7 +461,7 @@ static herd_status read_labels(pq_impl *im, pq_col *col, int *classes, herd_erro
             v = g2;
             sink.base = (uint8_t *)v, sink.stride = sizeof *v;
         }
-        st = pq_column_read(im->files[g->file].map, l, ch, g->rows, &sink, what, err);
+        st = herdi_pq_column_read(im->files[g->file].map, l, ch, g->rows, &sink, what, err);
         release_range(&im->files[g->file], ch->start, ch->len);
         for (int64_t r = 0; r < g->rows && st == HERD_OK && !text; r++)
             st = store_target(im, g->first + r, v[r], &max, what, r, err);
@@ -533,7 +533,7 @@ static herd_status decode_group(const pq_impl *im, const pq_group *g, uint8_t *o
         if (col->bytes) sink = (pq_sink){.kind = PQ_SINK_BYTES, .width = 1, .bytes = put_image, .ctx = &ic};
         if (col->bag) sink = (pq_sink){.kind = PQ_SINK_BAG, .base = out + col->bag_at, .stride = im->sample_bytes,
                                        .width = col->bag};
-        st = pq_column_read(f->map, &f->meta.leaves[col->leaf[g->file]], ch, g->rows, &sink, what, err);
+        st = herdi_pq_column_read(f->map, &f->meta.leaves[col->leaf[g->file]], ch, g->rows, &sink, what, err);
         release_range(f, ch->start, ch->len);
     }
     return st;
@@ -576,7 +576,7 @@ static herd_status acquire(const herd_dataset *ds, int gi, uint8_t **data, herd_
     im->cached += bytes;
     pthread_mutex_unlock(&im->mu);
     uint8_t *buf = malloc(bytes ? bytes : 1);
-    herd_status st = buf ? mapped_get_guarded(im->files[g->file].path, decode_guarded, ds, gi, buf, NULL, err)
+    herd_status st = buf ? herdi_mapped_get_guarded(im->files[g->file].path, decode_guarded, ds, gi, buf, NULL, err)
                          : herd_fail(err, HERD_ENOMEM, "%s: row group %d: out of memory for %zu bytes",
                                      im->files[g->file].path, g->rg, bytes);
     pthread_mutex_lock(&im->mu);
@@ -627,7 +627,7 @@ static void impl_free(pq_impl *im) {
     for (int i = 0; i < im->nfiles; i++) {
         pq_file *f = &im->files[i];
         if (f->map) munmap(f->map, f->size);
-        pq_meta_free(&f->meta);
+        herdi_pq_meta_free(&f->meta);
         for (int k = 0; k < f->nparts; k++) free(f->part_keys[k]), free(f->part_vals[k]);
         free(f->part_keys), free(f->part_vals), free(f->path);
     }
@@ -707,7 +707,7 @@ static herd_status project(pq_impl *im, const herd_parquet_options *o, const cha
     for (int i = 0; i < m->nleaves && st == HERD_OK; i++) {
         const pq_leaf *l = &m->leaves[i];
         const char *name = l->top_leaves == 1 ? l->top : l->path;
-        if (strcmp(name, label) == 0 || !pq_leaf_numeric(l) || l->max_rep > 1 || bag_named(o->bags, name)) continue;
+        if (strcmp(name, label) == 0 || !herdi_pq_leaf_numeric(l) || l->max_rep > 1 || bag_named(o->bags, name)) continue;
         st = add_col(im, name, strlen(name), 0, err);
     }
     if (st == HERD_OK && im->ncols == 0)
@@ -733,14 +733,14 @@ static herd_status layout(pq_impl *im, const herd_parquet_options *o, herd_datas
             col->width = 1;
         } else {
             const pq_leaf *l = col_leaf(im, col, 0);
-            if (!pq_leaf_numeric(l)) {
+            if (!herdi_pq_leaf_numeric(l)) {
                 if (!o->image || l->max_rep > 0)
                     return herd_fail(err, HERD_EARG, "%s: column '%s' holds %s, not numbers (image= reads bytes as "
                                      "an image)", im->files[0].path, col->name,
                                      l->as == PQ_AS_STRING ? "text" : "bytes");
                 col->bytes = 1;
             } else {
-                if (!pq_leaf_u8(l)) all_u8 = 0;
+                if (!herdi_pq_leaf_u8(l)) all_u8 = 0;
                 if ((st = probe_width(im, col, err)) != HERD_OK) return st;
             }
         }
@@ -811,7 +811,7 @@ herd_status herd_parquet_open(herd_dataset **out, const char *root, const herd_p
         pq_file *f = &im->files[i];
         f->path = files.v[i], files.v[i] = NULL;
         im->nfiles = i + 1; /* owned by im from here, also when this file fails */
-        if ((st = map_file(f, err)) != HERD_OK || (st = pq_meta_read(&f->meta, f->map, f->size, f->path, err)) != HERD_OK ||
+        if ((st = map_file(f, err)) != HERD_OK || (st = herdi_pq_meta_read(&f->meta, f->map, f->size, f->path, err)) != HERD_OK ||
             (st = read_partitions(f, base, err)) != HERD_OK)
             goto fail;
         /* the footer stays in memory as parsed; its pages need not */

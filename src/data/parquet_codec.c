@@ -32,7 +32,7 @@ static herd_status gunzip(const uint8_t *src, size_t n, uint8_t *out, size_t wan
     return HERD_OK;
 }
 
-herd_status pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *out, size_t want, const char *what,
+herd_status herdi_pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *out, size_t want, const char *what,
                           herd_error *err) {
     switch (codec) {
     case PQ_UNCOMPRESSED:
@@ -60,6 +60,6 @@ herd_status pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *out,
     }
     default:
         return herd_fail(err, HERD_EUNSUPPORTED, "%s: compression codec %s is not supported (herd reads "
-                         "UNCOMPRESSED, SNAPPY, GZIP and ZSTD)", what, pq_codec_name(codec));
+                         "UNCOMPRESSED, SNAPPY, GZIP and ZSTD)", what, herdi_pq_codec_name(codec));
     }
 }

@@ -10,7 +10,7 @@
 
 /* Decompresses src (n bytes) into out, which must become exactly want bytes (the page
  * header's uncompressed size). what names the page for messages. */
-herd_status pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *out, size_t want, const char *what,
+herd_status herdi_pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *out, size_t want, const char *what,
                           herd_error *err);
 
 #endif

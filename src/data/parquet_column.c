@@ -14,7 +14,7 @@
 
 enum { PAGE_DATA = 0, PAGE_INDEX = 1, PAGE_DICTIONARY = 2, PAGE_DATA_V2 = 3 };
 
-int pq_leaf_numeric(const pq_leaf *l) {
+int herdi_pq_leaf_numeric(const pq_leaf *l) {
     if (l->as == PQ_AS_STRING || l->as == PQ_AS_BYTES) return 0;
     if (l->as == PQ_AS_FLOAT16) return l->physical == PQ_FIXED_LEN_BYTE_ARRAY && l->type_length == 2;
     if (l->as == PQ_AS_DECIMAL) /* the kinds parquet_meta.c lets through */
@@ -22,7 +22,7 @@ int pq_leaf_numeric(const pq_leaf *l) {
     return l->physical != PQ_BYTE_ARRAY && l->physical != PQ_FIXED_LEN_BYTE_ARRAY;
 }
 
-int pq_leaf_u8(const pq_leaf *l) {
+int herdi_pq_leaf_u8(const pq_leaf *l) {
     return l->physical == PQ_INT32 && l->as == PQ_AS_UNSIGNED && l->int_bits == 8;
 }
 
@@ -275,7 +275,7 @@ static int plain_value(const pq_leaf *l, const uint8_t **p, const uint8_t *end, 
         *p += n;
         break;
     }
-    if (pq_leaf_numeric(l)) v->num = bytes_number(l, v->ptr, v->len);
+    if (herdi_pq_leaf_numeric(l)) v->num = bytes_number(l, v->ptr, v->len);
     return 1;
 }
 
@@ -403,7 +403,7 @@ static herd_status values_init(chunk_state *s, value_reader *vr, int encoding, c
     case PQ_ENC_RLE_DICTIONARY:
         if (!s->dict.v && s->dict.n == 0)
             return PAGE_FAIL(s, HERD_EFORMAT, "%s-encoded values but no dictionary page before them",
-                             pq_encoding_name(encoding));
+                             herdi_pq_encoding_name(encoding));
         if (n < 1 || p[0] > 32) return PAGE_FAIL(s, HERD_EFORMAT, "dictionary index bit width %d", n ? p[0] : -1);
         rle_init(&vr->rle, p + 1, n - 1, p[0]);
         return HERD_OK;
@@ -423,7 +423,7 @@ static herd_status values_init(chunk_state *s, value_reader *vr, int encoding, c
         if ((encoding == PQ_ENC_DELTA_BYTE_ARRAY && !delta_all(&vr->p, vr->end, max, &vr->prefix, &np)) ||
             !delta_all(&vr->p, vr->end, max, &vr->lens, &vr->count) ||
             (encoding == PQ_ENC_DELTA_BYTE_ARRAY && np != vr->count))
-            return PAGE_FAIL(s, HERD_EFORMAT, "bad %s lengths (at most %lld values a page)", pq_encoding_name(encoding),
+            return PAGE_FAIL(s, HERD_EFORMAT, "bad %s lengths (at most %lld values a page)", herdi_pq_encoding_name(encoding),
                              (long long)max);
         return HERD_OK;
     }
@@ -432,7 +432,7 @@ static herd_status values_init(chunk_state *s, value_reader *vr, int encoding, c
     return PAGE_FAIL(s, HERD_EUNSUPPORTED, "encoding %s of %s values is not supported (herd reads PLAIN, "
                      "PLAIN_DICTIONARY, RLE_DICTIONARY, RLE booleans, DELTA_BINARY_PACKED integers and "
                      "DELTA_LENGTH_BYTE_ARRAY / DELTA_BYTE_ARRAY bytes)",
-                     pq_encoding_name(encoding), pq_physical_name(l->physical));
+                     herdi_pq_encoding_name(encoding), herdi_pq_physical_name(l->physical));
 }
 
 static herd_status next_value(chunk_state *s, value_reader *vr, pq_value *v) {
@@ -461,7 +461,7 @@ static herd_status next_value(chunk_state *s, value_reader *vr, pq_value *v) {
         vr->k++;
         if (len < 0 || (uint64_t)len > (uint64_t)(vr->end - vr->p) || pre < 0 || (size_t)pre > vr->cur)
             return PAGE_FAIL(s, HERD_EFORMAT, "%s value of %lld bytes (prefix %lld) past the page",
-                             pq_encoding_name(vr->encoding), (long long)len, (long long)pre);
+                             herdi_pq_encoding_name(vr->encoding), (long long)len, (long long)pre);
         if (!vr->prefix) { /* the bytes as they are in the page */
             v->ptr = vr->p, v->len = (size_t)len;
         } else {
@@ -478,7 +478,7 @@ static herd_status next_value(chunk_state *s, value_reader *vr, pq_value *v) {
         vr->p += len;
         if (s->leaf->physical == PQ_FIXED_LEN_BYTE_ARRAY && v->len != (size_t)s->leaf->type_length)
             return PAGE_FAIL(s, HERD_EFORMAT, "a value of %zu bytes in a column of %d", v->len, s->leaf->type_length);
-        if (pq_leaf_numeric(s->leaf)) v->num = bytes_number(s->leaf, v->ptr, v->len);
+        if (herdi_pq_leaf_numeric(s->leaf)) v->num = bytes_number(s->leaf, v->ptr, v->len);
         return HERD_OK;
     }
     default: /* dictionary indices */
@@ -490,7 +490,7 @@ static herd_status next_value(chunk_state *s, value_reader *vr, pq_value *v) {
         return HERD_OK;
     }
     return PAGE_FAIL(s, HERD_EFORMAT, "%s values run out before the page's value count",
-                     pq_encoding_name(vr->encoding));
+                     herdi_pq_encoding_name(vr->encoding));
 }
 
 /* The levels and values of one data page: levels (may be NULL when the max level is 0) are
@@ -537,7 +537,7 @@ static herd_status page_rows(chunk_state *s, int64_t num_values, const uint8_t *
 static herd_status read_dictionary(chunk_state *s, uint8_t *buf, size_t n, int64_t count, int encoding) {
     if (encoding != PQ_ENC_PLAIN && encoding != PQ_ENC_PLAIN_DICTIONARY)
         return PAGE_FAIL(s, HERD_EUNSUPPORTED, "dictionary page encoding %s is not supported (PLAIN only)",
-                         pq_encoding_name(encoding));
+                         herdi_pq_encoding_name(encoding));
     if (s->dict.buf) return PAGE_FAIL(s, HERD_EFORMAT, "a second dictionary page%s", "");
     /* every value takes at least one bit: a bound on the count from the bytes present */
     if (count < 0 || (uint64_t)count > (uint64_t)n * 8 + 1)
@@ -602,24 +602,24 @@ static herd_status read_page_header(chunk_state *s, const uint8_t *p, size_t n, 
     h->type = h->num_values = h->uncompressed = h->compressed = -1;
     h->encoding = h->def_encoding = h->rep_encoding = PQ_ENC_RLE;
     h->is_compressed = 1;
-    tc_init(&r, p, n);
-    if (tc_struct_begin(&r)) {
-        while (tc_field(&r, &id, &t)) {
+    herdi_tc_init(&r, p, n);
+    if (herdi_tc_struct_begin(&r)) {
+        while (herdi_tc_field(&r, &id, &t)) {
             if (t == TC_STRUCT && (id == 5 || id == 7 || id == 8)) {
                 sub_header sh = {h, id};
-                tc_struct_ints(&r, on_sub_header, &sh);
+                herdi_tc_struct_ints(&r, on_sub_header, &sh);
                 continue;
             }
             int64_t v;
             int ok;
-            if (!tc_int_field(&r, t, &v, &ok)) break;
+            if (!herdi_tc_int_field(&r, t, &v, &ok)) break;
             if (!ok) continue;
             if (id == 1) h->type = (int)(v < 0 || v > 3 ? 99 : v);
             if (id == 2) h->uncompressed = v;
             if (id == 3) h->compressed = v;
             if (id == 4) h->crc = v, h->has_crc = 1;
         }
-        tc_struct_end(&r);
+        herdi_tc_struct_end(&r);
     }
     if (r.why) return PAGE_FAIL(s, HERD_EFORMAT, "bad page header: %s at byte %zu", r.why, r.at);
     *used = (size_t)(r.p - p);
@@ -651,7 +651,7 @@ static herd_status data_page(chunk_state *s, const page_header *h, const uint8_t
     herd_status st;
     if (h->type == PAGE_DATA) {
         if ((st = reserve(s, buf, cap, n)) != HERD_OK ||
-            (st = pq_decompress(codec, body, (size_t)h->compressed, *buf, n, s->what, s->err)) != HERD_OK)
+            (st = herdi_pq_decompress(codec, body, (size_t)h->compressed, *buf, n, s->what, s->err)) != HERD_OK)
             return st;
         const uint8_t *p = *buf, *end = *buf + n;
         for (int which = 0; which < 2; which++) { /* repetition levels, then definition levels */
@@ -659,7 +659,7 @@ static herd_status data_page(chunk_state *s, const page_header *h, const uint8_t
             if (max == 0) continue;
             if (enc != PQ_ENC_RLE)
                 return PAGE_FAIL(s, HERD_EUNSUPPORTED, "%s levels in %s encoding are not supported (RLE only)",
-                                 which ? "definition" : "repetition", pq_encoding_name(enc));
+                                 which ? "definition" : "repetition", herdi_pq_encoding_name(enc));
             if (end - p < 4 || le_n(p, 4) > (uint64_t)(end - p - 4))
                 return PAGE_FAIL(s, HERD_EFORMAT, "%s levels longer than the page", which ? "definition" : "repetition");
             size_t len = (size_t)le_n(p, 4);
@@ -679,7 +679,7 @@ static herd_status data_page(chunk_state *s, const page_header *h, const uint8_t
         size_t levels = rep_n + def_n, stored = (size_t)h->compressed - levels;
         n = (size_t)h->uncompressed - levels;
         if ((st = reserve(s, buf, cap, n)) != HERD_OK ||
-            (st = pq_decompress(h->is_compressed ? codec : PQ_UNCOMPRESSED, body + levels, stored, *buf, n, s->what,
+            (st = herdi_pq_decompress(h->is_compressed ? codec : PQ_UNCOMPRESSED, body + levels, stored, *buf, n, s->what,
                                 s->err)) != HERD_OK)
             return st;
         vals = *buf;
@@ -691,7 +691,7 @@ static herd_status data_page(chunk_state *s, const page_header *h, const uint8_t
     return st;
 }
 
-herd_status pq_column_read(const uint8_t *file, const pq_leaf *leaf, const pq_chunk *chunk, int64_t rows,
+herd_status herdi_pq_column_read(const uint8_t *file, const pq_leaf *leaf, const pq_chunk *chunk, int64_t rows,
                            pq_sink *sink, const char *what, herd_error *err) {
     chunk_state s = {leaf, sink, rows, -1, 0, 0, {NULL, 0, NULL}, what, 0, err};
     uint8_t *buf = NULL;
@@ -699,7 +699,7 @@ herd_status pq_column_read(const uint8_t *file, const pq_leaf *leaf, const pq_ch
     herd_status st = HERD_OK;
     const uint8_t *p = file + chunk->start, *end = p + chunk->len;
     int64_t values = 0;
-    if (sink->kind != PQ_SINK_BYTES && sink->kind != PQ_SINK_WIDTH && !pq_leaf_numeric(leaf))
+    if (sink->kind != PQ_SINK_BYTES && sink->kind != PQ_SINK_WIDTH && !herdi_pq_leaf_numeric(leaf))
         return herd_fail(err, HERD_EFORMAT, "%s: %s values are not numbers", what,
                          leaf->as == PQ_AS_STRING ? "text" : "byte-array");
     while (values < chunk->num_values && p < end && !s.done) {
@@ -717,7 +717,7 @@ herd_status pq_column_read(const uint8_t *file, const pq_leaf *leaf, const pq_ch
                 st = PAGE_FAIL(&s, HERD_ENOMEM, "out of memory for %lld bytes", (long long)h.uncompressed);
                 break;
             }
-            st = pq_decompress(chunk->codec, body, (size_t)h.compressed, d, (size_t)h.uncompressed, what, err);
+            st = herdi_pq_decompress(chunk->codec, body, (size_t)h.compressed, d, (size_t)h.uncompressed, what, err);
             if (st == HERD_OK) st = read_dictionary(&s, d, (size_t)h.uncompressed, h.num_values, h.encoding);
             if (s.dict.buf != d) free(d); /* not taken */
             if (st != HERD_OK) break;

@@ -37,14 +37,14 @@ typedef struct pq_sink {
 } pq_sink;
 
 /* 1 when the leaf's values are numbers (not text or raw bytes). */
-int pq_leaf_numeric(const pq_leaf *leaf);
+int herdi_pq_leaf_numeric(const pq_leaf *leaf);
 /* 1 when every value of the leaf is an integer in [0, 255] by its type (UINT_8). */
-int pq_leaf_u8(const pq_leaf *leaf);
+int herdi_pq_leaf_u8(const pq_leaf *leaf);
 
 /* Decodes the chunk's `rows` rows (the row group's count) from file (the whole file, mapped;
  * the chunk's range was checked against it) into sink. what names the chunk in messages
  * ("data/part-0.parquet: row group 3, column 'pixels'"). */
-herd_status pq_column_read(const uint8_t *file, const pq_leaf *leaf, const pq_chunk *chunk, int64_t rows,
+herd_status herdi_pq_column_read(const uint8_t *file, const pq_leaf *leaf, const pq_chunk *chunk, int64_t rows,
                            pq_sink *sink, const char *what, herd_error *err);
 
 #endif

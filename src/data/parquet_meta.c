@@ -26,9 +26,9 @@ static const char *const encoding_names[] = {"PLAIN", "GROUP_VAR_INT", "PLAIN_DI
                                              "DELTA_BINARY_PACKED", "DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY",
                                              "RLE_DICTIONARY", "BYTE_STREAM_SPLIT"};
 
-const char *pq_physical_name(int t) { return t >= 0 && t < 8 ? physical_names[t] : "unknown type"; }
-const char *pq_codec_name(int c) { return c >= 0 && c < 8 ? codec_names[c] : "unknown codec"; }
-const char *pq_encoding_name(int e) { return e >= 0 && e < 10 ? encoding_names[e] : "unknown encoding"; }
+const char *herdi_pq_physical_name(int t) { return t >= 0 && t < 8 ? physical_names[t] : "unknown type"; }
+const char *herdi_pq_codec_name(int c) { return c >= 0 && c < 8 ? codec_names[c] : "unknown codec"; }
+const char *herdi_pq_encoding_name(int e) { return e >= 0 && e < 10 ? encoding_names[e] : "unknown encoding"; }
 
 static uint32_t le32(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
@@ -49,16 +49,16 @@ static void on_logical_field(void *ctx, int16_t sub, int64_t v) {
 static void read_logical(tc_reader *r, schema_el *e) {
     int16_t id;
     int t;
-    if (!tc_struct_begin(r)) return;
-    while (tc_field(r, &id, &t)) {
+    if (!herdi_tc_struct_begin(r)) return;
+    while (herdi_tc_field(r, &id, &t)) {
         if (t != TC_STRUCT) {
-            tc_skip(r, t);
+            herdi_tc_skip(r, t);
             continue;
         }
         e->logical = id;
-        tc_struct_ints(r, on_logical_field, e);
+        herdi_tc_struct_ints(r, on_logical_field, e);
     }
-    tc_struct_end(r);
+    herdi_tc_struct_end(r);
 }
 
 static void read_schema_el(tc_reader *r, schema_el *e) {
@@ -66,19 +66,19 @@ static void read_schema_el(tc_reader *r, schema_el *e) {
     int t;
     memset(e, 0, sizeof *e);
     e->type = e->repetition = e->converted = -1;
-    if (!tc_struct_begin(r)) return;
-    while (tc_field(r, &id, &t)) {
+    if (!herdi_tc_struct_begin(r)) return;
+    while (herdi_tc_field(r, &id, &t)) {
         int64_t v;
         int ok = 0;
         if (id == 4 && t == TC_BINARY) {
-            tc_binary(r, &e->name, &e->name_len);
+            herdi_tc_binary(r, &e->name, &e->name_len);
             continue;
         }
         if (id == 10 && t == TC_STRUCT) {
             read_logical(r, e);
             continue;
         }
-        if (!tc_int_field(r, t, &v, &ok)) break;
+        if (!herdi_tc_int_field(r, t, &v, &ok)) break;
         if (!ok) continue;
         int iv = v < INT32_MIN || v > INT32_MAX ? -2 : (int)v;
         switch (id) {
@@ -91,7 +91,7 @@ static void read_schema_el(tc_reader *r, schema_el *e) {
         default: break;
         }
     }
-    tc_struct_end(r);
+    herdi_tc_struct_end(r);
 }
 
 typedef struct leaf_build {
@@ -235,19 +235,19 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
     int16_t id;
     int t, seen_columns = 0;
     g->num_rows = -1;
-    if (!tc_struct_begin(r)) return thrift_bad(r, "a row group", path, err);
-    while (tc_field(r, &id, &t)) {
+    if (!herdi_tc_struct_begin(r)) return thrift_bad(r, "a row group", path, err);
+    while (herdi_tc_field(r, &id, &t)) {
         if (id == 3 && (t == TC_I64 || t == TC_I32)) {
-            tc_i64(r, &g->num_rows);
+            herdi_tc_i64(r, &g->num_rows);
             continue;
         }
         if (id != 1 || t != TC_LIST) {
-            tc_skip(r, t);
+            herdi_tc_skip(r, t);
             continue;
         }
         int et;
         int64_t n;
-        if (!tc_list(r, &et, &n)) break;
+        if (!herdi_tc_list(r, &et, &n)) break;
         if (et != TC_STRUCT || n != m->nleaves || seen_columns++)
             return herd_fail(err, HERD_EFORMAT, "%s: bad footer: row group %d has %lld column chunks, the schema %d "
                              "leaf columns", path, gi, (long long)n, m->nleaves);
@@ -260,17 +260,17 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
             int16_t cid;
             int ct;
             ch->num_values = -1;
-            if (!tc_struct_begin(r)) break;
-            while (tc_field(r, &cid, &ct)) {
+            if (!herdi_tc_struct_begin(r)) break;
+            while (herdi_tc_field(r, &cid, &ct)) {
                 if (cid == 1 && ct == TC_BINARY) other_file = 1;
                 if (cid == 3 && ct == TC_STRUCT) {
                     has_meta = 1;
-                    tc_struct_ints(r, on_column_meta, &cm);
+                    herdi_tc_struct_ints(r, on_column_meta, &cm);
                 } else {
-                    tc_skip(r, ct);
+                    herdi_tc_skip(r, ct);
                 }
             }
-            tc_struct_end(r);
+            herdi_tc_struct_end(r);
             if (r->why) return thrift_bad(r, "a column chunk", path, err);
             const char *name = m->leaves[c].path;
             if (other_file)
@@ -283,7 +283,7 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
             int64_t data_off = cm.data_off, dict_off = cm.dict_off, compressed = cm.compressed;
             if (type != m->leaves[c].physical)
                 return herd_fail(err, HERD_EFORMAT, "%s: row group %d, column '%s': chunk type %s, schema type %s",
-                                 path, gi, name, pq_physical_name(type), pq_physical_name(m->leaves[c].physical));
+                                 path, gi, name, herdi_pq_physical_name(type), herdi_pq_physical_name(m->leaves[c].physical));
             /* dictionary_page_offset 0 is "absent" from some writers; the pages start at the
              * dictionary page when there is one */
             int64_t start = dict_off > 0 && dict_off < data_off ? dict_off : data_off;
@@ -298,7 +298,7 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
         }
         if (r->why) break;
     }
-    tc_struct_end(r);
+    herdi_tc_struct_end(r);
     if (r->why) return thrift_bad(r, "a row group", path, err);
     if (!g->chunks && m->nleaves > 0)
         return herd_fail(err, HERD_EFORMAT, "%s: bad footer: row group %d has no column chunks", path, gi);
@@ -308,7 +308,7 @@ static herd_status read_rowgroup(tc_reader *r, pq_meta *m, pq_rowgroup *g, int g
     return HERD_OK;
 }
 
-void pq_meta_free(pq_meta *m) {
+void herdi_pq_meta_free(pq_meta *m) {
     if (!m) return;
     for (int i = 0; i < m->nleaves; i++) free(m->leaves[i].path), free(m->leaves[i].top);
     free(m->leaves);
@@ -317,7 +317,7 @@ void pq_meta_free(pq_meta *m) {
     memset(m, 0, sizeof *m);
 }
 
-herd_status pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const char *path, herd_error *err) {
+herd_status herdi_pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const char *path, herd_error *err) {
     memset(m, 0, sizeof *m);
     if (size < 12)
         return herd_fail(err, HERD_EFORMAT, "%s: %zu bytes is too short for a Parquet file (magic, footer, magic)",
@@ -337,19 +337,19 @@ herd_status pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const cha
                          "before it", path, flen, size - 12);
     uint64_t data_end = size - 8 - flen;
     tc_reader r;
-    tc_init(&r, file + data_end, flen);
+    herdi_tc_init(&r, file + data_end, flen);
     schema_el *els = NULL;
     int nels = 0, have_schema = 0;
     herd_status st = HERD_OK;
     int16_t id;
     int t;
     leaf_build b = {0};
-    if (!tc_struct_begin(&r)) goto bad;
-    while (tc_field(&r, &id, &t)) {
+    if (!herdi_tc_struct_begin(&r)) goto bad;
+    while (herdi_tc_field(&r, &id, &t)) {
         int et;
         int64_t n;
         if (id == 2 && t == TC_LIST && !have_schema) {
-            if (!tc_list(&r, &et, &n)) break;
+            if (!herdi_tc_list(&r, &et, &n)) break;
             if (et != TC_STRUCT || n < 1 || n > INT32_MAX) {
                 st = herd_fail(err, HERD_EFORMAT, "%s: bad footer: a schema of %lld elements", path, (long long)n);
                 goto out;
@@ -374,9 +374,9 @@ herd_status pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const cha
                 goto out;
             }
         } else if (id == 3 && (t == TC_I64 || t == TC_I32)) {
-            tc_i64(&r, &m->num_rows);
+            herdi_tc_i64(&r, &m->num_rows);
         } else if (id == 4 && t == TC_LIST && have_schema && !m->rgs) {
-            if (!tc_list(&r, &et, &n)) break;
+            if (!herdi_tc_list(&r, &et, &n)) break;
             if (et != TC_STRUCT || n > INT32_MAX) {
                 st = herd_fail(err, HERD_EFORMAT, "%s: bad footer: row groups list of %lld", path, (long long)n);
                 goto out;
@@ -392,10 +392,10 @@ herd_status pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const cha
                     goto out;
                 }
         } else {
-            tc_skip(&r, t);
+            herdi_tc_skip(&r, t);
         }
     }
-    tc_struct_end(&r);
+    herdi_tc_struct_end(&r);
 bad:
     if (r.why) {
         st = thrift_bad(&r, "FileMetaData", path, err);
@@ -420,6 +420,6 @@ bad:
     }
 out:
     free(els);
-    if (st != HERD_OK) pq_meta_free(m);
+    if (st != HERD_OK) herdi_pq_meta_free(m);
     return st;
 }

@@ -63,11 +63,11 @@ typedef struct pq_meta {
 
 /* Reads the footer of a whole Parquet file in memory (file, size): magic at both ends,
  * FileMetaData, the schema and the row groups. Errors are one line starting with path. */
-herd_status pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const char *path, herd_error *err);
-void pq_meta_free(pq_meta *m);
+herd_status herdi_pq_meta_read(pq_meta *m, const uint8_t *file, size_t size, const char *path, herd_error *err);
+void herdi_pq_meta_free(pq_meta *m);
 /* Names for messages. */
-const char *pq_physical_name(int physical);
-const char *pq_codec_name(int codec);
-const char *pq_encoding_name(int encoding);
+const char *herdi_pq_physical_name(int physical);
+const char *herdi_pq_codec_name(int codec);
+const char *herdi_pq_encoding_name(int encoding);
 
 #endif

@@ -144,7 +144,7 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
     PGresult *res = NULL;
     char *declare = NULL, source[512];
     row_table t;
-    row_table_init(&t, 1);
+    herdi_row_table_init(&t, 1);
     herd_status st;
     int label_at = -1, ncols = 0, *role = NULL;
     const char **names = NULL;
@@ -152,7 +152,7 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
     const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     pg_source(conninfo, source, sizeof source);
     categories cats;
-    if ((st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
+    if ((st = herdi_categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
     /* herd's defaults come before the URL, whose own connect_timeout and options win (libpq
      * expands dbname in place); PGCONNECT_TIMEOUT / PGOPTIONS in the environment win too */
     const char *keys[] = {"connect_timeout", "options", "dbname", NULL};
@@ -210,19 +210,19 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
                 goto done;
             }
             for (int i = 0; i < ncols; i++) names[i] = PQfname(res, i);
-            if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target != NULL, &role, source, err)))
+            if ((st = herdi_row_table_columns(&t, &cats, names, ncols, label_at, opt->target != NULL, &role, source, err)))
                 goto done;
         }
         int rows = PQntuples(res);
         if (rows == 0) break;
         for (int r = 0; r < rows; r++) {
             long long row = (long long)t.n + 1;
-            float *x = row_table_push(&t, 0);
+            float *x = herdi_row_table_push(&t, 0);
             if (!x) {
                 st = herd_fail(err, HERD_ENOMEM, "%s: out of memory at row %lld", source, row);
                 goto done;
             }
-            int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
+            int32_t *ids = cats.n ? herdi_row_table_cats(&t) : NULL;
             for (int i = 0, f = 0; i < ncols; i++) {
                 const char *v = PQgetvalue(res, r, i);
                 if (PQgetisnull(res, r, i)) {
@@ -232,12 +232,12 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
                 if (role[i] >= 0) {
                     char where[600];
                     snprintf(where, sizeof where, "%s: row %lld", source, row);
-                    if ((st = categories_put(&cats, role[i], v, (size_t)PQgetlength(res, r, i), ids, where, err))) goto done;
+                    if ((st = herdi_categories_put(&cats, role[i], v, (size_t)PQgetlength(res, r, i), ids, where, err))) goto done;
                     continue;
                 }
-                if (i == label_at ? !row_table_target(&t, v) : !row_parse_feature(v, &x[f++])) {
+                if (i == label_at ? !herdi_row_table_target(&t, v) : !herdi_row_parse_feature(v, &x[f++])) {
                     st = herd_fail(err, HERD_EFORMAT, "%s: row %lld column '%s': '%.40s' is not %s", source, row,
-                                   PQfname(res, i), v, i == label_at ? row_target_what(&t) : "a finite number");
+                                   PQfname(res, i), v, i == label_at ? herdi_row_target_what(&t) : "a finite number");
                     goto done;
                 }
             }
@@ -251,15 +251,15 @@ herd_status herd_postgres_open_with(herd_dataset **out, const char *conninfo, co
     if (pg_exec(c, "COMMIT", PGRES_COMMAND_OK, &res, bound, source, "commit", NULL) == HERD_OK) PQclear(res);
     res = NULL;
     char note[512];
-    categories_describe(&cats, note, sizeof note);
-    st = row_table_finish(&t, out, source, note, err);
+    herdi_categories_describe(&cats, note, sizeof note);
+    st = herdi_row_table_finish(&t, out, source, note, err);
 done:
     PQclear(res);
     free(declare);
     free(role);
     free(names);
-    categories_free(&cats);
-    row_table_free(&t);
+    herdi_categories_free(&cats);
+    herdi_row_table_free(&t);
     PQfinish(c);
     return st;
 }

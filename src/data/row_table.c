@@ -10,20 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-void row_table_init(row_table *t, int features) {
+void herdi_row_table_init(row_table *t, int features) {
     memset(t, 0, sizeof *t);
     t->features = features;
     t->max_label = -1;
 }
 
 
-herd_status row_table_columns(row_table *t, const categories *c, const char *const *names, int ncols,
+herd_status herdi_row_table_columns(row_table *t, const categories *c, const char *const *names, int ncols,
                               int label_at, int target_f32, int **role, const char *where, herd_error *err) {
     if (!(*role = herd_malloc_array((size_t)ncols, sizeof **role)))
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory for %d columns", where, ncols);
-    int features = categories_columns(c, names, ncols, label_at, *role, where, err);
+    int features = herdi_categories_columns(c, names, ncols, label_at, *role, where, err);
     if (features < 0) return HERD_EFORMAT;
-    row_table_init(t, features);
+    herdi_row_table_init(t, features);
     t->n_cat = c->ids;
     t->n_cat_fields = c->n;
     for (int k = 0; k < c->n; k++) t->cat_len[k] = c->len[k];
@@ -31,9 +31,9 @@ herd_status row_table_columns(row_table *t, const categories *c, const char *con
     return HERD_OK;
 }
 
-int32_t *row_table_cats(row_table *t) { return t->cat + (size_t)(t->n - 1) * (size_t)t->n_cat; }
+int32_t *herdi_row_table_cats(row_table *t) { return t->cat + (size_t)(t->n - 1) * (size_t)t->n_cat; }
 
-float *row_table_push(row_table *t, int32_t label) {
+float *herdi_row_table_push(row_table *t, int32_t label) {
     if (t->n == t->cap) {
         int64_t cap = t->cap ? t->cap * 2 : 256;
         size_t xbytes;
@@ -61,10 +61,10 @@ float *row_table_push(row_table *t, int32_t label) {
     return t->x + (size_t)t->n++ * (size_t)t->features;
 }
 
-herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, const char *note, herd_error *err) {
+herd_status herdi_row_table_finish(row_table *t, herd_dataset **out, const char *source, const char *note, herd_error *err) {
     *out = NULL;
     if (t->n == 0) {
-        row_table_free(t);
+        herdi_row_table_free(t);
         return herd_fail(err, HERD_EFORMAT, "%s: no data rows", source);
     }
     int classes = t->max_label + 1 < 2 ? 2 : t->max_label + 1, nf = 0;
@@ -97,16 +97,16 @@ herd_status row_table_finish(row_table *t, herd_dataset **out, const char *sourc
     t->y = NULL; /* owned by the dataset now, or freed by it on failure */
     if (!st && note) snprintf((*out)->note, sizeof (*out)->note, "%s", note);
     if (!st && t->y_f32) (*out)->num_classes = 0; /* values, not classes (as every reader of f32 targets) */
-    row_table_free(t);
+    herdi_row_table_free(t);
     return st;
 }
 
-void row_table_free(row_table *t) {
+void herdi_row_table_free(row_table *t) {
     free(t->x);
     free(t->y);
     free(t->cat);
     row_table kept = *t;
-    row_table_init(t, kept.features);
+    herdi_row_table_init(t, kept.features);
     t->n_cat = kept.n_cat, t->n_cat_fields = kept.n_cat_fields, t->y_f32 = kept.y_f32;
     memcpy(t->cat_len, kept.cat_len, sizeof t->cat_len);
 }
@@ -116,7 +116,7 @@ static int only_blanks(const char *s) {
     return *s == 0;
 }
 
-int row_parse_feature(const char *s, float *out) {
+int herdi_row_parse_feature(const char *s, float *out) {
     char *end;
     while (*s == ' ' || *s == '\t') s++;
     if (!*s) return 0;
@@ -127,23 +127,23 @@ int row_parse_feature(const char *s, float *out) {
     return 1;
 }
 
-int row_table_target(row_table *t, const char *s) {
+int herdi_row_table_target(row_table *t, const char *s) {
     int32_t v;
     if (t->y_f32) {
         float f;
-        if (!row_parse_feature(s, &f)) return 0;
+        if (!herdi_row_parse_feature(s, &f)) return 0;
         memcpy(&v, &f, sizeof v);
     } else {
-        if (!row_parse_label(s, &v)) return 0;
+        if (!herdi_row_parse_label(s, &v)) return 0;
         if (v > t->max_label) t->max_label = v;
     }
     t->y[t->n - 1] = v;
     return 1;
 }
 
-const char *row_target_what(const row_table *t) { return t->y_f32 ? "a finite number" : "a class id (an integer >= 0)"; }
+const char *herdi_row_target_what(const row_table *t) { return t->y_f32 ? "a finite number" : "a class id (an integer >= 0)"; }
 
-int row_parse_label(const char *s, int32_t *out) {
+int herdi_row_parse_label(const char *s, int32_t *out) {
     char *end;
     while (*s == ' ' || *s == '\t') s++;
     if (*s < '0' || *s > '9') return 0; /* no sign, no blank: a class id */

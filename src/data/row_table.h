@@ -20,32 +20,32 @@ typedef struct row_table {
     int32_t max_label; /* -1 while empty */
 } row_table;
 
-void row_table_init(row_table *t, int features);
+void herdi_row_table_init(row_table *t, int features);
 /* Sets t up for a source's ncols columns named names[] (label_at the label): *role (allocated,
- * the caller frees it) gets each column's role (categories_columns), t the feature count, the
+ * the caller frees it) gets each column's role (herdi_categories_columns), t the feature count, the
  * categorical columns of c and the target type. Errors name `where`. */
 struct categories;
-herd_status row_table_columns(row_table *t, const struct categories *c, const char *const *names, int ncols,
+herd_status herdi_row_table_columns(row_table *t, const struct categories *c, const char *const *names, int ncols,
                               int label_at, int target_f32, int **role, const char *where, herd_error *err);
 /* The categorical ids of the row last pushed (n_cat of them, column k's at categories.at[k]). */
-int32_t *row_table_cats(row_table *t);
+int32_t *herdi_row_table_cats(row_table *t);
 /* Room for one more row: the caller writes `features` floats at the returned pointer.
  * NULL when memory (or size_t) runs out. */
-float *row_table_push(row_table *t, int32_t label);
+float *herdi_row_table_push(row_table *t, int32_t label);
 /* Hands x, the categorical columns and y to herd_dataset_from_memory_fields (an f32 (F) field when
  * there are features, then an i32 (1) field per categorical column, (L) per bag column; num_classes = max label + 1, at
  * least 2) and leaves t empty; zero rows is an error naming source. note (may be NULL) goes to the
  * dataset's note. */
-herd_status row_table_finish(row_table *t, herd_dataset **out, const char *source, const char *note, herd_error *err);
-void row_table_free(row_table *t);
+herd_status herdi_row_table_finish(row_table *t, herd_dataset **out, const char *source, const char *note, herd_error *err);
+void herdi_row_table_free(row_table *t);
 
 /* s (NUL-terminated, surrounding blanks allowed) is a finite float32: 1, else 0. */
-int row_parse_feature(const char *s, float *out);
+int herdi_row_parse_feature(const char *s, float *out);
 /* s is a decimal integer in [0, INT32_MAX): 1, else 0. */
-int row_parse_label(const char *s, int32_t *out);
+int herdi_row_parse_label(const char *s, int32_t *out);
 /* The target of the row last pushed from s: a class id, or a finite f32 with y_f32; 1, else 0. */
-int row_table_target(row_table *t, const char *s);
+int herdi_row_table_target(row_table *t, const char *s);
 /* What a target must be, for messages: "a class id (an integer >= 0)" or "a finite number". */
-const char *row_target_what(const row_table *t);
+const char *herdi_row_target_what(const row_table *t);
 
 #endif

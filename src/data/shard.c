@@ -95,12 +95,12 @@ static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd
         if (dtype != SHARD_FIELDS || c != 0 || hh != 0 || w != 0 || classes < 0)
             return herd_fail(err, HERD_EFORMAT, "%s: version 2 shard with dtype %d, shape %dx%dx%d and %d classes "
                              "(expected 3, 0x0x0 and >= 0)", path, dtype, c, hh, w, classes);
-        if (shard_fields_decode(h + HEADER_BYTES, f->map_len - HEADER_BYTES, &f->fields, why, sizeof why))
+        if (herdi_shard_fields_decode(h + HEADER_BYTES, f->map_len - HEADER_BYTES, &f->fields, why, sizeof why))
             return herd_fail(err, HERD_EFORMAT, "%s: %s", path, why);
         if ((f->fields.y.dtype == HERD_F32) != (classes == 0))
             return herd_fail(err, HERD_EFORMAT, "%s: %s targets with %d classes (expected 0 for f32 targets, >= 1 for "
                              "i32 labels)", path, herd_dtype_name(f->fields.y.dtype), classes);
-        index_want += shard_fields_block_bytes(f->fields.n);
+        index_want += herdi_shard_fields_block_bytes(f->fields.n);
         rec_bytes = f->fields.sample_bytes + f->fields.target_bytes;
     } else {
         if (dtype != HERD_SHARD_U8 && dtype != HERD_SHARD_F32)
@@ -186,7 +186,7 @@ static herd_status shard_get(const herd_dataset *ds, int64_t i, void *x, void *y
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
                          (long long)ds->n);
-    return mapped_get_guarded(shard_file_of(ds->impl, i)->path, shard_get_mapped, ds, i, x, y, err);
+    return herdi_mapped_get_guarded(shard_file_of(ds->impl, i)->path, shard_get_mapped, ds, i, x, y, err);
 }
 
 static void shard_close(herd_dataset *ds) {
@@ -222,7 +222,7 @@ herd_status herd_shards_open(herd_dataset **out, const char *const *paths, int n
         if ((st = shard_map(f, paths[i], shape, err))) goto fail;
         if (i == 0) memcpy(first_shape, shape, sizeof shape);
         if ((f->dtype == SHARD_FIELDS) != (im->files[0].dtype == SHARD_FIELDS) ||
-            (f->dtype == SHARD_FIELDS && !shard_fields_same(&f->fields, &im->files[0].fields))) {
+            (f->dtype == SHARD_FIELDS && !herdi_shard_fields_same(&f->fields, &im->files[0].fields))) {
             st = herd_fail(err, HERD_EFORMAT, "%s: its samples' fields differ from those of %s", paths[i], paths[0]);
             goto fail;
         }

@@ -15,9 +15,9 @@ static uint32_t get_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-size_t shard_fields_block_bytes(int n) { return 4 + (size_t)(n + 1) * SHARD_FIELD_BYTES + 4; }
+size_t herdi_shard_fields_block_bytes(int n) { return 4 + (size_t)(n + 1) * SHARD_FIELD_BYTES + 4; }
 
-void shard_fields_of(shard_fields *sf, const herd_dataset *ds) {
+void herdi_shard_fields_of(shard_fields *sf, const herd_dataset *ds) {
     memset(sf, 0, sizeof *sf);
     sf->n = herd_dataset_field_count(ds);
     for (int k = 0; k < sf->n; k++) sf->field[k] = *herd_dataset_field(ds, k);
@@ -32,10 +32,10 @@ static void put_desc(uint8_t *p, const herd_tensor *t) {
     for (int d = 0; d < 3; d++) put_u32(p + 8 + 4 * d, d < t->ndim ? (uint32_t)t->dims[d] : 1u);
 }
 
-void shard_fields_encode(uint8_t *out, const shard_fields *sf) {
+void herdi_shard_fields_encode(uint8_t *out, const shard_fields *sf) {
     put_u32(out, (uint32_t)sf->n);
     for (int k = 0; k <= sf->n; k++) put_desc(out + 4 + (size_t)k * SHARD_FIELD_BYTES, k < sf->n ? &sf->field[k] : &sf->y);
-    size_t body = shard_fields_block_bytes(sf->n) - 4;
+    size_t body = herdi_shard_fields_block_bytes(sf->n) - 4;
     put_u32(out + body, herd_crc32c(0, out, body));
 }
 
@@ -64,14 +64,14 @@ static int get_desc(const uint8_t *p, herd_tensor *t, int target, size_t *bytes,
     return 1;
 }
 
-herd_status shard_fields_decode(const uint8_t *p, size_t avail, shard_fields *sf, char *why, size_t why_size) {
+herd_status herdi_shard_fields_decode(const uint8_t *p, size_t avail, shard_fields *sf, char *why, size_t why_size) {
     memset(sf, 0, sizeof *sf);
     uint32_t n = avail >= 4 ? get_u32(p) : 0;
     if (n < 1 || n > HERD_MAX_FIELDS) {
         snprintf(why, why_size, "%u fields (expected 1..%d)", (unsigned)n, HERD_MAX_FIELDS);
         return HERD_EFORMAT;
     }
-    size_t bytes = shard_fields_block_bytes((int)n), body = bytes - 4;
+    size_t bytes = herdi_shard_fields_block_bytes((int)n), body = bytes - 4;
     if (avail < bytes) {
         snprintf(why, why_size, "truncated fields block: %zu bytes, the file has %zu", bytes, avail);
         return HERD_EFORMAT;
@@ -100,7 +100,7 @@ static int same_tensor(const herd_tensor *a, const herd_tensor *b) {
     return 1;
 }
 
-int shard_fields_same(const shard_fields *a, const shard_fields *b) {
+int herdi_shard_fields_same(const shard_fields *a, const shard_fields *b) {
     if (a->n != b->n || !same_tensor(&a->y, &b->y)) return 0;
     for (int k = 0; k < a->n; k++)
         if (!same_tensor(&a->field[k], &b->field[k])) return 0;

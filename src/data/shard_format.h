@@ -31,15 +31,15 @@ typedef struct shard_fields {
 } shard_fields;
 
 /* Bytes of the fields block for n input fields: u32 n, n + 1 descriptors, u32 CRC32C of the rest. */
-size_t shard_fields_block_bytes(int n);
+size_t herdi_shard_fields_block_bytes(int n);
 /* ds's fields (1..HERD_MAX_FIELDS of u8/f32/i32 with up to 3 dims, a target of up to 3 dims). */
-void shard_fields_of(shard_fields *sf, const herd_dataset *ds);
-/* The block of sf into out (shard_fields_block_bytes(sf->n) bytes). */
-void shard_fields_encode(uint8_t *out, const shard_fields *sf);
+void herdi_shard_fields_of(shard_fields *sf, const herd_dataset *ds);
+/* The block of sf into out (herdi_shard_fields_block_bytes(sf->n) bytes). */
+void herdi_shard_fields_encode(uint8_t *out, const shard_fields *sf);
 /* The block at p (avail bytes to the end of the file) into sf; HERD_EFORMAT and what is wrong in
  * why when it does not check out. */
-herd_status shard_fields_decode(const uint8_t *p, size_t avail, shard_fields *sf, char *why, size_t why_size);
+herd_status herdi_shard_fields_decode(const uint8_t *p, size_t avail, shard_fields *sf, char *why, size_t why_size);
 /* 1 when a and b describe the same fields and target. */
-int shard_fields_same(const shard_fields *a, const shard_fields *b);
+int herdi_shard_fields_same(const shard_fields *a, const shard_fields *b);
 
 #endif

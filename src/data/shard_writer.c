@@ -133,7 +133,7 @@ static void write_slot(window *w, int k) {
         o->restart = 1;
         return;
     }
-    if ((o->st = io_atomic_pwrite(o->f, s->rec, o->rec_bytes, o->off, &o->err))) return;
+    if ((o->st = herdi_io_atomic_pwrite(o->f, s->rec, o->rec_bytes, o->off, &o->err))) return;
     uint8_t *e = o->index + (size_t)o->n * ENTRY_BYTES;
     put_le(e, o->off, 8);
     put_le(e + 8, o->rec_bytes, 4);
@@ -179,7 +179,7 @@ static herd_status window_init(window *w, const herd_dataset *ds, int fields, in
     w->ds = ds;
     w->sample = (size_t)herd_tensor_numel(&ds->x);
     w->xbytes = herd_tensor_bytes(&ds->x);
-    shard_fields_of(&w->fields, ds);
+    herdi_shard_fields_of(&w->fields, ds);
     if (fields) w->xbytes = w->fields.sample_bytes + w->fields.target_bytes, w->sample = 0;
     w->raw_u8 = ds->x.dtype == HERD_U8 && !ds->ops->to_f32;
     for (int k = 0; k < 256; k++) w->level[k] = k / 255.0f;
@@ -209,7 +209,7 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
                               herd_error *err) {
     size_t count = (size_t)(end - begin);
     /* version 2: the fields block between the header and the index */
-    uint64_t index_at = HEADER_BYTES + (dtype == SHARD_FIELDS ? shard_fields_block_bytes(w->fields.n) : 0);
+    uint64_t index_at = HEADER_BYTES + (dtype == SHARD_FIELDS ? herdi_shard_fields_block_bytes(w->fields.n) : 0);
     uint64_t data_at = index_at + (uint64_t)ENTRY_BYTES * count;
     write_state o = {.f = f, .opt = opt, .index = index, .off = data_at, .reported = reported,
                      .rec_bytes = dtype == SHARD_FIELDS ? w->xbytes
@@ -226,7 +226,7 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
         write_ready(w); /* every slot is ready now: what no thread got to */
         /* the window's records go to storage while the next window decodes (a 375 MB shard
          * left to commit's fsync took ~0.5 s with nothing else running) */
-        io_atomic_writeback(f, window_at, o.off - window_at);
+        herdi_io_atomic_writeback(f, window_at, o.off - window_at);
     }
     w->out = NULL;
     *restart = o.restart;
@@ -255,11 +255,11 @@ static herd_status write_pass(io_atomic *f, const herd_dataset *ds, int64_t begi
     put_le(head + 56, herd_crc32c(0, index, (size_t)n * ENTRY_BYTES), 4);
     put_le(head + 60, herd_crc32c(0, head, 60), 4);
     uint8_t block[4 + (HERD_MAX_FIELDS + 1) * SHARD_FIELD_BYTES + 4];
-    if (dtype == SHARD_FIELDS) shard_fields_encode(block, &w->fields);
+    if (dtype == SHARD_FIELDS) herdi_shard_fields_encode(block, &w->fields);
     if ((dtype == SHARD_FIELDS &&
-         (st = io_atomic_pwrite(f, block, shard_fields_block_bytes(w->fields.n), HEADER_BYTES, err))) ||
-        (st = io_atomic_pwrite(f, index, (size_t)n * ENTRY_BYTES, index_at, err)) ||
-        (st = io_atomic_pwrite(f, head, HEADER_BYTES, 0, err)))
+         (st = herdi_io_atomic_pwrite(f, block, herdi_shard_fields_block_bytes(w->fields.n), HEADER_BYTES, err))) ||
+        (st = herdi_io_atomic_pwrite(f, index, (size_t)n * ENTRY_BYTES, index_at, err)) ||
+        (st = herdi_io_atomic_pwrite(f, head, HEADER_BYTES, 0, err)))
         return st;
     *written = n;
     return HERD_OK;
@@ -312,15 +312,15 @@ static herd_status shard_write_with(const char *path, const herd_dataset *ds, in
         io_atomic f;
         int restart = 0;
         int64_t n = 0;
-        if ((st = io_atomic_create(&f, path, err))) break;
+        if ((st = herdi_io_atomic_create(&f, path, err))) break;
         st = write_pass(&f, ds, begin, end, dtype, quantise, opt, pool, &w, index, &n, &restart, &reported, err);
         if (st || restart) {
-            io_atomic_abort(&f);
+            herdi_io_atomic_abort(&f);
             if (st) break;
             dtype = HERD_SHARD_F32;
             continue;
         }
-        if ((st = io_atomic_commit(&f, "shard.before_rename", err))) break;
+        if ((st = herdi_io_atomic_commit(&f, "shard.before_rename", err))) break;
         if (written) *written = n;
         break;
     }
@@ -352,9 +352,9 @@ static int shard_complete(const char *path, const herd_dataset *ds, int64_t reco
     int64_t shape[3] = {1, 1, 1};
     for (int k = 0; k < ds->x.ndim && k < 3; k++) shape[k] = ds->x.dims[k];
     shard_fields want, got;
-    shard_fields_of(&want, ds);
-    shard_fields_of(&got, d);
-    int same = shard_needs_fields(ds) ? shard_fields_same(&want, &got)
+    herdi_shard_fields_of(&want, ds);
+    herdi_shard_fields_of(&got, d);
+    int same = shard_needs_fields(ds) ? herdi_shard_fields_same(&want, &got)
                                       : d->x.ndim == 3 && d->x.dims[0] == shape[0] && d->x.dims[1] == shape[1] &&
                                             d->x.dims[2] == shape[2] && d->y.dtype == HERD_I32 && !d->n_more;
     int ok = same && d->num_classes == ds->num_classes &&

@@ -32,7 +32,7 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
     sqlite3 *db = NULL;
     sqlite3_stmt *stmt = NULL;
     row_table t;
-    row_table_init(&t, 1);
+    herdi_row_table_init(&t, 1);
     herd_status st = HERD_OK;
     int *role = NULL;
     const char **names = NULL;
@@ -41,7 +41,7 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
     *out = NULL;
     const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     categories cats;
-    if ((st = categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
+    if ((st = herdi_categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         st = sql_fail(db, db_path, HERD_EIO, "cannot open", err);
         goto done;
@@ -73,16 +73,16 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
         goto done;
     }
     for (int i = 0; i < ncols; i++) names[i] = sqlite3_column_name(stmt, i);
-    if ((st = row_table_columns(&t, &cats, names, ncols, label_at, opt->target != NULL, &role, source, err))) goto done;
+    if ((st = herdi_row_table_columns(&t, &cats, names, ncols, label_at, opt->target != NULL, &role, source, err))) goto done;
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         long long row = (long long)t.n + 1;
-        float *x = row_table_push(&t, 0);
+        float *x = herdi_row_table_push(&t, 0);
         if (!x) {
             st = herd_fail(err, HERD_ENOMEM, "sqlite:%s: out of memory at row %lld", db_path, row);
             goto done;
         }
-        int32_t *ids = cats.n ? row_table_cats(&t) : NULL;
+        int32_t *ids = cats.n ? herdi_row_table_cats(&t) : NULL;
         for (int i = 0, f = 0; i < ncols; i++) {
             int type = sqlite3_column_type(stmt, i);
             const char *name = sqlite3_column_name(stmt, i);
@@ -99,18 +99,18 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
                     st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", where);
                     goto done;
                 }
-                if ((st = categories_put(&cats, role[i], text, (size_t)sqlite3_column_bytes(stmt, i), ids, where, err)))
+                if ((st = herdi_categories_put(&cats, role[i], text, (size_t)sqlite3_column_bytes(stmt, i), ids, where, err)))
                     goto done;
             } else if (i == label_at) {
                 const char *text = (const char *)sqlite3_column_text(stmt, i);
-                if (!text || !row_table_target(&t, text)) {
+                if (!text || !herdi_row_table_target(&t, text)) {
                     st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld label '%.40s' is not %s", db_path, row,
-                                   text ? text : "", row_target_what(&t));
+                                   text ? text : "", herdi_row_target_what(&t));
                     goto done;
                 }
             } else if (type == SQLITE_TEXT) {
                 const char *text = (const char *)sqlite3_column_text(stmt, i);
-                if (!text || !row_parse_feature(text, &x[f++])) {
+                if (!text || !herdi_row_parse_feature(text, &x[f++])) {
                     st = herd_fail(err, HERD_EFORMAT, "sqlite:%s: row %lld column '%s': '%.40s' is not a finite number",
                                    db_path, row, name, text ? text : "");
                     goto done;
@@ -131,13 +131,13 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
         goto done;
     }
     char note[512];
-    categories_describe(&cats, note, sizeof note);
-    st = row_table_finish(&t, out, source, note, err);
+    herdi_categories_describe(&cats, note, sizeof note);
+    st = herdi_row_table_finish(&t, out, source, note, err);
 done:
     free(role);
     free(names);
-    categories_free(&cats);
-    row_table_free(&t);
+    herdi_categories_free(&cats);
+    herdi_row_table_free(&t);
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     return st;

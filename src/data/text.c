@@ -15,7 +15,7 @@
 
 static const char *const tokenizer_names[] = {"byte", "char", "word"};
 
-const char *text_tokenizer_name(herd_text_tokenizer t) { return tokenizer_names[t]; }
+const char *herdi_text_tokenizer_name(herd_text_tokenizer t) { return tokenizer_names[t]; }
 
 int herd_text_tokenizer_parse(const char *name, herd_text_tokenizer *out) {
     for (int k = 0; k < 3; k++)
@@ -26,7 +26,7 @@ int herd_text_tokenizer_parse(const char *name, herd_text_tokenizer *out) {
     return 0;
 }
 
-int text_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+int herdi_text_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
     if (s[0] < 0x80) return *cp = s[0], 1;
     int len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
     if (!len || (size_t)len > n || s[0] > 0xF4) return 0;
@@ -58,7 +58,7 @@ static int64_t tokenize(const herd_text_options *o, const char *path, long line,
             id = (int32_t)text[i++] + 1;
         } else if (o->tokenizer == HERD_TOKENIZE_CHAR) {
             uint32_t cp;
-            int k = text_utf8_next(text + i, n - i, &cp);
+            int k = herdi_text_utf8_next(text + i, n - i, &cp);
             if (!k) {
                 long at = line;
                 for (size_t j = 0; j < i; j++) at += text[j] == '\n';

@@ -66,7 +66,7 @@ static void tf_init(tf_reader *t, const uint8_t *buf, size_t len) {
 
 static int tf_next(tf_reader *t, pb_field *f) {
     const uint8_t *at = t->r.p;
-    int r = pb_next(&t->r, f, &t->why);
+    int r = herdi_pb_next(&t->r, f, &t->why);
     if (r < 0) t->at = (size_t)(at - t->start);
     return r;
 }
@@ -134,7 +134,7 @@ static herd_status int64_values(const tfr_feature *ft, int64_t *v, size_t cap, s
             pb_reader packed = pb_reader_of(f.data, f.len);
             while (packed.p < packed.end) {
                 uint64_t x;
-                if (!pb_read_varint(&packed, &x))
+                if (!herdi_pb_read_varint(&packed, &x))
                     return REC_FAIL(err, HERD_EFORMAT, path, k, "bad protobuf: %s", "truncated packed int64 value");
                 if (*count < cap) v[*count] = (int64_t)x;
                 ++*count;
@@ -156,7 +156,7 @@ static herd_status float_values(const tfr_feature *ft, float *v, size_t cap, siz
     while ((got = tf_next(&r, &f)) == 1) {
         if (f.number != 1) continue;
         if (f.wire == PB_FIXED32) {
-            if (v && *count < cap) v[*count] = pb_as_float(&f);
+            if (v && *count < cap) v[*count] = herdi_pb_as_float(&f);
             ++*count;
         } else if (f.wire == PB_LEN) {
             if (f.len % 4)
@@ -164,7 +164,7 @@ static herd_status float_values(const tfr_feature *ft, float *v, size_t cap, siz
             for (size_t i = 0; i < f.len; i += 4, ++*count)
                 if (v && *count < cap) {
                     pb_field one = {.number = 1, .wire = PB_FIXED32, .u = load_le(f.data + i, 4)};
-                    v[*count] = pb_as_float(&one);
+                    v[*count] = herdi_pb_as_float(&one);
                 }
         }
     }

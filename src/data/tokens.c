@@ -38,7 +38,7 @@ void herd_tokens_close(herd_tokens *t) {
     if (t->map) munmap(t->map, t->map_len);
     free(t->path);
     free(t->entry_at);
-    token_map_free(&t->lookup);
+    herdi_token_map_free(&t->lookup);
     free(t);
 }
 
@@ -57,9 +57,9 @@ static herd_status read_vocab(herd_tokens *t, size_t vlen, herd_error *err) {
         t->entry_at[id] = (uint32_t)(at + 2);
         int unk = t->has_unk && id == t->vocab - 1;
         size_t i = 0, b, e;
-        if (!unk && (tokens_lex(t->kind, s, n, &i, &b, &e) != 1 || b != 0 || e != n))
+        if (!unk && (herdi_tokens_lex(t->kind, s, n, &i, &b, &e) != 1 || b != 0 || e != n))
             return herd_fail(err, HERD_EFORMAT, "%s: vocabulary entry %d is not one %s token", t->path, id,
-                             text_tokenizer_name(t->kind));
+                             herdi_text_tokenizer_name(t->kind));
         if (!unk && id > 0) {
             size_t pn = t->entry_at[id] - 2 - t->entry_at[id - 1];
             const unsigned char *p = t->vbytes + t->entry_at[id - 1];
@@ -67,7 +67,7 @@ static herd_status read_vocab(herd_tokens *t, size_t vlen, herd_error *err) {
             if (c > 0 || (c == 0 && pn >= n))
                 return herd_fail(err, HERD_EFORMAT, "%s: vocabulary entry %d is out of order", t->path, id);
         }
-        if (!unk && token_map_add(&t->lookup, s, n, (uint64_t)id))
+        if (!unk && herdi_token_map_add(&t->lookup, s, n, (uint64_t)id))
             return herd_fail(err, HERD_ENOMEM, "%s: out of memory", t->path);
         at += 2 + n;
     }
@@ -173,14 +173,14 @@ herd_status herd_tokens_encode(const herd_tokens *t, const char *text, size_t le
     size_t i = 0, b, e;
     int r;
     *n = 0;
-    while ((r = tokens_lex(t->kind, s, len, &i, &b, &e)) > 0) {
-        int64_t id = t->kind == HERD_TOKENIZE_BYTE ? s[b] : token_map_find(&t->lookup, s + b, e - b);
+    while ((r = herdi_tokens_lex(t->kind, s, len, &i, &b, &e)) > 0) {
+        int64_t id = t->kind == HERD_TOKENIZE_BYTE ? s[b] : herdi_token_map_find(&t->lookup, s + b, e - b);
         if (id >= 0 && t->kind != HERD_TOKENIZE_BYTE) id = (int64_t)t->lookup.entries[id].value;
         if (id < 0 && t->has_unk) id = t->vocab - 1;
         if (id < 0)
             return herd_fail(err, HERD_EARG, "%s: '%.*s' (byte %zu of the text) is not in the vocabulary of %d %s "
                              "tokens", t->path, (int)(e - b), (const char *)s + b, b, t->vocab,
-                             text_tokenizer_name(t->kind));
+                             herdi_text_tokenizer_name(t->kind));
         if (*n >= cap) return herd_fail(err, HERD_EARG, "%s: the text is longer than %lld tokens", t->path, (long long)cap);
         ids[(*n)++] = (int32_t)id;
     }

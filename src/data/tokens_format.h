@@ -27,7 +27,7 @@
 
 /* The next token of s[*i..n) (skipping whitespace for words) as bytes [*b, *e); *i moves past it.
  * Returns 1, 0 at the end, -1 when a char token is not valid UTF-8 (*b then at the bad byte). */
-int tokens_lex(herd_text_tokenizer kind, const unsigned char *s, size_t n, size_t *i, size_t *b, size_t *e);
+int herdi_tokens_lex(herd_text_tokenizer kind, const unsigned char *s, size_t n, size_t *i, size_t *b, size_t *e);
 
 /* A map from token bytes to a count or an id (open addressing, FNV-1a); keys copied in. */
 typedef struct token_map {
@@ -42,9 +42,9 @@ typedef struct token_map {
 } token_map;
 
 /* Adds add to key's value (inserting it at 0); 0, or -1 out of memory. */
-int token_map_add(token_map *m, const unsigned char *key, size_t len, uint64_t add);
+int herdi_token_map_add(token_map *m, const unsigned char *key, size_t len, uint64_t add);
 /* key's entry index, or -1 */
-int64_t token_map_find(const token_map *m, const unsigned char *key, size_t len);
-void token_map_free(token_map *m);
+int64_t herdi_token_map_find(const token_map *m, const unsigned char *key, size_t len);
+void herdi_token_map_free(token_map *m);
 
 #endif

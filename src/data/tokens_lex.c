@@ -9,7 +9,7 @@
 static int is_word_byte(unsigned char c) { return c >= 0x80 || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
 static int is_space(unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
-int tokens_lex(herd_text_tokenizer kind, const unsigned char *s, size_t n, size_t *i, size_t *b, size_t *e) {
+int herdi_tokens_lex(herd_text_tokenizer kind, const unsigned char *s, size_t n, size_t *i, size_t *b, size_t *e) {
     size_t p = *i;
     if (kind == HERD_TOKENIZE_WORD)
         while (p < n && is_space(s[p])) p++;
@@ -19,7 +19,7 @@ int tokens_lex(herd_text_tokenizer kind, const unsigned char *s, size_t n, size_
         p++;
     } else if (kind == HERD_TOKENIZE_CHAR) {
         uint32_t cp;
-        int k = text_utf8_next(s + p, n - p, &cp);
+        int k = herdi_text_utf8_next(s + p, n - p, &cp);
         if (!k) return *i = p, -1;
         p += (size_t)k;
     } else if (is_word_byte(s[p])) { /* words: runs of letters, digits and non-ASCII bytes; any other byte alone */
@@ -37,7 +37,7 @@ static uint64_t fnv(const unsigned char *k, size_t n) {
     return h ^ (h >> 29);
 }
 
-int64_t token_map_find(const token_map *m, const unsigned char *key, size_t len) {
+int64_t herdi_token_map_find(const token_map *m, const unsigned char *key, size_t len) {
     if (!m->n_slots) return -1;
     for (size_t s = fnv(key, len) & (m->n_slots - 1);; s = (s + 1) & (m->n_slots - 1)) {
         int32_t k = m->slots[s];
@@ -63,8 +63,8 @@ static int grow_slots(token_map *m) {
     return 0;
 }
 
-int token_map_add(token_map *m, const unsigned char *key, size_t len, uint64_t add) {
-    int64_t k = token_map_find(m, key, len);
+int herdi_token_map_add(token_map *m, const unsigned char *key, size_t len, uint64_t add) {
+    int64_t k = herdi_token_map_find(m, key, len);
     if (k >= 0) return m->entries[k].value += add, 0;
     if (len > UINT16_MAX || m->n >= INT32_MAX / 2) return -1;
     if ((m->n + 1) * 2 > m->n_slots && grow_slots(m)) return -1;
@@ -91,7 +91,7 @@ int token_map_add(token_map *m, const unsigned char *key, size_t len, uint64_t a
     return 0;
 }
 
-void token_map_free(token_map *m) {
+void herdi_token_map_free(token_map *m) {
     free(m->entries), free(m->slots), free(m->bytes);
     memset(m, 0, sizeof *m);
 }

@@ -120,14 +120,14 @@ static void count_pieces(void *vctx, int64_t begin, int64_t end, int thread) {
                 ascii[p->s[i++]]++;
                 continue;
             }
-            if ((r = tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) <= 0) break;
-            if (token_map_add(&c->maps[thread], p->s + b, e - b, 1)) {
+            if ((r = herdi_tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) <= 0) break;
+            if (herdi_token_map_add(&c->maps[thread], p->s + b, e - b, 1)) {
                 c->bad[k] = -2;
                 return;
             }
         }
         for (int a = 0; a < 128; a++)
-            if (ascii[a] && token_map_add(&c->maps[thread], &(unsigned char){(unsigned char)a}, 1, ascii[a])) {
+            if (ascii[a] && herdi_token_map_add(&c->maps[thread], &(unsigned char){(unsigned char)a}, 1, ascii[a])) {
                 c->bad[k] = -2;
                 return;
             }
@@ -149,8 +149,8 @@ static void id_pieces(void *vctx, int64_t begin, int64_t end, int thread) {
                 id = c->ascii_id[p->s[i++]];
                 r = 1;
             } else {
-                if ((r = tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) <= 0) break;
-                id = c->kind == HERD_TOKENIZE_BYTE ? p->s[b] : token_map_find(c->vocab, p->s + b, e - b);
+                if ((r = herdi_tokens_lex(c->kind, p->s, p->n, &i, &b, &e)) <= 0) break;
+                id = c->kind == HERD_TOKENIZE_BYTE ? p->s[b] : herdi_token_map_find(c->vocab, p->s + b, e - b);
                 if (id >= 0 && c->kind != HERD_TOKENIZE_BYTE) id = (int64_t)c->vocab->entries[id].value;
             }
             if (id < 0) id = c->unk, unk++;
@@ -238,7 +238,7 @@ static herd_status write_batch(void *user, int got, herd_error *err) {
     for (int k = 0; k < got; k++) {
         size_t n = w->c->count[k];
         for (size_t i = 0; i < n; i++) put_le(w->out + i * (size_t)w->width, w->c->ids[k][i], w->width);
-        herd_status st = io_atomic_write(w->f, w->out, n * (size_t)w->width, err);
+        herd_status st = herdi_io_atomic_write(w->f, w->out, n * (size_t)w->width, err);
         if (st) return st;
         w->tokens += (int64_t)n, w->unknown += (int64_t)w->c->unknown[k];
     }
@@ -281,14 +281,14 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
         if ((st = run_pass(&t, pool, threads, pieces, &c, count_pieces, NULL, NULL, err))) goto done;
         for (int k = 1; k < threads; k++) /* sums: the same whichever thread counted what */
             for (size_t e = 0; e < maps[k].n; e++)
-                if (token_map_add(&maps[0], maps[k].bytes + maps[k].entries[e].off, maps[k].entries[e].len,
+                if (herdi_token_map_add(&maps[0], maps[k].bytes + maps[k].entries[e].off, maps[k].entries[e].len,
                                   maps[k].entries[e].value)) {
                     st = herd_fail(err, HERD_ENOMEM, "%s: out of memory counting tokens", paths[0]);
                     goto done;
                 }
         size_t distinct = maps[0].n;
         if (!distinct) {
-            st = herd_fail(err, HERD_EFORMAT, "%s: no %s token in the text", paths[0], text_tokenizer_name(kind));
+            st = herd_fail(err, HERD_EFORMAT, "%s: no %s token in the text", paths[0], herdi_text_tokenizer_name(kind));
             goto done;
         }
         if (!(order = malloc(distinct * sizeof *order))) {
@@ -319,17 +319,17 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
             put_le(vbytes + at, n, 2);
             memcpy(vbytes + at + 2, s, n);
             at += 2 + n;
-            if (id < (int)keep && token_map_add(&vocab, s, n, (uint64_t)id)) {
+            if (id < (int)keep && herdi_token_map_add(&vocab, s, n, (uint64_t)id)) {
                 st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", paths[0]);
                 goto done;
             }
         }
         c.unk = has_unk ? V - 1 : -1;
         for (int a = 0; a < 128; a++) {
-            int64_t e = token_map_find(&vocab, &(unsigned char){(unsigned char)a}, 1);
+            int64_t e = herdi_token_map_find(&vocab, &(unsigned char){(unsigned char)a}, 1);
             c.ascii_id[a] = e < 0 ? -1 : (int32_t)vocab.entries[e].value;
         }
-        for (int k = 0; k < threads; k++) token_map_free(&maps[k]);
+        for (int k = 0; k < threads; k++) herdi_token_map_free(&maps[k]);
         stream_close(&t);
         if ((st = stream_open(&t, paths, npaths, kind, threads, err))) goto done;
     }
@@ -346,15 +346,15 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
     }
     uint64_t ids_at = (TOKENS_HEADER + vlen + 7) & ~(uint64_t)7;
     uint8_t head[TOKENS_HEADER + 8] = {0};
-    if ((st = io_atomic_create(&f, dst, err))) goto done;
+    if ((st = herdi_io_atomic_create(&f, dst, err))) goto done;
     opened = 1;
-    if ((st = io_atomic_write(&f, head, TOKENS_HEADER, err)) || (vlen && (st = io_atomic_write(&f, vbytes, vlen, err))) ||
-        (st = io_atomic_write(&f, head, (size_t)(ids_at - TOKENS_HEADER - vlen), err)))
+    if ((st = herdi_io_atomic_write(&f, head, TOKENS_HEADER, err)) || (vlen && (st = herdi_io_atomic_write(&f, vbytes, vlen, err))) ||
+        (st = herdi_io_atomic_write(&f, head, (size_t)(ids_at - TOKENS_HEADER - vlen), err)))
         goto done;
     write_ctx w = {.c = &c, .f = &f, .width = width, .out = out};
     if ((st = run_pass(&t, pool, threads, pieces, &c, id_pieces, write_batch, &w, err))) goto done;
     if (!w.tokens) {
-        st = herd_fail(err, HERD_EFORMAT, "%s: no %s token in the text", paths[0], text_tokenizer_name(kind));
+        st = herd_fail(err, HERD_EFORMAT, "%s: no %s token in the text", paths[0], herdi_text_tokenizer_name(kind));
         goto done;
     }
     memcpy(head, TOKENS_MAGIC, 8);
@@ -369,18 +369,18 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
     put_le(head + 56, has_unk ? TOKENS_HAS_UNK : 0, 4);
     put_le(head + 60, herd_crc32c(0, vbytes, vlen), 4);
     put_le(head + 68, herd_crc32c(0, head, 68), 4);
-    if ((st = io_atomic_pwrite(&f, head, TOKENS_HEADER, 0, err)) || (st = io_atomic_commit(&f, NULL, err))) {
+    if ((st = herdi_io_atomic_pwrite(&f, head, TOKENS_HEADER, 0, err)) || (st = herdi_io_atomic_commit(&f, NULL, err))) {
         opened = 0; /* a failed commit removed the temp file */
         goto done;
     }
     opened = 0;
     if (info) *info = (herd_tokens_info){.tokens = w.tokens, .unknown = w.unknown, .vocab = V};
 done:
-    if (opened) io_atomic_abort(&f);
+    if (opened) herdi_io_atomic_abort(&f);
     stream_close(&t);
     herd_pool_destroy(pool);
-    for (int k = 0; maps && k < threads; k++) token_map_free(&maps[k]);
-    token_map_free(&vocab);
+    for (int k = 0; maps && k < threads; k++) herdi_token_map_free(&maps[k]);
+    herdi_token_map_free(&vocab);
     for (int k = 0; ids && k < threads; k++) free(ids[k]);
     free(pieces), free(maps), free(order), free(ids), free(count), free(unknown), free(bad), free(vbytes), free(out);
     return st;

@@ -14,7 +14,7 @@ herd_status herd_comm_open_self(herd_comm **out, herd_error *err) { return herd_
 
 herd_status herd_comm_open(herd_comm **out, double timeout_s, herd_error *err) {
 #ifdef HERD_HAVE_MPI
-    return comm_mpi_open(out, timeout_s, err);
+    return herdi_comm_mpi_open(out, timeout_s, err);
 #else
     if (herd_comm_launched())
         return herd_fail(err, HERD_EUNSUPPORTED, "started by an MPI launcher, but this herd was built without MPI "

@@ -235,7 +235,7 @@ static void choose_collectives(void) {
     setenv("OMPI_MCA_coll_libnbc_ireduce_algorithm", "binomial", 0);
 }
 
-herd_status comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err) {
+herd_status herdi_comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err) {
     mpi_comm *c = calloc(1, sizeof *c);
     if (!c) return herd_fail(err, HERD_ENOMEM, "out of memory");
     c->timeout = timeout_s > 0 ? timeout_s : 60;

@@ -49,6 +49,6 @@ struct comm_ops {
 
 /* The MPI communicator (built with MPI only): the job's world when a launcher started this
  * process, else one rank. */
-herd_status comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err);
+herd_status herdi_comm_mpi_open(herd_comm **out, double timeout_s, herd_error *err);
 
 #endif

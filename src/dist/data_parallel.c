@@ -126,12 +126,12 @@ static herd_status wait_gathers(herd_strategy *s, herd_error *err) {
 /* Groups of a global batch across the world: the fixed micro-groups, or one per rank. */
 static int total_groups(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups : s->world; }
 
-int data_parallel_parts(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups / s->world : 1; }
+int herdi_data_parallel_parts(const herd_strategy *s) { return s->cfg.deterministic ? s->cfg.groups / s->world : 1; }
 
 /* Part p of this rank: group rank * parts + p of the global batch, the same split whatever the
  * world size: group g gets [g*B/G, (g+1)*B/G). */
-void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id) {
-    int G = total_groups(s), gid = s->rank * data_parallel_parts(s) + p;
+void herdi_data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id) {
+    int G = total_groups(s), gid = s->rank * herdi_data_parallel_parts(s) + p;
     int64_t a = (int64_t)gid * B / G, b = (int64_t)(gid + 1) * B / G;
     *lo = (int)a, *count = (int)(b - a), *id = gid;
 }
@@ -150,7 +150,7 @@ static herd_status dp_begin_step(herd_strategy *s, int64_t t, herd_error *err) {
 /* Forward and backward of one group, its gradient scaled by count/B so that the sum over the
  * groups is the global batch's mean. Shared with the parameter server's workers (scale 1:
  * the servers weigh each worker's mean by its samples). */
-herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p, float scale, float *loss,
+herd_status herdi_data_parallel_compute(herd_strategy *s, const herd_strategy_part *p, float scale, float *loss,
                                   herd_metrics *acc, herd_error *err) {
     *loss = 0;
     if (p->count == 0) { /* more groups than samples in a short last batch */
@@ -168,7 +168,7 @@ static herd_status dp_compute(herd_strategy *s, const herd_strategy_part *p, flo
     dp_state *d = s->impl;
     float *buffers = herd_model_buffers(s->m, NULL);
     if (d->buf_start) memcpy(buffers, d->buf_start, (size_t)d->n_buffers * sizeof(float));
-    herd_status st = data_parallel_compute(s, p, (float)p->count / (float)p->B, loss, acc, err);
+    herd_status st = herdi_data_parallel_compute(s, p, (float)p->count / (float)p->B, loss, acc, err);
     if (!st && d->slots)
         memcpy(d->slots + (size_t)p->id * d->n_params, herd_model_grads(s->m), (size_t)d->n_params * sizeof(float));
     if (!st && d->buf_start)
@@ -181,7 +181,7 @@ static herd_status dp_compute(herd_strategy *s, const herd_strategy_part *p, flo
  * group order whatever rank ran them. */
 static herd_status mean_buffers(herd_strategy *s, herd_error *err) {
     dp_state *d = s->impl;
-    int G = s->cfg.groups, mine = data_parallel_parts(s);
+    int G = s->cfg.groups, mine = herdi_data_parallel_parts(s);
     size_t per = (size_t)mine * (size_t)d->n_buffers;
     herd_status st = s->world > 1 ? herd_comm_allgather(s->comm, d->buf_slots + (size_t)s->rank * per, d->buf_slots,
                                                         (int64_t)per, err)
@@ -206,7 +206,7 @@ static herd_status dp_after_backward(herd_strategy *s, int samples, herd_error *
     double t0 = herd_now();
     herd_status st = HERD_OK;
     if (d->slots) {
-        int mine = data_parallel_parts(s);
+        int mine = herdi_data_parallel_parts(s);
         size_t per = (size_t)mine * (size_t)d->n_params;
         if (s->world > 1)
             st = herd_comm_allgather(s->comm, d->slots + (size_t)s->rank * per, d->slots, (int64_t)per, err);
@@ -248,7 +248,7 @@ static herd_status dp_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
 }
 
 /* Every rank applies the same update to the whole model (also used by the pipeline). */
-herd_status data_parallel_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
+herd_status herdi_data_parallel_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
     (void)err;
     if (u->skipped) return HERD_OK;
     double t0 = herd_now();
@@ -327,13 +327,13 @@ static void dp_destroy(herd_strategy *s) {
 }
 
 static herd_status dp_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err) {
-    return ((dp_state *)s->impl)->zero ? zero_apply(s, u, err) : data_parallel_apply(s, u, err);
+    return ((dp_state *)s->impl)->zero ? zero_apply(s, u, err) : herdi_data_parallel_apply(s, u, err);
 }
 
 static const herd_strategy_ops dp_ops = {
     .name = "data parallel",
-    .parts = data_parallel_parts,
-    .part = data_parallel_part,
+    .parts = herdi_data_parallel_parts,
+    .part = herdi_data_parallel_part,
     .begin_step = dp_begin_step,
     .compute = dp_compute,
     .after_backward = dp_after_backward,
@@ -345,7 +345,7 @@ static const herd_strategy_ops dp_ops = {
     .destroy = dp_destroy,
 };
 
-herd_status data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+herd_status herdi_data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
     if (cfg->zero != 0 && cfg->zero != 1) return herd_fail(err, HERD_EARG, "--zero %d: expected 0 or 1", cfg->zero);
     if (cfg->zero && cfg->bf16)
         return herd_fail(err, HERD_EARG, "--zero 1 and --grad-compress bf16 together are not supported yet");
@@ -357,9 +357,9 @@ herd_status data_parallel_layout(const herd_strategy_config *cfg, int world, int
     return HERD_OK;
 }
 
-herd_status data_parallel_setup(herd_strategy *s, herd_error *err) {
+herd_status herdi_data_parallel_setup(herd_strategy *s, herd_error *err) {
     int groups, reuse;
-    herd_status st = data_parallel_layout(&s->cfg, s->world, &groups, &reuse, err);
+    herd_status st = herdi_data_parallel_layout(&s->cfg, s->world, &groups, &reuse, err);
     if (st) return st;
     dp_state *d = calloc(1, sizeof *d);
     if (!d) return herd_fail(err, HERD_ENOMEM, "out of memory");
@@ -429,7 +429,7 @@ nomem:
     return herd_fail(err, HERD_ENOMEM, "out of memory for gradient exchange buffers");
 }
 
-int data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max) {
+int herdi_data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max) {
     const dp_state *d = s->ops == &dp_ops ? s->impl : NULL;
     int n = d ? d->n_buckets : 0;
     for (int k = 0; k < n && k < max; k++) lo_hi[2 * k] = d->buckets[k].lo, lo_hi[2 * k + 1] = d->buckets[k].hi;

@@ -249,8 +249,8 @@ static herd_status exchange_counts(herd_embedding_shard *x, int64_t size, herd_e
     int64_t s = 0, r = 0;
     for (int q = 0; q < x->world; q++) s += x->scount[q], r += x->rcount[q];
     size_t most = (size_t)((s > r ? s : r) * size) + 1; /* a lookup answers in the buffer it asked from */
-    if (!sparse_reserve((void **)&x->send, &x->send_cap, most, 1) ||
-        !sparse_reserve((void **)&x->recv, &x->recv_cap, most, 1))
+    if (!herdi_sparse_reserve((void **)&x->send, &x->send_cap, most, 1) ||
+        !herdi_sparse_reserve((void **)&x->recv, &x->recv_cap, most, 1))
         return herd_fail(err, HERD_ENOMEM, "out of memory for %lld embedding rows to exchange", (long long)(s + r));
     return HERD_OK;
 }
@@ -344,7 +344,7 @@ herd_status herd_embedding_shard_group_done(herd_embedding_shard *x, int g, int 
         if (!count) continue;
         herd_sparse_grad sg;
         herd_model_sparse_grad(x->m, k, &sg); /* by local row, ascending: table ids ascend with them */
-        if (!sparse_reserve_rows(&r->ids, &r->vals, &r->cap, sg.rows, sg.dim))
+        if (!herdi_sparse_reserve_rows(&r->ids, &r->vals, &r->cap, sg.rows, sg.dim))
             return herd_fail(err, HERD_ENOMEM, "out of memory for %lld gradient rows", (long long)sg.rows);
         for (int64_t i = 0; i < sg.rows; i++) {
             int64_t l = sg.ids[i];
@@ -382,8 +382,8 @@ static herd_status exchange_table(herd_embedding_shard *x, shard_table *t, herd_
     for (int q = 0; q < x->world; q++) got += x->rcount[q];
     /* received in rank order, each rank's in its group order: the global group order. A stable sort
      * by id keeps it: keys (id - lo) << 32 | record */
-    if (!sparse_reserve((void **)&x->keys, &x->keys_cap, (size_t)(got + 1) * sizeof *x->keys, 1) ||
-        !sparse_reserve_rows(&t->out_ids, &t->out_vals, &t->out_cap, got, dim))
+    if (!herdi_sparse_reserve((void **)&x->keys, &x->keys_cap, (size_t)(got + 1) * sizeof *x->keys, 1) ||
+        !herdi_sparse_reserve_rows(&t->out_ids, &t->out_vals, &t->out_cap, got, dim))
         return herd_fail(err, HERD_ENOMEM, "out of memory for %lld gradient rows", (long long)got);
     const uint32_t *in = (const uint32_t *)x->recv;
     int64_t lo = t->lo[x->rank];

@@ -144,7 +144,7 @@ static int64_t state_floats(const ps_state *p, int s, int dense_m, int dense_v, 
     return f;
 }
 
-herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int servers, int staleness, herd_error *err) {
+herd_status herdi_ps_create(ps_state **out, herd_comm *world, herd_model *m, int servers, int staleness, herd_error *err) {
     int size = herd_comm_size(world);
     if (servers < 1 || servers >= size)
         return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (%d) than --servers (%d)", size, servers);
@@ -156,7 +156,7 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
     p->server_index = p->rank >= p->workers ? p->rank - p->workers : -1;
     p->restored = 1;
     /* not herd_model_params: that would write tables still pending from the seed, which a server
-     * writes for its own rows alone (ps_serve) */
+     * writes for its own rows alone (herdi_ps_serve) */
     herd_model_params_ready(m, &p->n);
     p->n_dense = herd_model_dense_params(m);
     p->n_tables = herd_model_sparse_count(m);
@@ -221,11 +221,11 @@ herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int serve
     *out = p;
     return HERD_OK;
 nomem:
-    ps_destroy(p);
+    herdi_ps_destroy(p);
     return herd_fail(err, HERD_ENOMEM, "out of memory for parameter-server buffers");
 }
 
-void ps_destroy(ps_state *p) {
+void herdi_ps_destroy(ps_state *p) {
     if (!p) return;
     for (int s = 0; p->send && s < p->servers; s++) free(p->send[s].p), free(p->back[s].p);
     free(p->send), free(p->back), free(p->first), free(p->load);
@@ -246,10 +246,10 @@ void ps_destroy(ps_state *p) {
     free(p);
 }
 
-int ps_is_server(const ps_state *p) { return p->server_index >= 0; }
-int ps_workers(const ps_state *p) { return p->workers; }
-int ps_servers(const ps_state *p) { return p->servers; }
-void ps_load(const ps_state *p, double *load) {
+int herdi_ps_is_server(const ps_state *p) { return p->server_index >= 0; }
+int herdi_ps_workers(const ps_state *p) { return p->workers; }
+int herdi_ps_servers(const ps_state *p) { return p->servers; }
+void herdi_ps_load(const ps_state *p, double *load) {
     if (p->load) memcpy(load, p->load, (size_t)p->servers * 3 * sizeof *load);
     else memset(load, 0, (size_t)p->servers * 3 * sizeof *load);
 }
@@ -317,7 +317,7 @@ static int64_t row_dim(const ps_state *p, int64_t key, int *t) {
     return p->tables[*t].dim;
 }
 
-herd_status ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_error *err) {
+herd_status herdi_ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_error *err) {
     float *params = herd_model_params(p->m, NULL);
     herd_comm_request *recv[64], *send[64];
     int64_t nk = 0;
@@ -367,7 +367,7 @@ herd_status ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_
     return HERD_OK;
 }
 
-herd_status ps_push(ps_state *p, int64_t t, int samples, const herd_sparse_grad *tables, int n_tables,
+herd_status herdi_ps_push(ps_state *p, int64_t t, int samples, const herd_sparse_grad *tables, int n_tables,
                     herd_error *err) {
     const float *grads = herd_model_grads(p->m);
     int64_t nk = 0;
@@ -415,7 +415,7 @@ herd_status ps_push(ps_state *p, int64_t t, int samples, const herd_sparse_grad 
     return st;
 }
 
-herd_status ps_done(ps_state *p, herd_error *err) {
+herd_status herdi_ps_done(ps_state *p, herd_error *err) {
     int64_t none = 0;
     herd_status st = HERD_OK;
     for (int s = 0; s < p->servers && !st; s++) {
@@ -456,8 +456,8 @@ static void state_copy(ps_state *p, int s, const ps_full_state *st, int64_t dens
 #undef STATE_MOVE
 }
 
-herd_status ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err) {
-    if (p->n_tables && !st->tables) return herd_fail(err, HERD_EINTERNAL, "ps_gather without the tables' optimizers");
+herd_status herdi_ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err) {
+    if (p->n_tables && !st->tables) return herd_fail(err, HERD_EINTERNAL, "herdi_ps_gather without the tables' optimizers");
     herd_comm_request *recv[64], *send[64];
     int64_t msg[64];
     herd_status s2 = HERD_OK;
@@ -489,8 +489,8 @@ herd_status ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err
     return s2;
 }
 
-herd_status ps_restore(ps_state *p, const ps_full_state *st, herd_error *err) {
-    if (p->n_tables && !st->tables) return herd_fail(err, HERD_EINTERNAL, "ps_restore without the tables' optimizers");
+herd_status herdi_ps_restore(ps_state *p, const ps_full_state *st, herd_error *err) {
+    if (p->n_tables && !st->tables) return herd_fail(err, HERD_EINTERNAL, "herdi_ps_restore without the tables' optimizers");
     herd_status s2 = HERD_OK;
     for (int s = 0; s < p->servers && !s2; s++) {
         size_t bytes = STATE_HEADER * sizeof(int64_t) +
@@ -531,7 +531,7 @@ static int check_keys(const ps_expect *e, const int64_t *keys, int64_t n, int64_
     return 0;
 }
 
-herd_status ps_decode(int tag, const unsigned char *buf, int64_t bytes, const ps_expect *e, ps_message *out,
+herd_status herdi_ps_decode(int tag, const unsigned char *buf, int64_t bytes, const ps_expect *e, ps_message *out,
                       herd_error *err) {
     static const struct {
         int tag;
@@ -801,7 +801,7 @@ static herd_status server_tables(ps_state *p, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
+herd_status herdi_ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
                      const herd_schedule *sched, const herd_schedule *sparse_sched, int resume, herd_error *err) {
     int64_t n = shard_n(p, p->server_index), dn = p->dense_n;
     herd_status st = server_tables(p, err);
@@ -882,7 +882,7 @@ herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_k
             break;
         expect.version = p->version;
         ps_message msg;
-        if ((st = ps_decode(tag, p->recv.p, bytes, &expect, &msg, err))) {
+        if ((st = herdi_ps_decode(tag, p->recv.p, bytes, &expect, &msg, err))) {
             herd_fail_prefix(err, "server rank %d: from rank %d", p->rank, src);
             break;
         }
@@ -1005,9 +1005,9 @@ static herd_status ps_compute(herd_strategy *s, const herd_strategy_part *p, flo
                               herd_error *err) {
     ps_strategy *x = s->impl;
     /* the dense parameters and the rows of the loaded samples, as of the step's allowed staleness */
-    herd_status st = ps_pull(x->ps, x->step, 0, 0, p->count, err);
+    herd_status st = herdi_ps_pull(x->ps, x->step, 0, 0, p->count, err);
     /* a worker pushes its local mean; the servers weigh workers by their sample counts */
-    return st ? st : data_parallel_compute(s, p, 1.0f, loss, acc, err);
+    return st ? st : herdi_data_parallel_compute(s, p, 1.0f, loss, acc, err);
 }
 
 static herd_status ps_after_backward(herd_strategy *s, int samples, herd_error *err) {
@@ -1026,7 +1026,7 @@ static herd_status ps_apply(herd_strategy *s, const herd_strategy_update *u, her
     /* a skipped step is an empty push: the servers still wait for this step */
     if (u->skipped) memset(herd_model_grads(s->m), 0, (size_t)herd_model_dense_params(s->m) * sizeof(float));
     double t0 = herd_now();
-    herd_status st = ps_push(x->ps, x->step, u->skipped ? 0 : u->samples, u->tables, u->n_tables, err);
+    herd_status st = herdi_ps_push(x->ps, x->step, u->skipped ? 0 : u->samples, u->tables, u->n_tables, err);
     double t1 = herd_now();
     s->wait_seconds += t1 - t0;
     herd_trace_add(s->trace, "push gradients", "comm", HERD_TRACE_COMM, t0, t1);
@@ -1034,7 +1034,7 @@ static herd_status ps_apply(herd_strategy *s, const herd_strategy_update *u, her
 }
 
 static herd_status ps_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
-    return ps_pull(((ps_strategy *)s->impl)->ps, t, 1, 1, 0, err);
+    return herdi_ps_pull(((ps_strategy *)s->impl)->ps, t, 1, 1, 0, err);
 }
 
 /* The state after the step just pushed (update step + 1: this worker has not pushed the next,
@@ -1043,7 +1043,7 @@ static herd_status ps_gather_state(herd_strategy *s, herd_strategy_state *state,
     ps_strategy *x = s->impl;
     if (!herd_strategy_writer(s)) return HERD_OK;
     ps_full_state st = {state->m, state->v, state->tables, 0, 0};
-    herd_status e = ps_gather(x->ps, x->step + 1, &st, err);
+    herd_status e = herdi_ps_gather(x->ps, x->step + 1, &st, err);
     if (!e) state->opt_t = st.opt_t;
     return e;
 }
@@ -1054,31 +1054,31 @@ static herd_status ps_restore_state(herd_strategy *s, const herd_strategy_state 
     ps_strategy *x = s->impl;
     if (!herd_strategy_writer(s)) return HERD_OK;
     ps_full_state st = {state->m, state->v, state->tables, step, state->opt_t};
-    return ps_restore(x->ps, &st, err);
+    return herdi_ps_restore(x->ps, &st, err);
 }
 
-static herd_status ps_finish(herd_strategy *s, herd_error *err) { return ps_done(((ps_strategy *)s->impl)->ps, err); }
+static herd_status ps_finish(herd_strategy *s, herd_error *err) { return herdi_ps_done(((ps_strategy *)s->impl)->ps, err); }
 
 static herd_status ps_server_load(herd_strategy *s, double *load, int max_servers, int *servers, herd_error *err) {
     ps_state *ps = ((ps_strategy *)s->impl)->ps;
-    *servers = ps_servers(ps);
+    *servers = herdi_ps_servers(ps);
     if (*servers > max_servers) return herd_fail(err, HERD_EARG, "%d servers do not fit %d", *servers, max_servers);
-    ps_load(ps, load);
+    herdi_ps_load(ps, load);
     return herd_strategy_reduce(s, load, 3 * *servers, err); /* summed over the workers */
 }
 
 static void ps_strategy_destroy(herd_strategy *s) {
     ps_strategy *x = s->impl;
     if (!x) return;
-    ps_destroy(x->ps);
+    herdi_ps_destroy(x->ps);
     herd_comm_close(x->workers);
     free(x);
 }
 
 static const herd_strategy_ops ps_ops = {
     .name = "parameter server",
-    .parts = data_parallel_parts, /* worker w computes rows [w*B/W, (w+1)*B/W) */
-    .part = data_parallel_part,
+    .parts = herdi_data_parallel_parts, /* worker w computes rows [w*B/W, (w+1)*B/W) */
+    .part = herdi_data_parallel_part,
     .begin_step = ps_begin_step,
     .compute = ps_compute,
     .after_backward = ps_after_backward,
@@ -1092,7 +1092,7 @@ static const herd_strategy_ops ps_ops = {
     .destroy = ps_strategy_destroy,
 };
 
-herd_status param_server_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+herd_status herdi_param_server_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
     if (world <= cfg->servers)
         return herd_fail(err, HERD_EARG, "--strategy ps needs more ranks (-n %d) than --servers (%d)", world,
                          cfg->servers);
@@ -1105,15 +1105,15 @@ herd_status param_server_layout(const herd_strategy_config *cfg, int world, int 
     return HERD_OK;
 }
 
-herd_status param_server_setup(herd_strategy *s, herd_error *err) {
+herd_status herdi_param_server_setup(herd_strategy *s, herd_error *err) {
     int groups, reuse;
-    herd_status st = param_server_layout(&s->cfg, herd_comm_size(s->comm), &groups, &reuse, err);
+    herd_status st = herdi_param_server_layout(&s->cfg, herd_comm_size(s->comm), &groups, &reuse, err);
     if (st) return st;
     ps_strategy *x = calloc(1, sizeof *x);
     if (!x) return herd_fail(err, HERD_ENOMEM, "out of memory");
     s->ops = &ps_ops, s->impl = x;
-    if ((st = ps_create(&x->ps, s->comm, s->m, s->cfg.servers, s->cfg.staleness, err)) ||
-        (st = herd_comm_split(s->comm, ps_is_server(x->ps), &x->workers, err))) {
+    if ((st = herdi_ps_create(&x->ps, s->comm, s->m, s->cfg.servers, s->cfg.staleness, err)) ||
+        (st = herd_comm_split(s->comm, herdi_ps_is_server(x->ps), &x->workers, err))) {
         ps_strategy_destroy(s);
         s->ops = NULL, s->impl = NULL;
         return st;
@@ -1123,7 +1123,7 @@ herd_status param_server_setup(herd_strategy *s, herd_error *err) {
     s->world = s->eval_world = herd_comm_size(x->workers);
     s->update_lo = s->update_hi = 0; /* the servers keep the optimizer state and apply the updates */
     s->remote_state = 1;
-    s->serves = ps_is_server(x->ps);
+    s->serves = herdi_ps_is_server(x->ps);
     return HERD_OK;
 }
 
@@ -1131,5 +1131,5 @@ herd_status herd_strategy_serve(herd_strategy *s, const herd_optim_config *oc, h
                                 const herd_schedule *sched, const herd_schedule *sparse_sched, int resume,
                                 herd_error *err) {
     if (!s->serves) return herd_fail(err, HERD_EINTERNAL, "serve called on a worker");
-    return ps_serve(((ps_strategy *)s->impl)->ps, oc, sparse, sched, sparse_sched, resume, err);
+    return herdi_ps_serve(((ps_strategy *)s->impl)->ps, oc, sparse, sched, sparse_sched, resume, err);
 }

@@ -18,21 +18,21 @@ typedef struct ps_state ps_state;
 /* world: all ranks; the last `servers` ranks serve contiguous key ranges of the flat
  * parameters, balanced by bytes (boundaries inside a table moved to the nearest row); the others
  * are workers. staleness < 0: unbounded (asynchronous). */
-herd_status ps_create(ps_state **out, herd_comm *world, herd_model *m, int servers, int staleness, herd_error *err);
-void ps_destroy(ps_state *p);
-int ps_is_server(const ps_state *p);
-int ps_workers(const ps_state *p);
+herd_status herdi_ps_create(ps_state **out, herd_comm *world, herd_model *m, int servers, int staleness, herd_error *err);
+void herdi_ps_destroy(ps_state *p);
+int herdi_ps_is_server(const ps_state *p);
+int herdi_ps_workers(const ps_state *p);
 /* Worker: parameters for step t into the model (waits while more than `staleness` steps ahead
  * of the slowest worker; exact = 1 waits for every update before t, e.g. for evaluation): the
  * dense ones and, full = 0, only the table rows the first `rows` loaded samples read; full = 1,
  * every row. */
-herd_status ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_error *err);
+herd_status herdi_ps_pull(ps_state *p, int64_t t, int exact, int full, int rows, herd_error *err);
 /* Worker: the model's dense gradients and the tables' row-sparse ones (tables[0..n_tables), in
  * herd_model_sparse_grad's order), the mean over `samples` local samples, of step t. */
-herd_status ps_push(ps_state *p, int64_t t, int samples, const herd_sparse_grad *tables, int n_tables,
+herd_status herdi_ps_push(ps_state *p, int64_t t, int samples, const herd_sparse_grad *tables, int n_tables,
                     herd_error *err);
 /* Worker: no more requests from this worker. */
-herd_status ps_done(ps_state *p, herd_error *err);
+herd_status herdi_ps_done(ps_state *p, herd_error *err);
 
 /* The whole training state the servers hold, as a worker sees it: parameters (the model's),
  * the dense moments m, v (whole, NULL when the optimizer has none), each table's optimizer
@@ -43,20 +43,20 @@ typedef struct ps_full_state {
     int64_t version, opt_t;
 } ps_full_state;
 /* Worker: the state after update t (waits for it) from every server into the model and *st. */
-herd_status ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err);
+herd_status herdi_ps_gather(ps_state *p, int64_t t, ps_full_state *st, herd_error *err);
 /* Worker: st (and the model's parameters) to every server, which resume from it. */
-herd_status ps_restore(ps_state *p, const ps_full_state *st, herd_error *err);
+herd_status herdi_ps_restore(ps_state *p, const ps_full_state *st, herd_error *err);
 /* Server: applies pushed gradients with the optimizers and schedules (dense: oc, sched; tables:
  * sparse, sparse_sched) until every worker is done; resume = 1 answers nothing before a worker
  * restored its state. */
-herd_status ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
+herd_status herdi_ps_serve(ps_state *p, const herd_optim_config *oc, herd_sparse_opt_kind sparse,
                      const herd_schedule *sched, const herd_schedule *sparse_sched, int resume, herd_error *err);
 /* Worker: what it exchanged with each server since creation, load[3 s + 0..2] = bytes (both
  * ways), table rows (pulled and pushed), requests. */
-void ps_load(const ps_state *p, double *load);
-int ps_servers(const ps_state *p);
+void herdi_ps_load(const ps_state *p, double *load);
+int herdi_ps_servers(const ps_state *p);
 
-/* A message a server received, as ps_decode checked it. */
+/* A message a server received, as herdi_ps_decode checked it. */
 typedef enum ps_kind { PS_PULL, PS_PUSH, PS_DONE, PS_STATE, PS_RESTORE } ps_kind;
 typedef struct ps_message {
     ps_kind kind;
@@ -87,7 +87,7 @@ typedef struct ps_expect {
 } ps_expect;
 /* Checks a received message (tag, bytes) for kind, size and content before anything uses
  * it: HERD_EFORMAT with one line naming what is wrong. buf must be aligned for int64. */
-herd_status ps_decode(int tag, const unsigned char *buf, int64_t bytes, const ps_expect *e, ps_message *out,
+herd_status herdi_ps_decode(int tag, const unsigned char *buf, int64_t bytes, const ps_expect *e, ps_message *out,
                       herd_error *err);
 
 #endif

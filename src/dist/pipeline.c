@@ -61,7 +61,7 @@ static herd_status find_tied(pipe_state *p, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int stages, const int *cuts,
+herd_status herdi_pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int stages, const int *cuts,
                         int microbatches, int one_f_one_b, herd_error *err) {
     int size = herd_comm_size(world), rank = herd_comm_rank(world), L = herd_model_layer_count(m);
     if (stages < 2 || size % stages != 0)
@@ -149,11 +149,11 @@ herd_status pipe_create(pipe_state **out, herd_comm *world, herd_model *m, int s
     *out = p;
     return HERD_OK;
 fail:
-    pipe_destroy(p);
+    herdi_pipe_destroy(p);
     return st;
 }
 
-void pipe_destroy(pipe_state *p) {
+void herdi_pipe_destroy(pipe_state *p) {
     if (!p) return;
     herd_comm_close(p->replicas);
     herd_comm_close(p->pipeline);
@@ -167,11 +167,11 @@ void pipe_destroy(pipe_state *p) {
     free(p);
 }
 
-int pipe_replica(const pipe_state *p) { return p->replica; }
-int pipe_replicas(const pipe_state *p) { return p->n_replicas; }
-int pipe_stage(const pipe_state *p) { return p->stage; }
+int herdi_pipe_replica(const pipe_state *p) { return p->replica; }
+int herdi_pipe_replicas(const pipe_state *p) { return p->n_replicas; }
+int herdi_pipe_stage(const pipe_state *p) { return p->stage; }
 
-void pipe_times(const pipe_state *p, double *wait, double *total) {
+void herdi_pipe_times(const pipe_state *p, double *wait, double *total) {
     *wait = p->wait;
     *total = p->total;
 }
@@ -275,7 +275,7 @@ static herd_status backward_micro(step_ctx *c, int k, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status pipe_step(pipe_state *p, int count, int B, const void *targets, uint64_t seed, int64_t step,
+herd_status herdi_pipe_step(pipe_state *p, int count, int B, const void *targets, uint64_t seed, int64_t step,
                       herd_metrics *acc, herd_error *err) {
     double t0 = herd_now();
     step_ctx c = {p, count, B, targets, herd_model_target_bytes(p->m), seed, step, acc};
@@ -332,7 +332,7 @@ static herd_status gather_range(pipe_state *p, float *dst, int64_t n, int64_t lo
     return st;
 }
 
-herd_status pipe_gather_params(pipe_state *p, herd_error *err) {
+herd_status herdi_pipe_gather_params(pipe_state *p, herd_error *err) {
     int64_t np, nb;
     float *params = herd_model_params(p->m, &np);
     float *buffers = herd_model_buffers(p->m, &nb);
@@ -340,10 +340,10 @@ herd_status pipe_gather_params(pipe_state *p, herd_error *err) {
     return st ? st : gather_range(p, buffers, nb, p->blo, p->bhi, err);
 }
 
-herd_status pipe_gather_state(pipe_state *p, float *m, float *v, herd_error *err) {
+herd_status herdi_pipe_gather_state(pipe_state *p, float *m, float *v, herd_error *err) {
     int64_t np;
     herd_model_params(p->m, &np);
-    herd_status st = pipe_gather_params(p, err);
+    herd_status st = herdi_pipe_gather_params(p, err);
     if (!st && m) st = gather_range(p, m, np, p->plo, p->phi, err);
     if (!st && v) st = gather_range(p, v, np, p->plo, p->phi, err);
     return st;
@@ -364,12 +364,12 @@ static herd_status pipe_begin_step(herd_strategy *s, int64_t t, herd_error *err)
 static herd_status pipe_compute(herd_strategy *s, const herd_strategy_part *part, float *loss, herd_metrics *acc,
                                 herd_error *err) {
     *loss = 0; /* non-finite losses show in the gradient norm, the same on every stage */
-    return pipe_step(s->impl, part->count, part->B, part->targets, part->seed, part->step, acc, err);
+    return herdi_pipe_step(s->impl, part->count, part->B, part->targets, part->seed, part->step, acc, err);
 }
 
 static herd_status pipe_after_backward(herd_strategy *s, int samples, herd_error *err) {
     (void)s, (void)samples, (void)err;
-    return HERD_OK; /* pipe_step summed the stage's gradients over its replicas */
+    return HERD_OK; /* herdi_pipe_step summed the stage's gradients over its replicas */
 }
 
 static herd_status pipe_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
@@ -386,31 +386,31 @@ static herd_status pipe_grad_sq(herd_strategy *s, double *sq, herd_error *err) {
 
 static herd_status pipe_sync_model(herd_strategy *s, int64_t t, herd_error *err) {
     (void)t;
-    return pipe_gather_params(s->impl, err);
+    return herdi_pipe_gather_params(s->impl, err);
 }
 
 static herd_status pipe_gather(herd_strategy *s, herd_strategy_state *st, herd_error *err) {
-    return pipe_gather_state(s->impl, st->m, st->v, err);
+    return herdi_pipe_gather_state(s->impl, st->m, st->v, err);
 }
 
-static void pipe_strategy_destroy(herd_strategy *s) { pipe_destroy(s->impl); }
+static void pipe_strategy_destroy(herd_strategy *s) { herdi_pipe_destroy(s->impl); }
 
 static const herd_strategy_ops pipe_ops = {
     .name = "pipeline",
-    .parts = data_parallel_parts, /* one per pipeline: its rows of the batch */
-    .part = data_parallel_part,
+    .parts = herdi_data_parallel_parts, /* one per pipeline: its rows of the batch */
+    .part = herdi_data_parallel_part,
     .begin_step = pipe_begin_step,
     .compute = pipe_compute,
     .after_backward = pipe_after_backward,
     .grad_sq = pipe_grad_sq,
-    .apply = data_parallel_apply, /* each stage applies the update; its own range is what counts */
+    .apply = herdi_data_parallel_apply, /* each stage applies the update; its own range is what counts */
     .sync_model = pipe_sync_model,
     .gather_state = pipe_gather,
     .finish = pipe_nothing,
     .destroy = pipe_strategy_destroy,
 };
 
-herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
+herd_status herdi_pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err) {
     if (cfg->deterministic || cfg->bf16)
         return herd_fail(err, HERD_EARG, "--deterministic and --grad-compress are for --strategy dp");
     if (cfg->zero)
@@ -423,11 +423,11 @@ herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *gro
     return HERD_OK;
 }
 
-herd_status pipeline_setup(herd_strategy *s, herd_error *err) {
+herd_status herdi_pipeline_setup(herd_strategy *s, herd_error *err) {
     int groups, reuse;
-    herd_status st = pipeline_layout(&s->cfg, herd_comm_size(s->comm), &groups, &reuse, err);
+    herd_status st = herdi_pipeline_layout(&s->cfg, herd_comm_size(s->comm), &groups, &reuse, err);
     pipe_state *p = NULL;
-    if (!st) st = pipe_create(&p, s->comm, s->m, s->cfg.stages, s->cfg.cuts, s->cfg.microbatches, s->cfg.one_f_one_b,
+    if (!st) st = herdi_pipe_create(&p, s->comm, s->m, s->cfg.stages, s->cfg.cuts, s->cfg.microbatches, s->cfg.one_f_one_b,
                               err);
     if (st) return st;
     s->ops = &pipe_ops, s->impl = p;
@@ -436,6 +436,6 @@ herd_status pipeline_setup(herd_strategy *s, herd_error *err) {
 }
 
 void herd_strategy_pipeline_times(const herd_strategy *s, double *wait, double *total) {
-    if (s->ops == &pipe_ops) pipe_times(s->impl, wait, total);
+    if (s->ops == &pipe_ops) herdi_pipe_times(s->impl, wait, total);
     else *wait = *total = 0;
 }

@@ -33,7 +33,7 @@ struct herd_sparse_exchange {
     char note[512];
 };
 
-int sparse_reserve(void **p, size_t *cap, size_t n, size_t size) {
+int herdi_sparse_reserve(void **p, size_t *cap, size_t n, size_t size) {
     if (n <= *cap) return 1;
     void *q = herd_malloc_array(n, size);
     if (!q) return 0;
@@ -42,7 +42,7 @@ int sparse_reserve(void **p, size_t *cap, size_t n, size_t size) {
     return 1;
 }
 
-int sparse_reserve_rows(int32_t **ids, float **vals, int64_t *cap, int64_t n, int64_t dim) {
+int herdi_sparse_reserve_rows(int32_t **ids, float **vals, int64_t *cap, int64_t n, int64_t dim) {
     if (n <= *cap) return 1;
     int32_t *i = herd_malloc_array((size_t)n, sizeof *i);
     float *v = herd_malloc_array((size_t)n * (size_t)dim, sizeof *v);
@@ -102,7 +102,7 @@ herd_status herd_sparse_exchange_group_done(herd_sparse_exchange *x, int g, int 
         if (!count) continue; /* an empty group: the model's rows are another group's */
         herd_sparse_grad sg;
         herd_model_sparse_grad(x->m, k, &sg); /* this group's duplicates summed */
-        if (!sparse_reserve_rows(&r->ids, &r->vals, &r->cap, sg.rows, sg.dim))
+        if (!herdi_sparse_reserve_rows(&r->ids, &r->vals, &r->cap, sg.rows, sg.dim))
             return herd_fail(err, HERD_ENOMEM, "out of memory for %lld gradient rows", (long long)sg.rows);
         memcpy(r->ids, sg.ids, (size_t)sg.rows * sizeof *r->ids);
         memcpy(r->vals, sg.values, (size_t)(sg.rows * sg.dim) * sizeof *r->vals);
@@ -124,10 +124,10 @@ static herd_status by_gather(herd_sparse_exchange *x, int k, const double *count
     for (int g = 0; g < x->groups; g++) total += (size_t)counts[g];
     if (per > (size_t)INT32_MAX / (size_t)x->world)
         return herd_fail(err, HERD_EARG, "table %d: %lld gradient rows a group are too many to gather", k, (long long)maxc);
-    if (!sparse_reserve((void **)&x->buf, &x->buf_cap, per ? per : 1, sizeof *x->buf) ||
-        !sparse_reserve((void **)&x->all, &x->all_cap, per * (size_t)x->world + 1, sizeof *x->all) ||
-        !sparse_reserve((void **)&x->keys, &x->keys_cap, total + 1, sizeof *x->keys) ||
-        !sparse_reserve_rows(&o->ids, &o->vals, &o->cap, (int64_t)total, dim))
+    if (!herdi_sparse_reserve((void **)&x->buf, &x->buf_cap, per ? per : 1, sizeof *x->buf) ||
+        !herdi_sparse_reserve((void **)&x->all, &x->all_cap, per * (size_t)x->world + 1, sizeof *x->all) ||
+        !herdi_sparse_reserve((void **)&x->keys, &x->keys_cap, total + 1, sizeof *x->keys) ||
+        !herdi_sparse_reserve_rows(&o->ids, &o->vals, &o->cap, (int64_t)total, dim))
         return herd_fail(err, HERD_ENOMEM, "out of memory for %zu gathered gradient rows", total);
     for (int g = 0; g < x->my_groups; g++) {
         const group_rows *r = &x->rows[g * x->tables + k];
@@ -168,8 +168,8 @@ static herd_status by_gather(herd_sparse_exchange *x, int k, const double *count
  * counting the ranks that touched the row: the touched rows, ascending, into o */
 static herd_status by_dense(herd_sparse_exchange *x, int k, int64_t rows, int64_t dim, table_out *o, herd_error *err) {
     size_t n = (size_t)rows * (size_t)(dim + 1);
-    if (!sparse_reserve((void **)&x->all, &x->all_cap, n, sizeof *x->all) ||
-        !sparse_reserve_rows(&o->ids, &o->vals, &o->cap, rows, dim))
+    if (!herdi_sparse_reserve((void **)&x->all, &x->all_cap, n, sizeof *x->all) ||
+        !herdi_sparse_reserve_rows(&o->ids, &o->vals, &o->cap, rows, dim))
         return herd_fail(err, HERD_ENOMEM, "out of memory for a dense %lld x %lld gradient", (long long)rows, (long long)dim);
     memset(x->all, 0, n * sizeof *x->all);
     const group_rows *r = &x->rows[k];

@@ -31,7 +31,7 @@ const char *herd_sparse_exchange_note(const herd_sparse_exchange *x);
 
 /* Buffers that grow (contents dropped), shared with embedding_shard.c: *p holds at least n
  * elements of size bytes; ids and vals at least n rows (of dim floats). 1, or 0 out of memory. */
-int sparse_reserve(void **p, size_t *cap, size_t n, size_t size);
-int sparse_reserve_rows(int32_t **ids, float **vals, int64_t *cap, int64_t n, int64_t dim);
+int herdi_sparse_reserve(void **p, size_t *cap, size_t n, size_t size);
+int herdi_sparse_reserve_rows(int32_t **ids, float **vals, int64_t *cap, int64_t n, int64_t dim);
 
 #endif

@@ -13,9 +13,9 @@ static const struct {
     herd_status (*setup)(herd_strategy *s, herd_error *err);
     herd_status (*layout)(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
 } kinds[] = {
-    [HERD_STRATEGY_DP] = {"dp", data_parallel_setup, data_parallel_layout},
-    [HERD_STRATEGY_PS] = {"ps", param_server_setup, param_server_layout},
-    [HERD_STRATEGY_PIPELINE] = {"pipeline", pipeline_setup, pipeline_layout},
+    [HERD_STRATEGY_DP] = {"dp", herdi_data_parallel_setup, herdi_data_parallel_layout},
+    [HERD_STRATEGY_PS] = {"ps", herdi_param_server_setup, herdi_param_server_layout},
+    [HERD_STRATEGY_PIPELINE] = {"pipeline", herdi_pipeline_setup, herdi_pipeline_layout},
 };
 _Static_assert(sizeof kinds / sizeof kinds[0] == HERD_STRATEGY_PIPELINE + 1, "one row per strategy kind");
 

@@ -118,25 +118,25 @@ struct herd_strategy {
  * layout: the groups a global batch is cut into across the world (the model plans for
  * ceil(B / groups) rows) and whether activation memory may be reused; HERD_EARG with one line
  * when cfg cannot run on `world` ranks. */
-herd_status data_parallel_setup(herd_strategy *s, herd_error *err);
-herd_status data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
-herd_status param_server_setup(herd_strategy *s, herd_error *err);
-herd_status param_server_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
-herd_status pipeline_setup(herd_strategy *s, herd_error *err);
-herd_status pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
+herd_status herdi_data_parallel_setup(herd_strategy *s, herd_error *err);
+herd_status herdi_data_parallel_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
+herd_status herdi_param_server_setup(herd_strategy *s, herd_error *err);
+herd_status herdi_param_server_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
+herd_status herdi_pipeline_setup(herd_strategy *s, herd_error *err);
+herd_status herdi_pipeline_layout(const herd_strategy_config *cfg, int world, int *groups, int *reuse, herd_error *err);
 /* Data parallel's parts: one per rank of s->world (rows [r*B/W, (r+1)*B/W)), or
  * --deterministic's fixed groups, groups/world per rank. */
-int data_parallel_parts(const herd_strategy *s);
-void data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id);
+int herdi_data_parallel_parts(const herd_strategy *s);
+void herdi_data_parallel_part(const herd_strategy *s, int B, int p, int *lo, int *count, int *id);
 /* Data parallel's gradient buckets, in the order backward finishes them: [lo, hi) pairs into
  * lo_hi (at most max); returns their number (0: one rank, --deterministic, or not data parallel). */
-int data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max);
+int herdi_data_parallel_buckets(const herd_strategy *s, int64_t *lo_hi, int max);
 /* Data parallel's compute (dropout stream of the part, forward and backward with the gradient
  * scaled by `scale`; a part of no rows zeroes the gradient) and apply (the optimizer on the
  * whole buffer, here), for implementations that do the same. */
-herd_status data_parallel_compute(herd_strategy *s, const herd_strategy_part *p, float scale, float *loss,
+herd_status herdi_data_parallel_compute(herd_strategy *s, const herd_strategy_part *p, float scale, float *loss,
                                   herd_metrics *acc, herd_error *err);
-herd_status data_parallel_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
+herd_status herdi_data_parallel_apply(herd_strategy *s, const herd_strategy_update *u, herd_error *err);
 
 /* ---- the trainer's calls (each a row of the table, or common to all) ---- */
 int herd_strategy_parts(const herd_strategy *s);

@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The temp file of the write in progress, for io_atomic_remove_inflight (a signal handler):
+/* The temp file of the write in progress, for herdi_io_atomic_remove_inflight (a signal handler):
  * a fixed buffer and a flag, since the handler may only make async-signal-safe calls. */
 static char inflight[4096];
 static volatile sig_atomic_t inflight_set;
 
-void io_atomic_remove_inflight(void) {
+void herdi_io_atomic_remove_inflight(void) {
     if (inflight_set) unlink(inflight);
 }
 
@@ -66,7 +66,7 @@ static herd_status fsync_parent_dir(const char *path, herd_error *err) {
     return HERD_OK;
 }
 
-herd_status io_atomic_create(io_atomic *f, const char *path, herd_error *err) {
+herd_status herdi_io_atomic_create(io_atomic *f, const char *path, herd_error *err) {
     struct stat sb;
     memset(f, 0, sizeof *f);
     f->fd = -1;
@@ -85,17 +85,17 @@ herd_status io_atomic_create(io_atomic *f, const char *path, herd_error *err) {
     f->fd = open(f->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         herd_status st = herd_fail(err, HERD_EIO, "%s: cannot create %s: %s", path, f->tmp, strerror(errno));
-        io_atomic_abort(f);
+        herdi_io_atomic_abort(f);
         return st;
     }
     return HERD_OK;
 }
 
-herd_status io_atomic_write(io_atomic *f, const void *buf, size_t n, herd_error *err) {
+herd_status herdi_io_atomic_write(io_atomic *f, const void *buf, size_t n, herd_error *err) {
     return write_all(f->fd, buf, n, f->tmp, err);
 }
 
-herd_status io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t offset, herd_error *err) {
+herd_status herdi_io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t offset, herd_error *err) {
     const char *p = buf;
     while (n > 0) {
         ssize_t k = pwrite(f->fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)offset);
@@ -108,7 +108,7 @@ herd_status io_atomic_pwrite(io_atomic *f, const void *buf, size_t n, uint64_t o
     return HERD_OK;
 }
 
-void io_atomic_writeback(io_atomic *f, uint64_t offset, uint64_t n) {
+void herdi_io_atomic_writeback(io_atomic *f, uint64_t offset, uint64_t n) {
 #ifdef __linux__
     /* SYNC_FILE_RANGE_WRITE queues the dirty pages for writing and returns; errors show at commit's fsync */
     if (n > 0) (void)sync_file_range(f->fd, (off_t)offset, (off_t)n, SYNC_FILE_RANGE_WRITE);
@@ -117,7 +117,7 @@ void io_atomic_writeback(io_atomic *f, uint64_t offset, uint64_t n) {
 #endif
 }
 
-void io_atomic_abort(io_atomic *f) {
+void herdi_io_atomic_abort(io_atomic *f) {
     if (f->fd >= 0) close(f->fd);
     if (f->tmp) unlink(f->tmp); /* never leave a half-written file beside the target */
     track_inflight(NULL);
@@ -127,7 +127,7 @@ void io_atomic_abort(io_atomic *f) {
     f->fd = -1;
 }
 
-herd_status io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *err) {
+herd_status herdi_io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *err) {
     herd_status st = HERD_OK;
     if (fsync(f->fd) != 0) st = herd_fail(err, HERD_EIO, "%s: fsync failed: %s", f->tmp, strerror(errno));
     int rc = close(f->fd);
@@ -137,7 +137,7 @@ herd_status io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *
     if (st == HERD_OK && rename(f->tmp, f->path) != 0)
         st = herd_fail(err, HERD_EIO, "%s: cannot rename %s into place: %s", f->path, f->tmp, strerror(errno));
     if (st != HERD_OK) {
-        io_atomic_abort(f);
+        herdi_io_atomic_abort(f);
         return st;
     }
     track_inflight(NULL);
@@ -149,14 +149,14 @@ herd_status io_atomic_commit(io_atomic *f, const char *fault_point, herd_error *
     return st;
 }
 
-herd_status io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
+herd_status herdi_io_write_file_atomic(const char *path, const void *const *data, const size_t *len, int n,
                                  const char *fault_point, herd_error *err) {
     io_atomic f;
-    herd_status st = io_atomic_create(&f, path, err);
-    for (int i = 0; i < n && st == HERD_OK; i++) st = io_atomic_write(&f, data[i], len[i], err);
+    herd_status st = herdi_io_atomic_create(&f, path, err);
+    for (int i = 0; i < n && st == HERD_OK; i++) st = herdi_io_atomic_write(&f, data[i], len[i], err);
     if (st != HERD_OK) {
-        io_atomic_abort(&f);
+        herdi_io_atomic_abort(&f);
         return st;
     }
-    return io_atomic_commit(&f, fault_point, err);
+    return herdi_io_atomic_commit(&f, fault_point, err);
 }

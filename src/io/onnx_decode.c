@@ -39,10 +39,10 @@ static herd_status malformed(decoder *d, const char *what, const char *why) {
 }
 
 /* memcmp of 0 bytes still needs valid pointers, and an absent string has p = NULL */
-int onnx_str_eq(onnx_str s, const char *c) { return s.n == strlen(c) && (s.n == 0 || memcmp(s.p, c, s.n) == 0); }
-int onnx_str_same(onnx_str a, onnx_str b) { return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0); }
+int herdi_onnx_str_eq(onnx_str s, const char *c) { return s.n == strlen(c) && (s.n == 0 || memcmp(s.p, c, s.n) == 0); }
+int herdi_onnx_str_same(onnx_str a, onnx_str b) { return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0); }
 
-const char *onnx_show(onnx_str s, char *buf, size_t size) {
+const char *herdi_onnx_show(onnx_str s, char *buf, size_t size) {
     size_t n = s.n < size - 1 ? s.n : size - 1;
     if (n > 80) n = 80;
     for (size_t i = 0; i < n; i++) buf[i] = (s.p[i] >= 0x20 && s.p[i] < 0x7f) ? s.p[i] : '?';
@@ -50,13 +50,13 @@ const char *onnx_show(onnx_str s, char *buf, size_t size) {
     return buf;
 }
 
-const onnx_attr *onnx_node_attr(const onnx_node *n, const char *name) {
+const onnx_attr *herdi_onnx_node_attr(const onnx_node *n, const char *name) {
     for (int i = 0; i < n->n_attr; i++)
-        if (onnx_str_eq(n->attr[i].name, name)) return &n->attr[i];
+        if (herdi_onnx_str_eq(n->attr[i].name, name)) return &n->attr[i];
     return NULL;
 }
 
-const char *onnx_dims_str(int ndim, const int64_t *dims, char *buf, size_t size) {
+const char *herdi_onnx_dims_str(int ndim, const int64_t *dims, char *buf, size_t size) {
     size_t len = (size_t)snprintf(buf, size, "[");
     for (int d = 0; d < ndim && len < size; d++)
         len += (size_t)snprintf(buf + len, size - len, "%s%lld", d ? ", " : "", (long long)dims[d]);
@@ -83,7 +83,7 @@ static herd_status add_ints(decoder *d, const pb_field *f, int64_t *v, int *n, i
     pb_reader r = pb_reader_of(f->data, f->len);
     while (r.p < r.end) {
         uint64_t u;
-        if (!pb_read_varint(&r, &u)) return malformed(d, what, "truncated packed varint");
+        if (!herdi_pb_read_varint(&r, &u)) return malformed(d, what, "truncated packed varint");
         if (*n >= cap) return fail(d, HERD_EUNSUPPORTED, "%s has more than %d values", what, cap);
         v[(*n)++] = (int64_t)u;
     }
@@ -98,7 +98,7 @@ static herd_status parse_tensor(decoder *d, const uint8_t *data, size_t len, onn
     const char *why = NULL;
     int k;
     herd_status st;
-    while ((k = pb_next(&r, &f, &why)) == 1) {
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {
         if (f.number == TENSOR_DIMS) {
             if ((st = add_ints(d, &f, t->dims, &t->ndim, ONNX_MAX_DIMS, "tensor dims"))) return st;
         } else if (f.number == TENSOR_DATA_TYPE && f.wire == PB_VARINT) {
@@ -140,7 +140,7 @@ static size_t dtype_size(int dtype) {
     }
 }
 
-herd_status onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float *fout, double *dout,
+herd_status herdi_onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float *fout, double *dout,
                                herd_error *err) {
     decoder dd = {(onnx_graph *)g, err}, *d = &dd;
     size_t es = dtype_size(t->dtype);
@@ -158,7 +158,7 @@ herd_status onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float 
     const char *why = NULL;
     int64_t got = 0;
     int raw = 0;
-    while (pb_next(&r, &f, &why) == 1) {
+    while (herdi_pb_next(&r, &f, &why) == 1) {
         if (f.number == TENSOR_RAW_DATA && f.wire == PB_LEN) {
             if (f.len / es != (size_t)t->numel || f.len % es)
                 return fail(d, HERD_EFORMAT, "tensor '%s': raw_data holds %zu bytes but its shape needs %lld",
@@ -206,12 +206,12 @@ herd_status onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float 
                         e.u = 0;
                         for (size_t k = 0; k < n; k++) e.u |= (uint64_t)v.p[k] << (8 * k);
                         v.p += n;
-                    } else if (!pb_read_varint(&v, &e.u)) {
+                    } else if (!herdi_pb_read_varint(&v, &e.u)) {
                         return malformed(d, "tensor data", "truncated packed varint");
                     }
                 }
-                double x = t->dtype == ONNX_T_FLOAT    ? pb_as_float(&e)
-                           : t->dtype == ONNX_T_DOUBLE ? pb_as_double(&e)
+                double x = t->dtype == ONNX_T_FLOAT    ? herdi_pb_as_float(&e)
+                           : t->dtype == ONNX_T_DOUBLE ? herdi_pb_as_double(&e)
                            : t->dtype == ONNX_T_INT32  ? (double)(int32_t)(uint32_t)e.u
                                                        : (double)(int64_t)e.u;
                 if (got >= t->numel)
@@ -237,11 +237,11 @@ static herd_status parse_attr(decoder *d, const pb_field *fa, onnx_attr *a) {
     const char *why = NULL;
     int k;
     herd_status st;
-    while ((k = pb_next(&r, &f, &why)) == 1) {
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {
         if (f.number == ATTR_NAME) {
             if ((st = get_str(d, &f, "attribute name", &a->name))) return st;
         } else if (f.number == ATTR_F && f.wire == PB_FIXED32) {
-            a->f = pb_as_float(&f), a->has_f = 1;
+            a->f = herdi_pb_as_float(&f), a->has_f = 1;
         } else if (f.number == ATTR_I && f.wire == PB_VARINT) {
             a->i = (int64_t)f.u, a->has_i = 1;
         } else if (f.number == ATTR_S) {
@@ -266,7 +266,7 @@ static herd_status parse_node(decoder *d, const pb_field *fn, onnx_node *n) {
     pb_field f;
     const char *why = NULL;
     int k, n_io[2] = {0, 0}, n_attr = 0;
-    while ((k = pb_next(&r, &f, &why)) == 1) {
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {
         if (f.number == NODE_INPUT || f.number == NODE_OUTPUT) n_io[f.number == NODE_OUTPUT]++;
         if (f.number == NODE_ATTRIBUTE) n_attr++;
     }
@@ -282,7 +282,7 @@ static herd_status parse_node(decoder *d, const pb_field *fn, onnx_node *n) {
     n->out = n->in + n_io[0];
     r = pb_reader_of(fn->data, fn->len);
     herd_status st = HERD_OK;
-    while (st == HERD_OK && pb_next(&r, &f, &why) == 1) {
+    while (st == HERD_OK && herdi_pb_next(&r, &f, &why) == 1) {
         switch (f.number) {
         case NODE_INPUT: st = get_str(d, &f, "node input", &n->in[n->n_in++]); break;
         case NODE_OUTPUT: st = get_str(d, &f, "node output", &n->out[n->n_out++]); break;
@@ -309,22 +309,22 @@ static herd_status parse_io(decoder *d, const pb_field *fv, onnx_io *io) {
     const char *why = NULL;
     int k;
     herd_status st;
-    while ((k = pb_next(&r, &f, &why)) == 1) {
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {
         if (f.number == VI_NAME) {
             if ((st = get_str(d, &f, "graph input name", &io->name))) return st;
         } else if (f.number == VI_TYPE && f.wire == PB_LEN) {
             pb_reader tr = pb_reader_of(f.data, f.len);
             pb_field tf;
-            while ((k = pb_next(&tr, &tf, &why)) == 1) {
+            while ((k = herdi_pb_next(&tr, &tf, &why)) == 1) {
                 if (tf.number != TYPE_TENSOR || tf.wire != PB_LEN) continue;
                 pb_reader ttr = pb_reader_of(tf.data, tf.len);
                 pb_field ttf;
-                while ((k = pb_next(&ttr, &ttf, &why)) == 1) {
+                while ((k = herdi_pb_next(&ttr, &ttf, &why)) == 1) {
                     if (ttf.number == TTENSOR_ELEM_TYPE && ttf.wire == PB_VARINT) io->elem_type = (int)ttf.u;
                     if (ttf.number != TTENSOR_SHAPE || ttf.wire != PB_LEN) continue;
                     pb_reader sr = pb_reader_of(ttf.data, ttf.len);
                     pb_field sf;
-                    while ((k = pb_next(&sr, &sf, &why)) == 1) {
+                    while ((k = herdi_pb_next(&sr, &sf, &why)) == 1) {
                         if (sf.number != SHAPE_DIM || sf.wire != PB_LEN) continue;
                         if (io->ndim >= ONNX_MAX_DIMS)
                             return fail(d, HERD_EUNSUPPORTED, "a graph input has more than %d dimensions",
@@ -332,7 +332,7 @@ static herd_status parse_io(decoder *d, const pb_field *fv, onnx_io *io) {
                         int64_t v = -1;
                         pb_reader dr = pb_reader_of(sf.data, sf.len);
                         pb_field df;
-                        while ((k = pb_next(&dr, &df, &why)) == 1)
+                        while ((k = herdi_pb_next(&dr, &df, &why)) == 1)
                             if (df.number == DIM_VALUE && df.wire == PB_VARINT) v = (int64_t)df.u;
                         if (k < 0) return malformed(d, "tensor shape", why);
                         io->dims[io->ndim++] = v;
@@ -356,7 +356,7 @@ static herd_status alloc_tables(decoder *d, const uint8_t *data, size_t len) {
     const char *why = NULL;
     int k;
     int64_t nodes = 0, inits = 0;
-    while ((k = pb_next(&r, &f, &why)) == 1) {
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {
         nodes += f.number == GRAPH_NODE;
         inits += f.number == GRAPH_INITIALIZER;
     }
@@ -381,7 +381,7 @@ static herd_status parse_graph(decoder *d, const uint8_t *data, size_t len) {
     herd_status st = alloc_tables(d, data, len);
     if (st) return st;
     /* initializers first, so they come before the tensors of Constant nodes */
-    while (st == HERD_OK && pb_next(&r, &f, &why) == 1) {
+    while (st == HERD_OK && herdi_pb_next(&r, &f, &why) == 1) {
         if (f.wire != PB_LEN) continue;
         if (f.number == GRAPH_INITIALIZER) {
             int idx;
@@ -395,7 +395,7 @@ static herd_status parse_graph(decoder *d, const uint8_t *data, size_t len) {
     }
     g->n_initializers = g->n_tensors;
     r = pb_reader_of(data, len);
-    while (st == HERD_OK && pb_next(&r, &f, &why) == 1)
+    while (st == HERD_OK && herdi_pb_next(&r, &f, &why) == 1)
         if (f.wire == PB_LEN && f.number == GRAPH_NODE) st = parse_node(d, &f, &g->nodes[g->n_nodes++]);
     return st;
 }
@@ -408,19 +408,19 @@ static herd_status parse_model(decoder *d) {
     int k, have_graph = 0;
     const uint8_t *graph = NULL;
     size_t graph_len = 0;
-    while ((k = pb_next(&r, &f, &why)) == 1) {
+    while ((k = herdi_pb_next(&r, &f, &why)) == 1) {
         if (f.number == MODEL_GRAPH && f.wire == PB_LEN) graph = f.data, graph_len = f.len, have_graph = 1;
         if (f.number == MODEL_OPSET_IMPORT && f.wire == PB_LEN) {
             pb_reader o = pb_reader_of(f.data, f.len);
             pb_field of;
             onnx_str domain = {"", 0};
             uint64_t version = 0;
-            while ((k = pb_next(&o, &of, &why)) == 1) {
+            while ((k = herdi_pb_next(&o, &of, &why)) == 1) {
                 if (of.number == OPSET_DOMAIN && of.wire == PB_LEN) domain = (onnx_str){(const char *)of.data, of.len};
                 if (of.number == OPSET_VERSION && of.wire == PB_VARINT) version = of.u;
             }
             if (k < 0) return malformed(d, "opset_import", why);
-            if (domain.n == 0 || onnx_str_eq(domain, "ai.onnx")) g->opset = version > 1000 ? 1000 : (int64_t)version;
+            if (domain.n == 0 || herdi_onnx_str_eq(domain, "ai.onnx")) g->opset = version > 1000 ? 1000 : (int64_t)version;
         }
     }
     if (k < 0) return malformed(d, "model", why);
@@ -428,7 +428,7 @@ static herd_status parse_model(decoder *d) {
     return parse_graph(d, graph, graph_len);
 }
 
-void onnx_graph_free(onnx_graph *g) {
+void herdi_onnx_graph_free(onnx_graph *g) {
     if (!g) return;
     for (int i = 0; g->nodes && i < g->n_nodes; i++) {
         free(g->nodes[i].in);
@@ -446,11 +446,11 @@ void onnx_graph_free(onnx_graph *g) {
 static herd_status decode_owned(onnx_graph *g, herd_error *err) {
     decoder d = {g, err};
     herd_status st = g->file_len ? parse_model(&d) : fail(&d, HERD_EFORMAT, "empty file");
-    if (st) onnx_graph_free(g);
+    if (st) herdi_onnx_graph_free(g);
     return st;
 }
 
-herd_status onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *data, size_t n, herd_error *err) {
+herd_status herdi_onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *data, size_t n, herd_error *err) {
     memset(g, 0, sizeof *g);
     g->path = path;
     g->file = malloc(n ? n : 1);
@@ -460,7 +460,7 @@ herd_status onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *da
     return decode_owned(g, err);
 }
 
-void onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t) {
+void herdi_onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t) {
     if (!g->mapped || !t->msg || t->msg_len == 0) return;
     long pg = sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->msg, e = a + t->msg_len, ps = pg > 0 ? (uintptr_t)pg : 4096;
@@ -468,7 +468,7 @@ void onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t) {
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-herd_status onnx_decode_file(onnx_graph *g, const char *path, herd_error *err) {
+herd_status herdi_onnx_decode_file(onnx_graph *g, const char *path, herd_error *err) {
     memset(g, 0, sizeof *g);
     g->path = path;
     decoder d = {g, err};

@@ -80,28 +80,28 @@ typedef struct onnx_graph {
 } onnx_graph;
 
 /* Maps (read-only) and decodes the file at path: tensor data stays in the page cache until read.
- * On failure *g is freed (onnx_graph_free is still safe). */
-herd_status onnx_decode_file(onnx_graph *g, const char *path, herd_error *err);
+ * On failure *g is freed (herdi_onnx_graph_free is still safe). */
+herd_status herdi_onnx_decode_file(onnx_graph *g, const char *path, herd_error *err);
 /* Tensor t's bytes are read and not needed soon: a mapped file gives its pages back (they are
  * read again from the file if touched later), so an import holds about one copy of the weights. */
-void onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t);
+void herdi_onnx_tensor_done(const onnx_graph *g, const onnx_tensor *t);
 /* Decodes data[0..n) (copied); path names it in messages. */
-herd_status onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *data, size_t n, herd_error *err);
-void onnx_graph_free(onnx_graph *g);
+herd_status herdi_onnx_decode_bytes(onnx_graph *g, const char *path, const uint8_t *data, size_t n, herd_error *err);
+void herdi_onnx_graph_free(onnx_graph *g);
 
 /* A tensor's numel values as floats (weights: float32 only) or doubles (constants: float,
  * double, int32, int64), from raw_data or the typed repeated field, whose count must match. */
-herd_status onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float *fout, double *dout,
+herd_status herdi_onnx_tensor_values(const onnx_graph *g, const onnx_tensor *t, float *fout, double *dout,
                                herd_error *err);
 
 /* ---- reading decoded things ---- */
-int onnx_str_eq(onnx_str s, const char *c);
-int onnx_str_same(onnx_str a, onnx_str b);
+int herdi_onnx_str_eq(onnx_str s, const char *c);
+int herdi_onnx_str_same(onnx_str a, onnx_str b);
 /* For messages: at most 80 bytes, unprintable ones as '?'. */
-const char *onnx_show(onnx_str s, char *buf, size_t size);
-#define ONNX_SHOW(s) onnx_show((s), (char[96]){0}, 96)
-const onnx_attr *onnx_node_attr(const onnx_node *n, const char *name);
+const char *herdi_onnx_show(onnx_str s, char *buf, size_t size);
+#define ONNX_SHOW(s) herdi_onnx_show((s), (char[96]){0}, 96)
+const onnx_attr *herdi_onnx_node_attr(const onnx_node *n, const char *name);
 /* "[2, 3, 3, 3]" */
-const char *onnx_dims_str(int ndim, const int64_t *dims, char *buf, size_t size);
+const char *herdi_onnx_dims_str(int ndim, const int64_t *dims, char *buf, size_t size);
 
 #endif

@@ -16,7 +16,7 @@ typedef struct onnx_exporter {
     const herd_model *m;
     const char *path;
     herd_error *err;
-    /* shared initializers already written (onnx_shared): a node adds at most 4 (attention) */
+    /* shared initializers already written (herdi_onnx_shared): a node adds at most 4 (attention) */
     char scalars[4 * HERD_MAX_NODES + 16][HERD_NAME_MAX];
     int n_scalars;
     int opset;         /* 13, or what a layer needs (LayerNormalization: 17) */
@@ -30,26 +30,26 @@ typedef struct onnx_exporter {
 
 static void attr_int(pb_writer *node, const char *name, int64_t v) {
     pb_writer a = {0};
-    pb_put_string(&a, ATTR_NAME, name);
-    pb_put_varint(&a, ATTR_I, (uint64_t)v);
-    pb_put_varint(&a, ATTR_TYPE, ATTR_TYPE_INT);
-    pb_put_message(node, NODE_ATTRIBUTE, &a);
+    herdi_pb_put_string(&a, ATTR_NAME, name);
+    herdi_pb_put_varint(&a, ATTR_I, (uint64_t)v);
+    herdi_pb_put_varint(&a, ATTR_TYPE, ATTR_TYPE_INT);
+    herdi_pb_put_message(node, NODE_ATTRIBUTE, &a);
 }
 
 static void attr_float(pb_writer *node, const char *name, float v) {
     pb_writer a = {0};
-    pb_put_string(&a, ATTR_NAME, name);
-    pb_put_float(&a, ATTR_F, v);
-    pb_put_varint(&a, ATTR_TYPE, ATTR_TYPE_FLOAT);
-    pb_put_message(node, NODE_ATTRIBUTE, &a);
+    herdi_pb_put_string(&a, ATTR_NAME, name);
+    herdi_pb_put_float(&a, ATTR_F, v);
+    herdi_pb_put_varint(&a, ATTR_TYPE, ATTR_TYPE_FLOAT);
+    herdi_pb_put_message(node, NODE_ATTRIBUTE, &a);
 }
 
 static void attr_ints(pb_writer *node, const char *name, const int64_t *v, int n) {
     pb_writer a = {0};
-    pb_put_string(&a, ATTR_NAME, name);
-    pb_put_packed_i64(&a, ATTR_INTS, v, n);
-    pb_put_varint(&a, ATTR_TYPE, ATTR_TYPE_INTS);
-    pb_put_message(node, NODE_ATTRIBUTE, &a);
+    herdi_pb_put_string(&a, ATTR_NAME, name);
+    herdi_pb_put_packed_i64(&a, ATTR_INTS, v, n);
+    herdi_pb_put_varint(&a, ATTR_TYPE, ATTR_TYPE_INTS);
+    herdi_pb_put_message(node, NODE_ATTRIBUTE, &a);
 }
 
 /* A tensor of 4-byte values (ONNX_FLOAT or ONNX_INT32) */
@@ -57,36 +57,36 @@ static void initializer_typed(exporter *x, const char *name, int ndim, const int
                               int64_t numel, int elem_type) {
     const float *data = values;
     pb_writer t = {0};
-    for (int d = 0; d < ndim; d++) pb_put_varint(&t, TENSOR_DIMS, (uint64_t)dims[d]);
-    pb_put_varint(&t, TENSOR_DATA_TYPE, (uint64_t)elem_type);
-    pb_put_string(&t, TENSOR_NAME, name);
+    for (int d = 0; d < ndim; d++) herdi_pb_put_varint(&t, TENSOR_DIMS, (uint64_t)dims[d]);
+    herdi_pb_put_varint(&t, TENSOR_DATA_TYPE, (uint64_t)elem_type);
+    herdi_pb_put_string(&t, TENSOR_NAME, name);
     /* raw_data is little-endian; encode per value so a big-endian host writes the same bytes */
     pb_writer raw = {0};
     for (int64_t i = 0; i < numel && !raw.failed; i++) {
         uint32_t u;
         memcpy(&u, &data[i], 4);
         uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
-        pb_put_raw(&raw, b, 4);
+        herdi_pb_put_raw(&raw, b, 4);
     }
-    pb_put_message(&t, TENSOR_RAW_DATA, &raw);
-    pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
+    herdi_pb_put_message(&t, TENSOR_RAW_DATA, &raw);
+    herdi_pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
 }
 
 /* A 1-D int64 initializer (shapes, slice bounds) named `name`; written once per name. */
-const char *onnx_ints(exporter *x, const char *name, const int64_t *v, int n) {
+const char *herdi_onnx_ints(exporter *x, const char *name, const int64_t *v, int n) {
     pb_writer t = {0};
-    pb_put_varint(&t, TENSOR_DIMS, (uint64_t)n);
-    pb_put_varint(&t, TENSOR_DATA_TYPE, ONNX_INT64);
-    pb_put_string(&t, TENSOR_NAME, name);
+    herdi_pb_put_varint(&t, TENSOR_DIMS, (uint64_t)n);
+    herdi_pb_put_varint(&t, TENSOR_DATA_TYPE, ONNX_INT64);
+    herdi_pb_put_string(&t, TENSOR_NAME, name);
     pb_writer raw = {0};
     for (int i = 0; i < n && !raw.failed; i++) {
         uint64_t u = (uint64_t)v[i];
         uint8_t b[8];
         for (int k = 0; k < 8; k++) b[k] = (uint8_t)(u >> (8 * k));
-        pb_put_raw(&raw, b, 8);
+        herdi_pb_put_raw(&raw, b, 8);
     }
-    pb_put_message(&t, TENSOR_RAW_DATA, &raw);
-    pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
+    herdi_pb_put_message(&t, TENSOR_RAW_DATA, &raw);
+    herdi_pb_put_message(&x->graph, GRAPH_INITIALIZER, &t);
     return name;
 }
 
@@ -95,11 +95,11 @@ static void initializer(exporter *x, const char *name, int ndim, const int64_t *
     initializer_typed(x, name, ndim, dims, data, numel, ONNX_FLOAT);
 }
 
-void onnx_constant(exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel) {
+void herdi_onnx_constant(exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel) {
     initializer(x, name, ndim, dims, data, numel);
 }
 
-void onnx_constant_i32(exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,
+void herdi_onnx_constant_i32(exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,
                        int64_t numel) {
     initializer_typed(x, name, ndim, dims, data, numel, ONNX_INT32);
 }
@@ -108,27 +108,27 @@ void onnx_constant_i32(exporter *x, const char *name, int ndim, const int64_t *d
 static void value_info(pb_writer *g, int field, const char *name, const int64_t *dims, int ndim, int elem_type) {
     pb_writer shape = {0};
     pb_writer d = {0};
-    pb_put_string(&d, DIM_PARAM, "N");
-    pb_put_message(&shape, SHAPE_DIM, &d);
+    herdi_pb_put_string(&d, DIM_PARAM, "N");
+    herdi_pb_put_message(&shape, SHAPE_DIM, &d);
     for (int i = 0; i < ndim; i++) {
         pb_writer e = {0};
-        pb_put_varint(&e, DIM_VALUE, (uint64_t)dims[i]);
-        pb_put_message(&shape, SHAPE_DIM, &e);
+        herdi_pb_put_varint(&e, DIM_VALUE, (uint64_t)dims[i]);
+        herdi_pb_put_message(&shape, SHAPE_DIM, &e);
     }
     pb_writer tt = {0};
-    pb_put_varint(&tt, TTENSOR_ELEM_TYPE, (uint64_t)elem_type);
-    pb_put_message(&tt, TTENSOR_SHAPE, &shape);
+    herdi_pb_put_varint(&tt, TTENSOR_ELEM_TYPE, (uint64_t)elem_type);
+    herdi_pb_put_message(&tt, TTENSOR_SHAPE, &shape);
     pb_writer type = {0};
-    pb_put_message(&type, TYPE_TENSOR, &tt);
+    herdi_pb_put_message(&type, TYPE_TENSOR, &tt);
     pb_writer vi = {0};
-    pb_put_string(&vi, VI_NAME, name);
-    pb_put_message(&vi, VI_TYPE, &type);
-    pb_put_message(g, field, &vi);
+    herdi_pb_put_string(&vi, VI_NAME, name);
+    herdi_pb_put_message(&vi, VI_TYPE, &type);
+    herdi_pb_put_message(g, field, &vi);
 }
 
 static void param_initializer(exporter *x, int idx) {
     const param_entry *p = &x->m->params_reg[idx];
-    model_tables_ready((herd_model *)x->m); /* the tables' values, not pages still to be written */
+    herdi_model_tables_ready((herd_model *)x->m); /* the tables' values, not pages still to be written */
     const float *data = (p->info.trainable ? x->m->params : x->m->buffers) + p->info.offset;
     initializer(x, p->info.name, p->info.ndim, p->info.shape, data, p->info.numel);
 }
@@ -136,17 +136,17 @@ static void param_initializer(exporter *x, int idx) {
 /* ---- what a kind's onnx_export calls (model/model_internal.h) ---- */
 
 /* a layer's output, the first model input (or its normalisation), or another input by its name */
-const char *onnx_in(exporter *x, const node *n, int k) {
+const char *herdi_onnx_in(exporter *x, const node *n, int k) {
     return n->in[k] >= 0 ? x->tname[n->in[k]] : n->in[k] == -1 ? x->input : x->m->inputs[-1 - n->in[k]].name;
 }
 
-int onnx_in_rank4(exporter *x, const node *n, int k) {
+int herdi_onnx_in_rank4(exporter *x, const node *n, int k) {
     return n->in[k] >= 0 ? x->rank4[n->in[k]] : x->m->inputs[-1 - n->in[k]].ndim == 3;
 }
 
-const char *onnx_out(exporter *x, const node *n) { return x->out[n - x->m->nodes]; }
+const char *herdi_onnx_out(exporter *x, const node *n) { return x->out[n - x->m->nodes]; }
 
-int onnx_read_as_image(exporter *x, const node *n) {
+int herdi_onnx_read_as_image(exporter *x, const node *n) {
     int self = (int)(n - x->m->nodes);
     for (int i = self + 1; i < x->m->n_nodes; i++)
         if (x->m->nodes[i].kind->flags & LAYER_IMAGE_INPUT)
@@ -155,41 +155,41 @@ int onnx_read_as_image(exporter *x, const node *n) {
     return 0;
 }
 
-void onnx_set_out(exporter *x, const node *n, const char *tensor, int rank4) {
+void herdi_onnx_set_out(exporter *x, const node *n, const char *tensor, int rank4) {
     x->tname[n - x->m->nodes] = tensor;
     x->rank4[n - x->m->nodes] = rank4;
 }
 
-const char *onnx_param(exporter *x, const node *n, int slot) {
+const char *herdi_onnx_param(exporter *x, const node *n, int slot) {
     return n->param[slot] >= 0 ? x->m->params_reg[n->param[slot]].info.name : NULL;
 }
 
-void onnx_emit(exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
+void herdi_onnx_emit(exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
                int n_inputs, const onnx_xattr *attrs, int n_attrs) {
-    onnx_emit_outs(x, op, name, &out, 1, inputs, n_inputs, attrs, n_attrs);
+    herdi_onnx_emit_outs(x, op, name, &out, 1, inputs, n_inputs, attrs, n_attrs);
 }
 
-void onnx_emit_outs(exporter *x, const char *op, const char *name, const char *const *outs, int n_outs,
+void herdi_onnx_emit_outs(exporter *x, const char *op, const char *name, const char *const *outs, int n_outs,
                     const char *const *inputs, int n_inputs, const onnx_xattr *attrs, int n_attrs) {
     pb_writer w = {0};
-    for (int i = 0; i < n_inputs; i++) pb_put_string(&w, NODE_INPUT, inputs[i]);
-    for (int i = 0; i < n_outs; i++) pb_put_string(&w, NODE_OUTPUT, outs[i]);
-    pb_put_string(&w, NODE_NAME, name);
-    pb_put_string(&w, NODE_OP_TYPE, op);
+    for (int i = 0; i < n_inputs; i++) herdi_pb_put_string(&w, NODE_INPUT, inputs[i]);
+    for (int i = 0; i < n_outs; i++) herdi_pb_put_string(&w, NODE_OUTPUT, outs[i]);
+    herdi_pb_put_string(&w, NODE_NAME, name);
+    herdi_pb_put_string(&w, NODE_OP_TYPE, op);
     for (int i = 0; i < n_attrs; i++) {
         const onnx_xattr *a = &attrs[i];
         if (a->type == 'i') attr_int(&w, a->name, a->i);
         else if (a->type == 'f') attr_float(&w, a->name, a->f);
         else attr_ints(&w, a->name, a->ints, a->n_ints);
     }
-    pb_put_message(&x->graph, GRAPH_NODE, &w);
+    herdi_pb_put_message(&x->graph, GRAPH_NODE, &w);
 }
 
-void onnx_require_opset(exporter *x, int opset) {
+void herdi_onnx_require_opset(exporter *x, int opset) {
     if (opset > x->opset) x->opset = opset;
 }
 
-const char *onnx_shared(exporter *x, const char *name, int *fresh) {
+const char *herdi_onnx_shared(exporter *x, const char *name, int *fresh) {
     *fresh = 0;
     for (int i = 0; i < x->n_scalars; i++)
         if (!strcmp(x->scalars[i], name)) return x->scalars[i];
@@ -200,14 +200,14 @@ const char *onnx_shared(exporter *x, const char *name, int *fresh) {
     return slot;
 }
 
-const char *onnx_scalar(exporter *x, const char *name, float value) {
+const char *herdi_onnx_scalar(exporter *x, const char *name, float value) {
     int fresh;
-    const char *slot = onnx_shared(x, name, &fresh);
+    const char *slot = herdi_onnx_shared(x, name, &fresh);
     if (fresh) initializer(x, slot, 0, NULL, &value, 1);
     return slot;
 }
 
-herd_status onnx_fail(exporter *x, const char *fmt, ...) {
+herd_status herdi_onnx_fail(exporter *x, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     herd_failv(x->err, HERD_EUNSUPPORTED, fmt, ap);
@@ -221,11 +221,11 @@ static herd_status emit_node(exporter *x, int i) {
     const node *n = &m->nodes[i];
     x->tname[i] = x->out[i];
     x->rank4[i] = n->ndim == 3;
-    if ((n->kind->flags & LAYER_IMAGE_INPUT) && !onnx_in_rank4(x, n, 0))
-        return onnx_fail(x, "layer '%s' reads a flat tensor; ONNX export needs NCHW there", n->name);
+    if ((n->kind->flags & LAYER_IMAGE_INPUT) && !herdi_onnx_in_rank4(x, n, 0))
+        return herdi_onnx_fail(x, "layer '%s' reads a flat tensor; ONNX export needs NCHW there", n->name);
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) /* a tied table (dense tie=) is its embedding's initializer */
         if (n->param[s] >= 0 && m->params_reg[n->param[s]].node == i) param_initializer(x, n->param[s]);
-    if (!n->kind->onnx_export) return onnx_fail(x, "layer '%s' (%s) has no ONNX form", n->name, n->kind->name);
+    if (!n->kind->onnx_export) return herdi_onnx_fail(x, "layer '%s' (%s) has no ONNX form", n->name, n->kind->name);
     return n->kind->onnx_export(x, n);
 }
 
@@ -242,12 +242,12 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
                                        !strcmp(name, "input_centered") || !strcmp(name, "input_normalized")));
         snprintf(x->out[i], sizeof x->out[i], "%s%s", name, taken ? "_out" : "");
     }
-    pb_put_string(&x->graph, GRAPH_NAME, "herd");
+    herdi_pb_put_string(&x->graph, GRAPH_NAME, "herd");
     x->input = "input";
     if (m->input_norm && m->inputs[0].dtype == HERD_F32) { /* the weights' input normalisation, as herd applies it: (x - mean) * (1 / std) */
         float *v = malloc(2 * (size_t)m->in_c * sizeof *v);
         if (!v) {
-            pb_writer_free(&x->graph);
+            herdi_pb_writer_free(&x->graph);
             return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
         }
         for (int c = 0; c < m->in_c; c++) {
@@ -261,18 +261,18 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
         initializer(x, "input_inv_std", flat ? 1 : 3, dims, v + m->in_c, m->in_c);
         free(v);
         const char *sub[2] = {"input", "input_mean"}, *mul[2] = {"input_centered", "input_inv_std"};
-        onnx_emit(x, "Sub", "input_centered", "input_centered", sub, 2, NULL, 0);
-        onnx_emit(x, "Mul", "input_normalized", "input_normalized", mul, 2, NULL, 0);
+        herdi_onnx_emit(x, "Sub", "input_centered", "input_centered", sub, 2, NULL, 0);
+        herdi_onnx_emit(x, "Mul", "input_normalized", "input_normalized", mul, 2, NULL, 0);
         x->input = "input_normalized";
     }
     for (int i = 0; i < m->n_nodes && st == HERD_OK; i++) st = emit_node(x, i);
     if (st != HERD_OK) {
-        pb_writer_free(&x->graph);
+        herdi_pb_writer_free(&x->graph);
         return st;
     }
     const node *last = &m->nodes[m->n_nodes - 1];
     if (strcmp(x->tname[m->n_nodes - 1], "logits") != 0) /* a last layer named logits is the output itself */
-        onnx_emit(x, "Identity", "output", "logits", &x->tname[m->n_nodes - 1], 1, NULL, 0);
+        herdi_onnx_emit(x, "Identity", "output", "logits", &x->tname[m->n_nodes - 1], 1, NULL, 0);
     int64_t in_dims[3] = {m->in_c, m->in_h, m->in_w}, out_dims[2] = {last->numel};
     int out_rank = 1;
     if (last->ndim == 2) out_dims[0] = last->dims[0], out_dims[1] = last->dims[1], out_rank = 2; /* (N,T,V) */
@@ -284,21 +284,21 @@ static herd_status export_graph(exporter *x, const herd_model *m, const char *pa
     value_info(&x->graph, GRAPH_OUTPUT, "logits", out_dims, out_rank, ONNX_FLOAT);
 
     pb_writer model = {0};
-    pb_put_varint(&model, MODEL_IR_VERSION, 8);
-    pb_put_string(&model, MODEL_PRODUCER_NAME, "herd");
-    pb_put_string(&model, MODEL_PRODUCER_VERSION, "0.1.0");
+    herdi_pb_put_varint(&model, MODEL_IR_VERSION, 8);
+    herdi_pb_put_string(&model, MODEL_PRODUCER_NAME, "herd");
+    herdi_pb_put_string(&model, MODEL_PRODUCER_VERSION, "0.1.0");
     pb_writer opset = {0};
-    pb_put_string(&opset, OPSET_DOMAIN, "");
-    pb_put_varint(&opset, OPSET_VERSION, (uint64_t)x->opset);
-    pb_put_message(&model, MODEL_OPSET_IMPORT, &opset);
-    pb_put_message(&model, MODEL_GRAPH, &x->graph);
+    herdi_pb_put_string(&opset, OPSET_DOMAIN, "");
+    herdi_pb_put_varint(&opset, OPSET_VERSION, (uint64_t)x->opset);
+    herdi_pb_put_message(&model, MODEL_OPSET_IMPORT, &opset);
+    herdi_pb_put_message(&model, MODEL_GRAPH, &x->graph);
     if (model.failed) {
-        pb_writer_free(&model);
+        herdi_pb_writer_free(&model);
         return herd_fail(err, HERD_ENOMEM, "%s: out of memory building the ONNX model", path);
     }
     const void *chunk = model.buf;
-    st = io_write_file_atomic(path, &chunk, &model.len, 1, "onnx.before_rename", err);
-    pb_writer_free(&model);
+    st = herdi_io_write_file_atomic(path, &chunk, &model.len, 1, "onnx.before_rename", err);
+    herdi_pb_writer_free(&model);
     return st;
 }
 

@@ -107,9 +107,9 @@ struct onnx_importer {
 /* "node 'NAME' (OP)"; a node without a name is named by its first output */
 static const char *node_label(const onnx_node *n, char *buf, size_t size) {
     char a[96], b[96];
-    if (n->name.n) snprintf(buf, size, "node '%s' (%s)", onnx_show(n->name, a, sizeof a), onnx_show(n->op, b, sizeof b));
-    else if (n->n_out) snprintf(buf, size, "node writing '%s' (%s)", onnx_show(n->out[0], a, sizeof a), onnx_show(n->op, b, sizeof b));
-    else snprintf(buf, size, "a %s node", onnx_show(n->op, b, sizeof b));
+    if (n->name.n) snprintf(buf, size, "node '%s' (%s)", herdi_onnx_show(n->name, a, sizeof a), herdi_onnx_show(n->op, b, sizeof b));
+    else if (n->n_out) snprintf(buf, size, "node writing '%s' (%s)", herdi_onnx_show(n->out[0], a, sizeof a), herdi_onnx_show(n->op, b, sizeof b));
+    else snprintf(buf, size, "a %s node", herdi_onnx_show(n->op, b, sizeof b));
     return buf;
 }
 
@@ -144,7 +144,7 @@ static herd_status node_fail(onnx_importer *im, herd_status st, const char *fmt,
     return herd_fail(im->err, st, "%s: %s: %s", im->path, node_label(im->n, label, sizeof label), msg);
 }
 
-herd_status onnx_refuse(onnx_importer *im, const char *fmt, ...) {
+herd_status herdi_onnx_refuse(onnx_importer *im, const char *fmt, ...) {
     char msg[600];
     va_list ap;
     va_start(ap, fmt);
@@ -157,7 +157,7 @@ herd_status onnx_refuse(onnx_importer *im, const char *fmt, ...) {
 
 static value *find_value(onnx_importer *im, onnx_str name) {
     for (int i = im->n_values - 1; i >= 0; i--)
-        if (onnx_str_same(im->values[i].name, name)) return &im->values[i];
+        if (herdi_onnx_str_same(im->values[i].name, name)) return &im->values[i];
     return NULL;
 }
 
@@ -185,7 +185,7 @@ static value *input_value(onnx_importer *im, int k, herd_status *st) {
 
 static int is_graph_output(const onnx_importer *im, onnx_str name) {
     for (int i = 0; i < im->g.n_outputs; i++)
-        if (onnx_str_same(im->g.outputs[i].name, name)) return 1;
+        if (herdi_onnx_str_same(im->g.outputs[i].name, name)) return 1;
     return 0;
 }
 
@@ -195,7 +195,7 @@ static int sole_consumer(const onnx_importer *im, onnx_str name, int after) {
     int found = -1;
     for (int i = after + 1; i < im->g.n_nodes; i++)
         for (int k = 0; k < im->g.nodes[i].n_in; k++)
-            if (onnx_str_same(im->g.nodes[i].in[k], name)) {
+            if (herdi_onnx_str_same(im->g.nodes[i].in[k], name)) {
                 if (found >= 0) return -1;
                 found = i;
             }
@@ -206,7 +206,7 @@ static int is_used(const onnx_importer *im, onnx_str name, int after) {
     if (is_graph_output(im, name)) return 1;
     for (int i = after + 1; i < im->g.n_nodes; i++)
         for (int k = 0; k < im->g.nodes[i].n_in; k++)
-            if (onnx_str_same(im->g.nodes[i].in[k], name)) return 1;
+            if (herdi_onnx_str_same(im->g.nodes[i].in[k], name)) return 1;
     return 0;
 }
 
@@ -225,42 +225,42 @@ static const int64_t *value_dims(const onnx_importer *im, const value *v) {
 static herd_status scalar_of(onnx_importer *im, int t, double *out) {
     if (im->g.tensors[t].numel != 1)
         return node_fail(im, HERD_EUNSUPPORTED, "tensor '%s' should be a scalar", ONNX_SHOW(im->g.tensors[t].name));
-    return onnx_tensor_values(&im->g, &im->g.tensors[t], NULL, out, im->err);
+    return herdi_onnx_tensor_values(&im->g, &im->g.tensors[t], NULL, out, im->err);
 }
 
 /* ------------------------------------------------------------------ the helpers kinds use */
 
-const char *onnx_op(const onnx_importer *x) { return x->op; }
+const char *herdi_onnx_op(const onnx_importer *x) { return x->op; }
 
-int64_t onnx_attr_int(const onnx_importer *x, const char *name, int64_t dflt) {
-    const onnx_attr *a = onnx_node_attr(x->n, name);
+int64_t herdi_onnx_attr_int(const onnx_importer *x, const char *name, int64_t dflt) {
+    const onnx_attr *a = herdi_onnx_node_attr(x->n, name);
     return a && a->has_i ? a->i : dflt;
 }
 
-float onnx_attr_float(const onnx_importer *x, const char *name, float dflt) {
-    const onnx_attr *a = onnx_node_attr(x->n, name);
+float herdi_onnx_attr_float(const onnx_importer *x, const char *name, float dflt) {
+    const onnx_attr *a = herdi_onnx_node_attr(x->n, name);
     return a && a->has_f ? a->f : dflt;
 }
 
-int onnx_attr_ints(const onnx_importer *x, const char *name, int64_t *v, int max) {
-    const onnx_attr *a = onnx_node_attr(x->n, name);
+int herdi_onnx_attr_ints(const onnx_importer *x, const char *name, int64_t *v, int max) {
+    const onnx_attr *a = herdi_onnx_node_attr(x->n, name);
     if (!a || !a->has_ints) return -1;
     for (int i = 0; i < a->n_ints && i < max; i++) v[i] = a->ints[i];
     return a->n_ints;
 }
 
-int onnx_attr_str_in(const onnx_importer *x, const char *name, const char *const *values) {
-    const onnx_attr *a = onnx_node_attr(x->n, name);
+int herdi_onnx_attr_str_in(const onnx_importer *x, const char *name, const char *const *values) {
+    const onnx_attr *a = herdi_onnx_node_attr(x->n, name);
     if (!a) return 1;
     for (; *values; values++)
-        if (a->has_s && onnx_str_eq(a->s, *values)) return 1;
+        if (a->has_s && herdi_onnx_str_eq(a->s, *values)) return 1;
     return 0;
 }
 
-int onnx_in_ndim(const onnx_importer *x) { return value_ndim(x, x->in0); }
-const int64_t *onnx_in_dims(const onnx_importer *x) { return value_dims(x, x->in0); }
+int herdi_onnx_in_ndim(const onnx_importer *x) { return value_ndim(x, x->in0); }
+const int64_t *herdi_onnx_in_dims(const onnx_importer *x) { return value_dims(x, x->in0); }
 
-void onnx_in_pad(onnx_importer *x, int *ph, int *pw) {
+void herdi_onnx_in_pad(onnx_importer *x, int *ph, int *pw) {
     *ph = x->in0->pad_h, *pw = x->in0->pad_w;
     x->pad_read = 1;
 }
@@ -271,7 +271,7 @@ static int const_tensor(onnx_importer *x, int k) {
     return v && v->kind == V_CONST ? v->tensor : -1;
 }
 
-int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims) {
+int herdi_onnx_const_dims(const onnx_importer *x, int k, int64_t *dims) {
     int t = const_tensor((onnx_importer *)x, k);
     if (t < 0) return -1;
     const onnx_tensor *T = &x->g.tensors[t];
@@ -279,14 +279,14 @@ int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims) {
     return T->ndim;
 }
 
-herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present) {
+herd_status herdi_onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present) {
     *present = 0;
     if (k >= x->n->n_in || x->n->in[k].n == 0) return HERD_OK;
     int t = const_tensor(x, k);
-    if (t < 0) return onnx_refuse(x, "%s (input %d) must be a constant", what, k);
+    if (t < 0) return herdi_onnx_refuse(x, "%s (input %d) must be a constant", what, k);
     if (x->g.tensors[t].numel != 1)
-        return onnx_refuse(x, "%s (input %d, '%s') must be one value", what, k, ONNX_SHOW(x->g.tensors[t].name));
-    herd_status st = onnx_tensor_values(&x->g, &x->g.tensors[t], NULL, v, x->err);
+        return herdi_onnx_refuse(x, "%s (input %d, '%s') must be one value", what, k, ONNX_SHOW(x->g.tensors[t].name));
+    herd_status st = herdi_onnx_tensor_values(&x->g, &x->g.tensors[t], NULL, v, x->err);
     if (st) return st;
     if (k < ONNX_MAX_NODE_IO) x->claimed[k] = 1;
     *present = 1;
@@ -297,39 +297,39 @@ herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double 
  * the odd one after (UPPER) or before (LOWER); herd pads both sides alike: an even total is
  * half each side; LOWER's odd total at stride 2+ is the larger half both sides (the extra one
  * after is never reached by a window, and the output count is the same). */
-herd_status onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
+herd_status herdi_onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
                           int has_pads, int64_t *p) {
     static const char *const notset[] = {"NOTSET", NULL}, *const valid[] = {"VALID", NULL},
                              *const upper[] = {"SAME_UPPER", NULL}, *const lower[] = {"SAME_LOWER", NULL};
-    if (onnx_attr_str_in(x, "auto_pad", notset)) return HERD_OK;
-    int same = onnx_attr_str_in(x, "auto_pad", upper) ? 1 : onnx_attr_str_in(x, "auto_pad", lower) ? 2 : 0;
-    if (!same && !onnx_attr_str_in(x, "auto_pad", valid))
-        return onnx_refuse(x, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
-    if (has_pads) return onnx_refuse(x, "pads and auto_pad together");
+    if (herdi_onnx_attr_str_in(x, "auto_pad", notset)) return HERD_OK;
+    int same = herdi_onnx_attr_str_in(x, "auto_pad", upper) ? 1 : herdi_onnx_attr_str_in(x, "auto_pad", lower) ? 2 : 0;
+    if (!same && !herdi_onnx_attr_str_in(x, "auto_pad", valid))
+        return herdi_onnx_refuse(x, "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
+    if (has_pads) return herdi_onnx_refuse(x, "pads and auto_pad together");
     memset(p, 0, 4 * sizeof *p);
-    if (!same || onnx_in_ndim(x) != 3) return HERD_OK; /* a vector input is refused by the layer */
+    if (!same || herdi_onnx_in_ndim(x) != 3) return HERD_OK; /* a vector input is refused by the layer */
     static const char *const axis[2] = {"H", "W"};
     for (int i = 0; i < 2; i++) {
-        int64_t in = onnx_in_dims(x)[1 + i] + 2 * (i ? xw : xh), out = (in + s[i] - 1) / s[i];
+        int64_t in = herdi_onnx_in_dims(x)[1 + i] + 2 * (i ? xw : xh), out = (in + s[i] - 1) / s[i];
         int64_t total = (out - 1) * s[i] + (k[i] - 1) * dil[i] + 1 - in;
         if (total < 0) total = 0;
         int64_t before = same == 2 ? total - total / 2 : total / 2, after = total - before;
         if (before != after && !(same == 2 && s[i] >= 2))
-            return onnx_refuse(x, "auto_pad=%s pads %s by %lld before and %lld after (herd pads both sides alike)",
+            return herdi_onnx_refuse(x, "auto_pad=%s pads %s by %lld before and %lld after (herd pads both sides alike)",
                                same == 2 ? "SAME_LOWER" : "SAME_UPPER", axis[i], (long long)before, (long long)after);
         p[i] = p[i + 2] = before;
     }
     return HERD_OK;
 }
 
-herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
-    return onnx_weight_as(x, k, slot, transpose, 1.0f, 0);
+herd_status herdi_onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
+    return herdi_onnx_weight_as(x, k, slot, transpose, 1.0f, 0);
 }
 
-herd_status onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast) {
+herd_status herdi_onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast) {
     int t = const_tensor(x, k);
-    if (t < 0) return onnx_refuse(x, "input %d must be an initializer (a weight herd trains)", k);
-    if (x->n_pend >= LAYER_MAX_SLOTS) return onnx_refuse(x, "too many weights");
+    if (t < 0) return herdi_onnx_refuse(x, "input %d must be an initializer (a weight herd trains)", k);
+    if (x->n_pend >= LAYER_MAX_SLOTS) return herdi_onnx_refuse(x, "too many weights");
     x->pend[x->n_pend].slot = slot, x->pend[x->n_pend].tensor = t, x->pend[x->n_pend].transpose = transpose;
     x->pend[x->n_pend].scale = scale, x->pend[x->n_pend].broadcast = broadcast;
     x->n_pend++;
@@ -337,9 +337,9 @@ herd_status onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, flo
     return HERD_OK;
 }
 
-void onnx_keyword(onnx_importer *x, const char *keyword) { x->keyword = keyword; }
+void herdi_onnx_keyword(onnx_importer *x, const char *keyword) { x->keyword = keyword; }
 
-void onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...) {
+void herdi_onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...) {
     if (x->n_args >= MAX_ARGS) return; /* the kinds add a few; never reached */
     snprintf(x->argbuf[x->n_args].key, sizeof x->argbuf[0].key, "%s", key);
     va_list ap;
@@ -349,7 +349,7 @@ void onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...) {
     x->n_args++;
 }
 
-void onnx_pass_through(onnx_importer *x) { x->pass_through = 1; }
+void herdi_onnx_pass_through(onnx_importer *x) { x->pass_through = 1; }
 
 /* ------------------------------------------------------------------ making layers */
 
@@ -369,7 +369,7 @@ static int valid_name(const herd_model *m, const char *s, size_t n) {
     char buf[HERD_NAME_MAX];
     memcpy(buf, s, n);
     buf[n] = 0;
-    return model_find(m, buf) == HERD_MAX_NODES;
+    return herdi_model_find(m, buf) == HERD_MAX_NODES;
 }
 
 /* The layer's name: its weight's ("layer1.0.conv1.weight" -> layer1.0.conv1, so herd's own
@@ -407,7 +407,7 @@ static herd_status check_link(onnx_importer *im, const weight_link *l) {
     int64_t want[4];
     for (int d = 0; d < p->info.ndim; d++) want[d] = p->info.shape[l->transpose ? p->info.ndim - 1 - d : d];
     return node_fail(im, HERD_ESHAPE, "initializer '%s' has shape %s but the layer needs %s%s", ONNX_SHOW(t->name),
-                     onnx_dims_str(t->ndim, t->dims, a, sizeof a), onnx_dims_str(p->info.ndim, want, b, sizeof b),
+                     herdi_onnx_dims_str(t->ndim, t->dims, a, sizeof a), herdi_onnx_dims_str(p->info.ndim, want, b, sizeof b),
                      l->transpose ? " ([in, out])" : "");
 }
 
@@ -480,7 +480,7 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
         if (v->kind == V_SUM && !is_add && (st = materialize(im, v))) return st;
         if (v->kind == V_CONST) continue; /* a weight, claimed by the kind (checked below) */
         if (v->kind != V_LAYER && v->kind != V_SUM)
-            return onnx_refuse(im, "input '%s' is %s, which %s cannot take", ONNX_SHOW(n->in[k]),
+            return herdi_onnx_refuse(im, "input '%s' is %s, which %s cannot take", ONNX_SHOW(n->in[k]),
                                v->kind == V_GELU      ? "part of a GELU"
                                : v->kind == V_SHAPE   ? "a shape"
                                : v->kind == V_CENTERED ? "the centred input"
@@ -489,31 +489,31 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
                                im->op);
         const int *list = v->kind == V_SUM ? im->sums[v->sum].in : &v->layer;
         int cnt = v->kind == V_SUM ? im->sums[v->sum].n : 1;
-        if (n_data + cnt > HERD_MAX_INPUTS) return onnx_refuse(im, "more than %d inputs", HERD_MAX_INPUTS);
+        if (n_data + cnt > HERD_MAX_INPUTS) return herdi_onnx_refuse(im, "more than %d inputs", HERD_MAX_INPUTS);
         for (int j = 0; j < cnt; j++) data[n_data++] = list[j];
         if (!first) first = v;
     }
-    if (!first) return onnx_refuse(im, "no input is a layer's output");
+    if (!first) return herdi_onnx_refuse(im, "no input is a layer's output");
     value in0 = *first;
     if (in0.kind == V_SUM) in0 = (value){.kind = V_LAYER, .layer = im->sums[in0.sum].in[0], .rank = in0.rank};
     im->in0 = &in0;
     if ((st = kind->onnx_import(im))) return st;
     for (int k = 0; k < n->n_in && k < ONNX_MAX_NODE_IO; k++)
         if (const_tensor(im, k) >= 0 && !im->claimed[k])
-            return onnx_refuse(im, "input %d ('%s') is a constant; herd's %s reads layer outputs there", k,
+            return herdi_onnx_refuse(im, "input %d ('%s') is a constant; herd's %s reads layer outputs there", k,
                                ONNX_SHOW(n->in[k]), kind->keywords[0]);
     for (int k = 0; k < n->n_in; k++) {
         value *v = n->in[k].n ? find_value(im, n->in[k]) : NULL;
         if (v && v->kind == V_LAYER && (v->pad_h || v->pad_w) && !(v == first && im->pad_read))
-            return onnx_refuse(im, "reads a padded tensor; a Pad is folded into a following Conv or AveragePool only");
+            return herdi_onnx_refuse(im, "reads a padded tensor; a Pad is folded into a following Conv or AveragePool only");
     }
     for (int k = 1; k < n->n_out; k++)
         if (n->out[k].n && is_used(im, n->out[k], im->node_index))
-            return onnx_refuse(im, "output %d ('%s') is used; herd computes the first output only", k,
+            return herdi_onnx_refuse(im, "output %d ('%s') is used; herd computes the first output only", k,
                                ONNX_SHOW(n->out[k]));
     if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     if (im->pass_through) {
-        if (n_data != 1) return onnx_refuse(im, "an identity of several inputs");
+        if (n_data != 1) return herdi_onnx_refuse(im, "an identity of several inputs");
         value v = in0;
         v.rank = v.rank == 4 && value_ndim(im, &v) == 1 ? 2 : v.rank; /* a Flatten of an (N,C,1,1) vector */
         return set_value(im, n->out[0], v);
@@ -521,7 +521,7 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
     /* an Add whose only reader is another Add: joined with it into one N-ary add */
     if (is_add) {
         int c = sole_consumer(im, n->out[0], im->node_index);
-        if (c >= 0 && onnx_str_eq(im->g.nodes[c].op, "Add")) {
+        if (c >= 0 && herdi_onnx_str_eq(im->g.nodes[c].op, "Add")) {
             sum_list *s = realloc(im->sums, (size_t)(im->n_sums + 1) * sizeof *s);
             if (!s) return fail(im, HERD_ENOMEM, "out of memory");
             im->sums = s;
@@ -533,7 +533,7 @@ static herd_status tr_kind(onnx_importer *im, const layer_kind *kind) {
     /* herd's gap is ONNX's GlobalAveragePool + Flatten: the pair's output names the layer */
     onnx_str name_from = n->out[0];
     int c = !strcmp(kind->keywords[0], "gap") ? sole_consumer(im, n->out[0], im->node_index) : -1;
-    if (c >= 0 && onnx_str_eq(im->g.nodes[c].op, "Flatten") && im->g.nodes[c].n_out &&
+    if (c >= 0 && herdi_onnx_str_eq(im->g.nodes[c].op, "Flatten") && im->g.nodes[c].n_out &&
         !is_graph_output(im, im->g.nodes[c].out[0]))
         name_from = im->g.nodes[c].out[0];
     int rank = !strcmp(kind->keywords[0], "gap") ? 4 : 0;
@@ -552,23 +552,23 @@ static herd_status tr_identity(onnx_importer *im) {
     herd_status st;
     value *v = input_value(im, 0, &st);
     if (!v) return st;
-    if (onnx_str_eq(im->n->op, "Dropout")) {
+    if (herdi_onnx_str_eq(im->n->op, "Dropout")) {
         int t = const_tensor(im, 2);
         double train = 0;
-        if (im->n->n_in > 2 && im->n->in[2].n && t < 0) return onnx_refuse(im, "training_mode is not a constant");
+        if (im->n->n_in > 2 && im->n->in[2].n && t < 0) return herdi_onnx_refuse(im, "training_mode is not a constant");
         if (t >= 0 && (st = scalar_of(im, t, &train))) return st;
-        if (train != 0) return onnx_refuse(im, "training_mode=true (herd imports models for inference and training "
+        if (train != 0) return herdi_onnx_refuse(im, "training_mode=true (herd imports models for inference and training "
                                                "as it trains them: a dropout layer would be needed)");
         if (im->n->n_out > 1 && im->n->out[1].n && is_used(im, im->n->out[1], im->node_index))
-            return onnx_refuse(im, "its mask output is used");
+            return herdi_onnx_refuse(im, "its mask output is used");
     }
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     return set_value(im, im->n->out[0], *v);
 }
 
 static herd_status tr_constant(onnx_importer *im) {
-    const onnx_attr *a = onnx_node_attr(im->n, "value");
-    if (!a || a->tensor < 0 || im->n->n_out < 1) return onnx_refuse(im, "only a tensor 'value' is supported");
+    const onnx_attr *a = herdi_onnx_node_attr(im->n, "value");
+    if (!a || a->tensor < 0 || im->n->n_out < 1) return herdi_onnx_refuse(im, "only a tensor 'value' is supported");
     im->g.tensors[a->tensor].name = im->n->out[0];
     return set_value(im, im->n->out[0], (value){.kind = V_CONST, .tensor = a->tensor});
 }
@@ -582,28 +582,28 @@ static herd_status tr_pad(onnx_importer *im) {
     value *in = input_value(im, 0, &st);
     if (!in) return st;
     if (in->kind != V_LAYER || in->rank != 4 || in->pad_h || in->pad_w)
-        return onnx_refuse(im, "only the zero padding of an (N,C,H,W) layer output, once");
+        return herdi_onnx_refuse(im, "only the zero padding of an (N,C,H,W) layer output, once");
     static const char *const constant[] = {"constant", NULL};
-    if (!onnx_attr_str_in(im, "mode", constant)) return onnx_refuse(im, "only constant padding");
+    if (!herdi_onnx_attr_str_in(im, "mode", constant)) return herdi_onnx_refuse(im, "only constant padding");
     double pads[8] = {0}, cv = 0;
     int64_t ap[8];
-    int na = onnx_attr_ints(im, "pads", ap, 8);
+    int na = herdi_onnx_attr_ints(im, "pads", ap, 8);
     if (na >= 0) {
-        if (na != 8) return onnx_refuse(im, "only 4-D padding");
+        if (na != 8) return herdi_onnx_refuse(im, "only 4-D padding");
         for (int i = 0; i < 8; i++) pads[i] = (double)ap[i];
-        cv = onnx_attr_float(im, "value", 0);
+        cv = herdi_onnx_attr_float(im, "value", 0);
     } else {
         int tp = const_tensor(im, 1), tv = const_tensor(im, 2);
-        if (tp < 0) return onnx_refuse(im, "the pads must be a constant");
-        if (n->n_in > 2 && n->in[2].n && tv < 0) return onnx_refuse(im, "the padding value must be a constant");
-        if (n->n_in > 3 && n->in[3].n) return onnx_refuse(im, "an axes input");
-        if (im->g.tensors[tp].numel != 8) return onnx_refuse(im, "only 4-D padding");
-        if ((st = onnx_tensor_values(&im->g, &im->g.tensors[tp], NULL, pads, im->err))) return st;
+        if (tp < 0) return herdi_onnx_refuse(im, "the pads must be a constant");
+        if (n->n_in > 2 && n->in[2].n && tv < 0) return herdi_onnx_refuse(im, "the padding value must be a constant");
+        if (n->n_in > 3 && n->in[3].n) return herdi_onnx_refuse(im, "an axes input");
+        if (im->g.tensors[tp].numel != 8) return herdi_onnx_refuse(im, "only 4-D padding");
+        if ((st = herdi_onnx_tensor_values(&im->g, &im->g.tensors[tp], NULL, pads, im->err))) return st;
         if (tv >= 0 && (st = scalar_of(im, tv, &cv))) return st;
     }
     if (cv != 0 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[6] || pads[3] != pads[7] ||
         pads[2] < 0 || pads[3] < 0 || pads[2] > 4096 || pads[3] > 4096)
-        return onnx_refuse(im, "only symmetric zero padding of H and W");
+        return herdi_onnx_refuse(im, "only symmetric zero padding of H and W");
     if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     value v = *in;
     v.pad_h = (int)pads[2], v.pad_w = (int)pads[3];
@@ -625,12 +625,12 @@ static herd_status per_channel(onnx_importer *im, int t, double *out) {
     }
     if (!ok || (x->numel != C && x->numel != 1)) {
         char s[96];
-        return onnx_refuse(im, "input normalisation needs one value per input channel (%d; e.g. shape [%d, 1, 1]), "
-                           "not shape %s", C, C, onnx_dims_str(x->ndim, x->dims, s, sizeof s));
+        return herdi_onnx_refuse(im, "input normalisation needs one value per input channel (%d; e.g. shape [%d, 1, 1]), "
+                           "not shape %s", C, C, herdi_onnx_dims_str(x->ndim, x->dims, s, sizeof s));
     }
     if (!out) return HERD_OK;
     double v[1];
-    herd_status st = onnx_tensor_values(&im->g, x, NULL, x->numel == 1 ? v : out, im->err);
+    herd_status st = herdi_onnx_tensor_values(&im->g, x, NULL, x->numel == 1 ? v : out, im->err);
     if (x->numel == 1)
         for (int c = 0; c < C; c++) out[c] = v[0];
     return st;
@@ -660,7 +660,7 @@ static herd_status tr_sub(onnx_importer *im) {
     value *a = im->n->n_in == 2 ? find_value(im, im->n->in[0]) : NULL;
     int t = im->n->n_in == 2 ? const_tensor(im, 1) : -1;
     if (!a || a->kind != V_LAYER || a->layer != -1 || im->m->n_nodes || im->norm || t < 0 || im->n->n_out < 1)
-        return onnx_refuse(im, "Sub is only supported as the input normalisation (graph input minus a per-channel "
+        return herdi_onnx_refuse(im, "Sub is only supported as the input normalisation (graph input minus a per-channel "
                                "constant, first)");
     herd_status st = per_channel(im, t, NULL); /* checked here, read when the scale comes */
     return st ? st : set_value(im, im->n->out[0], (value){.kind = V_CENTERED, .tensor = t});
@@ -668,7 +668,7 @@ static herd_status tr_sub(onnx_importer *im) {
 
 /* Div(centered, std) or Mul(centered, inv_std): the model input, normalised. */
 static herd_status tr_input_scale(onnx_importer *im, const value *centered, int t, int is_div) {
-    if (im->norm || im->m->n_nodes) return onnx_refuse(im, "the input is normalised once, before any layer");
+    if (im->norm || im->m->n_nodes) return herdi_onnx_refuse(im, "the input is normalised once, before any layer");
     int C = im->m->in_c;
     im->norm = malloc(2 * sizeof(double) * (size_t)C);
     if (!im->norm) return fail(im, HERD_ENOMEM, "out of memory");
@@ -678,7 +678,7 @@ static herd_status tr_input_scale(onnx_importer *im, const value *centered, int 
     for (int c = 0; c < C && !st; c++) {
         double s = is_div ? std[c] : 1.0 / std[c];
         if (!isfinite(mean[c]) || !isfinite(s) || s <= 0)
-            return onnx_refuse(im, "input normalisation of channel %d is not finite and positive", c);
+            return herdi_onnx_refuse(im, "input normalisation of channel %d is not finite and positive", c);
         std[c] = s;
     }
     return st ? st : set_value(im, im->n->out[0], (value){.kind = V_LAYER, .layer = -1, .rank = onnx_rank_of(im->m, -1)});
@@ -691,14 +691,14 @@ static int const_scalar_named(onnx_importer *im, onnx_str name, double *out) {
     value *v = find_value(im, name);
     if (!v || v->kind != V_CONST || im->g.tensors[v->tensor].numel != 1) return 0;
     herd_error e = {0};
-    return onnx_tensor_values(&im->g, &im->g.tensors[v->tensor], NULL, out, &e) == HERD_OK;
+    return herdi_onnx_tensor_values(&im->g, &im->g.tensors[v->tensor], NULL, out, &e) == HERD_OK;
 }
 
 static int near(double a, double want) { return fabs(a - want) <= 1e-6 * fabs(want); }
 
 /* whether node c's perm attribute is want[0..4) */
 static int perm4_is(const onnx_importer *im, int c, const int64_t *want) {
-    const onnx_attr *a = onnx_node_attr(&im->g.nodes[c], "perm");
+    const onnx_attr *a = herdi_onnx_node_attr(&im->g.nodes[c], "perm");
     return a && a->has_ints && a->n_ints == 4 && !memcmp(a->ints, want, 4 * sizeof *want);
 }
 
@@ -710,7 +710,7 @@ static int const_ints_named(onnx_importer *im, onnx_str name, int64_t *out, int 
     if ((t->dtype != ONNX_T_INT64 && t->dtype != ONNX_T_INT32) || t->ndim != 1 || t->numel > max) return -1;
     double d[ONNX_MAX_DIMS];
     herd_error e = {0};
-    if (t->numel > ONNX_MAX_DIMS || onnx_tensor_values(&im->g, t, NULL, d, &e)) return -1;
+    if (t->numel > ONNX_MAX_DIMS || herdi_onnx_tensor_values(&im->g, t, NULL, d, &e)) return -1;
     for (int64_t i = 0; i < t->numel; i++) out[i] = (int64_t)d[i];
     return (int)t->numel;
 }
@@ -718,7 +718,7 @@ static int const_ints_named(onnx_importer *im, onnx_str name, int64_t *out, int 
 /* The node reading tensor `name` alone, of op type op with that many inputs (-1: none such) */
 static int next_node(onnx_importer *im, onnx_str name, const char *op, int n_in) {
     int c = sole_consumer(im, name, im->node_index);
-    if (c < 0 || im->done[c] || !onnx_str_eq(im->g.nodes[c].op, op) || im->g.nodes[c].n_in != n_in ||
+    if (c < 0 || im->done[c] || !herdi_onnx_str_eq(im->g.nodes[c].op, op) || im->g.nodes[c].n_in != n_in ||
         im->g.nodes[c].n_out < 1)
         return -1;
     return c;
@@ -726,7 +726,7 @@ static int next_node(onnx_importer *im, onnx_str name, const char *op, int n_in)
 
 /* node c's input other than tensor `mine` (a binary node reading it once) */
 static onnx_str other_input(const onnx_node *c, onnx_str mine) {
-    return onnx_str_same(c->in[0], mine) ? c->in[1] : c->in[0];
+    return herdi_onnx_str_same(c->in[0], mine) ? c->in[1] : c->in[0];
 }
 
 /* "node 'N' (OP): <msg>" for node c of a pattern, the translation's message */
@@ -744,7 +744,7 @@ static herd_status refuse_at(onnx_importer *im, int c, const char *fmt, ...) {
     va_end(ap);
     const onnx_node *keep = im->n;
     if (c >= 0) im->n = &im->g.nodes[c];
-    herd_status st = onnx_refuse(im, "%s", msg);
+    herd_status st = herdi_onnx_refuse(im, "%s", msg);
     im->n = keep;
     return st;
 }
@@ -755,12 +755,12 @@ static herd_status tr_posemb(onnx_importer *im, value *x, value *w) {
     const int64_t *d = value_dims(im, x);
     if (value_ndim(im, x) != 2 || W->ndim != 2 || W->dims[0] != d[0] || W->dims[1] != d[1]) {
         char a[96], b[96];
-        return onnx_refuse(im, "adds %s '%s' to %s: a constant is added as a MatMul's bias, inside GELU, or as a "
-                           "(T, C) position embedding to (N, T, C) positions", onnx_dims_str(W->ndim, W->dims, a, sizeof a),
-                           ONNX_SHOW(W->name), onnx_dims_str(value_ndim(im, x), d, b, sizeof b));
+        return herdi_onnx_refuse(im, "adds %s '%s' to %s: a constant is added as a MatMul's bias, inside GELU, or as a "
+                           "(T, C) position embedding to (N, T, C) positions", herdi_onnx_dims_str(W->ndim, W->dims, a, sizeof a),
+                           ONNX_SHOW(W->name), herdi_onnx_dims_str(value_ndim(im, x), d, b, sizeof b));
     }
     begin_layer(im, "posemb");
-    herd_status st = onnx_weight(im, onnx_str_same(im->n->in[0], W->name) ? 0 : 1, 0, 0);
+    herd_status st = herdi_onnx_weight(im, herdi_onnx_str_same(im->n->in[0], W->name) ? 0 : 1, 0, 0);
     return st ? st : make_layer(im, &x->layer, 1, im->n->out[0], x->rank, im->n->out[0]);
 }
 
@@ -781,7 +781,7 @@ static herd_status tr_gelu_tanh(onnx_importer *im, value *x, int *matched) {
         if (chain[i].other) {
             onnx_str o = other_input(&im->g.nodes[c], cur);
             double v;
-            if (chain[i].other == 'x' ? !onnx_str_same(o, xs) : !const_scalar_named(im, o, &v) || !near(v, chain[i].k))
+            if (chain[i].other == 'x' ? !herdi_onnx_str_same(o, xs) : !const_scalar_named(im, o, &v) || !near(v, chain[i].k))
                 return HERD_OK;
         }
         nodes[i] = c, cur = im->g.nodes[c].out[0];
@@ -805,21 +805,21 @@ static herd_status tr_split(onnx_importer *im) {
     if (x->kind == V_SUM && (st = materialize(im, x))) return st;
     if (x->kind != V_LAYER || value_ndim(im, x) != 2 || value_dims(im, x)[1] % 3 || x->pad_h || x->pad_w ||
         n->n_out != 3 || !n->out[0].n || !n->out[1].n || !n->out[2].n)
-        return onnx_refuse(im, "a Split is imported as the start of herd's attention: (N, T, 3C) queries, keys and "
+        return herdi_onnx_refuse(im, "a Split is imported as the start of herd's attention: (N, T, 3C) queries, keys and "
                                "values into 3 parts");
-    int64_t T = value_dims(im, x)[0], C = value_dims(im, x)[1] / 3, axis = onnx_attr_int(im, "axis", 0), parts[8];
-    if (T > 4096) return onnx_refuse(im, "attention over %lld positions (herd's: at most 4096)", (long long)T);
-    int np = onnx_attr_ints(im, "split", parts, 8);
+    int64_t T = value_dims(im, x)[0], C = value_dims(im, x)[1] / 3, axis = herdi_onnx_attr_int(im, "axis", 0), parts[8];
+    if (T > 4096) return herdi_onnx_refuse(im, "attention over %lld positions (herd's: at most 4096)", (long long)T);
+    int np = herdi_onnx_attr_ints(im, "split", parts, 8);
     if (np < 0 && n->n_in > 1 && n->in[1].n && (np = const_ints_named(im, n->in[1], parts, 8)) < 0)
-        return onnx_refuse(im, "the split sizes must be a constant");
+        return herdi_onnx_refuse(im, "the split sizes must be a constant");
     if ((axis != 2 && axis != -1) || (np >= 0 && (np != 3 || parts[0] != C || parts[1] != C || parts[2] != C)))
-        return onnx_refuse(im, "herd's attention splits (N, T, 3C) into 3 equal parts along axis 2");
+        return herdi_onnx_refuse(im, "herd's attention splits (N, T, 3C) into 3 equal parts along axis 2");
     static const int64_t p_qv[4] = {0, 2, 1, 3}, p_k[4] = {0, 2, 3, 1};
     int done[16], nd = 0, tr[3], H = 0;
     for (int b = 0; b < 3; b++) {
         int r = next_node(im, n->out[b], "Reshape", 2);
         int64_t s[8];
-        if (r < 0) return onnx_refuse(im, "output %d is not read by one Reshape alone (herd's attention)", b);
+        if (r < 0) return herdi_onnx_refuse(im, "output %d is not read by one Reshape alone (herd's attention)", b);
         int ns = const_ints_named(im, im->g.nodes[r].in[1], s, 8);
         if (ns != 4 || (s[0] != 0 && s[0] != -1) || s[1] != T || s[2] < 1 || s[2] > C || s[3] < 1 || s[3] > C ||
             s[2] * s[3] != C || (H && s[2] != H))
@@ -833,7 +833,7 @@ static herd_status tr_split(onnx_importer *im) {
     }
 #define OUT(c) (im->g.nodes[c].out[0])
     int mm = next_node(im, OUT(tr[0]), "MatMul", 2);
-    if (mm < 0 || !onnx_str_same(im->g.nodes[mm].in[0], OUT(tr[0])) || !onnx_str_same(im->g.nodes[mm].in[1], OUT(tr[1])) ||
+    if (mm < 0 || !herdi_onnx_str_same(im->g.nodes[mm].in[0], OUT(tr[0])) || !herdi_onnx_str_same(im->g.nodes[mm].in[1], OUT(tr[1])) ||
         next_node(im, OUT(tr[1]), "MatMul", 2) != mm)
         return refuse_at(im, tr[0], "the queries must be read by one MatMul with the transposed keys (herd's attention)");
     double scale, hs = (double)(C / H);
@@ -841,7 +841,7 @@ static herd_status tr_split(onnx_importer *im) {
     if (sc < 0 && dv < 0) return refuse_at(im, mm, "the scores must be scaled by one Mul or Div (herd's attention)");
     int s_node = sc >= 0 ? sc : dv;
     if (!const_scalar_named(im, other_input(&im->g.nodes[s_node], OUT(mm)), &scale) ||
-        !near(scale, sc >= 0 ? 1.0 / sqrt(hs) : sqrt(hs)) || (dv >= 0 && !onnx_str_same(im->g.nodes[dv].in[0], OUT(mm))))
+        !near(scale, sc >= 0 ? 1.0 / sqrt(hs) : sqrt(hs)) || (dv >= 0 && !herdi_onnx_str_same(im->g.nodes[dv].in[0], OUT(mm))))
         return refuse_at(im, s_node, "herd's attention scales the scores by 1/sqrt(%g)", hs);
     done[nd++] = mm, done[nd++] = s_node;
     onnx_str logits = OUT(s_node);
@@ -852,7 +852,7 @@ static herd_status tr_split(onnx_importer *im) {
         double *m = M && M->ndim == 2 && M->dims[0] == T && M->dims[1] == T ? herd_malloc_array((size_t)(T * T), sizeof *m)
                                                                             : NULL;
         herd_error e = {0};
-        int ok = m && onnx_tensor_values(&im->g, M, NULL, m, &e) == HERD_OK;
+        int ok = m && herdi_onnx_tensor_values(&im->g, M, NULL, m, &e) == HERD_OK;
         for (int64_t i = 0; i < T && ok; i++)
             for (int64_t j = 0; j < T && ok; j++) ok = j <= i ? m[i * T + j] == 0 : m[i * T + j] <= -1e9;
         free(m);
@@ -863,11 +863,11 @@ static herd_status tr_split(onnx_importer *im) {
     }
     int sm = next_node(im, logits, "Softmax", 1);
     if (sm < 0) return refuse_at(im, causal ? add : s_node, "not read by one Softmax alone (herd's attention)");
-    const onnx_attr *ax = onnx_node_attr(&im->g.nodes[sm], "axis");
+    const onnx_attr *ax = herdi_onnx_node_attr(&im->g.nodes[sm], "axis");
     if (ax ? !ax->has_i || (ax->i != -1 && ax->i != 3) : im->g.opset && im->g.opset < 13)
         return refuse_at(im, sm, "herd's attention takes the softmax over the last axis (axis -1)");
     int mv = next_node(im, OUT(sm), "MatMul", 2);
-    if (mv < 0 || !onnx_str_same(im->g.nodes[mv].in[0], OUT(sm)) || !onnx_str_same(im->g.nodes[mv].in[1], OUT(tr[2])) ||
+    if (mv < 0 || !herdi_onnx_str_same(im->g.nodes[mv].in[0], OUT(sm)) || !herdi_onnx_str_same(im->g.nodes[mv].in[1], OUT(tr[2])) ||
         next_node(im, OUT(tr[2]), "MatMul", 2) != mv)
         return refuse_at(im, sm, "the probabilities must be read by one MatMul with the values (herd's attention)");
     int bt = next_node(im, OUT(mv), "Transpose", 1), rs = bt >= 0 ? next_node(im, OUT(bt), "Reshape", 2) : -1;
@@ -882,8 +882,8 @@ static herd_status tr_split(onnx_importer *im) {
 #undef OUT
     for (int i = 0; i < nd; i++) im->done[done[i]] = 1;
     begin_layer(im, "attention");
-    onnx_arg(im, "heads", "%d", H);
-    if (causal) onnx_arg(im, "causal", "1");
+    herdi_onnx_arg(im, "heads", "%d", H);
+    if (causal) herdi_onnx_arg(im, "causal", "1");
     onnx_str out = im->g.nodes[rs].out[0];
     return make_layer(im, &x->layer, 1, out, 3, out);
 }
@@ -897,7 +897,7 @@ static herd_status tr_arith(onnx_importer *im) {
     if (n->n_in != 2 || n->n_out < 1) return node_fail(im, HERD_EFORMAT, "needs 2 inputs and an output");
     value *a = input_value(im, 0, &st), *b = a ? input_value(im, 1, &st) : NULL;
     if (!b) return st;
-    int is_div = onnx_str_eq(n->op, "Div"), is_add = onnx_str_eq(n->op, "Add");
+    int is_div = herdi_onnx_str_eq(n->op, "Div"), is_add = herdi_onnx_str_eq(n->op, "Add");
     if (!is_div && (b->kind == V_CENTERED || a->kind == V_CONST)) {
         value *t = a;
         a = b;
@@ -905,11 +905,11 @@ static herd_status tr_arith(onnx_importer *im) {
     }
     if (!is_add && a->kind == V_CENTERED && b->kind == V_CONST) return tr_input_scale(im, a, b->tensor, is_div);
     if (a->kind == V_CENTERED || b->kind == V_CENTERED)
-        return onnx_refuse(im, "the centred input must be scaled by a constant");
+        return herdi_onnx_refuse(im, "the centred input must be scaled by a constant");
     if ((a->kind == V_SUM && (st = materialize(im, a))) || (b->kind == V_SUM && (st = materialize(im, b)))) return st;
     if (is_add && a->kind == V_LAYER && b->kind == V_CONST && im->g.tensors[b->tensor].numel > 1)
         return tr_posemb(im, a, b);
-    if (!is_add && !is_div && a->kind == V_LAYER && b->kind == V_LAYER && onnx_str_same(n->in[0], n->in[1])) {
+    if (!is_add && !is_div && a->kind == V_LAYER && b->kind == V_LAYER && herdi_onnx_str_same(n->in[0], n->in[1])) {
         int matched = 0;
         if ((st = tr_gelu_tanh(im, a, &matched)) || matched) return st;
     }
@@ -921,7 +921,7 @@ static herd_status tr_arith(onnx_importer *im) {
             v = *a, v.flags = G_ERF1;
             return set_value(im, n->out[0], v);
         }
-        return onnx_refuse(im, "adding a constant is supported as a MatMul's bias or inside GELU only");
+        return herdi_onnx_refuse(im, "adding a constant is supported as a MatMul's bias or inside GELU only");
     }
     if (is_div && a->kind == V_LAYER && b->kind == V_CONST && fabs(c - sqrt(2.0)) < 1e-5) {
         v.layer = a->layer, v.flags = G_DIV;
@@ -933,9 +933,9 @@ static herd_status tr_arith(onnx_importer *im) {
     } else if (!is_div && (a->kind == V_LAYER || a->kind == V_SUM) && (b->kind == V_LAYER || b->kind == V_SUM)) {
         /* two layer outputs: the mul kind (a squeeze-and-excitation gate is (N,C,1,1) in ONNX) */
         if (a->rank != b->rank)
-            return onnx_refuse(im, "multiplies a rank-%d and a rank-%d tensor: ONNX broadcasts along the trailing "
+            return herdi_onnx_refuse(im, "multiplies a rank-%d and a rank-%d tensor: ONNX broadcasts along the trailing "
                                    "axes, herd's mul per channel (or the same shapes)", a->rank, b->rank);
-        return tr_kind(im, layer_kind_by_keyword("mul"));
+        return tr_kind(im, herdi_layer_kind_by_keyword("mul"));
     } else if (!is_div && a->kind != V_CONST && b->kind != V_CONST) {
         if (a->kind == V_LAYER) {
             value *t = a;
@@ -960,7 +960,7 @@ static herd_status tr_arith(onnx_importer *im) {
     }
     return set_value(im, n->out[0], v);
 unsupported:
-    return onnx_refuse(im, "Mul and Div are only supported as parts of GELU or of the input normalisation");
+    return herdi_onnx_refuse(im, "Mul and Div are only supported as parts of GELU or of the input normalisation");
 }
 
 /* Sigmoid or HardSigmoid whose only reader is a Mul by the same input: x * sigmoid(x) is SiLU,
@@ -968,16 +968,16 @@ unsupported:
  * one layer named after the Mul. Otherwise the activation alone. */
 static herd_status tr_gate(onnx_importer *im) {
     const onnx_node *n = im->n;
-    int hard = onnx_str_eq(n->op, "HardSigmoid");
+    int hard = herdi_onnx_str_eq(n->op, "HardSigmoid");
     int c = n->n_in == 1 && n->n_out >= 1 ? sole_consumer(im, n->out[0], im->node_index) : -1;
     value *x = n->n_in == 1 ? find_value(im, n->in[0]) : NULL;
     const onnx_node *mul = c >= 0 ? &im->g.nodes[c] : NULL;
-    float alpha = onnx_attr_float(im, "alpha", 0.2f), beta = onnx_attr_float(im, "beta", 0.5f);
-    if (!mul || !onnx_str_eq(mul->op, "Mul") || mul->n_in != 2 || mul->n_out < 1 || !x || x->kind != V_LAYER ||
+    float alpha = herdi_onnx_attr_float(im, "alpha", 0.2f), beta = herdi_onnx_attr_float(im, "beta", 0.5f);
+    if (!mul || !herdi_onnx_str_eq(mul->op, "Mul") || mul->n_in != 2 || mul->n_out < 1 || !x || x->kind != V_LAYER ||
         x->pad_h || x->pad_w || (hard && (fabsf(alpha - 1.0f / 6.0f) > 1e-6f || beta != 0.5f)))
-        return tr_kind(im, layer_kind_by_onnx_op(im->op));
-    onnx_str other = onnx_str_same(mul->in[0], n->out[0]) ? mul->in[1] : mul->in[0];
-    if (!onnx_str_same(other, n->in[0])) return tr_kind(im, layer_kind_by_onnx_op(im->op));
+        return tr_kind(im, herdi_layer_kind_by_onnx_op(im->op));
+    onnx_str other = herdi_onnx_str_same(mul->in[0], n->out[0]) ? mul->in[1] : mul->in[0];
+    if (!herdi_onnx_str_same(other, n->in[0])) return tr_kind(im, herdi_layer_kind_by_onnx_op(im->op));
     im->done[c] = 1;
     begin_layer(im, hard ? "hardswish" : "silu");
     return make_layer(im, &x->layer, 1, mul->out[0], x->rank, mul->out[0]);
@@ -986,7 +986,7 @@ static herd_status tr_gate(onnx_importer *im) {
 static herd_status tr_erf(onnx_importer *im) {
     value *a = im->n->n_in == 1 ? find_value(im, im->n->in[0]) : NULL;
     if (!a || a->kind != V_GELU || a->flags != G_DIV || im->n->n_out < 1)
-        return onnx_refuse(im, "only supported as part of GELU");
+        return herdi_onnx_refuse(im, "only supported as part of GELU");
     value v = *a;
     v.flags = G_ERF;
     return set_value(im, im->n->out[0], v);
@@ -1000,7 +1000,7 @@ static herd_status tr_add(onnx_importer *im) {
         if (!v) return st;
         if (v->kind != V_LAYER && v->kind != V_SUM) return tr_arith(im);
     }
-    return tr_kind(im, layer_kind_by_keyword("add"));
+    return tr_kind(im, herdi_layer_kind_by_keyword("add"));
 }
 
 /* MatMul(x, W [in, out]) or MatMul(x, Transpose(W [out, in])) as a dense layer, per position when x
@@ -1014,18 +1014,18 @@ static herd_status tr_matmul(onnx_importer *im) {
     int tw = wv->kind == V_CONST || wv->kind == V_CONST_T ? wv->tensor : -1, wt = wv->kind == V_CONST_T;
     if ((x->kind == V_SUM && (st = materialize(im, x)))) return st;
     if (x->kind != V_LAYER || tw < 0 || n->n_out < 1)
-        return onnx_refuse(im, "only a layer output times a weight initializer (a dense layer)");
-    if (x->pad_h || x->pad_w) return onnx_refuse(im, "reads a padded tensor");
+        return herdi_onnx_refuse(im, "only a layer output times a weight initializer (a dense layer)");
+    if (x->pad_h || x->pad_w) return herdi_onnx_refuse(im, "reads a padded tensor");
     const onnx_tensor *W = &im->g.tensors[tw];
-    if (W->ndim != 2) return onnx_refuse(im, "the weight must be 2-D [in, out]");
+    if (W->ndim != 2) return herdi_onnx_refuse(im, "the weight must be 2-D [in, out]");
     int positions = value_ndim(im, x) == 2;
-    if (!positions && !layer_is_vector(value_ndim(im, x), value_dims(im, x)))
-        return onnx_refuse(im, "reads an NCHW tensor; flatten it first");
+    if (!positions && !herdi_layer_is_vector(value_ndim(im, x), value_dims(im, x)))
+        return herdi_onnx_refuse(im, "reads an NCHW tensor; flatten it first");
     int64_t units = W->dims[wt ? 0 : 1];
     begin_layer(im, "dense");
     const char *tie = NULL;
     for (int l = 0; wt && l < im->n_links && !tie; l++)
-        if (im->links[l].tensor == tw && im->m->nodes[im->links[l].node].kind == layer_kind_by_keyword("embedding") && im->links[l].slot == 0)
+        if (im->links[l].tensor == tw && im->m->nodes[im->links[l].node].kind == herdi_layer_kind_by_keyword("embedding") && im->links[l].slot == 0)
             tie = im->m->nodes[im->links[l].node].name;
     if (!tie) {
         im->pend[0].slot = 0, im->pend[0].tensor = tw, im->pend[0].transpose = !wt;
@@ -1034,19 +1034,19 @@ static herd_status tr_matmul(onnx_importer *im) {
     }
     onnx_str out = n->out[0], name_from = n->out[0];
     int c = sole_consumer(im, n->out[0], im->node_index), tb = -1;
-    if (c >= 0 && onnx_str_eq(im->g.nodes[c].op, "Add") && im->g.nodes[c].n_in == 2 && im->g.nodes[c].n_out >= 1) {
+    if (c >= 0 && herdi_onnx_str_eq(im->g.nodes[c].op, "Add") && im->g.nodes[c].n_in == 2 && im->g.nodes[c].n_out >= 1) {
         const onnx_node *add = &im->g.nodes[c];
-        onnx_str other = onnx_str_same(add->in[0], n->out[0]) ? add->in[1] : add->in[0];
+        onnx_str other = herdi_onnx_str_same(add->in[0], n->out[0]) ? add->in[1] : add->in[0];
         value *b = find_value(im, other);
         if (b && b->kind == V_CONST && im->g.tensors[b->tensor].numel == units && im->g.tensors[b->tensor].ndim <= 2)
             tb = b->tensor, out = name_from = add->out[0], im->done[c] = 1;
     }
-    onnx_arg(im, "units", "%lld", (long long)units);
-    if (tb < 0) onnx_arg(im, "bias", "0");
+    herdi_onnx_arg(im, "units", "%lld", (long long)units);
+    if (tb < 0) herdi_onnx_arg(im, "bias", "0");
     else
         im->pend[im->n_pend].slot = 1, im->pend[im->n_pend].tensor = tb, im->pend[im->n_pend].transpose = 0,
         im->pend[im->n_pend].scale = 1.0f, im->pend[im->n_pend].broadcast = 0, im->n_pend++;
-    if (tie) onnx_arg(im, "tie", "%s", tie);
+    if (tie) herdi_onnx_arg(im, "tie", "%s", tie);
     return make_layer(im, &x->layer, 1, out, positions ? 3 : 2, name_from);
 }
 
@@ -1061,12 +1061,12 @@ static herd_status shape_value_of(onnx_importer *im, int k, value *out) {
         *out = *v;
         return HERD_OK;
     }
-    if (v->kind != V_CONST) return onnx_refuse(im, "input %d is not a constant or a shape", k);
+    if (v->kind != V_CONST) return herdi_onnx_refuse(im, "input %d is not a constant or a shape", k);
     const onnx_tensor *t = &im->g.tensors[v->tensor];
     if (t->numel > ONNX_MAX_DIMS || t->ndim > 1 || (t->dtype != ONNX_T_INT64 && t->dtype != ONNX_T_INT32))
-        return onnx_refuse(im, "input %d is not a short list of integers", k);
+        return herdi_onnx_refuse(im, "input %d is not a short list of integers", k);
     double d[ONNX_MAX_DIMS];
-    if ((st = onnx_tensor_values(&im->g, t, NULL, d, im->err))) return st;
+    if ((st = herdi_onnx_tensor_values(&im->g, t, NULL, d, im->err))) return st;
     *out = (value){.kind = V_SHAPE, .n_shape = (int)t->numel, .scalar = t->ndim == 0};
     for (int i = 0; i < out->n_shape; i++) out->shape[i] = (int64_t)d[i];
     return HERD_OK;
@@ -1076,12 +1076,12 @@ static herd_status tr_shape(onnx_importer *im) {
     const onnx_node *n = im->n;
     herd_status st;
     if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
-    if (onnx_str_eq(n->op, "Shape")) {
+    if (herdi_onnx_str_eq(n->op, "Shape")) {
         value *x = input_value(im, 0, &st);
         if (!x) return st;
         if (x->kind == V_SUM && (st = materialize(im, x))) return st;
-        if (x->kind != V_LAYER) return onnx_refuse(im, "the shape of something that is not a layer output");
-        if (onnx_node_attr(n, "start") || onnx_node_attr(n, "end")) return onnx_refuse(im, "start or end attributes");
+        if (x->kind != V_LAYER) return herdi_onnx_refuse(im, "the shape of something that is not a layer output");
+        if (herdi_onnx_node_attr(n, "start") || herdi_onnx_node_attr(n, "end")) return herdi_onnx_refuse(im, "start or end attributes");
         value v = {.kind = V_SHAPE, .n_shape = x->rank};
         const int64_t *d = value_dims(im, x);
         int nd = value_ndim(im, x);
@@ -1090,35 +1090,35 @@ static herd_status tr_shape(onnx_importer *im) {
         if (x->rank == 4 && nd == 1) v.shape[1] = d[0], v.shape[2] = v.shape[3] = 1;
         return set_value(im, n->out[0], v);
     }
-    if (onnx_str_eq(n->op, "Gather")) {
+    if (herdi_onnx_str_eq(n->op, "Gather")) {
         value s, idx;
         if ((st = shape_value_of(im, 0, &s)) || (st = shape_value_of(im, 1, &idx))) return st;
-        if (onnx_attr_int(im, "axis", 0) != 0 || s.scalar) return onnx_refuse(im, "only a gather from a 1-D shape");
+        if (herdi_onnx_attr_int(im, "axis", 0) != 0 || s.scalar) return herdi_onnx_refuse(im, "only a gather from a 1-D shape");
         value v = {.kind = V_SHAPE, .n_shape = idx.n_shape, .scalar = idx.scalar};
         for (int i = 0; i < idx.n_shape; i++) {
             int64_t j = idx.shape[i] < 0 ? idx.shape[i] + s.n_shape : idx.shape[i];
-            if (j < 0 || j >= s.n_shape) return onnx_refuse(im, "index %lld out of range", (long long)idx.shape[i]);
+            if (j < 0 || j >= s.n_shape) return herdi_onnx_refuse(im, "index %lld out of range", (long long)idx.shape[i]);
             v.shape[i] = s.shape[j];
         }
         return set_value(im, n->out[0], v);
     }
-    if (onnx_str_eq(n->op, "Unsqueeze")) {
+    if (herdi_onnx_str_eq(n->op, "Unsqueeze")) {
         value s, axes = {.n_shape = 0};
         if ((st = shape_value_of(im, 0, &s))) return st;
-        int na = onnx_attr_ints(im, "axes", axes.shape, ONNX_MAX_DIMS);
+        int na = herdi_onnx_attr_ints(im, "axes", axes.shape, ONNX_MAX_DIMS);
         if (na >= 0) axes.n_shape = na;
         else if ((st = shape_value_of(im, 1, &axes))) return st;
-        if (!s.scalar || axes.n_shape != 1 || axes.shape[0] != 0) return onnx_refuse(im, "only a scalar made 1-D");
+        if (!s.scalar || axes.n_shape != 1 || axes.shape[0] != 0) return herdi_onnx_refuse(im, "only a scalar made 1-D");
         s.scalar = 0;
         return set_value(im, n->out[0], s);
     }
     /* Concat of integer lists */
-    if (onnx_attr_int(im, "axis", 0) != 0) return onnx_refuse(im, "shapes are joined along axis 0");
+    if (herdi_onnx_attr_int(im, "axis", 0) != 0) return herdi_onnx_refuse(im, "shapes are joined along axis 0");
     value v = {.kind = V_SHAPE};
     for (int k = 0; k < n->n_in; k++) {
         value s;
         if ((st = shape_value_of(im, k, &s))) return st;
-        if (s.scalar || v.n_shape + s.n_shape > ONNX_MAX_DIMS) return onnx_refuse(im, "not a concat of 1-D shapes");
+        if (s.scalar || v.n_shape + s.n_shape > ONNX_MAX_DIMS) return herdi_onnx_refuse(im, "not a concat of 1-D shapes");
         memcpy(v.shape + v.n_shape, s.shape, (size_t)s.n_shape * sizeof s.shape[0]);
         v.n_shape += s.n_shape;
     }
@@ -1133,17 +1133,17 @@ static herd_status tr_shape_arith(onnx_importer *im) {
     value a, b;
     if ((st = shape_value_of(im, 0, &a)) || (st = shape_value_of(im, 1, &b))) return st;
     if (a.n_shape != b.n_shape && a.n_shape != 1 && b.n_shape != 1)
-        return onnx_refuse(im, "shapes of %d and %d integers do not broadcast", a.n_shape, b.n_shape);
+        return herdi_onnx_refuse(im, "shapes of %d and %d integers do not broadcast", a.n_shape, b.n_shape);
     if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     value v = {.kind = V_SHAPE, .n_shape = a.n_shape > b.n_shape ? a.n_shape : b.n_shape, .scalar = a.scalar && b.scalar};
     for (int i = 0; i < v.n_shape; i++) {
         int64_t x = a.shape[a.n_shape == 1 ? 0 : i], y = b.shape[b.n_shape == 1 ? 0 : i];
         if (x == SHAPE_BATCH || y == SHAPE_BATCH)
-            return onnx_refuse(im, "arithmetic on the batch size, which herd keeps symbolic");
-        if (onnx_str_eq(n->op, "Add")) v.shape[i] = x + y;
-        else if (onnx_str_eq(n->op, "Sub")) v.shape[i] = x - y;
-        else if (onnx_str_eq(n->op, "Mul")) v.shape[i] = x * y;
-        else if (y == 0) return onnx_refuse(im, "division by zero");
+            return herdi_onnx_refuse(im, "arithmetic on the batch size, which herd keeps symbolic");
+        if (herdi_onnx_str_eq(n->op, "Add")) v.shape[i] = x + y;
+        else if (herdi_onnx_str_eq(n->op, "Sub")) v.shape[i] = x - y;
+        else if (herdi_onnx_str_eq(n->op, "Mul")) v.shape[i] = x * y;
+        else if (y == 0) return herdi_onnx_refuse(im, "division by zero");
         else v.shape[i] = x / y; /* ONNX integer Div truncates */
     }
     return set_value(im, n->out[0], v);
@@ -1154,9 +1154,9 @@ static herd_status tr_cast(onnx_importer *im) {
     herd_status st;
     value *x = input_value(im, 0, &st);
     if (!x) return st;
-    int64_t to = onnx_attr_int(im, "to", 0);
+    int64_t to = herdi_onnx_attr_int(im, "to", 0);
     int ok = x->kind == V_SHAPE ? to == ONNX_T_INT64 || to == ONNX_T_INT32 : x->kind == V_LAYER && to == ONNX_T_FLOAT;
-    if (!ok) return onnx_refuse(im, "to=%lld of %s (herd casts shape integers to integers, floats to float)",
+    if (!ok) return herdi_onnx_refuse(im, "to=%lld of %s (herd casts shape integers to integers, floats to float)",
                                 (long long)to, x->kind == V_SHAPE ? "shape integers" : "a tensor");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     return set_value(im, im->n->out[0], *x);
@@ -1165,10 +1165,10 @@ static herd_status tr_cast(onnx_importer *im) {
 /* starts/ends/axes/steps of a Slice: inputs 1 to 4 (opset 10 on) or attributes (before) */
 static herd_status slice_arg(onnx_importer *im, int k, const char *attr, value *out, int *present) {
     int64_t v[ONNX_MAX_DIMS];
-    int na = onnx_attr_ints(im, attr, v, ONNX_MAX_DIMS);
+    int na = herdi_onnx_attr_ints(im, attr, v, ONNX_MAX_DIMS);
     *present = 1;
     if (na >= 0) {
-        if (na > ONNX_MAX_DIMS) return onnx_refuse(im, "%s has more than %d values", attr, ONNX_MAX_DIMS);
+        if (na > ONNX_MAX_DIMS) return herdi_onnx_refuse(im, "%s has more than %d values", attr, ONNX_MAX_DIMS);
         *out = (value){.kind = V_SHAPE, .n_shape = na};
         memcpy(out->shape, v, (size_t)na * sizeof v[0]);
         return HERD_OK;
@@ -1193,13 +1193,13 @@ static herd_status tr_slice(onnx_importer *im) {
         (st = slice_arg(im, 3, "axes", &axes, &has_a)) || (st = slice_arg(im, 4, "steps", &steps, &has_st)))
         return st;
     if (!has_s || !has_e || starts.n_shape != 1 || ends.n_shape != 1 || (has_a && axes.n_shape != 1))
-        return onnx_refuse(im, "one axis at a time (starts, ends and axes of one value)");
-    if (has_st && (steps.n_shape != 1 || steps.shape[0] != 1)) return onnx_refuse(im, "steps other than 1");
+        return herdi_onnx_refuse(im, "one axis at a time (starts, ends and axes of one value)");
+    if (has_st && (steps.n_shape != 1 || steps.shape[0] != 1)) return herdi_onnx_refuse(im, "steps other than 1");
     if (n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     int64_t axis = has_a ? axes.shape[0] : 0, a = starts.shape[0], e = ends.shape[0];
     if (x->kind == V_SHAPE) {
         int64_t len = x->n_shape;
-        if (axis != 0 && axis != -1) return onnx_refuse(im, "axis %lld of a 1-D shape", (long long)axis);
+        if (axis != 0 && axis != -1) return herdi_onnx_refuse(im, "axis %lld of a 1-D shape", (long long)axis);
         a = a < 0 ? a + len : a, e = e < 0 ? e + len : e;
         a = a < 0 ? 0 : a > len ? len : a, e = e < a ? a : e > len ? len : e;
         value v = {.kind = V_SHAPE, .n_shape = (int)(e - a)};
@@ -1207,20 +1207,20 @@ static herd_status tr_slice(onnx_importer *im) {
         return set_value(im, n->out[0], v);
     }
     if (x->kind == V_SUM && (st = materialize(im, x))) return st;
-    if (x->kind != V_LAYER || x->pad_h || x->pad_w) return onnx_refuse(im, "slices something that is not a layer output");
+    if (x->kind != V_LAYER || x->pad_h || x->pad_w) return herdi_onnx_refuse(im, "slices something that is not a layer output");
     if (axis < 0) axis += x->rank;
     if (axis != 1)
-        return onnx_refuse(im, "axes=%lld (herd slices the channels of (N,C,H,W) or the features of (N,F): axis 1)",
+        return herdi_onnx_refuse(im, "axes=%lld (herd slices the channels of (N,C,H,W) or the features of (N,F): axis 1)",
                            has_a ? (long long)axes.shape[0] : 0LL);
     int64_t C = value_dims(im, x)[0];
-    if (a == SHAPE_BATCH || e == SHAPE_BATCH) return onnx_refuse(im, "bounds from the batch size");
+    if (a == SHAPE_BATCH || e == SHAPE_BATCH) return herdi_onnx_refuse(im, "bounds from the batch size");
     a = a < 0 ? a + C : a, e = e < 0 ? e + C : e;
     a = a < 0 ? 0 : a > C ? C : a, e = e < a ? a : e > C ? C : e;
-    if (a == e) return onnx_refuse(im, "an empty slice [%lld, %lld)", (long long)a, (long long)e);
+    if (a == e) return herdi_onnx_refuse(im, "an empty slice [%lld, %lld)", (long long)a, (long long)e);
     if (a == 0 && e == C) return set_value(im, n->out[0], *x);
     begin_layer(im, "slice");
-    onnx_arg(im, "start", "%lld", (long long)a);
-    onnx_arg(im, "end", "%lld", (long long)e);
+    herdi_onnx_arg(im, "start", "%lld", (long long)a);
+    herdi_onnx_arg(im, "end", "%lld", (long long)e);
     return make_layer(im, &x->layer, 1, n->out[0], x->rank, n->out[0]);
 }
 
@@ -1230,7 +1230,7 @@ static herd_status tr_transpose(onnx_importer *im) {
     value *x = input_value(im, 0, &st);
     if (!x) return st;
     int64_t p[8];
-    int np = onnx_attr_ints(im, "perm", p, 8);
+    int np = herdi_onnx_attr_ints(im, "perm", p, 8);
     static const int64_t shuffle[5] = {0, 2, 1, 3, 4};
     if (x->kind == V_CONST && im->g.tensors[x->tensor].ndim == 2 && (np < 0 || (np == 2 && p[0] == 1 && p[1] == 0))) {
         if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
@@ -1239,7 +1239,7 @@ static herd_status tr_transpose(onnx_importer *im) {
         return set_value(im, im->n->out[0], v);
     }
     if (x->kind != V_SPLIT || np != 5 || memcmp(p, shuffle, sizeof shuffle))
-        return onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups), a 2-D "
+        return herdi_onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups), a 2-D "
                                "weight's (a MatMul's) and those of herd's attention");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     value v = *x;
@@ -1255,15 +1255,15 @@ static herd_status tr_reducemean(onnx_importer *im) {
     if (x->kind == V_SUM && (st = materialize(im, x))) return st;
     value axes = {.n_shape = 0};
     int64_t a[ONNX_MAX_DIMS];
-    int na = onnx_attr_ints(im, "axes", a, ONNX_MAX_DIMS);
+    int na = herdi_onnx_attr_ints(im, "axes", a, ONNX_MAX_DIMS);
     if (na >= 0 && na <= ONNX_MAX_DIMS) axes.n_shape = na, memcpy(axes.shape, a, (size_t)na * sizeof a[0]);
     else if (im->n->n_in > 1 && im->n->in[1].n && (st = shape_value_of(im, 1, &axes))) return st;
     int hw = 0;
     for (int i = 0; i < axes.n_shape; i++) hw |= axes.shape[i] == 2 || axes.shape[i] == -2 ? 1 : axes.shape[i] == 3 || axes.shape[i] == -1 ? 2 : 4;
     if (x->kind != V_LAYER || x->rank != 4 || value_ndim(im, x) != 3 || axes.n_shape != 2 || hw != 3)
-        return onnx_refuse(im, "only the mean over H and W of (N,C,H,W) (axes 2, 3): a global average pool");
+        return herdi_onnx_refuse(im, "only the mean over H and W of (N,C,H,W) (axes 2, 3): a global average pool");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
-    int keep = onnx_attr_int(im, "keepdims", 1) != 0;
+    int keep = herdi_onnx_attr_int(im, "keepdims", 1) != 0;
     begin_layer(im, "gap");
     return make_layer(im, &x->layer, 1, im->n->out[0], keep ? 4 : 2, im->n->out[0]);
 }
@@ -1276,7 +1276,7 @@ static herd_status tr_concat(onnx_importer *im) {
         value *v = im->n->in[k].n ? find_value(im, im->n->in[k]) : NULL;
         if (v && (v->kind == V_SHAPE || v->kind == V_CONST)) return tr_shape(im);
     }
-    return tr_kind(im, layer_kind_by_keyword("concat"));
+    return tr_kind(im, herdi_layer_kind_by_keyword("concat"));
 }
 
 /* Whether shape s (a Reshape's target) is the batch followed by dims[0..n), one entry possibly -1 */
@@ -1300,10 +1300,10 @@ static herd_status tr_reshape_image(onnx_importer *im, value *x, const value *s)
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     int64_t same[3] = {C, H, W};
     if (x->kind == V_SPLIT_T) {
-        if (!shape_is(s, same, 3)) return onnx_refuse(im, "a shuffle must reshape back to (N, %lld, %lld, %lld)",
+        if (!shape_is(s, same, 3)) return herdi_onnx_refuse(im, "a shuffle must reshape back to (N, %lld, %lld, %lld)",
                                                      (long long)C, (long long)H, (long long)W);
         begin_layer(im, "shuffle");
-        onnx_arg(im, "groups", "%d", x->flags);
+        herdi_onnx_arg(im, "groups", "%d", x->flags);
         return make_layer(im, &x->layer, 1, im->n->out[0], 4, im->n->out[0]);
     }
     if (x->kind == V_LAYER && shape_is(s, same, 3)) return set_value(im, im->n->out[0], *x);
@@ -1317,9 +1317,9 @@ static herd_status tr_reshape_image(onnx_importer *im, value *x, const value *s)
         }
     }
     char a[96];
-    return onnx_refuse(im, "reshapes (N, %lld, %lld, %lld) to %s; herd reshapes images only in a channel shuffle "
+    return herdi_onnx_refuse(im, "reshapes (N, %lld, %lld, %lld) to %s; herd reshapes images only in a channel shuffle "
                        "(N, G, C/G, H, W) or to (N, features)", (long long)C, (long long)H, (long long)W,
-                       onnx_dims_str(s->n_shape, s->shape, a, sizeof a));
+                       herdi_onnx_dims_str(s->n_shape, s->shape, a, sizeof a));
 }
 
 /* Reshape to (N, features) (the batch as 0, -1, a number or the symbolic batch of a shape
@@ -1334,19 +1334,19 @@ static herd_status tr_reshape(onnx_importer *im) {
     if ((st = shape_value_of(im, 1, &s))) return st;
     if (x->kind == V_SPLIT || x->kind == V_SPLIT_T || (x->kind == V_LAYER && value_ndim(im, x) == 3 && s.n_shape >= 4))
         return tr_reshape_image(im, x, &s);
-    if (x->kind != V_LAYER) return onnx_refuse(im, "reshapes a tensor that is not a layer output");
+    if (x->kind != V_LAYER) return herdi_onnx_refuse(im, "reshapes a tensor that is not a layer output");
     int64_t feat = x->layer >= 0 ? im->m->nodes[x->layer].numel : im->m->inputs[-1 - x->layer].numel;
     if (s.n_shape == 3 && (s.shape[0] == 0 || s.shape[0] == -1 || s.shape[0] == SHAPE_BATCH) && s.shape[1] >= 1 &&
         s.shape[2] >= 1 && s.shape[1] <= feat && s.shape[2] <= feat && s.shape[1] * s.shape[2] == feat && !x->pad_h && !x->pad_w && im->n->n_out >= 1) {
         begin_layer(im, "reshape"); /* to (N,T,F) positions */
-        onnx_arg(im, "shape", "%lldx%lld", (long long)s.shape[1], (long long)s.shape[2]);
+        herdi_onnx_arg(im, "shape", "%lldx%lld", (long long)s.shape[1], (long long)s.shape[2]);
         return make_layer(im, &x->layer, 1, im->n->out[0], 3, im->n->out[0]);
     }
     int64_t b = s.n_shape == 2 ? s.shape[0] : 0, f = s.n_shape == 2 ? s.shape[1] : 0;
     if (s.n_shape != 2 || !(b == 0 || b == -1 || b >= 1 || b == SHAPE_BATCH) || !(f == -1 || f == feat) ||
         (b == -1 && f == -1))
-        return onnx_refuse(im, "only reshapes to (N, %lld) are supported", (long long)feat);
-    if (x->pad_h || x->pad_w) return onnx_refuse(im, "reads a padded tensor");
+        return herdi_onnx_refuse(im, "only reshapes to (N, %lld) are supported", (long long)feat);
+    if (x->pad_h || x->pad_w) return herdi_onnx_refuse(im, "reads a padded tensor");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     if (value_ndim(im, x) == 1) {
         value v = *x;
@@ -1363,21 +1363,21 @@ static herd_status tr_flatten(onnx_importer *im) {
     const onnx_node *n = im->n;
     value *x = n->n_in >= 1 ? find_value(im, n->in[0]) : NULL;
     int c = n->n_out >= 1 ? sole_consumer(im, n->out[0], im->node_index) : -1;
-    if (x && x->kind == V_LAYER && value_ndim(im, x) == 3 && layer_is_vector(3, value_dims(im, x)) && c >= 0 &&
-        onnx_str_eq(im->g.nodes[c].op, "Gemm") && n->name.n == im->g.nodes[c].name.n + 5 &&
+    if (x && x->kind == V_LAYER && value_ndim(im, x) == 3 && herdi_layer_is_vector(3, value_dims(im, x)) && c >= 0 &&
+        herdi_onnx_str_eq(im->g.nodes[c].op, "Gemm") && n->name.n == im->g.nodes[c].name.n + 5 &&
         !memcmp(n->name.p, im->g.nodes[c].name.p, im->g.nodes[c].name.n) &&
         !memcmp(n->name.p + im->g.nodes[c].name.n, "_flat", 5)) {
         value v = *x;
         v.rank = 2;
         return set_value(im, n->out[0], v);
     }
-    return tr_kind(im, layer_kind_by_keyword("flatten"));
+    return tr_kind(im, herdi_layer_kind_by_keyword("flatten"));
 }
 
 /* Gather: rows of a table by an ids input, the embedding kind; of shape integers, a shape */
 static herd_status tr_gather(onnx_importer *im) {
     value *ids = im->n->n_in == 2 ? find_value(im, im->n->in[1]) : NULL;
-    if (ids && ids->kind == V_LAYER) return tr_kind(im, layer_kind_by_onnx_op("Gather"));
+    if (ids && ids->kind == V_LAYER) return tr_kind(im, herdi_layer_kind_by_onnx_op("Gather"));
     return tr_shape(im);
 }
 
@@ -1386,7 +1386,7 @@ static herd_status tr_softmax(onnx_importer *im) {
     value *x = im->n->n_in >= 1 ? find_value(im, im->n->in[0]) : NULL;
     if (x && x->kind == V_LAYER && x->layer >= 0 && im->n->n_out >= 1 && is_graph_output(im, im->n->out[0]))
         return set_value(im, im->n->out[0], *x);
-    return tr_kind(im, layer_kind_by_keyword("softmax"));
+    return tr_kind(im, herdi_layer_kind_by_keyword("softmax"));
 }
 
 typedef herd_status (*op_fn)(onnx_importer *im);
@@ -1404,7 +1404,7 @@ static const struct {
 
 static op_fn pattern_of(onnx_str op) {
     for (size_t k = 0; k < sizeof patterns / sizeof patterns[0]; k++)
-        if (onnx_str_eq(op, patterns[k].op)) return patterns[k].fn;
+        if (herdi_onnx_str_eq(op, patterns[k].op)) return patterns[k].fn;
     return NULL;
 }
 
@@ -1413,7 +1413,7 @@ static const layer_kind *kind_of(const onnx_node *n) {
     if (n->op.n >= sizeof op) return NULL;
     memcpy(op, n->op.p, n->op.n);
     op[n->op.n] = 0;
-    return layer_kind_by_onnx_op(op);
+    return herdi_layer_kind_by_onnx_op(op);
 }
 
 /* Every operator herd cannot translate, each once with the nodes using it, in one line. */
@@ -1423,21 +1423,21 @@ static herd_status check_ops(onnx_importer *im) {
     int n_bad = 0;
     for (int i = 0; i < im->g.n_nodes; i++) {
         const onnx_node *n = &im->g.nodes[i];
-        int std = n->domain.n == 0 || onnx_str_eq(n->domain, "ai.onnx");
+        int std = n->domain.n == 0 || herdi_onnx_str_eq(n->domain, "ai.onnx");
         if (std && (pattern_of(n->op) || kind_of(n))) continue;
         int seen = 0;
         for (int j = 0; j < i && !seen; j++)
-            seen = onnx_str_same(im->g.nodes[j].op, n->op) && onnx_str_same(im->g.nodes[j].domain, n->domain);
+            seen = herdi_onnx_str_same(im->g.nodes[j].op, n->op) && herdi_onnx_str_same(im->g.nodes[j].domain, n->domain);
         if (seen) continue;
         int uses = 0;
         for (int j = i; j < im->g.n_nodes; j++)
-            uses += onnx_str_same(im->g.nodes[j].op, n->op) && onnx_str_same(im->g.nodes[j].domain, n->domain);
+            uses += herdi_onnx_str_same(im->g.nodes[j].op, n->op) && herdi_onnx_str_same(im->g.nodes[j].domain, n->domain);
         if (len < sizeof list - 1)
             len += (size_t)snprintf(list + len, sizeof list - len, "%s%s%s%s (node%s", n_bad ? ", " : "",
                                     std ? "" : ONNX_SHOW(n->domain), std ? "" : ".", ONNX_SHOW(n->op), uses > 1 ? "s" : "");
         for (int j = i, shown = 0; j < im->g.n_nodes && shown < 3; j++) {
             const onnx_node *u = &im->g.nodes[j];
-            if (!onnx_str_same(u->op, n->op) || !onnx_str_same(u->domain, n->domain)) continue;
+            if (!herdi_onnx_str_same(u->op, n->op) || !herdi_onnx_str_same(u->domain, n->domain)) continue;
             onnx_str who = u->name.n ? u->name : u->n_out ? u->out[0] : (onnx_str){"?", 1};
             if (len < sizeof list - 1)
                 len += (size_t)snprintf(list + len, sizeof list - len, "%s '%s'", shown ? "," : "", ONNX_SHOW(who));
@@ -1457,7 +1457,7 @@ static herd_status add_graph_input(onnx_importer *im) {
     for (int i = 0; i < im->g.n_inputs; i++) {
         int is_init = 0;
         for (int t = 0; t < im->g.n_initializers && !is_init; t++)
-            is_init = onnx_str_same(im->g.tensors[t].name, im->g.inputs[i].name);
+            is_init = herdi_onnx_str_same(im->g.tensors[t].name, im->g.inputs[i].name);
         if (is_init) continue;
         if (in) return fail(im, HERD_EUNSUPPORTED, "the graph has several inputs; herd imports models with one");
         in = &im->g.inputs[i];
@@ -1609,11 +1609,11 @@ static herd_status load_weights(onnx_importer *im) {
     for (int i = 0; i < im->n_links && !st; i++) {
         const weight_link *l = &im->links[i];
         const onnx_tensor *t = &im->g.tensors[l->tensor];
-        float *dst = model_param_data(m, m->nodes[l->node].param[l->slot]);
+        float *dst = herdi_model_param_data(m, m->nodes[l->node].param[l->slot]);
         const int64_t numel = im->m->params_reg[m->nodes[l->node].param[l->slot]].info.numel;
         if (!l->transpose) {
-            st = onnx_tensor_values(&im->g, t, dst, NULL, im->err);
-            onnx_tensor_done(&im->g, t);
+            st = herdi_onnx_tensor_values(&im->g, t, dst, NULL, im->err);
+            herdi_onnx_tensor_done(&im->g, t);
             for (int64_t e = 1; !st && t->numel == 1 && e < numel; e++) dst[e] = dst[0]; /* broadcast */
             for (int64_t e = 0; !st && l->scale != 1.0f && e < numel; e++) dst[e] *= l->scale;
             continue;
@@ -1621,9 +1621,9 @@ static herd_status load_weights(onnx_importer *im) {
         free(tmp);
         tmp = herd_malloc_array((size_t)t->numel, sizeof *tmp);
         if (!tmp) return fail(im, HERD_ENOMEM, "out of memory");
-        if ((st = onnx_tensor_values(&im->g, t, tmp, NULL, im->err))) break;
+        if ((st = herdi_onnx_tensor_values(&im->g, t, tmp, NULL, im->err))) break;
         int64_t in = t->dims[0], out = t->dims[1]; /* [in, out] -> herd's [out, in] */
-        onnx_tensor_done(&im->g, t);
+        herdi_onnx_tensor_done(&im->g, t);
         for (int64_t a = 0; a < in; a++)
             for (int64_t o = 0; o < out; o++) dst[o * in + a] = tmp[a * out + o] * l->scale;
     }
@@ -1644,14 +1644,14 @@ static void note_eval_export(onnx_importer *im) {
     int convs = 0, folded = 0, bn = 0, dropout = 0, dense = 0;
     for (int i = 0; i < im->g.n_nodes; i++) {
         const onnx_node *n = &im->g.nodes[i];
-        if (onnx_str_eq(n->op, "Conv")) {
+        if (herdi_onnx_str_eq(n->op, "Conv")) {
             convs++;
             value *w = n->n_in > 1 ? find_value(im, n->in[1]) : NULL;
             folded += w && w->kind == V_CONST && !ends_with(n->in[1], ".weight");
         }
-        bn += onnx_str_eq(n->op, "BatchNormalization");
-        dropout += onnx_str_eq(n->op, "Dropout");
-        dense += onnx_str_eq(n->op, "Gemm") || onnx_str_eq(n->op, "MatMul");
+        bn += herdi_onnx_str_eq(n->op, "BatchNormalization");
+        dropout += herdi_onnx_str_eq(n->op, "Dropout");
+        dense += herdi_onnx_str_eq(n->op, "Gemm") || herdi_onnx_str_eq(n->op, "MatMul");
     }
     char what[200] = "";
     if (convs && folded && !bn)
@@ -1667,7 +1667,7 @@ static void note_eval_export(onnx_importer *im) {
 }
 
 static void importer_free(onnx_importer *im) {
-    onnx_graph_free(&im->g);
+    herdi_onnx_graph_free(&im->g);
     free(im->values);
     free(im->done);
     free(im->links);
@@ -1698,7 +1698,7 @@ herd_status herd_model_import_onnx(herd_model **out, const char *path, herd_erro
     onnx_importer *im = calloc(1, sizeof *im);
     if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
     im->path = path, im->err = &im->own;
-    herd_status st = onnx_decode_file(&im->g, path, im->err);
+    herd_status st = herdi_onnx_decode_file(&im->g, path, im->err);
     if (!st) st = herd_model_begin(&im->m, path, im->err);
     if (!st) st = translate(im);
     if (!st) st = default_loss(im);
@@ -1725,7 +1725,7 @@ herd_status herd_onnx_check(const char *path, void (*report)(void *ctx, const ch
     onnx_importer *im = calloc(1, sizeof *im);
     if (!im) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
     im->path = path, im->err = &im->own, im->check = 1, im->report = report, im->report_ctx = ctx;
-    herd_status st = onnx_decode_file(&im->g, path, im->err);
+    herd_status st = herdi_onnx_decode_file(&im->g, path, im->err);
     if (!st) st = herd_model_begin(&im->m, path, im->err);
     if (!st) st = translate(im);
     if (!st) st = default_loss(im);

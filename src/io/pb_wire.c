@@ -28,14 +28,14 @@ static void reserve(pb_writer *w, size_t n) {
     w->buf = b, w->cap = cap;
 }
 
-void pb_put_raw(pb_writer *w, const void *data, size_t n) {
+void herdi_pb_put_raw(pb_writer *w, const void *data, size_t n) {
     reserve(w, n);
     if (w->failed || n == 0) return;
     memcpy(w->buf + w->len, data, n);
     w->len += n;
 }
 
-void pb_put_varint_raw(pb_writer *w, uint64_t v) {
+void herdi_pb_put_varint_raw(pb_writer *w, uint64_t v) {
     uint8_t b[10];
     size_t n = 0;
     do {
@@ -44,69 +44,69 @@ void pb_put_varint_raw(pb_writer *w, uint64_t v) {
         if (v) b[n] |= 0x80;
         n++;
     } while (v);
-    pb_put_raw(w, b, n);
+    herdi_pb_put_raw(w, b, n);
 }
 
 static void put_tag(pb_writer *w, int field, int wire) {
-    pb_put_varint_raw(w, ((uint64_t)field << 3) | (uint64_t)wire);
+    herdi_pb_put_varint_raw(w, ((uint64_t)field << 3) | (uint64_t)wire);
 }
 
-void pb_put_varint(pb_writer *w, int field, uint64_t v) {
+void herdi_pb_put_varint(pb_writer *w, int field, uint64_t v) {
     put_tag(w, field, PB_VARINT);
-    pb_put_varint_raw(w, v);
+    herdi_pb_put_varint_raw(w, v);
 }
 
 static void put_le(pb_writer *w, uint64_t v, int bytes) {
     uint8_t b[8];
     for (int i = 0; i < bytes; i++) b[i] = (uint8_t)(v >> (8 * i));
-    pb_put_raw(w, b, (size_t)bytes);
+    herdi_pb_put_raw(w, b, (size_t)bytes);
 }
 
-void pb_put_fixed32(pb_writer *w, int field, uint32_t v) {
+void herdi_pb_put_fixed32(pb_writer *w, int field, uint32_t v) {
     put_tag(w, field, PB_FIXED32);
     put_le(w, v, 4);
 }
 
-void pb_put_fixed64(pb_writer *w, int field, uint64_t v) {
+void herdi_pb_put_fixed64(pb_writer *w, int field, uint64_t v) {
     put_tag(w, field, PB_FIXED64);
     put_le(w, v, 8);
 }
 
-void pb_put_float(pb_writer *w, int field, float v) {
+void herdi_pb_put_float(pb_writer *w, int field, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
-    pb_put_fixed32(w, field, u);
+    herdi_pb_put_fixed32(w, field, u);
 }
 
-void pb_put_double(pb_writer *w, int field, double v) {
+void herdi_pb_put_double(pb_writer *w, int field, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);
-    pb_put_fixed64(w, field, u);
+    herdi_pb_put_fixed64(w, field, u);
 }
 
-void pb_put_bytes(pb_writer *w, int field, const void *data, size_t n) {
+void herdi_pb_put_bytes(pb_writer *w, int field, const void *data, size_t n) {
     put_tag(w, field, PB_LEN);
-    pb_put_varint_raw(w, n);
-    pb_put_raw(w, data, n);
+    herdi_pb_put_varint_raw(w, n);
+    herdi_pb_put_raw(w, data, n);
 }
 
-void pb_put_string(pb_writer *w, int field, const char *s) { pb_put_bytes(w, field, s, strlen(s)); }
+void herdi_pb_put_string(pb_writer *w, int field, const char *s) { herdi_pb_put_bytes(w, field, s, strlen(s)); }
 
-void pb_put_message(pb_writer *w, int field, pb_writer *sub) {
+void herdi_pb_put_message(pb_writer *w, int field, pb_writer *sub) {
     if (sub->failed)
         w->failed = 1;
     else
-        pb_put_bytes(w, field, sub->buf, sub->len);
-    pb_writer_free(sub);
+        herdi_pb_put_bytes(w, field, sub->buf, sub->len);
+    herdi_pb_writer_free(sub);
 }
 
-void pb_put_packed_i64(pb_writer *w, int field, const int64_t *v, int n) {
+void herdi_pb_put_packed_i64(pb_writer *w, int field, const int64_t *v, int n) {
     pb_writer sub = {0};
-    for (int i = 0; i < n; i++) pb_put_varint_raw(&sub, (uint64_t)v[i]);
-    pb_put_message(w, field, &sub);
+    for (int i = 0; i < n; i++) herdi_pb_put_varint_raw(&sub, (uint64_t)v[i]);
+    herdi_pb_put_message(w, field, &sub);
 }
 
-void pb_writer_free(pb_writer *w) {
+void herdi_pb_writer_free(pb_writer *w) {
     free(w->buf);
     w->buf = NULL;
     w->len = w->cap = 0;
@@ -114,7 +114,7 @@ void pb_writer_free(pb_writer *w) {
 
 /* ------------------------------------------------------------------ reader */
 
-int pb_read_varint(pb_reader *r, uint64_t *v) {
+int herdi_pb_read_varint(pb_reader *r, uint64_t *v) {
     uint64_t x = 0;
     for (int i = 0; i < 10; i++) {
         if (r->p >= r->end) return 0;
@@ -135,10 +135,10 @@ static uint64_t get_le(const uint8_t *p, int bytes) {
     return v;
 }
 
-int pb_next(pb_reader *r, pb_field *f, const char **why) {
+int herdi_pb_next(pb_reader *r, pb_field *f, const char **why) {
     if (r->p >= r->end) return 0;
     uint64_t tag;
-    if (!pb_read_varint(r, &tag)) return *why = "truncated field tag", -1;
+    if (!herdi_pb_read_varint(r, &tag)) return *why = "truncated field tag", -1;
     if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return *why = "invalid field number", -1;
     memset(f, 0, sizeof *f);
     f->number = (uint32_t)(tag >> 3);
@@ -146,7 +146,7 @@ int pb_next(pb_reader *r, pb_field *f, const char **why) {
     size_t left;
     switch (f->wire) {
     case PB_VARINT:
-        if (!pb_read_varint(r, &f->u)) return *why = "truncated varint", -1;
+        if (!herdi_pb_read_varint(r, &f->u)) return *why = "truncated varint", -1;
         return 1;
     case PB_FIXED64:
     case PB_FIXED32: {
@@ -158,7 +158,7 @@ int pb_next(pb_reader *r, pb_field *f, const char **why) {
     }
     case PB_LEN: {
         uint64_t n;
-        if (!pb_read_varint(r, &n)) return *why = "truncated length", -1;
+        if (!herdi_pb_read_varint(r, &n)) return *why = "truncated length", -1;
         left = (size_t)(r->end - r->p);
         if (n > left) return *why = "length-delimited field runs past the end", -1;
         f->data = r->p;
@@ -170,14 +170,14 @@ int pb_next(pb_reader *r, pb_field *f, const char **why) {
     }
 }
 
-float pb_as_float(const pb_field *f) {
+float herdi_pb_as_float(const pb_field *f) {
     uint32_t u = (uint32_t)f->u;
     float v;
     memcpy(&v, &u, 4);
     return v;
 }
 
-double pb_as_double(const pb_field *f) {
+double herdi_pb_as_double(const pb_field *f) {
     double v;
     memcpy(&v, &f->u, 8);
     return v;

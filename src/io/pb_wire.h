@@ -16,20 +16,20 @@ typedef struct pb_writer {
     int failed;
 } pb_writer;
 
-void pb_put_raw(pb_writer *w, const void *data, size_t n);
-void pb_put_varint_raw(pb_writer *w, uint64_t v);
-void pb_put_varint(pb_writer *w, int field, uint64_t v); /* int32/int64/uint64/bool/enum */
-void pb_put_fixed32(pb_writer *w, int field, uint32_t v);
-void pb_put_fixed64(pb_writer *w, int field, uint64_t v);
-void pb_put_float(pb_writer *w, int field, float v);
-void pb_put_double(pb_writer *w, int field, double v);
-void pb_put_bytes(pb_writer *w, int field, const void *data, size_t n); /* bytes, string, sub-message */
-void pb_put_string(pb_writer *w, int field, const char *s);
+void herdi_pb_put_raw(pb_writer *w, const void *data, size_t n);
+void herdi_pb_put_varint_raw(pb_writer *w, uint64_t v);
+void herdi_pb_put_varint(pb_writer *w, int field, uint64_t v); /* int32/int64/uint64/bool/enum */
+void herdi_pb_put_fixed32(pb_writer *w, int field, uint32_t v);
+void herdi_pb_put_fixed64(pb_writer *w, int field, uint64_t v);
+void herdi_pb_put_float(pb_writer *w, int field, float v);
+void herdi_pb_put_double(pb_writer *w, int field, double v);
+void herdi_pb_put_bytes(pb_writer *w, int field, const void *data, size_t n); /* bytes, string, sub-message */
+void herdi_pb_put_string(pb_writer *w, int field, const char *s);
 /* Appends a finished sub-message and frees it (sub->failed propagates). */
-void pb_put_message(pb_writer *w, int field, pb_writer *sub);
+void herdi_pb_put_message(pb_writer *w, int field, pb_writer *sub);
 /* Packed repeated int64 (varints in one length-delimited field). */
-void pb_put_packed_i64(pb_writer *w, int field, const int64_t *v, int n);
-void pb_writer_free(pb_writer *w);
+void herdi_pb_put_packed_i64(pb_writer *w, int field, const int64_t *v, int n);
+void herdi_pb_writer_free(pb_writer *w);
 
 /* ---- reader ---- */
 typedef struct pb_reader {
@@ -49,11 +49,11 @@ static inline pb_reader pb_reader_of(const uint8_t *data, size_t n) { return (pb
 /* Reads the next field. Returns 1 with *f filled, 0 at the clean end of the buffer, -1 on
  * malformed input (truncated varint or fixed value, a length beyond the end, field number 0,
  * or a group / unknown wire type) with a short reason in *why. */
-int pb_next(pb_reader *r, pb_field *f, const char **why);
+int herdi_pb_next(pb_reader *r, pb_field *f, const char **why);
 /* One varint from r; 0 on truncation or a varint longer than 10 bytes. */
-int pb_read_varint(pb_reader *r, uint64_t *v);
+int herdi_pb_read_varint(pb_reader *r, uint64_t *v);
 /* float / double from a fixed field's bits. */
-float pb_as_float(const pb_field *f);
-double pb_as_double(const pb_field *f);
+float herdi_pb_as_float(const pb_field *f);
+double herdi_pb_as_double(const pb_field *f);
 
 #endif

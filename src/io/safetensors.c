@@ -209,7 +209,7 @@ herd_status herd_safetensors_write(const char *path, const herd_tensor_ref *tens
         chunks[0] = le, lens[0] = 8;
         chunks[1] = w.buf, lens[1] = w.len;
         for (int i = 0; i < n; i++) chunks[i + 2] = tensors[i].data, lens[i + 2] = bytes[i];
-        st = io_write_file_atomic(path, chunks, lens, n + 2, "safetensors.before_rename", err);
+        st = herdi_io_write_file_atomic(path, chunks, lens, n + 2, "safetensors.before_rename", err);
         if (st != HERD_OK) goto fail;
     }
     herd_json_writer_free(&w);

@@ -71,10 +71,10 @@ herd_status herd_tb_open(herd_tb_writer **out, const char *dir, herd_error *err)
         return st;
     }
     pb_writer ev = {0};
-    pb_put_double(&ev, EVENT_WALL_TIME, now_seconds());
-    pb_put_string(&ev, EVENT_FILE_VERSION, "brain.Event:2");
+    herdi_pb_put_double(&ev, EVENT_WALL_TIME, now_seconds());
+    herdi_pb_put_string(&ev, EVENT_FILE_VERSION, "brain.Event:2");
     herd_status st = write_record(w, &ev, err);
-    pb_writer_free(&ev);
+    herdi_pb_writer_free(&ev);
     if (st == HERD_OK) st = herd_tb_flush(w, err);
     if (st != HERD_OK) {
         herd_tb_close(w, NULL);
@@ -87,14 +87,14 @@ herd_status herd_tb_open(herd_tb_writer **out, const char *dir, herd_error *err)
 herd_status herd_tb_scalar(herd_tb_writer *w, const char *tag, int64_t step, float value, double wall_time,
                            herd_error *err) {
     pb_writer v = {0}, summary = {0}, ev = {0};
-    pb_put_string(&v, VALUE_TAG, tag);
-    pb_put_float(&v, VALUE_SIMPLE, value);
-    pb_put_message(&summary, SUMMARY_VALUE, &v);
-    pb_put_double(&ev, EVENT_WALL_TIME, wall_time > 0 ? wall_time : now_seconds());
-    pb_put_varint(&ev, EVENT_STEP, (uint64_t)step);
-    pb_put_message(&ev, EVENT_SUMMARY, &summary);
+    herdi_pb_put_string(&v, VALUE_TAG, tag);
+    herdi_pb_put_float(&v, VALUE_SIMPLE, value);
+    herdi_pb_put_message(&summary, SUMMARY_VALUE, &v);
+    herdi_pb_put_double(&ev, EVENT_WALL_TIME, wall_time > 0 ? wall_time : now_seconds());
+    herdi_pb_put_varint(&ev, EVENT_STEP, (uint64_t)step);
+    herdi_pb_put_message(&ev, EVENT_SUMMARY, &summary);
     herd_status st = write_record(w, &ev, err);
-    pb_writer_free(&ev);
+    herdi_pb_writer_free(&ev);
     return st;
 }
 

@@ -6,7 +6,7 @@
 
 #define MAX_DEPTH 64
 
-void tc_init(tc_reader *r, const uint8_t *data, size_t n) {
+void herdi_tc_init(tc_reader *r, const uint8_t *data, size_t n) {
     memset(r, 0, sizeof *r);
     r->p = r->start = data;
     r->end = data + n;
@@ -39,18 +39,18 @@ static int varint(tc_reader *r, uint64_t *v) {
 
 static int64_t unzigzag(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
 
-int tc_struct_begin(tc_reader *r) {
+int herdi_tc_struct_begin(tc_reader *r) {
     if (r->why) return 0;
     if (r->depth >= MAX_DEPTH) return bad(r, "structures nested too deep");
     r->last_id[r->depth++] = 0;
     return 1;
 }
 
-void tc_struct_end(tc_reader *r) {
+void herdi_tc_struct_end(tc_reader *r) {
     if (r->depth > 0) r->depth--;
 }
 
-int tc_field(tc_reader *r, int16_t *id, int *type) {
+int herdi_tc_field(tc_reader *r, int16_t *id, int *type) {
     if (r->why || r->depth == 0) return 0;
     if (r->p >= r->end) return bad(r, "truncated structure (no stop field)");
     uint8_t b = *r->p++;
@@ -61,7 +61,7 @@ int tc_field(tc_reader *r, int16_t *id, int *type) {
         *id = (int16_t)(r->last_id[r->depth - 1] + delta);
     } else {
         int64_t v;
-        if (!tc_i64(r, &v)) return 0;
+        if (!herdi_tc_i64(r, &v)) return 0;
         if (v < INT16_MIN || v > INT16_MAX) return bad(r, "field id outside int16");
         *id = (int16_t)v;
     }
@@ -70,29 +70,29 @@ int tc_field(tc_reader *r, int16_t *id, int *type) {
     return 1;
 }
 
-int tc_i64(tc_reader *r, int64_t *v) {
+int herdi_tc_i64(tc_reader *r, int64_t *v) {
     uint64_t u;
     if (!varint(r, &u)) return 0;
     *v = unzigzag(u);
     return 1;
 }
 
-int tc_i32(tc_reader *r, int32_t *v) {
+int herdi_tc_i32(tc_reader *r, int32_t *v) {
     int64_t x;
-    if (!tc_i64(r, &x)) return 0;
+    if (!herdi_tc_i64(r, &x)) return 0;
     if (x < INT32_MIN || x > INT32_MAX) return bad(r, "i32 value out of range");
     *v = (int32_t)x;
     return 1;
 }
 
-int tc_byte(tc_reader *r, int8_t *v) {
+int herdi_tc_byte(tc_reader *r, int8_t *v) {
     if (r->why) return 0;
     if (r->p >= r->end) return bad(r, "truncated byte");
     *v = (int8_t)*r->p++;
     return 1;
 }
 
-int tc_double(tc_reader *r, double *v) {
+int herdi_tc_double(tc_reader *r, double *v) {
     if (r->why) return 0;
     if (r->end - r->p < 8) return bad(r, "truncated double");
     uint64_t u = 0;
@@ -102,7 +102,7 @@ int tc_double(tc_reader *r, double *v) {
     return 1;
 }
 
-int tc_binary(tc_reader *r, const uint8_t **data, size_t *len) {
+int herdi_tc_binary(tc_reader *r, const uint8_t **data, size_t *len) {
     uint64_t n;
     if (!varint(r, &n)) return 0;
     if (n > (uint64_t)(r->end - r->p)) return bad(r, "string or binary longer than the bytes left");
@@ -111,7 +111,7 @@ int tc_binary(tc_reader *r, const uint8_t **data, size_t *len) {
     return 1;
 }
 
-int tc_list(tc_reader *r, int *elem_type, int64_t *count) {
+int herdi_tc_list(tc_reader *r, int *elem_type, int64_t *count) {
     if (r->why) return 0;
     if (r->p >= r->end) return bad(r, "truncated list header");
     uint8_t b = *r->p++;
@@ -125,9 +125,9 @@ int tc_list(tc_reader *r, int *elem_type, int64_t *count) {
     return 1;
 }
 
-int tc_list_bool(tc_reader *r, int *v) {
+int herdi_tc_list_bool(tc_reader *r, int *v) {
     int8_t b;
-    if (!tc_byte(r, &b)) return 0;
+    if (!herdi_tc_byte(r, &b)) return 0;
     *v = b == 1;
     return 1;
 }
@@ -138,7 +138,7 @@ static int skip_n(tc_reader *r, size_t n) {
     return 1;
 }
 
-int tc_skip(tc_reader *r, int type) {
+int herdi_tc_skip(tc_reader *r, int type) {
     int64_t v;
     const uint8_t *d;
     size_t n;
@@ -149,18 +149,18 @@ int tc_skip(tc_reader *r, int type) {
     case TC_BYTE: return skip_n(r, 1);
     case TC_I16:
     case TC_I32:
-    case TC_I64: return tc_i64(r, &v);
+    case TC_I64: return herdi_tc_i64(r, &v);
     case TC_DOUBLE: return skip_n(r, 8);
-    case TC_BINARY: return tc_binary(r, &d, &n);
+    case TC_BINARY: return herdi_tc_binary(r, &d, &n);
     case TC_LIST:
     case TC_SET: {
         int et;
         int64_t count;
-        if (!tc_list(r, &et, &count)) return 0;
+        if (!herdi_tc_list(r, &et, &count)) return 0;
         if (r->depth >= MAX_DEPTH) return bad(r, "structures nested too deep");
         r->depth++;
         for (int64_t i = 0; i < count && !r->why; i++)
-            if (et == TC_TRUE || et == TC_FALSE ? !skip_n(r, 1) : !tc_skip(r, et)) break;
+            if (et == TC_TRUE || et == TC_FALSE ? !skip_n(r, 1) : !herdi_tc_skip(r, et)) break;
         r->depth--;
         return !r->why;
     }
@@ -176,8 +176,8 @@ int tc_skip(tc_reader *r, int type) {
         if (r->depth >= MAX_DEPTH) return bad(r, "structures nested too deep");
         r->depth++;
         for (uint64_t i = 0; i < count && !r->why; i++) {
-            if (kt == TC_TRUE || kt == TC_FALSE ? !skip_n(r, 1) : !tc_skip(r, kt)) break;
-            if (vt == TC_TRUE || vt == TC_FALSE ? !skip_n(r, 1) : !tc_skip(r, vt)) break;
+            if (kt == TC_TRUE || kt == TC_FALSE ? !skip_n(r, 1) : !herdi_tc_skip(r, kt)) break;
+            if (vt == TC_TRUE || vt == TC_FALSE ? !skip_n(r, 1) : !herdi_tc_skip(r, vt)) break;
         }
         r->depth--;
         return !r->why;
@@ -185,42 +185,42 @@ int tc_skip(tc_reader *r, int type) {
     case TC_STRUCT: {
         int16_t id;
         int t;
-        if (!tc_struct_begin(r)) return 0;
-        while (tc_field(r, &id, &t))
-            if (!tc_skip(r, t)) break;
-        tc_struct_end(r);
+        if (!herdi_tc_struct_begin(r)) return 0;
+        while (herdi_tc_field(r, &id, &t))
+            if (!herdi_tc_skip(r, t)) break;
+        herdi_tc_struct_end(r);
         return !r->why;
     }
     default: return bad(r, "unknown type");
     }
 }
 
-int tc_int_field(tc_reader *r, int type, int64_t *v, int *ok) {
+int herdi_tc_int_field(tc_reader *r, int type, int64_t *v, int *ok) {
     int8_t b;
     *ok = 1;
     switch (type) {
     case TC_TRUE: *v = 1; return 1;
     case TC_FALSE: *v = 0; return 1;
     case TC_BYTE:
-        if (!tc_byte(r, &b)) return 0;
+        if (!herdi_tc_byte(r, &b)) return 0;
         *v = b;
         return 1;
     case TC_I16:
     case TC_I32:
-    case TC_I64: return tc_i64(r, v);
-    default: *ok = 0; return tc_skip(r, type);
+    case TC_I64: return herdi_tc_i64(r, v);
+    default: *ok = 0; return herdi_tc_skip(r, type);
     }
 }
 
-int tc_struct_ints(tc_reader *r, void (*on)(void *ctx, int16_t id, int64_t v), void *ctx) {
+int herdi_tc_struct_ints(tc_reader *r, void (*on)(void *ctx, int16_t id, int64_t v), void *ctx) {
     int16_t id;
     int t, ok;
     int64_t v;
-    if (!tc_struct_begin(r)) return 0;
-    while (tc_field(r, &id, &t)) {
-        if (!tc_int_field(r, t, &v, &ok)) break;
+    if (!herdi_tc_struct_begin(r)) return 0;
+    while (herdi_tc_field(r, &id, &t)) {
+        if (!herdi_tc_int_field(r, t, &v, &ok)) break;
         if (ok) on(ctx, id, v);
     }
-    tc_struct_end(r);
+    herdi_tc_struct_end(r);
     return !r->why;
 }

@@ -22,21 +22,21 @@ static herd_status attn_build(layer_build *b) {
     attn_cfg *cfg = (attn_cfg *)b->n->cfg;
     int heads = 0, causal = 0;
     herd_status st;
-    if ((st = lb_int(b, "heads", "number of heads", 1, 1, 1024, &heads)) ||
-        (st = lb_int(b, "causal", "causal (0 or 1)", 0, 0, 1, &causal)))
+    if ((st = herdi_lb_int(b, "heads", "number of heads", 1, 1, 1024, &heads)) ||
+        (st = herdi_lb_int(b, "causal", "causal (0 or 1)", 0, 0, 1, &causal)))
         return st;
-    int nd = lb_in_ndim(b, 0);
-    const int64_t *dims = lb_in_dims(b, 0);
+    int nd = herdi_lb_in_ndim(b, 0);
+    const int64_t *dims = herdi_lb_in_dims(b, 0);
     char s[64];
     if (nd != 2 || dims[1] % 3 != 0 || (dims[1] / 3) % heads != 0)
-        return lb_fail(b, HERD_ESHAPE, NULL, "attention takes (T, 3C) queries, keys and values with C a multiple of "
+        return herdi_lb_fail(b, HERD_ESHAPE, NULL, "attention takes (T, 3C) queries, keys and values with C a multiple of "
                        "the %d heads, not %s (put `dense 3C` and, for a flat input, `reshape Tx3C` before it)", heads,
-                       lb_shape_str(nd, dims, s, sizeof s));
-    if (dims[0] > 4096) return lb_fail(b, HERD_ESHAPE, NULL, "attention over %lld positions (at most 4096)",
+                       herdi_lb_shape_str(nd, dims, s, sizeof s));
+    if (dims[0] > 4096) return herdi_lb_fail(b, HERD_ESHAPE, NULL, "attention over %lld positions (at most 4096)",
                                        (long long)dims[0]);
     cfg->d = (attn_dims){.B = 0, .T = (int)dims[0], .C = (int)(dims[1] / 3), .H = heads, .causal = causal};
     int64_t out[2] = {dims[0], dims[1] / 3};
-    lb_set_shape(b, 2, out);
+    herdi_lb_set_shape(b, 2, out);
     return HERD_OK;
 }
 
@@ -133,54 +133,54 @@ static herd_status attn_onnx(onnx_exporter *x, const node *n) {
     char t[N_T][HERD_NAME_MAX + 8], name[HERD_NAME_MAX + 8];
     for (int i = 0; i < N_T; i++) snprintf(t[i], sizeof t[i], "%s_%s", n->name, suffix[i]);
     int fresh;
-    const char *in = onnx_in(x, n, 0), *outs[3] = {t[Q], t[K], t[V]};
+    const char *in = herdi_onnx_in(x, n, 0), *outs[3] = {t[Q], t[K], t[V]};
     onnx_xattr axis2 = {.name = "axis", .type = 'i', .i = 2};
     snprintf(name, sizeof name, "%s_split", n->name);
-    onnx_emit_outs(x, "Split", name, outs, 3, &in, 1, &axis2, 1);
+    herdi_onnx_emit_outs(x, "Split", name, outs, 3, &in, 1, &axis2, 1);
     snprintf(name, sizeof name, "herd_shape_0_%lld_%lld_%lld", (long long)T, (long long)H, (long long)hs);
-    const char *heads = onnx_shared(x, name, &fresh);
+    const char *heads = herdi_onnx_shared(x, name, &fresh);
     int64_t split[4] = {0, T, H, hs}, join[3] = {0, T, C};
-    if (fresh) onnx_ints(x, heads, split, 4);
+    if (fresh) herdi_onnx_ints(x, heads, split, 4);
     static const int64_t p_qv[4] = {0, 2, 1, 3}, p_k[4] = {0, 2, 3, 1};
     for (int i = Q; i <= V; i++) {
         const char *r[2] = {t[i], heads}, *tr = t[Q4 + i];
         onnx_xattr perm = {.name = "perm", .type = 'I', .ints = i == K ? p_k : p_qv, .n_ints = 4};
-        onnx_emit(x, "Reshape", t[Q4 + i], t[Q4 + i], r, 2, NULL, 0);
-        onnx_emit(x, "Transpose", t[QH + i], t[QH + i], &tr, 1, &perm, 1);
+        herdi_onnx_emit(x, "Reshape", t[Q4 + i], t[Q4 + i], r, 2, NULL, 0);
+        herdi_onnx_emit(x, "Transpose", t[QH + i], t[QH + i], &tr, 1, &perm, 1);
     }
     const char *mm[2] = {t[QH], t[KT]};
-    onnx_emit(x, "MatMul", t[SCORES], t[SCORES], mm, 2, NULL, 0);
+    herdi_onnx_emit(x, "MatMul", t[SCORES], t[SCORES], mm, 2, NULL, 0);
     snprintf(name, sizeof name, "herd_attn_scale_%lld", (long long)hs);
-    const char *sc[2] = {t[SCORES], onnx_scalar(x, name, (float)(1.0 / sqrt((double)hs)))};
-    onnx_emit(x, "Mul", t[SCALED], t[SCALED], sc, 2, NULL, 0);
+    const char *sc[2] = {t[SCORES], herdi_onnx_scalar(x, name, (float)(1.0 / sqrt((double)hs)))};
+    herdi_onnx_emit(x, "Mul", t[SCALED], t[SCALED], sc, 2, NULL, 0);
     const char *logits = t[SCALED];
     if (d->causal) {
         snprintf(name, sizeof name, "herd_causal_mask_%lld", (long long)T);
-        const char *mask = onnx_shared(x, name, &fresh);
+        const char *mask = herdi_onnx_shared(x, name, &fresh);
         if (fresh) {
             float *m = herd_malloc_array((size_t)(T * T), sizeof *m);
-            if (!m) return onnx_fail(x, "out of memory for the causal mask of '%s'", n->name);
+            if (!m) return herdi_onnx_fail(x, "out of memory for the causal mask of '%s'", n->name);
             for (int64_t i = 0; i < T; i++)
                 for (int64_t j = 0; j < T; j++) m[i * T + j] = j <= i ? 0.0f : -INFINITY;
             int64_t md[2] = {T, T};
-            onnx_constant(x, mask, 2, md, m, T * T);
+            herdi_onnx_constant(x, mask, 2, md, m, T * T);
             free(m);
         }
         const char *ad[2] = {t[SCALED], mask};
-        onnx_emit(x, "Add", t[MASKED], t[MASKED], ad, 2, NULL, 0);
+        herdi_onnx_emit(x, "Add", t[MASKED], t[MASKED], ad, 2, NULL, 0);
         logits = t[MASKED];
     }
     onnx_xattr last = {.name = "axis", .type = 'i', .i = -1};
-    onnx_emit(x, "Softmax", t[PROBS], t[PROBS], &logits, 1, &last, 1);
+    herdi_onnx_emit(x, "Softmax", t[PROBS], t[PROBS], &logits, 1, &last, 1);
     const char *pv[2] = {t[PROBS], t[VH]}, *ct = t[CTX];
-    onnx_emit(x, "MatMul", t[CTX], t[CTX], pv, 2, NULL, 0);
+    herdi_onnx_emit(x, "MatMul", t[CTX], t[CTX], pv, 2, NULL, 0);
     onnx_xattr back = {.name = "perm", .type = 'I', .ints = p_qv, .n_ints = 4};
-    onnx_emit(x, "Transpose", t[CTXT], t[CTXT], &ct, 1, &back, 1);
+    herdi_onnx_emit(x, "Transpose", t[CTXT], t[CTXT], &ct, 1, &back, 1);
     snprintf(name, sizeof name, "herd_shape_0_%lld_%lld", (long long)T, (long long)C);
-    const char *whole = onnx_shared(x, name, &fresh);
-    if (fresh) onnx_ints(x, whole, join, 3);
+    const char *whole = herdi_onnx_shared(x, name, &fresh);
+    if (fresh) herdi_onnx_ints(x, whole, join, 3);
     const char *r[2] = {t[CTXT], whole};
-    onnx_emit(x, "Reshape", n->name, onnx_out(x, n), r, 2, NULL, 0);
+    herdi_onnx_emit(x, "Reshape", n->name, herdi_onnx_out(x, n), r, 2, NULL, 0);
     return HERD_OK;
 }
 
@@ -192,9 +192,9 @@ static void attn_spec(const herd_model *m, const node *n, char *buf, size_t size
 static const char *const attn_keywords[] = {"attention", NULL};
 static const char *const attn_positional[] = {"heads", NULL};
 
-const layer_kind layer_attention = {
+const layer_kind herdi_layer_attention = {
     .name = "attention", .keywords = attn_keywords, .positional = attn_positional, .min_inputs = 1, .max_inputs = 1,
     .unsupported = attn_unsupported, .build = attn_build, .plan = attn_plan, .forward = attn_forward, .backward = attn_backward,
-    .backward_reads = layer_reads_input, .flops = attn_flops, .describe = attn_describe, .onnx_export = attn_onnx,
+    .backward_reads = herdi_layer_reads_input, .flops = attn_flops, .describe = attn_describe, .onnx_export = attn_onnx,
     .spec = attn_spec, .decode = attn_decode, .decode_cache = attn_decode_cache,
 };

@@ -17,24 +17,24 @@ static herd_status bn_build(layer_build *b) {
     bn_cfg *cfg = (bn_cfg *)b->n->cfg;
     cfg->eps = 1e-5f, cfg->momentum = 0.1f;
     herd_status st;
-    if ((st = lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps)) || (st = lb_float(b, "momentum", "momentum", 0, 0, 1, &cfg->momentum)) ||
-        (st = lb_int(b, "sync", "sync", 0, 0, 1, &cfg->sync)))
+    if ((st = herdi_lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps)) || (st = herdi_lb_float(b, "momentum", "momentum", 0, 0, 1, &cfg->momentum)) ||
+        (st = herdi_lb_int(b, "sync", "sync", 0, 0, 1, &cfg->sync)))
         return st;
     int c, h, w;
-    lb_in_chw(b, 0, &c, &h, &w);
+    herdi_lb_in_chw(b, 0, &c, &h, &w);
     cfg->C = c, cfg->HW = h * w;
-    lb_set_shape(b, lb_in_ndim(b, 0), lb_in_dims(b, 0));
+    herdi_lb_set_shape(b, herdi_lb_in_ndim(b, 0), herdi_lb_in_dims(b, 0));
     int64_t C[1] = {c};
-    if ((st = lb_param(b, 0, "weight", 1, 1, C)) || (st = lb_param(b, 1, "bias", 1, 1, C)) ||
-        (st = lb_param(b, 2, "running_mean", 0, 1, C)))
+    if ((st = herdi_lb_param(b, 0, "weight", 1, 1, C)) || (st = herdi_lb_param(b, 1, "bias", 1, 1, C)) ||
+        (st = herdi_lb_param(b, 2, "running_mean", 0, 1, C)))
         return st;
-    return lb_param(b, 3, "running_var", 0, 1, C);
+    return herdi_lb_param(b, 3, "running_var", 0, 1, C);
 }
 
 static void bn_init(herd_model *m, node *n, uint64_t seed) {
     (void)seed;
-    float *g = node_param(m, n, 0), *beta = node_param(m, n, 1), *mean = node_param(m, n, 2),
-          *var = node_param(m, n, 3);
+    float *g = herdi_node_param(m, n, 0), *beta = herdi_node_param(m, n, 1), *mean = herdi_node_param(m, n, 2),
+          *var = herdi_node_param(m, n, 3);
     for (int c = 0; c < CFG(n)->C; c++) g[c] = 1.0f, beta[c] = 0.0f, mean[c] = 0.0f, var[c] = 1.0f;
 }
 
@@ -83,26 +83,26 @@ static int64_t bn_flops(const herd_model *m, const node *n) {
 }
 
 static herd_status bn_onnx(onnx_exporter *x, const node *n) {
-    const char *in[5] = {onnx_in(x, n, 0), onnx_param(x, n, 0), onnx_param(x, n, 1), onnx_param(x, n, 2),
-                         onnx_param(x, n, 3)};
+    const char *in[5] = {herdi_onnx_in(x, n, 0), herdi_onnx_param(x, n, 0), herdi_onnx_param(x, n, 1), herdi_onnx_param(x, n, 2),
+                         herdi_onnx_param(x, n, 3)};
     onnx_xattr a[2] = {{.name = "epsilon", .type = 'f', .f = CFG(n)->eps},
                       /* ONNX weighs the running value, PyTorch the new one */
                       {.name = "momentum", .type = 'f', .f = 1.0f - CFG(n)->momentum}};
-    onnx_emit(x, "BatchNormalization", n->name, onnx_out(x, n), in, 5, a, 2);
+    herdi_onnx_emit(x, "BatchNormalization", n->name, herdi_onnx_out(x, n), in, 5, a, 2);
     return HERD_OK;
 }
 
 /* BatchNormalization for inference: scale, bias, mean, var into the four slots */
 static herd_status bn_onnx_import(onnx_importer *x) {
-    if (onnx_attr_int(x, "training_mode", 0) != 0) return onnx_refuse(x, "training_mode=1");
-    float eps = onnx_attr_float(x, "epsilon", 1e-5f), mom = onnx_attr_float(x, "momentum", 0.9f);
+    if (herdi_onnx_attr_int(x, "training_mode", 0) != 0) return herdi_onnx_refuse(x, "training_mode=1");
+    float eps = herdi_onnx_attr_float(x, "epsilon", 1e-5f), mom = herdi_onnx_attr_float(x, "momentum", 0.9f);
     if (!(eps >= 1e-12f && eps <= 1) || !(mom >= 0 && mom <= 1))
-        return onnx_refuse(x, "epsilon %g or momentum %g out of range", eps, mom);
+        return herdi_onnx_refuse(x, "epsilon %g or momentum %g out of range", eps, mom);
     char e[32];
-    onnx_arg(x, "eps", "%s", layer_float_str(eps, e, sizeof e));
-    onnx_arg(x, "momentum", "%g", 1.0 - mom); /* ONNX weighs the running value; 0.9f gives back 0.1 */
+    herdi_onnx_arg(x, "eps", "%s", herdi_layer_float_str(eps, e, sizeof e));
+    herdi_onnx_arg(x, "momentum", "%g", 1.0 - mom); /* ONNX weighs the running value; 0.9f gives back 0.1 */
     herd_status st = HERD_OK;
-    for (int k = 0; k < 4 && !st; k++) st = onnx_weight(x, k + 1, k, 0);
+    for (int k = 0; k < 4 && !st; k++) st = herdi_onnx_weight(x, k + 1, k, 0);
     return st;
 }
 
@@ -111,9 +111,9 @@ static void bn_spec(const herd_model *m, const node *n, char *buf, size_t size) 
     char e[32], mo[32];
     int len = snprintf(buf, size, "batchnorm");
     if (CFG(n)->eps != 1e-5f && len > 0 && (size_t)len < size)
-        len += snprintf(buf + len, size - (size_t)len, " eps=%s", layer_float_str(CFG(n)->eps, e, sizeof e));
+        len += snprintf(buf + len, size - (size_t)len, " eps=%s", herdi_layer_float_str(CFG(n)->eps, e, sizeof e));
     if (CFG(n)->momentum != 0.1f && len > 0 && (size_t)len < size)
-        len += snprintf(buf + len, size - (size_t)len, " momentum=%s", layer_float_str(CFG(n)->momentum, mo, sizeof mo));
+        len += snprintf(buf + len, size - (size_t)len, " momentum=%s", herdi_layer_float_str(CFG(n)->momentum, mo, sizeof mo));
     if (CFG(n)->sync && len > 0 && (size_t)len < size) snprintf(buf + len, size - (size_t)len, " sync=1");
 }
 
@@ -122,9 +122,9 @@ static int bn_batch_sync(const node *n) { return CFG(n)->sync; }
 static const char *const bn_keywords[] = {"batchnorm", NULL};
 static const char *const bn_ops[] = {"BatchNormalization", NULL};
 
-const layer_kind layer_batchnorm = {
+const layer_kind herdi_layer_batchnorm = {
     .name = "batchnorm", .keywords = bn_keywords, .prefix = "bn", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
-    .backward = bn_backward, .backward_reads = layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
+    .backward = bn_backward, .backward_reads = herdi_layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
     .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec, .batch_sync = bn_batch_sync,
 };

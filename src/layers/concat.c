@@ -7,23 +7,23 @@
 
 static herd_status concat_build(layer_build *b) {
     int c0, h0, w0, total = 0;
-    lb_in_chw(b, 0, &c0, &h0, &w0);
-    int image = lb_in_ndim(b, 0) == 3;
+    herdi_lb_in_chw(b, 0, &c0, &h0, &w0);
+    int image = herdi_lb_in_ndim(b, 0) == 3;
     for (int k = 0; k < b->n->n_in; k++) {
         int c, h, w;
-        lb_in_chw(b, k, &c, &h, &w);
-        if ((lb_in_ndim(b, k) == 3) != image || h != h0 || w != w0) {
+        herdi_lb_in_chw(b, k, &c, &h, &w);
+        if ((herdi_lb_in_ndim(b, k) == 3) != image || h != h0 || w != w0) {
             char s0[64], s1[64];
-            const node *f = lb_in_node(b, k);
-            return lb_fail(b, HERD_ESHAPE, "from", "concat: '%s' is %s but the first input is %s (only the channels "
+            const node *f = herdi_lb_in_node(b, k);
+            return herdi_lb_fail(b, HERD_ESHAPE, "from", "concat: '%s' is %s but the first input is %s (only the channels "
                            "may differ)", f ? f->name : b->m->inputs[-1 - b->n->in[k]].name,
-                           lb_shape_str(lb_in_ndim(b, k), lb_in_dims(b, k), s1, sizeof s1),
-                           lb_shape_str(lb_in_ndim(b, 0), lb_in_dims(b, 0), s0, sizeof s0));
+                           herdi_lb_shape_str(herdi_lb_in_ndim(b, k), herdi_lb_in_dims(b, k), s1, sizeof s1),
+                           herdi_lb_shape_str(herdi_lb_in_ndim(b, 0), herdi_lb_in_dims(b, 0), s0, sizeof s0));
         }
         total += c;
     }
     int64_t out[3] = {total, h0, w0};
-    lb_set_shape(b, image ? 3 : 1, out);
+    herdi_lb_set_shape(b, image ? 3 : 1, out);
     return HERD_OK;
 }
 
@@ -44,7 +44,7 @@ static void concat_backward(const layer_call *c) {
         int64_t per = call_in_numel(c, k);
         if (c->din[k])
             for (int b = 0; b < c->B; b++)
-                ref_accumulate(c->din[k] + (int64_t)b * per, c->dout + (int64_t)b * c->n->numel + at, per);
+                herdi_ref_accumulate(c->din[k] + (int64_t)b * per, c->dout + (int64_t)b * c->n->numel + at, per);
         at += per;
     }
 }
@@ -63,21 +63,21 @@ static void concat_describe(const herd_model *m, const node *n, char *buf, size_
 static herd_status concat_onnx(onnx_exporter *x, const node *n) {
     const char *ins[HERD_MAX_INPUTS];
     for (int k = 0; k < n->n_in; k++) {
-        if (onnx_in_rank4(x, n, k) != onnx_in_rank4(x, n, 0))
-            return onnx_fail(x, "concat '%s' joins a flat and an NCHW tensor", n->name);
-        ins[k] = onnx_in(x, n, k);
+        if (herdi_onnx_in_rank4(x, n, k) != herdi_onnx_in_rank4(x, n, 0))
+            return herdi_onnx_fail(x, "concat '%s' joins a flat and an NCHW tensor", n->name);
+        ins[k] = herdi_onnx_in(x, n, k);
     }
     onnx_xattr axis = {.name = "axis", .type = 'i', .i = 1};
-    onnx_emit(x, "Concat", n->name, onnx_out(x, n), ins, n->n_in, &axis, 1);
-    onnx_set_out(x, n, onnx_out(x, n), onnx_in_rank4(x, n, 0));
+    herdi_onnx_emit(x, "Concat", n->name, herdi_onnx_out(x, n), ins, n->n_in, &axis, 1);
+    herdi_onnx_set_out(x, n, herdi_onnx_out(x, n), herdi_onnx_in_rank4(x, n, 0));
     return HERD_OK;
 }
 
 /* Concat along the channels of (N,C,H,W) or the features of (N,F) */
 static herd_status concat_onnx_import(onnx_importer *x) {
-    int64_t axis = onnx_attr_int(x, "axis", 0);
-    int rank = onnx_in_ndim(x) + 1;
-    if (axis != 1 && axis != 1 - rank) return onnx_refuse(x, "axis=%lld (herd joins channels or features: axis 1)", (long long)axis);
+    int64_t axis = herdi_onnx_attr_int(x, "axis", 0);
+    int rank = herdi_onnx_in_ndim(x) + 1;
+    if (axis != 1 && axis != 1 - rank) return herdi_onnx_refuse(x, "axis=%lld (herd joins channels or features: axis 1)", (long long)axis);
     return HERD_OK;
 }
 
@@ -85,9 +85,9 @@ static const char *const concat_keywords[] = {"concat", NULL};
 static const char *const concat_ops[] = {"Concat", NULL};
 static const char *const concat_positional[] = {"from", NULL};
 
-const layer_kind layer_concat = {
+const layer_kind herdi_layer_concat = {
     .name = "concat", .keywords = concat_keywords, .positional = concat_positional, .min_inputs = 2,
     .max_inputs = HERD_MAX_INPUTS, .flags = LAYER_TAKES_ACT, .build = concat_build, .forward = concat_forward,
-    .backward = concat_backward, .backward_reads = layer_reads_nothing, .describe = concat_describe, .onnx_export = concat_onnx,
+    .backward = concat_backward, .backward_reads = herdi_layer_reads_nothing, .describe = concat_describe, .onnx_export = concat_onnx,
     .onnx_ops = concat_ops, .onnx_import = concat_onnx_import,
 };

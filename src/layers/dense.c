@@ -20,44 +20,44 @@ _Static_assert(sizeof(dense_cfg) <= LAYER_CFG_BYTES, "dense config fits a node")
 static herd_status dense_build(layer_build *b) {
     int units = 0, bias = 1;
     herd_status st;
-    if ((st = lb_int(b, "units", "number of units", 1, 1, 1 << 24, &units)) || (st = lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
-    int nd = lb_in_ndim(b, 0);
-    const int64_t *dims = lb_in_dims(b, 0);
-    if (!layer_is_vector(nd, dims) && nd != 2) {
+    if ((st = herdi_lb_int(b, "units", "number of units", 1, 1, 1 << 24, &units)) || (st = herdi_lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
+    int nd = herdi_lb_in_ndim(b, 0);
+    const int64_t *dims = herdi_lb_in_dims(b, 0);
+    if (!herdi_layer_is_vector(nd, dims) && nd != 2) {
         char s[64];
-        return lb_fail(b, HERD_ESHAPE, NULL, "dense expects a flat input (or (T,F) positions) but gets %s; put "
-                       "`flatten` (or `gap`) before it", lb_shape_str(nd, dims, s, sizeof s));
+        return herdi_lb_fail(b, HERD_ESHAPE, NULL, "dense expects a flat input (or (T,F) positions) but gets %s; put "
+                       "`flatten` (or `gap`) before it", herdi_lb_shape_str(nd, dims, s, sizeof s));
     }
     dense_cfg *cfg = (dense_cfg *)b->n->cfg;
     cfg->rows = nd == 2 ? (int)dims[0] : 1;
     cfg->in = (int)dims[nd == 2 ? 1 : 0], cfg->out = units, cfg->bias = bias;
     int64_t out[2] = {nd == 2 ? dims[0] : units, units}, wshape[2] = {units, cfg->in};
-    lb_set_shape(b, nd == 2 ? 2 : 1, nd == 2 ? out : out + 1);
-    const char *tie = lb_arg(b, "tie");
+    herdi_lb_set_shape(b, nd == 2 ? 2 : 1, nd == 2 ? out : out + 1);
+    const char *tie = herdi_lb_arg(b, "tie");
     if (tie) { /* the weight is an earlier embedding's table: one registry entry, two nodes */
-        int k = model_find(b->m, tie);
+        int k = herdi_model_find(b->m, tie);
         const node *e = k >= 0 && k < b->m->n_nodes ? &b->m->nodes[k] : NULL;
-        if (!e || e->kind != &layer_embedding)
-            return lb_fail(b, HERD_ESPEC, "tie", "tie=%s: no embedding layer of that name before this line", tie);
+        if (!e || e->kind != &herdi_layer_embedding)
+            return herdi_lb_fail(b, HERD_ESPEC, "tie", "tie=%s: no embedding layer of that name before this line", tie);
         const embed_table *t = (const embed_table *)e->cfg;
         if (t->rows != units || t->dim != cfg->in)
-            return lb_fail(b, HERD_ESHAPE, "tie", "tie=%s: its table is %lldx%lld, this layer's weight is %dx%d", tie,
+            return herdi_lb_fail(b, HERD_ESHAPE, "tie", "tie=%s: its table is %lldx%lld, this layer's weight is %dx%d", tie,
                            (long long)t->rows, (long long)t->dim, units, cfg->in);
         b->n->param[0] = e->param[0];
         b->m->params_reg[e->param[0]].info.sparse = 0; /* the projection's gradient reaches every row */
         cfg->tie = k + 1;
-    } else if ((st = lb_param(b, 0, "weight", 1, 2, wshape))) {
+    } else if ((st = herdi_lb_param(b, 0, "weight", 1, 2, wshape))) {
         return st;
     }
-    return bias ? lb_param(b, 1, "bias", 1, 1, out + 1) : HERD_OK;
+    return bias ? herdi_lb_param(b, 1, "bias", 1, 1, out + 1) : HERD_OK;
 }
 
 static void dense_init(herd_model *m, node *n, uint64_t seed) {
     if (!CFG(n)->tie) {
-        layer_init_weight(m, n, CFG(n)->in, CFG(n)->out, seed);
+        herdi_layer_init_weight(m, n, CFG(n)->in, CFG(n)->out, seed);
         return;
     }
-    float *bias = node_param(m, n, 1); /* the tied table is its embedding's to initialise */
+    float *bias = herdi_node_param(m, n, 1); /* the tied table is its embedding's to initialise */
     if (bias) memset(bias, 0, (size_t)CFG(n)->out * sizeof *bias);
 }
 
@@ -105,32 +105,32 @@ static herd_status dense_onnx_positions(onnx_exporter *x, const node *n) {
     char wt[HERD_NAME_MAX + 8], mm[HERD_NAME_MAX + 8];
     snprintf(wt, sizeof wt, "%s_wT", n->name);
     snprintf(mm, sizeof mm, "%s_matmul", n->name);
-    const char *w = onnx_param(x, n, 0), *bias = onnx_param(x, n, 1), *out = onnx_out(x, n);
+    const char *w = herdi_onnx_param(x, n, 0), *bias = herdi_onnx_param(x, n, 1), *out = herdi_onnx_out(x, n);
     static const int64_t swap[2] = {1, 0};
     onnx_xattr perm = {.name = "perm", .type = 'I', .ints = swap, .n_ints = 2};
-    onnx_emit(x, "Transpose", wt, wt, &w, 1, &perm, 1);
-    const char *a[2] = {onnx_in(x, n, 0), wt}, *b[2] = {mm, bias};
-    onnx_emit(x, "MatMul", bias ? mm : n->name, bias ? mm : out, a, 2, NULL, 0);
-    if (bias) onnx_emit(x, "Add", n->name, out, b, 2, NULL, 0);
+    herdi_onnx_emit(x, "Transpose", wt, wt, &w, 1, &perm, 1);
+    const char *a[2] = {herdi_onnx_in(x, n, 0), wt}, *b[2] = {mm, bias};
+    herdi_onnx_emit(x, "MatMul", bias ? mm : n->name, bias ? mm : out, a, 2, NULL, 0);
+    if (bias) herdi_onnx_emit(x, "Add", n->name, out, b, 2, NULL, 0);
     return HERD_OK;
 }
 
 static herd_status dense_onnx(onnx_exporter *x, const node *n) {
     if (CFG(n)->rows > 1 || CFG(n)->tie) return dense_onnx_positions(x, n);
-    const char *in = onnx_in(x, n, 0);
+    const char *in = herdi_onnx_in(x, n, 0);
     char flat[HERD_NAME_MAX + 8];
-    if (onnx_in_rank4(x, n, 0)) { /* a dense layer straight after a 1x1 feature map */
+    if (herdi_onnx_in_rank4(x, n, 0)) { /* a dense layer straight after a 1x1 feature map */
         snprintf(flat, sizeof flat, "%s_flat", n->name);
         onnx_xattr axis = {.name = "axis", .type = 'i', .i = 1};
-        onnx_emit(x, "Flatten", flat, flat, &in, 1, &axis, 1);
+        herdi_onnx_emit(x, "Flatten", flat, flat, &in, 1, &axis, 1);
         in = flat;
     }
-    const char *ins[3] = {in, onnx_param(x, n, 0), onnx_param(x, n, 1)};
+    const char *ins[3] = {in, herdi_onnx_param(x, n, 0), herdi_onnx_param(x, n, 1)};
     onnx_xattr a[3] = {{.name = "alpha", .type = 'f', .f = 1.0f},
                       {.name = "beta", .type = 'f', .f = 1.0f},
                       {.name = "transB", .type = 'i', .i = 1}};
-    onnx_emit(x, "Gemm", n->name, onnx_out(x, n), ins, ins[2] ? 3 : 2, a, 3);
-    onnx_set_out(x, n, onnx_out(x, n), 0);
+    herdi_onnx_emit(x, "Gemm", n->name, herdi_onnx_out(x, n), ins, ins[2] ? 3 : 2, a, 3);
+    herdi_onnx_set_out(x, n, herdi_onnx_out(x, n), 0);
     return HERD_OK;
 }
 
@@ -139,21 +139,21 @@ static herd_status dense_onnx(onnx_exporter *x, const node *n) {
  * function; herd then trains those products); the bias C is [out], [1, out] or one value */
 static herd_status dense_onnx_import(onnx_importer *x) {
     int64_t w[8], b[8];
-    int trans = onnx_attr_int(x, "transB", 0) == 0, nb = onnx_const_dims(x, 2, b), bias = nb >= 0;
-    float alpha = onnx_attr_float(x, "alpha", 1), beta = onnx_attr_float(x, "beta", 1);
-    if (onnx_attr_int(x, "transA", 0) != 0)
-        return onnx_refuse(x, "transA=1 (A transposed puts the batch on A's second axis; herd's samples are rows)");
-    if (!isfinite(alpha) || !isfinite(beta)) return onnx_refuse(x, "alpha %g, beta %g (finite values)", alpha, beta);
-    if (onnx_const_dims(x, 1, w) != 2) return onnx_refuse(x, "the weight must be a 2-D initializer");
+    int trans = herdi_onnx_attr_int(x, "transB", 0) == 0, nb = herdi_onnx_const_dims(x, 2, b), bias = nb >= 0;
+    float alpha = herdi_onnx_attr_float(x, "alpha", 1), beta = herdi_onnx_attr_float(x, "beta", 1);
+    if (herdi_onnx_attr_int(x, "transA", 0) != 0)
+        return herdi_onnx_refuse(x, "transA=1 (A transposed puts the batch on A's second axis; herd's samples are rows)");
+    if (!isfinite(alpha) || !isfinite(beta)) return herdi_onnx_refuse(x, "alpha %g, beta %g (finite values)", alpha, beta);
+    if (herdi_onnx_const_dims(x, 1, w) != 2) return herdi_onnx_refuse(x, "the weight must be a 2-D initializer");
     if (nb == 2 && b[0] != 1)
-        return onnx_refuse(x, "a bias C of %lld rows (one per sample; herd's bias is one row for every sample)",
+        return herdi_onnx_refuse(x, "a bias C of %lld rows (one per sample; herd's bias is one row for every sample)",
                            (long long)b[0]);
-    if (onnx_in_ndim(x) != 1 && !layer_is_vector(onnx_in_ndim(x), onnx_in_dims(x)))
-        return onnx_refuse(x, "reads an NCHW tensor; flatten it first");
-    onnx_arg(x, "units", "%lld", (long long)w[trans ? 1 : 0]);
-    if (!bias) onnx_arg(x, "bias", "0");
-    herd_status st = onnx_weight_as(x, 1, 0, trans, alpha, 0);
-    return st || !bias ? st : onnx_weight_as(x, 2, 1, 0, beta, 1);
+    if (herdi_onnx_in_ndim(x) != 1 && !herdi_layer_is_vector(herdi_onnx_in_ndim(x), herdi_onnx_in_dims(x)))
+        return herdi_onnx_refuse(x, "reads an NCHW tensor; flatten it first");
+    herdi_onnx_arg(x, "units", "%lld", (long long)w[trans ? 1 : 0]);
+    if (!bias) herdi_onnx_arg(x, "bias", "0");
+    herd_status st = herdi_onnx_weight_as(x, 1, 0, trans, alpha, 0);
+    return st || !bias ? st : herdi_onnx_weight_as(x, 2, 1, 0, beta, 1);
 }
 
 static void dense_spec(const herd_model *m, const node *n, char *buf, size_t size) {
@@ -165,10 +165,10 @@ static const char *const dense_keywords[] = {"dense", NULL};
 static const char *const dense_ops[] = {"Gemm", NULL};
 static const char *const dense_positional[] = {"units", NULL};
 
-const layer_kind layer_dense = {
+const layer_kind herdi_layer_dense = {
     .name = "dense", .keywords = dense_keywords, .positional = dense_positional, .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_FUSES_RELU | LAYER_TAKES_ACT, .build = dense_build, .init = dense_init, .plan = dense_plan,
-    .forward = dense_forward, .backward = dense_backward, .backward_reads = layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
+    .forward = dense_forward, .backward = dense_backward, .backward_reads = herdi_layer_reads_input_and_fused_output, .flops = dense_flops, .describe = dense_describe,
     .onnx_export = dense_onnx,
     .onnx_ops = dense_ops, .onnx_import = dense_onnx_import, .spec = dense_spec, .decode = dense_decode,
 };

@@ -17,14 +17,14 @@
 
 static herd_status bag_build(layer_build *b) {
     embed_table *t = (embed_table *)b->n->cfg;
-    const char *mode = lb_arg(b, "mode");
+    const char *mode = herdi_lb_arg(b, "mode");
     if (!mode || !strcmp(mode, "mean")) t->mode = 2;
     else if (!strcmp(mode, "sum")) t->mode = 1;
-    else return lb_fail(b, HERD_ESPEC, "mode", "embedding_bag: mode '%s' (expected sum or mean)", mode);
-    herd_status st = layer_table_build(b, t);
+    else return herdi_lb_fail(b, HERD_ESPEC, "mode", "embedding_bag: mode '%s' (expected sum or mean)", mode);
+    herd_status st = herdi_layer_table_build(b, t);
     if (st) return st;
     int64_t out[1] = {t->dim};
-    lb_set_shape(b, 1, out);
+    herdi_lb_set_shape(b, 1, out);
     return HERD_OK;
 }
 
@@ -89,7 +89,7 @@ static void bag_backward(const layer_call *c) {
         float s = bag_scale(t, ids);
         for (int64_t j = 0; j < t->ids; j++) {
             if (!bag_holds(t, ids[j])) continue;
-            float *r = layer_sparse_row(c->sg[0], ids[j]);
+            float *r = herdi_layer_sparse_row(c->sg[0], ids[j]);
             for (int64_t d = 0; d < t->dim; d++) r[d] = g[d] * s;
         }
     }
@@ -109,7 +109,7 @@ static void bag_describe(const herd_model *m, const node *n, char *buf, size_t s
 
 static void bag_spec(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
-    layer_table_spec(n, buf, size);
+    herdi_layer_table_spec(n, buf, size);
 }
 
 /* ONNX (opset 13): a bag's slots that hold an id, neither HERD_NO_ID (-1: the unused end of a bag
@@ -124,53 +124,53 @@ static herd_status bag_onnx(onnx_exporter *x, const node *n) {
     static const char *const suffix[NM] = {"zero", "no_id", "clamped", "rows", "pad", "is_pad", "drop", "keep",
                                            "keptf", "axis2", "keptu", "masked", "axis1", "sum", "count", "count1"};
     for (int k = 0; k < NM; k++) snprintf(nm[k], sizeof nm[k], "%s.%s", n->name, suffix[k]);
-    const char *table = onnx_param(x, n, 0), *ids = onnx_in(x, n, 0), *out = onnx_out(x, n);
+    const char *table = herdi_onnx_param(x, n, 0), *ids = herdi_onnx_in(x, n, 0), *out = herdi_onnx_out(x, n);
     const int32_t zero = 0, pad = t->pad;
-    onnx_constant_i32(x, nm[ZERO], 0, NULL, &zero, 1);
+    herdi_onnx_constant_i32(x, nm[ZERO], 0, NULL, &zero, 1);
     const char *lt[2] = {ids, nm[ZERO]}, *g[2] = {table, nm[CLAMPED]};
-    onnx_emit(x, "Less", nm[NEG], nm[NEG], lt, 2, NULL, 0);
-    onnx_emit(x, "Max", nm[CLAMPED], nm[CLAMPED], lt, 2, NULL, 0);
+    herdi_onnx_emit(x, "Less", nm[NEG], nm[NEG], lt, 2, NULL, 0);
+    herdi_onnx_emit(x, "Max", nm[CLAMPED], nm[CLAMPED], lt, 2, NULL, 0);
     onnx_xattr axis0 = {.name = "axis", .type = 'i', .i = 0};
-    onnx_emit(x, "Gather", nm[ROWS], nm[ROWS], g, 2, &axis0, 1);
+    herdi_onnx_emit(x, "Gather", nm[ROWS], nm[ROWS], g, 2, &axis0, 1);
     const char *drop = nm[NEG];
     if (t->pad >= 0) {
-        onnx_constant_i32(x, nm[PAD], 0, NULL, &pad, 1);
+        herdi_onnx_constant_i32(x, nm[PAD], 0, NULL, &pad, 1);
         const char *eq[2] = {ids, nm[PAD]}, *either[2] = {nm[NEG], nm[IS_PAD]};
-        onnx_emit(x, "Equal", nm[IS_PAD], nm[IS_PAD], eq, 2, NULL, 0);
-        onnx_emit(x, "Or", nm[DROP], nm[DROP], either, 2, NULL, 0);
+        herdi_onnx_emit(x, "Equal", nm[IS_PAD], nm[IS_PAD], eq, 2, NULL, 0);
+        herdi_onnx_emit(x, "Or", nm[DROP], nm[DROP], either, 2, NULL, 0);
         drop = nm[DROP];
     }
-    onnx_emit(x, "Not", nm[KEEP], nm[KEEP], &drop, 1, NULL, 0);
+    herdi_onnx_emit(x, "Not", nm[KEEP], nm[KEEP], &drop, 1, NULL, 0);
     onnx_xattr to = {.name = "to", .type = 'i', .i = 1}; /* FLOAT */
     const char *keep = nm[KEEP];
-    onnx_emit(x, "Cast", nm[KEPTF], nm[KEPTF], &keep, 1, &to, 1);
+    herdi_onnx_emit(x, "Cast", nm[KEPTF], nm[KEPTF], &keep, 1, &to, 1);
     static const int64_t two[1] = {2}, one[1] = {1};
-    onnx_ints(x, nm[AXIS2], two, 1);
-    onnx_ints(x, nm[AXIS1], one, 1);
+    herdi_onnx_ints(x, nm[AXIS2], two, 1);
+    herdi_onnx_ints(x, nm[AXIS1], one, 1);
     const char *u[2] = {nm[KEPTF], nm[AXIS2]}, *mul[2] = {nm[ROWS], nm[KEPTU]}, *sum[2] = {nm[MASKED], nm[AXIS1]};
-    onnx_emit(x, "Unsqueeze", nm[KEPTU], nm[KEPTU], u, 2, NULL, 0);
-    onnx_emit(x, "Mul", nm[MASKED], nm[MASKED], mul, 2, NULL, 0);
+    herdi_onnx_emit(x, "Unsqueeze", nm[KEPTU], nm[KEPTU], u, 2, NULL, 0);
+    herdi_onnx_emit(x, "Mul", nm[MASKED], nm[MASKED], mul, 2, NULL, 0);
     onnx_xattr flat = {.name = "keepdims", .type = 'i', .i = 0};
     int sum_out = t->mode == 1;
-    onnx_emit(x, "ReduceSum", sum_out ? n->name : nm[SUM], sum_out ? out : nm[SUM], sum, 2, &flat, 1);
+    herdi_onnx_emit(x, "ReduceSum", sum_out ? n->name : nm[SUM], sum_out ? out : nm[SUM], sum, 2, &flat, 1);
     if (!sum_out) {
-        const char *cnt[2] = {nm[KEPTF], nm[AXIS1]}, *mx[2] = {nm[COUNT], onnx_scalar(x, "herd_one", 1.0f)},
+        const char *cnt[2] = {nm[KEPTF], nm[AXIS1]}, *mx[2] = {nm[COUNT], herdi_onnx_scalar(x, "herd_one", 1.0f)},
                    *div[2] = {nm[SUM], nm[COUNT1]};
         onnx_xattr kept_dims = {.name = "keepdims", .type = 'i', .i = 1};
-        onnx_emit(x, "ReduceSum", nm[COUNT], nm[COUNT], cnt, 2, &kept_dims, 1);
-        onnx_emit(x, "Max", nm[COUNT1], nm[COUNT1], mx, 2, NULL, 0);
-        onnx_emit(x, "Div", n->name, out, div, 2, NULL, 0);
+        herdi_onnx_emit(x, "ReduceSum", nm[COUNT], nm[COUNT], cnt, 2, &kept_dims, 1);
+        herdi_onnx_emit(x, "Max", nm[COUNT1], nm[COUNT1], mx, 2, NULL, 0);
+        herdi_onnx_emit(x, "Div", n->name, out, div, 2, NULL, 0);
     }
-    onnx_set_out(x, n, out, 0);
+    herdi_onnx_set_out(x, n, out, 0);
     return HERD_OK;
 }
 
 static const char *const bag_keywords[] = {"embedding_bag", NULL};
 static const char *const bag_positional[] = {"rows", "dim", NULL};
 
-const layer_kind layer_embedding_bag = {
+const layer_kind herdi_layer_embedding_bag = {
     .name = "embedding_bag", .keywords = bag_keywords, .prefix = "bag", .positional = bag_positional,
-    .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = bag_build, .check = layer_table_check,
-    .init = layer_table_init, .init_rows = layer_table_init_rows, .forward = bag_forward, .backward = bag_backward,
-    .backward_reads = layer_reads_input, .flops = bag_flops, .describe = bag_describe, .onnx_export = bag_onnx, .spec = bag_spec,
+    .min_inputs = 1, .max_inputs = 1, .flags = LAYER_READS_IDS, .build = bag_build, .check = herdi_layer_table_check,
+    .init = herdi_layer_table_init, .init_rows = herdi_layer_table_init_rows, .forward = bag_forward, .backward = bag_backward,
+    .backward_reads = herdi_layer_reads_input, .flops = bag_flops, .describe = bag_describe, .onnx_export = bag_onnx, .spec = bag_spec,
 };

@@ -17,21 +17,21 @@ _Static_assert(sizeof(ln_cfg) <= LAYER_CFG_BYTES, "layernorm config fits a node"
 static herd_status ln_build(layer_build *b) {
     ln_cfg *cfg = (ln_cfg *)b->n->cfg;
     cfg->eps = 1e-5f;
-    herd_status st = lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps);
+    herd_status st = herdi_lb_float(b, "eps", "eps", 0, 1e-12, 1, &cfg->eps);
     if (st) return st;
-    int nd = lb_in_ndim(b, 0);
-    const int64_t *d = lb_in_dims(b, 0);
-    cfg->C = layer_is_vector(nd, d) ? d[0] : d[nd - 1];
-    cfg->rows = node_in_numel(b->m, b->n, 0) / cfg->C;
-    lb_set_shape(b, nd, d);
+    int nd = herdi_lb_in_ndim(b, 0);
+    const int64_t *d = herdi_lb_in_dims(b, 0);
+    cfg->C = herdi_layer_is_vector(nd, d) ? d[0] : d[nd - 1];
+    cfg->rows = herdi_node_in_numel(b->m, b->n, 0) / cfg->C;
+    herdi_lb_set_shape(b, nd, d);
     int64_t C[1] = {cfg->C};
-    if ((st = lb_param(b, 0, "weight", 1, 1, C))) return st;
-    return lb_param(b, 1, "bias", 1, 1, C);
+    if ((st = herdi_lb_param(b, 0, "weight", 1, 1, C))) return st;
+    return herdi_lb_param(b, 1, "bias", 1, 1, C);
 }
 
 static void ln_init(herd_model *m, node *n, uint64_t seed) {
     (void)seed;
-    float *w = node_param(m, n, 0), *bias = node_param(m, n, 1);
+    float *w = herdi_node_param(m, n, 0), *bias = herdi_node_param(m, n, 1);
     for (int64_t c = 0; c < CFG(n)->C; c++) w[c] = 1.0f, bias[c] = 0.0f;
 }
 
@@ -114,40 +114,40 @@ static void ln_describe(const herd_model *m, const node *n, char *buf, size_t si
 
 /* ONNX LayerNormalization (opset 17) over the last axis */
 static herd_status ln_onnx(onnx_exporter *x, const node *n) {
-    const char *in[3] = {onnx_in(x, n, 0), onnx_param(x, n, 0), onnx_param(x, n, 1)};
+    const char *in[3] = {herdi_onnx_in(x, n, 0), herdi_onnx_param(x, n, 0), herdi_onnx_param(x, n, 1)};
     onnx_xattr a[2] = {{.name = "axis", .type = 'i', .i = -1}, {.name = "epsilon", .type = 'f', .f = CFG(n)->eps}};
-    onnx_require_opset(x, 17);
-    onnx_emit(x, "LayerNormalization", n->name, onnx_out(x, n), in, 3, a, 2);
+    herdi_onnx_require_opset(x, 17);
+    herdi_onnx_emit(x, "LayerNormalization", n->name, herdi_onnx_out(x, n), in, 3, a, 2);
     return HERD_OK;
 }
 
 /* LayerNormalization over the last axis, scale and bias (absent: zero) into slots 0 and 1 */
 static herd_status ln_onnx_import(onnx_importer *x) {
-    int nd = onnx_in_ndim(x);
-    int64_t axis = onnx_attr_int(x, "axis", -1), s[8];
-    if (axis != -1 && axis != nd) return onnx_refuse(x, "axis=%lld (herd normalises the last axis)", (long long)axis);
-    if (nd == 3 && layer_is_vector(nd, onnx_in_dims(x)))
-        return onnx_refuse(x, "a C x 1 x 1 input (herd would normalise over C, ONNX over the last axis)");
-    if (onnx_attr_int(x, "stash_type", 1) != 1) return onnx_refuse(x, "stash_type other than float");
+    int nd = herdi_onnx_in_ndim(x);
+    int64_t axis = herdi_onnx_attr_int(x, "axis", -1), s[8];
+    if (axis != -1 && axis != nd) return herdi_onnx_refuse(x, "axis=%lld (herd normalises the last axis)", (long long)axis);
+    if (nd == 3 && herdi_layer_is_vector(nd, herdi_onnx_in_dims(x)))
+        return herdi_onnx_refuse(x, "a C x 1 x 1 input (herd would normalise over C, ONNX over the last axis)");
+    if (herdi_onnx_attr_int(x, "stash_type", 1) != 1) return herdi_onnx_refuse(x, "stash_type other than float");
     char e[32];
-    onnx_arg(x, "eps", "%s", layer_float_str(onnx_attr_float(x, "epsilon", 1e-5f), e, sizeof e));
-    herd_status st = onnx_weight(x, 1, 0, 0);
-    return st || onnx_const_dims(x, 2, s) < 0 ? st : onnx_weight(x, 2, 1, 0);
+    herdi_onnx_arg(x, "eps", "%s", herdi_layer_float_str(herdi_onnx_attr_float(x, "epsilon", 1e-5f), e, sizeof e));
+    herd_status st = herdi_onnx_weight(x, 1, 0, 0);
+    return st || herdi_onnx_const_dims(x, 2, s) < 0 ? st : herdi_onnx_weight(x, 2, 1, 0);
 }
 
 static void ln_spec(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
     char e[32];
-    if (CFG(n)->eps != 1e-5f) snprintf(buf, size, "layernorm eps=%s", layer_float_str(CFG(n)->eps, e, sizeof e));
+    if (CFG(n)->eps != 1e-5f) snprintf(buf, size, "layernorm eps=%s", herdi_layer_float_str(CFG(n)->eps, e, sizeof e));
     else snprintf(buf, size, "layernorm");
 }
 
 static const char *const ln_keywords[] = {"layernorm", NULL};
 static const char *const ln_ops[] = {"LayerNormalization", NULL};
 
-const layer_kind layer_layernorm = {
+const layer_kind herdi_layer_layernorm = {
     .name = "layernorm", .keywords = ln_keywords, .prefix = "ln", .min_inputs = 1, .max_inputs = 1,
     .flags = LAYER_TAKES_ACT, .build = ln_build, .init = ln_init, .plan = ln_plan, .forward = ln_forward,
-    .backward = ln_backward, .backward_reads = layer_reads_input, .flops = ln_flops, .describe = ln_describe, .onnx_export = ln_onnx,
+    .backward = ln_backward, .backward_reads = herdi_layer_reads_input, .flops = ln_flops, .describe = ln_describe, .onnx_export = ln_onnx,
     .onnx_ops = ln_ops, .onnx_import = ln_onnx_import, .spec = ln_spec, .decode = ln_decode,
 };

@@ -15,27 +15,27 @@ _Static_assert(sizeof(mul_cfg) <= LAYER_CFG_BYTES, "mul config fits a node");
 
 static herd_status mul_build(layer_build *b) {
     mul_cfg *cfg = (mul_cfg *)b->n->cfg;
-    int na = lb_in_ndim(b, 0), nb = lb_in_ndim(b, 1);
-    const int64_t *da = lb_in_dims(b, 0), *db = lb_in_dims(b, 1);
+    int na = herdi_lb_in_ndim(b, 0), nb = herdi_lb_in_ndim(b, 1);
+    const int64_t *da = herdi_lb_in_dims(b, 0), *db = herdi_lb_in_dims(b, 1);
     cfg->gate = -1;
     if (na == nb && !memcmp(da, db, (size_t)na * sizeof *da)) {
-        lb_set_shape(b, na, da);
+        herdi_lb_set_shape(b, na, da);
         return HERD_OK;
     }
     for (int g = 0; g < 2; g++) {
         int ni = g ? na : nb, ng = g ? nb : na;
         const int64_t *di = g ? da : db, *dg = g ? db : da;
-        if (ni == 3 && layer_is_vector(ng, dg) && dg[0] == di[0]) {
+        if (ni == 3 && herdi_layer_is_vector(ng, dg) && dg[0] == di[0]) {
             cfg->gate = g, cfg->C = di[0], cfg->HW = di[1] * di[2];
-            lb_set_shape(b, ni, di);
+            herdi_lb_set_shape(b, ni, di);
             return HERD_OK;
         }
     }
     char s0[64], s1[64];
-    const node *f = lb_in_node(b, 1);
-    return lb_fail(b, HERD_ESHAPE, "from", "mul: the input is %s but '%s' is %s (mul takes one shape, or an image "
-                   "and one value per channel)", lb_shape_str(na, da, s0, sizeof s0),
-                   f ? f->name : b->m->inputs[-1 - b->n->in[1]].name, lb_shape_str(nb, db, s1, sizeof s1));
+    const node *f = herdi_lb_in_node(b, 1);
+    return herdi_lb_fail(b, HERD_ESHAPE, "from", "mul: the input is %s but '%s' is %s (mul takes one shape, or an image "
+                   "and one value per channel)", herdi_lb_shape_str(na, da, s0, sizeof s0),
+                   f ? f->name : b->m->inputs[-1 - b->n->in[1]].name, herdi_lb_shape_str(nb, db, s1, sizeof s1));
 }
 
 static void mul_forward(const layer_call *c) {
@@ -87,11 +87,11 @@ static void mul_describe(const herd_model *m, const node *n, char *buf, size_t s
 
 /* Mul; a per-channel gate must be (N,C,1,1) in ONNX, so that broadcasting pairs it with C */
 static herd_status mul_onnx(onnx_exporter *x, const node *n) {
-    const char *in[2] = {onnx_in(x, n, 0), onnx_in(x, n, 1)};
-    if (onnx_in_rank4(x, n, 0) != onnx_in_rank4(x, n, 1))
-        return onnx_fail(x, "mul '%s' multiplies a flat and an NCHW tensor (ONNX would broadcast it along W)",
+    const char *in[2] = {herdi_onnx_in(x, n, 0), herdi_onnx_in(x, n, 1)};
+    if (herdi_onnx_in_rank4(x, n, 0) != herdi_onnx_in_rank4(x, n, 1))
+        return herdi_onnx_fail(x, "mul '%s' multiplies a flat and an NCHW tensor (ONNX would broadcast it along W)",
                          n->name);
-    onnx_emit(x, "Mul", n->name, onnx_out(x, n), in, 2, NULL, 0);
+    herdi_onnx_emit(x, "Mul", n->name, herdi_onnx_out(x, n), in, 2, NULL, 0);
     return HERD_OK;
 }
 
@@ -105,9 +105,9 @@ static const char *const mul_keywords[] = {"mul", NULL};
 /* `mul NAME` multiplies the line before by NAME; `mul A,B` those two */
 static const char *const mul_positional[] = {"from", NULL};
 
-const layer_kind layer_mul = {
+const layer_kind herdi_layer_mul = {
     .name = "mul", .keywords = mul_keywords, .positional = mul_positional, .min_inputs = 2, .max_inputs = 2,
     .flags = LAYER_TAKES_ACT, .build = mul_build, .forward = mul_forward, .backward = mul_backward,
-    .backward_reads = layer_reads_input, .flops = mul_flops, .describe = mul_describe, .onnx_export = mul_onnx,
+    .backward_reads = herdi_layer_reads_input, .flops = mul_flops, .describe = mul_describe, .onnx_export = mul_onnx,
     .onnx_import = mul_onnx_import,
 };

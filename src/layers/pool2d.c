@@ -14,23 +14,23 @@ _Static_assert(sizeof(pool_cfg) <= LAYER_CFG_BYTES, "pool config fits a node");
 
 static herd_status pool_build(layer_build *b) {
     int c, h, w, kh = 0, kw = 0, sh, sw, ph = 0, pw = 0, ceil = 0;
-    lb_in_chw(b, 0, &c, &h, &w);
+    herdi_lb_in_chw(b, 0, &c, &h, &w);
     herd_status st;
-    if ((st = lb_pair(b, "size", "pool size", 1, 1, 4096, &kh, &kw))) return st;
+    if ((st = herdi_lb_pair(b, "size", "pool size", 1, 1, 4096, &kh, &kw))) return st;
     sh = kh, sw = kw;
-    if ((st = lb_pair(b, "stride", "stride", 0, 1, 4096, &sh, &sw)) || (st = lb_pair(b, "pad", "padding", 0, 0, 4096, &ph, &pw)) ||
-        (st = lb_int(b, "ceil", "ceil (0 or 1)", 0, 0, 1, &ceil)))
+    if ((st = herdi_lb_pair(b, "stride", "stride", 0, 1, 4096, &sh, &sw)) || (st = herdi_lb_pair(b, "pad", "padding", 0, 0, 4096, &ph, &pw)) ||
+        (st = herdi_lb_int(b, "ceil", "ceil (0 or 1)", 0, 0, 1, &ceil)))
         return st;
     if (ph * 2 > kh || pw * 2 > kw)
-        return lb_fail(b, HERD_ESPEC, NULL, "%s: padding must be at most half the pool size", b->n->name);
+        return herdi_lb_fail(b, HERD_ESPEC, NULL, "%s: padding must be at most half the pool size", b->n->name);
     pool_cfg *cfg = (pool_cfg *)b->n->cfg;
     cfg->d = (pool2d_dims){.B = 1, .C = c, .H = h, .W = w, .KH = kh, .KW = kw, .SH = sh, .SW = sw, .PH = ph, .PW = pw,
                            .ceil = ceil};
-    if (!pool2d_dims_finish(&cfg->d))
-        return lb_fail(b, HERD_ESHAPE, NULL, "%s: a %dx%d pool does not fit the input %dx%dx%d", b->n->name, kh, kw, c,
+    if (!herdi_pool2d_dims_finish(&cfg->d))
+        return herdi_lb_fail(b, HERD_ESHAPE, NULL, "%s: a %dx%d pool does not fit the input %dx%dx%d", b->n->name, kh, kw, c,
                        h, w);
     int64_t out[3] = {c, cfg->d.OH, cfg->d.OW};
-    lb_set_shape(b, 3, out);
+    herdi_lb_set_shape(b, 3, out);
     return HERD_OK;
 }
 
@@ -98,7 +98,7 @@ static void pool_spec(const herd_model *m, const node *n, char *buf, size_t size
 static herd_status pool_onnx(onnx_exporter *x, const node *n, const char *op, int avg) {
     const pool2d_dims *p = &CFG(n)->d;
     int64_t k[2] = {p->KH, p->KW}, s[2] = {p->SH, p->SW}, pads[4] = {p->PH, p->PW, p->PH, p->PW};
-    const char *in = onnx_in(x, n, 0);
+    const char *in = herdi_onnx_in(x, n, 0);
     onnx_xattr a[5] = {{.name = "kernel_shape", .type = 'I', .ints = k, .n_ints = 2},
                       {.name = "strides", .type = 'I', .ints = s, .n_ints = 2},
                       {.name = "pads", .type = 'I', .ints = pads, .n_ints = 4},
@@ -107,38 +107,38 @@ static herd_status pool_onnx(onnx_exporter *x, const node *n, const char *op, in
     int na = 3;
     if (p->ceil) a[na++] = a[3];
     if (avg) a[na++] = a[4];
-    onnx_emit(x, op, n->name, onnx_out(x, n), &in, 1, a, na);
+    herdi_onnx_emit(x, op, n->name, herdi_onnx_out(x, n), &in, 1, a, na);
     return HERD_OK;
 }
 
 /* MaxPool / AveragePool: explicit symmetric pads or auto_pad (plus a Pad before an AveragePool), ceil_mode;
  * an average pool with padding counts it (count_include_pad=1, PyTorch's default) */
 static herd_status pool_onnx_import(onnx_importer *x) {
-    int avg = !strcmp(onnx_op(x), "AveragePool");
+    int avg = !strcmp(herdi_onnx_op(x), "AveragePool");
     int64_t k[2], s[2], p[4] = {0, 0, 0, 0}, dil[2];
-    if (onnx_attr_ints(x, "kernel_shape", k, 2) != 2) return onnx_refuse(x, "needs a 2-D kernel_shape");
-    int ns = onnx_attr_ints(x, "strides", s, 2), np = onnx_attr_ints(x, "pads", p, 4),
-        nd = onnx_attr_ints(x, "dilations", dil, 2);
-    if (ns >= 0 && ns != 2) return onnx_refuse(x, "strides must have 2 values");
+    if (herdi_onnx_attr_ints(x, "kernel_shape", k, 2) != 2) return herdi_onnx_refuse(x, "needs a 2-D kernel_shape");
+    int ns = herdi_onnx_attr_ints(x, "strides", s, 2), np = herdi_onnx_attr_ints(x, "pads", p, 4),
+        nd = herdi_onnx_attr_ints(x, "dilations", dil, 2);
+    if (ns >= 0 && ns != 2) return herdi_onnx_refuse(x, "strides must have 2 values");
     if (ns < 0) s[0] = s[1] = 1; /* ONNX's default stride is 1, herd's the pool size */
-    if (np >= 0 && np != 4) return onnx_refuse(x, "pads must have 4 values");
-    if (p[0] != p[2] || p[1] != p[3]) return onnx_refuse(x, "asymmetric pads");
-    if (nd >= 0 && (nd != 2 || dil[0] != 1 || dil[1] != 1)) return onnx_refuse(x, "dilations other than 1");
-    if (onnx_attr_int(x, "storage_order", 0) != 0) return onnx_refuse(x, "storage_order=1 (column-major indices)");
+    if (np >= 0 && np != 4) return herdi_onnx_refuse(x, "pads must have 4 values");
+    if (p[0] != p[2] || p[1] != p[3]) return herdi_onnx_refuse(x, "asymmetric pads");
+    if (nd >= 0 && (nd != 2 || dil[0] != 1 || dil[1] != 1)) return herdi_onnx_refuse(x, "dilations other than 1");
+    if (herdi_onnx_attr_int(x, "storage_order", 0) != 0) return herdi_onnx_refuse(x, "storage_order=1 (column-major indices)");
     int xh = 0, xw = 0;
-    if (avg) onnx_in_pad(x, &xh, &xw);
+    if (avg) herdi_onnx_in_pad(x, &xh, &xw);
     const int64_t one[2] = {1, 1};
-    herd_status st = onnx_auto_pad(x, k, s, one, xh, xw, np >= 0, p);
+    herd_status st = herdi_onnx_auto_pad(x, k, s, one, xh, xw, np >= 0, p);
     if (st) return st;
-    if (avg && (p[0] || p[1]) && onnx_attr_int(x, "count_include_pad", 0) != 1)
-        return onnx_refuse(x, "padding with count_include_pad=0 (herd counts the padding)");
+    if (avg && (p[0] || p[1]) && herdi_onnx_attr_int(x, "count_include_pad", 0) != 1)
+        return herdi_onnx_refuse(x, "padding with count_include_pad=0 (herd counts the padding)");
     if (2 * (p[0] + xh) > k[0] || 2 * (p[1] + xw) > k[1])
-        return onnx_refuse(x, "padding %lldx%lld is more than half the %lldx%lld window", (long long)(p[0] + xh),
+        return herdi_onnx_refuse(x, "padding %lldx%lld is more than half the %lldx%lld window", (long long)(p[0] + xh),
                            (long long)(p[1] + xw), (long long)k[0], (long long)k[1]);
-    onnx_arg(x, "size", "%lldx%lld", (long long)k[0], (long long)k[1]);
-    onnx_arg(x, "stride", "%lldx%lld", (long long)s[0], (long long)s[1]);
-    onnx_arg(x, "pad", "%lldx%lld", (long long)(p[0] + xh), (long long)(p[1] + xw));
-    if (onnx_attr_int(x, "ceil_mode", 0)) onnx_arg(x, "ceil", "1");
+    herdi_onnx_arg(x, "size", "%lldx%lld", (long long)k[0], (long long)k[1]);
+    herdi_onnx_arg(x, "stride", "%lldx%lld", (long long)s[0], (long long)s[1]);
+    herdi_onnx_arg(x, "pad", "%lldx%lld", (long long)(p[0] + xh), (long long)(p[1] + xw));
+    if (herdi_onnx_attr_int(x, "ceil_mode", 0)) herdi_onnx_arg(x, "ceil", "1");
     return HERD_OK;
 }
 
@@ -151,17 +151,17 @@ static const char *const pool_positional[] = {"size", NULL};
 static const char *const maxpool_ops[] = {"MaxPool", NULL};
 static const char *const avgpool_ops[] = {"AveragePool", NULL};
 
-const layer_kind layer_maxpool2d = {
+const layer_kind herdi_layer_maxpool2d = {
     .name = "maxpool2d", .keywords = maxpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .plan = maxpool_plan,
-    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe,
+    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = herdi_layer_reads_nothing, .flops = pool_flops, .describe = pool_describe,
     .onnx_export = maxpool_onnx,
     .onnx_ops = maxpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };
 
-const layer_kind layer_avgpool2d = {
+const layer_kind herdi_layer_avgpool2d = {
     .name = "avgpool2d", .keywords = avgpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .forward = avgpool_forward,
-    .backward = avgpool_backward, .backward_reads = layer_reads_nothing, .flops = pool_flops, .describe = pool_describe, .onnx_export = avgpool_onnx,
+    .backward = avgpool_backward, .backward_reads = herdi_layer_reads_nothing, .flops = pool_flops, .describe = pool_describe, .onnx_export = avgpool_onnx,
     .unsupported = avgpool_unsupported, .onnx_ops = avgpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };

@@ -13,21 +13,21 @@ _Static_assert(sizeof(posemb_cfg) <= LAYER_CFG_BYTES, "posemb config fits a node
 static herd_status posemb_build(layer_build *b) {
     posemb_cfg *cfg = (posemb_cfg *)b->n->cfg;
     cfg->std = 0.02f;
-    herd_status st = lb_float(b, "std", "initial standard deviation", 0, 0, 100, &cfg->std);
+    herd_status st = herdi_lb_float(b, "std", "initial standard deviation", 0, 0, 100, &cfg->std);
     if (st) return st;
-    int nd = lb_in_ndim(b, 0);
-    const int64_t *d = lb_in_dims(b, 0);
+    int nd = herdi_lb_in_ndim(b, 0);
+    const int64_t *d = herdi_lb_in_dims(b, 0);
     if (nd != 2) {
         char s[64];
-        return lb_fail(b, HERD_ESHAPE, NULL, "posemb adds a position embedding to (T, C) positions, not %s",
-                       lb_shape_str(nd, d, s, sizeof s));
+        return herdi_lb_fail(b, HERD_ESHAPE, NULL, "posemb adds a position embedding to (T, C) positions, not %s",
+                       herdi_lb_shape_str(nd, d, s, sizeof s));
     }
-    lb_set_shape(b, nd, d);
-    return lb_param(b, 0, "weight", 1, 2, d);
+    herdi_lb_set_shape(b, nd, d);
+    return herdi_lb_param(b, 0, "weight", 1, 2, d);
 }
 
 static void posemb_init(herd_model *m, node *n, uint64_t seed) {
-    float *w = node_param(m, n, 0);
+    float *w = herdi_node_param(m, n, 0);
     herd_rng r;
     herd_rng_init(&r, seed, 1000 + (uint64_t)n->param[0]); /* one stream per tensor */
     herd_rng_normals(&r, w, n->numel, CFG(n)->std, NULL);
@@ -65,22 +65,22 @@ static int64_t posemb_flops(const herd_model *m, const node *n) {
 
 /* Add of the (T, C) weight, broadcast over the batch */
 static herd_status posemb_onnx(onnx_exporter *x, const node *n) {
-    const char *in[2] = {onnx_in(x, n, 0), onnx_param(x, n, 0)};
-    onnx_emit(x, "Add", n->name, onnx_out(x, n), in, 2, NULL, 0);
+    const char *in[2] = {herdi_onnx_in(x, n, 0), herdi_onnx_param(x, n, 0)};
+    herdi_onnx_emit(x, "Add", n->name, herdi_onnx_out(x, n), in, 2, NULL, 0);
     return HERD_OK;
 }
 
 static void posemb_spec(const herd_model *m, const node *n, char *buf, size_t size) {
     (void)m;
     char s[32];
-    if (CFG(n)->std != 0.02f) snprintf(buf, size, "posemb std=%s", layer_float_str(CFG(n)->std, s, sizeof s));
+    if (CFG(n)->std != 0.02f) snprintf(buf, size, "posemb std=%s", herdi_layer_float_str(CFG(n)->std, s, sizeof s));
     else snprintf(buf, size, "posemb");
 }
 
 static const char *const posemb_keywords[] = {"posemb", NULL};
 
-const layer_kind layer_posemb = {
+const layer_kind herdi_layer_posemb = {
     .name = "posemb", .keywords = posemb_keywords, .min_inputs = 1, .max_inputs = 1, .build = posemb_build,
-    .init = posemb_init, .forward = posemb_forward, .backward = posemb_backward, .backward_reads = layer_reads_nothing,
+    .init = posemb_init, .forward = posemb_forward, .backward = posemb_backward, .backward_reads = herdi_layer_reads_nothing,
     .flops = posemb_flops, .onnx_export = posemb_onnx, .spec = posemb_spec, .decode = posemb_decode,
 };

@@ -15,7 +15,7 @@ static int check(model_loss *cfg, int ndim, const int64_t *dims, const herd_tens
         cfg->classes = 1;
         return 1;
     }
-    if (loss_values_fit(ndim, dims, y)) {
+    if (herdi_loss_values_fit(ndim, dims, y)) {
         cfg->classes = 0;
         return 1;
     }
@@ -86,8 +86,8 @@ static void predict(const loss_call *c, float *pred) {
 
 static void measure(const loss_call *c, herd_metrics *acc) {
     const float *t = c->cfg->classes ? c->scratch : c->target;
-    metric_binary(c->out, t, loss_values(c), acc);
-    metric_sq_err(c->out, t, loss_values(c), sigmoid, acc);
+    herdi_metric_binary(c->out, t, loss_values(c), acc);
+    herdi_metric_sq_err(c->out, t, loss_values(c), sigmoid, acc);
 }
 
 static void spec(const model_loss *cfg, char *buf, size_t size) {
@@ -95,7 +95,7 @@ static void spec(const model_loss *cfg, char *buf, size_t size) {
     buf[0] = 0;
 }
 
-const loss_kind loss_bce = {
+const loss_kind herdi_loss_bce = {
     .name = "bce",
     .metrics = HERD_METRIC_ACCURACY | HERD_METRIC_AUC | HERD_METRIC_RMSE,
     .value_metrics = HERD_METRIC_ACCURACY | HERD_METRIC_AUC | HERD_METRIC_RMSE,

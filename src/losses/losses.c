@@ -5,21 +5,21 @@
 
 #include "model/loss.h"
 
-#define HERD_LOSS_ROW(k) &loss_##k,
+#define HERD_LOSS_ROW(k) &herdi_loss_##k,
 static const loss_kind *const kinds[] = {HERD_LOSS_KINDS(HERD_LOSS_ROW)};
 #undef HERD_LOSS_ROW
 #define HERD_LOSS_COUNT(k) +1
 _Static_assert(sizeof kinds / sizeof kinds[0] == 0 HERD_LOSS_KINDS(HERD_LOSS_COUNT), "one table row per loss kind");
 #undef HERD_LOSS_COUNT
 
-const loss_kind *loss_kind_by_name(const char *name) {
+const loss_kind *herdi_loss_kind_by_name(const char *name) {
     if (name && !strcmp(name, "cross_entropy")) name = "xent"; /* the long name specs have used */
     for (size_t i = 0; name && i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(kinds[i]->name, name)) return kinds[i];
     return NULL;
 }
 
-const char *loss_names(void) {
+const char *herdi_loss_names(void) {
     static char buf[128];
     if (!buf[0])
         for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
@@ -27,7 +27,7 @@ const char *loss_names(void) {
     return buf;
 }
 
-int loss_configure(model_loss *cfg, const loss_kind *kind, const herd_layer_arg *args, int n_args, char *msg,
+int herdi_loss_configure(model_loss *cfg, const loss_kind *kind, const herd_layer_arg *args, int n_args, char *msg,
                    size_t size) {
     model_loss c;
     memset(&c, 0, sizeof c);
@@ -46,7 +46,7 @@ int loss_configure(model_loss *cfg, const loss_kind *kind, const herd_layer_arg 
     return 1;
 }
 
-int loss_bad_class(const loss_call *c, char *msg, size_t size) {
+int herdi_loss_bad_class(const loss_call *c, char *msg, size_t size) {
     const int32_t *y = c->target;
     for (int64_t i = 0; i < (int64_t)c->B * c->P; i++) {
         if ((y[i] >= 0 && y[i] < c->K) || (c->cfg->ignore && y[i] == c->cfg->ignore_index)) continue;
@@ -61,7 +61,7 @@ int loss_bad_class(const loss_call *c, char *msg, size_t size) {
     return -1;
 }
 
-int loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y) {
+int herdi_loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y) {
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= dims[d];
     return y->dtype == HERD_F32 && herd_tensor_numel(y) == n &&
@@ -70,7 +70,7 @@ int loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y) {
 
 /* ---- metrics ---- */
 
-void metric_classes(const loss_call *c, herd_metrics *acc) {
+void herdi_metric_classes(const loss_call *c, herd_metrics *acc) {
     const int32_t *labels = c->target;
     int64_t n = (int64_t)c->B * c->P, K = c->K;
     for (int64_t i = 0; i < n; i++) {
@@ -84,7 +84,7 @@ void metric_classes(const loss_call *c, herd_metrics *acc) {
     }
 }
 
-void metric_sq_err(const float *pred, const float *target, int64_t n, float (*fn)(float), herd_metrics *acc) {
+void herdi_metric_sq_err(const float *pred, const float *target, int64_t n, float (*fn)(float), herd_metrics *acc) {
     double s = 0;
     for (int64_t i = 0; i < n; i++) {
         double e = (double)(fn ? fn(pred[i]) : pred[i]) - target[i];
@@ -94,7 +94,7 @@ void metric_sq_err(const float *pred, const float *target, int64_t n, float (*fn
     acc->values += (double)n;
 }
 
-void metric_binary(const float *logits, const float *target, int64_t n, herd_metrics *acc) {
+void herdi_metric_binary(const float *logits, const float *target, int64_t n, herd_metrics *acc) {
     for (int64_t i = 0; i < n; i++) {
         int pos = target[i] >= 0.5f;
         acc->hits += (logits[i] > 0) == pos;

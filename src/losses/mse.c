@@ -11,7 +11,7 @@ static int check(model_loss *cfg, int ndim, const int64_t *dims, const herd_tens
         cfg->classes = 1;
         return 1;
     }
-    if (loss_values_fit(ndim, dims, y)) {
+    if (herdi_loss_values_fit(ndim, dims, y)) {
         cfg->classes = 0;
         return 1;
     }
@@ -26,7 +26,7 @@ static void default_target(model_loss *cfg, int ndim, const int64_t *dims) {
 }
 
 static int bad_target(const loss_call *c, char *msg, size_t size) {
-    return c->cfg->classes ? loss_bad_class(c, msg, size) : -1;
+    return c->cfg->classes ? herdi_loss_bad_class(c, msg, size) : -1;
 }
 
 static int64_t units(const loss_call *c) { return c->B; }
@@ -41,10 +41,10 @@ static const float *targets(const loss_call *c) {
     return c->scratch;
 }
 
-static float forward(const loss_call *c) { return ref_mse_forward(c->out, targets(c), loss_values(c)); }
+static float forward(const loss_call *c) { return herdi_ref_mse_forward(c->out, targets(c), loss_values(c)); }
 
 static void backward(const loss_call *c, float *dout, float scale) {
-    ref_mse_backward(dout, c->out, c->cfg->classes ? c->scratch : c->target, loss_values(c), scale);
+    herdi_ref_mse_backward(dout, c->out, c->cfg->classes ? c->scratch : c->target, loss_values(c), scale);
 }
 
 /* the values themselves */
@@ -53,8 +53,8 @@ static void predict(const loss_call *c, float *pred) {
 }
 
 static void measure(const loss_call *c, herd_metrics *acc) {
-    if (c->cfg->classes) metric_classes(c, acc);
-    else metric_sq_err(c->out, c->target, loss_values(c), NULL, acc);
+    if (c->cfg->classes) herdi_metric_classes(c, acc);
+    else herdi_metric_sq_err(c->out, c->target, loss_values(c), NULL, acc);
 }
 
 static void spec(const model_loss *cfg, char *buf, size_t size) {
@@ -62,7 +62,7 @@ static void spec(const model_loss *cfg, char *buf, size_t size) {
     buf[0] = 0;
 }
 
-const loss_kind loss_mse = {
+const loss_kind herdi_loss_mse = {
     .name = "mse",
     .metrics = HERD_METRIC_ACCURACY,
     .value_metrics = HERD_METRIC_RMSE,

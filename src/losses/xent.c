@@ -53,18 +53,18 @@ static int64_t units(const loss_call *c) {
 static const int32_t *ignored(const loss_call *c) { return c->cfg->ignore ? &c->cfg->ignore_index : NULL; }
 
 static float forward(const loss_call *c) {
-    return ref_softmax_xent_forward(c->scratch, c->out, c->target, (int64_t)c->B * c->P, c->K, ignored(c));
+    return herdi_ref_softmax_xent_forward(c->scratch, c->out, c->target, (int64_t)c->B * c->P, c->K, ignored(c));
 }
 
 static void backward(const loss_call *c, float *dout, float scale) {
     int64_t counted = units(c);
     if (counted > 0)
-        ref_softmax_xent_backward(dout, c->scratch, c->target, (int64_t)c->B * c->P, c->K, ignored(c),
+        herdi_ref_softmax_xent_backward(dout, c->scratch, c->target, (int64_t)c->B * c->P, c->K, ignored(c),
                                   scale / (float)counted);
 }
 
 /* class probabilities: the softmax over each position's K logits */
-static void predict(const loss_call *c, float *pred) { ref_softmax_forward(pred, c->out, c->B * (int)c->P, (int)c->K); }
+static void predict(const loss_call *c, float *pred) { herdi_ref_softmax_forward(pred, c->out, c->B * (int)c->P, (int)c->K); }
 
 static void spec(const model_loss *cfg, char *buf, size_t size) {
     if (cfg->ignore) snprintf(buf, size, " ignore=%d", (int)cfg->ignore_index);
@@ -73,18 +73,18 @@ static void spec(const model_loss *cfg, char *buf, size_t size) {
 
 static const char *const keys[] = {"ignore", NULL};
 
-const loss_kind loss_xent = {
+const loss_kind herdi_loss_xent = {
     .name = "xent",
     .keys = keys,
     .metrics = HERD_METRIC_ACCURACY,
     .configure = configure,
     .check = check,
     .default_target = default_target,
-    .bad_target = loss_bad_class,
+    .bad_target = herdi_loss_bad_class,
     .units = units,
     .forward = forward,
     .backward = backward,
     .predict = predict,
-    .measure = metric_classes,
+    .measure = herdi_metric_classes,
     .spec = spec,
 };

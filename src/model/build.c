@@ -11,14 +11,14 @@
 
 #include "model/model_internal.h"
 
-herd_status model_create(herd_model **out, const char *source, herd_error *err) {
+herd_status herdi_model_create(herd_model **out, const char *source, herd_error *err) {
     herd_model *m = calloc(1, sizeof *m);
     if (m) {
         m->nodes = calloc(HERD_MAX_NODES, sizeof *m->nodes);
         m->params_reg = calloc(HERD_MAX_PARAMS, sizeof *m->params_reg);
         m->grad_ready = calloc(HERD_MAX_NODES, sizeof *m->grad_ready);
         m->scratch = calloc(HERD_MAX_NODES, sizeof *m->scratch);
-        m->live = model_live_tables(&m->live_order, &m->live_placed);
+        m->live = herdi_model_live_tables(&m->live_order, &m->live_placed);
     }
     if (!m || !m->nodes || !m->params_reg || !m->grad_ready || !m->scratch || !m->live) {
         herd_model_destroy(m);
@@ -30,7 +30,7 @@ herd_status model_create(herd_model **out, const char *source, herd_error *err) 
     return HERD_OK;
 }
 
-int model_find(const herd_model *m, const char *name) {
+int herdi_model_find(const herd_model *m, const char *name) {
     for (int i = m->n_nodes - 1; i >= 0; i--)
         if (strcmp(m->nodes[i].name, name) == 0) return i;
     for (int k = 0; k < m->n_inputs; k++)
@@ -38,14 +38,14 @@ int model_find(const herd_model *m, const char *name) {
     return HERD_MAX_NODES;
 }
 
-void model_default_name(const herd_model *m, const char *prefix, char *out, size_t size) {
+void herdi_model_default_name(const herd_model *m, const char *prefix, char *out, size_t size) {
     for (int k = 1;; k++) {
         snprintf(out, size, "%s%d", prefix, k);
-        if (model_find(m, out) == HERD_MAX_NODES) return;
+        if (herdi_model_find(m, out) == HERD_MAX_NODES) return;
     }
 }
 
-herd_status model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
+herd_status herdi_model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
                             herd_error *err) {
     if (m->n_inputs >= HERD_MAX_MODEL_INPUTS)
         return herd_fail(err, HERD_ESPEC, "%s: more than %d inputs", m->source, HERD_MAX_MODEL_INPUTS);
@@ -69,22 +69,22 @@ herd_status model_add_input(herd_model *m, const char *name, herd_dtype dtype, i
 
 /* ---- inputs of a node ---- */
 
-int node_in_ndim(const herd_model *m, const node *n, int k) {
+int herdi_node_in_ndim(const herd_model *m, const node *n, int k) {
     int i = n->in[k];
     return i >= 0 ? m->nodes[i].ndim : m->inputs[-1 - i].ndim;
 }
 
-const int64_t *node_in_dims(const herd_model *m, const node *n, int k) {
+const int64_t *herdi_node_in_dims(const herd_model *m, const node *n, int k) {
     int i = n->in[k];
     return i >= 0 ? m->nodes[i].dims : m->inputs[-1 - i].dims;
 }
 
-herd_dtype node_in_dtype(const herd_model *m, const node *n, int k) {
+herd_dtype herdi_node_in_dtype(const herd_model *m, const node *n, int k) {
     int i = n->in[k];
     return i >= 0 ? HERD_F32 : m->inputs[-1 - i].dtype;
 }
 
-int64_t node_in_numel(const herd_model *m, const node *n, int k) {
+int64_t herdi_node_in_numel(const herd_model *m, const node *n, int k) {
     int i = n->in[k];
     return i >= 0 ? m->nodes[i].numel : m->inputs[-1 - i].numel;
 }
@@ -97,7 +97,7 @@ static struct layer_arg *find_arg(layer_build *b, const char *key) {
     return NULL;
 }
 
-herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...) {
+herd_status herdi_lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     herd_failv(b->err, st, fmt, ap);
@@ -110,7 +110,7 @@ herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char 
     return st;
 }
 
-const char *lb_arg(layer_build *b, const char *key) {
+const char *herdi_lb_arg(layer_build *b, const char *key) {
     struct layer_arg *a = find_arg(b, key);
     if (!a) return NULL;
     a->used = 1;
@@ -123,10 +123,10 @@ static herd_status missing(layer_build *b, const char *what) {
         if (b->args[i].end_col > end) end = b->args[i].end_col;
     if (!end && b->n->line) end = b->n->col + (int)strlen(b->keyword);
     if (b->n->line) return herd_fail(b->err, HERD_ESPEC, "%s:%d:%d: %s: missing %s", b->file, b->n->line, end, b->keyword, what);
-    return lb_fail(b, HERD_ESPEC, NULL, "%s: missing %s", b->keyword, what);
+    return herdi_lb_fail(b, HERD_ESPEC, NULL, "%s: missing %s", b->keyword, what);
 }
 
-int model_parse_int(const char *s, int lo, int hi, int *out) {
+int herdi_model_parse_int(const char *s, int lo, int hi, int *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -135,7 +135,7 @@ int model_parse_int(const char *s, int lo, int hi, int *out) {
     return 1;
 }
 
-int model_parse_float(const char *s, double lo, double hi, float *out) {
+int herdi_model_parse_float(const char *s, double lo, double hi, float *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -146,19 +146,19 @@ int model_parse_float(const char *s, double lo, double hi, float *out) {
 
 static herd_status int_value(layer_build *b, const char *key, const char *s, const char *what, int lo, int hi,
                              int *out) {
-    if (!model_parse_int(s, lo, hi, out))
-        return lb_fail(b, HERD_ESPEC, key, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
+    if (!herdi_model_parse_int(s, lo, hi, out))
+        return herdi_lb_fail(b, HERD_ESPEC, key, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
     return HERD_OK;
 }
 
-herd_status lb_int(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *out) {
-    const char *v = lb_arg(b, key);
+herd_status herdi_lb_int(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *out) {
+    const char *v = herdi_lb_arg(b, key);
     if (!v) return required ? missing(b, what) : HERD_OK;
     return int_value(b, key, v, what, lo, hi, out);
 }
 
-herd_status lb_pair(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *x, int *y) {
-    const char *v = lb_arg(b, key);
+herd_status herdi_lb_pair(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *x, int *y) {
+    const char *v = herdi_lb_arg(b, key);
     if (!v) return required ? missing(b, what) : HERD_OK;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", v);
@@ -173,19 +173,19 @@ herd_status lb_pair(layer_build *b, const char *key, const char *what, int requi
     return st ? st : int_value(b, key, sep + 1, what, lo, hi, y);
 }
 
-herd_status lb_float(layer_build *b, const char *key, const char *what, int required, double lo, double hi,
+herd_status herdi_lb_float(layer_build *b, const char *key, const char *what, int required, double lo, double hi,
                      float *out) {
-    const char *v = lb_arg(b, key);
+    const char *v = herdi_lb_arg(b, key);
     if (!v) return required ? missing(b, what) : HERD_OK;
-    if (!model_parse_float(v, lo, hi, out))
-        return lb_fail(b, HERD_ESPEC, key, "expected %s as a number in [%g, %g], found '%s'", what, lo, hi, v);
+    if (!herdi_model_parse_float(v, lo, hi, out))
+        return herdi_lb_fail(b, HERD_ESPEC, key, "expected %s as a number in [%g, %g], found '%s'", what, lo, hi, v);
     return HERD_OK;
 }
 
-herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape) {
+herd_status herdi_lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape) {
     herd_model *m = b->m;
     if (m->n_reg >= HERD_MAX_PARAMS)
-        return lb_fail(b, HERD_ESPEC, NULL, "too many parameter tensors (at most %d)", HERD_MAX_PARAMS);
+        return herdi_lb_fail(b, HERD_ESPEC, NULL, "too many parameter tensors (at most %d)", HERD_MAX_PARAMS);
     param_entry *e = &m->params_reg[m->n_reg];
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s.%s", b->n->name, suffix);
@@ -202,10 +202,10 @@ herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable
     return HERD_OK;
 }
 
-herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
+herd_status herdi_lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
                             int64_t ids_per_sample, int pad) {
     int64_t shape[2] = {rows, dim};
-    herd_status st = lb_param(b, slot, suffix, 1, 2, shape);
+    herd_status st = herdi_lb_param(b, slot, suffix, 1, 2, shape);
     if (st) return st;
     param_entry *e = &b->m->params_reg[b->n->param[slot]];
     e->info.sparse = 1;
@@ -215,20 +215,20 @@ herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_
     return HERD_OK;
 }
 
-herd_dtype lb_in_dtype(const layer_build *b, int k) { return node_in_dtype(b->m, b->n, k); }
+herd_dtype herdi_lb_in_dtype(const layer_build *b, int k) { return herdi_node_in_dtype(b->m, b->n, k); }
 
-int lb_in_ndim(const layer_build *b, int k) { return node_in_ndim(b->m, b->n, k); }
-const int64_t *lb_in_dims(const layer_build *b, int k) { return node_in_dims(b->m, b->n, k); }
-node *lb_in_node(layer_build *b, int k) { return b->n->in[k] >= 0 ? &b->m->nodes[b->n->in[k]] : NULL; }
+int herdi_lb_in_ndim(const layer_build *b, int k) { return herdi_node_in_ndim(b->m, b->n, k); }
+const int64_t *herdi_lb_in_dims(const layer_build *b, int k) { return herdi_node_in_dims(b->m, b->n, k); }
+node *herdi_lb_in_node(layer_build *b, int k) { return b->n->in[k] >= 0 ? &b->m->nodes[b->n->in[k]] : NULL; }
 
-void lb_set_shape(layer_build *b, int ndim, const int64_t *dims) {
+void herdi_lb_set_shape(layer_build *b, int ndim, const int64_t *dims) {
     node *n = b->n;
     n->ndim = ndim;
     n->numel = 1;
     for (int d = 0; d < ndim; d++) n->dims[d] = dims[d], n->numel *= dims[d];
 }
 
-const char *lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size) {
+const char *herdi_lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size) {
     /* images print as CxHxW, vectors as Fx1x1, as herd always has; other ranks as their dims */
     if (ndim == 1 || ndim == 3) {
         int64_t d3[3] = {dims[0], ndim == 3 ? dims[1] : 1, ndim == 3 ? dims[2] : 1};
@@ -244,7 +244,7 @@ const char *lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size) 
 
 /* ---- appending a node ---- */
 
-herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *keyword, const char *name,
+herd_status herdi_model_add_node(herd_model *m, const layer_kind *kind, const char *keyword, const char *name,
                            const int *inputs, int n_in, struct layer_arg *args, int n_args, const char *file,
                            int line, int col, herd_error *err) {
     if (!file) file = m->source;
@@ -263,27 +263,27 @@ herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *ke
     layer_build b = {.m = m, .n = n, .keyword = keyword, .err = err, .n_args = n_args, .args = args, .file = file};
     if (n_in < kind->min_inputs || n_in > kind->max_inputs || n_in > HERD_MAX_INPUTS) {
         if (kind->min_inputs == kind->max_inputs)
-            return lb_fail(&b, HERD_ESPEC, NULL, "%s takes %d input(s), not %d", keyword, kind->min_inputs, n_in);
-        return lb_fail(&b, HERD_ESPEC, NULL, "%s takes %d to %d inputs, not %d", keyword, kind->min_inputs,
+            return herdi_lb_fail(&b, HERD_ESPEC, NULL, "%s takes %d input(s), not %d", keyword, kind->min_inputs, n_in);
+        return herdi_lb_fail(&b, HERD_ESPEC, NULL, "%s takes %d to %d inputs, not %d", keyword, kind->min_inputs,
                        kind->max_inputs < HERD_MAX_INPUTS ? kind->max_inputs : HERD_MAX_INPUTS, n_in);
     }
     for (int k = 0; k < n_in; k++) {
         if (inputs[k] >= m->n_nodes || inputs[k] < -m->n_inputs)
-            return lb_fail(&b, HERD_EINTERNAL, NULL, "input %d refers to no earlier layer", k);
+            return herdi_lb_fail(&b, HERD_EINTERNAL, NULL, "input %d refers to no earlier layer", k);
         n->in[k] = inputs[k];
         if (inputs[k] < 0 && m->inputs[-1 - inputs[k]].dtype == HERD_I32 && !(kind->flags & LAYER_READS_IDS))
-            return lb_fail(&b, HERD_ESPEC, NULL, "%s reads input '%s', which holds i32 ids; only %s take ids", keyword,
-                           m->inputs[-1 - inputs[k]].name, layer_id_keywords());
+            return herdi_lb_fail(&b, HERD_ESPEC, NULL, "%s reads input '%s', which holds i32 ids; only %s take ids", keyword,
+                           m->inputs[-1 - inputs[k]].name, herdi_layer_id_keywords());
     }
     n->n_in = n_in;
     int reg0 = m->n_reg;
     herd_status st = kind->build(&b);
     for (int i = 0; st == HERD_OK && i < n_args; i++)
-        if (!args[i].used) st = lb_fail(&b, HERD_ESPEC, args[i].key, "unknown option '%s' for %s", args[i].key, keyword);
+        if (!args[i].used) st = herdi_lb_fail(&b, HERD_ESPEC, args[i].key, "unknown option '%s' for %s", args[i].key, keyword);
     if (st == HERD_OK && (n->numel < 1 || n->numel > INT32_MAX)) {
         char s[64];
-        st = lb_fail(&b, HERD_ESHAPE, NULL, "%s: an output of %s values per sample is out of range", n->name,
-                     lb_shape_str(n->ndim, n->dims, s, sizeof s));
+        st = herdi_lb_fail(&b, HERD_ESHAPE, NULL, "%s: an output of %s values per sample is out of range", n->name,
+                     herdi_lb_shape_str(n->ndim, n->dims, s, sizeof s));
     }
     if (st != HERD_OK) {
         m->n_reg = reg0; /* the node never happened */
@@ -293,18 +293,18 @@ herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *ke
     return HERD_OK;
 }
 
-herd_status model_finish(herd_model *m, herd_error *err) {
+herd_status herdi_model_finish(herd_model *m, herd_error *err) {
     if (m->n_inputs == 0) return herd_fail(err, HERD_ESPEC, "%s: empty model spec (no `input` line)", m->source);
     if (m->n_nodes == 0) return herd_fail(err, HERD_ESPEC, "%s: the model has no layers", m->source);
     const node *last = &m->nodes[m->n_nodes - 1];
-    if (!m->loss.kind) m->loss.kind = &loss_xent;
-    if (m->loss.kind == &loss_xent && last->ndim > 2) {
+    if (!m->loss.kind) m->loss.kind = &herdi_loss_xent;
+    if (m->loss.kind == &herdi_loss_xent && last->ndim > 2) {
         char s[64];
         return herd_fail(err, HERD_ESHAPE, "%s: the model's output is %s; it must be a vector (end with "
                          "flatten/gap and dense), or (T,K) logits per position for the cross-entropy loss", m->source,
-                         lb_shape_str(last->ndim, last->dims, s, sizeof s));
+                         herdi_lb_shape_str(last->ndim, last->dims, s, sizeof s));
     }
-    if (m->loss.kind == &loss_xent && !strcmp(last->kind->name, "softmax")) {
+    if (m->loss.kind == &herdi_loss_xent && !strcmp(last->kind->name, "softmax")) {
         if (last->line > 0)
             return herd_fail(err, HERD_ESPEC, "%s:%d: the last layer is softmax, but the cross-entropy loss already "
                              "applies it to the logits; remove it", m->source, last->line);
@@ -314,13 +314,13 @@ herd_status model_finish(herd_model *m, herd_error *err) {
                          last->name);
     }
     m->loss.kind->default_target(&m->loss, last->ndim, last->dims);
-    return model_alloc_params(m, err);
+    return herdi_model_alloc_params(m, err);
 }
 
 /* ---- the public builder ---- */
 
 herd_status herd_model_begin(herd_model **out, const char *source, herd_error *err) {
-    return model_create(out, source ? source : "model", err);
+    return herdi_model_create(out, source ? source : "model", err);
 }
 
 herd_status herd_model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
@@ -334,27 +334,27 @@ herd_status herd_model_add_input(herd_model *m, const char *name, herd_dtype dty
     char def[HERD_NAME_MAX];
     if (!name) {
         if (m->n_inputs == 0) snprintf(def, sizeof def, "input");
-        else model_default_name(m, "input", def, sizeof def);
+        else herdi_model_default_name(m, "input", def, sizeof def);
         name = def;
-    } else if (!*name || strlen(name) >= HERD_NAME_MAX || model_find(m, name) != HERD_MAX_NODES) {
+    } else if (!*name || strlen(name) >= HERD_NAME_MAX || herdi_model_find(m, name) != HERD_MAX_NODES) {
         return herd_fail(err, HERD_EARG, "%s: input name '%s' is empty, too long or already used", m->source, name);
     }
-    return model_add_input(m, name, dtype, d3[1] == 1 && d3[2] == 1 ? 1 : 3, d3, err);
+    return herdi_model_add_input(m, name, dtype, d3[1] == 1 && d3[2] == 1 ? 1 : 3, d3, err);
 }
 
 herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char *name, const char *const *inputs,
                                  int n_inputs, const herd_layer_arg *args, int n_args, herd_error *err) {
-    const layer_kind *kind = keyword ? layer_kind_by_keyword(keyword) : NULL;
+    const layer_kind *kind = keyword ? herdi_layer_kind_by_keyword(keyword) : NULL;
     if (!kind)
         return herd_fail(err, HERD_ESPEC, "%s: unknown layer '%s' (expected %s)", m->source, keyword ? keyword : "",
-                         layer_keywords());
+                         herdi_layer_keywords());
     if (!m->n_inputs) return herd_fail(err, HERD_ESPEC, "%s: add an input before the layers", m->source);
     if (n_inputs < 0 || n_inputs > HERD_MAX_INPUTS || n_args < 0 || n_args > 32)
         return herd_fail(err, HERD_EARG, "%s: %s: %d inputs and %d arguments are out of range", m->source, keyword,
                          n_inputs, n_args);
     int ids[HERD_MAX_INPUTS];
     for (int k = 0; k < n_inputs; k++) {
-        ids[k] = inputs[k] ? model_find(m, inputs[k]) : HERD_MAX_NODES;
+        ids[k] = inputs[k] ? herdi_model_find(m, inputs[k]) : HERD_MAX_NODES;
         if (ids[k] == HERD_MAX_NODES)
             return herd_fail(err, HERD_ESPEC, "%s: %s: no earlier layer or input is named '%s'", m->source, keyword,
                              inputs[k] ? inputs[k] : "(null)");
@@ -362,13 +362,13 @@ herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char 
     if (n_inputs == 0) ids[0] = m->n_nodes ? m->n_nodes - 1 : -m->n_inputs, n_inputs = 1;
     char def[HERD_NAME_MAX];
     if (!name) {
-        model_default_name(m, kind->prefix ? kind->prefix : keyword, def, sizeof def);
+        herdi_model_default_name(m, kind->prefix ? kind->prefix : keyword, def, sizeof def);
         name = def;
     } else {
         int ok = *name && strlen(name) < HERD_NAME_MAX && (isalpha((unsigned char)*name) || *name == '_');
         for (const char *p = name; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.';
         if (!ok) return herd_fail(err, HERD_ESPEC, "%s: bad layer name '%s' (letters, digits, _ and .)", m->source, name);
-        if (model_find(m, name) != HERD_MAX_NODES)
+        if (herdi_model_find(m, name) != HERD_MAX_NODES)
             return herd_fail(err, HERD_ESPEC, "%s: layer name '%s' is already used", m->source, name);
     }
     struct layer_arg a[32];
@@ -377,27 +377,27 @@ herd_status herd_model_add_layer(herd_model *m, const char *keyword, const char 
             return herd_fail(err, HERD_EARG, "%s: %s: argument %d has no key or value", m->source, keyword, i);
         a[i] = (struct layer_arg){.key = args[i].key, .value = args[i].value};
     }
-    return model_add_node(m, kind, keyword, name, ids, n_inputs, a, n_args, NULL, 0, 0, err);
+    return herdi_model_add_node(m, kind, keyword, name, ids, n_inputs, a, n_args, NULL, 0, 0, err);
 }
 
 herd_status herd_model_set_loss(herd_model *m, const char *loss, const herd_layer_arg *args, int n_args,
                                 herd_error *err) {
-    const loss_kind *kind = loss_kind_by_name(loss);
+    const loss_kind *kind = herdi_loss_kind_by_name(loss);
     if (!kind)
         return herd_fail(err, HERD_ESPEC, "%s: unknown loss '%s' (expected %s)", m->source, loss ? loss : "",
-                         loss_names());
+                         herdi_loss_names());
     if (m->params) return herd_fail(err, HERD_EARG, "%s: the loss is set before herd_model_finish", m->source);
     if (n_args < 0 || (n_args > 0 && !args)) return herd_fail(err, HERD_EARG, "%s: loss %s: bad arguments", m->source, loss);
     for (int i = 0; i < n_args; i++)
         if (!args[i].key || !args[i].value)
             return herd_fail(err, HERD_EARG, "%s: loss %s: argument %d has no key or value", m->source, loss, i);
     char msg[256];
-    if (!loss_configure(&m->loss, kind, args, n_args, msg, sizeof msg))
+    if (!herdi_loss_configure(&m->loss, kind, args, n_args, msg, sizeof msg))
         return herd_fail(err, HERD_ESPEC, "%s: %s", m->source, msg);
     return HERD_OK;
 }
 
 herd_status herd_model_finish(herd_model *m, herd_error *err) {
     if (m->params) return herd_fail(err, HERD_EARG, "%s: the model is already finished", m->source);
-    return model_finish(m, err);
+    return herdi_model_finish(m, err);
 }

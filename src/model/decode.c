@@ -94,7 +94,7 @@ herd_status herd_decoder_step(herd_decoder *d, int32_t id, const float **logits,
             c.in_ndim[k] = j >= 0 ? m->nodes[j].ndim : m->inputs[-1 - j].ndim;
         }
         c.out = d->out[i];
-        for (int s = 0; s < LAYER_MAX_SLOTS; s++) c.w[s] = node_param(m, n, s);
+        for (int s = 0; s < LAYER_MAX_SLOTS; s++) c.w[s] = herdi_node_param(m, n, s);
         herd_status st = n->kind->check ? n->kind->check(&c, err) : HERD_OK; /* ids within the table */
         if (st) return st;
         n->kind->decode(&c, d->cache[i]);

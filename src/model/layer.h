@@ -73,7 +73,7 @@ typedef struct layer_call {
 
 /* The gradient row of table row `id` that a sparse table's backward writes (dim floats, to be
  * set, not added: duplicates are summed when the gradient is read). */
-float *layer_sparse_row(sparse_grad *g, int32_t id);
+float *herdi_layer_sparse_row(sparse_grad *g, int32_t id);
 
 /* What planning hands a kind for its saved buffers and workspace. */
 typedef struct layer_plan {
@@ -113,7 +113,7 @@ struct layer_kind {
     void (*init)(herd_model *m, node *n, uint64_t seed);
     /* kinds whose one parameter is a table: rows [lo, hi) of it as init would write them, into dst
      * ((hi - lo) rows). herd_model_init_params leaves such tables to the first access of the
-     * parameters (model_tables_ready), so that sharded training can have each rank write only the
+     * parameters (herdi_model_tables_ready), so that sharded training can have each rank write only the
      * rows it owns (herd_model_table_init_rows). NULL: init at once. */
     void (*init_rows)(herd_model *m, const node *n, uint64_t seed, int64_t lo, int64_t hi, float *dst);
     /* saved buffers and workspace for plan->B rows (NULL: none) */
@@ -151,22 +151,22 @@ struct layer_kind {
 /* ---- the table (src/layers/layers.c) ---- */
 extern const layer_kind *const herd_layer_kinds[];
 extern const int herd_layer_kind_count;
-const layer_kind *layer_kind_by_keyword(const char *keyword);
+const layer_kind *herdi_layer_kind_by_keyword(const char *keyword);
 /* "conv, maxpool, ..." for messages */
-const char *layer_keywords(void);
+const char *herdi_layer_keywords(void);
 /* The keywords of the kinds that take ids (LAYER_READS_IDS), for messages. */
-const char *layer_id_keywords(void);
+const char *herdi_layer_id_keywords(void);
 /* HERD_ACT_RELU or HERD_ACT_RELU6 when n is that activation (a planner may fuse it into its producer), else
  * HERD_ACT_NONE. */
-herd_act layer_fusable_act(const node *n);
+herd_act herdi_layer_fusable_act(const node *n);
 /* Whether a per-sample shape is a vector: (F), or (C,1,1) as herd has always read it. */
-int layer_is_vector(int ndim, const int64_t *dims);
+int herdi_layer_is_vector(int ndim, const int64_t *dims);
 /* v in the fewest digits that read back as the same float ("0.1", "1e-05"); buf of at least 16 bytes */
-const char *layer_float_str(float v, char *buf, size_t size);
+const char *herdi_layer_float_str(float v, char *buf, size_t size);
 /* The kind that imports ONNX op type `op` (NULL: none). */
-const layer_kind *layer_kind_by_onnx_op(const char *op);
+const layer_kind *herdi_layer_kind_by_onnx_op(const char *op);
 /* Input k as C,H,W: (F) is (F,1,1). */
-void lb_in_chw(const layer_build *b, int k, int *c, int *h, int *w);
+void herdi_lb_in_chw(const layer_build *b, int k, int *c, int *h, int *w);
 
 /* ---- what a kind's build function uses (src/model/build.c) ---- */
 struct layer_build {
@@ -185,37 +185,37 @@ struct layer_build {
 };
 
 /* The value of argument `key` (marking it used), or NULL when absent. */
-const char *lb_arg(layer_build *b, const char *key);
+const char *herdi_lb_arg(layer_build *b, const char *key);
 /* Integer argument in [lo, hi]; absent: *out unchanged unless required (then an error). `what`
  * describes it in messages ("number of filters"). */
-herd_status lb_int(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *out);
+herd_status herdi_lb_int(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *out);
 /* "3" -> 3,3; "3x5" -> 3,5 */
-herd_status lb_pair(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *x, int *y);
-herd_status lb_float(layer_build *b, const char *key, const char *what, int required, double lo, double hi,
+herd_status herdi_lb_pair(layer_build *b, const char *key, const char *what, int required, int lo, int hi, int *x, int *y);
+herd_status herdi_lb_float(layer_build *b, const char *key, const char *what, int required, double lo, double hi,
                      float *out);
 /* "file:line:col: <fmt>" with the column of argument key (NULL: the layer's); returns st. */
-herd_status lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...)
+herd_status herdi_lb_fail(layer_build *b, herd_status st, const char *key, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* Declares parameter slot `slot` as "<node>.<suffix>". */
-herd_status lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape);
+herd_status herdi_lb_param(layer_build *b, int slot, const char *suffix, int trainable, int ndim, const int64_t *shape);
 /* Declares a trainable (rows, dim) table with a row-sparse gradient: backward writes at most
- * ids_per_sample rows per sample with layer_sparse_row; the ids are read from the node's input 0
+ * ids_per_sample rows per sample with herdi_layer_sparse_row; the ids are read from the node's input 0
  * (an i32 model input); pad: the id whose row stays zero and gets no gradient, -1 none. */
-herd_status lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
+herd_status herdi_lb_param_sparse(layer_build *b, int slot, const char *suffix, int64_t rows, int64_t dim,
                             int64_t ids_per_sample, int pad);
 /* dtype of input k (f32, or a model input's i32) */
-herd_dtype lb_in_dtype(const layer_build *b, int k);
+herd_dtype herdi_lb_in_dtype(const layer_build *b, int k);
 /* Per-sample shape of input k. */
-int lb_in_ndim(const layer_build *b, int k);
-const int64_t *lb_in_dims(const layer_build *b, int k);
+int herdi_lb_in_ndim(const layer_build *b, int k);
+const int64_t *herdi_lb_in_dims(const layer_build *b, int k);
 /* Sets the node's output shape. */
-void lb_set_shape(layer_build *b, int ndim, const int64_t *dims);
+void herdi_lb_set_shape(layer_build *b, int ndim, const int64_t *dims);
 /* "3x32x32" of input k / of dims */
-const char *lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size);
+const char *herdi_lb_shape_str(int ndim, const int64_t *dims, char *buf, size_t size);
 /* The node that input k is (NULL for a model input). */
-node *lb_in_node(layer_build *b, int k);
+node *herdi_lb_in_node(layer_build *b, int k);
 
 #endif

@@ -60,32 +60,32 @@ struct loss_kind {
     void (*spec)(const model_loss *cfg, char *buf, size_t size);
 };
 
-const loss_kind *loss_kind_by_name(const char *name);
+const loss_kind *herdi_loss_kind_by_name(const char *name);
 /* Values a loss reads in these rows: B x P x K. */
 static inline int64_t loss_values(const loss_call *c) { return (int64_t)c->B * c->P * c->K; }
 /* Whether f32 targets y fit an output of per-sample dims value for value: the output's shape,
  * or a scalar (or any one-value shape) for an output of one value. */
-int loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y);
+int herdi_loss_values_fit(int ndim, const int64_t *dims, const herd_tensor *y);
 /* the first class label of B samples of P positions outside [0, K) (labels equal to ignore_index
  * pass when cfg->ignore), or -1, with msg as bad_target says */
-int loss_bad_class(const loss_call *c, char *msg, size_t size);
+int herdi_loss_bad_class(const loss_call *c, char *msg, size_t size);
 /* "xent, mse, bce" for messages */
-const char *loss_names(void);
+const char *herdi_loss_names(void);
 /* Sets cfg to kind with its arguments; a message (without the file) in msg on failure. */
-int loss_configure(model_loss *cfg, const loss_kind *kind, const herd_layer_arg *args, int n_args, char *msg,
+int herdi_loss_configure(model_loss *cfg, const loss_kind *kind, const herd_layer_arg *args, int n_args, char *msg,
                    size_t size);
 
 /* ---- metrics the kinds measure (src/losses/metrics.c) ---- */
 /* argmax over K of each of B*P positions against i32 labels; ignore: positions labelled
  * ignore_index are not counted */
-void metric_classes(const loss_call *c, herd_metrics *acc);
+void herdi_metric_classes(const loss_call *c, herd_metrics *acc);
 /* squared error of pred (transformed by fn when not NULL) against f32 targets, n values */
-void metric_sq_err(const float *pred, const float *target, int64_t n, float (*fn)(float), herd_metrics *acc);
+void herdi_metric_sq_err(const float *pred, const float *target, int64_t n, float (*fn)(float), herd_metrics *acc);
 /* logits against binary targets (>= 0.5 positive): accuracy (logit > 0) and the AUC bins */
-void metric_binary(const float *logits, const float *target, int64_t n, herd_metrics *acc);
+void herdi_metric_binary(const float *logits, const float *target, int64_t n, herd_metrics *acc);
 
 #define HERD_LOSS_KINDS(X) X(xent) X(mse) X(bce)
-#define HERD_LOSS_DECLARE(k) extern const loss_kind loss_##k;
+#define HERD_LOSS_DECLARE(k) extern const loss_kind herdi_loss_##k;
 HERD_LOSS_KINDS(HERD_LOSS_DECLARE)
 #undef HERD_LOSS_DECLARE
 

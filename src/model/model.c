@@ -9,7 +9,7 @@
 #include "herd/trace.h"
 #include "model/model_internal.h"
 
-herd_status model_alloc_params(herd_model *m, herd_error *err) {
+herd_status herdi_model_alloc_params(herd_model *m, herd_error *err) {
     int64_t np = 0, nb = 0;
     int n_sparse = 0;
     /* dense trainable parameters, then the sparse tables (which have no slice of grads), in
@@ -60,9 +60,9 @@ static int init_deferred(const herd_model *m, const node *n) {
     return n->kind->init_rows && n->param[0] >= 0 && m->params_reg[n->param[0]].info.sparse;
 }
 
-void model_tables_ready(herd_model *m) {
+void herdi_model_tables_ready(herd_model *m) {
     if (!m->tables_pending) return;
-    m->tables_pending = 0; /* first: the inits read their tables through model_param_data */
+    m->tables_pending = 0; /* first: the inits read their tables through herdi_model_param_data */
     for (int i = 0; i < m->n_nodes; i++)
         if (init_deferred(m, &m->nodes[i])) m->nodes[i].kind->init(m, &m->nodes[i], m->table_seed);
 }
@@ -88,14 +88,14 @@ herd_status herd_model_table_init_rows(herd_model *m, int param, int64_t lo, int
                      m->source, (long long)lo, (long long)hi, m->params_reg[param].info.name);
 }
 
-float *model_param_data(herd_model *m, int i) {
-    model_tables_ready(m);
+float *herdi_model_param_data(herd_model *m, int i) {
+    herdi_model_tables_ready(m);
     const herd_param_info *p = &m->params_reg[i].info;
     return (p->trainable ? m->params : m->buffers) + p->offset;
 }
 
-float *node_param(herd_model *m, const node *n, int slot) {
-    return n->param[slot] < 0 ? NULL : model_param_data(m, n->param[slot]);
+float *herdi_node_param(herd_model *m, const node *n, int slot) {
+    return n->param[slot] < 0 ? NULL : herdi_model_param_data(m, n->param[slot]);
 }
 
 static float *node_grad(herd_model *m, const node *n, int slot) {
@@ -111,7 +111,7 @@ static sparse_grad *node_sparse_grad(herd_model *m, const node *n, int slot) {
     return NULL;
 }
 
-float *layer_sparse_row(sparse_grad *g, int32_t id) {
+float *herdi_layer_sparse_row(sparse_grad *g, int32_t id) {
     HERD_ASSERT(g->n < g->cap); /* the kind declared at most ids_per_sample rows a sample */
     g->ids[g->n] = id;
     g->coalesced = 0;
@@ -255,7 +255,7 @@ static void plan_fusions(herd_model *m) {
         node *n = &m->nodes[i];
         node *p = n->in[0] >= 0 ? &m->nodes[n->in[0]] : NULL;
         if ((n->kind->flags & LAYER_VIEW) && p) n->alias = n->in[0];
-        herd_act act = layer_fusable_act(n);
+        herd_act act = herdi_layer_fusable_act(n);
         int can = act == HERD_ACT_RELU ? LAYER_FUSES_RELU : act == HERD_ACT_RELU6 ? LAYER_FUSES_RELU6 : 0;
         if (can && p && consumers[n->in[0]] == 1 && (p->kind->flags & can) && p->alias < 0) {
             p->fused_act = act;
@@ -354,7 +354,7 @@ static size_t assign_offsets(live_buf *b, int n, live_buf **order, live_buf **pl
 
 #define LIVE_MAX (2 * HERD_MAX_NODES + HERD_MAX_MODEL_INPUTS)
 
-struct live_buf *model_live_tables(struct live_buf ***order, struct live_buf ***placed) {
+struct live_buf *herdi_model_live_tables(struct live_buf ***order, struct live_buf ***placed) {
     live_buf *t = calloc(LIVE_MAX, sizeof *t);
     *order = calloc(LIVE_MAX, sizeof **order);
     *placed = calloc(LIVE_MAX, sizeof **placed);
@@ -675,7 +675,7 @@ static void make_call(herd_model *m, const node *n, int64_t row0, int B, int tra
     c->out = rows(n->out, n->numel, row0);
     c->dout = rows(n->dout, n->numel, row0);
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
-        c->w[s] = node_param(m, n, s);
+        c->w[s] = herdi_node_param(m, n, s);
         c->dw[s] = node_grad(m, n, s);
         c->sg[s] = node_sparse_grad(m, n, s);
     }
@@ -749,7 +749,7 @@ herd_status herd_model_set_target(herd_model *m, const herd_tensor *y, const cha
     if (y->ndim < 0 || y->ndim > 4 || !m->loss.kind->check(&cfg, last->ndim, last->dims, y, msg, sizeof msg))
         return herd_fail(err, HERD_ESHAPE, "%s: targets are %s %s, but the model's output is %s and %s",
                          source ? source : m->source, herd_dtype_name(y->dtype), herd_tensor_shape_str(y, ys, sizeof ys),
-                         lb_shape_str(last->ndim, last->dims, os, sizeof os), msg);
+                         herdi_lb_shape_str(last->ndim, last->dims, os, sizeof os), msg);
     cfg.target = herd_tensor_make(y->dtype, y->ndim, y->dims, NULL);
     m->loss = cfg;
     return HERD_OK;
@@ -769,7 +769,7 @@ void herd_model_predictions(const herd_model *m, int B, float *out) {
 
 int herd_model_predicts_classes(const herd_model *m) {
     const node *last = &m->nodes[m->n_nodes - 1];
-    return last->ndim == 1 && (m->loss.kind == &loss_xent || (m->loss.kind == &loss_bce && last->numel == 1));
+    return last->ndim == 1 && (m->loss.kind == &herdi_loss_xent || (m->loss.kind == &herdi_loss_bce && last->numel == 1));
 }
 
 float herd_model_loss(herd_model *m, const void *targets, int B, herd_metrics *acc) {
@@ -996,7 +996,7 @@ int herd_model_param_count(const herd_model *m) { return m->n_reg; }
 const herd_param_info *herd_model_param(const herd_model *m, int i) { return &m->params_reg[i].info; }
 
 float *herd_model_params(herd_model *m, int64_t *n_params) {
-    model_tables_ready(m);
+    herdi_model_tables_ready(m);
     if (n_params) *n_params = m->n_params;
     return m->params;
 }

@@ -95,67 +95,67 @@ struct herd_model {
 };
 
 /* The liveness planner's tables, sized for HERD_MAX_NODES (NULL when out of memory). */
-struct live_buf *model_live_tables(struct live_buf ***order, struct live_buf ***placed);
+struct live_buf *herdi_model_live_tables(struct live_buf ***order, struct live_buf ***placed);
 /* Allocates params/grads/buffers once the graph is complete. */
-herd_status model_alloc_params(herd_model *m, herd_error *err);
+herd_status herdi_model_alloc_params(herd_model *m, herd_error *err);
 /* Fills refs[0..n_reg) with the registry tensors (names, shapes, data) and returns n_reg. */
 struct herd_tensor_ref;
-int model_registry_refs(const herd_model *m, struct herd_tensor_ref *refs);
+int herdi_model_registry_refs(const herd_model *m, struct herd_tensor_ref *refs);
 /* Copies every registry tensor from an open safetensors file after validating names, dtypes
  * and shapes (nothing changes on error). Tensors named own_prefix* belong to the caller and
  * are skipped; any other unknown tensor is an error. */
 struct herd_safetensors;
-herd_status model_load_tensors(herd_model *m, const struct herd_safetensors *st, const char *own_prefix,
+herd_status herdi_model_load_tensors(herd_model *m, const struct herd_safetensors *st, const char *own_prefix,
                                herd_error *err);
 /* The input normalisation as safetensors metadata pairs: writes 4 strings (2 pairs) into meta
  * and returns 2, 0 when the model has none, -1 out of memory; free owned[0] and owned[1]. */
-int model_norm_meta(const herd_model *m, const char **meta, char **owned);
+int herdi_model_norm_meta(const herd_model *m, const char **meta, char **owned);
 /* Pointer to registry entry i's data. */
-float *model_param_data(herd_model *m, int i);
+float *herdi_model_param_data(herd_model *m, int i);
 /* Writes the tables herd_model_init_params left pending (every access of the parameters calls it). */
-void model_tables_ready(herd_model *m);
+void herdi_model_tables_ready(herd_model *m);
 /* Data of node n's parameter slot (NULL when the slot is empty). */
-float *node_param(herd_model *m, const node *n, int slot);
+float *herdi_node_param(herd_model *m, const node *n, int slot);
 /* Per-sample shape of node input k: a node's output or a model input. */
-int node_in_ndim(const herd_model *m, const node *n, int k);
-const int64_t *node_in_dims(const herd_model *m, const node *n, int k);
-int64_t node_in_numel(const herd_model *m, const node *n, int k);
+int herdi_node_in_ndim(const herd_model *m, const node *n, int k);
+const int64_t *herdi_node_in_dims(const herd_model *m, const node *n, int k);
+int64_t herdi_node_in_numel(const herd_model *m, const node *n, int k);
 /* f32 for a node's output; a model input's dtype (f32 or i32) */
-herd_dtype node_in_dtype(const herd_model *m, const node *n, int k);
+herd_dtype herdi_node_in_dtype(const herd_model *m, const node *n, int k);
 
 /* One reading of numbers in model text (layer arguments, the spec's train line): the whole
  * string is a base-10 integer / a finite number within [lo, hi]; 1 when it is. */
-int model_parse_int(const char *s, int lo, int hi, int *out);
-int model_parse_float(const char *s, double lo, double hi, float *out);
+int herdi_model_parse_int(const char *s, int lo, int hi, int *out);
+int herdi_model_parse_float(const char *s, double lo, double hi, float *out);
 
 /* ---- building a model (src/model/build.c): the spec parser and the importers call these ---- */
-herd_status model_create(herd_model **out, const char *source, herd_error *err);
+herd_status herdi_model_create(herd_model **out, const char *source, herd_error *err);
 /* Adds a model input of per-sample shape dims. */
-herd_status model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
+herd_status herdi_model_add_input(herd_model *m, const char *name, herd_dtype dtype, int ndim, const int64_t *dims,
                             herd_error *err);
 /* A free default name prefix<k> for a new node. */
-void model_default_name(const herd_model *m, const char *prefix, char *out, size_t size);
+void herdi_model_default_name(const herd_model *m, const char *prefix, char *out, size_t size);
 /* Index of the node (>= 0) or model input (-1 - k) called name; HERD_MAX_NODES when none. */
-int model_find(const herd_model *m, const char *name);
+int herdi_model_find(const herd_model *m, const char *name);
 /* Appends a node of `kind` reading inputs[0..n_in), named name, built from args; on failure the
  * model is unchanged. file/line/col locate it in messages (file NULL: the model's source). */
-herd_status model_add_node(herd_model *m, const layer_kind *kind, const char *keyword, const char *name,
+herd_status herdi_model_add_node(herd_model *m, const layer_kind *kind, const char *keyword, const char *name,
                            const int *inputs, int n_in, struct layer_arg *args, int n_args, const char *file,
                            int line, int col, herd_error *err);
 /* Checks the finished graph (output is a vector, loss fits) and allocates the parameters. */
-herd_status model_finish(herd_model *m, herd_error *err);
+herd_status herdi_model_finish(herd_model *m, herd_error *err);
 
 /* ---- ONNX export helpers a kind's onnx_export uses (src/io/onnx_export.c) ---- */
 /* ONNX tensor name of node n's input k, and whether it is (N,C,H,W) rather than (N,F) */
-const char *onnx_in(onnx_exporter *x, const node *n, int k);
-int onnx_in_rank4(onnx_exporter *x, const node *n, int k);
+const char *herdi_onnx_in(onnx_exporter *x, const node *n, int k);
+int herdi_onnx_in_rank4(onnx_exporter *x, const node *n, int k);
 /* ONNX tensor name for n's output; set_out overrides it (e.g. a dropout passes its input on) */
-const char *onnx_out(onnx_exporter *x, const node *n);
+const char *herdi_onnx_out(onnx_exporter *x, const node *n);
 /* whether a later layer reading n's output needs it as (N,C,H,W) (a conv after a gap) */
-int onnx_read_as_image(onnx_exporter *x, const node *n);
-void onnx_set_out(onnx_exporter *x, const node *n, const char *tensor, int rank4);
+int herdi_onnx_read_as_image(onnx_exporter *x, const node *n);
+void herdi_onnx_set_out(onnx_exporter *x, const node *n, const char *tensor, int rank4);
 /* A registry tensor's name (an initializer is written for it) */
-const char *onnx_param(onnx_exporter *x, const node *n, int slot);
+const char *herdi_onnx_param(onnx_exporter *x, const node *n, int slot);
 /* node with up to 5 inputs (NULL-terminated list), one output */
 typedef struct onnx_xattr {
     const char *name;
@@ -165,26 +165,26 @@ typedef struct onnx_xattr {
     const int64_t *ints;
     int n_ints;
 } onnx_xattr;
-void onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
+void herdi_onnx_emit(onnx_exporter *x, const char *op, const char *name, const char *out, const char *const *inputs,
                int n_inputs, const onnx_xattr *attrs, int n_attrs);
-/* onnx_emit of a node with several outputs (Split) */
-void onnx_emit_outs(onnx_exporter *x, const char *op, const char *name, const char *const *outs, int n_outs,
+/* herdi_onnx_emit of a node with several outputs (Split) */
+void herdi_onnx_emit_outs(onnx_exporter *x, const char *op, const char *name, const char *const *outs, int n_outs,
                     const char *const *inputs, int n_inputs, const onnx_xattr *attrs, int n_attrs);
 /* the model declares at least this opset (13 otherwise) */
-void onnx_require_opset(onnx_exporter *x, int opset);
+void herdi_onnx_require_opset(onnx_exporter *x, int opset);
 /* a 1-D int64 initializer (a shape, slice bounds) named `name`, which the caller makes unique
  * (e.g. from its node's name); returns name */
-const char *onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int n);
+const char *herdi_onnx_ints(onnx_exporter *x, const char *name, const int64_t *v, int n);
 /* a scalar float initializer shared by every user of `name` (written once) */
-const char *onnx_scalar(onnx_exporter *x, const char *name, float value);
+const char *herdi_onnx_scalar(onnx_exporter *x, const char *name, float value);
 /* A constant shared by every layer naming it the same (a causal mask, a shape): the name's
  * stored copy, *fresh = 1 the first time (the caller then writes the initializer); at most 4 a node. */
-const char *onnx_shared(onnx_exporter *x, const char *name, int *fresh);
+const char *herdi_onnx_shared(onnx_exporter *x, const char *name, int *fresh);
 /* a node's own constant: an f32 / i32 initializer named `name` (the caller makes it unique) */
-void onnx_constant(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel);
-void onnx_constant_i32(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,
+void herdi_onnx_constant(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const float *data, int64_t numel);
+void herdi_onnx_constant_i32(onnx_exporter *x, const char *name, int ndim, const int64_t *dims, const int32_t *data,
                        int64_t numel);
-herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
+herd_status herdi_onnx_fail(onnx_exporter *x, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
@@ -193,49 +193,49 @@ herd_status onnx_fail(onnx_exporter *x, const char *fmt, ...)
 /* ---- ONNX import helpers a kind's onnx_import uses (src/io/onnx_import.c) ----
  * The node being translated has data inputs (layer outputs, in order) and constant inputs
  * (initializers, Constant nodes), addressed by their ONNX input position k. */
-const char *onnx_op(const onnx_importer *x);
+const char *herdi_onnx_op(const onnx_importer *x);
 /* attribute values; absent: dflt (ints: -1 returned, else the count, at most max copied) */
-int64_t onnx_attr_int(const onnx_importer *x, const char *name, int64_t dflt);
-float onnx_attr_float(const onnx_importer *x, const char *name, float dflt);
-int onnx_attr_ints(const onnx_importer *x, const char *name, int64_t *v, int max);
+int64_t herdi_onnx_attr_int(const onnx_importer *x, const char *name, int64_t dflt);
+float herdi_onnx_attr_float(const onnx_importer *x, const char *name, float dflt);
+int herdi_onnx_attr_ints(const onnx_importer *x, const char *name, int64_t *v, int max);
 /* whether string attribute name is absent or equals one of the values (a NULL-terminated list) */
-int onnx_attr_str_in(const onnx_importer *x, const char *name, const char *const *values);
+int herdi_onnx_attr_str_in(const onnx_importer *x, const char *name, const char *const *values);
 /* herd's per-sample shape of data input 0 */
-int onnx_in_ndim(const onnx_importer *x);
-const int64_t *onnx_in_dims(const onnx_importer *x);
+int herdi_onnx_in_ndim(const onnx_importer *x);
+const int64_t *herdi_onnx_in_dims(const onnx_importer *x);
 /* zero padding of H and W a Pad node put before data input 0; a kind that reads it folds it
  * into its own padding (a kind that does not is refused a padded input) */
-void onnx_in_pad(onnx_importer *x, int *ph, int *pw);
+void herdi_onnx_in_pad(onnx_importer *x, int *ph, int *pw);
 /* The node's auto_pad: NOTSET (or absent) leaves p (the pads attribute, [h0, w0, h1, w1]) alone;
  * VALID zeroes it; SAME_UPPER / SAME_LOWER set it from the input size (plus the xh, xw of a Pad
  * before it), kernel k (kh, kw), strides s and dilations dil when both sides come out alike
  * (or SAME_LOWER's extra one before at stride 2+, which no window reaches), else refuse naming
  * the axis and the pads. An unknown value, or pads given too (has_pads), is refused. */
-herd_status onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
+herd_status herdi_onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_t *s, const int64_t *dil, int xh, int xw,
                           int has_pads, int64_t *p);
 /* dims of constant input k (its rank), or -1 when input k is absent or not a constant */
-int onnx_const_dims(const onnx_importer *x, int k, int64_t *dims);
+int herdi_onnx_const_dims(const onnx_importer *x, int k, int64_t *dims);
 /* constant scalar input k (an operand such as Clip's min, claimed so it is not taken for a
  * weight) into *v with *present = 1; absent: *present = 0; refused when it is not one constant
  * value ("WHAT (input K) must be ...") */
-herd_status onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present);
+herd_status herdi_onnx_const_scalar(onnx_importer *x, int k, const char *what, double *v, int *present);
 /* constant input k holds the data of parameter slot `slot` (transpose: a 2-D [in, out] matrix
  * for a slot of shape [out, in]); refused when input k is not a constant */
-herd_status onnx_weight(onnx_importer *x, int k, int slot, int transpose);
-/* onnx_weight with every value times scale (Gemm's alpha and beta folded into the weights);
+herd_status herdi_onnx_weight(onnx_importer *x, int k, int slot, int transpose);
+/* herdi_onnx_weight with every value times scale (Gemm's alpha and beta folded into the weights);
  * broadcast: a one-value tensor fills the whole slot */
-herd_status onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast);
+herd_status herdi_onnx_weight_as(onnx_importer *x, int k, int slot, int transpose, float scale, int broadcast);
 /* the spec keyword (default: the kind's first) and the arguments of the layer */
-void onnx_keyword(onnx_importer *x, const char *keyword);
-void onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...)
+void herdi_onnx_keyword(onnx_importer *x, const char *keyword);
+void herdi_onnx_arg(onnx_importer *x, const char *key, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* the node is an identity here (e.g. Flatten of a vector): its output is its input */
-void onnx_pass_through(onnx_importer *x);
+void herdi_onnx_pass_through(onnx_importer *x);
 /* "FILE: node 'NAME' (OP): <reason>", HERD_EUNSUPPORTED */
-herd_status onnx_refuse(onnx_importer *x, const char *fmt, ...)
+herd_status herdi_onnx_refuse(onnx_importer *x, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif

@@ -63,7 +63,7 @@ static token *option(line_ctx *L, const char *key) {
 }
 
 static herd_status parse_int(line_ctx *L, token *t, const char *s, const char *what, int lo, int hi, int *out) {
-    if (!model_parse_int(s, lo, hi, out))
+    if (!herdi_model_parse_int(s, lo, hi, out))
         return spec_fail(L, t->col, "expected %s as an integer in %d..%d, found '%s'", what, lo, hi, s);
     t->used = 1;
     return HERD_OK;
@@ -71,7 +71,7 @@ static herd_status parse_int(line_ctx *L, token *t, const char *s, const char *w
 
 static herd_status parse_float(line_ctx *L, token *t, const char *s, const char *what, double lo, double hi,
                                float *out) {
-    if (!model_parse_float(s, lo, hi, out))
+    if (!herdi_model_parse_float(s, lo, hi, out))
         return spec_fail(L, t->col, "expected %s as a number in [%g, %g], found '%s'", what, lo, hi, s);
     t->used = 1;
     return HERD_OK;
@@ -109,9 +109,9 @@ static herd_status parse_train(line_ctx *L) {
 /* `loss KIND [key=value ...]` */
 static herd_status parse_loss(line_ctx *L) {
     token *t = positional(L, 0);
-    if (!t) return spec_fail(L, L->tok[0].col, "loss: expected one of %s", loss_names());
-    const loss_kind *kind = loss_kind_by_name(t->text);
-    if (!kind) return spec_fail(L, t->col, "loss: unknown loss '%s' (expected %s)", t->text, loss_names());
+    if (!t) return spec_fail(L, L->tok[0].col, "loss: expected one of %s", herdi_loss_names());
+    const loss_kind *kind = herdi_loss_kind_by_name(t->text);
+    if (!kind) return spec_fail(L, t->col, "loss: unknown loss '%s' (expected %s)", t->text, herdi_loss_names());
     herd_layer_arg args[MAX_TOKENS];
     int n = 0;
     for (int i = 1; i < L->n; i++) {
@@ -120,13 +120,13 @@ static herd_status parse_loss(line_ctx *L) {
         args[n++] = (herd_layer_arg){L->tok[i].key, L->tok[i].value};
     }
     char msg[256];
-    if (!loss_configure(&L->m->loss, kind, args, n, msg, sizeof msg)) return spec_fail(L, L->tok[0].col, "%s", msg);
+    if (!herdi_loss_configure(&L->m->loss, kind, args, n, msg, sizeof msg)) return spec_fail(L, L->tok[0].col, "%s", msg);
     return HERD_OK;
 }
 
 /* An activation keyword, which a line may add after its layer (`conv 32 3 relu`). */
 static int is_activation(const char *s) {
-    const layer_kind *k = layer_kind_by_keyword(s);
+    const layer_kind *k = herdi_layer_kind_by_keyword(s);
     return k && (k->flags & LAYER_ACTIVATION);
 }
 
@@ -161,10 +161,10 @@ static herd_status parse_input(line_ctx *L) {
     char name[HERD_NAME_MAX];
     if (nm) snprintf(name, sizeof name, "%s", nm->value);
     else if (m->n_inputs == 0) snprintf(name, sizeof name, "input");
-    else model_default_name(m, "input", name, sizeof name);
-    if (nm && model_find(m, name) != HERD_MAX_NODES) return spec_fail(L, nm->col, "name '%s' is already used", name);
+    else herdi_model_default_name(m, "input", name, sizeof name);
+    if (nm && herdi_model_find(m, name) != HERD_MAX_NODES) return spec_fail(L, nm->col, "name '%s' is already used", name);
     int64_t d[3] = {dims[0], dims[1], dims[2]};
-    return model_add_input(m, name, dtype, dims[1] == 1 && dims[2] == 1 ? 1 : 3, d, L->err);
+    return herdi_model_add_input(m, name, dtype, dims[1] == 1 && dims[2] == 1 ? 1 : 3, d, L->err);
 }
 
 static herd_status check_name(line_ctx *L, const token *t) {
@@ -172,7 +172,7 @@ static herd_status check_name(line_ctx *L, const token *t) {
     int ok = *v && strlen(v) < HERD_NAME_MAX && (isalpha((unsigned char)*v) || *v == '_');
     for (const char *p = v; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.';
     if (!ok) return spec_fail(L, t->col, "bad name '%s' (letters, digits, _ and ., starting with a letter)", v);
-    if (model_find(L->m, v) != HERD_MAX_NODES) return spec_fail(L, t->col, "name '%s' is already used", v);
+    if (herdi_model_find(L->m, v) != HERD_MAX_NODES) return spec_fail(L, t->col, "name '%s' is already used", v);
     return HERD_OK;
 }
 
@@ -185,7 +185,7 @@ static herd_status resolve_inputs(line_ctx *L, const token *t, const char *list,
     snprintf(buf, sizeof buf, "%s", list);
     *n = 0;
     for (char *save = NULL, *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        int at = model_find(L->m, name);
+        int at = herdi_model_find(L->m, name);
         if (at == HERD_MAX_NODES)
             return spec_fail(L, t->col, "%s: no earlier layer is named '%s'", L->tok[0].text, name);
         if (*n >= HERD_MAX_INPUTS) return spec_fail(L, t->col, "%s: more than %d inputs", L->tok[0].text, HERD_MAX_INPUTS);
@@ -254,8 +254,8 @@ static herd_status parse_layer(line_ctx *L, const layer_kind *kind) {
     }
     char name[HERD_NAME_MAX];
     if (name_tok && !act_tok) snprintf(name, sizeof name, "%s", name_tok->value);
-    else model_default_name(m, kind->prefix ? kind->prefix : kw, name, sizeof name);
-    if ((st = model_add_node(m, kind, kw, name, inputs, n_in, args, n_args, L->file, L->line, L->tok[0].col, L->err)))
+    else herdi_model_default_name(m, kind->prefix ? kind->prefix : kw, name, sizeof name);
+    if ((st = herdi_model_add_node(m, kind, kw, name, inputs, n_in, args, n_args, L->file, L->line, L->tok[0].col, L->err)))
         return st;
     if (!act_tok) return HERD_OK;
     /* the activation flag becomes its own node; the line's name goes to it, so later lines
@@ -263,9 +263,9 @@ static herd_status parse_layer(line_ctx *L, const layer_kind *kind) {
     struct layer_arg alpha = {.key = "alpha", .value = alpha_tok ? alpha_tok->value : NULL,
                               .col = alpha_tok ? alpha_tok->col : 0};
     if (name_tok) snprintf(name, sizeof name, "%s", name_tok->value);
-    else model_default_name(m, act_tok->text, name, sizeof name);
+    else herdi_model_default_name(m, act_tok->text, name, sizeof name);
     int from = m->n_nodes - 1;
-    return model_add_node(m, layer_kind_by_keyword(act_tok->text), act_tok->text, name, &from, 1, &alpha,
+    return herdi_model_add_node(m, herdi_layer_kind_by_keyword(act_tok->text), act_tok->text, name, &from, 1, &alpha,
                           alpha_tok ? 1 : 0, L->file, L->line, act_tok->col, L->err);
 }
 
@@ -303,7 +303,7 @@ static herd_status tokenize(line_ctx *L, const char *line, size_t len) {
 
 herd_status herd_model_parse(herd_model **out, const char *text, const char *filename, herd_error *err) {
     herd_model *m;
-    herd_status st = model_create(&m, filename, err);
+    herd_status st = herdi_model_create(&m, filename, err);
     if (st) return st;
     line_ctx *L = calloc(1, sizeof *L);
     if (!L) {
@@ -332,13 +332,13 @@ herd_status herd_model_parse(herd_model **out, const char *text, const char *fil
         if (!strcmp(kw, "train")) st = parse_train(L);
         else if (!strcmp(kw, "loss")) st = parse_loss(L);
         else {
-            const layer_kind *kind = layer_kind_by_keyword(kw);
+            const layer_kind *kind = herdi_layer_kind_by_keyword(kw);
             if (kind) st = parse_layer(L, kind);
             else st = spec_fail(L, L->tok[0].col, "unknown layer '%s' (expected %s, train or loss)", kw,
-                                layer_keywords());
+                                herdi_layer_keywords());
         }
     }
-    if (st == HERD_OK) st = model_finish(m, err);
+    if (st == HERD_OK) st = herdi_model_finish(m, err);
     free(L);
     if (st != HERD_OK) {
         herd_model_destroy(m);

@@ -18,7 +18,7 @@ static int taken(const herd_model *m, int upto, const char *name) {
     return 0;
 }
 
-/* The name the parser gives a line of `keyword` as node i (model_default_name at that point). */
+/* The name the parser gives a line of `keyword` as node i (herdi_model_default_name at that point). */
 static void default_name(const herd_model *m, int i, const char *prefix, char *out, size_t size) {
     for (int k = 1;; k++) {
         snprintf(out, size, "%s%d", prefix, k);
@@ -75,7 +75,7 @@ herd_status herd_model_write_spec(const herd_model *m, char **out, herd_error *e
         const model_input *in = &m->inputs[k];
         char dflt[HERD_NAME_MAX] = "input";
         if (k) {
-            for (int j = 2;; j++) { /* the parser's model_default_name over the earlier inputs */
+            for (int j = 2;; j++) { /* the parser's herdi_model_default_name over the earlier inputs */
                 snprintf(dflt, sizeof dflt, "input%d", j - 1);
                 int used = 0;
                 for (int q = 0; q < k; q++) used |= !strcmp(m->inputs[q].name, dflt);
@@ -103,7 +103,7 @@ herd_status herd_model_write_spec(const herd_model *m, char **out, herd_error *e
         default_name(m, i, n->kind->prefix ? n->kind->prefix : keyword, dflt, sizeof dflt);
         put(&t, strcmp(n->name, dflt) ? " name=%s\n" : "\n", n->name);
     }
-    if (m->loss.kind != &loss_xent || m->loss.ignore) {
+    if (m->loss.kind != &herdi_loss_xent || m->loss.ignore) {
         char args[64];
         m->loss.kind->spec(&m->loss, args, sizeof args);
         put(&t, "loss %s%s\n", m->loss.kind->name, args);

@@ -19,7 +19,7 @@ static char *format_numbers(const double *v, int n) {
     return s;
 }
 
-int model_norm_meta(const herd_model *m, const char **meta, char **owned) {
+int herdi_model_norm_meta(const herd_model *m, const char **meta, char **owned) {
     owned[0] = owned[1] = NULL;
     if (!m->input_norm) return 0;
     owned[0] = format_numbers(m->input_norm, m->in_c);
@@ -35,10 +35,10 @@ int model_norm_meta(const herd_model *m, const char **meta, char **owned) {
 
 herd_status herd_model_save(const herd_model *m, const char *path, herd_error *err) {
     herd_tensor_ref refs[HERD_MAX_PARAMS];
-    int n = model_registry_refs(m, refs);
+    int n = herdi_model_registry_refs(m, refs);
     char *owned[2];
     const char *meta[8] = {"format", "herd", "model", m->source};
-    int extra = model_norm_meta(m, meta + 4, owned);
+    int extra = herdi_model_norm_meta(m, meta + 4, owned);
     if (extra < 0) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
     herd_status st = herd_safetensors_write(path, refs, n, meta, 2 + extra, err);
     free(owned[0]), free(owned[1]);
@@ -92,8 +92,8 @@ static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape) {
     if (len < size) snprintf(buf + len, size - len, "]");
 }
 
-int model_registry_refs(const herd_model *m, herd_tensor_ref *refs) {
-    model_tables_ready((herd_model *)m); /* the values, not pages still to be written */
+int herdi_model_registry_refs(const herd_model *m, herd_tensor_ref *refs) {
+    herdi_model_tables_ready((herd_model *)m); /* the values, not pages still to be written */
     for (int i = 0; i < m->n_reg; i++) {
         const herd_param_info *p = &m->params_reg[i].info;
         refs[i] = (herd_tensor_ref){.name = p->name, .dtype = HERD_F32, .ndim = p->ndim};
@@ -103,7 +103,7 @@ int model_registry_refs(const herd_model *m, herd_tensor_ref *refs) {
     return m->n_reg;
 }
 
-herd_status model_load_tensors(herd_model *m, const herd_safetensors *st, const char *own_prefix, herd_error *err) {
+herd_status herdi_model_load_tensors(herd_model *m, const herd_safetensors *st, const char *own_prefix, herd_error *err) {
     const char *path = herd_safetensors_path(st);
     herd_status s = HERD_OK;
     /* validate everything before touching the model, so a bad file changes nothing */
@@ -135,7 +135,7 @@ herd_status model_load_tensors(herd_model *m, const herd_safetensors *st, const 
     for (int i = 0; i < m->n_reg && !s; i++) {
         const herd_param_info *p = &m->params_reg[i].info;
         const herd_tensor_ref *t = herd_safetensors_find(st, p->name);
-        memcpy(model_param_data(m, i), t->data, (size_t)p->numel * sizeof(float));
+        memcpy(herdi_model_param_data(m, i), t->data, (size_t)p->numel * sizeof(float));
     }
     return s;
 }
@@ -150,7 +150,7 @@ herd_status herd_model_load(herd_model *m, const char *path, herd_error *err) {
     if (!s) s = read_input_norm(m, st, norm, &has, err); /* checked before anything changes */
     const char *format = herd_safetensors_meta(st, "format");
     int checkpoint = format && !strcmp(format, "herd-checkpoint-1"); /* its optimizer state is not the model's */
-    if (!s) s = model_load_tensors(m, st, checkpoint ? "optimizer." : NULL, err);
+    if (!s) s = herdi_model_load_tensors(m, st, checkpoint ? "optimizer." : NULL, err);
     if (!s) s = herd_model_set_input_norm(m, has ? norm : NULL, has ? norm + m->in_c : NULL, err);
     free(norm);
     herd_safetensors_close(st);

@@ -63,17 +63,17 @@ static double act_slope(double x, double y, herd_act act, double alpha) {
     return 1.0;
 }
 
-void ref_act_forward(float *out, const float *in, int64_t n, herd_act act, float alpha) {
+void herdi_ref_act_forward(float *out, const float *in, int64_t n, herd_act act, float alpha) {
     for (int64_t i = 0; i < n; i++) out[i] = (float)act_value(in[i], act, alpha);
 }
 
-void ref_act_backward(float *din, const float *dout, const float *in, const float *out, int64_t n, herd_act act,
+void herdi_ref_act_backward(float *din, const float *dout, const float *in, const float *out, int64_t n, herd_act act,
                       float alpha) {
     if (!din) return;
     for (int64_t i = 0; i < n; i++) din[i] += (float)(dout[i] * act_slope(in[i], out[i], act, alpha));
 }
 
-void ref_softmax_forward(float *out, const float *in, int B, int K) {
+void herdi_ref_softmax_forward(float *out, const float *in, int B, int K) {
     for (int n = 0; n < B; n++) {
         const float *x = in + (int64_t)n * K;
         float *y = out + (int64_t)n * K;
@@ -87,7 +87,7 @@ void ref_softmax_forward(float *out, const float *in, int B, int K) {
 }
 
 /* din_k += y_k * (dout_k - sum_j dout_j y_j) */
-void ref_softmax_backward(float *din, const float *dout, const float *out, int B, int K) {
+void herdi_ref_softmax_backward(float *din, const float *dout, const float *out, int B, int K) {
     if (!din) return;
     for (int n = 0; n < B; n++) {
         const float *g = dout + (int64_t)n * K;

@@ -4,7 +4,7 @@
 
 #include "ops/ops.h"
 
-void ref_attention_forward(float *out, float *att, const float *qkv, const attn_dims *d) {
+void herdi_ref_attention_forward(float *out, float *att, const float *qkv, const attn_dims *d) {
     int T = d->T, C = d->C, H = d->H, hs = C / H;
     double scale = 1.0 / sqrt((double)hs);
     for (int b = 0; b < d->B; b++)
@@ -33,7 +33,7 @@ void ref_attention_forward(float *out, float *att, const float *qkv, const attn_
             }
 }
 
-void ref_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const attn_dims *d) {
+void herdi_ref_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, const attn_dims *d) {
     int T = d->T, C = d->C, H = d->H, hs = C / H;
     double scale = 1.0 / sqrt((double)hs);
     for (int b = 0; b < d->B; b++)

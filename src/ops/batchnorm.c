@@ -51,7 +51,7 @@ static void channel_normalize(float *out, float *mean, float *rstd, float *runni
     }
 }
 
-void ref_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+void herdi_ref_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
                                  const float *in, const float *gamma, const float *beta, int B, int C, int HW,
                                  float momentum, float eps) {
     const int64_t count = (int64_t)B * HW;
@@ -62,7 +62,7 @@ void ref_batchnorm_forward_train(float *out, float *mean, float *rstd, float *ru
     }
 }
 
-void ref_batchnorm_forward_train_sync(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+void herdi_ref_batchnorm_forward_train_sync(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
                                       const float *in, const float *gamma, const float *beta, int B, int C, int HW,
                                       float momentum, float eps, ref_sum_fn sum, void *user, double *scratch) {
     double *s = scratch; /* C channel sums, then the count; then C sums of squared deviations */
@@ -79,7 +79,7 @@ void ref_batchnorm_forward_train_sync(float *out, float *mean, float *rstd, floa
                           count, momentum, eps);
 }
 
-void ref_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
+void herdi_ref_batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
                                 const float *running_mean, const float *running_var, int B, int C, int HW, float eps) {
     for (int c = 0; c < C; c++) {
         const double m = running_mean[c];
@@ -124,7 +124,7 @@ static void channel_din(float *din, const float *dout, const float *in, int B, i
 /* With xhat = (x - mean) * rstd and N = B*HW values per channel:
  *   dbeta = sum dout, dgamma = sum dout * xhat,
  *   din   = gamma * rstd / N * (N * dout - dbeta - xhat * dgamma). */
-void ref_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+void herdi_ref_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                             const float *mean, const float *rstd, const float *gamma, int B, int C, int HW) {
     const int64_t count = (int64_t)B * HW;
     for (int c = 0; c < C; c++) {
@@ -138,7 +138,7 @@ void ref_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float
 
 /* dgamma and dbeta get this rank's sums (data parallel adds the ranks' parameter gradients);
  * din the whole batch's, N its count. */
-void ref_batchnorm_backward_sync(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+void herdi_ref_batchnorm_backward_sync(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                                  const float *mean, const float *rstd, const float *gamma, int B, int C, int HW,
                                  ref_sum_fn sum, void *user, double *scratch) {
     double *s = scratch; /* C sums of dout, C of dout * xhat, the count */

@@ -10,7 +10,7 @@ static int64_t mul_or_zero(int64_t a, int64_t b) {
     return a * b;
 }
 
-int conv2d_dims_finish(conv2d_dims *d) {
+int herdi_conv2d_dims_finish(conv2d_dims *d) {
     if (d->G == 0) d->G = 1;
     if (d->DH == 0) d->DH = 1;
     if (d->DW == 0) d->DW = 1;
@@ -41,7 +41,7 @@ static void valid_taps(int o, int s, int p, int dil, int n, int K, int *k0, int 
     *k1 = b < K ? b : K;
 }
 
-void ref_conv2d_forward(float *out, const float *in, const float *w, const float *b, const conv2d_dims *d) {
+void herdi_ref_conv2d_forward(float *out, const float *in, const float *w, const float *b, const conv2d_dims *d) {
     const int C = d->C, H = d->H, W = d->W, OC = d->OC, KH = d->KH, KW = d->KW, OH = d->OH, OW = d->OW;
     const int G = d->G > 1 ? d->G : 1, DH = d->DH > 1 ? d->DH : 1, DW = d->DW > 1 ? d->DW : 1;
     const int Cg = C / G, OCg = OC / G;
@@ -141,7 +141,7 @@ static void conv2d_backward_weight(float *dw, const float *dout, const float *in
     }
 }
 
-void ref_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+void herdi_ref_conv2d_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                          const conv2d_dims *d) {
     const int64_t plane = (int64_t)d->OH * d->OW;
     if (db) {

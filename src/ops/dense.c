@@ -2,7 +2,7 @@
  * Dot products are summed in double so this stays the oracle for the BLAS path. */
 #include "ops/ops.h"
 
-void ref_dense_forward(float *out, const float *in, const float *w, const float *b, int B, int IN, int OUT) {
+void herdi_ref_dense_forward(float *out, const float *in, const float *w, const float *b, int B, int IN, int OUT) {
     for (int n = 0; n < B; n++) {
         const float *x = in + (int64_t)n * IN;
         for (int o = 0; o < OUT; o++) {
@@ -14,7 +14,7 @@ void ref_dense_forward(float *out, const float *in, const float *w, const float 
     }
 }
 
-void ref_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int B,
+void herdi_ref_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w, int B,
                         int IN, int OUT) {
     if (din) {
         for (int n = 0; n < B; n++) {

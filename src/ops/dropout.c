@@ -2,7 +2,7 @@
  * inference needs no rescaling; the mask is saved and reused by backward. */
 #include "ops/ops.h"
 
-void ref_dropout_forward(float *out, float *mask, const float *in, int64_t n, float p, herd_rng *rng) {
+void herdi_ref_dropout_forward(float *out, float *mask, const float *in, int64_t n, float p, herd_rng *rng) {
     /* p >= 1 drops everything; 1/(1-p) would be infinite, and 0 * inf is NaN */
     const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     for (int64_t i = 0; i < n; i++) {
@@ -14,7 +14,7 @@ void ref_dropout_forward(float *out, float *mask, const float *in, int64_t n, fl
     }
 }
 
-void ref_dropout_backward(float *din, const float *dout, const float *mask, int64_t n) {
+void herdi_ref_dropout_backward(float *din, const float *dout, const float *mask, int64_t n) {
     if (!din) return;
     for (int64_t i = 0; i < n; i++) din[i] += dout[i] * mask[i];
 }

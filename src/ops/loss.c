@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int64_t N, int64_t K,
+float herdi_ref_softmax_xent_forward(float *probs, const float *logits, const int32_t *labels, int64_t N, int64_t K,
                                const int32_t *ignore) {
     double total = 0.0;
     int64_t counted = 0;
@@ -30,7 +30,7 @@ float ref_softmax_xent_forward(float *probs, const float *logits, const int32_t 
     return counted > 0 ? (float)(total / counted) : 0.0f;
 }
 
-void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int64_t N, int64_t K,
+void herdi_ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t *labels, int64_t N, int64_t K,
                                const int32_t *ignore, float scale) {
     if (!dlogits) return;
     for (int64_t n = 0; n < N; n++) {
@@ -45,7 +45,7 @@ void ref_softmax_xent_backward(float *dlogits, const float *probs, const int32_t
     }
 }
 
-float ref_mse_forward(const float *pred, const float *target, int64_t n) {
+float herdi_ref_mse_forward(const float *pred, const float *target, int64_t n) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double e = (double)pred[i] - target[i];
@@ -54,7 +54,7 @@ float ref_mse_forward(const float *pred, const float *target, int64_t n) {
     return n > 0 ? (float)(sum / (double)n) : 0.0f;
 }
 
-void ref_mse_backward(float *dpred, const float *pred, const float *target, int64_t n, float scale) {
+void herdi_ref_mse_backward(float *dpred, const float *pred, const float *target, int64_t n, float scale) {
     if (!dpred) return;
     for (int64_t i = 0; i < n; i++) dpred[i] += (float)(2.0 * ((double)pred[i] - target[i]) / (double)n * scale);
 }

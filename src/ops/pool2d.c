@@ -11,7 +11,7 @@ static int64_t mul_or_zero(int64_t a, int64_t b) {
     return a * b;
 }
 
-int pool2d_dims_finish(pool2d_dims *d) {
+int herdi_pool2d_dims_finish(pool2d_dims *d) {
     if (d->B <= 0 || d->C <= 0 || d->H <= 0 || d->W <= 0 || d->KH <= 0 || d->KW <= 0) return 0;
     if (d->SH <= 0 || d->SW <= 0 || d->PH < 0 || d->PW < 0) return 0;
     /* PyTorch's rule: padding at most half the kernel, so no window is all padding
@@ -38,7 +38,7 @@ int pool2d_dims_finish(pool2d_dims *d) {
 static int imax(int a, int b) { return a > b ? a : b; }
 static int imin(int a, int b) { return a < b ? a : b; }
 
-void ref_maxpool2d_forward(float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
+void herdi_ref_maxpool2d_forward(float *out, int32_t *argmax, const float *in, const pool2d_dims *d) {
     const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
     const int64_t planes = (int64_t)d->B * d->C;
     for (int64_t p = 0; p < planes; p++) {
@@ -71,7 +71,7 @@ void ref_maxpool2d_forward(float *out, int32_t *argmax, const float *in, const p
     }
 }
 
-void ref_maxpool2d_backward(float *din, const float *dout, const int32_t *argmax, const pool2d_dims *d) {
+void herdi_ref_maxpool2d_backward(float *din, const float *dout, const int32_t *argmax, const pool2d_dims *d) {
     if (!din) return;
     const int64_t in_plane = (int64_t)d->H * d->W, out_plane = (int64_t)d->OH * d->OW;
     const int64_t planes = (int64_t)d->B * d->C;
@@ -86,7 +86,7 @@ static double window_area(const pool2d_dims *d, int oh, int ow) {
     return (double)(imin(h0 + d->KH, d->H + d->PH) - h0) * (imin(w0 + d->KW, d->W + d->PW) - w0);
 }
 
-void ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d) {
+void herdi_ref_avgpool2d_forward(float *out, const float *in, const pool2d_dims *d) {
     const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
     /* count_include_pad: with floor sizing every window lies inside the padded input, so the divisor is the kernel area */
     const double inv_area = 1.0 / ((double)d->KH * d->KW);
@@ -117,7 +117,7 @@ static void covering_windows(int i, int s, int p, int k, int n_out, int *o0, int
     *o1 = imin((i + p) / s + 1, n_out);
 }
 
-void ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d) {
+void herdi_ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d) {
     if (!din) return;
     const int H = d->H, W = d->W, OH = d->OH, OW = d->OW;
     const double inv_area = 1.0 / ((double)d->KH * d->KW);
@@ -148,7 +148,7 @@ void ref_avgpool2d_backward(float *din, const float *dout, const pool2d_dims *d)
     }
 }
 
-void ref_gap_forward(float *out, const float *in, int B, int C, int HW) {
+void herdi_ref_gap_forward(float *out, const float *in, int B, int C, int HW) {
     for (int64_t p = 0; p < (int64_t)B * C; p++) {
         const float *in_p = in + p * HW;
         double acc = 0.0;
@@ -157,7 +157,7 @@ void ref_gap_forward(float *out, const float *in, int B, int C, int HW) {
     }
 }
 
-void ref_gap_backward(float *din, const float *dout, int B, int C, int HW) {
+void herdi_ref_gap_backward(float *din, const float *dout, int B, int C, int HW) {
     if (!din) return;
     for (int64_t p = 0; p < (int64_t)B * C; p++) {
         float g = (float)((double)dout[p] / HW);

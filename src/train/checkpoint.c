@@ -111,7 +111,7 @@ static void checkpoint_identity(const herd_trainer *t, ckpt_identity *id) {
         h = fnv1a(h, p->name, strlen(p->name) + 1);
         h = fnv1a(h, &numel, sizeof numel);
     }
-    if (m->loss.kind != &loss_xent || m->loss.ignore) { /* the default loss leaves older checkpoints' hashes as they were */
+    if (m->loss.kind != &herdi_loss_xent || m->loss.ignore) { /* the default loss leaves older checkpoints' hashes as they were */
         char loss[64];
         m->loss.kind->spec(&m->loss, loss, sizeof loss);
         h = fnv1a(h, m->loss.kind->name, strlen(m->loss.kind->name) + 1);
@@ -178,7 +178,7 @@ static herd_status gather_tables(herd_trainer *t, herd_error *err) {
     return herd_embedding_shard_gather(t->shard, 0, mine, t->sparse_full, sd, err);
 }
 
-herd_status checkpoint_gather(herd_trainer *t, herd_error *err) {
+herd_status herdi_checkpoint_gather(herd_trainer *t, herd_error *err) {
     int64_t lo, hi, n = herd_model_dense_params(t->m);
     herd_status st = t->shard ? gather_tables(t, err) : HERD_OK;
     if (st) return st;
@@ -205,8 +205,8 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
     snprintf(j->dir, sizeof j->dir, "%s", dir);
     j->keep = keep;
     j->step = t->step;
-    j->n = model_registry_refs(m, j->refs);
-    /* the dense moments whole, whatever part of them this rank updates (checkpoint_gather) */
+    j->n = herdi_model_registry_refs(m, j->refs);
+    /* the dense moments whole, whatever part of them this rank updates (herdi_checkpoint_gather) */
     const float *mm = t->full_m ? t->full_m : t->opt.m, *vv = t->full_v ? t->full_v : t->opt.v;
     int64_t n = t->full_m || t->full_v ? herd_model_dense_params(m) : t->opt.n;
     if (mm) j->refs[j->n++] = (herd_tensor_ref){.name = "optimizer.m", .dtype = HERD_F32, .ndim = 1, .shape = {n},
@@ -219,7 +219,7 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
     for (int k = 0; k < t->n_sparse; k++) /* the tables' optimizer state, under the tables' names */
         for (int q = 0; q < 2; q++) {
             const herd_sparse_optimizer *o = &t->sparse[k];
-            const float *data = t->shard ? t->sparse_full[2 * k + q] : q ? o->v : o->m; /* whole (checkpoint_gather) */
+            const float *data = t->shard ? t->sparse_full[2 * k + q] : q ? o->v : o->m; /* whole (herdi_checkpoint_gather) */
             if (!data) continue;
             sparse_moment_name(j->sparse_names[2 * k + q], t, k, q);
             j->refs[j->n++] = (herd_tensor_ref){.name = j->sparse_names[2 * k + q], .dtype = HERD_F32, .ndim = 2,
@@ -242,14 +242,14 @@ static herd_status job_make(ckpt_job *j, const char *dir, const herd_trainer *t,
                             "model_hash", j->id.model, "data", j->id.data, "samples", j->id.samples,
                             "deterministic", j->id.deterministic};
     memcpy(j->meta, meta, sizeof meta);
-    int extra = model_norm_meta(m, j->meta + 26, j->owned); /* so the file also serves as --weights for eval */
+    int extra = herdi_model_norm_meta(m, j->meta + 26, j->owned); /* so the file also serves as --weights for eval */
     if (extra < 0) return herd_fail(err, HERD_ENOMEM, "%s: out of memory", dir);
     j->n_meta = 13 + extra;
     return HERD_OK;
 }
 
 /* Writes the job's file atomically, then keeps the newest `keep`: only files herd named, never
- * anything else in the directory; the directory is this run's alone (checkpoint_dir_claim), so
+ * anything else in the directory; the directory is this run's alone (herdi_checkpoint_dir_claim), so
  * every checkpoint in it is ours. */
 static herd_status job_write(const ckpt_job *j, char *saved, size_t saved_size, herd_error *err) {
     char path[sizeof j->dir + 64];
@@ -269,7 +269,7 @@ static herd_status job_write(const ckpt_job *j, char *saved, size_t saved_size, 
     return HERD_OK;
 }
 
-herd_status checkpoint_save(const char *dir, const herd_trainer *t, const train_position *pos, int keep,
+herd_status herdi_checkpoint_save(const char *dir, const herd_trainer *t, const train_position *pos, int keep,
                             char *saved, size_t saved_size, herd_error *err) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return herd_fail(err, HERD_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
@@ -303,7 +303,7 @@ struct ckpt_writer {
     herd_error err;
     char written[4096]; /* its file ("" when it failed or none finished) */
     double blocked;     /* seconds the training loop waited at checkpoints: copies, a previous write */
-    double final_wait;  /* seconds checkpoint_writer_wait waited for the last write */
+    double final_wait;  /* seconds herdi_checkpoint_writer_wait waited for the last write */
 };
 
 static void *writer_main(void *arg) {
@@ -327,7 +327,7 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-herd_status checkpoint_writer_create(ckpt_writer **out, const herd_trainer *t, herd_error *err) {
+herd_status herdi_checkpoint_writer_create(ckpt_writer **out, const herd_trainer *t, herd_error *err) {
     ckpt_writer *w = calloc(1, sizeof *w);
     if (!w) return herd_fail(err, HERD_ENOMEM, "out of memory");
     /* the snapshot is allocated and its pages touched now, so a checkpoint costs the loop one copy */
@@ -367,7 +367,7 @@ static herd_status writer_collect(ckpt_writer *w, char *saved, size_t saved_size
     return st;
 }
 
-herd_status checkpoint_writer_wait(ckpt_writer *w, char *saved, size_t saved_size, herd_error *err) {
+herd_status herdi_checkpoint_writer_wait(ckpt_writer *w, char *saved, size_t saved_size, herd_error *err) {
     if (saved && saved_size) saved[0] = 0;
     if (!w) return HERD_OK;
     double t0 = herd_now();
@@ -397,7 +397,7 @@ static void copy_range(void *ctx, int64_t lo, int64_t hi, int thread) {
     }
 }
 
-herd_status checkpoint_save_async(ckpt_writer *w, const char *dir, const herd_trainer *t, const train_position *pos,
+herd_status herdi_checkpoint_save_async(ckpt_writer *w, const char *dir, const herd_trainer *t, const train_position *pos,
                                   int keep, char *saved, size_t saved_size, herd_error *err) {
     double t0 = herd_now();
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
@@ -434,12 +434,12 @@ herd_status checkpoint_save_async(ckpt_writer *w, const char *dir, const herd_tr
     return st;
 }
 
-double checkpoint_writer_blocked(const ckpt_writer *w, double *final_wait) {
+double herdi_checkpoint_writer_blocked(const ckpt_writer *w, double *final_wait) {
     if (final_wait) *final_wait = w ? w->final_wait : 0;
     return w ? w->blocked : 0;
 }
 
-void checkpoint_writer_destroy(ckpt_writer *w) {
+void herdi_checkpoint_writer_destroy(ckpt_writer *w) {
     if (!w) return;
     pthread_mutex_lock(&w->mu);
     while (w->busy) pthread_cond_wait(&w->cv, &w->mu);
@@ -459,7 +459,7 @@ static int is_stale_temp(const char *name) {
     return !strncmp(name, CKPT_PREFIX, strlen(CKPT_PREFIX)) && tmp;
 }
 
-herd_status checkpoint_dir_claim(const char *dir, int resume, int *lock_fd, char *note, size_t note_size,
+herd_status herdi_checkpoint_dir_claim(const char *dir, int resume, int *lock_fd, char *note, size_t note_size,
                                  herd_error *err) {
     *lock_fd = -1;
     if (note_size) note[0] = 0;
@@ -517,7 +517,7 @@ herd_status checkpoint_dir_claim(const char *dir, int resume, int *lock_fd, char
     return HERD_OK;
 }
 
-void checkpoint_dir_release(int lock_fd) {
+void herdi_checkpoint_dir_release(int lock_fd) {
     if (lock_fd >= 0) close(lock_fd); /* the lock goes with the descriptor; the file stays, harmlessly */
 }
 
@@ -609,7 +609,7 @@ static herd_status check_compatible(const herd_safetensors *st, const herd_train
     return s;
 }
 
-herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, char *loaded,
+herd_status herdi_checkpoint_load_latest(const char *dir, herd_trainer *t, train_position *pos, char *loaded,
                                    size_t loaded_size, char *note, size_t note_size, herd_error *err) {
     int64_t *steps;
     int count;
@@ -661,7 +661,7 @@ herd_status checkpoint_load_latest(const char *dir, herd_trainer *t, train_posit
                               "optimizer?)", herd_safetensors_path(st), name, (long long)rows,
                               (long long)herd_sparse_state_dim(o));
         }
-    if (!s) s = model_load_tensors(t->m, st, "optimizer.", err);
+    if (!s) s = herdi_model_load_tensors(t->m, st, "optimizer.", err);
     if (!s && t->s->remote_state) { /* whole, for the ranks that hold them (herd_strategy_restore_state) */
         if ((t->opt.m && !t->full_m && !(t->full_m = malloc((size_t)n_dense * sizeof(float)))) ||
             (t->opt.v && !t->full_v && !(t->full_v = malloc((size_t)n_dense * sizeof(float)))))

@@ -548,14 +548,14 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     int writer = herd_strategy_writer(s);
     char note[2048], path[4096];
     if (cfg->checkpoint_dir && writer &&
-        (st = checkpoint_dir_claim(cfg->checkpoint_dir, cfg->resume, &lock_fd, note, sizeof note, err)))
+        (st = herdi_checkpoint_dir_claim(cfg->checkpoint_dir, cfg->resume, &lock_fd, note, sizeof note, err)))
         goto done;
     if (cfg->checkpoint_dir && writer && note[0] && cb && cb->notice) cb->notice(cb->user, note);
     if (cfg->checkpoint_dir && writer && cfg->checkpoint_every > 0 && !cfg->checkpoint_sync &&
-        (st = checkpoint_writer_create(&cw, t, err)))
+        (st = herdi_checkpoint_writer_create(&cw, t, err)))
         goto done;
     if (cfg->resume) {
-        if ((st = checkpoint_load_latest(cfg->checkpoint_dir, t, &start, path, sizeof path, note, sizeof note, err)))
+        if ((st = herdi_checkpoint_load_latest(cfg->checkpoint_dir, t, &start, path, sizeof path, note, sizeof note, err)))
             goto done;
         if (writer && note[0] && cb && cb->notice) cb->notice(cb->user, note);
         if (writer && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 1);
@@ -597,20 +597,20 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
                                                                       : -1);
             if (cfg->checkpoint_dir && cfg->checkpoint_every > 0 && t->step % cfg->checkpoint_every == 0) {
                 train_position pos = {epoch - 1, s + 1};
-                if ((st = checkpoint_gather(t, err))) break;
+                if ((st = herdi_checkpoint_gather(t, err))) break;
                 if (writer && cw) { /* the copy now, the write in the background; the one before is done */
-                    st = checkpoint_save_async(cw, cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
+                    st = herdi_checkpoint_save_async(cw, cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path,
                                                sizeof path, err);
                 } else if (writer) {
                     double c0 = herd_now();
-                    st = checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path, sizeof path, err);
+                    st = herdi_checkpoint_save(cfg->checkpoint_dir, t, &pos, cfg->keep_checkpoints, path, sizeof path, err);
                     t->phases.checkpoint += herd_now() - c0;
                 }
                 if (st) break;
                 if (writer && path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
             }
             if (writer && cfg->stop && *cfg->stop) { /* a step boundary: the checkpoint due is written */
-                if ((st = checkpoint_writer_wait(cw, path, sizeof path, err))) break;
+                if ((st = herdi_checkpoint_writer_wait(cw, path, sizeof path, err))) break;
                 if (path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
                 st = herd_fail(err, HERD_ESTOPPED, "stopped on request after step %lld of epoch %d",
                                (long long)(s + 1), epoch);
@@ -640,7 +640,7 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
     if (!st) st = t->shard && cfg->shard_tables_stay ? herd_strategy_sync_model(s, t->step, err) : herd_trainer_sync(t, err);
     if (!st && t->shard) st = shard_report(t, 0, cb, err);
     if (!st && cw) { /* the last write in flight */
-        st = checkpoint_writer_wait(cw, path, sizeof path, err);
+        st = herdi_checkpoint_writer_wait(cw, path, sizeof path, err);
         if (!st && path[0] && cb && cb->checkpoint) cb->checkpoint(cb->user, path, 0);
     }
     if (!st) st = herd_strategy_finish(s, err);
@@ -648,13 +648,13 @@ herd_status herd_train(herd_model *m, herd_dataset *train, herd_dataset *val, co
         strag.t0 = t0_run;
         st = straggler_report(t, &strag, t->step, 1, cb, err);
     }
-    t->phases.checkpoint += checkpoint_writer_blocked(cw, &t->phases.checkpoint_end);
+    t->phases.checkpoint += herdi_checkpoint_writer_blocked(cw, &t->phases.checkpoint_end);
     t->phases.optimizer_floats = ((t->opt.m != NULL) + (t->opt.v != NULL)) * t->opt.n;
     if (cfg->phases) *cfg->phases = t->phases;
 done:
-    checkpoint_writer_destroy(cw); /* a write still going (an error ended the run) is finished first */
+    herdi_checkpoint_writer_destroy(cw); /* a write still going (an error ended the run) is finished first */
     free(strag.all);
-    checkpoint_dir_release(lock_fd);
+    herdi_checkpoint_dir_release(lock_fd);
     herd_loader_destroy(loader);
     herd_sampler_free(&sampler);
     herd_sampler_free(&ahead);

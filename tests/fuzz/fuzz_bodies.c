@@ -701,7 +701,7 @@ static void onnx_str_inside(const onnx_graph *g, onnx_str s, const char *what) {
 static void fuzz_onnx_decode(const uint8_t *data, size_t size) {
     onnx_graph g;
     herd_error err = {0};
-    herd_status s = onnx_decode_bytes(&g, "fuzz.onnx", data, size, &err);
+    herd_status s = herdi_onnx_decode_bytes(&g, "fuzz.onnx", data, size, &err);
     check_error(s, &err, "fuzz.onnx", "onnx decode");
     if (s != HERD_OK) {
         if (g.nodes || g.tensors || g.file) fuzz_fail("onnx decode: failed but kept its tables");
@@ -730,11 +730,11 @@ static void fuzz_onnx_decode(const uint8_t *data, size_t size) {
         if (x->numel < 0 || x->ndim > ONNX_MAX_DIMS) fuzz_fail("onnx decode: a tensor of %lld values", (long long)x->numel);
         if (x->msg < g.file || x->msg + x->msg_len > g.file + g.file_len) fuzz_fail("onnx decode: tensor bytes outside");
         if (x->numel > (int64_t)(sizeof values / sizeof values[0])) continue;
-        herd_status v = onnx_tensor_values(&g, x, NULL, values, &err);
+        herd_status v = herdi_onnx_tensor_values(&g, x, NULL, values, &err);
         check_error(v, &err, "fuzz.onnx", "onnx tensor values");
         for (int64_t i = 0; v == HERD_OK && i < x->numel; i++) touch(&values[i], sizeof values[i]);
     }
-    onnx_graph_free(&g);
+    herdi_onnx_graph_free(&g);
 }
 
 int fuzz_onnx(const uint8_t *data, size_t size) {
@@ -799,7 +799,7 @@ int fuzz_checkpoint(const uint8_t *data, size_t size) {
     /* as the checkpoint to resume from (herd train --resume) */
     train_position pos = {-1, -1};
     char loaded[700], note[2048];
-    st = checkpoint_load_latest(dir, ckpt_trainer, &pos, loaded, sizeof loaded, note, sizeof note, &err);
+    st = herdi_checkpoint_load_latest(dir, ckpt_trainer, &pos, loaded, sizeof loaded, note, sizeof note, &err);
     check_error(st, &err, dir, "checkpoint load");
     if (st == HERD_OK && (pos.epoch < 0 || pos.step_in_epoch < 0 || ckpt_trainer->step < 0 || ckpt_trainer->opt.t < 0))
         fuzz_fail("checkpoint: negative position accepted");
@@ -866,7 +866,7 @@ int fuzz_cli(const uint8_t *data, size_t size) {
     return 0;
 }
 
-/* ---- inter-rank messages: what a parameter server received (ps_decode) ---- */
+/* ---- inter-rank messages: what a parameter server received (herdi_ps_decode) ---- */
 
 /* Byte 0 picks the tag (101..108: pull, params, push, done, state, state reply, restore, and
  * an unknown one), byte 1 the window of accepted steps (0 = asynchronous), bytes 2-3 the
@@ -890,7 +890,7 @@ int fuzz_psmsg(const uint8_t *data, size_t size) {
     memcpy(buf, data + 8, bytes);
     ps_message m;
     herd_error err = {0};
-    herd_status st = ps_decode(tag, buf, (int64_t)bytes, &e, &m, &err);
+    herd_status st = herdi_ps_decode(tag, buf, (int64_t)bytes, &e, &m, &err);
     check_error(st, &err, NULL, "psmsg");
     if (st && st != HERD_EFORMAT) fuzz_fail("psmsg: status %d, expected HERD_EFORMAT: %s", st, err.msg);
     if (st == HERD_OK) {

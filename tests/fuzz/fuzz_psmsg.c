@@ -1,4 +1,4 @@
-/* libFuzzer entry for the messages a parameter server receives (ps_decode in
+/* libFuzzer entry for the messages a parameter server receives (herdi_ps_decode in
  * src/dist/param_server.c); the body, shared with the CTest replay of the corpus and
  * regressions, is fuzz_psmsg in fuzz_bodies.c. */
 #include "fuzz_bodies.h"

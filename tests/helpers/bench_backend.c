@@ -46,7 +46,7 @@ static int build(layer *L, int B) {
         c->kind = L_CONV;
         c->cd = (conv2d_dims){.B = B, .C = C, .H = H, .W = W, .OC = widths[i], .KH = 3, .KW = 3, .SH = 1, .SW = 1,
                               .PH = 1, .PW = 1};
-        conv2d_dims_finish(&c->cd);
+        herdi_conv2d_dims_finish(&c->cd);
         c->first = i == 0;
         C = widths[i];
         layer *r = &L[n++];
@@ -59,7 +59,7 @@ static int build(layer *L, int B) {
         p->name = pn[i];
         p->kind = L_POOL;
         p->pd = (pool2d_dims){.B = B, .C = C, .H = H, .W = W, .KH = 2, .KW = 2, .SH = 2, .SW = 2};
-        pool2d_dims_finish(&p->pd);
+        herdi_pool2d_dims_finish(&p->pd);
         H = p->pd.OH;
         W = p->pd.OW;
     }
@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--openblas"))
-            cpu_gemm_select(0);
+            herdi_cpu_gemm_select(0);
         else {
             fprintf(stderr, "usage: %s [--no-ref] [--batch N] [--min-ms M] [--rounds R] [--openblas]\n", argv[0]);
             return 2;
@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
         {"cpu pool2 blas1", &herd_backend_cpu, 2, 1},
         {"cpu pool1 blas2", &herd_backend_cpu, 1, 2},
     };
-    printf("conv gemm kernel: %s\n", cpu_gemm_kernel());
+    printf("conv gemm kernel: %s\n", herdi_cpu_gemm_kernel());
     const int batches[2] = {32, 256};
     for (int bi = 0; bi < 2; bi++) {
         int B = batches[bi];

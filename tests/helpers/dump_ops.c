@@ -85,13 +85,13 @@ static void conv_case_gd(const char *cas, int B, int C, int H, int W, int OC, in
                          int PW, int bias, int G, int DH, int DW) {
     conv2d_dims d = {.B = B, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH,
                      .PW = PW, .G = G, .DH = DH, .DW = DW};
-    if (!conv2d_dims_finish(&d)) die("conv dims");
+    if (!herdi_conv2d_dims_finish(&d)) die("conv dims");
     int64_t n_in = (int64_t)B * C * H * W, n_w = (int64_t)OC * (C / d.G) * KH * KW, n_out = (int64_t)B * OC * d.OH * d.OW;
     float *in = rand_floats(n_in, -1, 1), *w = rand_floats(n_w, -1, 1), *b = bias ? rand_floats(OC, -1, 1) : NULL;
     float *dout = rand_floats(n_out, -1, 1), *out = zeros(n_out), *din = zeros(n_in), *dw = zeros(n_w),
           *db = zeros(OC);
-    ref_conv2d_forward(out, in, w, b, &d);
-    ref_conv2d_backward(din, dw, bias ? db : NULL, dout, in, w, &d);
+    herdi_ref_conv2d_forward(out, in, w, b, &d);
+    herdi_ref_conv2d_backward(din, dw, bias ? db : NULL, dout, in, w, &d);
     fprintf(g_manifest, "conv2d %s stride=%d,%d padding=%d,%d bias=%d groups=%d dilation=%d,%d\n", cas, SH, SW, PH, PW,
             bias, d.G, d.DH, d.DW);
     save(cas, "in", in, 4, B, C, H, W);
@@ -113,17 +113,17 @@ static void conv_case(const char *cas, int B, int C, int H, int W, int OC, int K
 static void pool_case(const char *cas, int is_max, int B, int C, int H, int W, int KH, int KW, int SH, int SW,
                       int PH, int PW) {
     pool2d_dims d = {.B = B, .C = C, .H = H, .W = W, .KH = KH, .KW = KW, .SH = SH, .SW = SW, .PH = PH, .PW = PW};
-    if (!pool2d_dims_finish(&d)) die("pool dims");
+    if (!herdi_pool2d_dims_finish(&d)) die("pool dims");
     int64_t n_in = (int64_t)B * C * H * W, n_out = (int64_t)B * C * d.OH * d.OW;
     /* continuous random values: ties in a max window have probability ~0 */
     float *in = rand_floats(n_in, -2, 1), *dout = rand_floats(n_out, -1, 1), *out = zeros(n_out), *din = zeros(n_in);
     int32_t *arg = xcalloc(n_out, sizeof(int32_t));
     if (is_max) {
-        ref_maxpool2d_forward(out, arg, in, &d);
-        ref_maxpool2d_backward(din, dout, arg, &d);
+        herdi_ref_maxpool2d_forward(out, arg, in, &d);
+        herdi_ref_maxpool2d_backward(din, dout, arg, &d);
     } else {
-        ref_avgpool2d_forward(out, in, &d);
-        ref_avgpool2d_backward(din, dout, &d);
+        herdi_ref_avgpool2d_forward(out, in, &d);
+        herdi_ref_avgpool2d_backward(din, dout, &d);
     }
     fprintf(g_manifest, "%s %s kernel=%d,%d stride=%d,%d padding=%d,%d\n", is_max ? "maxpool2d" : "avgpool2d", cas,
             KH, KW, SH, SW, PH, PW);
@@ -139,8 +139,8 @@ static void gap_case(const char *cas, int B, int C, int H, int W) {
     int64_t n_in = (int64_t)B * C * H * W;
     float *in = rand_floats(n_in, -1, 1), *dout = rand_floats((int64_t)B * C, -1, 1), *out = zeros((int64_t)B * C),
           *din = zeros(n_in);
-    ref_gap_forward(out, in, B, C, H * W);
-    ref_gap_backward(din, dout, B, C, H * W);
+    herdi_ref_gap_forward(out, in, B, C, H * W);
+    herdi_ref_gap_backward(din, dout, B, C, H * W);
     fprintf(g_manifest, "gap %s\n", cas);
     save(cas, "in", in, 4, B, C, H, W);
     save(cas, "dout", dout, 2, B, C, 0, 0);
@@ -154,8 +154,8 @@ static void dense_case(const char *cas, int B, int IN, int OUT, int bias) {
     float *b = bias ? rand_floats(OUT, -1, 1) : NULL, *dout = rand_floats((int64_t)B * OUT, -1, 1);
     float *out = zeros((int64_t)B * OUT), *din = zeros((int64_t)B * IN), *dw = zeros((int64_t)OUT * IN),
           *db = zeros(OUT);
-    ref_dense_forward(out, in, w, b, B, IN, OUT);
-    ref_dense_backward(din, dw, bias ? db : NULL, dout, in, w, B, IN, OUT);
+    herdi_ref_dense_forward(out, in, w, b, B, IN, OUT);
+    herdi_ref_dense_backward(din, dw, bias ? db : NULL, dout, in, w, B, IN, OUT);
     fprintf(g_manifest, "dense %s bias=%d\n", cas, bias);
     save(cas, "in", in, 2, B, IN, 0, 0);
     save(cas, "w", w, 2, OUT, IN, 0, 0);
@@ -179,10 +179,10 @@ static void batchnorm_case(const char *cas, int ndim, int B, int C, int H, int W
     memcpy(rv, rv0, sizeof(float) * C);
     float *dout = rand_floats(n, -1, 1), *out = zeros(n), *mean = zeros(C), *rstd = zeros(C), *din = zeros(n),
           *dg = zeros(C), *dbeta = zeros(C), *eval = zeros(n);
-    ref_batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, momentum, eps);
-    ref_batchnorm_backward(din, dg, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
+    herdi_ref_batchnorm_forward_train(out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, momentum, eps);
+    herdi_ref_batchnorm_backward(din, dg, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
     /* eval with the running stats we started from */
-    ref_batchnorm_forward_eval(eval, in, gamma, beta, rm0, rv0, B, C, HW, eps);
+    herdi_ref_batchnorm_forward_eval(eval, in, gamma, beta, rm0, rv0, B, C, HW, eps);
     fprintf(g_manifest, "batchnorm %s momentum=%.9g eps=%.9g\n", cas, momentum, eps);
     int nd = ndim == 2 ? 2 : 4;
     save(cas, "in", in, nd, B, C, H, W);
@@ -207,8 +207,8 @@ static void batchnorm_case(const char *cas, int ndim, int B, int C, int H, int W
 static void act_case(const char *cas, const char *name, herd_act act, float alpha, int B, int K) {
     int64_t n = (int64_t)B * K;
     float *in = rand_floats(n, -4, 4), *dout = rand_floats(n, -1, 1), *out = zeros(n), *din = zeros(n);
-    ref_act_forward(out, in, n, act, alpha);
-    ref_act_backward(din, dout, in, out, n, act, alpha);
+    herdi_ref_act_forward(out, in, n, act, alpha);
+    herdi_ref_act_backward(din, dout, in, out, n, act, alpha);
     fprintf(g_manifest, "act %s name=%s alpha=%.9g\n", cas, name, alpha);
     save(cas, "in", in, 2, B, K, 0, 0);
     save(cas, "dout", dout, 2, B, K, 0, 0);
@@ -221,8 +221,8 @@ static void softmax_case(const char *cas, int B, int K, float offset) {
     int64_t n = (int64_t)B * K;
     float *in = rand_floats(n, offset - 5, offset + 5), *dout = rand_floats(n, -1, 1), *out = zeros(n),
           *din = zeros(n);
-    ref_softmax_forward(out, in, B, K);
-    ref_softmax_backward(din, dout, out, B, K);
+    herdi_ref_softmax_forward(out, in, B, K);
+    herdi_ref_softmax_backward(din, dout, out, B, K);
     fprintf(g_manifest, "softmax %s\n", cas);
     save(cas, "in", in, 2, B, K, 0, 0);
     save(cas, "dout", dout, 2, B, K, 0, 0);
@@ -236,8 +236,8 @@ static void xent_case(const char *cas, int B, int K, float spread) {
     float *logits = rand_floats(n, -spread, spread), *probs = zeros(n), *dlogits = zeros(n);
     int32_t *labels = xcalloc(B, sizeof(int32_t));
     for (int b = 0; b < B; b++) labels[b] = (int32_t)herd_rng_below(&g_rng, (uint32_t)K);
-    float loss = ref_softmax_xent_forward(probs, logits, labels, B, K, NULL);
-    ref_softmax_xent_backward(dlogits, probs, labels, B, K, NULL, 1.0f / B);
+    float loss = herdi_ref_softmax_xent_forward(probs, logits, labels, B, K, NULL);
+    herdi_ref_softmax_xent_backward(dlogits, probs, labels, B, K, NULL, 1.0f / B);
     fprintf(g_manifest, "softmax_xent %s scale=1/B\n", cas);
     save(cas, "logits", logits, 2, B, K, 0, 0);
     save_i32(cas, "labels", labels, 1, B, 0, 0, 0);
@@ -250,8 +250,8 @@ static void xent_case(const char *cas, int B, int K, float spread) {
 static void mse_case(const char *cas, int B, int K) {
     int64_t n = (int64_t)B * K;
     float *pred = rand_floats(n, -2, 2), *target = rand_floats(n, -2, 2), *dpred = zeros(n);
-    float loss = ref_mse_forward(pred, target, n);
-    ref_mse_backward(dpred, pred, target, n, 1.0f);
+    float loss = herdi_ref_mse_forward(pred, target, n);
+    herdi_ref_mse_backward(dpred, pred, target, n, 1.0f);
     fprintf(g_manifest, "mse %s scale=1\n", cas);
     save(cas, "pred", pred, 2, B, K, 0, 0);
     save(cas, "target", target, 2, B, K, 0, 0);
@@ -266,8 +266,8 @@ static void dropout_case(const char *cas, int B, int K, float p) {
           *din = zeros(n);
     herd_rng drop;
     herd_rng_init(&drop, 1234, 7);
-    ref_dropout_forward(out, mask, in, n, p, &drop);
-    ref_dropout_backward(din, dout, mask, n);
+    herdi_ref_dropout_forward(out, mask, in, n, p, &drop);
+    herdi_ref_dropout_backward(din, dout, mask, n);
     fprintf(g_manifest, "dropout %s p=%.9g\n", cas, p);
     save(cas, "in", in, 2, B, K, 0, 0);
     save(cas, "mask", mask, 2, B, K, 0, 0);
@@ -281,9 +281,9 @@ static void add_case(const char *cas, int B, int K) {
     int64_t n = (int64_t)B * K;
     float *a = rand_floats(n, -1, 1), *b = rand_floats(n, -1, 1), *dout = rand_floats(n, -1, 1), *out = zeros(n);
     float *da = zeros(n), *db = zeros(n);
-    ref_add_forward(out, a, b, n);
-    ref_accumulate(da, dout, n);
-    ref_accumulate(db, dout, n);
+    herdi_ref_add_forward(out, a, b, n);
+    herdi_ref_accumulate(da, dout, n);
+    herdi_ref_accumulate(db, dout, n);
     fprintf(g_manifest, "add %s\n", cas);
     save(cas, "a", a, 2, B, K, 0, 0);
     save(cas, "b", b, 2, B, K, 0, 0);
