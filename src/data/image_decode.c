@@ -235,7 +235,8 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
     size_t stride = (size_t)ci.output_width * (size_t)ci.output_components;
     st = check_pixels(ci.output_width, (size_t)part[2], (size_t)ci.output_components, len, what, &bytes, err);
     if (st == HERD_OK) st = check_cap(ci.output_width, (size_t)part[2], bytes, what, err);
-    if (st == HERD_OK && !(pix = malloc(bytes)))
+    /* one row more than the part: the scratch row the last scanline is read into below */
+    if (st == HERD_OK && !(pix = malloc(bytes + stride)))
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %zu pixel bytes", what, bytes);
     if (st != HERD_OK) {
         jpeg_destroy_decompress(&ci);
@@ -248,7 +249,15 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
         JSAMPROW row = pix + (size_t)(ci.output_scanline - (JDIMENSION)part[0]) * stride;
         jpeg_read_scanlines(&ci, &row, 1);
     }
-    if (ci.output_scanline < ci.output_height) jpeg_skip_scanlines(&ci, ci.output_height - ci.output_scanline);
+    if (ci.output_scanline < ci.output_height) {
+        /* libjpeg-turbo's skip to the very last row returns without decoding what it skips, so
+         * corrupt data there (which the whole decode reports) would pass: skip all but the last
+         * row, then read that one */
+        JDIMENSION left = ci.output_height - ci.output_scanline;
+        if (left > 1) jpeg_skip_scanlines(&ci, left - 1);
+        JSAMPROW row = pix + (size_t)part[2] * stride;
+        jpeg_read_scanlines(&ci, &row, 1);
+    }
     jpeg_finish_decompress(&ci);
     img->pix = pix;
     img->w = (int)ci.output_width, img->h = part[2], img->c = ci.output_components;
