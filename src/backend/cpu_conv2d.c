@@ -174,12 +174,14 @@ static int winograd_fits(const herd_exec *ex, const conv2d_dims *d) {
 
 size_t herdi_cpu_conv2d_workspace(const conv2d_dims *d, int threads) {
     size_t t = threads < 1 ? 1 : (size_t)threads;
-    /* im2col's need at one image a thread too: a call with a smaller batch than planned (the
-     * last batch, batch-1 inference) may leave Winograd and the tap path for it */
-    size_t slots = t * slot_floats(d, 1) + shared_floats(d), one = slot_floats(d, 1) + shared_floats(d);
-    if (herdi_cpu_winograd_applies(d)) return herdi_cpu_winograd_workspace(d) > one ? herdi_cpu_winograd_workspace(d) : one;
-    if (herdi_cpu_conv_taps_applies(d)) return herdi_cpu_conv_taps_workspace(d, threads) > one ? herdi_cpu_conv_taps_workspace(d, threads) : one;
-    return slots;
+    size_t fast = herdi_cpu_winograd_applies(d)    ? herdi_cpu_winograd_workspace(d)
+                  : herdi_cpu_conv_taps_applies(d) ? herdi_cpu_conv_taps_workspace(d, threads)
+                                                   : 0;
+    if (!fast) return t * slot_floats(d, 1) + shared_floats(d);
+    /* and im2col's need at one image: a call with a smaller batch than planned (the last batch,
+     * batch-1 inference) may leave Winograd and the tap path for it */
+    size_t one = slot_floats(d, 1) + shared_floats(d);
+    return fast > one ? fast : one;
 }
 
 const char *herdi_cpu_conv2d_unsupported(const conv2d_dims *d) {

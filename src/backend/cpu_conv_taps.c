@@ -57,8 +57,8 @@ int herdi_cpu_conv_taps_applies(const conv2d_dims *d) {
     /* each call packs the weights per tap (the whole OC x C x 9 of them): under
      * TAPS_MIN_POSITIONS output positions in the batch (batch-1 inference) that packing costs
      * more than the products it serves, and im2col's one product reads the weights once */
-    if (!taps_build(d, &t) || d->C < 32 || d->OC < 32 || herdi_cpu_conv_gemm_only() ||
-        (int64_t)d->B * d->OH * d->OW < TAPS_MIN_POSITIONS)
+    if (d->C < 32 || d->OC < 32 || (int64_t)d->B * d->OH * d->OW < TAPS_MIN_POSITIONS || herdi_cpu_conv_gemm_only() ||
+        !taps_build(d, &t))
         return 0;
     return 5 * t.start[t.n] <= 3 * d->OH * d->OW * d->KH * d->KW;
 }
