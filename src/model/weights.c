@@ -132,6 +132,7 @@ herd_status herdi_model_load_tensors(herd_model *m, const herd_safetensors *st, 
         for (int k = 0; k < m->n_reg && !known; k++) known = strcmp(m->params_reg[k].info.name, t->name) == 0;
         if (!known) s = herd_fail(err, HERD_EFORMAT, "%s: tensor '%s' is not part of the model %s", path, t->name, m->source);
     }
+    if (!s) m->tables_pending = 0; /* every tensor is overwritten below: a pending table's random init is not drawn */
     for (int i = 0; i < m->n_reg && !s; i++) {
         const herd_param_info *p = &m->params_reg[i].info;
         const herd_tensor_ref *t = herd_safetensors_find(st, p->name);
