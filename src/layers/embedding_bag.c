@@ -69,12 +69,13 @@ static void bag_forward_rows(void *ctx, int64_t b0, int64_t b1, int thread) {
     }
 }
 
-/* bags are independent: split over the pool's threads when there are enough rows to read (a row a
- * few hundred ns away in a large table), the same values for any split */
+/* bags are independent: split over the pool's threads when there are enough rows to read and they
+ * are far away (a row a few hundred ns away in a large table), the same values for any split */
 static void bag_forward(const layer_call *c) {
     const embed_table *t = CFG(c->n);
     herd_pool *pool = c->ex ? c->ex->pool : NULL;
-    if (pool && herd_pool_threads(pool) > 1 && (int64_t)c->B * t->ids * t->dim >= 65536)
+    if (pool && herd_table_split(herd_pool_threads(pool), t->rows * t->dim * (int64_t)sizeof(float),
+                                 (int64_t)c->B * t->ids * t->dim, 65536))
         herd_pool_for(pool, c->B, bag_forward_rows, (void *)c);
     else
         bag_forward_rows((void *)c, 0, c->B, 0);

@@ -127,6 +127,9 @@ void herd_sparse_optimizer_step(herd_sparse_optimizer *o, float *table, const in
                     .step = (float)((double)lr * sqrt(bc2) / bc1)};
     /* rows spread over a large table wait on memory: a second thread keeps twice the misses in
      * flight; a few hundred rows are not worth the hand-off */
-    if (!pool || herd_pool_threads(pool) == 1 || n_rows * o->dim < 16384) sparse_rows(&j, 0, n_rows, 0);
-    else herd_pool_for(pool, n_rows, sparse_rows, &j);
+    int64_t state = (1 + (o->m != NULL) + (o->v != NULL && o->kind != HERD_SPARSE_ROWWISE_ADAGRAD)) * o->rows * o->dim;
+    if (pool && herd_table_split(herd_pool_threads(pool), state * (int64_t)sizeof(float), n_rows * o->dim, 16384))
+        herd_pool_for(pool, n_rows, sparse_rows, &j);
+    else
+        sparse_rows(&j, 0, n_rows, 0);
 }
