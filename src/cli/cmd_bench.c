@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -16,6 +17,14 @@
  * holds (512), so a peak-RSS comparison weighs the frameworks, not the data sets (8192 images
  * of 3x64x64 were 100 MB of herd's 480 MB at batch 128). Speed does not depend on it. */
 #define SYNTHETIC_SAMPLES 512
+
+/* user + system CPU seconds of the whole process (every thread): on a shared machine, the figure
+ * that A/B comparisons can trust when wall time is disturbed by other work */
+static double process_cpu_seconds(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return (double)r.ru_utime.tv_sec + 1e-6 * r.ru_utime.tv_usec + (double)r.ru_stime.tv_sec + 1e-6 * r.ru_stime.tv_usec;
+}
 
 static herd_status synthetic_dataset(herd_dataset **out, const herd_model *m, int64_t n, herd_error *err) {
     int c, h, w;
@@ -221,10 +230,11 @@ int cmd_bench(int argc, char **argv) {
     }
     herd_rng rng;
     herd_rng_init(&rng, 5, 0);
-    double t0 = 0, wait0 = 0;
+    double t0 = 0, wait0 = 0, cpu0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             herd_model_profile(m, profile);
+            cpu0 = process_cpu_seconds();
             t0 = herd_now();
             wait0 = herd_strategy_wait_seconds(strategy);
         }
@@ -241,6 +251,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (herd_strategy_finish(strategy, &err)) goto fail; /* ZeRO-1: the last step's parameters arrive */
     double secs = herd_now() - t0, wait = herd_strategy_wait_seconds(strategy) - wait0;
+    double cpu = process_cpu_seconds() - cpu0;
     int64_t flops = 0;
     for (int i = 0; i < herd_model_layer_count(m); i++) {
         herd_layer_info li;
@@ -250,9 +261,9 @@ int cmd_bench(int argc, char **argv) {
     double step_flops = (double)flops * global * (train_mode ? 3.0 : 1.0);
     if (rank == 0) {
         printf("bench: mode=%s ranks=%d batch=%d threads=%d backend=%s precision=%s steps=%d images_per_second=%.1f "
-               "ms_per_step=%.3f gflops=%.2f",
+               "ms_per_step=%.3f gflops=%.2f cpu_ms_per_step=%.3f",
                mode, world, batch, threads, backend, precision, steps, steps * (double)global / secs, 1e3 * secs / steps,
-               step_flops * steps / secs * 1e-9);
+               step_flops * steps / secs * 1e-9, 1e3 * cpu / steps);
         if (world > 1) printf(" comm_wait_ms_per_step=%.3f", 1e3 * wait / steps);
         printf("\n");
     }
