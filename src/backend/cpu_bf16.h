@@ -20,12 +20,16 @@ void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, in
 /* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
  * and interleaved column by column; an odd last row is paired with 0. */
 void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
-/* dst (pairs(C*KH*KW), OH*OW) = the im2col of one image in (C, H, W), its rows 2p and 2p+1
- * paired (pack_row_pairs of the fp32 columns, without making them or a padded copy); column
- * stride 1 only (cpu_bf16_image_pairs_fit). */
-void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d);
-/* dst (C*KH*KW, pairs(OH*OW); row stride ldd) = the same im2col, each row paired along the
- * output positions (pack_rows of the fp32 columns, without them); row is scratch of OH*OW
+/* A convolution's input in channel pairs: pin (pairs(C), H, W) = pack_row_pairs of the image's
+ * (C, H*W) rows, element (cp, h, w) pairing channels 2cp and 2cp+1 (an odd last with 0). Its
+ * im2col is the pair matrix of the reduction in the order (cp, kh, kw), moved as 32-bit values:
+ * the bf16 conv's forward and input-gradient columns, and its weights paired the same way
+ * (cpu_conv_bf16.c). */
+/* dst (pairs(C)*KH*KW, OH*OW) = that im2col of one image in channel pairs, read from pin itself
+ * (no padded copy); column stride 1 only (cpu_bf16_image_pairs_fit). */
+void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *pin, const conv2d_dims *d);
+/* dst (C*KH*KW, pairs(OH*OW); row stride ldd) = the fp32 im2col of one image (C, H, W), each
+ * row paired along the output positions (pack_rows of the fp32 columns, without them); row is scratch of OH*OW
  * floats. Column stride 1 only. */
 void herdi_cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d);
 static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW == 1; }

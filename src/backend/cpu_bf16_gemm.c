@@ -88,25 +88,24 @@ static inline TARGET_BF16 __m512 tap_load(const tap_reader *t, int oh, int o, __
     return tap_load_at(_mm512_setzero_ps(), t, oh, o, lanes, 0, d);
 }
 
-/* im2col of one image, column stride 1, straight into pairs along the taps: row p of dst
- * (OH*OW pair elements) = rows 2p and 2p+1 of the fp32 im2col interleaved, read from the
- * image itself (the padding as masked-off lanes), with no padded copy or fp32 columns. Output
- * rows of at most 8 columns go 16 / OW to a vector (a 7x7 map: 14 of 16 lanes, not 7). */
-static TARGET_BF16 void pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
-    const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW, R = OW <= 8 ? 16 / OW : 1;
-    for (int p = 0; 2 * p < K; p++) {
-        const tap_reader a = tap_at(in, 2 * p, d), b = tap_at(in, 2 * p + 1, d);
+/* im2col of one image given in channel pairs (pairs(C), H, W), column stride 1: a 32-bit copy,
+ * row (cp, kh, kw) of dst (OH*OW pair elements) = tap (kh, kw) of channel pair cp, read from the
+ * paired image itself (the padding as masked-off lanes), with no padded copy. Output rows of at
+ * most 8 columns go 16 / OW to a vector (a 7x7 map: 14 of 16 lanes, not 7). */
+static TARGET_BF16 void pack_image_pairs(float *dst, const float *pin, const conv2d_dims *d) {
+    conv2d_dims dp = *d;
+    dp.C = cpu_bf16_pairs(d->C);
+    const int K = dp.C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW, R = OW <= 8 ? 16 / OW : 1;
+    for (int p = 0; p < K; p++) {
+        const tap_reader a = tap_at(pin, p, &dp);
         for (int o = 0; o < OW; o += 16) {
-            const __mmask16 m = cpu_lanes16(OW - o), la = tap_lanes(&a, o, m, d), lb = tap_lanes(&b, o, m, d);
+            const __mmask16 m = cpu_lanes16(OW - o), la = tap_lanes(&a, o, m, &dp);
             float *t = dst + (size_t)p * N + o;
             for (int oh = 0; oh < OH; oh += R, t += (size_t)R * OW) {
                 const int rows = OH - oh < R ? OH - oh : R;
-                __m512 va = _mm512_setzero_ps(), vb = _mm512_setzero_ps();
-                for (int r = 0; r < rows; r++) {
-                    va = tap_load_at(va, &a, oh + r, o, la, r * OW, d);
-                    vb = tap_load_at(vb, &b, oh + r, o, lb, r * OW, d);
-                }
-                store_pairs(t, R > 1 ? cpu_lanes16(rows * OW) : m, va, vb);
+                __m512 v = _mm512_setzero_ps();
+                for (int r = 0; r < rows; r++) v = tap_load_at(v, &a, oh + r, o, la, r * OW, &dp);
+                _mm512_mask_storeu_ps(t, R > 1 ? cpu_lanes16(rows * OW) : m, v);
             }
         }
     }
@@ -217,11 +216,11 @@ void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int ld
 #endif
 }
 
-void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *in, const conv2d_dims *d) {
+void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *pin, const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    pack_image_pairs(dst, in, d);
+    pack_image_pairs(dst, pin, d);
 #else
-    (void)dst, (void)in, (void)d;
+    (void)dst, (void)pin, (void)d;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

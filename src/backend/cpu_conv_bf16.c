@@ -44,17 +44,20 @@ static conv2d_dims din_dims(const conv2d_dims *d) {
 
 typedef struct bf16_sizes {
     int K, N, OC, fwd_T, din_T, direct; /* direct: din_direct; din_T then says whether dinT (H*W, C) */
-    size_t col, pad, bp, dtmp, dT, partial, tout; /* per slot, in this order */
+    int pKc;                            /* pair rows of the forward's columns: pairs(C) * KH * KW */
+    size_t col, pad, bp, dtmp, dT, partial, tout, pimg; /* per slot, in this order */
     size_t slot, wp, wtp, wt;  /* slot total; shared: W pairs along K, along OC, W^T fp32 */
 } bf16_sizes;
 
 static bf16_sizes sizes_of(const conv2d_dims *d) {
     bf16_sizes s;
     s.K = d->C * d->KH * d->KW, s.N = d->OH * d->OW, s.OC = d->OC;
+    s.pKc = cpu_bf16_pairs(d->C) * d->KH * d->KW;
     size_t K = (size_t)s.K, N = (size_t)s.N, OC = (size_t)s.OC;
-    size_t pK = (size_t)cpu_bf16_pairs(s.K), pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
+    size_t pK = (size_t)s.pKc, pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
     s.col = is_pointwise(d) ? 0 : cpu_round16(K * N);
     s.pad = is_pointwise(d) ? 0 : cpu_round16(herdi_cpu_conv2d_pad_floats(d));
+    s.pimg = cpu_round16((size_t)cpu_bf16_pairs(d->C) * d->H * d->W);
     size_t bp = pK * N;
     if (K * pN > bp) bp = K * pN;
     if (pOC * N > bp) bp = pOC * N;
@@ -67,14 +70,14 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.din_T = !is_pointwise(d) && (s.direct ? prefers_T(d->C, (int64_t)d->H * d->W) : prefers_T(s.K, s.N));
     s.tout = cpu_round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
     size_t wtp = K * pOC;
-    if (s.direct) { /* dout's columns (pairs(OC*KH*KW), H*W) in bp, dinT in tout */
-        conv2d_dims d2 = din_dims(d);
-        size_t pK2 = (size_t)cpu_bf16_pairs(d2.C * d2.KH * d2.KW), N2 = (size_t)d->H * d->W;
+    if (s.direct) { /* dout in channel pairs in pimg, its columns (pairs(OC)*KH*KW, H*W) in bp, dinT in tout */
+        size_t pK2 = pOC * d->KH * d->KW, N2 = (size_t)d->H * d->W;
+        if (cpu_round16(pOC * N) > s.pimg) s.pimg = cpu_round16(pOC * N);
         if (pK2 * N2 > bp) s.bp = cpu_round16(pK2 * N2);
         if (s.din_T && cpu_round16(N2 * d->C) > s.tout) s.tout = cpu_round16(N2 * d->C);
         wtp = (size_t)d->C * pK2 * (s.din_T ? 2 : 1); /* W' pairs (C, pK2), then transposed (pK2, C) */
     }
-    s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.tout;
+    s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.tout + s.pimg;
     s.wp = cpu_round16(OC * pK) * (s.fwd_T ? 2 : 1);   /* then, transposed: (pairs K, OC) */
     s.wtp = cpu_round16(wtp);
     s.wt = cpu_round16(K * OC);
@@ -111,6 +114,30 @@ typedef struct conv_bf16_job {
 
 static float *slot_at(const conv_bf16_job *j, int64_t s) { return j->ex->workspace + (size_t)s * j->s.slot; }
 
+/* The slot's regions after col and pad. */
+static float *slot_bp(const conv_bf16_job *j, float *slot) { return slot + j->s.col + j->s.pad; }
+static float *slot_tout(const conv_bf16_job *j, float *slot) {
+    return slot_bp(j, slot) + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial;
+}
+
+/* The pair matrix (pairs(C)*KH*KW, OH*OW) of image src (C, H, W) under d: src in channel pairs
+ * into the slot's pimg, which a 1x1 stride-1 conv reads as it is; else its im2col, 32-bit, into
+ * bp (from pimg itself at column stride 1, else by cpu_conv2d.c's im2col of it, padded in pad). */
+static const float *image_pairs(const conv_bf16_job *j, float *slot, const float *src, const conv2d_dims *d) {
+    const int HW = d->H * d->W;
+    float *pimg = slot_tout(j, slot) + j->s.tout, *bp = slot_bp(j, slot);
+    herdi_cpu_bf16_pack_row_pairs(pimg, HW, src, HW, d->C, HW);
+    if (is_pointwise(d)) return pimg;
+    if (cpu_bf16_image_pairs_fit(d)) {
+        herdi_cpu_bf16_pack_image_pairs(bp, pimg, d);
+    } else {
+        conv2d_dims dp = *d;
+        dp.C = cpu_bf16_pairs(d->C);
+        herdi_cpu_conv2d_image_to_col(bp, slot + j->s.col, pimg, &dp);
+    }
+    return bp;
+}
+
 /* cols of image b: the image itself for a 1x1 stride-1 conv, else im2col into the slot. */
 static const float *image_cols(const conv_bf16_job *j, float *slot, int b) {
     const conv2d_dims *d = j->d;
@@ -124,18 +151,13 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)s1, (void)thread;
     conv_bf16_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const int K = j->s.K, N = j->s.N, OC = j->s.OC, pK = cpu_bf16_pairs(K);
-    float *slot = slot_at(j, s0), *bp = slot + j->s.col + j->s.pad;
-    float *tout = bp + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial;
+    const int N = j->s.N, OC = j->s.OC, pK = j->s.pKc;
+    float *slot = slot_at(j, s0), *tout = slot_tout(j, slot);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *outb = j->out + (size_t)b * OC * N;
-        if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d)) {
-            herdi_cpu_bf16_pack_row_pairs(bp, N, image_cols(j, slot, b), N, K, N);
-        } else { /* the columns straight from the image into pairs */
-            herdi_cpu_bf16_pack_image_pairs(bp, j->in + (size_t)b * d->C * d->H * d->W, d);
-        }
+        const float *bp = image_pairs(j, slot, j->in + (size_t)b * d->C * d->H * d->W, d);
         if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), col read in place, * W^T (pK, OC), bias rows first */
             for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
             herdi_cpu_gemm_bf16(N, OC, pK, bp, 1, N, j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
@@ -166,8 +188,10 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     j.slots = bf16_slots(ex, d, &j.s);
     HERD_ASSERT(j.slots > 0); /* the model plans herdi_cpu_conv_bf16_workspace */
     j.wp = ex->workspace + (size_t)j.slots * j.s.slot;
-    herdi_cpu_bf16_pack_rows(j.wp, cpu_bf16_pairs(j.s.K), w, j.s.K, j.s.OC, j.s.K);
-    if (j.s.fwd_T) herdi_cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * cpu_bf16_pairs(j.s.K)), j.wp, j.s.OC, cpu_bf16_pairs(j.s.K));
+    const int T = d->KH * d->KW, pK = j.s.pKc;
+    for (int oc = 0; oc < j.s.OC; oc++) /* W (OC, pairs(C)*KH*KW), channels paired as the columns */
+        herdi_cpu_bf16_pack_row_pairs(j.wp + (size_t)oc * pK, T, w + (size_t)oc * j.s.K, T, d->C, T);
+    if (j.s.fwd_T) herdi_cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * pK), j.wp, j.s.OC, pK);
     atomic_init(&j.next_image, 0);
     int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
     cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, forward_images, &j);
@@ -245,16 +269,15 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
     conv_bf16_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int K = j->s.K, N = j->s.N, OC = j->s.OC, pOC = cpu_bf16_pairs(OC);
-    float *slot = slot_at(j, s0), *bp = slot + j->s.col + j->s.pad;
-    float *tout = bp + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial;
+    float *slot = slot_at(j, s0), *bp = slot_bp(j, slot), *tout = slot_tout(j, slot);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
         if (j->s.direct) { /* din += W' * dout's columns, or dinT (H*W, C) = columns^T * W'^T added transposed */
             const conv2d_dims d2 = din_dims(d);
-            const int C = d->C, N2 = d->H * d->W, pK2 = cpu_bf16_pairs(OC * d->KH * d->KW);
-            herdi_cpu_bf16_pack_image_pairs(bp, j->dout + (size_t)b * OC * N, &d2);
+            const int C = d->C, N2 = d->H * d->W, pK2 = cpu_bf16_pairs(OC) * d->KH * d->KW;
+            image_pairs(j, slot, j->dout + (size_t)b * OC * N, &d2);
             if (j->s.din_T) {
                 herdi_cpu_gemm_bf16(N2, C, pK2, bp, 1, N2, j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
                 herdi_cpu_transpose(slot, tout, N2, C); /* slot's col scratch: K*N >= C*H*W floats at stride 1 */
@@ -293,12 +316,12 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
         float *wt = ex->workspace + (size_t)j.slots * j.s.slot + j.s.wp;
         j.wtp = wt + j.s.wt;
         if (j.s.direct) { /* W' (C, OC*KH*KW) flipped, in pairs; transposed too for dinT */
-            const int C = d->C, KH = d->KH, KW = d->KW, K2 = OC * KH * KW, pK2 = cpu_bf16_pairs(K2);
+            const int C = d->C, T = d->KH * d->KW, K2 = OC * T, pK2 = cpu_bf16_pairs(OC) * T;
             for (int c = 0; c < C; c++)
                 for (int oc = 0; oc < OC; oc++)
-                    for (int t = 0; t < KH * KW; t++)
-                        wt[(size_t)c * K2 + (size_t)oc * KH * KW + t] = w[((size_t)oc * C + c) * KH * KW + KH * KW - 1 - t];
-            herdi_cpu_bf16_pack_rows(j.wtp, pK2, wt, K2, C, K2);
+                    for (int t = 0; t < T; t++) wt[(size_t)c * K2 + (size_t)oc * T + t] = w[((size_t)oc * C + c) * T + T - 1 - t];
+            for (int c = 0; c < C; c++) /* output channels paired as dout's columns */
+                herdi_cpu_bf16_pack_row_pairs(j.wtp + (size_t)c * pK2, T, wt + (size_t)c * K2, T, OC, T);
             if (j.s.din_T) herdi_cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
         } else if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
             herdi_cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
