@@ -41,6 +41,14 @@ static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW 
 void herdi_cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                    int accumulate, float *C, int ldc);
 
+/* herdi_cpu_gemm_bf16 with A(i, p) = A[ra[i] + pa[p]]: the columns of a convolution read where
+ * they lie in its input in channel pairs, zero-padded (herdi_cpu_bf16_pad_pairs), as cpu_conv2d.c's
+ * direct path reads fp32 ones. */
+void herdi_cpu_gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa, const float *B,
+                                 int ldb, int accumulate, float *C, int ldc);
+/* dst (pairs(C), H + 2PH, W + 2PW) = in (C, H, W) in channel pairs, zero-padded. */
+void herdi_cpu_bf16_pad_pairs(float *dst, const float *in, const conv2d_dims *d);
+
 /* The bf16 conv (cpu_conv_bf16.c): groups and dilation are not supported (fp32 fallback). */
 size_t herdi_cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);
 const char *herdi_cpu_conv_bf16_unsupported(const conv2d_dims *d);

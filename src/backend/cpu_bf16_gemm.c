@@ -3,6 +3,7 @@
  * multiplies two bf16 pairs and adds both products to an fp32 lane, twice the multiply-adds
  * per instruction of the fp32 kernel (cpu_gemm.c) and half the bytes per operand. */
 #include <stdint.h>
+#include <string.h>
 
 #include "cpu_bf16.h"
 
@@ -127,19 +128,20 @@ static TARGET_BF16 void pack_image_rows(float *dst, int ldd, const float *in, fl
 }
 
 /* mr (<= 8) rows by up to 32 columns of C, the whole reduction in registers (as cpu_gemm.c's
- * tile): a pair of A broadcast (A(i, p) at A[i*ars + p*acs]), a row of 32 pairs of B read in
- * place. */
+ * tile): a pair of A broadcast (A(i, p) at A[i*ars + p*acs], or with offsets (ra non-NULL) at
+ * A[ra[i] + pa[p]]), a row of 32 pairs of B read in place. */
 static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr, int P, const float *A, ptrdiff_t ars,
-                                                                    ptrdiff_t acs, const float *B, int ldb, float *C,
-                                                                    int ldc, __mmask16 m0, __mmask16 m1, int accumulate) {
+                                                                    ptrdiff_t acs, const int *ra, const int *pa,
+                                                                    const float *B, int ldb, float *C, int ldc,
+                                                                    __mmask16 m0, __mmask16 m1, int accumulate) {
     __m512 c0[8], c1[8];
     for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int p = 0; p < P; p++) {
         __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, B + (size_t)p * ldb);
         __m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, B + (size_t)p * ldb + 16);
-        const float *a = A + p * acs;
+        const float *a = ra ? A + pa[p] : A + p * acs;
         for (int r = 0; r < mr; r++) {
-            __m512bh av = (__m512bh)_mm512_set1_ps(a[r * ars]); /* bits moved, not converted */
+            __m512bh av = (__m512bh)_mm512_set1_ps(ra ? a[ra[r]] : a[r * ars]); /* bits moved, not converted */
             c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
             c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
         }
@@ -155,8 +157,10 @@ static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr,
     }
 }
 
-static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
-                                  int ldb, int accumulate, float *C, int ldc) {
+static inline TARGET_BF16 __attribute__((always_inline)) void gemm_tiles(int M, int N, int P, const float *A,
+                                                                          ptrdiff_t ars, ptrdiff_t acs, const int *ra,
+                                                                          const int *pa, const float *B, int ldb,
+                                                                          int accumulate, float *C, int ldc) {
     for (int j0 = 0; j0 < N; j0 += 32) {
         int nr = N - j0 < 32 ? N - j0 : 32;
         __mmask16 m0 = cpu_lanes16(nr), m1 = cpu_lanes16(nr - 16 > 0 ? nr - 16 : 0);
@@ -164,22 +168,52 @@ static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t
         int tiles = (M + 7) / 8, base = M / tiles, extra = M % tiles;
         for (int t = 0, i = 0; t < tiles; t++) {
             int mr = base + (t < extra);
-            const float *a = A + i * ars;
+            const float *a = ra ? A : A + i * ars;
+            const int *rt = ra ? ra + i : NULL;
             const float *b = B + j0;
             float *ct = C + (size_t)i * ldc + j0;
             switch (mr) {
-            case 8: tile(8, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 7: tile(7, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 6: tile(6, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 5: tile(5, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 4: tile(4, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 3: tile(3, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 2: tile(2, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 1: tile(1, P, a, ars, acs, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 8: tile(8, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 7: tile(7, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 6: tile(6, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 5: tile(5, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 4: tile(4, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 3: tile(3, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 2: tile(2, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 1: tile(1, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
             default: break;
             }
             i += mr;
         }
+    }
+}
+
+static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                                  int ldb, int accumulate, float *C, int ldc) {
+    gemm_tiles(M, N, P, A, ars, acs, NULL, NULL, B, ldb, accumulate, C, ldc);
+}
+
+static TARGET_BF16 void gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa,
+                                          const float *B, int ldb, int accumulate, float *C, int ldc) {
+    gemm_tiles(M, N, P, A, 0, 0, ra, pa, B, ldb, accumulate, C, ldc);
+}
+
+/* dst (pairs(C), H + 2PH, W + 2PW) = in (C, H, W) in channel pairs (as pack_row_pairs of its
+ * (C, H*W) rows), zero-padded. */
+static TARGET_BF16 void pad_pairs(float *dst, const float *in, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, HW = d->H * d->W;
+    memset(dst, 0, sizeof(float) * (size_t)cpu_bf16_pairs(d->C) * Hp * Wp); /* one pass; the rows overwrite it */
+    for (int cp = 0; 2 * cp < d->C; cp++) {
+        float *plane = dst + ((size_t)cp * Hp + d->PH) * Wp + d->PW;
+        const float *a = in + (size_t)2 * cp * HW, *b = a + HW;
+        const int has_b = 2 * cp + 1 < d->C;
+        for (int h = 0; h < d->H; h++)
+            for (int w = 0; w < d->W; w += 16) {
+                __mmask16 m = cpu_lanes16(d->W - w);
+                __m512 va = _mm512_maskz_loadu_ps(m, a + (size_t)h * d->W + w);
+                __m512 vb = has_b ? _mm512_maskz_loadu_ps(m, b + (size_t)h * d->W + w) : _mm512_setzero_ps();
+                store_pairs(plane + (size_t)h * Wp + w, m, va, vb);
+            }
     }
 }
 #endif
@@ -230,6 +264,26 @@ void herdi_cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float 
     pack_image_rows(dst, ldd, in, row, d);
 #else
     (void)dst, (void)ldd, (void)in, (void)row, (void)d;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void herdi_cpu_bf16_pad_pairs(float *dst, const float *in, const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    pad_pairs(dst, in, d);
+#else
+    (void)dst, (void)in, (void)d;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void herdi_cpu_gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa, const float *B,
+                                 int ldb, int accumulate, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef HAVE_AVX512_KERNEL
+    gemm_bf16_offsets(M, N, P, A, ra, pa, B, ldb, accumulate, C, ldc);
+#else
+    (void)A, (void)ra, (void)pa, (void)B, (void)ldb, (void)accumulate, (void)C, (void)ldc, (void)P;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

@@ -46,8 +46,28 @@ typedef struct bf16_sizes {
     int K, N, OC, fwd_T, din_T, direct; /* direct: din_direct; din_T then says whether dinT (H*W, C) */
     int pKc;                            /* pair rows of the forward's columns: pairs(C) * KH * KW */
     size_t col, pad, bp, dtmp, dT, partial, tout, pimg; /* per slot, in this order */
-    size_t slot, wp, wtp, wt;  /* slot total; shared: W pairs along K, along OC, W^T fp32 */
+    size_t slot, wp, wtp, wt, tab; /* slot total; shared: W pairs along K, along OC, W^T fp32, offset tables */
 } bf16_sizes;
+
+/* The transposed products (outT, dinT) read their columns where they lie in the zero-padded
+ * input in channel pairs (herdi_cpu_bf16_pad_pairs): column (pair tap p, position n) at
+ * pos[n] + taps[p]. No im2col. */
+static size_t padded_pairs(const conv2d_dims *d) {
+    return (size_t)cpu_bf16_pairs(d->C) * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW);
+}
+
+static void pair_offsets(int *pos, int *taps, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
+    for (int oh = 0; oh < d->OH; oh++)
+        for (int ow = 0; ow < d->OW; ow++) pos[oh * d->OW + ow] = oh * d->SH * Wp + ow * d->SW;
+    for (int cp = 0; 2 * cp < d->C; cp++)
+        for (int kh = 0; kh < d->KH; kh++)
+            for (int kw = 0; kw < d->KW; kw++) taps[(cp * d->KH + kh) * d->KW + kw] = (cp * Hp + kh) * Wp + kw;
+}
+
+static size_t offsets_ints(const conv2d_dims *d) {
+    return (size_t)d->OH * d->OW + (size_t)cpu_bf16_pairs(d->C) * d->KH * d->KW;
+}
 
 static bf16_sizes sizes_of(const conv2d_dims *d) {
     bf16_sizes s;
@@ -57,7 +77,7 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     size_t pK = (size_t)s.pKc, pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
     s.col = is_pointwise(d) ? 0 : cpu_round16(K * N);
     s.pad = is_pointwise(d) ? 0 : cpu_round16(herdi_cpu_conv2d_pad_floats(d));
-    s.pimg = cpu_round16((size_t)cpu_bf16_pairs(d->C) * d->H * d->W);
+    s.pimg = cpu_round16(padded_pairs(d));
     size_t bp = pK * N;
     if (K * pN > bp) bp = K * pN;
     if (pOC * N > bp) bp = pOC * N;
@@ -70,9 +90,12 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.din_T = !is_pointwise(d) && (s.direct ? prefers_T(d->C, (int64_t)d->H * d->W) : prefers_T(s.K, s.N));
     s.tout = cpu_round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
     size_t wtp = K * pOC;
+    s.tab = cpu_round16(offsets_ints(d));
     if (s.direct) { /* dout in channel pairs in pimg, its columns (pairs(OC)*KH*KW, H*W) in bp, dinT in tout */
         size_t pK2 = pOC * d->KH * d->KW, N2 = (size_t)d->H * d->W;
-        if (cpu_round16(pOC * N) > s.pimg) s.pimg = cpu_round16(pOC * N);
+        conv2d_dims d2 = din_dims(d);
+        if (cpu_round16(padded_pairs(&d2)) > s.pimg) s.pimg = cpu_round16(padded_pairs(&d2));
+        if (cpu_round16(offsets_ints(&d2)) > s.tab) s.tab = cpu_round16(offsets_ints(&d2));
         if (pK2 * N2 > bp) s.bp = cpu_round16(pK2 * N2);
         if (s.din_T && cpu_round16(N2 * d->C) > s.tout) s.tout = cpu_round16(N2 * d->C);
         wtp = (size_t)d->C * pK2 * (s.din_T ? 2 : 1); /* W' pairs (C, pK2), then transposed (pK2, C) */
@@ -86,7 +109,7 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
 
 size_t herdi_cpu_conv_bf16_workspace(const conv2d_dims *d, int threads) {
     bf16_sizes s = sizes_of(d);
-    return (size_t)(threads < 1 ? 1 : threads) * s.slot + s.wp + s.wtp + s.wt;
+    return (size_t)(threads < 1 ? 1 : threads) * s.slot + s.wp + s.wtp + s.wt + s.tab;
 }
 
 /* Products shallower than this stay fp32: packing costs as much as the product saves (a first
@@ -110,6 +133,7 @@ typedef struct conv_bf16_job {
     float *out, *din, *dw, *db, *mask_dout;
     const float *in, *w, *b, *dout, *relu_out;
     float *wp, *wtp; /* shared: W (OC, pairs K), W^T (K, pairs OC) */
+    const int *pos, *taps; /* the transposed product's offset tables (pair_offsets) */
 } conv_bf16_job;
 
 static float *slot_at(const conv_bf16_job *j, int64_t s) { return j->ex->workspace + (size_t)s * j->s.slot; }
@@ -119,13 +143,21 @@ static float *slot_bp(const conv_bf16_job *j, float *slot) { return slot + j->s.
 static float *slot_tout(const conv_bf16_job *j, float *slot) {
     return slot_bp(j, slot) + j->s.bp + j->s.dtmp + j->s.dT + j->s.partial;
 }
+static float *slot_pimg(const conv_bf16_job *j, float *slot) { return slot_tout(j, slot) + j->s.tout; }
+
+/* The shared offset tables, after the weights: filled for d once per call. */
+static void set_offsets(conv_bf16_job *j, const conv2d_dims *d) {
+    int *pos = (int *)(j->ex->workspace + (size_t)j->slots * j->s.slot + j->s.wp + j->s.wtp + j->s.wt);
+    pair_offsets(pos, pos + d->OH * d->OW, d);
+    j->pos = pos, j->taps = pos + d->OH * d->OW;
+}
 
 /* The pair matrix (pairs(C)*KH*KW, OH*OW) of image src (C, H, W) under d: src in channel pairs
  * into the slot's pimg, which a 1x1 stride-1 conv reads as it is; else its im2col, 32-bit, into
  * bp (from pimg itself at column stride 1, else by cpu_conv2d.c's im2col of it, padded in pad). */
 static const float *image_pairs(const conv_bf16_job *j, float *slot, const float *src, const conv2d_dims *d) {
     const int HW = d->H * d->W;
-    float *pimg = slot_tout(j, slot) + j->s.tout, *bp = slot_bp(j, slot);
+    float *pimg = slot_pimg(j, slot), *bp = slot_bp(j, slot);
     herdi_cpu_bf16_pack_row_pairs(pimg, HW, src, HW, d->C, HW);
     if (is_pointwise(d)) return pimg;
     if (cpu_bf16_image_pairs_fit(d)) {
@@ -157,12 +189,15 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *outb = j->out + (size_t)b * OC * N;
-        const float *bp = image_pairs(j, slot, j->in + (size_t)b * d->C * d->H * d->W, d);
-        if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), col read in place, * W^T (pK, OC), bias rows first */
+        const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
+        if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), read in the padded pairs, * W^T (pK, OC), bias rows first */
+            herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), inb, d);
             for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
-            herdi_cpu_gemm_bf16(N, OC, pK, bp, 1, N, j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
+            herdi_cpu_gemm_bf16_offsets(N, OC, pK, slot_pimg(j, slot), j->pos, j->taps,
+                                        j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
             herdi_cpu_transpose(outb, tout, N, OC);
         } else {
+            const float *bp = image_pairs(j, slot, inb, d);
             if (j->b)
             for (int oc = 0; oc < OC; oc++)
                     for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
@@ -178,7 +213,7 @@ static int bf16_slots(const herd_exec *ex, const conv2d_dims *d, const bf16_size
     if (t > d->B) t = d->B;
     size_t have = ex ? ex->workspace_floats : 0;
     for (; t >= 1; t--)
-        if ((size_t)t * s->slot + s->wp + s->wtp + s->wt <= have) return t;
+        if ((size_t)t * s->slot + s->wp + s->wtp + s->wt + s->tab <= have) return t;
     return 0;
 }
 
@@ -191,7 +226,10 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     const int T = d->KH * d->KW, pK = j.s.pKc;
     for (int oc = 0; oc < j.s.OC; oc++) /* W (OC, pairs(C)*KH*KW), channels paired as the columns */
         herdi_cpu_bf16_pack_row_pairs(j.wp + (size_t)oc * pK, T, w + (size_t)oc * j.s.K, T, d->C, T);
-    if (j.s.fwd_T) herdi_cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * pK), j.wp, j.s.OC, pK);
+    if (j.s.fwd_T) {
+        herdi_cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * pK), j.wp, j.s.OC, pK);
+        set_offsets(&j, d);
+    }
     atomic_init(&j.next_image, 0);
     int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
     cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, forward_images, &j);
@@ -277,12 +315,15 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (j->s.direct) { /* din += W' * dout's columns, or dinT (H*W, C) = columns^T * W'^T added transposed */
             const conv2d_dims d2 = din_dims(d);
             const int C = d->C, N2 = d->H * d->W, pK2 = cpu_bf16_pairs(OC) * d->KH * d->KW;
-            image_pairs(j, slot, j->dout + (size_t)b * OC * N, &d2);
-            if (j->s.din_T) {
-                herdi_cpu_gemm_bf16(N2, C, pK2, bp, 1, N2, j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
+            const float *doutb = j->dout + (size_t)b * OC * N;
+            if (j->s.din_T) { /* the columns read in dout's padded pairs */
+                herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), doutb, &d2);
+                herdi_cpu_gemm_bf16_offsets(N2, C, pK2, slot_pimg(j, slot), j->pos, j->taps,
+                                            j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
                 herdi_cpu_transpose(slot, tout, N2, C); /* slot's col scratch: K*N >= C*H*W floats at stride 1 */
                 for (size_t i = 0; i < (size_t)C * N2; i++) dinb[i] += slot[i];
             } else {
+                image_pairs(j, slot, doutb, &d2);
                 herdi_cpu_gemm_bf16(C, N2, pK2, j->wtp, pK2, 1, bp, N2, 1, dinb, N2);
             }
             continue;
@@ -322,7 +363,11 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
                     for (int t = 0; t < T; t++) wt[(size_t)c * K2 + (size_t)oc * T + t] = w[((size_t)oc * C + c) * T + T - 1 - t];
             for (int c = 0; c < C; c++) /* output channels paired as dout's columns */
                 herdi_cpu_bf16_pack_row_pairs(j.wtp + (size_t)c * pK2, T, wt + (size_t)c * K2, T, OC, T);
-            if (j.s.din_T) herdi_cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
+            if (j.s.din_T) {
+                herdi_cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
+                const conv2d_dims d2 = din_dims(d);
+                set_offsets(&j, &d2);
+            }
         } else if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
             herdi_cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
         } else {
