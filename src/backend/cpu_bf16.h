@@ -17,6 +17,9 @@ static inline int cpu_bf16_pairs(int n) { return (n + 1) / 2; }
 /* dst (rows, pairs(cols)) = each row of src (rows, cols; row stride lds) rounded to bf16
  * (nearest even), consecutive values paired; an odd last value is paired with 0. */
 void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols);
+/* herdi_cpu_bf16_pack_rows of g after the ReLU's gradient mask in place, g = out > 0 ? g : 0
+ * (bit for bit herdi_cpu_act_mask_inplace), g and out (rows, cols; stride lds): one pass over both. */
+void herdi_cpu_bf16_pack_rows_relu(float *dst, int ldd, float *g, const float *out, int lds, int rows, int cols);
 /* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
  * and interleaved column by column; an odd last row is paired with 0. */
 void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);

@@ -30,6 +30,27 @@ static TARGET_BF16 void pack_rows(float *dst, int ldd, const float *src, int lds
     }
 }
 
+/* pack_rows of g after g = out > 0 ? g : 0 in place (herdi_cpu_act_mask_inplace's ReLU), one pass. */
+static TARGET_BF16 void pack_rows_relu(float *dst, int ldd, float *g, const float *out, int lds, int rows, int cols) {
+    const int P = cpu_bf16_pairs(cols);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        float *s = g + (size_t)r * lds;
+        const float *y = out + (size_t)r * lds;
+        float *t = dst + (size_t)r * ldd;
+        for (int p = 0; p < P; p += 16) {
+            const int n = cols - 2 * p;
+            const __mmask16 mlo = cpu_lanes16(n), mhi = cpu_lanes16(n - 16 > 0 ? n - 16 : 0);
+            __m512 lo = _mm512_maskz_loadu_ps(mlo, s + 2 * p), hi = _mm512_maskz_loadu_ps(mhi, s + 2 * p + 16);
+            lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mlo, y + 2 * p), zero, _CMP_GT_OQ), lo);
+            hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mhi, y + 2 * p + 16), zero, _CMP_GT_OQ), hi);
+            _mm512_mask_storeu_ps(s + 2 * p, mlo, lo);
+            _mm512_mask_storeu_ps(s + 2 * p + 16, mhi, hi);
+            _mm512_mask_storeu_epi32(t + p, cpu_lanes16(P - p), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+}
+
 /* Up to 16 values of a and of b (mask m) rounded and stored as 16 pairs (a lo, b hi) at t. */
 static inline TARGET_BF16 void store_pairs(float *t, __mmask16 m, __m512 va, __m512 vb) {
     /* halves [a0..a15 | b0..b15] -> [a0 b0 a1 b1 ...] */
@@ -237,6 +258,15 @@ void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, in
     pack_rows(dst, ldd, src, lds, rows, cols);
 #else
     (void)dst, (void)ldd, (void)src, (void)lds, (void)rows, (void)cols;
+    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
+#endif
+}
+
+void herdi_cpu_bf16_pack_rows_relu(float *dst, int ldd, float *g, const float *out, int lds, int rows, int cols) {
+#ifdef HAVE_AVX512_KERNEL
+    pack_rows_relu(dst, ldd, g, out, lds, rows, cols);
+#else
+    (void)dst, (void)ldd, (void)g, (void)out, (void)lds, (void)rows, (void)cols;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

@@ -260,7 +260,7 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
         int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
         for (int b = b0; b < b1; b++) {
             const float *doutb = j->dout + (size_t)b * OC * N;
-            if (j->mask_dout)
+            if (j->mask_dout && !j->dw)
                 herdi_cpu_act_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
                                          (int64_t)OC * N, HERD_ACT_RELU);
             if (j->dw) {
@@ -268,7 +268,11 @@ static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
                     herdi_cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
                 else
                     herdi_cpu_bf16_pack_image_rows(bp, pN, j->in + (size_t)b * d->C * d->H * d->W, slot, d);
-                herdi_cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
+                if (j->mask_dout) /* the ReLU's mask applied as dout is packed */
+                    herdi_cpu_bf16_pack_rows_relu(dtmp, pN, j->mask_dout + (size_t)b * OC * N,
+                                                  j->relu_out + (size_t)b * OC * N, N, OC, N);
+                else
+                    herdi_cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
                 herdi_cpu_transpose(dT, dtmp, OC, pN);
                 herdi_cpu_gemm_bf16(K, OC, pN, bp, pN, 1, dT, OC, b > b0, pw, OC);
             }
