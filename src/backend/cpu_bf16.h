@@ -44,11 +44,19 @@ static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW 
 void herdi_cpu_gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                    int accumulate, float *C, int ldc);
 
-/* herdi_cpu_gemm_bf16 with A(i, p) = A[ra[i] + pa[p]]: the columns of a convolution read where
- * they lie in its input in channel pairs, zero-padded (herdi_cpu_bf16_pad_pairs), as cpu_conv2d.c's
- * direct path reads fp32 ones. */
+/* What herdi_cpu_gemm_bf16_offsets does with a result element C(i, j) as it stores it: + bias[j]
+ * (NULL: nothing), then max(0, .) when relu. */
+typedef struct cpu_bf16_epilogue {
+    const float *bias;
+    int relu;
+} cpu_bf16_epilogue;
+/* Ct (N, M) = (A (M, P) * B (P, N))^T, Ct(j, i) at Ct[j*ldc + i], or Ct += when accumulate, then
+ * ep; A(i, p) = A[ra[i] + pa[p]]: the columns of a convolution read where they lie in its input
+ * in channel pairs, zero-padded (herdi_cpu_bf16_pad_pairs), as cpu_conv2d.c's direct path reads
+ * fp32 ones; the product with the positions as rows (the kernel's 8-row tiles fit a 7x7 or 14x14
+ * map better than its 32-column ones), stored straight into the (channels, positions) output. */
 void herdi_cpu_gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa, const float *B,
-                                 int ldb, int accumulate, float *C, int ldc);
+                                 int ldb, int accumulate, const cpu_bf16_epilogue *ep, float *Ct, int ldc);
 /* dst (pairs(C), H + 2PH, W + 2PW) = in (C, H, W) in channel pairs, zero-padded. */
 void herdi_cpu_bf16_pad_pairs(float *dst, const float *in, const conv2d_dims *d);
 

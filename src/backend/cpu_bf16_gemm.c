@@ -10,7 +10,7 @@
 #ifdef HAVE_AVX512_KERNEL
 #include <immintrin.h>
 
-#define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 
 
 /* 32 floats (n valid, the rest read as 0) rounded to 32 bf16, in order: value i in half i. */
@@ -148,13 +148,58 @@ static TARGET_BF16 void pack_image_rows(float *dst, int ldd, const float *in, fl
     }
 }
 
+/* The tile's rows 0..mr-1 (c0: columns 0-15, c1: 16-31 of those m0, m1 mark) stored as columns
+ * of Ct: column j of the tile to Ct[j*ldc .. + mr), + ep->bias[j0 + j] (NULL: none), then the
+ * ReLU when ep->relu, added to Ct when accumulate. 8x8 blocks transposed in registers. */
+static inline TARGET_BF16 __attribute__((always_inline)) void store_transposed(const int mr, const __m512 *c0,
+                                                                                const __m512 *c1, float *Ct, int ldc,
+                                                                                __mmask16 m0, __mmask16 m1,
+                                                                                int accumulate,
+                                                                                const cpu_bf16_epilogue *ep, int j0) {
+    const unsigned cols = (unsigned)m0 | (unsigned)m1 << 16;
+    const __mmask8 rows = (__mmask8)((1u << mr) - 1);
+    for (int q = 0; q < 4; q++) { /* columns 8q .. 8q+7 */
+        if (!((cols >> (8 * q)) & 0xff)) break;
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) {
+            __m512 v = i < mr ? (q < 2 ? c0[i] : c1[i]) : _mm512_setzero_ps();
+            r[i] = q % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
+        }
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+        for (int i = 0; i < 4; i++) {
+            t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+            t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+        }
+        for (int i = 0; i < 8; i++) { /* t[i]: column 8q + i, rows 0..7 */
+            const int j = 8 * q + i;
+            if (!((cols >> j) & 1)) break;
+            float *c = Ct + (size_t)j * ldc;
+            __m256 v = t[i];
+            if (accumulate) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(rows, c));
+            if (ep->bias) v = _mm256_add_ps(v, _mm256_set1_ps(ep->bias[j0 + j]));
+            if (ep->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+            _mm256_mask_storeu_ps(c, rows, v);
+        }
+    }
+}
+
 /* mr (<= 8) rows by up to 32 columns of C, the whole reduction in registers (as cpu_gemm.c's
  * tile): a pair of A broadcast (A(i, p) at A[i*ars + p*acs], or with offsets (ra non-NULL) at
  * A[ra[i] + pa[p]]), a row of 32 pairs of B read in place. */
 static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr, int P, const float *A, ptrdiff_t ars,
                                                                     ptrdiff_t acs, const int *ra, const int *pa,
                                                                     const float *B, int ldb, float *C, int ldc,
-                                                                    __mmask16 m0, __mmask16 m1, int accumulate) {
+                                                                    __mmask16 m0, __mmask16 m1, int accumulate,
+                                                                    const cpu_bf16_epilogue *ep, int j0) {
     __m512 c0[8], c1[8];
     for (int r = 0; r < mr; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int p = 0; p < P; p++) {
@@ -166,6 +211,10 @@ static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr,
             c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
             c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
         }
+    }
+    if (ep) { /* stored transposed: C (N, M) */
+        store_transposed(mr, c0, c1, C, ldc, m0, m1, accumulate, ep, j0);
+        return;
     }
     for (int r = 0; r < mr; r++) {
         float *c = C + (size_t)r * ldc;
@@ -181,7 +230,9 @@ static inline TARGET_BF16 __attribute__((always_inline)) void tile(const int mr,
 static inline TARGET_BF16 __attribute__((always_inline)) void gemm_tiles(int M, int N, int P, const float *A,
                                                                           ptrdiff_t ars, ptrdiff_t acs, const int *ra,
                                                                           const int *pa, const float *B, int ldb,
-                                                                          int accumulate, float *C, int ldc) {
+                                                                          int accumulate,
+                                                                          const cpu_bf16_epilogue *ep, float *C,
+                                                                          int ldc) {
     for (int j0 = 0; j0 < N; j0 += 32) {
         int nr = N - j0 < 32 ? N - j0 : 32;
         __mmask16 m0 = cpu_lanes16(nr), m1 = cpu_lanes16(nr - 16 > 0 ? nr - 16 : 0);
@@ -192,16 +243,16 @@ static inline TARGET_BF16 __attribute__((always_inline)) void gemm_tiles(int M, 
             const float *a = ra ? A : A + i * ars;
             const int *rt = ra ? ra + i : NULL;
             const float *b = B + j0;
-            float *ct = C + (size_t)i * ldc + j0;
+            float *ct = ep ? C + (size_t)j0 * ldc + i : C + (size_t)i * ldc + j0;
             switch (mr) {
-            case 8: tile(8, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 7: tile(7, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 6: tile(6, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 5: tile(5, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 4: tile(4, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 3: tile(3, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 2: tile(2, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
-            case 1: tile(1, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate); break;
+            case 8: tile(8, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 7: tile(7, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 6: tile(6, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 5: tile(5, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 4: tile(4, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 3: tile(3, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 2: tile(2, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
+            case 1: tile(1, P, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, j0); break;
             default: break;
             }
             i += mr;
@@ -211,12 +262,13 @@ static inline TARGET_BF16 __attribute__((always_inline)) void gemm_tiles(int M, 
 
 static TARGET_BF16 void gemm_bf16(int M, int N, int P, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
                                   int ldb, int accumulate, float *C, int ldc) {
-    gemm_tiles(M, N, P, A, ars, acs, NULL, NULL, B, ldb, accumulate, C, ldc);
+    gemm_tiles(M, N, P, A, ars, acs, NULL, NULL, B, ldb, accumulate, NULL, C, ldc);
 }
 
 static TARGET_BF16 void gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa,
-                                          const float *B, int ldb, int accumulate, float *C, int ldc) {
-    gemm_tiles(M, N, P, A, 0, 0, ra, pa, B, ldb, accumulate, C, ldc);
+                                          const float *B, int ldb, int accumulate, const cpu_bf16_epilogue *ep,
+                                          float *Ct, int ldc) {
+    gemm_tiles(M, N, P, A, 0, 0, ra, pa, B, ldb, accumulate, ep, Ct, ldc);
 }
 
 /* dst (pairs(C), H + 2PH, W + 2PW) = in (C, H, W) in channel pairs (as pack_row_pairs of its
@@ -243,7 +295,8 @@ const char *herdi_cpu_bf16_unavailable(void) {
     if (herdi_cpu_env_error()) return herdi_cpu_env_error();
 #ifdef HAVE_AVX512_KERNEL
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw"))
+    if (!__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
         return "precision bf16: this CPU has no AVX512_BF16 instructions (vdpbf16ps); use fp32";
     if (!herdi_cpu_avx512_enabled()) return "precision bf16: needs the AVX-512 kernels, which HERD_CPU=avx2 turns off";
     return NULL;
@@ -308,12 +361,12 @@ void herdi_cpu_bf16_pad_pairs(float *dst, const float *in, const conv2d_dims *d)
 }
 
 void herdi_cpu_gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa, const float *B,
-                                 int ldb, int accumulate, float *C, int ldc) {
+                                 int ldb, int accumulate, const cpu_bf16_epilogue *ep, float *Ct, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef HAVE_AVX512_KERNEL
-    gemm_bf16_offsets(M, N, P, A, ra, pa, B, ldb, accumulate, C, ldc);
+    gemm_bf16_offsets(M, N, P, A, ra, pa, B, ldb, accumulate, ep, Ct, ldc);
 #else
-    (void)A, (void)ra, (void)pa, (void)B, (void)ldb, (void)accumulate, (void)C, (void)ldc, (void)P;
+    (void)A, (void)ra, (void)pa, (void)B, (void)ldb, (void)accumulate, (void)ep, (void)Ct, (void)ldc, (void)P;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

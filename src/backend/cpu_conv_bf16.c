@@ -1,15 +1,19 @@
-/* cpu conv2d in bf16 (--precision bf16): per image, im2col (cpu_conv2d.c's) packed into bf16
- * pairs and one vdpbf16ps product, fp32 accumulation, on herd's pool. As the fp32 path: images
- * handed out dynamically for out and din (each computed alike whoever takes it); dw/db over a
- * fixed split of the batch into slots whose partials are summed in slot order, so results do
- * not depend on timing. The three products and what each packs:
- *   out (OC, N)  = W (OC, K) * col (K, N)        pairs along K: W once per call, col per image
+/* cpu conv2d in bf16 (--precision bf16): per image, the input converted once into channel pairs
+ * (pairs(C), H, W) (cpu_bf16.h) and vdpbf16ps products over it, fp32 accumulation, on herd's
+ * pool. As the fp32 path: images handed out dynamically for out and din (each computed alike
+ * whoever takes it); dw/db over a fixed split of the batch into slots whose partials are summed
+ * in slot order, so results do not depend on timing. The three products and what each packs:
+ *   out (OC, N)  = W (OC, K) * col (K, N)        pairs along K in the order (cp, kh, kw)
  *   dwT (K, OC) += col (K, N) * dout^T (N, OC)   pairs along N: col rows, dout rows transposed
- *   dcol (K, N)  = W^T (K, OC) * dout (OC, N)    pairs along OC: W^T once per call, dout rows
- * Where the spatial size N fits the kernel's 8x32 tiles worse than OC (or K) does (N = 49: 49 of
- * 64 lanes of the last column panel used), out and dcol are computed transposed, outT (N, OC)
- * and dcolT (N, K), the pair matrices of col and dout read in place the other way round (20%
- * faster products at the example CNN's 7x7 layer). Groups and dilation have no bf16 kernel: fp32 runs such a layer. */
+ *   din          = W' * dout's col               stride 1: a convolution of dout with the flipped
+ *                                                weights, pairs along OC; else W^T * dout, col2im
+ * Where the spatial size N fits the kernel's 8x32 tiles worse than OC (or C) does (N = 49: 49 of
+ * 64 lanes of the last column panel used), out and din are computed with the positions as rows
+ * (20% faster products at the example CNN's 7x7 layer): their columns read where they lie in the
+ * zero-padded channel pairs through offset tables (no im2col), each tile stored transposed
+ * straight into out (with bias and ReLU) or added to din. Otherwise the columns are an im2col of
+ * the channel pairs (a 32-bit copy). Groups and dilation have no bf16 kernel: fp32 runs such a
+ * layer. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -88,16 +92,15 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.fwd_T = !is_pointwise(d) && prefers_T(s.OC, s.N);
     s.direct = din_direct(d);
     s.din_T = !is_pointwise(d) && (s.direct ? prefers_T(d->C, (int64_t)d->H * d->W) : prefers_T(s.K, s.N));
-    s.tout = cpu_round16(N * (s.din_T ? (K > OC ? K : OC) : OC) * (size_t)(s.fwd_T || s.din_T)); /* outT, dcolT */
+    s.tout = cpu_round16(N * K * (size_t)(s.din_T && !s.direct)); /* dcolT; the offset products store in place */
     size_t wtp = K * pOC;
     s.tab = cpu_round16(offsets_ints(d));
-    if (s.direct) { /* dout in channel pairs in pimg, its columns (pairs(OC)*KH*KW, H*W) in bp, dinT in tout */
+    if (s.direct) { /* dout in channel pairs in pimg (padded for dinT), else its columns (pairs(OC)*KH*KW, H*W) in bp */
         size_t pK2 = pOC * d->KH * d->KW, N2 = (size_t)d->H * d->W;
         conv2d_dims d2 = din_dims(d);
         if (cpu_round16(padded_pairs(&d2)) > s.pimg) s.pimg = cpu_round16(padded_pairs(&d2));
         if (cpu_round16(offsets_ints(&d2)) > s.tab) s.tab = cpu_round16(offsets_ints(&d2));
         if (pK2 * N2 > bp) s.bp = cpu_round16(pK2 * N2);
-        if (s.din_T && cpu_round16(N2 * d->C) > s.tout) s.tout = cpu_round16(N2 * d->C);
         wtp = (size_t)d->C * pK2 * (s.din_T ? 2 : 1); /* W' pairs (C, pK2), then transposed (pK2, C) */
     }
     s.slot = s.col + s.pad + s.bp + s.dtmp + s.dT + s.partial + s.tout + s.pimg;
@@ -184,25 +187,24 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
     conv_bf16_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int N = j->s.N, OC = j->s.OC, pK = j->s.pKc;
-    float *slot = slot_at(j, s0), *tout = slot_tout(j, slot);
+    float *slot = slot_at(j, s0);
     for (;;) {
         int b = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (b >= d->B) break;
         float *outb = j->out + (size_t)b * OC * N;
         const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
-        if (j->s.fwd_T) { /* outT (N, OC) = colT (N, pK), read in the padded pairs, * W^T (pK, OC), bias rows first */
+        if (j->s.fwd_T) { /* out = (colT (N, pK), read in the padded pairs, * W^T (pK, OC))^T + bias, ReLU'd */
             herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), inb, d);
-            for (int i = 0; i < N && j->b; i++) memcpy(tout + (size_t)i * OC, j->b, sizeof(float) * OC);
+            const cpu_bf16_epilogue ep = {.bias = j->b, .relu = j->relu};
             herdi_cpu_gemm_bf16_offsets(N, OC, pK, slot_pimg(j, slot), j->pos, j->taps,
-                                        j->wp + cpu_round16((size_t)OC * pK), OC, j->b != NULL, tout, OC);
-            herdi_cpu_transpose(outb, tout, N, OC);
-        } else {
-            const float *bp = image_pairs(j, slot, inb, d);
-            if (j->b)
-            for (int oc = 0; oc < OC; oc++)
-                    for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
-            herdi_cpu_gemm_bf16(OC, N, pK, j->wp, pK, 1, bp, N, j->b != NULL, outb, N);
+                                        j->wp + cpu_round16((size_t)OC * pK), OC, 0, &ep, outb, N);
+            continue;
         }
+        const float *bp = image_pairs(j, slot, inb, d);
+        if (j->b)
+            for (int oc = 0; oc < OC; oc++)
+                for (int i = 0; i < N; i++) outb[(size_t)oc * N + i] = j->b[oc];
+        herdi_cpu_gemm_bf16(OC, N, pK, j->wp, pK, 1, bp, N, j->b != NULL, outb, N);
         if (j->relu) herdi_cpu_act_forward(NULL, outb, outb, (int64_t)OC * N, HERD_ACT_RELU, 0);
     }
 }
@@ -322,10 +324,9 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
             const float *doutb = j->dout + (size_t)b * OC * N;
             if (j->s.din_T) { /* the columns read in dout's padded pairs */
                 herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), doutb, &d2);
+                const cpu_bf16_epilogue ep = {0};
                 herdi_cpu_gemm_bf16_offsets(N2, C, pK2, slot_pimg(j, slot), j->pos, j->taps,
-                                            j->wtp + cpu_round16((size_t)C * pK2), C, 0, tout, C);
-                herdi_cpu_transpose(slot, tout, N2, C); /* slot's col scratch: K*N >= C*H*W floats at stride 1 */
-                for (size_t i = 0; i < (size_t)C * N2; i++) dinb[i] += slot[i];
+                                            j->wtp + cpu_round16((size_t)C * pK2), C, 1, &ep, dinb, N2);
             } else {
                 image_pairs(j, slot, doutb, &d2);
                 herdi_cpu_gemm_bf16(C, N2, pK2, j->wtp, pK2, 1, bp, N2, 1, dinb, N2);
