@@ -17,9 +17,10 @@ static inline int cpu_bf16_pairs(int n) { return (n + 1) / 2; }
 /* dst (rows, pairs(cols)) = each row of src (rows, cols; row stride lds) rounded to bf16
  * (nearest even), consecutive values paired; an odd last value is paired with 0. */
 void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols);
-/* herdi_cpu_bf16_pack_rows of g after the ReLU's gradient mask in place, g = out > 0 ? g : 0
- * (bit for bit herdi_cpu_act_mask_inplace), g and out (rows, cols; stride lds): one pass over both. */
-void herdi_cpu_bf16_pack_rows_relu(float *dst, int ldd, float *g, const float *out, int lds, int rows, int cols);
+/* dst[i] = the pair (a[i], b[i]) (b NULL: 0), i < n; a (b) first masked in place by the ReLU's
+ * gradient where keep_a (keep_b) is not NULL, a[i] = keep_a[i] > 0 ? a[i] : 0 (bit for bit
+ * herdi_cpu_act_mask_inplace): two images' output gradients paired for the weight gradient. */
+void herdi_cpu_bf16_pack_two(float *dst, float *a, const float *keep_a, float *b, const float *keep_b, size_t n);
 /* dst (pairs(rows), cols) = rows 2p and 2p+1 of src (rows, cols; stride lds) rounded to bf16
  * and interleaved column by column; an odd last row is paired with 0. */
 void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols);
@@ -31,10 +32,6 @@ void herdi_cpu_bf16_pack_row_pairs(float *dst, int ldd, const float *src, int ld
 /* dst (pairs(C)*KH*KW, OH*OW) = that im2col of one image in channel pairs, read from pin itself
  * (no padded copy); column stride 1 only (cpu_bf16_image_pairs_fit). */
 void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *pin, const conv2d_dims *d);
-/* dst (C*KH*KW, pairs(OH*OW); row stride ldd) = the fp32 im2col of one image (C, H, W), each
- * row paired along the output positions (pack_rows of the fp32 columns, without them); row is scratch of OH*OW
- * floats. Column stride 1 only. */
-void herdi_cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d);
 static inline int cpu_bf16_image_pairs_fit(const conv2d_dims *d) { return d->SW == 1; }
 /* C (M, N) = A (M, P) * B (P, N), or C += when accumulate: A and B pair matrices, A(i, p) at
  * A[i*ars + p*acs] (stored either way round, as herdi_cpu_gemm's A: a pair matrix made along the
@@ -51,14 +48,18 @@ typedef struct cpu_bf16_epilogue {
     int relu;
 } cpu_bf16_epilogue;
 /* Ct (N, M) = (A (M, P) * B (P, N))^T, Ct(j, i) at Ct[j*ldc + i], or Ct += when accumulate, then
- * ep; A(i, p) = A[ra[i] + pa[p]]: the columns of a convolution read where they lie in its input
+ * ep (NULL: C (M, N) stored as herdi_cpu_gemm_bf16 stores it); A(i, p) = A[ra[i] + pa[p]]: the columns of a convolution read where they lie in its input
  * in channel pairs, zero-padded (herdi_cpu_bf16_pad_pairs), as cpu_conv2d.c's direct path reads
  * fp32 ones; the product with the positions as rows (the kernel's 8-row tiles fit a 7x7 or 14x14
  * map better than its 32-column ones), stored straight into the (channels, positions) output. */
 void herdi_cpu_gemm_bf16_offsets(int M, int N, int P, const float *A, const int *ra, const int *pa, const float *B,
                                  int ldb, int accumulate, const cpu_bf16_epilogue *ep, float *Ct, int ldc);
-/* dst (pairs(C), H + 2PH, W + 2PW) = in (C, H, W) in channel pairs, zero-padded. */
-void herdi_cpu_bf16_pad_pairs(float *dst, const float *in, const conv2d_dims *d);
+/* dst (planes, H + 2PH, W + 2PW), zero-padded: plane p pairs the (H, W) planes a + p*step and,
+ * for p < bplanes, b + p*step (else 0). An image in channel pairs: a = in, b = in + H*W, step
+ * 2*H*W, pairs(C) planes, C / 2 with a partner; two images side by side: a, b the images, step
+ * H*W, C planes. */
+void herdi_cpu_bf16_pad_pairs(float *dst, const float *a, const float *b, size_t step, int planes, int bplanes,
+                              const conv2d_dims *d);
 
 /* The bf16 conv (cpu_conv_bf16.c): groups and dilation are not supported (fp32 fallback). */
 size_t herdi_cpu_conv_bf16_workspace(const conv2d_dims *d, int threads);

@@ -30,27 +30,6 @@ static TARGET_BF16 void pack_rows(float *dst, int ldd, const float *src, int lds
     }
 }
 
-/* pack_rows of g after g = out > 0 ? g : 0 in place (herdi_cpu_act_mask_inplace's ReLU), one pass. */
-static TARGET_BF16 void pack_rows_relu(float *dst, int ldd, float *g, const float *out, int lds, int rows, int cols) {
-    const int P = cpu_bf16_pairs(cols);
-    const __m512 zero = _mm512_setzero_ps();
-    for (int r = 0; r < rows; r++) {
-        float *s = g + (size_t)r * lds;
-        const float *y = out + (size_t)r * lds;
-        float *t = dst + (size_t)r * ldd;
-        for (int p = 0; p < P; p += 16) {
-            const int n = cols - 2 * p;
-            const __mmask16 mlo = cpu_lanes16(n), mhi = cpu_lanes16(n - 16 > 0 ? n - 16 : 0);
-            __m512 lo = _mm512_maskz_loadu_ps(mlo, s + 2 * p), hi = _mm512_maskz_loadu_ps(mhi, s + 2 * p + 16);
-            lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mlo, y + 2 * p), zero, _CMP_GT_OQ), lo);
-            hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(mhi, y + 2 * p + 16), zero, _CMP_GT_OQ), hi);
-            _mm512_mask_storeu_ps(s + 2 * p, mlo, lo);
-            _mm512_mask_storeu_ps(s + 2 * p + 16, mhi, hi);
-            _mm512_mask_storeu_epi32(t + p, cpu_lanes16(P - p), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-        }
-    }
-}
-
 /* Up to 16 values of a and of b (mask m) rounded and stored as 16 pairs (a lo, b hi) at t. */
 static inline TARGET_BF16 void store_pairs(float *t, __mmask16 m, __m512 va, __m512 vb) {
     /* halves [a0..a15 | b0..b15] -> [a0 b0 a1 b1 ...] */
@@ -58,6 +37,26 @@ static inline TARGET_BF16 void store_pairs(float *t, __mmask16 m, __m512 va, __m
                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     __m512i h = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
     _mm512_mask_storeu_epi32(t, m, _mm512_permutexvar_epi16(mix, h));
+}
+
+/* dst[i] = the pair (a[i], b[i]) (b NULL: 0), i < n; a (b) first masked in place by the ReLU's
+ * gradient where keep_a (keep_b) is not NULL: a[i] = keep_a[i] > 0 ? a[i] : 0, bit for bit
+ * herdi_cpu_act_mask_inplace. */
+static TARGET_BF16 void pack_two(float *dst, float *a, const float *keep_a, float *b, const float *keep_b, size_t n) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = cpu_lanes16(n - i < 16 ? (int)(n - i) : 16);
+        __m512 va = _mm512_maskz_loadu_ps(m, a + i), vb = b ? _mm512_maskz_loadu_ps(m, b + i) : zero;
+        if (keep_a) {
+            va = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, keep_a + i), zero, _CMP_GT_OQ), va);
+            _mm512_mask_storeu_ps(a + i, m, va);
+        }
+        if (b && keep_b) {
+            vb = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, keep_b + i), zero, _CMP_GT_OQ), vb);
+            _mm512_mask_storeu_ps(b + i, m, vb);
+        }
+        store_pairs(dst + i, m, va, vb);
+    }
 }
 
 static TARGET_BF16 void pack_row_pairs(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
@@ -106,10 +105,6 @@ static inline TARGET_BF16 __m512 tap_load_at(__m512 v, const tap_reader *t, int 
                                                 (intptr_t)(o + t->col0 - shift) * (intptr_t)sizeof(float)));
 }
 
-static inline TARGET_BF16 __m512 tap_load(const tap_reader *t, int oh, int o, __mmask16 lanes, const conv2d_dims *d) {
-    return tap_load_at(_mm512_setzero_ps(), t, oh, o, lanes, 0, d);
-}
-
 /* im2col of one image given in channel pairs (pairs(C), H, W), column stride 1: a 32-bit copy,
  * row (cp, kh, kw) of dst (OH*OW pair elements) = tap (kh, kw) of channel pair cp, read from the
  * paired image itself (the padding as masked-off lanes), with no padded copy. Output rows of at
@@ -130,21 +125,6 @@ static TARGET_BF16 void pack_image_pairs(float *dst, const float *pin, const con
                 _mm512_mask_storeu_ps(t, R > 1 ? cpu_lanes16(rows * OW) : m, v);
             }
         }
-    }
-}
-
-/* im2col of one image, column stride 1, each row paired along the output positions: row k of
- * dst (stride ldd) = pack_rows of the fp32 im2col's row k, which is gathered from the image into
- * row (N floats of L1 scratch) on the way instead of into a (K, N) matrix. */
-static TARGET_BF16 void pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d) {
-    const int K = d->C * d->KH * d->KW, OH = d->OH, OW = d->OW, N = OH * OW;
-    for (int k = 0; k < K; k++) {
-        const tap_reader a = tap_at(in, k, d);
-        for (int o = 0; o < OW; o += 16) {
-            const __mmask16 m = cpu_lanes16(OW - o), la = tap_lanes(&a, o, m, d);
-            for (int oh = 0; oh < OH; oh++) _mm512_mask_storeu_ps(row + (size_t)oh * OW + o, m, tap_load(&a, oh, o, la, d));
-        }
-        pack_rows(dst + (size_t)k * ldd, ldd, row, N, 1, N);
     }
 }
 
@@ -271,20 +251,18 @@ static TARGET_BF16 void gemm_bf16_offsets(int M, int N, int P, const float *A, c
     gemm_tiles(M, N, P, A, 0, 0, ra, pa, B, ldb, accumulate, ep, Ct, ldc);
 }
 
-/* dst (pairs(C), H + 2PH, W + 2PW) = in (C, H, W) in channel pairs (as pack_row_pairs of its
- * (C, H*W) rows), zero-padded. */
-static TARGET_BF16 void pad_pairs(float *dst, const float *in, const conv2d_dims *d) {
-    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, HW = d->H * d->W;
-    memset(dst, 0, sizeof(float) * (size_t)cpu_bf16_pairs(d->C) * Hp * Wp); /* one pass; the rows overwrite it */
-    for (int cp = 0; 2 * cp < d->C; cp++) {
-        float *plane = dst + ((size_t)cp * Hp + d->PH) * Wp + d->PW;
-        const float *a = in + (size_t)2 * cp * HW, *b = a + HW;
-        const int has_b = 2 * cp + 1 < d->C;
+static TARGET_BF16 void pad_pairs(float *dst, const float *a, const float *b, size_t step, int planes, int bplanes,
+                                  const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, W = d->W;
+    memset(dst, 0, sizeof(float) * (size_t)planes * Hp * Wp); /* one pass; the rows overwrite it */
+    for (int p = 0; p < planes; p++) {
+        float *plane = dst + ((size_t)p * Hp + d->PH) * Wp + d->PW;
+        const float *pa = a + (size_t)p * step, *pb = p < bplanes ? b + (size_t)p * step : NULL;
         for (int h = 0; h < d->H; h++)
-            for (int w = 0; w < d->W; w += 16) {
-                __mmask16 m = cpu_lanes16(d->W - w);
-                __m512 va = _mm512_maskz_loadu_ps(m, a + (size_t)h * d->W + w);
-                __m512 vb = has_b ? _mm512_maskz_loadu_ps(m, b + (size_t)h * d->W + w) : _mm512_setzero_ps();
+            for (int w = 0; w < W; w += 16) {
+                __mmask16 m = cpu_lanes16(W - w);
+                __m512 va = _mm512_maskz_loadu_ps(m, pa + (size_t)h * W + w);
+                __m512 vb = pb ? _mm512_maskz_loadu_ps(m, pb + (size_t)h * W + w) : _mm512_setzero_ps();
                 store_pairs(plane + (size_t)h * Wp + w, m, va, vb);
             }
     }
@@ -315,11 +293,11 @@ void herdi_cpu_bf16_pack_rows(float *dst, int ldd, const float *src, int lds, in
 #endif
 }
 
-void herdi_cpu_bf16_pack_rows_relu(float *dst, int ldd, float *g, const float *out, int lds, int rows, int cols) {
+void herdi_cpu_bf16_pack_two(float *dst, float *a, const float *keep_a, float *b, const float *keep_b, size_t n) {
 #ifdef HAVE_AVX512_KERNEL
-    pack_rows_relu(dst, ldd, g, out, lds, rows, cols);
+    pack_two(dst, a, keep_a, b, keep_b, n);
 #else
-    (void)dst, (void)ldd, (void)g, (void)out, (void)lds, (void)rows, (void)cols;
+    (void)dst, (void)a, (void)keep_a, (void)b, (void)keep_b, (void)n;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }
@@ -342,20 +320,12 @@ void herdi_cpu_bf16_pack_image_pairs(float *dst, const float *pin, const conv2d_
 #endif
 }
 
-void herdi_cpu_bf16_pack_image_rows(float *dst, int ldd, const float *in, float *row, const conv2d_dims *d) {
+void herdi_cpu_bf16_pad_pairs(float *dst, const float *a, const float *b, size_t step, int planes, int bplanes,
+                              const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
-    pack_image_rows(dst, ldd, in, row, d);
+    pad_pairs(dst, a, b, step, planes, bplanes, d);
 #else
-    (void)dst, (void)ldd, (void)in, (void)row, (void)d;
-    HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
-#endif
-}
-
-void herdi_cpu_bf16_pad_pairs(float *dst, const float *in, const conv2d_dims *d) {
-#ifdef HAVE_AVX512_KERNEL
-    pad_pairs(dst, in, d);
-#else
-    (void)dst, (void)in, (void)d;
+    (void)dst, (void)a, (void)b, (void)step, (void)planes, (void)bplanes, (void)d;
     HERD_ASSERT(!"bf16 kernels called without AVX512_BF16");
 #endif
 }

@@ -53,24 +53,25 @@ typedef struct bf16_sizes {
     size_t slot, wp, wtp, wt, tab; /* slot total; shared: W pairs along K, along OC, W^T fp32, offset tables */
 } bf16_sizes;
 
-/* The transposed products (outT, dinT) read their columns where they lie in the zero-padded
- * input in channel pairs (herdi_cpu_bf16_pad_pairs): column (pair tap p, position n) at
+/* The products with offsets read their columns where they lie in a zero-padded image of pairs
+ * (herdi_cpu_bf16_pad_pairs) of `planes` planes: the input in channel pairs (out, and din from
+ * dout's), or two images' inputs side by side (dw): column (plane tap p, position n) at
  * pos[n] + taps[p]. No im2col. */
-static size_t padded_pairs(const conv2d_dims *d) {
-    return (size_t)cpu_bf16_pairs(d->C) * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW);
+static size_t padded_planes(const conv2d_dims *d, int planes) {
+    return (size_t)planes * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW);
 }
 
-static void pair_offsets(int *pos, int *taps, const conv2d_dims *d) {
+static void pair_offsets(int *pos, int *taps, int planes, const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
     for (int oh = 0; oh < d->OH; oh++)
         for (int ow = 0; ow < d->OW; ow++) pos[oh * d->OW + ow] = oh * d->SH * Wp + ow * d->SW;
-    for (int cp = 0; 2 * cp < d->C; cp++)
+    for (int c = 0; c < planes; c++)
         for (int kh = 0; kh < d->KH; kh++)
-            for (int kw = 0; kw < d->KW; kw++) taps[(cp * d->KH + kh) * d->KW + kw] = (cp * Hp + kh) * Wp + kw;
+            for (int kw = 0; kw < d->KW; kw++) taps[(c * d->KH + kh) * d->KW + kw] = (c * Hp + kh) * Wp + kw;
 }
 
-static size_t offsets_ints(const conv2d_dims *d) {
-    return (size_t)d->OH * d->OW + (size_t)cpu_bf16_pairs(d->C) * d->KH * d->KW;
+static size_t offsets_ints(const conv2d_dims *d, int planes) {
+    return (size_t)d->OH * d->OW + (size_t)planes * d->KH * d->KW;
 }
 
 static bf16_sizes sizes_of(const conv2d_dims *d) {
@@ -81,25 +82,25 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     size_t pK = (size_t)s.pKc, pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
     s.col = is_pointwise(d) ? 0 : cpu_round16(K * N);
     s.pad = is_pointwise(d) ? 0 : cpu_round16(herdi_cpu_conv2d_pad_floats(d));
-    s.pimg = cpu_round16(padded_pairs(d));
+    s.pimg = cpu_round16(padded_planes(d, d->C)); /* two images (dw); channel pairs need half */
     size_t bp = pK * N;
     if (K * pN > bp) bp = K * pN;
     if (pOC * N > bp) bp = pOC * N;
     s.bp = cpu_round16(bp);
-    s.dtmp = cpu_round16(OC * pN);
-    s.dT = cpu_round16(pN * OC);
+    s.dtmp = cpu_round16(OC * N); /* two images' dout paired, then transposed */
+    s.dT = cpu_round16(N * OC);
     s.partial = cpu_round16(K * OC + OC);
     s.fwd_T = !is_pointwise(d) && prefers_T(s.OC, s.N);
     s.direct = din_direct(d);
     s.din_T = !is_pointwise(d) && (s.direct ? prefers_T(d->C, (int64_t)d->H * d->W) : prefers_T(s.K, s.N));
     s.tout = cpu_round16(N * K * (size_t)(s.din_T && !s.direct)); /* dcolT; the offset products store in place */
     size_t wtp = K * pOC;
-    s.tab = cpu_round16(offsets_ints(d));
+    s.tab = cpu_round16(offsets_ints(d, d->C));
     if (s.direct) { /* dout in channel pairs in pimg (padded for dinT), else its columns (pairs(OC)*KH*KW, H*W) in bp */
         size_t pK2 = pOC * d->KH * d->KW, N2 = (size_t)d->H * d->W;
         conv2d_dims d2 = din_dims(d);
-        if (cpu_round16(padded_pairs(&d2)) > s.pimg) s.pimg = cpu_round16(padded_pairs(&d2));
-        if (cpu_round16(offsets_ints(&d2)) > s.tab) s.tab = cpu_round16(offsets_ints(&d2));
+        if (cpu_round16(padded_planes(&d2, (int)pOC)) > s.pimg) s.pimg = cpu_round16(padded_planes(&d2, (int)pOC));
+        if (cpu_round16(offsets_ints(&d2, (int)pOC)) > s.tab) s.tab = cpu_round16(offsets_ints(&d2, (int)pOC));
         if (pK2 * N2 > bp) s.bp = cpu_round16(pK2 * N2);
         wtp = (size_t)d->C * pK2 * (s.din_T ? 2 : 1); /* W' pairs (C, pK2), then transposed (pK2, C) */
     }
@@ -148,10 +149,10 @@ static float *slot_tout(const conv_bf16_job *j, float *slot) {
 }
 static float *slot_pimg(const conv_bf16_job *j, float *slot) { return slot_tout(j, slot) + j->s.tout; }
 
-/* The shared offset tables, after the weights: filled for d once per call. */
-static void set_offsets(conv_bf16_job *j, const conv2d_dims *d) {
+/* The shared offset tables, after the weights: filled for d and its planes once per phase. */
+static void set_offsets(conv_bf16_job *j, const conv2d_dims *d, int planes) {
     int *pos = (int *)(j->ex->workspace + (size_t)j->slots * j->s.slot + j->s.wp + j->s.wtp + j->s.wt);
-    pair_offsets(pos, pos + d->OH * d->OW, d);
+    pair_offsets(pos, pos + d->OH * d->OW, planes, d);
     j->pos = pos, j->taps = pos + d->OH * d->OW;
 }
 
@@ -173,15 +174,6 @@ static const float *image_pairs(const conv_bf16_job *j, float *slot, const float
     return bp;
 }
 
-/* cols of image b: the image itself for a 1x1 stride-1 conv, else im2col into the slot. */
-static const float *image_cols(const conv_bf16_job *j, float *slot, int b) {
-    const conv2d_dims *d = j->d;
-    const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
-    if (is_pointwise(d)) return inb;
-    herdi_cpu_conv2d_image_to_col(slot, slot + j->s.col, inb, d);
-    return slot;
-}
-
 static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)s1, (void)thread;
     conv_bf16_job *j = ctx;
@@ -194,7 +186,8 @@ static void forward_images(void *ctx, int64_t s0, int64_t s1, int thread) {
         float *outb = j->out + (size_t)b * OC * N;
         const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
         if (j->s.fwd_T) { /* out = (colT (N, pK), read in the padded pairs, * W^T (pK, OC))^T + bias, ReLU'd */
-            herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), inb, d);
+            const int HW = d->H * d->W;
+            herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), inb, inb + HW, 2 * (size_t)HW, cpu_bf16_pairs(d->C), d->C / 2, d);
             const cpu_bf16_epilogue ep = {.bias = j->b, .relu = j->relu};
             herdi_cpu_gemm_bf16_offsets(N, OC, pK, slot_pimg(j, slot), j->pos, j->taps,
                                         j->wp + cpu_round16((size_t)OC * pK), OC, 0, &ep, outb, N);
@@ -230,7 +223,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         herdi_cpu_bf16_pack_row_pairs(j.wp + (size_t)oc * pK, T, w + (size_t)oc * j.s.K, T, d->C, T);
     if (j.s.fwd_T) {
         herdi_cpu_transpose(j.wp + cpu_round16((size_t)j.s.OC * pK), j.wp, j.s.OC, pK);
-        set_offsets(&j, d);
+        set_offsets(&j, d, cpu_bf16_pairs(d->C));
     }
     atomic_init(&j.next_image, 0);
     int64_t macs = (int64_t)d->B * j.s.OC * j.s.N * j.s.K;
@@ -250,38 +243,37 @@ void herdi_cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const floa
 }
 
 /* Phase 1, a fixed split of the batch: dout masked by the fused ReLU, then the slot's dwT and
- * db partials (its first image overwrites them). */
+ * db partials (its first images overwrite them). dwT (K, OC) += col (K, N) * dout^T (N, OC) over
+ * two images at once, paired: the columns read through offset tables in the two inputs side by
+ * side, padded (no im2col), dout of both paired and transposed; an odd last image pairs with 0. */
 static void backward_weights(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
     conv_bf16_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const int K = j->s.K, N = j->s.N, OC = j->s.OC, pN = cpu_bf16_pairs(N);
+    const int K = j->s.K, N = j->s.N, OC = j->s.OC, C = d->C, HW = d->H * d->W;
+    const size_t on = (size_t)OC * N;
     for (int64_t s = s0; s < s1; s++) {
-        float *slot = slot_at(j, s), *bp = slot + j->s.col + j->s.pad, *dtmp = bp + j->s.bp, *dT = dtmp + j->s.dtmp;
+        float *slot = slot_at(j, s), *dtmp = slot_bp(j, slot) + j->s.bp, *dT = dtmp + j->s.dtmp;
         float *pw = dT + j->s.dT, *pb = pw + (size_t)K * OC;
         int b0 = (int)((int64_t)d->B * s / j->slots), b1 = (int)((int64_t)d->B * (s + 1) / j->slots);
-        for (int b = b0; b < b1; b++) {
-            const float *doutb = j->dout + (size_t)b * OC * N;
-            if (j->mask_dout && !j->dw)
-                herdi_cpu_act_backward_inplace(NULL, j->mask_dout + (size_t)b * OC * N, j->relu_out + (size_t)b * OC * N,
-                                         (int64_t)OC * N, HERD_ACT_RELU);
+        for (int b = b0; b < b1; b += 2) {
+            const int two = b + 1 < b1;
             if (j->dw) {
-                if (is_pointwise(d) || !cpu_bf16_image_pairs_fit(d))
-                    herdi_cpu_bf16_pack_rows(bp, pN, image_cols(j, slot, b), N, K, N);
-                else
-                    herdi_cpu_bf16_pack_image_rows(bp, pN, j->in + (size_t)b * d->C * d->H * d->W, slot, d);
-                if (j->mask_dout) /* the ReLU's mask applied as dout is packed */
-                    herdi_cpu_bf16_pack_rows_relu(dtmp, pN, j->mask_dout + (size_t)b * OC * N,
-                                                  j->relu_out + (size_t)b * OC * N, N, OC, N);
-                else
-                    herdi_cpu_bf16_pack_rows(dtmp, pN, doutb, N, OC, N);
-                herdi_cpu_transpose(dT, dtmp, OC, pN);
-                herdi_cpu_gemm_bf16(K, OC, pN, bp, pN, 1, dT, OC, b > b0, pw, OC);
+                float *ga = (float *)j->dout + b * on, *gb = two ? ga + on : NULL; /* written only if masked */
+                const float *ka = j->mask_dout ? j->relu_out + b * on : NULL, *kb = two && ka ? ka + on : NULL;
+                herdi_cpu_bf16_pack_two(dtmp, ga, ka, gb, kb, on);
+                herdi_cpu_transpose(dT, dtmp, OC, N);
+                const float *ia = j->in + (size_t)b * C * HW;
+                herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), ia, ia + (size_t)C * HW, HW, C, two ? C : 0, d);
+                herdi_cpu_gemm_bf16_offsets(K, OC, N, slot_pimg(j, slot), j->taps, j->pos, dT, OC, b > b0, NULL, pw, OC);
+            } else if (j->mask_dout) {
+                herdi_cpu_act_backward_inplace(NULL, j->mask_dout + b * on, j->relu_out + b * on, (int64_t)on * (1 + two),
+                                         HERD_ACT_RELU);
             }
-            if (j->db)
+            for (int i = b; i < b + 1 + two && j->db; i++)
                 for (int oc = 0; oc < OC; oc++) {
-                    float v = cpu_sum_floats(doutb + (size_t)oc * N, N);
-                    pb[oc] = b > b0 ? pb[oc] + v : v;
+                    float v = cpu_sum_floats(j->dout + i * on + (size_t)oc * N, N);
+                    pb[oc] = i > b0 ? pb[oc] + v : v;
                 }
         }
     }
@@ -323,7 +315,7 @@ static void backward_input(void *ctx, int64_t s0, int64_t s1, int thread) {
             const int C = d->C, N2 = d->H * d->W, pK2 = cpu_bf16_pairs(OC) * d->KH * d->KW;
             const float *doutb = j->dout + (size_t)b * OC * N;
             if (j->s.din_T) { /* the columns read in dout's padded pairs */
-                herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), doutb, &d2);
+                herdi_cpu_bf16_pad_pairs(slot_pimg(j, slot), doutb, doutb + N, 2 * (size_t)N, cpu_bf16_pairs(OC), OC / 2, &d2);
                 const cpu_bf16_epilogue ep = {0};
                 herdi_cpu_gemm_bf16_offsets(N2, C, pK2, slot_pimg(j, slot), j->pos, j->taps,
                                             j->wtp + cpu_round16((size_t)C * pK2), C, 1, &ep, dinb, N2);
@@ -356,6 +348,7 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
     HERD_ASSERT(j.slots > 0);
     const int K = j.s.K, N = j.s.N, OC = j.s.OC;
     int64_t macs = (int64_t)d->B * OC * N * K;
+    if (dw) set_offsets(&j, d, d->C);
     if (dw || db || mask_dout) cpu_for(ex, j.slots, CPU_NS_PER_MAC(macs) / 2, backward_weights, &j);
     if (dw || db) cpu_for(ex, OC, CPU_NS_PER_STREAM_ELEM(((int64_t)K + 1) * OC * j.slots), reduce_rows, &j);
     if (din) {
@@ -371,7 +364,7 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
             if (j.s.din_T) {
                 herdi_cpu_transpose(j.wtp + cpu_round16((size_t)C * pK2), j.wtp, C, pK2);
                 const conv2d_dims d2 = din_dims(d);
-                set_offsets(&j, &d2);
+                set_offsets(&j, &d2, cpu_bf16_pairs(OC));
             }
         } else if (j.s.din_T) { /* W pairs along OC, (pOC, K) */
             herdi_cpu_bf16_pack_row_pairs(j.wtp, K, w, K, OC, K);
