@@ -4,7 +4,8 @@
  * whoever takes it); dw/db over a fixed split of the batch into slots whose partials are summed
  * in slot order, so results do not depend on timing. The three products and what each packs:
  *   out (OC, N)  = W (OC, K) * col (K, N)        pairs along K in the order (cp, kh, kw)
- *   dwT (K, OC) += col (K, N) * dout^T (N, OC)   pairs along N: col rows, dout rows transposed
+ *   dwT (K, OC) += col (K, N) * dout^T (N, OC)   pairs of images: two images' columns read side
+ *                                                by side through offset tables, their dout paired
  *   din          = W' * dout's col               stride 1: a convolution of dout with the flipped
  *                                                weights, pairs along OC; else W^T * dout, col2im
  * Where the spatial size N fits the kernel's 8x32 tiles worse than OC (or C) does (N = 49: 49 of
@@ -79,12 +80,11 @@ static bf16_sizes sizes_of(const conv2d_dims *d) {
     s.K = d->C * d->KH * d->KW, s.N = d->OH * d->OW, s.OC = d->OC;
     s.pKc = cpu_bf16_pairs(d->C) * d->KH * d->KW;
     size_t K = (size_t)s.K, N = (size_t)s.N, OC = (size_t)s.OC;
-    size_t pK = (size_t)s.pKc, pN = (size_t)cpu_bf16_pairs(s.N), pOC = (size_t)cpu_bf16_pairs(s.OC);
+    size_t pK = (size_t)s.pKc, pOC = (size_t)cpu_bf16_pairs(s.OC);
     s.col = is_pointwise(d) ? 0 : cpu_round16(K * N);
     s.pad = is_pointwise(d) ? 0 : cpu_round16(herdi_cpu_conv2d_pad_floats(d));
     s.pimg = cpu_round16(padded_planes(d, d->C)); /* two images (dw); channel pairs need half */
     size_t bp = pK * N;
-    if (K * pN > bp) bp = K * pN;
     if (pOC * N > bp) bp = pOC * N;
     s.bp = cpu_round16(bp);
     s.dtmp = cpu_round16(OC * N); /* two images' dout paired, then transposed */
