@@ -285,12 +285,18 @@ static void reduce_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const conv_bf16_job *j = ctx;
     const int K = j->s.K, OC = j->s.OC;
     const float *part0 = j->ex->workspace + j->s.col + j->s.pad + j->s.bp + j->s.dtmp + j->s.dT;
+    /* 16 output channels at a time: a partial's row k gives them one cache line, and their 16 dw
+     * lines stay in L1 across consecutive k (a transpose by blocks; each sum in slot order) */
+    for (int64_t o0 = r0; o0 < r1 && j->dw; o0 += 16) {
+        const int64_t o1 = o0 + 16 < r1 ? o0 + 16 : r1;
+        for (int k = 0; k < K; k++)
+            for (int64_t oc = o0; oc < o1; oc++) {
+                float acc = j->dw[(size_t)oc * K + k];
+                for (int s = 0; s < j->slots; s++) acc += part0[s * j->s.slot + (size_t)k * OC + (size_t)oc];
+                j->dw[(size_t)oc * K + k] = acc;
+            }
+    }
     for (int64_t oc = r0; oc < r1; oc++) {
-        for (int k = 0; k < K && j->dw; k++) {
-            float acc = j->dw[(size_t)oc * K + k];
-            for (int s = 0; s < j->slots; s++) acc += part0[s * j->s.slot + (size_t)k * OC + (size_t)oc];
-            j->dw[(size_t)oc * K + k] = acc;
-        }
         if (j->db) {
             float acc = j->db[oc];
             for (int s = 0; s < j->slots; s++) acc += part0[s * j->s.slot + (size_t)OC * K + (size_t)oc];
