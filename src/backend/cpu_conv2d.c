@@ -440,6 +440,7 @@ typedef struct conv_job {
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
+    const float *panels; /* forward, narrow form: w^T in prepared panels (prepared_panels) */
     const int *pos, *taps; /* the direct path's offset tables (direct_offsets); else NULL */
     const float *cols;   /* forward split by columns: the image's columns, its output (outT when transposed) */
     float *outb, *outT;
@@ -712,10 +713,112 @@ static void conv_forward_split(conv_job *j) {
     }
 }
 
+/* ---- weights prepared once (inference-only models, herd_exec.prep) ----
+ * [wT in panels | Winograd's transformed kernels], each section there when the shape can use it
+ * (the sizes depend on the shape alone, so a call of any batch finds them at the same places);
+ * the bits of *ex->prep_tag say which are filled. A call finds the same numbers there as it
+ * would make itself, so its results are bit-identical to rearranging per call. */
+enum { PREP_WT = 1, PREP_WINO = 2 };
+
+/* ---- few images on small maps (batch-1 inference): one product split by output channels ----
+ * The forms above give each thread whole images, or blocks of 64 output positions of one image:
+ * with fewer images than threads on a map of at most a few hundred positions that leaves
+ * threads idle (a 7x7 map is one block; a grouped product is one thread's), and the plain
+ * product (OC, N) wastes most lanes of its 32-column tiles on N = 4 or 16 positions. Here the
+ * images' columns are one matrix (K, B*N) and outT (B*N, OC) = cols^T * wT + bias, the threads
+ * taking blocks of 32 output channels, each block's columns of wT prepared once as one panel
+ * (K, 32) in a row (a thread streams its panels from memory front to back: read in place, the 32
+ * columns of wT were 128 bytes of every one of its K rows, 2 KB apart at 512 channels);
+ * outT is then transposed into out. Each element is the same fixed-order sum over K as in
+ * every other form, so the results are bit-identical to them. Taken for at most one group of
+ * images (all of them side by side in a grouped slot; one image otherwise). */
+#define NARROW_MAX_POSITIONS 256
+
+static int narrow_shape(const conv2d_dims *d) {
+    return (int64_t)d->OH * d->OW <= NARROW_MAX_POSITIONS && !direct_shape(d);
+}
+
+static size_t prep_wT_floats(const conv2d_dims *d) {
+    return narrow_shape(d) ? cpu_round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
+}
+
+size_t herdi_cpu_conv2d_prepared(const conv2d_dims *d) {
+    if (!herdi_cpu_avx512_enabled() || herdi_cpu_conv_gemm_only()) return 0;
+    return prep_wT_floats(d) + herdi_cpu_winograd_prepared(d);
+}
+
+/* w^T in panels from the prepared weights (made the first time), or NULL when this call has none:
+ * the block of output channels [oc0, oc0 + nb) (nb = 32, fewer in the last) is (K, nb) at
+ * panels + oc0 * K, rows nb floats apart. */
+static const float *prepared_panels(const herd_exec *ex, const float *w, const conv2d_dims *d) {
+    if (!ex || !ex->prep_tag || !prep_wT_floats(d) || ex->prep_floats < prep_wT_floats(d)) return NULL;
+    const int K = d->C * d->KH * d->KW;
+    if (!(*ex->prep_tag & PREP_WT)) {
+        for (int oc0 = 0; oc0 < d->OC; oc0 += 32)
+            herdi_cpu_transpose(ex->prep + (size_t)oc0 * K, w + (size_t)oc0 * K, d->OC - oc0 < 32 ? d->OC - oc0 : 32, K);
+        *ex->prep_tag |= PREP_WT;
+    }
+    return ex->prep;
+}
+
+/* Winograd's transformed kernels from the prepared weights (made the first time), or NULL. */
+static const float *prepared_wino(const herd_exec *ex, const float *w, const conv2d_dims *d) {
+    size_t u = herdi_cpu_winograd_prepared(d);
+    if (!ex || !ex->prep_tag || !u || ex->prep_floats < prep_wT_floats(d) + u) return NULL;
+    float *U = ex->prep + prep_wT_floats(d);
+    if (!(*ex->prep_tag & PREP_WINO)) {
+        herdi_cpu_winograd_kernels(ex, U, w, d);
+        *ex->prep_tag |= PREP_WINO;
+    }
+    return U;
+}
+
+/* One block of 32 output channels a hand-out: outT[:, oc0:oc0+32) = act(cols^T * wT[:, block] + bias). */
+static void conv_forward_narrow_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    (void)s0;
+    (void)s1;
+    conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, R = d->B * d->OH * d->OW, OC = d->OC;
+    for (;;) {
+        int oc0 = 32 * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (oc0 >= OC) break;
+        int nb = OC - oc0 < 32 ? OC - oc0 : 32;
+        const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act};
+        herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, j->outT + oc0, OC);
+    }
+}
+
+static int use_narrow(const conv2d_dims *d, const float *panels) {
+    return panels && narrow_shape(d) && d->B <= group_images(d) && (int64_t)d->B * d->OH * d->OW <= NARROW_MAX_POSITIONS;
+}
+
+static void conv_forward_narrow(conv_job *j) {
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    if (group_images(d) > 1) { /* the images side by side in slot 0's gcol; outT in its gout */
+        group_slot g = group_slot_at(j->ex, d, 0);
+        group_to_cols(&g, j->in, 0, d->B, d);
+        j->cols = g.gcol, j->outT = g.gout;
+    } else { /* one image: its columns (itself when pointwise) and outT in slot 0 */
+        float *col = j->ex->workspace;
+        j->cols = j->in;
+        if (!is_pointwise(d)) {
+            image_to_col(col, col + col_floats(d), j->in, d);
+            j->cols = col;
+        }
+        j->outT = col + col_floats(d) + padded_floats(d);
+    }
+    atomic_store(&j->next_image, 0);
+    cpu_for(j->ex, (OC + 31) / 32, CPU_NS_PER_MAC((int64_t)d->B * N * K * OC), conv_forward_narrow_blocks, j);
+    for (int b = 0; b < d->B; b++) herdi_cpu_transpose(j->out + (size_t)b * OC * N, j->outT + (size_t)b * N * OC, N, OC);
+}
+
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                          const conv2d_dims *d, herd_act act) {
     if (winograd_fits(ex, d)) {
-        herdi_cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
+        herdi_cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU, prepared_wino(ex, w, d));
         if (act == HERD_ACT_RELU6) herdi_cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
         return;
     }
@@ -730,6 +833,12 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .act = act, .out = out, .in = in, .w = w, .b = b};
+    const float *panels = prepared_panels(ex, w, d);
+    if (use_narrow(d, panels)) {
+        j.panels = panels;
+        conv_forward_narrow(&j);
+        return;
+    }
     if (use_T(d) || use_direct(d)) { /* once per call, before the images: every slot reads it */
         j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
         herdi_cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);

@@ -130,6 +130,9 @@ void herdi_cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, flo
                            const float *in, const float *w, const conv2d_dims *d, herd_act act);
 /* the sgemm path (cpu_conv2d.c): convolutions without groups or dilation */
 size_t herdi_cpu_conv2d_workspace(const conv2d_dims *d, int threads);
+/* floats of weights kept prepared for inference (herd_exec.prep): the backend's conv2d_prepared */
+size_t herdi_cpu_conv_prepared(const conv2d_dims *d);
+size_t herdi_cpu_conv2d_prepared(const conv2d_dims *d);
 const char *herdi_cpu_conv2d_unsupported(const conv2d_dims *d);
 void herdi_cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d);
@@ -151,8 +154,13 @@ void herdi_cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, fl
  * enough channels; cpu_conv2d_* hand such shapes to it. Same accumulate rules as conv2d. */
 int herdi_cpu_winograd_applies(const conv2d_dims *d);
 size_t herdi_cpu_winograd_workspace(const conv2d_dims *d);
+/* floats of transformed kernels an inference-only model keeps for d (d->B the planned batch;
+ * 0: transformed per call), and the transform itself into U */
+size_t herdi_cpu_winograd_prepared(const conv2d_dims *d);
+void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, const conv2d_dims *d);
+/* U: the kernels herdi_cpu_winograd_kernels made (prepared), or NULL to transform them here */
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu);
+                          const conv2d_dims *d, int relu, const float *U);
 void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d);
 void herdi_cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
