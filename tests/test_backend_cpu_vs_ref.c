@@ -510,6 +510,22 @@ static void dense_case(int B, int IN, int OUT, int with_bias) {
         for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
         free(dw2), free(db2);
     }
+    /* inference (ex.inference): at up to 4 rows with AVX-512 the dot-product path, whose bits are
+     * the same on any thread count; twice alike and within rounding of ref at any size */
+    float *inf1 = nanv(nout);
+    for (int t = 0; t < N_TC; t++) {
+        herd_exec ex = {.pool = pools[thread_counts[t]], .inference = 1};
+        float *o = nanv(nout), *o2 = nanv(nout);
+        cpu->dense_forward(&ex, o, in, w, b, B, IN, OUT);
+        cpu->dense_forward(&ex, o2, in, w, b, B, IN, OUT);
+        compare("dense out (inference)", shape, o, out_r, nout, IN);
+        same_bits("dense out (inference)", shape, o, o2, nout);
+        if (t == 0) memcpy(inf1, o, nout * sizeof(float));
+        CHECK(B > 4 || !herdi_cpu_avx512_enabled() || !memcmp(inf1, o, nout * sizeof(float)),
+              "dense out (inference) [%s]: %d threads differ from 1", shape, thread_counts[t]);
+        free(o), free(o2);
+    }
+    free(inf1);
     free(in), free(w), free(b), free(dout), free(din0), free(dw0), free(db0);
     free(out_r), free(din_r), free(dw_r), free(db_r);
 }
@@ -517,6 +533,12 @@ static void dense_case(int B, int IN, int OUT, int with_bias) {
 static void test_dense(void) {
     dense_case(32, 1152, 128, 1);
     dense_case(1, 7, 3, 1);
+    /* the inference dot products: mobilenet_v2's classifier (blocks of 16 features split across
+     * the threads), rows of 1-4, lengths with a partial vector, feature counts not a multiple of 4 */
+    dense_case(1, 1280, 1000, 1);
+    dense_case(4, 33, 37, 0);
+    dense_case(3, 16, 18, 1);
+    dense_case(2, 100, 2, 1);
     dense_case(5, 1, 1, 0);
     dense_case(64, 128, 10, 1);
     for (int i = 0; i < 12; i++) {
@@ -754,6 +776,7 @@ int main(void) {
         test_conv();
         test_gemm_epilogue_bits();
         test_conv_prepared_bits();
+        test_dense();
         test_pool();
         herdi_cpu_gemm_select(1);
     }
