@@ -432,6 +432,9 @@ static void test_conv(void) {
         {.B = 1, .C = 16, .H = 27, .W = 27, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 2, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 96, .H = 29, .W = 29, .OC = 40, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        /* ... the direct stem path split by blocks of output positions (2-3 threads must give the
+         * bits of 1, whose one slot takes the whole image) */
+        {.B = 1, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
     for (int i = 0; i < 24; i++) {

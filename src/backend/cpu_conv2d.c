@@ -682,15 +682,21 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
         if (n0 >= N) break;
         int nb = N - n0 < cols ? N - n0 : cols;
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
-        if (j->wT)
+        if (j->pos) /* direct: j->cols is the padded image */
+            herdi_cpu_gemm_offsets(nb, OC, K, j->cols, j->pos + n0, j->taps, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC,
+                                   OC);
+        else if (j->wT)
             herdi_cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);
         else
             herdi_cpu_gemm_ep(OC, nb, K, j->w, K, 1, j->cols + n0, N, 0, &ep, j->outb + n0, N);
+        if (j->wT) /* this block's rows of outT into out's columns */
+            herdi_cpu_transpose_ld(j->outb + n0, (size_t)N, j->outT + (size_t)n0 * OC, (size_t)OC, nb, OC);
     }
 }
 
 /* Fewer images than threads (batch 1 inference): image by image, the columns made by the
- * calling thread (slot 0's scratch), the product split across the pool by blocks of columns;
+ * calling thread (slot 0's scratch; the direct path's padded image), the product split across
+ * the pool by blocks of columns, each thread transposing its block of a transposed product;
  * the same numbers as conv_forward_slots with the AVX-512 kernel, whose every element is one
  * sum over K whatever the width of the product (OpenBLAS's is not: its edge kernels sum the
  * last columns in another order, so that path keeps one image per thread). */
@@ -702,14 +708,16 @@ static void conv_forward_split(conv_job *j) {
         const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
         j->outb = j->out + (size_t)b * d->OC * N;
         j->cols = inb;
-        if (!is_pointwise(d)) {
+        if (j->pos) { /* direct: the products read the padded image in place */
+            pad_image(col + col_floats(d), inb, d);
+            j->cols = col + col_floats(d);
+        } else if (!is_pointwise(d)) {
             image_to_col(col, col + col_floats(d), inb, d);
             j->cols = col;
         }
         j->outT = col + col_floats(d) + padded_floats(d);
         atomic_store(&j->next_image, 0);
         cpu_for(j->ex, cpu_threads(j->ex), CPU_NS_PER_MAC((int64_t)d->OC * N * K), conv_forward_split_blocks, j);
-        if (j->wT) herdi_cpu_transpose(j->outb, j->outT, N, d->OC);
     }
 }
 
@@ -728,8 +736,8 @@ enum { PREP_WT = 1, PREP_WINO = 2 };
  * images' columns are one matrix (K, B*N) and outT (B*N, OC) = cols^T * wT + bias, the threads
  * taking blocks of 32 output channels, each block's columns of wT prepared once as one panel
  * (K, 32) in a row (a thread streams its panels from memory front to back: read in place, the 32
- * columns of wT were 128 bytes of every one of its K rows, 2 KB apart at 512 channels);
- * outT is then transposed into out. Each element is the same fixed-order sum over K as in
+ * columns of wT were 128 bytes of every one of its K rows, 2 KB apart at 512 channels); each
+ * block of outT is then transposed into out by the thread that made it. Each element is the same fixed-order sum over K as in
  * every other form, so the results are bit-identical to them. Taken for at most one group of
  * images (all of them side by side in a grouped slot; one image otherwise). */
 #define NARROW_MAX_POSITIONS 256
@@ -784,9 +792,13 @@ static void conv_forward_narrow_blocks(void *ctx, int64_t s0, int64_t s1, int th
     for (;;) {
         int oc0 = 32 * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (oc0 >= OC) break;
-        int nb = OC - oc0 < 32 ? OC - oc0 : 32;
+        int nb = OC - oc0 < 32 ? OC - oc0 : 32, N = d->OH * d->OW;
         const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act};
-        herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, j->outT + oc0, OC);
+        float *blk = j->outT + (size_t)oc0 * R; /* (R, nb): this block's columns of outT */
+        herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
+        for (int b = 0; b < d->B; b++)
+            herdi_cpu_transpose_ld(j->out + ((size_t)b * OC + oc0) * N, (size_t)N, blk + (size_t)b * N * nb, (size_t)nb, N,
+                                   nb);
     }
 }
 
@@ -812,7 +824,6 @@ static void conv_forward_narrow(conv_job *j) {
     }
     atomic_store(&j->next_image, 0);
     cpu_for(j->ex, (OC + 31) / 32, CPU_NS_PER_MAC((int64_t)d->B * N * K * OC), conv_forward_narrow_blocks, j);
-    for (int b = 0; b < d->B; b++) herdi_cpu_transpose(j->out + (size_t)b * OC * N, j->outT + (size_t)b * N * OC, N, OC);
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
@@ -849,7 +860,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     }
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    if (d->B < cpu_threads(ex) && group_images(d) == 1 && herdi_cpu_avx512_enabled() && !j.pos &&
+    if (d->B < cpu_threads(ex) && group_images(d) == 1 && herdi_cpu_avx512_enabled() &&
         CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
         conv_forward_split(&j);
         return;
