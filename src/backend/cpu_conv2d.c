@@ -737,33 +737,40 @@ enum { PREP_WT = 1, PREP_WINO = 2 };
  * taking blocks of 32 output channels, each block's columns of wT prepared once as one panel
  * (K, 32) in a row (a thread streams its panels from memory front to back: read in place, the 32
  * columns of wT were 128 bytes of every one of its K rows, 2 KB apart at 512 channels); each
- * block of outT is then transposed into out by the thread that made it. Each element is the same fixed-order sum over K as in
- * every other form, so the results are bit-identical to them. Taken for at most one group of
- * images (all of them side by side in a grouped slot; one image otherwise). */
+ * block of outT is then transposed into out by the thread that made it. One image's columns are
+ * read where they lie in its padded image through offset tables prepared with the panels, as
+ * the direct path reads them (no im2col on the calling thread while the others wait: 13% of the
+ * example CNN's batch-1 time). Each element is the same fixed-order sum over K as in every other
+ * form, so the results are bit-identical to them. Taken for at most one group of images (all of
+ * them side by side in a grouped slot; one image otherwise). */
 #define NARROW_MAX_POSITIONS 256
 
 static int narrow_shape(const conv2d_dims *d) {
     return (int64_t)d->OH * d->OW <= NARROW_MAX_POSITIONS && !direct_shape(d);
 }
 
-static size_t prep_wT_floats(const conv2d_dims *d) {
-    return narrow_shape(d) ? cpu_round16((size_t)d->OC * d->C * d->KH * d->KW) : 0;
+/* wT's panels, then (not pointwise) the offset tables of the padded image (direct_offsets) */
+static size_t prep_narrow_floats(const conv2d_dims *d) {
+    if (!narrow_shape(d)) return 0;
+    const size_t K = (size_t)d->C * d->KH * d->KW;
+    return cpu_round16((size_t)d->OC * K) + (is_pointwise(d) ? 0 : cpu_round16((size_t)d->OH * d->OW + K));
 }
 
 size_t herdi_cpu_conv2d_prepared(const conv2d_dims *d) {
     if (!herdi_cpu_avx512_enabled() || herdi_cpu_conv_gemm_only()) return 0;
-    return prep_wT_floats(d) + herdi_cpu_winograd_prepared(d);
+    return prep_narrow_floats(d) + herdi_cpu_winograd_prepared(d);
 }
 
 /* w^T in panels from the prepared weights (made the first time), or NULL when this call has none:
  * the block of output channels [oc0, oc0 + nb) (nb = 32, fewer in the last) is (K, nb) at
- * panels + oc0 * K, rows nb floats apart. */
+ * panels + oc0 * K, rows nb floats apart; after them the padded image's offset tables. */
 static const float *prepared_panels(const herd_exec *ex, const float *w, const conv2d_dims *d) {
-    if (!ex || !ex->prep_tag || !prep_wT_floats(d) || ex->prep_floats < prep_wT_floats(d)) return NULL;
+    if (!ex || !ex->prep_tag || !prep_narrow_floats(d) || ex->prep_floats < prep_narrow_floats(d)) return NULL;
     const int K = d->C * d->KH * d->KW;
     if (!(*ex->prep_tag & PREP_WT)) {
         for (int oc0 = 0; oc0 < d->OC; oc0 += 32)
             herdi_cpu_transpose(ex->prep + (size_t)oc0 * K, w + (size_t)oc0 * K, d->OC - oc0 < 32 ? d->OC - oc0 : 32, K);
+        if (!is_pointwise(d)) direct_offsets(ex->prep, d);
         *ex->prep_tag |= PREP_WT;
     }
     return ex->prep;
@@ -772,8 +779,8 @@ static const float *prepared_panels(const herd_exec *ex, const float *w, const c
 /* Winograd's transformed kernels from the prepared weights (made the first time), or NULL. */
 static const float *prepared_wino(const herd_exec *ex, const float *w, const conv2d_dims *d) {
     size_t u = herdi_cpu_winograd_prepared(d);
-    if (!ex || !ex->prep_tag || !u || ex->prep_floats < prep_wT_floats(d) + u) return NULL;
-    float *U = ex->prep + prep_wT_floats(d);
+    if (!ex || !ex->prep_tag || !u || ex->prep_floats < prep_narrow_floats(d) + u) return NULL;
+    float *U = ex->prep + prep_narrow_floats(d);
     if (!(*ex->prep_tag & PREP_WINO)) {
         herdi_cpu_winograd_kernels(ex, U, w, d);
         *ex->prep_tag |= PREP_WINO;
@@ -795,7 +802,10 @@ static void conv_forward_narrow_blocks(void *ctx, int64_t s0, int64_t s1, int th
         int nb = OC - oc0 < 32 ? OC - oc0 : 32, N = d->OH * d->OW;
         const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act};
         float *blk = j->outT + (size_t)oc0 * R; /* (R, nb): this block's columns of outT */
-        herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
+        if (j->pos) /* one image, read in place: j->cols is the padded image */
+            herdi_cpu_gemm_offsets(R, nb, K, j->cols, j->pos, j->taps, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
+        else
+            herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
         for (int b = 0; b < d->B; b++)
             herdi_cpu_transpose_ld(j->out + ((size_t)b * OC + oc0) * N, (size_t)N, blk + (size_t)b * N * nb, (size_t)nb, N,
                                    nb);
@@ -809,18 +819,21 @@ static int use_narrow(const conv2d_dims *d, const float *panels) {
 static void conv_forward_narrow(conv_job *j) {
     const conv2d_dims *d = j->d;
     const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
-    if (group_images(d) > 1) { /* the images side by side in slot 0's gcol; outT in its gout */
-        group_slot g = group_slot_at(j->ex, d, 0);
-        group_to_cols(&g, j->in, 0, d->B, d);
-        j->cols = g.gcol, j->outT = g.gout;
-    } else { /* one image: its columns (itself when pointwise) and outT in slot 0 */
-        float *col = j->ex->workspace;
+    const int grouped = group_images(d) > 1;
+    group_slot g = {0};
+    if (grouped) g = group_slot_at(j->ex, d, 0);
+    float *pad = grouped ? g.pad : j->ex->workspace + col_floats(d); /* slot 0's */
+    j->outT = grouped ? g.gout : pad + padded_floats(d);
+    if (is_pointwise(d) && d->B == 1) { /* the image is its columns */
         j->cols = j->in;
-        if (!is_pointwise(d)) {
-            image_to_col(col, col + col_floats(d), j->in, d);
-            j->cols = col;
-        }
-        j->outT = col + col_floats(d) + padded_floats(d);
+    } else if (d->B == 1) { /* the padded image, its columns read in place through the prepared offsets */
+        pad_image(pad, j->in, d);
+        j->cols = pad;
+        j->pos = (const int *)(j->panels + cpu_round16((size_t)OC * K));
+        j->taps = j->pos + N;
+    } else { /* the images side by side in slot 0's gcol */
+        group_to_cols(&g, j->in, 0, d->B, d);
+        j->cols = g.gcol;
     }
     atomic_store(&j->next_image, 0);
     cpu_for(j->ex, (OC + 31) / 32, CPU_NS_PER_MAC((int64_t)d->B * N * K * OC), conv_forward_narrow_blocks, j);
