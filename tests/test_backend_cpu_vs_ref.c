@@ -273,6 +273,74 @@ static void test_conv_direct_bits(void) {
     free(out), free(dw), free(db);
 }
 
+/* Weights prepared once for inference (herd_exec.prep, cpu_conv2d.c): the narrow batch-1 form
+ * (one product split by output channels: 1x1, 2x2, 4x4, 7x7, 14x14 maps, pointwise, output
+ * channels not a multiple of 32, a group of images), the transposed form and Winograd reading
+ * prepared kernels must give the bits of the same call without prep, on 1-3 threads, with the
+ * fused activations; the first call fills the prep and the next reads it; a reset tag after new
+ * weights gives the new weights' results. Planned for the batch of the call (d.B) as a model does. */
+static void test_conv_prepared_bits(void) {
+    const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
+    conv2d_dims shapes[] = {
+        {.B = 1, .C = 64, .H = 2, .W = 2, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 3, .C = 33, .H = 4, .W = 4, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 40, .H = 1, .W = 1, .OC = 35, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 24, .H = 8, .W = 8, .OC = 96, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        {.B = 1, .C = 50, .H = 7, .W = 7, .OC = 100, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 1, .C = 20, .H = 14, .W = 14, .OC = 33, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 2, .C = 17, .H = 14, .W = 14, .OC = 64, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 1, .C = 64, .H = 8, .W = 8, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 64, .H = 14, .W = 13, .OC = 72, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 8, .H = 30, .W = 30, .OC = 16, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        conv2d_dims d = shapes[i];
+        CHECK(herdi_conv2d_dims_finish(&d), "prepared shape %zu", i);
+        char shape[96];
+        snprintf(shape, sizeof shape, "prepared conv B%d C%d %dx%d OC%d k%d s%d", d.B, d.C, d.H, d.W, d.OC, d.KH, d.SH);
+        size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.OC * d.OH * d.OW;
+        size_t nw = (size_t)d.OC * d.C * d.KH * d.KW, np = cpu->conv2d_prepared(&d);
+        CHECK(np > 0 || !herdi_cpu_avx512_enabled() || i == sizeof shapes / sizeof shapes[0] - 1,
+              "[%s]: the cpu backend keeps prepared weights for this shape", shape);
+        float *in = randv(nin), *w = randv(nw), *b = randv(d.OC), *w2 = randv(nw), *want = nanv(nout);
+        float *prep = malloc((np + 16) * sizeof(float));
+        for (int k = 0; k < 16; k++) prep[np + k] = 12345.0f;
+        herd_exec none = {0};
+        for (int t = 0; t < N_TC; t++) {
+            int T = thread_counts[t], tag = 0;
+            ws wsp;
+            herd_exec plain = make_exec(T, cpu->conv2d_workspace(&d, T), &wsp), ex = plain;
+            ex.prep = prep, ex.prep_floats = np, ex.prep_tag = &tag;
+            for (int k = 0; k < 3; k++) {
+                herd_act act = k == 0 ? HERD_ACT_NONE : k == 1 ? HERD_ACT_RELU : HERD_ACT_RELU6;
+                float *a = nanv(nout), *p1 = nanv(nout), *p2 = nanv(nout);
+                cpu->conv2d_forward_act(&plain, a, in, w, b, &d, act);
+                cpu->conv2d_forward_act(&ex, p1, in, w, b, &d, act); /* fills the prep (k = 0) */
+                cpu->conv2d_forward_act(&ex, p2, in, w, b, &d, act); /* reads it */
+                CHECK(!memcmp(a, p1, nout * sizeof(float)) && !memcmp(a, p2, nout * sizeof(float)),
+                      "[%s] %d threads act %d: prepared weights change the bits", shape, T, (int)act);
+                if (k == 0) {
+                    ref->conv2d_forward(&none, want, in, w, b, &d);
+                    compare("prepared conv out", shape, p2, want, nout, (double)d.C * d.KH * d.KW);
+                }
+                free(a), free(p1), free(p2);
+            }
+            CHECK(np == 0 || tag != 0, "[%s]: the prep was never filled", shape);
+            tag = 0; /* new weights: the model resets the tag */
+            float *a = nanv(nout), *p = nanv(nout);
+            cpu->conv2d_forward(&plain, a, in, w2, b, &d);
+            cpu->conv2d_forward(&ex, p, in, w2, b, &d);
+            CHECK(!memcmp(a, p, nout * sizeof(float)), "[%s] %d threads: a reset prep kept the old weights", shape, T);
+            free(a), free(p);
+            free_ws(&wsp, shape);
+        }
+        int ok = 1;
+        for (int k = 0; k < 16; k++) ok &= prep[np + k] == 12345.0f;
+        CHECK(ok, "[%s]: wrote past the prepared floats it asked for", shape);
+        free(in), free(w), free(b), free(w2), free(want), free(prep);
+    }
+}
+
 /* herdi_cpu_gemm_ep's epilogue (bias per row or per column, ReLU or ReLU6 in the tile's store) must
  * give the bits of what the conv did before the kernels took it: the bias written into C, the
  * product accumulated onto it, then herdi_cpu_act_apply_inplace; also with accumulate (C's own values
@@ -364,6 +432,9 @@ static void test_conv(void) {
         {.B = 1, .C = 16, .H = 27, .W = 27, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 2, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 96, .H = 29, .W = 29, .OC = 40, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        /* ... the direct stem path split by blocks of output positions (2-3 threads must give the
+         * bits of 1, whose one slot takes the whole image) */
+        {.B = 1, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
     for (int i = 0; i < 24; i++) {
@@ -442,6 +513,22 @@ static void dense_case(int B, int IN, int OUT, int with_bias) {
         for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
         free(dw2), free(db2);
     }
+    /* inference (ex.inference): at up to 4 rows with AVX-512 the dot-product path, whose bits are
+     * the same on any thread count; twice alike and within rounding of ref at any size */
+    float *inf1 = nanv(nout);
+    for (int t = 0; t < N_TC; t++) {
+        herd_exec ex = {.pool = pools[thread_counts[t]], .inference = 1};
+        float *o = nanv(nout), *o2 = nanv(nout);
+        cpu->dense_forward(&ex, o, in, w, b, B, IN, OUT);
+        cpu->dense_forward(&ex, o2, in, w, b, B, IN, OUT);
+        compare("dense out (inference)", shape, o, out_r, nout, IN);
+        same_bits("dense out (inference)", shape, o, o2, nout);
+        if (t == 0) memcpy(inf1, o, nout * sizeof(float));
+        CHECK(B > 4 || !herdi_cpu_avx512_enabled() || !memcmp(inf1, o, nout * sizeof(float)),
+              "dense out (inference) [%s]: %d threads differ from 1", shape, thread_counts[t]);
+        free(o), free(o2);
+    }
+    free(inf1);
     free(in), free(w), free(b), free(dout), free(din0), free(dw0), free(db0);
     free(out_r), free(din_r), free(dw_r), free(db_r);
 }
@@ -449,6 +536,12 @@ static void dense_case(int B, int IN, int OUT, int with_bias) {
 static void test_dense(void) {
     dense_case(32, 1152, 128, 1);
     dense_case(1, 7, 3, 1);
+    /* the inference dot products: mobilenet_v2's classifier (blocks of 16 features split across
+     * the threads), rows of 1-4, lengths with a partial vector, feature counts not a multiple of 4 */
+    dense_case(1, 1280, 1000, 1);
+    dense_case(4, 33, 37, 0);
+    dense_case(3, 16, 18, 1);
+    dense_case(2, 100, 2, 1);
     dense_case(5, 1, 1, 0);
     dense_case(64, 128, 10, 1);
     for (int i = 0; i < 12; i++) {
@@ -673,6 +766,7 @@ int main(void) {
     test_conv();
     test_gemm_epilogue_bits();
     test_conv_direct_bits();
+    test_conv_prepared_bits();
     test_dense();
     test_pool();
     test_batchnorm();
@@ -684,6 +778,8 @@ int main(void) {
         printf("conv gemm kernel: %s\n", herdi_cpu_gemm_kernel());
         test_conv();
         test_gemm_epilogue_bits();
+        test_conv_prepared_bits();
+        test_dense();
         test_pool();
         herdi_cpu_gemm_select(1);
     }

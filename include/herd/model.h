@@ -311,7 +311,11 @@ typedef struct herd_param_info {
 
 int herd_model_param_count(const herd_model *m);
 const herd_param_info *herd_model_param(const herd_model *m, int i);
-/* Flat buffers: n_params trainable floats (params and grads), n_buffers non-trainable. */
+/* Flat buffers: n_params trainable floats (params and grads), n_buffers non-trainable.
+ * A model prepared for inference only keeps some layers' weights rearranged across forward
+ * passes (transposed, Winograd-transformed); herd_model_params, herd_model_params_ready and
+ * herd_model_buffers mark them stale, so call one of them again after writing through a pointer
+ * it gave earlier and before the next forward pass. */
 float *herd_model_params(herd_model *m, int64_t *n_params);
 float *herd_model_grads(herd_model *m);
 /* Floats of params with a dense gradient: grads holds this many (the first parameters; the
@@ -391,7 +395,11 @@ int herd_model_memory_reuse(const herd_model *m);
  * little more workspace and may leave threads idle in those sums). Default 0: one part per thread. */
 void herd_model_set_fixed_reduction(herd_model *m, int enable);
 /* Before herd_model_prepare: enable = 1 plans forward passes only (no gradient buffers; an
- * activation is freed after its last reader), for evaluation and prediction. Default 0. */
+ * activation is freed after its last reader), for evaluation and prediction, and keeps weights
+ * rearranged once for the kernels (conv weights transposed into panels for batch-1 products on
+ * small maps, Winograd-transformed kernels where a call has few tiles: planned memory, at most
+ * about 4x the weights of those layers) instead of per call; the cpu dense at up to 4 rows then
+ * sums its dot products in another order than training's (within float rounding). Default 0. */
 void herd_model_set_inference_only(herd_model *m, int enable);
 /* Before herd_model_prepare: "fp32" (default) or "bf16": the matrix products of conv and dense
  * layers in bfloat16 with fp32 accumulation (vdpbf16ps; prepare fails with one line where the

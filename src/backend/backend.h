@@ -30,6 +30,19 @@ typedef struct herd_exec {
     ref_sum_fn batch_sum;
     void *batch_sum_user;
     double *batch_scratch;
+    /* 1 in an inference-only model (herd_model_set_inference_only): no training step reads these
+     * outputs, so an op may sum in another order than its training path where that is faster
+     * (the cpu dense at a few rows: cpu_dense.c). 0: training's kernels, whose bits are fixed. */
+    int inference;
+    /* Inference-only models, per call of a layer that asked for it when planned (conv2d_prepared):
+     * prep_floats floats of the layer's own, kept across calls, for its weights rearranged once
+     * (transposed, Winograd-transformed: the op's choice), and *prep_tag, what they hold: 0
+     * nothing (the model resets it whenever the parameters may have changed: herd_model_params,
+     * herd_model_buffers, loading), else bits of the op's own. An op reading them computes the
+     * same bits as it would rearranging the weights itself. NULL: nothing kept (training). */
+    float *prep;
+    size_t prep_floats;
+    int *prep_tag;
 } herd_exec;
 
 typedef struct herd_backend {
@@ -40,6 +53,9 @@ typedef struct herd_backend {
     const struct herd_backend *fallback;
     /* floats of workspace the conv ops need for these dims with this many threads. */
     size_t (*conv2d_workspace)(const conv2d_dims *d, int threads);
+    /* floats an inference-only model keeps per conv layer for its weights rearranged once
+     * (herd_exec.prep) at these dims, d->B the planned batch (NULL or 0: none) */
+    size_t (*conv2d_prepared)(const conv2d_dims *d);
     /* NULL if supported, else a short reason; the model then uses ref for that layer and logs it. */
     const char *(*conv2d_unsupported)(const conv2d_dims *d);
     void (*conv2d_forward)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,

@@ -6,6 +6,7 @@ const herd_backend herd_backend_cpu = {
     .name = "cpu",
     .unavailable = herdi_cpu_env_error,
     .conv2d_workspace = herdi_cpu_conv_workspace,
+    .conv2d_prepared = herdi_cpu_conv_prepared,
     .conv2d_unsupported = herdi_cpu_conv2d_unsupported,
     .conv2d_forward = herdi_cpu_conv_forward,
     .conv2d_backward = herdi_cpu_conv_backward,

@@ -17,6 +17,7 @@ static void table_init(void) {
     table.unavailable = herdi_cpu_bf16_unavailable;
     table.fallback = &herd_backend_cpu;
     table.conv2d_workspace = herdi_cpu_conv_bf16_workspace;
+    table.conv2d_prepared = NULL; /* its products read the fp32 weights as they are */
     table.conv2d_unsupported = herdi_cpu_conv_bf16_unsupported;
     table.conv2d_forward = herdi_cpu_conv_bf16_forward;
     table.conv2d_backward = herdi_cpu_conv_bf16_backward;

@@ -440,6 +440,7 @@ typedef struct conv_job {
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
+    const float *panels; /* forward, narrow form: w^T in prepared panels (prepared_panels) */
     const int *pos, *taps; /* the direct path's offset tables (direct_offsets); else NULL */
     const float *cols;   /* forward split by columns: the image's columns, its output (outT when transposed) */
     float *outb, *outT;
@@ -681,15 +682,21 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
         if (n0 >= N) break;
         int nb = N - n0 < cols ? N - n0 : cols;
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
-        if (j->wT)
+        if (j->pos) /* direct: j->cols is the padded image */
+            herdi_cpu_gemm_offsets(nb, OC, K, j->cols, j->pos + n0, j->taps, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC,
+                                   OC);
+        else if (j->wT)
             herdi_cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);
         else
             herdi_cpu_gemm_ep(OC, nb, K, j->w, K, 1, j->cols + n0, N, 0, &ep, j->outb + n0, N);
+        if (j->wT) /* this block's rows of outT into out's columns */
+            herdi_cpu_transpose_ld(j->outb + n0, (size_t)N, j->outT + (size_t)n0 * OC, (size_t)OC, nb, OC);
     }
 }
 
 /* Fewer images than threads (batch 1 inference): image by image, the columns made by the
- * calling thread (slot 0's scratch), the product split across the pool by blocks of columns;
+ * calling thread (slot 0's scratch; the direct path's padded image), the product split across
+ * the pool by blocks of columns, each thread transposing its block of a transposed product;
  * the same numbers as conv_forward_slots with the AVX-512 kernel, whose every element is one
  * sum over K whatever the width of the product (OpenBLAS's is not: its edge kernels sum the
  * last columns in another order, so that path keeps one image per thread). */
@@ -701,21 +708,141 @@ static void conv_forward_split(conv_job *j) {
         const float *inb = j->in + (size_t)b * d->C * d->H * d->W;
         j->outb = j->out + (size_t)b * d->OC * N;
         j->cols = inb;
-        if (!is_pointwise(d)) {
+        if (j->pos) { /* direct: the products read the padded image in place */
+            pad_image(col + col_floats(d), inb, d);
+            j->cols = col + col_floats(d);
+        } else if (!is_pointwise(d)) {
             image_to_col(col, col + col_floats(d), inb, d);
             j->cols = col;
         }
         j->outT = col + col_floats(d) + padded_floats(d);
         atomic_store(&j->next_image, 0);
         cpu_for(j->ex, cpu_threads(j->ex), CPU_NS_PER_MAC((int64_t)d->OC * N * K), conv_forward_split_blocks, j);
-        if (j->wT) herdi_cpu_transpose(j->outb, j->outT, N, d->OC);
     }
+}
+
+/* ---- weights prepared once (inference-only models, herd_exec.prep) ----
+ * [wT in panels | Winograd's transformed kernels], each section there when the shape can use it
+ * (the sizes depend on the shape alone, so a call of any batch finds them at the same places);
+ * the bits of *ex->prep_tag say which are filled. A call finds the same numbers there as it
+ * would make itself, so its results are bit-identical to rearranging per call. */
+enum { PREP_WT = 1, PREP_WINO = 2 };
+
+/* ---- few images on small maps (batch-1 inference): one product split by output channels ----
+ * The forms above give each thread whole images, or blocks of 64 output positions of one image:
+ * with fewer images than threads on a map of at most a few hundred positions that leaves
+ * threads idle (a 7x7 map is one block; a grouped product is one thread's), and the plain
+ * product (OC, N) wastes most lanes of its 32-column tiles on N = 4 or 16 positions. Here the
+ * images' columns are one matrix (K, B*N) and outT (B*N, OC) = cols^T * wT + bias, the threads
+ * taking blocks of 32 output channels, each block's columns of wT prepared once as one panel
+ * (K, 32) in a row (a thread streams its panels from memory front to back: read in place, the 32
+ * columns of wT were 128 bytes of every one of its K rows, 2 KB apart at 512 channels); each
+ * block of outT is then transposed into out by the thread that made it. One image's columns are
+ * read where they lie in its padded image through offset tables prepared with the panels, as
+ * the direct path reads them (no im2col on the calling thread while the others wait: 13% of the
+ * example CNN's batch-1 time). Each element is the same fixed-order sum over K as in every other
+ * form, so the results are bit-identical to them. Taken for at most one group of images (all of
+ * them side by side in a grouped slot; one image otherwise). */
+#define NARROW_MAX_POSITIONS 256
+
+static int narrow_shape(const conv2d_dims *d) {
+    return (int64_t)d->OH * d->OW <= NARROW_MAX_POSITIONS && !direct_shape(d);
+}
+
+/* wT's panels, then (not pointwise) the offset tables of the padded image (direct_offsets) */
+static size_t prep_narrow_floats(const conv2d_dims *d) {
+    if (!narrow_shape(d)) return 0;
+    const size_t K = (size_t)d->C * d->KH * d->KW;
+    return cpu_round16((size_t)d->OC * K) + (is_pointwise(d) ? 0 : cpu_round16((size_t)d->OH * d->OW + K));
+}
+
+size_t herdi_cpu_conv2d_prepared(const conv2d_dims *d) {
+    if (!herdi_cpu_avx512_enabled() || herdi_cpu_conv_gemm_only()) return 0;
+    return prep_narrow_floats(d) + herdi_cpu_winograd_prepared(d);
+}
+
+/* w^T in panels from the prepared weights (made the first time), or NULL when this call has none:
+ * the block of output channels [oc0, oc0 + nb) (nb = 32, fewer in the last) is (K, nb) at
+ * panels + oc0 * K, rows nb floats apart; after them the padded image's offset tables. */
+static const float *prepared_panels(const herd_exec *ex, const float *w, const conv2d_dims *d) {
+    if (!ex || !ex->prep_tag || !prep_narrow_floats(d) || ex->prep_floats < prep_narrow_floats(d)) return NULL;
+    const int K = d->C * d->KH * d->KW;
+    if (!(*ex->prep_tag & PREP_WT)) {
+        for (int oc0 = 0; oc0 < d->OC; oc0 += 32)
+            herdi_cpu_transpose(ex->prep + (size_t)oc0 * K, w + (size_t)oc0 * K, d->OC - oc0 < 32 ? d->OC - oc0 : 32, K);
+        if (!is_pointwise(d)) direct_offsets(ex->prep, d);
+        *ex->prep_tag |= PREP_WT;
+    }
+    return ex->prep;
+}
+
+/* Winograd's transformed kernels from the prepared weights (made the first time), or NULL. */
+static const float *prepared_wino(const herd_exec *ex, const float *w, const conv2d_dims *d) {
+    size_t u = herdi_cpu_winograd_prepared(d);
+    if (!ex || !ex->prep_tag || !u || ex->prep_floats < prep_narrow_floats(d) + u) return NULL;
+    float *U = ex->prep + prep_narrow_floats(d);
+    if (!(*ex->prep_tag & PREP_WINO)) {
+        herdi_cpu_winograd_kernels(ex, U, w, d);
+        *ex->prep_tag |= PREP_WINO;
+    }
+    return U;
+}
+
+/* One block of 32 output channels a hand-out: outT[:, oc0:oc0+32) = act(cols^T * wT[:, block] + bias). */
+static void conv_forward_narrow_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
+    (void)thread;
+    (void)s0;
+    (void)s1;
+    conv_job *j = ctx;
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, R = d->B * d->OH * d->OW, OC = d->OC;
+    for (;;) {
+        int oc0 = 32 * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        if (oc0 >= OC) break;
+        int nb = OC - oc0 < 32 ? OC - oc0 : 32, N = d->OH * d->OW;
+        const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act};
+        float *blk = j->outT + (size_t)oc0 * R; /* (R, nb): this block's columns of outT */
+        if (j->pos) /* one image, read in place: j->cols is the padded image */
+            herdi_cpu_gemm_offsets(R, nb, K, j->cols, j->pos, j->taps, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
+        else
+            herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
+        for (int b = 0; b < d->B; b++)
+            herdi_cpu_transpose_ld(j->out + ((size_t)b * OC + oc0) * N, (size_t)N, blk + (size_t)b * N * nb, (size_t)nb, N,
+                                   nb);
+    }
+}
+
+static int use_narrow(const conv2d_dims *d, const float *panels) {
+    return panels && narrow_shape(d) && d->B <= group_images(d) && (int64_t)d->B * d->OH * d->OW <= NARROW_MAX_POSITIONS;
+}
+
+static void conv_forward_narrow(conv_job *j) {
+    const conv2d_dims *d = j->d;
+    const int K = d->C * d->KH * d->KW, N = d->OH * d->OW, OC = d->OC;
+    const int grouped = group_images(d) > 1;
+    group_slot g = {0};
+    if (grouped) g = group_slot_at(j->ex, d, 0);
+    float *pad = grouped ? g.pad : j->ex->workspace + col_floats(d); /* slot 0's */
+    j->outT = grouped ? g.gout : pad + padded_floats(d);
+    if (is_pointwise(d) && d->B == 1) { /* the image is its columns */
+        j->cols = j->in;
+    } else if (d->B == 1) { /* the padded image, its columns read in place through the prepared offsets */
+        pad_image(pad, j->in, d);
+        j->cols = pad;
+        j->pos = (const int *)(j->panels + cpu_round16((size_t)OC * K));
+        j->taps = j->pos + N;
+    } else { /* the images side by side in slot 0's gcol */
+        group_to_cols(&g, j->in, 0, d->B, d);
+        j->cols = g.gcol;
+    }
+    atomic_store(&j->next_image, 0);
+    cpu_for(j->ex, (OC + 31) / 32, CPU_NS_PER_MAC((int64_t)d->B * N * K * OC), conv_forward_narrow_blocks, j);
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                          const conv2d_dims *d, herd_act act) {
     if (winograd_fits(ex, d)) {
-        herdi_cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
+        herdi_cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU, prepared_wino(ex, w, d));
         if (act == HERD_ACT_RELU6) herdi_cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
         return;
     }
@@ -730,6 +857,12 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         return;
     }
     conv_job j = {.ex = ex, .d = d, .slots = slots, .act = act, .out = out, .in = in, .w = w, .b = b};
+    const float *panels = prepared_panels(ex, w, d);
+    if (use_narrow(d, panels)) {
+        j.panels = panels;
+        conv_forward_narrow(&j);
+        return;
+    }
     if (use_T(d) || use_direct(d)) { /* once per call, before the images: every slot reads it */
         j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
         herdi_cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
@@ -740,7 +873,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
     }
     atomic_init(&j.next_image, 0);
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
-    if (d->B < cpu_threads(ex) && group_images(d) == 1 && herdi_cpu_avx512_enabled() && !j.pos &&
+    if (d->B < cpu_threads(ex) && group_images(d) == 1 && herdi_cpu_avx512_enabled() &&
         CPU_NS_PER_MAC(work) >= CPU_PARALLEL_MIN_NS) {
         conv_forward_split(&j);
         return;

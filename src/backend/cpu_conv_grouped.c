@@ -298,6 +298,8 @@ size_t herdi_cpu_conv_workspace(const conv2d_dims *d, int threads) {
     return conv2d_is_grouped(d) ? 0 : herdi_cpu_conv2d_workspace(d, threads);
 }
 
+size_t herdi_cpu_conv_prepared(const conv2d_dims *d) { return conv2d_is_grouped(d) ? 0 : herdi_cpu_conv2d_prepared(d); }
+
 void herdi_cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                       const conv2d_dims *d) {
     if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, HERD_ACT_NONE);

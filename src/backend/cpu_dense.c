@@ -1,10 +1,78 @@
 /* cpu dense: sgemm on row blocks, one block per pool thread, so every output element
  * (including dw, reduced over the batch inside one sgemm) is computed by exactly one thread.
  * With ex->fixed_parts the blocks are that many whatever the thread count: the same sgemm
- * calls, whose edge kernels may sum in another order for another block shape, so the same bits. */
+ * calls, whose edge kernels may sum in another order for another block shape, so the same bits.
+ * Inference at a few rows takes dot products over the weight rows in place instead (below). */
 #include <cblas.h>
 
 #include "cpu_internal.h"
+
+/* Inference (ex->inference) at up to DENSE_DOT_ROWS rows, AVX-512: out[b, o] = bias[o] + the dot
+ * product of weight row o and input row b, the weight read once, in place, each thread a block
+ * of output features. OpenBLAS's sgemm copies the whole weight into its packed panels on every
+ * call, which at batch 1 is the call (mobilenet_v2's 1280 -> 1000 classifier: 5 MB each image).
+ * Each dot product sums in 16 lanes along the row, then the lanes in a fixed tree, then adds the
+ * bias: another order than the sgemm's (within float rounding of it), the same on any thread
+ * count, so the training path, whose bits are fixed, keeps the sgemm. */
+#define DENSE_DOT_ROWS 4
+#define DENSE_DOT_BLOCK 16 /* output features a hand-out */
+
+#ifdef HAVE_AVX512_KERNEL
+/* rows [o0, o1) of out for the B <= DENSE_DOT_ROWS input rows, 4 features at a time (one alone at the end) */
+static TARGET_AVX512 void dense_dot(float *out, const float *in, const float *w, const float *bias, int B, int IN,
+                                   int OUT, int o0, int o1) {
+    for (int o = o0; o < o1;) {
+        const int nf = o1 - o >= 4 ? 4 : 1;
+        __m512 acc[4][DENSE_DOT_ROWS];
+        for (int f = 0; f < nf; f++)
+            for (int b = 0; b < B; b++) acc[f][b] = _mm512_setzero_ps();
+        for (int i = 0; i < IN; i += 16) {
+            const __mmask16 m = cpu_lanes16(IN - i);
+            __m512 x[DENSE_DOT_ROWS];
+            for (int b = 0; b < B; b++) x[b] = _mm512_maskz_loadu_ps(m, in + (size_t)b * IN + i);
+            for (int f = 0; f < nf; f++) {
+                const __m512 wv = _mm512_maskz_loadu_ps(m, w + (size_t)(o + f) * IN + i);
+                for (int b = 0; b < B; b++) acc[f][b] = _mm512_fmadd_ps(wv, x[b], acc[f][b]);
+            }
+        }
+        for (int f = 0; f < nf; f++)
+            for (int b = 0; b < B; b++) {
+                float v = _mm512_reduce_add_ps(acc[f][b]);
+                out[(size_t)b * OUT + o + f] = bias ? v + bias[o + f] : v;
+            }
+        o += nf;
+    }
+}
+
+typedef struct dot_job {
+    float *out;
+    const float *in, *w, *b;
+    int B, IN, OUT;
+} dot_job;
+
+static void dense_dot_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
+    (void)thread;
+    const dot_job *j = ctx;
+    int o0 = (int)k0 * DENSE_DOT_BLOCK, o1 = (int)k1 * DENSE_DOT_BLOCK;
+    dense_dot(j->out, j->in, j->w, j->b, j->B, j->IN, j->OUT, o0, o1 < j->OUT ? o1 : j->OUT);
+}
+#endif
+
+/* 1 when the call took the dot-product path */
+static int dense_forward_dot(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B,
+                             int IN, int OUT) {
+#ifdef HAVE_AVX512_KERNEL
+    if (!ex || !ex->inference || B > DENSE_DOT_ROWS || !herdi_cpu_avx512_enabled()) return 0;
+    dot_job j = {.out = out, .in = in, .w = w, .b = b, .B = B, .IN = IN, .OUT = OUT};
+    /* bound by reading the weight, not by the multiply-adds */
+    cpu_for(ex, (OUT + DENSE_DOT_BLOCK - 1) / DENSE_DOT_BLOCK, CPU_NS_PER_STREAM_ELEM((int64_t)IN * OUT),
+            dense_dot_blocks, &j);
+    return 1;
+#else
+    (void)ex, (void)out, (void)in, (void)w, (void)b, (void)B, (void)IN, (void)OUT;
+    return 0;
+#endif
+}
 
 typedef struct dense_job {
     int slots, B, IN, OUT;
@@ -50,6 +118,7 @@ static void dense_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
 
 void herdi_cpu_dense_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b, int B, int IN,
                        int OUT) {
+    if (dense_forward_dot(ex, out, in, w, b, B, IN, OUT)) return;
     int slots = dense_slots(ex, B, OUT);
     dense_job j = {.slots = slots, .B = B, .IN = IN, .OUT = OUT, .out = out, .in = in, .w = w, .b = b};
     cpu_for(ex, slots, CPU_NS_PER_MAC((int64_t)B * IN * OUT), dense_forward_slots, &j);

@@ -150,10 +150,10 @@ static TARGET_AVX512 void transpose_block(float *dst, size_t ldd, const float *s
     for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(dst + j * ldd, rm, r[j]);
 }
 
-static TARGET_AVX512 void transpose_avx512(float *dst, const float *src, int rows, int cols) {
+static TARGET_AVX512 void transpose_avx512(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
     for (int r0 = 0; r0 < rows; r0 += 16)
         for (int c0 = 0; c0 < cols; c0 += 16)
-            transpose_block(dst + (size_t)c0 * rows + r0, (size_t)rows, src + (size_t)r0 * cols + c0, (size_t)cols,
+            transpose_block(dst + (size_t)c0 * ldd + r0, ldd, src + (size_t)r0 * lds + c0, lds,
                             rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16);
 }
 #endif
@@ -202,9 +202,13 @@ const char *herdi_cpu_gemm_kernel(void) {
 }
 
 void herdi_cpu_transpose(float *dst, const float *src, int rows, int cols) {
+    herdi_cpu_transpose_ld(dst, (size_t)rows, src, (size_t)cols, rows, cols);
+}
+
+void herdi_cpu_transpose_ld(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
 #ifdef HAVE_AVX512_KERNEL
     if (atomic_load_explicit(&use_avx512, memory_order_relaxed) == CPU_GEMM_AVX512) {
-        transpose_avx512(dst, src, rows, cols);
+        transpose_avx512(dst, ldd, src, lds, rows, cols);
         return;
     }
 #endif
@@ -212,8 +216,8 @@ void herdi_cpu_transpose(float *dst, const float *src, int rows, int cols) {
     for (int c0 = 0; c0 < cols; c0 += 16) {
         int c1 = c0 + 16 < cols ? c0 + 16 : cols;
         for (int r = 0; r < rows; r++) {
-            const float *s = src + (size_t)r * cols;
-            for (int c = c0; c < c1; c++) dst[(size_t)c * rows + r] = s[c];
+            const float *s = src + (size_t)r * lds;
+            for (int c = c0; c < c1; c++) dst[(size_t)c * ldd + r] = s[c];
         }
     }
 }

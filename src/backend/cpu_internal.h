@@ -102,6 +102,8 @@ void herdi_cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, 
                       int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc);
 /* dst (cols, rows) = src (rows, cols)^T; AVX-512 16x16 blocks when herdi_cpu_gemm uses that kernel. */
 void herdi_cpu_transpose(float *dst, const float *src, int rows, int cols);
+/* the same with the rows of dst ldd floats apart and those of src lds apart (a block of a matrix) */
+void herdi_cpu_transpose_ld(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 /* Which kernel herdi_cpu_gemm uses: "avx512", "avx2" or "openblas". herdi_cpu_gemm_select(0) forces OpenBLAS
  * (tests use it to cover both paths); herdi_cpu_gemm_select(1) restores the run-time choice: AVX-512
  * where the CPU has it, else AVX2/FMA, else OpenBLAS; HERD_CPU=avx2 skips AVX-512. */
@@ -130,6 +132,9 @@ void herdi_cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, flo
                            const float *in, const float *w, const conv2d_dims *d, herd_act act);
 /* the sgemm path (cpu_conv2d.c): convolutions without groups or dilation */
 size_t herdi_cpu_conv2d_workspace(const conv2d_dims *d, int threads);
+/* floats of weights kept prepared for inference (herd_exec.prep): the backend's conv2d_prepared */
+size_t herdi_cpu_conv_prepared(const conv2d_dims *d);
+size_t herdi_cpu_conv2d_prepared(const conv2d_dims *d);
 const char *herdi_cpu_conv2d_unsupported(const conv2d_dims *d);
 void herdi_cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d);
@@ -151,8 +156,13 @@ void herdi_cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, fl
  * enough channels; cpu_conv2d_* hand such shapes to it. Same accumulate rules as conv2d. */
 int herdi_cpu_winograd_applies(const conv2d_dims *d);
 size_t herdi_cpu_winograd_workspace(const conv2d_dims *d);
+/* floats of transformed kernels an inference-only model keeps for d (d->B the planned batch;
+ * 0: transformed per call), and the transform itself into U */
+size_t herdi_cpu_winograd_prepared(const conv2d_dims *d);
+void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, const conv2d_dims *d);
+/* U: the kernels herdi_cpu_winograd_kernels made (prepared), or NULL to transform them here */
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu);
+                          const conv2d_dims *d, int relu, const float *U);
 void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d);
 void herdi_cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);

@@ -99,6 +99,17 @@ static size_t workspace_for(const conv2d_dims *d, int m) {
 
 size_t herdi_cpu_winograd_workspace(const conv2d_dims *d) { return workspace_for(d, forward_m(d)); }
 
+/* The kernel transform is paid per call and its saving per tile of the batch: kept across calls
+ * (herd_exec.prep) where a call has at most WINO_PREP_TILES tiles (batch-1 inference: ResNet-18's
+ * 14x14 layer makes 9.4 MB of transformed kernels for 16 tiles), where it is a large part of the
+ * call; larger batches transform per call rather than keep 4x the weights (F(4x4)). */
+#define WINO_PREP_TILES 256
+
+size_t herdi_cpu_winograd_prepared(const conv2d_dims *d) {
+    if (!herdi_cpu_winograd_applies(d) || (int64_t)d->B * tiles(d, forward_m(d)) > WINO_PREP_TILES) return 0;
+    return cpu_round16((size_t)points(forward_m(d)) * d->C * d->OC);
+}
+
 typedef struct wino_job {
     const herd_exec *ex;
     const conv2d_dims *d;
@@ -796,12 +807,20 @@ static void run_chunks(wino_job *j) {
     }
 }
 
+void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, const conv2d_dims *d) {
+    wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .w = w, .m = forward_m(d), .U = U};
+    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(2LL * points(j.m) * d->OC * d->C), kernels_forward, &j);
+}
+
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu) {
+                          const conv2d_dims *d, int relu, const float *U) {
     wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .relu = relu, .w = w,
                   .m = forward_m(d)};
     place(&j, d);
-    cpu_for(ex, d->OC, CPU_NS_PER_STREAM_ELEM(2LL * points(j.m) * d->OC * d->C), kernels_forward, &j);
+    if (U)
+        j.U = (float *)U; /* only read by the products */
+    else
+        herdi_cpu_winograd_kernels(ex, j.U, w, d);
     run_chunks(&j);
 }
 
@@ -846,9 +865,16 @@ size_t herdi_cpu_winograd_workspace(const conv2d_dims *d) {
     (void)d;
     return 0;
 }
+size_t herdi_cpu_winograd_prepared(const conv2d_dims *d) {
+    (void)d;
+    return 0;
+}
+void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, const conv2d_dims *d) {
+    (void)ex, (void)U, (void)w, (void)d;
+}
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu) {
-    (void)ex, (void)out, (void)in, (void)w, (void)b, (void)d, (void)relu;
+                          const conv2d_dims *d, int relu, const float *U) {
+    (void)ex, (void)out, (void)in, (void)w, (void)b, (void)d, (void)relu, (void)U;
 }
 void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d) {

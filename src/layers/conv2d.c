@@ -62,6 +62,9 @@ static herd_status conv_plan(node *n, layer_plan *p) {
     d.B = p->B;
     size_t ws = n->be->conv2d_workspace ? n->be->conv2d_workspace(&d, p->threads) : 0;
     if (ws > p->workspace_floats) p->workspace_floats = ws;
+    size_t prep = p->inference && n->be->conv2d_prepared ? n->be->conv2d_prepared(&d) : 0;
+    if (prep && !(n->prep = herd_arena_floats(p->arena, prep))) return HERD_ENOMEM;
+    n->prep_floats = prep;
     return HERD_OK;
 }
 

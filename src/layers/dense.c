@@ -68,9 +68,20 @@ static herd_status dense_plan(node *n, layer_plan *p) {
     return HERD_OK;
 }
 
+/* The exec a forward runs with: per position (T,F), the training kernels even in inference, so
+ * that one position decoded alone (dense_decode) sums as the whole sequence's forward does and
+ * generation from the key-value cache gives the tokens of full recomputation. */
+static const herd_exec *dense_exec(const layer_call *c, herd_exec *tmp) {
+    if (CFG(c->n)->rows == 1 || !c->ex->inference) return c->ex;
+    *tmp = *c->ex;
+    tmp->inference = 0;
+    return tmp;
+}
+
 static void dense_forward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
-    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
+    herd_exec tmp;
+    c->be->dense_forward(dense_exec(c, &tmp), c->out, c->in[0], c->w[0], c->w[1], c->B * cfg->rows, cfg->in, cfg->out);
     if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
 }
 
@@ -78,7 +89,8 @@ static void dense_forward(const layer_call *c) {
 static void dense_decode(const layer_call *c, float *cache) {
     (void)cache;
     const dense_cfg *cfg = CFG(c->n);
-    c->be->dense_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], 1, cfg->in, cfg->out);
+    herd_exec tmp;
+    c->be->dense_forward(dense_exec(c, &tmp), c->out, c->in[0], c->w[0], c->w[1], 1, cfg->in, cfg->out);
     if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, cfg->out, c->n->fused_act, 0);
 }
 

@@ -49,6 +49,12 @@ struct node {
     void *saved[LAYER_MAX_SAVED];
     const herd_backend *be;
     double t_forward, t_backward; /* profiling */
+    /* inference-only models: the layer's weights rearranged once (herd_exec.prep), planned by the
+     * kind's plan (NULL: none); valid while prep_gen equals the model's params_gen */
+    float *prep;
+    size_t prep_floats;
+    int prep_tag;
+    uint64_t prep_gen;
 };
 
 /* Everything one forward or backward call of a node sees: rows [row0, row0 + B) of the
@@ -69,6 +75,7 @@ typedef struct layer_call {
     float *w[LAYER_MAX_SLOTS], *dw[LAYER_MAX_SLOTS]; /* parameter data and gradients by slot (dw NULL for buffers
                                                          and sparse tables) */
     sparse_grad *sg[LAYER_MAX_SLOTS];    /* a sparse table's gradient (NULL otherwise) */
+    herd_exec exn;                       /* ex when the node has its own prep (node.prep) */
 } layer_call;
 
 /* The gradient row of table row `id` that a sparse table's backward writes (dim floats, to be
@@ -82,6 +89,7 @@ typedef struct layer_plan {
     int threads;             /* parts a kernel may split its work into, each with its own scratch: the
                                 pool's threads, or herd_exec.fixed_parts where that is more */
     size_t workspace_floats; /* the largest any node asks for */
+    int inference;           /* an inference-only model: a node may take prep memory (node.prep) */
 } layer_plan;
 
 enum { LAYER_READS_INPUT = 1, LAYER_READS_OUTPUT = 2 };

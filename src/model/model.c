@@ -72,6 +72,7 @@ int herd_model_tables_pending(const herd_model *m) { return m->tables_pending; }
 void herd_model_tables_elsewhere(herd_model *m) { m->tables_pending = 0; }
 
 float *herd_model_params_ready(herd_model *m, int64_t *n) {
+    herdi_model_params_changed(m);
     *n = m->tables_pending ? m->n_dense : m->n_params;
     return m->params;
 }
@@ -229,6 +230,7 @@ const herd_spec_train *herd_model_spec_train(const herd_model *m) { return &m->t
 
 void herd_model_init_params(herd_model *m, uint64_t seed) {
     int defer = 0;
+    herdi_model_params_changed(m);
     m->tables_pending = 0; /* a table pending from an earlier call takes this seed */
     for (int i = 0; i < m->n_nodes; i++)
         if (init_deferred(m, &m->nodes[i])) defer = 1;
@@ -403,10 +405,11 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     /* fixed reduction parts each take a slot of workspace, however many threads run them */
     int parts = herd_pool_threads(m->pool);
     if (m->ex.fixed_parts > parts) parts = m->ex.fixed_parts;
-    layer_plan plan = {.arena = a, .B = B, .threads = parts, .workspace_floats = 0};
+    layer_plan plan = {.arena = a, .B = B, .threads = parts, .workspace_floats = 0, .inference = m->inference_only};
     for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
         memset(n->saved, 0, sizeof n->saved);
+        n->prep = NULL, n->prep_floats = 0, n->prep_tag = 0;
         if (n->alias >= 0) { /* a view: the same memory as its producer */
             n->out = m->nodes[n->alias].out;
             n->dout = m->nodes[n->alias].dout;
@@ -512,6 +515,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     m->be = be;
     m->ex.pool = m->pool;
     m->ex.fixed_parts = m->fixed_reduction ? HERD_FIXED_PARTS : 0;
+    m->ex.inference = m->inference_only;
     m->notes[0] = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
@@ -648,8 +652,14 @@ static herd_status check_range(const herd_model *m, int first, int last, int64_t
 }
 
 /* Everything node n's forward or backward sees for rows [row0, row0 + B). */
-static void make_call(herd_model *m, const node *n, int64_t row0, int B, int training, layer_call *c) {
+static void make_call(herd_model *m, node *n, int64_t row0, int B, int training, layer_call *c) {
     c->ex = &m->ex;
+    if (n->prep) { /* the node's own prepared weights, stale once the parameters may have changed */
+        if (n->prep_gen != m->params_gen) n->prep_tag = 0, n->prep_gen = m->params_gen;
+        c->exn = m->ex;
+        c->exn.prep = n->prep, c->exn.prep_floats = n->prep_floats, c->exn.prep_tag = &n->prep_tag;
+        c->ex = &c->exn;
+    }
     c->be = n->be;
     c->n = n;
     c->B = B;
@@ -995,8 +1005,11 @@ int herd_model_first_nonfinite(herd_model *m, int B, int grads) {
 int herd_model_param_count(const herd_model *m) { return m->n_reg; }
 const herd_param_info *herd_model_param(const herd_model *m, int i) { return &m->params_reg[i].info; }
 
+void herdi_model_params_changed(herd_model *m) { m->params_gen++; }
+
 float *herd_model_params(herd_model *m, int64_t *n_params) {
     herdi_model_tables_ready(m);
+    herdi_model_params_changed(m);
     if (n_params) *n_params = m->n_params;
     return m->params;
 }
@@ -1005,6 +1018,7 @@ float *herd_model_grads(herd_model *m) { return m->grads; }
 herd_pool *herd_model_pool(herd_model *m) { return m->pool; }
 
 float *herd_model_buffers(herd_model *m, int64_t *n_buffers) {
+    herdi_model_params_changed(m);
     if (n_buffers) *n_buffers = m->n_buffers;
     return m->buffers;
 }

@@ -89,6 +89,7 @@ struct herd_model {
     int memory_reuse;         /* buffers with disjoint lives share memory (default 1) */
     int fixed_reduction;      /* kernels sum over the batch in parts fixed whatever the thread count (default 0) */
     int inference_only;       /* plan forward only: no gradient buffers */
+    uint64_t params_gen;      /* bumped whenever the parameters may change: the nodes' prep is then stale */
     int bf16;                 /* herd_model_set_precision(m, "bf16"): the cpu backend's bf16 table */
     size_t activation_bytes, activation_bytes_plain; /* the activation/gradient region, with and without reuse */
     int64_t *grad_ready;      /* per node: params[grad_ready[i], n) are final once node i's backward ran */
@@ -112,6 +113,9 @@ herd_status herdi_model_load_tensors(herd_model *m, const struct herd_safetensor
 int herdi_model_norm_meta(const herd_model *m, const char **meta, char **owned);
 /* Pointer to registry entry i's data. */
 float *herdi_model_param_data(herd_model *m, int i);
+/* The parameters or buffers may have changed (written through a pointer handed out, loaded):
+ * every node's weights prepared for inference (node.prep) are stale. */
+void herdi_model_params_changed(herd_model *m);
 /* Writes the tables herd_model_init_params left pending (every access of the parameters calls it). */
 void herdi_model_tables_ready(herd_model *m);
 /* Data of node n's parameter slot (NULL when the slot is empty). */

@@ -138,6 +138,7 @@ herd_status herdi_model_load_tensors(herd_model *m, const herd_safetensors *st, 
         const herd_tensor_ref *t = herd_safetensors_find(st, p->name);
         memcpy(herdi_model_param_data(m, i), t->data, (size_t)p->numel * sizeof(float));
     }
+    herdi_model_params_changed(m);
     return s;
 }
 
