@@ -36,7 +36,7 @@ TOL = 0.15  # the issue's bar for the 4-host step prediction
 def parse(path):
     """tagged lines -> dict: cpu, load, compute{...}, rates{rate: {p2p/...: {bytes: s}, buckets, gamma}}, dp{k: {...}}"""
     fig = {"rates": {}, "dp": {}, "compute": {}}
-    rate = None
+    rate, ranks, dp = None, 0, {}
     for line in open(path):
         line = line.strip()
         kv = dict(re.findall(r"(\w+)=([^ ]+)", line))
@@ -51,16 +51,23 @@ def parse(path):
             fig["rates"][rate] = {"ops": {}, "buckets": []}
         elif line.startswith("op=") and rate:
             fig["rates"][rate]["ops"].setdefault((kv["op"], int(kv["ranks"])), {})[int(kv["bytes"])] = float(kv["seconds"])
+            ranks = int(kv["ranks"])
             if kv["op"] == "p2p":
                 fig["least"] = min(fig.get("least", 1.0), float(kv.get("least", kv["seconds"])))
-        elif line.startswith("bucket ") and rate:
+        elif line.startswith("bucket ") and rate and ranks == 4:  # comm_costs prints them for each world it runs
             fig["rates"][rate]["buckets"].append(4 * int(kv["floats"]))
+            fig["rates"][rate].setdefault("bucket_layers", []).append(kv.get("layer", "?"))
         elif line.startswith("burst "):
             fig["burst"] = float(kv["bytes"])
         elif line.startswith("reduce ") and rate:
             fig["rates"][rate]["gamma"] = float(kv["seconds_per_byte"])
         elif line.startswith("dp "):
-            fig["dp"][(rate, int(kv["ranks"]))] = {k: float(v) for k, v in kv.items() if k != "ranks"}
+            dp = fig["dp"][(rate, int(kv["ranks"]))] = {k: float(v) for k, v in kv.items() if k != "ranks"}
+            dp["layers"] = []
+        elif line.startswith("profile layer="):  # one of the k processes apart: forward and backward per layer
+            dp["layers"].append((kv["layer"], float(kv["forward_ms"]), float(kv["backward_ms"])))
+        elif line.startswith("profile step_ms="):
+            dp["profile_step_ms"] = float(kv["step_ms"])
     return fig
 
 
@@ -125,6 +132,60 @@ def herd_buckets(params):
     return out + [total] if total > 0 else out
 
 
+# bytes one host sends in a collective of n bytes on p ranks, as libnbc runs herd's calls: the x of
+# each collective's fit (its slope B is then seconds per byte sent, reduction included)
+SENT = {
+    "allreduce": lambda n, p: 2 * (p - 1) / p * n,  # the ring: 2 (p-1) rounds of n/p
+    "reduce_scatter": lambda n, p: (p - 1) / p * n,  # one reduce per part: the parts of the others
+    "allgather": lambda n, p: (p - 1) / p * n,  # its part to every other rank
+}
+
+
+def fit_collective(pts, sent, burst):
+    """t = A + B max(0, sent(n) - burst) through {bytes: seconds}, least squares of the relative error
+    (each size weighs the same; one slow outlier among small sizes does not tilt the slope)"""
+    xs = [(max(0.0, sent(n) - burst), t) for n, t in pts.items()]
+    w = [1 / t ** 2 for _, t in xs]
+    sw, sx, sy = sum(w), sum(wi * x for wi, (x, _) in zip(w, xs)), sum(wi * t for wi, (_, t) in zip(w, xs))
+    sxx, sxy = sum(wi * x * x for wi, (x, _) in zip(w, xs)), sum(wi * x * t for wi, (x, t) in zip(w, xs))
+    den = sw * sxx - sx * sx
+    b = (sw * sxy - sx * sy) / den if den > 0 else 0.0
+    if b < 0:
+        b = 0.0
+    return (sy - b * sx) / sw, b
+
+
+def step_model(d, fit, buckets, layers, p, burst):
+    """the data-parallel step on p ranks from figures measured apart from it:
+    compute: k single-rank processes at once without exchange (wall), slowed by the CPU time the
+      exchange takes on the same cores: x (1 + exchange CPU / compute CPU), both measured (the
+      exchange alone, all ranks; the processes apart, all of them);
+    backward: its share of that compute and each bucket's ready time, from the per-layer profile of
+      one of the processes apart (a bucket starts when the backward of its first parameter's layer
+      ends);
+    exchange: the buckets in flight share the link and the rounds (libnbc progresses every
+      collective in flight at each poll), so the last one ends at max over buckets k, in ready order,
+      of ready_k + A + B x (bytes sent by k and the later ones - token bucket), A and B the
+      allreduce's own fit at p ranks; the exposed part is what is left after backward."""
+    a, b = fit
+    apart = d["compute_ms"] / 1e3
+    slow = 1 + d["exchange_cpu_ms"] / d["compute_cpu_ms"]
+    compute = apart * slow
+    prof = d["layers"]
+    scale = compute / (d["profile_step_ms"] / 1e3)
+    names = [name for name, _, _ in prof]
+    bwd = [bw / 1e3 * scale for _, _, bw in prof]
+    backward = sum(bwd)
+    ready = [sum(bwd[names.index(l):]) if l in names else backward for l in layers]
+    sent = [SENT["allreduce"](n, p) for n in buckets]
+    order = sorted(range(len(buckets)), key=lambda i: ready[i])
+    finish = max(ready[order[i]] + a + b * max(0.0, sum(sent[j] for j in order[i:]) - burst) for i in range(len(order)))
+    exposed = max(0.0, finish - backward)
+    return {"a": a, "b": b, "apart": apart, "slow": slow, "compute": compute, "backward": backward,
+            "bwd_share": backward / compute, "ready": ready, "finish": finish, "exposed": exposed,
+            "alone": a + b * max(0.0, sum(sent) - burst), "step": compute + exposed}
+
+
 def main():
     fig = parse(sys.argv[1])
     c = fig["compute"]
@@ -147,50 +208,51 @@ def main():
     print(f"   (t = alpha + (bytes - {fig.get('burst', 0) / 1024:.0f} KiB) x beta: the first bytes of a message leave "
           "at the veth's speed while the host's tbf token bucket lasts)")
     print()
-    print("2. collectives on 4 hosts: measured (slowest rank) against the model, each rate")
-    print(f"{'rate':>9} {'op':>15} {'bytes':>9} {'measured ms':>12} {'model ms':>9} {'error':>7}")
+    print("2. each collective fitted on its own: t = A + B x max(0, bytes a host sends - token bucket), least "
+          "relative squares over the sizes measured, per rate and world (the slowest rank's median); A holds the "
+          "rounds' latencies as they are here (a round waits for a core), B the link and the reduction")
+    print(f"{'rate':>9} {'op':>15} {'ranks':>5} {'A ms':>7} {'B ns/B':>7} {'achieved':>10}   fit error at "
+          + " ".join(f"{n // 1024}K" for n in sorted(next(iter(fig["rates"].values()))["ops"].get(("allreduce", 4), {}))))
+    fits = {}
     for rate, r in fig["rates"].items():
-        net = nets[rate]
-        for op in ("allreduce", "reduce_scatter", "allgather"):
-            for n, t in sorted(r["ops"].get((op, 4), {}).items()):
-                if n < 65536:
-                    continue
-                m = getattr(net, op)(n, 4)
-                print(f"{rate:>9} {op:>15} {n:9d} {1e3 * t:12.2f} {1e3 * m:9.2f} {100 * (m / t - 1):+6.1f}%")
+        for (op, p), pts in sorted(r["ops"].items()):
+            if op == "p2p" or p < 2:
+                continue
+            a, b = fit_collective(pts, lambda n, op=op, p=p: SENT[op](n, p), fig.get("burst", 0.0))
+            fits[(rate, op, p)] = (a, b)
+            errs = " ".join(f"{100 * ((a + b * max(0.0, SENT[op](n, p) - fig.get('burst', 0.0))) / t - 1):+.0f}%"
+                            for n, t in sorted(pts.items()))
+            print(f"{rate:>9} {op:>15} {p:5d} {1e3 * a:7.2f} {1e9 * b:7.2f} {8 / b / 1e6 if b > 0 else 0:6.0f} Mb/s   {errs}")
     print()
     ok = True
-    print("3. data-parallel step of the example CNN on 4 hosts (batch 32 a rank, 1 thread a rank, "
-          "4 ranks on this machine's cores)")
+    print("3. data-parallel step of the example CNN (batch 32 a rank, 1 thread a rank, all ranks on this machine's "
+          "cores): step = compute + exposed exchange, every term measured apart from the step it predicts")
     for rate, r in fig["rates"].items():
-        if (rate, 4) not in fig["dp"]:
-            continue
-        net, d2, d4 = nets[rate], fig["dp"][(rate, 2)], fig["dp"][(rate, 4)]
-        buckets = r["buckets"]
-        # compute per step: the step minus the exposed exchange wait of the same run (c_job), and
-        # apart: k single-rank processes at once right before and after, no exchange (c_apart)
-        cj2, cj4 = ((d["ms_per_step"] - d["comm_wait_ms"]) / 1e3 for d in (d2, d4))
-        ca4 = d4["compute_ms"] / 1e3
-        hidden2 = max(0.0, d2["exchange_ms"] - d2["comm_wait_ms"]) / 1e3
-        e4 = net.dp_exchange(buckets, 4)
-        meas = d4["ms_per_step"] / 1e3
-        print(f"   rate {rate}: buckets {', '.join(f'{n / 1024:.0f}' for n in buckets)} KiB")
-        print(f"   2 hosts: step {d2['ms_per_step']:.2f} ms, exchange alone {d2['exchange_ms']:.2f} ms, exposed wait "
-              f"{d2['comm_wait_ms']:.2f} ms -> backward hid {1e3 * hidden2:.2f} ms, {hidden2 / cj2:.0%} of the compute "
-              f"(step - wait)")
-        print(f"   4 hosts: exchange alone measured {d4['exchange_ms']:.2f} ms, model {1e3 * e4:.2f} ms "
-              f"({100 * (e4 * 1e3 / d4['exchange_ms'] - 1):+.1f}%); exposed wait measured {d4['comm_wait_ms']:.2f} ms")
-        # window: the exchange time backward hid on 2 hosts, as it is: with 4 ranks on the cores
-        # backward takes longer, but the progress threads that move the exchange meanwhile get
-        # as much less CPU time
-        for label, c4_, checked in (("compute measured apart (4 ranks at once, no exchange)", ca4, True),
-                                    ("compute from the run itself (step - wait)", cj4, False)):
-            pred = c4_ + max(0.0, e4 - hidden2)
-            err = pred / meas - 1
+        for k in (2, 4):
+            if (rate, k) not in fig["dp"] or (rate, "allreduce", k) not in fits:
+                continue
+            d = fig["dp"][(rate, k)]
+            m = step_model(d, fits[(rate, "allreduce", k)], r["buckets"], r["bucket_layers"], k, fig.get("burst", 0.0))
+            meas = d["ms_per_step"] / 1e3
+            err = m["step"] / meas - 1
+            checked = k == 4
             if checked:
                 ok = ok and abs(err) <= TOL
-            print(f"   {label}: {1e3 * c4_:.2f} ms + exposed max(0, {1e3 * e4:.2f} - {1e3 * hidden2:.2f}) ms -> 4-host "
-                  f"step measured {1e3 * meas:.2f} ms, predicted {1e3 * pred:.2f} ms: error {100 * err:+.1f}%"
-                  + (f" ({'within' if abs(err) <= TOL else 'OUTSIDE'} {TOL:.0%})" if checked else " (for comparison)"))
+            print(f"   {rate}, {k} hosts: buckets {', '.join(f'{n / 1024:.0f} KiB after {l}' for n, l in zip(r['buckets'], r['bucket_layers']))}")
+            print(f"      compute apart ({k} processes at once, no exchange) {d['compute_ms']:.2f} ms, "
+                  f"{d['compute_cpu_ms']:.2f} ms of CPU; the exchange alone takes {d['exchange_cpu_ms']:.2f} ms of CPU "
+                  f"(all ranks) -> x{m['slow']:.3f}: compute in the step {1e3 * m['compute']:.2f} ms "
+                  f"(measured: step - wait = {d['ms_per_step'] - d['comm_wait_ms']:.2f} ms)")
+            print(f"      backward {1e3 * m['backward']:.2f} ms ({m['bwd_share']:.0%} of the profile's step); buckets "
+                  f"ready at " + ", ".join(f"{1e3 * t:.2f}" for t in m["ready"]) + " ms of it; allreduce "
+                  f"A {1e3 * m['a']:.2f} ms, B {1e9 * m['b']:.2f} ns/B")
+            print(f"      exchange alone: model {1e3 * m['alone']:.2f} ms, measured {d['exchange_ms']:.2f} ms "
+                  f"({100 * (1e3 * m['alone'] / d['exchange_ms'] - 1):+.1f}%); last bucket done {1e3 * m['finish']:.2f} ms "
+                  f"after backward's start -> exposed {1e3 * m['exposed']:.2f} ms (measured wait {d['comm_wait_ms']:.2f} ms)")
+            print(f"      step: {1e3 * m['apart']:.2f} compute apart + {1e3 * (m['compute'] - m['apart']):.2f} the exchange's "
+                  f"CPU + {1e3 * m['exposed']:.2f} exposed = {1e3 * m['step']:.2f} ms predicted, {1e3 * meas:.2f} ms "
+                  f"measured: error {100 * err:+.1f}%" + (f" ({'within' if abs(err) <= TOL else 'OUTSIDE'} {TOL:.0%})"
+                                                           if checked else " (2 hosts: shown, not checked)"))
     print()
     # projection: nodes like this machine (its cores, herd's measured compute), alpha from the
     # smallest software latency measured, beta = the nominal rate with the overhead measured here
