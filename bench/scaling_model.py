@@ -173,10 +173,9 @@ def exchange_end(ready, lat, wire):
 
 def step_model(d, fit, buckets, layers, p, burst):
     """the data-parallel step on p ranks from figures measured apart from it:
-    compute: k single-rank processes at once without exchange (the slowest one's wall time: a
-      synchronous step waits for its slowest rank), slowed by the CPU time the
-      exchange takes on the same cores: x (1 + exchange CPU / compute CPU), both measured (the
-      exchange alone, all ranks; the processes apart, all of them);
+    compute: k single-rank processes at once without exchange (wall time, their mean), slowed by the
+      CPU time the exchange takes on the same cores: x (1 + exchange CPU / compute CPU), both
+      measured (the exchange alone, all ranks; the processes apart, all of them);
     backward: its share of that compute and each bucket's ready time, from the per-layer profile of
       one of the processes apart (a bucket starts when the backward of its first parameter's layer
       ends);
@@ -185,7 +184,7 @@ def step_model(d, fit, buckets, layers, p, burst):
       of ready_k + A + B x (bytes sent by k and the later ones - token bucket), A and B the
       allreduce's own fit at p ranks; the exposed part is what is left after backward."""
     a, b = fit
-    apart = d.get("compute_max_ms", d["compute_ms"]) / 1e3
+    apart = d["compute_ms"] / 1e3
     slow = 1 + d["exchange_cpu_ms"] / d["compute_cpu_ms"]
     compute = apart * slow
     prof = d["layers"]
@@ -257,8 +256,7 @@ def main():
             if checked:
                 ok = ok and abs(err) <= TOL
             print(f"   {rate}, {k} hosts: buckets {', '.join(f'{n / 1024:.0f} KiB after {l}' for n, l in zip(r['buckets'], r['bucket_layers']))}")
-            print(f"      compute apart ({k} processes at once, no exchange) {1e3 * m['apart']:.2f} ms the slowest "
-                  f"({d['compute_ms']:.2f} on average), "
+            print(f"      compute apart ({k} processes at once, no exchange) {d['compute_ms']:.2f} ms, "
                   f"{d['compute_cpu_ms']:.2f} ms of CPU; the exchange alone takes {d['exchange_cpu_ms']:.2f} ms of CPU "
                   f"(all ranks) -> x{m['slow']:.3f}: compute in the step {1e3 * m['compute']:.2f} ms "
                   f"(measured: step - wait = {d['ms_per_step'] - d['comm_wait_ms']:.2f} ms)")
