@@ -9,9 +9,10 @@
  * untimed ones, and the local
  * cost of the reduction itself (float sums, seconds per byte: what a collective's reduction adds
  * per byte on top of the wire). With --spec, the data-parallel gradient buckets herd cuts for
- * that model at this world size (floats each), so bench/scaling --predict sums the real ones.
+ * that model at this world size (floats each, and the layer whose backward completes each), so
+ * bench/scaling --predict models the real ones.
  * Rank 0 prints one line per figure:
- *   op=NAME ranks=P bytes=B seconds=S least=MIN | reduce seconds_per_byte=G | bucket floats=N
+ *   op=NAME ranks=P bytes=B seconds=S least=MIN | reduce seconds_per_byte=G | bucket floats=N layer=NAME
  * usage: mpirun -np P comm_costs [--reps N] [--spec MODEL.spec] BYTES... */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,17 @@ static herd_status print_buckets(herd_comm *c, const char *spec, herd_error *err
     if (!st && herd_comm_rank(c) == 0) {
         int64_t lo_hi[128];
         int n = herdi_data_parallel_buckets(s, lo_hi, 64);
-        for (int k = 0; k < n && k < 64; k++) printf("bucket floats=%lld\n", (long long)(lo_hi[2 * k + 1] - lo_hi[2 * k]));
+        for (int k = 0; k < n && k < 64; k++) {
+            /* the layer holding the bucket's first parameter: its backward, the last of the
+             * bucket's in backward's order, starts the bucket's exchange */
+            const char *name = "?";
+            for (int i = 0; i < herd_model_param_count(m); i++) {
+                const herd_param_info *p = herd_model_param(m, i);
+                if (p->trainable && !p->sparse && p->offset == lo_hi[2 * k]) name = p->name;
+            }
+            int len = (int)strcspn(name, ".");
+            printf("bucket floats=%lld layer=%.*s\n", (long long)(lo_hi[2 * k + 1] - lo_hi[2 * k]), len, name);
+        }
     }
     herd_strategy_destroy(s);
     herd_model_destroy(m);

@@ -1,6 +1,9 @@
 /* The MPI communicator (OpenMPI from Debian). Collectives are non-blocking underneath so
  * every wait can poll with a deadline instead of hanging on a dead or stuck rank. */
 #include <mpi.h>
+#if defined(OMPI_MPI_H) && __has_include(<mpi-ext.h>)
+#include <mpi-ext.h> /* OpenMPI's persistent collectives (MPIX_Reduce_init) */
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -147,7 +150,19 @@ struct herd_comm_request {
     int *displs; /* allgatherv: MPI reads them until the request completes */
     MPI_Request *parts; /* reduce-scatter: one reduce per rank's part (n_parts of them), r unused */
     int n_parts;
+    int planned; /* parts belong to a reduce-scatter plan (persistent requests), not to this request */
 };
+
+/* A reduce-scatter made persistent: the same buffer and parts at every step (a ZeRO-1 gradient
+ * bucket), so libnbc builds its schedule and allocates its temporaries once (OpenMPI's pcollreq
+ * extension); one reduce per part, as mpi_ireduce_scatter starts them. */
+#define MAX_PLANS 64
+typedef struct rs_plan {
+    float *buf;
+    int *counts; /* per rank, as given */
+    MPI_Request *parts;
+    int n_parts;
+} rs_plan;
 
 typedef struct mpi_comm {
     herd_comm base; /* rank, size, timeout as every communicator has them; first, so the two convert */
@@ -172,6 +187,8 @@ typedef struct mpi_comm {
     MPI_Op bf16_sum;
     herd_comm_request reqs[MAX_REQUESTS];
     int local_size; /* ranks of the job on this host (MPI_COMM_TYPE_SHARED) */
+    rs_plan plans[MAX_PLANS];
+    int n_plans;
 } mpi_comm;
 
 
@@ -359,6 +376,10 @@ static void mpi_close(herd_comm *hc) {
     if (c->ping.active) ping_end(&c->ping);
     free(c->world_of);
     if (c->mpi == 1) watch_stop();
+    for (int i = 0; i < c->n_plans; i++) {
+        for (int k = 0; k < c->plans[i].n_parts; k++) MPI_Request_free(&c->plans[i].parts[k]);
+        free(c->plans[i].parts), free(c->plans[i].counts);
+    }
     if (c->mpi) {
         MPI_Op_free(&c->bf16_sum);
         MPI_Comm_free(&c->alive);
@@ -576,7 +597,8 @@ static herd_status mpi_wait(herd_comm *hc, herd_comm_request *req, herd_error *e
     }
     if (st == HERD_OK && req->scratch)
         for (int64_t i = 0; i < req->n; i++) req->buf[i] = herd_bf16_to_f32(req->scratch[i]);
-    free(req->displs), free(req->parts);
+    free(req->displs);
+    if (!req->planned) free(req->parts);
     req->displs = NULL, req->parts = NULL;
     req->in_use = 0;
     return st;
@@ -604,12 +626,69 @@ static herd_status mpi_iallreduce(herd_comm *hc, float *buf, int64_t n, uint16_t
     return HERD_OK;
 }
 
+/* Starts the reduces of one rank's part each, to that rank, in place there (into parts[], *n of
+ * them), persistent (MPIX_Reduce_init, not started) when `persistent`; on failure the job ends on
+ * it and the reduces already made are abandoned. */
+static int start_part_reduces(mpi_comm *c, float *buf, const int *counts, int persistent, MPI_Request *parts, int *n) {
+    int64_t at = 0;
+    *n = 0;
+    for (int q = 0; q < c->size; at += counts[q], q++) {
+        if (counts[q] == 0) continue; /* the same parts skipped on every rank: counts are */
+        const void *send = q == c->rank ? MPI_IN_PLACE : (const void *)(buf + at);
+        void *recv = q == c->rank ? (void *)(buf + at) : NULL;
+        int rc;
+#ifdef OMPI_HAVE_MPI_EXT_PCOLLREQ
+        if (persistent)
+            rc = MPIX_Reduce_init(send, recv, counts[q], MPI_FLOAT, MPI_SUM, q, c->comm, MPI_INFO_NULL, &parts[*n]);
+        else
+#endif
+            rc = MPI_Ireduce(send, recv, counts[q], MPI_FLOAT, MPI_SUM, q, c->comm, &parts[*n]);
+        (void)persistent;
+        if (rc != MPI_SUCCESS) return rc;
+        (*n)++;
+    }
+    return MPI_SUCCESS;
+}
+
+/* The plan for this buffer and these parts: found, or made (NULL when plans are not offered or
+ * all are taken: the reduces are then made at each call). Every rank makes its plans in the same
+ * order, as their reduce-scatters are called: making one is a collective call. */
+static rs_plan *find_plan(mpi_comm *c, float *buf, const int *counts, int *rc) {
+    *rc = MPI_SUCCESS;
+#ifdef OMPI_HAVE_MPI_EXT_PCOLLREQ
+    for (int i = 0; i < c->n_plans; i++)
+        if (c->plans[i].buf == buf && memcmp(c->plans[i].counts, counts, (size_t)c->size * sizeof *counts) == 0)
+            return &c->plans[i];
+    if (c->n_plans == MAX_PLANS) return NULL;
+    rs_plan *p = &c->plans[c->n_plans];
+    p->buf = buf;
+    p->counts = malloc((size_t)c->size * sizeof *p->counts);
+    p->parts = malloc((size_t)c->size * sizeof *p->parts);
+    if (!p->counts || !p->parts) {
+        free(p->counts), free(p->parts);
+        return NULL;
+    }
+    memcpy(p->counts, counts, (size_t)c->size * sizeof *counts);
+    if ((*rc = start_part_reduces(c, buf, counts, 1, p->parts, &p->n_parts)) != MPI_SUCCESS) {
+        free(p->counts), free(p->parts);
+        return NULL;
+    }
+    c->n_plans++;
+    return p;
+#else
+    (void)c, (void)buf, (void)counts;
+    return NULL;
+#endif
+}
+
 /* One reduce per rank's part, to that rank, in place there: libnbc's own reduce-scatter (OpenMPI
  * 4.1) reduces the whole buffer onto rank 0 along a binomial tree and then scatters it, rank 0
  * doing every sum, with a temporary of twice the buffer per call (past glibc's 32 MiB mmap
  * ceiling for a large bucket: fresh pages to fault in at every step); here each rank sums its
  * own part, into the gradient where it lies (no copy out of a separate buffer), and libnbc's
- * reduce needs a temporary of one part at most. */
+ * reduce needs a temporary of one part at most. The reduces are persistent where OpenMPI offers
+ * it (a plan per buffer and parts): a non-blocking reduce allocates its temporary at every call,
+ * and glibc handed the freed pages back, so each step faulted them in again. */
 static herd_status mpi_ireduce_scatter(herd_comm *hc, float *buf, const int *counts, herd_comm_request **req,
                                        herd_error *err) {
     mpi_comm *c = (mpi_comm *)hc;
@@ -617,23 +696,22 @@ static herd_status mpi_ireduce_scatter(herd_comm *hc, float *buf, const int *cou
     if (!r) return herd_fail(err, HERD_EINTERNAL, "more than %d requests in flight", MAX_REQUESTS);
     r->n = counts[c->rank];
     if (c->mpi) {
-        if (!(r->parts = malloc((size_t)c->size * sizeof *r->parts))) {
-            r->in_use = 0;
-            return herd_fail(err, HERD_ENOMEM, "out of memory for a reduce-scatter");
-        }
-        int64_t at = 0;
-        for (int q = 0; q < c->size; at += counts[q], q++) {
-            if (counts[q] == 0) continue; /* the same parts skipped on every rank: counts are */
-            int rc = q == c->rank ? MPI_Ireduce(MPI_IN_PLACE, buf + at, counts[q], MPI_FLOAT, MPI_SUM, q, c->comm,
-                                                &r->parts[r->n_parts])
-                                  : MPI_Ireduce(buf + at, NULL, counts[q], MPI_FLOAT, MPI_SUM, q, c->comm,
-                                                &r->parts[r->n_parts]);
-            if (rc != MPI_SUCCESS) { /* the job ends on it: the reduces already started are abandoned */
-                free(r->parts);
-                r->parts = NULL, r->in_use = 0;
-                return mpi_fail(err, rc, "reduce-scatter");
+        int rc;
+        rs_plan *plan = find_plan(c, buf, counts, &rc);
+        if (plan) {
+            r->parts = plan->parts, r->n_parts = plan->n_parts, r->planned = 1;
+            rc = plan->n_parts ? MPI_Startall(plan->n_parts, plan->parts) : MPI_SUCCESS;
+        } else if (rc == MPI_SUCCESS) {
+            if (!(r->parts = malloc((size_t)c->size * sizeof *r->parts))) {
+                r->in_use = 0;
+                return herd_fail(err, HERD_ENOMEM, "out of memory for a reduce-scatter");
             }
-            r->n_parts++;
+            rc = start_part_reduces(c, buf, counts, 0, r->parts, &r->n_parts);
+        }
+        if (rc != MPI_SUCCESS) { /* the job ends on it: the reduces already started are abandoned */
+            if (!r->planned) free(r->parts);
+            r->parts = NULL, r->in_use = 0;
+            return mpi_fail(err, rc, "reduce-scatter");
         }
     }
     *req = r;
