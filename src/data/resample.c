@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct taps {
     int *first; /* first source index of output i */
@@ -85,9 +86,64 @@ static inline void horizontal(float *o, size_t o_plane, const float *row, int ts
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_AVX512_RESAMPLE 1
+
+/* horizontal() for planar rows (ts = 1), 16 outputs at a time wherever their taps lie within 32
+ * consecutive floats of the row (every enlargement, as random_resized_crop's, and mild
+ * shrinks): two loads, and per tap a permute picking each output's pixel, a load of its 16
+ * weights (wT: tap k's weights of the dw outputs at wT + k * dw), a multiply and an add, in tap order from +0: the scalar loop's sums bit for bit
+ * (the library is compiled without floating-point contraction, -std=c11). Other blocks take the
+ * scalar loop. Reads no float of a plane's row at or beyond `end` (the columns the pass reads). */
+__attribute__((target("avx512f"))) static void horizontal_planar_avx512(float *o, size_t o_plane, const float *row,
+                                                                         size_t ps, int planes, const taps *tx,
+                                                                         const float *wT, int dw, int K, int end) {
+    for (int x = 0; x < dw; x += 16) {
+        int n = dw - x < 16 ? dw - x : 16, f0 = tx->first[x];
+        __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        if (tx->first[x + n - 1] - f0 + K > 32) { /* taps too far apart: the scalar loop */
+            for (int p = 0; p < planes; p++) {
+                for (int i = x; i < x + n; i++) {
+                    const float *wx = tx->w + (size_t)i * tx->ksize, *r = row + p * ps + tx->first[i];
+                    float v = 0;
+                    for (int k = 0; k < K; k++) v += wx[k] * r[k];
+                    o[p * o_plane + i] = v;
+                }
+            }
+            continue;
+        }
+        __m512i idx = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, tx->first + x), _mm512_set1_epi32(f0));
+        int avail = end - f0; /* floats of the row from f0 on that may be read */
+        __mmask16 m0 = avail >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << avail) - 1);
+        __mmask16 m1 = avail >= 32 ? (__mmask16)0xFFFF : avail <= 16 ? 0 : (__mmask16)((1u << (avail - 16)) - 1);
+        for (int p = 0; p < planes; p++) {
+            const float *r = row + p * ps + f0;
+            __m512 a = _mm512_maskz_loadu_ps(m0, r), b = _mm512_maskz_loadu_ps(m1, r + 16), v = _mm512_setzero_ps();
+            for (int k = 0; k < K; k++) {
+                __m512 px = _mm512_permutex2var_ps(a, _mm512_add_epi32(idx, _mm512_set1_epi32(k)), b);
+                __m512 wk = _mm512_maskz_loadu_ps(m, wT + (size_t)k * dw + x);
+                v = _mm512_add_ps(v, _mm512_mul_ps(wk, px));
+            }
+            _mm512_mask_storeu_ps(o + p * o_plane + x, m, v);
+        }
+    }
+}
+
+/* The CPU runs AVX-512 and HERD_CPU=avx2 (which keeps herd off its AVX-512 code) is not set. */
+static int avx512_resample(void) {
+    static int have = -1; /* a race here at worst asks the CPU twice */
+    if (have < 0) {
+        const char *e = getenv("HERD_CPU");
+        have = __builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "avx2")) ? 1 : 0;
+    }
+    return have;
+}
+#endif
+
 /* The common tap counts as constants, so the loop unrolls. */
 static void horizontal_any(float *o, size_t o_plane, const float *row, int interleaved, size_t ps, int planes,
-                           const taps *tx, int dw, int K) {
+                           const taps *tx, const float *wT, int dw, int K, int end) {
     if (interleaved) { /* RGB: planes == 3 */
         switch (K) {
         case 2: horizontal(o, o_plane, row, 3, 1, 3, tx, dw, 2); break;
@@ -99,6 +155,13 @@ static void horizontal_any(float *o, size_t o_plane, const float *row, int inter
         }
         return;
     }
+#ifdef HAVE_AVX512_RESAMPLE
+    if (wT) {
+        horizontal_planar_avx512(o, o_plane, row, ps, planes, tx, wT, dw, K, end);
+        return;
+    }
+#endif
+    (void)wT, (void)end;
     switch (K) {
     case 2: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 2); break;
     case 3: horizontal(o, o_plane, row, 1, ps, planes, tx, dw, 3); break;
@@ -177,7 +240,7 @@ herd_status herd_resample_reach(int sw, int sh, double x0, double y0, double x1,
 static herd_status resample(target dst, int dw, int dh, const int win[4], source src, int sw, int sh, int sx0, int sy0,
                             int src_w, int planes, double x0, double y0, double x1, double y1, herd_error *err) {
     taps tx = {0}, ty = {0};
-    float *rows = NULL, *orow = NULL;
+    float *rows = NULL, *orow = NULL, *wT = NULL;
     herd_status st = HERD_OK;
     int K;
     if (!plan(&tx, &ty, &K, sw, sh, x0, y0, x1, y1, dw, dh, win) ||
@@ -191,6 +254,12 @@ static herd_status resample(target dst, int dw, int dh, const int win[4], source
     int ow = win[3];
     int xlo = tx.first[0], xhi = tx.first[ow - 1] + K; /* the columns the output reads */
     int interleaved = src.u8 && planes == 3;
+#ifdef HAVE_AVX512_RESAMPLE
+    /* the vector horizontal pass (planar rows) reads each tap's weights across outputs */
+    if (!interleaved && avx512_resample() && (wT = herd_malloc_array((size_t)K * ow, sizeof *wT)))
+        for (int x = 0; x < ow; x++)
+            for (int k = 0; k < K; k++) wT[(size_t)k * ow + x] = tx.w[(size_t)x * tx.ksize + k];
+#endif
     size_t op = (size_t)dh * dw;
     for (int y = 0; y < win[2]; y++) {
         const float *wy = ty.w + (size_t)y * ty.ksize;
@@ -220,11 +289,11 @@ static herd_status resample(target dst, int dw, int dh, const int win[4], source
         float *o = dst.u8 ? orow : dst.f32 + at;
         size_t o_plane = dst.u8 ? (size_t)dw : op;
         if (interleaved) {
-            horizontal_any(o, o_plane, rows, 1, 1, 3, &tx, ow, K);
+            horizontal_any(o, o_plane, rows, 1, 1, 3, &tx, NULL, ow, K, xhi * 3);
         } else {
             for (int p = 0; p < planes; p += planes == 3 ? 3 : 1) {
                 int n = planes == 3 ? 3 : 1;
-                horizontal_any(o + (size_t)p * o_plane, o_plane, rows + (size_t)p * sw, 0, (size_t)sw, n, &tx, ow, K);
+                horizontal_any(o + (size_t)p * o_plane, o_plane, rows + (size_t)p * sw, 0, (size_t)sw, n, &tx, wT, ow, K, xhi);
             }
         }
         if (dst.u8)
@@ -236,6 +305,7 @@ done:
     taps_free(&ty);
     free(rows);
     free(orow);
+    free(wT);
     return st;
 }
 
