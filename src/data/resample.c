@@ -91,11 +91,12 @@ static inline void horizontal(float *o, size_t o_plane, const float *row, int ts
 #define HAVE_AVX512_RESAMPLE 1
 
 /* horizontal() for planar rows (ts = 1), 16 outputs at a time wherever their taps lie within 32
- * consecutive floats of the row (every enlargement, as random_resized_crop's, and mild
- * shrinks): two loads, and per tap a permute picking each output's pixel, a load of its 16
- * weights (wT: tap k's weights of the dw outputs at wT + k * dw), a multiply and an add, in tap order from +0: the scalar loop's sums bit for bit
- * (the library is compiled without floating-point contraction, -std=c11). Other blocks take the
- * scalar loop. Reads no float of a plane's row at or beyond `end` (the columns the pass reads). */
+ * consecutive floats of the row (every enlargement, as random_resized_crop's, and shrinks by up
+ * to ~1.7x), else 8 (shrinks by up to ~3x): two loads, and per tap a permute picking each
+ * output's pixel, a load of its weights (wT: tap k's weights of the dw outputs at wT + k * dw), a
+ * multiply and an add, in tap order from +0: the scalar loop's sums bit for bit (the library is
+ * compiled without floating-point contraction, -std=c11). Blocks whose taps lie farther apart
+ * take the scalar loop. Reads no float of a plane's row at or beyond `end`. */
 __attribute__((target("avx512f"))) static void horizontal_planar_avx512(float *o, size_t o_plane, const float *row,
                                                                          size_t ps, int planes, const taps *tx,
                                                                          const float *wT, int dw, int K, int end) {
@@ -292,9 +293,7 @@ __attribute__((target("avx512f"))) static void vertical_avx512(float *restrict r
                                                               int count, size_t lo, size_t hi) {
     vertical_body(row, f, u, stride, wy, count, lo, hi);
 }
-#endif
 
-#ifdef HAVE_AVX512_RESAMPLE
 /* RGB values [3 lo, 3 hi) of row into three planes of stride ps (plane p at out + p * ps), 16
  * pixels at a time: value j of plane p, row[3 j + p], picked from three loads by two permutes. */
 __attribute__((target("avx512f"))) static void deinterleave3(float *restrict out, const float *restrict row, size_t ps,
@@ -380,10 +379,13 @@ static herd_status resample(target dst, int dw, int dh, const int win[4], source
         size_t at = (size_t)(win[0] + y) * dw + win[1];
         float *o = dst.u8 ? orow : dst.f32 + at;
         size_t o_plane = dst.u8 ? (size_t)dw : op;
+#ifdef HAVE_AVX512_RESAMPLE
         if (interleaved && prow) {
             deinterleave3(prow, rows, (size_t)sw, xlo, xhi);
             horizontal_any(o, o_plane, prow, 0, (size_t)sw, 3, &tx, wT, ow, K, xhi);
-        } else if (interleaved) {
+        } else
+#endif
+        if (interleaved) {
             horizontal_any(o, o_plane, rows, 1, 1, 3, &tx, NULL, ow, K, xhi * 3);
         } else {
             for (int p = 0; p < planes; p += planes == 3 ? 3 : 1) {
