@@ -208,6 +208,47 @@ int main(void) {
     }
     herd_dataset_close(ds);
 
+    /* get_window (random_resized_crop's partial decoding): an RGB JPEG photo of 90x70 as a
+     * 3x32x40 sample; each window's pixels as get() makes them, and nothing written outside */
+    enum { PW = 90, PH = 70, SC = 3, SH2 = 32, SW2 = 40 };
+    static uint8_t photo[PW * PH * 3];
+    for (int i = 0; i < PW * PH * 3; i++) photo[i] = (uint8_t)((i / 3 % PW) * 2 + (i / 3 / PW) * 3 + (i % 3) * 40 + i % 7);
+    unsigned char *pj = NULL;
+    size_t pj_len = 0;
+    CHECK(test_jpeg(photo, PW, PH, 3, 90, &pj, &pj_len), "encode the photo");
+    f = create("photo.tfrecord");
+    feats.n = 0;
+    ex_bytes(&feats, "image", pj, pj_len);
+    ex_int64(&feats, "label", 2, 0);
+    ex_finish(&ex, &feats);
+    tfr_write(f, ex.b, ex.n);
+    fclose(f);
+    free(pj);
+    st = open_one(&ds, "photo.tfrecord", SC, SH2, SW2, NULL, NULL, &err);
+    CHECK(st == HERD_OK && ds->ops->get_window, "photo.tfrecord: %s", err.msg);
+    if (st == HERD_OK && ds->ops->get_window) {
+        static uint8_t whole[SC * SH2 * SW2], part[SC * SH2 * SW2];
+        int32_t y;
+        CHECK(ds->ops->get(ds, 0, whole, &y, &err) == HERD_OK, "photo get: %s", err.msg);
+        const int wins[4][4] = {{0, 0, 8, 8}, {5, 7, 20, 13}, {24, 30, 8, 10}, {0, 0, SH2, SW2}};
+        for (int k = 0; k < 4; k++) {
+            const int *wn = wins[k];
+            memset(part, 0xA5, sizeof part);
+            CHECK(ds->ops->get_window(ds, 0, wn, part, &y, &err) == HERD_OK && y == 2, "window %d: %s", k, err.msg);
+            int same = 1, untouched = 1;
+            for (int c = 0; c < SC; c++)
+                for (int r = 0; r < SH2; r++)
+                    for (int q = 0; q < SW2; q++) {
+                        size_t o = ((size_t)c * SH2 + r) * SW2 + q;
+                        if (r >= wn[0] && r < wn[0] + wn[2] && q >= wn[1] && q < wn[1] + wn[3]) same &= part[o] == whole[o];
+                        else untouched &= part[o] == 0xA5;
+                    }
+            CHECK(same && untouched, "window %d of the JPEG record: same pixels %d, outside untouched %d", k, same,
+                  untouched);
+        }
+    }
+    herd_dataset_close(ds);
+
     /* --data: a glob and a comma list of shards; train-* finds test-* */
     char spec[600];
     f = create("train-0.tfrecord");

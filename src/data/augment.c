@@ -69,16 +69,44 @@ void herd_augment_rrc_box(herd_rng *r, int h, int w, const float scale[2], const
     box[0] = (h - ch) / 2, box[1] = (w - cw) / 2, box[2] = ch, box[3] = cw;
 }
 
-/* Shift by (dy, dx) with zero fill and an optional mirror, through tmp. */
-static void shift_flip(float *x, float *tmp, int c, int h, int w, int dy, int dx, int flip) {
-    memcpy(tmp, x, (size_t)c * h * w * sizeof *x);
-    for (int k = 0; k < c; k++)
-        for (int y = 0; y < h; y++)
-            for (int xx = 0; xx < w; xx++) {
-                int sy = y + dy, sx = (flip ? w - 1 - xx : xx) + dx;
-                size_t o = ((size_t)k * h + y) * w + xx;
-                x[o] = sy >= 0 && sy < h && sx >= 0 && sx < w ? tmp[((size_t)k * h + sy) * w + sx] : 0.0f;
+/* dst = src shifted by (dy, dx) with zero fill and optionally mirrored, then, with norm, each
+ * plane k mapped to (v - mean[k]) * (1 / std[k]) as herd_normalize_samples does (the zero fill
+ * too): one pass instead of a copy, the shift and the normalisation apart. dst != src. Row by row
+ * over the columns that land inside the sample, so the loops carry no per-pixel test. */
+static void shift_flip_norm(float *restrict dst, const float *restrict src, int c, int h, int w, int dy, int dx,
+                            int flip, const double *mean, const double *std) {
+    /* output column xx reads source column flip ? w - 1 - xx + dx : xx + dx: [lo, hi) inside */
+    int lo = flip ? dx : -dx, hi = flip ? w + dx : w - dx;
+    lo = lo < 0 ? 0 : lo > w ? w : lo;
+    hi = hi > w ? w : hi < lo ? lo : hi;
+    for (int k = 0; k < c; k++) {
+        const float shift = mean ? (float)mean[k] : 0.0f, scale = mean && std[k] > 0 ? (float)(1.0 / std[k]) : 1.0f;
+        const float zero = mean ? (0.0f - shift) * scale : 0.0f;
+        for (int y = 0; y < h; y++) {
+            float *o = dst + ((size_t)k * h + y) * w;
+            int sy = y + dy;
+            if (sy < 0 || sy >= h) {
+                for (int xx = 0; xx < w; xx++) o[xx] = zero;
+                continue;
             }
+            const float *r = src + ((size_t)k * h + sy) * w;
+            for (int xx = 0; xx < lo; xx++) o[xx] = zero;
+            for (int xx = hi; xx < w; xx++) o[xx] = zero;
+            if (flip) {
+                const float *rr = r + (w - 1) + dx; /* o[xx] = rr[-xx] */
+                if (mean)
+                    for (int xx = lo; xx < hi; xx++) o[xx] = (rr[-xx] - shift) * scale;
+                else
+                    for (int xx = lo; xx < hi; xx++) o[xx] = rr[-xx];
+            } else {
+                const float *rr = r + dx;
+                if (mean)
+                    for (int xx = lo; xx < hi; xx++) o[xx] = (rr[xx] - shift) * scale;
+                else
+                    for (int xx = lo; xx < hi; xx++) o[xx] = rr[xx];
+            }
+        }
+    }
 }
 
 /* torchvision's rgb_to_grayscale weights */
@@ -146,29 +174,39 @@ herd_status herd_augment_sample(const herd_loader_config *cfg, int c, int h, int
                                 float *x, float *tmp, herd_error *err) {
     herd_rng r;
     size_t plane = (size_t)h * w;
+    int in_tmp = 0; /* the sample so far lies in tmp (random_resized_crop's output), not x */
     if (cfg->augment & HERD_AUGMENT_RRC) {
         int box[4];
         rrc_draw(cfg, h, w, epoch, index, box);
         if (box[2] != h || box[3] != w) {
             herd_status st = herd_resample(tmp, w, h, x, w, h, c, box[1], box[0], box[1] + box[3], box[0] + box[2], err);
             if (st != HERD_OK) return st;
-            memcpy(x, tmp, (size_t)c * plane * sizeof *x);
+            in_tmp = 1;
         }
     }
+    int dy = 0, dx = 0, flip = 0;
     if (cfg->augment & (HERD_AUGMENT_CROP | HERD_AUGMENT_FLIP)) {
         /* always the same draws in the same order, so crop alone and flip alone agree with both */
         stream(&r, cfg, AUGMENT_TAG, epoch, index);
-        int dy = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
-        int dx = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
-        int flip = (int)herd_rng_below(&r, 2);
+        dy = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
+        dx = (int)herd_rng_below(&r, 2 * CROP_PAD + 1) - CROP_PAD;
+        flip = (int)herd_rng_below(&r, 2);
         if (!(cfg->augment & HERD_AUGMENT_CROP)) dx = dy = 0;
         if (!(cfg->augment & HERD_AUGMENT_FLIP)) flip = 0;
-        if (dx || dy || flip) shift_flip(x, tmp, c, h, w, dy, dx, flip);
     }
-    if (jitter_on(cfg)) {
+    /* the last steps fused into one pass back into x where they can be: shift/flip, then
+     * (without jitter between) the normalisation */
+    const int jit = jitter_on(cfg), norm_now = cfg->mean && !jit;
+    if (dx || dy || flip || in_tmp) {
+        if (!in_tmp) memcpy(tmp, x, (size_t)c * plane * sizeof *x);
+        shift_flip_norm(x, tmp, c, h, w, dy, dx, flip, norm_now ? cfg->mean : NULL, cfg->std);
+    } else if (norm_now) {
+        herd_normalize_samples(x, 1, c, (int64_t)plane, cfg->mean, cfg->std);
+    }
+    if (jit) {
         stream(&r, cfg, JITTER_TAG, epoch, index);
         jitter(cfg, &r, x, c, plane);
+        if (cfg->mean) herd_normalize_samples(x, 1, c, (int64_t)plane, cfg->mean, cfg->std);
     }
-    if (cfg->mean) herd_normalize_samples(x, 1, c, (int64_t)plane, cfg->mean, cfg->std);
     return HERD_OK;
 }

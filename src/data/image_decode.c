@@ -245,9 +245,12 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
     /* rows outside the part are skipped (entropy-decoded, so corrupt data is still found, but
      * not transformed or converted) */
     if (part[0] > 0) jpeg_skip_scanlines(&ci, (JDIMENSION)part[0]);
-    while (ci.output_scanline < (JDIMENSION)(part[0] + part[2])) {
-        JSAMPROW row = pix + (size_t)(ci.output_scanline - (JDIMENSION)part[0]) * stride;
-        jpeg_read_scanlines(&ci, &row, 1);
+    while (ci.output_scanline < (JDIMENSION)(part[0] + part[2])) { /* up to 16 rows a call: whole iMCU rows */
+        JSAMPROW rows[16];
+        JDIMENSION at = ci.output_scanline - (JDIMENSION)part[0], n = (JDIMENSION)part[2] - at;
+        if (n > 16) n = 16;
+        for (JDIMENSION i = 0; i < n; i++) rows[i] = pix + (size_t)(at + i) * stride;
+        jpeg_read_scanlines(&ci, rows, n);
     }
     if (ci.output_scanline < ci.output_height) {
         /* libjpeg-turbo's skip to the very last row returns without decoding what it skips, so

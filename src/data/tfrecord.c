@@ -228,9 +228,10 @@ static const char *feature_kind_name(int kind) {
     return kind == FEATURE_FLOAT ? "a float_list" : kind == FEATURE_BYTES ? "a bytes_list" : "an int64_list";
 }
 
-/* Decodes the image feature of one record into x: c*h*w floats or bytes (im->kind). */
-static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t len, void *x, const char *path,
-                                 int64_t k, herd_error *err) {
+/* Decodes the image feature of one record into x: c*h*w floats or bytes (im->kind); with win, an
+ * encoded image only as far as the window win of it needs (herd_image_decode_window_to_u8). */
+static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t len, const int *win, void *x,
+                                 const char *path, int64_t k, herd_error *err) {
     tfr_feature ft;
     herd_status st = example_feature(buf, len, im->image_key, &ft, path, k, err);
     if (st != HERD_OK) return st;
@@ -256,7 +257,8 @@ static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t 
         if (herd_image_is_encoded(bytes, nbytes)) {
             char what[600];
             snprintf(what, sizeof what, "%.500s: record %lld", path, (long long)k);
-            return herd_image_decode_to_u8(bytes, nbytes, what, c, h, w, x, err);
+            return win ? herd_image_decode_window_to_u8(bytes, nbytes, what, c, h, w, win, x, err)
+                       : herd_image_decode_to_u8(bytes, nbytes, what, c, h, w, x, err);
         }
         if ((st = raw_image(buf, len, bytes, nbytes, c, h, w, &img, path, k, err)) != HERD_OK) return st;
         return herd_image_to_u8(&img, c, h, w, x, err);
@@ -286,7 +288,8 @@ static herd_status read_record(int fd, const tfr_record *rec, uint8_t **buf, siz
     return HERD_OK;
 }
 
-static herd_status tfr_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+/* Sample i whole (win NULL) or the window win of it. */
+static herd_status tfr_read(const herd_dataset *ds, int64_t i, const int *win, void *x, void *y, herd_error *err) {
     const tfr_impl *im = ds->impl;
     if (i < 0 || i >= ds->n)
         return herd_fail(err, HERD_EARG, "%s: sample %lld out of range [0, %lld)", ds->source, (long long)i,
@@ -299,10 +302,19 @@ static herd_status tfr_get(const herd_dataset *ds, int64_t i, void *x, void *y, 
     size_t cap = 0;
     herd_status st = read_record(fd, rec, &buf, &cap, path, err);
     close(fd);
-    if (st == HERD_OK) st = decode_sample(im, buf, (size_t)rec->len, x, path, rec->index, err);
+    if (st == HERD_OK) st = decode_sample(im, buf, (size_t)rec->len, win, x, path, rec->index, err);
     free(buf);
     memcpy(y, &rec->label, sizeof rec->label);
     return st;
+}
+
+static herd_status tfr_get(const herd_dataset *ds, int64_t i, void *x, void *y, herd_error *err) {
+    return tfr_read(ds, i, NULL, x, y, err);
+}
+
+static herd_status tfr_get_window(const herd_dataset *ds, int64_t i, const int win[4], void *x, void *y,
+                                  herd_error *err) {
+    return tfr_read(ds, i, win, x, y, err);
 }
 
 static void tfr_free(tfr_impl *im) {
@@ -318,7 +330,7 @@ static void tfr_close(herd_dataset *ds) {
     ds->impl = NULL;
 }
 
-static const herd_dataset_ops tfr_ops = {tfr_get, tfr_close, NULL, NULL};
+static const herd_dataset_ops tfr_ops = {tfr_get, tfr_close, NULL, tfr_get_window};
 
 static tfr_record *push_record(tfr_impl *im) {
     if (im->n == im->cap) {
