@@ -341,6 +341,69 @@ static void test_conv_prepared_bits(void) {
     }
 }
 
+/* The conv input gradient on the AVX-512 path must keep the bits of the transposed din product
+ * plus col2im: colT (N, K) = dout^T * w, each input element = din0 + (0 + its terms added in
+ * ascending (kh, kw) order), whichever way the backend lays the product out (tap-major columns
+ * added into a channels-last image, cpu_conv2d.c) and on 1-3 threads; with and without the fused
+ * ReLU's mask (whose masked dout is checked too). Shapes the transposed form takes (the example
+ * CNN's conv2 and conv3, an odd one) and one it does not. */
+static void test_conv_din_bits(void) {
+    if (!herdi_cpu_avx512_enabled()) return;
+    const herd_backend *cpu = &herd_backend_cpu;
+    const conv2d_dims shapes[] = {
+        {.B = 5, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 3, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 4, .C = 21, .H = 9, .W = 11, .OC = 64, .KH = 3, .KW = 5, .SH = 1, .SW = 1, .PH = 1, .PW = 2},
+        {.B = 2, .C = 19, .H = 8, .W = 6, .OC = 32, .KH = 2, .KW = 3, .SH = 1, .SW = 1, .PH = 0, .PW = 1},
+        {.B = 3, .C = 5, .H = 30, .W = 30, .OC = 8, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        conv2d_dims d = shapes[si];
+        CHECK(herdi_conv2d_dims_finish(&d), "din bits shape %zu", si);
+        const int K = d.C * d.KH * d.KW, N = d.OH * d.OW, OC = d.OC, HW = d.H * d.W;
+        size_t nin = (size_t)d.B * d.C * HW, nout = (size_t)d.B * OC * N, nw = (size_t)OC * K;
+        float *in = randv(nin), *w = randv(nw), *dout = randv(nout), *din0 = randv(nin), *out = randv(nout);
+        float *masked = copyv(dout, nout), *colT = malloc((size_t)N * K * sizeof(float));
+        herdi_cpu_act_mask_inplace(masked, out, (int64_t)nout, HERD_ACT_RELU);
+        for (int act = 0; act < 2; act++) {
+            const float *g = act ? masked : dout;
+            float *want = copyv(din0, nin);
+            for (int b = 0; b < d.B; b++) {
+                herdi_cpu_gemm(N, K, OC, g + (size_t)b * OC * N, 1, N, w, K, 0, colT, K);
+                for (int c = 0; c < d.C; c++)
+                    for (int ih = 0; ih < d.H; ih++)
+                        for (int iw = 0; iw < d.W; iw++) {
+                            float acc = 0.0f;
+                            for (int kh = 0; kh < d.KH; kh++)
+                                for (int kw = 0; kw < d.KW; kw++) {
+                                    int oh = ih + d.PH - kh, ow = iw + d.PW - kw;
+                                    if (oh < 0 || oh >= d.OH || ow < 0 || ow >= d.OW) continue;
+                                    acc += colT[(size_t)(oh * d.OW + ow) * K + (c * d.KH + kh) * d.KW + kw];
+                                }
+                            want[((size_t)b * d.C + c) * HW + ih * d.W + iw] += acc;
+                        }
+            }
+            for (int t = 1; t <= 3; t++) {
+                ws wsp;
+                herd_exec ex = make_exec(t, cpu->conv2d_workspace(&d, t), &wsp);
+                float *din = copyv(din0, nin), *dw = randv(nw), *db = randv(OC), *gd = copyv(dout, nout);
+                char what[96];
+                snprintf(what, sizeof what, "din bits: shape %zu, %d thread(s)%s", si, t, act ? ", fused ReLU" : "");
+                if (act)
+                    cpu->conv2d_backward_act(&ex, din, dw, db, gd, out, in, w, &d, HERD_ACT_RELU);
+                else
+                    cpu->conv2d_backward(&ex, din, dw, db, gd, in, w, &d);
+                CHECK(!memcmp(din, want, nin * sizeof(float)), "%s: din differs from the product + col2im's bits", what);
+                if (act) CHECK(!memcmp(gd, masked, nout * sizeof(float)), "%s: dout not masked as the ReLU's", what);
+                free_ws(&wsp, what);
+                free(din), free(dw), free(db), free(gd);
+            }
+            free(want);
+        }
+        free(in), free(w), free(dout), free(din0), free(out), free(masked), free(colT);
+    }
+}
+
 /* herdi_cpu_gemm_ep's epilogue (bias per row or per column, ReLU or ReLU6 in the tile's store) must
  * give the bits of what the conv did before the kernels took it: the bias written into C, the
  * product accumulated onto it, then herdi_cpu_act_apply_inplace; also with accumulate (C's own values
@@ -767,6 +830,7 @@ int main(void) {
     test_gemm_epilogue_bits();
     test_conv_direct_bits();
     test_conv_prepared_bits();
+    test_conv_din_bits();
     test_dense();
     test_pool();
     test_batchnorm();

@@ -66,6 +66,17 @@ static int shape_prefers_T(const conv2d_dims *d) {
 
 static int use_T(const conv2d_dims *d) { return shape_prefers_T(d) && herdi_cpu_avx512_enabled() && group_images(d) == 1; }
 
+/* The transposed din product takes the weights' columns tap-major (colr_to_image_add): stride 1,
+ * whose padded image (C*Hp*Wp floats) fits the slot's col scratch. */
+static int use_tap_major(const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    return use_T(d) && !is_pointwise(d) && d->SH == 1 && d->SW == 1;
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 /* colT (OH*OW, C*KH*KW): the transposed din product's output, before it is turned into col. */
 static size_t colT_floats(const conv2d_dims *d) { return shape_prefers_T(d) ? col_floats(d) : 0; }
 
@@ -367,6 +378,40 @@ static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d
                 }
             }
 }
+/* din (one image, C x H x W) += col2im of colR (OH*OW, KH*KW*C): the transposed din product with
+ * each position's columns ordered tap-major (the weights' columns permuted, conv_backward), so
+ * that the C values one tap adds to one input position are contiguous. They are added into the
+ * channels-last padded image P (Hp, Wp, C) a position at a time, positions in reverse raster
+ * order: each element of P then receives its terms in ascending (kh, kw) order, the order
+ * col2im_padded adds them, so the sums are bit-identical to transposing colR to col and calling
+ * col_to_image_add; without that transpose and the lane-shifted expand-loads. scratch (C*Hp*Wp
+ * floats) takes P transposed, whose interior rows are then added to din. Stride 1. */
+static TARGET_AVX512 void colr_to_image_add(float *din, float *P, float *scratch, const float *colR,
+                                            const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, C = d->C;
+    const size_t K = (size_t)C * d->KH * d->KW;
+    memset(P, 0, sizeof(float) * (size_t)Hp * Wp * C);
+    for (int oh = OH - 1; oh >= 0; oh--)
+        for (int ow = OW - 1; ow >= 0; ow--) {
+            const float *r = colR + ((size_t)oh * OW + ow) * K;
+            for (int kh = 0; kh < d->KH; kh++) {
+                float *row = P + ((size_t)(oh + kh) * Wp + ow) * C;
+                for (int kw = 0; kw < d->KW; kw++, r += C)
+                    for (int c = 0; c < C; c += 16) {
+                        __mmask16 m = cpu_lanes16(C - c);
+                        float *t = row + (size_t)kw * C + c;
+                        _mm512_mask_storeu_ps(t, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, t), _mm512_maskz_loadu_ps(m, r + c)));
+                    }
+            }
+        }
+    herdi_cpu_transpose(scratch, P, Hp * Wp, C);
+    for (int c = 0; c < C; c++)
+        for (int h = 0; h < d->H; h++) {
+            const float *s = scratch + ((size_t)c * Hp + h + d->PH) * Wp + d->PW;
+            float *t = din + ((size_t)c * d->H + h) * d->W;
+            for (int w = 0; w < d->W; w++) t[w] += s[w];
+        }
+}
 #endif
 
 /* P = the image zero-padded by (PH, PW). */
@@ -441,6 +486,7 @@ typedef struct conv_job {
     const float *in, *w, *b, *dout;
     float *wT; /* forward, transposed form: w^T in the shared workspace; else NULL */
     const float *panels; /* forward, narrow form: w^T in prepared panels (prepared_panels) */
+    float *wR; /* din, tap-major form (use_tap_major): w's columns as (kh, kw, c), in the shared workspace */
     const int *pos, *taps; /* the direct path's offset tables (direct_offsets); else NULL */
     const float *cols;   /* forward split by columns: the image's columns, its output (outT when transposed) */
     float *outb, *outT;
@@ -944,6 +990,12 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         float *dinb = j->din + (size_t)b * d->C * d->H * d->W;
         if (pointwise) {
             herdi_cpu_gemm(K, N, OC, j->w, 1, K, doutb, N, 1, dinb, N); /* w read transposed */
+#ifdef HAVE_AVX512_KERNEL
+        } else if (j->wR) { /* colR (N, K) = doutb^T * wR: tap-major columns, added without a transpose */
+            float *colR = col + col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d);
+            herdi_cpu_gemm(N, K, OC, doutb, 1, N, j->wR, K, 0, colR, K);
+            colr_to_image_add(dinb, col + col_floats(d), col, colR, d);
+#endif
         } else if (use_T(d)) { /* colT (N, K) = doutb^T * w, read in place; then col = colT^T */
             float *colT = col + col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d);
             herdi_cpu_gemm(N, K, OC, doutb, 1, N, j->w, K, 0, colT, K);
@@ -1011,10 +1063,17 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
         j.pos = direct_offsets(ex->workspace + (size_t)slots * slot_floats(d, 1), d);
         j.taps = j.pos + d->OH * d->OW;
     }
+    if (din && use_tap_major(d)) { /* once per call, before the images; the shared area is free here */
+        const int C = d->C, T = d->KH * d->KW, K = C * T;
+        j.wR = ex->workspace + (size_t)slots * slot_floats(d, 1);
+        for (int oc = 0; oc < d->OC; oc++)
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < T; t++) j.wR[(size_t)oc * K + (size_t)t * C + c] = w[(size_t)oc * K + (size_t)c * T + t];
+    }
     int64_t work = (int64_t)d->B * d->OC * d->OH * d->OW * d->C * d->KH * d->KW;
     cpu_for(ex, slots, CPU_NS_PER_MAC(work), conv_backward_slots, &j);
     if (mask_dout && din) { /* every image is masked now: din alone */
-        conv_job k = {.ex = ex, .d = d, .slots = slots, .din = din, .dout = dout, .w = w};
+        conv_job k = {.ex = ex, .d = d, .slots = slots, .din = din, .dout = dout, .w = w, .wR = j.wR};
         atomic_init(&k.next_image, 0);
         cpu_for(ex, slots, CPU_NS_PER_MAC(work) / 2, conv_backward_slots, &k);
     }
