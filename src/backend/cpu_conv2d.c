@@ -67,7 +67,7 @@ static int shape_prefers_T(const conv2d_dims *d) {
 static int use_T(const conv2d_dims *d) { return shape_prefers_T(d) && herdi_cpu_avx512_enabled() && group_images(d) == 1; }
 
 /* The transposed din product takes the weights' columns tap-major (colr_to_image_add): stride 1,
- * whose padded image (C*Hp*Wp floats) fits the slot's col scratch. */
+ * where the slot's col scratch (C*KH*KW*OH*OW floats) holds the C*H*W of an image. */
 static int use_tap_major(const conv2d_dims *d) {
 #ifdef HAVE_AVX512_KERNEL
     return use_T(d) && !is_pointwise(d) && d->SH == 1 && d->SW == 1;
@@ -380,37 +380,36 @@ static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d
 }
 /* din (one image, C x H x W) += col2im of colR (OH*OW, KH*KW*C): the transposed din product with
  * each position's columns ordered tap-major (the weights' columns permuted, conv_backward), so
- * that the C values one tap adds to one input position are contiguous. They are added into the
- * channels-last padded image P (Hp, Wp, C) a position at a time, positions in reverse raster
- * order: each element of P then receives its terms in ascending (kh, kw) order, the order
- * col2im_padded adds them, so the sums are bit-identical to transposing colR to col and calling
- * col_to_image_add; without that transpose and the lane-shifted expand-loads. scratch (C*Hp*Wp
- * floats) takes P transposed, whose interior rows are then added to din. Stride 1. */
-static TARGET_AVX512 void colr_to_image_add(float *din, float *P, float *scratch, const float *colR,
+ * that the C values one tap gives one input position are contiguous. Each input position sums
+ * its taps in registers, 16 channels at a time, starting from 0 in ascending (kh, kw) order: the
+ * order col2im_padded adds them into the zeroed padded image, so the sums are bit-identical to
+ * transposing colR to col and calling col_to_image_add, without that transpose, the padded
+ * image, its zeroing and the read-modify-writes. The sums land channels-last in hwc (H*W, C),
+ * then din += hwc^T through scratch (C, H*W). Stride 1. */
+static TARGET_AVX512 void colr_to_image_add(float *din, float *hwc, float *scratch, const float *colR,
                                             const conv2d_dims *d) {
-    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, OH = d->OH, OW = d->OW, C = d->C;
-    const size_t K = (size_t)C * d->KH * d->KW;
-    memset(P, 0, sizeof(float) * (size_t)Hp * Wp * C);
-    for (int oh = OH - 1; oh >= 0; oh--)
-        for (int ow = OW - 1; ow >= 0; ow--) {
-            const float *r = colR + ((size_t)oh * OW + ow) * K;
-            for (int kh = 0; kh < d->KH; kh++) {
-                float *row = P + ((size_t)(oh + kh) * Wp + ow) * C;
-                for (int kw = 0; kw < d->KW; kw++, r += C)
-                    for (int c = 0; c < C; c += 16) {
-                        __mmask16 m = cpu_lanes16(C - c);
-                        float *t = row + (size_t)kw * C + c;
-                        _mm512_mask_storeu_ps(t, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, t), _mm512_maskz_loadu_ps(m, r + c)));
+    const int H = d->H, W = d->W, OH = d->OH, OW = d->OW, C = d->C, KW = d->KW;
+    const size_t K = (size_t)C * d->KH * KW;
+    for (int ih = 0; ih < H; ih++) {
+        /* taps kh whose output row oh = ih + PH - kh lies in [0, OH) */
+        int kh0 = ih + d->PH - (OH - 1) > 0 ? ih + d->PH - (OH - 1) : 0, kh1 = ih + d->PH < d->KH - 1 ? ih + d->PH : d->KH - 1;
+        for (int iw = 0; iw < W; iw++) {
+            int kw0 = iw + d->PW - (OW - 1) > 0 ? iw + d->PW - (OW - 1) : 0, kw1 = iw + d->PW < KW - 1 ? iw + d->PW : KW - 1;
+            float *t = hwc + ((size_t)ih * W + iw) * C;
+            for (int c = 0; c < C; c += 16) {
+                __mmask16 m = cpu_lanes16(C - c);
+                __m512 acc = _mm512_setzero_ps();
+                for (int kh = kh0; kh <= kh1; kh++)
+                    for (int kw = kw0; kw <= kw1; kw++) { /* output position (ih + PH - kh, iw + PW - kw) */
+                        size_t n = (size_t)(ih + d->PH - kh) * OW + (size_t)(iw + d->PW - kw);
+                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, colR + n * K + (size_t)(kh * KW + kw) * C + c));
                     }
+                _mm512_mask_storeu_ps(t + c, m, acc);
             }
         }
-    herdi_cpu_transpose(scratch, P, Hp * Wp, C);
-    for (int c = 0; c < C; c++)
-        for (int h = 0; h < d->H; h++) {
-            const float *s = scratch + ((size_t)c * Hp + h + d->PH) * Wp + d->PW;
-            float *t = din + ((size_t)c * d->H + h) * d->W;
-            for (int w = 0; w < d->W; w++) t[w] += s[w];
-        }
+    }
+    herdi_cpu_transpose(scratch, hwc, H * W, C);
+    for (size_t e = 0; e < (size_t)C * H * W; e++) din[e] += scratch[e];
 }
 #endif
 
