@@ -260,13 +260,18 @@ int cmd_bench(int argc, char **argv) {
     if (herd_strategy_finish(strategy, &err)) goto fail; /* ZeRO-1: the last step's parameters arrive */
     double secs = herd_now() - t0, wait = herd_strategy_wait_seconds(strategy) - wait0;
     double cpu = process_cpu_seconds() - cpu0;
-    int64_t flops = 0;
+    /* useful FLOPs a sample: forward; training adds the weight gradient (as much again) and the
+     * input gradient (again) where a layer computes one: not for a layer that reads only the
+     * model's inputs (the first convolution), whose input gradient nothing needs */
+    double flops = 0;
     for (int i = 0; i < herd_model_layer_count(m); i++) {
         herd_layer_info li;
         herd_model_layer(m, i, &li);
-        flops += li.flops;
+        int ins[8], n_in = herd_model_layer_inputs(m, i, ins, 8), din = 0;
+        for (int k = 0; k < n_in && k < 8; k++) din |= ins[k] >= 0;
+        flops += (double)li.flops * (train_mode ? (din ? 3.0 : 2.0) : 1.0);
     }
-    double step_flops = (double)flops * global * (train_mode ? 3.0 : 1.0);
+    double step_flops = flops * global;
     if (rank == 0) {
         printf("bench: mode=%s ranks=%d batch=%d threads=%d backend=%s precision=%s steps=%d images_per_second=%.1f "
                "ms_per_step=%.3f gflops=%.2f cpu_ms_per_step=%.3f",
