@@ -413,8 +413,37 @@ static TARGET_AVX512 void colr_to_image_add(float *din, float *hwc, float *scrat
 }
 #endif
 
+#ifdef HAVE_AVX512_KERNEL
+/* pad_image, 16 floats at a time: each padded row one masked load (the image's lanes, zeros
+ * around them) and one store, instead of three libc calls on rows of 7..28 floats. */
+static TARGET_AVX512 void pad_image_avx512(float *P, const float *in, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, W = d->W;
+    for (int c = 0; c < d->C; c++)
+        for (int r = 0; r < Hp; r++) {
+            float *row = P + ((size_t)c * Hp + r) * Wp;
+            const int h = r - d->PH, inside = h >= 0 && h < d->H;
+            /* the row's float x is the image's x - PW: lanes [PW - o, PW + W - o) of the chunk at o */
+            const float *src = inside ? in + ((size_t)c * d->H + h) * W : NULL;
+            for (int o = 0; o < Wp; o += 16) {
+                int lo = d->PW - o, hi = d->PW + W - o;
+                lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
+                hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+                __mmask16 m = inside ? (__mmask16)(cpu_lanes16(hi) & ~cpu_lanes16(lo)) : 0;
+                __m512 v = _mm512_maskz_loadu_ps(m, m ? src + o - d->PW : row);
+                _mm512_mask_storeu_ps(row + o, cpu_lanes16(Wp - o), v);
+            }
+        }
+}
+#endif
+
 /* P = the image zero-padded by (PH, PW). */
 static void pad_image(float *P, const float *in, const conv2d_dims *d) {
+#ifdef HAVE_AVX512_KERNEL
+    if (herdi_cpu_avx512_enabled()) {
+        pad_image_avx512(P, in, d);
+        return;
+    }
+#endif
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
     for (int c = 0; c < d->C; c++) { /* zeros only where the image does not land: one pass */
         float *plane = P + (size_t)c * Hp * Wp;
