@@ -7,7 +7,9 @@
  * gathered side by side (C, B*n_t). At 2x2 that is 16 of im2col's 36 products per channel pair.
  * Every output is the bias plus, tap after tap, one fixed-order sum over C; the weight gradient
  * of a tap is one fixed-order sum over the batch's pairs; blocks of channels are fixed. So the
- * numbers do not depend on the thread count. HERD_CONV=gemm sends these shapes back to im2col. */
+ * numbers do not depend on the thread count. The products read W_t where it lies in the weight
+ * (its elements KH*KW floats apart, no copy per call), so this path needs a gemm kernel that
+ * takes any strides; under OpenBLAS, and with HERD_CONV=gemm, these shapes take im2col. */
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -54,11 +56,11 @@ static int taps_build(const conv2d_dims *d, taps *t) {
  * kernel; 4x4 keeps 69% and goes to Winograd) and the channels make products worth blocking. */
 int herdi_cpu_conv_taps_applies(const conv2d_dims *d) {
     taps t;
-    /* each call packs the weights per tap (the whole OC x C x 9 of them): under
-     * TAPS_MIN_POSITIONS output positions in the batch (batch-1 inference) that packing costs
-     * more than the products it serves, and im2col's one product reads the weights once */
+    /* each tap's product reads the whole OC x C weight of that tap: under TAPS_MIN_POSITIONS
+     * output positions in the batch (batch-1 inference) those products are a few columns wide
+     * and the weights are read KH*KW times for them; im2col's one product reads them once */
     if (d->C < 32 || d->OC < 32 || (int64_t)d->B * d->OH * d->OW < TAPS_MIN_POSITIONS || herdi_cpu_conv_gemm_only() ||
-        !taps_build(d, &t))
+        !herdi_cpu_gemm_any_strides() || !taps_build(d, &t))
         return 0;
     return 5 * t.start[t.n] <= 3 * d->OH * d->OW * d->KH * d->KW;
 }
@@ -70,18 +72,15 @@ static int max_pairs(const taps *t) {
     return m;
 }
 
-/* Floats between two taps' packed weights (or weight gradients): their size plus one cache line,
- * so that the taps' rows never fall in the same L1 set (a power-of-two stride would). */
+/* Floats between two taps' weight gradients: their size plus one cache line, so that the taps'
+ * rows never fall in the same L1 set (a power-of-two stride would). */
 static size_t tap_stride(size_t rows, size_t cols) { return cpu_round16(rows * cols) + 16; }
 
-/* Per thread: a block's weights packed per tap (or its weight gradient for every tap), then one
- * tap's product (TAPS_BLOCK, B*n). */
-static size_t pack_floats(const conv2d_dims *d, const taps *t) {
-    return t->n * tap_stride(TAPS_BLOCK, d->C > d->OC ? d->C : d->OC);
-}
-
+/* Per thread: a block's weight gradient for every tap (TAPS_BLOCK, C) a tap, or in forward and
+ * din one tap's product (TAPS_BLOCK, B*n). */
 static size_t slot_floats(const conv2d_dims *d, const taps *t) {
-    return pack_floats(d, t) + cpu_round16((size_t)TAPS_BLOCK * d->B * max_pairs(t));
+    size_t dw = t->n * tap_stride(TAPS_BLOCK, d->C), prod = cpu_round16((size_t)TAPS_BLOCK * d->B * max_pairs(t));
+    return dw > prod ? dw : prod;
 }
 
 /* [inputs gathered (C*B*pairs) | output gradients gathered (OC*B*pairs) | slots] */
@@ -149,30 +148,15 @@ static void gather_douts(void *ctx, int64_t b0, int64_t b1, int thread) {
         gather_pairs(j->yg, j->dout + (size_t)b * d->OC * N, d->OC, N, j->t->p, j->t, d->B, b);
 }
 
-/* pack[i] = the tap-i weights of m rows, row stride rs and column stride cs in pack[i], for
- * len columns: pack[i*ts + r*rs + l*cs] = w[(r0 + r, l), tap i], where w + r*wr + l*wl holds the
- * pair's KH*KW taps side by side (each read once, in order). */
-static void pack_taps(float *pack, size_t ts, size_t rs, size_t cs, const float *w, size_t wr, size_t wl,
-                      const taps *t, int m, int len) {
-    for (int r = 0; r < m; r++)
-        for (int l = 0; l < len; l++) {
-            const float *src = w + (size_t)r * wr + (size_t)l * wl;
-            float *dst = pack + (size_t)r * rs + (size_t)l * cs;
-            for (int i = 0; i < t->n; i++) dst[i * ts] = src[t->tap[i]];
-        }
-}
-
 static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
     const taps_job *j = ctx;
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
     const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B, KK = d->KH * d->KW;
-    float *pack = j->slots + (size_t)thread * j->slot, *T = pack + pack_floats(d, t);
-    const size_t ts = tap_stride(TAPS_BLOCK, C > OC ? C : OC);
+    float *T = j->slots + (size_t)thread * j->slot;
     for (int64_t blk = k0; blk < k1; blk++) {
         int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
-        /* W_t rows (m, C), row-major */
-        pack_taps(pack, ts, C, 1, j->w + (size_t)oc0 * C * KK, (size_t)C * KK, KK, t, m, C);
+        /* W_t rows (m, C): w[oc0 + r, c, tap], C*KK and KK apart */
         for (int b = 0; b < B; b++)
             for (int r = 0; r < m; r++) {
                 float *o = j->out + ((size_t)b * OC + oc0 + r) * N, v = j->b ? j->b[oc0 + r] : 0.0f;
@@ -180,7 +164,7 @@ static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
             }
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
-            herdi_cpu_gemm(m, cols, C, pack + i * ts, C, 1, j->xg + (size_t)C * B * s, cols, 0, T, cols);
+            herdi_cpu_gemm(m, cols, C, j->w + (size_t)oc0 * C * KK + t->tap[i], C * KK, KK, j->xg + (size_t)C * B * s, cols, 0, T, cols);
             for (int r = 0; r < m; r++)
                 for (int b = 0; b < B; b++) {
                     float *o = j->out + ((size_t)b * OC + oc0 + r) * N;
@@ -200,7 +184,7 @@ static void weight_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
     const int C = d->C, OC = d->OC, N = d->OH * d->OW, B = d->B, KK = d->KH * d->KW;
-    float *T = j->slots + (size_t)thread * j->slot; /* the pack area: (m, C) a tap */
+    float *T = j->slots + (size_t)thread * j->slot; /* (m, C) a tap */
     for (int64_t blk = k0; blk < k1; blk++) {
         int oc0 = (int)blk * TAPS_BLOCK, m = OC - oc0 < TAPS_BLOCK ? OC - oc0 : TAPS_BLOCK;
         for (int i = 0; i < t->n && j->dw; i++) {
@@ -228,15 +212,13 @@ static void input_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
     const conv2d_dims *d = j->d;
     const taps *t = j->t;
     const int C = d->C, OC = d->OC, HW = d->H * d->W, B = d->B, KK = d->KH * d->KW;
-    float *pack = j->slots + (size_t)thread * j->slot, *T = pack + pack_floats(d, t);
-    const size_t ts = tap_stride(TAPS_BLOCK, C > OC ? C : OC);
+    float *T = j->slots + (size_t)thread * j->slot;
     for (int64_t blk = k0; blk < k1; blk++) {
         int c0 = (int)blk * TAPS_BLOCK, m = C - c0 < TAPS_BLOCK ? C - c0 : TAPS_BLOCK;
-        /* W_t^T rows (m, OC) stored (OC, m): each output channel's m input channels side by side */
-        pack_taps(pack, ts, 1, m, j->w + (size_t)c0 * KK, KK, (size_t)C * KK, t, m, OC);
+        /* W_t^T rows (m, OC): w[oc, c0 + r, tap], KK and C*KK apart */
         for (int i = 0; i < t->n; i++) {
             int s = t->start[i], n = t->start[i + 1] - s, cols = B * n;
-            herdi_cpu_gemm(m, cols, OC, pack + i * ts, 1, m, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
+            herdi_cpu_gemm(m, cols, OC, j->w + (size_t)c0 * KK + t->tap[i], KK, (size_t)C * KK, j->yg + (size_t)OC * B * s, cols, 0, T, cols);
             for (int r = 0; r < m; r++)
                 for (int b = 0; b < B; b++) {
                     float *x = j->din + ((size_t)b * C + c0 + r) * HW;

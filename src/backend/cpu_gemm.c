@@ -195,6 +195,11 @@ int herdi_cpu_avx512_enabled(void) {
     return v == CPU_GEMM_AVX512;
 }
 
+int herdi_cpu_gemm_any_strides(void) {
+    if (atomic_load(&use_avx512) < 0) herdi_cpu_gemm_select(1);
+    return atomic_load(&use_avx512) != CPU_GEMM_OPENBLAS;
+}
+
 const char *herdi_cpu_gemm_kernel(void) {
     if (atomic_load(&use_avx512) < 0) herdi_cpu_gemm_select(1);
     int v = atomic_load(&use_avx512);

@@ -88,7 +88,8 @@ typedef struct cpu_gemm_epilogue {
     herd_act act;
 } cpu_gemm_epilogue;
 /* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
- * ars or acs equal to 1 (A stored either way round); B and C row-major with ldb, ldc.
+ * ars or acs equal to 1 (A stored either way round), or any strides where
+ * herdi_cpu_gemm_any_strides(); B and C row-major with ldb, ldc.
  * K = 0 gives zeros (or leaves C). Deterministic: each C element is one fixed-order sum. */
 void herdi_cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
               int accumulate, float *C, int ldc);
@@ -108,6 +109,9 @@ void herdi_cpu_transpose_ld(float *dst, size_t ldd, const float *src, size_t lds
  * (tests use it to cover both paths); herdi_cpu_gemm_select(1) restores the run-time choice: AVX-512
  * where the CPU has it, else AVX2/FMA, else OpenBLAS; HERD_CPU=avx2 skips AVX-512. */
 const char *herdi_cpu_gemm_kernel(void);
+/* 1 when herdi_cpu_gemm's kernel takes A at any strides (the AVX-512 and AVX2 kernels broadcast
+ * each element from where it lies; OpenBLAS needs one of them 1). */
+int herdi_cpu_gemm_any_strides(void);
 /* 1 when the AVX-512 paths are in use (same switch as herdi_cpu_gemm's kernel). */
 int herdi_cpu_avx512_enabled(void);
 void herdi_cpu_gemm_select(int allow_avx512);
