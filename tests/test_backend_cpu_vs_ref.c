@@ -760,7 +760,8 @@ static void bn_bits_run(int B, int C, int HW, const float *in, const float *gamm
 
 static void test_batchnorm_bits(void) {
     if (!herdi_cpu_avx512_enabled()) return;
-    const int shapes[][3] = {{4, 3, 3136}, {3, 5, 196}, {2, 4, 49}, {5, 2, 7}};
+    /* rows of 7, 4 and 1 (2x2 and 1x1 maps) lie wholly in the masked lanes of one vector */
+    const int shapes[][3] = {{4, 3, 3136}, {3, 5, 196}, {2, 4, 49}, {5, 2, 7}, {6, 5, 4}, {3, 4, 1}, {2, 3, 12}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
         size_t n = (size_t)B * C * HW;
