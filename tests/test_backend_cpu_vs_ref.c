@@ -450,6 +450,25 @@ static void test_gemm_epilogue_bits(void) {
     }
 }
 
+/* herdi_cpu_transpose_add: dst[c*ldd + r] += src[r*lds + c], the bits of the element-by-element
+ * loop, where dst rows are contiguous (ldd = rows: the tap path's dw, 9 taps of a channel side
+ * by side), farther apart (Winograd's fold into dw) or rows pass a 16-block; the floats between
+ * the rows of dst stay untouched. For the kernel selected now. */
+static void test_transpose_add_bits(void) {
+    const int shapes[][4] = {{9, 33, 9, 40}, {9, 13, 40, 16}, {20, 35, 23, 37}, {1, 1, 1, 1}, {16, 16, 16, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int rows = shapes[s][0], cols = shapes[s][1], ldd = shapes[s][2], lds = shapes[s][3];
+        size_t nd = (size_t)cols * ldd, ns = (size_t)rows * lds;
+        float *src = randv(ns), *got = randv(nd), *want = copyv(got, nd);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) want[(size_t)c * ldd + r] += src[(size_t)r * lds + c];
+        herdi_cpu_transpose_add(got, (size_t)ldd, src, (size_t)lds, rows, cols);
+        CHECK(!memcmp(got, want, nd * sizeof(float)), "transpose_add (%s) rows %d cols %d ldd %d lds %d: bits differ",
+              herdi_cpu_gemm_kernel(), rows, cols, ldd, lds);
+        free(src), free(got), free(want);
+    }
+}
+
 static void test_conv(void) {
     conv2d_dims fixed[] = {
         {.B = 3, .C = 1, .H = 28, .W = 28, .OC = 32, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
@@ -829,6 +848,7 @@ int main(void) {
     printf("conv gemm kernel: %s\n", herdi_cpu_gemm_kernel());
     test_conv();
     test_gemm_epilogue_bits();
+    test_transpose_add_bits();
     test_conv_direct_bits();
     test_conv_prepared_bits();
     test_conv_din_bits();
@@ -845,6 +865,7 @@ int main(void) {
         test_gemm_epilogue_bits();
         test_conv_prepared_bits();
         test_dense();
+        test_transpose_add_bits();
         test_pool();
         herdi_cpu_gemm_select(1);
     }

@@ -192,11 +192,16 @@ static void weight_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
             herdi_cpu_gemm(m, C, rows, j->yg + (size_t)OC * B * s + (size_t)oc0 * rows, rows, 1, j->xg + (size_t)C * B * s,
                      C, 0, T + i * tap_stride(m, C), C);
         }
-        for (int r = 0; r < m && j->dw; r++)
+        for (int r = 0; r < m && j->dw; r++) {
+            if (t->n == KK) { /* every tap, in order (2x2 maps): row r of each tap side by side, transposed */
+                herdi_cpu_transpose_add(j->dw + (size_t)(oc0 + r) * C * KK, KK, T + (size_t)r * C, tap_stride(m, C), KK, C);
+                continue;
+            }
             for (int c = 0; c < C; c++) {
                 float *dw = j->dw + ((size_t)(oc0 + r) * C + c) * KK;
                 for (int i = 0; i < t->n; i++) dw[t->tap[i]] += T[i * tap_stride(m, C) + (size_t)r * C + c];
             }
+        }
         for (int r = 0; r < m && j->db; r++) {
             float acc = 0.0f;
             for (int b = 0; b < B; b++) acc += cpu_sum_floats(j->dout + ((size_t)b * OC + oc0 + r) * N, N);

@@ -227,6 +227,44 @@ void herdi_cpu_transpose_ld(float *dst, size_t ldd, const float *src, size_t lds
     }
 }
 
+#ifdef HAVE_AVX512_KERNEL
+static TARGET_AVX512 void transpose_add_avx512(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                                               int cols) {
+    float t[16 * 16];
+    for (int r0 = 0; r0 < rows; r0 += 16)
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            int rr = rows - r0 < 16 ? rows - r0 : 16, cc = cols - c0 < 16 ? cols - c0 : 16;
+            if (ldd == (size_t)rr) { /* the block is cc*rr floats in a row of dst (r0 = 0): added 16 at a time,
+                                        not row by row, whose overlapping masked stores stall the next row's load */
+                transpose_block(t, ldd, src + c0, lds, rr, cc);
+                float *d = dst + (size_t)c0 * ldd;
+                for (int k = 0; k < cc * rr; k += 16) {
+                    __mmask16 m = cpu_lanes16(cc * rr - k);
+                    _mm512_mask_storeu_ps(d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + k), _mm512_maskz_loadu_ps(m, t + k)));
+                }
+                continue;
+            }
+            transpose_block(t, 16, src + (size_t)r0 * lds + c0, lds, rr, cc);
+            __mmask16 m = cpu_lanes16(rr);
+            for (int j = 0; j < cc; j++) {
+                float *d = dst + (size_t)(c0 + j) * ldd + r0;
+                _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, t + 16 * j)));
+            }
+        }
+}
+#endif
+
+void herdi_cpu_transpose_add(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
+#ifdef HAVE_AVX512_KERNEL
+    if (atomic_load_explicit(&use_avx512, memory_order_relaxed) == CPU_GEMM_AVX512) {
+        transpose_add_avx512(dst, ldd, src, lds, rows, cols);
+        return;
+    }
+#endif
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * ldd + r] += src[(size_t)r * lds + c];
+}
+
 /* The epilogue off the vector kernels, after C holds the sums (+ C when accumulate): the bias
  * added where the caller did not write it into C first, then the activation. */
 static void ep_after(int M, int N, const cpu_gemm_epilogue *ep, int bias_done, float *C, int ldc) {

@@ -105,6 +105,9 @@ void herdi_cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, 
 void herdi_cpu_transpose(float *dst, const float *src, int rows, int cols);
 /* the same with the rows of dst ldd floats apart and those of src lds apart (a block of a matrix) */
 void herdi_cpu_transpose_ld(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+/* dst[c*ldd + r] += src[r*lds + c] for r < rows, c < cols: a transposed block added in place (one
+ * add per element, so the sums are those of an element-by-element loop), 16x16 blocks as above. */
+void herdi_cpu_transpose_add(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 /* Which kernel herdi_cpu_gemm uses: "avx512", "avx2" or "openblas". herdi_cpu_gemm_select(0) forces OpenBLAS
  * (tests use it to cover both paths); herdi_cpu_gemm_select(1) restores the run-time choice: AVX-512
  * where the CPU has it, else AVX2/FMA, else OpenBLAS; HERD_CPU=avx2 skips AVX-512. */

@@ -133,17 +133,25 @@ typedef struct wino_job {
 
 /* ---- kernel transforms ---- */
 
+/* k[e] (e = 0..8), lane l = g[l*gstride + e], or tap 8 - e when flip, for the lanes under m (the
+ * others 0): the 16 kernels' 9 taps read as rows and turned into 9 vectors by a transpose. The
+ * 9 strided gathers this replaces ran at a fraction of a load's rate on this CPU (a kernel
+ * transform per 16 kernels, in forward and din). */
+static TARGET_AVX512 void load_kernels16(__m512 k[9], const float *g, int gstride, int flip, __mmask16 m) {
+    float taps[9 * 16];
+    int n = 0;
+    while (n < 16 && (m >> n & 1)) n++; /* lanes [0, n): m is always a prefix */
+    herdi_cpu_transpose_ld(taps, (size_t)n, g, (size_t)gstride, n, 9); /* taps[e*n + l] */
+    for (int e = 0; e < 9; e++) k[e] = _mm512_maskz_loadu_ps(m, taps + (flip ? 8 - e : e) * n);
+}
 
 /* u[k] (k = 0..15, at u + k*ustride) = (G g G^T)[k] for 16 kernels side by side (lanes m):
  * lane l's 3x3 kernel has its tap e at g[l*gstride + e] (e = 3*row + col), or flipped (8 - e). */
 static TARGET_AVX512 void kernels_to_u(float *u, size_t ustride, const float *g, int gstride, int flip,
                                        __mmask16 m) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(gstride));
     const __m512 half = _mm512_set1_ps(0.5f);
     __m512 k[9], t[4][3];
-    for (int e = 0; e < 9; e++)
-        k[e] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + (flip ? 8 - e : e), 4);
+    load_kernels16(k, g, gstride, flip, m);
     for (int c = 0; c < 3; c++) { /* t = G g */
         __m512 g0 = k[c], g1 = k[3 + c], g2 = k[6 + c];
         t[0][c] = g0;
@@ -206,11 +214,8 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void g6(__m512 u[6], 
 
 /* kernels_to_u for F(4x4): u[k] (k = 0..35) = (G g G^T)[k] */
 static TARGET_AVX512 void kernels_to_u6(float *u, size_t ustride, const float *g, int gstride, int flip, __mmask16 m) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(gstride));
     __m512 k[9], t[3][6], r[6];
-    for (int e = 0; e < 9; e++)
-        k[e] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + (flip ? 8 - e : e), 4);
+    load_kernels16(k, g, gstride, flip, m);
     for (int c = 0; c < 3; c++) g6(t[c], k[c], k[3 + c], k[6 + c]); /* t[c] = column c of G g */
     for (int a = 0; a < 6; a++) {                                  /* row a of (G g) G^T */
         g6(r, t[0][a], t[1][a], t[2][a]);
@@ -285,18 +290,15 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void gt6(__m512 r[3],
 /* F(4x4), 16 output channels side by side (lanes under m): dw[lane*wstride + 3e + f] +=
  * (G^T dU G)[e][f], the lane's dU[k] at du[k*plane + lane] */
 static TARGET_AVX512 void fold_dw6(float *dw, int wstride, const float *du, size_t plane, __mmask16 m) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(wstride));
-    __m512 q[6][6], s[6][3], r[3];
+    __m512 q[6][6], s[6][3], r[9];
     for (int k = 0; k < 36; k++) q[k / 6][k % 6] = _mm512_maskz_loadu_ps(m, du + (size_t)k * plane);
     for (int b = 0; b < 6; b++) gt6(s[b], q[0][b], q[1][b], q[2][b], q[3][b], q[4][b], q[5][b]); /* G^T dU */
-    for (int e = 0; e < 3; e++) {                                                                /* (G^T dU) G */
-        gt6(r, s[0][e], s[1][e], s[2][e], s[3][e], s[4][e], s[5][e]);
-        for (int f = 0; f < 3; f++) {
-            __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, dw + 3 * e + f, 4);
-            _mm512_mask_i32scatter_ps(dw + 3 * e + f, m, idx, _mm512_add_ps(g, r[f]), 4);
-        }
-    }
+    for (int e = 0; e < 3; e++) gt6(r + 3 * e, s[0][e], s[1][e], s[2][e], s[3][e], s[4][e], s[5][e]); /* (G^T dU) G */
+    float taps[9 * 16]; /* lane l's 9 sums into dw[l*wstride ..]: a transposed add, not 9 scatters */
+    for (int e = 0; e < 9; e++) _mm512_storeu_ps(taps + 16 * e, r[e]);
+    int n = 0;
+    while (n < 16 && (m >> n & 1)) n++;
+    herdi_cpu_transpose_add(dw, (size_t)wstride, taps, 16, 9, n);
 }
 
 /* Weight gradient: dw[oc][c] += G^T dU G with dU[k] read from dU^T [K][C][OC]; items are blocks
