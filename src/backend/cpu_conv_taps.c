@@ -52,8 +52,8 @@ static int taps_build(const conv2d_dims *d, taps *t) {
 
 #define TAPS_MIN_POSITIONS 16
 
-/* Taken when the pairs are at most 70% of im2col's products and the channels make products
- * worth blocking: under a 3x3 kernel, maps of 1x1 (1/9), 2x2 (44%), 3x3 (60%), 4x4 (69%; the
+/* Taken when the pairs are at most 70% of im2col's products (past 60%: batches of more than 64
+ * output positions) and the channels make products worth blocking: under a 3x3 kernel, maps of 1x1 (1/9), 2x2 (44%), 3x3 (60%), 4x4 (69%; the
  * wide ones take Winograd first) and stride 2 from 4x4 onto 2x2 (25 of 36, ResNet-18's
  * layer4.0.conv1 at 64x64). With the weights read in place (no packing), the 69% shapes ran
  * faster here than in im2col: batch 32, one thread, CPU time, forward / dw / din: 256 -> 512
@@ -67,7 +67,11 @@ int herdi_cpu_conv_taps_applies(const conv2d_dims *d) {
     if (d->C < 32 || d->OC < 32 || (int64_t)d->B * d->OH * d->OW < TAPS_MIN_POSITIONS || herdi_cpu_conv_gemm_only() ||
         !herdi_cpu_gemm_any_strides() || !taps_build(d, &t))
         return 0;
-    return 10 * t.start[t.n] <= 7 * d->OH * d->OW * d->KH * d->KW;
+    const int64_t S = t.start[t.n], full = (int64_t)d->OH * d->OW * d->KH * d->KW;
+    /* past 60%, only with more output positions than one grouped im2col product holds (64): a
+     * few images of such maps keep im2col's forms (the narrow one of few images with weights
+     * prepared for inference, whose bits a call must give with or without the preparation) */
+    return 5 * S <= 3 * full || (10 * S <= 7 * full && (int64_t)d->B * d->OH * d->OW > 64);
 }
 
 static int max_pairs(const taps *t) {
