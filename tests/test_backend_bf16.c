@@ -153,7 +153,7 @@ static void conv_case(const herd_backend *be, conv2d_dims d, int with_bias) {
         }
         /* fused ReLU: out = max(conv, 0); backward masks dout in place, then the same products */
         float *o = zerov(nout), *g = copyv(dout, nout), *di = copyv(din0, nin), *dwr = copyv(dw0, nw);
-        be->conv2d_forward_act(&ex, o, in, w, b, &d, HERD_ACT_RELU);
+        be->conv2d_forward_act(&ex, o, in, w, b, &d, &(conv2d_post){.act = HERD_ACT_RELU});
         int relu_ok = 1;
         for (size_t i = 0; i < nout; i++) relu_ok &= o[i] == (out[0][i] > 0 ? out[0][i] : 0.0f);
         CHECK(relu_ok, "conv forward_relu [%s]: not max(forward, 0)", shape);

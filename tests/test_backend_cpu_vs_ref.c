@@ -182,7 +182,7 @@ static void conv_case(conv2d_dims d, int with_bias) {
             float *dia = copyv(din0, nin), *dwa = copyv(dw0, nw), *dba = copyv(db0, d.OC);
             ref->conv2d_forward(&none, pre, in, w4, b4, &d);
             ref->act_forward(&none, oa_r, pre, (int64_t)nout, act, 0);
-            cpu->conv2d_forward_act(&ex, oa, in, w4, b4, &d, act);
+            cpu->conv2d_forward_act(&ex, oa, in, w4, b4, &d, &(conv2d_post){.act = act});
             compare_scaled(what[k][0], shape, oa, oa_r, nout, kf, 4.0); /* sums of w*4 * x */
             ref->act_backward_inplace(&none, ga_r, oa_r, (int64_t)nout, act);
             ref->conv2d_backward(&none, dia_r, dwa_r, dba_r, ga_r, in, w4, &d);
@@ -193,6 +193,26 @@ static void conv_case(conv2d_dims d, int with_bias) {
             compare(what[k][4], shape, dba, dba_r, d.OC, kw_len);
             free(w4), free(b4), free(pre), free(oa_r), free(oa), free(ga_r), free(ga);
             free(dia_r), free(dwa_r), free(dba_r), free(dia), free(dwa), free(dba);
+        }
+        /* a batch norm folded in (an inference plan), then no activation, ReLU or ReLU6: the bits of
+         * this conv, the cpu batch norm's eval pass and the act op run one after the other */
+        {
+            float *gm = randv(d.OC), *bt = randv(d.OC), *mu = randv(d.OC), *var = randv(d.OC);
+            float *sc = nanv(d.OC), *sh = nanv(d.OC), *bn = nanv(nout);
+            for (int c = 0; c < d.OC; c++) var[c] = var[c] * var[c] + 0.01f, gm[c] *= 4.0f; /* beyond ReLU6's 6 */
+            cpu->batchnorm_eval_affine(sc, sh, gm, bt, mu, var, d.OC, 1e-5f);
+            cpu->batchnorm_forward_eval(&ex, bn, out[0], gm, bt, mu, var, d.B, d.OC, d.OH * d.OW, 1e-5f);
+            for (int k = 0; k < 3; k++) {
+                const herd_act act = k == 0 ? HERD_ACT_NONE : k == 1 ? HERD_ACT_RELU : HERD_ACT_RELU6;
+                float *want = copyv(bn, nout), *got = nanv(nout);
+                if (act) cpu->act_forward(&ex, want, want, (int64_t)nout, act, 0);
+                cpu->conv2d_forward_act(&ex, got, in, w, b, &d, &(conv2d_post){.scale = sc, .shift = sh, .act = act});
+                CHECK(!memcmp(got, want, nout * sizeof(float)),
+                      "conv + folded batch norm (act %d) [%s], %d threads: not the bits of conv, batch norm, act apart",
+                      (int)act, shape, T);
+                free(want), free(got);
+            }
+            free(gm), free(bt), free(mu), free(var), free(sc), free(sh), free(bn);
         }
         free_ws(&wsp, shape);
         for (int run = 0; run < 2; run++) free(out[run]), free(din[run]), free(dw[run]), free(db[run]);
@@ -314,9 +334,9 @@ static void test_conv_prepared_bits(void) {
             for (int k = 0; k < 3; k++) {
                 herd_act act = k == 0 ? HERD_ACT_NONE : k == 1 ? HERD_ACT_RELU : HERD_ACT_RELU6;
                 float *a = nanv(nout), *p1 = nanv(nout), *p2 = nanv(nout);
-                cpu->conv2d_forward_act(&plain, a, in, w, b, &d, act);
-                cpu->conv2d_forward_act(&ex, p1, in, w, b, &d, act); /* fills the prep (k = 0) */
-                cpu->conv2d_forward_act(&ex, p2, in, w, b, &d, act); /* reads it */
+                cpu->conv2d_forward_act(&plain, a, in, w, b, &d, &(conv2d_post){.act = act});
+                cpu->conv2d_forward_act(&ex, p1, in, w, b, &d, &(conv2d_post){.act = act}); /* fills the prep (k = 0) */
+                cpu->conv2d_forward_act(&ex, p2, in, w, b, &d, &(conv2d_post){.act = act}); /* reads it */
                 CHECK(!memcmp(a, p1, nout * sizeof(float)) && !memcmp(a, p2, nout * sizeof(float)),
                       "[%s] %d threads act %d: prepared weights change the bits", shape, T, (int)act);
                 if (k == 0) {

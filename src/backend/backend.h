@@ -45,6 +45,15 @@ typedef struct herd_exec {
     int *prep_tag;
 } herd_exec;
 
+/* What a conv does to each output after its sum and bias, while the output is in cache: with
+ * scale, v = v * scale[oc] + shift[oc], a multiply then an add (the two roundings of the cpu
+ * backend's batch norm in eval, which an inference plan folds into the conv before it:
+ * batchnorm_eval_affine), then act(v) (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6). */
+typedef struct conv2d_post {
+    const float *scale, *shift; /* (OC) each, or NULL */
+    herd_act act;
+} conv2d_post;
+
 typedef struct herd_backend {
     const char *name;
     /* NULL if this machine can run the backend, else one line saying why not (NULL entry: always). */
@@ -85,11 +94,17 @@ typedef struct herd_backend {
     void (*act_forward)(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
     void (*act_backward)(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                          int64_t n, herd_act act, float alpha);
-    /* conv2d_forward then out = act(out), act HERD_ACT_RELU (max(out, 0)) or HERD_ACT_RELU6
-     * (min(max(out, 0), 6)), each output while it is still in cache: the executor's fused
-     * conv + activation. NULL = not offered (the executor runs the two apart). */
+    /* conv2d_forward then post (conv2d_post: a folded batch norm's scale and shift, then act
+     * HERD_ACT_RELU (max(out, 0)) or HERD_ACT_RELU6 (min(max(out, 0), 6))), each output while it
+     * is still in cache: the executor's fused conv + batch norm + activation. NULL = not offered
+     * (the layer runs them apart). */
     void (*conv2d_forward_act)(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                               const conv2d_dims *d, herd_act act);
+                               const conv2d_dims *d, const conv2d_post *post);
+    /* The batch norm of batchnorm_forward_eval as out = in * scale[c] + shift[c] (a multiply then
+     * an add, its exact bits) for an inference plan to fold into the conv before it; NULL: this
+     * backend's batch norm is not such an affine (the planner leaves it alone). */
+    void (*batchnorm_eval_affine)(float *scale, float *shift, const float *gamma, const float *beta,
+                                  const float *running_mean, const float *running_var, int C, float eps);
     /* Backward of a ReLU or ReLU6 computed in place (out aliases in, dout aliases din):
      * g[i] = out[i] > 0 (and < 6 for ReLU6) ? g[i] : 0. Overwrites, as the buffer is the
      * producer's dout and the activation is its only consumer; out lies strictly inside

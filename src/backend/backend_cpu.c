@@ -19,6 +19,7 @@ const herd_backend herd_backend_cpu = {
     .batchnorm_forward_train = herdi_cpu_batchnorm_forward_train,
     .batchnorm_forward_eval = herdi_cpu_batchnorm_forward_eval,
     .batchnorm_backward = herdi_cpu_batchnorm_backward,
+    .batchnorm_eval_affine = herdi_cpu_batchnorm_eval_affine,
     .act_forward = herdi_cpu_act_forward,
     .act_backward = herdi_cpu_act_backward,
     .conv2d_forward_act = herdi_cpu_conv_forward_act,

@@ -153,6 +153,15 @@ void herdi_cpu_act_apply_inplace(float *x, int64_t n, herd_act act) {
         }
 }
 
+void herdi_cpu_post_plane(float *x, int64_t n, const conv2d_post *post, int oc) {
+    if (!post) return;
+    if (post->scale) { /* a multiply then an add, as the batch norm's own pass (no contraction in ISO C) */
+        const float s = post->scale[oc], t = post->shift[oc];
+        for (int64_t i = 0; i < n; i++) x[i] = x[i] * s + t;
+    }
+    if (post->act) herdi_cpu_act_apply_inplace(x, n, post->act);
+}
+
 void herdi_cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act) {
     if (act == HERD_ACT_RELU6)
         for (int64_t i = 0; i < n; i++) {

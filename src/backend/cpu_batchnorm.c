@@ -239,14 +239,27 @@ void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *m
     cpu_for(ex, C, 2 * ns, bn_normalize_channels, &j);
 }
 
+/* Channel c of the eval forward as y = x * scale + shift. */
+static void bn_eval_affine_channel(const float *gamma, const float *beta, const float *mean, const float *var, int64_t c,
+                                   float eps, float *scale, float *shift) {
+    float rs = 1.0f / sqrtf(var[c] + eps);
+    float g = gamma ? gamma[c] : 1.0f, be = beta ? beta[c] : 0.0f;
+    *scale = g * rs, *shift = be - mean[c] * *scale;
+}
+
+void herdi_cpu_batchnorm_eval_affine(float *scale, float *shift, const float *gamma, const float *beta,
+                                     const float *running_mean, const float *running_var, int C, float eps) {
+    for (int c = 0; c < C; c++)
+        bn_eval_affine_channel(gamma, beta, running_mean, running_var, c, eps, &scale[c], &shift[c]);
+}
+
 static void bn_eval_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
     (void)thread;
     const bn_job *j = ctx;
     const size_t CHW = (size_t)j->C * j->HW;
     for (int64_t c = c0; c < c1; c++) {
-        float rs = 1.0f / sqrtf(j->rvar_in[c] + j->eps);
-        float g = j->gamma ? j->gamma[c] : 1.0f, be = j->beta ? j->beta[c] : 0.0f;
-        float scale = g * rs, shift = be - j->rmean_in[c] * scale;
+        float scale, shift;
+        bn_eval_affine_channel(j->gamma, j->beta, j->rmean_in, j->rvar_in, c, j->eps, &scale, &shift);
         for (int b = 0; b < j->B; b++) {
             const float *x = j->in + b * CHW + (size_t)c * j->HW;
             float *y = j->out + b * CHW + (size_t)c * j->HW;

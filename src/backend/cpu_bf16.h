@@ -67,7 +67,7 @@ const char *herdi_cpu_conv_bf16_unsupported(const conv2d_dims *d);
 void herdi_cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                            const conv2d_dims *d);
 void herdi_cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                               const conv2d_dims *d, herd_act act);
+                               const conv2d_dims *d, const conv2d_post *post);
 void herdi_cpu_conv_bf16_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
 void herdi_cpu_conv_bf16_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout,

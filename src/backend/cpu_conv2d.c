@@ -507,6 +507,7 @@ typedef struct conv_job {
     int slots;
     atomic_int next_image; /* dynamic hand-out: the two vCPUs of the dev VM run at unequal speeds */
     herd_act act;          /* forward: the ReLU/ReLU6 the gemm applies as it stores (HERD_ACT_NONE: none) */
+    const float *scale, *shift; /* forward: a folded batch norm the gemm applies before act (conv2d_post), or NULL */
     float *mask_dout;      /* backward: dout to mask in place by the fused activation's output first, or NULL */
     const float *relu_out; /* ... that output, and the activation (act) */
     int skip_din;          /* backward: leave din to a second pass (it must wait for every mask) */
@@ -564,7 +565,7 @@ static void conv_forward_groups(void *ctx, int64_t s0, int64_t s1, int thread) {
         if (b >= d->B) break;
         int n = d->B - b < G ? d->B - b : G, GN = n * N;
         group_to_cols(&g, j->in, b, n, d);
-        const cpu_gemm_epilogue ep = {.bias = j->b, .act = j->act};
+        const cpu_gemm_epilogue ep = {.bias = j->b, .act = j->act, .scale = j->scale, .shift = j->shift};
         herdi_cpu_gemm_ep(OC, GN, K, j->w, K, 1, g.gcol, GN, 0, &ep, g.gout, GN);
         for (int i = 0; i < n; i++) {
             float *outb = j->out + (size_t)(b + i) * OC * N;
@@ -708,7 +709,8 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         float *outb = j->out + (size_t)b * d->OC * N;
         float *pad = col + col_floats(d), *outT = pad + padded_floats(d);
         /* bias and activation in the gemm's store (per column of the transposed forms) */
-        const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
+        const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act, .scale = j->scale,
+                                      .shift = j->shift};
         if (j->pos) { /* outT (N, OC) = act(the padded image's columns^T * wT + bias); out = outT^T */
             pad_image(pad, inb, d);
             herdi_cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, 0, &ep, outT, d->OC);
@@ -755,7 +757,8 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
         int n0 = cols * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (n0 >= N) break;
         int nb = N - n0 < cols ? N - n0 : cols;
-        const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act};
+        const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act, .scale = j->scale,
+                                      .shift = j->shift};
         if (j->pos) /* direct: j->cols is the padded image */
             herdi_cpu_gemm_offsets(nb, OC, K, j->cols, j->pos + n0, j->taps, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC,
                                    OC);
@@ -874,7 +877,8 @@ static void conv_forward_narrow_blocks(void *ctx, int64_t s0, int64_t s1, int th
         int oc0 = 32 * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
         if (oc0 >= OC) break;
         int nb = OC - oc0 < 32 ? OC - oc0 : 32, N = d->OH * d->OW;
-        const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act};
+        const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act,
+                                      .scale = j->scale ? j->scale + oc0 : NULL, .shift = j->scale ? j->shift + oc0 : NULL};
         float *blk = j->outT + (size_t)oc0 * R; /* (R, nb): this block's columns of outT */
         if (j->pos) /* one image, read in place: j->cols is the padded image */
             herdi_cpu_gemm_offsets(R, nb, K, j->cols, j->pos, j->taps, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
@@ -914,23 +918,24 @@ static void conv_forward_narrow(conv_job *j) {
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                         const conv2d_dims *d, herd_act act) {
+                         const conv2d_dims *d, const conv2d_post *post) {
     if (winograd_fits(ex, d)) {
-        herdi_cpu_winograd_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU, prepared_wino(ex, w, d));
-        if (act == HERD_ACT_RELU6) herdi_cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
+        herdi_cpu_winograd_forward(ex, out, in, w, b, d, post, prepared_wino(ex, w, d));
         return;
     }
     if (taps_fit(ex, d)) {
-        herdi_cpu_conv_taps_forward(ex, out, in, w, b, d, act);
+        herdi_cpu_conv_taps_forward(ex, out, in, w, b, d, post);
         return;
     }
     int slots = conv_slots(ex, d, 0);
     if (slots == 0) { /* caller planned too little workspace: stay correct, just slow */
         herdi_ref_conv2d_forward(out, in, w, b, d);
-        if (act) herdi_cpu_act_apply_inplace(out, (int64_t)d->B * d->OC * d->OH * d->OW, act);
+        const int64_t N = (int64_t)d->OH * d->OW;
+        for (int64_t p = 0; post && p < (int64_t)d->B * d->OC; p++) herdi_cpu_post_plane(out + p * N, N, post, (int)(p % d->OC));
         return;
     }
-    conv_job j = {.ex = ex, .d = d, .slots = slots, .act = act, .out = out, .in = in, .w = w, .b = b};
+    conv_job j = {.ex = ex, .d = d, .slots = slots, .act = post ? post->act : HERD_ACT_NONE, .out = out, .in = in,
+                  .w = w, .b = b, .scale = post ? post->scale : NULL, .shift = post ? post->shift : NULL};
     const float *panels = prepared_panels(ex, w, d);
     if (use_narrow(d, panels)) {
         j.panels = panels;
@@ -957,12 +962,12 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
 
 void herdi_cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d) {
-    conv_forward(ex, out, in, w, b, d, HERD_ACT_NONE);
+    conv_forward(ex, out, in, w, b, d, NULL);
 }
 
 void herdi_cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                            const conv2d_dims *d, herd_act act) {
-    conv_forward(ex, out, in, w, b, d, act);
+                            const conv2d_dims *d, const conv2d_post *post) {
+    conv_forward(ex, out, in, w, b, d, post);
 }
 
 /* Two phases in one pool call: dw/db over a fixed split of the batch into slots (the

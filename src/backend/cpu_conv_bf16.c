@@ -235,9 +235,16 @@ void herdi_cpu_conv_bf16_forward(const herd_exec *ex, float *out, const float *i
     conv_forward(ex, out, in, w, b, d, 0);
 }
 
-/* ReLU fused per image; ReLU6 as a pass after the convolution */
+/* ReLU fused per image; ReLU6, or a folded batch norm and its activation, as a pass after the convolution */
 void herdi_cpu_conv_bf16_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                               const conv2d_dims *d, herd_act act) {
+                               const conv2d_dims *d, const conv2d_post *post) {
+    const herd_act act = post ? post->act : HERD_ACT_NONE;
+    if (post && post->scale) {
+        conv_forward(ex, out, in, w, b, d, 0);
+        const int64_t N = (int64_t)d->OH * d->OW;
+        for (int64_t p = 0; p < (int64_t)d->B * d->OC; p++) herdi_cpu_post_plane(out + p * N, N, post, (int)(p % d->OC));
+        return;
+    }
     conv_forward(ex, out, in, w, b, d, act == HERD_ACT_RELU);
     if (act == HERD_ACT_RELU6) herdi_cpu_act_forward(ex, out, out, (int64_t)d->B * d->OC * d->OH * d->OW, act, 0);
 }

@@ -18,6 +18,7 @@ typedef struct convg_job {
     float *out, *din, *dw, *db;
     const float *in, *w, *b, *dout;
     herd_act act; /* forward: the fused ReLU/ReLU6 (HERD_ACT_NONE: none) */
+    const float *scale, *shift; /* forward: a folded batch norm applied before act (conv2d_post), or NULL */
 } convg_job;
 
 /* Output positions [*lo, *hi) of one row whose tap k (dilated by dil) lands inside [0, n):
@@ -69,7 +70,8 @@ static void convg_forward_units(void *ctx, int64_t u0, int64_t u1, int thread) {
                         row_axpy(o, row - d->PW + kw * d->DW, wp[(c * KH + kh) * KW + kw], ow0, ow1, SW);
                     }
                 }
-            if (j->act) herdi_cpu_act_apply_inplace(o, OW, j->act);
+            const conv2d_post post = {.scale = j->scale, .shift = j->shift, .act = j->act};
+            herdi_cpu_post_plane(o, OW, &post, oc);
         }
     }
 }
@@ -94,7 +96,7 @@ static inline uint32_t lane_bits(int lo, int hi) {
  * 31 consecutive floats, the even lanes kept). Masked lanes are never touched. */
 static inline TARGET_AVX512 __attribute__((always_inline)) void convg_tile(
     const int RB, const int NCH, const int SW, const convg_job *j, const float *inp, const float *wp, __m512 bias,
-    float *outp, int oh0, int rb, int o0, const uint32_t *mask, __mmask16 last) {
+    __m512 sc, __m512 sh, float *outp, int oh0, int rb, int o0, const uint32_t *mask, __mmask16 last) {
     const conv2d_dims *d = j->d;
     const int Cg = d->C / d->G, H = d->H, W = d->W, OW = d->OW, KH = d->KH, KW = d->KW;
     const __m512i even = cpu_even_lanes();
@@ -133,7 +135,9 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void convg_tile(
         if (r >= rb) break;
         float *o = outp + (int64_t)(oh0 + r) * OW + o0;
         for (int ch = 0; ch < NCH; ch++) {
-            __m512 v = cpu_act_vec16(acc[r][ch], j->act); /* as herdi_cpu_act_apply_inplace */
+            __m512 v = acc[r][ch];
+            if (j->scale) v = _mm512_add_ps(_mm512_mul_ps(v, sc), sh); /* the batch norm's multiply then add */
+            v = cpu_act_vec16(v, j->act); /* as herdi_cpu_act_apply_inplace */
             _mm512_mask_storeu_ps(o + ch * 16, ch == NCH - 1 ? last : (__mmask16)0xFFFF, v);
         }
     }
@@ -143,11 +147,11 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void convg_tile(
 #define CONVG_ROWS(nch) ((nch) >= 5 ? 1 : 8 / (nch))
 
 static inline TARGET_AVX512 __attribute__((always_inline)) void convg_block(
-    const int NCH, const int SW, const convg_job *j, const float *inp, const float *wp, __m512 bias, float *outp,
-    int o0, const uint32_t *mask, __mmask16 last) {
+    const int NCH, const int SW, const convg_job *j, const float *inp, const float *wp, __m512 bias, __m512 sc,
+    __m512 sh, float *outp, int o0, const uint32_t *mask, __mmask16 last) {
     for (int oh = 0; oh < j->d->OH; oh += CONVG_ROWS(NCH)) {
         int rb = j->d->OH - oh < CONVG_ROWS(NCH) ? j->d->OH - oh : CONVG_ROWS(NCH);
-        convg_tile(CONVG_ROWS(NCH), NCH, SW, j, inp, wp, bias, outp, oh, rb, o0, mask, last);
+        convg_tile(CONVG_ROWS(NCH), NCH, SW, j, inp, wp, bias, sc, sh, outp, oh, rb, o0, mask, last);
     }
 }
 
@@ -166,6 +170,7 @@ static TARGET_AVX512 void convg_forward_units_avx512(void *ctx, int64_t u0, int6
         const float *inp = j->in + ((int64_t)n * d->C + (int64_t)(oc / OCg) * Cg) * H * W;
         const float *wp = j->w + (int64_t)oc * Cg * KH * KW;
         const __m512 bias = _mm512_set1_ps(j->b ? j->b[oc] : 0.0f);
+        const __m512 sc = _mm512_set1_ps(j->scale ? j->scale[oc] : 1.0f), sh = _mm512_set1_ps(j->scale ? j->shift[oc] : 0.0f);
         float *outp = j->out + u * d->OH * OW;
         for (int o0 = 0; o0 < OW; o0 += 128) {
             const int nch = (OW - o0 < 128 ? OW - o0 + 15 : 128) / 16, nl = OW - o0 - 16 * (nch - 1);
@@ -178,8 +183,8 @@ static TARGET_AVX512 void convg_forward_units_avx512(void *ctx, int64_t u0, int6
             const __mmask16 last = (__mmask16)lane_bits(0, nl);
 #define CONVG_CASE(k)                                                                                              \
     case k:                                                                                                        \
-        if (SW == 1) convg_block(k, 1, j, inp, wp, bias, outp, o0, mask, last);                                    \
-        else convg_block(k, 2, j, inp, wp, bias, outp, o0, mask, last);                                            \
+        if (SW == 1) convg_block(k, 1, j, inp, wp, bias, sc, sh, outp, o0, mask, last);                            \
+        else convg_block(k, 2, j, inp, wp, bias, sc, sh, outp, o0, mask, last);                                    \
         break;
             switch (nch) {
                 CONVG_CASE(1) CONVG_CASE(2) CONVG_CASE(3) CONVG_CASE(4)
@@ -275,8 +280,9 @@ static int64_t convg_macs(const conv2d_dims *d) {
 }
 
 static void convg_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, herd_act act) {
-    convg_job j = {.d = d, .out = out, .in = in, .w = w, .b = b, .act = act};
+                          const conv2d_dims *d, const conv2d_post *post) {
+    convg_job j = {.d = d, .out = out, .in = in, .w = w, .b = b, .act = post ? post->act : HERD_ACT_NONE,
+                   .scale = post ? post->scale : NULL, .shift = post ? post->shift : NULL};
     herd_range_fn fn = convg_forward_units;
 #ifdef HAVE_AVX512_KERNEL
     if ((d->SW == 1 || d->SW == 2) && d->KW <= CONVG_MAX_KW && herdi_cpu_avx512_enabled()) fn = convg_forward_units_avx512;
@@ -302,14 +308,14 @@ size_t herdi_cpu_conv_prepared(const conv2d_dims *d) { return conv2d_is_grouped(
 
 void herdi_cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                       const conv2d_dims *d) {
-    if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, HERD_ACT_NONE);
+    if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, NULL);
     else herdi_cpu_conv2d_forward(ex, out, in, w, b, d);
 }
 
 void herdi_cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, herd_act act) {
-    if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, act);
-    else herdi_cpu_conv2d_forward_act(ex, out, in, w, b, d, act);
+                          const conv2d_dims *d, const conv2d_post *post) {
+    if (conv2d_is_grouped(d)) convg_forward(ex, out, in, w, b, d, post);
+    else herdi_cpu_conv2d_forward_act(ex, out, in, w, b, d, post);
 }
 
 void herdi_cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,

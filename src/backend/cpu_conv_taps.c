@@ -108,7 +108,7 @@ typedef struct taps_job {
     const float *in, *w, *b, *dout;
     float *xg, *yg, *slots;
     size_t slot;
-    herd_act act;
+    const conv2d_post *post; /* forward: a folded batch norm and the activation (NULL: none) */
 } taps_job;
 
 /* For image b of a batch of B, each tap i's pairs side by side: dst + ch*B*start_i holds (ch, B*n_i),
@@ -181,8 +181,8 @@ static void forward_blocks(void *ctx, int64_t k0, int64_t k1, int thread) {
                     for (int k = 0; k < n; k++) o[t->p[s + k]] += v[k];
                 }
         }
-        if (j->act)
-            for (int b = 0; b < B; b++) herdi_cpu_act_apply_inplace(j->out + ((size_t)b * OC + oc0) * N, (int64_t)m * N, j->act);
+        for (int b = 0; j->post && b < B; b++)
+            for (int r = 0; r < m; r++) herdi_cpu_post_plane(j->out + ((size_t)b * OC + oc0 + r) * N, N, j->post, oc0 + r);
     }
 }
 
@@ -255,11 +255,11 @@ static taps_job job_for(const herd_exec *ex, const conv2d_dims *d, const taps *t
 static int64_t blocks(int ch) { return (ch + TAPS_BLOCK - 1) / TAPS_BLOCK; }
 
 void herdi_cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                           const conv2d_dims *d, herd_act act) {
+                           const conv2d_dims *d, const conv2d_post *post) {
     taps t;
     taps_build(d, &t);
     taps_job j = job_for(ex, d, &t);
-    j.out = out, j.in = in, j.w = w, j.b = b, j.act = act;
+    j.out = out, j.in = in, j.w = w, j.b = b, j.post = post;
     int64_t S = t.start[t.n];
     cpu_for(ex, d->B, CPU_NS_PER_STREAM_ELEM((int64_t)d->B * d->C * S), gather_inputs, &j);
     cpu_for(ex, blocks(d->OC), CPU_NS_PER_MAC((int64_t)d->B * S * d->C * d->OC), forward_blocks, &j);

@@ -39,10 +39,15 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
     const float *bias = ep ? ep->bias : NULL;
     const int per_col = ep && ep->per_col;
     const herd_act act = ep ? ep->act : HERD_ACT_NONE;
-    __m512 bc0 = _mm512_setzero_ps(), bc1 = bc0;
+    const float *scale = ep ? ep->scale : NULL, *shift = ep ? ep->shift : NULL;
+    __m512 bc0 = _mm512_setzero_ps(), bc1 = bc0, sc0 = bc0, sc1 = bc0, tc0 = bc0, tc1 = bc0;
     if (bias && per_col) {
         bc0 = _mm512_maskz_loadu_ps(m0, bias + j0);
         bc1 = _mm512_maskz_loadu_ps(m1, bias + j0 + 16);
+    }
+    if (scale && per_col) {
+        sc0 = _mm512_maskz_loadu_ps(m0, scale + j0), sc1 = _mm512_maskz_loadu_ps(m1, scale + j0 + 16);
+        tc0 = _mm512_maskz_loadu_ps(m0, shift + j0), tc1 = _mm512_maskz_loadu_ps(m1, shift + j0 + 16);
     }
     /* unrolled in full, as the loops above are, or the accumulators would be an array in memory */
 #pragma GCC unroll 8
@@ -57,6 +62,12 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
             if (!per_col) b0 = b1 = _mm512_set1_ps(bias[i0 + r]);
             c0[r] = _mm512_add_ps(c0[r], b0);
             c1[r] = _mm512_add_ps(c1[r], b1);
+        }
+        if (scale) { /* a multiply then an add: the batch norm's own two roundings */
+            __m512 s0 = sc0, s1 = sc1, t0 = tc0, t1 = tc1;
+            if (!per_col) s0 = s1 = _mm512_set1_ps(scale[i0 + r]), t0 = t1 = _mm512_set1_ps(shift[i0 + r]);
+            c0[r] = _mm512_add_ps(_mm512_mul_ps(c0[r], s0), t0);
+            c1[r] = _mm512_add_ps(_mm512_mul_ps(c1[r], s1), t1);
         }
         if (act != HERD_ACT_NONE) {
             c0[r] = cpu_act_vec16(c0[r], act);
@@ -272,6 +283,8 @@ static void ep_after(int M, int N, const cpu_gemm_epilogue *ep, int bias_done, f
         float *c = C + (size_t)i * ldc;
         if (ep->bias && !bias_done)
             for (int j = 0; j < N; j++) c[j] += ep->per_col ? ep->bias[j] : ep->bias[i];
+        if (ep->scale)
+            for (int j = 0; j < N; j++) c[j] = c[j] * ep->scale[ep->per_col ? j : i] + ep->shift[ep->per_col ? j : i];
         if (ep->act) herdi_cpu_act_apply_inplace(c, N, ep->act);
     }
 }
@@ -308,7 +321,7 @@ void herdi_cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
 void herdi_cpu_gemm_ep(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,
                  int accumulate, const cpu_gemm_epilogue *ep, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (ep && !ep->bias && !ep->act) ep = NULL;
+    if (ep && !ep->bias && !ep->act && !ep->scale) ep = NULL;
     int fast = atomic_load_explicit(&use_avx512, memory_order_relaxed);
     if (fast < 0) {
         herdi_cpu_gemm_select(1);

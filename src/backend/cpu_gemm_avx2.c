@@ -37,10 +37,15 @@ static inline TARGET_AVX2 __attribute__((always_inline)) void tile(const int mr,
     const int per_col = ep && ep->per_col;
     const herd_act act = ep ? ep->act : HERD_ACT_NONE;
     const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
-    __m256 bc0 = zero, bc1 = zero;
+    const float *scale = ep ? ep->scale : NULL, *shift = ep ? ep->shift : NULL;
+    __m256 bc0 = zero, bc1 = zero, sc0 = zero, sc1 = zero, tc0 = zero, tc1 = zero;
     if (bias && per_col) {
         bc0 = _mm256_maskload_ps(bias + j0, m0);
         bc1 = _mm256_maskload_ps(bias + j0 + 8, m1);
+    }
+    if (scale && per_col) {
+        sc0 = _mm256_maskload_ps(scale + j0, m0), sc1 = _mm256_maskload_ps(scale + j0 + 8, m1);
+        tc0 = _mm256_maskload_ps(shift + j0, m0), tc1 = _mm256_maskload_ps(shift + j0 + 8, m1);
     }
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) { /* unrolled in full: the accumulators stay in registers */
@@ -54,6 +59,12 @@ static inline TARGET_AVX2 __attribute__((always_inline)) void tile(const int mr,
             if (!per_col) b0 = b1 = _mm256_set1_ps(bias[i0 + r]);
             c0[r] = _mm256_add_ps(c0[r], b0);
             c1[r] = _mm256_add_ps(c1[r], b1);
+        }
+        if (scale) {
+            __m256 s0 = sc0, s1 = sc1, t0 = tc0, t1 = tc1;
+            if (!per_col) s0 = s1 = _mm256_set1_ps(scale[i0 + r]), t0 = t1 = _mm256_set1_ps(shift[i0 + r]);
+            c0[r] = _mm256_add_ps(_mm256_mul_ps(c0[r], s0), t0);
+            c1[r] = _mm256_add_ps(_mm256_mul_ps(c1[r], s1), t1);
         }
         if (act == HERD_ACT_RELU) { /* v > 0 ? v : 0, and the clamp v < 0 ? 0 : v > 6 ? 6 : v */
             c0[r] = _mm256_max_ps(c0[r], zero);

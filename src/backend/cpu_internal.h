@@ -78,15 +78,21 @@ static inline float cpu_sum_floats(const float *x, int n) {
 #define CPU_GEMM_BLOCK_FLOATS 8192
 
 /* What a gemm does to each C element as it stores it: v = the sum (+ C's old value when
- * accumulate) (+ bias[i] of its row i, or bias[j] of its column j with per_col), then act(v)
- * (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6, the bits herdi_cpu_act_apply_inplace gives). The
- * kernels apply it in the tile's registers, so a conv + bias + activation writes its output
- * once; the sum + bias is the same addition as a bias written into C first and accumulated on. */
+ * accumulate) (+ bias[i] of its row i, or bias[j] of its column j with per_col), then with
+ * scale v = v * scale + shift (of the row, or the column with per_col: a folded batch norm,
+ * conv2d_post), then act(v) (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6, the bits
+ * herdi_cpu_act_apply_inplace gives). The kernels apply it in the tile's registers, so a conv +
+ * bias + batch norm + activation writes its output once; the sum + bias is the same addition
+ * as a bias written into C first and accumulated on. */
 typedef struct cpu_gemm_epilogue {
     const float *bias; /* NULL: none */
     int per_col;
     herd_act act;
+    const float *scale, *shift; /* NULL: none */
 } cpu_gemm_epilogue;
+/* The post (conv2d_post; NULL: none) of output channel oc on n of its outputs at x, one thread:
+ * for the conv paths that finish their outputs after the sums. */
+void herdi_cpu_post_plane(float *x, int64_t n, const conv2d_post *post, int oc);
 /* C (M, N) = A (M, K) * B (K, N), or C += when accumulate. A(i, p) = A[i*ars + p*acs] with
  * ars or acs equal to 1 (A stored either way round), or any strides where
  * herdi_cpu_gemm_any_strides(); B and C row-major with ldb, ldc.
@@ -132,7 +138,7 @@ size_t herdi_cpu_conv_workspace(const conv2d_dims *d, int threads);
 void herdi_cpu_conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                       const conv2d_dims *d);
 void herdi_cpu_conv_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, herd_act act);
+                          const conv2d_dims *d, const conv2d_post *post);
 void herdi_cpu_conv_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                        const float *w, const conv2d_dims *d);
 void herdi_cpu_conv_backward_act(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
@@ -146,7 +152,7 @@ const char *herdi_cpu_conv2d_unsupported(const conv2d_dims *d);
 void herdi_cpu_conv2d_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                         const conv2d_dims *d);
 void herdi_cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                            const conv2d_dims *d, herd_act act);
+                            const conv2d_dims *d, const conv2d_post *post);
 /* 1 when HERD_CONV=gemm keeps every plain convolution on im2col + sgemm (cpu_conv2d.c). */
 int herdi_cpu_conv_gemm_only(void);
 /* HERD_CONV=wino2: Winograd takes F(2x2) tiles on every shape (cpu_winograd.c) */
@@ -156,7 +162,7 @@ int herdi_cpu_conv_winograd_f2_only(void);
 int herdi_cpu_conv_taps_applies(const conv2d_dims *d);
 size_t herdi_cpu_conv_taps_workspace(const conv2d_dims *d, int threads);
 void herdi_cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                           const conv2d_dims *d, herd_act act);
+                           const conv2d_dims *d, const conv2d_post *post);
 void herdi_cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
 /* Winograd F(2x2, 3x3) and F(4x4, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
@@ -169,7 +175,7 @@ size_t herdi_cpu_winograd_prepared(const conv2d_dims *d);
 void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, const conv2d_dims *d);
 /* U: the kernels herdi_cpu_winograd_kernels made (prepared), or NULL to transform them here */
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu, const float *U);
+                          const conv2d_dims *d, const conv2d_post *post, const float *U);
 void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d);
 void herdi_cpu_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
@@ -196,6 +202,8 @@ void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *m
 void herdi_cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                 const float *beta, const float *running_mean, const float *running_var, int B, int C,
                                 int HW, float eps);
+void herdi_cpu_batchnorm_eval_affine(float *scale, float *shift, const float *gamma, const float *beta,
+                                const float *running_mean, const float *running_var, int C, float eps);
 void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
                             int HW);

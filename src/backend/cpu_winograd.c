@@ -117,7 +117,7 @@ typedef struct wino_job {
     const float *in;    /* (B, CI, H, W) */
     float *out;         /* (B, CO, H, W): forward and din passes */
     const float *bias;  /* forward: (CO) or NULL */
-    int relu;           /* forward: ReLU the outputs */
+    const conv2d_post *post; /* forward: a folded batch norm, then the activation (NULL: none) */
     int accumulate;     /* out += instead of = (din) */
     const float *w;     /* the layer's weights (OC, C, 3, 3) */
     float *U;           /* [16][CO][CI]: transformed kernels; dw pass: dU^T [16][CI][CO] */
@@ -532,6 +532,9 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
     for (int64_t s = s0; s < s1; s++) {
         int i0 = (int)(s / j->CO) * g, oc = (int)(s % j->CO), n = (j->nb - i0 < g ? j->nb - i0 : g) * T;
         const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[oc] : 0.0f);
+        const int affine = j->post && j->post->scale;
+        const herd_act act = j->post ? j->post->act : HERD_ACT_NONE;
+        const __m512 sc = _mm512_set1_ps(affine ? j->post->scale[oc] : 1.0f), sh = _mm512_set1_ps(affine ? j->post->shift[oc] : 0.0f);
         float *o = j->out + ((size_t)(j->b0 + i0) * j->CO + oc) * H * W;
         const float *mb = j->M + (size_t)oc * j->P + (size_t)i0 * T;
         for (int q0 = 0; q0 < n; q0 += 16) {
@@ -550,10 +553,12 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
                     __m512 y = yy[r][c];
                     __mmask16 in = m & inside[(q0 / 16) * mt * mt + r * mt + c];
                     float *base = o + r * W + c;
-                    if (j->accumulate)
+                    if (j->accumulate) {
                         y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, in, idx, base, 4));
-                    else if (j->relu)
-                        y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), zero, y);
+                    } else { /* the folded batch norm's multiply then add; the activation as the act op */
+                        if (affine) y = _mm512_add_ps(_mm512_mul_ps(y, sc), sh);
+                        y = cpu_act_vec16(y, act);
+                    }
                     _mm512_mask_i32scatter_ps(base, in, idx, y, 4);
                 }
         }
@@ -656,7 +661,10 @@ static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int th
     const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
     for (int64_t s = s0; s < s1; s++) {
         int i = (int)(s / j->CO), oc = (int)(s % j->CO);
-        const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[oc] : 0.0f), zero = _mm512_setzero_ps();
+        const __m512 bias = _mm512_set1_ps(j->bias ? j->bias[oc] : 0.0f);
+        const int affine = j->post && j->post->scale;
+        const herd_act act = j->post ? j->post->act : HERD_ACT_NONE;
+        const __m512 sc = _mm512_set1_ps(affine ? j->post->scale[oc] : 1.0f), sh = _mm512_set1_ps(affine ? j->post->shift[oc] : 0.0f);
         float *o = j->out + ((size_t)(j->b0 + i) * j->CO + oc) * H * W;
         const float *m = j->M + (size_t)oc * j->P + (size_t)i * T;
         for (int ty = 0; ty < TH; ty++)
@@ -675,9 +683,10 @@ static TARGET_AVX512 void output_tiles(void *ctx, int64_t s0, int64_t s1, int th
                     if (j->accumulate) {
                         a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(ma, orow));
                         b = _mm512_add_ps(b, _mm512_maskz_loadu_ps(mb2, orow + 16));
-                    } else if (j->relu) { /* max(x, 0) as the act op: NaN -> 0 */
-                        a = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ), zero, a);
-                        b = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, zero, _CMP_GT_OQ), zero, b);
+                    } else { /* the folded batch norm's multiply then add; the activation as the act op */
+                        if (affine) a = _mm512_add_ps(_mm512_mul_ps(a, sc), sh), b = _mm512_add_ps(_mm512_mul_ps(b, sc), sh);
+                        a = cpu_act_vec16(a, act);
+                        b = cpu_act_vec16(b, act);
                     }
                     _mm512_mask_storeu_ps(orow, ma, a);
                     _mm512_mask_storeu_ps(orow + 16, mb2, b);
@@ -815,8 +824,8 @@ void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, c
 }
 
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu, const float *U) {
-    wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .relu = relu, .w = w,
+                          const conv2d_dims *d, const conv2d_post *post, const float *U) {
+    wino_job j = {.ex = ex, .d = d, .CI = d->C, .CO = d->OC, .in = in, .out = out, .bias = b, .post = post, .w = w,
                   .m = forward_m(d)};
     place(&j, d);
     if (U)
@@ -875,8 +884,8 @@ void herdi_cpu_winograd_kernels(const herd_exec *ex, float *U, const float *w, c
     (void)ex, (void)U, (void)w, (void)d;
 }
 void herdi_cpu_winograd_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                          const conv2d_dims *d, int relu, const float *U) {
-    (void)ex, (void)out, (void)in, (void)w, (void)b, (void)d, (void)relu, (void)U;
+                          const conv2d_dims *d, const conv2d_post *post, const float *U) {
+    (void)ex, (void)out, (void)in, (void)w, (void)b, (void)d, (void)post, (void)U;
 }
 void herdi_cpu_winograd_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const conv2d_dims *d) {

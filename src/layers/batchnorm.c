@@ -119,6 +119,13 @@ static void bn_spec(const herd_model *m, const node *n, char *buf, size_t size) 
 
 static int bn_batch_sync(const node *n) { return CFG(n)->sync; }
 
+/* The eval forward as a per-channel affine where the backend computes it as one (cpu) */
+static int bn_eval_affine(const node *n, const layer_call *c, float *scale, float *shift) {
+    if (!n->be || !n->be->batchnorm_eval_affine) return 0;
+    if (c) n->be->batchnorm_eval_affine(scale, shift, c->w[0], c->w[1], c->w[2], c->w[3], CFG(n)->C, CFG(n)->eps);
+    return 1;
+}
+
 static const char *const bn_keywords[] = {"batchnorm", NULL};
 static const char *const bn_ops[] = {"BatchNormalization", NULL};
 
@@ -127,4 +134,5 @@ const layer_kind herdi_layer_batchnorm = {
     .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
     .backward = bn_backward, .backward_reads = herdi_layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
     .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec, .batch_sync = bn_batch_sync,
+    .eval_affine = bn_eval_affine,
 };

@@ -1,6 +1,6 @@
 /* conv: 2-D convolution, (C,H,W) -> (OC,OH,OW), weight (OC,C/groups,KH,KW), optional bias (OC),
  * groups= (depthwise: groups = C) and dilation=; can apply the ReLU that follows it (fused per
- * image on the cpu backend). */
+ * image on the cpu backend) and, in an inference plan, the batch norm that follows it. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,12 +71,21 @@ static herd_status conv_plan(node *n, layer_plan *p) {
 static void conv_forward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->n->fused_act && c->be->conv2d_forward_act) {
-        c->be->conv2d_forward_act(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d, c->n->fused_act);
+    const conv2d_post post = {.scale = c->scale, .shift = c->shift, .act = c->n->fused_act};
+    if ((post.act || post.scale) && c->be->conv2d_forward_act) {
+        c->be->conv2d_forward_act(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d, &post);
         return;
     }
     c->be->conv2d_forward(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d);
-    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
+    if (post.scale) { /* a folded batch norm: its multiply then add, as conv2d_post */
+        const int64_t N = (int64_t)d.OH * d.OW;
+        for (int64_t p = 0; p < (int64_t)c->B * d.OC; p++) {
+            float *x = c->out + p * N;
+            const float s = post.scale[p % d.OC], t = post.shift[p % d.OC];
+            for (int64_t i = 0; i < N; i++) x[i] = x[i] * s + t;
+        }
+    }
+    if (post.act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, post.act, 0);
 }
 
 static void conv_backward(const layer_call *c) {
@@ -179,7 +188,7 @@ static const char *const conv_positional[] = {"filters", "kernel", NULL};
 
 const layer_kind herdi_layer_conv2d = {
     .name = "conv2d", .keywords = conv_keywords, .positional = conv_positional, .min_inputs = 1, .max_inputs = 1,
-    .flags = LAYER_FUSES_RELU | LAYER_FUSES_RELU6 | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
+    .flags = LAYER_FUSES_RELU | LAYER_FUSES_RELU6 | LAYER_FUSES_AFFINE | LAYER_TAKES_ACT | LAYER_IMAGE_INPUT, .unsupported = conv_unsupported, .build = conv_build, .init = conv_init,
     .plan = conv_plan, .forward = conv_forward, .backward = conv_backward, .backward_reads = herdi_layer_reads_input_and_fused_output, .flops = conv_flops,
     .describe = conv_describe, .onnx_export = conv_onnx,
     .onnx_ops = conv_ops, .onnx_import = conv_onnx_import, .spec = conv_spec,

@@ -257,7 +257,7 @@ herd_status herdi_model_add_node(herd_model *m, const layer_kind *kind, const ch
     memset(n, 0, sizeof *n);
     n->kind = kind;
     n->line = line, n->col = col;
-    n->alias = -1;
+    n->alias = n->fused_affine = -1;
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) n->param[s] = -1;
     snprintf(n->name, sizeof n->name, "%s", name);
     layer_build b = {.m = m, .n = n, .keyword = keyword, .err = err, .n_args = n_args, .args = args, .file = file};

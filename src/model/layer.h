@@ -41,7 +41,11 @@ struct node {
     /* set by the planning passes */
     herd_act fused_act;       /* HERD_ACT_NONE, or the ReLU (ReLU6 for LAYER_FUSES_RELU6 kinds) that follows it
                                  and that this node applies (the activation is its only consumer) */
-    int alias;                /* >= 0: a view whose buffers are node `alias`'s (a fused ReLU, a flatten) */
+    int alias;                /* >= 0: a view whose buffers are node `alias`'s (a fused ReLU, a flatten, a folded
+                                 batch norm) */
+    int fused_affine;         /* inference plans: >= 0, the node (a batch norm, kind->eval_affine) whose per-channel
+                                 affine this node applies to its sums before fused_act; -1: none */
+    float *affine;            /* planned with fused_affine: its scale then its shift, numel / spatial floats each */
     int last_reader;          /* the last node reading this node's buffers (-1: none) */
     int first_grad_writer;    /* the first backward (highest node) adding to its gradient (-1: none) */
     int out_death;            /* in a training step's schedule, the last time its output is read */
@@ -74,6 +78,7 @@ typedef struct layer_call {
     float *out, *dout;
     float *w[LAYER_MAX_SLOTS], *dw[LAYER_MAX_SLOTS]; /* parameter data and gradients by slot (dw NULL for buffers
                                                          and sparse tables) */
+    const float *scale, *shift;          /* n->fused_affine's affine for this call (per output channel), else NULL */
     sparse_grad *sg[LAYER_MAX_SLOTS];    /* a sparse table's gradient (NULL otherwise) */
     herd_exec exn;                       /* ex when the node has its own prep (node.prep) */
 } layer_call;
@@ -95,7 +100,7 @@ typedef struct layer_plan {
 enum { LAYER_READS_INPUT = 1, LAYER_READS_OUTPUT = 2 };
 enum { LAYER_VIEW = 1, LAYER_FUSES_RELU = 2, LAYER_TAKES_ACT = 4, LAYER_IMAGE_INPUT = 8, LAYER_BATCH_STATS = 16,
        LAYER_ACTIVATION = 32, LAYER_READS_IDS = 64,
-       LAYER_FUSES_RELU6 = 128 };
+       LAYER_FUSES_RELU6 = 128, LAYER_FUSES_AFFINE = 256 };
 
 struct layer_kind {
     const char *name;     /* "conv2d": as summaries show it */
@@ -109,7 +114,10 @@ struct layer_kind {
                              LAYER_BATCH_STATS: needs the whole batch at once (training is never cut in chunks);
                              LAYER_ACTIVATION: its keywords may end another layer's line (`conv 32 3 relu`);
                              LAYER_READS_IDS: may read an i32 model input (token/categorical ids); no other
-                             kind is given one (checked when a node is added) */
+                             kind is given one (checked when a node is added); LAYER_FUSES_AFFINE: in an
+                             inference plan, can apply the per-channel affine of an eval_affine kind that
+                             reads it (c->scale, c->shift: v = v * scale + shift after its sum and bias,
+                             before its fused activation) */
     /* NULL when backend be runs this node's configuration, else a short reason (it then runs on ref) */
     const char *(*unsupported)(const node *n, const herd_backend *be);
     /* reads the arguments, checks the input shapes, sets the output shape, declares parameters */
@@ -154,6 +162,11 @@ struct layer_kind {
     /* 1 when this node's batch statistics are summed over the data-parallel ranks (batchnorm
      * sync=1; NULL: never) */
     int (*batch_sync)(const node *n);
+    /* Per-channel affine kinds (batch norm): 1 when this node's eval forward on its backend is
+     * out = in * scale[ch] + shift[ch] (a multiply then an add, those bits), and, given a call,
+     * fills scale and shift (a float per channel each) from its parameters; c NULL: only whether
+     * it is. An inference plan then folds the node into its LAYER_FUSES_AFFINE producer. NULL: never. */
+    int (*eval_affine)(const node *n, const layer_call *c, float *scale, float *shift);
 };
 
 /* ---- the table (src/layers/layers.c) ---- */

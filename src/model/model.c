@@ -242,14 +242,19 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
 /* The planning pass that fuses: a ReLU (conv, dense, add) or ReLU6 (conv) whose producer can apply it and is read
  * by nothing else runs inside that producer, on its buffers (the cpu backend applies it per
  * image while the image is in cache). Views (flatten) share their input's buffers. That saves
- * two activation-sized buffers per pair, a zeroing pass and a pass over memory. */
+ * two activation-sized buffers per pair, a zeroing pass and a pass over memory. An inference
+ * plan also folds a batch norm (an eval_affine kind) into the conv it alone reads: the conv
+ * applies its scale and shift to each sum as it stores it, then the ReLU after the batch norm
+ * (the same multiply and add as the batch norm's own pass, so the same bits, one pass over
+ * memory instead of three). A training plan keeps them apart: the batch norm then normalises
+ * by the batch, and its backward reads the conv's output. */
 static void plan_fusions(herd_model *m) {
     int *consumers = m->scratch;
     memset(consumers, 0, (size_t)m->n_nodes * sizeof *consumers);
     for (int i = 0; i < m->n_nodes; i++) {
         node *n = &m->nodes[i];
         n->fused_act = HERD_ACT_NONE;
-        n->alias = -1;
+        n->alias = n->fused_affine = -1;
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0) consumers[n->in[k]]++;
     }
@@ -257,10 +262,19 @@ static void plan_fusions(herd_model *m) {
         node *n = &m->nodes[i];
         node *p = n->in[0] >= 0 ? &m->nodes[n->in[0]] : NULL;
         if ((n->kind->flags & LAYER_VIEW) && p) n->alias = n->in[0];
+        int sole = p && consumers[n->in[0]] == 1;
+        if (m->inference_only && sole && n->kind->eval_affine && (p->kind->flags & LAYER_FUSES_AFFINE) && p->alias < 0 &&
+            p->fused_affine < 0 && p->fused_act == HERD_ACT_NONE && n->kind->eval_affine(n, NULL, NULL, NULL)) {
+            p->fused_affine = i;
+            n->alias = n->in[0];
+            continue;
+        }
+        /* the node that applies an activation after p: p, or the producer p was folded into */
+        node *q = p && p->alias >= 0 && m->nodes[p->alias].fused_affine == n->in[0] ? &m->nodes[p->alias] : p;
         herd_act act = herdi_layer_fusable_act(n);
         int can = act == HERD_ACT_RELU ? LAYER_FUSES_RELU : act == HERD_ACT_RELU6 ? LAYER_FUSES_RELU6 : 0;
-        if (can && p && consumers[n->in[0]] == 1 && (p->kind->flags & can) && p->alias < 0) {
-            p->fused_act = act;
+        if (can && sole && (q->kind->flags & can) && q->alias < 0 && q->fused_act == HERD_ACT_NONE) {
+            q->fused_act = act;
             n->alias = n->in[0];
         }
     }
@@ -418,6 +432,8 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
         if (n->kind->flags & LAYER_VIEW) n->out = m->inputs[-1 - n->in[0]].data; /* a view of a model input */
         herd_status st = n->kind->plan ? n->kind->plan(n, &plan) : HERD_OK;
         if (st) return st;
+        n->affine = NULL; /* a folded batch norm's scale and shift, per channel of the output */
+        if (n->fused_affine >= 0 && !(n->affine = herd_arena_floats(a, 2 * (size_t)n->dims[0]))) return HERD_ENOMEM;
     }
     if (!(m->probs = herd_arena_floats(a, (size_t)B * (size_t)herd_model_output_size(m)))) return HERD_ENOMEM;
     for (int k = 0; k < m->n_sparse; k++) { /* the row-sparse gradients of the planned batch */
@@ -684,6 +700,7 @@ static void make_call(herd_model *m, node *n, int64_t row0, int B, int training,
     }
     c->out = rows(n->out, n->numel, row0);
     c->dout = rows(n->dout, n->numel, row0);
+    c->scale = c->shift = NULL;
     for (int s = 0; s < LAYER_MAX_SLOTS; s++) {
         c->w[s] = herdi_node_param(m, n, s);
         c->dw[s] = node_grad(m, n, s);
@@ -727,6 +744,16 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
         layer_call c;
         make_call(m, n, row0, B, training, &c);
         if (n->kind->check && (st = n->kind->check(&c, err))) return st;
+        if (n->fused_affine >= 0) { /* the folded batch norm's scale and shift from its parameters as they are now */
+            node *f = &m->nodes[n->fused_affine];
+            if (training)
+                return herd_fail(err, HERD_EARG, "%s: the model was prepared for inference only ('%s' is folded into '%s')",
+                                 m->source, f->name, n->name);
+            layer_call fc;
+            make_call(m, f, row0, B, 0, &fc);
+            f->kind->eval_affine(f, &fc, n->affine, n->affine + n->dims[0]);
+            c.scale = n->affine, c.shift = n->affine + n->dims[0];
+        }
         if (m->params_hook) {
             int64_t lo, hi;
             node_params_span(m, n, &lo, &hi);
