@@ -704,6 +704,9 @@ static void test_pool(void) {
     /* 2x2/2 rows of 18 outputs: the vector path's full and partial chunks, odd width */
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 7, .W = 37, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
     pool_case_nan((pool2d_dims){.B = 1, .C = 2, .H = 6, .W = 66, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 2);
+    /* rows of 7 and 3 outputs (the example CNN's pool2 and pool3): one partial chunk a row */
+    pool_case_nan((pool2d_dims){.B = 3, .C = 5, .H = 14, .W = 14, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 2);
+    pool_case_nan((pool2d_dims){.B = 3, .C = 5, .H = 7, .W = 7, .KH = 2, .KW = 2, .SH = 2, .SW = 2}, 1);
     pool_case_nan((pool2d_dims){.B = 2, .C = 2, .H = 9, .W = 9, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
                   2);
     pool_case_nan((pool2d_dims){.B = 2, .C = 3, .H = 9, .W = 7, .KH = 3, .KW = 3, .SH = 1, .SW = 2, .PH = 1}, 1);
