@@ -502,6 +502,11 @@ static void test_conv(void) {
          * vector im2col/col2im's full and partial chunks */
         {.B = 2, .C = 3, .H = 9, .W = 70, .OC = 8, .KH = 7, .KW = 7, .SH = 2, .SW = 2, .PH = 3, .PW = 3},
         {.B = 2, .C = 4, .H = 6, .W = 33, .OC = 5, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        /* transposed shapes whose forward reads the columns in place (direct_T_shape): the example
+         * CNN's conv3 (N = 49) and odd sizes with stride 2 (checked bitwise against 3 threads'
+         * im2col below: fewer images than threads keep the columns) */
+        {.B = 2, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 2, .C = 20, .H = 13, .W = 11, .OC = 40, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         /* 3 channels, stride 4, columns big enough for the direct stem path (75 x 15 x 100) */
         {.B = 3, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
         /* small feature maps, G images per product: groups of 16, 16 and 5; pointwise; 3 per group */

@@ -138,6 +138,18 @@ static int direct_shape(const conv2d_dims *d) {
 
 static int use_direct(const conv2d_dims *d) { return direct_shape(d) && herdi_cpu_avx512_enabled(); }
 
+static int shape_prefers_T(const conv2d_dims *d);
+/* The forward also reads in place the columns of the shapes that run transposed (use_T: 3x3
+ * convolutions on 7x7 to 14x14 maps, as the example CNN's conv2 and conv3), the same sums as
+ * outT = colT * wT: the example CNN's eval at batch 256 spent 8% of its CPU time in im2col and
+ * 6% less in all without it (perf samples, one thread). Not with fewer images than threads:
+ * the forward split by columns (batch-1 latency) needs the materialised columns. */
+static int direct_T_shape(const conv2d_dims *d) { return !is_pointwise(d) && group_images(d) == 1 && shape_prefers_T(d); }
+
+static int use_direct_forward(const herd_exec *ex, const conv2d_dims *d) {
+    return use_direct(d) || (direct_T_shape(d) && d->B >= cpu_threads(ex) && herdi_cpu_avx512_enabled());
+}
+
 /* The offset tables in the shared workspace, after wT: pos (OH*OW), then taps (C*KH*KW):
  * column (tap k, position n) of im2col is pad[taps[k] + pos[n]]. */
 static int *direct_offsets(float *shared, const conv2d_dims *d) {
@@ -156,7 +168,7 @@ static int *direct_offsets(float *shared, const conv2d_dims *d) {
 static size_t shared_floats(const conv2d_dims *d) {
     if (group_images(d) > 1) return dw_chunk_floats(d);
     size_t wT = cpu_round16((size_t)d->OC * d->C * d->KH * d->KW);
-    if (direct_shape(d)) return wT + cpu_round16((size_t)d->OH * d->OW + (size_t)d->C * d->KH * d->KW);
+    if (direct_shape(d) || direct_T_shape(d)) return wT + cpu_round16((size_t)d->OH * d->OW + (size_t)d->C * d->KH * d->KW);
     return shape_prefers_T(d) ? wT : 0;
 }
 
@@ -942,11 +954,12 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         conv_forward_narrow(&j);
         return;
     }
-    if (use_T(d) || use_direct(d)) { /* once per call, before the images: every slot reads it */
+    const int direct = use_direct_forward(ex, d);
+    if (use_T(d) || direct) { /* once per call, before the images: every slot reads it */
         j.wT = ex->workspace + (size_t)slots * slot_floats(d, 1);
         herdi_cpu_transpose(j.wT, w, d->OC, d->C * d->KH * d->KW);
     }
-    if (use_direct(d)) {
+    if (direct) {
         j.pos = direct_offsets(j.wT, d);
         j.taps = j.pos + d->OH * d->OW;
     }
