@@ -84,6 +84,9 @@ void herdi_cpu_dense_bf16_backward(const herd_exec *ex, float *din, float *dw, f
  * (C*KH*KW, OH*OW); pad is scratch of herdi_cpu_conv2d_pad_floats(d) floats. */
 size_t herdi_cpu_conv2d_pad_floats(const conv2d_dims *d);
 void herdi_cpu_conv2d_image_to_col(float *col, float *pad, const float *in, const conv2d_dims *d);
+/* Offsets into a zero-padded image of planes planes ((H+2PH) x (W+2PW) each): pos (OH*OW) and taps
+ * (planes*KH*KW); column (tap k, position n) of im2col is at taps[k] + pos[n]. */
+void herdi_cpu_conv2d_offsets(int *pos, int *taps, int planes, const conv2d_dims *d);
 void herdi_cpu_conv2d_col_to_image_add(float *din, float *pad, const float *col, const conv2d_dims *d);
 
 #endif

@@ -150,16 +150,21 @@ static int use_direct_forward(const herd_exec *ex, const conv2d_dims *d) {
     return use_direct(d) || (direct_T_shape(d) && d->B >= cpu_threads(ex) && herdi_cpu_avx512_enabled());
 }
 
+/* Also the bf16 conv's tables over its channel pairs (cpu_bf16.h). */
+void herdi_cpu_conv2d_offsets(int *pos, int *taps, int planes, const conv2d_dims *d) {
+    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
+    for (int oh = 0; oh < d->OH; oh++)
+        for (int ow = 0; ow < d->OW; ow++) pos[oh * d->OW + ow] = oh * d->SH * Wp + ow * d->SW;
+    for (int c = 0; c < planes; c++)
+        for (int kh = 0; kh < d->KH; kh++)
+            for (int kw = 0; kw < d->KW; kw++) taps[(c * d->KH + kh) * d->KW + kw] = (c * Hp + kh) * Wp + kw;
+}
+
 /* The offset tables in the shared workspace, after wT: pos (OH*OW), then taps (C*KH*KW):
  * column (tap k, position n) of im2col is pad[taps[k] + pos[n]]. */
 static int *direct_offsets(float *shared, const conv2d_dims *d) {
-    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
-    int *pos = (int *)(shared + cpu_round16((size_t)d->OC * d->C * d->KH * d->KW)), *taps = pos + d->OH * d->OW;
-    for (int oh = 0; oh < d->OH; oh++)
-        for (int ow = 0; ow < d->OW; ow++) pos[oh * d->OW + ow] = oh * d->SH * Wp + ow * d->SW;
-    for (int c = 0; c < d->C; c++)
-        for (int kh = 0; kh < d->KH; kh++)
-            for (int kw = 0; kw < d->KW; kw++) taps[(c * d->KH + kh) * d->KW + kw] = (c * Hp + kh) * Wp + kw;
+    int *pos = (int *)(shared + cpu_round16((size_t)d->OC * d->C * d->KH * d->KW));
+    herdi_cpu_conv2d_offsets(pos, pos + d->OH * d->OW, d->C, d);
     return pos;
 }
 

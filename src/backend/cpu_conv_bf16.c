@@ -62,15 +62,6 @@ static size_t padded_planes(const conv2d_dims *d, int planes) {
     return (size_t)planes * (d->H + 2 * (size_t)d->PH) * (d->W + 2 * (size_t)d->PW);
 }
 
-static void pair_offsets(int *pos, int *taps, int planes, const conv2d_dims *d) {
-    const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW;
-    for (int oh = 0; oh < d->OH; oh++)
-        for (int ow = 0; ow < d->OW; ow++) pos[oh * d->OW + ow] = oh * d->SH * Wp + ow * d->SW;
-    for (int c = 0; c < planes; c++)
-        for (int kh = 0; kh < d->KH; kh++)
-            for (int kw = 0; kw < d->KW; kw++) taps[(c * d->KH + kh) * d->KW + kw] = (c * Hp + kh) * Wp + kw;
-}
-
 static size_t offsets_ints(const conv2d_dims *d, int planes) {
     return (size_t)d->OH * d->OW + (size_t)planes * d->KH * d->KW;
 }
@@ -137,7 +128,7 @@ typedef struct conv_bf16_job {
     float *out, *din, *dw, *db, *mask_dout;
     const float *in, *w, *b, *dout, *relu_out;
     float *wp, *wtp; /* shared: W (OC, pairs K), W^T (K, pairs OC) */
-    const int *pos, *taps; /* the transposed product's offset tables (pair_offsets) */
+    const int *pos, *taps; /* the transposed product's offset tables (herdi_cpu_conv2d_offsets) */
 } conv_bf16_job;
 
 static float *slot_at(const conv_bf16_job *j, int64_t s) { return j->ex->workspace + (size_t)s * j->s.slot; }
@@ -152,7 +143,7 @@ static float *slot_pimg(const conv_bf16_job *j, float *slot) { return slot_tout(
 /* The shared offset tables, after the weights: filled for d and its planes once per phase. */
 static void set_offsets(conv_bf16_job *j, const conv2d_dims *d, int planes) {
     int *pos = (int *)(j->ex->workspace + (size_t)j->slots * j->s.slot + j->s.wp + j->s.wtp + j->s.wt);
-    pair_offsets(pos, pos + d->OH * d->OW, planes, d);
+    herdi_cpu_conv2d_offsets(pos, pos + d->OH * d->OW, planes, d);
     j->pos = pos, j->taps = pos + d->OH * d->OW;
 }
 
