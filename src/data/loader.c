@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
 #include "data/augment.h"
 
 
@@ -170,8 +171,10 @@ static void *worker_main(void *arg) {
             if (l->next_part == l->parts) l->next_claim++, l->next_part = 0;
             l->busy++;
             pthread_mutex_unlock(&l->mu);
+            herdi_pool_others_busy(1);
             herd_error err = {0};
             herd_status st = load_step(l, &l->ep, k, part, l->parts, slot, tmp, &err);
+            herdi_pool_others_busy(-1);
             pthread_mutex_lock(&l->mu);
             if (st && !slot->status) slot->status = st, slot->err = err;
             if (--slot->parts_left == 0) slot->ready_step = k;
@@ -186,8 +189,10 @@ static void *worker_main(void *arg) {
             if (part == 0) slot->ready_step = -1, l->ahead_left = l->parts, l->ahead_status = HERD_OK;
             l->busy++;
             pthread_mutex_unlock(&l->mu);
+            herdi_pool_others_busy(1);
             herd_error err = {0};
             herd_status st = load_step(l, &l->ahead, 0, part, l->parts, slot, tmp, &err);
+            herdi_pool_others_busy(-1);
             pthread_mutex_lock(&l->mu);
             if (st) l->ahead_status = st; /* loaded again, and reported, when the epoch starts */
             l->ahead_left--;
