@@ -16,8 +16,16 @@
  * against ~170-185 on the quiet machine. A spin costs only a thread's time while the pool has
  * no job, at most 5 ms each time it runs dry. But that time is taken from this process's own
  * data loader when its threads are decoding ahead on the same cores: training the 224 CNN from
- * JPEGs (2 compute + 2 loader threads on 2 cores) used ~10% more CPU an epoch with the long spin.
- * So while any loader thread is at work (herdi_pool_others_busy) the spin stays at 0.1 ms. */
+ * JPEGs (2 compute + 2 loader threads on 2 cores) used ~10% more CPU an epoch with the long spin,
+ * a program that calls the pool now and then between serial work burns a core for nothing, and
+ * where processes of the same priority share the cores (`ctest -j2`, two ranks on two cores)
+ * a spinning thread takes half of a core another process needed (`ctest -LE slow -j2` took
+ * 1.5-1.8x as long). So the long spin holds only inside a model's forward and backward
+ * (herdi_pool_hot), while no loader thread is at work (herdi_pool_others_busy), and while the
+ * thread keeps its core: every 0.1 ms it compares its CPU clock with the wall clock, and once it
+ * ran less than 3/4 of that time (the kernel shares the core with another runnable thread of
+ * its priority) it sleeps. A niced process gets too little of the core to trip that check.
+ * Elsewhere the spin stays at 0.1 ms. */
 #include "herd/core.h"
 
 #include "core/pool.h"
@@ -29,8 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPIN_NS 5000000     /* how long a thread polls before sleeping: longer than the serial gaps of a step */
-#define SPIN_NS_SHARED 100000 /* the same while the loader's threads want the cores: a few op lengths */
+#define SPIN_NS 5000000       /* how long a thread polls before sleeping inside a forward/backward */
+#define SPIN_NS_SHARED 100000 /* elsewhere, or while the loader's threads want the cores: a few op lengths */
+#define OWN_CHECK_NS 100000   /* how often a long spin checks that it still has its core to itself */
 
 struct herd_pool {
     int n_threads;
@@ -41,6 +50,7 @@ struct herd_pool {
     atomic_int pending;              /* workers still running the current job */
     atomic_int sleepers;             /* workers waiting on start_cv */
     atomic_int quit;
+    atomic_int hot;                  /* open herdi_pool_hot brackets */
     /* the current job (published before generation is bumped) */
     herd_range_fn fn;
     void *ctx;
@@ -73,10 +83,38 @@ static atomic_int others_busy;
 
 void herdi_pool_others_busy(int delta) { atomic_fetch_add_explicit(&others_busy, delta, memory_order_relaxed); }
 
-/* whether a spin that began at start has lasted long enough to sleep */
-static int spin_over(double start) {
-    int shared = atomic_load_explicit(&others_busy, memory_order_relaxed) > 0;
-    return herd_now() - start > (shared ? SPIN_NS_SHARED : SPIN_NS) * 1e-9;
+void herdi_pool_hot(herd_pool *p, int delta) {
+    if (p) atomic_fetch_add_explicit(&p->hot, delta, memory_order_relaxed);
+}
+
+typedef struct {
+    double start;     /* when the spin began */
+    double wall, cpu; /* the wall clock and the thread's CPU clock at its last check that it owns its core */
+} spin_state;
+
+static double thread_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* whether the spin s of a thread of p has lasted long enough to sleep */
+static int spin_over(herd_pool *p, spin_state *s) {
+    double now = herd_now();
+    if (now - s->start <= SPIN_NS_SHARED * 1e-9) return 0;
+    if (atomic_load_explicit(&p->hot, memory_order_relaxed) <= 0 ||
+        atomic_load_explicit(&others_busy, memory_order_relaxed) > 0 || now - s->start > SPIN_NS * 1e-9)
+        return 1;
+    if (now - s->wall < OWN_CHECK_NS * 1e-9) return 0;
+    double cpu = thread_cpu_seconds();
+    int shared = s->cpu >= 0 && cpu - s->cpu < 0.75 * (now - s->wall); /* it ran less than 3/4 of the time */
+    s->wall = now, s->cpu = cpu;
+    return shared;
+}
+
+static void spin_begin(spin_state *s) {
+    s->start = s->wall = herd_now();
+    s->cpu = -1;
 }
 
 static void *worker_main(void *arg) {
@@ -87,11 +125,12 @@ static void *worker_main(void *arg) {
     uint64_t seen = 0;
     for (;;) {
         /* spin for a new job, then sleep */
-        double start = herd_now();
+        spin_state spin;
+        spin_begin(&spin);
         int polls = 0;
         while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen && !atomic_load(&p->quit)) {
             cpu_relax();
-            if ((++polls & 15) == 0 && spin_over(start)) {
+            if ((++polls & 15) == 0 && spin_over(p, &spin)) {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->sleepers, 1);
                 while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit))
@@ -125,6 +164,7 @@ herd_status herd_pool_create(herd_pool **out, int n_threads, herd_error *err) {
     atomic_init(&p->pending, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->quit, 0);
+    atomic_init(&p->hot, 0);
     p->workers = calloc((size_t)n_threads, sizeof(pthread_t));
     if (!p->workers) goto fail;
     for (int t = 1; t < n_threads; t++) {
@@ -179,11 +219,12 @@ void herd_pool_for(herd_pool *p, int64_t n, herd_range_fn fn, void *ctx) {
     if (atomic_load(&p->sleepers)) pthread_cond_broadcast(&p->start_cv);
     pthread_mutex_unlock(&p->mu);
     run_slice(p, 0);
-    double start = herd_now();
+    spin_state spin;
+    spin_begin(&spin);
     int polls = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
         cpu_relax();
-        if ((++polls & 15) == 0 && spin_over(start)) {
+        if ((++polls & 15) == 0 && spin_over(p, &spin)) {
             pthread_mutex_lock(&p->mu);
             while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
             pthread_mutex_unlock(&p->mu);

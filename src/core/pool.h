@@ -8,4 +8,13 @@
  * otherwise it spins long enough to bridge a step's serial gaps (pool.c says why). */
 void herdi_pool_others_busy(int delta);
 
+#include "herd/core.h"
+
+/* Brackets a stretch of many jobs with short serial gaps between them (a model's forward and
+ * backward: +1 at its start, -1 at its end; brackets nest): inside one, a pool thread out of
+ * work spins long enough to bridge the gaps instead of sleeping after 0.1 ms. Outside, the short
+ * spin keeps a program that calls the pool now and then (a test, an embedder's loop) from
+ * burning a core. NULL p: nothing. */
+void herdi_pool_hot(herd_pool *p, int delta);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "herd/data.h"
 #include "herd/trace.h"
+#include "core/pool.h"
 #include "model/model_internal.h"
 
 herd_status herdi_model_alloc_params(herd_model *m, herd_error *err) {
@@ -715,11 +716,12 @@ static void make_call(herd_model *m, node *n, int64_t row0, int B, int training,
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
     int chunk = m->eval_chunk;
     if (training || B <= chunk) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
-    for (int r = 0; r < B; r += chunk) {
-        herd_status st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < chunk ? B - r : chunk, 0, err);
-        if (st) return st;
-    }
-    return HERD_OK;
+    herd_status st = HERD_OK;
+    herdi_pool_hot(m->pool, 1);
+    for (int r = 0; r < B && !st; r += chunk)
+        st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < chunk ? B - r : chunk, 0, err);
+    herdi_pool_hot(m->pool, -1);
+    return st;
 }
 
 /* The span of the dense parameters node n reads, [*lo, *hi); empty when none. */
@@ -733,10 +735,22 @@ static void node_params_span(const herd_model *m, const node *n, int64_t *lo, in
     }
 }
 
+static herd_status forward_nodes(herd_model *m, int first, int last, int64_t row0, int B, int training,
+                                 herd_error *err);
+
 herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t row0, int B, int training,
                                      herd_error *err) {
     herd_status st = check_range(m, first, last, row0, B, err);
     if (st) return st;
+    herdi_pool_hot(m->pool, 1);
+    st = forward_nodes(m, first, last, row0, B, training, err);
+    herdi_pool_hot(m->pool, -1);
+    return st;
+}
+
+static herd_status forward_nodes(herd_model *m, int first, int last, int64_t row0, int B, int training,
+                                 herd_error *err) {
+    herd_status st;
     for (int i = first; i <= last; i++) {
         node *n = &m->nodes[i];
         if (n->alias >= 0 || !n->kind->forward) continue; /* a view, or a ReLU its producer applies */
@@ -849,6 +863,7 @@ herd_status herd_model_forward_backward(herd_model *m, const void *targets, int 
     size_t tb = herd_model_target_bytes(m);
     herd_grad_ready_fn hook = m->grad_hook;
     double loss_sum = 0;
+    herdi_pool_hot(m->pool, 1);
     memset(m->grads, 0, (size_t)m->n_dense * sizeof(float));
     sparse_reset(m);
     for (int r = 0; r < B; r += chunk) {
@@ -857,6 +872,7 @@ herd_status herd_model_forward_backward(herd_model *m, const void *targets, int 
         herd_status st = herd_model_forward_range(m, 0, last, r, n, 1, err);
         if (st) {
             m->grad_hook = hook;
+            herdi_pool_hot(m->pool, -1);
             return st;
         }
         int64_t units = herd_model_loss_units(m, rows, n);
@@ -866,6 +882,7 @@ herd_status herd_model_forward_backward(herd_model *m, const void *targets, int 
         m->grad_hook = r + n < B ? NULL : hook; /* gradients are final only in the last chunk */
         herd_model_backward_range(m, 0, last, r, n);
     }
+    herdi_pool_hot(m->pool, -1);
     m->grad_hook = hook;
     *loss = total > 0 ? (float)(loss_sum / (double)total) : 0.0f;
     return HERD_OK;
@@ -906,6 +923,7 @@ void herd_model_seed_loss_grad(herd_model *m, int64_t row0, const void *targets,
 
 void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0, int B) {
     HERD_ASSERT(!m->inference_only); /* no gradient buffers were planned */
+    herdi_pool_hot(m->pool, 1);
     for (int i = last; i >= first; i--) {
         node *n = &m->nodes[i];
         for (int k = 0; k < n->n_in; k++) { /* the gradients this backward is the first to write */
@@ -923,6 +941,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
         if (m->grad_hook && m->grad_ready[i] != (i + 1 < m->n_nodes ? m->grad_ready[i + 1] : m->n_dense))
             m->grad_hook(m->grad_hook_user, m->grad_ready[i]);
     }
+    herdi_pool_hot(m->pool, -1);
 }
 
 int herd_model_layer_inputs(const herd_model *m, int i, int *inputs, int max) {
