@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
 #include "dist/embedding_shard.h"
 #include "dist/sparse_exchange.h"
 #include "dist/strategy.h"
@@ -261,7 +262,9 @@ herd_status herd_trainer_step(herd_trainer *t, const herd_dataset *ds, const int
     /* phases: data, exchange and update are timed where they happen; compute is the rest */
     herd_train_phases *p = &t->phases, before = *p;
     double t0 = herd_now();
+    herdi_pool_hot(herd_model_pool(t->m), 1); /* the forward, backward, clipping and update: one run of jobs */
     herd_status st = step_inner(t, ds, idx, B, res, err);
+    herdi_pool_hot(herd_model_pool(t->m), -1);
     herd_model_use_input(t->m, NULL); /* the loader's rows are reused once later steps are asked */
     double others = (p->data - before.data) + (p->exchange - before.exchange) + (p->update - before.update);
     p->compute += herd_now() - t0 - others;
