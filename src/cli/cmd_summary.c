@@ -116,8 +116,8 @@ int cmd_summary(int argc, char **argv) {
            batch, backend, herd_model_planned_bytes(m) / 1048576.0, weights_mib);
     size_t reused, plain;
     herd_model_activation_bytes(m, &reused, &plain);
-    printf("Activations and their gradients, planned by liveness: %.2f MiB (%.2f MiB if every buffer had its own "
-           "memory: %.2fx)\n", reused / 1048576.0, plain / 1048576.0, plain ? (double)reused / (double)plain : 1.0);
+    printf("Activations and their gradients (and the layers' workspace when training), planned by liveness: %.2f MiB "
+           "(%.2f MiB if every buffer had its own memory: %.2fx)\n", reused / 1048576.0, plain / 1048576.0, plain ? (double)reused / (double)plain : 1.0);
     int chunk = herd_model_train_chunk(m);
     if (chunk == 0) printf("Training runs each batch as one piece (batch norm needs its statistics)\n");
     else printf("Training runs forward and backward %d samples at a time, while they are in cache\n", chunk);

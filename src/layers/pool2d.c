@@ -47,17 +47,26 @@ static herd_status maxpool_plan(node *n, layer_plan *p) {
 
 static int32_t *argmax_rows(const layer_call *c) { return (int32_t *)c->n->saved[0] + c->row0 * c->n->numel; }
 
+/* A ReLU before the pool moved after it (LAYER_FUSES_RELU_BEFORE): the maximum, then the ReLU
+ * of the maximum, the same bits as the maximum of the ReLU'd window (NaN aside). Backward masks
+ * dout by the output first: a window whose maximum is not positive sends nothing back, as the
+ * ReLU's backward would have zeroed it at its argmax (whose value is that maximum). */
 static void maxpool_forward(const layer_call *c) {
     pool2d_dims d = CFG(c->n)->d;
     d.B = c->B;
     c->be->maxpool2d_forward(c->ex, c->out, argmax_rows(c), c->in[0], &d);
+    if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act, 0);
 }
 
 static void maxpool_backward(const layer_call *c) {
     pool2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->din[0]) c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
+    if (!c->din[0]) return;
+    if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
+    c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
 }
+
+static int maxpool_backward_reads(const node *n) { return n->fused_act ? LAYER_READS_OUTPUT : 0; }
 
 static void avgpool_forward(const layer_call *c) {
     pool2d_dims d = CFG(c->n)->d;
@@ -153,8 +162,8 @@ static const char *const avgpool_ops[] = {"AveragePool", NULL};
 
 const layer_kind herdi_layer_maxpool2d = {
     .name = "maxpool2d", .keywords = maxpool_keywords, .positional = pool_positional, .min_inputs = 1,
-    .max_inputs = 1, .flags = LAYER_IMAGE_INPUT, .build = pool_build, .plan = maxpool_plan,
-    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = herdi_layer_reads_nothing, .flops = pool_flops, .describe = pool_describe,
+    .max_inputs = 1, .flags = LAYER_IMAGE_INPUT | LAYER_FUSES_RELU_BEFORE, .build = pool_build, .plan = maxpool_plan,
+    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = maxpool_backward_reads, .flops = pool_flops, .describe = pool_describe,
     .onnx_export = maxpool_onnx,
     .onnx_ops = maxpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };

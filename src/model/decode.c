@@ -86,7 +86,7 @@ herd_status herd_decoder_step(herd_decoder *d, int32_t id, const float **logits,
         if (n->alias >= 0) continue;
         layer_call c;
         memset(&c, 0, sizeof c);
-        c.ex = &m->ex, c.be = n->be, c.n = n, c.B = 1, c.row0 = d->pos;
+        c.ex = herdi_node_exec(m, n, 0, &c.exn), c.be = n->be, c.n = n, c.B = 1, c.row0 = d->pos;
         for (int k = 0; k < n->n_in; k++) {
             int j = n->in[k];
             c.in[k] = j >= 0 ? d->out[j] : (const float *)d->ids;

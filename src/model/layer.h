@@ -58,6 +58,11 @@ struct node {
     float *prep;
     size_t prep_floats;
     int prep_tag;
+    /* training plans with reuse: the node's workspace (herd_exec.workspace) for its forward and for
+     * its backward, ws_floats each, planned by liveness with the activations (NULL: the model's
+     * shared block) */
+    float *ws_forward, *ws_backward;
+    size_t ws_floats;
     uint64_t prep_gen;
 };
 
@@ -100,7 +105,7 @@ typedef struct layer_plan {
 enum { LAYER_READS_INPUT = 1, LAYER_READS_OUTPUT = 2 };
 enum { LAYER_VIEW = 1, LAYER_FUSES_RELU = 2, LAYER_TAKES_ACT = 4, LAYER_IMAGE_INPUT = 8, LAYER_BATCH_STATS = 16,
        LAYER_ACTIVATION = 32, LAYER_READS_IDS = 64,
-       LAYER_FUSES_RELU6 = 128, LAYER_FUSES_AFFINE = 256 };
+       LAYER_FUSES_RELU6 = 128, LAYER_FUSES_AFFINE = 256, LAYER_FUSES_RELU_BEFORE = 512 };
 
 struct layer_kind {
     const char *name;     /* "conv2d": as summaries show it */
@@ -117,7 +122,10 @@ struct layer_kind {
                              kind is given one (checked when a node is added); LAYER_FUSES_AFFINE: in an
                              inference plan, can apply the per-channel affine of an eval_affine kind that
                              reads it (c->scale, c->shift: v = v * scale + shift after its sum and bias,
-                             before its fused activation) */
+                             before its fused activation); LAYER_FUSES_RELU_BEFORE: kind(relu(x)) is
+                             relu(kind(x)) bit for bit (max pooling), so in a training plan it can apply a
+                             ReLU that only it reads to its own output instead (fused_act), the ReLU's
+                             input then needing no ReLU'd copy kept for the ReLU's backward */
     /* NULL when backend be runs this node's configuration, else a short reason (it then runs on ref) */
     const char *(*unsupported)(const node *n, const herd_backend *be);
     /* reads the arguments, checks the input shapes, sets the output shape, declares parameters */

@@ -249,6 +249,14 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
  * (the same multiply and add as the batch norm's own pass, so the same bits, one pass over
  * memory instead of three). A training plan keeps them apart: the batch norm then normalises
  * by the batch, and its backward reads the conv's output. */
+/* The one node reading node i's output (consumers[i] == 1). */
+static node *sole_reader(herd_model *m, int i) {
+    for (int j = i + 1; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].n_in; k++)
+            if (m->nodes[j].in[k] == i) return &m->nodes[j];
+    return NULL;
+}
+
 static void plan_fusions(herd_model *m) {
     int *consumers = m->scratch;
     memset(consumers, 0, (size_t)m->n_nodes * sizeof *consumers);
@@ -276,6 +284,15 @@ static void plan_fusions(herd_model *m) {
         int can = act == HERD_ACT_RELU ? LAYER_FUSES_RELU : act == HERD_ACT_RELU6 ? LAYER_FUSES_RELU6 : 0;
         if (can && sole && (q->kind->flags & can) && q->alias < 0 && q->fused_act == HERD_ACT_NONE) {
             q->fused_act = act;
+            n->alias = n->in[0];
+            continue;
+        }
+        /* training: a ReLU read only by a max pool, of an input read only by it, moves after the
+         * pool (LAYER_FUSES_RELU_BEFORE): its activation-sized output is no longer kept for its
+         * backward (ResNet's stem: 32 MiB at batch 128 on 3x64x64), nor its pass run */
+        node *r = act == HERD_ACT_RELU && sole && !m->inference_only && consumers[i] == 1 ? sole_reader(m, i) : NULL;
+        if (r && (r->kind->flags & LAYER_FUSES_RELU_BEFORE) && r->fused_act == HERD_ACT_NONE) {
+            r->fused_act = act;
             n->alias = n->in[0];
         }
     }
@@ -334,6 +351,7 @@ typedef struct live_buf {
     float **dst;
     size_t bytes, offset;
     int birth, death;
+    int workspace; /* a node's workspace for one call */
 } live_buf;
 
 static int cmp_live(const void *a, const void *b) {
@@ -369,7 +387,7 @@ static size_t assign_offsets(live_buf *b, int n, live_buf **order, live_buf **pl
     return total;
 }
 
-#define LIVE_MAX (2 * HERD_MAX_NODES + HERD_MAX_MODEL_INPUTS)
+#define LIVE_MAX (4 * HERD_MAX_NODES + HERD_MAX_MODEL_INPUTS) /* out, dout, two workspaces a node */
 
 struct live_buf *herdi_model_live_tables(struct live_buf ***order, struct live_buf ***placed) {
     live_buf *t = calloc(LIVE_MAX, sizeof *t);
@@ -385,14 +403,44 @@ struct live_buf *herdi_model_live_tables(struct live_buf ***order, struct live_b
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* Each node's workspace for a call at batch B (n->ws_floats), from its kind's plan run against a
+ * planner arena; *most gets the largest. */
+static herd_status node_workspaces(herd_model *m, int B, int parts, size_t *most) {
+    herd_arena *planner = herd_arena_create_planner();
+    if (!planner) return HERD_ENOMEM;
+    herd_status st = HERD_OK;
+    *most = 0;
+    for (int i = 0; i < m->n_nodes && !st; i++) {
+        node *n = &m->nodes[i];
+        layer_plan p = {.arena = planner, .B = B, .threads = parts, .workspace_floats = 0, .inference = m->inference_only};
+        n->ws_floats = 0;
+        if (n->alias >= 0 || !n->kind->plan) continue;
+        st = n->kind->plan(n, &p);
+        n->ws_floats = p.workspace_floats;
+        if (n->ws_floats > *most) *most = n->ws_floats;
+    }
+    herd_arena_destroy(planner);
+    return st;
+}
+
 /* Carves every buffer out of `a` (with a planner arena it only measures). The activations and
  * gradients are one region laid out by liveness; saved buffers, probabilities and workspace
  * follow it. *plain gets the bytes that region would take without sharing. */
 static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *plain) {
     int N = m->n_nodes, nb = 0, training = !m->inference_only, end = 2 * N + 1;
     live_buf *bufs = m->live, **order = m->live_order, **placed = m->live_placed;
+    /* fixed reduction parts each take a slot of workspace, however many threads run them */
+    int parts = herd_pool_threads(m->pool);
+    if (m->ex.fixed_parts > parts) parts = m->ex.fixed_parts;
+    /* a training plan with reuse gives each node its own workspace, for its forward and for its
+     * backward, in the region with the activations (the scratch of a call lives only during it);
+     * otherwise every node shares one block after the region */
+    int own_ws = training && m->memory_reuse;
+    size_t ws_max = 0;
+    herd_status st = node_workspaces(m, B, parts, &ws_max);
+    if (st) return st;
     for (int k = 0; k < m->n_inputs; k++)
-        bufs[nb++] = (live_buf){&m->inputs[k].data, align64((size_t)B * (size_t)m->inputs[k].numel * 4), 0, 0, end};
+        bufs[nb++] = (live_buf){&m->inputs[k].data, align64((size_t)B * (size_t)m->inputs[k].numel * 4), 0, 0, end, 0};
     int out_owner = buffer_owner(m, N - 1);
     for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
@@ -400,15 +448,22 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
         if (n->alias >= 0) continue;
         size_t bytes = align64((size_t)B * (size_t)n->numel * sizeof(float));
         int last = i == out_owner ? end : training ? n->out_death : (n->last_reader > i ? n->last_reader : i);
-        if (!(n->kind->flags & LAYER_VIEW)) bufs[nb++] = (live_buf){&n->out, bytes, 0, i, last};
+        if (!(n->kind->flags & LAYER_VIEW)) bufs[nb++] = (live_buf){&n->out, bytes, 0, i, last, 0};
         if (training) {
             int born = n->first_grad_writer >= 0 ? 2 * N - n->first_grad_writer : N;
-            bufs[nb++] = (live_buf){&n->dout, bytes, 0, born, 2 * N - i};
+            bufs[nb++] = (live_buf){&n->dout, bytes, 0, born, 2 * N - i, 0};
+        }
+        n->ws_forward = n->ws_backward = NULL;
+        if (own_ws && n->ws_floats) {
+            size_t ws = align64(n->ws_floats * sizeof(float));
+            bufs[nb++] = (live_buf){&n->ws_forward, ws, 0, i, i, 1};
+            bufs[nb++] = (live_buf){&n->ws_backward, ws, 0, 2 * N - i, 2 * N - i, 1};
         }
     }
-    if (plain) { /* without sharing every buffer sits after the others: the sum of their sizes */
-        *plain = 0;
-        for (int k = 0; k < nb; k++) *plain += bufs[k].bytes;
+    if (plain) { /* without sharing every buffer sits after the others: the sum of their sizes (the
+                  * workspace as one block, as a plan without reuse has it) */
+        *plain = own_ws ? align64(ws_max * sizeof(float)) : 0;
+        for (int k = 0; k < nb; k++) *plain += bufs[k].workspace ? 0 : bufs[k].bytes;
     }
     size_t region = assign_offsets(bufs, nb, order, placed, m->memory_reuse);
     char *base = herd_arena_alloc(a, region ? region : 64);
@@ -417,9 +472,6 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     m->input = m->inputs[0].data;
     m->input_planned = NULL;
     m->activation_bytes = region;
-    /* fixed reduction parts each take a slot of workspace, however many threads run them */
-    int parts = herd_pool_threads(m->pool);
-    if (m->ex.fixed_parts > parts) parts = m->ex.fixed_parts;
     layer_plan plan = {.arena = a, .B = B, .threads = parts, .workspace_floats = 0, .inference = m->inference_only};
     for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
@@ -431,8 +483,7 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
             continue;
         }
         if (n->kind->flags & LAYER_VIEW) n->out = m->inputs[-1 - n->in[0]].data; /* a view of a model input */
-        herd_status st = n->kind->plan ? n->kind->plan(n, &plan) : HERD_OK;
-        if (st) return st;
+        if ((st = n->kind->plan ? n->kind->plan(n, &plan) : HERD_OK)) return st;
         n->affine = NULL; /* a folded batch norm's scale and shift, per channel of the output */
         if (n->fused_affine >= 0 && !(n->affine = herd_arena_floats(a, 2 * (size_t)n->dims[0]))) return HERD_ENOMEM;
     }
@@ -450,9 +501,9 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     m->packed = NULL; /* several inputs: batches arrive packed, one sample's inputs after the other */
     if (m->n_inputs > 1 && !(m->packed = herd_arena_floats(a, (size_t)B * (size_t)herd_model_input_slots(m))))
         return HERD_ENOMEM;
-    m->ex.workspace = NULL;
-    if (plan.workspace_floats && !(m->ex.workspace = herd_arena_floats(a, plan.workspace_floats))) return HERD_ENOMEM;
-    m->ex.workspace_floats = plan.workspace_floats;
+    m->ex.workspace = NULL, m->ex.workspace_floats = 0;
+    if (!own_ws && ws_max && !(m->ex.workspace = herd_arena_floats(a, ws_max))) return HERD_ENOMEM;
+    if (!own_ws) m->ex.workspace_floats = ws_max;
     return HERD_OK;
 }
 
@@ -669,14 +720,21 @@ static herd_status check_range(const herd_model *m, int first, int last, int64_t
 }
 
 /* Everything node n's forward or backward sees for rows [row0, row0 + B). */
-static void make_call(herd_model *m, node *n, int64_t row0, int B, int training, layer_call *c) {
-    c->ex = &m->ex;
+/* The exec a call of node n runs with: the model's, with the node's own prepared weights and,
+ * in a training plan, its own workspace for its forward or (backward) its backward. */
+const herd_exec *herdi_node_exec(herd_model *m, node *n, int backward, herd_exec *own) {
+    if (!n->prep && !n->ws_forward) return &m->ex;
+    *own = m->ex;
     if (n->prep) { /* the node's own prepared weights, stale once the parameters may have changed */
         if (n->prep_gen != m->params_gen) n->prep_tag = 0, n->prep_gen = m->params_gen;
-        c->exn = m->ex;
-        c->exn.prep = n->prep, c->exn.prep_floats = n->prep_floats, c->exn.prep_tag = &n->prep_tag;
-        c->ex = &c->exn;
+        own->prep = n->prep, own->prep_floats = n->prep_floats, own->prep_tag = &n->prep_tag;
     }
+    if (n->ws_forward) own->workspace = backward ? n->ws_backward : n->ws_forward, own->workspace_floats = n->ws_floats;
+    return own;
+}
+
+static void make_call(herd_model *m, node *n, int64_t row0, int B, int training, int backward, layer_call *c) {
+    c->ex = herdi_node_exec(m, n, backward, &c->exn);
     c->be = n->be;
     c->n = n;
     c->B = B;
@@ -756,7 +814,7 @@ static herd_status forward_nodes(herd_model *m, int first, int last, int64_t row
         if (n->alias >= 0 || !n->kind->forward) continue; /* a view, or a ReLU its producer applies */
         double t0 = m->profile || m->trace ? herd_now() : 0;
         layer_call c;
-        make_call(m, n, row0, B, training, &c);
+        make_call(m, n, row0, B, training, 0, &c);
         if (n->kind->check && (st = n->kind->check(&c, err))) return st;
         if (n->fused_affine >= 0) { /* the folded batch norm's scale and shift from its parameters as they are now */
             node *f = &m->nodes[n->fused_affine];
@@ -764,7 +822,7 @@ static herd_status forward_nodes(herd_model *m, int first, int last, int64_t row
                 return herd_fail(err, HERD_EARG, "%s: the model was prepared for inference only ('%s' is folded into '%s')",
                                  m->source, f->name, n->name);
             layer_call fc;
-            make_call(m, f, row0, B, 0, &fc);
+            make_call(m, f, row0, B, 0, 0, &fc);
             f->kind->eval_affine(f, &fc, n->affine, n->affine + n->dims[0]);
             c.scale = n->affine, c.shift = n->affine + n->dims[0];
         }
@@ -933,7 +991,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
         if (n->alias < 0 && n->kind->backward) {
             double t0 = m->profile || m->trace ? herd_now() : 0;
             layer_call c;
-            make_call(m, n, row0, B, 1, &c);
+            make_call(m, n, row0, B, 1, 1, &c);
             n->kind->backward(&c);
             if (m->profile) n->t_backward += herd_now() - t0;
             if (m->trace) herd_trace_add(m->trace, n->name, "backward", HERD_TRACE_COMPUTE, t0, herd_now());

@@ -118,6 +118,9 @@ float *herdi_model_param_data(herd_model *m, int i);
 void herdi_model_params_changed(herd_model *m);
 /* Writes the tables herd_model_init_params left pending (every access of the parameters calls it). */
 void herdi_model_tables_ready(herd_model *m);
+/* The exec node n's forward (backward = 0) or backward runs with: the model's, or *own filled
+ * with the node's prepared weights and its own workspace where it has them. */
+const herd_exec *herdi_node_exec(herd_model *m, node *n, int backward, herd_exec *own);
 /* Data of node n's parameter slot (NULL when the slot is empty). */
 float *herdi_node_param(herd_model *m, const node *n, int slot);
 /* Per-sample shape of node input k: a node's output or a model input. */
