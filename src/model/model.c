@@ -413,7 +413,7 @@ static herd_status node_workspaces(herd_model *m, int B, int parts, size_t *most
     for (int i = 0; i < m->n_nodes && !st; i++) {
         node *n = &m->nodes[i];
         layer_plan p = {.arena = planner, .B = B, .threads = parts, .workspace_floats = 0, .inference = m->inference_only};
-        n->ws_floats = 0;
+        n->ws_floats = 0, n->ws_forward = n->ws_backward = NULL;
         if (n->alias >= 0 || !n->kind->plan) continue;
         st = n->kind->plan(n, &p);
         n->ws_floats = p.workspace_floats;
@@ -453,7 +453,6 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
             int born = n->first_grad_writer >= 0 ? 2 * N - n->first_grad_writer : N;
             bufs[nb++] = (live_buf){&n->dout, bytes, 0, born, 2 * N - i, 0};
         }
-        n->ws_forward = n->ws_backward = NULL;
         if (own_ws && n->ws_floats) {
             size_t ws = align64(n->ws_floats * sizeof(float));
             bufs[nb++] = (live_buf){&n->ws_forward, ws, 0, i, i, 1};
