@@ -24,7 +24,8 @@ and, apart from that, fits t = A + B x max(0, bytes a host sends - token bucket)
 as measured on 2 and on 4 hosts (A: its rounds' latencies as they are here, where a round may wait for
 a core or for herd's progress thread to poll; B: the link and the reduction). The data-parallel step
 on 4 hosts is then predicted from figures measured apart from it, and checked against it (exit 1
-beyond 15%):
+beyond 15%; each round of the step from the figures taken right around it, the median of the
+rounds' errors checked):
   compute   4 single-rank processes sharing the cores, no exchange (wall time), times
             1 + (CPU time of the exchange alone, all ranks) / (CPU time of those processes): the
             exchange's kernel and polling work takes the same cores;
