@@ -24,7 +24,8 @@ and, apart from that, fits t = A + B x max(0, bytes a host sends - token bucket)
 as measured on 2 and on 4 hosts (A: its rounds' latencies as they are here, where a round may wait for
 a core or for herd's progress thread to poll; B: the link and the reduction). The data-parallel step
 on 4 hosts is then predicted from figures measured apart from it, and checked against it (exit 1
-beyond 15%):
+beyond 15%; each round of the step from the figures taken right around it, the median of the
+rounds' errors checked):
   compute   4 single-rank processes sharing the cores, no exchange (wall time), times
             1 + (CPU time of the exchange alone, all ranks) / (CPU time of those processes): the
             exchange's kernel and polling work takes the same cores;
@@ -74,9 +75,10 @@ def parse(path):
             fig["burst"] = float(kv["bytes"])
         elif line.startswith("reduce ") and rate:
             fig["rates"][rate]["gamma"] = float(kv["seconds_per_byte"])
-        elif line.startswith("dp "):
-            dp = fig["dp"][(rate, int(kv["ranks"]))] = {k: float(v) for k, v in kv.items() if k != "ranks"}
+        elif line.startswith("dp "):  # one round (older files: the only one) of the step and its figures
+            dp = {k: float(v) for k, v in kv.items() if k != "ranks"}
             dp["layers"] = []
+            fig["dp"].setdefault((rate, int(kv["ranks"])), []).append(dp)
         elif line.startswith("profile layer="):  # one of the k processes apart: forward and backward per layer
             dp["layers"].append((kv["layer"], float(kv["forward_ms"]), float(kv["backward_ms"])))
         elif line.startswith("profile step_ms="):
@@ -248,24 +250,37 @@ def main():
         for k in (2, 4):
             if (rate, k) not in fig["dp"] or (rate, "allreduce", k) not in fits:
                 continue
-            d = fig["dp"][(rate, k)]
-            m = step_model(d, fits[(rate, "allreduce", k)], r["buckets"], r["bucket_layers"], k, fig.get("burst", 0.0))
+            rounds = fig["dp"][(rate, k)]
+            ms = [step_model(d, fits[(rate, "allreduce", k)], r["buckets"], r["bucket_layers"], k, fig.get("burst", 0.0))
+                  for d in rounds]
+            errs = [m["step"] / (d["ms_per_step"] / 1e3) - 1 for m, d in zip(ms, rounds)]
+            # the figure checked: the median over the rounds of each round's error (its step against
+            # the prediction from the figures taken around it); the breakdown is that round's
+            mid = sorted(range(len(errs)), key=errs.__getitem__)[(len(errs) - 1) // 2]
+            d, m, err = rounds[mid], ms[mid], errs[mid]
             meas = d["ms_per_step"] / 1e3
-            err = m["step"] / meas - 1
             checked = k == 4
             if checked:
                 ok = ok and abs(err) <= TOL
             print(f"   {rate}, {k} hosts: buckets {', '.join(f'{n / 1024:.0f} KiB after {l}' for n, l in zip(r['buckets'], r['bucket_layers']))}")
+            if len(rounds) > 1:
+                print("      rounds (compute apart ms -> predicted / measured step ms: error): " + "; ".join(
+                    f"{rd['compute_ms']:.1f} -> {1e3 * mo['step']:.1f} / {rd['ms_per_step']:.1f}: {100 * e:+.1f}%"
+                    for rd, mo, e in zip(rounds, ms, errs)) + f"; the median round ({mid + 1}):")
+            wait = d.get("wait_mean_ms", d["comm_wait_ms"])
             print(f"      compute apart ({k} processes at once, no exchange) {d['compute_ms']:.2f} ms, "
                   f"{d['compute_cpu_ms']:.2f} ms of CPU; the exchange alone takes {d['exchange_cpu_ms']:.2f} ms of CPU "
                   f"(all ranks) -> x{m['slow']:.3f}: compute in the step {1e3 * m['compute']:.2f} ms "
-                  f"(measured: step - wait = {d['ms_per_step'] - d['comm_wait_ms']:.2f} ms)")
+                  f"(measured: step - the ranks' mean wait = {d['ms_per_step'] - wait:.2f} ms"
+                  + (f"; CPU of all ranks in the step {d['step_cpu_ms']:.2f} ms, modelled "
+                     f"{d['compute_cpu_ms'] + d['exchange_cpu_ms']:.2f})" if "step_cpu_ms" in d else ")"))
             print(f"      backward {1e3 * m['backward']:.2f} ms ({m['bwd_share']:.0%} of the profile's step); buckets "
                   f"ready at " + ", ".join(f"{1e3 * t:.2f}" for t in m["ready"]) + " ms of it; allreduce "
                   f"A {1e3 * m['a']:.2f} ms, B {1e9 * m['b']:.2f} ns/B")
             print(f"      exchange alone: model {1e3 * m['alone']:.2f} ms, measured {d['exchange_ms']:.2f} ms "
                   f"({100 * (1e3 * m['alone'] / d['exchange_ms'] - 1):+.1f}%); last bucket done {1e3 * m['finish']:.2f} ms "
-                  f"after backward's start -> exposed {1e3 * m['exposed']:.2f} ms (measured wait {d['comm_wait_ms']:.2f} ms)")
+                  f"after backward's start -> exposed {1e3 * m['exposed']:.2f} ms (measured wait: the ranks' mean "
+                  f"{wait:.2f} ms, rank 0 {d['comm_wait_ms']:.2f} ms)")
             print(f"      step: {1e3 * m['apart']:.2f} compute apart + {1e3 * (m['compute'] - m['apart']):.2f} the exchange's "
                   f"CPU + {1e3 * m['exposed']:.2f} exposed = {1e3 * m['step']:.2f} ms predicted, {1e3 * meas:.2f} ms "
                   f"measured: error {100 * err:+.1f}%" + (f" ({'within' if abs(err) <= TOL else 'OUTSIDE'} {TOL:.0%})"
@@ -283,7 +298,7 @@ def main():
     # the CNN's backward share and its buckets' ready times (as shares of backward) from the profile
     # measured on 2 hosts; the sized models: backward = 2/3 of the compute (twice the forward's
     # FLOPs), their buckets ready in proportion to the parameters behind them
-    prof = next((d for (r, k), d in fig["dp"].items() if k == 2 and d.get("layers")), None)
+    prof = next((d[0] for (r, k), d in fig["dp"].items() if k == 2 and d[0].get("layers")), None)
     r0 = fig["rates"][next(iter(fig["rates"]))]
     if prof:
         names = [name for name, _, _ in prof["layers"]]

@@ -116,4 +116,13 @@ mpirun -np 2 --oversubscribe "$HERD" train "$SMALL" "${common[@]}" --batch 1 >"$
 [ $? = 2 ] && pass || fail "layout error under mpirun: exit $? (expected 2)"
 [ "$(grep -c '^herd:' "$TMP/err")" = 1 ] && grep -q "^herd: --batch 1 is smaller than the 2 workers" "$TMP/err" && pass ||
     fail "layout error under mpirun: one line from rank 0 expected: $(head -c 600 "$TMP/err")"
+# herd bench on 2 ranks: rank 0's exchange wait and CPU, every rank's mean wait and summed CPU
+# (bench/scaling --predict sets them beside its model's terms)
+expect_exit 0 "bench 2 ranks" -- "$HERD" bench "$SMALL" -n 2 --threads 1 --batch 16 --steps 5 --warmup 1 --data synthetic
+/usr/bin/python3 - "$TMP/out" <<'PY' && pass || fail "herd bench -n 2 figures: $(head -c 600 "$TMP/out")"
+import re, sys
+f = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", open(sys.argv[1]).read())}
+assert f["ranks"] == 2 and f["comm_wait_mean_ms"] >= 0 and f["comm_wait_ms_per_step"] >= 0, f
+assert f["comm_wait_mean_ms"] < f["ms_per_step"] and f["cpu_ms_all_ranks"] >= f["cpu_ms_per_step"] > 0, f
+PY
 summary

@@ -260,6 +260,9 @@ int cmd_bench(int argc, char **argv) {
     if (herd_strategy_finish(strategy, &err)) goto fail; /* ZeRO-1: the last step's parameters arrive */
     double secs = herd_now() - t0, wait = herd_strategy_wait_seconds(strategy) - wait0;
     double cpu = process_cpu_seconds() - cpu0;
+    /* every rank's exchange wait and CPU time, summed (a collective: all ranks call it) */
+    double all[2] = {wait, cpu};
+    if (world > 1 && herd_comm_allreduce_f64(comm, all, 2, &err)) goto fail;
     /* useful FLOPs a sample: forward; training adds the weight gradient (as much again) and the
      * input gradient (again) where a layer computes one: not for a layer that reads only the
      * model's inputs (the first convolution), whose input gradient nothing needs */
@@ -277,7 +280,9 @@ int cmd_bench(int argc, char **argv) {
                "ms_per_step=%.3f gflops=%.2f cpu_ms_per_step=%.3f",
                mode, world, batch, threads, backend, precision, steps, steps * (double)global / secs, 1e3 * secs / steps,
                step_flops * steps / secs * 1e-9, 1e3 * cpu / steps);
-        if (world > 1) printf(" comm_wait_ms_per_step=%.3f", 1e3 * wait / steps);
+        if (world > 1)
+            printf(" comm_wait_ms_per_step=%.3f comm_wait_mean_ms=%.3f cpu_ms_all_ranks=%.3f", 1e3 * wait / steps,
+                   1e3 * all[0] / world / steps, 1e3 * all[1] / steps);
         printf("\n");
     }
     if (profile && rank == 0) {
