@@ -239,6 +239,8 @@ void herdi_cpu_act_backward(const herd_exec *ex, float *din, const float *dout, 
  * herdi_cpu_act_forward computes them; g = the in-place backward of act given its output out
  * (see act_backward_inplace in backend.h). */
 void herdi_cpu_act_apply_inplace(float *x, int64_t n, herd_act act);
+/* the backend's add_act_forward: contiguous ranges per thread */
+void herdi_cpu_add_act_forward(const herd_exec *ex, float *out, const float *a, const float *b, int64_t n, herd_act act);
 void herdi_cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act);
 
 size_t herdi_cpu_attention_workspace(const attn_dims *d, int threads);
