@@ -862,6 +862,27 @@ static void test_act(void) {
             }
             free(in), free(dout), free(din0), free(o_r), free(d_r);
         }
+    /* the residual add with its activation: the bits of the reference add, then the act op (NaN, -0, 6) */
+    const herd_act fused[] = {HERD_ACT_NONE, HERD_ACT_RELU, HERD_ACT_RELU6};
+    for (size_t k = 0; k < 3; k++)
+        for (size_t s = 0; s < 3; s++) {
+            int64_t n = sizes[s];
+            float *a = randv(n), *b = randv(n), *want = nanv(n);
+            for (int64_t i = 0; i < n; i++) a[i] *= 8.0f;
+            a[0] = NAN, b[n / 2] = -0.0f, a[n / 2] = -0.0f, a[n - 1] = 6.0f, b[n - 1] = 0.0f;
+            herd_exec none = {0};
+            herdi_ref_add_forward(want, a, b, n);
+            if (fused[k]) herd_backend_ref.act_forward(&none, want, want, n, fused[k], 0);
+            for (int t = 0; t < N_TC; t++) {
+                herd_exec ex = {.pool = pools[thread_counts[t]]};
+                float *o = nanv(n);
+                cpu->add_act_forward(&ex, o, a, b, n, fused[k]);
+                CHECK(!memcmp(o, want, (size_t)n * sizeof(float)), "add act %d n%lld, %d threads: not the add then the act op's bits",
+                      (int)fused[k], (long long)n, thread_counts[t]);
+                free(o);
+            }
+            free(a), free(b), free(want);
+        }
 }
 
 int main(void) {

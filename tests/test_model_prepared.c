@@ -41,7 +41,43 @@ static void scale(herd_model *m, float s) {
     for (int64_t i = 0; i < n; i++) p[i] *= s;
 }
 
+/* An inference-only model runs a batch in chunks of rows and sizes its workspace and prepared weights
+ * for a chunk's calls: planned for 80 rows (chunks of 32, 32, 16), every row must have the bits of
+ * a model planned for 32 rows fed the same chunks. The max pooling keeps its argmax for the planned
+ * rows; Winograd's kernels are prepared for the 32-row calls. */
+static const char *SPEC_CHUNKS = "input 64x16x16\nconv 64 3 pad=1 relu\nmaxpool 2\nconv 64 3 pad=1\ngap\ndense 10\n";
+
+static herd_model *make_rows(int rows, int threads) {
+    herd_error err = {0};
+    herd_model *m = NULL;
+    CHECK(herd_model_parse(&m, SPEC_CHUNKS, "spec", &err) == HERD_OK, "%s", err.msg);
+    if (!m) return NULL;
+    herd_model_init_params(m, 5);
+    herd_model_set_inference_only(m, 1);
+    CHECK(herd_model_prepare(m, "cpu", rows, threads, &err) == HERD_OK, "%s", err.msg);
+    return m;
+}
+
+static void check_chunks(int threads) {
+    enum { ROWS = 80, CHUNK = 32, IN = 64 * 16 * 16 };
+    herd_model *big = make_rows(ROWS, threads), *small = make_rows(CHUNK, threads);
+    if (!big || !small) return;
+    herd_error err = {0};
+    float *x = herd_model_batch_buffer(big);
+    for (int i = 0; i < ROWS * IN; i++) x[i] = (float)((i * 29) % 97) / 97.0f - 0.5f;
+    CHECK(herd_model_forward(big, ROWS, 0, &err) == HERD_OK, "%s", err.msg);
+    for (int r = 0; r < ROWS; r += CHUNK) {
+        int n = ROWS - r < CHUNK ? ROWS - r : CHUNK;
+        memcpy(herd_model_batch_buffer(small), x + (size_t)r * IN, (size_t)n * IN * sizeof(float));
+        CHECK(herd_model_forward(small, n, 0, &err) == HERD_OK, "%s", err.msg);
+        CHECK(!memcmp(herd_model_output(small), herd_model_output(big) + (size_t)r * OUTS, (size_t)n * OUTS * sizeof(float)),
+              "%d threads: rows %d..%d of a batch of %d differ from a %d-row model's", threads, r, r + n, ROWS, CHUNK);
+    }
+    herd_model_destroy(big), herd_model_destroy(small);
+}
+
 int main(void) {
+    for (int threads = 1; threads <= 2; threads++) check_chunks(threads);
     for (int threads = 1; threads <= 2; threads++) {
         herd_model *inf = make(1, threads), *train = make(0, threads);
         if (!inf || !train) return check_summary();

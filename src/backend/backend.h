@@ -114,6 +114,10 @@ typedef struct herd_backend {
      * in cache: the backward of the fused conv + activation. NULL = not offered. */
     void (*conv2d_backward_act)(const herd_exec *ex, float *din, float *dw, float *db, float *dout, const float *out,
                                 const float *in, const float *w, const conv2d_dims *d, herd_act act);
+    /* out = a + b, then act (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6) as act_forward computes it, each
+     * element once: the bits of the add then the act op (a residual add and the ReLU fused into it). NULL =
+     * not offered (the layer runs the reference add, then act_forward). */
+    void (*add_act_forward)(const herd_exec *ex, float *out, const float *a, const float *b, int64_t n, herd_act act);
     /* multi-head self-attention (ops.h attn_dims); workspace floats for these dims and threads */
     size_t (*attention_workspace)(const attn_dims *d, int threads);
     void (*attention_forward)(const herd_exec *ex, float *out, float *att, const float *qkv, const attn_dims *d);

@@ -25,6 +25,7 @@ const herd_backend herd_backend_cpu = {
     .conv2d_forward_act = herdi_cpu_conv_forward_act,
     .act_backward_inplace = herdi_cpu_act_backward_inplace,
     .conv2d_backward_act = herdi_cpu_conv_backward_act,
+    .add_act_forward = herdi_cpu_add_act_forward,
     .attention_workspace = herdi_cpu_attention_workspace,
     .attention_forward = herdi_cpu_attention_forward,
     .attention_backward = herdi_cpu_attention_backward,

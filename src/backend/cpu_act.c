@@ -153,6 +153,22 @@ void herdi_cpu_act_apply_inplace(float *x, int64_t n, herd_act act) {
         }
 }
 
+/* out = a + b, then the activation on each block of it while the block is in L1 */
+static void add_act_range(void *ctx, int64_t i0, int64_t i1, int thread) {
+    (void)thread;
+    const act_job *j = ctx;
+    for (int64_t b0 = i0; b0 < i1; b0 += 2048) {
+        int64_t b1 = i1 - b0 < 2048 ? i1 : b0 + 2048;
+        for (int64_t i = b0; i < b1; i++) j->out[i] = j->in[i] + j->out_in[i];
+        if (j->act) herdi_cpu_act_apply_inplace(j->out + b0, b1 - b0, j->act);
+    }
+}
+
+void herdi_cpu_add_act_forward(const herd_exec *ex, float *out, const float *a, const float *b, int64_t n, herd_act act) {
+    act_job j = {.out = out, .in = a, .out_in = b, .act = act};
+    cpu_for(ex, n, CPU_NS_PER_STREAM_ELEM(2 * n), add_act_range, &j);
+}
+
 void herdi_cpu_post_plane(float *x, int64_t n, const conv2d_post *post, int oc) {
     if (!post) return;
     if (post->scale) { /* a multiply then an add, as the batch norm's own pass (no contraction in ISO C) */

@@ -131,33 +131,13 @@ static TARGET_AVX512 void gemm_offsets_avx512(int M, int N, int K, const float *
     gemm_tiles(M, N, K, A, 0, 0, ra, pa, B, ldb, accumulate, ep, C, ldc);
 }
 
-/* One 16x16 block (rows x cols of it valid) of dst = src^T via the usual unpack/shuffle
- * network: lanes outside the block are masked, never touched. */
+/* One 16x16 block (rows x cols of it valid) of dst = src^T via cpu_transpose16's network: lanes
+ * outside the block are masked, never touched. */
 static TARGET_AVX512 void transpose_block(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
-    __m512 r[16], t[16];
+    __m512 r[16];
     __mmask16 cm = cpu_lanes16(cols), rm = cpu_lanes16(rows);
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * lds) : _mm512_setzero_ps();
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int g = 0; g < 16; g += 4) {
-        __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 2]);
-        __m512d c = _mm512_castps_pd(t[g + 1]), e = _mm512_castps_pd(t[g + 3]);
-        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
-        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
-    }
-    for (int h = 0; h < 16; h += 8)
-        for (int i = 0; i < 4; i++) {
-            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0x88);
-            t[h + 4 + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0xdd);
-        }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-    }
+    cpu_transpose16(r);
     for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(dst + j * ldd, rm, r[j]);
 }
 

@@ -29,6 +29,31 @@ static inline TARGET_AVX512 __m512 cpu_act_vec16(__m512 v, herd_act act) {
     if (act == HERD_ACT_RELU6) return _mm512_min_ps(_mm512_set1_ps(6.0f), _mm512_max_ps(_mm512_setzero_ps(), v));
     return v;
 }
+/* r[i] lane j <- r[j] lane i: a 16x16 transpose in registers (the usual unpack/shuffle network). */
+static inline TARGET_AVX512 __attribute__((always_inline)) void cpu_transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {
+        __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 2]);
+        __m512d c = _mm512_castps_pd(t[g + 1]), e = _mm512_castps_pd(t[g + 3]);
+        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
+        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0x88);
+            t[h + 4 + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    }
+}
 #endif
 
 /* n floats rounded up to a multiple of 16: keeps every workspace slice on its own cache lines. */
@@ -214,6 +239,8 @@ void herdi_cpu_act_backward(const herd_exec *ex, float *din, const float *dout, 
  * herdi_cpu_act_forward computes them; g = the in-place backward of act given its output out
  * (see act_backward_inplace in backend.h). */
 void herdi_cpu_act_apply_inplace(float *x, int64_t n, herd_act act);
+/* the backend's add_act_forward: contiguous ranges per thread */
+void herdi_cpu_add_act_forward(const herd_exec *ex, float *out, const float *a, const float *b, int64_t n, herd_act act);
 void herdi_cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act);
 
 size_t herdi_cpu_attention_workspace(const attn_dims *d, int threads);

@@ -520,6 +520,40 @@ static void tile_inside(int32_t *first, uint16_t *inside, int TW, int T, int H, 
     tile_offsets(first, TW, T, W, mt, g, plane);
 }
 
+/* F(4x4) output tiles yy (lane l: column q0 + l, its tile's top-left at o + first[l]), the folded batch
+ * norm's multiply then add (sc NULL: none) and the activation applied, stored a tile row at a time:
+ * the 16 vectors transposed in registers give each tile's 4x4 values in one vector, whose four
+ * rows are contiguous in the output. The values of the scatter below, 4-float stores instead of
+ * 16 scattered ones; a partial tile (inside: which of its 16 outputs exist, a bit per lane) is
+ * stored element by element. */
+static TARGET_AVX512 void store_tiles_rows(float *o, int W, const int32_t *first, const uint16_t *inside, __mmask16 m,
+                                           __m512 yy[4][4], const __m512 *sc, const __m512 *sh, herd_act act) {
+    __m512 v[16];
+    unsigned full = m;
+    for (int rc = 0; rc < 16; rc++) {
+        __m512 y = yy[rc / 4][rc % 4];
+        if (sc) y = _mm512_add_ps(_mm512_mul_ps(y, *sc), *sh);
+        v[rc] = cpu_act_vec16(y, act);
+        full &= inside[rc];
+    }
+    cpu_transpose16(v);
+    for (int l = 0; l < 16; l++) {
+        if (!(m >> l & 1)) continue;
+        float *t = o + first[l];
+        if (full >> l & 1) {
+            _mm_storeu_ps(t, _mm512_castps512_ps128(v[l]));
+            _mm_storeu_ps(t + W, _mm512_extractf32x4_ps(v[l], 1));
+            _mm_storeu_ps(t + 2 * W, _mm512_extractf32x4_ps(v[l], 2));
+            _mm_storeu_ps(t + 3 * W, _mm512_extractf32x4_ps(v[l], 3));
+        } else {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, v[l]);
+            for (int rc = 0; rc < 16; rc++)
+                if (inside[rc] >> l & 1) t[rc / 4 * W + rc % 4] = tmp[rc];
+        }
+    }
+}
+
 static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int64_t s1) {
     const conv2d_dims *d = j->d;
     const int mt = j->m, TW = tiles_w(d, mt), TH = tiles_h(d, mt), T = TW * TH, H = d->OH, W = d->OW;
@@ -547,6 +581,10 @@ static TARGET_AVX512 void output_tiles_small(const wino_job *j, int64_t s0, int6
                 __m512 y2[2][2];
                 load_at_m_a(y2, mb + q0, ks, m, bias);
                 yy[0][0] = y2[0][0], yy[0][1] = y2[0][1], yy[1][0] = y2[1][0], yy[1][1] = y2[1][1];
+            }
+            if (mt == 4 && !j->accumulate) {
+                store_tiles_rows(o, W, first + q0, inside + (q0 / 16) * 16, m, yy, affine ? &sc : NULL, &sh, act);
+                continue;
             }
             for (int r = 0; r < mt; r++)
                 for (int c = 0; c < mt; c++) {

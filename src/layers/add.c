@@ -23,6 +23,10 @@ static herd_status add_build(layer_build *b) {
 
 static void add_forward(const layer_call *c) {
     int64_t n = (int64_t)c->B * c->n->numel;
+    if (c->n->n_in == 2 && c->be->add_act_forward) {
+        c->be->add_act_forward(c->ex, c->out, c->in[0], c->in[1], n, c->n->fused_act);
+        return;
+    }
     herdi_ref_add_forward(c->out, c->in[0], c->in[1], n);
     for (int k = 2; k < c->n->n_in; k++) herdi_ref_accumulate(c->out, c->in[k], n);
     if (c->n->fused_act) c->be->act_forward(c->ex, c->out, c->out, n, c->n->fused_act, 0);

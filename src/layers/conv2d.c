@@ -59,7 +59,7 @@ static const char *conv_unsupported(const node *n, const herd_backend *be) {
 
 static herd_status conv_plan(node *n, layer_plan *p) {
     conv2d_dims d = CFG(n)->d;
-    d.B = p->B;
+    d.B = p->call_B;
     size_t ws = n->be->conv2d_workspace ? n->be->conv2d_workspace(&d, p->threads) : 0;
     if (ws > p->workspace_floats) p->workspace_floats = ws;
     size_t prep = p->inference && n->be->conv2d_prepared ? n->be->conv2d_prepared(&d) : 0;

@@ -95,7 +95,11 @@ float *herdi_layer_sparse_row(sparse_grad *g, int32_t id);
 /* What planning hands a kind for its saved buffers and workspace. */
 typedef struct layer_plan {
     herd_arena *arena;
-    int B;
+    int B;                   /* rows of the saved buffers (a call's rows keep their places in them) */
+    int call_B;              /* the most rows one forward call gets: B, or an inference-only model's chunk
+                                (herd_model_forward_range), for workspace and prepared weights sized by a
+                                call (Winograd keeps its transformed kernels where a call has few tiles:
+                                ResNet-18 3x64x64 planned at batch 128 kept none and made them every chunk) */
     int threads;             /* parts a kernel may split its work into, each with its own scratch: the
                                 pool's threads, or herd_exec.fixed_parts where that is more */
     size_t workspace_floats; /* the largest any node asks for */

@@ -403,16 +403,17 @@ struct live_buf *herdi_model_live_tables(struct live_buf ***order, struct live_b
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* Each node's workspace for a call at batch B (n->ws_floats), from its kind's plan run against a
- * planner arena; *most gets the largest. */
-static herd_status node_workspaces(herd_model *m, int B, int parts, size_t *most) {
+/* Each node's workspace for a call of call_B rows in a plan for B (n->ws_floats), from its kind's
+ * plan run against a planner arena; *most gets the largest. */
+static herd_status node_workspaces(herd_model *m, int B, int call_B, int parts, size_t *most) {
     herd_arena *planner = herd_arena_create_planner();
     if (!planner) return HERD_ENOMEM;
     herd_status st = HERD_OK;
     *most = 0;
     for (int i = 0; i < m->n_nodes && !st; i++) {
         node *n = &m->nodes[i];
-        layer_plan p = {.arena = planner, .B = B, .threads = parts, .workspace_floats = 0, .inference = m->inference_only};
+        layer_plan p = {.arena = planner, .B = B, .call_B = call_B, .threads = parts, .workspace_floats = 0,
+                        .inference = m->inference_only};
         n->ws_floats = 0, n->ws_forward = n->ws_backward = NULL;
         if (n->alias >= 0 || !n->kind->plan) continue;
         st = n->kind->plan(n, &p);
@@ -436,8 +437,10 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
      * backward, in the region with the activations (the scratch of a call lives only during it);
      * otherwise every node shares one block after the region */
     int own_ws = training && m->memory_reuse;
+    /* an inference-only model runs its nodes m->eval_chunk rows at a time (herd_model_forward_range) */
+    int call_B = m->inference_only && m->eval_chunk > 0 && m->eval_chunk < B ? m->eval_chunk : B;
     size_t ws_max = 0;
-    herd_status st = node_workspaces(m, B, parts, &ws_max);
+    herd_status st = node_workspaces(m, B, call_B, parts, &ws_max);
     if (st) return st;
     for (int k = 0; k < m->n_inputs; k++)
         bufs[nb++] = (live_buf){&m->inputs[k].data, align64((size_t)B * (size_t)m->inputs[k].numel * 4), 0, 0, end, 0};
@@ -471,7 +474,8 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     m->input = m->inputs[0].data;
     m->input_planned = NULL;
     m->activation_bytes = region;
-    layer_plan plan = {.arena = a, .B = B, .threads = parts, .workspace_floats = 0, .inference = m->inference_only};
+    layer_plan plan = {.arena = a, .B = B, .call_B = call_B, .threads = parts, .workspace_floats = 0,
+                       .inference = m->inference_only};
     for (int i = 0; i < N; i++) {
         node *n = &m->nodes[i];
         memset(n->saved, 0, sizeof n->saved);
@@ -604,12 +608,12 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     size_t need = 0, one = 0, two = 0;
     int reuse = m->memory_reuse;
     m->memory_reuse = 0;
+    m->eval_chunk = eval_chunk(m, herd_pool_threads(m->pool));
     st = planned_bytes(m, 1, &one) || planned_bytes(m, 2, &two) ? HERD_ENOMEM : HERD_OK;
     m->memory_reuse = reuse;
     if (st || planned_bytes(m, max_batch, &need))
         return herd_fail(err, HERD_ENOMEM, "%s: memory plan overflows", m->source);
     m->train_chunk = train_chunk(m, two - one);
-    m->eval_chunk = eval_chunk(m, herd_pool_threads(m->pool));
     if ((st = herd_arena_create(&m->arena, need, err)))
         return herd_fail_prefix(err, "%s: planning activations for batch %d", m->source, max_batch);
     if (plan_buffers(m, m->arena, max_batch, &m->activation_bytes_plain) != HERD_OK)
@@ -766,19 +770,8 @@ static void make_call(herd_model *m, node *n, int64_t row0, int B, int training,
     }
 }
 
-/* Inference runs a batch through the whole network m->eval_chunk rows at a time: every eval
- * op is per sample, and each layer then reads its input while the previous layer's output is
- * still in L2/L3 (at batch 1000 conv1's output alone is 100 MB, a round trip through DRAM per
- * layer). Rows keep their planned places. */
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
-    int chunk = m->eval_chunk;
-    if (training || B <= chunk) return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
-    herd_status st = HERD_OK;
-    herdi_pool_hot(m->pool, 1);
-    for (int r = 0; r < B && !st; r += chunk)
-        st = herd_model_forward_range(m, 0, m->n_nodes - 1, r, B - r < chunk ? B - r : chunk, 0, err);
-    herdi_pool_hot(m->pool, -1);
-    return st;
+    return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
 }
 
 /* The span of the dense parameters node n reads, [*lo, *hi); empty when none. */
@@ -800,7 +793,13 @@ herd_status herd_model_forward_range(herd_model *m, int first, int last, int64_t
     herd_status st = check_range(m, first, last, row0, B, err);
     if (st) return st;
     herdi_pool_hot(m->pool, 1);
-    st = forward_nodes(m, first, last, row0, B, training, err);
+    /* Inference runs the rows m->eval_chunk at a time: every eval op is per sample, and each layer
+     * then reads its input while the previous layer's output is still in L2/L3 (at batch 1000
+     * conv1's output alone is 100 MB, a round trip through DRAM per layer). Rows keep their
+     * planned places. */
+    int chunk = !training && m->eval_chunk > 0 ? m->eval_chunk : B;
+    for (int r = 0; r < B && !st; r += chunk)
+        st = forward_nodes(m, first, last, row0 + r, B - r < chunk ? B - r : chunk, training, err);
     herdi_pool_hot(m->pool, -1);
     return st;
 }
