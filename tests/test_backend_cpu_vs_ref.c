@@ -293,6 +293,76 @@ static void test_conv_direct_bits(void) {
     free(out), free(dw), free(db);
 }
 
+/* Depthwise 3x3 (cpu_dwconv.c) must give the bits of the grouped kernel's AVX-512 form: each
+ * output bias + the 9 taps in (kh, kw) order, one fused multiply-add each (a tap in the padding
+ * adds w * 0), then the folded batch norm's multiply and add, then the activation; strides 1 and
+ * 2, padding 0-2, odd sizes, rows wider than one vector, planes taller than one band of scratch
+ * rows, 1-3 threads, with and without bias and folded batch norm. */
+static void test_dwconv_bits(void) {
+    if (!herdi_cpu_avx512_enabled()) return;
+    const herd_backend *cpu = &herd_backend_cpu;
+    const conv2d_dims shapes[] = {
+        {.B = 2, .C = 5, .H = 7, .W = 7, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 1, .C = 3, .H = 14, .W = 14, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        {.B = 3, .C = 2, .H = 13, .W = 35, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
+        {.B = 1, .C = 4, .H = 9, .W = 33, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 2, .C = 3, .H = 11, .W = 18, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
+        {.B = 1, .C = 2, .H = 10, .W = 21, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 0, .PW = 2},
+        {.B = 1, .C = 3, .H = 400, .W = 20, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},  /* bands */
+        {.B = 1, .C = 2, .H = 61, .W = 257, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}, /* bands */
+        {.B = 1, .C = 2, .H = 5, .W = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        conv2d_dims d = shapes[i];
+        d.OC = d.G = d.C;
+        CHECK(herdi_conv2d_dims_finish(&d), "dwconv shape %zu", i);
+        CHECK(herdi_cpu_dwconv_fits(&d), "dwconv shape %zu is not taken by cpu_dwconv.c", i);
+        const int N = d.OH * d.OW;
+        size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.C * N;
+        float *in = randv(nin), *w = randv((size_t)d.C * 9), *b = randv(d.C), *sc = randv(d.C), *sh = randv(d.C);
+        for (int v = 0; v < 6; v++) {
+            const float *bias = v % 2 ? b : NULL;
+            const conv2d_post post = {.scale = v >= 2 ? sc : NULL, .shift = v >= 2 ? sh : NULL,
+                                      .act = v < 2 ? HERD_ACT_NONE : v < 4 ? HERD_ACT_RELU6 : HERD_ACT_RELU};
+            float *want = malloc(nout * sizeof(float));
+            for (int n = 0; n < d.B; n++)
+                for (int c = 0; c < d.C; c++)
+                    for (int p = 0; p < N; p++) {
+                        const int oh = p / d.OW, ow = p % d.OW;
+                        float acc = bias ? bias[c] : 0.0f;
+                        for (int kh = 0; kh < 3; kh++)
+                            for (int kw = 0; kw < 3; kw++) {
+                                int ih = oh * d.SH - d.PH + kh, iw = ow * d.SW - d.PW + kw;
+                                float x = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W
+                                              ? in[(((size_t)n * d.C + c) * d.H + ih) * d.W + iw]
+                                              : 0.0f;
+                                acc = fmaf(w[c * 9 + kh * 3 + kw], x, acc);
+                            }
+                        if (post.scale) acc = acc * sc[c] + sh[c];
+                        if (post.act == HERD_ACT_RELU6) { /* as cpu_act_vec16: min(6, max(0, v)) */
+                            acc = 0.0f > acc ? 0.0f : acc;
+                            acc = 6.0f < acc ? 6.0f : acc;
+                        }
+                        if (post.act == HERD_ACT_RELU) acc = acc > 0.0f ? acc : 0.0f;
+                        want[((size_t)n * d.C + c) * N + p] = acc;
+                    }
+            for (int t = 0; t < N_TC; t++) {
+                ws wsp;
+                herd_exec ex = make_exec(thread_counts[t], cpu->conv2d_workspace(&d, thread_counts[t]), &wsp);
+                float *out = nanv(nout);
+                cpu->conv2d_forward_act(&ex, out, in, w, bias, &d, &post);
+                CHECK(!memcmp(out, want, nout * sizeof(float)),
+                      "dwconv shape %zu (%dx%d s%d p%d) variant %d, %d threads: not the grouped kernel's bits", i, d.H,
+                      d.W, d.SW, d.PW, v, thread_counts[t]);
+                free_ws(&wsp, "dwconv");
+                free(out);
+            }
+            free(want);
+        }
+        free(in), free(w), free(b), free(sc), free(sh);
+    }
+}
+
 /* Weights prepared once for inference (herd_exec.prep, cpu_conv2d.c): the narrow batch-1 form
  * (one product split by output channels: 1x1, 2x2, 4x4, 7x7, 14x14 maps, pointwise, output
  * channels not a multiple of 32, a group of images), the transposed form and Winograd reading
@@ -910,6 +980,7 @@ int main(void) {
     test_pool();
     test_batchnorm();
     test_batchnorm_bits();
+    test_dwconv_bits();
     test_act();
     /* conv and maxpool have AVX-512 paths and portable fallbacks: cover the other one too */
     if (herdi_cpu_avx512_enabled()) {

@@ -281,6 +281,10 @@ static int64_t convg_macs(const conv2d_dims *d) {
 
 static void convg_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                           const conv2d_dims *d, const conv2d_post *post) {
+    if (herdi_cpu_dwconv_fits(d)) { /* depthwise 3x3: cpu_dwconv.c, the same sums */
+        herdi_cpu_dwconv_forward(ex, out, in, w, b, d, post);
+        return;
+    }
     convg_job j = {.d = d, .out = out, .in = in, .w = w, .b = b, .act = post ? post->act : HERD_ACT_NONE,
                    .scale = post ? post->scale : NULL, .shift = post ? post->shift : NULL};
     herd_range_fn fn = convg_forward_units;

@@ -182,6 +182,11 @@ void herdi_cpu_conv2d_forward_act(const herd_exec *ex, float *out, const float *
 int herdi_cpu_conv_gemm_only(void);
 /* HERD_CONV=wino2: Winograd takes F(2x2) tiles on every shape (cpu_winograd.c) */
 int herdi_cpu_conv_winograd_f2_only(void);
+/* Depthwise 3x3, stride 1 or 2 (cpu_dwconv.c, AVX-512): the forward of such a grouped conv, the
+ * same bits as cpu_conv_grouped.c's kernel; cpu_conv_grouped.c hands the shapes that fit to it. */
+int herdi_cpu_dwconv_fits(const conv2d_dims *d);
+void herdi_cpu_dwconv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
+                              const conv2d_dims *d, const conv2d_post *post);
 /* Tiny maps (cpu_conv_taps.c): convolutions whose in-bounds (output, input) pairs are at most
  * 60% of im2col's products, one product per tap; cpu_conv2d_* hand such shapes to it. */
 int herdi_cpu_conv_taps_applies(const conv2d_dims *d);
