@@ -257,7 +257,7 @@ static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t 
         if (herd_image_is_encoded(bytes, nbytes)) {
             char what[600];
             snprintf(what, sizeof what, "%.500s: record %lld", path, (long long)k);
-            return win ? herd_image_decode_window_to_u8(bytes, nbytes, what, c, h, w, win, x, err)
+            return win ? herd_image_decode_window_to_u8(bytes, nbytes, what, c, h, w, win, NULL, x, err)
                        : herd_image_decode_to_u8(bytes, nbytes, what, c, h, w, x, err);
         }
         if ((st = raw_image(buf, len, bytes, nbytes, c, h, w, &img, path, k, err)) != HERD_OK) return st;
