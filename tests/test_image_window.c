@@ -7,11 +7,14 @@
  * its boxes, plus edges and the whole sample. With a directory argument, its .jpg/.jpeg files
  * (200 a folder at most) are checked too (bench/images224's photos). */
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "data/augment.h"
@@ -56,21 +59,27 @@ static void check_windows(const unsigned char *jpg, size_t len, int c, int parti
             herd_rng_init(&r, 11, (uint64_t)t);
             herd_augment_rrc_box(&r, SH, SW, scale, ratio, win);
         }
-        memset(got, SENTINEL, n);
-        CHECK(herd_image_decode_window_to_u8(jpg, len, what, c, SH, SW, win, got, &err) == HERD_OK, "%s: %s", what,
-              err.msg);
-        int bad = 0, outside = 0;
-        for (int k = 0; k < c; k++)
-            for (int y = 0; y < SH; y++)
-                for (int x = 0; x < SW; x++) {
-                    size_t o = ((size_t)k * SH + y) * SW + x;
-                    int in = y >= win[0] && y < win[0] + win[2] && x >= win[1] && x < win[1] + win[3];
-                    if (in) bad += got[o] != ref[o];
-                    else outside += partial && got[o] != SENTINEL;
-                }
-        CHECK(bad == 0 && outside == 0, "%s: window %d,%d %dx%d: %d pixels differ from the whole decode, %d written "
-              "outside", what, win[0], win[1], win[2], win[3], bad, outside);
-        checked++;
+        /* first with every byte checked, then as a later epoch would (the tail known sound) */
+        for (int vouched = 0; vouched < 2; vouched++) {
+            int sound = vouched;
+            memset(got, SENTINEL, n);
+            CHECK(herd_image_decode_window_to_u8(jpg, len, what, c, SH, SW, win, &sound, got, &err) == HERD_OK,
+                  "%s: %s", what, err.msg);
+            CHECK(vouched || sound, "%s: a decode that checked every byte did not say so", what);
+            int bad = 0, outside = 0;
+            for (int k = 0; k < c; k++)
+                for (int y = 0; y < SH; y++)
+                    for (int x = 0; x < SW; x++) {
+                        size_t o = ((size_t)k * SH + y) * SW + x;
+                        int in = y >= win[0] && y < win[0] + win[2] && x >= win[1] && x < win[1] + win[3];
+                        if (in) bad += got[o] != ref[o];
+                        else outside += partial && got[o] != SENTINEL;
+                    }
+            CHECK(bad == 0 && outside == 0, "%s%s: window %d,%d %dx%d: %d pixels differ from the whole decode, %d "
+                  "written outside", what, vouched ? " (tail vouched for)" : "", win[0], win[1], win[2], win[3], bad,
+                  outside);
+            checked++;
+        }
     }
     free(ref);
     free(got);
@@ -95,6 +104,71 @@ static void synthetic(void) {
         free(pix);
         free(jpg);
     }
+}
+
+/* A JPEG whose data below its first rows is cut short (the rest of the file's bytes are EOI
+ * markers: same size): corrupt, found by the whole decode and by a window's first decode; a
+ * window at the top skips the tail once the file has been found sound, so through an image
+ * folder the skip holds only while the file keeps the size and time it had when checked. */
+static void corrupt_tail(void) {
+    int w = 400, h = 300;
+    unsigned char *pix = photo(w, h, 3, 77), *jpg = NULL;
+    size_t len = 0;
+    CHECK(test_jpeg_with(pix, w, h, 3, 90, 0, 0, &jpg, &len), "encoding");
+    unsigned char *bad = malloc(len);
+    memcpy(bad, jpg, len);
+    for (size_t i = len * 6 / 10; i + 1 < len; i += 2) bad[i] = 0xFF, bad[i + 1] = 0xD9;
+    size_t n = 3 * SH * SW;
+    uint8_t *out = malloc(n);
+    herd_error err = {0};
+    const int top[4] = {0, 0, 40, 224};
+    int sound = 0;
+    CHECK(herd_image_decode_to_u8(bad, len, "cut.jpg", 3, SH, SW, out, &err) != HERD_OK, "a cut JPEG decoded whole");
+    CHECK(herd_image_decode_window_to_u8(bad, len, "cut.jpg", 3, SH, SW, top, &sound, out, &err) != HERD_OK,
+          "a cut JPEG's window decoded without its tail vouched for");
+    CHECK(strstr(err.msg, "cut.jpg") != NULL, "the error names the file: %s", err.msg);
+    sound = 1;
+    CHECK(herd_image_decode_window_to_u8(bad, len, "cut.jpg", 3, SH, SW, top, &sound, out, &err) == HERD_OK,
+          "the top window of a cut JPEG with the tail vouched for: %s", err.msg);
+    CHECK(!sound, "a decode that skipped the tail said it checked every byte");
+
+    /* through an image folder: checked on first use, skipped after, checked again once changed */
+    char root[] = "/tmp/herd_window_XXXXXX", path[256];
+    CHECK(mkdtemp(root) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/cls", root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/cls/a.jpg", root);
+    FILE *f = fopen(path, "wb");
+    fwrite(jpg, 1, len, f);
+    fclose(f);
+    herd_dataset *ds = NULL;
+    herd_image_options opt = {.c = 3, .h = SH, .w = SW};
+    CHECK(herd_imagefolder_open(&ds, root, &opt, &err) == HERD_OK, "open: %s", err.msg);
+    int32_t y;
+    struct stat sb;
+    stat(path, &sb);
+    CHECK(ds->ops->get_window(ds, 0, top, out, &y, &err) == HERD_OK, "first window: %s", err.msg);
+    f = fopen(path, "wb"); /* the file corrupted, its size and time as they were */
+    fwrite(bad, 1, len, f);
+    fclose(f);
+    struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+    utimensat(AT_FDCWD, path, times, 0);
+    CHECK(ds->ops->get_window(ds, 0, top, out, &y, &err) == HERD_OK, "a window of a file found sound skips its tail: "
+          "%s", err.msg);
+    times[1].tv_sec -= 10;
+    utimensat(AT_FDCWD, path, times, 0);
+    CHECK(ds->ops->get_window(ds, 0, top, out, &y, &err) != HERD_OK, "a file changed since it was found sound was "
+          "not checked again");
+    CHECK(strstr(err.msg, "a.jpg") != NULL, "the error names the file: %s", err.msg);
+    herd_dataset_close(ds);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/cls", root);
+    rmdir(path);
+    rmdir(root);
+    free(out);
+    free(bad);
+    free(jpg);
+    free(pix);
 }
 
 static void folder(const char *dir) {
@@ -125,6 +199,7 @@ static void folder(const char *dir) {
 
 int main(int argc, char **argv) {
     synthetic();
+    corrupt_tail();
     if (argc > 1) folder(argv[1]);
     printf("%d windows checked\n", checked);
     return check_summary();

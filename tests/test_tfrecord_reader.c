@@ -229,6 +229,7 @@ int main(void) {
     if (st == HERD_OK && ds->ops->get_window) {
         static uint8_t whole[SC * SH2 * SW2], part[SC * SH2 * SW2];
         int32_t y;
+        /* get() finds the record sound, so the windows below skip its rows under them */
         CHECK(ds->ops->get(ds, 0, whole, &y, &err) == HERD_OK, "photo get: %s", err.msg);
         const int wins[4][4] = {{0, 0, 8, 8}, {5, 7, 20, 13}, {24, 30, 8, 10}, {0, 0, SH2, SW2}};
         for (int k = 0; k < 4; k++) {

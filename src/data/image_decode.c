@@ -151,6 +151,8 @@ static void jpeg_on_message(j_common_ptr cinfo, int level) {
 typedef struct jpeg_part {
     const int *win; /* {top, left, height, width} of the cover_h x cover_w output, or NULL: all of it */
     int want_c;     /* the channels wanted: a JPEG of other components is decoded whole (converted after) */
+    int skip_tail;  /* the rows below the part are known sound: not decoded at all */
+    int checked;    /* out: every row was decoded (entropy-decoded at least) */
     int part[4];
     int full_w, full_h;
 } jpeg_part;
@@ -252,7 +254,10 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
         for (JDIMENSION i = 0; i < n; i++) rows[i] = pix + (size_t)(at + i) * stride;
         jpeg_read_scanlines(&ci, rows, n);
     }
-    if (ci.output_scanline < ci.output_height) {
+    int whole = 1;
+    if (ci.output_scanline < ci.output_height && jp && jp->skip_tail) {
+        whole = 0; /* destroyed unfinished below: libjpeg reads no more of the file */
+    } else if (ci.output_scanline < ci.output_height) {
         /* libjpeg-turbo's skip to the very last row returns without decoding what it skips, so
          * corrupt data there (which the whole decode reports) would pass: skip all but the last
          * row, then read that one */
@@ -261,10 +266,10 @@ static herd_status decode_jpeg(const uint8_t *buf, size_t len, const char *what,
         JSAMPROW row = pix + (size_t)part[2] * stride;
         jpeg_read_scanlines(&ci, &row, 1);
     }
-    jpeg_finish_decompress(&ci);
+    if (whole) jpeg_finish_decompress(&ci);
     img->pix = pix;
     img->w = (int)ci.output_width, img->h = part[2], img->c = ci.output_components;
-    if (jp) memcpy(jp->part, part, sizeof part);
+    if (jp) memcpy(jp->part, part, sizeof part), jp->checked = whole;
     jpeg_destroy_decompress(&ci);
     return HERD_OK;
 }
@@ -312,13 +317,18 @@ static void cover_region(int iw, int ih, int h, int w, double r[4]) {
 }
 
 herd_status herd_image_decode_window_to_u8(const uint8_t *buf, size_t len, const char *what, int c, int h, int w,
-                                           const int win[4], uint8_t *out, herd_error *err) {
-    if (!(len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8)) return herd_image_decode_to_u8(buf, len, what, c, h, w, out, err);
+                                           const int win[4], int *sound, uint8_t *out, herd_error *err) {
+    if (!(len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8)) {
+        herd_status st = herd_image_decode_to_u8(buf, len, what, c, h, w, out, err);
+        if (sound && st == HERD_OK) *sound = 1;
+        return st;
+    }
     herd_image img;
-    jpeg_part jp = {.win = win, .want_c = c};
+    jpeg_part jp = {.win = win, .want_c = c, .skip_tail = sound && *sound};
     memset(&img, 0, sizeof img);
     herd_status st = decode_jpeg(buf, len, what, w, h, &jp, &img, err);
     if (st != HERD_OK) return st;
+    if (sound) *sound = jp.checked;
     if (img.c == c) {
         double r[4];
         cover_region(jp.full_w, jp.full_h, h, w, r);

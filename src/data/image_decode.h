@@ -27,9 +27,13 @@ herd_status herd_image_decode_reduced(const uint8_t *buf, size_t len, const char
  * only: its pixels come out bit for bit as herd_image_decode_to_u8 makes them; the rest of out
  * is unspecified. A JPEG of c components is decoded in part (the rows outside the window's reach
  * are entropy-decoded only, the columns outside it not transformed, and out is written in the
- * window only); other images whole. Every byte of the file is still checked. */
+ * window only); other images whole. Every byte of the file is still checked, unless *sound (in/out,
+ * may be NULL) is nonzero on entry: the caller vouches that an earlier call found these bytes
+ * sound, and a JPEG's rows below the window's reach are then not decoded at all. On success
+ * *sound is set to whether this call checked every byte (the image readers keep it per file,
+ * so that from an image's second use on its tail is skipped; docs/DATA.md). */
 herd_status herd_image_decode_window_to_u8(const uint8_t *buf, size_t len, const char *what, int c, int h, int w,
-                                           const int win[4], uint8_t *out, herd_error *err);
+                                           const int win[4], int *sound, uint8_t *out, herd_error *err);
 void herd_image_free(herd_image *img);
 /* Writes c*h*w bytes (NCHW, a u8 sample): channel conversion, scaling to cover h x w with the
  * aspect ratio kept (antialiased when shrinking, bilinear when enlarging: data/resample.h),

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,18 @@
 typedef struct folder_impl {
     char **files;    /* n paths */
     int32_t *labels; /* n */
+    /* n: per file, the stamp (file_stamp) it had when a decode last found all of it sound, 0 if
+     * none has: a window of it then skips a JPEG's rows below the window (image_decode.h) */
+    _Atomic uint64_t *sound;
     int64_t n, cap;
 } folder_impl;
+
+/* A file's size and modification time in one nonzero word: a file replaced or rewritten since
+ * it was found sound is checked whole again. */
+static uint64_t file_stamp(const struct stat *sb) {
+    uint64_t t = (uint64_t)sb->st_mtim.tv_sec * 1000000000u + (uint64_t)sb->st_mtim.tv_nsec;
+    return (((uint64_t)sb->st_size * 0x9E3779B97F4A7C15u) ^ t) | 1;
+}
 
 typedef struct name_list {
     char **names;
@@ -74,7 +85,7 @@ static herd_status list_dir(const char *dir, int want_dirs, name_list *out, herd
     return HERD_OK;
 }
 
-static herd_status read_whole(const char *path, uint8_t **buf, size_t *len, herd_error *err) {
+static herd_status read_whole(const char *path, uint8_t **buf, size_t *len, uint64_t *stamp, herd_error *err) {
     struct stat sb;
     *buf = NULL;
     FILE *f = fopen(path, "rb");
@@ -84,6 +95,7 @@ static herd_status read_whole(const char *path, uint8_t **buf, size_t *len, herd
         return herd_fail(err, HERD_EFORMAT, "%s: empty or not a regular file", path);
     }
     *len = (size_t)sb.st_size;
+    if (stamp) *stamp = file_stamp(&sb);
     *buf = malloc(*len);
     if (!*buf) {
         fclose(f);
@@ -102,7 +114,7 @@ static herd_status read_whole(const char *path, uint8_t **buf, size_t *len, herd
 static herd_status load_image(const char *path, herd_image *img, herd_error *err) {
     uint8_t *buf;
     size_t len = 0;
-    herd_status st = read_whole(path, &buf, &len, err);
+    herd_status st = read_whole(path, &buf, &len, NULL, err);
     if (st != HERD_OK) return st;
     st = herd_image_decode(buf, len, path, img, err);
     free(buf);
@@ -117,12 +129,15 @@ static herd_status folder_read(const herd_dataset *ds, int64_t i, const int *win
                          (long long)ds->n);
     uint8_t *buf;
     size_t len = 0;
-    herd_status st = read_whole(im->files[i], &buf, &len, err);
+    uint64_t stamp = 0;
+    herd_status st = read_whole(im->files[i], &buf, &len, &stamp, err);
     if (st != HERD_OK) return st;
     int c = (int)ds->x.dims[0], h = (int)ds->x.dims[1], w = (int)ds->x.dims[2];
-    st = win ? herd_image_decode_window_to_u8(buf, len, im->files[i], c, h, w, win, x, err)
+    int sound = atomic_load_explicit(&im->sound[i], memory_order_relaxed) == stamp;
+    st = win ? herd_image_decode_window_to_u8(buf, len, im->files[i], c, h, w, win, &sound, x, err)
              : herd_image_decode_to_u8(buf, len, im->files[i], c, h, w, x, err);
     free(buf);
+    if (st == HERD_OK && (sound || !win)) atomic_store_explicit(&im->sound[i], stamp, memory_order_relaxed);
     memcpy(y, &im->labels[i], sizeof im->labels[i]);
     return st;
 }
@@ -141,6 +156,7 @@ static void folder_free(folder_impl *im) {
     for (int64_t i = 0; i < im->n; i++) free(im->files[i]);
     free(im->files);
     free(im->labels);
+    free(im->sound);
     free(im);
 }
 
@@ -217,6 +233,11 @@ herd_status herd_imagefolder_open(herd_dataset **out, const char *root, const he
         st = herd_fail(err, HERD_EFORMAT, "%s: no .png/.jpg/.jpeg images in its %zu class folders", root, classes.n);
         goto fail;
     }
+    if (!(im->sound = herd_malloc_array((size_t)im->n, sizeof *im->sound))) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld files", root, (long long)im->n);
+        goto fail;
+    }
+    for (int64_t i = 0; i < im->n; i++) atomic_init(&im->sound[i], 0);
     int c = opt ? opt->c : 0, h = opt ? opt->h : 0, w = opt ? opt->w : 0;
     if ((c <= 0 || h <= 0 || w <= 0) && opt && opt->need_shape) {
         st = herd_fail(err, HERD_EARG, "%s: image folder without a sample shape to decode its images to", root);

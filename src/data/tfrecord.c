@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,10 @@ typedef struct tfr_impl {
     char image_key[128], label_key[128];
     int kind;    /* record 0's image feature: FEATURE_FLOAT (f32 samples) or FEATURE_BYTES (u8) */
     int c, h, w; /* the samples' shape */
+    /* n: 1 once a decode of the record's image found every byte of it sound; a window of it then
+     * skips a JPEG's rows below the window (image_decode.h). Every read checks the record's CRC,
+     * so the bytes skipped are the ones found sound. */
+    _Atomic unsigned char *sound;
 } tfr_impl;
 
 /* A feature's list message inside a record. */
@@ -231,7 +236,7 @@ static const char *feature_kind_name(int kind) {
 /* Decodes the image feature of one record into x: c*h*w floats or bytes (im->kind); with win, an
  * encoded image only as far as the window win of it needs (herd_image_decode_window_to_u8). */
 static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t len, const int *win, void *x,
-                                 const char *path, int64_t k, herd_error *err) {
+                                 const char *path, int64_t k, int *sound, herd_error *err) {
     tfr_feature ft;
     herd_status st = example_feature(buf, len, im->image_key, &ft, path, k, err);
     if (st != HERD_OK) return st;
@@ -257,8 +262,9 @@ static herd_status decode_sample(const tfr_impl *im, const uint8_t *buf, size_t 
         if (herd_image_is_encoded(bytes, nbytes)) {
             char what[600];
             snprintf(what, sizeof what, "%.500s: record %lld", path, (long long)k);
-            return win ? herd_image_decode_window_to_u8(bytes, nbytes, what, c, h, w, win, x, err)
-                       : herd_image_decode_to_u8(bytes, nbytes, what, c, h, w, x, err);
+            if (win) return herd_image_decode_window_to_u8(bytes, nbytes, what, c, h, w, win, sound, x, err);
+            *sound = 1;
+            return herd_image_decode_to_u8(bytes, nbytes, what, c, h, w, x, err);
         }
         if ((st = raw_image(buf, len, bytes, nbytes, c, h, w, &img, path, k, err)) != HERD_OK) return st;
         return herd_image_to_u8(&img, c, h, w, x, err);
@@ -302,8 +308,10 @@ static herd_status tfr_read(const herd_dataset *ds, int64_t i, const int *win, v
     size_t cap = 0;
     herd_status st = read_record(fd, rec, &buf, &cap, path, err);
     close(fd);
-    if (st == HERD_OK) st = decode_sample(im, buf, (size_t)rec->len, win, x, path, rec->index, err);
+    int sound = atomic_load_explicit(&im->sound[i], memory_order_relaxed);
+    if (st == HERD_OK) st = decode_sample(im, buf, (size_t)rec->len, win, x, path, rec->index, &sound, err);
     free(buf);
+    if (st == HERD_OK && sound) atomic_store_explicit(&im->sound[i], 1, memory_order_relaxed);
     memcpy(y, &rec->label, sizeof rec->label);
     return st;
 }
@@ -322,6 +330,7 @@ static void tfr_free(tfr_impl *im) {
     for (int i = 0; i < im->npaths; i++) free(im->paths[i]);
     free(im->paths);
     free(im->records);
+    free(im->sound);
     free(im);
 }
 
@@ -486,6 +495,11 @@ herd_status herd_tfrecord_open(herd_dataset **out, const char *const *paths, int
         st = herd_fail(err, HERD_EFORMAT, "%s: no records", paths[0]);
         goto fail;
     }
+    if (!(im->sound = herd_malloc_array((size_t)im->n, sizeof *im->sound))) {
+        st = herd_fail(err, HERD_ENOMEM, "%s: out of memory for %lld records", paths[0], (long long)im->n);
+        goto fail;
+    }
+    for (int64_t i = 0; i < im->n; i++) atomic_init(&im->sound[i], 0);
     int c = opt ? opt->c : 0, h = opt ? opt->h : 0, w = opt ? opt->w : 0;
     int model_shape = c > 0 && h > 0 && w > 0;
     int fd = open(im->paths[0], O_RDONLY);
