@@ -14,6 +14,7 @@ const herd_backend herd_backend_cpu = {
     .dense_backward = herdi_cpu_dense_backward,
     .maxpool2d_forward = herdi_cpu_maxpool2d_forward,
     .maxpool2d_backward = herdi_cpu_maxpool2d_backward,
+    .maxpool2d_backward_set = herdi_cpu_maxpool2d_backward_set,
     .avgpool2d_forward = herdi_cpu_avgpool2d_forward,
     .avgpool2d_backward = herdi_cpu_avgpool2d_backward,
     .batchnorm_forward_train = herdi_cpu_batchnorm_forward_train,

@@ -181,12 +181,12 @@ void herdi_cpu_post_plane(float *x, int64_t n, const conv2d_post *post, int oc) 
 void herdi_cpu_act_mask_inplace(float *g, const float *out, int64_t n, herd_act act) {
     if (act == HERD_ACT_RELU6)
         for (int64_t i = 0; i < n; i++) {
-            float gi = g[i], y = out[i];
-            g[i] = y > 0.0f && y < 6.0f ? gi : 0.0f;
+            float gi = g[i];
+            g[i] = cpu_act_passes(out[i], HERD_ACT_RELU6) ? gi : 0.0f;
         }
     else
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i];
-            g[i] = out[i] > 0.0f ? gi : 0.0f;
+            g[i] = cpu_act_passes(out[i], HERD_ACT_RELU) ? gi : 0.0f;
         }
 }

@@ -57,6 +57,9 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void cpu_transpose16(
 #endif
 
 /* n floats rounded up to a multiple of 16: keeps every workspace slice on its own cache lines. */
+/* Whether the backward of act (a ReLU, or ReLU6) passes the gradient at an output y: the test
+ * of herdi_cpu_act_mask_inplace */
+static inline int cpu_act_passes(float y, herd_act act) { return act == HERD_ACT_RELU6 ? y > 0.0f && y < 6.0f : y > 0.0f; }
 static inline size_t cpu_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* The pool's workers spin ~100 us on an atomic before they sleep (src/core/pool.c), and ops
@@ -224,6 +227,8 @@ void herdi_cpu_dense_backward(const herd_exec *ex, float *din, float *dw, float 
 void herdi_cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argmax, const float *in, const pool2d_dims *d);
 void herdi_cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
                             const pool2d_dims *d);
+void herdi_cpu_maxpool2d_backward_set(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
+                                      const float *in, herd_act act, const pool2d_dims *d);
 void herdi_cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
 void herdi_cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
 void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,

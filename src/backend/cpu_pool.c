@@ -16,6 +16,8 @@ typedef struct pool_job {
     int32_t *argmax;
     const int32_t *argmax_in;
     const float *in, *dout;
+    herd_act act; /* maxpool backward: set (writes din) with in's activation mask */
+    int set;
 } pool_job;
 
 /* v replaces best when larger, or when it is the window's first NaN: NaN propagates as in
@@ -240,18 +242,37 @@ static void maxpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int threa
         const float *g = j->dout + (size_t)p * OHW;
         const int32_t *am = j->argmax_in + (size_t)p * OHW;
         /* scalar on purpose: an AVX-512 gather/add/scatter measured 4x slower on Zen 5 */
+        if (!j->set) {
+            for (size_t i = 0; i < OHW; i++)
+                if (am[i] >= 0) dx[am[i]] += g[i];
+            continue;
+        }
+        /* the plane zeroed while in cache, then each window's one term added to that zero
+         * (0 + -0 is +0, as the zeroed buffer's +=), masked as act_backward_inplace would */
+        const float *x = j->in + (size_t)p * HW;
+        memset(dx, 0, HW * sizeof *dx);
         for (size_t i = 0; i < OHW; i++)
-            if (am[i] >= 0) dx[am[i]] += g[i];
+            if (am[i] >= 0) dx[am[i]] = !j->act || cpu_act_passes(x[am[i]], j->act) ? 0.0f + g[i] : 0.0f;
     }
+}
+
+static void maxpool_backward(const herd_exec *ex, pool_job *j) {
+    if (!j->din) return;
+    int64_t planes = (int64_t)j->d->B * j->d->C;
+    /* the scattered += touches din's cache lines, so din's size sets the cost */
+    cpu_for(ex, planes, CPU_NS_PER_STREAM_ELEM(planes * j->d->H * j->d->W), maxpool_backward_planes, j);
 }
 
 void herdi_cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
                             const pool2d_dims *d) {
-    if (!din) return;
     pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout};
-    int64_t planes = (int64_t)d->B * d->C;
-    /* the scattered += touches din's cache lines, so din's size sets the cost */
-    cpu_for(ex, planes, CPU_NS_PER_STREAM_ELEM(planes * d->H * d->W), maxpool_backward_planes, &j);
+    maxpool_backward(ex, &j);
+}
+
+void herdi_cpu_maxpool2d_backward_set(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
+                                      const float *in, herd_act act, const pool2d_dims *d) {
+    pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout, .in = in, .act = act, .set = 1};
+    maxpool_backward(ex, &j);
 }
 
 /* count_include_pad: the divisor is always KH*KW (a floor-mode window never reaches

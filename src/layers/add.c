@@ -41,7 +41,8 @@ static void add_decode(const layer_call *c, float *cache) {
 }
 
 static void add_backward(const layer_call *c) {
-    if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
+    const herd_act act = herdi_layer_backward_act(c->n);
+    if (act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, act);
     for (int k = 0; k < c->n->n_in; k++)
         if (c->din[k]) herdi_ref_accumulate(c->din[k], c->dout, (int64_t)c->B * c->n->numel);
 }

@@ -91,13 +91,12 @@ static void conv_forward(const layer_call *c) {
 static void conv_backward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
-    if (c->n->fused_act && c->be->conv2d_backward_act) {
-        c->be->conv2d_backward_act(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d,
-                                   c->n->fused_act);
+    const herd_act act = herdi_layer_backward_act(c->n);
+    if (act && c->be->conv2d_backward_act) {
+        c->be->conv2d_backward_act(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->out, c->in[0], c->w[0], &d, act);
         return;
     }
-    if (c->n->fused_act)
-        c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
+    if (act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, act);
     c->be->conv2d_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], &d);
 }
 

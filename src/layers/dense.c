@@ -96,7 +96,8 @@ static void dense_decode(const layer_call *c, float *cache) {
 
 static void dense_backward(const layer_call *c) {
     const dense_cfg *cfg = CFG(c->n);
-    if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
+    const herd_act act = herdi_layer_backward_act(c->n);
+    if (act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, act);
     c->be->dense_backward(c->ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->w[0], c->B * cfg->rows, cfg->in,
                           cfg->out);
 }

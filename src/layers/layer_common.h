@@ -16,6 +16,9 @@ int herdi_layer_reads_output(const node *n);
 /* conv and dense: their input, and their output when they apply a fused ReLU */
 int herdi_layer_reads_input_and_fused_output(const node *n);
 int herdi_layer_reads_fused_output(const node *n); /* the output when the node applies a fused ReLU */
+/* The activation mask n's backward applies to its gradient: its fused_act, or none when the
+ * gradient's writer applied it (node.grad_set) */
+herd_act herdi_layer_backward_act(const node *n);
 
 static inline int64_t call_in_numel(const layer_call *c, int k) {
     int64_t v = 1;

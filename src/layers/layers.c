@@ -76,6 +76,8 @@ int herdi_layer_reads_output(const node *n) {
     return LAYER_READS_OUTPUT;
 }
 
+herd_act herdi_layer_backward_act(const node *n) { return n->grad_set ? HERD_ACT_NONE : n->fused_act; }
+
 int herdi_layer_reads_fused_output(const node *n) { return n->fused_act ? LAYER_READS_OUTPUT : 0; }
 
 int herdi_layer_reads_input_and_fused_output(const node *n) {

@@ -63,10 +63,23 @@ static void maxpool_backward(const layer_call *c) {
     d.B = c->B;
     if (!c->din[0]) return;
     if (c->n->fused_act) c->be->act_backward_inplace(c->ex, c->dout, c->out, (int64_t)c->B * c->n->numel, c->n->fused_act);
-    c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
+    if (!c->din_set) {
+        c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
+    } else if (c->be->maxpool2d_backward_set) {
+        c->be->maxpool2d_backward_set(c->ex, c->din[0], c->dout, argmax_rows(c), c->in[0], c->din_act, &d);
+    } else { /* what maxpool2d_backward_set stands for */
+        memset(c->din[0], 0, (size_t)c->B * (size_t)call_in_numel(c, 0) * sizeof(float));
+        c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
+        if (c->din_act) c->be->act_backward_inplace(c->ex, c->din[0], c->in[0], (int64_t)c->B * call_in_numel(c, 0), c->din_act);
+    }
 }
 
 static int maxpool_backward_reads(const node *n) { return n->fused_act ? LAYER_READS_OUTPUT : 0; }
+
+/* windows that do not overlap give each input element at most one term. The mask of din_act
+ * reads the input, which backward_reads need not keep: its producer's own backward reads it
+ * (the output of a node with a fused activation), and runs later. */
+static int maxpool_sets_grad(const node *n) { return CFG(n)->d.SH >= CFG(n)->d.KH && CFG(n)->d.SW >= CFG(n)->d.KW; }
 
 static void avgpool_forward(const layer_call *c) {
     pool2d_dims d = CFG(c->n)->d;
@@ -163,7 +176,8 @@ static const char *const avgpool_ops[] = {"AveragePool", NULL};
 const layer_kind herdi_layer_maxpool2d = {
     .name = "maxpool2d", .keywords = maxpool_keywords, .positional = pool_positional, .min_inputs = 1,
     .max_inputs = 1, .flags = LAYER_IMAGE_INPUT | LAYER_FUSES_RELU_BEFORE, .build = pool_build, .plan = maxpool_plan,
-    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = maxpool_backward_reads, .flops = pool_flops, .describe = pool_describe,
+    .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads = maxpool_backward_reads,
+    .sets_grad = maxpool_sets_grad, .flops = pool_flops, .describe = pool_describe,
     .onnx_export = maxpool_onnx,
     .onnx_ops = maxpool_ops, .onnx_import = pool_onnx_import, .spec = pool_spec,
 };

@@ -48,6 +48,9 @@ struct node {
     float *affine;            /* planned with fused_affine: its scale then its shift, numel / spatial floats each */
     int last_reader;          /* the last node reading this node's buffers (-1: none) */
     int first_grad_writer;    /* the first backward (highest node) adding to its gradient (-1: none) */
+    int grad_set;             /* 1: that backward is its gradient's only writer and writes all of it (kind->sets_grad),
+                                 with this node's fused_act mask applied: nothing zeroes the gradient first, and
+                                 this node's backward does not mask it again (herdi_layer_backward_act) */
     int out_death;            /* in a training step's schedule, the last time its output is read */
     float *out, *dout;        /* planned for max_batch samples; dout NULL when no gradient is needed */
     void *saved[LAYER_MAX_SAVED];
@@ -80,6 +83,10 @@ typedef struct layer_call {
     const int64_t *in_dims[HERD_MAX_INPUTS]; /* per-sample dims of each input */
     int in_ndim[HERD_MAX_INPUTS];
     float *din[HERD_MAX_INPUTS];         /* NULL: that input needs no gradient */
+    int din_set;                         /* 1: backward writes din[0] whole (kind->sets_grad, planned): nothing zeroed
+                                            it; din_act is the activation in[0]'s producer fused, whose mask
+                                            (act_backward_inplace on in[0]) backward applies to it */
+    herd_act din_act;
     float *out, *dout;
     float *w[LAYER_MAX_SLOTS], *dw[LAYER_MAX_SLOTS]; /* parameter data and gradients by slot (dw NULL for buffers
                                                          and sparse tables) */
@@ -151,6 +158,11 @@ struct layer_kind {
     /* what backward reads besides gradients: LAYER_READS_INPUT | LAYER_READS_OUTPUT (NULL: both);
      * the memory planner frees the rest as soon as forward is done with it */
     int (*backward_reads)(const node *n);
+    /* 1 when this node's backward can write the whole gradient of its one input instead of adding
+     * into it (each input element gets at most one term: a max pool whose windows do not
+     * overlap); the model then plans it so (layer_call.din_set) where it is that gradient's
+     * only writer. NULL: never. */
+    int (*sets_grad)(const node *n);
     /* forward FLOPs per sample (multiply-add = 2) */
     int64_t (*flops)(const herd_model *m, const node *n);
     /* "32 3x3 s1 p1" for summaries (NULL: empty) */

@@ -335,6 +335,21 @@ static void plan_readers(herd_model *m) {
             if (n->kind->backward && i > p->first_grad_writer) p->first_grad_writer = i;
         }
     }
+    /* gradients written whole by their only writer (layer_kind.sets_grad): not zeroed first */
+    int *writers = m->scratch;
+    memset(writers, 0, (size_t)N * sizeof *writers);
+    for (int i = 0; i < N; i++) {
+        const node *n = &m->nodes[i];
+        m->nodes[i].grad_set = 0;
+        for (int k = 0; k < n->n_in && n->alias < 0 && n->kind->backward; k++)
+            if (buffer_owner(m, n->in[k]) >= 0) writers[buffer_owner(m, n->in[k])]++;
+    }
+    for (int i = 0; i < N; i++) {
+        const node *n = &m->nodes[i];
+        int o = n->n_in == 1 ? buffer_owner(m, n->in[0]) : -1;
+        if (o >= 0 && n->alias < 0 && n->kind->sets_grad && writers[o] == 1 && n->kind->sets_grad(n))
+            m->nodes[o].grad_set = 1;
+    }
 }
 
 /* ---- memory planned by liveness ----
@@ -760,6 +775,9 @@ static void make_call(herd_model *m, node *n, int64_t row0, int B, int training,
             c->in_ndim[k] = p->ndim;
         }
     }
+    const node *o = n->n_in == 1 && buffer_owner(m, n->in[0]) >= 0 ? &m->nodes[buffer_owner(m, n->in[0])] : NULL;
+    c->din_set = o && o->grad_set;
+    c->din_act = c->din_set ? o->fused_act : HERD_ACT_NONE;
     c->out = rows(n->out, n->numel, row0);
     c->dout = rows(n->dout, n->numel, row0);
     c->scale = c->shift = NULL;
@@ -964,7 +982,8 @@ void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0,
      * backward that writes them first (their buffers may hold other data until then) */
     for (int i = first; i <= last; i++) {
         node *n = &m->nodes[i];
-        if (n->alias < 0 && (n->first_grad_writer < 0 || n->first_grad_writer > last)) zero_rows(n, row0, B);
+        if (n->alias < 0 && !n->grad_set && (n->first_grad_writer < 0 || n->first_grad_writer > last))
+            zero_rows(n, row0, B);
     }
 }
 
@@ -984,7 +1003,7 @@ void herd_model_backward_range(herd_model *m, int first, int last, int64_t row0,
         node *n = &m->nodes[i];
         for (int k = 0; k < n->n_in; k++) { /* the gradients this backward is the first to write */
             int o = buffer_owner(m, n->in[k]);
-            if (o >= 0 && m->nodes[o].first_grad_writer == i) zero_rows(&m->nodes[o], row0, B);
+            if (o >= 0 && m->nodes[o].first_grad_writer == i && !m->nodes[o].grad_set) zero_rows(&m->nodes[o], row0, B);
         }
         if (n->alias < 0 && n->kind->backward) {
             double t0 = m->profile || m->trace ? herd_now() : 0;
