@@ -734,28 +734,29 @@ static void test_dense(void) {
 
 /* ---------------- pooling ---------------- */
 /* maxpool2d_backward_set against what it stands for: din zeroed, ref's backward, then ref's
- * act_backward_inplace on the pool's input, bit for bit; din starts as NaN (every element
- * written), a few dout terms are -0 (0 + -0 is +0), and the masks see inputs in [-8, 8]
- * (ReLU6 stops the gradient past 6) */
-static void maxpool_set_case(const herd_exec *ex, const pool2d_dims *d, const char *shape, const int32_t *am,
-                             const float *dout0) {
+ * act_backward_inplace on the pool's input, bit for bit, the mask tested on the pool's output;
+ * din starts as NaN (every element written), a few dout terms are -0 (0 + -0 is +0), and the
+ * input holds zeros, NaNs and values in [-8, 8] (ReLU6 stops the gradient past 6) */
+static void maxpool_set_case(const herd_exec *ex, const pool2d_dims *d, const char *shape, const float *dout0) {
     const herd_backend *ref = &herd_backend_ref, *cpu = &herd_backend_cpu;
     herd_exec none = {0};
     size_t nin = (size_t)d->B * d->C * d->H * d->W, nout = (size_t)d->B * d->C * d->OH * d->OW;
-    float *x = randv(nin), *dout = copyv(dout0, nout);
-    for (size_t i = 0; i < nin; i++) x[i] = i % 7 == 0 ? 0.0f : 8.0f * x[i];
+    float *x = randv(nin), *dout = copyv(dout0, nout), *y = nanv(nout);
+    int32_t *am = malloc(nout * sizeof(int32_t));
+    for (size_t i = 0; i < nin; i++) x[i] = i % 7 == 0 ? 0.0f : i % 29 == 0 ? NAN : 8.0f * x[i];
     for (size_t i = 0; i < nout; i += 5) dout[i] = -0.0f;
+    ref->maxpool2d_forward(&none, y, am, x, d);
     const herd_act acts[3] = {HERD_ACT_NONE, HERD_ACT_RELU, HERD_ACT_RELU6};
     for (int a = 0; a < 3; a++) {
         float *want = calloc(nin ? nin : 1, sizeof(float)), *got = nanv(nin);
         ref->maxpool2d_backward(&none, want, dout, am, d);
         if (acts[a]) ref->act_backward_inplace(&none, want, x, (int64_t)nin, acts[a]);
-        cpu->maxpool2d_backward_set(ex, got, dout, am, x, acts[a], d);
+        cpu->maxpool2d_backward_set(ex, got, dout, am, y, acts[a], d);
         CHECK(memcmp(got, want, nin * sizeof(float)) == 0, "maxpool din set, act %d [%s]: not the bits of zero, add, mask",
               (int)acts[a], shape);
         free(want), free(got);
     }
-    free(x), free(dout);
+    free(x), free(dout), free(y), free(am);
 }
 
 static void pool_case_nan(pool2d_dims d, int with_nans) {
@@ -788,7 +789,7 @@ static void pool_case_nan(pool2d_dims d, int with_nans) {
         compare("maxpool out", shape, mo, mo_r, nout, 1);
         CHECK(memcmp(am, am_r, nout * sizeof(int32_t)) == 0, "maxpool argmax [%s] differs from ref", shape);
         compare("maxpool din", shape, mdin, mdin_r, nin, 1);
-        if (d.SH >= d.KH && d.SW >= d.KW) maxpool_set_case(&ex, &d, shape, am, dout);
+        if (d.SH >= d.KH && d.SW >= d.KW) maxpool_set_case(&ex, &d, shape, dout);
         if (!d.ceil) { /* ceil-mode average pooling runs on ref (see the pool2d layer) */
             compare("avgpool out", shape, ao, ao_r, nout, (double)d.KH * d.KW);
             compare("avgpool din", shape, adin, adin_r, nin, (double)d.KH * d.KW);

@@ -82,12 +82,13 @@ typedef struct herd_backend {
                                const pool2d_dims *d);
     /* maxpool2d_backward writing din instead of adding into it, for windows that do not overlap
      * (each input element in at most one, so each gets at most one term): din = 0 + g where the
-     * element is its window's argmax and act (the ReLU or ReLU6 that produced in, the pool's
-     * input; HERD_ACT_NONE: none) passes the gradient there (act_backward_inplace's test on
-     * in), else +0; the bits of zeroing din, maxpool2d_backward, then act_backward_inplace(din,
+     * element is its window's argmax and act (the ReLU or ReLU6 that produced the pool's input;
+     * HERD_ACT_NONE: none) passes the gradient there, else +0. act's test reads out, the pool's
+     * output: the input's value at the argmax, read in order rather than gathered from the 4x
+     * larger input. The bits of zeroing din, maxpool2d_backward, then act_backward_inplace(din,
      * in). NULL = not offered (the layer runs those three). */
     void (*maxpool2d_backward_set)(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
-                                   const float *in, herd_act act, const pool2d_dims *d);
+                                   const float *out, herd_act act, const pool2d_dims *d);
     void (*avgpool2d_forward)(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
     void (*avgpool2d_backward)(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
     void (*batchnorm_forward_train)(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,

@@ -228,7 +228,7 @@ void herdi_cpu_maxpool2d_forward(const herd_exec *ex, float *out, int32_t *argma
 void herdi_cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
                             const pool2d_dims *d);
 void herdi_cpu_maxpool2d_backward_set(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
-                                      const float *in, herd_act act, const pool2d_dims *d);
+                                      const float *out, herd_act act, const pool2d_dims *d);
 void herdi_cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
 void herdi_cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
 void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,

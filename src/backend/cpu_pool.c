@@ -16,7 +16,8 @@ typedef struct pool_job {
     int32_t *argmax;
     const int32_t *argmax_in;
     const float *in, *dout;
-    herd_act act; /* maxpool backward: set (writes din) with in's activation mask */
+    const float *maxima; /* maxpool backward set: the forward's output, act's mask tested on it */
+    herd_act act;
     int set;
 } pool_job;
 
@@ -249,10 +250,10 @@ static void maxpool_backward_planes(void *ctx, int64_t p0, int64_t p1, int threa
         }
         /* the plane zeroed while in cache, then each window's one term added to that zero
          * (0 + -0 is +0, as the zeroed buffer's +=), masked as act_backward_inplace would */
-        const float *x = j->in + (size_t)p * HW;
+        const float *y = j->maxima + (size_t)p * OHW; /* = the input at am[i] */
         memset(dx, 0, HW * sizeof *dx);
         for (size_t i = 0; i < OHW; i++)
-            if (am[i] >= 0) dx[am[i]] = !j->act || cpu_act_passes(x[am[i]], j->act) ? 0.0f + g[i] : 0.0f;
+            if (am[i] >= 0) dx[am[i]] = !j->act || cpu_act_passes(y[i], j->act) ? 0.0f + g[i] : 0.0f;
     }
 }
 
@@ -270,8 +271,8 @@ void herdi_cpu_maxpool2d_backward(const herd_exec *ex, float *din, const float *
 }
 
 void herdi_cpu_maxpool2d_backward_set(const herd_exec *ex, float *din, const float *dout, const int32_t *argmax,
-                                      const float *in, herd_act act, const pool2d_dims *d) {
-    pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout, .in = in, .act = act, .set = 1};
+                                      const float *out, herd_act act, const pool2d_dims *d) {
+    pool_job j = {.d = d, .din = din, .argmax_in = argmax, .dout = dout, .maxima = out, .act = act, .set = 1};
     maxpool_backward(ex, &j);
 }
 

@@ -66,7 +66,7 @@ static void maxpool_backward(const layer_call *c) {
     if (!c->din_set) {
         c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
     } else if (c->be->maxpool2d_backward_set) {
-        c->be->maxpool2d_backward_set(c->ex, c->din[0], c->dout, argmax_rows(c), c->in[0], c->din_act, &d);
+        c->be->maxpool2d_backward_set(c->ex, c->din[0], c->dout, argmax_rows(c), c->out, c->din_act, &d);
     } else { /* what maxpool2d_backward_set stands for */
         memset(c->din[0], 0, (size_t)c->B * (size_t)call_in_numel(c, 0) * sizeof(float));
         c->be->maxpool2d_backward(c->ex, c->din[0], c->dout, argmax_rows(c), &d);
@@ -74,12 +74,13 @@ static void maxpool_backward(const layer_call *c) {
     }
 }
 
-static int maxpool_backward_reads(const node *n) { return n->fused_act ? LAYER_READS_OUTPUT : 0; }
-
-/* windows that do not overlap give each input element at most one term. The mask of din_act
- * reads the input, which backward_reads need not keep: its producer's own backward reads it
- * (the output of a node with a fused activation), and runs later. */
+/* windows that do not overlap give each input element at most one term */
 static int maxpool_sets_grad(const node *n) { return CFG(n)->d.SH >= CFG(n)->d.KH && CFG(n)->d.SW >= CFG(n)->d.KW; }
+
+/* The output: for the pool's own ReLU (fused_act), and where it may write its input's gradient
+ * for din_act's mask (a quarter of the input for 2x2 windows, kept little longer than the next
+ * layer's backward keeps it anyway) */
+static int maxpool_backward_reads(const node *n) { return n->fused_act || maxpool_sets_grad(n) ? LAYER_READS_OUTPUT : 0; }
 
 static void avgpool_forward(const layer_call *c) {
     pool2d_dims d = CFG(c->n)->d;
