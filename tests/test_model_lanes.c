@@ -4,7 +4,8 @@
  * without the pool), except the first pass's first chunk, which runs pooled to fill the prepared
  * weights (within float rounding of it); the batch's own intermediate buffers are left alone (the
  * lanes ran); parameters changed after prepare are used; batches under two chunks and uneven
- * last chunks (the narrow batch-1 form, the dense dot product at a few rows) work. */
+ * last chunks (the narrow batch-1 form, the dense dot product at a few rows) work; a batch past
+ * the planned one is refused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,9 @@ int main(void) {
                   threads, B);
             forward(m, B, a);
             same(a, ref, B, lanes ? 0 : B, "after new parameters, again", threads);
+            herd_error err = {0}; /* past the planned batch: refused, as without lanes */
+            CHECK(herd_model_forward(m, B + 1, 0, &err) == HERD_EARG && strstr(err.msg, "planned batch"),
+                  "%d threads: batch %d of %d planned: '%s'", threads, B + 1, B, err.msg);
             free(a), free(b), free(ref);
             herd_model_destroy(m), herd_model_destroy(one);
         }
