@@ -1,6 +1,7 @@
 /* The graph executor: parameter registry, deterministic init, the one-time memory plan,
  * and forward / loss / backward over the nodes in order, each op on the node's backend. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,7 @@ void herd_model_destroy(herd_model *m) {
     free(m->live);
     free(m->live_order);
     free(m->live_placed);
+    free(m->lane_out);
     free(m);
 }
 
@@ -439,6 +441,8 @@ static herd_status node_workspaces(herd_model *m, int B, int call_B, int parts, 
     return st;
 }
 
+static herd_status plan_lanes(herd_model *m, herd_arena *a, int B);
+
 /* Carves every buffer out of `a` (with a planner arena it only measures). The activations and
  * gradients are one region laid out by liveness; saved buffers, probabilities and workspace
  * follow it. *plain gets the bytes that region would take without sharing. */
@@ -522,6 +526,43 @@ static herd_status plan_buffers(herd_model *m, herd_arena *a, int B, size_t *pla
     m->ex.workspace = NULL, m->ex.workspace_floats = 0;
     if (!own_ws && ws_max && !(m->ex.workspace = herd_arena_floats(a, ws_max))) return HERD_ENOMEM;
     if (!own_ws) m->ex.workspace_floats = ws_max;
+    return plan_lanes(m, a, B);
+}
+
+/* Inference lanes: with several threads and a batch of at least two chunks, each pool thread
+ * runs whole chunks through the network (herd_model_forward), so no op hands off to the pool
+ * and waits for the other threads at its end: a chunk's activations stay in its core's caches.
+ * Each lane gets the activations of one chunk, planned by liveness as the batch's (a lane's
+ * chunk is at a layer of its own while the other lanes are at others, so the batch's shared
+ * buffers cannot hold them), and a workspace of the batch's size (lane 0 uses the batch's).
+ * The model's inputs and output stay the planned buffers, the lanes writing their own rows. */
+static herd_status plan_lanes(herd_model *m, herd_arena *a, int B) {
+    int N = m->n_nodes, T = herd_pool_threads(m->pool), chunk = m->eval_chunk;
+    m->lanes = 0;
+    m->lane_ws = NULL;
+    if (!m->inference_only || T < 2 || !m->lane_out || chunk < 1 || B < 2 * chunk) return HERD_OK;
+    live_buf *bufs = m->live, **order = m->live_order, **placed = m->live_placed;
+    int out_owner = buffer_owner(m, N - 1);
+    for (int t = 0; t < T; t++) {
+        float **tab = m->lane_out + (size_t)t * N;
+        int nb = 0;
+        for (int i = 0; i < N; i++) {
+            node *n = &m->nodes[i];
+            tab[i] = NULL;
+            if (n->alias >= 0 || (n->kind->flags & LAYER_VIEW) || i == out_owner) continue;
+            size_t bytes = align64((size_t)chunk * (size_t)n->numel * sizeof(float));
+            bufs[nb++] = (live_buf){&tab[i], bytes, 0, i, n->last_reader > i ? n->last_reader : i, 0};
+        }
+        size_t region = assign_offsets(bufs, nb, order, placed, m->memory_reuse);
+        char *base = herd_arena_alloc(a, region ? region : 64);
+        if (!base) return HERD_ENOMEM;
+        for (int k = 0; k < nb; k++) *bufs[k].dst = (float *)(base + bufs[k].offset);
+        for (int i = 0; i < N; i++)
+            if (m->nodes[i].alias >= 0) tab[i] = tab[buffer_owner(m, i)];
+    }
+    size_t ws = m->ex.workspace_floats;
+    if (ws && !(m->lane_ws = herd_arena_floats(a, (size_t)(T - 1) * ws))) return HERD_ENOMEM;
+    m->lanes = T;
     return HERD_OK;
 }
 
@@ -598,6 +639,11 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     herd_status st = herd_pool_create(&m->pool, threads, err);
     if (st) return st;
     herd_backend_set_threads(threads);
+    free(m->lane_out);
+    m->lane_out = NULL;
+    m->lanes = 0, m->lanes_warm = 0;
+    if (m->inference_only && threads > 1 && !(m->lane_out = calloc((size_t)threads * (size_t)m->n_nodes, sizeof(float *))))
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory planning %d threads", m->source, threads);
     m->be = be;
     m->ex.pool = m->pool;
     m->ex.fixed_parts = m->fixed_reduction ? HERD_FIXED_PARTS : 0;
@@ -620,6 +666,7 @@ herd_status herd_model_prepare(herd_model *m, const char *backend, int max_batch
     plan_readers(m);
     /* the training chunk comes from the bytes a sample takes with every buffer on its own, as
      * before memory was shared: the chunk size sets the order gradients are summed in */
+    m->eval_chunk = eval_chunk(m, herd_pool_threads(m->pool)); /* before planning: the lanes' buffers hold a chunk */
     size_t need = 0, one = 0, two = 0;
     int reuse = m->memory_reuse;
     m->memory_reuse = 0;
@@ -738,17 +785,22 @@ static herd_status check_range(const herd_model *m, int first, int last, int64_t
 }
 
 /* Everything node n's forward or backward sees for rows [row0, row0 + B). */
-/* The exec a call of node n runs with: the model's, with the node's own prepared weights and,
- * in a training plan, its own workspace for its forward or (backward) its backward. */
-const herd_exec *herdi_node_exec(herd_model *m, node *n, int backward, herd_exec *own) {
-    if (!n->prep && !n->ws_forward) return &m->ex;
-    *own = m->ex;
+/* The exec a call of node n runs with: base (the model's, or an inference lane's), with the node's
+ * own prepared weights and, in a training plan, its own workspace for its forward or (backward)
+ * its backward. */
+static const herd_exec *node_exec_on(herd_model *m, const herd_exec *base, node *n, int backward, herd_exec *own) {
+    if (!n->prep && !n->ws_forward) return base;
+    *own = *base;
     if (n->prep) { /* the node's own prepared weights, stale once the parameters may have changed */
         if (n->prep_gen != m->params_gen) n->prep_tag = 0, n->prep_gen = m->params_gen;
         own->prep = n->prep, own->prep_floats = n->prep_floats, own->prep_tag = &n->prep_tag;
     }
     if (n->ws_forward) own->workspace = backward ? n->ws_backward : n->ws_forward, own->workspace_floats = n->ws_floats;
     return own;
+}
+
+const herd_exec *herdi_node_exec(herd_model *m, node *n, int backward, herd_exec *own) {
+    return node_exec_on(m, &m->ex, n, backward, own);
 }
 
 static void make_call(herd_model *m, node *n, int64_t row0, int B, int training, int backward, layer_call *c) {
@@ -788,8 +840,96 @@ static void make_call(herd_model *m, node *n, int64_t row0, int B, int training,
     }
 }
 
+/* A folded batch norm's scale and shift into its conv's n->affine, from its parameters as they are now. */
+static void fold_affine(herd_model *m, node *n) {
+    node *f = &m->nodes[n->fused_affine];
+    layer_call fc;
+    make_call(m, f, 0, 1, 0, 0, &fc);
+    f->kind->eval_affine(f, &fc, n->affine, n->affine + n->dims[0]);
+}
+
+/* Rows [row0, row0 + B) through every layer on lane t's buffers and exec (plan_lanes); the
+ * folded affines are computed. Profile times are lane 0's. */
+static herd_status lane_chunk(herd_model *m, int t, const herd_exec *ex, int64_t row0, int B, herd_error *err) {
+    float **tab = m->lane_out + (size_t)t * m->n_nodes;
+    for (int i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        if (n->alias >= 0 || !n->kind->forward) continue;
+        double t0 = t == 0 && (m->profile || m->trace) ? herd_now() : 0;
+        layer_call c;
+        make_call(m, n, row0, B, 0, 0, &c);
+        c.ex = node_exec_on(m, ex, n, 0, &c.exn);
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0 && tab[n->in[k]]) c.in[k] = tab[n->in[k]], c.din[k] = NULL;
+        if (tab[i]) c.out = tab[i], c.dout = NULL;
+        herd_status st = n->kind->check ? n->kind->check(&c, err) : HERD_OK;
+        if (st) return st;
+        if (n->fused_affine >= 0) c.scale = n->affine, c.shift = n->affine + n->dims[0];
+        n->kind->forward(&c);
+        if (t == 0 && m->profile) n->t_forward += herd_now() - t0;
+        if (t == 0 && m->trace) herd_trace_add(m->trace, n->name, "forward", HERD_TRACE_COMPUTE, t0, herd_now());
+    }
+    return HERD_OK;
+}
+
+typedef struct lane_job {
+    herd_model *m;
+    int64_t B;
+    atomic_int_fast64_t next; /* the first row of the next chunk to take */
+    atomic_int failed;
+    herd_status st;
+    herd_error *err;
+} lane_job;
+
+static void lane_run(void *ctx, int64_t t0, int64_t t1, int thread) {
+    (void)t1, (void)thread;
+    lane_job *j = ctx;
+    herd_model *m = j->m;
+    const int t = (int)t0, chunk = m->eval_chunk;
+    herd_exec ex = m->ex; /* the model's, without the pool, on the lane's own workspace */
+    ex.pool = NULL;
+    if (t > 0) ex.workspace = m->lane_ws + (size_t)(t - 1) * m->ex.workspace_floats;
+    herd_error err = {0};
+    for (;;) {
+        int64_t r = atomic_fetch_add(&j->next, chunk);
+        if (r >= j->B || atomic_load(&j->failed)) break;
+        herd_status st = lane_chunk(m, t, &ex, r, (int)(j->B - r < chunk ? j->B - r : chunk), &err);
+        if (st && !atomic_exchange(&j->failed, 1)) { /* the first failure's message */
+            j->st = st;
+            if (j->err) *j->err = err;
+        }
+    }
+}
+
+/* Rows [r, B) a chunk at a time, each pool thread taking the next chunk when it has finished one
+ * (the chunks are the same as without lanes: every row's outputs keep their bits). */
+static herd_status forward_lanes(herd_model *m, int64_t r, int B, herd_error *err) {
+    for (int i = 0; i < m->n_nodes; i++) /* once, before the lanes share them */
+        if (m->nodes[i].alias < 0 && m->nodes[i].kind->forward && m->nodes[i].fused_affine >= 0) fold_affine(m, &m->nodes[i]);
+    lane_job j = {.m = m, .B = B, .st = HERD_OK, .err = err};
+    atomic_init(&j.next, r);
+    atomic_init(&j.failed, 0);
+    herd_pool_for(m->pool, m->lanes, lane_run, &j);
+    return j.st;
+}
+
+/* Inference with lanes (plan_lanes): the chunks of the batch handed out to the pool threads, each
+ * running whole chunks; otherwise herd_model_forward_range, which runs inference a chunk at a time. */
 herd_status herd_model_forward(herd_model *m, int B, int training, herd_error *err) {
-    return herd_model_forward_range(m, 0, m->n_nodes - 1, 0, B, training, err);
+    int chunk = m->eval_chunk, last = m->n_nodes - 1;
+    if (training || !m->lanes || B < 2 * chunk || m->params_hook)
+        return herd_model_forward_range(m, 0, last, 0, B, training, err);
+    herd_status st = check_range(m, 0, last, 0, B, err);
+    if (st) return st;
+    int r = 0;
+    herdi_pool_hot(m->pool, 1);
+    if (m->lanes_warm != m->params_gen + 1) { /* a pooled chunk first: it fills the nodes' prep */
+        st = herd_model_forward_range(m, 0, last, 0, chunk, 0, err);
+        if (!st) m->lanes_warm = m->params_gen + 1, r = chunk;
+    }
+    if (!st) st = forward_lanes(m, r, B, err);
+    herdi_pool_hot(m->pool, -1);
+    return st;
 }
 
 /* The span of the dense parameters node n reads, [*lo, *hi); empty when none. */
@@ -833,13 +973,10 @@ static herd_status forward_nodes(herd_model *m, int first, int last, int64_t row
         make_call(m, n, row0, B, training, 0, &c);
         if (n->kind->check && (st = n->kind->check(&c, err))) return st;
         if (n->fused_affine >= 0) { /* the folded batch norm's scale and shift from its parameters as they are now */
-            node *f = &m->nodes[n->fused_affine];
             if (training)
                 return herd_fail(err, HERD_EARG, "%s: the model was prepared for inference only ('%s' is folded into '%s')",
-                                 m->source, f->name, n->name);
-            layer_call fc;
-            make_call(m, f, row0, B, 0, 0, &fc);
-            f->kind->eval_affine(f, &fc, n->affine, n->affine + n->dims[0]);
+                                 m->source, m->nodes[n->fused_affine].name, n->name);
+            fold_affine(m, n);
             c.scale = n->affine, c.shift = n->affine + n->dims[0];
         }
         if (m->params_hook) {

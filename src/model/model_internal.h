@@ -65,6 +65,12 @@ struct herd_model {
     int max_batch;
     int train_chunk;          /* rows per forward+backward chunk in training; 0: whole batch */
     int eval_chunk;           /* rows per forward chunk in inference (eval_chunk in model.c) */
+    /* inference lanes (herd_model_forward): each pool thread runs whole chunks through the network
+     * on activations and workspace of its own, with no hand-off per op */
+    int lanes;                /* threads that do; 0: none planned (training, one thread, small batch) */
+    float **lane_out;         /* threads x n_nodes: a lane's buffer per node, or NULL: the planned one */
+    float *lane_ws;           /* (threads - 1) x ex.workspace_floats: lanes 1.. (lane 0 has ex.workspace) */
+    uint64_t lanes_warm;      /* params_gen + 1 once a pooled chunk has filled the nodes' prep */
     double *input_norm;       /* in_c means then in_c stds the weights were trained with, or NULL */
     float *input;             /* the first input's data */
     float *input_planned;     /* its planned buffer while herd_model_use_input lends another */
