@@ -31,6 +31,7 @@ static const char *SPEC_PLAIN = "input 12\ndense 16 relu\ndense 16 relu\ndense 4
 static const char *SPEC_DROPOUT = "input 12\ndense 16 relu\ndropout 0.3\ndense 16 relu\ndense 4\n";
 static const char *SPEC_SYNC_BN = "input 12\ndense 16 bias=0\nbatchnorm sync=1 relu\ndense 16 bias=0\nbatchnorm sync=1 relu\ndense 4\n";
 static const char *SPEC_SYNC_BN_IMAGE = "input 12\nreshape 3x2x2\nconv 4 3 pad=1 bias=0\nbatchnorm sync=1 relu\nflatten\ndense 8 bias=0\nbatchnorm sync=1 relu\ndense 4\n";
+static const char *SPEC_POOL_CUT = "input 12\nreshape 3x2x2\nconv 4 3 pad=1 relu\nmaxpool 2\nflatten\ndense 4\n";
 static const char *SPEC_LOCAL_BN = "input 12\ndense 16 bias=0\nbatchnorm relu\ndense 16 bias=0\nbatchnorm relu\ndense 4\n";
 
 typedef struct job {
@@ -613,6 +614,16 @@ int main(void) {
     q.cfg.one_f_one_b = 1;
     expect_close(&q, 2, "pipeline, 2 stages, 1F1B", 2e-6);
     expect_close(&q, 4, "pipeline, 2 stages x 2 replicas, 1F1B", 2e-6);
+    /* a cut between a conv and the max pool that writes its input's gradient whole (the cpu
+     * backend's maxpool2d_backward_set): the conv's stage still zeroes the gradient it adds the
+     * received one into */
+    static float pool_one[4096];
+    job pc = {.spec = SPEC_POOL_CUT, .backend = "cpu", .cfg = herd_strategy_defaults(HERD_STRATEGY_DP), .ds = ds};
+    CHECK(!run(&pc, 1, pool_one), "conv + max pool, one process");
+    pc.cfg = herd_strategy_defaults(HERD_STRATEGY_PIPELINE), pc.cfg.cuts[0] = 1;
+    CHECK(!run(&pc, 2, got_params), "conv | max pool, 2 stages");
+    CHECK(max_diff(got_params, pool_one, pc.n) <= 2e-6, "pipeline cut between a conv and its max pool: %.3g from one process",
+          max_diff(got_params, pool_one, pc.n));
     q.cfg.stages = 3;
     CHECK(herd_strategy_layout_for(&q.cfg, 4, B, &lay, &e) == HERD_EARG && strstr(e.msg, "--stages 3 divides"),
           "4 ranks with 3 stages: %s", e.msg);

@@ -1119,8 +1119,8 @@ void herd_model_zero_dout_rows(herd_model *m, int first, int last, int64_t row0,
      * backward that writes them first (their buffers may hold other data until then) */
     for (int i = first; i <= last; i++) {
         node *n = &m->nodes[i];
-        if (n->alias < 0 && !n->grad_set && (n->first_grad_writer < 0 || n->first_grad_writer > last))
-            zero_rows(n, row0, B);
+        if (n->alias < 0 && (n->first_grad_writer < 0 || n->first_grad_writer > last))
+            zero_rows(n, row0, B); /* grad_set included: its writer is past the range (a later pipeline stage) */
     }
 }
 
