@@ -117,9 +117,16 @@ def build(path):
         elif kw == "flatten":
             one = lambda x, P, **_: torch.flatten(x, 1)
         elif kw == "dense":
-            # a (N, C, 1, 1) map is a vector to herd; tie=NAME reads NAME's table as the weight
-            one = lambda x, P, n=name, w=o.get("tie", name), **_: F.linear(x.flatten(1) if x.dim() == 4 else x,
-                                                                         P[w + ".weight"], P.get(n + ".bias"))
+            # a (N, C, 1, 1) map is a vector to herd; tie=NAME reads NAME's table as the weight; positions=1:
+            # per position of channels-last (N, H, W, C)
+            one = lambda x, P, n=name, w=o.get("tie", name), cl=o.get("positions") == "1", **_: F.linear(
+                x.flatten(1) if x.dim() == 4 and not cl else x, P[w + ".weight"], P.get(n + ".bias"))
+        elif kw == "permute":  # the sample's axes; a vector (N, F) as (N, F, 1, 1)
+            axes = [int(a) for a in pos[0].split(",")]
+            one = (lambda x, P, axes=axes, **_:
+                   (x[:, :, None, None] if x.dim() == 2 and len(axes) == 3 else x).permute(0, *[a + 1 for a in axes]))
+        elif kw == "scale":  # weight (C, 1, 1) over (N, C, H, W), (F) over (N, F)
+            one = lambda x, P, n=name, **_: x * P[n + ".weight"]
         elif kw == "dropout":
             one = (lambda x, P, n=name, masks=None, training=True, **_:
                    x * masks["mask." + n].reshape(x.shape) if training else x)

@@ -107,5 +107,12 @@ int main(void) {
                "gap\ndense 3\n";
     check_spec("mobile", mobile, 2, "ref");
     check_spec("mobile (cpu backend, 2 threads)", mobile, 4, "cpu");
+    /* ConvNeXt's kinds: channels-last permutes around a layer norm and per-position dense layers, a
+     * layer scale, the head's layer norm on a permuted (C,1,1) vector */
+    static const char *convnext = "input 3x5x4\nconv 4 3 pad=1 groups=1 name=a\npermute 1,2,0\nlayernorm eps=1e-6\n"
+               "dense 6 positions=1 gelu\ndense 4 positions=1\npermute 2,0,1\nscale init=0.5\nadd a tanh\ngap\n"
+               "permute 1,2,0\nlayernorm\npermute 2,0,1\nflatten\nscale\ndense 3\n";
+    check_spec("convnext kinds", convnext, 2, "ref");
+    check_spec("convnext kinds (cpu backend, 2 threads)", convnext, 3, "cpu");
     return check_summary();
 }

@@ -687,11 +687,21 @@ static herd_status tr_input_scale(onnx_importer *im, const value *centered, int 
 /* ---- transformer patterns (herd's export of a GPT: layers/posemb.c, activation.c, attention.c) ---- */
 
 /* The value of a one-value constant called name (0: it is not one) */
+/* The scalar constant called name: an initializer, a translated Constant, or a Constant node
+ * later in the graph (PyTorch writes each just before its reader, after the node a pattern
+ * starts from) */
 static int const_scalar_named(onnx_importer *im, onnx_str name, double *out) {
     value *v = find_value(im, name);
-    if (!v || v->kind != V_CONST || im->g.tensors[v->tensor].numel != 1) return 0;
+    int t = v ? (v->kind == V_CONST ? v->tensor : -1) : -1;
+    for (int i = im->node_index + 1; !v && t < 0 && i < im->g.n_nodes; i++) {
+        const onnx_node *c = &im->g.nodes[i];
+        const onnx_attr *a = herdi_onnx_str_eq(c->op, "Constant") && c->n_out >= 1 && herdi_onnx_str_same(c->out[0], name)
+                                 ? herdi_onnx_node_attr(c, "value") : NULL;
+        if (a) t = a->tensor;
+    }
+    if (t < 0 || im->g.tensors[t].numel != 1) return 0;
     herd_error e = {0};
-    return herdi_onnx_tensor_values(&im->g, &im->g.tensors[v->tensor], NULL, out, &e) == HERD_OK;
+    return herdi_onnx_tensor_values(&im->g, &im->g.tensors[t], NULL, out, &e) == HERD_OK;
 }
 
 static int near(double a, double want) { return fabs(a - want) <= 1e-6 * fabs(want); }
@@ -889,7 +899,8 @@ static herd_status tr_split(onnx_importer *im) {
 }
 
 /* Div, Mul and Add with a constant or GELU part: x * 0.5 * (1 + erf(x / sqrt 2)) in any of the
- * orders exporters write it, and the input normalisation's scale. */
+ * orders exporters write it, the input normalisation's scale, and Mul by a per-channel constant
+ * (a scale layer). */
 static herd_status tr_arith(onnx_importer *im) {
     const onnx_node *n = im->n;
     herd_status st;
@@ -909,6 +920,8 @@ static herd_status tr_arith(onnx_importer *im) {
     if ((a->kind == V_SUM && (st = materialize(im, a))) || (b->kind == V_SUM && (st = materialize(im, b)))) return st;
     if (is_add && a->kind == V_LAYER && b->kind == V_CONST && im->g.tensors[b->tensor].numel > 1)
         return tr_posemb(im, a, b);
+    if (!is_add && !is_div && a->kind == V_LAYER && b->kind == V_CONST && im->g.tensors[b->tensor].numel > 1)
+        return tr_kind(im, herdi_layer_kind_by_keyword("scale")); /* a per-channel factor (layer scale) */
     if (!is_add && !is_div && a->kind == V_LAYER && b->kind == V_LAYER && herdi_onnx_str_same(n->in[0], n->in[1])) {
         int matched = 0;
         if ((st = tr_gelu_tanh(im, a, &matched)) || matched) return st;
@@ -960,7 +973,8 @@ static herd_status tr_arith(onnx_importer *im) {
     }
     return set_value(im, n->out[0], v);
 unsupported:
-    return herdi_onnx_refuse(im, "Mul and Div are only supported as parts of GELU or of the input normalisation");
+    return herdi_onnx_refuse(im, "Mul and Div are only supported as parts of GELU, of a layer norm or of the input "
+                           "normalisation, and Mul by one constant factor per channel");
 }
 
 /* Sigmoid or HardSigmoid whose only reader is a Mul by the same input: x * sigmoid(x) is SiLU,
@@ -1004,7 +1018,7 @@ static herd_status tr_add(onnx_importer *im) {
 }
 
 /* MatMul(x, W [in, out]) or MatMul(x, Transpose(W [out, in])) as a dense layer, per position when x
- * is (N,T,F), with the bias of an Add that is its only reader; a transposed W that an embedding
+ * is (N,T,F) or channels-last (N,H,W,F), with the bias of an Add that is its only reader; a transposed W that an embedding
  * gathers from is that table, tied (dense tie=) */
 static herd_status tr_matmul(onnx_importer *im) {
     const onnx_node *n = im->n;
@@ -1018,9 +1032,9 @@ static herd_status tr_matmul(onnx_importer *im) {
     if (x->pad_h || x->pad_w) return herdi_onnx_refuse(im, "reads a padded tensor");
     const onnx_tensor *W = &im->g.tensors[tw];
     if (W->ndim != 2) return herdi_onnx_refuse(im, "the weight must be 2-D [in, out]");
-    int positions = value_ndim(im, x) == 2;
-    if (!positions && !herdi_layer_is_vector(value_ndim(im, x), value_dims(im, x)))
-        return herdi_onnx_refuse(im, "reads an NCHW tensor; flatten it first");
+    int xnd = value_ndim(im, x), vector = herdi_layer_is_vector(xnd, value_dims(im, x));
+    int positions = xnd == 2 || (xnd == 3 && !vector && x->rank == 4); /* (N,T,F) or channels-last (N,H,W,F) */
+    if (!positions && !vector) return herdi_onnx_refuse(im, "reads an NCHW tensor; flatten it first");
     int64_t units = W->dims[wt ? 0 : 1];
     begin_layer(im, "dense");
     const char *tie = NULL;
@@ -1047,7 +1061,8 @@ static herd_status tr_matmul(onnx_importer *im) {
         im->pend[im->n_pend].slot = 1, im->pend[im->n_pend].tensor = tb, im->pend[im->n_pend].transpose = 0,
         im->pend[im->n_pend].scale = 1.0f, im->pend[im->n_pend].broadcast = 0, im->n_pend++;
     if (tie) herdi_onnx_arg(im, "tie", "%s", tie);
-    return make_layer(im, &x->layer, 1, out, positions ? 3 : 2, name_from);
+    if (xnd == 3) herdi_onnx_arg(im, "positions", "1");
+    return make_layer(im, &x->layer, 1, out, positions ? xnd + 1 : 2, name_from);
 }
 
 /* ---- shapes: Shape, Gather, Unsqueeze, Concat of integers, folded for the model's input size
@@ -1224,7 +1239,8 @@ static herd_status tr_slice(onnx_importer *im) {
     return make_layer(im, &x->layer, 1, n->out[0], x->rank, n->out[0]);
 }
 
-/* Transpose: only the channel shuffle's (N,G,C/G,H,W) -> (N,C/G,G,H,W) */
+/* Transpose: of a 2-D initializer, a MatMul's weight; of the channel shuffle's (N,G,C/G,H,W), its
+ * (N,C/G,G,H,W); of a layer's output, a permute layer */
 static herd_status tr_transpose(onnx_importer *im) {
     herd_status st;
     value *x = input_value(im, 0, &st);
@@ -1238,16 +1254,81 @@ static herd_status tr_transpose(onnx_importer *im) {
         v.kind = V_CONST_T; /* a MatMul's weight [out, in] */
         return set_value(im, im->n->out[0], v);
     }
+    if (x->kind == V_LAYER || x->kind == V_SUM) return tr_kind(im, herdi_layer_kind_by_keyword("permute"));
     if (x->kind != V_SPLIT || np != 5 || memcmp(p, shuffle, sizeof shuffle))
-        return herdi_onnx_refuse(im, "only a channel shuffle's transpose (perm 0,2,1,3,4 of a reshape into groups), a 2-D "
-                               "weight's (a MatMul's) and those of herd's attention");
+        return herdi_onnx_refuse(im, "only a layer output's transpose (the batch first), a channel shuffle's (perm "
+                               "0,2,1,3,4 of a reshape into groups), a 2-D weight's (a MatMul's) and those of herd's "
+                               "attention");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     value v = *x;
     v.kind = V_SPLIT_T;
     return set_value(im, im->n->out[0], v);
 }
 
-/* ReduceMean over H and W: the gap kind ((N,C,1,1) kept with keepdims=1) */
+/* A layer norm over the last axis as exporters write it below opset 17 (PyTorch's layer_norm at
+ * opset 13-16): m = ReduceMean(x), d = Sub(x, m), ReduceMean(Pow(d, 2)), Add eps, Sqrt, Div(d, .),
+ * Mul by the weight, Add the bias, from this ReduceMean on; one layernorm layer (*matched 0:
+ * not this pattern) */
+static herd_status tr_layernorm_parts(onnx_importer *im, value *x, int *matched) {
+    const onnx_node *n = im->n;
+    int sub = next_node(im, n->out[0], "Sub", 2);
+    if (sub < 0 || !herdi_onnx_str_same(im->g.nodes[sub].in[0], n->in[0]) ||
+        !herdi_onnx_str_same(im->g.nodes[sub].in[1], n->out[0]))
+        return HERD_OK;
+    onnx_str d = im->g.nodes[sub].out[0];
+    int pw = -1, div = -1, readers = 0;
+    for (int i = sub + 1; i < im->g.n_nodes; i++)
+        for (int k = 0; k < im->g.nodes[i].n_in; k++)
+            if (herdi_onnx_str_same(im->g.nodes[i].in[k], d)) {
+                readers++;
+                if (herdi_onnx_str_eq(im->g.nodes[i].op, "Pow") && k == 0) pw = i;
+                else if (herdi_onnx_str_eq(im->g.nodes[i].op, "Div") && k == 0) div = i;
+            }
+    double two, eps;
+    if (readers != 2 || pw < 0 || div < 0 || im->g.nodes[pw].n_in != 2 || im->g.nodes[pw].n_out < 1 ||
+        !const_scalar_named(im, im->g.nodes[pw].in[1], &two) || two != 2 || is_graph_output(im, d))
+        return HERD_OK;
+    int var = next_node(im, im->g.nodes[pw].out[0], "ReduceMean", 1);
+    const onnx_attr *va = var >= 0 ? herdi_onnx_node_attr(&im->g.nodes[var], "axes") : NULL;
+    if (!va || !va->has_ints || va->n_ints != 1 || !(va->ints[0] == -1 || va->ints[0] == x->rank - 1)) return HERD_OK;
+    int add = next_node(im, im->g.nodes[var].out[0], "Add", 2);
+    if (add < 0 || !const_scalar_named(im, other_input(&im->g.nodes[add], im->g.nodes[var].out[0]), &eps) || !(eps > 0))
+        return HERD_OK;
+    int sq = next_node(im, im->g.nodes[add].out[0], "Sqrt", 1);
+    if (sq < 0 || next_node(im, im->g.nodes[sq].out[0], "Div", 2) != div || !herdi_onnx_str_same(im->g.nodes[div].in[1], im->g.nodes[sq].out[0]))
+        return HERD_OK;
+    int mul = next_node(im, im->g.nodes[div].out[0], "Mul", 2);
+    int bias = mul >= 0 ? next_node(im, im->g.nodes[mul].out[0], "Add", 2) : -1;
+    value *w = mul >= 0 ? find_value(im, other_input(&im->g.nodes[mul], im->g.nodes[div].out[0])) : NULL;
+    value *b = bias >= 0 ? find_value(im, other_input(&im->g.nodes[bias], im->g.nodes[mul].out[0])) : NULL;
+    int64_t C = value_dims(im, x)[value_ndim(im, x) - 1];
+    if (!w || !b || w->kind != V_CONST || b->kind != V_CONST || im->g.tensors[w->tensor].numel != C ||
+        im->g.tensors[b->tensor].numel != C)
+        return refuse_at(im, div, "a layer norm over the last axis must be followed by a Mul by its weight and an Add "
+                                  "of its bias, %lld values each", (long long)C);
+    *matched = 1;
+    int parts[] = {sub, pw, var, add, sq, div, mul, bias};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) im->done[parts[i]] = 1;
+    begin_layer(im, "layernorm");
+    char e[32];
+    herdi_onnx_arg(im, "eps", "%s", herdi_layer_float_str((float)eps, e, sizeof e));
+    for (int k = 0; k < 2; k++) {
+        im->pend[k].slot = k, im->pend[k].tensor = k ? b->tensor : w->tensor, im->pend[k].transpose = 0;
+        im->pend[k].scale = 1.0f, im->pend[k].broadcast = 0;
+    }
+    im->n_pend = 2;
+    onnx_str out = im->g.nodes[bias].out[0];
+    return make_layer(im, &x->layer, 1, out, x->rank, out);
+}
+
+/* Pow and Sqrt: only inside a layer norm's formula (taken there) */
+static herd_status tr_norm_part(onnx_importer *im) {
+    return herdi_onnx_refuse(im, "only supported inside a layer norm over the last axis (ReduceMean, Sub, Pow 2, "
+                                 "ReduceMean, Add eps, Sqrt, Div, Mul weight, Add bias)");
+}
+
+/* ReduceMean over H and W: the gap kind ((N,C,1,1) kept with keepdims=1); over the last axis, the
+ * start of a layer norm's formula */
 static herd_status tr_reducemean(onnx_importer *im) {
     herd_status st;
     value *x = input_value(im, 0, &st);
@@ -1258,10 +1339,16 @@ static herd_status tr_reducemean(onnx_importer *im) {
     int na = herdi_onnx_attr_ints(im, "axes", a, ONNX_MAX_DIMS);
     if (na >= 0 && na <= ONNX_MAX_DIMS) axes.n_shape = na, memcpy(axes.shape, a, (size_t)na * sizeof a[0]);
     else if (im->n->n_in > 1 && im->n->in[1].n && (st = shape_value_of(im, 1, &axes))) return st;
+    if (x->kind == V_LAYER && axes.n_shape == 1 && (axes.shape[0] == -1 || axes.shape[0] == x->rank - 1) &&
+        !x->pad_h && !x->pad_w) {
+        int matched = 0;
+        if ((st = tr_layernorm_parts(im, x, &matched)) || matched) return st;
+    }
     int hw = 0;
     for (int i = 0; i < axes.n_shape; i++) hw |= axes.shape[i] == 2 || axes.shape[i] == -2 ? 1 : axes.shape[i] == 3 || axes.shape[i] == -1 ? 2 : 4;
     if (x->kind != V_LAYER || x->rank != 4 || value_ndim(im, x) != 3 || axes.n_shape != 2 || hw != 3)
-        return herdi_onnx_refuse(im, "only the mean over H and W of (N,C,H,W) (axes 2, 3): a global average pool");
+        return herdi_onnx_refuse(im, "only the mean over H and W of (N,C,H,W) (axes 2, 3): a global average pool, and "
+                               "a layer norm's mean over the last axis");
     if (im->n->n_out < 1) return node_fail(im, HERD_EFORMAT, "has no output");
     int keep = herdi_onnx_attr_int(im, "keepdims", 1) != 0;
     begin_layer(im, "gap");
@@ -1342,6 +1429,12 @@ static herd_status tr_reshape(onnx_importer *im) {
         herdi_onnx_arg(im, "shape", "%lldx%lld", (long long)s.shape[1], (long long)s.shape[2]);
         return make_layer(im, &x->layer, 1, im->n->out[0], 3, im->n->out[0]);
     }
+    if (s.n_shape == 4 && value_ndim(im, x) == 1 && (s.shape[0] == 0 || s.shape[0] == SHAPE_BATCH) &&
+        (s.shape[1] == feat || s.shape[1] == -1) && s.shape[2] == 1 && s.shape[3] == 1 && im->n->n_out >= 1) {
+        value v = *x; /* a vector to (N,F,1,1): the same to herd */
+        v.rank = 4;
+        return set_value(im, im->n->out[0], v);
+    }
     int64_t b = s.n_shape == 2 ? s.shape[0] : 0, f = s.n_shape == 2 ? s.shape[1] : 0;
     if (s.n_shape != 2 || !(b == 0 || b == -1 || b >= 1 || b == SHAPE_BATCH) || !(f == -1 || f == feat) ||
         (b == -1 && f == -1))
@@ -1400,6 +1493,7 @@ static const struct {
     {"Gather", tr_gather},      {"Unsqueeze", tr_shape},  {"Concat", tr_concat},     {"Flatten", tr_flatten},
     {"Softmax", tr_softmax},   {"Sigmoid", tr_gate},     {"HardSigmoid", tr_gate},  {"Cast", tr_cast},
     {"Slice", tr_slice},       {"Transpose", tr_transpose}, {"ReduceMean", tr_reducemean}, {"Split", tr_split},
+    {"Pow", tr_norm_part},     {"Sqrt", tr_norm_part},
 };
 
 static op_fn pattern_of(onnx_str op) {

@@ -13,6 +13,7 @@ typedef struct dense_cfg {
     int in, out, bias;
     int rows; /* positions per sample (1 for a vector) */
     int tie;  /* 1 + the node whose embedding table is the weight (0: a weight of its own) */
+    int positions; /* per position: the input's ndim (2: (T,F); 3: (H,W,F) with positions=1); 0: a vector */
 } dense_cfg;
 _Static_assert(sizeof(dense_cfg) <= LAYER_CFG_BYTES, "dense config fits a node");
 #define CFG(n) ((const dense_cfg *)(n)->cfg)
@@ -21,18 +22,23 @@ static herd_status dense_build(layer_build *b) {
     int units = 0, bias = 1;
     herd_status st;
     if ((st = herdi_lb_int(b, "units", "number of units", 1, 1, 1 << 24, &units)) || (st = herdi_lb_int(b, "bias", "bias (0 or 1)", 0, 0, 1, &bias))) return st;
-    int nd = herdi_lb_in_ndim(b, 0);
+    int nd = herdi_lb_in_ndim(b, 0), per_position = 0;
     const int64_t *dims = herdi_lb_in_dims(b, 0);
-    if (!herdi_layer_is_vector(nd, dims) && nd != 2) {
+    if ((st = herdi_lb_int(b, "positions", "positions (0 or 1)", 0, 0, 1, &per_position))) return st;
+    int positions = nd == 2 || (nd == 3 && per_position); /* (T,F), or (H,W,F) channels-last when asked */
+    if (!herdi_layer_is_vector(nd, dims) && !positions) {
         char s[64];
         return herdi_lb_fail(b, HERD_ESHAPE, NULL, "dense expects a flat input (or (T,F) positions) but gets %s; put "
-                       "`flatten` (or `gap`) before it", herdi_lb_shape_str(nd, dims, s, sizeof s));
+                       "`flatten` (or `gap`) before it (or `positions=1` for a linear layer on the last axis of "
+                       "channels-last (H,W,C))", herdi_lb_shape_str(nd, dims, s, sizeof s));
     }
     dense_cfg *cfg = (dense_cfg *)b->n->cfg;
-    cfg->rows = nd == 2 ? (int)dims[0] : 1;
-    cfg->in = (int)dims[nd == 2 ? 1 : 0], cfg->out = units, cfg->bias = bias;
-    int64_t out[2] = {nd == 2 ? dims[0] : units, units}, wshape[2] = {units, cfg->in};
-    herdi_lb_set_shape(b, nd == 2 ? 2 : 1, nd == 2 ? out : out + 1);
+    cfg->positions = positions ? nd : 0;
+    cfg->rows = positions ? (int)(herdi_node_in_numel(b->m, b->n, 0) / dims[nd - 1]) : 1;
+    cfg->in = (int)dims[positions ? nd - 1 : 0], cfg->out = units, cfg->bias = bias;
+    int64_t out[3] = {dims[0], nd == 3 ? dims[1] : units, units}, wshape[2] = {units, cfg->in};
+    if (positions) herdi_lb_set_shape(b, nd, out);
+    else herdi_lb_set_shape(b, 1, out + 2);
     const char *tie = herdi_lb_arg(b, "tie");
     if (tie) { /* the weight is an earlier embedding's table: one registry entry, two nodes */
         int k = herdi_model_find(b->m, tie);
@@ -49,7 +55,7 @@ static herd_status dense_build(layer_build *b) {
     } else if ((st = herdi_lb_param(b, 0, "weight", 1, 2, wshape))) {
         return st;
     }
-    return bias ? herdi_lb_param(b, 1, "bias", 1, 1, out + 1) : HERD_OK;
+    return bias ? herdi_lb_param(b, 1, "bias", 1, 1, out + 2) : HERD_OK;
 }
 
 static void dense_init(herd_model *m, node *n, uint64_t seed) {
@@ -129,7 +135,7 @@ static herd_status dense_onnx_positions(onnx_exporter *x, const node *n) {
 }
 
 static herd_status dense_onnx(onnx_exporter *x, const node *n) {
-    if (CFG(n)->rows > 1 || CFG(n)->tie) return dense_onnx_positions(x, n);
+    if (CFG(n)->rows > 1 || CFG(n)->positions == 3 || CFG(n)->tie) return dense_onnx_positions(x, n);
     const char *in = herdi_onnx_in(x, n, 0);
     char flat[HERD_NAME_MAX + 8];
     if (herdi_onnx_in_rank4(x, n, 0)) { /* a dense layer straight after a 1x1 feature map */
@@ -170,7 +176,8 @@ static herd_status dense_onnx_import(onnx_importer *x) {
 }
 
 static void dense_spec(const herd_model *m, const node *n, char *buf, size_t size) {
-    int k = snprintf(buf, size, "dense %d%s", CFG(n)->out, CFG(n)->bias ? "" : " bias=0");
+    int k = snprintf(buf, size, "dense %d%s%s", CFG(n)->out, CFG(n)->bias ? "" : " bias=0",
+                     CFG(n)->positions == 3 ? " positions=1" : "");
     if (CFG(n)->tie && k > 0 && (size_t)k < size) snprintf(buf + k, size - (size_t)k, " tie=%s", m->nodes[CFG(n)->tie - 1].name);
 }
 

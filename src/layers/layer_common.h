@@ -47,7 +47,7 @@ void herdi_layer_table_spec(const node *n, char *buf, size_t size);
 #define HERD_LAYER_KINDS(X) \
     X(conv2d) X(maxpool2d) X(avgpool2d) X(gap) X(dense) X(flatten) X(dropout) X(batchnorm) X(activation) \
     X(softmax) X(add) X(concat) X(layernorm) X(reshape) X(attention) X(posemb) X(mul) X(slice) X(shuffle) \
-    X(embedding) X(embedding_bag) X(dot)
+    X(embedding) X(embedding_bag) X(dot) X(permute) X(scale)
 
 #define HERD_LAYER_DECLARE(k) extern const layer_kind herdi_layer_##k;
 HERD_LAYER_KINDS(HERD_LAYER_DECLARE)
