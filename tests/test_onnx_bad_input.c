@@ -236,20 +236,25 @@ int main(void) {
     hand_built();
     fuzz(good, n);
     free(good);
-    /* a PyTorch export (Identity-shared weights, Constant, Pad, the GELU formula, BatchNormalization on
-     * (N, C)) as a second seed; made by torch.onnx.export(opset_version=13), see tests/data/README.md */
+    /* PyTorch exports as further seeds (tests/data/README.md): torch_small.onnx (Identity-shared
+     * weights, Constant, Pad, the GELU formula, BatchNormalization on (N, C); opset 13) and
+     * torch_convnext.onnx (a ConvNeXt stage: Transposes to channels-last, the layer norm's formula,
+     * MatMul per position, a layer scale; opset 14) */
     const char *src = getenv("HERD_SOURCE_DIR");
-    char torch_path[512];
-    snprintf(torch_path, sizeof torch_path, "%s/tests/data/torch_small.onnx", src ? src : ".");
-    if (access(torch_path, R_OK) == 0) {
+    static const char *const seeds[] = {"torch_small.onnx", "torch_convnext.onnx"};
+    for (size_t k = 0; k < sizeof seeds / sizeof seeds[0]; k++) {
+        char torch_path[512];
+        snprintf(torch_path, sizeof torch_path, "%s/tests/data/%s", src ? src : ".", seeds[k]);
+        if (access(torch_path, R_OK) != 0) {
+            printf("note: %s not found (HERD_SOURCE_DIR unset?): PyTorch seed not fuzzed\n", torch_path);
+            continue;
+        }
         uint8_t *t = slurp(torch_path, &n);
         snprintf(path, sizeof path, "%s", torch_path);
-        CHECK(herd_model_import_onnx(&m, torch_path, &err) == HERD_OK, "PyTorch seed: %s", err.msg);
+        CHECK(herd_model_import_onnx(&m, torch_path, &err) == HERD_OK, "PyTorch seed %s: %s", seeds[k], err.msg);
         herd_model_destroy(m);
         fuzz(t, n);
         free(t);
-    } else {
-        printf("note: %s not found (HERD_SOURCE_DIR unset?): PyTorch seed not fuzzed\n", torch_path);
     }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -133,7 +133,10 @@ static herd_status permute_onnx_import(onnx_importer *x) {
         return herdi_onnx_refuse(x, "perm has %d axes but the input has %d", np, nd + 1);
     char axes[32];
     size_t len = 0;
-    for (int k = 1; k < np; k++) len += (size_t)snprintf(axes + len, sizeof axes - len, "%s%lld", k > 1 ? "," : "", (long long)(p[k] - 1));
+    for (int k = 1; k < np; k++) {
+        if (p[k] < 1 || p[k] >= np) return herdi_onnx_refuse(x, "perm entry %lld is not an axis of the input", (long long)p[k]);
+        len += (size_t)snprintf(axes + len, sizeof axes - len, "%s%d", k > 1 ? "," : "", (int)(p[k] - 1));
+    }
     herdi_onnx_arg(x, "axes", "%s", axes);
     return HERD_OK;
 }

@@ -246,7 +246,8 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 "$HERD" export "$TMPD/a.spec" --weights "$TMPD/a.st" --onnx "$OUT/onnx/an_normalized.onnx" >/dev/null
 cp tests/data/torch_small.onnx "$OUT/onnx/torch_small.onnx"
-for s in concat_graph ceil_pool mobile gpt_variant; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
+cp tests/data/torch_convnext.onnx "$OUT/onnx/torch_convnext.onnx" # a ConvNeXt stage from PyTorch 1.13 at opset 14 (layer norm as its formula)
+for s in concat_graph ceil_pool mobile gpt_variant convnext_block; do "$HERD" export "tests/data/$s.spec" --seed 1 --onnx "$OUT/onnx/$s.onnx" >/dev/null; done
 # ---- Criteo TSV: byte 0 picks the hash rows, then lines of the synthetic generator, good and bad ----
 mkdir -p "$OUT/criteo"
 python3 - "$OUT/criteo" "$(dirname "$HERD")/criteo_synth" <<'PY'
