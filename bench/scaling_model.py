@@ -29,7 +29,8 @@ alternating blocks of 10 steps: the VM's speed swings from one minute to the nex
 measured in runs of their own, a minute from the step, put 35% on the compute term (44 -> 54 ms
 between rounds, last session's quiet run). Each run's step is predicted from its own parts; the
 median of the runs' errors is checked, their spread printed:
-  compute   each rank's steps alone, the ranks sharing the cores, no exchange (wall time), times
+  compute   each rank's steps alone, the ranks sharing the cores, no exchange, herd's progress
+            thread polling as through a step's forward and backward (wall time), times
             1 + (CPU time of the exchange alone, all ranks) / (CPU time of those steps): the
             exchange's kernel and polling work takes the same cores;
   backward  its share of the compute and when each gradient bucket is ready, from rank 0's

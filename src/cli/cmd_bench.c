@@ -279,8 +279,9 @@ int cmd_bench(int argc, char **argv) {
         if (bench_step(t_step, m, ds, &rng, idx, global, rank * batch, batch, labels, &err)) goto fail;
     /* --apart N: the step's parts timed in the same processes, within seconds of the step: blocks
      * of N steps, N steps of each rank alone (a trainer of its own on the same model, no exchange:
-     * the ranks' compute sharing the cores) and N exchanges alone (no compute), each block started
-     * together; bench/scaling --predict predicts the step from them (separate runs a minute apart
+     * the ranks' compute sharing the cores, with the progress thread polling as in a step: its
+     * wake-ups take CPU from compute on shared cores) and N exchanges alone (no compute), each
+     * block started together; bench/scaling --predict predicts the step from them (separate runs a minute apart
      * disagreed by up to 35% on a VM whose speed swings) */
     int n_layers = herd_model_layer_count(m);
     if (apart) {
@@ -310,10 +311,12 @@ int cmd_bench(int argc, char **argv) {
         if (!apart) continue;
         if (barrier(comm, &err)) goto fail;
         herd_model_profile(m, profile);
+        herd_comm_progress(comm, 1); /* polling as it does through a step's forward and backward */
         t0 = herd_now(), cpu0 = process_cpu_seconds();
         for (int s = 0; s < n; s++)
             if (bench_step(alone, m, ds, &rng, idx, batch, 0, batch, labels, &err)) goto fail;
         parts[0] += herd_now() - t0, parts[1] += process_cpu_seconds() - cpu0;
+        herd_comm_progress(comm, 0);
         for (int i = 0; i < n_layers && profile; i++) {
             double f, b;
             herd_model_layer_times(m, i, &f, &b);
