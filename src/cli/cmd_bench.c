@@ -281,8 +281,8 @@ int cmd_bench(int argc, char **argv) {
      * of N steps, N steps of each rank alone (a trainer of its own on the same model, no exchange:
      * the ranks' compute sharing the cores, with the progress thread polling as in a step: its
      * wake-ups take CPU from compute on shared cores) and N exchanges alone (no compute), each
-     * block started together; bench/scaling --predict predicts the step from them (separate runs a minute apart
-     * disagreed by up to 35% on a VM whose speed swings) */
+     * block started together; bench/scaling --predict predicts the step from them (separate runs
+     * a minute apart disagreed by up to 35% on a VM whose speed swings) */
     int n_layers = herd_model_layer_count(m);
     if (apart) {
         herd_train_config one = cfg;
