@@ -24,13 +24,17 @@ and, apart from that, fits t = A + B x max(0, bytes a host sends - token bucket)
 as measured on 2 and on 4 hosts (A: its rounds' latencies as they are here, where a round may wait for
 a core or for herd's progress thread to poll; B: the link and the reduction). The data-parallel step
 on 4 hosts is then predicted from figures measured apart from it, and checked against it (exit 1
-beyond 15%; each round of the step from the figures taken right around it, the median of the
-rounds' errors checked):
-  compute   4 single-rank processes sharing the cores, no exchange (wall time), times
-            1 + (CPU time of the exchange alone, all ranks) / (CPU time of those processes): the
+beyond 15%). Each run (herd bench --apart) takes the step and its parts in the same processes, in
+alternating blocks of 10 steps: the VM's speed swings from one minute to the next, and parts
+measured in runs of their own, a minute from the step, put 35% on the compute term (44 -> 54 ms
+between rounds, last session's quiet run). Each run's step is predicted from its own parts; the
+median of the runs' errors is checked, their spread printed:
+  compute   each rank's steps alone, the ranks sharing the cores, no exchange, herd's progress
+            thread polling as through a step's forward and backward (wall time), times
+            1 + (CPU time of the exchange alone, all ranks) / (CPU time of those steps): the
             exchange's kernel and polling work takes the same cores;
-  backward  its share of the compute and when each gradient bucket is ready, from the per-layer
-            profile of one of those processes;
+  backward  its share of the compute and when each gradient bucket is ready, from rank 0's
+            per-layer profile of its steps alone;
   exposed   the buckets in flight share the link and their rounds overlap, so the last one ends at
             max over buckets k (in ready order) of ready_k + A + B x (bytes sent by k and the later
             ones - token bucket), A and B the allreduce's own fit on 4 hosts; what is left after
@@ -79,7 +83,7 @@ def parse(path):
             dp = {k: float(v) for k, v in kv.items() if k != "ranks"}
             dp["layers"] = []
             fig["dp"].setdefault((rate, int(kv["ranks"])), []).append(dp)
-        elif line.startswith("profile layer="):  # one of the k processes apart: forward and backward per layer
+        elif line.startswith("profile layer="):  # rank 0's steps alone: forward and backward per layer
             dp["layers"].append((kv["layer"], float(kv["forward_ms"]), float(kv["backward_ms"])))
         elif line.startswith("profile step_ms="):
             dp["profile_step_ms"] = float(kv["step_ms"])
@@ -175,11 +179,11 @@ def exchange_end(ready, lat, wire):
 
 def step_model(d, fit, buckets, layers, p, burst):
     """the data-parallel step on p ranks from figures measured apart from it:
-    compute: k single-rank processes at once without exchange (wall time, their mean), slowed by the
-      CPU time the exchange takes on the same cores: x (1 + exchange CPU / compute CPU), both
-      measured (the exchange alone, all ranks; the processes apart, all of them);
-    backward: its share of that compute and each bucket's ready time, from the per-layer profile of
-      one of the processes apart (a bucket starts when the backward of its first parameter's layer
+    compute: the k ranks' steps alone, without exchange (wall time, their mean), slowed by the CPU
+      time the exchange takes on the same cores: x (1 + exchange CPU / compute CPU), both measured
+      (the exchanges alone and the steps alone, all ranks);
+    backward: its share of that compute and each bucket's ready time, from rank 0's per-layer
+      profile of its steps alone (a bucket starts when the backward of its first parameter's layer
       ends);
     exchange: the buckets in flight share the link and the rounds (libnbc progresses every
       collective in flight at each poll), so the last one ends at max over buckets k, in ready order,
@@ -254,8 +258,8 @@ def main():
             ms = [step_model(d, fits[(rate, "allreduce", k)], r["buckets"], r["bucket_layers"], k, fig.get("burst", 0.0))
                   for d in rounds]
             errs = [m["step"] / (d["ms_per_step"] / 1e3) - 1 for m, d in zip(ms, rounds)]
-            # the figure checked: the median over the rounds of each round's error (its step against
-            # the prediction from the figures taken around it); the breakdown is that round's
+            # the figure checked: the median over the runs of each run's error (its step against the
+            # prediction from its own parts); the breakdown is that run's
             mid = sorted(range(len(errs)), key=errs.__getitem__)[(len(errs) - 1) // 2]
             d, m, err = rounds[mid], ms[mid], errs[mid]
             meas = d["ms_per_step"] / 1e3
@@ -264,11 +268,12 @@ def main():
                 ok = ok and abs(err) <= TOL
             print(f"   {rate}, {k} hosts: buckets {', '.join(f'{n / 1024:.0f} KiB after {l}' for n, l in zip(r['buckets'], r['bucket_layers']))}")
             if len(rounds) > 1:
-                print("      rounds (compute apart ms -> predicted / measured step ms: error): " + "; ".join(
+                print("      runs (compute apart ms -> predicted / measured step ms: error): " + "; ".join(
                     f"{rd['compute_ms']:.1f} -> {1e3 * mo['step']:.1f} / {rd['ms_per_step']:.1f}: {100 * e:+.1f}%"
-                    for rd, mo, e in zip(rounds, ms, errs)) + f"; the median round ({mid + 1}):")
+                    for rd, mo, e in zip(rounds, ms, errs)) + f"; median {100 * err:+.1f}%, spread "
+                      f"{100 * min(errs):+.1f}% to {100 * max(errs):+.1f}% over {len(errs)} runs; the median run ({mid + 1}):")
             wait = d.get("wait_mean_ms", d["comm_wait_ms"])
-            print(f"      compute apart ({k} processes at once, no exchange) {d['compute_ms']:.2f} ms, "
+            print(f"      compute apart (the {k} ranks' steps alone, no exchange) {d['compute_ms']:.2f} ms, "
                   f"{d['compute_cpu_ms']:.2f} ms of CPU; the exchange alone takes {d['exchange_cpu_ms']:.2f} ms of CPU "
                   f"(all ranks) -> x{m['slow']:.3f}: compute in the step {1e3 * m['compute']:.2f} ms "
                   f"(measured: step - the ranks' mean wait = {d['ms_per_step'] - wait:.2f} ms"
@@ -283,7 +288,8 @@ def main():
                   f"{wait:.2f} ms, rank 0 {d['comm_wait_ms']:.2f} ms)")
             print(f"      step: {1e3 * m['apart']:.2f} compute apart + {1e3 * (m['compute'] - m['apart']):.2f} the exchange's "
                   f"CPU + {1e3 * m['exposed']:.2f} exposed = {1e3 * m['step']:.2f} ms predicted, {1e3 * meas:.2f} ms "
-                  f"measured: error {100 * err:+.1f}%" + (f" ({'within' if abs(err) <= TOL else 'OUTSIDE'} {TOL:.0%})"
+                  f"measured: error {100 * err:+.1f}%" + (f" ({'within' if abs(err) <= TOL else 'OUTSIDE'} {TOL:.0%}"
+                                                           f"{', the median of the runs' if len(errs) > 1 else ''})"
                                                            if checked else " (2 hosts: shown, not checked)"))
     print()
     # projection: nodes like this machine (its cores, herd's measured compute) behind a switch; the

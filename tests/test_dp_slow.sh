@@ -116,13 +116,23 @@ mpirun -np 2 --oversubscribe "$HERD" train "$SMALL" "${common[@]}" --batch 1 >"$
 [ $? = 2 ] && pass || fail "layout error under mpirun: exit $? (expected 2)"
 [ "$(grep -c '^herd:' "$TMP/err")" = 1 ] && grep -q "^herd: --batch 1 is smaller than the 2 workers" "$TMP/err" && pass ||
     fail "layout error under mpirun: one line from rank 0 expected: $(head -c 600 "$TMP/err")"
-# herd bench on 2 ranks: rank 0's exchange wait and CPU, every rank's mean wait and summed CPU
-# (bench/scaling --predict sets them beside its model's terms)
-expect_exit 0 "bench 2 ranks" -- "$HERD" bench "$SMALL" -n 2 --threads 1 --batch 16 --steps 5 --warmup 1 --data synthetic
+# herd bench on 2 ranks: rank 0's exchange wait and CPU, every rank's mean wait and summed CPU,
+# and with --apart the step's parts timed in the same processes (blocks of 2, 2 and 1 here), the
+# profile of the steps alone (bench/scaling --predict predicts the step from them)
+expect_exit 0 "bench 2 ranks" -- "$HERD" bench "$SMALL" -n 2 --threads 1 --batch 16 --steps 5 --warmup 1 --data synthetic \
+    --apart 2 --profile
 /usr/bin/python3 - "$TMP/out" <<'PY' && pass || fail "herd bench -n 2 figures: $(head -c 600 "$TMP/out")"
 import re, sys
-f = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", open(sys.argv[1]).read())}
+out = open(sys.argv[1]).read()
+f = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", out)}
 assert f["ranks"] == 2 and f["comm_wait_mean_ms"] >= 0 and f["comm_wait_ms_per_step"] >= 0, f
 assert f["comm_wait_mean_ms"] < f["ms_per_step"] and f["cpu_ms_all_ranks"] >= f["cpu_ms_per_step"] > 0, f
+assert f["compute_apart_ms"] > 0 and f["compute_apart_cpu_ms"] > 0, f
+assert f["exchange_apart_ms"] > 0 and f["exchange_apart_cpu_ms"] > 0, f
+# the profile is of the steps alone: its layers take at most the step alone, and most of it
+m = re.search(r"([0-9.]+) ms of ([0-9.]+) ms per step in layers", out)
+assert m and 0.3 * float(m.group(2)) < float(m.group(1)) <= float(m.group(2)), out
 PY
+expect_exit 2 "bench --apart, one rank" -- "$HERD" bench "$SMALL" --threads 1 --batch 16 --steps 2 --data synthetic --apart 2
+expect_err_line "bench --apart, one rank" "--apart times a data-parallel training step's parts: it needs several ranks"
 summary

@@ -61,6 +61,14 @@ static herd_status synthetic_dataset(herd_dataset **out, const herd_model *m, in
                                     herd_tensor_make(t->dtype, 1 + t->ndim, yd, targets), K, "synthetic", err);
 }
 
+/* `steps` gradient exchanges as a training step makes them (every bucket), without the compute. */
+static herd_status bench_exchanges(herd_strategy *s, int steps, herd_error *err) {
+    herd_status st = HERD_OK;
+    for (int i = 0; i < steps && !st; i++)
+        if (!(st = herd_strategy_begin_step(s, i, err))) st = herd_strategy_after_backward(s, 1, err);
+    return st;
+}
+
 /* Times reducing the whole gradient buffer: herd's buckets against one allreduce of the same bytes;
  * *bucketed_cpu: this process's CPU seconds per bucketed exchange. */
 static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m, int steps, double *bucketed,
@@ -70,9 +78,7 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
     herd_status st = HERD_OK;
     for (int round = 0; round < 2 && !st; round++) { /* round 0 warms up */
         double t0 = herd_now(), cpu0 = process_cpu_seconds();
-        for (int i = 0; i < steps && !st; i++) {
-            if (!(st = herd_strategy_begin_step(s, i, err))) st = herd_strategy_after_backward(s, 1, err);
-        }
+        st = bench_exchanges(s, steps, err);
         *bucketed = (herd_now() - t0) / steps;
         *bucketed_cpu = (process_cpu_seconds() - cpu0) / steps;
         t0 = herd_now();
@@ -83,6 +89,27 @@ static herd_status bench_allreduce(herd_strategy *s, herd_comm *c, herd_model *m
         *single = (herd_now() - t0) / steps;
     }
     return st;
+}
+
+/* One timed step: training (t: the data-parallel trainer, or --apart's trainer of this rank alone)
+ * on `global` random rows, or the forward of this rank's `batch` of them. */
+static herd_status bench_step(herd_trainer *t, herd_model *m, const herd_dataset *ds, herd_rng *rng, int64_t *idx,
+                              int global, int offset, int batch, int32_t *labels, herd_error *err) {
+    for (int b = 0; b < global; b++) idx[b] = (int64_t)herd_rng_below(rng, (uint32_t)ds->n);
+    if (t) {
+        herd_step_result res;
+        return herd_trainer_step(t, ds, idx, global, &res, err);
+    }
+    herd_status st = herd_dataset_batch(ds, idx + offset, batch, herd_model_batch_buffer(m), labels, err);
+    if (st) return st;
+    herd_model_set_inputs(m, 0, batch);
+    return herd_model_forward(m, batch, 0, err);
+}
+
+/* Every rank here before any goes on (--apart: the blocks start together). */
+static herd_status barrier(herd_comm *c, herd_error *err) {
+    double x = 0;
+    return herd_comm_allreduce_f64(c, &x, 1, err);
 }
 
 /* Images/s of the loader alone: `steps` batches of a seeded shuffle, copied out as training would. */
@@ -114,7 +141,7 @@ static herd_status bench_loader(const herd_dataset *ds, int batch, int steps, in
 
 int cmd_bench(int argc, char **argv) {
     const char *backend = "cpu", *precision = "fp32", *mode = "train", *data = "fashion-mnist", *optimizer = "adam", *compress = "none";
-    int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1, zero = 0;
+    int batch = 32, threads = 0, steps = 0, warmup = 5, profile = 0, workers = 1, zero = 0, apart = 0;
     float bucket_mb = 0, cache_mb = 1024;
     int prefetch = 2, loader_threads = 1, cache = 0;
     const char *augment = "none", *normalize = "none";
@@ -133,6 +160,7 @@ int cmd_bench(int argc, char **argv) {
         {"--bucket-mb", OPT_FLOAT, &bucket_mb, 0, 4096, "MB", "data parallel: gradient bucket size (default auto: 25 as PyTorch DDP, at most a quarter of the model)", 0},
         {"--grad-compress", OPT_STR, &compress, 0, 0, "KIND", "data parallel: none or bf16", 0},
         {"--zero", OPT_INT, &zero, 0, 1, "N", "data parallel: 1 = ZeRO-1 (sharded optimizer state), as herd train", 0},
+        {"--apart", OPT_INT, &apart, 1, 1e6, "N", "data parallel: also time the step's parts in the same processes: blocks of N steps, N steps of each rank alone (no exchange) and N exchanges alone (no compute), in turn (--profile: of the steps alone)", 0},
         {"--prefetch", OPT_INT, &prefetch, 0, 1024, "N", "loader mode: batches prepared ahead (default 2; 0 = in this thread)", 0},
         {"--loader-threads", OPT_INT, &loader_threads, 1, 256, "N", "loader mode: loader threads (default 1)", 0},
         {"--cache", OPT_FLAG, &cache, 0, 0, NULL, "loader mode: cache decoded samples", 0},
@@ -162,7 +190,8 @@ int cmd_bench(int argc, char **argv) {
     if (cli_launch_local(argc, argv, workers, &r)) return r;
     herd_model *m = NULL;
     herd_dataset *ds = NULL;
-    herd_trainer *t = NULL;
+    herd_trainer *t = NULL, *alone = NULL; /* --apart: this rank's steps alone */
+    double *times = NULL;                  /* --profile: per layer, forward and backward seconds */
     herd_comm *comm = NULL;
     herd_strategy *strategy = NULL;
     int64_t *idx = NULL;
@@ -173,6 +202,13 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     int rank = herd_comm_rank(comm), world = herd_comm_size(comm);
+    if (apart && (world < 2 || !train_mode || zero)) {
+        if (rank == 0) /* every rank finds it; one says it */
+            cli_error("herd bench: --apart times a data-parallel training step's parts: it needs several ranks, --mode "
+                      "train and --zero 0");
+        herd_comm_close(comm);
+        return 2;
+    }
     threads = cli_threads(threads, rank, herd_comm_local_size(comm));
     if (!steps) steps = 20000 / batch > 10 ? 20000 / batch : 10;
     int rc = cli_open_model(pos[0], NULL, backend, precision, batch, threads, 0, mode_i == 1 ? CLI_PLAN_INFERENCE : CLI_PLAN_TRAIN, &m);
@@ -238,31 +274,68 @@ int cmd_bench(int argc, char **argv) {
     }
     herd_rng rng;
     herd_rng_init(&rng, 5, 0);
-    double t0 = 0, wait0 = 0, cpu0 = 0;
-    for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) {
-            herd_model_profile(m, profile);
-            cpu0 = process_cpu_seconds();
-            t0 = herd_now();
-            wait0 = herd_strategy_wait_seconds(strategy);
-        }
-        for (int b = 0; b < global; b++) idx[b] = (int64_t)herd_rng_below(&rng, (uint32_t)ds->n);
-        if (train_mode) {
-            herd_step_result res;
-            if (herd_trainer_step(t, ds, idx, global, &res, &err)) goto fail;
-        } else {
-            if (herd_dataset_batch(ds, idx + (int64_t)rank * batch, batch, herd_model_batch_buffer(m), labels, &err))
-                goto fail;
-            herd_model_set_inputs(m, 0, batch);
-            if (herd_model_forward(m, batch, 0, &err)) goto fail;
-        }
+    herd_trainer *t_step = train_mode ? t : NULL;
+    for (int s = 0; s < warmup; s++)
+        if (bench_step(t_step, m, ds, &rng, idx, global, rank * batch, batch, labels, &err)) goto fail;
+    /* --apart N: the step's parts timed in the same processes, within seconds of the step: blocks
+     * of N steps, N steps of each rank alone (a trainer of its own on the same model, no exchange:
+     * the ranks' compute sharing the cores, with the progress thread polling as in a step: its
+     * wake-ups take CPU from compute on shared cores) and N exchanges alone (no compute), each
+     * block started together; bench/scaling --predict predicts the step from them (separate runs
+     * a minute apart disagreed by up to 35% on a VM whose speed swings) */
+    int n_layers = herd_model_layer_count(m);
+    if (apart) {
+        herd_train_config one = cfg;
+        one.batch = batch, one.strategy = NULL;
+        if (herd_trainer_create(&alone, m, &one, 1000, &err)) goto fail;
+        for (int s = 0; s < 2; s++) /* first uses, untimed */
+            if (bench_step(alone, m, ds, &rng, idx, batch, 0, batch, labels, &err)) goto fail;
+        if (bench_exchanges(strategy, 2, &err)) goto fail;
     }
+    if (profile && !(times = calloc(2 * (size_t)n_layers, sizeof *times))) {
+        herd_fail(&err, HERD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    double secs = 0, wait = 0, cpu = 0, parts[4] = {0}; /* alone: wall, CPU; exchanges alone: wall, CPU */
+    int n_apart = 0;
+    herd_model_profile(m, profile && !apart);
+    for (int done = 0; done < steps;) {
+        int n = apart && apart < steps - done ? apart : steps - done;
+        if (apart && barrier(comm, &err)) goto fail;
+        double t0 = herd_now(), cpu0 = process_cpu_seconds(), wait0 = herd_strategy_wait_seconds(strategy);
+        for (int s = 0; s < n; s++)
+            if (bench_step(t_step, m, ds, &rng, idx, global, rank * batch, batch, labels, &err)) goto fail;
+        secs += herd_now() - t0, cpu += process_cpu_seconds() - cpu0;
+        wait += herd_strategy_wait_seconds(strategy) - wait0;
+        done += n;
+        if (!apart) continue;
+        if (barrier(comm, &err)) goto fail;
+        herd_model_profile(m, profile);
+        herd_comm_progress(comm, 1); /* polling as it does through a step's forward and backward */
+        t0 = herd_now(), cpu0 = process_cpu_seconds();
+        for (int s = 0; s < n; s++)
+            if (bench_step(alone, m, ds, &rng, idx, batch, 0, batch, labels, &err)) goto fail;
+        parts[0] += herd_now() - t0, parts[1] += process_cpu_seconds() - cpu0;
+        herd_comm_progress(comm, 0);
+        for (int i = 0; i < n_layers && profile; i++) {
+            double f, b;
+            herd_model_layer_times(m, i, &f, &b);
+            times[2 * i] += f, times[2 * i + 1] += b;
+        }
+        herd_model_profile(m, 0);
+        if (barrier(comm, &err)) goto fail;
+        t0 = herd_now(), cpu0 = process_cpu_seconds();
+        if (bench_exchanges(strategy, n, &err)) goto fail;
+        parts[2] += herd_now() - t0, parts[3] += process_cpu_seconds() - cpu0;
+        n_apart += n;
+    }
+    double t_fin = herd_now();
     if (herd_strategy_finish(strategy, &err)) goto fail; /* ZeRO-1: the last step's parameters arrive */
-    double secs = herd_now() - t0, wait = herd_strategy_wait_seconds(strategy) - wait0;
-    double cpu = process_cpu_seconds() - cpu0;
-    /* every rank's exchange wait and CPU time, summed (a collective: all ranks call it) */
-    double all[2] = {wait, cpu};
-    if (world > 1 && herd_comm_allreduce_f64(comm, all, 2, &err)) goto fail;
+    secs += herd_now() - t_fin;
+    for (int i = 0; i < n_layers && profile && !apart; i++) herd_model_layer_times(m, i, &times[2 * i], &times[2 * i + 1]);
+    /* every rank's exchange wait and CPU time (and --apart's parts), summed (a collective: all ranks call it) */
+    double all[6] = {wait, cpu, parts[0], parts[1], parts[2], parts[3]};
+    if (world > 1 && herd_comm_allreduce_f64(comm, all, 6, &err)) goto fail;
     /* useful FLOPs a sample: forward; training adds the weight gradient (as much again) and the
      * input gradient (again) where a layer computes one: not for a layer that reads only the
      * model's inputs (the first convolution), whose input gradient nothing needs */
@@ -283,26 +356,25 @@ int cmd_bench(int argc, char **argv) {
         if (world > 1)
             printf(" comm_wait_ms_per_step=%.3f comm_wait_mean_ms=%.3f cpu_ms_all_ranks=%.3f", 1e3 * wait / steps,
                    1e3 * all[0] / world / steps, 1e3 * all[1] / steps);
+        if (apart) /* wall: the ranks' mean; CPU: all ranks' */
+            printf(" compute_apart_ms=%.3f compute_apart_cpu_ms=%.3f exchange_apart_ms=%.3f exchange_apart_cpu_ms=%.3f",
+                   1e3 * all[2] / world / n_apart, 1e3 * all[3] / n_apart, 1e3 * all[4] / world / n_apart,
+                   1e3 * all[5] / n_apart);
         printf("\n");
     }
     if (profile && rank == 0) {
         printf("%-20s %12s %12s %8s\n", "layer", "forward ms", "backward ms", "share");
-        double total = 0;
-        for (int i = 0; i < herd_model_layer_count(m); i++) {
-            double f, b;
-            herd_model_layer_times(m, i, &f, &b);
-            total += f + b;
-        }
-        for (int i = 0; i < herd_model_layer_count(m); i++) {
+        /* --apart: the steps of this rank alone */
+        double total = 0, per = apart ? n_apart : steps, step_s = apart ? parts[0] / n_apart : secs / steps;
+        for (int i = 0; i < n_layers; i++) total += times[2 * i] + times[2 * i + 1];
+        for (int i = 0; i < n_layers; i++) {
             herd_layer_info li;
-            double f, b;
             herd_model_layer(m, i, &li);
-            herd_model_layer_times(m, i, &f, &b);
-            printf("%-20s %12.3f %12.3f %7.1f%%\n", li.name, 1e3 * f / steps, 1e3 * b / steps,
-                   total > 0 ? 100 * (f + b) / total : 0);
+            printf("%-20s %12.3f %12.3f %7.1f%%\n", li.name, 1e3 * times[2 * i] / per, 1e3 * times[2 * i + 1] / per,
+                   total > 0 ? 100 * (times[2 * i] + times[2 * i + 1]) / total : 0);
         }
         printf("  %.3f ms of %.3f ms per step in layers (rest: data, loss, gradient exchange, optimizer)\n",
-               1e3 * total / steps, 1e3 * secs / steps);
+               1e3 * total / per, 1e3 * step_s);
     }
     rc = 0;
 fail:
@@ -312,6 +384,8 @@ fail_quiet:
     if (rc && world > 1) herd_comm_abort(comm, rc);
     free(idx);
     free(labels);
+    free(times);
+    herd_trainer_destroy(alone);
     herd_trainer_destroy(t);
     if (ds) herd_dataset_close(ds);
     herd_strategy_destroy(strategy);
