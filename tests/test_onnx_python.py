@@ -416,6 +416,30 @@ def feature_map_case(d):
         close("predict --out writes (N, C, H, W) maps", np.load(out), want, atol=1e-5)
 
 
+def layernorm_formula_case(d):
+    """PyTorch's layer norm below opset 17 (tests/data/torch_convnext.onnx) imports as layernorm layers;
+    the same formula with a mean that drops its axis (keepdims=0: the Sub then broadcasts another way)
+    or another power is refused at that node, not taken for a layer norm."""
+    seed = os.path.join(SRC, "tests", "data", "torch_convnext.onnx")
+    r = run(HERD, "import", seed, "--spec-out", "-")
+    ok(r.stdout.count("layernorm") == 3 and "permute 1,2,0" in r.stdout and "scale" in r.stdout,
+       f"the ConvNeXt stage imports with its 3 layer norms: {r.stdout!r}")
+    for what in ("keepdims=0", "Pow 3"):
+        m = onnx.load(seed)
+        if what == "keepdims=0":  # the first mean
+            next(n for n in m.graph.node if n.op_type == "ReduceMean").attribute.append(oh.make_attribute("keepdims", 0))
+        else:  # the exponent of the first Pow, a Constant node's value
+            pw = next(n for n in m.graph.node if n.op_type == "Pow")
+            c = next(n for n in m.graph.node if n.op_type == "Constant" and n.output[0] == pw.input[1])
+            c.attribute[0].t.CopyFrom(onh.from_array(np.array(3.0, np.float32)))
+        path = os.path.join(d, "ln_bad.onnx")
+        onnx.save(m, path)
+        r = run(HERD, "summary", path, expect=1)
+        lines = r.stderr.strip().splitlines()
+        ok(len(lines) == 1 and "(ReduceMean)" in lines[0], f"a layer norm's formula with {what}: refused in one line "
+                                                            f"at the ReduceMean: {r.stderr!r}")
+
+
 def matmul_case(d):
     """MatMul + Add (a dense layer as some exporters write it) with the weight stored [in, out]."""
     w = rng.normal(0, 0.3, (6, 4)).astype(np.float32)
@@ -445,6 +469,7 @@ if __name__ == "__main__":
         matmul_case(d)
         feature_map_case(d)
         refusals_case(d)
+        layernorm_formula_case(d)
 
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

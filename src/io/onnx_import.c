@@ -1290,7 +1290,10 @@ static herd_status tr_layernorm_parts(onnx_importer *im, value *x, int *matched)
         return HERD_OK;
     int var = next_node(im, im->g.nodes[pw].out[0], "ReduceMean", 1);
     const onnx_attr *va = var >= 0 ? herdi_onnx_node_attr(&im->g.nodes[var], "axes") : NULL;
-    if (!va || !va->has_ints || va->n_ints != 1 || !(va->ints[0] == -1 || va->ints[0] == x->rank - 1)) return HERD_OK;
+    const onnx_attr *kd = var >= 0 ? herdi_onnx_node_attr(&im->g.nodes[var], "keepdims") : NULL;
+    if (!va || !va->has_ints || va->n_ints != 1 || !(va->ints[0] == -1 || va->ints[0] == x->rank - 1) ||
+        (kd && (!kd->has_i || kd->i != 1)))
+        return HERD_OK;
     int add = next_node(im, im->g.nodes[var].out[0], "Add", 2);
     if (add < 0 || !const_scalar_named(im, other_input(&im->g.nodes[add], im->g.nodes[var].out[0]), &eps) || !(eps > 0))
         return HERD_OK;
@@ -1302,8 +1305,9 @@ static herd_status tr_layernorm_parts(onnx_importer *im, value *x, int *matched)
     value *w = mul >= 0 ? find_value(im, other_input(&im->g.nodes[mul], im->g.nodes[div].out[0])) : NULL;
     value *b = bias >= 0 ? find_value(im, other_input(&im->g.nodes[bias], im->g.nodes[mul].out[0])) : NULL;
     int64_t C = value_dims(im, x)[value_ndim(im, x) - 1];
-    if (!w || !b || w->kind != V_CONST || b->kind != V_CONST || im->g.tensors[w->tensor].numel != C ||
-        im->g.tensors[b->tensor].numel != C)
+    const onnx_tensor *W = w && w->kind == V_CONST ? &im->g.tensors[w->tensor] : NULL,
+                      *Bt = b && b->kind == V_CONST ? &im->g.tensors[b->tensor] : NULL;
+    if (!W || !Bt || W->numel != C || Bt->numel != C || W->dims[W->ndim - 1] != C || Bt->dims[Bt->ndim - 1] != C)
         return refuse_at(im, div, "a layer norm over the last axis must be followed by a Mul by its weight and an Add "
                                   "of its bias, %lld values each", (long long)C);
     *matched = 1;
@@ -1340,7 +1344,7 @@ static herd_status tr_reducemean(onnx_importer *im) {
     if (na >= 0 && na <= ONNX_MAX_DIMS) axes.n_shape = na, memcpy(axes.shape, a, (size_t)na * sizeof a[0]);
     else if (im->n->n_in > 1 && im->n->in[1].n && (st = shape_value_of(im, 1, &axes))) return st;
     if (x->kind == V_LAYER && axes.n_shape == 1 && (axes.shape[0] == -1 || axes.shape[0] == x->rank - 1) &&
-        !x->pad_h && !x->pad_w) {
+        !x->pad_h && !x->pad_w && herdi_onnx_attr_int(im, "keepdims", 1) == 1) {
         int matched = 0;
         if ((st = tr_layernorm_parts(im, x, &matched)) || matched) return st;
     }
