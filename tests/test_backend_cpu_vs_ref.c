@@ -534,6 +534,23 @@ static void test_gemm_epilogue_bits(void) {
                       "gemm_offsets epilogue %dx%dx%d act %d per_col %d accumulate %d: bits differ", M, N, K,
                       (int)act, per_col, accumulate);
             }
+            if (!accumulate && !strcmp(herdi_cpu_gemm_kernel(), "avx512")) { /* stored transposed, (N, M) with rows
+                                  M + 2 apart: the same bits at (j, i), the floats between the rows untouched */
+                const int ldt = M + 2;
+                const cpu_gemm_epilogue ept = {.bias = bias, .per_col = per_col, .act = act, .transposed = 1};
+                float *t0 = randv((size_t)N * ldt), *t = copyv(t0, (size_t)N * ldt);
+                herdi_cpu_gemm_offsets(M, N, K, A, ra, pa, B, N, 0, &ept, t, ldt);
+                int bad = 0;
+                for (int j = 0; j < N; j++)
+                    for (int i = 0; i < ldt; i++) {
+                        const float *g = t + (size_t)j * ldt + i;
+                        const float *e = i < M ? want + (size_t)i * ldc + j : t0 + (size_t)j * ldt + i;
+                        bad += memcmp(g, e, sizeof(float)) != 0;
+                    }
+                CHECK(!bad, "gemm_offsets transposed (%s) %dx%dx%d act %d per_col %d: %d floats differ",
+                      herdi_cpu_gemm_kernel(), M, N, K, (int)act, per_col, bad);
+                free(t0), free(t);
+            }
             free(want), free(got), free(off);
         }
         free(A), free(B), free(C0), free(bias), free(ra), free(pa);

@@ -728,10 +728,11 @@ static void conv_forward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         /* bias and activation in the gemm's store (per column of the transposed forms) */
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act, .scale = j->scale,
                                       .shift = j->shift};
-        if (j->pos) { /* outT (N, OC) = act(the padded image's columns^T * wT + bias); out = outT^T */
+        if (j->pos) { /* out = (act(the padded image's columns^T * wT + bias))^T, stored transposed by the kernel */
+            const cpu_gemm_epilogue ept = {.bias = j->b, .per_col = 1, .act = j->act, .scale = j->scale,
+                                           .shift = j->shift, .transposed = 1};
             pad_image(pad, inb, d);
-            herdi_cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, 0, &ep, outT, d->OC);
-            herdi_cpu_transpose(outb, outT, N, d->OC);
+            herdi_cpu_gemm_offsets(N, d->OC, K, pad, j->pos, j->taps, j->wT, d->OC, 0, &ept, outb, N);
         } else {
             const float *cols = inb;
             if (!pointwise) {
@@ -775,15 +776,14 @@ static void conv_forward_split_blocks(void *ctx, int64_t s0, int64_t s1, int thr
         if (n0 >= N) break;
         int nb = N - n0 < cols ? N - n0 : cols;
         const cpu_gemm_epilogue ep = {.bias = j->b, .per_col = j->wT != NULL, .act = j->act, .scale = j->scale,
-                                      .shift = j->shift};
-        if (j->pos) /* direct: j->cols is the padded image */
-            herdi_cpu_gemm_offsets(nb, OC, K, j->cols, j->pos + n0, j->taps, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC,
-                                   OC);
+                                      .shift = j->shift, .transposed = j->pos != NULL};
+        if (j->pos) /* direct: j->cols is the padded image; out's columns n0.. stored transposed by the kernel */
+            herdi_cpu_gemm_offsets(nb, OC, K, j->cols, j->pos + n0, j->taps, j->wT, OC, 0, &ep, j->outb + n0, N);
         else if (j->wT)
             herdi_cpu_gemm_ep(nb, OC, K, j->cols + n0, 1, N, j->wT, OC, 0, &ep, j->outT + (size_t)n0 * OC, OC);
         else
             herdi_cpu_gemm_ep(OC, nb, K, j->w, K, 1, j->cols + n0, N, 0, &ep, j->outb + n0, N);
-        if (j->wT) /* this block's rows of outT into out's columns */
+        if (j->wT && !j->pos) /* this block's rows of outT into out's columns */
             herdi_cpu_transpose_ld(j->outb + n0, (size_t)N, j->outT + (size_t)n0 * OC, (size_t)OC, nb, OC);
     }
 }

@@ -49,11 +49,12 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
         sc0 = _mm512_maskz_loadu_ps(m0, scale + j0), sc1 = _mm512_maskz_loadu_ps(m1, scale + j0 + 16);
         tc0 = _mm512_maskz_loadu_ps(m0, shift + j0), tc1 = _mm512_maskz_loadu_ps(m1, shift + j0 + 16);
     }
+    const int transposed = ep && ep->transposed;
     /* unrolled in full, as the loops above are, or the accumulators would be an array in memory */
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         float *c = C + (size_t)r * ldc;
-        if (accumulate) {
+        if (accumulate && !transposed) {
             c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
             c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
         }
@@ -73,8 +74,23 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void tile(const int m
             c0[r] = cpu_act_vec16(c0[r], act);
             c1[r] = cpu_act_vec16(c1[r], act);
         }
+        if (transposed) continue;
         _mm512_mask_storeu_ps(c, m0, c0[r]);
         _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+    }
+    if (transposed) { /* column j of the tile to C[j*ldc .. + mr): rows 0-7 of both halves in one
+                         16x16 transpose, column j in lanes 0-7 of v[j], column 16 + j in lanes 8-15 */
+        __m512 v[16];
+        for (int r = 0; r < 8; r++) {
+            v[r] = r < mr ? c0[r] : _mm512_setzero_ps();
+            v[8 + r] = r < mr ? c1[r] : _mm512_setzero_ps();
+        }
+        cpu_transpose16(v);
+        const __mmask16 rows = cpu_lanes16(mr);
+        for (int j = 0; j < 16; j++) {
+            if (m0 >> j & 1) _mm512_mask_storeu_ps(C + (size_t)j * ldc, rows, v[j]);
+            if (m1 >> j & 1) _mm512_mask_storeu_ps(C + (size_t)(16 + j) * ldc, rows, _mm512_shuffle_f32x4(v[j], v[j], 0xee));
+        }
     }
 }
 
@@ -101,7 +117,7 @@ gemm_tiles(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, co
                 int nr = N - j0 < 32 ? N - j0 : 32;
                 __mmask16 m0 = cpu_lanes16(nr), m1 = nr <= 16 ? (__mmask16)0 : cpu_lanes16(nr - 16);
                 const float *b = B + j0;
-                float *ct = C + j0 + (size_t)i * ldc;
+                float *ct = ep && ep->transposed ? C + (size_t)j0 * ldc + i : C + j0 + (size_t)i * ldc;
                 switch (mr) { /* constant row counts so each tile keeps its accumulators in registers */
                 case 8: tile(8, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
                 case 7: tile(7, K, a, ars, acs, rt, pa, b, ldb, ct, ldc, m0, m1, accumulate, ep, i, j0); break;
@@ -269,6 +285,14 @@ static void ep_after(int M, int N, const cpu_gemm_epilogue *ep, int bias_done, f
     }
 }
 
+/* ep_after on the one element *c of row i, column j */
+static void ep_after_at(int i, int j, const cpu_gemm_epilogue *ep, float *c) {
+    const int k = ep->per_col ? j : i;
+    if (ep->bias) *c += ep->bias[k];
+    if (ep->scale) *c = *c * ep->scale[k] + ep->shift[k];
+    if (ep->act) herdi_cpu_act_apply_inplace(c, 1, ep->act);
+}
+
 /* C = the bias (each row, or each column), for a product to accumulate on */
 static void ep_fill_bias(int M, int N, const cpu_gemm_epilogue *ep, float *C, int ldc) {
     for (int i = 0; i < M; i++)
@@ -284,13 +308,19 @@ void herdi_cpu_gemm_offsets(int M, int N, int K, const float *A, const int *ra, 
     }
 #endif
     /* the same sums in the same order as the kernel, for callers off the AVX-512 path (tests) */
+    const int transposed = ep && ep->transposed;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float acc = 0.0f;
             for (int p = 0; p < K; p++) acc = fmaf(A[ra[i] + pa[p]], B[(size_t)p * ldb + j], acc);
-            C[(size_t)i * ldc + j] = accumulate ? acc + C[(size_t)i * ldc + j] : acc;
+            if (transposed) { /* one element at a time through the same epilogue */
+                C[(size_t)j * ldc + i] = acc;
+                ep_after_at(i, j, ep, C + (size_t)j * ldc + i);
+            } else {
+                C[(size_t)i * ldc + j] = accumulate ? acc + C[(size_t)i * ldc + j] : acc;
+            }
         }
-    if (ep && M > 0) ep_after(M, N, ep, 0, C, ldc);
+    if (ep && !transposed && M > 0) ep_after(M, N, ep, 0, C, ldc);
 }
 
 void herdi_cpu_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B, int ldb,

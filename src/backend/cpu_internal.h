@@ -111,12 +111,16 @@ static inline float cpu_sum_floats(const float *x, int n) {
  * conv2d_post), then act(v) (HERD_ACT_NONE, HERD_ACT_RELU or HERD_ACT_RELU6, the bits
  * herdi_cpu_act_apply_inplace gives). The kernels apply it in the tile's registers, so a conv +
  * bias + batch norm + activation writes its output once; the sum + bias is the same addition
- * as a bias written into C first and accumulated on. */
+ * as a bias written into C first and accumulated on. With transposed (herdi_cpu_gemm_offsets
+ * only, no accumulate) element (i, j) goes to C[j*ldc + i]: C is stored (N, M), the tile
+ * transposed in registers, so a transposed conv product lands in out (OC, OH*OW) without a
+ * pass over outT; the values are the same, only where they are written changes. */
 typedef struct cpu_gemm_epilogue {
     const float *bias; /* NULL: none */
     int per_col;
     herd_act act;
     const float *scale, *shift; /* NULL: none */
+    int transposed;
 } cpu_gemm_epilogue;
 /* The post (conv2d_post; NULL: none) of output channel oc on n of its outputs at x, one thread:
  * for the conv paths that finish their outputs after the sums. */
