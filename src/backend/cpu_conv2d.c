@@ -168,12 +168,20 @@ static int *direct_offsets(float *shared, const conv2d_dims *d) {
     return pos;
 }
 
-/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call (then
- * the direct path's offset tables); grouped: the weight gradient's chunk. */
+/* The weight gradient reads the columns in the padded image through the offset tables, as the
+ * direct forward does (dwT += the columns * doutT, the sums of im2col + herdi_cpu_gemm's AVX-512
+ * kernel): every ungrouped shape with columns. No im2col of each image in the backward (the
+ * example CNN's three convolutions: 2.9% of a batch-256 step's samples were im2col_padded). */
+static int dw_offsets_shape(const conv2d_dims *d) { return !is_pointwise(d) && group_images(d) == 1; }
+
+static int use_dw_offsets(const conv2d_dims *d) { return dw_offsets_shape(d) && herdi_cpu_avx512_enabled(); }
+
+/* After the slots, shared: wT (C*KH*KW, OC), the weights transposed once per forward call (or
+ * the backward's tap-major wR), then the offset tables; grouped: the weight gradient's chunk. */
 static size_t shared_floats(const conv2d_dims *d) {
     if (group_images(d) > 1) return dw_chunk_floats(d);
     size_t wT = cpu_round16((size_t)d->OC * d->C * d->KH * d->KW);
-    if (direct_shape(d) || direct_T_shape(d)) return wT + cpu_round16((size_t)d->OH * d->OW + (size_t)d->C * d->KH * d->KW);
+    if (dw_offsets_shape(d)) return wT + cpu_round16((size_t)d->OH * d->OW + (size_t)d->C * d->KH * d->KW);
     return shape_prefers_T(d) ? wT : 0;
 }
 
@@ -1110,7 +1118,7 @@ static void conv_backward(const herd_exec *ex, float *din, float *dw, float *db,
         conv_backward_grouped(&j);
         return;
     }
-    if (dw && use_direct(d)) {
+    if (dw && use_dw_offsets(d)) {
         j.pos = direct_offsets(ex->workspace + (size_t)slots * slot_floats(d, 1), d);
         j.taps = j.pos + d->OH * d->OW;
     }
