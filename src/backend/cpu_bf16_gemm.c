@@ -254,17 +254,24 @@ static TARGET_BF16 void gemm_bf16_offsets(int M, int N, int P, const float *A, c
 static TARGET_BF16 void pad_pairs(float *dst, const float *a, const float *b, size_t step, int planes, int bplanes,
                                   const conv2d_dims *d) {
     const int Hp = d->H + 2 * d->PH, Wp = d->W + 2 * d->PW, W = d->W;
-    memset(dst, 0, sizeof(float) * (size_t)planes * Hp * Wp); /* one pass; the rows overwrite it */
+    /* each padded row in one pass, 16 pairs a store, the zeros around the image included (a pair
+     * of zeros is the bits 0, as the memset of the whole plane this replaces wrote first) */
     for (int p = 0; p < planes; p++) {
-        float *plane = dst + ((size_t)p * Hp + d->PH) * Wp + d->PW;
         const float *pa = a + (size_t)p * step, *pb = p < bplanes ? b + (size_t)p * step : NULL;
-        for (int h = 0; h < d->H; h++)
-            for (int w = 0; w < W; w += 16) {
-                __mmask16 m = cpu_lanes16(W - w);
-                __m512 va = _mm512_maskz_loadu_ps(m, pa + (size_t)h * W + w);
-                __m512 vb = pb ? _mm512_maskz_loadu_ps(m, pb + (size_t)h * W + w) : _mm512_setzero_ps();
-                store_pairs(plane + (size_t)h * Wp + w, m, va, vb);
+        for (int r = 0; r < Hp; r++) {
+            float *row = dst + ((size_t)p * Hp + r) * Wp;
+            const int h = r - d->PH, inside = h >= 0 && h < d->H;
+            for (int o = 0; o < Wp; o += 16) { /* the row's float x is the image's x - PW */
+                int lo = d->PW - o, hi = d->PW + W - o;
+                lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
+                hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+                const __mmask16 m = inside ? (__mmask16)(cpu_lanes16(hi) & ~cpu_lanes16(lo)) : 0;
+                const ptrdiff_t at = (ptrdiff_t)h * W + o - d->PW;
+                __m512 va = m ? _mm512_maskz_loadu_ps(m, pa + at) : _mm512_setzero_ps();
+                __m512 vb = m && pb ? _mm512_maskz_loadu_ps(m, pb + at) : _mm512_setzero_ps();
+                store_pairs(row + o, cpu_lanes16(Wp - o), va, vb);
             }
+        }
     }
 }
 #endif
