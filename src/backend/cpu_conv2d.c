@@ -410,9 +410,9 @@ static TARGET_AVX512 void col2im_padded(float *P, const float *col, const conv2d
  * order col2im_padded adds them into the zeroed padded image, so the sums are bit-identical to
  * transposing colR to col and calling col_to_image_add, without that transpose, the padded
  * image, its zeroing and the read-modify-writes. The sums land channels-last in hwc (H*W, C),
- * then din += hwc^T through scratch (C, H*W). Stride 1. */
-static TARGET_AVX512 void colr_to_image_add(float *din, float *hwc, float *scratch, const float *colR,
-                                            const conv2d_dims *d) {
+ * then din += hwc^T (herdi_cpu_transpose_add: one add per element, as the transpose into a
+ * scratch and the loop adding it did, without the scratch's round trip). Stride 1. */
+static TARGET_AVX512 void colr_to_image_add(float *din, float *hwc, const float *colR, const conv2d_dims *d) {
     const int H = d->H, W = d->W, OH = d->OH, OW = d->OW, C = d->C, KW = d->KW;
     const size_t K = (size_t)C * d->KH * KW;
     for (int ih = 0; ih < H; ih++) {
@@ -433,8 +433,7 @@ static TARGET_AVX512 void colr_to_image_add(float *din, float *hwc, float *scrat
             }
         }
     }
-    herdi_cpu_transpose(scratch, hwc, H * W, C);
-    for (size_t e = 0; e < (size_t)C * H * W; e++) din[e] += scratch[e];
+    herdi_cpu_transpose_add(din, (size_t)H * W, hwc, (size_t)C, H * W, C);
 }
 #endif
 
@@ -1053,7 +1052,7 @@ static void conv_backward_slots(void *ctx, int64_t s0, int64_t s1, int thread) {
         } else if (j->wR) { /* colR (N, K) = doutb^T * wR: tap-major columns, added without a transpose */
             float *colR = col + col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d);
             herdi_cpu_gemm(N, K, OC, doutb, 1, N, j->wR, K, 0, colR, K);
-            colr_to_image_add(dinb, col + col_floats(d), col, colR, d);
+            colr_to_image_add(dinb, col + col_floats(d), colR, d);
 #endif
         } else if (use_T(d)) { /* colT (N, K) = doutb^T * w, read in place; then col = colT^T */
             float *colT = col + col_floats(d) + padded_floats(d) + doutT_floats(d) + partial_floats(d);
