@@ -91,15 +91,20 @@ typedef struct herd_backend {
                                    const float *out, herd_act act, const pool2d_dims *d);
     void (*avgpool2d_forward)(const herd_exec *ex, float *out, const float *in, const pool2d_dims *d);
     void (*avgpool2d_backward)(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
+    /* The batch norm's forward, then act (HERD_ACT_NONE, or the ReLU or ReLU6 that follows it,
+     * fused by the planner) on each output as act_forward computes it: the bits of the batch norm
+     * then the act op, in one pass. */
     void (*batchnorm_forward_train)(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
                                     float *running_var, const float *in, const float *gamma, const float *beta, int B,
-                                    int C, int HW, float momentum, float eps);
+                                    int C, int HW, float momentum, float eps, herd_act act);
     void (*batchnorm_forward_eval)(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                    const float *beta, const float *running_mean, const float *running_var, int B,
-                                   int C, int HW, float eps);
-    void (*batchnorm_backward)(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+                                   int C, int HW, float eps, herd_act act);
+    /* With act: act_backward_inplace(dout, out, act) (out: the fused activation's output), then the
+     * batch norm's backward; a backend may mask dout in place (ref) or as it reads it (cpu). */
+    void (*batchnorm_backward)(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                                const float *in, const float *mean, const float *rstd, const float *gamma, int B,
-                               int C, int HW);
+                               int C, int HW, const float *out, herd_act act);
     void (*act_forward)(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
     void (*act_backward)(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                          int64_t n, herd_act act, float alpha);

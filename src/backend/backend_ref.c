@@ -62,25 +62,30 @@ static void ref_be_avgpool2d_backward(const herd_exec *ex, float *din, const flo
 static void ref_be_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd,
                                            float *running_mean, float *running_var, const float *in,
                                            const float *gamma, const float *beta, int B, int C, int HW,
-                                           float momentum, float eps) {
+                                           float momentum, float eps, herd_act act) {
     if (ex->batch_sum)
         herdi_ref_batchnorm_forward_train_sync(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW,
                                          momentum, eps, ex->batch_sum, ex->batch_sum_user, ex->batch_scratch);
     else
         herdi_ref_batchnorm_forward_train(out, mean, rstd, running_mean, running_var, in, gamma, beta, B, C, HW, momentum,
                                     eps);
+    if (act) herdi_ref_act_forward(out, out, (int64_t)B * C * HW, act, 0);
 }
 
 static void ref_be_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                           const float *beta, const float *running_mean, const float *running_var,
-                                          int B, int C, int HW, float eps) {
+                                          int B, int C, int HW, float eps, herd_act act) {
     (void)ex;
     herdi_ref_batchnorm_forward_eval(out, in, gamma, beta, running_mean, running_var, B, C, HW, eps);
+    if (act) herdi_ref_act_forward(out, out, (int64_t)B * C * HW, act, 0);
 }
 
-static void ref_be_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+static void ref_be_act_backward_inplace(const herd_exec *ex, float *g, const float *out, int64_t n, herd_act act);
+
+static void ref_be_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                                       const float *in, const float *mean, const float *rstd, const float *gamma,
-                                      int B, int C, int HW) {
+                                      int B, int C, int HW, const float *out, herd_act act) {
+    if (act) ref_be_act_backward_inplace(ex, dout, out, (int64_t)B * C * HW, act);
     if (ex->batch_sum)
         herdi_ref_batchnorm_backward_sync(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW, ex->batch_sum,
                                     ex->batch_sum_user, ex->batch_scratch);

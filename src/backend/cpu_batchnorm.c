@@ -50,13 +50,22 @@ static TARGET_AVX512 void bn_sq_avx512(double a[BN_LANES], const float *x, int r
     _mm512_storeu_pd(a, acc);
 }
 
+/* The lanes of k where the fused activation act passes the gradient, given its output y: all of
+ * k for none, y > 0 for ReLU, 0 < y < 6 for ReLU6 (act_backward_inplace's test; NaN passes none) */
+static inline TARGET_AVX512 __mmask16 bn_pass16(__mmask16 k, const float *y, int i, herd_act act) {
+    if (!act) return k;
+    __m512 v = _mm512_maskz_loadu_ps(k, y + i);
+    __mmask16 p = _mm512_mask_cmp_ps_mask(k, v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    return act == HERD_ACT_RELU6 ? _mm512_mask_cmp_ps_mask(p, v, _mm512_set1_ps(6.0f), _CMP_LT_OQ) : p;
+}
+
 static TARGET_AVX512 int bn_grad_avx512(double g[BN_LANES], double gx[BN_LANES], const float *dout, const float *x,
-                                        int n, float m, float rs) {
+                                        const float *y, herd_act act, int n, float m, float rs) {
     __m512d ag = _mm512_loadu_pd(g), agx = _mm512_loadu_pd(gx);
     __m512 mv = _mm512_set1_ps(m), rv = _mm512_set1_ps(rs);
     int i = 0;
     for (; i + BN_LANES <= n; i += BN_LANES) {
-        __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(dout + i));
+        __m512d d = _mm512_cvtps_pd(bn_load8((__mmask8)bn_pass16(0xFF, y, i, act), dout + i));
         __m512 xh = _mm512_mul_round_ps(_mm512_sub_round_ps(_mm512_castps256_ps512(_mm256_loadu_ps(x + i)), mv, BN_R),
                                         rv, BN_R); /* lanes 0..7; the upper ones are never read */
         ag = _mm512_add_round_pd(ag, d, BN_R);
@@ -67,27 +76,27 @@ static TARGET_AVX512 int bn_grad_avx512(double g[BN_LANES], double gx[BN_LANES],
     return i;
 }
 
-/* y[i] = x[i] * scale + shift */
+/* y[i] = act(x[i] * scale + shift) */
 static TARGET_AVX512 void bn_scale_avx512(float *y, const float *x, int rows, size_t stride, int n, float scale,
-                                          float shift) {
+                                          float shift, herd_act act) {
     __m512 s = _mm512_set1_ps(scale), t = _mm512_set1_ps(shift);
     for (int b = 0; b < rows; b++, x += stride, y += stride)
         for (int i = 0; i < n; i += 16) {
             __mmask16 k = cpu_lanes16(n - i);
-            _mm512_mask_storeu_ps(y + i, k,
-                                  _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_maskz_loadu_ps(k, x + i), s, BN_R), t, BN_R));
+            __m512 v = _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_maskz_loadu_ps(k, x + i), s, BN_R), t, BN_R);
+            _mm512_mask_storeu_ps(y + i, k, cpu_act_vec16(v, act));
         }
 }
 
-/* dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx) */
-static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x, int n, float k, float mg, float m,
-                                      float rs, float mgx) {
+/* dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx), g[i] masked by the fused activation */
+static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x, const float *y, herd_act act, int n,
+                                      float k, float mg, float m, float rs, float mgx) {
     __m512 kv = _mm512_set1_ps(k), mgv = _mm512_set1_ps(mg), mv = _mm512_set1_ps(m), rv = _mm512_set1_ps(rs),
            mgxv = _mm512_set1_ps(mgx);
     int i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 xh = _mm512_mul_round_ps(_mm512_sub_round_ps(_mm512_loadu_ps(x + i), mv, BN_R), rv, BN_R);
-        __m512 in = _mm512_sub_round_ps(_mm512_sub_round_ps(_mm512_loadu_ps(g + i), mgv, BN_R),
+        __m512 in = _mm512_sub_round_ps(_mm512_sub_round_ps(_mm512_maskz_loadu_ps(bn_pass16(0xFFFF, y, i, act), g + i), mgv, BN_R),
                                         _mm512_mul_round_ps(xh, mgxv, BN_R), BN_R);
         _mm512_storeu_ps(dx + i, _mm512_add_round_ps(_mm512_loadu_ps(dx + i), _mm512_mul_round_ps(kv, in, BN_R), BN_R));
     }
@@ -128,24 +137,37 @@ static void bn_sq_rows(double a[BN_LANES], const float *x, int rows, size_t stri
     }
 }
 
-/* g[i mod 8] += dout[i]; gx[i mod 8] += dout[i] * xhat[i], xhat = (x - m) * rs in float */
-static void bn_grad_row(double g[BN_LANES], double gx[BN_LANES], const float *dout, const float *x, int n, float m,
-                        float rs) {
-    int i = BN_ROW_VECTOR(bn_grad_avx512(g, gx, dout, x, n, m, rs));
+/* dout[i] as the fused activation act passes it back given its output y (act_backward_inplace's
+ * test): the gradient or +0 */
+static inline float bn_passed(const float *dout, const float *y, herd_act act, int i) {
+    float gi = dout[i];
+    if (!act) return gi;
+    return y[i] > 0.0f && (act != HERD_ACT_RELU6 || y[i] < 6.0f) ? gi : 0.0f;
+}
+
+/* g[i mod 8] += dout[i]; gx[i mod 8] += dout[i] * xhat[i], xhat = (x - m) * rs in float; dout
+ * masked by the fused activation act (output y) */
+static void bn_grad_row(double g[BN_LANES], double gx[BN_LANES], const float *dout, const float *x, const float *y,
+                        herd_act act, int n, float m, float rs) {
+    int i = BN_ROW_VECTOR(bn_grad_avx512(g, gx, dout, x, y, act, n, m, rs));
     for (; i + BN_LANES <= n; i += BN_LANES)
         for (int k = 0; k < BN_LANES; k++) {
-            g[k] += dout[i + k];
-            gx[k] += (double)dout[i + k] * ((x[i + k] - m) * rs);
+            float d = bn_passed(dout, y, act, i + k);
+            g[k] += d;
+            gx[k] += (double)d * ((x[i + k] - m) * rs);
         }
     for (; i < n; i++) {
-        g[i % BN_LANES] += dout[i];
-        gx[i % BN_LANES] += (double)dout[i] * ((x[i] - m) * rs);
+        float d = bn_passed(dout, y, act, i);
+        g[i % BN_LANES] += d;
+        gx[i % BN_LANES] += (double)d * ((x[i] - m) * rs);
     }
 }
 
 typedef struct bn_job {
     float *out, *din, *mean, *rstd, *running_mean, *running_var, *dgamma, *dbeta;
     const float *in, *gamma, *beta, *dout, *mean_in, *rstd_in, *rmean_in, *rvar_in;
+    const float *act_out; /* backward: the output of the fused activation act */
+    herd_act act;         /* the ReLU or ReLU6 applied to the output (HERD_ACT_NONE: none) */
     int B, C, HW;
     float momentum, eps;
     double *sums; /* batch sums (ex->batch_sum): per channel, completed over the ranks between phases */
@@ -177,9 +199,11 @@ static void bn_channel_normalize(const bn_job *j, int64_t c, double m, double ss
     float mf = (float)m, scale = g * rs, shift = be - mf * scale;
     const float *x = j->in + (size_t)c * j->HW;
     float *y = j->out + (size_t)c * j->HW;
-    if (!BN_VECTOR(bn_scale_avx512(y, x, j->B, CHW, j->HW, scale, shift)))
-        for (int b = 0; b < j->B; b++)
+    if (!BN_VECTOR(bn_scale_avx512(y, x, j->B, CHW, j->HW, scale, shift, j->act)))
+        for (int b = 0; b < j->B; b++) {
             for (int i = 0; i < j->HW; i++) y[b * CHW + i] = x[b * CHW + i] * scale + shift;
+            if (j->act) herdi_cpu_act_apply_inplace(y + b * CHW, j->HW, j->act);
+        }
     if (j->mean) j->mean[c] = mf;
     if (j->rstd) j->rstd[c] = rs;
     if (j->running_mean) j->running_mean[c] = (1.0f - j->momentum) * j->running_mean[c] + j->momentum * mf;
@@ -220,9 +244,9 @@ static void bn_normalize_channels(void *ctx, int64_t c0, int64_t c1, int thread)
 
 void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
                                  float *running_var, const float *in, const float *gamma, const float *beta, int B,
-                                 int C, int HW, float momentum, float eps) {
+                                 int C, int HW, float momentum, float eps, herd_act act) {
     bn_job j = {.out = out, .mean = mean, .rstd = rstd, .running_mean = running_mean, .running_var = running_var,
-                .in = in, .gamma = gamma, .beta = beta, .B = B, .C = C, .HW = HW, .momentum = momentum, .eps = eps,
+                .in = in, .gamma = gamma, .beta = beta, .B = B, .C = C, .HW = HW, .momentum = momentum, .eps = eps, .act = act,
                 .sums = ex->batch_scratch, .count = (double)B * HW};
     const int64_t ns = CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW);
     if (!ex->batch_sum) {
@@ -264,15 +288,16 @@ static void bn_eval_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
             const float *x = j->in + b * CHW + (size_t)c * j->HW;
             float *y = j->out + b * CHW + (size_t)c * j->HW;
             for (int i = 0; i < j->HW; i++) y[i] = x[i] * scale + shift;
+            if (j->act) herdi_cpu_act_apply_inplace(y, j->HW, j->act);
         }
     }
 }
 
 void herdi_cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                 const float *beta, const float *running_mean, const float *running_var, int B, int C,
-                                int HW, float eps) {
+                                int HW, float eps, herd_act act) {
     bn_job j = {.out = out, .in = in, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
-                .rvar_in = running_var, .B = B, .C = C, .HW = HW, .eps = eps};
+                .rvar_in = running_var, .B = B, .C = C, .HW = HW, .eps = eps, .act = act};
     cpu_for(ex, C, CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW), bn_eval_channels, &j);
 }
 
@@ -280,9 +305,11 @@ void herdi_cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const flo
 static void bn_grad_sums(const bn_job *j, int64_t c, double *sg, double *sgx) {
     const size_t CHW = (size_t)j->C * j->HW;
     double ag[BN_LANES] = {0}, agx[BN_LANES] = {0};
-    for (int b = 0; b < j->B; b++)
-        bn_grad_row(ag, agx, j->dout + b * CHW + (size_t)c * j->HW, j->in + b * CHW + (size_t)c * j->HW, j->HW,
-                    j->mean_in[c], j->rstd_in[c]);
+    for (int b = 0; b < j->B; b++) {
+        const size_t at = b * CHW + (size_t)c * j->HW;
+        bn_grad_row(ag, agx, j->dout + at, j->in + at, j->act ? j->act_out + at : NULL, j->act, j->HW, j->mean_in[c],
+                    j->rstd_in[c]);
+    }
     *sg = bn_combine(ag), *sgx = bn_combine(agx);
 }
 
@@ -293,11 +320,11 @@ static void bn_channel_din(const bn_job *j, int64_t c, double sg, double sgx) {
     float gm = j->gamma ? j->gamma[c] : 1.0f;
     float k = gm * rs, mg = (float)(sg / j->count), mgx = (float)(sgx / j->count);
     for (int b = 0; b < j->B; b++) {
-        const float *x = j->in + b * CHW + (size_t)c * j->HW;
-        const float *g = j->dout + b * CHW + (size_t)c * j->HW;
-        float *dx = j->din + b * CHW + (size_t)c * j->HW;
-        for (int i = BN_ROW_VECTOR(bn_dx_avx512(dx, g, x, j->HW, k, mg, m, rs, mgx)); i < j->HW; i++)
-            dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx);
+        const size_t at = b * CHW + (size_t)c * j->HW;
+        const float *x = j->in + at, *g = j->dout + at, *y = j->act ? j->act_out + at : NULL;
+        float *dx = j->din + at;
+        for (int i = BN_ROW_VECTOR(bn_dx_avx512(dx, g, x, y, j->act, j->HW, k, mg, m, rs, mgx)); i < j->HW; i++)
+            dx[i] += k * (bn_passed(g, y, j->act, i) - mg - (x[i] - m) * rs * mgx);
     }
 }
 
@@ -321,11 +348,11 @@ static void bn_din_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
     for (int64_t c = c0; c < c1; c++) bn_channel_din(j, c, j->sums[c], j->sums[j->C + c]);
 }
 
-void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
-                            int HW) {
+                            int HW, const float *out, herd_act act) {
     bn_job j = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean_in = mean,
-                .rstd_in = rstd, .gamma = gamma, .B = B, .C = C, .HW = HW, .count = (double)B * HW,
+                .rstd_in = rstd, .gamma = gamma, .act_out = out, .act = act, .B = B, .C = C, .HW = HW, .count = (double)B * HW,
                 .sums = ex->batch_sum ? ex->batch_scratch : NULL};
     const int64_t ns = CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW);
     cpu_for(ex, C, (j.sums ? 2 : 5) * ns, bn_backward_channels, &j);

@@ -237,15 +237,15 @@ void herdi_cpu_avgpool2d_forward(const herd_exec *ex, float *out, const float *i
 void herdi_cpu_avgpool2d_backward(const herd_exec *ex, float *din, const float *dout, const pool2d_dims *d);
 void herdi_cpu_batchnorm_forward_train(const herd_exec *ex, float *out, float *mean, float *rstd, float *running_mean,
                                  float *running_var, const float *in, const float *gamma, const float *beta, int B,
-                                 int C, int HW, float momentum, float eps);
+                                 int C, int HW, float momentum, float eps, herd_act act);
 void herdi_cpu_batchnorm_forward_eval(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                 const float *beta, const float *running_mean, const float *running_var, int B, int C,
-                                int HW, float eps);
+                                int HW, float eps, herd_act act);
 void herdi_cpu_batchnorm_eval_affine(float *scale, float *shift, const float *gamma, const float *beta,
                                 const float *running_mean, const float *running_var, int C, float eps);
-void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, const float *dout,
+void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
-                            int HW);
+                            int HW, const float *out, herd_act act);
 void herdi_cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
 void herdi_cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                       int64_t n, herd_act act, float alpha);

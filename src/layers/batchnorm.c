@@ -64,17 +64,17 @@ static void bn_forward(const layer_call *c) {
     herd_exec ex = bn_exec(c);
     if (c->training)
         c->be->batchnorm_forward_train(&ex, c->out, c->n->saved[0], c->n->saved[1], c->w[2], c->w[3], c->in[0],
-                                       c->w[0], c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps);
+                                       c->w[0], c->w[1], c->B, cfg->C, cfg->HW, cfg->momentum, cfg->eps, c->n->fused_act);
     else
         c->be->batchnorm_forward_eval(&ex, c->out, c->in[0], c->w[0], c->w[1], c->w[2], c->w[3], c->B, cfg->C,
-                                      cfg->HW, cfg->eps);
+                                      cfg->HW, cfg->eps, c->n->fused_act);
 }
 
 static void bn_backward(const layer_call *c) {
     const bn_cfg *cfg = CFG(c->n);
     herd_exec ex = bn_exec(c);
     c->be->batchnorm_backward(&ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0], c->n->saved[1],
-                              c->w[0], c->B, cfg->C, cfg->HW);
+                              c->w[0], c->B, cfg->C, cfg->HW, c->out, herdi_layer_backward_act(c->n));
 }
 
 static int64_t bn_flops(const herd_model *m, const node *n) {
@@ -131,8 +131,8 @@ static const char *const bn_ops[] = {"BatchNormalization", NULL};
 
 const layer_kind herdi_layer_batchnorm = {
     .name = "batchnorm", .keywords = bn_keywords, .prefix = "bn", .min_inputs = 1, .max_inputs = 1,
-    .flags = LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init, .plan = bn_plan, .forward = bn_forward,
-    .backward = bn_backward, .backward_reads = herdi_layer_reads_input, .flops = bn_flops, .onnx_export = bn_onnx,
+    .flags = LAYER_FUSES_RELU | LAYER_FUSES_RELU6 | LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init,
+    .plan = bn_plan, .forward = bn_forward, .backward = bn_backward, .backward_reads = herdi_layer_reads_input_and_fused_output, .flops = bn_flops, .onnx_export = bn_onnx,
     .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec, .batch_sync = bn_batch_sync,
     .eval_affine = bn_eval_affine,
 };

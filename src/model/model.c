@@ -242,9 +242,10 @@ void herd_model_init_params(herd_model *m, uint64_t seed) {
     herd_rng_init(&m->dropout_rng, seed, 1);
 }
 
-/* The planning pass that fuses: a ReLU (conv, dense, add) or ReLU6 (conv) whose producer can apply it and is read
- * by nothing else runs inside that producer, on its buffers (the cpu backend applies it per
- * image while the image is in cache). Views (flatten) share their input's buffers. That saves
+/* The planning pass that fuses: a ReLU (conv, dense, add, batchnorm) or ReLU6 (conv, batchnorm) whose producer can
+ * apply it and is read by nothing else runs inside that producer, on its buffers (the cpu backend applies it per
+ * image while the image is in cache; a training batch norm as it stores each normalised value, and its backward
+ * masks the gradient as it reads it). Views (flatten) share their input's buffers. That saves
  * two activation-sized buffers per pair, a zeroing pass and a pass over memory. An inference
  * plan also folds a batch norm (an eval_affine kind) into the conv it alone reads: the conv
  * applies its scale and shift to each sum as it stores it, then the ReLU after the batch norm
