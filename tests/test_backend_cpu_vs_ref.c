@@ -875,7 +875,7 @@ static void bn_case(int B, int C, int HW) {
     float *e_r = nanv(n), *din_r = copyv(din0, n), *dg_r = copyv(dg0, C), *dbe_r = copyv(dbe0, C);
     ref->batchnorm_forward_train(&none, o_r, m_r, rs_r, rm_r, rv_r, in, gamma, beta, B, C, HW, 0.1f, 1e-5f, HERD_ACT_NONE);
     ref->batchnorm_forward_eval(&none, e_r, in, gamma, beta, rm0, rv0, B, C, HW, 1e-5f, HERD_ACT_NONE);
-    ref->batchnorm_backward(&none, din_r, dg_r, dbe_r, dout, in, m_r, rs_r, gamma, B, C, HW, NULL, HERD_ACT_NONE);
+    ref->batchnorm_backward(&none, din_r, dg_r, dbe_r, dout, in, m_r, rs_r, gamma, B, C, HW, NULL);
     for (int t = 0; t < N_TC; t++) {
         herd_exec ex = {.pool = pools[thread_counts[t]]};
         float *o = nanv(n), *m = nanv(C), *rs = nanv(C), *rm = copyv(rm0, C), *rv = copyv(rv0, C);
@@ -883,7 +883,7 @@ static void bn_case(int B, int C, int HW) {
         cpu->batchnorm_forward_train(&ex, o, m, rs, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f, HERD_ACT_NONE);
         cpu->batchnorm_forward_eval(&ex, e, in, gamma, beta, rm0, rv0, B, C, HW, 1e-5f, HERD_ACT_NONE);
         /* backward from ref's saved stats so only the backward itself is compared */
-        cpu->batchnorm_backward(&ex, din, dg, dbe, dout, in, m_r, rs_r, gamma, B, C, HW, NULL, HERD_ACT_NONE);
+        cpu->batchnorm_backward(&ex, din, dg, dbe, dout, in, m_r, rs_r, gamma, B, C, HW, NULL);
         compare("bn out", shape, o, o_r, n, len);
         compare("bn mean", shape, m, m_r, C, len);
         compare("bn rstd", shape, rs, rs_r, C, len);
@@ -894,7 +894,7 @@ static void bn_case(int B, int C, int HW) {
         compare("bn dgamma", shape, dg, dg_r, C, len);
         compare("bn dbeta", shape, dbe, dbe_r, C, len);
         float *dg2 = copyv(dg0, C), *dbe2 = copyv(dbe0, C);
-        cpu->batchnorm_backward(&ex, NULL, dg2, dbe2, dout, in, m_r, rs_r, gamma, B, C, HW, NULL, HERD_ACT_NONE);
+        cpu->batchnorm_backward(&ex, NULL, dg2, dbe2, dout, in, m_r, rs_r, gamma, B, C, HW, NULL);
         compare("bn dgamma (din NULL)", shape, dg2, dg_r, C, len);
         compare("bn dbeta (din NULL)", shape, dbe2, dbe_r, C, len);
         free(o), free(m), free(rs), free(rm), free(rv), free(e), free(din), free(dg), free(dbe), free(dg2), free(dbe2);
@@ -921,29 +921,34 @@ static void bn_bits_run(int B, int C, int HW, const float *in, const float *gamm
     float *mean = stats, *rstd = stats + C, *rm = stats + 2 * C, *rv = stats + 3 * C, *dg = stats + 4 * C,
           *dbe = stats + 5 * C;
     herdi_cpu_batchnorm_forward_train(&ex, out, mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f, HERD_ACT_NONE);
-    herdi_cpu_batchnorm_backward(&ex, din, dg, dbe, (float *)dout, in, mean, rstd, gamma, B, C, HW, NULL, HERD_ACT_NONE);
+    herdi_cpu_batchnorm_backward(&ex, din, dg, dbe, (float *)dout, in, mean, rstd, gamma, B, C, HW, NULL);
 }
 
 /* A ReLU or ReLU6 fused into the batch norm (the planner's fusion, training too) must give the
  * bits of the batch norm then the act op: forward (train and eval) and backward, where the
  * unfused model runs the act's backward into a zeroed gradient and the batch norm's from that.
- * Both backends, 1-3 threads, the cpu's AVX-512 paths on and off; dout holds -0 and +0 (the
- * fused mask keeps a -0 the unfused add turns into +0: the sums and din must not see it). */
-static void bn_act_case(const herd_backend *be, herd_exec *ex, herd_act act, int B, int C, int HW) {
+ * set: din written (bn_backward_fusion.din_set) over garbage, then masked by din_act on the
+ * input, against a zeroed din added to and act_backward_inplace. Both backends, 1-3 threads, the
+ * cpu's AVX-512 paths on and off; dout holds -0 and +0 (the fused mask keeps a -0 the unfused
+ * add turns into +0: the sums and din must not see it). */
+static void bn_act_case(const herd_backend *be, herd_exec *ex, herd_act act, int set, herd_act din_act, int B, int C,
+                        int HW) {
     size_t n = (size_t)B * C * HW;
     float *in = randv(n), *gamma = randv(C), *beta = randv(C), *dout = randv(n), *din0 = randv(n);
-    for (size_t i = 0; i < n; i++) in[i] = 3.0f * in[i] + 0.5f;
-    for (int c = 0; c < C; c++) gamma[c] *= 8.0f; /* outputs beyond ReLU6's 6 */
+    for (size_t i = 0; i < n; i++) in[i] = 5.0f * in[i] + 2.0f; /* some past ReLU6's 6 for din_act */
+    for (int c = 0; c < C; c++) gamma[c] *= 8.0f;                /* outputs beyond ReLU6's 6 */
     for (size_t i = 0; i < n; i += 5) dout[i] = i % 10 ? -0.0f : 0.0f;
     float *o[2], *din[2], *stats[2], *e[2];
     for (int f = 0; f < 2; f++) { /* 0: apart, 1: fused */
-        o[f] = nanv(n), din[f] = copyv(din0, n), e[f] = nanv(n), stats[f] = calloc(6 * (size_t)C, sizeof(float));
+        o[f] = nanv(n), din[f] = set ? (f ? nanv(n) : calloc(n, sizeof(float))) : copyv(din0, n), e[f] = nanv(n);
+        stats[f] = calloc(6 * (size_t)C, sizeof(float));
         float *mean = stats[f], *rstd = mean + C, *rm = mean + 2 * C, *rv = mean + 3 * C, *dg = mean + 4 * C,
               *dbe = mean + 5 * C, *g = copyv(dout, n);
         for (int k = 0; k < C; k++) rv[k] = 1.0f;
         if (f) {
+            const bn_backward_fusion fu = {.out = o[f], .act = act, .din_set = set, .din_act = din_act};
             be->batchnorm_forward_train(ex, o[f], mean, rstd, rm, rv, in, gamma, beta, B, C, HW, 0.1f, 1e-5f, act);
-            be->batchnorm_backward(ex, din[f], dg, dbe, g, in, mean, rstd, gamma, B, C, HW, o[f], act);
+            be->batchnorm_backward(ex, din[f], dg, dbe, g, in, mean, rstd, gamma, B, C, HW, &fu);
             be->batchnorm_forward_eval(ex, e[f], in, gamma, beta, rm, rv, B, C, HW, 1e-5f, act);
         } else {
             float *pre = nanv(n), *gz = calloc(n, sizeof(float));
@@ -951,7 +956,8 @@ static void bn_act_case(const herd_backend *be, herd_exec *ex, herd_act act, int
                                         HERD_ACT_NONE);
             be->act_forward(ex, o[f], pre, (int64_t)n, act, 0);
             be->act_backward(ex, gz, g, pre, o[f], (int64_t)n, act, 0);
-            be->batchnorm_backward(ex, din[f], dg, dbe, gz, in, mean, rstd, gamma, B, C, HW, NULL, HERD_ACT_NONE);
+            be->batchnorm_backward(ex, din[f], dg, dbe, gz, in, mean, rstd, gamma, B, C, HW, NULL);
+            if (set && din_act) be->act_backward_inplace(ex, din[f], in, (int64_t)n, din_act);
             be->batchnorm_forward_eval(ex, pre, in, gamma, beta, rm, rv, B, C, HW, 1e-5f, HERD_ACT_NONE);
             be->act_forward(ex, e[f], pre, (int64_t)n, act, 0);
             free(pre), free(gz);
@@ -960,8 +966,9 @@ static void bn_act_case(const herd_backend *be, herd_exec *ex, herd_act act, int
     }
     CHECK(!memcmp(o[0], o[1], n * sizeof(float)) && !memcmp(e[0], e[1], n * sizeof(float)) &&
               !memcmp(din[0], din[1], n * sizeof(float)) && !memcmp(stats[0], stats[1], 6 * (size_t)C * sizeof(float)),
-          "batchnorm + %s fused (%s, B%d C%d HW%d, %d threads): bits differ from the batch norm then the act op",
-          act == HERD_ACT_RELU ? "relu" : "relu6", be->name, B, C, HW, ex->pool ? herd_pool_threads(ex->pool) : 1);
+          "batchnorm + %s fused (%s, set %d din_act %d, B%d C%d HW%d, %d threads): bits differ from the layers apart",
+          act == HERD_ACT_RELU ? "relu" : "relu6", be->name, set, (int)din_act, B, C, HW,
+          ex->pool ? herd_pool_threads(ex->pool) : 1);
     for (int f = 0; f < 2; f++) free(o[f]), free(din[f]), free(e[f]), free(stats[f]);
     free(in), free(gamma), free(beta), free(dout), free(din0);
 }
@@ -969,15 +976,16 @@ static void bn_act_case(const herd_backend *be, herd_exec *ex, herd_act act, int
 static void test_batchnorm_act(void) {
     const int shapes[][3] = {{4, 3, 3136}, {3, 5, 196}, {2, 4, 49}, {5, 2, 7}, {3, 4, 1}, {2, 3, 12}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int a = 0; a < 2; a++) {
-            const herd_act act = a ? HERD_ACT_RELU6 : HERD_ACT_RELU;
+        for (int a = 0; a < 6; a++) { /* act x (added, set, set + din_act) */
+            const herd_act act = a % 2 ? HERD_ACT_RELU6 : HERD_ACT_RELU, din_act = a / 2 == 2 ? act : HERD_ACT_NONE;
+            const int set = a >= 2, B = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
             herd_exec none = {0};
-            bn_act_case(&herd_backend_ref, &none, act, shapes[s][0], shapes[s][1], shapes[s][2]);
+            bn_act_case(&herd_backend_ref, &none, act, set, din_act, B, C, HW);
             for (int v = 0; v < 2; v++) {
                 if (v) herdi_cpu_gemm_select(0);
                 for (int t = 0; t < N_TC; t++) {
                     herd_exec ex = {.pool = pools[thread_counts[t]]};
-                    bn_act_case(&herd_backend_cpu, &ex, act, shapes[s][0], shapes[s][1], shapes[s][2]);
+                    bn_act_case(&herd_backend_cpu, &ex, act, set, din_act, B, C, HW);
                 }
                 if (v) herdi_cpu_gemm_select(1);
             }

@@ -54,6 +54,19 @@ typedef struct conv2d_post {
     herd_act act;
 } conv2d_post;
 
+/* What a batch norm's backward (batchnorm_backward) does besides its own, each a pass it saves:
+ * act, out: the ReLU or ReLU6 fused after it (HERD_ACT_NONE: none) and that activation's output:
+ * dout is first masked as act_backward_inplace(dout, out, act) computes it; din_set: din is
+ * written, 0 + its value (the bits of a zeroed din added to), instead of added to (it was not
+ * zeroed: layer_call.din_set); din_act: then din masked by the activation fused into the
+ * producer of in, act_backward_inplace(din, in, din_act). */
+typedef struct bn_backward_fusion {
+    const float *out;
+    herd_act act;
+    int din_set;
+    herd_act din_act;
+} bn_backward_fusion;
+
 typedef struct herd_backend {
     const char *name;
     /* NULL if this machine can run the backend, else one line saying why not (NULL entry: always). */
@@ -100,11 +113,11 @@ typedef struct herd_backend {
     void (*batchnorm_forward_eval)(const herd_exec *ex, float *out, const float *in, const float *gamma,
                                    const float *beta, const float *running_mean, const float *running_var, int B,
                                    int C, int HW, float eps, herd_act act);
-    /* With act: act_backward_inplace(dout, out, act) (out: the fused activation's output), then the
-     * batch norm's backward; a backend may mask dout in place (ref) or as it reads it (cpu). */
+    /* f (NULL: nothing else): the fused passes of bn_backward_fusion; a backend may mask dout in
+     * place (ref) or as it reads it (cpu). */
     void (*batchnorm_backward)(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                                const float *in, const float *mean, const float *rstd, const float *gamma, int B,
-                               int C, int HW, const float *out, herd_act act);
+                               int C, int HW, const bn_backward_fusion *f);
     void (*act_forward)(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
     void (*act_backward)(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                          int64_t n, herd_act act, float alpha);

@@ -2,6 +2,8 @@
  * no workspace; the oracle the cpu backend is tested against. */
 #include "backend.h"
 
+#include <string.h>
+
 static size_t ref_conv2d_workspace(const conv2d_dims *d, int threads) {
     (void)d;
     (void)threads;
@@ -84,13 +86,16 @@ static void ref_be_act_backward_inplace(const herd_exec *ex, float *g, const flo
 
 static void ref_be_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                                       const float *in, const float *mean, const float *rstd, const float *gamma,
-                                      int B, int C, int HW, const float *out, herd_act act) {
-    if (act) ref_be_act_backward_inplace(ex, dout, out, (int64_t)B * C * HW, act);
+                                      int B, int C, int HW, const bn_backward_fusion *f) {
+    const int64_t n = (int64_t)B * C * HW;
+    if (f && f->act) ref_be_act_backward_inplace(ex, dout, f->out, n, f->act);
+    if (f && f->din_set && din) memset(din, 0, (size_t)n * sizeof(float));
     if (ex->batch_sum)
         herdi_ref_batchnorm_backward_sync(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW, ex->batch_sum,
                                     ex->batch_sum_user, ex->batch_scratch);
     else
         herdi_ref_batchnorm_backward(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, HW);
+    if (f && f->din_set && f->din_act && din) ref_be_act_backward_inplace(ex, din, in, n, f->din_act);
 }
 
 static void ref_be_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act,

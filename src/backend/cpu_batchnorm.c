@@ -88,9 +88,10 @@ static TARGET_AVX512 void bn_scale_avx512(float *y, const float *x, int rows, si
         }
 }
 
-/* dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx), g[i] masked by the fused activation */
-static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x, const float *y, herd_act act, int n,
-                                      float k, float mg, float m, float rs, float mgx) {
+/* dx[i] += k * (g[i] - mg - (x[i] - m) * rs * mgx), g[i] masked by the fused activation; set: dx[i]
+ * = 0 + that, masked by din_act's test on x */
+static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x, const float *y, herd_act act, int set,
+                                      herd_act din_act, int n, float k, float mg, float m, float rs, float mgx) {
     __m512 kv = _mm512_set1_ps(k), mgv = _mm512_set1_ps(mg), mv = _mm512_set1_ps(m), rv = _mm512_set1_ps(rs),
            mgxv = _mm512_set1_ps(mgx);
     int i = 0;
@@ -98,7 +99,9 @@ static TARGET_AVX512 int bn_dx_avx512(float *dx, const float *g, const float *x,
         __m512 xh = _mm512_mul_round_ps(_mm512_sub_round_ps(_mm512_loadu_ps(x + i), mv, BN_R), rv, BN_R);
         __m512 in = _mm512_sub_round_ps(_mm512_sub_round_ps(_mm512_maskz_loadu_ps(bn_pass16(0xFFFF, y, i, act), g + i), mgv, BN_R),
                                         _mm512_mul_round_ps(xh, mgxv, BN_R), BN_R);
-        _mm512_storeu_ps(dx + i, _mm512_add_round_ps(_mm512_loadu_ps(dx + i), _mm512_mul_round_ps(kv, in, BN_R), BN_R));
+        __m512 r = _mm512_add_round_ps(set ? _mm512_setzero_ps() : _mm512_loadu_ps(dx + i),
+                                       _mm512_mul_round_ps(kv, in, BN_R), BN_R);
+        _mm512_storeu_ps(dx + i, set ? _mm512_maskz_mov_ps(bn_pass16(0xFFFF, x, i, din_act), r) : r);
     }
     return i;
 }
@@ -137,12 +140,16 @@ static void bn_sq_rows(double a[BN_LANES], const float *x, int rows, size_t stri
     }
 }
 
-/* dout[i] as the fused activation act passes it back given its output y (act_backward_inplace's
- * test): the gradient or +0 */
+/* 1 where the activation act passes a gradient back given its output y (act_backward_inplace's
+ * test; always for none) */
+static inline int bn_pass(const float *y, int i, herd_act act) {
+    return !act || (y[i] > 0.0f && (act != HERD_ACT_RELU6 || y[i] < 6.0f));
+}
+
+/* dout[i] as the fused activation act passes it back given its output y: the gradient or +0 */
 static inline float bn_passed(const float *dout, const float *y, herd_act act, int i) {
     float gi = dout[i];
-    if (!act) return gi;
-    return y[i] > 0.0f && (act != HERD_ACT_RELU6 || y[i] < 6.0f) ? gi : 0.0f;
+    return bn_pass(y, i, act) ? gi : 0.0f;
 }
 
 /* g[i mod 8] += dout[i]; gx[i mod 8] += dout[i] * xhat[i], xhat = (x - m) * rs in float; dout
@@ -168,6 +175,8 @@ typedef struct bn_job {
     const float *in, *gamma, *beta, *dout, *mean_in, *rstd_in, *rmean_in, *rvar_in;
     const float *act_out; /* backward: the output of the fused activation act */
     herd_act act;         /* the ReLU or ReLU6 applied to the output (HERD_ACT_NONE: none) */
+    int din_set;          /* backward: din written, not added to (bn_backward_fusion) */
+    herd_act din_act;
     int B, C, HW;
     float momentum, eps;
     double *sums; /* batch sums (ex->batch_sum): per channel, completed over the ranks between phases */
@@ -323,8 +332,12 @@ static void bn_channel_din(const bn_job *j, int64_t c, double sg, double sgx) {
         const size_t at = b * CHW + (size_t)c * j->HW;
         const float *x = j->in + at, *g = j->dout + at, *y = j->act ? j->act_out + at : NULL;
         float *dx = j->din + at;
-        for (int i = BN_ROW_VECTOR(bn_dx_avx512(dx, g, x, y, j->act, j->HW, k, mg, m, rs, mgx)); i < j->HW; i++)
-            dx[i] += k * (bn_passed(g, y, j->act, i) - mg - (x[i] - m) * rs * mgx);
+        int i = BN_ROW_VECTOR(bn_dx_avx512(dx, g, x, y, j->act, j->din_set, j->din_act, j->HW, k, mg, m, rs, mgx));
+        for (; i < j->HW; i++) {
+            float v = k * (bn_passed(g, y, j->act, i) - mg - (x[i] - m) * rs * mgx);
+            if (!j->din_set) dx[i] += v;
+            else dx[i] = bn_pass(x, i, j->din_act) ? 0.0f + v : 0.0f;
+        }
     }
 }
 
@@ -350,9 +363,12 @@ static void bn_din_channels(void *ctx, int64_t c0, int64_t c1, int thread) {
 
 void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
-                            int HW, const float *out, herd_act act) {
+                            int HW, const bn_backward_fusion *f) {
+    const bn_backward_fusion none = {0};
+    if (!f) f = &none;
     bn_job j = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean_in = mean,
-                .rstd_in = rstd, .gamma = gamma, .act_out = out, .act = act, .B = B, .C = C, .HW = HW, .count = (double)B * HW,
+                .rstd_in = rstd, .gamma = gamma, .act_out = f->out, .act = f->act, .din_set = f->din_set,
+                .din_act = f->din_act, .B = B, .C = C, .HW = HW, .count = (double)B * HW,
                 .sums = ex->batch_sum ? ex->batch_scratch : NULL};
     const int64_t ns = CPU_NS_PER_STREAM_ELEM((int64_t)B * C * HW);
     cpu_for(ex, C, (j.sums ? 2 : 5) * ns, bn_backward_channels, &j);

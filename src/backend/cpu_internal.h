@@ -245,7 +245,7 @@ void herdi_cpu_batchnorm_eval_affine(float *scale, float *shift, const float *ga
                                 const float *running_mean, const float *running_var, int C, float eps);
 void herdi_cpu_batchnorm_backward(const herd_exec *ex, float *din, float *dgamma, float *dbeta, float *dout,
                             const float *in, const float *mean, const float *rstd, const float *gamma, int B, int C,
-                            int HW, const float *out, herd_act act);
+                            int HW, const bn_backward_fusion *f);
 void herdi_cpu_act_forward(const herd_exec *ex, float *out, const float *in, int64_t n, herd_act act, float alpha);
 void herdi_cpu_act_backward(const herd_exec *ex, float *din, const float *dout, const float *in, const float *out,
                       int64_t n, herd_act act, float alpha);

@@ -73,8 +73,17 @@ static void bn_forward(const layer_call *c) {
 static void bn_backward(const layer_call *c) {
     const bn_cfg *cfg = CFG(c->n);
     herd_exec ex = bn_exec(c);
+    const bn_backward_fusion f = {.out = c->out, .act = herdi_layer_backward_act(c->n), .din_set = c->din_set,
+                                  .din_act = c->din_act};
     c->be->batchnorm_backward(&ex, c->din[0], c->dw[0], c->dw[1], c->dout, c->in[0], c->n->saved[0], c->n->saved[1],
-                              c->w[0], c->B, cfg->C, cfg->HW, c->out, herdi_layer_backward_act(c->n));
+                              c->w[0], c->B, cfg->C, cfg->HW, &f);
+}
+
+/* every element of the input's gradient gets its one term (written, not added, where the model
+ * plans the batch norm as that gradient's only writer) */
+static int bn_sets_grad(const node *n) {
+    (void)n;
+    return 1;
 }
 
 static int64_t bn_flops(const herd_model *m, const node *n) {
@@ -134,5 +143,5 @@ const layer_kind herdi_layer_batchnorm = {
     .flags = LAYER_FUSES_RELU | LAYER_FUSES_RELU6 | LAYER_TAKES_ACT | LAYER_BATCH_STATS, .build = bn_build, .init = bn_init,
     .plan = bn_plan, .forward = bn_forward, .backward = bn_backward, .backward_reads = herdi_layer_reads_input_and_fused_output, .flops = bn_flops, .onnx_export = bn_onnx,
     .onnx_ops = bn_ops, .onnx_import = bn_onnx_import, .spec = bn_spec, .batch_sync = bn_batch_sync,
-    .eval_affine = bn_eval_affine,
+    .eval_affine = bn_eval_affine, .sets_grad = bn_sets_grad,
 };

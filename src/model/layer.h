@@ -160,7 +160,7 @@ struct layer_kind {
     int (*backward_reads)(const node *n);
     /* 1 when this node's backward can write the whole gradient of its one input instead of adding
      * into it (each input element gets at most one term: a max pool whose windows do not
-     * overlap); the model then plans it so (layer_call.din_set) where it is that gradient's
+     * overlap, a batch norm); the model then plans it so (layer_call.din_set) where it is that gradient's
      * only writer. NULL: never. */
     int (*sets_grad)(const node *n);
     /* forward FLOPs per sample (multiply-add = 2) */

@@ -285,16 +285,20 @@ static void plan_fusions(herd_model *m) {
         node *q = p && p->alias >= 0 && m->nodes[p->alias].fused_affine == n->in[0] ? &m->nodes[p->alias] : p;
         herd_act act = herdi_layer_fusable_act(n);
         int can = act == HERD_ACT_RELU ? LAYER_FUSES_RELU : act == HERD_ACT_RELU6 ? LAYER_FUSES_RELU6 : 0;
-        if (can && sole && (q->kind->flags & can) && q->alias < 0 && q->fused_act == HERD_ACT_NONE) {
+        /* training: a ReLU read only by a max pool, of an input read only by it, moves after the
+         * pool (LAYER_FUSES_RELU_BEFORE): its activation-sized output is no longer kept for its
+         * backward (ResNet's stem: 32 MiB at batch 128 on 3x64x64), nor its pass run. A batch
+         * norm before it leaves it to the pool (the batch norm's backward reads its input, so
+         * fused it would keep its output alive too); a conv keeps it (it applies it per image). */
+        node *r = act == HERD_ACT_RELU && sole && !m->inference_only && consumers[i] == 1 ? sole_reader(m, i) : NULL;
+        int to_pool = r && (r->kind->flags & LAYER_FUSES_RELU_BEFORE) && r->fused_act == HERD_ACT_NONE;
+        if (can && sole && (q->kind->flags & can) && q->alias < 0 && q->fused_act == HERD_ACT_NONE &&
+            !(to_pool && (q->kind->flags & LAYER_BATCH_STATS))) {
             q->fused_act = act;
             n->alias = n->in[0];
             continue;
         }
-        /* training: a ReLU read only by a max pool, of an input read only by it, moves after the
-         * pool (LAYER_FUSES_RELU_BEFORE): its activation-sized output is no longer kept for its
-         * backward (ResNet's stem: 32 MiB at batch 128 on 3x64x64), nor its pass run */
-        node *r = act == HERD_ACT_RELU && sole && !m->inference_only && consumers[i] == 1 ? sole_reader(m, i) : NULL;
-        if (r && (r->kind->flags & LAYER_FUSES_RELU_BEFORE) && r->fused_act == HERD_ACT_NONE) {
+        if (to_pool) {
             r->fused_act = act;
             n->alias = n->in[0];
         }
