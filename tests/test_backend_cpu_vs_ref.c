@@ -365,7 +365,8 @@ static void test_dwconv_bits(void) {
 
 /* Weights prepared once for inference (herd_exec.prep, cpu_conv2d.c): the narrow batch-1 form
  * (one product split by output channels: 1x1, 2x2, 4x4, 7x7, 14x14 maps, pointwise, output
- * channels not a multiple of 32, a group of images), the transposed form and Winograd reading
+ * channels not a multiple of 32, a group of images; with few blocks for the threads, by rows too,
+ * parts crossing from one image to the next), the transposed form and Winograd reading
  * prepared kernels must give the bits of the same call without prep, on 1-3 threads, with the
  * fused activations; the first call fills the prep and the next reads it; a reset tag after new
  * weights gives the new weights' results. Planned for the batch of the call (d.B) as a model does. */
@@ -379,6 +380,9 @@ static void test_conv_prepared_bits(void) {
         {.B = 1, .C = 50, .H = 7, .W = 7, .OC = 100, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         {.B = 1, .C = 20, .H = 14, .W = 14, .OC = 33, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 2, .C = 17, .H = 14, .W = 14, .OC = 64, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        /* few blocks of 32 output channels for the threads: rows split into parts, across images */
+        {.B = 3, .C = 23, .H = 7, .W = 7, .OC = 40, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 1, .C = 576, .H = 14, .W = 14, .OC = 96, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         {.B = 1, .C = 64, .H = 8, .W = 8, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 64, .H = 14, .W = 13, .OC = 72, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 8, .H = 30, .W = 30, .OC = 16, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},

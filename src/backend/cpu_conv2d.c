@@ -889,28 +889,47 @@ static const float *prepared_wino(const herd_exec *ex, const float *w, const con
     return U;
 }
 
-/* One block of 32 output channels a hand-out: outT[:, oc0:oc0+32) = act(cols^T * wT[:, block] + bias). */
+/* Row parts of each block of 32 output channels (narrow form): with few blocks for the threads (3
+ * blocks of a 96-channel output on 2 threads leave one idle a third of the call) each block's rows
+ * are split into parts, so that there are at least 4 units a thread and a multiple of the thread
+ * count, each part at least 16 rows. A part's elements are the same sums as the whole block's. */
+static int narrow_parts(const conv2d_dims *d, int threads) {
+    const int blocks = (d->OC + 31) / 32, R = d->B * d->OH * d->OW;
+    if (threads < 2 || blocks >= 4 * threads) return 1;
+    int parts = (4 * threads + blocks - 1) / blocks;
+    while ((blocks * parts) % threads) parts++;
+    return parts > R / 16 ? (R / 16 > 1 ? R / 16 : 1) : parts;
+}
+
+/* One unit a hand-out: rows [r0, r1) of a block of 32 output channels,
+ * outT[r0:r1, oc0:oc0+32) = act(cols^T * wT[:, block] + bias), transposed into out. */
 static void conv_forward_narrow_blocks(void *ctx, int64_t s0, int64_t s1, int thread) {
     (void)thread;
     (void)s0;
     (void)s1;
     conv_job *j = ctx;
     const conv2d_dims *d = j->d;
-    const int K = d->C * d->KH * d->KW, R = d->B * d->OH * d->OW, OC = d->OC;
+    const int K = d->C * d->KH * d->KW, R = d->B * d->OH * d->OW, OC = d->OC, N = d->OH * d->OW;
+    const int parts = narrow_parts(d, cpu_threads(j->ex));
     for (;;) {
-        int oc0 = 32 * atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed);
+        int u = atomic_fetch_add_explicit(&j->next_image, 1, memory_order_relaxed), oc0 = 32 * (u / parts);
         if (oc0 >= OC) break;
-        int nb = OC - oc0 < 32 ? OC - oc0 : 32, N = d->OH * d->OW;
+        const int r0 = (int)((int64_t)R * (u % parts) / parts), r1 = (int)((int64_t)R * (u % parts + 1) / parts);
+        const int nb = OC - oc0 < 32 ? OC - oc0 : 32;
         const cpu_gemm_epilogue ep = {.bias = j->b ? j->b + oc0 : NULL, .per_col = 1, .act = j->act,
                                       .scale = j->scale ? j->scale + oc0 : NULL, .shift = j->scale ? j->shift + oc0 : NULL};
         float *blk = j->outT + (size_t)oc0 * R; /* (R, nb): this block's columns of outT */
         if (j->pos) /* one image, read in place: j->cols is the padded image */
-            herdi_cpu_gemm_offsets(R, nb, K, j->cols, j->pos, j->taps, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
+            herdi_cpu_gemm_offsets(r1 - r0, nb, K, j->cols, j->pos + r0, j->taps, j->panels + (size_t)oc0 * K, nb, 0, &ep,
+                                   blk + (size_t)r0 * nb, nb);
         else
-            herdi_cpu_gemm_ep(R, nb, K, j->cols, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep, blk, nb);
-        for (int b = 0; b < d->B; b++)
-            herdi_cpu_transpose_ld(j->out + ((size_t)b * OC + oc0) * N, (size_t)N, blk + (size_t)b * N * nb, (size_t)nb, N,
-                                   nb);
+            herdi_cpu_gemm_ep(r1 - r0, nb, K, j->cols + r0, 1, R, j->panels + (size_t)oc0 * K, nb, 0, &ep,
+                              blk + (size_t)r0 * nb, nb);
+        for (int b = r0 / N; b < d->B && b * N < r1; b++) { /* the images these rows belong to */
+            const int lo = r0 > b * N ? r0 : b * N, hi = r1 < (b + 1) * N ? r1 : (b + 1) * N;
+            herdi_cpu_transpose_ld(j->out + ((size_t)b * OC + oc0) * N + (lo - b * N), (size_t)N, blk + (size_t)lo * nb,
+                                   (size_t)nb, hi - lo, nb);
+        }
     }
 }
 
@@ -938,7 +957,8 @@ static void conv_forward_narrow(conv_job *j) {
         j->cols = g.gcol;
     }
     atomic_store(&j->next_image, 0);
-    cpu_for(j->ex, (OC + 31) / 32, CPU_NS_PER_MAC((int64_t)d->B * N * K * OC), conv_forward_narrow_blocks, j);
+    cpu_for(j->ex, (int64_t)(OC + 31) / 32 * narrow_parts(d, cpu_threads(j->ex)), CPU_NS_PER_MAC((int64_t)d->B * N * K * OC),
+            conv_forward_narrow_blocks, j);
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,

@@ -146,8 +146,11 @@ static TARGET_AVX512 void dw_units(void *ctx, int64_t u0, int64_t u1, int thread
 void herdi_cpu_dwconv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
                               const conv2d_dims *d, const conv2d_post *post) {
     dw_job j = {.d = d, .out = out, .in = in, .w = w, .b = b, .post = post};
-    /* a few times the gemm's cost per MAC: loads and stores per 9 MACs */
-    cpu_for(ex, (int64_t)d->B * d->C, 2 * CPU_NS_PER_MAC((int64_t)d->B * d->C * d->OH * d->OW * 9), dw_units, &j);
+    /* a few times the gemm's cost per MAC (loads and stores per 9 MACs), plus ~100 ns a plane for its
+     * set-up and band copies: a 7x7 plane takes ~130 ns, which the MACs alone put at 30 (mobilenet_v2's
+     * 576 channels 14x14 -> 7x7 ran on one thread while the other waited) */
+    const int64_t planes = (int64_t)d->B * d->C;
+    cpu_for(ex, planes, 2 * CPU_NS_PER_MAC(planes * d->OH * d->OW * 9) + 100 * planes, dw_units, &j);
 }
 #else
 int herdi_cpu_dwconv_fits(const conv2d_dims *d) {
