@@ -311,6 +311,10 @@ static void test_dwconv_bits(void) {
         {.B = 1, .C = 3, .H = 400, .W = 20, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},  /* bands */
         {.B = 1, .C = 2, .H = 61, .W = 257, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1}, /* bands */
         {.B = 1, .C = 2, .H = 5, .W = 1, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        /* at most 7 wide at stride 1: two rows a vector (an odd row count, pads 0 and 2, bands) */
+        {.B = 2, .C = 3, .H = 13, .W = 5, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 2, .PW = 2},
+        {.B = 1, .C = 2, .H = 8, .W = 8, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 1, .C = 2, .H = 3000, .W = 4, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1}, /* bands */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         conv2d_dims d = shapes[i];

@@ -67,6 +67,30 @@ static inline TARGET_AVX512 __attribute__((always_inline)) void dw_strip(
     }
 }
 
+/* Maps at most 7 wide at stride 1 (mobilenet_v2's 7x7 layers, where a vector a row leaves 9 of 16
+ * lanes idle): the scratch rows are the padded rows themselves, pitch = OW + 2 floats, so one load
+ * at row y, column kw holds row y's taps in lanes [0, OW) and row y+1's in [pitch, pitch + OW):
+ * one vector computes two output rows, the same FMAs in the same order per lane as dw_strip. R
+ * pairs of rows [0, rows) of the strip (rows = 2R, or 2R - 1 at the end), the lanes of each
+ * pair gathered (perm) into the two output rows, which lie next to each other at o. */
+static inline TARGET_AVX512 __attribute__((always_inline)) void dw_pairs(
+    const int R, const float *P, int pitch, const __m512 *wv, __m512 bias, __m512 sc, __m512 sh, int scaled,
+    herd_act act, float *o, int OW, int rows, __m512i perm) {
+    __m512 acc[DW_STRIP];
+    for (int r = 0; r < R; r++) acc[r] = bias;
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++)
+            for (int r = 0; r < R; r++)
+                acc[r] = _mm512_fmadd_ps(wv[kh * 3 + kw], _mm512_loadu_ps(P + (size_t)(2 * r + kh) * pitch + kw), acc[r]);
+    for (int r = 0; r < R; r++) {
+        __m512 v = acc[r];
+        if (scaled) v = _mm512_add_ps(_mm512_mul_ps(v, sc), sh); /* the batch norm's multiply then add */
+        const int n = (rows - 2 * r < 2 ? rows - 2 * r : 2) * OW;
+        _mm512_mask_storeu_ps(o + (size_t)2 * r * OW, (__mmask16)((1u << n) - 1),
+                              _mm512_permutexvar_ps(perm, cpu_act_vec16(v, act)));
+    }
+}
+
 /* The 16 lanes of a load at column q0 of a row of W floats that lie inside it. */
 static inline __mmask16 dw_lanes(int q0, int W) {
     int lo = q0 < 0 ? -q0 : 0, hi = W - q0 < 16 ? W - q0 : 16;
@@ -104,13 +128,22 @@ static TARGET_AVX512 void dw_units(void *ctx, int64_t u0, int64_t u1, int thread
     const dw_job *j = ctx;
     const conv2d_dims *d = j->d;
     const int C = d->C, H = d->H, W = d->W, OH = d->OH, OW = d->OW, S = d->SW;
-    const int nch = (OW + 15) / 16;
+    const int nch = (OW + 15) / 16, pairs = S == 1 && 2 * OW + 2 <= 16; /* dw_pairs */
     /* a chunk's loads reach 16 * nch + 1 (stride 1: column 16 * (nch - 1) + 2 + 15) */
-    const int half = 16 * nch + 16, pitch = S == 1 ? 16 * nch + 16 : 2 * half;
-    int band = (DW_BAND_FLOATS / pitch - 3) / S + 1; /* output rows whose input rows the scratch holds */
+    const int half = 16 * nch + 16, pitch = pairs ? OW + 2 : S == 1 ? 16 * nch + 16 : 2 * half;
+    /* output rows whose input rows the scratch holds (pairs: a load reaches 2 rows + 17 floats past its row) */
+    int band = pairs ? DW_BAND_FLOATS / pitch - 8 : (DW_BAND_FLOATS / pitch - 3) / S + 1;
     if (band > OH) band = OH;
+    __m512i perm = _mm512_setzero_si512(); /* dw_pairs: lanes [0, OW) and [pitch, pitch + OW) side by side */
+    if (pairs) {
+        int idx[16] = {0};
+        for (int i = 0; i < OW; i++) idx[i] = i, idx[OW + i] = pitch + i;
+        perm = _mm512_loadu_si512(idx);
+    }
     float P[DW_BAND_FLOATS] __attribute__((aligned(64)));
-    memset(P, 0, sizeof(float) * (size_t)((band - 1) * S + 3) * pitch);
+    size_t zero = (size_t)((band - 1) * S + 3) * pitch;
+    if (pairs) zero += 2 * (size_t)pitch + 16; /* the lanes a last single row's vector reads past the band */
+    memset(P, 0, sizeof(float) * zero);
     const __mmask16 last = (__mmask16)((1u << (OW - 16 * (nch - 1))) - 1);
     const conv2d_post *post = j->post;
     const herd_act act = post ? post->act : HERD_ACT_NONE;
@@ -126,7 +159,19 @@ static TARGET_AVX512 void dw_units(void *ctx, int64_t u0, int64_t u1, int thread
         for (int b0 = 0; b0 < OH; b0 += band) {
             const int nb = OH - b0 < band ? OH - b0 : band;
             for (int r = 0; r < (nb - 1) * S + 3; r++) dw_copy_row(P + (size_t)r * pitch, ip, b0 * S - d->PH + r, d, half);
-            for (int s0 = 0; s0 < nb; s0 += DW_STRIP) {
+            for (int s0 = 0; pairs && s0 < nb; s0 += 2 * DW_STRIP) {
+                const int R = nb - s0 < 2 * DW_STRIP ? nb - s0 : 2 * DW_STRIP, Rp = (R + 1) / 2;
+                const float *Ps = P + (size_t)s0 * pitch;
+                float *o = op + (size_t)(b0 + s0) * OW;
+#define DW_PAIRS(r)                                                                                                    \
+    if (Rp == r) {                                                                                                     \
+        dw_pairs(r, Ps, pitch, wv, bias, sc, sh, scaled, act, o, OW, R, perm);                                         \
+        continue;                                                                                                      \
+    }
+                DW_PAIRS(4) DW_PAIRS(3) DW_PAIRS(2) DW_PAIRS(1)
+#undef DW_PAIRS
+            }
+            for (int s0 = 0; !pairs && s0 < nb; s0 += DW_STRIP) {
                 const int R = nb - s0 < DW_STRIP ? nb - s0 : DW_STRIP;
                 const float *Ps = P + (size_t)s0 * S * pitch;
                 float *o = op + (size_t)(b0 + s0) * OW;
