@@ -11,6 +11,7 @@
  * even lanes), then the folded batch norm (a multiply then an add) and ReLU/ReLU6, and one
  * store (masked at the row's end). That is the order and the rounding of the grouped kernel's
  * AVX-512 form, a zero tap adding exactly zero in both, so the outputs keep their bits.
+ * Maps at most 7 wide at stride 1 take two output rows a vector (dw_pairs), the same FMAs per lane.
  * One unit of work = one (image, channel) plane: at batch 1 the threads split the channels,
  * at batch 32 the planes of all images. */
 #include "cpu_internal.h"
