@@ -893,9 +893,13 @@ static const float *prepared_wino(const herd_exec *ex, const float *w, const con
  * blocks of a 96-channel output on 2 threads leave one idle a third of the call) each block's rows
  * are split into parts, so that there are at least 4 units a thread and a multiple of the thread
  * count, each part at least 16 rows. A part's elements are the same sums as the whole block's. */
+static int64_t narrow_ns(const conv2d_dims *d) {
+    return CPU_NS_PER_MAC((int64_t)d->B * d->OH * d->OW * d->C * d->KH * d->KW * d->OC);
+}
+
 static int narrow_parts(const conv2d_dims *d, int threads) {
     const int blocks = (d->OC + 31) / 32, R = d->B * d->OH * d->OW;
-    if (threads < 2 || blocks >= 4 * threads) return 1;
+    if (threads < 2 || blocks >= 4 * threads || narrow_ns(d) < CPU_PARALLEL_MIN_NS) return 1; /* cpu_for runs it inline */
     int parts = (4 * threads + blocks - 1) / blocks;
     while ((blocks * parts) % threads) parts++;
     return parts > R / 16 ? (R / 16 > 1 ? R / 16 : 1) : parts;
@@ -957,8 +961,7 @@ static void conv_forward_narrow(conv_job *j) {
         j->cols = g.gcol;
     }
     atomic_store(&j->next_image, 0);
-    cpu_for(j->ex, (int64_t)(OC + 31) / 32 * narrow_parts(d, cpu_threads(j->ex)), CPU_NS_PER_MAC((int64_t)d->B * N * K * OC),
-            conv_forward_narrow_blocks, j);
+    cpu_for(j->ex, (int64_t)(OC + 31) / 32 * narrow_parts(d, cpu_threads(j->ex)), narrow_ns(d), conv_forward_narrow_blocks, j);
 }
 
 static void conv_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
