@@ -1,6 +1,8 @@
 /* Checks max/avg/global-average pooling backward against central differences of L = sum(pool(in) * r),
- * plus maxpool's padding/tie rules, count_include_pad, accumulation, NULL din and herdi_pool2d_dims_finish. */
+ * plus maxpool's padding/tie rules, count_include_pad, accumulation, NULL din and herdi_pool2d_dims_finish;
+ * and that the global average's forward (8 planes at a time) gives each plane's in-order double sum. */
 #include <stdint.h>
+#include <string.h>
 
 #include "gradcheck.h"
 #include "ops/ops.h"
@@ -141,7 +143,28 @@ static void check_rules(void) {
     }
 }
 
+/* 21 planes (two groups of 8 and 5 alone) of 49 values: the bits of one plane at a time in order
+ * (catches a plane read at the wrong place or a group's tail mishandled; a sum in double of 49
+ * floats rounds to the same float in almost any order, so this cannot see an order change). */
+static void check_gap_bits(void) {
+    enum { P = 21, HW = 49 };
+    float in[P * HW], out[P], want[P];
+    uint32_t s = 12345;
+    for (int i = 0; i < P * HW; i++) {
+        s = s * 1664525u + 1013904223u;
+        in[i] = (float)((int32_t)s >> 8) * (i % 7 == 0 ? 1e3f : i % 3 == 0 ? 1e-4f : 1.0f);
+    }
+    for (int p = 0; p < P; p++) {
+        double acc = 0.0;
+        for (int i = 0; i < HW; i++) acc += in[p * HW + i];
+        want[p] = (float)(acc / HW);
+    }
+    herdi_ref_gap_forward(out, in, 3, 7, HW);
+    CHECK(!memcmp(out, want, sizeof out), "gap forward: not each plane's in-order sum");
+}
+
 int main(void) {
+    check_gap_bits();
     check_rules();
     for (int kind = 0; kind < 2; kind++) {
         check_pool(kind, 1, 1, 5, 5, 2, 2, 2, 2, 0, 0, 10 + kind);

@@ -148,8 +148,20 @@ void herdi_ref_avgpool2d_backward(float *din, const float *dout, const pool2d_di
     }
 }
 
+/* Each plane's mean is one sum in double, element by element in order; 8 planes at a time so
+ * that 8 such chains of dependent adds overlap (one plane at a time waited on each add: ~70 us
+ * for mobilenet_v2's 1280 planes of 7x7 at batch 1). The same sums, so the same bits. */
 void herdi_ref_gap_forward(float *out, const float *in, int B, int C, int HW) {
-    for (int64_t p = 0; p < (int64_t)B * C; p++) {
+    const int64_t P = (int64_t)B * C;
+    int64_t p = 0;
+    for (; p + 8 <= P; p += 8) {
+        const float *in_p = in + p * HW;
+        double acc[8] = {0};
+        for (int i = 0; i < HW; i++)
+            for (int k = 0; k < 8; k++) acc[k] += in_p[(int64_t)k * HW + i];
+        for (int k = 0; k < 8; k++) out[p + k] = (float)(acc[k] / HW);
+    }
+    for (; p < P; p++) {
         const float *in_p = in + p * HW;
         double acc = 0.0;
         for (int i = 0; i < HW; i++) acc += in_p[i];
