@@ -385,7 +385,7 @@ static void test_conv_prepared_bits(void) {
         {.B = 1, .C = 20, .H = 14, .W = 14, .OC = 33, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 2, .C = 17, .H = 14, .W = 14, .OC = 64, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         /* few blocks of 32 output channels for the threads: rows split into parts, across images */
-        {.B = 3, .C = 23, .H = 7, .W = 7, .OC = 40, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
+        {.B = 3, .C = 23, .H = 5, .W = 5, .OC = 40, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         {.B = 1, .C = 576, .H = 14, .W = 14, .OC = 96, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         {.B = 1, .C = 64, .H = 8, .W = 8, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 64, .H = 14, .W = 13, .OC = 72, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},

@@ -889,17 +889,19 @@ static const float *prepared_wino(const herd_exec *ex, const float *w, const con
     return U;
 }
 
-/* Row parts of each block of 32 output channels (narrow form): with few blocks for the threads (3
- * blocks of a 96-channel output on 2 threads leave one idle a third of the call) each block's rows
- * are split into parts, so that there are at least 4 units a thread and a multiple of the thread
- * count, each part at least 16 rows. A part's elements are the same sums as the whole block's. */
+/* Row parts of each block of 32 output channels (narrow form): with few blocks for the threads,
+ * not a multiple of their count (3 blocks of a 96-channel output on 2 threads leave one idle a
+ * third of the call), each block's rows are split into parts, so that there are at least 4 units
+ * a thread and a multiple of the thread count, each part at least 16 rows (a part re-reads its
+ * block's panel of weights). A part's elements are the same sums as the whole block's. */
 static int64_t narrow_ns(const conv2d_dims *d) {
     return CPU_NS_PER_MAC((int64_t)d->B * d->OH * d->OW * d->C * d->KH * d->KW * d->OC);
 }
 
 static int narrow_parts(const conv2d_dims *d, int threads) {
     const int blocks = (d->OC + 31) / 32, R = d->B * d->OH * d->OW;
-    if (threads < 2 || blocks >= 4 * threads || narrow_ns(d) < CPU_PARALLEL_MIN_NS) return 1; /* cpu_for runs it inline */
+    if (threads < 2 || blocks >= 4 * threads || blocks % threads == 0 || narrow_ns(d) < CPU_PARALLEL_MIN_NS)
+        return 1; /* enough blocks, an even share, or cpu_for runs it inline */
     int parts = (4 * threads + blocks - 1) / blocks;
     while ((blocks * parts) % threads) parts++;
     return parts > R / 16 ? (R / 16 > 1 ? R / 16 : 1) : parts;
