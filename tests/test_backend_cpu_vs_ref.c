@@ -626,10 +626,10 @@ static void test_conv(void) {
         /* inference-only calls (conv2d_dims.inference): Winograd F(4x4) from 32 channels and in the
          * smaller inference chunks, the example CNN's conv2 and conv3 (14x14 and 7x7: partial tiles
          * on the right and bottom edges), a 13x11 map (a tile of 1 row x 3 columns), more images
-         * than a chunk holds */
-        {.B = 5, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
-        {.B = 9, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
-        {.B = 4, .C = 33, .H = 13, .W = 11, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
+         * than a chunk holds (at least 1024 output positions: fewer keep im2col) */
+        {.B = 6, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
+        {.B = 22, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
+        {.B = 8, .C = 33, .H = 13, .W = 11, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
         /* the same shapes under the gates' position counts (batch-1 inference): im2col */
         {.B = 1, .C = 64, .H = 2, .W = 2, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 64, .H = 7, .W = 9, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
@@ -643,7 +643,8 @@ static void test_conv(void) {
         {.B = 1, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
-    /* the inference gate: the example CNN's conv2/conv3 by Winograd in inference, not in training */
+    /* the inference gate: the example CNN's conv2/conv3 by Winograd in inference at a lane's chunk
+     * of 32 images, not in training, nor at batch 1 */
     if (herdi_cpu_avx512_enabled() && !herdi_cpu_conv_gemm_only()) {
         conv2d_dims c2 = {.B = 32, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
                     c3 = {.B = 32, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1};
@@ -651,6 +652,8 @@ static void test_conv(void) {
         CHECK(!herdi_cpu_winograd_applies(&c2) && !herdi_cpu_winograd_applies(&c3), "training took Winograd on conv2/conv3");
         c2.inference = c3.inference = 1;
         CHECK(herdi_cpu_winograd_applies(&c2) && herdi_cpu_winograd_applies(&c3), "inference left Winograd on conv2/conv3");
+        c2.B = c3.B = 1;
+        CHECK(!herdi_cpu_winograd_applies(&c2) && !herdi_cpu_winograd_applies(&c3), "batch-1 inference took Winograd on conv2/conv3");
     }
     for (int i = 0; i < 24; i++) {
         /* one draw per statement: initializer order is unspecified, and the shapes must not

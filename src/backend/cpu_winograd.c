@@ -77,6 +77,7 @@ static int chunk_images(const conv2d_dims *d, int m) {
 }
 
 #define WINO_MIN_POSITIONS 64
+#define WINO_INFER_MIN_POSITIONS 1024
 
 int herdi_cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
@@ -98,10 +99,15 @@ int herdi_cpu_winograd_applies(const conv2d_dims *d) {
      * the example CNN's conv2 (32->64 14x14) and conv3 (64->128 7x7) by F(4x4), one thread a chunk
      * (lanes), batch 256, CPU per batch, alternating: 50-53 ms -> 40-45 with both (before the
      * smaller inference chunks above), 46-47 with conv3 alone. Its sums run in another order than
-     * im2col's (within the reference test's bound): training keeps im2col's bits on those shapes. */
-    const int64_t ch = d->C < d->OC ? d->C : d->OC, min_ch = d->inference ? 32 : 64, min_work = d->inference ? 2048 : 4096;
-    return !herdi_cpu_conv_gemm_only() && herdi_cpu_avx512_enabled() && ch >= min_ch && d->OH >= 4 && d->OW >= 4 &&
-           ch * d->OH * d->OW >= min_work && (int64_t)d->B * d->OH * d->OW >= WINO_MIN_POSITIONS;
+     * im2col's (within the reference test's bound): training keeps im2col's bits on those shapes.
+     * Those shapes need WINO_INFER_MIN_POSITIONS output positions a call: at batch 1 with 2
+     * threads conv2 by Winograd (three hand-offs to the pool) took the example CNN's latency from
+     * 0.39-0.56 ms to 0.67-0.71 ms, so batch 1 keeps the narrow path (and its bits). */
+    const int64_t ch = d->C < d->OC ? d->C : d->OC, positions = (int64_t)d->B * d->OH * d->OW;
+    const int wide = ch >= 64 && ch * d->OH * d->OW >= 4096;
+    const int inference = d->inference && ch >= 32 && ch * d->OH * d->OW >= 2048 && positions >= WINO_INFER_MIN_POSITIONS;
+    return !herdi_cpu_conv_gemm_only() && herdi_cpu_avx512_enabled() && (wide || inference) && d->OH >= 4 && d->OW >= 4 &&
+           positions >= WINO_MIN_POSITIONS;
 }
 
 /* The tile of every pass: F(4x4) where its tiles take the gathered path (maps under 64 columns),
