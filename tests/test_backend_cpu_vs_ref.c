@@ -104,8 +104,8 @@ static void conv_case(conv2d_dims d, int with_bias) {
     if (!herdi_conv2d_dims_finish(&d)) return;
     CHECK(cpu->conv2d_unsupported(&d) == NULL, "cpu must support every conv");
     char shape[160];
-    snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d g%d d%d,%d%s", d.B, d.C, d.H, d.W, d.OC,
-             d.KH, d.KW, d.SH, d.SW, d.PH, d.PW, d.G, d.DH, d.DW, with_bias ? " bias" : "");
+    snprintf(shape, sizeof shape, "conv B%d C%d %dx%d OC%d k%dx%d s%d,%d p%d,%d g%d d%d,%d%s%s", d.B, d.C, d.H, d.W, d.OC,
+             d.KH, d.KW, d.SH, d.SW, d.PH, d.PW, d.G, d.DH, d.DW, with_bias ? " bias" : "", d.inference ? " inference" : "");
     size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.OC * d.OH * d.OW;
     size_t nw = (size_t)d.OC * (d.C / d.G) * d.KH * d.KW;
     double kf = (double)(d.C / d.G) * d.KH * d.KW, kw_len = (double)d.B * d.OH * d.OW,
@@ -631,6 +631,13 @@ static void test_conv(void) {
         {.B = 17, .C = 40, .H = 4, .W = 4, .OC = 36, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 5, .C = 48, .H = 4, .W = 4, .OC = 33, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 8, .C = 33, .H = 3, .W = 3, .OC = 34, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        /* inference-only calls (conv2d_dims.inference): Winograd F(4x4) from 32 channels and in the
+         * smaller inference chunks, the example CNN's conv2 and conv3 (14x14 and 7x7: partial tiles
+         * on the right and bottom edges), a 13x11 map (a tile of 1 row x 3 columns), more images
+         * than a chunk holds (at least 1024 output positions: fewer keep im2col) */
+        {.B = 6, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
+        {.B = 22, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
+        {.B = 8, .C = 33, .H = 13, .W = 11, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1, .inference = 1},
         /* the same shapes under the gates' position counts (batch-1 inference): im2col */
         {.B = 1, .C = 64, .H = 2, .W = 2, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 64, .H = 7, .W = 9, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
@@ -644,6 +651,18 @@ static void test_conv(void) {
         {.B = 1, .C = 3, .H = 60, .W = 400, .OC = 24, .KH = 5, .KW = 5, .SH = 4, .SW = 4, .PH = 2, .PW = 2},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) conv_case(fixed[i], (int)(i % 2));
+    /* the inference gate: the example CNN's conv2/conv3 by Winograd in inference at a lane's chunk
+     * of 32 images, not in training, nor at batch 1 */
+    if (herdi_cpu_avx512_enabled() && !herdi_cpu_conv_gemm_only()) {
+        conv2d_dims c2 = {.B = 32, .C = 32, .H = 14, .W = 14, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+                    c3 = {.B = 32, .C = 64, .H = 7, .W = 7, .OC = 128, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1};
+        herdi_conv2d_dims_finish(&c2), herdi_conv2d_dims_finish(&c3);
+        CHECK(!herdi_cpu_winograd_applies(&c2) && !herdi_cpu_winograd_applies(&c3), "training took Winograd on conv2/conv3");
+        c2.inference = c3.inference = 1;
+        CHECK(herdi_cpu_winograd_applies(&c2) && herdi_cpu_winograd_applies(&c3), "inference left Winograd on conv2/conv3");
+        c2.B = c3.B = 1;
+        CHECK(!herdi_cpu_winograd_applies(&c2) && !herdi_cpu_winograd_applies(&c3), "batch-1 inference took Winograd on conv2/conv3");
+    }
     for (int i = 0; i < 24; i++) {
         /* one draw per statement: initializer order is unspecified, and the shapes must not
          * depend on the compiler */

@@ -36,6 +36,18 @@
 #define WINO_CHUNK_FLOATS (1 << 20)
 #define WINO_MIN_TILES 64
 #define WINO_MAX_TILES 256
+/* Inference-only calls (one thread a chunk of the batch: lanes) whose transformed kernels are at
+ * most WINO_INFER_U_FLOATS: chunks of tiles 8x smaller, at least 16 tiles, so that the tiles the
+ * input transform writes are still in L2 when the products read them and the products still in
+ * L2 when the output transform reads them; the kernels, re-read every chunk, stay there too. The
+ * example CNN at batch 256, one thread, CPU per batch (conv2 32->64 14x14: 12 images a chunk -> 2;
+ * conv3 64->128 7x7: 23 -> 4), alternating runs on a loaded machine: 42-44 ms -> 35-39 ms (the
+ * 8x chunk), 37-39 (4x), 34-36 (16x); later rounds could not tell them apart. A chunk's outputs are the same numbers
+ * whatever its size (each tile's sums run over the input channels alone); the weight gradient's
+ * sum over chunks would not be, and training keeps WINO_CHUNK_FLOATS. */
+#define WINO_INFER_CHUNK_FLOATS (1 << 17)
+#define WINO_INFER_MIN_TILES 16
+#define WINO_INFER_U_FLOATS (1 << 19)
 /* Rows of the products per work item: the item count (K x row blocks) is fixed by the shape. */
 #define WINO_ROWS 64
 /* The most tiles across (output width / 2) the row buffers hold on the stack; wider images
@@ -54,14 +66,18 @@ static int tiles(const conv2d_dims *d, int m) { return tiles_w(d, m) * tiles_h(d
 static int points(int m) { return (m + 2) * (m + 2); }
 
 static int chunk_images(const conv2d_dims *d, int m) {
-    int64_t want = WINO_CHUNK_FLOATS / (points(m) * ((int64_t)d->C + 2 * (int64_t)d->OC));
-    want = want < WINO_MIN_TILES ? WINO_MIN_TILES : want > WINO_MAX_TILES ? WINO_MAX_TILES : want;
+    const int64_t per_tile = points(m) * ((int64_t)d->C + 2 * (int64_t)d->OC);
+    const int small = d->inference && (int64_t)points(m) * d->C * d->OC <= WINO_INFER_U_FLOATS;
+    const int64_t lo = small ? WINO_INFER_MIN_TILES : WINO_MIN_TILES;
+    int64_t want = (small ? WINO_INFER_CHUNK_FLOATS : WINO_CHUNK_FLOATS) / per_tile;
+    want = want < lo ? lo : want > WINO_MAX_TILES ? WINO_MAX_TILES : want;
     int T = tiles(d, m), n = (int)((want + T - 1) / T);
     if (n < 1) n = 1;
     return n < d->B ? n : d->B;
 }
 
 #define WINO_MIN_POSITIONS 64
+#define WINO_INFER_MIN_POSITIONS 1024
 
 int herdi_cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
@@ -79,9 +95,19 @@ int herdi_cpu_winograd_applies(const conv2d_dims *d) {
      * per output position of the batch: under WINO_MIN_POSITIONS positions (batch-1 inference
      * on small maps) the direct paths win: ResNet-18 at 3x64x64, batch 1, 2 threads: its 4x4
      * layers took 2.2-2.6 ms each by Winograd. */
-    const int64_t ch = d->C < d->OC ? d->C : d->OC;
-    return !herdi_cpu_conv_gemm_only() && herdi_cpu_avx512_enabled() && ch >= 64 && d->OH >= 4 && d->OW >= 4 &&
-           ch * d->OH * d->OW >= 4096 && (int64_t)d->B * d->OH * d->OW >= WINO_MIN_POSITIONS;
+    /* Inference-only calls (d->inference) take it from 32 channels and 2048 channel-positions on:
+     * the example CNN's conv2 (32->64 14x14) and conv3 (64->128 7x7) by F(4x4), one thread a chunk
+     * (lanes), batch 256, CPU per batch, alternating: 50-53 ms -> 40-45 with both (before the
+     * smaller inference chunks above), 46-47 with conv3 alone. Its sums run in another order than
+     * im2col's (within the reference test's bound): training keeps im2col's bits on those shapes.
+     * Those shapes need WINO_INFER_MIN_POSITIONS output positions a call: at batch 1 with 2
+     * threads conv2 by Winograd (three hand-offs to the pool) took the example CNN's latency from
+     * 0.39-0.56 ms to 0.67-0.71 ms, so batch 1 keeps the narrow path (and its bits). */
+    const int64_t ch = d->C < d->OC ? d->C : d->OC, positions = (int64_t)d->B * d->OH * d->OW;
+    const int wide = ch >= 64 && ch * d->OH * d->OW >= 4096;
+    const int inference = d->inference && ch >= 32 && ch * d->OH * d->OW >= 2048 && positions >= WINO_INFER_MIN_POSITIONS;
+    return !herdi_cpu_conv_gemm_only() && herdi_cpu_avx512_enabled() && (wide || inference) && d->OH >= 4 && d->OW >= 4 &&
+           positions >= WINO_MIN_POSITIONS;
 }
 
 /* The tile of every pass: F(4x4) where its tiles take the gathered path (maps under 64 columns),
@@ -537,6 +563,7 @@ static TARGET_AVX512 void store_tiles_rows(float *o, int W, const int32_t *first
         full &= inside[rc];
     }
     cpu_transpose16(v);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int l = 0; l < 16; l++) {
         if (!(m >> l & 1)) continue;
         float *t = o + first[l];
@@ -545,11 +572,11 @@ static TARGET_AVX512 void store_tiles_rows(float *o, int W, const int32_t *first
             _mm_storeu_ps(t + W, _mm512_extractf32x4_ps(v[l], 1));
             _mm_storeu_ps(t + 2 * W, _mm512_extractf32x4_ps(v[l], 2));
             _mm_storeu_ps(t + 3 * W, _mm512_extractf32x4_ps(v[l], 3));
-        } else {
-            float tmp[16];
-            _mm512_storeu_ps(tmp, v[l]);
-            for (int rc = 0; rc < 16; rc++)
-                if (inside[rc] >> l & 1) t[rc / 4 * W + rc % 4] = tmp[rc];
+        } else { /* the outputs inside are the tile's top-left rows x cols: its inside rows under a column mask */
+            __mmask16 cols = 0;
+            for (int c = 0; c < 4; c++) cols |= (__mmask16)((inside[c] >> l & 1) << c);
+            for (int r = 0; r < 4 && (inside[4 * r] >> l & 1); r++) /* row r moved to lanes 0-3 (no trip through memory) */
+                _mm512_mask_storeu_ps(t + r * W, cols, _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(4 * r)), v[l]));
         }
     }
 }

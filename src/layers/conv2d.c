@@ -60,6 +60,7 @@ static const char *conv_unsupported(const node *n, const herd_backend *be) {
 static herd_status conv_plan(node *n, layer_plan *p) {
     conv2d_dims d = CFG(n)->d;
     d.B = p->call_B;
+    d.inference = p->inference;
     size_t ws = n->be->conv2d_workspace ? n->be->conv2d_workspace(&d, p->threads) : 0;
     if (ws > p->workspace_floats) p->workspace_floats = ws;
     size_t prep = p->inference && n->be->conv2d_prepared ? n->be->conv2d_prepared(&d) : 0;
@@ -71,6 +72,7 @@ static herd_status conv_plan(node *n, layer_plan *p) {
 static void conv_forward(const layer_call *c) {
     conv2d_dims d = CFG(c->n)->d;
     d.B = c->B;
+    d.inference = c->ex && c->ex->inference;
     const conv2d_post post = {.scale = c->scale, .shift = c->shift, .act = c->n->fused_act};
     if ((post.act || post.scale) && c->be->conv2d_forward_act) {
         c->be->conv2d_forward_act(c->ex, c->out, c->in[0], c->w[0], c->w[1], &d, &post);

@@ -19,6 +19,9 @@ typedef struct conv2d_dims {
     int G;              /* groups: input channels [g*C/G, (g+1)*C/G) feed outputs [g*OC/G, (g+1)*OC/G);
                            0 reads as 1 (herdi_conv2d_dims_finish sets it) */
     int DH, DW;         /* dilation: tap k reads input row o*SH - PH + k*DH; 0 reads as 1 */
+    int inference;      /* a call (or plan) of an inference-only model (herd_exec.inference): no training
+                           step reads the output, so a kernel may take a form that sums in another
+                           order on more shapes (Winograd: cpu_winograd.c); the reference ops ignore it */
 } conv2d_dims;
 
 /* Whether d uses groups or dilation (the plain convolution's fast paths do not). */
