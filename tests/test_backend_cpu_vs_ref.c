@@ -370,8 +370,9 @@ static void test_dwconv_bits(void) {
 /* Weights prepared once for inference (herd_exec.prep, cpu_conv2d.c): the narrow batch-1 form
  * (one product split by output channels: 1x1, 2x2, 4x4, 7x7, 14x14 maps, pointwise, output
  * channels not a multiple of 32, a group of images; with few blocks for the threads, by rows too,
- * parts crossing from one image to the next), the transposed form and Winograd reading
- * prepared kernels must give the bits of the same call without prep, on 1-3 threads, with the
+ * parts crossing from one image to the next), the transposed form, Winograd reading prepared
+ * kernels and the tiny-map form reading the panels (cpu_conv_taps.c) must give the bits of the
+ * same call without prep, on 1-3 threads, with the
  * fused activations; the first call fills the prep and the next reads it; a reset tag after new
  * weights gives the new weights' results. Planned for the batch of the call (d.B) as a model does. */
 static void test_conv_prepared_bits(void) {
@@ -389,11 +390,19 @@ static void test_conv_prepared_bits(void) {
         {.B = 1, .C = 576, .H = 14, .W = 14, .OC = 96, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .PH = 0, .PW = 0},
         {.B = 1, .C = 64, .H = 8, .W = 8, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
         {.B = 1, .C = 64, .H = 14, .W = 13, .OC = 72, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        /* the tiny-map form (cpu_conv_taps.c) over several images: 2x2, 1x1, 4x4, stride 2 onto 2x2 */
+        {.B = 8, .C = 64, .H = 2, .W = 2, .OC = 70, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 20, .C = 32, .H = 1, .W = 1, .OC = 40, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 6, .C = 48, .H = 4, .W = 4, .OC = 64, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
+        {.B = 17, .C = 33, .H = 4, .W = 4, .OC = 36, .KH = 3, .KW = 3, .SH = 2, .SW = 2, .PH = 1, .PW = 1},
         {.B = 1, .C = 8, .H = 30, .W = 30, .OC = 16, .KH = 3, .KW = 3, .SH = 1, .SW = 1, .PH = 1, .PW = 1},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         conv2d_dims d = shapes[i];
         CHECK(herdi_conv2d_dims_finish(&d), "prepared shape %zu", i);
+        const size_t n_shapes = sizeof shapes / sizeof shapes[0]; /* the tiny-map ones: the 4 before the last */
+        CHECK(i + 5 < n_shapes || i + 1 == n_shapes || herdi_cpu_conv_taps_applies(&d) || !herdi_cpu_avx512_enabled(),
+              "prepared shape %zu: takes the tiny-map form", i);
         char shape[96];
         snprintf(shape, sizeof shape, "prepared conv B%d C%d %dx%d OC%d k%d s%d", d.B, d.C, d.H, d.W, d.OC, d.KH, d.SH);
         size_t nin = (size_t)d.B * d.C * d.H * d.W, nout = (size_t)d.B * d.OC * d.OH * d.OW;

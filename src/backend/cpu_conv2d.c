@@ -973,7 +973,7 @@ static void conv_forward(const herd_exec *ex, float *out, const float *in, const
         return;
     }
     if (taps_fit(ex, d)) {
-        herdi_cpu_conv_taps_forward(ex, out, in, w, b, d, post);
+        herdi_cpu_conv_taps_forward(ex, out, in, w, b, d, post, prepared_panels(ex, w, d));
         return;
     }
     int slots = conv_slots(ex, d, 0);

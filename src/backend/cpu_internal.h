@@ -198,8 +198,10 @@ void herdi_cpu_dwconv_forward(const herd_exec *ex, float *out, const float *in, 
  * 60% of im2col's products, one product per tap; cpu_conv2d_* hand such shapes to it. */
 int herdi_cpu_conv_taps_applies(const conv2d_dims *d);
 size_t herdi_cpu_conv_taps_workspace(const conv2d_dims *d, int threads);
+/* panels: NULL, or w^T prepared for inference in blocks of 32 output channels, block oc0 (K, nb)
+ * at panels + oc0*K (cpu_conv2d.c's prepared_panels); the products then read them in place of w */
 void herdi_cpu_conv_taps_forward(const herd_exec *ex, float *out, const float *in, const float *w, const float *b,
-                           const conv2d_dims *d, const conv2d_post *post);
+                           const conv2d_dims *d, const conv2d_post *post, const float *panels);
 void herdi_cpu_conv_taps_backward(const herd_exec *ex, float *din, float *dw, float *db, const float *dout,
                             const float *in, const float *w, const conv2d_dims *d);
 /* Winograd F(2x2, 3x3) and F(4x4, 3x3) (cpu_winograd.c): 3x3 convolutions with stride 1 and padding 1 and
