@@ -78,6 +78,7 @@ static int chunk_images(const conv2d_dims *d, int m) {
 
 #define WINO_MIN_POSITIONS 64
 #define WINO_INFER_MIN_POSITIONS 1024
+#define WINO_MIN_CALL_TILES 16
 
 int herdi_cpu_winograd_applies(const conv2d_dims *d) {
     if (d->KH != 3 || d->KW != 3 || d->SH != 1 || d->SW != 1 || d->PH != 1 || d->PW != 1) return 0;
@@ -102,12 +103,18 @@ int herdi_cpu_winograd_applies(const conv2d_dims *d) {
      * im2col's (within the reference test's bound): training keeps im2col's bits on those shapes.
      * Those shapes need WINO_INFER_MIN_POSITIONS output positions a call: at batch 1 with 2
      * threads conv2 by Winograd (three hand-offs to the pool) took the example CNN's latency from
-     * 0.39-0.56 ms to 0.67-0.71 ms, so batch 1 keeps the narrow path (and its bits). */
+     * 0.39-0.56 ms to 0.67-0.71 ms, so batch 1 keeps the narrow path (and its bits). And with the
+     * kernels prepared (inference) the products are the cost of the wide shapes too: each is (tiles
+     * of the call) wide, and under WINO_MIN_CALL_TILES F(4x4) tiles a call (an 8x8 map under 4
+     * images, 4x4 under 16) they fill a fraction of a vector: 128ch 8x8, three convs, one thread,
+     * CPU ms: batch 1 1.87 by Winograd against 0.58 direct, batch 2 1.73 / 1.25; batch 4 (16
+     * tiles) 1.85 / 2.56; 64ch 16x16 batch 1 (16 tiles) 0.42 / 0.61; 256ch 4x4 batch 4 7.3 / 2.9.
+     * Training keeps its forms (and bits) at every batch. */
     const int64_t ch = d->C < d->OC ? d->C : d->OC, positions = (int64_t)d->B * d->OH * d->OW;
     const int wide = ch >= 64 && ch * d->OH * d->OW >= 4096;
     const int inference = d->inference && ch >= 32 && ch * d->OH * d->OW >= 2048 && positions >= WINO_INFER_MIN_POSITIONS;
     return !herdi_cpu_conv_gemm_only() && herdi_cpu_avx512_enabled() && (wide || inference) && d->OH >= 4 && d->OW >= 4 &&
-           positions >= WINO_MIN_POSITIONS;
+           positions >= WINO_MIN_POSITIONS && (!d->inference || (int64_t)d->B * tiles(d, 4) >= WINO_MIN_CALL_TILES);
 }
 
 /* The tile of every pass: F(4x4) where its tiles take the gathered path (maps under 64 columns),
