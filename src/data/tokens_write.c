@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/text_internal.h"
 #include "data/tokens_format.h"
 #include "io/atomic_file.h"
 #include "io/crc32c.h"
+#include "io/input_file.h"
 
 #define PIECE ((size_t)4 << 20)
 
@@ -63,8 +65,13 @@ static herd_status stream_pieces(text_stream *t, piece *out, int max, int *got, 
     while (*got < max) {
         if (!t->f && !t->eof) {
             if (t->file >= t->npaths) break;
-            if (!(t->f = fopen(t->paths[t->file], "rb")))
-                return herd_fail(err, HERD_EIO, "%s: cannot open: %s", t->paths[t->file], strerror(errno));
+            int fd;
+            herd_status st = herdi_input_open(t->paths[t->file], &fd, NULL, err);
+            if (st) return st;
+            if (!(t->f = fdopen(fd, "rb"))) {
+                close(fd);
+                return herd_fail(err, HERD_ENOMEM, "%s: out of memory", t->paths[t->file]);
+            }
             t->line = 1;
         }
         if (!t->eof && t->filled < t->cap) {
