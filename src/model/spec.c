@@ -378,7 +378,9 @@ herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error 
         return herd_fail(err, HERD_ESPEC, "%s: not a text file (contains a NUL byte)", path);
     }
     buf[n] = 0;
-    st = herd_model_parse(out, buf, path, err);
+    /* a UTF-8 byte order mark, as Windows editors write, is not part of the text */
+    size_t bom = n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    st = herd_model_parse(out, buf + bom, path, err);
     free(buf);
     return st;
 }
