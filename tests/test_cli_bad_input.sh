@@ -110,6 +110,14 @@ odd "FIFO text" "$O/a.txt: not a regular file (a FIFO)" -- stats "text:$O/a.txt,
 odd "device text" "/dev/zero: not a regular file (a device)" -- stats "text:/dev/zero,$O/b.txt"
 odd "FIFO criteo" "$O/c.tsv: not a regular file (a FIFO)" -- stats "criteo:$O/c.tsv?hash=10"
 odd "FIFO sqlite" "$O/d.db: not a regular file (a FIFO)" -- stats "sqlite:$O/d.db?query=SELECT 1 AS label"
+# a FIFO named as the newest checkpoint: skipped as damaged, the run resumes from the one before
+expect_exit 0 "checkpoints of the linear model" -- "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 1 --quiet \
+    --checkpoint-dir "$O/ck" --checkpoint-every 1
+mkfifo "$O/ck/ckpt-0000099999.safetensors"
+expect_exit 0 "resume past a FIFO checkpoint" -- timeout 30 "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 2 \
+    --resume "$O/ck" --progress none
+grep -q "skipped 1 damaged checkpoint (newest: $O/ck/ckpt-0000099999.safetensors: not a regular file (a FIFO))" "$TMP/err" &&
+    pass || fail "resume past a FIFO checkpoint: $(head -c 300 "$TMP/err")"
 odd "FIFO tokenizer input" "$O/a.txt: not a regular file (a FIFO)" -- convert "text:$O/a.txt" "$O/out.tok" --tokenizer byte
 
 # srun with Slurm's default --mpi=none: every task would train alone as rank 0 of 1
