@@ -311,6 +311,11 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
         }
         qsort(order, keep, sizeof *order, by_bytes);
         V = (int)keep + has_unk;
+        if (V < 2) { /* the reader (and a model's classes) need two ids */
+            st = herd_fail(err, HERD_EFORMAT, "%s: the text holds one distinct %s token only; a token file needs at "
+                           "least 2", paths[0], herdi_text_tokenizer_name(kind));
+            goto done;
+        }
         static const char *const unk_text[] = {"", "\xEF\xBF\xBD", "<unk>"}; /* U+FFFD for chars */
         for (size_t e = 0; e < keep; e++) vlen += 2 + maps[0].entries[order[e]].len;
         vlen += has_unk ? 2 + strlen(unk_text[kind]) : 0;
