@@ -83,6 +83,43 @@ cp "$TMP/lin.safetensors" "$TMP/keep.safetensors"
 expect_exit 1 "unwritable save path" -- "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 1 --save "$TMP/no/dir/w.safetensors"
 cmp -s "$TMP/lin.safetensors" "$TMP/keep.safetensors" && pass || fail "earlier weights file changed"
 
+# not a regular file where herd reads one: a FIFO (open() would wait for a writer forever), a
+# directory, a device that never ends; one line naming the file, never a hang
+mkdir -p "$TMP/odd/dir.spec" "$TMP/odd/c"
+for f in m.spec m.onnx w.safetensors trainx.npy a.tfrecord a.herd t.tok a.txt b.txt c.tsv d.db a.csv c/data_batch_1.bin; do
+    mkfifo "$TMP/odd/$f"
+done
+odd() { # odd WHAT PATTERN -- herd args...
+    local what=$1 pattern=$2
+    shift 3
+    expect_exit 1 "$what" -- timeout 20 "$HERD" "$@"
+    expect_err_line "$what" "$pattern"
+}
+O=$TMP/odd
+odd "FIFO spec" "$O/m.spec: not a regular file (a FIFO)" -- summary "$O/m.spec"
+odd "FIFO onnx" "$O/m.onnx: not a regular file (a FIFO)" -- summary "$O/m.onnx"
+odd "directory spec" "$O/dir.spec: not a regular file (a directory)" -- summary "$O/dir.spec"
+odd "FIFO weights" "$O/w.safetensors: not a regular file (a FIFO)" -- eval "$TMP/lin.spec" --data "$TMP/d" --weights "$O/w.safetensors"
+odd "FIFO npy" "$O/trainx.npy: not a regular file (a FIFO)" -- stats "$O/trainx.npy"
+odd "FIFO tfrecord" "$O/a.tfrecord: not a regular file (a FIFO)" -- stats "$O/a.tfrecord"
+odd "FIFO shard" "$O/a.herd: not a regular file (a FIFO)" -- stats "$O/a.herd"
+odd "FIFO csv" "$O/a.csv: not a regular file (a FIFO)" -- stats "$O/a.csv"
+odd "FIFO CIFAR-10" "$O/c: directory holds neither" -- stats "$O/c"
+odd "FIFO token file" "$O/t.tok: not a regular file (a FIFO)" -- stats "lm:$O/t.tok?ctx=4"
+odd "FIFO text" "$O/a.txt: not a regular file (a FIFO)" -- stats "text:$O/a.txt,$O/b.txt"
+odd "device text" "/dev/zero: not a regular file (a device)" -- stats "text:/dev/zero,$O/b.txt"
+odd "FIFO criteo" "$O/c.tsv: not a regular file (a FIFO)" -- stats "criteo:$O/c.tsv?hash=10"
+odd "FIFO sqlite" "$O/d.db: not a regular file (a FIFO)" -- stats "sqlite:$O/d.db?query=SELECT 1 AS label"
+# a FIFO named as the newest checkpoint: skipped as damaged, the run resumes from the one before
+expect_exit 0 "checkpoints of the linear model" -- "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 1 --quiet \
+    --checkpoint-dir "$O/ck" --checkpoint-every 1
+mkfifo "$O/ck/ckpt-0000099999.safetensors"
+expect_exit 0 "resume past a FIFO checkpoint" -- timeout 30 "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 2 \
+    --resume "$O/ck" --progress none
+grep -q "skipped 1 damaged checkpoint (newest: $O/ck/ckpt-0000099999.safetensors: not a regular file (a FIFO))" "$TMP/err" &&
+    pass || fail "resume past a FIFO checkpoint: $(head -c 300 "$TMP/err")"
+odd "FIFO tokenizer input" "$O/a.txt: not a regular file (a FIFO)" -- convert "text:$O/a.txt" "$O/out.tok" --tokenizer byte
+
 # srun with Slurm's default --mpi=none: every task would train alone as rank 0 of 1
 if "$HERD" --version 2>/dev/null | grep -q "mpi: yes" || [ -n "$(command -v mpirun)" ]; then
     SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 expect_exit 1 "srun --mpi=none" -- "$HERD" train "$TMP/lin.spec" --data "$TMP/d" --epochs 1

@@ -116,7 +116,7 @@ expect_out "47 samples read back" "47"
 # an empty file
 : >"$TMP/bad/dog/007.jpg"
 expect_exit 1 "empty JPEG" -- "$HERD" convert "$TMP/bad" "$TMP/b3" --shape 3x32x32
-expect_err_line "empty file named" "bad/dog/007.jpg: empty or not a regular file"
+expect_err_line "empty file named" "bad/dog/007.jpg: empty file"
 
 # a JPEG declaring a zero width: corrupt, named
 cp "$TMP/jpg/cat/001.jpg" "$TMP/bad/dog/007.jpg"

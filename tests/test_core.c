@@ -12,6 +12,10 @@ static void test_errors(void) {
     herd_fail_prefix(&err, "loading %d", 3);
     CHECK(strcmp(err.msg, "loading 3: a.idx: cannot open second") == 0, "'%s'", err.msg);
     CHECK(strcmp(herd_status_str(HERD_ESPEC), "bad model spec") == 0, "status name");
+    /* bytes of a damaged file quoted in a message: one printable line (no CR, escape, vertical
+     * tab, invalid UTF-8, C1 control or line separator), valid UTF-8 kept */
+    herd_fail(&err, HERD_EFORMAT, "%s: label '%s'", "c.tsv:1", "\r0\x1b[2J\x0b\xff\xc2\x85\xc3\xa9\xe2\x80\xa8\xe0\x80\x80\t.");
+    CHECK(strcmp(err.msg, "c.tsv:1: label ' 0\?[2J\?\?\?\xc3\xa9\?\?\?\? .'") == 0, "'%s'", err.msg);
     char big[3000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;

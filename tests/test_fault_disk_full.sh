@@ -74,4 +74,37 @@ expect_exit 1 "--tensorboard on a full disk" -- "$HERD" train d16.spec "${T[@]}"
 expect_err_line "--tensorboard on a full disk" "No space left on device"
 expect_err_line "the error names the event file" "$FULL/tb/"
 
+# (4) every other command that replaces a file: export, predict --out, import, convert over an
+# existing output fail on the full disk with one line, and the files they would replace stay
+rm -rf "$FULL/filler" "$FULL/log.json" "$FULL/tb" "$FULL/w.safetensors"
+make_subset sub2 16 8
+cp "$TMP/w_before.safetensors" w.safetensors
+OUTS=(m.onnx p.npy m.spec m.safetensors sh/train-00000-of-00001.herd sh/test-00000-of-00001.herd)
+expect_exit 0 "export" -- "$HERD" export d16.spec --weights w.safetensors --onnx "$FULL/m.onnx"
+expect_exit 0 "predict --out" -- "$HERD" predict d16.spec --weights w.safetensors --data sub --out "$FULL/p.npy" --threads 1
+expect_exit 0 "import" -- "$HERD" import "$FULL/m.onnx" --spec-out "$FULL/m.spec" --weights-out "$FULL/m.safetensors"
+expect_exit 0 "convert" -- "$HERD" convert sub2 "$FULL/sh" --shards 1 --threads 1
+(cd "$FULL" && md5sum "${OUTS[@]}") >"$TMP/outs.md5" || fail "outputs missing: $(ls -R "$FULL")"
+dd if=/dev/zero of="$FULL/filler" bs=4k 2>/dev/null
+for c in export predict import convert; do
+    case $c in
+    export) expect_exit 1 "export on a full disk" -- "$HERD" export d16.spec --weights w.safetensors --onnx "$FULL/m.onnx" ;;
+    predict) expect_exit 1 "predict on a full disk" -- "$HERD" predict d16.spec --weights w.safetensors --data sub \
+        --out "$FULL/p.npy" --threads 1 ;;
+    import) # another model, and room for its spec but not its weights: the spec must not change
+        printf 'input 1x28x28\nflatten\ndense 8\n' >d8.spec
+        "$HERD" export d8.spec --seed 1 --onnx "$TMP/m8.onnx" >/dev/null || fail "export of d8.spec"
+        rm "$FULL/filler"
+        dd if=/dev/zero of="$FULL/filler" bs=4k count=$(($(df -k --output=avail "$FULL" | tail -1) / 4 - 2)) 2>/dev/null
+        expect_exit 1 "import on a full disk" -- "$HERD" import "$TMP/m8.onnx" --spec-out "$FULL/m.spec" \
+            --weights-out "$FULL/m.safetensors" ;;
+    convert) expect_exit 1 "convert on a full disk" -- "$HERD" convert sub2 "$FULL/sh" --shards 1 --threads 1 ;;
+    esac
+    expect_err_line "$c on a full disk" "No space left on device"
+done
+(cd "$FULL" && md5sum -c --quiet "$TMP/outs.md5") && pass || fail "a failed write on the full disk changed an earlier output"
+left=$(cd "$FULL" && ls -A . sh | tr '\n' ' ')
+[ "$left" = ".: filler m.onnx m.safetensors m.spec p.npy sh  sh: test-00000-of-00001.herd train-00000-of-00001.herd " ] && pass ||
+    fail "temp files left behind: $left"
+
 summary

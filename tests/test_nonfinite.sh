@@ -30,4 +30,22 @@ expect_exit 0 "skip-step" -- "$HERD" train "$TMP/m.spec" --data "$TMP/d" --epoch
     --on-nan skip-step
 grep -q "epoch 1: 8 step(s) skipped for non-finite gradients" "$TMP/err" && pass || fail "skip count: $(cat "$TMP/err")"
 expect_exit 2 "bad --on-nan" -- "$HERD" train "$TMP/m.spec" --on-nan ignore
+
+# a NaN in the data itself: the sample is named, not a layer (and not "a lower learning rate")
+/usr/bin/python3 - "$TMP" <<'PY'
+import sys
+import numpy as np
+x = np.random.default_rng(1).random((64, 4), dtype=np.float32)
+x[5, 2] = np.nan
+np.save(sys.argv[1] + "/trainx.npy", x)
+np.save(sys.argv[1] + "/trainy.npy", np.arange(64) % 3)
+PY
+printf 'input 4\ndense 3\n' >"$TMP/t.spec"
+expect_exit 1 "NaN in the data" -- "$HERD" train "$TMP/t.spec" --data "$TMP/trainx.npy" --epochs 1 --quiet
+expect_err_line "NaN in the data" "trainx.npy: sample 5 holds a non-finite input value (NaN/Inf)"
+expect_exit 1 "stats of NaN data" -- "$HERD" stats "$TMP/trainx.npy"
+expect_err_line "stats of NaN data" "trainx.npy: sample 5: channel 2 holds a non-finite value (NaN/Inf)"
+expect_exit 1 "normalize auto on NaN data" -- "$HERD" train "$TMP/t.spec" --data "$TMP/trainx.npy" --epochs 1 --quiet \
+    --normalize auto
+expect_err_line "normalize auto on NaN data" "sample 5: channel 2 holds a non-finite value"
 summary

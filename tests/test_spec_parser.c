@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "scratch_files.h"
 #include "herd/model.h"
 
 static const char *src_dir(void) {
@@ -170,9 +171,28 @@ static void test_bad_specs(void) {
           "%s", err.msg);
 }
 
+/* A spec saved by a Windows editor: a UTF-8 byte order mark first, CRLF line ends. */
+static void test_bom_spec(void) {
+    char path[128];
+    if (!scratch_init("herd_spec")) {
+        CHECK(0, "no scratch directory");
+        return;
+    }
+    scratch_write("bom.spec", "\xEF\xBB\xBFinput 4\r\ndense 3\r\n", path);
+    herd_model *m = NULL;
+    herd_error err = {0};
+    CHECK(herd_model_load_spec(&m, path, &err) == HERD_OK && herd_model_layer_count(m) == 1, "BOM spec: %s", err.msg);
+    herd_model_destroy(m);
+    m = NULL;
+    scratch_write("bom_bad.spec", "\xEF\xBB\xBFinput 4\ndense x\n", path);
+    CHECK(herd_model_load_spec(&m, path, &err) == HERD_ESPEC && strstr(err.msg, "bom_bad.spec:2:7:"), "%s", err.msg);
+    scratch_remove();
+}
+
 int main(void) {
     test_fashion_spec();
     test_residual_and_names();
     test_bad_specs();
+    test_bom_spec();
     return check_summary();
 }

@@ -64,10 +64,15 @@ int cmd_import(int argc, char **argv) {
     herd_model *m = NULL;
     char *text = NULL;
     int rc = 1;
-    /* import fully first: a file herd cannot load leaves no spec behind */
+    /* import fully first: a file herd cannot load leaves no spec behind; then the weights, the
+     * large file (a full disk stops there, before the spec is replaced), then the spec */
     if (herd_model_import_onnx(&m, pos[0], &err)) goto fail;
+    if (spec_out && herd_model_write_spec(m, &text, &err)) goto fail;
+    if (weights_out) {
+        if (herd_model_save(m, weights_out, &err)) goto fail;
+        printf("wrote %s\n", weights_out);
+    }
     if (spec_out) {
-        if (herd_model_write_spec(m, &text, &err)) goto fail;
         const void *chunk = text;
         size_t len = strlen(text);
         if (strcmp(spec_out, "-") == 0) {
@@ -76,10 +81,6 @@ int cmd_import(int argc, char **argv) {
             if (herdi_io_write_file_atomic(spec_out, &chunk, &len, 1, NULL, &err)) goto fail;
             printf("wrote %s\n", spec_out);
         }
-    }
-    if (weights_out) {
-        if (herd_model_save(m, weights_out, &err)) goto fail;
-        printf("wrote %s\n", weights_out);
     }
     rc = 0;
 fail:

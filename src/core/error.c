@@ -26,9 +26,37 @@ const char *herd_status_str(herd_status st) {
     return "unknown status";
 }
 
-static void strip_newlines(char *s) {
-    for (; *s; s++)
-        if (*s == '\n' || *s == '\r') *s = ' ';
+/* Makes the message one line of printable text, in place: a message quotes bytes of damaged
+ * files, and a newline, a carriage return or a terminal escape among them would split or
+ * garble the line a user reads. Blanks (\n, \r, \t) become spaces; other control characters,
+ * bytes that are not UTF-8 and the code points that break lines (U+0080..U+009F, U+2028,
+ * U+2029) become one '?' each. */
+static void one_line(char *s) {
+    unsigned char *r = (unsigned char *)s, *w = r;
+    while (*r) {
+        unsigned c = *r;
+        int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
+        uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+        for (int k = 1; k < n; k++) {
+            if ((r[k] & 0xC0) != 0x80) { /* ends early (a NUL too) */
+                n = 0;
+                break;
+            }
+            cp = cp << 6 | (r[k] & 0x3F);
+        }
+        if (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) n = 0; /* overlong, surrogate */
+        if (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) n = 0;
+        if (n == 0) {
+            *w++ = '?', r++;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            *w++ = ' ', r++;
+        } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+            *w++ = '?', r += n;
+        } else {
+            for (int k = 0; k < n; k++) *w++ = *r++;
+        }
+    }
+    *w = 0;
 }
 
 /* Copies the len-byte message s into dst (cap bytes). A message too long to fit loses the
@@ -61,7 +89,7 @@ static void fit_message(char *dst, size_t cap, char *s, size_t len) {
     } else {
         memcpy(dst, s, len + 1);
     }
-    strip_newlines(dst);
+    one_line(dst);
 }
 
 /* The formatted text in a heap buffer (NULL if out of memory), its length in *len. */
@@ -88,7 +116,7 @@ herd_status herd_failv(herd_error *err, herd_status st, const char *fmt, va_list
             free(s);
         } else {
             vsnprintf(err->msg, sizeof err->msg, fmt, again);
-            strip_newlines(err->msg);
+            one_line(err->msg);
         }
         va_end(again);
         err->status = st;

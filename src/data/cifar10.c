@@ -1,11 +1,13 @@
 /* CIFAR-10 binary batches: each record is one label byte then 3072 pixel bytes as
  * R, G, B planes of 32x32, which is already the NCHW layout herd uses. */
 #include "herd/data.h"
+#include "io/input_file.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define CIFAR_PIXELS 3072
@@ -16,8 +18,10 @@
  * total is known to be backed by real bytes. */
 static herd_status cifar_file_records(const char *path, int64_t *records, herd_error *err) {
     struct stat sb;
-    if (stat(path, &sb) != 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode)) return herd_fail(err, HERD_EIO, "%s: not a regular file", path);
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, &sb, err);
+    if (st) return st;
+    close(fd);
     if (sb.st_size <= 0 || sb.st_size % CIFAR_RECORD != 0)
         return herd_fail(err, HERD_EFORMAT,
                          "%s: size %lld bytes is not a positive multiple of the %d-byte CIFAR-10 record", path,
@@ -28,9 +32,14 @@ static herd_status cifar_file_records(const char *path, int64_t *records, herd_e
 
 static herd_status cifar_read_file(const char *path, int64_t records, uint8_t *images, int32_t *labels,
                                    herd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    herd_status st = HERD_OK;
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    if (st) return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    }
     for (int64_t r = 0; r < records; r++) {
         uint8_t label;
         if (fread(&label, 1, 1, f) != 1 ||

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "herd/data.h"
+#include "io/input_file.h"
 
 #define LINE_CAP 4096                 /* longest line accepted (Criteo's are ~150-300 bytes) */
 #define READ_CHUNK ((size_t)1 << 20) /* open reads the files this much at a time */
@@ -274,15 +275,12 @@ herd_status herd_criteo_open(herd_dataset **out, const char *const *paths, int n
     for (int k = 0; k < npaths; k++) {
         criteo_file *f = &im->files[k];
         im->nfiles = k + 1;
-        f->fd = open(paths[k], O_RDONLY);
+        f->fd = -1;
         if (!(f->path = strdup(paths[k]))) {
             st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", paths[k]);
             goto fail;
         }
-        if (f->fd < 0) {
-            st = herd_fail(err, HERD_EIO, "%s: cannot open: %s", paths[k], strerror(errno));
-            goto fail;
-        }
+        if ((st = herdi_input_open(paths[k], &f->fd, NULL, err))) goto fail;
         f->first = n;
         if ((st = scan_file(im, f, &n, &cap, buf, line, err))) goto fail;
     }

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "data/category.h"
 #include "data/row_table.h"
+#include "io/input_file.h"
 
 typedef struct csv_parser {
     const char *path;
@@ -84,13 +86,16 @@ static const char *printable(const char *s, char *buf, size_t cap) {
 
 static herd_status read_file(const char *path, char **text, size_t *len, herd_error *err) {
     struct stat sb;
+    int fd;
     *text = NULL;
-    if (stat(path, &sb) != 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode)) return herd_fail(err, HERD_EIO, "%s: not a regular file", path);
-    if (sb.st_size == 0) return herd_fail(err, HERD_EFORMAT, "%s: empty file (expected a header row)", path);
-    if ((unsigned long long)sb.st_size >= (size_t)-1) return herd_fail(err, HERD_ENOMEM, "%s: too large", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    herd_status st = herdi_input_open(path, &fd, &sb, err);
+    if (st) return st;
+    FILE *f = sb.st_size == 0 || (unsigned long long)sb.st_size >= (size_t)-1 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        if (sb.st_size == 0) return herd_fail(err, HERD_EFORMAT, "%s: empty file (expected a header row)", path);
+        return herd_fail(err, HERD_ENOMEM, "%s: too large", path);
+    }
     char *buf = malloc((size_t)sb.st_size + 1);
     if (!buf) {
         fclose(f);

@@ -2,6 +2,7 @@
  * plain files through, so one path reads both and the bounds checks differ only in how
  * many data bytes the file can possibly hold. */
 #include "herd/data.h"
+#include "io/input_file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -59,20 +60,16 @@ herd_status herd_idx_read(const char *path, uint8_t **data, int *ndim, int64_t d
     *data = NULL;
     *ndim = 0;
 
-    if (stat(path, &sb) != 0) {
-        st = herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        st = herd_fail(err, HERD_EIO, "%s: not a regular file", path);
-        goto fail;
-    }
+    int fd;
+    if ((st = herdi_input_open(path, &fd, &sb, err))) goto fail;
     if (sb.st_size == 0) {
+        close(fd);
         st = herd_fail(err, HERD_EFORMAT, "%s: empty file (expected an IDX header)", path);
         goto fail;
     }
-    gz = gzopen(path, "rb");
+    gz = gzdopen(fd, "rb");
     if (!gz) {
+        close(fd);
         st = herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
         goto fail;
     }

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/stat.h>
 
 #include "data/image_decode.h"
+#include "io/input_file.h"
 
 typedef struct folder_impl {
     char **files;    /* n paths */
@@ -88,11 +90,14 @@ static herd_status list_dir(const char *dir, int want_dirs, name_list *out, herd
 static herd_status read_whole(const char *path, uint8_t **buf, size_t *len, uint64_t *stamp, herd_error *err) {
     struct stat sb;
     *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0) {
-        fclose(f);
-        return herd_fail(err, HERD_EFORMAT, "%s: empty or not a regular file", path);
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, &sb, err);
+    if (st) return st;
+    FILE *f = sb.st_size > 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        close(fd);
+        return sb.st_size > 0 ? herd_fail(err, HERD_ENOMEM, "%s: out of memory", path)
+                              : herd_fail(err, HERD_EFORMAT, "%s: empty file", path);
     }
     *len = (size_t)sb.st_size;
     if (stamp) *stamp = file_stamp(&sb);

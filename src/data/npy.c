@@ -4,6 +4,7 @@
 #include "herd/data.h"
 #include "data/mapped_read.h"
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -182,12 +183,8 @@ static herd_status npy_map(const char *path, npy_array *a, herd_error *err) {
     struct stat sb;
     herd_status st;
     memset(a, 0, sizeof *a);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return herd_fail(err, HERD_EIO, "%s: not a regular file", path);
-    }
+    int fd;
+    if ((st = herdi_input_open(path, &fd, &sb, err))) return st;
     if (sb.st_size < 10) {
         close(fd);
         return herd_fail(err, HERD_EFORMAT, "%s: %lld bytes is too short for a .npy header", path,

@@ -22,6 +22,7 @@
 #include "data/mapped_read.h"
 #include "data/parquet_column.h"
 #include "data/parquet_meta.h"
+#include "io/input_file.h"
 
 #define MAX_FILES 1000000
 #define MAX_DEPTH 32
@@ -217,13 +218,10 @@ static herd_status read_partitions(pq_file *f, const char *base, herd_error *err
 }
 
 static herd_status map_file(pq_file *f, herd_error *err) {
-    int fd = open(f->path, O_RDONLY);
-    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", f->path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return herd_fail(err, HERD_EIO, "%s: not a regular file", f->path);
-    }
+    herd_status st = herdi_input_open(f->path, &fd, &sb, err);
+    if (st) return st;
     f->size = (size_t)sb.st_size;
     if (f->size < 12) {
         close(fd);

@@ -16,6 +16,7 @@
 #include "data/mapped_read.h"
 #include "data/shard_format.h"
 #include "io/crc32c.h"
+#include "io/input_file.h"
 
 /* Little-endian fields, read byte by byte so the format is the same on any host. */
 static uint64_t get_le(const uint8_t *p, int bytes) {
@@ -56,12 +57,9 @@ static void shard_impl_free(shard_impl *im) {
 /* Maps one shard and checks its header and index (never its records). */
 static herd_status shard_map(shard_file *f, const char *path, int shape[4], herd_error *err) {
     struct stat sb;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return herd_fail(err, HERD_EIO, "%s: not a regular file", path);
-    }
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, &sb, err);
+    if (st) return st;
     if (sb.st_size < (off_t)HEADER_BYTES) {
         close(fd);
         return herd_fail(err, HERD_EFORMAT, "%s: %lld bytes is too short for a shard header (%u)", path,

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/category.h"
 #include "data/row_table.h"
+#include "io/input_file.h"
 
 /* sqlite3_errmsg is one line already; the source is "sqlite:FILE". A damaged file is a
  * format error, a failing disk an I/O error, anything else the query's fault. */
@@ -42,6 +44,9 @@ herd_status herd_sqlite_open_with(herd_dataset **out, const char *db_path, const
     const char *label_column = opt->target ? opt->target : opt->label && *opt->label ? opt->label : "label";
     categories cats;
     if ((st = herdi_categories_init(&cats, opt->cat, opt->hash_rows, opt->hash_seed, source, err))) return st;
+    int fd;
+    if ((st = herdi_input_open(db_path, &fd, NULL, err))) goto done;
+    close(fd);
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         st = sql_fail(db, db_path, HERD_EIO, "cannot open", err);
         goto done;

@@ -49,6 +49,9 @@ static herd_status map_block(const herd_dataset *ds, int64_t begin, int64_t end,
                 if (p[k] < mn[c]) mn[c] = p[k];
                 if (p[k] > mx[c]) mx[c] = p[k];
             }
+            if (!isfinite(s) || !isfinite(q)) /* a float's square is finite in double: a NaN or Inf is there */
+                return herd_fail(err, HERD_EFORMAT, "%s: sample %lld: channel %d holds a non-finite value (NaN/Inf)",
+                                 ds->source, (long long)i, c);
             sum[c] += s, sq[c] += q;
         }
     }

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/text_internal.h"
 #include "herd/data.h"
+#include "io/input_file.h"
 
 static const char *const tokenizer_names[] = {"byte", "char", "word"};
 
@@ -83,8 +85,14 @@ static int64_t tokenize(const herd_text_options *o, const char *path, long line,
 }
 
 static herd_status read_all(const char *path, unsigned char **text, size_t *len, herd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    if (st) return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    }
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
     for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {

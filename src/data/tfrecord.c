@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/crc32c.h"
+#include "io/input_file.h"
 #include "data/image_decode.h"
 #include "io/pb_wire.h"
 
@@ -358,13 +359,9 @@ static herd_status index_file(tfr_impl *im, int file, int32_t *max_label, uint8_
                               herd_error *err) {
     const char *path = im->paths[file];
     struct stat sb;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    herd_status st = HERD_OK;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = herd_fail(err, HERD_EIO, "%s: not a regular file", path);
-        goto done;
-    }
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, &sb, err);
+    if (st) return st;
     uint64_t size = (uint64_t)sb.st_size, at = 0;
     for (int64_t k = 0; at < size; k++) {
         uint8_t hdr[12];

@@ -13,6 +13,7 @@
 #include "data/text_internal.h"
 #include "data/tokens_format.h"
 #include "io/crc32c.h"
+#include "io/input_file.h"
 
 struct herd_tokens {
     char *path;
@@ -85,15 +86,11 @@ herd_status herd_tokens_open(herd_tokens **out, const char *path, herd_error *er
     }
     herd_status st;
     struct stat sb;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        st = herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < (off_t)TOKENS_HEADER) {
+    int fd;
+    if ((st = herdi_input_open(path, &fd, &sb, err))) goto fail;
+    if (sb.st_size < (off_t)TOKENS_HEADER) {
         close(fd);
-        st = herd_fail(err, HERD_EFORMAT, "%s: not a token file (%s)", path,
-                       S_ISREG(sb.st_mode) ? "shorter than its 72-byte header" : "not a regular file");
+        st = herd_fail(err, HERD_EFORMAT, "%s: not a token file (shorter than its 72-byte header)", path);
         goto fail;
     }
     t->map_len = (size_t)sb.st_size;

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/text_internal.h"
 #include "data/tokens_format.h"
 #include "io/atomic_file.h"
 #include "io/crc32c.h"
+#include "io/input_file.h"
 
 #define PIECE ((size_t)4 << 20)
 
@@ -63,8 +65,13 @@ static herd_status stream_pieces(text_stream *t, piece *out, int max, int *got, 
     while (*got < max) {
         if (!t->f && !t->eof) {
             if (t->file >= t->npaths) break;
-            if (!(t->f = fopen(t->paths[t->file], "rb")))
-                return herd_fail(err, HERD_EIO, "%s: cannot open: %s", t->paths[t->file], strerror(errno));
+            int fd;
+            herd_status st = herdi_input_open(t->paths[t->file], &fd, NULL, err);
+            if (st) return st;
+            if (!(t->f = fdopen(fd, "rb"))) {
+                close(fd);
+                return herd_fail(err, HERD_ENOMEM, "%s: out of memory", t->paths[t->file]);
+            }
             t->line = 1;
         }
         if (!t->eof && t->filled < t->cap) {
@@ -304,6 +311,11 @@ herd_status herd_tokens_write(const char *dst, const char *const *paths, int npa
         }
         qsort(order, keep, sizeof *order, by_bytes);
         V = (int)keep + has_unk;
+        if (V < 2) { /* the reader (and a model's classes) need two ids */
+            st = herd_fail(err, HERD_EFORMAT, "%s: the text holds one distinct %s token only; a token file needs at "
+                           "least 2", paths[0], herdi_text_tokenizer_name(kind));
+            goto done;
+        }
         static const char *const unk_text[] = {"", "\xEF\xBF\xBD", "<unk>"}; /* U+FFFD for chars */
         for (size_t e = 0; e < keep; e++) vlen += 2 + maps[0].entries[order[e]].len;
         vlen += has_unk ? 2 + strlen(unk_text[kind]) : 0;

@@ -13,6 +13,7 @@
 
 #include "io/onnx_proto.h"
 #include "io/pb_wire.h"
+#include "io/input_file.h"
 
 typedef struct decoder {
     onnx_graph *g;
@@ -472,24 +473,21 @@ herd_status herdi_onnx_decode_file(onnx_graph *g, const char *path, herd_error *
     memset(g, 0, sizeof *g);
     g->path = path;
     decoder d = {g, err};
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(&d, HERD_EIO, "cannot open: %s", strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return fail(&d, HERD_EIO, "not a regular file");
-    }
+    herd_status st = herdi_input_open(path, &fd, &sb, err);
+    if (st) return st;
     if ((uint64_t)sb.st_size > ONNX_MAX_FILE_BYTES) {
-        fclose(f);
+        close(fd);
         return fail(&d, HERD_EUNSUPPORTED, "%lld bytes: larger than protobuf's 2 GiB limit", (long long)sb.st_size);
     }
     size_t n = (size_t)sb.st_size;
     if (n == 0) {
-        fclose(f);
+        close(fd);
         return fail(&d, HERD_EFORMAT, "empty file");
     }
-    void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fileno(f), 0);
-    fclose(f);
+    void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
     if (map == MAP_FAILED) return fail(&d, HERD_EIO, "cannot map %zu bytes: %s", n, strerror(errno));
     g->file = map;
     g->mapped = 1;

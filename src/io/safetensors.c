@@ -12,6 +12,7 @@
 
 #include "io/atomic_file.h"
 #include "io/json.h"
+#include "io/input_file.h"
 
 /* The reference implementation's cap on the JSON header. */
 #define HEADER_MAX (100u * 1000u * 1000u)
@@ -375,16 +376,8 @@ herd_status herd_safetensors_open(herd_safetensors **out, const char *path, herd
         st = herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        st = herd_fail(err, HERD_EIO, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        st = herd_fail(err, HERD_EIO, "%s: not a regular file", path);
-        goto fail;
-    }
+    if ((st = herdi_input_open(path, &fd, &sb, err))) goto fail;
     size_t fsize = (size_t)sb.st_size;
     if (fsize < 8) {
         st = herd_fail(err, HERD_EFORMAT, "%s: truncated: %zu bytes, shorter than the 8-byte header length", path,

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "herd/onnx.h"
+#include "io/input_file.h"
 #include "model/model_internal.h"
 
 #define MAX_TOKENS 32
@@ -349,8 +351,14 @@ herd_status herd_model_parse(herd_model **out, const char *text, const char *fil
 }
 
 herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return herd_fail(err, HERD_EIO, "%s: cannot open model spec: %s", path, strerror(errno));
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    if (st) return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    }
     enum { MAX_SPEC = 1 << 20 };
     char *buf = malloc(MAX_SPEC + 1);
     if (!buf) {
@@ -370,7 +378,9 @@ herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error 
         return herd_fail(err, HERD_ESPEC, "%s: not a text file (contains a NUL byte)", path);
     }
     buf[n] = 0;
-    herd_status st = herd_model_parse(out, buf, path, err);
+    /* a UTF-8 byte order mark, as Windows editors write, is not part of the text */
+    size_t bom = n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    st = herd_model_parse(out, buf + bom, path, err);
     free(buf);
     return st;
 }

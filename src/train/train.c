@@ -218,7 +218,28 @@ void herd_trainer_destroy(herd_trainer *t) {
 float herd_trainer_lr(const herd_trainer *t) { return t->lr; }
 herd_metrics *herd_trainer_metrics(herd_trainer *t) { return &t->metrics; }
 
-static herd_status nonfinite_error(herd_model *m, int B, int64_t step, int grads, herd_error *err) {
+/* The first of the B batch rows whose f32 model input holds a NaN or Inf, or -1. */
+static int nonfinite_input_row(herd_model *m, int B) {
+    for (int k = 0; k < herd_model_input_count(m); k++) {
+        herd_tensor in = herd_model_input_desc(m, k, NULL);
+        int64_t n = herd_tensor_numel(&in);
+        const float *x = in.data;
+        for (int b = 0; in.dtype == HERD_F32 && x && b < B; b++)
+            for (int64_t i = 0; i < n; i++)
+                if (!isfinite(x[(int64_t)b * n + i])) return b;
+    }
+    return -1;
+}
+
+/* A non-finite loss (grads = 0; the batch's rows are idx[0..B) of ds) or gradient: names the
+ * input sample when the data holds the NaN/Inf, else the first layer that made one. */
+static herd_status nonfinite_error(herd_model *m, const herd_dataset *ds, const int64_t *idx, int B, int64_t step,
+                                   int grads, herd_error *err) {
+    int row = grads ? -1 : nonfinite_input_row(m, B);
+    if (row >= 0)
+        return herd_fail(err, HERD_ENUMERIC, "%s: sample %lld holds a non-finite input value (NaN/Inf) (step %lld); "
+                         "the data, not the training, is at fault", ds ? ds->source : "the data",
+                         idx ? (long long)idx[row] : (long long)row, (long long)step);
     int at = herd_model_first_nonfinite(m, B, grads);
     if (at >= 0) {
         herd_layer_info info;
@@ -305,7 +326,8 @@ static herd_status step_inner(herd_trainer *t, const herd_dataset *ds, const int
         float loss;
         if ((st = herd_strategy_compute(s, &part, &loss, acc, err))) return st;
         /* skip mode goes on: the non-finite gradients then skip the step on every rank alike */
-        if (!isfinite(loss) && !t->cfg.skip_nonfinite) return nonfinite_error(m, part.count, t->step, 0, err);
+        if (!isfinite(loss) && !t->cfg.skip_nonfinite)
+            return nonfinite_error(m, ds, idx ? idx + lo : NULL, part.count, t->step, 0, err);
         res->samples += part.count;
         if (t->sparse_x && (st = herd_sparse_exchange_group_done(t->sparse_x, p, part.count, err))) return st;
         if (t->shard && (st = herd_embedding_shard_group_done(t->shard, p, part.count, err))) return st;
@@ -342,7 +364,7 @@ static herd_status finish_update(herd_trainer *t, herd_step_result *res, herd_er
     for (int k = 0; k < t->n_sparse; k++) herd_clip_scale(sg[k].values, sg[k].rows * sg[k].dim, norm, t->cfg.clip_norm);
     t->phases.update += herd_now() - t0;
     int skip = !isfinite(norm);
-    if (skip && !t->cfg.skip_nonfinite) return nonfinite_error(m, res->samples, t->step, 1, err);
+    if (skip && !t->cfg.skip_nonfinite) return nonfinite_error(m, NULL, NULL, res->samples, t->step, 1, err);
     res->skipped = skip; /* no update; the step still counts, so schedules and resume stay aligned */
     /* the update: the time the strategy waited in it (pushes to servers) counts as exchange */
     double w0 = herd_strategy_wait_seconds(s);

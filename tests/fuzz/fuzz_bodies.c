@@ -63,7 +63,7 @@ static char scratch_dir[256];
 
 static void scratch_cleanup(void) {
     static const char *const names[] = {"fuzz.idx", "fuzz.idx.gz", "fuzz.parquet", "fuzz_batch.bin", "fuzz.safetensors",
-                                        "fuzz_a.txt", "fuzz_b.txt", "fuzz.tok",
+                                        "fuzz_a.txt", "fuzz_b.txt", "fuzz.tok", "fuzz_b.tok",
                                         "ckpt/ckpt-0000000001.safetensors", "ckpt", NULL};
     char p[512];
     for (int i = 0; names[i]; i++) {
@@ -96,7 +96,8 @@ static void check_error(herd_status st, const herd_error *err, const char *prefi
     if (st > 0 || st < HERD_ESTOPPED) fuzz_fail("%s: status %d is not a herd_status", what, st);
     if (st == HERD_EINTERNAL) fuzz_fail("%s: internal error: %s", what, err->msg);
     if (!err->msg[0]) fuzz_fail("%s: status %d without a message", what, st);
-    if (strchr(err->msg, '\n')) fuzz_fail("%s: message spans lines: %s", what, err->msg);
+    for (const char *c = err->msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7F) fuzz_fail("%s: message holds control character %d: %s", what, *c, err->msg);
     if (prefix && strncmp(err->msg, prefix, strlen(prefix)) != 0)
         fuzz_fail("%s: message does not start with '%s': %s", what, prefix, err->msg);
 }
@@ -397,6 +398,87 @@ int fuzz_tokens(const uint8_t *data, size_t size) {
         check_dataset(HERD_OK, tr, &err, NULL, "lm train");
         if (va) check_dataset(HERD_OK, va, &err, NULL, "lm validation");
     }
+    return 0;
+}
+
+/* Tokenizing a text into a token file (herd convert --tokenizer): byte 0 picks the tokenizer,
+ * whether byte 1 caps the vocabulary (2..9 ids, the rest one unknown id) and 1 or 2 threads; the
+ * rest is the text. A failure is one line naming the text file and leaves no token file (nor its
+ * temp file); an accepted text gives a file that opens with info's counts and ids below its
+ * vocabulary, written the same by 1 and 2 threads; without a cap its ids decode back to the
+ * text (byte, char) or to its non-blank bytes (word). */
+static int is_blank(uint8_t c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+
+static void tokenize_check_decoded(const herd_tokens *t, const int32_t *ids, int64_t n, int word, const uint8_t *text,
+                                   size_t len) {
+    size_t at = 0;
+    char buf[256];
+    for (int64_t i = 0; i < n; i++) {
+        size_t k = herd_tokens_decode(t, ids[i], buf, sizeof buf);
+        if (word && k && buf[k - 1] == ' ') k--; /* a word decodes followed by a space */
+        while (word && at < len && is_blank(text[at])) at++;
+        if (k == 0 || at + k > len || memcmp(text + at, buf, k) != 0)
+            fuzz_fail("tokenize: id %lld (%d) decodes to '%.*s', not the text at byte %zu", (long long)i, ids[i], (int)k,
+                      buf, at);
+        at += k;
+    }
+    while (word && at < len && is_blank(text[at])) at++;
+    if (at != len) fuzz_fail("tokenize: the ids decode to %zu of the text's %zu bytes", at, len);
+}
+
+int fuzz_tokenize(const uint8_t *data, size_t size) {
+    if (size < 2 || size > (1 << 16)) return 0;
+    char txt[512], tok[512], tok2[512];
+    snprintf(txt, sizeof txt, "%s", scratch_path("fuzz_a.txt"));
+    snprintf(tok, sizeof tok, "%s", scratch_path("fuzz.tok"));
+    snprintf(tok2, sizeof tok2, "%s", scratch_path("fuzz_b.tok"));
+    const uint8_t *text = data + 2;
+    size_t len = size - 2;
+    write_file(txt, text, len);
+    remove(tok);
+    herd_tokens_options o = {(herd_text_tokenizer)(data[0] % 3), data[0] & 4 ? 2 + data[1] % 8 : 0, data[0] & 8 ? 2 : 1};
+    if (o.tokenizer == HERD_TOKENIZE_BYTE && o.vocab) o.vocab = data[1] & 1 ? 256 : 3; /* 3: refused */
+    const char *paths[1] = {txt};
+    herd_tokens_info info = {0};
+    herd_error err = {0};
+    herd_status st = herd_tokens_write(tok, paths, 1, &o, &info, &err);
+    check_error(st, &err, txt, "tokenize");
+    if (st) {
+        struct stat sb;
+        if (stat(tok, &sb) == 0) fuzz_fail("tokenize: failed (%s) but wrote %s", err.msg, tok);
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", tok, (int)getpid());
+        if (stat(tmp, &sb) == 0) fuzz_fail("tokenize: failed (%s) and left %s", err.msg, tmp);
+        return 0;
+    }
+    herd_tokens *t = NULL;
+    st = herd_tokens_open(&t, tok, &err);
+    if (st) fuzz_fail("tokenize: the file written does not open: %s", err.msg);
+    int64_t n = herd_tokens_count(t);
+    int V = herd_tokens_vocab(t);
+    if (n != info.tokens || V != info.vocab || n < 1 || n > (int64_t)len || (o.vocab && V > o.vocab) ||
+        info.unknown < 0 || info.unknown > n || (!o.vocab && info.unknown))
+        fuzz_fail("tokenize: %lld ids of %d (info: %lld of %d, %lld unknown) from %zu bytes", (long long)n, V,
+                  (long long)info.tokens, info.vocab, (long long)info.unknown, len);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    if (!ids) fuzz_fail("tokenize: no memory");
+    if (herd_tokens_read(t, 0, n, ids, &err)) fuzz_fail("tokenize: reading the ids written: %s", err.msg);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) fuzz_fail("tokenize: id %d of %d written", ids[i], V);
+    if (!o.vocab || o.tokenizer == HERD_TOKENIZE_BYTE)
+        tokenize_check_decoded(t, ids, n, o.tokenizer == HERD_TOKENIZE_WORD, text, len);
+    free(ids);
+    herd_tokens_close(t);
+    /* the file does not depend on the threads */
+    o.threads = 3 - o.threads;
+    st = herd_tokens_write(tok2, paths, 1, &o, NULL, &err);
+    if (st) fuzz_fail("tokenize: %d threads refuse what %d accepted: %s", o.threads, 3 - o.threads, err.msg);
+    FILE *a = fopen(tok, "rb"), *b = fopen(tok2, "rb");
+    int same = a && b;
+    for (int ca = 0, cb = 0; same && (ca != EOF || cb != EOF);) same = (ca = fgetc(a)) == (cb = fgetc(b));
+    if (a) fclose(a);
+    if (b) fclose(b);
+    if (!same) fuzz_fail("tokenize: 1 and 2 threads write different files");
     return 0;
 }
 
@@ -812,6 +894,12 @@ int fuzz_checkpoint(const uint8_t *data, size_t size) {
     check_error(st, &err, dir, "checkpoint load");
     if (st == HERD_OK && (pos.epoch < 0 || pos.step_in_epoch < 0 || ckpt_trainer->step < 0 || ckpt_trainer->opt.t < 0))
         fuzz_fail("checkpoint: negative position accepted");
+    /* herd train counts epochs in an int (at most 2^20 of them) and adds steps to the rest */
+    const int64_t big = (int64_t)1 << 50;
+    if (st == HERD_OK && (pos.epoch > (1 << 20) || pos.step_in_epoch > big || ckpt_trainer->step > big ||
+                          ckpt_trainer->opt.t > big))
+        fuzz_fail("checkpoint: position epoch %lld, step %lld accepted", (long long)pos.epoch,
+                  (long long)ckpt_trainer->step);
     return 0;
 }
 
@@ -944,6 +1032,6 @@ const fuzz_target fuzz_targets[] = {
     {"shard", fuzz_shard},
     {"cli", fuzz_cli},             {"psmsg", fuzz_psmsg},
     {"text", fuzz_text},           {"tokens", fuzz_tokens},
-    {"criteo", fuzz_criteo},
+    {"criteo", fuzz_criteo},       {"tokenize", fuzz_tokenize},
     {NULL, NULL},
 };

@@ -27,6 +27,7 @@ int fuzz_psmsg(const uint8_t *data, size_t size);
 int fuzz_text(const uint8_t *data, size_t size);
 int fuzz_tokens(const uint8_t *data, size_t size);
 int fuzz_criteo(const uint8_t *data, size_t size);
+int fuzz_tokenize(const uint8_t *data, size_t size);
 
 typedef struct fuzz_target {
     const char *name; /* also the folder under tests/fuzz/corpus and tests/fuzz/regressions */
