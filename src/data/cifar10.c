@@ -32,14 +32,9 @@ static herd_status cifar_file_records(const char *path, int64_t *records, herd_e
 
 static herd_status cifar_read_file(const char *path, int64_t records, uint8_t *images, int32_t *labels,
                                    herd_error *err) {
-    int fd;
-    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    FILE *f;
+    herd_status st = herdi_input_fopen(path, &f, err);
     if (st) return st;
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-    }
     for (int64_t r = 0; r < records; r++) {
         uint8_t label;
         if (fread(&label, 1, 1, f) != 1 ||

@@ -85,14 +85,9 @@ static int64_t tokenize(const herd_text_options *o, const char *path, long line,
 }
 
 static herd_status read_all(const char *path, unsigned char **text, size_t *len, herd_error *err) {
-    int fd;
-    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    FILE *f;
+    herd_status st = herdi_input_fopen(path, &f, err);
     if (st) return st;
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-    }
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
     for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {

@@ -36,3 +36,14 @@ herd_status herdi_input_open(const char *path, int *fd, struct stat *sb, herd_er
     *fd = f;
     return HERD_OK;
 }
+
+herd_status herdi_input_fopen(const char *path, FILE **f, herd_error *err) {
+    int fd;
+    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    if (st) return st;
+    if (!(*f = fdopen(fd, "rb"))) {
+        close(fd);
+        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
+    }
+    return HERD_OK;
+}

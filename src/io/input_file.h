@@ -4,6 +4,7 @@
 #ifndef HERD_IO_INPUT_FILE_H
 #define HERD_IO_INPUT_FILE_H
 
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "herd/core.h"
@@ -13,5 +14,7 @@
  * FIFO, a device, a socket) as HERD_EIO. On success *fd is a blocking descriptor and *sb
  * (when not NULL) the file's status. */
 herd_status herdi_input_open(const char *path, int *fd, struct stat *sb, herd_error *err);
+/* herdi_input_open as a stdio stream ("rb") */
+herd_status herdi_input_fopen(const char *path, FILE **f, herd_error *err);
 
 #endif

@@ -351,14 +351,9 @@ herd_status herd_model_parse(herd_model **out, const char *text, const char *fil
 }
 
 herd_status herd_model_load_spec(herd_model **out, const char *path, herd_error *err) {
-    int fd;
-    herd_status st = herdi_input_open(path, &fd, NULL, err);
+    FILE *f;
+    herd_status st = herdi_input_fopen(path, &f, err);
     if (st) return st;
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return herd_fail(err, HERD_ENOMEM, "%s: out of memory", path);
-    }
     enum { MAX_SPEC = 1 << 20 };
     char *buf = malloc(MAX_SPEC + 1);
     if (!buf) {
