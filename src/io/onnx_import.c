@@ -322,6 +322,14 @@ herd_status herdi_onnx_auto_pad(onnx_importer *x, const int64_t *k, const int64_
     return HERD_OK;
 }
 
+/* Links initializer t to the layer's slot (appended to the pending weights of the layer begun);
+ * the caller has checked there is room */
+static void pend_weight(onnx_importer *x, int slot, int t, int transpose, float scale, int broadcast) {
+    x->pend[x->n_pend].slot = slot, x->pend[x->n_pend].tensor = t, x->pend[x->n_pend].transpose = transpose;
+    x->pend[x->n_pend].scale = scale, x->pend[x->n_pend].broadcast = broadcast;
+    x->n_pend++;
+}
+
 herd_status herdi_onnx_weight(onnx_importer *x, int k, int slot, int transpose) {
     return herdi_onnx_weight_as(x, k, slot, transpose, 1.0f, 0);
 }
@@ -330,9 +338,7 @@ herd_status herdi_onnx_weight_as(onnx_importer *x, int k, int slot, int transpos
     int t = const_tensor(x, k);
     if (t < 0) return herdi_onnx_refuse(x, "input %d must be an initializer (a weight herd trains)", k);
     if (x->n_pend >= LAYER_MAX_SLOTS) return herdi_onnx_refuse(x, "too many weights");
-    x->pend[x->n_pend].slot = slot, x->pend[x->n_pend].tensor = t, x->pend[x->n_pend].transpose = transpose;
-    x->pend[x->n_pend].scale = scale, x->pend[x->n_pend].broadcast = broadcast;
-    x->n_pend++;
+    pend_weight(x, slot, t, transpose, scale, broadcast);
     x->claimed[k] = 1;
     return HERD_OK;
 }
@@ -686,10 +692,9 @@ static herd_status tr_input_scale(onnx_importer *im, const value *centered, int 
 
 /* ---- transformer patterns (herd's export of a GPT: layers/posemb.c, activation.c, attention.c) ---- */
 
-/* The value of a one-value constant called name (0: it is not one) */
-/* The scalar constant called name: an initializer, a translated Constant, or a Constant node
- * later in the graph (PyTorch writes each just before its reader, after the node a pattern
- * starts from) */
+/* The value of the one-value constant called name (0: it is not one): an initializer, a
+ * translated Constant, or a Constant node later in the graph (PyTorch writes each just before its
+ * reader, after the node a pattern starts from) */
 static int const_scalar_named(onnx_importer *im, onnx_str name, double *out) {
     value *v = find_value(im, name);
     int t = v ? (v->kind == V_CONST ? v->tensor : -1) : -1;
@@ -1041,11 +1046,7 @@ static herd_status tr_matmul(onnx_importer *im) {
     for (int l = 0; wt && l < im->n_links && !tie; l++)
         if (im->links[l].tensor == tw && im->m->nodes[im->links[l].node].kind == herdi_layer_kind_by_keyword("embedding") && im->links[l].slot == 0)
             tie = im->m->nodes[im->links[l].node].name;
-    if (!tie) {
-        im->pend[0].slot = 0, im->pend[0].tensor = tw, im->pend[0].transpose = !wt;
-        im->pend[0].scale = 1.0f, im->pend[0].broadcast = 0;
-        im->n_pend = 1;
-    }
+    if (!tie) pend_weight(im, 0, tw, !wt, 1.0f, 0);
     onnx_str out = n->out[0], name_from = n->out[0];
     int c = sole_consumer(im, n->out[0], im->node_index), tb = -1;
     if (c >= 0 && herdi_onnx_str_eq(im->g.nodes[c].op, "Add") && im->g.nodes[c].n_in == 2 && im->g.nodes[c].n_out >= 1) {
@@ -1057,9 +1058,7 @@ static herd_status tr_matmul(onnx_importer *im) {
     }
     herdi_onnx_arg(im, "units", "%lld", (long long)units);
     if (tb < 0) herdi_onnx_arg(im, "bias", "0");
-    else
-        im->pend[im->n_pend].slot = 1, im->pend[im->n_pend].tensor = tb, im->pend[im->n_pend].transpose = 0,
-        im->pend[im->n_pend].scale = 1.0f, im->pend[im->n_pend].broadcast = 0, im->n_pend++;
+    else pend_weight(im, 1, tb, 0, 1.0f, 0);
     if (tie) herdi_onnx_arg(im, "tie", "%s", tie);
     if (xnd == 3) herdi_onnx_arg(im, "positions", "1");
     return make_layer(im, &x->layer, 1, out, positions ? xnd + 1 : 2, name_from);
@@ -1316,11 +1315,8 @@ static herd_status tr_layernorm_parts(onnx_importer *im, value *x, int *matched)
     begin_layer(im, "layernorm");
     char e[32];
     herdi_onnx_arg(im, "eps", "%s", herdi_layer_float_str((float)eps, e, sizeof e));
-    for (int k = 0; k < 2; k++) {
-        im->pend[k].slot = k, im->pend[k].tensor = k ? b->tensor : w->tensor, im->pend[k].transpose = 0;
-        im->pend[k].scale = 1.0f, im->pend[k].broadcast = 0;
-    }
-    im->n_pend = 2;
+    pend_weight(im, 0, w->tensor, 0, 1.0f, 0);
+    pend_weight(im, 1, b->tensor, 0, 1.0f, 0);
     onnx_str out = im->g.nodes[bias].out[0];
     return make_layer(im, &x->layer, 1, out, x->rank, out);
 }
