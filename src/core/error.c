@@ -1,6 +1,8 @@
 /* Status names, error message formatting and checked allocation. */
 #include "herd/core.h"
 
+#include "core/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -33,27 +35,19 @@ const char *herd_status_str(herd_status st) {
  * U+2029) become one '?' each. */
 static void one_line(char *s) {
     unsigned char *r = (unsigned char *)s, *w = r;
+    size_t left = strlen(s);
     while (*r) {
-        unsigned c = *r;
-        int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
-        uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-        for (int k = 1; k < n; k++) {
-            if ((r[k] & 0xC0) != 0x80) { /* ends early (a NUL too) */
-                n = 0;
-                break;
-            }
-            cp = cp << 6 | (r[k] & 0x3F);
-        }
-        if (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) n = 0; /* overlong, surrogate */
-        if (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) n = 0;
+        uint32_t cp;
+        int n = herdi_utf8_next(r, left, &cp);
         if (n == 0) {
-            *w++ = '?', r++;
-        } else if (c == '\n' || c == '\r' || c == '\t') {
-            *w++ = ' ', r++;
+            *w++ = '?', r++, left--;
+        } else if (cp == '\n' || cp == '\r' || cp == '\t') {
+            *w++ = ' ', r++, left--;
         } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
-            *w++ = '?', r += n;
+            *w++ = '?', r += n, left -= (size_t)n;
         } else {
             for (int k = 0; k < n; k++) *w++ = *r++;
+            left -= (size_t)n;
         }
     }
     *w = 0;

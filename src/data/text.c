@@ -28,21 +28,6 @@ int herd_text_tokenizer_parse(const char *name, herd_text_tokenizer *out) {
     return 0;
 }
 
-int herdi_text_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
-    if (s[0] < 0x80) return *cp = s[0], 1;
-    int len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-    if (!len || (size_t)len > n || s[0] > 0xF4) return 0;
-    uint32_t v = s[0] & (0x7F >> len);
-    for (int k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        v = v << 6 | (s[k] & 0x3F);
-    }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 static uint32_t word_hash(const unsigned char *w, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (uint32_t)tolower(w[i])) * 16777619u;
@@ -60,7 +45,7 @@ static int64_t tokenize(const herd_text_options *o, const char *path, long line,
             id = (int32_t)text[i++] + 1;
         } else if (o->tokenizer == HERD_TOKENIZE_CHAR) {
             uint32_t cp;
-            int k = herdi_text_utf8_next(text + i, n - i, &cp);
+            int k = herdi_utf8_next(text + i, n - i, &cp);
             if (!k) {
                 long at = line;
                 for (size_t j = 0; j < i; j++) at += text[j] == '\n';

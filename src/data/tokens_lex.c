@@ -19,7 +19,7 @@ int herdi_tokens_lex(herd_text_tokenizer kind, const unsigned char *s, size_t n,
         p++;
     } else if (kind == HERD_TOKENIZE_CHAR) {
         uint32_t cp;
-        int k = herdi_text_utf8_next(s + p, n - p, &cp);
+        int k = herdi_utf8_next(s + p, n - p, &cp);
         if (!k) return *i = p, -1;
         p += (size_t)k;
     } else if (is_word_byte(s[p])) { /* words: runs of letters, digits and non-ASCII bytes; any other byte alone */
